@@ -1,0 +1,3 @@
+//! `chat-server`: see the modules.
+
+pub mod store;

@@ -1,0 +1,241 @@
+//! Storage: the [`MessageStore`] contract, its records, and the backends.
+//!
+//! Logical layout, the same in every backend:
+//! - messages keyed by `(conversation_id, seq)`, the value an encoded
+//!   `chat.v1.Message` (stored once, pushed as is);
+//! - idempotency records `(conversation_id, sender, client_msg_id) -> seq`;
+//! - conversations by id; members by `(conversation_id, user_id)` and the
+//!   reverse index by `(user_id, conversation_id)`;
+//! - users (id, display name, role) as last seen in a token;
+//! - the support queue (support conversations waiting for staff);
+//! - an epoch: a random id made when the store is created. Resume cursors are
+//!   valid only within one epoch.
+//!
+//! Sequence numbers are assigned by the conversation's owner, never by the
+//! store: `append` writes what it is given and is durable when it returns
+//! (fsync'd, or replicated at the configured consistency). Backends batch
+//! concurrent appends into one commit (group commit).
+//!
+//! Backends: [`embedded`] (the default, a local redb database). The ScyllaDB
+//! backend lands with the scale-out issue. [`conformance`] holds the tests every
+//! backend must pass.
+
+pub mod conformance;
+pub mod embedded;
+
+use bytes::Bytes;
+
+/// A store failure, precise enough to act on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database could not be opened or created.
+    #[error("cannot open store at {path}: {source}")]
+    Open {
+        /// Where.
+        path: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A read or write failed in the backend.
+    #[error("store {op} failed: {source}")]
+    Backend {
+        /// The operation ("append", "read_range"...).
+        op: &'static str,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A stored value does not decode (corruption or a newer format).
+    #[error("corrupt record in {table}: {detail}")]
+    Corrupt {
+        /// Which table.
+        table: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// An append would overwrite an existing `(conversation, seq)`.
+    #[error("seq {seq} of conversation {conversation_id} is already stored")]
+    SeqTaken {
+        /// The conversation.
+        conversation_id: u64,
+        /// The seq.
+        seq: u64,
+    },
+    /// The store is shutting down and takes no more writes.
+    #[error("store is closed")]
+    Closed,
+}
+
+/// Result of a store operation.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A message to append: already sequenced by the conversation's owner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    /// Conversation.
+    pub conversation_id: u64,
+    /// Its seq, the conversation's previous last seq + 1.
+    pub seq: u64,
+    /// Sender's user id (for the idempotency record).
+    pub sender_id: String,
+    /// Client message id (for the idempotency record; empty for system lines).
+    pub client_msg_id: String,
+    /// The encoded `chat.v1.Message`.
+    pub encoded: Bytes,
+}
+
+/// Conversation kinds, as stored (the wire enum's numbers).
+pub type Kind = i32;
+
+/// A conversation's metadata, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConversationRecord {
+    /// Id.
+    pub id: u64,
+    /// `chat.v1.ConversationKind` number.
+    pub kind: Kind,
+    /// Title (may be empty).
+    pub title: String,
+    /// Case id (kind CASE).
+    pub case_id: String,
+    /// Creator's user id.
+    pub created_by: String,
+    /// Creation time, ms since the Unix epoch.
+    pub created_at_ms: u64,
+    /// Archive time (0: active).
+    pub archived_at_ms: u64,
+    /// `chat.v1.SupportState` number (kind SUPPORT).
+    pub support_state: i32,
+    /// End-to-end encrypted conversation (reserved).
+    pub e2e: bool,
+    /// Retention in days (0: the server default).
+    pub retention_days: u32,
+    /// Legal hold: nothing is deleted while set.
+    pub legal_hold: bool,
+}
+
+/// One membership, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MemberRecord {
+    /// Conversation.
+    pub conversation_id: u64,
+    /// Member's user id.
+    pub user_id: String,
+    /// `chat.v1.MemberRole` number.
+    pub role: i32,
+    /// When they joined, ms since the Unix epoch.
+    pub joined_at_ms: u64,
+    /// Highest seq delivered to any of their devices.
+    pub delivered_seq: u64,
+    /// Highest seq they have read.
+    pub read_seq: u64,
+}
+
+/// A user as last seen in a token.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UserRecord {
+    /// Id (the token's `sub`).
+    pub id: String,
+    /// Display name.
+    pub display_name: String,
+    /// `chat.v1.Role` number.
+    pub role: i32,
+}
+
+/// Which way a history read goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Oldest first, from just after `after`.
+    Forward,
+    /// Newest first from just before `before` (the result is still returned
+    /// in ascending seq order).
+    Backward,
+}
+
+/// A read of a conversation's messages with `after < seq < before`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    /// Exclusive lower bound (0: from the start).
+    pub after: u64,
+    /// Exclusive upper bound (`u64::MAX`: to the end).
+    pub before: u64,
+    /// Most messages to return.
+    pub limit: usize,
+    /// Which end the `limit` counts from.
+    pub direction: Direction,
+}
+
+/// What a create-if-absent did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// The conversation is new.
+    New,
+    /// A conversation with this id existed; nothing was written.
+    Existing(ConversationRecord),
+}
+
+/// The storage contract. Every method is durable on return when it writes.
+///
+/// Implementations are shared by all shards (`Send + Sync`) and must not hold
+/// a lock across a commit that other shards' appends would wait on for long:
+/// concurrent appends are batched into one commit.
+#[allow(async_fn_in_trait)]
+pub trait MessageStore: Send + Sync + 'static {
+    /// The store's epoch (see the module docs).
+    fn epoch(&self) -> &str;
+
+    /// Appends sequenced messages and their idempotency records, durably, in
+    /// one commit. Fails with [`StoreError::SeqTaken`] (writing nothing of the
+    /// call) if any `(conversation, seq)` exists.
+    async fn append(&self, msgs: Vec<NewMessage>) -> StoreResult<()>;
+
+    /// The seq stored for `(conversation, sender, client_msg_id)`, if any.
+    async fn find_client_msg(&self, conversation_id: u64, sender_id: &str, client_msg_id: &str) -> StoreResult<Option<u64>>;
+
+    /// The highest stored seq of a conversation (0 if none).
+    async fn last_seq(&self, conversation_id: u64) -> StoreResult<u64>;
+
+    /// Encoded messages in a range, ascending by seq.
+    async fn read_range(&self, conversation_id: u64, range: Range) -> StoreResult<Vec<(u64, Bytes)>>;
+
+    /// Creates a conversation with its first members, unless one with this id
+    /// exists (then nothing is written and the existing one is returned).
+    async fn create_conversation(&self, conv: &ConversationRecord, members: &[MemberRecord]) -> StoreResult<Created>;
+
+    /// A conversation's metadata.
+    async fn get_conversation(&self, id: u64) -> StoreResult<Option<ConversationRecord>>;
+
+    /// Replaces a conversation's metadata (archive, support state, settings);
+    /// keeps the support queue in step with `support_state`.
+    async fn update_conversation(&self, conv: &ConversationRecord) -> StoreResult<()>;
+
+    /// Adds or replaces a membership (both indexes).
+    async fn put_member(&self, member: &MemberRecord) -> StoreResult<()>;
+
+    /// Removes a membership (both indexes). Removing an absent one is not an error.
+    async fn remove_member(&self, conversation_id: u64, user_id: &str) -> StoreResult<()>;
+
+    /// A conversation's members.
+    async fn members(&self, conversation_id: u64) -> StoreResult<Vec<MemberRecord>>;
+
+    /// One membership.
+    async fn member(&self, conversation_id: u64, user_id: &str) -> StoreResult<Option<MemberRecord>>;
+
+    /// The ids of the conversations a user belongs to.
+    async fn user_conversations(&self, user_id: &str) -> StoreResult<Vec<u64>>;
+
+    /// Moves a member's delivered and read watermarks forward (never back;
+    /// a value of 0 leaves that watermark as it is). No-op if not a member.
+    async fn advance_watermarks(&self, conversation_id: u64, user_id: &str, delivered: u64, read: u64) -> StoreResult<()>;
+
+    /// Support conversations waiting for staff, oldest first.
+    async fn support_queue(&self) -> StoreResult<Vec<u64>>;
+
+    /// Records a user as seen in a token.
+    async fn upsert_user(&self, user: &UserRecord) -> StoreResult<()>;
+
+    /// Users by id (unknown ids are skipped).
+    async fn get_users(&self, ids: &[String]) -> StoreResult<Vec<UserRecord>>;
+}
