@@ -45,7 +45,10 @@ pub struct FrameDecoder {
 impl FrameDecoder {
     /// A decoder that refuses frames longer than `max_frame` bytes.
     pub fn new(max_frame: usize) -> Self {
-        Self { max_frame, skipping: 0 }
+        Self {
+            max_frame,
+            skipping: 0,
+        }
     }
 
     /// The limit this decoder enforces.
@@ -75,7 +78,11 @@ impl FrameDecoder {
             let n = (len as usize).min(buf.len());
             buf.advance(n);
             self.skipping = len - n as u64;
-            return Err(FrameError::TooLarge { len, max: self.max_frame, command_id });
+            return Err(FrameError::TooLarge {
+                len,
+                max: self.max_frame,
+                command_id,
+            });
         }
         let len = len as usize;
         if buf.len() < prefix + len {
