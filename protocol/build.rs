@@ -5,8 +5,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto = root.join("chat/v1/chat.proto");
     println!("cargo:rerun-if-changed={}", root.display());
     let fds = protox::compile([&proto], [&root])?;
-    prost_build::Config::new()
-        .bytes(["."])
-        .compile_fds(fds)?;
+    prost_build::Config::new().bytes(["."]).compile_fds(fds)?;
     Ok(())
 }

@@ -45,7 +45,10 @@ pub struct FrameDecoder {
 impl FrameDecoder {
     /// A decoder that refuses frames longer than `max_frame` bytes.
     pub fn new(max_frame: usize) -> Self {
-        Self { max_frame, skipping: 0 }
+        Self {
+            max_frame,
+            skipping: 0,
+        }
     }
 
     /// The limit this decoder enforces.
@@ -56,12 +59,16 @@ impl FrameDecoder {
     /// Takes the next whole frame out of `buf`, if there is one.
     ///
     /// Returns `Ok(None)` when more bytes are needed. Never allocates: the
-    /// returned frame is split off `buf`.
+    /// returned frame is split off `buf`, and `buf` is never grown here, so
+    /// memory follows the bytes that actually arrived, not what a length
+    /// prefix announces. While a frame is incomplete `buf` holds at most its
+    /// prefix and `max_frame - 1` bytes of it (or, for an oversize frame, its
+    /// first few bytes until the command id can be read).
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
         if self.skipping > 0 {
-            let n = (self.skipping as usize).min(buf.len());
-            buf.advance(n);
-            self.skipping -= n as u64;
+            let n = self.skipping.min(buf.len() as u64);
+            buf.advance(n as usize);
+            self.skipping -= n;
             if self.skipping > 0 {
                 return Ok(None);
             }
@@ -70,17 +77,26 @@ impl FrameDecoder {
             return Ok(None);
         };
         if len > self.max_frame as u64 {
+            // Wait for the frame's first bytes (at most PEEK_BYTES), so that
+            // the command id does not depend on where the stream was split;
+            // never look past the frame's own end.
+            let peek = len.min(PEEK_BYTES as u64) as usize;
+            if buf.len() < prefix + peek {
+                return Ok(None);
+            }
             buf.advance(prefix);
-            let command_id = peek_command_id(&buf[..buf.len().min(PEEK_BYTES)]);
-            let n = (len as usize).min(buf.len());
-            buf.advance(n);
-            self.skipping = len - n as u64;
-            return Err(FrameError::TooLarge { len, max: self.max_frame, command_id });
+            let command_id = peek_command_id(&buf[..peek]);
+            let n = len.min(buf.len() as u64);
+            buf.advance(n as usize);
+            self.skipping = len - n;
+            return Err(FrameError::TooLarge {
+                len,
+                max: self.max_frame,
+                command_id,
+            });
         }
         let len = len as usize;
         if buf.len() < prefix + len {
-            // Reserve once so the rest of the frame lands without regrowing.
-            buf.reserve(prefix + len - buf.len());
             return Ok(None);
         }
         buf.advance(prefix);

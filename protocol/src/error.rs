@@ -46,12 +46,27 @@ pub struct WireError {
 impl WireError {
     /// An error with a code and a message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), retry_after: None, limit: None }
+        Self {
+            code,
+            message: message.into(),
+            retry_after: None,
+            limit: None,
+        }
     }
 
     /// A limit was hit: says which, and when to retry.
-    pub fn limited(code: ErrorCode, limit: &'static str, message: impl Into<String>, retry_after: Option<Duration>) -> Self {
-        Self { code, message: message.into(), retry_after, limit: Some(limit) }
+    pub fn limited(
+        code: ErrorCode,
+        limit: &'static str,
+        message: impl Into<String>,
+        retry_after: Option<Duration>,
+    ) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            retry_after,
+            limit: Some(limit),
+        }
     }
 
     /// What the client should do.
@@ -112,16 +127,33 @@ mod tests {
 
     #[test]
     fn classes_follow_ranges() {
-        assert_eq!(ErrorClass::of(ErrorCode::RateLimited as i32), ErrorClass::Temporary);
-        assert_eq!(ErrorClass::of(ErrorCode::NotMember as i32), ErrorClass::Final);
-        assert_eq!(ErrorClass::of(ErrorCode::SlowConsumer as i32), ErrorClass::Reconnect);
-        assert_eq!(ErrorClass::of(ErrorCode::TokenExpired as i32), ErrorClass::Fatal);
+        assert_eq!(
+            ErrorClass::of(ErrorCode::RateLimited as i32),
+            ErrorClass::Temporary
+        );
+        assert_eq!(
+            ErrorClass::of(ErrorCode::NotMember as i32),
+            ErrorClass::Final
+        );
+        assert_eq!(
+            ErrorClass::of(ErrorCode::SlowConsumer as i32),
+            ErrorClass::Reconnect
+        );
+        assert_eq!(
+            ErrorClass::of(ErrorCode::TokenExpired as i32),
+            ErrorClass::Fatal
+        );
         assert_eq!(ErrorClass::of(1999), ErrorClass::Temporary);
     }
 
     #[test]
     fn round_trips_through_proto() {
-        let e = WireError::limited(ErrorCode::RateLimited, "messages_per_minute", "slow down", Some(Duration::from_millis(600)));
+        let e = WireError::limited(
+            ErrorCode::RateLimited,
+            "messages_per_minute",
+            "slow down",
+            Some(Duration::from_millis(600)),
+        );
         let back = WireError::from_proto(&e.to_proto());
         assert_eq!(back.code(), Some(ErrorCode::RateLimited));
         assert_eq!(back.retry_after, Some(Duration::from_millis(600)));

@@ -10,6 +10,8 @@
 
 pub mod codec;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod limits;
 pub mod sequencer;
 
