@@ -1,1 +1,110 @@
-fn main(){}
+//! `chatd`: the chat server binary. `chatd serve` runs it; `chatd token` mints
+//! a development token; `chatd config` prints the effective configuration.
+
+use anyhow::Context;
+use chat_server::config::Config;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "chatd", version, about = "Real-time chat server (QUIC + WebTransport)")]
+struct Cli {
+    /// TOML configuration file (values there are overridden by CHAT_* variables and flags).
+    #[arg(long, short, global = true, env = "CHAT_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server.
+    Serve {
+        /// UDP address for both transports.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Number of shards (0: one per core).
+        #[arg(long)]
+        shards: Option<usize>,
+        /// Data directory (store, dev certificate).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Mint a development token (HS256 with the configured secret).
+    Token {
+        /// User id.
+        #[arg(long)]
+        user: String,
+        /// advocate, client or admin.
+        #[arg(long, default_value = "advocate")]
+        role: String,
+        /// Display name (default: the user id).
+        #[arg(long)]
+        name: Option<String>,
+        /// Lifetime in hours.
+        #[arg(long, default_value_t = 24)]
+        hours: u64,
+    },
+    /// Print the effective configuration as TOML.
+    Config,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CHAT_LOG").unwrap_or_else(|_| "info,quinn=warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let mut cfg = Config::load(cli.config.as_deref())?;
+    match cli.cmd {
+        Cmd::Serve { listen, shards, data_dir } => {
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
+            if let Some(s) = shards {
+                cfg.shards = s;
+            }
+            if let Some(d) = data_dir {
+                cfg.data_dir = d;
+            }
+            cfg.check()?;
+            serve(cfg)
+        }
+        Cmd::Token { user, role, name, hours } => {
+            chat_server::auth::parse_role(&role).with_context(|| format!("role {role:?} is not advocate, client or admin"))?;
+            chat_protocol::limits::check_user_id(&user)?;
+            let name = name.unwrap_or_else(|| user.clone());
+            println!("{}", chat_server::auth::mint_hs256(&cfg.auth.hs256_secret, &user, &name, &role, Duration::from_secs(hours * 3600)));
+            Ok(())
+        }
+        Cmd::Config => {
+            print!("{}", cfg.to_toml());
+            Ok(())
+        }
+    }
+}
+
+fn serve(cfg: Config) -> anyhow::Result<()> {
+    if cfg.auth.public_key.is_none() && cfg.auth.hs256_secret == chat_server::config::DEV_SECRET {
+        tracing::warn!("auth uses the built-in development secret; set auth.hs256_secret or auth.public_key in production");
+    }
+    let shards = cfg.shard_count();
+    let data_dir = cfg.data_dir.clone();
+    let handle = chat_server::start(cfg)?;
+    println!("chatd listening on {} (udp: QUIC ALPN chat/1 and WebTransport https://localhost:{}/chat), {shards} shards", handle.addr(), handle.addr().port());
+    println!("certificate sha256: {}{}", handle.cert_sha256(), if handle.dev_cert() { " (dev certificate; pin it by this hash)" } else { "" });
+    println!("data directory: {}  store epoch: {}", data_dir.display(), handle.epoch());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r?,
+            _ = term.recv() => {}
+        }
+        anyhow::Ok(())
+    })?;
+    tracing::info!("shutting down: draining sessions and flushing the store");
+    handle.shutdown();
+    Ok(())
+}

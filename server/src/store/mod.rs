@@ -23,6 +23,10 @@
 pub mod conformance;
 pub mod embedded;
 
+/// The store the server runs on. Today the embedded one; when the ScyllaDB
+/// backend lands this becomes an enum chosen from `store.backend`.
+pub type Store = embedded::EmbeddedStore;
+
 use bytes::Bytes;
 
 /// A store failure, precise enough to act on.

@@ -1,0 +1,182 @@
+//! Token verification (and minting of dev tokens): a JWT in `Hello.token`
+//! with the user id (`sub`), display name (`name`) and role (`role`:
+//! `advocate`, `client` or `admin`). HS256 with a shared secret in development,
+//! RS256 or EdDSA with a public key in production.
+
+use crate::config::AuthConfig;
+use chat_protocol::WireError;
+use chat_protocol::v1::{ErrorCode, Role};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, SystemTime};
+
+/// The claims we read and write.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// User id.
+    pub sub: String,
+    /// Display name (defaults to the id).
+    #[serde(default)]
+    pub name: String,
+    /// "advocate", "client" or "admin".
+    pub role: String,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: u64,
+    /// Issued at.
+    #[serde(default)]
+    pub iat: u64,
+    /// Issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Audience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+/// Who a verified token says the user is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// User id.
+    pub user_id: String,
+    /// Display name.
+    pub display_name: String,
+    /// Role.
+    pub role: Role,
+}
+
+/// Parses a role name.
+pub fn parse_role(s: &str) -> Option<Role> {
+    match s {
+        "advocate" => Some(Role::Advocate),
+        "client" => Some(Role::Client),
+        "admin" => Some(Role::Admin),
+        _ => None,
+    }
+}
+
+/// Verifies tokens against the configured key.
+pub struct Verifier {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier").field("algorithms", &self.validation.algorithms).finish()
+    }
+}
+
+/// Why a verifier could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthSetupError {
+    /// The public key file could not be read.
+    #[error("cannot read public key {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The key or algorithm is not usable.
+    #[error("bad auth key: {0}")]
+    Key(String),
+}
+
+impl Verifier {
+    /// Builds a verifier from config.
+    pub fn new(cfg: &AuthConfig) -> Result<Self, AuthSetupError> {
+        let (key, alg) = match &cfg.public_key {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|source| AuthSetupError::Read { path: path.display().to_string(), source })?;
+                match cfg.public_key_alg.as_str() {
+                    "RS256" => (DecodingKey::from_rsa_pem(&pem).map_err(|e| AuthSetupError::Key(e.to_string()))?, Algorithm::RS256),
+                    "EdDSA" => (DecodingKey::from_ed_pem(&pem).map_err(|e| AuthSetupError::Key(e.to_string()))?, Algorithm::EdDSA),
+                    other => return Err(AuthSetupError::Key(format!("unsupported public_key_alg {other:?} (RS256 or EdDSA)"))),
+                }
+            }
+            None => {
+                if cfg.hs256_secret.len() < 16 {
+                    return Err(AuthSetupError::Key("auth.hs256_secret must be at least 16 bytes".into()));
+                }
+                (DecodingKey::from_secret(cfg.hs256_secret.as_bytes()), Algorithm::HS256)
+            }
+        };
+        let mut validation = Validation::new(alg);
+        validation.leeway = cfg.leeway_secs;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.validate_aud = cfg.audience.is_some();
+        if let Some(aud) = &cfg.audience {
+            validation.set_audience(&[aud]);
+        }
+        if let Some(iss) = &cfg.issuer {
+            validation.set_issuer(&[iss]);
+        }
+        Ok(Self { key, validation })
+    }
+
+    /// Verifies a token: the identity, or the precise reason it is refused.
+    pub fn verify(&self, token: &str) -> Result<Identity, WireError> {
+        if token.is_empty() {
+            return Err(WireError::new(ErrorCode::Unauthenticated, "missing token"));
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => WireError::new(ErrorCode::TokenExpired, "token expired"),
+            ErrorKind::InvalidSignature => WireError::new(ErrorCode::Unauthenticated, "token signature is invalid"),
+            ErrorKind::InvalidAlgorithm => WireError::new(ErrorCode::Unauthenticated, "token algorithm is not accepted"),
+            ErrorKind::ImmatureSignature => WireError::new(ErrorCode::Unauthenticated, "token is not valid yet"),
+            ErrorKind::InvalidIssuer => WireError::new(ErrorCode::Unauthenticated, "token issuer is not accepted"),
+            ErrorKind::InvalidAudience => WireError::new(ErrorCode::Unauthenticated, "token audience is not accepted"),
+            ErrorKind::MissingRequiredClaim(c) => WireError::new(ErrorCode::Unauthenticated, format!("token lacks the {c} claim")),
+            _ => WireError::new(ErrorCode::Unauthenticated, format!("malformed token: {e}")),
+        })?;
+        let c = data.claims;
+        chat_protocol::limits::check_user_id(&c.sub)
+            .map_err(|e| WireError::new(ErrorCode::Unauthenticated, format!("token subject: {e}")))?;
+        let role = parse_role(&c.role)
+            .ok_or_else(|| WireError::new(ErrorCode::Unauthenticated, format!("token role {:?} is not advocate, client or admin", c.role)))?;
+        let display_name = if c.name.trim().is_empty() { c.sub.clone() } else { c.name.chars().take(128).collect() };
+        Ok(Identity { user_id: c.sub, display_name, role })
+    }
+}
+
+/// Mints an HS256 token (development and tests).
+pub fn mint_hs256(secret: &str, user: &str, name: &str, role: &str, ttl: Duration) -> String {
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
+    let claims = Claims { sub: user.into(), name: name.into(), role: role.into(), exp: now + ttl.as_secs(), iat: now, iss: None, aud: None };
+    mint_claims(secret, &claims)
+}
+
+/// Mints an HS256 token with exactly these claims (tests use it for expired tokens).
+pub fn mint_claims(secret: &str, claims: &Claims) -> String {
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret.as_bytes()))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verifier() -> Verifier {
+        Verifier::new(&AuthConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn good_token() {
+        let t = mint_hs256(crate::config::DEV_SECRET, "alice", "Alice A.", "advocate", Duration::from_secs(60));
+        let id = verifier().verify(&t).unwrap();
+        assert_eq!(id, Identity { user_id: "alice".into(), display_name: "Alice A.".into(), role: Role::Advocate });
+    }
+
+    #[test]
+    fn refusals_are_precise() {
+        let v = verifier();
+        assert_eq!(v.verify("").unwrap_err().code, ErrorCode::Unauthenticated);
+        assert_eq!(v.verify("not.a.jwt").unwrap_err().code, ErrorCode::Unauthenticated);
+        let forged = mint_hs256("another-secret-of-16+", "alice", "", "admin", Duration::from_secs(60));
+        assert!(v.verify(&forged).unwrap_err().message.contains("signature"));
+        let old = Claims { sub: "alice".into(), name: String::new(), role: "client".into(), exp: 1_000, iat: 0, iss: None, aud: None };
+        assert_eq!(v.verify(&mint_claims(crate::config::DEV_SECRET, &old)).unwrap_err().code, ErrorCode::TokenExpired);
+        let bad_role = mint_hs256(crate::config::DEV_SECRET, "alice", "", "judge", Duration::from_secs(60));
+        assert!(v.verify(&bad_role).unwrap_err().message.contains("judge"));
+    }
+}

@@ -1,0 +1,251 @@
+//! The one typed configuration tree: defaults, then a TOML file, then
+//! `CHAT_*` environment variables (nested keys joined by `__`, e.g.
+//! `CHAT_LIMITS__MESSAGES_PER_MINUTE=500`), then command-line flags.
+//! Unknown keys are refused, so a typo never silently falls back to a default.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Everything `chatd` can be told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// UDP address for QUIC and WebTransport (one port serves both). Default `[::]:4433`.
+    pub listen: SocketAddr,
+    /// Number of shards (threads); 0 means one per core. Default 0.
+    pub shards: usize,
+    /// Directory for the store and the dev certificate. Default `./data`.
+    pub data_dir: PathBuf,
+    /// This node's name, shown in `Welcome` and logs. Default: the host name or "chatd".
+    pub node_name: String,
+    /// TLS settings.
+    pub tls: TlsConfig,
+    /// Token verification.
+    pub auth: AuthConfig,
+    /// Abuse and size limits.
+    pub limits: LimitsConfig,
+    /// Storage backend.
+    pub store: StoreConfig,
+    /// Session tuning.
+    pub session: SessionConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "[::]:4433".parse().expect("valid default address"),
+            shards: 0,
+            data_dir: PathBuf::from("data"),
+            node_name: std::env::var("HOSTNAME").unwrap_or_else(|_| "chatd".into()),
+            tls: TlsConfig::default(),
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
+            store: StoreConfig::default(),
+            session: SessionConfig::default(),
+        }
+    }
+}
+
+/// Where the certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain. Empty (default): a self-signed dev certificate
+    /// (ECDSA P-256, 14 days, renewed when near expiry) under `data_dir/tls/`.
+    pub cert: Option<PathBuf>,
+    /// PEM private key (with `cert`).
+    pub key: Option<PathBuf>,
+    /// Extra host names for the dev certificate (always: localhost, 127.0.0.1, ::1).
+    pub dev_names: Vec<String>,
+}
+
+/// How tokens are verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// HS256 shared secret (development). Default: a fixed dev secret, logged
+    /// as a warning at start. Ignored when `public_key` is set.
+    pub hs256_secret: String,
+    /// PEM public key for RS256 or EdDSA tokens (production).
+    pub public_key: Option<PathBuf>,
+    /// Algorithm of `public_key`: "RS256" or "EdDSA". Default "RS256".
+    pub public_key_alg: String,
+    /// Required `iss` claim, if set.
+    pub issuer: Option<String>,
+    /// Required `aud` claim, if set.
+    pub audience: Option<String>,
+    /// Clock skew tolerated on `exp`/`nbf`, seconds. Default 30.
+    pub leeway_secs: u64,
+}
+
+/// The development secret used when none is configured.
+pub const DEV_SECRET: &str = "chatd-dev-secret-change-me";
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            hs256_secret: DEV_SECRET.into(),
+            public_key: None,
+            public_key_alg: "RS256".into(),
+            issuer: None,
+            audience: None,
+            leeway_secs: 30,
+        }
+    }
+}
+
+/// Limits; each, when hit, is answered with an error naming it and when to retry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Messages per minute per user. Default 100.
+    pub messages_per_minute: u32,
+    /// New connections per minute per IP address. Default 5.
+    pub connections_per_minute_per_ip: u32,
+    /// Longest message text in bytes. Default 10240.
+    pub max_text_bytes: usize,
+    /// Longest client frame in bytes. Default 65536.
+    pub max_frame_bytes: usize,
+    /// Most members of one conversation. Default 10000.
+    pub max_members: usize,
+    /// Typing indicator auto-stop, milliseconds. Default 3000.
+    pub typing_timeout_ms: u64,
+    /// Most concurrent connections per shard (beyond: refused). Default 100000.
+    pub max_connections_per_shard: usize,
+    /// Bad frames tolerated per connection per minute before it is closed. Default 20.
+    pub bad_frames_per_minute: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            messages_per_minute: 100,
+            connections_per_minute_per_ip: 5,
+            max_text_bytes: chat_protocol::limits::DEFAULT_MAX_TEXT_BYTES,
+            max_frame_bytes: 64 * 1024,
+            max_members: 10_000,
+            typing_timeout_ms: 3_000,
+            max_connections_per_shard: 100_000,
+            bad_frames_per_minute: 20,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The protocol-level limits these settings imply.
+    pub fn protocol(&self) -> chat_protocol::Limits {
+        chat_protocol::Limits {
+            max_text_bytes: self.max_text_bytes,
+            max_client_frame: self.max_frame_bytes,
+            max_members: self.max_members,
+            ..chat_protocol::Limits::default()
+        }
+    }
+}
+
+/// Which store, and its settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Backend: "embedded" (default). "scylla" arrives with the scale-out work.
+    pub backend: String,
+    /// fsync every commit (default true). false is for benchmarks only: an
+    /// acknowledged message may then be lost in a power cut.
+    pub fsync: bool,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { backend: "embedded".into(), fsync: true }
+    }
+}
+
+/// Per-connection tuning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// Time allowed from connection to `Hello`, milliseconds. Default 10000.
+    pub handshake_timeout_ms: u64,
+    /// Pushes queued per connection before it is paged to the store. Default 1024.
+    pub outbound_queue: usize,
+    /// A write blocked this long closes the connection as a slow consumer, ms. Default 30000.
+    pub write_timeout_ms: u64,
+    /// QUIC idle timeout, milliseconds. Default 30000.
+    pub idle_timeout_ms: u64,
+    /// Conversations above this many members get no delivered-receipt pushes
+    /// (read receipts still go out, coalesced). Default 100.
+    pub receipts_max_members: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            handshake_timeout_ms: 10_000,
+            outbound_queue: 1024,
+            write_timeout_ms: 30_000,
+            idle_timeout_ms: 30_000,
+            receipts_max_members: 100,
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value is missing, mistyped or unknown.
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    /// A combination that cannot work.
+    #[error("invalid configuration: {0}")]
+    Inconsistent(String),
+}
+
+impl Config {
+    /// Defaults, then the TOML file (if given), then `CHAT_*` variables.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        use figment::providers::{Env, Format, Serialized, Toml};
+        let mut fig = figment::Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            fig = fig.merge(Toml::file_exact(f));
+        }
+        fig = fig.merge(Env::prefixed("CHAT_").split("__"));
+        let cfg: Config = fig.extract().map_err(Box::new)?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Refuses combinations that cannot work.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.store.backend != "embedded" {
+            return Err(ConfigError::Inconsistent(format!(
+                "store.backend = {:?}: only \"embedded\" is available in this build",
+                self.store.backend
+            )));
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(ConfigError::Inconsistent("tls.cert and tls.key go together".into()));
+        }
+        if self.limits.max_frame_bytes < self.limits.max_text_bytes + 1024 {
+            return Err(ConfigError::Inconsistent("limits.max_frame_bytes must exceed max_text_bytes by at least 1024".into()));
+        }
+        if self.limits.messages_per_minute == 0 || self.limits.connections_per_minute_per_ip == 0 {
+            return Err(ConfigError::Inconsistent("rate limits must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// The number of shards to run.
+    pub fn shard_count(&self) -> usize {
+        if self.shards > 0 {
+            self.shards
+        } else {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        }
+    }
+
+    /// The effective configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))
+    }
+}

@@ -1,0 +1,289 @@
+//! Starting and stopping a server: binds one UDP port shared by all shards
+//! (`SO_REUSEPORT`), starts one thread per shard, and wires the mesh, the
+//! store and the verifier. The library takes a [`Config`] and returns a
+//! [`ServerHandle`]; it reads no flags or environment of its own, so tests can
+//! start as many servers as they like on port 0.
+
+use crate::auth::Verifier;
+use crate::config::Config;
+use crate::shard::{Mesh, PresenceMsg, ShardMsg, ShardState};
+use crate::store::{MessageStore, Store, embedded::EmbeddedConfig};
+use crate::{conversation, session, tls, transport};
+use anyhow::Context;
+use chat_protocol::WireError;
+use chat_protocol::v1::ErrorCode;
+use governor::{Quota, RateLimiter, clock::Clock};
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+type KeyedLimiter<K> = RateLimiter<K, governor::state::keyed::DefaultKeyedStateStore<K>, governor::clock::DefaultClock>;
+
+/// Capacity of each shard's mailbox.
+const MAILBOX: usize = 16 * 1024;
+
+/// What every shard shares (immutable, or internally synchronised off the message path).
+pub struct Shared {
+    /// The configuration in force.
+    pub cfg: Config,
+    /// Protocol limits derived from it.
+    pub limits: chat_protocol::Limits,
+    /// The store.
+    pub store: Arc<Store>,
+    /// The mesh of shard mailboxes.
+    pub mesh: Mesh,
+    /// Token verifier.
+    pub verifier: Verifier,
+    /// New connections per IP (connection path only, never the message path).
+    conn_limiter: KeyedLimiter<IpAddr>,
+    session_ids: AtomicU64,
+}
+
+impl Shared {
+    /// A process-unique session id.
+    pub fn next_session_id(&self) -> u64 {
+        self.session_ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// None if `ip` may open a connection now, else how long to wait.
+    fn connection_refused_for(&self, ip: IpAddr) -> Option<Duration> {
+        self.conn_limiter.check_key(&ip).err().map(|nu| nu.wait_time_from(governor::clock::DefaultClock::default().now()))
+    }
+}
+
+/// One shard's context: the shared part plus what only this thread touches.
+pub struct ShardCtx {
+    /// Shared by all shards.
+    pub shared: Arc<Shared>,
+    /// This shard's state.
+    pub state: ShardState,
+    /// Flips to true when the server stops.
+    pub shutdown: watch::Receiver<bool>,
+    /// Messages per minute per user, counted on this shard.
+    msg_limiter: KeyedLimiter<Arc<str>>,
+}
+
+impl ShardCtx {
+    /// Checks the per-user message rate.
+    pub fn check_message_rate(&self, user: &Arc<str>) -> Result<(), WireError> {
+        self.msg_limiter.check_key(user).map_err(|nu| {
+            let wait = nu.wait_time_from(governor::clock::DefaultClock::default().now());
+            WireError::limited(
+                ErrorCode::RateLimited,
+                "messages_per_minute",
+                format!("more than {} messages per minute", self.shared.cfg.limits.messages_per_minute),
+                Some(wait.max(Duration::from_millis(1))),
+            )
+        })
+    }
+}
+
+/// A running server.
+pub struct ServerHandle {
+    addr: SocketAddr,
+    cert_sha256: String,
+    dev_cert: bool,
+    epoch: String,
+    shutdown: watch::Sender<bool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    store: Arc<Store>,
+}
+
+impl ServerHandle {
+    /// The bound UDP address (both transports).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// SHA-256 of the certificate (hex), for clients that pin it.
+    pub fn cert_sha256(&self) -> &str {
+        &self.cert_sha256
+    }
+
+    /// Whether the certificate is the self-signed dev one.
+    pub fn dev_cert(&self) -> bool {
+        self.dev_cert
+    }
+
+    /// The store's epoch.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    /// Stops: sessions are told (`Goodbye`, SHUTTING_DOWN) and closed, shards
+    /// finish what they hold, the store flushes. Blocks until done.
+    pub fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.threads {
+            let _ = t.join();
+        }
+        self.store.close();
+    }
+}
+
+/// Starts a server.
+pub fn start(cfg: Config) -> anyhow::Result<ServerHandle> {
+    // One crypto provider for the whole process (quinn, wtransport, later scylla and fred).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let shards = cfg.shard_count();
+    let identity = tls::load_identity(&cfg)?;
+    let cert_sha256 = identity.sha256_hex();
+    let server_config = tls::quinn_server_config(&identity, &cfg.session)?;
+    let store_cfg = EmbeddedConfig { fsync: cfg.store.fsync, ..EmbeddedConfig::default() };
+    let store = Arc::new(Store::open(&cfg.data_dir.join("store"), store_cfg)?);
+    let verifier = Verifier::new(&cfg.auth)?;
+    let (mesh, receivers) = Mesh::new(shards, MAILBOX);
+    let sockets = bind_shared(cfg.listen, shards)?;
+    let addr = sockets[0].local_addr()?;
+    let per_min = |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).expect("non-zero"));
+    let shared = Arc::new(Shared {
+        limits: cfg.limits.protocol(),
+        conn_limiter: RateLimiter::keyed(per_min(cfg.limits.connections_per_minute_per_ip)),
+        cfg,
+        store: store.clone(),
+        mesh,
+        verifier,
+        session_ids: AtomicU64::new(1),
+    });
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut threads = Vec::with_capacity(shards);
+    for (id, (socket, rx)) in sockets.into_iter().zip(receivers).enumerate() {
+        let shared = shared.clone();
+        let server_config = server_config.clone();
+        let shutdown = shutdown_rx.clone();
+        let t = std::thread::Builder::new().name(format!("shard-{id}")).spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => return tracing::error!(shard = id, error = %e, "cannot start runtime"),
+            };
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&rt, shard_main(id, shared, socket, server_config, rx, shutdown));
+        })?;
+        threads.push(t);
+    }
+    Ok(ServerHandle { addr, cert_sha256, dev_cert: identity.dev_expires.is_some(), epoch: store.epoch().to_string(), shutdown: shutdown_tx, threads, store })
+}
+
+/// Binds `n` UDP sockets to one address with `SO_REUSEPORT` (port 0: the
+/// first picks the port, the rest join it). `[::]` is dual-stack.
+fn bind_shared(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<std::net::UdpSocket>> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let mut out = Vec::with_capacity(n);
+    let mut addr = addr;
+    for _ in 0..n {
+        let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        if addr.is_ipv6() {
+            s.set_only_v6(false)?;
+        }
+        s.set_reuse_port(true)?;
+        let _ = s.set_recv_buffer_size(4 << 20);
+        let _ = s.set_send_buffer_size(4 << 20);
+        s.bind(&addr.into()).with_context(|| format!("bind {addr}"))?;
+        let s: std::net::UdpSocket = s.into();
+        addr = s.local_addr()?;
+        out.push(s);
+    }
+    Ok(out)
+}
+
+async fn shard_main(
+    id: usize,
+    shared: Arc<Shared>,
+    socket: std::net::UdpSocket,
+    server_config: quinn::ServerConfig,
+    rx: mpsc::Receiver<ShardMsg>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let per_min = Quota::per_minute(NonZeroU32::new(shared.cfg.limits.messages_per_minute.max(1)).expect("non-zero"));
+    let ctx = Rc::new(ShardCtx { shared: shared.clone(), state: ShardState::new(id), shutdown: shutdown.clone(), msg_limiter: RateLimiter::keyed(per_min) });
+    let endpoint = match quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(server_config), socket, Arc::new(quinn::TokioRuntime)) {
+        Ok(e) => e,
+        Err(e) => return tracing::error!(shard = id, error = %e, "cannot start endpoint"),
+    };
+    tokio::task::spawn_local(mailbox(ctx.clone(), rx));
+    let mut housekeeping = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            incoming = endpoint.accept() => {
+                let Some(incoming) = incoming else { break };
+                if ctx.state.sessions.borrow().count() >= shared.cfg.limits.max_connections_per_shard {
+                    incoming.refuse();
+                    continue;
+                }
+                let limited = shared.connection_refused_for(incoming.remote_address().ip());
+                let ctx = ctx.clone();
+                tokio::task::spawn_local(async move {
+                    match transport::accept(incoming).await {
+                        Ok(conn) => session::run(ctx, conn, limited).await,
+                        Err(e) => tracing::debug!(error = %e, "connection not established"),
+                    }
+                });
+            }
+            _ = housekeeping.tick() => {
+                ctx.msg_limiter.retain_recent();
+                if id == 0 {
+                    shared.conn_limiter.retain_recent();
+                }
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+    // Sessions see the same signal, say goodbye and close; give them a moment.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    endpoint.close((ErrorCode::ShuttingDown as u32).into(), b"server is shutting down");
+    let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
+    tracing::debug!(shard = id, "stopped");
+}
+
+/// The shard's mailbox: routes mesh messages to actors, sessions and presence.
+async fn mailbox(ctx: Rc<ShardCtx>, mut rx: mpsc::Receiver<ShardMsg>) {
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            ShardMsg::Conv(conv, m) => {
+                let mut m = m;
+                // An actor that stopped (unknown conversation) is replaced once.
+                for _ in 0..2 {
+                    let tx = ctx.state.actors.borrow_mut().entry(conv).or_insert_with(|| conversation::spawn(ctx.clone(), conv)).clone();
+                    match tx.send(m).await {
+                        Ok(()) => break,
+                        Err(back) => {
+                            ctx.state.actors.borrow_mut().remove(&conv);
+                            m = back.0;
+                        }
+                    }
+                }
+            }
+            ShardMsg::Fanout(conv, f) => {
+                for s in ctx.state.sessions.borrow().of_conv(conv) {
+                    s.deliver(conv, &f);
+                }
+            }
+            ShardMsg::User(user, ev) => {
+                for s in ctx.state.sessions.borrow().of_user(&user) {
+                    s.deliver_user(&ev);
+                }
+            }
+            ShardMsg::Presence(p) => {
+                let mut table = ctx.state.presence.borrow_mut();
+                match p {
+                    PresenceMsg::Connected(u, reply) => drop(reply.send(table.connect(u))),
+                    PresenceMsg::Disconnected(u, reply) => drop(reply.send(table.disconnect(&u))),
+                    PresenceMsg::Query(users, reply) => {
+                        let out = users
+                            .into_iter()
+                            .map(|u| {
+                                let (d, v) = table.get(&u);
+                                (u, d, v)
+                            })
+                            .collect();
+                        let _ = reply.send(out);
+                    }
+                }
+            }
+        }
+    }
+}

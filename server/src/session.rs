@@ -1,0 +1,903 @@
+//! One connection: handshake (token, resume cursors), request dispatch, and
+//! the outbound path that turns fan-outs into writes on the events stream.
+//!
+//! Outbound is where "nothing lost, nothing repeated, nothing reordered" is
+//! kept: per conversation the session remembers the last seq it wrote
+//! (`sent`). A message at `sent + 1` is written; one at or below `sent` is
+//! dropped; one above `sent + 1` first makes the session read the gap from the
+//! store. Resume, a full queue and a lost fan-out all take that same road, so
+//! there is one mechanism to trust rather than three.
+
+use crate::conversation::{AdminOp, Caller, ConvMsg};
+use crate::frames;
+use crate::server::ShardCtx;
+use crate::shard::{ConvId, Fanout, PresenceMsg, ShardMsg, UserEvent, home_shard, user_shard};
+use crate::store::{ConversationRecord, Direction, MemberRecord, MessageStore, Range, UserRecord};
+use crate::transport::{Conn, RecvStream, SendStream};
+use bytes::{Bytes, BytesMut};
+use chat_protocol::v1::{self, ConversationKind, ErrorCode, MemberRole, ReceiptKind, Role, client_frame, command, push, reply};
+use chat_protocol::{FrameDecoder, FrameError, WireError};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use prost::Message;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// What the shard hands a session.
+#[derive(Debug)]
+pub enum SessionMsg {
+    /// A fan-out of a subscribed conversation.
+    Fanout(ConvId, Fanout),
+    /// An event for this user.
+    User(UserEvent),
+}
+
+/// The shard's view of a session.
+pub struct SessionHandle {
+    /// Unique id.
+    pub id: u64,
+    /// Whose.
+    pub user: Arc<str>,
+    /// Its bounded inbox.
+    pub tx: mpsc::Sender<SessionMsg>,
+    /// Conversations it is subscribed to.
+    pub attached: RefCell<HashSet<ConvId>>,
+    /// Conversations whose fan-out was dropped (full inbox): fill from the store.
+    pub lagged: RefCell<HashSet<ConvId>>,
+    /// A user event was dropped: reload the conversation list.
+    pub lost_user_event: Cell<bool>,
+    /// Wakes the outbound task after a drop.
+    pub wake: Notify,
+}
+
+impl SessionHandle {
+    /// Hands a fan-out to the session; stored messages are never dropped
+    /// silently: a full inbox marks the conversation for a store fill.
+    pub fn deliver(&self, conv: ConvId, f: &Fanout) {
+        let stored = matches!(f, Fanout::Messages(_) | Fanout::Nudge { .. });
+        if self.tx.try_send(SessionMsg::Fanout(conv, f.clone())).is_err() && stored {
+            self.lagged.borrow_mut().insert(conv);
+            self.wake.notify_one();
+        }
+    }
+
+    /// Hands a user event to the session.
+    pub fn deliver_user(&self, ev: &UserEvent) {
+        if self.tx.try_send(SessionMsg::User(ev.clone())).is_err() {
+            self.lost_user_event.set(true);
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// Most requests in flight per connection; past it the session stops reading.
+const MAX_INFLIGHT: usize = 256;
+/// Messages read from the store per page when filling a gap.
+const FILL_PAGE: usize = 256;
+/// Default and largest conversation-list page.
+const LIST_PAGE: (u32, u32) = (50, 500);
+
+type CmdFuture = Pin<Box<dyn Future<Output = (u64, Result<reply::Result, WireError>)>>>;
+
+fn err(code: ErrorCode, msg: impl Into<String>) -> WireError {
+    WireError::new(code, msg)
+}
+
+/// Runs one connection to its end. `conn_limited` is set when the peer's
+/// address is over its connection rate: it gets a precise refusal.
+pub async fn run(ctx: Rc<ShardCtx>, conn: Conn, conn_limited: Option<Duration>) {
+    let remote = conn.remote();
+    let timeout = Duration::from_millis(ctx.shared.cfg.session.handshake_timeout_ms);
+    let hs = tokio::time::timeout(timeout, handshake(&ctx, &conn, conn_limited)).await;
+    let (mut ctl_tx, ctl_rx, dec, buf, hello, ident) = match hs {
+        Ok(Ok(v)) => v,
+        Ok(Err(Some((e, mut tx)))) => {
+            tracing::info!(%remote, error = %e, "handshake refused");
+            let _ = tx.write_all(&frames::error_reply(0, &e)).await;
+            tx.finish();
+            // Give the refusal a moment to reach the peer before the close.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            conn.close(e.code as u32, &e.message);
+            return;
+        }
+        Ok(Err(None)) => return,
+        Err(_) => {
+            conn.close(ErrorCode::HandshakeTimeout as u32, "no hello in time");
+            return;
+        }
+    };
+    let id = ctx.shared.next_session_id();
+    let (tx, rx) = mpsc::channel(ctx.shared.cfg.session.outbound_queue);
+    let handle = Rc::new(SessionHandle {
+        id,
+        user: Arc::from(ident.user_id.as_str()),
+        tx,
+        attached: RefCell::new(HashSet::new()),
+        lagged: RefCell::new(HashSet::new()),
+        lost_user_event: Cell::new(false),
+        wake: Notify::new(),
+    });
+    let caller = Caller { user: handle.user.clone(), role: ident.role };
+    let s = Rc::new(Session { ctx: ctx.clone(), conn: conn.clone(), handle: handle.clone(), caller, ident, contacts: RefCell::new(HashSet::new()) });
+    ctx.state.sessions.borrow_mut().add_user(&handle);
+    tracing::debug!(session = id, user = %handle.user, %remote, transport = conn.kind(), "connected");
+
+    let result = s.clone().serve(&mut ctl_tx, ctl_rx, dec, buf, hello, rx).await;
+    if let Err(e) = &result {
+        tracing::debug!(session = id, error = %e, "session ended");
+    }
+    s.cleanup().await;
+}
+
+type Handshake = (SendStream, RecvStream, FrameDecoder, BytesMut, v1::Hello, crate::auth::Identity);
+
+/// Reads `Hello` and checks the token. An error carries the control stream to answer on.
+async fn handshake(ctx: &ShardCtx, conn: &Conn, conn_limited: Option<Duration>) -> Result<Handshake, Option<(WireError, SendStream)>> {
+    let (tx, mut rx) = conn.accept_bi().await.map_err(|_| None)?;
+    if let Some(retry) = conn_limited {
+        let e = WireError::limited(
+            ErrorCode::ConnectionRateLimited,
+            "connections_per_minute_per_ip",
+            format!("more than {} new connections per minute from this address", ctx.shared.cfg.limits.connections_per_minute_per_ip),
+            Some(retry),
+        );
+        return Err(Some((e, tx)));
+    }
+    let mut dec = FrameDecoder::new(ctx.shared.cfg.limits.max_frame_bytes);
+    let mut buf = BytesMut::with_capacity(4096);
+    let frame = loop {
+        match dec.decode(&mut buf) {
+            Ok(Some(f)) => break f,
+            Ok(None) => {}
+            Err(e) => return Err(Some((err(ErrorCode::ProtocolViolation, format!("bad hello frame: {e}")), tx))),
+        }
+        let mut chunk = [0u8; 4096];
+        match rx.read(&mut chunk).await {
+            Ok(Some(n)) => buf.extend_from_slice(&chunk[..n]),
+            _ => return Err(None),
+        }
+    };
+    let hello = match v1::ClientFrame::decode(frame) {
+        Ok(v1::ClientFrame { kind: Some(client_frame::Kind::Hello(h)) }) => h,
+        Ok(_) => return Err(Some((err(ErrorCode::ProtocolViolation, "the first frame must be Hello"), tx))),
+        Err(e) => return Err(Some((err(ErrorCode::ProtocolViolation, format!("hello does not decode: {e}")), tx))),
+    };
+    if hello.protocol_version > chat_protocol::PROTOCOL_VERSION {
+        let e = err(ErrorCode::UnsupportedVersion, format!("protocol {} is not served; this server speaks {}", hello.protocol_version, chat_protocol::PROTOCOL_VERSION));
+        return Err(Some((e, tx)));
+    }
+    match ctx.shared.verifier.verify(&hello.token) {
+        Ok(ident) => Ok((tx, rx, dec, buf, hello, ident)),
+        Err(e) => Err(Some((e, tx))),
+    }
+}
+
+struct Session {
+    ctx: Rc<ShardCtx>,
+    conn: Conn,
+    handle: Rc<SessionHandle>,
+    caller: Caller,
+    ident: crate::auth::Identity,
+    /// Users who share a conversation with this one (presence is theirs to see).
+    contacts: RefCell<HashSet<Arc<str>>>,
+}
+
+impl Session {
+    fn store(&self) -> &crate::store::Store {
+        &self.ctx.shared.store
+    }
+
+    async fn serve(
+        self: Rc<Self>,
+        ctl_tx: &mut SendStream,
+        mut ctl_rx: RecvStream,
+        mut dec: FrameDecoder,
+        mut buf: BytesMut,
+        hello: v1::Hello,
+        inbox: mpsc::Receiver<SessionMsg>,
+    ) -> anyhow::Result<()> {
+        let user = &self.ident;
+        self.store()
+            .upsert_user(&UserRecord { id: user.user_id.clone(), display_name: user.display_name.clone(), role: user.role as i32 })
+            .await?;
+        // Subscribe to every conversation first: from here on nothing is missed.
+        let convs = self.store().user_conversations(&user.user_id).await?;
+        let mut heads = Vec::with_capacity(convs.len());
+        for conv in convs {
+            if let Some(head) = self.attach(conv).await {
+                heads.push(v1::Cursor { conversation_id: conv, seq: head });
+            }
+        }
+        let lim = &self.ctx.shared.cfg.limits;
+        let welcome = v1::Welcome {
+            user: Some(v1::User { id: user.user_id.clone(), display_name: user.display_name.clone(), role: user.role as i32 }),
+            epoch: self.store().epoch().to_string(),
+            session_id: self.handle.id,
+            heads: heads.clone(),
+            limits: Some(v1::Limits {
+                max_text_bytes: lim.max_text_bytes as u32,
+                max_frame_bytes: lim.max_frame_bytes as u32,
+                messages_per_minute: lim.messages_per_minute,
+                typing_timeout_ms: lim.typing_timeout_ms as u32,
+                max_members: lim.max_members as u32,
+            }),
+            server_time_ms: chat_protocol::unix_ms(std::time::SystemTime::now()),
+            node: self.ctx.shared.cfg.node_name.clone(),
+        };
+        let f = v1::ServerFrame { kind: Some(v1::server_frame::Kind::Welcome(welcome)) };
+        ctl_tx.write_all(&f.encode_length_delimited_to_vec()).await?;
+        let events = self.conn.open_uni().await?;
+
+        // Where each conversation starts for this connection.
+        let resume = hello.resume && hello.epoch == self.store().epoch();
+        let cursors: HashMap<u64, u64> = hello.cursors.iter().map(|c| (c.conversation_id, c.seq)).collect();
+        let mut sent = HashMap::new();
+        let mut initial = Vec::new();
+        for h in &heads {
+            let start = match cursors.get(&h.conversation_id) {
+                Some(&c) if resume => c.min(h.seq),
+                _ => h.seq,
+            };
+            sent.insert(h.conversation_id, start);
+            initial.push(h.conversation_id);
+        }
+        let resync = hello.resume && !resume;
+
+        let out = Outbound { s: self.clone(), events, sent, presence_seen: HashMap::new() };
+        let writer = tokio::task::spawn_local(out.run(inbox, initial, resync, hello.resume));
+
+        self.announce_presence(true).await;
+        let res = self.read_loop(ctl_tx, &mut ctl_rx, &mut dec, &mut buf).await;
+        writer.abort();
+        res
+    }
+
+    /// Subscribes to a conversation's fan-out; the head at that moment, or
+    /// None if the owner refuses (no longer a member).
+    async fn attach(&self, conv: ConvId) -> Option<u64> {
+        self.ctx.state.sessions.borrow_mut().subscribe(conv, &self.handle);
+        let (tx, rx) = oneshot::channel();
+        let msg = ConvMsg::Attach { shard: self.ctx.state.id, user: self.handle.user.clone(), reply: tx };
+        if self.ctx.shared.mesh.to_owner(conv, msg).await.is_ok() {
+            if let Ok(Ok(head)) = rx.await {
+                return Some(head);
+            }
+        }
+        self.detach(conv).await;
+        None
+    }
+
+    async fn detach(&self, conv: ConvId) {
+        let last = self.ctx.state.sessions.borrow_mut().unsubscribe(conv, self.handle.id);
+        if last {
+            let _ = self.ctx.shared.mesh.to_owner(conv, ConvMsg::Detach { shard: self.ctx.state.id }).await;
+        }
+    }
+
+    /// Registers this device with the user's home shard, and on a flip tells
+    /// every conversation of the user.
+    async fn announce_presence(&self, connected: bool) {
+        let mesh = &self.ctx.shared.mesh;
+        let (tx, rx) = oneshot::channel();
+        let user = self.handle.user.clone();
+        let msg = if connected { PresenceMsg::Connected(user.clone(), tx) } else { PresenceMsg::Disconnected(user.clone(), tx) };
+        if mesh.send(user_shard(&user, mesh.len()), ShardMsg::Presence(msg)).await.is_err() {
+            return;
+        }
+        let Ok(change) = rx.await else { return };
+        if !change.flipped {
+            return;
+        }
+        let convs: Vec<ConvId> = match self.store().user_conversations(&user).await {
+            Ok(v) => v,
+            Err(_) => return,
+        };
+        for conv in convs {
+            let _ = mesh.to_owner(conv, ConvMsg::Presence { user: user.clone(), online: connected, version: change.version }).await;
+        }
+    }
+
+    async fn cleanup(&self) {
+        let emptied = self.ctx.state.sessions.borrow_mut().remove(&self.handle);
+        for conv in emptied {
+            let _ = self.ctx.shared.mesh.to_owner(conv, ConvMsg::Detach { shard: self.ctx.state.id }).await;
+        }
+        self.announce_presence(false).await;
+        tracing::debug!(session = self.handle.id, "disconnected");
+    }
+
+    async fn read_loop(self: &Rc<Self>, ctl_tx: &mut SendStream, rx: &mut RecvStream, dec: &mut FrameDecoder, buf: &mut BytesMut) -> anyhow::Result<()> {
+        let mut inflight: FuturesUnordered<CmdFuture> = FuturesUnordered::new();
+        let mut chunk = vec![0u8; 16 * 1024];
+        let mut shutdown = self.ctx.shutdown.clone();
+        let bad_quota = governor::Quota::per_minute(std::num::NonZeroU32::new(self.ctx.shared.cfg.limits.bad_frames_per_minute.max(1)).expect("non-zero"));
+        let bad_frames = governor::RateLimiter::direct(bad_quota);
+        let write_timeout = Duration::from_millis(self.ctx.shared.cfg.session.write_timeout_ms);
+        loop {
+            // Take every whole frame already buffered.
+            while inflight.len() < MAX_INFLIGHT {
+                let frame = match dec.decode(buf) {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(FrameError::TooLarge { len, max, command_id }) => {
+                        let e = WireError::limited(ErrorCode::FrameTooLarge, "max_frame_bytes", format!("frame of {len} bytes is over the {max}-byte limit"), None);
+                        write_with_timeout(ctl_tx, &frames::error_reply(command_id.unwrap_or(0), &e), write_timeout).await?;
+                        if bad_frames.check().is_err() {
+                            return self.violation("too many bad frames").await;
+                        }
+                        continue;
+                    }
+                    Err(FrameError::BadPrefix) => return self.violation("frame length prefix is not a varint").await,
+                };
+                match v1::ClientFrame::decode(frame.clone()) {
+                    Ok(v1::ClientFrame { kind: Some(client_frame::Kind::Command(cmd)) }) => {
+                        if let Some(fut) = self.dispatch(cmd).await {
+                            inflight.push(fut);
+                        }
+                    }
+                    Ok(v1::ClientFrame { kind }) => {
+                        let what = if kind.is_some() { "Hello after the handshake" } else { "an empty frame" };
+                        let e = err(ErrorCode::Malformed, format!("expected a Command, got {what}"));
+                        write_with_timeout(ctl_tx, &frames::error_reply(0, &e), write_timeout).await?;
+                        if bad_frames.check().is_err() {
+                            return self.violation("too many bad frames").await;
+                        }
+                    }
+                    Err(de) => {
+                        let id = chat_protocol::peek_command_id(&frame).unwrap_or(0);
+                        let code = if de.to_string().contains("UTF-8") { ErrorCode::InvalidArgument } else { ErrorCode::Malformed };
+                        let e = err(code, format!("frame does not decode: {de}"));
+                        write_with_timeout(ctl_tx, &frames::error_reply(id, &e), write_timeout).await?;
+                        if bad_frames.check().is_err() {
+                            return self.violation("too many bad frames").await;
+                        }
+                    }
+                }
+            }
+            let can_read = inflight.len() < MAX_INFLIGHT;
+            tokio::select! {
+                r = rx.read(&mut chunk), if can_read => match r? {
+                    Some(n) => buf.extend_from_slice(&chunk[..n]),
+                    None => return Ok(()),
+                },
+                Some((id, res)) = inflight.next(), if !inflight.is_empty() => {
+                    let frame = match res {
+                        Ok(r) => frames::reply(id, r),
+                        Err(e) => frames::error_reply(id, &e),
+                    };
+                    write_with_timeout(ctl_tx, &frame, write_timeout).await?;
+                }
+                _ = shutdown.changed() => {
+                    let e = err(ErrorCode::ShuttingDown, "server is shutting down; reconnect");
+                    let _ = self.handle.tx.try_send(SessionMsg::User(UserEvent::Removed(0, frames::push(push::Event::Goodbye(v1::Goodbye { error: Some(e.to_proto()) })))));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    self.conn.close(ErrorCode::ShuttingDown as u32, "server is shutting down");
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    async fn violation(&self, why: &str) -> anyhow::Result<()> {
+        self.conn.close(ErrorCode::ProtocolViolation as u32, why);
+        anyhow::bail!("protocol violation: {why}")
+    }
+
+    /// Validates a command and starts it. Sends are forwarded to the owner
+    /// here, in arrival order, so one connection's messages keep their order.
+    async fn dispatch(self: &Rc<Self>, cmd: v1::Command) -> Option<CmdFuture> {
+        let id = cmd.id;
+        let Some(body) = cmd.body else {
+            let e = err(ErrorCode::UnknownCommand, "unknown or empty command");
+            return Some(Box::pin(async move { (id, Err(e)) }));
+        };
+        if let command::Body::SendMessage(m) = body {
+            return Some(match self.forward_send(m).await {
+                Ok(rx) => Box::pin(async move {
+                    let r = match rx.await {
+                        Ok(Ok(ok)) => Ok(reply::Result::SendMessage(ok)),
+                        Ok(Err(e)) => Err(e),
+                        Err(_) => Err(err(ErrorCode::Unavailable, "conversation owner went away; retry")),
+                    };
+                    (id, r)
+                }),
+                Err(e) => Box::pin(async move { (id, Err(e)) }),
+            });
+        }
+        let s = self.clone();
+        Some(Box::pin(async move { (id, s.execute(body).await) }))
+    }
+
+    async fn forward_send(&self, m: v1::SendMessage) -> Result<oneshot::Receiver<Result<v1::SendMessageOk, WireError>>, WireError> {
+        chat_protocol::limits::check_client_msg_id(&m.client_msg_id).map_err(|e| e.to_wire())?;
+        self.ctx.shared.limits.check_body(m.body.as_ref()).map_err(|e| e.to_wire())?;
+        if m.conversation_id == 0 {
+            return Err(err(ErrorCode::InvalidArgument, "conversation_id is required"));
+        }
+        self.ctx.check_message_rate(&self.handle.user)?;
+        let (tx, rx) = oneshot::channel();
+        let conv = m.conversation_id;
+        self.ctx
+            .shared
+            .mesh
+            .to_owner(conv, ConvMsg::Send { caller: self.caller.clone(), msg: m, reply: tx })
+            .await
+            .map_err(|_| err(ErrorCode::Unavailable, "shard unavailable"))?;
+        Ok(rx)
+    }
+
+    async fn ask_owner<T>(&self, conv: ConvId, make: impl FnOnce(oneshot::Sender<Result<T, WireError>>) -> ConvMsg) -> Result<T, WireError> {
+        if conv == 0 {
+            return Err(err(ErrorCode::InvalidArgument, "conversation_id is required"));
+        }
+        let (tx, rx) = oneshot::channel();
+        self.ctx.shared.mesh.to_owner(conv, make(tx)).await.map_err(|_| err(ErrorCode::Unavailable, "shard unavailable"))?;
+        rx.await.map_err(|_| err(ErrorCode::Unavailable, "conversation owner went away; retry"))?
+    }
+
+    async fn admin(&self, conv: ConvId, op: AdminOp) -> Result<reply::Result, WireError> {
+        let caller = self.caller.clone();
+        let s = self.ask_owner(conv, |reply| ConvMsg::Admin { caller, op, reply }).await?;
+        Ok(reply::Result::Conversation(v1::ConversationOk { summary: Some(s), existing: false }))
+    }
+
+    async fn execute(&self, body: command::Body) -> Result<reply::Result, WireError> {
+        use command::Body as B;
+        let ok = || Ok(reply::Result::Ok(v1::Empty {}));
+        match body {
+            B::SendMessage(_) => unreachable!("sends are forwarded in dispatch"),
+            B::GetHistory(h) => self.history(h).await,
+            B::CreateConversation(c) => self.create(c).await,
+            B::ListConversations(l) => self.list(l).await,
+            B::GetConversation(g) => {
+                let (rec, me, count) = self.readable(g.conversation_id).await?;
+                let last = self.store().last_seq(rec.id).await.map_err(store_err)?;
+                let s = crate::conversation::summary(self.store(), &rec, count, last, me.as_ref()).await;
+                Ok(reply::Result::Conversation(v1::ConversationOk { summary: Some(s), existing: false }))
+            }
+            B::GetMembers(g) => {
+                let caller = self.caller.clone();
+                let members = self.ask_owner(g.conversation_id, |reply| ConvMsg::Members { caller, reply }).await?;
+                Ok(reply::Result::Members(v1::Members { conversation_id: g.conversation_id, members }))
+            }
+            B::JoinConversation(j) => self.admin(j.conversation_id, AdminOp::Join).await,
+            B::LeaveConversation(l) => self.admin(l.conversation_id, AdminOp::Leave).await,
+            B::AddMembers(a) => {
+                if a.user_ids.is_empty() || a.user_ids.len() > self.ctx.shared.limits.max_ids_per_request {
+                    return Err(err(ErrorCode::InvalidArgument, "user_ids: between 1 and 1000 ids"));
+                }
+                for u in &a.user_ids {
+                    chat_protocol::limits::check_user_id(u).map_err(|e| e.to_wire())?;
+                }
+                self.admin(a.conversation_id, AdminOp::Add(a.user_ids)).await
+            }
+            B::RemoveMember(r) => self.admin(r.conversation_id, AdminOp::Remove(r.user_id)).await,
+            B::SetMemberRole(r) => {
+                let role = MemberRole::try_from(r.role).map_err(|_| err(ErrorCode::InvalidArgument, "unknown member role"))?;
+                self.admin(r.conversation_id, AdminOp::SetRole(r.user_id, role)).await
+            }
+            B::ArchiveConversation(a) => self.admin(a.conversation_id, AdminOp::Archive(!a.unarchive)).await,
+            B::MarkRead(m) => self.receipt(m.conversation_id, ReceiptKind::Read, m.seq).await.and_then(|_| ok()),
+            B::MarkDelivered(m) => self.receipt(m.conversation_id, ReceiptKind::Delivered, m.seq).await.and_then(|_| ok()),
+            B::SetTyping(t) => {
+                if t.conversation_id == 0 {
+                    return Err(err(ErrorCode::InvalidArgument, "conversation_id is required"));
+                }
+                let msg = ConvMsg::Typing { user: self.handle.user.clone(), typing: t.typing };
+                self.ctx.shared.mesh.to_owner(t.conversation_id, msg).await.map_err(|_| err(ErrorCode::Unavailable, "shard unavailable"))?;
+                ok()
+            }
+            B::Ping(_) => Ok(reply::Result::Pong(v1::Pong { server_time_ms: chat_protocol::unix_ms(std::time::SystemTime::now()) })),
+            B::ListSupportQueue(_) => {
+                if self.ident.role != Role::Admin {
+                    return Err(err(ErrorCode::Forbidden, "only staff (admins) see the support queue"));
+                }
+                let ids = self.store().support_queue().await.map_err(store_err)?;
+                let mut out = Vec::new();
+                for id in ids {
+                    if let Ok((rec, _, count)) = self.readable(id).await {
+                        let last = self.store().last_seq(id).await.map_err(store_err)?;
+                        out.push(crate::conversation::summary(self.store(), &rec, count, last, None).await);
+                    }
+                }
+                Ok(reply::Result::Conversations(v1::ConversationList { conversations: out, next: String::new() }))
+            }
+            B::GetPresence(g) => {
+                if g.user_ids.len() > self.ctx.shared.limits.max_ids_per_request {
+                    return Err(err(ErrorCode::InvalidArgument, "too many user ids"));
+                }
+                let contacts = self.contacts.borrow().clone();
+                let asked: Vec<Arc<str>> = g.user_ids.iter().map(|u| Arc::from(u.as_str())).filter(|u| contacts.contains(u) || **u == *self.handle.user).collect();
+                let users = query_presence(&self.ctx, asked).await;
+                Ok(reply::Result::Presence(v1::PresenceList {
+                    users: users.into_iter().map(|(u, d, _)| v1::PresenceEvent { user_id: u.to_string(), online: d > 0, devices: d }).collect(),
+                }))
+            }
+        }
+    }
+
+    async fn receipt(&self, conv: ConvId, kind: ReceiptKind, seq: u64) -> Result<(), WireError> {
+        let user = self.handle.user.clone();
+        self.ask_owner(conv, |reply| ConvMsg::Receipt { user, kind, seq, reply: Some(reply) }).await
+    }
+
+    /// A conversation the caller may read: a member, or staff on a support one.
+    async fn readable(&self, conv: ConvId) -> Result<(ConversationRecord, Option<MemberRecord>, usize), WireError> {
+        let not_found = || err(ErrorCode::NotFound, format!("conversation {conv} does not exist"));
+        let rec = self.store().get_conversation(conv).await.map_err(store_err)?.ok_or_else(not_found)?;
+        let me = self.store().member(conv, &self.handle.user).await.map_err(store_err)?;
+        let staff = self.ident.role == Role::Admin && rec.kind == ConversationKind::Support as i32;
+        if me.is_none() && !staff {
+            return Err(err(ErrorCode::NotMember, format!("not a member of conversation {conv}")));
+        }
+        let count = self.store().members(conv).await.map_err(store_err)?.len();
+        Ok((rec, me, count))
+    }
+
+    async fn history(&self, h: v1::GetHistory) -> Result<reply::Result, WireError> {
+        self.readable(h.conversation_id).await?;
+        let max = self.ctx.shared.limits.max_history_page;
+        let limit = if h.limit == 0 { 50 } else { h.limit.min(max) } as usize;
+        let (direction, after, before) = if h.after_seq > 0 {
+            (Direction::Forward, h.after_seq, if h.before_seq > 0 { h.before_seq } else { u64::MAX })
+        } else {
+            (Direction::Backward, 0, if h.before_seq > 0 { h.before_seq } else { u64::MAX })
+        };
+        let range = Range { after, before, limit: limit + 1, direction };
+        let mut rows = self.store().read_range(h.conversation_id, range).await.map_err(store_err)?;
+        let has_more = rows.len() > limit;
+        if has_more {
+            match direction {
+                Direction::Forward => drop(rows.pop()),
+                Direction::Backward => drop(rows.remove(0)),
+            }
+        }
+        let messages = rows.iter().filter_map(|(_, b)| v1::Message::decode(b.as_ref()).ok()).collect();
+        Ok(reply::Result::History(v1::History { conversation_id: h.conversation_id, messages, has_more }))
+    }
+
+    async fn create(&self, c: v1::CreateConversation) -> Result<reply::Result, WireError> {
+        let kind = ConversationKind::try_from(c.kind).unwrap_or(ConversationKind::Unspecified);
+        let me = self.handle.user.to_string();
+        let role = self.ident.role;
+        let limits = &self.ctx.shared.limits;
+        limits.check_title(&c.title).map_err(|e| e.to_wire())?;
+        let mut others: Vec<String> = c.members.iter().filter(|u| **u != me).cloned().collect();
+        others.sort();
+        others.dedup();
+        for u in &others {
+            chat_protocol::limits::check_user_id(u).map_err(|e| e.to_wire())?;
+        }
+        if others.len() + 1 > limits.max_members {
+            return Err(WireError::limited(ErrorCode::TooManyMembers, "max_members", format!("at most {} members", limits.max_members), None));
+        }
+        let forbidden = |why: &str| Err(err(ErrorCode::Forbidden, why.to_string()));
+        let id = match kind {
+            ConversationKind::Private => {
+                if others.len() != 1 {
+                    return Err(err(ErrorCode::InvalidArgument, "a private conversation has exactly one other member"));
+                }
+                private_id(&me, &others[0])
+            }
+            ConversationKind::Group => {
+                if role == Role::Client {
+                    return forbidden("clients cannot create group conversations; ask your advocate");
+                }
+                random_id()
+            }
+            ConversationKind::Case => {
+                if role == Role::Client {
+                    return forbidden("clients cannot create case conversations; ask your advocate");
+                }
+                chat_protocol::limits::check_case_id(&c.case_id).map_err(|e| e.to_wire())?;
+                random_id()
+            }
+            ConversationKind::Support => {
+                if !others.is_empty() {
+                    return Err(err(ErrorCode::InvalidArgument, "a support conversation starts with its opener only; staff join it"));
+                }
+                random_id()
+            }
+            ConversationKind::Unspecified => return Err(err(ErrorCode::InvalidArgument, "conversation kind is required")),
+        };
+        let now = chat_protocol::unix_ms(std::time::SystemTime::now());
+        let rec = ConversationRecord {
+            id,
+            kind: kind as i32,
+            title: c.title,
+            case_id: if kind == ConversationKind::Case { c.case_id } else { String::new() },
+            created_by: me.clone(),
+            created_at_ms: now,
+            archived_at_ms: 0,
+            support_state: if kind == ConversationKind::Support { v1::SupportState::Waiting as i32 } else { 0 },
+            e2e: false,
+            retention_days: 0,
+            legal_hold: false,
+        };
+        let creator_role = if kind == ConversationKind::Private || kind == ConversationKind::Support { MemberRole::Member } else { MemberRole::Admin };
+        let member = |u: &str, r: MemberRole| MemberRecord { conversation_id: id, user_id: u.to_string(), role: r as i32, joined_at_ms: now, delivered_seq: 0, read_seq: 0 };
+        let mut members = vec![member(&me, creator_role)];
+        let other_role = if kind == ConversationKind::Private { MemberRole::Member } else { MemberRole::Member };
+        members.extend(others.iter().map(|u| member(u, other_role)));
+        match self.store().create_conversation(&rec, &members).await.map_err(store_err)? {
+            crate::store::Created::New => {
+                let s = self.admin(id, AdminOp::Created).await?;
+                Ok(s)
+            }
+            crate::store::Created::Existing(existing) => {
+                let pair_ok = existing.kind == ConversationKind::Private as i32 && self.store().member(id, &me).await.map_err(store_err)?.is_some();
+                if !pair_ok {
+                    return Err(err(ErrorCode::Conflict, "conversation id collision; try again"));
+                }
+                let (rec, mine, count) = self.readable(id).await?;
+                let last = self.store().last_seq(id).await.map_err(store_err)?;
+                let s = crate::conversation::summary(self.store(), &rec, count, last, mine.as_ref()).await;
+                Ok(reply::Result::Conversation(v1::ConversationOk { summary: Some(s), existing: true }))
+            }
+        }
+    }
+
+    async fn list(&self, l: v1::ListConversations) -> Result<reply::Result, WireError> {
+        let ids = self.store().user_conversations(&self.handle.user).await.map_err(store_err)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(rec) = self.store().get_conversation(id).await.map_err(store_err)? else { continue };
+            if (!l.case_id.is_empty() && rec.case_id != l.case_id) || (l.kind != 0 && rec.kind != l.kind) || (!l.include_archived && rec.archived_at_ms != 0) {
+                continue;
+            }
+            let me = self.store().member(id, &self.handle.user).await.map_err(store_err)?;
+            let count = self.store().members(id).await.map_err(store_err)?.len();
+            let last = self.store().last_seq(id).await.map_err(store_err)?;
+            out.push(crate::conversation::summary(self.store(), &rec, count, last, me.as_ref()).await);
+        }
+        // Most recently active first.
+        let activity = |s: &v1::ConversationSummary| s.last_message.as_ref().map_or(s.conversation.as_ref().map_or(0, |c| c.created_at_ms), |m| m.server_time_ms);
+        out.sort_by_key(|s| std::cmp::Reverse(activity(s)));
+        let limit = if l.limit == 0 { LIST_PAGE.0 } else { l.limit.min(LIST_PAGE.1) } as usize;
+        let offset: usize = if l.page.is_empty() { 0 } else { l.page.parse().map_err(|_| err(ErrorCode::InvalidArgument, "bad page cursor"))? };
+        let page: Vec<_> = out.iter().skip(offset).take(limit).cloned().collect();
+        let next = if offset + limit < out.len() { (offset + limit).to_string() } else { String::new() };
+        Ok(reply::Result::Conversations(v1::ConversationList { conversations: page, next }))
+    }
+}
+
+fn store_err(e: crate::store::StoreError) -> WireError {
+    tracing::error!(error = %e, "store error");
+    WireError::limited(ErrorCode::Unavailable, "store", "storage is unavailable; retry", Some(Duration::from_secs(1)))
+}
+
+/// A private conversation's id: derived from the pair, so there is one per pair.
+pub fn private_id(a: &str, b: &str) -> u64 {
+    let (x, y) = if a <= b { (a, b) } else { (b, a) };
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(b"chat/private/");
+    ctx.update(x.as_bytes());
+    ctx.update(b"\0");
+    ctx.update(y.as_bytes());
+    let d = ctx.finish();
+    let mut b8 = [0u8; 8];
+    b8.copy_from_slice(&d.as_ref()[..8]);
+    // 53 bits, so JavaScript numbers hold every id; never 0.
+    (u64::from_le_bytes(b8) & ((1 << 53) - 1)).max(1)
+}
+
+/// A fresh random conversation id (53 bits, never 0).
+pub fn random_id() -> u64 {
+    (rand::random::<u64>() & ((1 << 53) - 1)).max(1)
+}
+
+/// Presence of users, asking each user's home shard.
+async fn query_presence(ctx: &ShardCtx, users: Vec<Arc<str>>) -> Vec<(Arc<str>, u32, u64)> {
+    let mesh = &ctx.shared.mesh;
+    let mut by_shard: HashMap<usize, Vec<Arc<str>>> = HashMap::new();
+    for u in users {
+        by_shard.entry(user_shard(&u, mesh.len())).or_default().push(u);
+    }
+    let mut out = Vec::new();
+    for (shard, users) in by_shard {
+        let (tx, rx) = oneshot::channel();
+        if mesh.send(shard, ShardMsg::Presence(PresenceMsg::Query(users, tx))).await.is_ok() {
+            if let Ok(v) = rx.await {
+                out.extend(v);
+            }
+        }
+    }
+    out
+}
+
+async fn write_with_timeout(tx: &mut SendStream, frame: &[u8], t: Duration) -> anyhow::Result<()> {
+    match tokio::time::timeout(t, tx.write_all(frame)).await {
+        Ok(r) => Ok(r?),
+        Err(_) => anyhow::bail!("slow consumer: a write waited {t:?}"),
+    }
+}
+
+/// The outbound half: the session's inbox to the events stream.
+struct Outbound {
+    s: Rc<Session>,
+    events: SendStream,
+    /// Last seq written per attached conversation.
+    sent: HashMap<ConvId, u64>,
+    presence_seen: HashMap<Arc<str>, u64>,
+}
+
+impl Outbound {
+    async fn run(mut self, mut inbox: mpsc::Receiver<SessionMsg>, initial: Vec<ConvId>, resync: bool, resume: bool) {
+        if let Err(e) = self.run_inner(&mut inbox, initial, resync, resume).await {
+            tracing::debug!(session = self.s.handle.id, error = %e, "outbound ended");
+            self.s.conn.close(ErrorCode::SlowConsumer as u32, "outbound stream failed");
+        }
+    }
+
+    async fn write(&mut self, frame: &[u8]) -> anyhow::Result<()> {
+        let t = Duration::from_millis(self.s.ctx.shared.cfg.session.write_timeout_ms);
+        write_with_timeout(&mut self.events, frame, t).await
+    }
+
+    async fn run_inner(&mut self, inbox: &mut mpsc::Receiver<SessionMsg>, initial: Vec<ConvId>, resync: bool, resume: bool) -> anyhow::Result<()> {
+        if resync {
+            let ev = push::Event::Resync(v1::ResyncRequired { reason: "cursors belong to another store epoch".into(), epoch: self.s.store().epoch().to_string() });
+            self.write(&frames::push(ev)).await?;
+        }
+        // Resume: replay each gap up to the head seen at attach; what came
+        // after is in the inbox or will be filled on the next message.
+        for conv in initial {
+            let head = self.s.store().last_seq(conv).await?;
+            self.fill(conv, head).await?;
+        }
+        if resume {
+            self.write(&frames::push(push::Event::CaughtUp(v1::CaughtUp {}))).await?;
+        }
+        self.send_presence_snapshot().await?;
+        loop {
+            tokio::select! {
+                m = inbox.recv() => match m {
+                    Some(m) => self.handle(m).await?,
+                    None => return Ok(()),
+                },
+                _ = self.s.handle.wake.notified() => {}
+            }
+            self.recover().await?;
+        }
+    }
+
+    /// After drops: fill lagged conversations from the store, reload the conversation list.
+    async fn recover(&mut self) -> anyhow::Result<()> {
+        let lagged: Vec<ConvId> = self.s.handle.lagged.borrow_mut().drain().collect();
+        for conv in lagged {
+            let head = self.s.store().last_seq(conv).await?;
+            self.fill(conv, head).await?;
+        }
+        if self.s.handle.lost_user_event.replace(false) {
+            let convs = self.s.store().user_conversations(&self.s.handle.user).await?;
+            for conv in convs {
+                if !self.sent.contains_key(&conv) {
+                    if let Some(head) = self.s.attach(conv).await {
+                        self.sent.insert(conv, head);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle(&mut self, m: SessionMsg) -> anyhow::Result<()> {
+        match m {
+            SessionMsg::Fanout(conv, Fanout::Messages(list)) => {
+                for (seq, frame) in list.iter() {
+                    let Some(&sent) = self.sent.get(&conv) else { return Ok(()) };
+                    if *seq <= sent {
+                        continue;
+                    }
+                    if *seq > sent + 1 {
+                        self.fill(conv, seq - 1).await?;
+                    }
+                    self.write(frame).await?;
+                    self.sent.insert(conv, *seq);
+                }
+            }
+            SessionMsg::Fanout(conv, Fanout::Nudge { head }) => self.fill(conv, head).await?,
+            SessionMsg::Fanout(_, Fanout::Ephemeral { frame, datagram, skip_user }) => {
+                if skip_user.as_deref() == Some(&*self.s.handle.user) {
+                    return Ok(());
+                }
+                if let Some(d) = datagram {
+                    if self.s.conn.send_datagram(d) {
+                        return Ok(());
+                    }
+                }
+                self.write(&frame).await?;
+            }
+            SessionMsg::Fanout(_, Fanout::Presence { user, online, version }) => self.presence(user, online, version).await?,
+            SessionMsg::User(UserEvent::Added(conv, since, frame)) => {
+                if conv != 0 && !self.sent.contains_key(&conv) {
+                    if self.s.attach(conv).await.is_none() {
+                        return Ok(());
+                    }
+                    self.sent.insert(conv, since);
+                    let head = self.s.store().last_seq(conv).await?;
+                    self.fill(conv, head).await?;
+                    self.refresh_contacts(conv).await;
+                }
+                self.write(&frame).await?;
+            }
+            SessionMsg::User(UserEvent::Removed(conv, frame)) => {
+                if conv != 0 {
+                    self.sent.remove(&conv);
+                    self.s.detach(conv).await;
+                }
+                self.write(&frame).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes every stored message of `conv` after `sent` up to `upto`.
+    async fn fill(&mut self, conv: ConvId, upto: u64) -> anyhow::Result<()> {
+        loop {
+            let Some(&sent) = self.sent.get(&conv) else { return Ok(()) };
+            if sent >= upto {
+                return Ok(());
+            }
+            let range = Range { after: sent, before: upto + 1, limit: FILL_PAGE, direction: Direction::Forward };
+            let rows = self.s.store().read_range(conv, range).await?;
+            let Some(&(last, _)) = rows.last() else {
+                anyhow::bail!("store has no messages {}..={} of conversation {conv}", sent + 1, upto);
+            };
+            let mut chunks: Vec<Bytes> = rows.iter().map(|(_, b)| frames::message_push(b)).collect();
+            let t = Duration::from_millis(self.s.ctx.shared.cfg.session.write_timeout_ms);
+            match tokio::time::timeout(t, self.events.write_chunks(&mut chunks)).await {
+                Ok(r) => r?,
+                Err(_) => anyhow::bail!("slow consumer during a store fill"),
+            }
+            self.sent.insert(conv, last);
+        }
+    }
+
+    async fn presence(&mut self, user: Arc<str>, online: bool, version: u64) -> anyhow::Result<()> {
+        if user == self.s.handle.user {
+            return Ok(());
+        }
+        let seen = self.presence_seen.entry(user.clone()).or_insert(0);
+        if version <= *seen {
+            return Ok(());
+        }
+        *seen = version;
+        let ev = push::Event::Presence(v1::PresenceEvent { user_id: user.to_string(), online, devices: 0 });
+        self.write(&frames::push(ev)).await
+    }
+
+    async fn refresh_contacts(&mut self, conv: ConvId) {
+        if let Ok(members) = self.s.store().members(conv).await {
+            let mut c = self.s.contacts.borrow_mut();
+            c.extend(members.into_iter().map(|m| Arc::from(m.user_id.as_str())));
+        }
+    }
+
+    /// Pushes who is online among the contacts, once after the handshake.
+    async fn send_presence_snapshot(&mut self) -> anyhow::Result<()> {
+        let convs: Vec<ConvId> = self.sent.keys().copied().collect();
+        for conv in convs {
+            self.refresh_contacts(conv).await;
+        }
+        let contacts: Vec<Arc<str>> = self.s.contacts.borrow().iter().filter(|u| **u != self.s.handle.user).cloned().collect();
+        for (user, devices, version) in query_presence(&self.s.ctx, contacts).await {
+            if devices > 0 {
+                self.presence(user, true, version).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Keeps `home_shard` visible to readers of this module: sends are routed by it.
+#[allow(dead_code)]
+fn owner_of(conv: ConvId, shards: usize) -> usize {
+    home_shard(conv, shards)
+}

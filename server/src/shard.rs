@@ -1,0 +1,326 @@
+//! Thread-per-core: the one module that knows about shards.
+//!
+//! Each shard is one OS thread running a current-thread tokio runtime. It owns
+//! the state of the conversations homed on it ([`home_shard`]), the sessions
+//! of the connections it accepted, and the presence counts of the users homed
+//! on it. Shards talk only through a bounded mesh of channels ([`Mesh`]);
+//! state is `Rc`/`RefCell`, never shared across threads.
+//!
+//! A message's path: session (any shard) → [`ShardMsg::Conv`] to the owner →
+//! conversation actor sequences and stores it → [`ShardMsg::Fanout`] to every
+//! shard with subscribed sessions (one per destination shard) → each session.
+
+use crate::conversation::ConvMsg;
+use crate::session::SessionHandle;
+use bytes::Bytes;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// A conversation id.
+pub type ConvId = u64;
+
+/// A frame encoded once (length-delimited `ServerFrame`) and shared by every
+/// connection it is written to.
+pub type Frame = Bytes;
+
+/// The shard that owns a conversation (its sequencer).
+pub fn home_shard(conv: ConvId, shards: usize) -> usize {
+    // Ids are random or hashed already; a multiplicative mix spreads sequential test ids too.
+    (conv.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % shards.max(1)
+}
+
+/// The shard that keeps a user's presence count.
+pub fn user_shard(user: &str, shards: usize) -> usize {
+    let h = user.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    (h >> 32) as usize % shards.max(1)
+}
+
+/// What travels between shards.
+#[derive(Debug)]
+pub enum ShardMsg {
+    /// For the actor of a conversation homed on the receiving shard.
+    Conv(ConvId, ConvMsg),
+    /// From a conversation's owner to a shard with subscribed sessions.
+    Fanout(ConvId, Fanout),
+    /// For every session of a user on the receiving shard.
+    User(Arc<str>, UserEvent),
+    /// Presence bookkeeping at a user's home shard.
+    Presence(PresenceMsg),
+}
+
+/// What an owner sends to subscribed shards.
+#[derive(Debug, Clone)]
+pub enum Fanout {
+    /// Stored messages, ascending seq, each as an encoded push frame.
+    Messages(Arc<[(u64, Frame)]>),
+    /// An ephemeral push (typing, receipts, membership): not stored, may be
+    /// dropped under pressure. `datagram` is the unprefixed form, for typing.
+    Ephemeral {
+        /// The framed push.
+        frame: Frame,
+        /// The same push without its length prefix, when it may go as a datagram.
+        datagram: Option<Bytes>,
+        /// Sessions of this user do not get it (their own typing).
+        skip_user: Option<Arc<str>>,
+    },
+    /// A user's presence changed. Sessions forward it once per change.
+    Presence {
+        /// Whose.
+        user: Arc<str>,
+        /// Online now.
+        online: bool,
+        /// Monotonic per user: older versions are ignored.
+        version: u64,
+    },
+    /// The head moved but a fan-out to this shard was dropped: sessions fill
+    /// from the store up to `head`.
+    Nudge {
+        /// The conversation's last seq.
+        head: u64,
+    },
+}
+
+/// An event for one user's sessions.
+#[derive(Debug, Clone)]
+pub enum UserEvent {
+    /// The user belongs to this conversation (newly, or its metadata
+    /// changed): attach if not yet attached, live from seq `since`, and push the frame.
+    Added(ConvId, u64, Frame),
+    /// The user no longer belongs to it: detach and push the frame.
+    Removed(ConvId, Frame),
+}
+
+/// Presence requests, handled by the user's home shard.
+#[derive(Debug)]
+pub enum PresenceMsg {
+    /// A device connected; the reply is the new version if the user just came online.
+    Connected(Arc<str>, tokio::sync::oneshot::Sender<PresenceChange>),
+    /// A device disconnected; the reply is the new version if the user just went offline.
+    Disconnected(Arc<str>, tokio::sync::oneshot::Sender<PresenceChange>),
+    /// Devices connected per user.
+    Query(Vec<Arc<str>>, tokio::sync::oneshot::Sender<Vec<(Arc<str>, u32, u64)>>),
+}
+
+/// The outcome of a connect or disconnect at the home shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresenceChange {
+    /// Devices connected now.
+    pub devices: u32,
+    /// The user's presence version after this change.
+    pub version: u64,
+    /// Whether online/offline flipped.
+    pub flipped: bool,
+}
+
+/// Senders to every shard's mailbox (bounded).
+#[derive(Debug, Clone)]
+pub struct Mesh {
+    senders: Arc<[mpsc::Sender<ShardMsg>]>,
+}
+
+/// Returned when a mailbox is full or gone, with the message handed back.
+#[derive(Debug)]
+pub struct MailboxFull(pub ShardMsg);
+
+impl Mesh {
+    /// A mesh of `n` mailboxes of `capacity` each, with their receivers.
+    pub fn new(n: usize, capacity: usize) -> (Self, Vec<mpsc::Receiver<ShardMsg>>) {
+        let (tx, rx): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::channel(capacity)).unzip();
+        (Self { senders: tx.into() }, rx)
+    }
+
+    /// Number of shards.
+    pub fn len(&self) -> usize {
+        self.senders.len()
+    }
+
+    /// Always false: a mesh has at least one shard.
+    pub fn is_empty(&self) -> bool {
+        self.senders.is_empty()
+    }
+
+    /// Sends, waiting for room (back-pressure). For sessions, never for actors.
+    pub async fn send(&self, shard: usize, msg: ShardMsg) -> Result<(), MailboxFull> {
+        self.senders[shard].send(msg).await.map_err(|e| MailboxFull(e.0))
+    }
+
+    /// Sends without waiting; a full mailbox hands the message back.
+    pub fn try_send(&self, shard: usize, msg: ShardMsg) -> Result<(), MailboxFull> {
+        self.senders[shard].try_send(msg).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => MailboxFull(m),
+        })
+    }
+
+    /// Sends to a conversation's owner, waiting for room.
+    pub async fn to_owner(&self, conv: ConvId, msg: ConvMsg) -> Result<(), MailboxFull> {
+        self.send(home_shard(conv, self.len()), ShardMsg::Conv(conv, msg)).await
+    }
+}
+
+/// Sessions on this shard, by user and by subscribed conversation.
+#[derive(Default)]
+pub struct LocalSessions {
+    by_user: HashMap<Arc<str>, Vec<Rc<SessionHandle>>>,
+    by_conv: HashMap<ConvId, Vec<Rc<SessionHandle>>>,
+}
+
+impl LocalSessions {
+    /// Registers a session under its user.
+    pub fn add_user(&mut self, s: &Rc<SessionHandle>) {
+        self.by_user.entry(s.user.clone()).or_default().push(s.clone());
+    }
+
+    /// Unregisters a session from its user and every conversation; returns the
+    /// conversations that have no local subscriber left.
+    pub fn remove(&mut self, s: &SessionHandle) -> Vec<ConvId> {
+        if let Some(v) = self.by_user.get_mut(&s.user) {
+            v.retain(|x| x.id != s.id);
+            if v.is_empty() {
+                self.by_user.remove(&s.user);
+            }
+        }
+        let convs: Vec<ConvId> = s.attached.borrow().iter().copied().collect();
+        convs.into_iter().filter(|&c| self.unsubscribe(c, s.id)).collect()
+    }
+
+    /// Subscribes a session to a conversation; true if it is the shard's first.
+    pub fn subscribe(&mut self, conv: ConvId, s: &Rc<SessionHandle>) -> bool {
+        s.attached.borrow_mut().insert(conv);
+        let v = self.by_conv.entry(conv).or_default();
+        let first = v.is_empty();
+        if !v.iter().any(|x| x.id == s.id) {
+            v.push(s.clone());
+        }
+        first
+    }
+
+    /// Unsubscribes; true if no local subscriber is left.
+    pub fn unsubscribe(&mut self, conv: ConvId, session_id: u64) -> bool {
+        let Some(v) = self.by_conv.get_mut(&conv) else { return false };
+        v.retain(|x| {
+            if x.id == session_id {
+                x.attached.borrow_mut().remove(&conv);
+                false
+            } else {
+                true
+            }
+        });
+        if v.is_empty() {
+            self.by_conv.remove(&conv);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Sessions subscribed to a conversation.
+    pub fn of_conv(&self, conv: ConvId) -> &[Rc<SessionHandle>] {
+        self.by_conv.get(&conv).map_or(&[], |v| v.as_slice())
+    }
+
+    /// Sessions of a user.
+    pub fn of_user(&self, user: &str) -> &[Rc<SessionHandle>] {
+        self.by_user.get(user).map_or(&[], |v| v.as_slice())
+    }
+
+    /// Number of sessions.
+    pub fn count(&self) -> usize {
+        self.by_user.values().map(Vec::len).sum()
+    }
+}
+
+/// Per-user presence counts kept by a user's home shard.
+#[derive(Debug, Default)]
+pub struct PresenceTable {
+    users: HashMap<Arc<str>, (u32, u64)>,
+}
+
+impl PresenceTable {
+    /// A device connected.
+    pub fn connect(&mut self, user: Arc<str>) -> PresenceChange {
+        let e = self.users.entry(user).or_insert((0, 0));
+        e.0 += 1;
+        let flipped = e.0 == 1;
+        if flipped {
+            e.1 += 1;
+        }
+        PresenceChange { devices: e.0, version: e.1, flipped }
+    }
+
+    /// A device disconnected.
+    pub fn disconnect(&mut self, user: &Arc<str>) -> PresenceChange {
+        let Some(e) = self.users.get_mut(user) else {
+            return PresenceChange { devices: 0, version: 0, flipped: false };
+        };
+        e.0 = e.0.saturating_sub(1);
+        let flipped = e.0 == 0;
+        if flipped {
+            e.1 += 1;
+        }
+        // The entry stays (with its version) so later changes stay ordered.
+        PresenceChange { devices: e.0, version: e.1, flipped }
+    }
+
+    /// Devices and version of a user.
+    pub fn get(&self, user: &str) -> (u32, u64) {
+        self.users.get(user).copied().unwrap_or((0, 0))
+    }
+}
+
+/// Everything a shard thread owns, behind one `Rc`.
+pub struct ShardState {
+    /// This shard's index.
+    pub id: usize,
+    /// Sessions connected here.
+    pub sessions: RefCell<LocalSessions>,
+    /// Actors of the conversations homed here.
+    pub actors: RefCell<HashMap<ConvId, mpsc::Sender<ConvMsg>>>,
+    /// Presence of the users homed here.
+    pub presence: RefCell<PresenceTable>,
+}
+
+impl ShardState {
+    /// Empty state for shard `id`.
+    pub fn new(id: usize) -> Self {
+        Self {
+            id,
+            sessions: RefCell::new(LocalSessions::default()),
+            actors: RefCell::new(HashMap::new()),
+            presence: RefCell::new(PresenceTable::default()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_is_stable_and_spread() {
+        let mut hits = [0usize; 4];
+        for conv in 1..=4000u64 {
+            let s = home_shard(conv, 4);
+            assert_eq!(s, home_shard(conv, 4));
+            hits[s] += 1;
+        }
+        assert!(hits.iter().all(|&h| h > 800), "{hits:?}");
+        assert_eq!(home_shard(12345, 1), 0);
+        assert!(user_shard("alice", 3) < 3);
+    }
+
+    #[test]
+    fn presence_counts_devices() {
+        let mut p = PresenceTable::default();
+        let a: Arc<str> = "alice".into();
+        assert!(p.connect(a.clone()).flipped);
+        assert!(!p.connect(a.clone()).flipped);
+        assert!(!p.disconnect(&a).flipped);
+        let off = p.disconnect(&a);
+        assert!(off.flipped);
+        assert_eq!(off.devices, 0);
+        assert_eq!(off.version, 2);
+    }
+}

@@ -1,0 +1,166 @@
+//! TLS for both transports: the dev certificate (made on first start, kept
+//! under `data_dir/tls/`, renewed before it expires) or a configured one, and
+//! the rustls/quinn server configuration that advertises both ALPNs (`h3` for
+//! WebTransport, `chat/1` for raw QUIC) on one port.
+//!
+//! Browsers accept a self-signed certificate pinned by hash
+//! (`serverCertificateHashes`) only if it is ECDSA P-256 and valid for at most
+//! 14 days, so the dev certificate is exactly that.
+
+use crate::config::{Config, SessionConfig};
+use anyhow::Context;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Validity of a dev certificate (browsers refuse more than 14 days).
+pub const DEV_CERT_VALIDITY: Duration = Duration::from_secs(13 * 24 * 3600);
+
+/// Renew a dev certificate with less than this left.
+pub const DEV_CERT_RENEW_BEFORE: Duration = Duration::from_secs(2 * 24 * 3600);
+
+/// A certificate chain with its key.
+#[derive(Debug)]
+pub struct Identity {
+    /// Chain, end-entity first.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// Private key.
+    pub key: PrivateKeyDer<'static>,
+    /// When a dev certificate expires (None for configured certificates).
+    pub dev_expires: Option<SystemTime>,
+}
+
+impl Identity {
+    /// SHA-256 of the end-entity certificate, hex: what clients pin.
+    pub fn sha256_hex(&self) -> String {
+        self.chain.first().map(|c| hex::encode(ring::digest::digest(&ring::digest::SHA256, c).as_ref())).unwrap_or_default()
+    }
+}
+
+/// Loads the configured certificate, or the dev one (making or renewing it).
+pub fn load_identity(cfg: &Config) -> anyhow::Result<Identity> {
+    match (&cfg.tls.cert, &cfg.tls.key) {
+        (Some(cert), Some(key)) => load_pem(cert, key),
+        _ => dev_identity(&cfg.data_dir.join("tls"), &cfg.tls.dev_names, SystemTime::now()),
+    }
+}
+
+fn load_pem(cert: &Path, key: &Path) -> anyhow::Result<Identity> {
+    let chain = rustls_pemfile::certs(&mut std::io::BufReader::new(
+        std::fs::File::open(cert).with_context(|| format!("open {}", cert.display()))?,
+    ))
+    .collect::<Result<Vec<_>, _>>()
+    .with_context(|| format!("read certificates from {}", cert.display()))?;
+    anyhow::ensure!(!chain.is_empty(), "no certificate in {}", cert.display());
+    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
+        std::fs::File::open(key).with_context(|| format!("open {}", key.display()))?,
+    ))
+    .with_context(|| format!("read key from {}", key.display()))?
+    .with_context(|| format!("no private key in {}", key.display()))?;
+    Ok(Identity { chain, key, dev_expires: None })
+}
+
+fn dev_paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    (dir.join("dev-cert.pem"), dir.join("dev-key.pem"), dir.join("dev-cert.expires"))
+}
+
+/// The dev certificate under `dir`: reused while it has more than
+/// [`DEV_CERT_RENEW_BEFORE`] left, otherwise made anew.
+pub fn dev_identity(dir: &Path, extra_names: &[String], now: SystemTime) -> anyhow::Result<Identity> {
+    let (cert_p, key_p, exp_p) = dev_paths(dir);
+    if let Ok(exp) = std::fs::read_to_string(&exp_p) {
+        if let Ok(secs) = exp.trim().parse::<u64>() {
+            let expires = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+            if expires > now + DEV_CERT_RENEW_BEFORE {
+                if let Ok(mut id) = load_pem(&cert_p, &key_p) {
+                    id.dev_expires = Some(expires);
+                    return Ok(id);
+                }
+            }
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+    names.extend(extra_names.iter().cloned());
+    let mut params = rcgen::CertificateParams::new(names)?;
+    let start = time::OffsetDateTime::from(now) - time::Duration::hours(1);
+    params.not_before = start;
+    // Counted from not_before so the whole span stays under 14 days.
+    params.not_after = start + DEV_CERT_VALIDITY;
+    params.distinguished_name.push(rcgen::DnType::CommonName, "chatd dev certificate");
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let cert = params.self_signed(&key)?;
+    let expires = SystemTime::from(params.not_after);
+    std::fs::write(&cert_p, cert.pem())?;
+    write_private(&key_p, key.serialize_pem().as_bytes())?;
+    let secs = expires.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
+    std::fs::write(&exp_p, secs.to_string())?;
+    tracing::info!(path = %cert_p.display(), "made a new dev certificate");
+    Ok(Identity {
+        chain: vec![cert.der().clone()],
+        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        dev_expires: Some(expires),
+    })
+}
+
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    opts.open(path)?.write_all(data)
+}
+
+/// The crypto provider every TLS config of the process uses.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The quinn server configuration: TLS 1.3, ALPN `h3` and `chat/1`, no
+/// connection migration (shards share the port and the kernel routes by
+/// 4-tuple, so a migrated connection would land on a shard that does not know it).
+pub fn quinn_server_config(id: &Identity, session: &SessionConfig) -> anyhow::Result<quinn::ServerConfig> {
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(id.chain.clone(), id.key.clone_key())?;
+    tls.alpn_protocols = vec![b"h3".to_vec(), chat_protocol::ALPN_CHAT.to_vec()];
+    tls.max_early_data_size = 0;
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_idle_timeout(Some(Duration::from_millis(session.idle_timeout_ms).try_into()?))
+        .max_concurrent_uni_streams(8u32.into())
+        .max_concurrent_bidi_streams(16u32.into())
+        .datagram_receive_buffer_size(Some(64 * 1024));
+    server.transport_config(Arc::new(transport));
+    server.migration(false);
+    Ok(server)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_cert_is_reused_then_renewed() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = SystemTime::now();
+        let a = dev_identity(dir.path(), &[], now).unwrap();
+        let b = dev_identity(dir.path(), &[], now).unwrap();
+        assert_eq!(a.sha256_hex(), b.sha256_hex(), "a valid dev certificate is reused");
+        let exp = a.dev_expires.unwrap();
+        let span = exp.duration_since(now).unwrap();
+        assert!(span < Duration::from_secs(14 * 24 * 3600), "browsers refuse more than 14 days");
+        // Twelve days later it has under two days left: renewed.
+        let later = now + Duration::from_secs(12 * 24 * 3600);
+        let c = dev_identity(dir.path(), &[], later).unwrap();
+        assert_ne!(a.sha256_hex(), c.sha256_hex());
+        assert!(c.dev_expires.unwrap() > exp);
+    }
+}
