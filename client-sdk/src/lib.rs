@@ -7,6 +7,19 @@
 //! delivery of messages (through `chat_protocol::sequencer`, filling holes with
 //! history), coalesced delivered receipts, and a bounded stream of typed events.
 //!
+//! Behaviour worth knowing:
+//! - Sends survive reconnects: they resolve when the ack arrives, however many
+//!   connections that takes; an error reply fails the send and drops it.
+//! - Other requests in flight when the connection drops fail with
+//!   [`ClientError::Disconnected`] (none is retried, reads included); requests
+//!   made while disconnected wait for a connection up to the request timeout.
+//! - A 4000-4999 error (handshake reply, goodbye or close code) stops the client:
+//!   a `Disconnected { will_retry: false }` event, then every call fails with the error or `Closed`.
+//! - The event channel is bounded; while it is full the SDK stops reading the
+//!   connection (and the server eventually drops a slow consumer), so read it.
+//! - Certificate pinning accepts exactly the pinned end-entity SHA-256, on both
+//!   transports, without the browser's 14-day / P-256 constraints.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), chat_client::ClientError> {
 //! use chat_client::{Client, ClientConfig, Event, Trust};
