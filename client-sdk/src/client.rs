@@ -1,0 +1,376 @@
+//! The application's handle: typed calls for every command of the protocol.
+
+use crate::config::{ClientConfig, ResumeState};
+use crate::driver::{self, Cmd, Driver, Shared};
+use crate::error::ClientError;
+use crate::events::Events;
+use crate::transport;
+use chat_protocol::v1::{self, command::Body, message_body::Content, reply};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Capacity of the channel from handles to the driver.
+const COMMANDS: usize = 256;
+
+/// A cheap, cloneable handle to one client connection (kept alive and resumed
+/// by a background task). The task stops when [`Client::close`] is called or
+/// every handle is dropped.
+#[derive(Clone, Debug)]
+pub struct Client {
+    cmds: mpsc::Sender<Cmd>,
+    shared: Arc<Mutex<Shared>>,
+    request_timeout: Duration,
+}
+
+impl std::fmt::Debug for Cmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Cmd::Request { .. } => "Request",
+            Cmd::Send { .. } => "Send",
+            Cmd::Close { .. } => "Close",
+        })
+    }
+}
+
+fn want<T>(
+    r: reply::Result,
+    name: &str,
+    pick: impl FnOnce(reply::Result) -> Option<T>,
+) -> Result<T, ClientError> {
+    pick(r).ok_or_else(|| ClientError::Protocol(format!("reply is not a {name}")))
+}
+
+impl Client {
+    /// Connects and performs the first handshake; returns once it succeeded.
+    ///
+    /// A refused handshake fails with the server's error ([`ClientError::Server`],
+    /// e.g. class `Fatal` for a bad token); a connection that cannot be made at
+    /// all fails with [`ClientError::Connect`]. This first attempt is not
+    /// retried; later losses are, silently, and reported as events. Must be
+    /// called within a Tokio runtime.
+    pub async fn connect(config: ClientConfig) -> Result<(Client, Events), ClientError> {
+        let cfg = Arc::new(config);
+        let delivery = Driver::initial_delivery(&cfg);
+        let hello = driver::hello(&cfg, &delivery);
+        let est = transport::connect(cfg.clone(), hello.frame, cfg.request_timeout)
+            .await
+            .map_err(driver::lost_to_error)?;
+        let (cmd_tx, cmd_rx) = mpsc::channel(COMMANDS);
+        let (ev_tx, ev_rx) = mpsc::channel(cfg.event_buffer.max(1));
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let request_timeout = cfg.request_timeout;
+        let d = Driver::new(cfg, cmd_rx, ev_tx, shared.clone(), delivery);
+        tokio::spawn(d.run(est, hello.epoch, hello.resume));
+        Ok((
+            Client {
+                cmds: cmd_tx,
+                shared,
+                request_timeout,
+            },
+            Events::new(ev_rx),
+        ))
+    }
+
+    /// Sends one command and waits for its reply (up to the request timeout,
+    /// connection included).
+    pub async fn request(&self, body: Body) -> Result<reply::Result, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds
+            .send(Cmd::Request { body, reply: tx })
+            .await
+            .map_err(|_| ClientError::Closed)?;
+        match tokio::time::timeout(self.request_timeout, rx).await {
+            Err(_) => Err(ClientError::Timeout),
+            Ok(Err(_)) => Err(ClientError::Closed),
+            Ok(Ok(r)) => r,
+        }
+    }
+
+    /// Sends a message through the outbox (an empty `client_msg_id` is filled
+    /// with 128 random bits in hex) and waits for its stored-ack, across
+    /// reconnects; no timeout (wrap it in one if needed; the send still goes out).
+    pub async fn send(&self, msg: v1::SendMessage) -> Result<v1::SendMessageOk, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds
+            .send(Cmd::Send { msg, reply: tx })
+            .await
+            .map_err(|_| ClientError::Closed)?;
+        rx.await.map_err(|_| ClientError::Closed)?
+    }
+
+    /// Sends a text message.
+    pub async fn send_text(
+        &self,
+        conversation_id: u64,
+        text: impl Into<String>,
+    ) -> Result<v1::SendMessageOk, ClientError> {
+        self.send(v1::SendMessage {
+            conversation_id,
+            client_msg_id: String::new(),
+            body: Some(v1::MessageBody {
+                content: Some(Content::Text(text.into())),
+            }),
+            reply_to: 0,
+        })
+        .await
+    }
+
+    /// Reads history: before `before_seq` (backward), after `after_seq`
+    /// (forward), or the newest when both are 0. Ascending seq order.
+    pub async fn history(
+        &self,
+        conversation_id: u64,
+        before_seq: u64,
+        after_seq: u64,
+        limit: u32,
+    ) -> Result<v1::History, ClientError> {
+        let r = self
+            .request(Body::GetHistory(v1::GetHistory {
+                conversation_id,
+                before_seq,
+                after_seq,
+                limit,
+            }))
+            .await?;
+        want(r, "history", |r| match r {
+            reply::Result::History(h) => Some(h),
+            _ => None,
+        })
+    }
+
+    /// Creates a conversation (for PRIVATE: returns the pair's existing one if any).
+    pub async fn create_conversation(
+        &self,
+        kind: v1::ConversationKind,
+        title: impl Into<String>,
+        case_id: impl Into<String>,
+        members: Vec<String>,
+    ) -> Result<v1::ConversationOk, ClientError> {
+        let body = Body::CreateConversation(v1::CreateConversation {
+            kind: kind as i32,
+            title: title.into(),
+            case_id: case_id.into(),
+            members,
+        });
+        self.conversation_ok(body).await
+    }
+
+    /// Lists the caller's conversations.
+    pub async fn list_conversations(
+        &self,
+        query: v1::ListConversations,
+    ) -> Result<v1::ConversationList, ClientError> {
+        self.conversation_list(Body::ListConversations(query)).await
+    }
+
+    /// One conversation and the caller's view of it.
+    pub async fn get_conversation(
+        &self,
+        conversation_id: u64,
+    ) -> Result<v1::ConversationOk, ClientError> {
+        self.conversation_ok(Body::GetConversation(v1::GetConversation {
+            conversation_id,
+        }))
+        .await
+    }
+
+    /// The members of a conversation.
+    pub async fn get_members(&self, conversation_id: u64) -> Result<v1::Members, ClientError> {
+        let r = self
+            .request(Body::GetMembers(v1::GetMembers { conversation_id }))
+            .await?;
+        want(r, "members", |r| match r {
+            reply::Result::Members(m) => Some(m),
+            _ => None,
+        })
+    }
+
+    /// Joins a conversation (staff picking up a support conversation).
+    pub async fn join(
+        &self,
+        conversation_id: u64,
+    ) -> Result<Option<v1::ConversationOk>, ClientError> {
+        self.mutation(Body::JoinConversation(v1::JoinConversation {
+            conversation_id,
+        }))
+        .await
+    }
+
+    /// Leaves a conversation.
+    pub async fn leave(
+        &self,
+        conversation_id: u64,
+    ) -> Result<Option<v1::ConversationOk>, ClientError> {
+        self.mutation(Body::LeaveConversation(v1::LeaveConversation {
+            conversation_id,
+        }))
+        .await
+    }
+
+    /// Adds members (conversation admins and moderators).
+    pub async fn add_members(
+        &self,
+        conversation_id: u64,
+        user_ids: Vec<String>,
+    ) -> Result<Option<v1::ConversationOk>, ClientError> {
+        self.mutation(Body::AddMembers(v1::AddMembers {
+            conversation_id,
+            user_ids,
+        }))
+        .await
+    }
+
+    /// Removes a member (conversation admins).
+    pub async fn remove_member(
+        &self,
+        conversation_id: u64,
+        user_id: impl Into<String>,
+    ) -> Result<Option<v1::ConversationOk>, ClientError> {
+        self.mutation(Body::RemoveMember(v1::RemoveMember {
+            conversation_id,
+            user_id: user_id.into(),
+        }))
+        .await
+    }
+
+    /// Changes a member's role (conversation admins).
+    pub async fn set_member_role(
+        &self,
+        conversation_id: u64,
+        user_id: impl Into<String>,
+        role: v1::MemberRole,
+    ) -> Result<Option<v1::ConversationOk>, ClientError> {
+        let body = Body::SetMemberRole(v1::SetMemberRole {
+            conversation_id,
+            user_id: user_id.into(),
+            role: role as i32,
+        });
+        self.mutation(body).await
+    }
+
+    /// Archives (or, with `unarchive`, reactivates) a conversation.
+    pub async fn archive(
+        &self,
+        conversation_id: u64,
+        unarchive: bool,
+    ) -> Result<Option<v1::ConversationOk>, ClientError> {
+        self.mutation(Body::ArchiveConversation(v1::ArchiveConversation {
+            conversation_id,
+            unarchive,
+        }))
+        .await
+    }
+
+    /// Moves the caller's read watermark to `seq`.
+    pub async fn mark_read(&self, conversation_id: u64, seq: u64) -> Result<(), ClientError> {
+        self.request(Body::MarkRead(v1::MarkRead {
+            conversation_id,
+            seq,
+        }))
+        .await
+        .map(drop)
+    }
+
+    /// Tells the server this device received messages up to `seq` (the SDK
+    /// already does this by itself for what it surfaces).
+    pub async fn mark_delivered(&self, conversation_id: u64, seq: u64) -> Result<(), ClientError> {
+        self.request(Body::MarkDelivered(v1::MarkDelivered {
+            conversation_id,
+            seq,
+        }))
+        .await
+        .map(drop)
+    }
+
+    /// Starts or stops the typing indicator.
+    pub async fn set_typing(&self, conversation_id: u64, typing: bool) -> Result<(), ClientError> {
+        self.request(Body::SetTyping(v1::SetTyping {
+            conversation_id,
+            typing,
+        }))
+        .await
+        .map(drop)
+    }
+
+    /// Support conversations waiting for staff (system admins).
+    pub async fn support_queue(&self) -> Result<v1::ConversationList, ClientError> {
+        self.conversation_list(Body::ListSupportQueue(v1::ListSupportQueue {}))
+            .await
+    }
+
+    /// Presence of users who share a conversation with the caller.
+    pub async fn get_presence(
+        &self,
+        user_ids: Vec<String>,
+    ) -> Result<Vec<v1::PresenceEvent>, ClientError> {
+        let r = self
+            .request(Body::GetPresence(v1::GetPresence { user_ids }))
+            .await?;
+        want(r, "presence list", |r| match r {
+            reply::Result::Presence(p) => Some(p.users),
+            _ => None,
+        })
+    }
+
+    /// Liveness probe; returns the server's time.
+    pub async fn ping(&self) -> Result<v1::Pong, ClientError> {
+        let r = self.request(Body::Ping(v1::Ping {})).await?;
+        want(r, "pong", |r| match r {
+            reply::Result::Pong(p) => Some(p),
+            _ => None,
+        })
+    }
+
+    /// The last Welcome.
+    pub fn welcome(&self) -> Option<v1::Welcome> {
+        self.shared.lock().ok().and_then(|s| s.welcome.clone())
+    }
+
+    /// The user of the token, as the server knows them.
+    pub fn user(&self) -> Option<v1::User> {
+        self.welcome().and_then(|w| w.user)
+    }
+
+    /// The epoch and cursors to persist for resuming after a restart (refreshed
+    /// every ~100 ms and on close; the cursors count messages put on the event channel).
+    pub fn resume_state(&self) -> ResumeState {
+        self.shared
+            .lock()
+            .map(|s| s.resume.clone())
+            .unwrap_or_default()
+    }
+
+    /// Stops reconnecting and closes the connection; what still waits fails with
+    /// [`ClientError::Closed`].
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.cmds.send(Cmd::Close { done: tx }).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    async fn conversation_ok(&self, body: Body) -> Result<v1::ConversationOk, ClientError> {
+        let r = self.request(body).await?;
+        want(r, "conversation", |r| match r {
+            reply::Result::Conversation(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    async fn conversation_list(&self, body: Body) -> Result<v1::ConversationList, ClientError> {
+        let r = self.request(body).await?;
+        want(r, "conversation list", |r| match r {
+            reply::Result::Conversations(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    /// A change whose reply is either the changed conversation or a plain ok.
+    async fn mutation(&self, body: Body) -> Result<Option<v1::ConversationOk>, ClientError> {
+        match self.request(body).await? {
+            reply::Result::Conversation(c) => Ok(Some(c)),
+            _ => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The outbox: sends waiting for their stored-ack, kept across reconnects and
+//! re-sent in their original order with the same `client_msg_id`.
+
+use chat_protocol::v1::SendMessage;
+use std::collections::VecDeque;
+
+/// A fresh client message id: 128 random bits in hex.
+pub fn new_client_msg_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// One send waiting for its ack.
+#[derive(Debug)]
+pub(crate) struct Entry<W> {
+    /// Local key, stable across reconnects.
+    pub key: u64,
+    /// The message, with its client_msg_id filled.
+    pub msg: SendMessage,
+    /// Who waits for the ack.
+    pub waiter: W,
+    /// Request id of the copy written on the current connection, if any.
+    pub in_flight: Option<u64>,
+}
+
+/// Bounded, ordered sends awaiting acks.
+#[derive(Debug)]
+pub(crate) struct Outbox<W> {
+    entries: VecDeque<Entry<W>>,
+    capacity: usize,
+    next_key: u64,
+}
+
+impl<W> Outbox<W> {
+    /// An outbox holding at most `capacity` sends.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            entries: VecDeque::new(),
+            capacity: capacity.max(1),
+            next_key: 1,
+        }
+    }
+
+    /// Queues a send (filling its client_msg_id when empty); gives it back when full.
+    pub fn push(&mut self, mut msg: SendMessage, waiter: W) -> Result<u64, (SendMessage, W)> {
+        if self.entries.len() >= self.capacity {
+            return Err((msg, waiter));
+        }
+        if msg.client_msg_id.is_empty() {
+            msg.client_msg_id = new_client_msg_id();
+        }
+        let key = self.next_key;
+        self.next_key += 1;
+        self.entries.push_back(Entry {
+            key,
+            msg,
+            waiter,
+            in_flight: None,
+        });
+        Ok(key)
+    }
+
+    /// The sends not yet written on the current connection, oldest first.
+    pub fn unsent(&self) -> Vec<(u64, SendMessage)> {
+        self.entries
+            .iter()
+            .filter(|e| e.in_flight.is_none())
+            .map(|e| (e.key, e.msg.clone()))
+            .collect()
+    }
+
+    /// Records that send `key` went out as request `request_id`.
+    pub fn mark_sent(&mut self, key: u64, request_id: u64) {
+        if let Some(e) = self.entries.iter_mut().find(|e| e.key == key) {
+            e.in_flight = Some(request_id);
+        }
+    }
+
+    /// Removes send `key` (acked or failed), handing back its waiter.
+    pub fn take(&mut self, key: u64) -> Option<Entry<W>> {
+        let i = self.entries.iter().position(|e| e.key == key)?;
+        self.entries.remove(i)
+    }
+
+    /// The connection dropped: every unacked send must go out again.
+    pub fn on_disconnect(&mut self) {
+        for e in &mut self.entries {
+            e.in_flight = None;
+        }
+    }
+
+    /// Empties the outbox (the client is closing).
+    pub fn drain(&mut self) -> Vec<Entry<W>> {
+        self.entries.drain(..).collect()
+    }
+
+    /// How many sends wait.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(conv: u64, cmid: &str) -> SendMessage {
+        SendMessage {
+            conversation_id: conv,
+            client_msg_id: cmid.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn fills_fresh_ids_and_keeps_given_ones() {
+        let mut o = Outbox::new(4);
+        o.push(msg(1, ""), ()).expect("room");
+        o.push(msg(1, ""), ()).expect("room");
+        o.push(msg(1, "mine"), ()).expect("room");
+        let ids: Vec<_> = o
+            .unsent()
+            .into_iter()
+            .map(|(_, m)| m.client_msg_id)
+            .collect();
+        assert_eq!(ids[0].len(), 32);
+        assert!(ids[0].bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(ids[0], ids[1]);
+        assert_eq!(ids[2], "mine");
+    }
+
+    #[test]
+    fn bounded() {
+        let mut o = Outbox::new(2);
+        assert!(o.push(msg(1, "a"), 1).is_ok());
+        assert!(o.push(msg(1, "b"), 2).is_ok());
+        let (m, w) = o.push(msg(1, "c"), 3).expect_err("full");
+        assert_eq!((m.client_msg_id.as_str(), w), ("c", 3));
+        o.take(1);
+        assert!(o.push(msg(1, "c"), 3).is_ok());
+    }
+
+    #[test]
+    fn resends_unacked_in_order_with_same_ids_after_disconnect() {
+        let mut o = Outbox::new(10);
+        let a = o.push(msg(1, "a"), "wa").expect("room");
+        let b = o.push(msg(2, "b"), "wb").expect("room");
+        let c = o.push(msg(1, "c"), "wc").expect("room");
+        for (i, (key, _)) in o.unsent().into_iter().enumerate() {
+            o.mark_sent(key, 100 + i as u64);
+        }
+        assert!(o.unsent().is_empty());
+        // b is acked, then the connection drops before a and c are.
+        assert_eq!(o.take(b).map(|e| e.waiter), Some("wb"));
+        o.on_disconnect();
+        let again: Vec<_> = o
+            .unsent()
+            .into_iter()
+            .map(|(k, m)| (k, m.client_msg_id))
+            .collect();
+        assert_eq!(again, vec![(a, "a".to_string()), (c, "c".to_string())]);
+        // A send made while disconnected goes after them.
+        let d = o.push(msg(3, "d"), "wd").expect("room");
+        assert_eq!(o.unsent().last().map(|(k, _)| *k), Some(d));
+        assert_eq!(o.len(), 3);
+        assert_eq!(o.drain().len(), 3);
+        assert_eq!(o.len(), 0);
+    }
+}
