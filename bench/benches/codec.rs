@@ -1,4 +1,5 @@
 //! Frame encode/decode of a typical `SendMessage`.
+#![allow(missing_docs)]
 
 use bytes::BytesMut;
 use chat_protocol::v1::{self, client_frame, command, message_body};

@@ -108,6 +108,15 @@ impl Delivery {
         // Same epoch: the server replays after our cursors. Another epoch: a
         // `Push{resync}` follows; until then the old epoch stays ours, so a
         // connection lost in between asks again.
+        if w.epoch == sent_epoch {
+            // Conversations this client never knew are live from their head;
+            // what came before is history, read on demand.
+            for h in &self.heads {
+                if !self.seq.knows(h.conversation_id) {
+                    self.seq.set_cursor(h.conversation_id, h.seq);
+                }
+            }
+        }
         w.epoch == sent_epoch
     }
 
@@ -129,10 +138,12 @@ impl Delivery {
         self.epoch = self.welcome_epoch.clone();
     }
 
-    /// A conversation appeared or changed: a new one is delivered from seq 1.
-    pub fn on_conversation(&mut self, conv: u64) {
+    /// A conversation appeared or changed: one new to this client is live
+    /// after `last_seq` (the server attaches it from there; earlier messages
+    /// are history). A brand-new conversation has `last_seq` 0.
+    pub fn on_conversation(&mut self, conv: u64, last_seq: u64) {
         if !self.seq.knows(conv) {
-            self.seq.set_cursor(conv, 0);
+            self.seq.set_cursor(conv, last_seq);
         }
     }
 
@@ -446,11 +457,16 @@ mod tests {
     fn new_conversation_is_delivered_from_one() {
         let mut d = Delivery::new(None, 200);
         d.on_welcome(&welcome("e", &[]), "", false);
-        d.on_conversation(42);
+        d.on_conversation(42, 0);
         assert_eq!(d.resume_state().cursors.get(&42), Some(&0));
         assert_eq!(seqs(&d.on_message(m(42, 1))), vec![1]);
-        d.on_conversation(42);
+        d.on_conversation(42, 0);
         assert_eq!(d.resume_state().cursors.get(&42), Some(&1));
+        // Added to a conversation with history: live after its head, no gap fetch.
+        d.on_conversation(43, 10);
+        let step = d.on_message(m(43, 11));
+        assert_eq!(seqs(&step), vec![11]);
+        assert!(step.fetch.is_none());
     }
 
     #[test]

@@ -618,7 +618,7 @@ impl Driver {
             push::Event::Conversation(c) => {
                 if let Some(summary) = c.summary {
                     if let Some(conv) = &summary.conversation {
-                        self.delivery.on_conversation(conv.id);
+                        self.delivery.on_conversation(conv.id, conv.last_seq);
                     }
                     self.emit(Event::Conversation(summary)).await;
                 }

@@ -52,3 +52,5 @@ pub use config::{ClientConfig, ResumeState, Transport, Trust, parse_hash};
 pub use error::ClientError;
 pub use events::{Event, Events};
 pub use outbox::new_client_msg_id;
+/// The rustls client configuration the SDK uses (pinning or roots, ring provider, one ALPN).
+pub use tls::client_config as rustls_client_config;

@@ -78,7 +78,7 @@ impl ServerCertVerifier for PinnedCertVerifier {
 }
 
 /// A TLS 1.3 client configuration for `trust`, offering `alpn`.
-pub(crate) fn client_config(trust: &Trust, alpn: &[u8]) -> Result<rustls::ClientConfig, String> {
+pub fn client_config(trust: &Trust, alpn: &[u8]) -> Result<rustls::ClientConfig, String> {
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| format!("TLS setup: {e}"))?;

@@ -420,11 +420,13 @@ impl Actor {
         match res {
             Ok(()) => {
                 self.committed += batch.len() as u64;
+                let mut senders: HashMap<String, u64> = HashMap::new();
                 for p in batch {
                     // Writing is reading: the sender's read watermark follows their message.
                     if let Some(m) = self.members.get_mut(p.msg.sender_id.as_str()) {
                         m.read_seq = m.read_seq.max(p.msg.seq);
                         m.delivered_seq = m.delivered_seq.max(p.msg.seq);
+                        senders.insert(p.msg.sender_id.clone(), p.msg.seq);
                     }
                     let ok = v1::SendMessageOk {
                         conversation_id: p.msg.conversation_id,
@@ -443,6 +445,16 @@ impl Actor {
                 if let Some(frames) = frames {
                     self.fanout(Fanout::Messages(frames));
                 }
+                // Watermarks only move forward, so these writes need no ordering
+                // and the next commit need not wait for them.
+                let (store, conv) = (self.ctx.shared.store.clone(), self.id());
+                tokio::task::spawn_local(async move {
+                    for (user, seq) in senders {
+                        if let Err(e) = store.advance_watermarks(conv, &user, seq, seq).await {
+                            tracing::warn!(conv, error = %e, "sender watermark not stored");
+                        }
+                    }
+                });
             }
             Err(e) => {
                 tracing::error!(conv = self.id(), error = %e, "append failed");
