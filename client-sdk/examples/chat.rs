@@ -62,30 +62,16 @@ fn text(m: &v1::Message) -> String {
 }
 
 fn print_message(m: &v1::Message) {
-    let sender = if m.sender_id.is_empty() {
-        "*"
-    } else {
-        m.sender_id.as_str()
-    };
+    let sender = if m.sender_id.is_empty() { "*" } else { m.sender_id.as_str() };
     println!("[{}] {}: {}", m.conversation_id, sender, text(m));
 }
 
 fn print_summary(s: &v1::ConversationSummary) {
     if let Some(c) = &s.conversation {
-        let kind = ConversationKind::try_from(c.kind)
-            .map(|k| k.as_str_name())
-            .unwrap_or("?");
+        let kind = ConversationKind::try_from(c.kind).map(|k| k.as_str_name()).unwrap_or("?");
         let kind = kind.trim_start_matches("CONVERSATION_KIND_").to_lowercase();
-        let archived = if c.archived_at_ms > 0 {
-            " (archived)"
-        } else {
-            ""
-        };
-        let case = if c.case_id.is_empty() {
-            String::new()
-        } else {
-            format!(" case {}", c.case_id)
-        };
+        let archived = if c.archived_at_ms > 0 { " (archived)" } else { "" };
+        let case = if c.case_id.is_empty() { String::new() } else { format!(" case {}", c.case_id) };
         println!(
             "  #{} {} \"{}\"{}{} members={} unread={}",
             c.id, kind, c.title, case, archived, c.member_count, s.unread_count
@@ -95,38 +81,19 @@ fn print_summary(s: &v1::ConversationSummary) {
 
 fn on_event(ev: Event, st: &mut State) {
     match ev {
-        Event::Connected {
-            session_id,
-            node,
-            resumed,
-        } => {
-            println!(
-                "* connected (session {session_id} on {node}{})",
-                if resumed { ", resumed" } else { "" }
-            )
+        Event::Connected { session_id, node, resumed } => {
+            println!("* connected (session {session_id} on {node}{})", if resumed { ", resumed" } else { "" })
         }
-        Event::Disconnected {
-            reason, will_retry, ..
-        } => {
-            println!(
-                "* disconnected: {reason}{}",
-                if will_retry { "; reconnecting" } else { "" }
-            )
+        Event::Disconnected { reason, will_retry, .. } => {
+            println!("* disconnected: {reason}{}", if will_retry { "; reconnecting" } else { "" })
         }
         Event::Message(m) => {
             st.last_seq.insert(m.conversation_id, m.seq);
             print_message(&m);
         }
         Event::Receipt(r) => {
-            let kind = if r.kind == v1::ReceiptKind::Read as i32 {
-                "read"
-            } else {
-                "received"
-            };
-            println!(
-                "[{}] {} {kind} up to #{}",
-                r.conversation_id, r.user_id, r.seq
-            );
+            let kind = if r.kind == v1::ReceiptKind::Read as i32 { "read" } else { "received" };
+            println!("[{}] {} {kind} up to #{}", r.conversation_id, r.user_id, r.seq);
         }
         Event::Typing(t) => {
             if t.typing {
@@ -134,19 +101,11 @@ fn on_event(ev: Event, st: &mut State) {
             }
         }
         Event::Presence(p) => {
-            println!(
-                "* {} is {}",
-                p.user_id,
-                if p.online { "online" } else { "offline" }
-            )
+            println!("* {} is {}", p.user_id, if p.online { "online" } else { "offline" })
         }
         Event::Membership(m) => {
-            let change = v1::MembershipChange::try_from(m.change)
-                .map(|c| c.as_str_name())
-                .unwrap_or("?");
-            let change = change
-                .trim_start_matches("MEMBERSHIP_CHANGE_")
-                .to_lowercase();
+            let change = v1::MembershipChange::try_from(m.change).map(|c| c.as_str_name()).unwrap_or("?");
+            let change = change.trim_start_matches("MEMBERSHIP_CHANGE_").to_lowercase();
             println!("[{}] {} {change}", m.conversation_id, m.user_id);
         }
         Event::Conversation(s) => {
@@ -161,12 +120,7 @@ fn on_event(ev: Event, st: &mut State) {
 fn open_conv(st: &mut State, ok: &v1::ConversationOk) {
     if let Some(c) = ok.summary.as_ref().and_then(|s| s.conversation.as_ref()) {
         st.open = Some(c.id);
-        println!(
-            "* opened #{} \"{}\"{}",
-            c.id,
-            c.title,
-            if ok.existing { " (existing)" } else { "" }
-        );
+        println!("* opened #{} \"{}\"{}", c.id, c.title, if ok.existing { " (existing)" } else { "" });
     }
 }
 
@@ -187,20 +141,12 @@ async fn on_line(client: &Client, st: &mut State, line: &str) -> anyhow::Result<
     let mut words = line.split_whitespace();
     let cmd = words.next().unwrap_or_default();
     let args: Vec<String> = words.map(str::to_string).collect();
-    let need_open = || {
-        st.open
-            .ok_or_else(|| anyhow::anyhow!("no open conversation"))
-    };
+    let need_open = || st.open.ok_or_else(|| anyhow::anyhow!("no open conversation"));
     match (cmd, args.as_slice()) {
         ("/quit", _) => return Ok(false),
         ("/help", _) => println!("{HELP}"),
         ("/list", _) => {
-            let list = client
-                .list_conversations(v1::ListConversations {
-                    limit: 50,
-                    ..Default::default()
-                })
-                .await?;
+            let list = client.list_conversations(v1::ListConversations { limit: 50, ..Default::default() }).await?;
             for s in &list.conversations {
                 print_summary(s);
             }
@@ -219,27 +165,19 @@ async fn on_line(client: &Client, st: &mut State, line: &str) -> anyhow::Result<
             println!("* joined #{id}");
         }
         ("/private", [user]) => {
-            let ok = client
-                .create_conversation(ConversationKind::Private, "", "", vec![user.clone()])
-                .await?;
+            let ok = client.create_conversation(ConversationKind::Private, "", "", vec![user.clone()]).await?;
             open_conv(st, &ok);
         }
         ("/group", [title, users @ ..]) => {
-            let ok = client
-                .create_conversation(ConversationKind::Group, title, "", users.to_vec())
-                .await?;
+            let ok = client.create_conversation(ConversationKind::Group, title, "", users.to_vec()).await?;
             open_conv(st, &ok);
         }
         ("/case", [case_id, title, users @ ..]) => {
-            let ok = client
-                .create_conversation(ConversationKind::Case, title, case_id, users.to_vec())
-                .await?;
+            let ok = client.create_conversation(ConversationKind::Case, title, case_id, users.to_vec()).await?;
             open_conv(st, &ok);
         }
         ("/support", _) => {
-            let staff = client
-                .user()
-                .is_some_and(|u| u.role == v1::Role::Admin as i32);
+            let staff = client.user().is_some_and(|u| u.role == v1::Role::Admin as i32);
             if staff {
                 let queue = client.support_queue().await?;
                 println!("* support queue ({}):", queue.conversations.len());
@@ -247,9 +185,7 @@ async fn on_line(client: &Client, st: &mut State, line: &str) -> anyhow::Result<
                     print_summary(s);
                 }
             } else {
-                let ok = client
-                    .create_conversation(ConversationKind::Support, "Support", "", vec![])
-                    .await?;
+                let ok = client.create_conversation(ConversationKind::Support, "Support", "", vec![]).await?;
                 open_conv(st, &ok);
             }
         }
@@ -268,9 +204,7 @@ async fn on_line(client: &Client, st: &mut State, line: &str) -> anyhow::Result<
         ("/members", _) => {
             let members = client.get_members(need_open()?).await?;
             for m in &members.members {
-                let role = v1::MemberRole::try_from(m.role)
-                    .map(|r| r.as_str_name())
-                    .unwrap_or("?");
+                let role = v1::MemberRole::try_from(m.role).map(|r| r.as_str_name()).unwrap_or("?");
                 let role = role.trim_start_matches("MEMBER_ROLE_").to_lowercase();
                 println!(
                     "  {} ({}) {role} read={} delivered={}",
@@ -301,14 +235,8 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     let trust = Trust::cert_hash_hex(&args.cert_hash).map_err(anyhow::Error::msg)?;
-    let transport = if args.webtransport {
-        Transport::WebTransport
-    } else {
-        Transport::Quic
-    };
-    let config = ClientConfig::new(args.addr, args.token, trust)
-        .server_name(args.server_name)
-        .transport(transport);
+    let transport = if args.webtransport { Transport::WebTransport } else { Transport::Quic };
+    let config = ClientConfig::new(args.addr, args.token, trust).server_name(args.server_name).transport(transport);
     let (client, mut events) = match Client::connect(config).await {
         Ok(c) => c,
         Err(e) => {
@@ -317,10 +245,7 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     if let Some(u) = client.user() {
-        println!(
-            "* signed in as {} ({}); /help for commands",
-            u.id, u.display_name
-        );
+        println!("* signed in as {} ({}); /help for commands", u.id, u.display_name);
     }
     let mut st = State::default();
     let mut lines = BufReader::new(tokio::io::stdin()).lines();

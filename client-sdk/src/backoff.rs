@@ -17,30 +17,18 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Self {
-            initial: Duration::from_millis(200),
-            max: Duration::from_secs(10),
-            multiplier: 2.0,
-        }
+        Self { initial: Duration::from_millis(200), max: Duration::from_secs(10), multiplier: 2.0 }
     }
 }
 
 impl Backoff {
     /// The ceiling of attempt `attempt` (0-based), before jitter.
     pub fn ceiling(&self, attempt: u32) -> Duration {
-        let mult = if self.multiplier.is_finite() && self.multiplier >= 1.0 {
-            self.multiplier
-        } else {
-            1.0
-        };
+        let mult = if self.multiplier.is_finite() && self.multiplier >= 1.0 { self.multiplier } else { 1.0 };
         let factor = mult.powi(attempt.min(64) as i32);
         let secs = self.initial.as_secs_f64() * factor;
         let max = self.max.max(self.initial);
-        if !secs.is_finite() || secs >= max.as_secs_f64() {
-            max
-        } else {
-            Duration::from_secs_f64(secs)
-        }
+        if !secs.is_finite() || secs >= max.as_secs_f64() { max } else { Duration::from_secs_f64(secs) }
     }
 
     /// The delay before attempt `attempt`, drawn from `rng`.
@@ -74,23 +62,14 @@ mod tests {
         assert!(delays.iter().all(|d| *d <= Duration::from_millis(1600)));
         let min = delays.iter().min().copied().unwrap_or_default();
         let max = delays.iter().max().copied().unwrap_or_default();
-        assert!(
-            max - min > Duration::from_millis(800),
-            "full jitter spreads delays"
-        );
+        assert!(max - min > Duration::from_millis(800), "full jitter spreads delays");
     }
 
     #[test]
     fn odd_multipliers_do_not_panic() {
-        let b = Backoff {
-            multiplier: f64::NAN,
-            ..Backoff::default()
-        };
+        let b = Backoff { multiplier: f64::NAN, ..Backoff::default() };
         assert_eq!(b.ceiling(3), Duration::from_millis(200));
-        let b = Backoff {
-            max: Duration::ZERO,
-            ..Backoff::default()
-        };
+        let b = Backoff { max: Duration::ZERO, ..Backoff::default() };
         assert_eq!(b.ceiling(3), Duration::from_millis(200));
     }
 }

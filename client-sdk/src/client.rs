@@ -33,11 +33,7 @@ impl std::fmt::Debug for Cmd {
     }
 }
 
-fn want<T>(
-    r: reply::Result,
-    name: &str,
-    pick: impl FnOnce(reply::Result) -> Option<T>,
-) -> Result<T, ClientError> {
+fn want<T>(r: reply::Result, name: &str, pick: impl FnOnce(reply::Result) -> Option<T>) -> Result<T, ClientError> {
     pick(r).ok_or_else(|| ClientError::Protocol(format!("reply is not a {name}")))
 }
 
@@ -53,33 +49,22 @@ impl Client {
         let cfg = Arc::new(config);
         let delivery = Driver::initial_delivery(&cfg);
         let hello = driver::hello(&cfg, &delivery);
-        let est = transport::connect(cfg.clone(), hello.frame, cfg.request_timeout)
-            .await
-            .map_err(driver::lost_to_error)?;
+        let est =
+            transport::connect(cfg.clone(), hello.frame, cfg.request_timeout).await.map_err(driver::lost_to_error)?;
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMANDS);
         let (ev_tx, ev_rx) = mpsc::channel(cfg.event_buffer.max(1));
         let shared = Arc::new(Mutex::new(Shared::default()));
         let request_timeout = cfg.request_timeout;
         let d = Driver::new(cfg, cmd_rx, ev_tx, shared.clone(), delivery);
         tokio::spawn(d.run(est, hello.epoch, hello.resume));
-        Ok((
-            Client {
-                cmds: cmd_tx,
-                shared,
-                request_timeout,
-            },
-            Events::new(ev_rx),
-        ))
+        Ok((Client { cmds: cmd_tx, shared, request_timeout }, Events::new(ev_rx)))
     }
 
     /// Sends one command and waits for its reply (up to the request timeout,
     /// connection included).
     pub async fn request(&self, body: Body) -> Result<reply::Result, ClientError> {
         let (tx, rx) = oneshot::channel();
-        self.cmds
-            .send(Cmd::Request { body, reply: tx })
-            .await
-            .map_err(|_| ClientError::Closed)?;
+        self.cmds.send(Cmd::Request { body, reply: tx }).await.map_err(|_| ClientError::Closed)?;
         match tokio::time::timeout(self.request_timeout, rx).await {
             Err(_) => Err(ClientError::Timeout),
             Ok(Err(_)) => Err(ClientError::Closed),
@@ -92,10 +77,7 @@ impl Client {
     /// reconnects; no timeout (wrap it in one if needed; the send still goes out).
     pub async fn send(&self, msg: v1::SendMessage) -> Result<v1::SendMessageOk, ClientError> {
         let (tx, rx) = oneshot::channel();
-        self.cmds
-            .send(Cmd::Send { msg, reply: tx })
-            .await
-            .map_err(|_| ClientError::Closed)?;
+        self.cmds.send(Cmd::Send { msg, reply: tx }).await.map_err(|_| ClientError::Closed)?;
         rx.await.map_err(|_| ClientError::Closed)?
     }
 
@@ -108,9 +90,7 @@ impl Client {
         self.send(v1::SendMessage {
             conversation_id,
             client_msg_id: String::new(),
-            body: Some(v1::MessageBody {
-                content: Some(Content::Text(text.into())),
-            }),
+            body: Some(v1::MessageBody { content: Some(Content::Text(text.into())) }),
             reply_to: 0,
         })
         .await
@@ -125,14 +105,8 @@ impl Client {
         after_seq: u64,
         limit: u32,
     ) -> Result<v1::History, ClientError> {
-        let r = self
-            .request(Body::GetHistory(v1::GetHistory {
-                conversation_id,
-                before_seq,
-                after_seq,
-                limit,
-            }))
-            .await?;
+        let r =
+            self.request(Body::GetHistory(v1::GetHistory { conversation_id, before_seq, after_seq, limit })).await?;
         want(r, "history", |r| match r {
             reply::Result::History(h) => Some(h),
             _ => None,
@@ -157,29 +131,18 @@ impl Client {
     }
 
     /// Lists the caller's conversations.
-    pub async fn list_conversations(
-        &self,
-        query: v1::ListConversations,
-    ) -> Result<v1::ConversationList, ClientError> {
+    pub async fn list_conversations(&self, query: v1::ListConversations) -> Result<v1::ConversationList, ClientError> {
         self.conversation_list(Body::ListConversations(query)).await
     }
 
     /// One conversation and the caller's view of it.
-    pub async fn get_conversation(
-        &self,
-        conversation_id: u64,
-    ) -> Result<v1::ConversationOk, ClientError> {
-        self.conversation_ok(Body::GetConversation(v1::GetConversation {
-            conversation_id,
-        }))
-        .await
+    pub async fn get_conversation(&self, conversation_id: u64) -> Result<v1::ConversationOk, ClientError> {
+        self.conversation_ok(Body::GetConversation(v1::GetConversation { conversation_id })).await
     }
 
     /// The members of a conversation.
     pub async fn get_members(&self, conversation_id: u64) -> Result<v1::Members, ClientError> {
-        let r = self
-            .request(Body::GetMembers(v1::GetMembers { conversation_id }))
-            .await?;
+        let r = self.request(Body::GetMembers(v1::GetMembers { conversation_id })).await?;
         want(r, "members", |r| match r {
             reply::Result::Members(m) => Some(m),
             _ => None,
@@ -187,25 +150,13 @@ impl Client {
     }
 
     /// Joins a conversation (staff picking up a support conversation).
-    pub async fn join(
-        &self,
-        conversation_id: u64,
-    ) -> Result<Option<v1::ConversationOk>, ClientError> {
-        self.mutation(Body::JoinConversation(v1::JoinConversation {
-            conversation_id,
-        }))
-        .await
+    pub async fn join(&self, conversation_id: u64) -> Result<Option<v1::ConversationOk>, ClientError> {
+        self.mutation(Body::JoinConversation(v1::JoinConversation { conversation_id })).await
     }
 
     /// Leaves a conversation.
-    pub async fn leave(
-        &self,
-        conversation_id: u64,
-    ) -> Result<Option<v1::ConversationOk>, ClientError> {
-        self.mutation(Body::LeaveConversation(v1::LeaveConversation {
-            conversation_id,
-        }))
-        .await
+    pub async fn leave(&self, conversation_id: u64) -> Result<Option<v1::ConversationOk>, ClientError> {
+        self.mutation(Body::LeaveConversation(v1::LeaveConversation { conversation_id })).await
     }
 
     /// Adds members (conversation admins and moderators).
@@ -214,11 +165,7 @@ impl Client {
         conversation_id: u64,
         user_ids: Vec<String>,
     ) -> Result<Option<v1::ConversationOk>, ClientError> {
-        self.mutation(Body::AddMembers(v1::AddMembers {
-            conversation_id,
-            user_ids,
-        }))
-        .await
+        self.mutation(Body::AddMembers(v1::AddMembers { conversation_id, user_ids })).await
     }
 
     /// Removes a member (conversation admins).
@@ -227,11 +174,7 @@ impl Client {
         conversation_id: u64,
         user_id: impl Into<String>,
     ) -> Result<Option<v1::ConversationOk>, ClientError> {
-        self.mutation(Body::RemoveMember(v1::RemoveMember {
-            conversation_id,
-            user_id: user_id.into(),
-        }))
-        .await
+        self.mutation(Body::RemoveMember(v1::RemoveMember { conversation_id, user_id: user_id.into() })).await
     }
 
     /// Changes a member's role (conversation admins).
@@ -241,11 +184,8 @@ impl Client {
         user_id: impl Into<String>,
         role: v1::MemberRole,
     ) -> Result<Option<v1::ConversationOk>, ClientError> {
-        let body = Body::SetMemberRole(v1::SetMemberRole {
-            conversation_id,
-            user_id: user_id.into(),
-            role: role as i32,
-        });
+        let body =
+            Body::SetMemberRole(v1::SetMemberRole { conversation_id, user_id: user_id.into(), role: role as i32 });
         self.mutation(body).await
     }
 
@@ -255,58 +195,33 @@ impl Client {
         conversation_id: u64,
         unarchive: bool,
     ) -> Result<Option<v1::ConversationOk>, ClientError> {
-        self.mutation(Body::ArchiveConversation(v1::ArchiveConversation {
-            conversation_id,
-            unarchive,
-        }))
-        .await
+        self.mutation(Body::ArchiveConversation(v1::ArchiveConversation { conversation_id, unarchive })).await
     }
 
     /// Moves the caller's read watermark to `seq`.
     pub async fn mark_read(&self, conversation_id: u64, seq: u64) -> Result<(), ClientError> {
-        self.request(Body::MarkRead(v1::MarkRead {
-            conversation_id,
-            seq,
-        }))
-        .await
-        .map(drop)
+        self.request(Body::MarkRead(v1::MarkRead { conversation_id, seq })).await.map(drop)
     }
 
     /// Tells the server this device received messages up to `seq` (the SDK
     /// already does this by itself for what it surfaces).
     pub async fn mark_delivered(&self, conversation_id: u64, seq: u64) -> Result<(), ClientError> {
-        self.request(Body::MarkDelivered(v1::MarkDelivered {
-            conversation_id,
-            seq,
-        }))
-        .await
-        .map(drop)
+        self.request(Body::MarkDelivered(v1::MarkDelivered { conversation_id, seq })).await.map(drop)
     }
 
     /// Starts or stops the typing indicator.
     pub async fn set_typing(&self, conversation_id: u64, typing: bool) -> Result<(), ClientError> {
-        self.request(Body::SetTyping(v1::SetTyping {
-            conversation_id,
-            typing,
-        }))
-        .await
-        .map(drop)
+        self.request(Body::SetTyping(v1::SetTyping { conversation_id, typing })).await.map(drop)
     }
 
     /// Support conversations waiting for staff (system admins).
     pub async fn support_queue(&self) -> Result<v1::ConversationList, ClientError> {
-        self.conversation_list(Body::ListSupportQueue(v1::ListSupportQueue {}))
-            .await
+        self.conversation_list(Body::ListSupportQueue(v1::ListSupportQueue {})).await
     }
 
     /// Presence of users who share a conversation with the caller.
-    pub async fn get_presence(
-        &self,
-        user_ids: Vec<String>,
-    ) -> Result<Vec<v1::PresenceEvent>, ClientError> {
-        let r = self
-            .request(Body::GetPresence(v1::GetPresence { user_ids }))
-            .await?;
+    pub async fn get_presence(&self, user_ids: Vec<String>) -> Result<Vec<v1::PresenceEvent>, ClientError> {
+        let r = self.request(Body::GetPresence(v1::GetPresence { user_ids })).await?;
         want(r, "presence list", |r| match r {
             reply::Result::Presence(p) => Some(p.users),
             _ => None,
@@ -335,10 +250,7 @@ impl Client {
     /// The epoch and cursors to persist for resuming after a restart (refreshed
     /// every ~100 ms and on close; the cursors count messages put on the event channel).
     pub fn resume_state(&self) -> ResumeState {
-        self.shared
-            .lock()
-            .map(|s| s.resume.clone())
-            .unwrap_or_default()
+        self.shared.lock().map(|s| s.resume.clone()).unwrap_or_default()
     }
 
     /// Stops reconnecting and closes the connection; what still waits fails with

@@ -33,14 +33,9 @@ impl Trust {
 
 /// Parses a SHA-256 digest in hex, ignoring `:` and whitespace separators.
 pub fn parse_hash(hex_digest: &str) -> Result<[u8; 32], String> {
-    let clean: String = hex_digest
-        .chars()
-        .filter(|c| *c != ':' && !c.is_whitespace())
-        .collect();
+    let clean: String = hex_digest.chars().filter(|c| *c != ':' && !c.is_whitespace()).collect();
     let bytes = hex::decode(&clean).map_err(|e| format!("certificate hash is not hex: {e}"))?;
-    bytes
-        .try_into()
-        .map_err(|b: Vec<u8>| format!("certificate hash has {} bytes, expected 32", b.len()))
+    bytes.try_into().map_err(|b: Vec<u8>| format!("certificate hash has {} bytes, expected 32", b.len()))
 }
 
 /// What a client needs to resume where it stopped: persist it, pass it back in
@@ -98,12 +93,7 @@ impl Default for ClientConfig {
 impl ClientConfig {
     /// A configuration for `addr` with `token` and the given trust; defaults elsewhere.
     pub fn new(addr: impl Into<String>, token: impl Into<String>, trust: Trust) -> Self {
-        Self {
-            addr: addr.into(),
-            token: token.into(),
-            trust,
-            ..Self::default()
-        }
+        Self { addr: addr.into(), token: token.into(), trust, ..Self::default() }
     }
 
     /// Sets the server address (`host:port`).

@@ -82,14 +82,8 @@ impl Delivery {
         if !self.started {
             return (String::new(), Vec::new(), false);
         }
-        let mut cursors: Vec<Cursor> = self
-            .seq
-            .cursors()
-            .map(|(conversation_id, seq)| Cursor {
-                conversation_id,
-                seq,
-            })
-            .collect();
+        let mut cursors: Vec<Cursor> =
+            self.seq.cursors().map(|(conversation_id, seq)| Cursor { conversation_id, seq }).collect();
         cursors.sort_by_key(|c| c.conversation_id);
         (self.epoch.clone(), cursors, true)
     }
@@ -153,11 +147,7 @@ impl Delivery {
         match self.seq.offer(conv, seq, m) {
             Offer::Ready(ready) => {
                 self.note_receipt(conv, &ready);
-                if self
-                    .holes
-                    .get(&conv)
-                    .is_some_and(|h| !h.fetching && self.seq.cursor(conv) >= h.upto)
-                {
+                if self.holes.get(&conv).is_some_and(|h| !h.fetching && self.seq.cursor(conv) >= h.upto) {
                     self.holes.remove(&conv);
                 }
                 Step { ready, fetch: None }
@@ -165,10 +155,7 @@ impl Delivery {
             Offer::Duplicate => Step::default(),
             Offer::Gap { from, to } => {
                 let page = self.page;
-                let hole = self.holes.entry(conv).or_insert(Hole {
-                    fetching: false,
-                    upto: seq,
-                });
+                let hole = self.holes.entry(conv).or_insert(Hole { fetching: false, upto: seq });
                 hole.upto = hole.upto.max(seq);
                 if hole.fetching {
                     return Step::default();
@@ -176,14 +163,7 @@ impl Delivery {
                 hole.fetching = true;
                 let after_seq = from.saturating_sub(1);
                 let limit = to.saturating_sub(after_seq).clamp(1, u64::from(page)) as u32;
-                Step {
-                    ready: Vec::new(),
-                    fetch: Some(Fetch {
-                        conv,
-                        after_seq,
-                        limit,
-                    }),
-                }
+                Step { ready: Vec::new(), fetch: Some(Fetch { conv, after_seq, limit }) }
             }
         }
     }
@@ -233,14 +213,7 @@ impl Delivery {
         };
         hole.fetching = true;
         let limit = (hole.upto - after_seq).clamp(1, u64::from(self.page)) as u32;
-        Step {
-            ready,
-            fetch: Some(Fetch {
-                conv,
-                after_seq,
-                limit,
-            }),
-        }
+        Step { ready, fetch: Some(Fetch { conv, after_seq, limit }) }
     }
 
     /// A hole's page request failed: the next message of `conv` asks again.
@@ -269,10 +242,7 @@ impl Delivery {
 
     /// The state to persist to resume after a restart.
     pub fn resume_state(&self) -> ResumeState {
-        ResumeState {
-            epoch: self.epoch.clone(),
-            cursors: self.seq.cursors().collect(),
-        }
+        ResumeState { epoch: self.epoch.clone(), cursors: self.seq.cursors().collect() }
     }
 }
 
@@ -282,11 +252,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn m(conv: u64, seq: u64) -> Message {
-        Message {
-            conversation_id: conv,
-            seq,
-            ..Default::default()
-        }
+        Message { conversation_id: conv, seq, ..Default::default() }
     }
 
     fn seqs(step: &Step) -> Vec<u64> {
@@ -296,23 +262,13 @@ mod tests {
     fn welcome(epoch: &str, heads: &[(u64, u64)]) -> Welcome {
         Welcome {
             epoch: epoch.into(),
-            heads: heads
-                .iter()
-                .map(|&(conversation_id, seq)| Cursor {
-                    conversation_id,
-                    seq,
-                })
-                .collect(),
+            heads: heads.iter().map(|&(conversation_id, seq)| Cursor { conversation_id, seq }).collect(),
             ..Default::default()
         }
     }
 
     fn page(conv: u64, range: std::ops::RangeInclusive<u64>) -> History {
-        History {
-            conversation_id: conv,
-            messages: range.map(|s| m(conv, s)).collect(),
-            has_more: false,
-        }
+        History { conversation_id: conv, messages: range.map(|s| m(conv, s)).collect(), has_more: false }
     }
 
     #[test]
@@ -325,19 +281,7 @@ mod tests {
         let (epoch, cursors, resume) = d.hello();
         assert_eq!(epoch, "e1");
         assert!(resume);
-        assert_eq!(
-            cursors,
-            vec![
-                Cursor {
-                    conversation_id: 1,
-                    seq: 11
-                },
-                Cursor {
-                    conversation_id: 2,
-                    seq: 1
-                }
-            ]
-        );
+        assert_eq!(cursors, vec![Cursor { conversation_id: 1, seq: 11 }, Cursor { conversation_id: 2, seq: 1 }]);
         // Same epoch: resumed, the replay overlapping what we had is dropped.
         assert!(d.on_welcome(&welcome("e1", &[(1, 13)]), "e1", true));
         assert!(d.on_message(m(1, 11)).ready.is_empty());
@@ -346,10 +290,7 @@ mod tests {
 
     #[test]
     fn persisted_state_is_resumed_and_readable() {
-        let state = ResumeState {
-            epoch: "e9".into(),
-            cursors: BTreeMap::from([(4, 40), (5, 50)]),
-        };
+        let state = ResumeState { epoch: "e9".into(), cursors: BTreeMap::from([(4, 40), (5, 50)]) };
         let d = Delivery::new(Some(&state), 200);
         let (epoch, cursors, resume) = d.hello();
         assert!(resume);
@@ -360,18 +301,12 @@ mod tests {
 
     #[test]
     fn resync_clears_and_takes_new_heads() {
-        let state = ResumeState {
-            epoch: "old".into(),
-            cursors: BTreeMap::from([(1, 500)]),
-        };
+        let state = ResumeState { epoch: "old".into(), cursors: BTreeMap::from([(1, 500)]) };
         let mut d = Delivery::new(Some(&state), 200);
         assert!(!d.on_welcome(&welcome("new", &[(1, 3), (7, 9)]), "old", true));
         // Until the resync push, the old epoch stays ours.
         assert_eq!(d.hello().0, "old");
-        d.on_resync(&ResyncRequired {
-            reason: "epoch".into(),
-            epoch: String::new(),
-        });
+        d.on_resync(&ResyncRequired { reason: "epoch".into(), epoch: String::new() });
         let s = d.resume_state();
         assert_eq!(s.epoch, "new");
         assert_eq!(s.cursors, BTreeMap::from([(1, 3), (7, 9)]));
@@ -384,14 +319,7 @@ mod tests {
         d.on_welcome(&welcome("e", &[(1, 5)]), "", false);
         let step = d.on_message(m(1, 9));
         assert!(step.ready.is_empty());
-        assert_eq!(
-            step.fetch,
-            Some(Fetch {
-                conv: 1,
-                after_seq: 5,
-                limit: 4
-            })
-        );
+        assert_eq!(step.fetch, Some(Fetch { conv: 1, after_seq: 5, limit: 4 }));
         // More arrives while the page is in flight: held, no second fetch.
         assert_eq!(d.on_message(m(1, 10)), Step::default());
         let step = d.on_history(1, page(1, 6..=8));
@@ -406,33 +334,12 @@ mod tests {
         let mut d = Delivery::new(None, 3);
         d.on_welcome(&welcome("e", &[(1, 0)]), "", false);
         let step = d.on_message(m(1, 8));
-        assert_eq!(
-            step.fetch,
-            Some(Fetch {
-                conv: 1,
-                after_seq: 0,
-                limit: 3
-            })
-        );
+        assert_eq!(step.fetch, Some(Fetch { conv: 1, after_seq: 0, limit: 3 }));
         let step = d.on_history(1, page(1, 1..=3));
         assert_eq!(seqs(&step), vec![1, 2, 3]);
-        assert_eq!(
-            step.fetch,
-            Some(Fetch {
-                conv: 1,
-                after_seq: 3,
-                limit: 3
-            })
-        );
+        assert_eq!(step.fetch, Some(Fetch { conv: 1, after_seq: 3, limit: 3 }));
         let step = d.on_history(1, page(1, 4..=6));
-        assert_eq!(
-            step.fetch,
-            Some(Fetch {
-                conv: 1,
-                after_seq: 6,
-                limit: 2
-            })
-        );
+        assert_eq!(step.fetch, Some(Fetch { conv: 1, after_seq: 6, limit: 2 }));
         let step = d.on_history(1, page(1, 7..=8));
         assert_eq!(seqs(&step), vec![7, 8]);
         assert_eq!(step.fetch, None);
@@ -474,11 +381,7 @@ mod tests {
         let mut d = Delivery::new(None, 200);
         d.on_welcome(&welcome("e", &[(1, 0)]), "", false);
         assert!(d.on_message(m(1, 5)).fetch.is_some());
-        let empty = History {
-            conversation_id: 1,
-            messages: vec![],
-            has_more: false,
-        };
+        let empty = History { conversation_id: 1, messages: vec![], has_more: false };
         assert_eq!(d.on_history(1, empty), Step::default());
     }
 }

@@ -9,9 +9,7 @@ use crate::outbox::Outbox;
 use crate::requests::{Deferred, InFlight};
 use crate::transport::{self, Conn, Established, Inbound, Lost, SendHalf};
 use chat_protocol::error::{ErrorClass, WireError, WireErrorOwned};
-use chat_protocol::v1::{
-    self, ClientFrame, Command, ServerFrame, client_frame, command, push, reply, server_frame,
-};
+use chat_protocol::v1::{self, ClientFrame, Command, ServerFrame, client_frame, command, push, reply, server_frame};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -78,13 +76,7 @@ pub(crate) fn hello(cfg: &ClientConfig, delivery: &Delivery) -> HelloFrame {
         resume,
         protocol_version: chat_protocol::PROTOCOL_VERSION,
     };
-    HelloFrame {
-        frame: ClientFrame {
-            kind: Some(client_frame::Kind::Hello(hello)),
-        },
-        epoch,
-        resume,
-    }
+    HelloFrame { frame: ClientFrame { kind: Some(client_frame::Kind::Hello(hello)) }, epoch, resume }
 }
 
 /// The error a failed handshake is for the caller.
@@ -96,9 +88,7 @@ pub(crate) fn lost_to_error(lost: Lost) -> ClientError {
 }
 
 fn is_fatal(lost: &Lost) -> bool {
-    lost.error
-        .as_ref()
-        .is_some_and(|e| e.class() == ErrorClass::Fatal)
+    lost.error.as_ref().is_some_and(|e| e.class() == ErrorClass::Fatal)
 }
 
 /// The live half of the driver's state.
@@ -253,8 +243,7 @@ impl Driver {
                 }
             }
             let hello = hello(&self.cfg, &self.delivery);
-            let attempt =
-                transport::connect(self.cfg.clone(), hello.frame, self.cfg.request_timeout);
+            let attempt = transport::connect(self.cfg.clone(), hello.frame, self.cfg.request_timeout);
             tokio::pin!(attempt);
             let result = loop {
                 tokio::select! {
@@ -297,8 +286,7 @@ impl Driver {
                 false
             }
             Some(Cmd::Request { body, reply }) => {
-                self.deferred
-                    .push((body, reply), Instant::now() + self.cfg.request_timeout);
+                self.deferred.push((body, reply), Instant::now() + self.cfg.request_timeout);
                 true
             }
             Some(Cmd::Send { msg, reply }) => {
@@ -319,12 +307,7 @@ impl Driver {
     // ------------------------------------------------------------ online
 
     async fn session(&mut self, est: Established, sent_epoch: &str, sent_resume: bool) -> End {
-        let Established {
-            conn,
-            control_tx,
-            control_rx,
-            welcome,
-        } = est;
+        let Established { conn, control_tx, control_rx, welcome } = est;
         let resumed = self.delivery.on_welcome(&welcome, sent_epoch, sent_resume);
         self.attempt = 0;
         if let Ok(mut s) = self.shared.lock() {
@@ -332,20 +315,11 @@ impl Driver {
         }
         self.sync_shared();
         tracing::info!(session = welcome.session_id, node = %welcome.node, resumed, "connected");
-        self.emit(Event::Connected {
-            session_id: welcome.session_id,
-            node: welcome.node.clone(),
-            resumed,
-        })
-        .await;
+        self.emit(Event::Connected { session_id: welcome.session_id, node: welcome.node.clone(), resumed }).await;
 
         let (itx, mut irx) = mpsc::channel(INBOUND);
         let readers = transport::spawn_readers(&conn, control_rx, itx);
-        let mut s = Session {
-            conn,
-            tx: control_tx,
-            goodbye: None,
-        };
+        let mut s = Session { conn, tx: control_tx, goodbye: None };
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
 
@@ -395,36 +369,21 @@ impl Driver {
         // Last delivered receipts, best effort.
         for (conversation_id, seq) in self.delivery.take_receipts() {
             let id = self.inflight.next_id();
-            let body = command::Body::MarkDelivered(v1::MarkDelivered {
-                conversation_id,
-                seq,
-            });
+            let body = command::Body::MarkDelivered(v1::MarkDelivered { conversation_id, seq });
             if self.write(s, id, body).await.is_err() {
                 break;
             }
         }
         s.conn.close(0, why).await;
         self.shutdown(&ClientError::Closed);
-        self.emit(Event::Disconnected {
-            reason: why.to_string(),
-            error: None,
-            will_retry: false,
-        })
-        .await;
+        self.emit(Event::Disconnected { reason: why.to_string(), error: None, will_retry: false }).await;
     }
 
     async fn write(&mut self, s: &mut Session, id: u64, body: command::Body) -> Result<(), Lost> {
-        let frame = ClientFrame {
-            kind: Some(client_frame::Kind::Command(Command {
-                id,
-                body: Some(body),
-            })),
-        };
+        let frame = ClientFrame { kind: Some(client_frame::Kind::Command(Command { id, body: Some(body) })) };
         match s.tx.write_frame(&frame).await {
             Ok(()) => Ok(()),
-            Err(e) => Err(Lost::new(format!(
-                "cannot write to the control stream: {e}"
-            ))),
+            Err(e) => Err(Lost::new(format!("cannot write to the control stream: {e}"))),
         }
     }
 
@@ -457,11 +416,7 @@ impl Driver {
         match cmd {
             Cmd::Request { body, reply } => {
                 let id = self.inflight.next_id();
-                self.inflight.insert(
-                    id,
-                    Waiter::User(reply),
-                    Instant::now() + self.cfg.request_timeout,
-                );
+                self.inflight.insert(id, Waiter::User(reply), Instant::now() + self.cfg.request_timeout);
                 self.write(s, id, body).await
             }
             Cmd::Send { msg, reply } => match self.outbox.push(msg, reply) {
@@ -495,17 +450,8 @@ impl Driver {
         }
         for (conversation_id, seq) in self.delivery.take_receipts() {
             let id = self.inflight.next_id();
-            self.inflight
-                .insert(id, Waiter::Receipt, now + self.cfg.request_timeout);
-            self.write(
-                s,
-                id,
-                command::Body::MarkDelivered(v1::MarkDelivered {
-                    conversation_id,
-                    seq,
-                }),
-            )
-            .await?;
+            self.inflight.insert(id, Waiter::Receipt, now + self.cfg.request_timeout);
+            self.write(s, id, command::Body::MarkDelivered(v1::MarkDelivered { conversation_id, seq })).await?;
         }
         self.sync_shared();
         Ok(())
@@ -515,9 +461,7 @@ impl Driver {
         match frame.kind {
             Some(server_frame::Kind::Reply(r)) => self.on_reply(s, r).await,
             Some(server_frame::Kind::Push(p)) => self.on_push(s, p).await,
-            Some(server_frame::Kind::Welcome(_)) => {
-                Err(Lost::new("protocol error: a second Welcome"))
-            }
+            Some(server_frame::Kind::Welcome(_)) => Err(Lost::new("protocol error: a second Welcome")),
             None => Ok(()),
         }
     }
@@ -526,9 +470,7 @@ impl Driver {
         match frame.kind {
             Some(server_frame::Kind::Push(p)) => self.on_push(s, p).await,
             Some(server_frame::Kind::Reply(r)) => self.on_reply(s, r).await,
-            Some(server_frame::Kind::Welcome(_)) => {
-                Err(Lost::new("protocol error: a Welcome on the events stream"))
-            }
+            Some(server_frame::Kind::Welcome(_)) => Err(Lost::new("protocol error: a Welcome on the events stream")),
             None => Ok(()),
         }
     }
@@ -548,9 +490,7 @@ impl Driver {
                 if let Some(entry) = self.outbox.take(key) {
                     let result = match r.result {
                         Some(reply::Result::SendMessage(ok)) => Ok(ok),
-                        other => Err(reply_result(other)
-                            .err()
-                            .unwrap_or_else(|| unexpected("send_message"))),
+                        other => Err(reply_result(other).err().unwrap_or_else(|| unexpected("send_message"))),
                     };
                     let _ = entry.waiter.send(result);
                 }
@@ -579,24 +519,11 @@ impl Driver {
         for m in step.ready {
             self.emit(Event::Message(m)).await;
         }
-        if let Some(Fetch {
-            conv,
-            after_seq,
-            limit,
-        }) = step.fetch
-        {
+        if let Some(Fetch { conv, after_seq, limit }) = step.fetch {
             let id = self.inflight.next_id();
-            self.inflight.insert(
-                id,
-                Waiter::Fetch(conv),
-                Instant::now() + self.cfg.request_timeout,
-            );
-            let body = command::Body::GetHistory(v1::GetHistory {
-                conversation_id: conv,
-                before_seq: 0,
-                after_seq,
-                limit,
-            });
+            self.inflight.insert(id, Waiter::Fetch(conv), Instant::now() + self.cfg.request_timeout);
+            let body =
+                command::Body::GetHistory(v1::GetHistory { conversation_id: conv, before_seq: 0, after_seq, limit });
             self.write(s, id, body).await?;
         }
         Ok(())

@@ -33,11 +33,7 @@ pub(crate) struct Outbox<W> {
 impl<W> Outbox<W> {
     /// An outbox holding at most `capacity` sends.
     pub fn new(capacity: usize) -> Self {
-        Self {
-            entries: VecDeque::new(),
-            capacity: capacity.max(1),
-            next_key: 1,
-        }
+        Self { entries: VecDeque::new(), capacity: capacity.max(1), next_key: 1 }
     }
 
     /// Queues a send (filling its client_msg_id when empty); gives it back when full.
@@ -50,22 +46,13 @@ impl<W> Outbox<W> {
         }
         let key = self.next_key;
         self.next_key += 1;
-        self.entries.push_back(Entry {
-            key,
-            msg,
-            waiter,
-            in_flight: None,
-        });
+        self.entries.push_back(Entry { key, msg, waiter, in_flight: None });
         Ok(key)
     }
 
     /// The sends not yet written on the current connection, oldest first.
     pub fn unsent(&self) -> Vec<(u64, SendMessage)> {
-        self.entries
-            .iter()
-            .filter(|e| e.in_flight.is_none())
-            .map(|e| (e.key, e.msg.clone()))
-            .collect()
+        self.entries.iter().filter(|e| e.in_flight.is_none()).map(|e| (e.key, e.msg.clone())).collect()
     }
 
     /// Records that send `key` went out as request `request_id`.
@@ -104,11 +91,7 @@ mod tests {
     use super::*;
 
     fn msg(conv: u64, cmid: &str) -> SendMessage {
-        SendMessage {
-            conversation_id: conv,
-            client_msg_id: cmid.into(),
-            ..Default::default()
-        }
+        SendMessage { conversation_id: conv, client_msg_id: cmid.into(), ..Default::default() }
     }
 
     #[test]
@@ -117,11 +100,7 @@ mod tests {
         o.push(msg(1, ""), ()).expect("room");
         o.push(msg(1, ""), ()).expect("room");
         o.push(msg(1, "mine"), ()).expect("room");
-        let ids: Vec<_> = o
-            .unsent()
-            .into_iter()
-            .map(|(_, m)| m.client_msg_id)
-            .collect();
+        let ids: Vec<_> = o.unsent().into_iter().map(|(_, m)| m.client_msg_id).collect();
         assert_eq!(ids[0].len(), 32);
         assert!(ids[0].bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(ids[0], ids[1]);
@@ -152,11 +131,7 @@ mod tests {
         // b is acked, then the connection drops before a and c are.
         assert_eq!(o.take(b).map(|e| e.waiter), Some("wb"));
         o.on_disconnect();
-        let again: Vec<_> = o
-            .unsent()
-            .into_iter()
-            .map(|(k, m)| (k, m.client_msg_id))
-            .collect();
+        let again: Vec<_> = o.unsent().into_iter().map(|(k, m)| (k, m.client_msg_id)).collect();
         assert_eq!(again, vec![(a, "a".to_string()), (c, "c".to_string())]);
         // A send made while disconnected goes after them.
         let d = o.push(msg(3, "d"), "wd").expect("room");

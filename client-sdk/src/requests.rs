@@ -14,10 +14,7 @@ pub(crate) struct InFlight<W> {
 impl<W> InFlight<W> {
     /// Empty; ids start at 1 (0 is the handshake's).
     pub fn new() -> Self {
-        Self {
-            next_id: 1,
-            pending: HashMap::new(),
-        }
+        Self { next_id: 1, pending: HashMap::new() }
     }
 
     /// A fresh id, never reused for the life of the client.
@@ -39,12 +36,7 @@ impl<W> InFlight<W> {
 
     /// Removes and returns the waiters whose deadline passed.
     pub fn expired(&mut self, now: Instant) -> Vec<W> {
-        let ids: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(_, (_, d))| *d <= now)
-            .map(|(id, _)| *id)
-            .collect();
+        let ids: Vec<u64> = self.pending.iter().filter(|(_, (_, d))| *d <= now).map(|(id, _)| *id).collect();
         ids.into_iter().filter_map(|id| self.complete(id)).collect()
     }
 
@@ -68,9 +60,7 @@ pub(crate) struct Deferred<T> {
 impl<T> Deferred<T> {
     /// Empty.
     pub fn new() -> Self {
-        Self {
-            items: VecDeque::new(),
-        }
+        Self { items: VecDeque::new() }
     }
 
     /// Queues `item` until `deadline`.
@@ -80,8 +70,7 @@ impl<T> Deferred<T> {
 
     /// Removes and returns the items whose deadline passed.
     pub fn expired(&mut self, now: Instant) -> Vec<T> {
-        let (gone, keep): (VecDeque<_>, VecDeque<_>) =
-            self.items.drain(..).partition(|(_, d)| *d <= now);
+        let (gone, keep): (VecDeque<_>, VecDeque<_>) = self.items.drain(..).partition(|(_, d)| *d <= now);
         self.items = keep;
         gone.into_iter().map(|(t, _)| t).collect()
     }

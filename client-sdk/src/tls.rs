@@ -23,10 +23,7 @@ pub(crate) struct PinnedCertVerifier {
 
 impl PinnedCertVerifier {
     pub(crate) fn new(hashes: Vec<[u8; 32]>) -> Self {
-        Self {
-            hashes,
-            algorithms: provider().signature_verification_algorithms,
-        }
+        Self { hashes, algorithms: provider().signature_verification_algorithms }
     }
 
     /// Whether `cert` is one of the pinned certificates.
@@ -48,9 +45,7 @@ impl ServerCertVerifier for PinnedCertVerifier {
         if self.accepts(end_entity.as_ref()) {
             Ok(ServerCertVerified::assertion())
         } else {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::ApplicationVerificationFailure,
-            ))
+            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
         }
     }
 
@@ -95,9 +90,7 @@ pub fn client_config(trust: &Trust, alpn: &[u8]) -> Result<rustls::ClientConfig,
         Trust::Roots(roots) => {
             let mut store = rustls::RootCertStore::empty();
             for root in roots {
-                store
-                    .add(root.clone())
-                    .map_err(|e| format!("bad root certificate: {e}"))?;
+                store.add(root.clone()).map_err(|e| format!("bad root certificate: {e}"))?;
             }
             builder.with_root_certificates(store).with_no_client_auth()
         }
@@ -113,30 +106,21 @@ mod tests {
     #[test]
     fn pins_exactly_the_given_digest() {
         let cert = b"not really DER but bytes are bytes";
-        let digest: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, cert)
-            .as_ref()
-            .try_into()
-            .expect("sha256 is 32 bytes");
+        let digest: [u8; 32] =
+            ring::digest::digest(&ring::digest::SHA256, cert).as_ref().try_into().expect("sha256 is 32 bytes");
         let v = PinnedCertVerifier::new(vec![[0; 32], digest]);
         assert!(v.accepts(cert));
         assert!(!v.accepts(b"another certificate"));
         let der = CertificateDer::from(cert.to_vec());
         let name = ServerName::try_from("localhost").expect("valid name");
-        assert!(
-            v.verify_server_cert(&der, &[], &name, &[], UnixTime::now())
-                .is_ok()
-        );
+        assert!(v.verify_server_cert(&der, &[], &name, &[], UnixTime::now()).is_ok());
         let other = CertificateDer::from(b"x".to_vec());
-        assert!(
-            v.verify_server_cert(&other, &[], &name, &[], UnixTime::now())
-                .is_err()
-        );
+        assert!(v.verify_server_cert(&other, &[], &name, &[], UnixTime::now()).is_err());
     }
 
     #[test]
     fn configs_build_with_alpn() {
-        let c = client_config(&Trust::CertHashes(vec![[1; 32]]), chat_protocol::ALPN_CHAT)
-            .expect("config");
+        let c = client_config(&Trust::CertHashes(vec![[1; 32]]), chat_protocol::ALPN_CHAT).expect("config");
         assert_eq!(c.alpn_protocols, vec![b"chat/1".to_vec()]);
         assert!(client_config(&Trust::CertHashes(vec![]), b"h3").is_err());
         assert!(client_config(&Trust::Roots(vec![]), b"h3").is_ok());

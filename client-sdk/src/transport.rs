@@ -33,17 +33,11 @@ pub(crate) struct Lost {
 
 impl Lost {
     pub(crate) fn new(reason: impl Into<String>) -> Self {
-        Self {
-            reason: reason.into(),
-            error: None,
-        }
+        Self { reason: reason.into(), error: None }
     }
 
     fn server(e: WireErrorOwned) -> Self {
-        Self {
-            reason: e.to_string(),
-            error: Some(e),
-        }
+        Self { reason: e.to_string(), error: Some(e) }
     }
 }
 
@@ -55,26 +49,19 @@ fn app_close(code: u64, reason: &[u8]) -> Lost {
         retry_after: None,
         limit: None,
     };
-    Lost {
-        reason: format!("closed by server: {e}"),
-        error: Some(e),
-    }
+    Lost { reason: format!("closed by server: {e}"), error: Some(e) }
 }
 
 fn quinn_lost(e: &quinn::ConnectionError) -> Lost {
     match e {
-        quinn::ConnectionError::ApplicationClosed(c) => {
-            app_close(c.error_code.into_inner(), &c.reason)
-        }
+        quinn::ConnectionError::ApplicationClosed(c) => app_close(c.error_code.into_inner(), &c.reason),
         other => Lost::new(other.to_string()),
     }
 }
 
 fn wt_lost(e: &wtransport::error::ConnectionError) -> Lost {
     match e {
-        wtransport::error::ConnectionError::ApplicationClosed(c) => {
-            app_close(c.code().into_inner(), c.reason())
-        }
+        wtransport::error::ConnectionError::ApplicationClosed(c) => app_close(c.code().into_inner(), c.reason()),
         other => Lost::new(other.to_string()),
     }
 }
@@ -85,10 +72,7 @@ pub(crate) enum Conn {
     /// Raw QUIC.
     Quic(quinn::Connection, quinn::Endpoint),
     /// WebTransport.
-    Wt(
-        wtransport::Connection,
-        Arc<wtransport::Endpoint<wtransport::endpoint::endpoint_side::Client>>,
-    ),
+    Wt(wtransport::Connection, Arc<wtransport::Endpoint<wtransport::endpoint::endpoint_side::Client>>),
 }
 
 impl Conn {
@@ -123,27 +107,15 @@ impl Conn {
 
     async fn accept_uni(&self) -> Result<RecvHalf, Lost> {
         match self {
-            Self::Quic(c, _) => c
-                .accept_uni()
-                .await
-                .map(RecvHalf::Quic)
-                .map_err(|e| quinn_lost(&e)),
-            Self::Wt(c, _) => c
-                .accept_uni()
-                .await
-                .map(RecvHalf::Wt)
-                .map_err(|e| wt_lost(&e)),
+            Self::Quic(c, _) => c.accept_uni().await.map(RecvHalf::Quic).map_err(|e| quinn_lost(&e)),
+            Self::Wt(c, _) => c.accept_uni().await.map(RecvHalf::Wt).map_err(|e| wt_lost(&e)),
         }
     }
 
     async fn recv_datagram(&self) -> Result<Bytes, Lost> {
         match self {
             Self::Quic(c, _) => c.read_datagram().await.map_err(|e| quinn_lost(&e)),
-            Self::Wt(c, _) => c
-                .receive_datagram()
-                .await
-                .map(|d| d.payload())
-                .map_err(|e| wt_lost(&e)),
+            Self::Wt(c, _) => c.receive_datagram().await.map(|d| d.payload()).map_err(|e| wt_lost(&e)),
         }
     }
 }
@@ -227,12 +199,7 @@ impl FrameReader {
                 Ok(None) => {}
                 Err(e) => return Err(ReadFail::Protocol(e.to_string())),
             }
-            match self
-                .rx
-                .read(&mut self.chunk)
-                .await
-                .map_err(ReadFail::Transport)?
-            {
+            match self.rx.read(&mut self.chunk).await.map_err(ReadFail::Transport)? {
                 Some(n) => self.buf.extend_from_slice(&self.chunk[..n]),
                 None if self.buf.is_empty() => return Ok(None),
                 None => return Err(ReadFail::Protocol("stream ended inside a frame".into())),
@@ -275,19 +242,14 @@ async fn resolve(addr: &str) -> Result<SocketAddr, Lost> {
 }
 
 fn unspecified(peer: SocketAddr) -> SocketAddr {
-    if peer.is_ipv6() {
-        SocketAddr::from(([0u16; 8], 0))
-    } else {
-        SocketAddr::from(([0u8; 4], 0))
-    }
+    if peer.is_ipv6() { SocketAddr::from(([0u16; 8], 0)) } else { SocketAddr::from(([0u8; 4], 0)) }
 }
 
 async fn connect_inner(cfg: &ClientConfig, hello: &ClientFrame) -> Result<Established, Lost> {
     let peer = resolve(&cfg.addr).await?;
     let (conn, tx, rx) = match cfg.transport {
         Transport::Quic => {
-            let tls =
-                tls::client_config(&cfg.trust, chat_protocol::ALPN_CHAT).map_err(Lost::new)?;
+            let tls = tls::client_config(&cfg.trust, chat_protocol::ALPN_CHAT).map_err(Lost::new)?;
             let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
                 .map_err(|e| Lost::new(format!("TLS setup: {e}")))?;
             let mut client = quinn::ClientConfig::new(Arc::new(crypto));
@@ -303,15 +265,10 @@ async fn connect_inner(cfg: &ClientConfig, hello: &ClientFrame) -> Result<Establ
                 .await
                 .map_err(|e| quinn_lost(&e))?;
             let (tx, rx) = conn.open_bi().await.map_err(|e| quinn_lost(&e))?;
-            (
-                Conn::Quic(conn, endpoint),
-                SendHalf::Quic(tx),
-                RecvHalf::Quic(rx),
-            )
+            (Conn::Quic(conn, endpoint), SendHalf::Quic(tx), RecvHalf::Quic(rx))
         }
         Transport::WebTransport => {
-            let tls = tls::client_config(&cfg.trust, wtransport::tls::WEBTRANSPORT_ALPN)
-                .map_err(Lost::new)?;
+            let tls = tls::client_config(&cfg.trust, wtransport::tls::WEBTRANSPORT_ALPN).map_err(Lost::new)?;
             let config = wtransport::ClientConfig::builder()
                 .with_bind_address(unspecified(peer))
                 .with_custom_tls(tls)
@@ -332,22 +289,13 @@ async fn connect_inner(cfg: &ClientConfig, hello: &ClientFrame) -> Result<Establ
                 .map_err(|e| wt_lost(&e))?
                 .await
                 .map_err(|e| Lost::new(format!("cannot open the control stream: {e}")))?;
-            (
-                Conn::Wt(conn, Arc::new(endpoint)),
-                SendHalf::Wt(tx),
-                RecvHalf::Wt(rx),
-            )
+            (Conn::Wt(conn, Arc::new(endpoint)), SendHalf::Wt(tx), RecvHalf::Wt(rx))
         }
     };
     handshake(conn, tx, rx, hello).await
 }
 
-async fn handshake(
-    conn: Conn,
-    mut tx: SendHalf,
-    rx: RecvHalf,
-    hello: &ClientFrame,
-) -> Result<Established, Lost> {
+async fn handshake(conn: Conn, mut tx: SendHalf, rx: RecvHalf, hello: &ClientFrame) -> Result<Established, Lost> {
     if let Err(e) = tx.write_frame(hello).await {
         return Err(conn.lost(format!("cannot send Hello: {e}")).await);
     }
@@ -355,27 +303,18 @@ async fn handshake(
     let frame = match reader.next().await {
         Ok(Some(f)) => f,
         Ok(None) => {
-            return Err(conn
-                .lost("control stream closed during the handshake".into())
-                .await);
+            return Err(conn.lost("control stream closed during the handshake".into()).await);
         }
         Err(ReadFail::Transport(e)) => return Err(conn.lost(e).await),
         Err(ReadFail::Protocol(e)) => {
-            conn.close(
-                chat_protocol::v1::ErrorCode::ProtocolViolation as u32,
-                "bad handshake frame",
-            )
-            .await;
+            conn.close(chat_protocol::v1::ErrorCode::ProtocolViolation as u32, "bad handshake frame").await;
             return Err(Lost::new(e));
         }
     };
     match frame.kind {
-        Some(server_frame::Kind::Welcome(welcome)) => Ok(Established {
-            conn,
-            control_tx: tx,
-            control_rx: reader,
-            welcome,
-        }),
+        Some(server_frame::Kind::Welcome(welcome)) => {
+            Ok(Established { conn, control_tx: tx, control_rx: reader, welcome })
+        }
         Some(server_frame::Kind::Reply(r)) => {
             let err = match r.result {
                 Some(chat_protocol::v1::reply::Result::Error(e)) => WireError::from_proto(&e),
@@ -417,13 +356,9 @@ async fn pump(conn: Conn, mut reader: FrameReader, tx: mpsc::Sender<Inbound>, co
         let msg = match reader.next().await {
             Ok(Some(f)) if control => Inbound::Control(f),
             Ok(Some(f)) => Inbound::Event(f),
-            Ok(None) => Inbound::Lost(
-                conn.lost(format!(
-                    "{} stream closed",
-                    if control { "control" } else { "events" }
-                ))
-                .await,
-            ),
+            Ok(None) => {
+                Inbound::Lost(conn.lost(format!("{} stream closed", if control { "control" } else { "events" })).await)
+            }
             Err(ReadFail::Transport(e)) => Inbound::Lost(conn.lost(e).await),
             Err(ReadFail::Protocol(e)) => Inbound::Protocol(e),
         };
@@ -436,11 +371,7 @@ async fn pump(conn: Conn, mut reader: FrameReader, tx: mpsc::Sender<Inbound>, co
 
 /// Starts reading the control stream, the events stream (once the server
 /// opens it) and datagrams into `tx`.
-pub(crate) fn spawn_readers(
-    conn: &Conn,
-    control: FrameReader,
-    tx: mpsc::Sender<Inbound>,
-) -> Readers {
+pub(crate) fn spawn_readers(conn: &Conn, control: FrameReader, tx: mpsc::Sender<Inbound>) -> Readers {
     let control_task = tokio::spawn(pump(conn.clone(), control, tx.clone(), true));
     let events_conn = conn.clone();
     let events_tx = tx.clone();

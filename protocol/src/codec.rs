@@ -45,10 +45,7 @@ pub struct FrameDecoder {
 impl FrameDecoder {
     /// A decoder that refuses frames longer than `max_frame` bytes.
     pub fn new(max_frame: usize) -> Self {
-        Self {
-            max_frame,
-            skipping: 0,
-        }
+        Self { max_frame, skipping: 0 }
     }
 
     /// The limit this decoder enforces.
@@ -89,11 +86,7 @@ impl FrameDecoder {
             let n = len.min(buf.len() as u64);
             buf.advance(n as usize);
             self.skipping = len - n;
-            return Err(FrameError::TooLarge {
-                len,
-                max: self.max_frame,
-                command_id,
-            });
+            return Err(FrameError::TooLarge { len, max: self.max_frame, command_id });
         }
         let len = len as usize;
         if buf.len() < prefix + len {
@@ -113,11 +106,7 @@ fn read_varint(buf: &[u8]) -> Result<Option<(u64, usize)>, FrameError> {
             return Ok(Some((value, i + 1)));
         }
     }
-    if buf.len() >= MAX_PREFIX {
-        Err(FrameError::BadPrefix)
-    } else {
-        Ok(None)
-    }
+    if buf.len() >= MAX_PREFIX { Err(FrameError::BadPrefix) } else { Ok(None) }
 }
 
 /// Appends `msg` to `dst` as one frame.

@@ -46,12 +46,7 @@ pub struct WireError {
 impl WireError {
     /// An error with a code and a message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            retry_after: None,
-            limit: None,
-        }
+        Self { code, message: message.into(), retry_after: None, limit: None }
     }
 
     /// A limit was hit: says which, and when to retry.
@@ -61,12 +56,7 @@ impl WireError {
         message: impl Into<String>,
         retry_after: Option<Duration>,
     ) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            retry_after,
-            limit: Some(limit),
-        }
+        Self { code, message: message.into(), retry_after, limit: Some(limit) }
     }
 
     /// What the client should do.
@@ -127,22 +117,10 @@ mod tests {
 
     #[test]
     fn classes_follow_ranges() {
-        assert_eq!(
-            ErrorClass::of(ErrorCode::RateLimited as i32),
-            ErrorClass::Temporary
-        );
-        assert_eq!(
-            ErrorClass::of(ErrorCode::NotMember as i32),
-            ErrorClass::Final
-        );
-        assert_eq!(
-            ErrorClass::of(ErrorCode::SlowConsumer as i32),
-            ErrorClass::Reconnect
-        );
-        assert_eq!(
-            ErrorClass::of(ErrorCode::TokenExpired as i32),
-            ErrorClass::Fatal
-        );
+        assert_eq!(ErrorClass::of(ErrorCode::RateLimited as i32), ErrorClass::Temporary);
+        assert_eq!(ErrorClass::of(ErrorCode::NotMember as i32), ErrorClass::Final);
+        assert_eq!(ErrorClass::of(ErrorCode::SlowConsumer as i32), ErrorClass::Reconnect);
+        assert_eq!(ErrorClass::of(ErrorCode::TokenExpired as i32), ErrorClass::Fatal);
         assert_eq!(ErrorClass::of(1999), ErrorClass::Temporary);
     }
 

@@ -27,8 +27,7 @@ pub fn decode_stream(data: &[u8]) {
                     assert!(frame.len() <= DECODE_LIMIT, "frame over the limit");
                     if let Ok(msg) = ClientFrame::decode(frame) {
                         let bytes = msg.encode_to_vec();
-                        let again = ClientFrame::decode(bytes.as_slice())
-                            .expect("re-encoded frame decodes");
+                        let again = ClientFrame::decode(bytes.as_slice()).expect("re-encoded frame decodes");
                         assert_eq!(again, msg, "re-encoded frame decodes to another value");
                     }
                 }
@@ -37,9 +36,6 @@ pub fn decode_stream(data: &[u8]) {
                 Err(FrameError::BadPrefix) => return,
             }
         }
-        assert!(
-            buf.len() < DECODE_LIMIT + 5,
-            "decoder holds more than one frame"
-        );
+        assert!(buf.len() < DECODE_LIMIT + 5, "decoder holds more than one frame");
     }
 }

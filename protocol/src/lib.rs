@@ -33,7 +33,5 @@ pub const ALPN_CHAT: &[u8] = b"chat/1";
 
 /// Milliseconds since the Unix epoch, the unit of every timestamp on the wire.
 pub fn unix_ms(t: std::time::SystemTime) -> u64 {
-    t.duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }

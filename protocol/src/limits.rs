@@ -85,12 +85,9 @@ impl ValidationError {
     /// The wire form of this error.
     pub fn to_wire(&self) -> WireError {
         match self {
-            Self::TextTooLong { .. } => WireError::limited(
-                ErrorCode::TextTooLong,
-                "max_text_bytes",
-                self.to_string(),
-                None,
-            ),
+            Self::TextTooLong { .. } => {
+                WireError::limited(ErrorCode::TextTooLong, "max_text_bytes", self.to_string(), None)
+            }
             _ => WireError::new(ErrorCode::InvalidArgument, self.to_string()),
         }
     }
@@ -107,10 +104,7 @@ impl Limits {
                 if c.is_empty() {
                     Err(ValidationError::EmptyBody)
                 } else if c.len() > self.max_text_bytes + 1024 {
-                    Err(ValidationError::TextTooLong {
-                        len: c.len(),
-                        max: self.max_text_bytes + 1024,
-                    })
+                    Err(ValidationError::TextTooLong { len: c.len(), max: self.max_text_bytes + 1024 })
                 } else {
                     Ok(())
                 }
@@ -121,10 +115,7 @@ impl Limits {
     /// Checks message text.
     pub fn check_text(&self, text: &str) -> Result<(), ValidationError> {
         if text.len() > self.max_text_bytes {
-            return Err(ValidationError::TextTooLong {
-                len: text.len(),
-                max: self.max_text_bytes,
-            });
+            return Err(ValidationError::TextTooLong { len: text.len(), max: self.max_text_bytes });
         }
         if text.trim().is_empty() {
             return Err(ValidationError::EmptyBody);
@@ -159,9 +150,7 @@ fn forbidden(c: char) -> bool {
 
 /// Checks a user id: 1-64 bytes of `[A-Za-z0-9._@+-]`.
 pub fn check_user_id(id: &str) -> Result<(), ValidationError> {
-    check_token_chars(id, "user id", 64, |b| {
-        b.is_ascii_alphanumeric() || b"._@+-".contains(&b)
-    })
+    check_token_chars(id, "user id", 64, |b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b))
 }
 
 /// Checks a client message id: 1-64 bytes of printable ASCII.
@@ -174,26 +163,15 @@ pub fn check_case_id(id: &str) -> Result<(), ValidationError> {
     check_token_chars(id, "case_id", 128, |b| b.is_ascii_graphic())
 }
 
-fn check_token_chars(
-    id: &str,
-    what: &'static str,
-    max: usize,
-    ok: impl Fn(u8) -> bool,
-) -> Result<(), ValidationError> {
+fn check_token_chars(id: &str, what: &'static str, max: usize, ok: impl Fn(u8) -> bool) -> Result<(), ValidationError> {
     if id.is_empty() {
         return Err(ValidationError::BadId { what, why: "empty" });
     }
     if id.len() > max {
-        return Err(ValidationError::BadId {
-            what,
-            why: "too long",
-        });
+        return Err(ValidationError::BadId { what, why: "too long" });
     }
     if !id.bytes().all(ok) {
-        return Err(ValidationError::BadId {
-            what,
-            why: "has characters outside its alphabet",
-        });
+        return Err(ValidationError::BadId { what, why: "has characters outside its alphabet" });
     }
     Ok(())
 }
@@ -208,16 +186,10 @@ mod tests {
         assert!(l.check_text(&"a".repeat(10 * 1024)).is_ok());
         assert_eq!(
             l.check_text(&"a".repeat(10 * 1024 + 1)),
-            Err(ValidationError::TextTooLong {
-                len: 10 * 1024 + 1,
-                max: 10 * 1024
-            })
+            Err(ValidationError::TextTooLong { len: 10 * 1024 + 1, max: 10 * 1024 })
         );
         // 3-byte characters: 3414 * 3 = 10242 bytes.
-        assert!(matches!(
-            l.check_text(&"€".repeat(3414)),
-            Err(ValidationError::TextTooLong { .. })
-        ));
+        assert!(matches!(l.check_text(&"€".repeat(3414)), Err(ValidationError::TextTooLong { .. })));
     }
 
     #[test]
@@ -225,14 +197,8 @@ mod tests {
         let l = Limits::default();
         assert!(l.check_text("<script>alert(1)</script> and x < y").is_ok());
         assert!(l.check_text("line one\nline two\ttab").is_ok());
-        assert_eq!(
-            l.check_text("nul\0"),
-            Err(ValidationError::ForbiddenChar(0))
-        );
-        assert_eq!(
-            l.check_text("evil\u{202e}fdp.exe"),
-            Err(ValidationError::ForbiddenChar(0x202e))
-        );
+        assert_eq!(l.check_text("nul\0"), Err(ValidationError::ForbiddenChar(0)));
+        assert_eq!(l.check_text("evil\u{202e}fdp.exe"), Err(ValidationError::ForbiddenChar(0x202e)));
         assert_eq!(l.check_text("   \n"), Err(ValidationError::EmptyBody));
     }
 

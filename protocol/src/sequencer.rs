@@ -41,19 +41,13 @@ pub struct Sequencer<T> {
 impl<T> Sequencer<T> {
     /// A sequencer holding back at most `max_held` items per conversation.
     pub fn new(max_held: usize) -> Self {
-        Self {
-            convs: HashMap::new(),
-            max_held,
-        }
+        Self { convs: HashMap::new(), max_held }
     }
 
     /// Sets where a conversation stands (from a stored cursor or a handshake
     /// head). Moves forward only; drops held items at or below it.
     pub fn set_cursor(&mut self, conv: u64, seq: u64) {
-        let c = self.convs.entry(conv).or_insert_with(|| Conv {
-            delivered: 0,
-            held: BTreeMap::new(),
-        });
+        let c = self.convs.entry(conv).or_insert_with(|| Conv { delivered: 0, held: BTreeMap::new() });
         if seq > c.delivered {
             c.delivered = seq;
             c.held = c.held.split_off(&(seq + 1));
@@ -83,10 +77,7 @@ impl<T> Sequencer<T> {
     /// Offers message `seq` of `conv`.
     pub fn offer(&mut self, conv: u64, seq: u64, item: T) -> Offer<T> {
         let max_held = self.max_held;
-        let c = self.convs.entry(conv).or_insert_with(|| Conv {
-            delivered: 0,
-            held: BTreeMap::new(),
-        });
+        let c = self.convs.entry(conv).or_insert_with(|| Conv { delivered: 0, held: BTreeMap::new() });
         if seq <= c.delivered || c.held.contains_key(&seq) {
             return Offer::Duplicate;
         }

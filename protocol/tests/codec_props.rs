@@ -3,8 +3,8 @@
 
 use bytes::{Bytes, BytesMut};
 use chat_protocol::v1::{
-    self, ClientFrame, Command, Hello, MessageBody, MessageEvent, Push, SendMessage, ServerFrame,
-    client_frame, command, message_body, push, server_frame,
+    self, ClientFrame, Command, Hello, MessageBody, MessageEvent, Push, SendMessage, ServerFrame, client_frame,
+    command, message_body, push, server_frame,
 };
 use chat_protocol::{FrameDecoder, FrameError, encode_frame, encode_frame_to_vec, peek_command_id};
 use proptest::collection::vec;
@@ -31,25 +31,19 @@ fn send_message(max_chars: usize) -> impl Strategy<Value = SendMessage> {
     (
         any::<u64>(),
         text(max_chars),
-        option::of(text(max_chars).prop_map(|t| MessageBody {
-            content: Some(message_body::Content::Text(t)),
-        })),
+        option::of(text(max_chars).prop_map(|t| MessageBody { content: Some(message_body::Content::Text(t)) })),
         any::<u64>(),
     )
-        .prop_map(
-            |(conversation_id, client_msg_id, body, reply_to)| SendMessage {
-                conversation_id,
-                client_msg_id,
-                body,
-                reply_to,
-            },
-        )
+        .prop_map(|(conversation_id, client_msg_id, body, reply_to)| SendMessage {
+            conversation_id,
+            client_msg_id,
+            body,
+            reply_to,
+        })
 }
 
 fn command_frame(id: u64, body: Option<command::Body>) -> ClientFrame {
-    ClientFrame {
-        kind: Some(client_frame::Kind::Command(Command { id, body })),
-    }
+    ClientFrame { kind: Some(client_frame::Kind::Command(Command { id, body })) }
 }
 
 /// `ClientFrame { command { id, send_message } }` with arbitrary fields.
@@ -66,14 +60,10 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
 /// A small `ClientFrame` whose encoding stays under 200 bytes.
 fn small_client_frame() -> impl Strategy<Value = ClientFrame> {
     prop_oneof![
-        (any::<u64>(), send_message(8))
-            .prop_map(|(id, m)| command_frame(id, Some(command::Body::SendMessage(m)))),
+        (any::<u64>(), send_message(8)).prop_map(|(id, m)| command_frame(id, Some(command::Body::SendMessage(m)))),
         any::<u64>().prop_map(|id| command_frame(id, Some(command::Body::Ping(v1::Ping {})))),
         text(8).prop_map(|token| ClientFrame {
-            kind: Some(client_frame::Kind::Hello(Hello {
-                token,
-                ..Hello::default()
-            }))
+            kind: Some(client_frame::Kind::Hello(Hello { token, ..Hello::default() }))
         }),
         Just(ClientFrame::default()),
     ]
@@ -83,37 +73,17 @@ fn small_client_frame() -> impl Strategy<Value = ClientFrame> {
 fn server_frame() -> impl Strategy<Value = ServerFrame> {
     (
         (any::<u64>(), any::<u64>(), text(32), text(64)),
-        (
-            option::of(message_body()),
-            any::<u64>(),
-            any::<u64>(),
-            any::<i32>(),
-        ),
+        (option::of(message_body()), any::<u64>(), any::<u64>(), any::<i32>()),
     )
-        .prop_map(
-            |(
-                (conversation_id, seq, sender_id, client_msg_id),
-                (body, server_time_ms, reply_to, kind),
-            )| {
-                let message = v1::Message {
-                    conversation_id,
-                    seq,
-                    sender_id,
-                    client_msg_id,
-                    body,
-                    server_time_ms,
-                    reply_to,
-                    kind,
-                };
-                ServerFrame {
-                    kind: Some(server_frame::Kind::Push(Push {
-                        event: Some(push::Event::Message(MessageEvent {
-                            message: Some(message),
-                        })),
-                    })),
-                }
-            },
-        )
+        .prop_map(|((conversation_id, seq, sender_id, client_msg_id), (body, server_time_ms, reply_to, kind))| {
+            let message =
+                v1::Message { conversation_id, seq, sender_id, client_msg_id, body, server_time_ms, reply_to, kind };
+            ServerFrame {
+                kind: Some(server_frame::Kind::Push(Push {
+                    event: Some(push::Event::Message(MessageEvent { message: Some(message) })),
+                })),
+            }
+        })
 }
 
 /// Splits `data` at `cuts` (arbitrary positions, clamped and sorted) into pieces.
@@ -302,18 +272,11 @@ fn oversize_frame(id: Option<u64>, len: usize) -> ClientFrame {
             Some(command::Body::SendMessage(SendMessage {
                 conversation_id: 1,
                 client_msg_id: "c".into(),
-                body: Some(MessageBody {
-                    content: Some(message_body::Content::Text(text)),
-                }),
+                body: Some(MessageBody { content: Some(message_body::Content::Text(text)) }),
                 reply_to: 0,
             })),
         ),
-        None => ClientFrame {
-            kind: Some(client_frame::Kind::Hello(Hello {
-                token: text,
-                ..Hello::default()
-            })),
-        },
+        None => ClientFrame { kind: Some(client_frame::Kind::Hello(Hello { token: text, ..Hello::default() })) },
     }
 }
 
@@ -370,8 +333,7 @@ proptest! {
 fn any_command_frame() -> impl Strategy<Value = ClientFrame> {
     prop_oneof![
         client_frame(),
-        (any::<u64>(), send_message(4000))
-            .prop_map(|(id, m)| command_frame(id, Some(command::Body::SendMessage(m)))),
+        (any::<u64>(), send_message(4000)).prop_map(|(id, m)| command_frame(id, Some(command::Body::SendMessage(m)))),
         any::<u64>().prop_map(|id| command_frame(id, Some(command::Body::Ping(v1::Ping {})))),
         any::<u64>().prop_map(|id| command_frame(id, None)),
         (0u64..300).prop_map(|id| command_frame(id, Some(command::Body::Ping(v1::Ping {})))),

@@ -5,19 +5,14 @@
 
 use bytes::Bytes;
 use chat_protocol::v1::{
-    ClientFrame, Command, Cursor, GetHistory, Hello, MessageBody, Ping, SendMessage, client_frame,
-    command, message_body,
+    ClientFrame, Command, Cursor, GetHistory, Hello, MessageBody, Ping, SendMessage, client_frame, command,
+    message_body,
 };
 use chat_protocol::{encode_frame_to_vec, fuzz};
 use std::path::PathBuf;
 
 fn command(id: u64, body: command::Body) -> ClientFrame {
-    ClientFrame {
-        kind: Some(client_frame::Kind::Command(Command {
-            id,
-            body: Some(body),
-        })),
-    }
+    ClientFrame { kind: Some(client_frame::Kind::Command(Command { id, body: Some(body) })) }
 }
 
 fn send(id: u64, content: message_body::Content) -> ClientFrame {
@@ -26,9 +21,7 @@ fn send(id: u64, content: message_body::Content) -> ClientFrame {
         command::Body::SendMessage(SendMessage {
             conversation_id: 42,
             client_msg_id: format!("0190a5b2-7c1e-7000-8000-{id:012}"),
-            body: Some(MessageBody {
-                content: Some(content),
-            }),
+            body: Some(MessageBody { content: Some(content) }),
             reply_to: 0,
         }),
     )
@@ -49,41 +42,25 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             token: "eyJhbGciOiJIUzI1NiJ9.e30.sig".into(),
             client: "chat-client/0.1.0".into(),
             epoch: "e1".into(),
-            cursors: vec![Cursor {
-                conversation_id: 42,
-                seq: 7,
-            }],
+            cursors: vec![Cursor { conversation_id: 42, seq: 7 }],
             resume: true,
             protocol_version: chat_protocol::PROTOCOL_VERSION,
         })),
     };
     let text = send(1, message_body::Content::Text("hello, **world** ✓".into()));
-    let cipher = send(
-        2,
-        message_body::Content::Ciphertext(Bytes::from_static(&[0, 1, 2, 0xff])),
-    );
+    let cipher = send(2, message_body::Content::Ciphertext(Bytes::from_static(&[0, 1, 2, 0xff])));
     let history = command(
         3,
-        command::Body::GetHistory(GetHistory {
-            conversation_id: 42,
-            before_seq: 100,
-            ..GetHistory::default()
-        }),
+        command::Body::GetHistory(GetHistory { conversation_id: 42, before_seq: 100, ..GetHistory::default() }),
     );
     let ping = command(4, command::Body::Ping(Ping {}));
-    let oversize = send(
-        5,
-        message_body::Content::Text("x".repeat(fuzz::DECODE_LIMIT)),
-    );
+    let oversize = send(5, message_body::Content::Text("x".repeat(fuzz::DECODE_LIMIT)));
     vec![
         ("hello", seed(255, std::slice::from_ref(&hello))),
         ("send-text", seed(7, std::slice::from_ref(&text))),
         ("send-ciphertext", seed(1, &[cipher])),
         ("session", seed(3, &[hello, text, history, ping.clone()])),
-        (
-            "empty-frame",
-            seed(2, &[ClientFrame::default(), ping.clone()]),
-        ),
+        ("empty-frame", seed(2, &[ClientFrame::default(), ping.clone()])),
         ("oversize-then-ping", seed(200, &[oversize, ping])),
     ]
 }
@@ -99,18 +76,9 @@ fn seeds_are_committed_and_pass_the_target() {
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(&path, &bytes).unwrap();
         } else {
-            let committed = std::fs::read(&path).unwrap_or_else(|e| {
-                panic!(
-                    "{}: {e} (regenerate with CHAT_WRITE_FUZZ_SEEDS=1)",
-                    path.display()
-                )
-            });
-            assert_eq!(
-                committed,
-                bytes,
-                "{} is stale (regenerate with CHAT_WRITE_FUZZ_SEEDS=1)",
-                path.display()
-            );
+            let committed = std::fs::read(&path)
+                .unwrap_or_else(|e| panic!("{}: {e} (regenerate with CHAT_WRITE_FUZZ_SEEDS=1)", path.display()));
+            assert_eq!(committed, bytes, "{} is stale (regenerate with CHAT_WRITE_FUZZ_SEEDS=1)", path.display());
         }
     }
 }
@@ -135,13 +103,7 @@ fn seeds_cover_frames_and_the_skip_path() {
         assert!(buf.is_empty(), "{name}: trailing bytes");
         assert!(frames >= 1, "{name}: no frame");
         if name == "oversize-then-ping" {
-            assert!(matches!(
-                too_large.as_slice(),
-                [chat_protocol::FrameError::TooLarge {
-                    command_id: Some(5),
-                    ..
-                }]
-            ));
+            assert!(matches!(too_large.as_slice(), [chat_protocol::FrameError::TooLarge { command_id: Some(5), .. }]));
         } else {
             assert!(too_large.is_empty(), "{name}: {too_large:?}");
         }

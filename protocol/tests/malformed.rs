@@ -45,9 +45,7 @@ fn four_continuation_bytes_wait_for_more() {
 
 #[test]
 fn a_truncated_frame_waits_for_more() {
-    let frame = ClientFrame {
-        kind: Some(client_frame::Kind::Command(Command { id: 9, body: None })),
-    };
+    let frame = ClientFrame { kind: Some(client_frame::Kind::Command(Command { id: 9, body: None })) };
     let mut bytes = encode_frame_to_vec(&frame);
     bytes.pop();
     let (r, buf) = decode_once(&bytes);
@@ -71,20 +69,14 @@ fn a_body_that_is_not_protobuf_fails_to_decode() {
     let (r, _) = decode_once(&[0x03, 0x12, 0x05, 0x08]);
     let body = r.unwrap().expect("a frame");
     let err = ClientFrame::decode(body).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "failed to decode Protobuf message: ClientFrame.kind: buffer underflow"
-    );
+    assert_eq!(err.to_string(), "failed to decode Protobuf message: ClientFrame.kind: buffer underflow");
 }
 
 #[test]
 fn a_wire_type_that_does_not_exist_fails_to_decode() {
     // Key 0x0f: field 1, wire type 7.
     let err = ClientFrame::decode(&[0x0f, 0x00][..]).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "failed to decode Protobuf message: invalid wire type value: 7"
-    );
+    assert_eq!(err.to_string(), "failed to decode Protobuf message: invalid wire type value: 7");
 }
 
 #[test]
@@ -104,11 +96,7 @@ fn invalid_utf8_in_message_text_fails_to_decode() {
     // SendMessage.body (3) = MessageBody { text (1) = "a" + lone continuation byte }.
     let bytes = command_with_send_message(&[0x1a, 0x04, 0x0a, 0x02, b'a', 0x80]);
     let err = ClientFrame::decode(bytes.as_slice()).unwrap_err();
-    assert!(
-        err.to_string()
-            .ends_with("invalid string value: data is not UTF-8 encoded"),
-        "{err}"
-    );
+    assert!(err.to_string().ends_with("invalid string value: data is not UTF-8 encoded"), "{err}");
     assert!(err.to_string().contains("MessageBody.content"), "{err}");
 }
 
@@ -132,10 +120,7 @@ fn unknown_fields_are_ignored() {
     let expected = ClientFrame {
         kind: Some(client_frame::Kind::Command(Command {
             id: 7,
-            body: Some(command::Body::SendMessage(SendMessage {
-                conversation_id: 42,
-                ..SendMessage::default()
-            })),
+            body: Some(command::Body::SendMessage(SendMessage { conversation_id: 42, ..SendMessage::default() })),
         })),
     };
     assert_eq!(decoded, expected);
@@ -151,12 +136,7 @@ fn an_unknown_command_decodes_without_a_body() {
     let mut frame = vec![0x12, cmd.len() as u8];
     frame.extend_from_slice(&cmd);
     let decoded = ClientFrame::decode(frame.as_slice()).unwrap();
-    assert_eq!(
-        decoded,
-        ClientFrame {
-            kind: Some(client_frame::Kind::Command(Command { id: 7, body: None })),
-        }
-    );
+    assert_eq!(decoded, ClientFrame { kind: Some(client_frame::Kind::Command(Command { id: 7, body: None })) });
 }
 
 #[test]
@@ -167,14 +147,7 @@ fn an_oversize_frame_is_not_read_past_its_end() {
     let stream = [0x05, 0x12, 0x05, 0x08, 0x80, 0x80, 0x01, 0x00];
     let mut buf = BytesMut::from(&stream[..]);
     let mut dec = FrameDecoder::new(4);
-    assert_eq!(
-        dec.decode(&mut buf),
-        Err(FrameError::TooLarge {
-            len: 5,
-            max: 4,
-            command_id: None
-        })
-    );
+    assert_eq!(dec.decode(&mut buf), Err(FrameError::TooLarge { len: 5, max: 4, command_id: None }));
     assert_eq!(dec.decode(&mut buf), Ok(Some(Bytes::from_static(&[0x00]))));
     assert_eq!(dec.decode(&mut buf), Ok(None));
 }

@@ -87,11 +87,22 @@ impl Verifier {
     pub fn new(cfg: &AuthConfig) -> Result<Self, AuthSetupError> {
         let (key, alg) = match &cfg.public_key {
             Some(path) => {
-                let pem = std::fs::read(path).map_err(|source| AuthSetupError::Read { path: path.display().to_string(), source })?;
+                let pem = std::fs::read(path)
+                    .map_err(|source| AuthSetupError::Read { path: path.display().to_string(), source })?;
                 match cfg.public_key_alg.as_str() {
-                    "RS256" => (DecodingKey::from_rsa_pem(&pem).map_err(|e| AuthSetupError::Key(e.to_string()))?, Algorithm::RS256),
-                    "EdDSA" => (DecodingKey::from_ed_pem(&pem).map_err(|e| AuthSetupError::Key(e.to_string()))?, Algorithm::EdDSA),
-                    other => return Err(AuthSetupError::Key(format!("unsupported public_key_alg {other:?} (RS256 or EdDSA)"))),
+                    "RS256" => (
+                        DecodingKey::from_rsa_pem(&pem).map_err(|e| AuthSetupError::Key(e.to_string()))?,
+                        Algorithm::RS256,
+                    ),
+                    "EdDSA" => (
+                        DecodingKey::from_ed_pem(&pem).map_err(|e| AuthSetupError::Key(e.to_string()))?,
+                        Algorithm::EdDSA,
+                    ),
+                    other => {
+                        return Err(AuthSetupError::Key(format!(
+                            "unsupported public_key_alg {other:?} (RS256 or EdDSA)"
+                        )));
+                    }
                 }
             }
             None => {
@@ -122,18 +133,26 @@ impl Verifier {
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|e| match e.kind() {
             ErrorKind::ExpiredSignature => WireError::new(ErrorCode::TokenExpired, "token expired"),
             ErrorKind::InvalidSignature => WireError::new(ErrorCode::Unauthenticated, "token signature is invalid"),
-            ErrorKind::InvalidAlgorithm => WireError::new(ErrorCode::Unauthenticated, "token algorithm is not accepted"),
+            ErrorKind::InvalidAlgorithm => {
+                WireError::new(ErrorCode::Unauthenticated, "token algorithm is not accepted")
+            }
             ErrorKind::ImmatureSignature => WireError::new(ErrorCode::Unauthenticated, "token is not valid yet"),
             ErrorKind::InvalidIssuer => WireError::new(ErrorCode::Unauthenticated, "token issuer is not accepted"),
             ErrorKind::InvalidAudience => WireError::new(ErrorCode::Unauthenticated, "token audience is not accepted"),
-            ErrorKind::MissingRequiredClaim(c) => WireError::new(ErrorCode::Unauthenticated, format!("token lacks the {c} claim")),
+            ErrorKind::MissingRequiredClaim(c) => {
+                WireError::new(ErrorCode::Unauthenticated, format!("token lacks the {c} claim"))
+            }
             _ => WireError::new(ErrorCode::Unauthenticated, format!("malformed token: {e}")),
         })?;
         let c = data.claims;
         chat_protocol::limits::check_user_id(&c.sub)
             .map_err(|e| WireError::new(ErrorCode::Unauthenticated, format!("token subject: {e}")))?;
-        let role = parse_role(&c.role)
-            .ok_or_else(|| WireError::new(ErrorCode::Unauthenticated, format!("token role {:?} is not advocate, client or admin", c.role)))?;
+        let role = parse_role(&c.role).ok_or_else(|| {
+            WireError::new(
+                ErrorCode::Unauthenticated,
+                format!("token role {:?} is not advocate, client or admin", c.role),
+            )
+        })?;
         let display_name = if c.name.trim().is_empty() { c.sub.clone() } else { c.name.chars().take(128).collect() };
         Ok(Identity { user_id: c.sub, display_name, role })
     }
@@ -142,7 +161,15 @@ impl Verifier {
 /// Mints an HS256 token (development and tests).
 pub fn mint_hs256(secret: &str, user: &str, name: &str, role: &str, ttl: Duration) -> String {
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
-    let claims = Claims { sub: user.into(), name: name.into(), role: role.into(), exp: now + ttl.as_secs(), iat: now, iss: None, aud: None };
+    let claims = Claims {
+        sub: user.into(),
+        name: name.into(),
+        role: role.into(),
+        exp: now + ttl.as_secs(),
+        iat: now,
+        iss: None,
+        aud: None,
+    };
     mint_claims(secret, &claims)
 }
 
@@ -174,7 +201,15 @@ mod tests {
         assert_eq!(v.verify("not.a.jwt").unwrap_err().code, ErrorCode::Unauthenticated);
         let forged = mint_hs256("another-secret-of-16+", "alice", "", "admin", Duration::from_secs(60));
         assert!(v.verify(&forged).unwrap_err().message.contains("signature"));
-        let old = Claims { sub: "alice".into(), name: String::new(), role: "client".into(), exp: 1_000, iat: 0, iss: None, aud: None };
+        let old = Claims {
+            sub: "alice".into(),
+            name: String::new(),
+            role: "client".into(),
+            exp: 1_000,
+            iat: 0,
+            iss: None,
+            aud: None,
+        };
         assert_eq!(v.verify(&mint_claims(crate::config::DEV_SECRET, &old)).unwrap_err().code, ErrorCode::TokenExpired);
         let bad_role = mint_hs256(crate::config::DEV_SECRET, "alice", "", "judge", Duration::from_secs(60));
         assert!(v.verify(&bad_role).unwrap_err().message.contains("judge"));

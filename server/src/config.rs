@@ -227,7 +227,9 @@ impl Config {
             return Err(ConfigError::Inconsistent("tls.cert and tls.key go together".into()));
         }
         if self.limits.max_frame_bytes < self.limits.max_text_bytes + 1024 {
-            return Err(ConfigError::Inconsistent("limits.max_frame_bytes must exceed max_text_bytes by at least 1024".into()));
+            return Err(ConfigError::Inconsistent(
+                "limits.max_frame_bytes must exceed max_text_bytes by at least 1024".into(),
+            ));
         }
         if self.limits.messages_per_minute == 0 || self.limits.connections_per_minute_per_ip == 0 {
             return Err(ConfigError::Inconsistent("rate limits must be at least 1".into()));
@@ -237,11 +239,7 @@ impl Config {
 
     /// The number of shards to run.
     pub fn shard_count(&self) -> usize {
-        if self.shards > 0 {
-            self.shards
-        } else {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-        }
+        if self.shards > 0 { self.shards } else { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) }
     }
 
     /// The effective configuration as TOML.

@@ -148,7 +148,9 @@ pub fn spawn(ctx: Rc<ShardCtx>, conv: ConvId) -> mpsc::Sender<ConvMsg> {
         .await;
         match loaded {
             Ok(Some((rec, members, last))) => Actor::new(ctx.clone(), rec, members, last).run(rx).await,
-            Ok(None) => refuse_all(rx, WireError::new(ErrorCode::NotFound, format!("conversation {conv} does not exist"))).await,
+            Ok(None) => {
+                refuse_all(rx, WireError::new(ErrorCode::NotFound, format!("conversation {conv} does not exist"))).await
+            }
             Err(e) => {
                 tracing::error!(conv, error = %e, "cannot load conversation");
                 refuse_all(rx, WireError::new(ErrorCode::Unavailable, "conversation temporarily unavailable")).await
@@ -321,7 +323,10 @@ impl Actor {
             return;
         }
         if msg.reply_to != 0 && msg.reply_to > self.committed + self.inflight.len() as u64 + self.pending.len() as u64 {
-            let _ = reply.send(Err(WireError::new(ErrorCode::InvalidArgument, format!("reply_to {} does not exist", msg.reply_to))));
+            let _ = reply.send(Err(WireError::new(
+                ErrorCode::InvalidArgument,
+                format!("reply_to {} does not exist", msg.reply_to),
+            )));
             return;
         }
         let key = (caller.user.clone(), msg.client_msg_id.clone());
@@ -334,7 +339,11 @@ impl Actor {
             }
             return;
         }
-        if let Some(p) = self.pending.iter_mut().find(|p| p.msg.sender_id == *caller.user && p.msg.client_msg_id == msg.client_msg_id) {
+        if let Some(p) = self
+            .pending
+            .iter_mut()
+            .find(|p| p.msg.sender_id == *caller.user && p.msg.client_msg_id == msg.client_msg_id)
+        {
             p.replies.push(reply);
             return;
         }
@@ -368,7 +377,12 @@ impl Actor {
     }
 
     fn ok(&self, seq: u64, duplicate: bool) -> v1::SendMessageOk {
-        v1::SendMessageOk { conversation_id: self.id(), seq, server_time_ms: chat_protocol::unix_ms(std::time::SystemTime::now()), duplicate }
+        v1::SendMessageOk {
+            conversation_id: self.id(),
+            seq,
+            server_time_ms: chat_protocol::unix_ms(std::time::SystemTime::now()),
+            duplicate,
+        }
     }
 
     /// Sequences everything pending and starts its append.
@@ -406,10 +420,10 @@ impl Actor {
         let key = (user, cmid);
         if self.recent.insert(key.clone(), seq).is_none() {
             self.recent_order.push_back(key);
-            if self.recent_order.len() > RECENT_IDS {
-                if let Some(old) = self.recent_order.pop_front() {
-                    self.recent.remove(&old);
-                }
+            if self.recent_order.len() > RECENT_IDS
+                && let Some(old) = self.recent_order.pop_front()
+            {
+                self.recent.remove(&old);
             }
         }
     }
@@ -436,10 +450,10 @@ impl Actor {
                     };
                     let mut replies = p.replies.into_iter();
                     if let Some(first) = replies.next() {
-                        let _ = first.send(Ok(ok.clone()));
+                        let _ = first.send(Ok(ok));
                     }
                     for r in replies {
-                        let _ = r.send(Ok(v1::SendMessageOk { duplicate: true, ..ok.clone() }));
+                        let _ = r.send(Ok(v1::SendMessageOk { duplicate: true, ..ok }));
                     }
                 }
                 if let Some(frames) = frames {
@@ -507,7 +521,12 @@ impl Actor {
         }
         // Receipts, coalesced: one push per member and kind per tick.
         for ((user, kind), seq) in std::mem::take(&mut self.receipts) {
-            let ev = push::Event::Receipt(v1::ReceiptEvent { conversation_id: self.id(), user_id: user.to_string(), kind, seq });
+            let ev = push::Event::Receipt(v1::ReceiptEvent {
+                conversation_id: self.id(),
+                user_id: user.to_string(),
+                kind,
+                seq,
+            });
             self.fanout(Fanout::Ephemeral { frame: frames::push(ev), datagram: None, skip_user: None });
         }
         // Retry nudges for shards whose mailbox was full.
@@ -600,7 +619,9 @@ impl Actor {
                     return Err(WireError::new(ErrorCode::Conflict, "already a member"));
                 }
                 if kind != ConversationKind::Support || caller.role != Role::Admin {
-                    return forbidden("only staff join, and only support conversations; ask a conversation admin to add you");
+                    return forbidden(
+                        "only staff join, and only support conversations; ask a conversation admin to add you",
+                    );
                 }
                 self.add_member(&caller.user, MemberRole::Admin, now).await.map_err(backend)?;
                 if self.rec.support_state == v1::SupportState::Waiting as i32 {
@@ -630,7 +651,12 @@ impl Actor {
                     return forbidden("only conversation admins and moderators add members");
                 }
                 if self.members.len() + users.len() > self.ctx.shared.cfg.limits.max_members {
-                    return Err(WireError::limited(ErrorCode::TooManyMembers, "max_members", format!("at most {} members", self.ctx.shared.cfg.limits.max_members), None));
+                    return Err(WireError::limited(
+                        ErrorCode::TooManyMembers,
+                        "max_members",
+                        format!("at most {} members", self.ctx.shared.cfg.limits.max_members),
+                        None,
+                    ));
                 }
                 for u in users {
                     if self.is_member(&u) {
@@ -674,7 +700,8 @@ impl Actor {
                 self.membership_line(&user, MembershipChange::Role, &caller.user, role);
             }
             AdminOp::Archive(archive) => {
-                let allowed = my_role == Some(MemberRole::Admin) || (kind == ConversationKind::Private && my_role.is_some());
+                let allowed =
+                    my_role == Some(MemberRole::Admin) || (kind == ConversationKind::Private && my_role.is_some());
                 if !allowed {
                     return forbidden("only conversation admins archive");
                 }
@@ -686,7 +713,12 @@ impl Actor {
         Ok(self.summary_for(&caller.user).await)
     }
 
-    async fn add_member(&mut self, user: &Arc<str>, role: MemberRole, now: u64) -> Result<(), crate::store::StoreError> {
+    async fn add_member(
+        &mut self,
+        user: &Arc<str>,
+        role: MemberRole,
+        now: u64,
+    ) -> Result<(), crate::store::StoreError> {
         let rec = MemberRecord {
             conversation_id: self.id(),
             user_id: user.to_string(),
@@ -723,7 +755,11 @@ impl Actor {
     async fn tell_user(&self, user: &Arc<str>, added: bool) {
         let s = self.summary_for(user).await;
         let frame = frames::push(push::Event::Conversation(v1::ConversationEvent { summary: Some(s) }));
-        let ev = if added { UserEvent::Added(self.id(), self.committed, frame) } else { UserEvent::Removed(self.id(), frame) };
+        let ev = if added {
+            UserEvent::Added(self.id(), self.committed, frame)
+        } else {
+            UserEvent::Removed(self.id(), frame)
+        };
         for shard in 0..self.ctx.shared.mesh.len() {
             let _ = self.ctx.shared.mesh.try_send(shard, ShardMsg::User(user.clone(), ev.clone()));
         }
@@ -735,7 +771,10 @@ impl Actor {
             let s = self.summary_for(user).await;
             let frame = frames::push(push::Event::Conversation(v1::ConversationEvent { summary: Some(s) }));
             for shard in 0..self.ctx.shared.mesh.len() {
-                let _ = self.ctx.shared.mesh.try_send(shard, ShardMsg::User(user.clone(), UserEvent::Added(self.id(), self.committed, frame.clone())));
+                let _ = self.ctx.shared.mesh.try_send(
+                    shard,
+                    ShardMsg::User(user.clone(), UserEvent::Added(self.id(), self.committed, frame.clone())),
+                );
             }
         }
     }
@@ -750,7 +789,12 @@ pub async fn summary(
     me: Option<&MemberRecord>,
 ) -> v1::ConversationSummary {
     let last_message = if last_seq > 0 {
-        let range = crate::store::Range { after: last_seq - 1, before: last_seq + 1, limit: 1, direction: crate::store::Direction::Forward };
+        let range = crate::store::Range {
+            after: last_seq - 1,
+            before: last_seq + 1,
+            limit: 1,
+            direction: crate::store::Direction::Forward,
+        };
         match store.read_range(rec.id, range).await {
             Ok(v) => v.first().and_then(|(_, b)| v1::Message::decode(b.as_ref()).ok()),
             Err(_) => None,
@@ -788,5 +832,10 @@ pub fn conversation_proto(rec: &ConversationRecord, last_seq: u64, member_count:
 }
 
 fn unavailable() -> WireError {
-    WireError::limited(ErrorCode::Unavailable, "store", "the store could not take the write; retry", Some(Duration::from_secs(1)))
+    WireError::limited(
+        ErrorCode::Unavailable,
+        "store",
+        "the store could not take the write; retry",
+        Some(Duration::from_secs(1)),
+    )
 }

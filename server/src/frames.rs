@@ -54,11 +54,18 @@ mod tests {
 
     #[test]
     fn message_push_is_the_encoded_push() {
-        let m = v1::Message { conversation_id: 9, seq: 3, sender_id: "a".into(), server_time_ms: 5, ..Default::default() };
+        let m =
+            v1::Message { conversation_id: 9, seq: 3, sender_id: "a".into(), server_time_ms: 5, ..Default::default() };
         let by_hand = message_push(&m.encode_to_vec());
         let by_prost = push(push::Event::Message(v1::MessageEvent { message: Some(m.clone()) }));
         assert_eq!(by_hand, by_prost);
-        let big = v1::Message { body: Some(v1::MessageBody { content: Some(v1::message_body::Content::Text("x".repeat(300))) }), ..m };
-        assert_eq!(message_push(&big.encode_to_vec()), push(push::Event::Message(v1::MessageEvent { message: Some(big) })));
+        let big = v1::Message {
+            body: Some(v1::MessageBody { content: Some(v1::message_body::Content::Text("x".repeat(300))) }),
+            ..m
+        };
+        assert_eq!(
+            message_push(&big.encode_to_vec()),
+            push(push::Event::Message(v1::MessageEvent { message: Some(big) }))
+        );
     }
 }

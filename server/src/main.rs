@@ -53,7 +53,9 @@ enum Cmd {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CHAT_LOG").unwrap_or_else(|_| "info,quinn=warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CHAT_LOG").unwrap_or_else(|_| "info,quinn=warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let mut cfg = Config::load(cli.config.as_deref())?;
@@ -72,10 +74,20 @@ fn main() -> anyhow::Result<()> {
             serve(cfg)
         }
         Cmd::Token { user, role, name, hours } => {
-            chat_server::auth::parse_role(&role).with_context(|| format!("role {role:?} is not advocate, client or admin"))?;
+            chat_server::auth::parse_role(&role)
+                .with_context(|| format!("role {role:?} is not advocate, client or admin"))?;
             chat_protocol::limits::check_user_id(&user)?;
             let name = name.unwrap_or_else(|| user.clone());
-            println!("{}", chat_server::auth::mint_hs256(&cfg.auth.hs256_secret, &user, &name, &role, Duration::from_secs(hours * 3600)));
+            println!(
+                "{}",
+                chat_server::auth::mint_hs256(
+                    &cfg.auth.hs256_secret,
+                    &user,
+                    &name,
+                    &role,
+                    Duration::from_secs(hours * 3600)
+                )
+            );
             Ok(())
         }
         Cmd::Config => {
@@ -87,13 +99,23 @@ fn main() -> anyhow::Result<()> {
 
 fn serve(cfg: Config) -> anyhow::Result<()> {
     if cfg.auth.public_key.is_none() && cfg.auth.hs256_secret == chat_server::config::DEV_SECRET {
-        tracing::warn!("auth uses the built-in development secret; set auth.hs256_secret or auth.public_key in production");
+        tracing::warn!(
+            "auth uses the built-in development secret; set auth.hs256_secret or auth.public_key in production"
+        );
     }
     let shards = cfg.shard_count();
     let data_dir = cfg.data_dir.clone();
     let handle = chat_server::start(cfg)?;
-    println!("chatd listening on {} (udp: QUIC ALPN chat/1 and WebTransport https://localhost:{}/chat), {shards} shards", handle.addr(), handle.addr().port());
-    println!("certificate sha256: {}{}", handle.cert_sha256(), if handle.dev_cert() { " (dev certificate; pin it by this hash)" } else { "" });
+    println!(
+        "chatd listening on {} (udp: QUIC ALPN chat/1 and WebTransport https://localhost:{}/chat), {shards} shards",
+        handle.addr(),
+        handle.addr().port()
+    );
+    println!(
+        "certificate sha256: {}{}",
+        handle.cert_sha256(),
+        if handle.dev_cert() { " (dev certificate; pin it by this hash)" } else { "" }
+    );
     println!("data directory: {}  store epoch: {}", data_dir.display(), handle.epoch());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {

@@ -51,7 +51,10 @@ impl Shared {
 
     /// None if `ip` may open a connection now, else how long to wait.
     fn connection_refused_for(&self, ip: IpAddr) -> Option<Duration> {
-        self.conn_limiter.check_key(&ip).err().map(|nu| nu.wait_time_from(governor::clock::DefaultClock::default().now()))
+        self.conn_limiter
+            .check_key(&ip)
+            .err()
+            .map(|nu| nu.wait_time_from(governor::clock::DefaultClock::default().now()))
     }
 }
 
@@ -165,7 +168,15 @@ pub fn start(cfg: Config) -> anyhow::Result<ServerHandle> {
         })?;
         threads.push(t);
     }
-    Ok(ServerHandle { addr, cert_sha256, dev_cert: identity.dev_expires.is_some(), epoch: store.epoch().to_string(), shutdown: shutdown_tx, threads, store })
+    Ok(ServerHandle {
+        addr,
+        cert_sha256,
+        dev_cert: identity.dev_expires.is_some(),
+        epoch: store.epoch().to_string(),
+        shutdown: shutdown_tx,
+        threads,
+        store,
+    })
 }
 
 /// Binds `n` UDP sockets to one address with `SO_REUSEPORT` (port 0: the
@@ -199,8 +210,18 @@ async fn shard_main(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let per_min = Quota::per_minute(NonZeroU32::new(shared.cfg.limits.messages_per_minute.max(1)).expect("non-zero"));
-    let ctx = Rc::new(ShardCtx { shared: shared.clone(), state: ShardState::new(id), shutdown: shutdown.clone(), msg_limiter: RateLimiter::keyed(per_min) });
-    let endpoint = match quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(server_config), socket, Arc::new(quinn::TokioRuntime)) {
+    let ctx = Rc::new(ShardCtx {
+        shared: shared.clone(),
+        state: ShardState::new(id),
+        shutdown: shutdown.clone(),
+        msg_limiter: RateLimiter::keyed(per_min),
+    });
+    let endpoint = match quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(server_config),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    ) {
         Ok(e) => e,
         Err(e) => return tracing::error!(shard = id, error = %e, "cannot start endpoint"),
     };
@@ -247,7 +268,13 @@ async fn mailbox(ctx: Rc<ShardCtx>, mut rx: mpsc::Receiver<ShardMsg>) {
                 let mut m = m;
                 // An actor that stopped (unknown conversation) is replaced once.
                 for _ in 0..2 {
-                    let tx = ctx.state.actors.borrow_mut().entry(conv).or_insert_with(|| conversation::spawn(ctx.clone(), conv)).clone();
+                    let tx = ctx
+                        .state
+                        .actors
+                        .borrow_mut()
+                        .entry(conv)
+                        .or_insert_with(|| conversation::spawn(ctx.clone(), conv))
+                        .clone();
                     match tx.send(m).await {
                         Ok(()) => break,
                         Err(back) => {

@@ -15,7 +15,9 @@ use crate::shard::{ConvId, Fanout, PresenceMsg, ShardMsg, UserEvent, home_shard,
 use crate::store::{ConversationRecord, Direction, MemberRecord, MessageStore, Range, UserRecord};
 use crate::transport::{Conn, RecvStream, SendStream};
 use bytes::{Bytes, BytesMut};
-use chat_protocol::v1::{self, ConversationKind, ErrorCode, MemberRole, ReceiptKind, Role, client_frame, command, push, reply};
+use chat_protocol::v1::{
+    self, ConversationKind, ErrorCode, MemberRole, ReceiptKind, Role, client_frame, command, push, reply,
+};
 use chat_protocol::{FrameDecoder, FrameError, WireError};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -124,7 +126,14 @@ pub async fn run(ctx: Rc<ShardCtx>, conn: Conn, conn_limited: Option<Duration>) 
         wake: Notify::new(),
     });
     let caller = Caller { user: handle.user.clone(), role: ident.role };
-    let s = Rc::new(Session { ctx: ctx.clone(), conn: conn.clone(), handle: handle.clone(), caller, ident, contacts: RefCell::new(HashSet::new()) });
+    let s = Rc::new(Session {
+        ctx: ctx.clone(),
+        conn: conn.clone(),
+        handle: handle.clone(),
+        caller,
+        ident,
+        contacts: RefCell::new(HashSet::new()),
+    });
     ctx.state.sessions.borrow_mut().add_user(&handle);
     tracing::debug!(session = id, user = %handle.user, %remote, transport = conn.kind(), "connected");
 
@@ -138,13 +147,20 @@ pub async fn run(ctx: Rc<ShardCtx>, conn: Conn, conn_limited: Option<Duration>) 
 type Handshake = (SendStream, RecvStream, FrameDecoder, BytesMut, v1::Hello, crate::auth::Identity);
 
 /// Reads `Hello` and checks the token. An error carries the control stream to answer on.
-async fn handshake(ctx: &ShardCtx, conn: &Conn, conn_limited: Option<Duration>) -> Result<Handshake, Option<(WireError, SendStream)>> {
+async fn handshake(
+    ctx: &ShardCtx,
+    conn: &Conn,
+    conn_limited: Option<Duration>,
+) -> Result<Handshake, Option<(WireError, SendStream)>> {
     let (tx, mut rx) = conn.accept_bi().await.map_err(|_| None)?;
     if let Some(retry) = conn_limited {
         let e = WireError::limited(
             ErrorCode::ConnectionRateLimited,
             "connections_per_minute_per_ip",
-            format!("more than {} new connections per minute from this address", ctx.shared.cfg.limits.connections_per_minute_per_ip),
+            format!(
+                "more than {} new connections per minute from this address",
+                ctx.shared.cfg.limits.connections_per_minute_per_ip
+            ),
             Some(retry),
         );
         return Err(Some((e, tx)));
@@ -169,7 +185,14 @@ async fn handshake(ctx: &ShardCtx, conn: &Conn, conn_limited: Option<Duration>) 
         Err(e) => return Err(Some((err(ErrorCode::ProtocolViolation, format!("hello does not decode: {e}")), tx))),
     };
     if hello.protocol_version > chat_protocol::PROTOCOL_VERSION {
-        let e = err(ErrorCode::UnsupportedVersion, format!("protocol {} is not served; this server speaks {}", hello.protocol_version, chat_protocol::PROTOCOL_VERSION));
+        let e = err(
+            ErrorCode::UnsupportedVersion,
+            format!(
+                "protocol {} is not served; this server speaks {}",
+                hello.protocol_version,
+                chat_protocol::PROTOCOL_VERSION
+            ),
+        );
         return Err(Some((e, tx)));
     }
     match ctx.shared.verifier.verify(&hello.token) {
@@ -204,7 +227,11 @@ impl Session {
     ) -> anyhow::Result<()> {
         let user = &self.ident;
         self.store()
-            .upsert_user(&UserRecord { id: user.user_id.clone(), display_name: user.display_name.clone(), role: user.role as i32 })
+            .upsert_user(&UserRecord {
+                id: user.user_id.clone(),
+                display_name: user.display_name.clone(),
+                role: user.role as i32,
+            })
             .await?;
         // Subscribe to every conversation first: from here on nothing is missed.
         let convs = self.store().user_conversations(&user.user_id).await?;
@@ -216,7 +243,11 @@ impl Session {
         }
         let lim = &self.ctx.shared.cfg.limits;
         let welcome = v1::Welcome {
-            user: Some(v1::User { id: user.user_id.clone(), display_name: user.display_name.clone(), role: user.role as i32 }),
+            user: Some(v1::User {
+                id: user.user_id.clone(),
+                display_name: user.display_name.clone(),
+                role: user.role as i32,
+            }),
             epoch: self.store().epoch().to_string(),
             session_id: self.handle.id,
             heads: heads.clone(),
@@ -264,10 +295,10 @@ impl Session {
         self.ctx.state.sessions.borrow_mut().subscribe(conv, &self.handle);
         let (tx, rx) = oneshot::channel();
         let msg = ConvMsg::Attach { shard: self.ctx.state.id, user: self.handle.user.clone(), reply: tx };
-        if self.ctx.shared.mesh.to_owner(conv, msg).await.is_ok() {
-            if let Ok(Ok(head)) = rx.await {
-                return Some(head);
-            }
+        if self.ctx.shared.mesh.to_owner(conv, msg).await.is_ok()
+            && let Ok(Ok(head)) = rx.await
+        {
+            return Some(head);
         }
         self.detach(conv).await;
         None
@@ -286,7 +317,11 @@ impl Session {
         let mesh = &self.ctx.shared.mesh;
         let (tx, rx) = oneshot::channel();
         let user = self.handle.user.clone();
-        let msg = if connected { PresenceMsg::Connected(user.clone(), tx) } else { PresenceMsg::Disconnected(user.clone(), tx) };
+        let msg = if connected {
+            PresenceMsg::Connected(user.clone(), tx)
+        } else {
+            PresenceMsg::Disconnected(user.clone(), tx)
+        };
         if mesh.send(user_shard(&user, mesh.len()), ShardMsg::Presence(msg)).await.is_err() {
             return;
         }
@@ -299,7 +334,9 @@ impl Session {
             Err(_) => return,
         };
         for conv in convs {
-            let _ = mesh.to_owner(conv, ConvMsg::Presence { user: user.clone(), online: connected, version: change.version }).await;
+            let _ = mesh
+                .to_owner(conv, ConvMsg::Presence { user: user.clone(), online: connected, version: change.version })
+                .await;
         }
     }
 
@@ -312,11 +349,19 @@ impl Session {
         tracing::debug!(session = self.handle.id, "disconnected");
     }
 
-    async fn read_loop(self: &Rc<Self>, ctl_tx: &mut SendStream, rx: &mut RecvStream, dec: &mut FrameDecoder, buf: &mut BytesMut) -> anyhow::Result<()> {
+    async fn read_loop(
+        self: &Rc<Self>,
+        ctl_tx: &mut SendStream,
+        rx: &mut RecvStream,
+        dec: &mut FrameDecoder,
+        buf: &mut BytesMut,
+    ) -> anyhow::Result<()> {
         let mut inflight: FuturesUnordered<CmdFuture> = FuturesUnordered::new();
         let mut chunk = vec![0u8; 16 * 1024];
         let mut shutdown = self.ctx.shutdown.clone();
-        let bad_quota = governor::Quota::per_minute(std::num::NonZeroU32::new(self.ctx.shared.cfg.limits.bad_frames_per_minute.max(1)).expect("non-zero"));
+        let bad_quota = governor::Quota::per_minute(
+            std::num::NonZeroU32::new(self.ctx.shared.cfg.limits.bad_frames_per_minute.max(1)).expect("non-zero"),
+        );
         let bad_frames = governor::RateLimiter::direct(bad_quota);
         let write_timeout = Duration::from_millis(self.ctx.shared.cfg.session.write_timeout_ms);
         loop {
@@ -326,8 +371,14 @@ impl Session {
                     Ok(Some(f)) => f,
                     Ok(None) => break,
                     Err(FrameError::TooLarge { len, max, command_id }) => {
-                        let e = WireError::limited(ErrorCode::FrameTooLarge, "max_frame_bytes", format!("frame of {len} bytes is over the {max}-byte limit"), None);
-                        write_with_timeout(ctl_tx, &frames::error_reply(command_id.unwrap_or(0), &e), write_timeout).await?;
+                        let e = WireError::limited(
+                            ErrorCode::FrameTooLarge,
+                            "max_frame_bytes",
+                            format!("frame of {len} bytes is over the {max}-byte limit"),
+                            None,
+                        );
+                        write_with_timeout(ctl_tx, &frames::error_reply(command_id.unwrap_or(0), &e), write_timeout)
+                            .await?;
                         if bad_frames.check().is_err() {
                             return self.violation("too many bad frames").await;
                         }
@@ -351,7 +402,11 @@ impl Session {
                     }
                     Err(de) => {
                         let id = chat_protocol::peek_command_id(&frame).unwrap_or(0);
-                        let code = if de.to_string().contains("UTF-8") { ErrorCode::InvalidArgument } else { ErrorCode::Malformed };
+                        let code = if de.to_string().contains("UTF-8") {
+                            ErrorCode::InvalidArgument
+                        } else {
+                            ErrorCode::Malformed
+                        };
                         let e = err(code, format!("frame does not decode: {de}"));
                         write_with_timeout(ctl_tx, &frames::error_reply(id, &e), write_timeout).await?;
                         if bad_frames.check().is_err() {
@@ -414,7 +469,10 @@ impl Session {
         Some(Box::pin(async move { (id, s.execute(body).await) }))
     }
 
-    async fn forward_send(&self, m: v1::SendMessage) -> Result<oneshot::Receiver<Result<v1::SendMessageOk, WireError>>, WireError> {
+    async fn forward_send(
+        &self,
+        m: v1::SendMessage,
+    ) -> Result<oneshot::Receiver<Result<v1::SendMessageOk, WireError>>, WireError> {
         chat_protocol::limits::check_client_msg_id(&m.client_msg_id).map_err(|e| e.to_wire())?;
         self.ctx.shared.limits.check_body(m.body.as_ref()).map_err(|e| e.to_wire())?;
         if m.conversation_id == 0 {
@@ -432,12 +490,21 @@ impl Session {
         Ok(rx)
     }
 
-    async fn ask_owner<T>(&self, conv: ConvId, make: impl FnOnce(oneshot::Sender<Result<T, WireError>>) -> ConvMsg) -> Result<T, WireError> {
+    async fn ask_owner<T>(
+        &self,
+        conv: ConvId,
+        make: impl FnOnce(oneshot::Sender<Result<T, WireError>>) -> ConvMsg,
+    ) -> Result<T, WireError> {
         if conv == 0 {
             return Err(err(ErrorCode::InvalidArgument, "conversation_id is required"));
         }
         let (tx, rx) = oneshot::channel();
-        self.ctx.shared.mesh.to_owner(conv, make(tx)).await.map_err(|_| err(ErrorCode::Unavailable, "shard unavailable"))?;
+        self.ctx
+            .shared
+            .mesh
+            .to_owner(conv, make(tx))
+            .await
+            .map_err(|_| err(ErrorCode::Unavailable, "shard unavailable"))?;
         rx.await.map_err(|_| err(ErrorCode::Unavailable, "conversation owner went away; retry"))?
     }
 
@@ -479,21 +546,31 @@ impl Session {
             }
             B::RemoveMember(r) => self.admin(r.conversation_id, AdminOp::Remove(r.user_id)).await,
             B::SetMemberRole(r) => {
-                let role = MemberRole::try_from(r.role).map_err(|_| err(ErrorCode::InvalidArgument, "unknown member role"))?;
+                let role =
+                    MemberRole::try_from(r.role).map_err(|_| err(ErrorCode::InvalidArgument, "unknown member role"))?;
                 self.admin(r.conversation_id, AdminOp::SetRole(r.user_id, role)).await
             }
             B::ArchiveConversation(a) => self.admin(a.conversation_id, AdminOp::Archive(!a.unarchive)).await,
             B::MarkRead(m) => self.receipt(m.conversation_id, ReceiptKind::Read, m.seq).await.and_then(|_| ok()),
-            B::MarkDelivered(m) => self.receipt(m.conversation_id, ReceiptKind::Delivered, m.seq).await.and_then(|_| ok()),
+            B::MarkDelivered(m) => {
+                self.receipt(m.conversation_id, ReceiptKind::Delivered, m.seq).await.and_then(|_| ok())
+            }
             B::SetTyping(t) => {
                 if t.conversation_id == 0 {
                     return Err(err(ErrorCode::InvalidArgument, "conversation_id is required"));
                 }
                 let msg = ConvMsg::Typing { user: self.handle.user.clone(), typing: t.typing };
-                self.ctx.shared.mesh.to_owner(t.conversation_id, msg).await.map_err(|_| err(ErrorCode::Unavailable, "shard unavailable"))?;
+                self.ctx
+                    .shared
+                    .mesh
+                    .to_owner(t.conversation_id, msg)
+                    .await
+                    .map_err(|_| err(ErrorCode::Unavailable, "shard unavailable"))?;
                 ok()
             }
-            B::Ping(_) => Ok(reply::Result::Pong(v1::Pong { server_time_ms: chat_protocol::unix_ms(std::time::SystemTime::now()) })),
+            B::Ping(_) => Ok(reply::Result::Pong(v1::Pong {
+                server_time_ms: chat_protocol::unix_ms(std::time::SystemTime::now()),
+            })),
             B::ListSupportQueue(_) => {
                 if self.ident.role != Role::Admin {
                     return Err(err(ErrorCode::Forbidden, "only staff (admins) see the support queue"));
@@ -513,10 +590,18 @@ impl Session {
                     return Err(err(ErrorCode::InvalidArgument, "too many user ids"));
                 }
                 let contacts = self.contacts.borrow().clone();
-                let asked: Vec<Arc<str>> = g.user_ids.iter().map(|u| Arc::from(u.as_str())).filter(|u| contacts.contains(u) || **u == *self.handle.user).collect();
+                let asked: Vec<Arc<str>> = g
+                    .user_ids
+                    .iter()
+                    .map(|u| Arc::from(u.as_str()))
+                    .filter(|u| contacts.contains(u) || **u == *self.handle.user)
+                    .collect();
                 let users = query_presence(&self.ctx, asked).await;
                 Ok(reply::Result::Presence(v1::PresenceList {
-                    users: users.into_iter().map(|(u, d, _)| v1::PresenceEvent { user_id: u.to_string(), online: d > 0, devices: d }).collect(),
+                    users: users
+                        .into_iter()
+                        .map(|(u, d, _)| v1::PresenceEvent { user_id: u.to_string(), online: d > 0, devices: d })
+                        .collect(),
                 }))
             }
         }
@@ -575,7 +660,12 @@ impl Session {
             chat_protocol::limits::check_user_id(u).map_err(|e| e.to_wire())?;
         }
         if others.len() + 1 > limits.max_members {
-            return Err(WireError::limited(ErrorCode::TooManyMembers, "max_members", format!("at most {} members", limits.max_members), None));
+            return Err(WireError::limited(
+                ErrorCode::TooManyMembers,
+                "max_members",
+                format!("at most {} members", limits.max_members),
+                None,
+            ));
         }
         let forbidden = |why: &str| Err(err(ErrorCode::Forbidden, why.to_string()));
         let id = match kind {
@@ -600,11 +690,16 @@ impl Session {
             }
             ConversationKind::Support => {
                 if !others.is_empty() {
-                    return Err(err(ErrorCode::InvalidArgument, "a support conversation starts with its opener only; staff join it"));
+                    return Err(err(
+                        ErrorCode::InvalidArgument,
+                        "a support conversation starts with its opener only; staff join it",
+                    ));
                 }
                 random_id()
             }
-            ConversationKind::Unspecified => return Err(err(ErrorCode::InvalidArgument, "conversation kind is required")),
+            ConversationKind::Unspecified => {
+                return Err(err(ErrorCode::InvalidArgument, "conversation kind is required"));
+            }
         };
         let now = chat_protocol::unix_ms(std::time::SystemTime::now());
         let rec = ConversationRecord {
@@ -620,18 +715,29 @@ impl Session {
             retention_days: 0,
             legal_hold: false,
         };
-        let creator_role = if kind == ConversationKind::Private || kind == ConversationKind::Support { MemberRole::Member } else { MemberRole::Admin };
-        let member = |u: &str, r: MemberRole| MemberRecord { conversation_id: id, user_id: u.to_string(), role: r as i32, joined_at_ms: now, delivered_seq: 0, read_seq: 0 };
+        let creator_role = if kind == ConversationKind::Private || kind == ConversationKind::Support {
+            MemberRole::Member
+        } else {
+            MemberRole::Admin
+        };
+        let member = |u: &str, r: MemberRole| MemberRecord {
+            conversation_id: id,
+            user_id: u.to_string(),
+            role: r as i32,
+            joined_at_ms: now,
+            delivered_seq: 0,
+            read_seq: 0,
+        };
         let mut members = vec![member(&me, creator_role)];
-        let other_role = if kind == ConversationKind::Private { MemberRole::Member } else { MemberRole::Member };
-        members.extend(others.iter().map(|u| member(u, other_role)));
+        members.extend(others.iter().map(|u| member(u, MemberRole::Member)));
         match self.store().create_conversation(&rec, &members).await.map_err(store_err)? {
             crate::store::Created::New => {
                 let s = self.admin(id, AdminOp::Created).await?;
                 Ok(s)
             }
             crate::store::Created::Existing(existing) => {
-                let pair_ok = existing.kind == ConversationKind::Private as i32 && self.store().member(id, &me).await.map_err(store_err)?.is_some();
+                let pair_ok = existing.kind == ConversationKind::Private as i32
+                    && self.store().member(id, &me).await.map_err(store_err)?.is_some();
                 if !pair_ok {
                     return Err(err(ErrorCode::Conflict, "conversation id collision; try again"));
                 }
@@ -648,7 +754,10 @@ impl Session {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let Some(rec) = self.store().get_conversation(id).await.map_err(store_err)? else { continue };
-            if (!l.case_id.is_empty() && rec.case_id != l.case_id) || (l.kind != 0 && rec.kind != l.kind) || (!l.include_archived && rec.archived_at_ms != 0) {
+            if (!l.case_id.is_empty() && rec.case_id != l.case_id)
+                || (l.kind != 0 && rec.kind != l.kind)
+                || (!l.include_archived && rec.archived_at_ms != 0)
+            {
                 continue;
             }
             let me = self.store().member(id, &self.handle.user).await.map_err(store_err)?;
@@ -657,10 +766,16 @@ impl Session {
             out.push(crate::conversation::summary(self.store(), &rec, count, last, me.as_ref()).await);
         }
         // Most recently active first.
-        let activity = |s: &v1::ConversationSummary| s.last_message.as_ref().map_or(s.conversation.as_ref().map_or(0, |c| c.created_at_ms), |m| m.server_time_ms);
+        let activity = |s: &v1::ConversationSummary| {
+            s.last_message.as_ref().map_or(s.conversation.as_ref().map_or(0, |c| c.created_at_ms), |m| m.server_time_ms)
+        };
         out.sort_by_key(|s| std::cmp::Reverse(activity(s)));
         let limit = if l.limit == 0 { LIST_PAGE.0 } else { l.limit.min(LIST_PAGE.1) } as usize;
-        let offset: usize = if l.page.is_empty() { 0 } else { l.page.parse().map_err(|_| err(ErrorCode::InvalidArgument, "bad page cursor"))? };
+        let offset: usize = if l.page.is_empty() {
+            0
+        } else {
+            l.page.parse().map_err(|_| err(ErrorCode::InvalidArgument, "bad page cursor"))?
+        };
         let page: Vec<_> = out.iter().skip(offset).take(limit).cloned().collect();
         let next = if offset + limit < out.len() { (offset + limit).to_string() } else { String::new() };
         Ok(reply::Result::Conversations(v1::ConversationList { conversations: page, next }))
@@ -702,10 +817,10 @@ async fn query_presence(ctx: &ShardCtx, users: Vec<Arc<str>>) -> Vec<(Arc<str>, 
     let mut out = Vec::new();
     for (shard, users) in by_shard {
         let (tx, rx) = oneshot::channel();
-        if mesh.send(shard, ShardMsg::Presence(PresenceMsg::Query(users, tx))).await.is_ok() {
-            if let Ok(v) = rx.await {
-                out.extend(v);
-            }
+        if mesh.send(shard, ShardMsg::Presence(PresenceMsg::Query(users, tx))).await.is_ok()
+            && let Ok(v) = rx.await
+        {
+            out.extend(v);
         }
     }
     out
@@ -740,9 +855,18 @@ impl Outbound {
         write_with_timeout(&mut self.events, frame, t).await
     }
 
-    async fn run_inner(&mut self, inbox: &mut mpsc::Receiver<SessionMsg>, initial: Vec<ConvId>, resync: bool, resume: bool) -> anyhow::Result<()> {
+    async fn run_inner(
+        &mut self,
+        inbox: &mut mpsc::Receiver<SessionMsg>,
+        initial: Vec<ConvId>,
+        resync: bool,
+        resume: bool,
+    ) -> anyhow::Result<()> {
         if resync {
-            let ev = push::Event::Resync(v1::ResyncRequired { reason: "cursors belong to another store epoch".into(), epoch: self.s.store().epoch().to_string() });
+            let ev = push::Event::Resync(v1::ResyncRequired {
+                reason: "cursors belong to another store epoch".into(),
+                epoch: self.s.store().epoch().to_string(),
+            });
             self.write(&frames::push(ev)).await?;
         }
         // Resume: replay each gap up to the head seen at attach; what came
@@ -777,10 +901,10 @@ impl Outbound {
         if self.s.handle.lost_user_event.replace(false) {
             let convs = self.s.store().user_conversations(&self.s.handle.user).await?;
             for conv in convs {
-                if !self.sent.contains_key(&conv) {
-                    if let Some(head) = self.s.attach(conv).await {
-                        self.sent.insert(conv, head);
-                    }
+                if !self.sent.contains_key(&conv)
+                    && let Some(head) = self.s.attach(conv).await
+                {
+                    self.sent.insert(conv, head);
                 }
             }
         }
@@ -807,14 +931,16 @@ impl Outbound {
                 if skip_user.as_deref() == Some(&*self.s.handle.user) {
                     return Ok(());
                 }
-                if let Some(d) = datagram {
-                    if self.s.conn.send_datagram(d) {
-                        return Ok(());
-                    }
+                if let Some(d) = datagram
+                    && self.s.conn.send_datagram(d)
+                {
+                    return Ok(());
                 }
                 self.write(&frame).await?;
             }
-            SessionMsg::Fanout(_, Fanout::Presence { user, online, version }) => self.presence(user, online, version).await?,
+            SessionMsg::Fanout(_, Fanout::Presence { user, online, version }) => {
+                self.presence(user, online, version).await?
+            }
             SessionMsg::User(UserEvent::Added(conv, since, frame)) => {
                 if conv != 0 && !self.sent.contains_key(&conv) {
                     if self.s.attach(conv).await.is_none() {
@@ -886,7 +1012,8 @@ impl Outbound {
         for conv in convs {
             self.refresh_contacts(conv).await;
         }
-        let contacts: Vec<Arc<str>> = self.s.contacts.borrow().iter().filter(|u| **u != self.s.handle.user).cloned().collect();
+        let contacts: Vec<Arc<str>> =
+            self.s.contacts.borrow().iter().filter(|u| **u != self.s.handle.user).cloned().collect();
         for (user, devices, version) in query_presence(&self.s.ctx, contacts).await {
             if devices > 0 {
                 self.presence(user, true, version).await?;

@@ -34,7 +34,10 @@ pub struct Identity {
 impl Identity {
     /// SHA-256 of the end-entity certificate, hex: what clients pin.
     pub fn sha256_hex(&self) -> String {
-        self.chain.first().map(|c| hex::encode(ring::digest::digest(&ring::digest::SHA256, c).as_ref())).unwrap_or_default()
+        self.chain
+            .first()
+            .map(|c| hex::encode(ring::digest::digest(&ring::digest::SHA256, c).as_ref()))
+            .unwrap_or_default()
     }
 }
 
@@ -69,15 +72,15 @@ fn dev_paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 /// [`DEV_CERT_RENEW_BEFORE`] left, otherwise made anew.
 pub fn dev_identity(dir: &Path, extra_names: &[String], now: SystemTime) -> anyhow::Result<Identity> {
     let (cert_p, key_p, exp_p) = dev_paths(dir);
-    if let Ok(exp) = std::fs::read_to_string(&exp_p) {
-        if let Ok(secs) = exp.trim().parse::<u64>() {
-            let expires = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
-            if expires > now + DEV_CERT_RENEW_BEFORE {
-                if let Ok(mut id) = load_pem(&cert_p, &key_p) {
-                    id.dev_expires = Some(expires);
-                    return Ok(id);
-                }
-            }
+    if let Ok(exp) = std::fs::read_to_string(&exp_p)
+        && let Ok(secs) = exp.trim().parse::<u64>()
+    {
+        let expires = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        if expires > now + DEV_CERT_RENEW_BEFORE
+            && let Ok(mut id) = load_pem(&cert_p, &key_p)
+        {
+            id.dev_expires = Some(expires);
+            return Ok(id);
         }
     }
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;

@@ -138,11 +138,8 @@ impl RecvStream {
 pub async fn accept(incoming: quinn::Incoming) -> Result<Conn, TransportError> {
     let mut connecting = incoming.accept().map_err(terr)?;
     let alpn = connecting.handshake_data().await.map_err(terr)?;
-    let alpn = alpn
-        .downcast::<quinn::crypto::rustls::HandshakeData>()
-        .ok()
-        .and_then(|h| h.protocol)
-        .unwrap_or_default();
+    let alpn =
+        alpn.downcast::<quinn::crypto::rustls::HandshakeData>().ok().and_then(|h| h.protocol).unwrap_or_default();
     if alpn == chat_protocol::ALPN_CHAT {
         return connecting.await.map(Conn::Quic).map_err(terr);
     }

@@ -17,10 +17,8 @@ struct Server {
 }
 
 fn config(dir: &Path) -> Config {
-    let mut cfg = Config::default();
-    cfg.listen = "127.0.0.1:0".parse().unwrap();
-    cfg.shards = 2;
-    cfg.data_dir = dir.to_path_buf();
+    let mut cfg =
+        Config { listen: "127.0.0.1:0".parse().unwrap(), shards: 2, data_dir: dir.to_path_buf(), ..Default::default() };
     cfg.limits.connections_per_minute_per_ip = 10_000;
     cfg.limits.messages_per_minute = 10_000;
     cfg.limits.typing_timeout_ms = 600;
@@ -54,7 +52,8 @@ impl Server {
     }
 
     fn client_config(&self, user: &str, role: &str, transport: Transport) -> ClientConfig {
-        let token = chat_server::auth::mint_hs256(DEV_SECRET, user, &format!("{user} name"), role, Duration::from_secs(600));
+        let token =
+            chat_server::auth::mint_hs256(DEV_SECRET, user, &format!("{user} name"), role, Duration::from_secs(600));
         let trust = Trust::cert_hash_hex(self.h().cert_sha256()).unwrap();
         let mut c = ClientConfig::new(self.h().addr().to_string(), token, trust).transport(transport);
         c.backoff.initial = Duration::from_millis(50);
@@ -100,11 +99,13 @@ async fn next_where<T>(ev: &mut Events, mut f: impl FnMut(Event) -> Option<T>) -
 async fn messages(ev: &mut Events, conv: u64, n: usize) -> Vec<v1::Message> {
     let mut out = Vec::new();
     while out.len() < n {
-        out.push(next_where(ev, |e| match e {
-            Event::Message(m) if m.conversation_id == conv => Some(m),
-            _ => None,
-        })
-        .await);
+        out.push(
+            next_where(ev, |e| match e {
+                Event::Message(m) if m.conversation_id == conv => Some(m),
+                _ => None,
+            })
+            .await,
+        );
     }
     out
 }
@@ -213,7 +214,8 @@ async fn offline_user_gets_missed_messages_on_reconnect() {
     for i in 0..20 {
         alice.send_text(conv, &format!("while away {i}")).await.unwrap();
     }
-    let (_bob2, mut b2) = Client::connect(s.client_config("bob", "client", Transport::WebTransport).resume(Some(state))).await.unwrap();
+    let (_bob2, mut b2) =
+        Client::connect(s.client_config("bob", "client", Transport::WebTransport).resume(Some(state))).await.unwrap();
     let got = messages(&mut b2, conv, 20).await;
     assert_eq!(got.iter().map(|m| m.seq).collect::<Vec<_>>(), (2..=21).collect::<Vec<_>>());
     assert_eq!(text(&got[0]), "while away 0");
@@ -250,7 +252,10 @@ async fn restart_mid_conversation_loses_and_repeats_nothing() {
     // History survived the restart.
     let h = bob.history(conv, 0, 0, 100).await.unwrap();
     assert_eq!(h.messages.len(), 40);
-    let list = bob.list_conversations(v1::ListConversations { case_id: "CASE-17".into(), ..Default::default() }).await.unwrap();
+    let list = bob
+        .list_conversations(v1::ListConversations { case_id: "CASE-17".into(), ..Default::default() })
+        .await
+        .unwrap();
     assert_eq!(list.conversations.len(), 1, "listing by case id");
 }
 
@@ -374,10 +379,23 @@ async fn bad_tokens_are_refused_precisely() {
         async move { Client::connect(c).await.err().map(code) }
     };
     assert_eq!(try_token(String::new()).await, Some(Some(ErrorCode::Unauthenticated)), "missing");
-    let forged = chat_server::auth::mint_hs256("some-other-secret-value", "alice", "", "admin", Duration::from_secs(60));
+    let forged =
+        chat_server::auth::mint_hs256("some-other-secret-value", "alice", "", "admin", Duration::from_secs(60));
     assert_eq!(try_token(forged).await, Some(Some(ErrorCode::Unauthenticated)), "forged");
-    let expired = chat_server::auth::Claims { sub: "alice".into(), name: String::new(), role: "advocate".into(), exp: 1_000_000, iat: 0, iss: None, aud: None };
-    assert_eq!(try_token(chat_server::auth::mint_claims(DEV_SECRET, &expired)).await, Some(Some(ErrorCode::TokenExpired)), "expired");
+    let expired = chat_server::auth::Claims {
+        sub: "alice".into(),
+        name: String::new(),
+        role: "advocate".into(),
+        exp: 1_000_000,
+        iat: 0,
+        iss: None,
+        aud: None,
+    };
+    assert_eq!(
+        try_token(chat_server::auth::mint_claims(DEV_SECRET, &expired)).await,
+        Some(Some(ErrorCode::TokenExpired)),
+        "expired"
+    );
     let bad_role = chat_server::auth::mint_hs256(DEV_SECRET, "alice", "", "judge", Duration::from_secs(60));
     assert_eq!(try_token(bad_role).await, Some(Some(ErrorCode::Unauthenticated)), "unknown role");
 }
@@ -495,7 +513,13 @@ mod raw {
             let conn = ep.connect(s.h().addr(), "localhost").unwrap().await.unwrap();
             let (mut send, recv) = conn.open_bi().await.unwrap();
             let token = chat_server::auth::mint_hs256(DEV_SECRET, user, "", "advocate", Duration::from_secs(60));
-            let hello = v1::ClientFrame { kind: Some(v1::client_frame::Kind::Hello(v1::Hello { token, protocol_version: 1, ..Default::default() })) };
+            let hello = v1::ClientFrame {
+                kind: Some(v1::client_frame::Kind::Hello(v1::Hello {
+                    token,
+                    protocol_version: 1,
+                    ..Default::default()
+                })),
+            };
             send.write_all(&encode_frame_to_vec(&hello)).await.unwrap();
             let mut r = Raw { send, recv, dec: FrameDecoder::new(1 << 22), buf: BytesMut::new(), _ep: ep, _conn: conn };
             assert!(matches!(r.frame().await.kind, Some(v1::server_frame::Kind::Welcome(_))));
@@ -522,7 +546,9 @@ mod raw {
     }
 
     pub fn command(id: u64, body: v1::command::Body) -> Vec<u8> {
-        encode_frame_to_vec(&v1::ClientFrame { kind: Some(v1::client_frame::Kind::Command(v1::Command { id, body: Some(body) })) })
+        encode_frame_to_vec(&v1::ClientFrame {
+            kind: Some(v1::client_frame::Kind::Command(v1::Command { id, body: Some(body) })),
+        })
     }
 }
 

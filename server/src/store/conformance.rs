@@ -19,8 +19,7 @@ use chat_protocol::v1::{ConversationKind, MemberRole, Role, SupportState};
 use futures_util::future::join_all;
 
 use super::{
-    ConversationRecord, Created, Direction, MemberRecord, MessageStore, NewMessage, Range,
-    StoreError, UserRecord,
+    ConversationRecord, Created, Direction, MemberRecord, MessageStore, NewMessage, Range, StoreError, UserRecord,
 };
 
 /// Makes stores for the suite.
@@ -101,27 +100,15 @@ fn msgs(conv: u64, seqs: impl IntoIterator<Item = u64>) -> Vec<NewMessage> {
 }
 
 fn expected(conv: u64, seqs: impl IntoIterator<Item = u64>) -> Vec<(u64, Bytes)> {
-    seqs.into_iter()
-        .map(|seq| (seq, payload(conv, seq)))
-        .collect()
+    seqs.into_iter().map(|seq| (seq, payload(conv, seq))).collect()
 }
 
 fn forward(after: u64, before: u64, limit: usize) -> Range {
-    Range {
-        after,
-        before,
-        limit,
-        direction: Direction::Forward,
-    }
+    Range { after, before, limit, direction: Direction::Forward }
 }
 
 fn backward(after: u64, before: u64, limit: usize) -> Range {
-    Range {
-        after,
-        before,
-        limit,
-        direction: Direction::Backward,
-    }
+    Range { after, before, limit, direction: Direction::Backward }
 }
 
 fn all() -> Range {
@@ -150,12 +137,7 @@ fn conversation(
 }
 
 fn group(id: u64) -> ConversationRecord {
-    conversation(
-        id,
-        ConversationKind::Group,
-        1_700_000_000_000 + id,
-        SupportState::Unspecified,
-    )
+    conversation(id, ConversationKind::Group, 1_700_000_000_000 + id, SupportState::Unspecified)
 }
 
 fn support(id: u64, created_at_ms: u64, state: SupportState) -> ConversationRecord {
@@ -174,10 +156,7 @@ fn member(conv: u64, user: &str) -> MemberRecord {
 }
 
 async fn append_ok<S: MessageStore>(store: &S, batch: Vec<NewMessage>) {
-    let what = batch
-        .iter()
-        .map(|m| (m.conversation_id, m.seq))
-        .collect::<Vec<_>>();
+    let what = batch.iter().map(|m| (m.conversation_id, m.seq)).collect::<Vec<_>>();
     if let Err(e) = store.append(batch).await {
         panic!("append of {what:?} failed: {e}");
     }
@@ -191,22 +170,13 @@ async fn read<S: MessageStore>(store: &S, conv: u64, range: Range) -> Vec<(u64, 
 }
 
 async fn member_ids<S: MessageStore>(store: &S, conv: u64) -> Vec<String> {
-    let mut ids: Vec<String> = store
-        .members(conv)
-        .await
-        .expect("members")
-        .into_iter()
-        .map(|m| m.user_id)
-        .collect();
+    let mut ids: Vec<String> = store.members(conv).await.expect("members").into_iter().map(|m| m.user_id).collect();
     ids.sort();
     ids
 }
 
 async fn user_convs<S: MessageStore>(store: &S, user: &str) -> Vec<u64> {
-    let mut ids = store
-        .user_conversations(user)
-        .await
-        .expect("user_conversations");
+    let mut ids = store.user_conversations(user).await.expect("user_conversations");
     ids.sort_unstable();
     ids
 }
@@ -222,28 +192,13 @@ pub async fn append_then_read_back<F: ConformanceFactory>(factory: &mut F) {
     // One call may span conversations.
     append_ok(&store, vec![msg(1, 5), msg(2, 3)]).await;
     // A large payload survives intact.
-    let big = Bytes::from(
-        (0..256 * 1024)
-            .map(|i: u32| (i % 251) as u8)
-            .collect::<Vec<u8>>(),
-    );
-    append_ok(
-        &store,
-        vec![NewMessage {
-            encoded: big.clone(),
-            ..msg(3, 1)
-        }],
-    )
-    .await;
+    let big = Bytes::from((0..256 * 1024).map(|i: u32| (i % 251) as u8).collect::<Vec<u8>>());
+    append_ok(&store, vec![NewMessage { encoded: big.clone(), ..msg(3, 1) }]).await;
 
     assert_eq!(read(&store, 1, all()).await, expected(1, 1..=5));
     assert_eq!(read(&store, 2, all()).await, expected(2, 1..=3));
     assert_eq!(read(&store, 3, all()).await, vec![(1, big)]);
-    assert_eq!(
-        read(&store, 4, all()).await,
-        vec![],
-        "unknown conversation reads empty"
-    );
+    assert_eq!(read(&store, 4, all()).await, vec![], "unknown conversation reads empty");
 }
 
 /// Forward pages with an exclusive `after` cursor give every message once.
@@ -259,10 +214,7 @@ pub async fn read_forward_pages<F: ConformanceFactory>(factory: &mut F) {
         let page = read(&store, 7, forward(after, u64::MAX, 7)).await;
         assert!(page.len() <= 7, "page over the limit: {}", page.len());
         let Some(&(last, _)) = page.last() else { break };
-        assert!(
-            page.windows(2).all(|w| w[0].0 < w[1].0),
-            "page not ascending"
-        );
+        assert!(page.windows(2).all(|w| w[0].0 < w[1].0), "page not ascending");
         assert!(page[0].0 > after, "cursor is exclusive");
         after = last;
         got.extend(page);
@@ -273,14 +225,8 @@ pub async fn read_forward_pages<F: ConformanceFactory>(factory: &mut F) {
     assert_eq!(got, expected(7, 1..=25));
 
     // With an upper bound too.
-    assert_eq!(
-        read(&store, 7, forward(10, 15, 100)).await,
-        expected(7, 11..=14)
-    );
-    assert_eq!(
-        read(&store, 7, forward(10, 15, 2)).await,
-        expected(7, 11..=12)
-    );
+    assert_eq!(read(&store, 7, forward(10, 15, 100)).await, expected(7, 11..=14));
+    assert_eq!(read(&store, 7, forward(10, 15, 2)).await, expected(7, 11..=12));
 }
 
 /// Backward pages (cursor `before`) come newest first but each page ascends.
@@ -289,11 +235,7 @@ pub async fn read_backward_pages<F: ConformanceFactory>(factory: &mut F) {
     append_ok(&store, msgs(9, 1..=25)).await;
     append_ok(&store, msgs(10, 1..=5)).await;
 
-    assert_eq!(
-        read(&store, 9, backward(0, u64::MAX, 3)).await,
-        expected(9, 23..=25),
-        "newest 3, ascending"
-    );
+    assert_eq!(read(&store, 9, backward(0, u64::MAX, 3)).await, expected(9, 23..=25), "newest 3, ascending");
 
     let mut pages: Vec<Vec<(u64, Bytes)>> = Vec::new();
     let mut before = u64::MAX;
@@ -303,14 +245,8 @@ pub async fn read_backward_pages<F: ConformanceFactory>(factory: &mut F) {
         let Some(&(first, _)) = page.first() else {
             break;
         };
-        assert!(
-            page.windows(2).all(|w| w[0].0 < w[1].0),
-            "page not ascending"
-        );
-        assert!(
-            page.last().map(|p| p.0) < Some(before),
-            "cursor is exclusive"
-        );
+        assert!(page.windows(2).all(|w| w[0].0 < w[1].0), "page not ascending");
+        assert!(page.last().map(|p| p.0) < Some(before), "cursor is exclusive");
         before = first;
         pages.push(page);
         assert!(pages.len() <= 10, "paging does not end");
@@ -322,14 +258,8 @@ pub async fn read_backward_pages<F: ConformanceFactory>(factory: &mut F) {
     assert_eq!(got, expected(9, 1..=25));
 
     // With a lower bound too.
-    assert_eq!(
-        read(&store, 9, backward(10, 15, 2)).await,
-        expected(9, 13..=14)
-    );
-    assert_eq!(
-        read(&store, 9, backward(10, 15, 100)).await,
-        expected(9, 11..=14)
-    );
+    assert_eq!(read(&store, 9, backward(10, 15, 2)).await, expected(9, 13..=14));
+    assert_eq!(read(&store, 9, backward(10, 15, 100)).await, expected(9, 11..=14));
 }
 
 /// Bounds are exclusive; empty and inverted ranges read nothing.
@@ -337,73 +267,25 @@ pub async fn read_range_bounds<F: ConformanceFactory>(factory: &mut F) {
     let store = factory.fresh().await;
     append_ok(&store, msgs(11, 1..=10)).await;
 
-    assert_eq!(
-        read(&store, 11, forward(5, 10, 100)).await,
-        expected(11, 6..=9)
-    );
-    assert_eq!(
-        read(&store, 11, forward(0, 2, 100)).await,
-        expected(11, 1..=1)
-    );
-    assert_eq!(
-        read(&store, 11, forward(9, u64::MAX, 100)).await,
-        expected(11, 10..=10)
-    );
+    assert_eq!(read(&store, 11, forward(5, 10, 100)).await, expected(11, 6..=9));
+    assert_eq!(read(&store, 11, forward(0, 2, 100)).await, expected(11, 1..=1));
+    assert_eq!(read(&store, 11, forward(9, u64::MAX, 100)).await, expected(11, 10..=10));
     assert_eq!(read(&store, 11, forward(10, u64::MAX, 100)).await, vec![]);
-    assert_eq!(
-        read(&store, 11, forward(5, 6, 100)).await,
-        vec![],
-        "nothing strictly between"
-    );
+    assert_eq!(read(&store, 11, forward(5, 6, 100)).await, vec![], "nothing strictly between");
     assert_eq!(read(&store, 11, forward(5, 5, 100)).await, vec![]);
-    assert_eq!(
-        read(&store, 11, forward(8, 3, 100)).await,
-        vec![],
-        "inverted range"
-    );
-    assert_eq!(
-        read(&store, 11, backward(8, 3, 100)).await,
-        vec![],
-        "inverted range"
-    );
-    assert_eq!(
-        read(&store, 11, forward(0, u64::MAX, 0)).await,
-        vec![],
-        "limit 0"
-    );
-    assert_eq!(
-        read(&store, 11, backward(0, u64::MAX, 0)).await,
-        vec![],
-        "limit 0"
-    );
-    assert_eq!(
-        read(&store, 11, forward(u64::MAX, u64::MAX, 10)).await,
-        vec![]
-    );
-    assert_eq!(
-        read(&store, 11, backward(0, u64::MAX, usize::MAX)).await,
-        expected(11, 1..=10)
-    );
-    assert_eq!(
-        read(&store, 12, backward(0, u64::MAX, 10)).await,
-        vec![],
-        "unknown conversation"
-    );
+    assert_eq!(read(&store, 11, forward(8, 3, 100)).await, vec![], "inverted range");
+    assert_eq!(read(&store, 11, backward(8, 3, 100)).await, vec![], "inverted range");
+    assert_eq!(read(&store, 11, forward(0, u64::MAX, 0)).await, vec![], "limit 0");
+    assert_eq!(read(&store, 11, backward(0, u64::MAX, 0)).await, vec![], "limit 0");
+    assert_eq!(read(&store, 11, forward(u64::MAX, u64::MAX, 10)).await, vec![]);
+    assert_eq!(read(&store, 11, backward(0, u64::MAX, usize::MAX)).await, expected(11, 1..=10));
+    assert_eq!(read(&store, 12, backward(0, u64::MAX, 10)).await, vec![], "unknown conversation");
 
     // Sparse seqs and extreme values are ordinary keys.
     append_ok(&store, msgs(13, [1, 5, 1 << 40, u64::MAX - 1])).await;
-    assert_eq!(
-        read(&store, 13, all()).await,
-        expected(13, [1, 5, 1 << 40, u64::MAX - 1])
-    );
-    assert_eq!(
-        read(&store, 13, backward(1, u64::MAX, 2)).await,
-        expected(13, [1 << 40, u64::MAX - 1])
-    );
-    assert_eq!(
-        read(&store, 13, forward(5, u64::MAX - 1, 10)).await,
-        expected(13, [1 << 40])
-    );
+    assert_eq!(read(&store, 13, all()).await, expected(13, [1, 5, 1 << 40, u64::MAX - 1]));
+    assert_eq!(read(&store, 13, backward(1, u64::MAX, 2)).await, expected(13, [1 << 40, u64::MAX - 1]));
+    assert_eq!(read(&store, 13, forward(5, u64::MAX - 1, 10)).await, expected(13, [1 << 40]));
     // Neighbouring conversations do not bleed into each other.
     append_ok(&store, msgs(14, 1..=2)).await;
     assert_eq!(read(&store, 13, forward(0, 3, 10)).await, expected(13, [1]));
@@ -418,11 +300,7 @@ pub async fn last_seq_follows_appends<F: ConformanceFactory>(factory: &mut F) {
     append_ok(&store, msgs(20, 4..=9)).await;
     assert_eq!(store.last_seq(20).await.expect("last_seq"), 9);
     append_ok(&store, msgs(21, 1..=2)).await;
-    assert_eq!(
-        store.last_seq(20).await.expect("last_seq"),
-        9,
-        "other conversation unaffected"
-    );
+    assert_eq!(store.last_seq(20).await.expect("last_seq"), 9, "other conversation unaffected");
     assert_eq!(store.last_seq(21).await.expect("last_seq"), 2);
     assert_eq!(store.last_seq(19).await.expect("last_seq"), 0);
     assert_eq!(store.last_seq(22).await.expect("last_seq"), 0);
@@ -437,52 +315,23 @@ pub async fn seq_taken_writes_nothing<F: ConformanceFactory>(factory: &mut F) {
 
     let clash = vec![msg(30, 4), msg(30, 5), msg(30, 2), msg(31, 1), msg(30, 6)];
     match store.append(clash).await {
-        Err(StoreError::SeqTaken {
-            conversation_id: 30,
-            seq: 2,
-        }) => {}
+        Err(StoreError::SeqTaken { conversation_id: 30, seq: 2 }) => {}
         other => panic!("expected SeqTaken(30, 2), got {other:?}"),
     }
-    assert_eq!(
-        read(&store, 30, all()).await,
-        expected(30, 1..=3),
-        "nothing of the failed call"
-    );
-    assert_eq!(
-        read(&store, 31, all()).await,
-        vec![],
-        "nothing of the failed call"
-    );
+    assert_eq!(read(&store, 30, all()).await, expected(30, 1..=3), "nothing of the failed call");
+    assert_eq!(read(&store, 31, all()).await, vec![], "nothing of the failed call");
     assert_eq!(store.last_seq(30).await.expect("last_seq"), 3);
     let m4 = msg(30, 4);
-    assert_eq!(
-        store
-            .find_client_msg(30, &m4.sender_id, &m4.client_msg_id)
-            .await
-            .expect("find"),
-        None
-    );
+    assert_eq!(store.find_client_msg(30, &m4.sender_id, &m4.client_msg_id).await.expect("find"), None);
 
     // The stored message is untouched.
-    let replaced = NewMessage {
-        encoded: Bytes::from_static(b"other bytes"),
-        ..msg(30, 3)
-    };
-    assert!(matches!(
-        store.append(vec![replaced]).await,
-        Err(StoreError::SeqTaken {
-            conversation_id: 30,
-            seq: 3
-        })
-    ));
+    let replaced = NewMessage { encoded: Bytes::from_static(b"other bytes"), ..msg(30, 3) };
+    assert!(matches!(store.append(vec![replaced]).await, Err(StoreError::SeqTaken { conversation_id: 30, seq: 3 })));
     assert_eq!(read(&store, 30, forward(2, 4, 10)).await, expected(30, [3]));
 
     // The same seq twice within one call is a clash too.
     match store.append(vec![msg(30, 7), msg(30, 7)]).await {
-        Err(StoreError::SeqTaken {
-            conversation_id: 30,
-            seq: 7,
-        }) => {}
+        Err(StoreError::SeqTaken { conversation_id: 30, seq: 7 }) => {}
         other => panic!("expected SeqTaken(30, 7), got {other:?}"),
     }
     assert_eq!(store.last_seq(30).await.expect("last_seq"), 3);
@@ -514,30 +363,17 @@ pub async fn idempotency_lookup<F: ConformanceFactory>(factory: &mut F) {
 
     let find = |conv, sender: &'static str, cmid: &'static str| {
         let store = &store;
-        async move {
-            store
-                .find_client_msg(conv, sender, cmid)
-                .await
-                .expect("find_client_msg")
-        }
+        async move { store.find_client_msg(conv, sender, cmid).await.expect("find_client_msg") }
     };
     assert_eq!(find(40, "alice", "a-1").await, Some(1));
-    assert_eq!(
-        find(40, "bob", "a-1").await,
-        Some(2),
-        "same client id, other sender"
-    );
+    assert_eq!(find(40, "bob", "a-1").await, Some(2), "same client id, other sender");
     assert_eq!(find(40, "alice", "a-2").await, Some(3));
     assert_eq!(find(41, "alice", "a-3").await, Some(1));
     assert_eq!(find(40, "alice", "a-3").await, None, "other conversation");
     assert_eq!(find(41, "alice", "a-1").await, None, "other conversation");
     assert_eq!(find(40, "carol", "a-1").await, None, "other sender");
     assert_eq!(find(40, "alice", "nope").await, None);
-    assert_eq!(
-        find(40, "sys", "").await,
-        None,
-        "no record for an empty client id"
-    );
+    assert_eq!(find(40, "sys", "").await, None, "no record for an empty client id");
     assert_eq!(find(42, "alice", "a-1").await, None);
 }
 
@@ -566,16 +402,10 @@ pub async fn concurrent_appends_all_land<F: ConformanceFactory>(factory: &mut F)
     for w in 0..WRITERS {
         let conv = 100 + w;
         assert_eq!(store.last_seq(conv).await.expect("last_seq"), PER_WRITER);
-        assert_eq!(
-            read(&store, conv, all()).await,
-            expected(conv, 1..=PER_WRITER)
-        );
+        assert_eq!(read(&store, conv, all()).await, expected(conv, 1..=PER_WRITER));
         let m = msg(conv, PER_WRITER / 2);
         assert_eq!(
-            store
-                .find_client_msg(conv, &m.sender_id, &m.client_msg_id)
-                .await
-                .expect("find"),
+            store.find_client_msg(conv, &m.sender_id, &m.client_msg_id).await.expect("find"),
             Some(PER_WRITER / 2)
         );
     }
@@ -589,10 +419,7 @@ pub async fn concurrent_duplicate_seq_one_wins<F: ConformanceFactory>(factory: &
     let contenders = (0..16u8).map(|i| {
         let store = &store;
         async move {
-            let m = NewMessage {
-                encoded: Bytes::from(vec![i; 8]),
-                ..msg(50, 1)
-            };
+            let m = NewMessage { encoded: Bytes::from(vec![i; 8]), ..msg(50, 1) };
             store.append(vec![m]).await
         }
     });
@@ -602,42 +429,19 @@ pub async fn concurrent_duplicate_seq_one_wins<F: ConformanceFactory>(factory: &
     });
     let (results, others) = tokio::join!(join_all(contenders), join_all(bystanders));
 
-    let winners: Vec<usize> = results
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.is_ok())
-        .map(|(i, _)| i)
-        .collect();
-    assert_eq!(
-        winners.len(),
-        1,
-        "exactly one append of seq 1 wins: {results:?}"
-    );
+    let winners: Vec<usize> = results.iter().enumerate().filter(|(_, r)| r.is_ok()).map(|(i, _)| i).collect();
+    assert_eq!(winners.len(), 1, "exactly one append of seq 1 wins: {results:?}");
     for r in &results {
         assert!(
-            matches!(
-                r,
-                Ok(())
-                    | Err(StoreError::SeqTaken {
-                        conversation_id: 50,
-                        seq: 1
-                    })
-            ),
+            matches!(r, Ok(()) | Err(StoreError::SeqTaken { conversation_id: 50, seq: 1 })),
             "losers get SeqTaken: {r:?}"
         );
     }
     let stored = read(&store, 50, all()).await;
-    assert_eq!(
-        stored,
-        vec![(1, Bytes::from(vec![winners[0] as u8; 8]))],
-        "the winner's bytes"
-    );
+    assert_eq!(stored, vec![(1, Bytes::from(vec![winners[0] as u8; 8]))], "the winner's bytes");
     for (conv, r) in (1..=16).zip(&others) {
         assert!(r.is_ok(), "unrelated append failed: {r:?}");
-        assert_eq!(
-            read(&store, 500 + conv, all()).await,
-            expected(500 + conv, [1])
-        );
+        assert_eq!(read(&store, 500 + conv, all()).await, expected(500 + conv, [1]));
     }
 }
 
@@ -646,48 +450,22 @@ pub async fn concurrent_duplicate_seq_one_wins<F: ConformanceFactory>(factory: &
 pub async fn create_if_absent<F: ConformanceFactory>(factory: &mut F) {
     let store = factory.fresh().await;
     let first = group(60);
-    let created = store
-        .create_conversation(&first, &[member(60, "alice"), member(60, "bob")])
-        .await;
+    let created = store.create_conversation(&first, &[member(60, "alice"), member(60, "bob")]).await;
     assert_eq!(created.expect("create"), Created::New);
-    assert_eq!(
-        store.get_conversation(60).await.expect("get"),
-        Some(first.clone())
-    );
+    assert_eq!(store.get_conversation(60).await.expect("get"), Some(first.clone()));
     assert_eq!(member_ids(&store, 60).await, ["alice", "bob"]);
     assert_eq!(user_convs(&store, "alice").await, [60]);
 
-    let second = ConversationRecord {
-        title: "other".into(),
-        created_by: "mallory".into(),
-        ..group(60)
-    };
-    let again = store
-        .create_conversation(&second, &[member(60, "mallory")])
-        .await
-        .expect("create again");
+    let second = ConversationRecord { title: "other".into(), created_by: "mallory".into(), ..group(60) };
+    let again = store.create_conversation(&second, &[member(60, "mallory")]).await.expect("create again");
     assert_eq!(again, Created::Existing(first.clone()));
-    assert_eq!(
-        store.get_conversation(60).await.expect("get"),
-        Some(first),
-        "not overwritten"
-    );
-    assert_eq!(
-        member_ids(&store, 60).await,
-        ["alice", "bob"],
-        "no members added"
-    );
+    assert_eq!(store.get_conversation(60).await.expect("get"), Some(first), "not overwritten");
+    assert_eq!(member_ids(&store, 60).await, ["alice", "bob"], "no members added");
     assert_eq!(user_convs(&store, "mallory").await, Vec::<u64>::new());
 
     assert_eq!(store.get_conversation(61).await.expect("get"), None);
     let empty = group(61);
-    assert_eq!(
-        store
-            .create_conversation(&empty, &[])
-            .await
-            .expect("create"),
-        Created::New
-    );
+    assert_eq!(store.create_conversation(&empty, &[]).await.expect("create"), Created::New);
     assert_eq!(store.get_conversation(61).await.expect("get"), Some(empty));
     assert_eq!(store.members(61).await.expect("members"), vec![]);
 }
@@ -696,10 +474,7 @@ pub async fn create_if_absent<F: ConformanceFactory>(factory: &mut F) {
 pub async fn update_conversation_replaces<F: ConformanceFactory>(factory: &mut F) {
     let store = factory.fresh().await;
     let conv = group(70);
-    store
-        .create_conversation(&conv, &[member(70, "alice")])
-        .await
-        .expect("create");
+    store.create_conversation(&conv, &[member(70, "alice")]).await.expect("create");
     let archived = ConversationRecord {
         archived_at_ms: 1_800_000_000_000,
         title: "renamed".into(),
@@ -708,10 +483,7 @@ pub async fn update_conversation_replaces<F: ConformanceFactory>(factory: &mut F
         ..conv
     };
     store.update_conversation(&archived).await.expect("update");
-    assert_eq!(
-        store.get_conversation(70).await.expect("get"),
-        Some(archived)
-    );
+    assert_eq!(store.get_conversation(70).await.expect("get"), Some(archived));
     assert_eq!(member_ids(&store, 70).await, ["alice"], "members untouched");
 }
 
@@ -719,10 +491,7 @@ pub async fn update_conversation_replaces<F: ConformanceFactory>(factory: &mut F
 pub async fn member_indexes_in_step<F: ConformanceFactory>(factory: &mut F) {
     let store = factory.fresh().await;
     for conv in [80, 81, 82] {
-        store
-            .create_conversation(&group(conv), &[member(conv, "alice")])
-            .await
-            .expect("create");
+        store.create_conversation(&group(conv), &[member(conv, "alice")]).await.expect("create");
     }
     store.put_member(&member(81, "bob")).await.expect("put");
     store.put_member(&member(82, "bob")).await.expect("put");
@@ -730,32 +499,20 @@ pub async fn member_indexes_in_step<F: ConformanceFactory>(factory: &mut F) {
     assert_eq!(user_convs(&store, "alice").await, [80, 81, 82]);
     assert_eq!(user_convs(&store, "bob").await, [81, 82]);
     assert_eq!(user_convs(&store, "carol").await, Vec::<u64>::new());
-    assert_eq!(
-        store.member(81, "bob").await.expect("member"),
-        Some(member(81, "bob"))
-    );
+    assert_eq!(store.member(81, "bob").await.expect("member"), Some(member(81, "bob")));
     assert_eq!(store.member(80, "bob").await.expect("member"), None);
 
     // Replacing keeps one entry in each index.
-    let moderator = MemberRecord {
-        role: MemberRole::Moderator as i32,
-        ..member(81, "bob")
-    };
+    let moderator = MemberRecord { role: MemberRole::Moderator as i32, ..member(81, "bob") };
     store.put_member(&moderator).await.expect("put again");
     assert_eq!(store.members(81).await.expect("members").len(), 2);
-    assert_eq!(
-        store.member(81, "bob").await.expect("member"),
-        Some(moderator)
-    );
+    assert_eq!(store.member(81, "bob").await.expect("member"), Some(moderator));
     assert_eq!(user_convs(&store, "bob").await, [81, 82]);
 
     // User ids that are prefixes of each other stay apart.
     store.put_member(&member(81, "bo")).await.expect("put");
     store.put_member(&member(81, "bobby")).await.expect("put");
-    assert_eq!(
-        member_ids(&store, 81).await,
-        ["alice", "bo", "bob", "bobby"]
-    );
+    assert_eq!(member_ids(&store, 81).await, ["alice", "bo", "bob", "bobby"]);
     assert_eq!(user_convs(&store, "bo").await, [81]);
     assert_eq!(user_convs(&store, "bob").await, [81, 82]);
 
@@ -763,181 +520,87 @@ pub async fn member_indexes_in_step<F: ConformanceFactory>(factory: &mut F) {
     assert_eq!(member_ids(&store, 81).await, ["alice", "bo", "bobby"]);
     assert_eq!(store.member(81, "bob").await.expect("member"), None);
     assert_eq!(user_convs(&store, "bob").await, [82]);
-    assert_eq!(
-        user_convs(&store, "alice").await,
-        [80, 81, 82],
-        "others untouched"
-    );
+    assert_eq!(user_convs(&store, "alice").await, [80, 81, 82], "others untouched");
 
     // Removing what is absent is not an error.
     store.remove_member(81, "bob").await.expect("remove again");
-    store
-        .remove_member(999, "nobody")
-        .await
-        .expect("remove unknown");
+    store.remove_member(999, "nobody").await.expect("remove unknown");
     assert_eq!(store.members(999).await.expect("members"), vec![]);
 }
 
 /// Watermarks only move forward; 0 leaves one as is; non-members are ignored.
 pub async fn watermarks_only_move_forward<F: ConformanceFactory>(factory: &mut F) {
     let store = factory.fresh().await;
-    store
-        .create_conversation(&group(90), &[member(90, "alice"), member(90, "bob")])
-        .await
-        .expect("create");
+    store.create_conversation(&group(90), &[member(90, "alice"), member(90, "bob")]).await.expect("create");
     let marks = |user: &'static str| {
         let store = &store;
         async move {
-            let m = store
-                .member(90, user)
-                .await
-                .expect("member")
-                .expect("is a member");
+            let m = store.member(90, user).await.expect("member").expect("is a member");
             (m.delivered_seq, m.read_seq)
         }
     };
 
-    store
-        .advance_watermarks(90, "alice", 5, 3)
-        .await
-        .expect("advance");
+    store.advance_watermarks(90, "alice", 5, 3).await.expect("advance");
     assert_eq!(marks("alice").await, (5, 3));
-    store
-        .advance_watermarks(90, "alice", 4, 6)
-        .await
-        .expect("advance");
+    store.advance_watermarks(90, "alice", 4, 6).await.expect("advance");
     assert_eq!(marks("alice").await, (5, 6), "delivered never goes back");
-    store
-        .advance_watermarks(90, "alice", 0, 0)
-        .await
-        .expect("advance");
+    store.advance_watermarks(90, "alice", 0, 0).await.expect("advance");
     assert_eq!(marks("alice").await, (5, 6));
-    store
-        .advance_watermarks(90, "alice", 9, 0)
-        .await
-        .expect("advance");
+    store.advance_watermarks(90, "alice", 9, 0).await.expect("advance");
     assert_eq!(marks("alice").await, (9, 6), "0 leaves read as is");
-    store
-        .advance_watermarks(90, "alice", 0, 8)
-        .await
-        .expect("advance");
+    store.advance_watermarks(90, "alice", 0, 8).await.expect("advance");
     assert_eq!(marks("alice").await, (9, 8), "0 leaves delivered as is");
     assert_eq!(marks("bob").await, (0, 0), "other members untouched");
 
     // Concurrent advances end at the maximum.
-    let advances = (1..=20u64)
-        .rev()
-        .map(|n| store.advance_watermarks(90, "bob", n, n / 2));
+    let advances = (1..=20u64).rev().map(|n| store.advance_watermarks(90, "bob", n, n / 2));
     for r in join_all(advances).await {
         r.expect("advance");
     }
     assert_eq!(marks("bob").await, (20, 10));
 
-    store
-        .advance_watermarks(90, "carol", 5, 5)
-        .await
-        .expect("non-member is a no-op");
+    store.advance_watermarks(90, "carol", 5, 5).await.expect("non-member is a no-op");
     assert_eq!(store.member(90, "carol").await.expect("member"), None);
-    store
-        .advance_watermarks(91, "alice", 5, 5)
-        .await
-        .expect("unknown conversation is a no-op");
+    store.advance_watermarks(91, "alice", 5, 5).await.expect("unknown conversation is a no-op");
     assert_eq!(store.member(91, "alice").await.expect("member"), None);
     assert_eq!(user_convs(&store, "carol").await, Vec::<u64>::new());
 
     // The rest of the record is kept.
-    let alice = store
-        .member(90, "alice")
-        .await
-        .expect("member")
-        .expect("member");
-    assert_eq!(
-        alice,
-        MemberRecord {
-            delivered_seq: 9,
-            read_seq: 8,
-            ..member(90, "alice")
-        }
-    );
+    let alice = store.member(90, "alice").await.expect("member").expect("member");
+    assert_eq!(alice, MemberRecord { delivered_seq: 9, read_seq: 8, ..member(90, "alice") });
 }
 
 /// The support queue holds exactly the WAITING support conversations,
 /// oldest first.
 pub async fn support_queue_follows_state<F: ConformanceFactory>(factory: &mut F) {
     let store = factory.fresh().await;
-    assert_eq!(
-        store.support_queue().await.expect("queue"),
-        Vec::<u64>::new()
-    );
+    assert_eq!(store.support_queue().await.expect("queue"), Vec::<u64>::new());
 
-    store
-        .create_conversation(&support(201, 3_000, SupportState::Waiting), &[])
-        .await
-        .expect("create");
-    store
-        .create_conversation(&support(202, 1_000, SupportState::Waiting), &[])
-        .await
-        .expect("create");
-    store
-        .create_conversation(&support(203, 2_000, SupportState::Waiting), &[])
-        .await
-        .expect("create");
-    store
-        .create_conversation(&support(204, 500, SupportState::Assigned), &[])
-        .await
-        .expect("create");
-    store
-        .create_conversation(&group(205), &[])
-        .await
-        .expect("create");
-    assert_eq!(
-        store.support_queue().await.expect("queue"),
-        [202, 203, 201],
-        "oldest first"
-    );
+    store.create_conversation(&support(201, 3_000, SupportState::Waiting), &[]).await.expect("create");
+    store.create_conversation(&support(202, 1_000, SupportState::Waiting), &[]).await.expect("create");
+    store.create_conversation(&support(203, 2_000, SupportState::Waiting), &[]).await.expect("create");
+    store.create_conversation(&support(204, 500, SupportState::Assigned), &[]).await.expect("create");
+    store.create_conversation(&group(205), &[]).await.expect("create");
+    assert_eq!(store.support_queue().await.expect("queue"), [202, 203, 201], "oldest first");
 
     // A create-if-absent of an existing one does not add it twice.
-    store
-        .create_conversation(&support(202, 1_000, SupportState::Waiting), &[])
-        .await
-        .expect("create");
+    store.create_conversation(&support(202, 1_000, SupportState::Waiting), &[]).await.expect("create");
     assert_eq!(store.support_queue().await.expect("queue"), [202, 203, 201]);
 
-    store
-        .update_conversation(&support(203, 2_000, SupportState::Assigned))
-        .await
-        .expect("update");
+    store.update_conversation(&support(203, 2_000, SupportState::Assigned)).await.expect("update");
     assert_eq!(store.support_queue().await.expect("queue"), [202, 201]);
 
     // Updating a waiting one with other changes keeps it once.
-    let retitled = ConversationRecord {
-        title: "still waiting".into(),
-        ..support(201, 3_000, SupportState::Waiting)
-    };
+    let retitled = ConversationRecord { title: "still waiting".into(), ..support(201, 3_000, SupportState::Waiting) };
     store.update_conversation(&retitled).await.expect("update");
     assert_eq!(store.support_queue().await.expect("queue"), [202, 201]);
 
-    store
-        .update_conversation(&support(204, 500, SupportState::Waiting))
-        .await
-        .expect("update");
-    store
-        .update_conversation(&support(203, 2_000, SupportState::Waiting))
-        .await
-        .expect("update");
-    assert_eq!(
-        store.support_queue().await.expect("queue"),
-        [204, 202, 203, 201]
-    );
+    store.update_conversation(&support(204, 500, SupportState::Waiting)).await.expect("update");
+    store.update_conversation(&support(203, 2_000, SupportState::Waiting)).await.expect("update");
+    assert_eq!(store.support_queue().await.expect("queue"), [204, 202, 203, 201]);
 
-    store
-        .update_conversation(&support(202, 1_000, SupportState::Unspecified))
-        .await
-        .expect("update");
-    let archived = ConversationRecord {
-        archived_at_ms: 9_000,
-        ..support(201, 3_000, SupportState::Assigned)
-    };
+    store.update_conversation(&support(202, 1_000, SupportState::Unspecified)).await.expect("update");
+    let archived = ConversationRecord { archived_at_ms: 9_000, ..support(201, 3_000, SupportState::Assigned) };
     store.update_conversation(&archived).await.expect("update");
     assert_eq!(store.support_queue().await.expect("queue"), [204, 203]);
 }
@@ -945,54 +608,24 @@ pub async fn support_queue_follows_state<F: ConformanceFactory>(factory: &mut F)
 /// Users are upserted; lookups skip unknown ids.
 pub async fn users_upsert_and_get<F: ConformanceFactory>(factory: &mut F) {
     let store = factory.fresh().await;
-    let user = |id: &str, name: &str, role: Role| UserRecord {
-        id: id.into(),
-        display_name: name.into(),
-        role: role as i32,
-    };
+    let user =
+        |id: &str, name: &str, role: Role| UserRecord { id: id.into(), display_name: name.into(), role: role as i32 };
     let ids = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let sorted = |mut users: Vec<UserRecord>| {
         users.sort_by(|a, b| a.id.cmp(&b.id));
         users
     };
 
-    assert_eq!(
-        store.get_users(&ids(&["alice"])).await.expect("get"),
-        vec![]
-    );
-    store
-        .upsert_user(&user("alice", "Alice", Role::Client))
-        .await
-        .expect("upsert");
-    store
-        .upsert_user(&user("bob", "Bob", Role::Advocate))
-        .await
-        .expect("upsert");
-    let got = store
-        .get_users(&ids(&["bob", "nobody", "alice"]))
-        .await
-        .expect("get");
-    assert_eq!(
-        sorted(got),
-        vec![
-            user("alice", "Alice", Role::Client),
-            user("bob", "Bob", Role::Advocate)
-        ]
-    );
+    assert_eq!(store.get_users(&ids(&["alice"])).await.expect("get"), vec![]);
+    store.upsert_user(&user("alice", "Alice", Role::Client)).await.expect("upsert");
+    store.upsert_user(&user("bob", "Bob", Role::Advocate)).await.expect("upsert");
+    let got = store.get_users(&ids(&["bob", "nobody", "alice"])).await.expect("get");
+    assert_eq!(sorted(got), vec![user("alice", "Alice", Role::Client), user("bob", "Bob", Role::Advocate)]);
 
-    store
-        .upsert_user(&user("alice", "Alice Smith", Role::Admin))
-        .await
-        .expect("upsert again");
-    assert_eq!(
-        store.get_users(&ids(&["alice"])).await.expect("get"),
-        vec![user("alice", "Alice Smith", Role::Admin)]
-    );
+    store.upsert_user(&user("alice", "Alice Smith", Role::Admin)).await.expect("upsert again");
+    assert_eq!(store.get_users(&ids(&["alice"])).await.expect("get"), vec![user("alice", "Alice Smith", Role::Admin)]);
     assert_eq!(store.get_users(&[]).await.expect("get"), vec![]);
-    assert_eq!(
-        store.get_users(&ids(&["", "carol"])).await.expect("get"),
-        vec![]
-    );
+    assert_eq!(store.get_users(&ids(&["", "carol"])).await.expect("get"), vec![]);
 }
 
 /// Every store has a non-empty epoch of its own.
@@ -1009,23 +642,10 @@ pub async fn reopen_keeps_everything<F: ConformanceFactory>(factory: &mut F) {
     let epoch = store.epoch().to_owned();
     append_ok(&store, msgs(300, 1..=20)).await;
     let waiting = support(301, 1_000, SupportState::Waiting);
-    store
-        .create_conversation(&waiting, &[member(301, "alice")])
-        .await
-        .expect("create");
-    store
-        .create_conversation(&group(300), &[member(300, "alice"), member(300, "bob")])
-        .await
-        .expect("create");
-    store
-        .advance_watermarks(300, "bob", 20, 7)
-        .await
-        .expect("advance");
-    let user = UserRecord {
-        id: "alice".into(),
-        display_name: "Alice".into(),
-        role: Role::Client as i32,
-    };
+    store.create_conversation(&waiting, &[member(301, "alice")]).await.expect("create");
+    store.create_conversation(&group(300), &[member(300, "alice"), member(300, "bob")]).await.expect("create");
+    store.advance_watermarks(300, "bob", 20, 7).await.expect("advance");
+    let user = UserRecord { id: "alice".into(), display_name: "Alice".into(), role: Role::Client as i32 };
     store.upsert_user(&user).await.expect("upsert");
     let m = msg(300, 12);
 
@@ -1033,40 +653,18 @@ pub async fn reopen_keeps_everything<F: ConformanceFactory>(factory: &mut F) {
     assert_eq!(store.epoch(), epoch, "epoch kept");
     assert_eq!(read(&store, 300, all()).await, expected(300, 1..=20));
     assert_eq!(store.last_seq(300).await.expect("last_seq"), 20);
-    assert_eq!(
-        store
-            .find_client_msg(300, &m.sender_id, &m.client_msg_id)
-            .await
-            .expect("find"),
-        Some(12)
-    );
-    assert_eq!(
-        store.get_conversation(301).await.expect("get"),
-        Some(waiting)
-    );
-    assert_eq!(
-        store.get_conversation(300).await.expect("get"),
-        Some(group(300))
-    );
+    assert_eq!(store.find_client_msg(300, &m.sender_id, &m.client_msg_id).await.expect("find"), Some(12));
+    assert_eq!(store.get_conversation(301).await.expect("get"), Some(waiting));
+    assert_eq!(store.get_conversation(300).await.expect("get"), Some(group(300)));
     assert_eq!(member_ids(&store, 300).await, ["alice", "bob"]);
     assert_eq!(user_convs(&store, "alice").await, [300, 301]);
-    let bob = store
-        .member(300, "bob")
-        .await
-        .expect("member")
-        .expect("member");
+    let bob = store.member(300, "bob").await.expect("member").expect("member");
     assert_eq!((bob.delivered_seq, bob.read_seq), (20, 7));
     assert_eq!(store.support_queue().await.expect("queue"), [301]);
-    assert_eq!(
-        store.get_users(&["alice".to_string()]).await.expect("get"),
-        vec![user]
-    );
+    assert_eq!(store.get_users(&["alice".to_string()]).await.expect("get"), vec![user]);
 
     // And it keeps working: the clash check sees the old data.
-    assert!(matches!(
-        store.append(msgs(300, [20])).await,
-        Err(StoreError::SeqTaken { .. })
-    ));
+    assert!(matches!(store.append(msgs(300, [20])).await, Err(StoreError::SeqTaken { .. })));
     append_ok(&store, msgs(300, [21])).await;
     assert_eq!(store.last_seq(300).await.expect("last_seq"), 21);
 }

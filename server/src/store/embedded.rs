@@ -32,16 +32,14 @@ use std::thread::JoinHandle;
 
 use bytes::Bytes;
 use chat_protocol::v1::SupportState;
-use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
-};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    ConversationRecord, Created, Direction, MemberRecord, MessageStore, NewMessage, Range,
-    StoreError, StoreResult, UserRecord,
+    ConversationRecord, Created, Direction, MemberRecord, MessageStore, NewMessage, Range, StoreError, StoreResult,
+    UserRecord,
 };
 
 /// The database file's name inside the store directory.
@@ -80,11 +78,7 @@ pub struct EmbeddedConfig {
 impl Default for EmbeddedConfig {
     /// Durable commits, batches of up to 4,096 requests, a queue of 8,192.
     fn default() -> Self {
-        Self {
-            fsync: true,
-            max_batch: 4096,
-            queue: 8192,
-        }
+        Self { fsync: true, max_batch: 4096, queue: 8192 }
     }
 }
 
@@ -121,16 +115,8 @@ enum Op {
     CreateConversation(ConversationRecord, Vec<MemberRecord>),
     UpdateConversation(ConversationRecord),
     PutMember(MemberRecord),
-    RemoveMember {
-        conversation_id: u64,
-        user_id: String,
-    },
-    AdvanceWatermarks {
-        conversation_id: u64,
-        user_id: String,
-        delivered: u64,
-        read: u64,
-    },
+    RemoveMember { conversation_id: u64, user_id: String },
+    AdvanceWatermarks { conversation_id: u64, user_id: String, delivered: u64, read: u64 },
     UpsertUser(UserRecord),
 }
 
@@ -165,48 +151,27 @@ enum Request {
 
 /// A redb failure as a [`StoreError::Backend`] of operation `op`.
 fn backend<E: Into<redb::Error>>(op: &'static str) -> impl FnOnce(E) -> StoreError {
-    move |e| StoreError::Backend {
-        op,
-        source: Box::new(e.into()),
-    }
+    move |e| StoreError::Backend { op, source: Box::new(e.into()) }
 }
 
-fn open_error<E: std::error::Error + Send + Sync + 'static>(
-    path: &Path,
-) -> impl FnOnce(E) -> StoreError + '_ {
-    move |e| StoreError::Open {
-        path: path.display().to_string(),
-        source: Box::new(e),
-    }
+fn open_error<E: std::error::Error + Send + Sync + 'static>(path: &Path) -> impl FnOnce(E) -> StoreError + '_ {
+    move |e| StoreError::Open { path: path.display().to_string(), source: Box::new(e) }
 }
 
 fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> StoreResult<T> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-        table,
-        detail: e.to_string(),
-    })
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { table, detail: e.to_string() })
 }
 
 fn encode<T: Serialize>(op: &'static str, value: &T) -> StoreResult<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Backend {
-        op,
-        source: Box::new(e),
-    })
+    serde_json::to_vec(value).map_err(|e| StoreError::Backend { op, source: Box::new(e) })
 }
 
-type MessageEntry<'a> = Result<
-    (
-        redb::AccessGuard<'a, (u64, u64)>,
-        redb::AccessGuard<'a, &'static [u8]>,
-    ),
-    redb::StorageError,
->;
+type MessageEntry<'a> =
+    Result<(redb::AccessGuard<'a, (u64, u64)>, redb::AccessGuard<'a, &'static [u8]>), redb::StorageError>;
 
 /// A `messages` range entry as `(seq, encoded)`.
 fn message_entry(entry: MessageEntry<'_>) -> StoreResult<(u64, Bytes)> {
-    entry
-        .map(|(k, v)| (k.value().1, Bytes::copy_from_slice(v.value())))
-        .map_err(backend("read_range"))
+    entry.map(|(k, v)| (k.value().1, Bytes::copy_from_slice(v.value()))).map_err(backend("read_range"))
 }
 
 fn is_waiting(conv: &ConversationRecord) -> bool {
@@ -219,13 +184,9 @@ impl EmbeddedStore {
     pub fn open(dir: &Path, cfg: EmbeddedConfig) -> StoreResult<Self> {
         std::fs::create_dir_all(dir).map_err(open_error(dir))?;
         let path = dir.join(FILE_NAME);
-        let db = Database::builder()
-            .create(&path)
-            .map_err(open_error(&path))?;
-        let epoch = init(&db).map_err(|e| StoreError::Open {
-            path: path.display().to_string(),
-            source: Box::new(e),
-        })?;
+        let db = Database::builder().create(&path).map_err(open_error(&path))?;
+        let epoch =
+            init(&db).map_err(|e| StoreError::Open { path: path.display().to_string(), source: Box::new(e) })?;
         let db = Arc::new(db);
         let shared = Arc::new(Shared::default());
         let (tx, rx) = mpsc::channel(cfg.queue.max(1));
@@ -241,14 +202,7 @@ impl EmbeddedStore {
             .name("store-writer".into())
             .spawn(move || writer.run())
             .map_err(open_error(&path))?;
-        Ok(Self {
-            db,
-            dir: dir.to_owned(),
-            epoch,
-            tx,
-            shared,
-            writer: Mutex::new(Some(handle)),
-        })
+        Ok(Self { db, dir: dir.to_owned(), epoch, tx, shared, writer: Mutex::new(Some(handle)) })
     }
 
     /// The directory the store lives in.
@@ -272,11 +226,7 @@ impl EmbeddedStore {
         // If the queue is full the writer is busy and will see `closed` after
         // its batch; otherwise this wakes it.
         let _ = self.tx.try_send(Request::Wake);
-        let handle = self
-            .writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
+        let handle = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
         if let Some(handle) = handle
             && handle.join().is_err()
         {
@@ -289,10 +239,7 @@ impl EmbeddedStore {
             return Err(StoreError::Closed);
         }
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Request::Write(op, reply))
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        self.tx.send(Request::Write(op, reply)).await.map_err(|_| StoreError::Closed)?;
         // A dropped reply means the writer is gone without applying it.
         answer.await.map_err(|_| StoreError::Closed)?
     }
@@ -331,9 +278,7 @@ fn init(db: &Database) -> Result<String, redb::Error> {
             }
             Some(LAYOUT_VERSION) => {}
             Some(other) => {
-                return Err(redb::Error::Corrupted(format!(
-                    "store layout version {other} is not {LAYOUT_VERSION}"
-                )));
+                return Err(redb::Error::Corrupted(format!("store layout version {other} is not {LAYOUT_VERSION}")));
             }
         }
         let existing = meta.get("epoch")?.map(|v| v.value().to_owned());
@@ -386,11 +331,8 @@ impl Writer {
         }
         if !self.fsync && self.non_durable > 0 {
             // Make the non-durable tail durable before the database closes.
-            let synced = self
-                .db
-                .begin_write()
-                .map_err(redb::Error::from)
-                .and_then(|txn| txn.commit().map_err(Into::into));
+            let synced =
+                self.db.begin_write().map_err(redb::Error::from).and_then(|txn| txn.commit().map_err(Into::into));
             if let Err(e) = synced {
                 tracing::error!(error = %e, "store: final durable commit failed");
             }
@@ -413,25 +355,17 @@ impl Writer {
         if batch.is_empty() {
             return;
         }
-        let name = if batch.len() == 1 {
-            batch[0].0.name()
-        } else {
-            "write_batch"
-        };
+        let name = if batch.len() == 1 { batch[0].0.name() } else { "write_batch" };
         let ops: Vec<&Op> = batch.iter().map(|(op, _)| op).collect();
         let results = match self.apply(name, &ops) {
             Ok(results) => results,
             Err(e) if batch.len() == 1 => vec![Err(e)],
             Err(e) => {
                 tracing::warn!(error = %e, size = batch.len(), "store: batch failed, retrying its writes one by one");
-                ops.iter()
-                    .map(|op| self.apply(op.name(), &[*op]).and_then(|mut r| r.remove(0)))
-                    .collect()
+                ops.iter().map(|op| self.apply(op.name(), &[*op]).and_then(|mut r| r.remove(0))).collect()
             }
         };
-        self.shared
-            .requests
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.shared.requests.fetch_add(batch.len() as u64, Ordering::Relaxed);
         for ((_, reply), result) in batch.drain(..).zip(results) {
             // The caller may have given up waiting; nothing to do then.
             let _ = reply.send(result);
@@ -443,11 +377,7 @@ impl Writer {
     fn apply(&mut self, name: &'static str, ops: &[&Op]) -> StoreResult<Vec<StoreResult<Done>>> {
         let mut txn = self.db.begin_write().map_err(backend(name))?;
         let durable = self.fsync || self.non_durable + 1 >= NON_DURABLE_RUN;
-        let durability = if durable {
-            Durability::Immediate
-        } else {
-            Durability::None
-        };
+        let durability = if durable { Durability::Immediate } else { Durability::None };
         txn.set_durability(durability).map_err(backend(name))?;
         let results = {
             let mut tables = Tables::open(&txn).map_err(backend(name))?;
@@ -459,10 +389,7 @@ impl Writer {
                         // The transaction may hold part of this op: drop it all.
                         drop(tables);
                         let _ = txn.abort();
-                        return Err(StoreError::Backend {
-                            op: name,
-                            source: Box::new(e),
-                        });
+                        return Err(StoreError::Backend { op: name, source: Box::new(e) });
                     }
                 }
             }
@@ -516,21 +443,14 @@ impl<'t> Tables<'t> {
                 self.put_member(member.conversation_id, &member.user_id, &value)?;
                 Ok(Ok(Done::Unit))
             }
-            Op::RemoveMember {
-                conversation_id,
-                user_id,
-            } => {
+            Op::RemoveMember { conversation_id, user_id } => {
                 self.members.remove((*conversation_id, user_id.as_str()))?;
-                self.user_convs
-                    .remove((user_id.as_str(), *conversation_id))?;
+                self.user_convs.remove((user_id.as_str(), *conversation_id))?;
                 Ok(Ok(Done::Unit))
             }
-            Op::AdvanceWatermarks {
-                conversation_id,
-                user_id,
-                delivered,
-                read,
-            } => self.advance_watermarks(*conversation_id, user_id, *delivered, *read),
+            Op::AdvanceWatermarks { conversation_id, user_id, delivered, read } => {
+                self.advance_watermarks(*conversation_id, user_id, *delivered, *read)
+            }
             Op::UpsertUser(user) => {
                 let value = match encode(op.name(), user) {
                     Ok(value) => value,
@@ -549,21 +469,13 @@ impl<'t> Tables<'t> {
         for m in msgs {
             let key = (m.conversation_id, m.seq);
             if !seen.insert(key) || self.messages.get(key)?.is_some() {
-                return Ok(Err(StoreError::SeqTaken {
-                    conversation_id: m.conversation_id,
-                    seq: m.seq,
-                }));
+                return Ok(Err(StoreError::SeqTaken { conversation_id: m.conversation_id, seq: m.seq }));
             }
         }
         for m in msgs {
-            self.messages
-                .insert((m.conversation_id, m.seq), m.encoded.as_ref())?;
+            self.messages.insert((m.conversation_id, m.seq), m.encoded.as_ref())?;
             if !m.client_msg_id.is_empty() {
-                let key = (
-                    m.conversation_id,
-                    m.sender_id.as_str(),
-                    m.client_msg_id.as_str(),
-                );
+                let key = (m.conversation_id, m.sender_id.as_str(), m.client_msg_id.as_str());
                 if self.idempotency.get(key)?.is_none() {
                     self.idempotency.insert(key, m.seq)?;
                 }
@@ -572,15 +484,10 @@ impl<'t> Tables<'t> {
         Ok(Ok(Done::Unit))
     }
 
-    fn create_conversation(
-        &mut self,
-        conv: &ConversationRecord,
-        members: &[MemberRecord],
-    ) -> Applied {
+    fn create_conversation(&mut self, conv: &ConversationRecord, members: &[MemberRecord]) -> Applied {
         const OP: &str = "create_conversation";
         if let Some(existing) = self.conversations.get(conv.id)? {
-            return Ok(decode("conversations", existing.value())
-                .map(|rec| Done::Created(Created::Existing(rec))));
+            return Ok(decode("conversations", existing.value()).map(|rec| Done::Created(Created::Existing(rec))));
         }
         // Encode everything before writing anything.
         let value = match encode(OP, conv) {
@@ -589,10 +496,7 @@ impl<'t> Tables<'t> {
         };
         let mut encoded = Vec::with_capacity(members.len());
         for member in members {
-            let member = MemberRecord {
-                conversation_id: conv.id,
-                ..member.clone()
-            };
+            let member = MemberRecord { conversation_id: conv.id, ..member.clone() };
             match encode(OP, &member) {
                 Ok(bytes) => encoded.push((member.user_id, bytes)),
                 Err(e) => return Ok(Err(e)),
@@ -600,8 +504,7 @@ impl<'t> Tables<'t> {
         }
         self.conversations.insert(conv.id, value.as_slice())?;
         if is_waiting(conv) {
-            self.support_queue
-                .insert((conv.created_at_ms, conv.id), ())?;
+            self.support_queue.insert((conv.created_at_ms, conv.id), ())?;
         }
         for (user_id, bytes) in &encoded {
             self.put_member(conv.id, user_id, bytes)?;
@@ -626,31 +529,19 @@ impl<'t> Tables<'t> {
         }
         self.support_queue.remove((conv.created_at_ms, conv.id))?;
         if is_waiting(conv) {
-            self.support_queue
-                .insert((conv.created_at_ms, conv.id), ())?;
+            self.support_queue.insert((conv.created_at_ms, conv.id), ())?;
         }
         self.conversations.insert(conv.id, value.as_slice())?;
         Ok(Ok(Done::Unit))
     }
 
-    fn put_member(
-        &mut self,
-        conversation_id: u64,
-        user_id: &str,
-        value: &[u8],
-    ) -> Result<(), redb::Error> {
+    fn put_member(&mut self, conversation_id: u64, user_id: &str, value: &[u8]) -> Result<(), redb::Error> {
         self.members.insert((conversation_id, user_id), value)?;
         self.user_convs.insert((user_id, conversation_id), ())?;
         Ok(())
     }
 
-    fn advance_watermarks(
-        &mut self,
-        conversation_id: u64,
-        user_id: &str,
-        delivered: u64,
-        read: u64,
-    ) -> Applied {
+    fn advance_watermarks(&mut self, conversation_id: u64, user_id: &str, delivered: u64, read: u64) -> Applied {
         let Some(current) = self.members.get((conversation_id, user_id))? else {
             return Ok(Ok(Done::Unit));
         };
@@ -659,10 +550,7 @@ impl<'t> Tables<'t> {
             Err(e) => return Ok(Err(e)),
         };
         drop(current);
-        let (d, r) = (
-            member.delivered_seq.max(delivered),
-            member.read_seq.max(read),
-        );
+        let (d, r) = (member.delivered_seq.max(delivered), member.read_seq.max(read));
         if (d, r) == (member.delivered_seq, member.read_seq) {
             return Ok(Ok(Done::Unit));
         }
@@ -672,8 +560,7 @@ impl<'t> Tables<'t> {
             Ok(value) => value,
             Err(e) => return Ok(Err(e)),
         };
-        self.members
-            .insert((conversation_id, user_id), value.as_slice())?;
+        self.members.insert((conversation_id, user_id), value.as_slice())?;
         Ok(Ok(Done::Unit))
     }
 }
@@ -700,34 +587,22 @@ impl MessageStore for EmbeddedStore {
         if client_msg_id.is_empty() {
             return Ok(None);
         }
-        let table = self
-            .read(OP)?
-            .open_table(IDEMPOTENCY)
-            .map_err(backend(OP))?;
-        let seq = table
-            .get((conversation_id, sender_id, client_msg_id))
-            .map_err(backend(OP))?;
+        let table = self.read(OP)?.open_table(IDEMPOTENCY).map_err(backend(OP))?;
+        let seq = table.get((conversation_id, sender_id, client_msg_id)).map_err(backend(OP))?;
         Ok(seq.map(|v| v.value()))
     }
 
     async fn last_seq(&self, conversation_id: u64) -> StoreResult<u64> {
         const OP: &str = "last_seq";
         let table = self.read(OP)?.open_table(MESSAGES).map_err(backend(OP))?;
-        let last = table
-            .range((conversation_id, 0)..=(conversation_id, u64::MAX))
-            .map_err(backend(OP))?
-            .next_back();
+        let last = table.range((conversation_id, 0)..=(conversation_id, u64::MAX)).map_err(backend(OP))?.next_back();
         match last {
             None => Ok(0),
             Some(entry) => Ok(entry.map_err(backend(OP))?.0.value().1),
         }
     }
 
-    async fn read_range(
-        &self,
-        conversation_id: u64,
-        range: Range,
-    ) -> StoreResult<Vec<(u64, Bytes)>> {
+    async fn read_range(&self, conversation_id: u64, range: Range) -> StoreResult<Vec<(u64, Bytes)>> {
         const OP: &str = "read_range";
         let Some(lo) = range.after.checked_add(1) else {
             return Ok(Vec::new());
@@ -736,32 +611,19 @@ impl MessageStore for EmbeddedStore {
             return Ok(Vec::new());
         }
         let table = self.read(OP)?.open_table(MESSAGES).map_err(backend(OP))?;
-        let iter = table
-            .range((conversation_id, lo)..(conversation_id, range.before))
-            .map_err(backend(OP))?;
+        let iter = table.range((conversation_id, lo)..(conversation_id, range.before)).map_err(backend(OP))?;
         match range.direction {
             Direction::Forward => iter.take(range.limit).map(message_entry).collect(),
             Direction::Backward => {
-                let mut out = iter
-                    .rev()
-                    .take(range.limit)
-                    .map(message_entry)
-                    .collect::<StoreResult<Vec<_>>>()?;
+                let mut out = iter.rev().take(range.limit).map(message_entry).collect::<StoreResult<Vec<_>>>()?;
                 out.reverse();
                 Ok(out)
             }
         }
     }
 
-    async fn create_conversation(
-        &self,
-        conv: &ConversationRecord,
-        members: &[MemberRecord],
-    ) -> StoreResult<Created> {
-        match self
-            .submit(Op::CreateConversation(conv.clone(), members.to_vec()))
-            .await?
-        {
+    async fn create_conversation(&self, conv: &ConversationRecord, members: &[MemberRecord]) -> StoreResult<Created> {
+        match self.submit(Op::CreateConversation(conv.clone(), members.to_vec())).await? {
             Done::Created(created) => Ok(created),
             Done::Unit => Ok(Created::New),
         }
@@ -769,14 +631,9 @@ impl MessageStore for EmbeddedStore {
 
     async fn get_conversation(&self, id: u64) -> StoreResult<Option<ConversationRecord>> {
         const OP: &str = "get_conversation";
-        let table = self
-            .read(OP)?
-            .open_table(CONVERSATIONS)
-            .map_err(backend(OP))?;
+        let table = self.read(OP)?.open_table(CONVERSATIONS).map_err(backend(OP))?;
         let value = table.get(id).map_err(backend(OP))?;
-        value
-            .map(|v| decode("conversations", v.value()))
-            .transpose()
+        value.map(|v| decode("conversations", v.value())).transpose()
     }
 
     async fn update_conversation(&self, conv: &ConversationRecord) -> StoreResult<()> {
@@ -788,11 +645,7 @@ impl MessageStore for EmbeddedStore {
     }
 
     async fn remove_member(&self, conversation_id: u64, user_id: &str) -> StoreResult<()> {
-        self.submit_unit(Op::RemoveMember {
-            conversation_id,
-            user_id: user_id.to_owned(),
-        })
-        .await
+        self.submit_unit(Op::RemoveMember { conversation_id, user_id: user_id.to_owned() }).await
     }
 
     async fn members(&self, conversation_id: u64) -> StoreResult<Vec<MemberRecord>> {
@@ -809,11 +662,7 @@ impl MessageStore for EmbeddedStore {
         Ok(out)
     }
 
-    async fn member(
-        &self,
-        conversation_id: u64,
-        user_id: &str,
-    ) -> StoreResult<Option<MemberRecord>> {
+    async fn member(&self, conversation_id: u64, user_id: &str) -> StoreResult<Option<MemberRecord>> {
         const OP: &str = "member";
         let table = self.read(OP)?.open_table(MEMBERS).map_err(backend(OP))?;
         let value = table.get((conversation_id, user_id)).map_err(backend(OP))?;
@@ -840,21 +689,12 @@ impl MessageStore for EmbeddedStore {
         if delivered == 0 && read == 0 {
             return Ok(());
         }
-        self.submit_unit(Op::AdvanceWatermarks {
-            conversation_id,
-            user_id: user_id.to_owned(),
-            delivered,
-            read,
-        })
-        .await
+        self.submit_unit(Op::AdvanceWatermarks { conversation_id, user_id: user_id.to_owned(), delivered, read }).await
     }
 
     async fn support_queue(&self) -> StoreResult<Vec<u64>> {
         const OP: &str = "support_queue";
-        let table = self
-            .read(OP)?
-            .open_table(SUPPORT_QUEUE)
-            .map_err(backend(OP))?;
+        let table = self.read(OP)?.open_table(SUPPORT_QUEUE).map_err(backend(OP))?;
         table
             .iter()
             .map_err(backend(OP))?
@@ -912,15 +752,9 @@ mod tests {
             task.await.expect("join").expect("append");
         }
         let stats = store.stats();
-        let (commits, requests) = (
-            stats.commits - before.commits,
-            stats.requests - before.requests,
-        );
+        let (commits, requests) = (stats.commits - before.commits, stats.requests - before.requests);
         assert_eq!(requests, 1_000);
-        assert!(
-            commits < 200,
-            "{commits} commits for 1,000 concurrent appends"
-        );
+        assert!(commits < 200, "{commits} commits for 1,000 concurrent appends");
         for conv in 0..50 {
             assert_eq!(store.last_seq(conv).await.expect("last_seq"), 20);
         }
@@ -939,27 +773,10 @@ mod tests {
             store.append(vec![message(1, 4)]),
         );
         a.expect("a");
-        assert!(
-            matches!(
-                b,
-                Err(StoreError::SeqTaken {
-                    conversation_id: 1,
-                    seq: 1
-                })
-            ),
-            "{b:?}"
-        );
+        assert!(matches!(b, Err(StoreError::SeqTaken { conversation_id: 1, seq: 1 })), "{b:?}");
         c.expect("c");
         let seqs: Vec<u64> = store
-            .read_range(
-                1,
-                Range {
-                    after: 0,
-                    before: u64::MAX,
-                    limit: 10,
-                    direction: Direction::Forward,
-                },
-            )
+            .read_range(1, Range { after: 0, before: u64::MAX, limit: 10, direction: Direction::Forward })
             .await
             .expect("read")
             .into_iter()
@@ -974,18 +791,9 @@ mod tests {
         let store = open(dir.path());
         store.append(vec![message(1, 1)]).await.expect("append");
         store.close();
+        assert!(matches!(store.append(vec![message(1, 2)]).await, Err(StoreError::Closed)));
         assert!(matches!(
-            store.append(vec![message(1, 2)]).await,
-            Err(StoreError::Closed)
-        ));
-        assert!(matches!(
-            store
-                .upsert_user(&UserRecord {
-                    id: "u".into(),
-                    display_name: String::new(),
-                    role: 0
-                })
-                .await,
+            store.upsert_user(&UserRecord { id: "u".into(), display_name: String::new(), role: 0 }).await,
             Err(StoreError::Closed)
         ));
         // Reads still work; close is idempotent.
@@ -1000,9 +808,7 @@ mod tests {
     async fn close_applies_writes_already_queued() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(open(dir.path()));
-        let writers: Vec<_> = (1..=100u64)
-            .map(|seq| store.append(vec![message(7, seq)]))
-            .collect();
+        let writers: Vec<_> = (1..=100u64).map(|seq| store.append(vec![message(7, seq)])).collect();
         let all = futures_util::future::join_all(writers);
         // Get them queued, then close while they are in flight.
         let closer = async {
@@ -1016,15 +822,7 @@ mod tests {
         }
         // Every acknowledged write is there, and nothing else.
         let stored = store
-            .read_range(
-                7,
-                Range {
-                    after: 0,
-                    before: u64::MAX,
-                    limit: 1_000,
-                    direction: Direction::Forward,
-                },
-            )
+            .read_range(7, Range { after: 0, before: u64::MAX, limit: 1_000, direction: Direction::Forward })
             .await
             .expect("read");
         assert_eq!(stored.len() as u64, ok);
@@ -1048,47 +846,23 @@ mod tests {
         let txn = store.db.begin_write().expect("begin");
         {
             let mut members = txn.open_table(MEMBERS).expect("members");
-            members
-                .insert((5, "x"), b"not json".as_slice())
-                .expect("insert");
+            members.insert((5, "x"), b"not json".as_slice()).expect("insert");
             let mut convs = txn.open_table(CONVERSATIONS).expect("conversations");
             convs.insert(5, b"\xff".as_slice()).expect("insert");
         }
         txn.commit().expect("commit");
-        assert!(matches!(
-            store.member(5, "x").await,
-            Err(StoreError::Corrupt {
-                table: "members",
-                ..
-            })
-        ));
-        assert!(matches!(
-            store.members(5).await,
-            Err(StoreError::Corrupt { .. })
-        ));
-        assert!(matches!(
-            store.get_conversation(5).await,
-            Err(StoreError::Corrupt { .. })
-        ));
+        assert!(matches!(store.member(5, "x").await, Err(StoreError::Corrupt { table: "members", .. })));
+        assert!(matches!(store.members(5).await, Err(StoreError::Corrupt { .. })));
+        assert!(matches!(store.get_conversation(5).await, Err(StoreError::Corrupt { .. })));
         // A write that must read the bad record fails alone; the writer lives on.
-        assert!(matches!(
-            store.advance_watermarks(5, "x", 1, 1).await,
-            Err(StoreError::Corrupt { .. })
-        ));
-        store
-            .append(vec![message(5, 1)])
-            .await
-            .expect("append after a failure");
+        assert!(matches!(store.advance_watermarks(5, "x", 1, 1).await, Err(StoreError::Corrupt { .. })));
+        store.append(vec![message(5, 1)]).await.expect("append after a failure");
     }
 
     #[tokio::test]
     async fn fsync_off_still_persists_on_close() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = EmbeddedConfig {
-            fsync: false,
-            max_batch: 2,
-            queue: 1,
-        };
+        let cfg = EmbeddedConfig { fsync: false, max_batch: 2, queue: 1 };
         let store = EmbeddedStore::open(dir.path(), cfg.clone()).expect("open");
         for seq in 1..=10 {
             store.append(vec![message(3, seq)]).await.expect("append");

@@ -196,7 +196,12 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn append(&self, msgs: Vec<NewMessage>) -> StoreResult<()>;
 
     /// The seq stored for `(conversation, sender, client_msg_id)`, if any.
-    async fn find_client_msg(&self, conversation_id: u64, sender_id: &str, client_msg_id: &str) -> StoreResult<Option<u64>>;
+    async fn find_client_msg(
+        &self,
+        conversation_id: u64,
+        sender_id: &str,
+        client_msg_id: &str,
+    ) -> StoreResult<Option<u64>>;
 
     /// The highest stored seq of a conversation (0 if none).
     async fn last_seq(&self, conversation_id: u64) -> StoreResult<u64>;
@@ -232,7 +237,13 @@ pub trait MessageStore: Send + Sync + 'static {
 
     /// Moves a member's delivered and read watermarks forward (never back;
     /// a value of 0 leaves that watermark as it is). No-op if not a member.
-    async fn advance_watermarks(&self, conversation_id: u64, user_id: &str, delivered: u64, read: u64) -> StoreResult<()>;
+    async fn advance_watermarks(
+        &self,
+        conversation_id: u64,
+        user_id: &str,
+        delivered: u64,
+        read: u64,
+    ) -> StoreResult<()>;
 
     /// Support conversations waiting for staff, oldest first.
     async fn support_queue(&self) -> StoreResult<Vec<u64>>;
