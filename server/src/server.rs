@@ -41,6 +41,8 @@ pub struct Shared {
     /// New connections per IP (connection path only, never the message path).
     conn_limiter: KeyedLimiter<IpAddr>,
     session_ids: AtomicU64,
+    /// When the dev certificate in use expires (None: a configured certificate).
+    dev_cert_expires: Option<std::time::SystemTime>,
 }
 
 impl Shared {
@@ -151,6 +153,7 @@ pub fn start(cfg: Config) -> anyhow::Result<ServerHandle> {
         mesh,
         verifier,
         session_ids: AtomicU64::new(1),
+        dev_cert_expires: identity.dev_expires,
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut threads = Vec::with_capacity(shards);
@@ -225,7 +228,11 @@ async fn shard_main(
         Ok(e) => e,
         Err(e) => return tracing::error!(shard = id, error = %e, "cannot start endpoint"),
     };
+    *ctx.state.endpoint.borrow_mut() = Some(endpoint.clone());
     tokio::task::spawn_local(mailbox(ctx.clone(), rx));
+    if id == 0 {
+        tokio::task::spawn_local(renew_dev_cert(shared.clone(), shared.dev_cert_expires));
+    }
     let mut housekeeping = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
@@ -294,6 +301,11 @@ async fn mailbox(ctx: Rc<ShardCtx>, mut rx: mpsc::Receiver<ShardMsg>) {
                     s.deliver_user(&ev);
                 }
             }
+            ShardMsg::Tls(cfg) => {
+                if let Some(ep) = ctx.state.endpoint.borrow().as_ref() {
+                    ep.set_server_config(Some(*cfg));
+                }
+            }
             ShardMsg::Presence(p) => {
                 let mut table = ctx.state.presence.borrow_mut();
                 match p {
@@ -311,6 +323,36 @@ async fn mailbox(ctx: Rc<ShardCtx>, mut rx: mpsc::Receiver<ShardMsg>) {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Renews the dev certificate before it expires (shard 0 only, so every
+/// shard gets the same one). Live connections keep the old one; new
+/// connections get the new one. Clients that pin by hash must learn the new
+/// hash, which is logged and printed by the next `chatd serve`.
+async fn renew_dev_cert(shared: Arc<Shared>, mut expires: Option<std::time::SystemTime>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let Some(exp) = expires else { return };
+        let now = std::time::SystemTime::now();
+        if exp > now + tls::DEV_CERT_RENEW_BEFORE {
+            continue;
+        }
+        let renewed = tls::load_identity(&shared.cfg).and_then(|id| {
+            let cfg = tls::quinn_server_config(&id, &shared.cfg.session)?;
+            Ok((id, cfg))
+        });
+        match renewed {
+            Ok((id, cfg)) => {
+                tracing::warn!(sha256 = %id.sha256_hex(), "dev certificate renewed; clients pinning the old hash must take the new one");
+                expires = id.dev_expires;
+                for shard in 0..shared.mesh.len() {
+                    let _ = shared.mesh.send(shard, ShardMsg::Tls(Box::new(cfg.clone()))).await;
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "dev certificate renewal failed; retrying in an hour"),
         }
     }
 }

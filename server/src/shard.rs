@@ -49,6 +49,8 @@ pub enum ShardMsg {
     User(Arc<str>, UserEvent),
     /// Presence bookkeeping at a user's home shard.
     Presence(PresenceMsg),
+    /// A renewed certificate: the endpoint takes it for new connections.
+    Tls(Box<quinn::ServerConfig>),
 }
 
 /// What an owner sends to subscribed shards.
@@ -280,6 +282,8 @@ pub struct ShardState {
     pub actors: RefCell<HashMap<ConvId, mpsc::Sender<ConvMsg>>>,
     /// Presence of the users homed here.
     pub presence: RefCell<PresenceTable>,
+    /// This shard's endpoint, once started.
+    pub endpoint: RefCell<Option<quinn::Endpoint>>,
 }
 
 impl ShardState {
@@ -290,6 +294,7 @@ impl ShardState {
             sessions: RefCell::new(LocalSessions::default()),
             actors: RefCell::new(HashMap::new()),
             presence: RefCell::new(PresenceTable::default()),
+            endpoint: RefCell::new(None),
         }
     }
 }

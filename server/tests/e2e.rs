@@ -595,3 +595,56 @@ async fn malformed_and_oversize_frames_get_precise_errors() {
     assert_eq!(pong.id, 13);
     assert!(matches!(pong.result, Some(v1::reply::Result::Pong(_))));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_reader_is_paged_to_the_store() {
+    // A tiny per-connection queue: a reader that does not keep up must be fed
+    // from the store, never lose a message, never make the server buffer it all.
+    let s = Server::start_with(|c| c.session.outbound_queue = 4);
+    let (alice, _a) = s.connect("alice", "advocate", Transport::Quic).await;
+    let (_bob, mut b_ev) =
+        Client::connect(s.client_config("bob", "client", Transport::Quic).event_buffer(4)).await.unwrap();
+    let conv = create(&alice, ConversationKind::Group, "g", "", &["bob"]).await;
+    let filler = "z".repeat(1000);
+    // 3 MB: more than QUIC's stream window, so the server's writes block while bob sleeps.
+    const N: usize = 3000;
+    for chunk in 0..N / 100 {
+        let texts: Vec<String> = (0..100).map(|i| format!("{} {filler}", chunk * 100 + i)).collect();
+        let sends = texts.iter().map(|t| alice.send_text(conv, t));
+        for r in futures_util::future::join_all(sends).await {
+            r.unwrap();
+        }
+    }
+    let got = messages(&mut b_ev, conv, N).await;
+    assert_eq!(got.iter().map(|m| m.seq).collect::<Vec<_>>(), (1..=N as u64).collect::<Vec<_>>());
+    assert_quiet(&mut b_ev, conv, Duration::from_millis(300)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_devices_and_new_members_go_live() {
+    let s = Server::start();
+    let (phone, _p) = s.connect("alice", "advocate", Transport::Quic).await;
+    let (_desk, mut desk_ev) = s.connect("alice", "advocate", Transport::WebTransport).await;
+    let (_carol, mut c_ev) = s.connect("carol", "client", Transport::Quic).await;
+    let conv = create(&phone, ConversationKind::Group, "g", "", &["bob"]).await;
+    phone.send_text(conv, "from my phone").await.unwrap();
+    let m = messages(&mut desk_ev, conv, 1).await;
+    assert_eq!((m[0].seq, text(&m[0]).as_str()), (1, "from my phone"), "a user's other device gets their message");
+    // Carol is added while connected: she is told, and is live from then on.
+    phone.add_members(conv, vec!["carol".into()]).await.unwrap();
+    let sum = next_where(&mut c_ev, |e| match e {
+        Event::Conversation(s) => s.conversation,
+        _ => None,
+    })
+    .await;
+    assert_eq!((sum.id, sum.last_seq), (conv, 1));
+    phone.send_text(conv, "welcome carol").await.unwrap();
+    let m = messages(&mut c_ev, conv, 1).await;
+    assert_eq!(
+        (m[0].seq, text(&m[0]).as_str()),
+        (2, "welcome carol"),
+        "live after the head she joined at, no replay of history"
+    );
+    let h = _carol.history(conv, 0, 0, 10).await.unwrap();
+    assert_eq!(h.messages.len(), 2, "earlier messages are history she may read");
+}
