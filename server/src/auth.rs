@@ -195,6 +195,37 @@ mod tests {
     }
 
     #[test]
+    fn eddsa_public_key_tokens() {
+        // Production: the identity provider signs with its private key; chatd holds the public one.
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let pub_path = dir.path().join("idp.pub.pem");
+        std::fs::write(&pub_path, key.public_key_pem()).unwrap();
+        let cfg = AuthConfig { public_key: Some(pub_path), public_key_alg: "EdDSA".into(), ..AuthConfig::default() };
+        let v = Verifier::new(&cfg).unwrap();
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+        let claims = Claims {
+            sub: "carol".into(),
+            name: "Carol".into(),
+            role: "client".into(),
+            exp: now + 60,
+            iat: now,
+            iss: None,
+            aud: None,
+        };
+        let signed = jsonwebtoken::encode(
+            &Header::new(Algorithm::EdDSA),
+            &claims,
+            &EncodingKey::from_ed_der(&key.serialize_der()),
+        )
+        .unwrap();
+        assert_eq!(v.verify(&signed).unwrap().role, Role::Client);
+        // An HS256 token signed with the dev secret is not accepted by a public-key verifier.
+        let hs = mint_hs256(crate::config::DEV_SECRET, "carol", "", "admin", Duration::from_secs(60));
+        assert_eq!(v.verify(&hs).unwrap_err().code, ErrorCode::Unauthenticated);
+    }
+
+    #[test]
     fn refusals_are_precise() {
         let v = verifier();
         assert_eq!(v.verify("").unwrap_err().code, ErrorCode::Unauthenticated);

@@ -899,7 +899,15 @@ impl Outbound {
             self.fill(conv, head).await?;
         }
         if self.s.handle.lost_user_event.replace(false) {
-            let convs = self.s.store().user_conversations(&self.s.handle.user).await?;
+            // A membership event was dropped: reconcile with the store both
+            // ways, so a removed member stops receiving and an added one starts.
+            let convs: HashSet<ConvId> =
+                self.s.store().user_conversations(&self.s.handle.user).await?.into_iter().collect();
+            let gone: Vec<ConvId> = self.sent.keys().copied().filter(|c| !convs.contains(c)).collect();
+            for conv in gone {
+                self.sent.remove(&conv);
+                self.s.detach(conv).await;
+            }
             for conv in convs {
                 if !self.sent.contains_key(&conv)
                     && let Some(head) = self.s.attach(conv).await

@@ -648,3 +648,30 @@ async fn other_devices_and_new_members_go_live() {
     let h = _carol.history(conv, 0, 0, 10).await.unwrap();
     assert_eq!(h.messages.len(), 2, "earlier messages are history she may read");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_store_makes_clients_resync() {
+    let mut s = Server::start();
+    let (alice, _a) = s.connect("alice", "advocate", Transport::Quic).await;
+    let (bob, mut b_ev) = s.connect("bob", "client", Transport::Quic).await;
+    let conv = create(&alice, ConversationKind::Private, "", "", &["bob"]).await;
+    alice.send_text(conv, "old world").await.unwrap();
+    messages(&mut b_ev, conv, 1).await;
+    let old_epoch = bob.resume_state().epoch;
+    // The store is wiped (e.g. restored from elsewhere): bob's cursors mean nothing now.
+    let h = s.handle.take().unwrap();
+    let addr = h.addr();
+    tokio::task::spawn_blocking(move || h.shutdown()).await.unwrap();
+    std::fs::remove_dir_all(s.cfg.data_dir.join("store")).unwrap();
+    s.cfg.listen = addr;
+    s.handle = Some(chat_server::start(s.cfg.clone()).unwrap());
+    let reason = next_where(&mut b_ev, |e| match e {
+        Event::Resync { reason } => Some(reason),
+        _ => None,
+    })
+    .await;
+    assert!(reason.contains("epoch"), "{reason}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_ne!(bob.resume_state().epoch, old_epoch, "the SDK took the new epoch");
+    assert!(bob.list_conversations(Default::default()).await.unwrap().conversations.is_empty());
+}
