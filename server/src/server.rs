@@ -68,13 +68,31 @@ pub struct ShardCtx {
     pub state: ShardState,
     /// Flips to true when the server stops.
     pub shutdown: watch::Receiver<bool>,
-    /// Messages per minute per user, counted on this shard.
+    /// Messages per minute of the users homed on this shard.
     msg_limiter: KeyedLimiter<Arc<str>>,
 }
 
 impl ShardCtx {
-    /// Checks the per-user message rate.
-    pub fn check_message_rate(&self, user: &Arc<str>) -> Result<(), WireError> {
+    /// Counts one message against the user's rate. The count lives at the
+    /// user's home shard, so the limit holds per user whichever shards their
+    /// devices landed on: a local check there, one mailbox round trip elsewhere.
+    pub async fn check_message_rate(&self, user: &Arc<str>) -> Result<(), WireError> {
+        let home = crate::shard::user_shard(user, self.shared.mesh.len());
+        if home == self.state.id {
+            return self.count_message(user);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let msg = ShardMsg::Presence(PresenceMsg::RateCheck(user.clone(), tx));
+        self.shared
+            .mesh
+            .send(home, msg)
+            .await
+            .map_err(|_| WireError::new(ErrorCode::Unavailable, "shard unavailable"))?;
+        rx.await.map_err(|_| WireError::new(ErrorCode::Unavailable, "shard unavailable"))?
+    }
+
+    /// The home shard's count of a user's messages.
+    fn count_message(&self, user: &Arc<str>) -> Result<(), WireError> {
         self.msg_limiter.check_key(user).map_err(|nu| {
             let wait = nu.wait_time_from(governor::clock::DefaultClock::default().now());
             WireError::limited(
@@ -311,6 +329,7 @@ async fn mailbox(ctx: Rc<ShardCtx>, mut rx: mpsc::Receiver<ShardMsg>) {
                 match p {
                     PresenceMsg::Connected(u, reply) => drop(reply.send(table.connect(u))),
                     PresenceMsg::Disconnected(u, reply) => drop(reply.send(table.disconnect(&u))),
+                    PresenceMsg::RateCheck(user, reply) => drop(reply.send(ctx.count_message(&user))),
                     PresenceMsg::Query(users, reply) => {
                         let out = users
                             .into_iter()

@@ -478,7 +478,7 @@ impl Session {
         if m.conversation_id == 0 {
             return Err(err(ErrorCode::InvalidArgument, "conversation_id is required"));
         }
-        self.ctx.check_message_rate(&self.handle.user)?;
+        self.ctx.check_message_rate(&self.handle.user).await?;
         let (tx, rx) = oneshot::channel();
         let conv = m.conversation_id;
         self.ctx

@@ -47,7 +47,7 @@ pub enum ShardMsg {
     Fanout(ConvId, Fanout),
     /// For every session of a user on the receiving shard.
     User(Arc<str>, UserEvent),
-    /// Presence bookkeeping at a user's home shard.
+    /// Per-user bookkeeping at the user's home shard: presence and message rate.
     Presence(PresenceMsg),
     /// A renewed certificate: the endpoint takes it for new connections.
     Tls(Box<quinn::ServerConfig>),
@@ -95,7 +95,7 @@ pub enum UserEvent {
     Removed(ConvId, Frame),
 }
 
-/// Presence requests, handled by the user's home shard.
+/// Per-user requests, handled by the user's home shard.
 #[derive(Debug)]
 pub enum PresenceMsg {
     /// A device connected; the reply is the new version if the user just came online.
@@ -104,6 +104,8 @@ pub enum PresenceMsg {
     Disconnected(Arc<str>, tokio::sync::oneshot::Sender<PresenceChange>),
     /// Devices connected per user.
     Query(Vec<Arc<str>>, tokio::sync::oneshot::Sender<Vec<(Arc<str>, u32, u64)>>),
+    /// Count one message against the user's rate; the reply is the refusal, if any.
+    RateCheck(Arc<str>, tokio::sync::oneshot::Sender<Result<(), chat_protocol::WireError>>),
 }
 
 /// The outcome of a connect or disconnect at the home shard.

@@ -466,6 +466,25 @@ async fn message_rate_limit_answers_and_stays_usable() {
     }
     alice.ping().await.expect("the connection stays usable");
     assert_eq!(alice.history(conv, 0, 0, 10).await.unwrap().messages.len(), 5, "nothing lost, nothing extra");
+    // The limit is per user, not per connection: three devices (spread over
+    // the shards by the kernel) share one budget.
+    let s = Server::start_with(|c| c.limits.messages_per_minute = 5);
+    let mut devices = Vec::new();
+    for t in [Transport::Quic, Transport::WebTransport, Transport::Quic] {
+        devices.push(s.connect("alice", "advocate", t).await.0);
+    }
+    let conv = create(&devices[0], ConversationKind::Group, "g", "", &["bob"]).await;
+    let mut refused = 0;
+    for d in &devices {
+        for _ in 0..2 {
+            if let Err(e) = d.send_text(conv, "x").await {
+                assert_eq!(code(e), Some(ErrorCode::RateLimited));
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(refused, 1, "6 sends against a budget of 5, whatever the shards");
+    let alice = &devices[0];
     // Text over the limit: precise error, nothing stored.
     let e = alice.send_text(conv, &"x".repeat(10 * 1024 + 1)).await.unwrap_err();
     assert_eq!(code(e), Some(ErrorCode::TextTooLong));
