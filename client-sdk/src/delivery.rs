@@ -103,6 +103,10 @@ impl Delivery {
         // `Push{resync}` follows; until then the old epoch stays ours, so a
         // connection lost in between asks again.
         if w.epoch == sent_epoch {
+            // Conversations the user no longer belongs to are forgotten, so the
+            // next Hello does not carry them.
+            let current: std::collections::HashSet<u64> = self.heads.iter().map(|h| h.conversation_id).collect();
+            self.seq.retain(|c| current.contains(&c));
             // Conversations this client never knew are live from their head;
             // what came before is history, read on demand.
             for h in &self.heads {
@@ -286,6 +290,13 @@ mod tests {
         assert!(d.on_welcome(&welcome("e1", &[(1, 13)]), "e1", true));
         assert!(d.on_message(m(1, 11)).ready.is_empty());
         assert_eq!(seqs(&d.on_message(m(1, 12))), vec![12]);
+        // Conversation 2 is gone from the heads (the user left it): forgotten.
+        assert_eq!(d.hello().1, vec![Cursor { conversation_id: 1, seq: 12 }]);
+        // A conversation new to this client is live from its head, no gap fetch.
+        assert!(d.on_welcome(&welcome("e1", &[(1, 12), (3, 5)]), "e1", true));
+        let step = d.on_message(m(3, 6));
+        assert_eq!(seqs(&step), vec![6]);
+        assert!(step.fetch.is_none());
     }
 
     #[test]

@@ -69,6 +69,12 @@ impl<T> Sequencer<T> {
         self.convs.contains_key(&conv)
     }
 
+    /// Keeps only the conversations `keep` accepts (e.g. those the user still
+    /// belongs to), so cursors do not pile up over the years.
+    pub fn retain(&mut self, mut keep: impl FnMut(u64) -> bool) {
+        self.convs.retain(|&k, _| keep(k));
+    }
+
     /// Forgets everything (after the server asked for a resync).
     pub fn clear(&mut self) {
         self.convs.clear();

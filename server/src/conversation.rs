@@ -131,12 +131,16 @@ const INBOX: usize = 4096;
 const MAX_BATCH: usize = 1024;
 /// Recent client message ids remembered for retries without a store read.
 const RECENT_IDS: usize = 4096;
+/// Ticks with nothing to do after which an actor stops (5 minutes); the next
+/// message for its conversation starts a new one from the store.
+const IDLE_TICKS: u32 = 3000;
 /// How often receipt changes are flushed to subscribers.
 const RECEIPT_FLUSH: Duration = Duration::from_millis(100);
 
 /// Spawns the actor of `conv` on this shard and returns its inbox.
 pub fn spawn(ctx: Rc<ShardCtx>, conv: ConvId) -> mpsc::Sender<ConvMsg> {
     let (tx, rx) = mpsc::channel(INBOX);
+    let me = tx.downgrade();
     tokio::task::spawn_local(async move {
         let store = ctx.shared.store.clone();
         let loaded = async {
@@ -147,7 +151,7 @@ pub fn spawn(ctx: Rc<ShardCtx>, conv: ConvId) -> mpsc::Sender<ConvMsg> {
         }
         .await;
         match loaded {
-            Ok(Some((rec, members, last))) => Actor::new(ctx.clone(), rec, members, last).run(rx).await,
+            Ok(Some((rec, members, last))) => Actor::new(ctx.clone(), rec, members, last).run(rx, &me).await,
             Ok(None) => {
                 refuse_all(rx, WireError::new(ErrorCode::NotFound, format!("conversation {conv} does not exist"))).await
             }
@@ -156,9 +160,21 @@ pub fn spawn(ctx: Rc<ShardCtx>, conv: ConvId) -> mpsc::Sender<ConvMsg> {
                 refuse_all(rx, WireError::new(ErrorCode::Unavailable, "conversation temporarily unavailable")).await
             }
         }
-        ctx.state.actors.borrow_mut().remove(&conv);
+        remove_own_entry(&ctx, conv, &me);
     });
     tx
+}
+
+/// Forgets this actor in the shard's map, unless a successor already took its place.
+fn remove_own_entry(ctx: &ShardCtx, conv: ConvId, me: &mpsc::WeakSender<ConvMsg>) {
+    let mut actors = ctx.state.actors.borrow_mut();
+    let mine = match (actors.get(&conv), me.upgrade()) {
+        (Some(current), Some(me)) => current.same_channel(&me),
+        _ => false,
+    };
+    if mine {
+        actors.remove(&conv);
+    }
 }
 
 /// Answers what is queued with `err`, then stops.
@@ -199,6 +215,17 @@ struct Actor {
     nudge: Vec<bool>,
     typing: HashMap<Arc<str>, Instant>,
     receipts: HashMap<(Arc<str>, i32), u64>,
+    /// Watermarks moved since the last flush to the store, and who waits for it.
+    dirty_watermarks: HashMap<Arc<str>, (u64, u64)>,
+    watermark_waiters: Vec<Reply<()>>,
+    /// A watermark flush is being written.
+    flushing: Rc<std::cell::Cell<bool>>,
+    /// User events a full mailbox refused, retried each tick.
+    undelivered: VecDeque<(usize, Arc<str>, UserEvent)>,
+    /// Sends are refused until then after a store failure.
+    failing_until: Option<Instant>,
+    /// Ticks with nothing to do; the actor stops after enough of them.
+    idle_ticks: u32,
 }
 
 type Commit = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), crate::store::StoreError>>>>;
@@ -220,6 +247,12 @@ impl Actor {
             nudge: vec![false; shards],
             typing: HashMap::new(),
             receipts: HashMap::new(),
+            dirty_watermarks: HashMap::new(),
+            watermark_waiters: Vec::new(),
+            flushing: Rc::new(std::cell::Cell::new(false)),
+            undelivered: VecDeque::new(),
+            failing_until: None,
+            idle_ticks: 0,
         }
     }
 
@@ -227,7 +260,7 @@ impl Actor {
         self.rec.id
     }
 
-    async fn run(mut self, mut rx: mpsc::Receiver<ConvMsg>) {
+    async fn run(mut self, mut rx: mpsc::Receiver<ConvMsg>, me: &mpsc::WeakSender<ConvMsg>) {
         let mut commit: Option<Commit> = None;
         let mut tick = tokio::time::interval(RECEIPT_FLUSH);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -244,13 +277,35 @@ impl Actor {
                     Some(m) => self.handle(m).await,
                     None => break,
                 },
-                _ = tick.tick() => self.on_tick(),
+                _ = tick.tick() => {
+                    self.on_tick();
+                    self.idle_ticks = if self.is_idle() { self.idle_ticks + 1 } else { 0 };
+                    // No await between the emptiness check and leaving the map:
+                    // the mailbox runs on this thread, so nothing slips in between.
+                    if self.idle_ticks >= IDLE_TICKS && commit.is_none() && rx.is_empty() {
+                        remove_own_entry(&self.ctx, self.id(), me);
+                        return;
+                    }
+                }
             }
         }
         if let Some(c) = commit {
             let res = c.await;
             self.finish_commit(res).await;
         }
+    }
+
+    /// Nothing subscribed, queued, in flight or pending a flush.
+    fn is_idle(&self) -> bool {
+        !self.subscribers.contains(&true)
+            && self.pending.is_empty()
+            && self.inflight.is_empty()
+            && self.typing.is_empty()
+            && self.receipts.is_empty()
+            && self.dirty_watermarks.is_empty()
+            && !self.flushing.get()
+            && self.undelivered.is_empty()
+            && !self.nudge.contains(&true)
     }
 
     fn is_member(&self, user: &str) -> bool {
@@ -262,7 +317,7 @@ impl Actor {
     }
 
     fn not_member(&self) -> WireError {
-        WireError::new(ErrorCode::NotMember, format!("not a member of conversation {}", self.id()))
+        no_access(self.id())
     }
 
     async fn handle(&mut self, m: ConvMsg) {
@@ -292,12 +347,15 @@ impl Actor {
                     self.push_typing(&user, typing);
                 }
             }
-            ConvMsg::Receipt { user, kind, seq, reply } => {
-                let res = self.on_receipt(&user, kind, seq).await;
-                if let Some(r) = reply {
-                    let _ = r.send(res);
+            ConvMsg::Receipt { user, kind, seq, reply } => match (self.on_receipt(&user, kind, seq), reply) {
+                (Ok(true), Some(r)) => {
+                    self.watermark_waiters.push(r);
+                    self.flush_watermarks();
                 }
-            }
+                (Ok(true), None) => self.flush_watermarks(),
+                (Ok(false), r) => drop(r.map(|r| r.send(Ok(())))),
+                (Err(e), r) => drop(r.map(|r| r.send(Err(e)))),
+            },
             ConvMsg::Presence { user, online, version } => {
                 self.fanout(Fanout::Presence { user, online, version });
             }
@@ -314,23 +372,9 @@ impl Actor {
     }
 
     async fn on_send(&mut self, caller: Caller, msg: v1::SendMessage, reply: Reply<v1::SendMessageOk>) {
-        if !self.is_member(&caller.user) {
-            let _ = reply.send(Err(self.not_member()));
-            return;
-        }
-        if self.rec.archived_at_ms != 0 {
-            let _ = reply.send(Err(WireError::new(ErrorCode::Archived, "conversation is archived (read-only)")));
-            return;
-        }
-        if msg.reply_to != 0 && msg.reply_to > self.committed + self.inflight.len() as u64 + self.pending.len() as u64 {
-            let _ = reply.send(Err(WireError::new(
-                ErrorCode::InvalidArgument,
-                format!("reply_to {} does not exist", msg.reply_to),
-            )));
-            return;
-        }
+        // A retry of the caller's own message is answered first: it was accepted
+        // before any later archive or removal, and must not look failed.
         let key = (caller.user.clone(), msg.client_msg_id.clone());
-        // A retry: answer with the first attempt's seq once it is durable.
         if let Some(&seq) = self.recent.get(&key) {
             if seq <= self.committed {
                 let _ = reply.send(Ok(self.ok(seq, true)));
@@ -347,6 +391,15 @@ impl Actor {
             p.replies.push(reply);
             return;
         }
+        if let Some(until) = self.failing_until {
+            // After a store failure every send is refused for a moment, so no
+            // later message of a sender can overtake one that failed.
+            if Instant::now() < until {
+                let _ = reply.send(Err(unavailable()));
+                return;
+            }
+            self.failing_until = None;
+        }
         match self.ctx.shared.store.find_client_msg(self.id(), &caller.user, &msg.client_msg_id).await {
             Ok(Some(seq)) => {
                 let _ = reply.send(Ok(self.ok(seq, true)));
@@ -355,9 +408,25 @@ impl Actor {
             Ok(None) => {}
             Err(e) => {
                 tracing::error!(conv = self.id(), error = %e, "idempotency lookup failed");
+                self.fail_pending();
                 let _ = reply.send(Err(unavailable()));
                 return;
             }
+        }
+        if !self.is_member(&caller.user) {
+            let _ = reply.send(Err(self.not_member()));
+            return;
+        }
+        if self.rec.archived_at_ms != 0 {
+            let _ = reply.send(Err(WireError::new(ErrorCode::Archived, "conversation is archived (read-only)")));
+            return;
+        }
+        if msg.reply_to != 0 && msg.reply_to > self.committed + self.inflight.len() as u64 + self.pending.len() as u64 {
+            let _ = reply.send(Err(WireError::new(
+                ErrorCode::InvalidArgument,
+                format!("reply_to {} does not exist", msg.reply_to),
+            )));
+            return;
         }
         // A typing indicator ends with the message.
         if self.typing.remove(&caller.user).is_some() {
@@ -374,6 +443,16 @@ impl Actor {
             kind: v1::MessageKind::User as i32,
         };
         self.pending.push(Pending { msg: m, replies: vec![reply] });
+    }
+
+    /// Refuses everything waiting and every send for a second: the store failed.
+    fn fail_pending(&mut self) {
+        self.failing_until = Some(Instant::now() + Duration::from_secs(1));
+        for p in std::mem::take(&mut self.pending) {
+            for r in p.replies {
+                let _ = r.send(Err(unavailable()));
+            }
+        }
     }
 
     fn ok(&self, seq: u64, duplicate: bool) -> v1::SendMessageOk {
@@ -463,8 +542,9 @@ impl Actor {
                 // and the next commit need not wait for them.
                 let (store, conv) = (self.ctx.shared.store.clone(), self.id());
                 tokio::task::spawn_local(async move {
-                    for (user, seq) in senders {
-                        if let Err(e) = store.advance_watermarks(conv, &user, seq, seq).await {
+                    let writes = senders.iter().map(|(user, &seq)| store.advance_watermarks(conv, user, seq, seq));
+                    for r in futures_util::future::join_all(writes).await {
+                        if let Err(e) = r {
                             tracing::warn!(conv, error = %e, "sender watermark not stored");
                         }
                     }
@@ -478,6 +558,7 @@ impl Actor {
                         let _ = r.send(Err(unavailable()));
                     }
                 }
+                self.fail_pending();
                 // Re-read the head so the next seq follows what is really stored.
                 if let Ok(last) = self.ctx.shared.store.last_seq(self.id()).await {
                     self.committed = last;
@@ -529,6 +610,15 @@ impl Actor {
             });
             self.fanout(Fanout::Ephemeral { frame: frames::push(ev), datagram: None, skip_user: None });
         }
+        self.flush_watermarks();
+        for _ in 0..self.undelivered.len() {
+            let Some((shard, user, ev)) = self.undelivered.pop_front() else { break };
+            if let Err(crate::shard::MailboxFull(ShardMsg::User(user, ev))) =
+                self.ctx.shared.mesh.try_send(shard, ShardMsg::User(user, ev))
+            {
+                self.undelivered.push_back((shard, user, ev));
+            }
+        }
         // Retry nudges for shards whose mailbox was full.
         for shard in 0..self.nudge.len() {
             if self.nudge[shard] {
@@ -538,7 +628,8 @@ impl Actor {
         }
     }
 
-    async fn on_receipt(&mut self, user: &Arc<str>, kind: ReceiptKind, seq: u64) -> Result<(), WireError> {
+    /// Moves a watermark in memory; true if it moved (a flush is due).
+    fn on_receipt(&mut self, user: &Arc<str>, kind: ReceiptKind, seq: u64) -> Result<bool, WireError> {
         let committed = self.committed;
         let big = self.members.len() > self.ctx.shared.cfg.session.receipts_max_members;
         let Some(m) = self.members.get_mut(user) else { return Err(self.not_member()) };
@@ -550,7 +641,7 @@ impl Actor {
         let moved_read = read > m.read_seq;
         let moved_delivered = delivered > m.delivered_seq;
         if !moved_read && !moved_delivered {
-            return Ok(());
+            return Ok(false);
         }
         m.read_seq = m.read_seq.max(read);
         m.delivered_seq = m.delivered_seq.max(delivered);
@@ -560,10 +651,38 @@ impl Actor {
         if moved_delivered && !big {
             self.receipts.insert((user.clone(), ReceiptKind::Delivered as i32), m.delivered_seq);
         }
-        self.ctx.shared.store.advance_watermarks(self.id(), user, delivered, read).await.map_err(|e| {
-            tracing::error!(conv = self.id(), error = %e, "watermark write failed");
-            unavailable()
-        })
+        let w = self.dirty_watermarks.entry(user.clone()).or_insert((0, 0));
+        *w = (w.0.max(delivered), w.1.max(read));
+        Ok(true)
+    }
+
+    /// Group commit for watermarks: writes what moved, off the actor's path,
+    /// and answers the receipts that wait for it once it is durable. One flush
+    /// at a time; what moves meanwhile goes with the next (started on the tick).
+    fn flush_watermarks(&mut self) {
+        if self.flushing.get() || self.dirty_watermarks.is_empty() {
+            return;
+        }
+        self.flushing.set(true);
+        let (store, conv, flushing) = (self.ctx.shared.store.clone(), self.id(), self.flushing.clone());
+        let batch = std::mem::take(&mut self.dirty_watermarks);
+        let waiters = std::mem::take(&mut self.watermark_waiters);
+        tokio::task::spawn_local(async move {
+            // Issued together, so the store's writer commits them in one fsync.
+            let writes =
+                batch.iter().map(|(user, &(delivered, read))| store.advance_watermarks(conv, user, delivered, read));
+            let mut result = Ok(());
+            for r in futures_util::future::join_all(writes).await {
+                if let Err(e) = r {
+                    tracing::warn!(conv, error = %e, "watermark not stored");
+                    result = Err(unavailable());
+                }
+            }
+            for w in waiters {
+                let _ = w.send(result.clone());
+            }
+            flushing.set(false);
+        });
     }
 
     async fn member_list(&self) -> Vec<v1::Member> {
@@ -625,8 +744,10 @@ impl Actor {
                 }
                 self.add_member(&caller.user, MemberRole::Admin, now).await.map_err(backend)?;
                 if self.rec.support_state == v1::SupportState::Waiting as i32 {
-                    self.rec.support_state = v1::SupportState::Assigned as i32;
-                    store.update_conversation(&self.rec).await.map_err(backend)?;
+                    let rec =
+                        ConversationRecord { support_state: v1::SupportState::Assigned as i32, ..self.rec.clone() };
+                    store.update_conversation(&rec).await.map_err(backend)?;
+                    self.rec = rec;
                 }
                 self.membership_line(&caller.user, MembershipChange::Joined, &caller.user, MemberRole::Admin);
                 self.tell_user(&caller.user, true).await;
@@ -690,12 +811,14 @@ impl Actor {
                 if role == MemberRole::Unspecified {
                     return Err(WireError::new(ErrorCode::InvalidArgument, "role must be member, moderator or admin"));
                 }
-                let Some(m) = self.members.get_mut(user.as_str()) else {
+                let Some(m) = self.members.get(user.as_str()) else {
                     return Err(WireError::new(ErrorCode::NotFound, format!("{user} is not a member")));
                 };
-                m.role = role as i32;
-                let rec = m.clone();
+                let rec = MemberRecord { role: role as i32, ..m.clone() };
                 store.put_member(&rec).await.map_err(backend)?;
+                if let Some(m) = self.members.get_mut(user.as_str()) {
+                    m.role = rec.role;
+                }
                 let user: Arc<str> = user.into();
                 self.membership_line(&user, MembershipChange::Role, &caller.user, role);
             }
@@ -705,8 +828,9 @@ impl Actor {
                 if !allowed {
                     return forbidden("only conversation admins archive");
                 }
-                self.rec.archived_at_ms = if archive { now } else { 0 };
-                store.update_conversation(&self.rec).await.map_err(backend)?;
+                let rec = ConversationRecord { archived_at_ms: if archive { now } else { 0 }, ..self.rec.clone() };
+                store.update_conversation(&rec).await.map_err(backend)?;
+                self.rec = rec;
                 self.announce_metadata().await;
             }
         }
@@ -752,7 +876,7 @@ impl Actor {
     }
 
     /// Tells every shard that `user` was added to (or removed from) this conversation.
-    async fn tell_user(&self, user: &Arc<str>, added: bool) {
+    async fn tell_user(&mut self, user: &Arc<str>, added: bool) {
         let s = self.summary_for(user).await;
         let frame = frames::push(push::Event::Conversation(v1::ConversationEvent { summary: Some(s) }));
         let ev = if added {
@@ -760,24 +884,34 @@ impl Actor {
         } else {
             UserEvent::Removed(self.id(), frame)
         };
+        self.send_user_event(user, ev);
+    }
+
+    /// Sends a user event to every shard; what a full mailbox refuses is retried each tick.
+    fn send_user_event(&mut self, user: &Arc<str>, ev: UserEvent) {
         for shard in 0..self.ctx.shared.mesh.len() {
-            let _ = self.ctx.shared.mesh.try_send(shard, ShardMsg::User(user.clone(), ev.clone()));
+            if self.ctx.shared.mesh.try_send(shard, ShardMsg::User(user.clone(), ev.clone())).is_err() {
+                self.undelivered.push_back((shard, user.clone(), ev.clone()));
+            }
         }
     }
 
     /// Pushes the new metadata (archive, support pick-up) to every member.
-    async fn announce_metadata(&self) {
-        for user in self.members.keys() {
-            let s = self.summary_for(user).await;
+    async fn announce_metadata(&mut self) {
+        let users: Vec<Arc<str>> = self.members.keys().cloned().collect();
+        for user in users {
+            let s = self.summary_for(&user).await;
             let frame = frames::push(push::Event::Conversation(v1::ConversationEvent { summary: Some(s) }));
-            for shard in 0..self.ctx.shared.mesh.len() {
-                let _ = self.ctx.shared.mesh.try_send(
-                    shard,
-                    ShardMsg::User(user.clone(), UserEvent::Added(self.id(), self.committed, frame.clone())),
-                );
-            }
+            self.send_user_event(&user, UserEvent::Added(self.id(), self.committed, frame));
         }
     }
+}
+
+/// The one answer for "does not exist" and "not a member": telling them apart
+/// would let anyone probe which conversations exist (private ids are derived
+/// from the pair, so that would reveal who talks privately with whom).
+pub fn no_access(conv: ConvId) -> WireError {
+    WireError::new(ErrorCode::NotFound, format!("conversation {conv} does not exist or you are not a member"))
 }
 
 /// A conversation summary for one member (or a non-member, for staff).

@@ -6,7 +6,7 @@
 
 use crate::auth::Verifier;
 use crate::config::Config;
-use crate::shard::{Mesh, PresenceMsg, ShardMsg, ShardState};
+use crate::shard::{Mesh, PresenceMsg, ShardMsg, ShardState, UserEvent};
 use crate::store::{MessageStore, Store, embedded::EmbeddedConfig};
 use crate::{conversation, session, tls, transport};
 use anyhow::Context;
@@ -22,6 +22,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 type KeyedLimiter<K> = RateLimiter<K, governor::state::keyed::DefaultKeyedStateStore<K>, governor::clock::DefaultClock>;
+
+/// Rate-limited connections being answered at once per shard; more are refused outright.
+const MAX_REFUSALS_IN_FLIGHT: usize = 32;
 
 /// Capacity of each shard's mailbox.
 const MAILBOX: usize = 16 * 1024;
@@ -252,6 +255,7 @@ async fn shard_main(
         tokio::task::spawn_local(renew_dev_cert(shared.clone(), shared.dev_cert_expires));
     }
     let mut housekeeping = tokio::time::interval(Duration::from_secs(60));
+    let refusing = Rc::new(std::cell::Cell::new(0usize));
     loop {
         tokio::select! {
             incoming = endpoint.accept() => {
@@ -261,11 +265,26 @@ async fn shard_main(
                     continue;
                 }
                 let limited = shared.connection_refused_for(incoming.remote_address().ip());
+                if limited.is_some() && refusing.get() >= MAX_REFUSALS_IN_FLIGHT {
+                    // A flood: precise refusals cost a TLS handshake each, so past
+                    // a few at a time the rest are turned away at the door.
+                    incoming.refuse();
+                    continue;
+                }
                 let ctx = ctx.clone();
+                let refusing = refusing.clone();
                 tokio::task::spawn_local(async move {
-                    match transport::accept(incoming).await {
-                        Ok(conn) => session::run(ctx, conn, limited).await,
-                        Err(e) => tracing::debug!(error = %e, "connection not established"),
+                    if limited.is_some() {
+                        refusing.set(refusing.get() + 1);
+                    }
+                    let timeout = Duration::from_millis(ctx.shared.cfg.session.handshake_timeout_ms);
+                    match tokio::time::timeout(timeout, transport::accept(incoming)).await {
+                        Ok(Ok(conn)) => session::run(ctx, conn, limited).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, "connection not established"),
+                        Err(_) => tracing::debug!("transport handshake timed out"),
+                    }
+                    if limited.is_some() {
+                        refusing.set(refusing.get() - 1);
                     }
                 });
             }
@@ -310,12 +329,33 @@ async fn mailbox(ctx: Rc<ShardCtx>, mut rx: mpsc::Receiver<ShardMsg>) {
                 }
             }
             ShardMsg::Fanout(conv, f) => {
-                for s in ctx.state.sessions.borrow().of_conv(conv) {
+                let sessions = ctx.state.sessions.borrow();
+                let subscribed = sessions.of_conv(conv);
+                if subscribed.is_empty() {
+                    // Nobody here any more: tell the owner (lazily, so this
+                    // Detach is ordered before any later Attach from this shard).
+                    let _ = ctx.shared.mesh.try_send(
+                        crate::shard::home_shard(conv, ctx.shared.mesh.len()),
+                        ShardMsg::Conv(conv, conversation::ConvMsg::Detach { shard: ctx.state.id }),
+                    );
+                }
+                for s in subscribed {
                     s.deliver(conv, &f);
                 }
             }
             ShardMsg::User(user, ev) => {
-                for s in ctx.state.sessions.borrow().of_user(&user) {
+                let targets: Vec<_> = ctx.state.sessions.borrow().of_user(&user).to_vec();
+                for s in targets {
+                    match &ev {
+                        // Revoked at once, before anything still queued for the session is written.
+                        UserEvent::Removed(conv, _) => {
+                            s.revoked.borrow_mut().insert(*conv);
+                            ctx.state.sessions.borrow_mut().unsubscribe(*conv, s.id);
+                        }
+                        UserEvent::Added(conv, _, _) => {
+                            s.revoked.borrow_mut().remove(conv);
+                        }
+                    }
                     s.deliver_user(&ev);
                 }
             }

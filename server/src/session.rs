@@ -54,6 +54,10 @@ pub struct SessionHandle {
     pub lagged: RefCell<HashSet<ConvId>>,
     /// A user event was dropped: reload the conversation list.
     pub lost_user_event: Cell<bool>,
+    /// Conversations the user was removed from: nothing more of them is
+    /// written, whatever is still queued. Set by the shard's mailbox the moment
+    /// the removal arrives, before the session's own queue gets to it.
+    pub revoked: RefCell<HashSet<ConvId>>,
     /// Wakes the outbound task after a drop.
     pub wake: Notify,
 }
@@ -80,6 +84,8 @@ impl SessionHandle {
 
 /// Most requests in flight per connection; past it the session stops reading.
 const MAX_INFLIGHT: usize = 256;
+/// Largest `Hello` (about 70,000 resume cursors).
+const HELLO_MAX_BYTES: usize = 1 << 20;
 /// Messages read from the store per page when filling a gap.
 const FILL_PAGE: usize = 256;
 /// Default and largest conversation-list page.
@@ -123,6 +129,7 @@ pub async fn run(ctx: Rc<ShardCtx>, conn: Conn, conn_limited: Option<Duration>) 
         attached: RefCell::new(HashSet::new()),
         lagged: RefCell::new(HashSet::new()),
         lost_user_event: Cell::new(false),
+        revoked: RefCell::new(HashSet::new()),
         wake: Notify::new(),
     });
     let caller = Caller { user: handle.user.clone(), role: ident.role };
@@ -133,6 +140,8 @@ pub async fn run(ctx: Rc<ShardCtx>, conn: Conn, conn_limited: Option<Duration>) 
         caller,
         ident,
         contacts: RefCell::new(HashSet::new()),
+        announced: Cell::new(false),
+        send_blocked_until: Cell::new(None),
     });
     ctx.state.sessions.borrow_mut().add_user(&handle);
     tracing::debug!(session = id, user = %handle.user, %remote, transport = conn.kind(), "connected");
@@ -165,7 +174,9 @@ async fn handshake(
         );
         return Err(Some((e, tx)));
     }
-    let mut dec = FrameDecoder::new(ctx.shared.cfg.limits.max_frame_bytes);
+    // A Hello carries one cursor per conversation, so it may exceed the
+    // command limit; it is read once per connection, before anything else.
+    let mut dec = FrameDecoder::new(HELLO_MAX_BYTES.max(ctx.shared.cfg.limits.max_frame_bytes));
     let mut buf = BytesMut::with_capacity(4096);
     let frame = loop {
         match dec.decode(&mut buf) {
@@ -179,6 +190,7 @@ async fn handshake(
             _ => return Err(None),
         }
     };
+    dec = FrameDecoder::new(ctx.shared.cfg.limits.max_frame_bytes);
     let hello = match v1::ClientFrame::decode(frame) {
         Ok(v1::ClientFrame { kind: Some(client_frame::Kind::Hello(h)) }) => h,
         Ok(_) => return Err(Some((err(ErrorCode::ProtocolViolation, "the first frame must be Hello"), tx))),
@@ -209,6 +221,11 @@ struct Session {
     ident: crate::auth::Identity,
     /// Users who share a conversation with this one (presence is theirs to see).
     contacts: RefCell<HashSet<Arc<str>>>,
+    /// Whether this device was counted at the user's home shard.
+    announced: Cell<bool>,
+    /// After a refused send, every send of this connection is refused until
+    /// then, so no later message can overtake the refused one.
+    send_blocked_until: Cell<Option<tokio::time::Instant>>,
 }
 
 impl Session {
@@ -237,8 +254,10 @@ impl Session {
         let convs = self.store().user_conversations(&user.user_id).await?;
         let mut heads = Vec::with_capacity(convs.len());
         for conv in convs {
-            if let Some(head) = self.attach(conv).await {
-                heads.push(v1::Cursor { conversation_id: conv, seq: head });
+            match self.attach(conv).await {
+                Some(head) => heads.push(v1::Cursor { conversation_id: conv, seq: head }),
+                // Left meanwhile, or the owner could not answer: reconcile with the store later.
+                None => self.handle.lost_user_event.set(true),
             }
         }
         let lim = &self.ctx.shared.cfg.limits;
@@ -300,15 +319,15 @@ impl Session {
         {
             return Some(head);
         }
-        self.detach(conv).await;
+        self.detach(conv);
         None
     }
 
-    async fn detach(&self, conv: ConvId) {
-        let last = self.ctx.state.sessions.borrow_mut().unsubscribe(conv, self.handle.id);
-        if last {
-            let _ = self.ctx.shared.mesh.to_owner(conv, ConvMsg::Detach { shard: self.ctx.state.id }).await;
-        }
+    /// Unsubscribes locally. The owner learns that this shard has nobody left
+    /// lazily: the mailbox answers the next fan-out that finds no session with
+    /// a `Detach`, in the same order as any later `Attach` from this shard.
+    fn detach(&self, conv: ConvId) {
+        self.ctx.state.sessions.borrow_mut().unsubscribe(conv, self.handle.id);
     }
 
     /// Registers this device with the user's home shard, and on a flip tells
@@ -326,6 +345,7 @@ impl Session {
             return;
         }
         let Ok(change) = rx.await else { return };
+        self.announced.set(connected);
         if !change.flipped {
             return;
         }
@@ -341,11 +361,10 @@ impl Session {
     }
 
     async fn cleanup(&self) {
-        let emptied = self.ctx.state.sessions.borrow_mut().remove(&self.handle);
-        for conv in emptied {
-            let _ = self.ctx.shared.mesh.to_owner(conv, ConvMsg::Detach { shard: self.ctx.state.id }).await;
+        self.ctx.state.sessions.borrow_mut().remove(&self.handle);
+        if self.announced.get() {
+            self.announce_presence(false).await;
         }
-        self.announce_presence(false).await;
         tracing::debug!(session = self.handle.id, "disconnected");
     }
 
@@ -452,6 +471,23 @@ impl Session {
             let e = err(ErrorCode::UnknownCommand, "unknown or empty command");
             return Some(Box::pin(async move { (id, Err(e)) }));
         };
+        if let command::Body::SetTyping(t) = &body {
+            // In order with this connection's sends, so a message always clears the indicator.
+            let r = match t.conversation_id {
+                0 => Err(err(ErrorCode::InvalidArgument, "conversation_id is required")),
+                conv => {
+                    let msg = ConvMsg::Typing { user: self.handle.user.clone(), typing: t.typing };
+                    self.ctx
+                        .shared
+                        .mesh
+                        .to_owner(conv, msg)
+                        .await
+                        .map(|_| reply::Result::Ok(v1::Empty {}))
+                        .map_err(|_| err(ErrorCode::Unavailable, "shard unavailable"))
+                }
+            };
+            return Some(Box::pin(async move { (id, r) }));
+        }
         if let command::Body::SendMessage(m) = body {
             return Some(match self.forward_send(m).await {
                 Ok(rx) => Box::pin(async move {
@@ -478,7 +514,19 @@ impl Session {
         if m.conversation_id == 0 {
             return Err(err(ErrorCode::InvalidArgument, "conversation_id is required"));
         }
-        self.ctx.check_message_rate(&self.handle.user).await?;
+        let now = tokio::time::Instant::now();
+        if let Some(until) = self.send_blocked_until.get().filter(|&u| u > now) {
+            return Err(WireError::limited(
+                ErrorCode::RateLimited,
+                "messages_per_minute",
+                format!("more than {} messages per minute", self.ctx.shared.cfg.limits.messages_per_minute),
+                Some(until - now),
+            ));
+        }
+        if let Err(e) = self.ctx.check_message_rate(&self.handle.user).await {
+            self.send_blocked_until.set(e.retry_after.map(|d| now + d));
+            return Err(e);
+        }
         let (tx, rx) = oneshot::channel();
         let conv = m.conversation_id;
         self.ctx
@@ -555,19 +603,7 @@ impl Session {
             B::MarkDelivered(m) => {
                 self.receipt(m.conversation_id, ReceiptKind::Delivered, m.seq).await.and_then(|_| ok())
             }
-            B::SetTyping(t) => {
-                if t.conversation_id == 0 {
-                    return Err(err(ErrorCode::InvalidArgument, "conversation_id is required"));
-                }
-                let msg = ConvMsg::Typing { user: self.handle.user.clone(), typing: t.typing };
-                self.ctx
-                    .shared
-                    .mesh
-                    .to_owner(t.conversation_id, msg)
-                    .await
-                    .map_err(|_| err(ErrorCode::Unavailable, "shard unavailable"))?;
-                ok()
-            }
+            B::SetTyping(_) => unreachable!("typing is forwarded in dispatch"),
             B::Ping(_) => Ok(reply::Result::Pong(v1::Pong {
                 server_time_ms: chat_protocol::unix_ms(std::time::SystemTime::now()),
             })),
@@ -614,12 +650,12 @@ impl Session {
 
     /// A conversation the caller may read: a member, or staff on a support one.
     async fn readable(&self, conv: ConvId) -> Result<(ConversationRecord, Option<MemberRecord>, usize), WireError> {
-        let not_found = || err(ErrorCode::NotFound, format!("conversation {conv} does not exist"));
+        let not_found = || crate::conversation::no_access(conv);
         let rec = self.store().get_conversation(conv).await.map_err(store_err)?.ok_or_else(not_found)?;
         let me = self.store().member(conv, &self.handle.user).await.map_err(store_err)?;
         let staff = self.ident.role == Role::Admin && rec.kind == ConversationKind::Support as i32;
         if me.is_none() && !staff {
-            return Err(err(ErrorCode::NotMember, format!("not a member of conversation {conv}")));
+            return Err(crate::conversation::no_access(conv));
         }
         let count = self.store().members(conv).await.map_err(store_err)?.len();
         Ok((rec, me, count))
@@ -777,7 +813,8 @@ impl Session {
             l.page.parse().map_err(|_| err(ErrorCode::InvalidArgument, "bad page cursor"))?
         };
         let page: Vec<_> = out.iter().skip(offset).take(limit).cloned().collect();
-        let next = if offset + limit < out.len() { (offset + limit).to_string() } else { String::new() };
+        let end = offset.saturating_add(limit);
+        let next = if end < out.len() { end.to_string() } else { String::new() };
         Ok(reply::Result::Conversations(v1::ConversationList { conversations: page, next }))
     }
 }
@@ -906,13 +943,23 @@ impl Outbound {
             let gone: Vec<ConvId> = self.sent.keys().copied().filter(|c| !convs.contains(c)).collect();
             for conv in gone {
                 self.sent.remove(&conv);
-                self.s.detach(conv).await;
+                self.s.detach(conv);
             }
             for conv in convs {
                 if !self.sent.contains_key(&conv)
                     && let Some(head) = self.s.attach(conv).await
                 {
+                    // Tell the client first, so it knows the conversation starts at `head`.
+                    self.s.handle.revoked.borrow_mut().remove(&conv);
+                    if let Ok((rec, me, count)) = self.s.readable(conv).await {
+                        let sum = crate::conversation::summary(self.s.store(), &rec, count, head, me.as_ref()).await;
+                        self.write(&frames::push(push::Event::Conversation(v1::ConversationEvent {
+                            summary: Some(sum),
+                        })))
+                        .await?;
+                    }
                     self.sent.insert(conv, head);
+                    self.refresh_contacts(conv).await;
                 }
             }
         }
@@ -921,6 +968,7 @@ impl Outbound {
 
     async fn handle(&mut self, m: SessionMsg) -> anyhow::Result<()> {
         match m {
+            SessionMsg::Fanout(conv, _) if self.s.handle.revoked.borrow().contains(&conv) => {}
             SessionMsg::Fanout(conv, Fanout::Messages(list)) => {
                 for (seq, frame) in list.iter() {
                     let Some(&sent) = self.sent.get(&conv) else { return Ok(()) };
@@ -954,17 +1002,25 @@ impl Outbound {
                     if self.s.attach(conv).await.is_none() {
                         return Ok(());
                     }
+                    // The event first: the client learns the conversation starts after `since`.
+                    self.write(&frame).await?;
                     self.sent.insert(conv, since);
                     let head = self.s.store().last_seq(conv).await?;
                     self.fill(conv, head).await?;
                     self.refresh_contacts(conv).await;
+                    return Ok(());
                 }
                 self.write(&frame).await?;
             }
             SessionMsg::User(UserEvent::Removed(conv, frame)) => {
                 if conv != 0 {
                     self.sent.remove(&conv);
-                    self.s.detach(conv).await;
+                    self.s.detach(conv);
+                    // Presence is only for people still shared.
+                    self.s.contacts.borrow_mut().clear();
+                    for c in self.sent.keys().copied().collect::<Vec<_>>() {
+                        self.refresh_contacts(c).await;
+                    }
                 }
                 self.write(&frame).await?;
             }
@@ -975,6 +1031,9 @@ impl Outbound {
     /// Writes every stored message of `conv` after `sent` up to `upto`.
     async fn fill(&mut self, conv: ConvId, upto: u64) -> anyhow::Result<()> {
         loop {
+            if self.s.handle.revoked.borrow().contains(&conv) {
+                return Ok(());
+            }
             let Some(&sent) = self.sent.get(&conv) else { return Ok(()) };
             if sent >= upto {
                 return Ok(());

@@ -177,9 +177,8 @@ impl LocalSessions {
         self.by_user.entry(s.user.clone()).or_default().push(s.clone());
     }
 
-    /// Unregisters a session from its user and every conversation; returns the
-    /// conversations that have no local subscriber left.
-    pub fn remove(&mut self, s: &SessionHandle) -> Vec<ConvId> {
+    /// Unregisters a session from its user and every conversation.
+    pub fn remove(&mut self, s: &SessionHandle) {
         if let Some(v) = self.by_user.get_mut(&s.user) {
             v.retain(|x| x.id != s.id);
             if v.is_empty() {
@@ -187,7 +186,9 @@ impl LocalSessions {
             }
         }
         let convs: Vec<ConvId> = s.attached.borrow().iter().copied().collect();
-        convs.into_iter().filter(|&c| self.unsubscribe(c, s.id)).collect()
+        for c in convs {
+            self.unsubscribe(c, s.id);
+        }
     }
 
     /// Subscribes a session to a conversation; true if it is the shard's first.

@@ -407,12 +407,27 @@ async fn members_only_and_role_rules() {
     let (mallory, _) = s.connect("mallory", "client", Transport::Quic).await;
     let conv = create(&alice, ConversationKind::Group, "privileged", "", &["bob"]).await;
     alice.send_text(conv, "secret").await.unwrap();
-    assert_eq!(code(mallory.send_text(conv, "hi").await.unwrap_err()), Some(ErrorCode::NotMember));
-    assert_eq!(code(mallory.history(conv, 0, 0, 10).await.unwrap_err()), Some(ErrorCode::NotMember));
-    assert_eq!(code(mallory.get_members(conv).await.unwrap_err()), Some(ErrorCode::NotMember));
-    assert_eq!(code(mallory.get_conversation(conv).await.unwrap_err()), Some(ErrorCode::NotMember));
+    assert_eq!(code(mallory.send_text(conv, "hi").await.unwrap_err()), Some(ErrorCode::NotFound));
+    assert_eq!(code(mallory.history(conv, 0, 0, 10).await.unwrap_err()), Some(ErrorCode::NotFound));
+    assert_eq!(code(mallory.get_members(conv).await.unwrap_err()), Some(ErrorCode::NotFound));
+    assert_eq!(code(mallory.get_conversation(conv).await.unwrap_err()), Some(ErrorCode::NotFound));
     assert_eq!(code(mallory.join(conv).await.unwrap_err()), Some(ErrorCode::Forbidden));
     assert_eq!(code(mallory.history(999_999, 0, 0, 10).await.unwrap_err()), Some(ErrorCode::NotFound));
+    // Private ids follow from the pair, so "not a member" must read exactly like
+    // "does not exist": nobody learns who talks privately with whom.
+    let pair = create(&alice, ConversationKind::Private, "", "", &["bob"]).await;
+    let existing = mallory.get_conversation(pair).await.unwrap_err();
+    let missing = mallory.get_conversation(chat_server::session::private_id("alice", "zed")).await.unwrap_err();
+    match (existing, missing) {
+        (ClientError::Server(a), ClientError::Server(b)) => {
+            assert_eq!(a.code, b.code);
+            assert_eq!(
+                a.message.replace(&pair.to_string(), "N"),
+                b.message.replace(&chat_server::session::private_id("alice", "zed").to_string(), "N")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
     // Clients do not create groups; members who are not admins do not add people.
     let e = mallory.create_conversation(ConversationKind::Group, "x", "", vec!["alice".into()]).await.unwrap_err();
     assert_eq!(code(e), Some(ErrorCode::Forbidden));
@@ -422,7 +437,7 @@ async fn members_only_and_role_rules() {
     alice.add_members(conv, vec!["mallory".into()]).await.unwrap();
     assert_eq!(mallory.history(conv, 0, 0, 10).await.unwrap().messages.len(), 1);
     alice.remove_member(conv, "mallory").await.unwrap();
-    assert_eq!(code(mallory.send_text(conv, "still here?").await.unwrap_err()), Some(ErrorCode::NotMember));
+    assert_eq!(code(mallory.send_text(conv, "still here?").await.unwrap_err()), Some(ErrorCode::NotFound));
     // Archived conversations are read-only.
     alice.archive(conv, false).await.unwrap();
     assert_eq!(code(alice.send_text(conv, "late").await.unwrap_err()), Some(ErrorCode::Archived));
