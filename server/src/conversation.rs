@@ -779,14 +779,21 @@ impl Actor {
                         None,
                     ));
                 }
-                for u in users {
-                    if self.is_member(&u) {
-                        continue;
-                    }
-                    let u: Arc<str> = u.into();
-                    self.add_member(&u, MemberRole::Member, now).await.map_err(backend)?;
-                    self.membership_line(&u, MembershipChange::Added, &caller.user, MemberRole::Member);
-                    self.tell_user(&u, true).await;
+                let mut new: Vec<Arc<str>> = users.into_iter().filter(|u| !self.is_member(u)).map(Arc::from).collect();
+                new.sort();
+                new.dedup();
+                // All written at once: the store's writer commits them in one fsync.
+                let recs: Vec<MemberRecord> = new.iter().map(|u| self.new_member(u, MemberRole::Member, now)).collect();
+                let writes = recs.iter().map(|r| store.put_member(r));
+                for r in futures_util::future::join_all(writes).await {
+                    r.map_err(backend)?;
+                }
+                for (u, rec) in new.iter().zip(recs) {
+                    self.members.insert(u.clone(), rec);
+                }
+                for u in &new {
+                    self.membership_line(u, MembershipChange::Added, &caller.user, MemberRole::Member);
+                    self.tell_user(u, true).await;
                 }
             }
             AdminOp::Remove(user) => {
@@ -837,20 +844,25 @@ impl Actor {
         Ok(self.summary_for(&caller.user).await)
     }
 
-    async fn add_member(
-        &mut self,
-        user: &Arc<str>,
-        role: MemberRole,
-        now: u64,
-    ) -> Result<(), crate::store::StoreError> {
-        let rec = MemberRecord {
+    /// A membership starting at the current head (earlier messages are history).
+    fn new_member(&self, user: &str, role: MemberRole, now: u64) -> MemberRecord {
+        MemberRecord {
             conversation_id: self.id(),
             user_id: user.to_string(),
             role: role as i32,
             joined_at_ms: now,
             delivered_seq: self.committed,
             read_seq: self.committed,
-        };
+        }
+    }
+
+    async fn add_member(
+        &mut self,
+        user: &Arc<str>,
+        role: MemberRole,
+        now: u64,
+    ) -> Result<(), crate::store::StoreError> {
+        let rec = self.new_member(user, role, now);
         self.ctx.shared.store.put_member(&rec).await?;
         self.members.insert(user.clone(), rec);
         Ok(())
