@@ -247,3 +247,30 @@ impl Config {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_env_and_unknown_keys_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("chatd.toml");
+        std::fs::write(&f, "shards = 3\n[limits]\nmessages_per_minute = 500\n").unwrap();
+        let cfg = Config::load(Some(&f)).unwrap();
+        assert_eq!((cfg.shards, cfg.limits.messages_per_minute), (3, 500));
+        assert_eq!(cfg.limits.connections_per_minute_per_ip, 5, "untouched keys keep their defaults");
+        std::fs::write(&f, "[limits]\nmesages_per_minute = 500\n").unwrap();
+        let e = Config::load(Some(&f)).unwrap_err().to_string();
+        assert!(e.contains("mesages_per_minute"), "a typo is reported, not ignored: {e}");
+        std::fs::write(&f, "[store]\nbackend = \"scylla\"\n").unwrap();
+        assert!(Config::load(Some(&f)).unwrap_err().to_string().contains("only \"embedded\""));
+    }
+
+    #[test]
+    fn printed_config_reads_back() {
+        let cfg = Config::default();
+        let back: Config = toml::from_str(&cfg.to_toml()).unwrap();
+        assert_eq!(back, cfg);
+    }
+}
