@@ -6,6 +6,7 @@ use chat_protocol::v1::{self, client_frame, command, message_body};
 use chat_protocol::{FrameDecoder, encode_frame};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
+use std::time::Duration;
 
 fn send_frame(text_len: usize) -> v1::ClientFrame {
     v1::ClientFrame {
@@ -23,6 +24,7 @@ fn send_frame(text_len: usize) -> v1::ClientFrame {
 
 fn codec(c: &mut Criterion) {
     let mut g = c.benchmark_group("codec");
+    g.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2));
     for len in [64usize, 1024, 10 * 1024] {
         let frame = send_frame(len);
         g.throughput(Throughput::Elements(1));
