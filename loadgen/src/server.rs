@@ -74,7 +74,7 @@ pub fn find_chatd(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     let chatd = exe.parent().map(|d| d.join("chatd")).context("the loadgen executable has no directory")?;
     if !chatd.is_file() {
         bail!(
-            "{} not found; build it with:\n    cargo build --release -p chat-server --bin chatd -p loadgen\n\
+            "{} not found; build it with:\n    cargo build --release -p chat-server -p loadgen --bin chatd --bin loadgen\n\
              and run target/release/loadgen (or pass --chatd PATH, or --server ADDR for a running server)",
             chatd.display()
         );
