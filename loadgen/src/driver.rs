@@ -122,6 +122,8 @@ pub struct Counters {
     pub expected: AtomicU64,
     /// Load messages surfaced by the SDKs.
     pub delivered: AtomicU64,
+    /// When the last one was, µs since the start.
+    pub last_delivery_us: AtomicU64,
     /// Sends refused with an error.
     pub send_errors: AtomicU64,
     /// Sends dropped because their client was closed (churn).
@@ -300,6 +302,7 @@ impl Receiver {
                 };
                 if let Some((_msgno, t_us)) = parse(&text) {
                     self.run.n.delivered.fetch_add(1, Relaxed);
+                    self.run.n.last_delivery_us.fetch_max(now, Relaxed);
                     if m.sender_id != self.me && t_us >= self.run.measure_from_us.load(Relaxed) {
                         self.run.delivery.record(self.u, latency_us(t_us, now));
                     }

@@ -56,9 +56,13 @@ fn main() -> anyhow::Result<()> {
     let plot = args.plot.clone().unwrap_or_else(|| format!("loadgen-{}.svg", name(args.scenario)).into());
     let (delivery, ack) = &hists;
     let title = format!("loadgen {}: latency by percentile", name(args.scenario));
-    match report::plot(&plot, &title, &[("delivery", delivery), ("ack", ack)]) {
-        Ok(()) => println!("latency plot: {}", plot.display()),
-        Err(e) => eprintln!("no latency plot: {e:#}"),
+    if delivery.is_empty() && ack.is_empty() {
+        println!("no latency samples, no plot");
+    } else {
+        match report::plot(&plot, &title, &[("delivery", delivery), ("ack", ack)]) {
+            Ok(()) => println!("latency plot: {}", plot.display()),
+            Err(e) => eprintln!("no latency plot: {e:#}"),
+        }
     }
     if !report.pass {
         std::process::exit(1);
@@ -346,7 +350,9 @@ async fn load(
         sent: n.sent.load(Relaxed),
         achieved_send_rate: correctness.acked as f64 / secs,
         deliveries: n.delivered.load(Relaxed),
-        deliveries_per_s: n.delivered.load(Relaxed) as f64 / secs,
+        // From the first intended send to the last delivery (the drain included).
+        deliveries_per_s: n.delivered.load(Relaxed) as f64
+            / (n.last_delivery_us.load(Relaxed).saturating_sub(from) as f64 / 1e6).max(secs),
         delivery_latency_us: Percentiles::of(&delivery),
         ack_latency_us: Percentiles::of(&ack),
         correctness,

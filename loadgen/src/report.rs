@@ -59,7 +59,7 @@ pub struct RunReport {
     pub achieved_send_rate: f64,
     /// Load-message deliveries (every member, senders' own clients included).
     pub deliveries: u64,
-    /// Deliveries per second of sending.
+    /// Deliveries per second, from the start of sending to the last delivery.
     pub deliveries_per_s: f64,
     /// Send to each other recipient's SDK surfacing it, µs (after warm-up).
     pub delivery_latency_us: Percentiles,
