@@ -71,6 +71,11 @@ pub struct ClientConfig {
     pub event_buffer: usize,
     /// Persisted state to resume from on the first connection.
     pub resume: Option<ResumeState>,
+    /// A quinn endpoint to open raw-QUIC connections from, shared with other
+    /// clients; `None` (default): each connection binds its own UDP socket.
+    /// Load generators use it to hold many connections on few sockets.
+    /// WebTransport ignores it.
+    pub quic_endpoint: Option<quinn::Endpoint>,
 }
 
 impl Default for ClientConfig {
@@ -86,6 +91,7 @@ impl Default for ClientConfig {
             outbox_capacity: 1024,
             event_buffer: 4096,
             resume: None,
+            quic_endpoint: None,
         }
     }
 }
@@ -153,6 +159,14 @@ impl ClientConfig {
     /// Resumes from persisted state on the first connection.
     pub fn resume(mut self, state: Option<ResumeState>) -> Self {
         self.resume = state;
+        self
+    }
+
+    /// Opens raw-QUIC connections from this (shared) client endpoint instead
+    /// of binding a UDP socket per connection. Closing a connection then does
+    /// not wait for the endpoint to become idle.
+    pub fn quic_endpoint(mut self, endpoint: quinn::Endpoint) -> Self {
+        self.quic_endpoint = Some(endpoint);
         self
     }
 }

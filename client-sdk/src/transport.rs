@@ -69,8 +69,8 @@ fn wt_lost(e: &wtransport::error::ConnectionError) -> Lost {
 /// A live connection.
 #[derive(Clone)]
 pub(crate) enum Conn {
-    /// Raw QUIC.
-    Quic(quinn::Connection, quinn::Endpoint),
+    /// Raw QUIC, with the endpoint it owns (`None`: a shared endpoint).
+    Quic(quinn::Connection, Option<quinn::Endpoint>),
     /// WebTransport.
     Wt(wtransport::Connection, Arc<wtransport::Endpoint<wtransport::endpoint::endpoint_side::Client>>),
 }
@@ -81,7 +81,10 @@ impl Conn {
         match self {
             Self::Quic(c, ep) => {
                 c.close(quinn::VarInt::from_u32(code), reason.as_bytes());
-                let _ = tokio::time::timeout(Duration::from_millis(500), ep.wait_idle()).await;
+                // A shared endpoint lives on and sends the close by itself.
+                if let Some(ep) = ep {
+                    let _ = tokio::time::timeout(Duration::from_millis(500), ep.wait_idle()).await;
+                }
             }
             Self::Wt(c, ep) => {
                 c.close(wtransport::VarInt::from_u32(code), reason.as_bytes());
@@ -257,15 +260,19 @@ async fn connect_inner(cfg: &ClientConfig, hello: &ClientFrame) -> Result<Establ
             transport.keep_alive_interval(Some(KEEP_ALIVE));
             transport.max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
             client.transport_config(Arc::new(transport));
-            let endpoint = quinn::Endpoint::client(unspecified(peer))
-                .map_err(|e| Lost::new(format!("cannot bind a UDP socket: {e}")))?;
+            let endpoint = match &cfg.quic_endpoint {
+                Some(shared) => shared.clone(),
+                None => quinn::Endpoint::client(unspecified(peer))
+                    .map_err(|e| Lost::new(format!("cannot bind a UDP socket: {e}")))?,
+            };
+            let owned = cfg.quic_endpoint.is_none().then(|| endpoint.clone());
             let conn = endpoint
                 .connect_with(client, peer, &cfg.server_name)
                 .map_err(|e| Lost::new(format!("cannot connect: {e}")))?
                 .await
                 .map_err(|e| quinn_lost(&e))?;
             let (tx, rx) = conn.open_bi().await.map_err(|e| quinn_lost(&e))?;
-            (Conn::Quic(conn, endpoint), SendHalf::Quic(tx), RecvHalf::Quic(rx))
+            (Conn::Quic(conn, owned), SendHalf::Quic(tx), RecvHalf::Quic(rx))
         }
         Transport::WebTransport => {
             let tls = tls::client_config(&cfg.trust, wtransport::tls::WEBTRANSPORT_ALPN).map_err(Lost::new)?;

@@ -1,8 +1,379 @@
 //! `loadgen`: the load generator for the scenarios of WORKLOADS.md.
 //!
-//! NOT IMPLEMENTED YET: the scenarios land with the "Prove the numbers" issue.
-//! Until then this binary refuses to run rather than print made-up figures.
+//! `loadgen run <scenario>` starts its own `chatd` (or uses `--server`),
+//! connects the scenario's users through the Rust SDK (many connections per
+//! process, raw QUIC on a few shared endpoints), creates their conversations,
+//! sends open-loop with coordinated-omission correction, then checks that
+//! every acked message reached every member exactly once and in order.
+//! It prints a table, writes a JSON report and an SVG latency plot, and exits
+//! non-zero when the run fails.
+//!
+//! Modules, one job each: [`cli`] (arguments), [`scenario`] (the workloads as
+//! data), [`server`] (the chatd process and its CPU/memory), [`population`]
+//! (users, clients, conversations), [`driver`] (schedule, senders, receivers,
+//! churn), [`checker`] (lost/duplicated/reordered), [`report`] (table, JSON, plot).
+
+mod checker;
+mod cli;
+mod driver;
+mod population;
+mod report;
+mod scenario;
+mod server;
+
+use anyhow::Context;
+use clap::Parser;
+use cli::{Cli, Cmd, RunArgs, TransportArg};
+use driver::{Ctl, Receiver, Run, Stream};
+use indicatif::{ProgressBar, ProgressStyle};
+use population::Connector;
+use rand::Rng;
+use report::{Percentiles, Report, RunReport};
+use scenario::{Name, Overrides, Plan};
+use server::{ServerInfo, Spawned, Target};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+/// How long members may take to hear of their conversations before sending starts.
+const ANNOUNCE_WAIT: Duration = Duration::from_secs(30);
+/// Longest wait for owed deliveries after the last ack.
+const DRAIN_WAIT: Duration = Duration::from_secs(15);
+/// Deliveries must be still for this long before the drain ends.
+const DRAIN_QUIET: Duration = Duration::from_millis(500);
 
 fn main() -> anyhow::Result<()> {
-    anyhow::bail!("loadgen is not implemented yet (see the \"Prove the numbers\" issue); it measures nothing")
+    let Cli { cmd: Cmd::Run(args) } = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = rt.block_on(execute(&args));
+    rt.shutdown_timeout(Duration::from_secs(2));
+    let (report, hists) = result?;
+    print!("{}", report::table(&report));
+    if let Some(path) = &args.json {
+        report::write_json(&report, path)?;
+        println!("JSON report: {}", path.display());
+    }
+    let plot = args.plot.clone().unwrap_or_else(|| format!("loadgen-{}.svg", name(args.scenario)).into());
+    let (delivery, ack) = &hists;
+    let title = format!("loadgen {}: latency by percentile", name(args.scenario));
+    if delivery.is_empty() && ack.is_empty() {
+        println!("no latency samples, no plot");
+    } else {
+        match report::plot(&plot, &title, &[("delivery", delivery), ("ack", ack)]) {
+            Ok(()) => println!("latency plot: {}", plot.display()),
+            Err(e) => eprintln!("no latency plot: {e:#}"),
+        }
+    }
+    if !report.pass {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn name(n: Name) -> String {
+    format!("{n:?}").to_lowercase()
+}
+
+/// Runs the scenario (each step of `ceiling`); the report and the last run's histograms.
+async fn execute(
+    args: &RunArgs,
+) -> anyhow::Result<(Report, (hdrhistogram::Histogram<u64>, hdrhistogram::Histogram<u64>))> {
+    let o = Overrides {
+        users: args.users,
+        conversations: args.conversations,
+        rate: args.rate,
+        duration: args.duration,
+        seed: args.seed,
+    };
+    let plan = Plan::build(args.scenario, &o)?;
+    let mut runs = Vec::new();
+    let mut info = None;
+    let mut hists = (driver::new_histogram(), driver::new_histogram());
+    let mut highest = None;
+    let mut reasons = Vec::new();
+    match plan.steps {
+        Some(steps) => {
+            for i in 0..steps.max_steps {
+                let rate = steps.start + steps.step * i as f64;
+                eprintln!("ceiling step {}: {rate:.0} msg/s", i + 1);
+                let (r, inf, h) = run_once(&plan.at_rate(rate), args).await?;
+                let (held, correct) = (r.pass, r.correct());
+                runs.push(r);
+                info = Some(inf);
+                hists = h;
+                if !correct {
+                    reasons.push(format!("step at {rate:.0} msg/s lost, repeated or reordered messages"));
+                }
+                if !held {
+                    break;
+                }
+                highest = Some(rate);
+            }
+            if highest.is_none() {
+                reasons.push(format!("not even the first step ({:.0} msg/s) held", steps.start));
+            }
+        }
+        None => {
+            let (r, inf, h) = run_once(&plan, args).await?;
+            reasons.extend(r.reasons.iter().cloned());
+            runs.push(r);
+            info = Some(inf);
+            hists = h;
+        }
+    }
+    let info = info.context("no run")?;
+    let mut limits_changed = vec![format!(
+        "connections_per_minute_per_ip={} (every client comes from 127.0.0.1)",
+        plan.limits.connections_per_minute_per_ip
+    )];
+    if let Some(m) = plan.limits.messages_per_minute {
+        limits_changed.push(format!("messages_per_minute={m} (default 100; this scenario sends faster per user)"));
+    }
+    if info.mode == "external" {
+        limits_changed =
+            vec![format!("none by loadgen (external server); the scenario needs {}", limits_changed.join(", "))];
+    }
+    let parameters = serde_json::json!({
+        "users": plan.users,
+        "conversations": plan.convs.len(),
+        "layout": plan.layout,
+        "offered_rate": plan.rate,
+        "duration_s": plan.duration.as_secs_f64(),
+        "warmup_s": plan.warmup.as_secs_f64(),
+        "transport": format!("{:?}", args.transport).to_lowercase(),
+        "churn": plan.churn,
+        "steps": plan.steps,
+        "ping_every_s": plan.ping_every.map(|d| d.as_secs_f64()),
+        "check_correctness_only": args.check_correctness_only,
+        "seed": args.seed,
+        "file_descriptor_limit": fd_limit(),
+    });
+    let pass = reasons.is_empty();
+    let report = Report {
+        scenario: plan.name,
+        parameters,
+        server: info,
+        limits_changed,
+        runs,
+        highest_rate_that_held: highest,
+        pass,
+        reasons,
+    };
+    Ok((report, hists))
+}
+
+/// The soft limit on open files (`ulimit -n`), from /proc.
+fn fd_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+type Hists = (hdrhistogram::Histogram<u64>, hdrhistogram::Histogram<u64>);
+
+/// One run: server up, clients connected, conversations made, load, drain, check, server down.
+async fn run_once(plan: &Plan, args: &RunArgs) -> anyhow::Result<(RunReport, ServerInfo, Hists)> {
+    let (spawned, target, info) = match args.server {
+        Some(addr) => {
+            let target = Target {
+                addr,
+                cert_hash: args.cert_hash.clone().context("--server needs --cert-hash")?,
+                token_secret: args.token_secret.clone().unwrap_or_else(|| chat_server::config::DEV_SECRET.to_string()),
+            };
+            let info =
+                ServerInfo { mode: "external", addr: addr.to_string(), shards: None, env: Vec::new(), log: None };
+            (None, target, info)
+        }
+        None => {
+            let chatd = server::find_chatd(args.chatd.clone())?;
+            let s = Spawned::start(&chatd, args.shards, &plan.limits)?;
+            let (t, i) = (s.target.clone(), s.info.clone());
+            (Some(s), t, i)
+        }
+    };
+    let result = load(plan, args, target, spawned.as_ref()).await;
+    let end_usage = spawned.map(Spawned::stop);
+    let (mut r, hists) = result?;
+    r.server = end_usage;
+    r.judge(args.check_correctness_only);
+    Ok((r, info, hists))
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    pb.set_prefix(what.to_string());
+    if pb.is_hidden() {
+        eprintln!("{what} ({len})");
+    }
+    pb
+}
+
+async fn load(
+    plan: &Plan,
+    args: &RunArgs,
+    target: Target,
+    spawned: Option<&Spawned>,
+) -> anyhow::Result<(RunReport, Hists)> {
+    let transport = match args.transport {
+        TransportArg::Quic => chat_client::Transport::Quic,
+        TransportArg::Webtransport => chat_client::Transport::WebTransport,
+    };
+    let base = spawned.map(Spawned::usage);
+    let prefix = format!("lg{:06x}-", rand::rng().random_range(0..0x100_0000u32));
+    let connector = Connector::new(target, transport, plan.users, prefix)?;
+    let run = Arc::new(Run::new(plan.users));
+
+    let pb = bar(plan.users as u64, "connect");
+    let (slots, events) = connector.connect_all(plan.users, || pb.inc(1)).await?;
+    pb.finish_and_clear();
+    let slots = Arc::new(slots);
+    let mut ctls = Vec::with_capacity(plan.users);
+    let mut receivers = Vec::with_capacity(plan.users);
+    for (u, ev) in events.into_iter().enumerate() {
+        let r = Receiver {
+            u,
+            me: connector.user_id(u),
+            slot: slots[u].clone(),
+            connector: connector.clone(),
+            run: run.clone(),
+            ping_every: plan.ping_every,
+        };
+        let (tx, h) = driver::spawn_receiver(r, ev);
+        ctls.push(tx);
+        receivers.push(h);
+    }
+
+    let pb = bar(plan.convs.len() as u64, "create");
+    let ids = population::create_conversations(plan, &slots, &connector, || pb.inc(1)).await?;
+    pb.finish_and_clear();
+    let memberships = plan.memberships();
+    let announced = Instant::now() + ANNOUNCE_WAIT;
+    loop {
+        let missing =
+            (0..plan.users).filter(|&u| run.convs_seen[u].load(Relaxed) < memberships[u].len() as u64).count();
+        if missing == 0 {
+            break;
+        }
+        if Instant::now() > announced {
+            eprintln!("warning: {missing} users did not hear of all their conversations within {ANNOUNCE_WAIT:?}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The sending phase.
+    let from = run.now_us() + 200_000;
+    let until = from + plan.duration.as_micros() as u64;
+    run.measure_from_us.store(from + plan.warmup.as_micros() as u64, Relaxed);
+    let cpu0 = spawned.map(|s| s.usage().cpu_seconds);
+    let mut senders = Vec::new();
+    for (ci, c) in plan.convs.iter().enumerate() {
+        if c.rate > 0.0 {
+            let s = Stream { ci, conv_id: ids[ci], members: c.members.clone(), rate: c.rate };
+            senders.push((ci, tokio::spawn(driver::sender(s, slots.clone(), run.clone(), from, until))));
+        }
+    }
+    let churn = plan.churn.map(|c| tokio::spawn(driver::churn(ctls.clone(), run.clone(), c.fraction, c.every, until)));
+    let pb = bar(plan.duration.as_millis() as u64, "load");
+    pb.set_style(
+        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {msg} ({elapsed}/{duration})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    while run.now_us() < until {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let t = run.now_us().saturating_sub(from);
+        pb.set_position(t / 1000);
+        let secs = (t as f64 / 1e6).max(1e-3);
+        pb.set_message(format!(
+            "sent {} ({:.0}/s) acked {} delivered {} ({:.0}/s) reconnects {}",
+            run.n.sent.load(Relaxed),
+            run.n.sent.load(Relaxed) as f64 / secs,
+            run.n.acked.load(Relaxed),
+            run.n.delivered.load(Relaxed),
+            run.n.delivered.load(Relaxed) as f64 / secs,
+            run.n.reconnects.load(Relaxed),
+        ));
+    }
+    let loaded = spawned.map(Spawned::usage);
+    let cpu1 = loaded.map(|u| u.cpu_seconds);
+    let mut acked = vec![Vec::new(); plan.convs.len()];
+    for (ci, h) in senders {
+        acked[ci] = h.await.context("a sender task failed")?;
+    }
+    if let Some(c) = churn {
+        let _ = c.await;
+    }
+    pb.finish_and_clear();
+
+    // Drain: wait for what the acked sends owe.
+    let pb = ProgressBar::new_spinner();
+    pb.set_message("waiting for deliveries");
+    let deadline = Instant::now() + DRAIN_WAIT;
+    let (mut last, mut still_since) = (u64::MAX, Instant::now());
+    while Instant::now() < deadline {
+        let d = run.n.delivered.load(Relaxed);
+        if d != last {
+            (last, still_since) = (d, Instant::now());
+        }
+        if d >= run.n.expected.load(Relaxed) && still_since.elapsed() >= DRAIN_QUIET {
+            break;
+        }
+        pb.tick();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    pb.finish_and_clear();
+    for c in &ctls {
+        let _ = c.send(Ctl::Stop).await;
+    }
+    let mut logs = Vec::with_capacity(plan.users);
+    for h in receivers {
+        logs.push(h.await.context("a receiver task failed")?);
+    }
+    let members: Vec<Vec<usize>> = plan.convs.iter().map(|c| c.members.clone()).collect();
+    let correctness = checker::check(&ids, &acked, &members, &logs);
+
+    let delivery = run.delivery.merged();
+    let ack = run.ack.merged();
+    let secs = plan.duration.as_secs_f64();
+    let n = &run.n;
+    let errors = run.errors.lock().map(|e| e.clone()).unwrap_or_default();
+    let r = RunReport {
+        offered_rate: plan.rate,
+        duration_s: secs,
+        warmup_s: plan.warmup.as_secs_f64(),
+        sent: n.sent.load(Relaxed),
+        achieved_send_rate: correctness.acked as f64 / secs,
+        deliveries: n.delivered.load(Relaxed),
+        // From the first intended send to the last delivery (the drain included).
+        deliveries_per_s: n.delivered.load(Relaxed) as f64
+            / (n.last_delivery_us.load(Relaxed).saturating_sub(from) as f64 / 1e6).max(secs),
+        delivery_latency_us: Percentiles::of(&delivery),
+        ack_latency_us: Percentiles::of(&ack),
+        correctness,
+        send_errors: n.send_errors.load(Relaxed),
+        sends_cancelled: n.cancelled.load(Relaxed),
+        sends_unacked: n.unacked.load(Relaxed),
+        sends_skipped: n.skipped.load(Relaxed),
+        reconnects: n.reconnects.load(Relaxed),
+        reconnect_failures: n.reconnect_failures.load(Relaxed),
+        connections: plan.users,
+        pings: (n.pings.load(Relaxed), n.ping_failures.load(Relaxed)),
+        server_cpu_seconds_load: cpu0.zip(cpu1).map(|(a, b)| b - a),
+        server: None,
+        bytes_per_connection: match (plan.measure_memory, base, loaded) {
+            (true, Some(b), Some(l)) => Some(l.rss_bytes.saturating_sub(b.rss_bytes) as f64 / plan.users as f64),
+            _ => None,
+        },
+        loadgen_cpu_seconds: server::usage(std::process::id()).map(|u| u.cpu_seconds),
+        errors,
+        pass: false,
+        reasons: Vec::new(),
+    };
+    Ok((r, (delivery, ack)))
 }

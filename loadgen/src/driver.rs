@@ -1,0 +1,444 @@
+//! The open-loop driver: one sender task per conversation follows a schedule of
+//! intended send times and never waits for an ack before the next send; a send
+//! that goes out late is measured from its intended time (coordinated-omission
+//! correction). One receiver task per user reads its SDK events, measures
+//! delivery latency from the timestamp in the text and keeps the member's
+//! correctness log. A churn task makes clients drop and resume.
+//!
+//! Message text: `lg <msgno> <intended µs since the run's start> <padding>`.
+
+use crate::checker::MemberLog;
+use crate::population::{Connector, Slot};
+use chat_client::{ClientError, Event, Events};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use hdrhistogram::Histogram;
+use rand::Rng;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Histogram shards (fewer lock collisions between tasks).
+const SHARDS: usize = 16;
+/// Highest latency recorded, µs (larger values are clamped).
+const MAX_LATENCY_US: u64 = 600_000_000;
+/// Sends of one conversation waiting for their ack beyond which the loadgen skips sends.
+const MAX_PENDING: usize = 20_000;
+/// How long the senders wait for outstanding acks after the last send.
+const ACK_WAIT: Duration = Duration::from_secs(15);
+/// Padding that brings a message text to about 100 bytes.
+const PADDING: &str = "the quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs";
+/// Control messages per receiver in flight.
+const CONTROL: usize = 4;
+
+/// Intended send times of one stream: `first + k / rate`, in µs since the run's start.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    first_us: u64,
+    interval_us: f64,
+    k: u64,
+}
+
+impl Schedule {
+    /// `rate` sends per second from `from_us`, shifted by `phase` (0..1) of an interval.
+    pub fn new(from_us: u64, rate: f64, phase: f64) -> Self {
+        let interval_us = 1e6 / rate.max(1e-9);
+        Self { first_us: from_us + (phase.clamp(0.0, 1.0) * interval_us) as u64, interval_us, k: 0 }
+    }
+
+    /// The next intended time.
+    pub fn peek(&self) -> u64 {
+        self.first_us + (self.k as f64 * self.interval_us) as u64
+    }
+
+    /// Every intended time up to `now_us` (and before `until_us`), in order:
+    /// after a stall all missed sends go out at once, each keeping its own intended time.
+    pub fn due(&mut self, now_us: u64, until_us: u64) -> Vec<u64> {
+        let mut out = Vec::new();
+        while self.peek() <= now_us && self.peek() < until_us {
+            out.push(self.peek());
+            self.k += 1;
+        }
+        out
+    }
+}
+
+/// Latency of something intended at `intended_us` and observed at `observed_us`:
+/// measured from the intended time, not from when it actually went out.
+pub fn latency_us(intended_us: u64, observed_us: u64) -> u64 {
+    observed_us.saturating_sub(intended_us).max(1)
+}
+
+/// Parses `lg <msgno> <t_us> ...`.
+fn parse(text: &str) -> Option<(u64, u64)> {
+    let mut w = text.split(' ');
+    if w.next()? != "lg" {
+        return None;
+    }
+    Some((w.next()?.parse().ok()?, w.next()?.parse().ok()?))
+}
+
+/// A histogram split in a few locked shards.
+pub struct Hist(Vec<Mutex<Histogram<u64>>>);
+
+impl Hist {
+    fn new() -> Self {
+        Self((0..SHARDS).map(|_| Mutex::new(new_histogram())).collect())
+    }
+
+    fn record(&self, shard: usize, v: u64) {
+        if let Ok(mut h) = self.0[shard % SHARDS].lock() {
+            h.saturating_record(v);
+        }
+    }
+
+    /// All shards added up.
+    pub fn merged(&self) -> Histogram<u64> {
+        let mut out = new_histogram();
+        for s in &self.0 {
+            if let Ok(h) = s.lock() {
+                let _ = out.add(&*h);
+            }
+        }
+        out
+    }
+}
+
+/// An empty µs histogram (1 µs to 600 s, 3 significant digits).
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid histogram bounds")
+}
+
+/// Counters the progress bar and the report read.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Sends handed to the SDK.
+    pub sent: AtomicU64,
+    /// Sends acked.
+    pub acked: AtomicU64,
+    /// Deliveries owed by acked sends (acked x members).
+    pub expected: AtomicU64,
+    /// Load messages surfaced by the SDKs.
+    pub delivered: AtomicU64,
+    /// When the last one was, µs since the start.
+    pub last_delivery_us: AtomicU64,
+    /// Sends refused with an error.
+    pub send_errors: AtomicU64,
+    /// Sends dropped because their client was closed (churn).
+    pub cancelled: AtomicU64,
+    /// Sends still without an ack when the run stopped waiting.
+    pub unacked: AtomicU64,
+    /// Sends the loadgen skipped because too many were outstanding.
+    pub skipped: AtomicU64,
+    /// Completed reconnections.
+    pub reconnects: AtomicU64,
+    /// Reconnections that failed.
+    pub reconnect_failures: AtomicU64,
+    /// Pings answered.
+    pub pings: AtomicU64,
+    /// Pings that failed.
+    pub ping_failures: AtomicU64,
+}
+
+/// What every task of one run shares.
+pub struct Run {
+    /// Time zero of every µs timestamp.
+    pub start: Instant,
+    /// Sends intended before this are not in the histograms (warm-up); `u64::MAX` until sending starts.
+    pub measure_from_us: AtomicU64,
+    /// Delivery latency (recipients other than the sender).
+    pub delivery: Hist,
+    /// Ack latency.
+    pub ack: Hist,
+    /// Counters.
+    pub n: Counters,
+    /// Distinct conversations each user's SDK announced.
+    pub convs_seen: Vec<AtomicU64>,
+    /// The first few send errors, for the report.
+    pub errors: Mutex<Vec<String>>,
+}
+
+impl Run {
+    /// A run of `users` starting now.
+    pub fn new(users: usize) -> Self {
+        Self {
+            start: Instant::now(),
+            measure_from_us: AtomicU64::new(u64::MAX),
+            delivery: Hist::new(),
+            ack: Hist::new(),
+            n: Counters::default(),
+            convs_seen: (0..users).map(|_| AtomicU64::new(0)).collect(),
+            errors: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// µs since the start.
+    pub fn now_us(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+
+    fn note_error(&self, e: String) {
+        if let Ok(mut v) = self.errors.lock()
+            && v.len() < 10
+        {
+            v.push(e);
+        }
+    }
+}
+
+/// What a receiver is told.
+#[derive(Debug)]
+pub enum Ctl {
+    /// Close the client, then connect again resuming from its cursors.
+    Reconnect,
+    /// Close the client and return the log.
+    Stop,
+}
+
+/// One sending stream: conversation `conv_id` (plan index `ci`) at `rate`.
+pub struct Stream {
+    /// Plan index.
+    pub ci: usize,
+    /// Server id.
+    pub conv_id: u64,
+    /// Senders, in turn.
+    pub members: Vec<usize>,
+    /// msg/s.
+    pub rate: f64,
+}
+
+/// Sends `s` open-loop from `from_us` to `until_us`; returns the acked seqs.
+pub async fn sender(s: Stream, slots: Arc<Vec<Arc<Slot>>>, run: Arc<Run>, from_us: u64, until_us: u64) -> Vec<u64> {
+    let phase = rand::rng().random::<f64>();
+    let mut sched = Schedule::new(from_us, s.rate, phase);
+    let mut pending = FuturesUnordered::new();
+    let mut acked = Vec::new();
+    let members = s.members.len() as u64;
+    let mut k: u64 = 0;
+    let record =
+        |acked: &mut Vec<u64>, (intended, r): (u64, Result<chat_client::v1::SendMessageOk, ClientError>)| match r {
+            Ok(ok) => {
+                let now = run.now_us();
+                if intended >= run.measure_from_us.load(Relaxed) {
+                    run.ack.record(s.ci, latency_us(intended, now));
+                }
+                acked.push(ok.seq);
+                run.n.acked.fetch_add(1, Relaxed);
+                run.n.expected.fetch_add(members, Relaxed);
+            }
+            Err(ClientError::Closed) => {
+                run.n.cancelled.fetch_add(1, Relaxed);
+            }
+            Err(e) => {
+                run.n.send_errors.fetch_add(1, Relaxed);
+                run.note_error(format!("send in conversation {}: {e}", s.conv_id));
+            }
+        };
+    while sched.peek() < until_us {
+        let wake = run.start + Duration::from_micros(sched.peek());
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake.into()) => {
+                for intended in sched.due(run.now_us(), until_us) {
+                    if pending.len() >= MAX_PENDING {
+                        run.n.skipped.fetch_add(1, Relaxed);
+                        continue;
+                    }
+                    k += 1;
+                    let client = slots[s.members[(k % members) as usize]].get();
+                    let msgno = ((s.ci as u64) << 32) | k;
+                    let text = format!("lg {msgno} {intended} {PADDING}");
+                    let conv = s.conv_id;
+                    run.n.sent.fetch_add(1, Relaxed);
+                    pending.push(async move { (intended, client.send_text(conv, text).await) });
+                }
+            }
+            Some(done) = pending.next(), if !pending.is_empty() => record(&mut acked, done),
+        }
+    }
+    let drain = async {
+        while let Some(done) = pending.next().await {
+            record(&mut acked, done);
+        }
+    };
+    if tokio::time::timeout(ACK_WAIT, drain).await.is_err() {
+        run.n.unacked.fetch_add(pending.len() as u64, Relaxed);
+    }
+    acked
+}
+
+/// Everything a receiver needs besides its events.
+pub struct Receiver {
+    /// User index.
+    pub u: usize,
+    /// Its user id (its own messages are not delivery-latency samples).
+    pub me: String,
+    /// Its client slot.
+    pub slot: Arc<Slot>,
+    /// For reconnecting.
+    pub connector: Connector,
+    /// Shared run state.
+    pub run: Arc<Run>,
+    /// Application pings, if any.
+    pub ping_every: Option<Duration>,
+}
+
+/// A receiver task plus its control channel.
+pub fn spawn_receiver(r: Receiver, events: Events) -> (mpsc::Sender<Ctl>, tokio::task::JoinHandle<MemberLog>) {
+    let (tx, rx) = mpsc::channel(CONTROL);
+    (tx, tokio::spawn(receive(r, events, rx)))
+}
+
+impl Receiver {
+    fn on_event(&self, ev: Event, log: &mut MemberLog, seen: &mut HashSet<u64>) {
+        match ev {
+            Event::Message(m) => {
+                let now = self.run.now_us();
+                log.deliver(m.conversation_id, m.seq);
+                let text = match m.body.and_then(|b| b.content) {
+                    Some(chat_client::v1::message_body::Content::Text(t)) => t,
+                    _ => return,
+                };
+                if let Some((_msgno, t_us)) = parse(&text) {
+                    self.run.n.delivered.fetch_add(1, Relaxed);
+                    self.run.n.last_delivery_us.fetch_max(now, Relaxed);
+                    if m.sender_id != self.me && t_us >= self.run.measure_from_us.load(Relaxed) {
+                        self.run.delivery.record(self.u, latency_us(t_us, now));
+                    }
+                }
+            }
+            Event::Conversation(s) => {
+                if let Some(c) = s.conversation
+                    && seen.insert(c.id)
+                {
+                    self.run.convs_seen[self.u].fetch_add(1, Relaxed);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Reads what is left of a closed client's events (bounded in time).
+    async fn drain(&self, events: &mut Events, log: &mut MemberLog, seen: &mut HashSet<u64>) {
+        let _ = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(ev) = events.next().await {
+                self.on_event(ev, log, seen);
+            }
+        })
+        .await;
+    }
+}
+
+async fn receive(r: Receiver, mut events: Events, mut ctl: mpsc::Receiver<Ctl>) -> MemberLog {
+    let mut log = MemberLog::default();
+    let mut seen = HashSet::new();
+    let first_ping = r.ping_every.map(|p| p.mul_f64(rand::rng().random::<f64>()));
+    let mut ping = r.ping_every.map(|p| tokio::time::interval_at((Instant::now() + first_ping.unwrap_or(p)).into(), p));
+    loop {
+        tokio::select! {
+            ev = events.next() => match ev {
+                Some(ev) => r.on_event(ev, &mut log, &mut seen),
+                None => {
+                    // The client stopped by itself (refused for good): nothing more comes.
+                    r.run.note_error(format!("user {} client stopped", r.u));
+                    break;
+                }
+            },
+            c = ctl.recv() => match c {
+                Some(Ctl::Reconnect) => {
+                    let old = r.slot.get();
+                    old.close().await;
+                    r.drain(&mut events, &mut log, &mut seen).await;
+                    let cfg = match r.connector.config(r.u) {
+                        Ok(c) => c.resume(Some(old.resume_state())),
+                        Err(_) => break,
+                    };
+                    match r.connector.connect(cfg).await {
+                        Ok((c, e)) => {
+                            r.slot.set(c);
+                            events = e;
+                            r.run.n.reconnects.fetch_add(1, Relaxed);
+                        }
+                        Err(e) => {
+                            r.run.n.reconnect_failures.fetch_add(1, Relaxed);
+                            r.run.note_error(format!("user {} reconnect: {e:#}", r.u));
+                            break;
+                        }
+                    }
+                }
+                Some(Ctl::Stop) | None => {
+                    r.slot.get().close().await;
+                    r.drain(&mut events, &mut log, &mut seen).await;
+                    break;
+                }
+            },
+            _ = async { ping.as_mut().expect("guarded").tick().await }, if ping.is_some() => {
+                match tokio::time::timeout(Duration::from_secs(10), r.slot.get().ping()).await {
+                    Ok(Ok(_)) => r.run.n.pings.fetch_add(1, Relaxed),
+                    _ => r.run.n.ping_failures.fetch_add(1, Relaxed),
+                };
+            }
+        }
+    }
+    log
+}
+
+/// Every `every`, tells `fraction` of the receivers (chosen at random) to reconnect, until `until_us`.
+pub async fn churn(ctls: Vec<mpsc::Sender<Ctl>>, run: Arc<Run>, fraction: f64, every: Duration, until_us: u64) {
+    let n = ((ctls.len() as f64 * fraction).round() as usize).max(1).min(ctls.len());
+    loop {
+        tokio::time::sleep(every).await;
+        if run.now_us() + (every.as_micros() as u64) / 2 >= until_us {
+            return;
+        }
+        let picks = rand::seq::index::sample(&mut rand::rng(), ctls.len(), n);
+        for i in picks {
+            // A receiver still busy with its last reconnect is skipped.
+            let _ = ctls[i].try_send(Ctl::Reconnect);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_is_open_loop() {
+        // 1,000 msg/s from t = 10 ms: one send per ms, whatever happens to the previous one.
+        let mut s = Schedule::new(10_000, 1_000.0, 0.0);
+        assert_eq!(s.due(9_999, u64::MAX), Vec::<u64>::new());
+        assert_eq!(s.due(10_000, u64::MAX), vec![10_000]);
+        assert_eq!(s.due(12_500, u64::MAX), vec![11_000, 12_000]);
+        assert_eq!(s.peek(), 13_000);
+    }
+
+    #[test]
+    fn a_stall_sends_every_missed_message_with_its_own_intended_time() {
+        let mut s = Schedule::new(0, 100.0, 0.0); // every 10 ms
+        assert_eq!(s.due(0, u64::MAX), vec![0]);
+        // The sender was stalled for 50 ms: five sends are due at once...
+        let late = s.due(50_000, u64::MAX);
+        assert_eq!(late, vec![10_000, 20_000, 30_000, 40_000, 50_000]);
+        // ...and each is measured from its intended time (coordinated-omission
+        // correction), not from when it went out.
+        let acked_at = 50_500;
+        let lat: Vec<u64> = late.iter().map(|&t| latency_us(t, acked_at)).collect();
+        assert_eq!(lat, vec![40_500, 30_500, 20_500, 10_500, 500]);
+    }
+
+    #[test]
+    fn schedule_stops_at_the_end_and_spreads_by_phase() {
+        let mut s = Schedule::new(0, 10.0, 0.5); // every 100 ms, first at 50 ms
+        assert_eq!(s.due(1_000_000, 300_000), vec![50_000, 150_000, 250_000]);
+        assert_eq!(latency_us(5, 3), 1, "a clock step never gives a zero or negative sample");
+    }
+
+    #[test]
+    fn parses_load_messages_only() {
+        assert_eq!(parse("lg 42 1234 padding"), Some((42, 1234)));
+        assert_eq!(parse("hello"), None);
+        assert_eq!(parse("lg x 1"), None);
+    }
+}

@@ -1,0 +1,160 @@
+//! Users, their connections and their conversations: tokens minted with the
+//! server's secret, clients connected through the SDK (raw QUIC on a small pool
+//! of shared endpoints; WebTransport one endpoint per connection), then the
+//! plan's conversations created and announced to every member.
+
+use crate::scenario::{Kind, Plan};
+use crate::server::Target;
+use anyhow::{Context, bail};
+use chat_client::{Backoff, Client, ClientConfig, Events, Transport, Trust, v1};
+use futures_util::StreamExt;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Connections per shared QUIC endpoint (UDP socket).
+const PER_ENDPOINT: usize = 1_000;
+/// Handshakes in flight at once.
+const CONNECT_CONCURRENCY: usize = 64;
+/// Creations in flight at once.
+const CREATE_CONCURRENCY: usize = 32;
+/// Attempts per connection before the run fails.
+const CONNECT_ATTEMPTS: u32 = 5;
+/// Token lifetime: longer than any run.
+const TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// How clients connect.
+#[derive(Clone)]
+pub struct Connector {
+    target: Target,
+    transport: Transport,
+    endpoints: Vec<quinn::Endpoint>,
+    prefix: String,
+}
+
+/// One user's current client; replaced when it reconnects.
+pub struct Slot(RwLock<Client>);
+
+impl Slot {
+    /// A handle to the current client.
+    pub fn get(&self) -> Client {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Puts a new client in place.
+    pub fn set(&self, c: Client) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = c;
+    }
+}
+
+impl Connector {
+    /// Endpoints for `users` raw-QUIC connections; user ids start with `prefix`.
+    pub fn new(target: Target, transport: Transport, users: usize, prefix: String) -> anyhow::Result<Self> {
+        let mut endpoints = Vec::new();
+        if transport == Transport::Quic {
+            for _ in 0..users.div_ceil(PER_ENDPOINT).max(1) {
+                let bind: std::net::SocketAddr =
+                    if target.addr.is_ipv6() { "[::1]:0".parse()? } else { "127.0.0.1:0".parse()? };
+                endpoints.push(quinn::Endpoint::client(bind).context("cannot bind a client UDP socket")?);
+            }
+        }
+        Ok(Self { target, transport, endpoints, prefix })
+    }
+
+    /// The id of user `u`.
+    pub fn user_id(&self, u: usize) -> String {
+        format!("{}u{u}", self.prefix)
+    }
+
+    /// The SDK configuration of user `u`.
+    pub fn config(&self, u: usize) -> anyhow::Result<ClientConfig> {
+        let token = chat_server::auth::mint_hs256(
+            &self.target.token_secret,
+            &self.user_id(u),
+            &format!("Load user {u}"),
+            "advocate",
+            TOKEN_TTL,
+        );
+        let trust = Trust::cert_hash_hex(&self.target.cert_hash).map_err(anyhow::Error::msg)?;
+        let mut cfg = ClientConfig::new(self.target.addr.to_string(), token, trust)
+            .transport(self.transport)
+            .backoff(Backoff { initial: Duration::from_millis(50), max: Duration::from_secs(2), multiplier: 2.0 })
+            .request_timeout(Duration::from_secs(30))
+            .event_buffer(1024);
+        if let Some(ep) = self.endpoints.get(u % self.endpoints.len().max(1)) {
+            cfg = cfg.quic_endpoint(ep.clone());
+        }
+        Ok(cfg)
+    }
+
+    /// Connects with `cfg`, retrying a few times (a loaded server may time a handshake out).
+    pub async fn connect(&self, cfg: ClientConfig) -> anyhow::Result<(Client, Events)> {
+        let mut last = None;
+        for attempt in 0..CONNECT_ATTEMPTS {
+            match Client::connect(cfg.clone()).await {
+                Ok(ce) => return Ok(ce),
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+        }
+        bail!("cannot connect after {CONNECT_ATTEMPTS} attempts: {}", last.map(|e| e.to_string()).unwrap_or_default())
+    }
+
+    /// Connects every user; `on_progress` after each. In user order.
+    pub async fn connect_all(
+        &self,
+        users: usize,
+        on_progress: impl Fn(),
+    ) -> anyhow::Result<(Vec<Arc<Slot>>, Vec<Events>)> {
+        let mut done: Vec<Option<(Client, Events)>> = (0..users).map(|_| None).collect();
+        let mut attempts = futures_util::stream::iter(0..users)
+            .map(|u| async move {
+                let cfg = self.config(u)?;
+                let r = self.connect(cfg).await.with_context(|| format!("user {u}"));
+                anyhow::Ok((u, r?))
+            })
+            .buffer_unordered(CONNECT_CONCURRENCY);
+        while let Some(r) = attempts.next().await {
+            let (u, ce) = r?;
+            done[u] = Some(ce);
+            on_progress();
+        }
+        let (slots, events) = done
+            .into_iter()
+            .map(|ce| ce.expect("every user connected"))
+            .map(|(c, e)| (Arc::new(Slot(RwLock::new(c))), e))
+            .unzip();
+        Ok((slots, events))
+    }
+}
+
+/// Creates the plan's conversations (each by its first member); their ids in plan order.
+pub async fn create_conversations(
+    plan: &Plan,
+    slots: &[Arc<Slot>],
+    connector: &Connector,
+    on_progress: impl Fn(),
+) -> anyhow::Result<Vec<u64>> {
+    let mut ids = vec![0u64; plan.convs.len()];
+    let mut creates = futures_util::stream::iter(plan.convs.iter().enumerate())
+        .map(|(i, c)| async move {
+            let creator = slots[c.members[0]].get();
+            let others: Vec<String> = c.members[1..].iter().map(|&u| connector.user_id(u)).collect();
+            let (kind, title) = match c.kind {
+                Kind::Private => (v1::ConversationKind::Private, String::new()),
+                Kind::Group => (v1::ConversationKind::Group, format!("load group {i}")),
+            };
+            let ok = creator
+                .create_conversation(kind, title, "", others)
+                .await
+                .with_context(|| format!("creating conversation {i} ({} members)", c.members.len()))?;
+            let id = ok.summary.and_then(|s| s.conversation).map(|c| c.id).context("creation reply without an id")?;
+            anyhow::Ok((i, id))
+        })
+        .buffer_unordered(CREATE_CONCURRENCY);
+    while let Some(r) = creates.next().await {
+        let (i, id) = r?;
+        ids[i] = id;
+        on_progress();
+    }
+    Ok(ids)
+}

@@ -1,0 +1,242 @@
+//! The server under test: a `chatd` we start (release build next to this
+//! executable, fresh data directory, the limits the scenario needs) or one
+//! already running. For ours: CPU seconds and RSS from `/proc`, SIGTERM at the end.
+
+use crate::scenario::Limits;
+use anyhow::{Context, bail};
+use serde::Serialize;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a started server may take to print its address and hash.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a stopped server may take to exit before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ, 100 on Linux).
+const CLK_TCK: f64 = 100.0;
+
+/// Where to reach the server and how to authenticate.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// UDP address.
+    pub addr: SocketAddr,
+    /// Pinned certificate hash (hex).
+    pub cert_hash: String,
+    /// HS256 secret for minting tokens.
+    pub token_secret: String,
+}
+
+/// What the report says about the server.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerInfo {
+    /// "spawned" or "external".
+    pub mode: &'static str,
+    /// Its address.
+    pub addr: String,
+    /// Shards asked for (spawned; 0 = one per core).
+    pub shards: Option<usize>,
+    /// Environment overrides given to it.
+    pub env: Vec<String>,
+    /// Where its log (stderr) went.
+    pub log: Option<String>,
+}
+
+/// A `chatd` this process started.
+pub struct Spawned {
+    child: Child,
+    _data: tempfile::TempDir,
+    /// Where it listens, its hash, the dev secret.
+    pub target: Target,
+    /// For the report.
+    pub info: ServerInfo,
+}
+
+/// Resource use read from `/proc/<pid>`.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Usage {
+    /// User + system CPU seconds so far.
+    pub cpu_seconds: f64,
+    /// Current resident set, bytes.
+    pub rss_bytes: u64,
+    /// Peak resident set, bytes.
+    pub peak_rss_bytes: u64,
+}
+
+/// The `chatd` next to this executable, or an error with the command that builds it.
+pub fn find_chatd(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p);
+    }
+    let exe = std::env::current_exe().context("cannot locate the loadgen executable")?;
+    let chatd = exe.parent().map(|d| d.join("chatd")).context("the loadgen executable has no directory")?;
+    if !chatd.is_file() {
+        bail!(
+            "{} not found; build it with:\n    cargo build --release -p chat-server -p loadgen --bin chatd --bin loadgen\n\
+             and run target/release/loadgen (or pass --chatd PATH, or --server ADDR for a running server)",
+            chatd.display()
+        );
+    }
+    Ok(chatd)
+}
+
+/// A free UDP port on loopback (bound, read, released).
+fn free_udp_port() -> anyhow::Result<u16> {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").context("cannot bind a UDP socket on loopback")?;
+    Ok(s.local_addr()?.port())
+}
+
+impl Spawned {
+    /// Starts `chatd serve` on a free loopback port with a fresh data directory.
+    pub fn start(chatd: &std::path::Path, shards: usize, limits: &Limits) -> anyhow::Result<Self> {
+        let data = tempfile::Builder::new().prefix("loadgen-chatd-").tempdir()?;
+        let log_path = std::env::temp_dir().join("loadgen-chatd.log");
+        let log = std::fs::File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
+        let addr: SocketAddr = ([127, 0, 0, 1], free_udp_port()?).into();
+        let mut env =
+            vec![format!("CHAT_LIMITS__CONNECTIONS_PER_MINUTE_PER_IP={}", limits.connections_per_minute_per_ip)];
+        if let Some(m) = limits.messages_per_minute {
+            env.push(format!("CHAT_LIMITS__MESSAGES_PER_MINUTE={m}"));
+        }
+        let mut cmd = Command::new(chatd);
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--shards")
+            .arg(shards.to_string())
+            .arg("--data-dir")
+            .arg(data.path())
+            .env_remove("CHAT_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        for kv in &env {
+            let (k, v) = kv.split_once('=').expect("KEY=VALUE");
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().with_context(|| format!("cannot start {}", chatd.display()))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        // Read its banner on a thread (bounded by START_TIMEOUT), then keep draining.
+        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.try_send(line).is_err() {
+                    // Nobody listens any more: keep reading so the pipe never fills.
+                }
+            }
+        });
+        let deadline = Instant::now() + START_TIMEOUT;
+        let (mut listening, mut hash) = (false, None);
+        while !(listening && hash.is_some()) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(l) => l,
+                Err(_) => {
+                    let status = child.try_wait().ok().flatten();
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    match status {
+                        Some(st) => bail!("chatd exited ({st}) before it listened; its log: {}", log_path.display()),
+                        None => bail!(
+                            "chatd did not print its address and certificate hash within {START_TIMEOUT:?}; its log: {}",
+                            log_path.display()
+                        ),
+                    }
+                }
+            };
+            if line.starts_with("chatd listening on") {
+                listening = true;
+            } else if let Some(rest) = line.strip_prefix("certificate sha256: ") {
+                hash = rest.split_whitespace().next().map(str::to_string);
+            }
+        }
+        let target = Target {
+            addr,
+            cert_hash: hash.unwrap_or_default(),
+            token_secret: chat_server::config::DEV_SECRET.to_string(),
+        };
+        let info = ServerInfo {
+            mode: "spawned",
+            addr: addr.to_string(),
+            shards: Some(shards),
+            env,
+            log: Some(log_path.display().to_string()),
+        };
+        Ok(Self { child, _data: data, target, info })
+    }
+
+    /// CPU and memory so far.
+    pub fn usage(&self) -> Usage {
+        usage(self.child.id()).unwrap_or_default()
+    }
+
+    /// SIGTERM, wait (killed after a timeout); the usage just before.
+    pub fn stop(mut self) -> Usage {
+        let u = self.usage();
+        let pid = self.child.id().to_string();
+        let termed = Command::new("kill").args(["-TERM", &pid]).status().is_ok_and(|s| s.success());
+        if !termed {
+            let _ = self.child.kill();
+        }
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                _ => {
+                    eprintln!("chatd did not stop within {STOP_TIMEOUT:?}; killing it");
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break;
+                }
+            }
+        }
+        u
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        // Never leave a server behind (error paths): no-op once it exited.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Reads `/proc/<pid>/stat` (utime, stime) and `/proc/<pid>/status` (VmRSS, VmHWM).
+pub fn usage(pid: u32) -> Option<Usage> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb = |key: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Some(Usage {
+        cpu_seconds: (utime + stime) / CLK_TCK,
+        rss_bytes: kb("VmRSS:") * 1024,
+        peak_rss_bytes: kb("VmHWM:") * 1024,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_own_usage() {
+        let u = super::usage(std::process::id()).expect("/proc is readable");
+        assert!(u.rss_bytes > 0 && u.peak_rss_bytes >= u.rss_bytes);
+    }
+}
