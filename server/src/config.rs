@@ -190,6 +190,10 @@ impl Default for SessionConfig {
     }
 }
 
+/// `CHAT_*` variables that are not configuration keys: `CHAT_LOG` (the log
+/// filter) and `CHAT_CONFIG` (the file to read).
+const ENV_NOT_CONFIG: &[&str] = &["log", "config"];
+
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -209,7 +213,7 @@ impl Config {
         if let Some(f) = file {
             fig = fig.merge(Toml::file_exact(f));
         }
-        fig = fig.merge(Env::prefixed("CHAT_").split("__"));
+        fig = fig.merge(Env::prefixed("CHAT_").ignore(ENV_NOT_CONFIG).split("__"));
         let cfg: Config = fig.extract().map_err(Box::new)?;
         cfg.check()?;
         Ok(cfg)
