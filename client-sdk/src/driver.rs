@@ -539,6 +539,11 @@ impl Driver {
                 }
             }
             push::Event::Receipt(r) => self.emit(Event::Receipt(r)).await,
+            push::Event::Receipts(batch) => {
+                for r in batch.receipts {
+                    self.emit(Event::Receipt(r)).await;
+                }
+            }
             push::Event::Typing(t) => self.emit(Event::Typing(t)).await,
             push::Event::Presence(pr) => self.emit(Event::Presence(pr)).await,
             push::Event::Membership(m) => self.emit(Event::Membership(m)).await,

@@ -134,6 +134,8 @@ const RECENT_IDS: usize = 4096;
 /// Ticks with nothing to do after which an actor stops (5 minutes); the next
 /// message for its conversation starts a new one from the store.
 const IDLE_TICKS: u32 = 3000;
+/// Delivered watermarks are stored every this many ticks (1 s).
+const WATERMARK_FLUSH_TICKS: u32 = 10;
 /// How often receipt changes are flushed to subscribers.
 const RECEIPT_FLUSH: Duration = Duration::from_millis(100);
 
@@ -226,6 +228,8 @@ struct Actor {
     failing_until: Option<Instant>,
     /// Ticks with nothing to do; the actor stops after enough of them.
     idle_ticks: u32,
+    /// Ticks so far.
+    ticks: u32,
 }
 
 type Commit = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), crate::store::StoreError>>>>;
@@ -253,6 +257,7 @@ impl Actor {
             undelivered: VecDeque::new(),
             failing_until: None,
             idle_ticks: 0,
+            ticks: 0,
         }
     }
 
@@ -348,12 +353,15 @@ impl Actor {
                 }
             }
             ConvMsg::Receipt { user, kind, seq, reply } => match (self.on_receipt(&user, kind, seq), reply) {
-                (Ok(true), Some(r)) => {
+                // A read receipt is answered once it is durable (an unread
+                // count read right after must agree); group-committed.
+                (Ok(true), Some(r)) if kind == ReceiptKind::Read => {
                     self.watermark_waiters.push(r);
                     self.flush_watermarks();
                 }
-                (Ok(true), None) => self.flush_watermarks(),
-                (Ok(false), r) => drop(r.map(|r| r.send(Ok(())))),
+                // Delivered watermarks move constantly (every device acks what
+                // it got): kept in memory, pushed on the tick, stored each second.
+                (Ok(_), r) => drop(r.map(|r| r.send(Ok(())))),
                 (Err(e), r) => drop(r.map(|r| r.send(Err(e)))),
             },
             ConvMsg::Presence { user, online, version } => {
@@ -513,13 +521,11 @@ impl Actor {
         match res {
             Ok(()) => {
                 self.committed += batch.len() as u64;
-                let mut senders: HashMap<String, u64> = HashMap::new();
                 for p in batch {
-                    // Writing is reading: the sender's read watermark follows their message.
+                    // Writing is reading (the store moved it in the append too).
                     if let Some(m) = self.members.get_mut(p.msg.sender_id.as_str()) {
                         m.read_seq = m.read_seq.max(p.msg.seq);
                         m.delivered_seq = m.delivered_seq.max(p.msg.seq);
-                        senders.insert(p.msg.sender_id.clone(), p.msg.seq);
                     }
                     let ok = v1::SendMessageOk {
                         conversation_id: p.msg.conversation_id,
@@ -538,17 +544,6 @@ impl Actor {
                 if let Some(frames) = frames {
                     self.fanout(Fanout::Messages(frames));
                 }
-                // Watermarks only move forward, so these writes need no ordering
-                // and the next commit need not wait for them.
-                let (store, conv) = (self.ctx.shared.store.clone(), self.id());
-                tokio::task::spawn_local(async move {
-                    let writes = senders.iter().map(|(user, &seq)| store.advance_watermarks(conv, user, seq, seq));
-                    for r in futures_util::future::join_all(writes).await {
-                        if let Err(e) = r {
-                            tracing::warn!(conv, error = %e, "sender watermark not stored");
-                        }
-                    }
-                });
             }
             Err(e) => {
                 tracing::error!(conv = self.id(), error = %e, "append failed");
@@ -600,15 +595,25 @@ impl Actor {
             self.typing.remove(&u);
             self.push_typing(&u, false);
         }
-        // Receipts, coalesced: one push per member and kind per tick.
-        for ((user, kind), seq) in std::mem::take(&mut self.receipts) {
-            let ev = push::Event::Receipt(v1::ReceiptEvent {
-                conversation_id: self.id(),
-                user_id: user.to_string(),
-                kind,
-                seq,
-            });
+        // Receipts, coalesced: everything that moved this tick in one push.
+        if !self.receipts.is_empty() {
+            let conv = self.id();
+            let mut receipts: Vec<v1::ReceiptEvent> = std::mem::take(&mut self.receipts)
+                .into_iter()
+                .map(|((user, kind), seq)| v1::ReceiptEvent {
+                    conversation_id: conv,
+                    user_id: user.to_string(),
+                    kind,
+                    seq,
+                })
+                .collect();
+            receipts.sort_by(|a, b| (&a.user_id, a.kind).cmp(&(&b.user_id, b.kind)));
+            let ev = push::Event::Receipts(v1::ReceiptBatch { conversation_id: conv, receipts });
             self.fanout(Fanout::Ephemeral { frame: frames::push(ev), datagram: None, skip_user: None });
+        }
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.ticks % WATERMARK_FLUSH_TICKS == 0 {
+            self.flush_watermarks();
         }
         self.flush_watermarks();
         for _ in 0..self.undelivered.len() {

@@ -57,6 +57,7 @@ macro_rules! conformance_tests {
             update_conversation_replaces,
             member_indexes_in_step,
             watermarks_only_move_forward,
+            append_moves_sender_watermarks,
             support_queue_follows_state,
             users_upsert_and_get,
             epoch_per_store,
@@ -526,6 +527,31 @@ pub async fn member_indexes_in_step<F: ConformanceFactory>(factory: &mut F) {
     store.remove_member(81, "bob").await.expect("remove again");
     store.remove_member(999, "nobody").await.expect("remove unknown");
     assert_eq!(store.members(999).await.expect("members"), vec![]);
+}
+
+/// An append moves its senders' watermarks to their last message, never back,
+/// and touches nobody else (nor non-members, nor system lines).
+pub async fn append_moves_sender_watermarks<F: ConformanceFactory>(factory: &mut F) {
+    let store = factory.fresh().await;
+    store.create_conversation(&group(95), &[member(95, "alice"), member(95, "bob")]).await.expect("create");
+    let by = |seq: u64, sender: &str| NewMessage { sender_id: sender.into(), ..msg(95, seq) };
+    append_ok(&store, vec![by(1, "alice"), by(2, "bob"), by(3, "alice")]).await;
+    let marks = |user: &'static str| {
+        let store = &store;
+        async move {
+            let m = store.member(95, user).await.expect("member").expect("is a member");
+            (m.delivered_seq, m.read_seq)
+        }
+    };
+    assert_eq!(marks("alice").await, (3, 3));
+    assert_eq!(marks("bob").await, (2, 2));
+    store.advance_watermarks(95, "bob", 9, 9).await.expect("advance");
+    append_ok(&store, vec![by(4, "bob")]).await;
+    assert_eq!(marks("bob").await, (9, 9), "never back");
+    let system = NewMessage { sender_id: "alice".into(), client_msg_id: String::new(), ..msg(95, 5) };
+    append_ok(&store, vec![system, by(6, "mallory")]).await;
+    assert_eq!(marks("alice").await, (3, 3), "a system line is nobody's read");
+    assert_eq!(store.member(95, "mallory").await.expect("member"), None, "no membership appears");
 }
 
 /// Watermarks only move forward; 0 leaves one as is; non-members are ignored.

@@ -472,6 +472,7 @@ impl<'t> Tables<'t> {
                 return Ok(Err(StoreError::SeqTaken { conversation_id: m.conversation_id, seq: m.seq }));
             }
         }
+        let mut senders: std::collections::HashMap<(u64, &str), u64> = std::collections::HashMap::new();
         for m in msgs {
             self.messages.insert((m.conversation_id, m.seq), m.encoded.as_ref())?;
             if !m.client_msg_id.is_empty() {
@@ -479,6 +480,15 @@ impl<'t> Tables<'t> {
                 if self.idempotency.get(key)?.is_none() {
                     self.idempotency.insert(key, m.seq)?;
                 }
+                let top = senders.entry((m.conversation_id, m.sender_id.as_str())).or_insert(0);
+                *top = (*top).max(m.seq);
+            }
+        }
+        // Writing is reading: the sender's watermarks follow their message, in
+        // the same transaction. A damaged member record does not fail the append.
+        for ((conv, sender), seq) in senders {
+            if let Ok(Err(e)) = self.advance_watermarks(conv, sender, seq, seq) {
+                tracing::warn!(conv, error = %e, "sender watermark not moved");
             }
         }
         Ok(Ok(Done::Unit))

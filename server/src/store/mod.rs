@@ -191,8 +191,10 @@ pub trait MessageStore: Send + Sync + 'static {
     fn epoch(&self) -> &str;
 
     /// Appends sequenced messages and their idempotency records, durably, in
-    /// one commit. Fails with [`StoreError::SeqTaken`] (writing nothing of the
-    /// call) if any `(conversation, seq)` exists.
+    /// one commit, and moves each sender's delivered and read watermarks up to
+    /// their message (writing is reading; only for messages with a client
+    /// message id, i.e. users' messages). Fails with [`StoreError::SeqTaken`]
+    /// (writing nothing of the call) if any `(conversation, seq)` exists.
     async fn append(&self, msgs: Vec<NewMessage>) -> StoreResult<()>;
 
     /// The seq stored for `(conversation, sender, client_msg_id)`, if any.
