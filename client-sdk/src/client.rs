@@ -206,7 +206,7 @@ impl Client {
     /// Tells the server this device received messages up to `seq` (the SDK
     /// already does this by itself for what it surfaces).
     pub async fn mark_delivered(&self, conversation_id: u64, seq: u64) -> Result<(), ClientError> {
-        self.request(Body::MarkDelivered(v1::MarkDelivered { conversation_id, seq })).await.map(drop)
+        self.request(Body::MarkDelivered(v1::MarkDelivered { conversation_id, seq, more: vec![] })).await.map(drop)
     }
 
     /// Starts or stops the typing indicator.

@@ -17,6 +17,16 @@ use tokio::time::MissedTickBehavior;
 
 /// How often delivered receipts are flushed and deadlines checked.
 const TICK: Duration = Duration::from_millis(100);
+/// Delivered receipts go out every this many ticks (200 ms), all conversations in one command.
+const RECEIPT_TICKS: u32 = 2;
+
+/// One `MarkDelivered` carrying every conversation's new delivered seq.
+fn delivered_command(receipts: Vec<(u64, u64)>) -> Option<command::Body> {
+    let mut it = receipts.into_iter();
+    let (conversation_id, seq) = it.next()?;
+    let more = it.map(|(conversation_id, seq)| v1::Cursor { conversation_id, seq }).collect();
+    Some(command::Body::MarkDelivered(v1::MarkDelivered { conversation_id, seq, more }))
+}
 /// Capacity of the channel from the reader tasks.
 const INBOUND: usize = 256;
 /// Messages per history page when filling a hole.
@@ -110,6 +120,8 @@ pub(crate) struct Driver {
     deferred: Deferred<(command::Body, ReplyTx)>,
     attempt: u32,
     retry_after: Option<Duration>,
+    /// Ticks so far (receipts go out every few).
+    ticks: u32,
 }
 
 impl Driver {
@@ -133,6 +145,7 @@ impl Driver {
             deferred: Deferred::new(),
             attempt: 0,
             retry_after: None,
+            ticks: 0,
         }
     }
 
@@ -367,12 +380,9 @@ impl Driver {
 
     async fn close_session(&mut self, s: &mut Session, why: &str) {
         // Last delivered receipts, best effort.
-        for (conversation_id, seq) in self.delivery.take_receipts() {
+        if let Some(body) = delivered_command(self.delivery.take_receipts()) {
             let id = self.inflight.next_id();
-            let body = command::Body::MarkDelivered(v1::MarkDelivered { conversation_id, seq });
-            if self.write(s, id, body).await.is_err() {
-                break;
-            }
+            let _ = self.write(s, id, body).await;
         }
         s.conn.close(0, why).await;
         self.shutdown(&ClientError::Closed);
@@ -448,10 +458,13 @@ impl Driver {
         for (_, tx) in self.deferred.expired(now) {
             let _ = tx.send(Err(ClientError::Timeout));
         }
-        for (conversation_id, seq) in self.delivery.take_receipts() {
+        self.ticks = self.ticks.wrapping_add(1);
+        if self.ticks % RECEIPT_TICKS == 0
+            && let Some(body) = delivered_command(self.delivery.take_receipts())
+        {
             let id = self.inflight.next_id();
             self.inflight.insert(id, Waiter::Receipt, now + self.cfg.request_timeout);
-            self.write(s, id, command::Body::MarkDelivered(v1::MarkDelivered { conversation_id, seq })).await?;
+            self.write(s, id, body).await?;
         }
         self.sync_shared();
         Ok(())

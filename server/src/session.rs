@@ -601,7 +601,19 @@ impl Session {
             B::ArchiveConversation(a) => self.admin(a.conversation_id, AdminOp::Archive(!a.unarchive)).await,
             B::MarkRead(m) => self.receipt(m.conversation_id, ReceiptKind::Read, m.seq).await.and_then(|_| ok()),
             B::MarkDelivered(m) => {
-                self.receipt(m.conversation_id, ReceiptKind::Delivered, m.seq).await.and_then(|_| ok())
+                // One command may carry many conversations; a failed one (not a
+                // member any more) does not stop the others.
+                let first = (m.conversation_id != 0).then_some(v1::Cursor { conversation_id: m.conversation_id, seq: m.seq });
+                if m.more.len() > self.ctx.shared.limits.max_ids_per_request {
+                    return Err(err(ErrorCode::InvalidArgument, "too many cursors in one MarkDelivered"));
+                }
+                let mut failed = None;
+                for c in first.into_iter().chain(m.more) {
+                    if let Err(e) = self.receipt(c.conversation_id, ReceiptKind::Delivered, c.seq).await {
+                        failed = Some(e);
+                    }
+                }
+                failed.map_or_else(ok, Err)
             }
             B::SetTyping(_) => unreachable!("typing is forwarded in dispatch"),
             B::Ping(_) => Ok(reply::Result::Pong(v1::Pong {
