@@ -258,11 +258,6 @@ async fn connect_inner(cfg: &ClientConfig, hello: &ClientFrame) -> Result<Establ
             let mut client = quinn::ClientConfig::new(Arc::new(crypto));
             let mut transport = quinn::TransportConfig::default();
             transport.keep_alive_interval(Some(KEEP_ALIVE));
-            // Acknowledge every 10th packet (or after the max ACK delay): fewer
-            // ACKs for both ends under a stream of pushes; the server asks the same.
-            let mut ack = quinn::AckFrequencyConfig::default();
-            ack.ack_eliciting_threshold(10u32.into());
-            transport.ack_frequency_config(Some(ack));
             transport.max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
             client.transport_config(Arc::new(transport));
             let endpoint = match &cfg.quic_endpoint {

@@ -140,21 +140,10 @@ pub fn quinn_server_config(id: &Identity, session: &SessionConfig) -> anyhow::Re
         .max_idle_timeout(Some(Duration::from_millis(session.idle_timeout_ms).try_into()?))
         .max_concurrent_uni_streams(8u32.into())
         .max_concurrent_bidi_streams(16u32.into())
-        .datagram_receive_buffer_size(Some(64 * 1024))
-        // Ask peers that support it (quinn clients) to acknowledge every 10th
-        // packet or after their max ACK delay, not every other one: at tens of
-        // thousands of pushes a second, ACKs were a large share of all packets.
-        .ack_frequency_config(Some(ack_frequency()));
+        .datagram_receive_buffer_size(Some(64 * 1024));
     server.transport_config(Arc::new(transport));
     server.migration(false);
     Ok(server)
-}
-
-/// The ACK frequency both ends request of each other.
-pub fn ack_frequency() -> quinn::AckFrequencyConfig {
-    let mut a = quinn::AckFrequencyConfig::default();
-    a.ack_eliciting_threshold(10u32.into());
-    a
 }
 
 #[cfg(test)]
