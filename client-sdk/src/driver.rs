@@ -59,7 +59,6 @@ enum Waiter {
     User(ReplyTx),
     Send(u64),
     Fetch(u64),
-    Receipt,
 }
 
 /// How a session ended.
@@ -381,8 +380,7 @@ impl Driver {
     async fn close_session(&mut self, s: &mut Session, why: &str) {
         // Last delivered receipts, best effort.
         if let Some(body) = delivered_command(self.delivery.take_receipts()) {
-            let id = self.inflight.next_id();
-            let _ = self.write(s, id, body).await;
+            let _ = self.write(s, 0, body).await;
         }
         s.conn.close(0, why).await;
         self.shutdown(&ClientError::Closed);
@@ -452,7 +450,7 @@ impl Driver {
                     let _ = tx.send(Err(ClientError::Timeout));
                 }
                 Waiter::Fetch(conv) => self.delivery.on_fetch_failed(conv),
-                Waiter::Send(_) | Waiter::Receipt => {}
+                Waiter::Send(_) => {}
             }
         }
         for (_, tx) in self.deferred.expired(now) {
@@ -462,9 +460,8 @@ impl Driver {
         if self.ticks % RECEIPT_TICKS == 0
             && let Some(body) = delivered_command(self.delivery.take_receipts())
         {
-            let id = self.inflight.next_id();
-            self.inflight.insert(id, Waiter::Receipt, now + self.cfg.request_timeout);
-            self.write(s, id, body).await?;
+            // Id 0: no reply wanted; a refused receipt changes nothing for the app.
+            self.write(s, 0, body).await?;
         }
         self.sync_shared();
         Ok(())
@@ -518,11 +515,6 @@ impl Driver {
                     self.delivery.on_fetch_failed(conv);
                 }
             },
-            Waiter::Receipt => {
-                if let Some(reply::Result::Error(e)) = &r.result {
-                    tracing::debug!(error = %WireError::from_proto(e), "delivered receipt refused");
-                }
-            }
         }
         Ok(())
     }

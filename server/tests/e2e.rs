@@ -623,6 +623,8 @@ async fn malformed_and_oversize_frames_get_precise_errors() {
     bad.extend_from_slice(&frame);
     r.send.write_all(&bad).await.unwrap();
     assert_eq!(error_of(&r.reply().await), (12, ErrorCode::InvalidArgument));
+    // Id 0 asks for no reply: the next reply on the stream is the one for 13.
+    r.send.write_all(&raw::command(0, v1::command::Body::Ping(v1::Ping {}))).await.unwrap();
     // After all that, the connection still works.
     r.send.write_all(&raw::command(13, v1::command::Body::Ping(v1::Ping {}))).await.unwrap();
     let pong = r.reply().await;
