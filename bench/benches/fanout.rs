@@ -11,12 +11,11 @@ use chat_server::frames::message_push;
 use chat_server::session::{SessionHandle, SessionMsg};
 use chat_server::shard::{Fanout, LocalSessions};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use std::cell::{Cell, RefCell};
 use std::hint::black_box;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
 const CONV: u64 = 42;
 /// Inbox capacity, and the most deliveries timed between two drains.
@@ -27,15 +26,7 @@ fn subscribers(n: usize) -> (LocalSessions, Vec<mpsc::Receiver<SessionMsg>>) {
     let mut inboxes = Vec::with_capacity(n);
     for id in 0..n as u64 {
         let (tx, rx) = mpsc::channel(INBOX);
-        let handle = Rc::new(SessionHandle {
-            id,
-            user: Arc::from(format!("user-{id}")),
-            tx,
-            attached: RefCell::default(),
-            lagged: RefCell::default(),
-            lost_user_event: Cell::new(false),
-            wake: Notify::new(),
-        });
+        let handle = Rc::new(SessionHandle::new(id, Arc::from(format!("user-{id}")), tx));
         sessions.add_user(&handle);
         sessions.subscribe(CONV, &handle);
         inboxes.push(rx);

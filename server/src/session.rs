@@ -63,6 +63,20 @@ pub struct SessionHandle {
 }
 
 impl SessionHandle {
+    /// A session's handle with its inbox; subscribed to nothing yet.
+    pub fn new(id: u64, user: Arc<str>, tx: mpsc::Sender<SessionMsg>) -> Self {
+        Self {
+            id,
+            user,
+            tx,
+            attached: RefCell::default(),
+            lagged: RefCell::default(),
+            lost_user_event: Cell::new(false),
+            revoked: RefCell::default(),
+            wake: Notify::new(),
+        }
+    }
+
     /// Hands a fan-out to the session; stored messages are never dropped
     /// silently: a full inbox marks the conversation for a store fill.
     pub fn deliver(&self, conv: ConvId, f: &Fanout) {
@@ -122,16 +136,7 @@ pub async fn run(ctx: Rc<ShardCtx>, conn: Conn, conn_limited: Option<Duration>) 
     };
     let id = ctx.shared.next_session_id();
     let (tx, rx) = mpsc::channel(ctx.shared.cfg.session.outbound_queue);
-    let handle = Rc::new(SessionHandle {
-        id,
-        user: Arc::from(ident.user_id.as_str()),
-        tx,
-        attached: RefCell::new(HashSet::new()),
-        lagged: RefCell::new(HashSet::new()),
-        lost_user_event: Cell::new(false),
-        revoked: RefCell::new(HashSet::new()),
-        wake: Notify::new(),
-    });
+    let handle = Rc::new(SessionHandle::new(id, Arc::from(ident.user_id.as_str()), tx));
     let caller = Caller { user: handle.user.clone(), role: ident.role };
     let s = Rc::new(Session {
         ctx: ctx.clone(),
