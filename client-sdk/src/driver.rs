@@ -459,7 +459,7 @@ impl Driver {
             let _ = tx.send(Err(ClientError::Timeout));
         }
         self.ticks = self.ticks.wrapping_add(1);
-        if self.ticks % RECEIPT_TICKS == 0
+        if self.ticks.is_multiple_of(RECEIPT_TICKS)
             && let Some(body) = delivered_command(self.delivery.take_receipts())
         {
             let id = self.inflight.next_id();

@@ -612,7 +612,7 @@ impl Actor {
             self.fanout(Fanout::Ephemeral { frame: frames::push(ev), datagram: None, skip_user: None });
         }
         self.ticks = self.ticks.wrapping_add(1);
-        if self.ticks % WATERMARK_FLUSH_TICKS == 0 {
+        if self.ticks.is_multiple_of(WATERMARK_FLUSH_TICKS) {
             self.flush_watermarks();
         }
         self.flush_watermarks();

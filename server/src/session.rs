@@ -603,7 +603,8 @@ impl Session {
             B::MarkDelivered(m) => {
                 // One command may carry many conversations; a failed one (not a
                 // member any more) does not stop the others.
-                let first = (m.conversation_id != 0).then_some(v1::Cursor { conversation_id: m.conversation_id, seq: m.seq });
+                let first =
+                    (m.conversation_id != 0).then_some(v1::Cursor { conversation_id: m.conversation_id, seq: m.seq });
                 if m.more.len() > self.ctx.shared.limits.max_ids_per_request {
                     return Err(err(ErrorCode::InvalidArgument, "too many cursors in one MarkDelivered"));
                 }
