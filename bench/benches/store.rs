@@ -1,4 +1,4 @@
-//! The embedded store (redb) with fsync on, in a temporary directory:
+//! The embedded store (fjall) with fsync on, in a temporary directory:
 //! - `store_append`: one `append` of a batch of 1, 16, 256 or 1,024 messages
 //!   (~200 bytes each) = one fsync'd commit; throughput in messages;
 //! - `store_group_commit`: 64 concurrent appends of one message each (64

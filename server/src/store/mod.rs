@@ -16,7 +16,7 @@
 //! (fsync'd, or replicated at the configured consistency). Backends batch
 //! concurrent appends into one commit (group commit).
 //!
-//! Backends: [`embedded`] (the default, a local redb database). The ScyllaDB
+//! Backends: [`embedded`] (the default, a local fjall LSM database). The ScyllaDB
 //! backend lands with the scale-out issue. [`conformance`] holds the tests every
 //! backend must pass.
 
