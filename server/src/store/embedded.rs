@@ -390,7 +390,8 @@ impl EmbeddedStore {
         let db = Arc::new(db);
         let shared = Arc::new(Shared::default());
         let (tx, rx) = mpsc::channel(cfg.queue.max(1));
-        let writer = Writer { db: Arc::clone(&db), rx, shared: Arc::clone(&shared), fsync: cfg.fsync };
+        let writer =
+            Writer { db: Arc::clone(&db), rx, shared: Arc::clone(&shared), fsync: cfg.fsync, heads: HashMap::new() };
         let max_batch = cfg.max_batch.max(1);
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
@@ -505,7 +506,15 @@ struct Writer {
     rx: mpsc::Receiver<Request>,
     shared: Arc<Shared>,
     fsync: bool,
+    /// The highest seq stored or staged per conversation, for the conversations
+    /// this writer has appended to: a seq above it is free without a lookup
+    /// (owners append in order, so that is every append). Cleared when a
+    /// commit fails or it grows past [`MAX_HEADS`].
+    heads: HashMap<u64, u64>,
 }
+
+/// Conversations whose head the writer remembers at most.
+const MAX_HEADS: usize = 1 << 20;
 
 impl Writer {
     fn run(mut self, max_batch: usize) {
@@ -554,12 +563,26 @@ impl Writer {
         }
         let mut group = WriteSet::new();
         let mut results = Vec::with_capacity(batch.len());
+        if self.heads.len() > MAX_HEADS {
+            self.heads.clear();
+        }
         for (op, _) in batch.iter() {
-            let mut txn = Txn { db: &self.db, group: &group, local: WriteSet::new(), op: op.name() };
+            let mut txn = Txn {
+                db: &self.db,
+                group: &group,
+                local: WriteSet::new(),
+                op: op.name(),
+                heads: &self.heads,
+                new_heads: Vec::new(),
+            };
             let result = txn.apply(op);
             if result.is_ok() {
-                let local = txn.local;
+                let (local, new_heads) = (txn.local, txn.new_heads);
                 group.extend(local);
+                for (conv, seq) in new_heads {
+                    let h = self.heads.entry(conv).or_insert(0);
+                    *h = (*h).max(seq);
+                }
             }
             results.push(result);
         }
@@ -571,6 +594,8 @@ impl Writer {
                 _ => "write_batch",
             };
             tracing::error!(error = %e, size = batch.len(), "store: group commit failed");
+            // What was staged is not stored: forget the heads it moved.
+            self.heads.clear();
             let e = CommitFailed(Arc::new(e));
             for result in results.iter_mut().filter(|r| r.is_ok()) {
                 *result = Err(StoreError::Backend { op: name, source: Box::new(e.clone()) });
@@ -612,6 +637,10 @@ struct Txn<'a> {
     group: &'a WriteSet,
     local: WriteSet,
     op: &'static str,
+    /// The writer's known heads (see [`Writer::heads`]).
+    heads: &'a HashMap<u64, u64>,
+    /// Heads this request moves, applied if it succeeds.
+    new_heads: Vec<(u64, u64)>,
 }
 
 impl Txn<'_> {
@@ -622,6 +651,15 @@ impl Txn<'_> {
         }
         // Only this thread writes, and every commit is whole by now.
         self.db.ks(ks).get(key).map_err(backend(self.op))
+    }
+
+    /// The highest committed seq of a conversation (0 if none).
+    fn stored_head(&self, conversation_id: u64) -> StoreResult<u64> {
+        let range = key::pair(conversation_id, 0)..=key::pair(conversation_id, u64::MAX);
+        match self.db.ks(Ks::Messages).range(range).next_back() {
+            None => Ok(0),
+            Some(guard) => key::u64_at(Ks::Messages, &guard.key().map_err(backend(self.op))?, 16, 8),
+        }
     }
 
     fn put(&mut self, ks: Ks, key: &[u8], value: Slice) {
@@ -667,18 +705,29 @@ impl Txn<'_> {
         let mut seen = HashSet::with_capacity(msgs.len());
         for m in msgs {
             let key = key::pair(m.conversation_id, m.seq);
-            if !seen.insert(key) || self.get(Ks::Messages, &key)?.is_some() {
+            let above_head = self.heads.get(&m.conversation_id).is_some_and(|&head| m.seq > head);
+            if !seen.insert(key) || (!above_head && self.get(Ks::Messages, &key)?.is_some()) {
                 return Err(StoreError::SeqTaken { conversation_id: m.conversation_id, seq: m.seq });
             }
+        }
+        for m in msgs {
+            let known = self.heads.contains_key(&m.conversation_id)
+                || self.new_heads.iter().any(|(c, _)| *c == m.conversation_id);
+            if !known {
+                // First append to this conversation since start: learn its real head once.
+                let head = self.stored_head(m.conversation_id)?;
+                self.new_heads.push((m.conversation_id, head));
+            }
+            self.new_heads.push((m.conversation_id, m.seq));
         }
         let mut senders: HashMap<(u64, &str), u64> = HashMap::new();
         for m in msgs {
             self.put(Ks::Messages, &key::pair(m.conversation_id, m.seq), Slice::from(m.encoded.clone()));
             if !m.client_msg_id.is_empty() {
+                // The owner never sequences one client id twice (it looks it up
+                // first), so the record is written without reading it.
                 let key = key::idempotency(self.op, m.conversation_id, &m.sender_id, &m.client_msg_id)?;
-                if self.get(Ks::Idempotency, &key)?.is_none() {
-                    self.put(Ks::Idempotency, &key, Slice::from(&m.seq.to_be_bytes()[..]));
-                }
+                self.put(Ks::Idempotency, &key, Slice::from(&m.seq.to_be_bytes()[..]));
                 let top = senders.entry((m.conversation_id, m.sender_id.as_str())).or_insert(0);
                 *top = (*top).max(m.seq);
             }
@@ -948,6 +997,26 @@ mod tests {
 
     fn open(dir: &Path) -> EmbeddedStore {
         EmbeddedStore::open(dir, EmbeddedConfig::default()).expect("open")
+    }
+
+    #[tokio::test]
+    async fn seq_checks_hold_with_the_head_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store.append((1..=3).map(|s| message(7, s)).collect()).await.unwrap();
+        store.close();
+        drop(store);
+        // A new writer knows no head: it learns it from the store.
+        let store = open(dir.path());
+        let taken = |r: StoreResult<()>| matches!(r, Err(StoreError::SeqTaken { .. }));
+        assert!(taken(store.append(vec![message(7, 3)]).await), "below the head, after a reopen");
+        store.append(vec![message(7, 4)]).await.unwrap();
+        store.append(vec![message(7, 10)]).await.unwrap();
+        store.append(vec![message(7, 7)]).await.unwrap();
+        assert!(taken(store.append(vec![message(7, 7)]).await), "in a gap below the head, once filled");
+        assert!(taken(store.append(vec![message(7, 10)]).await), "the head itself");
+        assert!(taken(store.append(vec![message(7, 11), message(7, 11)]).await), "twice in one call");
+        assert_eq!(store.last_seq(7).await.unwrap(), 10);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -195,6 +195,9 @@ pub trait MessageStore: Send + Sync + 'static {
     /// their message (writing is reading; only for messages with a client
     /// message id, i.e. users' messages). Fails with [`StoreError::SeqTaken`]
     /// (writing nothing of the call) if any `(conversation, seq)` exists.
+    /// The owner never sequences one client message id twice (it calls
+    /// [`find_client_msg`](Self::find_client_msg) first), so the store records
+    /// the idempotency entry it is given without reading it back.
     async fn append(&self, msgs: Vec<NewMessage>) -> StoreResult<()>;
 
     /// The seq stored for `(conversation, sender, client_msg_id)`, if any.
