@@ -9,7 +9,7 @@
 use bench::encoded_message;
 use chat_server::frames::message_push;
 use chat_server::session::{SessionHandle, SessionMsg};
-use chat_server::shard::{Fanout, LocalSessions};
+use chat_server::shard::{Fanout, LocalSessions, Pushed};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::rc::Rc;
@@ -36,7 +36,7 @@ fn subscribers(n: usize) -> (LocalSessions, Vec<mpsc::Receiver<SessionMsg>>) {
 
 fn fanout(c: &mut Criterion) {
     let frame = message_push(&encoded_message(CONV, 1, 130));
-    let msgs = Fanout::Messages(Arc::from(vec![(1u64, frame)]));
+    let msgs = Fanout::Messages(Arc::from(vec![Pushed { seq: 1, frame, origin: 0 }]));
     let mut g = c.benchmark_group("fanout");
     g.sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
     for n in [10usize, 1_000, 10_000] {

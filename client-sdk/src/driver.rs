@@ -17,8 +17,22 @@ use tokio::time::MissedTickBehavior;
 
 /// How often delivered receipts are flushed and deadlines checked.
 const TICK: Duration = Duration::from_millis(100);
-/// Delivered receipts go out every this many ticks (200 ms), all conversations in one command.
-const RECEIPT_TICKS: u32 = 2;
+/// Delivered receipts go out every this many ticks (500 ms), all conversations in one command.
+const RECEIPT_TICKS: u32 = 5;
+
+/// The stored form of a message this client sent, from the send and its ack.
+fn own_message(user_id: &str, sent: &v1::SendMessage, ok: &v1::SendMessageOk) -> v1::Message {
+    v1::Message {
+        conversation_id: ok.conversation_id,
+        seq: ok.seq,
+        sender_id: user_id.to_string(),
+        client_msg_id: sent.client_msg_id.clone(),
+        body: sent.body.clone(),
+        server_time_ms: ok.server_time_ms,
+        reply_to: sent.reply_to,
+        kind: v1::MessageKind::User as i32,
+    }
+}
 
 /// One `MarkDelivered` carrying every conversation's new delivered seq.
 fn delivered_command(receipts: Vec<(u64, u64)>) -> Option<command::Body> {
@@ -105,6 +119,8 @@ struct Session {
     conn: Conn,
     tx: SendHalf,
     goodbye: Option<WireErrorOwned>,
+    /// Who this connection is signed in as (from the Welcome).
+    user_id: String,
 }
 
 /// The task behind every [`crate::Client`] handle.
@@ -331,7 +347,8 @@ impl Driver {
 
         let (itx, mut irx) = mpsc::channel(INBOUND);
         let readers = transport::spawn_readers(&conn, control_rx, itx);
-        let mut s = Session { conn, tx: control_tx, goodbye: None };
+        let user_id = welcome.user.as_ref().map(|u| u.id.clone()).unwrap_or_default();
+        let mut s = Session { conn, tx: control_tx, goodbye: None, user_id };
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
 
@@ -502,7 +519,15 @@ impl Driver {
                         Some(reply::Result::SendMessage(ok)) => Ok(ok),
                         other => Err(reply_result(other).err().unwrap_or_else(|| unexpected("send_message"))),
                     };
+                    // The server does not echo a message to the connection that
+                    // sent it: the ack carries all it adds to what we sent, so
+                    // the message takes its place in order from here.
+                    let own = result.as_ref().ok().map(|ok| own_message(&s.user_id, &entry.msg, ok));
                     let _ = entry.waiter.send(result);
+                    if let Some(m) = own {
+                        let step = self.delivery.on_message(m);
+                        self.apply(s, step).await?;
+                    }
                 }
             }
             Waiter::Fetch(conv) => match r.result {

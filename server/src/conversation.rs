@@ -11,7 +11,7 @@
 
 use crate::frames;
 use crate::server::ShardCtx;
-use crate::shard::{ConvId, Fanout, ShardMsg, UserEvent};
+use crate::shard::{ConvId, Fanout, Pushed, ShardMsg, UserEvent};
 use crate::store::{ConversationRecord, MemberRecord, MessageStore, NewMessage};
 use bytes::Bytes;
 use chat_protocol::WireError;
@@ -42,8 +42,10 @@ pub enum ConvMsg {
     Send {
         /// Sender.
         caller: Caller,
-        /// The validated request.
-        msg: v1::SendMessage,
+        /// The sending session (it gets no echo of the message).
+        origin: u64,
+        /// The validated request (boxed: it is most of the size of every mesh slot otherwise).
+        msg: Box<v1::SendMessage>,
         /// Answered once the message is durable.
         reply: Reply<v1::SendMessageOk>,
     },
@@ -134,10 +136,14 @@ const RECENT_IDS: usize = 4096;
 /// Ticks with nothing to do after which an actor stops (5 minutes); the next
 /// message for its conversation starts a new one from the store.
 const IDLE_TICKS: u32 = 3000;
+/// Receipts are pushed every this many ticks (500 ms): often enough for a
+/// person watching ticks turn, rarely enough that in a busy room receipts do
+/// not outnumber messages.
+const RECEIPT_PUSH_TICKS: u32 = 5;
 /// Delivered watermarks are stored every this many ticks (1 s).
 const WATERMARK_FLUSH_TICKS: u32 = 10;
-/// How often receipt changes are flushed to subscribers.
-const RECEIPT_FLUSH: Duration = Duration::from_millis(100);
+/// The actor's tick: typing expiry, receipt pushes, retries.
+const TICK: Duration = Duration::from_millis(100);
 
 /// Spawns the actor of `conv` on this shard and returns its inbox.
 pub fn spawn(ctx: Rc<ShardCtx>, conv: ConvId) -> mpsc::Sender<ConvMsg> {
@@ -198,6 +204,8 @@ async fn refuse_all(mut rx: mpsc::Receiver<ConvMsg>, err: WireError) {
 struct Pending {
     msg: v1::Message,
     replies: Vec<Reply<v1::SendMessageOk>>,
+    /// The session that sent it.
+    origin: u64,
 }
 
 struct Actor {
@@ -210,7 +218,7 @@ struct Actor {
     /// The batch being committed, with its seqs assigned.
     inflight: Vec<Pending>,
     /// The push frames of the in-flight batch.
-    inflight_frames: Option<Arc<[(u64, Bytes)]>>,
+    inflight_frames: Option<Arc<[Pushed]>>,
     recent: HashMap<(Arc<str>, String), u64>,
     recent_order: VecDeque<(Arc<str>, String)>,
     subscribers: Vec<bool>,
@@ -267,7 +275,7 @@ impl Actor {
 
     async fn run(mut self, mut rx: mpsc::Receiver<ConvMsg>, me: &mpsc::WeakSender<ConvMsg>) {
         let mut commit: Option<Commit> = None;
-        let mut tick = tokio::time::interval(RECEIPT_FLUSH);
+        let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if commit.is_none() && !self.pending.is_empty() {
@@ -327,7 +335,7 @@ impl Actor {
 
     async fn handle(&mut self, m: ConvMsg) {
         match m {
-            ConvMsg::Send { caller, msg, reply } => self.on_send(caller, msg, reply).await,
+            ConvMsg::Send { caller, origin, msg, reply } => self.on_send(caller, origin, msg, reply).await,
             ConvMsg::Attach { shard, user, reply } => {
                 if !self.is_member(&user) {
                     let _ = reply.send(Err(self.not_member()));
@@ -379,7 +387,14 @@ impl Actor {
         }
     }
 
-    async fn on_send(&mut self, caller: Caller, msg: v1::SendMessage, reply: Reply<v1::SendMessageOk>) {
+    async fn on_send(
+        &mut self,
+        caller: Caller,
+        origin: u64,
+        msg: Box<v1::SendMessage>,
+        reply: Reply<v1::SendMessageOk>,
+    ) {
+        let msg = *msg;
         // A retry of the caller's own message is answered first: it was accepted
         // before any later archive or removal, and must not look failed.
         let key = (caller.user.clone(), msg.client_msg_id.clone());
@@ -450,7 +465,7 @@ impl Actor {
             reply_to: msg.reply_to,
             kind: v1::MessageKind::User as i32,
         };
-        self.pending.push(Pending { msg: m, replies: vec![reply] });
+        self.pending.push(Pending { msg: m, replies: vec![reply], origin });
     }
 
     /// Refuses everything waiting and every send for a second: the store failed.
@@ -496,7 +511,11 @@ impl Actor {
         for (user, cmid, seq) in ids {
             self.remember(user, cmid, seq);
         }
-        let frames: Vec<(u64, Bytes)> = batch.iter().map(|m| (m.seq, frames::message_push(&m.encoded))).collect();
+        let frames: Vec<Pushed> = batch
+            .iter()
+            .zip(&self.inflight)
+            .map(|(m, p)| Pushed { seq: m.seq, frame: frames::message_push(&m.encoded), origin: p.origin })
+            .collect();
         let store = self.ctx.shared.store.clone();
         let fut = async move { store.append(batch).await };
         self.inflight_frames = Some(frames.into());
@@ -595,8 +614,9 @@ impl Actor {
             self.typing.remove(&u);
             self.push_typing(&u, false);
         }
-        // Receipts, coalesced: everything that moved this tick in one push.
-        if !self.receipts.is_empty() {
+        self.ticks = self.ticks.wrapping_add(1);
+        // Receipts, coalesced: everything that moved in the last half second, one push.
+        if self.ticks.is_multiple_of(RECEIPT_PUSH_TICKS) && !self.receipts.is_empty() {
             let conv = self.id();
             let mut receipts: Vec<v1::ReceiptEvent> = std::mem::take(&mut self.receipts)
                 .into_iter()
@@ -611,7 +631,6 @@ impl Actor {
             let ev = push::Event::Receipts(v1::ReceiptBatch { conversation_id: conv, receipts });
             self.fanout(Fanout::Ephemeral { frame: frames::push(ev), datagram: None, skip_user: None });
         }
-        self.ticks = self.ticks.wrapping_add(1);
         if self.ticks.is_multiple_of(WATERMARK_FLUSH_TICKS) {
             self.flush_watermarks();
         }

@@ -541,7 +541,10 @@ impl Session {
         self.ctx
             .shared
             .mesh
-            .to_owner(conv, ConvMsg::Send { caller: self.caller.clone(), msg: m, reply: tx })
+            .to_owner(
+                conv,
+                ConvMsg::Send { caller: self.caller.clone(), origin: self.handle.id, msg: Box::new(m), reply: tx },
+            )
             .await
             .map_err(|_| err(ErrorCode::Unavailable, "shard unavailable"))?;
         Ok(rx)
@@ -992,16 +995,20 @@ impl Outbound {
         match m {
             SessionMsg::Fanout(conv, _) if self.s.handle.revoked.borrow().contains(&conv) => {}
             SessionMsg::Fanout(conv, Fanout::Messages(list)) => {
-                for (seq, frame) in list.iter() {
+                for p in list.iter() {
                     let Some(&sent) = self.sent.get(&conv) else { return Ok(()) };
-                    if *seq <= sent {
+                    if p.seq <= sent {
                         continue;
                     }
-                    if *seq > sent + 1 {
-                        self.fill(conv, seq - 1).await?;
+                    if p.seq > sent + 1 {
+                        self.fill(conv, p.seq - 1).await?;
                     }
-                    self.write(frame).await?;
-                    self.sent.insert(conv, *seq);
+                    // The sender's own connection has the message already: its
+                    // ack carries the seq and time, and the SDK places it.
+                    if p.origin != self.s.handle.id {
+                        self.write(&p.frame).await?;
+                    }
+                    self.sent.insert(conv, p.seq);
                 }
             }
             SessionMsg::Fanout(conv, Fanout::Nudge { head }) => self.fill(conv, head).await?,

@@ -53,11 +53,23 @@ pub enum ShardMsg {
     Tls(Box<quinn::ServerConfig>),
 }
 
+/// One stored message on its way to sessions.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    /// Its seq.
+    pub seq: u64,
+    /// The framed push.
+    pub frame: Frame,
+    /// The session that sent it (0: none, e.g. a system line).
+    pub origin: u64,
+}
+
 /// What an owner sends to subscribed shards.
 #[derive(Debug, Clone)]
 pub enum Fanout {
-    /// Stored messages, ascending seq, each as an encoded push frame.
-    Messages(Arc<[(u64, Frame)]>),
+    /// Stored messages, ascending seq, each as an encoded push frame with the
+    /// session that sent it (which gets no copy: its ack stands in for it).
+    Messages(Arc<[Pushed]>),
     /// An ephemeral push (typing, receipts, membership): not stored, may be
     /// dropped under pressure. `datagram` is the unprefixed form, for typing.
     Ephemeral {
