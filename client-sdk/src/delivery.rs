@@ -37,7 +37,15 @@ struct Hole {
     fetching: bool,
     /// Highest seq seen while the hole is open: done once the cursor reaches it.
     upto: u64,
+    /// Ticks the hole has been open without a fetch.
+    age: u32,
 }
+
+/// Ticks a hole may stay open before its page is fetched. Holes on a live
+/// connection are almost always this client's own messages, whose acks (on
+/// the control stream) can trail the next message (on the events stream) by a
+/// moment: they close by themselves, and fetching them would be wasted work.
+pub const HOLE_GRACE_TICKS: u32 = 2;
 
 /// Ordering, hole filling, cursors and receipts of one client.
 #[derive(Debug)]
@@ -157,17 +165,11 @@ impl Delivery {
                 Step { ready, fetch: None }
             }
             Offer::Duplicate => Step::default(),
-            Offer::Gap { from, to } => {
-                let page = self.page;
-                let hole = self.holes.entry(conv).or_insert(Hole { fetching: false, upto: seq });
+            Offer::Gap { .. } => {
+                // Fetched by `due_fetches` if still open after the grace ticks.
+                let hole = self.holes.entry(conv).or_insert(Hole { fetching: false, upto: seq, age: 0 });
                 hole.upto = hole.upto.max(seq);
-                if hole.fetching {
-                    return Step::default();
-                }
-                hole.fetching = true;
-                let after_seq = from.saturating_sub(1);
-                let limit = to.saturating_sub(after_seq).clamp(1, u64::from(page)) as u32;
-                Step { ready: Vec::new(), fetch: Some(Fetch { conv, after_seq, limit }) }
+                Step::default()
             }
         }
     }
@@ -222,7 +224,32 @@ impl Delivery {
 
     /// A hole's page request failed: the next message of `conv` asks again.
     pub fn on_fetch_failed(&mut self, conv: u64) {
-        self.holes.remove(&conv);
+        // Asked again after the grace ticks, by `due_fetches`.
+        if let Some(h) = self.holes.get_mut(&conv) {
+            h.fetching = false;
+            h.age = 0;
+        }
+    }
+
+    /// Called every tick: the pages to fetch for holes open longer than the
+    /// grace period (see [`HOLE_GRACE_TICKS`]).
+    pub fn due_fetches(&mut self) -> Vec<Fetch> {
+        let mut out = Vec::new();
+        for (&conv, hole) in self.holes.iter_mut() {
+            if hole.fetching {
+                continue;
+            }
+            hole.age += 1;
+            if hole.age < HOLE_GRACE_TICKS {
+                continue;
+            }
+            hole.fetching = true;
+            let after_seq = self.seq.cursor(conv);
+            let limit = hole.upto.saturating_sub(after_seq).clamp(1, u64::from(self.page)) as u32;
+            out.push(Fetch { conv, after_seq, limit });
+        }
+        out.sort_by_key(|f| f.conv);
+        out
     }
 
     /// The connection dropped: page requests died with it; the resume replays.
@@ -324,13 +351,36 @@ mod tests {
         assert_eq!(seqs(&d.on_message(m(1, 4))), vec![4]);
     }
 
+    /// Ticks through the grace period; the fetches that come due.
+    fn after_grace(d: &mut Delivery) -> Vec<Fetch> {
+        let mut due = Vec::new();
+        for _ in 0..HOLE_GRACE_TICKS {
+            due = d.due_fetches();
+        }
+        due
+    }
+
+    #[test]
+    fn a_hole_that_closes_by_itself_is_never_fetched() {
+        let mut d = Delivery::new(None, 200);
+        d.on_welcome(&welcome("e", &[(1, 0)]), "", false);
+        // Someone else's seq 2 overtakes the ack of our own seq 1.
+        assert_eq!(d.on_message(m(1, 2)), Step::default());
+        assert!(d.due_fetches().is_empty(), "within the grace period");
+        assert_eq!(seqs(&d.on_message(m(1, 1))), vec![1, 2]);
+        for _ in 0..5 {
+            assert!(d.due_fetches().is_empty());
+        }
+    }
+
     #[test]
     fn gap_is_fetched_and_filled_in_order() {
         let mut d = Delivery::new(None, 200);
         d.on_welcome(&welcome("e", &[(1, 5)]), "", false);
         let step = d.on_message(m(1, 9));
         assert!(step.ready.is_empty());
-        assert_eq!(step.fetch, Some(Fetch { conv: 1, after_seq: 5, limit: 4 }));
+        assert_eq!(step.fetch, None, "not at once");
+        assert_eq!(after_grace(&mut d), vec![Fetch { conv: 1, after_seq: 5, limit: 4 }]);
         // More arrives while the page is in flight: held, no second fetch.
         assert_eq!(d.on_message(m(1, 10)), Step::default());
         let step = d.on_history(1, page(1, 6..=8));
@@ -344,8 +394,8 @@ mod tests {
     fn big_gap_is_paged() {
         let mut d = Delivery::new(None, 3);
         d.on_welcome(&welcome("e", &[(1, 0)]), "", false);
-        let step = d.on_message(m(1, 8));
-        assert_eq!(step.fetch, Some(Fetch { conv: 1, after_seq: 0, limit: 3 }));
+        assert_eq!(d.on_message(m(1, 8)), Step::default());
+        assert_eq!(after_grace(&mut d), vec![Fetch { conv: 1, after_seq: 0, limit: 3 }]);
         let step = d.on_history(1, page(1, 1..=3));
         assert_eq!(seqs(&step), vec![1, 2, 3]);
         assert_eq!(step.fetch, Some(Fetch { conv: 1, after_seq: 3, limit: 3 }));
@@ -360,10 +410,12 @@ mod tests {
     fn live_fill_and_failed_fetch() {
         let mut d = Delivery::new(None, 200);
         d.on_welcome(&welcome("e", &[(1, 0)]), "", false);
-        assert!(d.on_message(m(1, 2)).fetch.is_some());
-        // The page fails (disconnect): the next message asks again.
+        assert_eq!(d.on_message(m(1, 2)), Step::default());
+        assert_eq!(after_grace(&mut d).len(), 1);
+        // The page fails: asked again after the grace ticks.
         d.on_fetch_failed(1);
-        assert!(d.on_message(m(1, 3)).fetch.is_some());
+        assert_eq!(d.on_message(m(1, 3)), Step::default());
+        assert_eq!(after_grace(&mut d), vec![Fetch { conv: 1, after_seq: 0, limit: 3 }]);
         // The missing one arrives live before the page: everything is released,
         // the late page is all duplicates.
         assert_eq!(seqs(&d.on_message(m(1, 1))), vec![1, 2, 3]);
@@ -391,7 +443,8 @@ mod tests {
     fn empty_page_gives_up_without_looping() {
         let mut d = Delivery::new(None, 200);
         d.on_welcome(&welcome("e", &[(1, 0)]), "", false);
-        assert!(d.on_message(m(1, 5)).fetch.is_some());
+        assert_eq!(d.on_message(m(1, 5)), Step::default());
+        assert_eq!(after_grace(&mut d).len(), 1);
         let empty = History { conversation_id: 1, messages: vec![], has_more: false };
         assert_eq!(d.on_history(1, empty), Step::default());
     }

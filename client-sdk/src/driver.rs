@@ -473,6 +473,9 @@ impl Driver {
         for (_, tx) in self.deferred.expired(now) {
             let _ = tx.send(Err(ClientError::Timeout));
         }
+        for f in self.delivery.due_fetches() {
+            self.fetch(s, f).await?;
+        }
         self.ticks = self.ticks.wrapping_add(1);
         if self.ticks.is_multiple_of(RECEIPT_TICKS)
             && let Some(body) = delivered_command(self.delivery.take_receipts())
@@ -549,14 +552,18 @@ impl Driver {
         for m in step.ready {
             self.emit(Event::Message(m)).await;
         }
-        if let Some(Fetch { conv, after_seq, limit }) = step.fetch {
-            let id = self.inflight.next_id();
-            self.inflight.insert(id, Waiter::Fetch(conv), Instant::now() + self.cfg.request_timeout);
-            let body =
-                command::Body::GetHistory(v1::GetHistory { conversation_id: conv, before_seq: 0, after_seq, limit });
-            self.write(s, id, body).await?;
+        if let Some(f) = step.fetch {
+            self.fetch(s, f).await?;
         }
         Ok(())
+    }
+
+    /// Asks for the page a hole needs.
+    async fn fetch(&mut self, s: &mut Session, Fetch { conv, after_seq, limit }: Fetch) -> Result<(), Lost> {
+        let id = self.inflight.next_id();
+        self.inflight.insert(id, Waiter::Fetch(conv), Instant::now() + self.cfg.request_timeout);
+        let body = command::Body::GetHistory(v1::GetHistory { conversation_id: conv, before_seq: 0, after_seq, limit });
+        self.write(s, id, body).await
     }
 
     async fn on_push(&mut self, s: &mut Session, p: v1::Push) -> Result<(), Lost> {

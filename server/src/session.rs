@@ -583,9 +583,8 @@ impl Session {
             B::CreateConversation(c) => self.create(c).await,
             B::ListConversations(l) => self.list(l).await,
             B::GetConversation(g) => {
-                let (rec, me, count) = self.readable(g.conversation_id).await?;
-                let last = self.store().last_seq(rec.id).await.map_err(store_err)?;
-                let s = crate::conversation::summary(self.store(), &rec, count, last, me.as_ref()).await;
+                let (rec, me) = self.readable(g.conversation_id).await?;
+                let s = self.summary_of(&rec, me.as_ref(), None).await?;
                 Ok(reply::Result::Conversation(v1::ConversationOk { summary: Some(s), existing: false }))
             }
             B::GetMembers(g) => {
@@ -639,9 +638,8 @@ impl Session {
                 let ids = self.store().support_queue().await.map_err(store_err)?;
                 let mut out = Vec::new();
                 for id in ids {
-                    if let Ok((rec, _, count)) = self.readable(id).await {
-                        let last = self.store().last_seq(id).await.map_err(store_err)?;
-                        out.push(crate::conversation::summary(self.store(), &rec, count, last, None).await);
+                    if let Ok((rec, _)) = self.readable(id).await {
+                        out.push(self.summary_of(&rec, None, None).await?);
                     }
                 }
                 Ok(reply::Result::Conversations(v1::ConversationList { conversations: out, next: String::new() }))
@@ -674,7 +672,7 @@ impl Session {
     }
 
     /// A conversation the caller may read: a member, or staff on a support one.
-    async fn readable(&self, conv: ConvId) -> Result<(ConversationRecord, Option<MemberRecord>, usize), WireError> {
+    async fn readable(&self, conv: ConvId) -> Result<(ConversationRecord, Option<MemberRecord>), WireError> {
         let not_found = || crate::conversation::no_access(conv);
         let rec = self.store().get_conversation(conv).await.map_err(store_err)?.ok_or_else(not_found)?;
         let me = self.store().member(conv, &self.handle.user).await.map_err(store_err)?;
@@ -682,8 +680,22 @@ impl Session {
         if me.is_none() && !staff {
             return Err(crate::conversation::no_access(conv));
         }
-        let count = self.store().members(conv).await.map_err(store_err)?.len();
-        Ok((rec, me, count))
+        Ok((rec, me))
+    }
+
+    /// A conversation as the caller sees it (`head`: its last seq, if known).
+    async fn summary_of(
+        &self,
+        rec: &ConversationRecord,
+        me: Option<&MemberRecord>,
+        head: Option<u64>,
+    ) -> Result<v1::ConversationSummary, WireError> {
+        let count = self.store().members(rec.id).await.map_err(store_err)?.len();
+        let last = match head {
+            Some(h) => h,
+            None => self.store().last_seq(rec.id).await.map_err(store_err)?,
+        };
+        Ok(crate::conversation::summary(self.store(), rec, count, last, me).await)
     }
 
     async fn history(&self, h: v1::GetHistory) -> Result<reply::Result, WireError> {
@@ -802,9 +814,8 @@ impl Session {
                 if !pair_ok {
                     return Err(err(ErrorCode::Conflict, "conversation id collision; try again"));
                 }
-                let (rec, mine, count) = self.readable(id).await?;
-                let last = self.store().last_seq(id).await.map_err(store_err)?;
-                let s = crate::conversation::summary(self.store(), &rec, count, last, mine.as_ref()).await;
+                let (rec, mine) = self.readable(id).await?;
+                let s = self.summary_of(&rec, mine.as_ref(), None).await?;
                 Ok(reply::Result::Conversation(v1::ConversationOk { summary: Some(s), existing: true }))
             }
         }
@@ -822,9 +833,7 @@ impl Session {
                 continue;
             }
             let me = self.store().member(id, &self.handle.user).await.map_err(store_err)?;
-            let count = self.store().members(id).await.map_err(store_err)?.len();
-            let last = self.store().last_seq(id).await.map_err(store_err)?;
-            out.push(crate::conversation::summary(self.store(), &rec, count, last, me.as_ref()).await);
+            out.push(self.summary_of(&rec, me.as_ref(), None).await?);
         }
         // Most recently active first.
         let activity = |s: &v1::ConversationSummary| {
@@ -976,8 +985,8 @@ impl Outbound {
                 {
                     // Tell the client first, so it knows the conversation starts at `head`.
                     self.s.handle.revoked.borrow_mut().remove(&conv);
-                    if let Ok((rec, me, count)) = self.s.readable(conv).await {
-                        let sum = crate::conversation::summary(self.s.store(), &rec, count, head, me.as_ref()).await;
+                    if let Ok((rec, me)) = self.s.readable(conv).await {
+                        let sum = self.s.summary_of(&rec, me.as_ref(), Some(head)).await?;
                         self.write(&frames::push(push::Event::Conversation(v1::ConversationEvent {
                             summary: Some(sum),
                         })))
