@@ -98,6 +98,8 @@ impl SessionHandle {
 
 /// Most requests in flight per connection; past it the session stops reading.
 const MAX_INFLIGHT: usize = 256;
+/// Most bytes taken from a stream at once.
+const READ_CHUNK: usize = 16 * 1024;
 /// Largest `Hello` (about 70,000 resume cursors).
 const HELLO_MAX_BYTES: usize = 1 << 20;
 /// Messages read from the store per page when filling a gap.
@@ -182,16 +184,15 @@ async fn handshake(
     // A Hello carries one cursor per conversation, so it may exceed the
     // command limit; it is read once per connection, before anything else.
     let mut dec = FrameDecoder::new(HELLO_MAX_BYTES.max(ctx.shared.cfg.limits.max_frame_bytes));
-    let mut buf = BytesMut::with_capacity(4096);
+    let mut buf = BytesMut::new();
     let frame = loop {
         match dec.decode(&mut buf) {
             Ok(Some(f)) => break f,
             Ok(None) => {}
             Err(e) => return Err(Some((err(ErrorCode::ProtocolViolation, format!("bad hello frame: {e}")), tx))),
         }
-        let mut chunk = [0u8; 4096];
-        match rx.read(&mut chunk).await {
-            Ok(Some(n)) => buf.extend_from_slice(&chunk[..n]),
+        match rx.read_chunk(READ_CHUNK).await {
+            Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
             _ => return Err(None),
         }
     };
@@ -381,7 +382,6 @@ impl Session {
         buf: &mut BytesMut,
     ) -> anyhow::Result<()> {
         let mut inflight: FuturesUnordered<CmdFuture> = FuturesUnordered::new();
-        let mut chunk = vec![0u8; 16 * 1024];
         let mut shutdown = self.ctx.shutdown.clone();
         let bad_quota = governor::Quota::per_minute(
             std::num::NonZeroU32::new(self.ctx.shared.cfg.limits.bad_frames_per_minute.max(1)).expect("non-zero"),
@@ -441,8 +441,8 @@ impl Session {
             }
             let can_read = inflight.len() < MAX_INFLIGHT;
             tokio::select! {
-                r = rx.read(&mut chunk), if can_read => match r? {
-                    Some(n) => buf.extend_from_slice(&chunk[..n]),
+                r = rx.read_chunk(READ_CHUNK), if can_read => match r? {
+                    Some(chunk) => buf.extend_from_slice(&chunk),
                     None => return Ok(()),
                 },
                 Some((id, res)) = inflight.next(), if !inflight.is_empty() => {

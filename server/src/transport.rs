@@ -124,12 +124,14 @@ impl SendStream {
 }
 
 impl RecvStream {
-    /// Reads some bytes; `None` at the end of the stream.
-    pub async fn read(&mut self, buf: &mut [u8]) -> Result<Option<usize>, TransportError> {
-        match self {
-            RecvStream::Quic(s) => s.read(buf).await.map_err(terr),
-            RecvStream::Wt(s) => s.read(buf).await.map_err(terr),
-        }
+    /// The next bytes received, without copying them (up to `max`); `None` at
+    /// the end of the stream. No per-connection scratch buffer is needed.
+    pub async fn read_chunk(&mut self, max: usize) -> Result<Option<Bytes>, TransportError> {
+        let s = match self {
+            RecvStream::Quic(s) => s,
+            RecvStream::Wt(s) => s.quic_stream_mut(),
+        };
+        Ok(s.read_chunk(max, true).await.map_err(terr)?.map(|c| c.bytes))
     }
 }
 
