@@ -1,0 +1,77 @@
+//! The `chatd` binary itself: `serve` prints what a client needs, SIGTERM
+//! drains and flushes, a restart on the same data directory keeps everything.
+
+use chat_client::{Client, ClientConfig, Trust};
+use chat_protocol::v1::ConversationKind;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Starts `chatd serve` on a free port; returns it with its address and certificate hash.
+fn serve(data: &std::path::Path) -> (Child, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chatd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--shards", "2", "--data-dir"])
+        .arg(data)
+        .env("CHAT_LIMITS__CONNECTIONS_PER_MINUTE_PER_IP", "1000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chatd");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (mut addr, mut hash) = (None, None);
+    while addr.is_none() || hash.is_none() {
+        let line = lines.next().expect("chatd printed its address and hash").expect("read stdout");
+        if let Some(rest) = line.strip_prefix("chatd listening on ") {
+            addr = rest.split_whitespace().next().map(str::to_string);
+        }
+        if let Some(rest) = line.strip_prefix("certificate sha256: ") {
+            hash = rest.split_whitespace().next().map(str::to_string);
+        }
+    }
+    (child, addr.expect("addr"), hash.expect("hash"))
+}
+
+fn token(user: &str) -> String {
+    chat_server::auth::mint_hs256(chat_server::config::DEV_SECRET, user, user, "advocate", Duration::from_secs(600))
+}
+
+/// Sends SIGTERM and waits for a clean exit.
+fn terminate(mut child: Child) {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(status.success(), "chatd exited with {status} after SIGTERM");
+            return;
+        }
+        assert!(Instant::now() < deadline, "chatd did not stop within 15 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_and_a_restart_keeps_history() {
+    let data = tempfile::tempdir().unwrap();
+    let (child, addr, hash) = serve(data.path());
+    let cfg =
+        |user: &str, addr: &str, hash: &str| ClientConfig::new(addr, token(user), Trust::cert_hash_hex(hash).unwrap());
+    let (alice, _events) = Client::connect(cfg("alice", &addr, &hash)).await.unwrap();
+    let created = alice.create_conversation(ConversationKind::Group, "matter", "", vec!["bob".into()]).await.unwrap();
+    let conv = created.summary.and_then(|s| s.conversation).map(|c| c.id).unwrap();
+    for i in 0..20 {
+        alice.send_text(conv, &format!("before shutdown {i}")).await.unwrap();
+    }
+    alice.close().await;
+    tokio::task::spawn_blocking(move || terminate(child)).await.unwrap();
+
+    // Same data directory, same dev certificate (still valid), everything kept.
+    let (child, addr2, hash2) = serve(data.path());
+    assert_eq!(hash2, hash, "the dev certificate is reused while valid");
+    let (bob, _events) = Client::connect(cfg("bob", &addr2, &hash2)).await.unwrap();
+    let history = bob.history(conv, 0, 0, 100).await.unwrap();
+    assert_eq!(history.messages.len(), 20);
+    assert_eq!(history.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), (1..=20).collect::<Vec<_>>());
+    bob.close().await;
+    tokio::task::spawn_blocking(move || terminate(child)).await.unwrap();
+}
