@@ -6,16 +6,18 @@ use chat_protocol::v1::{self, push, reply, server_frame};
 use prost::Message;
 use prost::encoding::{encode_varint, encoded_len_varint};
 
+fn server_push(event: push::Event) -> v1::ServerFrame {
+    v1::ServerFrame { kind: Some(server_frame::Kind::Push(v1::Push { event: Some(event) })) }
+}
+
 /// A framed `ServerFrame{push}`.
 pub fn push(event: push::Event) -> Frame {
-    let f = v1::ServerFrame { kind: Some(server_frame::Kind::Push(v1::Push { event: Some(event) })) };
-    Bytes::from(f.encode_length_delimited_to_vec())
+    Bytes::from(server_push(event).encode_length_delimited_to_vec())
 }
 
 /// An unprefixed `ServerFrame{push}`, for a datagram.
 pub fn push_datagram(event: push::Event) -> Bytes {
-    let f = v1::ServerFrame { kind: Some(server_frame::Kind::Push(v1::Push { event: Some(event) })) };
-    Bytes::from(f.encode_to_vec())
+    Bytes::from(server_push(event).encode_to_vec())
 }
 
 /// A framed `ServerFrame{reply}`.

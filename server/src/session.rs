@@ -11,7 +11,7 @@
 use crate::conversation::{AdminOp, Caller, ConvMsg};
 use crate::frames;
 use crate::server::ShardCtx;
-use crate::shard::{ConvId, Fanout, PresenceMsg, ShardMsg, UserEvent, home_shard, user_shard};
+use crate::shard::{ConvId, Fanout, Frame, PresenceMsg, ShardMsg, UserEvent, user_shard};
 use crate::store::{ConversationRecord, Direction, MemberRecord, MessageStore, Range, UserRecord};
 use crate::transport::{Conn, RecvStream, SendStream};
 use bytes::{Bytes, BytesMut};
@@ -38,6 +38,8 @@ pub enum SessionMsg {
     Fanout(ConvId, Fanout),
     /// An event for this user.
     User(UserEvent),
+    /// The server is stopping: write this `Goodbye` push.
+    Goodbye(Frame),
 }
 
 /// The shard's view of a session.
@@ -458,7 +460,8 @@ impl Session {
                 }
                 _ = shutdown.changed() => {
                     let e = err(ErrorCode::ShuttingDown, "server is shutting down; reconnect");
-                    let _ = self.handle.tx.try_send(SessionMsg::User(UserEvent::Removed(0, frames::push(push::Event::Goodbye(v1::Goodbye { error: Some(e.to_proto()) })))));
+                    let goodbye = frames::push(push::Event::Goodbye(v1::Goodbye { error: Some(e.to_proto()) }));
+                    let _ = self.handle.tx.try_send(SessionMsg::Goodbye(goodbye));
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     self.conn.close(ErrorCode::ShuttingDown as u32, "server is shutting down");
                     return Ok(());
@@ -921,9 +924,19 @@ impl Outbound {
         }
     }
 
-    async fn write(&mut self, frame: &[u8]) -> anyhow::Result<()> {
+    /// Writes one frame (a shared buffer: no copy).
+    async fn write(&mut self, frame: &Frame) -> anyhow::Result<()> {
+        self.write_chunks(&mut [frame.clone()]).await
+    }
+
+    /// Writes frames in order, closing the connection as a slow consumer if
+    /// the peer does not take them within the write timeout.
+    async fn write_chunks(&mut self, chunks: &mut [Bytes]) -> anyhow::Result<()> {
         let t = Duration::from_millis(self.s.ctx.shared.cfg.session.write_timeout_ms);
-        write_with_timeout(&mut self.events, frame, t).await
+        match tokio::time::timeout(t, self.events.write_chunks(chunks)).await {
+            Ok(r) => Ok(r?),
+            Err(_) => anyhow::bail!("slow consumer: a write waited {t:?}"),
+        }
     }
 
     async fn run_inner(
@@ -1036,7 +1049,7 @@ impl Outbound {
                 self.presence(user, online, version).await?
             }
             SessionMsg::User(UserEvent::Added(conv, since, frame)) => {
-                if conv != 0 && !self.sent.contains_key(&conv) {
+                if !self.sent.contains_key(&conv) {
                     if self.s.attach(conv).await.is_none() {
                         return Ok(());
                     }
@@ -1051,17 +1064,16 @@ impl Outbound {
                 self.write(&frame).await?;
             }
             SessionMsg::User(UserEvent::Removed(conv, frame)) => {
-                if conv != 0 {
-                    self.sent.remove(&conv);
-                    self.s.detach(conv);
-                    // Presence is only for people still shared.
-                    self.s.contacts.borrow_mut().clear();
-                    for c in self.sent.keys().copied().collect::<Vec<_>>() {
-                        self.refresh_contacts(c).await;
-                    }
+                self.sent.remove(&conv);
+                self.s.detach(conv);
+                // Presence is only for people still shared.
+                self.s.contacts.borrow_mut().clear();
+                for c in self.sent.keys().copied().collect::<Vec<_>>() {
+                    self.refresh_contacts(c).await;
                 }
                 self.write(&frame).await?;
             }
+            SessionMsg::Goodbye(frame) => self.write(&frame).await?,
         }
         Ok(())
     }
@@ -1082,11 +1094,7 @@ impl Outbound {
                 anyhow::bail!("store has no messages {}..={} of conversation {conv}", sent + 1, upto);
             };
             let mut chunks: Vec<Bytes> = rows.iter().map(|(_, b)| frames::message_push(b)).collect();
-            let t = Duration::from_millis(self.s.ctx.shared.cfg.session.write_timeout_ms);
-            match tokio::time::timeout(t, self.events.write_chunks(&mut chunks)).await {
-                Ok(r) => r?,
-                Err(_) => anyhow::bail!("slow consumer during a store fill"),
-            }
+            self.write_chunks(&mut chunks).await?;
             self.sent.insert(conv, last);
         }
     }
@@ -1126,10 +1134,4 @@ impl Outbound {
         }
         Ok(())
     }
-}
-
-/// Keeps `home_shard` visible to readers of this module: sends are routed by it.
-#[allow(dead_code)]
-fn owner_of(conv: ConvId, shards: usize) -> usize {
-    home_shard(conv, shards)
 }

@@ -203,20 +203,19 @@ impl LocalSessions {
         }
     }
 
-    /// Subscribes a session to a conversation; true if it is the shard's first.
-    pub fn subscribe(&mut self, conv: ConvId, s: &Rc<SessionHandle>) -> bool {
+    /// Subscribes a session to a conversation.
+    pub fn subscribe(&mut self, conv: ConvId, s: &Rc<SessionHandle>) {
         s.attached.borrow_mut().insert(conv);
         let v = self.by_conv.entry(conv).or_default();
-        let first = v.is_empty();
         if !v.iter().any(|x| x.id == s.id) {
             v.push(s.clone());
         }
-        first
     }
 
-    /// Unsubscribes; true if no local subscriber is left.
-    pub fn unsubscribe(&mut self, conv: ConvId, session_id: u64) -> bool {
-        let Some(v) = self.by_conv.get_mut(&conv) else { return false };
+    /// Unsubscribes. The owner learns lazily when the shard has nobody left
+    /// (the mailbox answers the next fan-out that finds no session).
+    pub fn unsubscribe(&mut self, conv: ConvId, session_id: u64) {
+        let Some(v) = self.by_conv.get_mut(&conv) else { return };
         v.retain(|x| {
             if x.id == session_id {
                 x.attached.borrow_mut().remove(&conv);
@@ -227,9 +226,6 @@ impl LocalSessions {
         });
         if v.is_empty() {
             self.by_conv.remove(&conv);
-            true
-        } else {
-            false
         }
     }
 
