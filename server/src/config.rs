@@ -151,7 +151,9 @@ pub struct StoreConfig {
     /// Backend: "embedded" (default). "scylla" arrives with the scale-out work.
     pub backend: String,
     /// fsync every commit (default true). false is for benchmarks only: an
-    /// acknowledged message may then be lost in a power cut.
+    /// acknowledged message may then be lost in a power cut, and after such a
+    /// crash seqs may be handed out again under the same epoch (clients are not
+    /// told to resync in that case; not handled yet).
     pub fsync: bool,
 }
 

@@ -723,6 +723,9 @@ impl Session {
         Ok(reply::Result::History(v1::History { conversation_id: h.conversation_id, messages, has_more }))
     }
 
+    /// Creates a conversation. Not yet rate-limited: a client can create many
+    /// private or support conversations (idle owners are evicted, so this costs
+    /// store space, not memory); a per-user create limit is still to come.
     async fn create(&self, c: v1::CreateConversation) -> Result<reply::Result, WireError> {
         let kind = ConversationKind::try_from(c.kind).unwrap_or(ConversationKind::Unspecified);
         let me = self.handle.user.to_string();
