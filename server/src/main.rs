@@ -1,5 +1,6 @@
-//! `chatd`: the chat server binary. `chatd serve` runs it; `chatd token` mints
-//! a development token; `chatd config` prints the effective configuration.
+//! `chatd`: the chat server binary. `chatd serve` runs it; `chatd migrate`
+//! makes or upgrades the store's schema (ScyllaDB); `chatd token` mints a
+//! development token; `chatd config` prints the effective configuration.
 
 use anyhow::Context;
 use chat_server::config::Config;
@@ -46,6 +47,8 @@ enum Cmd {
         #[arg(long, default_value_t = 24)]
         hours: u64,
     },
+    /// Create or upgrade the store's schema (ScyllaDB: keyspace, tables, version); idempotent.
+    Migrate,
     /// Print the effective configuration as TOML.
     Config,
 }
@@ -88,6 +91,12 @@ fn main() -> anyhow::Result<()> {
                     Duration::from_secs(hours * 3600)
                 )
             );
+            Ok(())
+        }
+        Cmd::Migrate => {
+            for line in chat_server::store::migrate(&cfg)? {
+                println!("{line}");
+            }
             Ok(())
         }
         Cmd::Config => {
