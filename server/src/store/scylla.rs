@@ -514,6 +514,9 @@ impl HistoryListener for LastNode {
 struct Stmt {
     name: &'static str,
     ps: PreparedStatement,
+    /// A lightweight transaction (`IF ...`), known from our own CQL: the
+    /// server's LWT flag is a ScyllaDB extension that Cassandra does not send.
+    lwt: bool,
 }
 
 macro_rules! statements {
@@ -589,16 +592,23 @@ statements! {
     select_schema_version: "SELECT version FROM {ks}.schema_version WHERE component = ?",
 }
 
+/// Whether a statement of ours is a lightweight transaction.
+fn is_transaction(cql: &str) -> bool {
+    cql.contains(" IF ")
+}
+
 async fn prepare(session: &Session, s: &ScyllaSettings, name: &'static str, cql: &str) -> StoreResult<Stmt> {
     let cql = cql.replace("{ks}", &s.keyspace);
+    let lwt = is_transaction(&cql);
     let mut ps = session.prepare(cql).await.map_err(|e| StoreError::Schema {
         keyspace: s.keyspace.clone(),
         detail: format!("cannot prepare statement {name} (is the schema there? run `chatd migrate`): {e}"),
     })?;
     ps.set_page_size(PAGE_SIZE);
-    // Reads and plain upserts may be retried and sped up; transactions may not.
-    ps.set_is_idempotent(!ps.is_confirmed_lwt());
-    Ok(Stmt { name, ps })
+    // Reads and plain upserts may be retried and sped up; a transaction may not
+    // (a retried IF NOT EXISTS of our own write would come back "not applied").
+    ps.set_is_idempotent(!lwt);
+    Ok(Stmt { name, ps, lwt })
 }
 
 // ---------------------------------------------------------------- rows
@@ -948,7 +958,7 @@ impl Inner {
 
     fn consistency_of(&self, stmt: &Stmt, consistency: Option<Consistency>) -> String {
         let c = consistency.unwrap_or(self.settings.consistency);
-        if stmt.ps.is_confirmed_lwt() { format!("{c}/{}", self.settings.serial_consistency) } else { c.to_string() }
+        if stmt.lwt { format!("{c}/{}", self.settings.serial_consistency) } else { c.to_string() }
     }
 
     fn error(
@@ -992,7 +1002,7 @@ impl Inner {
     ) -> StoreResult<QueryResult> {
         let node = Arc::new(LastNode::default());
         let mut batch = Batch::new(BatchType::Logged);
-        let lwt = stmts.iter().any(|s| s.ps.is_confirmed_lwt());
+        let lwt = stmts.iter().any(|s| s.lwt);
         for s in stmts {
             batch.append_statement(s.ps.clone());
         }
@@ -1107,49 +1117,69 @@ impl Inner {
             ]
         };
         let stmt = &self.st.insert_message;
-        let result = match msgs {
-            [one] => {
-                let m = *one;
-                let values = (
-                    id_to_db(m.conversation_id),
-                    id_to_db(bucket_of(m.seq)),
-                    seq_to_db(m.seq),
-                    &m.encoded,
-                    &m.sender_id,
-                    &m.client_msg_id,
-                    writer,
-                );
-                self.exec("append", stmt, values, None).await
-            }
-            _ => {
-                let values = msgs.iter().map(|m| row(m)).collect();
-                self.batch("append", "insert_message_batch", vec![stmt; msgs.len()], values).await
-            }
-        };
-        let outcome = result.and_then(|r| self.applied("append", stmt, r));
-        match outcome {
-            Ok(true) => Ok(()),
-            Ok(false) => {
-                let stored = self.stored_seqs(key, msgs, Some(self.serial())).await?;
-                Err(Self::first_taken(msgs, &stored)
-                    .unwrap_or(StoreError::SeqTaken { conversation_id: key.0, seq: msgs.first().map_or(0, |m| m.seq) }))
-            }
-            Err(e) => {
-                // Sent but unanswered (or answered with an error after the
-                // Paxos round began): settle it with a serial read.
-                let stored = match self.stored_seqs(key, msgs, Some(self.serial())).await {
-                    Ok(stored) => stored,
-                    Err(again) => {
-                        return Err(StoreError::Backend { op: "append", source: Box::new(Unsettled(e, again)) });
-                    }
-                };
-                if !stored.is_empty() && msgs.iter().all(|m| stored.get(&m.seq) == Some(&writer)) {
-                    tracing::warn!(error = %e, "store: append outcome was unknown; read back: it was written");
-                    return Ok(());
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = match msgs {
+                [one] => {
+                    let m = *one;
+                    let values = (
+                        id_to_db(m.conversation_id),
+                        id_to_db(bucket_of(m.seq)),
+                        seq_to_db(m.seq),
+                        &m.encoded,
+                        &m.sender_id,
+                        &m.client_msg_id,
+                        writer,
+                    );
+                    self.exec("append", stmt, values, None).await
                 }
-                match msgs.iter().find(|m| stored.get(&m.seq).is_some_and(|w| *w != writer)) {
-                    Some(m) => Err(StoreError::SeqTaken { conversation_id: m.conversation_id, seq: m.seq }),
-                    None => Err(e),
+                _ => {
+                    let values = msgs.iter().map(|m| row(m)).collect();
+                    self.batch("append", "insert_message_batch", vec![stmt; msgs.len()], values).await
+                }
+            };
+            let error = match result.and_then(|r| self.applied("append", stmt, r)) {
+                Ok(true) => return Ok(()),
+                Ok(false) => None,
+                // Sent but unanswered, or failed after the Paxos round began
+                // (a timeout under contention): settled by the serial read below.
+                Err(e) => Some(e),
+            };
+            let stored = match self.stored_seqs(key, msgs, Some(self.serial())).await {
+                Ok(stored) => stored,
+                Err(again) => {
+                    return Err(match error {
+                        Some(e) => StoreError::Backend { op: "append", source: Box::new(Unsettled(e, again)) },
+                        None => again,
+                    });
+                }
+            };
+            if msgs.iter().all(|m| stored.get(&m.seq) == Some(&writer)) {
+                if let Some(e) = error {
+                    tracing::warn!(error = %e, "store: append outcome was unknown; read back: it was written");
+                }
+                return Ok(());
+            }
+            if let Some(m) = msgs.iter().find(|m| stored.get(&m.seq).is_some_and(|w| *w != writer)) {
+                return Err(StoreError::SeqTaken { conversation_id: m.conversation_id, seq: m.seq });
+            }
+            match error {
+                // Nothing of ours or anyone's is stored, and the serial read has
+                // settled our attempt (it can no longer apply): try again.
+                Some(e) if attempt < 3 => {
+                    tracing::warn!(error = %e, attempt, "store: append not applied, nothing stored; retrying");
+                }
+                Some(e) => return Err(e),
+                None => {
+                    return Err(StoreError::Corrupt {
+                        table: "messages",
+                        detail: format!(
+                            "conversation {} bucket {}: a conditional insert was not applied, yet none of its \
+                             seqs reads back",
+                            key.0, key.1
+                        ),
+                    });
                 }
             }
         }
@@ -1298,7 +1328,11 @@ impl Inner {
             CqlValue::Int(c.9),
             CqlValue::Boolean(c.10),
         ]];
-        if let Some(old) = old.filter(is_waiting) {
+        // A batch gives its statements one timestamp, and a delete wins a tie:
+        // delete the old queue entry only if it is not the one written now.
+        if let Some(old) =
+            old.filter(|old| is_waiting(old) && !(is_waiting(&conv) && old.created_at_ms == conv.created_at_ms))
+        {
             stmts.push(&self.st.delete_queue);
             values.push(queue_values(&old));
         }
@@ -1360,6 +1394,7 @@ impl Inner {
     ) -> StoreResult<()> {
         let key = (id_to_db(conv), user);
         let mut consistency = None;
+        let mut last_error = None;
         // Three rounds suffice (each failed one settles at least one watermark);
         // the rest are for rows that change under us.
         for _ in 0..8 {
@@ -1373,30 +1408,41 @@ impl Inner {
                 (false, false) => return Ok(()),
                 (true, true) => {
                     let stmt = &self.st.advance_both;
-                    (stmt, self.exec(op, stmt, (dv, rv, key.0, key.1, dv, rv), None).await?)
+                    (stmt, self.exec(op, stmt, (dv, rv, key.0, key.1, dv, rv), None).await)
                 }
                 (true, false) => {
                     let stmt = &self.st.advance_delivered;
-                    (stmt, self.exec(op, stmt, (dv, key.0, key.1, dv), None).await?)
+                    (stmt, self.exec(op, stmt, (dv, key.0, key.1, dv), None).await)
                 }
                 (false, true) => {
                     let stmt = &self.st.advance_read;
-                    (stmt, self.exec(op, stmt, (rv, key.0, key.1, rv), None).await?)
+                    (stmt, self.exec(op, stmt, (rv, key.0, key.1, rv), None).await)
                 }
             };
-            if self.applied(op, stmt, result)? {
-                return Ok(());
+            match result.and_then(|r| self.applied(op, stmt, r)) {
+                Ok(true) => return Ok(()),
+                // Someone moved it meanwhile (or the row went).
+                Ok(false) => {}
+                // Unknown outcome (e.g. a timeout under contention): moving a
+                // watermark up is idempotent, so look again and retry.
+                Err(e) => {
+                    tracing::debug!(error = %e, "store: watermark update failed; reading back");
+                    last_error = Some(e);
+                }
             }
-            // Someone moved it meanwhile (or the row went): read what is there now.
+            // Read what is there now, settling any transaction in flight.
             consistency = Some(self.serial());
         }
-        Err(self.error(
-            op,
-            "advance_watermarks",
-            self.consistency_of(&self.st.advance_both, None),
-            None,
-            "the watermarks kept changing; gave up after 8 rounds",
-        ))
+        Err(last_error.unwrap_or_else(|| {
+            let consistency = self.consistency_of(&self.st.advance_both, None);
+            self.error(
+                op,
+                "advance_watermarks",
+                consistency,
+                None,
+                "the watermarks kept changing; gave up after 8 rounds",
+            )
+        }))
     }
 
     // ------------------------------------------------------------ users
