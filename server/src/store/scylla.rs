@@ -754,9 +754,21 @@ pub fn migrate(cfg: &ScyllaConfig) -> StoreResult<Vec<String>> {
     let s = ScyllaSettings::from_config(cfg)
         .map_err(|e| StoreError::Open { path: "scylla".into(), source: format!("store.scylla: {e}").into() })?;
     let rt = driver_runtime(&s)?;
-    let out = rt.block_on(migrate_with(&s));
+    let out = block_on(&rt, migrate_with(&s));
     rt.shutdown_background();
     out
+}
+
+/// Runs `fut` to completion on `rt`, from a plain thread or (on a helper
+/// thread, since a runtime cannot block inside another) from async code.
+fn block_on<T: Send>(rt: &tokio::runtime::Runtime, fut: impl Future<Output = T> + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return rt.block_on(fut);
+    }
+    std::thread::scope(|scope| match scope.spawn(|| rt.block_on(fut)).join() {
+        Ok(out) => out,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
 }
 
 /// [`migrate`] from within a runtime (the driver runs on the caller's).
@@ -825,7 +837,7 @@ impl ScyllaStore {
     /// does); async callers use [`ScyllaStore::connect`].
     pub fn open(s: &ScyllaSettings) -> StoreResult<Self> {
         let rt = driver_runtime(s)?;
-        let inner = rt.block_on(Inner::open(s.clone()));
+        let inner = block_on(&rt, Inner::open(s.clone()));
         Self::assemble(rt, inner)
     }
 
@@ -1208,26 +1220,36 @@ impl Inner {
         for (key, part) in &parts {
             self.insert_partition(*key, part, writer).await?;
         }
-        // The idempotency records, then the senders' watermarks.
+        // The idempotency records and the senders' watermarks, side by side.
         let users: Vec<&NewMessage> = msgs.iter().filter(|m| !m.client_msg_id.is_empty()).collect();
-        for chunk in users.chunks(FAN_OUT) {
-            let mut writes = Vec::with_capacity(chunk.len());
-            for m in chunk {
-                let values = (id_to_db(m.conversation_id), &m.sender_id, &m.client_msg_id, seq_to_db(m.seq));
-                writes.push(self.exec("append", &self.st.insert_idempotency, values, None));
-            }
-            futures_util::future::try_join_all(writes).await?;
-        }
-        let mut marks: Vec<((u64, &str), u64)> = Vec::new();
+        let mut marks: HashMap<(u64, &str), u64> = HashMap::new();
         for m in &users {
-            match marks.iter_mut().find(|(k, _)| *k == (m.conversation_id, m.sender_id.as_str())) {
-                Some((_, seq)) => *seq = (*seq).max(m.seq),
-                None => marks.push(((m.conversation_id, &m.sender_id), m.seq)),
+            let seq = marks.entry((m.conversation_id, m.sender_id.as_str())).or_insert(0);
+            *seq = (*seq).max(m.seq);
+        }
+        let marks: Vec<((u64, &str), u64)> = marks.into_iter().collect();
+        let idempotency = async {
+            for chunk in users.chunks(FAN_OUT) {
+                let mut writes = Vec::with_capacity(chunk.len());
+                for m in chunk {
+                    let values = (id_to_db(m.conversation_id), &m.sender_id, &m.client_msg_id, seq_to_db(m.seq));
+                    writes.push(self.exec("append", &self.st.insert_idempotency, values, None));
+                }
+                futures_util::future::try_join_all(writes).await?;
             }
-        }
-        for ((conv, sender), seq) in marks {
-            self.advance_watermarks("append", conv, sender, seq, seq).await?;
-        }
+            Ok::<(), StoreError>(())
+        };
+        let watermarks = async {
+            for chunk in marks.chunks(FAN_OUT) {
+                let mut moves = Vec::with_capacity(chunk.len());
+                for &((conv, sender), seq) in chunk {
+                    moves.push(self.advance_watermarks("append", conv, sender, seq, seq));
+                }
+                futures_util::future::try_join_all(moves).await?;
+            }
+            Ok::<(), StoreError>(())
+        };
+        futures_util::future::try_join(idempotency, watermarks).await?;
         Ok(())
     }
 
@@ -1712,6 +1734,18 @@ mod tests {
             let table = cql.split("{ks}.").nth(1).and_then(|rest| rest.split([' ', '(']).next());
             assert!(table.is_some_and(|t| tables.contains(&t)), "{name}: {cql}");
         }
+        let transactions: Vec<&str> = STATEMENTS.iter().filter(|(_, c)| is_transaction(c)).map(|(n, _)| *n).collect();
+        assert_eq!(
+            transactions,
+            [
+                "insert_message",
+                "insert_conversation_if_absent",
+                "advance_both",
+                "advance_delivered",
+                "advance_read",
+                "insert_meta_if_absent"
+            ]
+        );
         let mut names: Vec<&str> = STATEMENTS.iter().map(|(n, _)| *n).collect();
         names.sort_unstable();
         names.dedup();
@@ -1758,5 +1792,19 @@ mod tests {
             Err(e) => e.to_string(),
         };
         assert!(e.starts_with("cannot open store at scylla 127.0.0.1:1/chat: "), "{e}");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_blocking_open_and_migrate_fail_cleanly_inside_async_code_too() {
+        let mut cfg = crate::config::Config::default();
+        cfg.store.backend = "scylla".into();
+        cfg.store.scylla.nodes = vec!["127.0.0.1:1".into()];
+        let e = match super::super::Store::open(&cfg) {
+            Ok(_) => panic!("opened nothing"),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.starts_with("cannot open store at scylla 127.0.0.1:1/chat"), "{e}");
+        let e = super::super::migrate(&cfg).unwrap_err().to_string();
+        assert!(e.starts_with("cannot open store at scylla 127.0.0.1:1/chat"), "{e}");
     }
 }
