@@ -73,6 +73,11 @@
 //! senders' watermarks (below) are written, each acknowledged at the configured
 //! consistency before `append` returns, and so before the sender's ack.
 //!
+//! An append of one conversation's messages thus costs one transaction (per
+//! bucket it touches), then, side by side, the idempotency writes and, per
+//! sender who is a member, a read and (unless already there) one watermark
+//! transaction.
+//!
 //! # Watermarks only move forward
 //!
 //! `advance_watermarks` reads the member row, then moves a watermark with a
@@ -1398,6 +1403,11 @@ impl Inner {
         // The member rows: one partition, so conditional batches of up to
         // MEMBER_BATCH; a batch that finds a row there already (left by a
         // create that failed half-way) falls back to one upsert per member.
+        // One row per user (the last record given wins, as with successive writes).
+        let mut seen = HashSet::new();
+        let mut members: Vec<MemberRecord> =
+            members.into_iter().rev().filter(|m| seen.insert(m.user_id.clone())).collect();
+        members.reverse();
         for chunk in members.chunks(MEMBER_BATCH) {
             let stmts = vec![&self.st.insert_member_if_absent; chunk.len()];
             let values = chunk.iter().map(member_values).collect();
