@@ -73,6 +73,10 @@
 //! senders' watermarks (below) are written, each acknowledged at the configured
 //! consistency before `append` returns, and so before the sender's ack.
 //!
+//! One partition's messages of a call travel as one batch: an owner commits at
+//! most 1,024 messages at once, ~10.5 MiB at the 10 KiB text limit, below the
+//! 16 MiB mutation limit of a default commitlog (32 MiB segments).
+//!
 //! An append of one conversation's messages thus costs one transaction (per
 //! bucket it touches), then, side by side, the idempotency writes and, per
 //! sender who is a member, a read and (unless already there) one watermark
