@@ -103,6 +103,11 @@ impl WebShared {
     pub fn new(cfg: &Config, addr: Option<SocketAddr>, identity: &Identity, quic_port: u16) -> anyhow::Result<Self> {
         let tls = match (&addr, identity.dev_expires) {
             (Some(_), None) => Some(tls_acceptor(identity)?),
+            // Config::check refuses this too; a library caller may not have run it.
+            (Some(a), Some(_)) if !a.ip().is_loopback() => anyhow::bail!(
+                "web.listen = {a} is not loopback: with the dev certificate the web endpoint is plain HTTP; \
+                 configure tls.cert/tls.key or listen on loopback"
+            ),
             _ => None,
         };
         Ok(Self { origins: Origins::new(&cfg.web, addr.map(|a| a.port())), addr, tls, quic_port })
