@@ -618,3 +618,101 @@ fn token_prints_a_sign_in_link_on_stderr() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains(&format!("http://127.0.0.1:8181/#token={token}")), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_certificate_means_https_and_wss() {
+    // A certificate that is not the dev one: configured by path, so served as a real one.
+    let certs = tempfile::tempdir().unwrap();
+    let id = chat_server::tls::dev_identity(certs.path(), &[], std::time::SystemTime::now()).unwrap();
+    let (cert, key) = (certs.path().join("dev-cert.pem"), certs.path().join("dev-key.pem"));
+    let s = Server::start_with(|c| {
+        c.tls.cert = Some(cert);
+        c.tls.key = Some(key);
+    });
+    assert!(!s.h().dev_cert());
+    assert_eq!(s.h().web_url(), Some(format!("https://{}/", s.web())));
+    let trust = Trust::cert_hash_hex(&id.sha256_hex()).unwrap();
+    let tls = std::sync::Arc::new(chat_client::rustls_client_config(&trust, b"http/1.1").unwrap());
+    let connect = || async {
+        let tcp = tokio::net::TcpStream::connect(s.web()).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        tokio_rustls::TlsConnector::from(tls.clone()).connect(name, tcp).await.expect("a TLS handshake")
+    };
+
+    // Plain HTTP gets nothing.
+    let mut plain = tokio::net::TcpStream::connect(s.web()).await.unwrap();
+    plain.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(WAIT, plain.read_to_end(&mut out)).await.expect("closed in time");
+    assert!(!out.starts_with(b"HTTP/1.1 200"), "no plain HTTP next to HTTPS");
+
+    let mut https = connect().await;
+    let host = format!("localhost:{}", s.web().port());
+    https
+        .write_all(format!("GET /config.json HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, https.read_to_end(&mut out)).await.expect("an answer in time").unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    let body = &out[out.find("\r\n\r\n").unwrap() + 4..];
+    let c: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(c["websocket_url"], format!("wss://{host}/ws"));
+    assert_eq!(c["webtransport_url"], format!("https://localhost:{}/chat", s.h().addr().port()));
+    assert_eq!(c["cert_hashes"], serde_json::json!([]), "a real certificate is not pinned");
+
+    let (mut wss, _) = tokio_tungstenite::client_async(format!("wss://{host}/ws"), connect().await).await.unwrap();
+    wss.send(Message::Binary(encode_frame_to_vec(&hello(&token("alice"))).into())).await.unwrap();
+    let Some(Ok(Message::Binary(b))) = tokio::time::timeout(WAIT, wss.next()).await.unwrap() else {
+        panic!("welcome expected");
+    };
+    let mut buf = BytesMut::from(&b[..]);
+    let f = FrameDecoder::new(usize::MAX).decode(&mut buf).unwrap().unwrap();
+    assert!(matches!(v1::ServerFrame::decode(f).unwrap().kind, Some(server_frame::Kind::Welcome(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_that_does_not_read_is_closed_as_a_slow_consumer() {
+    let s = Server::start_with(|c| {
+        c.session.write_timeout_ms = 300;
+        c.store.fsync = false;
+    });
+    // Alice's socket takes almost nothing into its receive buffer and she never reads.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let tcp = sock.connect(s.web()).await.unwrap();
+    let (mut alice, _) = tokio_tungstenite::client_async(format!("ws://{}/ws", s.web()), tcp).await.unwrap();
+    alice.send(Message::Binary(encode_frame_to_vec(&hello(&token("alice"))).into())).await.unwrap();
+    let (bob, _bob_events) = s.quic_client("bob").await;
+    let conv = bob.create_conversation(ConversationKind::Private, "", "", vec!["alice".into()]).await.unwrap();
+    let conv = conv.summary.unwrap().conversation.unwrap().id;
+    // Several MB: more than the kernel's buffers and the server's bounded queue hold.
+    let line = "y".repeat(9000);
+    const SENT: usize = 800;
+    for _ in 0..SENT {
+        bob.send_text(conv, &line).await.unwrap();
+    }
+    // Longer than the write timeout: the server's writes to Alice are blocked all that time.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Now read: what was buffered arrives, then the socket ends (no endless stream).
+    let mut received = 0;
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            match alice.next().await {
+                Some(Ok(Message::Binary(b))) => received += b.len(),
+                Some(Ok(Message::Close(c))) => return format!("close {:?}", c.map(|c| u16::from(c.code))),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return format!("error {e}"),
+                None => return "end".into(),
+            }
+        }
+    })
+    .await
+    .expect("the slow reader was disconnected");
+    assert!(received < SENT * 9000, "{received} bytes arrived before the disconnect ({ended})");
+    // The server is fine: Bob still chats, and Alice can come back.
+    bob.send_text(conv, "still here").await.unwrap();
+    let (mut again, _) = Ws::connect(s.web(), "alice").await;
+    again.ping().await;
+}
