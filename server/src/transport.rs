@@ -414,6 +414,9 @@ async fn ws_drive<S>(
         } => true,
     };
     if !closed_by_us {
+        // The peer closed: let the reply to its close frame (queued by the
+        // protocol) go out, briefly.
+        let _ = tokio::time::timeout(WS_CLOSE_GRACE, sink.flush()).await;
         return;
     }
     // Whatever was queued before the close goes out first.

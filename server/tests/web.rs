@@ -353,6 +353,20 @@ async fn websocket_hello_gets_welcome_and_a_forged_token_a_precise_error() {
     assert_eq!(welcome.user.unwrap().id, "alice");
     assert_eq!(welcome.epoch, s.h().epoch());
     ws.ping().await;
+    // A client's close is answered with a close (a clean closing handshake).
+    ws.ws.close(None).await.unwrap();
+    let answer = tokio::time::timeout(WAIT, async {
+        loop {
+            match ws.ws.next().await {
+                Some(Ok(Message::Close(_))) => return true,
+                Some(Ok(_)) => {}
+                _ => return false,
+            }
+        }
+    })
+    .await
+    .expect("an answer in time");
+    assert!(answer, "the server answers a close frame with one");
 
     // A token signed with another secret.
     let forged =
