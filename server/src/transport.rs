@@ -370,7 +370,9 @@ async fn ws_drive<S>(
                 Err(e) => return tracing::debug!(error = %e, "websocket read ended"),
             };
             if in_tx.send(item).await.is_err() {
-                return;
+                // The session stopped reading: it is ending, and its close
+                // (or the end of its writes) finishes the socket, not this.
+                std::future::pending::<()>().await;
             }
         }
     };

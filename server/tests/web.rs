@@ -730,3 +730,37 @@ async fn a_websocket_that_does_not_read_is_closed_as_a_slow_consumer() {
     let (mut again, _) = Ws::connect(s.web(), "alice").await;
     again.ping().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_connections_count_against_the_per_ip_rate() {
+    let s = Server::start_with(|c| c.limits.connections_per_minute_per_ip = 2);
+    let (_a, _) = Ws::connect(s.web(), "alice").await;
+    let (_b, _) = Ws::connect(s.web(), "bob").await;
+    // The third from this address in the minute: a precise refusal, then a close.
+    let mut ws = ws_open(s.web(), None).await.unwrap();
+    ws.send(Message::Binary(encode_frame_to_vec(&hello(&token("carol"))).into())).await.unwrap();
+    let Some(Ok(Message::Binary(b))) = tokio::time::timeout(WAIT, ws.next()).await.unwrap() else {
+        panic!("an error frame expected");
+    };
+    let mut buf = BytesMut::from(&b[..]);
+    let f = FrameDecoder::new(usize::MAX).decode(&mut buf).unwrap().unwrap();
+    let Some(server_frame::Kind::Reply(v1::Reply { result: Some(reply::Result::Error(e)), .. })) =
+        v1::ServerFrame::decode(f).unwrap().kind
+    else {
+        panic!("an error reply expected");
+    };
+    assert_eq!(e.code, ErrorCode::ConnectionRateLimited as i32);
+    assert!(e.retry_after_ms > 0);
+    let close = tokio::time::timeout(WAIT, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(c))) => return c.map(|c| u16::from(c.code)),
+                Some(Ok(_)) => {}
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("closed in time");
+    assert_eq!(close, Some(4304), "CONNECTION_RATE_LIMITED (3004)");
+}
