@@ -47,7 +47,7 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 const MAX_HTTP_CONNECTIONS: usize = 1024;
 /// The longest an HTTP (keep-alive) connection lives; a WebSocket leaves it at the upgrade.
 const HTTP_CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
-/// Largest request head.
+/// Largest request head (hyper needs at least 8 KiB).
 const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// A WebSocket message may exceed the largest frame (a 1 MiB `Hello`) by this
 /// much, so an oversize frame gets the frame decoder's precise error rather
@@ -212,7 +212,7 @@ pub async fn serve(ctx: Rc<ShardCtx>, listener: std::net::TcpListener) {
 async fn connection(web: Rc<Web>, tcp: tokio::net::TcpStream, remote: SocketAddr) {
     let handshake = Duration::from_millis(web.ctx.shared.cfg.session.handshake_timeout_ms);
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(handshake).max_buf_size(MAX_HEADER_BYTES.max(8192));
+    http.timer(TokioTimer::new()).header_read_timeout(handshake).max_buf_size(MAX_HEADER_BYTES);
     let w = web.clone();
     let svc = hyper::service::service_fn(move |req| {
         let w = w.clone();
