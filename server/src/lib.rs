@@ -2,12 +2,14 @@
 //! WebTransport endpoints ([`transport`]), the thread-per-core shards and
 //! their bounded mesh ([`shard`]), connections ([`session`]), the owner of
 //! each conversation ([`conversation`]), tokens ([`auth`]), certificates
-//! ([`tls`]), configuration ([`config`]) and storage ([`store`]).
+//! ([`tls`]), configuration ([`config`]), storage ([`store`]) and
+//! scale-out over Redis ([`cluster`]).
 //!
 //! It does not own the wire format (that is `chat-protocol`) nor any client
 //! behaviour (that is `chat-client`). Start a server with [`server::start`].
 
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod conversation;
 pub mod frames;
@@ -19,4 +21,4 @@ pub mod tls;
 pub mod transport;
 
 pub use config::Config;
-pub use server::{ServerHandle, start};
+pub use server::{ServerHandle, start, start_with_store};
