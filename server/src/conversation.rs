@@ -142,6 +142,9 @@ const IDLE_TICKS: u32 = 3000;
 const RECEIPT_PUSH_TICKS: u32 = 5;
 /// Delivered watermarks are stored every this many ticks (1 s).
 const WATERMARK_FLUSH_TICKS: u32 = 10;
+/// Times a message is sequenced again after other sequencers took its seq,
+/// before its sender is told to retry.
+const MAX_RESEQUENCE: u8 = 3;
 /// The actor's tick: typing expiry, receipt pushes, retries.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -600,8 +603,8 @@ impl Actor {
     /// Reload the head and members from the store, then sequence the batch
     /// again (never acked, so nobody saw those seqs) — unless a message was
     /// stored meanwhile by the other node under its client id (a retry that
-    /// went there), which is answered with that seq. A message fenced twice
-    /// is failed with a retryable error instead.
+    /// went there), which is answered with that seq. A message fenced
+    /// [`MAX_RESEQUENCE`] times is answered with a retryable `TIMEOUT` instead.
     async fn fenced(&mut self, seq: u64, batch: Vec<Pending>) {
         let conv = self.id();
         tracing::warn!(conv, seq, "seq taken by another sequencer; reloading the head");
@@ -643,12 +646,25 @@ impl Actor {
                         let _ = r.send(Ok(self.ok(seq, true)));
                     }
                 }
-                Ok(None) if p.resequenced == 0 => {
+                Ok(None) if p.resequenced < MAX_RESEQUENCE => {
                     p.resequenced += 1;
                     p.msg.seq = 0;
                     again.push(p);
                 }
-                _ => {
+                Ok(None) => {
+                    // Still contended: ownership is moving. TIMEOUT makes the SDK
+                    // send it again (same client id) after a pause.
+                    let e = WireError::limited(
+                        ErrorCode::Timeout,
+                        "forward_timeout_ms",
+                        "another node is sequencing this conversation; retry",
+                        Some(Duration::from_millis(200)),
+                    );
+                    for r in p.replies {
+                        let _ = r.send(Err(e.clone()));
+                    }
+                }
+                Err(_) => {
                     for r in p.replies {
                         let _ = r.send(Err(unavailable()));
                     }

@@ -100,6 +100,26 @@ fn shared_store(dir: &std::path::Path) -> Arc<Store> {
     Arc::new(Store::open(&dir.join("store"), EmbeddedConfig { fsync: false, ..EmbeddedConfig::default() }).unwrap())
 }
 
+/// One node of a test cluster.
+fn start_node(id: &str, redis_url: &str, store: &Arc<Store>, dir: &std::path::Path) -> chat_server::ServerHandle {
+    let mut cfg = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        shards: 2,
+        data_dir: dir.to_path_buf(),
+        node_name: id.to_string(),
+        ..Default::default()
+    };
+    cfg.limits.connections_per_minute_per_ip = 10_000;
+    cfg.limits.messages_per_minute = 10_000;
+    cfg.limits.typing_timeout_ms = 3_000;
+    cfg.cluster.redis_url = redis_url.to_string();
+    cfg.cluster.node_id = id.to_string();
+    cfg.cluster.heartbeat_ms = HEARTBEAT_MS;
+    cfg.cluster.node_ttl_ms = NODE_TTL_MS;
+    cfg.cluster.forward_timeout_ms = 1_000;
+    chat_server::start_with_store(cfg, store.clone()).unwrap()
+}
+
 struct Cluster {
     nodes: Vec<Option<chat_server::ServerHandle>>,
     hashes: Vec<[u8; 32]>,
@@ -111,6 +131,11 @@ struct Cluster {
 
 impl Cluster {
     async fn start() -> Self {
+        // CHAT_LOG=chat_server=debug shows what the nodes do.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_env("CHAT_LOG"))
+            .with_test_writer()
+            .try_init();
         let redis = Redis::start();
         let dir = tempfile::tempdir().unwrap();
         let store = shared_store(dir.path());
@@ -118,22 +143,7 @@ impl Cluster {
         let mut hashes = Vec::new();
         let mut addrs = Vec::new();
         for (i, id) in NODE_IDS.iter().enumerate() {
-            let mut cfg = Config {
-                listen: "127.0.0.1:0".parse().unwrap(),
-                shards: 2,
-                data_dir: dir.path().join(format!("node{i}")),
-                node_name: id.to_string(),
-                ..Default::default()
-            };
-            cfg.limits.connections_per_minute_per_ip = 10_000;
-            cfg.limits.messages_per_minute = 10_000;
-            cfg.limits.typing_timeout_ms = 3_000;
-            cfg.cluster.redis_url = redis.url();
-            cfg.cluster.node_id = id.to_string();
-            cfg.cluster.heartbeat_ms = HEARTBEAT_MS;
-            cfg.cluster.node_ttl_ms = NODE_TTL_MS;
-            cfg.cluster.forward_timeout_ms = 1_000;
-            let h = chat_server::start_with_store(cfg, store.clone()).unwrap();
+            let h = start_node(id, &redis.url(), &store, &dir.path().join(format!("node{i}")));
             match Trust::cert_hash_hex(h.cert_sha256()).unwrap() {
                 Trust::CertHashes(v) => hashes.extend(v),
                 Trust::Roots(_) => unreachable!("a hash makes a hash trust"),
@@ -475,6 +485,72 @@ async fn lost_pubsub_messages_are_filled_from_the_store() {
         assert_exactly_once_in_order(who, &got, n);
         assert_eq!(text(got.last().unwrap()), format!("m{}", n - 1));
     }
+}
+
+/// Split views of the membership, at their worst: two nodes on two different
+/// Redis servers (a partition that never heals) each believe they alone are
+/// live, so both sequence the same conversation on the shared store. The
+/// store's `(conversation, seq)` uniqueness fences them: every send is acked
+/// with a seq nobody else got, and nothing is stored twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_owners_never_assign_one_seq_twice() {
+    let (r1, r2) = (Redis::start(), Redis::start());
+    let dir = tempfile::tempdir().unwrap();
+    let store = shared_store(dir.path());
+    let a = start_node("node-a", &r1.url(), &store, &dir.path().join("a"));
+    let b = start_node("node-b", &r2.url(), &store, &dir.path().join("b"));
+    let client = |h: &chat_server::ServerHandle, user: &str| {
+        let token = chat_server::auth::mint_hs256(
+            DEV_SECRET,
+            user,
+            &format!("{user} name"),
+            "advocate",
+            Duration::from_secs(600),
+        );
+        ClientConfig::new(h.addr().to_string(), token, Trust::cert_hash_hex(h.cert_sha256()).unwrap())
+    };
+    let (alice, _a_ev) = Client::connect(client(&a, "alice")).await.unwrap();
+    let (bob, _b_ev) = Client::connect(client(&b, "bob")).await.unwrap();
+    let conv = create(&alice, ConversationKind::Group, &["bob"]).await;
+    let per_user = 40;
+    let mut tasks = Vec::new();
+    for (who, c) in [("alice", alice.clone()), ("bob", bob.clone())] {
+        tasks.push(tokio::spawn(async move {
+            // Many in flight at once, so the two sequencers collide.
+            let sends = (0..per_user).map(|k| {
+                let c = c.clone();
+                async move { c.send_text(conv, &format!("{who} {k}")).await.unwrap().seq }
+            });
+            futures_util::future::join_all(sends).await
+        }));
+    }
+    let mut acked = Vec::new();
+    for t in tasks {
+        acked.extend(tokio::time::timeout(Duration::from_secs(60), t).await.expect("sends finish").unwrap());
+    }
+    acked.sort_unstable();
+    let n = 2 * per_user;
+    assert_eq!(acked, (1..=n as u64).collect::<Vec<_>>(), "every send acked with its own seq");
+    let range = Range { after: 0, before: u64::MAX, limit: 1_000_000, direction: Direction::Forward };
+    let rows = store.read_range(conv, range).await.unwrap();
+    assert_eq!(rows.len(), n);
+    let ids: HashSet<Vec<u8>> = rows
+        .iter()
+        .map(|(_, b)| {
+            use prost::Message as _;
+            let m = v1::Message::decode(b.as_ref()).unwrap();
+            format!("{} {}", m.sender_id, m.client_msg_id).into_bytes()
+        })
+        .collect();
+    assert_eq!(ids.len(), n, "no message stored twice");
+    drop((alice, bob));
+    tokio::task::spawn_blocking(move || {
+        a.shutdown();
+        b.shutdown();
+        store.close();
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
