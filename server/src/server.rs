@@ -450,9 +450,14 @@ async fn mailbox(ctx: Rc<ShardCtx>, mut rx: mpsc::Receiver<ShardMsg>) {
             }
             ShardMsg::Live(live) => on_live(&ctx, live),
             ShardMsg::RemotePresence { user, node, count } => {
+                let known = ctx.state.presence.borrow().knows_remote(&user, &node);
                 let flip = ctx.state.presence.borrow_mut().set_remote(user.clone(), node, count);
                 if let Some((online, version)) = flip {
                     session::presence_fanout(&ctx, user, online, version);
+                } else if count == 0 && !known {
+                    // We never heard this user come online there (we started
+                    // later, or pub/sub lost it): ask the presence keys.
+                    tokio::task::spawn_local(session::presence_recheck(ctx.clone(), user));
                 }
             }
             ShardMsg::Forwarded(req) => {

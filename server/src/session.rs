@@ -969,6 +969,22 @@ pub fn presence_fanout(ctx: &Rc<ShardCtx>, user: Arc<str>, online: bool, version
     });
 }
 
+/// Cluster: a node reported a user offline whom this node never saw online
+/// there. If the presence keys show no device on any other node (and none is
+/// here), announce offline: sessions that learned "online" from a snapshot
+/// must not keep it. Runs on the user's home shard.
+pub async fn presence_recheck(ctx: Rc<ShardCtx>, user: Arc<str>) {
+    let Some(cluster) = ctx.shared.cluster.clone() else { return };
+    let remote = cluster.remote_presence(vec![user.clone()]).await;
+    if remote.get(&user).copied().unwrap_or(0) > 0 {
+        return;
+    }
+    let version = ctx.state.presence.borrow_mut().confirm_offline(user.clone());
+    if let Some(version) = version {
+        presence_fanout(&ctx, user, false, version);
+    }
+}
+
 /// What a send waits for: the local owner's answer, or the owner node's.
 enum Answer {
     Local(oneshot::Receiver<Result<v1::SendMessageOk, WireError>>),

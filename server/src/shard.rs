@@ -312,6 +312,25 @@ impl PresenceTable {
         PresenceChange { devices: e.0, version: e.1, flipped }
     }
 
+    /// Whether a count of `user` on `node` is held.
+    pub fn knows_remote(&self, user: &str, node: &str) -> bool {
+        self.remote.get(user).is_some_and(|m| m.contains_key(node))
+    }
+
+    /// Presence keys say the user has no device on another node while this
+    /// table had none either: if no local device, a new offline version.
+    pub fn confirm_offline(&mut self, user: Arc<str>) -> Option<u64> {
+        if self.remote_devices(&user) > 0 {
+            return None;
+        }
+        let e = self.users.entry(user).or_insert((0, 0));
+        if e.0 > 0 {
+            return None;
+        }
+        e.1 = next_version(e.1);
+        Some(e.1)
+    }
+
     /// Another node reports the user's devices there; Some((online, version)) on a flip.
     pub fn set_remote(&mut self, user: Arc<str>, node: crate::cluster::NodeId, count: u32) -> Option<(bool, u64)> {
         let before = self.remote_devices(&user);

@@ -63,26 +63,34 @@ impl Redis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// One command over a fresh connection; the raw reply.
     fn command(&self, args: &[&str]) -> std::io::Result<String> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
-        s.set_read_timeout(Some(Duration::from_secs(2)))?;
-        let mut req = format!("*{}\r\n", args.len());
-        for a in args {
-            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-        }
-        s.write_all(req.as_bytes())?;
-        let mut buf = [0u8; 512];
-        let n = s.read(&mut buf)?;
-        Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+        redis_command(self.port, args)
     }
 
-    /// Cuts every pub/sub connection (the nodes' subscribers): what is
-    /// published until they have reconnected and subscribed again is lost.
     fn kill_subscribers(&self) -> usize {
-        let r = self.command(&["CLIENT", "KILL", "TYPE", "pubsub"]).unwrap_or_default();
-        r.trim().trim_start_matches(':').parse().unwrap_or(0)
+        kill_subscribers(self.port)
     }
+}
+
+/// One command over a fresh connection; the raw reply.
+fn redis_command(port: u16, args: &[&str]) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(req.as_bytes())?;
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// Cuts every pub/sub connection (the nodes' subscribers): what is published
+/// until they have reconnected and subscribed again is lost.
+fn kill_subscribers(port: u16) -> usize {
+    let r = redis_command(port, &["CLIENT", "KILL", "TYPE", "pubsub"]).unwrap_or_default();
+    r.trim().trim_start_matches(':').parse().unwrap_or(0)
 }
 
 impl Drop for Redis {
@@ -416,6 +424,51 @@ async fn presence_crosses_nodes_and_a_killed_node_goes_offline() {
     assert!(!p[0].online, "{p:?}");
 }
 
+/// A node that missed a user coming online (pub/sub lost it) still shows the
+/// truth: its snapshot reads the presence keys, and when the user leaves, it
+/// checks the keys and announces offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_survives_lost_pubsub() {
+    let c = Cluster::start().await;
+    let (carol, mut c_ev) = c.connect("carol", "advocate", 2).await;
+    let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
+    create(&carol, ConversationKind::Private, &["alice"]).await;
+    alice.close().await;
+    next_where(&mut c_ev, |e| match e {
+        Event::Presence(p) if p.user_id == "alice" && !p.online => Some(p),
+        _ => None,
+    })
+    .await;
+    // Alice comes back while every subscriber keeps being cut: her "online"
+    // never reaches node C by pub/sub.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cutter = {
+        let (stop, port) = (stop.clone(), c.redis.port);
+        std::thread::spawn(move || {
+            let mut cuts = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                cuts += kill_subscribers(port);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            cuts
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(cutter.join().unwrap() > 0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let p = carol.get_presence(vec!["alice".into()]).await.unwrap();
+    assert!(p[0].online, "the presence keys know: {p:?}");
+    alice.close().await;
+    next_where(&mut c_ev, |e| match e {
+        Event::Presence(p) if p.user_id == "alice" && !p.online => Some(p),
+        _ => None,
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typing_and_read_receipts_cross_nodes() {
     let c = Cluster::start().await;
@@ -428,6 +481,13 @@ async fn typing_and_read_receipts_cross_nodes() {
             break conv;
         }
     };
+    // Bob's session on node B attaches when it hears of the conversation
+    // (from node C, through Redis); typing before that is not for him.
+    next_where(&mut b_ev, |e| match e {
+        Event::Conversation(s) if s.conversation.as_ref().is_some_and(|x| x.id == conv) => Some(()),
+        _ => None,
+    })
+    .await;
     alice.set_typing(conv, true).await.unwrap();
     let t = next_where(&mut b_ev, |e| match e {
         Event::Typing(t) if t.conversation_id == conv => Some(t),
