@@ -599,6 +599,8 @@ impl Bridge {
                     }
                 }
                 _ = hb.tick() => {
+                    // Answers that never came: the asker gave up (timed out) already.
+                    me.pending.borrow_mut().retain(|_, tx| !tx.is_closed());
                     if !me.heartbeat_running.replace(true) {
                         let (me, client) = (me.clone(), client.clone());
                         tokio::task::spawn_local(async move {
@@ -641,8 +643,6 @@ impl Bridge {
                     let id = self.next_req.get();
                     self.next_req.set(id + 1);
                     fwd.req_id = id;
-                    // Answers that never come are cleared when the asker gives up.
-                    self.pending.borrow_mut().retain(|_, tx| !tx.is_closed());
                     self.pending.borrow_mut().insert(id, reply);
                 }
                 let payload = Bytes::from(

@@ -531,21 +531,9 @@ impl Session {
                     };
                     (id, r)
                 }),
-                Ok(Answer::Remote(fut)) => {
-                    let s = self.clone();
-                    Box::pin(async move {
-                        let r = fut.await;
-                        if let reply::Result::Error(e) = &r
-                            && e.code == ErrorCode::Timeout as i32
-                        {
-                            // Lost on the way to the owner: hold later sends a moment so
-                            // they do not overtake its retry.
-                            let wait = Duration::from_millis(e.retry_after_ms.max(1));
-                            s.send_blocked_until.set(Some(tokio::time::Instant::now() + wait));
-                        }
-                        (id, Ok(r))
-                    })
-                }
+                // A lost request comes back as a retryable TIMEOUT; the SDK sends it
+                // again. Sends made meanwhile may overtake it (see deploy/CLUSTER.md).
+                Ok(Answer::Remote(fut)) => Box::pin(async move { (id, Ok(fut.await)) }),
                 Err(e) => Box::pin(async move { (id, Err(e)) }),
             });
         }
