@@ -277,7 +277,9 @@ impl Actor {
             failing_until: None,
             idle_ticks: 0,
             ticks: 0,
-            last_commit: None,
+            // A new owner nudges its head for a few seconds too: the previous
+            // owner may have stored messages it never got to fan out (it died).
+            last_commit: everyone.then(Instant::now),
         }
     }
 
@@ -734,11 +736,12 @@ impl Actor {
         if self.ticks.is_multiple_of(WATERMARK_FLUSH_TICKS) {
             self.flush_watermarks();
             // Cluster: the head of a recently active conversation, once a
-            // second, so a node that lost the last fan-out fills it.
-            if let Some(c) = &self.ctx.shared.cluster
+            // second, to every node (this one included), so a session that
+            // lost the last fan-out fills it.
+            if self.ctx.shared.cluster.is_some()
                 && self.last_commit.is_some_and(|t| t.elapsed() <= crate::cluster::NUDGE_WINDOW)
             {
-                c.publish_fanout(self.id(), &Fanout::Nudge { head: self.committed });
+                self.fanout(Fanout::Nudge { head: self.committed });
             }
         }
         self.flush_watermarks();

@@ -81,6 +81,9 @@ impl ShardCtx {
     /// Cluster: the node that owns `conv`, if it is not this one. None on a
     /// single node, when this node owns it, or before the live set is known.
     pub fn remote_owner(&self, conv: crate::shard::ConvId) -> Option<crate::cluster::NodeId> {
+        if conv == 0 {
+            return None;
+        }
         let cluster = self.shared.cluster.as_ref()?;
         let live = self.state.live.borrow();
         let owner = crate::cluster::owner(conv, &live)?;

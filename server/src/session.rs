@@ -643,17 +643,17 @@ impl Session {
                 }
                 if let Some(cluster) = &self.ctx.shared.cluster {
                     for (node, cursors) in remote {
-                        let conv = cursors[0].conversation_id;
-                        let body = B::MarkDelivered(v1::MarkDelivered { conversation_id: 0, seq: 0, more: cursors });
+                        let Some(m) = mark_delivered(cursors) else { continue };
+                        let conv = m.conversation_id;
                         // Queued in order; with no reply wanted there is nothing to await.
-                        drop(cluster.forward(node, conv, &self.caller, self.handle.id, Some(body), false).await);
+                        let body = Some(B::MarkDelivered(m));
+                        drop(cluster.forward(node, conv, &self.caller, self.handle.id, body, false).await);
                     }
                 }
-                if local.is_empty() {
-                    return ok();
+                match mark_delivered(local) {
+                    Some(m) => owner_execute(&self.ctx, self.caller.clone(), self.handle.id, B::MarkDelivered(m)).await,
+                    None => ok(),
                 }
-                let body = B::MarkDelivered(v1::MarkDelivered { conversation_id: 0, seq: 0, more: local });
-                owner_execute(&self.ctx, self.caller.clone(), self.handle.id, body).await
             }
             B::SetTyping(_)
             | B::GetMembers(_)
@@ -977,6 +977,15 @@ pub async fn presence_recheck(ctx: Rc<ShardCtx>, user: Arc<str>) {
 enum Answer {
     Local(oneshot::Receiver<Result<v1::SendMessageOk, WireError>>),
     Remote(Pin<Box<dyn Future<Output = reply::Result>>>),
+}
+
+/// One `MarkDelivered` for these cursors (None if there are none).
+fn mark_delivered(mut cursors: Vec<v1::Cursor>) -> Option<v1::MarkDelivered> {
+    if cursors.is_empty() {
+        return None;
+    }
+    let first = cursors.remove(0);
+    Some(v1::MarkDelivered { conversation_id: first.conversation_id, seq: first.seq, more: cursors })
 }
 
 /// The conversation whose owner runs this command, if it is one of those.
