@@ -56,6 +56,8 @@ pub struct ClientConfig {
     /// More `host:port`s of the same service (other nodes of a cluster). On
     /// reconnect the SDK goes through `addr` and these in turn, so the users of
     /// a node that died reach another one; cursors and the outbox carry over.
+    /// The first connection ([`crate::Client::connect`]) tries `addr` only.
+    /// All of them must present a certificate `trust` accepts.
     pub fallback_addrs: Vec<String>,
     /// TLS server name (raw QUIC); WebTransport uses the host of `addr`.
     pub server_name: String,

@@ -583,11 +583,16 @@ impl Bridge {
                         tracing::warn!(lost = n, "cluster bridge fell behind on pub/sub; receivers fill from the store");
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        // The client replaced its stream: take the new one (not in a tight loop).
+                        tokio::time::sleep(Duration::from_millis(10)).await;
                         messages = sub.message_rx();
                     }
                 },
                 r = reconnects.recv() => {
-                    if r.is_ok() {
+                    if let Err(tokio::sync::broadcast::error::RecvError::Closed) = r {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        reconnects = sub.reconnect_rx();
+                    } else {
                         // A new connection has no subscriptions: take them again.
                         tracing::info!("redis subscriber reconnected; subscribing again");
                         let (sub, channels) = (sub.clone(), channels.clone());
