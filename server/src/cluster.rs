@@ -68,6 +68,10 @@ pub fn presence_key(user: &str, node: &str) -> String {
 
 /// Capacity of the channel from shards to the bridge.
 const BRIDGE_QUEUE: usize = 16 * 1024;
+/// Capacity of the presence channel to the bridge: apart, so a flood of
+/// publishes never crowds out a device count (which the heartbeat keeps
+/// refreshing: a lost one would be wrong until the user's next change).
+const PRESENCE_QUEUE: usize = 64 * 1024;
 /// Conversations whose head moved this recently get a nudge each second.
 pub const NUDGE_WINDOW: Duration = Duration::from_secs(3);
 
@@ -258,6 +262,7 @@ enum BridgeCmd {
 pub struct Cluster {
     node_id: NodeId,
     tx: mpsc::Sender<BridgeCmd>,
+    presence_tx: mpsc::Sender<BridgeCmd>,
     forward_timeout: Duration,
     /// Ephemeral traffic dropped at a full queue (counted, never carried only here).
     dropped: AtomicU64,
@@ -297,6 +302,7 @@ impl Cluster {
             Arc::from(cfg.node_id.as_str())
         };
         let (tx, rx) = mpsc::channel(BRIDGE_QUEUE);
+        let (presence_tx, presence_rx) = mpsc::channel(PRESENCE_QUEUE);
         let (stop_tx, stop_rx) = watch::channel(Stop::Run);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let bridge = Bridge {
@@ -320,7 +326,7 @@ impl Cluster {
                     }
                 };
                 let local = tokio::task::LocalSet::new();
-                local.block_on(&rt, bridge.run(rx, stop_rx, ready_tx));
+                local.block_on(&rt, bridge.run(rx, presence_rx, stop_rx, ready_tx));
             })
             .map_err(|e| ClusterError::Thread(e.to_string()))?;
         match ready_rx.recv_timeout(Duration::from_secs(10)) {
@@ -338,6 +344,7 @@ impl Cluster {
         Ok(Arc::new(Self {
             node_id,
             tx,
+            presence_tx,
             forward_timeout: Duration::from_millis(cfg.forward_timeout_ms),
             dropped: AtomicU64::new(0),
             stop: stop_tx,
@@ -419,7 +426,10 @@ impl Cluster {
     /// The user's device count on this node changed: store it (with a TTL) and
     /// tell the others. Called in the order of the changes (by the user's home shard).
     pub fn presence(&self, user: Arc<str>, count: u32) {
-        self.try_send(BridgeCmd::Presence { user, count });
+        if self.presence_tx.try_send(BridgeCmd::Presence { user, count }).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("presence count dropped at a full bridge queue");
+        }
     }
 
     /// Devices of `users` on the other live nodes (from their presence keys).
@@ -538,6 +548,7 @@ impl Bridge {
     async fn run(
         self,
         mut rx: mpsc::Receiver<BridgeCmd>,
+        mut presence_rx: mpsc::Receiver<BridgeCmd>,
         mut stop: watch::Receiver<Stop>,
         ready: std::sync::mpsc::Sender<Result<(), ClusterError>>,
     ) {
@@ -573,6 +584,7 @@ impl Bridge {
         hb.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let how = loop {
             tokio::select! {
+                Some(cmd) = presence_rx.recv() => me.command(&client, cmd),
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => me.command(&client, cmd),
                     None => break Stop::Graceful,
