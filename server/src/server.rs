@@ -283,17 +283,21 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
     let mut threads = Vec::with_capacity(shards);
     for (id, (socket, rx)) in sockets.into_iter().zip(receivers).enumerate() {
         let shared = shared.clone();
-        let server_config = server_config.clone();
-        let shutdown = shutdown_rx.clone();
-        let web_listener = web_listeners.next();
-        let kill = kill_rx.clone();
+        let io = ShardIo {
+            socket,
+            web_listener: web_listeners.next(),
+            server_config: server_config.clone(),
+            rx,
+            shutdown: shutdown_rx.clone(),
+            kill: kill_rx.clone(),
+        };
         let t = std::thread::Builder::new().name(format!("shard-{id}")).spawn(move || {
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => return tracing::error!(shard = id, error = %e, "cannot start runtime"),
             };
             let local = tokio::task::LocalSet::new();
-            local.block_on(&rt, shard_main(id, shared, socket, web_listener, server_config, rx, shutdown, kill));
+            local.block_on(&rt, shard_main(id, shared, io));
         })?;
         threads.push(t);
     }
@@ -335,16 +339,18 @@ fn bind_shared(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<std::net::UdpSo
     Ok(out)
 }
 
-async fn shard_main(
-    id: usize,
-    shared: Arc<Shared>,
+/// What one shard thread is given: its sockets, mailbox and stop signals.
+struct ShardIo {
     socket: std::net::UdpSocket,
     web_listener: Option<std::net::TcpListener>,
     server_config: quinn::ServerConfig,
     rx: mpsc::Receiver<ShardMsg>,
-    mut shutdown: watch::Receiver<bool>,
-    mut kill: watch::Receiver<bool>,
-) {
+    shutdown: watch::Receiver<bool>,
+    kill: watch::Receiver<bool>,
+}
+
+async fn shard_main(id: usize, shared: Arc<Shared>, io: ShardIo) {
+    let ShardIo { socket, web_listener, server_config, rx, mut shutdown, mut kill } = io;
     let per_min = Quota::per_minute(NonZeroU32::new(shared.cfg.limits.messages_per_minute.max(1)).expect("non-zero"));
     let ctx = Rc::new(ShardCtx {
         shared: shared.clone(),
