@@ -30,7 +30,7 @@ use population::Connector;
 use rand::Rng;
 use report::{NodeReport, Percentiles, Report, RunReport};
 use scenario::{Name, Overrides, Plan};
-use server::{ServerInfo, Spawned, Target};
+use server::{LocalCluster, ServerInfo, Spawned, Target};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -44,6 +44,11 @@ const DRAIN_QUIET: Duration = Duration::from_millis(500);
 
 fn main() -> anyhow::Result<()> {
     let Cli { cmd: Cmd::Run(args) } = Cli::parse();
+    // Logs of in-process nodes (`cluster` without --server), e.g. LOADGEN_LOG=chat_server=debug.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("LOADGEN_LOG"))
+        .with_writer(std::io::stderr)
+        .try_init();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = rt.block_on(execute(&args));
     rt.shutdown_timeout(Duration::from_secs(2));
@@ -169,13 +174,20 @@ fn fd_limit() -> Option<u64> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
+/// Nodes of the in-process cluster `cluster` starts when no `--server` is given.
+const CLUSTER_NODES: usize = 3;
+
 type Hists = (hdrhistogram::Histogram<u64>, hdrhistogram::Histogram<u64>);
 
 /// One run: server up, clients connected, conversations made, load, drain, check, server down.
 async fn run_once(plan: &Plan, args: &RunArgs) -> anyhow::Result<(RunReport, ServerInfo, Hists)> {
+    let mut local_cluster = None;
     let (spawned, target, info) = match args.server.as_slice() {
         [] if plan.name == Name::Cluster => {
-            anyhow::bail!("the cluster scenario runs against running nodes: --server A,B,C --cert-hash H (see README)")
+            let c = LocalCluster::start(CLUSTER_NODES, args.shards, &plan.limits)?;
+            let (t, i) = (c.target.clone(), c.info.clone());
+            local_cluster = Some(c);
+            (None, t, i)
         }
         [_, ..] => {
             let secret = args.token_secret.clone().unwrap_or_else(|| chat_server::config::DEV_SECRET.to_string());
@@ -193,6 +205,9 @@ async fn run_once(plan: &Plan, args: &RunArgs) -> anyhow::Result<(RunReport, Ser
     };
     let result = load(plan, args, target, spawned.as_ref()).await;
     let end_usage = spawned.map(Spawned::stop);
+    if let Some(c) = local_cluster {
+        tokio::task::spawn_blocking(move || c.stop()).await?;
+    }
     let (mut r, hists) = result?;
     r.server = end_usage;
     r.judge(args.check_correctness_only);

@@ -273,3 +273,73 @@ mod tests {
         assert!(u.rss_bytes > 0 && u.peak_rss_bytes >= u.rss_bytes);
     }
 }
+
+/// A cluster this process started for `cluster` when no `--server` is given:
+/// a `redis-server` of its own and `nodes` chatd nodes in this process, all on
+/// one embedded store handle (what `chat_server::start_with_store` allows; a
+/// real cluster shares ScyllaDB). Real nodes: their own QUIC endpoints, shards
+/// and Redis connections, so every conversation whose members sit on different
+/// nodes crosses Redis. Server and load share this process, so the report has
+/// no separate server CPU figure.
+pub struct LocalCluster {
+    nodes: Vec<chat_server::ServerHandle>,
+    store: std::sync::Arc<chat_server::store::Store>,
+    _redis: chat_server::redis_server::RedisServer,
+    _data: tempfile::TempDir,
+    /// The nodes, their hashes, the dev secret.
+    pub target: Target,
+    /// For the report.
+    pub info: ServerInfo,
+}
+
+impl LocalCluster {
+    /// Starts Redis and `nodes` nodes of `shards` shards each (0: one).
+    pub fn start(nodes: usize, shards: usize, limits: &Limits) -> anyhow::Result<Self> {
+        use chat_server::store::embedded::{EmbeddedConfig, EmbeddedStore};
+        let redis = chat_server::redis_server::RedisServer::start()?;
+        let data = tempfile::Builder::new().prefix("loadgen-cluster-").tempdir()?;
+        let store = std::sync::Arc::new(chat_server::store::Store::Embedded(EmbeddedStore::open(
+            &data.path().join("store"),
+            EmbeddedConfig::default(),
+        )?));
+        let mut handles = Vec::with_capacity(nodes);
+        let mut target = Target { nodes: Vec::new(), token_secret: chat_server::config::DEV_SECRET.to_string() };
+        for i in 0..nodes {
+            let mut cfg = chat_server::config::Config {
+                listen: "127.0.0.1:0".parse()?,
+                shards: shards.max(1),
+                data_dir: data.path().join(format!("node{i}")),
+                node_name: format!("loadgen-node-{i}"),
+                ..Default::default()
+            };
+            cfg.web.enabled = false;
+            cfg.limits.connections_per_minute_per_ip = limits.connections_per_minute_per_ip;
+            if let Some(m) = limits.messages_per_minute {
+                cfg.limits.messages_per_minute = m;
+            }
+            cfg.cluster.redis_url = redis.url();
+            cfg.cluster.node_id = format!("node-{i}");
+            let h = chat_server::start_with_store(cfg, store.clone())
+                .with_context(|| format!("starting in-process node {i}"))?;
+            target.nodes.push(Node { addr: h.addr(), cert_hash: h.cert_sha256().to_string() });
+            handles.push(h);
+        }
+        let addrs: Vec<String> = target.nodes.iter().map(|n| n.addr.to_string()).collect();
+        let info = ServerInfo {
+            mode: "in-process cluster",
+            addr: addrs.join(","),
+            shards: Some(shards.max(1)),
+            env: vec![format!("redis {}", redis.url()), "one shared embedded store".into()],
+            log: None,
+        };
+        Ok(Self { nodes: handles, store, _redis: redis, _data: data, target, info })
+    }
+
+    /// Stops every node, then the store and Redis.
+    pub fn stop(self) {
+        for h in self.nodes {
+            h.shutdown();
+        }
+        self.store.close();
+    }
+}

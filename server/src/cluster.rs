@@ -127,7 +127,7 @@ mod wire {
     pub(crate) struct Envelope {
         #[prost(string, tag = "1")]
         pub from: String,
-        #[prost(oneof = "Body", tags = "2, 3, 4, 5, 6")]
+        #[prost(oneof = "Body", tags = "2, 3, 4, 5, 6, 7")]
         pub body: Option<Body>,
     }
 
@@ -143,6 +143,16 @@ mod wire {
         User(RemoteUserEvent),
         #[prost(message, tag = "6")]
         Presence(RemotePresence),
+        /// The sender joined or is leaving the live set: read it now.
+        #[prost(message, tag = "7")]
+        Membership(MembershipChanged),
+    }
+
+    /// A node joined (`leaving` false) or is leaving the cluster.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct MembershipChanged {
+        #[prost(bool, tag = "1")]
+        pub leaving: bool,
     }
 
     /// A client's command for the owner of `conv`, on behalf of `user`.
@@ -579,6 +589,10 @@ impl Bridge {
             let _ = ready.send(Err(redis_err(&url, e)));
             return;
         }
+        // Tell the others now rather than at their next heartbeat: until every
+        // node sees the same live set, two of them may both own a conversation
+        // (safe, fenced by the store, but every send then costs a retry).
+        publish(&client, FANOUT_CHANNEL.to_string(), membership_notice(&me.node_id, false));
         let _ = ready.send(Ok(()));
         let mut hb = tokio::time::interval(Duration::from_millis(me.cfg.heartbeat_ms));
         hb.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -618,15 +632,7 @@ impl Bridge {
                 _ = hb.tick() => {
                     // Answers that never came: the asker gave up (timed out) already.
                     me.pending.borrow_mut().retain(|_, tx| !tx.is_closed());
-                    if !me.heartbeat_running.replace(true) {
-                        let (me, client) = (me.clone(), client.clone());
-                        tokio::task::spawn_local(async move {
-                            if let Err(e) = me.heartbeat(&client).await {
-                                tracing::warn!(error = %e, "cluster heartbeat failed (Redis unreachable?)");
-                            }
-                            me.heartbeat_running.set(false);
-                        });
-                    }
+                    me.heartbeat_now(&client);
                 }
                 r = stop.changed() => {
                     let how = if r.is_ok() { *stop.borrow() } else { Stop::Graceful };
@@ -640,6 +646,8 @@ impl Bridge {
             let users: Vec<String> = me.local_presence.borrow().keys().map(|u| presence_key(u, &me.node_id)).collect();
             let leave = async {
                 let _: Result<(), _> = client.zrem(NODES_KEY, me.node_id.to_string()).await;
+                let bye = membership_notice(&me.node_id, true);
+                let _: Result<(), _> = client.publish(FANOUT_CHANNEL, bye).await;
                 if !users.is_empty() {
                     let _: Result<(), _> = client.del(users).await;
                 }
@@ -719,6 +727,19 @@ impl Bridge {
         }
     }
 
+    /// Runs a heartbeat now unless one is running.
+    fn heartbeat_now(self: &Rc<Self>, client: &Client) {
+        if !self.heartbeat_running.replace(true) {
+            let (me, client) = (self.clone(), client.clone());
+            tokio::task::spawn_local(async move {
+                if let Err(e) = me.heartbeat(&client).await {
+                    tracing::warn!(error = %e, "cluster heartbeat failed (Redis unreachable?)");
+                }
+                me.heartbeat_running.set(false);
+            });
+        }
+    }
+
     /// One heartbeat: announce this node, read the live set (pushing it to
     /// the shards when it changed), refresh this node's presence keys.
     async fn heartbeat(&self, client: &Client) -> Result<(), Error> {
@@ -752,7 +773,7 @@ impl Bridge {
     }
 
     /// A pub/sub message from another node.
-    fn message(&self, client: &Client, m: fred::types::Message) {
+    fn message(self: &Rc<Self>, client: &Client, m: fred::types::Message) {
         let Some(bytes) = m.value.as_bytes() else {
             tracing::warn!(channel = %m.channel, "non-binary cluster message dropped");
             return;
@@ -768,6 +789,11 @@ impl Bridge {
             return;
         }
         let from: NodeId = Arc::from(env.from.as_str());
+        let leaving = matches!(env.body, Some(wire::Body::Membership(wire::MembershipChanged { leaving: true })));
+        if leaving || !self.live.borrow().contains(&from) {
+            // A node joined or is leaving: agree on owners now, not at the next beat.
+            self.heartbeat_now(client);
+        }
         match env.body {
             Some(wire::Body::Forward(f)) => self.forwarded(client, from, f),
             Some(wire::Body::Reply(r)) => {
@@ -825,7 +851,7 @@ impl Bridge {
                 let shard = user_shard(&user, self.mesh.len());
                 let _ = self.mesh.try_send(shard, ShardMsg::RemotePresence { user, node: from, count: p.count });
             }
-            None => {}
+            Some(wire::Body::Membership(_)) | None => {}
         }
     }
 
@@ -872,6 +898,12 @@ impl Bridge {
             publish(client, node_channel(&from), payload);
         }
     }
+}
+
+/// "`node` joined (or is leaving) the live set": read it now.
+fn membership_notice(node: &str, leaving: bool) -> Bytes {
+    let body = wire::Body::Membership(wire::MembershipChanged { leaving });
+    Bytes::from(wire::Envelope { from: node.to_string(), body: Some(body) }.encode_to_vec())
 }
 
 /// Publishes without waiting; the order of calls is the order on the wire

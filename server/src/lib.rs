@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod config;
 pub mod conversation;
 pub mod frames;
+pub mod redis_server;
 pub mod server;
 pub mod session;
 pub mod shard;

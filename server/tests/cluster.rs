@@ -18,12 +18,11 @@ use chat_client::{Client, ClientConfig, Event, Events, Transport, Trust};
 use chat_protocol::v1::{self, ConversationKind, ReceiptKind, message_body};
 use chat_server::config::{Config, DEV_SECRET};
 use chat_server::config::{ReplicationConfig, ScyllaConfig};
+use chat_server::redis_server::{self, RedisServer};
 use chat_server::store::embedded::{EmbeddedConfig, EmbeddedStore};
 use chat_server::store::scylla::{self, ScyllaSettings, ScyllaStore};
 use chat_server::store::{Direction, MessageStore, Range, Store};
 use std::collections::{BTreeMap, HashSet};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,92 +31,11 @@ const HEARTBEAT_MS: u64 = 200;
 const NODE_TTL_MS: u64 = 1_000;
 const NODE_IDS: [&str; 3] = ["node-a", "node-b", "node-c"];
 
-/// A `redis-server` of our own, on a free port, stopped on drop.
-struct Redis {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start() -> Self {
-        let port = free_port();
-        Redis { child: spawn_redis(port), port }
-    }
-
-    /// Stops the server (an outage) and starts a fresh, empty one on the same port.
-    fn restart_after(&mut self, outage: Duration) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        std::thread::sleep(outage);
-        self.child = spawn_redis(self.port);
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-/// Starts `redis-server` on `port` and waits until it answers.
-fn spawn_redis(port: u16) -> std::process::Child {
-    let mut child = std::process::Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot start redis-server ({e}): the cluster tests need it on PATH; \
-                 install it (Debian/Ubuntu: apt-get install -y redis-server; .ci/run does)"
-            )
-        });
-    for _ in 0..100 {
-        if redis_command(port, &["PING"]).map(|s| s.contains("PONG")).unwrap_or(false) {
-            return child;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("redis-server on port {port} did not answer PING");
-}
-
-/// A free TCP port below the usual ephemeral range (32768 and up), so that
-/// while the server is down, clients reconnecting to its port can never
-/// connect to themselves and take it (TCP self-connect on loopback).
-fn free_port() -> u16 {
-    loop {
-        let port = 20_000 + rand::random::<u16>() % 12_000;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// One command over a fresh connection; the raw reply.
-fn redis_command(port: u16, args: &[&str]) -> std::io::Result<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    let mut req = format!("*{}\r\n", args.len());
-    for a in args {
-        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-    }
-    s.write_all(req.as_bytes())?;
-    let mut buf = [0u8; 512];
-    let n = s.read(&mut buf)?;
-    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
-}
-
 /// Cuts every pub/sub connection (the nodes' subscribers): what is published
 /// until they have reconnected and subscribed again is lost.
 fn kill_subscribers(port: u16) -> usize {
-    let r = redis_command(port, &["CLIENT", "KILL", "TYPE", "pubsub"]).unwrap_or_default();
+    let r = redis_server::command(port, &["CLIENT", "KILL", "TYPE", "pubsub"]).unwrap_or_default();
     r.trim().trim_start_matches(':').parse().unwrap_or(0)
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The store every node of a test shares: one embedded store handle (the
@@ -174,7 +92,7 @@ struct Cluster {
     addrs: Vec<String>,
     store: Arc<Store>,
     /// Taken out while a test restarts it.
-    redis: Option<Redis>,
+    redis: Option<RedisServer>,
     _dir: tempfile::TempDir,
 }
 
@@ -185,7 +103,7 @@ impl Cluster {
             .with_env_filter(tracing_subscriber::EnvFilter::from_env("CHAT_LOG"))
             .with_test_writer()
             .try_init();
-        let redis = Redis::start();
+        let redis = RedisServer::start().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let store = shared_store(dir.path()).await;
         let mut nodes = Vec::new();
@@ -225,7 +143,7 @@ impl Cluster {
     }
 
     fn redis_port(&self) -> u16 {
-        self.redis.as_ref().expect("redis is running").port
+        self.redis.as_ref().expect("redis is running").port()
     }
 
     /// The node that owns `conv` while all nodes live.
@@ -494,7 +412,7 @@ async fn redis_outage_degrades_and_recovers() {
     // Outage: alice's node owns the conversation and keeps taking her messages.
     let mut redis = c.redis.take().unwrap();
     let restart = std::thread::spawn(move || {
-        redis.restart_after(Duration::from_millis(1_500));
+        redis.restart_after(Duration::from_millis(1_500)).unwrap();
         redis
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -650,7 +568,7 @@ async fn lost_pubsub_messages_are_filled_from_the_store() {
 /// with a seq nobody else got, and nothing is stored twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn split_owners_never_assign_one_seq_twice() {
-    let (r1, r2) = (Redis::start(), Redis::start());
+    let (r1, r2) = (RedisServer::start().unwrap(), RedisServer::start().unwrap());
     let dir = tempfile::tempdir().unwrap();
     let store = shared_store(dir.path()).await;
     let a = start_node("node-a", &r1.url(), &store, &dir.path().join("a"));
