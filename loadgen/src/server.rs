@@ -265,15 +265,6 @@ pub fn usage(pid: u32) -> Option<Usage> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn reads_own_usage() {
-        let u = super::usage(std::process::id()).expect("/proc is readable");
-        assert!(u.rss_bytes > 0 && u.peak_rss_bytes >= u.rss_bytes);
-    }
-}
-
 /// A cluster this process started for `cluster` when no `--server` is given:
 /// a `redis-server` of its own and `nodes` chatd nodes in this process, all on
 /// one embedded store handle (what `chat_server::start_with_store` allows; a
@@ -341,5 +332,14 @@ impl LocalCluster {
             h.shutdown();
         }
         self.store.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_own_usage() {
+        let u = super::usage(std::process::id()).expect("/proc is readable");
+        assert!(u.rss_bytes > 0 && u.peak_rss_bytes >= u.rss_bytes);
     }
 }
