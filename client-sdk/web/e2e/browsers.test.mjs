@@ -1,0 +1,124 @@
+// Two browser users chat both ways over WebTransport; typing, presence,
+// unread badges and read marks show up; hostile input is shown as text.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { artifactPath, BrowserUser, Chatd, until } from "./harness.mjs";
+
+let chatd;
+const users = [];
+
+before(async () => {
+  chatd = await new Chatd().start();
+});
+
+after(async () => {
+  for (const u of users) await u.close();
+  await chatd?.dispose();
+});
+
+test("two browser users chat both ways, with typing, presence, badges and read marks", { timeout: 120_000 }, async () => {
+  const alice = await BrowserUser.open("alice");
+  const bob = await BrowserUser.open("bob");
+  users.push(alice, bob);
+  await alice.signIn(chatd, chatd.token("alice", "advocate", "Alice Advocate"));
+  await bob.signIn(chatd, chatd.token("bob", "client", "Bob Client"));
+  assert.equal(await alice.transport(), "webtransport");
+  assert.equal(await bob.transport(), "webtransport");
+
+  await alice.createPrivate("bob");
+  await alice.page.locator("#chat-title", { hasText: "Bob Client" }).waitFor();
+  // Bob is online: a green dot next to him in Alice's header.
+  await alice.page.locator('#chat-header .dot.online[data-presence="bob"]').waitFor();
+
+  await alice.send("Hello Bob, the **hearing** is moved to *Monday*.");
+  // The conversation shows up in Bob's list with an unread badge and the last message.
+  const bobItem = bob.page.locator('.conv[data-title="Alice Advocate"]');
+  await bobItem.locator(".badge", { hasText: "1" }).waitFor();
+  assert.match(await bobItem.locator(".conv-last").textContent(), /Alice Advocate: Hello Bob, the \*\*hearing\*\*/);
+  await alice.send("Please bring the signed `engagement letter`.");
+  await bobItem.locator(".badge", { hasText: "2" }).waitFor();
+
+  // Alice's messages are delivered (Bob's device has them) but not read yet.
+  await until(async () => (await alice.page.locator('.msg.mine[data-mark="delivered"]').count()) === 2, "delivered marks");
+
+  await bob.open("Alice Advocate");
+  await bob.waitForMessage("Please bring the signed");
+  assert.deepEqual(await bob.messages(), [
+    "Hello Bob, the hearing is moved to Monday.",
+    "Please bring the signed engagement letter.",
+  ]);
+  assert.equal(await bob.page.locator(".msg strong", { hasText: "hearing" }).count(), 1, "bold rendered");
+  assert.equal(await bob.page.locator(".msg code", { hasText: "engagement letter" }).count(), 1, "code rendered");
+  assert.equal(await bobItem.locator(".badge").count(), 0, "badge cleared once read");
+  // Bob opened it: Alice sees both messages read.
+  await until(async () => (await alice.page.locator('.msg.mine[data-mark="read"]').count()) === 2, "read marks");
+
+  // Typing: Bob types, Alice sees it; it goes away when he sends.
+  await bob.page.fill("#composer-input", "I will");
+  await bob.page.type("#composer-input", " be there");
+  await alice.page.locator("#typing", { hasText: "Bob Client is typing…" }).waitFor();
+  await bob.page.press("#composer-input", "Enter");
+  await alice.waitForMessage("I will be there");
+  await until(async () => (await alice.page.locator("#typing").textContent()) === "", "typing indicator to clear");
+  assert.deepEqual(await alice.messages(), [
+    "Hello Bob, the hearing is moved to Monday.",
+    "Please bring the signed engagement letter.",
+    "I will be there",
+  ]);
+  assert.deepEqual(await bob.messages(), await alice.messages(), "both see the same conversation");
+
+  await alice.page.screenshot({ path: artifactPath("two-users-alice.png") });
+
+  // Presence: Bob leaves, Alice sees him go offline.
+  await bob.close();
+  users.splice(users.indexOf(bob), 1);
+  await alice.page.locator('#chat-header .dot.offline[data-presence="bob"]').waitFor({ timeout: 15_000 });
+});
+
+const HOSTILE = [
+  '<img src=x onerror="window.__pwned=1;alert(1)">',
+  "<script>window.__pwned=1;alert(2)</script>",
+  '<a href="javascript:window.__pwned=1">click me</a>',
+  "[the docket](javascript:window.__pwned=1)",
+  "[data](data:text/html,<script>alert(3)</script>)",
+  "javascript:alert(4)",
+  '<svg onload="window.__pwned=1"></svg><iframe src="javascript:alert(5)"></iframe>',
+  '"><style>body{display:none}</style><b onmouseover=alert(6)>bold?</b>',
+  "**<img src=x onerror=alert(7)>** and [ok link](https://example.com/case?id=1)",
+];
+
+test("hostile input is shown as text and runs nothing", { timeout: 120_000 }, async () => {
+  const mallory = await BrowserUser.open("mallory");
+  const victim = await BrowserUser.open("victim");
+  users.push(mallory, victim);
+  await mallory.signIn(chatd, chatd.token("mallory", "advocate", "<img src=x onerror=alert(8)>Mallory"));
+  await victim.signIn(chatd, chatd.token("victim", "client", "Victim"));
+  await mallory.createPrivate("victim");
+  for (const h of HOSTILE) await mallory.send(h);
+  await mallory.waitForMessage("ok link");
+
+  await victim.page.locator(".conv").first().click();
+  await victim.waitForMessage("ok link");
+  const shown = await victim.messages();
+  assert.equal(shown.length, HOSTILE.length);
+  // Every string is shown as typed (markup syntax of the Markdown subset aside).
+  for (const [i, h] of HOSTILE.entries()) {
+    const expected = h.replace(/\*\*(.*?)\*\*/g, "$1").replace(/\[(ok link)\]\([^)]*\)/, "$1");
+    assert.equal(shown[i], expected, `message ${i} shown as text`);
+  }
+  for (const u of [victim, mallory]) {
+    const page = u.page;
+    assert.equal(await page.locator(".msg img, .msg script, .msg iframe, .msg svg, .msg style, .msg b").count(), 0);
+    const hrefs = await page.$$eval(".msg a", (as) => as.map((a) => a.getAttribute("href")));
+    assert.deepEqual(hrefs, ["https://example.com/case?id=1"]);
+    assert.equal(await page.locator(".msg a").first().getAttribute("rel"), "noopener noreferrer nofollow");
+    // Clicking the unsafe "links" does nothing either.
+    await page.locator(".msg .body", { hasText: "click me" }).click();
+    assert.equal(await page.evaluate(() => window.__pwned), undefined, "no script ran");
+    assert.deepEqual(u.dialogs, [], "no dialog opened");
+    assert.equal(await page.locator("body").isVisible(), true);
+  }
+  // The display name from the token is text too.
+  await victim.page.locator("#chat-title", { hasText: "<img src=x onerror=alert(8)>Mallory" }).waitFor();
+  await victim.page.screenshot({ path: artifactPath("hostile-input.png") });
+});
