@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Validates what can be validated of deploy/ without a container engine:
+# the compose file against the compose specification, the Kubernetes manifests
+# against the API schemas (strict: unknown fields fail), the systemd unit, and
+# every chatd configuration file in deploy/ against chatd's own config loader
+# (unknown keys and refused combinations fail).
+# Needs python3 (venv, pip) and a built chatd (CHATD_BIN, default target/debug/chatd).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+chatd="${CHATD_BIN:-target/debug/chatd}"
+venv="${DEPLOY_CHECK_VENV:-target/deploy-check-venv}"
+if [ ! -x "$venv/bin/kubernetes-validate" ]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check check-jsonschema==0.33.* kubernetes-validate==1.37.* pyyaml
+fi
+"$venv/bin/check-jsonschema" --builtin-schema vendor.compose-spec deploy/compose.yaml
+"$venv/bin/kubernetes-validate" --strict --quiet deploy/k8s/*.yaml
+if command -v systemd-analyze >/dev/null; then
+  # `verify` wants the binary to exist; point it at the built one.
+  tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+  sed "s#/usr/local/bin/chatd#$(realpath "$chatd")#" deploy/chatd.service >"$tmp/chatd.service"
+  SYSTEMD_LOG_LEVEL=err systemd-analyze verify --man=no "$tmp/chatd.service"
+fi
+# Every config in deploy/ must load (the k8s one is inside its ConfigMap).
+tmp2=$(mktemp -d)
+"$venv/bin/python" - "$tmp2" <<'PY'
+import sys, yaml
+doc = yaml.safe_load(open("deploy/k8s/configmap.yaml"))
+open(sys.argv[1] + "/k8s-chatd.toml", "w").write(doc["data"]["chatd.toml"])
+PY
+for f in deploy/chatd.example.toml deploy/chatd-cluster.toml "$tmp2/k8s-chatd.toml"; do
+  env -u CHAT_CONFIG "$chatd" --config "$f" config >/dev/null || { echo "deploy config $f does not load" >&2; exit 1; }
+done
+rm -rf "$tmp2"
+echo "deploy/: compose, Kubernetes manifests, systemd unit and configs valid"
