@@ -120,3 +120,16 @@ describe("frame codec", () => {
     expect(decodeServerFrame(toBinary(ServerFrameSchema, f)).kind.case).toBe("push");
   });
 });
+
+import { wsCloseError } from "../src/sdk/transport.js";
+
+describe("WebSocket close codes", () => {
+  it("map back to wire error codes and classes", () => {
+    expect(wsCloseError(4302, "bad")?.code).toBe(3002);
+    expect(wsCloseError(4401, "expired")).toMatchObject({ code: 4001, name: "TOKEN_EXPIRED" });
+    expect(wsCloseError(4300, "bye")).toMatchObject({ code: 3000, name: "SHUTTING_DOWN" });
+    expect(wsCloseError(4100, "")?.code).toBe(1000);
+    expect(wsCloseError(1006, "")).toBeUndefined();
+    expect(wsCloseError(4000, "")).toBeUndefined();
+  });
+});

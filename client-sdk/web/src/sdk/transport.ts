@@ -6,7 +6,8 @@
 // opens one unidirectional events stream; typing may come as datagrams, each
 // one unprefixed ServerFrame. WebSocket: every binary message carries one or
 // more whole length-delimited frames, both ways; the session is otherwise the
-// same. Close codes 3000-4999 carry the wire error code on both.
+// same. A close code carries the wire error code (mapped into 4000-4999 on a
+// WebSocket, see wsCloseError).
 
 import { create } from "@bufbuild/protobuf";
 import {
@@ -61,9 +62,22 @@ export function hexToBytes(hex: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-function closeError(code: number, reason: string): WireError | undefined {
-  if (code >= 3000 && code < 5000) return { code, name: codeName(code), message: reason };
+/** The wire error a WebTransport session close code stands for (the code itself). */
+function wtCloseError(code: number, reason: string): WireError | undefined {
+  if (code >= 1000 && code < 5000) return { code, name: codeName(code), message: reason };
   return undefined;
+}
+
+/**
+ * The wire error a WebSocket close code stands for. The server maps error code
+ * `c` to `4000 + (c / 1000) * 100 + c % 1000` (3002 -> 4302, 4001 -> 4401), in
+ * the application range browsers allow.
+ */
+export function wsCloseError(wsCode: number, reason: string): WireError | undefined {
+  if (wsCode < 4100 || wsCode >= 5000) return undefined;
+  const n = wsCode - 4000;
+  const code = Math.floor(n / 100) * 1000 + (n % 100);
+  return { code, name: codeName(code), message: reason };
 }
 
 /** Buffers frames until attached; reports loss once. */
@@ -218,7 +232,7 @@ export async function openWebTransport(o: OpenOptions): Promise<Link> {
     (info) => {
       closeInfo = {
         reason: `closed by server: ${info.closeCode ?? 0} ${info.reason ?? ""}`.trim(),
-        error: closeError(info.closeCode ?? 0, info.reason ?? ""),
+        error: wtCloseError(info.closeCode ?? 0, info.reason ?? ""),
       };
       lostNow(closeInfo);
     },
@@ -346,7 +360,7 @@ export async function openWebSocket(o: OpenOptions): Promise<Link> {
   ws.onclose = (ev: CloseEvent) => {
     lostNow({
       reason: `closed: ${ev.code} ${ev.reason}`.trim(),
-      error: closeError(ev.code, ev.reason),
+      error: wsCloseError(ev.code, ev.reason),
       unreachable: !opened,
     });
   };
@@ -362,7 +376,7 @@ export async function openWebSocket(o: OpenOptions): Promise<Link> {
     close: (code, reason) => {
       try {
         // Browsers allow only 1000 and 3000-4999 as close codes.
-        ws.close(code >= 3000 && code < 5000 ? code : 1000, reason);
+        ws.close(1000, reason);
       } catch {
         /* already closed */
       }
