@@ -36,7 +36,7 @@ function serveStatic(chatd) {
     if (path === "/config.json") {
       res.writeHead(200, { "content-type": "application/json" });
       res.end(JSON.stringify({
-        webtransport_url: `https://localhost:${chatd.udpPort}/chat`,
+        webtransport_url: `https://127.0.0.1:${chatd.udpPort}/chat`,
         websocket_url: `ws://127.0.0.1:${chatd.webPort}/ws`,
         cert_hashes: [chatd.certHash],
         version: "test",
