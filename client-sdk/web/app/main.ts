@@ -168,10 +168,24 @@ async function start(token: string): Promise<void> {
   connState = client.state;
   buildShell();
   await reloadAll();
+  if (isAdmin()) startQueuePolling();
+}
+
+/** Staff: the server pushes nothing when a support request waits, so the queue is polled. */
+const QUEUE_POLL_MS = 5000;
+let queueTimer: ReturnType<typeof setInterval> | undefined;
+function startQueuePolling(): void {
+  if (queueTimer) clearInterval(queueTimer);
+  queueTimer = setInterval(() => {
+    if (!client || client.state !== "online") return;
+    void refreshSupportQueue().then(renderQueue);
+  }, QUEUE_POLL_MS);
 }
 
 function signOut(): void {
   sessionStorage.removeItem(TOKEN_KEY);
+  if (queueTimer) clearInterval(queueTimer);
+  queueTimer = undefined;
   client?.close();
   client = undefined;
   convs.clear();

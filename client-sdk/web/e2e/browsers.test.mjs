@@ -122,3 +122,60 @@ test("hostile input is shown as text and runs nothing", { timeout: 120_000 }, as
   await victim.page.locator("#chat-title", { hasText: "<img src=x onerror=alert(8)>Mallory" }).waitFor();
   await victim.page.screenshot({ path: artifactPath("hostile-input.png") });
 });
+
+test("group, case and support conversations are created from the app; staff picks up support", { timeout: 120_000 }, async () => {
+  const lena = await BrowserUser.open("lena");
+  const max = await BrowserUser.open("max");
+  const staff = await BrowserUser.open("staff");
+  users.push(lena, max, staff);
+  await lena.signIn(chatd, chatd.token("lena", "advocate", "Lena Lawyer"));
+  await max.signIn(chatd, chatd.token("max", "client", "Max Client"));
+  await staff.signIn(chatd, chatd.token("sam", "admin", "Sam Staff"));
+
+  // A group with two members.
+  await lena.page.click("#new-conv");
+  await lena.page.selectOption("#new-kind", "group");
+  await lena.page.fill("#new-title", "Tenants' association");
+  await lena.page.fill("#new-members", "max, sam");
+  await lena.page.click("#create");
+  await lena.page.locator("#chat-title", { hasText: "Tenants' association" }).waitFor();
+  await lena.send("Welcome to the group");
+  await max.page.locator('.conv[data-title="Tenants\' association"] .badge', { hasText: "1" }).waitFor();
+  await staff.page.locator('.conv[data-title="Tenants\' association"]').waitFor();
+
+  // A case conversation, listed under its case id.
+  await lena.page.click("#new-conv");
+  await lena.page.selectOption("#new-kind", "case");
+  await lena.page.fill("#new-case", "2026-CV-0113");
+  await lena.page.fill("#new-title", "Eviction defence");
+  await lena.page.fill("#new-members", "max");
+  await lena.page.click("#create");
+  await lena.page.locator("#chat-title", { hasText: "Eviction defence · 2026-CV-0113" }).waitFor();
+  await max.page.locator('.conv[data-title="Eviction defence · 2026-CV-0113"]').waitFor();
+
+  // A client may not create a group: the server's refusal is shown.
+  await max.page.click("#new-conv");
+  await max.page.selectOption("#new-kind", "group");
+  await max.page.fill("#new-title", "Not allowed");
+  await max.page.fill("#new-members", "lena");
+  await max.page.click("#create");
+  await max.page.locator(".dialog .error", { hasText: "FORBIDDEN" }).waitFor();
+  await max.page.click(".dialog button[type=button]");
+
+  // The client opens a support request; staff sees it in the queue and picks it up.
+  await max.page.click("#new-conv");
+  await max.page.selectOption("#new-kind", "support");
+  await max.page.fill("#new-title", "Cannot open the lease PDF");
+  await max.page.click("#create");
+  await max.page.locator(".chat-sub", { hasText: "waiting for staff" }).waitFor();
+  await max.send("Hello, I need help with the portal.");
+  await staff.page.locator(".queue-item", { hasText: "Cannot open the lease PDF" }).waitFor();
+  await staff.page.locator(".queue-item button", { hasText: "Pick up" }).click();
+  await staff.page.locator("#chat-title", { hasText: "Cannot open the lease PDF" }).waitFor();
+  await staff.waitForMessage("Hello, I need help with the portal.");
+  await staff.send("Hi Max, I am on it.");
+  await max.waitForMessage("Hi Max, I am on it.");
+  await max.page.locator(".chat-sub", { hasText: "assigned" }).waitFor();
+  assert.equal(await staff.page.locator(".queue-item").count(), 0, "the queue is empty once picked up");
+  await staff.page.screenshot({ path: artifactPath("support.png") });
+});

@@ -104,3 +104,28 @@ test("a server restart mid-conversation reconnects and loses nothing", { timeout
   assert.deepEqual(seqs, expected.map((_, i) => i + 1));
   await frank.page.screenshot({ path: artifactPath("after-restart.png") });
 });
+
+test("history pages upward as the user scrolls", { timeout: 120_000 }, async () => {
+  const olga = await BrowserUser.open("olga", { viewport: { width: 900, height: 600 } });
+  closers.push(() => olga.close());
+  const paul = await RustUser.start(chatd, chatd.token("paul", "advocate", "Paul Rust"));
+  closers.push(() => paul.close());
+  const { conv } = await paul.call({ cmd: "private", user: "olga" });
+  const N = 130;
+  for (let i = 1; i <= N; i++) await paul.call({ cmd: "send", conv, text: `line ${i}` });
+  await olga.signIn(chatd, chatd.token("olga", "client", "Olga"));
+  await olga.open("Paul Rust");
+  await olga.waitForMessage(`line ${N}`);
+  const first = await olga.messages();
+  assert.ok(first.length < N, `only the newest page at first (${first.length})`);
+  assert.equal(first.at(-1), `line ${N}`);
+  // Scroll to the top until everything is there.
+  await until(async () => {
+    await olga.page.$eval("#messages", (el) => {
+      el.scrollTop = 0;
+      el.dispatchEvent(new Event("scroll"));
+    });
+    return (await olga.messages()).length === N;
+  }, "every page", 30_000);
+  assert.deepEqual(await olga.messages(), Array.from({ length: N }, (_, i) => `line ${i + 1}`));
+});
