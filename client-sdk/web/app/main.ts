@@ -48,6 +48,8 @@ interface ConvView {
 }
 
 const TOKEN_KEY = "chatd.token";
+/** The transport a fallback chose, kept for this tab's session. */
+const TRANSPORT_KEY = "chatd.transport";
 const PAGE = 50;
 const TYPING_REFRESH_MS = 2000;
 const TYPING_IDLE_MS = 3000;
@@ -143,7 +145,7 @@ async function start(token: string): Promise<void> {
     return;
   }
   const params = new URLSearchParams(location.search);
-  const forced = params.get("transport");
+  const forced = params.get("transport") ?? sessionStorage.getItem(TRANSPORT_KEY);
   try {
     client = await Client.connect(
       {
@@ -162,6 +164,10 @@ async function start(token: string): Promise<void> {
     return;
   }
   sessionStorage.setItem(TOKEN_KEY, token);
+  // WebTransport failed and WebSocket worked: skip the wait on reloads in this tab.
+  if (client.transport === "websocket" && cfg.webtransport_url && !params.get("transport")) {
+    sessionStorage.setItem(TRANSPORT_KEY, "websocket");
+  }
   me = client.user;
   if (me) names.set(me.id, me.displayName || me.id);
   transport = client.transport ?? "";

@@ -94,6 +94,12 @@ const TICK_MS = 100;
 const RECEIPT_TICKS = 5;
 /** Messages per history page when filling a hole. */
 const GAP_PAGE = 200;
+/**
+ * A connection that wrote nothing for this long sends a Ping (id 0, no reply),
+ * so that the server's 30 s idle timeout never closes a quiet session (the
+ * Rust SDK uses QUIC keep-alives for the same; browsers give no such knob).
+ */
+const KEEPALIVE_MS = 10_000;
 
 export interface ClientConfig {
   /** The JWT sent in Hello. */
@@ -201,6 +207,7 @@ export class Client {
   private attempt = 0;
   private retryAfterMs: number | undefined;
   private ticks = 0;
+  private lastWriteAt = 0;
   private tickTimer: ReturnType<typeof setInterval> | undefined;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private goodbye: WireError | undefined;
@@ -558,6 +565,7 @@ export class Client {
       kind: { case: "command", value: create(CommandSchema, { id, body }) },
     });
     link.send(frame);
+    this.lastWriteAt = Date.now();
   }
 
   private flushOutbox(): void {
@@ -618,6 +626,7 @@ export class Client {
       // Id 0: no reply wanted; a refused receipt changes nothing for the app.
       if (receipts.length > 0) this.write(0n, this.deliveredBody(receipts));
     }
+    if (now - this.lastWriteAt > KEEPALIVE_MS) this.write(0n, { case: "ping", value: create(PingSchema, {}) });
   }
 
   private fetch(f: Fetch): void {
