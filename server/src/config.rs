@@ -148,19 +148,113 @@ impl LimitsConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// Backend: "embedded" (default). "scylla" arrives with the scale-out work.
+    /// Backend: "embedded" (default, a local database under `data_dir/store`)
+    /// or "scylla" (a ScyllaDB or Cassandra cluster, see [`ScyllaConfig`]).
     pub backend: String,
-    /// fsync every commit (default true). false is for benchmarks only: an
-    /// acknowledged message may then be lost in a power cut, and after such a
-    /// crash seqs may be handed out again under the same epoch (clients are not
-    /// told to resync in that case; not handled yet).
+    /// Embedded only: fsync every commit (default true). false is for
+    /// benchmarks only: an acknowledged message may then be lost in a power
+    /// cut, and after such a crash seqs may be handed out again under the same
+    /// epoch (clients are not told to resync in that case; not handled yet).
     pub fsync: bool,
+    /// ScyllaDB settings (used when `backend = "scylla"`).
+    pub scylla: ScyllaConfig,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { backend: "embedded".into(), fsync: true }
+        Self { backend: "embedded".into(), fsync: true, scylla: ScyllaConfig::default() }
     }
+}
+
+/// The ScyllaDB (or Cassandra) backend's settings, `[store.scylla]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScyllaConfig {
+    /// Contact points, `host:port`; a list, or one string of comma-separated
+    /// entries (handy in `CHAT_STORE__SCYLLA__NODES`). Default `["127.0.0.1:9042"]`.
+    #[serde(deserialize_with = "list_or_comma_separated")]
+    pub nodes: Vec<String>,
+    /// Keyspace holding the tables. Default "chat".
+    pub keyspace: String,
+    /// Replication of the keyspace, used by `chatd migrate` when it creates it.
+    pub replication: ReplicationConfig,
+    /// Consistency of reads and writes: one, two, three, quorum, all,
+    /// local_quorum, each_quorum, local_one. Default "local_quorum".
+    pub consistency: String,
+    /// Consistency of the Paxos phase of lightweight transactions (the
+    /// `IF NOT EXISTS` appends): serial or local_serial. Default "local_serial".
+    pub serial_consistency: String,
+    /// Datacenter to prefer (token-aware within it). Default: none (all nodes alike).
+    pub local_dc: Option<String>,
+    /// User name for password authentication (with `password`).
+    pub username: Option<String>,
+    /// Password for password authentication (with `username`).
+    pub password: Option<String>,
+    /// Client-side timeout of one statement, milliseconds. Default 5000.
+    pub request_timeout_ms: u64,
+    /// Timeout of opening a connection, milliseconds. Default 5000.
+    pub connect_timeout_ms: u64,
+    /// Threads of the driver's own runtime. Default 2.
+    pub driver_threads: usize,
+    /// Store calls in flight at once; more wait for a slot. Default 4096.
+    pub max_in_flight: usize,
+}
+
+impl Default for ScyllaConfig {
+    fn default() -> Self {
+        Self {
+            nodes: vec!["127.0.0.1:9042".into()],
+            keyspace: "chat".into(),
+            replication: ReplicationConfig::default(),
+            consistency: "local_quorum".into(),
+            serial_consistency: "local_serial".into(),
+            local_dc: None,
+            username: None,
+            password: None,
+            request_timeout_ms: 5_000,
+            connect_timeout_ms: 5_000,
+            driver_threads: 2,
+            max_in_flight: 4096,
+        }
+    }
+}
+
+/// A keyspace's replication, `[store.scylla.replication]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicationConfig {
+    /// "NetworkTopologyStrategy" (default; production) or "SimpleStrategy" (one datacenter, tests).
+    pub class: String,
+    /// Replicas per datacenter (NetworkTopologyStrategy without `datacenters`)
+    /// or in all (SimpleStrategy). Default 3.
+    pub factor: u32,
+    /// NetworkTopologyStrategy only: replicas per named datacenter, e.g.
+    /// `{ dc1 = 3, dc2 = 3 }`; when set, `factor` is not used.
+    pub datacenters: std::collections::BTreeMap<String, u32>,
+    /// ScyllaDB only: `AND tablets = {'enabled': ...}` on `CREATE KEYSPACE`.
+    /// Default: not said (the server's default). Set false on ScyllaDB
+    /// versions whose tablets keyspaces do not take lightweight transactions.
+    pub tablets: Option<bool>,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        Self { class: "NetworkTopologyStrategy".into(), factor: 3, datacenters: Default::default(), tablets: None }
+    }
+}
+
+/// A list of strings, or one string of comma-separated entries.
+fn list_or_comma_separated<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Nodes {
+        List(Vec<String>),
+        One(String),
+    }
+    Ok(match Nodes::deserialize(d)? {
+        Nodes::List(list) => list,
+        Nodes::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+    })
 }
 
 /// Per-connection tuning.
@@ -223,11 +317,17 @@ impl Config {
 
     /// Refuses combinations that cannot work.
     pub fn check(&self) -> Result<(), ConfigError> {
-        if self.store.backend != "embedded" {
-            return Err(ConfigError::Inconsistent(format!(
-                "store.backend = {:?}: only \"embedded\" is available in this build",
-                self.store.backend
-            )));
+        match self.store.backend.as_str() {
+            "embedded" => {}
+            "scylla" => {
+                crate::store::scylla::ScyllaSettings::from_config(&self.store.scylla)
+                    .map_err(|e| ConfigError::Inconsistent(format!("store.scylla: {e}")))?;
+            }
+            other => {
+                return Err(ConfigError::Inconsistent(format!(
+                    "store.backend = {other:?}: use \"embedded\" or \"scylla\""
+                )));
+            }
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::Inconsistent("tls.cert and tls.key go together".into()));
@@ -269,8 +369,46 @@ mod tests {
         std::fs::write(&f, "[limits]\nmesages_per_minute = 500\n").unwrap();
         let e = Config::load(Some(&f)).unwrap_err().to_string();
         assert!(e.contains("mesages_per_minute"), "a typo is reported, not ignored: {e}");
-        std::fs::write(&f, "[store]\nbackend = \"scylla\"\n").unwrap();
-        assert!(Config::load(Some(&f)).unwrap_err().to_string().contains("only \"embedded\""));
+        std::fs::write(&f, "[store]\nbackend = \"cassandra\"\n").unwrap();
+        let e = Config::load(Some(&f)).unwrap_err().to_string();
+        assert!(e.contains("use \"embedded\" or \"scylla\""), "{e}");
+    }
+
+    #[test]
+    fn scylla_settings_load_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("chatd.toml");
+        let load = |text: &str| {
+            std::fs::write(&f, text).unwrap();
+            Config::load(Some(&f))
+        };
+        let cfg = load("[store]\nbackend = \"scylla\"\n").unwrap();
+        assert_eq!(cfg.store.scylla, ScyllaConfig::default(), "defaults are valid");
+        let cfg = load(
+            "[store]\nbackend = \"scylla\"\n[store.scylla]\nnodes = \"10.0.0.1:9042, 10.0.0.2:9042\"\n\
+             keyspace = \"chat_prod\"\nconsistency = \"QUORUM\"\nserial_consistency = \"serial\"\n\
+             local_dc = \"dc1\"\n[store.scylla.replication]\ndatacenters = { dc1 = 3, dc2 = 2 }\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.store.scylla.nodes, ["10.0.0.1:9042", "10.0.0.2:9042"], "one comma-separated string");
+        assert_eq!(cfg.store.scylla.replication.datacenters.len(), 2);
+        let refused = |text: &str, what: &str| {
+            let e = load(&format!("[store]\nbackend = \"scylla\"\n[store.scylla]\n{text}\n")).unwrap_err().to_string();
+            assert!(e.contains(what), "{text}: {e}");
+        };
+        refused("consistency = \"any\"", "store.scylla: consistency \"any\"");
+        refused("consistency = \"lots\"", "consistency \"lots\"");
+        refused("serial_consistency = \"quorum\"", "serial_consistency \"quorum\"");
+        refused("nodes = []", "nodes");
+        refused("nodes = [\"db1\"]", "host:port");
+        refused("keyspace = \"chat-prod\"", "keyspace");
+        refused("username = \"chat\"", "username and password");
+        refused("request_timeout_ms = 0", "request_timeout_ms");
+        refused("[store.scylla.replication]\nfactor = 0", "factor");
+        refused("[store.scylla.replication]\nclass = \"LocalStrategy\"", "LocalStrategy");
+        refused("[store.scylla.replication]\nclass = \"SimpleStrategy\"\ndatacenters = { dc1 = 1 }", "datacenters");
+        // The scylla section is not checked while the embedded store is in use.
+        assert!(load("[store.scylla]\nconsistency = \"any\"\n").is_ok());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! `chatd`: the chat server binary. `chatd serve` runs it; `chatd token` mints
-//! a development token; `chatd config` prints the effective configuration.
+//! `chatd`: the chat server binary. `chatd serve` runs it; `chatd migrate`
+//! makes or upgrades the store's schema (ScyllaDB); `chatd token` mints a
+//! development token; `chatd config` prints the effective configuration.
 
 use anyhow::Context;
 use chat_server::config::Config;
@@ -46,6 +47,8 @@ enum Cmd {
         #[arg(long, default_value_t = 24)]
         hours: u64,
     },
+    /// Create or upgrade the store's schema (ScyllaDB: keyspace, tables, version); idempotent.
+    Migrate,
     /// Print the effective configuration as TOML.
     Config,
 }
@@ -90,6 +93,12 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Cmd::Migrate => {
+            for line in chat_server::store::migrate(&cfg)? {
+                println!("{line}");
+            }
+            Ok(())
+        }
         Cmd::Config => {
             print!("{}", cfg.to_toml());
             Ok(())
@@ -105,6 +114,8 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
     }
     let shards = cfg.shard_count();
     let data_dir = cfg.data_dir.clone();
+    let store = (cfg.store.backend == "scylla")
+        .then(|| format!("scylla keyspace {} on {}", cfg.store.scylla.keyspace, cfg.store.scylla.nodes.join(",")));
     let handle = chat_server::start(cfg)?;
     println!(
         "chatd listening on {} (udp: QUIC ALPN chat/1 and WebTransport https://localhost:{}/chat), {shards} shards",
@@ -116,7 +127,10 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         handle.cert_sha256(),
         if handle.dev_cert() { " (dev certificate; pin it by this hash)" } else { "" }
     );
-    println!("data directory: {}  store epoch: {}", data_dir.display(), handle.epoch());
+    match store {
+        None => println!("data directory: {}  store epoch: {}", data_dir.display(), handle.epoch()),
+        Some(store) => println!("store: {store}  store epoch: {}", handle.epoch()),
+    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

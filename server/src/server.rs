@@ -7,7 +7,7 @@
 use crate::auth::Verifier;
 use crate::config::Config;
 use crate::shard::{Mesh, PresenceMsg, ShardMsg, ShardState, UserEvent};
-use crate::store::{MessageStore, Store, embedded::EmbeddedConfig};
+use crate::store::{MessageStore, Store};
 use crate::{conversation, session, tls, transport};
 use anyhow::Context;
 use chat_protocol::WireError;
@@ -159,8 +159,7 @@ pub fn start(cfg: Config) -> anyhow::Result<ServerHandle> {
     let identity = tls::load_identity(&cfg)?;
     let cert_sha256 = identity.sha256_hex();
     let server_config = tls::quinn_server_config(&identity, &cfg.session)?;
-    let store_cfg = EmbeddedConfig { fsync: cfg.store.fsync, ..EmbeddedConfig::default() };
-    let store = Arc::new(Store::open(&cfg.data_dir.join("store"), store_cfg)?);
+    let store = Arc::new(Store::open(&cfg)?);
     let verifier = Verifier::new(&cfg.auth)?;
     let (mesh, receivers) = Mesh::new(shards, MAILBOX);
     let sockets = bind_shared(cfg.listen, shards)?;

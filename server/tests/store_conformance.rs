@@ -1,7 +1,9 @@
 //! The store conformance suite, run against each backend.
 
+use chat_server::config::{ReplicationConfig, ScyllaConfig};
 use chat_server::store::conformance::ConformanceFactory;
 use chat_server::store::embedded::{EmbeddedConfig, EmbeddedStore};
+use chat_server::store::scylla::{self, ScyllaSettings, ScyllaStore};
 
 /// Embedded stores, each in a temporary directory of its own.
 #[derive(Default)]
@@ -28,4 +30,64 @@ impl ConformanceFactory for EmbeddedFactory {
 
 mod embedded {
     chat_server::conformance_tests!(super::EmbeddedFactory::default());
+}
+
+/// ScyllaDB stores against the node(s) in `CHAT_SCYLLA_NODES` (`host:port`,
+/// comma-separated), each in a fresh keyspace `chat_test_<random>` with
+/// SimpleStrategy replication factor 1, made as `chatd migrate` makes it.
+/// Without the variable every case says "skipped" on stderr and passes.
+/// `CHAT_SCYLLA_TABLETS=false` creates the keyspaces without tablets (for
+/// ScyllaDB versions whose tablets keyspaces refuse lightweight transactions).
+struct ScyllaFactory {
+    nodes: Option<String>,
+}
+
+impl ScyllaFactory {
+    fn from_env() -> Self {
+        Self { nodes: std::env::var("CHAT_SCYLLA_NODES").ok().filter(|n| !n.trim().is_empty()) }
+    }
+
+    fn settings(&self, keyspace: &str) -> ScyllaSettings {
+        let cfg = ScyllaConfig {
+            nodes: self.nodes.iter().flat_map(|n| n.split(',')).map(|n| n.trim().to_string()).collect(),
+            keyspace: keyspace.into(),
+            replication: ReplicationConfig {
+                class: "SimpleStrategy".into(),
+                factor: 1,
+                tablets: std::env::var("CHAT_SCYLLA_TABLETS").ok().map(|t| t == "true"),
+                ..ReplicationConfig::default()
+            },
+            consistency: "quorum".into(),
+            serial_consistency: "serial".into(),
+            ..ScyllaConfig::default()
+        };
+        ScyllaSettings::from_config(&cfg).expect("valid test settings")
+    }
+}
+
+impl ConformanceFactory for ScyllaFactory {
+    type Store = ScyllaStore;
+
+    fn skip(&self) -> Option<String> {
+        self.nodes.is_none().then(|| "CHAT_SCYLLA_NODES not set".to_string())
+    }
+
+    async fn fresh(&mut self) -> ScyllaStore {
+        let keyspace = format!("chat_test_{:016x}", rand::random::<u64>());
+        let settings = self.settings(&keyspace);
+        let report = scylla::migrate_with(&settings).await.expect("migrate");
+        assert!(report.iter().any(|l| l.contains("recorded")), "a new schema: {report:?}");
+        ScyllaStore::connect(&settings).await.expect("open store")
+    }
+
+    async fn reopen(&mut self, store: ScyllaStore) -> ScyllaStore {
+        let settings = self.settings(store.keyspace());
+        store.close();
+        drop(store);
+        ScyllaStore::connect(&settings).await.expect("reopen store")
+    }
+}
+
+mod scylla_cluster {
+    chat_server::conformance_tests!(super::ScyllaFactory::from_env());
 }

@@ -33,6 +33,19 @@ pub trait ConformanceFactory {
 
     /// Closes `store` and opens the same data again (as after a restart).
     async fn reopen(&mut self, store: Self::Store) -> Self::Store;
+
+    /// Why the suite cannot run here (e.g. no server to test against), if it
+    /// cannot; each case then says so on stderr and passes without running.
+    fn skip(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Tells, past the test harness's output capture, that a case was skipped.
+pub fn report_skip(case: &str, why: &str) {
+    use std::io::Write;
+    // Written to the stream directly: libtest captures only `print!`-family output.
+    let _ = writeln!(std::io::stderr(), "{case}: skipped: {why}");
 }
 
 /// Expands to one `#[tokio::test]` per conformance case, each run against a
@@ -69,6 +82,10 @@ macro_rules! conformance_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 let mut factory = $factory;
+                if let Some(why) = $crate::store::conformance::ConformanceFactory::skip(&factory) {
+                    $crate::store::conformance::report_skip(stringify!($case), &why);
+                    return;
+                }
                 $crate::store::conformance::$case(&mut factory).await;
             }
         )+

@@ -16,18 +16,161 @@
 //! (fsync'd, or replicated at the configured consistency). Backends batch
 //! concurrent appends into one commit (group commit).
 //!
-//! Backends: [`embedded`] (the default, a local fjall LSM database). The ScyllaDB
-//! backend lands with the scale-out issue. [`conformance`] holds the tests every
+//! Backends: [`embedded`] (the default, a local fjall LSM database) and
+//! [`scylla`] (a ScyllaDB or Cassandra cluster shared by several nodes), chosen
+//! by `store.backend` through [`Store`]. [`conformance`] holds the tests every
 //! backend must pass.
 
 pub mod conformance;
 pub mod embedded;
-
-/// The store the server runs on. Today the embedded one; when the ScyllaDB
-/// backend lands this becomes an enum chosen from `store.backend`.
-pub type Store = embedded::EmbeddedStore;
+pub mod scylla;
 
 use bytes::Bytes;
+
+use crate::config::Config;
+
+/// The store the server runs on, chosen by `store.backend`.
+pub enum Store {
+    /// The local fjall database under `data_dir/store`.
+    Embedded(embedded::EmbeddedStore),
+    /// A ScyllaDB or Cassandra cluster.
+    Scylla(scylla::ScyllaStore),
+}
+
+/// Runs `$body` with `$s` bound to whichever backend `$store` is.
+macro_rules! delegate {
+    ($store:expr, $s:ident => $body:expr) => {
+        match $store {
+            Store::Embedded($s) => $body,
+            Store::Scylla($s) => $body,
+        }
+    };
+}
+
+impl Store {
+    /// Opens the configured backend: the embedded store in `data_dir/store`, or
+    /// a connection to the ScyllaDB cluster (whose schema must have been made
+    /// by `chatd migrate`). Blocking: call it outside an async context.
+    pub fn open(cfg: &Config) -> StoreResult<Self> {
+        match cfg.store.backend.as_str() {
+            "scylla" => {
+                let settings = scylla::ScyllaSettings::from_config(&cfg.store.scylla).map_err(|e| {
+                    StoreError::Open { path: "scylla".into(), source: format!("store.scylla: {e}").into() }
+                })?;
+                Ok(Store::Scylla(scylla::ScyllaStore::open(&settings)?))
+            }
+            _ => {
+                let ecfg = embedded::EmbeddedConfig { fsync: cfg.store.fsync, ..embedded::EmbeddedConfig::default() };
+                Ok(Store::Embedded(embedded::EmbeddedStore::open(&cfg.data_dir.join("store"), ecfg)?))
+            }
+        }
+    }
+
+    /// The backend's name, as in `store.backend`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Embedded(_) => "embedded",
+            Store::Scylla(_) => "scylla",
+        }
+    }
+
+    /// Stops taking writes and finishes (embedded: commits) what is queued.
+    pub fn close(&self) {
+        delegate!(self, s => s.close())
+    }
+}
+
+/// `chatd migrate`: makes or upgrades the configured backend's schema and says
+/// what it did, one line each. Blocking: call it outside an async context.
+pub fn migrate(cfg: &Config) -> StoreResult<Vec<String>> {
+    match cfg.store.backend.as_str() {
+        "scylla" => scylla::migrate(&cfg.store.scylla),
+        other => Ok(vec![format!(
+            "store.backend = {other:?}: nothing to migrate (the embedded store lays itself out when opened)"
+        )]),
+    }
+}
+
+impl MessageStore for Store {
+    fn epoch(&self) -> &str {
+        delegate!(self, s => s.epoch())
+    }
+
+    async fn append(&self, msgs: Vec<NewMessage>) -> StoreResult<()> {
+        delegate!(self, s => s.append(msgs).await)
+    }
+
+    async fn find_client_msg(
+        &self,
+        conversation_id: u64,
+        sender_id: &str,
+        client_msg_id: &str,
+    ) -> StoreResult<Option<u64>> {
+        delegate!(self, s => s.find_client_msg(conversation_id, sender_id, client_msg_id).await)
+    }
+
+    async fn last_seq(&self, conversation_id: u64) -> StoreResult<u64> {
+        delegate!(self, s => s.last_seq(conversation_id).await)
+    }
+
+    async fn read_range(&self, conversation_id: u64, range: Range) -> StoreResult<Vec<(u64, Bytes)>> {
+        delegate!(self, s => s.read_range(conversation_id, range).await)
+    }
+
+    async fn create_conversation(&self, conv: &ConversationRecord, members: &[MemberRecord]) -> StoreResult<Created> {
+        delegate!(self, s => s.create_conversation(conv, members).await)
+    }
+
+    async fn get_conversation(&self, id: u64) -> StoreResult<Option<ConversationRecord>> {
+        delegate!(self, s => s.get_conversation(id).await)
+    }
+
+    async fn update_conversation(&self, conv: &ConversationRecord) -> StoreResult<()> {
+        delegate!(self, s => s.update_conversation(conv).await)
+    }
+
+    async fn put_member(&self, member: &MemberRecord) -> StoreResult<()> {
+        delegate!(self, s => s.put_member(member).await)
+    }
+
+    async fn remove_member(&self, conversation_id: u64, user_id: &str) -> StoreResult<()> {
+        delegate!(self, s => s.remove_member(conversation_id, user_id).await)
+    }
+
+    async fn members(&self, conversation_id: u64) -> StoreResult<Vec<MemberRecord>> {
+        delegate!(self, s => s.members(conversation_id).await)
+    }
+
+    async fn member(&self, conversation_id: u64, user_id: &str) -> StoreResult<Option<MemberRecord>> {
+        delegate!(self, s => s.member(conversation_id, user_id).await)
+    }
+
+    async fn user_conversations(&self, user_id: &str) -> StoreResult<Vec<u64>> {
+        delegate!(self, s => s.user_conversations(user_id).await)
+    }
+
+    async fn advance_watermarks(
+        &self,
+        conversation_id: u64,
+        user_id: &str,
+        delivered: u64,
+        read: u64,
+    ) -> StoreResult<()> {
+        delegate!(self, s => s.advance_watermarks(conversation_id, user_id, delivered, read).await)
+    }
+
+    async fn support_queue(&self) -> StoreResult<Vec<u64>> {
+        delegate!(self, s => s.support_queue().await)
+    }
+
+    async fn upsert_user(&self, user: &UserRecord) -> StoreResult<()> {
+        delegate!(self, s => s.upsert_user(user).await)
+    }
+
+    async fn get_users(&self, ids: &[String]) -> StoreResult<Vec<UserRecord>> {
+        delegate!(self, s => s.get_users(ids).await)
+    }
+}
 
 /// A store failure, precise enough to act on.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +200,15 @@ pub enum StoreError {
         /// Which table.
         table: &'static str,
         /// What is wrong.
+        detail: String,
+    },
+    /// The backend's schema is missing, older or newer than this binary's
+    /// (the detail says which, and what to run).
+    #[error("store schema in keyspace {keyspace}: {detail}")]
+    Schema {
+        /// Which keyspace.
+        keyspace: String,
+        /// What is wrong and what to do.
         detail: String,
     },
     /// An append would overwrite an existing `(conversation, seq)`.
