@@ -358,8 +358,15 @@ function onEvent(e: ChatEvent): void {
       break;
     case "disconnected":
       banner = e.willRetry ? "Connection lost; reconnecting…" : `Disconnected: ${e.error ? `${e.error.name}: ${e.error.message}` : e.reason}`;
-      if (!e.willRetry && e.error && e.error.code >= 4000) {
+      if (!e.willRetry && e.error && e.error.code >= 4000 && e.error.code < 5000) {
+        // The token is refused for good (expired, revoked): sign in again.
+        const why = `${e.error.name}: ${e.error.message}`;
         sessionStorage.removeItem(TOKEN_KEY);
+        client = undefined;
+        convs.clear();
+        current = undefined;
+        signInScreen(`Signed out by the server (${why}).`);
+        break;
       }
       renderStatus();
       break;
