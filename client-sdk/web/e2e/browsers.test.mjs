@@ -179,3 +179,23 @@ test("group, case and support conversations are created from the app; staff pick
   assert.equal(await staff.page.locator(".queue-item").count(), 0, "the queue is empty once picked up");
   await staff.page.screenshot({ path: artifactPath("support.png") });
 });
+
+test("sign-in: the token leaves the address bar; a forged token is refused with the server's reason", { timeout: 60_000 }, async () => {
+  const u = await BrowserUser.open("forger");
+  users.push(u);
+  const good = chatd.token("nina", "client", "Nina");
+  await u.signIn(chatd, good);
+  assert.equal(new URL(u.page.url()).hash, "", "the fragment is cleared");
+  await u.page.click("#sign-out");
+  await u.page.locator("form.signin").waitFor();
+  // Flip a character of the signature: a forged token.
+  const forged = good.slice(0, -2) + (good.at(-2) === "A" ? "B" : "A") + good.at(-1);
+  await u.page.fill("#token", forged);
+  await u.page.click("form.signin button[type=submit]");
+  await u.page.locator("form.signin .error", { hasText: "UNAUTHENTICATED" }).waitFor({ timeout: 20_000 });
+  // A pasted good token signs in.
+  await u.page.fill("#token", good);
+  await u.page.click("form.signin button[type=submit]");
+  await u.page.locator('#status[data-state="online"]').waitFor();
+  await u.page.locator("#me-name", { hasText: "Nina" }).waitFor();
+});
