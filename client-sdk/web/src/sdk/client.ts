@@ -125,6 +125,12 @@ export interface ClientConfig {
   resume?: ResumeState;
   /** Free-form client name for the server's logs. */
   clientName?: string;
+  /**
+   * Replaces the built-in transports: opens a connection, says `hello` and
+   * resolves with the handshaken link, or rejects with a `Lost`. For tests
+   * and custom transports.
+   */
+  openLink?: (hello: ClientFrame) => Promise<Link>;
 }
 
 export type ConnectionState = "connecting" | "online" | "offline" | "closed";
@@ -194,8 +200,8 @@ function want<K extends NonNullable<ReplyResult["case"]>>(r: ReplyResult, k: K):
 }
 
 export class Client {
-  private readonly cfg: Required<Omit<ClientConfig, "resume" | "webtransportUrl" | "websocketUrl">> &
-    Pick<ClientConfig, "webtransportUrl" | "websocketUrl">;
+  private readonly cfg: Required<Omit<ClientConfig, "resume" | "webtransportUrl" | "websocketUrl" | "openLink">> &
+    Pick<ClientConfig, "webtransportUrl" | "websocketUrl" | "openLink">;
   private readonly listeners = new Set<Listener>();
   private readonly delivery: Delivery;
   private readonly outbox: Outbox<Pending<SendMessageOk>>;
@@ -229,6 +235,7 @@ export class Client {
       outboxCapacity: config.outboxCapacity ?? 1024,
       maxDeferred: config.maxDeferred ?? 256,
       clientName: config.clientName ?? `chat-web/${SDK_VERSION}`,
+      openLink: config.openLink,
     };
     this.delivery = new Delivery(config.resume, GAP_PAGE);
     this.outbox = new Outbox(this.cfg.outboxCapacity);
@@ -503,6 +510,7 @@ export class Client {
 
   /** Opens a link with the transport policy: WebTransport first, WebSocket as the fallback. */
   private async open(hello: ClientFrame): Promise<Link> {
+    if (this.cfg.openLink) return this.cfg.openLink(hello);
     const certHashes = this.cfg.certHashes.map(hexToBytes);
     const timeoutMs = this.cfg.requestTimeoutMs;
     const ws = async (): Promise<Link> => {

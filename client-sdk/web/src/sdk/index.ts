@@ -6,5 +6,5 @@ export * from "./backoff.js";
 export { Outbox, newClientMsgId } from "./outbox.js";
 export { Sequencer, type Offer } from "./sequencer.js";
 export { Delivery, type ResumeState } from "./delivery.js";
-export { type TransportKind, hasWebTransport, hexToBytes } from "./transport.js";
+export { type Link, type LinkHandlers, type Lost, type TransportKind, hasWebTransport, hexToBytes } from "./transport.js";
 export * as pb from "../gen/chat/v1/chat_pb.js";
