@@ -109,3 +109,20 @@ describe("markdown subset", () => {
     expect(Date.now() - t0).toBeLessThan(2000);
   });
 });
+
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+
+describe("no HTML sinks in the app or the SDK", () => {
+  const files = (dir: string): string[] =>
+    readdirSync(dir).flatMap((f) => {
+      const p = join(dir, f);
+      return statSync(p).isDirectory() ? files(p) : p.endsWith(".ts") ? [p] : [];
+    });
+  it.each([...files("app"), ...files("src/sdk")])("%s", (file) => {
+    const src = readFileSync(file, "utf8");
+    for (const sink of ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "srcdoc", "createContextualFragment"]) {
+      expect(src.includes(sink), `${file} uses ${sink}`).toBe(false);
+    }
+  });
+});
