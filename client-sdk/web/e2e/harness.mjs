@@ -6,8 +6,6 @@ import { spawn, execFileSync } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { mkdtempSync, mkdirSync, rmSync, existsSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { createServer as createHttpServer } from "node:http";
-import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,37 +21,6 @@ export const JSONL_BIN = process.env.CHAT_JSONL_BIN
   : join(dirname(CHATD_BIN), "examples/jsonl");
 export const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
 export const ARTIFACTS = join(WEB_DIR, "e2e/artifacts");
-
-/** Serve dist/ from a test server instead of chatd (only for a chatd without its web listener). */
-const STATIC_APP = process.env.E2E_STATIC_APP === "1";
-
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss: https:";
-
-function serveStatic(chatd) {
-  const types = { "index.html": "text/html; charset=utf-8", "app.js": "text/javascript", "app.css": "text/css" };
-  const server = createHttpServer((req, res) => {
-    const path = new URL(req.url, "http://x").pathname;
-    if (path === "/config.json") {
-      res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({
-        webtransport_url: `https://127.0.0.1:${chatd.udpPort}/chat`,
-        websocket_url: `ws://127.0.0.1:${chatd.webPort}/ws`,
-        cert_hashes: [chatd.certHash],
-        version: "test",
-      }));
-      return;
-    }
-    const file = path === "/" ? "index.html" : path.slice(1);
-    if (!types[file]) {
-      res.writeHead(404);
-      res.end();
-      return;
-    }
-    res.writeHead(200, { "content-type": types[file], "content-security-policy": CSP });
-    res.end(readFileSync(join(WEB_DIR, "dist", file)));
-  });
-  return new Promise((r) => server.listen(chatd.webPort, "127.0.0.1", () => r(server)));
-}
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -109,7 +76,7 @@ export class Chatd {
       CHAT_LOG: process.env.CHAT_LOG ?? "info,quinn=warn",
       CHAT_LIMITS__CONNECTIONS_PER_MINUTE_PER_IP: "10000",
       CHAT_LIMITS__MESSAGES_PER_MINUTE: "10000",
-      ...(STATIC_APP ? {} : { CHAT_WEB__LISTEN: `127.0.0.1:${this.webPort}` }),
+      CHAT_WEB__LISTEN: `127.0.0.1:${this.webPort}`,
     };
   }
 
@@ -141,7 +108,6 @@ export class Chatd {
     ]);
     this.certHash = /certificate sha256: ([0-9a-f]{64})/.exec(hashLine)[1];
     this.webUrl = `http://127.0.0.1:${this.webPort}`;
-    if (STATIC_APP && !this.http) this.http = await serveStatic(this);
     // The HTTP listener serves the app and its config.
     await until(async () => (await fetch(`${this.webUrl}/config.json`)).ok, "the web listener");
     return this;
@@ -177,7 +143,6 @@ export class Chatd {
 
   async dispose() {
     await this.stop();
-    this.http?.close();
     rmSync(this.dataDir, { recursive: true, force: true });
   }
 }
