@@ -108,6 +108,9 @@ impl Spawned {
             .arg(shards.to_string())
             .arg("--data-dir")
             .arg(data.path())
+            // Any free port: a fixed web port would collide with another chatd.
+            .arg("--web-listen")
+            .arg("127.0.0.1:0")
             .env_remove("CHAT_CONFIG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -29,6 +29,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Session tuning.
     pub session: SessionConfig,
+    /// The web endpoint: the browser app, its configuration and WebSocket sessions.
+    pub web: WebConfig,
 }
 
 impl Default for Config {
@@ -43,6 +45,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             store: StoreConfig::default(),
             session: SessionConfig::default(),
+            web: WebConfig::default(),
         }
     }
 }
@@ -286,6 +289,49 @@ impl Default for SessionConfig {
     }
 }
 
+/// The web endpoint (TCP): the browser app, `/config.json`, `/healthz` and
+/// WebSocket sessions at `/ws`. Plain HTTP only on a loopback address with the
+/// dev certificate; with `tls.cert` it serves HTTPS with that certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Serve it at all. Default true.
+    pub enabled: bool,
+    /// TCP address. Default `127.0.0.1:8080` (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Extra browser origins (`https://app.firm.example`) allowed to open
+    /// WebSocket and WebTransport sessions. The app's own origins are always
+    /// allowed: `http(s)://localhost:<port>`, `127.0.0.1`, `[::1]` at the web
+    /// port, and `public_url`. Default none.
+    pub allowed_origins: Vec<String>,
+    /// The public address of the web app in production
+    /// (`https://chat.firm.example`), allowed as an origin. Default empty.
+    pub public_url: String,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: "127.0.0.1:8080".parse().expect("valid default address"),
+            allowed_origins: Vec::new(),
+            public_url: String::new(),
+        }
+    }
+}
+
+/// Checks that `s` is an origin: `http(s)://host[:port]`, nothing after.
+pub fn check_origin(s: &str) -> Result<(), String> {
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .ok_or_else(|| format!("{s:?} is not an origin: it must start with https:// or http://"))?;
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@', ' ']) {
+        return Err(format!("{s:?} is not an origin: scheme://host[:port], no path, no trailing slash"));
+    }
+    Ok(())
+}
+
 /// `CHAT_*` variables that are not configuration keys: `CHAT_LOG` (the log
 /// filter) and `CHAT_CONFIG` (the file to read).
 const ENV_NOT_CONFIG: &[&str] = &["log", "config"];
@@ -339,6 +385,29 @@ impl Config {
         }
         if self.limits.messages_per_minute == 0 || self.limits.connections_per_minute_per_ip == 0 {
             return Err(ConfigError::Inconsistent("rate limits must be at least 1".into()));
+        }
+        self.check_web()
+    }
+
+    fn check_web(&self) -> Result<(), ConfigError> {
+        let web = &self.web;
+        if !web.enabled {
+            return Ok(());
+        }
+        if self.tls.cert.is_none() && !web.listen.ip().is_loopback() {
+            return Err(ConfigError::Inconsistent(format!(
+                "web.listen = {} is not a loopback address, but without tls.cert/tls.key the web endpoint \
+                 would serve plain HTTP and tokens would cross the network in clear: configure a \
+                 certificate (tls.cert, tls.key) or listen on 127.0.0.1 / [::1]",
+                web.listen
+            )));
+        }
+        for o in &web.allowed_origins {
+            check_origin(o).map_err(|e| ConfigError::Inconsistent(format!("web.allowed_origins: {e}")))?;
+        }
+        if !web.public_url.is_empty() {
+            check_origin(web.public_url.trim_end_matches('/'))
+                .map_err(|e| ConfigError::Inconsistent(format!("web.public_url: {e}")))?;
         }
         Ok(())
     }
@@ -409,6 +478,45 @@ mod tests {
         refused("[store.scylla.replication]\nclass = \"SimpleStrategy\"\ndatacenters = { dc1 = 1 }", "datacenters");
         // The scylla section is not checked while the embedded store is in use.
         assert!(load("[store.scylla]\nconsistency = \"any\"\n").is_ok());
+    }
+
+    #[test]
+    fn web_section_defaults_and_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("chatd.toml");
+        let cfg = Config::default();
+        assert!(cfg.web.enabled);
+        assert_eq!(cfg.web.listen, "127.0.0.1:8080".parse().unwrap());
+        assert!(cfg.web.allowed_origins.is_empty() && cfg.web.public_url.is_empty());
+        cfg.check().unwrap();
+
+        std::fs::write(&f, "[web]\nlisten = \"[::1]:0\"\nallowed_origins = [\"https://app.firm.example\"]\n").unwrap();
+        let cfg = Config::load(Some(&f)).unwrap();
+        assert_eq!(cfg.web.listen.port(), 0);
+        assert_eq!(cfg.web.allowed_origins, vec!["https://app.firm.example".to_string()]);
+
+        // The dev certificate means plain HTTP: only on loopback.
+        std::fs::write(&f, "[web]\nlisten = \"0.0.0.0:8080\"\n").unwrap();
+        let e = Config::load(Some(&f)).unwrap_err().to_string();
+        assert!(e.contains("web.listen") && e.contains("in clear"), "{e}");
+        // With a real certificate it is HTTPS, so any address will do.
+        std::fs::write(&f, "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n[web]\nlisten = \"0.0.0.0:8080\"\n").unwrap();
+        Config::load(Some(&f)).unwrap();
+        // Disabled: nothing to refuse.
+        std::fs::write(&f, "[web]\nenabled = false\nlisten = \"0.0.0.0:8080\"\n").unwrap();
+        Config::load(Some(&f)).unwrap();
+
+        std::fs::write(&f, "[web]\nallowed_origins = [\"https://app.firm.example/\"]\n").unwrap();
+        let e = Config::load(Some(&f)).unwrap_err().to_string();
+        assert!(e.contains("web.allowed_origins") && e.contains("no trailing slash"), "{e}");
+        std::fs::write(&f, "[web]\npublic_url = \"chat.firm.example\"\n").unwrap();
+        let e = Config::load(Some(&f)).unwrap_err().to_string();
+        assert!(e.contains("web.public_url") && e.contains("https://"), "{e}");
+        std::fs::write(&f, "[web]\npublic_url = \"https://chat.firm.example/\"\n").unwrap();
+        Config::load(Some(&f)).unwrap();
+        std::fs::write(&f, "[web]\nenable = true\n").unwrap();
+        let e = Config::load(Some(&f)).unwrap_err().to_string();
+        assert!(e.contains("enable"), "unknown web keys are refused: {e}");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! WebTransport endpoints ([`transport`]), the thread-per-core shards and
 //! their bounded mesh ([`shard`]), connections ([`session`]), the owner of
 //! each conversation ([`conversation`]), tokens ([`auth`]), certificates
-//! ([`tls`]), configuration ([`config`]) and storage ([`store`]).
+//! ([`tls`]), configuration ([`config`]), storage ([`store`]) and the web
+//! endpoint: the browser app and WebSocket sessions ([`web`]).
 //!
 //! It does not own the wire format (that is `chat-protocol`) nor any client
 //! behaviour (that is `chat-client`). Start a server with [`server::start`].
@@ -17,6 +18,7 @@ pub mod shard;
 pub mod store;
 pub mod tls;
 pub mod transport;
+pub mod web;
 
 pub use config::Config;
 pub use server::{ServerHandle, start};

@@ -1,6 +1,7 @@
 //! `chatd`: the chat server binary. `chatd serve` runs it; `chatd migrate`
 //! makes or upgrades the store's schema (ScyllaDB); `chatd token` mints a
-//! development token; `chatd config` prints the effective configuration.
+//! development token (and, on stderr, a sign-in link to the web app with the
+//! token in the fragment); `chatd config` prints the effective configuration.
 
 use anyhow::Context;
 use chat_server::config::Config;
@@ -31,6 +32,9 @@ enum Cmd {
         /// Data directory (store, dev certificate).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// TCP address of the web endpoint (browser app, WebSocket).
+        #[arg(long)]
+        web_listen: Option<std::net::SocketAddr>,
     },
     /// Mint a development token (HS256 with the configured secret).
     Token {
@@ -63,7 +67,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     let mut cfg = Config::load(cli.config.as_deref())?;
     match cli.cmd {
-        Cmd::Serve { listen, shards, data_dir } => {
+        Cmd::Serve { listen, shards, data_dir, web_listen } => {
             if let Some(l) = listen {
                 cfg.listen = l;
             }
@@ -73,6 +77,9 @@ fn main() -> anyhow::Result<()> {
             if let Some(d) = data_dir {
                 cfg.data_dir = d;
             }
+            if let Some(w) = web_listen {
+                cfg.web.listen = w;
+            }
             cfg.check()?;
             serve(cfg)
         }
@@ -81,16 +88,19 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("role {role:?} is not advocate, client or admin"))?;
             chat_protocol::limits::check_user_id(&user)?;
             let name = name.unwrap_or_else(|| user.clone());
-            println!(
-                "{}",
-                chat_server::auth::mint_hs256(
-                    &cfg.auth.hs256_secret,
-                    &user,
-                    &name,
-                    &role,
-                    Duration::from_secs(hours * 3600)
-                )
+            let token = chat_server::auth::mint_hs256(
+                &cfg.auth.hs256_secret,
+                &user,
+                &name,
+                &role,
+                Duration::from_secs(hours * 3600),
             );
+            // stdout is the token alone (for `$(chatd token ...)`); the link goes to stderr.
+            // The fragment never leaves the browser, so the token reaches no server log.
+            if let Some(url) = configured_web_url(&cfg) {
+                eprintln!("sign in to the web app: {url}#token={token}");
+            }
+            println!("{token}");
             Ok(())
         }
         Cmd::Migrate => {
@@ -104,6 +114,28 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The web app's URL as configured (`public_url`, else the listen address;
+/// an unspecified address is reached on loopback). None if the endpoint is off.
+fn configured_web_url(cfg: &Config) -> Option<String> {
+    if !cfg.web.enabled {
+        return None;
+    }
+    let public = cfg.web.public_url.trim_end_matches('/');
+    if !public.is_empty() {
+        return Some(format!("{public}/"));
+    }
+    let mut addr = cfg.web.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv6() {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        });
+    }
+    let scheme = if cfg.tls.cert.is_some() { "https" } else { "http" };
+    Some(format!("{scheme}://{addr}/"))
 }
 
 fn serve(cfg: Config) -> anyhow::Result<()> {
@@ -127,6 +159,9 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         handle.cert_sha256(),
         if handle.dev_cert() { " (dev certificate; pin it by this hash)" } else { "" }
     );
+    if let Some(url) = handle.web_url() {
+        println!("web app: {url}");
+    }
     match store {
         None => println!("data directory: {}  store epoch: {}", data_dir.display(), handle.epoch()),
         Some(store) => println!("store: {store}  store epoch: {}", handle.epoch()),

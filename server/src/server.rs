@@ -1,5 +1,6 @@
 //! Starting and stopping a server: binds one UDP port shared by all shards
-//! (`SO_REUSEPORT`), starts one thread per shard, and wires the mesh, the
+//! (`SO_REUSEPORT`) and likewise one TCP port for the web endpoint, starts one
+//! thread per shard, and wires the mesh, the
 //! store and the verifier. The library takes a [`Config`] and returns a
 //! [`ServerHandle`]; it reads no flags or environment of its own, so tests can
 //! start as many servers as they like on port 0.
@@ -8,7 +9,7 @@ use crate::auth::Verifier;
 use crate::config::Config;
 use crate::shard::{Mesh, PresenceMsg, ShardMsg, ShardState, UserEvent};
 use crate::store::{MessageStore, Store};
-use crate::{conversation, session, tls, transport};
+use crate::{conversation, session, tls, transport, web};
 use anyhow::Context;
 use chat_protocol::WireError;
 use chat_protocol::v1::ErrorCode;
@@ -24,7 +25,7 @@ use tokio::sync::{mpsc, watch};
 type KeyedLimiter<K> = RateLimiter<K, governor::state::keyed::DefaultKeyedStateStore<K>, governor::clock::DefaultClock>;
 
 /// Rate-limited connections being answered at once per shard; more are refused outright.
-const MAX_REFUSALS_IN_FLIGHT: usize = 32;
+pub(crate) const MAX_REFUSALS_IN_FLIGHT: usize = 32;
 
 /// Capacity of each shard's mailbox.
 const MAILBOX: usize = 16 * 1024;
@@ -46,6 +47,10 @@ pub struct Shared {
     session_ids: AtomicU64,
     /// When the dev certificate in use expires (None: a configured certificate).
     dev_cert_expires: Option<std::time::SystemTime>,
+    /// SHA-256 (hex) of the certificate new connections get (renewed at run time).
+    cert_sha256: std::sync::RwLock<String>,
+    /// The web endpoint and the browser-origin policy.
+    pub web: web::WebShared,
 }
 
 impl Shared {
@@ -54,8 +59,15 @@ impl Shared {
         self.session_ids.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// The hash of the dev certificate new connections get now (browsers pin
+    /// it); None with a configured certificate.
+    pub fn dev_cert_sha256(&self) -> Option<String> {
+        self.dev_cert_expires?;
+        Some(self.cert_sha256.read().map(|h| h.clone()).unwrap_or_else(|p| p.into_inner().clone()))
+    }
+
     /// None if `ip` may open a connection now, else how long to wait.
-    fn connection_refused_for(&self, ip: IpAddr) -> Option<Duration> {
+    pub(crate) fn connection_refused_for(&self, ip: IpAddr) -> Option<Duration> {
         self.conn_limiter
             .check_key(&ip)
             .err()
@@ -111,6 +123,8 @@ impl ShardCtx {
 /// A running server.
 pub struct ServerHandle {
     addr: SocketAddr,
+    web_addr: Option<SocketAddr>,
+    web_scheme: &'static str,
     cert_sha256: String,
     dev_cert: bool,
     epoch: String,
@@ -123,6 +137,16 @@ impl ServerHandle {
     /// The bound UDP address (both transports).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The bound TCP address of the web endpoint (None when `web.enabled` is false).
+    pub fn web_addr(&self) -> Option<SocketAddr> {
+        self.web_addr
+    }
+
+    /// The web app's URL (`http://127.0.0.1:8080/`), if the web endpoint is on.
+    pub fn web_url(&self) -> Option<String> {
+        self.web_addr.map(|a| format!("{}://{a}/", self.web_scheme))
     }
 
     /// SHA-256 of the certificate (hex), for clients that pin it.
@@ -164,6 +188,11 @@ pub fn start(cfg: Config) -> anyhow::Result<ServerHandle> {
     let (mesh, receivers) = Mesh::new(shards, MAILBOX);
     let sockets = bind_shared(cfg.listen, shards)?;
     let addr = sockets[0].local_addr()?;
+    let web_listeners = if cfg.web.enabled { web::bind(cfg.web.listen, shards)? } else { Vec::new() };
+    let web_addr = web_listeners.first().map(|l| l.local_addr()).transpose()?;
+    let web = web::WebShared::new(&cfg, web_addr, &identity, addr.port())?;
+    let web_scheme = web.scheme();
+    let mut web_listeners = web_listeners.into_iter();
     let per_min = |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).expect("non-zero"));
     let shared = Arc::new(Shared {
         limits: cfg.limits.protocol(),
@@ -174,6 +203,8 @@ pub fn start(cfg: Config) -> anyhow::Result<ServerHandle> {
         verifier,
         session_ids: AtomicU64::new(1),
         dev_cert_expires: identity.dev_expires,
+        cert_sha256: std::sync::RwLock::new(cert_sha256.clone()),
+        web,
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut threads = Vec::with_capacity(shards);
@@ -181,18 +212,21 @@ pub fn start(cfg: Config) -> anyhow::Result<ServerHandle> {
         let shared = shared.clone();
         let server_config = server_config.clone();
         let shutdown = shutdown_rx.clone();
+        let web_listener = web_listeners.next();
         let t = std::thread::Builder::new().name(format!("shard-{id}")).spawn(move || {
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => return tracing::error!(shard = id, error = %e, "cannot start runtime"),
             };
             let local = tokio::task::LocalSet::new();
-            local.block_on(&rt, shard_main(id, shared, socket, server_config, rx, shutdown));
+            local.block_on(&rt, shard_main(id, shared, socket, web_listener, server_config, rx, shutdown));
         })?;
         threads.push(t);
     }
     Ok(ServerHandle {
         addr,
+        web_addr,
+        web_scheme,
         cert_sha256,
         dev_cert: identity.dev_expires.is_some(),
         epoch: store.epoch().to_string(),
@@ -228,6 +262,7 @@ async fn shard_main(
     id: usize,
     shared: Arc<Shared>,
     socket: std::net::UdpSocket,
+    web_listener: Option<std::net::TcpListener>,
     server_config: quinn::ServerConfig,
     rx: mpsc::Receiver<ShardMsg>,
     mut shutdown: watch::Receiver<bool>,
@@ -250,6 +285,9 @@ async fn shard_main(
     };
     *ctx.state.endpoint.borrow_mut() = Some(endpoint.clone());
     tokio::task::spawn_local(mailbox(ctx.clone(), rx));
+    if let Some(l) = web_listener {
+        tokio::task::spawn_local(web::serve(ctx.clone(), l));
+    }
     if id == 0 {
         tokio::task::spawn_local(renew_dev_cert(shared.clone(), shared.dev_cert_expires));
     }
@@ -277,7 +315,7 @@ async fn shard_main(
                         refusing.set(refusing.get() + 1);
                     }
                     let timeout = Duration::from_millis(ctx.shared.cfg.session.handshake_timeout_ms);
-                    match tokio::time::timeout(timeout, transport::accept(incoming)).await {
+                    match tokio::time::timeout(timeout, transport::accept(incoming, &ctx.shared.web.origins)).await {
                         Ok(Ok(conn)) => session::run(ctx, conn, limited).await,
                         Ok(Err(e)) => tracing::debug!(error = %e, "connection not established"),
                         Err(_) => tracing::debug!("transport handshake timed out"),
@@ -406,6 +444,9 @@ async fn renew_dev_cert(shared: Arc<Shared>, mut expires: Option<std::time::Syst
             Ok((id, cfg)) => {
                 tracing::warn!(sha256 = %id.sha256_hex(), "dev certificate renewed; clients pinning the old hash must take the new one");
                 expires = id.dev_expires;
+                if let Ok(mut h) = shared.cert_sha256.write() {
+                    *h = id.sha256_hex();
+                }
                 for shard in 0..shared.mesh.len() {
                     let _ = shared.mesh.send(shard, ShardMsg::Tls(Box::new(cfg.clone()))).await;
                 }

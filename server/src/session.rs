@@ -13,7 +13,7 @@ use crate::frames;
 use crate::server::ShardCtx;
 use crate::shard::{ConvId, Fanout, Frame, PresenceMsg, ShardMsg, UserEvent, user_shard};
 use crate::store::{ConversationRecord, Direction, MemberRecord, MessageStore, Range, UserRecord};
-use crate::transport::{Conn, RecvStream, SendStream};
+use crate::transport::{Conn, ReadError, RecvStream, SendStream};
 use bytes::{Bytes, BytesMut};
 use chat_protocol::v1::{
     self, ConversationKind, ErrorCode, MemberRole, ReceiptKind, Role, client_frame, command, push, reply,
@@ -103,7 +103,7 @@ const MAX_INFLIGHT: usize = 256;
 /// Most bytes taken from a stream at once.
 const READ_CHUNK: usize = 16 * 1024;
 /// Largest `Hello` (about 70,000 resume cursors).
-const HELLO_MAX_BYTES: usize = 1 << 20;
+pub(crate) const HELLO_MAX_BYTES: usize = 1 << 20;
 /// Messages read from the store per page when filling a gap.
 const FILL_PAGE: usize = 256;
 /// Default and largest conversation-list page.
@@ -195,6 +195,9 @@ async fn handshake(
         }
         match rx.read_chunk(READ_CHUNK).await {
             Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
+            Err(ReadError::NotFrames(why)) => {
+                return Err(Some((err(ErrorCode::ProtocolViolation, format!("bad hello frame: {why}")), tx)));
+            }
             _ => return Err(None),
         }
     };
@@ -443,9 +446,18 @@ impl Session {
             }
             let can_read = inflight.len() < MAX_INFLIGHT;
             tokio::select! {
-                r = rx.read_chunk(READ_CHUNK), if can_read => match r? {
-                    Some(chunk) => buf.extend_from_slice(&chunk),
-                    None => return Ok(()),
+                r = rx.read_chunk(READ_CHUNK), if can_read => match r {
+                    Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
+                    Ok(None) => return Ok(()),
+                    // Bytes that are not frames (a text WebSocket message): a malformed frame.
+                    Err(ReadError::NotFrames(why)) => {
+                        let e = err(ErrorCode::Malformed, why);
+                        write_with_timeout(ctl_tx, &frames::error_reply(0, &e), write_timeout).await?;
+                        if bad_frames.check().is_err() {
+                            return self.violation("too many bad frames").await;
+                        }
+                    }
+                    Err(ReadError::Transport(e)) => return Err(e.into()),
                 },
                 Some((id, res)) = inflight.next(), if !inflight.is_empty() => {
                     if id == 0 {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 /// Starts `chatd serve` on a free port; returns it with its address and certificate hash.
 fn serve(data: &std::path::Path) -> (Child, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_chatd"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--shards", "2", "--data-dir"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--web-listen", "127.0.0.1:0", "--shards", "2", "--data-dir"])
         .arg(data)
         .env("CHAT_LIMITS__CONNECTIONS_PER_MINUTE_PER_IP", "1000")
         .stdout(Stdio::piped())
@@ -18,14 +18,18 @@ fn serve(data: &std::path::Path) -> (Child, String, String) {
         .spawn()
         .expect("start chatd");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let (mut addr, mut hash) = (None, None);
-    while addr.is_none() || hash.is_none() {
+    let (mut addr, mut hash, mut web) = (None, None, None);
+    while addr.is_none() || hash.is_none() || web.is_none() {
         let line = lines.next().expect("chatd printed its address and hash").expect("read stdout");
         if let Some(rest) = line.strip_prefix("chatd listening on ") {
             addr = rest.split_whitespace().next().map(str::to_string);
         }
         if let Some(rest) = line.strip_prefix("certificate sha256: ") {
             hash = rest.split_whitespace().next().map(str::to_string);
+        }
+        if let Some(rest) = line.strip_prefix("web app: ") {
+            assert!(rest.starts_with("http://127.0.0.1:") && rest.ends_with('/'), "web app URL: {rest}");
+            web = Some(());
         }
     }
     (child, addr.expect("addr"), hash.expect("hash"))

@@ -19,6 +19,7 @@ struct Server {
 fn config(dir: &Path) -> Config {
     let mut cfg =
         Config { listen: "127.0.0.1:0".parse().unwrap(), shards: 2, data_dir: dir.to_path_buf(), ..Default::default() };
+    cfg.web.listen = "127.0.0.1:0".parse().unwrap();
     cfg.limits.connections_per_minute_per_ip = 10_000;
     cfg.limits.messages_per_minute = 10_000;
     cfg.limits.typing_timeout_ms = 600;

@@ -1,0 +1,462 @@
+//! The web endpoint (TCP, HTTP/1.1): the browser app embedded at compile time
+//! from `client-sdk/web/dist/` (`/`, `/app.js`, `/app.css`), what the app
+//! needs to connect (`/config.json`), a health check (`/healthz`) and
+//! WebSocket sessions (`/ws`) for browsers without WebTransport.
+//!
+//! It owns: the per-shard TCP listeners (one port, `SO_REUSEPORT`, each shard
+//! accepting on its own runtime, so a WebSocket session runs on the shard that
+//! accepted it), HTTP serving and its security headers, the WebSocket upgrade,
+//! and the browser-origin policy ([`Origins`]) that WebTransport sessions obey
+//! too. It does not own sessions (that is [`crate::session`]) nor the
+//! WebSocket framing of sessions (that is [`crate::transport`]).
+//!
+//! Plain HTTP is served only with the dev certificate on a loopback address
+//! (the configuration refuses anything else); with a configured certificate it
+//! is HTTPS with that certificate (TLS 1.3, ALPN `http/1.1`).
+
+use crate::config::{Config, WebConfig};
+use crate::server::{MAX_REFUSALS_IN_FLIGHT, ShardCtx};
+use crate::tls::Identity;
+use crate::transport::WsConn;
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+
+const INDEX_HTML: &[u8] = include_bytes!("../../client-sdk/web/dist/index.html");
+const APP_JS: &[u8] = include_bytes!("../../client-sdk/web/dist/app.js");
+const APP_CSS: &[u8] = include_bytes!("../../client-sdk/web/dist/app.css");
+
+/// The Content-Security-Policy of every response.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                       connect-src 'self' ws: wss: https:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// HTTP connections (not yet upgraded) open at once per shard; more are dropped at accept.
+const MAX_HTTP_CONNECTIONS: usize = 1024;
+/// The longest an HTTP (keep-alive) connection lives; a WebSocket leaves it at the upgrade.
+const HTTP_CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
+/// Largest request head (hyper needs at least 8 KiB).
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// A WebSocket message may exceed the largest frame (a 1 MiB `Hello`) by this
+/// much, so an oversize frame gets the frame decoder's precise error rather
+/// than a closed socket.
+const WS_MESSAGE_SLACK: usize = 64 * 1024;
+
+/// Browser origins allowed to open sessions (WebSocket and WebTransport).
+#[derive(Debug, Clone, Default)]
+pub struct Origins {
+    allowed: HashSet<String>,
+}
+
+impl Origins {
+    /// The app's own origins (`http(s)://localhost|127.0.0.1|[::1]:<web_port>`,
+    /// `public_url`) and `allowed_origins`.
+    pub fn new(cfg: &WebConfig, web_port: Option<u16>) -> Self {
+        let mut allowed = HashSet::new();
+        if let Some(port) = web_port {
+            for scheme in ["http", "https"] {
+                for host in ["localhost", "127.0.0.1", "[::1]"] {
+                    allowed.insert(format!("{scheme}://{host}:{port}"));
+                }
+            }
+        }
+        let public = cfg.public_url.trim_end_matches('/');
+        if !public.is_empty() {
+            allowed.insert(public.to_ascii_lowercase());
+        }
+        allowed.extend(cfg.allowed_origins.iter().map(|o| o.trim_end_matches('/').to_ascii_lowercase()));
+        Self { allowed }
+    }
+
+    /// Whether a browser at `origin` (an `Origin` header) may open a session.
+    pub fn allows(&self, origin: &str) -> bool {
+        self.allowed.contains(&origin.to_ascii_lowercase())
+    }
+}
+
+/// What every shard's web endpoint shares.
+pub struct WebShared {
+    /// Browser origins allowed to open sessions.
+    pub origins: Origins,
+    /// The bound TCP address (None: the web endpoint is off).
+    pub addr: Option<SocketAddr>,
+    /// HTTPS with the configured certificate; None: plain HTTP (dev, loopback).
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The UDP port of QUIC and WebTransport.
+    quic_port: u16,
+}
+
+impl WebShared {
+    /// The shared part, for listeners bound at `addr` (None: no web endpoint).
+    pub fn new(cfg: &Config, addr: Option<SocketAddr>, identity: &Identity, quic_port: u16) -> anyhow::Result<Self> {
+        let tls = match (&addr, identity.dev_expires) {
+            (Some(_), None) => Some(tls_acceptor(identity)?),
+            // Config::check refuses this too; a library caller may not have run it.
+            (Some(a), Some(_)) if !a.ip().is_loopback() => anyhow::bail!(
+                "web.listen = {a} is not loopback: with the dev certificate the web endpoint is plain HTTP; \
+                 configure tls.cert/tls.key or listen on loopback"
+            ),
+            _ => None,
+        };
+        Ok(Self { origins: Origins::new(&cfg.web, addr.map(|a| a.port())), addr, tls, quic_port })
+    }
+
+    /// `https` when serving TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+}
+
+/// The rustls acceptor for HTTPS with the configured certificate.
+fn tls_acceptor(id: &Identity) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    let mut tls = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(id.chain.clone(), id.key.clone_key())
+        .context("web certificate")?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(tls)))
+}
+
+/// Binds `n` TCP listeners to one address with `SO_REUSEPORT` (port 0: the
+/// first picks the port, the rest join it), ready for tokio.
+pub fn bind(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<std::net::TcpListener>> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let mut out = Vec::with_capacity(n);
+    let mut addr = addr;
+    for _ in 0..n {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        if addr.is_ipv6() {
+            s.set_only_v6(false)?;
+        }
+        s.set_reuse_address(true)?;
+        s.set_reuse_port(true)?;
+        s.set_nonblocking(true)?;
+        s.bind(&addr.into()).with_context(|| format!("bind web listener {addr}"))?;
+        s.listen(1024)?;
+        let s: std::net::TcpListener = s.into();
+        addr = s.local_addr()?;
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// One shard's web endpoint.
+struct Web {
+    ctx: Rc<ShardCtx>,
+    /// HTTP connections open now.
+    open: Cell<usize>,
+    /// Rate-limited WebSocket sessions being refused now.
+    refusing: Rc<Cell<usize>>,
+}
+
+/// Counts a connection while it lives.
+struct Counted(Rc<Web>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.open.set(self.0.open.get() - 1);
+    }
+}
+
+/// The shard's accept loop; returns when the server stops (open connections
+/// and sessions end with the shard; sessions say `Goodbye` first).
+pub async fn serve(ctx: Rc<ShardCtx>, listener: std::net::TcpListener) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => return tracing::error!(shard = ctx.state.id, error = %e, "cannot start web listener"),
+    };
+    let mut shutdown = ctx.shutdown.clone();
+    let web = Rc::new(Web { ctx, open: Cell::new(0), refusing: Rc::new(Cell::new(0)) });
+    loop {
+        let (tcp, remote) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(v) => v,
+                Err(e) => {
+                    // Out of descriptors, usually: let some connections end.
+                    tracing::debug!(error = %e, "web accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        if web.open.get() >= MAX_HTTP_CONNECTIONS {
+            tracing::debug!(%remote, "web connection refused: too many open");
+            continue;
+        }
+        let _ = tcp.set_nodelay(true);
+        web.open.set(web.open.get() + 1);
+        let counted = Counted(web.clone());
+        tokio::task::spawn_local(async move {
+            let web = counted.0.clone();
+            let _ = tokio::time::timeout(HTTP_CONNECTION_LIFETIME, connection(web, tcp, remote)).await;
+            drop(counted);
+        });
+    }
+    tracing::debug!(shard = web.ctx.state.id, "web listener closed");
+}
+
+async fn connection(web: Rc<Web>, tcp: tokio::net::TcpStream, remote: SocketAddr) {
+    let handshake = Duration::from_millis(web.ctx.shared.cfg.session.handshake_timeout_ms);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(handshake).max_buf_size(MAX_HEADER_BYTES);
+    let w = web.clone();
+    let svc = hyper::service::service_fn(move |req| {
+        let w = w.clone();
+        async move { Ok::<_, Infallible>(w.handle(req, remote)) }
+    });
+    let r = match &web.ctx.shared.web.tls {
+        Some(acceptor) => {
+            let tls = match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return tracing::debug!(%remote, error = %e, "web TLS handshake failed"),
+                Err(_) => return tracing::debug!(%remote, "web TLS handshake timed out"),
+            };
+            http.serve_connection(TokioIo::new(tls), svc).with_upgrades().await
+        }
+        None => http.serve_connection(TokioIo::new(tcp), svc).with_upgrades().await,
+    };
+    if let Err(e) = r {
+        tracing::debug!(%remote, error = %e, "web connection ended");
+    }
+}
+
+type Resp = Response<Full<Bytes>>;
+
+/// A response with the headers every response carries.
+fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Resp {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+
+fn text(status: StatusCode, msg: impl Into<String>) -> Resp {
+    let mut m = msg.into();
+    m.push('\n');
+    respond(status, TEXT, m)
+}
+
+/// Whether a comma-separated header holds `token` (case-insensitive).
+fn has_token(h: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    h.get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// The host of a `Host` header without its port (`[::1]:8080` → `[::1]`),
+/// or None if it is not a plain host name or address.
+fn host_without_port(host: &str) -> Option<&str> {
+    let ok = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+    if !ok(host) {
+        return None;
+    }
+    if host.starts_with('[') {
+        let end = host.find(']')?;
+        let rest = &host[end + 1..];
+        return (rest.is_empty() || rest.strip_prefix(':').is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit())))
+            .then(|| &host[..=end]);
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => Some(h),
+        Some(_) => None,
+        None => Some(host),
+    }
+}
+
+impl Web {
+    fn handle(self: &Rc<Self>, req: Request<Incoming>, remote: SocketAddr) -> Resp {
+        let path = req.uri().path();
+        if path == "/ws" {
+            return self.upgrade(req, remote);
+        }
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            let mut r =
+                text(StatusCode::METHOD_NOT_ALLOWED, format!("{} is not served here; GET or HEAD", req.method()));
+            r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+        match path {
+            "/" => respond(StatusCode::OK, "text/html; charset=utf-8", INDEX_HTML),
+            "/app.js" => respond(StatusCode::OK, "text/javascript; charset=utf-8", APP_JS),
+            "/app.css" => respond(StatusCode::OK, "text/css; charset=utf-8", APP_CSS),
+            "/config.json" => self.config_json(req.headers()),
+            "/healthz" => text(StatusCode::OK, "ok"),
+            _ => text(StatusCode::NOT_FOUND, "not found"),
+        }
+    }
+
+    /// Where and how the app connects, from the host the browser used.
+    fn config_json(&self, headers: &HeaderMap) -> Resp {
+        let shared = &self.ctx.shared;
+        let fallback = shared.web.addr.map(|a| a.to_string()).unwrap_or_default();
+        let host_port = match headers.get(header::HOST).map(|h| h.to_str()) {
+            Some(Ok(h)) => h.to_string(),
+            Some(Err(_)) => return text(StatusCode::BAD_REQUEST, "the Host header is not text"),
+            None => fallback,
+        };
+        let Some(host) = host_without_port(&host_port) else {
+            return text(StatusCode::BAD_REQUEST, "the Host header is not a host name or address");
+        };
+        let ws = if shared.web.tls.is_some() { "wss" } else { "ws" };
+        let hashes: Vec<String> = shared.dev_cert_sha256().into_iter().collect();
+        let body = serde_json::json!({
+            "webtransport_url": format!("https://{host}:{}/chat", shared.web.quic_port),
+            "websocket_url": format!("{ws}://{host_port}/ws"),
+            "cert_hashes": hashes,
+            "version": env!("CARGO_PKG_VERSION"),
+        });
+        respond(StatusCode::OK, "application/json", body.to_string())
+    }
+
+    /// `GET /ws`: checks the upgrade, the origin, capacity and the rate, then
+    /// answers 101 and runs the session on this shard once the socket is ours.
+    fn upgrade(self: &Rc<Self>, mut req: Request<Incoming>, remote: SocketAddr) -> Resp {
+        if req.method() != Method::GET {
+            let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "/ws takes a WebSocket upgrade (GET)");
+            r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET"));
+            return r;
+        }
+        let h = req.headers();
+        if !has_token(h, header::CONNECTION, "upgrade") || !has_token(h, header::UPGRADE, "websocket") {
+            let mut r = text(StatusCode::UPGRADE_REQUIRED, "/ws takes a WebSocket upgrade");
+            r.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            return r;
+        }
+        if h.get(header::SEC_WEBSOCKET_VERSION).is_none_or(|v| v != "13") {
+            let mut r = text(StatusCode::BAD_REQUEST, "WebSocket version 13 is required");
+            r.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+            return r;
+        }
+        let Some(key) = h.get(header::SEC_WEBSOCKET_KEY) else {
+            return text(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is missing");
+        };
+        let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let shared = &self.ctx.shared;
+        // No Origin: not a browser (a browser always sends one on a WebSocket).
+        if let Some(origin) = h.get(header::ORIGIN) {
+            let origin = String::from_utf8_lossy(origin.as_bytes());
+            if !shared.web.origins.allows(&origin) {
+                tracing::warn!(%remote, %origin, "websocket refused: origin not allowed (see web.allowed_origins)");
+                return text(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "origin {origin} may not open sessions here; the server allows its own origins and web.allowed_origins"
+                    ),
+                );
+            }
+        }
+        if self.ctx.state.sessions.borrow().count() >= shared.cfg.limits.max_connections_per_shard {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "the server is full; try again later");
+        }
+        let limited = shared.connection_refused_for(remote.ip());
+        if limited.is_some() && self.refusing.get() >= MAX_REFUSALS_IN_FLIGHT {
+            // A flood: past a few precise refusals at a time, the rest are turned away at the door.
+            return text(StatusCode::TOO_MANY_REQUESTS, "too many new connections from this address");
+        }
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let ctx = self.ctx.clone();
+        let refusing = self.refusing.clone();
+        if limited.is_some() {
+            refusing.set(refusing.get() + 1);
+        }
+        tokio::task::spawn_local(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    let ws =
+                        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config(&ctx)))
+                            .await;
+                    let idle = Duration::from_millis(ctx.shared.cfg.session.idle_timeout_ms.max(3));
+                    let conn = WsConn::start(ws, remote, idle);
+                    crate::session::run(ctx, conn, limited).await;
+                }
+                Err(e) => tracing::debug!(%remote, error = %e, "websocket upgrade failed"),
+            }
+            if limited.is_some() {
+                refusing.set(refusing.get() - 1);
+            }
+        });
+        let mut r = respond(StatusCode::SWITCHING_PROTOCOLS, TEXT, Bytes::new());
+        let h = r.headers_mut();
+        h.remove(header::CONTENT_TYPE);
+        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        if let Ok(v) = HeaderValue::from_str(&accept) {
+            h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+        }
+        r
+    }
+}
+
+/// Socket limits: a message may hold the largest frame (a `Hello`) and some more.
+fn ws_config(ctx: &ShardCtx) -> WebSocketConfig {
+    let max = crate::session::HELLO_MAX_BYTES.max(ctx.shared.cfg.limits.max_frame_bytes) + WS_MESSAGE_SLACK;
+    WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
+        .write_buffer_size(64 * 1024)
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_lose_their_port() {
+        assert_eq!(host_without_port("localhost:8080"), Some("localhost"));
+        assert_eq!(host_without_port("127.0.0.1"), Some("127.0.0.1"));
+        assert_eq!(host_without_port("[::1]:8080"), Some("[::1]"));
+        assert_eq!(host_without_port("[::1]"), Some("[::1]"));
+        assert_eq!(host_without_port("chat.firm.example:443"), Some("chat.firm.example"));
+        assert_eq!(host_without_port("evil\"host"), None);
+        assert_eq!(host_without_port("::1"), None, "a bare IPv6 address is ambiguous");
+        assert_eq!(host_without_port(""), None);
+    }
+
+    #[test]
+    fn origins_are_the_apps_own_and_the_configured_ones() {
+        let cfg = WebConfig {
+            allowed_origins: vec!["https://App.Firm.example".into()],
+            public_url: "https://chat.firm.example/".into(),
+            ..WebConfig::default()
+        };
+        let o = Origins::new(&cfg, Some(8080));
+        for ok in [
+            "http://localhost:8080",
+            "https://127.0.0.1:8080",
+            "http://[::1]:8080",
+            "https://chat.firm.example",
+            "https://app.firm.example",
+            "HTTP://LOCALHOST:8080",
+        ] {
+            assert!(o.allows(ok), "{ok}");
+        }
+        for no in ["http://localhost:8081", "https://evil.example", "null", "", "https://chat.firm.example.evil"] {
+            assert!(!o.allows(no), "{no}");
+        }
+        assert!(!Origins::new(&WebConfig::default(), None).allows("http://localhost:8080"));
+    }
+}
