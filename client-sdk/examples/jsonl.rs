@@ -65,9 +65,13 @@ fn event_json(e: &Event) -> Value {
             "event": "receipt", "conv": r.conversation_id, "user": r.user_id,
             "kind": if r.kind == v1::ReceiptKind::Read as i32 { "read" } else { "delivered" }, "seq": r.seq
         }),
-        Event::Typing(t) => json!({"event": "typing", "conv": t.conversation_id, "user": t.user_id, "typing": t.typing}),
+        Event::Typing(t) => {
+            json!({"event": "typing", "conv": t.conversation_id, "user": t.user_id, "typing": t.typing})
+        }
         Event::Presence(p) => json!({"event": "presence", "user": p.user_id, "online": p.online, "devices": p.devices}),
-        Event::Membership(m) => json!({"event": "membership", "conv": m.conversation_id, "user": m.user_id, "change": m.change}),
+        Event::Membership(m) => {
+            json!({"event": "membership", "conv": m.conversation_id, "user": m.user_id, "change": m.change})
+        }
         Event::Conversation(s) => json!({
             "event": "conversation", "conv": s.conversation.as_ref().map(|c| c.id), "unread": s.unread_count
         }),
@@ -83,7 +87,10 @@ fn conv_id(ok: &v1::ConversationOk) -> u64 {
 async fn run(client: &Client, cmd: &Value) -> Result<Value, chat_client::ClientError> {
     let conv = cmd["conv"].as_u64().unwrap_or(0);
     let users = || -> Vec<String> {
-        cmd["users"].as_array().map(|a| a.iter().filter_map(|u| u.as_str().map(String::from)).collect()).unwrap_or_default()
+        cmd["users"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|u| u.as_str().map(String::from)).collect())
+            .unwrap_or_default()
     };
     let s = |k: &str| cmd[k].as_str().unwrap_or("").to_string();
     Ok(match cmd["cmd"].as_str().unwrap_or("") {
@@ -91,7 +98,9 @@ async fn run(client: &Client, cmd: &Value) -> Result<Value, chat_client::ClientE
             let ok = client.create_conversation(ConversationKind::Private, "", "", vec![s("user")]).await?;
             json!({"conv": conv_id(&ok), "existing": ok.existing})
         }
-        "group" => json!({"conv": conv_id(&client.create_conversation(ConversationKind::Group, s("title"), "", users()).await?)}),
+        "group" => {
+            json!({"conv": conv_id(&client.create_conversation(ConversationKind::Group, s("title"), "", users()).await?)})
+        }
         "send" => {
             let ok = client.send_text(conv, s("text")).await?;
             json!({"conv": ok.conversation_id, "seq": ok.seq, "duplicate": ok.duplicate})
