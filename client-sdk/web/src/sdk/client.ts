@@ -16,8 +16,8 @@
 //   fails.
 // - Transport: WebTransport when the browser has it, else (or when it cannot
 //   be opened within `webtransportTimeoutMs`, or when `transport` is
-//   "websocket") a WebSocket carrying the same frames. The choice that worked
-//   first is kept for the client's reconnections.
+//   "websocket") a WebSocket carrying the same frames. A fallback to
+//   WebSocket is kept for the client's reconnections.
 
 import { create } from "@bufbuild/protobuf";
 import {
@@ -521,7 +521,11 @@ export class Client {
       if (!this.cfg.webtransportUrl) throw { reason: "no WebTransport URL configured", unreachable: true } satisfies Lost;
       return openWebTransport({ url: this.cfg.webtransportUrl, certHashes, hello, timeoutMs: t });
     };
-    let kind = this.chosen ?? (this.cfg.transport === "auto" ? undefined : this.cfg.transport);
+    // A fallback to WebSocket is kept for the client's life; after a working
+    // WebTransport each reconnection tries it first again, then WebSocket
+    // (a network that starts dropping UDP must not strand the client).
+    let kind: TransportKind | undefined =
+      this.cfg.transport !== "auto" ? this.cfg.transport : this.chosen === "websocket" ? "websocket" : undefined;
     if (kind === undefined && (!hasWebTransport() || !this.cfg.webtransportUrl)) kind = "websocket";
     if (kind === "websocket") return ws();
     if (kind === "webtransport") return wt(timeoutMs);
