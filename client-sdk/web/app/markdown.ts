@@ -218,7 +218,17 @@ export function renderMarkdown(doc: Document, text: string): DocumentFragment {
   return frag;
 }
 
-/** The plain text of a message (for previews). */
+function inlineText(nodes: Inline[]): string {
+  return nodes
+    .map((n) => (n.t === "text" || n.t === "code" ? n.text : n.t === "br" ? " " : inlineText(n.children)))
+    .join("");
+}
+
+/** The plain text of a message, markup removed (for previews). */
 export function plainText(text: string): string {
-  return text.replace(/\s+/g, " ").trim();
+  return parse(text)
+    .map((b) => (b.t === "p" ? inlineText(b.children) : b.t === "pre" ? b.text : b.items.map(inlineText).join(", ")))
+    .join(" ")
+    .replace(/\s+/g, " ")
+    .trim();
 }

@@ -34,7 +34,7 @@ test("two browser users chat both ways, with typing, presence, badges and read m
   // The conversation shows up in Bob's list with an unread badge and the last message.
   const bobItem = bob.page.locator('.conv[data-title="Alice Advocate"]');
   await bobItem.locator(".badge", { hasText: "1" }).waitFor();
-  await bobItem.locator(".conv-last", { hasText: "Alice Advocate: Hello Bob, the **hearing**" }).waitFor();
+  await bobItem.locator(".conv-last", { hasText: "Alice Advocate: Hello Bob, the hearing is moved to Monday." }).waitFor();
   await alice.send("Please bring the signed `engagement letter`.");
   await bobItem.locator(".badge", { hasText: "2" }).waitFor();
 

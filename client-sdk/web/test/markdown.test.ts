@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type Inline, parse, renderMarkdown, safeHref } from "../app/markdown.js";
+import { type Inline, parse, plainText, renderMarkdown, safeHref } from "../app/markdown.js";
 
 /** A minimal DOM that records what the renderer builds; it has no HTML parser at all. */
 class FakeNode {
@@ -91,6 +91,11 @@ describe("markdown subset", () => {
         for (const h of hrefs) expect(h).toMatch(/^https?:/);
       }
     }
+  });
+
+  it("previews drop the markup, not the text", () => {
+    expect(plainText("**Bold** and `code`\n- one\n- two")).toBe("Bold and code one, two");
+    expect(plainText("<b>x</b> [a](javascript:alert(1))")).toBe("<b>x</b> [a](javascript:alert(1))");
   });
 
   it("safeHref accepts only absolute http(s)", () => {
