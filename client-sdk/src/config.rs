@@ -53,6 +53,12 @@ pub struct ResumeState {
 pub struct ClientConfig {
     /// `host:port` of the server.
     pub addr: String,
+    /// More `host:port`s of the same service (other nodes of a cluster). On
+    /// reconnect the SDK goes through `addr` and these in turn, so the users of
+    /// a node that died reach another one; cursors and the outbox carry over.
+    /// The first connection ([`crate::Client::connect`]) tries `addr` only.
+    /// All of them must present a certificate `trust` accepts.
+    pub fallback_addrs: Vec<String>,
     /// TLS server name (raw QUIC); WebTransport uses the host of `addr`.
     pub server_name: String,
     /// Raw QUIC or WebTransport.
@@ -82,6 +88,7 @@ impl Default for ClientConfig {
     fn default() -> Self {
         Self {
             addr: "127.0.0.1:4433".into(),
+            fallback_addrs: Vec::new(),
             server_name: "localhost".into(),
             transport: Transport::Quic,
             trust: Trust::CertHashes(Vec::new()),
@@ -106,6 +113,18 @@ impl ClientConfig {
     pub fn addr(mut self, addr: impl Into<String>) -> Self {
         self.addr = addr.into();
         self
+    }
+
+    /// Sets the other addresses tried in turn on reconnect (see [`Self::fallback_addrs`]).
+    pub fn with_fallback_addrs<I: IntoIterator<Item = S>, S: Into<String>>(mut self, addrs: I) -> Self {
+        self.fallback_addrs = addrs.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The address of reconnection attempt `n` (0: `addr`), rotating through the fallbacks.
+    pub fn addr_for_attempt(&self, n: usize) -> &str {
+        let i = n % (1 + self.fallback_addrs.len());
+        if i == 0 { &self.addr } else { &self.fallback_addrs[i - 1] }
     }
 
     /// Sets the TLS server name.
@@ -195,5 +214,8 @@ mod tests {
         assert_eq!(c.outbox_capacity, 1);
         assert_eq!(c.request_timeout, Duration::from_secs(3));
         assert_eq!(c.server_name, "localhost");
+        let c = c.with_fallback_addrs(["h:2", "h:3"]);
+        let seen: Vec<&str> = (0..4).map(|n| c.addr_for_attempt(n)).collect();
+        assert_eq!(seen, ["h:1", "h:2", "h:3", "h:1"]);
     }
 }

@@ -137,6 +137,8 @@ pub(crate) struct Driver {
     retry_after: Option<Duration>,
     /// Ticks so far (receipts go out every few).
     ticks: u32,
+    /// Which address the next connection goes to (see `ClientConfig::fallback_addrs`).
+    addr_turn: usize,
 }
 
 impl Driver {
@@ -161,6 +163,7 @@ impl Driver {
             attempt: 0,
             retry_after: None,
             ticks: 0,
+            addr_turn: 0,
         }
     }
 
@@ -184,6 +187,8 @@ impl Driver {
                 End::Closed => return,
                 End::Lost(lost) => {
                     tracing::info!(reason = %lost.reason, "connection lost");
+                    // With other nodes to go to, the next attempt tries the next one.
+                    self.addr_turn = self.addr_turn.wrapping_add(1);
                     self.after_loss();
                     let fatal = is_fatal(&lost);
                     self.retry_after = lost.error.as_ref().and_then(|e| e.retry_after);
@@ -271,7 +276,14 @@ impl Driver {
                 }
             }
             let hello = hello(&self.cfg, &self.delivery);
-            let attempt = transport::connect(self.cfg.clone(), hello.frame, self.cfg.request_timeout);
+            let cfg = if self.cfg.fallback_addrs.is_empty() {
+                self.cfg.clone()
+            } else {
+                let addr = self.cfg.addr_for_attempt(self.addr_turn).to_string();
+                tracing::debug!(%addr, "reconnecting to");
+                Arc::new(ClientConfig { addr, ..(*self.cfg).clone() })
+            };
+            let attempt = transport::connect(cfg, hello.frame, self.cfg.request_timeout);
             tokio::pin!(attempt);
             let result = loop {
                 tokio::select! {
@@ -295,6 +307,7 @@ impl Driver {
                 }
                 Err(lost) => {
                     tracing::debug!(reason = %lost.reason, "reconnection failed");
+                    self.addr_turn = self.addr_turn.wrapping_add(1);
                     self.retry_after = lost.error.and_then(|e| e.retry_after);
                 }
             }
@@ -476,6 +489,8 @@ impl Driver {
         for f in self.delivery.due_fetches() {
             self.fetch(s, f).await?;
         }
+        // Sends the server asked to retry later, once their time has come.
+        self.flush_outbox(s).await?;
         self.ticks = self.ticks.wrapping_add(1);
         if self.ticks.is_multiple_of(RECEIPT_TICKS)
             && let Some(body) = delivered_command(self.delivery.take_receipts())
@@ -517,6 +532,16 @@ impl Driver {
                 let _ = tx.send(reply_result(r.result));
             }
             Waiter::Send(key) => {
+                if let Some(reply::Result::Error(e)) = &r.result
+                    && e.code == v1::ErrorCode::Timeout as i32
+                {
+                    // The request or its answer was lost between server nodes:
+                    // the same send again (same client message id) is answered
+                    // with the first seq if it was stored after all.
+                    let wait = Duration::from_millis(e.retry_after_ms.clamp(50, 5_000));
+                    self.outbox.retry_at(key, Instant::now() + wait);
+                    return Ok(());
+                }
                 if let Some(entry) = self.outbox.take(key) {
                     let result = match r.result {
                         Some(reply::Result::SendMessage(ok)) => Ok(ok),

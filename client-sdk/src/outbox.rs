@@ -3,6 +3,7 @@
 
 use chat_protocol::v1::SendMessage;
 use std::collections::VecDeque;
+use std::time::Instant;
 
 /// A fresh client message id: 128 random bits in hex.
 pub fn new_client_msg_id() -> String {
@@ -20,6 +21,8 @@ pub(crate) struct Entry<W> {
     pub waiter: W,
     /// Request id of the copy written on the current connection, if any.
     pub in_flight: Option<u64>,
+    /// Not re-sent before then (the server asked to retry later).
+    pub not_before: Option<Instant>,
 }
 
 /// Bounded, ordered sends awaiting acks.
@@ -46,13 +49,28 @@ impl<W> Outbox<W> {
         }
         let key = self.next_key;
         self.next_key += 1;
-        self.entries.push_back(Entry { key, msg, waiter, in_flight: None });
+        self.entries.push_back(Entry { key, msg, waiter, in_flight: None, not_before: None });
         Ok(key)
     }
 
-    /// The sends not yet written on the current connection, oldest first.
+    /// The sends not yet written on the current connection, oldest first
+    /// (those told to retry later only once their time has come).
     pub fn unsent(&self) -> Vec<(u64, SendMessage)> {
-        self.entries.iter().filter(|e| e.in_flight.is_none()).map(|e| (e.key, e.msg.clone())).collect()
+        let now = Instant::now();
+        self.entries
+            .iter()
+            .filter(|e| e.in_flight.is_none() && e.not_before.is_none_or(|t| t <= now))
+            .map(|e| (e.key, e.msg.clone()))
+            .collect()
+    }
+
+    /// The server answered send `key` with "retry later": it goes out again
+    /// (same client message id) at `at`.
+    pub fn retry_at(&mut self, key: u64, at: Instant) {
+        if let Some(e) = self.entries.iter_mut().find(|e| e.key == key) {
+            e.in_flight = None;
+            e.not_before = Some(at);
+        }
     }
 
     /// Records that send `key` went out as request `request_id`.
@@ -72,6 +90,7 @@ impl<W> Outbox<W> {
     pub fn on_disconnect(&mut self) {
         for e in &mut self.entries {
             e.in_flight = None;
+            e.not_before = None;
         }
     }
 
@@ -137,6 +156,14 @@ mod tests {
         let d = o.push(msg(3, "d"), "wd").expect("room");
         assert_eq!(o.unsent().last().map(|(k, _)| *k), Some(d));
         assert_eq!(o.len(), 3);
+        // Told to retry later: not before its time, then with the same id.
+        o.mark_sent(a, 200);
+        o.mark_sent(c, 201);
+        o.mark_sent(d, 202);
+        o.retry_at(c, Instant::now() + std::time::Duration::from_secs(60));
+        assert!(o.unsent().is_empty());
+        o.retry_at(c, Instant::now());
+        assert_eq!(o.unsent().into_iter().map(|(k, _)| k).collect::<Vec<_>>(), vec![c]);
         assert_eq!(o.drain().len(), 3);
         assert_eq!(o.len(), 0);
     }

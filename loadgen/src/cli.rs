@@ -55,15 +55,18 @@ pub struct RunArgs {
     /// Transport of the clients.
     #[arg(long, value_enum, default_value = "quic")]
     pub transport: TransportArg,
-    /// Use the server running at this address instead of starting one.
-    #[arg(long, requires = "cert_hash")]
-    pub server: Option<SocketAddr>,
+    /// Use servers already running instead of starting one: one address, or
+    /// the nodes of a cluster comma-separated (users are spread over them in
+    /// turn, and the report gives per-node figures).
+    #[arg(long, requires = "cert_hash", value_delimiter = ',')]
+    pub server: Vec<SocketAddr>,
     /// HS256 secret of that server (default: chatd's dev secret).
     #[arg(long, env = "LOADGEN_TOKEN_SECRET", hide_env_values = true)]
     pub token_secret: Option<String>,
-    /// SHA-256 of that server's certificate (hex), as `chatd serve` prints it.
-    #[arg(long)]
-    pub cert_hash: Option<String>,
+    /// SHA-256 of the servers' certificates (hex), as `chatd serve` prints it:
+    /// one for every node, or one per `--server` address in the same order.
+    #[arg(long, value_delimiter = ',')]
+    pub cert_hash: Vec<String>,
     /// The chatd binary to start (default: next to this executable).
     #[arg(long)]
     pub chatd: Option<PathBuf>,
@@ -127,5 +130,18 @@ mod tests {
             Cli::try_parse_from(["loadgen", "run", "spec", "--server", "127.0.0.1:1"]).is_err(),
             "needs --cert-hash"
         );
+        let c = Cli::try_parse_from([
+            "loadgen",
+            "run",
+            "cluster",
+            "--server",
+            "127.0.0.1:1,127.0.0.1:2,[::1]:3",
+            "--cert-hash",
+            "ab",
+        ])
+        .unwrap();
+        let Cmd::Run(a) = c.cmd;
+        assert_eq!(a.server.len(), 3);
+        assert_eq!(a.cert_hash, vec!["ab".to_string()]);
     }
 }

@@ -142,6 +142,18 @@ pub struct Counters {
     pub ping_failures: AtomicU64,
 }
 
+/// One node's share of a run (cluster runs).
+pub struct NodeStats {
+    /// Delivery latency of recipients on this node.
+    pub delivery: Hist,
+    /// Ack latency of senders on this node.
+    pub ack: Hist,
+    /// Load messages surfaced by clients on this node.
+    pub delivered: AtomicU64,
+    /// Sends of clients on this node that were acked.
+    pub acked: AtomicU64,
+}
+
 /// What every task of one run shares.
 pub struct Run {
     /// Time zero of every µs timestamp.
@@ -154,6 +166,9 @@ pub struct Run {
     pub ack: Hist,
     /// Counters.
     pub n: Counters,
+    /// Per node (users are spread over the nodes in turn): by the recipient's
+    /// node for deliveries, by the sender's node for acks.
+    pub per_node: Vec<NodeStats>,
     /// Distinct conversations each user's SDK announced.
     pub convs_seen: Vec<AtomicU64>,
     /// The first few send errors, for the report.
@@ -161,14 +176,22 @@ pub struct Run {
 }
 
 impl Run {
-    /// A run of `users` starting now.
-    pub fn new(users: usize) -> Self {
+    /// A run of `users` spread over `nodes` nodes, starting now.
+    pub fn new(users: usize, nodes: usize) -> Self {
         Self {
             start: Instant::now(),
             measure_from_us: AtomicU64::new(u64::MAX),
             delivery: Hist::new(),
             ack: Hist::new(),
             n: Counters::default(),
+            per_node: (0..nodes.max(1))
+                .map(|_| NodeStats {
+                    delivery: Hist::new(),
+                    ack: Hist::new(),
+                    delivered: AtomicU64::new(0),
+                    acked: AtomicU64::new(0),
+                })
+                .collect(),
             convs_seen: (0..users).map(|_| AtomicU64::new(0)).collect(),
             errors: Mutex::new(Vec::new()),
         }
@@ -177,6 +200,11 @@ impl Run {
     /// µs since the start.
     pub fn now_us(&self) -> u64 {
         self.start.elapsed().as_micros() as u64
+    }
+
+    /// The stats of user `u`'s node.
+    pub fn node(&self, u: usize) -> &NodeStats {
+        &self.per_node[u % self.per_node.len()]
     }
 
     fn note_error(&self, e: String) {
@@ -218,22 +246,26 @@ pub async fn sender(s: Stream, slots: Arc<Vec<Arc<Slot>>>, run: Arc<Run>, from_u
     let members = s.members.len() as u64;
     let mut k: u64 = 0;
     let record =
-        |acked: &mut Vec<u64>, (intended, r): (u64, Result<chat_client::v1::SendMessageOk, ClientError>)| match r {
-            Ok(ok) => {
-                let now = run.now_us();
-                if intended >= run.measure_from_us.load(Relaxed) {
-                    run.ack.record(s.ci, latency_us(intended, now));
+        |acked: &mut Vec<u64>, (intended, u, r): (u64, usize, Result<chat_client::v1::SendMessageOk, ClientError>)| {
+            match r {
+                Ok(ok) => {
+                    let now = run.now_us();
+                    if intended >= run.measure_from_us.load(Relaxed) {
+                        run.ack.record(s.ci, latency_us(intended, now));
+                        run.node(u).ack.record(s.ci, latency_us(intended, now));
+                    }
+                    run.node(u).acked.fetch_add(1, Relaxed);
+                    acked.push(ok.seq);
+                    run.n.acked.fetch_add(1, Relaxed);
+                    run.n.expected.fetch_add(members, Relaxed);
                 }
-                acked.push(ok.seq);
-                run.n.acked.fetch_add(1, Relaxed);
-                run.n.expected.fetch_add(members, Relaxed);
-            }
-            Err(ClientError::Closed) => {
-                run.n.cancelled.fetch_add(1, Relaxed);
-            }
-            Err(e) => {
-                run.n.send_errors.fetch_add(1, Relaxed);
-                run.note_error(format!("send in conversation {}: {e}", s.conv_id));
+                Err(ClientError::Closed) => {
+                    run.n.cancelled.fetch_add(1, Relaxed);
+                }
+                Err(e) => {
+                    run.n.send_errors.fetch_add(1, Relaxed);
+                    run.note_error(format!("send in conversation {}: {e}", s.conv_id));
+                }
             }
         };
     while sched.peek() < until_us {
@@ -246,12 +278,13 @@ pub async fn sender(s: Stream, slots: Arc<Vec<Arc<Slot>>>, run: Arc<Run>, from_u
                         continue;
                     }
                     k += 1;
-                    let client = slots[s.members[(k % members) as usize]].get();
+                    let u = s.members[(k % members) as usize];
+                    let client = slots[u].get();
                     let msgno = ((s.ci as u64) << 32) | k;
                     let text = format!("lg {msgno} {intended} {PADDING}");
                     let conv = s.conv_id;
                     run.n.sent.fetch_add(1, Relaxed);
-                    pending.push(async move { (intended, client.send_text(conv, text).await) });
+                    pending.push(async move { (intended, u, client.send_text(conv, text).await) });
                 }
             }
             Some(done) = pending.next(), if !pending.is_empty() => record(&mut acked, done),
@@ -303,8 +336,10 @@ impl Receiver {
                 if let Some((_msgno, t_us)) = parse(&text) {
                     self.run.n.delivered.fetch_add(1, Relaxed);
                     self.run.n.last_delivery_us.fetch_max(now, Relaxed);
+                    self.run.node(self.u).delivered.fetch_add(1, Relaxed);
                     if m.sender_id != self.me && t_us >= self.run.measure_from_us.load(Relaxed) {
                         self.run.delivery.record(self.u, latency_us(t_us, now));
+                        self.run.node(self.u).delivery.record(self.u, latency_us(t_us, now));
                     }
                 }
             }

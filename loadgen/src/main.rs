@@ -28,7 +28,7 @@ use driver::{Ctl, Receiver, Run, Stream};
 use indicatif::{ProgressBar, ProgressStyle};
 use population::Connector;
 use rand::Rng;
-use report::{Percentiles, Report, RunReport};
+use report::{NodeReport, Percentiles, Report, RunReport};
 use scenario::{Name, Overrides, Plan};
 use server::{ServerInfo, Spawned, Target};
 use std::sync::Arc;
@@ -173,18 +173,18 @@ type Hists = (hdrhistogram::Histogram<u64>, hdrhistogram::Histogram<u64>);
 
 /// One run: server up, clients connected, conversations made, load, drain, check, server down.
 async fn run_once(plan: &Plan, args: &RunArgs) -> anyhow::Result<(RunReport, ServerInfo, Hists)> {
-    let (spawned, target, info) = match args.server {
-        Some(addr) => {
-            let target = Target {
-                addr,
-                cert_hash: args.cert_hash.clone().context("--server needs --cert-hash")?,
-                token_secret: args.token_secret.clone().unwrap_or_else(|| chat_server::config::DEV_SECRET.to_string()),
-            };
-            let info =
-                ServerInfo { mode: "external", addr: addr.to_string(), shards: None, env: Vec::new(), log: None };
+    let (spawned, target, info) = match args.server.as_slice() {
+        [] if plan.name == Name::Cluster => {
+            anyhow::bail!("the cluster scenario runs against running nodes: --server A,B,C --cert-hash H (see README)")
+        }
+        [_, ..] => {
+            let secret = args.token_secret.clone().unwrap_or_else(|| chat_server::config::DEV_SECRET.to_string());
+            let target = Target::external(&args.server, &args.cert_hash, secret)?;
+            let addrs: Vec<String> = args.server.iter().map(ToString::to_string).collect();
+            let info = ServerInfo { mode: "external", addr: addrs.join(","), shards: None, env: Vec::new(), log: None };
             (None, target, info)
         }
-        None => {
+        [] => {
             let chatd = server::find_chatd(args.chatd.clone())?;
             let s = Spawned::start(&chatd, args.shards, &plan.limits)?;
             let (t, i) = (s.target.clone(), s.info.clone());
@@ -225,8 +225,9 @@ async fn load(
     };
     let base = spawned.map(Spawned::usage);
     let prefix = format!("lg{:06x}-", rand::rng().random_range(0..0x100_0000u32));
+    let target_addrs: Vec<String> = target.nodes.iter().map(|n| n.addr.to_string()).collect();
     let connector = Connector::new(target, transport, plan.users, prefix)?;
-    let run = Arc::new(Run::new(plan.users));
+    let run = Arc::new(Run::new(plan.users, connector.nodes()));
 
     let pb = bar(plan.users as u64, "connect");
     let (slots, events) = connector.connect_all(plan.users, || pb.inc(1)).await?;
@@ -371,6 +372,23 @@ async fn load(
             _ => None,
         },
         loadgen_cpu_seconds: server::usage(std::process::id()).map(|u| u.cpu_seconds),
+        per_node: if run.per_node.len() > 1 {
+            run.per_node
+                .iter()
+                .enumerate()
+                .zip(&target_addrs)
+                .map(|((i, n), addr)| NodeReport {
+                    addr: addr.clone(),
+                    users: (0..plan.users).filter(|&u| connector.node_of(u) == i).count(),
+                    acked: n.acked.load(Relaxed),
+                    deliveries: n.delivered.load(Relaxed),
+                    delivery_latency_us: Percentiles::of(&n.delivery.merged()),
+                    ack_latency_us: Percentiles::of(&n.ack.merged()),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
         errors,
         pass: false,
         reasons: Vec::new(),

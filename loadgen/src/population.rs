@@ -56,12 +56,22 @@ impl Connector {
         let mut endpoints = Vec::new();
         if transport == Transport::Quic {
             for _ in 0..users.div_ceil(PER_ENDPOINT).max(1) {
-                let bind: std::net::SocketAddr =
-                    if target.addr.is_ipv6() { "[::1]:0".parse()? } else { "127.0.0.1:0".parse()? };
+                let v6 = target.nodes.first().is_some_and(|n| n.addr.is_ipv6());
+                let bind: std::net::SocketAddr = if v6 { "[::1]:0".parse()? } else { "127.0.0.1:0".parse()? };
                 endpoints.push(quinn::Endpoint::client(bind).context("cannot bind a client UDP socket")?);
             }
         }
         Ok(Self { target, transport, endpoints, prefix })
+    }
+
+    /// The node user `u` connects to (its index in the target's nodes).
+    pub fn node_of(&self, u: usize) -> usize {
+        self.target.node_of(u)
+    }
+
+    /// How many nodes the users are spread over.
+    pub fn nodes(&self) -> usize {
+        self.target.nodes.len()
     }
 
     /// The id of user `u`.
@@ -78,8 +88,9 @@ impl Connector {
             "advocate",
             TOKEN_TTL,
         );
-        let trust = Trust::cert_hash_hex(&self.target.cert_hash).map_err(anyhow::Error::msg)?;
-        let mut cfg = ClientConfig::new(self.target.addr.to_string(), token, trust)
+        let node = self.target.nodes.get(self.target.node_of(u)).context("no server to connect to")?;
+        let trust = Trust::cert_hash_hex(&node.cert_hash).map_err(anyhow::Error::msg)?;
+        let mut cfg = ClientConfig::new(node.addr.to_string(), token, trust)
             .transport(self.transport)
             .backoff(Backoff { initial: Duration::from_millis(50), max: Duration::from_secs(2), multiplier: 2.0 })
             .request_timeout(Duration::from_secs(30))

@@ -44,6 +44,23 @@ impl Percentiles {
     }
 }
 
+/// One node's figures in a cluster run.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeReport {
+    /// Its address.
+    pub addr: String,
+    /// Users connected to it.
+    pub users: usize,
+    /// Sends of its users that were acked.
+    pub acked: u64,
+    /// Load messages surfaced by its users' clients.
+    pub deliveries: u64,
+    /// Delivery latency of recipients on it, µs.
+    pub delivery_latency_us: Percentiles,
+    /// Ack latency of senders on it, µs.
+    pub ack_latency_us: Percentiles,
+}
+
 /// One measured run (one step of `ceiling`).
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
@@ -85,6 +102,8 @@ pub struct RunReport {
     pub pings: (u64, u64),
     /// Server CPU seconds during the sending phase (spawned server).
     pub server_cpu_seconds_load: Option<f64>,
+    /// Per node, when the users were spread over several (empty otherwise).
+    pub per_node: Vec<NodeReport>,
     /// Server usage at the end (spawned server).
     pub server: Option<Usage>,
     /// (RSS with connections - RSS before) / connections (idle).
@@ -227,6 +246,22 @@ pub fn table(r: &Report) -> String {
                 s,
                 "reconnects: {} ({} failed); sends cancelled by a close: {}",
                 run.reconnects, run.reconnect_failures, run.sends_cancelled
+            );
+        }
+        for n in &run.per_node {
+            let (d, a) = (n.delivery_latency_us, n.ack_latency_us);
+            let _ = writeln!(
+                s,
+                "node {:<22} users {:>5}  acked {:>8}  delivered {:>9}  delivery ms p50/p99/p99.9 {}/{}/{}  ack ms p50/p99 {}/{}",
+                n.addr,
+                n.users,
+                n.acked,
+                n.deliveries,
+                ms(d.p50),
+                ms(d.p99),
+                ms(d.p999),
+                ms(a.p50),
+                ms(a.p99)
             );
         }
         for e in &run.errors {

@@ -24,6 +24,9 @@ pub enum Name {
     Idle,
     /// `spec`'s layout at 5,000 msg/s while 10% of clients reconnect every few seconds.
     Reconnect,
+    /// `spec` spread over the nodes of a cluster (`--server A,B,C`): users in
+    /// turn on each node, so most conversations cross nodes; per-node figures.
+    Cluster,
 }
 
 /// Private (two members) or group.
@@ -145,7 +148,7 @@ impl Plan {
         let minute = Duration::from_secs(60);
         let not_for = |what: &str| anyhow::bail!("--{what} does not apply to `{}`", format!("{name:?}").to_lowercase());
         let (users, convs, rate, duration, limits, layout) = match name {
-            Name::Spec | Name::Ceiling | Name::Reconnect => {
+            Name::Spec | Name::Ceiling | Name::Reconnect | Name::Cluster => {
                 let users = o.users.unwrap_or(1_000);
                 // 300 private + 100 groups of 8 by default: three privates per group.
                 let total = o.conversations.unwrap_or(400);

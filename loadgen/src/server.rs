@@ -18,15 +18,46 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ, 100 on Linux).
 const CLK_TCK: f64 = 100.0;
 
-/// Where to reach the server and how to authenticate.
+/// One node to connect to.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub struct Node {
     /// UDP address.
     pub addr: SocketAddr,
     /// Pinned certificate hash (hex).
     pub cert_hash: String,
+}
+
+/// Where to reach the server (one node, or the nodes of a cluster) and how to authenticate.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The nodes; user `u` connects to node `u % nodes.len()`.
+    pub nodes: Vec<Node>,
     /// HS256 secret for minting tokens.
     pub token_secret: String,
+}
+
+impl Target {
+    /// Running servers from the command line: `hashes` has one entry for all or one per address.
+    pub fn external(addrs: &[SocketAddr], hashes: &[String], token_secret: String) -> anyhow::Result<Self> {
+        if hashes.len() != 1 && hashes.len() != addrs.len() {
+            bail!(
+                "--cert-hash takes one hash for every node or one per --server address ({} given for {})",
+                hashes.len(),
+                addrs.len()
+            );
+        }
+        let nodes = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, &addr)| Node { addr, cert_hash: hashes[if hashes.len() == 1 { 0 } else { i }].clone() })
+            .collect();
+        Ok(Self { nodes, token_secret })
+    }
+
+    /// The node of user `u`.
+    pub fn node_of(&self, u: usize) -> usize {
+        u % self.nodes.len().max(1)
+    }
 }
 
 /// What the report says about the server.
@@ -157,8 +188,7 @@ impl Spawned {
             }
         }
         let target = Target {
-            addr,
-            cert_hash: hash.unwrap_or_default(),
+            nodes: vec![Node { addr, cert_hash: hash.unwrap_or_default() }],
             token_secret: chat_server::config::DEV_SECRET.to_string(),
         };
         let info = ServerInfo {

@@ -31,6 +31,8 @@ pub struct Config {
     pub session: SessionConfig,
     /// The web endpoint: the browser app, its configuration and WebSocket sessions.
     pub web: WebConfig,
+    /// Several nodes sharing a store and Redis (see `deploy/CLUSTER.md`).
+    pub cluster: ClusterConfig,
 }
 
 impl Default for Config {
@@ -46,6 +48,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             session: SessionConfig::default(),
             web: WebConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -320,6 +323,37 @@ impl Default for WebConfig {
     }
 }
 
+/// Scale-out: several `chatd` nodes behind a load balancer on one shared store
+/// and one Redis. Empty `redis_url` (the default): a single node, no Redis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Redis URL (`redis://host:6379`). Empty (default): single node.
+    pub redis_url: String,
+    /// This node's id in the cluster. Empty (default): a random one at each start.
+    pub node_id: String,
+    /// How often the node announces itself and refreshes its presence keys, ms. Default 1000.
+    pub heartbeat_ms: u64,
+    /// A node not heard from for this long is dead: its conversations move and
+    /// its users go offline, ms. Default 5000.
+    pub node_ttl_ms: u64,
+    /// How long a request forwarded to a conversation's owner node waits for
+    /// its answer before the client is told to retry, ms. Default 3000.
+    pub forward_timeout_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            redis_url: String::new(),
+            node_id: String::new(),
+            heartbeat_ms: 1_000,
+            node_ttl_ms: 5_000,
+            forward_timeout_ms: 3_000,
+        }
+    }
+}
+
 /// Checks that `s` is an origin: `http(s)://host[:port]`, nothing after.
 pub fn check_origin(s: &str) -> Result<(), String> {
     let rest = s
@@ -330,6 +364,42 @@ pub fn check_origin(s: &str) -> Result<(), String> {
         return Err(format!("{s:?} is not an origin: scheme://host[:port], no path, no trailing slash"));
     }
     Ok(())
+}
+
+impl ClusterConfig {
+    /// Whether this node runs in a cluster.
+    pub fn enabled(&self) -> bool {
+        !self.redis_url.is_empty()
+    }
+
+    /// Refuses cluster settings that cannot work or would lose data.
+    /// `shared_store`: whether the store the nodes run on is shared by all of them.
+    pub fn check(&self, shared_store: bool) -> Result<(), ConfigError> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        if !shared_store {
+            return Err(ConfigError::Inconsistent(
+                "cluster.redis_url is set but store.backend = \"embedded\": each node would keep its own copy of \
+                 the conversations, so messages sent on one node would be missing (and seqs assigned twice) on the \
+                 others; use store.backend = \"scylla\" (a store all nodes share), or leave cluster.redis_url empty \
+                 for a single node"
+                    .into(),
+            ));
+        }
+        if self.heartbeat_ms == 0 || self.node_ttl_ms < 2 * self.heartbeat_ms {
+            return Err(ConfigError::Inconsistent(
+                "cluster.node_ttl_ms must be at least twice cluster.heartbeat_ms (and heartbeat_ms above 0)".into(),
+            ));
+        }
+        if self.forward_timeout_ms == 0 {
+            return Err(ConfigError::Inconsistent("cluster.forward_timeout_ms must be above 0".into()));
+        }
+        if self.node_id.len() > 64 || self.node_id.contains(|c: char| c.is_whitespace() || c == ':') {
+            return Err(ConfigError::Inconsistent("cluster.node_id: at most 64 characters, no spaces or ':'".into()));
+        }
+        Ok(())
+    }
 }
 
 /// `CHAT_*` variables that are not configuration keys: `CHAT_LOG` (the log
@@ -363,6 +433,8 @@ impl Config {
 
     /// Refuses combinations that cannot work.
     pub fn check(&self) -> Result<(), ConfigError> {
+        // Cluster first: its refusal says what to do instead, whatever the backend.
+        self.cluster.check(self.store.backend != "embedded")?;
         match self.store.backend.as_str() {
             "embedded" => {}
             "scylla" => {
@@ -517,6 +589,23 @@ mod tests {
         std::fs::write(&f, "[web]\nenable = true\n").unwrap();
         let e = Config::load(Some(&f)).unwrap_err().to_string();
         assert!(e.contains("enable"), "unknown web keys are refused: {e}");
+    }
+
+    #[test]
+    fn cluster_on_the_embedded_store_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("chatd.toml");
+        std::fs::write(&f, "[cluster]\nredis_url = \"redis://127.0.0.1:6379\"\n").unwrap();
+        let e = Config::load(Some(&f)).unwrap_err().to_string();
+        assert!(e.contains("each node would keep its own copy"), "{e}");
+        assert!(e.contains("store.backend = \"scylla\""), "the message says what to do: {e}");
+        // Without Redis the embedded store is the default and fine.
+        std::fs::write(&f, "[cluster]\nheartbeat_ms = 500\n").unwrap();
+        assert_eq!(Config::load(Some(&f)).unwrap().cluster.heartbeat_ms, 500);
+        // A shared store with nonsense timings is refused too.
+        let c = ClusterConfig { redis_url: "redis://x".into(), node_ttl_ms: 100, ..ClusterConfig::default() };
+        assert!(c.check(true).unwrap_err().to_string().contains("node_ttl_ms"));
+        assert!(ClusterConfig { redis_url: "redis://x".into(), ..ClusterConfig::default() }.check(true).is_ok());
     }
 
     #[test]

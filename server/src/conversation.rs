@@ -142,6 +142,9 @@ const IDLE_TICKS: u32 = 3000;
 const RECEIPT_PUSH_TICKS: u32 = 5;
 /// Delivered watermarks are stored every this many ticks (1 s).
 const WATERMARK_FLUSH_TICKS: u32 = 10;
+/// Times a message is sequenced again after other sequencers took its seq,
+/// before its sender is told to retry.
+const MAX_RESEQUENCE: u8 = 3;
 /// The actor's tick: typing expiry, receipt pushes, retries.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -206,6 +209,8 @@ struct Pending {
     replies: Vec<Reply<v1::SendMessageOk>>,
     /// The session that sent it.
     origin: u64,
+    /// Times it was sequenced again after another node took its seq.
+    resequenced: u8,
 }
 
 struct Actor {
@@ -238,6 +243,9 @@ struct Actor {
     idle_ticks: u32,
     /// Ticks so far.
     ticks: u32,
+    /// When the head last moved (cluster: recently active conversations
+    /// publish their head each second, so a lost last message is filled).
+    last_commit: Option<Instant>,
 }
 
 type Commit = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), crate::store::StoreError>>>>;
@@ -245,6 +253,9 @@ type Commit = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), crat
 impl Actor {
     fn new(ctx: Rc<ShardCtx>, rec: ConversationRecord, members: Vec<MemberRecord>, last: u64) -> Self {
         let shards = ctx.shared.mesh.len();
+        // In a cluster sessions attach without telling the owner (it may be on
+        // another node when they do), so every local shard gets the fan-out.
+        let everyone = ctx.shared.cluster.is_some();
         Self {
             ctx,
             rec,
@@ -255,7 +266,7 @@ impl Actor {
             inflight_frames: None,
             recent: HashMap::new(),
             recent_order: VecDeque::new(),
-            subscribers: vec![false; shards],
+            subscribers: vec![everyone; shards],
             nudge: vec![false; shards],
             typing: HashMap::new(),
             receipts: HashMap::new(),
@@ -266,6 +277,9 @@ impl Actor {
             failing_until: None,
             idle_ticks: 0,
             ticks: 0,
+            // A new owner nudges its head for a few seconds too: the previous
+            // owner may have stored messages it never got to fan out (it died).
+            last_commit: everyone.then(Instant::now),
         }
     }
 
@@ -310,7 +324,8 @@ impl Actor {
 
     /// Nothing subscribed, queued, in flight or pending a flush.
     fn is_idle(&self) -> bool {
-        !self.subscribers.contains(&true)
+        (self.ctx.shared.cluster.is_some() || !self.subscribers.contains(&true))
+            && self.last_commit.is_none_or(|t| t.elapsed() > crate::cluster::NUDGE_WINDOW)
             && self.pending.is_empty()
             && self.inflight.is_empty()
             && self.typing.is_empty()
@@ -465,7 +480,7 @@ impl Actor {
             reply_to: msg.reply_to,
             kind: v1::MessageKind::User as i32,
         };
-        self.pending.push(Pending { msg: m, replies: vec![reply], origin });
+        self.pending.push(Pending { msg: m, replies: vec![reply], origin, resequenced: 0 });
     }
 
     /// Refuses everything waiting and every send for a second: the store failed.
@@ -560,10 +575,12 @@ impl Actor {
                         let _ = r.send(Ok(v1::SendMessageOk { duplicate: true, ..ok }));
                     }
                 }
+                self.last_commit = Some(Instant::now());
                 if let Some(frames) = frames {
                     self.fanout(Fanout::Messages(frames));
                 }
             }
+            Err(crate::store::StoreError::SeqTaken { seq, .. }) => self.fenced(seq, batch).await,
             Err(e) => {
                 tracing::error!(conv = self.id(), error = %e, "append failed");
                 for p in batch {
@@ -581,8 +598,93 @@ impl Actor {
         }
     }
 
+    /// Another sequencer stored `seq` first: in a cluster, another node that
+    /// also believes it owns this conversation (membership views differ for up
+    /// to a heartbeat) or that owned it a moment ago. The store's uniqueness of
+    /// `(conversation, seq)` is the fence: nothing of the batch was written.
+    /// Reload the head and members from the store, then sequence the batch
+    /// again (never acked, so nobody saw those seqs) — unless a message was
+    /// stored meanwhile by the other node under its client id (a retry that
+    /// went there), which is answered with that seq. A message fenced
+    /// [`MAX_RESEQUENCE`] times is answered with a retryable `TIMEOUT` instead.
+    async fn fenced(&mut self, seq: u64, batch: Vec<Pending>) {
+        let conv = self.id();
+        tracing::warn!(conv, seq, "seq taken by another sequencer; reloading the head");
+        let store = self.ctx.shared.store.clone();
+        let reloaded = async {
+            let last = store.last_seq(conv).await?;
+            let members = store.members(conv).await?;
+            let rec = store.get_conversation(conv).await?;
+            Ok::<_, crate::store::StoreError>((last, members, rec))
+        }
+        .await;
+        let Ok((last, members, rec)) = reloaded else {
+            for p in batch {
+                self.recent.remove(&(Arc::from(p.msg.sender_id.as_str()), p.msg.client_msg_id.clone()));
+                for r in p.replies {
+                    let _ = r.send(Err(unavailable()));
+                }
+            }
+            self.fail_pending();
+            return;
+        };
+        self.committed = last;
+        self.members = members.into_iter().map(|m| (Arc::from(m.user_id.as_str()), m)).collect();
+        if let Some(rec) = rec {
+            self.rec = rec;
+        }
+        let mut again = Vec::new();
+        for mut p in batch {
+            let key = (Arc::from(p.msg.sender_id.as_str()), p.msg.client_msg_id.clone());
+            self.recent.remove(&key);
+            let stored = if p.msg.client_msg_id.is_empty() {
+                Ok(None)
+            } else {
+                store.find_client_msg(conv, &p.msg.sender_id, &p.msg.client_msg_id).await
+            };
+            match stored {
+                Ok(Some(seq)) => {
+                    for r in p.replies {
+                        let _ = r.send(Ok(self.ok(seq, true)));
+                    }
+                }
+                Ok(None) if p.resequenced < MAX_RESEQUENCE => {
+                    p.resequenced += 1;
+                    p.msg.seq = 0;
+                    again.push(p);
+                }
+                Ok(None) => {
+                    // Still contended: ownership is moving. TIMEOUT makes the SDK
+                    // send it again (same client id) after a pause.
+                    let e = WireError::limited(
+                        ErrorCode::Timeout,
+                        "forward_timeout_ms",
+                        "another node is sequencing this conversation; retry",
+                        Some(Duration::from_millis(200)),
+                    );
+                    for r in p.replies {
+                        let _ = r.send(Err(e.clone()));
+                    }
+                }
+                Err(_) => {
+                    for r in p.replies {
+                        let _ = r.send(Err(unavailable()));
+                    }
+                }
+            }
+        }
+        // First in line, in their order: they arrived before what is pending.
+        again.append(&mut self.pending);
+        self.pending = again;
+    }
+
     /// Sends to every subscribed shard; a full mailbox gets a nudge later.
+    /// In a cluster, also to the other nodes (stored messages, typing,
+    /// receipts, membership lines; presence travels on its own).
     fn fanout(&mut self, f: Fanout) {
+        if let Some(c) = &self.ctx.shared.cluster {
+            c.publish_fanout(self.id(), &f);
+        }
         let mesh = &self.ctx.shared.mesh;
         let conv = self.id();
         let is_messages = matches!(f, Fanout::Messages(_));
@@ -633,6 +735,14 @@ impl Actor {
         }
         if self.ticks.is_multiple_of(WATERMARK_FLUSH_TICKS) {
             self.flush_watermarks();
+            // Cluster: the head of a recently active conversation, once a
+            // second, to every node (this one included), so a session that
+            // lost the last fan-out fills it.
+            if self.ctx.shared.cluster.is_some()
+                && self.last_commit.is_some_and(|t| t.elapsed() <= crate::cluster::NUDGE_WINDOW)
+            {
+                self.fanout(Fanout::Nudge { head: self.committed });
+            }
         }
         self.flush_watermarks();
         for _ in 0..self.undelivered.len() {
@@ -925,6 +1035,9 @@ impl Actor {
 
     /// Sends a user event to every shard; what a full mailbox refuses is retried each tick.
     fn send_user_event(&mut self, user: &Arc<str>, ev: UserEvent) {
+        if let Some(c) = &self.ctx.shared.cluster {
+            c.publish_user_event(user, &ev);
+        }
         for shard in 0..self.ctx.shared.mesh.len() {
             if self.ctx.shared.mesh.try_send(shard, ShardMsg::User(user.clone(), ev.clone())).is_err() {
                 self.undelivered.push_back((shard, user.clone(), ev.clone()));

@@ -6,6 +6,7 @@
 use anyhow::Context;
 use chat_server::config::Config;
 use clap::{Parser, Subcommand};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -149,32 +150,38 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
     let store = (cfg.store.backend == "scylla")
         .then(|| format!("scylla keyspace {} on {}", cfg.store.scylla.keyspace, cfg.store.scylla.nodes.join(",")));
     let handle = chat_server::start(cfg)?;
-    println!(
-        "chatd listening on {} (udp: QUIC ALPN chat/1 and WebTransport https://localhost:{}/chat), {shards} shards",
+    // Signals are caught before the banner goes out: whoever reads the banner
+    // may send SIGTERM at once.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (mut term, mut int) = rt.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        std::io::Result::Ok((signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?))
+    })?;
+    let mut banner = format!(
+        "chatd listening on {} (udp: QUIC ALPN chat/1 and WebTransport https://localhost:{}/chat), {shards} shards\n\
+         certificate sha256: {}{}\n",
         handle.addr(),
-        handle.addr().port()
-    );
-    println!(
-        "certificate sha256: {}{}",
+        handle.addr().port(),
         handle.cert_sha256(),
         if handle.dev_cert() { " (dev certificate; pin it by this hash)" } else { "" }
     );
     if let Some(url) = handle.web_url() {
-        println!("web app: {url}");
+        banner.push_str(&format!("web app: {url}\n"));
     }
-    match store {
-        None => println!("data directory: {}  store epoch: {}", data_dir.display(), handle.epoch()),
-        Some(store) => println!("store: {store}  store epoch: {}", handle.epoch()),
-    }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    banner.push_str(&match store {
+        None => format!("data directory: {}  store epoch: {}\n", data_dir.display(), handle.epoch()),
+        Some(store) => format!("store: {store}  store epoch: {}\n", handle.epoch()),
+    });
+    // One write; a closed or full stdout must not stop a running server.
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+    drop(out);
     rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
-            r = tokio::signal::ctrl_c() => r?,
+            _ = int.recv() => {}
             _ = term.recv() => {}
         }
-        anyhow::Ok(())
-    })?;
+    });
     tracing::info!("shutting down: draining sessions and flushing the store");
     handle.shutdown();
     Ok(())

@@ -42,6 +42,8 @@ pub struct Shared {
     pub mesh: Mesh,
     /// Token verifier.
     pub verifier: Verifier,
+    /// The way to the other nodes (None: a single node).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// New connections per IP (connection path only, never the message path).
     conn_limiter: KeyedLimiter<IpAddr>,
     session_ids: AtomicU64,
@@ -88,6 +90,18 @@ pub struct ShardCtx {
 }
 
 impl ShardCtx {
+    /// Cluster: the node that owns `conv`, if it is not this one. None on a
+    /// single node, when this node owns it, or before the live set is known.
+    pub fn remote_owner(&self, conv: crate::shard::ConvId) -> Option<crate::cluster::NodeId> {
+        if conv == 0 {
+            return None;
+        }
+        let cluster = self.shared.cluster.as_ref()?;
+        let live = self.state.live.borrow();
+        let owner = crate::cluster::owner(conv, &live)?;
+        (owner != cluster.node_id()).then(|| owner.clone())
+    }
+
     /// Counts one message against the user's rate. The count lives at the
     /// user's home shard, so the limit holds per user whichever shards their
     /// devices landed on: a local check there, one mailbox round trip elsewhere.
@@ -129,8 +143,12 @@ pub struct ServerHandle {
     dev_cert: bool,
     epoch: String,
     shutdown: watch::Sender<bool>,
+    kill: watch::Sender<bool>,
     threads: Vec<std::thread::JoinHandle<()>>,
     store: Arc<Store>,
+    /// Whether the store was opened here (and is closed on shutdown).
+    owns_store: bool,
+    cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl ServerHandle {
@@ -164,26 +182,74 @@ impl ServerHandle {
         &self.epoch
     }
 
+    /// Cluster: this node's id (None on a single node).
+    pub fn node_id(&self) -> Option<&str> {
+        self.cluster.as_ref().map(|c| &**c.node_id())
+    }
+
     /// Stops: sessions are told (`Goodbye`, SHUTTING_DOWN) and closed, shards
-    /// finish what they hold, the store flushes. Blocks until done.
+    /// finish what they hold, a cluster node leaves the live set and removes its
+    /// presence keys, the store flushes (unless it was handed in by
+    /// [`start_with_store`]: its owner closes it). Blocks until done.
     pub fn shutdown(self) {
         let _ = self.shutdown.send(true);
         for t in self.threads {
             let _ = t.join();
         }
-        self.store.close();
+        if let Some(c) = &self.cluster {
+            c.stop();
+        }
+        if self.owns_store {
+            self.store.close();
+        }
+    }
+
+    /// For tests of failure: stops the node as abruptly as an in-process node
+    /// can, like a crash. No `Goodbye`, no leaving the live set, no presence
+    /// cleanup (its Redis keys expire by themselves), conversation actors and
+    /// sessions dropped mid-flight (an append already handed to the store may
+    /// still land, unacknowledged). Connections are closed at once (code 0)
+    /// rather than left to time out, so clients notice without waiting for
+    /// the idle timeout. The store is not flushed or closed. Blocks until the
+    /// node's threads are gone.
+    pub fn kill(self) {
+        if let Some(c) = &self.cluster {
+            c.kill();
+        }
+        let _ = self.kill.send(true);
+        for t in self.threads {
+            let _ = t.join();
+        }
     }
 }
 
-/// Starts a server.
+/// Starts a server on the store `cfg` names. A cluster configuration
+/// (`cluster.redis_url`) on the embedded store is refused: each node would
+/// have its own copy of the conversations.
 pub fn start(cfg: Config) -> anyhow::Result<ServerHandle> {
+    cfg.cluster.check(cfg.store.backend != "embedded")?;
+    let store = Arc::new(Store::open(&cfg)?);
+    start_inner(cfg, store, true)
+}
+
+/// Starts a server on a store the caller opened. With `cluster.redis_url`
+/// set, the caller guarantees that every node of the cluster gets the same
+/// store (the same handle, or one database they all reach): this entry does
+/// not refuse the embedded store, so tests can run several in-process nodes
+/// on one embedded store handle. The store is not closed by
+/// [`ServerHandle::shutdown`]; its owner closes it.
+pub fn start_with_store(cfg: Config, store: Arc<Store>) -> anyhow::Result<ServerHandle> {
+    cfg.cluster.check(true)?;
+    start_inner(cfg, store, false)
+}
+
+fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Result<ServerHandle> {
     // One crypto provider for the whole process (quinn, wtransport, later scylla and fred).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let shards = cfg.shard_count();
     let identity = tls::load_identity(&cfg)?;
     let cert_sha256 = identity.sha256_hex();
     let server_config = tls::quinn_server_config(&identity, &cfg.session)?;
-    let store = Arc::new(Store::open(&cfg)?);
     let verifier = Verifier::new(&cfg.auth)?;
     let (mesh, receivers) = Mesh::new(shards, MAILBOX);
     let sockets = bind_shared(cfg.listen, shards)?;
@@ -194,6 +260,11 @@ pub fn start(cfg: Config) -> anyhow::Result<ServerHandle> {
     let web_scheme = web.scheme();
     let mut web_listeners = web_listeners.into_iter();
     let per_min = |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).expect("non-zero"));
+    let cluster =
+        if cfg.cluster.enabled() { Some(crate::cluster::Cluster::start(&cfg.cluster, mesh.clone())?) } else { None };
+    // Session ids travel between nodes as the origin of a message (whose
+    // sender gets no echo): random high bits keep them apart.
+    let first_session_id = if cluster.is_some() { (u64::from(rand::random::<u32>()) << 32) | 1 } else { 1 };
     let shared = Arc::new(Shared {
         limits: cfg.limits.protocol(),
         conn_limiter: RateLimiter::keyed(per_min(cfg.limits.connections_per_minute_per_ip)),
@@ -201,25 +272,32 @@ pub fn start(cfg: Config) -> anyhow::Result<ServerHandle> {
         store: store.clone(),
         mesh,
         verifier,
-        session_ids: AtomicU64::new(1),
+        cluster: cluster.clone(),
+        session_ids: AtomicU64::new(first_session_id),
         dev_cert_expires: identity.dev_expires,
         cert_sha256: std::sync::RwLock::new(cert_sha256.clone()),
         web,
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (kill_tx, kill_rx) = watch::channel(false);
     let mut threads = Vec::with_capacity(shards);
     for (id, (socket, rx)) in sockets.into_iter().zip(receivers).enumerate() {
         let shared = shared.clone();
-        let server_config = server_config.clone();
-        let shutdown = shutdown_rx.clone();
-        let web_listener = web_listeners.next();
+        let io = ShardIo {
+            socket,
+            web_listener: web_listeners.next(),
+            server_config: server_config.clone(),
+            rx,
+            shutdown: shutdown_rx.clone(),
+            kill: kill_rx.clone(),
+        };
         let t = std::thread::Builder::new().name(format!("shard-{id}")).spawn(move || {
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => return tracing::error!(shard = id, error = %e, "cannot start runtime"),
             };
             let local = tokio::task::LocalSet::new();
-            local.block_on(&rt, shard_main(id, shared, socket, web_listener, server_config, rx, shutdown));
+            local.block_on(&rt, shard_main(id, shared, io));
         })?;
         threads.push(t);
     }
@@ -231,8 +309,11 @@ pub fn start(cfg: Config) -> anyhow::Result<ServerHandle> {
         dev_cert: identity.dev_expires.is_some(),
         epoch: store.epoch().to_string(),
         shutdown: shutdown_tx,
+        kill: kill_tx,
         threads,
         store,
+        owns_store,
+        cluster,
     })
 }
 
@@ -258,15 +339,18 @@ fn bind_shared(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<std::net::UdpSo
     Ok(out)
 }
 
-async fn shard_main(
-    id: usize,
-    shared: Arc<Shared>,
+/// What one shard thread is given: its sockets, mailbox and stop signals.
+struct ShardIo {
     socket: std::net::UdpSocket,
     web_listener: Option<std::net::TcpListener>,
     server_config: quinn::ServerConfig,
     rx: mpsc::Receiver<ShardMsg>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+    shutdown: watch::Receiver<bool>,
+    kill: watch::Receiver<bool>,
+}
+
+async fn shard_main(id: usize, shared: Arc<Shared>, io: ShardIo) {
+    let ShardIo { socket, web_listener, server_config, rx, mut shutdown, mut kill } = io;
     let per_min = Quota::per_minute(NonZeroU32::new(shared.cfg.limits.messages_per_minute.max(1)).expect("non-zero"));
     let ctx = Rc::new(ShardCtx {
         shared: shared.clone(),
@@ -332,6 +416,13 @@ async fn shard_main(
                 }
             }
             _ = shutdown.changed() => break,
+            _ = kill.changed() => {
+                // A crash: connections closed at once, every task (sessions,
+                // actors) dropped with the runtime, nothing cleaned up.
+                endpoint.close(0u32.into(), b"node killed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                return;
+            }
         }
     }
     // Sessions see the same signal, say goodbye and close; give them a moment.
@@ -368,7 +459,9 @@ async fn mailbox(ctx: Rc<ShardCtx>, mut rx: mpsc::Receiver<ShardMsg>) {
             ShardMsg::Fanout(conv, f) => {
                 let sessions = ctx.state.sessions.borrow();
                 let subscribed = sessions.of_conv(conv);
-                if subscribed.is_empty() {
+                // In a cluster owners send to every shard (sessions attach
+                // without telling the owner), so there is nothing to detach.
+                if subscribed.is_empty() && ctx.shared.cluster.is_none() {
                     // Nobody here any more: tell the owner (lazily, so this
                     // Detach is ordered before any later Attach from this shard).
                     let _ = ctx.shared.mesh.try_send(
@@ -396,6 +489,26 @@ async fn mailbox(ctx: Rc<ShardCtx>, mut rx: mpsc::Receiver<ShardMsg>) {
                     s.deliver_user(&ev);
                 }
             }
+            ShardMsg::Remote(conv, f) => {
+                for s in ctx.state.sessions.borrow().of_conv(conv) {
+                    s.deliver(conv, &f);
+                }
+            }
+            ShardMsg::Live(live) => on_live(&ctx, live),
+            ShardMsg::RemotePresence { user, node, count } => {
+                let known = ctx.state.presence.borrow().knows_remote(&user, &node);
+                let flip = ctx.state.presence.borrow_mut().set_remote(user.clone(), node, count);
+                if let Some((online, version)) = flip {
+                    session::presence_fanout(&ctx, user, online, version);
+                } else if count == 0 && !known {
+                    // We never heard this user come online there (we started
+                    // later, or pub/sub lost it): ask the presence keys.
+                    tokio::task::spawn_local(session::presence_recheck(ctx.clone(), user));
+                }
+            }
+            ShardMsg::Forwarded(req) => {
+                tokio::task::spawn_local(session::serve_forwarded(ctx.clone(), *req));
+            }
             ShardMsg::Tls(cfg) => {
                 if let Some(ep) = ctx.state.endpoint.borrow().as_ref() {
                     ep.set_server_config(Some(*cfg));
@@ -404,8 +517,20 @@ async fn mailbox(ctx: Rc<ShardCtx>, mut rx: mpsc::Receiver<ShardMsg>) {
             ShardMsg::Presence(p) => {
                 let mut table = ctx.state.presence.borrow_mut();
                 match p {
-                    PresenceMsg::Connected(u, reply) => drop(reply.send(table.connect(u))),
-                    PresenceMsg::Disconnected(u, reply) => drop(reply.send(table.disconnect(&u))),
+                    PresenceMsg::Connected(u, reply) => {
+                        let change = table.connect(u.clone());
+                        if let Some(c) = &ctx.shared.cluster {
+                            c.presence(u, change.devices);
+                        }
+                        let _ = reply.send(change);
+                    }
+                    PresenceMsg::Disconnected(u, reply) => {
+                        let change = table.disconnect(&u);
+                        if let Some(c) = &ctx.shared.cluster {
+                            c.presence(u, change.devices);
+                        }
+                        let _ = reply.send(change);
+                    }
                     PresenceMsg::RateCheck(user, reply) => drop(reply.send(ctx.count_message(&user))),
                     PresenceMsg::Query(users, reply) => {
                         let out = users
@@ -420,6 +545,20 @@ async fn mailbox(ctx: Rc<ShardCtx>, mut rx: mpsc::Receiver<ShardMsg>) {
                 }
             }
         }
+    }
+}
+
+/// The live nodes changed: actors of conversations now owned elsewhere stop
+/// (they finish what they hold; the store's seq fence settles any overlap),
+/// and users whose devices were on nodes that left go offline.
+fn on_live(ctx: &Rc<ShardCtx>, live: crate::cluster::LiveSet) {
+    *ctx.state.live.borrow_mut() = live.clone();
+    let Some(cluster) = &ctx.shared.cluster else { return };
+    let me = cluster.node_id();
+    ctx.state.actors.borrow_mut().retain(|conv, _| crate::cluster::owner(*conv, &live).is_none_or(|owner| owner == me));
+    let flips = ctx.state.presence.borrow_mut().drop_nodes(&live);
+    for (user, online, version) in flips {
+        session::presence_fanout(ctx, user, online, version);
     }
 }
 

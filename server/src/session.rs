@@ -323,6 +323,18 @@ impl Session {
     /// None if the owner refuses (no longer a member).
     async fn attach(&self, conv: ConvId) -> Option<u64> {
         self.ctx.state.sessions.borrow_mut().subscribe(conv, &self.handle);
+        if self.ctx.remote_owner(conv).is_some() {
+            // Owned by another node: its fan-out reaches every node, so there is
+            // nothing to register there; membership and head come from the
+            // shared store, read after subscribing, so nothing falls between.
+            if let Ok(Some(_)) = self.store().member(conv, &self.handle.user).await
+                && let Ok(head) = self.store().last_seq(conv).await
+            {
+                return Some(head);
+            }
+            self.detach(conv);
+            return None;
+        }
         let (tx, rx) = oneshot::channel();
         let msg = ConvMsg::Attach { shard: self.ctx.state.id, user: self.handle.user.clone(), reply: tx };
         if self.ctx.shared.mesh.to_owner(conv, msg).await.is_ok()
@@ -358,6 +370,11 @@ impl Session {
         let Ok(change) = rx.await else { return };
         self.announced.set(connected);
         if !change.flipped {
+            return;
+        }
+        if self.ctx.shared.cluster.is_some() {
+            // Every node announces flips to its own sessions (see `presence_fanout`).
+            presence_fanout(&self.ctx, user, connected, change.version);
             return;
         }
         let convs: Vec<ConvId> = match self.store().user_conversations(&user).await {
@@ -499,6 +516,10 @@ impl Session {
             // In order with this connection's sends, so a message always clears the indicator.
             let r = match t.conversation_id {
                 0 => Err(err(ErrorCode::InvalidArgument, "conversation_id is required")),
+                conv if self.ctx.remote_owner(conv).is_some() => {
+                    let _ = self.at_owner(conv, body.clone(), false).await;
+                    Ok(reply::Result::Ok(v1::Empty {}))
+                }
                 conv => {
                     let msg = ConvMsg::Typing { user: self.handle.user.clone(), typing: t.typing };
                     self.ctx
@@ -514,7 +535,7 @@ impl Session {
         }
         if let command::Body::SendMessage(m) = body {
             return Some(match self.forward_send(m).await {
-                Ok(rx) => Box::pin(async move {
+                Ok(Answer::Local(rx)) => Box::pin(async move {
                     let r = match rx.await {
                         Ok(Ok(ok)) => Ok(reply::Result::SendMessage(ok)),
                         Ok(Err(e)) => Err(e),
@@ -522,6 +543,9 @@ impl Session {
                     };
                     (id, r)
                 }),
+                // A lost request comes back as a retryable TIMEOUT; the SDK sends it
+                // again. Sends made meanwhile may overtake it (see deploy/CLUSTER.md).
+                Ok(Answer::Remote(fut)) => Box::pin(async move { (id, Ok(fut.await)) }),
                 Err(e) => Box::pin(async move { (id, Err(e)) }),
             });
         }
@@ -529,10 +553,7 @@ impl Session {
         Some(Box::pin(async move { (id, s.execute(body).await) }))
     }
 
-    async fn forward_send(
-        &self,
-        m: v1::SendMessage,
-    ) -> Result<oneshot::Receiver<Result<v1::SendMessageOk, WireError>>, WireError> {
+    async fn forward_send(&self, m: v1::SendMessage) -> Result<Answer, WireError> {
         chat_protocol::limits::check_client_msg_id(&m.client_msg_id).map_err(|e| e.to_wire())?;
         self.ctx.shared.limits.check_body(m.body.as_ref()).map_err(|e| e.to_wire())?;
         if m.conversation_id == 0 {
@@ -551,8 +572,16 @@ impl Session {
             self.send_blocked_until.set(e.retry_after.map(|d| now + d));
             return Err(e);
         }
-        let (tx, rx) = oneshot::channel();
         let conv = m.conversation_id;
+        if let Some(owner) = self.ctx.remote_owner(conv)
+            && let Some(cluster) = &self.ctx.shared.cluster
+        {
+            let fut = cluster
+                .forward(owner, conv, &self.caller, self.handle.id, Some(command::Body::SendMessage(m)), true)
+                .await;
+            return Ok(Answer::Remote(Box::pin(fut)));
+        }
+        let (tx, rx) = oneshot::channel();
         self.ctx
             .shared
             .mesh
@@ -562,36 +591,42 @@ impl Session {
             )
             .await
             .map_err(|_| err(ErrorCode::Unavailable, "shard unavailable"))?;
-        Ok(rx)
+        Ok(Answer::Local(rx))
     }
 
-    async fn ask_owner<T>(
-        &self,
-        conv: ConvId,
-        make: impl FnOnce(oneshot::Sender<Result<T, WireError>>) -> ConvMsg,
-    ) -> Result<T, WireError> {
-        if conv == 0 {
-            return Err(err(ErrorCode::InvalidArgument, "conversation_id is required"));
+    /// Runs a command that belongs to `conv`'s owner: here, or forwarded to
+    /// the owner node (the answer, error results included, comes back as is).
+    async fn at_owner(&self, conv: ConvId, body: command::Body, want_reply: bool) -> Result<reply::Result, WireError> {
+        if let Some(owner) = self.ctx.remote_owner(conv)
+            && let Some(cluster) = &self.ctx.shared.cluster
+        {
+            let fut = cluster.forward(owner, conv, &self.caller, self.handle.id, Some(body), want_reply).await;
+            return Ok(fut.await);
         }
-        let (tx, rx) = oneshot::channel();
-        self.ctx
-            .shared
-            .mesh
-            .to_owner(conv, make(tx))
-            .await
-            .map_err(|_| err(ErrorCode::Unavailable, "shard unavailable"))?;
-        rx.await.map_err(|_| err(ErrorCode::Unavailable, "conversation owner went away; retry"))?
+        owner_execute(&self.ctx, self.caller.clone(), self.handle.id, body).await
     }
 
-    async fn admin(&self, conv: ConvId, op: AdminOp) -> Result<reply::Result, WireError> {
-        let caller = self.caller.clone();
-        let s = self.ask_owner(conv, |reply| ConvMsg::Admin { caller, op, reply }).await?;
-        Ok(reply::Result::Conversation(v1::ConversationOk { summary: Some(s), existing: false }))
+    /// Announces a new conversation through its owner, here or on its node.
+    async fn announce_created(&self, conv: ConvId) -> Result<reply::Result, WireError> {
+        if let Some(owner) = self.ctx.remote_owner(conv)
+            && let Some(cluster) = &self.ctx.shared.cluster
+        {
+            return match cluster.forward(owner, conv, &self.caller, self.handle.id, None, true).await.await {
+                reply::Result::Error(e) => {
+                    Err(WireError::new(ErrorCode::try_from(e.code).unwrap_or(ErrorCode::Unavailable), e.message))
+                }
+                r => Ok(r),
+            };
+        }
+        admin(&self.ctx, self.caller.clone(), conv, AdminOp::Created).await
     }
 
     async fn execute(&self, body: command::Body) -> Result<reply::Result, WireError> {
         use command::Body as B;
         let ok = || Ok(reply::Result::Ok(v1::Empty {}));
+        if let Some(conv) = owner_conversation(&body) {
+            return self.at_owner(conv, body, true).await;
+        }
         match body {
             B::SendMessage(_) => unreachable!("sends are forwarded in dispatch"),
             B::GetHistory(h) => self.history(h).await,
@@ -602,47 +637,45 @@ impl Session {
                 let s = self.summary_of(&rec, me.as_ref(), None).await?;
                 Ok(reply::Result::Conversation(v1::ConversationOk { summary: Some(s), existing: false }))
             }
-            B::GetMembers(g) => {
-                let caller = self.caller.clone();
-                let members = self.ask_owner(g.conversation_id, |reply| ConvMsg::Members { caller, reply }).await?;
-                Ok(reply::Result::Members(v1::Members { conversation_id: g.conversation_id, members }))
-            }
-            B::JoinConversation(j) => self.admin(j.conversation_id, AdminOp::Join).await,
-            B::LeaveConversation(l) => self.admin(l.conversation_id, AdminOp::Leave).await,
-            B::AddMembers(a) => {
-                if a.user_ids.is_empty() || a.user_ids.len() > self.ctx.shared.limits.max_ids_per_request {
-                    return Err(err(ErrorCode::InvalidArgument, "user_ids: between 1 and 1000 ids"));
-                }
-                for u in &a.user_ids {
-                    chat_protocol::limits::check_user_id(u).map_err(|e| e.to_wire())?;
-                }
-                self.admin(a.conversation_id, AdminOp::Add(a.user_ids)).await
-            }
-            B::RemoveMember(r) => self.admin(r.conversation_id, AdminOp::Remove(r.user_id)).await,
-            B::SetMemberRole(r) => {
-                let role =
-                    MemberRole::try_from(r.role).map_err(|_| err(ErrorCode::InvalidArgument, "unknown member role"))?;
-                self.admin(r.conversation_id, AdminOp::SetRole(r.user_id, role)).await
-            }
-            B::ArchiveConversation(a) => self.admin(a.conversation_id, AdminOp::Archive(!a.unarchive)).await,
-            B::MarkRead(m) => self.receipt(m.conversation_id, ReceiptKind::Read, m.seq).await.and_then(|_| ok()),
             B::MarkDelivered(m) => {
-                // One command may carry many conversations; a failed one (not a
-                // member any more) does not stop the others.
-                let first =
-                    (m.conversation_id != 0).then_some(v1::Cursor { conversation_id: m.conversation_id, seq: m.seq });
                 if m.more.len() > self.ctx.shared.limits.max_ids_per_request {
                     return Err(err(ErrorCode::InvalidArgument, "too many cursors in one MarkDelivered"));
                 }
-                let mut failed = None;
+                let first =
+                    (m.conversation_id != 0).then_some(v1::Cursor { conversation_id: m.conversation_id, seq: m.seq });
+                // Cursors of conversations owned elsewhere go to their nodes,
+                // one command per node, without waiting for an answer.
+                let mut local = Vec::new();
+                let mut remote: HashMap<crate::cluster::NodeId, Vec<v1::Cursor>> = HashMap::new();
                 for c in first.into_iter().chain(m.more) {
-                    if let Err(e) = self.receipt(c.conversation_id, ReceiptKind::Delivered, c.seq).await {
-                        failed = Some(e);
+                    match self.ctx.remote_owner(c.conversation_id) {
+                        Some(node) => remote.entry(node).or_default().push(c),
+                        None => local.push(c),
                     }
                 }
-                failed.map_or_else(ok, Err)
+                if let Some(cluster) = &self.ctx.shared.cluster {
+                    for (node, cursors) in remote {
+                        let Some(m) = mark_delivered(cursors) else { continue };
+                        let conv = m.conversation_id;
+                        // Queued in order; with no reply wanted there is nothing to await.
+                        let body = Some(B::MarkDelivered(m));
+                        drop(cluster.forward(node, conv, &self.caller, self.handle.id, body, false).await);
+                    }
+                }
+                match mark_delivered(local) {
+                    Some(m) => owner_execute(&self.ctx, self.caller.clone(), self.handle.id, B::MarkDelivered(m)).await,
+                    None => ok(),
+                }
             }
-            B::SetTyping(_) => unreachable!("typing is forwarded in dispatch"),
+            B::SetTyping(_)
+            | B::GetMembers(_)
+            | B::JoinConversation(_)
+            | B::LeaveConversation(_)
+            | B::AddMembers(_)
+            | B::RemoveMember(_)
+            | B::SetMemberRole(_)
+            | B::ArchiveConversation(_)
+            | B::MarkRead(_) => unreachable!("routed to the owner above"),
             B::Ping(_) => Ok(reply::Result::Pong(v1::Pong {
                 server_time_ms: chat_protocol::unix_ms(std::time::SystemTime::now()),
             })),
@@ -679,11 +712,6 @@ impl Session {
                 }))
             }
         }
-    }
-
-    async fn receipt(&self, conv: ConvId, kind: ReceiptKind, seq: u64) -> Result<(), WireError> {
-        let user = self.handle.user.clone();
-        self.ask_owner(conv, |reply| ConvMsg::Receipt { user, kind, seq, reply: Some(reply) }).await
     }
 
     /// A conversation the caller may read: a member, or staff on a support one.
@@ -822,10 +850,7 @@ impl Session {
         let mut members = vec![member(&me, creator_role)];
         members.extend(others.iter().map(|u| member(u, MemberRole::Member)));
         match self.store().create_conversation(&rec, &members).await.map_err(store_err)? {
-            crate::store::Created::New => {
-                let s = self.admin(id, AdminOp::Created).await?;
-                Ok(s)
-            }
+            crate::store::Created::New => self.announce_created(id).await,
             crate::store::Created::Existing(existing) => {
                 let pair_ok = existing.kind == ConversationKind::Private as i32
                     && self.store().member(id, &me).await.map_err(store_err)?.is_some();
@@ -912,7 +937,197 @@ async fn query_presence(ctx: &ShardCtx, users: Vec<Arc<str>>) -> Vec<(Arc<str>, 
             out.extend(v);
         }
     }
+    if let Some(cluster) = &ctx.shared.cluster {
+        // Devices on other nodes, from their presence keys (the authority:
+        // pub/sub may have lost a change).
+        let remote = cluster.remote_presence(out.iter().map(|(u, _, _)| u.clone()).collect()).await;
+        for (u, devices, version) in &mut out {
+            if let Some(n) = remote.get(u) {
+                *devices += n;
+                // A user seen online only through the keys still needs a version above 0.
+                *version = (*version).max(1);
+            }
+        }
+    }
     out
+}
+
+/// Cluster: a user's presence flipped (all nodes counted): tell this node's
+/// sessions of every conversation of the user. Each node does this for
+/// itself, so nothing goes through the owners.
+pub fn presence_fanout(ctx: &Rc<ShardCtx>, user: Arc<str>, online: bool, version: u64) {
+    let ctx = ctx.clone();
+    tokio::task::spawn_local(async move {
+        let Ok(convs) = ctx.shared.store.user_conversations(&user).await else { return };
+        let mesh = &ctx.shared.mesh;
+        for conv in convs {
+            for shard in 0..mesh.len() {
+                let f = Fanout::Presence { user: user.clone(), online, version };
+                let _ = mesh.try_send(shard, ShardMsg::Remote(conv, f));
+            }
+        }
+    });
+}
+
+/// Cluster: a node reported a user offline whom this node never saw online
+/// there. If the presence keys show no device on any other node (and none is
+/// here), announce offline: sessions that learned "online" from a snapshot
+/// must not keep it. Runs on the user's home shard.
+pub async fn presence_recheck(ctx: Rc<ShardCtx>, user: Arc<str>) {
+    let Some(cluster) = ctx.shared.cluster.clone() else { return };
+    let remote = cluster.remote_presence(vec![user.clone()]).await;
+    if remote.get(&user).copied().unwrap_or(0) > 0 {
+        return;
+    }
+    let version = ctx.state.presence.borrow_mut().confirm_offline(user.clone());
+    if let Some(version) = version {
+        presence_fanout(&ctx, user, false, version);
+    }
+}
+
+/// What a send waits for: the local owner's answer, or the owner node's.
+enum Answer {
+    Local(oneshot::Receiver<Result<v1::SendMessageOk, WireError>>),
+    Remote(Pin<Box<dyn Future<Output = reply::Result>>>),
+}
+
+/// One `MarkDelivered` for these cursors (None if there are none).
+fn mark_delivered(mut cursors: Vec<v1::Cursor>) -> Option<v1::MarkDelivered> {
+    if cursors.is_empty() {
+        return None;
+    }
+    let first = cursors.remove(0);
+    Some(v1::MarkDelivered { conversation_id: first.conversation_id, seq: first.seq, more: cursors })
+}
+
+/// The conversation whose owner runs this command, if it is one of those.
+/// `MarkDelivered` (many conversations) is split by the session instead.
+fn owner_conversation(body: &command::Body) -> Option<ConvId> {
+    use command::Body as B;
+    match body {
+        B::SetTyping(t) => Some(t.conversation_id),
+        B::GetMembers(g) => Some(g.conversation_id),
+        B::JoinConversation(j) => Some(j.conversation_id),
+        B::LeaveConversation(l) => Some(l.conversation_id),
+        B::AddMembers(a) => Some(a.conversation_id),
+        B::RemoveMember(r) => Some(r.conversation_id),
+        B::SetMemberRole(r) => Some(r.conversation_id),
+        B::ArchiveConversation(a) => Some(a.conversation_id),
+        B::MarkRead(m) => Some(m.conversation_id),
+        _ => None,
+    }
+}
+
+/// Asks the actor of `conv` on this node.
+async fn ask_owner<T>(
+    ctx: &ShardCtx,
+    conv: ConvId,
+    make: impl FnOnce(oneshot::Sender<Result<T, WireError>>) -> ConvMsg,
+) -> Result<T, WireError> {
+    if conv == 0 {
+        return Err(err(ErrorCode::InvalidArgument, "conversation_id is required"));
+    }
+    let (tx, rx) = oneshot::channel();
+    ctx.shared.mesh.to_owner(conv, make(tx)).await.map_err(|_| err(ErrorCode::Unavailable, "shard unavailable"))?;
+    rx.await.map_err(|_| err(ErrorCode::Unavailable, "conversation owner went away; retry"))?
+}
+
+async fn admin(ctx: &ShardCtx, caller: Caller, conv: ConvId, op: AdminOp) -> Result<reply::Result, WireError> {
+    let s = ask_owner(ctx, conv, |reply| ConvMsg::Admin { caller, op, reply }).await?;
+    Ok(reply::Result::Conversation(v1::ConversationOk { summary: Some(s), existing: false }))
+}
+
+async fn receipt(ctx: &ShardCtx, user: Arc<str>, conv: ConvId, kind: ReceiptKind, seq: u64) -> Result<(), WireError> {
+    ask_owner(ctx, conv, |reply| ConvMsg::Receipt { user, kind, seq, reply: Some(reply) }).await
+}
+
+/// Runs a command at this node's actor of its conversation, for a local
+/// session or for one on another node (`origin`: the sending session). The
+/// caller comes from a verified token (here or at the origin node).
+pub async fn owner_execute(
+    ctx: &ShardCtx,
+    caller: Caller,
+    origin: u64,
+    body: command::Body,
+) -> Result<reply::Result, WireError> {
+    use command::Body as B;
+    let ok = || Ok(reply::Result::Ok(v1::Empty {}));
+    match body {
+        B::SendMessage(m) => {
+            chat_protocol::limits::check_client_msg_id(&m.client_msg_id).map_err(|e| e.to_wire())?;
+            ctx.shared.limits.check_body(m.body.as_ref()).map_err(|e| e.to_wire())?;
+            let conv = m.conversation_id;
+            let ok = ask_owner(ctx, conv, |reply| ConvMsg::Send { caller, origin, msg: Box::new(m), reply }).await?;
+            Ok(reply::Result::SendMessage(ok))
+        }
+        B::SetTyping(t) => {
+            if t.conversation_id == 0 {
+                return Err(err(ErrorCode::InvalidArgument, "conversation_id is required"));
+            }
+            let msg = ConvMsg::Typing { user: caller.user, typing: t.typing };
+            ctx.shared
+                .mesh
+                .to_owner(t.conversation_id, msg)
+                .await
+                .map_err(|_| err(ErrorCode::Unavailable, "shard unavailable"))?;
+            ok()
+        }
+        B::GetMembers(g) => {
+            let members = ask_owner(ctx, g.conversation_id, |reply| ConvMsg::Members { caller, reply }).await?;
+            Ok(reply::Result::Members(v1::Members { conversation_id: g.conversation_id, members }))
+        }
+        B::JoinConversation(j) => admin(ctx, caller, j.conversation_id, AdminOp::Join).await,
+        B::LeaveConversation(l) => admin(ctx, caller, l.conversation_id, AdminOp::Leave).await,
+        B::AddMembers(a) => {
+            if a.user_ids.is_empty() || a.user_ids.len() > ctx.shared.limits.max_ids_per_request {
+                return Err(err(ErrorCode::InvalidArgument, "user_ids: between 1 and 1000 ids"));
+            }
+            for u in &a.user_ids {
+                chat_protocol::limits::check_user_id(u).map_err(|e| e.to_wire())?;
+            }
+            admin(ctx, caller, a.conversation_id, AdminOp::Add(a.user_ids)).await
+        }
+        B::RemoveMember(r) => admin(ctx, caller, r.conversation_id, AdminOp::Remove(r.user_id)).await,
+        B::SetMemberRole(r) => {
+            let role =
+                MemberRole::try_from(r.role).map_err(|_| err(ErrorCode::InvalidArgument, "unknown member role"))?;
+            admin(ctx, caller, r.conversation_id, AdminOp::SetRole(r.user_id, role)).await
+        }
+        B::ArchiveConversation(a) => admin(ctx, caller, a.conversation_id, AdminOp::Archive(!a.unarchive)).await,
+        B::MarkRead(m) => {
+            receipt(ctx, caller.user, m.conversation_id, ReceiptKind::Read, m.seq).await.and_then(|_| ok())
+        }
+        B::MarkDelivered(m) => {
+            // One command may carry many conversations; a failed one (not a
+            // member any more) does not stop the others.
+            if m.more.len() > ctx.shared.limits.max_ids_per_request {
+                return Err(err(ErrorCode::InvalidArgument, "too many cursors in one MarkDelivered"));
+            }
+            let first =
+                (m.conversation_id != 0).then_some(v1::Cursor { conversation_id: m.conversation_id, seq: m.seq });
+            let mut failed = None;
+            for c in first.into_iter().chain(m.more) {
+                if let Err(e) =
+                    receipt(ctx, caller.user.clone(), c.conversation_id, ReceiptKind::Delivered, c.seq).await
+                {
+                    failed = Some(e);
+                }
+            }
+            failed.map_or_else(ok, Err)
+        }
+        _ => Err(err(ErrorCode::UnknownCommand, "not a command for a conversation's owner")),
+    }
+}
+
+/// Cluster: runs a request another node forwarded here and answers it.
+pub async fn serve_forwarded(ctx: Rc<ShardCtx>, req: crate::cluster::Forwarded) {
+    let Some(cluster) = ctx.shared.cluster.clone() else { return };
+    let result = match req.command {
+        None => admin(&ctx, req.caller, req.conv, AdminOp::Created).await,
+        Some(body) => owner_execute(&ctx, req.caller, req.origin, body).await,
+    };
+    let r = result.unwrap_or_else(|e| reply::Result::Error(e.to_proto()));
+    cluster.reply(req.from, req.req_id, r);
 }
 
 async fn write_with_timeout(tx: &mut SendStream, frame: &[u8], t: Duration) -> anyhow::Result<()> {

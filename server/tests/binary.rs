@@ -32,6 +32,8 @@ fn serve(data: &std::path::Path) -> (Child, String, String) {
             web = Some(());
         }
     }
+    // Keep reading: a server whose stdout is closed must not be what a test measures.
+    std::thread::spawn(move || lines.for_each(drop));
     (child, addr.expect("addr"), hash.expect("hash"))
 }
 
@@ -77,5 +79,44 @@ async fn sigterm_drains_and_a_restart_keeps_history() {
     assert_eq!(history.messages.len(), 20);
     assert_eq!(history.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), (1..=20).collect::<Vec<_>>());
     bob.close().await;
+    tokio::task::spawn_blocking(move || terminate(child)).await.unwrap();
+}
+
+/// A server whose stdout goes away (its reader exited: a closed pipe) keeps
+/// serving and still stops cleanly on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stdout_does_not_stop_the_server() {
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chatd"))
+        .args(["serve", "--listen", &addr, "--web-listen", "127.0.0.1:0", "--shards", "1", "--data-dir"])
+        .arg(data.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chatd");
+    drop(child.stdout.take()); // nobody reads the banner
+    // The dev certificate is written before the banner; its hash is what clients pin.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let hash = loop {
+        let pem = std::fs::read(data.path().join("tls").join("dev-cert.pem")).ok();
+        if let Some(der) = pem.and_then(|p| rustls_pemfile::certs(&mut &p[..]).next()).and_then(Result::ok) {
+            break hex::encode(ring::digest::digest(&ring::digest::SHA256, &der));
+        }
+        assert!(Instant::now() < deadline, "chatd made no dev certificate");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut connected = None;
+    while connected.is_none() && Instant::now() < deadline {
+        let cfg = ClientConfig::new(addr.as_str(), token("carol"), Trust::cert_hash_hex(&hash).unwrap());
+        match Client::connect(cfg).await {
+            Ok(c) => connected = Some(c),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let (carol, _events) = connected.expect("chatd serves after its stdout closed");
+    carol.list_conversations(Default::default()).await.expect("a request is answered");
+    carol.close().await;
     tokio::task::spawn_blocking(move || terminate(child)).await.unwrap();
 }

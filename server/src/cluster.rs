@@ -1,0 +1,961 @@
+//! Scale-out: several nodes on one shared store and one Redis (see
+//! `deploy/CLUSTER.md` for the design and its failure cases).
+//!
+//! Each node runs one *bridge*: a thread with its own small tokio runtime that
+//! holds the Redis clients (`fred`): one for commands and publishes, one
+//! subscribed to `chat:fanout`, `chat:presence` and `chat:node:<node_id>`.
+//! Shards talk to it only through one bounded channel ([`Cluster`]); it talks
+//! to shards only through their bounded mailboxes ([`Mesh`]). Nothing here is
+//! on a lock shared with the message path.
+//!
+//! - Live nodes: every heartbeat `ZADD chat:nodes <now_ms> <node_id>`; members
+//!   heard from within `node_ttl_ms` are live. The live set goes to every shard
+//!   when it changes.
+//! - Ownership: a conversation's owner node is the rendezvous
+//!   (highest-random-weight) choice over the live set ([`owner`]); within it,
+//!   today's home shard. Requests for a conversation owned elsewhere are
+//!   forwarded (`PUBLISH chat:node:<owner>`), answered on `chat:node:<origin>`.
+//! - Fan-out: an owner publishes every commit (and typing, receipts,
+//!   membership) on `chat:fanout`; other nodes hand it to their shards.
+//!   Pub/sub is at-most-once: sessions fill gaps from the store, and owners
+//!   publish the heads of recently active conversations every second (nudges)
+//!   so a lost last message is filled too.
+//! - Presence: `chat:presence:<user>:<node_id>` holds the user's device count
+//!   on that node (TTL `node_ttl_ms`, refreshed by the heartbeat); changes are
+//!   published on `chat:presence`.
+//! - Fencing: the store's `(conversation, seq)` uniqueness
+//!   ([`crate::store::StoreError::SeqTaken`]). Two nodes that both think they
+//!   own a conversation can never store two messages under one seq.
+
+use crate::config::ClusterConfig;
+use crate::shard::{ConvId, Fanout, Mesh, Pushed, ShardMsg, UserEvent, home_shard, user_shard};
+use bytes::Bytes;
+use chat_protocol::WireError;
+use chat_protocol::v1::{self, ErrorCode, reply};
+use fred::prelude::*;
+use fred::types::Expiration;
+use prost::Message as _;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// A node's id.
+pub type NodeId = Arc<str>;
+
+/// The live nodes, sorted.
+pub type LiveSet = Arc<[NodeId]>;
+
+/// Redis key of the live-node set (sorted set, score: last heartbeat, ms).
+pub const NODES_KEY: &str = "chat:nodes";
+/// Channel every node subscribes to for fan-outs and user events.
+pub const FANOUT_CHANNEL: &str = "chat:fanout";
+/// Channel every node subscribes to for presence changes.
+pub const PRESENCE_CHANNEL: &str = "chat:presence";
+
+/// The channel of one node (forwarded requests and their replies).
+pub fn node_channel(node: &str) -> String {
+    format!("chat:node:{node}")
+}
+
+/// The presence key of a user on a node.
+pub fn presence_key(user: &str, node: &str) -> String {
+    format!("chat:presence:{user}:{node}")
+}
+
+/// Capacity of the channel from shards to the bridge.
+const BRIDGE_QUEUE: usize = 16 * 1024;
+/// Capacity of the presence channel to the bridge: apart, so a flood of
+/// publishes never crowds out a device count (which the heartbeat keeps
+/// refreshing: a lost one would be wrong until the user's next change).
+const PRESENCE_QUEUE: usize = 64 * 1024;
+/// Conversations whose head moved this recently get a nudge each second.
+pub const NUDGE_WINDOW: Duration = Duration::from_secs(3);
+
+fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+}
+
+/// The rendezvous weight of a node for a conversation.
+pub fn weight(conv: ConvId, node: &str) -> u64 {
+    mix64(fnv1a(node) ^ mix64(conv))
+}
+
+/// The owner node of a conversation among `live`: the highest weight (ties,
+/// which need a 64-bit collision, go to the greater id). None if `live` is empty.
+/// When a node leaves, only the conversations it owned move; when one joins,
+/// only those it now wins move to it.
+pub fn owner(conv: ConvId, live: &[NodeId]) -> Option<&NodeId> {
+    live.iter().max_by(|a, b| weight(conv, a).cmp(&weight(conv, b)).then_with(|| a.cmp(b)))
+}
+
+fn unix_ms() -> u64 {
+    chat_protocol::unix_ms(std::time::SystemTime::now())
+}
+
+/// Why the bridge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// Redis is unreachable or refused us.
+    #[error("cannot reach Redis at {url}: {reason}")]
+    Redis {
+        /// The configured URL.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The bridge thread could not start.
+    #[error("cannot start the cluster bridge: {0}")]
+    Thread(String),
+}
+
+/// The wire format of what nodes tell each other over Redis (never seen by
+/// clients; a node drops what does not decode).
+mod wire {
+    use bytes::Bytes;
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct Envelope {
+        #[prost(string, tag = "1")]
+        pub from: String,
+        #[prost(oneof = "Body", tags = "2, 3, 4, 5, 6")]
+        pub body: Option<Body>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Oneof)]
+    pub(crate) enum Body {
+        #[prost(message, tag = "2")]
+        Forward(Forward),
+        #[prost(message, tag = "3")]
+        Reply(ForwardReply),
+        #[prost(message, tag = "4")]
+        Fanout(RemoteFanout),
+        #[prost(message, tag = "5")]
+        User(RemoteUserEvent),
+        #[prost(message, tag = "6")]
+        Presence(RemotePresence),
+    }
+
+    /// A client's command for the owner of `conv`, on behalf of `user`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct Forward {
+        /// 0: no reply wanted.
+        #[prost(uint64, tag = "1")]
+        pub req_id: u64,
+        #[prost(uint64, tag = "2")]
+        pub conv: u64,
+        #[prost(string, tag = "3")]
+        pub user: String,
+        #[prost(int32, tag = "4")]
+        pub role: i32,
+        /// The sending session (cluster-unique), which gets no echo of its message.
+        #[prost(uint64, tag = "5")]
+        pub origin: u64,
+        /// The encoded `v1::Command` (its id is irrelevant).
+        #[prost(bytes = "bytes", tag = "6")]
+        pub command: Bytes,
+        /// Not a client command: "conversation `conv` was just created, announce it".
+        #[prost(bool, tag = "7")]
+        pub created: bool,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct ForwardReply {
+        #[prost(uint64, tag = "1")]
+        pub req_id: u64,
+        /// The encoded `v1::Reply` (its id is irrelevant).
+        #[prost(bytes = "bytes", tag = "2")]
+        pub reply: Bytes,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct PushedMsg {
+        #[prost(uint64, tag = "1")]
+        pub seq: u64,
+        #[prost(bytes = "bytes", tag = "2")]
+        pub frame: Bytes,
+        #[prost(uint64, tag = "3")]
+        pub origin: u64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct RemoteFanout {
+        #[prost(uint64, tag = "1")]
+        pub conv: u64,
+        /// 1 messages, 2 ephemeral, 3 nudge.
+        #[prost(uint32, tag = "2")]
+        pub kind: u32,
+        #[prost(message, repeated, tag = "3")]
+        pub messages: Vec<PushedMsg>,
+        #[prost(bytes = "bytes", tag = "4")]
+        pub frame: Bytes,
+        #[prost(bytes = "bytes", tag = "5")]
+        pub datagram: Bytes,
+        #[prost(string, tag = "6")]
+        pub skip_user: String,
+        #[prost(uint64, tag = "7")]
+        pub head: u64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct RemoteUserEvent {
+        #[prost(string, tag = "1")]
+        pub user: String,
+        #[prost(uint64, tag = "2")]
+        pub conv: u64,
+        #[prost(bool, tag = "3")]
+        pub added: bool,
+        #[prost(uint64, tag = "4")]
+        pub since: u64,
+        #[prost(bytes = "bytes", tag = "5")]
+        pub frame: Bytes,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct RemotePresence {
+        #[prost(string, tag = "1")]
+        pub user: String,
+        #[prost(uint32, tag = "2")]
+        pub count: u32,
+    }
+}
+
+const FANOUT_MESSAGES: u32 = 1;
+const FANOUT_EPHEMERAL: u32 = 2;
+const FANOUT_NUDGE: u32 = 3;
+
+/// A request that another node forwarded to this one, the owner.
+#[derive(Debug)]
+pub struct Forwarded {
+    /// The node waiting for the answer.
+    pub from: NodeId,
+    /// Its request id (0: no answer wanted).
+    pub req_id: u64,
+    /// The conversation.
+    pub conv: ConvId,
+    /// On whose behalf (verified by the origin node).
+    pub caller: crate::conversation::Caller,
+    /// The sending session (cluster-unique).
+    pub origin: u64,
+    /// The command, or None for "announce the creation of `conv`".
+    pub command: Option<v1::command::Body>,
+}
+
+enum BridgeCmd {
+    Publish { channel: &'static str, payload: Bytes },
+    Forward { owner: NodeId, fwd: wire::Forward, reply: Option<oneshot::Sender<reply::Result>> },
+    Reply { to: NodeId, payload: Bytes },
+    Presence { user: Arc<str>, count: u32 },
+    QueryPresence { users: Vec<Arc<str>>, reply: oneshot::Sender<HashMap<Arc<str>, u32>> },
+}
+
+/// What shards hold of the cluster: the way to the bridge.
+pub struct Cluster {
+    node_id: NodeId,
+    tx: mpsc::Sender<BridgeCmd>,
+    presence_tx: mpsc::Sender<BridgeCmd>,
+    forward_timeout: Duration,
+    /// Ephemeral traffic dropped at a full queue (counted, never carried only here).
+    dropped: AtomicU64,
+    stop: watch::Sender<Stop>,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Run,
+    Graceful,
+    Kill,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("node_id", &self.node_id).finish_non_exhaustive()
+    }
+}
+
+fn timeout_error(why: &str) -> WireError {
+    WireError::limited(
+        ErrorCode::Timeout,
+        "forward_timeout_ms",
+        format!("the conversation's owner node did not answer ({why}); retry"),
+        Some(Duration::from_millis(200)),
+    )
+}
+
+impl Cluster {
+    /// Connects to Redis, announces this node, and starts the bridge. Returns
+    /// once the first heartbeat is done and the live set is in the shards' mailboxes.
+    pub fn start(cfg: &ClusterConfig, mesh: Mesh) -> Result<Arc<Self>, ClusterError> {
+        let node_id: NodeId = if cfg.node_id.is_empty() {
+            Arc::from(format!("n{:016x}", rand::random::<u64>()).as_str())
+        } else {
+            Arc::from(cfg.node_id.as_str())
+        };
+        let (tx, rx) = mpsc::channel(BRIDGE_QUEUE);
+        let (presence_tx, presence_rx) = mpsc::channel(PRESENCE_QUEUE);
+        let (stop_tx, stop_rx) = watch::channel(Stop::Run);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let bridge = Bridge {
+            cfg: cfg.clone(),
+            node_id: node_id.clone(),
+            mesh,
+            pending: RefCell::new(HashMap::new()),
+            next_req: std::cell::Cell::new(1),
+            local_presence: RefCell::new(HashMap::new()),
+            live: RefCell::new(Arc::from(Vec::new())),
+            heartbeat_running: std::cell::Cell::new(false),
+        };
+        let thread = std::thread::Builder::new()
+            .name("cluster-bridge".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(ClusterError::Thread(e.to_string())));
+                        return;
+                    }
+                };
+                let local = tokio::task::LocalSet::new();
+                local.block_on(&rt, bridge.run(rx, presence_rx, stop_rx, ready_tx));
+            })
+            .map_err(|e| ClusterError::Thread(e.to_string()))?;
+        match ready_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = stop_tx.send(Stop::Kill);
+                return Err(ClusterError::Redis { url: cfg.redis_url.clone(), reason: "no answer in 10 s".into() });
+            }
+        }
+        tracing::info!(node = %node_id, "joined the cluster");
+        Ok(Arc::new(Self {
+            node_id,
+            tx,
+            presence_tx,
+            forward_timeout: Duration::from_millis(cfg.forward_timeout_ms),
+            dropped: AtomicU64::new(0),
+            stop: stop_tx,
+            thread: std::sync::Mutex::new(Some(thread)),
+        }))
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &NodeId {
+        &self.node_id
+    }
+
+    /// Ephemeral publishes dropped because the bridge's queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    fn try_send(&self, cmd: BridgeCmd) {
+        if self.tx.try_send(cmd).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn envelope(&self, body: wire::Body) -> Bytes {
+        Bytes::from(wire::Envelope { from: self.node_id.to_string(), body: Some(body) }.encode_to_vec())
+    }
+
+    /// Publishes a fan-out of a conversation this node owns. Dropped (and
+    /// counted) when the bridge is behind: stored messages are never carried
+    /// only here, receivers fill gaps from the store.
+    pub fn publish_fanout(&self, conv: ConvId, f: &Fanout) {
+        let rf = match f {
+            Fanout::Messages(list) => wire::RemoteFanout {
+                conv,
+                kind: FANOUT_MESSAGES,
+                messages: list
+                    .iter()
+                    .map(|p| wire::PushedMsg { seq: p.seq, frame: p.frame.clone(), origin: p.origin })
+                    .collect(),
+                ..Default::default()
+            },
+            Fanout::Ephemeral { frame, datagram, skip_user } => wire::RemoteFanout {
+                conv,
+                kind: FANOUT_EPHEMERAL,
+                frame: frame.clone(),
+                datagram: datagram.clone().unwrap_or_default(),
+                skip_user: skip_user.as_deref().unwrap_or_default().to_string(),
+                ..Default::default()
+            },
+            Fanout::Nudge { head } => {
+                wire::RemoteFanout { conv, kind: FANOUT_NUDGE, head: *head, ..Default::default() }
+            }
+            // Every node works presence out for itself (see `Cluster::presence`).
+            Fanout::Presence { .. } => return,
+        };
+        let payload = self.envelope(wire::Body::Fanout(rf));
+        self.try_send(BridgeCmd::Publish { channel: FANOUT_CHANNEL, payload });
+    }
+
+    /// Publishes a user event (added to / removed from a conversation) for the
+    /// user's sessions on other nodes.
+    pub fn publish_user_event(&self, user: &str, ev: &UserEvent) {
+        let ue = match ev {
+            UserEvent::Added(conv, since, frame) => wire::RemoteUserEvent {
+                user: user.into(),
+                conv: *conv,
+                added: true,
+                since: *since,
+                frame: frame.clone(),
+            },
+            UserEvent::Removed(conv, frame) => {
+                wire::RemoteUserEvent { user: user.into(), conv: *conv, added: false, since: 0, frame: frame.clone() }
+            }
+        };
+        let payload = self.envelope(wire::Body::User(ue));
+        self.try_send(BridgeCmd::Publish { channel: FANOUT_CHANNEL, payload });
+    }
+
+    /// The user's device count on this node changed: store it (with a TTL) and
+    /// tell the others. Called in the order of the changes (by the user's home shard).
+    pub fn presence(&self, user: Arc<str>, count: u32) {
+        if self.presence_tx.try_send(BridgeCmd::Presence { user, count }).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("presence count dropped at a full bridge queue");
+        }
+    }
+
+    /// Devices of `users` on the other live nodes (from their presence keys).
+    pub async fn remote_presence(&self, users: Vec<Arc<str>>) -> HashMap<Arc<str>, u32> {
+        let (tx, rx) = oneshot::channel();
+        if users.is_empty() || self.tx.send(BridgeCmd::QueryPresence { users, reply: tx }).await.is_err() {
+            return HashMap::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Sends a command to the owner node of `conv`. Waits for room in the
+    /// bridge's queue (call it in the order commands must keep), and returns
+    /// the answer to await: the owner's reply, or a retryable `TIMEOUT` when
+    /// the request or its answer was lost.
+    pub async fn forward(
+        &self,
+        owner: NodeId,
+        conv: ConvId,
+        caller: &crate::conversation::Caller,
+        origin: u64,
+        command: Option<v1::command::Body>,
+        want_reply: bool,
+    ) -> impl std::future::Future<Output = reply::Result> + 'static {
+        let created = command.is_none();
+        let command = command
+            .map(|body| Bytes::from(v1::Command { id: 0, body: Some(body) }.encode_to_vec()))
+            .unwrap_or_default();
+        let fwd = wire::Forward {
+            req_id: 0,
+            conv,
+            user: caller.user.to_string(),
+            role: caller.role as i32,
+            origin,
+            command,
+            created,
+        };
+        let (tx, rx) = oneshot::channel();
+        let sent = self.tx.send(BridgeCmd::Forward { owner, fwd, reply: want_reply.then_some(tx) }).await.is_ok();
+        let timeout = self.forward_timeout;
+        async move {
+            if !sent {
+                return reply::Result::Error(timeout_error("cluster bridge stopped").to_proto());
+            }
+            if !want_reply {
+                return reply::Result::Ok(v1::Empty {});
+            }
+            match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) => reply::Result::Error(timeout_error("request dropped").to_proto()),
+                Err(_) => reply::Result::Error(timeout_error("timed out").to_proto()),
+            }
+        }
+    }
+
+    /// Answers a forwarded request.
+    pub fn reply(&self, to: NodeId, req_id: u64, result: reply::Result) {
+        if req_id == 0 {
+            return;
+        }
+        let r = v1::Reply { id: 0, result: Some(result) };
+        let payload =
+            self.envelope(wire::Body::Reply(wire::ForwardReply { req_id, reply: Bytes::from(r.encode_to_vec()) }));
+        self.try_send(BridgeCmd::Reply { to, payload });
+    }
+
+    /// Leaves the cluster: removes this node from the live set and its
+    /// presence keys, then stops the bridge. Blocks until done.
+    pub fn stop(&self) {
+        self.halt(Stop::Graceful);
+    }
+
+    /// Stops the bridge at once, as a crash would: no deregistration, no
+    /// presence cleanup (the keys expire by themselves).
+    pub fn kill(&self) {
+        self.halt(Stop::Kill);
+    }
+
+    fn halt(&self, how: Stop) {
+        let _ = self.stop.send(how);
+        let t = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = t {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The bridge's state, on its own thread.
+struct Bridge {
+    cfg: ClusterConfig,
+    node_id: NodeId,
+    mesh: Mesh,
+    pending: RefCell<HashMap<u64, oneshot::Sender<reply::Result>>>,
+    next_req: std::cell::Cell<u64>,
+    /// Device counts of this node's users (non-zero only).
+    local_presence: RefCell<HashMap<Arc<str>, u32>>,
+    live: RefCell<LiveSet>,
+    heartbeat_running: std::cell::Cell<bool>,
+}
+
+fn redis_err(url: &str, e: impl std::fmt::Display) -> ClusterError {
+    ClusterError::Redis { url: url.to_string(), reason: e.to_string() }
+}
+
+fn build_client(url: &str) -> Result<Client, ClusterError> {
+    let config = Config::from_url(url).map_err(|e| redis_err(url, e))?;
+    Builder::from_config(config)
+        .with_performance_config(|p| p.default_command_timeout = Duration::from_secs(2))
+        .with_connection_config(|c| c.connection_timeout = Duration::from_secs(2))
+        .set_policy(ReconnectPolicy::new_exponential(0, 50, 1_000, 2))
+        .build()
+        .map_err(|e| redis_err(url, e))
+}
+
+impl Bridge {
+    async fn run(
+        self,
+        mut rx: mpsc::Receiver<BridgeCmd>,
+        mut presence_rx: mpsc::Receiver<BridgeCmd>,
+        mut stop: watch::Receiver<Stop>,
+        ready: std::sync::mpsc::Sender<Result<(), ClusterError>>,
+    ) {
+        let url = self.cfg.redis_url.clone();
+        let setup = async {
+            let client = build_client(&url)?;
+            let sub = build_client(&url)?;
+            client.init().await.map_err(|e| redis_err(&url, e))?;
+            sub.init().await.map_err(|e| redis_err(&url, e))?;
+            Ok::<_, ClusterError>((client, sub))
+        };
+        let (client, sub) = match setup.await {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+        let channels = vec![FANOUT_CHANNEL.to_string(), PRESENCE_CHANNEL.to_string(), node_channel(&self.node_id)];
+        let mut messages = sub.message_rx();
+        let mut reconnects = sub.reconnect_rx();
+        if let Err(e) = sub.subscribe(channels.clone()).await {
+            let _ = ready.send(Err(redis_err(&url, e)));
+            return;
+        }
+        let me = Rc::new(self);
+        if let Err(e) = me.heartbeat(&client).await {
+            let _ = ready.send(Err(redis_err(&url, e)));
+            return;
+        }
+        let _ = ready.send(Ok(()));
+        let mut hb = tokio::time::interval(Duration::from_millis(me.cfg.heartbeat_ms));
+        hb.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let how = loop {
+            tokio::select! {
+                Some(cmd) = presence_rx.recv() => me.command(&client, cmd),
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => me.command(&client, cmd),
+                    None => break Stop::Graceful,
+                },
+                m = messages.recv() => match m {
+                    Ok(m) => me.message(&client, m),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(lost = n, "cluster bridge fell behind on pub/sub; receivers fill from the store");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        // The client replaced its stream: take the new one (not in a tight loop).
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        messages = sub.message_rx();
+                    }
+                },
+                r = reconnects.recv() => {
+                    if let Err(tokio::sync::broadcast::error::RecvError::Closed) = r {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        reconnects = sub.reconnect_rx();
+                    } else {
+                        // A new connection has no subscriptions: take them again.
+                        tracing::info!("redis subscriber reconnected; subscribing again");
+                        let (sub, channels) = (sub.clone(), channels.clone());
+                        tokio::task::spawn_local(async move {
+                            if let Err(e) = sub.subscribe(channels).await {
+                                tracing::warn!(error = %e, "resubscribe failed");
+                            }
+                        });
+                    }
+                }
+                _ = hb.tick() => {
+                    // Answers that never came: the asker gave up (timed out) already.
+                    me.pending.borrow_mut().retain(|_, tx| !tx.is_closed());
+                    if !me.heartbeat_running.replace(true) {
+                        let (me, client) = (me.clone(), client.clone());
+                        tokio::task::spawn_local(async move {
+                            if let Err(e) = me.heartbeat(&client).await {
+                                tracing::warn!(error = %e, "cluster heartbeat failed (Redis unreachable?)");
+                            }
+                            me.heartbeat_running.set(false);
+                        });
+                    }
+                }
+                r = stop.changed() => {
+                    let how = if r.is_ok() { *stop.borrow() } else { Stop::Graceful };
+                    if how != Stop::Run {
+                        break how;
+                    }
+                }
+            }
+        };
+        if how == Stop::Graceful {
+            let users: Vec<String> = me.local_presence.borrow().keys().map(|u| presence_key(u, &me.node_id)).collect();
+            let leave = async {
+                let _: Result<(), _> = client.zrem(NODES_KEY, me.node_id.to_string()).await;
+                if !users.is_empty() {
+                    let _: Result<(), _> = client.del(users).await;
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(2), leave).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), client.quit()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), sub.quit()).await;
+        }
+        tracing::debug!(node = %me.node_id, ?how, "cluster bridge stopped");
+    }
+
+    fn command(self: &Rc<Self>, client: &Client, cmd: BridgeCmd) {
+        match cmd {
+            BridgeCmd::Publish { channel, payload } => publish(client, channel.to_string(), payload),
+            BridgeCmd::Reply { to, payload } => publish(client, node_channel(&to), payload),
+            BridgeCmd::Forward { owner, mut fwd, reply } => {
+                if let Some(reply) = reply {
+                    let id = self.next_req.get();
+                    self.next_req.set(id + 1);
+                    fwd.req_id = id;
+                    self.pending.borrow_mut().insert(id, reply);
+                }
+                let payload = Bytes::from(
+                    wire::Envelope { from: self.node_id.to_string(), body: Some(wire::Body::Forward(fwd)) }
+                        .encode_to_vec(),
+                );
+                publish(client, node_channel(&owner), payload);
+            }
+            BridgeCmd::Presence { user, count } => {
+                let key = presence_key(&user, &self.node_id);
+                if count == 0 {
+                    self.local_presence.borrow_mut().remove(&user);
+                } else {
+                    self.local_presence.borrow_mut().insert(user.clone(), count);
+                }
+                let payload = Bytes::from(
+                    wire::Envelope {
+                        from: self.node_id.to_string(),
+                        body: Some(wire::Body::Presence(wire::RemotePresence { user: user.to_string(), count })),
+                    }
+                    .encode_to_vec(),
+                );
+                let (client, ttl) = (client.clone(), self.cfg.node_ttl_ms as i64);
+                tokio::task::spawn_local(async move {
+                    let r: Result<(), Error> = if count == 0 {
+                        client.del(key).await
+                    } else {
+                        client.set(key, count as i64, Some(Expiration::PX(ttl)), None, false).await
+                    };
+                    if let Err(e) = r {
+                        tracing::warn!(error = %e, "presence key not written");
+                    }
+                    let _: Result<(), Error> = client.publish(PRESENCE_CHANNEL, payload).await;
+                });
+            }
+            BridgeCmd::QueryPresence { users, reply } => {
+                let others: Vec<NodeId> = self.live.borrow().iter().filter(|n| **n != self.node_id).cloned().collect();
+                let client = client.clone();
+                tokio::task::spawn_local(async move {
+                    let mut out: HashMap<Arc<str>, u32> = HashMap::new();
+                    if !others.is_empty() {
+                        let keys: Vec<String> =
+                            users.iter().flat_map(|u| others.iter().map(move |n| presence_key(u, n))).collect();
+                        let counts: Result<Vec<Option<i64>>, Error> = client.mget(keys).await;
+                        if let Ok(counts) = counts {
+                            for (i, c) in counts.into_iter().enumerate() {
+                                let n = u32::try_from(c.unwrap_or(0)).unwrap_or(0);
+                                if n > 0 {
+                                    *out.entry(users[i / others.len()].clone()).or_default() += n;
+                                }
+                            }
+                        }
+                    }
+                    let _ = reply.send(out);
+                });
+            }
+        }
+    }
+
+    /// One heartbeat: announce this node, read the live set (pushing it to
+    /// the shards when it changed), refresh this node's presence keys.
+    async fn heartbeat(&self, client: &Client) -> Result<(), Error> {
+        let now = unix_ms();
+        let oldest = now.saturating_sub(self.cfg.node_ttl_ms) as f64;
+        let _: () = client.zadd(NODES_KEY, None, None, false, false, (now as f64, self.node_id.to_string())).await?;
+        let _: () = client.zremrangebyscore(NODES_KEY, f64::NEG_INFINITY, oldest).await?;
+        let members: Vec<String> = client.zrangebyscore(NODES_KEY, oldest, f64::INFINITY, false, None).await?;
+        let mut set: BTreeSet<NodeId> = members.iter().map(|m| Arc::from(m.as_str())).collect();
+        set.insert(self.node_id.clone());
+        let live: LiveSet = set.into_iter().collect::<Vec<_>>().into();
+        if *live != **self.live.borrow() {
+            tracing::info!(nodes = ?live, "live nodes changed");
+            *self.live.borrow_mut() = live.clone();
+            for shard in 0..self.mesh.len() {
+                // Waits for room: a shard must not miss a change of owners.
+                let _ = self.mesh.send(shard, ShardMsg::Live(live.clone())).await;
+            }
+        }
+        let users: Vec<(Arc<str>, u32)> = self.local_presence.borrow().iter().map(|(u, c)| (u.clone(), *c)).collect();
+        if !users.is_empty() {
+            let pipe = client.pipeline();
+            for (u, c) in users {
+                let key = presence_key(&u, &self.node_id);
+                let _: () =
+                    pipe.set(key, c as i64, Some(Expiration::PX(self.cfg.node_ttl_ms as i64)), None, false).await?;
+            }
+            let _: Vec<Value> = pipe.all().await?;
+        }
+        Ok(())
+    }
+
+    /// A pub/sub message from another node.
+    fn message(&self, client: &Client, m: fred::types::Message) {
+        let Some(bytes) = m.value.as_bytes() else {
+            tracing::warn!(channel = %m.channel, "non-binary cluster message dropped");
+            return;
+        };
+        let env = match wire::Envelope::decode(bytes) {
+            Ok(env) => env,
+            Err(e) => {
+                tracing::warn!(channel = %m.channel, error = %e, "malformed cluster message dropped");
+                return;
+            }
+        };
+        if *env.from == *self.node_id {
+            return;
+        }
+        let from: NodeId = Arc::from(env.from.as_str());
+        match env.body {
+            Some(wire::Body::Forward(f)) => self.forwarded(client, from, f),
+            Some(wire::Body::Reply(r)) => {
+                let Some(tx) = self.pending.borrow_mut().remove(&r.req_id) else { return };
+                match v1::Reply::decode(r.reply) {
+                    Ok(v1::Reply { result: Some(result), .. }) => drop(tx.send(result)),
+                    _ => tracing::warn!(from = %from, "malformed forwarded reply dropped"),
+                }
+            }
+            Some(wire::Body::Fanout(f)) => {
+                let conv = f.conv;
+                let fanout = match f.kind {
+                    FANOUT_MESSAGES => {
+                        let list: Vec<Pushed> = f
+                            .messages
+                            .into_iter()
+                            .map(|p| Pushed { seq: p.seq, frame: p.frame, origin: p.origin })
+                            .collect();
+                        if list.is_empty() || list.windows(2).any(|w| w[0].seq >= w[1].seq) {
+                            tracing::warn!(from = %from, "malformed fan-out dropped");
+                            return;
+                        }
+                        Fanout::Messages(list.into())
+                    }
+                    FANOUT_EPHEMERAL => Fanout::Ephemeral {
+                        frame: f.frame,
+                        datagram: (!f.datagram.is_empty()).then_some(f.datagram),
+                        skip_user: (!f.skip_user.is_empty()).then(|| Arc::from(f.skip_user.as_str())),
+                    },
+                    FANOUT_NUDGE => Fanout::Nudge { head: f.head },
+                    _ => {
+                        tracing::warn!(from = %from, kind = f.kind, "unknown fan-out kind dropped");
+                        return;
+                    }
+                };
+                for shard in 0..self.mesh.len() {
+                    if self.mesh.try_send(shard, ShardMsg::Remote(conv, fanout.clone())).is_err() {
+                        tracing::debug!(conv, shard, "remote fan-out dropped at a full mailbox");
+                    }
+                }
+            }
+            Some(wire::Body::User(u)) => {
+                let user: Arc<str> = Arc::from(u.user.as_str());
+                let ev = if u.added {
+                    UserEvent::Added(u.conv, u.since, u.frame)
+                } else {
+                    UserEvent::Removed(u.conv, u.frame)
+                };
+                for shard in 0..self.mesh.len() {
+                    let _ = self.mesh.try_send(shard, ShardMsg::User(user.clone(), ev.clone()));
+                }
+            }
+            Some(wire::Body::Presence(p)) => {
+                let user: Arc<str> = Arc::from(p.user.as_str());
+                let shard = user_shard(&user, self.mesh.len());
+                let _ = self.mesh.try_send(shard, ShardMsg::RemotePresence { user, node: from, count: p.count });
+            }
+            None => {}
+        }
+    }
+
+    fn forwarded(&self, client: &Client, from: NodeId, f: wire::Forward) {
+        let command = if f.created {
+            None
+        } else {
+            match v1::Command::decode(f.command) {
+                Ok(v1::Command { body: Some(body), .. }) => Some(body),
+                _ => {
+                    tracing::warn!(from = %from, "malformed forwarded command dropped");
+                    return;
+                }
+            }
+        };
+        let role = v1::Role::try_from(f.role).unwrap_or(v1::Role::Client);
+        let req = Forwarded {
+            from: from.clone(),
+            req_id: f.req_id,
+            conv: f.conv,
+            caller: crate::conversation::Caller { user: Arc::from(f.user.as_str()), role },
+            origin: f.origin,
+            command,
+        };
+        let shard = home_shard(f.conv, self.mesh.len());
+        if self.mesh.try_send(shard, ShardMsg::Forwarded(Box::new(req))).is_err() && f.req_id != 0 {
+            let e = WireError::limited(
+                ErrorCode::Timeout,
+                "forward_timeout_ms",
+                "the owner node is overloaded; retry",
+                Some(Duration::from_millis(200)),
+            );
+            let r = v1::Reply { id: 0, result: Some(reply::Result::Error(e.to_proto())) };
+            let payload = Bytes::from(
+                wire::Envelope {
+                    from: self.node_id.to_string(),
+                    body: Some(wire::Body::Reply(wire::ForwardReply {
+                        req_id: f.req_id,
+                        reply: Bytes::from(r.encode_to_vec()),
+                    })),
+                }
+                .encode_to_vec(),
+            );
+            publish(client, node_channel(&from), payload);
+        }
+    }
+}
+
+/// Publishes without waiting; the order of calls is the order on the wire
+/// (one connection, tasks first polled in spawn order).
+fn publish(client: &Client, channel: String, payload: Bytes) {
+    let client = client.clone();
+    tokio::task::spawn_local(async move {
+        let r: Result<(), Error> = client.publish(channel, payload).await;
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "publish failed (receivers fill from the store)");
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodes(n: usize) -> Vec<NodeId> {
+        (0..n).map(|i| Arc::from(format!("node-{i}").as_str())).collect()
+    }
+
+    #[test]
+    fn rendezvous_is_stable() {
+        let live = nodes(3);
+        let mut shuffled = live.clone();
+        shuffled.reverse();
+        for conv in 1..1000u64 {
+            assert_eq!(owner(conv, &live), owner(conv, &live));
+            assert_eq!(owner(conv, &live), owner(conv, &shuffled), "order of the live set does not matter");
+        }
+        assert!(owner(1, &[]).is_none());
+    }
+
+    #[test]
+    fn rendezvous_spreads() {
+        let live = nodes(3);
+        let mut hits: HashMap<NodeId, usize> = HashMap::new();
+        for conv in 1..=6000u64 {
+            *hits.entry(owner(conv, &live).unwrap().clone()).or_default() += 1;
+        }
+        assert_eq!(hits.len(), 3);
+        assert!(hits.values().all(|&h| (1700..=2300).contains(&h)), "{hits:?}");
+        // Random 53-bit ids too.
+        let mut hits: HashMap<NodeId, usize> = HashMap::new();
+        for _ in 0..6000 {
+            let conv = rand::random::<u64>() & ((1 << 53) - 1);
+            *hits.entry(owner(conv, &live).unwrap().clone()).or_default() += 1;
+        }
+        assert!(hits.values().all(|&h| (1700..=2300).contains(&h)), "{hits:?}");
+    }
+
+    #[test]
+    fn rendezvous_moves_only_what_the_leaver_owned() {
+        let live = nodes(4);
+        let without: Vec<NodeId> = live.iter().filter(|n| &***n != "node-2").cloned().collect();
+        let mut moved = 0;
+        for conv in 1..=4000u64 {
+            let before = owner(conv, &live).unwrap();
+            let after = owner(conv, &without).unwrap();
+            if &**before == "node-2" {
+                moved += 1;
+            } else {
+                assert_eq!(before, after, "conversation {conv} moved though its owner stayed");
+            }
+        }
+        assert!((800..=1200).contains(&moved), "{moved}");
+        // And a joiner takes only what it wins.
+        for conv in 1..=4000u64 {
+            let after = owner(conv, &live).unwrap();
+            if &**after != "node-2" {
+                assert_eq!(owner(conv, &without).unwrap(), after);
+            }
+        }
+    }
+
+    #[test]
+    fn envelopes_round_trip_and_garbage_is_an_error() {
+        let env = wire::Envelope {
+            from: "a".into(),
+            body: Some(wire::Body::Presence(wire::RemotePresence { user: "u".into(), count: 2 })),
+        };
+        let back = wire::Envelope::decode(Bytes::from(env.encode_to_vec())).unwrap();
+        assert_eq!(back, env);
+        assert!(wire::Envelope::decode(&b"\xff\xff\xff"[..]).is_err());
+    }
+}

@@ -1,0 +1,737 @@
+//! Scale-out: 3 real `chatd` nodes (separate endpoints, shards and Redis
+//! connections) in this process, on loopback, sharing one store and one real
+//! `redis-server` started per test on a free port, talked to through the real
+//! SDK over QUIC.
+//!
+//! The nodes share ONE embedded store handle through
+//! `chat_server::start_with_store` (a configuration file cannot do that:
+//! `chatd serve` refuses a cluster on the embedded store, see the last test).
+//! Every test here needs a store shared by the nodes; none can run with one
+//! embedded store per node. With the ScyllaDB backend (`CHAT_SCYLLA_NODES`)
+//! the same tests run on a shared Scylla store once `store::Store` can open
+//! one: see `shared_store`.
+//!
+//! `redis-server` must be on PATH (`apt-get install redis-server`; `.ci/run`
+//! installs it). Without it these tests fail and say so.
+
+use chat_client::{Client, ClientConfig, Event, Events, Transport, Trust};
+use chat_protocol::v1::{self, ConversationKind, ReceiptKind, message_body};
+use chat_server::config::{Config, DEV_SECRET};
+use chat_server::config::{ReplicationConfig, ScyllaConfig};
+use chat_server::store::embedded::{EmbeddedConfig, EmbeddedStore};
+use chat_server::store::scylla::{self, ScyllaSettings, ScyllaStore};
+use chat_server::store::{Direction, MessageStore, Range, Store};
+use std::collections::{BTreeMap, HashSet};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+const HEARTBEAT_MS: u64 = 200;
+const NODE_TTL_MS: u64 = 1_000;
+const NODE_IDS: [&str; 3] = ["node-a", "node-b", "node-c"];
+
+/// A `redis-server` of our own, on a free port, stopped on drop.
+struct Redis {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Redis {
+    fn start() -> Self {
+        let port = free_port();
+        Redis { child: spawn_redis(port), port }
+    }
+
+    /// Stops the server (an outage) and starts a fresh, empty one on the same port.
+    fn restart_after(&mut self, outage: Duration) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(outage);
+        self.child = spawn_redis(self.port);
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Starts `redis-server` on `port` and waits until it answers.
+fn spawn_redis(port: u16) -> std::process::Child {
+    let mut child = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start redis-server ({e}): the cluster tests need it on PATH; \
+                 install it (Debian/Ubuntu: apt-get install -y redis-server; .ci/run does)"
+            )
+        });
+    for _ in 0..100 {
+        if redis_command(port, &["PING"]).map(|s| s.contains("PONG")).unwrap_or(false) {
+            return child;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("redis-server on port {port} did not answer PING");
+}
+
+/// A free TCP port below the usual ephemeral range (32768 and up), so that
+/// while the server is down, clients reconnecting to its port can never
+/// connect to themselves and take it (TCP self-connect on loopback).
+fn free_port() -> u16 {
+    loop {
+        let port = 20_000 + rand::random::<u16>() % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// One command over a fresh connection; the raw reply.
+fn redis_command(port: u16, args: &[&str]) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(req.as_bytes())?;
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// Cuts every pub/sub connection (the nodes' subscribers): what is published
+/// until they have reconnected and subscribed again is lost.
+fn kill_subscribers(port: u16) -> usize {
+    let r = redis_command(port, &["CLIENT", "KILL", "TYPE", "pubsub"]).unwrap_or_default();
+    r.trim().trim_start_matches(':').parse().unwrap_or(0)
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The store every node of a test shares: one embedded store handle (the
+/// nodes run in this process), or, when `CHAT_SCYLLA_NODES` is set, a fresh
+/// ScyllaDB keyspace made as `chatd migrate` makes it (every test here needs a
+/// store all nodes share; none can run on one embedded store per node).
+async fn shared_store(dir: &std::path::Path) -> Arc<Store> {
+    if let Some(nodes) = std::env::var("CHAT_SCYLLA_NODES").ok().filter(|n| !n.trim().is_empty()) {
+        let cfg = ScyllaConfig {
+            nodes: nodes.split(',').map(|n| n.trim().to_string()).collect(),
+            keyspace: format!("chat_test_{:016x}", rand::random::<u64>()),
+            replication: ReplicationConfig {
+                class: "SimpleStrategy".into(),
+                factor: 1,
+                tablets: std::env::var("CHAT_SCYLLA_TABLETS").ok().map(|t| t == "true"),
+                ..ReplicationConfig::default()
+            },
+            consistency: "quorum".into(),
+            serial_consistency: "serial".into(),
+            ..ScyllaConfig::default()
+        };
+        let settings = ScyllaSettings::from_config(&cfg).expect("valid test settings");
+        scylla::migrate_with(&settings).await.expect("migrate");
+        return Arc::new(Store::Scylla(ScyllaStore::connect(&settings).await.expect("open store")));
+    }
+    Arc::new(Store::Embedded(
+        EmbeddedStore::open(&dir.join("store"), EmbeddedConfig { fsync: false, ..EmbeddedConfig::default() }).unwrap(),
+    ))
+}
+
+/// One node of a test cluster.
+fn start_node(id: &str, redis_url: &str, store: &Arc<Store>, dir: &std::path::Path) -> chat_server::ServerHandle {
+    let mut cfg = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        shards: 2,
+        data_dir: dir.to_path_buf(),
+        node_name: id.to_string(),
+        ..Default::default()
+    };
+    cfg.limits.connections_per_minute_per_ip = 10_000;
+    cfg.limits.messages_per_minute = 10_000;
+    cfg.limits.typing_timeout_ms = 3_000;
+    cfg.cluster.redis_url = redis_url.to_string();
+    cfg.cluster.node_id = id.to_string();
+    cfg.cluster.heartbeat_ms = HEARTBEAT_MS;
+    cfg.cluster.node_ttl_ms = NODE_TTL_MS;
+    cfg.cluster.forward_timeout_ms = 1_000;
+    chat_server::start_with_store(cfg, store.clone()).unwrap()
+}
+
+struct Cluster {
+    nodes: Vec<Option<chat_server::ServerHandle>>,
+    hashes: Vec<[u8; 32]>,
+    addrs: Vec<String>,
+    store: Arc<Store>,
+    /// Taken out while a test restarts it.
+    redis: Option<Redis>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    async fn start() -> Self {
+        // CHAT_LOG=chat_server=debug shows what the nodes do.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_env("CHAT_LOG"))
+            .with_test_writer()
+            .try_init();
+        let redis = Redis::start();
+        let dir = tempfile::tempdir().unwrap();
+        let store = shared_store(dir.path()).await;
+        let mut nodes = Vec::new();
+        let mut hashes = Vec::new();
+        let mut addrs = Vec::new();
+        for (i, id) in NODE_IDS.iter().enumerate() {
+            let h = start_node(id, &redis.url(), &store, &dir.path().join(format!("node{i}")));
+            match Trust::cert_hash_hex(h.cert_sha256()).unwrap() {
+                Trust::CertHashes(v) => hashes.extend(v),
+                Trust::Roots(_) => unreachable!("a hash makes a hash trust"),
+            }
+            addrs.push(h.addr().to_string());
+            nodes.push(Some(h));
+        }
+        // Every node hears of every other within a heartbeat or two.
+        tokio::time::sleep(Duration::from_millis(3 * HEARTBEAT_MS)).await;
+        Cluster { nodes, hashes, addrs, store, redis: Some(redis), _dir: dir }
+    }
+
+    /// A client of `user` on node `node`, moving on to the other nodes on reconnect.
+    fn client_config(&self, user: &str, role: &str, node: usize) -> ClientConfig {
+        let token =
+            chat_server::auth::mint_hs256(DEV_SECRET, user, &format!("{user} name"), role, Duration::from_secs(600));
+        let others: Vec<String> =
+            (1..self.addrs.len()).map(|k| self.addrs[(node + k) % self.addrs.len()].clone()).collect();
+        let mut c = ClientConfig::new(self.addrs[node].clone(), token, Trust::CertHashes(self.hashes.clone()))
+            .transport(Transport::Quic)
+            .with_fallback_addrs(others)
+            .request_timeout(Duration::from_secs(3));
+        c.backoff.initial = Duration::from_millis(50);
+        c.backoff.max = Duration::from_millis(300);
+        c
+    }
+
+    async fn connect(&self, user: &str, role: &str, node: usize) -> (Client, Events) {
+        Client::connect(self.client_config(user, role, node)).await.unwrap()
+    }
+
+    fn redis_port(&self) -> u16 {
+        self.redis.as_ref().expect("redis is running").port
+    }
+
+    /// The node that owns `conv` while all nodes live.
+    fn owner_of(&self, conv: u64) -> usize {
+        let live: Vec<Arc<str>> = NODE_IDS.iter().map(|n| Arc::from(*n)).collect();
+        let owner = chat_server::cluster::owner(conv, &live).unwrap();
+        NODE_IDS.iter().position(|n| **n == **owner).unwrap()
+    }
+
+    async fn kill(&mut self, node: usize) {
+        let h = self.nodes[node].take().unwrap();
+        tokio::task::spawn_blocking(move || h.kill()).await.unwrap();
+    }
+
+    /// Every stored message of `conv`, in seq order.
+    async fn stored(&self, conv: u64) -> Vec<v1::Message> {
+        use prost::Message as _;
+        let range = Range { after: 0, before: u64::MAX, limit: 1_000_000, direction: Direction::Forward };
+        let rows = self.store.read_range(conv, range).await.unwrap();
+        rows.into_iter()
+            .map(|(seq, b)| {
+                let m = v1::Message::decode(b.as_ref()).unwrap();
+                assert_eq!(m.seq, seq);
+                m
+            })
+            .collect()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for h in self.nodes.iter_mut().filter_map(Option::take) {
+            h.shutdown();
+        }
+        self.store.close();
+    }
+}
+
+fn text(m: &v1::Message) -> String {
+    match m.body.as_ref().and_then(|b| b.content.as_ref()) {
+        Some(message_body::Content::Text(t)) => t.clone(),
+        _ => String::new(),
+    }
+}
+
+async fn next_where<T>(ev: &mut Events, mut f: impl FnMut(Event) -> Option<T>) -> T {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let e = ev.next().await.expect("event stream ended");
+            if let Some(t) = f(e) {
+                return t;
+            }
+        }
+    })
+    .await
+    .expect("timed out waiting for an event")
+}
+
+/// Collects `n` user messages of `conv` (system lines skipped).
+async fn messages(ev: &mut Events, conv: u64, n: usize) -> Vec<v1::Message> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let m = next_where(ev, |e| match e {
+            Event::Message(m) if m.conversation_id == conv => Some(m),
+            _ => None,
+        })
+        .await;
+        out.push(m);
+    }
+    out
+}
+
+async fn create(c: &Client, kind: ConversationKind, members: &[&str]) -> u64 {
+    let ok = c.create_conversation(kind, "t", "", members.iter().map(|s| s.to_string()).collect()).await.unwrap();
+    ok.summary.unwrap().conversation.unwrap().id
+}
+
+/// Seqs of a delivery log: 1..=n, each once, in order.
+fn assert_exactly_once_in_order(who: &str, got: &[v1::Message], n: usize) {
+    let seqs: Vec<u64> = got.iter().map(|m| m.seq).collect();
+    let want: Vec<u64> = (1..=n as u64).collect();
+    assert_eq!(seqs, want, "{who}: every message once, in seq order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_cross_nodes_in_one_order() {
+    let c = Cluster::start().await;
+    let users = ["alice", "bob", "carol"];
+    let mut clients = Vec::new();
+    for (i, u) in users.iter().enumerate() {
+        clients.push(c.connect(u, "advocate", i).await);
+    }
+    // Enough groups that their owners land on every node.
+    let mut convs = Vec::new();
+    let mut owners = HashSet::new();
+    while owners.len() < 3 || convs.len() < 3 {
+        let conv = create(&clients[0].0, ConversationKind::Group, &["bob", "carol"]).await;
+        owners.insert(c.owner_of(conv));
+        convs.push(conv);
+        assert!(convs.len() < 40, "owners never spread: {owners:?}");
+    }
+    // Everyone sends in every group, concurrently, from their own node.
+    let per_user = 5;
+    let mut tasks = Vec::new();
+    for (i, (client, _)) in clients.iter().enumerate() {
+        let client = client.clone();
+        let convs = convs.clone();
+        tasks.push(tokio::spawn(async move {
+            for k in 0..per_user {
+                for &conv in &convs {
+                    client.send_text(conv, &format!("{} {k}", users[i])).await.unwrap();
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let n = per_user * users.len();
+    for &conv in &convs {
+        let stored = c.stored(conv).await;
+        assert_eq!(stored.len(), n, "conversation {conv} (owner {})", c.owner_of(conv));
+    }
+    let mut logs: Vec<BTreeMap<u64, Vec<v1::Message>>> = Vec::new();
+    for (_, ev) in clients.iter_mut() {
+        let mut log: BTreeMap<u64, Vec<v1::Message>> = convs.iter().map(|c| (*c, Vec::new())).collect();
+        while log.values().any(|l| l.len() < n) {
+            let m = next_where(ev, |e| match e {
+                Event::Message(m) => Some(m),
+                _ => None,
+            })
+            .await;
+            log.entry(m.conversation_id).or_default().push(m);
+        }
+        logs.push(log);
+    }
+    for &conv in &convs {
+        let order: Vec<(u64, String)> = c.stored(conv).await.iter().map(|m| (m.seq, text(m))).collect();
+        for (i, log) in logs.iter().enumerate() {
+            assert_exactly_once_in_order(users[i], &log[&conv], n);
+            let seen: Vec<(u64, String)> = log[&conv].iter().map(|m| (m.seq, text(m))).collect();
+            assert_eq!(seen, order, "{} sees the one order of conversation {conv}", users[i]);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_killed_mid_conversation_loses_and_repeats_nothing() {
+    let mut c = Cluster::start().await;
+    let users = ["alice", "bob", "carol"];
+    let (creator, _) = c.connect("dave", "advocate", 0).await;
+    let conv = create(&creator, ConversationKind::Group, &users).await;
+    let victim = c.owner_of(conv);
+    let mut clients = Vec::new();
+    for (i, u) in users.iter().enumerate() {
+        // One user on each node, so the owner's node has one too.
+        clients.push(c.connect(u, "advocate", i).await);
+    }
+    let per_user = 30;
+    let mut tasks = Vec::new();
+    for (i, (client, _)) in clients.iter().enumerate() {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for k in 0..per_user {
+                let ok = client.send_text(conv, &format!("{} {k}", users[i])).await.unwrap();
+                acked.push(ok.seq);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.kill(victim).await;
+    let mut acked = Vec::new();
+    for t in tasks {
+        acked.extend(tokio::time::timeout(Duration::from_secs(60), t).await.expect("sends finish").unwrap());
+    }
+    let n = per_user * users.len();
+    acked.sort_unstable();
+    assert_eq!(acked, (1..=n as u64).collect::<Vec<_>>(), "every send acked once, seqs 1..={n} without holes");
+    // The store: every seq once (the fence), every client message once.
+    let stored = c.stored(conv).await;
+    assert_eq!(stored.len(), n);
+    let ids: HashSet<(String, String)> =
+        stored.iter().map(|m| (m.sender_id.clone(), m.client_msg_id.clone())).collect();
+    assert_eq!(ids.len(), n, "no message stored twice");
+    let order: Vec<(u64, String)> = stored.iter().map(|m| (m.seq, text(m))).collect();
+    for (i, (_, ev)) in clients.iter_mut().enumerate() {
+        let got = messages(ev, conv, n).await;
+        assert_exactly_once_in_order(users[i], &got, n);
+        let seen: Vec<(u64, String)> = got.iter().map(|m| (m.seq, text(m))).collect();
+        assert_eq!(seen, order, "{} sees the stored order", users[i]);
+        // And nothing more arrives (no duplicate after the last).
+        let extra = tokio::time::timeout(Duration::from_millis(300), async {
+            loop {
+                match ev.next().await {
+                    Some(Event::Message(m)) if m.conversation_id == conv => return m,
+                    Some(_) => {}
+                    None => std::future::pending::<()>().await,
+                }
+            }
+        })
+        .await;
+        assert!(extra.is_err(), "{}: a message after the last: {:?}", users[i], extra.ok().map(|m| m.seq));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_crosses_nodes_and_a_killed_node_goes_offline() {
+    let mut c = Cluster::start().await;
+    let (carol, mut c_ev) = c.connect("carol", "advocate", 2).await;
+    let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
+    create(&carol, ConversationKind::Private, &["alice"]).await;
+    let presence = |online: bool| {
+        move |e: Event| match e {
+            Event::Presence(p) if p.user_id == "alice" && p.online == online => Some(p),
+            _ => None,
+        }
+    };
+    // Alice was online before the conversation existed: carol asks.
+    let p = carol.get_presence(vec!["alice".into()]).await.unwrap();
+    assert!(p[0].online && p[0].devices == 1, "alice is online on node A: {p:?}");
+    alice.close().await;
+    next_where(&mut c_ev, presence(false)).await;
+    // Back, on node B: online again, seen on node C.
+    let mut cfg = c.client_config("alice", "advocate", 1);
+    cfg.fallback_addrs.clear(); // when node B dies she stays away
+    let (_alice, _a_ev) = Client::connect(cfg).await.unwrap();
+    next_where(&mut c_ev, presence(true)).await;
+    // Node B crashes: no goodbye, no cleanup; alice goes offline by herself.
+    let killed = tokio::time::Instant::now();
+    c.kill(1).await;
+    next_where(&mut c_ev, presence(false)).await;
+    let took = killed.elapsed();
+    assert!(
+        took <= Duration::from_millis(NODE_TTL_MS + 3 * HEARTBEAT_MS + 500),
+        "offline within node_ttl + a heartbeat or so, took {took:?}"
+    );
+    let p = carol.get_presence(vec!["alice".into()]).await.unwrap();
+    assert!(!p[0].online, "{p:?}");
+}
+
+/// Redis goes away and comes back empty: nothing stored is lost, a node keeps
+/// serving the conversations it owns, a send to another node's conversation
+/// waits (retried by the SDK) until Redis is back, and live delivery resumes
+/// with the gap filled from the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_degrades_and_recovers() {
+    let mut c = Cluster::start().await;
+    let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
+    let (bob, mut b_ev) = c.connect("bob", "advocate", 1).await;
+    let conv = loop {
+        let conv = create(&alice, ConversationKind::Group, &["bob"]).await;
+        if c.owner_of(conv) == 0 {
+            break conv;
+        }
+    };
+    next_where(&mut b_ev, |e| match e {
+        Event::Conversation(s) if s.conversation.as_ref().is_some_and(|x| x.id == conv) => Some(()),
+        _ => None,
+    })
+    .await;
+    alice.send_text(conv, "before").await.unwrap();
+    assert_eq!(text(&messages(&mut b_ev, conv, 1).await[0]), "before");
+    // Outage: alice's node owns the conversation and keeps taking her messages.
+    let mut redis = c.redis.take().unwrap();
+    let restart = std::thread::spawn(move || {
+        redis.restart_after(Duration::from_millis(1_500));
+        redis
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for k in 0..3 {
+        let ok = tokio::time::timeout(Duration::from_secs(5), alice.send_text(conv, &format!("during {k}"))).await;
+        assert!(ok.expect("the owner node serves its conversation without Redis").is_ok());
+    }
+    // Bob's send needs the owner node: it waits for Redis, then goes through.
+    let bob_send = tokio::spawn({
+        let bob = bob.clone();
+        async move { bob.send_text(conv, "from bob").await }
+    });
+    c.redis = Some(restart.join().unwrap());
+    let ok = tokio::time::timeout(WAIT, bob_send).await.expect("bob's send completes after the outage").unwrap();
+    let bob_seq = ok.unwrap().seq;
+    alice.send_text(conv, "after").await.unwrap();
+    let total = 6;
+    assert_eq!(c.stored(conv).await.len(), total);
+    // Bob gets everything after "before", exactly once, in order (his own
+    // message placed by its ack).
+    let got = messages(&mut b_ev, conv, total - 1).await;
+    let seqs: Vec<u64> = got.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (2..=total as u64).collect::<Vec<_>>(), "bob's own is seq {bob_seq}");
+}
+
+/// A node that missed a user coming online (pub/sub lost it) still shows the
+/// truth: its snapshot reads the presence keys, and when the user leaves, it
+/// checks the keys and announces offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_survives_lost_pubsub() {
+    let c = Cluster::start().await;
+    let (carol, mut c_ev) = c.connect("carol", "advocate", 2).await;
+    let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
+    create(&carol, ConversationKind::Private, &["alice"]).await;
+    alice.close().await;
+    next_where(&mut c_ev, |e| match e {
+        Event::Presence(p) if p.user_id == "alice" && !p.online => Some(p),
+        _ => None,
+    })
+    .await;
+    // Alice comes back while every subscriber keeps being cut: her "online"
+    // never reaches node C by pub/sub.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cutter = {
+        let (stop, port) = (stop.clone(), c.redis_port());
+        std::thread::spawn(move || {
+            let mut cuts = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                cuts += kill_subscribers(port);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            cuts
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(cutter.join().unwrap() > 0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let p = carol.get_presence(vec!["alice".into()]).await.unwrap();
+    assert!(p[0].online, "the presence keys know: {p:?}");
+    alice.close().await;
+    next_where(&mut c_ev, |e| match e {
+        Event::Presence(p) if p.user_id == "alice" && !p.online => Some(p),
+        _ => None,
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_and_read_receipts_cross_nodes() {
+    let c = Cluster::start().await;
+    let (alice, mut a_ev) = c.connect("alice", "advocate", 0).await;
+    let (bob, mut b_ev) = c.connect("bob", "client", 1).await;
+    // A conversation owned by the third node, so both go through Redis.
+    let conv = loop {
+        let conv = create(&alice, ConversationKind::Group, &["bob"]).await;
+        if c.owner_of(conv) == 2 {
+            break conv;
+        }
+    };
+    // Bob's session on node B attaches when it hears of the conversation
+    // (from node C, through Redis); typing before that is not for him.
+    next_where(&mut b_ev, |e| match e {
+        Event::Conversation(s) if s.conversation.as_ref().is_some_and(|x| x.id == conv) => Some(()),
+        _ => None,
+    })
+    .await;
+    alice.set_typing(conv, true).await.unwrap();
+    let t = next_where(&mut b_ev, |e| match e {
+        Event::Typing(t) if t.conversation_id == conv => Some(t),
+        _ => None,
+    })
+    .await;
+    assert!(t.typing && t.user_id == "alice");
+    // The message ends the indicator.
+    alice.send_text(conv, "hello").await.unwrap();
+    let t = next_where(&mut b_ev, |e| match e {
+        Event::Typing(t) if t.conversation_id == conv => Some(t),
+        _ => None,
+    })
+    .await;
+    assert!(!t.typing);
+    assert_eq!(text(&messages(&mut b_ev, conv, 1).await[0]), "hello");
+    bob.mark_read(conv, 1).await.unwrap();
+    let r = next_where(&mut a_ev, |e| match e {
+        Event::Receipt(r) if r.conversation_id == conv && r.kind == ReceiptKind::Read as i32 => Some(r),
+        _ => None,
+    })
+    .await;
+    assert_eq!((r.user_id.as_str(), r.seq), ("bob", 1));
+    let members = alice.get_members(conv).await.unwrap();
+    let b = members.members.iter().find(|m| m.user_id == "bob").unwrap();
+    assert_eq!(b.read_seq, 1, "the read watermark is stored by the owner");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_pubsub_messages_are_filled_from_the_store() {
+    let c = Cluster::start().await;
+    let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
+    let (_bob, mut b_ev) = c.connect("bob", "advocate", 1).await;
+    let (_carol, mut c_ev) = c.connect("carol", "advocate", 2).await;
+    // Owned by alice's node: every delivery to bob and carol crosses Redis.
+    let conv = loop {
+        let conv = create(&alice, ConversationKind::Group, &["bob", "carol"]).await;
+        if c.owner_of(conv) == 0 {
+            break conv;
+        }
+    };
+    let n = 30;
+    let mut killed = 0;
+    for k in 0..n {
+        if k % 7 == 3 || k == n - 1 {
+            // The subscribers are cut right before this send: its fan-out
+            // (and the last one's) is lost on the way to the other nodes.
+            killed += kill_subscribers(c.redis_port());
+        }
+        alice.send_text(conv, &format!("m{k}")).await.unwrap();
+    }
+    assert!(killed >= 3, "subscriber connections were cut ({killed})");
+    for (who, ev) in [("bob", &mut b_ev), ("carol", &mut c_ev)] {
+        let got = messages(ev, conv, n).await;
+        assert_exactly_once_in_order(who, &got, n);
+        assert_eq!(text(got.last().unwrap()), format!("m{}", n - 1));
+    }
+}
+
+/// Split views of the membership, at their worst: two nodes on two different
+/// Redis servers (a partition that never heals) each believe they alone are
+/// live, so both sequence the same conversation on the shared store. The
+/// store's `(conversation, seq)` uniqueness fences them: every send is acked
+/// with a seq nobody else got, and nothing is stored twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_owners_never_assign_one_seq_twice() {
+    let (r1, r2) = (Redis::start(), Redis::start());
+    let dir = tempfile::tempdir().unwrap();
+    let store = shared_store(dir.path()).await;
+    let a = start_node("node-a", &r1.url(), &store, &dir.path().join("a"));
+    let b = start_node("node-b", &r2.url(), &store, &dir.path().join("b"));
+    let client = |h: &chat_server::ServerHandle, user: &str| {
+        let token = chat_server::auth::mint_hs256(
+            DEV_SECRET,
+            user,
+            &format!("{user} name"),
+            "advocate",
+            Duration::from_secs(600),
+        );
+        ClientConfig::new(h.addr().to_string(), token, Trust::cert_hash_hex(h.cert_sha256()).unwrap())
+    };
+    let (alice, _a_ev) = Client::connect(client(&a, "alice")).await.unwrap();
+    let (bob, _b_ev) = Client::connect(client(&b, "bob")).await.unwrap();
+    let conv = create(&alice, ConversationKind::Group, &["bob"]).await;
+    let per_user = 40;
+    let mut tasks = Vec::new();
+    for (who, c) in [("alice", alice.clone()), ("bob", bob.clone())] {
+        tasks.push(tokio::spawn(async move {
+            // Many in flight at once, so the two sequencers collide.
+            let sends = (0..per_user).map(|k| {
+                let c = c.clone();
+                async move { c.send_text(conv, &format!("{who} {k}")).await.unwrap().seq }
+            });
+            futures_util::future::join_all(sends).await
+        }));
+    }
+    let mut acked = Vec::new();
+    for t in tasks {
+        acked.extend(tokio::time::timeout(Duration::from_secs(60), t).await.expect("sends finish").unwrap());
+    }
+    acked.sort_unstable();
+    let n = 2 * per_user;
+    assert_eq!(acked, (1..=n as u64).collect::<Vec<_>>(), "every send acked with its own seq");
+    let range = Range { after: 0, before: u64::MAX, limit: 1_000_000, direction: Direction::Forward };
+    let rows = store.read_range(conv, range).await.unwrap();
+    assert_eq!(rows.len(), n);
+    let ids: HashSet<Vec<u8>> = rows
+        .iter()
+        .map(|(_, b)| {
+            use prost::Message as _;
+            let m = v1::Message::decode(b.as_ref()).unwrap();
+            format!("{} {}", m.sender_id, m.client_msg_id).into_bytes()
+        })
+        .collect();
+    assert_eq!(ids.len(), n, "no message stored twice");
+    drop((alice, bob));
+    tokio::task::spawn_blocking(move || {
+        a.shutdown();
+        b.shutdown();
+        store.close();
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_node_without_redis_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = shared_store(dir.path()).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut cfg = Config { listen: "127.0.0.1:0".parse().unwrap(), data_dir: dir.path().into(), ..Default::default() };
+    cfg.cluster.redis_url = format!("redis://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let e = tokio::task::spawn_blocking(move || chat_server::start_with_store(cfg, store).err().expect("refused"))
+        .await
+        .unwrap()
+        .to_string();
+    assert!(e.contains("cannot reach Redis"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(10), "it says so promptly");
+}
+
+#[tokio::test]
+async fn a_cluster_on_per_node_embedded_stores_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = Config { listen: "127.0.0.1:0".parse().unwrap(), data_dir: dir.path().into(), ..Default::default() };
+    cfg.cluster.redis_url = "redis://127.0.0.1:1".into();
+    let e = chat_server::start(cfg.clone()).err().expect("refused").to_string();
+    assert!(e.contains("each node would keep its own copy"), "{e}");
+    let e = cfg.check().unwrap_err().to_string();
+    assert!(e.contains("store.backend = \"scylla\""), "{e}");
+}
