@@ -1,0 +1,10 @@
+// The chatd TypeScript SDK: the same protobuf frames and behaviour as the Rust SDK.
+export * from "./client.js";
+export * from "./errors.js";
+export * from "./codec.js";
+export * from "./backoff.js";
+export { Outbox, newClientMsgId } from "./outbox.js";
+export { Sequencer, type Offer } from "./sequencer.js";
+export { Delivery, type ResumeState } from "./delivery.js";
+export { type Link, type LinkHandlers, type Lost, type TransportKind, hasWebTransport, hexToBytes } from "./transport.js";
+export * as pb from "../gen/chat/v1/chat_pb.js";
