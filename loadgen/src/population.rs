@@ -158,10 +158,21 @@ pub async fn create_conversations(
                 Kind::Private => (v1::ConversationKind::Private, String::new()),
                 Kind::Group => (v1::ConversationKind::Group, format!("load group {i}")),
             };
-            let ok = creator
-                .create_conversation(kind, title, "", others)
-                .await
-                .with_context(|| format!("creating conversation {i} ({} members)", c.members.len()))?;
+            // A retryable refusal (a busy owner node in a cluster) is retried a few times.
+            let mut attempt = 0;
+            let ok = loop {
+                match creator.create_conversation(kind, title.clone(), "", others.clone()).await {
+                    Err(e)
+                        if attempt < CONNECT_ATTEMPTS
+                            && e.wire().is_some_and(|w| w.class() == chat_client::ErrorClass::Temporary) =>
+                    {
+                        attempt += 1;
+                        let wait = e.wire().and_then(|w| w.retry_after).unwrap_or(Duration::from_millis(200));
+                        tokio::time::sleep(wait).await;
+                    }
+                    r => break r.with_context(|| format!("creating conversation {i} ({} members)", c.members.len()))?,
+                }
+            };
             let id = ok.summary.and_then(|s| s.conversation).map(|c| c.id).context("creation reply without an id")?;
             anyhow::Ok((i, id))
         })
