@@ -504,7 +504,10 @@ impl Actor {
 
     /// Sequences everything pending and starts its append.
     fn start_commit(&mut self) -> Commit {
-        let n = self.pending.len().min(MAX_BATCH);
+        // The store may need a batch cut (ScyllaDB: at a partition edge, so
+        // that an append is all-or-nothing); the rest goes with the next commit.
+        let limit = self.ctx.shared.store.append_run_limit(self.committed + 1).max(1);
+        let n = self.pending.len().min(MAX_BATCH).min(limit);
         self.inflight = self.pending.drain(..n).collect();
         let now = chat_protocol::unix_ms(std::time::SystemTime::now());
         let mut batch = Vec::with_capacity(self.inflight.len());

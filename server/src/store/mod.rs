@@ -100,6 +100,10 @@ impl MessageStore for Store {
         delegate!(self, s => s.append(msgs).await)
     }
 
+    fn append_run_limit(&self, next_seq: u64) -> usize {
+        delegate!(self, s => s.append_run_limit(next_seq))
+    }
+
     async fn find_client_msg(
         &self,
         conversation_id: u64,
@@ -351,6 +355,16 @@ pub trait MessageStore: Send + Sync + 'static {
     /// [`find_client_msg`](Self::find_client_msg) first), so the store records
     /// the idempotency entry it is given without reading it back.
     async fn append(&self, msgs: Vec<NewMessage>) -> StoreResult<()>;
+
+    /// The most messages of one conversation, starting at `next_seq`, that one
+    /// [`append`](Self::append) may carry (at least 1). An owner cuts its batch
+    /// there and commits the rest next, so that a call is never split by the
+    /// backend (ScyllaDB: a call stays within one partition, where it is
+    /// all-or-nothing). Default: no limit.
+    fn append_run_limit(&self, next_seq: u64) -> usize {
+        let _ = next_seq;
+        usize::MAX
+    }
 
     /// The seq stored for `(conversation, sender, client_msg_id)`, if any.
     async fn find_client_msg(

@@ -212,6 +212,12 @@ pub fn bucket_of(seq: u64) -> u64 {
     seq / BUCKET_SIZE
 }
 
+/// The seqs from `next_seq` to the end of its bucket (at least 1): the most
+/// messages one append of a conversation may carry and stay in one partition.
+pub fn run_limit(next_seq: u64) -> usize {
+    usize::try_from(BUCKET_SIZE - next_seq % BUCKET_SIZE).unwrap_or(usize::MAX)
+}
+
 /// The inclusive seq bounds a read covers, `None` when it covers nothing.
 pub fn seq_bounds(range: &Range) -> Option<(u64, u64)> {
     if range.limit == 0 {
@@ -243,6 +249,30 @@ pub fn partitions(msgs: &[NewMessage]) -> Vec<((u64, u64), Vec<&NewMessage>)> {
         out[i].1.push(m);
     }
     out
+}
+
+/// The lowest and highest seq of some messages, `None` for none.
+pub fn seq_span(msgs: &[&NewMessage]) -> Option<(u64, u64)> {
+    let lo = msgs.iter().map(|m| m.seq).min()?;
+    let hi = msgs.iter().map(|m| m.seq).max()?;
+    Some((lo, hi))
+}
+
+/// The highest seq of each `(conversation, sender)` among some messages.
+fn sender_marks<'a>(msgs: &[&'a NewMessage]) -> Vec<((u64, &'a str), u64)> {
+    let mut marks: HashMap<(u64, &str), u64> = HashMap::new();
+    for m in msgs {
+        let seq = marks.entry((m.conversation_id, m.sender_id.as_str())).or_insert(0);
+        *seq = (*seq).max(m.seq);
+    }
+    let mut marks: Vec<_> = marks.into_iter().collect();
+    marks.sort_unstable();
+    marks
+}
+
+/// Whether a stored message's `(sender_id, client_msg_id)` columns are these.
+fn holds_client_msg(stored: Option<(Option<String>, Option<String>)>, sender: &str, client_msg_id: &str) -> bool {
+    matches!(stored, Some((Some(s), Some(c))) if s == sender && c == client_msg_id)
 }
 
 /// The first `(conversation, seq)` that occurs twice in a call.
@@ -570,7 +600,10 @@ macro_rules! statements {
 statements! {
     insert_message: "INSERT INTO {ks}.messages (conversation_id, bucket, seq, body, sender_id, client_msg_id, writer) \
         VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS",
-    select_seqs_in: "SELECT seq, writer FROM {ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq IN ?",
+    select_seqs_between: "SELECT seq, writer FROM {ks}.messages WHERE conversation_id = ? AND bucket = ? \
+        AND seq >= ? AND seq <= ?",
+    select_message_sender: "SELECT sender_id, client_msg_id FROM {ks}.messages WHERE conversation_id = ? \
+        AND bucket = ? AND seq = ?",
     insert_bucket: "INSERT INTO {ks}.message_buckets (conversation_id, bucket) VALUES (?, ?)",
     select_buckets_desc: "SELECT bucket FROM {ks}.message_buckets WHERE conversation_id = ? ORDER BY bucket DESC",
     select_buckets_between_asc: "SELECT bucket FROM {ks}.message_buckets WHERE conversation_id = ? \
@@ -1160,10 +1193,20 @@ impl Inner {
         seqs: &[&NewMessage],
         consistency: Option<Consistency>,
     ) -> StoreResult<HashMap<u64, i64>> {
-        let list: Vec<i64> = seqs.iter().map(|m| seq_to_db(m.seq)).collect();
+        // A range, not `seq IN ?`: ScyllaDB refuses IN lists of more than 100
+        // clustering keys (max_clustering_key_restrictions_per_query), and an
+        // owner's seqs in one partition are contiguous, so the range reads
+        // nothing else (anything else in it is kept out below all the same).
+        let Some((lo, hi)) = seq_span(seqs) else { return Ok(HashMap::new()) };
+        let values = (id_to_db(conv), id_to_db(bucket), seq_to_db(lo), seq_to_db(hi));
         let rows: Vec<(i64, Option<i64>)> =
-            self.rows("append", &self.st.select_seqs_in, (id_to_db(conv), id_to_db(bucket), list), consistency).await?;
-        Ok(rows.into_iter().map(|(seq, writer)| (seq_from_db(seq), writer.unwrap_or(0))).collect())
+            self.rows("append", &self.st.select_seqs_between, values, consistency).await?;
+        let wanted: HashSet<u64> = seqs.iter().map(|m| m.seq).collect();
+        Ok(rows
+            .into_iter()
+            .map(|(seq, writer)| (seq_from_db(seq), writer.unwrap_or(0)))
+            .filter(|(seq, _)| wanted.contains(seq))
+            .collect())
     }
 
     /// The first message of `msgs` (call order) found in `stored`.
@@ -1274,41 +1317,57 @@ impl Inner {
                 }
             }
         }
+        // The idempotency records first, so that a stored message always has
+        // one (a retry after a failure or crash finds it by client id, and so
+        // does a fenced owner whose retry went to another node). A record whose
+        // message then fails to store points at a seq that holds nothing or
+        // another message, which `find_client_msg` checks.
+        let users: Vec<&NewMessage> = msgs.iter().filter(|m| !m.client_msg_id.is_empty()).collect();
+        for chunk in users.chunks(FAN_OUT) {
+            let writes = chunk.iter().map(|m| {
+                let values = (id_to_db(m.conversation_id), &m.sender_id, &m.client_msg_id, seq_to_db(m.seq));
+                self.exec("append", &self.st.insert_idempotency, values, None)
+            });
+            // Every write runs to its end (none is dropped in flight), then the first error fails the call.
+            for r in futures_util::future::join_all(writes).await {
+                r?;
+            }
+        }
         let writer = rand::random::<i64>();
         for (key, part) in &parts {
             self.insert_partition(*key, part, writer).await?;
         }
-        // The idempotency records and the senders' watermarks, side by side.
-        let users: Vec<&NewMessage> = msgs.iter().filter(|m| !m.client_msg_id.is_empty()).collect();
-        let mut marks: HashMap<(u64, &str), u64> = HashMap::new();
-        for m in &users {
-            let seq = marks.entry((m.conversation_id, m.sender_id.as_str())).or_insert(0);
-            *seq = (*seq).max(m.seq);
+        // The messages are stored: from here nothing fails the call. The
+        // senders' watermarks are hints that only move up (receipts move them
+        // too), so a failure is logged and left to the next advance.
+        let marks = sender_marks(&users);
+        for chunk in marks.chunks(FAN_OUT) {
+            let moves =
+                chunk.iter().map(|&((conv, sender), seq)| self.advance_watermarks("append", conv, sender, seq, seq));
+            for (r, ((conv, sender), seq)) in futures_util::future::join_all(moves).await.into_iter().zip(chunk) {
+                if let Err(e) = r {
+                    tracing::warn!(conv, sender, seq, error = %e, "store: sender watermark not moved after an append");
+                }
+            }
         }
-        let marks: Vec<((u64, &str), u64)> = marks.into_iter().collect();
-        let idempotency = async {
-            for chunk in users.chunks(FAN_OUT) {
-                let mut writes = Vec::with_capacity(chunk.len());
-                for m in chunk {
-                    let values = (id_to_db(m.conversation_id), &m.sender_id, &m.client_msg_id, seq_to_db(m.seq));
-                    writes.push(self.exec("append", &self.st.insert_idempotency, values, None));
-                }
-                futures_util::future::try_join_all(writes).await?;
-            }
-            Ok::<(), StoreError>(())
-        };
-        let watermarks = async {
-            for chunk in marks.chunks(FAN_OUT) {
-                let mut moves = Vec::with_capacity(chunk.len());
-                for &((conv, sender), seq) in chunk {
-                    moves.push(self.advance_watermarks("append", conv, sender, seq, seq));
-                }
-                futures_util::future::try_join_all(moves).await?;
-            }
-            Ok::<(), StoreError>(())
-        };
-        futures_util::future::try_join(idempotency, watermarks).await?;
         Ok(())
+    }
+
+    /// The seq stored for a client message id, if the message stored at that
+    /// seq really is that sender's message with that id (see [`Inner::append`]).
+    async fn find_client_msg(&self, conv: u64, sender: String, client_msg_id: String) -> StoreResult<Option<u64>> {
+        const OP: &str = "find_client_msg";
+        let values = (id_to_db(conv), &sender, &client_msg_id);
+        let Some((seq,)) = self.one::<(i64,)>(OP, &self.st.select_idempotency, values, None).await? else {
+            return Ok(None);
+        };
+        let seq = seq_from_db(seq);
+        // Serial: settles a transaction of that message still in flight (or
+        // whose outcome its writer could not tell), so the answer is final.
+        let key = (id_to_db(conv), id_to_db(bucket_of(seq)), seq_to_db(seq));
+        let stored: Option<(Option<String>, Option<String>)> =
+            self.one(OP, &self.st.select_message_sender, key, Some(self.serial())).await?;
+        Ok(holds_client_msg(stored, &sender, &client_msg_id).then_some(seq))
     }
 
     async fn last_seq(&self, conv: u64) -> StoreResult<u64> {
@@ -1620,6 +1679,10 @@ impl MessageStore for ScyllaStore {
         &self.epoch
     }
 
+    fn append_run_limit(&self, next_seq: u64) -> usize {
+        run_limit(next_seq)
+    }
+
     async fn append(&self, msgs: Vec<NewMessage>) -> StoreResult<()> {
         self.call("append", true, |i| async move { i.append(msgs).await }).await
     }
@@ -1633,12 +1696,9 @@ impl MessageStore for ScyllaStore {
         if client_msg_id.is_empty() {
             return Ok(None);
         }
-        let values = (id_to_db(conversation_id), sender_id.to_owned(), client_msg_id.to_owned());
-        self.call("find_client_msg", false, |i| async move {
-            let row: Option<(i64,)> = i.one("find_client_msg", &i.st.select_idempotency, values, None).await?;
-            Ok(row.map(|(seq,)| seq_from_db(seq)))
-        })
-        .await
+        let (sender, id) = (sender_id.to_owned(), client_msg_id.to_owned());
+        self.call("find_client_msg", false, |i| async move { i.find_client_msg(conversation_id, sender, id).await })
+            .await
     }
 
     async fn last_seq(&self, conversation_id: u64) -> StoreResult<u64> {
@@ -1764,6 +1824,51 @@ mod tests {
         assert_eq!(bucket_bounds(1, 1, u64::MAX), (4096, 8191));
         assert_eq!(bucket_bounds(1, 5000, 6000), (5000, 6000));
         assert_eq!(bucket_bounds(u64::MAX / 4096, 1, u64::MAX - 1), ((u64::MAX / 4096) * 4096, u64::MAX - 1));
+    }
+
+    #[test]
+    fn an_append_run_ends_at_its_bucket_edge() {
+        assert_eq!(run_limit(1), 4095, "seq 0 is never used: bucket 0 holds 1..=4095");
+        assert_eq!(run_limit(4095), 1);
+        assert_eq!(run_limit(4096), 4096);
+        assert_eq!(run_limit(5000), 8192 - 5000);
+        assert_eq!(run_limit(u64::MAX), 1);
+        for next in [1, 100, 4000, 4095, 4096, 8191, 1 << 40] {
+            let n = run_limit(next) as u64;
+            assert!(n >= 1);
+            assert_eq!(bucket_of(next), bucket_of(next + n - 1), "{next}: the run stays in one bucket");
+            assert_ne!(bucket_of(next + n - 1), bucket_of(next + n), "{next}: and fills it");
+        }
+    }
+
+    #[test]
+    fn a_partition_is_checked_by_its_seq_span() {
+        let (a, b, c) = (msg(1, 4100), msg(1, 4096), msg(1, 4102));
+        assert_eq!(seq_span(&[&a, &b, &c]), Some((4096, 4102)));
+        assert_eq!(seq_span(&[&a]), Some((4100, 4100)));
+        assert_eq!(seq_span(&[]), None);
+        // No statement uses a clustering IN list (ScyllaDB caps them at 100).
+        for (name, cql) in STATEMENTS {
+            assert!(!cql.contains(" IN "), "{name}: {cql}");
+        }
+    }
+
+    #[test]
+    fn a_client_id_is_found_only_where_its_message_is() {
+        let row = |s: &str, c: &str| Some((Some(s.to_string()), Some(c.to_string())));
+        assert!(holds_client_msg(row("alice", "c1"), "alice", "c1"));
+        assert!(!holds_client_msg(row("bob", "c1"), "alice", "c1"), "another sender's message at that seq");
+        assert!(!holds_client_msg(row("alice", "c2"), "alice", "c1"), "another message of the sender");
+        assert!(!holds_client_msg(None, "alice", "c1"), "nothing stored at that seq");
+        assert!(!holds_client_msg(Some((None, None)), "alice", "c1"));
+    }
+
+    #[test]
+    fn senders_watermarks_go_to_their_last_message() {
+        let by = |conv, seq, sender: &str| NewMessage { sender_id: sender.into(), ..msg(conv, seq) };
+        let msgs = [by(1, 3, "a"), by(1, 4, "b"), by(1, 5, "a"), by(2, 1, "a")];
+        let refs: Vec<&NewMessage> = msgs.iter().collect();
+        assert_eq!(sender_marks(&refs), vec![((1, "a"), 5), ((1, "b"), 4), ((2, "a"), 1)]);
     }
 
     #[test]
