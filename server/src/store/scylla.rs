@@ -336,13 +336,15 @@ impl ScyllaSettings {
         if c.driver_threads == 0 || c.max_in_flight == 0 {
             return Err("driver_threads and max_in_flight must be at least 1".into());
         }
+        let serial_consistency = parse_serial_consistency(&c.serial_consistency)?;
+        check_serial_for_datacenters(serial_consistency, c.replication.datacenters.keys())?;
         Ok(Self {
             nodes: c.nodes.clone(),
             keyspace: c.keyspace.clone(),
             replication: replication_cql(&c.replication)?,
             tablets: c.replication.tablets,
             consistency: parse_consistency(&c.consistency)?,
-            serial_consistency: parse_serial_consistency(&c.serial_consistency)?,
+            serial_consistency,
             local_dc: c.local_dc.clone(),
             credentials,
             request_timeout: Duration::from_millis(c.request_timeout_ms),
@@ -413,6 +415,44 @@ pub fn parse_serial_consistency(s: &str) -> Result<SerialConsistency, String> {
         "local_serial" => Ok(SerialConsistency::LocalSerial),
         _ => Err(format!("serial_consistency {s:?} is not serial or local_serial")),
     }
+}
+
+/// Refuses `local_serial` for a keyspace replicated to several datacenters:
+/// each datacenter would run its own Paxos, so two nodes in two datacenters
+/// could both store a message at the same seq (the seq fence would not hold).
+pub fn check_serial_for_datacenters<'a>(
+    serial: SerialConsistency,
+    datacenters: impl IntoIterator<Item = &'a String>,
+) -> Result<(), String> {
+    let dcs: Vec<&String> = datacenters.into_iter().collect();
+    if serial == SerialConsistency::LocalSerial && dcs.len() > 1 {
+        let names: Vec<&str> = dcs.iter().map(|d| d.as_str()).collect();
+        return Err(format!(
+            "serial_consistency \"local_serial\" with replication in {} datacenters ({}): each datacenter would \
+             run its own Paxos and two nodes could store different messages under one seq; set \
+             serial_consistency = \"serial\" (a Paxos quorum across datacenters)",
+            dcs.len(),
+            names.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// The datacenters of a keyspace's replication map as the server reports it
+/// (`system_schema.keyspaces.replication`): every key but `class` and
+/// `replication_factor` for NetworkTopologyStrategy, none otherwise.
+pub fn replicated_datacenters(replication: &HashMap<String, String>) -> Vec<String> {
+    let nts = replication.get("class").is_some_and(|c| c.ends_with("NetworkTopologyStrategy"));
+    if !nts {
+        return Vec::new();
+    }
+    let mut dcs: Vec<String> = replication
+        .iter()
+        .filter(|(k, v)| k.as_str() != "class" && k.as_str() != "replication_factor" && v.as_str() != "0")
+        .map(|(k, _)| k.clone())
+        .collect();
+    dcs.sort_unstable();
+    dcs
 }
 
 /// The replication map as CQL, e.g. `{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}`.
@@ -861,6 +901,39 @@ async fn recorded_version(session: &Session, s: &ScyllaSettings) -> StoreResult<
     Ok(row.and_then(|(v,)| v))
 }
 
+/// The `tablets` option `chatd migrate` gives `CREATE KEYSPACE`: the
+/// configured one, else `false` on a server that has tablets (ScyllaDB 6.0+),
+/// else none (Cassandra, older ScyllaDB: the option is unknown there).
+pub fn effective_tablets(configured: Option<bool>, server_knows_tablets: bool) -> Option<bool> {
+    configured.or(server_knows_tablets.then_some(false))
+}
+
+/// Whether an error is the server's "no such table or column" (`Invalid`).
+fn is_invalid_request(e: &scylla::errors::ExecutionError) -> bool {
+    use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
+    matches!(e, ExecutionError::LastAttemptError(RequestAttemptError::DbError(DbError::Invalid, _)))
+}
+
+/// Whether the server has tablets: ScyllaDB's `system_schema.scylla_keyspaces`
+/// with its `initial_tablets` column (what the driver itself looks at).
+async fn server_knows_tablets(session: &Session) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+    match session.query_unpaged("SELECT keyspace_name, initial_tablets FROM system_schema.scylla_keyspaces", ()).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_invalid_request(&e) => Ok(false),
+        Err(e) => Err(Box::new(e)),
+    }
+}
+
+/// Whether a keyspace is tablets-based (`initial_tablets` is set); only asked
+/// of a server that has tablets.
+async fn keyspace_uses_tablets(session: &Session, ks: &str) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+    let r = session
+        .query_unpaged("SELECT initial_tablets FROM system_schema.scylla_keyspaces WHERE keyspace_name = ?", (ks,))
+        .await?;
+    let row = r.into_rows_result()?.maybe_first_row::<(Option<i32>,)>()?;
+    Ok(matches!(row, Some((Some(_),))))
+}
+
 /// [`migrate`] from within a runtime (the driver runs on the caller's).
 pub async fn migrate_with(s: &ScyllaSettings) -> StoreResult<Vec<String>> {
     let session = connect(s).await?;
@@ -872,12 +945,27 @@ pub async fn migrate_with(s: &ScyllaSettings) -> StoreResult<Vec<String>> {
             source: Box::new(CqlError { statement: name, consistency, node: None, source: e }),
         }
     };
-    session.query_unpaged(keyspace_ddl(s), ()).await.map_err(|e| ddl("create_keyspace")(e.into()))?;
+    // Tablets: unless configured, off on a ScyllaDB that has them (its tablets
+    // keyspaces refuse lightweight transactions up to 2025.3), unsaid elsewhere.
+    let knows_tablets = server_knows_tablets(&session).await.map_err(ddl("detect_tablets"))?;
+    let with = ScyllaSettings { tablets: effective_tablets(s.tablets, knows_tablets), ..s.clone() };
+    session.query_unpaged(keyspace_ddl(&with), ()).await.map_err(|e| ddl("create_keyspace")(e.into()))?;
+    let tablets = match with.tablets {
+        Some(on) => format!(" and tablets = {{'enabled': {on}}}"),
+        None => String::new(),
+    };
     report.push(format!(
-        "keyspace {}: present (created with replication {} if it was missing; an existing keyspace keeps its own, \
-         change it with ALTER KEYSPACE)",
+        "keyspace {}: present (created with replication {}{tablets} if it was missing; an existing keyspace keeps \
+         its own, change it with ALTER KEYSPACE)",
         s.keyspace, s.replication
     ));
+    if knows_tablets && keyspace_uses_tablets(&session, &s.keyspace).await.map_err(ddl("detect_tablets"))? {
+        report.push(format!(
+            "keyspace {}: uses tablets; ScyllaDB 6.0 to 2025.3 refuse lightweight transactions there, which this \
+             store needs for every append (make the keyspace again with tablets = {{'enabled': false}})",
+            s.keyspace
+        ));
+    }
     let tables = schema_ddl(&s.keyspace);
     let (version_table, rest) = tables.split_first().expect("schema has tables");
     session.query_unpaged(version_table.1.clone(), ()).await.map_err(|e| ddl("create_table")(e.into()))?;
@@ -1006,16 +1094,31 @@ impl Inner {
         let session = connect(&s).await?;
         // A missing keyspace is a schema problem, not a failed statement.
         let ks = session
-            .query_unpaged("SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = ?", (&s.keyspace,))
+            .query_unpaged(
+                "SELECT keyspace_name, replication FROM system_schema.keyspaces WHERE keyspace_name = ?",
+                (&s.keyspace,),
+            )
             .await
             .map_err(|e| StoreError::Open { path: s.target(), source: Box::new(e) })?;
-        let exists = ks.into_rows_result().map(|r| r.rows_num() > 0).unwrap_or(false);
-        if !exists {
+        let rows = ks.into_rows_result().ok();
+        let Some(rows) = rows.filter(|r| r.rows_num() > 0) else {
             return Err(StoreError::Schema {
                 keyspace: s.keyspace.clone(),
                 detail: "the keyspace does not exist; run `chatd migrate`".into(),
             });
-        }
+        };
+        // The configuration may not name the datacenters (a replication_factor
+        // on a multi-datacenter cluster): check what the keyspace really has.
+        let replication = rows
+            .maybe_first_row::<(String, Option<HashMap<String, String>>)>()
+            .map_err(|e| StoreError::Corrupt { table: "system_schema.keyspaces", detail: e.to_string() })?
+            .and_then(|(_, r)| r)
+            .unwrap_or_default();
+        let dcs = replicated_datacenters(&replication);
+        check_serial_for_datacenters(s.serial_consistency, &dcs).map_err(|detail| StoreError::Schema {
+            keyspace: s.keyspace.clone(),
+            detail: format!("store.scylla.{detail}"),
+        })?;
         let has_table = session
             .query_unpaged(
                 "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ? AND table_name = ?",
@@ -1930,6 +2033,48 @@ mod tests {
         assert!(bad(&|c| c.driver_threads = 0).contains("driver_threads"));
         let ipv6 = ScyllaConfig { nodes: vec!["[::1]:9042".into()], ..ScyllaConfig::default() };
         assert!(ScyllaSettings::from_config(&ipv6).is_ok());
+    }
+
+    #[test]
+    fn local_serial_is_refused_across_datacenters() {
+        let two = ReplicationConfig {
+            datacenters: [("dc1".to_string(), 3), ("dc2".to_string(), 3)].into(),
+            ..ReplicationConfig::default()
+        };
+        let cfg = ScyllaConfig { replication: two.clone(), ..ScyllaConfig::default() };
+        let e = ScyllaSettings::from_config(&cfg).unwrap_err();
+        assert!(e.contains("\"local_serial\" with replication in 2 datacenters (dc1, dc2)"), "{e}");
+        assert!(e.contains("serial_consistency = \"serial\""), "{e}");
+        let serial = ScyllaConfig { replication: two, serial_consistency: "SERIAL".into(), ..ScyllaConfig::default() };
+        assert_eq!(ScyllaSettings::from_config(&serial).unwrap().serial_consistency, SerialConsistency::Serial);
+        let one = ReplicationConfig { datacenters: [("dc1".to_string(), 3)].into(), ..ReplicationConfig::default() };
+        assert!(ScyllaSettings::from_config(&ScyllaConfig { replication: one, ..ScyllaConfig::default() }).is_ok());
+        // What the server reports for the keyspace (checked at open).
+        let map = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let nts = "org.apache.cassandra.locator.NetworkTopologyStrategy";
+        assert_eq!(replicated_datacenters(&map(&[("class", nts), ("dc2", "3"), ("dc1", "3")])), ["dc1", "dc2"]);
+        assert_eq!(replicated_datacenters(&map(&[("class", nts), ("dc1", "3"), ("dc2", "0")])), ["dc1"]);
+        assert!(replicated_datacenters(&map(&[("class", "SimpleStrategy"), ("replication_factor", "1")])).is_empty());
+        assert!(replicated_datacenters(&HashMap::new()).is_empty());
+        let dcs = replicated_datacenters(&map(&[("class", nts), ("dc1", "3"), ("dc2", "3")]));
+        assert!(check_serial_for_datacenters(SerialConsistency::LocalSerial, &dcs).is_err());
+        assert!(check_serial_for_datacenters(SerialConsistency::Serial, &dcs).is_ok());
+        assert!(check_serial_for_datacenters(SerialConsistency::LocalSerial, &dcs[..1]).is_ok());
+    }
+
+    #[test]
+    fn tablets_are_off_by_default_on_a_scylladb_that_has_them() {
+        assert_eq!(effective_tablets(None, true), Some(false), "ScyllaDB 6+: LWTs need a vnodes keyspace");
+        assert_eq!(effective_tablets(None, false), None, "Cassandra, older ScyllaDB: the option is unknown");
+        assert_eq!(effective_tablets(Some(true), true), Some(true), "configured wins");
+        assert_eq!(effective_tablets(Some(false), false), Some(false));
+        let s = ScyllaSettings {
+            tablets: effective_tablets(None, true),
+            ..ScyllaSettings::from_config(&ScyllaConfig::default()).unwrap()
+        };
+        assert!(keyspace_ddl(&s).ends_with("AND durable_writes = true AND tablets = {'enabled': false}"));
     }
 
     #[test]
