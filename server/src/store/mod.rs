@@ -349,9 +349,13 @@ pub trait MessageStore: Send + Sync + 'static {
     /// Appends sequenced messages and their idempotency records, durably, in
     /// one commit, and moves each sender's delivered and read watermarks up to
     /// their message (writing is reading; only for messages with a client
-    /// message id, i.e. users' messages). Fails with [`StoreError::SeqTaken`]
-    /// (writing nothing of the call) if any `(conversation, seq)` exists.
-    /// The owner never sequences one client message id twice (it calls
+    /// message id, i.e. users' messages; a backend may do this best-effort,
+    /// after the messages, and not fail a stored append over it). Fails with
+    /// [`StoreError::SeqTaken`] (writing nothing of the call) if any
+    /// `(conversation, seq)` exists; a backend with an
+    /// [`append_run_limit`](Self::append_run_limit) promises that only for a
+    /// call of one conversation within the limit. The owner never sequences
+    /// one client message id twice (it calls
     /// [`find_client_msg`](Self::find_client_msg) first), so the store records
     /// the idempotency entry it is given without reading it back.
     async fn append(&self, msgs: Vec<NewMessage>) -> StoreResult<()>;
@@ -366,7 +370,9 @@ pub trait MessageStore: Send + Sync + 'static {
         usize::MAX
     }
 
-    /// The seq stored for `(conversation, sender, client_msg_id)`, if any.
+    /// The seq stored for `(conversation, sender, client_msg_id)`, if any:
+    /// only a seq whose stored message is that one (a record written for an
+    /// append that then failed is not an answer).
     async fn find_client_msg(
         &self,
         conversation_id: u64,

@@ -55,33 +55,79 @@
 //! bucket)` partition (Cassandra allows conditional batches within one
 //! partition only). A batch not applied is [`StoreError::SeqTaken`], naming
 //! the first taken seq of the call (found by a `SERIAL` read). A call's messages
-//! in one partition are all-or-nothing. A call that spans several partitions
-//! (several conversations, or a bucket edge) cannot be atomic in CQL: it is
-//! first checked against every partition (a plain read), and only then are the
-//! partitions written in the order of the call; a clash found by that check
-//! writes nothing, but one that appears between the check and the writes (a
-//! racing node) leaves the earlier partitions written and fails the call with
-//! `SeqTaken`. Owners append one conversation per call, almost always to one
-//! bucket, so that window is at a bucket edge of a conversation two nodes
-//! fight over.
+//! in one partition are all-or-nothing, and an owner's call never leaves one
+//! partition: [`MessageStore::append_run_limit`] is the number of seqs left in
+//! the bucket of the next seq, and the owner cuts its batch there (the rest is
+//! its next commit), so a `SeqTaken` means that nothing of the call was
+//! stored and the owner may sequence it all again. A call that does span
+//! several partitions (several conversations, or a bucket edge; owners make
+//! none) cannot be atomic in CQL: it is first checked against every partition
+//! (a plain read), and only then are the partitions written in the order of
+//! the call; a clash found by that check writes nothing, but one that appears
+//! between the check and the writes (a racing node) leaves the earlier
+//! partitions written and fails the call with `SeqTaken`.
+//!
+//! A partition is checked and read back by its seq range (`seq >= ? AND seq
+//! <= ?`, an owner's seqs being contiguous), never by a `seq IN` list, which
+//! ScyllaDB refuses beyond 100 clustering keys.
 //!
 //! When a conditional write's outcome is unknown (a timeout or a dropped
 //! connection after sending), the rows are read back at serial consistency,
 //! which settles any Paxos round in flight; each row carries a random `writer`
 //! tag of the call, so "ours", "someone else's" and "not written" are told
-//! apart. After the messages, the idempotency records (plain writes) and the
-//! senders' watermarks (below) are written, each acknowledged at the configured
-//! consistency before `append` returns, and so before the sender's ack.
+//! apart.
+//!
+//! # Idempotency records come first
+//!
+//! The idempotency records (plain writes, every one run to its end before the
+//! first error fails the call) are acknowledged at the configured consistency
+//! *before* the messages' transaction: a stored message always has its
+//! record, so a retry after a failed or unacknowledged append (a timeout, a
+//! crash of the owner) finds it by client id, and so does an owner fenced by
+//! another node that stored the same client message. A record may thus point
+//! at a seq whose message never got stored (the transaction failed or lost
+//! the seq to another node): `find_client_msg` reads the message row at that
+//! seq (at serial consistency, which settles a transaction still in flight;
+//! only done when a record exists, i.e. for retries) and answers its seq only
+//! if that row is the sender's message with that client id (the `sender_id`
+//! and `client_msg_id` columns of `messages`); otherwise the message is not
+//! stored, and the owner sequences it again, which overwrites the record.
+//! One window remains: two owners sequencing the *same* client message at two
+//! different seqs at once (the client retried on another node while the first
+//! still held it) write two records, the later one wins, and if its seq then
+//! loses to a third message the lookup misses the stored copy. Owners overlap
+//! for at most a heartbeat, and the client's retries are seconds apart.
+//!
+//! Then, once the messages are stored, the senders' watermarks (below) are
+//! moved, side by side; they only move up and receipts move them too, so a
+//! failure there is logged and never fails the append (the message is stored,
+//! and an error would make the client send it again).
 //!
 //! One partition's messages of a call travel as one batch: an owner commits at
 //! most 1,024 messages at once, ~10.5 MiB at the 10 KiB text limit, below the
 //! 16 MiB mutation limit of a default commitlog (32 MiB segments).
 //!
-//! An append of one conversation's messages thus costs one transaction (per
-//! bucket it touches), then, side by side, the idempotency writes and, per
-//! sender who is a member, a read and (unless already there) one watermark
-//! transaction.
+//! An append of one conversation's messages thus costs the idempotency writes,
+//! then one transaction, then, per sender who is a member, a read and (unless
+//! already there) one watermark transaction.
 //!
+//! # Keyspace options
+//!
+//! `chatd migrate` creates the keyspace with `tablets = {'enabled': false}` on
+//! a ScyllaDB that has tablets (6.0 and later: it finds the `initial_tablets`
+//! column of `system_schema.scylla_keyspaces`) unless
+//! `store.scylla.replication.tablets` says otherwise: ScyllaDB 6.0 to 2025.3
+//! refuse lightweight transactions in tablets keyspaces, and every append is
+//! one. On Cassandra and older ScyllaDB the option is left out (unknown
+//! there). An existing keyspace keeps its options; migrate says when it uses
+//! tablets.
+//!
+//! `serial_consistency = "local_serial"` runs each Paxos round among the
+//! replicas of one datacenter, so with a keyspace in several datacenters two
+//! nodes in two datacenters could both win one seq. It is refused then: by
+//! the configuration check when `replication.datacenters` names several, and
+//! at open when the keyspace's replication (as the server reports it) does.
+
 //! # Watermarks only move forward
 //!
 //! `advance_watermarks` reads the member row, then moves a watermark with a
@@ -181,6 +227,14 @@ const MAX_LISTED: usize = 1 << 20;
 
 /// Concurrent single-row reads of one call (`get_users`, idempotency writes).
 const FAN_OUT: usize = 32;
+
+/// Rounds (read, transaction) of a watermark advance before it gives up.
+const WATERMARK_ROUNDS: usize = 8;
+
+/// Rounds of the best-effort sender watermark advance of an append: enough
+/// for a row nobody else moves, and short under contention with receipt
+/// flushes on the same Paxos partition (receipts move it up anyway).
+const APPEND_WATERMARK_ROUNDS: usize = 3;
 
 /// Members written per conditional batch when a conversation is created.
 const MEMBER_BATCH: usize = 64;
@@ -1445,8 +1499,9 @@ impl Inner {
         // too), so a failure is logged and left to the next advance.
         let marks = sender_marks(&users);
         for chunk in marks.chunks(FAN_OUT) {
-            let moves =
-                chunk.iter().map(|&((conv, sender), seq)| self.advance_watermarks("append", conv, sender, seq, seq));
+            let moves = chunk.iter().map(|&((conv, sender), seq)| {
+                self.advance_watermarks("append", (conv, sender), seq, seq, APPEND_WATERMARK_ROUNDS)
+            });
             for (r, ((conv, sender), seq)) in futures_util::future::join_all(moves).await.into_iter().zip(chunk) {
                 if let Err(e) = r {
                     tracing::warn!(conv, sender, seq, error = %e, "store: sender watermark not moved after an append");
@@ -1699,21 +1754,22 @@ impl Inner {
         Ok(rows.into_iter().map(|(id,)| id_from_db(id)).collect())
     }
 
-    /// Moves watermarks forward with lightweight transactions (see the module docs).
+    /// Moves watermarks forward with lightweight transactions (see the module
+    /// docs), in at most `rounds` rounds.
     async fn advance_watermarks(
         &self,
         op: &'static str,
-        conv: u64,
-        user: &str,
+        (conv, user): (u64, &str),
         delivered: u64,
         read: u64,
+        rounds: usize,
     ) -> StoreResult<()> {
         let key = (id_to_db(conv), user);
         let mut consistency = None;
         let mut last_error = None;
         // Three rounds suffice (each failed one settles at least one watermark);
-        // the rest are for rows that change under us.
-        for _ in 0..8 {
+        // more are for rows that change under us.
+        for _ in 0..rounds {
             let Some((d0, r0)) = self.one::<(i64, i64)>(op, &self.st.select_watermarks, key, consistency).await? else {
                 return Ok(()); // Not a member.
             };
@@ -1756,7 +1812,7 @@ impl Inner {
                 "advance_watermarks",
                 consistency,
                 None,
-                "the watermarks kept changing; gave up after 8 rounds",
+                format!("the watermarks kept changing; gave up after {rounds} rounds"),
             )
         }))
     }
@@ -1859,7 +1915,8 @@ impl MessageStore for ScyllaStore {
     ) -> StoreResult<()> {
         let user = user_id.to_owned();
         self.call("advance_watermarks", true, |i| async move {
-            i.advance_watermarks("advance_watermarks", conversation_id, &user, delivered, read).await
+            i.advance_watermarks("advance_watermarks", (conversation_id, &user), delivered, read, WATERMARK_ROUNDS)
+                .await
         })
         .await
     }
