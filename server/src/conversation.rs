@@ -604,7 +604,9 @@ impl Actor {
     /// Another sequencer stored `seq` first: in a cluster, another node that
     /// also believes it owns this conversation (membership views differ for up
     /// to a heartbeat) or that owned it a moment ago. The store's uniqueness of
-    /// `(conversation, seq)` is the fence: nothing of the batch was written.
+    /// `(conversation, seq)` is the fence: nothing of the batch was written
+    /// (a batch never exceeds the store's `append_run_limit`, within which an
+    /// append is all-or-nothing).
     /// Reload the head and members from the store, then sequence the batch
     /// again (never acked, so nobody saw those seqs) — unless a message was
     /// stored meanwhile by the other node under its client id (a retry that
