@@ -346,7 +346,7 @@ pub struct ScyllaSettings {
     pub keyspace: String,
     /// The replication map, as CQL (for `CREATE KEYSPACE`).
     pub replication: String,
-    /// `AND tablets = {...}` for ScyllaDB, when configured.
+    /// `AND tablets = {...}` as configured (`None`: `chatd migrate` decides, see the module docs).
     pub tablets: Option<bool>,
     /// Consistency of reads and writes.
     pub consistency: Consistency,
