@@ -189,6 +189,9 @@ pub struct ScyllaConfig {
     pub consistency: String,
     /// Consistency of the Paxos phase of lightweight transactions (the
     /// `IF NOT EXISTS` appends): serial or local_serial. Default "local_serial".
+    /// A keyspace replicated to several datacenters needs "serial" (with
+    /// local_serial each datacenter would fence seqs on its own): local_serial
+    /// is refused then, here and when the server reports such a keyspace.
     pub serial_consistency: String,
     /// Datacenter to prefer (token-aware within it). Default: none (all nodes alike).
     pub local_dc: Option<String>,
@@ -238,8 +241,10 @@ pub struct ReplicationConfig {
     /// `{ dc1 = 3, dc2 = 3 }`; when set, `factor` is not used.
     pub datacenters: std::collections::BTreeMap<String, u32>,
     /// ScyllaDB only: `AND tablets = {'enabled': ...}` on `CREATE KEYSPACE`.
-    /// Default: not said (the server's default). Set false on ScyllaDB
-    /// versions whose tablets keyspaces do not take lightweight transactions.
+    /// Default: `false` when the server has tablets (ScyllaDB 6.0 and later:
+    /// up to 2025.3 its tablets keyspaces refuse the lightweight transactions
+    /// every append uses), not said otherwise (Cassandra and older ScyllaDB do
+    /// not know the option). Set true only on a ScyllaDB that runs LWTs on tablets.
     pub tablets: Option<bool>,
 }
 
@@ -548,6 +553,7 @@ mod tests {
         refused("[store.scylla.replication]\nfactor = 0", "factor");
         refused("[store.scylla.replication]\nclass = \"LocalStrategy\"", "LocalStrategy");
         refused("[store.scylla.replication]\nclass = \"SimpleStrategy\"\ndatacenters = { dc1 = 1 }", "datacenters");
+        refused("[store.scylla.replication]\ndatacenters = { dc1 = 3, dc2 = 3 }", "serial_consistency = \"serial\"");
         // The scylla section is not checked while the embedded store is in use.
         assert!(load("[store.scylla]\nconsistency = \"any\"\n").is_ok());
     }

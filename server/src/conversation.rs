@@ -504,7 +504,10 @@ impl Actor {
 
     /// Sequences everything pending and starts its append.
     fn start_commit(&mut self) -> Commit {
-        let n = self.pending.len().min(MAX_BATCH);
+        // The store may need a batch cut (ScyllaDB: at a partition edge, so
+        // that an append is all-or-nothing); the rest goes with the next commit.
+        let limit = self.ctx.shared.store.append_run_limit(self.committed + 1).max(1);
+        let n = self.pending.len().min(MAX_BATCH).min(limit);
         self.inflight = self.pending.drain(..n).collect();
         let now = chat_protocol::unix_ms(std::time::SystemTime::now());
         let mut batch = Vec::with_capacity(self.inflight.len());
@@ -601,7 +604,9 @@ impl Actor {
     /// Another sequencer stored `seq` first: in a cluster, another node that
     /// also believes it owns this conversation (membership views differ for up
     /// to a heartbeat) or that owned it a moment ago. The store's uniqueness of
-    /// `(conversation, seq)` is the fence: nothing of the batch was written.
+    /// `(conversation, seq)` is the fence: nothing of the batch was written
+    /// (a batch never exceeds the store's `append_run_limit`, within which an
+    /// append is all-or-nothing).
     /// Reload the head and members from the store, then sequence the batch
     /// again (never acked, so nobody saw those seqs) — unless a message was
     /// stored meanwhile by the other node under its client id (a retry that

@@ -712,3 +712,46 @@ async fn reset_store_makes_clients_resync() {
     assert_ne!(bob.resume_state().epoch, old_epoch, "the SDK took the new epoch");
     assert!(bob.list_conversations(Default::default()).await.unwrap().conversations.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_cut_batches_where_the_store_needs() {
+    use chat_server::store::Store;
+    use chat_server::store::embedded::{EmbeddedConfig, EmbeddedStore};
+    // A store that refuses an append spanning two runs of 5 seqs, as ScyllaDB's
+    // buckets would split it: concurrent sends must be committed in batches
+    // cut at each edge, every one stored once.
+    let dir = tempfile::tempdir().unwrap();
+    let ecfg = EmbeddedConfig { fsync: false, append_run: Some(5), ..EmbeddedConfig::default() };
+    let store = std::sync::Arc::new(Store::Embedded(EmbeddedStore::open(&dir.path().join("store"), ecfg).unwrap()));
+    let cfg = config(dir.path());
+    let handle = chat_server::start_with_store(cfg.clone(), store.clone()).unwrap();
+    let s = Server { handle: Some(handle), cfg, _dir: Some(dir) };
+    let (alice, _a_ev) = s.connect("alice", "advocate", Transport::Quic).await;
+    let conv = create(&alice, ConversationKind::Group, "runs", "", &["bob"]).await;
+    const N: usize = 60;
+    let sends = (0..N).map(|i| alice.send_text(conv, format!("m{i}")));
+    let mut seqs: Vec<u64> =
+        futures_util::future::join_all(sends).await.into_iter().map(|r| r.expect("every send is stored").seq).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), N, "one seq each");
+    let h = alice.history(conv, 0, 0, 200).await.unwrap();
+    let stored: Vec<u64> = h.messages.iter().map(|m| m.seq).collect();
+    assert_eq!(stored, (1..=stored.len() as u64).collect::<Vec<_>>(), "no gaps");
+    let mut texts: Vec<String> = h.messages.iter().map(text).filter(|t| t.starts_with('m')).collect();
+    texts.sort_unstable();
+    texts.dedup();
+    assert_eq!(texts.len(), N, "each message stored once");
+    // The cuts were needed: the store does refuse a call across an edge.
+    let across = |seq| chat_server::store::NewMessage {
+        conversation_id: 1 << 40,
+        seq,
+        sender_id: "x".into(),
+        client_msg_id: String::new(),
+        encoded: Default::default(),
+    };
+    use chat_server::store::MessageStore;
+    assert!(store.append(vec![across(4), across(5)]).await.is_err());
+    assert_eq!(store.append_run_limit(4), 1);
+    assert_eq!(store.append_run_limit(5), 5);
+}

@@ -36,8 +36,8 @@ mod embedded {
 /// comma-separated), each in a fresh keyspace `chat_test_<random>` with
 /// SimpleStrategy replication factor 1, made as `chatd migrate` makes it.
 /// Without the variable every case says "skipped" on stderr and passes.
-/// `CHAT_SCYLLA_TABLETS=false` creates the keyspaces without tablets (for
-/// ScyllaDB versions whose tablets keyspaces refuse lightweight transactions).
+/// `CHAT_SCYLLA_TABLETS=true|false` sets the keyspaces' tablets option
+/// (unset: as `chatd migrate` does, off on a ScyllaDB that has tablets).
 struct ScyllaFactory {
     nodes: Option<String>,
 }

@@ -64,6 +64,7 @@ macro_rules! conformance_tests {
             last_seq_follows_appends,
             seq_taken_writes_nothing,
             idempotency_lookup,
+            idempotency_answers_only_stored_messages,
             concurrent_appends_all_land,
             concurrent_duplicate_seq_one_wins,
             create_if_absent,
@@ -357,6 +358,25 @@ pub async fn seq_taken_writes_nothing<F: ConformanceFactory>(factory: &mut F) {
     // The store still takes the next seqs.
     append_ok(&store, msgs(30, 4..=6)).await;
     assert_eq!(read(&store, 30, all()).await, expected(30, 1..=6));
+}
+
+/// A client id whose append lost its seq is not found (a backend that writes
+/// the record before the message must check the message at that seq), and
+/// is found at its seq once stored under another.
+pub async fn idempotency_answers_only_stored_messages<F: ConformanceFactory>(factory: &mut F) {
+    let store = factory.fresh().await;
+    append_ok(&store, msgs(45, 1..=3)).await;
+    let mine = |seq| NewMessage { sender_id: "zed".into(), client_msg_id: "z-1".into(), ..msg(45, seq) };
+    match store.append(vec![mine(3)]).await {
+        Err(StoreError::SeqTaken { conversation_id: 45, seq: 3 }) => {}
+        other => panic!("expected SeqTaken(45, 3), got {other:?}"),
+    }
+    assert_eq!(store.find_client_msg(45, "zed", "z-1").await.expect("find"), None, "seq 3 holds another message");
+    let m3 = msg(45, 3);
+    assert_eq!(store.find_client_msg(45, &m3.sender_id, &m3.client_msg_id).await.expect("find"), Some(3));
+    append_ok(&store, vec![mine(4)]).await;
+    assert_eq!(store.find_client_msg(45, "zed", "z-1").await.expect("find"), Some(4), "sequenced again");
+    assert_eq!(read(&store, 45, all()).await.len(), 4);
 }
 
 /// The idempotency record maps (conversation, sender, client id) to a seq.

@@ -88,12 +88,18 @@ pub struct EmbeddedConfig {
     pub max_batch: usize,
     /// Capacity of the writer's queue (at least 1); a full queue makes writers wait.
     pub queue: usize,
+    /// For tests of owners on a partitioned backend: when set (above 0), seqs
+    /// come in runs of this many, as in ScyllaDB's buckets;
+    /// [`MessageStore::append_run_limit`] says how many are left in the run of
+    /// the next seq, and an append whose seqs span two runs is refused with a
+    /// [`StoreError::Backend`] error. Default: none (no limit, nothing refused).
+    pub append_run: Option<u64>,
 }
 
 impl Default for EmbeddedConfig {
     /// Durable commits, batches of up to 4,096 requests, a queue of 8,192.
     fn default() -> Self {
-        Self { fsync: true, max_batch: 4096, queue: 8192 }
+        Self { fsync: true, max_batch: 4096, queue: 8192, append_run: None }
     }
 }
 
@@ -202,6 +208,8 @@ pub struct EmbeddedStore {
     tx: mpsc::Sender<Request>,
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// [`EmbeddedConfig::append_run`], when above 0.
+    append_run: Option<u64>,
 }
 
 /// State shared with the writer thread.
@@ -397,7 +405,8 @@ impl EmbeddedStore {
             .name("store-writer".into())
             .spawn(move || writer.run(max_batch))
             .map_err(open_error(&path))?;
-        Ok(Self { db, dir: dir.to_owned(), epoch, tx, shared, writer: Mutex::new(Some(handle)) })
+        let append_run = cfg.append_run.filter(|&run| run > 0);
+        Ok(Self { db, dir: dir.to_owned(), epoch, tx, shared, writer: Mutex::new(Some(handle)), append_run })
     }
 
     /// The directory the store lives in.
@@ -819,9 +828,30 @@ impl MessageStore for EmbeddedStore {
         &self.epoch
     }
 
+    fn append_run_limit(&self, next_seq: u64) -> usize {
+        match self.append_run {
+            None => usize::MAX,
+            Some(run) => usize::try_from(run - next_seq % run).unwrap_or(usize::MAX),
+        }
+    }
+
     async fn append(&self, msgs: Vec<NewMessage>) -> StoreResult<()> {
         if msgs.is_empty() {
             return Ok(());
+        }
+        if let Some(run) = self.append_run
+            && let Some(m) =
+                msgs.iter().find(|m| (m.conversation_id, m.seq / run) != (msgs[0].conversation_id, msgs[0].seq / run))
+        {
+            return Err(StoreError::Backend {
+                op: "append",
+                source: format!(
+                    "seq {} of conversation {} is in another run of {run} than seq {} of conversation {} \
+                     (EmbeddedConfig::append_run)",
+                    m.seq, m.conversation_id, msgs[0].seq, msgs[0].conversation_id
+                )
+                .into(),
+            });
         }
         self.submit_unit(Op::Append(msgs)).await
     }
@@ -1147,7 +1177,7 @@ mod tests {
     #[tokio::test]
     async fn fsync_off_still_persists_on_close() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = EmbeddedConfig { fsync: false, max_batch: 2, queue: 1 };
+        let cfg = EmbeddedConfig { fsync: false, max_batch: 2, queue: 1, append_run: None };
         let store = EmbeddedStore::open(dir.path(), cfg.clone()).expect("open");
         for seq in 1..=10 {
             store.append(vec![message(3, seq)]).await.expect("append");

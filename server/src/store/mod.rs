@@ -100,6 +100,10 @@ impl MessageStore for Store {
         delegate!(self, s => s.append(msgs).await)
     }
 
+    fn append_run_limit(&self, next_seq: u64) -> usize {
+        delegate!(self, s => s.append_run_limit(next_seq))
+    }
+
     async fn find_client_msg(
         &self,
         conversation_id: u64,
@@ -345,14 +349,30 @@ pub trait MessageStore: Send + Sync + 'static {
     /// Appends sequenced messages and their idempotency records, durably, in
     /// one commit, and moves each sender's delivered and read watermarks up to
     /// their message (writing is reading; only for messages with a client
-    /// message id, i.e. users' messages). Fails with [`StoreError::SeqTaken`]
-    /// (writing nothing of the call) if any `(conversation, seq)` exists.
-    /// The owner never sequences one client message id twice (it calls
+    /// message id, i.e. users' messages; a backend may do this best-effort,
+    /// after the messages, and not fail a stored append over it). Fails with
+    /// [`StoreError::SeqTaken`] (writing nothing of the call) if any
+    /// `(conversation, seq)` exists; a backend with an
+    /// [`append_run_limit`](Self::append_run_limit) promises that only for a
+    /// call of one conversation within the limit. The owner never sequences
+    /// one client message id twice (it calls
     /// [`find_client_msg`](Self::find_client_msg) first), so the store records
     /// the idempotency entry it is given without reading it back.
     async fn append(&self, msgs: Vec<NewMessage>) -> StoreResult<()>;
 
-    /// The seq stored for `(conversation, sender, client_msg_id)`, if any.
+    /// The most messages of one conversation, starting at `next_seq`, that one
+    /// [`append`](Self::append) may carry (at least 1). An owner cuts its batch
+    /// there and commits the rest next, so that a call is never split by the
+    /// backend (ScyllaDB: a call stays within one partition, where it is
+    /// all-or-nothing). Default: no limit.
+    fn append_run_limit(&self, next_seq: u64) -> usize {
+        let _ = next_seq;
+        usize::MAX
+    }
+
+    /// The seq stored for `(conversation, sender, client_msg_id)`, if any:
+    /// only a seq whose stored message is that one (a record written for an
+    /// append that then failed is not an answer).
     async fn find_client_msg(
         &self,
         conversation_id: u64,

@@ -55,33 +55,79 @@
 //! bucket)` partition (Cassandra allows conditional batches within one
 //! partition only). A batch not applied is [`StoreError::SeqTaken`], naming
 //! the first taken seq of the call (found by a `SERIAL` read). A call's messages
-//! in one partition are all-or-nothing. A call that spans several partitions
-//! (several conversations, or a bucket edge) cannot be atomic in CQL: it is
-//! first checked against every partition (a plain read), and only then are the
-//! partitions written in the order of the call; a clash found by that check
-//! writes nothing, but one that appears between the check and the writes (a
-//! racing node) leaves the earlier partitions written and fails the call with
-//! `SeqTaken`. Owners append one conversation per call, almost always to one
-//! bucket, so that window is at a bucket edge of a conversation two nodes
-//! fight over.
+//! in one partition are all-or-nothing, and an owner's call never leaves one
+//! partition: [`MessageStore::append_run_limit`] is the number of seqs left in
+//! the bucket of the next seq, and the owner cuts its batch there (the rest is
+//! its next commit), so a `SeqTaken` means that nothing of the call was
+//! stored and the owner may sequence it all again. A call that does span
+//! several partitions (several conversations, or a bucket edge; owners make
+//! none) cannot be atomic in CQL: it is first checked against every partition
+//! (a plain read), and only then are the partitions written in the order of
+//! the call; a clash found by that check writes nothing, but one that appears
+//! between the check and the writes (a racing node) leaves the earlier
+//! partitions written and fails the call with `SeqTaken`.
+//!
+//! A partition is checked and read back by its seq range (`seq >= ? AND seq
+//! <= ?`, an owner's seqs being contiguous), never by a `seq IN` list, which
+//! ScyllaDB refuses beyond 100 clustering keys.
 //!
 //! When a conditional write's outcome is unknown (a timeout or a dropped
 //! connection after sending), the rows are read back at serial consistency,
 //! which settles any Paxos round in flight; each row carries a random `writer`
 //! tag of the call, so "ours", "someone else's" and "not written" are told
-//! apart. After the messages, the idempotency records (plain writes) and the
-//! senders' watermarks (below) are written, each acknowledged at the configured
-//! consistency before `append` returns, and so before the sender's ack.
+//! apart.
+//!
+//! # Idempotency records come first
+//!
+//! The idempotency records (plain writes, every one run to its end before the
+//! first error fails the call) are acknowledged at the configured consistency
+//! *before* the messages' transaction: a stored message always has its
+//! record, so a retry after a failed or unacknowledged append (a timeout, a
+//! crash of the owner) finds it by client id, and so does an owner fenced by
+//! another node that stored the same client message. A record may thus point
+//! at a seq whose message never got stored (the transaction failed or lost
+//! the seq to another node): `find_client_msg` reads the message row at that
+//! seq (at serial consistency, which settles a transaction still in flight;
+//! only done when a record exists, i.e. for retries) and answers its seq only
+//! if that row is the sender's message with that client id (the `sender_id`
+//! and `client_msg_id` columns of `messages`); otherwise the message is not
+//! stored, and the owner sequences it again, which overwrites the record.
+//! One window remains: two owners sequencing the *same* client message at two
+//! different seqs at once (the client retried on another node while the first
+//! still held it) write two records, the later one wins, and if its seq then
+//! loses to a third message the lookup misses the stored copy. Owners overlap
+//! for at most a heartbeat, and the client's retries are seconds apart.
+//!
+//! Then, once the messages are stored, the senders' watermarks (below) are
+//! moved, side by side; they only move up and receipts move them too, so a
+//! failure there is logged and never fails the append (the message is stored,
+//! and an error would make the client send it again).
 //!
 //! One partition's messages of a call travel as one batch: an owner commits at
 //! most 1,024 messages at once, ~10.5 MiB at the 10 KiB text limit, below the
 //! 16 MiB mutation limit of a default commitlog (32 MiB segments).
 //!
-//! An append of one conversation's messages thus costs one transaction (per
-//! bucket it touches), then, side by side, the idempotency writes and, per
-//! sender who is a member, a read and (unless already there) one watermark
-//! transaction.
+//! An append of one conversation's messages thus costs the idempotency writes,
+//! then one transaction, then, per sender who is a member, a read and (unless
+//! already there) one watermark transaction.
 //!
+//! # Keyspace options
+//!
+//! `chatd migrate` creates the keyspace with `tablets = {'enabled': false}` on
+//! a ScyllaDB that has tablets (6.0 and later: it finds the `initial_tablets`
+//! column of `system_schema.scylla_keyspaces`) unless
+//! `store.scylla.replication.tablets` says otherwise: ScyllaDB 6.0 to 2025.3
+//! refuse lightweight transactions in tablets keyspaces, and every append is
+//! one. On Cassandra and older ScyllaDB the option is left out (unknown
+//! there). An existing keyspace keeps its options; migrate says when it uses
+//! tablets.
+//!
+//! `serial_consistency = "local_serial"` runs each Paxos round among the
+//! replicas of one datacenter, so with a keyspace in several datacenters two
+//! nodes in two datacenters could both win one seq. It is refused then: by
+//! the configuration check when `replication.datacenters` names several, and
+//! at open when the keyspace's replication (as the server reports it) does.
+
 //! # Watermarks only move forward
 //!
 //! `advance_watermarks` reads the member row, then moves a watermark with a
@@ -182,6 +228,14 @@ const MAX_LISTED: usize = 1 << 20;
 /// Concurrent single-row reads of one call (`get_users`, idempotency writes).
 const FAN_OUT: usize = 32;
 
+/// Rounds (read, transaction) of a watermark advance before it gives up.
+const WATERMARK_ROUNDS: usize = 8;
+
+/// Rounds of the best-effort sender watermark advance of an append: enough
+/// for a row nobody else moves, and short under contention with receipt
+/// flushes on the same Paxos partition (receipts move it up anyway).
+const APPEND_WATERMARK_ROUNDS: usize = 3;
+
 /// Members written per conditional batch when a conversation is created.
 const MEMBER_BATCH: usize = 64;
 
@@ -210,6 +264,12 @@ fn id_from_db(v: i64) -> u64 {
 /// The bucket (partition) of a seq.
 pub fn bucket_of(seq: u64) -> u64 {
     seq / BUCKET_SIZE
+}
+
+/// The seqs from `next_seq` to the end of its bucket (at least 1): the most
+/// messages one append of a conversation may carry and stay in one partition.
+pub fn run_limit(next_seq: u64) -> usize {
+    usize::try_from(BUCKET_SIZE - next_seq % BUCKET_SIZE).unwrap_or(usize::MAX)
 }
 
 /// The inclusive seq bounds a read covers, `None` when it covers nothing.
@@ -245,6 +305,30 @@ pub fn partitions(msgs: &[NewMessage]) -> Vec<((u64, u64), Vec<&NewMessage>)> {
     out
 }
 
+/// The lowest and highest seq of some messages, `None` for none.
+pub fn seq_span(msgs: &[&NewMessage]) -> Option<(u64, u64)> {
+    let lo = msgs.iter().map(|m| m.seq).min()?;
+    let hi = msgs.iter().map(|m| m.seq).max()?;
+    Some((lo, hi))
+}
+
+/// The highest seq of each `(conversation, sender)` among some messages.
+fn sender_marks<'a>(msgs: &[&'a NewMessage]) -> Vec<((u64, &'a str), u64)> {
+    let mut marks: HashMap<(u64, &str), u64> = HashMap::new();
+    for m in msgs {
+        let seq = marks.entry((m.conversation_id, m.sender_id.as_str())).or_insert(0);
+        *seq = (*seq).max(m.seq);
+    }
+    let mut marks: Vec<_> = marks.into_iter().collect();
+    marks.sort_unstable();
+    marks
+}
+
+/// Whether a stored message's `(sender_id, client_msg_id)` columns are these.
+fn holds_client_msg(stored: Option<(Option<String>, Option<String>)>, sender: &str, client_msg_id: &str) -> bool {
+    matches!(stored, Some((Some(s), Some(c))) if s == sender && c == client_msg_id)
+}
+
 /// The first `(conversation, seq)` that occurs twice in a call.
 fn first_duplicate(msgs: &[NewMessage]) -> Option<(u64, u64)> {
     let mut seen = HashSet::with_capacity(msgs.len());
@@ -262,7 +346,7 @@ pub struct ScyllaSettings {
     pub keyspace: String,
     /// The replication map, as CQL (for `CREATE KEYSPACE`).
     pub replication: String,
-    /// `AND tablets = {...}` for ScyllaDB, when configured.
+    /// `AND tablets = {...}` as configured (`None`: `chatd migrate` decides, see the module docs).
     pub tablets: Option<bool>,
     /// Consistency of reads and writes.
     pub consistency: Consistency,
@@ -306,13 +390,15 @@ impl ScyllaSettings {
         if c.driver_threads == 0 || c.max_in_flight == 0 {
             return Err("driver_threads and max_in_flight must be at least 1".into());
         }
+        let serial_consistency = parse_serial_consistency(&c.serial_consistency)?;
+        check_serial_for_datacenters(serial_consistency, c.replication.datacenters.keys())?;
         Ok(Self {
             nodes: c.nodes.clone(),
             keyspace: c.keyspace.clone(),
             replication: replication_cql(&c.replication)?,
             tablets: c.replication.tablets,
             consistency: parse_consistency(&c.consistency)?,
-            serial_consistency: parse_serial_consistency(&c.serial_consistency)?,
+            serial_consistency,
             local_dc: c.local_dc.clone(),
             credentials,
             request_timeout: Duration::from_millis(c.request_timeout_ms),
@@ -383,6 +469,44 @@ pub fn parse_serial_consistency(s: &str) -> Result<SerialConsistency, String> {
         "local_serial" => Ok(SerialConsistency::LocalSerial),
         _ => Err(format!("serial_consistency {s:?} is not serial or local_serial")),
     }
+}
+
+/// Refuses `local_serial` for a keyspace replicated to several datacenters:
+/// each datacenter would run its own Paxos, so two nodes in two datacenters
+/// could both store a message at the same seq (the seq fence would not hold).
+pub fn check_serial_for_datacenters<'a>(
+    serial: SerialConsistency,
+    datacenters: impl IntoIterator<Item = &'a String>,
+) -> Result<(), String> {
+    let dcs: Vec<&String> = datacenters.into_iter().collect();
+    if serial == SerialConsistency::LocalSerial && dcs.len() > 1 {
+        let names: Vec<&str> = dcs.iter().map(|d| d.as_str()).collect();
+        return Err(format!(
+            "serial_consistency \"local_serial\" with replication in {} datacenters ({}): each datacenter would \
+             run its own Paxos and two nodes could store different messages under one seq; set \
+             serial_consistency = \"serial\" (a Paxos quorum across datacenters)",
+            dcs.len(),
+            names.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// The datacenters of a keyspace's replication map as the server reports it
+/// (`system_schema.keyspaces.replication`): every key but `class` and
+/// `replication_factor` for NetworkTopologyStrategy, none otherwise.
+pub fn replicated_datacenters(replication: &HashMap<String, String>) -> Vec<String> {
+    let nts = replication.get("class").is_some_and(|c| c.ends_with("NetworkTopologyStrategy"));
+    if !nts {
+        return Vec::new();
+    }
+    let mut dcs: Vec<String> = replication
+        .iter()
+        .filter(|(k, v)| k.as_str() != "class" && k.as_str() != "replication_factor" && v.as_str() != "0")
+        .map(|(k, _)| k.clone())
+        .collect();
+    dcs.sort_unstable();
+    dcs
 }
 
 /// The replication map as CQL, e.g. `{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}`.
@@ -570,7 +694,10 @@ macro_rules! statements {
 statements! {
     insert_message: "INSERT INTO {ks}.messages (conversation_id, bucket, seq, body, sender_id, client_msg_id, writer) \
         VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS",
-    select_seqs_in: "SELECT seq, writer FROM {ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq IN ?",
+    select_seqs_between: "SELECT seq, writer FROM {ks}.messages WHERE conversation_id = ? AND bucket = ? \
+        AND seq >= ? AND seq <= ?",
+    select_message_sender: "SELECT sender_id, client_msg_id FROM {ks}.messages WHERE conversation_id = ? \
+        AND bucket = ? AND seq = ?",
     insert_bucket: "INSERT INTO {ks}.message_buckets (conversation_id, bucket) VALUES (?, ?)",
     select_buckets_desc: "SELECT bucket FROM {ks}.message_buckets WHERE conversation_id = ? ORDER BY bucket DESC",
     select_buckets_between_asc: "SELECT bucket FROM {ks}.message_buckets WHERE conversation_id = ? \
@@ -828,6 +955,39 @@ async fn recorded_version(session: &Session, s: &ScyllaSettings) -> StoreResult<
     Ok(row.and_then(|(v,)| v))
 }
 
+/// The `tablets` option `chatd migrate` gives `CREATE KEYSPACE`: the
+/// configured one, else `false` on a server that has tablets (ScyllaDB 6.0+),
+/// else none (Cassandra, older ScyllaDB: the option is unknown there).
+pub fn effective_tablets(configured: Option<bool>, server_knows_tablets: bool) -> Option<bool> {
+    configured.or(server_knows_tablets.then_some(false))
+}
+
+/// Whether an error is the server's "no such table or column" (`Invalid`).
+fn is_invalid_request(e: &scylla::errors::ExecutionError) -> bool {
+    use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
+    matches!(e, ExecutionError::LastAttemptError(RequestAttemptError::DbError(DbError::Invalid, _)))
+}
+
+/// Whether the server has tablets: ScyllaDB's `system_schema.scylla_keyspaces`
+/// with its `initial_tablets` column (what the driver itself looks at).
+async fn server_knows_tablets(session: &Session) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+    match session.query_unpaged("SELECT keyspace_name, initial_tablets FROM system_schema.scylla_keyspaces", ()).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_invalid_request(&e) => Ok(false),
+        Err(e) => Err(Box::new(e)),
+    }
+}
+
+/// Whether a keyspace is tablets-based (`initial_tablets` is set); only asked
+/// of a server that has tablets.
+async fn keyspace_uses_tablets(session: &Session, ks: &str) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+    let r = session
+        .query_unpaged("SELECT initial_tablets FROM system_schema.scylla_keyspaces WHERE keyspace_name = ?", (ks,))
+        .await?;
+    let row = r.into_rows_result()?.maybe_first_row::<(Option<i32>,)>()?;
+    Ok(matches!(row, Some((Some(_),))))
+}
+
 /// [`migrate`] from within a runtime (the driver runs on the caller's).
 pub async fn migrate_with(s: &ScyllaSettings) -> StoreResult<Vec<String>> {
     let session = connect(s).await?;
@@ -839,12 +999,27 @@ pub async fn migrate_with(s: &ScyllaSettings) -> StoreResult<Vec<String>> {
             source: Box::new(CqlError { statement: name, consistency, node: None, source: e }),
         }
     };
-    session.query_unpaged(keyspace_ddl(s), ()).await.map_err(|e| ddl("create_keyspace")(e.into()))?;
+    // Tablets: unless configured, off on a ScyllaDB that has them (its tablets
+    // keyspaces refuse lightweight transactions up to 2025.3), unsaid elsewhere.
+    let knows_tablets = server_knows_tablets(&session).await.map_err(ddl("detect_tablets"))?;
+    let with = ScyllaSettings { tablets: effective_tablets(s.tablets, knows_tablets), ..s.clone() };
+    session.query_unpaged(keyspace_ddl(&with), ()).await.map_err(|e| ddl("create_keyspace")(e.into()))?;
+    let tablets = match with.tablets {
+        Some(on) => format!(" and tablets = {{'enabled': {on}}}"),
+        None => String::new(),
+    };
     report.push(format!(
-        "keyspace {}: present (created with replication {} if it was missing; an existing keyspace keeps its own, \
-         change it with ALTER KEYSPACE)",
+        "keyspace {}: present (created with replication {}{tablets} if it was missing; an existing keyspace keeps \
+         its own, change it with ALTER KEYSPACE)",
         s.keyspace, s.replication
     ));
+    if knows_tablets && keyspace_uses_tablets(&session, &s.keyspace).await.map_err(ddl("detect_tablets"))? {
+        report.push(format!(
+            "keyspace {}: uses tablets; ScyllaDB 6.0 to 2025.3 refuse lightweight transactions there, which this \
+             store needs for every append (make the keyspace again with tablets = {{'enabled': false}})",
+            s.keyspace
+        ));
+    }
     let tables = schema_ddl(&s.keyspace);
     let (version_table, rest) = tables.split_first().expect("schema has tables");
     session.query_unpaged(version_table.1.clone(), ()).await.map_err(|e| ddl("create_table")(e.into()))?;
@@ -973,16 +1148,31 @@ impl Inner {
         let session = connect(&s).await?;
         // A missing keyspace is a schema problem, not a failed statement.
         let ks = session
-            .query_unpaged("SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = ?", (&s.keyspace,))
+            .query_unpaged(
+                "SELECT keyspace_name, replication FROM system_schema.keyspaces WHERE keyspace_name = ?",
+                (&s.keyspace,),
+            )
             .await
             .map_err(|e| StoreError::Open { path: s.target(), source: Box::new(e) })?;
-        let exists = ks.into_rows_result().map(|r| r.rows_num() > 0).unwrap_or(false);
-        if !exists {
+        let rows = ks.into_rows_result().ok();
+        let Some(rows) = rows.filter(|r| r.rows_num() > 0) else {
             return Err(StoreError::Schema {
                 keyspace: s.keyspace.clone(),
                 detail: "the keyspace does not exist; run `chatd migrate`".into(),
             });
-        }
+        };
+        // The configuration may not name the datacenters (a replication_factor
+        // on a multi-datacenter cluster): check what the keyspace really has.
+        let replication = rows
+            .maybe_first_row::<(String, Option<HashMap<String, String>>)>()
+            .map_err(|e| StoreError::Corrupt { table: "system_schema.keyspaces", detail: e.to_string() })?
+            .and_then(|(_, r)| r)
+            .unwrap_or_default();
+        let dcs = replicated_datacenters(&replication);
+        check_serial_for_datacenters(s.serial_consistency, &dcs).map_err(|detail| StoreError::Schema {
+            keyspace: s.keyspace.clone(),
+            detail: format!("store.scylla.{detail}"),
+        })?;
         let has_table = session
             .query_unpaged(
                 "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ? AND table_name = ?",
@@ -1160,10 +1350,20 @@ impl Inner {
         seqs: &[&NewMessage],
         consistency: Option<Consistency>,
     ) -> StoreResult<HashMap<u64, i64>> {
-        let list: Vec<i64> = seqs.iter().map(|m| seq_to_db(m.seq)).collect();
+        // A range, not `seq IN ?`: ScyllaDB refuses IN lists of more than 100
+        // clustering keys (max_clustering_key_restrictions_per_query), and an
+        // owner's seqs in one partition are contiguous, so the range reads
+        // nothing else (anything else in it is kept out below all the same).
+        let Some((lo, hi)) = seq_span(seqs) else { return Ok(HashMap::new()) };
+        let values = (id_to_db(conv), id_to_db(bucket), seq_to_db(lo), seq_to_db(hi));
         let rows: Vec<(i64, Option<i64>)> =
-            self.rows("append", &self.st.select_seqs_in, (id_to_db(conv), id_to_db(bucket), list), consistency).await?;
-        Ok(rows.into_iter().map(|(seq, writer)| (seq_from_db(seq), writer.unwrap_or(0))).collect())
+            self.rows("append", &self.st.select_seqs_between, values, consistency).await?;
+        let wanted: HashSet<u64> = seqs.iter().map(|m| m.seq).collect();
+        Ok(rows
+            .into_iter()
+            .map(|(seq, writer)| (seq_from_db(seq), writer.unwrap_or(0)))
+            .filter(|(seq, _)| wanted.contains(seq))
+            .collect())
     }
 
     /// The first message of `msgs` (call order) found in `stored`.
@@ -1274,41 +1474,58 @@ impl Inner {
                 }
             }
         }
+        // The idempotency records first, so that a stored message always has
+        // one (a retry after a failure or crash finds it by client id, and so
+        // does a fenced owner whose retry went to another node). A record whose
+        // message then fails to store points at a seq that holds nothing or
+        // another message, which `find_client_msg` checks.
+        let users: Vec<&NewMessage> = msgs.iter().filter(|m| !m.client_msg_id.is_empty()).collect();
+        for chunk in users.chunks(FAN_OUT) {
+            let writes = chunk.iter().map(|m| {
+                let values = (id_to_db(m.conversation_id), &m.sender_id, &m.client_msg_id, seq_to_db(m.seq));
+                self.exec("append", &self.st.insert_idempotency, values, None)
+            });
+            // Every write runs to its end (none is dropped in flight), then the first error fails the call.
+            for r in futures_util::future::join_all(writes).await {
+                r?;
+            }
+        }
         let writer = rand::random::<i64>();
         for (key, part) in &parts {
             self.insert_partition(*key, part, writer).await?;
         }
-        // The idempotency records and the senders' watermarks, side by side.
-        let users: Vec<&NewMessage> = msgs.iter().filter(|m| !m.client_msg_id.is_empty()).collect();
-        let mut marks: HashMap<(u64, &str), u64> = HashMap::new();
-        for m in &users {
-            let seq = marks.entry((m.conversation_id, m.sender_id.as_str())).or_insert(0);
-            *seq = (*seq).max(m.seq);
+        // The messages are stored: from here nothing fails the call. The
+        // senders' watermarks are hints that only move up (receipts move them
+        // too), so a failure is logged and left to the next advance.
+        let marks = sender_marks(&users);
+        for chunk in marks.chunks(FAN_OUT) {
+            let moves = chunk.iter().map(|&((conv, sender), seq)| {
+                self.advance_watermarks("append", (conv, sender), seq, seq, APPEND_WATERMARK_ROUNDS)
+            });
+            for (r, ((conv, sender), seq)) in futures_util::future::join_all(moves).await.into_iter().zip(chunk) {
+                if let Err(e) = r {
+                    tracing::warn!(conv, sender, seq, error = %e, "store: sender watermark not moved after an append");
+                }
+            }
         }
-        let marks: Vec<((u64, &str), u64)> = marks.into_iter().collect();
-        let idempotency = async {
-            for chunk in users.chunks(FAN_OUT) {
-                let mut writes = Vec::with_capacity(chunk.len());
-                for m in chunk {
-                    let values = (id_to_db(m.conversation_id), &m.sender_id, &m.client_msg_id, seq_to_db(m.seq));
-                    writes.push(self.exec("append", &self.st.insert_idempotency, values, None));
-                }
-                futures_util::future::try_join_all(writes).await?;
-            }
-            Ok::<(), StoreError>(())
-        };
-        let watermarks = async {
-            for chunk in marks.chunks(FAN_OUT) {
-                let mut moves = Vec::with_capacity(chunk.len());
-                for &((conv, sender), seq) in chunk {
-                    moves.push(self.advance_watermarks("append", conv, sender, seq, seq));
-                }
-                futures_util::future::try_join_all(moves).await?;
-            }
-            Ok::<(), StoreError>(())
-        };
-        futures_util::future::try_join(idempotency, watermarks).await?;
         Ok(())
+    }
+
+    /// The seq stored for a client message id, if the message stored at that
+    /// seq really is that sender's message with that id (see [`Inner::append`]).
+    async fn find_client_msg(&self, conv: u64, sender: String, client_msg_id: String) -> StoreResult<Option<u64>> {
+        const OP: &str = "find_client_msg";
+        let values = (id_to_db(conv), &sender, &client_msg_id);
+        let Some((seq,)) = self.one::<(i64,)>(OP, &self.st.select_idempotency, values, None).await? else {
+            return Ok(None);
+        };
+        let seq = seq_from_db(seq);
+        // Serial: settles a transaction of that message still in flight (or
+        // whose outcome its writer could not tell), so the answer is final.
+        let key = (id_to_db(conv), id_to_db(bucket_of(seq)), seq_to_db(seq));
+        let stored: Option<(Option<String>, Option<String>)> =
+            self.one(OP, &self.st.select_message_sender, key, Some(self.serial())).await?;
+        Ok(holds_client_msg(stored, &sender, &client_msg_id).then_some(seq))
     }
 
     async fn last_seq(&self, conv: u64) -> StoreResult<u64> {
@@ -1537,21 +1754,22 @@ impl Inner {
         Ok(rows.into_iter().map(|(id,)| id_from_db(id)).collect())
     }
 
-    /// Moves watermarks forward with lightweight transactions (see the module docs).
+    /// Moves watermarks forward with lightweight transactions (see the module
+    /// docs), in at most `rounds` rounds.
     async fn advance_watermarks(
         &self,
         op: &'static str,
-        conv: u64,
-        user: &str,
+        (conv, user): (u64, &str),
         delivered: u64,
         read: u64,
+        rounds: usize,
     ) -> StoreResult<()> {
         let key = (id_to_db(conv), user);
         let mut consistency = None;
         let mut last_error = None;
         // Three rounds suffice (each failed one settles at least one watermark);
-        // the rest are for rows that change under us.
-        for _ in 0..8 {
+        // more are for rows that change under us.
+        for _ in 0..rounds {
             let Some((d0, r0)) = self.one::<(i64, i64)>(op, &self.st.select_watermarks, key, consistency).await? else {
                 return Ok(()); // Not a member.
             };
@@ -1594,7 +1812,7 @@ impl Inner {
                 "advance_watermarks",
                 consistency,
                 None,
-                "the watermarks kept changing; gave up after 8 rounds",
+                format!("the watermarks kept changing; gave up after {rounds} rounds"),
             )
         }))
     }
@@ -1620,6 +1838,10 @@ impl MessageStore for ScyllaStore {
         &self.epoch
     }
 
+    fn append_run_limit(&self, next_seq: u64) -> usize {
+        run_limit(next_seq)
+    }
+
     async fn append(&self, msgs: Vec<NewMessage>) -> StoreResult<()> {
         self.call("append", true, |i| async move { i.append(msgs).await }).await
     }
@@ -1633,12 +1855,9 @@ impl MessageStore for ScyllaStore {
         if client_msg_id.is_empty() {
             return Ok(None);
         }
-        let values = (id_to_db(conversation_id), sender_id.to_owned(), client_msg_id.to_owned());
-        self.call("find_client_msg", false, |i| async move {
-            let row: Option<(i64,)> = i.one("find_client_msg", &i.st.select_idempotency, values, None).await?;
-            Ok(row.map(|(seq,)| seq_from_db(seq)))
-        })
-        .await
+        let (sender, id) = (sender_id.to_owned(), client_msg_id.to_owned());
+        self.call("find_client_msg", false, |i| async move { i.find_client_msg(conversation_id, sender, id).await })
+            .await
     }
 
     async fn last_seq(&self, conversation_id: u64) -> StoreResult<u64> {
@@ -1696,7 +1915,8 @@ impl MessageStore for ScyllaStore {
     ) -> StoreResult<()> {
         let user = user_id.to_owned();
         self.call("advance_watermarks", true, |i| async move {
-            i.advance_watermarks("advance_watermarks", conversation_id, &user, delivered, read).await
+            i.advance_watermarks("advance_watermarks", (conversation_id, &user), delivered, read, WATERMARK_ROUNDS)
+                .await
         })
         .await
     }
@@ -1767,6 +1987,51 @@ mod tests {
     }
 
     #[test]
+    fn an_append_run_ends_at_its_bucket_edge() {
+        assert_eq!(run_limit(1), 4095, "seq 0 is never used: bucket 0 holds 1..=4095");
+        assert_eq!(run_limit(4095), 1);
+        assert_eq!(run_limit(4096), 4096);
+        assert_eq!(run_limit(5000), 8192 - 5000);
+        assert_eq!(run_limit(u64::MAX), 1);
+        for next in [1, 100, 4000, 4095, 4096, 8191, 1 << 40] {
+            let n = run_limit(next) as u64;
+            assert!(n >= 1);
+            assert_eq!(bucket_of(next), bucket_of(next + n - 1), "{next}: the run stays in one bucket");
+            assert_ne!(bucket_of(next + n - 1), bucket_of(next + n), "{next}: and fills it");
+        }
+    }
+
+    #[test]
+    fn a_partition_is_checked_by_its_seq_span() {
+        let (a, b, c) = (msg(1, 4100), msg(1, 4096), msg(1, 4102));
+        assert_eq!(seq_span(&[&a, &b, &c]), Some((4096, 4102)));
+        assert_eq!(seq_span(&[&a]), Some((4100, 4100)));
+        assert_eq!(seq_span(&[]), None);
+        // No statement uses a clustering IN list (ScyllaDB caps them at 100).
+        for (name, cql) in STATEMENTS {
+            assert!(!cql.contains(" IN "), "{name}: {cql}");
+        }
+    }
+
+    #[test]
+    fn a_client_id_is_found_only_where_its_message_is() {
+        let row = |s: &str, c: &str| Some((Some(s.to_string()), Some(c.to_string())));
+        assert!(holds_client_msg(row("alice", "c1"), "alice", "c1"));
+        assert!(!holds_client_msg(row("bob", "c1"), "alice", "c1"), "another sender's message at that seq");
+        assert!(!holds_client_msg(row("alice", "c2"), "alice", "c1"), "another message of the sender");
+        assert!(!holds_client_msg(None, "alice", "c1"), "nothing stored at that seq");
+        assert!(!holds_client_msg(Some((None, None)), "alice", "c1"));
+    }
+
+    #[test]
+    fn senders_watermarks_go_to_their_last_message() {
+        let by = |conv, seq, sender: &str| NewMessage { sender_id: sender.into(), ..msg(conv, seq) };
+        let msgs = [by(1, 3, "a"), by(1, 4, "b"), by(1, 5, "a"), by(2, 1, "a")];
+        let refs: Vec<&NewMessage> = msgs.iter().collect();
+        assert_eq!(sender_marks(&refs), vec![((1, "a"), 5), ((1, "b"), 4), ((2, "a"), 1)]);
+    }
+
+    #[test]
     fn read_bounds_are_exclusive_and_empty_ranges_read_nothing() {
         assert_eq!(seq_bounds(&range(0, u64::MAX, 10)), Some((1, u64::MAX - 1)));
         assert_eq!(seq_bounds(&range(5, 10, 10)), Some((6, 9)));
@@ -1825,6 +2090,48 @@ mod tests {
         assert!(bad(&|c| c.driver_threads = 0).contains("driver_threads"));
         let ipv6 = ScyllaConfig { nodes: vec!["[::1]:9042".into()], ..ScyllaConfig::default() };
         assert!(ScyllaSettings::from_config(&ipv6).is_ok());
+    }
+
+    #[test]
+    fn local_serial_is_refused_across_datacenters() {
+        let two = ReplicationConfig {
+            datacenters: [("dc1".to_string(), 3), ("dc2".to_string(), 3)].into(),
+            ..ReplicationConfig::default()
+        };
+        let cfg = ScyllaConfig { replication: two.clone(), ..ScyllaConfig::default() };
+        let e = ScyllaSettings::from_config(&cfg).unwrap_err();
+        assert!(e.contains("\"local_serial\" with replication in 2 datacenters (dc1, dc2)"), "{e}");
+        assert!(e.contains("serial_consistency = \"serial\""), "{e}");
+        let serial = ScyllaConfig { replication: two, serial_consistency: "SERIAL".into(), ..ScyllaConfig::default() };
+        assert_eq!(ScyllaSettings::from_config(&serial).unwrap().serial_consistency, SerialConsistency::Serial);
+        let one = ReplicationConfig { datacenters: [("dc1".to_string(), 3)].into(), ..ReplicationConfig::default() };
+        assert!(ScyllaSettings::from_config(&ScyllaConfig { replication: one, ..ScyllaConfig::default() }).is_ok());
+        // What the server reports for the keyspace (checked at open).
+        let map = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let nts = "org.apache.cassandra.locator.NetworkTopologyStrategy";
+        assert_eq!(replicated_datacenters(&map(&[("class", nts), ("dc2", "3"), ("dc1", "3")])), ["dc1", "dc2"]);
+        assert_eq!(replicated_datacenters(&map(&[("class", nts), ("dc1", "3"), ("dc2", "0")])), ["dc1"]);
+        assert!(replicated_datacenters(&map(&[("class", "SimpleStrategy"), ("replication_factor", "1")])).is_empty());
+        assert!(replicated_datacenters(&HashMap::new()).is_empty());
+        let dcs = replicated_datacenters(&map(&[("class", nts), ("dc1", "3"), ("dc2", "3")]));
+        assert!(check_serial_for_datacenters(SerialConsistency::LocalSerial, &dcs).is_err());
+        assert!(check_serial_for_datacenters(SerialConsistency::Serial, &dcs).is_ok());
+        assert!(check_serial_for_datacenters(SerialConsistency::LocalSerial, &dcs[..1]).is_ok());
+    }
+
+    #[test]
+    fn tablets_are_off_by_default_on_a_scylladb_that_has_them() {
+        assert_eq!(effective_tablets(None, true), Some(false), "ScyllaDB 6+: LWTs need a vnodes keyspace");
+        assert_eq!(effective_tablets(None, false), None, "Cassandra, older ScyllaDB: the option is unknown");
+        assert_eq!(effective_tablets(Some(true), true), Some(true), "configured wins");
+        assert_eq!(effective_tablets(Some(false), false), Some(false));
+        let s = ScyllaSettings {
+            tablets: effective_tablets(None, true),
+            ..ScyllaSettings::from_config(&ScyllaConfig::default()).unwrap()
+        };
+        assert!(keyspace_ddl(&s).ends_with("AND durable_writes = true AND tablets = {'enabled': false}"));
     }
 
     #[test]
