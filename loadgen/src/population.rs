@@ -170,7 +170,9 @@ pub async fn create_conversations(
                         let wait = e.wire().and_then(|w| w.retry_after).unwrap_or(Duration::from_millis(200));
                         tokio::time::sleep(wait).await;
                     }
-                    r => break r.with_context(|| format!("creating conversation {i} ({} members)", c.members.len()))?,
+                    r => {
+                        break r.with_context(|| format!("creating conversation {i} ({} members)", c.members.len()))?;
+                    }
                 }
             };
             let id = ok.summary.and_then(|s| s.conversation).map(|c| c.id).context("creation reply without an id")?;

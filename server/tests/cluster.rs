@@ -17,7 +17,6 @@
 use chat_client::{Client, ClientConfig, Event, Events, Transport, Trust};
 use chat_protocol::v1::{self, ConversationKind, ReceiptKind, message_body};
 use chat_server::config::{Config, DEV_SECRET};
-use chat_server::config::{ReplicationConfig, ScyllaConfig};
 use chat_server::redis_server::{self, RedisServer};
 use chat_server::store::embedded::{EmbeddedConfig, EmbeddedStore};
 use chat_server::store::scylla::{self, ScyllaSettings, ScyllaStore};
@@ -43,21 +42,7 @@ fn kill_subscribers(port: u16) -> usize {
 /// ScyllaDB keyspace made as `chatd migrate` makes it (every test here needs a
 /// store all nodes share; none can run on one embedded store per node).
 async fn shared_store(dir: &std::path::Path) -> Arc<Store> {
-    if let Some(nodes) = std::env::var("CHAT_SCYLLA_NODES").ok().filter(|n| !n.trim().is_empty()) {
-        let cfg = ScyllaConfig {
-            nodes: nodes.split(',').map(|n| n.trim().to_string()).collect(),
-            keyspace: format!("chat_test_{:016x}", rand::random::<u64>()),
-            replication: ReplicationConfig {
-                class: "SimpleStrategy".into(),
-                factor: 1,
-                tablets: std::env::var("CHAT_SCYLLA_TABLETS").ok().map(|t| t == "true"),
-                ..ReplicationConfig::default()
-            },
-            consistency: "quorum".into(),
-            serial_consistency: "serial".into(),
-            ..ScyllaConfig::default()
-        };
-        let settings = ScyllaSettings::from_config(&cfg).expect("valid test settings");
+    if let Some(settings) = ScyllaSettings::for_tests(&format!("chat_test_{:016x}", rand::random::<u64>())) {
         scylla::migrate_with(&settings).await.expect("migrate");
         return Arc::new(Store::Scylla(ScyllaStore::connect(&settings).await.expect("open store")));
     }

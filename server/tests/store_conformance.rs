@@ -1,6 +1,5 @@
 //! The store conformance suite, run against each backend.
 
-use chat_server::config::{ReplicationConfig, ScyllaConfig};
 use chat_server::store::conformance::ConformanceFactory;
 use chat_server::store::embedded::{EmbeddedConfig, EmbeddedStore};
 use chat_server::store::scylla::{self, ScyllaSettings, ScyllaStore};
@@ -48,20 +47,7 @@ impl ScyllaFactory {
     }
 
     fn settings(&self, keyspace: &str) -> ScyllaSettings {
-        let cfg = ScyllaConfig {
-            nodes: self.nodes.iter().flat_map(|n| n.split(',')).map(|n| n.trim().to_string()).collect(),
-            keyspace: keyspace.into(),
-            replication: ReplicationConfig {
-                class: "SimpleStrategy".into(),
-                factor: 1,
-                tablets: std::env::var("CHAT_SCYLLA_TABLETS").ok().map(|t| t == "true"),
-                ..ReplicationConfig::default()
-            },
-            consistency: "quorum".into(),
-            serial_consistency: "serial".into(),
-            ..ScyllaConfig::default()
-        };
-        ScyllaSettings::from_config(&cfg).expect("valid test settings")
+        ScyllaSettings::for_tests(keyspace).expect("CHAT_SCYLLA_NODES is set")
     }
 }
 

@@ -367,6 +367,28 @@ pub struct ScyllaSettings {
 }
 
 impl ScyllaSettings {
+    /// What the test suites run on against a real node: the contact points of
+    /// `CHAT_SCYLLA_NODES` (`host:port`, comma-separated; None when unset),
+    /// `keyspace` with SimpleStrategy replication factor 1, quorum/serial, and
+    /// tablets as `CHAT_SCYLLA_TABLETS` says (default: off where ScyllaDB has them).
+    pub fn for_tests(keyspace: &str) -> Option<Self> {
+        let nodes = std::env::var("CHAT_SCYLLA_NODES").ok().filter(|n| !n.trim().is_empty())?;
+        let cfg = ScyllaConfig {
+            nodes: nodes.split(',').map(|n| n.trim().to_string()).collect(),
+            keyspace: keyspace.into(),
+            replication: crate::config::ReplicationConfig {
+                class: "SimpleStrategy".into(),
+                factor: 1,
+                tablets: std::env::var("CHAT_SCYLLA_TABLETS").ok().map(|t| t == "true"),
+                ..crate::config::ReplicationConfig::default()
+            },
+            consistency: "quorum".into(),
+            serial_consistency: "serial".into(),
+            ..ScyllaConfig::default()
+        };
+        Some(Self::from_config(&cfg).expect("CHAT_SCYLLA_NODES: host:port[,host:port...]"))
+    }
+
     /// Checks a configuration; the error names the key and what is wrong.
     pub fn from_config(c: &ScyllaConfig) -> Result<Self, String> {
         if c.nodes.is_empty() {
