@@ -266,6 +266,13 @@ async fn typing_starts_stops_and_expires() {
     let (alice, _a_ev) = s.connect("alice", "advocate", Transport::Quic).await;
     let (_bob, mut b_ev) = s.connect("bob", "client", Transport::WebTransport).await;
     let conv = create(&alice, ConversationKind::Private, "", "", &["bob"]).await;
+    // Typing goes to the sessions attached at the time: wait until Bob's has
+    // heard of the conversation (else he could see only the expiry).
+    next_where(&mut b_ev, |e| match e {
+        Event::Conversation(c) if c.conversation.as_ref().is_some_and(|x| x.id == conv) => Some(()),
+        _ => None,
+    })
+    .await;
     alice.set_typing(conv, true).await.unwrap();
     let t = next_where(&mut b_ev, |e| match e {
         Event::Typing(t) => Some(t),
