@@ -106,6 +106,12 @@ const READ_CHUNK: usize = 16 * 1024;
 pub(crate) const HELLO_MAX_BYTES: usize = 1 << 20;
 /// Messages read from the store per page when filling a gap.
 const FILL_PAGE: usize = 256;
+/// Cluster: how often a session looks whether remote user events may have
+/// been lost (an atomic load; see `Cluster::reconcile_epoch`).
+const RECONCILE_CHECK: Duration = Duration::from_secs(1);
+/// Cluster: a session reconciles its conversations with the store every this
+/// many checks anyway (staggered), so a lost "removed" is bounded in time.
+const RECONCILE_EVERY: u32 = 5;
 /// Default and largest conversation-list page.
 const LIST_PAGE: (u32, u32) = (50, 500);
 
@@ -1193,6 +1199,12 @@ impl Outbound {
             self.write(&frames::push(push::Event::CaughtUp(v1::CaughtUp {}))).await?;
         }
         self.send_presence_snapshot().await?;
+        let cluster = self.s.ctx.shared.cluster.clone();
+        let mut seen_epoch = cluster.as_ref().map_or(0, |c| c.reconcile_epoch());
+        let mut check = tokio::time::interval_at(tokio::time::Instant::now() + RECONCILE_CHECK, RECONCILE_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Staggered: sessions that started together do not all read the store together.
+        let mut countdown = rand::random::<u32>() % RECONCILE_EVERY + 1;
         loop {
             tokio::select! {
                 m = inbox.recv() => match m {
@@ -1200,6 +1212,21 @@ impl Outbound {
                     None => return Ok(()),
                 },
                 _ = self.s.handle.wake.notified() => {}
+                _ = check.tick(), if cluster.is_some() => {
+                    let epoch = cluster.as_ref().map_or(0, |c| c.reconcile_epoch());
+                    countdown = countdown.saturating_sub(1);
+                    if epoch != seen_epoch {
+                        // Remote events may have been lost: membership and
+                        // messages both, so reconcile and fill everything.
+                        seen_epoch = epoch;
+                        self.s.handle.lagged.borrow_mut().extend(self.sent.keys().copied());
+                        self.s.handle.lost_user_event.set(true);
+                        countdown = RECONCILE_EVERY;
+                    } else if countdown == 0 {
+                        self.s.handle.lost_user_event.set(true);
+                        countdown = RECONCILE_EVERY;
+                    }
+                }
             }
             self.recover().await?;
         }
@@ -1207,11 +1234,7 @@ impl Outbound {
 
     /// After drops: fill lagged conversations from the store, reload the conversation list.
     async fn recover(&mut self) -> anyhow::Result<()> {
-        let lagged: Vec<ConvId> = self.s.handle.lagged.borrow_mut().drain().collect();
-        for conv in lagged {
-            let head = self.s.store().last_seq(conv).await?;
-            self.fill(conv, head).await?;
-        }
+        // Membership first: nothing is filled for a conversation the user left.
         if self.s.handle.lost_user_event.replace(false) {
             // A membership event was dropped: reconcile with the store both
             // ways, so a removed member stops receiving and an added one starts.
@@ -1219,8 +1242,7 @@ impl Outbound {
                 self.s.store().user_conversations(&self.s.handle.user).await?.into_iter().collect();
             let gone: Vec<ConvId> = self.sent.keys().copied().filter(|c| !convs.contains(c)).collect();
             for conv in gone {
-                self.sent.remove(&conv);
-                self.s.detach(conv);
+                self.revoke(conv);
             }
             for conv in convs {
                 if !self.sent.contains_key(&conv)
@@ -1240,7 +1262,19 @@ impl Outbound {
                 }
             }
         }
+        let lagged: Vec<ConvId> = self.s.handle.lagged.borrow_mut().drain().collect();
+        for conv in lagged {
+            let head = self.s.store().last_seq(conv).await?;
+            self.fill(conv, head).await?;
+        }
         Ok(())
+    }
+
+    /// The user is no longer a member (its event lost): nothing more of `conv` is written.
+    fn revoke(&mut self, conv: ConvId) {
+        self.sent.remove(&conv);
+        self.s.handle.revoked.borrow_mut().insert(conv);
+        self.s.detach(conv);
     }
 
     async fn handle(&mut self, m: SessionMsg) -> anyhow::Result<()> {
@@ -1252,8 +1286,14 @@ impl Outbound {
                     if p.seq <= sent {
                         continue;
                     }
-                    if p.seq > sent + 1 {
+                    if p.seq > sent.saturating_add(1) {
                         self.fill(conv, p.seq - 1).await?;
+                        // Removed meanwhile, or the store does not have the gap
+                        // (a bogus fan-out): the next nudge fills what is stored.
+                        match self.sent.get(&conv) {
+                            Some(&now) if now.saturating_add(1) >= p.seq => {}
+                            _ => return Ok(()),
+                        }
                     }
                     // The sender's own connection has the message already: its
                     // ack carries the seq and time, and the SDK places it.
@@ -1309,7 +1349,12 @@ impl Outbound {
     }
 
     /// Writes every stored message of `conv` after `sent` up to `upto`.
+    /// Writes every stored message of `conv` after `sent` up to `upto`
+    /// (fewer if the store has fewer: the next nudge or message fills the
+    /// rest). In a cluster, membership is checked first: a removal whose event
+    /// was lost on the way here must not leave the conversation readable.
     async fn fill(&mut self, conv: ConvId, upto: u64) -> anyhow::Result<()> {
+        let mut checked = self.s.ctx.shared.cluster.is_none();
         loop {
             if self.s.handle.revoked.borrow().contains(&conv) {
                 return Ok(());
@@ -1318,10 +1363,20 @@ impl Outbound {
             if sent >= upto {
                 return Ok(());
             }
-            let range = Range { after: sent, before: upto + 1, limit: FILL_PAGE, direction: Direction::Forward };
+            if !checked {
+                checked = true;
+                if self.s.store().member(conv, &self.s.handle.user).await?.is_none() {
+                    tracing::debug!(session = self.s.handle.id, conv, "no longer a member: detached");
+                    self.revoke(conv);
+                    return Ok(());
+                }
+            }
+            let before = upto.saturating_add(1);
+            let range = Range { after: sent, before, limit: FILL_PAGE, direction: Direction::Forward };
             let rows = self.s.store().read_range(conv, range).await?;
             let Some(&(last, _)) = rows.last() else {
-                anyhow::bail!("store has no messages {}..={} of conversation {conv}", sent + 1, upto);
+                tracing::debug!(conv, sent, upto, "nothing stored up to the announced head; waiting for the next");
+                return Ok(());
             };
             let mut chunks: Vec<Bytes> = rows.iter().map(|(_, b)| frames::message_push(b)).collect();
             self.write_chunks(&mut chunks).await?;

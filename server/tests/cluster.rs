@@ -68,6 +68,16 @@ async fn shared_store(dir: &std::path::Path) -> Arc<Store> {
 
 /// One node of a test cluster.
 fn start_node(id: &str, redis_url: &str, store: &Arc<Store>, dir: &std::path::Path) -> chat_server::ServerHandle {
+    try_start_node(id, redis_url, store, dir).unwrap()
+}
+
+/// One node of a test cluster, or why it did not start.
+fn try_start_node(
+    id: &str,
+    redis_url: &str,
+    store: &Arc<Store>,
+    dir: &std::path::Path,
+) -> anyhow::Result<chat_server::ServerHandle> {
     let mut cfg = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         shards: 2,
@@ -83,7 +93,35 @@ fn start_node(id: &str, redis_url: &str, store: &Arc<Store>, dir: &std::path::Pa
     cfg.cluster.heartbeat_ms = HEARTBEAT_MS;
     cfg.cluster.node_ttl_ms = NODE_TTL_MS;
     cfg.cluster.forward_timeout_ms = 1_000;
-    chat_server::start_with_store(cfg, store.clone()).unwrap()
+    chat_server::start_with_store(cfg, store.clone())
+}
+
+/// Keeps cutting every subscriber connection until `stop` is set; how many were cut.
+fn cut_subscribers_until(port: u16, stop: Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        let mut cuts = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            cuts += kill_subscribers(port);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        cuts
+    })
+}
+
+/// `PUBLISH channel payload` with a binary payload (as a node, or an attacker
+/// on the Redis network, would).
+fn publish_raw(port: u16, channel: &str, payload: &[u8]) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut req =
+        format!("*3\r\n$7\r\nPUBLISH\r\n${}\r\n{channel}\r\n${}\r\n", channel.len(), payload.len()).into_bytes();
+    req.extend_from_slice(payload);
+    req.extend_from_slice(b"\r\n");
+    s.write_all(&req).unwrap();
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b":"), "{:?}", String::from_utf8_lossy(&buf[..n]));
 }
 
 struct Cluster {
@@ -652,4 +690,105 @@ async fn a_cluster_on_per_node_embedded_stores_is_refused() {
     assert!(e.contains("each node would keep its own copy"), "{e}");
     let e = cfg.check().unwrap_err().to_string();
     assert!(e.contains("store.backend = \"scylla\""), "{e}");
+}
+
+/// A member removed on the owner's node while the removal's event to their
+/// node is lost (every subscriber cut): within the reconciliation bound
+/// (resubscribe, then a session check each second; a full check every 5 s
+/// anyway) their session on the other node stops getting the conversation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_whose_removal_was_lost_gets_nothing_more() {
+    let c = Cluster::start().await;
+    let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
+    let (_bob, mut b_ev) = c.connect("bob", "advocate", 1).await;
+    let (_carol, mut c_ev) = c.connect("carol", "advocate", 1).await;
+    // Owned by alice's node: the removal happens there, bob's session is on B.
+    let conv = loop {
+        let conv = create(&alice, ConversationKind::Group, &["bob", "carol"]).await;
+        if c.owner_of(conv) == 0 {
+            break conv;
+        }
+    };
+    alice.send_text(conv, "before").await.unwrap();
+    for ev in [&mut b_ev, &mut c_ev] {
+        assert_eq!(text(&messages(ev, conv, 1).await[0]), "before");
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cutter = cut_subscribers_until(c.redis_port(), stop.clone());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    alice.remove_member(conv, "bob").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(cutter.join().unwrap() > 0);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    for k in 0..5 {
+        alice.send_text(conv, &format!("after {k}")).await.unwrap();
+    }
+    let got = messages(&mut c_ev, conv, 5).await;
+    assert_eq!(text(&got[4]), "after 4", "carol, on bob's node, still gets them");
+    let leaked = tokio::time::timeout(Duration::from_millis(1_500), async {
+        loop {
+            match b_ev.next().await {
+                Some(Event::Message(m)) if m.conversation_id == conv => return m,
+                Some(_) => {}
+                None => std::future::pending().await,
+            }
+        }
+    })
+    .await;
+    assert!(leaked.is_err(), "a removed member got {:?}", leaked.map(|m| text(&m)));
+}
+
+/// Broken or hostile envelopes on `chat:fanout` (a nudge to `u64::MAX`, a
+/// message far past the stored head, garbage) neither close sessions nor
+/// stop later deliveries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_fanouts_never_close_sessions() {
+    let c = Cluster::start().await;
+    let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
+    let (_bob, mut b_ev) = c.connect("bob", "advocate", 1).await;
+    let conv = loop {
+        let conv = create(&alice, ConversationKind::Group, &["bob"]).await;
+        if c.owner_of(conv) == 0 {
+            break conv;
+        }
+    };
+    alice.send_text(conv, "one").await.unwrap();
+    assert_eq!(text(&messages(&mut b_ev, conv, 1).await[0]), "one");
+    let port = c.redis_port();
+    let fake = bytes::Bytes::from_static(b"\x00\x00\x00\x02\x0a\x00");
+    publish_raw(port, "chat:fanout", &chat_server::cluster::forged_fanout("evil", conv, u64::MAX, None));
+    publish_raw(
+        port,
+        "chat:fanout",
+        &chat_server::cluster::forged_fanout("evil", conv, 0, Some((u64::MAX, fake.clone()))),
+    );
+    publish_raw(port, "chat:fanout", &chat_server::cluster::forged_fanout("evil", conv, 0, Some((1_000_000, fake))));
+    publish_raw(port, "chat:fanout", b"\xff\xff\xffgarbage");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    alice.send_text(conv, "two").await.unwrap();
+    let got = next_where(&mut b_ev, |e| match e {
+        Event::Disconnected { reason, .. } => panic!("bob's session was closed: {reason}"),
+        Event::Message(m) if m.conversation_id == conv => Some(m),
+        _ => None,
+    })
+    .await;
+    assert_eq!((got.seq, text(&got).as_str()), (2, "two"));
+}
+
+/// Two live nodes never share a node id: the second refuses to start and
+/// says why. A crashed node's id is free again after `node_ttl_ms`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_id_in_use_is_refused() {
+    let redis = RedisServer::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = shared_store(dir.path()).await;
+    let first = start_node("twin", &redis.url(), &store, &dir.path().join("a"));
+    let e = try_start_node("twin", &redis.url(), &store, &dir.path().join("b")).err().expect("refused");
+    assert!(format!("{e:#}").contains("already uses node id \"twin\""), "{e:#}");
+    tokio::task::spawn_blocking(move || first.kill()).await.unwrap();
+    // The crashed node's claim expires: a restart with its id goes through.
+    let again = try_start_node("twin", &redis.url(), &store, &dir.path().join("c")).expect("restarted");
+    again.shutdown();
+    store.close();
 }
