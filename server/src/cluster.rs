@@ -310,6 +310,16 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
+/// The answer to a forwarded request the owner has no room for (retryable).
+pub fn overloaded() -> WireError {
+    WireError::limited(
+        ErrorCode::Timeout,
+        "forward_timeout_ms",
+        "the owner node is overloaded; retry",
+        Some(Duration::from_millis(200)),
+    )
+}
+
 fn timeout_error(why: &str) -> WireError {
     WireError::limited(
         ErrorCode::Timeout,
@@ -1031,12 +1041,7 @@ impl Bridge {
         };
         let shard = home_shard(f.conv, self.mesh.len());
         if self.mesh.try_send(shard, ShardMsg::Forwarded(Box::new(req))).is_err() && f.req_id != 0 {
-            let e = WireError::limited(
-                ErrorCode::Timeout,
-                "forward_timeout_ms",
-                "the owner node is overloaded; retry",
-                Some(Duration::from_millis(200)),
-            );
+            let e = overloaded();
             let r = v1::Reply { id: 0, result: Some(reply::Result::Error(e.to_proto())) };
             let payload = Bytes::from(
                 wire::Envelope {

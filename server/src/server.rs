@@ -432,8 +432,14 @@ async fn shard_main(id: usize, shared: Arc<Shared>, io: ShardIo) {
     tracing::debug!(shard = id, "stopped");
 }
 
+/// Cluster: forwarded requests one shard serves at once; past it the origin
+/// gets the retryable "owner node is overloaded".
+const MAX_FORWARDED_PER_SHARD: usize = 1024;
+
 /// The shard's mailbox: routes mesh messages to actors, sessions and presence.
 async fn mailbox(ctx: Rc<ShardCtx>, mut rx: mpsc::Receiver<ShardMsg>) {
+    // Cluster: forwarded requests being served on this shard, at most this many.
+    let forwarded = Arc::new(tokio::sync::Semaphore::new(MAX_FORWARDED_PER_SHARD));
     while let Some(msg) = rx.recv().await {
         match msg {
             ShardMsg::Conv(conv, m) => {
@@ -506,9 +512,21 @@ async fn mailbox(ctx: Rc<ShardCtx>, mut rx: mpsc::Receiver<ShardMsg>) {
                     tokio::task::spawn_local(session::presence_recheck(ctx.clone(), user));
                 }
             }
-            ShardMsg::Forwarded(req) => {
-                tokio::task::spawn_local(session::serve_forwarded(ctx.clone(), *req));
-            }
+            ShardMsg::Forwarded(req) => match forwarded.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let ctx = ctx.clone();
+                    tokio::task::spawn_local(async move {
+                        session::serve_forwarded(ctx, *req).await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => {
+                    if let Some(c) = &ctx.shared.cluster {
+                        let e = crate::cluster::overloaded();
+                        c.reply(req.from, req.req_id, chat_protocol::v1::reply::Result::Error(e.to_proto()));
+                    }
+                }
+            },
             ShardMsg::Tls(cfg) => {
                 if let Some(ep) = ctx.state.endpoint.borrow().as_ref() {
                     ep.set_server_config(Some(*cfg));

@@ -792,3 +792,54 @@ async fn a_node_id_in_use_is_refused() {
     again.shutdown();
     store.close();
 }
+
+/// Split owners again: the conversation is archived through one sequencer
+/// while the other still holds it open. The other's next send hits the seq
+/// fence, reloads, and must see the archive: nothing is stored after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_send_rechecks_archive_and_membership() {
+    let (r1, r2) = (RedisServer::start().unwrap(), RedisServer::start().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let store = shared_store(dir.path()).await;
+    let a = start_node("node-a", &r1.url(), &store, &dir.path().join("a"));
+    let b = start_node("node-b", &r2.url(), &store, &dir.path().join("b"));
+    let client = |h: &chat_server::ServerHandle, user: &str| {
+        let token = chat_server::auth::mint_hs256(
+            DEV_SECRET,
+            user,
+            &format!("{user} name"),
+            "advocate",
+            Duration::from_secs(600),
+        );
+        ClientConfig::new(h.addr().to_string(), token, Trust::cert_hash_hex(h.cert_sha256()).unwrap())
+    };
+    let (alice, _a_ev) = Client::connect(client(&a, "alice")).await.unwrap();
+    let (bob, _b_ev) = Client::connect(client(&b, "bob")).await.unwrap();
+    let conv = create(&alice, ConversationKind::Group, &["bob"]).await;
+    // Both sequencers load the conversation, then alice's (fenced once) moves past bob's.
+    bob.send_text(conv, "b1").await.unwrap();
+    alice.send_text(conv, "a1").await.unwrap();
+    alice.archive(conv, false).await.unwrap();
+    let r = bob.send_text(conv, "b2").await;
+    assert!(r.is_err(), "a send to an archived conversation was stored: {r:?}");
+    let range = Range { after: 0, before: u64::MAX, limit: 1_000_000, direction: Direction::Forward };
+    let texts: Vec<String> = store
+        .read_range(conv, range)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, b)| {
+            use prost::Message as _;
+            text(&v1::Message::decode(b.as_ref()).unwrap())
+        })
+        .collect();
+    assert!(!texts.contains(&"b2".to_string()), "{texts:?}");
+    drop((alice, bob));
+    tokio::task::spawn_blocking(move || {
+        a.shutdown();
+        b.shutdown();
+        store.close();
+    })
+    .await
+    .unwrap();
+}
