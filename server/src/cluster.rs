@@ -49,6 +49,9 @@ pub type NodeId = Arc<str>;
 /// The live nodes, sorted.
 pub type LiveSet = Arc<[NodeId]>;
 
+/// Device counts per user on the other nodes that have some.
+pub type CountsByNode = HashMap<Arc<str>, Vec<(NodeId, u32)>>;
+
 /// Redis key of the live-node set (sorted set, score: last heartbeat, ms).
 pub const NODES_KEY: &str = "chat:nodes";
 /// Channel every node subscribes to for fan-outs and user events.
@@ -78,6 +81,10 @@ const SUBSCRIBER_BUFFER: usize = 16 * 1024;
 /// Most (shard, conversation) fan-outs kept for a retry after a full mailbox;
 /// past it every session reconciles instead.
 const MAX_TO_NUDGE: usize = 4096;
+/// Heartbeats between two presence resyncs (30 s at the default 1 s beat).
+const PRESENCE_RESYNC_BEATS: u64 = 30;
+/// Presence publishes per pipeline when a node publishes all its counts again.
+const REPUBLISH_CHUNK: usize = 512;
 /// Redis key claiming a node id for one incarnation (TTL `node_ttl_ms`).
 pub fn node_id_key(node: &str) -> String {
     format!("chat:node-id:{node}")
@@ -280,7 +287,7 @@ enum BridgeCmd {
     Forward { owner: NodeId, fwd: wire::Forward, reply: Option<oneshot::Sender<reply::Result>> },
     Reply { to: NodeId, payload: Bytes },
     Presence { user: Arc<str>, count: u32 },
-    QueryPresence { users: Vec<Arc<str>>, reply: oneshot::Sender<HashMap<Arc<str>, u32>> },
+    QueryPresence { users: Vec<Arc<str>>, reply: oneshot::Sender<CountsByNode> },
 }
 
 /// What shards hold of the cluster: the way to the bridge.
@@ -293,6 +300,7 @@ pub struct Cluster {
     dropped: AtomicU64,
     /// Bumped when remote user events may have been lost (see [`Cluster::reconcile_epoch`]).
     reconcile: Arc<AtomicU64>,
+    presence_resync: Duration,
     stop: watch::Sender<Stop>,
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -394,6 +402,7 @@ impl Cluster {
             forward_timeout: Duration::from_millis(cfg.forward_timeout_ms),
             dropped: AtomicU64::new(0),
             reconcile,
+            presence_resync: Duration::from_millis(cfg.heartbeat_ms.saturating_mul(PRESENCE_RESYNC_BEATS)),
             stop: stop_tx,
             thread: std::sync::Mutex::new(Some(thread)),
         }))
@@ -489,11 +498,26 @@ impl Cluster {
 
     /// Devices of `users` on the other live nodes (from their presence keys).
     pub async fn remote_presence(&self, users: Vec<Arc<str>>) -> HashMap<Arc<str>, u32> {
+        self.remote_presence_by_node(users)
+            .await
+            .into_iter()
+            .map(|(u, n)| (u, n.iter().map(|(_, c)| c).sum()))
+            .collect()
+    }
+
+    /// Devices of `users` on each other live node that has some (from the presence keys).
+    pub async fn remote_presence_by_node(&self, users: Vec<Arc<str>>) -> CountsByNode {
         let (tx, rx) = oneshot::channel();
         if users.is_empty() || self.tx.send(BridgeCmd::QueryPresence { users, reply: tx }).await.is_err() {
             return HashMap::new();
         }
         rx.await.unwrap_or_default()
+    }
+
+    /// Every this often each shard reads the presence keys of the remote
+    /// users it holds as online (a lost "count 0" would keep them online).
+    pub fn presence_resync_every(&self) -> Duration {
+        self.presence_resync
     }
 
     /// Sends a command to the owner node of `conv`. Waits for room in the
@@ -684,14 +708,16 @@ impl Bridge {
                     } else {
                         // A new connection has no subscriptions: take them again.
                         tracing::info!("redis subscriber reconnected; subscribing again");
-                        let (sub, channels, me) = (sub.clone(), channels.clone(), me.clone());
+                        let (sub, channels, me, client) = (sub.clone(), channels.clone(), me.clone(), client.clone());
                         tokio::task::spawn_local(async move {
                             if let Err(e) = sub.subscribe(channels).await {
                                 tracing::warn!(error = %e, "resubscribe failed");
                             }
                             // Whatever was published meanwhile is lost: membership
-                            // events too. Sessions reconcile with the store.
+                            // events too. Sessions reconcile with the store, and
+                            // the others hear this node's presence again.
                             me.reconcile_all();
+                            me.republish_presence(&client);
                         });
                     }
                 }
@@ -780,7 +806,7 @@ impl Bridge {
                 let others: Vec<NodeId> = self.live.borrow().iter().filter(|n| **n != self.node_id).cloned().collect();
                 let client = client.clone();
                 tokio::task::spawn_local(async move {
-                    let mut out: HashMap<Arc<str>, u32> = HashMap::new();
+                    let mut out = CountsByNode::new();
                     if !others.is_empty() {
                         let keys: Vec<String> =
                             users.iter().flat_map(|u| others.iter().map(move |n| presence_key(u, n))).collect();
@@ -789,7 +815,8 @@ impl Bridge {
                             for (i, c) in counts.into_iter().enumerate() {
                                 let n = u32::try_from(c.unwrap_or(0)).unwrap_or(0);
                                 if n > 0 {
-                                    *out.entry(users[i / others.len()].clone()).or_default() += n;
+                                    let node = others[i % others.len()].clone();
+                                    out.entry(users[i / others.len()].clone()).or_default().push((node, n));
                                 }
                             }
                         }
@@ -811,6 +838,31 @@ impl Bridge {
                 me.heartbeat_running.set(false);
             });
         }
+    }
+
+    /// Publishes every local device count again (pipelined, in bounded
+    /// chunks): after a node joined the live set or this subscriber lost
+    /// pub/sub, the others' view of this node's users may be stale.
+    fn republish_presence(&self, client: &Client) {
+        let users: Vec<(Arc<str>, u32)> = self.local_presence.borrow().iter().map(|(u, c)| (u.clone(), *c)).collect();
+        if users.is_empty() {
+            return;
+        }
+        let (client, from) = (client.clone(), self.node_id.to_string());
+        tokio::task::spawn_local(async move {
+            for chunk in users.chunks(REPUBLISH_CHUNK) {
+                let pipe = client.pipeline();
+                for (u, c) in chunk {
+                    let body = wire::Body::Presence(wire::RemotePresence { user: u.to_string(), count: *c });
+                    let payload = Bytes::from(wire::Envelope { from: from.clone(), body: Some(body) }.encode_to_vec());
+                    let _: Result<(), Error> = pipe.publish(PRESENCE_CHANNEL, payload).await;
+                }
+                if let Err(e) = pipe.all::<Vec<Value>>().await {
+                    tracing::debug!(error = %e, "presence not published again");
+                    return;
+                }
+            }
+        });
     }
 
     /// Sessions reconcile their conversations with the store (and fill them):
@@ -899,7 +951,12 @@ impl Bridge {
         let live: LiveSet = set.into_iter().collect::<Vec<_>>().into();
         if *live != **self.live.borrow() {
             tracing::info!(nodes = ?live, "live nodes changed");
+            let gained = live.iter().any(|n| !self.live.borrow().contains(n));
             *self.live.borrow_mut() = live.clone();
+            if gained {
+                // A node that joined (or came back) knows nothing of our users.
+                self.republish_presence(client);
+            }
         }
         // A shard must not miss a change of owners, but the heartbeat never
         // waits on one: a full mailbox gets the live set at the next beat.
@@ -941,6 +998,16 @@ impl Bridge {
             return;
         }
         let from: NodeId = Arc::from(env.from.as_str());
+        if matches!(env.body, Some(wire::Body::Membership(wire::MembershipChanged { leaving: false }))) {
+            // A node (re)started: whatever counts its previous incarnation left
+            // here are stale. Forgotten before anything it publishes next.
+            for shard in 0..self.mesh.len() {
+                if let Err(back) = self.mesh.try_send(shard, ShardMsg::ForgetNode(from.clone())) {
+                    let mesh = self.mesh.clone();
+                    tokio::task::spawn_local(async move { mesh.send(shard, back.0).await });
+                }
+            }
+        }
         let leaving = matches!(env.body, Some(wire::Body::Membership(wire::MembershipChanged { leaving: true })));
         if leaving || !self.live.borrow().contains(&from) {
             // A node joined or is leaving: agree on owners now, not at the next beat.

@@ -369,6 +369,9 @@ async fn shard_main(id: usize, shared: Arc<Shared>, io: ShardIo) {
     };
     *ctx.state.endpoint.borrow_mut() = Some(endpoint.clone());
     tokio::task::spawn_local(mailbox(ctx.clone(), rx));
+    if ctx.shared.cluster.is_some() {
+        tokio::task::spawn_local(session::presence_resync(ctx.clone()));
+    }
     if let Some(l) = web_listener {
         tokio::task::spawn_local(web::serve(ctx.clone(), l));
     }
@@ -501,6 +504,12 @@ async fn mailbox(ctx: Rc<ShardCtx>, mut rx: mpsc::Receiver<ShardMsg>) {
                 }
             }
             ShardMsg::Live(live) => on_live(&ctx, live),
+            ShardMsg::ForgetNode(node) => {
+                let flips = ctx.state.presence.borrow_mut().forget_node(&node);
+                for (user, online, version) in flips {
+                    session::presence_fanout(&ctx, user, online, version);
+                }
+            }
             ShardMsg::RemotePresence { user, node, count } => {
                 let known = ctx.state.presence.borrow().knows_remote(&user, &node);
                 let flip = ctx.state.presence.borrow_mut().set_remote(user.clone(), node, count);

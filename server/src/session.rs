@@ -975,6 +975,50 @@ pub fn presence_fanout(ctx: &Rc<ShardCtx>, user: Arc<str>, online: bool, version
     });
 }
 
+/// Cluster: users this shard holds online on another node read again from
+/// the presence keys, every [`crate::cluster::Cluster::presence_resync_every`]
+/// (staggered), so a lost "count 0" keeps nobody online for longer.
+pub async fn presence_resync(ctx: Rc<ShardCtx>) {
+    /// Users per presence-key read.
+    const CHUNK: usize = 512;
+    let Some(cluster) = ctx.shared.cluster.clone() else { return };
+    let every = cluster.presence_resync_every().max(Duration::from_millis(100));
+    let first = every.mul_f64(0.5 + rand::random::<f64>() / 2.0);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + first, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let held = ctx.state.presence.borrow().remote_users();
+        for chunk in held.chunks(CHUNK) {
+            let users: Vec<Arc<str>> = chunk.iter().map(|(u, _)| u.clone()).collect();
+            let now = cluster.remote_presence_by_node(users).await;
+            let live = ctx.state.live.borrow().clone();
+            for (user, nodes) in chunk {
+                let counts = now.get(user).map_or(&[][..], |v| v.as_slice());
+                // What the keys say, and zero where they say nothing (a live
+                // node's key that expired or was deleted).
+                let mut updates: Vec<(crate::cluster::NodeId, u32)> = counts.to_vec();
+                for (n, _) in nodes {
+                    if live.contains(n) && !counts.iter().any(|(m, _)| m == n) {
+                        updates.push((n.clone(), 0));
+                    }
+                }
+                for (node, count) in updates {
+                    // A report that arrived while the keys were read is fresher.
+                    let held = nodes.iter().find(|(n, _)| *n == node).map_or(0, |(_, c)| *c);
+                    if ctx.state.presence.borrow().remote_count(user, &node) != held {
+                        continue;
+                    }
+                    let flip = ctx.state.presence.borrow_mut().set_remote(user.clone(), node, count);
+                    if let Some((online, version)) = flip {
+                        presence_fanout(&ctx, user.clone(), online, version);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Cluster: a node reported a user offline whom this node never saw online
 /// there. If the presence keys show no device on any other node (and none is
 /// here), announce offline: sessions that learned "online" from a snapshot

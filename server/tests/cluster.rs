@@ -843,3 +843,43 @@ async fn a_fenced_send_rechecks_archive_and_membership() {
     .await
     .unwrap();
 }
+
+/// A lost "offline" (the count 0 of a user's last device on another node)
+/// keeps nobody online: the periodic presence resync (every 30 heartbeats)
+/// reads the presence keys again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_offline_is_corrected_by_the_presence_resync() {
+    let c = Cluster::start().await;
+    let (carol, mut c_ev) = c.connect("carol", "advocate", 2).await;
+    let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
+    create(&carol, ConversationKind::Private, &["alice"]).await;
+    alice.close().await;
+    next_where(&mut c_ev, |e| match e {
+        Event::Presence(p) if p.user_id == "alice" && !p.online => Some(p),
+        _ => None,
+    })
+    .await;
+    let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
+    next_where(&mut c_ev, |e| match e {
+        Event::Presence(p) if p.user_id == "alice" && p.online => Some(p),
+        _ => None,
+    })
+    .await;
+    // Her "offline" is lost on the way to node C.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cutter = cut_subscribers_until(c.redis_port(), stop.clone());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    alice.close().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(cutter.join().unwrap() > 0);
+    let started = std::time::Instant::now();
+    next_where(&mut c_ev, |e| match e {
+        Event::Presence(p) if p.user_id == "alice" && !p.online => Some(p),
+        _ => None,
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_millis(30 * HEARTBEAT_MS + 2_000), "{:?}", started.elapsed());
+    let p = carol.get_presence(vec!["alice".into()]).await.unwrap();
+    assert!(!p[0].online, "{p:?}");
+}
