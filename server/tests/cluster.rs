@@ -673,12 +673,16 @@ async fn a_node_without_redis_does_not_start() {
     let mut cfg = Config { listen: "127.0.0.1:0".parse().unwrap(), data_dir: dir.path().into(), ..Default::default() };
     cfg.cluster.redis_url = format!("redis://127.0.0.1:{port}");
     let started = std::time::Instant::now();
+    let (mut tls_cfg, tls_store) = (cfg.clone(), store.clone());
     let e = tokio::task::spawn_blocking(move || chat_server::start_with_store(cfg, store).err().expect("refused"))
         .await
         .unwrap()
         .to_string();
     assert!(e.contains("cannot reach Redis"), "{e}");
     assert!(started.elapsed() < Duration::from_secs(10), "it says so promptly");
+    tls_cfg.cluster.redis_url = "rediss://127.0.0.1:1".into();
+    let e = chat_server::start_with_store(tls_cfg, tls_store).err().expect("refused").to_string();
+    assert!(e.contains("TLS to Redis"), "{e}");
 }
 
 #[tokio::test]
