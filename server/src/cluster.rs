@@ -875,6 +875,20 @@ impl Bridge {
         self.reconcile.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Hands the live set to every shard that does not have it yet. A shard
+    /// must not miss a change of owners, but the heartbeat never waits on
+    /// one: a full mailbox gets it at the next beat.
+    fn hand_live(&self, live: &LiveSet) {
+        for (shard, sent) in self.live_sent.borrow_mut().iter_mut().enumerate() {
+            if sent.as_ref() != Some(live) {
+                match self.mesh.try_send(shard, ShardMsg::Live(live.clone())) {
+                    Ok(()) => *sent = Some(live.clone()),
+                    Err(_) => tracing::warn!(shard, "live set not handed to a full shard mailbox; next beat"),
+                }
+            }
+        }
+    }
+
     /// Stored fan-outs `shard` refused (full mailbox): nudge it at the next beat.
     fn to_nudge(&self, shard: usize, conv: ConvId, head: u64) {
         let mut t = self.to_nudge.borrow_mut();
@@ -962,16 +976,7 @@ impl Bridge {
                 self.republish_presence(client);
             }
         }
-        // A shard must not miss a change of owners, but the heartbeat never
-        // waits on one: a full mailbox gets the live set at the next beat.
-        for (shard, sent) in self.live_sent.borrow_mut().iter_mut().enumerate() {
-            if sent.as_ref() != Some(&live) {
-                match self.mesh.try_send(shard, ShardMsg::Live(live.clone())) {
-                    Ok(()) => *sent = Some(live.clone()),
-                    Err(_) => tracing::warn!(shard, "live set not handed to a full shard mailbox; next beat"),
-                }
-            }
-        }
+        self.hand_live(&live);
         let users: Vec<(Arc<str>, u32)> = self.local_presence.borrow().iter().map(|(u, c)| (u.clone(), *c)).collect();
         if !users.is_empty() {
             let pipe = client.pipeline();
@@ -1224,6 +1229,66 @@ mod tests {
                 assert_eq!(owner(conv, &without).unwrap(), after);
             }
         }
+    }
+
+    fn bridge(mesh: Mesh) -> Bridge {
+        Bridge {
+            cfg: ClusterConfig::default(),
+            node_id: Arc::from("me"),
+            live_sent: RefCell::new(vec![None; mesh.len()]),
+            mesh,
+            pending: RefCell::new(HashMap::new()),
+            next_req: std::cell::Cell::new(1),
+            local_presence: RefCell::new(HashMap::new()),
+            live: RefCell::new(Arc::from(Vec::new())),
+            heartbeat_running: std::cell::Cell::new(false),
+            incarnation: "x".into(),
+            to_nudge: RefCell::new(HashMap::new()),
+            reconcile: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    #[test]
+    fn refused_fanouts_are_nudged_again_and_bounded() {
+        let (mesh, mut rx) = Mesh::new(1, 1);
+        let b = bridge(mesh.clone());
+        // The mailbox is full: what is refused waits, the highest head kept.
+        mesh.try_send(0, ShardMsg::Live(Arc::from(Vec::new()))).unwrap();
+        b.to_nudge(0, 7, 5);
+        b.to_nudge(0, 7, 9);
+        b.to_nudge(0, 7, 3);
+        b.retry_nudges();
+        assert_eq!(b.to_nudge.borrow().len(), 1, "still refused: kept");
+        rx[0].try_recv().unwrap();
+        b.retry_nudges();
+        assert!(b.to_nudge.borrow().is_empty());
+        match rx[0].try_recv() {
+            Ok(ShardMsg::Remote(7, Fanout::Nudge { head: 9 })) => {}
+            other => panic!("{other:?}"),
+        }
+        // Past the bound every session reconciles instead.
+        for conv in 0..MAX_TO_NUDGE as u64 {
+            b.to_nudge(0, conv, 1);
+        }
+        assert_eq!(b.reconcile.load(Ordering::Relaxed), 0);
+        b.to_nudge(0, u64::MAX, 1);
+        assert_eq!(b.reconcile.load(Ordering::Relaxed), 1);
+        assert_eq!(b.to_nudge.borrow().len(), MAX_TO_NUDGE);
+    }
+
+    #[test]
+    fn the_live_set_waits_for_room_without_blocking() {
+        let (mesh, mut rx) = Mesh::new(2, 1);
+        let b = bridge(mesh.clone());
+        mesh.try_send(1, ShardMsg::Live(Arc::from(Vec::new()))).unwrap();
+        let live: LiveSet = nodes(2).into();
+        b.hand_live(&live);
+        assert!(matches!(rx[0].try_recv(), Ok(ShardMsg::Live(l)) if l == live));
+        rx[1].try_recv().unwrap();
+        assert!(rx[1].try_recv().is_err(), "shard 1 was full: not yet");
+        b.hand_live(&live);
+        assert!(rx[0].try_recv().is_err(), "shard 0 has it: not twice");
+        assert!(matches!(rx[1].try_recv(), Ok(ShardMsg::Live(l)) if l == live));
     }
 
     #[test]
