@@ -149,7 +149,7 @@ mod wire {
     pub(crate) struct Envelope {
         #[prost(string, tag = "1")]
         pub from: String,
-        #[prost(oneof = "Body", tags = "2, 3, 4, 5, 6, 7")]
+        #[prost(oneof = "Body", tags = "2, 3, 4, 5, 6, 7, 8")]
         pub body: Option<Body>,
     }
 
@@ -168,7 +168,14 @@ mod wire {
         /// The sender joined or is leaving the live set: read it now.
         #[prost(message, tag = "7")]
         Membership(MembershipChanged),
+        /// "Publish your presence counts again" (the sender's view of them may be stale).
+        #[prost(message, tag = "8")]
+        Republish(RepublishPresence),
     }
+
+    /// See [`Body::Republish`].
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct RepublishPresence {}
 
     /// A node joined (`leaving` false) or is leaving the cluster.
     #[derive(Clone, PartialEq, prost::Message)]
@@ -362,6 +369,7 @@ impl Cluster {
             live_sent: RefCell::new(vec![None; mesh.len()]),
             to_nudge: RefCell::new(HashMap::new()),
             reconcile: reconcile.clone(),
+            republish_due: std::cell::Cell::new(false),
             mesh,
             pending: RefCell::new(HashMap::new()),
             // Random: a late answer to the previous incarnation's request N
@@ -621,6 +629,8 @@ struct Bridge {
     to_nudge: RefCell<HashMap<(usize, ConvId), u64>>,
     /// See [`Cluster::reconcile_epoch`].
     reconcile: Arc<AtomicU64>,
+    /// Publish every local count again at the next beat (requests coalesce).
+    republish_due: std::cell::Cell<bool>,
 }
 
 fn redis_err(url: &str, e: impl std::fmt::Display) -> ClusterError {
@@ -721,7 +731,8 @@ impl Bridge {
                             // events too. Sessions reconcile with the store, and
                             // the others hear this node's presence again.
                             me.reconcile_all();
-                            me.republish_presence(&client);
+                            me.republish_due.set(true);
+                            publish(&client, FANOUT_CHANNEL.to_string(), republish_request(&me.node_id));
                         });
                     }
                 }
@@ -729,6 +740,9 @@ impl Bridge {
                     // Answers that never came: the asker gave up (timed out) already.
                     me.pending.borrow_mut().retain(|_, tx| !tx.is_closed());
                     me.retry_nudges();
+                    if me.republish_due.replace(false) {
+                        me.republish_presence(&client);
+                    }
                     me.heartbeat_now(&client);
                 }
                 r = stop.changed() => {
@@ -972,8 +986,11 @@ impl Bridge {
             let gained = live.iter().any(|n| !self.live.borrow().contains(n));
             *self.live.borrow_mut() = live.clone();
             if gained {
-                // A node that joined (or came back) knows nothing of our users.
-                self.republish_presence(client);
+                // A node that joined or came back knows nothing of our users,
+                // and what we held of its users was dropped: everyone
+                // (this node too) publishes its counts again.
+                self.republish_due.set(true);
+                publish(client, FANOUT_CHANNEL.to_string(), republish_request(&self.node_id));
             }
         }
         self.hand_live(&live);
@@ -1090,6 +1107,7 @@ impl Bridge {
                 let shard = user_shard(&user, self.mesh.len());
                 let _ = self.mesh.try_send(shard, ShardMsg::RemotePresence { user, node: from, count: p.count });
             }
+            Some(wire::Body::Republish(_)) => self.republish_due.set(true),
             Some(wire::Body::Membership(_)) | None => {}
         }
     }
@@ -1149,6 +1167,12 @@ pub fn forged_fanout(from: &str, conv: ConvId, head: u64, seq: Option<(u64, Byte
         None => wire::RemoteFanout { conv, kind: FANOUT_NUDGE, head, ..Default::default() },
     };
     wire::Envelope { from: from.to_string(), body: Some(wire::Body::Fanout(f)) }.encode_to_vec()
+}
+
+/// "Publish your presence counts again", from `node`.
+fn republish_request(node: &str) -> Bytes {
+    let body = wire::Body::Republish(wire::RepublishPresence {});
+    Bytes::from(wire::Envelope { from: node.to_string(), body: Some(body) }.encode_to_vec())
 }
 
 /// "`node` joined (or is leaving) the live set": read it now.
@@ -1245,6 +1269,7 @@ mod tests {
             incarnation: "x".into(),
             to_nudge: RefCell::new(HashMap::new()),
             reconcile: Arc::new(AtomicU64::new(0)),
+            republish_due: std::cell::Cell::new(false),
         }
     }
 

@@ -887,3 +887,50 @@ async fn a_lost_offline_is_corrected_by_the_presence_resync() {
     let p = carol.get_presence(vec!["alice".into()]).await.unwrap();
     assert!(!p[0].online, "{p:?}");
 }
+
+/// A node that drops out of the others' live sets for a while (its heartbeat
+/// entry aged out: a slow node, a partition from Redis) has its users shown
+/// offline there; when it is back, its users are online again without any of
+/// them reconnecting (the nodes publish their counts again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_of_a_node_back_in_the_live_set_are_online_again() {
+    let c = Cluster::start().await;
+    let (carol, mut c_ev) = c.connect("carol", "advocate", 2).await;
+    let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
+    create(&carol, ConversationKind::Private, &["alice"]).await;
+    alice.close().await;
+    next_where(&mut c_ev, |e| match e {
+        Event::Presence(p) if p.user_id == "alice" && !p.online => Some(p),
+        _ => None,
+    })
+    .await;
+    let (_alice, _a_ev) = c.connect("alice", "advocate", 0).await;
+    next_where(&mut c_ev, |e| match e {
+        Event::Presence(p) if p.user_id == "alice" && p.online => Some(p),
+        _ => None,
+    })
+    .await;
+    // Node A's heartbeat entry keeps being aged out, as if it had been silent.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ager = {
+        let (stop, port) = (stop.clone(), c.redis_port());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = redis_server::command(port, &["ZADD", "chat:nodes", "0", NODE_IDS[0]]);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    next_where(&mut c_ev, |e| match e {
+        Event::Presence(p) if p.user_id == "alice" && !p.online => Some(p),
+        _ => None,
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    ager.join().unwrap();
+    next_where(&mut c_ev, |e| match e {
+        Event::Presence(p) if p.user_id == "alice" && p.online => Some(p),
+        _ => None,
+    })
+    .await;
+}
