@@ -1392,7 +1392,6 @@ impl Outbound {
         Ok(())
     }
 
-    /// Writes every stored message of `conv` after `sent` up to `upto`.
     /// Writes every stored message of `conv` after `sent` up to `upto`
     /// (fewer if the store has fewer: the next nudge or message fills the
     /// rest). In a cluster, membership is checked first: a removal whose event
