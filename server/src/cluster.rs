@@ -33,7 +33,7 @@ use bytes::Bytes;
 use chat_protocol::WireError;
 use chat_protocol::v1::{self, ErrorCode, reply};
 use fred::prelude::*;
-use fred::types::Expiration;
+use fred::types::{Expiration, SetOptions};
 use prost::Message as _;
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
@@ -48,6 +48,9 @@ pub type NodeId = Arc<str>;
 
 /// The live nodes, sorted.
 pub type LiveSet = Arc<[NodeId]>;
+
+/// Device counts per user on the other nodes that have some.
+pub type CountsByNode = HashMap<Arc<str>, Vec<(NodeId, u32)>>;
 
 /// Redis key of the live-node set (sorted set, score: last heartbeat, ms).
 pub const NODES_KEY: &str = "chat:nodes";
@@ -72,6 +75,20 @@ const BRIDGE_QUEUE: usize = 16 * 1024;
 /// publishes never crowds out a device count (which the heartbeat keeps
 /// refreshing: a lost one would be wrong until the user's next change).
 const PRESENCE_QUEUE: usize = 64 * 1024;
+/// Pub/sub messages the subscriber buffers before the bridge reads them
+/// (fred's default is 32). Past it the bridge lags: every session reconciles.
+const SUBSCRIBER_BUFFER: usize = 16 * 1024;
+/// Most (shard, conversation) fan-outs kept for a retry after a full mailbox;
+/// past it every session reconciles instead.
+const MAX_TO_NUDGE: usize = 4096;
+/// Heartbeats between two presence resyncs (30 s at the default 1 s beat).
+const PRESENCE_RESYNC_BEATS: u64 = 30;
+/// Presence publishes per pipeline when a node publishes all its counts again.
+const REPUBLISH_CHUNK: usize = 512;
+/// Redis key claiming a node id for one incarnation (TTL `node_ttl_ms`).
+pub fn node_id_key(node: &str) -> String {
+    format!("chat:node-id:{node}")
+}
 /// Conversations whose head moved this recently get a nudge each second.
 pub const NUDGE_WINDOW: Duration = Duration::from_secs(3);
 
@@ -116,6 +133,11 @@ pub enum ClusterError {
     /// The bridge thread could not start.
     #[error("cannot start the cluster bridge: {0}")]
     Thread(String),
+    /// Another live node uses this node id.
+    #[error(
+        "another live node already uses node id {0:?} (set a different cluster.node_id, or leave it empty for a random one)"
+    )]
+    DuplicateNodeId(String),
 }
 
 /// The wire format of what nodes tell each other over Redis (never seen by
@@ -127,7 +149,7 @@ mod wire {
     pub(crate) struct Envelope {
         #[prost(string, tag = "1")]
         pub from: String,
-        #[prost(oneof = "Body", tags = "2, 3, 4, 5, 6, 7")]
+        #[prost(oneof = "Body", tags = "2, 3, 4, 5, 6, 7, 8")]
         pub body: Option<Body>,
     }
 
@@ -146,7 +168,14 @@ mod wire {
         /// The sender joined or is leaving the live set: read it now.
         #[prost(message, tag = "7")]
         Membership(MembershipChanged),
+        /// "Publish your presence counts again" (the sender's view of them may be stale).
+        #[prost(message, tag = "8")]
+        Republish(RepublishPresence),
     }
+
+    /// See [`Body::Republish`].
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct RepublishPresence {}
 
     /// A node joined (`leaving` false) or is leaving the cluster.
     #[derive(Clone, PartialEq, prost::Message)]
@@ -265,7 +294,7 @@ enum BridgeCmd {
     Forward { owner: NodeId, fwd: wire::Forward, reply: Option<oneshot::Sender<reply::Result>> },
     Reply { to: NodeId, payload: Bytes },
     Presence { user: Arc<str>, count: u32 },
-    QueryPresence { users: Vec<Arc<str>>, reply: oneshot::Sender<HashMap<Arc<str>, u32>> },
+    QueryPresence { users: Vec<Arc<str>>, reply: oneshot::Sender<CountsByNode> },
 }
 
 /// What shards hold of the cluster: the way to the bridge.
@@ -276,6 +305,9 @@ pub struct Cluster {
     forward_timeout: Duration,
     /// Ephemeral traffic dropped at a full queue (counted, never carried only here).
     dropped: AtomicU64,
+    /// Bumped when remote user events may have been lost (see [`Cluster::reconcile_epoch`]).
+    reconcile: Arc<AtomicU64>,
+    presence_resync: Duration,
     stop: watch::Sender<Stop>,
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -293,6 +325,16 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
+/// The answer to a forwarded request the owner has no room for (retryable).
+pub fn overloaded() -> WireError {
+    WireError::limited(
+        ErrorCode::Timeout,
+        "forward_timeout_ms",
+        "the owner node is overloaded; retry",
+        Some(Duration::from_millis(200)),
+    )
+}
+
 fn timeout_error(why: &str) -> WireError {
     WireError::limited(
         ErrorCode::Timeout,
@@ -306,6 +348,10 @@ impl Cluster {
     /// Connects to Redis, announces this node, and starts the bridge. Returns
     /// once the first heartbeat is done and the live set is in the shards' mailboxes.
     pub fn start(cfg: &ClusterConfig, mesh: Mesh) -> Result<Arc<Self>, ClusterError> {
+        if cfg.redis_url.starts_with("rediss:") {
+            // Said, rather than connecting in the clear to what was meant to be TLS.
+            return Err(redis_err(&cfg.redis_url, "TLS to Redis (rediss://) is not supported by this build"));
+        }
         let node_id: NodeId = if cfg.node_id.is_empty() {
             Arc::from(format!("n{:016x}", rand::random::<u64>()).as_str())
         } else {
@@ -315,12 +361,20 @@ impl Cluster {
         let (presence_tx, presence_rx) = mpsc::channel(PRESENCE_QUEUE);
         let (stop_tx, stop_rx) = watch::channel(Stop::Run);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let reconcile = Arc::new(AtomicU64::new(0));
         let bridge = Bridge {
             cfg: cfg.clone(),
             node_id: node_id.clone(),
+            incarnation: format!("{:016x}", rand::random::<u64>()),
+            live_sent: RefCell::new(vec![None; mesh.len()]),
+            to_nudge: RefCell::new(HashMap::new()),
+            reconcile: reconcile.clone(),
+            republish_due: std::cell::Cell::new(false),
             mesh,
             pending: RefCell::new(HashMap::new()),
-            next_req: std::cell::Cell::new(1),
+            // Random: a late answer to the previous incarnation's request N
+            // must not answer this one's N.
+            next_req: std::cell::Cell::new((rand::random::<u64>() >> 1) | 1),
             local_presence: RefCell::new(HashMap::new()),
             live: RefCell::new(Arc::from(Vec::new())),
             heartbeat_running: std::cell::Cell::new(false),
@@ -339,7 +393,9 @@ impl Cluster {
                 local.block_on(&rt, bridge.run(rx, presence_rx, stop_rx, ready_tx));
             })
             .map_err(|e| ClusterError::Thread(e.to_string()))?;
-        match ready_rx.recv_timeout(Duration::from_secs(10)) {
+        // A crashed predecessor's node-id claim may take up to `node_ttl_ms` to expire.
+        let wait = Duration::from_secs(10) + Duration::from_millis(cfg.node_ttl_ms.saturating_mul(2));
+        match ready_rx.recv_timeout(wait) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 let _ = thread.join();
@@ -357,6 +413,8 @@ impl Cluster {
             presence_tx,
             forward_timeout: Duration::from_millis(cfg.forward_timeout_ms),
             dropped: AtomicU64::new(0),
+            reconcile,
+            presence_resync: Duration::from_millis(cfg.heartbeat_ms.saturating_mul(PRESENCE_RESYNC_BEATS)),
             stop: stop_tx,
             thread: std::sync::Mutex::new(Some(thread)),
         }))
@@ -365,6 +423,14 @@ impl Cluster {
     /// This node's id.
     pub fn node_id(&self) -> &NodeId {
         &self.node_id
+    }
+
+    /// Changes whenever a remote user event (added to / removed from a
+    /// conversation) may have been lost on the way to this node's sessions (a
+    /// full mailbox, a subscriber that lagged or reconnected): sessions that see
+    /// it change reconcile their conversations with the store and fill them.
+    pub fn reconcile_epoch(&self) -> u64 {
+        self.reconcile.load(Ordering::Relaxed)
     }
 
     /// Ephemeral publishes dropped because the bridge's queue was full.
@@ -444,11 +510,26 @@ impl Cluster {
 
     /// Devices of `users` on the other live nodes (from their presence keys).
     pub async fn remote_presence(&self, users: Vec<Arc<str>>) -> HashMap<Arc<str>, u32> {
+        self.remote_presence_by_node(users)
+            .await
+            .into_iter()
+            .map(|(u, n)| (u, n.iter().map(|(_, c)| c).sum()))
+            .collect()
+    }
+
+    /// Devices of `users` on each other live node that has some (from the presence keys).
+    pub async fn remote_presence_by_node(&self, users: Vec<Arc<str>>) -> CountsByNode {
         let (tx, rx) = oneshot::channel();
         if users.is_empty() || self.tx.send(BridgeCmd::QueryPresence { users, reply: tx }).await.is_err() {
             return HashMap::new();
         }
         rx.await.unwrap_or_default()
+    }
+
+    /// Every this often each shard reads the presence keys of the remote
+    /// users it holds as online (a lost "count 0" would keep them online).
+    pub fn presence_resync_every(&self) -> Duration {
+        self.presence_resync
     }
 
     /// Sends a command to the owner node of `conv`. Waits for room in the
@@ -538,16 +619,31 @@ struct Bridge {
     local_presence: RefCell<HashMap<Arc<str>, u32>>,
     live: RefCell<LiveSet>,
     heartbeat_running: std::cell::Cell<bool>,
+    /// Random per start: the value of this node's claim on its id.
+    incarnation: String,
+    /// The live set each shard was last handed (None: not yet): a full
+    /// mailbox gets it at the next beat, the heartbeat never waits on a shard.
+    live_sent: RefCell<Vec<Option<LiveSet>>>,
+    /// Stored fan-outs a full mailbox refused, per (shard, conversation): the
+    /// head to nudge there at the next beat.
+    to_nudge: RefCell<HashMap<(usize, ConvId), u64>>,
+    /// See [`Cluster::reconcile_epoch`].
+    reconcile: Arc<AtomicU64>,
+    /// Publish every local count again at the next beat (requests coalesce).
+    republish_due: std::cell::Cell<bool>,
 }
 
 fn redis_err(url: &str, e: impl std::fmt::Display) -> ClusterError {
     ClusterError::Redis { url: url.to_string(), reason: e.to_string() }
 }
 
-fn build_client(url: &str) -> Result<Client, ClusterError> {
+fn build_client(url: &str, buffer: usize) -> Result<Client, ClusterError> {
     let config = Config::from_url(url).map_err(|e| redis_err(url, e))?;
     Builder::from_config(config)
-        .with_performance_config(|p| p.default_command_timeout = Duration::from_secs(2))
+        .with_performance_config(|p| {
+            p.default_command_timeout = Duration::from_secs(2);
+            p.broadcast_channel_capacity = buffer;
+        })
         .with_connection_config(|c| c.connection_timeout = Duration::from_secs(2))
         .set_policy(ReconnectPolicy::new_exponential(0, 50, 1_000, 2))
         .build()
@@ -564,8 +660,8 @@ impl Bridge {
     ) {
         let url = self.cfg.redis_url.clone();
         let setup = async {
-            let client = build_client(&url)?;
-            let sub = build_client(&url)?;
+            let client = build_client(&url, 32)?;
+            let sub = build_client(&url, SUBSCRIBER_BUFFER)?;
             client.init().await.map_err(|e| redis_err(&url, e))?;
             sub.init().await.map_err(|e| redis_err(&url, e))?;
             Ok::<_, ClusterError>((client, sub))
@@ -585,6 +681,10 @@ impl Bridge {
             return;
         }
         let me = Rc::new(self);
+        if let Err(e) = me.claim_node_id(&client).await {
+            let _ = ready.send(Err(e));
+            return;
+        }
         if let Err(e) = me.heartbeat(&client).await {
             let _ = ready.send(Err(redis_err(&url, e)));
             return;
@@ -606,7 +706,8 @@ impl Bridge {
                 m = messages.recv() => match m {
                     Ok(m) => me.message(&client, m),
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(lost = n, "cluster bridge fell behind on pub/sub; receivers fill from the store");
+                        tracing::warn!(lost = n, "cluster bridge fell behind on pub/sub; sessions reconcile with the store");
+                        me.reconcile_all();
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => {
                         // The client replaced its stream: take the new one (not in a tight loop).
@@ -621,17 +722,27 @@ impl Bridge {
                     } else {
                         // A new connection has no subscriptions: take them again.
                         tracing::info!("redis subscriber reconnected; subscribing again");
-                        let (sub, channels) = (sub.clone(), channels.clone());
+                        let (sub, channels, me, client) = (sub.clone(), channels.clone(), me.clone(), client.clone());
                         tokio::task::spawn_local(async move {
                             if let Err(e) = sub.subscribe(channels).await {
                                 tracing::warn!(error = %e, "resubscribe failed");
                             }
+                            // Whatever was published meanwhile is lost: membership
+                            // events too. Sessions reconcile with the store, and
+                            // the others hear this node's presence again.
+                            me.reconcile_all();
+                            me.republish_due.set(true);
+                            publish(&client, FANOUT_CHANNEL.to_string(), republish_request(&me.node_id));
                         });
                     }
                 }
                 _ = hb.tick() => {
                     // Answers that never came: the asker gave up (timed out) already.
                     me.pending.borrow_mut().retain(|_, tx| !tx.is_closed());
+                    me.retry_nudges();
+                    if me.republish_due.replace(false) {
+                        me.republish_presence(&client);
+                    }
                     me.heartbeat_now(&client);
                 }
                 r = stop.changed() => {
@@ -646,6 +757,11 @@ impl Bridge {
             let users: Vec<String> = me.local_presence.borrow().keys().map(|u| presence_key(u, &me.node_id)).collect();
             let leave = async {
                 let _: Result<(), _> = client.zrem(NODES_KEY, me.node_id.to_string()).await;
+                let key = node_id_key(&me.node_id);
+                let held: Result<Option<String>, _> = client.get(&key).await;
+                if matches!(held, Ok(Some(v)) if v == me.incarnation) {
+                    let _: Result<(), _> = client.del(key).await;
+                }
                 let bye = membership_notice(&me.node_id, true);
                 let _: Result<(), _> = client.publish(FANOUT_CHANNEL, bye).await;
                 if !users.is_empty() {
@@ -666,7 +782,8 @@ impl Bridge {
             BridgeCmd::Forward { owner, mut fwd, reply } => {
                 if let Some(reply) = reply {
                     let id = self.next_req.get();
-                    self.next_req.set(id + 1);
+                    // Never 0 ("no answer wanted").
+                    self.next_req.set(id.checked_add(1).unwrap_or(1));
                     fwd.req_id = id;
                     self.pending.borrow_mut().insert(id, reply);
                 }
@@ -707,7 +824,7 @@ impl Bridge {
                 let others: Vec<NodeId> = self.live.borrow().iter().filter(|n| **n != self.node_id).cloned().collect();
                 let client = client.clone();
                 tokio::task::spawn_local(async move {
-                    let mut out: HashMap<Arc<str>, u32> = HashMap::new();
+                    let mut out = CountsByNode::new();
                     if !others.is_empty() {
                         let keys: Vec<String> =
                             users.iter().flat_map(|u| others.iter().map(move |n| presence_key(u, n))).collect();
@@ -716,7 +833,8 @@ impl Bridge {
                             for (i, c) in counts.into_iter().enumerate() {
                                 let n = u32::try_from(c.unwrap_or(0)).unwrap_or(0);
                                 if n > 0 {
-                                    *out.entry(users[i / others.len()].clone()).or_default() += n;
+                                    let node = others[i % others.len()].clone();
+                                    out.entry(users[i / others.len()].clone()).or_default().push((node, n));
                                 }
                             }
                         }
@@ -740,9 +858,121 @@ impl Bridge {
         }
     }
 
+    /// Publishes every local device count again (pipelined, in bounded
+    /// chunks): after a node joined the live set or this subscriber lost
+    /// pub/sub, the others' view of this node's users may be stale.
+    fn republish_presence(&self, client: &Client) {
+        let users: Vec<(Arc<str>, u32)> = self.local_presence.borrow().iter().map(|(u, c)| (u.clone(), *c)).collect();
+        if users.is_empty() {
+            return;
+        }
+        let (client, from) = (client.clone(), self.node_id.to_string());
+        tokio::task::spawn_local(async move {
+            for chunk in users.chunks(REPUBLISH_CHUNK) {
+                let pipe = client.pipeline();
+                for (u, c) in chunk {
+                    let body = wire::Body::Presence(wire::RemotePresence { user: u.to_string(), count: *c });
+                    let payload = Bytes::from(wire::Envelope { from: from.clone(), body: Some(body) }.encode_to_vec());
+                    let _: Result<(), Error> = pipe.publish(PRESENCE_CHANNEL, payload).await;
+                }
+                if let Err(e) = pipe.all::<Vec<Value>>().await {
+                    tracing::debug!(error = %e, "presence not published again");
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Sessions reconcile their conversations with the store (and fill them):
+    /// remote user events may have been lost.
+    fn reconcile_all(&self) {
+        self.reconcile.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Hands the live set to every shard that does not have it yet. A shard
+    /// must not miss a change of owners, but the heartbeat never waits on
+    /// one: a full mailbox gets it at the next beat.
+    fn hand_live(&self, live: &LiveSet) {
+        for (shard, sent) in self.live_sent.borrow_mut().iter_mut().enumerate() {
+            if sent.as_ref() != Some(live) {
+                match self.mesh.try_send(shard, ShardMsg::Live(live.clone())) {
+                    Ok(()) => *sent = Some(live.clone()),
+                    Err(_) => tracing::warn!(shard, "live set not handed to a full shard mailbox; next beat"),
+                }
+            }
+        }
+    }
+
+    /// Stored fan-outs `shard` refused (full mailbox): nudge it at the next beat.
+    fn to_nudge(&self, shard: usize, conv: ConvId, head: u64) {
+        let mut t = self.to_nudge.borrow_mut();
+        if t.len() >= MAX_TO_NUDGE && !t.contains_key(&(shard, conv)) {
+            drop(t);
+            tracing::warn!("too many refused fan-outs to retry; sessions reconcile with the store");
+            self.reconcile_all();
+            return;
+        }
+        let h = t.entry((shard, conv)).or_default();
+        *h = (*h).max(head);
+    }
+
+    /// Hands the refused fan-outs over again, as nudges; what is refused again waits.
+    fn retry_nudges(&self) {
+        let mut t = self.to_nudge.borrow_mut();
+        t.retain(|&(shard, conv), &mut head| {
+            self.mesh.try_send(shard, ShardMsg::Remote(conv, Fanout::Nudge { head })).is_err()
+        });
+    }
+
+    /// Claims this node id for this incarnation (`SET NX` with a TTL the
+    /// heartbeat refreshes). A claim held by someone else is waited out for
+    /// `node_ttl_ms` and a beat (a crashed predecessor's expires); a live
+    /// node keeps refreshing its own, and this one refuses to start.
+    async fn claim_node_id(&self, client: &Client) -> Result<(), ClusterError> {
+        let url = &self.cfg.redis_url;
+        let deadline = tokio::time::Instant::now()
+            + Duration::from_millis(self.cfg.node_ttl_ms.saturating_add(self.cfg.heartbeat_ms.max(100)));
+        loop {
+            if self.refresh_claim(client).await.map_err(|e| redis_err(url, e))? {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ClusterError::DuplicateNodeId(self.node_id.to_string()));
+            }
+            tokio::time::sleep(Duration::from_millis(self.cfg.heartbeat_ms.clamp(10, 500))).await;
+        }
+    }
+
+    /// Takes or refreshes this node's claim on its id; false if another incarnation holds it.
+    async fn refresh_claim(&self, client: &Client) -> Result<bool, Error> {
+        let key = node_id_key(&self.node_id);
+        let ttl = Expiration::PX(self.cfg.node_ttl_ms as i64);
+        let set: Option<String> =
+            client.set(&key, self.incarnation.as_str(), Some(ttl.clone()), Some(SetOptions::NX), false).await?;
+        if set.is_some() {
+            return Ok(true);
+        }
+        let held: Option<String> = client.get(&key).await?;
+        if held.as_deref() == Some(self.incarnation.as_str()) {
+            let _: () = client.set(&key, self.incarnation.as_str(), Some(ttl), Some(SetOptions::XX), false).await?;
+            return Ok(true);
+        }
+        Ok(held.is_none() && self.try_claim_again(client, &key).await?)
+    }
+
+    async fn try_claim_again(&self, client: &Client, key: &str) -> Result<bool, Error> {
+        let ttl = Expiration::PX(self.cfg.node_ttl_ms as i64);
+        let set: Option<String> =
+            client.set(key, self.incarnation.as_str(), Some(ttl), Some(SetOptions::NX), false).await?;
+        Ok(set.is_some())
+    }
+
     /// One heartbeat: announce this node, read the live set (pushing it to
     /// the shards when it changed), refresh this node's presence keys.
     async fn heartbeat(&self, client: &Client) -> Result<(), Error> {
+        if !self.refresh_claim(client).await? {
+            tracing::error!(node = %self.node_id, "another node took this node id (two nodes share one cluster.node_id?)");
+        }
         let now = unix_ms();
         let oldest = now.saturating_sub(self.cfg.node_ttl_ms) as f64;
         let _: () = client.zadd(NODES_KEY, None, None, false, false, (now as f64, self.node_id.to_string())).await?;
@@ -753,12 +983,17 @@ impl Bridge {
         let live: LiveSet = set.into_iter().collect::<Vec<_>>().into();
         if *live != **self.live.borrow() {
             tracing::info!(nodes = ?live, "live nodes changed");
+            let gained = live.iter().any(|n| !self.live.borrow().contains(n));
             *self.live.borrow_mut() = live.clone();
-            for shard in 0..self.mesh.len() {
-                // Waits for room: a shard must not miss a change of owners.
-                let _ = self.mesh.send(shard, ShardMsg::Live(live.clone())).await;
+            if gained {
+                // A node that joined or came back knows nothing of our users,
+                // and what we held of its users was dropped: everyone
+                // (this node too) publishes its counts again.
+                self.republish_due.set(true);
+                publish(client, FANOUT_CHANNEL.to_string(), republish_request(&self.node_id));
             }
         }
+        self.hand_live(&live);
         let users: Vec<(Arc<str>, u32)> = self.local_presence.borrow().iter().map(|(u, c)| (u.clone(), *c)).collect();
         if !users.is_empty() {
             let pipe = client.pipeline();
@@ -789,6 +1024,16 @@ impl Bridge {
             return;
         }
         let from: NodeId = Arc::from(env.from.as_str());
+        if matches!(env.body, Some(wire::Body::Membership(wire::MembershipChanged { leaving: false }))) {
+            // A node (re)started: whatever counts its previous incarnation left
+            // here are stale. Forgotten before anything it publishes next.
+            for shard in 0..self.mesh.len() {
+                if let Err(back) = self.mesh.try_send(shard, ShardMsg::ForgetNode(from.clone())) {
+                    let mesh = self.mesh.clone();
+                    tokio::task::spawn_local(async move { mesh.send(shard, back.0).await });
+                }
+            }
+        }
         let leaving = matches!(env.body, Some(wire::Body::Membership(wire::MembershipChanged { leaving: true })));
         if leaving || !self.live.borrow().contains(&from) {
             // A node joined or is leaving: agree on owners now, not at the next beat.
@@ -829,9 +1074,17 @@ impl Bridge {
                         return;
                     }
                 };
+                let head = match &fanout {
+                    Fanout::Messages(list) => list.last().map(|p| p.seq),
+                    Fanout::Nudge { head } => Some(*head),
+                    _ => None,
+                };
                 for shard in 0..self.mesh.len() {
                     if self.mesh.try_send(shard, ShardMsg::Remote(conv, fanout.clone())).is_err() {
-                        tracing::debug!(conv, shard, "remote fan-out dropped at a full mailbox");
+                        tracing::debug!(conv, shard, "remote fan-out refused by a full mailbox");
+                        if let Some(head) = head {
+                            self.to_nudge(shard, conv, head);
+                        }
                     }
                 }
             }
@@ -843,7 +1096,10 @@ impl Bridge {
                     UserEvent::Removed(u.conv, u.frame)
                 };
                 for shard in 0..self.mesh.len() {
-                    let _ = self.mesh.try_send(shard, ShardMsg::User(user.clone(), ev.clone()));
+                    if self.mesh.try_send(shard, ShardMsg::User(user.clone(), ev.clone())).is_err() {
+                        tracing::warn!(shard, "remote user event refused by a full mailbox; sessions reconcile");
+                        self.reconcile_all();
+                    }
                 }
             }
             Some(wire::Body::Presence(p)) => {
@@ -851,6 +1107,7 @@ impl Bridge {
                 let shard = user_shard(&user, self.mesh.len());
                 let _ = self.mesh.try_send(shard, ShardMsg::RemotePresence { user, node: from, count: p.count });
             }
+            Some(wire::Body::Republish(_)) => self.republish_due.set(true),
             Some(wire::Body::Membership(_)) | None => {}
         }
     }
@@ -878,12 +1135,7 @@ impl Bridge {
         };
         let shard = home_shard(f.conv, self.mesh.len());
         if self.mesh.try_send(shard, ShardMsg::Forwarded(Box::new(req))).is_err() && f.req_id != 0 {
-            let e = WireError::limited(
-                ErrorCode::Timeout,
-                "forward_timeout_ms",
-                "the owner node is overloaded; retry",
-                Some(Duration::from_millis(200)),
-            );
+            let e = overloaded();
             let r = v1::Reply { id: 0, result: Some(reply::Result::Error(e.to_proto())) };
             let payload = Bytes::from(
                 wire::Envelope {
@@ -898,6 +1150,29 @@ impl Bridge {
             publish(client, node_channel(&from), payload);
         }
     }
+}
+
+/// Tests only: a crafted `chat:fanout` envelope from `from` (a hostile or
+/// broken node), a nudge to `head` or, with `seq`, one stored message at
+/// `seq` carrying `frame`.
+#[doc(hidden)]
+pub fn forged_fanout(from: &str, conv: ConvId, head: u64, seq: Option<(u64, Bytes)>) -> Vec<u8> {
+    let f = match seq {
+        Some((seq, frame)) => wire::RemoteFanout {
+            conv,
+            kind: FANOUT_MESSAGES,
+            messages: vec![wire::PushedMsg { seq, frame, origin: 0 }],
+            ..Default::default()
+        },
+        None => wire::RemoteFanout { conv, kind: FANOUT_NUDGE, head, ..Default::default() },
+    };
+    wire::Envelope { from: from.to_string(), body: Some(wire::Body::Fanout(f)) }.encode_to_vec()
+}
+
+/// "Publish your presence counts again", from `node`.
+fn republish_request(node: &str) -> Bytes {
+    let body = wire::Body::Republish(wire::RepublishPresence {});
+    Bytes::from(wire::Envelope { from: node.to_string(), body: Some(body) }.encode_to_vec())
 }
 
 /// "`node` joined (or is leaving) the live set": read it now.
@@ -978,6 +1253,67 @@ mod tests {
                 assert_eq!(owner(conv, &without).unwrap(), after);
             }
         }
+    }
+
+    fn bridge(mesh: Mesh) -> Bridge {
+        Bridge {
+            cfg: ClusterConfig::default(),
+            node_id: Arc::from("me"),
+            live_sent: RefCell::new(vec![None; mesh.len()]),
+            mesh,
+            pending: RefCell::new(HashMap::new()),
+            next_req: std::cell::Cell::new(1),
+            local_presence: RefCell::new(HashMap::new()),
+            live: RefCell::new(Arc::from(Vec::new())),
+            heartbeat_running: std::cell::Cell::new(false),
+            incarnation: "x".into(),
+            to_nudge: RefCell::new(HashMap::new()),
+            reconcile: Arc::new(AtomicU64::new(0)),
+            republish_due: std::cell::Cell::new(false),
+        }
+    }
+
+    #[test]
+    fn refused_fanouts_are_nudged_again_and_bounded() {
+        let (mesh, mut rx) = Mesh::new(1, 1);
+        let b = bridge(mesh.clone());
+        // The mailbox is full: what is refused waits, the highest head kept.
+        mesh.try_send(0, ShardMsg::Live(Arc::from(Vec::new()))).unwrap();
+        b.to_nudge(0, 7, 5);
+        b.to_nudge(0, 7, 9);
+        b.to_nudge(0, 7, 3);
+        b.retry_nudges();
+        assert_eq!(b.to_nudge.borrow().len(), 1, "still refused: kept");
+        rx[0].try_recv().unwrap();
+        b.retry_nudges();
+        assert!(b.to_nudge.borrow().is_empty());
+        match rx[0].try_recv() {
+            Ok(ShardMsg::Remote(7, Fanout::Nudge { head: 9 })) => {}
+            other => panic!("{other:?}"),
+        }
+        // Past the bound every session reconciles instead.
+        for conv in 0..MAX_TO_NUDGE as u64 {
+            b.to_nudge(0, conv, 1);
+        }
+        assert_eq!(b.reconcile.load(Ordering::Relaxed), 0);
+        b.to_nudge(0, u64::MAX, 1);
+        assert_eq!(b.reconcile.load(Ordering::Relaxed), 1);
+        assert_eq!(b.to_nudge.borrow().len(), MAX_TO_NUDGE);
+    }
+
+    #[test]
+    fn the_live_set_waits_for_room_without_blocking() {
+        let (mesh, mut rx) = Mesh::new(2, 1);
+        let b = bridge(mesh.clone());
+        mesh.try_send(1, ShardMsg::Live(Arc::from(Vec::new()))).unwrap();
+        let live: LiveSet = nodes(2).into();
+        b.hand_live(&live);
+        assert!(matches!(rx[0].try_recv(), Ok(ShardMsg::Live(l)) if l == live));
+        rx[1].try_recv().unwrap();
+        assert!(rx[1].try_recv().is_err(), "shard 1 was full: not yet");
+        b.hand_live(&live);
+        assert!(rx[0].try_recv().is_err(), "shard 0 has it: not twice");
+        assert!(matches!(rx[1].try_recv(), Ok(ShardMsg::Live(l)) if l == live));
     }
 
     #[test]

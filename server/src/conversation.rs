@@ -642,6 +642,9 @@ impl Actor {
         for mut p in batch {
             let key = (Arc::from(p.msg.sender_id.as_str()), p.msg.client_msg_id.clone());
             self.recent.remove(&key);
+            // The other sequencer may have removed the sender or archived the
+            // conversation meanwhile: checked again against what was reloaded.
+            let refused = self.unpostable(&p);
             let stored = if p.msg.client_msg_id.is_empty() {
                 Ok(None)
             } else {
@@ -651,6 +654,12 @@ impl Actor {
                 Ok(Some(seq)) => {
                     for r in p.replies {
                         let _ = r.send(Ok(self.ok(seq, true)));
+                    }
+                }
+                Ok(None) if refused.is_some() => {
+                    let e = refused.unwrap_or_else(unavailable);
+                    for r in p.replies {
+                        let _ = r.send(Err(e.clone()));
                     }
                 }
                 Ok(None) if p.resequenced < MAX_RESEQUENCE => {
@@ -678,9 +687,33 @@ impl Actor {
                 }
             }
         }
-        // First in line, in their order: they arrived before what is pending.
-        again.append(&mut self.pending);
+        // What is pending was checked against the old state too.
+        for p in std::mem::take(&mut self.pending) {
+            match self.unpostable(&p) {
+                Some(e) => {
+                    self.recent.remove(&(Arc::from(p.msg.sender_id.as_str()), p.msg.client_msg_id.clone()));
+                    for r in p.replies {
+                        let _ = r.send(Err(e.clone()));
+                    }
+                }
+                None => again.push(p),
+            }
+        }
+        // The fenced batch first, in its order: it arrived before what is pending.
         self.pending = again;
+    }
+
+    /// Why a user's message may not be stored (any more): the sender is no
+    /// longer a member, or the conversation is archived. System lines pass.
+    fn unpostable(&self, p: &Pending) -> Option<WireError> {
+        if p.msg.kind != v1::MessageKind::User as i32 {
+            return None;
+        }
+        if !self.is_member(&p.msg.sender_id) {
+            return Some(self.not_member());
+        }
+        (self.rec.archived_at_ms != 0)
+            .then(|| WireError::new(ErrorCode::Archived, "conversation is archived (read-only)"))
     }
 
     /// Sends to every subscribed shard; a full mailbox gets a nudge later.

@@ -369,6 +369,9 @@ async fn shard_main(id: usize, shared: Arc<Shared>, io: ShardIo) {
     };
     *ctx.state.endpoint.borrow_mut() = Some(endpoint.clone());
     tokio::task::spawn_local(mailbox(ctx.clone(), rx));
+    if ctx.shared.cluster.is_some() {
+        tokio::task::spawn_local(session::presence_resync(ctx.clone()));
+    }
     if let Some(l) = web_listener {
         tokio::task::spawn_local(web::serve(ctx.clone(), l));
     }
@@ -432,8 +435,14 @@ async fn shard_main(id: usize, shared: Arc<Shared>, io: ShardIo) {
     tracing::debug!(shard = id, "stopped");
 }
 
+/// Cluster: forwarded requests one shard serves at once; past it the origin
+/// gets the retryable "owner node is overloaded".
+const MAX_FORWARDED_PER_SHARD: usize = 1024;
+
 /// The shard's mailbox: routes mesh messages to actors, sessions and presence.
 async fn mailbox(ctx: Rc<ShardCtx>, mut rx: mpsc::Receiver<ShardMsg>) {
+    // Cluster: forwarded requests being served on this shard, at most this many.
+    let forwarded = Arc::new(tokio::sync::Semaphore::new(MAX_FORWARDED_PER_SHARD));
     while let Some(msg) = rx.recv().await {
         match msg {
             ShardMsg::Conv(conv, m) => {
@@ -495,6 +504,12 @@ async fn mailbox(ctx: Rc<ShardCtx>, mut rx: mpsc::Receiver<ShardMsg>) {
                 }
             }
             ShardMsg::Live(live) => on_live(&ctx, live),
+            ShardMsg::ForgetNode(node) => {
+                let flips = ctx.state.presence.borrow_mut().forget_node(&node);
+                for (user, online, version) in flips {
+                    session::presence_fanout(&ctx, user, online, version);
+                }
+            }
             ShardMsg::RemotePresence { user, node, count } => {
                 let known = ctx.state.presence.borrow().knows_remote(&user, &node);
                 let flip = ctx.state.presence.borrow_mut().set_remote(user.clone(), node, count);
@@ -506,9 +521,21 @@ async fn mailbox(ctx: Rc<ShardCtx>, mut rx: mpsc::Receiver<ShardMsg>) {
                     tokio::task::spawn_local(session::presence_recheck(ctx.clone(), user));
                 }
             }
-            ShardMsg::Forwarded(req) => {
-                tokio::task::spawn_local(session::serve_forwarded(ctx.clone(), *req));
-            }
+            ShardMsg::Forwarded(req) => match forwarded.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let ctx = ctx.clone();
+                    tokio::task::spawn_local(async move {
+                        session::serve_forwarded(ctx, *req).await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => {
+                    if let Some(c) = &ctx.shared.cluster {
+                        let e = crate::cluster::overloaded();
+                        c.reply(req.from, req.req_id, chat_protocol::v1::reply::Result::Error(e.to_proto()));
+                    }
+                }
+            },
             ShardMsg::Tls(cfg) => {
                 if let Some(ep) = ctx.state.endpoint.borrow().as_ref() {
                     ep.set_server_config(Some(*cfg));

@@ -106,6 +106,12 @@ const READ_CHUNK: usize = 16 * 1024;
 pub(crate) const HELLO_MAX_BYTES: usize = 1 << 20;
 /// Messages read from the store per page when filling a gap.
 const FILL_PAGE: usize = 256;
+/// Cluster: how often a session looks whether remote user events may have
+/// been lost (an atomic load; see `Cluster::reconcile_epoch`).
+const RECONCILE_CHECK: Duration = Duration::from_secs(1);
+/// Cluster: a session reconciles its conversations with the store every this
+/// many checks anyway (staggered), so a lost "removed" is bounded in time.
+const RECONCILE_EVERY: u32 = 5;
 /// Default and largest conversation-list page.
 const LIST_PAGE: (u32, u32) = (50, 500);
 
@@ -969,6 +975,50 @@ pub fn presence_fanout(ctx: &Rc<ShardCtx>, user: Arc<str>, online: bool, version
     });
 }
 
+/// Cluster: users this shard holds online on another node read again from
+/// the presence keys, every [`crate::cluster::Cluster::presence_resync_every`]
+/// (staggered), so a lost "count 0" keeps nobody online for longer.
+pub async fn presence_resync(ctx: Rc<ShardCtx>) {
+    /// Users per presence-key read.
+    const CHUNK: usize = 512;
+    let Some(cluster) = ctx.shared.cluster.clone() else { return };
+    let every = cluster.presence_resync_every().max(Duration::from_millis(100));
+    let first = every.mul_f64(0.5 + rand::random::<f64>() / 2.0);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + first, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let held = ctx.state.presence.borrow().remote_users();
+        for chunk in held.chunks(CHUNK) {
+            let users: Vec<Arc<str>> = chunk.iter().map(|(u, _)| u.clone()).collect();
+            let now = cluster.remote_presence_by_node(users).await;
+            let live = ctx.state.live.borrow().clone();
+            for (user, nodes) in chunk {
+                let counts = now.get(user).map_or(&[][..], |v| v.as_slice());
+                // What the keys say, and zero where they say nothing (a live
+                // node's key that expired or was deleted).
+                let mut updates: Vec<(crate::cluster::NodeId, u32)> = counts.to_vec();
+                for (n, _) in nodes {
+                    if live.contains(n) && !counts.iter().any(|(m, _)| m == n) {
+                        updates.push((n.clone(), 0));
+                    }
+                }
+                for (node, count) in updates {
+                    // A report that arrived while the keys were read is fresher.
+                    let held = nodes.iter().find(|(n, _)| *n == node).map_or(0, |(_, c)| *c);
+                    if ctx.state.presence.borrow().remote_count(user, &node) != held {
+                        continue;
+                    }
+                    let flip = ctx.state.presence.borrow_mut().set_remote(user.clone(), node, count);
+                    if let Some((online, version)) = flip {
+                        presence_fanout(&ctx, user.clone(), online, version);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Cluster: a node reported a user offline whom this node never saw online
 /// there. If the presence keys show no device on any other node (and none is
 /// here), announce offline: sessions that learned "online" from a snapshot
@@ -1193,6 +1243,12 @@ impl Outbound {
             self.write(&frames::push(push::Event::CaughtUp(v1::CaughtUp {}))).await?;
         }
         self.send_presence_snapshot().await?;
+        let cluster = self.s.ctx.shared.cluster.clone();
+        let mut seen_epoch = cluster.as_ref().map_or(0, |c| c.reconcile_epoch());
+        let mut check = tokio::time::interval_at(tokio::time::Instant::now() + RECONCILE_CHECK, RECONCILE_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Staggered: sessions that started together do not all read the store together.
+        let mut countdown = rand::random::<u32>() % RECONCILE_EVERY + 1;
         loop {
             tokio::select! {
                 m = inbox.recv() => match m {
@@ -1200,6 +1256,21 @@ impl Outbound {
                     None => return Ok(()),
                 },
                 _ = self.s.handle.wake.notified() => {}
+                _ = check.tick(), if cluster.is_some() => {
+                    let epoch = cluster.as_ref().map_or(0, |c| c.reconcile_epoch());
+                    countdown = countdown.saturating_sub(1);
+                    if epoch != seen_epoch {
+                        // Remote events may have been lost: membership and
+                        // messages both, so reconcile and fill everything.
+                        seen_epoch = epoch;
+                        self.s.handle.lagged.borrow_mut().extend(self.sent.keys().copied());
+                        self.s.handle.lost_user_event.set(true);
+                        countdown = RECONCILE_EVERY;
+                    } else if countdown == 0 {
+                        self.s.handle.lost_user_event.set(true);
+                        countdown = RECONCILE_EVERY;
+                    }
+                }
             }
             self.recover().await?;
         }
@@ -1207,11 +1278,7 @@ impl Outbound {
 
     /// After drops: fill lagged conversations from the store, reload the conversation list.
     async fn recover(&mut self) -> anyhow::Result<()> {
-        let lagged: Vec<ConvId> = self.s.handle.lagged.borrow_mut().drain().collect();
-        for conv in lagged {
-            let head = self.s.store().last_seq(conv).await?;
-            self.fill(conv, head).await?;
-        }
+        // Membership first: nothing is filled for a conversation the user left.
         if self.s.handle.lost_user_event.replace(false) {
             // A membership event was dropped: reconcile with the store both
             // ways, so a removed member stops receiving and an added one starts.
@@ -1219,8 +1286,7 @@ impl Outbound {
                 self.s.store().user_conversations(&self.s.handle.user).await?.into_iter().collect();
             let gone: Vec<ConvId> = self.sent.keys().copied().filter(|c| !convs.contains(c)).collect();
             for conv in gone {
-                self.sent.remove(&conv);
-                self.s.detach(conv);
+                self.revoke(conv);
             }
             for conv in convs {
                 if !self.sent.contains_key(&conv)
@@ -1240,7 +1306,19 @@ impl Outbound {
                 }
             }
         }
+        let lagged: Vec<ConvId> = self.s.handle.lagged.borrow_mut().drain().collect();
+        for conv in lagged {
+            let head = self.s.store().last_seq(conv).await?;
+            self.fill(conv, head).await?;
+        }
         Ok(())
+    }
+
+    /// The user is no longer a member (its event lost): nothing more of `conv` is written.
+    fn revoke(&mut self, conv: ConvId) {
+        self.sent.remove(&conv);
+        self.s.handle.revoked.borrow_mut().insert(conv);
+        self.s.detach(conv);
     }
 
     async fn handle(&mut self, m: SessionMsg) -> anyhow::Result<()> {
@@ -1252,8 +1330,14 @@ impl Outbound {
                     if p.seq <= sent {
                         continue;
                     }
-                    if p.seq > sent + 1 {
+                    if p.seq > sent.saturating_add(1) {
                         self.fill(conv, p.seq - 1).await?;
+                        // Removed meanwhile, or the store does not have the gap
+                        // (a bogus fan-out): the next nudge fills what is stored.
+                        match self.sent.get(&conv) {
+                            Some(&now) if now.saturating_add(1) >= p.seq => {}
+                            _ => return Ok(()),
+                        }
                     }
                     // The sender's own connection has the message already: its
                     // ack carries the seq and time, and the SDK places it.
@@ -1308,8 +1392,12 @@ impl Outbound {
         Ok(())
     }
 
-    /// Writes every stored message of `conv` after `sent` up to `upto`.
+    /// Writes every stored message of `conv` after `sent` up to `upto`
+    /// (fewer if the store has fewer: the next nudge or message fills the
+    /// rest). In a cluster, membership is checked first: a removal whose event
+    /// was lost on the way here must not leave the conversation readable.
     async fn fill(&mut self, conv: ConvId, upto: u64) -> anyhow::Result<()> {
+        let mut checked = self.s.ctx.shared.cluster.is_none();
         loop {
             if self.s.handle.revoked.borrow().contains(&conv) {
                 return Ok(());
@@ -1318,10 +1406,20 @@ impl Outbound {
             if sent >= upto {
                 return Ok(());
             }
-            let range = Range { after: sent, before: upto + 1, limit: FILL_PAGE, direction: Direction::Forward };
+            if !checked {
+                checked = true;
+                if self.s.store().member(conv, &self.s.handle.user).await?.is_none() {
+                    tracing::debug!(session = self.s.handle.id, conv, "no longer a member: detached");
+                    self.revoke(conv);
+                    return Ok(());
+                }
+            }
+            let before = upto.saturating_add(1);
+            let range = Range { after: sent, before, limit: FILL_PAGE, direction: Direction::Forward };
             let rows = self.s.store().read_range(conv, range).await?;
             let Some(&(last, _)) = rows.last() else {
-                anyhow::bail!("store has no messages {}..={} of conversation {conv}", sent + 1, upto);
+                tracing::debug!(conv, sent, upto, "nothing stored up to the announced head; waiting for the next");
+                return Ok(());
             };
             let mut chunks: Vec<Bytes> = rows.iter().map(|(_, b)| frames::message_push(b)).collect();
             self.write_chunks(&mut chunks).await?;

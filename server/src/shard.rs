@@ -67,6 +67,8 @@ pub enum ShardMsg {
     },
     /// Cluster: a request another node forwarded to this one, the owner.
     Forwarded(Box<crate::cluster::Forwarded>),
+    /// Cluster: a node (re)joined: forget the device counts it reported before.
+    ForgetNode(crate::cluster::NodeId),
 }
 
 /// One stored message on its way to sessions.
@@ -261,6 +263,9 @@ impl LocalSessions {
     }
 }
 
+/// A user's device counts on other nodes.
+pub type RemoteCounts = Vec<(crate::cluster::NodeId, u32)>;
+
 /// Per-user presence counts kept by a user's home shard: this node's devices
 /// and, in a cluster, the counts other live nodes reported. A user is online
 /// while the sum is above zero; only flips of that are announced.
@@ -349,13 +354,32 @@ impl PresenceTable {
 
     /// Nodes left the live set: their users' devices there are gone. The flips to offline.
     pub fn drop_nodes(&mut self, live: &[crate::cluster::NodeId]) -> Vec<(Arc<str>, bool, u64)> {
+        self.drop_where(|n| !live.contains(n))
+    }
+
+    /// A node (re)joined: the counts it reported before are forgotten. The flips to offline.
+    pub fn forget_node(&mut self, node: &str) -> Vec<(Arc<str>, bool, u64)> {
+        self.drop_where(|n| &**n == node)
+    }
+
+    /// Users with devices on other nodes: those nodes and their counts.
+    pub fn remote_users(&self) -> Vec<(Arc<str>, RemoteCounts)> {
+        self.remote.iter().map(|(u, m)| (u.clone(), m.iter().map(|(n, c)| (n.clone(), *c)).collect())).collect()
+    }
+
+    /// The count of `user` on `node` as held (0: none).
+    pub fn remote_count(&self, user: &str, node: &str) -> u32 {
+        self.remote.get(user).and_then(|m| m.get(node)).copied().unwrap_or(0)
+    }
+
+    fn drop_where(&mut self, gone: impl Fn(&crate::cluster::NodeId) -> bool) -> Vec<(Arc<str>, bool, u64)> {
         let users: Vec<Arc<str>> =
-            self.remote.iter().filter(|(_, m)| m.keys().any(|n| !live.contains(n))).map(|(u, _)| u.clone()).collect();
+            self.remote.iter().filter(|(_, m)| m.keys().any(&gone)).map(|(u, _)| u.clone()).collect();
         let mut flips = Vec::new();
         for user in users {
             let before = self.remote_devices(&user);
             if let Some(m) = self.remote.get_mut(&user) {
-                m.retain(|n, _| live.contains(n));
+                m.retain(|n, _| !gone(n));
                 if m.is_empty() {
                     self.remote.remove(&user);
                 }
@@ -460,5 +484,22 @@ mod tests {
         let flips = p.drop_nodes(std::slice::from_ref(&n2));
         assert_eq!(flips.len(), 1);
         assert!(!flips[0].1 && flips[0].2 > v1);
+    }
+
+    #[test]
+    fn a_rejoining_node_counts_are_forgotten() {
+        let mut p = PresenceTable::default();
+        let (a, b): (Arc<str>, Arc<str>) = ("alice".into(), "bob".into());
+        let (n1, n2): (crate::cluster::NodeId, crate::cluster::NodeId) = ("n1".into(), "n2".into());
+        p.set_remote(a.clone(), n1.clone(), 2);
+        p.set_remote(b.clone(), n1.clone(), 1);
+        p.set_remote(b.clone(), n2.clone(), 1);
+        assert_eq!(p.remote_count("alice", "n1"), 2);
+        let mut flips = p.forget_node("n1");
+        flips.sort();
+        assert_eq!(flips.len(), 1, "bob is still online on n2: {flips:?}");
+        assert_eq!((&*flips[0].0, flips[0].1), ("alice", false));
+        assert_eq!(p.remote_count("alice", "n1"), 0);
+        assert_eq!(p.remote_users(), vec![(b, vec![(n2, 1)])]);
     }
 }

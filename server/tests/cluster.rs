@@ -53,6 +53,16 @@ async fn shared_store(dir: &std::path::Path) -> Arc<Store> {
 
 /// One node of a test cluster.
 fn start_node(id: &str, redis_url: &str, store: &Arc<Store>, dir: &std::path::Path) -> chat_server::ServerHandle {
+    try_start_node(id, redis_url, store, dir).unwrap()
+}
+
+/// One node of a test cluster, or why it did not start.
+fn try_start_node(
+    id: &str,
+    redis_url: &str,
+    store: &Arc<Store>,
+    dir: &std::path::Path,
+) -> anyhow::Result<chat_server::ServerHandle> {
     let mut cfg = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         shards: 2,
@@ -68,7 +78,35 @@ fn start_node(id: &str, redis_url: &str, store: &Arc<Store>, dir: &std::path::Pa
     cfg.cluster.heartbeat_ms = HEARTBEAT_MS;
     cfg.cluster.node_ttl_ms = NODE_TTL_MS;
     cfg.cluster.forward_timeout_ms = 1_000;
-    chat_server::start_with_store(cfg, store.clone()).unwrap()
+    chat_server::start_with_store(cfg, store.clone())
+}
+
+/// Keeps cutting every subscriber connection until `stop` is set; how many were cut.
+fn cut_subscribers_until(port: u16, stop: Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        let mut cuts = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            cuts += kill_subscribers(port);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        cuts
+    })
+}
+
+/// `PUBLISH channel payload` with a binary payload (as a node, or an attacker
+/// on the Redis network, would).
+fn publish_raw(port: u16, channel: &str, payload: &[u8]) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut req =
+        format!("*3\r\n$7\r\nPUBLISH\r\n${}\r\n{channel}\r\n${}\r\n", channel.len(), payload.len()).into_bytes();
+    req.extend_from_slice(payload);
+    req.extend_from_slice(b"\r\n");
+    s.write_all(&req).unwrap();
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b":"), "{:?}", String::from_utf8_lossy(&buf[..n]));
 }
 
 struct Cluster {
@@ -494,15 +532,24 @@ async fn typing_and_read_receipts_cross_nodes() {
     })
     .await;
     assert!(t.typing && t.user_id == "alice");
-    // The message ends the indicator.
+    // The message ends the indicator. The indicator goes as a datagram, the
+    // message on the stream: either may arrive first.
     alice.send_text(conv, "hello").await.unwrap();
-    let t = next_where(&mut b_ev, |e| match e {
-        Event::Typing(t) if t.conversation_id == conv => Some(t),
-        _ => None,
-    })
-    .await;
-    assert!(!t.typing);
-    assert_eq!(text(&messages(&mut b_ev, conv, 1).await[0]), "hello");
+    let (mut stopped, mut hello) = (None, None);
+    while stopped.is_none() || hello.is_none() {
+        match next_where(&mut b_ev, |e| match e {
+            e @ (Event::Typing(_) | Event::Message(_)) => Some(e),
+            _ => None,
+        })
+        .await
+        {
+            Event::Typing(t) if t.conversation_id == conv => stopped = Some(t.typing),
+            Event::Message(m) if m.conversation_id == conv => hello = Some(text(&m)),
+            _ => {}
+        }
+    }
+    assert_eq!(stopped, Some(false));
+    assert_eq!(hello.as_deref(), Some("hello"));
     bob.mark_read(conv, 1).await.unwrap();
     let r = next_where(&mut a_ev, |e| match e {
         Event::Receipt(r) if r.conversation_id == conv && r.kind == ReceiptKind::Read as i32 => Some(r),
@@ -620,12 +667,16 @@ async fn a_node_without_redis_does_not_start() {
     let mut cfg = Config { listen: "127.0.0.1:0".parse().unwrap(), data_dir: dir.path().into(), ..Default::default() };
     cfg.cluster.redis_url = format!("redis://127.0.0.1:{port}");
     let started = std::time::Instant::now();
+    let (mut tls_cfg, tls_store) = (cfg.clone(), store.clone());
     let e = tokio::task::spawn_blocking(move || chat_server::start_with_store(cfg, store).err().expect("refused"))
         .await
         .unwrap()
         .to_string();
     assert!(e.contains("cannot reach Redis"), "{e}");
     assert!(started.elapsed() < Duration::from_secs(10), "it says so promptly");
+    tls_cfg.cluster.redis_url = "rediss://127.0.0.1:1".into();
+    let e = chat_server::start_with_store(tls_cfg, tls_store).err().expect("refused").to_string();
+    assert!(e.contains("TLS to Redis"), "{e}");
 }
 
 #[tokio::test]
@@ -637,4 +688,243 @@ async fn a_cluster_on_per_node_embedded_stores_is_refused() {
     assert!(e.contains("each node would keep its own copy"), "{e}");
     let e = cfg.check().unwrap_err().to_string();
     assert!(e.contains("store.backend = \"scylla\""), "{e}");
+}
+
+/// A member removed on the owner's node while the removal's event to their
+/// node is lost (every subscriber cut): within the reconciliation bound
+/// (resubscribe, then a session check each second; a full check every 5 s
+/// anyway) their session on the other node stops getting the conversation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_member_whose_removal_was_lost_gets_nothing_more() {
+    let c = Cluster::start().await;
+    let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
+    let (_bob, mut b_ev) = c.connect("bob", "advocate", 1).await;
+    let (_carol, mut c_ev) = c.connect("carol", "advocate", 1).await;
+    // Owned by alice's node: the removal happens there, bob's session is on B.
+    let conv = loop {
+        let conv = create(&alice, ConversationKind::Group, &["bob", "carol"]).await;
+        if c.owner_of(conv) == 0 {
+            break conv;
+        }
+    };
+    alice.send_text(conv, "before").await.unwrap();
+    for ev in [&mut b_ev, &mut c_ev] {
+        assert_eq!(text(&messages(ev, conv, 1).await[0]), "before");
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cutter = cut_subscribers_until(c.redis_port(), stop.clone());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    alice.remove_member(conv, "bob").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(cutter.join().unwrap() > 0);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    for k in 0..5 {
+        alice.send_text(conv, &format!("after {k}")).await.unwrap();
+    }
+    let got = messages(&mut c_ev, conv, 5).await;
+    assert_eq!(text(&got[4]), "after 4", "carol, on bob's node, still gets them");
+    let leaked = tokio::time::timeout(Duration::from_millis(1_500), async {
+        loop {
+            match b_ev.next().await {
+                Some(Event::Message(m)) if m.conversation_id == conv => return m,
+                Some(_) => {}
+                None => std::future::pending().await,
+            }
+        }
+    })
+    .await;
+    assert!(leaked.is_err(), "a removed member got {:?}", leaked.map(|m| text(&m)));
+}
+
+/// Broken or hostile envelopes on `chat:fanout` (a nudge to `u64::MAX`, a
+/// message far past the stored head, garbage) neither close sessions nor
+/// stop later deliveries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_fanouts_never_close_sessions() {
+    let c = Cluster::start().await;
+    let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
+    let (_bob, mut b_ev) = c.connect("bob", "advocate", 1).await;
+    let conv = loop {
+        let conv = create(&alice, ConversationKind::Group, &["bob"]).await;
+        if c.owner_of(conv) == 0 {
+            break conv;
+        }
+    };
+    alice.send_text(conv, "one").await.unwrap();
+    assert_eq!(text(&messages(&mut b_ev, conv, 1).await[0]), "one");
+    let port = c.redis_port();
+    let fake = bytes::Bytes::from_static(b"\x00\x00\x00\x02\x0a\x00");
+    publish_raw(port, "chat:fanout", &chat_server::cluster::forged_fanout("evil", conv, u64::MAX, None));
+    publish_raw(
+        port,
+        "chat:fanout",
+        &chat_server::cluster::forged_fanout("evil", conv, 0, Some((u64::MAX, fake.clone()))),
+    );
+    publish_raw(port, "chat:fanout", &chat_server::cluster::forged_fanout("evil", conv, 0, Some((1_000_000, fake))));
+    publish_raw(port, "chat:fanout", b"\xff\xff\xffgarbage");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    alice.send_text(conv, "two").await.unwrap();
+    let got = next_where(&mut b_ev, |e| match e {
+        Event::Disconnected { reason, .. } => panic!("bob's session was closed: {reason}"),
+        Event::Message(m) if m.conversation_id == conv => Some(m),
+        _ => None,
+    })
+    .await;
+    assert_eq!((got.seq, text(&got).as_str()), (2, "two"));
+}
+
+/// Two live nodes never share a node id: the second refuses to start and
+/// says why. A crashed node's id is free again after `node_ttl_ms`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_id_in_use_is_refused() {
+    let redis = RedisServer::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = shared_store(dir.path()).await;
+    let first = start_node("twin", &redis.url(), &store, &dir.path().join("a"));
+    let e = try_start_node("twin", &redis.url(), &store, &dir.path().join("b")).err().expect("refused");
+    assert!(format!("{e:#}").contains("already uses node id \"twin\""), "{e:#}");
+    tokio::task::spawn_blocking(move || first.kill()).await.unwrap();
+    // The crashed node's claim expires: a restart with its id goes through.
+    let again = try_start_node("twin", &redis.url(), &store, &dir.path().join("c")).expect("restarted");
+    again.shutdown();
+    store.close();
+}
+
+/// Split owners again: the conversation is archived through one sequencer
+/// while the other still holds it open. The other's next send hits the seq
+/// fence, reloads, and must see the archive: nothing is stored after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_send_rechecks_archive_and_membership() {
+    let (r1, r2) = (RedisServer::start().unwrap(), RedisServer::start().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let store = shared_store(dir.path()).await;
+    let a = start_node("node-a", &r1.url(), &store, &dir.path().join("a"));
+    let b = start_node("node-b", &r2.url(), &store, &dir.path().join("b"));
+    let client = |h: &chat_server::ServerHandle, user: &str| {
+        let token = chat_server::auth::mint_hs256(
+            DEV_SECRET,
+            user,
+            &format!("{user} name"),
+            "advocate",
+            Duration::from_secs(600),
+        );
+        ClientConfig::new(h.addr().to_string(), token, Trust::cert_hash_hex(h.cert_sha256()).unwrap())
+    };
+    let (alice, _a_ev) = Client::connect(client(&a, "alice")).await.unwrap();
+    let (bob, _b_ev) = Client::connect(client(&b, "bob")).await.unwrap();
+    let conv = create(&alice, ConversationKind::Group, &["bob"]).await;
+    // Both sequencers load the conversation, then alice's (fenced once) moves past bob's.
+    bob.send_text(conv, "b1").await.unwrap();
+    alice.send_text(conv, "a1").await.unwrap();
+    alice.archive(conv, false).await.unwrap();
+    let r = bob.send_text(conv, "b2").await;
+    assert!(r.is_err(), "a send to an archived conversation was stored: {r:?}");
+    let range = Range { after: 0, before: u64::MAX, limit: 1_000_000, direction: Direction::Forward };
+    let texts: Vec<String> = store
+        .read_range(conv, range)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, b)| {
+            use prost::Message as _;
+            text(&v1::Message::decode(b.as_ref()).unwrap())
+        })
+        .collect();
+    assert!(!texts.contains(&"b2".to_string()), "{texts:?}");
+    drop((alice, bob));
+    tokio::task::spawn_blocking(move || {
+        a.shutdown();
+        b.shutdown();
+        store.close();
+    })
+    .await
+    .unwrap();
+}
+
+/// A lost "offline" (the count 0 of a user's last device on another node)
+/// keeps nobody online: the periodic presence resync (every 30 heartbeats)
+/// reads the presence keys again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_offline_is_corrected_by_the_presence_resync() {
+    let c = Cluster::start().await;
+    let (carol, mut c_ev) = c.connect("carol", "advocate", 2).await;
+    let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
+    create(&carol, ConversationKind::Private, &["alice"]).await;
+    alice.close().await;
+    next_where(&mut c_ev, |e| match e {
+        Event::Presence(p) if p.user_id == "alice" && !p.online => Some(p),
+        _ => None,
+    })
+    .await;
+    let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
+    next_where(&mut c_ev, |e| match e {
+        Event::Presence(p) if p.user_id == "alice" && p.online => Some(p),
+        _ => None,
+    })
+    .await;
+    // Her "offline" is lost on the way to node C.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let cutter = cut_subscribers_until(c.redis_port(), stop.clone());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    alice.close().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(cutter.join().unwrap() > 0);
+    let started = std::time::Instant::now();
+    next_where(&mut c_ev, |e| match e {
+        Event::Presence(p) if p.user_id == "alice" && !p.online => Some(p),
+        _ => None,
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_millis(30 * HEARTBEAT_MS + 2_000), "{:?}", started.elapsed());
+    let p = carol.get_presence(vec!["alice".into()]).await.unwrap();
+    assert!(!p[0].online, "{p:?}");
+}
+
+/// A node that drops out of the others' live sets for a while (its heartbeat
+/// entry aged out: a slow node, a partition from Redis) has its users shown
+/// offline there; when it is back, its users are online again without any of
+/// them reconnecting (the nodes publish their counts again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_of_a_node_back_in_the_live_set_are_online_again() {
+    let c = Cluster::start().await;
+    let (carol, mut c_ev) = c.connect("carol", "advocate", 2).await;
+    let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
+    create(&carol, ConversationKind::Private, &["alice"]).await;
+    alice.close().await;
+    next_where(&mut c_ev, |e| match e {
+        Event::Presence(p) if p.user_id == "alice" && !p.online => Some(p),
+        _ => None,
+    })
+    .await;
+    let (_alice, _a_ev) = c.connect("alice", "advocate", 0).await;
+    next_where(&mut c_ev, |e| match e {
+        Event::Presence(p) if p.user_id == "alice" && p.online => Some(p),
+        _ => None,
+    })
+    .await;
+    // Node A's heartbeat entry keeps being aged out, as if it had been silent.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ager = {
+        let (stop, port) = (stop.clone(), c.redis_port());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = redis_server::command(port, &["ZADD", "chat:nodes", "0", NODE_IDS[0]]);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    next_where(&mut c_ev, |e| match e {
+        Event::Presence(p) if p.user_id == "alice" && !p.online => Some(p),
+        _ => None,
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    ager.join().unwrap();
+    next_where(&mut c_ev, |e| match e {
+        Event::Presence(p) if p.user_id == "alice" && p.online => Some(p),
+        _ => None,
+    })
+    .await;
 }
