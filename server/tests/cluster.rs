@@ -593,19 +593,27 @@ async fn lost_pubsub_messages_are_filled_from_the_store() {
     }
 }
 
-/// Split views of the membership, at their worst: two nodes on two different
-/// Redis servers (a partition that never heals) each believe they alone are
-/// live, so both sequence the same conversation on the shared store. The
-/// store's `(conversation, seq)` uniqueness fences them: every send is acked
-/// with a seq nobody else got, and nothing is stored twice.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn split_owners_never_assign_one_seq_twice() {
-    let (r1, r2) = (RedisServer::start().unwrap(), RedisServer::start().unwrap());
-    let dir = tempfile::tempdir().unwrap();
-    let store = shared_store(dir.path()).await;
-    let a = start_node("node-a", &r1.url(), &store, &dir.path().join("a"));
-    let b = start_node("node-b", &r2.url(), &store, &dir.path().join("b"));
-    let client = |h: &chat_server::ServerHandle, user: &str| {
+/// Two nodes on two different Redis servers (a partition that never heals:
+/// each believes it alone is live) on one shared store.
+struct SplitPair {
+    _redis: (RedisServer, RedisServer),
+    _dir: tempfile::TempDir,
+    store: Arc<Store>,
+    nodes: [chat_server::ServerHandle; 2],
+}
+
+impl SplitPair {
+    async fn start() -> Self {
+        let redis = (RedisServer::start().unwrap(), RedisServer::start().unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let store = shared_store(dir.path()).await;
+        let a = start_node("node-a", &redis.0.url(), &store, &dir.path().join("a"));
+        let b = start_node("node-b", &redis.1.url(), &store, &dir.path().join("b"));
+        SplitPair { _redis: redis, _dir: dir, store, nodes: [a, b] }
+    }
+
+    async fn connect(&self, node: usize, user: &str) -> (Client, Events) {
+        let h = &self.nodes[node];
         let token = chat_server::auth::mint_hs256(
             DEV_SECRET,
             user,
@@ -613,10 +621,33 @@ async fn split_owners_never_assign_one_seq_twice() {
             "advocate",
             Duration::from_secs(600),
         );
-        ClientConfig::new(h.addr().to_string(), token, Trust::cert_hash_hex(h.cert_sha256()).unwrap())
-    };
-    let (alice, _a_ev) = Client::connect(client(&a, "alice")).await.unwrap();
-    let (bob, _b_ev) = Client::connect(client(&b, "bob")).await.unwrap();
+        let cfg = ClientConfig::new(h.addr().to_string(), token, Trust::cert_hash_hex(h.cert_sha256()).unwrap());
+        Client::connect(cfg).await.unwrap()
+    }
+
+    async fn stop(self) {
+        let SplitPair { nodes, store, _redis, _dir } = self;
+        tokio::task::spawn_blocking(move || {
+            for n in nodes {
+                n.shutdown();
+            }
+            store.close();
+        })
+        .await
+        .unwrap();
+    }
+}
+
+/// Split views of the membership, at their worst: two nodes on two different
+/// Redis servers (a partition that never heals) each believe they alone are
+/// live, so both sequence the same conversation on the shared store. The
+/// store's `(conversation, seq)` uniqueness fences them: every send is acked
+/// with a seq nobody else got, and nothing is stored twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_owners_never_assign_one_seq_twice() {
+    let p = SplitPair::start().await;
+    let (alice, _a_ev) = p.connect(0, "alice").await;
+    let (bob, _b_ev) = p.connect(1, "bob").await;
     let conv = create(&alice, ConversationKind::Group, &["bob"]).await;
     let per_user = 40;
     let mut tasks = Vec::new();
@@ -638,7 +669,7 @@ async fn split_owners_never_assign_one_seq_twice() {
     let n = 2 * per_user;
     assert_eq!(acked, (1..=n as u64).collect::<Vec<_>>(), "every send acked with its own seq");
     let range = Range { after: 0, before: u64::MAX, limit: 1_000_000, direction: Direction::Forward };
-    let rows = store.read_range(conv, range).await.unwrap();
+    let rows = p.store.read_range(conv, range).await.unwrap();
     assert_eq!(rows.len(), n);
     let ids: HashSet<Vec<u8>> = rows
         .iter()
@@ -650,13 +681,7 @@ async fn split_owners_never_assign_one_seq_twice() {
         .collect();
     assert_eq!(ids.len(), n, "no message stored twice");
     drop((alice, bob));
-    tokio::task::spawn_blocking(move || {
-        a.shutdown();
-        b.shutdown();
-        store.close();
-    })
-    .await
-    .unwrap();
+    p.stop().await;
 }
 
 #[tokio::test]
@@ -796,23 +821,9 @@ async fn a_node_id_in_use_is_refused() {
 /// fence, reloads, and must see the archive: nothing is stored after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fenced_send_rechecks_archive_and_membership() {
-    let (r1, r2) = (RedisServer::start().unwrap(), RedisServer::start().unwrap());
-    let dir = tempfile::tempdir().unwrap();
-    let store = shared_store(dir.path()).await;
-    let a = start_node("node-a", &r1.url(), &store, &dir.path().join("a"));
-    let b = start_node("node-b", &r2.url(), &store, &dir.path().join("b"));
-    let client = |h: &chat_server::ServerHandle, user: &str| {
-        let token = chat_server::auth::mint_hs256(
-            DEV_SECRET,
-            user,
-            &format!("{user} name"),
-            "advocate",
-            Duration::from_secs(600),
-        );
-        ClientConfig::new(h.addr().to_string(), token, Trust::cert_hash_hex(h.cert_sha256()).unwrap())
-    };
-    let (alice, _a_ev) = Client::connect(client(&a, "alice")).await.unwrap();
-    let (bob, _b_ev) = Client::connect(client(&b, "bob")).await.unwrap();
+    let p = SplitPair::start().await;
+    let (alice, _a_ev) = p.connect(0, "alice").await;
+    let (bob, _b_ev) = p.connect(1, "bob").await;
     let conv = create(&alice, ConversationKind::Group, &["bob"]).await;
     // Both sequencers load the conversation, then alice's (fenced once) moves past bob's.
     bob.send_text(conv, "b1").await.unwrap();
@@ -821,7 +832,8 @@ async fn a_fenced_send_rechecks_archive_and_membership() {
     let r = bob.send_text(conv, "b2").await;
     assert!(r.is_err(), "a send to an archived conversation was stored: {r:?}");
     let range = Range { after: 0, before: u64::MAX, limit: 1_000_000, direction: Direction::Forward };
-    let texts: Vec<String> = store
+    let texts: Vec<String> = p
+        .store
         .read_range(conv, range)
         .await
         .unwrap()
@@ -833,13 +845,7 @@ async fn a_fenced_send_rechecks_archive_and_membership() {
         .collect();
     assert!(!texts.contains(&"b2".to_string()), "{texts:?}");
     drop((alice, bob));
-    tokio::task::spawn_blocking(move || {
-        a.shutdown();
-        b.shutdown();
-        store.close();
-    })
-    .await
-    .unwrap();
+    p.stop().await;
 }
 
 /// A lost "offline" (the count 0 of a user's last device on another node)
