@@ -169,6 +169,17 @@ impl Cluster {
         self.redis.as_ref().expect("redis is running").port()
     }
 
+    /// Creates conversations until one is owned by node `owner` (so its
+    /// deliveries to the other nodes cross Redis); its id.
+    async fn create_owned_by(&self, creator: &Client, kind: ConversationKind, members: &[&str], owner: usize) -> u64 {
+        loop {
+            let conv = create(creator, kind, members).await;
+            if self.owner_of(conv) == owner {
+                return conv;
+            }
+        }
+    }
+
     /// The node that owns `conv` while all nodes live.
     fn owner_of(&self, conv: u64) -> usize {
         let live: Vec<Arc<str>> = NODE_IDS.iter().map(|n| Arc::from(*n)).collect();
@@ -223,6 +234,15 @@ async fn next_where<T>(ev: &mut Events, mut f: impl FnMut(Event) -> Option<T>) -
     })
     .await
     .expect("timed out waiting for an event")
+}
+
+/// Waits for `user`'s presence to become `online`.
+async fn presence_change(ev: &mut Events, user: &str, online: bool) -> v1::PresenceEvent {
+    next_where(ev, |e| match e {
+        Event::Presence(p) if p.user_id == user && p.online == online => Some(p),
+        _ => None,
+    })
+    .await
 }
 
 /// Collects `n` user messages of `conv` (system lines skipped).
@@ -419,12 +439,7 @@ async fn redis_outage_degrades_and_recovers() {
     let mut c = Cluster::start().await;
     let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
     let (bob, mut b_ev) = c.connect("bob", "advocate", 1).await;
-    let conv = loop {
-        let conv = create(&alice, ConversationKind::Group, &["bob"]).await;
-        if c.owner_of(conv) == 0 {
-            break conv;
-        }
-    };
+    let conv = c.create_owned_by(&alice, ConversationKind::Group, &["bob"], 0).await;
     next_where(&mut b_ev, |e| match e {
         Event::Conversation(s) if s.conversation.as_ref().is_some_and(|x| x.id == conv) => Some(()),
         _ => None,
@@ -471,11 +486,7 @@ async fn presence_survives_lost_pubsub() {
     let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
     create(&carol, ConversationKind::Private, &["alice"]).await;
     alice.close().await;
-    next_where(&mut c_ev, |e| match e {
-        Event::Presence(p) if p.user_id == "alice" && !p.online => Some(p),
-        _ => None,
-    })
-    .await;
+    presence_change(&mut c_ev, "alice", false).await;
     // Alice comes back while every subscriber keeps being cut: her "online"
     // never reaches node C by pub/sub.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -499,11 +510,7 @@ async fn presence_survives_lost_pubsub() {
     let p = carol.get_presence(vec!["alice".into()]).await.unwrap();
     assert!(p[0].online, "the presence keys know: {p:?}");
     alice.close().await;
-    next_where(&mut c_ev, |e| match e {
-        Event::Presence(p) if p.user_id == "alice" && !p.online => Some(p),
-        _ => None,
-    })
-    .await;
+    presence_change(&mut c_ev, "alice", false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -512,12 +519,7 @@ async fn typing_and_read_receipts_cross_nodes() {
     let (alice, mut a_ev) = c.connect("alice", "advocate", 0).await;
     let (bob, mut b_ev) = c.connect("bob", "client", 1).await;
     // A conversation owned by the third node, so both go through Redis.
-    let conv = loop {
-        let conv = create(&alice, ConversationKind::Group, &["bob"]).await;
-        if c.owner_of(conv) == 2 {
-            break conv;
-        }
-    };
+    let conv = c.create_owned_by(&alice, ConversationKind::Group, &["bob"], 2).await;
     // Bob's session on node B attaches when it hears of the conversation
     // (from node C, through Redis); typing before that is not for him.
     next_where(&mut b_ev, |e| match e {
@@ -569,12 +571,7 @@ async fn lost_pubsub_messages_are_filled_from_the_store() {
     let (_bob, mut b_ev) = c.connect("bob", "advocate", 1).await;
     let (_carol, mut c_ev) = c.connect("carol", "advocate", 2).await;
     // Owned by alice's node: every delivery to bob and carol crosses Redis.
-    let conv = loop {
-        let conv = create(&alice, ConversationKind::Group, &["bob", "carol"]).await;
-        if c.owner_of(conv) == 0 {
-            break conv;
-        }
-    };
+    let conv = c.create_owned_by(&alice, ConversationKind::Group, &["bob", "carol"], 0).await;
     let n = 30;
     let mut killed = 0;
     for k in 0..n {
@@ -726,12 +723,7 @@ async fn a_removed_member_whose_removal_was_lost_gets_nothing_more() {
     let (_bob, mut b_ev) = c.connect("bob", "advocate", 1).await;
     let (_carol, mut c_ev) = c.connect("carol", "advocate", 1).await;
     // Owned by alice's node: the removal happens there, bob's session is on B.
-    let conv = loop {
-        let conv = create(&alice, ConversationKind::Group, &["bob", "carol"]).await;
-        if c.owner_of(conv) == 0 {
-            break conv;
-        }
-    };
+    let conv = c.create_owned_by(&alice, ConversationKind::Group, &["bob", "carol"], 0).await;
     alice.send_text(conv, "before").await.unwrap();
     for ev in [&mut b_ev, &mut c_ev] {
         assert_eq!(text(&messages(ev, conv, 1).await[0]), "before");
@@ -770,12 +762,7 @@ async fn forged_fanouts_never_close_sessions() {
     let c = Cluster::start().await;
     let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
     let (_bob, mut b_ev) = c.connect("bob", "advocate", 1).await;
-    let conv = loop {
-        let conv = create(&alice, ConversationKind::Group, &["bob"]).await;
-        if c.owner_of(conv) == 0 {
-            break conv;
-        }
-    };
+    let conv = c.create_owned_by(&alice, ConversationKind::Group, &["bob"], 0).await;
     alice.send_text(conv, "one").await.unwrap();
     assert_eq!(text(&messages(&mut b_ev, conv, 1).await[0]), "one");
     let port = c.redis_port();
@@ -848,27 +835,26 @@ async fn a_fenced_send_rechecks_archive_and_membership() {
     p.stop().await;
 }
 
+/// Carol (node C) and Alice (node A) share a conversation; Alice goes offline
+/// and comes back, and Carol has seen both. Returns both clients.
+async fn alice_back_online_for_carol(c: &Cluster) -> (Client, Events, Client, Events) {
+    let (carol, mut c_ev) = c.connect("carol", "advocate", 2).await;
+    let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
+    create(&carol, ConversationKind::Private, &["alice"]).await;
+    alice.close().await;
+    presence_change(&mut c_ev, "alice", false).await;
+    let (alice, a_ev) = c.connect("alice", "advocate", 0).await;
+    presence_change(&mut c_ev, "alice", true).await;
+    (carol, c_ev, alice, a_ev)
+}
+
 /// A lost "offline" (the count 0 of a user's last device on another node)
 /// keeps nobody online: the periodic presence resync (every 30 heartbeats)
 /// reads the presence keys again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_offline_is_corrected_by_the_presence_resync() {
     let c = Cluster::start().await;
-    let (carol, mut c_ev) = c.connect("carol", "advocate", 2).await;
-    let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
-    create(&carol, ConversationKind::Private, &["alice"]).await;
-    alice.close().await;
-    next_where(&mut c_ev, |e| match e {
-        Event::Presence(p) if p.user_id == "alice" && !p.online => Some(p),
-        _ => None,
-    })
-    .await;
-    let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
-    next_where(&mut c_ev, |e| match e {
-        Event::Presence(p) if p.user_id == "alice" && p.online => Some(p),
-        _ => None,
-    })
-    .await;
+    let (carol, mut c_ev, alice, _a_ev) = alice_back_online_for_carol(&c).await;
     // Her "offline" is lost on the way to node C.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let cutter = cut_subscribers_until(c.redis_port(), stop.clone());
@@ -878,11 +864,7 @@ async fn a_lost_offline_is_corrected_by_the_presence_resync() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(cutter.join().unwrap() > 0);
     let started = std::time::Instant::now();
-    next_where(&mut c_ev, |e| match e {
-        Event::Presence(p) if p.user_id == "alice" && !p.online => Some(p),
-        _ => None,
-    })
-    .await;
+    presence_change(&mut c_ev, "alice", false).await;
     assert!(started.elapsed() < Duration::from_millis(30 * HEARTBEAT_MS + 2_000), "{:?}", started.elapsed());
     let p = carol.get_presence(vec!["alice".into()]).await.unwrap();
     assert!(!p[0].online, "{p:?}");
@@ -895,21 +877,7 @@ async fn a_lost_offline_is_corrected_by_the_presence_resync() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_of_a_node_back_in_the_live_set_are_online_again() {
     let c = Cluster::start().await;
-    let (carol, mut c_ev) = c.connect("carol", "advocate", 2).await;
-    let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
-    create(&carol, ConversationKind::Private, &["alice"]).await;
-    alice.close().await;
-    next_where(&mut c_ev, |e| match e {
-        Event::Presence(p) if p.user_id == "alice" && !p.online => Some(p),
-        _ => None,
-    })
-    .await;
-    let (_alice, _a_ev) = c.connect("alice", "advocate", 0).await;
-    next_where(&mut c_ev, |e| match e {
-        Event::Presence(p) if p.user_id == "alice" && p.online => Some(p),
-        _ => None,
-    })
-    .await;
+    let (_carol, mut c_ev, _alice, _a_ev) = alice_back_online_for_carol(&c).await;
     // Node A's heartbeat entry keeps being aged out, as if it had been silent.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let ager = {
@@ -921,16 +889,8 @@ async fn users_of_a_node_back_in_the_live_set_are_online_again() {
             }
         })
     };
-    next_where(&mut c_ev, |e| match e {
-        Event::Presence(p) if p.user_id == "alice" && !p.online => Some(p),
-        _ => None,
-    })
-    .await;
+    presence_change(&mut c_ev, "alice", false).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     ager.join().unwrap();
-    next_where(&mut c_ev, |e| match e {
-        Event::Presence(p) if p.user_id == "alice" && p.online => Some(p),
-        _ => None,
-    })
-    .await;
+    presence_change(&mut c_ev, "alice", true).await;
 }
