@@ -317,26 +317,40 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
     })
 }
 
-/// Binds `n` UDP sockets to one address with `SO_REUSEPORT` (port 0: the
-/// first picks the port, the rest join it). `[::]` is dual-stack.
-fn bind_shared(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<std::net::UdpSocket>> {
-    use socket2::{Domain, Protocol, Socket, Type};
+/// Binds `n` sockets of one type to one address with `SO_REUSEPORT`, one per
+/// shard (port 0: the first picks the port, the rest join it); `[::]` is
+/// dual-stack. `prepare` sets each socket up before it is bound.
+pub(crate) fn bind_reuseport(
+    addr: SocketAddr,
+    n: usize,
+    ty: socket2::Type,
+    prepare: impl Fn(&socket2::Socket) -> std::io::Result<()>,
+) -> anyhow::Result<Vec<socket2::Socket>> {
+    use socket2::{Domain, Socket};
     let mut out = Vec::with_capacity(n);
     let mut addr = addr;
     for _ in 0..n {
-        let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        let s = Socket::new(Domain::for_address(addr), ty, None)?;
         if addr.is_ipv6() {
             s.set_only_v6(false)?;
         }
         s.set_reuse_port(true)?;
-        let _ = s.set_recv_buffer_size(4 << 20);
-        let _ = s.set_send_buffer_size(4 << 20);
+        prepare(&s)?;
         s.bind(&addr.into()).with_context(|| format!("bind {addr}"))?;
-        let s: std::net::UdpSocket = s.into();
-        addr = s.local_addr()?;
+        addr = s.local_addr()?.as_socket().context("bound socket without an IP address")?;
         out.push(s);
     }
     Ok(out)
+}
+
+/// The shards' UDP sockets (QUIC and WebTransport), with large buffers.
+fn bind_shared(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<std::net::UdpSocket>> {
+    let sockets = bind_reuseport(addr, n, socket2::Type::DGRAM, |s| {
+        let _ = s.set_recv_buffer_size(4 << 20);
+        let _ = s.set_send_buffer_size(4 << 20);
+        Ok(())
+    })?;
+    Ok(sockets.into_iter().map(Into::into).collect())
 }
 
 /// What one shard thread is given: its sockets, mailbox and stop signals.

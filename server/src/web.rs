@@ -133,24 +133,18 @@ fn tls_acceptor(id: &Identity) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
 /// Binds `n` TCP listeners to one address with `SO_REUSEPORT` (port 0: the
 /// first picks the port, the rest join it), ready for tokio.
 pub fn bind(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<std::net::TcpListener>> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let mut out = Vec::with_capacity(n);
-    let mut addr = addr;
-    for _ in 0..n {
-        let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-        if addr.is_ipv6() {
-            s.set_only_v6(false)?;
-        }
+    let sockets = crate::server::bind_reuseport(addr, n, socket2::Type::STREAM, |s| {
         s.set_reuse_address(true)?;
-        s.set_reuse_port(true)?;
-        s.set_nonblocking(true)?;
-        s.bind(&addr.into()).with_context(|| format!("bind web listener {addr}"))?;
-        s.listen(1024)?;
-        let s: std::net::TcpListener = s.into();
-        addr = s.local_addr()?;
-        out.push(s);
-    }
-    Ok(out)
+        s.set_nonblocking(true)
+    })
+    .with_context(|| format!("web listener {addr}"))?;
+    sockets
+        .into_iter()
+        .map(|s| {
+            s.listen(1024)?;
+            Ok(s.into())
+        })
+        .collect()
 }
 
 /// One shard's web endpoint.

@@ -14,13 +14,15 @@
 //! `redis-server` must be on PATH (`apt-get install redis-server`; `.ci/run`
 //! installs it). Without it these tests fail and say so.
 
+mod common;
 use chat_client::{Client, ClientConfig, Event, Events, Transport, Trust};
-use chat_protocol::v1::{self, ConversationKind, ReceiptKind, message_body};
+use chat_protocol::v1::{self, ConversationKind, ReceiptKind};
 use chat_server::config::{Config, DEV_SECRET};
 use chat_server::redis_server::{self, RedisServer};
 use chat_server::store::embedded::{EmbeddedConfig, EmbeddedStore};
 use chat_server::store::scylla::{self, ScyllaSettings, ScyllaStore};
 use chat_server::store::{Direction, MessageStore, Range, Store};
+use common::text;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -216,24 +218,9 @@ impl Drop for Cluster {
     }
 }
 
-fn text(m: &v1::Message) -> String {
-    match m.body.as_ref().and_then(|b| b.content.as_ref()) {
-        Some(message_body::Content::Text(t)) => t.clone(),
-        _ => String::new(),
-    }
-}
-
-async fn next_where<T>(ev: &mut Events, mut f: impl FnMut(Event) -> Option<T>) -> T {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let e = ev.next().await.expect("event stream ended");
-            if let Some(t) = f(e) {
-                return t;
-            }
-        }
-    })
-    .await
-    .expect("timed out waiting for an event")
+/// Waits for the next event that `f` picks.
+async fn next_where<T>(ev: &mut Events, f: impl FnMut(Event) -> Option<T>) -> T {
+    common::next_where(ev, WAIT, f).await
 }
 
 /// Waits for `user`'s presence to become `online`.

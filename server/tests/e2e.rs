@@ -2,9 +2,11 @@
 //! WebTransport, the real Rust SDK. Each test starts its own server on port 0
 //! with a fresh data directory.
 
+mod common;
 use chat_client::{Client, ClientConfig, ClientError, Event, Events, ResumeState, Transport, Trust};
 use chat_protocol::v1::{self, ConversationKind, ErrorCode, ReceiptKind, message_body};
 use chat_server::config::{Config, DEV_SECRET};
+use common::text;
 use std::path::Path;
 use std::time::Duration;
 
@@ -75,25 +77,9 @@ impl Drop for Server {
     }
 }
 
-fn text(m: &v1::Message) -> String {
-    match m.body.as_ref().and_then(|b| b.content.as_ref()) {
-        Some(message_body::Content::Text(t)) => t.clone(),
-        _ => String::new(),
-    }
-}
-
 /// Waits for the next event that `f` picks.
-async fn next_where<T>(ev: &mut Events, mut f: impl FnMut(Event) -> Option<T>) -> T {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let e = ev.next().await.expect("event stream ended");
-            if let Some(t) = f(e) {
-                return t;
-            }
-        }
-    })
-    .await
-    .expect("timed out waiting for an event")
+async fn next_where<T>(ev: &mut Events, f: impl FnMut(Event) -> Option<T>) -> T {
+    common::next_where(ev, WAIT, f).await
 }
 
 /// Collects `n` messages of `conv`.

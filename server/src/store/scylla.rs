@@ -196,6 +196,7 @@ use scylla::policies::timestamp_generator::MonotonicTimestampGenerator;
 use scylla::response::query_result::QueryResult;
 use scylla::serialize::row::SerializeRow;
 use scylla::statement::batch::{Batch, BatchType};
+use scylla::statement::bound::BoundStatement;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::{Consistency, SerialConsistency};
 use scylla::value::{CqlValue, Row};
@@ -1262,16 +1263,33 @@ impl Inner {
         values: impl SerializeRow,
         consistency: Option<Consistency>,
     ) -> StoreResult<QueryResult> {
-        let node = Arc::new(LastNode::default());
-        let fail = |e: Box<dyn std::error::Error + Send + Sync>, node: Option<SocketAddr>| {
-            self.error(op, stmt.name, self.consistency_of(stmt, consistency), node, e)
+        let (bound, node) = self.bind(op, stmt, values, consistency)?;
+        let fail = |e: Box<dyn std::error::Error + Send + Sync>| {
+            self.error(op, stmt.name, self.consistency_of(stmt, consistency), node.get(), e)
         };
-        let mut bound = stmt.ps.clone().bind(&values).map_err(|e| fail(Box::new(e), None))?;
+        self.session.execute_bound_unpaged(&bound).await.map_err(|e| fail(Box::new(e)))
+    }
+
+    /// Binds `values` to `stmt` at `consistency` (None: the statement's own),
+    /// with a listener that records the node that answered (for errors).
+    fn bind(
+        &self,
+        op: &'static str,
+        stmt: &Stmt,
+        values: impl SerializeRow,
+        consistency: Option<Consistency>,
+    ) -> StoreResult<(BoundStatement, Arc<LastNode>)> {
+        let node = Arc::new(LastNode::default());
+        let mut bound = stmt
+            .ps
+            .clone()
+            .bind(&values)
+            .map_err(|e| self.error(op, stmt.name, self.consistency_of(stmt, consistency), None, Box::new(e)))?;
         if let Some(c) = consistency {
             bound.set_consistency(c);
         }
         bound.set_history_listener(node.clone());
-        self.session.execute_bound_unpaged(&bound).await.map_err(|e| fail(Box::new(e), node.get()))
+        Ok((bound, node))
     }
 
     /// Executes a batch of `stmts` (each with its row of `values`).
@@ -1313,18 +1331,13 @@ impl Inner {
     where
         R: for<'f, 'm> DeserializeRow<'f, 'm> + Send + 'static,
     {
-        let node = Arc::new(LastNode::default());
-        let fail = |e: Box<dyn std::error::Error + Send + Sync>, node: Option<SocketAddr>| {
-            self.error(op, stmt.name, self.consistency_of(stmt, consistency), node, e)
+        let (bound, node) = self.bind(op, stmt, values, consistency)?;
+        let fail = |e: Box<dyn std::error::Error + Send + Sync>| {
+            self.error(op, stmt.name, self.consistency_of(stmt, consistency), node.get(), e)
         };
-        let mut bound = stmt.ps.clone().bind(&values).map_err(|e| fail(Box::new(e), None))?;
-        if let Some(c) = consistency {
-            bound.set_consistency(c);
-        }
-        bound.set_history_listener(node.clone());
-        let pager = self.session.execute_bound_iter(bound).await.map_err(|e| fail(Box::new(e), node.get()))?;
-        let stream = pager.rows_stream::<R>().map_err(|e| fail(Box::new(e), node.get()))?;
-        stream.try_collect().await.map_err(|e| fail(Box::new(e), node.get()))
+        let pager = self.session.execute_bound_iter(bound).await.map_err(|e| fail(Box::new(e)))?;
+        let stream = pager.rows_stream::<R>().map_err(|e| fail(Box::new(e)))?;
+        stream.try_collect().await.map_err(|e| fail(Box::new(e)))
     }
 
     /// The first row of a single-partition, single-row read.

@@ -1,0 +1,27 @@
+//! Helpers the end-to-end and cluster tests share.
+
+use chat_client::{Event, Events, v1};
+use chat_protocol::v1::message_body;
+use std::time::Duration;
+
+/// A message's text ("" for other bodies).
+pub fn text(m: &v1::Message) -> String {
+    match m.body.as_ref().and_then(|b| b.content.as_ref()) {
+        Some(message_body::Content::Text(t)) => t.clone(),
+        _ => String::new(),
+    }
+}
+
+/// Waits up to `within` for the next event that `f` picks.
+pub async fn next_where<T>(ev: &mut Events, within: Duration, mut f: impl FnMut(Event) -> Option<T>) -> T {
+    tokio::time::timeout(within, async {
+        loop {
+            let e = ev.next().await.expect("event stream ended");
+            if let Some(t) = f(e) {
+                return t;
+            }
+        }
+    })
+    .await
+    .expect("timed out waiting for an event")
+}
