@@ -2,6 +2,12 @@
 //! [`MessageStore`] contract as the embedded store, on a cluster that several
 //! `chatd` nodes share.
 //!
+//! **Status: not yet run against a real node.** No ScyllaDB or Cassandra
+//! server can be installed where this was written; the statements, conditional
+//! batches, serial reads and tablets detection are reasoned, and the pure parts
+//! unit-tested. Run the conformance and cluster suites against a real node
+//! (`CHAT_SCYLLA_NODES=host:port`, see the README) before relying on it.
+//!
 //! # What it owns
 //!
 //! One keyspace (`store.scylla.keyspace`, default `chat`) and its tables. The
