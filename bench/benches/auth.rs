@@ -4,17 +4,19 @@
 
 use chat_protocol::v1::ErrorCode;
 use chat_server::auth::{Claims, Verifier, mint_claims, mint_hs256};
-use chat_server::config::{AuthConfig, DEV_SECRET};
+use chat_server::config::{AuthConfig, PUBLIC_DEV_SECRET};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::time::Duration;
 
 fn auth(c: &mut Criterion) {
-    let verifier = Verifier::new(&AuthConfig::default()).expect("default auth config");
-    let valid = mint_hs256(DEV_SECRET, "alice.smith@firm-1", "Alice Smith", "advocate", Duration::from_secs(3600));
+    let auth = AuthConfig { hs256_secret: PUBLIC_DEV_SECRET.into(), ..AuthConfig::default() };
+    let verifier = Verifier::new(&auth).expect("HS256 auth config");
+    let valid =
+        mint_hs256(PUBLIC_DEV_SECRET, "alice.smith@firm-1", "Alice Smith", "advocate", Duration::from_secs(3600));
     assert!(verifier.verify(&valid).is_ok());
     let expired = mint_claims(
-        DEV_SECRET,
+        PUBLIC_DEV_SECRET,
         &Claims {
             sub: "alice.smith@firm-1".into(),
             name: "Alice Smith".into(),

@@ -190,7 +190,8 @@ async fn run_once(plan: &Plan, args: &RunArgs) -> anyhow::Result<(RunReport, Ser
             (None, t, i)
         }
         [_, ..] => {
-            let secret = args.token_secret.clone().unwrap_or_else(|| chat_server::config::DEV_SECRET.to_string());
+            let secret =
+                args.token_secret.clone().unwrap_or_else(|| chat_server::config::PUBLIC_DEV_SECRET.to_string());
             let target = Target::external(&args.server, &args.cert_hash, secret)?;
             let addrs: Vec<String> = args.server.iter().map(ToString::to_string).collect();
             let info = ServerInfo { mode: "external", addr: addrs.join(","), shards: None, env: Vec::new(), log: None };

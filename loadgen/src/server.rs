@@ -126,8 +126,11 @@ impl Spawned {
         let log_path = std::env::temp_dir().join("loadgen-chatd.log");
         let log = std::fs::File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
         let addr: SocketAddr = ([127, 0, 0, 1], free_udp_port()?).into();
-        let mut env =
-            vec![format!("CHAT_LIMITS__CONNECTIONS_PER_MINUTE_PER_IP={}", limits.connections_per_minute_per_ip)];
+        // The public dev secret: allowed because every listener is on loopback.
+        let mut env = vec![
+            format!("CHAT_LIMITS__CONNECTIONS_PER_MINUTE_PER_IP={}", limits.connections_per_minute_per_ip),
+            format!("CHAT_AUTH__HS256_SECRET={}", chat_server::config::PUBLIC_DEV_SECRET),
+        ];
         if let Some(m) = limits.messages_per_minute {
             env.push(format!("CHAT_LIMITS__MESSAGES_PER_MINUTE={m}"));
         }
@@ -189,7 +192,7 @@ impl Spawned {
         }
         let target = Target {
             nodes: vec![Node { addr, cert_hash: hash.unwrap_or_default() }],
-            token_secret: chat_server::config::DEV_SECRET.to_string(),
+            token_secret: chat_server::config::PUBLIC_DEV_SECRET.to_string(),
         };
         let info = ServerInfo {
             mode: "spawned",
@@ -294,7 +297,7 @@ impl LocalCluster {
             EmbeddedConfig::default(),
         )?));
         let mut handles = Vec::with_capacity(nodes);
-        let mut target = Target { nodes: Vec::new(), token_secret: chat_server::config::DEV_SECRET.to_string() };
+        let mut target = Target { nodes: Vec::new(), token_secret: chat_server::config::PUBLIC_DEV_SECRET.to_string() };
         for i in 0..nodes {
             let mut cfg = chat_server::config::Config {
                 listen: "127.0.0.1:0".parse()?,
@@ -304,6 +307,7 @@ impl LocalCluster {
                 ..Default::default()
             };
             cfg.web.enabled = false;
+            cfg.auth.hs256_secret = chat_server::config::PUBLIC_DEV_SECRET.to_string();
             cfg.limits.connections_per_minute_per_ip = limits.connections_per_minute_per_ip;
             if let Some(m) = limits.messages_per_minute {
                 cfg.limits.messages_per_minute = m;

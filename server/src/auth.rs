@@ -3,7 +3,7 @@
 //! `advocate`, `client` or `admin`). HS256 with a shared secret in development,
 //! RS256 or EdDSA with a public key in production.
 
-use crate::config::AuthConfig;
+use crate::config::{AuthConfig, Config};
 use chat_protocol::WireError;
 use chat_protocol::v1::{ErrorCode, Role};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
@@ -158,6 +158,55 @@ impl Verifier {
     }
 }
 
+/// Where the per-data-directory development secret lives.
+pub fn dev_secret_path(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("auth").join("dev-hs256.secret")
+}
+
+/// With no key configured (no `auth.public_key`, empty `auth.hs256_secret`),
+/// puts this data directory's random development secret into `cfg`, making
+/// it on first use (32 random bytes as hex, directory 0700, file 0600). So a
+/// default install never accepts tokens signed with a secret anyone knows, and
+/// `chatd token` on the same data directory mints tokens `chatd serve` accepts.
+/// Returns the file used, if any.
+pub fn resolve_dev_secret(cfg: &mut Config) -> Result<Option<std::path::PathBuf>, AuthSetupError> {
+    if cfg.auth.public_key.is_some() || !cfg.auth.hs256_secret.is_empty() {
+        return Ok(None);
+    }
+    let path = dev_secret_path(&cfg.data_dir);
+    let io = |source| AuthSetupError::Read { path: path.display().to_string(), source };
+    let secret = match std::fs::read_to_string(&path) {
+        Ok(s) => s.trim().to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use std::io::Write;
+            use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+            let dir = path.parent().expect("a file in a directory");
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
+            let secret = hex::encode(rand::random::<[u8; 32]>());
+            // create_new: two processes starting at once never overwrite each other's secret.
+            match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+                Ok(mut f) => {
+                    f.write_all(secret.as_bytes()).and_then(|()| f.sync_all()).map_err(io)?;
+                    secret
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    std::fs::read_to_string(&path).map_err(io)?.trim().to_string()
+                }
+                Err(e) => return Err(io(e)),
+            }
+        }
+        Err(e) => return Err(io(e)),
+    };
+    if secret.len() < 16 {
+        return Err(AuthSetupError::Key(format!(
+            "{} holds fewer than 16 bytes; delete it to make a new one",
+            path.display()
+        )));
+    }
+    cfg.auth.hs256_secret = secret;
+    Ok(Some(path))
+}
+
 /// Mints an HS256 token (development and tests).
 pub fn mint_hs256(secret: &str, user: &str, name: &str, role: &str, ttl: Duration) -> String {
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
@@ -184,12 +233,40 @@ mod tests {
     use super::*;
 
     fn verifier() -> Verifier {
-        Verifier::new(&AuthConfig::default()).unwrap()
+        Verifier::new(&AuthConfig { hs256_secret: crate::config::PUBLIC_DEV_SECRET.into(), ..AuthConfig::default() })
+            .unwrap()
+    }
+
+    #[test]
+    fn the_dev_secret_is_random_per_data_directory_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let cfg_in = |d: &tempfile::TempDir| Config { data_dir: d.path().into(), ..Config::default() };
+        let (mut ca, mut cb) = (cfg_in(&a), cfg_in(&b));
+        let file = resolve_dev_secret(&mut ca).unwrap().expect("made for an unconfigured install");
+        resolve_dev_secret(&mut cb).unwrap();
+        assert!(ca.auth.hs256_secret.len() >= 32 && ca.auth.hs256_secret != cb.auth.hs256_secret);
+        assert_ne!(ca.auth.hs256_secret, crate::config::PUBLIC_DEV_SECRET);
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(file.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
+        // The same directory gives the same secret (serve and token agree).
+        let mut again = cfg_in(&a);
+        resolve_dev_secret(&mut again).unwrap();
+        assert_eq!(again.auth.hs256_secret, ca.auth.hs256_secret);
+        // A token signed with the public secret is refused by a default install.
+        let v = Verifier::new(&ca.auth).unwrap();
+        let forged = mint_hs256(crate::config::PUBLIC_DEV_SECRET, "mallory", "", "admin", Duration::from_secs(60));
+        assert_eq!(v.verify(&forged).unwrap_err().code, ErrorCode::Unauthenticated);
+        // A configured secret is left alone.
+        let mut set = cfg_in(&a);
+        set.auth.hs256_secret = "a-configured-secret-0123".into();
+        assert_eq!(resolve_dev_secret(&mut set).unwrap(), None);
+        assert_eq!(set.auth.hs256_secret, "a-configured-secret-0123");
     }
 
     #[test]
     fn good_token() {
-        let t = mint_hs256(crate::config::DEV_SECRET, "alice", "Alice A.", "advocate", Duration::from_secs(60));
+        let t = mint_hs256(crate::config::PUBLIC_DEV_SECRET, "alice", "Alice A.", "advocate", Duration::from_secs(60));
         let id = verifier().verify(&t).unwrap();
         assert_eq!(id, Identity { user_id: "alice".into(), display_name: "Alice A.".into(), role: Role::Advocate });
     }
@@ -221,7 +298,7 @@ mod tests {
         .unwrap();
         assert_eq!(v.verify(&signed).unwrap().role, Role::Client);
         // An HS256 token signed with the dev secret is not accepted by a public-key verifier.
-        let hs = mint_hs256(crate::config::DEV_SECRET, "carol", "", "admin", Duration::from_secs(60));
+        let hs = mint_hs256(crate::config::PUBLIC_DEV_SECRET, "carol", "", "admin", Duration::from_secs(60));
         assert_eq!(v.verify(&hs).unwrap_err().code, ErrorCode::Unauthenticated);
     }
 
@@ -241,8 +318,11 @@ mod tests {
             iss: None,
             aud: None,
         };
-        assert_eq!(v.verify(&mint_claims(crate::config::DEV_SECRET, &old)).unwrap_err().code, ErrorCode::TokenExpired);
-        let bad_role = mint_hs256(crate::config::DEV_SECRET, "alice", "", "judge", Duration::from_secs(60));
+        assert_eq!(
+            v.verify(&mint_claims(crate::config::PUBLIC_DEV_SECRET, &old)).unwrap_err().code,
+            ErrorCode::TokenExpired
+        );
+        let bad_role = mint_hs256(crate::config::PUBLIC_DEV_SECRET, "alice", "", "judge", Duration::from_secs(60));
         assert!(v.verify(&bad_role).unwrap_err().message.contains("judge"));
     }
 }

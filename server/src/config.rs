@@ -70,8 +70,11 @@ pub struct TlsConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// HS256 shared secret (development). Default: a fixed dev secret, logged
-    /// as a warning at start. Ignored when `public_key` is set.
+    /// HS256 shared secret (at least 16 bytes). Default: empty, which means a
+    /// random secret made for this data directory (`data_dir/auth/dev-hs256.secret`,
+    /// mode 0600) that `chatd serve` and `chatd token` share. Ignored when
+    /// `public_key` is set. [`PUBLIC_DEV_SECRET`] is refused unless every
+    /// listener is on loopback.
     pub hs256_secret: String,
     /// PEM public key for RS256 or EdDSA tokens (production).
     pub public_key: Option<PathBuf>,
@@ -85,13 +88,15 @@ pub struct AuthConfig {
     pub leeway_secs: u64,
 }
 
-/// The development secret used when none is configured.
-pub const DEV_SECRET: &str = "chatd-dev-secret-change-me";
+/// A public HS256 secret (it is in the source), for tests and load runs on
+/// loopback only: a server whose listeners are not all on loopback refuses to
+/// start with it, since anyone could sign an admin token with it.
+pub const PUBLIC_DEV_SECRET: &str = "chatd-dev-secret-change-me";
 
 impl Default for AuthConfig {
     fn default() -> Self {
         Self {
-            hs256_secret: DEV_SECRET.into(),
+            hs256_secret: String::new(),
             public_key: None,
             public_key_alg: "RS256".into(),
             issuer: None,
@@ -425,13 +430,20 @@ pub enum ConfigError {
 impl Config {
     /// Defaults, then the TOML file (if given), then `CHAT_*` variables.
     pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        Self::load_with(file, |_| {})
+    }
+
+    /// [`Config::load`] with command-line flags applied (by `flags`) before the
+    /// checks, so that a check sees what will really run.
+    pub fn load_with(file: Option<&std::path::Path>, flags: impl FnOnce(&mut Config)) -> Result<Self, ConfigError> {
         use figment::providers::{Env, Format, Serialized, Toml};
         let mut fig = figment::Figment::from(Serialized::defaults(Config::default()));
         if let Some(f) = file {
             fig = fig.merge(Toml::file_exact(f));
         }
         fig = fig.merge(Env::prefixed("CHAT_").ignore(ENV_NOT_CONFIG).split("__"));
-        let cfg: Config = fig.extract().map_err(Box::new)?;
+        let mut cfg: Config = fig.extract().map_err(Box::new)?;
+        flags(&mut cfg);
         cfg.check()?;
         Ok(cfg)
     }
@@ -455,6 +467,7 @@ impl Config {
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::Inconsistent("tls.cert and tls.key go together".into()));
         }
+        self.check_auth()?;
         if self.limits.max_frame_bytes < self.limits.max_text_bytes + 1024 {
             return Err(ConfigError::Inconsistent(
                 "limits.max_frame_bytes must exceed max_text_bytes by at least 1024".into(),
@@ -464,6 +477,36 @@ impl Config {
             return Err(ConfigError::Inconsistent("rate limits must be at least 1".into()));
         }
         self.check_web()
+    }
+
+    /// The public dev secret only behind loopback; a cluster needs one key for all nodes.
+    pub fn check_auth(&self) -> Result<(), ConfigError> {
+        if self.auth.public_key.is_some() {
+            return Ok(());
+        }
+        if self.auth.hs256_secret == PUBLIC_DEV_SECRET {
+            let web_off_loopback = self.web.enabled && !self.web.listen.ip().is_loopback();
+            if !self.listen.ip().is_loopback() || web_off_loopback {
+                return Err(ConfigError::Inconsistent(format!(
+                    "auth.hs256_secret is the public development secret, which anyone can sign an admin token \
+                     with, but listen = {} / web.listen = {} are reachable from the network: remove \
+                     auth.hs256_secret (a random secret is made for this data directory), set your own, \
+                     or set auth.public_key",
+                    self.listen, self.web.listen
+                )));
+            }
+        }
+        if !self.auth.hs256_secret.is_empty() && self.auth.hs256_secret.len() < 16 {
+            return Err(ConfigError::Inconsistent("auth.hs256_secret must be at least 16 bytes".into()));
+        }
+        if self.auth.hs256_secret.is_empty() && !self.cluster.redis_url.is_empty() {
+            return Err(ConfigError::Inconsistent(
+                "a cluster needs auth.hs256_secret or auth.public_key: every node must accept the same tokens \
+                 (the per-data-directory dev secret differs from node to node)"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     fn check_web(&self) -> Result<(), ConfigError> {
@@ -556,6 +599,40 @@ mod tests {
         refused("[store.scylla.replication]\ndatacenters = { dc1 = 3, dc2 = 3 }", "serial_consistency = \"serial\"");
         // The scylla section is not checked while the embedded store is in use.
         assert!(load("[store.scylla]\nconsistency = \"any\"\n").is_ok());
+    }
+
+    #[test]
+    fn the_public_dev_secret_only_on_loopback() {
+        let public = |listen: &str, web: &str| {
+            let mut c = Config { listen: listen.parse().unwrap(), ..Config::default() };
+            c.web.listen = web.parse().unwrap();
+            c.auth.hs256_secret = PUBLIC_DEV_SECRET.into();
+            c.check()
+        };
+        public("127.0.0.1:4433", "127.0.0.1:8080").unwrap();
+        public("[::1]:4433", "[::1]:8080").unwrap();
+        let e = public("[::]:4433", "127.0.0.1:8080").unwrap_err().to_string();
+        assert!(e.contains("public development secret") && e.contains("[::]:4433"), "{e}");
+        assert!(public("0.0.0.0:4433", "127.0.0.1:8080").is_err());
+        // The default (no secret: one made per data directory) is fine anywhere.
+        let d = Config::default();
+        assert!(d.auth.hs256_secret.is_empty() && d.listen.ip().is_unspecified());
+        d.check().unwrap();
+        // A public key makes the secret irrelevant.
+        let mut k = Config::default();
+        k.auth.hs256_secret = PUBLIC_DEV_SECRET.into();
+        k.auth.public_key = Some("idp.pem".into());
+        k.check().unwrap();
+        // Too short, and a cluster without a shared key.
+        let mut s = Config::default();
+        s.auth.hs256_secret = "short".into();
+        assert!(s.check().unwrap_err().to_string().contains("at least 16 bytes"));
+        let c = Config {
+            store: StoreConfig { backend: "scylla".into(), ..StoreConfig::default() },
+            cluster: ClusterConfig { redis_url: "redis://127.0.0.1:6379".into(), ..ClusterConfig::default() },
+            ..Config::default()
+        };
+        assert!(c.check().unwrap_err().to_string().contains("every node must accept the same tokens"));
     }
 
     #[test]

@@ -66,25 +66,28 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let mut cfg = Config::load(cli.config.as_deref())?;
-    match cli.cmd {
-        Cmd::Serve { listen, shards, data_dir, web_listen } => {
+    let flags = |cfg: &mut Config| {
+        if let Cmd::Serve { listen, shards, data_dir, web_listen } = &cli.cmd {
             if let Some(l) = listen {
-                cfg.listen = l;
+                cfg.listen = *l;
             }
             if let Some(s) = shards {
-                cfg.shards = s;
+                cfg.shards = *s;
             }
             if let Some(d) = data_dir {
-                cfg.data_dir = d;
+                cfg.data_dir = d.clone();
             }
             if let Some(w) = web_listen {
-                cfg.web.listen = w;
+                cfg.web.listen = *w;
             }
-            cfg.check()?;
-            serve(cfg)
         }
+    };
+    let mut cfg = Config::load_with(cli.config.as_deref(), flags)?;
+    match cli.cmd {
+        Cmd::Serve { .. } => serve(cfg),
         Cmd::Token { user, role, name, hours } => {
+            // The data directory's own secret when none is configured (what `serve` uses).
+            chat_server::auth::resolve_dev_secret(&mut cfg)?;
             chat_server::auth::parse_role(&role)
                 .with_context(|| format!("role {role:?} is not advocate, client or admin"))?;
             chat_protocol::limits::check_user_id(&user)?;
@@ -140,9 +143,15 @@ fn configured_web_url(cfg: &Config) -> Option<String> {
 }
 
 fn serve(cfg: Config) -> anyhow::Result<()> {
-    if cfg.auth.public_key.is_none() && cfg.auth.hs256_secret == chat_server::config::DEV_SECRET {
+    if cfg.auth.public_key.is_none() && cfg.auth.hs256_secret == chat_server::config::PUBLIC_DEV_SECRET {
+        tracing::warn!("auth uses the public development secret (allowed on loopback only)");
+    }
+    let mut cfg = cfg;
+    if let Some(file) = chat_server::auth::resolve_dev_secret(&mut cfg)? {
         tracing::warn!(
-            "auth uses the built-in development secret; set auth.hs256_secret or auth.public_key in production"
+            "auth uses this data directory's development secret ({}); `chatd token` mints tokens with it. \
+             Set auth.public_key (your identity provider) in production",
+            file.display()
         );
     }
     let shards = cfg.shard_count();

@@ -226,8 +226,10 @@ impl ServerHandle {
 /// Starts a server on the store `cfg` names. A cluster configuration
 /// (`cluster.redis_url`) on the embedded store is refused: each node would
 /// have its own copy of the conversations.
-pub fn start(cfg: Config) -> anyhow::Result<ServerHandle> {
+pub fn start(mut cfg: Config) -> anyhow::Result<ServerHandle> {
     cfg.cluster.check(cfg.store.backend != "embedded")?;
+    cfg.check_auth()?;
+    crate::auth::resolve_dev_secret(&mut cfg)?;
     let store = Arc::new(Store::open(&cfg)?);
     start_inner(cfg, store, true)
 }
@@ -238,8 +240,10 @@ pub fn start(cfg: Config) -> anyhow::Result<ServerHandle> {
 /// not refuse the embedded store, so tests can run several in-process nodes
 /// on one embedded store handle. The store is not closed by
 /// [`ServerHandle::shutdown`]; its owner closes it.
-pub fn start_with_store(cfg: Config, store: Arc<Store>) -> anyhow::Result<ServerHandle> {
+pub fn start_with_store(mut cfg: Config, store: Arc<Store>) -> anyhow::Result<ServerHandle> {
     cfg.cluster.check(true)?;
+    cfg.check_auth()?;
+    crate::auth::resolve_dev_secret(&mut cfg)?;
     start_inner(cfg, store, false)
 }
 

@@ -37,8 +37,17 @@ fn serve(data: &std::path::Path) -> (Child, String, String) {
     (child, addr.expect("addr"), hash.expect("hash"))
 }
 
-fn token(user: &str) -> String {
-    chat_server::auth::mint_hs256(chat_server::config::DEV_SECRET, user, user, "advocate", Duration::from_secs(600))
+/// A token from `chatd token` on the same data directory as the server:
+/// the directory's own development secret, which `chatd serve` made.
+fn token(data: &std::path::Path, user: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_chatd"))
+        .args(["token", "--user", user, "--role", "advocate"])
+        .env("CHAT_DATA_DIR", data)
+        .stderr(Stdio::null())
+        .output()
+        .expect("chatd token");
+    assert!(out.status.success(), "chatd token failed: {out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// Sends SIGTERM and waits for a clean exit.
@@ -60,8 +69,9 @@ fn terminate(mut child: Child) {
 async fn sigterm_drains_and_a_restart_keeps_history() {
     let data = tempfile::tempdir().unwrap();
     let (child, addr, hash) = serve(data.path());
-    let cfg =
-        |user: &str, addr: &str, hash: &str| ClientConfig::new(addr, token(user), Trust::cert_hash_hex(hash).unwrap());
+    let cfg = |user: &str, addr: &str, hash: &str| {
+        ClientConfig::new(addr, token(data.path(), user), Trust::cert_hash_hex(hash).unwrap())
+    };
     let (alice, _events) = Client::connect(cfg("alice", &addr, &hash)).await.unwrap();
     let created = alice.create_conversation(ConversationKind::Group, "matter", "", vec!["bob".into()]).await.unwrap();
     let conv = created.summary.and_then(|s| s.conversation).map(|c| c.id).unwrap();
@@ -109,7 +119,7 @@ async fn a_closed_stdout_does_not_stop_the_server() {
     };
     let mut connected = None;
     while connected.is_none() && Instant::now() < deadline {
-        let cfg = ClientConfig::new(addr.as_str(), token("carol"), Trust::cert_hash_hex(&hash).unwrap());
+        let cfg = ClientConfig::new(addr.as_str(), token(data.path(), "carol"), Trust::cert_hash_hex(&hash).unwrap());
         match Client::connect(cfg).await {
             Ok(c) => connected = Some(c),
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -119,4 +129,41 @@ async fn a_closed_stdout_does_not_stop_the_server() {
     carol.list_conversations(Default::default()).await.expect("a request is answered");
     carol.close().await;
     tokio::task::spawn_blocking(move || terminate(child)).await.unwrap();
+}
+
+/// A default install accepts no token signed with the public development
+/// secret (it has a random one of its own), and refuses to start with the
+/// public secret on a listener other than loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_dev_secret_opens_nothing() {
+    use chat_server::config::PUBLIC_DEV_SECRET;
+    let data = tempfile::tempdir().unwrap();
+    let (child, addr, hash) = serve(data.path());
+    let forged = chat_server::auth::mint_hs256(PUBLIC_DEV_SECRET, "mallory", "", "admin", Duration::from_secs(600));
+    let e = Client::connect(ClientConfig::new(addr.as_str(), forged, Trust::cert_hash_hex(&hash).unwrap()))
+        .await
+        .err()
+        .expect("an admin token signed with the public secret is refused");
+    assert!(e.to_string().contains("signature"), "{e}");
+    let (ok, _events) = Client::connect(ClientConfig::new(
+        addr.as_str(),
+        token(data.path(), "alice"),
+        Trust::cert_hash_hex(&hash).unwrap(),
+    ))
+    .await
+    .expect("the data directory's own secret is accepted");
+    ok.close().await;
+    tokio::task::spawn_blocking(move || terminate(child)).await.unwrap();
+
+    for (listen, web) in [("0.0.0.0:0", "127.0.0.1:0"), ("127.0.0.1:0", "[::]:0")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_chatd"))
+            .args(["serve", "--listen", listen, "--web-listen", web, "--data-dir"])
+            .arg(data.path())
+            .env("CHAT_AUTH__HS256_SECRET", PUBLIC_DEV_SECRET)
+            .output()
+            .expect("run chatd");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{listen} / {web}: chatd started with the public secret");
+        assert!(err.contains("public development secret"), "{listen} / {web}: {err}");
+    }
 }

@@ -17,7 +17,7 @@
 mod common;
 use chat_client::{Client, ClientConfig, Event, Events, Transport, Trust};
 use chat_protocol::v1::{self, ConversationKind, ReceiptKind};
-use chat_server::config::{Config, DEV_SECRET};
+use chat_server::config::{Config, PUBLIC_DEV_SECRET};
 use chat_server::redis_server::{self, RedisServer};
 use chat_server::store::embedded::{EmbeddedConfig, EmbeddedStore};
 use chat_server::store::scylla::{self, ScyllaSettings, ScyllaStore};
@@ -72,6 +72,7 @@ fn try_start_node(
         node_name: id.to_string(),
         ..Default::default()
     };
+    cfg.auth.hs256_secret = PUBLIC_DEV_SECRET.into();
     cfg.limits.connections_per_minute_per_ip = 10_000;
     cfg.limits.messages_per_minute = 10_000;
     cfg.limits.typing_timeout_ms = 3_000;
@@ -150,8 +151,13 @@ impl Cluster {
 
     /// A client of `user` on node `node`, moving on to the other nodes on reconnect.
     fn client_config(&self, user: &str, role: &str, node: usize) -> ClientConfig {
-        let token =
-            chat_server::auth::mint_hs256(DEV_SECRET, user, &format!("{user} name"), role, Duration::from_secs(600));
+        let token = chat_server::auth::mint_hs256(
+            PUBLIC_DEV_SECRET,
+            user,
+            &format!("{user} name"),
+            role,
+            Duration::from_secs(600),
+        );
         let others: Vec<String> =
             (1..self.addrs.len()).map(|k| self.addrs[(node + k) % self.addrs.len()].clone()).collect();
         let mut c = ClientConfig::new(self.addrs[node].clone(), token, Trust::CertHashes(self.hashes.clone()))
@@ -599,7 +605,7 @@ impl SplitPair {
     async fn connect(&self, node: usize, user: &str) -> (Client, Events) {
         let h = &self.nodes[node];
         let token = chat_server::auth::mint_hs256(
-            DEV_SECRET,
+            PUBLIC_DEV_SECRET,
             user,
             &format!("{user} name"),
             "advocate",
@@ -674,6 +680,7 @@ async fn a_node_without_redis_does_not_start() {
     let store = shared_store(dir.path()).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut cfg = Config { listen: "127.0.0.1:0".parse().unwrap(), data_dir: dir.path().into(), ..Default::default() };
+    cfg.auth.hs256_secret = PUBLIC_DEV_SECRET.into();
     cfg.cluster.redis_url = format!("redis://127.0.0.1:{port}");
     let started = std::time::Instant::now();
     let (mut tls_cfg, tls_store) = (cfg.clone(), store.clone());

@@ -5,7 +5,7 @@
 mod common;
 use chat_client::{Client, ClientConfig, ClientError, Event, Events, ResumeState, Transport, Trust};
 use chat_protocol::v1::{self, ConversationKind, ErrorCode, ReceiptKind, message_body};
-use chat_server::config::{Config, DEV_SECRET};
+use chat_server::config::{Config, PUBLIC_DEV_SECRET};
 use common::text;
 use std::path::Path;
 use std::time::Duration;
@@ -21,6 +21,7 @@ struct Server {
 fn config(dir: &Path) -> Config {
     let mut cfg =
         Config { listen: "127.0.0.1:0".parse().unwrap(), shards: 2, data_dir: dir.to_path_buf(), ..Default::default() };
+    cfg.auth.hs256_secret = PUBLIC_DEV_SECRET.into();
     cfg.web.listen = "127.0.0.1:0".parse().unwrap();
     cfg.limits.connections_per_minute_per_ip = 10_000;
     cfg.limits.messages_per_minute = 10_000;
@@ -55,8 +56,13 @@ impl Server {
     }
 
     fn client_config(&self, user: &str, role: &str, transport: Transport) -> ClientConfig {
-        let token =
-            chat_server::auth::mint_hs256(DEV_SECRET, user, &format!("{user} name"), role, Duration::from_secs(600));
+        let token = chat_server::auth::mint_hs256(
+            PUBLIC_DEV_SECRET,
+            user,
+            &format!("{user} name"),
+            role,
+            Duration::from_secs(600),
+        );
         let trust = Trust::cert_hash_hex(self.h().cert_sha256()).unwrap();
         let mut c = ClientConfig::new(self.h().addr().to_string(), token, trust).transport(transport);
         c.backoff.initial = Duration::from_millis(50);
@@ -386,11 +392,11 @@ async fn bad_tokens_are_refused_precisely() {
         aud: None,
     };
     assert_eq!(
-        try_token(chat_server::auth::mint_claims(DEV_SECRET, &expired)).await,
+        try_token(chat_server::auth::mint_claims(PUBLIC_DEV_SECRET, &expired)).await,
         Some(Some(ErrorCode::TokenExpired)),
         "expired"
     );
-    let bad_role = chat_server::auth::mint_hs256(DEV_SECRET, "alice", "", "judge", Duration::from_secs(60));
+    let bad_role = chat_server::auth::mint_hs256(PUBLIC_DEV_SECRET, "alice", "", "judge", Duration::from_secs(60));
     assert_eq!(try_token(bad_role).await, Some(Some(ErrorCode::Unauthenticated)), "unknown role");
 }
 
@@ -540,7 +546,7 @@ mod raw {
             ep.set_default_client_config(quinn::ClientConfig::new(Arc::new(qc)));
             let conn = ep.connect(s.h().addr(), "localhost").unwrap().await.unwrap();
             let (mut send, recv) = conn.open_bi().await.unwrap();
-            let token = chat_server::auth::mint_hs256(DEV_SECRET, user, "", "advocate", Duration::from_secs(60));
+            let token = chat_server::auth::mint_hs256(PUBLIC_DEV_SECRET, user, "", "advocate", Duration::from_secs(60));
             let hello = v1::ClientFrame {
                 kind: Some(v1::client_frame::Kind::Hello(v1::Hello {
                     token,

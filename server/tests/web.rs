@@ -10,7 +10,7 @@ use chat_protocol::v1::{
     self, ConversationKind, ErrorCode, client_frame, command, message_body, push, reply, server_frame,
 };
 use chat_protocol::{FrameDecoder, encode_frame_to_vec};
-use chat_server::config::{Config, DEV_SECRET};
+use chat_server::config::{Config, PUBLIC_DEV_SECRET};
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
 use std::net::SocketAddr;
@@ -38,6 +38,7 @@ impl Server {
             ..Default::default()
         };
         cfg.web.listen = "127.0.0.1:0".parse().unwrap();
+        cfg.auth.hs256_secret = PUBLIC_DEV_SECRET.into();
         cfg.limits.connections_per_minute_per_ip = 10_000;
         cfg.limits.messages_per_minute = 10_000;
         f(&mut cfg);
@@ -72,7 +73,13 @@ impl Drop for Server {
 }
 
 fn token(user: &str) -> String {
-    chat_server::auth::mint_hs256(DEV_SECRET, user, &format!("{user} name"), "advocate", Duration::from_secs(600))
+    chat_server::auth::mint_hs256(
+        PUBLIC_DEV_SECRET,
+        user,
+        &format!("{user} name"),
+        "advocate",
+        Duration::from_secs(600),
+    )
 }
 
 // ---- a minimal HTTP/1.1 client: exactly the bytes we mean ----

@@ -77,6 +77,8 @@ export class Chatd {
       CHAT_LIMITS__CONNECTIONS_PER_MINUTE_PER_IP: "10000",
       CHAT_LIMITS__MESSAGES_PER_MINUTE: "10000",
       CHAT_WEB__LISTEN: `127.0.0.1:${this.webPort}`,
+      // `chatd token` mints with this data directory's own dev secret, as `serve` verifies.
+      CHAT_DATA_DIR: this.dataDir,
     };
   }
 
