@@ -223,6 +223,13 @@ pub enum StoreError {
         /// The seq.
         seq: u64,
     },
+    /// Some messages of an append are already stored under their client
+    /// message ids (retries the owner's memory no longer knew): nothing of the
+    /// call was written. Each pair is (the seq the call gave the message, the
+    /// seq it is stored at); the owner answers those as duplicates and
+    /// sequences the rest again.
+    #[error("{} message(s) of the append are already stored under their client ids", .0.len())]
+    Duplicates(Vec<(u64, u64)>),
     /// The store is shutting down and takes no more writes.
     #[error("store is closed")]
     Closed,
