@@ -8,8 +8,8 @@
 
 use bench::encoded_message;
 use chat_server::frames::message_push;
-use chat_server::session::{SessionHandle, SessionMsg};
-use chat_server::shard::{Fanout, LocalSessions, Pushed};
+use chat_server::shard::sessions::{LocalSessions, SessionHandle, SessionMsg};
+use chat_server::shard::{Fanout, Pushed};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::rc::Rc;

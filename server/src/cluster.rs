@@ -12,7 +12,7 @@
 //!   heard from within `node_ttl_ms` are live. The live set goes to every shard
 //!   when it changes.
 //! - Ownership: a conversation's owner node is the rendezvous
-//!   (highest-random-weight) choice over the live set ([`owner`]); within it,
+//!   (highest-random-weight) choice over the live set ([`crate::shard::placement::owner_node`]); within it,
 //!   today's home shard. Requests for a conversation owned elsewhere are
 //!   forwarded (`PUBLISH chat:node:<owner>`), answered on `chat:node:<origin>`.
 //! - Fan-out: an owner publishes every commit (and typing, receipts,
@@ -28,12 +28,15 @@
 //!   own a conversation can never store two messages under one seq.
 
 use crate::config::ClusterConfig;
-use crate::shard::{ConvId, Fanout, Mesh, Pushed, ShardMsg, UserEvent, home_shard, user_shard};
+use crate::ids::{Caller, ConvId, LiveSet, NodeId};
+use crate::shard::broker::{Broker, CountsByNode, overloaded};
+use crate::shard::{Fanout, Forwarded, Mesh, Pushed, ShardMsg, UserEvent, home_shard, user_shard};
 use bytes::Bytes;
 use chat_protocol::WireError;
 use chat_protocol::v1::{self, ErrorCode, reply};
 use fred::prelude::*;
 use fred::types::{Expiration, SetOptions};
+use futures_util::future::LocalBoxFuture;
 use prost::Message as _;
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
@@ -42,15 +45,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
-
-/// A node's id.
-pub type NodeId = Arc<str>;
-
-/// The live nodes, sorted.
-pub type LiveSet = Arc<[NodeId]>;
-
-/// Device counts per user on the other nodes that have some.
-pub type CountsByNode = HashMap<Arc<str>, Vec<(NodeId, u32)>>;
 
 /// Redis key of the live-node set (sorted set, score: last heartbeat, ms).
 pub const NODES_KEY: &str = "chat:nodes";
@@ -91,29 +85,6 @@ pub fn node_id_key(node: &str) -> String {
 }
 /// Conversations whose head moved this recently get a nudge each second.
 pub const NUDGE_WINDOW: Duration = Duration::from_secs(3);
-
-fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
-}
-
-/// The rendezvous weight of a node for a conversation.
-pub fn weight(conv: ConvId, node: &str) -> u64 {
-    mix64(fnv1a(node) ^ mix64(conv))
-}
-
-/// The owner node of a conversation among `live`: the highest weight (ties,
-/// which need a 64-bit collision, go to the greater id). None if `live` is empty.
-/// When a node leaves, only the conversations it owned move; when one joins,
-/// only those it now wins move to it.
-pub fn owner(conv: ConvId, live: &[NodeId]) -> Option<&NodeId> {
-    live.iter().max_by(|a, b| weight(conv, a).cmp(&weight(conv, b)).then_with(|| a.cmp(b)))
-}
 
 fn unix_ms() -> u64 {
     chat_protocol::unix_ms(std::time::SystemTime::now())
@@ -272,23 +243,6 @@ const FANOUT_MESSAGES: u32 = 1;
 const FANOUT_EPHEMERAL: u32 = 2;
 const FANOUT_NUDGE: u32 = 3;
 
-/// A request that another node forwarded to this one, the owner.
-#[derive(Debug)]
-pub struct Forwarded {
-    /// The node waiting for the answer.
-    pub from: NodeId,
-    /// Its request id (0: no answer wanted).
-    pub req_id: u64,
-    /// The conversation.
-    pub conv: ConvId,
-    /// On whose behalf (verified by the origin node).
-    pub caller: crate::conversation::Caller,
-    /// The sending session (cluster-unique).
-    pub origin: u64,
-    /// The command, or None for "announce the creation of `conv`".
-    pub command: Option<v1::command::Body>,
-}
-
 enum BridgeCmd {
     Publish { channel: &'static str, payload: Bytes },
     Forward { owner: NodeId, fwd: wire::Forward, reply: Option<oneshot::Sender<reply::Result>> },
@@ -323,16 +277,6 @@ impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cluster").field("node_id", &self.node_id).finish_non_exhaustive()
     }
-}
-
-/// The answer to a forwarded request the owner has no room for (retryable).
-pub fn overloaded() -> WireError {
-    WireError::limited(
-        ErrorCode::Timeout,
-        "forward_timeout_ms",
-        "the owner node is overloaded; retry",
-        Some(Duration::from_millis(200)),
-    )
 }
 
 fn timeout_error(why: &str) -> WireError {
@@ -420,19 +364,6 @@ impl Cluster {
         }))
     }
 
-    /// This node's id.
-    pub fn node_id(&self) -> &NodeId {
-        &self.node_id
-    }
-
-    /// Changes whenever a remote user event (added to / removed from a
-    /// conversation) may have been lost on the way to this node's sessions (a
-    /// full mailbox, a subscriber that lagged or reconnected): sessions that see
-    /// it change reconcile their conversations with the store and fill them.
-    pub fn reconcile_epoch(&self) -> u64 {
-        self.reconcile.load(Ordering::Relaxed)
-    }
-
     /// Ephemeral publishes dropped because the bridge's queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
@@ -448,10 +379,45 @@ impl Cluster {
         Bytes::from(wire::Envelope { from: self.node_id.to_string(), body: Some(body) }.encode_to_vec())
     }
 
+    /// Leaves the cluster: removes this node from the live set and its
+    /// presence keys, then stops the bridge. Blocks until done.
+    pub fn stop(&self) {
+        self.halt(Stop::Graceful);
+    }
+
+    /// Stops the bridge at once, as a crash would: no deregistration, no
+    /// presence cleanup (the keys expire by themselves).
+    pub fn kill(&self) {
+        self.halt(Stop::Kill);
+    }
+
+    fn halt(&self, how: Stop) {
+        let _ = self.stop.send(how);
+        let t = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = t {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Broker for Cluster {
+    /// This node's id.
+    fn node_id(&self) -> &NodeId {
+        &self.node_id
+    }
+
+    /// Changes whenever a remote user event (added to / removed from a
+    /// conversation) may have been lost on the way to this node's sessions (a
+    /// full mailbox, a subscriber that lagged or reconnected): sessions that see
+    /// it change reconcile their conversations with the store and fill them.
+    fn reconcile_epoch(&self) -> u64 {
+        self.reconcile.load(Ordering::Relaxed)
+    }
+
     /// Publishes a fan-out of a conversation this node owns. Dropped (and
     /// counted) when the bridge is behind: stored messages are never carried
     /// only here, receivers fill gaps from the store.
-    pub fn publish_fanout(&self, conv: ConvId, f: &Fanout) {
+    fn publish_fanout(&self, conv: ConvId, f: &Fanout) {
         let rf = match f {
             Fanout::Messages(list) => wire::RemoteFanout {
                 conv,
@@ -482,7 +448,7 @@ impl Cluster {
 
     /// Publishes a user event (added to / removed from a conversation) for the
     /// user's sessions on other nodes.
-    pub fn publish_user_event(&self, user: &str, ev: &UserEvent) {
+    fn publish_user_event(&self, user: &str, ev: &UserEvent) {
         let ue = match ev {
             UserEvent::Added(conv, since, frame) => wire::RemoteUserEvent {
                 user: user.into(),
@@ -501,34 +467,27 @@ impl Cluster {
 
     /// The user's device count on this node changed: store it (with a TTL) and
     /// tell the others. Called in the order of the changes (by the user's home shard).
-    pub fn presence(&self, user: Arc<str>, count: u32) {
+    fn presence(&self, user: Arc<str>, count: u32) {
         if self.presence_tx.try_send(BridgeCmd::Presence { user, count }).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("presence count dropped at a full bridge queue");
         }
     }
 
-    /// Devices of `users` on the other live nodes (from their presence keys).
-    pub async fn remote_presence(&self, users: Vec<Arc<str>>) -> HashMap<Arc<str>, u32> {
-        self.remote_presence_by_node(users)
-            .await
-            .into_iter()
-            .map(|(u, n)| (u, n.iter().map(|(_, c)| c).sum()))
-            .collect()
-    }
-
     /// Devices of `users` on each other live node that has some (from the presence keys).
-    pub async fn remote_presence_by_node(&self, users: Vec<Arc<str>>) -> CountsByNode {
-        let (tx, rx) = oneshot::channel();
-        if users.is_empty() || self.tx.send(BridgeCmd::QueryPresence { users, reply: tx }).await.is_err() {
-            return HashMap::new();
-        }
-        rx.await.unwrap_or_default()
+    fn remote_presence_by_node(&self, users: Vec<Arc<str>>) -> LocalBoxFuture<'_, CountsByNode> {
+        Box::pin(async move {
+            let (tx, rx) = oneshot::channel();
+            if users.is_empty() || self.tx.send(BridgeCmd::QueryPresence { users, reply: tx }).await.is_err() {
+                return HashMap::new();
+            }
+            rx.await.unwrap_or_default()
+        })
     }
 
     /// Every this often each shard reads the presence keys of the remote
     /// users it holds as online (a lost "count 0" would keep them online).
-    pub fn presence_resync_every(&self) -> Duration {
+    fn presence_resync_every(&self) -> Duration {
         self.presence_resync
     }
 
@@ -536,15 +495,15 @@ impl Cluster {
     /// bridge's queue (call it in the order commands must keep), and returns
     /// the answer to await: the owner's reply, or a retryable `TIMEOUT` when
     /// the request or its answer was lost.
-    pub async fn forward(
+    fn forward(
         &self,
         owner: NodeId,
         conv: ConvId,
-        caller: &crate::conversation::Caller,
+        caller: &Caller,
         origin: u64,
         command: Option<v1::command::Body>,
         want_reply: bool,
-    ) -> impl std::future::Future<Output = reply::Result> + 'static {
+    ) -> LocalBoxFuture<'_, LocalBoxFuture<'static, reply::Result>> {
         let created = command.is_none();
         let command = command
             .map(|body| Bytes::from(v1::Command { id: 0, body: Some(body) }.encode_to_vec()))
@@ -558,26 +517,32 @@ impl Cluster {
             command,
             created,
         };
-        let (tx, rx) = oneshot::channel();
-        let sent = self.tx.send(BridgeCmd::Forward { owner, fwd, reply: want_reply.then_some(tx) }).await.is_ok();
-        let timeout = self.forward_timeout;
-        async move {
-            if !sent {
-                return reply::Result::Error(timeout_error("cluster bridge stopped").to_proto());
-            }
-            if !want_reply {
-                return reply::Result::Ok(v1::Empty {});
-            }
-            match tokio::time::timeout(timeout, rx).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(_)) => reply::Result::Error(timeout_error("request dropped").to_proto()),
-                Err(_) => reply::Result::Error(timeout_error("timed out").to_proto()),
-            }
-        }
+        // The outer future waits for room in the bridge's queue (that keeps the
+        // order of calls); the inner one is the answer.
+        #[allow(clippy::async_yields_async)]
+        Box::pin(async move {
+            let (tx, rx) = oneshot::channel();
+            let sent = self.tx.send(BridgeCmd::Forward { owner, fwd, reply: want_reply.then_some(tx) }).await.is_ok();
+            let timeout = self.forward_timeout;
+            let answer: LocalBoxFuture<'static, reply::Result> = Box::pin(async move {
+                if !sent {
+                    return reply::Result::Error(timeout_error("cluster bridge stopped").to_proto());
+                }
+                if !want_reply {
+                    return reply::Result::Ok(v1::Empty {});
+                }
+                match tokio::time::timeout(timeout, rx).await {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(_)) => reply::Result::Error(timeout_error("request dropped").to_proto()),
+                    Err(_) => reply::Result::Error(timeout_error("timed out").to_proto()),
+                }
+            });
+            answer
+        })
     }
 
     /// Answers a forwarded request.
-    pub fn reply(&self, to: NodeId, req_id: u64, result: reply::Result) {
+    fn reply(&self, to: NodeId, req_id: u64, result: reply::Result) {
         if req_id == 0 {
             return;
         }
@@ -585,26 +550,6 @@ impl Cluster {
         let payload =
             self.envelope(wire::Body::Reply(wire::ForwardReply { req_id, reply: Bytes::from(r.encode_to_vec()) }));
         self.try_send(BridgeCmd::Reply { to, payload });
-    }
-
-    /// Leaves the cluster: removes this node from the live set and its
-    /// presence keys, then stops the bridge. Blocks until done.
-    pub fn stop(&self) {
-        self.halt(Stop::Graceful);
-    }
-
-    /// Stops the bridge at once, as a crash would: no deregistration, no
-    /// presence cleanup (the keys expire by themselves).
-    pub fn kill(&self) {
-        self.halt(Stop::Kill);
-    }
-
-    fn halt(&self, how: Stop) {
-        let _ = self.stop.send(how);
-        let t = self.thread.lock().ok().and_then(|mut t| t.take());
-        if let Some(t) = t {
-            let _ = t.join();
-        }
     }
 }
 
@@ -1129,7 +1074,7 @@ impl Bridge {
             from: from.clone(),
             req_id: f.req_id,
             conv: f.conv,
-            caller: crate::conversation::Caller { user: Arc::from(f.user.as_str()), role },
+            caller: Caller { user: Arc::from(f.user.as_str()), role },
             origin: f.origin,
             command,
         };
@@ -1197,64 +1142,6 @@ fn publish(client: &Client, channel: String, payload: Bytes) {
 mod tests {
     use super::*;
 
-    fn nodes(n: usize) -> Vec<NodeId> {
-        (0..n).map(|i| Arc::from(format!("node-{i}").as_str())).collect()
-    }
-
-    #[test]
-    fn rendezvous_is_stable() {
-        let live = nodes(3);
-        let mut shuffled = live.clone();
-        shuffled.reverse();
-        for conv in 1..1000u64 {
-            assert_eq!(owner(conv, &live), owner(conv, &live));
-            assert_eq!(owner(conv, &live), owner(conv, &shuffled), "order of the live set does not matter");
-        }
-        assert!(owner(1, &[]).is_none());
-    }
-
-    #[test]
-    fn rendezvous_spreads() {
-        let live = nodes(3);
-        let mut hits: HashMap<NodeId, usize> = HashMap::new();
-        for conv in 1..=6000u64 {
-            *hits.entry(owner(conv, &live).unwrap().clone()).or_default() += 1;
-        }
-        assert_eq!(hits.len(), 3);
-        assert!(hits.values().all(|&h| (1700..=2300).contains(&h)), "{hits:?}");
-        // Random 53-bit ids too.
-        let mut hits: HashMap<NodeId, usize> = HashMap::new();
-        for _ in 0..6000 {
-            let conv = rand::random::<u64>() & ((1 << 53) - 1);
-            *hits.entry(owner(conv, &live).unwrap().clone()).or_default() += 1;
-        }
-        assert!(hits.values().all(|&h| (1700..=2300).contains(&h)), "{hits:?}");
-    }
-
-    #[test]
-    fn rendezvous_moves_only_what_the_leaver_owned() {
-        let live = nodes(4);
-        let without: Vec<NodeId> = live.iter().filter(|n| &***n != "node-2").cloned().collect();
-        let mut moved = 0;
-        for conv in 1..=4000u64 {
-            let before = owner(conv, &live).unwrap();
-            let after = owner(conv, &without).unwrap();
-            if &**before == "node-2" {
-                moved += 1;
-            } else {
-                assert_eq!(before, after, "conversation {conv} moved though its owner stayed");
-            }
-        }
-        assert!((800..=1200).contains(&moved), "{moved}");
-        // And a joiner takes only what it wins.
-        for conv in 1..=4000u64 {
-            let after = owner(conv, &live).unwrap();
-            if &**after != "node-2" {
-                assert_eq!(owner(conv, &without).unwrap(), after);
-            }
-        }
-    }
-
     fn bridge(mesh: Mesh) -> Bridge {
         Bridge {
             cfg: ClusterConfig::default(),
@@ -1306,7 +1193,7 @@ mod tests {
         let (mesh, mut rx) = Mesh::new(2, 1);
         let b = bridge(mesh.clone());
         mesh.try_send(1, ShardMsg::Live(Arc::from(Vec::new()))).unwrap();
-        let live: LiveSet = nodes(2).into();
+        let live: LiveSet = ["node-0", "node-1"].map(NodeId::from).to_vec().into();
         b.hand_live(&live);
         assert!(matches!(rx[0].try_recv(), Ok(ShardMsg::Live(l)) if l == live));
         rx[1].try_recv().unwrap();

@@ -10,8 +10,9 @@
 //! batches the appends of all conversations into one fsync.
 
 use crate::frames;
-use crate::server::ShardCtx;
-use crate::shard::{ConvId, Fanout, Pushed, ShardMsg, UserEvent};
+use crate::ids::{Caller, ConvId};
+use crate::shard::broker::NUDGE_WINDOW;
+use crate::shard::{AdminOp, ConvMsg, Fanout, Pushed, Reply, ShardCtx, ShardMsg, UserEvent};
 use crate::store::{ConversationRecord, MemberRecord, MessageStore, NewMessage};
 use bytes::Bytes;
 use chat_protocol::WireError;
@@ -21,111 +22,7 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
-
-/// Reply channel of a request to the owner.
-pub type Reply<T> = oneshot::Sender<Result<T, WireError>>;
-
-/// Who asks (from their verified token).
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// User id.
-    pub user: Arc<str>,
-    /// System role.
-    pub role: Role,
-}
-
-/// Requests to a conversation's owner.
-#[derive(Debug)]
-pub enum ConvMsg {
-    /// Store and deliver a message.
-    Send {
-        /// Sender.
-        caller: Caller,
-        /// The sending session (it gets no echo of the message).
-        origin: u64,
-        /// The validated request (boxed: it is most of the size of every mesh slot otherwise).
-        msg: Box<v1::SendMessage>,
-        /// Answered once the message is durable.
-        reply: Reply<v1::SendMessageOk>,
-    },
-    /// A shard has subscribed sessions; the reply is the head at registration.
-    Attach {
-        /// The shard.
-        shard: usize,
-        /// Who (must be a member).
-        user: Arc<str>,
-        /// The head.
-        reply: Reply<u64>,
-    },
-    /// A shard has no subscribed session left.
-    Detach {
-        /// The shard.
-        shard: usize,
-    },
-    /// Typing start/stop.
-    Typing {
-        /// Who.
-        user: Arc<str>,
-        /// Started (true) or stopped.
-        typing: bool,
-    },
-    /// A member's watermark moved.
-    Receipt {
-        /// Who.
-        user: Arc<str>,
-        /// Delivered or read.
-        kind: ReceiptKind,
-        /// Up to which seq.
-        seq: u64,
-        /// Answered when recorded.
-        reply: Option<Reply<()>>,
-    },
-    /// A member's presence flipped; pass it on to the subscribers.
-    Presence {
-        /// Whose.
-        user: Arc<str>,
-        /// Online now.
-        online: bool,
-        /// Version at the user's home shard.
-        version: u64,
-    },
-    /// A membership or metadata change.
-    Admin {
-        /// Who asks.
-        caller: Caller,
-        /// What.
-        op: AdminOp,
-        /// The conversation as the caller now sees it.
-        reply: Reply<v1::ConversationSummary>,
-    },
-    /// The members, with their watermarks.
-    Members {
-        /// Who asks (must be a member or staff on a support conversation).
-        caller: Caller,
-        /// The list.
-        reply: Reply<Vec<v1::Member>>,
-    },
-}
-
-/// Membership and metadata operations.
-#[derive(Debug, Clone)]
-pub enum AdminOp {
-    /// Staff picks up a support conversation.
-    Join,
-    /// The caller leaves.
-    Leave,
-    /// Add users.
-    Add(Vec<String>),
-    /// Remove a user.
-    Remove(String),
-    /// Change a member's role.
-    SetRole(String, MemberRole),
-    /// Archive (true) or unarchive.
-    Archive(bool),
-    /// A conversation was just created: announce it to its members.
-    Created,
-}
+use tokio::sync::mpsc;
 
 /// Capacity of an actor's inbox.
 const INBOX: usize = 4096;
@@ -255,7 +152,7 @@ impl Actor {
         let shards = ctx.shared.mesh.len();
         // In a cluster sessions attach without telling the owner (it may be on
         // another node when they do), so every local shard gets the fan-out.
-        let everyone = ctx.shared.cluster.is_some();
+        let everyone = ctx.shared.broker.is_some();
         Self {
             ctx,
             rec,
@@ -324,8 +221,8 @@ impl Actor {
 
     /// Nothing subscribed, queued, in flight or pending a flush.
     fn is_idle(&self) -> bool {
-        (self.ctx.shared.cluster.is_some() || !self.subscribers.contains(&true))
-            && self.last_commit.is_none_or(|t| t.elapsed() > crate::cluster::NUDGE_WINDOW)
+        (self.ctx.shared.broker.is_some() || !self.subscribers.contains(&true))
+            && self.last_commit.is_none_or(|t| t.elapsed() > NUDGE_WINDOW)
             && self.pending.is_empty()
             && self.inflight.is_empty()
             && self.typing.is_empty()
@@ -720,7 +617,7 @@ impl Actor {
     /// In a cluster, also to the other nodes (stored messages, typing,
     /// receipts, membership lines; presence travels on its own).
     fn fanout(&mut self, f: Fanout) {
-        if let Some(c) = &self.ctx.shared.cluster {
+        if let Some(c) = &self.ctx.shared.broker {
             c.publish_fanout(self.id(), &f);
         }
         let mesh = &self.ctx.shared.mesh;
@@ -776,9 +673,7 @@ impl Actor {
             // Cluster: the head of a recently active conversation, once a
             // second, to every node (this one included), so a session that
             // lost the last fan-out fills it.
-            if self.ctx.shared.cluster.is_some()
-                && self.last_commit.is_some_and(|t| t.elapsed() <= crate::cluster::NUDGE_WINDOW)
-            {
+            if self.ctx.shared.broker.is_some() && self.last_commit.is_some_and(|t| t.elapsed() <= NUDGE_WINDOW) {
                 self.fanout(Fanout::Nudge { head: self.committed });
             }
         }
@@ -1073,7 +968,7 @@ impl Actor {
 
     /// Sends a user event to every shard; what a full mailbox refuses is retried each tick.
     fn send_user_event(&mut self, user: &Arc<str>, ev: UserEvent) {
-        if let Some(c) = &self.ctx.shared.cluster {
+        if let Some(c) = &self.ctx.shared.broker {
             c.publish_user_event(user, &ev);
         }
         for shard in 0..self.ctx.shared.mesh.len() {

@@ -1,6 +1,6 @@
 //! Building server frames once, to be written to many connections.
 
-use crate::shard::Frame;
+use crate::ids::Frame;
 use bytes::{BufMut, Bytes, BytesMut};
 use chat_protocol::v1::{self, push, reply, server_frame};
 use prost::Message;

@@ -1,21 +1,35 @@
-//! `chat-server` owns the server side of the chat service: the QUIC and
-//! WebTransport endpoints ([`transport`]), the thread-per-core shards and
-//! their bounded mesh ([`shard`]), connections ([`session`]), the owner of
-//! each conversation ([`conversation`]), tokens ([`auth`]), certificates
-//! ([`tls`]), configuration ([`config`]), storage ([`store`]), the web
-//! endpoint: the browser app and WebSocket sessions ([`web`]), and scale-out
-//! over Redis ([`cluster`]).
+//! `chat-server` owns the server side of the chat service. Its modules form
+//! layers, each importing only the layers below it (`docs/ARCHITECTURE.md`):
+//!
+//! - ground floor: [`ids`], [`config`], [`frames`], [`auth`], [`tls`],
+//!   [`store`] (the `MessageStore` trait and its backends), [`transport`]
+//!   (QUIC, WebTransport and WebSocket behind one `Conn`; admission);
+//! - [`shard`]: thread-per-core — the mesh, what travels on it, each shard's
+//!   context and registries, placement, and the [`shard::broker::Broker`]
+//!   trait through which shards reach other nodes;
+//! - [`presence`] and [`conversation`] (the owner of a conversation: a sans-IO
+//!   state machine and the task that performs its effects);
+//! - [`command`]: one file per command family, validated once, executed here
+//!   or at the conversation's owner;
+//! - [`session`]: one connection — handshake, read loop, outbound queue;
+//! - [`web`]: the HTTP endpoint and WebSocket upgrades; [`cluster`]: the Redis
+//!   bridge implementing the broker;
+//! - [`node`]: start and stop, the shard threads and the router of each
+//!   shard's mailbox.
 //!
 //! It does not own the wire format (that is `chat-protocol`) nor any client
-//! behaviour (that is `chat-client`). Start a server with [`server::start`].
+//! behaviour (that is `chat-client`). Start a server with [`start`].
 
 pub mod auth;
 pub mod cluster;
+pub mod command;
 pub mod config;
 pub mod conversation;
 pub mod frames;
+pub mod ids;
+pub mod node;
+pub mod presence;
 pub mod redis_server;
-pub mod server;
 pub mod session;
 pub mod shard;
 pub mod store;
@@ -24,4 +38,4 @@ pub mod transport;
 pub mod web;
 
 pub use config::Config;
-pub use server::{ServerHandle, start, start_with_store};
+pub use node::{ServerHandle, start, start_with_store};

@@ -6,18 +6,19 @@
 //! It owns: the per-shard TCP listeners (one port, `SO_REUSEPORT`, each shard
 //! accepting on its own runtime, so a WebSocket session runs on the shard that
 //! accepted it), HTTP serving and its security headers, the WebSocket upgrade,
-//! and the browser-origin policy ([`Origins`]) that WebTransport sessions obey
-//! too. It does not own sessions (that is [`crate::session`]) nor the
+//! and the browser-origin check of WebSocket upgrades (the policy,
+//! `crate::transport::admission::Origins`, WebTransport obeys too). It does
+//! not own sessions (that is [`crate::session`]) nor the
 //! WebSocket framing of sessions (that is [`crate::transport`]).
 //!
 //! Plain HTTP is served only with the dev certificate on a loopback address
 //! (the configuration refuses anything else); with a configured certificate it
 //! is HTTPS with that certificate (TLS 1.3, ALPN `http/1.1`).
 
-use crate::config::{Config, WebConfig};
-use crate::server::{MAX_REFUSALS_IN_FLIGHT, ShardCtx};
+use crate::shard::ShardCtx;
 use crate::tls::Identity;
 use crate::transport::WsConn;
+use crate::transport::admission::MAX_REFUSALS_IN_FLIGHT;
 use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -26,7 +27,6 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::cell::Cell;
-use std::collections::HashSet;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -54,42 +54,8 @@ const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// than a closed socket.
 const WS_MESSAGE_SLACK: usize = 64 * 1024;
 
-/// Browser origins allowed to open sessions (WebSocket and WebTransport).
-#[derive(Debug, Clone, Default)]
-pub struct Origins {
-    allowed: HashSet<String>,
-}
-
-impl Origins {
-    /// The app's own origins (`http(s)://localhost|127.0.0.1|[::1]:<web_port>`,
-    /// `public_url`) and `allowed_origins`.
-    pub fn new(cfg: &WebConfig, web_port: Option<u16>) -> Self {
-        let mut allowed = HashSet::new();
-        if let Some(port) = web_port {
-            for scheme in ["http", "https"] {
-                for host in ["localhost", "127.0.0.1", "[::1]"] {
-                    allowed.insert(format!("{scheme}://{host}:{port}"));
-                }
-            }
-        }
-        let public = cfg.public_url.trim_end_matches('/');
-        if !public.is_empty() {
-            allowed.insert(public.to_ascii_lowercase());
-        }
-        allowed.extend(cfg.allowed_origins.iter().map(|o| o.trim_end_matches('/').to_ascii_lowercase()));
-        Self { allowed }
-    }
-
-    /// Whether a browser at `origin` (an `Origin` header) may open a session.
-    pub fn allows(&self, origin: &str) -> bool {
-        self.allowed.contains(&origin.to_ascii_lowercase())
-    }
-}
-
 /// What every shard's web endpoint shares.
 pub struct WebShared {
-    /// Browser origins allowed to open sessions.
-    pub origins: Origins,
     /// The bound TCP address (None: the web endpoint is off).
     pub addr: Option<SocketAddr>,
     /// HTTPS with the configured certificate; None: plain HTTP (dev, loopback).
@@ -100,7 +66,7 @@ pub struct WebShared {
 
 impl WebShared {
     /// The shared part, for listeners bound at `addr` (None: no web endpoint).
-    pub fn new(cfg: &Config, addr: Option<SocketAddr>, identity: &Identity, quic_port: u16) -> anyhow::Result<Self> {
+    pub fn new(addr: Option<SocketAddr>, identity: &Identity, quic_port: u16) -> anyhow::Result<Self> {
         let tls = match (&addr, identity.dev_expires) {
             (Some(_), None) => Some(tls_acceptor(identity)?),
             // Config::check refuses this too; a library caller may not have run it.
@@ -110,7 +76,7 @@ impl WebShared {
             ),
             _ => None,
         };
-        Ok(Self { origins: Origins::new(&cfg.web, addr.map(|a| a.port())), addr, tls, quic_port })
+        Ok(Self { addr, tls, quic_port })
     }
 
     /// `https` when serving TLS, else `http`.
@@ -133,7 +99,7 @@ fn tls_acceptor(id: &Identity) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
 /// Binds `n` TCP listeners to one address with `SO_REUSEPORT` (port 0: the
 /// first picks the port, the rest join it), ready for tokio.
 pub fn bind(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<std::net::TcpListener>> {
-    let sockets = crate::server::bind_reuseport(addr, n, socket2::Type::STREAM, |s| {
+    let sockets = crate::transport::admission::bind_reuseport(addr, n, socket2::Type::STREAM, |s| {
         s.set_reuse_address(true)?;
         s.set_nonblocking(true)
     })
@@ -150,6 +116,8 @@ pub fn bind(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<std::net::TcpListe
 /// One shard's web endpoint.
 struct Web {
     ctx: Rc<ShardCtx>,
+    /// What every shard's web endpoint shares.
+    shared: Arc<WebShared>,
     /// HTTP connections open now.
     open: Cell<usize>,
     /// Rate-limited WebSocket sessions being refused now.
@@ -167,13 +135,13 @@ impl Drop for Counted {
 
 /// The shard's accept loop; returns when the server stops (open connections
 /// and sessions end with the shard; sessions say `Goodbye` first).
-pub async fn serve(ctx: Rc<ShardCtx>, listener: std::net::TcpListener) {
+pub async fn serve(ctx: Rc<ShardCtx>, shared: Arc<WebShared>, listener: std::net::TcpListener) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => return tracing::error!(shard = ctx.state.id, error = %e, "cannot start web listener"),
     };
     let mut shutdown = ctx.shutdown.clone();
-    let web = Rc::new(Web { ctx, open: Cell::new(0), refusing: Rc::new(Cell::new(0)) });
+    let web = Rc::new(Web { ctx, shared, open: Cell::new(0), refusing: Rc::new(Cell::new(0)) });
     loop {
         let (tcp, remote) = tokio::select! {
             r = listener.accept() => match r {
@@ -212,7 +180,7 @@ async fn connection(web: Rc<Web>, tcp: tokio::net::TcpStream, remote: SocketAddr
         let w = w.clone();
         async move { Ok::<_, Infallible>(w.handle(req, remote)) }
     });
-    let r = match &web.ctx.shared.web.tls {
+    let r = match &web.shared.tls {
         Some(acceptor) => {
             let tls = match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
@@ -305,7 +273,7 @@ impl Web {
     /// Where and how the app connects, from the host the browser used.
     fn config_json(&self, headers: &HeaderMap) -> Resp {
         let shared = &self.ctx.shared;
-        let fallback = shared.web.addr.map(|a| a.to_string()).unwrap_or_default();
+        let fallback = self.shared.addr.map(|a| a.to_string()).unwrap_or_default();
         let host_port = match headers.get(header::HOST).map(|h| h.to_str()) {
             Some(Ok(h)) => h.to_string(),
             Some(Err(_)) => return text(StatusCode::BAD_REQUEST, "the Host header is not text"),
@@ -314,10 +282,10 @@ impl Web {
         let Some(host) = host_without_port(&host_port) else {
             return text(StatusCode::BAD_REQUEST, "the Host header is not a host name or address");
         };
-        let ws = if shared.web.tls.is_some() { "wss" } else { "ws" };
+        let ws = if self.shared.tls.is_some() { "wss" } else { "ws" };
         let hashes: Vec<String> = shared.dev_cert_sha256().into_iter().collect();
         let body = serde_json::json!({
-            "webtransport_url": format!("https://{host}:{}/chat", shared.web.quic_port),
+            "webtransport_url": format!("https://{host}:{}/chat", self.shared.quic_port),
             "websocket_url": format!("{ws}://{host_port}/ws"),
             "cert_hashes": hashes,
             "version": env!("CARGO_PKG_VERSION"),
@@ -352,7 +320,7 @@ impl Web {
         // No Origin: not a browser (a browser always sends one on a WebSocket).
         if let Some(origin) = h.get(header::ORIGIN) {
             let origin = String::from_utf8_lossy(origin.as_bytes());
-            if !shared.web.origins.allows(&origin) {
+            if !shared.origins.allows(&origin) {
                 tracing::warn!(%remote, %origin, "websocket refused: origin not allowed (see web.allowed_origins)");
                 return text(
                     StatusCode::FORBIDDEN,
@@ -428,29 +396,5 @@ mod tests {
         assert_eq!(host_without_port("evil\"host"), None);
         assert_eq!(host_without_port("::1"), None, "a bare IPv6 address is ambiguous");
         assert_eq!(host_without_port(""), None);
-    }
-
-    #[test]
-    fn origins_are_the_apps_own_and_the_configured_ones() {
-        let cfg = WebConfig {
-            allowed_origins: vec!["https://App.Firm.example".into()],
-            public_url: "https://chat.firm.example/".into(),
-            ..WebConfig::default()
-        };
-        let o = Origins::new(&cfg, Some(8080));
-        for ok in [
-            "http://localhost:8080",
-            "https://127.0.0.1:8080",
-            "http://[::1]:8080",
-            "https://chat.firm.example",
-            "https://app.firm.example",
-            "HTTP://LOCALHOST:8080",
-        ] {
-            assert!(o.allows(ok), "{ok}");
-        }
-        for no in ["http://localhost:8081", "https://evil.example", "null", "", "https://chat.firm.example.evil"] {
-            assert!(!o.allows(no), "{no}");
-        }
-        assert!(!Origins::new(&WebConfig::default(), None).allows("http://localhost:8080"));
     }
 }

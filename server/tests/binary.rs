@@ -142,8 +142,7 @@ async fn the_public_dev_secret_opens_nothing() {
     let forged = chat_server::auth::mint_hs256(PUBLIC_DEV_SECRET, "mallory", "", "admin", Duration::from_secs(600));
     let e = Client::connect(ClientConfig::new(addr.as_str(), forged, Trust::cert_hash_hex(&hash).unwrap()))
         .await
-        .err()
-        .expect("an admin token signed with the public secret is refused");
+        .expect_err("an admin token signed with the public secret is refused");
     assert!(e.to_string().contains("signature"), "{e}");
     let (ok, _events) = Client::connect(ClientConfig::new(
         addr.as_str(),

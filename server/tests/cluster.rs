@@ -191,7 +191,7 @@ impl Cluster {
     /// The node that owns `conv` while all nodes live.
     fn owner_of(&self, conv: u64) -> usize {
         let live: Vec<Arc<str>> = NODE_IDS.iter().map(|n| Arc::from(*n)).collect();
-        let owner = chat_server::cluster::owner(conv, &live).unwrap();
+        let owner = chat_server::shard::owner_node(conv, &live).unwrap();
         NODE_IDS.iter().position(|n| **n == **owner).unwrap()
     }
 

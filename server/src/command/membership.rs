@@ -1,0 +1,50 @@
+//! Membership commands, answered by the conversation's owner: join (staff
+//! picks up a support conversation), leave, add and remove members, set a
+//! member's role, archive, and the member list. [`parse`] validates them
+//! once; the owner applies its rules (`crate::conversation`).
+
+use super::{err, owner};
+use crate::ids::{Caller, ConvId};
+use crate::shard::{AdminOp, ConvMsg, ShardCtx};
+use chat_protocol::WireError;
+use chat_protocol::v1::{self, ErrorCode, MemberRole, command, reply};
+
+/// Validates a membership command: its conversation and operation, or None
+/// if `body` is not one.
+pub fn parse(ctx: &ShardCtx, body: command::Body) -> Result<Option<(ConvId, AdminOp)>, WireError> {
+    use command::Body as B;
+    Ok(Some(match body {
+        B::JoinConversation(j) => (j.conversation_id, AdminOp::Join),
+        B::LeaveConversation(l) => (l.conversation_id, AdminOp::Leave),
+        B::AddMembers(a) => {
+            if a.user_ids.is_empty() || a.user_ids.len() > ctx.shared.limits.max_ids_per_request {
+                return Err(err(ErrorCode::InvalidArgument, "user_ids: between 1 and 1000 ids"));
+            }
+            for u in &a.user_ids {
+                chat_protocol::limits::check_user_id(u).map_err(|e| e.to_wire())?;
+            }
+            (a.conversation_id, AdminOp::Add(a.user_ids))
+        }
+        B::RemoveMember(r) => (r.conversation_id, AdminOp::Remove(r.user_id)),
+        B::SetMemberRole(r) => {
+            let role =
+                MemberRole::try_from(r.role).map_err(|_| err(ErrorCode::InvalidArgument, "unknown member role"))?;
+            (r.conversation_id, AdminOp::SetRole(r.user_id, role))
+        }
+        B::ArchiveConversation(a) => (a.conversation_id, AdminOp::Archive(!a.unarchive)),
+        _ => return Ok(None),
+    }))
+}
+
+/// Runs a membership operation at the owner on this node; the answer is the
+/// conversation as the caller now sees it.
+pub async fn admin(ctx: &ShardCtx, caller: Caller, conv: ConvId, op: AdminOp) -> Result<reply::Result, WireError> {
+    let s = owner::ask(ctx, conv, |reply| ConvMsg::Admin { caller, op, reply }).await?;
+    Ok(reply::Result::Conversation(v1::ConversationOk { summary: Some(s), existing: false }))
+}
+
+/// The members with their watermarks, from the owner on this node.
+pub async fn members(ctx: &ShardCtx, caller: Caller, conv: ConvId) -> Result<reply::Result, WireError> {
+    let members = owner::ask(ctx, conv, |reply| ConvMsg::Members { caller, reply }).await?;
+    Ok(reply::Result::Members(v1::Members { conversation_id: conv, members }))
+}

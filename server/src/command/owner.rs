@@ -1,0 +1,58 @@
+//! Commands run at a conversation's owner on this node, for a local session
+//! or for one on another node: each is validated by its family's parser, then
+//! asked of the owner's actor through the mesh ([`ask`]). Requests forwarded
+//! by other nodes arrive at [`serve_forwarded`].
+
+use super::{err, membership, message, receipts, require_conversation, shard_unavailable, typing};
+use crate::ids::{Caller, ConvId};
+use crate::shard::{AdminOp, ConvMsg, Forwarded, ShardCtx};
+use chat_protocol::WireError;
+use chat_protocol::v1::{ErrorCode, command, reply};
+use std::rc::Rc;
+use tokio::sync::oneshot;
+
+/// Runs a command at this node's owner of its conversation. `origin` is the
+/// sending session; the caller comes from a verified token (here or at the
+/// origin node).
+pub async fn execute(
+    ctx: &ShardCtx,
+    caller: Caller,
+    origin: u64,
+    body: command::Body,
+) -> Result<reply::Result, WireError> {
+    use command::Body as B;
+    match body {
+        B::SendMessage(m) => message::at_owner(ctx, caller, origin, message::parse(ctx, m)?).await,
+        B::SetTyping(t) => typing::at_owner(ctx, &caller, typing::parse(&t)?, t.typing).await,
+        B::MarkRead(m) => receipts::mark_read(ctx, caller, m).await,
+        B::MarkDelivered(m) => receipts::delivered_at_owner(ctx, caller, m).await,
+        B::GetMembers(g) => membership::members(ctx, caller, g.conversation_id).await,
+        body => match membership::parse(ctx, body)? {
+            Some((conv, op)) => membership::admin(ctx, caller, conv, op).await,
+            None => Err(err(ErrorCode::UnknownCommand, "not a command for a conversation's owner")),
+        },
+    }
+}
+
+/// Asks the owner's actor of `conv` on this node and waits for its answer.
+pub async fn ask<T>(
+    ctx: &ShardCtx,
+    conv: ConvId,
+    make: impl FnOnce(oneshot::Sender<Result<T, WireError>>) -> ConvMsg,
+) -> Result<T, WireError> {
+    let conv = require_conversation(conv)?;
+    let (tx, rx) = oneshot::channel();
+    ctx.shared.mesh.to_owner(conv, make(tx)).await.map_err(|_| shard_unavailable())?;
+    rx.await.map_err(|_| err(ErrorCode::Unavailable, "conversation owner went away; retry"))?
+}
+
+/// Cluster: runs a request another node forwarded here and answers it.
+pub async fn serve_forwarded(ctx: Rc<ShardCtx>, req: Forwarded) {
+    let Some(broker) = ctx.shared.broker.clone() else { return };
+    let result = match req.command {
+        None => membership::admin(&ctx, req.caller, req.conv, AdminOp::Created).await,
+        Some(body) => execute(&ctx, req.caller, req.origin, body).await,
+    };
+    let r = result.unwrap_or_else(|e| reply::Result::Error(e.to_proto()));
+    broker.reply(req.from, req.req_id, r);
+}

@@ -1,0 +1,213 @@
+//! A node: starting and stopping a server. It binds one UDP port shared by
+//! all shards (`SO_REUSEPORT`) and likewise one TCP port for the web endpoint,
+//! starts one thread per shard ([`runtime`]), whose mailbox the [`router`]
+//! serves, and wires the mesh, the store, the verifier and (in a cluster) the
+//! Redis bridge. The library takes a [`Config`] and returns a
+//! [`ServerHandle`]; it reads no flags or environment of its own, so tests can
+//! start as many servers as they like on port 0. This is the top layer: it
+//! imports every other, and nothing imports it.
+
+mod router;
+mod runtime;
+
+use crate::auth::Verifier;
+use crate::cluster::Cluster;
+use crate::config::Config;
+use crate::shard::broker::Broker;
+use crate::shard::{Mesh, Shared};
+use crate::store::{MessageStore, Store};
+use crate::transport::admission::{ConnLimiter, Origins};
+use crate::{tls, web};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use tokio::sync::watch;
+
+/// Capacity of each shard's mailbox.
+const MAILBOX: usize = 16 * 1024;
+
+/// A running server.
+pub struct ServerHandle {
+    addr: SocketAddr,
+    web_addr: Option<SocketAddr>,
+    web_scheme: &'static str,
+    cert_sha256: String,
+    dev_cert: bool,
+    epoch: String,
+    shutdown: watch::Sender<bool>,
+    kill: watch::Sender<bool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    store: Arc<Store>,
+    /// Whether the store was opened here (and is closed on shutdown).
+    owns_store: bool,
+    cluster: Option<Arc<Cluster>>,
+}
+
+impl ServerHandle {
+    /// The bound UDP address (both transports).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The bound TCP address of the web endpoint (None when `web.enabled` is false).
+    pub fn web_addr(&self) -> Option<SocketAddr> {
+        self.web_addr
+    }
+
+    /// The web app's URL (`http://127.0.0.1:8080/`), if the web endpoint is on.
+    pub fn web_url(&self) -> Option<String> {
+        self.web_addr.map(|a| format!("{}://{a}/", self.web_scheme))
+    }
+
+    /// SHA-256 of the certificate (hex), for clients that pin it.
+    pub fn cert_sha256(&self) -> &str {
+        &self.cert_sha256
+    }
+
+    /// Whether the certificate is the self-signed dev one.
+    pub fn dev_cert(&self) -> bool {
+        self.dev_cert
+    }
+
+    /// The store's epoch.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    /// Cluster: this node's id (None on a single node).
+    pub fn node_id(&self) -> Option<&str> {
+        self.cluster.as_ref().map(|c| &**c.node_id())
+    }
+
+    /// Stops: sessions are told (`Goodbye`, SHUTTING_DOWN) and closed, shards
+    /// finish what they hold, a cluster node leaves the live set and removes its
+    /// presence keys, the store flushes (unless it was handed in by
+    /// [`start_with_store`]: its owner closes it). Blocks until done.
+    pub fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.threads {
+            let _ = t.join();
+        }
+        if let Some(c) = &self.cluster {
+            c.stop();
+        }
+        if self.owns_store {
+            self.store.close();
+        }
+    }
+
+    /// For tests of failure: stops the node as abruptly as an in-process node
+    /// can, like a crash. No `Goodbye`, no leaving the live set, no presence
+    /// cleanup (its Redis keys expire by themselves), conversation actors and
+    /// sessions dropped mid-flight (an append already handed to the store may
+    /// still land, unacknowledged). Connections are closed at once (code 0)
+    /// rather than left to time out, so clients notice without waiting for
+    /// the idle timeout. The store is not flushed or closed. Blocks until the
+    /// node's threads are gone.
+    pub fn kill(self) {
+        if let Some(c) = &self.cluster {
+            c.kill();
+        }
+        let _ = self.kill.send(true);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts a server on the store `cfg` names. A cluster configuration
+/// (`cluster.redis_url`) on the embedded store is refused: each node would
+/// have its own copy of the conversations.
+pub fn start(mut cfg: Config) -> anyhow::Result<ServerHandle> {
+    cfg.cluster.check(cfg.store.backend != "embedded")?;
+    cfg.check_auth()?;
+    crate::auth::resolve_dev_secret(&mut cfg)?;
+    let store = Arc::new(Store::open(&cfg)?);
+    start_inner(cfg, store, true)
+}
+
+/// Starts a server on a store the caller opened. With `cluster.redis_url`
+/// set, the caller guarantees that every node of the cluster gets the same
+/// store (the same handle, or one database they all reach): this entry does
+/// not refuse the embedded store, so tests can run several in-process nodes
+/// on one embedded store handle. The store is not closed by
+/// [`ServerHandle::shutdown`]; its owner closes it.
+pub fn start_with_store(mut cfg: Config, store: Arc<Store>) -> anyhow::Result<ServerHandle> {
+    cfg.cluster.check(true)?;
+    cfg.check_auth()?;
+    crate::auth::resolve_dev_secret(&mut cfg)?;
+    start_inner(cfg, store, false)
+}
+
+fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Result<ServerHandle> {
+    // One crypto provider for the whole process (quinn, wtransport, later scylla and fred).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let shards = cfg.shard_count();
+    let identity = tls::load_identity(&cfg)?;
+    let cert_sha256 = identity.sha256_hex();
+    let server_config = tls::quinn_server_config(&identity, &cfg.session)?;
+    let verifier = Verifier::new(&cfg.auth)?;
+    let (mesh, receivers) = Mesh::new(shards, MAILBOX);
+    let sockets = runtime::bind_shared(cfg.listen, shards)?;
+    let addr = sockets[0].local_addr()?;
+    let web_listeners = if cfg.web.enabled { web::bind(cfg.web.listen, shards)? } else { Vec::new() };
+    let web_addr = web_listeners.first().map(|l| l.local_addr()).transpose()?;
+    let web = Arc::new(web::WebShared::new(web_addr, &identity, addr.port())?);
+    let web_scheme = web.scheme();
+    let mut web_listeners = web_listeners.into_iter();
+    let cluster = if cfg.cluster.enabled() { Some(Cluster::start(&cfg.cluster, mesh.clone())?) } else { None };
+    // Session ids travel between nodes as the origin of a message (whose
+    // sender gets no echo): random high bits keep them apart.
+    let first_session_id = if cluster.is_some() { (u64::from(rand::random::<u32>()) << 32) | 1 } else { 1 };
+    let shared = Arc::new(Shared {
+        limits: cfg.limits.protocol(),
+        conn_limiter: ConnLimiter::new(cfg.limits.connections_per_minute_per_ip),
+        origins: Origins::new(&cfg.web, web_addr.map(|a| a.port())),
+        cfg,
+        store: store.clone(),
+        mesh,
+        verifier,
+        broker: cluster.clone().map(|c| c as Arc<dyn Broker>),
+        session_ids: AtomicU64::new(first_session_id),
+        dev_cert_expires: identity.dev_expires,
+        cert_sha256: std::sync::RwLock::new(cert_sha256.clone()),
+    });
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (kill_tx, kill_rx) = watch::channel(false);
+    let mut threads = Vec::with_capacity(shards);
+    for (id, (socket, rx)) in sockets.into_iter().zip(receivers).enumerate() {
+        let shared = shared.clone();
+        let io = runtime::ShardIo {
+            socket,
+            web_listener: web_listeners.next(),
+            web: web.clone(),
+            server_config: server_config.clone(),
+            rx,
+            shutdown: shutdown_rx.clone(),
+            kill: kill_rx.clone(),
+        };
+        let t = std::thread::Builder::new().name(format!("shard-{id}")).spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => return tracing::error!(shard = id, error = %e, "cannot start runtime"),
+            };
+            let local = tokio::task::LocalSet::new();
+            local.block_on(&rt, runtime::shard_main(id, shared, io));
+        })?;
+        threads.push(t);
+    }
+    Ok(ServerHandle {
+        addr,
+        web_addr,
+        web_scheme,
+        cert_sha256,
+        dev_cert: identity.dev_expires.is_some(),
+        epoch: store.epoch().to_string(),
+        shutdown: shutdown_tx,
+        kill: kill_tx,
+        threads,
+        store,
+        owns_store,
+        cluster,
+    })
+}

@@ -1,0 +1,296 @@
+//! One connection: the handshake (token, resume cursors), the subscription
+//! to the user's conversations, the read loop ([`read`]: frames in, commands
+//! out) and the outbound task ([`outbound`]: fan-outs to the events stream).
+//! Commands themselves are `crate::command`'s; the shard's registry of
+//! sessions is `crate::shard::sessions`.
+//!
+//! Outbound is where "nothing lost, nothing repeated, nothing reordered" is
+//! kept: per conversation the session remembers the last seq it wrote
+//! (`sent`). A message at `sent + 1` is written; one at or below `sent` is
+//! dropped; one above `sent + 1` first makes the session read the gap from the
+//! store. Resume, a full queue and a lost fan-out all take that same road, so
+//! there is one mechanism to trust rather than three.
+
+mod outbound;
+mod read;
+
+use crate::auth::Identity;
+use crate::command::Requester;
+use crate::frames;
+use crate::ids::{Caller, ConvId};
+use crate::presence;
+use crate::shard::sessions::{SessionHandle, SessionMsg};
+use crate::shard::{ConvMsg, ShardCtx};
+use crate::store::{MessageStore, Store, UserRecord};
+use crate::transport::{Conn, ReadError, RecvStream, SendStream};
+use bytes::BytesMut;
+use chat_protocol::v1::{self, ErrorCode, client_frame};
+use chat_protocol::{FrameDecoder, WireError};
+use outbound::Outbound;
+use prost::Message;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Most bytes taken from a stream at once.
+const READ_CHUNK: usize = 16 * 1024;
+/// Largest `Hello` (about 70,000 resume cursors).
+pub(crate) const HELLO_MAX_BYTES: usize = 1 << 20;
+
+fn err(code: ErrorCode, msg: impl Into<String>) -> WireError {
+    WireError::new(code, msg)
+}
+
+/// Runs one connection to its end. `conn_limited` is set when the peer's
+/// address is over its connection rate: it gets a precise refusal.
+pub async fn run(ctx: Rc<ShardCtx>, conn: Conn, conn_limited: Option<Duration>) {
+    let remote = conn.remote();
+    let timeout = Duration::from_millis(ctx.shared.cfg.session.handshake_timeout_ms);
+    let hs = tokio::time::timeout(timeout, handshake(&ctx, &conn, conn_limited)).await;
+    let (mut ctl_tx, ctl_rx, dec, buf, hello, ident) = match hs {
+        Ok(Ok(v)) => v,
+        Ok(Err(Some((e, mut tx)))) => {
+            tracing::info!(%remote, error = %e, "handshake refused");
+            let _ = tx.write_all(&frames::error_reply(0, &e)).await;
+            tx.finish();
+            // Give the refusal a moment to reach the peer before the close.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            conn.close(e.code as u32, &e.message);
+            return;
+        }
+        Ok(Err(None)) => return,
+        Err(_) => {
+            conn.close(ErrorCode::HandshakeTimeout as u32, "no hello in time");
+            return;
+        }
+    };
+    let id = ctx.shared.next_session_id();
+    let (tx, rx) = mpsc::channel(ctx.shared.cfg.session.outbound_queue);
+    let handle = Rc::new(SessionHandle::new(id, Arc::from(ident.user_id.as_str()), tx));
+    let caller = Caller { user: handle.user.clone(), role: ident.role };
+    let s = Rc::new(Session {
+        req: Requester { ctx: ctx.clone(), caller, session: id },
+        conn: conn.clone(),
+        handle: handle.clone(),
+        ident,
+        contacts: RefCell::new(HashSet::new()),
+        announced: Cell::new(false),
+        send_blocked_until: Cell::new(None),
+    });
+    ctx.state.sessions.borrow_mut().add_user(&handle);
+    tracing::debug!(session = id, user = %handle.user, %remote, transport = conn.kind(), "connected");
+
+    let result = s.clone().serve(&mut ctl_tx, ctl_rx, dec, buf, hello, rx).await;
+    if let Err(e) = &result {
+        tracing::debug!(session = id, error = %e, "session ended");
+    }
+    s.cleanup().await;
+}
+
+type Handshake = (SendStream, RecvStream, FrameDecoder, BytesMut, v1::Hello, Identity);
+
+/// Reads `Hello` and checks the token. An error carries the control stream to answer on.
+async fn handshake(
+    ctx: &ShardCtx,
+    conn: &Conn,
+    conn_limited: Option<Duration>,
+) -> Result<Handshake, Option<(WireError, SendStream)>> {
+    let (tx, mut rx) = conn.accept_bi().await.map_err(|_| None)?;
+    if let Some(retry) = conn_limited {
+        let e = WireError::limited(
+            ErrorCode::ConnectionRateLimited,
+            "connections_per_minute_per_ip",
+            format!(
+                "more than {} new connections per minute from this address",
+                ctx.shared.cfg.limits.connections_per_minute_per_ip
+            ),
+            Some(retry),
+        );
+        return Err(Some((e, tx)));
+    }
+    // A Hello carries one cursor per conversation, so it may exceed the
+    // command limit; it is read once per connection, before anything else.
+    let mut dec = FrameDecoder::new(HELLO_MAX_BYTES.max(ctx.shared.cfg.limits.max_frame_bytes));
+    let mut buf = BytesMut::new();
+    let frame = loop {
+        match dec.decode(&mut buf) {
+            Ok(Some(f)) => break f,
+            Ok(None) => {}
+            Err(e) => return Err(Some((err(ErrorCode::ProtocolViolation, format!("bad hello frame: {e}")), tx))),
+        }
+        match rx.read_chunk(READ_CHUNK).await {
+            Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
+            Err(ReadError::NotFrames(why)) => {
+                return Err(Some((err(ErrorCode::ProtocolViolation, format!("bad hello frame: {why}")), tx)));
+            }
+            _ => return Err(None),
+        }
+    };
+    dec = FrameDecoder::new(ctx.shared.cfg.limits.max_frame_bytes);
+    let hello = match v1::ClientFrame::decode(frame) {
+        Ok(v1::ClientFrame { kind: Some(client_frame::Kind::Hello(h)) }) => h,
+        Ok(_) => return Err(Some((err(ErrorCode::ProtocolViolation, "the first frame must be Hello"), tx))),
+        Err(e) => return Err(Some((err(ErrorCode::ProtocolViolation, format!("hello does not decode: {e}")), tx))),
+    };
+    if hello.protocol_version > chat_protocol::PROTOCOL_VERSION {
+        let e = err(
+            ErrorCode::UnsupportedVersion,
+            format!(
+                "protocol {} is not served; this server speaks {}",
+                hello.protocol_version,
+                chat_protocol::PROTOCOL_VERSION
+            ),
+        );
+        return Err(Some((e, tx)));
+    }
+    match ctx.shared.verifier.verify(&hello.token) {
+        Ok(ident) => Ok((tx, rx, dec, buf, hello, ident)),
+        Err(e) => Err(Some((e, tx))),
+    }
+}
+
+/// One connection's state, shared by its read loop and its outbound task.
+struct Session {
+    /// Who runs its commands, and on which shard.
+    req: Requester,
+    conn: Conn,
+    handle: Rc<SessionHandle>,
+    ident: Identity,
+    /// Users who share a conversation with this one (presence is theirs to see).
+    contacts: RefCell<HashSet<Arc<str>>>,
+    /// Whether this device was counted at the user's home shard.
+    announced: Cell<bool>,
+    /// After a refused send, every send of this connection is refused until
+    /// then, so no later message can overtake the refused one.
+    send_blocked_until: Cell<Option<tokio::time::Instant>>,
+}
+
+impl Session {
+    fn ctx(&self) -> &Rc<ShardCtx> {
+        &self.req.ctx
+    }
+
+    fn store(&self) -> &Store {
+        self.req.store()
+    }
+
+    async fn serve(
+        self: Rc<Self>,
+        ctl_tx: &mut SendStream,
+        mut ctl_rx: RecvStream,
+        mut dec: FrameDecoder,
+        mut buf: BytesMut,
+        hello: v1::Hello,
+        inbox: mpsc::Receiver<SessionMsg>,
+    ) -> anyhow::Result<()> {
+        let user = &self.ident;
+        self.store()
+            .upsert_user(&UserRecord {
+                id: user.user_id.clone(),
+                display_name: user.display_name.clone(),
+                role: user.role as i32,
+            })
+            .await?;
+        // Subscribe to every conversation first: from here on nothing is missed.
+        let convs = self.store().user_conversations(&user.user_id).await?;
+        let mut heads = Vec::with_capacity(convs.len());
+        for conv in convs {
+            match self.attach(conv).await {
+                Some(head) => heads.push(v1::Cursor { conversation_id: conv, seq: head }),
+                // Left meanwhile, or the owner could not answer: reconcile with the store later.
+                None => self.handle.lost_user_event.set(true),
+            }
+        }
+        let lim = &self.ctx().shared.cfg.limits;
+        let welcome = v1::Welcome {
+            user: Some(v1::User {
+                id: user.user_id.clone(),
+                display_name: user.display_name.clone(),
+                role: user.role as i32,
+            }),
+            epoch: self.store().epoch().to_string(),
+            session_id: self.handle.id,
+            heads: heads.clone(),
+            limits: Some(v1::Limits {
+                max_text_bytes: lim.max_text_bytes as u32,
+                max_frame_bytes: lim.max_frame_bytes as u32,
+                messages_per_minute: lim.messages_per_minute,
+                typing_timeout_ms: lim.typing_timeout_ms as u32,
+                max_members: lim.max_members as u32,
+            }),
+            server_time_ms: chat_protocol::unix_ms(std::time::SystemTime::now()),
+            node: self.ctx().shared.cfg.node_name.clone(),
+        };
+        let f = v1::ServerFrame { kind: Some(v1::server_frame::Kind::Welcome(welcome)) };
+        ctl_tx.write_all(&f.encode_length_delimited_to_vec()).await?;
+        let events = self.conn.open_uni().await?;
+
+        // Where each conversation starts for this connection.
+        let resume = hello.resume && hello.epoch == self.store().epoch();
+        let cursors: HashMap<u64, u64> = hello.cursors.iter().map(|c| (c.conversation_id, c.seq)).collect();
+        let mut sent = HashMap::new();
+        let mut initial = Vec::new();
+        for h in &heads {
+            let start = match cursors.get(&h.conversation_id) {
+                Some(&c) if resume => c.min(h.seq),
+                _ => h.seq,
+            };
+            sent.insert(h.conversation_id, start);
+            initial.push(h.conversation_id);
+        }
+        let resync = hello.resume && !resume;
+
+        let out = Outbound::new(self.clone(), events, sent);
+        let writer = tokio::task::spawn_local(out.run(inbox, initial, resync, hello.resume));
+
+        self.announced.set(presence::announce(self.ctx(), &self.handle.user, true).await);
+        let res = self.read_loop(ctl_tx, &mut ctl_rx, &mut dec, &mut buf).await;
+        writer.abort();
+        res
+    }
+
+    /// Subscribes to a conversation's fan-out; the head at that moment, or
+    /// None if the owner refuses (no longer a member).
+    pub(crate) async fn attach(&self, conv: ConvId) -> Option<u64> {
+        self.ctx().state.sessions.borrow_mut().subscribe(conv, &self.handle);
+        if self.ctx().remote_owner(conv).is_some() {
+            // Owned by another node: its fan-out reaches every node, so there is
+            // nothing to register there; membership and head come from the
+            // shared store, read after subscribing, so nothing falls between.
+            if let Ok(Some(_)) = self.store().member(conv, &self.handle.user).await
+                && let Ok(head) = self.store().last_seq(conv).await
+            {
+                return Some(head);
+            }
+            self.detach(conv);
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        let msg = ConvMsg::Attach { shard: self.ctx().state.id, user: self.handle.user.clone(), reply: tx };
+        if self.ctx().shared.mesh.to_owner(conv, msg).await.is_ok()
+            && let Ok(Ok(head)) = rx.await
+        {
+            return Some(head);
+        }
+        self.detach(conv);
+        None
+    }
+
+    /// Unsubscribes locally. The owner learns that this shard has nobody left
+    /// lazily: the mailbox answers the next fan-out that finds no session with
+    /// a `Detach`, in the same order as any later `Attach` from this shard.
+    pub(crate) fn detach(&self, conv: ConvId) {
+        self.ctx().state.sessions.borrow_mut().unsubscribe(conv, self.handle.id);
+    }
+
+    async fn cleanup(&self) {
+        self.ctx().state.sessions.borrow_mut().remove(&self.handle);
+        if self.announced.get() {
+            presence::announce(self.ctx(), &self.handle.user, false).await;
+        }
+        tracing::debug!(session = self.handle.id, "disconnected");
+    }
+}

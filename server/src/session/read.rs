@@ -1,0 +1,169 @@
+//! A session's read loop: frames from the control stream, decoded under the
+//! frame limit, each command dispatched (`crate::command`), replies written
+//! in completion order; malformed frames answered precisely and counted (too
+//! many close the connection).
+
+use super::{READ_CHUNK, Session, err};
+use crate::command::{self, message, typing};
+use crate::frames;
+use crate::shard::sessions::SessionMsg;
+use crate::transport::{ReadError, RecvStream, SendStream};
+use bytes::BytesMut;
+use chat_protocol::v1::command as cmd;
+use chat_protocol::v1::{self, ErrorCode, client_frame, push, reply};
+use chat_protocol::{FrameDecoder, FrameError, WireError};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use prost::Message;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// Most requests in flight per connection; past it the session stops reading.
+const MAX_INFLIGHT: usize = 256;
+
+type CmdFuture = Pin<Box<dyn Future<Output = (u64, Result<reply::Result, WireError>)>>>;
+
+impl Session {
+    pub(super) async fn read_loop(
+        self: &Rc<Self>,
+        ctl_tx: &mut SendStream,
+        rx: &mut RecvStream,
+        dec: &mut FrameDecoder,
+        buf: &mut BytesMut,
+    ) -> anyhow::Result<()> {
+        let mut inflight: FuturesUnordered<CmdFuture> = FuturesUnordered::new();
+        let mut shutdown = self.ctx().shutdown.clone();
+        let bad_quota = governor::Quota::per_minute(
+            std::num::NonZeroU32::new(self.ctx().shared.cfg.limits.bad_frames_per_minute.max(1)).expect("non-zero"),
+        );
+        let bad_frames = governor::RateLimiter::direct(bad_quota);
+        let write_timeout = Duration::from_millis(self.ctx().shared.cfg.session.write_timeout_ms);
+        loop {
+            // Take every whole frame already buffered.
+            while inflight.len() < MAX_INFLIGHT {
+                let frame = match dec.decode(buf) {
+                    Ok(Some(f)) => f,
+                    Ok(None) => break,
+                    Err(FrameError::TooLarge { len, max, command_id }) => {
+                        let e = WireError::limited(
+                            ErrorCode::FrameTooLarge,
+                            "max_frame_bytes",
+                            format!("frame of {len} bytes is over the {max}-byte limit"),
+                            None,
+                        );
+                        write_with_timeout(ctl_tx, &frames::error_reply(command_id.unwrap_or(0), &e), write_timeout)
+                            .await?;
+                        if bad_frames.check().is_err() {
+                            return self.violation("too many bad frames").await;
+                        }
+                        continue;
+                    }
+                    Err(FrameError::BadPrefix) => return self.violation("frame length prefix is not a varint").await,
+                };
+                match v1::ClientFrame::decode(frame.clone()) {
+                    Ok(v1::ClientFrame { kind: Some(client_frame::Kind::Command(cmd)) }) => {
+                        inflight.push(self.dispatch(cmd).await);
+                    }
+                    Ok(v1::ClientFrame { kind }) => {
+                        let what = if kind.is_some() { "Hello after the handshake" } else { "an empty frame" };
+                        let e = err(ErrorCode::Malformed, format!("expected a Command, got {what}"));
+                        write_with_timeout(ctl_tx, &frames::error_reply(0, &e), write_timeout).await?;
+                        if bad_frames.check().is_err() {
+                            return self.violation("too many bad frames").await;
+                        }
+                    }
+                    Err(de) => {
+                        let id = chat_protocol::peek_command_id(&frame).unwrap_or(0);
+                        let code = if de.to_string().contains("UTF-8") {
+                            ErrorCode::InvalidArgument
+                        } else {
+                            ErrorCode::Malformed
+                        };
+                        let e = err(code, format!("frame does not decode: {de}"));
+                        write_with_timeout(ctl_tx, &frames::error_reply(id, &e), write_timeout).await?;
+                        if bad_frames.check().is_err() {
+                            return self.violation("too many bad frames").await;
+                        }
+                    }
+                }
+            }
+            let can_read = inflight.len() < MAX_INFLIGHT;
+            tokio::select! {
+                r = rx.read_chunk(READ_CHUNK), if can_read => match r {
+                    Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
+                    Ok(None) => return Ok(()),
+                    // Bytes that are not frames (a text WebSocket message): a malformed frame.
+                    Err(ReadError::NotFrames(why)) => {
+                        let e = err(ErrorCode::Malformed, why);
+                        write_with_timeout(ctl_tx, &frames::error_reply(0, &e), write_timeout).await?;
+                        if bad_frames.check().is_err() {
+                            return self.violation("too many bad frames").await;
+                        }
+                    }
+                    Err(ReadError::Transport(e)) => return Err(e.into()),
+                },
+                Some((id, res)) = inflight.next(), if !inflight.is_empty() => {
+                    if id == 0 {
+                        // The client asked for no reply.
+                        continue;
+                    }
+                    let frame = match res {
+                        Ok(r) => frames::reply(id, r),
+                        Err(e) => frames::error_reply(id, &e),
+                    };
+                    write_with_timeout(ctl_tx, &frame, write_timeout).await?;
+                }
+                _ = shutdown.changed() => {
+                    let e = err(ErrorCode::ShuttingDown, "server is shutting down; reconnect");
+                    let goodbye = frames::push(push::Event::Goodbye(v1::Goodbye { error: Some(e.to_proto()) }));
+                    let _ = self.handle.tx.try_send(SessionMsg::Goodbye(goodbye));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    self.conn.close(ErrorCode::ShuttingDown as u32, "server is shutting down");
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    async fn violation(&self, why: &str) -> anyhow::Result<()> {
+        self.conn.close(ErrorCode::ProtocolViolation as u32, why);
+        anyhow::bail!("protocol violation: {why}")
+    }
+
+    /// Starts a command: sends and typing are handed to the owner here, in
+    /// arrival order, so one connection's messages keep their order (and a
+    /// message always clears the typing indicator); everything else runs
+    /// concurrently (at most [`MAX_INFLIGHT`] at once).
+    async fn dispatch(self: &Rc<Self>, cmd: v1::Command) -> CmdFuture {
+        let id = cmd.id;
+        match cmd.body {
+            None => {
+                let e = err(ErrorCode::UnknownCommand, "unknown or empty command");
+                Box::pin(async move { (id, Err(e)) })
+            }
+            Some(cmd::Body::SetTyping(t)) => {
+                let r = typing::from_session(&self.req, t).await;
+                Box::pin(async move { (id, r) })
+            }
+            Some(cmd::Body::SendMessage(m)) => {
+                match message::from_session(&self.req, &self.send_blocked_until, m).await {
+                    Ok(answer) => Box::pin(async move { (id, answer.await) }),
+                    Err(e) => Box::pin(async move { (id, Err(e)) }),
+                }
+            }
+            Some(body) => {
+                let s = self.clone();
+                Box::pin(async move { (id, command::execute(&s.req, &s.contacts, body).await) })
+            }
+        }
+    }
+}
+
+async fn write_with_timeout(tx: &mut SendStream, frame: &[u8], t: Duration) -> anyhow::Result<()> {
+    match tokio::time::timeout(t, tx.write_all(frame)).await {
+        Ok(r) => Ok(r?),
+        Err(_) => anyhow::bail!("slow consumer: a write waited {t:?}"),
+    }
+}

@@ -1,0 +1,79 @@
+//! The way to the other nodes, as shards see it: a small trait the cluster
+//! implements (`crate::cluster::Cluster`, over Redis), so the owner, sessions
+//! and presence publish and forward without knowing how. A single node has
+//! none (`Shared::broker` is `None`).
+
+use crate::ids::{Caller, ConvId, NodeId};
+use crate::shard::msg::{Fanout, UserEvent};
+use chat_protocol::WireError;
+use chat_protocol::v1::{ErrorCode, command, reply};
+use futures_util::future::LocalBoxFuture;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Device counts per user on the other nodes that have some.
+pub type CountsByNode = HashMap<Arc<str>, Vec<(NodeId, u32)>>;
+
+/// Conversations whose head moved this recently get a head nudge each second
+/// on every node, so a session that lost the last fan-out fills it.
+pub const NUDGE_WINDOW: Duration = Duration::from_secs(3);
+
+/// What shards need of the other nodes. Every method is cheap and never
+/// waits on a shard; publishes are best-effort (receivers fill gaps from the
+/// store), forwarded requests are answered or time out retryably.
+pub trait Broker: Send + Sync + std::fmt::Debug {
+    /// This node's id.
+    fn node_id(&self) -> &NodeId;
+
+    /// Publishes a fan-out of a conversation this node owns.
+    fn publish_fanout(&self, conv: ConvId, f: &Fanout);
+
+    /// Publishes a user event (added to / removed from a conversation).
+    fn publish_user_event(&self, user: &str, ev: &UserEvent);
+
+    /// The user's device count on this node changed (in order, by the user's home shard).
+    fn presence(&self, user: Arc<str>, count: u32);
+
+    /// Devices of `users` on each other live node that has some.
+    fn remote_presence_by_node(&self, users: Vec<Arc<str>>) -> LocalBoxFuture<'_, CountsByNode>;
+
+    /// How often shards re-read the presence of remote users they hold online.
+    fn presence_resync_every(&self) -> Duration;
+
+    /// Sends a command to `owner`, the node that owns `conv` (in call order);
+    /// the returned future is its answer, or a retryable `TIMEOUT`. `command`
+    /// None means "announce the creation of `conv`".
+    fn forward(
+        &self,
+        owner: NodeId,
+        conv: ConvId,
+        caller: &Caller,
+        origin: u64,
+        command: Option<command::Body>,
+        want_reply: bool,
+    ) -> LocalBoxFuture<'_, LocalBoxFuture<'static, reply::Result>>;
+
+    /// Answers a request another node forwarded here.
+    fn reply(&self, to: NodeId, req_id: u64, result: reply::Result);
+
+    /// Changes whenever remote user events may have been lost (sessions then
+    /// reconcile their conversations with the store).
+    fn reconcile_epoch(&self) -> u64;
+
+    /// Devices of `users` on the other live nodes, summed.
+    fn remote_presence(&self, users: Vec<Arc<str>>) -> LocalBoxFuture<'_, HashMap<Arc<str>, u32>> {
+        let by_node = self.remote_presence_by_node(users);
+        Box::pin(async move { by_node.await.into_iter().map(|(u, n)| (u, n.iter().map(|(_, c)| c).sum())).collect() })
+    }
+}
+
+/// The answer to a forwarded request the owner has no room for (retryable).
+pub fn overloaded() -> WireError {
+    WireError::limited(
+        ErrorCode::Timeout,
+        "forward_timeout_ms",
+        "the owner node is overloaded; retry",
+        Some(Duration::from_millis(200)),
+    )
+}

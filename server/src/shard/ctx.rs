@@ -1,0 +1,163 @@
+//! A shard's context: what every shard shares ([`Shared`]: configuration,
+//! store, mesh, token verifier, the broker to other nodes, admission) and what
+//! only its own thread touches ([`ShardState`]: its sessions, the actors of
+//! the conversations homed on it, the presence of the users homed on it, the
+//! live set). Per-shard state is `Rc`/`RefCell`, never shared across threads.
+
+use crate::auth::Verifier;
+use crate::config::Config;
+use crate::ids::{ConvId, LiveSet, NodeId};
+use crate::shard::broker::Broker;
+use crate::shard::mesh::Mesh;
+use crate::shard::msg::{ConvMsg, PresenceMsg, ShardMsg};
+use crate::shard::placement::{owner_node, user_shard};
+use crate::shard::presence::PresenceTable;
+use crate::shard::sessions::LocalSessions;
+use crate::store::Store;
+use crate::transport::admission::{ConnLimiter, Origins};
+use chat_protocol::WireError;
+use chat_protocol::v1::ErrorCode;
+use governor::{RateLimiter, clock::Clock};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// Messages per minute per user, counted at the user's home shard.
+pub type KeyedLimiter<K> =
+    RateLimiter<K, governor::state::keyed::DefaultKeyedStateStore<K>, governor::clock::DefaultClock>;
+
+/// What every shard shares (immutable, or internally synchronised off the message path).
+pub struct Shared {
+    /// The configuration in force.
+    pub cfg: Config,
+    /// Protocol limits derived from it.
+    pub limits: chat_protocol::Limits,
+    /// The store.
+    pub store: Arc<Store>,
+    /// The mesh of shard mailboxes.
+    pub mesh: Mesh,
+    /// Token verifier.
+    pub verifier: Verifier,
+    /// The way to the other nodes (None: a single node).
+    pub broker: Option<Arc<dyn Broker>>,
+    /// New connections per IP.
+    pub conn_limiter: ConnLimiter,
+    /// Browser origins allowed to open sessions.
+    pub origins: Origins,
+    /// The next session id.
+    pub session_ids: AtomicU64,
+    /// When the dev certificate in use expires (None: a configured certificate).
+    pub dev_cert_expires: Option<std::time::SystemTime>,
+    /// SHA-256 (hex) of the certificate new connections get (renewed at run time).
+    pub cert_sha256: std::sync::RwLock<String>,
+}
+
+impl Shared {
+    /// A process-unique session id.
+    pub fn next_session_id(&self) -> u64 {
+        self.session_ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The hash of the dev certificate new connections get now (browsers pin
+    /// it); None with a configured certificate.
+    pub fn dev_cert_sha256(&self) -> Option<String> {
+        self.dev_cert_expires?;
+        Some(self.cert_sha256.read().map(|h| h.clone()).unwrap_or_else(|p| p.into_inner().clone()))
+    }
+
+    /// None if `ip` may open a connection now, else how long to wait.
+    pub fn connection_refused_for(&self, ip: IpAddr) -> Option<Duration> {
+        self.conn_limiter.refused_for(ip)
+    }
+}
+
+/// One shard's context: the shared part plus what only this thread touches.
+pub struct ShardCtx {
+    /// Shared by all shards.
+    pub shared: Arc<Shared>,
+    /// This shard's state.
+    pub state: ShardState,
+    /// Flips to true when the server stops.
+    pub shutdown: watch::Receiver<bool>,
+    /// Messages per minute of the users homed on this shard.
+    pub msg_limiter: KeyedLimiter<Arc<str>>,
+}
+
+impl ShardCtx {
+    /// Cluster: the node that owns `conv`, if it is not this one. None on a
+    /// single node, when this node owns it, or before the live set is known.
+    pub fn remote_owner(&self, conv: ConvId) -> Option<NodeId> {
+        if conv == 0 {
+            return None;
+        }
+        let broker = self.shared.broker.as_ref()?;
+        let live = self.state.live.borrow();
+        let owner = owner_node(conv, &live)?;
+        (owner != broker.node_id()).then(|| owner.clone())
+    }
+
+    /// Counts one message against the user's rate. The count lives at the
+    /// user's home shard, so the limit holds per user whichever shards their
+    /// devices landed on: a local check there, one mailbox round trip elsewhere.
+    pub async fn check_message_rate(&self, user: &Arc<str>) -> Result<(), WireError> {
+        let home = user_shard(user, self.shared.mesh.len());
+        if home == self.state.id {
+            return self.count_message(user);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let msg = ShardMsg::Presence(PresenceMsg::RateCheck(user.clone(), tx));
+        self.shared
+            .mesh
+            .send(home, msg)
+            .await
+            .map_err(|_| WireError::new(ErrorCode::Unavailable, "shard unavailable"))?;
+        rx.await.map_err(|_| WireError::new(ErrorCode::Unavailable, "shard unavailable"))?
+    }
+
+    /// The home shard's count of a user's messages.
+    pub fn count_message(&self, user: &Arc<str>) -> Result<(), WireError> {
+        self.msg_limiter.check_key(user).map_err(|nu| {
+            let wait = nu.wait_time_from(governor::clock::DefaultClock::default().now());
+            WireError::limited(
+                ErrorCode::RateLimited,
+                "messages_per_minute",
+                format!("more than {} messages per minute", self.shared.cfg.limits.messages_per_minute),
+                Some(wait.max(Duration::from_millis(1))),
+            )
+        })
+    }
+}
+
+/// Everything a shard thread owns, behind one `Rc`.
+pub struct ShardState {
+    /// This shard's index.
+    pub id: usize,
+    /// Sessions connected here.
+    pub sessions: RefCell<LocalSessions>,
+    /// Actors of the conversations homed here.
+    pub actors: RefCell<HashMap<ConvId, mpsc::Sender<ConvMsg>>>,
+    /// Presence of the users homed here.
+    pub presence: RefCell<PresenceTable>,
+    /// This shard's endpoint, once started.
+    pub endpoint: RefCell<Option<quinn::Endpoint>>,
+    /// Cluster: the live nodes as last heard from the bridge (empty: single node).
+    pub live: RefCell<LiveSet>,
+}
+
+impl ShardState {
+    /// Empty state for shard `id`.
+    pub fn new(id: usize) -> Self {
+        Self {
+            id,
+            sessions: RefCell::new(LocalSessions::default()),
+            actors: RefCell::new(HashMap::new()),
+            presence: RefCell::new(PresenceTable::default()),
+            endpoint: RefCell::new(None),
+            live: RefCell::new(Arc::from(Vec::new())),
+        }
+    }
+}

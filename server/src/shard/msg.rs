@@ -1,0 +1,236 @@
+//! What travels between shards (and from the cluster bridge to shards): the
+//! one message type of the mesh, [`ShardMsg`], and what it carries — requests
+//! to a conversation's owner ([`ConvMsg`]), fan-outs to subscribed sessions
+//! ([`Fanout`]), events for one user's sessions ([`UserEvent`]), per-user
+//! bookkeeping ([`PresenceMsg`]) and requests forwarded by another node
+//! ([`Forwarded`]). Data only: who handles them lives above.
+
+use crate::ids::{Caller, ConvId, Frame, LiveSet, NodeId};
+use bytes::Bytes;
+use chat_protocol::WireError;
+use chat_protocol::v1::{self, MemberRole, ReceiptKind};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// What travels between shards.
+#[derive(Debug)]
+pub enum ShardMsg {
+    /// For the actor of a conversation homed on the receiving shard.
+    Conv(ConvId, ConvMsg),
+    /// From a conversation's owner to a shard with subscribed sessions.
+    Fanout(ConvId, Fanout),
+    /// For every session of a user on the receiving shard.
+    User(Arc<str>, UserEvent),
+    /// Per-user bookkeeping at the user's home shard: presence and message rate.
+    Presence(PresenceMsg),
+    /// A renewed certificate: the endpoint takes it for new connections.
+    Tls(Box<quinn::ServerConfig>),
+    /// Cluster: a fan-out that did not come from a local owner (another node's
+    /// owner, or a presence change): for subscribed sessions, nothing else.
+    Remote(ConvId, Fanout),
+    /// Cluster: the live nodes changed.
+    Live(LiveSet),
+    /// Cluster: a user's device count on another node, for the user's home shard.
+    RemotePresence {
+        /// Whose.
+        user: Arc<str>,
+        /// Which node.
+        node: NodeId,
+        /// Devices there.
+        count: u32,
+    },
+    /// Cluster: a request another node forwarded to this one, the owner.
+    Forwarded(Box<Forwarded>),
+    /// Cluster: a node (re)joined: forget the device counts it reported before.
+    ForgetNode(NodeId),
+}
+
+/// One stored message on its way to sessions.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    /// Its seq.
+    pub seq: u64,
+    /// The framed push.
+    pub frame: Frame,
+    /// The session that sent it (0: none, e.g. a system line).
+    pub origin: u64,
+}
+
+/// What an owner sends to subscribed shards.
+#[derive(Debug, Clone)]
+pub enum Fanout {
+    /// Stored messages, ascending seq, each as an encoded push frame with the
+    /// session that sent it (which gets no copy: its ack stands in for it).
+    Messages(Arc<[Pushed]>),
+    /// An ephemeral push (typing, receipts, membership): not stored, may be
+    /// dropped under pressure. `datagram` is the unprefixed form, for typing.
+    Ephemeral {
+        /// The framed push.
+        frame: Frame,
+        /// The same push without its length prefix, when it may go as a datagram.
+        datagram: Option<Bytes>,
+        /// Sessions of this user do not get it (their own typing).
+        skip_user: Option<Arc<str>>,
+    },
+    /// A user's presence changed. Sessions forward it once per change.
+    Presence {
+        /// Whose.
+        user: Arc<str>,
+        /// Online now.
+        online: bool,
+        /// Monotonic per user: older versions are ignored.
+        version: u64,
+    },
+    /// The head moved but a fan-out to this shard was dropped: sessions fill
+    /// from the store up to `head`.
+    Nudge {
+        /// The conversation's last seq.
+        head: u64,
+    },
+}
+
+/// An event for one user's sessions.
+#[derive(Debug, Clone)]
+pub enum UserEvent {
+    /// The user belongs to this conversation (newly, or its metadata
+    /// changed): attach if not yet attached, live from seq `since`, and push the frame.
+    Added(ConvId, u64, Frame),
+    /// The user no longer belongs to it: detach and push the frame.
+    Removed(ConvId, Frame),
+}
+
+/// Per-user requests, handled by the user's home shard.
+#[derive(Debug)]
+pub enum PresenceMsg {
+    /// A device connected; the reply is the new version if the user just came online.
+    Connected(Arc<str>, oneshot::Sender<PresenceChange>),
+    /// A device disconnected; the reply is the new version if the user just went offline.
+    Disconnected(Arc<str>, oneshot::Sender<PresenceChange>),
+    /// Devices connected per user.
+    Query(Vec<Arc<str>>, oneshot::Sender<Vec<(Arc<str>, u32, u64)>>),
+    /// Count one message against the user's rate; the reply is the refusal, if any.
+    RateCheck(Arc<str>, oneshot::Sender<Result<(), WireError>>),
+}
+
+/// The outcome of a connect or disconnect at the home shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresenceChange {
+    /// Devices connected now.
+    pub devices: u32,
+    /// The user's presence version after this change.
+    pub version: u64,
+    /// Whether online/offline flipped.
+    pub flipped: bool,
+}
+
+/// Reply channel of a request to the owner.
+pub type Reply<T> = oneshot::Sender<Result<T, WireError>>;
+
+/// Requests to a conversation's owner.
+#[derive(Debug)]
+pub enum ConvMsg {
+    /// Store and deliver a message.
+    Send {
+        /// Sender.
+        caller: Caller,
+        /// The sending session (it gets no echo of the message).
+        origin: u64,
+        /// The validated request (boxed: it is most of the size of every mesh slot otherwise).
+        msg: Box<v1::SendMessage>,
+        /// Answered once the message is durable.
+        reply: Reply<v1::SendMessageOk>,
+    },
+    /// A shard has subscribed sessions; the reply is the head at registration.
+    Attach {
+        /// The shard.
+        shard: usize,
+        /// Who (must be a member).
+        user: Arc<str>,
+        /// The head.
+        reply: Reply<u64>,
+    },
+    /// A shard has no subscribed session left.
+    Detach {
+        /// The shard.
+        shard: usize,
+    },
+    /// Typing start/stop.
+    Typing {
+        /// Who.
+        user: Arc<str>,
+        /// Started (true) or stopped.
+        typing: bool,
+    },
+    /// A member's watermark moved.
+    Receipt {
+        /// Who.
+        user: Arc<str>,
+        /// Delivered or read.
+        kind: ReceiptKind,
+        /// Up to which seq.
+        seq: u64,
+        /// Answered when recorded.
+        reply: Option<Reply<()>>,
+    },
+    /// A member's presence flipped; pass it on to the subscribers.
+    Presence {
+        /// Whose.
+        user: Arc<str>,
+        /// Online now.
+        online: bool,
+        /// Version at the user's home shard.
+        version: u64,
+    },
+    /// A membership or metadata change.
+    Admin {
+        /// Who asks.
+        caller: Caller,
+        /// What.
+        op: AdminOp,
+        /// The conversation as the caller now sees it.
+        reply: Reply<v1::ConversationSummary>,
+    },
+    /// The members, with their watermarks.
+    Members {
+        /// Who asks (must be a member or staff on a support conversation).
+        caller: Caller,
+        /// The list.
+        reply: Reply<Vec<v1::Member>>,
+    },
+}
+
+/// Membership and metadata operations.
+#[derive(Debug, Clone)]
+pub enum AdminOp {
+    /// Staff picks up a support conversation.
+    Join,
+    /// The caller leaves.
+    Leave,
+    /// Add users.
+    Add(Vec<String>),
+    /// Remove a user.
+    Remove(String),
+    /// Change a member's role.
+    SetRole(String, MemberRole),
+    /// Archive (true) or unarchive.
+    Archive(bool),
+    /// A conversation was just created: announce it to its members.
+    Created,
+}
+
+/// A request that another node forwarded to this one, the owner.
+#[derive(Debug)]
+pub struct Forwarded {
+    /// The node waiting for the answer.
+    pub from: NodeId,
+    /// Its request id (0: no answer wanted).
+    pub req_id: u64,
+    /// The conversation.
+    pub conv: ConvId,
+    /// On whose behalf (verified by the origin node).
+    pub caller: Caller,
+    /// The sending session (cluster-unique).
+    pub origin: u64,
+    /// The command, or None for "announce the creation of `conv`".
+    pub command: Option<v1::command::Body>,
+}

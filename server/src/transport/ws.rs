@@ -1,0 +1,221 @@
+//! WebSocket sessions seen as a [`Conn`]: a driver task owns the socket and
+//! the session talks to it through bounded queues; close codes map into the
+//! WebSocket application range.
+
+use crate::transport::{Conn, ReadError, TransportError};
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+/// Messages queued towards one WebSocket peer; past it writers wait (and a
+/// write that waits too long makes the session close the peer as a slow consumer).
+const WS_OUT_QUEUE: usize = 64;
+/// Binary messages read ahead from one WebSocket peer.
+const WS_IN_QUEUE: usize = 8;
+/// How long queued messages may take to go out after a close was asked for,
+/// and then how long the close frame may take.
+const WS_CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// The WebSocket close code for a session close code (an `ErrorCode` number):
+/// `4000 + (code / 1000) * 100 + code % 1000`, e.g. 3002 → 4302, 4001 → 4401;
+/// 4000 for anything that does not fit.
+pub fn ws_close_code(code: u32) -> u16 {
+    let (class, n) = (code / 1000, code % 1000);
+    if class <= 9 && n < 100 { (4000 + class * 100 + n) as u16 } else { 4000 }
+}
+
+/// A WebSocket connection seen as a [`Conn`]: a driver task owns the socket;
+/// the session talks to it through bounded queues.
+pub struct WsConn {
+    pub(super) remote: SocketAddr,
+    /// Taken by the one `accept_bi`.
+    pub(super) inbound: RefCell<Option<mpsc::Receiver<WsIn>>>,
+    pub(super) out: mpsc::Sender<Bytes>,
+    /// Set once by `close`: the close frame to send after the queue drains.
+    close: watch::Sender<Option<(u16, String)>>,
+    /// Flips to true when the socket is gone.
+    pub(super) done: watch::Sender<bool>,
+}
+
+/// What the reader hands the session.
+#[derive(Debug)]
+pub enum WsIn {
+    /// A binary message: stream bytes.
+    Data(Bytes),
+    /// A text message: not frames.
+    Text,
+}
+
+/// The receiving half of a WebSocket.
+pub struct WsRecv {
+    pub(super) rx: mpsc::Receiver<WsIn>,
+    /// The rest of a message longer than one read.
+    pub(super) pending: Option<Bytes>,
+}
+
+impl WsRecv {
+    pub(super) async fn read_chunk(&mut self, max: usize) -> Result<Option<Bytes>, ReadError> {
+        let mut b = match self.pending.take() {
+            Some(b) => b,
+            None => match self.rx.recv().await {
+                Some(WsIn::Data(b)) => b,
+                Some(WsIn::Text) => {
+                    return Err(ReadError::NotFrames(
+                        "a text WebSocket message is not a frame; send frames as binary messages",
+                    ));
+                }
+                None => return Ok(None),
+            },
+        };
+        if b.len() > max.max(1) {
+            self.pending = Some(b.split_off(max.max(1)));
+        }
+        Ok(Some(b))
+    }
+}
+
+pub(super) async fn ws_queue(q: &mpsc::Sender<Bytes>, msg: Bytes) -> Result<(), TransportError> {
+    q.send(msg).await.map_err(|_| TransportError("websocket closed".into()))
+}
+
+impl WsConn {
+    /// Starts the driver of an accepted WebSocket on the current `LocalSet`.
+    /// `idle` closes a peer that sends nothing (not even a pong to our pings) for that long.
+    pub fn start<S>(ws: WebSocketStream<S>, remote: SocketAddr, idle: Duration) -> Conn
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+    {
+        let (in_tx, in_rx) = mpsc::channel(WS_IN_QUEUE);
+        let (out_tx, out_rx) = mpsc::channel(WS_OUT_QUEUE);
+        let conn = Rc::new(WsConn {
+            remote,
+            inbound: RefCell::new(Some(in_rx)),
+            out: out_tx,
+            close: watch::channel(None).0,
+            done: watch::channel(false).0,
+        });
+        let close = conn.close.subscribe();
+        let done = conn.done.clone();
+        tokio::task::spawn_local(async move {
+            ws_drive(ws, in_tx, out_rx, close, idle).await;
+            done.send_replace(true);
+        });
+        Conn::Ws(conn)
+    }
+
+    pub(super) fn close(&self, code: u32, reason: &str) {
+        // A close reason has at most 123 bytes.
+        let mut end = reason.len().min(123);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.close.send_if_modified(|c| {
+            if c.is_some() {
+                return false;
+            }
+            *c = Some((ws_close_code(code), reason[..end].to_string()));
+            true
+        });
+    }
+}
+
+/// Owns the socket: reads into `in_tx`, writes what `out_rx` holds (flushing
+/// when it runs dry), pings an idle peer, and on a close request drains the
+/// queue for a moment, sends the close frame and stops.
+async fn ws_drive<S>(
+    ws: WebSocketStream<S>,
+    in_tx: mpsc::Sender<WsIn>,
+    mut out_rx: mpsc::Receiver<Bytes>,
+    mut close: watch::Receiver<Option<(u16, String)>>,
+    idle: Duration,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
+    let (mut sink, mut stream) = ws.split();
+    let last_heard = std::cell::Cell::new(tokio::time::Instant::now());
+    let reader = async {
+        while let Some(m) = stream.next().await {
+            last_heard.set(tokio::time::Instant::now());
+            let item = match m {
+                Ok(Message::Binary(b)) => WsIn::Data(b),
+                Ok(Message::Text(_)) => WsIn::Text,
+                Ok(Message::Close(_)) => return,
+                Ok(_) => continue,
+                Err(e) => return tracing::debug!(error = %e, "websocket read ended"),
+            };
+            if in_tx.send(item).await.is_err() {
+                // The session stopped reading: it is ending, and its close
+                // (or the end of its writes) finishes the socket, not this.
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let mut closing = close.clone();
+    let writer = async {
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + idle / 3, idle / 3);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let msg = tokio::select! {
+                biased;
+                m = out_rx.recv() => match m {
+                    Some(m) => m,
+                    // Every sender is gone: the session ended.
+                    None => return,
+                },
+                _ = closing.wait_for(Option::is_some) => return,
+                _ = ping.tick() => {
+                    if last_heard.get().elapsed() > idle {
+                        return tracing::debug!("websocket peer idle; closing");
+                    }
+                    if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            if sink.feed(Message::Binary(msg)).await.is_err() {
+                return;
+            }
+            if out_rx.is_empty() && sink.flush().await.is_err() {
+                return;
+            }
+        }
+    };
+    let closed_by_us = tokio::select! {
+        _ = reader => false,
+        _ = writer => true,
+        _ = async {
+            let _ = close.wait_for(Option::is_some).await;
+            tokio::time::sleep(WS_CLOSE_GRACE).await;
+        } => true,
+    };
+    if !closed_by_us {
+        // The peer closed: let the reply to its close frame (queued by the
+        // protocol) go out, briefly.
+        let _ = tokio::time::timeout(WS_CLOSE_GRACE, sink.flush()).await;
+        return;
+    }
+    // Whatever was queued before the close goes out first.
+    let _ = tokio::time::timeout(WS_CLOSE_GRACE, async {
+        while let Ok(m) = out_rx.try_recv() {
+            if sink.feed(Message::Binary(m)).await.is_err() {
+                return;
+            }
+        }
+        let frame = close
+            .borrow()
+            .clone()
+            .map(|(code, reason)| CloseFrame { code: CloseCode::from(code), reason: reason.into() });
+        let frame = frame.or(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() }));
+        let _ = sink.send(Message::Close(frame)).await;
+    })
+    .await;
+}
