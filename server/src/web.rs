@@ -351,7 +351,7 @@ impl Web {
                         WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config(&ctx)))
                             .await;
                     let idle = Duration::from_millis(ctx.shared.cfg.session.idle_timeout_ms.max(3));
-                    let conn = WsConn::start(ws, remote, idle);
+                    let conn = crate::transport::Conn::Ws(WsConn::start(ws, remote, idle));
                     crate::session::run(ctx, conn, limited).await;
                 }
                 Err(e) => tracing::debug!(%remote, error = %e, "websocket upgrade failed"),

@@ -3,7 +3,8 @@
 //! and the support queue for staff. Reads go straight to the store; a new
 //! conversation is announced to its members through its owner.
 
-use super::{Requester, err, membership, store_err};
+use super::membership;
+use super::request::{Requester, err, store_err};
 use crate::conversation::{no_access, summary};
 use crate::ids::ConvId;
 use crate::shard::AdminOp;

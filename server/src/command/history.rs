@@ -3,7 +3,7 @@
 //! (and staff on support conversations).
 
 use super::conversations::readable;
-use super::{Requester, store_err};
+use super::request::{Requester, store_err};
 use crate::store::{Direction, MessageStore, Range};
 use chat_protocol::WireError;
 use chat_protocol::v1::{self, reply};

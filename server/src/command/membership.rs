@@ -3,7 +3,7 @@
 //! member's role, archive, and the member list. [`parse`] validates them
 //! once; the owner applies its rules (`crate::conversation`).
 
-use super::{err, owner};
+use super::request::{ask, err};
 use crate::ids::{Caller, ConvId};
 use crate::shard::{AdminOp, ConvMsg, ShardCtx};
 use chat_protocol::WireError;
@@ -39,12 +39,12 @@ pub fn parse(ctx: &ShardCtx, body: command::Body) -> Result<Option<(ConvId, Admi
 /// Runs a membership operation at the owner on this node; the answer is the
 /// conversation as the caller now sees it.
 pub async fn admin(ctx: &ShardCtx, caller: Caller, conv: ConvId, op: AdminOp) -> Result<reply::Result, WireError> {
-    let s = owner::ask(ctx, conv, |reply| ConvMsg::Admin { caller, op, reply }).await?;
+    let s = ask(ctx, conv, |reply| ConvMsg::Admin { caller, op, reply }).await?;
     Ok(reply::Result::Conversation(v1::ConversationOk { summary: Some(s), existing: false }))
 }
 
 /// The members with their watermarks, from the owner on this node.
 pub async fn members(ctx: &ShardCtx, caller: Caller, conv: ConvId) -> Result<reply::Result, WireError> {
-    let members = owner::ask(ctx, conv, |reply| ConvMsg::Members { caller, reply }).await?;
+    let members = ask(ctx, conv, |reply| ConvMsg::Members { caller, reply }).await?;
     Ok(reply::Result::Members(v1::Members { conversation_id: conv, members }))
 }

@@ -3,7 +3,7 @@
 //! order the connection sent it — through the mesh here, or forwarded to the
 //! owner node. The answer comes once the message is durable.
 
-use super::{Requester, err, owner, require_conversation, shard_unavailable};
+use super::request::{Requester, ask, err, require_conversation, shard_unavailable};
 use crate::ids::Caller;
 use crate::shard::{ConvMsg, ShardCtx};
 use chat_protocol::WireError;
@@ -48,14 +48,10 @@ pub async fn from_session(
         blocked_until.set(e.retry_after.map(|d| now + d));
         return Err(e);
     }
-    let conv = m.conversation_id;
-    if let Some(owner) = req.ctx.remote_owner(conv)
-        && let Some(broker) = &req.ctx.shared.broker
-    {
+    if let Some(remote) = req.remote(m.conversation_id) {
         // A lost request comes back as a retryable TIMEOUT; the SDK sends it
         // again. Sends made meanwhile may overtake it (see deploy/CLUSTER.md).
-        let answer =
-            broker.forward(owner, conv, &req.caller, req.session, Some(command::Body::SendMessage(m)), true).await;
+        let answer = remote.forward(command::Body::SendMessage(m), true).await;
         return Ok(Box::pin(async move { Ok(answer.await) }));
     }
     let rx = hand_to_owner(&req.ctx, req.caller.clone(), req.session, m).await?;
@@ -70,7 +66,7 @@ pub async fn at_owner(
     m: v1::SendMessage,
 ) -> Result<reply::Result, WireError> {
     let conv = m.conversation_id;
-    let ok = owner::ask(ctx, conv, |reply| ConvMsg::Send { caller, origin, msg: Box::new(m), reply }).await?;
+    let ok = ask(ctx, conv, |reply| ConvMsg::Send { caller, origin, msg: Box::new(m), reply }).await?;
     Ok(reply::Result::SendMessage(ok))
 }
 

@@ -4,7 +4,7 @@
 //! - here, on the session's shard, for queries that read the store
 //!   ([`conversations`], [`history`], [`presence`], ping);
 //! - at the conversation's owner ([`owner`]): on this node through the mesh,
-//!   or on the owner node through the broker ([`Requester::at_owner`]);
+//!   or on the owner node through the broker ([`request::Remote`]);
 //!   sends and typing are ordered by the session ([`message`], [`typing`]),
 //!   membership and receipts are answered by the owner ([`membership`],
 //!   [`receipts`]).
@@ -22,54 +22,17 @@ pub mod message;
 pub mod owner;
 pub mod presence;
 pub mod receipts;
+pub mod request;
 pub mod typing;
 
-use crate::ids::{Caller, ConvId};
-use crate::shard::ShardCtx;
-use crate::store::{Store, StoreError};
+pub use request::Requester;
+
+use crate::ids::ConvId;
 use chat_protocol::WireError;
 use chat_protocol::v1::{self, ErrorCode, command, reply};
 use std::cell::RefCell;
 use std::collections::HashSet;
-use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
-
-/// Who runs a command: the caller (from a verified token), the session that
-/// sent it (cluster-unique; it gets no echo of its own messages) and its shard.
-#[derive(Clone)]
-pub struct Requester {
-    /// The shard the command runs on.
-    pub ctx: Rc<ShardCtx>,
-    /// Who asks.
-    pub caller: Caller,
-    /// The sending session.
-    pub session: u64,
-}
-
-impl Requester {
-    /// The store.
-    pub fn store(&self) -> &Store {
-        &self.ctx.shared.store
-    }
-
-    /// Runs a command that belongs to `conv`'s owner: here, or forwarded to
-    /// the owner node (the answer, error results included, comes back as is).
-    pub async fn at_owner(
-        &self,
-        conv: ConvId,
-        body: command::Body,
-        want_reply: bool,
-    ) -> Result<reply::Result, WireError> {
-        if let Some(owner) = self.ctx.remote_owner(conv)
-            && let Some(broker) = &self.ctx.shared.broker
-        {
-            let fut = broker.forward(owner, conv, &self.caller, self.session, Some(body), want_reply).await;
-            return Ok(fut.await);
-        }
-        owner::execute(&self.ctx, self.caller.clone(), self.session, body).await
-    }
-}
 
 /// Runs a command other than a send or a typing change (the session takes
 /// those in arrival order, see `crate::session`): here, or at the owner.
@@ -81,7 +44,10 @@ pub async fn execute(
 ) -> Result<reply::Result, WireError> {
     use command::Body as B;
     if let Some(conv) = owner_conversation(&body) {
-        return req.at_owner(conv, body, true).await;
+        return match req.remote(conv) {
+            Some(remote) => Ok(remote.forward(body, true).await.await),
+            None => owner::execute(&req.ctx, req.caller.clone(), req.session, body).await,
+        };
     }
     match body {
         B::GetHistory(h) => history::get(req, h).await,
@@ -95,7 +61,7 @@ pub async fn execute(
             Ok(reply::Result::Pong(v1::Pong { server_time_ms: chat_protocol::unix_ms(std::time::SystemTime::now()) }))
         }
         B::SendMessage(_) | B::SetTyping(_) => {
-            Err(err(ErrorCode::UnknownCommand, "sends and typing are taken in order by the session"))
+            Err(WireError::new(ErrorCode::UnknownCommand, "sends and typing are taken in order by the session"))
         }
         _ => unreachable!("commands run at the owner were routed above"),
     }
@@ -117,28 +83,4 @@ pub fn owner_conversation(body: &command::Body) -> Option<ConvId> {
         B::MarkRead(m) => Some(m.conversation_id),
         _ => None,
     }
-}
-
-/// A wire error with a message.
-pub(crate) fn err(code: ErrorCode, msg: impl Into<String>) -> WireError {
-    WireError::new(code, msg)
-}
-
-/// A store failure as the client sees it (logged here): retry in a second.
-pub(crate) fn store_err(e: StoreError) -> WireError {
-    tracing::error!(error = %e, "store error");
-    WireError::limited(ErrorCode::Unavailable, "store", "storage is unavailable; retry", Some(Duration::from_secs(1)))
-}
-
-/// The one answer when a mailbox is gone.
-pub(crate) fn shard_unavailable() -> WireError {
-    err(ErrorCode::Unavailable, "shard unavailable")
-}
-
-/// A `conversation_id` of 0 is refused before anything is routed.
-pub(crate) fn require_conversation(conv: ConvId) -> Result<ConvId, WireError> {
-    if conv == 0 {
-        return Err(err(ErrorCode::InvalidArgument, "conversation_id is required"));
-    }
-    Ok(conv)
 }

@@ -1,15 +1,15 @@
 //! Commands run at a conversation's owner on this node, for a local session
 //! or for one on another node: each is validated by its family's parser, then
-//! asked of the owner's actor through the mesh ([`ask`]). Requests forwarded
+//! asked of the owner's actor through the mesh (`request::ask`). Requests forwarded
 //! by other nodes arrive at [`serve_forwarded`].
 
-use super::{err, membership, message, receipts, require_conversation, shard_unavailable, typing};
-use crate::ids::{Caller, ConvId};
-use crate::shard::{AdminOp, ConvMsg, Forwarded, ShardCtx};
+use super::request::err;
+use super::{membership, message, receipts, typing};
+use crate::ids::Caller;
+use crate::shard::{AdminOp, Forwarded, ShardCtx};
 use chat_protocol::WireError;
 use chat_protocol::v1::{ErrorCode, command, reply};
 use std::rc::Rc;
-use tokio::sync::oneshot;
 
 /// Runs a command at this node's owner of its conversation. `origin` is the
 /// sending session; the caller comes from a verified token (here or at the
@@ -32,18 +32,6 @@ pub async fn execute(
             None => Err(err(ErrorCode::UnknownCommand, "not a command for a conversation's owner")),
         },
     }
-}
-
-/// Asks the owner's actor of `conv` on this node and waits for its answer.
-pub async fn ask<T>(
-    ctx: &ShardCtx,
-    conv: ConvId,
-    make: impl FnOnce(oneshot::Sender<Result<T, WireError>>) -> ConvMsg,
-) -> Result<T, WireError> {
-    let conv = require_conversation(conv)?;
-    let (tx, rx) = oneshot::channel();
-    ctx.shared.mesh.to_owner(conv, make(tx)).await.map_err(|_| shard_unavailable())?;
-    rx.await.map_err(|_| err(ErrorCode::Unavailable, "conversation owner went away; retry"))?
 }
 
 /// Cluster: runs a request another node forwarded here and answers it.

@@ -1,7 +1,7 @@
 //! `GetPresence`: who of the asked users is online, answered only for the
 //! caller and the users who share a conversation with them.
 
-use super::{Requester, err};
+use super::request::{Requester, err};
 use chat_protocol::WireError;
 use chat_protocol::v1::{self, ErrorCode, reply};
 use std::cell::RefCell;

@@ -3,7 +3,7 @@
 //! coalesced, with no reply wanted). Cursors of conversations owned by other
 //! nodes go to those nodes, one command per node.
 
-use super::{Requester, err, owner};
+use super::request::{Requester, ask, err};
 use crate::ids::{Caller, ConvId, NodeId};
 use crate::shard::{ConvMsg, ShardCtx};
 use chat_protocol::WireError;
@@ -72,7 +72,7 @@ async fn delivered(ctx: &ShardCtx, user: &Arc<str>, cursors: Vec<v1::Cursor>) ->
 }
 
 async fn receipt(ctx: &ShardCtx, user: Arc<str>, conv: ConvId, kind: ReceiptKind, seq: u64) -> Result<(), WireError> {
-    owner::ask(ctx, conv, |reply| ConvMsg::Receipt { user, kind, seq, reply: Some(reply) }).await
+    ask(ctx, conv, |reply| ConvMsg::Receipt { user, kind, seq, reply: Some(reply) }).await
 }
 
 /// One `MarkDelivered` for these cursors (None if there are none).

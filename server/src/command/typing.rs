@@ -2,7 +2,7 @@
 //! the owner in order with its sends (a message always clears the
 //! indicator); it is never answered with anything but "ok".
 
-use super::{Requester, require_conversation, shard_unavailable};
+use super::request::{Requester, require_conversation, shard_unavailable};
 use crate::ids::{Caller, ConvId};
 use crate::shard::{ConvMsg, ShardCtx};
 use chat_protocol::WireError;
@@ -17,11 +17,13 @@ pub fn parse(t: &v1::SetTyping) -> Result<ConvId, WireError> {
 /// waiting for an answer.
 pub async fn from_session(req: &Requester, t: v1::SetTyping) -> Result<reply::Result, WireError> {
     let conv = parse(&t)?;
-    if req.ctx.remote_owner(conv).is_some() {
-        let _ = req.at_owner(conv, command::Body::SetTyping(t), false).await;
-        return Ok(reply::Result::Ok(v1::Empty {}));
+    match req.remote(conv) {
+        Some(remote) => {
+            drop(remote.forward(command::Body::SetTyping(t), false).await);
+            Ok(reply::Result::Ok(v1::Empty {}))
+        }
+        None => at_owner(&req.ctx, &req.caller, conv, t.typing).await,
     }
-    at_owner(&req.ctx, &req.caller, conv, t.typing).await
 }
 
 /// At the owner on this node.

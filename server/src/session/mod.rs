@@ -13,36 +13,32 @@
 
 mod outbound;
 mod read;
+mod state;
 
 use crate::auth::Identity;
 use crate::command::Requester;
 use crate::frames;
-use crate::ids::{Caller, ConvId};
+use crate::ids::Caller;
 use crate::presence;
+use crate::shard::ShardCtx;
 use crate::shard::sessions::{SessionHandle, SessionMsg};
-use crate::shard::{ConvMsg, ShardCtx};
-use crate::store::{MessageStore, Store, UserRecord};
+use crate::store::{MessageStore, UserRecord};
 use crate::transport::{Conn, ReadError, RecvStream, SendStream};
 use bytes::BytesMut;
 use chat_protocol::v1::{self, ErrorCode, client_frame};
 use chat_protocol::{FrameDecoder, WireError};
 use outbound::Outbound;
 use prost::Message;
+use state::{READ_CHUNK, Session, err};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-/// Most bytes taken from a stream at once.
-const READ_CHUNK: usize = 16 * 1024;
 /// Largest `Hello` (about 70,000 resume cursors).
 pub(crate) const HELLO_MAX_BYTES: usize = 1 << 20;
-
-fn err(code: ErrorCode, msg: impl Into<String>) -> WireError {
-    WireError::new(code, msg)
-}
 
 /// Runs one connection to its end. `conn_limited` is set when the peer's
 /// address is over its connection rate: it gets a precise refusal.
@@ -152,31 +148,7 @@ async fn handshake(
     }
 }
 
-/// One connection's state, shared by its read loop and its outbound task.
-struct Session {
-    /// Who runs its commands, and on which shard.
-    req: Requester,
-    conn: Conn,
-    handle: Rc<SessionHandle>,
-    ident: Identity,
-    /// Users who share a conversation with this one (presence is theirs to see).
-    contacts: RefCell<HashSet<Arc<str>>>,
-    /// Whether this device was counted at the user's home shard.
-    announced: Cell<bool>,
-    /// After a refused send, every send of this connection is refused until
-    /// then, so no later message can overtake the refused one.
-    send_blocked_until: Cell<Option<tokio::time::Instant>>,
-}
-
 impl Session {
-    fn ctx(&self) -> &Rc<ShardCtx> {
-        &self.req.ctx
-    }
-
-    fn store(&self) -> &Store {
-        self.req.store()
-    }
-
     async fn serve(
         self: Rc<Self>,
         ctl_tx: &mut SendStream,
@@ -250,40 +222,6 @@ impl Session {
         let res = self.read_loop(ctl_tx, &mut ctl_rx, &mut dec, &mut buf).await;
         writer.abort();
         res
-    }
-
-    /// Subscribes to a conversation's fan-out; the head at that moment, or
-    /// None if the owner refuses (no longer a member).
-    pub(crate) async fn attach(&self, conv: ConvId) -> Option<u64> {
-        self.ctx().state.sessions.borrow_mut().subscribe(conv, &self.handle);
-        if self.ctx().remote_owner(conv).is_some() {
-            // Owned by another node: its fan-out reaches every node, so there is
-            // nothing to register there; membership and head come from the
-            // shared store, read after subscribing, so nothing falls between.
-            if let Ok(Some(_)) = self.store().member(conv, &self.handle.user).await
-                && let Ok(head) = self.store().last_seq(conv).await
-            {
-                return Some(head);
-            }
-            self.detach(conv);
-            return None;
-        }
-        let (tx, rx) = oneshot::channel();
-        let msg = ConvMsg::Attach { shard: self.ctx().state.id, user: self.handle.user.clone(), reply: tx };
-        if self.ctx().shared.mesh.to_owner(conv, msg).await.is_ok()
-            && let Ok(Ok(head)) = rx.await
-        {
-            return Some(head);
-        }
-        self.detach(conv);
-        None
-    }
-
-    /// Unsubscribes locally. The owner learns that this shard has nobody left
-    /// lazily: the mailbox answers the next fan-out that finds no session with
-    /// a `Detach`, in the same order as any later `Attach` from this shard.
-    pub(crate) fn detach(&self, conv: ConvId) {
-        self.ctx().state.sessions.borrow_mut().unsubscribe(conv, self.handle.id);
     }
 
     async fn cleanup(&self) {

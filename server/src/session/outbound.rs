@@ -4,7 +4,7 @@
 //! reconciles membership with the store. A write that waits past the write
 //! timeout closes the connection as a slow consumer.
 
-use super::Session;
+use super::state::Session;
 use crate::command::conversations;
 use crate::frames;
 use crate::ids::{ConvId, Frame};

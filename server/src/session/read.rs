@@ -3,7 +3,7 @@
 //! in completion order; malformed frames answered precisely and counted (too
 //! many close the connection).
 
-use super::{READ_CHUNK, Session, err};
+use super::state::{READ_CHUNK, Session, err};
 use crate::command::{self, message, typing};
 use crate::frames;
 use crate::shard::sessions::SessionMsg;

@@ -2,8 +2,9 @@
 //! path `/chat`, browser origin checked) share one quinn endpoint and are
 //! sorted here by the negotiated ALPN.
 
-use crate::transport::admission::Origins;
-use crate::transport::{Conn, TransportError, terr};
+use super::admission::Origins;
+use super::conn::Conn;
+use super::error::{TransportError, terr};
 
 /// Accepts an incoming QUIC connection and sorts it by ALPN. WebTransport
 /// requests must target `/chat`, and a browser's `Origin` must be one the

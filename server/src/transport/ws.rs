@@ -2,7 +2,7 @@
 //! the session talks to it through bounded queues; close codes map into the
 //! WebSocket application range.
 
-use crate::transport::{Conn, ReadError, TransportError};
+use super::error::{ReadError, TransportError};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use std::cell::RefCell;
@@ -89,7 +89,7 @@ pub(super) async fn ws_queue(q: &mpsc::Sender<Bytes>, msg: Bytes) -> Result<(), 
 impl WsConn {
     /// Starts the driver of an accepted WebSocket on the current `LocalSet`.
     /// `idle` closes a peer that sends nothing (not even a pong to our pings) for that long.
-    pub fn start<S>(ws: WebSocketStream<S>, remote: SocketAddr, idle: Duration) -> Conn
+    pub fn start<S>(ws: WebSocketStream<S>, remote: SocketAddr, idle: Duration) -> Rc<Self>
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
     {
@@ -108,7 +108,7 @@ impl WsConn {
             ws_drive(ws, in_tx, out_rx, close, idle).await;
             done.send_replace(true);
         });
-        Conn::Ws(conn)
+        conn
     }
 
     pub(super) fn close(&self, code: u32, reason: &str) {
