@@ -5,10 +5,11 @@
 
 use crate::command;
 use crate::conversation;
-use crate::ids::LiveSet;
+use crate::ids::{ConvId, LiveSet, NodeId};
 use crate::presence;
 use crate::shard::broker::overloaded;
-use crate::shard::{ConvMsg, PresenceMsg, ShardCtx, ShardMsg, UserEvent, home_shard, owner_node};
+use crate::shard::{ConvMsg, Fanout, PresenceMsg, ShardCtx, ShardMsg, UserEvent, home_shard, owner_node};
+use chat_protocol::v1::reply;
 use std::rc::Rc;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -23,59 +24,9 @@ pub(super) async fn mailbox(ctx: Rc<ShardCtx>, mut rx: mpsc::Receiver<ShardMsg>)
     let forwarded = Arc::new(tokio::sync::Semaphore::new(MAX_FORWARDED_PER_SHARD));
     while let Some(msg) = rx.recv().await {
         match msg {
-            ShardMsg::Conv(conv, m) => {
-                let mut m = m;
-                // An actor that stopped (unknown conversation) is replaced once.
-                for _ in 0..2 {
-                    let tx = ctx
-                        .state
-                        .actors
-                        .borrow_mut()
-                        .entry(conv)
-                        .or_insert_with(|| conversation::spawn(ctx.clone(), conv))
-                        .clone();
-                    match tx.send(m).await {
-                        Ok(()) => break,
-                        Err(back) => {
-                            ctx.state.actors.borrow_mut().remove(&conv);
-                            m = back.0;
-                        }
-                    }
-                }
-            }
-            ShardMsg::Fanout(conv, f) => {
-                let sessions = ctx.state.sessions.borrow();
-                let subscribed = sessions.of_conv(conv);
-                // In a cluster owners send to every shard (sessions attach
-                // without telling the owner), so there is nothing to detach.
-                if subscribed.is_empty() && ctx.shared.broker.is_none() {
-                    // Nobody here any more: tell the owner (lazily, so this
-                    // Detach is ordered before any later Attach from this shard).
-                    let _ = ctx.shared.mesh.try_send(
-                        home_shard(conv, ctx.shared.mesh.len()),
-                        ShardMsg::Conv(conv, ConvMsg::Detach { shard: ctx.state.id }),
-                    );
-                }
-                for s in subscribed {
-                    s.deliver(conv, &f);
-                }
-            }
-            ShardMsg::User(user, ev) => {
-                let targets: Vec<_> = ctx.state.sessions.borrow().of_user(&user).to_vec();
-                for s in targets {
-                    match &ev {
-                        // Revoked at once, before anything still queued for the session is written.
-                        UserEvent::Removed(conv, _) => {
-                            s.revoked.borrow_mut().insert(*conv);
-                            ctx.state.sessions.borrow_mut().unsubscribe(*conv, s.id);
-                        }
-                        UserEvent::Added(conv, _, _) => {
-                            s.revoked.borrow_mut().remove(conv);
-                        }
-                    }
-                    s.deliver_user(&ev);
-                }
-            }
+            ShardMsg::Conv(conv, m) => to_owner(&ctx, conv, m).await,
+            ShardMsg::Fanout(conv, f) => fanout(&ctx, conv, &f),
+            ShardMsg::User(user, ev) => user_event(&ctx, &user, &ev),
             ShardMsg::Remote(conv, f) => {
                 for s in ctx.state.sessions.borrow().of_conv(conv) {
                     s.deliver(conv, &f);
@@ -88,17 +39,7 @@ pub(super) async fn mailbox(ctx: Rc<ShardCtx>, mut rx: mpsc::Receiver<ShardMsg>)
                     presence::fanout(&ctx, user, online, version);
                 }
             }
-            ShardMsg::RemotePresence { user, node, count } => {
-                let known = ctx.state.presence.borrow().knows_remote(&user, &node);
-                let flip = ctx.state.presence.borrow_mut().set_remote(user.clone(), node, count);
-                if let Some((online, version)) = flip {
-                    presence::fanout(&ctx, user, online, version);
-                } else if count == 0 && !known {
-                    // We never heard this user come online there (we started
-                    // later, or pub/sub lost it): ask the presence keys.
-                    tokio::task::spawn_local(presence::recheck(ctx.clone(), user));
-                }
-            }
+            ShardMsg::RemotePresence { user, node, count } => remote_presence(&ctx, user, node, count),
             ShardMsg::Forwarded(req) => match forwarded.clone().try_acquire_owned() {
                 Ok(permit) => {
                     let ctx = ctx.clone();
@@ -109,8 +50,7 @@ pub(super) async fn mailbox(ctx: Rc<ShardCtx>, mut rx: mpsc::Receiver<ShardMsg>)
                 }
                 Err(_) => {
                     if let Some(c) = &ctx.shared.broker {
-                        let e = overloaded();
-                        c.reply(req.from, req.req_id, chat_protocol::v1::reply::Result::Error(e.to_proto()));
+                        c.reply(req.from, req.req_id, reply::Result::Error(overloaded().to_proto()));
                     }
                 }
             },
@@ -119,36 +59,105 @@ pub(super) async fn mailbox(ctx: Rc<ShardCtx>, mut rx: mpsc::Receiver<ShardMsg>)
                     ep.set_server_config(Some(*cfg));
                 }
             }
-            ShardMsg::Presence(p) => {
-                let mut table = ctx.state.presence.borrow_mut();
-                match p {
-                    PresenceMsg::Connected(u, reply) => {
-                        let change = table.connect(u.clone());
-                        if let Some(c) = &ctx.shared.broker {
-                            c.presence(u, change.devices);
-                        }
-                        let _ = reply.send(change);
-                    }
-                    PresenceMsg::Disconnected(u, reply) => {
-                        let change = table.disconnect(&u);
-                        if let Some(c) = &ctx.shared.broker {
-                            c.presence(u, change.devices);
-                        }
-                        let _ = reply.send(change);
-                    }
-                    PresenceMsg::RateCheck(user, reply) => drop(reply.send(ctx.count_message(&user))),
-                    PresenceMsg::Query(users, reply) => {
-                        let out = users
-                            .into_iter()
-                            .map(|u| {
-                                let (d, v) = table.get(&u);
-                                (u, d, v)
-                            })
-                            .collect();
-                        let _ = reply.send(out);
-                    }
-                }
+            ShardMsg::Presence(p) => presence_msg(&ctx, p),
+        }
+    }
+}
+
+/// To the actor of a conversation homed here (started on first use); an
+/// actor that stopped (unknown conversation, or idle) is replaced once.
+async fn to_owner(ctx: &Rc<ShardCtx>, conv: ConvId, mut m: ConvMsg) {
+    for _ in 0..2 {
+        let tx =
+            ctx.state.actors.borrow_mut().entry(conv).or_insert_with(|| conversation::spawn(ctx.clone(), conv)).clone();
+        match tx.send(m).await {
+            Ok(()) => break,
+            Err(back) => {
+                ctx.state.actors.borrow_mut().remove(&conv);
+                m = back.0;
             }
+        }
+    }
+}
+
+/// From a local owner to the sessions here that subscribe to `conv`.
+fn fanout(ctx: &ShardCtx, conv: ConvId, f: &Fanout) {
+    let sessions = ctx.state.sessions.borrow();
+    let subscribed = sessions.of_conv(conv);
+    // In a cluster owners send to every shard (sessions attach
+    // without telling the owner), so there is nothing to detach.
+    if subscribed.is_empty() && ctx.shared.broker.is_none() {
+        // Nobody here any more: tell the owner (lazily, so this
+        // Detach is ordered before any later Attach from this shard).
+        let _ = ctx.shared.mesh.try_send(
+            home_shard(conv, ctx.shared.mesh.len()),
+            ShardMsg::Conv(conv, ConvMsg::Detach { shard: ctx.state.id }),
+        );
+    }
+    for s in subscribed {
+        s.deliver(conv, f);
+    }
+}
+
+/// To every session of `user` here; a removal is revoked at once, before
+/// anything still queued for the session is written.
+fn user_event(ctx: &ShardCtx, user: &str, ev: &UserEvent) {
+    let targets: Vec<_> = ctx.state.sessions.borrow().of_user(user).to_vec();
+    for s in targets {
+        match ev {
+            UserEvent::Removed(conv, _) => {
+                s.revoked.borrow_mut().insert(*conv);
+                ctx.state.sessions.borrow_mut().unsubscribe(*conv, s.id);
+            }
+            UserEvent::Added(conv, _, _) => {
+                s.revoked.borrow_mut().remove(conv);
+            }
+        }
+        s.deliver_user(ev);
+    }
+}
+
+/// Cluster: a user's device count on another node, at the user's home shard.
+fn remote_presence(ctx: &Rc<ShardCtx>, user: Arc<str>, node: NodeId, count: u32) {
+    let known = ctx.state.presence.borrow().knows_remote(&user, &node);
+    let flip = ctx.state.presence.borrow_mut().set_remote(user.clone(), node, count);
+    if let Some((online, version)) = flip {
+        presence::fanout(ctx, user, online, version);
+    } else if count == 0 && !known {
+        // We never heard this user come online there (we started
+        // later, or pub/sub lost it): ask the presence keys.
+        tokio::task::spawn_local(presence::recheck(ctx.clone(), user));
+    }
+}
+
+/// Per-user bookkeeping at the user's home shard: devices and message rate.
+fn presence_msg(ctx: &ShardCtx, p: PresenceMsg) {
+    let mut table = ctx.state.presence.borrow_mut();
+    match p {
+        PresenceMsg::Connected(u, reply) => {
+            let change = table.connect(u.clone());
+            if let Some(c) = &ctx.shared.broker {
+                c.presence(u, change.devices);
+            }
+            let _ = reply.send(change);
+        }
+        PresenceMsg::Disconnected(u, reply) => {
+            let change = table.disconnect(&u);
+            if let Some(c) = &ctx.shared.broker {
+                c.presence(u, change.devices);
+            }
+            let _ = reply.send(change);
+        }
+        PresenceMsg::RateCheck(user, reply) => drop(reply.send(ctx.count_message(&user))),
+        PresenceMsg::Query(users, reply) => {
+            let out = users
+                .into_iter()
+                .map(|u| {
+                    let (d, v) = table.get(&u);
+                    (u, d, v)
+                })
+                .collect();
+            let _ = reply.send(out);
         }
     }
 }
