@@ -63,7 +63,15 @@ pub async fn execute(
         B::SendMessage(_) | B::SetTyping(_) => {
             Err(WireError::new(ErrorCode::UnknownCommand, "sends and typing are taken in order by the session"))
         }
-        _ => unreachable!("commands run at the owner were routed above"),
+        // Routed to the owner above (listed so that a new command must be placed).
+        B::GetMembers(_)
+        | B::JoinConversation(_)
+        | B::LeaveConversation(_)
+        | B::AddMembers(_)
+        | B::RemoveMember(_)
+        | B::SetMemberRole(_)
+        | B::ArchiveConversation(_)
+        | B::MarkRead(_) => Err(WireError::new(ErrorCode::UnknownCommand, "not a command for this shard")),
     }
 }
 
