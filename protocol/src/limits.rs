@@ -148,6 +148,16 @@ fn forbidden(c: char) -> bool {
         | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
+/// Checks a display name: one line of text without control characters or
+/// bidi overrides (a name is shown beside every message of its owner, so it
+/// must read as what it is).
+pub fn check_display_name(name: &str) -> Result<(), ValidationError> {
+    match name.chars().find(|&c| forbidden(c) || matches!(c, '\n' | '\r' | '\t' | '\u{2028}' | '\u{2029}')) {
+        Some(c) => Err(ValidationError::ForbiddenChar(c as u32)),
+        None => Ok(()),
+    }
+}
+
 /// Checks a user id: 1-64 bytes of `[A-Za-z0-9._@+-]`.
 pub fn check_user_id(id: &str) -> Result<(), ValidationError> {
     check_token_chars(id, "user id", 64, |b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b))

@@ -42,6 +42,9 @@ pub struct Identity {
     pub display_name: String,
     /// Role.
     pub role: Role,
+    /// When the token lapses (`exp`, seconds since the Unix epoch): a session
+    /// opened with it ends then.
+    pub expires_at: u64,
 }
 
 /// Parses a role name.
@@ -58,6 +61,8 @@ pub fn parse_role(s: &str) -> Option<Role> {
 pub struct Verifier {
     key: DecodingKey,
     validation: Validation,
+    /// Longest remaining lifetime accepted, seconds (plus the leeway).
+    max_lifetime: u64,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -114,7 +119,16 @@ impl Verifier {
         };
         let mut validation = Validation::new(alg);
         validation.leeway = cfg.leeway_secs;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.validate_nbf = true;
+        if cfg.public_key.is_some() {
+            // An identity provider's tokens: only those it made for this server.
+            if cfg.issuer.is_none() || cfg.audience.is_none() {
+                return Err(AuthSetupError::Key("auth.public_key needs auth.issuer and auth.audience".into()));
+            }
+            validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+        } else {
+            validation.set_required_spec_claims(&["exp", "sub"]);
+        }
         validation.validate_aud = cfg.audience.is_some();
         if let Some(aud) = &cfg.audience {
             validation.set_audience(&[aud]);
@@ -122,7 +136,7 @@ impl Verifier {
         if let Some(iss) = &cfg.issuer {
             validation.set_issuer(&[iss]);
         }
-        Ok(Self { key, validation })
+        Ok(Self { key, validation, max_lifetime: cfg.max_token_lifetime_secs.saturating_add(cfg.leeway_secs) })
     }
 
     /// Verifies a token: the identity, or the precise reason it is refused.
@@ -145,6 +159,17 @@ impl Verifier {
             _ => WireError::new(ErrorCode::Unauthenticated, format!("malformed token: {e}")),
         })?;
         let c = data.claims;
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs();
+        if c.exp > now.saturating_add(self.max_lifetime) {
+            return Err(WireError::new(
+                ErrorCode::Unauthenticated,
+                format!(
+                    "token lifetime of {} s is over the {} s this server accepts (auth.max_token_lifetime_secs)",
+                    c.exp - now,
+                    self.max_lifetime - self.validation.leeway
+                ),
+            ));
+        }
         chat_protocol::limits::check_user_id(&c.sub)
             .map_err(|e| WireError::new(ErrorCode::Unauthenticated, format!("token subject: {e}")))?;
         let role = parse_role(&c.role).ok_or_else(|| {
@@ -153,8 +178,10 @@ impl Verifier {
                 format!("token role {:?} is not advocate, client or admin", c.role),
             )
         })?;
+        chat_protocol::limits::check_display_name(&c.name)
+            .map_err(|e| WireError::new(ErrorCode::Unauthenticated, format!("token name: {e}")))?;
         let display_name = if c.name.trim().is_empty() { c.sub.clone() } else { c.name.chars().take(128).collect() };
-        Ok(Identity { user_id: c.sub, display_name, role })
+        Ok(Identity { user_id: c.sub, display_name, role, expires_at: c.exp })
     }
 }
 
@@ -268,7 +295,9 @@ mod tests {
     fn good_token() {
         let t = mint_hs256(crate::config::PUBLIC_DEV_SECRET, "alice", "Alice A.", "advocate", Duration::from_secs(60));
         let id = verifier().verify(&t).unwrap();
-        assert_eq!(id, Identity { user_id: "alice".into(), display_name: "Alice A.".into(), role: Role::Advocate });
+        assert_eq!((id.user_id.as_str(), id.display_name.as_str(), id.role), ("alice", "Alice A.", Role::Advocate));
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+        assert!((now + 59..=now + 61).contains(&id.expires_at), "the session ends with the token");
     }
 
     #[test]
@@ -278,7 +307,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pub_path = dir.path().join("idp.pub.pem");
         std::fs::write(&pub_path, key.public_key_pem()).unwrap();
-        let cfg = AuthConfig { public_key: Some(pub_path), public_key_alg: "EdDSA".into(), ..AuthConfig::default() };
+        let cfg = AuthConfig {
+            public_key: Some(pub_path.clone()),
+            public_key_alg: "EdDSA".into(),
+            issuer: Some("https://id.firm.example".into()),
+            audience: Some("chat".into()),
+            ..AuthConfig::default()
+        };
         let v = Verifier::new(&cfg).unwrap();
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
         let claims = Claims {
@@ -287,16 +322,24 @@ mod tests {
             role: "client".into(),
             exp: now + 60,
             iat: now,
-            iss: None,
-            aud: None,
+            iss: Some("https://id.firm.example".into()),
+            aud: Some("chat".into()),
         };
-        let signed = jsonwebtoken::encode(
-            &Header::new(Algorithm::EdDSA),
-            &claims,
-            &EncodingKey::from_ed_der(&key.serialize_der()),
-        )
-        .unwrap();
-        assert_eq!(v.verify(&signed).unwrap().role, Role::Client);
+        let sign = |c: &Claims| {
+            jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), c, &EncodingKey::from_ed_der(&key.serialize_der()))
+                .unwrap()
+        };
+        assert_eq!(v.verify(&sign(&claims)).unwrap().role, Role::Client);
+        // Made for another application, by another issuer, or with neither: refused.
+        let other_app = Claims { aud: Some("payroll".into()), ..claims.clone() };
+        assert!(v.verify(&sign(&other_app)).unwrap_err().message.contains("audience"));
+        let other_iss = Claims { iss: Some("https://evil.example".into()), ..claims.clone() };
+        assert!(v.verify(&sign(&other_iss)).unwrap_err().message.contains("issuer"));
+        let bare = Claims { aud: None, iss: None, ..claims.clone() };
+        assert!(v.verify(&sign(&bare)).unwrap_err().message.contains("lacks"));
+        // And no public-key verifier without an issuer and audience to require.
+        let lax = AuthConfig { public_key: Some(pub_path), public_key_alg: "EdDSA".into(), ..AuthConfig::default() };
+        assert!(Verifier::new(&lax).is_err());
         // An HS256 token signed with the dev secret is not accepted by a public-key verifier.
         let hs = mint_hs256(crate::config::PUBLIC_DEV_SECRET, "carol", "", "admin", Duration::from_secs(60));
         assert_eq!(v.verify(&hs).unwrap_err().code, ErrorCode::Unauthenticated);
@@ -324,5 +367,40 @@ mod tests {
         );
         let bad_role = mint_hs256(crate::config::PUBLIC_DEV_SECRET, "alice", "", "judge", Duration::from_secs(60));
         assert!(v.verify(&bad_role).unwrap_err().message.contains("judge"));
+    }
+
+    #[test]
+    fn lifetime_not_before_and_names_are_checked() {
+        let v = verifier();
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+        let forever = mint_hs256(crate::config::PUBLIC_DEV_SECRET, "alice", "", "admin", Duration::from_secs(8_000 * 365 * 86400));
+        let e = v.verify(&forever).unwrap_err();
+        assert!(e.message.contains("max_token_lifetime_secs"), "an exp in year 9999 is refused: {e:?}");
+        let week = mint_hs256(crate::config::PUBLIC_DEV_SECRET, "alice", "", "admin", Duration::from_secs(7 * 86400));
+        v.verify(&week).expect("the default maximum is a week");
+        // nbf in the future (beyond the leeway) is refused, in the past accepted.
+        #[derive(Serialize)]
+        struct WithNbf<'a> {
+            sub: &'a str,
+            role: &'a str,
+            exp: u64,
+            nbf: u64,
+        }
+        let nbf = |at: u64| {
+            let c = WithNbf { sub: "alice", role: "client", exp: now + 600, nbf: at };
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &c,
+                &EncodingKey::from_secret(crate::config::PUBLIC_DEV_SECRET.as_bytes()),
+            )
+            .unwrap()
+        };
+        assert!(v.verify(&nbf(now + 300)).unwrap_err().message.contains("not valid yet"));
+        v.verify(&nbf(now - 10)).unwrap();
+        // Names are one line of plain text.
+        for bad in ["Eve\u{202e}gnp.exe", "Eve\nAdmin: approved", "Eve\u{0}"] {
+            let t = mint_hs256(crate::config::PUBLIC_DEV_SECRET, "eve", bad, "client", Duration::from_secs(60));
+            assert!(v.verify(&t).unwrap_err().message.contains("token name"), "{bad:?}");
+        }
     }
 }

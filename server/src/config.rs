@@ -80,12 +80,17 @@ pub struct AuthConfig {
     pub public_key: Option<PathBuf>,
     /// Algorithm of `public_key`: "RS256" or "EdDSA". Default "RS256".
     pub public_key_alg: String,
-    /// Required `iss` claim, if set.
+    /// Required `iss` claim: required with `public_key` (tokens of another
+    /// issuer are refused); optional with an HS256 secret.
     pub issuer: Option<String>,
-    /// Required `aud` claim, if set.
+    /// Required `aud` claim: required with `public_key` (a token the identity
+    /// provider made for another application is refused); optional with HS256.
     pub audience: Option<String>,
     /// Clock skew tolerated on `exp`/`nbf`, seconds. Default 30.
     pub leeway_secs: u64,
+    /// Longest a token may still be valid when presented (`exp` minus now),
+    /// seconds; longer-lived tokens are refused. Default 604800 (7 days).
+    pub max_token_lifetime_secs: u64,
 }
 
 /// A public HS256 secret (it is in the source), for tests and load runs on
@@ -102,6 +107,7 @@ impl Default for AuthConfig {
             issuer: None,
             audience: None,
             leeway_secs: 30,
+            max_token_lifetime_secs: 7 * 24 * 3600,
         }
     }
 }
@@ -481,7 +487,20 @@ impl Config {
 
     /// The public dev secret only behind loopback; a cluster needs one key for all nodes.
     pub fn check_auth(&self) -> Result<(), ConfigError> {
+        if self.auth.max_token_lifetime_secs == 0 {
+            return Err(ConfigError::Inconsistent("auth.max_token_lifetime_secs must be at least 1".into()));
+        }
         if self.auth.public_key.is_some() {
+            if self.auth.issuer.as_deref().is_none_or(str::is_empty)
+                || self.auth.audience.as_deref().is_none_or(str::is_empty)
+            {
+                return Err(ConfigError::Inconsistent(
+                    "auth.public_key needs auth.issuer and auth.audience: the identity provider signs tokens for \
+                     other applications too, and only those it made for this server (its `iss`, this `aud`) may \
+                     open a session"
+                        .into(),
+                ));
+            }
             return Ok(());
         }
         if self.auth.hs256_secret == PUBLIC_DEV_SECRET {
@@ -622,7 +641,15 @@ mod tests {
         let mut k = Config::default();
         k.auth.hs256_secret = PUBLIC_DEV_SECRET.into();
         k.auth.public_key = Some("idp.pem".into());
+        // ... but only with the issuer and audience to require.
+        let e = k.check().unwrap_err().to_string();
+        assert!(e.contains("auth.issuer and auth.audience"), "{e}");
+        k.auth.issuer = Some("https://id.firm.example".into());
+        assert!(k.check().is_err(), "the audience too");
+        k.auth.audience = Some("chat".into());
         k.check().unwrap();
+        k.auth.max_token_lifetime_secs = 0;
+        assert!(k.check().unwrap_err().to_string().contains("max_token_lifetime_secs"));
         // Too short, and a cluster without a shared key.
         let mut s = Config::default();
         s.auth.hs256_secret = "short".into();

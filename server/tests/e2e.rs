@@ -400,6 +400,28 @@ async fn bad_tokens_are_refused_precisely() {
     assert_eq!(try_token(bad_role).await, Some(Some(ErrorCode::Unauthenticated)), "unknown role");
 }
 
+/// A session lives as long as its token: at `exp` the server says goodbye
+/// with TOKEN_EXPIRED and closes, and the SDK does not reconnect with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ends_when_its_token_expires() {
+    let s = Server::start();
+    let mut cfg = s.client_config("alice", "advocate", Transport::Quic);
+    cfg.token = chat_server::auth::mint_hs256(PUBLIC_DEV_SECRET, "alice", "", "advocate", Duration::from_secs(2));
+    let started = std::time::Instant::now();
+    let (alice, mut events) = Client::connect(cfg).await.unwrap();
+    alice.ping().await.expect("usable before its expiry");
+    let error = next_where(&mut events, |e| match e {
+        Event::Disconnected { error, will_retry, .. } => Some((error, will_retry)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(error.0.and_then(|e| e.code()), Some(ErrorCode::TokenExpired));
+    assert!(!error.1, "an expired token is not retried");
+    let lived = started.elapsed();
+    assert!(lived >= Duration::from_millis(900) && lived < Duration::from_secs(6), "ended at exp: {lived:?}");
+    assert!(alice.ping().await.is_err(), "nothing is served after the expiry");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_only_and_role_rules() {
     let s = Server::start();

@@ -35,6 +35,9 @@ impl Session {
     ) -> anyhow::Result<()> {
         let mut inflight: FuturesUnordered<CmdFuture> = FuturesUnordered::new();
         let mut shutdown = self.ctx().shutdown.clone();
+        // The session lives as long as its token.
+        let expiry = tokio::time::sleep_until(self.token_deadline());
+        tokio::pin!(expiry);
         let bad_quota = governor::Quota::per_minute(
             std::num::NonZeroU32::new(self.ctx().shared.cfg.limits.bad_frames_per_minute.max(1)).expect("non-zero"),
         );
@@ -116,15 +119,31 @@ impl Session {
                     write_with_timeout(ctl_tx, &frame, write_timeout).await?;
                 }
                 _ = shutdown.changed() => {
-                    let e = err(ErrorCode::ShuttingDown, "server is shutting down; reconnect");
-                    let goodbye = frames::push(push::Event::Goodbye(v1::Goodbye { error: Some(e.to_proto()) }));
-                    let _ = self.handle.tx.try_send(SessionMsg::Goodbye(goodbye));
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    self.conn.close(ErrorCode::ShuttingDown as u32, "server is shutting down");
-                    return Ok(());
+                    return self.goodbye(err(ErrorCode::ShuttingDown, "server is shutting down; reconnect")).await;
+                }
+                _ = &mut expiry => {
+                    let e = err(ErrorCode::TokenExpired, "the session's token expired; sign in again");
+                    return self.goodbye(e).await;
                 }
             }
         }
+    }
+
+    /// Says why the session ends (a `Goodbye` on the events stream, after what
+    /// is queued), then closes the connection with that code.
+    async fn goodbye(&self, e: WireError) -> anyhow::Result<()> {
+        let goodbye = frames::push(push::Event::Goodbye(v1::Goodbye { error: Some(e.to_proto()) }));
+        let _ = self.handle.tx.try_send(SessionMsg::Goodbye(goodbye));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.conn.close(e.code as u32, &e.message);
+        Ok(())
+    }
+
+    /// When the token that opened this session lapses.
+    fn token_deadline(&self) -> tokio::time::Instant {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let left = Duration::from_secs(self.ident.expires_at).saturating_sub(now);
+        tokio::time::Instant::now() + left
     }
 
     async fn violation(&self, why: &str) -> anyhow::Result<()> {
