@@ -373,7 +373,13 @@ mod tests {
     fn lifetime_not_before_and_names_are_checked() {
         let v = verifier();
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
-        let forever = mint_hs256(crate::config::PUBLIC_DEV_SECRET, "alice", "", "admin", Duration::from_secs(8_000 * 365 * 86400));
+        let forever = mint_hs256(
+            crate::config::PUBLIC_DEV_SECRET,
+            "alice",
+            "",
+            "admin",
+            Duration::from_secs(8_000 * 365 * 86400),
+        );
         let e = v.verify(&forever).unwrap_err();
         assert!(e.message.contains("max_token_lifetime_secs"), "an exp in year 9999 is refused: {e:?}");
         let week = mint_hs256(crate::config::PUBLIC_DEV_SECRET, "alice", "", "admin", Duration::from_secs(7 * 86400));

@@ -1,7 +1,7 @@
 //! `chat-server` owns the server side of the chat service. Its modules form
 //! layers, each importing only the layers below it (`docs/ARCHITECTURE.md`):
 //!
-//! - ground floor: [`ids`], [`config`], [`frames`], [`auth`], [`tls`],
+//! - ground floor: [`ids`], [`config`], [`files`], [`frames`], [`auth`], [`tls`],
 //!   [`store`] (the `MessageStore` trait and its backends), [`transport`]
 //!   (QUIC, WebTransport and WebSocket behind one `Conn`; admission);
 //! - [`shard`]: thread-per-core — the mesh, what travels on it, each shard's
@@ -25,6 +25,7 @@ pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod conversation;
+pub mod files;
 pub mod frames;
 pub mod ids;
 pub mod node;

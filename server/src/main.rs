@@ -59,6 +59,8 @@ enum Cmd {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Everything chatd writes (store, keys, certificates) is its user's alone.
+    chat_server::files::private_umask();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -166,3 +166,41 @@ async fn the_public_dev_secret_opens_nothing() {
         assert!(err.contains("public development secret"), "{listen} / {web}: {err}");
     }
 }
+
+/// Privileged text lives under the data directory: only chatd's user may
+/// read it. `chatd serve` makes the directory 0700 and every file 0600,
+/// whatever umask it was started with, and tightens an open directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_directory_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (child, addr, hash) = serve(&data);
+    let (alice, _events) =
+        Client::connect(ClientConfig::new(addr.as_str(), token(&data, "alice"), Trust::cert_hash_hex(&hash).unwrap()))
+            .await
+            .unwrap();
+    let created = alice.create_conversation(ConversationKind::Group, "privileged", "", vec!["bob".into()]).await;
+    let conv = created.unwrap().summary.and_then(|s| s.conversation).map(|c| c.id).unwrap();
+    alice.send_text(conv, "attorney-client privileged").await.unwrap();
+    alice.close().await;
+    tokio::task::spawn_blocking(move || terminate(child)).await.unwrap();
+    fn walk(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, u32, bool)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            out.push((p.clone(), m.permissions().mode() & 0o777, m.is_dir()));
+            if m.is_dir() {
+                walk(&p, out);
+            }
+        }
+    }
+    let mut all = vec![(data.clone(), std::fs::metadata(&data).unwrap().permissions().mode() & 0o777, true)];
+    walk(&data, &mut all);
+    assert!(all.len() > 10, "the store, keys and certificate are there: {all:?}");
+    let open: Vec<_> = all.iter().filter(|(_, mode, _)| mode & 0o077 != 0).collect();
+    assert!(open.is_empty(), "readable by others: {open:?}");
+    assert!(all.iter().all(|(_, mode, dir)| !dir || *mode == 0o700), "directories are 0700: {all:?}");
+}

@@ -15,7 +15,7 @@ use std::path::Path;
 /// ranks (one rank may hold several modules that do not import each other).
 const LAYERS: &[&[&str]] = &[
     &["ids"],
-    &["config"],
+    &["config", "files"],
     &["frames", "auth", "tls", "store", "transport", "redis_server"],
     &["shard"],
     &["presence", "conversation"],

@@ -18,6 +18,7 @@ use crate::shard::{Mesh, Shared};
 use crate::store::{MessageStore, Store};
 use crate::transport::admission::{ConnLimiter, Origins};
 use crate::{tls, web};
+use anyhow::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -121,6 +122,7 @@ impl ServerHandle {
 pub fn start(mut cfg: Config) -> anyhow::Result<ServerHandle> {
     cfg.cluster.check(cfg.store.backend != "embedded")?;
     cfg.check_auth()?;
+    private_data_dir(&cfg)?;
     crate::auth::resolve_dev_secret(&mut cfg)?;
     let store = Arc::new(Store::open(&cfg)?);
     start_inner(cfg, store, true)
@@ -135,8 +137,19 @@ pub fn start(mut cfg: Config) -> anyhow::Result<ServerHandle> {
 pub fn start_with_store(mut cfg: Config, store: Arc<Store>) -> anyhow::Result<ServerHandle> {
     cfg.cluster.check(true)?;
     cfg.check_auth()?;
+    private_data_dir(&cfg)?;
     crate::auth::resolve_dev_secret(&mut cfg)?;
     start_inner(cfg, store, false)
+}
+
+/// The data directory (store, keys, certificates) is `0700`: made so, or
+/// tightened with a warning.
+fn private_data_dir(cfg: &Config) -> anyhow::Result<()> {
+    let dir = &cfg.data_dir;
+    if crate::files::private_dir(dir).with_context(|| format!("data directory {}", dir.display()))? {
+        tracing::warn!(dir = %dir.display(), "the data directory was open to other users; it is now 0700");
+    }
+    Ok(())
 }
 
 fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Result<ServerHandle> {
