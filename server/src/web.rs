@@ -39,9 +39,11 @@ const INDEX_HTML: &[u8] = include_bytes!("../../client-sdk/web/dist/index.html")
 const APP_JS: &[u8] = include_bytes!("../../client-sdk/web/dist/app.js");
 const APP_CSS: &[u8] = include_bytes!("../../client-sdk/web/dist/app.css");
 
-/// The Content-Security-Policy of every response.
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-                       connect-src 'self' ws: wss: https:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+/// The Content-Security-Policy of every response, but for `connect-src`,
+/// which names exactly the server's own WebSocket and WebTransport origins
+/// (see [`Web::csp`]).
+pub const CSP_BASE: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                            base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// HTTP connections (not yet upgraded) open at once per shard; more are dropped at accept.
 const MAX_HTTP_CONNECTIONS: usize = 1024;
@@ -204,7 +206,6 @@ fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -250,6 +251,34 @@ fn host_without_port(host: &str) -> Option<&str> {
 
 impl Web {
     fn handle(self: &Rc<Self>, req: Request<Incoming>, remote: SocketAddr) -> Resp {
+        let csp = self.csp(req.headers());
+        let mut r = self.route(req, remote);
+        let h = r.headers_mut();
+        h.insert(header::CONTENT_SECURITY_POLICY, csp);
+        if self.shared.tls.is_some() {
+            // HTTPS only from here on, for a year.
+            h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+        }
+        r
+    }
+
+    /// The policy for a page loaded from the host the browser used: the app
+    /// may connect to this server's WebSocket and WebTransport addresses on
+    /// that host, and nowhere else.
+    fn csp(&self, headers: &HeaderMap) -> HeaderValue {
+        let fallback = self.shared.addr.map(|a| a.to_string()).unwrap_or_default();
+        let host_port = match headers.get(header::HOST).map(|h| h.to_str()) {
+            Some(Ok(h)) if host_without_port(h).is_some() => h.to_string(),
+            _ => fallback,
+        };
+        let host = host_without_port(&host_port).unwrap_or("localhost");
+        let ws = if self.shared.tls.is_some() { "wss" } else { "ws" };
+        let policy =
+            format!("{CSP_BASE}; connect-src 'self' {ws}://{host_port} https://{host}:{}", self.shared.quic_port);
+        HeaderValue::from_str(&policy).unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))
+    }
+
+    fn route(self: &Rc<Self>, req: Request<Incoming>, remote: SocketAddr) -> Resp {
         let path = req.uri().path();
         if path == "/ws" {
             return self.upgrade(req, remote);

@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 const WAIT: Duration = Duration::from_secs(10);
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-                   connect-src 'self' ws: wss: https:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+                   base-uri 'none'; form-action 'none'; frame-ancestors 'none'; connect-src 'self' ";
 
 struct Server {
     handle: Option<chat_server::ServerHandle>,
@@ -97,7 +97,11 @@ impl HttpResp {
 
     fn assert_secure(&self, content_type: &str) {
         assert_eq!(self.header("content-type"), Some(content_type), "content type");
-        assert_eq!(self.header("content-security-policy"), Some(CSP));
+        let csp = self.header("content-security-policy").expect("a CSP");
+        assert!(csp.starts_with(CSP), "{csp}");
+        // connect-src names origins, never a whole scheme.
+        let connect = &csp[CSP.len()..];
+        assert!(connect.split(' ').all(|src| src.contains("://")), "{connect}");
         assert_eq!(self.header("x-content-type-options"), Some("nosniff"));
         assert_eq!(self.header("referrer-policy"), Some("no-referrer"));
         assert_eq!(self.header("cache-control"), Some("no-cache"));
@@ -343,6 +347,10 @@ async fn config_json_says_where_to_connect() {
         let r = http(web, "GET", "/config.json", &host).await;
         assert_eq!(r.status, 200);
         r.assert_secure("application/json");
+        // The page may connect to exactly what it is told to connect to.
+        let csp = r.header("content-security-policy").unwrap();
+        assert!(csp.ends_with(&format!("connect-src 'self' ws://{host} https://{wt_host}:{quic}")), "{csp}");
+        assert_eq!(r.header("strict-transport-security"), None, "no HSTS over plain HTTP");
         let c: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(c["webtransport_url"], format!("https://{wt_host}:{quic}/chat"));
         assert_eq!(c["websocket_url"], format!("ws://{host}/ws"));
@@ -677,6 +685,8 @@ async fn a_configured_certificate_means_https_and_wss() {
     tokio::time::timeout(WAIT, https.read_to_end(&mut out)).await.expect("an answer in time").unwrap();
     let out = String::from_utf8(out).unwrap();
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(out.contains("strict-transport-security: max-age=31536000\r\n"), "HSTS over HTTPS: {out}");
+    assert!(out.contains(&format!("connect-src 'self' wss://{host} https://localhost:")), "{out}");
     let body = &out[out.find("\r\n\r\n").unwrap() + 4..];
     let c: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(c["websocket_url"], format!("wss://{host}/ws"));
