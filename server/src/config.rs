@@ -422,6 +422,9 @@ impl ClusterConfig {
 /// filter) and `CHAT_CONFIG` (the file to read).
 const ENV_NOT_CONFIG: &[&str] = &["log", "config"];
 
+/// What [`Config::redacted`] shows in place of a secret.
+pub const REDACTED: &str = "<redacted>";
+
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -559,6 +562,19 @@ impl Config {
     /// The effective configuration as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))
+    }
+
+    /// The configuration with its secrets replaced by [`REDACTED`], to show
+    /// (`chatd config`) or log.
+    pub fn redacted(&self) -> Self {
+        let mut c = self.clone();
+        if !c.auth.hs256_secret.is_empty() {
+            c.auth.hs256_secret = REDACTED.into();
+        }
+        if c.store.scylla.password.is_some() {
+            c.store.scylla.password = Some(REDACTED.into());
+        }
+        c
     }
 }
 
@@ -716,6 +732,17 @@ mod tests {
         let c = ClusterConfig { redis_url: "redis://x".into(), node_ttl_ms: 100, ..ClusterConfig::default() };
         assert!(c.check(true).unwrap_err().to_string().contains("node_ttl_ms"));
         assert!(ClusterConfig { redis_url: "redis://x".into(), ..ClusterConfig::default() }.check(true).is_ok());
+    }
+
+    #[test]
+    fn printed_config_hides_secrets() {
+        let mut cfg = Config::default();
+        cfg.auth.hs256_secret = "a-secret-nobody-may-see".into();
+        cfg.store.scylla.password = Some("db-password-nobody-may-see".into());
+        let shown = cfg.redacted().to_toml();
+        assert!(!shown.contains("nobody-may-see"), "{shown}");
+        assert_eq!(shown.matches(REDACTED).count(), 2, "{shown}");
+        assert!(!Config::default().redacted().to_toml().contains(REDACTED), "nothing to hide, nothing hidden");
     }
 
     #[test]

@@ -93,6 +93,11 @@ fn main() -> anyhow::Result<()> {
             chat_server::auth::parse_role(&role)
                 .with_context(|| format!("role {role:?} is not advocate, client or admin"))?;
             chat_protocol::limits::check_user_id(&user)?;
+            let max_hours = cfg.auth.max_token_lifetime_secs / 3600;
+            anyhow::ensure!(
+                hours <= max_hours,
+                "--hours {hours} is over auth.max_token_lifetime_secs ({max_hours} hours): chatd would refuse the token"
+            );
             let name = name.unwrap_or_else(|| user.clone());
             let token = chat_server::auth::mint_hs256(
                 &cfg.auth.hs256_secret,
@@ -116,7 +121,8 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Config => {
-            print!("{}", cfg.to_toml());
+            // Secrets stay out of terminals, logs and support tickets.
+            print!("{}", cfg.redacted().to_toml());
             Ok(())
         }
     }

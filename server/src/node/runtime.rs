@@ -19,6 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
+/// Users with no device anywhere are forgotten by their home shard's
+/// presence table this long after their last change.
+const PRESENCE_KEEP_MS: u64 = 60_000;
+
 /// The shards' UDP sockets (QUIC and WebTransport), with large buffers.
 pub(super) fn bind_shared(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<std::net::UdpSocket>> {
     let sockets = admission::bind_reuseport(addr, n, socket2::Type::DGRAM, |s| {
@@ -105,6 +109,8 @@ pub(super) async fn shard_main(id: usize, shared: Arc<Shared>, io: ShardIo) {
             }
             _ = housekeeping.tick() => {
                 ctx.msg_limiter.retain_recent();
+                let now = chat_protocol::unix_ms(std::time::SystemTime::now());
+                ctx.state.presence.borrow_mut().prune(now, PRESENCE_KEEP_MS);
                 if id == 0 {
                     shared.conn_limiter.retain_recent();
                 }

@@ -146,6 +146,29 @@ impl PresenceTable {
         Some((now, e.1))
     }
 
+    /// Forgets users with no device anywhere whose last change is older than
+    /// `keep_ms` at `now_ms` (the table would otherwise hold everyone who ever
+    /// connected). Safe for ordering: a forgotten user's next version comes
+    /// from the clock, above every version given out that long ago.
+    pub fn prune(&mut self, now_ms: u64, keep_ms: u64) -> usize {
+        let before = self.users.len();
+        let remote = &self.remote;
+        self.users.retain(|u, &mut (devices, version)| {
+            devices > 0 || remote.contains_key(u) || (version >> 16).saturating_add(keep_ms) > now_ms
+        });
+        before - self.users.len()
+    }
+
+    /// Users held (with a device, or recently without).
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Whether no user is held.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
     /// Devices (on this node) and version of a user.
     pub fn get(&self, user: &str) -> (u32, u64) {
         self.users.get(user).copied().unwrap_or((0, 0))
@@ -168,6 +191,27 @@ mod tests {
         assert_eq!(off.devices, 0);
         let on = p.connect(a.clone());
         assert!(on.flipped && on.version > off.version, "versions only grow");
+    }
+
+    #[test]
+    fn the_table_forgets_who_left_long_ago() {
+        let mut p = PresenceTable::default();
+        let (a, b): (Arc<str>, Arc<str>) = ("alice".into(), "bob".into());
+        p.connect(a.clone());
+        p.connect(b.clone());
+        let gone = p.disconnect(&b);
+        let now = gone.version >> 16;
+        assert_eq!(p.prune(now + 1_000, 60_000), 0, "bob left a second ago: kept");
+        assert_eq!(p.prune(now + 61_000, 60_000), 1, "a minute later: forgotten");
+        assert_eq!(p.len(), 1, "alice is still online");
+        assert_eq!(p.get("bob"), (0, 0));
+        // (In use a minute passes first; here the clock must move past that millisecond.)
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let back = p.connect(b.clone());
+        assert!(back.flipped && back.version > gone.version, "versions still only grow");
+        p.set_remote(a.clone(), "n2".into(), 1);
+        p.disconnect(&a);
+        assert_eq!(p.prune(u64::MAX >> 16, 0), 0, "online on another node: kept");
     }
 
     #[test]

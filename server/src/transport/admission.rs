@@ -28,14 +28,29 @@ impl ConnLimiter {
         Self { limiter: RateLimiter::keyed(quota) }
     }
 
-    /// None if `ip` may open a connection now, else how long to wait.
+    /// None if `ip` may open a connection now, else how long to wait. IPv6
+    /// addresses count by their /64 (one subscriber's network), IPv4-mapped
+    /// IPv6 addresses as the IPv4 address.
     pub fn refused_for(&self, ip: IpAddr) -> Option<Duration> {
-        self.limiter.check_key(&ip).err().map(|nu| nu.wait_time_from(governor::clock::DefaultClock::default().now()))
+        let key = rate_key(ip);
+        self.limiter.check_key(&key).err().map(|nu| nu.wait_time_from(governor::clock::DefaultClock::default().now()))
     }
 
     /// Forgets addresses that have not connected lately.
     pub fn retain_recent(&self) {
         self.limiter.retain_recent();
+    }
+}
+
+/// The address a connection rate is counted under: an IPv6 host has a /64
+/// of its own (2^64 addresses to rotate through), so IPv6 counts by /64.
+pub fn rate_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+        v4 => v4,
     }
 }
 
@@ -100,6 +115,28 @@ pub fn bind_reuseport(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_counts_by_its_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:ffff".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(rate_key(a), rate_key(b));
+        assert_ne!(rate_key(a), rate_key(other));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(rate_key(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
+        // One /64 rotating addresses gets the same budget as one address.
+        let limiter = ConnLimiter::new(3);
+        let refused = (0..10u128)
+            .filter(|i| {
+                let ip = IpAddr::V6(
+                    (u128::from_be_bytes([0x20, 1, 0xd, 0xb8, 0, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0]) + i).into(),
+                );
+                limiter.refused_for(ip).is_some()
+            })
+            .count();
+        assert_eq!(refused, 7, "3 per minute for the whole /64");
+    }
 
     #[test]
     fn origins_are_the_apps_own_and_the_configured_ones() {
