@@ -132,6 +132,9 @@ pub struct LimitsConfig {
     pub max_connections_per_shard: usize,
     /// Bad frames tolerated per connection per minute before it is closed. Default 20.
     pub bad_frames_per_minute: u32,
+    /// Connections one user may hold on one node at once (devices, browser
+    /// tabs); more are refused (each pins memory). Default 20.
+    pub max_connections_per_user: u32,
 }
 
 impl Default for LimitsConfig {
@@ -145,6 +148,7 @@ impl Default for LimitsConfig {
             typing_timeout_ms: 3_000,
             max_connections_per_shard: 100_000,
             bad_frames_per_minute: 20,
+            max_connections_per_user: 20,
         }
     }
 }
@@ -482,7 +486,10 @@ impl Config {
                 "limits.max_frame_bytes must exceed max_text_bytes by at least 1024".into(),
             ));
         }
-        if self.limits.messages_per_minute == 0 || self.limits.connections_per_minute_per_ip == 0 {
+        if self.limits.messages_per_minute == 0
+            || self.limits.connections_per_minute_per_ip == 0
+            || self.limits.max_connections_per_user == 0
+        {
             return Err(ConfigError::Inconsistent("rate limits must be at least 1".into()));
         }
         self.check_web()

@@ -400,6 +400,38 @@ async fn bad_tokens_are_refused_precisely() {
     assert_eq!(try_token(bad_role).await, Some(Some(ErrorCode::Unauthenticated)), "unknown role");
 }
 
+/// One user cannot hold more than `limits.max_connections_per_user`
+/// connections on a node: the next is refused precisely (a reconnect-later
+/// code naming the limit), and one closing makes room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_user_are_capped() {
+    let s = Server::start_with(|c| c.limits.max_connections_per_user = 3);
+    let mut held = Vec::new();
+    for transport in [Transport::Quic, Transport::WebTransport, Transport::Quic] {
+        held.push(s.connect("alice", "advocate", transport).await);
+    }
+    let e = Client::connect(s.client_config("alice", "advocate", Transport::Quic)).await.err().expect("refused");
+    let ClientError::Server(w) = e else { panic!("a server error expected, got {e:?}") };
+    assert_eq!(w.code(), Some(ErrorCode::ConnectionRateLimited));
+    assert!(w.message.contains("more than 3 connections"), "{}", w.message);
+    assert_eq!(w.limit.as_deref(), Some("max_connections_per_user"));
+    // Other users are not affected.
+    let (bob, _) = s.connect("bob", "client", Transport::Quic).await;
+    bob.ping().await.unwrap();
+    // Closing one makes room (the count drops when the server sees it go).
+    let (first, _) = held.remove(0);
+    first.close().await;
+    let mut back = None;
+    for _ in 0..50 {
+        if let Ok(c) = Client::connect(s.client_config("alice", "advocate", Transport::Quic)).await {
+            back = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    back.expect("a closed connection frees its place").0.ping().await.unwrap();
+}
+
 /// A session lives as long as its token: at `exp` the server says goodbye
 /// with TOKEN_EXPIRED and closes, and the SDK does not reconnect with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -123,33 +123,35 @@ pub async fn recheck(ctx: Rc<ShardCtx>, user: Arc<str>) {
 }
 
 /// Registers this device with the user's home shard, and on a flip tells
-/// every conversation of the user. True if the device was counted.
-pub async fn announce(ctx: &Rc<ShardCtx>, user: &Arc<str>, connected: bool) -> bool {
+/// every conversation of the user. The user's devices on this node now, or
+/// None if the home shard could not count this one.
+pub async fn announce(ctx: &Rc<ShardCtx>, user: &Arc<str>, connected: bool) -> Option<u32> {
     let mesh = &ctx.shared.mesh;
     let (tx, rx) = oneshot::channel();
     let user = user.clone();
     let msg =
         if connected { PresenceMsg::Connected(user.clone(), tx) } else { PresenceMsg::Disconnected(user.clone(), tx) };
     if mesh.send(user_shard(&user, mesh.len()), ShardMsg::Presence(msg)).await.is_err() {
-        return false;
+        return None;
     }
-    let Ok(change) = rx.await else { return false };
+    let Ok(change) = rx.await else { return None };
+    let devices = Some(change.devices);
     if !change.flipped {
-        return true;
+        return devices;
     }
     if ctx.shared.broker.is_some() {
         // Every node announces flips to its own sessions (see `fanout`).
         fanout(ctx, user, connected, change.version);
-        return true;
+        return devices;
     }
     let convs: Vec<ConvId> = match ctx.shared.store.user_conversations(&user).await {
         Ok(v) => v,
-        Err(_) => return true,
+        Err(_) => return devices,
     };
     for conv in convs {
         let _ = mesh
             .to_owner(conv, ConvMsg::Presence { user: user.clone(), online: connected, version: change.version })
             .await;
     }
-    true
+    devices
 }

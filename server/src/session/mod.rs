@@ -48,15 +48,7 @@ pub async fn run(ctx: Rc<ShardCtx>, conn: Conn, conn_limited: Option<Duration>) 
     let hs = tokio::time::timeout(timeout, handshake(&ctx, &conn, conn_limited)).await;
     let (mut ctl_tx, ctl_rx, dec, buf, hello, ident) = match hs {
         Ok(Ok(v)) => v,
-        Ok(Err(Some((e, mut tx)))) => {
-            tracing::info!(%remote, error = %e, "handshake refused");
-            let _ = tx.write_all(&frames::error_reply(0, &e)).await;
-            tx.finish();
-            // Give the refusal a moment to reach the peer before the close.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            conn.close(e.code as u32, &e.message);
-            return;
-        }
+        Ok(Err(Some((e, tx)))) => return refuse(&conn, tx, e).await,
         Ok(Err(None)) => return,
         Err(_) => {
             conn.close(ErrorCode::HandshakeTimeout as u32, "no hello in time");
@@ -76,6 +68,21 @@ pub async fn run(ctx: Rc<ShardCtx>, conn: Conn, conn_limited: Option<Duration>) 
         announced: Cell::new(false),
         send_blocked_until: Cell::new(None),
     });
+    // Counted at the user's home shard before anything is served: past the
+    // per-user cap the connection is refused (each one pins memory).
+    let devices = presence::announce(&ctx, &handle.user, true).await;
+    s.announced.set(devices.is_some());
+    let cap = ctx.shared.cfg.limits.max_connections_per_user;
+    if devices.is_some_and(|d| d > cap) {
+        s.cleanup().await;
+        let e = WireError::limited(
+            ErrorCode::ConnectionRateLimited,
+            "max_connections_per_user",
+            format!("more than {cap} connections for this user; close one"),
+            Some(Duration::from_secs(5)),
+        );
+        return refuse(&conn, ctl_tx, e).await;
+    }
     ctx.state.sessions.borrow_mut().add_user(&handle);
     tracing::debug!(session = id, user = %handle.user, %remote, transport = conn.kind(), "connected");
 
@@ -84,6 +91,17 @@ pub async fn run(ctx: Rc<ShardCtx>, conn: Conn, conn_limited: Option<Duration>) 
         tracing::debug!(session = id, error = %e, "session ended");
     }
     s.cleanup().await;
+}
+
+/// Answers a refused connection on its control stream with the precise
+/// error, then closes it with that code.
+async fn refuse(conn: &Conn, mut tx: SendStream, e: WireError) {
+    tracing::info!(remote = %conn.remote(), error = %e, "connection refused");
+    let _ = tx.write_all(&frames::error_reply(0, &e)).await;
+    tx.finish();
+    // Give the refusal a moment to reach the peer before the close.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    conn.close(e.code as u32, &e.message);
 }
 
 type Handshake = (SendStream, RecvStream, FrameDecoder, BytesMut, v1::Hello, Identity);
@@ -218,7 +236,6 @@ impl Session {
         let out = Outbound::new(self.clone(), events, sent);
         let writer = tokio::task::spawn_local(out.run(inbox, initial, resync, hello.resume));
 
-        self.announced.set(presence::announce(self.ctx(), &self.handle.user, true).await);
         let res = self.read_loop(ctl_tx, &mut ctl_rx, &mut dec, &mut buf).await;
         writer.abort();
         res
