@@ -20,6 +20,24 @@ pub const DEV_CERT_VALIDITY: Duration = Duration::from_secs(13 * 24 * 3600);
 /// Renew a dev certificate with less than this left.
 pub const DEV_CERT_RENEW_BEFORE: Duration = Duration::from_secs(2 * 24 * 3600);
 
+/// Streams a client may open at once: a chat client needs one control stream
+/// (the server opens the events stream), plus a few for transfers.
+const PEER_BIDI_STREAMS: u32 = 4;
+/// Unidirectional streams a client may open at once: HTTP/3 under
+/// WebTransport opens three (control, QPACK encoder and decoder).
+const PEER_UNI_STREAMS: u32 = 4;
+/// Bytes a client may send on one stream before the server reads them (a
+/// 1 MiB `Hello` still arrives, at the pace the server reads).
+const STREAM_RECEIVE_WINDOW: u32 = 256 * 1024;
+/// Bytes a client may send on all its streams before the server reads them:
+/// with the stream limits above, what one connection can make the server
+/// hold of its input (quinn's default is unlimited).
+const CONNECTION_RECEIVE_WINDOW: u32 = 1024 * 1024;
+/// Bytes the server keeps in flight (sent, not yet acknowledged) per
+/// connection: plenty for chat, and a bound on what a peer that stops
+/// reading can make it buffer (quinn's default is 10 MB).
+const SEND_WINDOW: u64 = 2 * 1024 * 1024;
+
 /// A certificate chain with its key.
 #[derive(Debug)]
 pub struct Identity {
@@ -138,8 +156,11 @@ pub fn quinn_server_config(id: &Identity, session: &SessionConfig) -> anyhow::Re
     let mut transport = quinn::TransportConfig::default();
     transport
         .max_idle_timeout(Some(Duration::from_millis(session.idle_timeout_ms).try_into()?))
-        .max_concurrent_uni_streams(8u32.into())
-        .max_concurrent_bidi_streams(16u32.into())
+        .max_concurrent_uni_streams(PEER_UNI_STREAMS.into())
+        .max_concurrent_bidi_streams(PEER_BIDI_STREAMS.into())
+        .stream_receive_window(STREAM_RECEIVE_WINDOW.into())
+        .receive_window(CONNECTION_RECEIVE_WINDOW.into())
+        .send_window(SEND_WINDOW)
         .datagram_receive_buffer_size(Some(64 * 1024));
     server.transport_config(Arc::new(transport));
     server.migration(false);

@@ -3,132 +3,12 @@
 //! with a fresh data directory.
 
 mod common;
-use chat_client::{Client, ClientConfig, ClientError, Event, Events, ResumeState, Transport, Trust};
+use chat_client::{Client, ClientError, Event, ResumeState, Transport, Trust};
 use chat_protocol::v1::{self, ConversationKind, ErrorCode, ReceiptKind, message_body};
-use chat_server::config::{Config, PUBLIC_DEV_SECRET};
+use chat_server::config::PUBLIC_DEV_SECRET;
+use common::server::*;
 use common::text;
-use std::path::Path;
 use std::time::Duration;
-
-const WAIT: Duration = Duration::from_secs(10);
-
-struct Server {
-    handle: Option<chat_server::ServerHandle>,
-    cfg: Config,
-    _dir: Option<tempfile::TempDir>,
-}
-
-fn config(dir: &Path) -> Config {
-    let mut cfg =
-        Config { listen: "127.0.0.1:0".parse().unwrap(), shards: 2, data_dir: dir.to_path_buf(), ..Default::default() };
-    cfg.auth.hs256_secret = PUBLIC_DEV_SECRET.into();
-    cfg.web.listen = "127.0.0.1:0".parse().unwrap();
-    cfg.limits.connections_per_minute_per_ip = 10_000;
-    cfg.limits.messages_per_minute = 10_000;
-    cfg.limits.typing_timeout_ms = 600;
-    cfg
-}
-
-impl Server {
-    fn start_with(f: impl FnOnce(&mut Config)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = config(dir.path());
-        f(&mut cfg);
-        let handle = chat_server::start(cfg.clone()).unwrap();
-        Server { handle: Some(handle), cfg, _dir: Some(dir) }
-    }
-
-    fn start() -> Self {
-        Self::start_with(|_| {})
-    }
-
-    fn h(&self) -> &chat_server::ServerHandle {
-        self.handle.as_ref().unwrap()
-    }
-
-    /// Stops and starts again on the same port and data directory.
-    async fn restart(&mut self) {
-        let h = self.handle.take().unwrap();
-        let addr = h.addr();
-        tokio::task::spawn_blocking(move || h.shutdown()).await.unwrap();
-        self.cfg.listen = addr;
-        self.handle = Some(chat_server::start(self.cfg.clone()).unwrap());
-    }
-
-    fn client_config(&self, user: &str, role: &str, transport: Transport) -> ClientConfig {
-        let token = chat_server::auth::mint_hs256(
-            PUBLIC_DEV_SECRET,
-            user,
-            &format!("{user} name"),
-            role,
-            Duration::from_secs(600),
-        );
-        let trust = Trust::cert_hash_hex(self.h().cert_sha256()).unwrap();
-        let mut c = ClientConfig::new(self.h().addr().to_string(), token, trust).transport(transport);
-        c.backoff.initial = Duration::from_millis(50);
-        c.backoff.max = Duration::from_millis(500);
-        c
-    }
-
-    async fn connect(&self, user: &str, role: &str, transport: Transport) -> (Client, Events) {
-        Client::connect(self.client_config(user, role, transport)).await.unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(h) = self.handle.take() {
-            h.shutdown();
-        }
-    }
-}
-
-/// Waits for the next event that `f` picks.
-async fn next_where<T>(ev: &mut Events, f: impl FnMut(Event) -> Option<T>) -> T {
-    common::next_where(ev, WAIT, f).await
-}
-
-/// Collects `n` messages of `conv`.
-async fn messages(ev: &mut Events, conv: u64, n: usize) -> Vec<v1::Message> {
-    let mut out = Vec::new();
-    while out.len() < n {
-        out.push(
-            next_where(ev, |e| match e {
-                Event::Message(m) if m.conversation_id == conv => Some(m),
-                _ => None,
-            })
-            .await,
-        );
-    }
-    out
-}
-
-/// No further message of `conv` arrives within `t`.
-async fn assert_quiet(ev: &mut Events, conv: u64, t: Duration) {
-    let r = tokio::time::timeout(t, async {
-        loop {
-            match ev.next().await {
-                Some(Event::Message(m)) if m.conversation_id == conv => return m,
-                Some(_) => {}
-                None => std::future::pending::<()>().await,
-            }
-        }
-    })
-    .await;
-    assert!(r.is_err(), "unexpected message {:?}", r.ok().map(|m| m.seq));
-}
-
-async fn create(c: &Client, kind: ConversationKind, title: &str, case: &str, members: &[&str]) -> u64 {
-    let ok = c.create_conversation(kind, title, case, members.iter().map(|s| s.to_string()).collect()).await.unwrap();
-    ok.summary.unwrap().conversation.unwrap().id
-}
-
-fn code(e: ClientError) -> Option<ErrorCode> {
-    match e {
-        ClientError::Server(w) => w.code(),
-        other => panic!("expected a server error, got {other:?}"),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_chat_across_shards_and_transports() {
@@ -398,60 +278,6 @@ async fn bad_tokens_are_refused_precisely() {
     );
     let bad_role = chat_server::auth::mint_hs256(PUBLIC_DEV_SECRET, "alice", "", "judge", Duration::from_secs(60));
     assert_eq!(try_token(bad_role).await, Some(Some(ErrorCode::Unauthenticated)), "unknown role");
-}
-
-/// One user cannot hold more than `limits.max_connections_per_user`
-/// connections on a node: the next is refused precisely (a reconnect-later
-/// code naming the limit), and one closing makes room.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_per_user_are_capped() {
-    let s = Server::start_with(|c| c.limits.max_connections_per_user = 3);
-    let mut held = Vec::new();
-    for transport in [Transport::Quic, Transport::WebTransport, Transport::Quic] {
-        held.push(s.connect("alice", "advocate", transport).await);
-    }
-    let e = Client::connect(s.client_config("alice", "advocate", Transport::Quic)).await.err().expect("refused");
-    let ClientError::Server(w) = e else { panic!("a server error expected, got {e:?}") };
-    assert_eq!(w.code(), Some(ErrorCode::ConnectionRateLimited));
-    assert!(w.message.contains("more than 3 connections"), "{}", w.message);
-    assert_eq!(w.limit.as_deref(), Some("max_connections_per_user"));
-    // Other users are not affected.
-    let (bob, _) = s.connect("bob", "client", Transport::Quic).await;
-    bob.ping().await.unwrap();
-    // Closing one makes room (the count drops when the server sees it go).
-    let (first, _) = held.remove(0);
-    first.close().await;
-    let mut back = None;
-    for _ in 0..50 {
-        if let Ok(c) = Client::connect(s.client_config("alice", "advocate", Transport::Quic)).await {
-            back = Some(c);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    back.expect("a closed connection frees its place").0.ping().await.unwrap();
-}
-
-/// A session lives as long as its token: at `exp` the server says goodbye
-/// with TOKEN_EXPIRED and closes, and the SDK does not reconnect with it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_session_ends_when_its_token_expires() {
-    let s = Server::start();
-    let mut cfg = s.client_config("alice", "advocate", Transport::Quic);
-    cfg.token = chat_server::auth::mint_hs256(PUBLIC_DEV_SECRET, "alice", "", "advocate", Duration::from_secs(2));
-    let started = std::time::Instant::now();
-    let (alice, mut events) = Client::connect(cfg).await.unwrap();
-    alice.ping().await.expect("usable before its expiry");
-    let error = next_where(&mut events, |e| match e {
-        Event::Disconnected { error, will_retry, .. } => Some((error, will_retry)),
-        _ => None,
-    })
-    .await;
-    assert_eq!(error.0.and_then(|e| e.code()), Some(ErrorCode::TokenExpired));
-    assert!(!error.1, "an expired token is not retried");
-    let lived = started.elapsed();
-    assert!(lived >= Duration::from_millis(900) && lived < Duration::from_secs(6), "ended at exp: {lived:?}");
-    assert!(alice.ping().await.is_err(), "nothing is served after the expiry");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

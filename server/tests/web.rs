@@ -635,9 +635,12 @@ async fn shutdown_says_goodbye_over_websocket_and_closes_the_listener() {
 
 #[test]
 fn token_prints_a_sign_in_link_on_stderr() {
+    // `chatd token` makes its data directory's dev secret: a fresh one, not ./data.
+    let data = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_chatd"))
         .args(["token", "--user", "alice"])
         .env("CHAT_WEB__LISTEN", "127.0.0.1:8181")
+        .env("CHAT_DATA_DIR", data.path())
         .output()
         .unwrap();
     assert!(out.status.success());

@@ -1,4 +1,7 @@
-//! Helpers the end-to-end and cluster tests share.
+//! Helpers the end-to-end, hardening and cluster tests share.
+#![allow(dead_code)]
+
+pub mod server;
 
 use chat_client::{Event, Events, v1};
 use chat_protocol::v1::message_body;

@@ -1,0 +1,133 @@
+//! The end-to-end harness: a real server (2 shards) on loopback with a fresh
+//! data directory and raised limits, clients through the real Rust SDK, and
+//! the waits the tests share.
+#![allow(dead_code)]
+
+use chat_client::{Client, ClientConfig, ClientError, Event, Events, Transport, Trust};
+use chat_protocol::v1::{self, ConversationKind, ErrorCode};
+use chat_server::config::{Config, PUBLIC_DEV_SECRET};
+use std::path::Path;
+use std::time::Duration;
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct Server {
+    /// The running server (None while it restarts).
+    pub handle: Option<chat_server::ServerHandle>,
+    /// Its configuration.
+    pub cfg: Config,
+    /// Its data directory, removed with it.
+    pub _dir: Option<tempfile::TempDir>,
+}
+
+pub fn config(dir: &Path) -> Config {
+    let mut cfg =
+        Config { listen: "127.0.0.1:0".parse().unwrap(), shards: 2, data_dir: dir.to_path_buf(), ..Default::default() };
+    cfg.auth.hs256_secret = PUBLIC_DEV_SECRET.into();
+    cfg.web.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.limits.connections_per_minute_per_ip = 10_000;
+    cfg.limits.messages_per_minute = 10_000;
+    cfg.limits.typing_timeout_ms = 600;
+    cfg
+}
+
+impl Server {
+    pub fn start_with(f: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path());
+        f(&mut cfg);
+        let handle = chat_server::start(cfg.clone()).unwrap();
+        Server { handle: Some(handle), cfg, _dir: Some(dir) }
+    }
+
+    pub fn start() -> Self {
+        Self::start_with(|_| {})
+    }
+
+    pub fn h(&self) -> &chat_server::ServerHandle {
+        self.handle.as_ref().unwrap()
+    }
+
+    /// Stops and starts again on the same port and data directory.
+    pub async fn restart(&mut self) {
+        let h = self.handle.take().unwrap();
+        let addr = h.addr();
+        tokio::task::spawn_blocking(move || h.shutdown()).await.unwrap();
+        self.cfg.listen = addr;
+        self.handle = Some(chat_server::start(self.cfg.clone()).unwrap());
+    }
+
+    pub fn client_config(&self, user: &str, role: &str, transport: Transport) -> ClientConfig {
+        let token = chat_server::auth::mint_hs256(
+            PUBLIC_DEV_SECRET,
+            user,
+            &format!("{user} name"),
+            role,
+            Duration::from_secs(600),
+        );
+        let trust = Trust::cert_hash_hex(self.h().cert_sha256()).unwrap();
+        let mut c = ClientConfig::new(self.h().addr().to_string(), token, trust).transport(transport);
+        c.backoff.initial = Duration::from_millis(50);
+        c.backoff.max = Duration::from_millis(500);
+        c
+    }
+
+    pub async fn connect(&self, user: &str, role: &str, transport: Transport) -> (Client, Events) {
+        Client::connect(self.client_config(user, role, transport)).await.unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown();
+        }
+    }
+}
+
+/// Waits for the next event that `f` picks.
+pub async fn next_where<T>(ev: &mut Events, f: impl FnMut(Event) -> Option<T>) -> T {
+    super::next_where(ev, WAIT, f).await
+}
+
+/// Collects `n` messages of `conv`.
+pub async fn messages(ev: &mut Events, conv: u64, n: usize) -> Vec<v1::Message> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        out.push(
+            next_where(ev, |e| match e {
+                Event::Message(m) if m.conversation_id == conv => Some(m),
+                _ => None,
+            })
+            .await,
+        );
+    }
+    out
+}
+
+/// No further message of `conv` arrives within `t`.
+pub async fn assert_quiet(ev: &mut Events, conv: u64, t: Duration) {
+    let r = tokio::time::timeout(t, async {
+        loop {
+            match ev.next().await {
+                Some(Event::Message(m)) if m.conversation_id == conv => return m,
+                Some(_) => {}
+                None => std::future::pending::<()>().await,
+            }
+        }
+    })
+    .await;
+    assert!(r.is_err(), "unexpected message {:?}", r.ok().map(|m| m.seq));
+}
+
+pub async fn create(c: &Client, kind: ConversationKind, title: &str, case: &str, members: &[&str]) -> u64 {
+    let ok = c.create_conversation(kind, title, case, members.iter().map(|s| s.to_string()).collect()).await.unwrap();
+    ok.summary.unwrap().conversation.unwrap().id
+}
+
+pub fn code(e: ClientError) -> Option<ErrorCode> {
+    match e {
+        ClientError::Server(w) => w.code(),
+        other => panic!("expected a server error, got {other:?}"),
+    }
+}

@@ -1,0 +1,111 @@
+//! Hardening: what one user or one connection can cost the server, and how
+//! long a token's session lives. The real server on loopback, real clients;
+//! every bound here was seen broken before its fix (see SECURITY.md).
+
+mod common;
+use chat_client::{Client, ClientError, Event, Transport};
+use chat_protocol::v1::ErrorCode;
+use chat_server::config::PUBLIC_DEV_SECRET;
+use common::server::*;
+use std::time::Duration;
+
+/// One user cannot hold more than `limits.max_connections_per_user`
+/// connections on a node: the next is refused precisely (a reconnect-later
+/// code naming the limit), and one closing makes room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_user_are_capped() {
+    let s = Server::start_with(|c| c.limits.max_connections_per_user = 3);
+    let mut held = Vec::new();
+    for transport in [Transport::Quic, Transport::WebTransport, Transport::Quic] {
+        held.push(s.connect("alice", "advocate", transport).await);
+    }
+    let e = Client::connect(s.client_config("alice", "advocate", Transport::Quic)).await.expect_err("refused");
+    let ClientError::Server(w) = e else { panic!("a server error expected, got {e:?}") };
+    assert_eq!(w.code(), Some(ErrorCode::ConnectionRateLimited));
+    assert!(w.message.contains("more than 3 connections"), "{}", w.message);
+    assert_eq!(w.limit.as_deref(), Some("max_connections_per_user"));
+    // Other users are not affected.
+    let (bob, _) = s.connect("bob", "client", Transport::Quic).await;
+    bob.ping().await.unwrap();
+    // Closing one makes room (the count drops when the server sees it go).
+    let (first, _) = held.remove(0);
+    first.close().await;
+    let mut back = None;
+    for _ in 0..50 {
+        if let Ok(c) = Client::connect(s.client_config("alice", "advocate", Transport::Quic)).await {
+            back = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    back.expect("a closed connection frees its place").0.ping().await.unwrap();
+}
+
+/// A session lives as long as its token: at `exp` the server says goodbye
+/// with TOKEN_EXPIRED and closes, and the SDK does not reconnect with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ends_when_its_token_expires() {
+    let s = Server::start();
+    let mut cfg = s.client_config("alice", "advocate", Transport::Quic);
+    cfg.token = chat_server::auth::mint_hs256(PUBLIC_DEV_SECRET, "alice", "", "advocate", Duration::from_secs(2));
+    let started = std::time::Instant::now();
+    let (alice, mut events) = Client::connect(cfg).await.unwrap();
+    alice.ping().await.expect("usable before its expiry");
+    let error = next_where(&mut events, |e| match e {
+        Event::Disconnected { error, will_retry, .. } => Some((error, will_retry)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(error.0.and_then(|e| e.code()), Some(ErrorCode::TokenExpired));
+    assert!(!error.1, "an expired token is not retried");
+    let lived = started.elapsed();
+    assert!(lived >= Duration::from_millis(900) && lived < Duration::from_secs(6), "ended at exp: {lived:?}");
+    assert!(alice.ping().await.is_err(), "nothing is served after the expiry");
+}
+
+/// A raw QUIC peer that opens streams and never lets the server read them
+/// can make it hold at most the stream window per stream, on at most a few
+/// streams (before: 1.25 MB on each of 24 streams).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_quic_streams_pin_little() {
+    use chat_protocol::v1::{self, client_frame};
+    let s = Server::start();
+    let trust = chat_client::Trust::cert_hash_hex(s.h().cert_sha256()).unwrap();
+    let tls = chat_client::rustls_client_config(&trust, chat_protocol::ALPN_CHAT).unwrap();
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(crypto)));
+    let conn = endpoint.connect(s.h().addr(), "localhost").unwrap().await.unwrap();
+    // A real session on the control stream (the server reads that one).
+    let token = chat_server::auth::mint_hs256(PUBLIC_DEV_SECRET, "mallory", "", "client", Duration::from_secs(600));
+    let hello = v1::ClientFrame {
+        kind: Some(client_frame::Kind::Hello(v1::Hello {
+            token,
+            protocol_version: chat_protocol::PROTOCOL_VERSION,
+            ..Default::default()
+        })),
+    };
+    let (mut control, _control_rx) = conn.open_bi().await.unwrap();
+    control.write_all(&chat_protocol::encode_frame_to_vec(&hello)).await.unwrap();
+    // Three more streams the server never reads; a fifth cannot be opened.
+    let mut unread = Vec::new();
+    for _ in 0..3 {
+        unread.push(conn.open_bi().await.unwrap().0);
+    }
+    let fifth = tokio::time::timeout(Duration::from_millis(500), conn.open_bi()).await;
+    assert!(fifth.is_err(), "a fifth bidirectional stream is not granted");
+    let mut pinned = 0;
+    for stream in &mut unread {
+        let mut on_stream = 0;
+        while on_stream < 4 << 20 {
+            match tokio::time::timeout(Duration::from_millis(300), stream.write(&[0u8; 16 * 1024])).await {
+                Ok(Ok(n)) => on_stream += n,
+                _ => break,
+            }
+        }
+        assert!(on_stream <= 256 * 1024, "one unread stream took {on_stream} bytes");
+        pinned += on_stream;
+    }
+    assert!(pinned > 0 && pinned <= 1 << 20, "all unread streams together: {pinned} bytes");
+    conn.close(0u32.into(), b"done");
+}
