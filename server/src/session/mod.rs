@@ -66,6 +66,7 @@ pub async fn run(ctx: Rc<ShardCtx>, conn: Conn, conn_limited: Option<Duration>) 
         ident,
         contacts: RefCell::new(HashSet::new()),
         announced: Cell::new(false),
+        heavy: tokio::sync::Semaphore::new(state::HEAVY_IN_FLIGHT),
         send_blocked_until: Cell::new(None),
     });
     // Counted at the user's home shard before anything is served: past the

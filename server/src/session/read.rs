@@ -23,6 +23,21 @@ use std::time::Duration;
 /// Most requests in flight per connection; past it the session stops reading.
 const MAX_INFLIGHT: usize = 256;
 
+/// Commands whose answers can be large (a history page of 200 messages of
+/// 10 KiB, a list of 500 summaries): see [`super::state::HEAVY_IN_FLIGHT`].
+fn is_heavy(body: &cmd::Body) -> bool {
+    use cmd::Body as B;
+    matches!(
+        body,
+        B::GetHistory(_)
+            | B::ListConversations(_)
+            | B::GetConversation(_)
+            | B::ListSupportQueue(_)
+            | B::GetMembers(_)
+            | B::GetPresence(_)
+    )
+}
+
 type CmdFuture = Pin<Box<dyn Future<Output = (u64, Result<reply::Result, WireError>)>>>;
 
 impl Session {
@@ -174,7 +189,15 @@ impl Session {
             }
             Some(body) => {
                 let s = self.clone();
-                Box::pin(async move { (id, command::execute(&s.req, &s.contacts, body).await) })
+                Box::pin(async move {
+                    // Answers that can be large (history, lists) are made a
+                    // few at a time per connection, whatever it pipelines.
+                    let _turn = match is_heavy(&body) {
+                        true => s.heavy.acquire().await.ok(),
+                        false => None,
+                    };
+                    (id, command::execute(&s.req, &s.contacts, body).await)
+                })
             }
         }
     }

@@ -17,6 +17,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
+/// Large answers (history, lists) being made at once per connection: with
+/// the transport's bounded queues, what one connection that never reads can
+/// make the server hold is a few such answers, not 256.
+pub(super) const HEAVY_IN_FLIGHT: usize = 2;
+
 /// Most bytes taken from a stream at once.
 pub(super) const READ_CHUNK: usize = 16 * 1024;
 
@@ -36,6 +41,8 @@ pub(super) struct Session {
     pub(super) contacts: RefCell<HashSet<Arc<str>>>,
     /// Whether this device was counted at the user's home shard.
     pub(super) announced: Cell<bool>,
+    /// Turns for large answers (see [`HEAVY_IN_FLIGHT`]).
+    pub(super) heavy: tokio::sync::Semaphore,
     /// After a refused send, every send of this connection is refused until
     /// then, so no later message can overtake the refused one.
     pub(super) send_blocked_until: Cell<Option<tokio::time::Instant>>,

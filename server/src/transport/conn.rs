@@ -2,11 +2,10 @@
 //! sessions see of a transport.
 
 use super::error::{ReadError, TransportError, terr};
-use super::ws::{WsConn, WsRecv, ws_queue};
+use super::ws::{WsConn, WsOut, WsRecv};
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use tokio::sync::mpsc;
 
 /// An accepted connection of either kind.
 #[derive(Clone)]
@@ -26,7 +25,7 @@ pub enum SendStream {
     /// WebTransport (its header is already written).
     Wt(wtransport::SendStream),
     /// The WebSocket's one outgoing queue (control replies and events alike).
-    Ws(mpsc::Sender<Bytes>),
+    Ws(WsOut),
 }
 
 /// The receiving half of a stream.
@@ -116,7 +115,7 @@ impl SendStream {
         match self {
             SendStream::Quic(s) => s.write_all(buf).await.map_err(terr),
             SendStream::Wt(s) => s.write_all(buf).await.map_err(terr),
-            SendStream::Ws(q) => ws_queue(q, Bytes::copy_from_slice(buf)).await,
+            SendStream::Ws(q) => q.send(Bytes::copy_from_slice(buf)).await,
         }
     }
 
@@ -139,7 +138,7 @@ impl SendStream {
                         all.freeze()
                     }
                 };
-                ws_queue(q, msg).await
+                q.send(msg).await
             }
         }
     }

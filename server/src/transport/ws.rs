@@ -8,8 +8,9 @@ use futures_util::{SinkExt, StreamExt};
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -18,6 +19,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 /// Messages queued towards one WebSocket peer; past it writers wait (and a
 /// write that waits too long makes the session close the peer as a slow consumer).
 const WS_OUT_QUEUE: usize = 64;
+/// Bytes queued towards one WebSocket peer at most, whatever the number of
+/// messages (without it 64 history pages of 2 MiB each could wait here for a
+/// peer that never reads). A larger message waits until the queue is empty.
+const WS_OUT_BYTES: usize = 1 << 20;
 /// Binary messages read ahead from one WebSocket peer.
 const WS_IN_QUEUE: usize = 8;
 /// How long queued messages may take to go out after a close was asked for,
@@ -38,7 +43,7 @@ pub struct WsConn {
     pub(super) remote: SocketAddr,
     /// Taken by the one `accept_bi`.
     pub(super) inbound: RefCell<Option<mpsc::Receiver<WsIn>>>,
-    pub(super) out: mpsc::Sender<Bytes>,
+    pub(super) out: WsOut,
     /// Set once by `close`: the close frame to send after the queue drains.
     close: watch::Sender<Option<(u16, String)>>,
     /// Flips to true when the socket is gone.
@@ -82,8 +87,30 @@ impl WsRecv {
     }
 }
 
-pub(super) async fn ws_queue(q: &mpsc::Sender<Bytes>, msg: Bytes) -> Result<(), TransportError> {
-    q.send(msg).await.map_err(|_| TransportError("websocket closed".into()))
+/// A message on its way out, holding its share of the byte budget until the
+/// socket has taken it.
+type Queued = (Bytes, OwnedSemaphorePermit);
+
+/// The sending side of a WebSocket: a queue bounded in messages and in bytes.
+#[derive(Clone)]
+pub struct WsOut {
+    tx: mpsc::Sender<Queued>,
+    budget: Arc<Semaphore>,
+}
+
+impl WsOut {
+    fn new() -> (Self, mpsc::Receiver<Queued>) {
+        let (tx, rx) = mpsc::channel(WS_OUT_QUEUE);
+        (Self { tx, budget: Arc::new(Semaphore::new(WS_OUT_BYTES)) }, rx)
+    }
+
+    /// Queues one binary message, waiting for room (in messages and bytes).
+    pub(super) async fn send(&self, msg: Bytes) -> Result<(), TransportError> {
+        let closed = || TransportError("websocket closed".into());
+        let share = u32::try_from(msg.len().clamp(1, WS_OUT_BYTES)).unwrap_or(u32::MAX);
+        let permit = self.budget.clone().acquire_many_owned(share).await.map_err(|_| closed())?;
+        self.tx.send((msg, permit)).await.map_err(|_| closed())
+    }
 }
 
 impl WsConn {
@@ -94,7 +121,7 @@ impl WsConn {
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
     {
         let (in_tx, in_rx) = mpsc::channel(WS_IN_QUEUE);
-        let (out_tx, out_rx) = mpsc::channel(WS_OUT_QUEUE);
+        let (out_tx, out_rx) = WsOut::new();
         let conn = Rc::new(WsConn {
             remote,
             inbound: RefCell::new(Some(in_rx)),
@@ -133,7 +160,7 @@ impl WsConn {
 async fn ws_drive<S>(
     ws: WebSocketStream<S>,
     in_tx: mpsc::Sender<WsIn>,
-    mut out_rx: mpsc::Receiver<Bytes>,
+    mut out_rx: mpsc::Receiver<Queued>,
     mut close: watch::Receiver<Option<(u16, String)>>,
     idle: Duration,
 ) where
@@ -181,6 +208,9 @@ async fn ws_drive<S>(
                     continue;
                 }
             };
+            // The budget is given back once the socket took the message (a
+            // peer that does not read makes `feed` wait: the queue stays full).
+            let (msg, _share) = msg;
             if sink.feed(Message::Binary(msg)).await.is_err() {
                 return;
             }
@@ -205,7 +235,7 @@ async fn ws_drive<S>(
     }
     // Whatever was queued before the close goes out first.
     let _ = tokio::time::timeout(WS_CLOSE_GRACE, async {
-        while let Ok(m) = out_rx.try_recv() {
+        while let Ok((m, _share)) = out_rx.try_recv() {
             if sink.feed(Message::Binary(m)).await.is_err() {
                 return;
             }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod server;
+pub mod web;
 
 use chat_client::{Event, Events, v1};
 use chat_protocol::v1::message_body;
