@@ -127,10 +127,16 @@ async fn execute(
         }
     }
     let info = info.context("no run")?;
-    let mut limits_changed = vec![format!(
-        "connections_per_minute_per_ip={} (every client comes from 127.0.0.1)",
-        plan.limits.connections_per_minute_per_ip
-    )];
+    let mut limits_changed = vec![
+        format!(
+            "connections_per_minute_per_ip={} (every client comes from 127.0.0.1)",
+            plan.limits.connections_per_minute_per_ip
+        ),
+        format!(
+            "conversations_per_hour={} (creators set up many conversations at once)",
+            scenario::RAISED_CONVERSATIONS_PER_HOUR
+        ),
+    ];
     if let Some(m) = plan.limits.messages_per_minute {
         limits_changed.push(format!("messages_per_minute={m} (default 100; this scenario sends faster per user)"));
     }

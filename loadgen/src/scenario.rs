@@ -80,6 +80,11 @@ pub struct Limits {
     pub connections_per_minute_per_ip: u32,
 }
 
+/// `limits.conversations_per_hour` the load generator always sets: a user
+/// of a generated population may be the first member (the creator) of many
+/// conversations at set-up.
+pub const RAISED_CONVERSATIONS_PER_HOUR: u32 = 1_000_000;
+
 /// Everything one run does.
 #[derive(Debug, Clone)]
 pub struct Plan {

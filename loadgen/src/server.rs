@@ -130,6 +130,7 @@ impl Spawned {
         let mut env = vec![
             format!("CHAT_LIMITS__CONNECTIONS_PER_MINUTE_PER_IP={}", limits.connections_per_minute_per_ip),
             format!("CHAT_AUTH__HS256_SECRET={}", chat_server::config::PUBLIC_DEV_SECRET),
+            format!("CHAT_LIMITS__CONVERSATIONS_PER_HOUR={}", crate::scenario::RAISED_CONVERSATIONS_PER_HOUR),
         ];
         if let Some(m) = limits.messages_per_minute {
             env.push(format!("CHAT_LIMITS__MESSAGES_PER_MINUTE={m}"));
@@ -309,6 +310,7 @@ impl LocalCluster {
             cfg.web.enabled = false;
             cfg.auth.hs256_secret = chat_server::config::PUBLIC_DEV_SECRET.to_string();
             cfg.limits.connections_per_minute_per_ip = limits.connections_per_minute_per_ip;
+            cfg.limits.conversations_per_hour = crate::scenario::RAISED_CONVERSATIONS_PER_HOUR;
             if let Some(m) = limits.messages_per_minute {
                 cfg.limits.messages_per_minute = m;
             }

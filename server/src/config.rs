@@ -135,6 +135,17 @@ pub struct LimitsConfig {
     /// Connections one user may hold on one node at once (devices, browser
     /// tabs); more are refused (each pins memory). Default 20.
     pub max_connections_per_user: u32,
+    /// Conversations (of any kind, support requests included) one user may
+    /// create per hour, counted at the user's home shard. Default 30.
+    pub conversations_per_hour: u32,
+    /// Typing changes per minute per connection (the app sends one every 2 s
+    /// while typing). Default 120.
+    pub typing_per_minute: u32,
+    /// Conversations named by receipts (`MarkRead`, each cursor of
+    /// `MarkDelivered`) per minute per connection. Default 6000.
+    pub receipt_ids_per_minute: u32,
+    /// Users asked about by `GetPresence` per minute per connection. Default 6000.
+    pub presence_ids_per_minute: u32,
 }
 
 impl Default for LimitsConfig {
@@ -149,6 +160,10 @@ impl Default for LimitsConfig {
             max_connections_per_shard: 100_000,
             bad_frames_per_minute: 20,
             max_connections_per_user: 20,
+            conversations_per_hour: 30,
+            typing_per_minute: 120,
+            receipt_ids_per_minute: 6000,
+            presence_ids_per_minute: 6000,
         }
     }
 }
@@ -489,6 +504,10 @@ impl Config {
         if self.limits.messages_per_minute == 0
             || self.limits.connections_per_minute_per_ip == 0
             || self.limits.max_connections_per_user == 0
+            || self.limits.conversations_per_hour == 0
+            || self.limits.typing_per_minute == 0
+            || self.limits.receipt_ids_per_minute == 0
+            || self.limits.presence_ids_per_minute == 0
         {
             return Err(ConfigError::Inconsistent("rate limits must be at least 1".into()));
         }

@@ -176,3 +176,50 @@ async fn connections_that_never_read_cannot_hoard_answers() {
         assert!(closed.is_none() || closed == Some(4301), "closed as a slow consumer: {closed:?}");
     }
 }
+
+/// What a client can repeat is limited, each limit answered precisely (which
+/// limit, when to retry) with the connection still usable: new conversations
+/// per user per hour, typing changes, conversations named by receipts and
+/// users asked about by presence queries per connection per minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everything_a_client_repeats_is_limited() {
+    let s = Server::start_with(|c| {
+        c.limits.conversations_per_hour = 3;
+        c.limits.typing_per_minute = 2;
+        c.limits.receipt_ids_per_minute = 3;
+        c.limits.presence_ids_per_minute = 4;
+    });
+    let (alice, _) = s.connect("alice", "advocate", Transport::Quic).await;
+    let limited = |e: ClientError, limit: &str| {
+        let ClientError::Server(w) = e else { panic!("a server error expected, got {e:?}") };
+        assert_eq!((w.code(), w.limit.as_deref()), (Some(ErrorCode::RateLimited), Some(limit)), "{}", w.message);
+        assert!(w.retry_after.is_some(), "says when to retry");
+    };
+    let mut convs = Vec::new();
+    for peer in ["bob", "carol", "dave"] {
+        convs.push(create(&alice, ConversationKind::Private, "", "", &[peer]).await);
+    }
+    let fourth = alice.create_conversation(ConversationKind::Group, "one more", "", vec!["erin".into()]).await;
+    limited(fourth.unwrap_err(), "conversations_per_hour");
+    // Counted per user: another device of alice is refused too; bob is not.
+    let (alice2, _) = s.connect("alice", "advocate", Transport::WebTransport).await;
+    let again = alice2.create_conversation(ConversationKind::Private, "", "", vec!["frank".into()]).await;
+    limited(again.unwrap_err(), "conversations_per_hour");
+    let (bob, _) = s.connect("bob", "client", Transport::Quic).await;
+    create(&bob, ConversationKind::Private, "", "", &["erin"]).await;
+
+    alice.set_typing(convs[0], true).await.unwrap();
+    alice.set_typing(convs[0], false).await.unwrap();
+    limited(alice.set_typing(convs[0], true).await.unwrap_err(), "typing_per_minute");
+
+    for conv in &convs {
+        alice.mark_read(*conv, 0).await.unwrap();
+    }
+    limited(alice.mark_read(convs[0], 0).await.unwrap_err(), "receipt_ids_per_minute");
+
+    let who = ["bob", "carol", "dave"].map(String::from).to_vec();
+    alice.get_presence(who.clone()).await.unwrap();
+    limited(alice.get_presence(who).await.unwrap_err(), "presence_ids_per_minute");
+    // And the connection is still usable.
+    alice.send_text(convs[1], "still here").await.unwrap();
+}

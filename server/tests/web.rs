@@ -36,6 +36,7 @@ impl Server {
         cfg.auth.hs256_secret = PUBLIC_DEV_SECRET.into();
         cfg.limits.connections_per_minute_per_ip = 10_000;
         cfg.limits.messages_per_minute = 10_000;
+        cfg.limits.conversations_per_hour = 10_000;
         f(&mut cfg);
         let handle = chat_server::start(cfg).unwrap();
         Server { handle: Some(handle), _dir: dir }

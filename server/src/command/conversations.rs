@@ -7,7 +7,7 @@ use super::membership;
 use super::request::{Requester, err, store_err};
 use crate::conversation::{no_access, summary};
 use crate::ids::ConvId;
-use crate::shard::AdminOp;
+use crate::shard::{AdminOp, UserRate};
 use crate::store::{ConversationRecord, Created, MemberRecord, MessageStore};
 use chat_protocol::WireError;
 use chat_protocol::v1::{self, ConversationKind, ErrorCode, MemberRole, Role, reply};
@@ -42,13 +42,15 @@ pub async fn summary_of(
     Ok(summary(req.store(), rec, count, last, me).await)
 }
 
-/// Creates a conversation. Not yet rate-limited: a client can create many
-/// private or support conversations (idle owners are evicted, so this costs
-/// store space, not memory); a per-user create limit is still to come.
+/// Creates a conversation, counted against the user's
+/// `limits.conversations_per_hour` (an existing private pair counts too: the
+/// limit is on asking).
 pub async fn create(req: &Requester, c: v1::CreateConversation) -> Result<reply::Result, WireError> {
     let me = req.caller.user.to_string();
     let now = chat_protocol::unix_ms(std::time::SystemTime::now());
     let (rec, members) = plan(&req.ctx.shared.limits, &me, req.caller.role, c, now)?;
+    // Every new conversation costs store space and an owner: counted per user.
+    req.ctx.check_user_rate(UserRate::Conversations, &req.caller.user).await?;
     let id = rec.id;
     match req.store().create_conversation(&rec, &members).await.map_err(store_err)? {
         Created::New => announce_created(req, id).await,

@@ -5,7 +5,7 @@
 
 use super::request::{Requester, ask, err, require_conversation, shard_unavailable};
 use crate::ids::Caller;
-use crate::shard::{ConvMsg, ShardCtx};
+use crate::shard::{ConvMsg, ShardCtx, UserRate};
 use chat_protocol::WireError;
 use chat_protocol::v1::{self, ErrorCode, command, reply};
 use futures_util::future::LocalBoxFuture;
@@ -44,7 +44,7 @@ pub async fn from_session(
             Some(until - now),
         ));
     }
-    if let Err(e) = req.ctx.check_message_rate(&req.caller.user).await {
+    if let Err(e) = req.ctx.check_user_rate(UserRate::Messages, &req.caller.user).await {
         blocked_until.set(e.retry_after.map(|d| now + d));
         return Err(e);
     }

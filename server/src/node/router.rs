@@ -148,7 +148,7 @@ fn presence_msg(ctx: &ShardCtx, p: PresenceMsg) {
             }
             let _ = reply.send(change);
         }
-        PresenceMsg::RateCheck(user, reply) => drop(reply.send(ctx.count_message(&user))),
+        PresenceMsg::RateCheck(user, kind, reply) => drop(reply.send(ctx.user_limits.check(kind, &user))),
         PresenceMsg::Query(users, reply) => {
             let out = users
                 .into_iter()

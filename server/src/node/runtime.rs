@@ -6,14 +6,13 @@
 use super::router;
 use crate::presence;
 use crate::session;
+use crate::shard::ctx::UserLimits;
 use crate::shard::{ShardCtx, ShardMsg, ShardState, Shared};
 use crate::tls;
 use crate::transport::{self, admission, admission::MAX_REFUSALS_IN_FLIGHT};
 use crate::web::{self, WebShared};
 use chat_protocol::v1::ErrorCode;
-use governor::{Quota, RateLimiter};
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,12 +45,11 @@ pub(super) struct ShardIo {
 
 pub(super) async fn shard_main(id: usize, shared: Arc<Shared>, io: ShardIo) {
     let ShardIo { socket, web_listener, web, server_config, rx, mut shutdown, mut kill } = io;
-    let per_min = Quota::per_minute(NonZeroU32::new(shared.cfg.limits.messages_per_minute.max(1)).expect("non-zero"));
     let ctx = Rc::new(ShardCtx {
         shared: shared.clone(),
         state: ShardState::new(id),
         shutdown: shutdown.clone(),
-        msg_limiter: RateLimiter::keyed(per_min),
+        user_limits: UserLimits::new(&shared.cfg.limits),
     });
     let endpoint = match quinn::Endpoint::new(
         quinn::EndpointConfig::default(),
@@ -108,7 +106,7 @@ pub(super) async fn shard_main(id: usize, shared: Arc<Shared>, io: ShardIo) {
                 });
             }
             _ = housekeeping.tick() => {
-                ctx.msg_limiter.retain_recent();
+                ctx.user_limits.retain_recent();
                 let now = chat_protocol::unix_ms(std::time::SystemTime::now());
                 ctx.state.presence.borrow_mut().prune(now, PRESENCE_KEEP_MS);
                 if id == 0 {

@@ -11,6 +11,7 @@
 //! store. Resume, a full queue and a lost fan-out all take that same road, so
 //! there is one mechanism to trust rather than three.
 
+mod limits;
 mod outbound;
 mod read;
 mod state;
@@ -67,6 +68,7 @@ pub async fn run(ctx: Rc<ShardCtx>, conn: Conn, conn_limited: Option<Duration>) 
         contacts: RefCell::new(HashSet::new()),
         announced: Cell::new(false),
         heavy: tokio::sync::Semaphore::new(state::HEAVY_IN_FLIGHT),
+        limits: limits::ConnLimits::new(&ctx.shared.cfg.limits),
         send_blocked_until: Cell::new(None),
     });
     // Counted at the user's home shard before anything is served: past the

@@ -172,6 +172,9 @@ impl Session {
     /// concurrently (at most [`MAX_INFLIGHT`] at once).
     async fn dispatch(self: &Rc<Self>, cmd: v1::Command) -> CmdFuture {
         let id = cmd.id;
+        if let Some(Err(e)) = cmd.body.as_ref().map(|b| self.limits.check(b)) {
+            return Box::pin(async move { (id, Err(e)) });
+        }
         match cmd.body {
             None => {
                 let e = err(ErrorCode::UnknownCommand, "unknown or empty command");

@@ -2,6 +2,7 @@
 //! is, its connection, its handle in the shard's registry, and its
 //! subscriptions (attach and detach).
 
+use super::limits::ConnLimits;
 use crate::auth::Identity;
 use crate::command::Requester;
 use crate::ids::ConvId;
@@ -41,6 +42,8 @@ pub(super) struct Session {
     pub(super) contacts: RefCell<HashSet<Arc<str>>>,
     /// Whether this device was counted at the user's home shard.
     pub(super) announced: Cell<bool>,
+    /// What this connection may repeat per minute.
+    pub(super) limits: ConnLimits,
     /// Turns for large answers (see [`HEAVY_IN_FLIGHT`]).
     pub(super) heavy: tokio::sync::Semaphore,
     /// After a refused send, every send of this connection is refused until

@@ -5,11 +5,11 @@
 //! live set). Per-shard state is `Rc`/`RefCell`, never shared across threads.
 
 use crate::auth::Verifier;
-use crate::config::Config;
+use crate::config::{Config, LimitsConfig};
 use crate::ids::{ConvId, LiveSet, NodeId};
 use crate::shard::broker::Broker;
 use crate::shard::mesh::Mesh;
-use crate::shard::msg::{ConvMsg, PresenceMsg, ShardMsg};
+use crate::shard::msg::{ConvMsg, PresenceMsg, ShardMsg, UserRate};
 use crate::shard::placement::{owner_node, user_shard};
 use crate::shard::presence::PresenceTable;
 use crate::shard::sessions::LocalSessions;
@@ -17,10 +17,11 @@ use crate::store::Store;
 use crate::transport::admission::{ConnLimiter, Origins};
 use chat_protocol::WireError;
 use chat_protocol::v1::ErrorCode;
-use governor::{RateLimiter, clock::Clock};
+use governor::{Quota, RateLimiter, clock::Clock};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -83,8 +84,54 @@ pub struct ShardCtx {
     pub state: ShardState,
     /// Flips to true when the server stops.
     pub shutdown: watch::Receiver<bool>,
-    /// Messages per minute of the users homed on this shard.
-    pub msg_limiter: KeyedLimiter<Arc<str>>,
+    /// Rates of the users homed on this shard.
+    pub user_limits: UserLimits,
+}
+
+/// What the home shard counts per user (see [`UserRate`]).
+pub struct UserLimits {
+    messages: KeyedLimiter<Arc<str>>,
+    conversations: KeyedLimiter<Arc<str>>,
+    /// The configured rates, for the refusals.
+    per_minute: u32,
+    per_hour: u32,
+}
+
+impl UserLimits {
+    /// Limits from the configuration.
+    pub fn new(limits: &LimitsConfig) -> Self {
+        let n = |v: u32| NonZeroU32::new(v.max(1)).expect("non-zero");
+        Self {
+            messages: RateLimiter::keyed(Quota::per_minute(n(limits.messages_per_minute))),
+            conversations: RateLimiter::keyed(Quota::per_hour(n(limits.conversations_per_hour))),
+            per_minute: limits.messages_per_minute,
+            per_hour: limits.conversations_per_hour,
+        }
+    }
+
+    /// Counts one action of `user`: the precise refusal past the limit.
+    pub fn check(&self, kind: UserRate, user: &Arc<str>) -> Result<(), WireError> {
+        let (limiter, limit, what) = match kind {
+            UserRate::Messages => {
+                (&self.messages, "messages_per_minute", format!("more than {} messages per minute", self.per_minute))
+            }
+            UserRate::Conversations => (
+                &self.conversations,
+                "conversations_per_hour",
+                format!("more than {} new conversations per hour", self.per_hour),
+            ),
+        };
+        limiter.check_key(user).map_err(|nu| {
+            let wait = nu.wait_time_from(governor::clock::DefaultClock::default().now());
+            WireError::limited(ErrorCode::RateLimited, limit, what, Some(wait.max(Duration::from_millis(1))))
+        })
+    }
+
+    /// Forgets users who did nothing lately.
+    pub fn retain_recent(&self) {
+        self.messages.retain_recent();
+        self.conversations.retain_recent();
+    }
 }
 
 impl ShardCtx {
@@ -100,35 +147,23 @@ impl ShardCtx {
         (owner != broker.node_id()).then(|| owner.clone())
     }
 
-    /// Counts one message against the user's rate. The count lives at the
-    /// user's home shard, so the limit holds per user whichever shards their
-    /// devices landed on: a local check there, one mailbox round trip elsewhere.
-    pub async fn check_message_rate(&self, user: &Arc<str>) -> Result<(), WireError> {
+    /// Counts one action against the user's rate of that kind. The count
+    /// lives at the user's home shard, so the limit holds per user whichever
+    /// shards their devices landed on: a local check there, one mailbox round
+    /// trip elsewhere.
+    pub async fn check_user_rate(&self, kind: UserRate, user: &Arc<str>) -> Result<(), WireError> {
         let home = user_shard(user, self.shared.mesh.len());
         if home == self.state.id {
-            return self.count_message(user);
+            return self.user_limits.check(kind, user);
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let msg = ShardMsg::Presence(PresenceMsg::RateCheck(user.clone(), tx));
+        let msg = ShardMsg::Presence(PresenceMsg::RateCheck(user.clone(), kind, tx));
         self.shared
             .mesh
             .send(home, msg)
             .await
             .map_err(|_| WireError::new(ErrorCode::Unavailable, "shard unavailable"))?;
         rx.await.map_err(|_| WireError::new(ErrorCode::Unavailable, "shard unavailable"))?
-    }
-
-    /// The home shard's count of a user's messages.
-    pub fn count_message(&self, user: &Arc<str>) -> Result<(), WireError> {
-        self.msg_limiter.check_key(user).map_err(|nu| {
-            let wait = nu.wait_time_from(governor::clock::DefaultClock::default().now());
-            WireError::limited(
-                ErrorCode::RateLimited,
-                "messages_per_minute",
-                format!("more than {} messages per minute", self.shared.cfg.limits.messages_per_minute),
-                Some(wait.max(Duration::from_millis(1))),
-            )
-        })
     }
 }
 

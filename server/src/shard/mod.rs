@@ -25,5 +25,7 @@ pub mod sessions;
 
 pub use ctx::{ShardCtx, ShardState, Shared};
 pub use mesh::{MailboxFull, Mesh};
-pub use msg::{AdminOp, ConvMsg, Fanout, Forwarded, PresenceChange, PresenceMsg, Pushed, Reply, ShardMsg, UserEvent};
+pub use msg::{
+    AdminOp, ConvMsg, Fanout, Forwarded, PresenceChange, PresenceMsg, Pushed, Reply, ShardMsg, UserEvent, UserRate,
+};
 pub use placement::{home_shard, owner_node, user_shard};

@@ -108,8 +108,18 @@ pub enum PresenceMsg {
     Disconnected(Arc<str>, oneshot::Sender<PresenceChange>),
     /// Devices connected per user.
     Query(Vec<Arc<str>>, oneshot::Sender<Vec<(Arc<str>, u32, u64)>>),
-    /// Count one message against the user's rate; the reply is the refusal, if any.
-    RateCheck(Arc<str>, oneshot::Sender<Result<(), WireError>>),
+    /// Count one action against the user's rate of that kind; the reply is the refusal, if any.
+    RateCheck(Arc<str>, UserRate, oneshot::Sender<Result<(), WireError>>),
+}
+
+/// What a user's home shard counts per user (the limit holds whichever
+/// shards and devices the user's actions come from).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserRate {
+    /// Messages sent (`limits.messages_per_minute`).
+    Messages,
+    /// Conversations created (`limits.conversations_per_hour`).
+    Conversations,
 }
 
 /// The outcome of a connect or disconnect at the home shard.

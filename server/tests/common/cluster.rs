@@ -62,6 +62,7 @@ pub fn try_start_node(
     cfg.auth.hs256_secret = PUBLIC_DEV_SECRET.into();
     cfg.limits.connections_per_minute_per_ip = 10_000;
     cfg.limits.messages_per_minute = 10_000;
+    cfg.limits.conversations_per_hour = 10_000;
     cfg.limits.typing_timeout_ms = 3_000;
     cfg.cluster.redis_url = redis_url.to_string();
     cfg.cluster.node_id = id.to_string();
