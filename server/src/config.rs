@@ -345,6 +345,10 @@ pub struct WebConfig {
     /// The public address of the web app in production
     /// (`https://chat.firm.example`), allowed as an origin. Default empty.
     pub public_url: String,
+    /// HTTP connections (not yet upgraded to WebSocket) one address may hold
+    /// open at once on this node (IPv6 counted by /64); more are closed at
+    /// accept, so one address cannot starve the endpoint. Default 64.
+    pub max_connections_per_ip: u32,
 }
 
 impl Default for WebConfig {
@@ -354,6 +358,7 @@ impl Default for WebConfig {
             listen: "127.0.0.1:8080".parse().expect("valid default address"),
             allowed_origins: Vec::new(),
             public_url: String::new(),
+            max_connections_per_ip: 64,
         }
     }
 }
@@ -569,6 +574,9 @@ impl Config {
                  certificate (tls.cert, tls.key) or listen on 127.0.0.1 / [::1]",
                 web.listen
             )));
+        }
+        if web.max_connections_per_ip == 0 {
+            return Err(ConfigError::Inconsistent("web.max_connections_per_ip must be at least 1".into()));
         }
         for o in &web.allowed_origins {
             check_origin(o).map_err(|e| ConfigError::Inconsistent(format!("web.allowed_origins: {e}")))?;

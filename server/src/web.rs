@@ -18,7 +18,7 @@
 use crate::shard::ShardCtx;
 use crate::tls::Identity;
 use crate::transport::WsConn;
-use crate::transport::admission::MAX_REFUSALS_IN_FLIGHT;
+use crate::transport::admission::{MAX_REFUSALS_IN_FLIGHT, rate_key};
 use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -26,9 +26,10 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,16 +123,45 @@ struct Web {
     shared: Arc<WebShared>,
     /// HTTP connections open now.
     open: Cell<usize>,
+    /// HTTP connections open now per address (IPv6 by /64).
+    per_ip: RefCell<HashMap<IpAddr, usize>>,
+    /// Most per address on this shard: `web.max_connections_per_ip` spread over the shards.
+    per_ip_cap: usize,
     /// Rate-limited WebSocket sessions being refused now.
     refusing: Rc<Cell<usize>>,
 }
 
-/// Counts a connection while it lives.
-struct Counted(Rc<Web>);
+/// Counts a connection (in all and for its address) while it lives.
+struct Counted(Rc<Web>, IpAddr);
+
+impl Counted {
+    /// Counts a new connection from `ip`, or None past a cap.
+    fn new(web: &Rc<Web>, ip: IpAddr) -> Option<Self> {
+        if web.open.get() >= MAX_HTTP_CONNECTIONS {
+            return None;
+        }
+        let key = rate_key(ip);
+        let mut per_ip = web.per_ip.borrow_mut();
+        let n = per_ip.entry(key).or_insert(0);
+        if *n >= web.per_ip_cap {
+            return None;
+        }
+        *n += 1;
+        web.open.set(web.open.get() + 1);
+        Some(Self(web.clone(), key))
+    }
+}
 
 impl Drop for Counted {
     fn drop(&mut self) {
         self.0.open.set(self.0.open.get() - 1);
+        let mut per_ip = self.0.per_ip.borrow_mut();
+        if let Some(n) = per_ip.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&self.1);
+            }
+        }
     }
 }
 
@@ -143,7 +173,16 @@ pub async fn serve(ctx: Rc<ShardCtx>, shared: Arc<WebShared>, listener: std::net
         Err(e) => return tracing::error!(shard = ctx.state.id, error = %e, "cannot start web listener"),
     };
     let mut shutdown = ctx.shutdown.clone();
-    let web = Rc::new(Web { ctx, shared, open: Cell::new(0), refusing: Rc::new(Cell::new(0)) });
+    let shards = ctx.shared.mesh.len().max(1);
+    let per_ip_cap = (ctx.shared.cfg.web.max_connections_per_ip as usize).div_ceil(shards).max(4);
+    let web = Rc::new(Web {
+        ctx,
+        shared,
+        open: Cell::new(0),
+        per_ip: RefCell::new(HashMap::new()),
+        per_ip_cap,
+        refusing: Rc::new(Cell::new(0)),
+    });
     loop {
         let (tcp, remote) = tokio::select! {
             r = listener.accept() => match r {
@@ -157,13 +196,11 @@ pub async fn serve(ctx: Rc<ShardCtx>, shared: Arc<WebShared>, listener: std::net
             },
             _ = shutdown.changed() => break,
         };
-        if web.open.get() >= MAX_HTTP_CONNECTIONS {
-            tracing::debug!(%remote, "web connection refused: too many open");
+        let Some(counted) = Counted::new(&web, remote.ip()) else {
+            tracing::debug!(%remote, "web connection refused: too many open (in all, or from this address)");
             continue;
-        }
+        };
         let _ = tcp.set_nodelay(true);
-        web.open.set(web.open.get() + 1);
-        let counted = Counted(web.clone());
         tokio::task::spawn_local(async move {
             let web = counted.0.clone();
             let _ = tokio::time::timeout(HTTP_CONNECTION_LIFETIME, connection(web, tcp, remote)).await;

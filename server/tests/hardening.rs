@@ -223,3 +223,45 @@ async fn everything_a_client_repeats_is_limited() {
     // And the connection is still usable.
     alice.send_text(convs[1], "still here").await.unwrap();
 }
+
+/// One address holding thousands of idle keep-alive HTTP connections cannot
+/// starve the web endpoint: past `web.max_connections_per_ip` its
+/// connections are closed at accept, and everyone else is served (before:
+/// 2,100 idle connections made every new HTTP and WebSocket connection fail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_flood_from_one_address_starves_no_one() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = Server::start_with(|c| c.web.max_connections_per_ip = 16);
+    let web = s.h().web_addr().unwrap();
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {web}\r\n\r\n");
+    let mut flood = Vec::new();
+    let mut answered = 0;
+    for _ in 0..2_100 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let Ok(mut tcp) = socket.connect(web).await else { continue };
+        if tcp.write_all(request.as_bytes()).await.is_err() {
+            continue;
+        }
+        let mut buf = [0u8; 512];
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(200), tcp.read(&mut buf)).await
+            && buf[..n].starts_with(b"HTTP/1.1 200")
+        {
+            answered += 1;
+            flood.push(tcp); // kept open, idle (keep-alive)
+        }
+    }
+    assert!(answered <= 16, "{answered} connections of one address were served at once");
+    assert!(answered > 0, "the address itself is not banned");
+    // Someone else: plain HTTP and a WebSocket session.
+    let mut tcp = tokio::net::TcpStream::connect(web).await.unwrap();
+    tcp.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {web}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(2), tcp.read_to_end(&mut out)).await.expect("served in time").unwrap();
+    assert!(out.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&out));
+    let (_ws, welcome) = common::web::Ws::connect(web, "alice").await;
+    assert_eq!(welcome.user.unwrap().id, "alice");
+    drop(flood);
+}
