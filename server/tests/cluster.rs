@@ -156,7 +156,9 @@ async fn presence_crosses_nodes_and_a_killed_node_goes_offline() {
     let mut c = Cluster::start().await;
     let (carol, mut c_ev) = c.connect("carol", "advocate", 2).await;
     let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
-    create(&carol, ConversationKind::Private, &["alice"]).await;
+    // A group carol made: alice is shown to its members (a private conversation
+    // from carol would show her only once she answered).
+    create(&carol, ConversationKind::Group, &["alice"]).await;
     let presence = |online: bool| {
         move |e: Event| match e {
             Event::Presence(p) if p.user_id == "alice" && p.online == online => Some(p),
@@ -240,7 +242,9 @@ async fn presence_survives_lost_pubsub() {
     let c = Cluster::start().await;
     let (carol, mut c_ev) = c.connect("carol", "advocate", 2).await;
     let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
-    create(&carol, ConversationKind::Private, &["alice"]).await;
+    // A group carol made: alice is shown to its members (a private conversation
+    // from carol would show her only once she answered).
+    create(&carol, ConversationKind::Group, &["alice"]).await;
     alice.close().await;
     presence_change(&mut c_ev, "alice", false).await;
     // Alice comes back while every subscriber keeps being cut: her "online"
@@ -597,7 +601,9 @@ async fn a_fenced_send_rechecks_archive_and_membership() {
 async fn alice_back_online_for_carol(c: &Cluster) -> (Client, Events, Client, Events) {
     let (carol, mut c_ev) = c.connect("carol", "advocate", 2).await;
     let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
-    create(&carol, ConversationKind::Private, &["alice"]).await;
+    // A group carol made: alice is shown to its members (a private conversation
+    // from carol would show her only once she answered).
+    create(&carol, ConversationKind::Group, &["alice"]).await;
     alice.close().await;
     presence_change(&mut c_ev, "alice", false).await;
     let (alice, a_ev) = c.connect("alice", "advocate", 0).await;

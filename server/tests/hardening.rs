@@ -265,3 +265,32 @@ async fn an_http_flood_from_one_address_starves_no_one() {
     assert_eq!(welcome.user.unwrap().id, "alice");
     drop(flood);
 }
+
+/// Anyone can open a private conversation with anyone: that must not reveal
+/// whether the other person is online until they accept it (read or write
+/// in it). The one who opened it is visible at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_does_not_see_presence_until_accepted() {
+    let s = Server::start();
+    let (alice, mut a_ev) = s.connect("alice", "client", Transport::Quic).await;
+    let (mallory, _) = s.connect("mallory", "advocate", Transport::Quic).await;
+    let conv = create(&mallory, ConversationKind::Private, "", "", &["alice"]).await;
+    let asked = || mallory.get_presence(vec!["alice".into()]);
+    assert!(asked().await.unwrap().is_empty(), "alice never answered mallory");
+    // Alice sees mallory (who opened it) once the conversation reaches her.
+    next_where(&mut a_ev, |e| matches!(e, Event::Conversation(_)).then_some(())).await;
+    let mut seen = Vec::new();
+    for _ in 0..50 {
+        seen = alice.get_presence(vec!["mallory".into()]).await.unwrap();
+        if !seen.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen.len() == 1 && seen[0].online, "the opener is visible: {seen:?}");
+    // Once alice answers, mallory's next session sees her.
+    alice.send_text(conv, "hello?").await.unwrap();
+    let (mallory2, _) = s.connect("mallory", "advocate", Transport::Quic).await;
+    let p = mallory2.get_presence(vec!["alice".into()]).await.unwrap();
+    assert!(p.len() == 1 && p[0].online, "after alice wrote: {p:?}");
+}

@@ -7,12 +7,45 @@
 
 use crate::ids::{ConvId, NodeId};
 use crate::shard::{ConvMsg, Fanout, PresenceMsg, ShardCtx, ShardMsg, user_shard};
-use crate::store::MessageStore;
+use crate::store::{ConversationRecord, MemberRecord, MessageStore, Store};
+use chat_protocol::v1::ConversationKind;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
+
+/// Whether a member's presence may be shown to the other members of a
+/// conversation. Anyone can open a private conversation with anyone (its id
+/// follows from the pair), so there the other person counts only once they
+/// accepted it: read or wrote in it (their creator always has). Groups, cases
+/// and support conversations are made by staff and advocates, who add their
+/// members: there everyone counts.
+pub fn accepted(rec: &ConversationRecord, m: &MemberRecord) -> bool {
+    rec.kind != ConversationKind::Private as i32 || rec.created_by == m.user_id || m.read_seq > 0
+}
+
+/// The conversations through which `user`'s presence may be shown.
+pub async fn accepted_conversations(store: &Store, user: &str) -> Vec<ConvId> {
+    let Ok(convs) = store.user_conversations(user).await else { return Vec::new() };
+    let mut out = Vec::with_capacity(convs.len());
+    for conv in convs {
+        if let (Ok(Some(rec)), Ok(Some(m))) = (store.get_conversation(conv).await, store.member(conv, user).await)
+            && accepted(&rec, &m)
+        {
+            out.push(conv);
+        }
+    }
+    out
+}
+
+/// The members of `conv` whose presence its other members may see.
+pub async fn visible_members(store: &Store, conv: ConvId) -> Vec<Arc<str>> {
+    let (Ok(Some(rec)), Ok(members)) = (store.get_conversation(conv).await, store.members(conv).await) else {
+        return Vec::new();
+    };
+    members.iter().filter(|m| accepted(&rec, m)).map(|m| Arc::from(m.user_id.as_str())).collect()
+}
 
 /// Presence of users, asking each user's home shard.
 pub async fn query(ctx: &ShardCtx, users: Vec<Arc<str>>) -> Vec<(Arc<str>, u32, u64)> {
@@ -51,7 +84,7 @@ pub async fn query(ctx: &ShardCtx, users: Vec<Arc<str>>) -> Vec<(Arc<str>, u32, 
 pub fn fanout(ctx: &Rc<ShardCtx>, user: Arc<str>, online: bool, version: u64) {
     let ctx = ctx.clone();
     tokio::task::spawn_local(async move {
-        let Ok(convs) = ctx.shared.store.user_conversations(&user).await else { return };
+        let convs = accepted_conversations(&ctx.shared.store, &user).await;
         let mesh = &ctx.shared.mesh;
         for conv in convs {
             for shard in 0..mesh.len() {
@@ -144,10 +177,7 @@ pub async fn announce(ctx: &Rc<ShardCtx>, user: &Arc<str>, connected: bool) -> O
         fanout(ctx, user, connected, change.version);
         return devices;
     }
-    let convs: Vec<ConvId> = match ctx.shared.store.user_conversations(&user).await {
-        Ok(v) => v,
-        Err(_) => return devices,
-    };
+    let convs = accepted_conversations(&ctx.shared.store, &user).await;
     for conv in convs {
         let _ = mesh
             .to_owner(conv, ConvMsg::Presence { user: user.clone(), online: connected, version: change.version })

@@ -294,11 +294,11 @@ impl Outbound {
         self.write(&frames::push(ev)).await
     }
 
+    /// Adds the members of `conv` whose presence this user may see (those
+    /// who accepted it, see [`presence::accepted`]).
     async fn refresh_contacts(&mut self, conv: ConvId) {
-        if let Ok(members) = self.s.store().members(conv).await {
-            let mut c = self.s.contacts.borrow_mut();
-            c.extend(members.into_iter().map(|m| Arc::from(m.user_id.as_str())));
-        }
+        let visible = presence::visible_members(self.s.store(), conv).await;
+        self.s.contacts.borrow_mut().extend(visible);
     }
 
     /// Pushes who is online among the contacts, once after the handshake.
