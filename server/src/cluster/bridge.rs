@@ -7,7 +7,9 @@
 //! [`super::forward`] and [`super::presence`]; what the bytes mean is in
 //! [`super::wire`].
 
-use super::{ClusterError, FANOUT_CHANNEL, NODES_KEY, PRESENCE_CHANNEL, forward, node_channel, node_id_key, wire};
+use super::keys::{ClusterError, FANOUT_CHANNEL, NODES_KEY, PRESENCE_CHANNEL, node_channel, node_id_key};
+use super::pending::Pending;
+use super::wire;
 use crate::config::ClusterConfig;
 use crate::ids::{ConvId, LiveSet, NodeId};
 use crate::shard::broker::CountsByNode;
@@ -75,7 +77,7 @@ pub(super) struct Bridge {
     pub(super) node_id: NodeId,
     pub(super) mesh: Mesh,
     /// Forwarded requests waiting for their answer.
-    pub(super) pending: forward::Pending,
+    pub(super) pending: Pending,
     /// Device counts of this node's users (non-zero only).
     pub(super) local_presence: RefCell<HashMap<Arc<str>, u32>>,
     pub(super) live: RefCell<LiveSet>,
@@ -149,7 +151,7 @@ impl Bridge {
             reconcile,
             republish_due: Cell::new(false),
             mesh,
-            pending: forward::Pending::new(),
+            pending: Pending::new(),
             local_presence: RefCell::new(HashMap::new()),
             live: RefCell::new(Arc::from(Vec::new())),
             heartbeat_running: Cell::new(false),

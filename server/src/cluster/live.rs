@@ -4,7 +4,8 @@
 //! decide ownership, and the heartbeat never waits on a shard.
 
 use super::bridge::{Bridge, publish};
-use super::{ClusterError, FANOUT_CHANNEL, NODES_KEY, node_id_key, wire};
+use super::keys::{ClusterError, FANOUT_CHANNEL, NODES_KEY, node_id_key};
+use super::wire;
 use crate::ids::{LiveSet, NodeId};
 use crate::shard::ShardMsg;
 use fred::prelude::*;

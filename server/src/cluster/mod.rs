@@ -36,7 +36,9 @@
 
 mod bridge;
 mod forward;
+mod keys;
 mod live;
+mod pending;
 mod presence;
 mod wire;
 
@@ -55,30 +57,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use self::keys::{
+    ClusterError, FANOUT_CHANNEL, NODES_KEY, PRESENCE_CHANNEL, node_channel, node_id_key, presence_key,
+};
 #[cfg(feature = "test-support")]
 pub use self::wire::forged_fanout;
-
-/// Redis key of the live-node set (sorted set, score: last heartbeat, ms).
-pub const NODES_KEY: &str = "chat:nodes";
-/// Channel every node subscribes to for fan-outs and user events.
-pub const FANOUT_CHANNEL: &str = "chat:fanout";
-/// Channel every node subscribes to for presence changes.
-pub const PRESENCE_CHANNEL: &str = "chat:presence";
-
-/// The channel of one node (forwarded requests and their replies).
-pub fn node_channel(node: &str) -> String {
-    format!("chat:node:{node}")
-}
-
-/// The presence key of a user on a node.
-pub fn presence_key(user: &str, node: &str) -> String {
-    format!("chat:presence:{user}:{node}")
-}
-
-/// Redis key claiming a node id for one incarnation (TTL `node_ttl_ms`).
-pub fn node_id_key(node: &str) -> String {
-    format!("chat:node-id:{node}")
-}
 
 /// Capacity of the channel from shards to the bridge.
 const BRIDGE_QUEUE: usize = 16 * 1024;
@@ -88,34 +71,6 @@ const BRIDGE_QUEUE: usize = 16 * 1024;
 const PRESENCE_QUEUE: usize = 64 * 1024;
 /// Heartbeats between two presence resyncs (30 s at the default 1 s beat).
 const PRESENCE_RESYNC_BEATS: u64 = 30;
-
-/// Why the bridge could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum ClusterError {
-    /// Redis is unreachable or refused us.
-    #[error("cannot reach Redis at {url}: {reason}")]
-    Redis {
-        /// The configured URL.
-        url: String,
-        /// What failed.
-        reason: String,
-    },
-    /// The bridge thread could not start.
-    #[error("cannot start the cluster bridge: {0}")]
-    Thread(String),
-    /// Another live node uses this node id.
-    #[error(
-        "another live node already uses node id {0:?} (set a different cluster.node_id, or leave it empty for a random one)"
-    )]
-    DuplicateNodeId(String),
-}
-
-impl ClusterError {
-    /// Redis at `url` failed with `e`.
-    fn redis(url: &str, e: impl std::fmt::Display) -> Self {
-        Self::Redis { url: url.to_string(), reason: e.to_string() }
-    }
-}
 
 /// What shards hold of the cluster: the way to the bridge.
 pub struct Cluster {
@@ -299,7 +254,7 @@ impl Broker for Cluster {
         Box::pin(async move {
             let (tx, rx) = oneshot::channel();
             let sent = self.tx.send(BridgeCmd::Forward { owner, fwd, reply: want_reply.then_some(tx) }).await.is_ok();
-            forward::answer(sent.then_some(rx), want_reply, self.forward_timeout)
+            pending::answer(sent.then_some(rx), want_reply, self.forward_timeout)
         })
     }
 

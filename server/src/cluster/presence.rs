@@ -6,7 +6,8 @@
 //! ([`crate::shard::presence`]), not this file's.
 
 use super::bridge::Bridge;
-use super::{PRESENCE_CHANNEL, presence_key, wire};
+use super::keys::{PRESENCE_CHANNEL, presence_key};
+use super::wire;
 use crate::ids::NodeId;
 use crate::shard::broker::CountsByNode;
 use crate::shard::{ShardMsg, user_shard};
