@@ -27,7 +27,7 @@ pub mod scylla;
 
 use bytes::Bytes;
 
-use crate::config::Config;
+use crate::config::{Config, StoreBackend};
 
 /// The store the server runs on, chosen by `store.backend`.
 pub enum Store {
@@ -52,14 +52,14 @@ impl Store {
     /// a connection to the ScyllaDB cluster (whose schema must have been made
     /// by `chatd migrate`). Blocking: call it outside an async context.
     pub fn open(cfg: &Config) -> StoreResult<Self> {
-        match cfg.store.backend.as_str() {
-            "scylla" => {
+        match cfg.store.backend {
+            StoreBackend::Scylla => {
                 let settings = scylla::ScyllaSettings::from_config(&cfg.store.scylla).map_err(|e| {
                     StoreError::Open { path: "scylla".into(), source: format!("store.scylla: {e}").into() }
                 })?;
                 Ok(Store::Scylla(scylla::ScyllaStore::open(&settings)?))
             }
-            _ => {
+            StoreBackend::Embedded => {
                 let ecfg = embedded::EmbeddedConfig { fsync: cfg.store.fsync, ..embedded::EmbeddedConfig::default() };
                 Ok(Store::Embedded(embedded::EmbeddedStore::open(&cfg.data_dir.join("store"), ecfg)?))
             }
@@ -69,8 +69,8 @@ impl Store {
     /// The backend's name, as in `store.backend`.
     pub fn backend(&self) -> &'static str {
         match self {
-            Store::Embedded(_) => "embedded",
-            Store::Scylla(_) => "scylla",
+            Store::Embedded(_) => StoreBackend::Embedded.name(),
+            Store::Scylla(_) => StoreBackend::Scylla.name(),
         }
     }
 
@@ -83,10 +83,11 @@ impl Store {
 /// `chatd migrate`: makes or upgrades the configured backend's schema and says
 /// what it did, one line each. Blocking: call it outside an async context.
 pub fn migrate(cfg: &Config) -> StoreResult<Vec<String>> {
-    match cfg.store.backend.as_str() {
-        "scylla" => scylla::migrate(&cfg.store.scylla),
-        other => Ok(vec![format!(
-            "store.backend = {other:?}: nothing to migrate (the embedded store lays itself out when opened)"
+    match cfg.store.backend {
+        StoreBackend::Scylla => scylla::migrate(&cfg.store.scylla),
+        StoreBackend::Embedded => Ok(vec![format!(
+            "store.backend = {:?}: nothing to migrate (the embedded store lays itself out when opened)",
+            StoreBackend::Embedded.name()
         )]),
     }
 }

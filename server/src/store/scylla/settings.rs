@@ -9,7 +9,7 @@ use std::time::Duration;
 use scylla::statement::{Consistency, SerialConsistency};
 use tokio::sync::Semaphore;
 
-use crate::config::{ReplicationConfig, ScyllaConfig};
+use crate::config::{self, ConsistencyLevel, ReplicationConfig, ScyllaConfig, SerialLevel};
 
 /// The validated form of a [`ScyllaConfig`].
 #[derive(Debug, Clone)]
@@ -50,11 +50,11 @@ impl ScyllaSettings {
         let cfg = ScyllaConfig {
             nodes: nodes.split(',').map(|n| n.trim().to_string()).collect(),
             keyspace: keyspace.into(),
-            replication: crate::config::ReplicationConfig {
+            replication: ReplicationConfig {
                 class: "SimpleStrategy".into(),
                 factor: 1,
                 tablets: std::env::var("CHAT_SCYLLA_TABLETS").ok().map(|t| t == "true"),
-                ..crate::config::ReplicationConfig::default()
+                ..ReplicationConfig::default()
             },
             consistency: "quorum".into(),
             serial_consistency: "serial".into(),
@@ -63,40 +63,19 @@ impl ScyllaSettings {
         Some(Self::from_config(&cfg).expect("CHAT_SCYLLA_NODES: host:port[,host:port...]"))
     }
 
-    /// Checks a configuration; the error names the key and what is wrong.
+    /// The driver's settings for a section, which is checked first
+    /// ([`ScyllaConfig::check`]); the error names the key and what is wrong.
     pub fn from_config(c: &ScyllaConfig) -> Result<Self, String> {
-        if c.nodes.is_empty() {
-            return Err("nodes is empty: give at least one contact point, host:port".into());
-        }
-        for node in &c.nodes {
-            check_node(node)?;
-        }
-        check_identifier("keyspace", &c.keyspace)?;
-        if let Some(dc) = &c.local_dc {
-            check_name("local_dc", dc)?;
-        }
-        let credentials = match (&c.username, &c.password) {
-            (Some(u), Some(p)) if !u.is_empty() => Some((u.clone(), p.clone())),
-            (None, None) => None,
-            _ => return Err("username and password go together (and the user name is not empty)".into()),
-        };
-        if c.request_timeout_ms == 0 || c.connect_timeout_ms == 0 {
-            return Err("request_timeout_ms and connect_timeout_ms must be at least 1".into());
-        }
-        if c.driver_threads == 0 || c.max_in_flight == 0 {
-            return Err("driver_threads and max_in_flight must be at least 1".into());
-        }
-        let serial_consistency = parse_serial_consistency(&c.serial_consistency)?;
-        check_serial_for_datacenters(serial_consistency, c.replication.datacenters.keys())?;
+        c.check()?;
         Ok(Self {
             nodes: c.nodes.clone(),
             keyspace: c.keyspace.clone(),
             replication: replication_cql(&c.replication)?,
             tablets: c.replication.tablets,
             consistency: parse_consistency(&c.consistency)?,
-            serial_consistency,
+            serial_consistency: parse_serial_consistency(&c.serial_consistency)?,
             local_dc: c.local_dc.clone(),
-            credentials,
+            credentials: c.credentials()?,
             request_timeout: Duration::from_millis(c.request_timeout_ms),
             connect_timeout: Duration::from_millis(c.connect_timeout_ms),
             driver_threads: c.driver_threads,
@@ -110,82 +89,40 @@ impl ScyllaSettings {
     }
 }
 
-/// `host:port` with a port number.
-fn check_node(node: &str) -> Result<(), String> {
-    match node.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
-        _ => Err(format!("node {node:?} is not host:port (for example 127.0.0.1:9042)")),
-    }
-}
-
-/// An unquoted CQL identifier: a letter, then letters, digits or `_`, at most 48.
-fn check_identifier(what: &str, s: &str) -> Result<(), String> {
-    let ok = s.len() <= 48
-        && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("{what} {s:?} must be a letter followed by letters, digits or _ (at most 48)"))
-    }
-}
-
-/// A datacenter name: non-empty, no quotes or control characters.
-fn check_name(what: &str, s: &str) -> Result<(), String> {
-    if s.is_empty() || s.chars().any(|c| c == '\'' || c == '"' || c.is_control()) {
-        return Err(format!("{what} {s:?} must be non-empty, without quotes"));
-    }
-    Ok(())
-}
-
 /// A consistency level by its CQL name, any case. `any` and the serial levels are refused.
 pub fn parse_consistency(s: &str) -> Result<Consistency, String> {
-    Ok(match s.to_ascii_lowercase().as_str() {
-        "one" => Consistency::One,
-        "two" => Consistency::Two,
-        "three" => Consistency::Three,
-        "quorum" => Consistency::Quorum,
-        "all" => Consistency::All,
-        "local_quorum" => Consistency::LocalQuorum,
-        "each_quorum" => Consistency::EachQuorum,
-        "local_one" => Consistency::LocalOne,
-        _ => {
-            return Err(format!(
-                "consistency {s:?} is not one of one, two, three, quorum, all, local_quorum, each_quorum, \
-                 local_one (any would acknowledge writes no replica holds)"
-            ));
-        }
+    Ok(match ConsistencyLevel::parse(s)? {
+        ConsistencyLevel::One => Consistency::One,
+        ConsistencyLevel::Two => Consistency::Two,
+        ConsistencyLevel::Three => Consistency::Three,
+        ConsistencyLevel::Quorum => Consistency::Quorum,
+        ConsistencyLevel::All => Consistency::All,
+        ConsistencyLevel::LocalQuorum => Consistency::LocalQuorum,
+        ConsistencyLevel::EachQuorum => Consistency::EachQuorum,
+        ConsistencyLevel::LocalOne => Consistency::LocalOne,
     })
 }
 
 /// A serial consistency by its CQL name, any case.
 pub fn parse_serial_consistency(s: &str) -> Result<SerialConsistency, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "serial" => Ok(SerialConsistency::Serial),
-        "local_serial" => Ok(SerialConsistency::LocalSerial),
-        _ => Err(format!("serial_consistency {s:?} is not serial or local_serial")),
-    }
+    Ok(match SerialLevel::parse(s)? {
+        SerialLevel::Serial => SerialConsistency::Serial,
+        SerialLevel::LocalSerial => SerialConsistency::LocalSerial,
+    })
 }
 
-/// Refuses `local_serial` for a keyspace replicated to several datacenters:
-/// each datacenter would run its own Paxos, so two nodes in two datacenters
-/// could both store a message at the same seq (the seq fence would not hold).
+/// [`config::check_serial_for_datacenters`](crate::config::check_serial_for_datacenters)
+/// for the driver's serial consistency: `local_serial` is refused for a
+/// keyspace in several datacenters (each would run its own Paxos).
 pub fn check_serial_for_datacenters<'a>(
     serial: SerialConsistency,
     datacenters: impl IntoIterator<Item = &'a String>,
 ) -> Result<(), String> {
-    let dcs: Vec<&String> = datacenters.into_iter().collect();
-    if serial == SerialConsistency::LocalSerial && dcs.len() > 1 {
-        let names: Vec<&str> = dcs.iter().map(|d| d.as_str()).collect();
-        return Err(format!(
-            "serial_consistency \"local_serial\" with replication in {} datacenters ({}): each datacenter would \
-             run its own Paxos and two nodes could store different messages under one seq; set \
-             serial_consistency = \"serial\" (a Paxos quorum across datacenters)",
-            dcs.len(),
-            names.join(", ")
-        ));
-    }
-    Ok(())
+    let level = match serial {
+        SerialConsistency::Serial => SerialLevel::Serial,
+        SerialConsistency::LocalSerial => SerialLevel::LocalSerial,
+    };
+    config::check_serial_for_datacenters(level, datacenters)
 }
 
 /// The datacenters of a keyspace's replication map as the server reports it
@@ -205,27 +142,15 @@ pub fn replicated_datacenters(replication: &HashMap<String, String>) -> Vec<Stri
     dcs
 }
 
-/// The replication map as CQL, e.g. `{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}`.
+/// The replication map as CQL, e.g. `{'class': 'NetworkTopologyStrategy', 'replication_factor': 3}`,
+/// once [`ReplicationConfig::check`] has passed.
 pub fn replication_cql(r: &ReplicationConfig) -> Result<String, String> {
-    match r.class.as_str() {
-        "SimpleStrategy" | "NetworkTopologyStrategy" => {}
-        other => return Err(format!("replication class {other:?} is not SimpleStrategy or NetworkTopologyStrategy")),
-    }
+    r.check()?;
     if r.datacenters.is_empty() {
-        if r.factor == 0 {
-            return Err("replication factor must be at least 1".into());
-        }
         return Ok(format!("{{'class': '{}', 'replication_factor': {}}}", r.class, r.factor));
-    }
-    if r.class != "NetworkTopologyStrategy" {
-        return Err("replication datacenters need class NetworkTopologyStrategy".into());
     }
     let mut out = String::from("{'class': 'NetworkTopologyStrategy'");
     for (dc, n) in &r.datacenters {
-        check_name("replication datacenter", dc)?;
-        if *n == 0 {
-            return Err(format!("replication factor of datacenter {dc:?} must be at least 1"));
-        }
         out.push_str(&format!(", '{dc}': {n}"));
     }
     out.push('}');

@@ -311,7 +311,7 @@ async fn an_unreachable_cluster_is_an_open_error_naming_it() {
 #[tokio::test(flavor = "current_thread")]
 async fn the_blocking_open_and_migrate_fail_cleanly_inside_async_code_too() {
     let mut cfg = crate::config::Config::default();
-    cfg.store.backend = "scylla".into();
+    cfg.store.backend = crate::config::StoreBackend::Scylla;
     cfg.store.scylla.nodes = vec!["127.0.0.1:1".into()];
     let e = match crate::store::Store::open(&cfg) {
         Ok(_) => panic!("opened nothing"),
