@@ -358,14 +358,24 @@ pub trait MessageStore: Send + Sync + 'static {
     /// one commit, and moves each sender's delivered and read watermarks up to
     /// their message (writing is reading; only for messages with a client
     /// message id, i.e. users' messages; a backend may do this best-effort,
-    /// after the messages, and not fail a stored append over it). Fails with
-    /// [`StoreError::SeqTaken`] (writing nothing of the call) if any
-    /// `(conversation, seq)` exists; a backend with an
-    /// [`append_run_limit`](Self::append_run_limit) promises that only for a
-    /// call of one conversation within the limit. The owner never sequences
-    /// one client message id twice (it calls
-    /// [`find_client_msg`](Self::find_client_msg) first), so the store records
-    /// the idempotency entry it is given without reading it back.
+    /// after the messages, and not fail a stored append over it).
+    ///
+    /// Writes nothing of the call and fails with:
+    /// - [`StoreError::SeqTaken`] if any `(conversation, seq)` exists (or is
+    ///   given twice); a backend with an
+    ///   [`append_run_limit`](Self::append_run_limit) promises "nothing" only
+    ///   for a call of one conversation within the limit. This answer comes
+    ///   first: the owner's fencing path then looks client ids up itself
+    ///   ([`find_client_msg`](Self::find_client_msg));
+    /// - else [`StoreError::Duplicates`] if any message's `(conversation,
+    ///   sender, client_msg_id)` is already stored (as `find_client_msg`
+    ///   answers it: the stored seq holds that sender's message), naming every
+    ///   such message, in call order, with the seq it is stored at. So the
+    ///   owner may sequence a send at once, without a lookup first, and answer
+    ///   those as duplicates. A failing call fails alone: the other calls a
+    ///   backend commits with it are written.
+    ///
+    /// Client ids repeated within one call are not checked against each other.
     async fn append(&self, msgs: Vec<NewMessage>) -> StoreResult<()>;
 
     /// The most messages of one conversation, starting at `next_seq`, that one

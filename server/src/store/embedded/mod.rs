@@ -16,7 +16,8 @@
 //! in-memory write set that later requests of the group read through (so a
 //! request sees the effects of the ones before it). Each request checks its
 //! preconditions and stages its own writes apart; only a request that succeeds
-//! adds them to the group's write set, so one that fails (a taken seq, say)
+//! adds them to the group's write set, so one that fails (a taken seq, or a
+//! client id already stored: one point lookup per message that has one)
 //! fails alone and writes nothing. The group's write set is then committed as
 //! ONE atomic fjall write batch with one journal fsync (group commit), and
 //! every request is answered after that.
@@ -31,8 +32,10 @@
 //! fine); `|` below is concatenation:
 //! - `messages`: `conversation(8) | seq(8)` -> the encoded Message, raw;
 //! - `idempotency`: `conversation(8) | len(sender)(2) | sender | client_msg_id`
-//!   -> `seq(8)`, only for a non-empty client message id; the first seq stored
-//!   for a key is kept;
+//!   -> `seq(8)`, only for a non-empty client message id, written in the
+//!   commit of its message; an append whose client id is stored (or staged
+//!   by an earlier request of its group) fails with `Duplicates`, so the
+//!   first seq stored for a key is kept;
 //! - `conversations`: `id(8)` -> JSON ConversationRecord;
 //! - `members`: `conversation(8) | user` -> JSON MemberRecord (a conversation's
 //!   members are the keys with its 8-byte prefix);

@@ -97,17 +97,12 @@ impl<'a> Txn<'a> {
         }
     }
 
+    /// Appends a call's messages: nothing of it if a seq is taken
+    /// ([`StoreError::SeqTaken`], checked first) or a client id is already
+    /// stored ([`StoreError::Duplicates`]).
     fn append(&mut self, msgs: &[NewMessage]) -> StoreResult<Done> {
-        // Check every seq first (in the store and within the call); a taken
-        // one fails the request, whose staged writes are then dropped.
-        let mut seen = HashSet::with_capacity(msgs.len());
-        for m in msgs {
-            let key = key::pair(m.conversation_id, m.seq);
-            let above_head = self.heads.get(&m.conversation_id).is_some_and(|&head| m.seq > head);
-            if !seen.insert(key) || (!above_head && self.get(Ks::Messages, &key)?.is_some()) {
-                return Err(StoreError::SeqTaken { conversation_id: m.conversation_id, seq: m.seq });
-            }
-        }
+        self.check_seqs(msgs)?;
+        let records = self.new_client_records(msgs)?;
         for m in msgs {
             let known = self.heads.contains_key(&m.conversation_id)
                 || self.new_heads.iter().any(|(c, _)| *c == m.conversation_id);
@@ -117,18 +112,13 @@ impl<'a> Txn<'a> {
                 self.new_heads.push((m.conversation_id, head));
             }
             self.new_heads.push((m.conversation_id, m.seq));
+            self.put(Ks::Messages, &key::pair(m.conversation_id, m.seq), Slice::from(m.encoded.clone()));
         }
         let mut senders: HashMap<(u64, &str), u64> = HashMap::new();
-        for m in msgs {
-            self.put(Ks::Messages, &key::pair(m.conversation_id, m.seq), Slice::from(m.encoded.clone()));
-            if !m.client_msg_id.is_empty() {
-                // The owner never sequences one client id twice (it looks it up
-                // first), so the record is written without reading it.
-                let key = key::idempotency(self.op, m.conversation_id, &m.sender_id, &m.client_msg_id)?;
-                self.put(Ks::Idempotency, &key, Slice::from(&m.seq.to_be_bytes()[..]));
-                let top = senders.entry((m.conversation_id, m.sender_id.as_str())).or_insert(0);
-                *top = (*top).max(m.seq);
-            }
+        for (m, key) in records {
+            self.put(Ks::Idempotency, &key, Slice::from(&m.seq.to_be_bytes()[..]));
+            let top = senders.entry((m.conversation_id, m.sender_id.as_str())).or_insert(0);
+            *top = (*top).max(m.seq);
         }
         // Writing is reading: the sender's watermarks follow their message, in
         // the same commit. A damaged member record does not fail the append.
@@ -140,6 +130,41 @@ impl<'a> Txn<'a> {
             }
         }
         Ok(Done::Unit)
+    }
+
+    /// Fails with the first seq of the call that is stored, staged by an
+    /// earlier request of the group, or given twice in the call.
+    fn check_seqs(&self, msgs: &[NewMessage]) -> StoreResult<()> {
+        let mut seen = HashSet::with_capacity(msgs.len());
+        for m in msgs {
+            let key = key::pair(m.conversation_id, m.seq);
+            let above_head = self.heads.get(&m.conversation_id).is_some_and(|&head| m.seq > head);
+            if !seen.insert(key) || (!above_head && self.get(Ks::Messages, &key)?.is_some()) {
+                return Err(StoreError::SeqTaken { conversation_id: m.conversation_id, seq: m.seq });
+            }
+        }
+        Ok(())
+    }
+
+    /// The idempotency key of each message with a client id, after one point
+    /// lookup each (through the group's staged writes too); fails with
+    /// [`StoreError::Duplicates`] naming every message whose key is stored. A
+    /// record is written with its message in one commit, so the seq it names
+    /// holds that message.
+    fn new_client_records<'m>(&self, msgs: &'m [NewMessage]) -> StoreResult<Vec<(&'m NewMessage, Vec<u8>)>> {
+        let mut records = Vec::with_capacity(msgs.len());
+        let mut duplicates = Vec::new();
+        for m in msgs.iter().filter(|m| !m.client_msg_id.is_empty()) {
+            let key = key::idempotency(self.op, m.conversation_id, &m.sender_id, &m.client_msg_id)?;
+            if let Some(stored) = self.get(Ks::Idempotency, &key)? {
+                duplicates.push((m.seq, key::u64_at(Ks::Idempotency, &stored, 8, 0)?));
+            }
+            records.push((m, key));
+        }
+        if !duplicates.is_empty() {
+            return Err(StoreError::Duplicates(duplicates));
+        }
+        Ok(records)
     }
 
     fn create_conversation(&mut self, conv: &ConversationRecord, members: &[MemberRecord]) -> StoreResult<Done> {

@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use scylla::statement::Consistency;
 use scylla::value::CqlValue;
 
+use super::reads::ClientId;
 use super::records::APPEND_WATERMARK_ROUNDS;
 use super::rows::{id_to_db, seq_from_db, seq_to_db};
 use super::statements::Unsettled;
@@ -204,6 +205,28 @@ impl Inner {
         }
     }
 
+    /// `(seq in the call, stored seq)` of each message whose client id is
+    /// stored, in call order.
+    async fn duplicates(&self, users: &[&NewMessage]) -> StoreResult<Vec<(u64, u64)>> {
+        let ids: Vec<ClientId> =
+            users.iter().map(|m| (m.conversation_id, m.sender_id.as_str(), m.client_msg_id.as_str())).collect();
+        let stored = self.stored_client_msgs("append", &ids).await?;
+        Ok(users.iter().zip(stored).filter_map(|(m, s)| s.map(|s| (m.seq, s))).collect())
+    }
+
+    /// Fails with the first taken seq of each partition, partition by
+    /// partition (a plain read, at the configured consistency).
+    async fn check_seqs_free(&self, parts: &[((u64, u64), Vec<&NewMessage>)]) -> StoreResult<()> {
+        for (key, part) in parts {
+            let stored = self.stored_seqs(*key, part, None).await?;
+            if let Some(taken) = Self::first_taken(part, &stored) {
+                return Err(taken);
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends a call: see the module docs and `deploy/CLUSTER.md`.
     pub(super) async fn append(&self, msgs: Vec<NewMessage>) -> StoreResult<()> {
         if msgs.is_empty() {
             return Ok(());
@@ -212,23 +235,25 @@ impl Inner {
             return Err(StoreError::SeqTaken { conversation_id, seq });
         }
         let parts = partitions(&msgs);
+        let users: Vec<&NewMessage> = msgs.iter().filter(|m| !m.client_msg_id.is_empty()).collect();
+        // Client ids already stored (retries the owner no longer knew): nothing
+        // is written. A taken seq is answered first, as on every backend.
+        let duplicates = self.duplicates(&users).await?;
+        if !duplicates.is_empty() {
+            self.check_seqs_free(&parts).await?;
+            return Err(StoreError::Duplicates(duplicates));
+        }
         let keys: Vec<(u64, u64)> = parts.iter().map(|(k, _)| *k).collect();
         self.list_buckets(&keys).await?;
         if parts.len() > 1 {
             // Not atomic across partitions: check them all before writing any.
-            for (key, part) in &parts {
-                let stored = self.stored_seqs(*key, part, None).await?;
-                if let Some(taken) = Self::first_taken(part, &stored) {
-                    return Err(taken);
-                }
-            }
+            self.check_seqs_free(&parts).await?;
         }
         // The idempotency records first, so that a stored message always has
         // one (a retry after a failure or crash finds it by client id, and so
         // does a fenced owner whose retry went to another node). A record whose
         // message then fails to store points at a seq that holds nothing or
-        // another message, which `find_client_msg` checks.
-        let users: Vec<&NewMessage> = msgs.iter().filter(|m| !m.client_msg_id.is_empty()).collect();
+        // another message, which `stored_client_msgs` checks.
         for chunk in users.chunks(FAN_OUT) {
             let writes = chunk.iter().map(|m| {
                 let values = (id_to_db(m.conversation_id), &m.sender_id, &m.client_msg_id, seq_to_db(m.seq));

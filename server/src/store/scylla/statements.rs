@@ -130,8 +130,8 @@ statements! {
         AND seq >= ? AND seq <= ? ORDER BY seq DESC LIMIT ?",
     insert_idempotency: "INSERT INTO {ks}.idempotency (conversation_id, sender_id, client_msg_id, seq) \
         VALUES (?, ?, ?, ?)",
-    select_idempotency: "SELECT seq FROM {ks}.idempotency WHERE conversation_id = ? AND sender_id = ? \
-        AND client_msg_id = ?",
+    select_idempotency_in: "SELECT client_msg_id, seq FROM {ks}.idempotency WHERE conversation_id = ? \
+        AND sender_id = ? AND client_msg_id IN ?",
     insert_conversation_if_absent: "INSERT INTO {ks}.conversations (id, kind, title, case_id, created_by, \
         created_at_ms, archived_at_ms, support_state, e2e, retention_days, legal_hold) \
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS",

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use scylla::statement::{Consistency, SerialConsistency};
 
 use super::append::{first_duplicate, sender_marks};
-use super::reads::holds_client_msg;
+use super::reads::{ClientId, MAX_IN_LIST, holds_client_msg, id_reads};
 use super::rows::{id_from_db, id_to_db};
 use super::statements::is_transaction;
 use super::*;
@@ -77,10 +77,36 @@ fn a_partition_is_checked_by_its_seq_span() {
     assert_eq!(seq_span(&[&a, &b, &c]), Some((4096, 4102)));
     assert_eq!(seq_span(&[&a]), Some((4100, 4100)));
     assert_eq!(seq_span(&[]), None);
-    // No statement uses a clustering IN list (ScyllaDB caps them at 100).
+    // No statement uses a clustering IN list (ScyllaDB caps them at 100); the
+    // one IN list is of partition keys (capped at 100 too), cut by `id_reads`.
     for (name, cql) in STATEMENTS {
-        assert!(!cql.contains(" IN "), "{name}: {cql}");
+        if cql.contains(" IN ") {
+            assert_eq!(*name, "select_idempotency_in", "{cql}");
+            assert!(cql.ends_with("AND sender_id = ? AND client_msg_id IN ?"), "{cql}");
+        }
     }
+}
+
+#[test]
+fn client_ids_are_read_per_sender_in_lists_of_at_most_100() {
+    let cmids: Vec<String> = (0..250).map(|i| format!("c{i}")).collect();
+    let mut ids: Vec<ClientId> = cmids.iter().map(|c| (7, "alice", c.as_str())).collect();
+    ids.insert(3, (7, "bob", "c1"));
+    ids.push((8, "alice", "c1"));
+    let reads = id_reads(&ids);
+    let shape: Vec<((u64, &str), usize)> = reads.iter().map(|(k, is)| (*k, is.len())).collect();
+    assert_eq!(
+        shape,
+        [((7, "alice"), 100), ((7, "alice"), 100), ((7, "alice"), 50), ((7, "bob"), 1), ((8, "alice"), 1)]
+    );
+    assert_eq!(MAX_IN_LIST, 100);
+    let mut all: Vec<usize> = reads.iter().flat_map(|(_, is)| is.iter().copied()).collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..ids.len()).collect::<Vec<_>>(), "every id read once");
+    for ((conv, sender), is) in &reads {
+        assert!(is.iter().all(|&i| (ids[i].0, ids[i].1) == (*conv, *sender)));
+    }
+    assert!(id_reads(&[]).is_empty(), "no client ids, no read");
 }
 
 #[test]
