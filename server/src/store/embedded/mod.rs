@@ -53,7 +53,7 @@
 //! writer, snapshot reads); `db` the keyspaces, layout and epoch; `key` the
 //! key encodings; `writer` the writer thread and group commit; `txn` one
 //! request applied within a group (seq and client-id checks included); `reads`
-//! the [`MessageStore`] impl. It does not own sequencing (the owner's) nor the
+//! the [`MessageStore`](super::MessageStore) impl. It does not own sequencing (the owner's) nor the
 //! configuration (`crate::config`).
 
 mod db;
@@ -96,7 +96,7 @@ pub struct EmbeddedConfig {
     pub queue: usize,
     /// For tests of owners on a partitioned backend: when set (above 0), seqs
     /// come in runs of this many, as in ScyllaDB's buckets;
-    /// [`MessageStore::append_run_limit`] says how many are left in the run of
+    /// [`MessageStore::append_run_limit`](super::MessageStore::append_run_limit) says how many are left in the run of
     /// the next seq, and an append whose seqs span two runs is refused with a
     /// [`StoreError::Backend`] error. Default: none (no limit, nothing refused).
     pub append_run: Option<u64>,
@@ -118,7 +118,7 @@ pub struct EmbeddedStats {
     pub requests: u64,
 }
 
-/// The embedded [`MessageStore`]: see the module docs.
+/// The embedded [`MessageStore`](super::MessageStore): see the module docs.
 pub struct EmbeddedStore {
     db: Arc<Db>,
     dir: PathBuf,

@@ -12,8 +12,8 @@
 //! Design, failure cases and the schema: `deploy/CLUSTER.md`, "The ScyllaDB store".
 //!
 //! This file holds [`ScyllaStore`] and its [`MessageStore`] impl, which hands
-//! each call to the parts: [`settings`] (driver settings from the checked
-//! configuration), [`schema`] (DDL, versions, `migrate`, the start-up check),
+//! each call to the parts: `settings` (driver settings from the checked
+//! configuration), `schema` (DDL, versions, `migrate`, the start-up check),
 //! `statements` (prepared statements and the binder), `rows` (row <-> record
 //! mapping), `append` (conditional batches, fencing, unknown outcomes),
 //! `reads` (history and client-id lookups) and `records` (conversations,
@@ -23,8 +23,8 @@ mod append;
 mod reads;
 mod records;
 mod rows;
-pub mod schema;
-pub mod settings;
+mod schema;
+mod settings;
 mod statements;
 #[cfg(test)]
 mod tests;
@@ -61,7 +61,7 @@ use super::{
 use records::WATERMARK_ROUNDS;
 use statements::Statements;
 
-/// Concurrent single-row statements of one call (`get_users`, idempotency writes).
+/// Concurrent statements of one call (`get_users`, idempotency reads and writes).
 const FAN_OUT: usize = 32;
 
 /// The connection, the statements and the settings; shared by the calls.
