@@ -158,6 +158,10 @@ fn references(me: &[String], code: &str) -> Vec<Vec<String>> {
                 continue;
             }
             let tail: String = code[i + kw.len()..].chars().take_while(|c| is_ident(*c) || *c == ':').collect();
+            if tail.is_empty() {
+                // `super::{a, b}`: a use tree, read above.
+                continue;
+            }
             let mut p = base(kw.trim_end_matches("::"));
             p.extend(tail.split("::").filter(|s| !s.is_empty()).map(str::to_string));
             out.push(p);

@@ -3,7 +3,7 @@
 
 use futures_util::future::join_all;
 
-use super::{ConformanceFactory, all, append_ok, expected, msg, msgs, read};
+use super::harness::{ConformanceFactory, all, append_ok, expected, msg, msgs, read};
 use crate::store::{MessageStore, NewMessage, StoreError};
 
 /// A client id whose append lost its seq is not found (a backend that writes

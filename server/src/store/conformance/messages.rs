@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use futures_util::future::join_all;
 
-use super::{ConformanceFactory, all, append_ok, backward, expected, forward, msg, msgs, read};
+use super::harness::{ConformanceFactory, all, append_ok, backward, expected, forward, msg, msgs, read};
 use crate::store::{MessageStore, NewMessage, StoreError};
 
 /// Appended messages read back in seq order, byte for byte, per conversation.

@@ -5,7 +5,7 @@
 use chat_protocol::v1::{MemberRole, Role, SupportState};
 use futures_util::future::join_all;
 
-use super::{
+use super::harness::{
     ConformanceFactory, all, append_ok, expected, group, member, member_ids, msg, msgs, read, support, user_convs,
 };
 use crate::store::{ConversationRecord, Created, MemberRecord, MessageStore, NewMessage, StoreError, UserRecord};

@@ -58,6 +58,7 @@
 
 mod db;
 mod key;
+mod ops;
 mod reads;
 #[cfg(test)]
 mod tests;
@@ -65,7 +66,7 @@ mod txn;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -74,7 +75,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{StoreError, StoreResult};
 use db::{Db, Ks, backend, init};
-use writer::{Done, Op, Request, Writer};
+use ops::{Done, Op, Request, Shared};
+use writer::Writer;
 
 /// The database folder's name inside the store directory.
 pub const DB_NAME: &str = "chat.fjall";
@@ -128,14 +130,6 @@ pub struct EmbeddedStore {
     writer: Mutex<Option<JoinHandle<()>>>,
     /// [`EmbeddedConfig::append_run`], when above 0.
     append_run: Option<u64>,
-}
-
-/// State shared with the writer thread.
-#[derive(Default)]
-struct Shared {
-    closed: AtomicBool,
-    commits: AtomicU64,
-    requests: AtomicU64,
 }
 
 fn open_error<E: Into<Box<dyn std::error::Error + Send + Sync>>>(path: &Path) -> impl FnOnce(E) -> StoreError + '_ {

@@ -8,7 +8,7 @@ use fjall::Readable;
 use super::EmbeddedStore;
 use super::db::{Ks, backend, decode};
 use super::key;
-use super::writer::{Done, Op};
+use super::ops::{Done, Op};
 use crate::store::{
     ConversationRecord, Created, Direction, MemberRecord, MessageStore, NewMessage, Range, StoreError, StoreResult,
     UserRecord,

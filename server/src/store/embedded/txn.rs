@@ -10,7 +10,7 @@ use fjall::Slice;
 
 use super::db::{Db, Ks, backend, decode, encode};
 use super::key;
-use super::writer::{Done, Op, WriteSet, staged_key};
+use super::ops::{Done, Op, WriteSet, staged_key};
 use crate::store::{ConversationRecord, Created, MemberRecord, NewMessage, StoreError, StoreResult};
 
 fn is_waiting(conv: &ConversationRecord) -> bool {

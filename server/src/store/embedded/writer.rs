@@ -8,53 +8,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use fjall::{PersistMode, Slice};
-use tokio::sync::{mpsc, oneshot};
+use fjall::PersistMode;
+use tokio::sync::mpsc;
 
-use super::Shared;
 use super::db::{Db, Ks};
+use super::ops::{Op, Reply, Request, Shared, WriteSet};
 use super::txn::Txn;
-use crate::store::{ConversationRecord, Created, MemberRecord, NewMessage, StoreError, StoreResult, UserRecord};
-
-/// A write, as queued for the writer.
-pub(super) enum Op {
-    Append(Vec<NewMessage>),
-    CreateConversation(ConversationRecord, Vec<MemberRecord>),
-    UpdateConversation(ConversationRecord),
-    PutMember(MemberRecord),
-    RemoveMember { conversation_id: u64, user_id: String },
-    AdvanceWatermarks { conversation_id: u64, user_id: String, delivered: u64, read: u64 },
-    UpsertUser(UserRecord),
-}
-
-impl Op {
-    pub(super) fn name(&self) -> &'static str {
-        match self {
-            Op::Append(_) => "append",
-            Op::CreateConversation(..) => "create_conversation",
-            Op::UpdateConversation(_) => "update_conversation",
-            Op::PutMember(_) => "put_member",
-            Op::RemoveMember { .. } => "remove_member",
-            Op::AdvanceWatermarks { .. } => "advance_watermarks",
-            Op::UpsertUser(_) => "upsert_user",
-        }
-    }
-}
-
-/// What a write produced.
-pub(super) enum Done {
-    Unit,
-    Created(Created),
-}
-
-pub(super) type Reply = oneshot::Sender<StoreResult<Done>>;
-
-/// A message on the writer's queue.
-pub(super) enum Request {
-    Write(Op, Reply),
-    /// Wakes the writer so that it notices `closed`.
-    Wake,
-}
+use crate::store::StoreError;
 
 /// A group commit's failure, shared by every request of the group.
 #[derive(Debug, Clone)]
@@ -70,16 +30,6 @@ impl std::error::Error for CommitFailed {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&*self.0)
     }
-}
-
-/// Writes staged in memory: `tag(ks) | key` -> the new value, `None` to remove.
-pub(super) type WriteSet = HashMap<Vec<u8>, Option<Slice>>;
-
-pub(super) fn staged_key(ks: Ks, key: &[u8]) -> Vec<u8> {
-    let mut staged = Vec::with_capacity(1 + key.len());
-    staged.push(ks as u8);
-    staged.extend_from_slice(key);
-    staged
 }
 
 /// The writer thread's state.

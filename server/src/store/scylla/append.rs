@@ -11,9 +11,8 @@ use std::collections::{HashMap, HashSet};
 use scylla::statement::Consistency;
 use scylla::value::CqlValue;
 
-use super::reads::ClientId;
 use super::records::APPEND_WATERMARK_ROUNDS;
-use super::rows::{id_to_db, seq_from_db, seq_to_db};
+use super::rows::{ClientId, id_to_db, seq_from_db, seq_to_db};
 use super::statements::Unsettled;
 use super::{FAN_OUT, Inner, NewMessage, StoreError, StoreResult};
 

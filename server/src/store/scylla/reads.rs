@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures_util::future::try_join_all;
 
 use super::append::{BUCKET_SIZE, bucket_of};
-use super::rows::{id_from_db, id_to_db, seq_from_db, seq_to_db};
+use super::rows::{ClientId, id_from_db, id_to_db, seq_from_db, seq_to_db};
 use super::{FAN_OUT, Inner, StoreResult};
 use crate::store::{Direction, Range};
 
@@ -43,9 +43,6 @@ pub(super) fn holds_client_msg(
 /// Client ids per IN list at most: ScyllaDB refuses more than 100 partition
 /// keys in one read (`max_partition_key_restrictions_per_query`).
 pub(super) const MAX_IN_LIST: usize = 100;
-
-/// A client message id: `(conversation, sender, client_msg_id)`.
-pub(super) type ClientId<'a> = (u64, &'a str, &'a str);
 
 /// The reads of some client ids: per conversation and sender (in order of
 /// first appearance), the indexes of its ids, at most [`MAX_IN_LIST`] a read.

@@ -102,3 +102,6 @@ pub(super) fn queue_values(c: &ConversationRecord) -> Vec<CqlValue> {
 pub(super) fn is_waiting(c: &ConversationRecord) -> bool {
     c.support_state == SupportState::Waiting as i32
 }
+
+/// A client message id: `(conversation, sender, client_msg_id)`.
+pub(super) type ClientId<'a> = (u64, &'a str, &'a str);

@@ -6,7 +6,8 @@ use bytes::Bytes;
 use scylla::statement::{Consistency, SerialConsistency};
 
 use super::append::{first_duplicate, sender_marks};
-use super::reads::{ClientId, MAX_IN_LIST, holds_client_msg, id_reads};
+use super::reads::{MAX_IN_LIST, holds_client_msg, id_reads};
+use super::rows::ClientId;
 use super::rows::{id_from_db, id_to_db};
 use super::statements::is_transaction;
 use super::*;
