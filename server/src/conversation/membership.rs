@@ -1,0 +1,256 @@
+//! The rules of the membership and metadata operations (join, leave, add,
+//! remove, set role, archive, created, and who may list the members): pure
+//! functions that decide, from what the owner knows, whether an operation is
+//! allowed and what it takes: a [`Plan`] of store writes and of what to tell
+//! whom afterwards. The driver performs the writes and hands each one to the
+//! owner once it is durable; the owner then announces. Nothing here does I/O
+//! or keeps state.
+//!
+//! [`plan`] is the one place that decides: every check and every error message
+//! of an admin operation is in it, in the order they apply.
+
+use super::{AdminOp, Caller, summary};
+use crate::shard::ConvId;
+use crate::store::{ConversationRecord, MemberRecord, UserRecord};
+use chat_protocol::WireError;
+use chat_protocol::v1::{self, ConversationKind, ErrorCode, MemberRole, MembershipChange, Role};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What the rules look at: the owner's view of the conversation.
+#[derive(Debug, Clone, Copy)]
+pub struct Roster<'a> {
+    /// The conversation's record.
+    pub rec: &'a ConversationRecord,
+    /// Its members by user id.
+    pub members: &'a HashMap<Arc<str>, MemberRecord>,
+    /// Its highest durable seq (new members start there).
+    pub committed: u64,
+    /// `limits.max_members`.
+    pub max_members: usize,
+}
+
+impl Roster<'_> {
+    fn id(&self) -> ConvId {
+        self.rec.id
+    }
+
+    fn kind(&self) -> ConversationKind {
+        ConversationKind::try_from(self.rec.kind).unwrap_or(ConversationKind::Unspecified)
+    }
+
+    fn is_member(&self, user: &str) -> bool {
+        self.members.contains_key(user)
+    }
+
+    fn role_of(&self, user: &str) -> Option<MemberRole> {
+        self.members.get(user).map(|m| MemberRole::try_from(m.role).unwrap_or(MemberRole::Member))
+    }
+
+    /// A membership starting at the current head (earlier messages are history).
+    fn new_member(&self, user: &str, role: MemberRole, now_ms: u64) -> MemberRecord {
+        MemberRecord {
+            conversation_id: self.id(),
+            user_id: user.to_string(),
+            role: role as i32,
+            joined_at_ms: now_ms,
+            delivered_seq: self.committed,
+            read_seq: self.committed,
+        }
+    }
+}
+
+/// One store write of a plan, applied to the owner once durable.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Add or replace these memberships, all at once (one fsync).
+    PutMembers(Vec<MemberRecord>),
+    /// Remove a membership.
+    RemoveMember(Arc<str>),
+    /// Replace the conversation's record.
+    UpdateConversation(ConversationRecord),
+}
+
+/// What the owner tells once every write of a plan is durable.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    /// A membership line to the subscribers.
+    Line {
+        /// Whose membership changed.
+        user: Arc<str>,
+        /// How.
+        change: MembershipChange,
+        /// Who did it.
+        by: Arc<str>,
+        /// The role it gives.
+        role: MemberRole,
+    },
+    /// Tell a user's sessions they were added to (or removed from) the conversation.
+    Tell {
+        /// Who.
+        user: Arc<str>,
+        /// Added (true) or removed.
+        added: bool,
+    },
+    /// Push the new metadata (archive, support pick-up) to every member.
+    Metadata,
+}
+
+/// What an allowed operation takes: writes in order, then notices in order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// Store writes, performed one after the other; a failure stops the rest.
+    pub writes: Vec<Write>,
+    /// Announcements, once every write is durable.
+    pub notices: Vec<Notice>,
+}
+
+fn forbidden<T>(why: &str) -> Result<T, WireError> {
+    Err(WireError::new(ErrorCode::Forbidden, why.to_string()))
+}
+
+fn not_a_member<T>(user: &str) -> Result<T, WireError> {
+    Err(WireError::new(ErrorCode::NotFound, format!("{user} is not a member")))
+}
+
+/// Decides an admin operation: the refusal, or what it takes.
+pub fn plan(r: &Roster<'_>, caller: &Caller, op: AdminOp, now_ms: u64) -> Result<Plan, WireError> {
+    let kind = r.kind();
+    let my_role = r.role_of(&caller.user);
+    let line = |user: &Arc<str>, change: MembershipChange, role: MemberRole| Notice::Line {
+        user: user.clone(),
+        change,
+        by: caller.user.clone(),
+        role,
+    };
+    let tell = |user: &Arc<str>, added: bool| Notice::Tell { user: user.clone(), added };
+    let me = &caller.user;
+    let plan = match op {
+        AdminOp::Created => Plan { writes: Vec::new(), notices: r.members.keys().map(|u| tell(u, true)).collect() },
+        AdminOp::Join => {
+            if r.is_member(me) {
+                return Err(WireError::new(ErrorCode::Conflict, "already a member"));
+            }
+            if kind != ConversationKind::Support || caller.role != Role::Admin {
+                return forbidden(
+                    "only staff join, and only support conversations; ask a conversation admin to add you",
+                );
+            }
+            let mut writes = vec![Write::PutMembers(vec![r.new_member(me, MemberRole::Admin, now_ms)])];
+            if r.rec.support_state == v1::SupportState::Waiting as i32 {
+                let rec = ConversationRecord { support_state: v1::SupportState::Assigned as i32, ..r.rec.clone() };
+                writes.push(Write::UpdateConversation(rec));
+            }
+            let notices = vec![line(me, MembershipChange::Joined, MemberRole::Admin), tell(me, true), Notice::Metadata];
+            Plan { writes, notices }
+        }
+        AdminOp::Leave => {
+            if my_role.is_none() {
+                return Err(summary::no_access(r.id()));
+            }
+            if kind == ConversationKind::Private {
+                return forbidden("a private conversation cannot be left; archive it instead");
+            }
+            Plan {
+                writes: vec![Write::RemoveMember(me.clone())],
+                notices: vec![line(me, MembershipChange::Left, MemberRole::Unspecified), tell(me, false)],
+            }
+        }
+        AdminOp::Add(users) => {
+            if kind == ConversationKind::Private {
+                return forbidden("a private conversation has exactly two members");
+            }
+            if !matches!(my_role, Some(MemberRole::Admin | MemberRole::Moderator)) {
+                return forbidden("only conversation admins and moderators add members");
+            }
+            if r.members.len() + users.len() > r.max_members {
+                return Err(WireError::limited(
+                    ErrorCode::TooManyMembers,
+                    "max_members",
+                    format!("at most {} members", r.max_members),
+                    None,
+                ));
+            }
+            let mut new: Vec<Arc<str>> = users.into_iter().filter(|u| !r.is_member(u)).map(Arc::from).collect();
+            new.sort();
+            new.dedup();
+            let recs = new.iter().map(|u| r.new_member(u, MemberRole::Member, now_ms)).collect();
+            let notices = new
+                .iter()
+                .flat_map(|u| [line(u, MembershipChange::Added, MemberRole::Member), tell(u, true)])
+                .collect();
+            Plan { writes: vec![Write::PutMembers(recs)], notices }
+        }
+        AdminOp::Remove(user) => {
+            if kind == ConversationKind::Private {
+                return forbidden("a private conversation has exactly two members");
+            }
+            if my_role != Some(MemberRole::Admin) {
+                return forbidden("only conversation admins remove members");
+            }
+            if !r.is_member(&user) {
+                return not_a_member(&user);
+            }
+            let user: Arc<str> = user.into();
+            Plan {
+                writes: vec![Write::RemoveMember(user.clone())],
+                notices: vec![line(&user, MembershipChange::Removed, MemberRole::Unspecified), tell(&user, false)],
+            }
+        }
+        AdminOp::SetRole(user, role) => {
+            if my_role != Some(MemberRole::Admin) {
+                return forbidden("only conversation admins change roles");
+            }
+            if role == MemberRole::Unspecified {
+                return Err(WireError::new(ErrorCode::InvalidArgument, "role must be member, moderator or admin"));
+            }
+            let Some(m) = r.members.get(user.as_str()) else { return not_a_member(&user) };
+            let rec = MemberRecord { role: role as i32, ..m.clone() };
+            let user: Arc<str> = user.into();
+            Plan {
+                writes: vec![Write::PutMembers(vec![rec])],
+                notices: vec![line(&user, MembershipChange::Role, role)],
+            }
+        }
+        AdminOp::Archive(archive) => {
+            let allowed =
+                my_role == Some(MemberRole::Admin) || (kind == ConversationKind::Private && my_role.is_some());
+            if !allowed {
+                return forbidden("only conversation admins archive");
+            }
+            let rec = ConversationRecord { archived_at_ms: if archive { now_ms } else { 0 }, ..r.rec.clone() };
+            Plan { writes: vec![Write::UpdateConversation(rec)], notices: vec![Notice::Metadata] }
+        }
+    };
+    Ok(plan)
+}
+
+/// Whether `caller` may list the members: members, and staff on a support conversation.
+pub fn may_list_members(r: &Roster<'_>, caller: &Caller) -> Result<(), WireError> {
+    let ok = r.is_member(&caller.user) || (caller.role == Role::Admin && r.kind() == ConversationKind::Support);
+    if ok { Ok(()) } else { Err(summary::no_access(r.id())) }
+}
+
+/// The member list with display names and system roles from `users`
+/// (a member without a user record shows their id), sorted by user id.
+pub fn member_list(r: &Roster<'_>, users: Vec<UserRecord>) -> Vec<v1::Member> {
+    let users: HashMap<String, UserRecord> = users.into_iter().map(|u| (u.id.clone(), u)).collect();
+    let mut out: Vec<v1::Member> = r
+        .members
+        .values()
+        .map(|m| {
+            let u = users.get(&m.user_id);
+            v1::Member {
+                user_id: m.user_id.clone(),
+                display_name: u.map(|u| u.display_name.clone()).unwrap_or_else(|| m.user_id.clone()),
+                role: m.role,
+                joined_at_ms: m.joined_at_ms,
+                delivered_seq: m.delivered_seq,
+                read_seq: m.read_seq,
+                user_role: u.map_or(0, |u| u.role),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+    out
+}
