@@ -11,7 +11,7 @@ use super::owner::{Effect, Handles, Owner, OwnerConfig, RECENT_IDS, Reloaded, un
 use super::{AdminOp, Caller, ConvMsg, Reply, summary};
 use crate::server::ShardCtx;
 use crate::shard::{ConvId, MailboxFull};
-use crate::store::{MessageStore, Store, StoreResult};
+use crate::store::{MessageStore, NewMessage, Store, StoreError, StoreResult};
 use chat_protocol::WireError;
 use chat_protocol::v1::{self, ErrorCode};
 use std::future::Future;
@@ -115,6 +115,27 @@ async fn refuse_all(mut rx: mpsc::Receiver<ConvMsg>, err: WireError) {
     }
 }
 
+/// The append with the store's idempotency check ([`StoreError::Duplicates`]).
+///
+/// Interim: until the store checks client ids in the append itself (branch
+/// `store`), the same contract is kept here with one `find_client_msg` per
+/// message of the batch, all issued at once (today's owner read one per send,
+/// before sequencing it). Once the store returns `Duplicates` itself, this is
+/// `store.append(batch)`.
+async fn append_checked(store: &Store, batch: Vec<NewMessage>) -> StoreResult<()> {
+    let found = batch.iter().map(|m| store.find_client_msg(m.conversation_id, &m.sender_id, &m.client_msg_id));
+    let mut stored = Vec::new();
+    for (m, seq) in batch.iter().zip(futures_util::future::join_all(found).await) {
+        if let Some(seq) = seq? {
+            stored.push((m.seq, seq));
+        }
+    }
+    if !stored.is_empty() {
+        return Err(StoreError::Duplicates(stored));
+    }
+    store.append(batch).await
+}
+
 /// The result of the owner's sequencing store call.
 enum Io {
     Committed(StoreResult<()>),
@@ -206,7 +227,7 @@ impl Driver {
             match effect {
                 Effect::Append(batch) => {
                     let store = self.store.clone();
-                    self.io = Some(Box::pin(async move { Io::Committed(store.append(batch).await) }));
+                    self.io = Some(Box::pin(async move { Io::Committed(append_checked(&store, batch).await) }));
                 }
                 Effect::Reload => {
                     let store = self.store.clone();
