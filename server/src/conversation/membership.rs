@@ -254,3 +254,112 @@ pub fn member_list(r: &Roster<'_>, users: Vec<UserRecord>) -> Vec<v1::Member> {
     out.sort_by(|a, b| a.user_id.cmp(&b.user_id));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(kind: ConversationKind) -> ConversationRecord {
+        ConversationRecord {
+            id: 5,
+            kind: kind as i32,
+            title: String::new(),
+            case_id: String::new(),
+            created_by: "ann".into(),
+            created_at_ms: 1,
+            archived_at_ms: 0,
+            support_state: 0,
+            e2e: false,
+            retention_days: 0,
+            legal_hold: false,
+        }
+    }
+
+    fn roster(roles: &[(&str, MemberRole)]) -> HashMap<Arc<str>, MemberRecord> {
+        let m = |(u, role): &(&str, MemberRole)| MemberRecord {
+            conversation_id: 5,
+            user_id: u.to_string(),
+            role: *role as i32,
+            joined_at_ms: 1,
+            delivered_seq: 0,
+            read_seq: 0,
+        };
+        roles.iter().map(|r| (Arc::from(r.0), m(r))).collect()
+    }
+
+    fn caller(user: &str, role: Role) -> Caller {
+        Caller { user: user.into(), role }
+    }
+
+    /// The refusal of `op` by `who`: (code, message).
+    fn refusal(r: &Roster<'_>, who: &Caller, op: AdminOp) -> (ErrorCode, String) {
+        let e = plan(r, who, op, 99).expect_err("refused");
+        (e.code, e.message)
+    }
+
+    #[test]
+    fn add_checks_kind_role_and_size_then_adds_only_newcomers_once() {
+        let group = rec(ConversationKind::Group);
+        let members = roster(&[("ann", MemberRole::Admin), ("mo", MemberRole::Moderator), ("bo", MemberRole::Member)]);
+        let r = Roster { rec: &group, members: &members, committed: 12, max_members: 7 };
+        let add = |users: &[&str]| AdminOp::Add(users.iter().map(|u| u.to_string()).collect());
+        let by_bo = refusal(&r, &caller("bo", Role::Client), add(&["x"]));
+        assert_eq!(by_bo, (ErrorCode::Forbidden, "only conversation admins and moderators add members".into()));
+        let too_many = plan(&r, &caller("mo", Role::Client), add(&["x", "y", "z", "w", "v"]), 99).unwrap_err();
+        assert_eq!((too_many.code, too_many.limit), (ErrorCode::TooManyMembers, Some("max_members")));
+        let p = plan(&r, &caller("mo", Role::Client), add(&["zed", "bo", "al", "zed"]), 99).unwrap();
+        let [Write::PutMembers(recs)] = &p.writes[..] else { panic!("{p:?}") };
+        let added: Vec<_> = recs.iter().map(|m| (m.user_id.as_str(), m.read_seq, m.joined_at_ms)).collect();
+        assert_eq!(added, vec![("al", 12, 99), ("zed", 12, 99)], "sorted, deduplicated, from the head on");
+        assert_eq!(p.notices.len(), 4, "a line and a tell each: {:?}", p.notices);
+        let private = rec(ConversationKind::Private);
+        let r = Roster { rec: &private, ..r };
+        let in_private = refusal(&r, &caller("ann", Role::Advocate), add(&["x"]));
+        assert_eq!(in_private, (ErrorCode::Forbidden, "a private conversation has exactly two members".into()));
+    }
+
+    #[test]
+    fn join_leave_remove_role_and_archive_keep_their_rules() {
+        let mut support = rec(ConversationKind::Support);
+        support.support_state = v1::SupportState::Waiting as i32;
+        let members = roster(&[("cli", MemberRole::Admin), ("bo", MemberRole::Member)]);
+        let r = Roster { rec: &support, members: &members, committed: 3, max_members: 10 };
+        assert_eq!(refusal(&r, &caller("cli", Role::Client), AdminOp::Join).0, ErrorCode::Conflict);
+        assert_eq!(refusal(&r, &caller("adv", Role::Advocate), AdminOp::Join).0, ErrorCode::Forbidden);
+        let join = plan(&r, &caller("staff", Role::Admin), AdminOp::Join, 7).unwrap();
+        assert!(matches!(&join.writes[..], [Write::PutMembers(m), Write::UpdateConversation(c)]
+            if m[0].role == MemberRole::Admin as i32 && c.support_state == v1::SupportState::Assigned as i32));
+        assert_eq!(join.notices.last(), Some(&Notice::Metadata));
+        assert_eq!(
+            refusal(&r, &caller("zed", Role::Client), AdminOp::Leave),
+            (ErrorCode::NotFound, summary::no_access(5).message)
+        );
+        let remove = refusal(&r, &caller("cli", Role::Client), AdminOp::Remove("nobody".into()));
+        assert_eq!(remove, (ErrorCode::NotFound, "nobody is not a member".into()));
+        let by_member = refusal(&r, &caller("bo", Role::Client), AdminOp::Remove("cli".into()));
+        assert_eq!(by_member, (ErrorCode::Forbidden, "only conversation admins remove members".into()));
+        let unspecified =
+            refusal(&r, &caller("cli", Role::Client), AdminOp::SetRole("bo".into(), MemberRole::Unspecified));
+        assert_eq!(unspecified.0, ErrorCode::InvalidArgument);
+        assert_eq!(refusal(&r, &caller("bo", Role::Client), AdminOp::Archive(true)).0, ErrorCode::Forbidden);
+        let archive = plan(&r, &caller("cli", Role::Client), AdminOp::Archive(true), 42).unwrap();
+        assert!(matches!(&archive.writes[..], [Write::UpdateConversation(c)] if c.archived_at_ms == 42));
+        // Either member of a private conversation archives it, and nobody leaves it.
+        let private = rec(ConversationKind::Private);
+        let r = Roster { rec: &private, ..r };
+        assert!(plan(&r, &caller("bo", Role::Client), AdminOp::Archive(false), 42).is_ok());
+        assert_eq!(refusal(&r, &caller("bo", Role::Client), AdminOp::Leave).0, ErrorCode::Forbidden);
+    }
+
+    #[test]
+    fn members_are_listed_to_members_and_to_staff_on_support() {
+        let support = rec(ConversationKind::Support);
+        let members = roster(&[("cli", MemberRole::Admin)]);
+        let r = Roster { rec: &support, members: &members, committed: 0, max_members: 10 };
+        assert!(may_list_members(&r, &caller("cli", Role::Client)).is_ok());
+        assert!(may_list_members(&r, &caller("staff", Role::Admin)).is_ok());
+        assert_eq!(may_list_members(&r, &caller("adv", Role::Advocate)).unwrap_err().code, ErrorCode::NotFound);
+        let users = vec![UserRecord { id: "cli".into(), display_name: "Client".into(), role: Role::Client as i32 }];
+        assert_eq!(member_list(&r, users)[0].display_name, "Client");
+    }
+}
