@@ -256,12 +256,13 @@ pub fn member_list(r: &Roster<'_>, users: Vec<UserRecord>) -> Vec<v1::Member> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn rec(kind: ConversationKind) -> ConversationRecord {
+    /// A conversation record for tests (the owner's too).
+    pub(crate) fn record(id: ConvId, kind: ConversationKind) -> ConversationRecord {
         ConversationRecord {
-            id: 5,
+            id,
             kind: kind as i32,
             title: String::new(),
             case_id: String::new(),
@@ -275,16 +276,24 @@ mod tests {
         }
     }
 
-    fn roster(roles: &[(&str, MemberRole)]) -> HashMap<Arc<str>, MemberRecord> {
-        let m = |(u, role): &(&str, MemberRole)| MemberRecord {
-            conversation_id: 5,
-            user_id: u.to_string(),
-            role: *role as i32,
+    /// A membership for tests, with both watermarks at `seq`.
+    pub(crate) fn member(id: ConvId, user: &str, role: MemberRole, seq: u64) -> MemberRecord {
+        MemberRecord {
+            conversation_id: id,
+            user_id: user.into(),
+            role: role as i32,
             joined_at_ms: 1,
-            delivered_seq: 0,
-            read_seq: 0,
-        };
-        roles.iter().map(|r| (Arc::from(r.0), m(r))).collect()
+            delivered_seq: seq,
+            read_seq: seq,
+        }
+    }
+
+    fn rec(kind: ConversationKind) -> ConversationRecord {
+        record(5, kind)
+    }
+
+    fn roster(roles: &[(&str, MemberRole)]) -> HashMap<Arc<str>, MemberRecord> {
+        roles.iter().map(|&(u, role)| (Arc::from(u), member(5, u, role, 0))).collect()
     }
 
     fn caller(user: &str, role: Role) -> Caller {

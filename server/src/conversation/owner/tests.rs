@@ -116,30 +116,11 @@ fn decode(frame: &[u8]) -> push::Event {
 }
 
 fn record(kind: ConversationKind) -> ConversationRecord {
-    ConversationRecord {
-        id: CONV,
-        kind: kind as i32,
-        title: "t".into(),
-        case_id: String::new(),
-        created_by: "alice".into(),
-        created_at_ms: 1,
-        archived_at_ms: 0,
-        support_state: 0,
-        e2e: false,
-        retention_days: 0,
-        legal_hold: false,
-    }
+    crate::conversation::membership::tests::record(CONV, kind)
 }
 
 fn member(user: &str, seq: u64) -> MemberRecord {
-    MemberRecord {
-        conversation_id: CONV,
-        user_id: user.into(),
-        role: MemberRole::Member as i32,
-        joined_at_ms: 1,
-        delivered_seq: seq,
-        read_seq: seq,
-    }
+    crate::conversation::membership::tests::member(CONV, user, MemberRole::Member, seq)
 }
 
 fn members(users: &[&str], seq: u64) -> Vec<MemberRecord> {
