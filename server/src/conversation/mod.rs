@@ -6,7 +6,7 @@
 //! decides (no I/O, the time passed in), [`driver`] the tokio task that
 //! performs what it decides (store calls, mailbox sends, cluster publishes,
 //! answers, one timer), [`membership`] the rules of the admin operations, and
-//! [`summary`] how a conversation looks to one user.
+//! [`summary`](mod@summary) how a conversation looks to one user.
 //!
 //! It does not own sessions, routing between shards or nodes, or storage:
 //! those are `session`, `shard`/`cluster` and `store`.
