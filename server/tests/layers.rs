@@ -44,7 +44,10 @@ fn sources(dir: &Path, base: &Path, out: &mut BTreeMap<String, String>) {
 
 /// The code without comments, string contents and the unit-test module.
 fn strip(src: &str) -> String {
-    let src = match src.find("#[cfg(test)]\nmod tests") {
+    // The unit-test module (its `super` is the file itself, not its parent).
+    let test_mod = ["mod tests", "pub(crate) mod tests", "pub(super) mod tests", "pub mod tests"]
+        .map(|m| format!("#[cfg(test)]\n{m}"));
+    let src = match test_mod.iter().filter_map(|m| src.find(m)).min() {
         Some(i) => &src[..i],
         None => src,
     };
