@@ -1,6 +1,8 @@
 //! The embedded store (fjall) with fsync on, in a temporary directory:
 //! - `store_append`: one `append` of a batch of 1, 16, 256 or 1,024 messages
-//!   (~200 bytes each) = one fsync'd commit; throughput in messages;
+//!   (~200 bytes each) = one fsync'd commit; throughput in messages. Every
+//!   message has a client id of its own, so each costs the writer's
+//!   idempotency lookup (a miss) as a user's message does;
 //! - `store_group_commit`: 64 concurrent appends of one message each (64
 //!   conversation owners committing at once), which the writer batches into
 //!   few commits;

@@ -1,5 +1,7 @@
 //! `chat-protocol` owns the wire contract of the chat service: the protobuf
-//! types generated from `schemas/chat/v1/chat.proto`, the length-delimited
+//! types generated from `schemas/chat/v1/chat.proto` (and, in [`cluster`],
+//! from `schemas/chat/cluster/v1/cluster.proto`: what server nodes tell each
+//! other, never seen by clients), the length-delimited
 //! frame codec (which enforces its own size limit), input validation and the
 //! limits it checks, wire error codes and their classes, and the client-side
 //! sequencing rules (in order, no duplicates, gaps detected).
@@ -19,6 +21,15 @@ pub mod sequencer;
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod v1 {
     include!(concat!(env!("OUT_DIR"), "/chat.v1.rs"));
+}
+
+/// What chatd nodes tell each other over Redis (server to server only).
+pub mod cluster {
+    /// Types generated from `schemas/chat/cluster/v1/cluster.proto`.
+    #[allow(missing_docs, clippy::all, clippy::pedantic)]
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/chat.cluster.v1.rs"));
+    }
 }
 
 pub use codec::{FrameDecoder, FrameError, encode_frame, encode_frame_to_vec, peek_command_id};

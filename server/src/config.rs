@@ -7,6 +7,13 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+mod store;
+
+pub use store::{
+    ConsistencyLevel, ReplicationConfig, ScyllaConfig, SerialLevel, StoreBackend, StoreConfig,
+    check_serial_for_datacenters,
+};
+
 /// Everything `chatd` can be told.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -178,124 +185,6 @@ impl LimitsConfig {
             ..chat_protocol::Limits::default()
         }
     }
-}
-
-/// Which store, and its settings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StoreConfig {
-    /// Backend: "embedded" (default, a local database under `data_dir/store`)
-    /// or "scylla" (a ScyllaDB or Cassandra cluster, see [`ScyllaConfig`]).
-    pub backend: String,
-    /// Embedded only: fsync every commit (default true). false is for
-    /// benchmarks only: an acknowledged message may then be lost in a power
-    /// cut, and after such a crash seqs may be handed out again under the same
-    /// epoch (clients are not told to resync in that case; not handled yet).
-    pub fsync: bool,
-    /// ScyllaDB settings (used when `backend = "scylla"`).
-    pub scylla: ScyllaConfig,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        Self { backend: "embedded".into(), fsync: true, scylla: ScyllaConfig::default() }
-    }
-}
-
-/// The ScyllaDB (or Cassandra) backend's settings, `[store.scylla]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ScyllaConfig {
-    /// Contact points, `host:port`; a list, or one string of comma-separated
-    /// entries (handy in `CHAT_STORE__SCYLLA__NODES`). Default `["127.0.0.1:9042"]`.
-    #[serde(deserialize_with = "list_or_comma_separated")]
-    pub nodes: Vec<String>,
-    /// Keyspace holding the tables. Default "chat".
-    pub keyspace: String,
-    /// Replication of the keyspace, used by `chatd migrate` when it creates it.
-    pub replication: ReplicationConfig,
-    /// Consistency of reads and writes: one, two, three, quorum, all,
-    /// local_quorum, each_quorum, local_one. Default "local_quorum".
-    pub consistency: String,
-    /// Consistency of the Paxos phase of lightweight transactions (the
-    /// `IF NOT EXISTS` appends): serial or local_serial. Default "local_serial".
-    /// A keyspace replicated to several datacenters needs "serial" (with
-    /// local_serial each datacenter would fence seqs on its own): local_serial
-    /// is refused then, here and when the server reports such a keyspace.
-    pub serial_consistency: String,
-    /// Datacenter to prefer (token-aware within it). Default: none (all nodes alike).
-    pub local_dc: Option<String>,
-    /// User name for password authentication (with `password`).
-    pub username: Option<String>,
-    /// Password for password authentication (with `username`).
-    pub password: Option<String>,
-    /// Client-side timeout of one statement, milliseconds. Default 5000.
-    pub request_timeout_ms: u64,
-    /// Timeout of opening a connection, milliseconds. Default 5000.
-    pub connect_timeout_ms: u64,
-    /// Threads of the driver's own runtime. Default 2.
-    pub driver_threads: usize,
-    /// Store calls in flight at once; more wait for a slot. Default 4096.
-    pub max_in_flight: usize,
-}
-
-impl Default for ScyllaConfig {
-    fn default() -> Self {
-        Self {
-            nodes: vec!["127.0.0.1:9042".into()],
-            keyspace: "chat".into(),
-            replication: ReplicationConfig::default(),
-            consistency: "local_quorum".into(),
-            serial_consistency: "local_serial".into(),
-            local_dc: None,
-            username: None,
-            password: None,
-            request_timeout_ms: 5_000,
-            connect_timeout_ms: 5_000,
-            driver_threads: 2,
-            max_in_flight: 4096,
-        }
-    }
-}
-
-/// A keyspace's replication, `[store.scylla.replication]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ReplicationConfig {
-    /// "NetworkTopologyStrategy" (default; production) or "SimpleStrategy" (one datacenter, tests).
-    pub class: String,
-    /// Replicas per datacenter (NetworkTopologyStrategy without `datacenters`)
-    /// or in all (SimpleStrategy). Default 3.
-    pub factor: u32,
-    /// NetworkTopologyStrategy only: replicas per named datacenter, e.g.
-    /// `{ dc1 = 3, dc2 = 3 }`; when set, `factor` is not used.
-    pub datacenters: std::collections::BTreeMap<String, u32>,
-    /// ScyllaDB only: `AND tablets = {'enabled': ...}` on `CREATE KEYSPACE`.
-    /// Default: `false` when the server has tablets (ScyllaDB 6.0 and later:
-    /// up to 2025.3 its tablets keyspaces refuse the lightweight transactions
-    /// every append uses), not said otherwise (Cassandra and older ScyllaDB do
-    /// not know the option). Set true only on a ScyllaDB that runs LWTs on tablets.
-    pub tablets: Option<bool>,
-}
-
-impl Default for ReplicationConfig {
-    fn default() -> Self {
-        Self { class: "NetworkTopologyStrategy".into(), factor: 3, datacenters: Default::default(), tablets: None }
-    }
-}
-
-/// A list of strings, or one string of comma-separated entries.
-fn list_or_comma_separated<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Nodes {
-        List(Vec<String>),
-        One(String),
-    }
-    Ok(match Nodes::deserialize(d)? {
-        Nodes::List(list) => list,
-        Nodes::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
-    })
 }
 
 /// Per-connection tuning.
@@ -484,18 +373,9 @@ impl Config {
     /// Refuses combinations that cannot work.
     pub fn check(&self) -> Result<(), ConfigError> {
         // Cluster first: its refusal says what to do instead, whatever the backend.
-        self.cluster.check(self.store.backend != "embedded")?;
-        match self.store.backend.as_str() {
-            "embedded" => {}
-            "scylla" => {
-                crate::store::scylla::ScyllaSettings::from_config(&self.store.scylla)
-                    .map_err(|e| ConfigError::Inconsistent(format!("store.scylla: {e}")))?;
-            }
-            other => {
-                return Err(ConfigError::Inconsistent(format!(
-                    "store.backend = {other:?}: use \"embedded\" or \"scylla\""
-                )));
-            }
+        self.cluster.check(self.store.backend.is_shared())?;
+        if self.store.backend == StoreBackend::Scylla {
+            self.store.scylla.check().map_err(|e| ConfigError::Inconsistent(format!("store.scylla: {e}")))?;
         }
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::Inconsistent("tls.cert and tls.key go together".into()));
@@ -705,7 +585,7 @@ mod tests {
         s.auth.hs256_secret = "short".into();
         assert!(s.check().unwrap_err().to_string().contains("at least 16 bytes"));
         let c = Config {
-            store: StoreConfig { backend: "scylla".into(), ..StoreConfig::default() },
+            store: StoreConfig { backend: StoreBackend::Scylla, ..StoreConfig::default() },
             cluster: ClusterConfig { redis_url: "redis://127.0.0.1:6379".into(), ..ClusterConfig::default() },
             ..Config::default()
         };

@@ -30,6 +30,7 @@ pub mod frames;
 pub mod ids;
 pub mod node;
 pub mod presence;
+#[cfg(feature = "test-support")]
 pub mod redis_server;
 pub mod session;
 pub mod shard;

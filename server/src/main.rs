@@ -164,7 +164,7 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
     }
     let shards = cfg.shard_count();
     let data_dir = cfg.data_dir.clone();
-    let store = (cfg.store.backend == "scylla")
+    let store = (cfg.store.backend == chat_server::config::StoreBackend::Scylla)
         .then(|| format!("scylla keyspace {} on {}", cfg.store.scylla.keyspace, cfg.store.scylla.nodes.join(",")));
     let handle = chat_server::start(cfg)?;
     // Signals are caught before the banner goes out: whoever reads the banner

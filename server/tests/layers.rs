@@ -44,7 +44,10 @@ fn sources(dir: &Path, base: &Path, out: &mut BTreeMap<String, String>) {
 
 /// The code without comments, string contents and the unit-test module.
 fn strip(src: &str) -> String {
-    let src = match src.find("#[cfg(test)]\nmod tests") {
+    // The unit-test module (its `super` is the file itself, not its parent).
+    let test_mod = ["mod tests", "pub(crate) mod tests", "pub(super) mod tests", "pub mod tests"]
+        .map(|m| format!("#[cfg(test)]\n{m}"));
+    let src = match test_mod.iter().filter_map(|m| src.find(m)).min() {
         Some(i) => &src[..i],
         None => src,
     };
@@ -158,6 +161,10 @@ fn references(me: &[String], code: &str) -> Vec<Vec<String>> {
                 continue;
             }
             let tail: String = code[i + kw.len()..].chars().take_while(|c| is_ident(*c) || *c == ':').collect();
+            if tail.is_empty() {
+                // `super::{a, b}`: a use tree, read above.
+                continue;
+            }
             let mut p = base(kw.trim_end_matches("::"));
             p.extend(tail.split("::").filter(|s| !s.is_empty()).map(str::to_string));
             out.push(p);

@@ -120,7 +120,7 @@ impl ServerHandle {
 /// (`cluster.redis_url`) on the embedded store is refused: each node would
 /// have its own copy of the conversations.
 pub fn start(mut cfg: Config) -> anyhow::Result<ServerHandle> {
-    cfg.cluster.check(cfg.store.backend != "embedded")?;
+    cfg.cluster.check(cfg.store.backend.is_shared())?;
     cfg.check_auth()?;
     private_data_dir(&cfg)?;
     crate::auth::resolve_dev_secret(&mut cfg)?;

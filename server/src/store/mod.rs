@@ -27,7 +27,7 @@ pub mod scylla;
 
 use bytes::Bytes;
 
-use crate::config::Config;
+use crate::config::{Config, StoreBackend};
 
 /// The store the server runs on, chosen by `store.backend`.
 pub enum Store {
@@ -52,14 +52,14 @@ impl Store {
     /// a connection to the ScyllaDB cluster (whose schema must have been made
     /// by `chatd migrate`). Blocking: call it outside an async context.
     pub fn open(cfg: &Config) -> StoreResult<Self> {
-        match cfg.store.backend.as_str() {
-            "scylla" => {
+        match cfg.store.backend {
+            StoreBackend::Scylla => {
                 let settings = scylla::ScyllaSettings::from_config(&cfg.store.scylla).map_err(|e| {
                     StoreError::Open { path: "scylla".into(), source: format!("store.scylla: {e}").into() }
                 })?;
                 Ok(Store::Scylla(scylla::ScyllaStore::open(&settings)?))
             }
-            _ => {
+            StoreBackend::Embedded => {
                 let ecfg = embedded::EmbeddedConfig { fsync: cfg.store.fsync, ..embedded::EmbeddedConfig::default() };
                 Ok(Store::Embedded(embedded::EmbeddedStore::open(&cfg.data_dir.join("store"), ecfg)?))
             }
@@ -69,8 +69,8 @@ impl Store {
     /// The backend's name, as in `store.backend`.
     pub fn backend(&self) -> &'static str {
         match self {
-            Store::Embedded(_) => "embedded",
-            Store::Scylla(_) => "scylla",
+            Store::Embedded(_) => StoreBackend::Embedded.name(),
+            Store::Scylla(_) => StoreBackend::Scylla.name(),
         }
     }
 
@@ -83,10 +83,11 @@ impl Store {
 /// `chatd migrate`: makes or upgrades the configured backend's schema and says
 /// what it did, one line each. Blocking: call it outside an async context.
 pub fn migrate(cfg: &Config) -> StoreResult<Vec<String>> {
-    match cfg.store.backend.as_str() {
-        "scylla" => scylla::migrate(&cfg.store.scylla),
-        other => Ok(vec![format!(
-            "store.backend = {other:?}: nothing to migrate (the embedded store lays itself out when opened)"
+    match cfg.store.backend {
+        StoreBackend::Scylla => scylla::migrate(&cfg.store.scylla),
+        StoreBackend::Embedded => Ok(vec![format!(
+            "store.backend = {:?}: nothing to migrate (the embedded store lays itself out when opened)",
+            StoreBackend::Embedded.name()
         )]),
     }
 }
@@ -357,14 +358,24 @@ pub trait MessageStore: Send + Sync + 'static {
     /// one commit, and moves each sender's delivered and read watermarks up to
     /// their message (writing is reading; only for messages with a client
     /// message id, i.e. users' messages; a backend may do this best-effort,
-    /// after the messages, and not fail a stored append over it). Fails with
-    /// [`StoreError::SeqTaken`] (writing nothing of the call) if any
-    /// `(conversation, seq)` exists; a backend with an
-    /// [`append_run_limit`](Self::append_run_limit) promises that only for a
-    /// call of one conversation within the limit. The owner never sequences
-    /// one client message id twice (it calls
-    /// [`find_client_msg`](Self::find_client_msg) first), so the store records
-    /// the idempotency entry it is given without reading it back.
+    /// after the messages, and not fail a stored append over it).
+    ///
+    /// Writes nothing of the call and fails with:
+    /// - [`StoreError::SeqTaken`] if any `(conversation, seq)` exists (or is
+    ///   given twice); a backend with an
+    ///   [`append_run_limit`](Self::append_run_limit) promises "nothing" only
+    ///   for a call of one conversation within the limit. This answer comes
+    ///   first: the owner's fencing path then looks client ids up itself
+    ///   ([`find_client_msg`](Self::find_client_msg));
+    /// - else [`StoreError::Duplicates`] if any message's `(conversation,
+    ///   sender, client_msg_id)` is already stored (as `find_client_msg`
+    ///   answers it: the stored seq holds that sender's message), naming every
+    ///   such message, in call order, with the seq it is stored at. So the
+    ///   owner may sequence a send at once, without a lookup first, and answer
+    ///   those as duplicates. A failing call fails alone: the other calls a
+    ///   backend commits with it are written.
+    ///
+    /// Client ids repeated within one call are not checked against each other.
     async fn append(&self, msgs: Vec<NewMessage>) -> StoreResult<()>;
 
     /// The most messages of one conversation, starting at `next_seq`, that one

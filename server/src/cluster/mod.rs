@@ -1,0 +1,269 @@
+//! Scale-out: several nodes on one shared store and one Redis (see
+//! `deploy/CLUSTER.md` for the design and its failure cases). This module is
+//! the [`Cluster`] handle shards hold (start, stop, kill, and the
+//! [`Broker`] they publish and forward through); it does not own ownership
+//! itself ([`crate::shard::placement`]) nor what shards do with what arrives.
+//!
+//! Each node runs one *bridge* (`bridge.rs`): a thread with its own small tokio
+//! runtime that holds the Redis clients (`fred`): one for commands and
+//! publishes, one subscribed to `chat:fanout`, `chat:presence` and
+//! `chat:node:<node_id>`. Shards talk to it only through bounded channels
+//! ([`Cluster`]); it talks to shards only through their bounded mailboxes
+//! ([`Mesh`]). Nothing here is on a lock shared with the message path.
+//!
+//! - Live nodes (`live.rs`): every heartbeat `ZADD chat:nodes <now_ms> <node_id>`;
+//!   members heard from within `node_ttl_ms` are live. The live set goes to
+//!   every shard when it changes.
+//! - Ownership: a conversation's owner node is the rendezvous
+//!   (highest-random-weight) choice over the live set
+//!   ([`crate::shard::placement::owner_node`]); within it, today's home shard.
+//!   Requests for a conversation owned elsewhere are forwarded (`forward.rs`:
+//!   `PUBLISH chat:node:<owner>`), answered on `chat:node:<origin>`.
+//! - Fan-out: an owner publishes every commit (and typing, receipts,
+//!   membership) on `chat:fanout`; other nodes hand it to their shards.
+//!   Pub/sub is at-most-once: sessions fill gaps from the store, and owners
+//!   publish the heads of recently active conversations every second (nudges)
+//!   so a lost last message is filled too.
+//! - Presence (`presence.rs`): `chat:presence:<user>:<node_id>` holds the
+//!   user's device count on that node (TTL `node_ttl_ms`, refreshed by the
+//!   heartbeat); changes are published on `chat:presence`.
+//! - Fencing: the store's `(conversation, seq)` uniqueness
+//!   ([`crate::store::StoreError::SeqTaken`]). Two nodes that both think they
+//!   own a conversation can never store two messages under one seq.
+//!
+//! What travels is one envelope per pub/sub message (`wire.rs`, over the types generated from
+//! `schemas/chat/cluster/v1/cluster.proto`).
+
+mod bridge;
+mod forward;
+mod keys;
+mod live;
+mod pending;
+mod presence;
+mod wire;
+
+use self::bridge::{Bridge, BridgeCmd, Inbox, Stop};
+use crate::config::ClusterConfig;
+use crate::ids::{Caller, ConvId, NodeId};
+use crate::shard::broker::{Broker, CountsByNode};
+use crate::shard::{Fanout, Mesh, UserEvent};
+use bytes::Bytes;
+use chat_protocol::cluster::v1::envelope::Body;
+use chat_protocol::v1::{command, reply};
+use futures_util::future::LocalBoxFuture;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use self::keys::{
+    ClusterError, FANOUT_CHANNEL, NODES_KEY, PRESENCE_CHANNEL, node_channel, node_id_key, presence_key,
+};
+#[cfg(feature = "test-support")]
+pub use self::wire::forged_fanout;
+
+/// Capacity of the channel from shards to the bridge.
+const BRIDGE_QUEUE: usize = 16 * 1024;
+/// Capacity of the presence channel to the bridge: apart, so a flood of
+/// publishes never crowds out a device count (which the heartbeat keeps
+/// refreshing: a lost one would be wrong until the user's next change).
+const PRESENCE_QUEUE: usize = 64 * 1024;
+/// Heartbeats between two presence resyncs (30 s at the default 1 s beat).
+const PRESENCE_RESYNC_BEATS: u64 = 30;
+
+/// What shards hold of the cluster: the way to the bridge.
+pub struct Cluster {
+    node_id: NodeId,
+    tx: mpsc::Sender<BridgeCmd>,
+    presence_tx: mpsc::Sender<BridgeCmd>,
+    forward_timeout: Duration,
+    /// Ephemeral traffic dropped at a full queue (counted, never carried only here).
+    dropped: AtomicU64,
+    /// Bumped when remote user events may have been lost (see [`Broker::reconcile_epoch`]).
+    reconcile: Arc<AtomicU64>,
+    presence_resync: Duration,
+    stop: watch::Sender<Stop>,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("node_id", &self.node_id).finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// Connects to Redis, announces this node, and starts the bridge. Returns
+    /// once the first heartbeat is done and the live set is in the shards' mailboxes.
+    pub fn start(cfg: &ClusterConfig, mesh: Mesh) -> Result<Arc<Self>, ClusterError> {
+        if cfg.redis_url.starts_with("rediss:") {
+            // Said, rather than connecting in the clear to what was meant to be TLS.
+            let why = "TLS to Redis (rediss://) is not supported by this build";
+            return Err(ClusterError::redis(&cfg.redis_url, why));
+        }
+        let node_id: NodeId = if cfg.node_id.is_empty() {
+            Arc::from(format!("n{:016x}", rand::random::<u64>()).as_str())
+        } else {
+            Arc::from(cfg.node_id.as_str())
+        };
+        let (tx, commands) = mpsc::channel(BRIDGE_QUEUE);
+        let (presence_tx, presence) = mpsc::channel(PRESENCE_QUEUE);
+        let (stop_tx, stop_rx) = watch::channel(Stop::Run);
+        let reconcile = Arc::new(AtomicU64::new(0));
+        let bridge = Bridge::new(cfg.clone(), node_id.clone(), mesh, reconcile.clone());
+        let (thread, ready) = bridge.spawn(Inbox { commands, presence }, stop_rx)?;
+        // A crashed predecessor's node-id claim may take up to `node_ttl_ms` to expire.
+        let wait = Duration::from_secs(10) + Duration::from_millis(cfg.node_ttl_ms.saturating_mul(2));
+        match ready.recv_timeout(wait) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = stop_tx.send(Stop::Kill);
+                return Err(ClusterError::redis(&cfg.redis_url, "no answer in 10 s"));
+            }
+        }
+        tracing::info!(node = %node_id, "joined the cluster");
+        Ok(Arc::new(Self {
+            node_id,
+            tx,
+            presence_tx,
+            forward_timeout: Duration::from_millis(cfg.forward_timeout_ms),
+            dropped: AtomicU64::new(0),
+            reconcile,
+            presence_resync: Duration::from_millis(cfg.heartbeat_ms.saturating_mul(PRESENCE_RESYNC_BEATS)),
+            stop: stop_tx,
+            thread: std::sync::Mutex::new(Some(thread)),
+        }))
+    }
+
+    /// Ephemeral publishes dropped because the bridge's queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    fn try_send(&self, cmd: BridgeCmd) {
+        if self.tx.try_send(cmd).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Publishes `body` on `chat:fanout`, unless the bridge is behind.
+    fn publish(&self, body: Body) {
+        let payload = wire::encode(&self.node_id, body);
+        self.try_send(BridgeCmd::Publish { channel: FANOUT_CHANNEL, payload });
+    }
+
+    /// Leaves the cluster: removes this node from the live set and its
+    /// presence keys, then stops the bridge. Blocks until done.
+    pub fn stop(&self) {
+        self.halt(Stop::Graceful);
+    }
+
+    /// Stops the bridge at once, as a crash would: no deregistration, no
+    /// presence cleanup (the keys expire by themselves).
+    pub fn kill(&self) {
+        self.halt(Stop::Kill);
+    }
+
+    fn halt(&self, how: Stop) {
+        let _ = self.stop.send(how);
+        let t = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = t {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Broker for Cluster {
+    /// This node's id.
+    fn node_id(&self) -> &NodeId {
+        &self.node_id
+    }
+
+    /// Changes whenever a remote user event (added to / removed from a
+    /// conversation) may have been lost on the way to this node's sessions (a
+    /// full mailbox, a subscriber that lagged or reconnected): sessions that see
+    /// it change reconcile their conversations with the store and fill them.
+    fn reconcile_epoch(&self) -> u64 {
+        self.reconcile.load(Ordering::Relaxed)
+    }
+
+    /// Publishes a fan-out of a conversation this node owns. Dropped (and
+    /// counted) when the bridge is behind: stored messages are never carried
+    /// only here, receivers fill gaps from the store.
+    fn publish_fanout(&self, conv: ConvId, f: &Fanout) {
+        // Presence is not published: every node works it out for itself (see `Cluster::presence`).
+        if let Some(rf) = wire::remote_fanout(conv, f) {
+            self.publish(Body::Fanout(rf));
+        }
+    }
+
+    /// Publishes a user event (added to / removed from a conversation) for the
+    /// user's sessions on other nodes.
+    fn publish_user_event(&self, user: &str, ev: &UserEvent) {
+        self.publish(Body::User(wire::remote_user_event(user, ev)));
+    }
+
+    /// The user's device count on this node changed: store it (with a TTL) and
+    /// tell the others. Called in the order of the changes (by the user's home shard).
+    fn presence(&self, user: Arc<str>, count: u32) {
+        if self.presence_tx.try_send(BridgeCmd::Presence { user, count }).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("presence count dropped at a full bridge queue");
+        }
+    }
+
+    /// Devices of `users` on each other live node that has some (from the presence keys).
+    fn remote_presence_by_node(&self, users: Vec<Arc<str>>) -> LocalBoxFuture<'_, CountsByNode> {
+        Box::pin(async move {
+            let (tx, rx) = oneshot::channel();
+            if users.is_empty() || self.tx.send(BridgeCmd::QueryPresence { users, reply: tx }).await.is_err() {
+                return HashMap::new();
+            }
+            rx.await.unwrap_or_default()
+        })
+    }
+
+    /// Every this often each shard reads the presence keys of the remote
+    /// users it holds as online (a lost "count 0" would keep them online).
+    fn presence_resync_every(&self) -> Duration {
+        self.presence_resync
+    }
+
+    /// Sends a command to the owner node of `conv`. Waits for room in the
+    /// bridge's queue (call it in the order commands must keep), and returns
+    /// the answer to await: the owner's reply, or a retryable `TIMEOUT` when
+    /// the request or its answer was lost.
+    fn forward(
+        &self,
+        owner: NodeId,
+        conv: ConvId,
+        caller: &Caller,
+        origin: u64,
+        command: Option<command::Body>,
+        want_reply: bool,
+    ) -> LocalBoxFuture<'_, LocalBoxFuture<'static, reply::Result>> {
+        let fwd = wire::forward(conv, caller, origin, command);
+        // The outer future waits for room in the bridge's queue (that keeps the
+        // order of calls); the inner one is the answer.
+        #[allow(clippy::async_yields_async)]
+        Box::pin(async move {
+            let (tx, rx) = oneshot::channel();
+            let sent = self.tx.send(BridgeCmd::Forward { owner, fwd, reply: want_reply.then_some(tx) }).await.is_ok();
+            pending::answer(sent.then_some(rx), want_reply, self.forward_timeout)
+        })
+    }
+
+    /// Answers a forwarded request.
+    fn reply(&self, to: NodeId, req_id: u64, result: reply::Result) {
+        if req_id == 0 {
+            return;
+        }
+        let payload: Bytes = wire::reply(&self.node_id, req_id, result);
+        self.try_send(BridgeCmd::Reply { to, payload });
+    }
+}

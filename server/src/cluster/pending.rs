@@ -1,0 +1,119 @@
+//! Requests this node forwarded and waits for: the pending map, request ids
+//! that never repeat across incarnations, and the answer a caller awaits (a
+//! retryable `TIMEOUT` when none comes). A leaf: no other cluster file.
+
+use chat_protocol::WireError;
+use chat_protocol::v1::{self, ErrorCode, reply};
+use futures_util::future::LocalBoxFuture;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// Requests this node forwarded and waits an answer for, by request id.
+pub(super) struct Pending {
+    waiting: RefCell<HashMap<u64, oneshot::Sender<reply::Result>>>,
+    next: Cell<u64>,
+}
+
+impl Pending {
+    /// An empty map whose ids start at random: a late answer to the previous
+    /// incarnation's request N must not answer this one's N.
+    pub(super) fn new() -> Self {
+        Self::starting_at((rand::random::<u64>() >> 1) | 1)
+    }
+
+    fn starting_at(first: u64) -> Self {
+        Self { waiting: RefCell::new(HashMap::new()), next: Cell::new(first) }
+    }
+
+    /// Waits for an answer on `reply`; the request id to send (never 0, "no answer wanted").
+    pub(super) fn insert(&self, reply: oneshot::Sender<reply::Result>) -> u64 {
+        let id = self.next.get();
+        self.next.set(id.checked_add(1).unwrap_or(1));
+        self.waiting.borrow_mut().insert(id, reply);
+        id
+    }
+
+    /// The waiting caller of request `req_id`, if still waiting here.
+    pub(super) fn take(&self, req_id: u64) -> Option<oneshot::Sender<reply::Result>> {
+        self.waiting.borrow_mut().remove(&req_id)
+    }
+
+    /// Forgets answers that never came: the asker gave up (timed out) already.
+    pub(super) fn forget_abandoned(&self) {
+        self.waiting.borrow_mut().retain(|_, tx| !tx.is_closed());
+    }
+
+    /// How many are waiting.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.waiting.borrow().len()
+    }
+}
+
+/// A retryable `TIMEOUT`: the owner node did not answer, and why.
+fn timeout_error(why: &str) -> WireError {
+    WireError::limited(
+        ErrorCode::Timeout,
+        "forward_timeout_ms",
+        format!("the conversation's owner node did not answer ({why}); retry"),
+        Some(Duration::from_millis(200)),
+    )
+}
+
+/// The answer to a forwarded request: `Ok` when none is wanted, else what
+/// comes on `rx` within `timeout`, else a retryable `TIMEOUT`. `rx` None: the
+/// request never reached the bridge.
+pub(super) fn answer(
+    rx: Option<oneshot::Receiver<reply::Result>>,
+    want_reply: bool,
+    timeout: Duration,
+) -> LocalBoxFuture<'static, reply::Result> {
+    Box::pin(async move {
+        let Some(rx) = rx else {
+            return reply::Result::Error(timeout_error("cluster bridge stopped").to_proto());
+        };
+        if !want_reply {
+            return reply::Result::Ok(v1::Empty {});
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => reply::Result::Error(timeout_error("request dropped").to_proto()),
+            Err(_) => reply::Result::Error(timeout_error("timed out").to_proto()),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_never_zero_and_abandoned_ones_are_forgotten() {
+        let p = Pending::starting_at(u64::MAX);
+        let (tx, rx) = oneshot::channel();
+        assert_eq!(p.insert(tx), u64::MAX);
+        let (tx, _abandoned) = oneshot::channel();
+        assert_eq!(p.insert(tx), 1, "wraps past 0");
+        drop(_abandoned);
+        p.forget_abandoned();
+        assert_eq!(p.len(), 1);
+        p.take(u64::MAX).unwrap().send(reply::Result::Ok(v1::Empty {})).unwrap();
+        assert_eq!(rx.blocking_recv().unwrap(), reply::Result::Ok(v1::Empty {}));
+        assert!(p.take(u64::MAX).is_none(), "answered once");
+    }
+
+    #[tokio::test]
+    async fn an_unanswered_request_times_out_retryably() {
+        let (_tx, rx) = oneshot::channel();
+        let r = answer(Some(rx), true, Duration::from_millis(50)).await;
+        let reply::Result::Error(e) = r else { panic!("{r:?}") };
+        assert_eq!(e.code, ErrorCode::Timeout as i32);
+        assert!(e.message.contains("timed out"), "{}", e.message);
+        let r = answer(None, false, Duration::from_millis(50)).await;
+        assert!(matches!(r, reply::Result::Error(e) if e.message.contains("bridge stopped")));
+        let (_tx, rx) = oneshot::channel();
+        assert_eq!(answer(Some(rx), false, Duration::ZERO).await, reply::Result::Ok(v1::Empty {}));
+    }
+}

@@ -1,0 +1,327 @@
+//! The tokio task around a conversation's [`Owner`]: it loads the
+//! conversation, feeds the owner its mailbox, the results of the store calls
+//! it asked for and one timer (from [`Owner::poll_timeout`]), and performs
+//! the effects it asks for: store calls, mailbox sends, cluster publishes and
+//! answers on oneshot channels. Admin operations are planned by
+//! [`membership`], written here and applied to the owner. It decides nothing
+//! of its own: every rule is in the owner or in `membership`.
+
+use super::membership::{self, Write};
+use super::owner::{Effect, Handles, Owner, OwnerConfig, RECENT_IDS, Reloaded, unavailable};
+use super::summary;
+use crate::ids::Caller;
+use crate::ids::ConvId;
+use crate::shard::MailboxFull;
+use crate::shard::ShardCtx;
+use crate::shard::{AdminOp, ConvMsg, Reply};
+use crate::store::{MessageStore, Store, StoreResult};
+use chat_protocol::WireError;
+use chat_protocol::v1::{self, ErrorCode};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::mpsc;
+
+/// Capacity of an owner's inbox.
+const INBOX: usize = 4096;
+
+/// The driver's reply handles: oneshot senders.
+#[derive(Debug)]
+pub struct Oneshots;
+
+impl Handles for Oneshots {
+    type Send = Reply<v1::SendMessageOk>;
+    type Receipt = Reply<()>;
+}
+
+/// Spawns the owner of `conv` on this shard and returns its inbox.
+pub fn spawn(ctx: Rc<ShardCtx>, conv: ConvId) -> mpsc::Sender<ConvMsg> {
+    let (tx, rx) = mpsc::channel(INBOX);
+    let me = tx.downgrade();
+    tokio::task::spawn_local(async move {
+        let store = ctx.shared.store.clone();
+        let loaded = async {
+            let Some(rec) = store.get_conversation(conv).await? else { return Ok(None) };
+            let members = store.members(conv).await?;
+            let last = store.last_seq(conv).await?;
+            Ok::<_, crate::store::StoreError>(Some((rec, members, last)))
+        }
+        .await;
+        match loaded {
+            Ok(Some((rec, members, last))) => {
+                let owner = Owner::new(owner_config(&ctx), rec, members, last, now(), unix_ms_now());
+                Driver { ctx: ctx.clone(), store, owner, io: None, flush: None }.run(rx, &me).await;
+            }
+            Ok(None) => {
+                refuse_all(rx, WireError::new(ErrorCode::NotFound, format!("conversation {conv} does not exist"))).await
+            }
+            Err(e) => {
+                tracing::error!(conv, error = %e, "cannot load conversation");
+                refuse_all(rx, WireError::new(ErrorCode::Unavailable, "conversation temporarily unavailable")).await
+            }
+        }
+        remove_own_entry(&ctx, conv, &me);
+    });
+    tx
+}
+
+/// What an owner of this shard knows of its surroundings.
+fn owner_config(ctx: &ShardCtx) -> OwnerConfig {
+    let cfg = &ctx.shared.cfg;
+    let store = ctx.shared.store.clone();
+    OwnerConfig {
+        shards: ctx.shared.mesh.len(),
+        cluster: ctx.shared.broker.is_some(),
+        typing_timeout: Duration::from_millis(cfg.limits.typing_timeout_ms),
+        receipts_max_members: cfg.session.receipts_max_members,
+        max_members: cfg.limits.max_members,
+        recent_ids: RECENT_IDS,
+        run_limit: Rc::new(move |next| store.append_run_limit(next)),
+    }
+}
+
+/// The time on the runtime's clock.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+fn unix_ms_now() -> u64 {
+    chat_protocol::unix_ms(SystemTime::now())
+}
+
+/// Forgets this owner in the shard's map, unless a successor already took its place.
+fn remove_own_entry(ctx: &ShardCtx, conv: ConvId, me: &mpsc::WeakSender<ConvMsg>) {
+    let mut actors = ctx.state.actors.borrow_mut();
+    let mine = match (actors.get(&conv), me.upgrade()) {
+        (Some(current), Some(me)) => current.same_channel(&me),
+        _ => false,
+    };
+    if mine {
+        actors.remove(&conv);
+    }
+}
+
+/// Answers what is queued with `err`, then stops.
+async fn refuse_all(mut rx: mpsc::Receiver<ConvMsg>, err: WireError) {
+    rx.close();
+    while let Some(m) = rx.recv().await {
+        match m {
+            ConvMsg::Send { reply, .. } => drop(reply.send(Err(err.clone()))),
+            ConvMsg::Attach { reply, .. } => drop(reply.send(Err(err.clone()))),
+            ConvMsg::Admin { reply, .. } => drop(reply.send(Err(err.clone()))),
+            ConvMsg::Members { reply, .. } => drop(reply.send(Err(err.clone()))),
+            ConvMsg::Receipt { reply: Some(reply), .. } => drop(reply.send(Err(err.clone()))),
+            _ => {}
+        }
+    }
+}
+
+/// The result of the owner's sequencing store call.
+enum Io {
+    Committed(StoreResult<()>),
+    Reloaded(StoreResult<Reloaded>),
+    Head(StoreResult<u64>),
+}
+
+type Pending<T> = Pin<Box<dyn Future<Output = T>>>;
+
+struct Driver {
+    ctx: Rc<ShardCtx>,
+    store: Arc<Store>,
+    owner: Owner<Oneshots>,
+    /// The append or reload in flight (one at a time).
+    io: Option<Pending<Io>>,
+    /// The watermark flush in flight.
+    flush: Option<Pending<StoreResult<()>>>,
+}
+
+impl Driver {
+    async fn run(mut self, mut rx: mpsc::Receiver<ConvMsg>, me: &mpsc::WeakSender<ConvMsg>) {
+        let timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(timer);
+        let mut armed: Option<Instant> = None;
+        loop {
+            let stop = self.perform();
+            // No await between the emptiness check and leaving the map: the
+            // mailbox runs on this thread, so nothing slips in between.
+            if stop && rx.is_empty() && self.io.is_none() && self.flush.is_none() {
+                remove_own_entry(&self.ctx, self.owner.id(), me);
+                return;
+            }
+            let deadline = self.owner.poll_timeout();
+            if deadline != armed {
+                if let Some(d) = deadline {
+                    timer.as_mut().reset(tokio::time::Instant::from_std(d));
+                }
+                armed = deadline;
+            }
+            let (io, flush) = (&mut self.io, &mut self.flush);
+            tokio::select! {
+                res = async { io.as_mut().expect("guarded").await }, if io.is_some() => {
+                    self.io = None;
+                    self.finish_io(res);
+                }
+                res = async { flush.as_mut().expect("guarded").await }, if flush.is_some() => {
+                    self.flush = None;
+                    self.owner.handle_flushed(now(), res);
+                }
+                m = rx.recv() => match m {
+                    Some(m) => self.handle(m).await,
+                    None => break,
+                },
+                () = timer.as_mut(), if armed.is_some() => {
+                    armed = None;
+                    self.owner.handle_timeout(now());
+                }
+            }
+        }
+        // The shard is stopping: finish what the store is doing, so that
+        // those waiting get their answer.
+        while let Some(io) = self.io.take() {
+            let res = io.await;
+            self.finish_io(res);
+            self.perform();
+        }
+        if let Some(flush) = self.flush.take() {
+            let res = flush.await;
+            self.owner.handle_flushed(now(), res);
+            self.perform();
+        }
+    }
+
+    fn finish_io(&mut self, res: Io) {
+        let now = now();
+        self.owner.handle_wall_clock(now, unix_ms_now());
+        match res {
+            Io::Committed(r) => self.owner.handle_committed(now, r),
+            Io::Reloaded(r) => self.owner.handle_reloaded(now, r),
+            Io::Head(r) => self.owner.handle_head(now, r),
+        }
+    }
+
+    /// Performs what the owner asks; true if it asked to stop.
+    fn perform(&mut self) -> bool {
+        let mut stop = false;
+        let conv = self.owner.id();
+        while let Some(effect) = self.owner.poll_effect() {
+            match effect {
+                Effect::Append(batch) => {
+                    let store = self.store.clone();
+                    self.io = Some(Box::pin(async move { Io::Committed(store.append(batch).await) }));
+                }
+                Effect::Reload => {
+                    let store = self.store.clone();
+                    self.io = Some(Box::pin(async move {
+                        let reloaded = async {
+                            let last = store.last_seq(conv).await?;
+                            let members = store.members(conv).await?;
+                            let rec = store.get_conversation(conv).await?;
+                            Ok(Reloaded { last, members, rec })
+                        };
+                        Io::Reloaded(reloaded.await)
+                    }));
+                }
+                Effect::ReadHead => {
+                    let store = self.store.clone();
+                    self.io = Some(Box::pin(async move { Io::Head(store.last_seq(conv).await) }));
+                }
+                Effect::FlushWatermarks(batch) => {
+                    let store = self.store.clone();
+                    self.flush = Some(Box::pin(async move {
+                        // Issued together, so the store's writer commits them in one fsync.
+                        let writes = batch.iter().map(|(user, d, r)| store.advance_watermarks(conv, user, *d, *r));
+                        let mut result = Ok(());
+                        for r in futures_util::future::join_all(writes).await {
+                            if let Err(e) = r {
+                                tracing::warn!(conv, error = %e, "watermark not stored");
+                                result = Err(e);
+                            }
+                        }
+                        result
+                    }));
+                }
+                Effect::Sent(reply, res) => drop(reply.send(res)),
+                Effect::Receipted(reply, res) => drop(reply.send(res)),
+                Effect::ToShard(shard, msg) => {
+                    if let Err(MailboxFull(msg)) = self.ctx.shared.mesh.try_send(shard, msg) {
+                        self.owner.handle_refused(now(), shard, msg);
+                    }
+                }
+                Effect::Publish(f) => {
+                    if let Some(c) = &self.ctx.shared.broker {
+                        c.publish_fanout(conv, &f);
+                    }
+                }
+                Effect::PublishUser(user, ev) => {
+                    if let Some(c) = &self.ctx.shared.broker {
+                        c.publish_user_event(&user, &ev);
+                    }
+                }
+                Effect::Stop => stop = true,
+            }
+        }
+        stop
+    }
+
+    async fn handle(&mut self, m: ConvMsg) {
+        let now = now();
+        match m {
+            ConvMsg::Send { caller, origin, msg, reply } => {
+                self.owner.handle_wall_clock(now, unix_ms_now());
+                self.owner.handle_send(now, caller.user, origin, *msg, reply);
+            }
+            ConvMsg::Attach { shard, user, reply } => drop(reply.send(self.owner.handle_attach(now, shard, &user))),
+            ConvMsg::Detach { shard } => self.owner.handle_detach(now, shard),
+            ConvMsg::Typing { user, typing } => self.owner.handle_typing(now, user, typing),
+            ConvMsg::Receipt { user, kind, seq, reply } => self.owner.handle_receipt(now, user, kind, seq, reply),
+            ConvMsg::Presence { user, online, version } => self.owner.handle_presence(now, user, online, version),
+            ConvMsg::Admin { caller, op, reply } => {
+                let res = self.admin(&caller, op).await;
+                // What the change tells others goes out before the caller hears back.
+                let _ = self.perform();
+                let _ = reply.send(res);
+            }
+            ConvMsg::Members { caller, reply } => drop(reply.send(self.members(&caller).await)),
+        }
+    }
+
+    /// Plans an admin operation, performs its writes (applying each to the
+    /// owner once durable), has the owner announce it, and answers with the
+    /// conversation as the caller now sees it.
+    async fn admin(&mut self, caller: &Caller, op: AdminOp) -> Result<v1::ConversationSummary, WireError> {
+        let plan = membership::plan(&self.owner.roster(), caller, op, unix_ms_now())?;
+        for write in plan.writes {
+            self.write(&write).await.map_err(|e| {
+                tracing::error!(error = %e, "membership write failed");
+                unavailable()
+            })?;
+            self.owner.handle_written(now(), write);
+        }
+        let last = summary::last_message(&self.store, self.owner.id(), self.owner.committed()).await;
+        self.owner.handle_announce(now(), plan.notices, last.as_ref());
+        Ok(self.owner.summary_for(&caller.user, last.as_ref()))
+    }
+
+    async fn write(&self, write: &Write) -> StoreResult<()> {
+        match write {
+            Write::PutMembers(recs) => {
+                // All written at once: the store's writer commits them in one fsync.
+                let writes = recs.iter().map(|r| self.store.put_member(r));
+                futures_util::future::join_all(writes).await.into_iter().collect()
+            }
+            Write::RemoveMember(user) => self.store.remove_member(self.owner.id(), user).await,
+            Write::UpdateConversation(rec) => self.store.update_conversation(rec).await,
+        }
+    }
+
+    /// The members with their names and watermarks, for a member (or staff on a support conversation).
+    async fn members(&self, caller: &Caller) -> Result<Vec<v1::Member>, WireError> {
+        let roster = self.owner.roster();
+        membership::may_list_members(&roster, caller)?;
+        let ids: Vec<String> = roster.members.keys().map(|u| u.to_string()).collect();
+        let users = self.store.get_users(&ids).await.unwrap_or_default();
+        Ok(membership::member_list(&self.owner.roster(), users))
+    }
+}

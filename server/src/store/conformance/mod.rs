@@ -1,0 +1,76 @@
+//! The conformance suite every [`MessageStore`] backend must pass.
+//!
+//! Written against the trait only. A backend provides a [`ConformanceFactory`]
+//! and invokes [`conformance_tests!`](crate::conformance_tests) with it in an
+//! integration test; that expands to one `#[tokio::test]` per case, so each
+//! case is reported on its own:
+//!
+//! ```ignore
+//! mod embedded {
+//!     chat_server::conformance_tests!(crate::EmbeddedFactory::default());
+//! }
+//! ```
+//!
+//! Each case takes the factory and makes the stores it needs; the cases panic
+//! (as tests do) when the backend breaks the contract. The cases live by
+//! subject: `messages` (appends, reads, seqs, concurrency), `idempotency`
+//! (client message ids, lookups and duplicates refused by the append) and
+//! `records` (conversations, members, watermarks, users, epoch, reopening).
+
+mod harness;
+mod idempotency;
+mod messages;
+mod records;
+
+pub use harness::{ConformanceFactory, report_skip};
+pub use idempotency::*;
+pub use messages::*;
+pub use records::*;
+
+/// Expands to one `#[tokio::test]` per conformance case, each run against a
+/// store made by the given factory expression (a [`ConformanceFactory`]).
+///
+/// The invoking crate needs `tokio` with the `macros` and `rt-multi-thread`
+/// features.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:expr) => {
+        $crate::conformance_tests!(@cases $factory;
+            append_then_read_back,
+            read_forward_pages,
+            read_backward_pages,
+            read_range_bounds,
+            last_seq_follows_appends,
+            seq_taken_writes_nothing,
+            idempotency_lookup,
+            idempotency_answers_only_stored_messages,
+            duplicates_write_nothing_and_are_named,
+            a_lost_seq_leaves_no_duplicate,
+            a_duplicate_fails_only_its_call,
+            concurrent_appends_all_land,
+            concurrent_duplicate_seq_one_wins,
+            create_if_absent,
+            update_conversation_replaces,
+            member_indexes_in_step,
+            watermarks_only_move_forward,
+            append_moves_sender_watermarks,
+            support_queue_follows_state,
+            users_upsert_and_get,
+            epoch_per_store,
+            reopen_keeps_everything,
+        );
+    };
+    (@cases $factory:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let mut factory = $factory;
+                if let Some(why) = $crate::store::conformance::ConformanceFactory::skip(&factory) {
+                    $crate::store::conformance::report_skip(stringify!($case), &why);
+                    return;
+                }
+                $crate::store::conformance::$case(&mut factory).await;
+            }
+        )+
+    };
+}

@@ -1,0 +1,71 @@
+//! What the writer thread is asked and answers: the queued writes
+//! ([`Request`], [`Op`]), their results ([`Done`]), and the in-memory write
+//! set of one group commit, and the counters the store shares with the
+//! writer ([`Shared`]). A leaf of the embedded store.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+
+use fjall::Slice;
+use tokio::sync::oneshot;
+
+use super::db::Ks;
+use crate::store::{ConversationRecord, Created, MemberRecord, NewMessage, StoreResult, UserRecord};
+
+/// A write, as queued for the writer.
+pub(super) enum Op {
+    Append(Vec<NewMessage>),
+    CreateConversation(ConversationRecord, Vec<MemberRecord>),
+    UpdateConversation(ConversationRecord),
+    PutMember(MemberRecord),
+    RemoveMember { conversation_id: u64, user_id: String },
+    AdvanceWatermarks { conversation_id: u64, user_id: String, delivered: u64, read: u64 },
+    UpsertUser(UserRecord),
+}
+
+impl Op {
+    pub(super) fn name(&self) -> &'static str {
+        match self {
+            Op::Append(_) => "append",
+            Op::CreateConversation(..) => "create_conversation",
+            Op::UpdateConversation(_) => "update_conversation",
+            Op::PutMember(_) => "put_member",
+            Op::RemoveMember { .. } => "remove_member",
+            Op::AdvanceWatermarks { .. } => "advance_watermarks",
+            Op::UpsertUser(_) => "upsert_user",
+        }
+    }
+}
+
+/// What a write produced.
+pub(super) enum Done {
+    Unit,
+    Created(Created),
+}
+
+pub(super) type Reply = oneshot::Sender<StoreResult<Done>>;
+
+/// A message on the writer's queue.
+pub(super) enum Request {
+    Write(Op, Reply),
+    /// Wakes the writer so that it notices `closed`.
+    Wake,
+}
+
+/// Writes staged in memory: `tag(ks) | key` -> the new value, `None` to remove.
+pub(super) type WriteSet = HashMap<Vec<u8>, Option<Slice>>;
+
+pub(super) fn staged_key(ks: Ks, key: &[u8]) -> Vec<u8> {
+    let mut staged = Vec::with_capacity(1 + key.len());
+    staged.push(ks as u8);
+    staged.extend_from_slice(key);
+    staged
+}
+
+/// State shared with the writer thread.
+#[derive(Default)]
+pub(super) struct Shared {
+    pub(super) closed: AtomicBool,
+    pub(super) commits: AtomicU64,
+    pub(super) requests: AtomicU64,
+}
