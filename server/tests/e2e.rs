@@ -291,7 +291,9 @@ async fn members_only_and_role_rules() {
     assert_eq!(code(mallory.history(conv, 0, 0, 10).await.unwrap_err()), Some(ErrorCode::NotFound));
     assert_eq!(code(mallory.get_members(conv).await.unwrap_err()), Some(ErrorCode::NotFound));
     assert_eq!(code(mallory.get_conversation(conv).await.unwrap_err()), Some(ErrorCode::NotFound));
-    assert_eq!(code(mallory.join(conv).await.unwrap_err()), Some(ErrorCode::Forbidden));
+    // Joining is for staff picking up support requests; to anyone else a
+    // conversation they are not in does not exist.
+    assert_eq!(code(mallory.join(conv).await.unwrap_err()), Some(ErrorCode::NotFound));
     assert_eq!(code(mallory.history(999_999, 0, 0, 10).await.unwrap_err()), Some(ErrorCode::NotFound));
     // Private ids follow from the pair, so "not a member" must read exactly like
     // "does not exist": nobody learns who talks privately with whom.

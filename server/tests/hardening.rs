@@ -294,3 +294,53 @@ async fn a_stranger_does_not_see_presence_until_accepted() {
     let p = mallory2.get_presence(vec!["alice".into()]).await.unwrap();
     assert!(p.len() == 1 && p[0].online, "after alice wrote: {p:?}");
 }
+
+/// No existence oracle: private ids follow from the pair, so anyone can
+/// compute the id of "alice and bob". Every command a non-member sends about
+/// it gets exactly the answer it gets about a pair that never talked (the id
+/// aside), so nobody learns who talks privately with whom.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_command_tells_an_existing_conversation_from_an_absent_one() {
+    use chat_protocol::v1::{self as p, command::Body as B};
+    let s = Server::start();
+    let (alice, _) = s.connect("alice", "advocate", Transport::Quic).await;
+    let pair = create(&alice, ConversationKind::Private, "", "", &["bob"]).await;
+    alice.send_text(pair, "privileged").await.unwrap();
+    let absent = chat_server::command::conversations::private_id("alice", "zed");
+    let web = s.h().web_addr().unwrap();
+    let (mut eve, _) = common::web::Ws::connect(web, "eve").await;
+    let commands = |c: u64| {
+        let text = Some(p::MessageBody { content: Some(p::message_body::Content::Text("hi".into())) });
+        vec![
+            B::SendMessage(p::SendMessage { conversation_id: c, client_msg_id: "m1".into(), body: text, reply_to: 0 }),
+            B::GetHistory(p::GetHistory { conversation_id: c, limit: 10, ..Default::default() }),
+            B::GetConversation(p::GetConversation { conversation_id: c }),
+            B::GetMembers(p::GetMembers { conversation_id: c }),
+            B::JoinConversation(p::JoinConversation { conversation_id: c }),
+            B::LeaveConversation(p::LeaveConversation { conversation_id: c }),
+            B::AddMembers(p::AddMembers { conversation_id: c, user_ids: vec!["eve".into()] }),
+            B::RemoveMember(p::RemoveMember { conversation_id: c, user_id: "bob".into() }),
+            B::SetMemberRole(p::SetMemberRole { conversation_id: c, user_id: "eve".into(), role: 3 }),
+            B::ArchiveConversation(p::ArchiveConversation { conversation_id: c, unarchive: false }),
+            B::MarkRead(p::MarkRead { conversation_id: c, seq: 1 }),
+            B::MarkDelivered(p::MarkDelivered { conversation_id: c, seq: 1, more: Vec::new() }),
+            B::SetTyping(p::SetTyping { conversation_id: c, typing: true }),
+        ]
+    };
+    for (existing, missing) in commands(pair).into_iter().zip(commands(absent)) {
+        let what = format!("{existing:?}").split('(').next().unwrap_or_default().to_string();
+        let a = eve.request(existing).await;
+        let b = eve.request(missing).await;
+        let bytes = |r: &p::reply::Result, id: u64| {
+            let r = p::Reply { id: 0, result: Some(r.clone()) };
+            String::from_utf8_lossy(&prost::Message::encode_to_vec(&r)).replace(&id.to_string(), "N")
+        };
+        assert_eq!(bytes(&a, pair), bytes(&b, absent), "{what}: {a:?} / {b:?}");
+        if what != "SetTyping" {
+            assert!(
+                matches!(a, p::reply::Result::Error(ref e) if e.code == ErrorCode::NotFound as i32),
+                "{what}: {a:?}"
+            );
+        }
+    }
+}

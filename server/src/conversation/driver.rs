@@ -55,7 +55,8 @@ pub fn spawn(ctx: Rc<ShardCtx>, conv: ConvId) -> mpsc::Sender<ConvMsg> {
                 Driver { ctx: ctx.clone(), store, owner, io: None, flush: None }.run(rx, &me).await;
             }
             Ok(None) => {
-                refuse_all(rx, WireError::new(ErrorCode::NotFound, format!("conversation {conv} does not exist"))).await
+                // The same answer as for a conversation the caller is not in.
+                refuse_all(rx, summary::no_access(conv)).await
             }
             Err(e) => {
                 tracing::error!(conv, error = %e, "cannot load conversation");

@@ -127,16 +127,19 @@ pub fn plan(r: &Roster<'_>, caller: &Caller, op: AdminOp, now_ms: u64) -> Result
     };
     let tell = |user: &Arc<str>, added: bool| Notice::Tell { user: user.clone(), added };
     let me = &caller.user;
+    // Membership first: to someone who is not in it, a conversation answers
+    // exactly as one that does not exist, whatever the operation (its kind,
+    // its roles, even its existence are not theirs to learn). Only staff
+    // picking up a support request come in from outside.
+    let staff_pickup = matches!(op, AdminOp::Join) && kind == ConversationKind::Support && caller.role == Role::Admin;
+    if my_role.is_none() && !staff_pickup && !matches!(op, AdminOp::Created) {
+        return Err(summary::no_access(r.id()));
+    }
     let plan = match op {
         AdminOp::Created => Plan { writes: Vec::new(), notices: r.members.keys().map(|u| tell(u, true)).collect() },
         AdminOp::Join => {
             if r.is_member(me) {
                 return Err(WireError::new(ErrorCode::Conflict, "already a member"));
-            }
-            if kind != ConversationKind::Support || caller.role != Role::Admin {
-                return forbidden(
-                    "only staff join, and only support conversations; ask a conversation admin to add you",
-                );
             }
             let mut writes = vec![Write::PutMembers(vec![r.new_member(me, MemberRole::Admin, now_ms)])];
             if r.rec.support_state == v1::SupportState::Waiting as i32 {
@@ -147,9 +150,6 @@ pub fn plan(r: &Roster<'_>, caller: &Caller, op: AdminOp, now_ms: u64) -> Result
             Plan { writes, notices }
         }
         AdminOp::Leave => {
-            if my_role.is_none() {
-                return Err(summary::no_access(r.id()));
-            }
             if kind == ConversationKind::Private {
                 return forbidden("a private conversation cannot be left; archive it instead");
             }
@@ -336,7 +336,9 @@ pub(super) mod tests {
         let members = roster(&[("cli", MemberRole::Admin), ("bo", MemberRole::Member)]);
         let r = Roster { rec: &support, members: &members, committed: 3, max_members: 10 };
         assert_eq!(refusal(&r, &caller("cli", Role::Client), AdminOp::Join).0, ErrorCode::Conflict);
-        assert_eq!(refusal(&r, &caller("adv", Role::Advocate), AdminOp::Join).0, ErrorCode::Forbidden);
+        // Anyone else is told what a stranger is told of any conversation.
+        let no_access = (ErrorCode::NotFound, summary::no_access(5).message);
+        assert_eq!(refusal(&r, &caller("adv", Role::Advocate), AdminOp::Join), no_access);
         let join = plan(&r, &caller("staff", Role::Admin), AdminOp::Join, 7).unwrap();
         assert!(matches!(&join.writes[..], [Write::PutMembers(m), Write::UpdateConversation(c)]
             if m[0].role == MemberRole::Admin as i32 && c.support_state == v1::SupportState::Assigned as i32));
@@ -360,6 +362,32 @@ pub(super) mod tests {
         let r = Roster { rec: &private, ..r };
         assert!(plan(&r, &caller("bo", Role::Client), AdminOp::Archive(false), 42).is_ok());
         assert_eq!(refusal(&r, &caller("bo", Role::Client), AdminOp::Leave).0, ErrorCode::Forbidden);
+    }
+
+    #[test]
+    fn strangers_learn_nothing_from_any_operation() {
+        // Every refusal a non-member could get says "no such conversation for
+        // you", whatever the kind, the operation or the caller's own role.
+        let no_access = (ErrorCode::NotFound, summary::no_access(5).message);
+        for kind in [ConversationKind::Private, ConversationKind::Group, ConversationKind::Support] {
+            let rec = rec(kind);
+            let members = roster(&[("ann", MemberRole::Admin), ("bo", MemberRole::Member)]);
+            let r = Roster { rec: &rec, members: &members, committed: 3, max_members: 10 };
+            for op in [
+                AdminOp::Leave,
+                add(&["x"]),
+                AdminOp::Remove("bo".into()),
+                AdminOp::SetRole("bo".into(), MemberRole::Moderator),
+                AdminOp::Archive(true),
+            ] {
+                for role in [Role::Client, Role::Advocate, Role::Admin] {
+                    assert_eq!(refusal(&r, &caller("eve", role), op.clone()), no_access, "{kind:?} {op:?} {role:?}");
+                }
+            }
+            if kind != ConversationKind::Support {
+                assert_eq!(refusal(&r, &caller("eve", Role::Admin), AdminOp::Join), no_access, "{kind:?}");
+            }
+        }
     }
 
     #[test]
