@@ -375,7 +375,7 @@ pub(super) mod tests {
             let r = Roster { rec: &rec, members: &members, committed: 3, max_members: 10 };
             for op in [
                 AdminOp::Leave,
-                add(&["x"]),
+                AdminOp::Add(vec!["x".into()]),
                 AdminOp::Remove("bo".into()),
                 AdminOp::SetRole("bo".into(), MemberRole::Moderator),
                 AdminOp::Archive(true),
