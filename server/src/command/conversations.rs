@@ -14,6 +14,9 @@ use chat_protocol::v1::{self, ConversationKind, ErrorCode, MemberRole, Role, rep
 
 /// Default and largest conversation-list page.
 const LIST_PAGE: (u32, u32) = (50, 500);
+/// Support requests shown to staff at once (the store's queue order): one
+/// answer stays far below the frame limit clients accept, however many wait.
+const SUPPORT_QUEUE_PAGE: usize = 100;
 
 /// A conversation the caller may read: a member, or staff on a support one.
 pub async fn readable(req: &Requester, conv: ConvId) -> Result<(ConversationRecord, Option<MemberRecord>), WireError> {
@@ -182,19 +185,23 @@ pub async fn get(req: &Requester, conv: ConvId) -> Result<reply::Result, WireErr
     Ok(reply::Result::Conversation(v1::ConversationOk { summary: Some(s), existing: false }))
 }
 
-/// Support conversations waiting for staff (admins only).
+/// Support conversations waiting for staff (admins only), at most
+/// [`SUPPORT_QUEUE_PAGE`] of them (`next` is non-empty when more wait).
 pub async fn support_queue(req: &Requester) -> Result<reply::Result, WireError> {
     if req.caller.role != Role::Admin {
         return Err(err(ErrorCode::Forbidden, "only staff (admins) see the support queue"));
     }
     let ids = req.store().support_queue().await.map_err(store_err)?;
+    let more = ids.len() > SUPPORT_QUEUE_PAGE;
     let mut out = Vec::new();
-    for id in ids {
+    for id in ids.into_iter().take(SUPPORT_QUEUE_PAGE) {
         if let Ok((rec, _)) = readable(req, id).await {
             out.push(summary_of(req, &rec, None, None).await?);
         }
     }
-    Ok(reply::Result::Conversations(v1::ConversationList { conversations: out, next: String::new() }))
+    // More are waiting: staff see the first page and pick those up first.
+    let next = if more { "more".to_string() } else { String::new() };
+    Ok(reply::Result::Conversations(v1::ConversationList { conversations: out, next }))
 }
 
 /// The caller's conversations, filtered, most recently active first, one page.
