@@ -344,3 +344,19 @@ async fn no_command_tells_an_existing_conversation_from_an_absent_one() {
         }
     }
 }
+
+/// However many support requests wait, one answer to staff holds at most 100
+/// (before: 100,000 waiting made an 8.6 MB answer, over the frame limit the
+/// SDKs accept), and says more are waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_support_queue_answers_a_page() {
+    let s = Server::start();
+    let (client, _) = s.connect("clara", "client", Transport::Quic).await;
+    for _ in 0..101 {
+        create(&client, ConversationKind::Support, "help", "", &[]).await;
+    }
+    let (staff, _) = s.connect("sam", "admin", Transport::Quic).await;
+    let page = staff.support_queue().await.unwrap();
+    assert_eq!(page.conversations.len(), 100);
+    assert!(!page.next.is_empty(), "more are waiting");
+}
