@@ -137,17 +137,7 @@ async fn node_killed_mid_conversation_loses_and_repeats_nothing() {
         let seen: Vec<(u64, String)> = got.iter().map(|m| (m.seq, text(m))).collect();
         assert_eq!(seen, order, "{} sees the stored order", users[i]);
         // And nothing more arrives (no duplicate after the last).
-        let extra = tokio::time::timeout(Duration::from_millis(300), async {
-            loop {
-                match ev.next().await {
-                    Some(Event::Message(m)) if m.conversation_id == conv => return m,
-                    Some(_) => {}
-                    None => std::future::pending::<()>().await,
-                }
-            }
-        })
-        .await;
-        assert!(extra.is_err(), "{}: a message after the last: {:?}", users[i], extra.ok().map(|m| m.seq));
+        common::server::assert_quiet(ev, conv, Duration::from_millis(300)).await;
     }
 }
 
@@ -250,17 +240,7 @@ async fn presence_survives_lost_pubsub() {
     // Alice comes back while every subscriber keeps being cut: her "online"
     // never reaches node C by pub/sub.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let cutter = {
-        let (stop, port) = (stop.clone(), c.redis_port());
-        std::thread::spawn(move || {
-            let mut cuts = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                cuts += kill_subscribers(port);
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            cuts
-        })
-    };
+    let cutter = cut_subscribers_until(c.redis_port(), stop.clone());
     tokio::time::sleep(Duration::from_millis(50)).await;
     let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
     tokio::time::sleep(Duration::from_millis(100)).await;

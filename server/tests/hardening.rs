@@ -273,7 +273,7 @@ async fn an_http_flood_from_one_address_starves_no_one() {
 async fn a_stranger_does_not_see_presence_until_accepted() {
     let s = Server::start();
     let (alice, mut a_ev) = s.connect("alice", "client", Transport::Quic).await;
-    let (mallory, _) = s.connect("mallory", "advocate", Transport::Quic).await;
+    let (mallory, mut m_ev) = s.connect("mallory", "advocate", Transport::Quic).await;
     let conv = create(&mallory, ConversationKind::Private, "", "", &["alice"]).await;
     let asked = || mallory.get_presence(vec!["alice".into()]);
     assert!(asked().await.unwrap().is_empty(), "alice never answered mallory");
@@ -288,11 +288,24 @@ async fn a_stranger_does_not_see_presence_until_accepted() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(seen.len() == 1 && seen[0].online, "the opener is visible: {seen:?}");
-    // Once alice answers, mallory's next session sees her.
+    // Once alice answers, mallory sees her at once, and asks about her too.
     alice.send_text(conv, "hello?").await.unwrap();
-    let (mallory2, _) = s.connect("mallory", "advocate", Transport::Quic).await;
-    let p = mallory2.get_presence(vec!["alice".into()]).await.unwrap();
+    let shown = next_where(&mut m_ev, |e| match e {
+        Event::Presence(p) if p.user_id == "alice" => Some(p.online),
+        _ => None,
+    })
+    .await;
+    assert!(shown, "alice is shown online once she wrote");
+    let p = asked().await.unwrap();
     assert!(p.len() == 1 && p[0].online, "after alice wrote: {p:?}");
+    // And when she leaves, mallory sees that too.
+    alice.close().await;
+    let gone = next_where(&mut m_ev, |e| match e {
+        Event::Presence(p) if p.user_id == "alice" => Some(p.online),
+        _ => None,
+    })
+    .await;
+    assert!(!gone, "alice is shown offline when she leaves");
 }
 
 /// No existence oracle: private ids follow from the pair, so anyone can

@@ -36,13 +36,14 @@ test("without WebTransport the app falls back to WebSocket and chats both ways",
   assert.equal(await gina.page.evaluate(() => typeof globalThis.WebTransport), "undefined");
 
   await gina.createPrivate("hank");
-  await gina.page.locator('#chat-header .dot.online[data-presence="hank"]').waitFor();
   await gina.send("Over WebSocket: **works**");
   const item = hank.page.locator('.conv[data-title="Gina"]');
   await item.locator(".badge", { hasText: "1" }).waitFor();
   await item.click();
   await hank.waitForMessage("Over WebSocket: works");
   await until(async () => (await gina.page.locator('.msg.mine[data-mark="read"]').count()) === 1, "read mark");
+  // Hank read Gina's private conversation: now she may see that he is online.
+  await gina.page.locator('#chat-header .dot.online[data-presence="hank"]').waitFor();
   await hank.page.type("#composer-input", "typing over websocket");
   await gina.page.locator("#typing", { hasText: "Hank is typing…" }).waitFor();
   await hank.page.press("#composer-input", "Enter");

@@ -260,6 +260,7 @@ impl Driver {
                         c.publish_user_event(&user, &ev);
                     }
                 }
+                Effect::Accepted(user) => show_presence(&self.ctx, conv, user),
                 Effect::Stop => stop = true,
             }
         }
@@ -325,4 +326,17 @@ impl Driver {
         let users = self.store.get_users(&ids).await.unwrap_or_default();
         Ok(membership::member_list(&self.owner.roster(), users))
     }
+}
+
+/// A member just accepted this private conversation: the others see whether
+/// they are online now (their later changes reach this conversation anyway).
+fn show_presence(ctx: &Rc<ShardCtx>, conv: ConvId, user: Arc<str>) {
+    let ctx = ctx.clone();
+    tokio::task::spawn_local(async move {
+        for (user, devices, version) in crate::presence::query(&ctx, vec![user]).await {
+            if devices > 0 {
+                let _ = ctx.shared.mesh.to_owner(conv, ConvMsg::Presence { user, online: true, version }).await;
+            }
+        }
+    });
 }

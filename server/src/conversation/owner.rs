@@ -132,6 +132,10 @@ pub enum Effect<R: Handles> {
     Publish(Fanout),
     /// Cluster: publish this user event to the other nodes.
     PublishUser(Arc<str>, UserEvent),
+    /// A member of a private conversation accepted it (read or wrote in it
+    /// for the first time): the others may now see whether they are online
+    /// (`crate::presence::accepted`); show them where it stands now.
+    Accepted(Arc<str>),
     /// Nothing to do for [`IDLE_AFTER`]: stop, unless a message is queued.
     Stop,
 }
@@ -361,6 +365,15 @@ impl<R: Handles> Owner<R> {
         v1::SendMessageOk { conversation_id: self.id(), seq, server_time_ms: self.unix_ms(now), duplicate }
     }
 
+    /// A member's read watermark moved from `was` to `now`: the first time in
+    /// a private conversation they did not open, they accepted it.
+    pub(super) fn note_acceptance(&mut self, user: &Arc<str>, was: u64, now: u64) {
+        let private = self.rec.kind == v1::ConversationKind::Private as i32;
+        if private && was == 0 && now > 0 && self.rec.created_by.as_str() != &**user {
+            self.effects.push_back(Effect::Accepted(user.clone()));
+        }
+    }
+
     fn is_member(&self, user: &str) -> bool {
         self.members.contains_key(user)
     }
@@ -527,8 +540,11 @@ impl<R: Handles> Owner<R> {
                 for p in batch {
                     // Writing is reading (the store moved it in the append too).
                     if let Some(m) = self.members.get_mut(&p.sender) {
+                        let was = m.read_seq;
                         m.read_seq = m.read_seq.max(p.msg.seq);
                         m.delivered_seq = m.delivered_seq.max(p.msg.seq);
+                        let now_read = m.read_seq;
+                        self.note_acceptance(&p.sender, was, now_read);
                     }
                     let ok = v1::SendMessageOk {
                         conversation_id: p.msg.conversation_id,

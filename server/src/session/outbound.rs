@@ -290,6 +290,9 @@ impl Outbound {
             return Ok(());
         }
         *seen = version;
+        // Presence comes only through conversations its user accepted: from
+        // now on this session may ask about them too.
+        self.s.contacts.borrow_mut().insert(user.clone());
         let ev = push::Event::Presence(v1::PresenceEvent { user_id: user.to_string(), online, devices: 0 });
         self.write(&frames::push(ev)).await
     }

@@ -139,13 +139,7 @@ impl Cluster {
 
     /// A client of `user` on node `node`, moving on to the other nodes on reconnect.
     pub fn client_config(&self, user: &str, role: &str, node: usize) -> ClientConfig {
-        let token = chat_server::auth::mint_hs256(
-            PUBLIC_DEV_SECRET,
-            user,
-            &format!("{user} name"),
-            role,
-            Duration::from_secs(600),
-        );
+        let token = super::token(user, role);
         let others: Vec<String> =
             (1..self.addrs.len()).map(|k| self.addrs[(node + k) % self.addrs.len()].clone()).collect();
         let mut c = ClientConfig::new(self.addrs[node].clone(), token, Trust::CertHashes(self.hashes.clone()))

@@ -9,6 +9,18 @@ use chat_client::{Event, Events, v1};
 use chat_protocol::v1::message_body;
 use std::time::Duration;
 
+/// A token for `user` with `role`, valid for 10 minutes, signed with the
+/// public dev secret the test servers use.
+pub fn token(user: &str, role: &str) -> String {
+    chat_server::auth::mint_hs256(
+        chat_server::config::PUBLIC_DEV_SECRET,
+        user,
+        &format!("{user} name"),
+        role,
+        Duration::from_secs(600),
+    )
+}
+
 /// A message's text ("" for other bodies).
 pub fn text(m: &v1::Message) -> String {
     match m.body.as_ref().and_then(|b| b.content.as_ref()) {

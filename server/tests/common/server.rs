@@ -59,13 +59,7 @@ impl Server {
     }
 
     pub fn client_config(&self, user: &str, role: &str, transport: Transport) -> ClientConfig {
-        let token = chat_server::auth::mint_hs256(
-            PUBLIC_DEV_SECRET,
-            user,
-            &format!("{user} name"),
-            role,
-            Duration::from_secs(600),
-        );
+        let token = super::token(user, role);
         let trust = Trust::cert_hash_hex(self.h().cert_sha256()).unwrap();
         let mut c = ClientConfig::new(self.h().addr().to_string(), token, trust).transport(transport);
         c.backoff.initial = Duration::from_millis(50);

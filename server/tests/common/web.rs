@@ -5,7 +5,6 @@
 use bytes::BytesMut;
 use chat_protocol::v1::{self, client_frame, command, message_body, push, reply, server_frame};
 use chat_protocol::{FrameDecoder, encode_frame_to_vec};
-use chat_server::config::PUBLIC_DEV_SECRET;
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
 use std::net::SocketAddr;
@@ -22,13 +21,7 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 
 /// A token for `user` (an advocate), signed with the public dev secret.
 pub fn token(user: &str) -> String {
-    chat_server::auth::mint_hs256(
-        PUBLIC_DEV_SECRET,
-        user,
-        &format!("{user} name"),
-        "advocate",
-        Duration::from_secs(600),
-    )
+    super::token(user, "advocate")
 }
 
 // ---- a minimal HTTP/1.1 client: exactly the bytes we mean ----

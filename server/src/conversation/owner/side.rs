@@ -112,6 +112,7 @@ impl<R: Handles> Owner<R> {
         if !moved_read && !moved_delivered {
             return Ok(false);
         }
+        let was_read = m.read_seq;
         m.read_seq = m.read_seq.max(read);
         m.delivered_seq = m.delivered_seq.max(delivered);
         if moved_read {
@@ -120,8 +121,10 @@ impl<R: Handles> Owner<R> {
         if moved_delivered && !big {
             self.receipts.insert((user.clone(), ReceiptKind::Delivered as i32), m.delivered_seq);
         }
+        let now_read = m.read_seq;
         let w = self.dirty.entry(user.clone()).or_insert((0, 0));
         *w = (w.0.max(delivered), w.1.max(read));
+        self.note_acceptance(user, was_read, now_read);
         Ok(true)
     }
 

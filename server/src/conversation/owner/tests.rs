@@ -34,6 +34,7 @@ struct Out {
     to_shard: Vec<(usize, ShardMsg)>,
     published: Vec<Fanout>,
     published_users: Vec<(Arc<str>, UserEvent)>,
+    accepted: Vec<Arc<str>>,
     stop: bool,
 }
 
@@ -161,6 +162,7 @@ impl Harness {
                 Effect::ToShard(s, m) => out.to_shard.push((s, m)),
                 Effect::Publish(f) => out.published.push(f),
                 Effect::PublishUser(u, ev) => out.published_users.push((u, ev)),
+                Effect::Accepted(u) => out.accepted.push(u),
                 Effect::Stop => out.stop = true,
             }
         }

@@ -198,3 +198,48 @@ fn cluster_owners_publish_and_nudge_recent_heads_each_second() {
     }
     assert_eq!(times.len(), 3, "{times:?}");
 }
+
+#[test]
+fn a_private_conversation_is_accepted_once_by_its_other_member() {
+    let t0 = Instant::now();
+    // "ann" opened it (see `record`); bob was asked.
+    let private = record(ConversationKind::Private);
+    let mut h = Harness {
+        owner: Owner::new(OwnerConfig::default(), private, members(&["ann", "bob"], 0), 0, t0, WALL),
+        t0,
+        now: t0,
+        next: 0,
+    };
+    h.send("ann", "a1");
+    let _ = h.out();
+    assert!(h.commit(Ok(())).accepted.is_empty(), "its opener accepted it by opening it");
+    h.receipt("bob", ReceiptKind::Delivered, 1, None);
+    assert!(h.out().accepted.is_empty(), "having it delivered is not accepting it");
+    h.receipt("bob", ReceiptKind::Read, 1, None);
+    assert_eq!(h.out().accepted, vec![Arc::<str>::from("bob")], "reading it is");
+    h.send("bob", "b1");
+    let _ = h.out();
+    assert!(h.commit(Ok(())).accepted.is_empty(), "once");
+    // A group says nothing: its members were added by its staff.
+    let mut g = Harness::new(0);
+    g.send("bob", "g1");
+    let _ = g.out();
+    assert!(g.commit(Ok(())).accepted.is_empty());
+    // Writing first is accepting too.
+    let mut w = Harness {
+        owner: Owner::new(
+            OwnerConfig::default(),
+            record(ConversationKind::Private),
+            members(&["ann", "bob"], 0),
+            0,
+            t0,
+            WALL,
+        ),
+        t0,
+        now: t0,
+        next: 0,
+    };
+    w.send("bob", "w1");
+    let _ = w.out();
+    assert_eq!(w.commit(Ok(())).accepted, vec![Arc::<str>::from("bob")]);
+}
