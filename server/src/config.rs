@@ -235,7 +235,7 @@ pub struct WebConfig {
     /// (`https://chat.firm.example`), allowed as an origin. Default empty.
     pub public_url: String,
     /// HTTP connections (not yet upgraded to WebSocket) one address may hold
-    /// open at once on this node (IPv6 counted by /64); more are closed at
+    /// open at once per shard (IPv6 counted by /64); more are closed at
     /// accept, so one address cannot starve the endpoint. Default 64.
     pub max_connections_per_ip: u32,
 }
@@ -338,6 +338,14 @@ const ENV_NOT_CONFIG: &[&str] = &["log", "config"];
 /// What [`Config::redacted`] shows in place of a secret.
 pub const REDACTED: &str = "<redacted>";
 
+/// A URL with its credentials (`user:password@`) replaced by [`REDACTED`].
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}{REDACTED}{}", &url[..scheme + 3], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -401,8 +409,10 @@ impl Config {
 
     /// The public dev secret only behind loopback; a cluster needs one key for all nodes.
     pub fn check_auth(&self) -> Result<(), ConfigError> {
-        if self.auth.max_token_lifetime_secs == 0 {
-            return Err(ConfigError::Inconsistent("auth.max_token_lifetime_secs must be at least 1".into()));
+        if self.auth.max_token_lifetime_secs == 0 || self.auth.max_token_lifetime_secs > 366 * 86_400 {
+            return Err(ConfigError::Inconsistent(
+                "auth.max_token_lifetime_secs must be between 1 and 31622400 (a year)".into(),
+            ));
         }
         if self.auth.public_key.is_some() {
             if self.auth.issuer.as_deref().is_none_or(str::is_empty)
@@ -488,6 +498,7 @@ impl Config {
         if c.store.scylla.password.is_some() {
             c.store.scylla.password = Some(REDACTED.into());
         }
+        c.cluster.redis_url = redact_url(&c.cluster.redis_url);
         c
     }
 }
@@ -653,9 +664,12 @@ mod tests {
         let mut cfg = Config::default();
         cfg.auth.hs256_secret = "a-secret-nobody-may-see".into();
         cfg.store.scylla.password = Some("db-password-nobody-may-see".into());
+        cfg.cluster.redis_url = "redis://chatd:redis-nobody-may-see@10.0.0.9:6379".into();
         let shown = cfg.redacted().to_toml();
         assert!(!shown.contains("nobody-may-see"), "{shown}");
-        assert_eq!(shown.matches(REDACTED).count(), 2, "{shown}");
+        assert_eq!(shown.matches(REDACTED).count(), 3, "{shown}");
+        assert!(shown.contains("redis://<redacted>@10.0.0.9:6379"), "{shown}");
+        assert_eq!(redact_url("redis://10.0.0.9:6379"), "redis://10.0.0.9:6379");
         assert!(!Config::default().redacted().to_toml().contains(REDACTED), "nothing to hide, nothing hidden");
     }
 

@@ -125,7 +125,7 @@ struct Web {
     open: Cell<usize>,
     /// HTTP connections open now per address (IPv6 by /64).
     per_ip: RefCell<HashMap<IpAddr, usize>>,
-    /// Most per address on this shard: `web.max_connections_per_ip` spread over the shards.
+    /// Most per address on this shard (`web.max_connections_per_ip`).
     per_ip_cap: usize,
     /// Rate-limited WebSocket sessions being refused now.
     refusing: Rc<Cell<usize>>,
@@ -173,8 +173,10 @@ pub async fn serve(ctx: Rc<ShardCtx>, shared: Arc<WebShared>, listener: std::net
         Err(e) => return tracing::error!(shard = ctx.state.id, error = %e, "cannot start web listener"),
     };
     let mut shutdown = ctx.shutdown.clone();
-    let shards = ctx.shared.mesh.len().max(1);
-    let per_ip_cap = (ctx.shared.cfg.web.max_connections_per_ip as usize).div_ceil(shards).max(4);
+    // Per shard: the kernel spreads one address's connections over the shards
+    // by hash, so a share of the cap could refuse an office behind one NAT
+    // early; a node holds at most cap × shards per address.
+    let per_ip_cap = (ctx.shared.cfg.web.max_connections_per_ip as usize).max(1);
     let web = Rc::new(Web {
         ctx,
         shared,

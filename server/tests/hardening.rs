@@ -251,7 +251,8 @@ async fn an_http_flood_from_one_address_starves_no_one() {
             flood.push(tcp); // kept open, idle (keep-alive)
         }
     }
-    assert!(answered <= 16, "{answered} connections of one address were served at once");
+    // 16 per shard, 2 shards.
+    assert!(answered <= 32, "{answered} connections of one address were served at once");
     assert!(answered > 0, "the address itself is not banned");
     // Someone else: plain HTTP and a WebSocket session.
     let mut tcp = tokio::net::TcpStream::connect(web).await.unwrap();

@@ -47,6 +47,6 @@ pub enum ClusterError {
 impl ClusterError {
     /// Redis at `url` failed with `e`.
     pub(super) fn redis(url: &str, e: impl std::fmt::Display) -> Self {
-        Self::Redis { url: url.to_string(), reason: e.to_string() }
+        Self::Redis { url: crate::config::redact_url(url), reason: e.to_string() }
     }
 }

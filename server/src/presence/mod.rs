@@ -27,16 +27,22 @@ pub fn accepted(rec: &ConversationRecord, m: &MemberRecord) -> bool {
 
 /// The conversations through which `user`'s presence may be shown.
 pub async fn accepted_conversations(store: &Store, user: &str) -> Vec<ConvId> {
+    use futures_util::StreamExt;
+    /// Conversations looked at at once.
+    const AT_ONCE: usize = 16;
     let Ok(convs) = store.user_conversations(user).await else { return Vec::new() };
-    let mut out = Vec::with_capacity(convs.len());
-    for conv in convs {
-        if let (Ok(Some(rec)), Ok(Some(m))) = (store.get_conversation(conv).await, store.member(conv, user).await)
-            && accepted(&rec, &m)
-        {
-            out.push(conv);
-        }
-    }
-    out
+    futures_util::stream::iter(convs)
+        .map(|conv| async move {
+            let (rec, m) = futures_util::join!(store.get_conversation(conv), store.member(conv, user));
+            match (rec, m) {
+                (Ok(Some(rec)), Ok(Some(m))) if accepted(&rec, &m) => Some(conv),
+                _ => None,
+            }
+        })
+        .buffer_unordered(AT_ONCE)
+        .filter_map(std::future::ready)
+        .collect()
+        .await
 }
 
 /// The members of `conv` whose presence its other members may see.
@@ -177,11 +183,14 @@ pub async fn announce(ctx: &Rc<ShardCtx>, user: &Arc<str>, connected: bool) -> O
         fanout(ctx, user, connected, change.version);
         return devices;
     }
-    let convs = accepted_conversations(&ctx.shared.store, &user).await;
-    for conv in convs {
-        let _ = mesh
-            .to_owner(conv, ConvMsg::Presence { user: user.clone(), online: connected, version: change.version })
-            .await;
-    }
+    // The count is settled; telling the user's conversations (store reads)
+    // does not hold up the session that connected or left.
+    let ctx = ctx.clone();
+    tokio::task::spawn_local(async move {
+        for conv in accepted_conversations(&ctx.shared.store, &user).await {
+            let msg = ConvMsg::Presence { user: user.clone(), online: connected, version: change.version };
+            let _ = ctx.shared.mesh.to_owner(conv, msg).await;
+        }
+    });
     devices
 }
