@@ -86,6 +86,11 @@ impl WebShared {
     pub fn scheme(&self) -> &'static str {
         if self.tls.is_some() { "https" } else { "http" }
     }
+
+    /// `wss` when serving TLS, else `ws`.
+    fn ws_scheme(&self) -> &'static str {
+        if self.tls.is_some() { "wss" } else { "ws" }
+    }
 }
 
 /// The rustls acceptor for HTTPS with the configured certificate.
@@ -311,7 +316,7 @@ impl Web {
             _ => fallback,
         };
         let host = host_without_port(&host_port).unwrap_or("localhost");
-        let ws = if self.shared.tls.is_some() { "wss" } else { "ws" };
+        let ws = self.shared.ws_scheme();
         let policy =
             format!("{CSP_BASE}; connect-src 'self' {ws}://{host_port} https://{host}:{}", self.shared.quic_port);
         HeaderValue::from_str(&policy).unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))
@@ -350,7 +355,7 @@ impl Web {
         let Some(host) = host_without_port(&host_port) else {
             return text(StatusCode::BAD_REQUEST, "the Host header is not a host name or address");
         };
-        let ws = if self.shared.tls.is_some() { "wss" } else { "ws" };
+        let ws = self.shared.ws_scheme();
         let hashes: Vec<String> = shared.dev_cert_sha256().into_iter().collect();
         let body = serde_json::json!({
             "webtransport_url": format!("https://{host}:{}/chat", self.shared.quic_port),

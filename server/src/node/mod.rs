@@ -120,10 +120,8 @@ impl ServerHandle {
 /// (`cluster.redis_url`) on the embedded store is refused: each node would
 /// have its own copy of the conversations.
 pub fn start(mut cfg: Config) -> anyhow::Result<ServerHandle> {
-    cfg.cluster.check(cfg.store.backend.is_shared())?;
-    cfg.check_auth()?;
-    private_data_dir(&cfg)?;
-    crate::auth::resolve_dev_secret(&mut cfg)?;
+    let shared_store = cfg.store.backend.is_shared();
+    prepare(&mut cfg, shared_store)?;
     let store = Arc::new(Store::open(&cfg)?);
     start_inner(cfg, store, true)
 }
@@ -135,20 +133,22 @@ pub fn start(mut cfg: Config) -> anyhow::Result<ServerHandle> {
 /// on one embedded store handle. The store is not closed by
 /// [`ServerHandle::shutdown`]; its owner closes it.
 pub fn start_with_store(mut cfg: Config, store: Arc<Store>) -> anyhow::Result<ServerHandle> {
-    cfg.cluster.check(true)?;
-    cfg.check_auth()?;
-    private_data_dir(&cfg)?;
-    crate::auth::resolve_dev_secret(&mut cfg)?;
+    prepare(&mut cfg, true)?;
     start_inner(cfg, store, false)
 }
 
-/// The data directory (store, keys, certificates) is `0700`: made so, or
-/// tightened with a warning.
-fn private_data_dir(cfg: &Config) -> anyhow::Result<()> {
+/// What both entries check and set up before anything starts: the cluster
+/// and auth rules (a library caller may not have run `Config::check`), the
+/// data directory `0700` (made so, or tightened with a warning), and the
+/// data directory's dev secret when no key is configured.
+fn prepare(cfg: &mut Config, shared_store: bool) -> anyhow::Result<()> {
+    cfg.cluster.check(shared_store)?;
+    cfg.check_auth()?;
     let dir = &cfg.data_dir;
     if crate::files::private_dir(dir).with_context(|| format!("data directory {}", dir.display()))? {
         tracing::warn!(dir = %dir.display(), "the data directory was open to other users; it is now 0700");
     }
+    crate::auth::resolve_dev_secret(cfg)?;
     Ok(())
 }
 

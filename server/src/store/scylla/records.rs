@@ -116,19 +116,6 @@ impl Inner {
         const OP: &str = "update_conversation";
         let old = self.get_conversation(conv.id, None).await?;
         let c = conv_values(&conv);
-        let update = vec![
-            CqlValue::Int(c.1),
-            CqlValue::Text(c.2.clone()),
-            CqlValue::Text(c.3.clone()),
-            CqlValue::Text(c.4.clone()),
-            CqlValue::BigInt(c.5),
-            CqlValue::BigInt(c.6),
-            CqlValue::Int(c.7),
-            CqlValue::Boolean(c.8),
-            CqlValue::Int(c.9),
-            CqlValue::Boolean(c.10),
-            CqlValue::BigInt(c.0),
-        ];
         let insert = vec![
             CqlValue::BigInt(c.0),
             CqlValue::Int(c.1),
@@ -142,6 +129,9 @@ impl Inner {
             CqlValue::Int(c.9),
             CqlValue::Boolean(c.10),
         ];
+        // The update binds the same columns, the key (the id) last.
+        let mut update = insert.clone();
+        update.rotate_left(1);
         let (upd, ins) = (&self.st.update_conversation_if_exists, &self.st.insert_conversation_if_absent);
         self.upsert_by_transaction(OP, (upd, update), (ins, insert)).await?;
         // The queue follows. A batch gives its statements one timestamp, and a
