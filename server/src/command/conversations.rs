@@ -205,6 +205,11 @@ pub async fn support_queue(req: &Requester) -> Result<reply::Result, WireError> 
 }
 
 /// The caller's conversations, filtered, most recently active first, one page.
+///
+/// Not yet paged in the store: every summary of the user's conversations is
+/// built, sorted, then cut to the page (bounded by the user's conversations
+/// and by two large answers at a time per connection). Paging needs an
+/// activity-ordered index per user in both backends (issue 10, still open).
 pub async fn list(req: &Requester, l: v1::ListConversations) -> Result<reply::Result, WireError> {
     let ids = req.store().user_conversations(&req.caller.user).await.map_err(store_err)?;
     let mut out = Vec::with_capacity(ids.len());

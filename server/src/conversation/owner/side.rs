@@ -97,6 +97,10 @@ impl<R: Handles> Owner<R> {
     }
 
     /// Moves a watermark in memory; true if it moved (a flush is due).
+    ///
+    /// Still open (SECURITY.md): a delivered receipt of a member who has not
+    /// accepted a private conversation is pushed like any other, which tells
+    /// its opener that the member's device is online.
     fn move_watermark(&mut self, user: &Arc<str>, kind: ReceiptKind, seq: u64) -> Result<bool, WireError> {
         let committed = self.committed;
         let big = self.members.len() > self.cfg.receipts_max_members;
