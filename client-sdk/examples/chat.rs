@@ -179,7 +179,7 @@ async fn on_line(client: &Client, st: &mut State, line: &str) -> anyhow::Result<
         ("/support", _) => {
             let staff = client.user().is_some_and(|u| u.role == v1::Role::Admin as i32);
             if staff {
-                let queue = client.support_queue().await?;
+                let queue = client.support_queue(Default::default()).await?;
                 println!("* support queue ({}):", queue.conversations.len());
                 for s in &queue.conversations {
                     print_summary(s);

@@ -214,9 +214,10 @@ impl Client {
         self.request(Body::SetTyping(v1::SetTyping { conversation_id, typing })).await.map(drop)
     }
 
-    /// Support conversations waiting for staff (system admins).
-    pub async fn support_queue(&self) -> Result<v1::ConversationList, ClientError> {
-        self.conversation_list(Body::ListSupportQueue(v1::ListSupportQueue {})).await
+    /// A page of the support conversations waiting for staff, oldest first
+    /// (system admins; `ListSupportQueue::default()` for the first page).
+    pub async fn support_queue(&self, query: v1::ListSupportQueue) -> Result<v1::ConversationList, ClientError> {
+        self.conversation_list(Body::ListSupportQueue(query)).await
     }
 
     /// Presence of users who share a conversation with the caller.

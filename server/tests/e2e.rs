@@ -334,12 +334,12 @@ async fn support_queue_until_staff_joins() {
     let (adv, _) = s.connect("alice", "advocate", Transport::Quic).await;
     let conv = create(&client, ConversationKind::Support, "billing question", "", &[]).await;
     client.send_text(conv, "hello, I need help").await.unwrap();
-    assert_eq!(code(adv.support_queue().await.unwrap_err()), Some(ErrorCode::Forbidden));
-    let q = staff.support_queue().await.unwrap();
+    assert_eq!(code(adv.support_queue(Default::default()).await.unwrap_err()), Some(ErrorCode::Forbidden));
+    let q = staff.support_queue(Default::default()).await.unwrap();
     assert_eq!(q.conversations.len(), 1);
     assert_eq!(q.conversations[0].conversation.as_ref().unwrap().support_state, v1::SupportState::Waiting as i32);
     staff.join(conv).await.unwrap();
-    assert!(staff.support_queue().await.unwrap().conversations.is_empty(), "picked up");
+    assert!(staff.support_queue(Default::default()).await.unwrap().conversations.is_empty(), "picked up");
     client.send_text(conv, "thanks").await.unwrap();
     let m = messages(&mut st_ev, conv, 1).await;
     assert_eq!(text(&m[0]), "thanks");

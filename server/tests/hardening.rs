@@ -4,7 +4,7 @@
 
 mod common;
 use chat_client::{Client, ClientError, Event, Transport};
-use chat_protocol::v1::ErrorCode;
+use chat_protocol::v1::{self, ErrorCode};
 use chat_protocol::v1::{ConversationKind, command};
 use chat_server::config::PUBLIC_DEV_SECRET;
 use common::server::*;
@@ -361,16 +361,90 @@ async fn no_command_tells_an_existing_conversation_from_an_absent_one() {
 
 /// However many support requests wait, one answer to staff holds at most 100
 /// (before: 100,000 waiting made an 8.6 MB answer, over the frame limit the
-/// SDKs accept), and says more are waiting.
+/// SDKs accept), read a page at a time from the store's queue order: the pages
+/// hold every request once, oldest first; a bad cursor is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_support_queue_answers_a_page() {
-    let s = Server::start();
+    let s = Server::start_with(|c| c.limits.conversations_per_hour = 1_000);
     let (client, _) = s.connect("clara", "client", Transport::Quic).await;
+    let mut opened = Vec::new();
     for _ in 0..101 {
-        create(&client, ConversationKind::Support, "help", "", &[]).await;
+        opened.push(create(&client, ConversationKind::Support, "help", "", &[]).await);
     }
     let (staff, _) = s.connect("sam", "admin", Transport::Quic).await;
-    let page = staff.support_queue().await.unwrap();
-    assert_eq!(page.conversations.len(), 100);
-    assert!(!page.next.is_empty(), "more are waiting");
+    let first = staff.support_queue(v1::ListSupportQueue { limit: 1_000, page: String::new() }).await.unwrap();
+    assert_eq!(first.conversations.len(), 100, "capped at 100");
+    assert!(!first.next.is_empty(), "more are waiting");
+    let mut seen = Vec::new();
+    let mut page = String::new();
+    loop {
+        let got = staff.support_queue(v1::ListSupportQueue { limit: 7, page }).await.unwrap();
+        assert!(got.conversations.len() <= 7);
+        seen.extend(got.conversations.iter().filter_map(|c| c.conversation.as_ref()).map(|c| (c.created_at_ms, c.id)));
+        if got.next.is_empty() {
+            break;
+        }
+        page = got.next;
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted, "oldest first");
+    let mut ids: Vec<u64> = seen.iter().map(|(_, id)| *id).collect();
+    ids.sort();
+    opened.sort();
+    assert_eq!(ids, opened, "every waiting request once");
+    let bad = staff.support_queue(v1::ListSupportQueue { limit: 1, page: "12".into() }).await.unwrap_err();
+    let ClientError::Server(w) = bad else { panic!("a server error expected") };
+    assert_eq!(w.code(), Some(ErrorCode::InvalidArgument));
+}
+
+/// A user's conversations page in the store, most recently active first: the
+/// pages of any size hold each conversation once, in order; writing in the
+/// oldest one moves it to the top (within the owner's flush, a second); a
+/// filter that matches little still answers (a short page and a cursor)
+/// without reading the whole list; a bad cursor is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversation_lists_page_in_the_store() {
+    let s = Server::start_with(|c| c.limits.conversations_per_hour = 10_000);
+    let (alice, _) = s.connect("alice", "advocate", Transport::Quic).await;
+    let mut made = Vec::new();
+    for i in 0..40 {
+        let peer = format!("peer{i}");
+        let kind = if i == 7 { ConversationKind::Case } else { ConversationKind::Group };
+        let case = if i == 7 { "case-7" } else { "" };
+        made.push(create(&alice, kind, "matter", case, &[peer.as_str()]).await);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let walk = |limit: u32, case_id: &'static str| {
+        let alice = &alice;
+        async move {
+            let mut out = Vec::new();
+            let mut page = String::new();
+            loop {
+                let q = v1::ListConversations { limit, page, case_id: case_id.into(), ..Default::default() };
+                let got = alice.list_conversations(q).await.unwrap();
+                assert!(got.conversations.len() <= limit as usize);
+                out.extend(got.conversations.iter().filter_map(|c| c.conversation.as_ref()).map(|c| c.id));
+                if got.next.is_empty() {
+                    return out;
+                }
+                page = got.next;
+            }
+        }
+    };
+    let newest_first: Vec<u64> = made.iter().rev().copied().collect();
+    for limit in [1, 3, 50] {
+        assert_eq!(walk(limit, "").await, newest_first, "pages of {limit}");
+    }
+    assert_eq!(walk(2, "case-7").await, [made[7]], "a filter");
+    // Writing in the oldest moves it to the top once the owner stores its activity.
+    alice.send_text(made[0], "news").await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while walk(50, "").await.first() != Some(&made[0]) {
+        assert!(std::time::Instant::now() < deadline, "the conversation written in moves up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let bad = v1::ListConversations { page: "abc".into(), ..Default::default() };
+    let ClientError::Server(w) = alice.list_conversations(bad).await.unwrap_err() else { panic!("a server error") };
+    assert_eq!(w.code(), Some(ErrorCode::InvalidArgument));
 }

@@ -77,3 +77,56 @@ impl ConformanceFactory for ScyllaFactory {
 mod scylla_cluster {
     chat_server::conformance_tests!(super::ScyllaFactory::from_env());
 }
+
+/// `chatd migrate` from schema version 1 (before conversations had an
+/// activity) makes each conversation's activity from its last message (its
+/// creation if none) and every member's list, on the real CQL node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scylla_migrate_from_version_1_makes_the_lists() {
+    use chat_server::store::{ConversationRecord, MemberRecord, MessageStore, NewMessage};
+    use prost::Message as _;
+    let mut factory = ScyllaFactory::from_env();
+    if let Some(why) = factory.skip() {
+        chat_server::store::conformance::report_skip("scylla_migrate_from_version_1_makes_the_lists", &why);
+        return;
+    }
+    let store = factory.fresh().await;
+    for (id, created) in [(1u64, 1_000u64), (2, 2_000), (3, 3_000)] {
+        let rec = ConversationRecord { id, created_at_ms: created, kind: 2, ..Default::default() };
+        let member = MemberRecord { conversation_id: id, user_id: "ann".into(), ..Default::default() };
+        store.create_conversation(&rec, &[member]).await.unwrap();
+    }
+    let body = chat_protocol::v1::Message { conversation_id: 1, seq: 1, server_time_ms: 9_000, ..Default::default() };
+    let msg = NewMessage {
+        conversation_id: 1,
+        seq: 1,
+        sender_id: "ann".into(),
+        client_msg_id: "c1".into(),
+        encoded: body.encode_to_vec().into(),
+    };
+    store.append(vec![msg]).await.unwrap();
+    let keyspace = store.keyspace().to_string();
+    let settings = factory.settings(&keyspace);
+    store.close();
+    drop(store);
+    // Back to version 1: no activities, no lists.
+    let session = ::scylla::client::session_builder::SessionBuilder::new()
+        .known_nodes(settings.nodes.clone())
+        .build()
+        .await
+        .expect("session");
+    for cql in [
+        format!("TRUNCATE {keyspace}.conversation_activity"),
+        format!("TRUNCATE {keyspace}.conversations_by_activity"),
+        format!("UPDATE {keyspace}.schema_version SET version = 1 WHERE component = 'chat'"),
+    ] {
+        session.query_unpaged(cql, ()).await.expect("back to version 1");
+    }
+    let refused = ScyllaStore::connect(&settings).await.err().expect("version 1 is refused").to_string();
+    assert!(refused.contains("run `chatd migrate`"), "{refused}");
+    let report = scylla::migrate_with(&settings).await.expect("migrate");
+    assert!(report.iter().any(|l| l.contains("1 -> 2")), "{report:?}");
+    let store = ScyllaStore::connect(&settings).await.expect("open");
+    let list = store.user_conversations_page("ann", None, 10).await.unwrap();
+    assert_eq!(list, [(9_000, 1), (3_000, 3), (2_000, 2)]);
+}

@@ -70,6 +70,8 @@ let connState: ConnectionState = "connecting";
 let transport = "";
 let banner = "";
 let supportQueue: ConversationSummary[] = [];
+/** More support requests wait than the first page shows. */
+let supportQueueMore = false;
 let dialogOpen = false;
 let typingSentAt = 0;
 let typingConv: bigint | undefined;
@@ -289,9 +291,12 @@ async function refreshPresence(): Promise<void> {
 async function refreshSupportQueue(): Promise<void> {
   if (!client) return;
   try {
-    supportQueue = (await client.supportQueue()).conversations;
+    const page = await client.supportQueue();
+    supportQueue = page.conversations;
+    supportQueueMore = page.next !== "";
   } catch {
     supportQueue = [];
+    supportQueueMore = false;
   }
 }
 
@@ -732,7 +737,7 @@ function renderQueue(): void {
     h(
       "section",
       { class: "queue" },
-      h("h2", {}, `Support queue (${supportQueue.length})`),
+      h("h2", {}, `Support queue (${supportQueue.length}${supportQueueMore ? "+" : ""})`),
       ...supportQueue.map((s) =>
         h(
           "div",

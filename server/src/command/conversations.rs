@@ -1,22 +1,25 @@
 //! Conversations as the caller sees them: create (the id and role policy of
-//! each kind), list (filtered, most recently active first, paged), get one,
-//! and the support queue for staff. Reads go straight to the store; a new
-//! conversation is announced to its members through its owner.
+//! each kind), list (filtered, most recently active first, paged in the
+//! store), get one, and the support queue for staff (paged in the store).
+//! Reads go straight to the store; a new conversation is announced to its
+//! members through its owner.
 
 use super::membership;
 use super::request::{Requester, err, store_err};
 use crate::conversation::{no_access, summary};
 use crate::ids::ConvId;
 use crate::shard::{AdminOp, UserRate};
-use crate::store::{ConversationRecord, Created, MemberRecord, MessageStore};
+use crate::store::{ConversationRecord, Created, ListKey, MemberRecord, MessageStore};
 use chat_protocol::WireError;
 use chat_protocol::v1::{self, ConversationKind, ErrorCode, MemberRole, Role, reply};
 
 /// Default and largest conversation-list page.
 const LIST_PAGE: (u32, u32) = (50, 500);
-/// Support requests shown to staff at once (the store's queue order): one
-/// answer stays far below the frame limit clients accept, however many wait.
-const SUPPORT_QUEUE_PAGE: usize = 100;
+/// List entries looked at per request at most (filters may skip many).
+const LIST_SCAN: usize = 1_000;
+/// Default and largest support-queue page: one answer stays far below the
+/// frame limit clients accept, however many wait.
+const SUPPORT_QUEUE_PAGE: (u32, u32) = (50, 100);
 
 /// A conversation the caller may read: a member, or staff on a support one.
 pub async fn readable(req: &Requester, conv: ConvId) -> Result<(ConversationRecord, Option<MemberRecord>), WireError> {
@@ -185,60 +188,91 @@ pub async fn get(req: &Requester, conv: ConvId) -> Result<reply::Result, WireErr
     Ok(reply::Result::Conversation(v1::ConversationOk { summary: Some(s), existing: false }))
 }
 
-/// Support conversations waiting for staff (admins only), at most
-/// [`SUPPORT_QUEUE_PAGE`] of them (`next` is non-empty when more wait).
-pub async fn support_queue(req: &Requester) -> Result<reply::Result, WireError> {
+/// Support conversations waiting for staff (admins only), oldest first, one
+/// page of at most `limit` (default and cap [`SUPPORT_QUEUE_PAGE`]), read
+/// from the store's queue order.
+pub async fn support_queue(req: &Requester, q: v1::ListSupportQueue) -> Result<reply::Result, WireError> {
     if req.caller.role != Role::Admin {
         return Err(err(ErrorCode::Forbidden, "only staff (admins) see the support queue"));
     }
-    let ids = req.store().support_queue().await.map_err(store_err)?;
-    let more = ids.len() > SUPPORT_QUEUE_PAGE;
-    let mut out = Vec::new();
-    for id in ids.into_iter().take(SUPPORT_QUEUE_PAGE) {
+    let limit = if q.limit == 0 { SUPPORT_QUEUE_PAGE.0 } else { q.limit.min(SUPPORT_QUEUE_PAGE.1) } as usize;
+    let after = cursor(&q.page)?;
+    let keys = req.store().support_queue(after, limit).await.map_err(store_err)?;
+    let mut out = Vec::with_capacity(keys.len());
+    for &(_, id) in &keys {
+        // Taken meanwhile (or gone): no longer waiting, not shown.
         if let Ok((rec, _)) = readable(req, id).await {
             out.push(summary_of(req, &rec, None, None).await?);
         }
     }
-    // More are waiting: staff see the first page and pick those up first.
-    let next = if more { "more".to_string() } else { String::new() };
+    let next = if keys.len() == limit { keys.last().map(next_cursor).unwrap_or_default() } else { String::new() };
     Ok(reply::Result::Conversations(v1::ConversationList { conversations: out, next }))
 }
 
-/// The caller's conversations, filtered, most recently active first, one page.
-///
-/// Not yet paged in the store: every summary of the user's conversations is
-/// built, sorted, then cut to the page (bounded by the user's conversations
-/// and by two large answers at a time per connection). Paging needs an
-/// activity-ordered index per user in both backends (issue 10, still open).
+/// The caller's conversations, filtered, most recently active first, one
+/// page: read from the store's per-user activity order, a page at a time,
+/// looking at no more than [`LIST_SCAN`] of them per request (so a filter
+/// that matches little answers a short page with a `next`, never a scan of
+/// everything).
 pub async fn list(req: &Requester, l: v1::ListConversations) -> Result<reply::Result, WireError> {
-    let ids = req.store().user_conversations(&req.caller.user).await.map_err(store_err)?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        let Some(rec) = req.store().get_conversation(id).await.map_err(store_err)? else { continue };
-        if (!l.case_id.is_empty() && rec.case_id != l.case_id)
-            || (l.kind != 0 && rec.kind != l.kind)
-            || (!l.include_archived && rec.archived_at_ms != 0)
-        {
-            continue;
-        }
-        let me = req.store().member(id, &req.caller.user).await.map_err(store_err)?;
-        out.push(summary_of(req, &rec, me.as_ref(), None).await?);
-    }
-    // Most recently active first.
-    let activity = |s: &v1::ConversationSummary| {
-        s.last_message.as_ref().map_or(s.conversation.as_ref().map_or(0, |c| c.created_at_ms), |m| m.server_time_ms)
-    };
-    out.sort_by_key(|s| std::cmp::Reverse(activity(s)));
     let limit = if l.limit == 0 { LIST_PAGE.0 } else { l.limit.min(LIST_PAGE.1) } as usize;
-    let offset: usize = if l.page.is_empty() {
-        0
-    } else {
-        l.page.parse().map_err(|_| err(ErrorCode::InvalidArgument, "bad page cursor"))?
-    };
-    let page: Vec<_> = out.iter().skip(offset).take(limit).cloned().collect();
-    let end = offset.saturating_add(limit);
-    let next = if end < out.len() { end.to_string() } else { String::new() };
-    Ok(reply::Result::Conversations(v1::ConversationList { conversations: page, next }))
+    let mut after = cursor(&l.page)?;
+    let mut out = Vec::with_capacity(limit);
+    let mut scanned = 0;
+    let mut exhausted = false;
+    while out.len() < limit && scanned < LIST_SCAN && !exhausted {
+        let want = (limit - out.len()).clamp(16, LIST_SCAN - scanned);
+        let keys = req.store().user_conversations_page(&req.caller.user, after, want).await.map_err(store_err)?;
+        exhausted = keys.len() < want;
+        for (i, key) in keys.iter().enumerate() {
+            scanned += 1;
+            after = Some(*key);
+            if let Some(s) = listed(req, &l, *key).await? {
+                out.push(s);
+            }
+            if out.len() == limit {
+                exhausted &= i + 1 == keys.len();
+                break;
+            }
+        }
+    }
+    let next = if exhausted { String::new() } else { after.as_ref().map(next_cursor).unwrap_or_default() };
+    Ok(reply::Result::Conversations(v1::ConversationList { conversations: out, next }))
+}
+
+/// The summary of a list entry if the caller is still in it, it is still at
+/// this place (a backend may leave stale places behind, see
+/// `MessageStore::touch_conversation`) and it passes the filters.
+async fn listed(
+    req: &Requester,
+    l: &v1::ListConversations,
+    (at, id): ListKey,
+) -> Result<Option<v1::ConversationSummary>, WireError> {
+    let Some(rec) = req.store().get_conversation(id).await.map_err(store_err)? else { return Ok(None) };
+    if (!l.case_id.is_empty() && rec.case_id != l.case_id)
+        || (l.kind != 0 && rec.kind != l.kind)
+        || (!l.include_archived && rec.archived_at_ms != 0)
+        || req.store().conversation_activity(id).await.map_err(store_err)? != Some(at)
+    {
+        return Ok(None);
+    }
+    let Some(me) = req.store().member(id, &req.caller.user).await.map_err(store_err)? else { return Ok(None) };
+    Ok(Some(summary_of(req, &rec, Some(&me), None).await?))
+}
+
+/// A page cursor as given to the client: `"<ms>.<id>"`, opaque to it.
+fn next_cursor(&(at, id): &ListKey) -> String {
+    format!("{at}.{id}")
+}
+
+/// The place a client's cursor names (None: the first page).
+fn cursor(page: &str) -> Result<Option<ListKey>, WireError> {
+    if page.is_empty() {
+        return Ok(None);
+    }
+    let bad = || err(ErrorCode::InvalidArgument, "bad page cursor: pass back the `next` of the previous page");
+    let (at, id) = page.split_once('.').ok_or_else(bad)?;
+    Ok(Some((at.parse().map_err(|_| bad())?, id.parse().map_err(|_| bad())?)))
 }
 
 /// A private conversation's id: derived from the pair, so there is one per pair.

@@ -54,7 +54,7 @@ pub async fn execute(
         B::CreateConversation(c) => conversations::create(req, c).await,
         B::ListConversations(l) => conversations::list(req, l).await,
         B::GetConversation(g) => conversations::get(req, g.conversation_id).await,
-        B::ListSupportQueue(_) => conversations::support_queue(req).await,
+        B::ListSupportQueue(q) => conversations::support_queue(req, q).await,
         B::MarkDelivered(m) => receipts::mark_delivered(req, m).await,
         B::GetPresence(g) => presence::get(req, contacts, g).await,
         B::Ping(_) => {

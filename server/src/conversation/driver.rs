@@ -228,17 +228,23 @@ impl Driver {
                     let store = self.store.clone();
                     self.io = Some(Box::pin(async move { Io::Head(store.last_seq(conv).await) }));
                 }
-                Effect::FlushWatermarks(batch) => {
+                Effect::Flush { watermarks, touch } => {
                     let store = self.store.clone();
                     self.flush = Some(Box::pin(async move {
                         // Issued together, so the store's writer commits them in one fsync.
-                        let writes = batch.iter().map(|(user, d, r)| store.advance_watermarks(conv, user, *d, *r));
+                        let writes = watermarks.iter().map(|(user, d, r)| store.advance_watermarks(conv, user, *d, *r));
                         let mut result = Ok(());
                         for r in futures_util::future::join_all(writes).await {
                             if let Err(e) = r {
                                 tracing::warn!(conv, error = %e, "watermark not stored");
                                 result = Err(e);
                             }
+                        }
+                        if let Some(at) = touch
+                            && let Err(e) = store.touch_conversation(conv, at).await
+                        {
+                            tracing::warn!(conv, error = %e, "activity not stored");
+                            result = Err(e);
                         }
                         result
                     }));
@@ -280,6 +286,12 @@ impl Driver {
             ConvMsg::Receipt { user, kind, seq, reply } => self.owner.handle_receipt(now, user, kind, seq, reply),
             ConvMsg::Presence { user, online, version } => self.owner.handle_presence(now, user, online, version),
             ConvMsg::Admin { caller, op, reply } => {
+                // A flush's activity touch moves the members' lists: never
+                // at once with a membership write (the store relies on it).
+                if let Some(flush) = self.flush.take() {
+                    let res = flush.await;
+                    self.owner.handle_flushed(tokio::time::Instant::now().into_std(), res);
+                }
                 let res = self.admin(&caller, op).await;
                 // What the change tells others goes out before the caller hears back.
                 let _ = self.perform();

@@ -66,6 +66,10 @@ pub const FAILURE_PAUSE: Duration = Duration::from_secs(1);
 pub const RECEIPT_PUSH: Duration = Duration::from_millis(500);
 /// Delivered watermarks are stored this often; cluster heads are nudged this often.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// Rooms over `receipts_max_members` store their activity (and so move up
+/// their members' lists) at most this often: each move writes a list entry
+/// per member.
+pub const BIG_ROOM_TOUCH: Duration = Duration::from_secs(60);
 /// A user event or nudge that a full mailbox refused is retried after this long.
 pub const RETRY_AFTER: Duration = Duration::from_millis(100);
 
@@ -118,9 +122,16 @@ pub enum Effect<R: Handles> {
     Reload,
     /// The store failed: read the head; then call [`Owner::handle_head`].
     ReadHead,
-    /// Store these watermarks `(user, delivered, read)`, all at once; then
-    /// call [`Owner::handle_flushed`].
-    FlushWatermarks(Vec<(Arc<str>, u64, u64)>),
+    /// Store these watermarks `(user, delivered, read)`, all at once, then
+    /// the conversation's activity if given (`touch_conversation`: it moves
+    /// the conversation up its members' lists); then call
+    /// [`Owner::handle_flushed`]. One at a time.
+    Flush {
+        /// `(user, delivered, read)`.
+        watermarks: Vec<(Arc<str>, u64, u64)>,
+        /// The server time of the last stored message, if it moved.
+        touch: Option<u64>,
+    },
     /// Answer a send.
     Sent(R::Send, Result<v1::SendMessageOk, WireError>),
     /// Answer a receipt.
@@ -225,6 +236,14 @@ pub struct Owner<R: Handles> {
     /// The read receipts of the flush being written (Some while one is).
     flushing: Option<Vec<R::Receipt>>,
     flush_due: Option<Instant>,
+    /// The server time of the last stored message, the activity stored, when
+    /// it is to be stored next, the one being stored (Some while a flush
+    /// carries it) and when it last was.
+    activity: u64,
+    activity_stored: u64,
+    touch_due: Option<Instant>,
+    touching: Option<u64>,
+    touched_at: Option<Instant>,
     /// User events a full mailbox refused.
     undelivered: VecDeque<(usize, Arc<str>, UserEvent)>,
     retry_due: Option<Instant>,
@@ -291,6 +310,11 @@ impl<R: Handles> Owner<R> {
             waiters: Vec::new(),
             flushing: None,
             flush_due: None,
+            activity: 0,
+            activity_stored: 0,
+            touch_due: None,
+            touching: None,
+            touched_at: None,
             undelivered: VecDeque::new(),
             retry_due: None,
             failing_until: None,
@@ -546,6 +570,7 @@ impl<R: Handles> Owner<R> {
                         let now_read = m.read_seq;
                         self.note_acceptance(&p.sender, was, now_read);
                     }
+                    self.activity = self.activity.max(p.msg.server_time_ms);
                     let ok = v1::SendMessageOk {
                         conversation_id: p.msg.conversation_id,
                         seq: p.msg.seq,

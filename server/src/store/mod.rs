@@ -6,8 +6,12 @@
 //! - idempotency records `(conversation_id, sender, client_msg_id) -> seq`;
 //! - conversations by id; members by `(conversation_id, user_id)` and the
 //!   reverse index by `(user_id, conversation_id)`;
+//! - each conversation's activity (the server time of its last message, or
+//!   its creation) and each user's conversations ordered by it, most recent
+//!   first ([`ListKey`]), so that lists page in the store;
 //! - users (id, display name, role) as last seen in a token;
-//! - the support queue (support conversations waiting for staff);
+//! - the support queue (support conversations waiting for staff), ordered by
+//!   `(created_at_ms, conversation_id)`;
 //! - an epoch: a random id made when the store is created. Resume cursors are
 //!   valid only within one epoch.
 //!
@@ -164,8 +168,25 @@ impl MessageStore for Store {
         delegate!(self, s => s.advance_watermarks(conversation_id, user_id, delivered, read).await)
     }
 
-    async fn support_queue(&self) -> StoreResult<Vec<u64>> {
-        delegate!(self, s => s.support_queue().await)
+    async fn touch_conversation(&self, conversation_id: u64, at_ms: u64) -> StoreResult<()> {
+        delegate!(self, s => s.touch_conversation(conversation_id, at_ms).await)
+    }
+
+    async fn conversation_activity(&self, conversation_id: u64) -> StoreResult<Option<u64>> {
+        delegate!(self, s => s.conversation_activity(conversation_id).await)
+    }
+
+    async fn user_conversations_page(
+        &self,
+        user_id: &str,
+        after: Option<ListKey>,
+        limit: usize,
+    ) -> StoreResult<Vec<ListKey>> {
+        delegate!(self, s => s.user_conversations_page(user_id, after, limit).await)
+    }
+
+    async fn support_queue(&self, after: Option<ListKey>, limit: usize) -> StoreResult<Vec<ListKey>> {
+        delegate!(self, s => s.support_queue(after, limit).await)
     }
 
     async fn upsert_user(&self, user: &UserRecord) -> StoreResult<()> {
@@ -258,7 +279,7 @@ pub struct NewMessage {
 pub type Kind = i32;
 
 /// A conversation's metadata, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConversationRecord {
     /// Id.
     pub id: u64,
@@ -285,7 +306,7 @@ pub struct ConversationRecord {
 }
 
 /// One membership, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MemberRecord {
     /// Conversation.
     pub conversation_id: u64,
@@ -343,6 +364,11 @@ pub enum Created {
     /// A conversation with this id existed; nothing was written.
     Existing(ConversationRecord),
 }
+
+/// A place in an ordered list of conversations: `(time in unix ms,
+/// conversation_id)` (a user's list: the activity; the support queue: the
+/// creation).
+pub type ListKey = (u64, u64);
 
 /// The storage contract. Every method is durable on return when it writes.
 ///
@@ -415,10 +441,12 @@ pub trait MessageStore: Send + Sync + 'static {
     /// keeps the support queue in step with `support_state`.
     async fn update_conversation(&self, conv: &ConversationRecord) -> StoreResult<()>;
 
-    /// Adds or replaces a membership (both indexes).
+    /// Adds or replaces a membership (both indexes). A new member's list shows
+    /// the conversation at its current activity; a replaced one keeps its place.
     async fn put_member(&self, member: &MemberRecord) -> StoreResult<()>;
 
-    /// Removes a membership (both indexes). Removing an absent one is not an error.
+    /// Removes a membership (both indexes and the member's list). Removing an
+    /// absent one is not an error.
     async fn remove_member(&self, conversation_id: u64, user_id: &str) -> StoreResult<()>;
 
     /// A conversation's members.
@@ -440,8 +468,31 @@ pub trait MessageStore: Send + Sync + 'static {
         read: u64,
     ) -> StoreResult<()>;
 
-    /// Support conversations waiting for staff, oldest first.
-    async fn support_queue(&self) -> StoreResult<Vec<u64>>;
+    /// Moves a conversation's activity up to `at_ms` (never back; an unknown
+    /// conversation is not an error), and every member's list with it.
+    ///
+    /// Callers do not run it concurrently with membership writes of the same
+    /// conversation (its owner serializes them); a backend without atomic
+    /// multi-partition writes may leave, if it fails midway, list entries whose
+    /// activity is not the conversation's: readers skip those
+    /// ([`conversation_activity`](Self::conversation_activity) tells).
+    async fn touch_conversation(&self, conversation_id: u64, at_ms: u64) -> StoreResult<()>;
+
+    /// A conversation's activity (None: no such conversation).
+    async fn conversation_activity(&self, conversation_id: u64) -> StoreResult<Option<u64>>;
+
+    /// A page of a user's conversations, most recently active first: at most
+    /// `limit` [`ListKey`]s strictly below `after` (None: from the top).
+    async fn user_conversations_page(
+        &self,
+        user_id: &str,
+        after: Option<ListKey>,
+        limit: usize,
+    ) -> StoreResult<Vec<ListKey>>;
+
+    /// Support conversations waiting for staff, oldest first: at most `limit`
+    /// `(created_at_ms, conversation_id)` strictly above `after`.
+    async fn support_queue(&self, after: Option<ListKey>, limit: usize) -> StoreResult<Vec<ListKey>>;
 
     /// Records a user as seen in a token.
     async fn upsert_user(&self, user: &UserRecord) -> StoreResult<()>;

@@ -44,6 +44,7 @@ import {
   LeaveConversationSchema,
   type ListConversations,
   ListConversationsSchema,
+  type ListSupportQueue,
   ListSupportQueueSchema,
   MarkDeliveredSchema,
   MarkReadSchema,
@@ -413,9 +414,9 @@ export class Client {
     await this.request({ case: "setTyping", value: create(SetTypingSchema, { conversationId, typing }) });
   }
 
-  /** Support conversations waiting for staff (system admins). */
-  async supportQueue(): Promise<ConversationList> {
-    const r = await this.request({ case: "listSupportQueue", value: create(ListSupportQueueSchema, {}) });
+  /** A page of the support conversations waiting for staff, oldest first (system admins; `next` names the next page). */
+  async supportQueue(query: Partial<Omit<ListSupportQueue, "$typeName">> = {}): Promise<ConversationList> {
+    const r = await this.request({ case: "listSupportQueue", value: create(ListSupportQueueSchema, query) });
     return want(r, "conversations");
   }
 

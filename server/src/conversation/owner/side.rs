@@ -3,7 +3,7 @@
 //! application of membership changes. The message path itself (sequencing,
 //! appends, fences) is in the parent module.
 
-use super::{Effect, FLUSH_EVERY, Handles, Owner, RECEIPT_PUSH, RETRY_AFTER};
+use super::{BIG_ROOM_TOUCH, Effect, FLUSH_EVERY, Handles, Owner, RECEIPT_PUSH, RETRY_AFTER};
 use crate::conversation::membership::{Notice, Write};
 use crate::conversation::summary;
 use crate::frames;
@@ -88,7 +88,7 @@ impl<R: Handles> Owner<R> {
         match (self.move_watermark(&user, kind, seq), reply) {
             (Ok(true), Some(r)) if kind == ReceiptKind::Read => {
                 self.waiters.push(r);
-                self.flush();
+                self.flush(now);
             }
             (res, Some(r)) => self.effects.push_back(Effect::Receipted(r, res.map(drop))),
             (_, None) => {}
@@ -132,28 +132,54 @@ impl<R: Handles> Owner<R> {
         Ok(true)
     }
 
-    /// Group commit for watermarks: asks to write what moved, and answers the
-    /// read receipts that wait for it once it is durable. One flush at a time;
-    /// what moves meanwhile goes with the next.
-    fn flush(&mut self) {
-        if self.flushing.is_some() || (self.dirty.is_empty() && self.waiters.is_empty()) {
+    /// Group commit for watermarks: asks to write what moved (and the
+    /// activity, when due), and answers the read receipts that wait for it
+    /// once it is durable. One flush at a time; what moves meanwhile goes with
+    /// the next.
+    fn flush(&mut self, now: Instant) {
+        let touch = self.touch_due.filter(|&t| t <= now).map(|_| self.activity);
+        if self.flushing.is_some() || (self.dirty.is_empty() && self.waiters.is_empty() && touch.is_none()) {
             return;
         }
         self.flush_due = None;
         self.flushing = Some(std::mem::take(&mut self.waiters));
-        let batch = self.dirty.drain().map(|(user, (delivered, read))| (user, delivered, read)).collect();
-        self.effects.push_back(Effect::FlushWatermarks(batch));
+        if touch.is_some() {
+            self.touch_due = None;
+            self.touching = touch;
+        }
+        let watermarks = self.dirty.drain().map(|(user, (delivered, read))| (user, delivered, read)).collect();
+        self.effects.push_back(Effect::Flush { watermarks, touch });
     }
 
-    /// The watermark flush asked for last returned.
+    /// Plans storing the activity if it moved: with the next flush on the
+    /// grid, and in a big room not within [`BIG_ROOM_TOUCH`] of the last time.
+    fn plan_touch(&mut self, now: Instant) {
+        if self.activity <= self.activity_stored || self.touching.is_some() || self.touch_due.is_some() {
+            return;
+        }
+        let next = next_on_grid(self.born, now, FLUSH_EVERY);
+        let big = self.members.len() > self.cfg.receipts_max_members;
+        self.touch_due = Some(match self.touched_at {
+            Some(t) if big => next.max(t + BIG_ROOM_TOUCH),
+            _ => next,
+        });
+    }
+
+    /// The flush asked for last returned.
     pub fn handle_flushed(&mut self, now: Instant, res: Result<(), crate::store::StoreError>) {
+        if let Some(at) = self.touching.take()
+            && res.is_ok()
+        {
+            self.activity_stored = self.activity_stored.max(at);
+            self.touched_at = Some(now);
+        }
         let result = res.map_err(|_| super::unavailable());
         for w in self.flushing.take().unwrap_or_default() {
             self.effects.push_back(Effect::Receipted(w, result.clone()));
         }
         // Read receipts that came meanwhile do not wait for the next second.
         if !self.waiters.is_empty() {
-            self.flush();
+            self.flush(now);
         }
         self.settle(now);
     }
@@ -193,7 +219,7 @@ impl<R: Handles> Owner<R> {
         }
         if self.flush_due.is_some_and(|t| t <= now) {
             self.flush_due = None;
-            self.flush();
+            self.flush(now);
         }
         if self.head_nudge_due.is_some_and(|t| t <= now) {
             self.head_nudge_due = None;
@@ -257,8 +283,10 @@ impl<R: Handles> Owner<R> {
         if !self.receipts.is_empty() && self.receipts_due.is_none() {
             self.receipts_due = Some(next_on_grid(self.born, now, RECEIPT_PUSH));
         }
-        if !self.dirty.is_empty() && self.flush_due.is_none() && self.flushing.is_none() {
-            self.flush_due = Some(next_on_grid(self.born, now, FLUSH_EVERY));
+        self.plan_touch(now);
+        if self.flush_due.is_none() && self.flushing.is_none() {
+            let watermarks = (!self.dirty.is_empty()).then(|| next_on_grid(self.born, now, FLUSH_EVERY));
+            self.flush_due = [watermarks, self.touch_due].into_iter().flatten().min();
         }
         if self.retry_due.is_none() && (!self.undelivered.is_empty() || self.nudge.contains(&true)) {
             self.retry_due = Some(now + RETRY_AFTER);
@@ -281,6 +309,7 @@ impl<R: Handles> Owner<R> {
             && self.typing.is_empty()
             && self.receipts.is_empty()
             && self.dirty.is_empty()
+            && self.activity <= self.activity_stored
             && self.waiters.is_empty()
             && self.flushing.is_none()
             && self.undelivered.is_empty()

@@ -29,6 +29,7 @@ struct Out {
     reloads: usize,
     head_reads: usize,
     flushes: Vec<Vec<(Arc<str>, u64, u64)>>,
+    touches: Vec<u64>,
     sent: Vec<(u32, Result<v1::SendMessageOk, WireError>)>,
     receipted: Vec<(u32, Result<(), WireError>)>,
     to_shard: Vec<(usize, ShardMsg)>,
@@ -156,7 +157,10 @@ impl Harness {
                 Effect::Append(b) => out.appends.push(b),
                 Effect::Reload => out.reloads += 1,
                 Effect::ReadHead => out.head_reads += 1,
-                Effect::FlushWatermarks(b) => out.flushes.push(b),
+                Effect::Flush { watermarks, touch } => {
+                    out.flushes.push(watermarks);
+                    out.touches.extend(touch);
+                }
                 Effect::Sent(id, r) => out.sent.push((id, r)),
                 Effect::Receipted(id, r) => out.receipted.push((id, r)),
                 Effect::ToShard(s, m) => out.to_shard.push((s, m)),

@@ -14,16 +14,19 @@
 //! Each case takes the factory and makes the stores it needs; the cases panic
 //! (as tests do) when the backend breaks the contract. The cases live by
 //! subject: `messages` (appends, reads, seqs, concurrency), `idempotency`
-//! (client message ids, lookups and duplicates refused by the append) and
-//! `records` (conversations, members, watermarks, users, epoch, reopening).
+//! (client message ids, lookups and duplicates refused by the append),
+//! `records` (conversations, members, watermarks, users, epoch, reopening)
+//! and `lists` (users' conversations by activity, the support queue, paged).
 
 mod harness;
 mod idempotency;
+mod lists;
 mod messages;
 mod records;
 
 pub use harness::{ConformanceFactory, report_skip};
 pub use idempotency::*;
+pub use lists::*;
 pub use messages::*;
 pub use records::*;
 
@@ -55,6 +58,8 @@ macro_rules! conformance_tests {
             watermarks_only_move_forward,
             append_moves_sender_watermarks,
             support_queue_follows_state,
+            lists_page_by_activity,
+            touch_moves_every_members_list,
             users_upsert_and_get,
             epoch_per_store,
             reopen_keeps_everything,

@@ -1,5 +1,5 @@
 //! Conformance cases of records other than messages: conversations,
-//! members and their index, watermarks, the support queue, users, the
+//! members and their index, watermarks, users, the
 //! epoch, and everything kept across a reopen.
 
 use chat_protocol::v1::{MemberRole, Role, SupportState};
@@ -160,41 +160,6 @@ pub async fn watermarks_only_move_forward<F: ConformanceFactory>(factory: &mut F
     assert_eq!(alice, MemberRecord { delivered_seq: 9, read_seq: 8, ..member(90, "alice") });
 }
 
-/// The support queue holds exactly the WAITING support conversations,
-/// oldest first.
-pub async fn support_queue_follows_state<F: ConformanceFactory>(factory: &mut F) {
-    let store = factory.fresh().await;
-    assert_eq!(store.support_queue().await.expect("queue"), Vec::<u64>::new());
-
-    store.create_conversation(&support(201, 3_000, SupportState::Waiting), &[]).await.expect("create");
-    store.create_conversation(&support(202, 1_000, SupportState::Waiting), &[]).await.expect("create");
-    store.create_conversation(&support(203, 2_000, SupportState::Waiting), &[]).await.expect("create");
-    store.create_conversation(&support(204, 500, SupportState::Assigned), &[]).await.expect("create");
-    store.create_conversation(&group(205), &[]).await.expect("create");
-    assert_eq!(store.support_queue().await.expect("queue"), [202, 203, 201], "oldest first");
-
-    // A create-if-absent of an existing one does not add it twice.
-    store.create_conversation(&support(202, 1_000, SupportState::Waiting), &[]).await.expect("create");
-    assert_eq!(store.support_queue().await.expect("queue"), [202, 203, 201]);
-
-    store.update_conversation(&support(203, 2_000, SupportState::Assigned)).await.expect("update");
-    assert_eq!(store.support_queue().await.expect("queue"), [202, 201]);
-
-    // Updating a waiting one with other changes keeps it once.
-    let retitled = ConversationRecord { title: "still waiting".into(), ..support(201, 3_000, SupportState::Waiting) };
-    store.update_conversation(&retitled).await.expect("update");
-    assert_eq!(store.support_queue().await.expect("queue"), [202, 201]);
-
-    store.update_conversation(&support(204, 500, SupportState::Waiting)).await.expect("update");
-    store.update_conversation(&support(203, 2_000, SupportState::Waiting)).await.expect("update");
-    assert_eq!(store.support_queue().await.expect("queue"), [204, 202, 203, 201]);
-
-    store.update_conversation(&support(202, 1_000, SupportState::Unspecified)).await.expect("update");
-    let archived = ConversationRecord { archived_at_ms: 9_000, ..support(201, 3_000, SupportState::Assigned) };
-    store.update_conversation(&archived).await.expect("update");
-    assert_eq!(store.support_queue().await.expect("queue"), [204, 203]);
-}
-
 /// Users are upserted; lookups skip unknown ids.
 pub async fn users_upsert_and_get<F: ConformanceFactory>(factory: &mut F) {
     let store = factory.fresh().await;
@@ -250,7 +215,11 @@ pub async fn reopen_keeps_everything<F: ConformanceFactory>(factory: &mut F) {
     assert_eq!(user_convs(&store, "alice").await, [300, 301]);
     let bob = store.member(300, "bob").await.expect("member").expect("member");
     assert_eq!((bob.delivered_seq, bob.read_seq), (20, 7));
-    assert_eq!(store.support_queue().await.expect("queue"), [301]);
+    let queue = store.support_queue(None, 10).await.expect("queue");
+    assert_eq!(queue, [(1_000, 301)]);
+    assert_eq!(store.conversation_activity(300).await.expect("activity"), Some(group(300).created_at_ms));
+    let alices = store.user_conversations_page("alice", None, 10).await.expect("list");
+    assert_eq!(alices, [(group(300).created_at_ms, 300), (1_000, 301)], "lists kept");
     assert_eq!(store.get_users(&["alice".to_string()]).await.expect("get"), vec![user]);
 
     // And it keeps working: the clash check sees the old data.

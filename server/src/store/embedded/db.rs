@@ -1,19 +1,14 @@
 //! The database: its keyspaces ([`Ks`], fjall's tables), the open handles
-//! ([`Db`]), the layout version and epoch made on first open, and the
-//! conversions of fjall failures and JSON values. It does not decide what is
+//! ([`Db`]), and the conversions of fjall failures and JSON values. It does not decide what is
 //! written (the writer does) or read (the store's reads do).
 
 use std::path::Path;
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Slice};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, Slice};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::open_error;
 use crate::store::{StoreError, StoreResult};
-
-/// The layout version written to `meta` on creation.
-const LAYOUT_VERSION: &[u8] = b"fjall-1";
 
 /// The keyspaces (fjall's tables), in [`Ks`] order.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -26,10 +21,12 @@ pub(super) enum Ks {
     SupportQueue,
     Users,
     Meta,
+    Activity,
+    UserActivity,
 }
 
 impl Ks {
-    const ALL: [Ks; 8] = [
+    const ALL: [Ks; 10] = [
         Ks::Messages,
         Ks::Idempotency,
         Ks::Conversations,
@@ -38,6 +35,8 @@ impl Ks {
         Ks::SupportQueue,
         Ks::Users,
         Ks::Meta,
+        Ks::Activity,
+        Ks::UserActivity,
     ];
 
     /// The keyspace's name, also the table named in [`StoreError::Corrupt`].
@@ -51,6 +50,8 @@ impl Ks {
             Ks::SupportQueue => "support_queue",
             Ks::Users => "users",
             Ks::Meta => "meta",
+            Ks::Activity => "activity",
+            Ks::UserActivity => "user_activity",
         }
     }
 
@@ -70,6 +71,8 @@ pub(super) struct Db {
     support_queue: Keyspace,
     users: Keyspace,
     meta: Keyspace,
+    activity: Keyspace,
+    user_activity: Keyspace,
 }
 
 impl Db {
@@ -85,6 +88,8 @@ impl Db {
             support_queue: open(Ks::SupportQueue)?,
             users: open(Ks::Users)?,
             meta: open(Ks::Meta)?,
+            activity: open(Ks::Activity)?,
+            user_activity: open(Ks::UserActivity)?,
             db,
         })
     }
@@ -99,6 +104,8 @@ impl Db {
             Ks::SupportQueue => &self.support_queue,
             Ks::Users => &self.users,
             Ks::Meta => &self.meta,
+            Ks::Activity => &self.activity,
+            Ks::UserActivity => &self.user_activity,
         }
     }
 }
@@ -114,30 +121,4 @@ pub(super) fn decode<T: DeserializeOwned>(ks: Ks, bytes: &[u8]) -> StoreResult<T
 
 pub(super) fn encode<T: Serialize>(op: &'static str, value: &T) -> StoreResult<Slice> {
     serde_json::to_vec(value).map(Slice::from).map_err(|e| StoreError::Backend { op, source: Box::new(e) })
-}
-
-/// Checks or writes the layout version and reads or makes the epoch.
-pub(super) fn init(db: &Db, path: &Path) -> StoreResult<String> {
-    let meta = db.ks(Ks::Meta);
-    let mut batch = db.db.batch().durability(Some(PersistMode::SyncAll));
-    match meta.get("layout").map_err(open_error(path))? {
-        None => batch.insert(meta, "layout", LAYOUT_VERSION),
-        Some(version) if &*version == LAYOUT_VERSION => {}
-        Some(other) => {
-            let (other, ours) = (String::from_utf8_lossy(&other), String::from_utf8_lossy(LAYOUT_VERSION));
-            return Err(open_error(path)(format!("store layout version {other} is not {ours}")));
-        }
-    }
-    let epoch = match meta.get("epoch").map_err(open_error(path))? {
-        Some(epoch) if !epoch.is_empty() => String::from_utf8(epoch.to_vec())
-            .map_err(|_| StoreError::Corrupt { table: Ks::Meta.name(), detail: "epoch is not UTF-8".into() })?,
-        Some(_) => return Err(StoreError::Corrupt { table: Ks::Meta.name(), detail: "empty epoch".into() }),
-        None => {
-            let epoch = format!("{:032x}", rand::random::<u128>());
-            batch.insert(meta, "epoch", epoch.as_bytes());
-            epoch
-        }
-    };
-    batch.commit().map_err(open_error(path))?;
-    Ok(epoch)
 }

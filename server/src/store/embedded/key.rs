@@ -71,6 +71,14 @@ pub(super) fn user_conv(op: &'static str, user: &str, conv: u64) -> StoreResult<
     checked(op, key)
 }
 
+/// `len(user)(2) | user | activity_ms(8) | conversation(8)`: a user's list,
+/// most recent last in key order.
+pub(super) fn user_activity(op: &'static str, user: &str, at_ms: u64, conv: u64) -> StoreResult<Vec<u8>> {
+    let mut key = user_convs_prefix(op, user)?;
+    key.extend_from_slice(&pair(at_ms, conv));
+    checked(op, key)
+}
+
 /// `id`.
 pub(super) fn user(op: &'static str, id: &str) -> StoreResult<Vec<u8>> {
     checked(op, id.as_bytes().to_vec())

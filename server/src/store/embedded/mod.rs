@@ -44,20 +44,29 @@
 //! - `support_queue`: `created_at_ms(8) | conversation(8)` -> empty, exactly
 //!   the conversations whose `support_state` is WAITING;
 //! - `users`: `id` -> JSON UserRecord;
-//! - `meta`: `name` -> value (the epoch and the layout version).
+//! - `activity`: `conversation(8)` -> `activity_ms(8)`, the server time of its
+//!   last message (its creation until then);
+//! - `user_activity`: `len(user)(2) | user | activity_ms(8) | conversation(8)`
+//!   -> empty, each user's list (read backwards: most recent first), moved by
+//!   `touch_conversation` for every member at once;
+//! - `meta`: `name` -> value (the epoch and the layout version; a `fjall-1`
+//!   layout gets its activities made from the last messages on open).
 //!
 //! A key is at most 65,535 bytes (fjall's limit): a write whose key would be
 //! longer fails with [`StoreError::Backend`].
 //!
 //! Files: this one holds [`EmbeddedStore`] (open, close, the queue to the
-//! writer, snapshot reads); `db` the keyspaces, layout and epoch; `key` the
-//! key encodings; `writer` the writer thread and group commit; `txn` one
-//! request applied within a group (seq and client-id checks included); `reads`
-//! the [`MessageStore`](super::MessageStore) impl. It does not own sequencing (the owner's) nor the
+//! writer, snapshot reads); `db` the keyspaces and their handles; `layout`
+//! the layout version, epoch and upgrades on open; `key` the key encodings;
+//! `writer` the writer thread and group commit; `txn` one request applied
+//! within a group (seq and client-id checks included); `reads` the
+//! [`MessageStore`](super::MessageStore) impl. It does not own sequencing (the
+//! owner's) nor the
 //! configuration (`crate::config`).
 
 mod db;
 mod key;
+mod layout;
 mod ops;
 mod reads;
 #[cfg(test)]
@@ -74,7 +83,8 @@ use fjall::{Readable, Slice, Snapshot};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{StoreError, StoreResult};
-use db::{Db, Ks, backend, init};
+use db::{Db, Ks, backend};
+use layout::init;
 use ops::{Done, Op, Request, Shared};
 use writer::Writer;
 

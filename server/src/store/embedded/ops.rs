@@ -20,6 +20,7 @@ pub(super) enum Op {
     PutMember(MemberRecord),
     RemoveMember { conversation_id: u64, user_id: String },
     AdvanceWatermarks { conversation_id: u64, user_id: String, delivered: u64, read: u64 },
+    TouchConversation { conversation_id: u64, at_ms: u64 },
     UpsertUser(UserRecord),
 }
 
@@ -32,6 +33,7 @@ impl Op {
             Op::PutMember(_) => "put_member",
             Op::RemoveMember { .. } => "remove_member",
             Op::AdvanceWatermarks { .. } => "advance_watermarks",
+            Op::TouchConversation { .. } => "touch_conversation",
             Op::UpsertUser(_) => "upsert_user",
         }
     }

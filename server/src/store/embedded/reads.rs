@@ -10,8 +10,8 @@ use super::db::{Ks, backend, decode};
 use super::key;
 use super::ops::{Done, Op};
 use crate::store::{
-    ConversationRecord, Created, Direction, MemberRecord, MessageStore, NewMessage, Range, StoreError, StoreResult,
-    UserRecord,
+    ConversationRecord, Created, Direction, ListKey, MemberRecord, MessageStore, NewMessage, Range, StoreError,
+    StoreResult, UserRecord,
 };
 
 impl MessageStore for EmbeddedStore {
@@ -178,10 +178,57 @@ impl MessageStore for EmbeddedStore {
         self.submit_unit(Op::AdvanceWatermarks { conversation_id, user_id: user_id.to_owned(), delivered, read }).await
     }
 
-    async fn support_queue(&self) -> StoreResult<Vec<u64>> {
+    async fn touch_conversation(&self, conversation_id: u64, at_ms: u64) -> StoreResult<()> {
+        self.submit_unit(Op::TouchConversation { conversation_id, at_ms }).await
+    }
+
+    async fn conversation_activity(&self, conversation_id: u64) -> StoreResult<Option<u64>> {
+        const OP: &str = "conversation_activity";
+        match self.get(OP, Ks::Activity, &conversation_id.to_be_bytes())? {
+            Some(at) => key::u64_at(Ks::Activity, &at, 8, 0).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn user_conversations_page(
+        &self,
+        user_id: &str,
+        after: Option<ListKey>,
+        limit: usize,
+    ) -> StoreResult<Vec<ListKey>> {
+        const OP: &str = "user_conversations_page";
+        let prefix = key::user_convs_prefix(OP, user_id)?;
+        // Below `after`, or from this user's last possible key down.
+        let end = match after {
+            Some((at, conv)) => std::ops::Bound::Excluded(key::user_activity(OP, user_id, at, conv)?),
+            None => std::ops::Bound::Included(key::user_activity(OP, user_id, u64::MAX, u64::MAX)?),
+        };
+        let snapshot = self.snapshot();
+        let keys = snapshot
+            .range(self.db.ks(Ks::UserActivity), (std::ops::Bound::Included(prefix.clone()), end))
+            .rev()
+            .take(limit);
+        keys.map(|guard| {
+            let key = guard.key().map_err(backend(OP))?;
+            let n = prefix.len();
+            Ok((key::u64_at(Ks::UserActivity, &key, n + 16, n)?, key::u64_at(Ks::UserActivity, &key, n + 16, n + 8)?))
+        })
+        .collect()
+    }
+
+    async fn support_queue(&self, after: Option<ListKey>, limit: usize) -> StoreResult<Vec<ListKey>> {
         const OP: &str = "support_queue";
-        let entries = self.scan_prefix(OP, Ks::SupportQueue, &[])?;
-        entries.iter().map(|(key, _)| key::u64_at(Ks::SupportQueue, key, 16, 8)).collect()
+        let start = match after {
+            None => std::ops::Bound::Unbounded,
+            Some((at, conv)) => std::ops::Bound::Excluded(key::pair(at, conv).to_vec()),
+        };
+        let snapshot = self.snapshot();
+        let keys = snapshot.range(self.db.ks(Ks::SupportQueue), (start, std::ops::Bound::Unbounded)).take(limit);
+        keys.map(|guard| {
+            let key = guard.key().map_err(backend(OP))?;
+            Ok((key::u64_at(Ks::SupportQueue, &key, 16, 0)?, key::u64_at(Ks::SupportQueue, &key, 16, 8)?))
+        })
+        .collect()
     }
 
     async fn upsert_user(&self, user: &UserRecord) -> StoreResult<()> {

@@ -262,3 +262,41 @@ async fn refuses_a_directory_with_only_a_redb_store() {
     std::fs::write(dir.path().join(REDB_FILE_NAME), b"redb").expect("write");
     assert!(matches!(EmbeddedStore::open(dir.path(), EmbeddedConfig::default()), Err(StoreError::Open { .. })));
 }
+
+/// A store of the first layout (no activities) is brought up to date on open:
+/// each conversation's activity is its last message's server time (its
+/// creation if it has none), and every member's list is ordered by it.
+#[tokio::test]
+async fn a_first_layout_store_gets_its_lists_on_open() {
+    use crate::store::ConversationRecord;
+    use prost::Message as _;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    for (id, created) in [(1u64, 1_000u64), (2, 2_000), (3, 3_000)] {
+        let rec = ConversationRecord { id, created_at_ms: created, kind: 2, ..Default::default() };
+        let member = MemberRecord { conversation_id: id, user_id: "ann".into(), ..Default::default() };
+        store.create_conversation(&rec, &[member]).await.unwrap();
+    }
+    // Conversation 1 was written in last.
+    let body = chat_protocol::v1::Message { conversation_id: 1, seq: 1, server_time_ms: 9_000, ..Default::default() };
+    let msg = NewMessage { encoded: Bytes::from(body.encode_to_vec()), ..message(1, 1) };
+    store.append(vec![msg]).await.unwrap();
+    store.close();
+    drop(store);
+    {
+        // Back to the first layout: no activities, no lists.
+        let db = Db::open(&dir.path().join(DB_NAME)).unwrap();
+        db.ks(Ks::Meta).insert("layout", "fjall-1").unwrap();
+        for ks in [Ks::Activity, Ks::UserActivity] {
+            let keys: Vec<_> = db.ks(ks).iter().map(|g| g.key().unwrap()).collect();
+            for k in keys {
+                db.ks(ks).remove(k).unwrap();
+            }
+        }
+        db.db.persist(fjall::PersistMode::SyncAll).unwrap();
+    }
+    let store = open(dir.path());
+    let list = store.user_conversations_page("ann", None, 10).await.unwrap();
+    assert_eq!(list, [(9_000, 1), (3_000, 3), (2_000, 2)]);
+    assert_eq!(store.conversation_activity(2).await.unwrap(), Some(2_000));
+}

@@ -78,13 +78,8 @@ impl<'a> Txn<'a> {
                 self.put_member(member.conversation_id, &member.user_id, value)?;
                 Ok(Done::Unit)
             }
-            Op::RemoveMember { conversation_id, user_id } => {
-                let member = key::member(self.op, *conversation_id, user_id)?;
-                let user_conv = key::user_conv(self.op, user_id, *conversation_id)?;
-                self.remove(Ks::Members, &member);
-                self.remove(Ks::UserConvs, &user_conv);
-                Ok(Done::Unit)
-            }
+            Op::RemoveMember { conversation_id, user_id } => self.remove_member(*conversation_id, user_id),
+            Op::TouchConversation { conversation_id, at_ms } => self.touch(*conversation_id, *at_ms),
             Op::AdvanceWatermarks { conversation_id, user_id, delivered, read } => {
                 self.advance_watermarks(*conversation_id, user_id, *delivered, *read)
             }
@@ -174,6 +169,7 @@ impl<'a> Txn<'a> {
         }
         let value = encode(self.op, conv)?;
         self.put(Ks::Conversations, &id, value);
+        self.put(Ks::Activity, &id, Slice::from(&conv.created_at_ms.to_be_bytes()[..]));
         if is_waiting(conv) {
             self.put(Ks::SupportQueue, &key::pair(conv.created_at_ms, conv.id), Slice::from(&[][..]));
         }
@@ -205,12 +201,69 @@ impl<'a> Txn<'a> {
         Ok(Done::Unit)
     }
 
+    /// A conversation's activity (None: unknown).
+    fn activity(&self, conversation_id: u64) -> StoreResult<Option<u64>> {
+        match self.get(Ks::Activity, &conversation_id.to_be_bytes())? {
+            Some(at) => key::u64_at(Ks::Activity, &at, 8, 0).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Adds or replaces a membership; a new one enters the user's list at the
+    /// conversation's activity.
     fn put_member(&mut self, conversation_id: u64, user_id: &str, value: Slice) -> StoreResult<()> {
         let member = key::member(self.op, conversation_id, user_id)?;
         let user_conv = key::user_conv(self.op, user_id, conversation_id)?;
+        if self.get(Ks::UserConvs, &user_conv)?.is_none() {
+            let at = self.activity(conversation_id)?.unwrap_or(0);
+            let listed = key::user_activity(self.op, user_id, at, conversation_id)?;
+            self.put(Ks::UserActivity, &listed, Slice::from(&[][..]));
+        }
         self.put(Ks::Members, &member, value);
         self.put(Ks::UserConvs, &user_conv, Slice::from(&[][..]));
         Ok(())
+    }
+
+    fn remove_member(&mut self, conversation_id: u64, user_id: &str) -> StoreResult<Done> {
+        let member = key::member(self.op, conversation_id, user_id)?;
+        let user_conv = key::user_conv(self.op, user_id, conversation_id)?;
+        if self.get(Ks::UserConvs, &user_conv)?.is_some() {
+            let at = self.activity(conversation_id)?.unwrap_or(0);
+            self.remove(Ks::UserActivity, &key::user_activity(self.op, user_id, at, conversation_id)?);
+        }
+        self.remove(Ks::Members, &member);
+        self.remove(Ks::UserConvs, &user_conv);
+        Ok(Done::Unit)
+    }
+
+    /// Moves a conversation's activity up to `at_ms` and its members' lists
+    /// with it. Its members are read from the database: the owner never puts
+    /// a membership write of this conversation in the same group.
+    fn touch(&mut self, conversation_id: u64, at_ms: u64) -> StoreResult<Done> {
+        let Some(was) = self.activity(conversation_id)? else { return Ok(Done::Unit) };
+        if at_ms <= was {
+            return Ok(Done::Unit);
+        }
+        let prefix = conversation_id.to_be_bytes();
+        let mut users = Vec::new();
+        for entry in self.db.ks(Ks::Members).prefix(prefix) {
+            let key = entry.key().map_err(backend(self.op))?;
+            let user = std::str::from_utf8(&key[8..]).map_err(|_| StoreError::Corrupt {
+                table: Ks::Members.name(),
+                detail: "user id is not UTF-8".into(),
+            })?;
+            users.push(user.to_owned());
+        }
+        for user in users {
+            self.remove(Ks::UserActivity, &key::user_activity(self.op, &user, was, conversation_id)?);
+            self.put(
+                Ks::UserActivity,
+                &key::user_activity(self.op, &user, at_ms, conversation_id)?,
+                Slice::from(&[][..]),
+            );
+        }
+        self.put(Ks::Activity, &prefix, Slice::from(&at_ms.to_be_bytes()[..]));
+        Ok(Done::Unit)
     }
 
     fn advance_watermarks(

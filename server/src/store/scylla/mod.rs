@@ -16,10 +16,12 @@
 //! configuration), `schema` (DDL, versions, `migrate`, the start-up check),
 //! `statements` (prepared statements and the binder), `rows` (row <-> record
 //! mapping), `append` (conditional batches, fencing, unknown outcomes),
-//! `reads` (history and client-id lookups) and `records` (conversations,
-//! members, watermarks, users).
+//! `reads` (history and client-id lookups), `records` (conversations,
+//! members, watermarks, users) and `lists` (activity, users' lists and the
+//! support queue, paged).
 
 mod append;
+mod lists;
 mod reads;
 mod records;
 mod rows;
@@ -56,7 +58,8 @@ pub use settings::{
 pub use statements::{CqlError, STATEMENTS};
 
 use super::{
-    ConversationRecord, Created, MemberRecord, MessageStore, NewMessage, Range, StoreError, StoreResult, UserRecord,
+    ConversationRecord, Created, ListKey, MemberRecord, MessageStore, NewMessage, Range, StoreError, StoreResult,
+    UserRecord,
 };
 use records::WATERMARK_ROUNDS;
 use statements::Statements;
@@ -293,8 +296,31 @@ impl MessageStore for ScyllaStore {
         .await
     }
 
-    async fn support_queue(&self) -> StoreResult<Vec<u64>> {
-        self.call("support_queue", false, |i| async move { i.support_queue().await }).await
+    async fn touch_conversation(&self, conversation_id: u64, at_ms: u64) -> StoreResult<()> {
+        self.call("touch_conversation", true, |i| async move { i.touch(conversation_id, at_ms).await }).await
+    }
+
+    async fn conversation_activity(&self, conversation_id: u64) -> StoreResult<Option<u64>> {
+        self.call("conversation_activity", false, |i| async move { i.activity(conversation_id).await }).await
+    }
+
+    async fn user_conversations_page(
+        &self,
+        user_id: &str,
+        after: Option<ListKey>,
+        limit: usize,
+    ) -> StoreResult<Vec<ListKey>> {
+        let user = user_id.to_owned();
+        self.call(
+            "user_conversations_page",
+            false,
+            |i| async move { i.user_conversations_page(user, after, limit).await },
+        )
+        .await
+    }
+
+    async fn support_queue(&self, after: Option<ListKey>, limit: usize) -> StoreResult<Vec<ListKey>> {
+        self.call("support_queue", false, |i| async move { i.support_queue(after, limit).await }).await
     }
 
     async fn upsert_user(&self, user: &UserRecord) -> StoreResult<()> {

@@ -1,5 +1,6 @@
 //! Records other than messages: conversations (create-if-absent, update
-//! with the support queue in step), members and their reverse index, the
+//! with the support queue in step), members and their reverse index (and
+//! their lists, through `lists`), the
 //! watermarks (moved only forward, by lightweight transactions), and users.
 //! Rows that transactions write are written only by transactions (see
 //! `deploy/CLUSTER.md`). It does not touch messages.
@@ -10,8 +11,8 @@ use scylla::statement::Consistency;
 use scylla::value::CqlValue;
 
 use super::rows::{
-    ConvRow, MemberRow, WAITING, conv_from_row, conv_values, id_from_db, id_to_db, is_waiting, member_from_row,
-    member_values, queue_values, seq_from_db, seq_to_db, user_conv_values,
+    ConvRow, MemberRow, conv_from_row, conv_values, id_from_db, id_to_db, is_waiting, member_from_row, member_values,
+    queue_values, seq_from_db, seq_to_db, user_conv_values,
 };
 use super::statements::Stmt;
 use super::{ConversationRecord, Created, FAN_OUT, Inner, MemberRecord, StoreError, StoreResult, UserRecord};
@@ -85,6 +86,7 @@ impl Inner {
                 }),
             };
         }
+        self.set_activity(OP, conv.id, conv.created_at_ms).await?;
         // The member rows: one partition, so conditional batches of up to
         // MEMBER_BATCH; a batch that finds a row there already (left by a
         // create that failed half-way) falls back to one upsert per member.
@@ -105,6 +107,8 @@ impl Inner {
             let stmts = vec![&self.st.insert_user_conversation; chunk.len()];
             let values = chunk.iter().map(|m| user_conv_values(&m.user_id, m.conversation_id)).collect();
             self.batch(OP, "insert_user_conversations_batch", stmts, values).await?;
+            let users: Vec<&str> = chunk.iter().map(|m| m.user_id.as_str()).collect();
+            self.list_members(OP, conv.id, &users).await?;
         }
         if is_waiting(&conv) {
             self.exec(OP, &self.st.insert_queue, queue_values(&conv), None).await?;
@@ -154,11 +158,6 @@ impl Inner {
         Ok(())
     }
 
-    pub(super) async fn support_queue(&self) -> StoreResult<Vec<u64>> {
-        let rows: Vec<(i64,)> = self.rows("support_queue", &self.st.select_queue, (WAITING,), None).await?;
-        Ok(rows.into_iter().map(|(id,)| id_from_db(id)).collect())
-    }
-
     /// Writes a member row (through Paxos, like every write of that table).
     pub(super) async fn put_member_row(&self, op: &'static str, m: &MemberRecord) -> StoreResult<()> {
         let update = vec![
@@ -174,6 +173,7 @@ impl Inner {
     }
 
     pub(super) async fn put_member(&self, m: MemberRecord) -> StoreResult<()> {
+        self.list_member("put_member", m.conversation_id, &m.user_id).await?;
         self.put_member_row("put_member", &m).await?;
         let values = user_conv_values(&m.user_id, m.conversation_id);
         self.exec("put_member", &self.st.insert_user_conversation, values, None).await.map(|_| ())
@@ -184,6 +184,7 @@ impl Inner {
         let stmt = &self.st.delete_member_if_exists;
         // Not applied: there was no such member, which is not an error.
         self.exec(OP, stmt, (id_to_db(conv), &user), None).await?;
+        self.unlist_member(OP, conv, &user).await?;
         self.exec(OP, &self.st.delete_user_conversation, user_conv_values(&user, conv), None).await.map(|_| ())
     }
 

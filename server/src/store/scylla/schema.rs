@@ -16,7 +16,7 @@ use super::{Inner, StoreError, StoreResult, block_on, connect, driver_runtime};
 use crate::config::ScyllaConfig;
 
 /// The schema version this binary writes and runs on.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// The `schema_version` row of this store.
 const COMPONENT: &str = "chat";
@@ -30,9 +30,10 @@ pub fn keyspace_ddl(s: &ScyllaSettings) -> String {
     )
 }
 
-/// The tables of schema version 1: `(table, CREATE TABLE IF NOT EXISTS ...)`.
+/// The tables of schema version 2: `(table, CREATE TABLE IF NOT EXISTS ...)`
+/// (version 1 had all but the last two).
 pub fn schema_ddl(ks: &str) -> Vec<(&'static str, String)> {
-    let tables: [(&str, &str); 10] = [
+    let tables: [(&str, &str); 12] = [
         ("schema_version", "(component text PRIMARY KEY, version int, migrated_at_ms bigint, migrated_by text)"),
         ("meta", "(name text PRIMARY KEY, value text)"),
         (
@@ -67,6 +68,13 @@ pub fn schema_ddl(ks: &str) -> Vec<(&'static str, String)> {
              PRIMARY KEY ((queue), created_at_ms, conversation_id))",
         ),
         ("users", "(id text PRIMARY KEY, display_name text, role int)"),
+        ("conversation_activity", "(conversation_id bigint PRIMARY KEY, activity_ms bigint)"),
+        (
+            "conversations_by_activity",
+            "(user_id text, activity_ms bigint, conversation_id bigint, \
+             PRIMARY KEY ((user_id), activity_ms, conversation_id)) \
+             WITH CLUSTERING ORDER BY (activity_ms DESC, conversation_id DESC)",
+        ),
     ];
     tables.iter().map(|(t, cols)| (*t, format!("CREATE TABLE IF NOT EXISTS {ks}.{t} {cols}"))).collect()
 }
@@ -214,6 +222,10 @@ pub async fn migrate_with(s: &ScyllaSettings) -> StoreResult<Vec<String>> {
     }
     let st = Statements::prepare(&session, s).await?;
     let inner = Inner { session, st, settings: s.clone(), listed: Mutex::new(HashSet::new()) };
+    if recorded == Some(1) {
+        let n = inner.backfill_activity().await?;
+        report.push(format!("activity of {n} conversations made from their last messages (version 1 -> 2)"));
+    }
     let epoch = inner.epoch().await?;
     report.push(format!("epoch: {epoch}"));
     Ok(report)

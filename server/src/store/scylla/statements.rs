@@ -163,7 +163,21 @@ statements! {
         WHERE conversation_id = ? AND user_id = ? IF read_seq < ?",
     insert_queue: "INSERT INTO {ks}.support_queue (queue, created_at_ms, conversation_id) VALUES (?, ?, ?)",
     delete_queue: "DELETE FROM {ks}.support_queue WHERE queue = ? AND created_at_ms = ? AND conversation_id = ?",
-    select_queue: "SELECT conversation_id FROM {ks}.support_queue WHERE queue = ?",
+    select_queue_first: "SELECT created_at_ms, conversation_id FROM {ks}.support_queue WHERE queue = ? LIMIT ?",
+    select_queue_after: "SELECT created_at_ms, conversation_id FROM {ks}.support_queue WHERE queue = ? \
+        AND (created_at_ms, conversation_id) > (?, ?) LIMIT ?",
+    insert_activity: "INSERT INTO {ks}.conversation_activity (conversation_id, activity_ms) VALUES (?, ?)",
+    select_activity: "SELECT activity_ms FROM {ks}.conversation_activity WHERE conversation_id = ?",
+    insert_listed: "INSERT INTO {ks}.conversations_by_activity (user_id, activity_ms, conversation_id) \
+        VALUES (?, ?, ?)",
+    delete_listed: "DELETE FROM {ks}.conversations_by_activity WHERE user_id = ? AND activity_ms = ? \
+        AND conversation_id = ?",
+    select_listed_first: "SELECT activity_ms, conversation_id FROM {ks}.conversations_by_activity \
+        WHERE user_id = ? LIMIT ?",
+    select_listed_below: "SELECT activity_ms, conversation_id FROM {ks}.conversations_by_activity \
+        WHERE user_id = ? AND (activity_ms, conversation_id) < (?, ?) LIMIT ?",
+    select_user_conversation: "SELECT conversation_id FROM {ks}.conversations_by_user \
+        WHERE user_id = ? AND conversation_id = ?",
     upsert_user: "INSERT INTO {ks}.users (id, display_name, role) VALUES (?, ?, ?)",
     select_user: "SELECT id, display_name, role FROM {ks}.users WHERE id = ?",
     select_meta: "SELECT value FROM {ks}.meta WHERE name = ?",

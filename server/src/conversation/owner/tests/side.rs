@@ -157,7 +157,7 @@ fn refused_mailboxes_get_a_nudge_and_user_events_again() {
     let (shard, msg) = out.to_shard.into_iter().nth(1).unwrap();
     h.owner.handle_refused(h.now, shard, msg);
     assert!(matches!(h.fire().to_shard[..], [(1, ShardMsg::Fanout(CONV, Fanout::Nudge { head: 1 }))]));
-    assert_eq!(h.owner.poll_timeout(), None);
+    assert_eq!(h.owner.poll_timeout(), Some(h.t0 + FLUSH_EVERY), "then only the activity's flush");
 }
 
 #[test]
@@ -195,8 +195,64 @@ fn cluster_owners_publish_and_nudge_recent_heads_each_second() {
         if matches!(out.published[..], [Fanout::Nudge { head: 1 }]) {
             times.push(h.now - start);
         }
+        if !out.touches.is_empty() {
+            h.owner.handle_flushed(h.now, Ok(()));
+        }
     }
     assert_eq!(times.len(), 3, "{times:?}");
+}
+
+/// A commit moves the conversation up its members' lists: its activity is
+/// stored with the next flush, once for many commits, again after a failure;
+/// an owner does not stop before it is stored.
+#[test]
+fn the_activity_is_stored_with_the_next_flush() {
+    let mut h = Harness::new(0);
+    h.commit_each(&["alice", "bob"]);
+    let first = h.fire();
+    assert_eq!(h.now, h.t0 + FLUSH_EVERY);
+    assert_eq!(first.touches, [WALL], "both commits, one touch");
+    h.commit_each(&["carol"]);
+    h.owner.handle_flushed(h.now, Err(backend()));
+    let retried = h.fire();
+    assert_eq!(h.now, h.t0 + 2 * FLUSH_EVERY);
+    assert_eq!(retried.touches, [WALL + 1_000], "stored again after a failure, up to date");
+    h.owner.handle_flushed(h.now, Ok(()));
+    let mut stopped = false;
+    for _ in 0..5 {
+        let out = h.fire();
+        assert!(out.touches.is_empty(), "nothing moved: no touch");
+        stopped |= out.stop;
+        if stopped {
+            break;
+        }
+    }
+    assert!(stopped, "then it stops when idle");
+}
+
+/// A room over `receipts_max_members` moves up its members' lists at most
+/// once per [`BIG_ROOM_TOUCH`].
+#[test]
+fn big_rooms_touch_rarely() {
+    let cfg = OwnerConfig { receipts_max_members: 2, shards: 2, ..OwnerConfig::default() };
+    let mut h = Harness::with(cfg, 0);
+    h.commit_each(&["alice"]);
+    assert_eq!(h.fire().touches.len(), 1);
+    h.owner.handle_flushed(h.now, Ok(()));
+    let touched = h.now;
+    h.commit_each(&["bob"]);
+    let mut next = None;
+    for _ in 0..100 {
+        let out = h.fire();
+        if !out.touches.is_empty() {
+            next = Some(h.now);
+            break;
+        }
+        if !out.flushes.is_empty() {
+            h.owner.handle_flushed(h.now, Ok(()));
+        }
+    }
+    assert_eq!(next, Some(touched + BIG_ROOM_TOUCH));
 }
 
 #[test]
