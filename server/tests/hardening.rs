@@ -289,6 +289,25 @@ async fn a_stranger_does_not_see_presence_until_accepted() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(seen.len() == 1 && seen[0].online, "the opener is visible: {seen:?}");
+    // Mallory writes; alice's device receives it (her SDK says so), which
+    // mallory is not told: neither a delivered receipt nor in the members.
+    mallory.send_text(conv, "are you there?").await.unwrap();
+    next_where(&mut a_ev, |e| matches!(e, Event::Message(m) if m.seq == 1).then_some(())).await;
+    alice.mark_delivered(conv, 1).await.unwrap();
+    let told = tokio::time::timeout(Duration::from_millis(1_500), async {
+        next_where(&mut m_ev, |e| match e {
+            Event::Receipt(r) if r.user_id == "alice" => Some(r),
+            _ => None,
+        })
+        .await
+    })
+    .await;
+    assert!(told.is_err(), "no receipt of alice's device: {told:?}");
+    let delivered = |members: chat_protocol::v1::Members| {
+        members.members.iter().find(|m| m.user_id == "alice").map(|m| m.delivered_seq)
+    };
+    assert_eq!(delivered(mallory.get_members(conv).await.unwrap()), Some(0), "members show nothing either");
+    assert_eq!(delivered(alice.get_members(conv).await.unwrap()), Some(1), "alice sees her own");
     // Once alice answers, mallory sees her at once, and asks about her too.
     alice.send_text(conv, "hello?").await.unwrap();
     let shown = next_where(&mut m_ev, |e| match e {

@@ -39,8 +39,12 @@ test("two browser users chat both ways, with typing, presence, badges and read m
   await alice.send("Please bring the signed `engagement letter`.");
   await bobItem.locator(".badge", { hasText: "2" }).waitFor();
 
-  // Alice's messages are delivered (Bob's device has them) but not read yet.
-  await until(async () => (await alice.page.locator('.msg.mine[data-mark="delivered"]').count()) === 2, "delivered marks");
+  // Bob's device has them (his badge says 2), but he has not accepted the
+  // conversation: Alice is not told that his device received them (it would
+  // tell her he is online). Receipts are pushed every 0.5 s: wait past that.
+  await until(async () => (await alice.page.locator('.msg.mine[data-mark="sent"]').count()) === 2, "sent marks");
+  await new Promise((r) => setTimeout(r, 1_500));
+  assert.equal(await alice.page.locator('.msg.mine[data-mark="delivered"]').count(), 0, "no delivered marks yet");
 
   await bob.open("Alice Advocate");
   await bob.waitForMessage("Please bring the signed");

@@ -336,7 +336,7 @@ impl Driver {
         membership::may_list_members(&roster, caller)?;
         let ids: Vec<String> = roster.members.keys().map(|u| u.to_string()).collect();
         let users = self.store.get_users(&ids).await.unwrap_or_default();
-        Ok(membership::member_list(&self.owner.roster(), users))
+        Ok(membership::member_list(&self.owner.roster(), users, &caller.user))
     }
 }
 

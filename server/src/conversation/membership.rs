@@ -45,6 +45,13 @@ impl Roster<'_> {
         self.members.contains_key(user)
     }
 
+    /// Whether `m` accepted the conversation: anyone but the other member of
+    /// a private conversation before they first read or wrote in it. Until
+    /// then, nothing about their device (presence, delivery) is shown.
+    pub fn accepted(&self, m: &MemberRecord) -> bool {
+        self.kind() != ConversationKind::Private || m.user_id == self.rec.created_by || m.read_seq > 0
+    }
+
     fn role_of(&self, user: &str) -> Option<MemberRole> {
         self.members.get(user).map(|m| MemberRole::try_from(m.role).unwrap_or(MemberRole::Member))
     }
@@ -235,7 +242,7 @@ pub fn may_list_members(r: &Roster<'_>, caller: &Caller) -> Result<(), WireError
 
 /// The member list with display names and system roles from `users`
 /// (a member without a user record shows their id), sorted by user id.
-pub fn member_list(r: &Roster<'_>, users: Vec<UserRecord>) -> Vec<v1::Member> {
+pub fn member_list(r: &Roster<'_>, users: Vec<UserRecord>, viewer: &str) -> Vec<v1::Member> {
     let users: HashMap<String, UserRecord> = users.into_iter().map(|u| (u.id.clone(), u)).collect();
     let mut out: Vec<v1::Member> = r
         .members
@@ -247,7 +254,8 @@ pub fn member_list(r: &Roster<'_>, users: Vec<UserRecord>) -> Vec<v1::Member> {
                 display_name: u.map(|u| u.display_name.clone()).unwrap_or_else(|| m.user_id.clone()),
                 role: m.role,
                 joined_at_ms: m.joined_at_ms,
-                delivered_seq: m.delivered_seq,
+                // What reached the device of someone who did not accept is theirs alone.
+                delivered_seq: if r.accepted(m) || m.user_id == viewer { m.delivered_seq } else { 0 },
                 read_seq: m.read_seq,
                 user_role: u.map_or(0, |u| u.role),
             }
@@ -399,6 +407,25 @@ pub(super) mod tests {
         assert!(may_list_members(&r, &caller("staff", Role::Admin)).is_ok());
         assert_eq!(may_list_members(&r, &caller("adv", Role::Advocate)).unwrap_err().code, ErrorCode::NotFound);
         let users = vec![UserRecord { id: "cli".into(), display_name: "Client".into(), role: Role::Client as i32 }];
-        assert_eq!(member_list(&r, users)[0].display_name, "Client");
+        assert_eq!(member_list(&r, users, "staff")[0].display_name, "Client");
+    }
+
+    /// The opener of a private conversation does not see how far the other
+    /// member's devices received until that member read or wrote in it; the
+    /// member sees their own.
+    #[test]
+    fn an_unaccepted_members_delivery_is_shown_to_them_alone() {
+        let private = ConversationRecord { created_by: "adv".into(), ..rec(ConversationKind::Private) };
+        let mut members = roster(&[("adv", MemberRole::Member), ("cli", MemberRole::Member)]);
+        members.get_mut("cli").unwrap().delivered_seq = 5;
+        members.get_mut("adv").unwrap().delivered_seq = 5;
+        let delivered = |members: &HashMap<Arc<str>, MemberRecord>, viewer: &str| {
+            let r = Roster { rec: &private, members, committed: 5, max_members: 10 };
+            member_list(&r, vec![], viewer).iter().map(|m| (m.user_id.clone(), m.delivered_seq)).collect::<Vec<_>>()
+        };
+        assert_eq!(delivered(&members, "adv"), [("adv".to_string(), 5), ("cli".to_string(), 0)]);
+        assert_eq!(delivered(&members, "cli"), [("adv".to_string(), 5), ("cli".to_string(), 5)]);
+        members.get_mut("cli").unwrap().read_seq = 1;
+        assert_eq!(delivered(&members, "adv"), [("adv".to_string(), 5), ("cli".to_string(), 5)], "once accepted");
     }
 }

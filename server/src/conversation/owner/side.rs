@@ -96,11 +96,10 @@ impl<R: Handles> Owner<R> {
         self.settle(now);
     }
 
-    /// Moves a watermark in memory; true if it moved (a flush is due).
-    ///
-    /// Still open (SECURITY.md): a delivered receipt of a member who has not
-    /// accepted a private conversation is pushed like any other, which tells
-    /// its opener that the member's device is online.
+    /// Moves a watermark in memory; true if it moved (a flush is due). The
+    /// delivered receipts of a member who has not accepted a private
+    /// conversation are stored but not pushed: they would tell its opener
+    /// that the member's device is online.
     fn move_watermark(&mut self, user: &Arc<str>, kind: ReceiptKind, seq: u64) -> Result<bool, WireError> {
         let committed = self.committed;
         let big = self.members.len() > self.cfg.receipts_max_members;
@@ -119,13 +118,14 @@ impl<R: Handles> Owner<R> {
         let was_read = m.read_seq;
         m.read_seq = m.read_seq.max(read);
         m.delivered_seq = m.delivered_seq.max(delivered);
+        let (now_delivered, now_read) = (m.delivered_seq, m.read_seq);
         if moved_read {
-            self.receipts.insert((user.clone(), ReceiptKind::Read as i32), m.read_seq);
+            self.receipts.insert((user.clone(), ReceiptKind::Read as i32), now_read);
         }
-        if moved_delivered && !big {
-            self.receipts.insert((user.clone(), ReceiptKind::Delivered as i32), m.delivered_seq);
+        let accepted = self.members.get(user).is_some_and(|m| self.roster().accepted(m));
+        if moved_delivered && !big && accepted {
+            self.receipts.insert((user.clone(), ReceiptKind::Delivered as i32), now_delivered);
         }
-        let now_read = m.read_seq;
         let w = self.dirty.entry(user.clone()).or_insert((0, 0));
         *w = (w.0.max(delivered), w.1.max(read));
         self.note_acceptance(user, was_read, now_read);

@@ -255,6 +255,46 @@ fn big_rooms_touch_rarely() {
     assert_eq!(next, Some(touched + BIG_ROOM_TOUCH));
 }
 
+/// Until the other member of a private conversation reads or writes in it,
+/// their delivered receipts are not pushed (they would tell its opener that
+/// their device is online); their read receipt is, and later deliveries are.
+#[test]
+fn an_unaccepted_members_deliveries_are_not_pushed() {
+    let t0 = Instant::now();
+    let private = record(ConversationKind::Private);
+    let mut h = Harness {
+        owner: Owner::new(OwnerConfig::default(), private, members(&["ann", "bob"], 0), 0, t0, WALL),
+        t0,
+        now: t0,
+        next: 0,
+    };
+    h.owner.handle_attach(h.now, 0, "ann").unwrap();
+    h.commit_each(&["ann", "ann"]);
+    h.receipt("bob", ReceiptKind::Delivered, 2, None);
+    let _ = h.out();
+    while h.owner.poll_timeout().is_some_and(|t| t <= t0 + 2 * FLUSH_EVERY) {
+        let out = h.fire();
+        assert!(out.receipts(0).is_empty(), "nothing told: {:?}", out.receipts(0));
+        if !out.flushes.is_empty() {
+            h.owner.handle_flushed(h.now, Ok(()));
+        }
+    }
+    h.receipt("bob", ReceiptKind::Read, 1, None);
+    h.receipt("bob", ReceiptKind::Delivered, 2, None);
+    h.send("ann", "third");
+    let _ = h.out();
+    assert!(h.commit(Ok(())).appends.is_empty());
+    h.receipt("bob", ReceiptKind::Delivered, 3, None);
+    let _ = h.out();
+    let mut told = Vec::new();
+    while told.is_empty() {
+        told = h.fire().receipts(0);
+    }
+    let read = ReceiptKind::Read as i32;
+    let delivered = ReceiptKind::Delivered as i32;
+    assert_eq!(told, [vec![("bob".to_string(), delivered, 3), ("bob".to_string(), read, 1)]]);
+}
+
 #[test]
 fn a_private_conversation_is_accepted_once_by_its_other_member() {
     let t0 = Instant::now();
