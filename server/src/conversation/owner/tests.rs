@@ -143,6 +143,14 @@ impl Harness {
         Self::with(OwnerConfig { shards: 2, ..OwnerConfig::default() }, last)
     }
 
+    /// A private conversation "ann" opened (see `record`) with "bob".
+    fn private() -> Self {
+        let t0 = Instant::now();
+        let rec = record(ConversationKind::Private);
+        let owner = Owner::new(OwnerConfig::default(), rec, members(&["ann", "bob"], 0), 0, t0, WALL);
+        Self { owner, t0, now: t0, next: 0 }
+    }
+
     fn with(cfg: OwnerConfig, last: u64) -> Self {
         let t0 = Instant::now();
         let members = members(&["alice", "bob", "carol"], last);

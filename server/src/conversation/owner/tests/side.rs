@@ -260,14 +260,8 @@ fn big_rooms_touch_rarely() {
 /// their device is online); their read receipt is, and later deliveries are.
 #[test]
 fn an_unaccepted_members_deliveries_are_not_pushed() {
-    let t0 = Instant::now();
-    let private = record(ConversationKind::Private);
-    let mut h = Harness {
-        owner: Owner::new(OwnerConfig::default(), private, members(&["ann", "bob"], 0), 0, t0, WALL),
-        t0,
-        now: t0,
-        next: 0,
-    };
+    let mut h = Harness::private();
+    let t0 = h.t0;
     h.owner.handle_attach(h.now, 0, "ann").unwrap();
     h.commit_each(&["ann", "ann"]);
     h.receipt("bob", ReceiptKind::Delivered, 2, None);
@@ -297,15 +291,8 @@ fn an_unaccepted_members_deliveries_are_not_pushed() {
 
 #[test]
 fn a_private_conversation_is_accepted_once_by_its_other_member() {
-    let t0 = Instant::now();
     // "ann" opened it (see `record`); bob was asked.
-    let private = record(ConversationKind::Private);
-    let mut h = Harness {
-        owner: Owner::new(OwnerConfig::default(), private, members(&["ann", "bob"], 0), 0, t0, WALL),
-        t0,
-        now: t0,
-        next: 0,
-    };
+    let mut h = Harness::private();
     h.send("ann", "a1");
     let _ = h.out();
     assert!(h.commit(Ok(())).accepted.is_empty(), "its opener accepted it by opening it");
@@ -322,19 +309,7 @@ fn a_private_conversation_is_accepted_once_by_its_other_member() {
     let _ = g.out();
     assert!(g.commit(Ok(())).accepted.is_empty());
     // Writing first is accepting too.
-    let mut w = Harness {
-        owner: Owner::new(
-            OwnerConfig::default(),
-            record(ConversationKind::Private),
-            members(&["ann", "bob"], 0),
-            0,
-            t0,
-            WALL,
-        ),
-        t0,
-        now: t0,
-        next: 0,
-    };
+    let mut w = Harness::private();
     w.send("bob", "w1");
     let _ = w.out();
     assert_eq!(w.commit(Ok(())).accepted, vec![Arc::<str>::from("bob")]);
