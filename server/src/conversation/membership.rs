@@ -45,11 +45,10 @@ impl Roster<'_> {
         self.members.contains_key(user)
     }
 
-    /// Whether `m` accepted the conversation: anyone but the other member of
-    /// a private conversation before they first read or wrote in it. Until
-    /// then, nothing about their device (presence, delivery) is shown.
+    /// Whether `m` accepted the conversation ([`crate::presence::accepted`]):
+    /// until then, nothing about their devices (presence, delivery) is shown.
     pub fn accepted(&self, m: &MemberRecord) -> bool {
-        self.kind() != ConversationKind::Private || m.user_id == self.rec.created_by || m.read_seq > 0
+        crate::presence::accepted(self.rec, m)
     }
 
     fn role_of(&self, user: &str) -> Option<MemberRole> {
