@@ -7,10 +7,16 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Starts `chatd serve` on a free port; returns it with its address and certificate hash.
+/// Starts `chatd serve` on free ports; returns it with its address and certificate hash.
 fn serve(data: &std::path::Path) -> (Child, String, String) {
+    let (child, addr, hash, _) = serve_on(data, "127.0.0.1:0", "127.0.0.1:0");
+    (child, addr, hash)
+}
+
+/// `chatd serve` on these addresses, with its address, certificate hash and web address.
+fn serve_on(data: &std::path::Path, listen: &str, web_listen: &str) -> (Child, String, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_chatd"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--web-listen", "127.0.0.1:0", "--shards", "2", "--data-dir"])
+        .args(["serve", "--listen", listen, "--web-listen", web_listen, "--shards", "2", "--data-dir"])
         .arg(data)
         .env("CHAT_LIMITS__CONNECTIONS_PER_MINUTE_PER_IP", "1000")
         .stdout(Stdio::piped())
@@ -29,12 +35,60 @@ fn serve(data: &std::path::Path) -> (Child, String, String) {
         }
         if let Some(rest) = line.strip_prefix("web app: ") {
             assert!(rest.starts_with("http://127.0.0.1:") && rest.ends_with('/'), "web app URL: {rest}");
-            web = Some(());
+            web = rest.strip_prefix("http://").and_then(|r| r.strip_suffix('/')).map(str::to_string);
         }
     }
     // Keep reading: a server whose stdout is closed must not be what a test measures.
     std::thread::spawn(move || lines.for_each(drop));
-    (child, addr.expect("addr"), hash.expect("hash"))
+    (child, addr.expect("addr"), hash.expect("hash"), web.expect("web"))
+}
+
+/// A second chatd (another data directory, the same user) on the UDP or the
+/// TCP port of a running one refuses to start, naming the port, instead of
+/// taking half its connections through `SO_REUSEPORT`; the first keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_cannot_take_the_ports() {
+    let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (child, addr, hash, web) = serve_on(first.path(), "127.0.0.1:0", "127.0.0.1:0");
+    let refused = |listen: &str, web_listen: &str| {
+        let mut stray = Command::new(env!("CARGO_BIN_EXE_chatd"))
+            .args(["serve", "--listen", listen, "--web-listen", web_listen, "--shards", "2", "--data-dir"])
+            .arg(second.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start chatd");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = stray.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = stray.kill();
+                panic!("a second chatd on {listen} / {web_listen} kept running");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut stray.stderr.take().expect("stderr"), &mut err).unwrap();
+        assert!(!status.success());
+        err
+    };
+    let udp_port = addr.rsplit(':').next().unwrap();
+    let err = refused(&addr, "127.0.0.1:0");
+    assert!(err.contains(&format!("UDP port {udp_port} on 127.0.0.1 is already in use")), "{err}");
+    assert!(err.contains("`listen`"), "names the setting: {err}");
+    let web_port = web.rsplit(':').next().unwrap();
+    let err = refused("127.0.0.1:0", &web);
+    assert!(err.contains(&format!("TCP port {web_port} on 127.0.0.1 is already in use")), "{err}");
+    assert!(err.contains("`web.listen`"), "names the setting: {err}");
+    // The first still serves, every connection.
+    for _ in 0..4 {
+        let cfg = ClientConfig::new(&addr, token(first.path(), "alice"), Trust::cert_hash_hex(&hash).unwrap());
+        let (alice, _events) = Client::connect(cfg).await.expect("the first server answers");
+        alice.ping().await.unwrap();
+    }
+    terminate(child);
 }
 
 /// A token from `chatd token` on the same data directory as the server:

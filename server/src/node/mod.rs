@@ -161,9 +161,10 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
     let server_config = tls::quinn_server_config(&identity, &cfg.session)?;
     let verifier = Verifier::new(&cfg.auth)?;
     let (mesh, receivers) = Mesh::new(shards, MAILBOX);
-    let sockets = runtime::bind_shared(cfg.listen, shards)?;
+    let sockets = runtime::bind_shared(cfg.listen, shards).context("`listen` (QUIC and WebTransport)")?;
     let addr = sockets[0].local_addr()?;
-    let web_listeners = if cfg.web.enabled { web::bind(cfg.web.listen, shards)? } else { Vec::new() };
+    let web_listeners =
+        if cfg.web.enabled { web::bind(cfg.web.listen, shards).context("`web.listen`")? } else { Vec::new() };
     let web_addr = web_listeners.first().map(|l| l.local_addr()).transpose()?;
     let web = Arc::new(web::WebShared::new(web_addr, &identity, addr.port())?);
     let web_scheme = web.scheme();

@@ -89,6 +89,11 @@ impl Origins {
 /// Binds `n` sockets of one type to one address with `SO_REUSEPORT`, one per
 /// shard (port 0: the first picks the port, the rest join it); `[::]` is
 /// dual-stack. `prepare` sets each socket up before it is bound.
+///
+/// `SO_REUSEPORT` would also let a second process of the same user bind the
+/// port and take half of its traffic, silently; so a named port is first
+/// bound once without it, which fails if anyone holds it
+/// ([`PortTaken`]), then released for the shards.
 pub fn bind_reuseport(
     addr: SocketAddr,
     n: usize,
@@ -96,6 +101,22 @@ pub fn bind_reuseport(
     prepare: impl Fn(&socket2::Socket) -> std::io::Result<()>,
 ) -> anyhow::Result<Vec<socket2::Socket>> {
     use socket2::{Domain, Socket};
+    if addr.port() != 0 {
+        let probe = Socket::new(Domain::for_address(addr), ty, None)?;
+        if addr.is_ipv6() {
+            probe.set_only_v6(false)?;
+        }
+        if ty == socket2::Type::STREAM {
+            // Past connections in TIME_WAIT do not hold the port; a listener does.
+            probe.set_reuse_address(true)?;
+        }
+        if let Err(e) = probe.bind(&addr.into()) {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                return Err(PortTaken { addr, udp: ty == socket2::Type::DGRAM }.into());
+            }
+            return Err(anyhow::Error::new(e).context(format!("bind {addr}")));
+        }
+    }
     let mut out = Vec::with_capacity(n);
     let mut addr = addr;
     for _ in 0..n {
@@ -110,6 +131,19 @@ pub fn bind_reuseport(
         out.push(s);
     }
     Ok(out)
+}
+
+/// Another process holds a port this server was configured to listen on.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{} port {} on {} is already in use by another process (another chatd?): stop it, or give this one another address",
+    if *.udp { "UDP" } else { "TCP" }, .addr.port(), .addr.ip()
+)]
+pub struct PortTaken {
+    /// The address asked for.
+    pub addr: SocketAddr,
+    /// The UDP port (QUIC, WebTransport) rather than the TCP one (web).
+    pub udp: bool,
 }
 
 #[cfg(test)]

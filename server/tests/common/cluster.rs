@@ -59,6 +59,8 @@ pub fn try_start_node(
         node_name: id.to_string(),
         ..Default::default()
     };
+    // Never a default port: a second process could hold it.
+    cfg.web.listen = "127.0.0.1:0".parse().unwrap();
     cfg.auth.hs256_secret = PUBLIC_DEV_SECRET.into();
     cfg.limits.connections_per_minute_per_ip = 10_000;
     cfg.limits.messages_per_minute = 10_000;
