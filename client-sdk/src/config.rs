@@ -82,6 +82,14 @@ pub struct ClientConfig {
     /// Load generators use it to hold many connections on few sockets.
     /// WebTransport ignores it.
     pub quic_endpoint: Option<quinn::Endpoint>,
+    /// Pings sent when the connection is otherwise quiet (default 1 s;
+    /// `None`: none, the server's pings alone keep it open, as for a browser).
+    pub keep_alive: Option<Duration>,
+    /// A connection that hears nothing from the server this long is lost and
+    /// the SDK reconnects (default 4 s; the lower of this and the server's
+    /// `session.idle_timeout_ms` applies). A restarted server ends its
+    /// predecessor's connections at once (a stateless reset).
+    pub idle_timeout: Duration,
 }
 
 impl Default for ClientConfig {
@@ -99,6 +107,8 @@ impl Default for ClientConfig {
             event_buffer: 4096,
             resume: None,
             quic_endpoint: None,
+            keep_alive: Some(Duration::from_secs(1)),
+            idle_timeout: Duration::from_secs(4),
         }
     }
 }

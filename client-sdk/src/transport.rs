@@ -15,10 +15,6 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// Keep-alive so a dead path is noticed even when idle.
-const KEEP_ALIVE: Duration = Duration::from_secs(5);
-/// Idle timeout of the QUIC connection.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How much is read from a stream at a time.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -257,8 +253,8 @@ async fn connect_inner(cfg: &ClientConfig, hello: &ClientFrame) -> Result<Establ
                 .map_err(|e| Lost::new(format!("TLS setup: {e}")))?;
             let mut client = quinn::ClientConfig::new(Arc::new(crypto));
             let mut transport = quinn::TransportConfig::default();
-            transport.keep_alive_interval(Some(KEEP_ALIVE));
-            transport.max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
+            transport.keep_alive_interval(cfg.keep_alive);
+            transport.max_idle_timeout(quinn::IdleTimeout::try_from(cfg.idle_timeout).ok());
             client.transport_config(Arc::new(transport));
             let endpoint = match &cfg.quic_endpoint {
                 Some(shared) => shared.clone(),
@@ -279,8 +275,8 @@ async fn connect_inner(cfg: &ClientConfig, hello: &ClientFrame) -> Result<Establ
             let config = wtransport::ClientConfig::builder()
                 .with_bind_address(unspecified(peer))
                 .with_custom_tls(tls)
-                .keep_alive_interval(Some(KEEP_ALIVE))
-                .max_idle_timeout(Some(IDLE_TIMEOUT))
+                .keep_alive_interval(cfg.keep_alive)
+                .max_idle_timeout(Some(cfg.idle_timeout))
                 .map_err(|e| Lost::new(format!("transport setup: {e}")))?
                 .build();
             let endpoint = wtransport::Endpoint::client(config)

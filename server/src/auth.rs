@@ -202,28 +202,9 @@ pub fn resolve_dev_secret(cfg: &mut Config) -> Result<Option<std::path::PathBuf>
     }
     let path = dev_secret_path(&cfg.data_dir);
     let io = |source| AuthSetupError::Read { path: path.display().to_string(), source };
-    let secret = match std::fs::read_to_string(&path) {
-        Ok(s) => s.trim().to_string(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            use std::io::Write;
-            use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-            let dir = path.parent().expect("a file in a directory");
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
-            let secret = hex::encode(rand::random::<[u8; 32]>());
-            // create_new: two processes starting at once never overwrite each other's secret.
-            match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
-                Ok(mut f) => {
-                    f.write_all(secret.as_bytes()).and_then(|()| f.sync_all()).map_err(io)?;
-                    secret
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    std::fs::read_to_string(&path).map_err(io)?.trim().to_string()
-                }
-                Err(e) => return Err(io(e)),
-            }
-        }
-        Err(e) => return Err(io(e)),
-    };
+    let secret =
+        crate::files::secret_file(&path, || hex::encode(rand::random::<[u8; 32]>()).into_bytes()).map_err(io)?;
+    let secret = String::from_utf8_lossy(&secret).trim().to_string();
     if secret.len() < 16 {
         return Err(AuthSetupError::Key(format!(
             "{} holds fewer than 16 bytes; delete it to make a new one",

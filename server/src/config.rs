@@ -197,7 +197,10 @@ pub struct SessionConfig {
     pub outbound_queue: usize,
     /// A write blocked this long closes the connection as a slow consumer, ms. Default 30000.
     pub write_timeout_ms: u64,
-    /// QUIC idle timeout, milliseconds. Default 30000.
+    /// A connection (QUIC, WebTransport, WebSocket) that hears nothing from
+    /// its peer this long is closed, ms; idle peers are pinged every quarter
+    /// of it, so a device that vanished without a goodbye is offline to others
+    /// within 1.25 times it. Default 4000 (offline within 5 s).
     pub idle_timeout_ms: u64,
     /// Conversations above this many members get no delivered-receipt pushes
     /// (read receipts still go out, coalesced). Default 100.
@@ -210,7 +213,7 @@ impl Default for SessionConfig {
             handshake_timeout_ms: 10_000,
             outbound_queue: 1024,
             write_timeout_ms: 30_000,
-            idle_timeout_ms: 30_000,
+            idle_timeout_ms: 4_000,
             receipts_max_members: 100,
         }
     }

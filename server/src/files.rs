@@ -35,6 +35,30 @@ pub fn private_dir(dir: &Path) -> io::Result<bool> {
     }
 }
 
+/// The secret in the file at `path`, made on first use by `make` (the file
+/// `0600` and written once: `create_new`, so two processes starting at once
+/// never overwrite each other's; its directory private, see [`private_dir`]).
+pub fn secret_file(path: &Path, make: impl FnOnce() -> Vec<u8>) -> io::Result<Vec<u8>> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::read(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        other => return other,
+    }
+    if let Some(dir) = path.parent() {
+        private_dir(dir)?;
+    }
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(mut f) => {
+            let secret = make();
+            f.write_all(&secret).and_then(|()| f.sync_all())?;
+            Ok(secret)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => std::fs::read(path),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -141,6 +141,35 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// Where the key of stateless resets lives, under the data directory.
+pub fn reset_key_path(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("quic").join("reset.key")
+}
+
+/// The quinn endpoint configuration, with this data directory's stateless
+/// reset key (64 random bytes, made on first use, `0600`) and a connection
+/// id generator keyed from it. A restarted server recognizes its
+/// predecessor's connection ids as its own (a random generator key would
+/// drop their packets as invalid) and answers them with resets made with
+/// the same key, which the clients accept: they reconnect at once instead of
+/// waiting out their idle timeout.
+pub fn quinn_endpoint_config(data_dir: &std::path::Path) -> anyhow::Result<quinn::EndpointConfig> {
+    let path = reset_key_path(data_dir);
+    let key = crate::files::secret_file(&path, || rand::random::<[u8; 64]>().to_vec())
+        .with_context(|| format!("stateless reset key {}", path.display()))?;
+    if key.len() < 32 {
+        anyhow::bail!("{} holds fewer than 32 bytes; delete it to make a new one", path.display());
+    }
+    let reset = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
+    let tag = ring::hmac::sign(&reset, b"chatd connection ids");
+    let mut cid_key = [0u8; 8];
+    cid_key.copy_from_slice(&tag.as_ref()[..8]);
+    let cid_key = u64::from_le_bytes(cid_key);
+    let mut config = quinn::EndpointConfig::new(Arc::new(reset));
+    config.cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key)));
+    Ok(config)
+}
+
 /// The quinn server configuration: TLS 1.3, ALPN `h3` and `chat/1`, no
 /// connection migration (shards share the port and the kernel routes by
 /// 4-tuple, so a migrated connection would land on a shard that does not know it).
@@ -156,6 +185,9 @@ pub fn quinn_server_config(id: &Identity, session: &SessionConfig) -> anyhow::Re
     let mut transport = quinn::TransportConfig::default();
     transport
         .max_idle_timeout(Some(Duration::from_millis(session.idle_timeout_ms).try_into()?))
+        // Idle peers are pinged, so one that vanished (its packets just stop)
+        // is closed within the idle timeout and a quarter.
+        .keep_alive_interval(Some(Duration::from_millis(session.idle_timeout_ms / 4)))
         .max_concurrent_uni_streams(PEER_UNI_STREAMS.into())
         .max_concurrent_bidi_streams(PEER_BIDI_STREAMS.into())
         .stream_receive_window(STREAM_RECEIVE_WINDOW.into())

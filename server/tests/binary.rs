@@ -258,3 +258,41 @@ async fn the_data_directory_is_private() {
     assert!(open.is_empty(), "readable by others: {open:?}");
     assert!(all.iter().all(|(_, mode, dir)| !dir || *mode == 0o700), "directories are 0700: {all:?}");
 }
+
+/// After a crash (SIGKILL), chatd restarted on the same data directory and
+/// port ends its predecessor's connections at once: it answers their packets
+/// with stateless resets made with the data directory's key, which the
+/// clients accept, so they reconnect within a keep-alive instead of waiting
+/// out their idle timeout (30 s here, as a browser's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_resets_old_connections_at_once() {
+    use chat_client::Event;
+    let data = tempfile::tempdir().unwrap();
+    let (mut child, addr, hash, web) = serve_on(data.path(), "127.0.0.1:0", "127.0.0.1:0");
+    let mut cfg = ClientConfig::new(&addr, token(data.path(), "alice"), Trust::cert_hash_hex(&hash).unwrap());
+    cfg.idle_timeout = Duration::from_secs(30);
+    let (alice, mut events) = Client::connect(cfg).await.unwrap();
+    alice.ping().await.unwrap();
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let (again, _, _, _) = serve_on(data.path(), &addr, &web);
+    let restarted = Instant::now();
+    let lost = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match events.next().await {
+                Some(Event::Disconnected { reason, .. }) => return reason,
+                Some(_) => {}
+                None => panic!("events ended"),
+            }
+        }
+    })
+    .await
+    .expect("the old connection ends");
+    let took = restarted.elapsed();
+    assert!(took < Duration::from_secs(3), "noticed {took:?} after the restart ({lost})");
+    // And the client is back on the new server.
+    tokio::time::timeout(Duration::from_secs(10), alice.ping()).await.expect("reconnected").unwrap();
+    let key = std::fs::metadata(data.path().join("quic").join("reset.key")).expect("the reset key file");
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&key.permissions()) & 0o777, 0o600);
+    terminate(again);
+}

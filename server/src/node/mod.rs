@@ -159,6 +159,7 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
     let identity = tls::load_identity(&cfg)?;
     let cert_sha256 = identity.sha256_hex();
     let server_config = tls::quinn_server_config(&identity, &cfg.session)?;
+    let endpoint_config = tls::quinn_endpoint_config(&cfg.data_dir)?;
     let verifier = Verifier::new(&cfg.auth)?;
     let (mesh, receivers) = Mesh::new(shards, MAILBOX);
     let sockets = runtime::bind_shared(cfg.listen, shards).context("`listen` (QUIC and WebTransport)")?;
@@ -196,6 +197,7 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
             web_listener: web_listeners.next(),
             web: web.clone(),
             server_config: server_config.clone(),
+            endpoint_config: endpoint_config.clone(),
             rx,
             shutdown: shutdown_rx.clone(),
             kill: kill_rx.clone(),

@@ -38,28 +38,25 @@ pub(super) struct ShardIo {
     pub web_listener: Option<std::net::TcpListener>,
     pub web: Arc<WebShared>,
     pub server_config: quinn::ServerConfig,
+    pub endpoint_config: quinn::EndpointConfig,
     pub rx: mpsc::Receiver<ShardMsg>,
     pub shutdown: watch::Receiver<bool>,
     pub kill: watch::Receiver<bool>,
 }
 
 pub(super) async fn shard_main(id: usize, shared: Arc<Shared>, io: ShardIo) {
-    let ShardIo { socket, web_listener, web, server_config, rx, mut shutdown, mut kill } = io;
+    let ShardIo { socket, web_listener, web, server_config, endpoint_config, rx, mut shutdown, mut kill } = io;
     let ctx = Rc::new(ShardCtx {
         shared: shared.clone(),
         state: ShardState::new(id),
         shutdown: shutdown.clone(),
         user_limits: UserLimits::new(&shared.cfg.limits),
     });
-    let endpoint = match quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
-        Some(server_config),
-        socket,
-        Arc::new(quinn::TokioRuntime),
-    ) {
-        Ok(e) => e,
-        Err(e) => return tracing::error!(shard = id, error = %e, "cannot start endpoint"),
-    };
+    let endpoint =
+        match quinn::Endpoint::new(endpoint_config, Some(server_config), socket, Arc::new(quinn::TokioRuntime)) {
+            Ok(e) => e,
+            Err(e) => return tracing::error!(shard = id, error = %e, "cannot start endpoint"),
+        };
     *ctx.state.endpoint.borrow_mut() = Some(endpoint.clone());
     tokio::task::spawn_local(router::mailbox(ctx.clone(), rx));
     if ctx.shared.broker.is_some() {

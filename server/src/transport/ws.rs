@@ -187,7 +187,7 @@ async fn ws_drive<S>(
     };
     let mut closing = close.clone();
     let writer = async {
-        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + idle / 3, idle / 3);
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + idle / 4, idle / 4);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let msg = tokio::select! {
