@@ -353,7 +353,10 @@ function onEvent(e: ChatEvent): void {
   switch (e.type) {
     case "state":
       connState = e.state;
-      renderStatus();
+      // Cut off, this app no longer knows who is online: nobody is shown
+      // online (or offline) until the reconnect asks again.
+      if (connState !== "online") presence.clear();
+      render();
       break;
     case "connected":
       transport = e.transport;
@@ -697,6 +700,17 @@ function onScrollMessages(): void {
   if (list && v && list.scrollTop < 60 && v.hasOlder && !v.loadingOlder) void loadOlder(v);
 }
 
+/** A person's presence as this app knows it: unknown while the app itself is not connected. */
+function presenceOf(user: string): "online" | "offline" | "unknown" {
+  if (connState !== "online") return "unknown";
+  return presence.get(user) ? "online" : "offline";
+}
+
+function presenceTitle(user: string): string {
+  const p = presenceOf(user);
+  return p === "unknown" ? "unknown while reconnecting" : p;
+}
+
 let renderQueued = false;
 function render(): void {
   if (renderQueued) return;
@@ -802,7 +816,7 @@ function renderList(): void {
       h(
         "div",
         { class: "conv-top" },
-        peer !== undefined ? h("span", { class: `dot ${presence.get(peer) ? "online" : "offline"}`, "data-presence": peer, title: presence.get(peer) ? "online" : "offline" }) : h("span", { class: `kind kind-${c.kind}` }, kindLabel(c.kind).slice(0, 1)),
+        peer !== undefined ? h("span", { class: `dot ${presenceOf(peer)}`, "data-presence": peer, title: presenceTitle(peer) }) : h("span", { class: `kind kind-${c.kind}` }, kindLabel(c.kind).slice(0, 1)),
         h("span", { class: "conv-title" }, convTitle(v)),
         v.summary.lastMessage ? h("span", { class: "conv-time" }, timeOf(v.summary.lastMessage.serverTimeMs)) : null,
       ),
@@ -842,7 +856,7 @@ function renderHeader(): void {
         c.kind === ConversationKind.SUPPORT ? h("span", {}, c.supportState === pb.SupportState.ASSIGNED ? " · assigned" : " · waiting for staff") : null,
         c.archivedAtMs > 0n ? h("span", {}, " · archived") : null,
         ...members.slice(0, 8).map((m) =>
-          h("span", { class: "member" }, h("span", { class: `dot ${presence.get(m.userId) ? "online" : "offline"}`, "data-presence": m.userId }), m.displayName || m.userId),
+          h("span", { class: "member" }, h("span", { class: `dot ${presenceOf(m.userId)}`, "data-presence": m.userId, title: presenceTitle(m.userId) }), m.displayName || m.userId),
         ),
         members.length > 8 ? h("span", {}, ` +${members.length - 8}`) : null,
       ),

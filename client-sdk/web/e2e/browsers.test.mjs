@@ -76,11 +76,10 @@ test("two browser users chat both ways, with typing, presence, badges and read m
   await alice.page.screenshot({ path: artifactPath("two-users-alice.png") });
 
   // Presence: Bob leaves, Alice sees him go offline. A closed browser may send
-  // no goodbye: the server then notices at the idle timeout (30 s; noticing a
-  // vanished device within seconds is the faults issue's to fix).
+  // no goodbye: the server pings idle peers and notices within 5 s.
   await bob.close();
   users.splice(users.indexOf(bob), 1);
-  await alice.page.locator('#chat-header .dot.offline[data-presence="bob"]').waitFor({ timeout: 40_000 });
+  await alice.page.locator('#chat-header .dot.offline[data-presence="bob"]').waitFor({ timeout: 8_000 });
 });
 
 const HOSTILE = [

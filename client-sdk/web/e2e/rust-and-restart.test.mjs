@@ -78,9 +78,13 @@ test("a server restart mid-conversation reconnects and loses nothing", { timeout
   await frank.send("frank before restart");
   expected.push("frank before restart");
   await erin.waitForMessage("frank before restart");
+  // Frank wrote: Erin sees him online.
+  await erin.page.locator('#chat-header .dot.online[data-presence="frank"]').waitFor();
 
   await chatd.stop();
   await until(async () => (await erin.page.locator("#status").getAttribute("data-state")) !== "online", "erin to notice");
+  // Cut off, Erin's app no longer knows whether Frank is online: it says so.
+  await erin.page.locator('#chat-header .dot.unknown[data-presence="frank"]').waitFor();
   // Written while the server is down: held in the outbox, shown as sending.
   await erin.send("sent while the server was down");
   expected.push("sent while the server was down");
@@ -91,6 +95,7 @@ test("a server restart mid-conversation reconnects and loses nothing", { timeout
   await erin.page.locator('#status[data-state="online"]').waitFor({ timeout: 30_000 });
   await frank.page.locator('#status[data-state="online"]').waitFor({ timeout: 30_000 });
   await frank.waitForMessage("sent while the server was down", 30_000);
+  await erin.page.locator('#chat-header .dot.online[data-presence="frank"]').waitFor();
   for (let i = 1; i <= 3; i++) {
     await frank.send(`after restart ${i}`);
     expected.push(`after restart ${i}`);
