@@ -335,8 +335,9 @@ impl ClusterConfig {
 }
 
 /// `CHAT_*` variables that are not configuration keys: `CHAT_LOG` (the log
-/// filter) and `CHAT_CONFIG` (the file to read).
-const ENV_NOT_CONFIG: &[&str] = &["log", "config"];
+/// filter), `CHAT_LOG_FORMAT` (`text` or `json`) and `CHAT_CONFIG` (the file
+/// to read).
+const ENV_NOT_CONFIG: &[&str] = &["log", "log_format", "config"];
 
 /// What [`Config::redacted`] shows in place of a secret.
 pub const REDACTED: &str = "<redacted>";

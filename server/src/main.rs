@@ -58,16 +58,26 @@ enum Cmd {
     Config,
 }
 
+/// Logs to stderr, filtered by `CHAT_LOG` (default `info,quinn=warn`): text,
+/// coloured only on a terminal (a log file gets no escape codes), or one JSON
+/// object per line with `CHAT_LOG_FORMAT=json`.
+fn init_logs() -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CHAT_LOG").unwrap_or_else(|_| "info,quinn=warn".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match std::env::var("CHAT_LOG_FORMAT").as_deref() {
+        Ok("json") => logs.json().init(),
+        Ok("text") | Err(_) => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        Ok(other) => anyhow::bail!("CHAT_LOG_FORMAT is `text` or `json`, not `{other}`"),
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     // Everything chatd writes (store, keys, certificates) is its user's alone.
     chat_server::files::private_umask();
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CHAT_LOG").unwrap_or_else(|_| "info,quinn=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs()?;
     let flags = |cfg: &mut Config| {
         if let Cmd::Serve { listen, shards, data_dir, web_listen } = &cli.cmd {
             if let Some(l) = listen {

@@ -296,3 +296,45 @@ async fn a_restarted_server_resets_old_connections_at_once() {
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&key.permissions()) & 0o777, 0o600);
     terminate(again);
 }
+
+/// The first lines `chatd serve` logs to `stderr` (piped, not a terminal)
+/// with `CHAT_LOG_FORMAT` set to `format` (None: unset).
+fn first_log_lines(format: Option<&str>) -> Vec<String> {
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatd"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--web-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(f) = format {
+        cmd.env("CHAT_LOG_FORMAT", f);
+    }
+    let mut child = cmd.spawn().expect("start chatd");
+    let lines: Vec<String> =
+        BufReader::new(child.stderr.take().expect("stderr")).lines().take(2).map(|l| l.expect("a log line")).collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    lines
+}
+
+/// Logs written to a file or pipe carry no colour escape codes; with
+/// `CHAT_LOG_FORMAT=json` each line is one JSON object with its level and
+/// message; an unknown format is refused.
+#[test]
+fn logs_are_plain_off_a_terminal_and_json_on_request() {
+    let text = first_log_lines(None);
+    assert_eq!(text.len(), 2, "{text:?}");
+    assert!(text.iter().all(|l| !l.contains('\u{1b}')), "escape codes in a piped log: {text:?}");
+    assert!(text.iter().all(|l| l.contains(" WARN ") || l.contains(" INFO ")), "{text:?}");
+    for line in first_log_lines(Some("json")) {
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v["level"].is_string() && v["fields"]["message"].is_string(), "{line}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_chatd"))
+        .args(["config"])
+        .env("CHAT_LOG_FORMAT", "xml")
+        .output()
+        .expect("chatd config");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CHAT_LOG_FORMAT is `text` or `json`"));
+}
