@@ -637,3 +637,23 @@ async fn owners_cut_batches_where_the_store_needs() {
     assert_eq!(store.append_run_limit(4), 1);
     assert_eq!(store.append_run_limit(5), 5);
 }
+
+/// Whoever a new conversation shows is a contact as soon as it is made: a
+/// creator who asks who is online right after the answer is told (the
+/// session's own refresh of its contacts used to come after the answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_is_answered_right_after_a_conversation_is_made() {
+    let s = Server::start();
+    let (alice, _a) = s.connect("alice", "advocate", Transport::Quic).await;
+    let mut peers = Vec::new();
+    for i in 0..20 {
+        let name = format!("peer{i}");
+        peers.push((name.clone(), s.connect(&name, "client", Transport::Quic).await));
+    }
+    for (name, _) in &peers {
+        let conv = alice.create_conversation(ConversationKind::Group, "matter", "", vec![name.clone()]).await.unwrap();
+        assert!(conv.summary.is_some());
+        let seen = alice.get_presence(vec![name.clone()]).await.unwrap();
+        assert!(seen.len() == 1 && seen[0].online, "{name} right after the create: {seen:?}");
+    }
+}

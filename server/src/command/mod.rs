@@ -42,13 +42,33 @@ pub async fn execute(
     contacts: &RefCell<HashSet<Arc<str>>>,
     body: command::Body,
 ) -> Result<reply::Result, WireError> {
-    use command::Body as B;
-    if let Some(conv) = owner_conversation(&body) {
-        return match req.remote(conv) {
+    let result = if let Some(conv) = owner_conversation(&body) {
+        match req.remote(conv) {
             Some(remote) => Ok(remote.forward(body, true).await.await),
             None => owner::execute(&req.ctx, req.caller.clone(), req.session, body).await,
-        };
+        }
+    } else {
+        execute_here(req, contacts, body).await
+    };
+    // A conversation the caller now has (made, joined, added to): whoever it
+    // shows is a contact before the answer goes out, so a presence query
+    // right after it is answered (the session's own refresh comes later).
+    if let Ok(reply::Result::Conversation(ok)) = &result
+        && let Some(conv) = ok.summary.as_ref().and_then(|s| s.conversation.as_ref())
+    {
+        let visible = crate::presence::visible_members(req.store(), conv.id).await;
+        contacts.borrow_mut().extend(visible);
     }
+    result
+}
+
+/// The commands run on the session's shard.
+async fn execute_here(
+    req: &Requester,
+    contacts: &RefCell<HashSet<Arc<str>>>,
+    body: command::Body,
+) -> Result<reply::Result, WireError> {
+    use command::Body as B;
     match body {
         B::GetHistory(h) => history::get(req, h).await,
         B::CreateConversation(c) => conversations::create(req, c).await,

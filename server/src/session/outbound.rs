@@ -146,6 +146,9 @@ impl Outbound {
                 if !self.sent.contains_key(&conv)
                     && let Some(head) = self.s.attach(conv).await
                 {
+                    // Its members are contacts before the client hears of it
+                    // (it may ask who is online at once).
+                    self.refresh_contacts(conv).await;
                     // Tell the client first, so it knows the conversation starts at `head`.
                     self.s.handle.revoked.borrow_mut().remove(&conv);
                     if let Ok((rec, me)) = conversations::readable(&self.s.req, conv).await {
@@ -156,7 +159,6 @@ impl Outbound {
                         .await?;
                     }
                     self.sent.insert(conv, head);
-                    self.refresh_contacts(conv).await;
                 }
             }
         }
@@ -221,12 +223,13 @@ impl Outbound {
                     if self.s.attach(conv).await.is_none() {
                         return Ok(());
                     }
+                    // Its members are contacts before the client hears of it.
+                    self.refresh_contacts(conv).await;
                     // The event first: the client learns the conversation starts after `since`.
                     self.write(&frame).await?;
                     self.sent.insert(conv, since);
                     let head = self.s.store().last_seq(conv).await?;
                     self.fill(conv, head).await?;
-                    self.refresh_contacts(conv).await;
                     return Ok(());
                 }
                 self.write(&frame).await?;
