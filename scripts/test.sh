@@ -11,6 +11,42 @@ step() { printf '\n=== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
 step "Rust: unit, property, end-to-end, cluster (real redis-server) and binary tests; benches and examples built"
 cargo test --workspace --all-targets
 
+step "ScyllaDB backend on a real CQL node (Apache Cassandra 4.0): store conformance and cluster suites"
+# The node lives beside the repository (../shared/cql-node) or at $CQL_NODE_DIR;
+# it needs a Java runtime. A fresh data directory per run, stopped at the end,
+# on failure too.
+cql_dir=""
+for d in "${CQL_NODE_DIR:-}" ../shared/cql-node /work/shared/cql-node; do
+  if [ -n "$d" ] && [ -x "$d/start.sh" ]; then cql_dir=$(cd "$d" && pwd); break; fi
+done
+if [ -z "$cql_dir" ] || ! command -v java >/dev/null; then
+  echo "SKIPPED: no CQL node (set CQL_NODE_DIR) or no Java runtime; the ScyllaDB suites did not run"
+else
+  # A free CQL port whose internode port (+10000) is free too.
+  cql_port=$(python3 -c '
+import random, socket
+def free(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+while True:
+    p = random.randint(20000, 50000)
+    if free(p) and free(p + 10000):
+        print(p); break
+')
+  cql_data=$(mktemp -d)
+  trap '"$cql_dir/stop.sh" "$cql_data" >/dev/null 2>&1 || true; rm -rf "$cql_data"' EXIT
+  "$cql_dir/start.sh" "$cql_port" "$cql_data"
+  CHAT_SCYLLA_NODES="127.0.0.1:$cql_port" cargo test -p chat-server --test store_conformance --test cluster
+  "$cql_dir/stop.sh" "$cql_data" >/dev/null
+  rm -rf "$cql_data"
+  trap - EXIT
+fi
+
 step "deploy/: compose, Kubernetes, systemd and config files validate"
 CHATD_BIN=target/debug/chatd scripts/check-deploy.sh
 

@@ -39,11 +39,13 @@ mod embedded {
 /// (unset: as `chatd migrate` does, off on a ScyllaDB that has tablets).
 struct ScyllaFactory {
     nodes: Option<String>,
+    /// The keyspaces made, dropped by `cleanup`.
+    made: Vec<String>,
 }
 
 impl ScyllaFactory {
     fn from_env() -> Self {
-        Self { nodes: std::env::var("CHAT_SCYLLA_NODES").ok().filter(|n| !n.trim().is_empty()) }
+        Self { nodes: std::env::var("CHAT_SCYLLA_NODES").ok().filter(|n| !n.trim().is_empty()), made: Vec::new() }
     }
 
     fn settings(&self, keyspace: &str) -> ScyllaSettings {
@@ -60,10 +62,23 @@ impl ConformanceFactory for ScyllaFactory {
 
     async fn fresh(&mut self) -> ScyllaStore {
         let keyspace = format!("chat_test_{:016x}", rand::random::<u64>());
+        self.made.push(keyspace.clone());
         let settings = self.settings(&keyspace);
         let report = scylla::migrate_with(&settings).await.expect("migrate");
         assert!(report.iter().any(|l| l.contains("recorded")), "a new schema: {report:?}");
         ScyllaStore::connect(&settings).await.expect("open store")
+    }
+
+    async fn cleanup(&mut self) {
+        let Some(nodes) = &self.nodes else { return };
+        let session = ::scylla::client::session_builder::SessionBuilder::new()
+            .known_nodes(nodes.split(',').map(str::trim))
+            .build()
+            .await
+            .expect("session for cleanup");
+        for ks in self.made.drain(..) {
+            session.query_unpaged(format!("DROP KEYSPACE IF EXISTS {ks}"), ()).await.expect("drop the test keyspace");
+        }
     }
 
     async fn reopen(&mut self, store: ScyllaStore) -> ScyllaStore {
@@ -129,4 +144,6 @@ async fn scylla_migrate_from_version_1_makes_the_lists() {
     let store = ScyllaStore::connect(&settings).await.expect("open");
     let list = store.user_conversations_page("ann", None, 10).await.unwrap();
     assert_eq!(list, [(9_000, 1), (3_000, 3), (2_000, 2)]);
+    store.close();
+    factory.cleanup().await;
 }

@@ -23,6 +23,10 @@ pub trait ConformanceFactory {
     fn skip(&self) -> Option<String> {
         None
     }
+
+    /// Removes what the case's stores left behind (a shared server's
+    /// keyspaces); run after each case. Default: nothing.
+    async fn cleanup(&mut self) {}
 }
 
 /// Tells, past the test harness's output capture, that a case was skipped.

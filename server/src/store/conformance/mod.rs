@@ -75,6 +75,7 @@ macro_rules! conformance_tests {
                     return;
                 }
                 $crate::store::conformance::$case(&mut factory).await;
+                $crate::store::conformance::ConformanceFactory::cleanup(&mut factory).await;
             }
         )+
     };
