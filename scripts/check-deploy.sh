@@ -28,8 +28,10 @@ import sys, yaml
 doc = yaml.safe_load(open("deploy/k8s/configmap.yaml"))
 open(sys.argv[1] + "/k8s-chatd.toml", "w").write(doc["data"]["chatd.toml"])
 PY
+# The cluster's secret comes from the environment (a Kubernetes or compose secret).
 for f in deploy/chatd.example.toml deploy/chatd-cluster.toml "$tmp2/k8s-chatd.toml"; do
-  env -u CHAT_CONFIG "$chatd" --config "$f" config >/dev/null || { echo "deploy config $f does not load" >&2; exit 1; }
+  env -u CHAT_CONFIG CHAT_CLUSTER__SECRET="$(printf 's%.0s' $(seq 32))" "$chatd" --config "$f" config >/dev/null \
+    || { echo "deploy config $f does not load" >&2; exit 1; }
 done
 rm -rf "$tmp2"
 echo "deploy/: compose, Kubernetes manifests, systemd unit and configs valid"

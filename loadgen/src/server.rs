@@ -298,6 +298,8 @@ impl LocalCluster {
             EmbeddedConfig::default(),
         )?));
         let mut handles = Vec::with_capacity(nodes);
+        // One cluster secret for all the nodes (they seal what they publish with it).
+        let secret = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
         let mut target = Target { nodes: Vec::new(), token_secret: chat_server::config::PUBLIC_DEV_SECRET.to_string() };
         for i in 0..nodes {
             let mut cfg = chat_server::config::Config {
@@ -316,6 +318,7 @@ impl LocalCluster {
             }
             cfg.cluster.redis_url = redis.url();
             cfg.cluster.node_id = format!("node-{i}");
+            cfg.cluster.secret = secret.clone();
             let h = chat_server::start_with_store(cfg, store.clone())
                 .with_context(|| format!("starting in-process node {i}"))?;
             target.nodes.push(Node { addr: h.addr(), cert_hash: h.cert_sha256().to_string() });

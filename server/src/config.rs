@@ -272,6 +272,11 @@ pub struct ClusterConfig {
     /// How long a request forwarded to a conversation's owner node waits for
     /// its answer before the client is told to retry, ms. Default 3000.
     pub forward_timeout_ms: u64,
+    /// The secret every node seals what it publishes on Redis with (at least
+    /// 32 bytes, the same on every node; required in a cluster): a client of
+    /// Redis without it cannot forge or replay a node's messages. Usually
+    /// from the environment (`CHAT_CLUSTER__SECRET`).
+    pub secret: String,
 }
 
 impl Default for ClusterConfig {
@@ -282,6 +287,7 @@ impl Default for ClusterConfig {
             heartbeat_ms: 1_000,
             node_ttl_ms: 5_000,
             forward_timeout_ms: 3_000,
+            secret: String::new(),
         }
     }
 }
@@ -322,6 +328,14 @@ impl ClusterConfig {
         if self.heartbeat_ms == 0 || self.node_ttl_ms < 2 * self.heartbeat_ms {
             return Err(ConfigError::Inconsistent(
                 "cluster.node_ttl_ms must be at least twice cluster.heartbeat_ms (and heartbeat_ms above 0)".into(),
+            ));
+        }
+        if self.secret.len() < 32 {
+            return Err(ConfigError::Inconsistent(
+                "cluster.secret (at least 32 bytes, the same on every node) is required in a cluster: nodes seal \
+                 what they publish on Redis with it, so that a client of Redis cannot forge their messages \
+                 (e.g. CHAT_CLUSTER__SECRET=$(openssl rand -hex 32))"
+                    .into(),
             ));
         }
         if self.forward_timeout_ms == 0 {
@@ -503,6 +517,9 @@ impl Config {
             c.store.scylla.password = Some(REDACTED.into());
         }
         c.cluster.redis_url = redact_url(&c.cluster.redis_url);
+        if !c.cluster.secret.is_empty() {
+            c.cluster.secret = REDACTED.into();
+        }
         c
     }
 }
@@ -601,7 +618,11 @@ mod tests {
         assert!(s.check().unwrap_err().to_string().contains("at least 16 bytes"));
         let c = Config {
             store: StoreConfig { backend: StoreBackend::Scylla, ..StoreConfig::default() },
-            cluster: ClusterConfig { redis_url: "redis://127.0.0.1:6379".into(), ..ClusterConfig::default() },
+            cluster: ClusterConfig {
+                redis_url: "redis://127.0.0.1:6379".into(),
+                secret: "s".repeat(32),
+                ..ClusterConfig::default()
+            },
             ..Config::default()
         };
         assert!(c.check().unwrap_err().to_string().contains("every node must accept the same tokens"));
@@ -660,7 +681,13 @@ mod tests {
         // A shared store with nonsense timings is refused too.
         let c = ClusterConfig { redis_url: "redis://x".into(), node_ttl_ms: 100, ..ClusterConfig::default() };
         assert!(c.check(true).unwrap_err().to_string().contains("node_ttl_ms"));
-        assert!(ClusterConfig { redis_url: "redis://x".into(), ..ClusterConfig::default() }.check(true).is_ok());
+        let good = ClusterConfig { redis_url: "redis://x".into(), secret: "s".repeat(32), ..ClusterConfig::default() };
+        assert!(good.check(true).is_ok());
+        // Without a cluster secret (or a short one) a client of Redis could forge the nodes' messages.
+        for secret in ["", "too short"] {
+            let c = ClusterConfig { secret: secret.into(), ..good.clone() };
+            assert!(c.check(true).unwrap_err().to_string().contains("cluster.secret"), "{secret:?}");
+        }
     }
 
     #[test]
@@ -669,9 +696,10 @@ mod tests {
         cfg.auth.hs256_secret = "a-secret-nobody-may-see".into();
         cfg.store.scylla.password = Some("db-password-nobody-may-see".into());
         cfg.cluster.redis_url = "redis://chatd:redis-nobody-may-see@10.0.0.9:6379".into();
+        cfg.cluster.secret = "cluster-secret-nobody-may-see".into();
         let shown = cfg.redacted().to_toml();
         assert!(!shown.contains("nobody-may-see"), "{shown}");
-        assert_eq!(shown.matches(REDACTED).count(), 3, "{shown}");
+        assert_eq!(shown.matches(REDACTED).count(), 4, "{shown}");
         assert!(shown.contains("redis://<redacted>@10.0.0.9:6379"), "{shown}");
         assert_eq!(redact_url("redis://10.0.0.9:6379"), "redis://10.0.0.9:6379");
         assert!(!Config::default().redacted().to_toml().contains(REDACTED), "nothing to hide, nothing hidden");

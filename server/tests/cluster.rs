@@ -429,6 +429,7 @@ async fn a_node_without_redis_does_not_start() {
     let mut cfg = Config { listen: "127.0.0.1:0".parse().unwrap(), data_dir: dir.path().into(), ..Default::default() };
     cfg.auth.hs256_secret = PUBLIC_DEV_SECRET.into();
     cfg.cluster.redis_url = format!("redis://127.0.0.1:{port}");
+    cfg.cluster.secret = CLUSTER_SECRET.into();
     let started = std::time::Instant::now();
     let (mut tls_cfg, tls_store) = (cfg.clone(), store.clone());
     let e = tokio::task::spawn_blocking(move || chat_server::start_with_store(cfg, store).err().expect("refused"))
@@ -496,8 +497,10 @@ async fn a_removed_member_whose_removal_was_lost_gets_nothing_more() {
 }
 
 /// Broken or hostile envelopes on `chat:fanout` (a nudge to `u64::MAX`, a
-/// message far past the stored head, garbage) neither close sessions nor
-/// stop later deliveries.
+/// message far past the stored head, garbage), even sealed with the cluster
+/// secret, neither close sessions nor stop later deliveries; what is not
+/// sealed with it (a client of Redis that is not a node) is dropped and
+/// counted, whatever it says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_fanouts_never_close_sessions() {
     let c = Cluster::start().await;
@@ -508,13 +511,20 @@ async fn forged_fanouts_never_close_sessions() {
     assert_eq!(text(&messages(&mut b_ev, conv, 1).await[0]), "one");
     let port = c.redis_port();
     let fake = bytes::Bytes::from_static(b"\x00\x00\x00\x02\x0a\x00");
-    publish_raw(port, "chat:fanout", &chat_server::cluster::forged_fanout("evil", conv, u64::MAX, None));
+    let sealed = |head, seq| chat_server::cluster::sealed_forged_fanout(CLUSTER_SECRET, "evil", conv, head, seq);
+    publish_raw(port, "chat:fanout", &sealed(u64::MAX, None));
+    publish_raw(port, "chat:fanout", &sealed(0, Some((u64::MAX, fake.clone()))));
+    publish_raw(port, "chat:fanout", &sealed(0, Some((1_000_000, fake.clone()))));
+    // Not sealed, or sealed with another secret: dropped by every node.
+    let rejected = |c: &Cluster| c.nodes.iter().flatten().filter_map(|n| n.cluster_rejected()).sum::<u64>();
+    let before = rejected(&c);
+    publish_raw(port, "chat:fanout", &chat_server::cluster::forged_fanout("evil", conv, 0, Some((2, fake.clone()))));
+    let other = "a secret that is not the cluster's, 32 bytes";
     publish_raw(
         port,
         "chat:fanout",
-        &chat_server::cluster::forged_fanout("evil", conv, 0, Some((u64::MAX, fake.clone()))),
+        &chat_server::cluster::sealed_forged_fanout(other, "evil", conv, 0, Some((2, fake))),
     );
-    publish_raw(port, "chat:fanout", &chat_server::cluster::forged_fanout("evil", conv, 0, Some((1_000_000, fake))));
     publish_raw(port, "chat:fanout", b"\xff\xff\xffgarbage");
     tokio::time::sleep(Duration::from_millis(300)).await;
     alice.send_text(conv, "two").await.unwrap();
@@ -525,6 +535,8 @@ async fn forged_fanouts_never_close_sessions() {
     })
     .await;
     assert_eq!((got.seq, text(&got).as_str()), (2, "two"));
+    // The garbage and the two forgeries, at each of the nodes.
+    assert!(rejected(&c) >= before + 3 * 3, "{} rejected", rejected(&c) - before);
 }
 
 /// Two live nodes never share a node id: the second refuses to start and

@@ -9,6 +9,7 @@
 
 use super::keys::{ClusterError, FANOUT_CHANNEL, NODES_KEY, PRESENCE_CHANNEL, node_channel, node_id_key};
 use super::pending::Pending;
+use super::seal::{self, Seal};
 use super::wire;
 use crate::config::ClusterConfig;
 use crate::ids::{ConvId, LiveSet, NodeId};
@@ -94,6 +95,10 @@ pub(super) struct Bridge {
     reconcile: Arc<AtomicU64>,
     /// Publish every local count again at the next beat (requests coalesce).
     pub(super) republish_due: Cell<bool>,
+    /// Seals what this node publishes and opens what it receives.
+    pub(super) seal: Arc<Seal>,
+    /// Messages dropped because they were not sealed with the cluster secret.
+    rejected: Arc<AtomicU64>,
 }
 
 /// The Redis clients of a joined bridge.
@@ -141,8 +146,16 @@ pub(super) fn publish(client: &Client, channel: String, payload: Bytes) {
 
 impl Bridge {
     /// A bridge for node `node_id`, not started.
-    pub(super) fn new(cfg: ClusterConfig, node_id: NodeId, mesh: Mesh, reconcile: Arc<AtomicU64>) -> Self {
+    pub(super) fn new(
+        cfg: ClusterConfig,
+        node_id: NodeId,
+        mesh: Mesh,
+        reconcile: Arc<AtomicU64>,
+        rejected: Arc<AtomicU64>,
+    ) -> Self {
         Self {
+            seal: Arc::new(Seal::new(cfg.secret.as_bytes())),
+            rejected,
             cfg,
             node_id,
             incarnation: format!("{:016x}", rand::random::<u64>()),
@@ -161,7 +174,13 @@ impl Bridge {
     /// A bridge named "me" with the default config, for unit tests.
     #[cfg(test)]
     pub(super) fn for_tests(mesh: Mesh) -> Self {
-        Self::new(ClusterConfig::default(), Arc::from("me"), mesh, Arc::new(AtomicU64::new(0)))
+        let counter = || Arc::new(AtomicU64::new(0));
+        Self::new(ClusterConfig::default(), Arc::from("me"), mesh, counter(), counter())
+    }
+
+    /// `envelope`, sealed now with the cluster secret.
+    pub(super) fn sealed(&self, envelope: &[u8]) -> Bytes {
+        self.seal.seal(envelope, seal::now_ms())
     }
 
     /// Starts the bridge's thread. The receiver says once whether it joined.
@@ -228,7 +247,7 @@ impl Bridge {
         // Tell the others now rather than at their next heartbeat: until every
         // node sees the same live set, two of them may both own a conversation
         // (safe, fenced by the store, but every send then costs a retry).
-        publish(&client, FANOUT_CHANNEL.to_string(), wire::membership_notice(&self.node_id, false));
+        publish(&client, FANOUT_CHANNEL.to_string(), self.sealed(&wire::membership_notice(&self.node_id, false)));
         Ok((Links { client, sub, channels }, streams))
     }
 
@@ -294,7 +313,7 @@ impl Bridge {
             if matches!(held, Ok(Some(v)) if v == self.incarnation) {
                 let _: Result<(), _> = client.del(key).await;
             }
-            let bye = wire::membership_notice(&self.node_id, true);
+            let bye = self.sealed(&wire::membership_notice(&self.node_id, true));
             let _: Result<(), _> = client.publish(FANOUT_CHANNEL, bye).await;
             if !users.is_empty() {
                 let _: Result<(), _> = client.del(users).await;
@@ -330,15 +349,15 @@ impl Bridge {
             }
             me.reconcile_all();
             me.republish_due.set(true);
-            publish(&client, FANOUT_CHANNEL.to_string(), wire::republish_request(&me.node_id));
+            publish(&client, FANOUT_CHANNEL.to_string(), me.sealed(&wire::republish_request(&me.node_id)));
         });
     }
 
     /// One request from a shard.
     fn command(&self, client: &Client, cmd: BridgeCmd) {
         match cmd {
-            BridgeCmd::Publish { channel, payload } => publish(client, channel.to_string(), payload),
-            BridgeCmd::Reply { to, payload } => publish(client, node_channel(&to), payload),
+            BridgeCmd::Publish { channel, payload } => publish(client, channel.to_string(), self.sealed(&payload)),
+            BridgeCmd::Reply { to, payload } => publish(client, node_channel(&to), self.sealed(&payload)),
             BridgeCmd::Forward { owner, fwd, reply } => self.send_forward(client, &owner, fwd, reply),
             BridgeCmd::Presence { user, count } => self.set_presence(client, user, count),
             BridgeCmd::QueryPresence { users, reply } => self.query_presence(client, users, reply),
@@ -352,7 +371,18 @@ impl Bridge {
             tracing::warn!(channel = %m.channel, "non-binary cluster message dropped");
             return;
         };
-        let env = match wire::decode(bytes) {
+        let envelope = match self.seal.open(bytes, seal::now_ms()) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                // Counted; logged now and then (a flood must not flood the log).
+                let n = self.rejected.fetch_add(1, Ordering::Relaxed);
+                if n.is_multiple_of(1000) {
+                    tracing::warn!(channel = %m.channel, error = %e, rejected = n + 1, "unsealed cluster message dropped");
+                }
+                return;
+            }
+        };
+        let env = match wire::decode(envelope) {
             Ok(env) => env,
             Err(e) => return tracing::warn!(channel = %m.channel, error = %e, "malformed cluster message dropped"),
         };

@@ -30,7 +30,7 @@ impl Bridge {
         if let Some(reply) = reply {
             fwd.req_id = self.pending.insert(reply);
         }
-        let payload = wire::encode(&self.node_id, Body::Forward(fwd));
+        let payload = self.sealed(&wire::encode(&self.node_id, Body::Forward(fwd)));
         publish(client, node_channel(owner), payload);
     }
 
@@ -45,7 +45,7 @@ impl Bridge {
         let shard = home_shard(req.conv, self.mesh.len());
         if self.mesh.try_send(shard, ShardMsg::Forwarded(Box::new(req))).is_err() && req_id != 0 {
             let result = reply::Result::Error(overloaded().to_proto());
-            publish(client, node_channel(&from), wire::reply(&self.node_id, req_id, result));
+            publish(client, node_channel(&from), self.sealed(&wire::reply(&self.node_id, req_id, result)));
         }
     }
 

@@ -111,7 +111,7 @@ impl Bridge {
             // and what we held of its users was dropped: everyone
             // (this node too) publishes its counts again.
             self.republish_due.set(true);
-            publish(client, FANOUT_CHANNEL.to_string(), wire::republish_request(&self.node_id));
+            publish(client, FANOUT_CHANNEL.to_string(), self.sealed(&wire::republish_request(&self.node_id)));
         }
     }
 

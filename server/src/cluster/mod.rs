@@ -32,7 +32,10 @@
 //!   own a conversation can never store two messages under one seq.
 //!
 //! What travels is one envelope per pub/sub message (`wire.rs`, over the types generated from
-//! `schemas/chat/cluster/v1/cluster.proto`).
+//! `schemas/chat/cluster/v1/cluster.proto`), sealed with the cluster secret
+//! (`seal.rs`: an HMAC and the time sent), so that a client of Redis that is
+//! not a node can neither forge nor replay one; unsealed ones are dropped and
+//! counted ([`Cluster::rejected`]).
 
 mod bridge;
 mod forward;
@@ -40,6 +43,7 @@ mod keys;
 mod live;
 mod pending;
 mod presence;
+mod seal;
 mod wire;
 
 use self::bridge::{Bridge, BridgeCmd, Inbox, Stop};
@@ -61,7 +65,7 @@ pub use self::keys::{
     ClusterError, FANOUT_CHANNEL, NODES_KEY, PRESENCE_CHANNEL, node_channel, node_id_key, presence_key,
 };
 #[cfg(feature = "test-support")]
-pub use self::wire::forged_fanout;
+pub use self::wire::{forged_fanout, sealed_forged_fanout};
 
 /// Capacity of the channel from shards to the bridge.
 const BRIDGE_QUEUE: usize = 16 * 1024;
@@ -82,6 +86,8 @@ pub struct Cluster {
     dropped: AtomicU64,
     /// Bumped when remote user events may have been lost (see [`Broker::reconcile_epoch`]).
     reconcile: Arc<AtomicU64>,
+    /// Messages from Redis dropped for not being sealed with the cluster secret.
+    rejected: Arc<AtomicU64>,
     presence_resync: Duration,
     stop: watch::Sender<Stop>,
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -111,7 +117,8 @@ impl Cluster {
         let (presence_tx, presence) = mpsc::channel(PRESENCE_QUEUE);
         let (stop_tx, stop_rx) = watch::channel(Stop::Run);
         let reconcile = Arc::new(AtomicU64::new(0));
-        let bridge = Bridge::new(cfg.clone(), node_id.clone(), mesh, reconcile.clone());
+        let rejected = Arc::new(AtomicU64::new(0));
+        let bridge = Bridge::new(cfg.clone(), node_id.clone(), mesh, reconcile.clone(), rejected.clone());
         let (thread, ready) = bridge.spawn(Inbox { commands, presence }, stop_rx)?;
         // A crashed predecessor's node-id claim may take up to `node_ttl_ms` to expire.
         let wait = Duration::from_secs(10) + Duration::from_millis(cfg.node_ttl_ms.saturating_mul(2));
@@ -134,10 +141,17 @@ impl Cluster {
             forward_timeout: Duration::from_millis(cfg.forward_timeout_ms),
             dropped: AtomicU64::new(0),
             reconcile,
+            rejected,
             presence_resync: Duration::from_millis(cfg.heartbeat_ms.saturating_mul(PRESENCE_RESYNC_BEATS)),
             stop: stop_tx,
             thread: std::sync::Mutex::new(Some(thread)),
         }))
+    }
+
+    /// Messages from Redis dropped for not being sealed with the cluster
+    /// secret (forged, altered, replayed, or from a node with another secret).
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
     }
 
     /// Ephemeral publishes dropped because the bridge's queue was full.

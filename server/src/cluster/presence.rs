@@ -30,7 +30,7 @@ impl Bridge {
         } else {
             self.local_presence.borrow_mut().insert(user.clone(), count);
         }
-        let payload = wire::presence(&self.node_id, &user, count);
+        let payload = self.sealed(&wire::presence(&self.node_id, &user, count));
         let (client, ttl) = (client.clone(), self.cfg.node_ttl_ms as i64);
         tokio::task::spawn_local(async move {
             let r: Result<(), Error> = if count == 0 {
@@ -87,12 +87,13 @@ impl Bridge {
         if users.is_empty() {
             return;
         }
-        let (client, from) = (client.clone(), self.node_id.clone());
+        let (client, from, seal) = (client.clone(), self.node_id.clone(), self.seal.clone());
         tokio::task::spawn_local(async move {
             for chunk in users.chunks(REPUBLISH_CHUNK) {
                 let pipe = client.pipeline();
                 for (u, c) in chunk {
-                    let _: Result<(), Error> = pipe.publish(PRESENCE_CHANNEL, wire::presence(&from, u, *c)).await;
+                    let payload = seal.seal(&wire::presence(&from, u, *c), super::seal::now_ms());
+                    let _: Result<(), Error> = pipe.publish(PRESENCE_CHANNEL, payload).await;
                 }
                 if let Err(e) = pipe.all::<Vec<Value>>().await {
                     tracing::debug!(error = %e, "presence not published again");

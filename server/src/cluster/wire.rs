@@ -180,6 +180,18 @@ pub(super) fn is_membership(body: Option<&Body>, leaving: bool) -> bool {
 /// `seq` carrying `frame`.
 #[cfg(any(test, feature = "test-support"))]
 pub fn forged_fanout(from: &str, conv: ConvId, head: u64, seq: Option<(u64, Bytes)>) -> Vec<u8> {
+    forged_fanout_body(from, conv, head, seq)
+}
+
+/// [`forged_fanout`] sealed with `secret` (as a node with that cluster secret would send it).
+#[cfg(any(test, feature = "test-support"))]
+pub fn sealed_forged_fanout(secret: &str, from: &str, conv: ConvId, head: u64, seq: Option<(u64, Bytes)>) -> Vec<u8> {
+    let envelope = forged_fanout_body(from, conv, head, seq);
+    super::seal::Seal::new(secret.as_bytes()).seal(&envelope, super::seal::now_ms()).to_vec()
+}
+
+#[cfg(any(test, feature = "test-support"))]
+fn forged_fanout_body(from: &str, conv: ConvId, head: u64, seq: Option<(u64, Bytes)>) -> Vec<u8> {
     let f = match seq {
         Some((seq, frame)) => RemoteFanout {
             conv,

@@ -75,6 +75,12 @@ impl ServerHandle {
         &self.epoch
     }
 
+    /// Cluster: messages from Redis this node dropped for not being sealed
+    /// with the cluster secret (None on a single node).
+    pub fn cluster_rejected(&self) -> Option<u64> {
+        self.cluster.as_ref().map(|c| c.rejected())
+    }
+
     /// Cluster: this node's id (None on a single node).
     pub fn node_id(&self) -> Option<&str> {
         self.cluster.as_ref().map(|c| &**c.node_id())

@@ -18,6 +18,8 @@ pub const WAIT: Duration = Duration::from_secs(20);
 pub const HEARTBEAT_MS: u64 = 200;
 pub const NODE_TTL_MS: u64 = 1_000;
 pub const NODE_IDS: [&str; 3] = ["node-a", "node-b", "node-c"];
+/// The cluster secret of the test nodes.
+pub const CLUSTER_SECRET: &str = "the test cluster's secret, 32 bytes or more";
 
 /// Cuts every pub/sub connection (the nodes' subscribers): what is published
 /// until they have reconnected and subscribed again is lost.
@@ -67,6 +69,7 @@ pub fn try_start_node(
     cfg.limits.conversations_per_hour = 10_000;
     cfg.limits.typing_timeout_ms = 3_000;
     cfg.cluster.redis_url = redis_url.to_string();
+    cfg.cluster.secret = CLUSTER_SECRET.into();
     cfg.cluster.node_id = id.to_string();
     cfg.cluster.heartbeat_ms = HEARTBEAT_MS;
     cfg.cluster.node_ttl_ms = NODE_TTL_MS;
