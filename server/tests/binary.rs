@@ -15,9 +15,22 @@ fn serve(data: &std::path::Path) -> (Child, String, String) {
 
 /// `chatd serve` on these addresses, with its address, certificate hash and web address.
 fn serve_on(data: &std::path::Path, listen: &str, web_listen: &str) -> (Child, String, String, String) {
+    serve_with(data, listen, web_listen, &[])
+}
+
+/// [`serve_on`] with more environment (configuration).
+fn serve_with(
+    data: &std::path::Path,
+    listen: &str,
+    web_listen: &str,
+    env: &[(String, String)],
+) -> (Child, String, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_chatd"))
         .args(["serve", "--listen", listen, "--web-listen", web_listen, "--shards", "2", "--data-dir"])
         .arg(data)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        // The suites' own variable, not a configuration key.
+        .env_remove("CHAT_SCYLLA_NODES")
         .env("CHAT_LIMITS__CONNECTIONS_PER_MINUTE_PER_IP", "1000")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -97,6 +110,7 @@ fn token(data: &std::path::Path, user: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_chatd"))
         .args(["token", "--user", user, "--role", "advocate"])
         .env("CHAT_DATA_DIR", data)
+        .env_remove("CHAT_SCYLLA_NODES")
         .stderr(Stdio::null())
         .output()
         .expect("chatd token");
@@ -337,4 +351,77 @@ fn logs_are_plain_off_a_terminal_and_json_on_request() {
         .expect("chatd config");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("CHAT_LOG_FORMAT is `text` or `json`"));
+}
+
+/// On the real CQL node (`CHAT_SCYLLA_NODES`): `chatd migrate` makes the
+/// schema, `chatd serve` runs on it, and a restart of chatd, and of the node
+/// too when the test is told how (`CQL_NODE_DIR` and `CQL_NODE_DATA`, as
+/// scripts/test.sh does), keeps every message and the sequence. Without
+/// `CHAT_SCYLLA_NODES` it says it was skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_then_serve_on_the_cql_node_keeps_history_across_restarts() {
+    let Some(nodes) = std::env::var("CHAT_SCYLLA_NODES").ok().filter(|n| !n.is_empty()) else {
+        chat_server::store::conformance::report_skip("migrate_then_serve_on_the_cql_node", "CHAT_SCYLLA_NODES not set");
+        return;
+    };
+    let keyspace = format!("chat_bin_{:016x}", rand::random::<u64>());
+    let list = nodes.split(',').map(|n| format!("\"{}\"", n.trim())).collect::<Vec<_>>().join(",");
+    let env: Vec<(String, String)> = [
+        ("CHAT_STORE__BACKEND", "scylla".to_string()),
+        ("CHAT_STORE__SCYLLA__NODES", format!("[{list}]")),
+        ("CHAT_STORE__SCYLLA__KEYSPACE", keyspace.clone()),
+        ("CHAT_STORE__SCYLLA__REPLICATION__CLASS", "SimpleStrategy".to_string()),
+        ("CHAT_STORE__SCYLLA__REPLICATION__FACTOR", "1".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let data = tempfile::tempdir().unwrap();
+    let migrate = Command::new(env!("CARGO_BIN_EXE_chatd"))
+        .arg("migrate")
+        .env("CHAT_DATA_DIR", data.path())
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env_remove("CHAT_SCYLLA_NODES")
+        .output()
+        .expect("chatd migrate");
+    let said = String::from_utf8_lossy(&migrate.stdout).to_string() + &String::from_utf8_lossy(&migrate.stderr);
+    assert!(migrate.status.success(), "chatd migrate failed: {said}");
+    assert!(said.contains("schema version 2 recorded"), "{said}");
+
+    let (child, addr, hash, web) = serve_with(data.path(), "127.0.0.1:0", "127.0.0.1:0", &env);
+    let connect = |addr: &str, hash: &str| {
+        let cfg = ClientConfig::new(addr, token(data.path(), "alice"), Trust::cert_hash_hex(hash).unwrap());
+        Client::connect(cfg)
+    };
+    let (alice, _events) = connect(&addr, &hash).await.unwrap();
+    let created = alice.create_conversation(ConversationKind::Group, "matter", "", vec!["bob".into()]).await.unwrap();
+    let conv = created.summary.and_then(|s| s.conversation).map(|c| c.id).unwrap();
+    for i in 1..=10 {
+        assert_eq!(alice.send_text(conv, &format!("on scylla {i}")).await.unwrap().seq, i);
+    }
+    alice.close().await;
+    terminate(child);
+    // The node too, when this test may.
+    if let (Ok(dir), Ok(cql_data)) = (std::env::var("CQL_NODE_DIR"), std::env::var("CQL_NODE_DATA")) {
+        let port = nodes.split(',').next().unwrap().rsplit(':').next().unwrap().to_string();
+        let stop = Command::new(format!("{dir}/stop.sh")).arg(&cql_data).output().expect("stop.sh");
+        assert!(stop.status.success(), "{stop:?}");
+        let start = Command::new(format!("{dir}/start.sh")).args([&port, &cql_data]).output().expect("start.sh");
+        assert!(start.status.success(), "{start:?}");
+    }
+    let (again, addr, hash, _) = serve_with(data.path(), "127.0.0.1:0", &web, &env);
+    let (alice, _events) = connect(&addr, &hash).await.unwrap();
+    let history = alice.history(conv, 0, 0, 100).await.unwrap();
+    let seqs: Vec<u64> = history.messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (1..=10).collect::<Vec<_>>(), "every message, in order, once");
+    assert_eq!(alice.send_text(conv, "after the restart").await.unwrap().seq, 11, "the sequence goes on");
+    alice.close().await;
+    terminate(again);
+    // Leave nothing behind on the shared node.
+    let session = scylla::client::session_builder::SessionBuilder::new()
+        .known_nodes(nodes.split(',').map(str::trim))
+        .build()
+        .await
+        .expect("session");
+    session.query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ()).await.expect("drop keyspace");
 }
