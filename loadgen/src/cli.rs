@@ -67,6 +67,10 @@ pub struct RunArgs {
     /// one for every node, or one per `--server` address in the same order.
     #[arg(long, value_delimiter = ',')]
     pub cert_hash: Vec<String>,
+    /// Where the started chatd's data directory goes [default: the temporary
+    /// directory; hoard: /dev/shm when present].
+    #[arg(long)]
+    pub data_in: Option<PathBuf>,
     /// The chatd binary to start (default: next to this executable).
     #[arg(long)]
     pub chatd: Option<PathBuf>,
@@ -82,6 +86,11 @@ pub struct RunArgs {
     /// Seed of the conversation layout.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// hoard: connections the hoarding user tries, WebSocket and QUIC in turn
+    /// [default: limits.max_connections_per_user + 10]; 0: no attack, both
+    /// phases alike (the machine's own noise between two equal phases).
+    #[arg(long)]
+    pub hoarders: Option<usize>,
 }
 
 /// Parses `500ms`, `5s`, `2m`, `1h` or plain seconds.
@@ -126,6 +135,9 @@ mod tests {
         let Cmd::Run(a) = c.cmd;
         assert_eq!(a.scenario, Name::Spec);
         assert!(a.check_correctness_only);
+        let c = Cli::try_parse_from(["loadgen", "run", "hoard", "--hoarders", "0"]).unwrap();
+        let Cmd::Run(a) = c.cmd;
+        assert_eq!((a.scenario, a.hoarders), (Name::Hoard, Some(0)));
         assert!(
             Cli::try_parse_from(["loadgen", "run", "spec", "--server", "127.0.0.1:1"]).is_err(),
             "needs --cert-hash"

@@ -32,6 +32,10 @@ const ACK_WAIT: Duration = Duration::from_secs(15);
 const PADDING: &str = "the quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs";
 /// Control messages per receiver in flight.
 const CONTROL: usize = 4;
+/// Width of a window of [`Run::worst`], µs.
+pub const WINDOW_US: u64 = 250_000;
+/// Windows kept in [`Run::worst`] (an hour); later sends are not in it.
+const WINDOWS: usize = 4 * 3600;
 
 /// Intended send times of one stream: `first + k / rate`, in µs since the run's start.
 #[derive(Debug, Clone)]
@@ -84,11 +88,13 @@ fn parse(text: &str) -> Option<(u64, u64)> {
 pub struct Hist(Vec<Mutex<Histogram<u64>>>);
 
 impl Hist {
-    fn new() -> Self {
+    /// Empty shards.
+    pub fn new() -> Self {
         Self((0..SHARDS).map(|_| Mutex::new(new_histogram())).collect())
     }
 
-    fn record(&self, shard: usize, v: u64) {
+    /// Records `v` µs in shard `shard % SHARDS`.
+    pub fn record(&self, shard: usize, v: u64) {
         if let Ok(mut h) = self.0[shard % SHARDS].lock() {
             h.saturating_record(v);
         }
@@ -103,6 +109,12 @@ impl Hist {
             }
         }
         out
+    }
+}
+
+impl Default for Hist {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -164,6 +176,16 @@ pub struct Run {
     pub delivery: Hist,
     /// Ack latency.
     pub ack: Hist,
+    /// Sends intended before this are phase 0, the rest phase 1 (`hoard`);
+    /// `u64::MAX`: one phase.
+    pub split_us: AtomicU64,
+    /// Delivery latency by phase (see `split_us`).
+    pub delivery_by_phase: [Hist; 2],
+    /// Ack latency by phase.
+    pub ack_by_phase: [Hist; 2],
+    /// Worst delivery latency, µs, of sends intended in each window of
+    /// [`WINDOW_US`] from the run's start (after the warm-up).
+    pub worst: Vec<AtomicU64>,
     /// Counters.
     pub n: Counters,
     /// Per node (users are spread over the nodes in turn): by the recipient's
@@ -183,6 +205,10 @@ impl Run {
             measure_from_us: AtomicU64::new(u64::MAX),
             delivery: Hist::new(),
             ack: Hist::new(),
+            split_us: AtomicU64::new(u64::MAX),
+            delivery_by_phase: [Hist::new(), Hist::new()],
+            ack_by_phase: [Hist::new(), Hist::new()],
+            worst: (0..WINDOWS).map(|_| AtomicU64::new(0)).collect(),
             n: Counters::default(),
             per_node: (0..nodes.max(1))
                 .map(|_| NodeStats {
@@ -205,6 +231,11 @@ impl Run {
     /// The stats of user `u`'s node.
     pub fn node(&self, u: usize) -> &NodeStats {
         &self.per_node[u % self.per_node.len()]
+    }
+
+    /// The phase (0 or 1) of something intended at `intended_us`.
+    pub fn phase(&self, intended_us: u64) -> usize {
+        usize::from(intended_us >= self.split_us.load(Relaxed))
     }
 
     fn note_error(&self, e: String) {
@@ -253,6 +284,7 @@ pub async fn sender(s: Stream, slots: Arc<Vec<Arc<Slot>>>, run: Arc<Run>, from_u
                     if intended >= run.measure_from_us.load(Relaxed) {
                         run.ack.record(s.ci, latency_us(intended, now));
                         run.node(u).ack.record(s.ci, latency_us(intended, now));
+                        run.ack_by_phase[run.phase(intended)].record(s.ci, latency_us(intended, now));
                     }
                     run.node(u).acked.fetch_add(1, Relaxed);
                     acked.push(ok.seq);
@@ -340,6 +372,10 @@ impl Receiver {
                     if m.sender_id != self.me && t_us >= self.run.measure_from_us.load(Relaxed) {
                         self.run.delivery.record(self.u, latency_us(t_us, now));
                         self.run.node(self.u).delivery.record(self.u, latency_us(t_us, now));
+                        self.run.delivery_by_phase[self.run.phase(t_us)].record(self.u, latency_us(t_us, now));
+                        if let Some(w) = self.run.worst.get((t_us / WINDOW_US) as usize) {
+                            w.fetch_max(latency_us(t_us, now), Relaxed);
+                        }
                     }
                 }
             }

@@ -11,11 +11,16 @@
 //! Modules, one job each: [`cli`] (arguments), [`scenario`] (the workloads as
 //! data), [`server`] (the chatd process and its CPU/memory), [`population`]
 //! (users, clients, conversations), [`driver`] (schedule, senders, receivers,
-//! churn), [`checker`] (lost/duplicated/reordered), [`report`] (table, JSON, plot).
+//! churn), [`checker`] (lost/duplicated/reordered), [`report`] (table, JSON, plot),
+//! [`hoard`], [`hoard_report`] and [`hoarder`] (the `hoard` scenario: its phases,
+//! its verdict, its attackers).
 
 mod checker;
 mod cli;
 mod driver;
+mod hoard;
+mod hoard_report;
+mod hoarder;
 mod population;
 mod report;
 mod scenario;
@@ -91,6 +96,7 @@ async fn execute(
         seed: args.seed,
     };
     let plan = Plan::build(args.scenario, &o)?;
+    anyhow::ensure!(args.hoarders.is_none() || plan.name == Name::Hoard, "--hoarders applies to `hoard` only");
     let mut runs = Vec::new();
     let mut info = None;
     let mut hists = (driver::new_histogram(), driver::new_histogram());
@@ -180,6 +186,15 @@ fn fd_limit() -> Option<u64> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
+/// Where the spawned chatd's data directory goes: `--data-in`, else for
+/// `hoard` tmpfs (`/dev/shm`) when there is one (the comparison of its phases
+/// is about the hoarders, not the shared disk's fsync stalls), else the
+/// temporary directory.
+fn data_in(name: Name, args: &RunArgs) -> Option<std::path::PathBuf> {
+    let shm = std::path::Path::new("/dev/shm");
+    args.data_in.clone().or_else(|| (name == Name::Hoard && shm.is_dir()).then(|| shm.to_path_buf()))
+}
+
 /// Nodes of the in-process cluster `cluster` starts when no `--server` is given.
 const CLUSTER_NODES: usize = 3;
 
@@ -195,17 +210,27 @@ async fn run_once(plan: &Plan, args: &RunArgs) -> anyhow::Result<(RunReport, Ser
             local_cluster = Some(c);
             (None, t, i)
         }
+        [_, ..] if plan.name == Name::Hoard => {
+            anyhow::bail!("hoard measures the server's memory from /proc: it starts its own chatd (drop --server)")
+        }
         [_, ..] => {
             let secret =
                 args.token_secret.clone().unwrap_or_else(|| chat_server::config::PUBLIC_DEV_SECRET.to_string());
             let target = Target::external(&args.server, &args.cert_hash, secret)?;
             let addrs: Vec<String> = args.server.iter().map(ToString::to_string).collect();
-            let info = ServerInfo { mode: "external", addr: addrs.join(","), shards: None, env: Vec::new(), log: None };
+            let info = ServerInfo {
+                mode: "external",
+                addr: addrs.join(","),
+                shards: None,
+                env: Vec::new(),
+                log: None,
+                data_dir: None,
+            };
             (None, target, info)
         }
         [] => {
             let chatd = server::find_chatd(args.chatd.clone())?;
-            let s = Spawned::start(&chatd, args.shards, &plan.limits)?;
+            let s = Spawned::start(&chatd, args.shards, &plan.limits, data_in(plan.name, args).as_deref())?;
             let (t, i) = (s.target.clone(), s.info.clone());
             (Some(s), t, i)
         }
@@ -289,10 +314,22 @@ async fn load(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    let mut hoard = match (plan.name, spawned) {
+        (Name::Hoard, Some(s)) => {
+            Some(hoard::Hoard::prepare(s, &connector, plan.users, run.clone(), args.hoarders).await?)
+        }
+        (Name::Hoard, None) => anyhow::bail!("hoard needs a chatd of its own"),
+        _ => None,
+    };
+
     // The sending phase.
     let from = run.now_us() + 200_000;
     let until = from + plan.duration.as_micros() as u64;
     run.measure_from_us.store(from + plan.warmup.as_micros() as u64, Relaxed);
+    if let Some(h) = hoard.as_mut() {
+        // Phase A from the end of the warm-up, phase B from half-way.
+        h.begin(&slots, from + plan.warmup.as_micros() as u64, from + plan.duration.as_micros() as u64 / 2, until);
+    }
     let cpu0 = spawned.map(|s| s.usage().cpu_seconds);
     let mut senders = Vec::new();
     for (ci, c) in plan.convs.iter().enumerate() {
@@ -309,7 +346,12 @@ async fn load(
             .progress_chars("=> "),
     );
     while run.now_us() < until {
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        // Woken at hoard's phase edges too.
+        let edge = hoard.as_ref().and_then(|h| h.next_edge_us()).map_or(u64::MAX, |e| e.saturating_sub(run.now_us()));
+        tokio::time::sleep(Duration::from_micros(edge.clamp(1_000, 250_000))).await;
+        if let Some(h) = hoard.as_mut() {
+            h.poll(run.now_us());
+        }
         let t = run.now_us().saturating_sub(from);
         pb.set_position(t / 1000);
         let secs = (t as f64 / 1e6).max(1e-3);
@@ -351,6 +393,10 @@ async fn load(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     pb.finish_and_clear();
+    let hoard = match hoard {
+        Some(h) => Some(h.finish().await?),
+        None => None,
+    };
     for c in &ctls {
         let _ = c.send(Ctl::Stop).await;
     }
@@ -412,6 +458,7 @@ async fn load(
             Vec::new()
         },
         errors,
+        hoard,
         pass: false,
         reasons: Vec::new(),
     };

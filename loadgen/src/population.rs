@@ -79,15 +79,20 @@ impl Connector {
         format!("{}u{u}", self.prefix)
     }
 
-    /// The SDK configuration of user `u`.
-    pub fn config(&self, u: usize) -> anyhow::Result<ClientConfig> {
-        let token = chat_server::auth::mint_hs256(
+    /// A token for user `u` (an advocate), signed with the server's secret.
+    pub fn token(&self, u: usize) -> String {
+        chat_server::auth::mint_hs256(
             &self.target.token_secret,
             &self.user_id(u),
             &format!("Load user {u}"),
             "advocate",
             TOKEN_TTL,
-        );
+        )
+    }
+
+    /// The SDK configuration of user `u`.
+    pub fn config(&self, u: usize) -> anyhow::Result<ClientConfig> {
+        let token = self.token(u);
         let node = self.target.nodes.get(self.target.node_of(u)).context("no server to connect to")?;
         let trust = Trust::cert_hash_hex(&node.cert_hash).map_err(anyhow::Error::msg)?;
         let mut cfg = ClientConfig::new(node.addr.to_string(), token, trust)

@@ -27,6 +27,9 @@ pub enum Name {
     /// `spec` spread over the nodes of a cluster (`--server A,B,C`): users in
     /// turn on each node, so most conversations cross nodes; per-node figures.
     Cluster,
+    /// 200 users in pairs and small groups at 1,000 msg/s; in the second half
+    /// one user's connections pipeline the largest answers and never read.
+    Hoard,
 }
 
 /// Private (two members) or group.
@@ -204,6 +207,23 @@ impl Plan {
                 );
                 (users, convs, room_rate + background, o.duration.unwrap_or(minute), raised, layout)
             }
+            Name::Hoard => {
+                if o.conversations.is_some() {
+                    return not_for("conversations");
+                }
+                let users = o.users.unwrap_or(200);
+                let rate = o.rate.unwrap_or(1_000.0);
+                let convs = partition(users, &mut rng)?;
+                let layout = format!(
+                    "{} conversations: users split into private pairs and groups of 4-10; \
+                     a hoarding user in the second half",
+                    convs.len()
+                );
+                // Phase A then phase B (the hoarders), of equal length. The
+                // message limit is raised: the hoarder's 200 seed messages go at once.
+                let dur = o.duration.unwrap_or(Duration::from_secs(40));
+                (users, with_rate_per_slot(convs, rate), rate, dur, raised, layout)
+            }
             Name::Idle => {
                 if o.conversations.is_some() {
                     return not_for("conversations");
@@ -350,6 +370,16 @@ mod tests {
         let total: f64 = p.convs.iter().map(|c| c.rate).sum();
         assert!((total - 10_000.0).abs() < 1e-6);
         assert!(p.memberships().iter().all(|m| !m.is_empty()), "every user is in a conversation");
+    }
+
+    #[test]
+    fn hoard_has_a_modest_background_in_two_halves() {
+        let p = Plan::build(Name::Hoard, &Overrides::default()).unwrap();
+        assert_eq!(p.users, 200);
+        assert!(p.memberships().iter().all(|m| m.len() == 1));
+        let total: f64 = p.convs.iter().map(|c| c.rate).sum();
+        assert!((total - 1_000.0).abs() < 1e-6);
+        assert_eq!(p.duration, Duration::from_secs(40));
     }
 
     #[test]

@@ -73,6 +73,9 @@ pub struct ServerInfo {
     pub env: Vec<String>,
     /// Where its log (stderr) went.
     pub log: Option<String>,
+    /// Its data directory (deleted afterwards).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<String>,
 }
 
 /// A `chatd` this process started.
@@ -81,6 +84,8 @@ pub struct Spawned {
     _data: tempfile::TempDir,
     /// Where it listens, its hash, the dev secret.
     pub target: Target,
+    /// Its web endpoint (WebSocket at `/ws`), from its banner.
+    pub web: Option<SocketAddr>,
     /// For the report.
     pub info: ServerInfo,
 }
@@ -120,9 +125,22 @@ fn free_udp_port() -> anyhow::Result<u16> {
 }
 
 impl Spawned {
-    /// Starts `chatd serve` on a free loopback port with a fresh data directory.
-    pub fn start(chatd: &std::path::Path, shards: usize, limits: &Limits) -> anyhow::Result<Self> {
-        let data = tempfile::Builder::new().prefix("loadgen-chatd-").tempdir()?;
+    /// Starts `chatd serve` on a free loopback port with a fresh data
+    /// directory (in `data_in`, else the temporary directory).
+    pub fn start(
+        chatd: &std::path::Path,
+        shards: usize,
+        limits: &Limits,
+        data_in: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("loadgen-chatd-");
+        let data = match data_in {
+            Some(dir) => {
+                builder.tempdir_in(dir).with_context(|| format!("cannot make a directory in {}", dir.display()))?
+            }
+            None => builder.tempdir()?,
+        };
         let log_path = std::env::temp_dir().join("loadgen-chatd.log");
         let log = std::fs::File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
         let addr: SocketAddr = ([127, 0, 0, 1], free_udp_port()?).into();
@@ -167,8 +185,8 @@ impl Spawned {
             }
         });
         let deadline = Instant::now() + START_TIMEOUT;
-        let (mut listening, mut hash) = (false, None);
-        while !(listening && hash.is_some()) {
+        let (mut listening, mut hash, mut web, mut banner_done) = (false, None, None, false);
+        while !(listening && hash.is_some() && banner_done) {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = match rx.recv_timeout(left) {
                 Ok(l) => l,
@@ -189,6 +207,12 @@ impl Spawned {
                 listening = true;
             } else if let Some(rest) = line.strip_prefix("certificate sha256: ") {
                 hash = rest.split_whitespace().next().map(str::to_string);
+            } else if let Some(url) = line.strip_prefix("web app: ") {
+                let hostport = url.trim().trim_start_matches("http://").trim_start_matches("https://");
+                web = hostport.trim_end_matches('/').parse().ok();
+            } else if line.starts_with("data directory: ") || line.starts_with("store: ") {
+                // The banner's last line.
+                banner_done = true;
             }
         }
         let target = Target {
@@ -201,13 +225,19 @@ impl Spawned {
             shards: Some(shards),
             env,
             log: Some(log_path.display().to_string()),
+            data_dir: Some(data.path().display().to_string()),
         };
-        Ok(Self { child, _data: data, target, info })
+        Ok(Self { child, _data: data, target, web, info })
     }
 
     /// CPU and memory so far.
     pub fn usage(&self) -> Usage {
         usage(self.child.id()).unwrap_or_default()
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// SIGTERM, wait (killed after a timeout); the usage just before.
@@ -331,6 +361,7 @@ impl LocalCluster {
             shards: Some(shards.max(1)),
             env: vec![format!("redis {}", redis.url()), "one shared embedded store".into()],
             log: None,
+            data_dir: None,
         };
         Ok(Self { nodes: handles, store, _redis: redis, _data: data, target, info })
     }
