@@ -177,6 +177,53 @@ async fn connections_that_never_read_cannot_hoard_answers() {
     }
 }
 
+/// A raw QUIC connection that pipelines large history requests and never
+/// reads its control stream is closed at the write timeout with
+/// SLOW_CONSUMER, a code it gets without reading a byte (before: the session
+/// just ended and the connection closed with code 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quic_peer_that_never_reads_replies_is_told_it_is_a_slow_consumer() {
+    use chat_protocol::v1::{self, client_frame};
+    let s = Server::start_with(|c| c.session.write_timeout_ms = 2_000);
+    let (alice, _) = s.connect("alice", "advocate", Transport::Quic).await;
+    let members = vec!["mallory".to_string()];
+    let created = alice.create_conversation(ConversationKind::Group, "big", "", members).await.unwrap();
+    let conv = created.summary.and_then(|s| s.conversation).map(|c| c.id).unwrap();
+    // Pages of 2 MB: more than the client's stream window (1.25 MB) takes.
+    let big = "x".repeat(10 * 1024 - 16);
+    for i in 0..200 {
+        alice.send_text(conv, &format!("{i} {big}")).await.unwrap();
+    }
+    let trust = chat_client::Trust::cert_hash_hex(s.h().cert_sha256()).unwrap();
+    let tls = chat_client::rustls_client_config(&trust, chat_protocol::ALPN_CHAT).unwrap();
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(crypto)));
+    let conn = endpoint.connect(s.h().addr(), "localhost").unwrap().await.unwrap();
+    let token = chat_server::auth::mint_hs256(PUBLIC_DEV_SECRET, "mallory", "", "client", Duration::from_secs(600));
+    let mut bytes = chat_protocol::encode_frame_to_vec(&v1::ClientFrame {
+        kind: Some(client_frame::Kind::Hello(v1::Hello {
+            token,
+            protocol_version: chat_protocol::PROTOCOL_VERSION,
+            ..Default::default()
+        })),
+    });
+    for id in 1..=16u64 {
+        let page =
+            command::Body::GetHistory(v1::GetHistory { conversation_id: conv, limit: 200, ..Default::default() });
+        bytes.extend(common::web::command_frame(id, page));
+    }
+    let (mut control, _never_read) = conn.open_bi().await.unwrap();
+    control.write_all(&bytes).await.unwrap();
+    let asked = std::time::Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(15), conn.closed()).await.expect("closed in time");
+    let quinn::ConnectionError::ApplicationClosed(close) = closed else { panic!("closed by the server: {closed:?}") };
+    assert_eq!(close.error_code, quinn::VarInt::from(ErrorCode::SlowConsumer as u32), "{close:?}");
+    assert!(asked.elapsed() >= Duration::from_millis(1_900), "at the write timeout: {:?}", asked.elapsed());
+    // Others are served as before.
+    alice.ping().await.unwrap();
+}
+
 /// What a client can repeat is limited, each limit answered precisely (which
 /// limit, when to retry) with the connection still usable: new conversations
 /// per user per hour, typing changes, conversations named by receipts and

@@ -71,7 +71,7 @@ impl Session {
                             format!("frame of {len} bytes is over the {max}-byte limit"),
                             None,
                         );
-                        write_with_timeout(ctl_tx, &frames::error_reply(command_id.unwrap_or(0), &e), write_timeout)
+                        self.write_or_close(ctl_tx, &frames::error_reply(command_id.unwrap_or(0), &e), write_timeout)
                             .await?;
                         if bad_frames.check().is_err() {
                             return self.violation("too many bad frames").await;
@@ -87,7 +87,7 @@ impl Session {
                     Ok(v1::ClientFrame { kind }) => {
                         let what = if kind.is_some() { "Hello after the handshake" } else { "an empty frame" };
                         let e = err(ErrorCode::Malformed, format!("expected a Command, got {what}"));
-                        write_with_timeout(ctl_tx, &frames::error_reply(0, &e), write_timeout).await?;
+                        self.write_or_close(ctl_tx, &frames::error_reply(0, &e), write_timeout).await?;
                         if bad_frames.check().is_err() {
                             return self.violation("too many bad frames").await;
                         }
@@ -100,7 +100,7 @@ impl Session {
                             ErrorCode::Malformed
                         };
                         let e = err(code, format!("frame does not decode: {de}"));
-                        write_with_timeout(ctl_tx, &frames::error_reply(id, &e), write_timeout).await?;
+                        self.write_or_close(ctl_tx, &frames::error_reply(id, &e), write_timeout).await?;
                         if bad_frames.check().is_err() {
                             return self.violation("too many bad frames").await;
                         }
@@ -115,7 +115,7 @@ impl Session {
                     // Bytes that are not frames (a text WebSocket message): a malformed frame.
                     Err(ReadError::NotFrames(why)) => {
                         let e = err(ErrorCode::Malformed, why);
-                        write_with_timeout(ctl_tx, &frames::error_reply(0, &e), write_timeout).await?;
+                        self.write_or_close(ctl_tx, &frames::error_reply(0, &e), write_timeout).await?;
                         if bad_frames.check().is_err() {
                             return self.violation("too many bad frames").await;
                         }
@@ -131,7 +131,7 @@ impl Session {
                         Ok(r) => frames::reply(id, r),
                         Err(e) => frames::error_reply(id, &e),
                     };
-                    write_with_timeout(ctl_tx, &frame, write_timeout).await?;
+                    self.write_or_close(ctl_tx, &frame, write_timeout).await?;
                 }
                 _ = shutdown.changed() => {
                     return self.goodbye(err(ErrorCode::ShuttingDown, "server is shutting down; reconnect")).await;
@@ -161,6 +161,19 @@ impl Session {
         let now = tokio::time::Instant::now();
         // (The lifetime is capped by the verifier; a far-future one just never fires.)
         now.checked_add(left).unwrap_or_else(|| now + Duration::from_secs(10 * 365 * 86400))
+    }
+
+    /// Writes on the control stream. A peer that takes nothing for `t` is
+    /// closed as a slow consumer, saying so (as on the events stream): the
+    /// code reaches a QUIC peer even if it reads nothing.
+    async fn write_or_close(&self, tx: &mut SendStream, frame: &[u8], t: Duration) -> anyhow::Result<()> {
+        match tokio::time::timeout(t, tx.write_all(frame)).await {
+            Ok(r) => Ok(r?),
+            Err(_) => {
+                self.conn.close(ErrorCode::SlowConsumer as u32, "replies not read in time");
+                anyhow::bail!("slow consumer: a write waited {t:?}")
+            }
+        }
     }
 
     async fn violation(&self, why: &str) -> anyhow::Result<()> {
@@ -205,12 +218,5 @@ impl Session {
                 })
             }
         }
-    }
-}
-
-async fn write_with_timeout(tx: &mut SendStream, frame: &[u8], t: Duration) -> anyhow::Result<()> {
-    match tokio::time::timeout(t, tx.write_all(frame)).await {
-        Ok(r) => Ok(r?),
-        Err(_) => anyhow::bail!("slow consumer: a write waited {t:?}"),
     }
 }
