@@ -349,6 +349,8 @@ async fn attack(aim: Aim, user: String, attempts: usize, sustain: Instant, write
         }
     }
     tracing::info!(accepted = r.accepted(), refused = r.refused.len(), "hoarders connected");
+    // Hoarders to open again (a refusal is tried again at the next look).
+    let mut reopen: Vec<Kind> = Vec::new();
     loop {
         tokio::time::sleep(WATCH_EVERY).await;
         let tcp = hoarder::tcp_table();
@@ -356,7 +358,6 @@ async fn attack(aim: Aim, user: String, attempts: usize, sustain: Instant, write
         r.kernel_send_queue_peak = r.kernel_send_queue_peak.max(queued);
         r.kernel_send_queue_end = queued;
         let mut still = Vec::with_capacity(live.len());
-        let mut reopen = Vec::new();
         for h in live {
             match h.closed(&tcp, aim.web) {
                 Some(c) => {
@@ -371,12 +372,17 @@ async fn attack(aim: Aim, user: String, attempts: usize, sustain: Instant, write
         live = still;
         let now = Instant::now();
         if now < sustain {
-            for kind in reopen {
-                if let Some(h) = open(kind, &aim, &mut r).await {
-                    r.reopened += 1;
-                    live.push(h);
+            let mut refused = Vec::new();
+            for kind in reopen.drain(..) {
+                match open(kind, &aim, &mut r).await {
+                    Some(h) => {
+                        r.reopened += 1;
+                        live.push(h);
+                    }
+                    None => refused.push(kind),
                 }
             }
+            reopen = refused;
             continue;
         }
         let deadline = live.iter().map(|h| h.since + write_timeout + CLOSE_GRACE).max();

@@ -219,9 +219,11 @@ impl Plan {
                      a hoarding user in the second half",
                     convs.len()
                 );
-                // Phase A then phase B (the hoarders), of equal length. The
-                // message limit is raised: the hoarder's 200 seed messages go at once.
-                let dur = o.duration.unwrap_or(Duration::from_secs(40));
+                // Phase A then phase B (the hoarders), of equal length, B
+                // longer than chatd's 30 s write timeout: the server closes the
+                // first hoarders and they come back within it. The message
+                // limit is raised: the hoarder's 200 seed messages go at once.
+                let dur = o.duration.unwrap_or(Duration::from_secs(80));
                 (users, with_rate_per_slot(convs, rate), rate, dur, raised, layout)
             }
             Name::Idle => {
@@ -379,7 +381,7 @@ mod tests {
         assert!(p.memberships().iter().all(|m| m.len() == 1));
         let total: f64 = p.convs.iter().map(|c| c.rate).sum();
         assert!((total - 1_000.0).abs() < 1e-6);
-        assert_eq!(p.duration, Duration::from_secs(40));
+        assert_eq!(p.duration, Duration::from_secs(80));
     }
 
     #[test]

@@ -209,7 +209,8 @@ async fn a_quic_peer_that_never_reads_replies_is_told_it_is_a_slow_consumer() {
         })),
     });
     for id in 1..=16u64 {
-        let page = command::Body::GetHistory(v1::GetHistory { conversation_id: conv, limit: 200, ..Default::default() });
+        let page =
+            command::Body::GetHistory(v1::GetHistory { conversation_id: conv, limit: 200, ..Default::default() });
         bytes.extend(common::web::command_frame(id, page));
     }
     let (mut control, _never_read) = conn.open_bi().await.unwrap();
