@@ -64,30 +64,37 @@ async fn a_session_ends_when_its_token_expires() {
     assert!(alice.ping().await.is_err(), "nothing is served after the expiry");
 }
 
-/// A raw QUIC peer that opens streams and never lets the server read them
-/// can make it hold at most the stream window per stream, on at most a few
-/// streams (before: 1.25 MB on each of 24 streams).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unread_quic_streams_pin_little() {
+/// A raw QUIC connection to `s` (ALPN `chat/1`, no SDK) and the encoded
+/// `Hello` of mallory to open a session with on its control stream.
+async fn raw_quic(s: &Server) -> (quinn::Endpoint, quinn::Connection, Vec<u8>) {
     use chat_protocol::v1::{self, client_frame};
-    let s = Server::start();
     let trust = chat_client::Trust::cert_hash_hex(s.h().cert_sha256()).unwrap();
     let tls = chat_client::rustls_client_config(&trust, chat_protocol::ALPN_CHAT).unwrap();
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     endpoint.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(crypto)));
     let conn = endpoint.connect(s.h().addr(), "localhost").unwrap().await.unwrap();
-    // A real session on the control stream (the server reads that one).
     let token = chat_server::auth::mint_hs256(PUBLIC_DEV_SECRET, "mallory", "", "client", Duration::from_secs(600));
-    let hello = v1::ClientFrame {
+    let hello = chat_protocol::encode_frame_to_vec(&v1::ClientFrame {
         kind: Some(client_frame::Kind::Hello(v1::Hello {
             token,
             protocol_version: chat_protocol::PROTOCOL_VERSION,
             ..Default::default()
         })),
-    };
+    });
+    (endpoint, conn, hello)
+}
+
+/// A raw QUIC peer that opens streams and never lets the server read them
+/// can make it hold at most the stream window per stream, on at most a few
+/// streams (before: 1.25 MB on each of 24 streams).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_quic_streams_pin_little() {
+    let s = Server::start();
+    let (_endpoint, conn, hello) = raw_quic(&s).await;
+    // A real session on the control stream (the server reads that one).
     let (mut control, _control_rx) = conn.open_bi().await.unwrap();
-    control.write_all(&chat_protocol::encode_frame_to_vec(&hello)).await.unwrap();
+    control.write_all(&hello).await.unwrap();
     // Three more streams the server never reads; a fifth cannot be opened.
     let mut unread = Vec::new();
     for _ in 0..3 {
@@ -183,7 +190,7 @@ async fn connections_that_never_read_cannot_hoard_answers() {
 /// just ended and the connection closed with code 0).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quic_peer_that_never_reads_replies_is_told_it_is_a_slow_consumer() {
-    use chat_protocol::v1::{self, client_frame};
+    use chat_protocol::v1;
     let s = Server::start_with(|c| c.session.write_timeout_ms = 2_000);
     let (alice, _) = s.connect("alice", "advocate", Transport::Quic).await;
     let members = vec!["mallory".to_string()];
@@ -194,20 +201,7 @@ async fn a_quic_peer_that_never_reads_replies_is_told_it_is_a_slow_consumer() {
     for i in 0..200 {
         alice.send_text(conv, &format!("{i} {big}")).await.unwrap();
     }
-    let trust = chat_client::Trust::cert_hash_hex(s.h().cert_sha256()).unwrap();
-    let tls = chat_client::rustls_client_config(&trust, chat_protocol::ALPN_CHAT).unwrap();
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    endpoint.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(crypto)));
-    let conn = endpoint.connect(s.h().addr(), "localhost").unwrap().await.unwrap();
-    let token = chat_server::auth::mint_hs256(PUBLIC_DEV_SECRET, "mallory", "", "client", Duration::from_secs(600));
-    let mut bytes = chat_protocol::encode_frame_to_vec(&v1::ClientFrame {
-        kind: Some(client_frame::Kind::Hello(v1::Hello {
-            token,
-            protocol_version: chat_protocol::PROTOCOL_VERSION,
-            ..Default::default()
-        })),
-    });
+    let (_endpoint, conn, mut bytes) = raw_quic(&s).await;
     for id in 1..=16u64 {
         let page =
             command::Body::GetHistory(v1::GetHistory { conversation_id: conv, limit: 200, ..Default::default() });
