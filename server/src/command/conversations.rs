@@ -227,7 +227,10 @@ pub async fn list(req: &Requester, l: v1::ListConversations) -> Result<reply::Re
         for (i, key) in keys.iter().enumerate() {
             scanned += 1;
             after = Some(*key);
-            if let Some(s) = listed(req, &l, *key).await? {
+            // Moved up while being read: it may show twice; once per page.
+            let seen =
+                out.iter().any(|s: &v1::ConversationSummary| s.conversation.as_ref().is_some_and(|c| c.id == key.1));
+            if !seen && let Some(s) = listed(req, &l, *key).await? {
                 out.push(s);
             }
             if out.len() == limit {
@@ -240,8 +243,8 @@ pub async fn list(req: &Requester, l: v1::ListConversations) -> Result<reply::Re
     Ok(reply::Result::Conversations(v1::ConversationList { conversations: out, next }))
 }
 
-/// The summary of a list entry if the caller is still in it, it is still at
-/// this place (a backend may leave stale places behind, see
+/// The summary of a list entry if the caller is still in it, the entry is
+/// not one a failed touch left above the conversation's activity (see
 /// `MessageStore::touch_conversation`) and it passes the filters.
 async fn listed(
     req: &Requester,
@@ -252,7 +255,11 @@ async fn listed(
     if (!l.case_id.is_empty() && rec.case_id != l.case_id)
         || (l.kind != 0 && rec.kind != l.kind)
         || (!l.include_archived && rec.archived_at_ms != 0)
-        || req.store().conversation_activity(id).await.map_err(store_err)? != Some(at)
+        // An entry above the conversation's activity was left by a touch that
+        // failed midway; one below it is this conversation moving up while
+        // the list is read (its new place may be behind the cursor already),
+        // so it is shown here rather than missed.
+        || req.store().conversation_activity(id).await.map_err(store_err)?.is_none_or(|now| now < at)
     {
         return Ok(None);
     }

@@ -473,9 +473,11 @@ pub trait MessageStore: Send + Sync + 'static {
     ///
     /// Callers do not run it concurrently with membership writes of the same
     /// conversation (its owner serializes them); a backend without atomic
-    /// multi-partition writes may leave, if it fails midway, list entries whose
-    /// activity is not the conversation's: readers skip those
-    /// ([`conversation_activity`](Self::conversation_activity) tells).
+    /// multi-partition writes may leave, if it fails midway, list entries above
+    /// the conversation's activity: readers skip those
+    /// ([`conversation_activity`](Self::conversation_activity) tells); an entry
+    /// below it is a conversation that moved up while the list was read, and
+    /// is shown (or, left by a failed delete, shown twice).
     async fn touch_conversation(&self, conversation_id: u64, at_ms: u64) -> StoreResult<()>;
 
     /// A conversation's activity (None: no such conversation).
