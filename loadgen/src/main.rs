@@ -15,8 +15,10 @@
 //! [`hoard`], [`hoard_report`] and [`hoarder`] (the `hoard` scenario: its phases,
 //! its verdict, its attackers).
 
+mod ceiling;
 mod checker;
 mod cli;
+mod cost;
 mod driver;
 mod hoard;
 mod hoard_report;
@@ -104,9 +106,9 @@ async fn execute(
     let mut reasons = Vec::new();
     match plan.steps {
         Some(steps) => {
-            for i in 0..steps.max_steps {
-                let rate = steps.start + steps.step * i as f64;
-                eprintln!("ceiling step {}: {rate:.0} msg/s", i + 1);
+            let mut search = ceiling::Search::new(steps.start, steps.max_steps, steps.precision);
+            while let Some(rate) = search.next_rate() {
+                eprintln!("ceiling step {}: {rate:.0} msg/s", runs.len() + 1);
                 let (r, inf, h) = run_once(&plan.at_rate(rate), args).await?;
                 let (held, correct) = (r.pass, r.correct());
                 runs.push(r);
@@ -115,13 +117,16 @@ async fn execute(
                 if !correct {
                     reasons.push(format!("step at {rate:.0} msg/s lost, repeated or reordered messages"));
                 }
-                if !held {
-                    break;
-                }
-                highest = Some(rate);
+                search.record(rate, held);
             }
-            if highest.is_none() {
-                reasons.push(format!("not even the first step ({:.0} msg/s) held", steps.start));
+            let (held, failed) = search.bracket();
+            highest = held;
+            match (held, failed) {
+                (None, _) => reasons.push("no step held".to_owned()),
+                (Some(h), Some(f)) if f / h > 1.0 + steps.precision => {
+                    reasons.push(format!("the step budget ran out with the ceiling between {h:.0} and {f:.0} msg/s"))
+                }
+                _ => {}
             }
         }
         None => {
@@ -331,6 +336,7 @@ async fn load(
         h.begin(&slots, from + plan.warmup.as_micros() as u64, from + plan.duration.as_micros() as u64 / 2, until);
     }
     let cpu0 = spawned.map(|s| s.usage().cpu_seconds);
+    let mark0 = (mark(cpu0), run.n.acked.load(Relaxed));
     let mut senders = Vec::new();
     for (ci, c) in plan.convs.iter().enumerate() {
         if c.rate > 0.0 {
@@ -367,6 +373,7 @@ async fn load(
     }
     let loaded = spawned.map(Spawned::usage);
     let cpu1 = loaded.map(|u| u.cpu_seconds);
+    let cost = cost::Cost::between(&mark0.0, &mark(cpu1), run.n.acked.load(Relaxed).saturating_sub(mark0.1));
     let mut acked = vec![Vec::new(); plan.convs.len()];
     for (ci, h) in senders {
         acked[ci] = h.await.context("a sender task failed")?;
@@ -434,6 +441,7 @@ async fn load(
         connections: plan.users,
         pings: (n.pings.load(Relaxed), n.ping_failures.load(Relaxed)),
         server_cpu_seconds_load: cpu0.zip(cpu1).map(|(a, b)| b - a),
+        cost,
         server: None,
         bytes_per_connection: match (plan.measure_memory, base, loaded) {
             (true, Some(b), Some(l)) => Some(l.rss_bytes.saturating_sub(b.rss_bytes) as f64 / plan.users as f64),
@@ -463,4 +471,13 @@ async fn load(
         reasons: Vec::new(),
     };
     Ok((r, (delivery, ack)))
+}
+
+/// Where the sending phase starts or ends: `server_cpu` (a spawned server's), ours, the kernel's UDP counters.
+fn mark(server_cpu: Option<f64>) -> cost::Mark {
+    cost::Mark {
+        server_cpu,
+        loadgen_cpu: server::usage(std::process::id()).map_or(0.0, |u| u.cpu_seconds),
+        udp: cost::Udp::now(),
+    }
 }

@@ -102,6 +102,8 @@ pub struct RunReport {
     pub pings: (u64, u64),
     /// Server CPU seconds during the sending phase (spawned server).
     pub server_cpu_seconds_load: Option<f64>,
+    /// The sending phase's cost per message (CPU both sides, UDP datagrams).
+    pub cost: crate::cost::Cost,
     /// Per node, when the users were spread over several (empty otherwise).
     pub per_node: Vec<NodeReport>,
     /// Server usage at the end (spawned server).
@@ -250,6 +252,9 @@ pub fn table(r: &Report) -> String {
                 u.peak_rss_bytes as f64 / 1048576.0,
                 run.loadgen_cpu_seconds.map(|c| format!("{c:.1}")).unwrap_or_default()
             );
+        }
+        if run.cost.messages > 0 {
+            let _ = writeln!(s, "{}", run.cost.line());
         }
         if let Some(b) = run.bytes_per_connection {
             let _ = writeln!(s, "connections: {}, server memory per connection: {:.0} bytes", run.connections, b);

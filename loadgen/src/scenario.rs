@@ -16,7 +16,7 @@ pub enum Name {
     Spec,
     /// 10,000 users in private pairs and groups of 4-10, about 1 msg/s each.
     Crowd,
-    /// `spec`'s layout, rate stepped up from 10,000 msg/s until it breaks.
+    /// `spec`'s layout; the highest rate that holds, to within 10% (doubling or halving from 10,000 msg/s, then bisecting).
     Ceiling,
     /// One room of 2,000 members at 50 msg/s plus background private chat.
     Fanout,
@@ -63,15 +63,15 @@ pub struct Churn {
     pub every: Duration,
 }
 
-/// How `ceiling` steps its rate.
+/// How `ceiling` searches its rate (see [`crate::ceiling`]).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Steps {
     /// First rate, msg/s.
     pub start: f64,
-    /// Added per step, msg/s.
-    pub step: f64,
     /// Most steps (bounds the run).
     pub max_steps: usize,
+    /// The search stops when the lowest failing rate is within this fraction above the highest holding one.
+    pub precision: f64,
 }
 
 /// Server limits a scenario raises (None: the default stays).
@@ -253,7 +253,7 @@ impl Plan {
             churn: (name == Name::Reconnect).then_some(Churn { fraction: 0.1, every: Duration::from_secs(3) }),
             ping_every: (name == Name::Idle).then_some(Duration::from_secs(20)),
             measure_memory: name == Name::Idle,
-            steps: (name == Name::Ceiling).then_some(Steps { start: rate, step: 5_000.0, max_steps: 8 }),
+            steps: (name == Name::Ceiling).then_some(Steps { start: rate, max_steps: 9, precision: 0.1 }),
             layout,
         })
     }
