@@ -217,13 +217,29 @@ pub async fn serve(ctx: Rc<ShardCtx>, shared: Arc<WebShared>, listener: std::net
     tracing::debug!(shard = web.ctx.state.id, "web listener closed");
 }
 
+/// The TCP socket under a request, for a WebSocket that may have to be reset
+/// (see [`WsConn::start`]): a second descriptor of the same socket.
+#[derive(Clone)]
+struct PeerSocket(Arc<std::os::fd::OwnedFd>);
+
+impl PeerSocket {
+    fn of(tcp: &tokio::net::TcpStream) -> Option<PeerSocket> {
+        use std::os::fd::AsFd;
+        tcp.as_fd().try_clone_to_owned().ok().map(|fd| PeerSocket(Arc::new(fd)))
+    }
+}
+
 async fn connection(web: Rc<Web>, tcp: tokio::net::TcpStream, remote: SocketAddr) {
     let handshake = Duration::from_millis(web.ctx.shared.cfg.session.handshake_timeout_ms);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(handshake).max_buf_size(MAX_HEADER_BYTES);
     let w = web.clone();
-    let svc = hyper::service::service_fn(move |req| {
+    let socket = PeerSocket::of(&tcp);
+    let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let w = w.clone();
+        if let Some(s) = &socket {
+            req.extensions_mut().insert(s.clone());
+        }
         async move { Ok::<_, Infallible>(w.handle(req, remote)) }
     });
     let r = match &web.shared.tls {
@@ -412,6 +428,7 @@ impl Web {
             return text(StatusCode::TOO_MANY_REQUESTS, "too many new connections from this address");
         }
         let on_upgrade = hyper::upgrade::on(&mut req);
+        let socket = req.extensions_mut().remove::<PeerSocket>().map(|s| s.0);
         let ctx = self.ctx.clone();
         let refusing = self.refusing.clone();
         if limited.is_some() {
@@ -424,7 +441,7 @@ impl Web {
                         WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config(&ctx)))
                             .await;
                     let idle = Duration::from_millis(ctx.shared.cfg.session.idle_timeout_ms.max(3));
-                    let conn = crate::transport::Conn::Ws(WsConn::start(ws, remote, idle));
+                    let conn = crate::transport::Conn::Ws(WsConn::start(ws, remote, idle, socket));
                     crate::session::run(ctx, conn, limited).await;
                 }
                 Err(e) => tracing::debug!(%remote, error = %e, "websocket upgrade failed"),

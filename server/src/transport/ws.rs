@@ -7,6 +7,7 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,7 +117,14 @@ impl WsOut {
 impl WsConn {
     /// Starts the driver of an accepted WebSocket on the current `LocalSet`.
     /// `idle` closes a peer that sends nothing (not even a pong to our pings) for that long.
-    pub fn start<S>(ws: WebSocketStream<S>, remote: SocketAddr, idle: Duration) -> Rc<Self>
+    /// `socket`, the TCP socket under it, is reset rather than closed when the
+    /// peer does not read: see [`abort_if_stuck`].
+    pub fn start<S>(
+        ws: WebSocketStream<S>,
+        remote: SocketAddr,
+        idle: Duration,
+        socket: Option<Arc<OwnedFd>>,
+    ) -> Rc<Self>
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
     {
@@ -132,7 +140,8 @@ impl WsConn {
         let close = conn.close.subscribe();
         let done = conn.done.clone();
         tokio::task::spawn_local(async move {
-            ws_drive(ws, in_tx, out_rx, close, idle).await;
+            let stuck = ws_drive(ws, in_tx, out_rx, close, idle).await;
+            abort_if_stuck(socket, stuck);
             done.send_replace(true);
         });
         conn
@@ -154,16 +163,34 @@ impl WsConn {
     }
 }
 
+/// A socket we closed whose peer does not read keeps its unsent bytes in the
+/// kernel (FIN-WAIT-1, up to the autotuned send buffer, ~2.7 MiB here) for as
+/// long as the peer acknowledges the zero-window probes: minutes, and nothing
+/// counts it against the user's connection cap. So when the close did not get
+/// through (`stuck`), the socket is reset instead (`SO_LINGER` 0: the kernel
+/// drops the queue at once). Called after the WebSocket is dropped; the reset
+/// happens when `socket`, the last descriptor, closes here.
+fn abort_if_stuck(socket: Option<Arc<OwnedFd>>, stuck: bool) {
+    if let (true, Some(fd)) = (stuck, socket.as_deref())
+        && let Err(e) = socket2::SockRef::from(fd).set_linger(Some(Duration::ZERO))
+    {
+        tracing::debug!(error = %e, "cannot reset a stuck websocket");
+    }
+}
+
 /// Owns the socket: reads into `in_tx`, writes what `out_rx` holds (flushing
 /// when it runs dry), pings an idle peer, and on a close request drains the
-/// queue for a moment, sends the close frame and stops.
+/// queue for a moment, sends the close frame and stops. Returns whether the
+/// peer was stuck: the close was ours (or the peer's) and what was queued
+/// and the close frame did not get into the socket within the grace.
 async fn ws_drive<S>(
     ws: WebSocketStream<S>,
     in_tx: mpsc::Sender<WsIn>,
     mut out_rx: mpsc::Receiver<Queued>,
     mut close: watch::Receiver<Option<(u16, String)>>,
     idle: Duration,
-) where
+) -> bool
+where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
 {
     let (mut sink, mut stream) = ws.split();
@@ -230,11 +257,10 @@ async fn ws_drive<S>(
     if !closed_by_us {
         // The peer closed: let the reply to its close frame (queued by the
         // protocol) go out, briefly.
-        let _ = tokio::time::timeout(WS_CLOSE_GRACE, sink.flush()).await;
-        return;
+        return tokio::time::timeout(WS_CLOSE_GRACE, sink.flush()).await.is_err();
     }
     // Whatever was queued before the close goes out first.
-    let _ = tokio::time::timeout(WS_CLOSE_GRACE, async {
+    tokio::time::timeout(WS_CLOSE_GRACE, async {
         while let Ok((m, _share)) = out_rx.try_recv() {
             if sink.feed(Message::Binary(m)).await.is_err() {
                 return;
@@ -247,5 +273,6 @@ async fn ws_drive<S>(
         let frame = frame.or(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() }));
         let _ = sink.send(Message::Close(frame)).await;
     })
-    .await;
+    .await
+    .is_err()
 }
