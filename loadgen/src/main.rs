@@ -101,6 +101,15 @@ async fn execute(
     };
     let plan = Plan::build(args.scenario, &o)?;
     anyhow::ensure!(args.hoarders.is_none() || plan.name == Name::Hoard, "--hoarders applies to `hoard` only");
+    anyhow::ensure!(
+        args.disrupt_at.is_none() || plan.disruption.is_some(),
+        "--disrupt-at applies to `crash` and `storm` only"
+    );
+    anyhow::ensure!(
+        args.disrupt_at.is_none_or(|d| d < plan.duration),
+        "--disrupt-at must come before the end of --duration ({:?})",
+        plan.duration
+    );
     let mut runs = Vec::new();
     let mut info = None;
     let mut hists = (driver::new_histogram(), driver::new_histogram());
@@ -163,7 +172,7 @@ async fn execute(
         "warmup_s": plan.warmup.as_secs_f64(),
         "transport": format!("{:?}", args.transport).to_lowercase(),
         "churn": plan.churn,
-        "disruption": plan.disruption.map(|d| serde_json::json!({"what": d, "at_share_of_duration": scenario::DISRUPT_AT})),
+        "disruption": plan.disruption.map(|d| serde_json::json!({"what": d, "at_s": disrupt_after(&plan, args).as_secs_f64()})),
         "steps": plan.steps,
         "ping_every_s": plan.ping_every.map(|d| d.as_secs_f64()),
         "check_correctness_only": args.check_correctness_only,
@@ -198,6 +207,11 @@ fn fd_limit() -> Option<u64> {
 fn data_in(name: Name, args: &RunArgs) -> Option<std::path::PathBuf> {
     let shm = std::path::Path::new("/dev/shm");
     args.data_in.clone().or_else(|| (name == Name::Hoard && shm.is_dir()).then(|| shm.to_path_buf()))
+}
+
+/// When `crash` or `storm` disrupts the run, from the start of sending.
+fn disrupt_after(plan: &Plan, args: &RunArgs) -> Duration {
+    args.disrupt_at.unwrap_or(plan.duration.mul_f64(scenario::DISRUPT_AT))
 }
 
 /// Nodes of the in-process cluster `cluster` starts when no `--server` is given.
@@ -351,8 +365,7 @@ async fn load(
         }
     }
     let churn = plan.churn.map(|c| tokio::spawn(driver::churn(ctls.clone(), run.clone(), c.fraction, c.every, until)));
-    let disrupt_at =
-        plan.disruption.map(|d| (d, from + (plan.duration.as_micros() as f64 * scenario::DISRUPT_AT) as u64));
+    let disrupt_at = plan.disruption.map(|d| (d, from + disrupt_after(plan, args).as_micros() as u64));
     let mut disrupted: Option<(recovery::Times, Option<f64>)> = None;
     let pb = bar(plan.duration.as_millis() as u64, "load");
     pb.set_style(
