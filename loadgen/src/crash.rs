@@ -129,7 +129,8 @@ pub async fn probe(missing: &[Missing], connector: &Connector, drain_timed_out: 
         for seq in seqs.into_iter().take(left) {
             left -= 1;
             r.probed += 1;
-            let page = tokio::time::timeout(Duration::from_secs(10), client.history(conv, 0, seq - 1, 1)).await;
+            let page =
+                tokio::time::timeout(Duration::from_secs(10), client.history(conv, 0, seq.saturating_sub(1), 1)).await;
             match page {
                 Ok(Ok(h)) if h.messages.first().is_some_and(|m| m.seq == seq) => r.stored += 1,
                 Ok(Ok(_)) => r.not_stored += 1,
