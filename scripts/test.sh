@@ -63,9 +63,15 @@ cargo build -p chat-client --example jsonl
 
 step "Load generator smoke: correctness only (latency on a shared CI machine proves nothing)"
 # The release chatd the loadgen starts; spec at 5,000 msg/s (well inside what a
-# 2-core machine holds with the load generator beside it) and reconnect, 5 s each.
+# 2-core machine holds with the load generator beside it) and reconnect, 5 s each;
+# crash (chatd killed with SIGKILL at 40% and restarted on its data after 1 s:
+# nothing acked lost, every client caught up, every send made while it was
+# down acked) for QUIC and WebTransport clients, 6 s each.
 cargo build --release -p chat-server -p loadgen --bin chatd --bin loadgen
 target/release/loadgen run spec --duration 5s --rate 5000 --check-correctness-only --plot target/loadgen-spec.svg
 target/release/loadgen run reconnect --duration 5s --check-correctness-only --plot target/loadgen-reconnect.svg
+target/release/loadgen run crash --duration 6s --check-correctness-only --plot target/loadgen-crash.svg
+target/release/loadgen run crash --duration 6s --check-correctness-only --transport webtransport \
+  --plot target/loadgen-crash-webtransport.svg
 
 step "all tests passed"

@@ -1,6 +1,9 @@
 //! Correctness: every acked message is delivered exactly once to every member,
 //! in the conversation's order. Each receiving client keeps a [`MemberLog`]
 //! (no sharing, no lock); the senders keep the acked seqs; [`check`] adds up.
+//! [`missing`] lists what was owed and never came, each marked "behind" (the
+//! member has nothing later in that conversation: still catching up when the
+//! run stopped waiting) or a hole (it has later ones).
 
 use serde::Serialize;
 use std::collections::HashMap;
@@ -9,6 +12,12 @@ use std::collections::HashMap;
 #[derive(Debug, Default)]
 pub struct MemberLog {
     convs: HashMap<u64, ConvLog>,
+    /// Whether delivery times are kept (`crash`, `storm`: catch-up times).
+    timed: bool,
+    /// When the member's SDK said `Connected`, µs since the run's start.
+    pub connected_us: Vec<u64>,
+    /// When it said `Disconnected`, µs since the run's start.
+    pub disconnected_us: Vec<u64>,
     /// Same seq delivered again.
     pub duplicated: u64,
     /// A seq lower than one delivered before.
@@ -20,6 +29,8 @@ struct ConvLog {
     last: u64,
     /// Bit `seq` set once `seq` was delivered.
     seen: Vec<u64>,
+    /// When `seq` was first delivered, µs (timed logs only; 0: not yet).
+    at: Vec<u64>,
 }
 
 impl ConvLog {
@@ -41,15 +52,47 @@ impl ConvLog {
 }
 
 impl MemberLog {
+    /// A log that also keeps when each seq was first delivered.
+    pub fn timed() -> Self {
+        Self { timed: true, ..Self::default() }
+    }
+
     /// Records that this member's SDK surfaced `seq` of conversation `conv`.
+    #[cfg(test)]
     pub fn deliver(&mut self, conv: u64, seq: u64) {
+        self.deliver_at(conv, seq, 1);
+    }
+
+    /// Records that this member's SDK surfaced `seq` of `conv` at `at_us`.
+    pub fn deliver_at(&mut self, conv: u64, seq: u64, at_us: u64) {
+        let timed = self.timed;
         let log = self.convs.entry(conv).or_default();
         if !log.set(seq) {
             self.duplicated += 1;
-        } else if seq < log.last {
-            self.reordered += 1;
+        } else {
+            if seq < log.last {
+                self.reordered += 1;
+            }
+            if timed {
+                let i = seq as usize;
+                if log.at.len() <= i {
+                    log.at.resize(i + 1, 0);
+                }
+                log.at[i] = at_us.max(1);
+            }
         }
         log.last = log.last.max(seq);
+    }
+
+    /// When `seq` of `conv` was first delivered (timed logs), µs.
+    pub fn delivered_at(&self, conv: u64, seq: u64) -> Option<u64> {
+        let t = *self.convs.get(&conv)?.at.get(seq as usize)?;
+        (t > 0).then_some(t)
+    }
+
+    /// The highest seq delivered in `conv` (0: none).
+    pub fn last(&self, conv: u64) -> u64 {
+        self.convs.get(&conv).map_or(0, |l| l.last)
     }
 
     /// Whether `seq` of `conv` was delivered.
@@ -96,6 +139,37 @@ pub fn check(ids: &[u64], acked: &[Vec<u64>], members: &[Vec<usize>], logs: &[Me
         n.reordered += l.reordered;
     }
     n
+}
+
+/// An owed delivery that never came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Missing {
+    /// Plan index of the conversation.
+    pub ci: usize,
+    /// Its server id.
+    pub conv: u64,
+    /// The acked seq.
+    pub seq: u64,
+    /// The member (user index) that lacks it.
+    pub member: usize,
+    /// The member has nothing later in the conversation: it was still
+    /// catching up (or stuck) rather than skipping a message.
+    pub behind: bool,
+}
+
+/// Every owed delivery that never came (same inputs as [`check`]).
+pub fn missing(ids: &[u64], acked: &[Vec<u64>], members: &[Vec<usize>], logs: &[MemberLog]) -> Vec<Missing> {
+    let mut out = Vec::new();
+    for (ci, seqs) in acked.iter().enumerate() {
+        for &member in &members[ci] {
+            let log = &logs[member];
+            let last = log.last(ids[ci]);
+            for &seq in seqs.iter().filter(|&&s| !log.has(ids[ci], s)) {
+                out.push(Missing { ci, conv: ids[ci], seq, member, behind: seq > last });
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -154,6 +228,34 @@ mod tests {
         assert!(n.ok());
         let n = run(&[&[1, 2, 3, 4, 5, 6, 6], &[1, 2, 3, 4, 5]]);
         assert_eq!(n.duplicated, 1);
+    }
+
+    #[test]
+    fn missing_tells_behind_from_holes() {
+        let acked = vec![(1..=5).collect::<Vec<u64>>()];
+        let members = vec![vec![0, 1]];
+        let mut a = MemberLog::default();
+        for s in [1, 2, 4, 5] {
+            a.deliver(7, s);
+        }
+        let mut b = MemberLog::default();
+        for s in [1, 2, 3] {
+            b.deliver(7, s);
+        }
+        let m = missing(&[7], &acked, &members, &[a, b]);
+        let got: Vec<(usize, u64, bool)> = m.iter().map(|m| (m.member, m.seq, m.behind)).collect();
+        assert_eq!(got, vec![(0, 3, false), (1, 4, true), (1, 5, true)]);
+    }
+
+    #[test]
+    fn timed_logs_keep_the_first_delivery() {
+        let mut l = MemberLog::timed();
+        l.deliver_at(7, 2, 500);
+        l.deliver_at(7, 2, 900);
+        assert_eq!((l.delivered_at(7, 2), l.delivered_at(7, 1), l.duplicated), (Some(500), None, 1));
+        let mut u = MemberLog::default();
+        u.deliver_at(7, 2, 500);
+        assert_eq!(u.delivered_at(7, 2), None, "untimed logs keep no times");
     }
 
     #[test]

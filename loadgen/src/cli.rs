@@ -86,6 +86,10 @@ pub struct RunArgs {
     /// Seed of the conversation layout.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// crash, storm: when the kill or the drop comes, from the start of
+    /// sending, e.g. 14s [default: 40% of --duration].
+    #[arg(long, value_parser = parse_duration)]
+    pub disrupt_at: Option<Duration>,
     /// hoard: connections the hoarding user tries, WebSocket and QUIC in turn
     /// [default: limits.max_connections_per_user + 10]; 0: no attack, both
     /// phases alike (the machine's own noise between two equal phases).
@@ -135,6 +139,9 @@ mod tests {
         let Cmd::Run(a) = c.cmd;
         assert_eq!(a.scenario, Name::Spec);
         assert!(a.check_correctness_only);
+        let c = Cli::try_parse_from(["loadgen", "run", "crash", "--disrupt-at", "14s"]).unwrap();
+        let Cmd::Run(a) = c.cmd;
+        assert_eq!((a.scenario, a.disrupt_at), (Name::Crash, Some(Duration::from_secs(14))));
         let c = Cli::try_parse_from(["loadgen", "run", "hoard", "--hoarders", "0"]).unwrap();
         let Cmd::Run(a) = c.cmd;
         assert_eq!((a.scenario, a.hoarders), (Name::Hoard, Some(0)));

@@ -152,6 +152,10 @@ pub struct Counters {
     pub pings: AtomicU64,
     /// Pings that failed.
     pub ping_failures: AtomicU64,
+    /// Sends handed to the SDK while the server was down (`crash`).
+    pub outage_sent: AtomicU64,
+    /// How many of those were acked.
+    pub outage_acked: AtomicU64,
 }
 
 /// One node's share of a run (cluster runs).
@@ -195,6 +199,10 @@ pub struct Run {
     pub convs_seen: Vec<AtomicU64>,
     /// The first few send errors, for the report.
     pub errors: Mutex<Vec<String>>,
+    /// The server was killed at this µs (`crash`; `u64::MAX`: not yet).
+    pub down_from_us: AtomicU64,
+    /// ...and listened again at this µs (`u64::MAX`: not yet).
+    pub down_until_us: AtomicU64,
 }
 
 impl Run {
@@ -220,7 +228,15 @@ impl Run {
                 .collect(),
             convs_seen: (0..users).map(|_| AtomicU64::new(0)).collect(),
             errors: Mutex::new(Vec::new()),
+            down_from_us: AtomicU64::new(u64::MAX),
+            down_until_us: AtomicU64::new(u64::MAX),
         }
+    }
+
+    /// Whether the server is down now (killed, not yet listening again).
+    pub fn server_down(&self) -> bool {
+        let now = self.now_us();
+        now >= self.down_from_us.load(Relaxed) && now < self.down_until_us.load(Relaxed)
     }
 
     /// µs since the start.
@@ -268,38 +284,49 @@ pub struct Stream {
     pub rate: f64,
 }
 
+/// The acked sends of one stream.
+#[derive(Debug, Default)]
+pub struct Acked {
+    /// Their seqs, in the order the acks came.
+    pub seqs: Vec<u64>,
+    /// When each ack came, µs since the run's start (same order).
+    pub at_us: Vec<u64>,
+}
+
 /// Sends `s` open-loop from `from_us` to `until_us`; returns the acked seqs.
-pub async fn sender(s: Stream, slots: Arc<Vec<Arc<Slot>>>, run: Arc<Run>, from_us: u64, until_us: u64) -> Vec<u64> {
+pub async fn sender(s: Stream, slots: Arc<Vec<Arc<Slot>>>, run: Arc<Run>, from_us: u64, until_us: u64) -> Acked {
     let phase = rand::rng().random::<f64>();
     let mut sched = Schedule::new(from_us, s.rate, phase);
     let mut pending = FuturesUnordered::new();
-    let mut acked = Vec::new();
+    let mut acked = Acked::default();
     let members = s.members.len() as u64;
     let mut k: u64 = 0;
-    let record =
-        |acked: &mut Vec<u64>, (intended, u, r): (u64, usize, Result<chat_client::v1::SendMessageOk, ClientError>)| {
-            match r {
-                Ok(ok) => {
-                    let now = run.now_us();
-                    if intended >= run.measure_from_us.load(Relaxed) {
-                        run.ack.record(s.ci, latency_us(intended, now));
-                        run.node(u).ack.record(s.ci, latency_us(intended, now));
-                        run.ack_by_phase[run.phase(intended)].record(s.ci, latency_us(intended, now));
-                    }
-                    run.node(u).acked.fetch_add(1, Relaxed);
-                    acked.push(ok.seq);
-                    run.n.acked.fetch_add(1, Relaxed);
-                    run.n.expected.fetch_add(members, Relaxed);
-                }
-                Err(ClientError::Closed) => {
-                    run.n.cancelled.fetch_add(1, Relaxed);
-                }
-                Err(e) => {
-                    run.n.send_errors.fetch_add(1, Relaxed);
-                    run.note_error(format!("send in conversation {}: {e}", s.conv_id));
-                }
+    type Done = (u64, usize, bool, Result<chat_client::v1::SendMessageOk, ClientError>);
+    let record = |acked: &mut Acked, (intended, u, outage, r): Done| match r {
+        Ok(ok) => {
+            let now = run.now_us();
+            if intended >= run.measure_from_us.load(Relaxed) {
+                run.ack.record(s.ci, latency_us(intended, now));
+                run.node(u).ack.record(s.ci, latency_us(intended, now));
+                run.ack_by_phase[run.phase(intended)].record(s.ci, latency_us(intended, now));
             }
-        };
+            run.node(u).acked.fetch_add(1, Relaxed);
+            acked.seqs.push(ok.seq);
+            acked.at_us.push(now);
+            if outage {
+                run.n.outage_acked.fetch_add(1, Relaxed);
+            }
+            run.n.acked.fetch_add(1, Relaxed);
+            run.n.expected.fetch_add(members, Relaxed);
+        }
+        Err(ClientError::Closed) => {
+            run.n.cancelled.fetch_add(1, Relaxed);
+        }
+        Err(e) => {
+            run.n.send_errors.fetch_add(1, Relaxed);
+            run.note_error(format!("send in conversation {}: {e}", s.conv_id));
+        }
+    };
     while sched.peek() < until_us {
         let wake = run.start + Duration::from_micros(sched.peek());
         tokio::select! {
@@ -316,7 +343,11 @@ pub async fn sender(s: Stream, slots: Arc<Vec<Arc<Slot>>>, run: Arc<Run>, from_u
                     let text = format!("lg {msgno} {intended} {PADDING}");
                     let conv = s.conv_id;
                     run.n.sent.fetch_add(1, Relaxed);
-                    pending.push(async move { (intended, u, client.send_text(conv, text).await) });
+                    let outage = run.server_down();
+                    if outage {
+                        run.n.outage_sent.fetch_add(1, Relaxed);
+                    }
+                    pending.push(async move { (intended, u, outage, client.send_text(conv, text).await) });
                 }
             }
             Some(done) = pending.next(), if !pending.is_empty() => record(&mut acked, done),
@@ -347,6 +378,8 @@ pub struct Receiver {
     pub run: Arc<Run>,
     /// Application pings, if any.
     pub ping_every: Option<Duration>,
+    /// Keep delivery and connection times (catch-up after a crash or storm).
+    pub timed: bool,
 }
 
 /// A receiver task plus its control channel.
@@ -360,7 +393,7 @@ impl Receiver {
         match ev {
             Event::Message(m) => {
                 let now = self.run.now_us();
-                log.deliver(m.conversation_id, m.seq);
+                log.deliver_at(m.conversation_id, m.seq, now);
                 let text = match m.body.and_then(|b| b.content) {
                     Some(chat_client::v1::message_body::Content::Text(t)) => t,
                     _ => return,
@@ -379,6 +412,8 @@ impl Receiver {
                     }
                 }
             }
+            Event::Connected { .. } => log.connected_us.push(self.run.now_us()),
+            Event::Disconnected { .. } => log.disconnected_us.push(self.run.now_us()),
             Event::Conversation(s) => {
                 if let Some(c) = s.conversation
                     && seen.insert(c.id)
@@ -402,7 +437,7 @@ impl Receiver {
 }
 
 async fn receive(r: Receiver, mut events: Events, mut ctl: mpsc::Receiver<Ctl>) -> MemberLog {
-    let mut log = MemberLog::default();
+    let mut log = if r.timed { MemberLog::timed() } else { MemberLog::default() };
     let mut seen = HashSet::new();
     let first_ping = r.ping_every.map(|p| p.mul_f64(rand::rng().random::<f64>()));
     let mut ping = r.ping_every.map(|p| tokio::time::interval_at((Instant::now() + first_ping.unwrap_or(p)).into(), p));

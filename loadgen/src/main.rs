@@ -13,17 +13,21 @@
 //! (users, clients, conversations), [`driver`] (schedule, senders, receivers,
 //! churn), [`checker`] (lost/duplicated/reordered), [`report`] (table, JSON, plot),
 //! [`hoard`], [`hoard_report`] and [`hoarder`] (the `hoard` scenario: its phases,
-//! its verdict, its attackers).
+//! its verdict, its attackers), [`crash`] (the kill and restart of `crash`, the
+//! drop of `storm`, the look at missing messages) and [`recovery`] (catch-up
+//! times after them).
 
 mod ceiling;
 mod checker;
 mod cli;
 mod cost;
+mod crash;
 mod driver;
 mod hoard;
 mod hoard_report;
 mod hoarder;
 mod population;
+mod recovery;
 mod report;
 mod scenario;
 mod server;
@@ -99,6 +103,15 @@ async fn execute(
     };
     let plan = Plan::build(args.scenario, &o)?;
     anyhow::ensure!(args.hoarders.is_none() || plan.name == Name::Hoard, "--hoarders applies to `hoard` only");
+    anyhow::ensure!(
+        args.disrupt_at.is_none() || plan.disruption.is_some(),
+        "--disrupt-at applies to `crash` and `storm` only"
+    );
+    anyhow::ensure!(
+        args.disrupt_at.is_none_or(|d| d < plan.duration),
+        "--disrupt-at must come before the end of --duration ({:?})",
+        plan.duration
+    );
     let mut runs = Vec::new();
     let mut info = None;
     let mut hists = (driver::new_histogram(), driver::new_histogram());
@@ -164,6 +177,7 @@ async fn execute(
         "warmup_s": plan.warmup.as_secs_f64(),
         "transport": format!("{:?}", args.transport).to_lowercase(),
         "churn": plan.churn,
+        "disruption": plan.disruption.map(|d| serde_json::json!({"what": d, "at_s": disrupt_after(&plan, args).as_secs_f64()})),
         "steps": plan.steps,
         "ping_every_s": plan.ping_every.map(|d| d.as_secs_f64()),
         "check_correctness_only": args.check_correctness_only,
@@ -200,6 +214,11 @@ fn data_in(name: Name, args: &RunArgs) -> Option<std::path::PathBuf> {
     args.data_in.clone().or_else(|| (name == Name::Hoard && shm.is_dir()).then(|| shm.to_path_buf()))
 }
 
+/// When `crash` or `storm` disrupts the run, from the start of sending.
+fn disrupt_after(plan: &Plan, args: &RunArgs) -> Duration {
+    args.disrupt_at.unwrap_or(plan.duration.mul_f64(scenario::DISRUPT_AT))
+}
+
 /// Nodes of the in-process cluster `cluster` starts when no `--server` is given.
 const CLUSTER_NODES: usize = 3;
 
@@ -214,6 +233,12 @@ async fn run_once(plan: &Plan, args: &RunArgs) -> anyhow::Result<(RunReport, Ser
             let (t, i) = (c.target.clone(), c.info.clone());
             local_cluster = Some(c);
             (None, t, i)
+        }
+        [_, ..] if plan.name == Name::Crash => {
+            anyhow::bail!(
+                "crash kills the server with SIGKILL and starts it again on the same data directory, \
+                 so the loadgen must start its own chatd: drop --server and --cert-hash"
+            )
         }
         [_, ..] if plan.name == Name::Hoard => {
             anyhow::bail!("hoard measures the server's memory from /proc: it starts its own chatd (drop --server)")
@@ -295,6 +320,7 @@ async fn load(
             connector: connector.clone(),
             run: run.clone(),
             ping_every: plan.ping_every,
+            timed: plan.disruption.is_some(),
         };
         let (tx, h) = driver::spawn_receiver(r, ev);
         ctls.push(tx);
@@ -345,6 +371,8 @@ async fn load(
         }
     }
     let churn = plan.churn.map(|c| tokio::spawn(driver::churn(ctls.clone(), run.clone(), c.fraction, c.every, until)));
+    let disrupt_at = plan.disruption.map(|d| (d, from + disrupt_after(plan, args).as_micros() as u64));
+    let mut disrupted: Option<(recovery::Times, Option<f64>)> = None;
     let pb = bar(plan.duration.as_millis() as u64, "load");
     pb.set_style(
         ProgressStyle::with_template("{prefix:>10} [{bar:30}] {msg} ({elapsed}/{duration})")
@@ -357,6 +385,12 @@ async fn load(
         tokio::time::sleep(Duration::from_micros(edge.clamp(1_000, 250_000))).await;
         if let Some(h) = hoard.as_mut() {
             h.poll(run.now_us());
+        }
+        if let Some((d, at)) = disrupt_at
+            && disrupted.is_none()
+            && run.now_us() >= at
+        {
+            disrupted = Some(crash::disrupt(d, spawned, &run, &ctls).await?);
         }
         let t = run.now_us().saturating_sub(from);
         pb.set_position(t / 1000);
@@ -375,8 +409,10 @@ async fn load(
     let cpu1 = loaded.map(|u| u.cpu_seconds);
     let cost = cost::Cost::between(&mark0.0, &mark(cpu1), run.n.acked.load(Relaxed).saturating_sub(mark0.1));
     let mut acked = vec![Vec::new(); plan.convs.len()];
+    let mut ack_us = vec![Vec::new(); plan.convs.len()];
     for (ci, h) in senders {
-        acked[ci] = h.await.context("a sender task failed")?;
+        let a = h.await.context("a sender task failed")?;
+        (acked[ci], ack_us[ci]) = (a.seqs, a.at_us);
     }
     if let Some(c) = churn {
         let _ = c.await;
@@ -388,12 +424,14 @@ async fn load(
     pb.set_message("waiting for deliveries");
     let deadline = Instant::now() + DRAIN_WAIT;
     let (mut last, mut still_since) = (u64::MAX, Instant::now());
+    let mut drain_timed_out = true;
     while Instant::now() < deadline {
         let d = run.n.delivered.load(Relaxed);
         if d != last {
             (last, still_since) = (d, Instant::now());
         }
         if d >= run.n.expected.load(Relaxed) && still_since.elapsed() >= DRAIN_QUIET {
+            drain_timed_out = false;
             break;
         }
         pb.tick();
@@ -413,6 +451,35 @@ async fn load(
     }
     let members: Vec<Vec<usize>> = plan.convs.iter().map(|c| c.members.clone()).collect();
     let correctness = checker::check(&ids, &acked, &members, &logs);
+    let missing = if correctness.lost > 0 {
+        let m = checker::missing(&ids, &acked, &members, &logs);
+        Some(crash::probe(&m, &connector, drain_timed_out).await)
+    } else {
+        None
+    };
+    let recovery = disrupted.map(|(t, down_s)| {
+        let times = recovery::catch_up_us(t.reference_us, &ids, &acked, &ack_us, &members, &logs);
+        let owed = acked
+            .iter()
+            .zip(&ack_us)
+            .zip(&members)
+            .map(|((_, at), m)| at.iter().filter(|&&a| a < t.reference_us).count() as u64 * m.len() as u64)
+            .sum();
+        recovery::Recovery {
+            kind: if down_s.is_some() { "crash" } else { "storm" },
+            disrupted_at_s: t.disrupted_us.saturating_sub(from) as f64 / 1e6,
+            down_s,
+            catch_up: recovery::CatchUp::of(&times),
+            reconnected: recovery::CatchUp::of(&recovery::reconnect_us(t.reference_us, &logs)),
+            noticed: recovery::CatchUp::of(&recovery::noticed_us(t.disrupted_us, &logs)),
+            owed_deliveries: owed,
+            outage_sends: run.n.outage_sent.load(Relaxed),
+            outage_acked: run.n.outage_acked.load(Relaxed),
+        }
+    });
+    if let (Some(_), None) = (plan.disruption, &recovery) {
+        anyhow::bail!("the run ended before its {:?} came", plan.disruption);
+    }
 
     let delivery = run.delivery.merged();
     let ack = run.ack.merged();
@@ -467,6 +534,8 @@ async fn load(
         },
         errors,
         hoard,
+        recovery,
+        missing,
         pass: false,
         reasons: Vec::new(),
     };

@@ -30,6 +30,12 @@ pub enum Name {
     /// 200 users in pairs and small groups at 1,000 msg/s; in the second half
     /// one user's connections pipeline the largest answers and never read.
     Hoard,
+    /// `spec`'s layout at 2,000 msg/s; at 40% of the run the loadgen kills its
+    /// chatd with SIGKILL and starts it again on the same data after 1 s.
+    Crash,
+    /// `spec`'s layout at 2,000 msg/s; at 40% of the run every client drops
+    /// its connection at once and resumes (a reconnect storm, no server crash).
+    Storm,
 }
 
 /// Private (two members) or group.
@@ -62,6 +68,23 @@ pub struct Churn {
     #[serde(serialize_with = "secs")]
     pub every: Duration,
 }
+
+/// What happens to the run at one moment (`crash`, `storm`).
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Disruption {
+    /// SIGKILL the server, wait `down`, start it again on the same data and ports.
+    Kill {
+        /// Between the kill and the restart.
+        #[serde(serialize_with = "secs")]
+        down: Duration,
+    },
+    /// Every client closes its connection at once and connects again, resuming.
+    Storm,
+}
+
+/// When the disruption comes, as a share of the sending phase.
+pub const DISRUPT_AT: f64 = 0.4;
 
 /// How `ceiling` searches its rate (see [`crate::ceiling`]).
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -113,6 +136,8 @@ pub struct Plan {
     pub measure_memory: bool,
     /// Rate steps (ceiling).
     pub steps: Option<Steps>,
+    /// The crash or the storm, if any (at [`DISRUPT_AT`] of the duration).
+    pub disruption: Option<Disruption>,
     /// What the layout is, for the report.
     pub layout: String,
 }
@@ -156,7 +181,7 @@ impl Plan {
         let minute = Duration::from_secs(60);
         let not_for = |what: &str| anyhow::bail!("--{what} does not apply to `{}`", format!("{name:?}").to_lowercase());
         let (users, convs, rate, duration, limits, layout) = match name {
-            Name::Spec | Name::Ceiling | Name::Reconnect | Name::Cluster => {
+            Name::Spec | Name::Ceiling | Name::Reconnect | Name::Cluster | Name::Crash | Name::Storm => {
                 let users = o.users.unwrap_or(1_000);
                 // 300 private + 100 groups of 8 by default: three privates per group.
                 let total = o.conversations.unwrap_or(400);
@@ -164,6 +189,7 @@ impl Plan {
                 let privates = total - groups;
                 let rate = o.rate.unwrap_or(match name {
                     Name::Reconnect => 5_000.0,
+                    Name::Crash | Name::Storm => 2_000.0,
                     _ => 10_000.0,
                 });
                 let dur = o.duration.unwrap_or(if name == Name::Ceiling { Duration::from_secs(10) } else { minute });
@@ -254,6 +280,11 @@ impl Plan {
             ping_every: (name == Name::Idle).then_some(Duration::from_secs(20)),
             measure_memory: name == Name::Idle,
             steps: (name == Name::Ceiling).then_some(Steps { start: rate, max_steps: 9, precision: 0.1 }),
+            disruption: match name {
+                Name::Crash => Some(Disruption::Kill { down: Duration::from_secs(1) }),
+                Name::Storm => Some(Disruption::Storm),
+                _ => None,
+            },
             layout,
         })
     }
@@ -382,6 +413,19 @@ mod tests {
         let total: f64 = p.convs.iter().map(|c| c.rate).sum();
         assert!((total - 1_000.0).abs() < 1e-6);
         assert_eq!(p.duration, Duration::from_secs(80));
+    }
+
+    #[test]
+    fn crash_and_storm_have_spec_layout_at_a_modest_rate() {
+        for name in [Name::Crash, Name::Storm] {
+            let p = Plan::build(name, &Overrides::default()).unwrap();
+            assert_eq!((p.users, p.convs.len()), (1_000, 400));
+            let total: f64 = p.convs.iter().map(|c| c.rate).sum();
+            assert!((total - 2_000.0).abs() < 1e-6);
+            assert!(p.disruption.is_some() && p.churn.is_none());
+            assert!(p.limits.messages_per_minute.is_some(), "2 msg/s per user is over the default limit");
+        }
+        assert!(Plan::build(Name::Spec, &Overrides::default()).unwrap().disruption.is_none());
     }
 
     #[test]

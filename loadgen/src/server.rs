@@ -1,6 +1,8 @@
 //! The server under test: a `chatd` we start (release build next to this
 //! executable, fresh data directory, the limits the scenario needs) or one
-//! already running. For ours: CPU seconds and RSS from `/proc`, SIGTERM at the end.
+//! already running. For ours: CPU seconds and RSS from `/proc`, SIGTERM at the
+//! end; `crash` kills it with SIGKILL and starts it again on the same data
+//! directory and ports.
 
 use crate::scenario::Limits;
 use anyhow::{Context, bail};
@@ -9,12 +11,15 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long a started server may take to print its address and hash.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a stopped server may take to exit before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+/// Attempts to start a killed chatd again on its ports.
+const RESTART_ATTEMPTS: u32 = 10;
 /// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ, 100 on Linux).
 const CLK_TCK: f64 = 100.0;
 
@@ -80,7 +85,10 @@ pub struct ServerInfo {
 
 /// A `chatd` this process started.
 pub struct Spawned {
-    child: Child,
+    child: Mutex<Child>,
+    launch: Launch,
+    /// What the processes [`Spawned::kill9`] killed used.
+    killed: Mutex<Usage>,
     _data: tempfile::TempDir,
     /// Where it listens, its hash, the dev secret.
     pub target: Target,
@@ -124,55 +132,50 @@ fn free_udp_port() -> anyhow::Result<u16> {
     Ok(s.local_addr()?.port())
 }
 
-impl Spawned {
-    /// Starts `chatd serve` on a free loopback port with a fresh data
-    /// directory (in `data_in`, else the temporary directory).
-    pub fn start(
-        chatd: &std::path::Path,
-        shards: usize,
-        limits: &Limits,
-        data_in: Option<&std::path::Path>,
-    ) -> anyhow::Result<Self> {
-        let mut builder = tempfile::Builder::new();
-        builder.prefix("loadgen-chatd-");
-        let data = match data_in {
-            Some(dir) => {
-                builder.tempdir_in(dir).with_context(|| format!("cannot make a directory in {}", dir.display()))?
-            }
-            None => builder.tempdir()?,
-        };
-        let log_path = std::env::temp_dir().join("loadgen-chatd.log");
-        let log = std::fs::File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
-        let addr: SocketAddr = ([127, 0, 0, 1], free_udp_port()?).into();
-        // The public dev secret: allowed because every listener is on loopback.
-        let mut env = vec![
-            format!("CHAT_LIMITS__CONNECTIONS_PER_MINUTE_PER_IP={}", limits.connections_per_minute_per_ip),
-            format!("CHAT_AUTH__HS256_SECRET={}", chat_server::config::PUBLIC_DEV_SECRET),
-            format!("CHAT_LIMITS__CONVERSATIONS_PER_HOUR={}", crate::scenario::RAISED_CONVERSATIONS_PER_HOUR),
-        ];
-        if let Some(m) = limits.messages_per_minute {
-            env.push(format!("CHAT_LIMITS__MESSAGES_PER_MINUTE={m}"));
-        }
-        let mut cmd = Command::new(chatd);
+/// How to start our chatd (again, after a crash: same ports, same data).
+struct Launch {
+    chatd: PathBuf,
+    addr: SocketAddr,
+    shards: usize,
+    data_dir: PathBuf,
+    web_listen: SocketAddr,
+    env: Vec<String>,
+    log_path: PathBuf,
+}
+
+/// What a started chatd printed.
+struct Banner {
+    hash: String,
+    web: Option<SocketAddr>,
+}
+
+impl Launch {
+    /// Starts chatd (its log appended to `log_path`) and reads its banner.
+    fn run(&self) -> anyhow::Result<(Child, Banner)> {
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&self.log_path)
+            .with_context(|| format!("cannot open {}", self.log_path.display()))?;
+        let mut cmd = Command::new(&self.chatd);
         cmd.arg("serve")
             .arg("--listen")
-            .arg(addr.to_string())
+            .arg(self.addr.to_string())
             .arg("--shards")
-            .arg(shards.to_string())
+            .arg(self.shards.to_string())
             .arg("--data-dir")
-            .arg(data.path())
-            // Any free port: a fixed web port would collide with another chatd.
+            .arg(&self.data_dir)
             .arg("--web-listen")
-            .arg("127.0.0.1:0")
+            .arg(self.web_listen.to_string())
             .env_remove("CHAT_CONFIG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
-        for kv in &env {
+        for kv in &self.env {
             let (k, v) = kv.split_once('=').expect("KEY=VALUE");
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().with_context(|| format!("cannot start {}", chatd.display()))?;
+        let mut child = cmd.spawn().with_context(|| format!("cannot start {}", self.chatd.display()))?;
         let stdout = child.stdout.take().context("no stdout")?;
         // Read its banner on a thread (bounded by START_TIMEOUT), then keep draining.
         let (tx, rx) = std::sync::mpsc::sync_channel(16);
@@ -195,10 +198,12 @@ impl Spawned {
                     let _ = child.kill();
                     let _ = child.wait();
                     match status {
-                        Some(st) => bail!("chatd exited ({st}) before it listened; its log: {}", log_path.display()),
+                        Some(st) => {
+                            bail!("chatd exited ({st}) before it listened; its log: {}", self.log_path.display())
+                        }
                         None => bail!(
                             "chatd did not print its address and certificate hash within {START_TIMEOUT:?}; its log: {}",
-                            log_path.display()
+                            self.log_path.display()
                         ),
                     }
                 }
@@ -215,8 +220,56 @@ impl Spawned {
                 banner_done = true;
             }
         }
+        Ok((child, Banner { hash: hash.unwrap_or_default(), web }))
+    }
+}
+
+impl Spawned {
+    /// Starts `chatd serve` on a free loopback port with a fresh data
+    /// directory (in `data_in`, else the temporary directory).
+    pub fn start(
+        chatd: &std::path::Path,
+        shards: usize,
+        limits: &Limits,
+        data_in: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("loadgen-chatd-");
+        let data = match data_in {
+            Some(dir) => {
+                builder.tempdir_in(dir).with_context(|| format!("cannot make a directory in {}", dir.display()))?
+            }
+            None => builder.tempdir()?,
+        };
+        let log_path = std::env::temp_dir().join("loadgen-chatd.log");
+        std::fs::File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
+        let addr: SocketAddr = ([127, 0, 0, 1], free_udp_port()?).into();
+        // The public dev secret: allowed because every listener is on loopback.
+        let mut env = vec![
+            format!("CHAT_LIMITS__CONNECTIONS_PER_MINUTE_PER_IP={}", limits.connections_per_minute_per_ip),
+            format!("CHAT_AUTH__HS256_SECRET={}", chat_server::config::PUBLIC_DEV_SECRET),
+            format!("CHAT_LIMITS__CONVERSATIONS_PER_HOUR={}", crate::scenario::RAISED_CONVERSATIONS_PER_HOUR),
+        ];
+        if let Some(m) = limits.messages_per_minute {
+            env.push(format!("CHAT_LIMITS__MESSAGES_PER_MINUTE={m}"));
+        }
+        let mut launch = Launch {
+            chatd: chatd.to_path_buf(),
+            addr,
+            shards,
+            data_dir: data.path().to_path_buf(),
+            // Any free port: a fixed web port would collide with another chatd.
+            web_listen: "127.0.0.1:0".parse()?,
+            env: env.clone(),
+            log_path: log_path.clone(),
+        };
+        let (child, banner) = launch.run()?;
+        // A restart binds the same web port again (clients come back to the same address).
+        if let Some(w) = banner.web {
+            launch.web_listen = w;
+        }
         let target = Target {
-            nodes: vec![Node { addr, cert_hash: hash.unwrap_or_default() }],
+            nodes: vec![Node { addr, cert_hash: banner.hash.clone() }],
             token_secret: chat_server::config::PUBLIC_DEV_SECRET.to_string(),
         };
         let info = ServerInfo {
@@ -227,36 +280,90 @@ impl Spawned {
             log: Some(log_path.display().to_string()),
             data_dir: Some(data.path().display().to_string()),
         };
-        Ok(Self { child, _data: data, target, web, info })
+        Ok(Self {
+            child: Mutex::new(child),
+            launch,
+            killed: Mutex::new(Usage::default()),
+            _data: data,
+            target,
+            web: banner.web,
+            info,
+        })
+    }
+
+    /// Sends SIGKILL to the running chatd and reaps it (no flush, no
+    /// goodbye: a crash). Its CPU seconds are kept for the totals.
+    pub fn kill9(&self) -> anyhow::Result<()> {
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        let u = usage(child.id()).unwrap_or_default();
+        // std's `Child::kill` is SIGKILL on Unix.
+        child.kill().context("cannot SIGKILL chatd")?;
+        child.wait().context("cannot reap the killed chatd")?;
+        let mut k = self.killed.lock().unwrap_or_else(|e| e.into_inner());
+        k.cpu_seconds += u.cpu_seconds;
+        k.peak_rss_bytes = k.peak_rss_bytes.max(u.peak_rss_bytes);
+        Ok(())
+    }
+
+    /// Starts chatd again on the same data directory, UDP port and web port;
+    /// returns once it listens. A port the kernel does not hand back at
+    /// once (the web port's TCP) is tried again a few times.
+    pub fn restart(&self) -> anyhow::Result<()> {
+        let mut last = None;
+        for attempt in 0..RESTART_ATTEMPTS {
+            match self.launch.run() {
+                Ok((child, banner)) => {
+                    if banner.hash != self.target.nodes[0].cert_hash {
+                        bail!("the restarted chatd has another certificate ({}): clients pin the first", banner.hash);
+                    }
+                    *self.child.lock().unwrap_or_else(|e| e.into_inner()) = child;
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::warn!(attempt, error = %format!("{e:#}"), "chatd restart failed; trying again");
+                    last = Some(e);
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("no restart attempted")))
+            .with_context(|| format!("chatd did not restart on {} in {RESTART_ATTEMPTS} attempts", self.launch.addr))
     }
 
     /// CPU and memory so far.
+    /// Processes killed by [`Spawned::kill9`] count in: CPU seconds added,
+    /// peak RSS the largest.
     pub fn usage(&self) -> Usage {
-        usage(self.child.id()).unwrap_or_default()
+        let mut u = usage(self.pid()).unwrap_or_default();
+        let k = *self.killed.lock().unwrap_or_else(|e| e.into_inner());
+        u.cpu_seconds += k.cpu_seconds;
+        u.peak_rss_bytes = u.peak_rss_bytes.max(k.peak_rss_bytes);
+        u
     }
 
     /// Its process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.lock().unwrap_or_else(|e| e.into_inner()).id()
     }
 
     /// SIGTERM, wait (killed after a timeout); the usage just before.
-    pub fn stop(mut self) -> Usage {
+    pub fn stop(self) -> Usage {
         let u = self.usage();
-        let pid = self.child.id().to_string();
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        let pid = child.id().to_string();
         let termed = Command::new("kill").args(["-TERM", &pid]).status().is_ok_and(|s| s.success());
         if !termed {
-            let _ = self.child.kill();
+            let _ = child.kill();
         }
         let deadline = Instant::now() + STOP_TIMEOUT;
         loop {
-            match self.child.try_wait() {
+            match child.try_wait() {
                 Ok(Some(_)) => break,
                 Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
                 _ => {
                     eprintln!("chatd did not stop within {STOP_TIMEOUT:?}; killing it");
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
+                    let _ = child.kill();
+                    let _ = child.wait();
                     break;
                 }
             }
@@ -268,9 +375,10 @@ impl Spawned {
 impl Drop for Spawned {
     fn drop(&mut self) {
         // Never leave a server behind (error paths): no-op once it exited.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        let child = self.child.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Ok(None) = child.try_wait() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
