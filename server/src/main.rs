@@ -10,6 +10,14 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// mimalloc, not glibc's malloc: glibc kept the 2 MiB answers of connections
+/// that do not read in its arenas after they were freed (its mmap threshold
+/// rises to the largest block freed), so chatd's RSS grew with every wave of
+/// such connections (bench/RESULTS.md, the `hoard` runs); mimalloc gives freed
+/// memory back to the kernel.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "chatd", version, about = "Real-time chat server (QUIC + WebTransport)")]
 struct Cli {
