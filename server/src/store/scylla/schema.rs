@@ -175,7 +175,10 @@ pub async fn migrate_with(s: &ScyllaSettings) -> StoreResult<Vec<String>> {
     // keyspaces refuse lightweight transactions up to 2025.3), unsaid elsewhere.
     let knows_tablets = server_knows_tablets(&session).await.map_err(ddl("detect_tablets"))?;
     let with = ScyllaSettings { tablets: effective_tablets(s.tablets, knows_tablets), ..s.clone() };
-    session.query_unpaged(keyspace_ddl(&with), ()).await.map_err(|e| ddl("create_keyspace")(e.into()))?;
+    session
+        .query_unpaged(schema_change(keyspace_ddl(&with)), ())
+        .await
+        .map_err(|e| ddl("create_keyspace")(e.into()))?;
     let tablets = match with.tablets {
         Some(on) => format!(" and tablets = {{'enabled': {on}}}"),
         None => String::new(),
@@ -194,7 +197,10 @@ pub async fn migrate_with(s: &ScyllaSettings) -> StoreResult<Vec<String>> {
     }
     let tables = schema_ddl(&s.keyspace);
     let (version_table, rest) = tables.split_first().expect("schema has tables");
-    session.query_unpaged(version_table.1.clone(), ()).await.map_err(|e| ddl("create_table")(e.into()))?;
+    session
+        .query_unpaged(schema_change(version_table.1.clone()), ())
+        .await
+        .map_err(|e| ddl("create_table")(e.into()))?;
     let recorded = recorded_version(&session, s).await?;
     if let Some(v) = recorded
         && v > SCHEMA_VERSION
@@ -202,7 +208,7 @@ pub async fn migrate_with(s: &ScyllaSettings) -> StoreResult<Vec<String>> {
         return check_schema_version(&s.keyspace, Some(v)).map(|_| report);
     }
     for (table, create) in rest {
-        session.query_unpaged(create.clone(), ()).await.map_err(|e| ddl("create_table")(e.into()))?;
+        session.query_unpaged(schema_change(create.clone()), ()).await.map_err(|e| ddl("create_table")(e.into()))?;
         report.push(format!("table {}.{table}: present", s.keyspace));
     }
     let now_ms = chat_protocol::unix_ms(std::time::SystemTime::now());
@@ -229,6 +235,18 @@ pub async fn migrate_with(s: &ScyllaSettings) -> StoreResult<Vec<String>> {
     let epoch = inner.epoch().await?;
     report.push(format!("epoch: {epoch}"));
     Ok(report)
+}
+
+/// How long one schema change may take. A node applies it and waits for the
+/// others to agree: seconds on a loaded machine (a CREATE TABLE on the test
+/// CQL node took over the 5 s request timeout while two builds ran beside it).
+const SCHEMA_CHANGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `cql` as a statement with [`SCHEMA_CHANGE_TIMEOUT`].
+fn schema_change(cql: String) -> scylla::statement::unprepared::Statement {
+    let mut st = scylla::statement::unprepared::Statement::new(cql);
+    st.set_request_timeout(Some(SCHEMA_CHANGE_TIMEOUT));
+    st
 }
 
 impl Inner {
