@@ -42,9 +42,14 @@ while True:
   trap '"$cql_dir/stop.sh" "$cql_data" >/dev/null 2>&1 || true; rm -rf "$cql_data"' EXIT
   "$cql_dir/start.sh" "$cql_port" "$cql_data"
   CHAT_SCYLLA_NODES="127.0.0.1:$cql_port" cargo test -p chat-server --test store_conformance --test cluster
-  # chatd migrate + serve on the node, chatd and the node restarted (last: it restarts the node).
+  # chatd migrate + serve on the node, chatd and the node restarted (the node is up again after it).
   CHAT_SCYLLA_NODES="127.0.0.1:$cql_port" CQL_NODE_DIR="$cql_dir" CQL_NODE_DATA="$cql_data" \
     cargo test -p chat-server --test binary migrate_then_serve_on_the_cql_node
+  # The load generator's in-process cluster on the node, a node lost mid-run:
+  # nothing acked lost, duplicated or reordered (debug build, a small load).
+  cargo build -p loadgen --bin loadgen
+  target/debug/loadgen run cluster --store scylla --scylla-nodes "127.0.0.1:$cql_port" --users 200 --rate 100 \
+    --duration 5s --check-correctness-only --disrupt node-loss --plot target/loadgen-cluster-scylla.svg
   "$cql_dir/stop.sh" "$cql_data" >/dev/null
   rm -rf "$cql_data"
   trap - EXIT
@@ -73,5 +78,10 @@ target/release/loadgen run reconnect --duration 5s --check-correctness-only --pl
 target/release/loadgen run crash --duration 6s --check-correctness-only --plot target/loadgen-crash.svg
 target/release/loadgen run crash --duration 6s --check-correctness-only --transport webtransport \
   --plot target/loadgen-crash-webtransport.svg
+# Three in-process nodes and a real redis-server: a node lost for good, then Redis restarted empty.
+target/release/loadgen run cluster --rate 500 --duration 8s --check-correctness-only --disrupt node-loss \
+  --plot target/loadgen-cluster-node-loss.svg
+target/release/loadgen run cluster --rate 500 --duration 8s --check-correctness-only --disrupt redis-restart \
+  --plot target/loadgen-cluster-redis-restart.svg
 
 step "all tests passed"

@@ -86,7 +86,7 @@ pub struct RunArgs {
     /// Seed of the conversation layout.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// crash, storm: when the kill or the drop comes, from the start of
+    /// crash, storm, cluster --disrupt: when the fault comes, from the start of
     /// sending, e.g. 14s [default: 40% of --duration].
     #[arg(long, value_parser = parse_duration)]
     pub disrupt_at: Option<Duration>,
@@ -95,6 +95,34 @@ pub struct RunArgs {
     /// phases alike (the machine's own noise between two equal phases).
     #[arg(long)]
     pub hoarders: Option<usize>,
+    /// cluster: a fault in the middle of the run (at --disrupt-at): a node
+    /// killed for good, or Redis restarted empty.
+    #[arg(long, value_enum)]
+    pub disrupt: Option<ClusterFault>,
+    /// cluster: the store the in-process nodes share.
+    #[arg(long, value_enum, default_value = "embedded")]
+    pub store: StoreArg,
+    /// cluster --store scylla: the CQL nodes, host:port comma-separated [env: CHAT_SCYLLA_NODES].
+    #[arg(long, env = "CHAT_SCYLLA_NODES")]
+    pub scylla_nodes: Option<String>,
+}
+
+/// A fault `cluster` can inject (`--disrupt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClusterFault {
+    /// A node is killed (no goodbye) and not restarted; its clients move to the others.
+    NodeLoss,
+    /// Redis is killed and started again empty 1 s later.
+    RedisRestart,
+}
+
+/// The store of `cluster`'s in-process nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreArg {
+    /// One embedded store shared in the process.
+    Embedded,
+    /// ScyllaDB (or Cassandra) at --scylla-nodes, in a fresh keyspace dropped at the end.
+    Scylla,
 }
 
 /// Parses `500ms`, `5s`, `2m`, `1h` or plain seconds.

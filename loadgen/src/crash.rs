@@ -1,10 +1,13 @@
-//! The disruptions of `crash` and `storm`, and the look at what went missing.
+//! The disruptions of `crash`, `storm` and `cluster --disrupt`, and the look
+//! at what went missing.
 //!
 //! [`disrupt`] performs one: `crash` sends SIGKILL to the chatd this process
 //! started, waits, and starts it again on the same data directory and ports
 //! (the clients' SDKs find out from the new process's stateless resets, or
 //! their idle timeout, and resume); `storm` tells every receiver to drop its
-//! connection at once and resume. [`probe`] asks the server, after the run,
+//! connection at once and resume; a node loss kills one in-process cluster
+//! node for good (its clients move to the others' addresses); a Redis restart
+//! kills the cluster's Redis and starts it again empty. [`probe`] asks the server, after the run,
 //! whether each owed delivery that never came is stored at all: a message in
 //! the store that a member lacks was not delivered (in time); one missing
 //! from the store was acknowledged and then lost.
@@ -14,7 +17,7 @@ use crate::driver::{Ctl, Run};
 use crate::population::Connector;
 use crate::recovery::Times;
 use crate::scenario::Disruption;
-use crate::server::Spawned;
+use crate::server::{LocalCluster, Spawned};
 use anyhow::Context;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,13 +28,16 @@ use tokio::sync::mpsc;
 /// Most distinct messages [`probe`] asks about.
 const PROBE_LIMIT: usize = 500;
 
-/// Performs `d` now; its times, and for `crash` how long the server was down (s).
+/// Performs `d` now; its times, and for `crash` and a Redis restart how long
+/// the process was down (s).
 pub async fn disrupt(
     d: Disruption,
     spawned: Option<&Spawned>,
+    cluster: Option<&LocalCluster>,
     run: &Run,
     ctls: &[mpsc::Sender<Ctl>],
 ) -> anyhow::Result<(Times, Option<f64>)> {
+    run.disrupted_us.store(run.now_us(), Relaxed);
     match d {
         Disruption::Kill { down } => {
             let s = spawned.context("crash needs a chatd of its own")?;
@@ -55,6 +61,21 @@ pub async fn disrupt(
             }
             eprintln!("storm: all {} clients told to drop and resume", ctls.len());
             Ok((Times { disrupted_us: at, reference_us: at }, None))
+        }
+        Disruption::NodeLoss { node } => {
+            let c = cluster.context("a node loss needs the in-process cluster (drop --server)")?;
+            let at = run.now_us();
+            tokio::task::block_in_place(|| c.kill_node(node))?;
+            eprintln!("node loss: node {node} killed at {:.1} s; it stays down", at as f64 / 1e6);
+            Ok((Times { disrupted_us: at, reference_us: at }, None))
+        }
+        Disruption::RedisRestart { down } => {
+            let c = cluster.context("a Redis restart needs the in-process cluster (drop --server)")?;
+            let killed = run.now_us();
+            tokio::task::block_in_place(|| c.restart_redis(down))?;
+            let up = run.now_us();
+            eprintln!("redis restart: Redis down {:.2} s, back empty", (up - killed) as f64 / 1e6);
+            Ok((Times { disrupted_us: killed, reference_us: up }, Some((up - killed) as f64 / 1e6)))
         }
     }
 }

@@ -203,6 +203,10 @@ pub struct Run {
     pub down_from_us: AtomicU64,
     /// ...and listened again at this µs (`u64::MAX`: not yet).
     pub down_until_us: AtomicU64,
+    /// The disruption came at this µs (`u64::MAX`: not yet, or none).
+    pub disrupted_us: AtomicU64,
+    /// The slowest ack of a send intended at or after `disrupted_us`, µs.
+    pub slowest_ack_after_us: AtomicU64,
 }
 
 impl Run {
@@ -230,6 +234,8 @@ impl Run {
             errors: Mutex::new(Vec::new()),
             down_from_us: AtomicU64::new(u64::MAX),
             down_until_us: AtomicU64::new(u64::MAX),
+            disrupted_us: AtomicU64::new(u64::MAX),
+            slowest_ack_after_us: AtomicU64::new(0),
         }
     }
 
@@ -309,6 +315,9 @@ pub async fn sender(s: Stream, slots: Arc<Vec<Arc<Slot>>>, run: Arc<Run>, from_u
                 run.ack.record(s.ci, latency_us(intended, now));
                 run.node(u).ack.record(s.ci, latency_us(intended, now));
                 run.ack_by_phase[run.phase(intended)].record(s.ci, latency_us(intended, now));
+            }
+            if intended >= run.disrupted_us.load(Relaxed) {
+                run.slowest_ack_after_us.fetch_max(latency_us(intended, now), Relaxed);
             }
             run.node(u).acked.fetch_add(1, Relaxed);
             acked.seqs.push(ok.seq);

@@ -34,14 +34,14 @@ mod server;
 
 use anyhow::Context;
 use clap::Parser;
-use cli::{Cli, Cmd, RunArgs, TransportArg};
+use cli::{Cli, ClusterFault, Cmd, RunArgs, StoreArg, TransportArg};
 use driver::{Ctl, Receiver, Run, Stream};
 use indicatif::{ProgressBar, ProgressStyle};
 use population::Connector;
 use rand::Rng;
 use report::{NodeReport, Percentiles, Report, RunReport};
-use scenario::{Name, Overrides, Plan};
-use server::{LocalCluster, ServerInfo, Spawned, Target};
+use scenario::{Disruption, Name, Overrides, Plan};
+use server::{ClusterStore, LocalCluster, ServerInfo, Spawned, Target};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -101,11 +101,23 @@ async fn execute(
         duration: args.duration,
         seed: args.seed,
     };
-    let plan = Plan::build(args.scenario, &o)?;
+    let mut plan = Plan::build(args.scenario, &o)?;
+    if let Some(fault) = args.disrupt {
+        anyhow::ensure!(plan.name == Name::Cluster, "--disrupt applies to `cluster` only");
+        anyhow::ensure!(args.server.is_empty(), "--disrupt needs the in-process cluster: drop --server");
+        plan.disruption = Some(match fault {
+            ClusterFault::NodeLoss => Disruption::NodeLoss { node: CLUSTER_NODES - 1 },
+            ClusterFault::RedisRestart => Disruption::RedisRestart { down: Duration::from_secs(1) },
+        });
+    }
+    anyhow::ensure!(
+        args.store == StoreArg::Embedded || (plan.name == Name::Cluster && args.server.is_empty()),
+        "--store applies to the in-process cluster of `cluster` only"
+    );
     anyhow::ensure!(args.hoarders.is_none() || plan.name == Name::Hoard, "--hoarders applies to `hoard` only");
     anyhow::ensure!(
         args.disrupt_at.is_none() || plan.disruption.is_some(),
-        "--disrupt-at applies to `crash` and `storm` only"
+        "--disrupt-at applies to `crash`, `storm` and `cluster --disrupt` only"
     );
     anyhow::ensure!(
         args.disrupt_at.is_none_or(|d| d < plan.duration),
@@ -229,7 +241,13 @@ async fn run_once(plan: &Plan, args: &RunArgs) -> anyhow::Result<(RunReport, Ser
     let mut local_cluster = None;
     let (spawned, target, info) = match args.server.as_slice() {
         [] if plan.name == Name::Cluster => {
-            let c = LocalCluster::start(CLUSTER_NODES, args.shards, &plan.limits)?;
+            let store = match args.store {
+                StoreArg::Embedded => ClusterStore::Embedded,
+                StoreArg::Scylla => ClusterStore::Scylla(
+                    args.scylla_nodes.clone().context("--store scylla needs --scylla-nodes or CHAT_SCYLLA_NODES")?,
+                ),
+            };
+            let c = LocalCluster::start(CLUSTER_NODES, args.shards, &plan.limits, store).await?;
             let (t, i) = (c.target.clone(), c.info.clone());
             local_cluster = Some(c);
             (None, t, i)
@@ -265,10 +283,10 @@ async fn run_once(plan: &Plan, args: &RunArgs) -> anyhow::Result<(RunReport, Ser
             (Some(s), t, i)
         }
     };
-    let result = load(plan, args, target, spawned.as_ref()).await;
+    let result = load(plan, args, target, spawned.as_ref(), local_cluster.as_ref()).await;
     let end_usage = spawned.map(Spawned::stop);
     if let Some(c) = local_cluster {
-        tokio::task::spawn_blocking(move || c.stop()).await?;
+        c.stop().await;
     }
     let (mut r, hists) = result?;
     r.server = end_usage;
@@ -295,6 +313,7 @@ async fn load(
     args: &RunArgs,
     target: Target,
     spawned: Option<&Spawned>,
+    cluster: Option<&LocalCluster>,
 ) -> anyhow::Result<(RunReport, Hists)> {
     let transport = match args.transport {
         TransportArg::Quic => chat_client::Transport::Quic,
@@ -390,7 +409,7 @@ async fn load(
             && disrupted.is_none()
             && run.now_us() >= at
         {
-            disrupted = Some(crash::disrupt(d, spawned, &run, &ctls).await?);
+            disrupted = Some(crash::disrupt(d, spawned, cluster, &run, &ctls).await?);
         }
         let t = run.now_us().saturating_sub(from);
         pb.set_position(t / 1000);
@@ -457,24 +476,28 @@ async fn load(
     } else {
         None
     };
-    let recovery = disrupted.map(|(t, down_s)| {
-        let times = recovery::catch_up_us(t.reference_us, &ids, &acked, &ack_us, &members, &logs);
-        let owed = acked
-            .iter()
-            .zip(&ack_us)
-            .zip(&members)
-            .map(|((_, at), m)| at.iter().filter(|&&a| a < t.reference_us).count() as u64 * m.len() as u64)
-            .sum();
+    let recovery = plan.disruption.zip(disrupted).map(|(d, (t, down_s))| {
+        // The clients whose connection the disruption took.
+        let affected: Vec<bool> = (0..plan.users)
+            .map(|u| match d {
+                Disruption::Kill { .. } | Disruption::Storm => true,
+                Disruption::NodeLoss { node } => connector.node_of(u) == node,
+                Disruption::RedisRestart { .. } => false,
+            })
+            .collect();
+        let times = recovery::catch_up_us(t, &ids, &acked, &ack_us, &members, &logs, &affected);
+        let slowest = run.slowest_ack_after_us.load(Relaxed);
         recovery::Recovery {
-            kind: if down_s.is_some() { "crash" } else { "storm" },
+            kind: d.name(),
             disrupted_at_s: t.disrupted_us.saturating_sub(from) as f64 / 1e6,
             down_s,
             catch_up: recovery::CatchUp::of(&times),
-            reconnected: recovery::CatchUp::of(&recovery::reconnect_us(t.reference_us, &logs)),
-            noticed: recovery::CatchUp::of(&recovery::noticed_us(t.disrupted_us, &logs)),
-            owed_deliveries: owed,
+            reconnected: recovery::CatchUp::of(&recovery::reconnect_us(t, &logs, &affected)),
+            noticed: recovery::CatchUp::of(&recovery::noticed_us(t, &logs, &affected)),
+            owed_deliveries: recovery::owed_deliveries(t.reference_us, &ack_us, &members),
             outage_sends: run.n.outage_sent.load(Relaxed),
             outage_acked: run.n.outage_acked.load(Relaxed),
+            slowest_ack_after_ms: (slowest > 0).then(|| slowest as f64 / 1000.0),
         }
     });
     if let (Some(_), None) = (plan.disruption, &recovery) {

@@ -6,7 +6,7 @@
 use crate::scenario::{Kind, Plan};
 use crate::server::Target;
 use anyhow::{Context, bail};
-use chat_client::{Backoff, Client, ClientConfig, Events, Transport, Trust, v1};
+use chat_client::{Backoff, Client, ClientConfig, Events, Transport, Trust, parse_hash, v1};
 use futures_util::StreamExt;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -100,9 +100,16 @@ impl Connector {
     /// The SDK configuration of user `u`.
     pub fn config(&self, u: usize) -> anyhow::Result<ClientConfig> {
         let token = self.token(u);
-        let node = self.target.nodes.get(self.target.node_of(u)).context("no server to connect to")?;
-        let trust = Trust::cert_hash_hex(&node.cert_hash).map_err(anyhow::Error::msg)?;
+        let home = self.target.node_of(u);
+        let node = self.target.nodes.get(home).context("no server to connect to")?;
+        // Every node's certificate, and the other nodes to fall back on in
+        // turn (a cluster's clients move when their node is lost).
+        let hashes = self.target.nodes.iter().map(|n| parse_hash(&n.cert_hash)).collect::<Result<Vec<_>, _>>();
+        let trust = Trust::CertHashes(hashes.map_err(anyhow::Error::msg)?);
+        let n = self.target.nodes.len();
+        let others: Vec<String> = (1..n).map(|k| self.target.nodes[(home + k) % n].addr.to_string()).collect();
         let mut cfg = ClientConfig::new(node.addr.to_string(), token, trust)
+            .with_fallback_addrs(others)
             .transport(self.transport)
             .backoff(Backoff { initial: Duration::from_millis(50), max: Duration::from_secs(2), multiplier: 2.0 })
             .request_timeout(Duration::from_secs(30))

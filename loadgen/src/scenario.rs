@@ -69,7 +69,7 @@ pub struct Churn {
     pub every: Duration,
 }
 
-/// What happens to the run at one moment (`crash`, `storm`).
+/// What happens to the run at one moment (`crash`, `storm`, `cluster --disrupt`).
 #[derive(Debug, Clone, Copy, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Disruption {
@@ -81,6 +81,33 @@ pub enum Disruption {
     },
     /// Every client closes its connection at once and connects again, resuming.
     Storm,
+    /// `cluster --disrupt node-loss`: one in-process node is killed (no
+    /// goodbye, no restart); its clients move to the other nodes, and the
+    /// conversations it owned move once the live set drops it.
+    NodeLoss {
+        /// Which node (by index).
+        node: usize,
+    },
+    /// `cluster --disrupt redis-restart`: Redis is killed and started again
+    /// empty on the same port after `down`; the nodes announce themselves
+    /// again and resume fan-out, and members fill the gap from the store.
+    RedisRestart {
+        /// Between the kill and the restart.
+        #[serde(serialize_with = "secs")]
+        down: Duration,
+    },
+}
+
+impl Disruption {
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Disruption::Kill { .. } => "crash",
+            Disruption::Storm => "storm",
+            Disruption::NodeLoss { .. } => "node loss",
+            Disruption::RedisRestart { .. } => "redis restart",
+        }
+    }
 }
 
 /// When the disruption comes, as a share of the sending phase.

@@ -408,16 +408,19 @@ pub fn usage(pid: u32) -> Option<Usage> {
 }
 
 /// A cluster this process started for `cluster` when no `--server` is given:
-/// a `redis-server` of its own and `nodes` chatd nodes in this process, all on
-/// one embedded store handle (what `chat_server::start_with_store` allows; a
-/// real cluster shares ScyllaDB). Real nodes: their own QUIC endpoints, shards
-/// and Redis connections, so every conversation whose members sit on different
+/// a `redis-server` of its own and `nodes` chatd nodes in this process, on one
+/// shared store: an embedded store handle (what `chat_server::start_with_store`
+/// allows) or a fresh keyspace on ScyllaDB/Cassandra (`--store scylla`,
+/// dropped at the end). Real nodes: their own QUIC endpoints, shards and
+/// Redis connections, so every conversation whose members sit on different
 /// nodes crosses Redis. Server and load share this process, so the report has
-/// no separate server CPU figure.
+/// no separate server CPU figure. `--disrupt` kills a node or restarts Redis.
 pub struct LocalCluster {
-    nodes: Vec<chat_server::ServerHandle>,
+    nodes: std::sync::Mutex<Vec<Option<chat_server::ServerHandle>>>,
     store: std::sync::Arc<chat_server::store::Store>,
-    _redis: chat_server::redis_server::RedisServer,
+    /// The keyspace to drop at the end (`--store scylla`).
+    scylla: Option<chat_server::store::scylla::ScyllaSettings>,
+    redis: std::sync::Mutex<chat_server::redis_server::RedisServer>,
     _data: tempfile::TempDir,
     /// The nodes, their hashes, the dev secret.
     pub target: Target,
@@ -425,16 +428,52 @@ pub struct LocalCluster {
     pub info: ServerInfo,
 }
 
+/// The store `LocalCluster` shares between its nodes.
+pub enum ClusterStore {
+    /// One embedded store in the cluster's temporary folder.
+    Embedded,
+    /// A fresh keyspace on these CQL nodes (`host:port`, comma-separated).
+    Scylla(String),
+}
+
+/// How long the nodes of `LocalCluster` wait between heartbeats, and how
+/// long a silent node stays in the live set: the defaults of `[cluster]`.
+fn cluster_defaults() -> (u64, u64) {
+    let c = chat_server::config::ClusterConfig::default();
+    (c.heartbeat_ms, c.node_ttl_ms)
+}
+
 impl LocalCluster {
-    /// Starts Redis and `nodes` nodes of `shards` shards each (0: one).
-    pub fn start(nodes: usize, shards: usize, limits: &Limits) -> anyhow::Result<Self> {
+    /// Starts Redis and `nodes` nodes of `shards` shards each (0: one) on `store`.
+    pub async fn start(nodes: usize, shards: usize, limits: &Limits, store: ClusterStore) -> anyhow::Result<Self> {
         use chat_server::store::embedded::{EmbeddedConfig, EmbeddedStore};
+        use chat_server::store::scylla::{self, ScyllaSettings, ScyllaStore};
         let redis = chat_server::redis_server::RedisServer::start()?;
         let data = tempfile::Builder::new().prefix("loadgen-cluster-").tempdir()?;
-        let store = std::sync::Arc::new(chat_server::store::Store::Embedded(EmbeddedStore::open(
-            &data.path().join("store"),
-            EmbeddedConfig::default(),
-        )?));
+        let (store, scylla, store_info) = match store {
+            ClusterStore::Embedded => {
+                let s = EmbeddedStore::open(&data.path().join("store"), EmbeddedConfig::default())?;
+                (chat_server::store::Store::Embedded(s), None, "one shared embedded store".to_string())
+            }
+            ClusterStore::Scylla(nodes) => {
+                let keyspace = format!("loadgen_{:016x}", rand::random::<u64>());
+                let mut cfg = chat_server::config::ScyllaConfig {
+                    nodes: nodes.split(',').map(|n| n.trim().to_string()).collect(),
+                    keyspace: keyspace.clone(),
+                    ..Default::default()
+                };
+                cfg.replication.class = "SimpleStrategy".into();
+                cfg.replication.factor = 1;
+                let settings = ScyllaSettings::from_config(&cfg).map_err(anyhow::Error::msg)?;
+                scylla::migrate_with(&settings)
+                    .await
+                    .with_context(|| format!("migrating keyspace {keyspace} on {nodes}"))?;
+                let s = ScyllaStore::connect(&settings).await.with_context(|| format!("connecting to {nodes}"))?;
+                let info = format!("ScyllaDB/CQL at {nodes}, keyspace {keyspace} (replication 1, dropped at the end)");
+                (chat_server::store::Store::Scylla(s), Some(settings), info)
+            }
+        };
+        let store = std::sync::Arc::new(store);
         let mut handles = Vec::with_capacity(nodes);
         // One cluster secret for all the nodes (they seal what they publish with it).
         let secret = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
@@ -457,29 +496,63 @@ impl LocalCluster {
             cfg.cluster.redis_url = redis.url();
             cfg.cluster.node_id = format!("node-{i}");
             cfg.cluster.secret = secret.clone();
-            let h = chat_server::start_with_store(cfg, store.clone())
+            let store = store.clone();
+            let h = tokio::task::spawn_blocking(move || chat_server::start_with_store(cfg, store))
+                .await?
                 .with_context(|| format!("starting in-process node {i}"))?;
             target.nodes.push(Node { addr: h.addr(), cert_hash: h.cert_sha256().to_string() });
-            handles.push(h);
+            handles.push(Some(h));
         }
         let addrs: Vec<String> = target.nodes.iter().map(|n| n.addr.to_string()).collect();
+        let (beat, ttl) = cluster_defaults();
         let info = ServerInfo {
             mode: "in-process cluster",
             addr: addrs.join(","),
             shards: Some(shards.max(1)),
-            env: vec![format!("redis {}", redis.url()), "one shared embedded store".into()],
+            env: vec![format!("redis {}", redis.url()), store_info, format!("heartbeat {beat} ms, node ttl {ttl} ms")],
             log: None,
             data_dir: None,
         };
-        Ok(Self { nodes: handles, store, _redis: redis, _data: data, target, info })
+        Ok(Self {
+            nodes: std::sync::Mutex::new(handles),
+            store,
+            scylla,
+            redis: std::sync::Mutex::new(redis),
+            _data: data,
+            target,
+            info,
+        })
     }
 
-    /// Stops every node, then the store and Redis.
-    pub fn stop(self) {
-        for h in self.nodes {
-            h.shutdown();
+    /// Kills node `i` as a crash would (see `ServerHandle::kill`); it stays down. Blocks.
+    pub fn kill_node(&self, i: usize) -> anyhow::Result<()> {
+        let h = self.nodes.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.get_mut(i).and_then(Option::take);
+        h.with_context(|| format!("no live node {i}"))?.kill();
+        Ok(())
+    }
+
+    /// Kills Redis and starts it again, empty, on the same port after `down`. Blocks.
+    pub fn restart_redis(&self, down: std::time::Duration) -> anyhow::Result<()> {
+        self.redis.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.restart_after(down)?;
+        Ok(())
+    }
+
+    /// Stops every node still running, then the store; drops a ScyllaDB keyspace; stops Redis.
+    pub async fn stop(self) {
+        let nodes: Vec<_> = self.nodes.into_inner().map(|v| v.into_iter().flatten().collect()).unwrap_or_default();
+        let store = self.store.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for h in nodes {
+                h.shutdown();
+            }
+            store.close();
+        })
+        .await;
+        if let Some(s) = &self.scylla
+            && let Err(e) = chat_server::store::scylla::drop_keyspace(s).await
+        {
+            eprintln!("could not drop the test keyspace {}: {e}", s.keyspace);
         }
-        self.store.close();
     }
 }
 

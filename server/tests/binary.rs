@@ -466,10 +466,6 @@ async fn migrate_then_serve_on_the_cql_node_keeps_history_across_restarts() {
     alice.close().await;
     terminate(again);
     // Leave nothing behind on the shared node.
-    let session = scylla::client::session_builder::SessionBuilder::new()
-        .known_nodes(nodes.split(',').map(str::trim))
-        .build()
-        .await
-        .expect("session");
-    session.query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ()).await.expect("drop keyspace");
+    let settings = chat_server::store::scylla::ScyllaSettings::for_tests(&keyspace).expect("CHAT_SCYLLA_NODES is set");
+    chat_server::store::scylla::drop_keyspace(&settings).await.expect("drop keyspace");
 }

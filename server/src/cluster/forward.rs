@@ -28,7 +28,7 @@ impl Bridge {
         reply: Option<oneshot::Sender<reply::Result>>,
     ) {
         if let Some(reply) = reply {
-            fwd.req_id = self.pending.insert(reply);
+            fwd.req_id = self.pending.insert(owner.clone(), reply);
         }
         let payload = self.sealed(&wire::encode(&self.node_id, Body::Forward(fwd)));
         publish(client, node_channel(owner), payload);

@@ -105,6 +105,10 @@ impl Bridge {
     fn live_set_changed(&self, client: &Client, live: LiveSet) {
         tracing::info!(nodes = ?live, "live nodes changed");
         let gained = live.iter().any(|n| !self.live.borrow().contains(n));
+        let failed = self.pending.fail_gone(&live);
+        if failed > 0 {
+            tracing::info!(requests = failed, "requests forwarded to nodes that left answered for retry");
+        }
         *self.live.borrow_mut() = live;
         if gained {
             // A node that joined or came back knows nothing of our users,

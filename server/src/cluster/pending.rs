@@ -1,7 +1,9 @@
 //! Requests this node forwarded and waits for: the pending map, request ids
 //! that never repeat across incarnations, and the answer a caller awaits (a
-//! retryable `TIMEOUT` when none comes). A leaf: no other cluster file.
+//! retryable `TIMEOUT` when none comes, or at once when the node it went to
+//! leaves the live set). A leaf: no other cluster file.
 
+use crate::ids::{LiveSet, NodeId};
 use chat_protocol::WireError;
 use chat_protocol::v1::{self, ErrorCode, reply};
 use futures_util::future::LocalBoxFuture;
@@ -10,9 +12,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-/// Requests this node forwarded and waits an answer for, by request id.
+/// Requests this node forwarded and waits an answer for, by request id, with the node each went to.
 pub(super) struct Pending {
-    waiting: RefCell<HashMap<u64, oneshot::Sender<reply::Result>>>,
+    waiting: RefCell<HashMap<u64, (NodeId, oneshot::Sender<reply::Result>)>>,
     next: Cell<u64>,
 }
 
@@ -27,22 +29,38 @@ impl Pending {
         Self { waiting: RefCell::new(HashMap::new()), next: Cell::new(first) }
     }
 
-    /// Waits for an answer on `reply`; the request id to send (never 0, "no answer wanted").
-    pub(super) fn insert(&self, reply: oneshot::Sender<reply::Result>) -> u64 {
+    /// Waits for `to`'s answer on `reply`; the request id to send (never 0, "no answer wanted").
+    pub(super) fn insert(&self, to: NodeId, reply: oneshot::Sender<reply::Result>) -> u64 {
         let id = self.next.get();
         self.next.set(id.checked_add(1).unwrap_or(1));
-        self.waiting.borrow_mut().insert(id, reply);
+        self.waiting.borrow_mut().insert(id, (to, reply));
         id
     }
 
     /// The waiting caller of request `req_id`, if still waiting here.
     pub(super) fn take(&self, req_id: u64) -> Option<oneshot::Sender<reply::Result>> {
-        self.waiting.borrow_mut().remove(&req_id)
+        self.waiting.borrow_mut().remove(&req_id).map(|(_, tx)| tx)
     }
 
     /// Forgets answers that never came: the asker gave up (timed out) already.
     pub(super) fn forget_abandoned(&self) {
-        self.waiting.borrow_mut().retain(|_, tx| !tx.is_closed());
+        self.waiting.borrow_mut().retain(|_, (_, tx)| !tx.is_closed());
+    }
+
+    /// Answers at once, retryably, every request that went to a node no
+    /// longer in `live`: that node will not answer, and the caller's retry
+    /// goes to the conversation's new owner instead of waiting out the
+    /// forward timeout. How many were answered.
+    pub(super) fn fail_gone(&self, live: &LiveSet) -> usize {
+        let gone: Vec<u64> =
+            self.waiting.borrow().iter().filter(|(_, (to, _))| !live.contains(to)).map(|(&id, _)| id).collect();
+        for id in &gone {
+            if let Some((to, tx)) = self.waiting.borrow_mut().remove(id) {
+                let why = format!("node {to} left the cluster");
+                let _ = tx.send(reply::Result::Error(timeout_error(&why).to_proto()));
+            }
+        }
+        gone.len()
     }
 
     /// How many are waiting.
@@ -93,15 +111,31 @@ mod tests {
     fn request_ids_are_never_zero_and_abandoned_ones_are_forgotten() {
         let p = Pending::starting_at(u64::MAX);
         let (tx, rx) = oneshot::channel();
-        assert_eq!(p.insert(tx), u64::MAX);
+        assert_eq!(p.insert(NodeId::from("a"), tx), u64::MAX);
         let (tx, _abandoned) = oneshot::channel();
-        assert_eq!(p.insert(tx), 1, "wraps past 0");
+        assert_eq!(p.insert(NodeId::from("a"), tx), 1, "wraps past 0");
         drop(_abandoned);
         p.forget_abandoned();
         assert_eq!(p.len(), 1);
         p.take(u64::MAX).unwrap().send(reply::Result::Ok(v1::Empty {})).unwrap();
         assert_eq!(rx.blocking_recv().unwrap(), reply::Result::Ok(v1::Empty {}));
         assert!(p.take(u64::MAX).is_none(), "answered once");
+    }
+
+    #[test]
+    fn requests_to_a_node_that_left_are_answered_at_once_retryably() {
+        let p = Pending::starting_at(1);
+        let (to_a, mut a) = oneshot::channel();
+        let (to_b, mut b) = oneshot::channel();
+        p.insert(NodeId::from("a"), to_a);
+        let id_b = p.insert(NodeId::from("b"), to_b);
+        let live: LiveSet = vec![NodeId::from("a"), NodeId::from("c")].into();
+        assert_eq!(p.fail_gone(&live), 1);
+        assert!(a.try_recv().is_err(), "a is live: still waiting");
+        let Ok(reply::Result::Error(e)) = b.try_recv() else { panic!("b answered") };
+        assert_eq!(e.code, ErrorCode::Timeout as i32, "retryable");
+        assert!(e.message.contains("node b left the cluster"), "{}", e.message);
+        assert!(p.take(id_b).is_none() && p.len() == 1);
     }
 
     #[tokio::test]

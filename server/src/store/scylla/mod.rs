@@ -49,7 +49,8 @@ pub use append::{BUCKET_SIZE, bucket_of, partitions, run_limit, seq_span};
 pub use reads::{bucket_bounds, seq_bounds};
 pub use rows::{seq_from_db, seq_to_db};
 pub use schema::{
-    SCHEMA_VERSION, check_schema_version, effective_tablets, keyspace_ddl, migrate, migrate_with, schema_ddl,
+    SCHEMA_VERSION, check_schema_version, drop_keyspace, effective_tablets, keyspace_ddl, migrate, migrate_with,
+    schema_ddl,
 };
 pub use settings::{
     ScyllaSettings, check_serial_for_datacenters, parse_consistency, parse_serial_consistency, replicated_datacenters,

@@ -160,6 +160,23 @@ async fn keyspace_uses_tablets(session: &Session, ks: &str) -> Result<bool, Box<
     Ok(matches!(row, Some((Some(_),))))
 }
 
+/// Drops the keyspace of `s` and everything in it (`DROP KEYSPACE IF EXISTS`):
+/// what tests and the load generator use to leave nothing behind on a shared node.
+pub async fn drop_keyspace(s: &ScyllaSettings) -> StoreResult<()> {
+    let session = connect(s).await?;
+    let cql = format!("DROP KEYSPACE IF EXISTS {}", s.keyspace);
+    session.query_unpaged(schema_change(cql), ()).await.map_err(|e| StoreError::Backend {
+        op: "drop_keyspace",
+        source: Box::new(CqlError {
+            statement: "drop_keyspace",
+            consistency: s.consistency.to_string(),
+            node: None,
+            source: e.into(),
+        }),
+    })?;
+    Ok(())
+}
+
 /// [`migrate`] from within a runtime (the driver runs on the caller's).
 pub async fn migrate_with(s: &ScyllaSettings) -> StoreResult<Vec<String>> {
     let session = connect(s).await?;
