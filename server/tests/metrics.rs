@@ -72,6 +72,8 @@ async fn metrics_count_messages_latencies_and_refusals() {
     let limited = scrape(addr).await;
     assert_eq!(must(&limited, "chatd_refusals_total{reason=\"rate_limit\"}"), 1.0);
     assert_eq!(must(&limited, "chatd_messages_accepted_total"), 5.0);
+    assert!(must(&limited, "chatd_process_resident_memory_bytes") > 1e6);
+    assert!(value(&limited, "chatd_process_cpu_seconds_total").is_some(), "{limited}");
 
     // Not on the public web port; nothing else on the metrics port.
     assert_eq!(http(web, "GET", "/metrics", "localhost").await.status, 404);

@@ -27,6 +27,15 @@ const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 /// Buckets of the store batch-size histogram, requests or messages.
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0];
 
+/// Process series `metrics-process` exports under the `chatd_` prefix (those
+/// the dashboard uses; it exports a few more), checked by the tests.
+pub const PROCESS_SERIES: [&str; 4] = [
+    "chatd_process_resident_memory_bytes",
+    "chatd_process_cpu_seconds_total",
+    "chatd_process_open_fds",
+    "chatd_process_threads",
+];
+
 /// The transports a connection comes over, as labelled.
 pub const TRANSPORTS: [&str; 3] = ["quic", "webtransport", "websocket"];
 
@@ -151,6 +160,8 @@ pub struct ClusterCounts {
 /// The node's metric handles.
 pub struct Metrics {
     handle: Option<PrometheusHandle>,
+    /// The recorder and the process collector (RSS, CPU, descriptors) it feeds at scrape time.
+    process: Option<(PrometheusRecorder, metrics_process::Collector)>,
     connections: [Gauge; 3],
     /// Messages acknowledged to their sender as stored.
     pub messages_accepted: Counter,
@@ -199,6 +210,7 @@ impl Metrics {
     pub fn noop(shards: usize) -> Self {
         Self {
             handle: None,
+            process: None,
             connections: std::array::from_fn(|_| Gauge::noop()),
             messages_accepted: Counter::noop(),
             deliveries: Counter::noop(),
@@ -230,6 +242,9 @@ impl Metrics {
             })
             .expect("bucket lists are not empty");
         let recorder = builder.build_recorder();
+        // `chatd_process_*`: resident memory, CPU seconds, open descriptors, threads.
+        let process = metrics_process::Collector::new("chatd_");
+        metrics::with_local_recorder(&recorder, || process.describe());
         let r = Reg(&recorder);
         let none: &[(&str, String)] = &[];
         let embedded = backend == "embedded";
@@ -314,6 +329,7 @@ impl Metrics {
                 false => off.redis_heartbeat_age,
             },
             handle: Some(recorder.handle()),
+            process: Some((recorder, process)),
         }
     }
 
@@ -364,6 +380,9 @@ impl Metrics {
             self.redis_up.set(if h.up { 1.0 } else { 0.0 });
             self.redis_heartbeat_age.set(h.last_heartbeat.as_secs_f64());
         }
+        if let Some((recorder, process)) = &self.process {
+            metrics::with_local_recorder(recorder, || process.collect());
+        }
         handle.render()
     }
 
@@ -403,6 +422,9 @@ mod tests {
         assert!(text.contains("chatd_ack_latency_seconds_count 1"), "{text}");
         assert!(text.contains("chatd_queue_depth{queue=\"shard_mailbox\",shard=\"0\"} 5"), "{text}");
         assert!(!text.contains("chatd_redis_up"), "a single node has no Redis: {text}");
+        for series in PROCESS_SERIES {
+            assert!(text.contains(&format!("# TYPE {series} ")), "{series}: {text}");
+        }
         assert!(Metrics::noop(1).render(&Sample::default()).is_empty());
     }
 }
