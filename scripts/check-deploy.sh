@@ -34,4 +34,17 @@ for f in deploy/chatd.example.toml deploy/chatd-cluster.toml "$tmp2/k8s-chatd.to
     || { echo "deploy config $f does not load" >&2; exit 1; }
 done
 rm -rf "$tmp2"
-echo "deploy/: compose, Kubernetes manifests, systemd unit and configs valid"
+# The Grafana dashboard is JSON and queries only metrics chatd registers (the
+# names in server/src/metrics/; the test `metrics` checks them against a scrape).
+python3 - <<'PY'
+import json, re, sys
+text = open("deploy/grafana/chatd.json").read()
+json.loads(text)
+src = open("server/src/metrics/mod.rs").read()
+known = set(re.findall(r'"(chatd_[a-z0-9_]+)"', src))
+bad = sorted({n for n in re.findall(r"chatd_[a-z0-9_]+", text)
+              if re.sub(r"_(bucket|count|sum)$", "", n) not in known})
+if bad:
+    sys.exit("deploy/grafana/chatd.json queries metrics chatd does not export: " + ", ".join(bad))
+PY
+echo "deploy/: compose, Kubernetes manifests, systemd unit, configs and Grafana dashboard valid"

@@ -36,7 +36,8 @@ fn subscribers(n: usize) -> (LocalSessions, Vec<mpsc::Receiver<SessionMsg>>) {
 
 fn fanout(c: &mut Criterion) {
     let frame = message_push(&encoded_message(CONV, 1, 130));
-    let msgs = Fanout::Messages(Arc::from(vec![Pushed { seq: 1, frame, origin: 0 }]));
+    let msgs =
+        Fanout::Messages(Arc::from(vec![Pushed { seq: 1, frame, origin: 0, committed: std::time::Instant::now() }]));
     let mut g = c.benchmark_group("fanout");
     g.sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
     for n in [10usize, 1_000, 10_000] {

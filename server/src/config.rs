@@ -9,10 +9,12 @@ use std::path::PathBuf;
 
 mod cluster;
 mod error;
+mod metrics;
 mod store;
 
 pub use cluster::ClusterConfig;
 pub use error::ConfigError;
+pub use metrics::MetricsConfig;
 
 pub use store::{
     ConsistencyLevel, ReplicationConfig, ScyllaConfig, SerialLevel, StoreBackend, StoreConfig,
@@ -45,6 +47,8 @@ pub struct Config {
     pub web: WebConfig,
     /// Several nodes sharing a store and Redis (see `deploy/CLUSTER.md`).
     pub cluster: ClusterConfig,
+    /// The Prometheus `/metrics` endpoint (off unless `metrics.listen` is set).
+    pub metrics: MetricsConfig,
 }
 
 impl Default for Config {
@@ -61,6 +65,7 @@ impl Default for Config {
             session: SessionConfig::default(),
             web: WebConfig::default(),
             cluster: ClusterConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }

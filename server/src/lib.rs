@@ -27,7 +27,9 @@ pub mod config;
 pub mod conversation;
 pub mod files;
 pub mod frames;
+pub mod health;
 pub mod ids;
+pub mod metrics;
 pub mod node;
 pub mod presence;
 #[cfg(feature = "test-support")]

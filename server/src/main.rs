@@ -204,6 +204,9 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
     if let Some(url) = handle.web_url() {
         banner.push_str(&format!("web app: {url}\n"));
     }
+    if let Some(addr) = handle.metrics_addr() {
+        banner.push_str(&format!("metrics: http://{addr}/metrics\n"));
+    }
     banner.push_str(&match store {
         None => format!("data directory: {}  store epoch: {}\n", data_dir.display(), handle.epoch()),
         Some(store) => format!("store: {store}  store epoch: {}\n", handle.epoch()),

@@ -1,6 +1,7 @@
 //! The web endpoint (TCP, HTTP/1.1): the browser app embedded at compile time
 //! from `client-sdk/web/dist/` (`/`, `/app.js`, `/app.css`), what the app
-//! needs to connect (`/config.json`), a health check (`/healthz`) and
+//! needs to connect (`/config.json`), liveness and readiness (`/livez`,
+//! `/healthz`, answered by [`crate::health`]) and
 //! WebSocket sessions (`/ws`) for browsers without WebTransport.
 //!
 //! It owns: the per-shard TCP listeners (one port, `SO_REUSEPORT`, each shard
@@ -15,6 +16,7 @@
 //! (the configuration refuses anything else); with a configured certificate it
 //! is HTTPS with that certificate (TLS 1.3, ALPN `http/1.1`).
 
+use crate::metrics::Refusal;
 use crate::shard::ShardCtx;
 use crate::tls::Identity;
 use crate::transport::WsConn;
@@ -204,6 +206,7 @@ pub async fn serve(ctx: Rc<ShardCtx>, shared: Arc<WebShared>, listener: std::net
             _ = shutdown.changed() => break,
         };
         let Some(counted) = Counted::new(&web, remote.ip()) else {
+            web.ctx.shared.metrics.refused(Refusal::ConnectionCap);
             tracing::debug!(%remote, "web connection refused: too many open (in all, or from this address)");
             continue;
         };
@@ -354,7 +357,11 @@ impl Web {
             "/app.js" => respond(StatusCode::OK, "text/javascript; charset=utf-8", APP_JS),
             "/app.css" => respond(StatusCode::OK, "text/css; charset=utf-8", APP_CSS),
             "/config.json" => self.config_json(req.headers()),
-            "/healthz" => text(StatusCode::OK, "ok"),
+            "/livez" => text(StatusCode::OK, "ok"),
+            "/healthz" => match crate::health::check(&self.ctx.shared) {
+                Ok(()) => text(StatusCode::OK, "ok"),
+                Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, why),
+            },
             _ => text(StatusCode::NOT_FOUND, "not found"),
         }
     }
@@ -420,11 +427,13 @@ impl Web {
             }
         }
         if self.ctx.state.sessions.borrow().count() >= shared.cfg.limits.max_connections_per_shard {
+            shared.metrics.refused(Refusal::ConnectionCap);
             return text(StatusCode::SERVICE_UNAVAILABLE, "the server is full; try again later");
         }
         let limited = shared.connection_refused_for(remote.ip());
         if limited.is_some() && self.refusing.get() >= MAX_REFUSALS_IN_FLIGHT {
             // A flood: past a few precise refusals at a time, the rest are turned away at the door.
+            shared.metrics.refused(Refusal::ConnectionRate);
             return text(StatusCode::TOO_MANY_REQUESTS, "too many new connections from this address");
         }
         let on_upgrade = hyper::upgrade::on(&mut req);

@@ -97,8 +97,19 @@ pub(super) struct Bridge {
     pub(super) republish_due: Cell<bool>,
     /// Seals what this node publishes and opens what it receives.
     pub(super) seal: Arc<Seal>,
+    /// What the bridge counts for the metrics and health.
+    pub(super) counters: Arc<Counters>,
+}
+
+/// What the bridge counts, read by [`super::Cluster`] for the metrics and health.
+#[derive(Debug, Default)]
+pub(super) struct Counters {
     /// Messages dropped because they were not sealed with the cluster secret.
-    rejected: Arc<AtomicU64>,
+    pub(super) rejected: AtomicU64,
+    /// Fan-outs received from other nodes.
+    pub(super) fanouts_received: AtomicU64,
+    /// When (unix ms) the last heartbeat succeeded.
+    pub(super) last_beat_ms: AtomicU64,
 }
 
 /// The Redis clients of a joined bridge.
@@ -151,11 +162,11 @@ impl Bridge {
         node_id: NodeId,
         mesh: Mesh,
         reconcile: Arc<AtomicU64>,
-        rejected: Arc<AtomicU64>,
+        counters: Arc<Counters>,
     ) -> Self {
         Self {
             seal: Arc::new(Seal::new(cfg.secret.as_bytes())),
-            rejected,
+            counters,
             cfg,
             node_id,
             incarnation: format!("{:016x}", rand::random::<u64>()),
@@ -174,8 +185,7 @@ impl Bridge {
     /// A bridge named "me" with the default config, for unit tests.
     #[cfg(test)]
     pub(super) fn for_tests(mesh: Mesh) -> Self {
-        let counter = || Arc::new(AtomicU64::new(0));
-        Self::new(ClusterConfig::default(), Arc::from("me"), mesh, counter(), counter())
+        Self::new(ClusterConfig::default(), Arc::from("me"), mesh, Arc::new(AtomicU64::new(0)), Arc::default())
     }
 
     /// `envelope`, sealed now with the cluster secret.
@@ -375,7 +385,7 @@ impl Bridge {
             Ok(envelope) => envelope,
             Err(e) => {
                 // Counted; logged now and then (a flood must not flood the log).
-                let n = self.rejected.fetch_add(1, Ordering::Relaxed);
+                let n = self.counters.rejected.fetch_add(1, Ordering::Relaxed);
                 if n.is_multiple_of(1000) {
                     tracing::warn!(channel = %m.channel, error = %e, rejected = n + 1, "unsealed cluster message dropped");
                 }
@@ -423,6 +433,7 @@ impl Bridge {
     /// An owner's fan-out: to every shard; a stored one a full mailbox
     /// refuses is nudged there at the next beat.
     fn remote_fanout(&self, from: &NodeId, f: RemoteFanout) {
+        self.counters.fanouts_received.fetch_add(1, Ordering::Relaxed);
         let conv = f.conv;
         let fanout = match wire::fanout(f) {
             Ok(fanout) => fanout,

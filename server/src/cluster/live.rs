@@ -87,7 +87,9 @@ impl Bridge {
             self.live_set_changed(client, live.clone());
         }
         self.hand_live(&live);
-        self.refresh_presence_keys(client).await
+        self.refresh_presence_keys(client).await?;
+        self.counters.last_beat_ms.store(unix_ms(), std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// `ZADD` this node with now, drop members older than `node_ttl_ms`, read the rest.

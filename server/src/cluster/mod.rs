@@ -46,9 +46,10 @@ mod presence;
 mod seal;
 mod wire;
 
-use self::bridge::{Bridge, BridgeCmd, Inbox, Stop};
+use self::bridge::{Bridge, BridgeCmd, Counters, Inbox, Stop};
 use crate::config::ClusterConfig;
 use crate::ids::{Caller, ConvId, NodeId};
+use crate::metrics::{ClusterCounts, RedisHealth};
 use crate::shard::broker::{Broker, CountsByNode};
 use crate::shard::{Fanout, Mesh, UserEvent};
 use bytes::Bytes;
@@ -86,8 +87,14 @@ pub struct Cluster {
     dropped: AtomicU64,
     /// Bumped when remote user events may have been lost (see [`Broker::reconcile_epoch`]).
     reconcile: Arc<AtomicU64>,
-    /// Messages from Redis dropped for not being sealed with the cluster secret.
-    rejected: Arc<AtomicU64>,
+    /// What the bridge counts (rejected envelopes, fan-outs received, the last heartbeat).
+    counters: Arc<Counters>,
+    /// Requests forwarded to their owner node.
+    forwards: AtomicU64,
+    /// Fan-outs handed to the bridge to publish.
+    published: AtomicU64,
+    /// The heartbeat period: Redis is down after three without success (see [`Cluster::redis_health`]).
+    heartbeat: Duration,
     presence_resync: Duration,
     stop: watch::Sender<Stop>,
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -117,8 +124,8 @@ impl Cluster {
         let (presence_tx, presence) = mpsc::channel(PRESENCE_QUEUE);
         let (stop_tx, stop_rx) = watch::channel(Stop::Run);
         let reconcile = Arc::new(AtomicU64::new(0));
-        let rejected = Arc::new(AtomicU64::new(0));
-        let bridge = Bridge::new(cfg.clone(), node_id.clone(), mesh, reconcile.clone(), rejected.clone());
+        let counters = Arc::new(Counters::default());
+        let bridge = Bridge::new(cfg.clone(), node_id.clone(), mesh, reconcile.clone(), counters.clone());
         let (thread, ready) = bridge.spawn(Inbox { commands, presence }, stop_rx)?;
         // A crashed predecessor's node-id claim may take up to `node_ttl_ms` to expire.
         let wait = Duration::from_secs(10) + Duration::from_millis(cfg.node_ttl_ms.saturating_mul(2));
@@ -141,7 +148,10 @@ impl Cluster {
             forward_timeout: Duration::from_millis(cfg.forward_timeout_ms),
             dropped: AtomicU64::new(0),
             reconcile,
-            rejected,
+            counters,
+            forwards: AtomicU64::new(0),
+            published: AtomicU64::new(0),
+            heartbeat: Duration::from_millis(cfg.heartbeat_ms.max(1)),
             presence_resync: Duration::from_millis(cfg.heartbeat_ms.saturating_mul(PRESENCE_RESYNC_BEATS)),
             stop: stop_tx,
             thread: std::sync::Mutex::new(Some(thread)),
@@ -151,7 +161,32 @@ impl Cluster {
     /// Messages from Redis dropped for not being sealed with the cluster
     /// secret (forged, altered, replayed, or from a node with another secret).
     pub fn rejected(&self) -> u64 {
-        self.rejected.load(Ordering::Relaxed)
+        self.counters.rejected.load(Ordering::Relaxed)
+    }
+
+    /// The counters the metrics show.
+    pub fn counts(&self) -> ClusterCounts {
+        ClusterCounts {
+            forwards: self.forwards.load(Ordering::Relaxed),
+            fanouts_published: self.published.load(Ordering::Relaxed),
+            fanouts_received: self.counters.fanouts_received.load(Ordering::Relaxed),
+            rejected: self.rejected(),
+            dropped: self.dropped(),
+        }
+    }
+
+    /// Redis as the heartbeat sees it: down once no heartbeat succeeded for
+    /// three heartbeat periods (at least 2 s): failing ones, or one stuck
+    /// waiting for Redis.
+    pub fn redis_health(&self) -> RedisHealth {
+        let last = self.counters.last_beat_ms.load(Ordering::Relaxed);
+        let age = Duration::from_millis(chat_protocol::unix_ms(std::time::SystemTime::now()).saturating_sub(last));
+        RedisHealth { up: age <= (self.heartbeat * 3).max(Duration::from_secs(2)), last_heartbeat: age }
+    }
+
+    /// Commands waiting for the bridge now.
+    pub fn queue_depth(&self) -> usize {
+        (self.tx.max_capacity() - self.tx.capacity()) + (self.presence_tx.max_capacity() - self.presence_tx.capacity())
     }
 
     /// Ephemeral publishes dropped because the bridge's queue was full.
@@ -198,6 +233,11 @@ impl Broker for Cluster {
         &self.node_id
     }
 
+    /// Redis as the heartbeat sees it.
+    fn redis_health(&self) -> Option<RedisHealth> {
+        Some(Cluster::redis_health(self))
+    }
+
     /// Changes whenever a remote user event (added to / removed from a
     /// conversation) may have been lost on the way to this node's sessions (a
     /// full mailbox, a subscriber that lagged or reconnected): sessions that see
@@ -212,6 +252,7 @@ impl Broker for Cluster {
     fn publish_fanout(&self, conv: ConvId, f: &Fanout) {
         // Presence is not published: every node works it out for itself (see `Cluster::presence`).
         if let Some(rf) = wire::remote_fanout(conv, f) {
+            self.published.fetch_add(1, Ordering::Relaxed);
             self.publish(Body::Fanout(rf));
         }
     }
@@ -261,6 +302,7 @@ impl Broker for Cluster {
         command: Option<command::Body>,
         want_reply: bool,
     ) -> LocalBoxFuture<'_, LocalBoxFuture<'static, reply::Result>> {
+        self.forwards.fetch_add(1, Ordering::Relaxed);
         let fwd = wire::forward(conv, caller, origin, command);
         // The outer future waits for room in the bridge's queue (that keeps the
         // order of calls); the inner one is the answer.

@@ -81,8 +81,13 @@ pub(super) fn remote_fanout(conv: ConvId, f: &Fanout) -> Option<RemoteFanout> {
 pub(super) fn fanout(f: RemoteFanout) -> Result<Fanout, Malformed> {
     match f.kind {
         FANOUT_MESSAGES => {
-            let list: Vec<Pushed> =
-                f.messages.into_iter().map(|p| Pushed { seq: p.seq, frame: p.frame, origin: p.origin }).collect();
+            let list: Vec<Pushed> = {
+                let committed = std::time::Instant::now();
+                f.messages
+                    .into_iter()
+                    .map(|p| Pushed { seq: p.seq, frame: p.frame, origin: p.origin, committed })
+                    .collect()
+            };
             if list.is_empty() || list.windows(2).any(|w| w[0].seq >= w[1].seq) {
                 return Err(Malformed::Messages);
             }
@@ -287,7 +292,12 @@ mod tests {
         let mut fwd = forward(42, &caller, (7 << 32) | 1, None);
         (fwd.req_id, fwd.created, fwd.command) = (300, false, Bytes::from_static(b"\x12\x03abc"));
         assert_eq!(encode("node-a", Body::Forward(fwd)), golden("forward"));
-        let list = [(1, "one", 5), (2, "two", 0)].map(|(seq, f, origin)| Pushed { seq, frame: Bytes::from(f), origin });
+        let list = [(1, "one", 5), (2, "two", 0)].map(|(seq, f, origin)| Pushed {
+            seq,
+            frame: Bytes::from(f),
+            origin,
+            committed: std::time::Instant::now(),
+        });
         let rf = remote_fanout(42, &Fanout::Messages(list.to_vec().into())).unwrap();
         assert_eq!(encode("node-a", Body::Fanout(rf)), golden("fanout_messages"));
         let eph = Fanout::Ephemeral {

@@ -221,7 +221,7 @@ pub struct Owner<R: Handles> {
     /// The batch being appended (or reloaded after a fence), seqs assigned.
     inflight: Vec<Pending<R>>,
     /// The push frames of the batch being appended.
-    inflight_frames: Option<Arc<[Pushed]>>,
+    inflight_frames: Option<Vec<Pushed>>,
     store_op: StoreOp,
     recent: Window,
     subscribers: Vec<bool>,
@@ -537,7 +537,12 @@ impl<R: Handles> Owner<R> {
             p.msg.seq = self.committed + 1 + i as u64;
             p.msg.server_time_ms = time;
             let encoded = Bytes::from(p.msg.encode_to_vec());
-            pushed.push(Pushed { seq: p.msg.seq, frame: frames::message_push(&encoded), origin: p.origin });
+            pushed.push(Pushed {
+                seq: p.msg.seq,
+                frame: frames::message_push(&encoded),
+                origin: p.origin,
+                committed: now,
+            });
             batch.push(NewMessage {
                 conversation_id: p.msg.conversation_id,
                 seq: p.msg.seq,
@@ -547,7 +552,7 @@ impl<R: Handles> Owner<R> {
             });
             self.recent.remember((p.sender.clone(), p.msg.client_msg_id.clone()), p.msg.seq);
         }
-        self.inflight_frames = Some(pushed.into());
+        self.inflight_frames = Some(pushed);
         self.store_op = StoreOp::Appending;
         self.effects.push_back(Effect::Append(batch));
     }
@@ -581,6 +586,8 @@ impl<R: Handles> Owner<R> {
                 }
                 self.last_commit = Some(now);
                 if let Some(frames) = frames {
+                    // Delivery latency is measured from here, the commit.
+                    let frames = frames.into_iter().map(|p| Pushed { committed: now, ..p }).collect();
                     self.fanout(Fanout::Messages(frames));
                 }
             }

@@ -13,6 +13,7 @@ mod runtime;
 use crate::auth::Verifier;
 use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::metrics::{Metrics, MetricsServer, Sample, Sampler};
 use crate::shard::broker::Broker;
 use crate::shard::{Mesh, Shared};
 use crate::store::{MessageStore, Store};
@@ -42,9 +43,16 @@ pub struct ServerHandle {
     /// Whether the store was opened here (and is closed on shutdown).
     owns_store: bool,
     cluster: Option<Arc<Cluster>>,
+    /// The `/metrics` endpoint, when `metrics.listen` is set.
+    metrics: Option<MetricsServer>,
 }
 
 impl ServerHandle {
+    /// The bound address of the `/metrics` endpoint (None: `metrics.listen` unset).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.addr)
+    }
+
     /// The bound UDP address (both transports).
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -95,6 +103,9 @@ impl ServerHandle {
         for t in self.threads {
             let _ = t.join();
         }
+        if let Some(m) = self.metrics {
+            m.join();
+        }
         if let Some(c) = &self.cluster {
             c.stop();
         }
@@ -118,6 +129,11 @@ impl ServerHandle {
         let _ = self.kill.send(true);
         for t in self.threads {
             let _ = t.join();
+        }
+        // The shards are gone: only the metrics endpoint still watches this.
+        let _ = self.shutdown.send(true);
+        if let Some(m) = self.metrics {
+            m.join();
         }
     }
 }
@@ -177,6 +193,14 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
     let web_scheme = web.scheme();
     let mut web_listeners = web_listeners.into_iter();
     let cluster = if cfg.cluster.enabled() { Some(Cluster::start(&cfg.cluster, mesh.clone())?) } else { None };
+    let metrics = Arc::new(if cfg.metrics.listen.is_some() {
+        Metrics::new(shards, store.backend(), cluster.is_some())
+    } else {
+        Metrics::noop(shards)
+    });
+    if metrics.enabled() {
+        store.set_metrics(metrics.store.clone());
+    }
     // Session ids travel between nodes as the origin of a message (whose
     // sender gets no echo): random high bits keep them apart.
     let first_session_id = if cluster.is_some() { (u64::from(rand::random::<u32>()) << 32) | 1 } else { 1 };
@@ -192,8 +216,17 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
         session_ids: AtomicU64::new(first_session_id),
         dev_cert_expires: identity.dev_expires,
         cert_sha256: std::sync::RwLock::new(cert_sha256.clone()),
+        metrics: metrics.clone(),
+        store_last_ok_ms: AtomicU64::new(chat_protocol::unix_ms(std::time::SystemTime::now())),
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let metrics_server = match shared.cfg.metrics.listen {
+        Some(addr) => Some(
+            crate::metrics::serve(addr, metrics, sampler(&shared, cluster.clone()), shutdown_rx.clone())
+                .with_context(|| format!("`metrics.listen` {addr}"))?,
+        ),
+        None => None,
+    };
     let (kill_tx, kill_rx) = watch::channel(false);
     let mut threads = Vec::with_capacity(shards);
     for (id, (socket, rx)) in sockets.into_iter().zip(receivers).enumerate() {
@@ -231,5 +264,18 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
         store,
         owns_store,
         cluster,
+        metrics: metrics_server,
+    })
+}
+
+/// What a scrape reads: queue depths, the cluster's counters and Redis health.
+fn sampler(shared: &Arc<Shared>, cluster: Option<Arc<Cluster>>) -> Sampler {
+    let (mesh, store) = (shared.mesh.clone(), shared.store.clone());
+    Arc::new(move || Sample {
+        mailboxes: mesh.depths(),
+        store_queue: store.queue_depth(),
+        bridge_queue: cluster.as_ref().map(|c| c.queue_depth()),
+        cluster: cluster.as_ref().map(|c| c.counts()),
+        redis: cluster.as_ref().map(|c| c.redis_health()),
     })
 }

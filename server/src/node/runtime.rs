@@ -4,6 +4,7 @@
 //! Shard 0 also renews the dev certificate.
 
 use super::router;
+use crate::metrics::Refusal;
 use crate::presence;
 use crate::session;
 use crate::shard::ctx::UserLimits;
@@ -67,6 +68,7 @@ pub(super) async fn shard_main(id: usize, shared: Arc<Shared>, io: ShardIo) {
     }
     if id == 0 {
         tokio::task::spawn_local(renew_dev_cert(shared.clone(), shared.dev_cert_expires));
+        tokio::task::spawn_local(crate::health::probe_store(shared.clone(), shutdown.clone()));
     }
     let mut housekeeping = tokio::time::interval(Duration::from_secs(60));
     let refusing = Rc::new(std::cell::Cell::new(0usize));
@@ -75,6 +77,7 @@ pub(super) async fn shard_main(id: usize, shared: Arc<Shared>, io: ShardIo) {
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
                 if ctx.state.sessions.borrow().count() >= shared.cfg.limits.max_connections_per_shard {
+                    shared.metrics.refused(Refusal::ConnectionCap);
                     incoming.refuse();
                     continue;
                 }
@@ -82,6 +85,7 @@ pub(super) async fn shard_main(id: usize, shared: Arc<Shared>, io: ShardIo) {
                 if limited.is_some() && refusing.get() >= MAX_REFUSALS_IN_FLIGHT {
                     // A flood: precise refusals cost a TLS handshake each, so past
                     // a few at a time the rest are turned away at the door.
+                    shared.metrics.refused(Refusal::ConnectionRate);
                     incoming.refuse();
                     continue;
                 }

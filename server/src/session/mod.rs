@@ -20,6 +20,7 @@ use crate::auth::Identity;
 use crate::command::Requester;
 use crate::frames;
 use crate::ids::Caller;
+use crate::metrics::Refusal;
 use crate::presence;
 use crate::shard::ShardCtx;
 use crate::shard::sessions::{SessionHandle, SessionMsg};
@@ -49,7 +50,10 @@ pub async fn run(ctx: Rc<ShardCtx>, conn: Conn, conn_limited: Option<Duration>) 
     let hs = tokio::time::timeout(timeout, handshake(&ctx, &conn, conn_limited)).await;
     let (mut ctl_tx, ctl_rx, dec, buf, hello, ident) = match hs {
         Ok(Ok(v)) => v,
-        Ok(Err(Some((e, tx)))) => return refuse(&conn, tx, e).await,
+        Ok(Err(Some((e, tx)))) => {
+            ctx.shared.metrics.refused_code(e.code as i32);
+            return refuse(&conn, tx, e).await;
+        }
         Ok(Err(None)) => return,
         Err(_) => {
             conn.close(ErrorCode::HandshakeTimeout as u32, "no hello in time");
@@ -77,6 +81,7 @@ pub async fn run(ctx: Rc<ShardCtx>, conn: Conn, conn_limited: Option<Duration>) 
     s.announced.set(devices.is_some());
     let cap = ctx.shared.cfg.limits.max_connections_per_user;
     if devices.is_some_and(|d| d > cap) {
+        ctx.shared.metrics.refused(Refusal::ConnectionCap);
         s.cleanup().await;
         let e = WireError::limited(
             ErrorCode::ConnectionRateLimited,
@@ -87,6 +92,7 @@ pub async fn run(ctx: Rc<ShardCtx>, conn: Conn, conn_limited: Option<Duration>) 
         return refuse(&conn, ctl_tx, e).await;
     }
     ctx.state.sessions.borrow_mut().add_user(&handle);
+    let _open = ctx.shared.metrics.connection(conn.kind());
     tracing::debug!(session = id, user = %handle.user, %remote, transport = conn.kind(), "connected");
 
     let result = s.clone().serve(&mut ctl_tx, ctl_rx, dec, buf, hello, rx).await;

@@ -8,6 +8,7 @@ use super::state::Session;
 use crate::command::conversations;
 use crate::frames;
 use crate::ids::{ConvId, Frame};
+use crate::metrics::Refusal;
 use crate::presence;
 use crate::shard::sessions::SessionMsg;
 use crate::shard::{Fanout, UserEvent};
@@ -69,7 +70,10 @@ impl Outbound {
         let t = Duration::from_millis(self.s.ctx().shared.cfg.session.write_timeout_ms);
         match tokio::time::timeout(t, self.events.write_chunks(chunks)).await {
             Ok(r) => Ok(r?),
-            Err(_) => anyhow::bail!("slow consumer: a write waited {t:?}"),
+            Err(_) => {
+                self.s.ctx().shared.metrics.refused(Refusal::SlowConsumer);
+                anyhow::bail!("slow consumer: a write waited {t:?}")
+            }
         }
     }
 
@@ -199,6 +203,10 @@ impl Outbound {
                     // ack carries the seq and time, and the SDK places it.
                     if p.origin != self.s.handle.id {
                         self.write(&p.frame).await?;
+                        let m = &self.s.ctx().shared.metrics;
+                        m.deliveries.increment(1);
+                        m.delivery_seconds
+                            .record(std::time::Instant::now().saturating_duration_since(p.committed).as_secs_f64());
                     }
                     self.sent.insert(conv, p.seq);
                 }
@@ -280,6 +288,7 @@ impl Outbound {
             };
             let mut chunks: Vec<Bytes> = rows.iter().map(|(_, b)| frames::message_push(b)).collect();
             self.write_chunks(&mut chunks).await?;
+            self.s.ctx().shared.metrics.deliveries.increment(chunks.len() as u64);
             self.sent.insert(conv, last);
         }
     }

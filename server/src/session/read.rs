@@ -6,6 +6,7 @@
 use super::state::{READ_CHUNK, Session, err};
 use crate::command::{self, message, typing};
 use crate::frames;
+use crate::metrics::Refusal;
 use crate::shard::sessions::SessionMsg;
 use crate::transport::{ReadError, RecvStream, SendStream};
 use bytes::BytesMut;
@@ -71,6 +72,7 @@ impl Session {
                             format!("frame of {len} bytes is over the {max}-byte limit"),
                             None,
                         );
+                        self.refused(Refusal::BadFrame);
                         self.write_or_close(ctl_tx, &frames::error_reply(command_id.unwrap_or(0), &e), write_timeout)
                             .await?;
                         if bad_frames.check().is_err() {
@@ -87,6 +89,7 @@ impl Session {
                     Ok(v1::ClientFrame { kind }) => {
                         let what = if kind.is_some() { "Hello after the handshake" } else { "an empty frame" };
                         let e = err(ErrorCode::Malformed, format!("expected a Command, got {what}"));
+                        self.refused(Refusal::BadFrame);
                         self.write_or_close(ctl_tx, &frames::error_reply(0, &e), write_timeout).await?;
                         if bad_frames.check().is_err() {
                             return self.violation("too many bad frames").await;
@@ -100,6 +103,7 @@ impl Session {
                             ErrorCode::Malformed
                         };
                         let e = err(code, format!("frame does not decode: {de}"));
+                        self.refused(Refusal::BadFrame);
                         self.write_or_close(ctl_tx, &frames::error_reply(id, &e), write_timeout).await?;
                         if bad_frames.check().is_err() {
                             return self.violation("too many bad frames").await;
@@ -115,6 +119,7 @@ impl Session {
                     // Bytes that are not frames (a text WebSocket message): a malformed frame.
                     Err(ReadError::NotFrames(why)) => {
                         let e = err(ErrorCode::Malformed, why);
+                        self.refused(Refusal::BadFrame);
                         self.write_or_close(ctl_tx, &frames::error_reply(0, &e), write_timeout).await?;
                         if bad_frames.check().is_err() {
                             return self.violation("too many bad frames").await;
@@ -129,7 +134,10 @@ impl Session {
                     }
                     let frame = match res {
                         Ok(r) => frames::reply(id, r),
-                        Err(e) => frames::error_reply(id, &e),
+                        Err(e) => {
+                            self.ctx().shared.metrics.refused_code(e.code as i32);
+                            frames::error_reply(id, &e)
+                        }
                     };
                     self.write_or_close(ctl_tx, &frame, write_timeout).await?;
                 }
@@ -170,10 +178,15 @@ impl Session {
         match tokio::time::timeout(t, tx.write_all(frame)).await {
             Ok(r) => Ok(r?),
             Err(_) => {
+                self.refused(Refusal::SlowConsumer);
                 self.conn.close(ErrorCode::SlowConsumer as u32, "replies not read in time");
                 anyhow::bail!("slow consumer: a write waited {t:?}")
             }
         }
+    }
+
+    fn refused(&self, why: Refusal) {
+        self.ctx().shared.metrics.refused(why);
     }
 
     async fn violation(&self, why: &str) -> anyhow::Result<()> {
@@ -200,8 +213,19 @@ impl Session {
                 Box::pin(async move { (id, r) })
             }
             Some(cmd::Body::SendMessage(m)) => {
+                let received = std::time::Instant::now();
                 match message::from_session(&self.req, &self.send_blocked_until, m).await {
-                    Ok(answer) => Box::pin(async move { (id, answer.await) }),
+                    Ok(answer) => {
+                        let metrics = self.ctx().shared.metrics.clone();
+                        Box::pin(async move {
+                            let r = answer.await;
+                            if r.is_ok() {
+                                metrics.messages_accepted.increment(1);
+                                metrics.ack_seconds.record(received.elapsed().as_secs_f64());
+                            }
+                            (id, r)
+                        })
+                    }
                     Err(e) => Box::pin(async move { (id, Err(e)) }),
                 }
             }

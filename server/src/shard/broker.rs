@@ -4,6 +4,7 @@
 //! none (`Shared::broker` is `None`).
 
 use crate::ids::{Caller, ConvId, NodeId};
+use crate::metrics::RedisHealth;
 use crate::shard::msg::{Fanout, UserEvent};
 use chat_protocol::WireError;
 use chat_protocol::v1::{ErrorCode, command, reply};
@@ -25,6 +26,11 @@ pub const NUDGE_WINDOW: Duration = Duration::from_secs(3);
 pub trait Broker: Send + Sync + std::fmt::Debug {
     /// This node's id.
     fn node_id(&self) -> &NodeId;
+
+    /// Redis as this node's heartbeat sees it (None: no Redis).
+    fn redis_health(&self) -> Option<RedisHealth> {
+        None
+    }
 
     /// Publishes a fan-out of a conversation this node owns.
     fn publish_fanout(&self, conv: ConvId, f: &Fanout);

@@ -7,6 +7,7 @@
 use crate::auth::Verifier;
 use crate::config::{Config, LimitsConfig};
 use crate::ids::{ConvId, LiveSet, NodeId};
+use crate::metrics::Metrics;
 use crate::shard::broker::Broker;
 use crate::shard::mesh::Mesh;
 use crate::shard::msg::{ConvMsg, PresenceMsg, ShardMsg, UserRate};
@@ -55,6 +56,10 @@ pub struct Shared {
     pub dev_cert_expires: Option<std::time::SystemTime>,
     /// SHA-256 (hex) of the certificate new connections get (renewed at run time).
     pub cert_sha256: std::sync::RwLock<String>,
+    /// The node's metric handles (atomics; no-ops when metrics are off).
+    pub metrics: Arc<Metrics>,
+    /// When (unix ms) the store last answered the health probe (see `crate::health`).
+    pub store_last_ok_ms: AtomicU64,
 }
 
 impl Shared {

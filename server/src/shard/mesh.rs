@@ -36,6 +36,11 @@ impl Mesh {
         self.senders.is_empty()
     }
 
+    /// Messages waiting in each mailbox now (for the metrics).
+    pub fn depths(&self) -> Vec<usize> {
+        self.senders.iter().map(|s| s.max_capacity() - s.capacity()).collect()
+    }
+
     /// Sends, waiting for room (back-pressure). For sessions, never for actors.
     pub async fn send(&self, shard: usize, msg: ShardMsg) -> Result<(), MailboxFull> {
         self.senders[shard].send(msg).await.map_err(|e| MailboxFull(e.0))

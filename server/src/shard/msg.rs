@@ -54,6 +54,8 @@ pub struct Pushed {
     pub frame: Frame,
     /// The session that sent it (0: none, e.g. a system line).
     pub origin: u64,
+    /// When it was committed (from another node: when it arrived), for the delivery latency.
+    pub committed: std::time::Instant,
 }
 
 /// What an owner sends to subscribed shards.

@@ -78,6 +78,23 @@ impl Store {
         }
     }
 
+    /// Records commits and fencing into `m` from now on (the first call wins:
+    /// nodes sharing one store handle in tests record into the first's).
+    pub fn set_metrics(&self, m: crate::metrics::StoreMetrics) {
+        match self {
+            Store::Embedded(s) => s.set_metrics(m),
+            Store::Scylla(s) => s.set_metrics(m),
+        }
+    }
+
+    /// Write requests waiting for the embedded store's writer (None: ScyllaDB, which has no queue of its own).
+    pub fn queue_depth(&self) -> Option<usize> {
+        match self {
+            Store::Embedded(s) => Some(s.queue_depth()),
+            Store::Scylla(_) => None,
+        }
+    }
+
     /// Stops taking writes and finishes (embedded: commits) what is queued.
     pub fn close(&self) {
         delegate!(self, s => s.close())
@@ -102,7 +119,21 @@ impl MessageStore for Store {
     }
 
     async fn append(&self, msgs: Vec<NewMessage>) -> StoreResult<()> {
-        delegate!(self, s => s.append(msgs).await)
+        let (n, started) = (msgs.len(), std::time::Instant::now());
+        let r = delegate!(self, s => s.append(msgs).await);
+        let metrics = match self {
+            Store::Embedded(s) => s.metrics(),
+            Store::Scylla(s) => s.metrics(),
+        };
+        if let Some(m) = metrics {
+            match &r {
+                Err(StoreError::SeqTaken { .. }) => m.fencing.increment(1),
+                // The embedded writer records its group commits itself.
+                Ok(()) if matches!(self, Store::Scylla(_)) => m.commit(n, started.elapsed()),
+                _ => {}
+            }
+        }
+        r
     }
 
     fn append_run_limit(&self, next_seq: u64) -> usize {

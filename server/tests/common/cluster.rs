@@ -54,6 +54,17 @@ pub fn try_start_node(
     store: &Arc<Store>,
     dir: &std::path::Path,
 ) -> anyhow::Result<chat_server::ServerHandle> {
+    try_start_node_with(id, redis_url, store, dir, |_| {})
+}
+
+/// One node of a test cluster with its configuration changed by `f`, or why it did not start.
+pub fn try_start_node_with(
+    id: &str,
+    redis_url: &str,
+    store: &Arc<Store>,
+    dir: &std::path::Path,
+    f: impl FnOnce(&mut Config),
+) -> anyhow::Result<chat_server::ServerHandle> {
     let mut cfg = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         shards: 2,
@@ -74,6 +85,7 @@ pub fn try_start_node(
     cfg.cluster.heartbeat_ms = HEARTBEAT_MS;
     cfg.cluster.node_ttl_ms = NODE_TTL_MS;
     cfg.cluster.forward_timeout_ms = 1_000;
+    f(&mut cfg);
     chat_server::start_with_store(cfg, store.clone())
 }
 

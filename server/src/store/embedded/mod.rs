@@ -186,6 +186,21 @@ impl EmbeddedStore {
         }
     }
 
+    /// Requests waiting for the writer now.
+    pub fn queue_depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    /// Where commits are recorded (None: not yet said).
+    pub fn metrics(&self) -> Option<&crate::metrics::StoreMetrics> {
+        self.shared.metrics.get()
+    }
+
+    /// Records group commits into `m` from now on (the first call wins).
+    pub fn set_metrics(&self, m: crate::metrics::StoreMetrics) {
+        let _ = self.shared.metrics.set(m);
+    }
+
     /// Stops taking writes, commits every write already queued, and stops the
     /// writer thread. Blocks until that is done; later writes fail with
     /// [`StoreError::Closed`]. Reads keep working. Idempotent; also run on drop.

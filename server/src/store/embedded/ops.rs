@@ -70,4 +70,6 @@ pub(super) struct Shared {
     pub(super) closed: AtomicBool,
     pub(super) commits: AtomicU64,
     pub(super) requests: AtomicU64,
+    /// Where commits are recorded, once the node says (see `Store::set_metrics`).
+    pub(super) metrics: std::sync::OnceLock<crate::metrics::StoreMetrics>,
 }

@@ -99,6 +99,7 @@ impl Writer {
         if batch.is_empty() {
             return;
         }
+        let started = std::time::Instant::now();
         let mut group = WriteSet::new();
         let mut results = Vec::with_capacity(batch.len());
         if self.heads.len() > MAX_HEADS {
@@ -133,6 +134,9 @@ impl Writer {
             }
         }
         self.shared.requests.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        if let Some(m) = self.shared.metrics.get() {
+            m.commit(batch.len(), started.elapsed());
+        }
         for ((_, reply), result) in batch.drain(..).zip(results) {
             // The caller may have given up waiting; nothing to do then.
             let _ = reply.send(result);

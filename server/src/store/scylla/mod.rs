@@ -86,6 +86,8 @@ pub struct ScyllaStore {
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     slots: Arc<Semaphore>,
     closed: AtomicBool,
+    /// Where appends are recorded, once the node says (see `Store::set_metrics`).
+    metrics: std::sync::OnceLock<crate::metrics::StoreMetrics>,
 }
 
 fn driver_runtime(s: &ScyllaSettings) -> StoreResult<tokio::runtime::Runtime> {
@@ -156,12 +158,23 @@ impl ScyllaStore {
             handle: rt.handle().clone(),
             runtime: Mutex::new(Some(rt)),
             closed: AtomicBool::new(false),
+            metrics: std::sync::OnceLock::new(),
         })
     }
 
     /// The keyspace in use.
     pub fn keyspace(&self) -> &str {
         &self.inner.settings.keyspace
+    }
+
+    /// Records appends and fencing into `m` from now on (the first call wins).
+    pub fn set_metrics(&self, m: crate::metrics::StoreMetrics) {
+        let _ = self.metrics.set(m);
+    }
+
+    /// Where appends are recorded (None: not yet said).
+    pub fn metrics(&self) -> Option<&crate::metrics::StoreMetrics> {
+        self.metrics.get()
     }
 
     /// Stops taking writes and waits (up to the request timeout and a second)
