@@ -7,6 +7,7 @@
 //! [`super::forward`] and [`super::presence`]; what the bytes mean is in
 //! [`super::wire`].
 
+use super::connect;
 use super::keys::{ClusterError, FANOUT_CHANNEL, NODES_KEY, PRESENCE_CHANNEL, node_channel, node_id_key};
 use super::pending::Pending;
 use super::seal::{self, Seal};
@@ -119,9 +120,9 @@ struct Streams {
     reconnects: broadcast::Receiver<fred::types::config::Server>,
 }
 
-fn build_client(url: &str, buffer: usize) -> Result<Client, ClusterError> {
-    let config = Config::from_url(url).map_err(|e| ClusterError::redis(url, e))?;
-    Builder::from_config(config)
+fn build_client(cfg: &ClusterConfig, buffer: usize) -> Result<Client, ClusterError> {
+    let url = &cfg.redis_url;
+    Builder::from_config(connect::redis_config(cfg)?)
         .with_performance_config(|p| {
             p.default_command_timeout = Duration::from_secs(2);
             p.broadcast_channel_capacity = buffer;
@@ -176,6 +177,11 @@ impl Bridge {
     pub(super) fn for_tests(mesh: Mesh) -> Self {
         let counter = || Arc::new(AtomicU64::new(0));
         Self::new(ClusterConfig::default(), Arc::from("me"), mesh, counter(), counter())
+    }
+
+    /// Redis failed with `e` while joining: said with its likely cause.
+    pub(super) fn redis_error(&self, e: impl std::fmt::Display) -> ClusterError {
+        ClusterError::redis(&self.cfg.redis_url, connect::explain(&self.cfg, &e.to_string()))
     }
 
     /// `envelope`, sealed now with the cluster secret.
@@ -233,17 +239,16 @@ impl Bridge {
     /// Connects both clients, subscribes, claims the node id, runs the first
     /// heartbeat and tells the others.
     async fn join(&self) -> Result<(Links, Streams), ClusterError> {
-        let url = &self.cfg.redis_url;
-        let client = build_client(url, 32)?;
-        let sub = build_client(url, SUBSCRIBER_BUFFER)?;
-        client.init().await.map_err(|e| ClusterError::redis(url, e))?;
-        sub.init().await.map_err(|e| ClusterError::redis(url, e))?;
+        let client = build_client(&self.cfg, 32)?;
+        let sub = build_client(&self.cfg, SUBSCRIBER_BUFFER)?;
+        client.init().await.map_err(|e| self.redis_error(e))?;
+        sub.init().await.map_err(|e| self.redis_error(e))?;
         let channels = vec![FANOUT_CHANNEL.to_string(), PRESENCE_CHANNEL.to_string(), node_channel(&self.node_id)];
         // Taken before subscribing: nothing published after it is missed.
         let streams = Streams { messages: sub.message_rx(), reconnects: sub.reconnect_rx() };
-        sub.subscribe(channels.clone()).await.map_err(|e| ClusterError::redis(url, e))?;
+        sub.subscribe(channels.clone()).await.map_err(|e| self.redis_error(e))?;
         self.claim_node_id(&client).await?;
-        self.heartbeat(&client).await.map_err(|e| ClusterError::redis(url, e))?;
+        self.heartbeat(&client).await.map_err(|e| self.redis_error(e))?;
         // Tell the others now rather than at their next heartbeat: until every
         // node sees the same live set, two of them may both own a conversation
         // (safe, fenced by the store, but every send then costs a retry).

@@ -34,6 +34,14 @@ pub enum ClusterError {
         /// What failed.
         reason: String,
     },
+    /// The TLS setup for a `rediss://` URL could not be made (CA or client certificate files).
+    #[error("TLS to Redis at {url}: {reason}")]
+    Tls {
+        /// The configured URL (credentials redacted).
+        url: String,
+        /// What is wrong with the setup.
+        reason: String,
+    },
     /// The bridge thread could not start.
     #[error("cannot start the cluster bridge: {0}")]
     Thread(String),

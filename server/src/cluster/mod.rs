@@ -5,9 +5,9 @@
 //! itself ([`crate::shard::placement`]) nor what shards do with what arrives.
 //!
 //! Each node runs one *bridge* (`bridge.rs`): a thread with its own small tokio
-//! runtime that holds the Redis clients (`fred`): one for commands and
-//! publishes, one subscribed to `chat:fanout`, `chat:presence` and
-//! `chat:node:<node_id>`. Shards talk to it only through bounded channels
+//! runtime that holds the Redis clients (`fred`, set up by `connect.rs`: TLS
+//! for `rediss://`, the ACL user): one for commands and publishes, one
+//! subscribed to `chat:fanout`, `chat:presence` and `chat:node:<node_id>`. Shards talk to it only through bounded channels
 //! ([`Cluster`]); it talks to shards only through their bounded mailboxes
 //! ([`Mesh`]). Nothing here is on a lock shared with the message path.
 //!
@@ -38,6 +38,7 @@
 //! counted ([`Cluster::rejected`]).
 
 mod bridge;
+mod connect;
 mod forward;
 mod keys;
 mod live;
@@ -103,11 +104,6 @@ impl Cluster {
     /// Connects to Redis, announces this node, and starts the bridge. Returns
     /// once the first heartbeat is done and the live set is in the shards' mailboxes.
     pub fn start(cfg: &ClusterConfig, mesh: Mesh) -> Result<Arc<Self>, ClusterError> {
-        if cfg.redis_url.starts_with("rediss:") {
-            // Said, rather than connecting in the clear to what was meant to be TLS.
-            let why = "TLS to Redis (rediss://) is not supported by this build";
-            return Err(ClusterError::redis(&cfg.redis_url, why));
-        }
         let node_id: NodeId = if cfg.node_id.is_empty() {
             Arc::from(format!("n{:016x}", rand::random::<u64>()).as_str())
         } else {
