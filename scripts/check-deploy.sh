@@ -34,4 +34,10 @@ for f in deploy/chatd.example.toml deploy/chatd-cluster.toml "$tmp2/k8s-chatd.to
     || { echo "deploy config $f does not load" >&2; exit 1; }
 done
 rm -rf "$tmp2"
+# Redis in compose and k8s grants the chatd user the commands of the ACL line in CLUSTER.md (the one the tests use).
+acl=$(grep '^user chatd on ' deploy/CLUSTER.md | sed 's/.*-@all //')
+for f in deploy/compose.yaml deploy/k8s/redis.yaml; do
+  grep -qF -- "-@all" "$f" && grep -qF -- "$acl" "$f" \
+    || { echo "$f: the chatd user's Redis commands differ from the ACL line in deploy/CLUSTER.md" >&2; exit 1; }
+done
 echo "deploy/: compose, Kubernetes manifests, systemd unit and configs valid"

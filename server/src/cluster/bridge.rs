@@ -10,11 +10,12 @@
 use super::connect;
 use super::keys::{ClusterError, FANOUT_CHANNEL, NODES_KEY, PRESENCE_CHANNEL, node_channel, node_id_key};
 use super::pending::Pending;
+use super::rate::{RATE_FLUSH, Rates};
 use super::seal::{self, Seal};
 use super::wire;
 use crate::config::ClusterConfig;
 use crate::ids::{ConvId, LiveSet, NodeId};
-use crate::shard::broker::CountsByNode;
+use crate::shard::broker::{CountsByNode, RateKey};
 use crate::shard::{Fanout, Mesh, ShardMsg};
 use bytes::Bytes;
 use chat_protocol::cluster::v1::envelope::Body;
@@ -52,6 +53,8 @@ pub(super) enum BridgeCmd {
     Presence { user: Arc<str>, count: u32 },
     /// Devices of `users` on each other live node.
     QueryPresence { users: Vec<Arc<str>>, reply: oneshot::Sender<CountsByNode> },
+    /// One action of `key` in `window`, for the cluster-wide count.
+    RateAdd { key: RateKey, window: u64 },
 }
 
 /// The bridge's two queues: presence apart, so publishes never crowd it out.
@@ -100,6 +103,10 @@ pub(super) struct Bridge {
     pub(super) seal: Arc<Seal>,
     /// Messages dropped because they were not sealed with the cluster secret.
     rejected: Arc<AtomicU64>,
+    /// Rate counts on their way to Redis.
+    pub(super) rates: RefCell<Rates>,
+    /// Counts dropped (bridge or pending set full).
+    dropped: Arc<AtomicU64>,
 }
 
 /// The Redis clients of a joined bridge.
@@ -153,8 +160,12 @@ impl Bridge {
         mesh: Mesh,
         reconcile: Arc<AtomicU64>,
         rejected: Arc<AtomicU64>,
+        rates: Rates,
+        dropped: Arc<AtomicU64>,
     ) -> Self {
         Self {
+            rates: RefCell::new(rates),
+            dropped,
             seal: Arc::new(Seal::new(cfg.secret.as_bytes())),
             rejected,
             cfg,
@@ -176,7 +187,16 @@ impl Bridge {
     #[cfg(test)]
     pub(super) fn for_tests(mesh: Mesh) -> Self {
         let counter = || Arc::new(AtomicU64::new(0));
-        Self::new(ClusterConfig::default(), Arc::from("me"), mesh, counter(), counter())
+        let conns = Arc::new(std::sync::Mutex::new(crate::shard::window::ClusterWindows::new(5)));
+        Self::new(
+            ClusterConfig::default(),
+            Arc::from("me"),
+            mesh,
+            counter(),
+            counter(),
+            Rates::new(100, 5, conns),
+            counter(),
+        )
     }
 
     /// Redis failed with `e` while joining: said with its likely cause.
@@ -268,6 +288,8 @@ impl Bridge {
         let client = &links.client;
         let mut hb = tokio::time::interval(Duration::from_millis(self.cfg.heartbeat_ms));
         hb.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut rates = tokio::time::interval(RATE_FLUSH);
+        rates.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 Some(cmd) = inbox.presence.recv() => self.command(client, cmd),
@@ -295,6 +317,7 @@ impl Bridge {
                     _ => self.resubscribe(links),
                 },
                 _ = hb.tick() => self.beat(client),
+                _ = rates.tick() => self.flush_rates(client),
                 r = stop.changed() => {
                     let how = if r.is_ok() { *stop.borrow() } else { Stop::Graceful };
                     if how != Stop::Run {
@@ -333,6 +356,9 @@ impl Bridge {
     /// republish presence if asked, and beat.
     fn beat(self: &Rc<Self>, client: &Client) {
         self.pending.forget_abandoned();
+        if let Ok(mut w) = self.rates.borrow().conns.lock() {
+            w.retain_recent(seal::now_ms());
+        }
         self.retry_nudges();
         if self.republish_due.replace(false) {
             self.republish_presence(client);
@@ -366,6 +392,11 @@ impl Bridge {
             BridgeCmd::Forward { owner, fwd, reply } => self.send_forward(client, &owner, fwd, reply),
             BridgeCmd::Presence { user, count } => self.set_presence(client, user, count),
             BridgeCmd::QueryPresence { users, reply } => self.query_presence(client, users, reply),
+            BridgeCmd::RateAdd { key, window } => {
+                if !self.rates.borrow_mut().add(key, window) {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
     }
 

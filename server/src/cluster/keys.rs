@@ -23,6 +23,14 @@ pub fn node_id_key(node: &str) -> String {
     format!("chat:node-id:{node}")
 }
 
+/// Redis key of a cluster-wide rate count in one window (TTL two windows).
+pub fn rate_key(key: &crate::shard::broker::RateKey, window: u64) -> String {
+    match key {
+        crate::shard::broker::RateKey::Messages(user) => format!("chat:rate:msg:{user}:{window}"),
+        crate::shard::broker::RateKey::Connections(ip) => format!("chat:rate:conn:{ip}:{window}"),
+    }
+}
+
 /// Why the bridge could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {

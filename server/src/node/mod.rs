@@ -176,7 +176,8 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
     let web = Arc::new(web::WebShared::new(web_addr, &identity, addr.port())?);
     let web_scheme = web.scheme();
     let mut web_listeners = web_listeners.into_iter();
-    let cluster = if cfg.cluster.enabled() { Some(Cluster::start(&cfg.cluster, mesh.clone())?) } else { None };
+    let cluster =
+        if cfg.cluster.enabled() { Some(Cluster::start(&cfg.cluster, &cfg.limits, mesh.clone())?) } else { None };
     // Session ids travel between nodes as the origin of a message (whose
     // sender gets no echo): random high bits keep them apart.
     let first_session_id = if cluster.is_some() { (u64::from(rand::random::<u32>()) << 32) | 1 } else { 1 };
