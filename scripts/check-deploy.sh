@@ -47,4 +47,10 @@ bad = sorted({n for n in re.findall(r"chatd_[a-z0-9_]+", text)
 if bad:
     sys.exit("deploy/grafana/chatd.json queries metrics chatd does not export: " + ", ".join(bad))
 PY
-echo "deploy/: compose, Kubernetes manifests, systemd unit, configs and Grafana dashboard valid"
+# Redis in compose and k8s grants the chatd user the commands of the ACL line in CLUSTER.md (the one the tests use).
+acl=$(grep '^user chatd on ' deploy/CLUSTER.md | sed 's/.*-@all //')
+for f in deploy/compose.yaml deploy/k8s/redis.yaml; do
+  grep -qF -- "-@all" "$f" && grep -qF -- "$acl" "$f" \
+    || { echo "$f: the chatd user's Redis commands differ from the ACL line in deploy/CLUSTER.md" >&2; exit 1; }
+done
+echo "deploy/: compose, Kubernetes manifests, systemd unit, configs, Redis ACL and Grafana dashboard valid"

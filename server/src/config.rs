@@ -438,6 +438,9 @@ impl Config {
         if !c.cluster.secret.is_empty() {
             c.cluster.secret = REDACTED.into();
         }
+        if !c.cluster.redis_password.is_empty() {
+            c.cluster.redis_password = REDACTED.into();
+        }
         c
     }
 }
@@ -615,9 +618,10 @@ mod tests {
         cfg.store.scylla.password = Some("db-password-nobody-may-see".into());
         cfg.cluster.redis_url = "redis://chatd:redis-nobody-may-see@10.0.0.9:6379".into();
         cfg.cluster.secret = "cluster-secret-nobody-may-see".into();
+        cfg.cluster.redis_password = "redis-password-nobody-may-see".into();
         let shown = cfg.redacted().to_toml();
         assert!(!shown.contains("nobody-may-see"), "{shown}");
-        assert_eq!(shown.matches(REDACTED).count(), 4, "{shown}");
+        assert_eq!(shown.matches(REDACTED).count(), 5, "{shown}");
         assert!(shown.contains("redis://<redacted>@10.0.0.9:6379"), "{shown}");
         assert_eq!(redact_url("redis://10.0.0.9:6379"), "redis://10.0.0.9:6379");
         assert!(!Config::default().redacted().to_toml().contains(REDACTED), "nothing to hide, nothing hidden");

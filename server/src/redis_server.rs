@@ -1,9 +1,11 @@
 //! A `redis-server` child process on a free loopback port, for the cluster
-//! tests and the load generator's in-process cluster. Not used by `chatd`
-//! itself: production nodes connect to the Redis in `cluster.redis_url`.
+//! tests and the load generator's in-process cluster: plain, or TLS-only with
+//! ACL users and certificates made here ([`TestPki`], with rcgen). Not used by
+//! `chatd` itself: production nodes connect to the Redis in `cluster.redis_url`.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -18,19 +20,51 @@ pub enum RedisServerError {
     /// It started but did not answer PING.
     #[error("redis-server on port {0} did not answer PING within 5 s")]
     NoAnswer(u16),
+    /// The test certificates could not be made or written.
+    #[error("cannot make the test certificates: {0}")]
+    Pki(String),
 }
 
 /// A `redis-server` of our own, without persistence, stopped on drop.
 pub struct RedisServer {
     child: Child,
     port: u16,
+    /// What it was started with after `--port`/`--tls-port` (kept for a restart).
+    args: Vec<String>,
+    tls: bool,
 }
 
 impl RedisServer {
     /// Starts one on a free port and waits until it answers.
     pub fn start() -> Result<Self, RedisServerError> {
         let port = free_port();
-        Ok(Self { child: spawn(port)?, port })
+        Ok(Self { child: spawn(port, false, &[])?, port, args: Vec::new(), tls: false })
+    }
+
+    /// Starts one that speaks only TLS (`--port 0 --tls-port N`, on 127.0.0.1
+    /// and on 127.0.0.2, which its certificate does not name), with `pki`'s
+    /// server certificate, asking clients for a certificate signed by its CA,
+    /// and with the ACL `users` (lines as in `ACL SETUSER`, e.g. `"default
+    /// off"`, `"chatd on >secret ~chat:* +get"`).
+    pub fn start_tls(pki: &TestPki, users: &[&str]) -> Result<Self, RedisServerError> {
+        let port = free_port();
+        let path = |p: &Path| p.display().to_string();
+        let mut args = vec![
+            "--tls-cert-file".into(),
+            path(&pki.server_cert),
+            "--tls-key-file".into(),
+            path(&pki.server_key),
+            "--tls-ca-cert-file".into(),
+            path(&pki.ca),
+            "--tls-auth-clients".into(),
+            "yes".into(),
+        ];
+        for u in users {
+            // One argument per word: redis-server quotes an argument with spaces as one.
+            args.push("--user".into());
+            args.extend(u.split_whitespace().map(String::from));
+        }
+        Ok(Self { child: spawn(port, true, &args)?, port, args, tls: true })
     }
 
     /// Stops the server (an outage of `outage`) and starts a fresh, empty one on the same port.
@@ -38,7 +72,7 @@ impl RedisServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
         std::thread::sleep(outage);
-        self.child = spawn(self.port)?;
+        self.child = spawn(self.port, self.tls, &self.args)?;
         Ok(())
     }
 
@@ -50,6 +84,11 @@ impl RedisServer {
     /// `redis://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// `rediss://user:password@127.0.0.1:<port>`.
+    pub fn tls_url(&self, user: &str, password: &str) -> String {
+        format!("rediss://{user}:{password}@127.0.0.1:{}", self.port)
     }
 
     /// One command over a fresh connection; the raw RESP reply.
@@ -65,14 +104,29 @@ impl Drop for RedisServer {
     }
 }
 
-fn spawn(port: u16) -> Result<Child, RedisServerError> {
+fn spawn(port: u16, tls: bool, extra: &[String]) -> Result<Child, RedisServerError> {
+    let port_s = port.to_string();
+    // TLS: also on 127.0.0.2, an address its certificate does not name.
+    let listen: &[&str] = if tls {
+        &["--port", "0", "--tls-port", &port_s, "--bind", "127.0.0.1", "127.0.0.2"]
+    } else {
+        &["--port", &port_s, "--bind", "127.0.0.1"]
+    };
     let mut child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(listen)
+        .args(["--save", "", "--appendonly", "no"])
+        .args(extra)
         .stdout(Stdio::null())
         .spawn()
         .map_err(RedisServerError::Spawn)?;
     for _ in 0..100 {
-        if command(port, &["PING"]).map(|s| s.contains("PONG")).unwrap_or(false) {
+        // A TLS-only server is up once it accepts connections (PING would need TLS and a user).
+        let up = if tls {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        } else {
+            command(port, &["PING"]).map(|s| s.contains("PONG")).unwrap_or(false)
+        };
+        if up {
             return Ok(child);
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -106,4 +160,53 @@ pub fn command(port: u16, args: &[&str]) -> std::io::Result<String> {
     let mut buf = [0u8; 512];
     let n = s.read(&mut buf)?;
     Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// Certificates for a TLS-only test Redis, as PEM files in one directory: a
+/// CA, the server's (for `127.0.0.1` and `localhost`) and a client's, both
+/// signed by the CA.
+pub struct TestPki {
+    /// The CA certificate.
+    pub ca: PathBuf,
+    /// The server's certificate and key.
+    pub server_cert: PathBuf,
+    /// The server's key.
+    pub server_key: PathBuf,
+    /// A client certificate (for `tls-auth-clients`) and its key.
+    pub client_cert: PathBuf,
+    /// The client certificate's key.
+    pub client_key: PathBuf,
+}
+
+impl TestPki {
+    /// A fresh CA and its two certificates, written under `dir` (names prefixed by `name`).
+    pub fn generate(dir: &Path, name: &str) -> Result<Self, RedisServerError> {
+        use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
+        let pki = |e: rcgen::Error| RedisServerError::Pki(e.to_string());
+        let file = |suffix: &str, pem: String| -> Result<PathBuf, RedisServerError> {
+            let path = dir.join(format!("{name}-{suffix}.pem"));
+            std::fs::write(&path, pem).map_err(|e| RedisServerError::Pki(format!("{}: {e}", path.display())))?;
+            Ok(path)
+        };
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(pki)?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, format!("{name} test CA"));
+        let ca_key = KeyPair::generate().map_err(pki)?;
+        let ca = file("ca", ca_params.self_signed(&ca_key).map_err(pki)?.pem())?;
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf = |names: Vec<String>, usage: ExtendedKeyUsagePurpose, who: &str| {
+            let mut params = CertificateParams::new(names).map_err(pki)?;
+            params.extended_key_usages = vec![usage];
+            let key = KeyPair::generate().map_err(pki)?;
+            let cert = params.signed_by(&key, &issuer).map_err(pki)?;
+            Ok::<_, RedisServerError>((
+                file(&format!("{who}-cert"), cert.pem())?,
+                file(&format!("{who}-key"), key.serialize_pem())?,
+            ))
+        };
+        let (server_cert, server_key) =
+            leaf(vec!["127.0.0.1".into(), "localhost".into()], ExtendedKeyUsagePurpose::ServerAuth, "server")?;
+        let (client_cert, client_key) = leaf(vec!["chatd".into()], ExtendedKeyUsagePurpose::ClientAuth, "client")?;
+        Ok(Self { ca, server_cert, server_key, client_cert, client_key })
+    }
 }

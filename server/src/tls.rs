@@ -67,19 +67,26 @@ pub fn load_identity(cfg: &Config) -> anyhow::Result<Identity> {
     }
 }
 
-fn load_pem(cert: &Path, key: &Path) -> anyhow::Result<Identity> {
-    let chain = rustls_pemfile::certs(&mut std::io::BufReader::new(
-        std::fs::File::open(cert).with_context(|| format!("open {}", cert.display()))?,
-    ))
-    .collect::<Result<Vec<_>, _>>()
-    .with_context(|| format!("read certificates from {}", cert.display()))?;
-    anyhow::ensure!(!chain.is_empty(), "no certificate in {}", cert.display());
+/// A certificate chain and its key from PEM files.
+pub fn load_pem(cert: &Path, key: &Path) -> anyhow::Result<Identity> {
+    let chain = read_certs(cert)?;
     let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
         std::fs::File::open(key).with_context(|| format!("open {}", key.display()))?,
     ))
     .with_context(|| format!("read key from {}", key.display()))?
     .with_context(|| format!("no private key in {}", key.display()))?;
     Ok(Identity { chain, key, dev_expires: None })
+}
+
+/// The certificates of a PEM file (at least one).
+pub fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
+        std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?,
+    ))
+    .collect::<Result<Vec<_>, _>>()
+    .with_context(|| format!("read certificates from {}", path.display()))?;
+    anyhow::ensure!(!certs.is_empty(), "no certificate in {}", path.display());
+    Ok(certs)
 }
 
 fn dev_paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {

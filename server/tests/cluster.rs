@@ -438,9 +438,14 @@ async fn a_node_without_redis_does_not_start() {
         .to_string();
     assert!(e.contains("cannot reach Redis"), "{e}");
     assert!(started.elapsed() < Duration::from_secs(10), "it says so promptly");
+    // Over TLS likewise (the other refusals over TLS: tests/cluster_redis.rs).
     tls_cfg.cluster.redis_url = "rediss://127.0.0.1:1".into();
-    let e = chat_server::start_with_store(tls_cfg, tls_store).err().expect("refused").to_string();
-    assert!(e.contains("TLS to Redis"), "{e}");
+    let e =
+        tokio::task::spawn_blocking(move || chat_server::start_with_store(tls_cfg, tls_store).err().expect("refused"))
+            .await
+            .unwrap()
+            .to_string();
+    assert!(e.contains("Redis at rediss://127.0.0.1:1"), "{e}");
 }
 
 #[tokio::test]

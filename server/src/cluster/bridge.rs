@@ -7,13 +7,15 @@
 //! [`super::forward`] and [`super::presence`]; what the bytes mean is in
 //! [`super::wire`].
 
+use super::connect;
 use super::keys::{ClusterError, FANOUT_CHANNEL, NODES_KEY, PRESENCE_CHANNEL, node_channel, node_id_key};
 use super::pending::Pending;
+use super::rate::{RATE_FLUSH, Rates};
 use super::seal::{self, Seal};
 use super::wire;
 use crate::config::ClusterConfig;
 use crate::ids::{ConvId, LiveSet, NodeId};
-use crate::shard::broker::CountsByNode;
+use crate::shard::broker::{CountsByNode, RateKey};
 use crate::shard::{Fanout, Mesh, ShardMsg};
 use bytes::Bytes;
 use chat_protocol::cluster::v1::envelope::Body;
@@ -51,6 +53,8 @@ pub(super) enum BridgeCmd {
     Presence { user: Arc<str>, count: u32 },
     /// Devices of `users` on each other live node.
     QueryPresence { users: Vec<Arc<str>>, reply: oneshot::Sender<CountsByNode> },
+    /// One action of `key` in `window`, for the cluster-wide count.
+    RateAdd { key: RateKey, window: u64 },
 }
 
 /// The bridge's two queues: presence apart, so publishes never crowd it out.
@@ -99,6 +103,10 @@ pub(super) struct Bridge {
     pub(super) seal: Arc<Seal>,
     /// What the bridge counts for the metrics and health.
     pub(super) counters: Arc<Counters>,
+    /// Rate counts on their way to Redis.
+    pub(super) rates: RefCell<Rates>,
+    /// Counts dropped (bridge or pending set full).
+    dropped: Arc<AtomicU64>,
 }
 
 /// What the bridge counts, read by [`super::Cluster`] for the metrics and health.
@@ -130,9 +138,9 @@ struct Streams {
     reconnects: broadcast::Receiver<fred::types::config::Server>,
 }
 
-fn build_client(url: &str, buffer: usize) -> Result<Client, ClusterError> {
-    let config = Config::from_url(url).map_err(|e| ClusterError::redis(url, e))?;
-    Builder::from_config(config)
+fn build_client(cfg: &ClusterConfig, buffer: usize) -> Result<Client, ClusterError> {
+    let url = &cfg.redis_url;
+    Builder::from_config(connect::redis_config(cfg)?)
         .with_performance_config(|p| {
             p.default_command_timeout = Duration::from_secs(2);
             p.broadcast_channel_capacity = buffer;
@@ -163,8 +171,12 @@ impl Bridge {
         mesh: Mesh,
         reconcile: Arc<AtomicU64>,
         counters: Arc<Counters>,
+        rates: Rates,
+        dropped: Arc<AtomicU64>,
     ) -> Self {
         Self {
+            rates: RefCell::new(rates),
+            dropped,
             seal: Arc::new(Seal::new(cfg.secret.as_bytes())),
             counters,
             cfg,
@@ -185,7 +197,22 @@ impl Bridge {
     /// A bridge named "me" with the default config, for unit tests.
     #[cfg(test)]
     pub(super) fn for_tests(mesh: Mesh) -> Self {
-        Self::new(ClusterConfig::default(), Arc::from("me"), mesh, Arc::new(AtomicU64::new(0)), Arc::default())
+        let counter = || Arc::new(AtomicU64::new(0));
+        let conns = Arc::new(std::sync::Mutex::new(crate::shard::window::ClusterWindows::new(5)));
+        Self::new(
+            ClusterConfig::default(),
+            Arc::from("me"),
+            mesh,
+            counter(),
+            Arc::default(),
+            Rates::new(100, 5, conns),
+            counter(),
+        )
+    }
+
+    /// Redis failed with `e` while joining: said with its likely cause.
+    pub(super) fn redis_error(&self, e: impl std::fmt::Display) -> ClusterError {
+        ClusterError::redis(&self.cfg.redis_url, connect::explain(&self.cfg, &e.to_string()))
     }
 
     /// `envelope`, sealed now with the cluster secret.
@@ -243,17 +270,16 @@ impl Bridge {
     /// Connects both clients, subscribes, claims the node id, runs the first
     /// heartbeat and tells the others.
     async fn join(&self) -> Result<(Links, Streams), ClusterError> {
-        let url = &self.cfg.redis_url;
-        let client = build_client(url, 32)?;
-        let sub = build_client(url, SUBSCRIBER_BUFFER)?;
-        client.init().await.map_err(|e| ClusterError::redis(url, e))?;
-        sub.init().await.map_err(|e| ClusterError::redis(url, e))?;
+        let client = build_client(&self.cfg, 32)?;
+        let sub = build_client(&self.cfg, SUBSCRIBER_BUFFER)?;
+        client.init().await.map_err(|e| self.redis_error(e))?;
+        sub.init().await.map_err(|e| self.redis_error(e))?;
         let channels = vec![FANOUT_CHANNEL.to_string(), PRESENCE_CHANNEL.to_string(), node_channel(&self.node_id)];
         // Taken before subscribing: nothing published after it is missed.
         let streams = Streams { messages: sub.message_rx(), reconnects: sub.reconnect_rx() };
-        sub.subscribe(channels.clone()).await.map_err(|e| ClusterError::redis(url, e))?;
+        sub.subscribe(channels.clone()).await.map_err(|e| self.redis_error(e))?;
         self.claim_node_id(&client).await?;
-        self.heartbeat(&client).await.map_err(|e| ClusterError::redis(url, e))?;
+        self.heartbeat(&client).await.map_err(|e| self.redis_error(e))?;
         // Tell the others now rather than at their next heartbeat: until every
         // node sees the same live set, two of them may both own a conversation
         // (safe, fenced by the store, but every send then costs a retry).
@@ -273,6 +299,8 @@ impl Bridge {
         let client = &links.client;
         let mut hb = tokio::time::interval(Duration::from_millis(self.cfg.heartbeat_ms));
         hb.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut rates = tokio::time::interval(RATE_FLUSH);
+        rates.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 Some(cmd) = inbox.presence.recv() => self.command(client, cmd),
@@ -300,6 +328,7 @@ impl Bridge {
                     _ => self.resubscribe(links),
                 },
                 _ = hb.tick() => self.beat(client),
+                _ = rates.tick() => self.flush_rates(client),
                 r = stop.changed() => {
                     let how = if r.is_ok() { *stop.borrow() } else { Stop::Graceful };
                     if how != Stop::Run {
@@ -338,6 +367,9 @@ impl Bridge {
     /// republish presence if asked, and beat.
     fn beat(self: &Rc<Self>, client: &Client) {
         self.pending.forget_abandoned();
+        if let Ok(mut w) = self.rates.borrow().conns.lock() {
+            w.retain_recent(seal::now_ms());
+        }
         self.retry_nudges();
         if self.republish_due.replace(false) {
             self.republish_presence(client);
@@ -371,6 +403,11 @@ impl Bridge {
             BridgeCmd::Forward { owner, fwd, reply } => self.send_forward(client, &owner, fwd, reply),
             BridgeCmd::Presence { user, count } => self.set_presence(client, user, count),
             BridgeCmd::QueryPresence { users, reply } => self.query_presence(client, users, reply),
+            BridgeCmd::RateAdd { key, window } => {
+                if !self.rates.borrow_mut().add(key, window) {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
     }
 

@@ -23,6 +23,14 @@ pub fn node_id_key(node: &str) -> String {
     format!("chat:node-id:{node}")
 }
 
+/// Redis key of a cluster-wide rate count in one window (TTL two windows).
+pub fn rate_key(key: &crate::shard::broker::RateKey, window: u64) -> String {
+    match key {
+        crate::shard::broker::RateKey::Messages(user) => format!("chat:rate:msg:{user}:{window}"),
+        crate::shard::broker::RateKey::Connections(ip) => format!("chat:rate:conn:{ip}:{window}"),
+    }
+}
+
 /// Why the bridge could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -32,6 +40,14 @@ pub enum ClusterError {
         /// The configured URL.
         url: String,
         /// What failed.
+        reason: String,
+    },
+    /// The TLS setup for a `rediss://` URL could not be made (CA or client certificate files).
+    #[error("TLS to Redis at {url}: {reason}")]
+    Tls {
+        /// The configured URL (credentials redacted).
+        url: String,
+        /// What is wrong with the setup.
         reason: String,
     },
     /// The bridge thread could not start.

@@ -25,11 +25,10 @@ impl Bridge {
     /// `node_ttl_ms` and a beat (a crashed predecessor's expires); a live
     /// node keeps refreshing its own, and this one refuses to start.
     pub(super) async fn claim_node_id(&self, client: &Client) -> Result<(), ClusterError> {
-        let url = &self.cfg.redis_url;
         let deadline = tokio::time::Instant::now()
             + Duration::from_millis(self.cfg.node_ttl_ms.saturating_add(self.cfg.heartbeat_ms.max(100)));
         loop {
-            if self.refresh_claim(client).await.map_err(|e| ClusterError::redis(url, e))? {
+            if self.refresh_claim(client).await.map_err(|e| self.redis_error(e))? {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {

@@ -5,9 +5,9 @@
 //! itself ([`crate::shard::placement`]) nor what shards do with what arrives.
 //!
 //! Each node runs one *bridge* (`bridge.rs`): a thread with its own small tokio
-//! runtime that holds the Redis clients (`fred`): one for commands and
-//! publishes, one subscribed to `chat:fanout`, `chat:presence` and
-//! `chat:node:<node_id>`. Shards talk to it only through bounded channels
+//! runtime that holds the Redis clients (`fred`, set up by `connect.rs`: TLS
+//! for `rediss://`, the ACL user): one for commands and publishes, one
+//! subscribed to `chat:fanout`, `chat:presence` and `chat:node:<node_id>`. Shards talk to it only through bounded channels
 //! ([`Cluster`]); it talks to shards only through their bounded mailboxes
 //! ([`Mesh`]). Nothing here is on a lock shared with the message path.
 //!
@@ -27,6 +27,10 @@
 //! - Presence (`presence.rs`): `chat:presence:<user>:<node_id>` holds the
 //!   user's device count on that node (TTL `node_ttl_ms`, refreshed by the
 //!   heartbeat); changes are published on `chat:presence`.
+//! - Cluster-wide rates (`rate.rs`): the message and connection counts
+//!   shards take add up in `chat:rate:*` windows every 100 ms; what the
+//!   other nodes counted comes back to the deciding shard (rules in
+//!   [`crate::shard::window`]), so no check waits on Redis.
 //! - Fencing: the store's `(conversation, seq)` uniqueness
 //!   ([`crate::store::StoreError::SeqTaken`]). Two nodes that both think they
 //!   own a conversation can never store two messages under one seq.
@@ -38,25 +42,29 @@
 //! counted ([`Cluster::rejected`]).
 
 mod bridge;
+mod connect;
 mod forward;
 mod keys;
 mod live;
 mod pending;
 mod presence;
+mod rate;
 mod seal;
 mod wire;
 
 use self::bridge::{Bridge, BridgeCmd, Counters, Inbox, Stop};
-use crate::config::ClusterConfig;
+use crate::config::{ClusterConfig, LimitsConfig};
 use crate::ids::{Caller, ConvId, NodeId};
 use crate::metrics::{ClusterCounts, RedisHealth};
-use crate::shard::broker::{Broker, CountsByNode};
+use crate::shard::broker::{Broker, CountsByNode, RateKey};
+use crate::shard::window::ClusterWindows;
 use crate::shard::{Fanout, Mesh, UserEvent};
 use bytes::Bytes;
 use chat_protocol::cluster::v1::envelope::Body;
 use chat_protocol::v1::{command, reply};
 use futures_util::future::LocalBoxFuture;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -84,7 +92,9 @@ pub struct Cluster {
     presence_tx: mpsc::Sender<BridgeCmd>,
     forward_timeout: Duration,
     /// Ephemeral traffic dropped at a full queue (counted, never carried only here).
-    dropped: AtomicU64,
+    dropped: Arc<AtomicU64>,
+    /// Connections per address across the cluster, as this node knows them.
+    conn_windows: rate::ConnWindows,
     /// Bumped when remote user events may have been lost (see [`Broker::reconcile_epoch`]).
     reconcile: Arc<AtomicU64>,
     /// What the bridge counts (rejected envelopes, fan-outs received, the last heartbeat).
@@ -108,13 +118,10 @@ impl std::fmt::Debug for Cluster {
 
 impl Cluster {
     /// Connects to Redis, announces this node, and starts the bridge. Returns
-    /// once the first heartbeat is done and the live set is in the shards' mailboxes.
-    pub fn start(cfg: &ClusterConfig, mesh: Mesh) -> Result<Arc<Self>, ClusterError> {
-        if cfg.redis_url.starts_with("rediss:") {
-            // Said, rather than connecting in the clear to what was meant to be TLS.
-            let why = "TLS to Redis (rediss://) is not supported by this build";
-            return Err(ClusterError::redis(&cfg.redis_url, why));
-        }
+    /// once the first heartbeat is done and the live set is in the shards'
+    /// mailboxes. `limits`: the message and connection rates counted across nodes.
+    pub fn start(cfg: &ClusterConfig, limits: &LimitsConfig, mesh: Mesh) -> Result<Arc<Self>, ClusterError> {
+        let conns_per_minute = limits.connections_per_minute_per_ip;
         let node_id: NodeId = if cfg.node_id.is_empty() {
             Arc::from(format!("n{:016x}", rand::random::<u64>()).as_str())
         } else {
@@ -125,7 +132,17 @@ impl Cluster {
         let (stop_tx, stop_rx) = watch::channel(Stop::Run);
         let reconcile = Arc::new(AtomicU64::new(0));
         let counters = Arc::new(Counters::default());
-        let bridge = Bridge::new(cfg.clone(), node_id.clone(), mesh, reconcile.clone(), counters.clone());
+        let dropped = Arc::new(AtomicU64::new(0));
+        let conn_windows = Arc::new(std::sync::Mutex::new(ClusterWindows::new(conns_per_minute)));
+        let bridge = Bridge::new(
+            cfg.clone(),
+            node_id.clone(),
+            mesh,
+            reconcile.clone(),
+            counters.clone(),
+            rate::Rates::new(limits.messages_per_minute, conns_per_minute, conn_windows.clone()),
+            dropped.clone(),
+        );
         let (thread, ready) = bridge.spawn(Inbox { commands, presence }, stop_rx)?;
         // A crashed predecessor's node-id claim may take up to `node_ttl_ms` to expire.
         let wait = Duration::from_secs(10) + Duration::from_millis(cfg.node_ttl_ms.saturating_mul(2));
@@ -146,7 +163,8 @@ impl Cluster {
             tx,
             presence_tx,
             forward_timeout: Duration::from_millis(cfg.forward_timeout_ms),
-            dropped: AtomicU64::new(0),
+            dropped,
+            conn_windows,
             reconcile,
             counters,
             forwards: AtomicU64::new(0),
@@ -312,6 +330,26 @@ impl Broker for Cluster {
             let sent = self.tx.send(BridgeCmd::Forward { owner, fwd, reply: want_reply.then_some(tx) }).await.is_ok();
             pending::answer(sent.then_some(rx), want_reply, self.forward_timeout)
         })
+    }
+
+    /// Adds one action to the cluster-wide count (batched by the bridge);
+    /// dropped and counted when its queue is full.
+    fn rate_add(&self, key: RateKey, window: u64) {
+        self.try_send(BridgeCmd::RateAdd { key, window });
+    }
+
+    /// The connection windows: this node's counts at once, the others' as
+    /// the bridge last learned them (at most a flush interval old).
+    fn connection_refused_for(&self, ip: IpAddr) -> Option<Duration> {
+        let now = chat_protocol::unix_ms(std::time::SystemTime::now());
+        let admitted = self.conn_windows.lock().map(|mut w| w.admit(&ip, now)).unwrap_or(Ok(0));
+        match admitted {
+            Ok(window) => {
+                self.rate_add(RateKey::Connections(ip), window);
+                None
+            }
+            Err(wait) => Some(wait),
+        }
     }
 
     /// Answers a forwarded request.

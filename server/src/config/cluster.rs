@@ -11,8 +11,22 @@ use super::error::ConfigError;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
-    /// Redis URL (`redis://host:6379`). Empty (default): single node.
+    /// Redis URL (`redis://host:6379`, `rediss://user:password@host:6380` for
+    /// TLS and an ACL user). Empty (default): single node.
     pub redis_url: String,
+    /// `rediss://` only: the CA certificates (PEM) that sign the Redis
+    /// server's certificate. Empty (default): the system's trusted roots.
+    pub redis_ca_file: String,
+    /// `rediss://` only: this node's client certificate chain (PEM), for a
+    /// Redis that asks for one (`tls-auth-clients`). Empty: none.
+    pub redis_cert_file: String,
+    /// The key (PEM) of `redis_cert_file`.
+    pub redis_key_file: String,
+    /// The Redis ACL user (overrides one in the URL). Empty: the URL's, or none.
+    pub redis_username: String,
+    /// The Redis password (overrides one in the URL), usually from the
+    /// environment (`CHAT_CLUSTER__REDIS_PASSWORD`). Empty: the URL's, or none.
+    pub redis_password: String,
     /// This node's id in the cluster. Empty (default): a random one at each start.
     pub node_id: String,
     /// How often the node announces itself and refreshes its presence keys, ms. Default 1000.
@@ -34,6 +48,11 @@ impl Default for ClusterConfig {
     fn default() -> Self {
         Self {
             redis_url: String::new(),
+            redis_ca_file: String::new(),
+            redis_cert_file: String::new(),
+            redis_key_file: String::new(),
+            redis_username: String::new(),
+            redis_password: String::new(),
             node_id: String::new(),
             heartbeat_ms: 1_000,
             node_ttl_ms: 5_000,
@@ -75,6 +94,26 @@ impl ClusterConfig {
                  what they publish on Redis with it, so that a client of Redis cannot forge their messages \
                  (e.g. CHAT_CLUSTER__SECRET=$(openssl rand -hex 32))"
                     .into(),
+            ));
+        }
+        let tls = self.redis_url.starts_with("rediss:");
+        let tls_files = [&self.redis_ca_file, &self.redis_cert_file, &self.redis_key_file];
+        if !tls && tls_files.iter().any(|f| !f.is_empty()) {
+            return Err(ConfigError::Inconsistent(
+                "cluster.redis_ca_file, redis_cert_file and redis_key_file are for TLS to Redis: use a rediss:// \
+                 cluster.redis_url (or leave them empty)"
+                    .into(),
+            ));
+        }
+        if self.redis_cert_file.is_empty() != self.redis_key_file.is_empty() {
+            return Err(ConfigError::Inconsistent(
+                "cluster.redis_cert_file and cluster.redis_key_file go together (a client certificate and its key)"
+                    .into(),
+            ));
+        }
+        if !self.redis_username.is_empty() && self.redis_password.is_empty() && !self.redis_url.contains('@') {
+            return Err(ConfigError::Inconsistent(
+                "cluster.redis_username needs a password (cluster.redis_password, or in cluster.redis_url)".into(),
             ));
         }
         if self.forward_timeout_ms == 0 {

@@ -192,7 +192,8 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
     let web = Arc::new(web::WebShared::new(web_addr, &identity, addr.port())?);
     let web_scheme = web.scheme();
     let mut web_listeners = web_listeners.into_iter();
-    let cluster = if cfg.cluster.enabled() { Some(Cluster::start(&cfg.cluster, mesh.clone())?) } else { None };
+    let cluster =
+        if cfg.cluster.enabled() { Some(Cluster::start(&cfg.cluster, &cfg.limits, mesh.clone())?) } else { None };
     let metrics = Arc::new(if cfg.metrics.listen.is_some() {
         Metrics::new(shards, store.backend(), cluster.is_some())
     } else {

@@ -40,6 +40,7 @@ pub(super) async fn mailbox(ctx: Rc<ShardCtx>, mut rx: mpsc::Receiver<ShardMsg>)
                 }
             }
             ShardMsg::RemotePresence { user, node, count } => remote_presence(&ctx, user, node, count),
+            ShardMsg::RateTotal { user, window, others } => ctx.user_limits.learn(&user, window, others),
             ShardMsg::Forwarded(req) => match forwarded.clone().try_acquire_owned() {
                 Ok(permit) => {
                     let ctx = ctx.clone();
@@ -148,7 +149,9 @@ fn presence_msg(ctx: &ShardCtx, p: PresenceMsg) {
             }
             let _ = reply.send(change);
         }
-        PresenceMsg::RateCheck(user, kind, reply) => drop(reply.send(ctx.user_limits.check(kind, &user))),
+        PresenceMsg::RateCheck(user, kind, reply) => {
+            drop(reply.send(ctx.user_limits.check(kind, &user, ctx.shared.broker.as_deref())))
+        }
         PresenceMsg::Query(users, reply) => {
             let out = users
                 .into_iter()

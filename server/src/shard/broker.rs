@@ -10,6 +10,7 @@ use chat_protocol::WireError;
 use chat_protocol::v1::{ErrorCode, command, reply};
 use futures_util::future::LocalBoxFuture;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +20,15 @@ pub type CountsByNode = HashMap<Arc<str>, Vec<(NodeId, u32)>>;
 /// Conversations whose head moved this recently get a head nudge each second
 /// on every node, so a session that lost the last fan-out fills it.
 pub const NUDGE_WINDOW: Duration = Duration::from_secs(3);
+
+/// What a cluster-wide rate counts (see [`crate::shard::window`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RateKey {
+    /// A user's messages (`limits.messages_per_minute`).
+    Messages(Arc<str>),
+    /// New connections from an address (`limits.connections_per_minute_per_ip`, by its rate key).
+    Connections(IpAddr),
+}
 
 /// What shards need of the other nodes. Every method is cheap and never
 /// waits on a shard; publishes are best-effort (receivers fill gaps from the
@@ -66,6 +76,14 @@ pub trait Broker: Send + Sync + std::fmt::Debug {
     /// Changes whenever remote user events may have been lost (sessions then
     /// reconcile their conversations with the store).
     fn reconcile_epoch(&self) -> u64;
+
+    /// Adds one action of `key` in `window` to the cluster-wide count (sent
+    /// to Redis in batches; never waits).
+    fn rate_add(&self, key: RateKey, window: u64);
+
+    /// Cluster-wide connection rate: None if `ip` may connect now (and
+    /// counts it), else how long to wait. Never waits on Redis.
+    fn connection_refused_for(&self, ip: IpAddr) -> Option<Duration>;
 
     /// Devices of `users` on the other live nodes, summed.
     fn remote_presence(&self, users: Vec<Arc<str>>) -> LocalBoxFuture<'_, HashMap<Arc<str>, u32>> {

@@ -8,14 +8,15 @@ use crate::auth::Verifier;
 use crate::config::{Config, LimitsConfig};
 use crate::ids::{ConvId, LiveSet, NodeId};
 use crate::metrics::Metrics;
-use crate::shard::broker::Broker;
+use crate::shard::broker::{Broker, RateKey};
 use crate::shard::mesh::Mesh;
 use crate::shard::msg::{ConvMsg, PresenceMsg, ShardMsg, UserRate};
 use crate::shard::placement::{owner_node, user_shard};
 use crate::shard::presence::PresenceTable;
 use crate::shard::sessions::LocalSessions;
+use crate::shard::window::ClusterWindows;
 use crate::store::Store;
-use crate::transport::admission::{ConnLimiter, Origins};
+use crate::transport::admission::{ConnLimiter, Origins, rate_key};
 use chat_protocol::WireError;
 use chat_protocol::v1::ErrorCode;
 use governor::{Quota, RateLimiter, clock::Clock};
@@ -75,9 +76,12 @@ impl Shared {
         Some(self.cert_sha256.read().map(|h| h.clone()).unwrap_or_else(|p| p.into_inner().clone()))
     }
 
-    /// None if `ip` may open a connection now, else how long to wait.
+    /// None if `ip` may open a connection now, else how long to wait: this
+    /// node's count first, then (cluster) all nodes' as last learned.
     pub fn connection_refused_for(&self, ip: IpAddr) -> Option<Duration> {
-        self.conn_limiter.refused_for(ip)
+        self.conn_limiter
+            .refused_for(ip)
+            .or_else(|| self.broker.as_ref().and_then(|b| b.connection_refused_for(rate_key(ip))))
     }
 }
 
@@ -96,6 +100,8 @@ pub struct ShardCtx {
 /// What the home shard counts per user (see [`UserRate`]).
 pub struct UserLimits {
     messages: KeyedLimiter<Arc<str>>,
+    /// Cluster: the messages of the users homed here across all nodes.
+    cluster_messages: Option<RefCell<ClusterWindows<Arc<str>>>>,
     conversations: KeyedLimiter<Arc<str>>,
     /// The configured rates, for the refusals.
     per_minute: u32,
@@ -103,19 +109,23 @@ pub struct UserLimits {
 }
 
 impl UserLimits {
-    /// Limits from the configuration.
-    pub fn new(limits: &LimitsConfig) -> Self {
+    /// Limits from the configuration; `clustered`: also counted across nodes.
+    pub fn new(limits: &LimitsConfig, clustered: bool) -> Self {
         let n = |v: u32| NonZeroU32::new(v.max(1)).expect("non-zero");
         Self {
             messages: RateLimiter::keyed(Quota::per_minute(n(limits.messages_per_minute))),
+            cluster_messages: clustered.then(|| RefCell::new(ClusterWindows::new(limits.messages_per_minute))),
             conversations: RateLimiter::keyed(Quota::per_hour(n(limits.conversations_per_hour))),
             per_minute: limits.messages_per_minute,
             per_hour: limits.conversations_per_hour,
         }
     }
 
-    /// Counts one action of `user`: the precise refusal past the limit.
-    pub fn check(&self, kind: UserRate, user: &Arc<str>) -> Result<(), WireError> {
+    /// Counts one action of `user`: the precise refusal past the limit. In
+    /// a cluster a message is counted on this node first, then against what
+    /// all nodes counted (as last learned: no wait on Redis), and handed to
+    /// `broker` for the others to learn.
+    pub fn check(&self, kind: UserRate, user: &Arc<str>, broker: Option<&dyn Broker>) -> Result<(), WireError> {
         let (limiter, limit, what) = match kind {
             UserRate::Messages => {
                 (&self.messages, "messages_per_minute", format!("more than {} messages per minute", self.per_minute))
@@ -126,17 +136,39 @@ impl UserLimits {
                 format!("more than {} new conversations per hour", self.per_hour),
             ),
         };
-        limiter.check_key(user).map_err(|nu| {
-            let wait = nu.wait_time_from(governor::clock::DefaultClock::default().now());
-            WireError::limited(ErrorCode::RateLimited, limit, what, Some(wait.max(Duration::from_millis(1))))
-        })
+        let refuse = |wait: Duration| {
+            WireError::limited(ErrorCode::RateLimited, limit, what.clone(), Some(wait.max(Duration::from_millis(1))))
+        };
+        limiter
+            .check_key(user)
+            .map_err(|nu| refuse(nu.wait_time_from(governor::clock::DefaultClock::default().now())))?;
+        if let (UserRate::Messages, Some(cluster), Some(broker)) = (kind, &self.cluster_messages, broker) {
+            let window = cluster.borrow_mut().admit(user, unix_now_ms()).map_err(refuse)?;
+            broker.rate_add(RateKey::Messages(user.clone()), window);
+        }
+        Ok(())
+    }
+
+    /// Cluster: what the other nodes counted of `user`'s messages in `window`.
+    pub fn learn(&self, user: &Arc<str>, window: u64, others: u64) {
+        if let Some(cluster) = &self.cluster_messages {
+            cluster.borrow_mut().learn(user, window, others, unix_now_ms());
+        }
     }
 
     /// Forgets users who did nothing lately.
     pub fn retain_recent(&self) {
         self.messages.retain_recent();
         self.conversations.retain_recent();
+        if let Some(cluster) = &self.cluster_messages {
+            cluster.borrow_mut().retain_recent(unix_now_ms());
+        }
     }
+}
+
+/// Now, in ms since the Unix epoch (the clock of the cluster windows).
+fn unix_now_ms() -> u64 {
+    chat_protocol::unix_ms(std::time::SystemTime::now())
 }
 
 impl ShardCtx {
@@ -159,7 +191,7 @@ impl ShardCtx {
     pub async fn check_user_rate(&self, kind: UserRate, user: &Arc<str>) -> Result<(), WireError> {
         let home = user_shard(user, self.shared.mesh.len());
         if home == self.state.id {
-            return self.user_limits.check(kind, user);
+            return self.user_limits.check(kind, user, self.shared.broker.as_deref());
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let msg = ShardMsg::Presence(PresenceMsg::RateCheck(user.clone(), kind, tx));

@@ -43,6 +43,16 @@ pub enum ShardMsg {
     Forwarded(Box<Forwarded>),
     /// Cluster: a node (re)joined: forget the device counts it reported before.
     ForgetNode(NodeId),
+    /// Cluster: what the other nodes counted of a user's messages in a
+    /// window, for the user's home shard.
+    RateTotal {
+        /// Whose.
+        user: Arc<str>,
+        /// The window ([`crate::shard::window::window_of`]).
+        window: u64,
+        /// Messages the other nodes counted in it.
+        others: u64,
+    },
 }
 
 /// One stored message on its way to sessions.

@@ -65,6 +65,13 @@ pub fn try_start_node_with(
     dir: &std::path::Path,
     f: impl FnOnce(&mut Config),
 ) -> anyhow::Result<chat_server::ServerHandle> {
+    let mut cfg = node_config(id, redis_url, dir);
+    f(&mut cfg);
+    chat_server::start_with_store(cfg, store.clone())
+}
+
+/// The configuration of one node of a test cluster.
+pub fn node_config(id: &str, redis_url: &str, dir: &std::path::Path) -> Config {
     let mut cfg = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         shards: 2,
@@ -85,8 +92,7 @@ pub fn try_start_node_with(
     cfg.cluster.heartbeat_ms = HEARTBEAT_MS;
     cfg.cluster.node_ttl_ms = NODE_TTL_MS;
     cfg.cluster.forward_timeout_ms = 1_000;
-    f(&mut cfg);
-    chat_server::start_with_store(cfg, store.clone())
+    cfg
 }
 
 /// Keeps cutting every subscriber connection until `stop` is set; how many were cut.
@@ -129,19 +135,28 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start() -> Self {
+        let redis = RedisServer::start().unwrap();
+        let url = redis.url();
+        Self::start_on(redis, NODE_IDS.len(), |_, cfg| cfg.cluster.redis_url = url.clone()).await
+    }
+
+    /// `n` nodes (ids from [`NODE_IDS`]) on `redis`, each configured by
+    /// `configure(i, cfg)` after the defaults of [`node_config`].
+    pub async fn start_on(redis: RedisServer, n: usize, configure: impl Fn(usize, &mut Config)) -> Self {
         // CHAT_LOG=chat_server=debug shows what the nodes do.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_env("CHAT_LOG"))
             .with_test_writer()
             .try_init();
-        let redis = RedisServer::start().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let store = shared_store(dir.path()).await;
         let mut nodes = Vec::new();
         let mut hashes = Vec::new();
         let mut addrs = Vec::new();
-        for (i, id) in NODE_IDS.iter().enumerate() {
-            let h = start_node(id, &redis.url(), &store, &dir.path().join(format!("node{i}")));
+        for (i, id) in NODE_IDS.iter().enumerate().take(n) {
+            let mut cfg = node_config(id, "", &dir.path().join(format!("node{i}")));
+            configure(i, &mut cfg);
+            let h = chat_server::start_with_store(cfg, store.clone()).unwrap();
             match Trust::cert_hash_hex(h.cert_sha256()).unwrap() {
                 Trust::CertHashes(v) => hashes.extend(v),
                 Trust::Roots(_) => unreachable!("a hash makes a hash trust"),
@@ -195,7 +210,7 @@ impl Cluster {
 
     /// The node that owns `conv` while all nodes live.
     pub fn owner_of(&self, conv: u64) -> usize {
-        let live: Vec<Arc<str>> = NODE_IDS.iter().map(|n| Arc::from(*n)).collect();
+        let live: Vec<Arc<str>> = NODE_IDS[..self.nodes.len()].iter().map(|n| Arc::from(*n)).collect();
         let owner = chat_server::shard::owner_node(conv, &live).unwrap();
         NODE_IDS.iter().position(|n| **n == **owner).unwrap()
     }

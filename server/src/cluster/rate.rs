@@ -1,0 +1,182 @@
+//! Cluster-wide rates, the bridge's part: the counts shards add
+//! ([`crate::shard::broker::Broker::rate_add`]) are summed per key and window
+//! and sent every [`RATE_FLUSH`] as one pipeline of `INCRBY` + `PEXPIRE` on
+//! `chat:rate:...` keys; each reply (the cluster total) minus what this node
+//! added is what the other nodes counted, handed to whoever decides: a
+//! user's home shard (messages) or the node's connection windows. A key whose
+//! total has reached half its limit is read again at every flush (`INCRBY
+//! key 0`) even when this node adds nothing, so that a node learns of the
+//! others' actions within about two flush intervals, not only at its own
+//! next one. The rule itself is [`crate::shard::window`]'s; nothing here
+//! waits on a shard.
+
+use super::bridge::Bridge;
+use super::keys::rate_key;
+use crate::shard::broker::RateKey;
+use crate::shard::window::{ClusterWindows, WINDOW_MS, window_of};
+use crate::shard::{ShardMsg, user_shard};
+use fred::prelude::*;
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often counts go to Redis (and the others' come back): the bound on
+/// how stale a node's view of the other nodes' counts is.
+pub(super) const RATE_FLUSH: Duration = Duration::from_millis(100);
+/// Most keys waiting for the next flush; past it new keys are dropped (and
+/// counted), which only makes the others learn of them later.
+const MAX_PENDING: usize = 64 * 1024;
+
+/// This node's connection windows, shared by its shards (admission only,
+/// never the message path) and the bridge that updates them.
+pub(super) type ConnWindows = Arc<Mutex<ClusterWindows<IpAddr>>>;
+
+/// What the bridge holds of the rates.
+pub(super) struct Rates {
+    /// Counts not yet sent, per (key, window).
+    pending: HashMap<(RateKey, u64), u64>,
+    /// What this node has added to Redis, per (key, window).
+    own: HashMap<(RateKey, u64), u64>,
+    /// Keys at half their limit or more: read at every flush.
+    watched: HashSet<(RateKey, u64)>,
+    /// The limits: messages per user, connections per address (per minute).
+    limits: (u64, u64),
+    /// Flushes that failed (a Redis outage, a missing ACL permission).
+    failures: Cell<u64>,
+    /// This node's connection windows (what the others counted goes there).
+    pub(super) conns: ConnWindows,
+}
+
+impl Rates {
+    /// For these limits per minute: messages per user, connections per
+    /// address (whose windows are `conns`).
+    pub(super) fn new(messages: u32, connections: u32, conns: ConnWindows) -> Self {
+        Self {
+            pending: HashMap::new(),
+            own: HashMap::new(),
+            watched: HashSet::new(),
+            limits: (u64::from(messages), u64::from(connections)),
+            failures: Cell::new(0),
+            conns,
+        }
+    }
+
+    /// Adds one count; false if it was dropped (too many keys waiting).
+    pub(super) fn add(&mut self, key: RateKey, window: u64) -> bool {
+        let len = self.pending.len();
+        match self.pending.get_mut(&(key.clone(), window)) {
+            Some(n) => *n += 1,
+            None if len < MAX_PENDING => drop(self.pending.insert((key, window), 1)),
+            None => return false,
+        }
+        true
+    }
+
+    /// The counts to send now, and the watched keys of the current window (adding 0).
+    fn take(&mut self, now_ms: u64) -> Vec<((RateKey, u64), u64)> {
+        let now = window_of(now_ms);
+        self.watched.retain(|(_, w)| *w == now);
+        for k in &self.watched {
+            self.pending.entry(k.clone()).or_insert(0);
+        }
+        self.pending.drain().collect()
+    }
+
+    /// Redis says `key` totals `total` in `window` after this node added
+    /// `added`: what the others counted. Old windows are forgotten.
+    fn others(&mut self, key: &RateKey, window: u64, added: u64, total: u64, now_ms: u64) -> u64 {
+        let now = window_of(now_ms);
+        self.own.retain(|(_, w), _| *w + 1 >= now);
+        let own = self.own.entry((key.clone(), window)).or_default();
+        *own += added;
+        let others = total.saturating_sub(*own);
+        let limit = match key {
+            RateKey::Messages(_) => self.limits.0,
+            RateKey::Connections(_) => self.limits.1,
+        };
+        if total.saturating_mul(2) >= limit && window == now && self.watched.len() < MAX_PENDING {
+            self.watched.insert((key.clone(), window));
+        }
+        others
+    }
+}
+
+impl Bridge {
+    /// Sends the waiting counts (one pipeline) and hands what comes back on.
+    pub(super) fn flush_rates(self: &Rc<Self>, client: &Client) {
+        let batch = self.rates.borrow_mut().take(super::seal::now_ms());
+        if batch.is_empty() {
+            return;
+        }
+        let (me, client) = (self.clone(), client.clone());
+        tokio::task::spawn_local(async move {
+            let pipe = client.pipeline();
+            for ((key, window), n) in &batch {
+                let k = rate_key(key, *window);
+                let _: Result<(), Error> = pipe.incr_by(k.clone(), *n as i64).await;
+                let _: Result<(), Error> = pipe.pexpire(k, 2 * WINDOW_MS as i64, None).await;
+            }
+            let replies: Vec<Value> = match pipe.all().await {
+                Ok(r) => r,
+                Err(e) => {
+                    // Logged now and then: every flush fails alike while Redis is down.
+                    let n = me.rates.borrow().failures.get();
+                    me.rates.borrow().failures.set(n + 1);
+                    if n.is_multiple_of(100) {
+                        tracing::warn!(error = %e, failures = n + 1, "cluster-wide rate counts not sent; nodes count alone");
+                    }
+                    return;
+                }
+            };
+            let now = super::seal::now_ms();
+            for (((key, window), n), total) in batch.iter().zip(replies.iter().step_by(2)) {
+                let Some(total) = total.as_u64() else { continue };
+                let others = me.rates.borrow_mut().others(key, *window, *n, total, now);
+                me.learn_rate(key, *window, others, now);
+            }
+        });
+    }
+
+    /// The others' count of `key` in `window`, to whoever decides on it.
+    fn learn_rate(&self, key: &RateKey, window: u64, others: u64, now_ms: u64) {
+        match key {
+            RateKey::Messages(user) => {
+                let shard = user_shard(user, self.mesh.len());
+                let _ = self.mesh.try_send(shard, ShardMsg::RateTotal { user: user.clone(), window, others });
+            }
+            RateKey::Connections(ip) => {
+                if let Ok(mut w) = self.rates.borrow().conns.lock() {
+                    w.learn(ip, window, others, now_ms);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_summed_bounded_and_others_are_the_rest() {
+        let mut r = Rates::new(10, 5, Arc::new(Mutex::new(ClusterWindows::new(5))));
+        let u = RateKey::Messages(Arc::from("u"));
+        assert!(r.add(u.clone(), 7) && r.add(u.clone(), 7) && r.add(u.clone(), 8));
+        let now = 7 * WINDOW_MS;
+        let mut batch = r.take(now);
+        batch.sort_by_key(|((_, w), _)| *w);
+        assert_eq!(batch, vec![((u.clone(), 7), 2), ((u.clone(), 8), 1)]);
+        assert_eq!(r.others(&u, 7, 2, 4, now), 2, "4 in Redis, 2 of them ours");
+        assert!(r.take(now).is_empty(), "below half the limit: read only when counting");
+        assert_eq!(r.others(&u, 7, 1, 9, now), 6, "9 now, 3 ours");
+        assert_eq!(r.take(now), vec![((u.clone(), 7), 0)], "at half the limit: read at every flush");
+        assert!(r.take(now + WINDOW_MS).is_empty(), "until its window is over");
+        for i in 0..MAX_PENDING {
+            assert!(r.add(RateKey::Connections(IpAddr::from([10, 0, (i >> 8) as u8, i as u8])), i as u64 / 65_536));
+        }
+        assert!(!r.add(u, 9), "past the bound: dropped");
+    }
+}
