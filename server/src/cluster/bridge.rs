@@ -7,8 +7,10 @@
 //! [`super::forward`] and [`super::presence`]; what the bytes mean is in
 //! [`super::wire`].
 
+use super::interest::{Needs, Wanted};
 use super::keys::{ClusterError, FANOUT_CHANNEL, NODES_KEY, PRESENCE_CHANNEL, node_channel, node_id_key};
 use super::pending::Pending;
+use super::register::Batch;
 use super::seal::{self, Seal};
 use super::wire;
 use crate::config::ClusterConfig;
@@ -38,11 +40,21 @@ const MAX_TO_NUDGE: usize = 4096;
 /// Pause before taking a fresh stream from a client that replaced its own
 /// (so a closed one is never read in a tight loop).
 const RENEW_PAUSE: Duration = Duration::from_millis(10);
+/// Most commands the bridge takes at once before sending the wants they
+/// gathered (one registration per owner for all of them).
+const COMMAND_BATCH: usize = 256;
 
 /// What shards ask of the bridge.
 pub(super) enum BridgeCmd {
     /// Publish `payload` (an envelope) on `channel`.
     Publish { channel: &'static str, payload: Bytes },
+    /// Publish `payload` (an envelope: a fan-out of `conv`, owned here) where it is needed.
+    Fanout { conv: ConvId, payload: Bytes },
+    /// `shard` has a session subscribed to `conv`; answer `ready` once this
+    /// node gets the conversation's fan-outs.
+    Want { conv: ConvId, shard: usize, ready: oneshot::Sender<()> },
+    /// `shard` has no session of `conv` left.
+    Release { conv: ConvId, shard: usize },
     /// Send `fwd` to `owner`, with the answer to `reply` if one is wanted.
     Forward { owner: NodeId, fwd: Forward, reply: Option<oneshot::Sender<reply::Result>> },
     /// Answer a forwarded request (`payload`: the encoded reply envelope).
@@ -99,6 +111,27 @@ pub(super) struct Bridge {
     pub(super) seal: Arc<Seal>,
     /// Messages dropped because they were not sealed with the cluster secret.
     rejected: Arc<AtomicU64>,
+    /// Fan-outs received from other nodes.
+    fanouts: Arc<AtomicU64>,
+    /// The conversations this node's shards need (see `interest.rs`).
+    pub(super) needs: RefCell<Needs>,
+    /// As an owner: which nodes need which conversations.
+    pub(super) wanted: RefCell<Wanted>,
+    /// Registrations gathered and not yet sent, per owner.
+    pub(super) wants: RefCell<HashMap<NodeId, Batch>>,
+    /// Send whole lists of needs at the next beat.
+    pub(super) lists_due: Cell<bool>,
+    /// When whole lists last went (again every `LIST_EVERY`).
+    pub(super) lists_sent: Cell<std::time::Instant>,
+}
+
+/// The counters a bridge keeps for its [`super::Cluster`] handle.
+#[derive(Clone, Default)]
+pub(super) struct Counters {
+    /// See [`super::Cluster::rejected`].
+    pub(super) rejected: Arc<AtomicU64>,
+    /// See [`super::Cluster::fanouts_received`].
+    pub(super) fanouts: Arc<AtomicU64>,
 }
 
 /// The Redis clients of a joined bridge.
@@ -151,11 +184,17 @@ impl Bridge {
         node_id: NodeId,
         mesh: Mesh,
         reconcile: Arc<AtomicU64>,
-        rejected: Arc<AtomicU64>,
+        counters: Counters,
     ) -> Self {
         Self {
             seal: Arc::new(Seal::new(cfg.secret.as_bytes())),
-            rejected,
+            rejected: counters.rejected,
+            fanouts: counters.fanouts,
+            needs: RefCell::new(Needs::default()),
+            wanted: RefCell::new(Wanted::new(node_id.clone())),
+            wants: RefCell::new(HashMap::new()),
+            lists_due: Cell::new(false),
+            lists_sent: Cell::new(std::time::Instant::now()),
             cfg,
             node_id,
             incarnation: format!("{:016x}", rand::random::<u64>()),
@@ -174,8 +213,7 @@ impl Bridge {
     /// A bridge named "me" with the default config, for unit tests.
     #[cfg(test)]
     pub(super) fn for_tests(mesh: Mesh) -> Self {
-        let counter = || Arc::new(AtomicU64::new(0));
-        Self::new(ClusterConfig::default(), Arc::from("me"), mesh, counter(), counter())
+        Self::new(ClusterConfig::default(), Arc::from("me"), mesh, Arc::new(AtomicU64::new(0)), Counters::default())
     }
 
     /// `envelope`, sealed now with the cluster secret.
@@ -267,7 +305,15 @@ impl Bridge {
             tokio::select! {
                 Some(cmd) = inbox.presence.recv() => self.command(client, cmd),
                 cmd = inbox.commands.recv() => match cmd {
-                    Some(cmd) => self.command(client, cmd),
+                    Some(cmd) => {
+                        self.command(client, cmd);
+                        // What else is queued goes too, so that wants go as one request per owner.
+                        for _ in 0..COMMAND_BATCH {
+                            let Ok(cmd) = inbox.commands.try_recv() else { break };
+                            self.command(client, cmd);
+                        }
+                        self.flush_wants(client);
+                    }
                     None => return Stop::Graceful,
                 },
                 m = streams.messages.recv() => match m {
@@ -329,6 +375,7 @@ impl Bridge {
     fn beat(self: &Rc<Self>, client: &Client) {
         self.pending.forget_abandoned();
         self.retry_nudges();
+        self.interest_beat(client);
         if self.republish_due.replace(false) {
             self.republish_presence(client);
         }
@@ -349,6 +396,8 @@ impl Bridge {
             }
             me.reconcile_all();
             me.republish_due.set(true);
+            // What this node told owners meanwhile may be lost.
+            me.lists_due.set(true);
             publish(&client, FANOUT_CHANNEL.to_string(), me.sealed(&wire::republish_request(&me.node_id)));
         });
     }
@@ -357,6 +406,9 @@ impl Bridge {
     fn command(&self, client: &Client, cmd: BridgeCmd) {
         match cmd {
             BridgeCmd::Publish { channel, payload } => publish(client, channel.to_string(), self.sealed(&payload)),
+            BridgeCmd::Fanout { conv, payload } => self.publish_fanout(client, conv, &payload),
+            BridgeCmd::Want { conv, shard, ready } => self.want(conv, shard, ready),
+            BridgeCmd::Release { conv, shard } => self.release(conv, shard),
             BridgeCmd::Reply { to, payload } => publish(client, node_channel(&to), self.sealed(&payload)),
             BridgeCmd::Forward { owner, fwd, reply } => self.send_forward(client, &owner, fwd, reply),
             BridgeCmd::Presence { user, count } => self.set_presence(client, user, count),
@@ -398,6 +450,7 @@ impl Bridge {
             Some(Body::User(u)) => self.remote_user_event(u),
             Some(Body::Presence(p)) => self.remote_presence(from, p),
             Some(Body::Republish(_)) => self.republish_due.set(true),
+            Some(Body::Interest(i)) => self.interest(client, &from, i),
             Some(Body::Membership(_)) | None => {}
         }
     }
@@ -408,6 +461,9 @@ impl Bridge {
     /// this one agree on owners now, not at the next beat.
     fn note_sender(self: &Rc<Self>, client: &Client, from: &NodeId, body: Option<&Body>) {
         if wire::is_membership(body, false) {
+            // A node that restarted within `node_ttl_ms` (the live set did not
+            // change) knows nothing of what this node needs.
+            self.lists_due.set(true);
             for shard in 0..self.mesh.len() {
                 if let Err(back) = self.mesh.try_send(shard, ShardMsg::ForgetNode(from.clone())) {
                     let mesh = self.mesh.clone();
@@ -424,6 +480,7 @@ impl Bridge {
     /// refuses is nudged there at the next beat.
     fn remote_fanout(&self, from: &NodeId, f: RemoteFanout) {
         let conv = f.conv;
+        self.fanouts.fetch_add(1, Ordering::Relaxed);
         let fanout = match wire::fanout(f) {
             Ok(fanout) => fanout,
             Err(e) => return tracing::warn!(from = %from, error = %e, "fan-out dropped"),

@@ -19,11 +19,20 @@
 //!   ([`crate::shard::placement::owner_node`]); within it, today's home shard.
 //!   Requests for a conversation owned elsewhere are forwarded (`forward.rs`:
 //!   `PUBLISH chat:node:<owner>`), answered on `chat:node:<origin>`.
-//! - Fan-out: an owner publishes every commit (and typing, receipts,
-//!   membership) on `chat:fanout`; other nodes hand it to their shards.
-//!   Pub/sub is at-most-once: sessions fill gaps from the store, and owners
-//!   publish the heads of recently active conversations every second (nudges)
-//!   so a lost last message is filled too.
+//! - Fan-out where members are (`interest.rs`: the rules, without I/O;
+//!   `register.rs`: the bridge's effects): a node registers with a
+//!   conversation's owner (and waits for its answer) before a session there
+//!   reads the conversation's catch-up from the store, and gives it up 10 s
+//!   after its last session of it left; every node also sends every other its
+//!   whole list when the live set changes and every 10 s. An owner publishes
+//!   every commit (and typing, receipts, membership lines, nudges) on
+//!   `chat:node:<id>` of each node that needs it, or on `chat:fanout` while
+//!   it has not heard every live node's whole list for its live set (a new
+//!   owner) or when every node needs it. User events go on `chat:fanout`.
+//!   Receivers hand fan-outs to their shards. Pub/sub is at-most-once:
+//!   sessions fill gaps from the store, and owners publish the heads of
+//!   recently active conversations every second (nudges) so a lost last
+//!   message is filled too.
 //! - Presence (`presence.rs`): `chat:presence:<user>:<node_id>` holds the
 //!   user's device count on that node (TTL `node_ttl_ms`, refreshed by the
 //!   heartbeat); changes are published on `chat:presence`.
@@ -39,14 +48,16 @@
 
 mod bridge;
 mod forward;
+mod interest;
 mod keys;
 mod live;
 mod pending;
 mod presence;
+mod register;
 mod seal;
 mod wire;
 
-use self::bridge::{Bridge, BridgeCmd, Inbox, Stop};
+use self::bridge::{Bridge, BridgeCmd, Counters, Inbox, Stop};
 use crate::config::ClusterConfig;
 use crate::ids::{Caller, ConvId, NodeId};
 use crate::shard::broker::{Broker, CountsByNode};
@@ -86,8 +97,8 @@ pub struct Cluster {
     dropped: AtomicU64,
     /// Bumped when remote user events may have been lost (see [`Broker::reconcile_epoch`]).
     reconcile: Arc<AtomicU64>,
-    /// Messages from Redis dropped for not being sealed with the cluster secret.
-    rejected: Arc<AtomicU64>,
+    /// What the bridge counts (rejected messages, fan-outs received).
+    counters: Counters,
     presence_resync: Duration,
     stop: watch::Sender<Stop>,
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -117,8 +128,8 @@ impl Cluster {
         let (presence_tx, presence) = mpsc::channel(PRESENCE_QUEUE);
         let (stop_tx, stop_rx) = watch::channel(Stop::Run);
         let reconcile = Arc::new(AtomicU64::new(0));
-        let rejected = Arc::new(AtomicU64::new(0));
-        let bridge = Bridge::new(cfg.clone(), node_id.clone(), mesh, reconcile.clone(), rejected.clone());
+        let counters = Counters::default();
+        let bridge = Bridge::new(cfg.clone(), node_id.clone(), mesh, reconcile.clone(), counters.clone());
         let (thread, ready) = bridge.spawn(Inbox { commands, presence }, stop_rx)?;
         // A crashed predecessor's node-id claim may take up to `node_ttl_ms` to expire.
         let wait = Duration::from_secs(10) + Duration::from_millis(cfg.node_ttl_ms.saturating_mul(2));
@@ -141,7 +152,7 @@ impl Cluster {
             forward_timeout: Duration::from_millis(cfg.forward_timeout_ms),
             dropped: AtomicU64::new(0),
             reconcile,
-            rejected,
+            counters,
             presence_resync: Duration::from_millis(cfg.heartbeat_ms.saturating_mul(PRESENCE_RESYNC_BEATS)),
             stop: stop_tx,
             thread: std::sync::Mutex::new(Some(thread)),
@@ -151,7 +162,13 @@ impl Cluster {
     /// Messages from Redis dropped for not being sealed with the cluster
     /// secret (forged, altered, replayed, or from a node with another secret).
     pub fn rejected(&self) -> u64 {
-        self.rejected.load(Ordering::Relaxed)
+        self.counters.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Fan-outs (messages, typing, receipts, nudges...) this node received
+    /// from other nodes' owners.
+    pub fn fanouts_received(&self) -> u64 {
+        self.counters.fanouts.load(Ordering::Relaxed)
     }
 
     /// Ephemeral publishes dropped because the bridge's queue was full.
@@ -212,8 +229,27 @@ impl Broker for Cluster {
     fn publish_fanout(&self, conv: ConvId, f: &Fanout) {
         // Presence is not published: every node works it out for itself (see `Cluster::presence`).
         if let Some(rf) = wire::remote_fanout(conv, f) {
-            self.publish(Body::Fanout(rf));
+            let payload = wire::encode(&self.node_id, Body::Fanout(rf));
+            self.try_send(BridgeCmd::Fanout { conv, payload });
         }
+    }
+
+    /// Returns once this node gets the fan-outs of `conv`, which `shard` has a
+    /// session subscribed to: at once if its owner already sends them here
+    /// (or is this node), else when the owner answered the registration (or
+    /// after `forward_timeout_ms` without an answer).
+    fn want(&self, conv: ConvId, shard: usize) -> LocalBoxFuture<'_, ()> {
+        Box::pin(async move {
+            let (ready, rx) = oneshot::channel();
+            if self.tx.send(BridgeCmd::Want { conv, shard, ready }).await.is_ok() {
+                let _ = rx.await;
+            }
+        })
+    }
+
+    /// `shard` has no session of `conv` left.
+    fn release(&self, conv: ConvId, shard: usize) {
+        self.try_send(BridgeCmd::Release { conv, shard });
     }
 
     /// Publishes a user event (added to / removed from a conversation) for the

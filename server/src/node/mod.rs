@@ -81,6 +81,11 @@ impl ServerHandle {
         self.cluster.as_ref().map(|c| c.rejected())
     }
 
+    /// Cluster: fan-outs this node received from other nodes' owners (None on a single node).
+    pub fn cluster_fanouts_received(&self) -> Option<u64> {
+        self.cluster.as_ref().map(|c| c.fanouts_received())
+    }
+
     /// Cluster: this node's id (None on a single node).
     pub fn node_id(&self) -> Option<&str> {
         self.cluster.as_ref().map(|c| &**c.node_id())
