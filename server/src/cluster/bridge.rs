@@ -1,10 +1,11 @@
 //! The bridge: one thread with its own small tokio runtime that holds this
 //! node's Redis clients. It joins the cluster, then serves one loop: what
-//! shards ask of it (publish, forward, reply, presence), what other nodes
+//! shards ask of it (publish, forward, reply, presence, the conversations
+//! their sessions need), what other nodes
 //! publish (handed to the shards' mailboxes, never waiting on one), the
 //! heartbeat, a subscriber that reconnected, and the stop signal; a graceful
 //! stop leaves the cluster. What the steps do is in [`super::live`],
-//! [`super::forward`] and [`super::presence`]; what the bytes mean is in
+//! [`super::forward`], [`super::presence`] and [`super::register`]; what the bytes mean is in
 //! [`super::wire`].
 
 use super::interest::{Needs, Wanted};

@@ -182,7 +182,7 @@ impl Cluster {
         }
     }
 
-    /// Publishes `body` on `chat:fanout`, unless the bridge is behind.
+    /// Publishes `body` on `chat:fanout` (to every node), unless the bridge is behind.
     fn publish(&self, body: Body) {
         let payload = wire::encode(&self.node_id, body);
         self.try_send(BridgeCmd::Publish { channel: FANOUT_CHANNEL, payload });
