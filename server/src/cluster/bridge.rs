@@ -11,7 +11,6 @@
 use super::interest::{Needs, Wanted};
 use super::keys::{ClusterError, FANOUT_CHANNEL, NODES_KEY, PRESENCE_CHANNEL, node_channel, node_id_key};
 use super::pending::Pending;
-use super::register::Batch;
 use super::seal::{self, Seal};
 use super::wire;
 use crate::config::ClusterConfig;
@@ -124,6 +123,14 @@ pub(super) struct Bridge {
     pub(super) lists_due: Cell<bool>,
     /// When whole lists last went (again every `LIST_EVERY`).
     pub(super) lists_sent: Cell<std::time::Instant>,
+}
+
+/// Registrations with one owner not yet sent: the conversations, and who
+/// waits for the owner's answer (see `register.rs`).
+#[derive(Default)]
+pub(super) struct Batch {
+    pub(super) convs: Vec<ConvId>,
+    pub(super) waiting: Vec<oneshot::Sender<()>>,
 }
 
 /// The counters a bridge keeps for its [`super::Cluster`] handle.

@@ -26,13 +26,6 @@ use tokio::sync::oneshot;
 /// `node_ttl_ms`) and drop what it kept too long.
 pub(super) const LIST_EVERY: Duration = Duration::from_secs(10);
 
-/// Wants of one owner not yet sent: the conversations, and who waits.
-#[derive(Default)]
-pub(super) struct Batch {
-    convs: Vec<ConvId>,
-    waiting: Vec<oneshot::Sender<()>>,
-}
-
 impl Bridge {
     /// The owner of `conv` as this node sees it, unless it is this node.
     fn remote_owner(&self, conv: ConvId) -> Option<NodeId> {
