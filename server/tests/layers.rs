@@ -15,13 +15,14 @@ use std::path::Path;
 /// ranks (one rank may hold several modules that do not import each other).
 const LAYERS: &[&[&str]] = &[
     &["ids"],
-    &["config", "files"],
+    &["config", "files", "metrics"],
     &["frames", "auth", "tls", "store", "transport", "redis_server"],
     &["shard"],
     &["presence"],
     &["conversation"],
     &["command"],
     &["session"],
+    &["health"],
     &["web", "cluster"],
     &["node"],
 ];

@@ -1,13 +1,15 @@
 //! The bridge: one thread with its own small tokio runtime that holds this
 //! node's Redis clients. It joins the cluster, then serves one loop: what
-//! shards ask of it (publish, forward, reply, presence), what other nodes
+//! shards ask of it (publish, forward, reply, presence, the conversations
+//! their sessions need), what other nodes
 //! publish (handed to the shards' mailboxes, never waiting on one), the
 //! heartbeat, a subscriber that reconnected, and the stop signal; a graceful
 //! stop leaves the cluster. What the steps do is in [`super::live`],
-//! [`super::forward`] and [`super::presence`]; what the bytes mean is in
+//! [`super::forward`], [`super::presence`] and [`super::register`]; what the bytes mean is in
 //! [`super::wire`].
 
 use super::connect;
+use super::interest::{Needs, Wanted};
 use super::keys::{ClusterError, FANOUT_CHANNEL, NODES_KEY, PRESENCE_CHANNEL, node_channel, node_id_key};
 use super::pending::Pending;
 use super::rate::{RATE_FLUSH, Rates};
@@ -40,11 +42,21 @@ const MAX_TO_NUDGE: usize = 4096;
 /// Pause before taking a fresh stream from a client that replaced its own
 /// (so a closed one is never read in a tight loop).
 const RENEW_PAUSE: Duration = Duration::from_millis(10);
+/// Most commands the bridge takes at once before sending the wants they
+/// gathered (one registration per owner for all of them).
+const COMMAND_BATCH: usize = 256;
 
 /// What shards ask of the bridge.
 pub(super) enum BridgeCmd {
     /// Publish `payload` (an envelope) on `channel`.
     Publish { channel: &'static str, payload: Bytes },
+    /// Publish `payload` (an envelope: a fan-out of `conv`, owned here) where it is needed.
+    Fanout { conv: ConvId, payload: Bytes },
+    /// `shard` has a session subscribed to `conv`; answer `ready` once this
+    /// node gets the conversation's fan-outs.
+    Want { conv: ConvId, shard: usize, ready: oneshot::Sender<()> },
+    /// `shard` has no session of `conv` left.
+    Release { conv: ConvId, shard: usize },
     /// Send `fwd` to `owner`, with the answer to `reply` if one is wanted.
     Forward { owner: NodeId, fwd: Forward, reply: Option<oneshot::Sender<reply::Result>> },
     /// Answer a forwarded request (`payload`: the encoded reply envelope).
@@ -107,6 +119,16 @@ pub(super) struct Bridge {
     pub(super) rates: RefCell<Rates>,
     /// Counts dropped (bridge or pending set full).
     dropped: Arc<AtomicU64>,
+    /// The conversations this node's shards need (see `interest.rs`).
+    pub(super) needs: RefCell<Needs>,
+    /// As an owner: which nodes need which conversations.
+    pub(super) wanted: RefCell<Wanted>,
+    /// Registrations gathered and not yet sent, per owner.
+    pub(super) wants: RefCell<HashMap<NodeId, Batch>>,
+    /// Send whole lists of needs at the next beat.
+    pub(super) lists_due: Cell<bool>,
+    /// When whole lists last went (again every `LIST_EVERY`).
+    pub(super) lists_sent: Cell<std::time::Instant>,
 }
 
 /// What the bridge counts, read by [`super::Cluster`] for the metrics and health.
@@ -118,6 +140,14 @@ pub(super) struct Counters {
     pub(super) fanouts_received: AtomicU64,
     /// When (unix ms) the last heartbeat succeeded.
     pub(super) last_beat_ms: AtomicU64,
+}
+
+/// Registrations with one owner not yet sent: the conversations, and who
+/// waits for the owner's answer (see `register.rs`).
+#[derive(Default)]
+pub(super) struct Batch {
+    pub(super) convs: Vec<ConvId>,
+    pub(super) waiting: Vec<oneshot::Sender<()>>,
 }
 
 /// The Redis clients of a joined bridge.
@@ -179,6 +209,11 @@ impl Bridge {
             dropped,
             seal: Arc::new(Seal::new(cfg.secret.as_bytes())),
             counters,
+            needs: RefCell::new(Needs::default()),
+            wanted: RefCell::new(Wanted::new(node_id.clone())),
+            wants: RefCell::new(HashMap::new()),
+            lists_due: Cell::new(false),
+            lists_sent: Cell::new(std::time::Instant::now()),
             cfg,
             node_id,
             incarnation: format!("{:016x}", rand::random::<u64>()),
@@ -305,7 +340,15 @@ impl Bridge {
             tokio::select! {
                 Some(cmd) = inbox.presence.recv() => self.command(client, cmd),
                 cmd = inbox.commands.recv() => match cmd {
-                    Some(cmd) => self.command(client, cmd),
+                    Some(cmd) => {
+                        self.command(client, cmd);
+                        // What else is queued goes too, so that wants go as one request per owner.
+                        for _ in 0..COMMAND_BATCH {
+                            let Ok(cmd) = inbox.commands.try_recv() else { break };
+                            self.command(client, cmd);
+                        }
+                        self.flush_wants(client);
+                    }
                     None => return Stop::Graceful,
                 },
                 m = streams.messages.recv() => match m {
@@ -371,6 +414,7 @@ impl Bridge {
             w.retain_recent(seal::now_ms());
         }
         self.retry_nudges();
+        self.interest_beat(client);
         if self.republish_due.replace(false) {
             self.republish_presence(client);
         }
@@ -391,6 +435,8 @@ impl Bridge {
             }
             me.reconcile_all();
             me.republish_due.set(true);
+            // What this node told owners meanwhile may be lost.
+            me.lists_due.set(true);
             publish(&client, FANOUT_CHANNEL.to_string(), me.sealed(&wire::republish_request(&me.node_id)));
         });
     }
@@ -399,6 +445,9 @@ impl Bridge {
     fn command(&self, client: &Client, cmd: BridgeCmd) {
         match cmd {
             BridgeCmd::Publish { channel, payload } => publish(client, channel.to_string(), self.sealed(&payload)),
+            BridgeCmd::Fanout { conv, payload } => self.publish_fanout(client, conv, &payload),
+            BridgeCmd::Want { conv, shard, ready } => self.want(conv, shard, ready),
+            BridgeCmd::Release { conv, shard } => self.release(conv, shard),
             BridgeCmd::Reply { to, payload } => publish(client, node_channel(&to), self.sealed(&payload)),
             BridgeCmd::Forward { owner, fwd, reply } => self.send_forward(client, &owner, fwd, reply),
             BridgeCmd::Presence { user, count } => self.set_presence(client, user, count),
@@ -445,6 +494,7 @@ impl Bridge {
             Some(Body::User(u)) => self.remote_user_event(u),
             Some(Body::Presence(p)) => self.remote_presence(from, p),
             Some(Body::Republish(_)) => self.republish_due.set(true),
+            Some(Body::Interest(i)) => self.interest(client, &from, i),
             Some(Body::Membership(_)) | None => {}
         }
     }
@@ -455,6 +505,9 @@ impl Bridge {
     /// this one agree on owners now, not at the next beat.
     fn note_sender(self: &Rc<Self>, client: &Client, from: &NodeId, body: Option<&Body>) {
         if wire::is_membership(body, false) {
+            // A node that restarted within `node_ttl_ms` (the live set did not
+            // change) knows nothing of what this node needs.
+            self.lists_due.set(true);
             for shard in 0..self.mesh.len() {
                 if let Err(back) = self.mesh.try_send(shard, ShardMsg::ForgetNode(from.clone())) {
                     let mesh = self.mesh.clone();

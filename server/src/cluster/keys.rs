@@ -3,7 +3,8 @@
 
 /// Redis key of the live-node set (sorted set, score: last heartbeat, ms).
 pub const NODES_KEY: &str = "chat:nodes";
-/// Channel every node subscribes to for fan-outs and user events.
+/// Channel every node subscribes to for user events, membership notices, and
+/// the fan-outs an owner sends to every node (see `interest.rs`).
 pub const FANOUT_CHANNEL: &str = "chat:fanout";
 /// Channel every node subscribes to for presence changes.
 pub const PRESENCE_CHANNEL: &str = "chat:presence";

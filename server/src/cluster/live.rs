@@ -110,7 +110,11 @@ impl Bridge {
         if failed > 0 {
             tracing::info!(requests = failed, "requests forwarded to nodes that left answered for retry");
         }
-        *self.live.borrow_mut() = live;
+        *self.live.borrow_mut() = live.clone();
+        // Owners may have moved: every owner hears again what this node needs,
+        // and targets nothing until it heard every node's list for this live set.
+        self.wanted.borrow_mut().set_live(live);
+        self.send_lists(client);
         if gained {
             // A node that joined or came back knows nothing of our users,
             // and what we held of its users was dropped: everyone

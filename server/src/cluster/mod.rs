@@ -19,11 +19,20 @@
 //!   ([`crate::shard::placement::owner_node`]); within it, today's home shard.
 //!   Requests for a conversation owned elsewhere are forwarded (`forward.rs`:
 //!   `PUBLISH chat:node:<owner>`), answered on `chat:node:<origin>`.
-//! - Fan-out: an owner publishes every commit (and typing, receipts,
-//!   membership) on `chat:fanout`; other nodes hand it to their shards.
-//!   Pub/sub is at-most-once: sessions fill gaps from the store, and owners
-//!   publish the heads of recently active conversations every second (nudges)
-//!   so a lost last message is filled too.
+//! - Fan-out where members are (`interest.rs`: the rules, without I/O;
+//!   `register.rs`: the bridge's effects): a node registers with a
+//!   conversation's owner (and waits for its answer) before a session there
+//!   reads the conversation's catch-up from the store, and gives it up 10 s
+//!   after its last session of it left; every node also sends every other its
+//!   whole list when the live set changes and every 10 s. An owner publishes
+//!   every commit (and typing, receipts, membership lines, nudges) on
+//!   `chat:node:<id>` of each node that needs it, or on `chat:fanout` while
+//!   it has not heard every live node's whole list for its live set (a new
+//!   owner) or when every node needs it. User events go on `chat:fanout`.
+//!   Receivers hand fan-outs to their shards. Pub/sub is at-most-once:
+//!   sessions fill gaps from the store, and owners publish the heads of
+//!   recently active conversations every second (nudges) so a lost last
+//!   message is filled too.
 //! - Presence (`presence.rs`): `chat:presence:<user>:<node_id>` holds the
 //!   user's device count on that node (TTL `node_ttl_ms`, refreshed by the
 //!   heartbeat); changes are published on `chat:presence`.
@@ -44,11 +53,14 @@
 mod bridge;
 mod connect;
 mod forward;
+mod interest;
 mod keys;
 mod live;
 mod pending;
 mod presence;
 mod rate;
+mod rate_flush;
+mod register;
 mod seal;
 mod wire;
 
@@ -207,6 +219,12 @@ impl Cluster {
         (self.tx.max_capacity() - self.tx.capacity()) + (self.presence_tx.max_capacity() - self.presence_tx.capacity())
     }
 
+    /// Fan-outs (messages, typing, receipts, nudges...) this node received
+    /// from other nodes' owners.
+    pub fn fanouts_received(&self) -> u64 {
+        self.counters.fanouts_received.load(Ordering::Relaxed)
+    }
+
     /// Ephemeral publishes dropped because the bridge's queue was full.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
@@ -218,7 +236,7 @@ impl Cluster {
         }
     }
 
-    /// Publishes `body` on `chat:fanout`, unless the bridge is behind.
+    /// Publishes `body` on `chat:fanout` (to every node), unless the bridge is behind.
     fn publish(&self, body: Body) {
         let payload = wire::encode(&self.node_id, body);
         self.try_send(BridgeCmd::Publish { channel: FANOUT_CHANNEL, payload });
@@ -271,8 +289,27 @@ impl Broker for Cluster {
         // Presence is not published: every node works it out for itself (see `Cluster::presence`).
         if let Some(rf) = wire::remote_fanout(conv, f) {
             self.published.fetch_add(1, Ordering::Relaxed);
-            self.publish(Body::Fanout(rf));
+            let payload = wire::encode(&self.node_id, Body::Fanout(rf));
+            self.try_send(BridgeCmd::Fanout { conv, payload });
         }
+    }
+
+    /// Returns once this node gets the fan-outs of `conv`, which `shard` has a
+    /// session subscribed to: at once if its owner already sends them here
+    /// (or is this node), else when the owner answered the registration (or
+    /// after `forward_timeout_ms` without an answer).
+    fn want(&self, conv: ConvId, shard: usize) -> LocalBoxFuture<'_, ()> {
+        Box::pin(async move {
+            let (ready, rx) = oneshot::channel();
+            if self.tx.send(BridgeCmd::Want { conv, shard, ready }).await.is_ok() {
+                let _ = rx.await;
+            }
+        })
+    }
+
+    /// `shard` has no session of `conv` left.
+    fn release(&self, conv: ConvId, shard: usize) {
+        self.try_send(BridgeCmd::Release { conv, shard });
     }
 
     /// Publishes a user event (added to / removed from a conversation) for the

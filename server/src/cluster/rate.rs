@@ -1,4 +1,4 @@
-//! Cluster-wide rates, the bridge's part: the counts shards add
+//! Cluster-wide rates, the bridge's table: the counts shards add
 //! ([`crate::shard::broker::Broker::rate_add`]) are summed per key and window
 //! and sent every [`RATE_FLUSH`] as one pipeline of `INCRBY` + `PEXPIRE` on
 //! `chat:rate:...` keys; each reply (the cluster total) minus what this node
@@ -7,19 +7,14 @@
 //! total has reached half its limit is read again at every flush (`INCRBY
 //! key 0`) even when this node adds nothing, so that a node learns of the
 //! others' actions within about two flush intervals, not only at its own
-//! next one. The rule itself is [`crate::shard::window`]'s; nothing here
-//! waits on a shard.
+//! next one. The rule itself is [`crate::shard::window`]'s; the Redis
+//! effects are `rate_flush.rs`'s; nothing here waits on a shard.
 
-use super::bridge::Bridge;
-use super::keys::rate_key;
 use crate::shard::broker::RateKey;
-use crate::shard::window::{ClusterWindows, WINDOW_MS, window_of};
-use crate::shard::{ShardMsg, user_shard};
-use fred::prelude::*;
+use crate::shard::window::{ClusterWindows, window_of};
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,7 +40,7 @@ pub(super) struct Rates {
     /// The limits: messages per user, connections per address (per minute).
     limits: (u64, u64),
     /// Flushes that failed (a Redis outage, a missing ACL permission).
-    failures: Cell<u64>,
+    pub(super) failures: Cell<u64>,
     /// This node's connection windows (what the others counted goes there).
     pub(super) conns: ConnWindows,
 }
@@ -76,7 +71,7 @@ impl Rates {
     }
 
     /// The counts to send now, and the watched keys of the current window (adding 0).
-    fn take(&mut self, now_ms: u64) -> Vec<((RateKey, u64), u64)> {
+    pub(super) fn take(&mut self, now_ms: u64) -> Vec<((RateKey, u64), u64)> {
         let now = window_of(now_ms);
         self.watched.retain(|(_, w)| *w == now);
         for k in &self.watched {
@@ -87,7 +82,7 @@ impl Rates {
 
     /// Redis says `key` totals `total` in `window` after this node added
     /// `added`: what the others counted. Old windows are forgotten.
-    fn others(&mut self, key: &RateKey, window: u64, added: u64, total: u64, now_ms: u64) -> u64 {
+    pub(super) fn others(&mut self, key: &RateKey, window: u64, added: u64, total: u64, now_ms: u64) -> u64 {
         let now = window_of(now_ms);
         self.own.retain(|(_, w), _| *w + 1 >= now);
         let own = self.own.entry((key.clone(), window)).or_default();
@@ -104,61 +99,10 @@ impl Rates {
     }
 }
 
-impl Bridge {
-    /// Sends the waiting counts (one pipeline) and hands what comes back on.
-    pub(super) fn flush_rates(self: &Rc<Self>, client: &Client) {
-        let batch = self.rates.borrow_mut().take(super::seal::now_ms());
-        if batch.is_empty() {
-            return;
-        }
-        let (me, client) = (self.clone(), client.clone());
-        tokio::task::spawn_local(async move {
-            let pipe = client.pipeline();
-            for ((key, window), n) in &batch {
-                let k = rate_key(key, *window);
-                let _: Result<(), Error> = pipe.incr_by(k.clone(), *n as i64).await;
-                let _: Result<(), Error> = pipe.pexpire(k, 2 * WINDOW_MS as i64, None).await;
-            }
-            let replies: Vec<Value> = match pipe.all().await {
-                Ok(r) => r,
-                Err(e) => {
-                    // Logged now and then: every flush fails alike while Redis is down.
-                    let n = me.rates.borrow().failures.get();
-                    me.rates.borrow().failures.set(n + 1);
-                    if n.is_multiple_of(100) {
-                        tracing::warn!(error = %e, failures = n + 1, "cluster-wide rate counts not sent; nodes count alone");
-                    }
-                    return;
-                }
-            };
-            let now = super::seal::now_ms();
-            for (((key, window), n), total) in batch.iter().zip(replies.iter().step_by(2)) {
-                let Some(total) = total.as_u64() else { continue };
-                let others = me.rates.borrow_mut().others(key, *window, *n, total, now);
-                me.learn_rate(key, *window, others, now);
-            }
-        });
-    }
-
-    /// The others' count of `key` in `window`, to whoever decides on it.
-    fn learn_rate(&self, key: &RateKey, window: u64, others: u64, now_ms: u64) {
-        match key {
-            RateKey::Messages(user) => {
-                let shard = user_shard(user, self.mesh.len());
-                let _ = self.mesh.try_send(shard, ShardMsg::RateTotal { user: user.clone(), window, others });
-            }
-            RateKey::Connections(ip) => {
-                if let Ok(mut w) = self.rates.borrow().conns.lock() {
-                    w.learn(ip, window, others, now_ms);
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shard::window::WINDOW_MS;
 
     #[test]
     fn counts_are_summed_bounded_and_others_are_the_rest() {

@@ -9,8 +9,8 @@ use crate::shard::{Fanout, Forwarded, Pushed, UserEvent};
 use bytes::Bytes;
 use chat_protocol::cluster::v1::envelope::Body;
 use chat_protocol::cluster::v1::{
-    Envelope, Forward, ForwardReply, MembershipChanged, PushedMsg, RemoteFanout, RemotePresence, RemoteUserEvent,
-    RepublishPresence,
+    Envelope, Forward, ForwardReply, Interest, MembershipChanged, PushedMsg, RemoteFanout, RemotePresence,
+    RemoteUserEvent, RepublishPresence,
 };
 use chat_protocol::v1::{self, command, reply};
 use prost::Message as _;
@@ -22,6 +22,13 @@ const FANOUT_MESSAGES: u32 = 1;
 const FANOUT_EPHEMERAL: u32 = 2;
 /// `RemoteFanout.kind`: a nudge to a head.
 const FANOUT_NUDGE: u32 = 3;
+
+/// `Interest.kind`: the sender needs these conversations.
+const INTEREST_ADD: u32 = 1;
+/// `Interest.kind`: the sender no longer needs them.
+const INTEREST_REMOVE: u32 = 2;
+/// `Interest.kind`: the sender's whole list for this owner.
+const INTEREST_LIST: u32 = 3;
 
 /// Why an envelope's content was dropped (it decoded, but means nothing valid).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,6 +48,49 @@ pub(super) enum Malformed {
     /// A forwarded reply that is not a `v1::Reply` with a result.
     #[error("a forwarded reply that does not decode")]
     Reply,
+    /// An interest kind this build does not know.
+    #[error("unknown interest kind {0}")]
+    InterestKind(u32),
+}
+
+/// What a node says of the fan-outs it needs from an owner (see `interest.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum InterestMsg {
+    /// It needs `convs`; answer `req_id` (0: no answer) once it gets their fan-outs.
+    Add {
+        /// The request to answer.
+        req_id: u64,
+        /// Conversation ids.
+        convs: Vec<ConvId>,
+    },
+    /// It no longer needs them.
+    Remove(Vec<ConvId>),
+    /// Its whole list, as of the live set with this fingerprint.
+    List {
+        /// The live set's fingerprint.
+        live: u64,
+        /// Conversation ids.
+        convs: Vec<ConvId>,
+    },
+}
+
+/// The wire form of an interest message.
+pub(super) fn interest(m: InterestMsg) -> Body {
+    Body::Interest(match m {
+        InterestMsg::Add { req_id, convs } => Interest { req_id, kind: INTEREST_ADD, convs, live: 0 },
+        InterestMsg::Remove(convs) => Interest { req_id: 0, kind: INTEREST_REMOVE, convs, live: 0 },
+        InterestMsg::List { live, convs } => Interest { req_id: 0, kind: INTEREST_LIST, convs, live },
+    })
+}
+
+/// An interest message another node sent, checked: a known kind.
+pub(super) fn interest_msg(i: Interest) -> Result<InterestMsg, Malformed> {
+    match i.kind {
+        INTEREST_ADD => Ok(InterestMsg::Add { req_id: i.req_id, convs: i.convs }),
+        INTEREST_REMOVE => Ok(InterestMsg::Remove(i.convs)),
+        INTEREST_LIST => Ok(InterestMsg::List { live: i.live, convs: i.convs }),
+        kind => Err(Malformed::InterestKind(kind)),
+    }
 }
 
 /// One envelope from `from`, encoded.
@@ -367,5 +417,20 @@ mod tests {
         let unknown_role = Forward { created: true, role: 99, ..Default::default() };
         assert_eq!(forwarded(Arc::from("n"), unknown_role).unwrap().caller.role, Role::Client);
         assert_eq!(reply_result(ForwardReply { req_id: 1, reply: Bytes::new() }), Err(Malformed::Reply));
+        let unknown = Interest { kind: 7, convs: vec![1], ..Default::default() };
+        assert_eq!(interest_msg(unknown).unwrap_err(), Malformed::InterestKind(7));
+    }
+
+    #[test]
+    fn interest_messages_round_trip() {
+        for m in [
+            InterestMsg::Add { req_id: 5, convs: vec![1, 2] },
+            InterestMsg::Remove(vec![3]),
+            InterestMsg::List { live: 99, convs: vec![] },
+        ] {
+            let env = decode(&encode("node-a", interest(m.clone()))).unwrap();
+            let Some(Body::Interest(i)) = env.body else { panic!("not an interest") };
+            assert_eq!(interest_msg(i).unwrap(), m);
+        }
     }
 }

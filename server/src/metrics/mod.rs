@@ -13,9 +13,7 @@
 //! handle is a no-op. It does not own what is measured: each layer records
 //! into the handles it is given.
 
-mod serve;
-
-pub use serve::{MetricsServer, Sampler, serve};
+pub mod serve;
 
 use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};

@@ -13,7 +13,8 @@ mod runtime;
 use crate::auth::Verifier;
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::metrics::{Metrics, MetricsServer, Sample, Sampler};
+use crate::metrics::serve::{MetricsServer, Sampler};
+use crate::metrics::{Metrics, Sample};
 use crate::shard::broker::Broker;
 use crate::shard::{Mesh, Shared};
 use crate::store::{MessageStore, Store};
@@ -87,6 +88,11 @@ impl ServerHandle {
     /// with the cluster secret (None on a single node).
     pub fn cluster_rejected(&self) -> Option<u64> {
         self.cluster.as_ref().map(|c| c.rejected())
+    }
+
+    /// Cluster: fan-outs this node received from other nodes' owners (None on a single node).
+    pub fn cluster_fanouts_received(&self) -> Option<u64> {
+        self.cluster.as_ref().map(|c| c.fanouts_received())
     }
 
     /// Cluster: this node's id (None on a single node).
@@ -223,7 +229,7 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let metrics_server = match shared.cfg.metrics.listen {
         Some(addr) => Some(
-            crate::metrics::serve(addr, metrics, sampler(&shared, cluster.clone()), shutdown_rx.clone())
+            crate::metrics::serve::serve(addr, metrics, sampler(&shared, cluster.clone()), shutdown_rx.clone())
                 .with_context(|| format!("`metrics.listen` {addr}"))?,
         ),
         None => None,

@@ -108,7 +108,9 @@ fn user_event(ctx: &ShardCtx, user: &str, ev: &UserEvent) {
         match ev {
             UserEvent::Removed(conv, _) => {
                 s.revoked.borrow_mut().insert(*conv);
-                ctx.state.sessions.borrow_mut().unsubscribe(*conv, s.id);
+                if ctx.state.sessions.borrow_mut().unsubscribe(*conv, s.id) {
+                    ctx.released(*conv);
+                }
             }
             UserEvent::Added(conv, _, _) => {
                 s.revoked.borrow_mut().remove(conv);

@@ -29,6 +29,7 @@ use crate::transport::{Conn, ReadError, RecvStream, SendStream};
 use bytes::BytesMut;
 use chat_protocol::v1::{self, ErrorCode, client_frame};
 use chat_protocol::{FrameDecoder, WireError};
+use futures_util::StreamExt as _;
 use outbound::Outbound;
 use prost::Message;
 use state::{READ_CHUNK, Session, err};
@@ -38,6 +39,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+
+/// Conversations a new session attaches at once (each is a store read or
+/// two, or a registration with its owner node, which go batched per owner).
+const ATTACH_AT_ONCE: usize = 64;
 
 /// Largest `Hello` (about 70,000 resume cursors).
 pub(crate) const HELLO_MAX_BYTES: usize = 1 << 20;
@@ -196,8 +201,11 @@ impl Session {
         // Subscribe to every conversation first: from here on nothing is missed.
         let convs = self.store().user_conversations(&user.user_id).await?;
         let mut heads = Vec::with_capacity(convs.len());
-        for conv in convs {
-            match self.attach(conv).await {
+        // Several at once: in a cluster, the registrations with each owner node go as one request.
+        let attached: Vec<Option<u64>> =
+            futures_util::stream::iter(convs.iter().map(|&c| self.attach(c))).buffered(ATTACH_AT_ONCE).collect().await;
+        for (conv, head) in convs.into_iter().zip(attached) {
+            match head {
                 Some(head) => heads.push(v1::Cursor { conversation_id: conv, seq: head }),
                 // Left meanwhile, or the owner could not answer: reconcile with the store later.
                 None => self.handle.lost_user_event.set(true),
@@ -251,7 +259,10 @@ impl Session {
     }
 
     async fn cleanup(&self) {
-        self.ctx().state.sessions.borrow_mut().remove(&self.handle);
+        let released = self.ctx().state.sessions.borrow_mut().remove(&self.handle);
+        for conv in released {
+            self.ctx().released(conv);
+        }
         if self.announced.get() {
             presence::announce(self.ctx(), &self.handle.user, false).await;
         }

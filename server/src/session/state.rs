@@ -64,10 +64,15 @@ impl Session {
     /// None if the owner refuses (no longer a member).
     pub(crate) async fn attach(&self, conv: ConvId) -> Option<u64> {
         self.ctx().state.sessions.borrow_mut().subscribe(conv, &self.handle);
+        if let Some(b) = &self.ctx().shared.broker {
+            // This node gets the conversation's fan-outs from here on (its
+            // owner confirmed it, if another node): what the store shows
+            // below and what arrives after it leave nothing between.
+            b.want(conv, self.ctx().state.id).await;
+        }
         if self.ctx().remote_owner(conv).is_some() {
-            // Owned by another node: its fan-out reaches every node, so there is
-            // nothing to register there; membership and head come from the
-            // shared store, read after subscribing, so nothing falls between.
+            // Owned by another node: membership and head come from the
+            // shared store, read after registering, so nothing falls between.
             if let Ok(Some(_)) = self.store().member(conv, &self.handle.user).await
                 && let Ok(head) = self.store().last_seq(conv).await
             {
@@ -91,6 +96,8 @@ impl Session {
     /// lazily: the mailbox answers the next fan-out that finds no session with
     /// a `Detach`, in the same order as any later `Attach` from this shard.
     pub(crate) fn detach(&self, conv: ConvId) {
-        self.ctx().state.sessions.borrow_mut().unsubscribe(conv, self.handle.id);
+        if self.ctx().state.sessions.borrow_mut().unsubscribe(conv, self.handle.id) {
+            self.ctx().released(conv);
+        }
     }
 }

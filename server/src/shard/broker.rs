@@ -45,6 +45,15 @@ pub trait Broker: Send + Sync + std::fmt::Debug {
     /// Publishes a fan-out of a conversation this node owns.
     fn publish_fanout(&self, conv: ConvId, f: &Fanout);
 
+    /// Returns once this node gets the fan-outs of `conv`, which `shard`
+    /// has a session subscribed to (call it before reading the
+    /// conversation's catch-up from the store, so that nothing falls between).
+    fn want(&self, conv: ConvId, shard: usize) -> LocalBoxFuture<'_, ()>;
+
+    /// `shard` has no session of `conv` left (the node stops getting its
+    /// fan-outs a while after the last shard released it).
+    fn release(&self, conv: ConvId, shard: usize);
+
     /// Publishes a user event (added to / removed from a conversation).
     fn publish_user_event(&self, user: &str, ev: &UserEvent);
 

@@ -184,6 +184,14 @@ impl ShardCtx {
         (owner != broker.node_id()).then(|| owner.clone())
     }
 
+    /// Cluster: no session on this shard subscribes to `conv` any more (the
+    /// node stops getting its fan-outs once no shard needs them).
+    pub fn released(&self, conv: ConvId) {
+        if let Some(b) = &self.shared.broker {
+            b.release(conv, self.state.id);
+        }
+    }
+
     /// Counts one action against the user's rate of that kind. The count
     /// lives at the user's home shard, so the limit holds per user whichever
     /// shards their devices landed on: a local check there, one mailbox round

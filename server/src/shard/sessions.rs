@@ -92,8 +92,9 @@ impl LocalSessions {
         self.by_user.entry(s.user.clone()).or_default().push(s.clone());
     }
 
-    /// Unregisters a session from its user and every conversation.
-    pub fn remove(&mut self, s: &SessionHandle) {
+    /// Unregisters a session from its user and every conversation; the
+    /// conversations no session here subscribes to any more.
+    pub fn remove(&mut self, s: &SessionHandle) -> Vec<ConvId> {
         if let Some(v) = self.by_user.get_mut(&s.user) {
             v.retain(|x| x.id != s.id);
             if v.is_empty() {
@@ -101,9 +102,7 @@ impl LocalSessions {
             }
         }
         let convs: Vec<ConvId> = s.attached.borrow().iter().copied().collect();
-        for c in convs {
-            self.unsubscribe(c, s.id);
-        }
+        convs.into_iter().filter(|&c| self.unsubscribe(c, s.id)).collect()
     }
 
     /// Subscribes a session to a conversation.
@@ -115,10 +114,11 @@ impl LocalSessions {
         }
     }
 
-    /// Unsubscribes. The owner learns lazily when the shard has nobody left
-    /// (the mailbox answers the next fan-out that finds no session).
-    pub fn unsubscribe(&mut self, conv: ConvId, session_id: u64) {
-        let Some(v) = self.by_conv.get_mut(&conv) else { return };
+    /// Unsubscribes; true when no session here subscribes to `conv` any more.
+    /// A local owner learns lazily when the shard has nobody left (the
+    /// mailbox answers the next fan-out that finds no session).
+    pub fn unsubscribe(&mut self, conv: ConvId, session_id: u64) -> bool {
+        let Some(v) = self.by_conv.get_mut(&conv) else { return false };
         v.retain(|x| {
             if x.id == session_id {
                 x.attached.borrow_mut().remove(&conv);
@@ -129,7 +129,9 @@ impl LocalSessions {
         });
         if v.is_empty() {
             self.by_conv.remove(&conv);
+            return true;
         }
+        false
     }
 
     /// Sessions subscribed to a conversation.

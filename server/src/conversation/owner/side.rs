@@ -224,8 +224,8 @@ impl<R: Handles> Owner<R> {
         if self.head_nudge_due.is_some_and(|t| t <= now) {
             self.head_nudge_due = None;
             // Cluster: the head of a recently active conversation, once a
-            // second, to every node (this one included), so a session that
-            // lost the last fan-out fills it.
+            // second, to every node that needs the conversation (this one
+            // included), so a session that lost the last fan-out fills it.
             if self.nudging_head(now) {
                 self.fanout(Fanout::Nudge { head: self.committed });
             }
