@@ -25,6 +25,13 @@ use tokio::sync::oneshot;
 /// repair whatever an owner missed (a lost registration, a restart within
 /// `node_ttl_ms`) and drop what it kept too long.
 pub(super) const LIST_EVERY: Duration = Duration::from_secs(10);
+/// Longest a session waits for its owner to confirm a registration (at most
+/// `forward_timeout_ms`). Sessions wait for theirs before their `Welcome`, so
+/// an owner that died and is still in the live set must not hold every
+/// reconnecting client for the whole forward timeout: after this the session
+/// goes on, whole lists go at the next beat (a new owner targets nothing
+/// until it has them), and the next message or nudge fills any gap.
+const REGISTER_WAIT: Duration = Duration::from_secs(1);
 
 impl Bridge {
     /// The owner of `conv` as this node sees it, unless it is this node.
@@ -68,7 +75,7 @@ impl Bridge {
             let add = InterestMsg::Add { req_id, convs: convs.clone() };
             publish(client, node_channel(&owner), self.sealed(&wire::encode(&self.node_id, wire::interest(add))));
             let me = self.clone();
-            let timeout = Duration::from_millis(self.cfg.forward_timeout_ms);
+            let timeout = Duration::from_millis(self.cfg.forward_timeout_ms).min(REGISTER_WAIT);
             tokio::task::spawn_local(async move {
                 match tokio::time::timeout(timeout, rx).await {
                     Ok(Ok(reply::Result::Ok(_))) => me.needs.borrow_mut().registered(&owner, &convs),
