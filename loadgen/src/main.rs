@@ -488,7 +488,7 @@ async fn load(
         let times = recovery::catch_up_us(t, &ids, &acked, &ack_us, &members, &logs, &affected);
         let slowest = run.slowest_ack_after_us.load(Relaxed);
         recovery::Recovery {
-            kind: d.name(),
+            disruption: d,
             disrupted_at_s: t.disrupted_us.saturating_sub(from) as f64 / 1e6,
             down_s,
             catch_up: recovery::CatchUp::of(&times),

@@ -20,6 +20,7 @@
 //! never caught up.
 
 use crate::checker::MemberLog;
+use crate::scenario::Disruption;
 use serde::Serialize;
 
 /// p99 catch-up a `crash` or `storm` run must stay under, µs.
@@ -143,10 +144,10 @@ impl CatchUp {
 }
 
 /// What a run with a disruption reports about it.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Recovery {
-    /// The disruption's name ([`crate::scenario::Disruption::name`]).
-    pub kind: &'static str,
+    /// What happened.
+    pub disruption: Disruption,
     /// The kill or the drop, s after the run's start.
     pub disrupted_at_s: f64,
     /// crash, Redis restart: kill to the new process listening, s.
@@ -175,7 +176,7 @@ impl Recovery {
     pub fn reasons(&self, correctness_only: bool) -> Vec<String> {
         let mut out = Vec::new();
         if self.catch_up.never > 0 {
-            out.push(format!("{} clients never caught up after the {}", self.catch_up.never, self.kind));
+            out.push(format!("{} clients never caught up after the {}", self.catch_up.never, self.disruption.name()));
         }
         if self.outage_acked < self.outage_sends {
             out.push(format!(
@@ -184,11 +185,8 @@ impl Recovery {
                 self.outage_sends
             ));
         }
-        // The 3 s bar is the single server's (crash, storm); a cluster's
-        // faults are measured, not judged: moving a lost node's conversations
-        // takes `node_ttl_ms` by design.
         if !correctness_only
-            && matches!(self.kind, "crash" | "storm")
+            && self.disruption.judged_on_catch_up()
             && let Some(p99) = self.catch_up.p99_ms
             && p99 > P99_CATCH_UP_TARGET_US as f64 / 1000.0
         {
@@ -203,7 +201,7 @@ impl Recovery {
         let c = &self.catch_up;
         let mut s = format!(
             "{}: at {:.1} s{}; {} clients; owed at the time {}\n",
-            self.kind,
+            self.disruption.name(),
             self.disrupted_at_s,
             self.down_s.map(|d| format!(", down {d:.2} s until the new process listened")).unwrap_or_default(),
             c.clients,
@@ -217,7 +215,7 @@ impl Recovery {
                 "  {} clients lost their connection: noticed (ms after the {}) p50 {} p99 {} max {}; \
                  reconnected (ms after the reference instant) p50 {} p99 {} max {}\n",
                 n.clients,
-                self.kind,
+                self.disruption.name(),
                 ms(n.p50_ms),
                 ms(n.p99_ms),
                 ms(n.max_ms),
@@ -240,7 +238,7 @@ impl Recovery {
             ));
         }
         if let Some(a) = self.slowest_ack_after_ms {
-            s.push_str(&format!("  slowest ack of a send made after the {}: {a:.0} ms\n", self.kind));
+            s.push_str(&format!("  slowest ack of a send made after the {}: {a:.0} ms\n", self.disruption.name()));
         }
         s
     }
@@ -349,7 +347,9 @@ mod tests {
     #[test]
     fn verdict() {
         let mut r = Recovery {
-            kind: "crash",
+            disruption: Disruption::Kill { down: std::time::Duration::from_secs(1) },
+            disrupted_at_s: 8.0,
+            down_s: Some(1.1),
             catch_up: CatchUp {
                 clients: 10,
                 never: 0,
@@ -357,12 +357,19 @@ mod tests {
                 p99_ms: Some(3_500.0),
                 max_ms: Some(3_600.0),
             },
+            reconnected: CatchUp::default(),
+            noticed: CatchUp::default(),
+            owed_deliveries: 0,
             outage_sends: 5,
             outage_acked: 5,
-            ..Default::default()
+            slowest_ack_after_ms: None,
         };
         assert_eq!(r.reasons(false).len(), 1, "p99 over 3 s");
         assert!(r.reasons(true).is_empty(), "correctness only: latency is not judged");
+        // A cluster's node loss is measured against no bar: moving its
+        // conversations takes the node TTL by design.
+        r.disruption = Disruption::NodeLoss { node: 0 };
+        assert!(r.reasons(false).is_empty(), "node loss: latency is not judged");
         r.outage_acked = 4;
         assert_eq!(r.reasons(true), vec!["1 of 5 sends made during the outage never acknowledged"]);
     }

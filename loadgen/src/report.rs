@@ -149,8 +149,7 @@ impl RunReport {
         }
         if let Some(r) = &self.recovery {
             self.reasons.extend(r.reasons(correctness_only));
-            if r.kind != "storm" && self.sends_cancelled > 0 {
-                // Only `storm` closes clients: otherwise every send is owed an ack.
+            if !r.disruption.closes_clients() && self.sends_cancelled > 0 {
                 self.reasons.push(format!("{} sends failed with their client closed", self.sends_cancelled));
             }
         }

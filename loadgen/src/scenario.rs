@@ -108,6 +108,19 @@ impl Disruption {
             Disruption::RedisRestart { .. } => "redis restart",
         }
     }
+
+    /// Whether the run is judged on the 3 s catch-up bar: the single
+    /// server's faults (crash, storm). A cluster's faults are measured, not
+    /// judged: moving a lost node's conversations takes `node_ttl_ms` by design.
+    pub fn judged_on_catch_up(self) -> bool {
+        matches!(self, Disruption::Kill { .. } | Disruption::Storm)
+    }
+
+    /// Whether it closes clients on purpose (a send failing with its client
+    /// closed is then expected; otherwise every send is owed an ack).
+    pub fn closes_clients(self) -> bool {
+        matches!(self, Disruption::Storm)
+    }
 }
 
 /// When the disruption comes, as a share of the sending phase.
