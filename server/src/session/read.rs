@@ -72,10 +72,7 @@ impl Session {
                             format!("frame of {len} bytes is over the {max}-byte limit"),
                             None,
                         );
-                        self.refused(Refusal::BadFrame);
-                        self.write_or_close(ctl_tx, &frames::error_reply(command_id.unwrap_or(0), &e), write_timeout)
-                            .await?;
-                        if bad_frames.check().is_err() {
+                        if self.refuse_frame(ctl_tx, command_id.unwrap_or(0), &e, &bad_frames, write_timeout).await? {
                             return self.violation("too many bad frames").await;
                         }
                         continue;
@@ -89,9 +86,7 @@ impl Session {
                     Ok(v1::ClientFrame { kind }) => {
                         let what = if kind.is_some() { "Hello after the handshake" } else { "an empty frame" };
                         let e = err(ErrorCode::Malformed, format!("expected a Command, got {what}"));
-                        self.refused(Refusal::BadFrame);
-                        self.write_or_close(ctl_tx, &frames::error_reply(0, &e), write_timeout).await?;
-                        if bad_frames.check().is_err() {
+                        if self.refuse_frame(ctl_tx, 0, &e, &bad_frames, write_timeout).await? {
                             return self.violation("too many bad frames").await;
                         }
                     }
@@ -103,9 +98,7 @@ impl Session {
                             ErrorCode::Malformed
                         };
                         let e = err(code, format!("frame does not decode: {de}"));
-                        self.refused(Refusal::BadFrame);
-                        self.write_or_close(ctl_tx, &frames::error_reply(id, &e), write_timeout).await?;
-                        if bad_frames.check().is_err() {
+                        if self.refuse_frame(ctl_tx, id, &e, &bad_frames, write_timeout).await? {
                             return self.violation("too many bad frames").await;
                         }
                     }
@@ -119,9 +112,7 @@ impl Session {
                     // Bytes that are not frames (a text WebSocket message): a malformed frame.
                     Err(ReadError::NotFrames(why)) => {
                         let e = err(ErrorCode::Malformed, why);
-                        self.refused(Refusal::BadFrame);
-                        self.write_or_close(ctl_tx, &frames::error_reply(0, &e), write_timeout).await?;
-                        if bad_frames.check().is_err() {
+                        if self.refuse_frame(ctl_tx, 0, &e, &bad_frames, write_timeout).await? {
                             return self.violation("too many bad frames").await;
                         }
                     }
@@ -150,6 +141,22 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Answers a frame that is not a good command with its precise error and
+    /// counts it against the bad-frame budget: `true` once the budget is
+    /// spent, and the session must end.
+    async fn refuse_frame(
+        &self,
+        ctl_tx: &mut SendStream,
+        id: u64,
+        e: &WireError,
+        budget: &governor::DefaultDirectRateLimiter,
+        write_timeout: Duration,
+    ) -> anyhow::Result<bool> {
+        self.refused(Refusal::BadFrame);
+        self.write_or_close(ctl_tx, &frames::error_reply(id, e), write_timeout).await?;
+        Ok(budget.check().is_err())
     }
 
     /// Says why the session ends (a `Goodbye` on the events stream, after what
