@@ -220,29 +220,13 @@ pub async fn serve(ctx: Rc<ShardCtx>, shared: Arc<WebShared>, listener: std::net
     tracing::debug!(shard = web.ctx.state.id, "web listener closed");
 }
 
-/// The TCP socket under a request, for a WebSocket that may have to be reset
-/// (see [`WsConn::start`]): a second descriptor of the same socket.
-#[derive(Clone)]
-struct PeerSocket(Arc<std::os::fd::OwnedFd>);
-
-impl PeerSocket {
-    fn of(tcp: &tokio::net::TcpStream) -> Option<PeerSocket> {
-        use std::os::fd::AsFd;
-        tcp.as_fd().try_clone_to_owned().ok().map(|fd| PeerSocket(Arc::new(fd)))
-    }
-}
-
 async fn connection(web: Rc<Web>, tcp: tokio::net::TcpStream, remote: SocketAddr) {
     let handshake = Duration::from_millis(web.ctx.shared.cfg.session.handshake_timeout_ms);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(handshake).max_buf_size(MAX_HEADER_BYTES);
     let w = web.clone();
-    let socket = PeerSocket::of(&tcp);
-    let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let w = w.clone();
-        if let Some(s) = &socket {
-            req.extensions_mut().insert(s.clone());
-        }
         async move { Ok::<_, Infallible>(w.handle(req, remote)) }
     });
     let r = match &web.shared.tls {
@@ -437,7 +421,6 @@ impl Web {
             return text(StatusCode::TOO_MANY_REQUESTS, "too many new connections from this address");
         }
         let on_upgrade = hyper::upgrade::on(&mut req);
-        let socket = req.extensions_mut().remove::<PeerSocket>().map(|s| s.0);
         let ctx = self.ctx.clone();
         let refusing = self.refusing.clone();
         if limited.is_some() {
@@ -446,11 +429,8 @@ impl Web {
         tokio::task::spawn_local(async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
-                    let ws =
-                        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config(&ctx)))
-                            .await;
                     let idle = Duration::from_millis(ctx.shared.cfg.session.idle_timeout_ms.max(3));
-                    let conn = crate::transport::Conn::Ws(WsConn::start(ws, remote, idle, socket));
+                    let conn = crate::transport::Conn::Ws(websocket(upgraded, &ctx, remote, idle).await);
                     crate::session::run(ctx, conn, limited).await;
                 }
                 Err(e) => tracing::debug!(%remote, error = %e, "websocket upgrade failed"),
@@ -479,6 +459,36 @@ fn ws_config(ctx: &ShardCtx) -> WebSocketConfig {
         .write_buffer_size(64 * 1024)
         .max_message_size(Some(max))
         .max_frame_size(Some(max))
+}
+
+/// The WebSocket over an upgraded connection, on the TCP (or TLS) stream
+/// itself, taken back from hyper: so that a peer that does not read can have
+/// its connection reset (see [`crate::transport::ws::Resettable`]) without a
+/// second descriptor of every web connection. The bytes hyper read past the
+/// request go first.
+async fn websocket(
+    upgraded: hyper::upgrade::Upgraded,
+    ctx: &ShardCtx,
+    remote: SocketAddr,
+    idle: Duration,
+) -> Rc<WsConn> {
+    let config = Some(ws_config(ctx));
+    let upgraded = match upgraded.downcast::<TokioIo<tokio::net::TcpStream>>() {
+        Ok(p) => {
+            let ws = WebSocketStream::from_partially_read(p.io.into_inner(), p.read_buf.to_vec(), Role::Server, config);
+            return WsConn::start(ws.await, remote, idle);
+        }
+        Err(u) => u,
+    };
+    let upgraded = match upgraded.downcast::<TokioIo<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>>() {
+        Ok(p) => {
+            let ws = WebSocketStream::from_partially_read(p.io.into_inner(), p.read_buf.to_vec(), Role::Server, config);
+            return WsConn::start(ws.await, remote, idle);
+        }
+        Err(u) => u,
+    };
+    let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, config).await;
+    WsConn::start(ws, remote, idle)
 }
 
 #[cfg(test)]

@@ -4,10 +4,10 @@
 
 use super::error::{ReadError, TransportError};
 use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::cell::RefCell;
 use std::net::SocketAddr;
-use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -117,16 +117,11 @@ impl WsOut {
 impl WsConn {
     /// Starts the driver of an accepted WebSocket on the current `LocalSet`.
     /// `idle` closes a peer that sends nothing (not even a pong to our pings) for that long.
-    /// `socket`, the TCP socket under it, is reset rather than closed when the
-    /// peer does not read: see [`abort_if_stuck`].
-    pub fn start<S>(
-        ws: WebSocketStream<S>,
-        remote: SocketAddr,
-        idle: Duration,
-        socket: Option<Arc<OwnedFd>>,
-    ) -> Rc<Self>
+    /// A peer that does not read has its TCP connection reset rather than
+    /// closed: see [`Resettable`].
+    pub fn start<S>(ws: WebSocketStream<S>, remote: SocketAddr, idle: Duration) -> Rc<Self>
     where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Resettable + Unpin + 'static,
     {
         let (in_tx, in_rx) = mpsc::channel(WS_IN_QUEUE);
         let (out_tx, out_rx) = WsOut::new();
@@ -140,8 +135,11 @@ impl WsConn {
         let close = conn.close.subscribe();
         let done = conn.done.clone();
         tokio::task::spawn_local(async move {
-            let stuck = ws_drive(ws, in_tx, out_rx, close, idle).await;
-            abort_if_stuck(socket, stuck);
+            let (mut sink, mut stream) = ws.split();
+            let stuck = ws_drive(&mut sink, &mut stream, in_tx, out_rx, close, idle).await;
+            if stuck && let Ok(ws) = sink.reunite(stream) {
+                ws.get_ref().reset_on_close();
+            }
             done.send_replace(true);
         });
         conn
@@ -167,15 +165,31 @@ impl WsConn {
 /// kernel (FIN-WAIT-1, up to the autotuned send buffer, ~2.7 MiB here) for as
 /// long as the peer acknowledges the zero-window probes: minutes, and nothing
 /// counts it against the user's connection cap. So when the close did not get
-/// through (`stuck`), the socket is reset instead (`SO_LINGER` 0: the kernel
-/// drops the queue at once). Called after the WebSocket is dropped; the reset
-/// happens when `socket`, the last descriptor, closes here.
-fn abort_if_stuck(socket: Option<Arc<OwnedFd>>, stuck: bool) {
-    if let (true, Some(fd)) = (stuck, socket.as_deref())
-        && let Err(e) = socket2::SockRef::from(fd).set_linger(Some(Duration::ZERO))
-    {
-        tracing::debug!(error = %e, "cannot reset a stuck websocket");
+/// through, the socket is reset instead: `SO_LINGER` 0, set just before it is
+/// dropped, makes the kernel drop the queue at once.
+pub trait Resettable {
+    /// Makes the coming close a reset, if this stream can.
+    fn reset_on_close(&self);
+}
+
+impl Resettable for tokio::net::TcpStream {
+    fn reset_on_close(&self) {
+        if let Err(e) = socket2::SockRef::from(self).set_linger(Some(Duration::ZERO)) {
+            tracing::debug!(error = %e, "cannot reset a stuck websocket");
+        }
     }
+}
+
+impl Resettable for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
+    fn reset_on_close(&self) {
+        self.get_ref().0.reset_on_close();
+    }
+}
+
+/// A stream whose socket is out of reach (not expected: the web listener
+/// hands over its own TCP or TLS stream) closes normally.
+impl Resettable for hyper_util::rt::TokioIo<hyper::upgrade::Upgraded> {
+    fn reset_on_close(&self) {}
 }
 
 /// Owns the socket: reads into `in_tx`, writes what `out_rx` holds (flushing
@@ -184,7 +198,8 @@ fn abort_if_stuck(socket: Option<Arc<OwnedFd>>, stuck: bool) {
 /// peer was stuck: the close was ours (or the peer's) and what was queued
 /// and the close frame did not get into the socket within the grace.
 async fn ws_drive<S>(
-    ws: WebSocketStream<S>,
+    sink: &mut SplitSink<WebSocketStream<S>, Message>,
+    stream: &mut SplitStream<WebSocketStream<S>>,
     in_tx: mpsc::Sender<WsIn>,
     mut out_rx: mpsc::Receiver<Queued>,
     mut close: watch::Receiver<Option<(u16, String)>>,
@@ -193,7 +208,6 @@ async fn ws_drive<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
 {
-    let (mut sink, mut stream) = ws.split();
     let last_heard = std::cell::Cell::new(tokio::time::Instant::now());
     let reader = async {
         while let Some(m) = stream.next().await {
