@@ -112,6 +112,11 @@ fn on_event(ev: Event, st: &mut State) {
             println!("* conversation update:");
             print_summary(&s);
         }
+        Event::Changed(m) => {
+            let kind = v1::MessageKind::try_from(m.kind).map(|k| k.as_str_name()).unwrap_or("?");
+            let kind = kind.trim_start_matches("MESSAGE_KIND_").to_lowercase();
+            println!("[{}] {} {kind} of #{}", m.conversation_id, m.sender_id, m.target_seq);
+        }
         Event::CaughtUp => println!("* caught up"),
         Event::Resync { reason } => println!("* resync ({reason}); use /list and /history"),
     }

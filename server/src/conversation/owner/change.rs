@@ -48,49 +48,49 @@ impl<R: Handles> Owner<R> {
         stored: Option<v1::Message>,
         reply: R::Send,
     ) {
-        self.change(now, sender, origin, change, stored, reply);
+        let cmid = change.client_msg_id().to_string();
+        if let Some((sender, cmid, reply)) = self.admit(now, sender, cmid, reply) {
+            let answer = self.check_change(now, &sender, &change, stored);
+            match answer {
+                Err(e) => self.effects.push_back(Effect::Sent(reply, Err(e))),
+                Ok(None) => self.effects.push_back(Effect::Sent(reply, Ok(self.ok(0, true, now)))),
+                Ok(Some((mut msg, changed))) => {
+                    msg.client_msg_id = cmid;
+                    self.targets.insert(changed.latest.seq, changed.latest.clone());
+                    let (retries, change) = (Vec::new(), Some(Box::new(changed)));
+                    self.pending.push_back(Pending { msg, sender, reply, retries, origin, resequenced: 0, change });
+                }
+            }
+        }
         self.settle(now);
     }
 
-    fn change(
-        &mut self,
+    /// The event a change appends and what it does to its target, by the
+    /// rules; None: it changes nothing.
+    fn check_change(
+        &self,
         now: Instant,
-        sender: Arc<str>,
-        origin: u64,
-        change: Change,
+        sender: &Arc<str>,
+        change: &Change,
         stored: Option<v1::Message>,
-        reply: R::Send,
-    ) {
-        let Some((sender, cmid, reply)) = self.admit(now, sender, change.client_msg_id().to_string(), reply) else {
-            return;
-        };
-        if let Some(e) = self.refusal(&sender, 0) {
-            self.effects.push_back(Effect::Sent(reply, Err(e)));
-            return;
+    ) -> Result<Option<(v1::Message, Changed)>, WireError> {
+        if let Some(e) = self.refusal(sender, 0) {
+            return Err(e);
         }
         let seq = change.target_seq();
         let target = match self.targets.get(&seq).cloned().or(stored) {
             Some(t) if seq != 0 && seq <= self.committed && t.seq == seq => t,
             _ => {
-                let e = WireError::new(ErrorCode::NotFound, format!("message {seq} not found in this conversation"));
-                self.effects.push_back(Effect::Sent(reply, Err(e)));
-                return;
+                return Err(WireError::new(
+                    ErrorCode::NotFound,
+                    format!("message {seq} not found in this conversation"),
+                ));
             }
         };
-        let role = self.members.get(&sender).and_then(|m| MemberRole::try_from(m.role).ok());
+        let role = self.members.get(sender).and_then(|m| MemberRole::try_from(m.role).ok());
         let role = role.unwrap_or(MemberRole::Member);
-        match events::apply(&self.cfg.rules, &target, &sender, role, &change, self.unix_ms(now)) {
-            Err(e) => self.effects.push_back(Effect::Sent(reply, Err(e))),
-            Ok(None) => self.effects.push_back(Effect::Sent(reply, Ok(self.ok(0, true, now)))),
-            Ok(Some(applied)) => {
-                let mut msg = applied.event;
-                msg.client_msg_id = cmid;
-                self.targets.insert(seq, applied.latest.clone());
-                let change = Some(Box::new(Changed { prior: target, latest: applied.latest }));
-                let retries = Vec::new();
-                self.pending.push_back(Pending { msg, sender, reply, retries, origin, resequenced: 0, change });
-            }
-        }
+        let applied = events::apply(&self.cfg.rules, &target, sender, role, change, self.unix_ms(now))?;
+        Ok(applied.map(|a| (a.event, Changed { prior: target, latest: a.latest })))
     }
 
     /// A batch did not go through as sequenced: what the owner believes of

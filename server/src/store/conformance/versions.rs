@@ -5,8 +5,7 @@
 
 use bytes::Bytes;
 
-use super::ConformanceFactory;
-use super::harness::{all, msg, msgs, payload};
+use super::harness::{ConformanceFactory, all, msg, msgs, payload};
 use crate::store::{MessageStore, MessageVersion, NewMessage, StoreError, TargetWrite};
 
 /// An event at `seq` by `user-0` that turns message `target` from `prior` into `latest`.
