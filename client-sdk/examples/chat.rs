@@ -44,6 +44,9 @@ const HELP: &str = "commands:
   /members                       members of the open conversation
   /add <user>                    add a member to the open conversation
   /read                          mark the open conversation read
+  /edit <seq> <text...>          replace the text of your message #seq
+  /delete <seq>                  delete message #seq (yours; admins and moderators: anyone's)
+  /react <seq> <emoji>           add your reaction to #seq; /unreact <seq> <emoji> takes it away
   /quit                          leave";
 
 /// What the terminal session remembers.
@@ -220,6 +223,17 @@ async fn on_line(client: &Client, st: &mut State, line: &str) -> anyhow::Result<
         ("/add", [user]) => {
             client.add_members(need_open()?, vec![user.clone()]).await?;
             println!("* added {user}");
+        }
+        ("/edit", [seq, text @ ..]) if !text.is_empty() => {
+            let ok = client.edit(need_open()?, seq.parse()?, text.join(" ")).await?;
+            println!("* edited #{seq} (#{})", ok.seq);
+        }
+        ("/delete", [seq]) => {
+            let ok = client.delete(need_open()?, seq.parse()?).await?;
+            println!("* deleted #{seq} (#{})", ok.seq);
+        }
+        (cmd @ ("/react" | "/unreact"), [seq, emoji]) => {
+            client.react(need_open()?, seq.parse()?, emoji.clone(), cmd == "/react").await?;
         }
         ("/read", _) => {
             let conv = need_open()?;
