@@ -10,7 +10,7 @@
 
 use super::append::bucket_of;
 use super::rows::{id_to_db, seq_from_db, seq_to_db};
-use super::{Inner, MessageVersion, NewMessage, StoreResult};
+use super::{Inner, MessageVersion, NewMessage, StoreError, StoreResult};
 
 /// Tries of the latest-state write of one target.
 const TARGET_TRIES: u32 = 3;
@@ -44,8 +44,15 @@ impl Inner {
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                match self.exec("append", &self.st.update_message_body, values, None).await {
-                    Ok(_) => break,
+                let stmt = &self.st.update_message_body;
+                match self.exec("append", stmt, values, None).await.and_then(|r| self.applied("append", stmt, r)) {
+                    Ok(true) => break,
+                    Ok(false) => {
+                        return Err(StoreError::Corrupt {
+                            table: "messages",
+                            detail: format!("conversation {} has no message {} to change", m.conversation_id, t.seq),
+                        });
+                    }
                     Err(e) if attempt < TARGET_TRIES => {
                         tracing::warn!(conv = m.conversation_id, seq = t.seq, error = %e, "store: latest state not written; retrying");
                     }
