@@ -49,6 +49,7 @@ fn batch(conversation_id: u64, first: u64, n: u64) -> Vec<NewMessage> {
             sender_id: SENDER.into(),
             client_msg_id: client_msg_id(seq),
             encoded: encoded_message(conversation_id, seq, TEXT_LEN),
+            target: None,
         })
         .collect()
 }

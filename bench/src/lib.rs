@@ -25,6 +25,7 @@ pub fn encoded_message(conversation_id: u64, seq: u64, text_len: usize) -> Bytes
         server_time_ms: 1_750_000_000_000,
         reply_to: 0,
         kind: v1::MessageKind::User as i32,
+        ..Default::default()
     }
     .encode_to_vec()
     .into()

@@ -44,6 +44,9 @@ const HELP: &str = "commands:
   /members                       members of the open conversation
   /add <user>                    add a member to the open conversation
   /read                          mark the open conversation read
+  /edit <seq> <text...>          replace the text of your message #seq
+  /delete <seq>                  delete message #seq (yours; admins and moderators: anyone's)
+  /react <seq> <emoji>           add your reaction to #seq; /unreact <seq> <emoji> takes it away
   /quit                          leave";
 
 /// What the terminal session remembers.
@@ -111,6 +114,11 @@ fn on_event(ev: Event, st: &mut State) {
         Event::Conversation(s) => {
             println!("* conversation update:");
             print_summary(&s);
+        }
+        Event::Changed(m) => {
+            let kind = v1::MessageKind::try_from(m.kind).map(|k| k.as_str_name()).unwrap_or("?");
+            let kind = kind.trim_start_matches("MESSAGE_KIND_").to_lowercase();
+            println!("[{}] {} {kind} of #{}", m.conversation_id, m.sender_id, m.target_seq);
         }
         Event::CaughtUp => println!("* caught up"),
         Event::Resync { reason } => println!("* resync ({reason}); use /list and /history"),
@@ -215,6 +223,17 @@ async fn on_line(client: &Client, st: &mut State, line: &str) -> anyhow::Result<
         ("/add", [user]) => {
             client.add_members(need_open()?, vec![user.clone()]).await?;
             println!("* added {user}");
+        }
+        ("/edit", [seq, text @ ..]) if !text.is_empty() => {
+            let ok = client.edit(need_open()?, seq.parse()?, text.join(" ")).await?;
+            println!("* edited #{seq} (#{})", ok.seq);
+        }
+        ("/delete", [seq]) => {
+            let ok = client.delete(need_open()?, seq.parse()?).await?;
+            println!("* deleted #{seq} (#{})", ok.seq);
+        }
+        (cmd @ ("/react" | "/unreact"), [seq, emoji]) => {
+            client.react(need_open()?, seq.parse()?, emoji.clone(), cmd == "/react").await?;
         }
         ("/read", _) => {
             let conv = need_open()?;

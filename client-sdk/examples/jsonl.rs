@@ -61,6 +61,16 @@ fn event_json(e: &Event) -> Value {
             v["event"] = json!("message");
             v
         }
+        Event::Changed(m) => {
+            let mut v = message_json(m);
+            v["event"] = json!("changed");
+            v["target"] = json!(m.target_seq);
+            if let Some(r) = &m.reaction {
+                v["emoji"] = json!(r.emoji);
+                v["on"] = json!(r.on);
+            }
+            v
+        }
         Event::Receipt(r) => json!({
             "event": "receipt", "conv": r.conversation_id, "user": r.user_id,
             "kind": if r.kind == v1::ReceiptKind::Read as i32 { "read" } else { "delivered" }, "seq": r.seq

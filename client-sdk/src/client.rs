@@ -96,6 +96,47 @@ impl Client {
         .await
     }
 
+    /// Replaces the text of one's own message at `seq`; answered with the
+    /// edit's own seq once durable.
+    pub async fn edit(
+        &self,
+        conversation_id: u64,
+        seq: u64,
+        text: impl Into<String>,
+    ) -> Result<v1::SendMessageOk, ClientError> {
+        let body = Some(v1::MessageBody { content: Some(Content::Text(text.into())) });
+        let client_msg_id = crate::new_client_msg_id();
+        self.change(Body::EditMessage(v1::EditMessage { conversation_id, seq, body, client_msg_id })).await
+    }
+
+    /// Deletes the message at `seq` (one's own, or as a conversation admin or
+    /// moderator anyone's); answered with the delete's own seq once durable.
+    pub async fn delete(&self, conversation_id: u64, seq: u64) -> Result<v1::SendMessageOk, ClientError> {
+        let client_msg_id = crate::new_client_msg_id();
+        self.change(Body::DeleteMessage(v1::DeleteMessage { conversation_id, seq, client_msg_id })).await
+    }
+
+    /// Adds (`on`) or takes away one's reaction `emoji` on the message at
+    /// `seq`; a change that changes nothing is answered with seq 0 and
+    /// `duplicate` set.
+    pub async fn react(
+        &self,
+        conversation_id: u64,
+        seq: u64,
+        emoji: impl Into<String>,
+        on: bool,
+    ) -> Result<v1::SendMessageOk, ClientError> {
+        let client_msg_id = crate::new_client_msg_id();
+        self.change(Body::React(v1::React { conversation_id, seq, emoji: emoji.into(), on, client_msg_id })).await
+    }
+
+    async fn change(&self, body: Body) -> Result<v1::SendMessageOk, ClientError> {
+        want(self.request(body).await?, "stored-ack", |r| match r {
+            reply::Result::SendMessage(ok) => Some(ok),
+            _ => None,
+        })
+    }
+
     /// Reads history: before `before_seq` (backward), after `after_seq`
     /// (forward), or the newest when both are 0. Ascending seq order.
     pub async fn history(

@@ -31,6 +31,7 @@ fn own_message(user_id: &str, sent: &v1::SendMessage, ok: &v1::SendMessageOk) ->
         server_time_ms: ok.server_time_ms,
         reply_to: sent.reply_to,
         kind: v1::MessageKind::User as i32,
+        ..Default::default()
     }
 }
 
@@ -70,7 +71,10 @@ pub(crate) struct Shared {
 
 /// Who waits for the reply to a request in flight.
 enum Waiter {
-    User(ReplyTx),
+    /// An application's request; for an edit, delete or reaction, its event
+    /// as this client knows it (the server does not echo it to this
+    /// connection: the ack completes it).
+    User(ReplyTx, Option<Box<v1::Message>>),
     Send(u64),
     Fetch(u64),
 }
@@ -223,7 +227,7 @@ impl Driver {
     /// Fails everything that waits with `err` (the client stops).
     fn shutdown(&mut self, err: &ClientError) {
         for w in self.inflight.drain() {
-            if let Waiter::User(tx) = w {
+            if let Waiter::User(tx, _) = w {
                 let _ = tx.send(Err(err.clone()));
             }
         }
@@ -244,7 +248,7 @@ impl Driver {
             "failing requests in flight"
         );
         for w in self.inflight.drain() {
-            if let Waiter::User(tx) = w {
+            if let Waiter::User(tx, _) = w {
                 let _ = tx.send(Err(ClientError::Disconnected));
             }
         }
@@ -433,7 +437,8 @@ impl Driver {
                 continue;
             }
             let id = self.inflight.next_id();
-            self.inflight.insert(id, Waiter::User(reply), deadline);
+            let own = crate::view::own_event(&body, &s.user_id);
+            self.inflight.insert(id, Waiter::User(reply, own), deadline);
             self.write(s, id, body).await?;
         }
         Ok(())
@@ -454,7 +459,8 @@ impl Driver {
         match cmd {
             Cmd::Request { body, reply } => {
                 let id = self.inflight.next_id();
-                self.inflight.insert(id, Waiter::User(reply), Instant::now() + self.cfg.request_timeout);
+                let own = crate::view::own_event(&body, &s.user_id);
+                self.inflight.insert(id, Waiter::User(reply, own), Instant::now() + self.cfg.request_timeout);
                 self.write(s, id, body).await
             }
             Cmd::Send { msg, reply } => match self.outbox.push(msg, reply) {
@@ -476,7 +482,7 @@ impl Driver {
         let now = Instant::now();
         for w in self.inflight.expired(now) {
             match w {
-                Waiter::User(tx) => {
+                Waiter::User(tx, _) => {
                     let _ = tx.send(Err(ClientError::Timeout));
                 }
                 Waiter::Fetch(conv) => self.delivery.on_fetch_failed(conv),
@@ -528,8 +534,20 @@ impl Driver {
             return Ok(());
         };
         match waiter {
-            Waiter::User(tx) => {
+            Waiter::User(tx, own) => {
+                let own = own.and_then(|mut m| match &r.result {
+                    Some(reply::Result::SendMessage(ok)) if ok.seq != 0 => {
+                        (m.seq, m.server_time_ms) = (ok.seq, ok.server_time_ms);
+                        Some(m)
+                    }
+                    _ => None,
+                });
                 let _ = tx.send(reply_result(r.result));
+                // Like an own message: the event takes its place in order.
+                if let Some(m) = own {
+                    let step = self.delivery.on_message(*m);
+                    self.apply(s, step).await?;
+                }
             }
             Waiter::Send(key) => {
                 if let Some(reply::Result::Error(e)) = &r.result
@@ -575,7 +593,7 @@ impl Driver {
     /// Surfaces ready messages and asks for the page a hole needs.
     async fn apply(&mut self, s: &mut Session, step: Step) -> Result<(), Lost> {
         for m in step.ready {
-            self.emit(Event::Message(m)).await;
+            self.emit(crate::view::event_of(m)).await;
         }
         if let Some(f) = step.fetch {
             self.fetch(s, f).await?;

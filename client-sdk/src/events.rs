@@ -25,8 +25,14 @@ pub enum Event {
         /// Whether the SDK reconnects by itself.
         will_retry: bool,
     },
-    /// A message, in seq order per conversation, exactly once.
+    /// A message (a user's or a system line), in seq order per conversation,
+    /// exactly once.
     Message(v1::Message),
+    /// An edit, delete or reaction (`kind` EDIT, DELETE or REACTION) of the
+    /// message at its `target_seq`: in the same order and exactly-once
+    /// delivery as messages, each at a seq of its own. A
+    /// [`MessageView`](crate::MessageView) applies it.
+    Changed(v1::Message),
     /// A member's delivered or read watermark moved.
     Receipt(v1::ReceiptEvent),
     /// Someone started or stopped typing.

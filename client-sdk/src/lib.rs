@@ -17,6 +17,10 @@
 //!   a `Disconnected { will_retry: false }` event, then every call fails with the error or `Closed`.
 //! - The event channel is bounded; while it is full the SDK stops reading the
 //!   connection (and the server eventually drops a slow consumer), so read it.
+//! - Edits, deletes and reactions ([`Client::edit`], [`Client::delete`],
+//!   [`Client::react`]) are entries of the conversation's sequence, surfaced
+//!   as [`Event::Changed`]; a [`MessageView`] applies them to the messages it
+//!   holds (history pages come in their latest state already).
 //! - Certificate pinning accepts exactly the pinned end-entity SHA-256, on both
 //!   transports, without the browser's 14-day / P-256 constraints.
 //!
@@ -43,6 +47,7 @@ mod outbox;
 mod requests;
 mod tls;
 mod transport;
+mod view;
 
 pub use backoff::Backoff;
 pub use chat_protocol::error::{ErrorClass, WireErrorOwned};
@@ -54,3 +59,4 @@ pub use events::{Event, Events};
 pub use outbox::new_client_msg_id;
 /// The rustls client configuration the SDK uses (pinning or roots, ring provider, one ALPN).
 pub use tls::client_config as rustls_client_config;
+pub use view::MessageView;

@@ -71,6 +71,9 @@ pub enum ValidationError {
         /// What is wrong with it.
         why: &'static str,
     },
+    /// A reaction that is not exactly one emoji.
+    #[error("reaction must be one emoji: {0}")]
+    BadEmoji(&'static str),
     /// A field out of its range.
     #[error("invalid {what}: {why}")]
     Invalid {
@@ -88,6 +91,7 @@ impl ValidationError {
             Self::TextTooLong { .. } => {
                 WireError::limited(ErrorCode::TextTooLong, "max_text_bytes", self.to_string(), None)
             }
+            Self::BadEmoji(_) => WireError::new(ErrorCode::InvalidEmoji, self.to_string()),
             _ => WireError::new(ErrorCode::InvalidArgument, self.to_string()),
         }
     }
@@ -141,6 +145,25 @@ impl Limits {
     }
 }
 
+/// Longest reaction in bytes (the longest emoji, a family or a flag with
+/// skin tones and joiners, is well under it).
+pub const MAX_EMOJI_BYTES: usize = 64;
+
+/// Checks a reaction: exactly one emoji of the Unicode emoji list (with or
+/// without its skin tone), at most [`MAX_EMOJI_BYTES`].
+pub fn check_emoji(emoji: &str) -> Result<(), ValidationError> {
+    if emoji.is_empty() {
+        return Err(ValidationError::BadEmoji("empty"));
+    }
+    if emoji.len() > MAX_EMOJI_BYTES {
+        return Err(ValidationError::BadEmoji("too long"));
+    }
+    if emojis::get(emoji).is_none() {
+        return Err(ValidationError::BadEmoji("not a single known emoji"));
+    }
+    Ok(())
+}
+
 /// C0/C1 controls other than tab and newlines, DEL, and the bidi overrides
 /// (U+202A-U+202E, U+2066-U+2069) that make text read differently from what it is.
 fn forbidden(c: char) -> bool {
@@ -189,6 +212,18 @@ fn check_token_chars(id: &str, what: &'static str, max: usize, ok: impl Fn(u8) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reaction_is_one_emoji() {
+        for ok in ["👍", "❤️", "👍🏽", "🇩🇪", "👨‍👩‍👧"] {
+            assert_eq!(check_emoji(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "a", "👍👍", "👍 ", ":+1:", "x👍"] {
+            let e = check_emoji(bad).unwrap_err();
+            assert_eq!(e.to_wire().code, ErrorCode::InvalidEmoji, "{bad:?}");
+        }
+        assert!(matches!(check_emoji(&"👍".repeat(20)), Err(ValidationError::BadEmoji("too long"))));
+    }
 
     #[test]
     fn text_limit_is_in_bytes() {

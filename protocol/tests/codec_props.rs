@@ -76,8 +76,17 @@ fn server_frame() -> impl Strategy<Value = ServerFrame> {
         (option::of(message_body()), any::<u64>(), any::<u64>(), any::<i32>()),
     )
         .prop_map(|((conversation_id, seq, sender_id, client_msg_id), (body, server_time_ms, reply_to, kind))| {
-            let message =
-                v1::Message { conversation_id, seq, sender_id, client_msg_id, body, server_time_ms, reply_to, kind };
+            let message = v1::Message {
+                conversation_id,
+                seq,
+                sender_id,
+                client_msg_id,
+                body,
+                server_time_ms,
+                reply_to,
+                kind,
+                ..Default::default()
+            };
             ServerFrame {
                 kind: Some(server_frame::Kind::Push(Push {
                     event: Some(push::Event::Message(MessageEvent { message: Some(message) })),

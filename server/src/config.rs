@@ -9,11 +9,13 @@ use std::path::PathBuf;
 
 mod cluster;
 mod error;
+mod messages;
 mod metrics;
 mod store;
 
 pub use cluster::ClusterConfig;
 pub use error::ConfigError;
+pub use messages::MessagesConfig;
 pub use metrics::MetricsConfig;
 
 pub use store::{
@@ -49,6 +51,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// The Prometheus `/metrics` endpoint (off unless `metrics.listen` is set).
     pub metrics: MetricsConfig,
+    /// Edits, deletes and reactions: who may, until when, how many.
+    pub messages: MessagesConfig,
 }
 
 impl Default for Config {
@@ -66,6 +70,7 @@ impl Default for Config {
             web: WebConfig::default(),
             cluster: ClusterConfig::default(),
             metrics: MetricsConfig::default(),
+            messages: MessagesConfig::default(),
         }
     }
 }

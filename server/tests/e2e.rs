@@ -631,6 +631,7 @@ async fn owners_cut_batches_where_the_store_needs() {
         sender_id: "x".into(),
         client_msg_id: String::new(),
         encoded: Default::default(),
+        target: None,
     };
     use chat_server::store::MessageStore;
     assert!(store.append(vec![across(4), across(5)]).await.is_err());

@@ -118,6 +118,7 @@ async fn scylla_migrate_from_version_1_makes_the_lists() {
         sender_id: "ann".into(),
         client_msg_id: "c1".into(),
         encoded: body.encode_to_vec().into(),
+        target: None,
     };
     store.append(vec![msg]).await.unwrap();
     let keyspace = store.keyspace().to_string();

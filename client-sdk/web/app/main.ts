@@ -337,7 +337,17 @@ function maxBig(a: bigint | undefined, b: bigint): bigint {
   return a === undefined || b > a ? b : a;
 }
 
+/** Edits, deletes and reactions: entries this app does not show yet (history has their result). */
+function isChange(m: Message): boolean {
+  return m.kind === pb.MessageKind.EDIT || m.kind === pb.MessageKind.DELETE || m.kind === pb.MessageKind.REACTION;
+}
+
 function addMessage(v: ConvView, m: Message): boolean {
+  if (isChange(m)) {
+    // They move the head only: no bubble, no unread, no preview.
+    if (v.summary.conversation && m.seq > v.summary.conversation.lastSeq) v.summary.conversation.lastSeq = m.seq;
+    return false;
+  }
   if (v.messages.has(m.seq)) return false;
   v.messages.set(m.seq, m);
   const last = v.summary.lastMessage;

@@ -6,6 +6,7 @@
 //! - at the conversation's owner ([`owner`]): on this node through the mesh,
 //!   or on the owner node through the broker ([`request::Remote`]);
 //!   sends and typing are ordered by the session ([`message`], [`typing`]),
+//!   edits, deletes and reactions are checked by the owner ([`change`]),
 //!   membership and receipts are answered by the owner ([`membership`],
 //!   [`receipts`]).
 //!
@@ -15,6 +16,7 @@
 //! not own connections (that is `crate::session`) nor the owner's rules (that
 //! is `crate::conversation`).
 
+pub mod change;
 pub mod conversations;
 pub mod history;
 pub mod membership;
@@ -91,6 +93,9 @@ async fn execute_here(
         | B::RemoveMember(_)
         | B::SetMemberRole(_)
         | B::ArchiveConversation(_)
+        | B::EditMessage(_)
+        | B::DeleteMessage(_)
+        | B::React(_)
         | B::MarkRead(_) => Err(WireError::new(ErrorCode::UnknownCommand, "not a command for this shard")),
     }
 }
@@ -109,6 +114,9 @@ pub fn owner_conversation(body: &command::Body) -> Option<ConvId> {
         B::SetMemberRole(r) => Some(r.conversation_id),
         B::ArchiveConversation(a) => Some(a.conversation_id),
         B::MarkRead(m) => Some(m.conversation_id),
+        B::EditMessage(e) => Some(e.conversation_id),
+        B::DeleteMessage(d) => Some(d.conversation_id),
+        B::React(r) => Some(r.conversation_id),
         _ => None,
     }
 }

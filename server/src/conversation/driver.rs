@@ -14,7 +14,7 @@ use crate::ids::ConvId;
 use crate::shard::MailboxFull;
 use crate::shard::ShardCtx;
 use crate::shard::{AdminOp, ConvMsg, Reply};
-use crate::store::{MessageStore, Store, StoreResult};
+use crate::store::{Direction, MessageStore, Range, Store, StoreResult};
 use chat_protocol::WireError;
 use chat_protocol::v1::{self, ErrorCode};
 use std::future::Future;
@@ -80,6 +80,7 @@ fn owner_config(ctx: &ShardCtx) -> OwnerConfig {
         max_members: cfg.limits.max_members,
         recent_ids: RECENT_IDS,
         run_limit: Rc::new(move |next| store.append_run_limit(next)),
+        rules: (&cfg.messages).into(),
     }
 }
 
@@ -110,6 +111,7 @@ async fn refuse_all(mut rx: mpsc::Receiver<ConvMsg>, err: WireError) {
     while let Some(m) = rx.recv().await {
         match m {
             ConvMsg::Send { reply, .. } => drop(reply.send(Err(err.clone()))),
+            ConvMsg::Change { reply, .. } => drop(reply.send(Err(err.clone()))),
             ConvMsg::Attach { reply, .. } => drop(reply.send(Err(err.clone()))),
             ConvMsg::Admin { reply, .. } => drop(reply.send(Err(err.clone()))),
             ConvMsg::Members { reply, .. } => drop(reply.send(Err(err.clone()))),
@@ -280,6 +282,24 @@ impl Driver {
                 self.owner.handle_wall_clock(now, unix_ms_now());
                 self.owner.handle_send(now, caller.user, origin, *msg, reply);
             }
+            ConvMsg::Change { caller, origin, change, reply } => {
+                let seq = change.target_seq();
+                let known = self.owner.cached_target(seq).is_some() || seq == 0 || seq > self.owner.committed();
+                let stored = match known {
+                    true => None,
+                    false => match read_message(&self.store, self.owner.id(), seq).await {
+                        Ok(m) => m,
+                        Err(e) => {
+                            tracing::warn!(conv = self.owner.id(), seq, error = %e, "cannot read the message to change");
+                            let _ = reply.send(Err(unavailable()));
+                            return;
+                        }
+                    },
+                };
+                let at = self::now();
+                self.owner.handle_wall_clock(at, unix_ms_now());
+                self.owner.handle_change(at, caller.user, origin, *change, stored, reply);
+            }
             ConvMsg::Attach { shard, user, reply } => drop(reply.send(self.owner.handle_attach(now, shard, &user))),
             ConvMsg::Detach { shard } => self.owner.handle_detach(now, shard),
             ConvMsg::Typing { user, typing } => self.owner.handle_typing(now, user, typing),
@@ -337,6 +357,19 @@ impl Driver {
         let ids: Vec<String> = roster.members.keys().map(|u| u.to_string()).collect();
         let users = self.store.get_users(&ids).await.unwrap_or_default();
         Ok(membership::member_list(&self.owner.roster(), users, &caller.user))
+    }
+}
+
+/// The stored message at `seq` (None: none there).
+async fn read_message(store: &Store, conv: ConvId, seq: u64) -> StoreResult<Option<v1::Message>> {
+    use prost::Message as _;
+    let range = Range { after: seq - 1, before: seq + 1, limit: 1, direction: Direction::Forward };
+    let rows = store.read_range(conv, range).await?;
+    match rows.into_iter().next() {
+        Some((_, bytes)) => v1::Message::decode(bytes)
+            .map(Some)
+            .map_err(|e| crate::store::StoreError::Corrupt { table: "messages", detail: e.to_string() }),
+        None => Ok(None),
     }
 }
 

@@ -3,7 +3,8 @@
 //! state and receipt watermarks, and fans everything out to the shards whose
 //! sessions subscribe. The requests it takes travel on the mesh
 //! (`crate::shard::ConvMsg`); [`owner`] is the state machine that
-//! decides (no I/O, the time passed in), [`driver`] the tokio task that
+//! decides (no I/O, the time passed in), [`events`] the rules of edits,
+//! deletes and reactions, [`driver`] the tokio task that
 //! performs what it decides (store calls, mailbox sends, cluster publishes,
 //! answers, one timer), [`membership`] the rules of the admin operations, and
 //! [`summary`](mod@summary) how a conversation looks to one user.
@@ -12,6 +13,7 @@
 //! those are `session`, `shard`/`cluster` and `store`.
 
 pub mod driver;
+pub mod events;
 pub mod membership;
 pub mod owner;
 pub mod summary;

@@ -19,6 +19,7 @@
 //! bounded window of recent `(sender, client_msg_id) -> seq` in memory, and
 //! beyond it the store's own check ([`StoreError::Duplicates`]).
 
+mod change;
 mod recovery;
 mod side;
 #[cfg(test)]
@@ -29,7 +30,7 @@ use super::summary;
 use crate::frames;
 use crate::ids::ConvId;
 use crate::shard::{Fanout, Pushed, ShardMsg, UserEvent};
-use crate::store::{ConversationRecord, MemberRecord, NewMessage, StoreError};
+use crate::store::{ConversationRecord, MemberRecord, MessageVersion, NewMessage, StoreError, TargetWrite};
 use bytes::Bytes;
 use chat_protocol::WireError;
 use chat_protocol::v1::{self, ErrorCode};
@@ -95,6 +96,8 @@ pub struct OwnerConfig {
     pub recent_ids: usize,
     /// The store's cut of an append.
     pub run_limit: RunLimit,
+    /// Who may edit, delete and react, until when and how much.
+    pub rules: super::events::Rules,
 }
 
 impl Default for OwnerConfig {
@@ -108,6 +111,7 @@ impl Default for OwnerConfig {
             max_members: 10_000,
             recent_ids: RECENT_IDS,
             run_limit: Rc::new(|_| usize::MAX),
+            rules: super::events::Rules::default(),
         }
     }
 }
@@ -173,6 +177,8 @@ struct Pending<R: Handles> {
     origin: u64,
     /// Times it was sequenced again after another node took its seq.
     resequenced: u8,
+    /// An event: the message it changes, before and after (None: a message).
+    change: Option<Box<change::Changed>>,
 }
 
 /// The store operation of the sequence in flight (one at a time).
@@ -255,6 +261,9 @@ pub struct Owner<R: Handles> {
     head_nudge_due: Option<Instant>,
     /// Since when there has been nothing to do.
     quiet_since: Option<Instant>,
+    /// The latest state of messages changed lately by events, stored or on
+    /// their way (see [`Owner::cached_target`]).
+    targets: HashMap<u64, v1::Message>,
     /// Periodic work runs on a grid from here.
     born: Instant,
     /// Wall-clock anchor: `(instant, unix ms)` at the same moment.
@@ -323,6 +332,7 @@ impl<R: Handles> Owner<R> {
             last_commit: everyone.then_some(now),
             head_nudge_due: None,
             quiet_since: None,
+            targets: HashMap::new(),
             born: now,
             wall: (now, unix_ms),
             effects: VecDeque::new(),
@@ -410,30 +420,9 @@ impl<R: Handles> Owner<R> {
     }
 
     fn send(&mut self, now: Instant, sender: Arc<str>, origin: u64, mut msg: v1::SendMessage, reply: R::Send) {
-        // A retry of the caller's own message is answered first: it was accepted
-        // before any later archive or removal, and must not look failed.
-        let key = (sender, std::mem::take(&mut msg.client_msg_id));
-        if let Some(&seq) = self.recent.map.get(&key) {
-            match self.inflight.iter_mut().find(|p| p.msg.seq == seq) {
-                Some(p) if seq > self.committed => p.retries.push(reply),
-                _ => self.effects.push_back(Effect::Sent(reply, Ok(self.ok(seq, true, now)))),
-            }
+        let Some((sender, cmid, reply)) = self.admit(now, sender, std::mem::take(&mut msg.client_msg_id), reply) else {
             return;
-        }
-        let (sender, cmid) = key;
-        if let Some(p) = self.pending.iter_mut().find(|p| p.sender == sender && p.msg.client_msg_id == cmid) {
-            p.retries.push(reply);
-            return;
-        }
-        if let Some(until) = self.failing_until {
-            // After a store failure every send is refused for a moment, so no
-            // later message of a sender can overtake one that failed.
-            if now < until {
-                self.effects.push_back(Effect::Sent(reply, Err(unavailable())));
-                return;
-            }
-            self.failing_until = None;
-        }
+        };
         if let Some(e) = self.refusal(&sender, msg.reply_to) {
             self.effects.push_back(Effect::Sent(reply, Err(e)));
             return;
@@ -451,8 +440,53 @@ impl<R: Handles> Owner<R> {
             server_time_ms: 0,
             reply_to: msg.reply_to,
             kind: v1::MessageKind::User as i32,
+            ..Default::default()
         };
-        self.pending.push_back(Pending { msg: m, sender, reply, retries: Vec::new(), origin, resequenced: 0 });
+        self.pending.push_back(Pending {
+            msg: m,
+            sender,
+            reply,
+            retries: Vec::new(),
+            origin,
+            resequenced: 0,
+            change: None,
+        });
+    }
+
+    /// A new request of `sender` under `cmid`, or a retry: a retry of the
+    /// caller's own message is answered (or joins the first attempt) here,
+    /// first: it was accepted before any later archive or removal, and must
+    /// not look failed. After a store failure every send is refused for a
+    /// moment, so no later message of a sender can overtake one that failed.
+    /// None: answered.
+    fn admit(
+        &mut self,
+        now: Instant,
+        sender: Arc<str>,
+        cmid: String,
+        reply: R::Send,
+    ) -> Option<(Arc<str>, String, R::Send)> {
+        let key = (sender, cmid);
+        if let Some(&seq) = self.recent.map.get(&key) {
+            match self.inflight.iter_mut().find(|p| p.msg.seq == seq) {
+                Some(p) if seq > self.committed => p.retries.push(reply),
+                _ => self.effects.push_back(Effect::Sent(reply, Ok(self.ok(seq, true, now)))),
+            }
+            return None;
+        }
+        let (sender, cmid) = key;
+        if let Some(p) = self.pending.iter_mut().find(|p| p.sender == sender && p.msg.client_msg_id == cmid) {
+            p.retries.push(reply);
+            return None;
+        }
+        if let Some(until) = self.failing_until {
+            if now < until {
+                self.effects.push_back(Effect::Sent(reply, Err(unavailable())));
+                return None;
+            }
+            self.failing_until = None;
+        }
+        Some((sender, cmid, reply))
     }
 
     /// Why a new message of `sender` is refused: not a member, archived, or a
@@ -498,6 +532,8 @@ impl<R: Handles> Owner<R> {
     /// Refuses everything waiting and every send for a moment: the store failed.
     fn fail_pending(&mut self, now: Instant) {
         self.failing_until = Some(now + FAILURE_PAUSE);
+        // Changes build on what the owner believed was being stored.
+        self.targets.clear();
         for p in std::mem::take(&mut self.pending) {
             self.answer(p, Err(unavailable()));
         }
@@ -514,6 +550,10 @@ impl<R: Handles> Owner<R> {
     fn settle(&mut self, now: Instant) {
         if self.store_op == StoreOp::Idle && !self.pending.is_empty() {
             self.start_append(now);
+        }
+        if self.store_op == StoreOp::Idle && self.pending.is_empty() && self.targets.len() > change::TARGETS {
+            // Everything is stored: the store knows these as well.
+            self.targets.clear();
         }
         self.schedule(now);
         if !self.is_quiet() {
@@ -543,12 +583,28 @@ impl<R: Handles> Owner<R> {
                 origin: p.origin,
                 committed: now,
             });
+            let target = p.change.as_ref().map(|c| {
+                Box::new(TargetWrite {
+                    seq: c.latest.seq,
+                    latest: Bytes::from(c.latest.encode_to_vec()),
+                    version: MessageVersion {
+                        conversation_id: p.msg.conversation_id,
+                        target_seq: c.latest.seq,
+                        event_seq: p.msg.seq,
+                        changed_by: p.msg.sender_id.clone(),
+                        changed_at_ms: time,
+                        kind: p.msg.kind,
+                        prior: c.prior.encode_to_vec(),
+                    },
+                })
+            });
             batch.push(NewMessage {
                 conversation_id: p.msg.conversation_id,
                 seq: p.msg.seq,
                 sender_id: p.msg.sender_id.clone(),
                 client_msg_id: p.msg.client_msg_id.clone(),
                 encoded,
+                target,
             });
             self.recent.remember((p.sender.clone(), p.msg.client_msg_id.clone()), p.msg.seq);
         }

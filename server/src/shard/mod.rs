@@ -27,6 +27,7 @@ pub mod window;
 pub use ctx::{ShardCtx, ShardState, Shared};
 pub use mesh::{MailboxFull, Mesh};
 pub use msg::{
-    AdminOp, ConvMsg, Fanout, Forwarded, PresenceChange, PresenceMsg, Pushed, Reply, ShardMsg, UserEvent, UserRate,
+    AdminOp, Change, ConvMsg, Fanout, Forwarded, PresenceChange, PresenceMsg, Pushed, Reply, ShardMsg, UserEvent,
+    UserRate,
 };
 pub use placement::{home_shard, owner_node, user_shard};

@@ -145,6 +145,46 @@ pub struct PresenceChange {
     pub flipped: bool,
 }
 
+/// A change of an earlier message, as asked (validated by `crate::command`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// New text.
+    Edit(v1::EditMessage),
+    /// Gone.
+    Delete(v1::DeleteMessage),
+    /// A reaction added or taken away.
+    React(v1::React),
+}
+
+impl Change {
+    /// The seq of the message it changes.
+    pub fn target_seq(&self) -> u64 {
+        match self {
+            Change::Edit(e) => e.seq,
+            Change::Delete(d) => d.seq,
+            Change::React(r) => r.seq,
+        }
+    }
+
+    /// The conversation.
+    pub fn conversation_id(&self) -> u64 {
+        match self {
+            Change::Edit(e) => e.conversation_id,
+            Change::Delete(d) => d.conversation_id,
+            Change::React(r) => r.conversation_id,
+        }
+    }
+
+    /// The client's id of the change (idempotency, like a send's).
+    pub fn client_msg_id(&self) -> &str {
+        match self {
+            Change::Edit(e) => &e.client_msg_id,
+            Change::Delete(d) => &d.client_msg_id,
+            Change::React(r) => &r.client_msg_id,
+        }
+    }
+}
+
 /// Reply channel of a request to the owner.
 pub type Reply<T> = oneshot::Sender<Result<T, WireError>>;
 
@@ -160,6 +200,17 @@ pub enum ConvMsg {
         /// The validated request (boxed: it is most of the size of every mesh slot otherwise).
         msg: Box<v1::SendMessage>,
         /// Answered once the message is durable.
+        reply: Reply<v1::SendMessageOk>,
+    },
+    /// Edit, delete or react: an event appended after the message it changes.
+    Change {
+        /// Who.
+        caller: Caller,
+        /// The sending session (it gets no echo of the event).
+        origin: u64,
+        /// The validated request.
+        change: Box<Change>,
+        /// Answered once the event is durable.
         reply: Reply<v1::SendMessageOk>,
     },
     /// A shard has subscribed sessions; the reply is the head at registration.

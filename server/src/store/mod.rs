@@ -12,6 +12,11 @@
 //! - users (id, display name, role) as last seen in a token;
 //! - the support queue (support conversations waiting for staff), ordered by
 //!   `(created_at_ms, conversation_id)`;
+//! - events (edits, deletes, reactions) are messages at their own seq; the
+//!   message they change is rewritten in its latest state in the same commit,
+//!   and the version it replaces is kept apart ([`MessageVersion`], keyed by
+//!   `(conversation_id, target_seq, event_seq)`) for the audit trail, never
+//!   read by members;
 //! - an epoch: a random id made when the store is created. Resume cursors are
 //!   valid only within one epoch.
 //!
@@ -155,6 +160,10 @@ impl MessageStore for Store {
 
     async fn read_range(&self, conversation_id: u64, range: Range) -> StoreResult<Vec<(u64, Bytes)>> {
         delegate!(self, s => s.read_range(conversation_id, range).await)
+    }
+
+    async fn message_versions(&self, conversation_id: u64, seq: u64) -> StoreResult<Vec<MessageVersion>> {
+        delegate!(self, s => s.message_versions(conversation_id, seq).await)
     }
 
     async fn create_conversation(&self, conv: &ConversationRecord, members: &[MemberRecord]) -> StoreResult<Created> {
@@ -304,6 +313,41 @@ pub struct NewMessage {
     pub client_msg_id: String,
     /// The encoded `chat.v1.Message`.
     pub encoded: Bytes,
+    /// An event's change of an earlier message, written with it (None: a
+    /// plain message).
+    pub target: Option<Box<TargetWrite>>,
+}
+
+/// What an event (edit, delete, reaction) does to the message it names, in
+/// the same commit as the event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetWrite {
+    /// The changed message's seq (already stored, below the event's).
+    pub seq: u64,
+    /// Its new latest state, an encoded `chat.v1.Message`, replacing the stored one.
+    pub latest: Bytes,
+    /// The version it replaces, kept for the audit trail.
+    pub version: MessageVersion,
+}
+
+/// One earlier version of a message: what it was before an event changed it,
+/// who changed it and when. Members never read these; the audit trail does.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MessageVersion {
+    /// Conversation.
+    pub conversation_id: u64,
+    /// The changed message's seq.
+    pub target_seq: u64,
+    /// The seq of the event that changed it.
+    pub event_seq: u64,
+    /// Who changed it (the event's sender).
+    pub changed_by: String,
+    /// When, ms since the Unix epoch (the event's server time).
+    pub changed_at_ms: u64,
+    /// The event's `chat.v1.MessageKind` number (EDIT, DELETE, REACTION).
+    pub kind: i32,
+    /// The message as it was before, an encoded `chat.v1.Message`.
+    pub prior: Vec<u8>,
 }
 
 /// Conversation kinds, as stored (the wire enum's numbers).
@@ -412,7 +456,8 @@ pub trait MessageStore: Send + Sync + 'static {
     fn epoch(&self) -> &str;
 
     /// Appends sequenced messages and their idempotency records, durably, in
-    /// one commit, and moves each sender's delivered and read watermarks up to
+    /// one commit (an event's [`TargetWrite`] too: the target's latest state
+    /// replaced, the version it replaces kept), and moves each sender's delivered and read watermarks up to
     /// their message (writing is reading; only for messages with a client
     /// message id, i.e. users' messages; a backend may do this best-effort,
     /// after the messages, and not fail a stored append over it).
@@ -460,6 +505,10 @@ pub trait MessageStore: Send + Sync + 'static {
 
     /// Encoded messages in a range, ascending by seq.
     async fn read_range(&self, conversation_id: u64, range: Range) -> StoreResult<Vec<(u64, Bytes)>>;
+
+    /// Every earlier version of the message at `seq`, oldest first (empty:
+    /// never changed). For the audit trail; members never see these.
+    async fn message_versions(&self, conversation_id: u64, seq: u64) -> StoreResult<Vec<MessageVersion>>;
 
     /// Creates a conversation with its first members, unless one with this id
     /// exists (then nothing is written and the existing one is returned).

@@ -45,6 +45,8 @@ impl<R: Handles> Owner<R> {
                     let ok = self.ok(seq, true, now);
                     self.answer(p, Ok(ok));
                 }
+                // A change is checked again when it is sent again.
+                None if p.change.is_some() => self.drop_message(p, unavailable()),
                 None => {
                     p.msg.seq = 0;
                     p.msg.server_time_ms = 0;
@@ -52,6 +54,7 @@ impl<R: Handles> Owner<R> {
                 }
             }
         }
+        self.abandon_changes();
         for p in again.into_iter().rev() {
             self.pending.push_front(p);
         }
@@ -95,6 +98,9 @@ impl<R: Handles> Owner<R> {
             // conversation meanwhile: checked again against what was reloaded.
             if let Some(e) = self.unpostable(&p) {
                 self.answer(p, Err(e));
+            } else if p.change.is_some() {
+                // A change is checked again when it is sent again.
+                self.drop_message(p, unavailable());
             } else if p.resequenced < MAX_RESEQUENCE {
                 p.resequenced += 1;
                 p.msg.seq = 0;
@@ -112,6 +118,7 @@ impl<R: Handles> Owner<R> {
             }
         }
         // What is pending was checked against the old state too.
+        self.abandon_changes();
         for p in std::mem::take(&mut self.pending) {
             match self.unpostable(&p) {
                 Some(e) => self.drop_message(p, e),

@@ -1,9 +1,11 @@
 //! Tests of the owner state machine: a hand-driven clock, plain ids for
 //! reply handles, store results fed in by hand; no runtime, no sockets. This
 //! file is the harness; `message_path` tests sequencing, group commit,
-//! idempotency, fences and failures, `side` typing, receipts, watermarks,
+//! idempotency, fences and failures, `changes` edits, deletes and reactions,
+//! `side` typing, receipts, watermarks,
 //! timers and mailbox refusals.
 
+mod changes;
 mod message_path;
 mod side;
 

@@ -54,6 +54,7 @@ pub(super) fn msg(conv: u64, seq: u64) -> NewMessage {
         sender_id: format!("user-{}", seq % 3),
         client_msg_id: format!("cmid-{conv}-{seq}"),
         encoded: payload(conv, seq),
+        target: None,
     }
 }
 

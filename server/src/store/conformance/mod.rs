@@ -15,20 +15,23 @@
 //! (as tests do) when the backend breaks the contract. The cases live by
 //! subject: `messages` (appends, reads, seqs, concurrency), `idempotency`
 //! (client message ids, lookups and duplicates refused by the append),
-//! `records` (conversations, members, watermarks, users, epoch, reopening)
-//! and `lists` (users' conversations by activity, the support queue, paged).
+//! `records` (conversations, members, watermarks, users, epoch, reopening),
+//! `lists` (users' conversations by activity, the support queue, paged) and
+//! `versions` (events rewriting their target, the versions kept).
 
 mod harness;
 mod idempotency;
 mod lists;
 mod messages;
 mod records;
+mod versions;
 
 pub use harness::{ConformanceFactory, report_skip};
 pub use idempotency::*;
 pub use lists::*;
 pub use messages::*;
 pub use records::*;
+pub use versions::*;
 
 /// Expands to one `#[tokio::test]` per conformance case, each run against a
 /// store made by the given factory expression (a [`ConformanceFactory`]).
@@ -63,6 +66,9 @@ macro_rules! conformance_tests {
             users_upsert_and_get,
             epoch_per_store,
             reopen_keeps_everything,
+            events_rewrite_their_target_and_keep_versions,
+            events_in_one_append_apply_in_order,
+            a_refused_event_changes_nothing,
         );
     };
     (@cases $factory:expr; $($case:ident),+ $(,)?) => {

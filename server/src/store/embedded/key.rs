@@ -33,6 +33,14 @@ fn push_prefixed(op: &'static str, key: &mut Vec<u8>, s: &str) -> StoreResult<()
 }
 
 /// `a(8) | b(8)`: messages and the support queue.
+/// `(conversation, target seq, event seq)`: a message version's key.
+pub(super) fn triple(a: u64, b: u64, c: u64) -> [u8; 24] {
+    let mut key = [0; 24];
+    key[..16].copy_from_slice(&pair(a, b));
+    key[16..].copy_from_slice(&c.to_be_bytes());
+    key
+}
+
 pub(super) fn pair(a: u64, b: u64) -> [u8; 16] {
     let mut key = [0; 16];
     key[..8].copy_from_slice(&a.to_be_bytes());

@@ -10,8 +10,8 @@ use super::db::{Ks, backend, decode};
 use super::key;
 use super::ops::{Done, Op};
 use crate::store::{
-    ConversationRecord, Created, Direction, ListKey, MemberRecord, MessageStore, NewMessage, Range, StoreError,
-    StoreResult, UserRecord,
+    ConversationRecord, Created, Direction, ListKey, MemberRecord, MessageStore, MessageVersion, NewMessage, Range,
+    StoreError, StoreResult, UserRecord,
 };
 
 impl MessageStore for EmbeddedStore {
@@ -233,6 +233,12 @@ impl MessageStore for EmbeddedStore {
 
     async fn upsert_user(&self, user: &UserRecord) -> StoreResult<()> {
         self.submit_unit(Op::UpsertUser(user.clone())).await
+    }
+
+    async fn message_versions(&self, conversation_id: u64, seq: u64) -> StoreResult<Vec<MessageVersion>> {
+        const OP: &str = "message_versions";
+        let rows = self.scan_prefix(OP, Ks::Versions, &key::pair(conversation_id, seq))?;
+        rows.iter().map(|(_, value)| decode(Ks::Versions, value)).collect()
     }
 
     async fn get_users(&self, ids: &[String]) -> StoreResult<Vec<UserRecord>> {

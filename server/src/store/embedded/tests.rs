@@ -16,6 +16,7 @@ fn message(conv: u64, seq: u64) -> NewMessage {
         sender_id: "u".into(),
         client_msg_id: format!("c{seq}"),
         encoded: Bytes::from(format!("{conv}/{seq}")),
+        target: None,
     }
 }
 

@@ -108,6 +108,12 @@ impl<'a> Txn<'a> {
             }
             self.new_heads.push((m.conversation_id, m.seq));
             self.put(Ks::Messages, &key::pair(m.conversation_id, m.seq), Slice::from(m.encoded.clone()));
+            if let Some(t) = &m.target {
+                // The target's latest state, and the version it replaces for the audit trail.
+                self.put(Ks::Messages, &key::pair(m.conversation_id, t.seq), Slice::from(t.latest.clone()));
+                let version = encode(self.op, &t.version)?;
+                self.put(Ks::Versions, &key::triple(m.conversation_id, t.seq, m.seq), version);
+            }
         }
         let mut senders: HashMap<(u64, &str), u64> = HashMap::new();
         for (m, key) in records {

@@ -263,10 +263,14 @@ impl Inner {
                 r?;
             }
         }
+        // The versions events replace, before the events (see `versions`).
         let writer = rand::random::<i64>();
+        self.insert_versions(&msgs, writer).await?;
         for (key, part) in &parts {
             self.insert_partition(*key, part, writer).await?;
         }
+        // The changed messages' latest states, once their events are stored.
+        self.update_targets(&msgs).await?;
         // The messages are stored: from here nothing fails the call. The
         // senders' watermarks are hints that only move up (receipts move them
         // too), so a failure is logged and left to the next advance.

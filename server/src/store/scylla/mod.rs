@@ -30,6 +30,7 @@ mod settings;
 mod statements;
 #[cfg(test)]
 mod tests;
+mod versions;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -59,8 +60,8 @@ pub use settings::{
 pub use statements::{CqlError, STATEMENTS};
 
 use super::{
-    ConversationRecord, Created, ListKey, MemberRecord, MessageStore, NewMessage, Range, StoreError, StoreResult,
-    UserRecord,
+    ConversationRecord, Created, ListKey, MemberRecord, MessageStore, MessageVersion, NewMessage, Range, StoreError,
+    StoreResult, UserRecord,
 };
 use records::WATERMARK_ROUNDS;
 use statements::Statements;
@@ -255,6 +256,10 @@ impl MessageStore for ScyllaStore {
 
     async fn read_range(&self, conversation_id: u64, range: Range) -> StoreResult<Vec<(u64, Bytes)>> {
         self.call("read_range", false, |i| async move { i.read_range(conversation_id, range).await }).await
+    }
+
+    async fn message_versions(&self, conversation_id: u64, seq: u64) -> StoreResult<Vec<MessageVersion>> {
+        self.call("message_versions", false, |i| async move { i.message_versions(conversation_id, seq).await }).await
     }
 
     async fn create_conversation(&self, conv: &ConversationRecord, members: &[MemberRecord]) -> StoreResult<Created> {

@@ -116,6 +116,12 @@ statements! {
         AND seq >= ? AND seq <= ?",
     select_message_sender: "SELECT sender_id, client_msg_id FROM {ks}.messages WHERE conversation_id = ? \
         AND bucket = ? AND seq = ?",
+    update_message_body: "UPDATE {ks}.messages SET body = ? WHERE conversation_id = ? AND bucket = ? AND seq = ? \
+        IF EXISTS",
+    insert_version: "INSERT INTO {ks}.message_versions (conversation_id, target_seq, event_seq, changed_by, \
+        changed_at_ms, kind, prior, writer) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    select_versions: "SELECT event_seq, changed_by, changed_at_ms, kind, prior, writer FROM {ks}.message_versions \
+        WHERE conversation_id = ? AND target_seq = ? ORDER BY event_seq ASC",
     insert_bucket: "INSERT INTO {ks}.message_buckets (conversation_id, bucket) VALUES (?, ?)",
     select_buckets_desc: "SELECT bucket FROM {ks}.message_buckets WHERE conversation_id = ? ORDER BY bucket DESC",
     select_buckets_between_asc: "SELECT bucket FROM {ks}.message_buckets WHERE conversation_id = ? \

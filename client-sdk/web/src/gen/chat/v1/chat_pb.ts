@@ -35,7 +35,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file chat/v1/chat.proto.
  */
 export const file_chat_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEiWwoLQ2xpZW50RnJhbWUSHwoFaGVsbG8YASABKAsyDi5jaGF0LnYxLkhlbGxvSAASIwoHY29tbWFuZBgCIAEoCzIQLmNoYXQudjEuQ29tbWFuZEgAQgYKBGtpbmQiegoLU2VydmVyRnJhbWUSIwoHd2VsY29tZRgBIAEoCzIQLmNoYXQudjEuV2VsY29tZUgAEh8KBXJlcGx5GAIgASgLMg4uY2hhdC52MS5SZXBseUgAEh0KBHB1c2gYAyABKAsyDS5jaGF0LnYxLlB1c2hIAEIGCgRraW5kIpgHCgdDb21tYW5kEgoKAmlkGAEgASgEEiwKDHNlbmRfbWVzc2FnZRgKIAEoCzIULmNoYXQudjEuU2VuZE1lc3NhZ2VIABIqCgtnZXRfaGlzdG9yeRgLIAEoCzITLmNoYXQudjEuR2V0SGlzdG9yeUgAEjoKE2NyZWF0ZV9jb252ZXJzYXRpb24YDCABKAsyGy5jaGF0LnYxLkNyZWF0ZUNvbnZlcnNhdGlvbkgAEjgKEmxpc3RfY29udmVyc2F0aW9ucxgNIAEoCzIaLmNoYXQudjEuTGlzdENvbnZlcnNhdGlvbnNIABI0ChBnZXRfY29udmVyc2F0aW9uGA4gASgLMhguY2hhdC52MS5HZXRDb252ZXJzYXRpb25IABIqCgtnZXRfbWVtYmVycxgPIAEoCzITLmNoYXQudjEuR2V0TWVtYmVyc0gAEjYKEWpvaW5fY29udmVyc2F0aW9uGBAgASgLMhkuY2hhdC52MS5Kb2luQ29udmVyc2F0aW9uSAASOAoSbGVhdmVfY29udmVyc2F0aW9uGBEgASgLMhouY2hhdC52MS5MZWF2ZUNvbnZlcnNhdGlvbkgAEioKC2FkZF9tZW1iZXJzGBIgASgLMhMuY2hhdC52MS5BZGRNZW1iZXJzSAASLgoNcmVtb3ZlX21lbWJlchgTIAEoCzIVLmNoYXQudjEuUmVtb3ZlTWVtYmVySAASPAoUYXJjaGl2ZV9jb252ZXJzYXRpb24YFCABKAsyHC5jaGF0LnYxLkFyY2hpdmVDb252ZXJzYXRpb25IABImCgltYXJrX3JlYWQYFSABKAsyES5jaGF0LnYxLk1hcmtSZWFkSAASMAoObWFya19kZWxpdmVyZWQYFiABKAsyFi5jaGF0LnYxLk1hcmtEZWxpdmVyZWRIABIoCgpzZXRfdHlwaW5nGBcgASgLMhIuY2hhdC52MS5TZXRUeXBpbmdIABIdCgRwaW5nGBggASgLMg0uY2hhdC52MS5QaW5nSAASNwoSbGlzdF9zdXBwb3J0X3F1ZXVlGBkgASgLMhkuY2hhdC52MS5MaXN0U3VwcG9ydFF1ZXVlSAASMQoPc2V0X21lbWJlcl9yb2xlGBogASgLMhYuY2hhdC52MS5TZXRNZW1iZXJSb2xlSAASLAoMZ2V0X3ByZXNlbmNlGBsgASgLMhQuY2hhdC52MS5HZXRQcmVzZW5jZUgAQgYKBGJvZHkihQMKBVJlcGx5EgoKAmlkGAEgASgEEh8KBWVycm9yGAIgASgLMg4uY2hhdC52MS5FcnJvckgAEi4KDHNlbmRfbWVzc2FnZRgKIAEoCzIWLmNoYXQudjEuU2VuZE1lc3NhZ2VPa0gAEiMKB2hpc3RvcnkYCyABKAsyEC5jaGF0LnYxLkhpc3RvcnlIABIvCgxjb252ZXJzYXRpb24YDCABKAsyFy5jaGF0LnYxLkNvbnZlcnNhdGlvbk9rSAASMgoNY29udmVyc2F0aW9ucxgNIAEoCzIZLmNoYXQudjEuQ29udmVyc2F0aW9uTGlzdEgAEiMKB21lbWJlcnMYDyABKAsyEC5jaGF0LnYxLk1lbWJlcnNIABIcCgJvaxgQIAEoCzIOLmNoYXQudjEuRW1wdHlIABIdCgRwb25nGBggASgLMg0uY2hhdC52MS5Qb25nSAASKQoIcHJlc2VuY2UYGyABKAsyFS5jaGF0LnYxLlByZXNlbmNlTGlzdEgAQggKBnJlc3VsdCK+AwoEUHVzaBIoCgdtZXNzYWdlGAEgASgLMhUuY2hhdC52MS5NZXNzYWdlRXZlbnRIABIoCgdyZWNlaXB0GAIgASgLMhUuY2hhdC52MS5SZWNlaXB0RXZlbnRIABImCgZ0eXBpbmcYAyABKAsyFC5jaGF0LnYxLlR5cGluZ0V2ZW50SAASKgoIcHJlc2VuY2UYBCABKAsyFi5jaGF0LnYxLlByZXNlbmNlRXZlbnRIABIuCgptZW1iZXJzaGlwGAUgASgLMhguY2hhdC52MS5NZW1iZXJzaGlwRXZlbnRIABIyCgxjb252ZXJzYXRpb24YBiABKAsyGi5jaGF0LnYxLkNvbnZlcnNhdGlvbkV2ZW50SAASKQoGcmVzeW5jGAcgASgLMhcuY2hhdC52MS5SZXN5bmNSZXF1aXJlZEgAEiYKCWNhdWdodF91cBgIIAEoCzIRLmNoYXQudjEuQ2F1Z2h0VXBIABIjCgdnb29kYnllGAkgASgLMhAuY2hhdC52MS5Hb29kYnllSAASKQoIcmVjZWlwdHMYCiABKAsyFS5jaGF0LnYxLlJlY2VpcHRCYXRjaEgAQgcKBWV2ZW50IgcKBUVtcHR5IoEBCgVIZWxsbxINCgV0b2tlbhgBIAEoCRIOCgZjbGllbnQYAiABKAkSDQoFZXBvY2gYAyABKAkSIAoHY3Vyc29ycxgEIAMoCzIPLmNoYXQudjEuQ3Vyc29yEg4KBnJlc3VtZRgFIAEoCBIYChBwcm90b2NvbF92ZXJzaW9uGAYgASgNIi4KBkN1cnNvchIXCg9jb252ZXJzYXRpb25faWQYASABKAQSCwoDc2VxGAIgASgEIrABCgdXZWxjb21lEhsKBHVzZXIYASABKAsyDS5jaGF0LnYxLlVzZXISDQoFZXBvY2gYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoBBIeCgVoZWFkcxgEIAMoCzIPLmNoYXQudjEuQ3Vyc29yEh8KBmxpbWl0cxgFIAEoCzIPLmNoYXQudjEuTGltaXRzEhYKDnNlcnZlcl90aW1lX21zGAYgASgEEgwKBG5vZGUYByABKAkihgEKBkxpbWl0cxIWCg5tYXhfdGV4dF9ieXRlcxgBIAEoDRIXCg9tYXhfZnJhbWVfYnl0ZXMYAiABKA0SGwoTbWVzc2FnZXNfcGVyX21pbnV0ZRgDIAEoDRIZChF0eXBpbmdfdGltZW91dF9tcxgEIAEoDRITCgttYXhfbWVtYmVycxgFIAEoDSJFCgRVc2VyEgoKAmlkGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRIbCgRyb2xlGAMgASgOMg0uY2hhdC52MS5Sb2xlIrUCCgxDb252ZXJzYXRpb24SCgoCaWQYASABKAQSJwoEa2luZBgCIAEoDjIZLmNoYXQudjEuQ29udmVyc2F0aW9uS2luZBINCgV0aXRsZRgDIAEoCRIPCgdjYXNlX2lkGAQgASgJEhIKCmNyZWF0ZWRfYnkYBSABKAkSFQoNY3JlYXRlZF9hdF9tcxgGIAEoBBIWCg5hcmNoaXZlZF9hdF9tcxgHIAEoBBIsCg1zdXBwb3J0X3N0YXRlGAggASgOMhUuY2hhdC52MS5TdXBwb3J0U3RhdGUSEAoIbGFzdF9zZXEYCSABKAQSFAoMbWVtYmVyX2NvdW50GAogASgNEgsKA2UyZRgLIAEoCBIWCg5yZXRlbnRpb25fZGF5cxgMIAEoDRISCgpsZWdhbF9ob2xkGA0gASgIIrgBChNDb252ZXJzYXRpb25TdW1tYXJ5EisKDGNvbnZlcnNhdGlvbhgBIAEoCzIVLmNoYXQudjEuQ29udmVyc2F0aW9uEiYKDGxhc3RfbWVzc2FnZRgCIAEoCzIQLmNoYXQudjEuTWVzc2FnZRIUCgx1bnJlYWRfY291bnQYAyABKAQSEAoIcmVhZF9zZXEYBCABKAQSJAoHbXlfcm9sZRgFIAEoDjITLmNoYXQudjEuTWVtYmVyUm9sZSKzAQoGTWVtYmVyEg8KB3VzZXJfaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEiEKBHJvbGUYAyABKA4yEy5jaGF0LnYxLk1lbWJlclJvbGUSFAoMam9pbmVkX2F0X21zGAQgASgEEhUKDWRlbGl2ZXJlZF9zZXEYBSABKAQSEAoIcmVhZF9zZXEYBiABKAQSIAoJdXNlcl9yb2xlGAcgASgOMg0uY2hhdC52MS5Sb2xlIm4KEkNyZWF0ZUNvbnZlcnNhdGlvbhInCgRraW5kGAEgASgOMhkuY2hhdC52MS5Db252ZXJzYXRpb25LaW5kEg0KBXRpdGxlGAIgASgJEg8KB2Nhc2VfaWQYAyABKAkSDwoHbWVtYmVycxgEIAMoCSKEAQoRTGlzdENvbnZlcnNhdGlvbnMSDwoHY2FzZV9pZBgBIAEoCRIYChBpbmNsdWRlX2FyY2hpdmVkGAIgASgIEg0KBWxpbWl0GAMgASgNEgwKBHBhZ2UYBCABKAkSJwoEa2luZBgFIAEoDjIZLmNoYXQudjEuQ29udmVyc2F0aW9uS2luZCJRCg5Db252ZXJzYXRpb25PaxItCgdzdW1tYXJ5GAEgASgLMhwuY2hhdC52MS5Db252ZXJzYXRpb25TdW1tYXJ5EhAKCGV4aXN0aW5nGAIgASgIIlUKEENvbnZlcnNhdGlvbkxpc3QSMwoNY29udmVyc2F0aW9ucxgBIAMoCzIcLmNoYXQudjEuQ29udmVyc2F0aW9uU3VtbWFyeRIMCgRuZXh0GAIgASgJIioKD0dldENvbnZlcnNhdGlvbhIXCg9jb252ZXJzYXRpb25faWQYASABKAQiJQoKR2V0TWVtYmVycxIXCg9jb252ZXJzYXRpb25faWQYASABKAQiRAoHTWVtYmVycxIXCg9jb252ZXJzYXRpb25faWQYASABKAQSIAoHbWVtYmVycxgCIAMoCzIPLmNoYXQudjEuTWVtYmVyIisKEEpvaW5Db252ZXJzYXRpb24SFwoPY29udmVyc2F0aW9uX2lkGAEgASgEIiwKEUxlYXZlQ29udmVyc2F0aW9uEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBCI3CgpBZGRNZW1iZXJzEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBIQCgh1c2VyX2lkcxgCIAMoCSI4CgxSZW1vdmVNZW1iZXISFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEg8KB3VzZXJfaWQYAiABKAkiXAoNU2V0TWVtYmVyUm9sZRIXCg9jb252ZXJzYXRpb25faWQYASABKAQSDwoHdXNlcl9pZBgCIAEoCRIhCgRyb2xlGAMgASgOMhMuY2hhdC52MS5NZW1iZXJSb2xlIkEKE0FyY2hpdmVDb252ZXJzYXRpb24SFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEhEKCXVuYXJjaGl2ZRgCIAEoCCIvChBMaXN0U3VwcG9ydFF1ZXVlEg0KBWxpbWl0GAEgASgNEgwKBHBhZ2UYAiABKAkiRAoLTWVzc2FnZUJvZHkSDgoEdGV4dBgBIAEoCUgAEhQKCmNpcGhlcnRleHQYAiABKAxIAEIJCgdjb250ZW50SgQIAxAVItEBCgdNZXNzYWdlEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBILCgNzZXEYAiABKAQSEQoJc2VuZGVyX2lkGAMgASgJEhUKDWNsaWVudF9tc2dfaWQYBCABKAkSIgoEYm9keRgFIAEoCzIULmNoYXQudjEuTWVzc2FnZUJvZHkSFgoOc2VydmVyX3RpbWVfbXMYBiABKAQSEAoIcmVwbHlfdG8YByABKAQSIgoEa2luZBgIIAEoDjIULmNoYXQudjEuTWVzc2FnZUtpbmRKBAgJEB8icwoLU2VuZE1lc3NhZ2USFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEhUKDWNsaWVudF9tc2dfaWQYAiABKAkSIgoEYm9keRgDIAEoCzIULmNoYXQudjEuTWVzc2FnZUJvZHkSEAoIcmVwbHlfdG8YBCABKAQiYAoNU2VuZE1lc3NhZ2VPaxIXCg9jb252ZXJzYXRpb25faWQYASABKAQSCwoDc2VxGAIgASgEEhYKDnNlcnZlcl90aW1lX21zGAMgASgEEhEKCWR1cGxpY2F0ZRgEIAEoCCJbCgpHZXRIaXN0b3J5EhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBISCgpiZWZvcmVfc2VxGAIgASgEEhEKCWFmdGVyX3NlcRgDIAEoBBINCgVsaW1pdBgEIAEoDSJYCgdIaXN0b3J5EhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBIiCghtZXNzYWdlcxgCIAMoCzIQLmNoYXQudjEuTWVzc2FnZRIQCghoYXNfbW9yZRgDIAEoCCIwCghNYXJrUmVhZBIXCg9jb252ZXJzYXRpb25faWQYASABKAQSCwoDc2VxGAIgASgEIlQKDU1hcmtEZWxpdmVyZWQSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEgsKA3NlcRgCIAEoBBIdCgRtb3JlGAMgAygLMg8uY2hhdC52MS5DdXJzb3IiNAoJU2V0VHlwaW5nEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBIOCgZ0eXBpbmcYAiABKAgiHwoLR2V0UHJlc2VuY2USEAoIdXNlcl9pZHMYASADKAkiNQoMUHJlc2VuY2VMaXN0EiUKBXVzZXJzGAEgAygLMhYuY2hhdC52MS5QcmVzZW5jZUV2ZW50IgYKBFBpbmciHgoEUG9uZxIWCg5zZXJ2ZXJfdGltZV9tcxgBIAEoBCIxCgxNZXNzYWdlRXZlbnQSIQoHbWVzc2FnZRgBIAEoCzIQLmNoYXQudjEuTWVzc2FnZSJpCgxSZWNlaXB0RXZlbnQSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEg8KB3VzZXJfaWQYAiABKAkSIgoEa2luZBgDIAEoDjIULmNoYXQudjEuUmVjZWlwdEtpbmQSCwoDc2VxGAQgASgEIlAKDFJlY2VpcHRCYXRjaBIXCg9jb252ZXJzYXRpb25faWQYASABKAQSJwoIcmVjZWlwdHMYAiADKAsyFS5jaGF0LnYxLlJlY2VpcHRFdmVudCJHCgtUeXBpbmdFdmVudBIXCg9jb252ZXJzYXRpb25faWQYASABKAQSDwoHdXNlcl9pZBgCIAEoCRIOCgZ0eXBpbmcYAyABKAgiQQoNUHJlc2VuY2VFdmVudBIPCgd1c2VyX2lkGAEgASgJEg4KBm9ubGluZRgCIAEoCBIPCgdkZXZpY2VzGAMgASgNIpUBCg9NZW1iZXJzaGlwRXZlbnQSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEg8KB3VzZXJfaWQYAiABKAkSKQoGY2hhbmdlGAMgASgOMhkuY2hhdC52MS5NZW1iZXJzaGlwQ2hhbmdlEgoKAmJ5GAQgASgJEiEKBHJvbGUYBSABKA4yEy5jaGF0LnYxLk1lbWJlclJvbGUiQgoRQ29udmVyc2F0aW9uRXZlbnQSLQoHc3VtbWFyeRgBIAEoCzIcLmNoYXQudjEuQ29udmVyc2F0aW9uU3VtbWFyeSIvCg5SZXN5bmNSZXF1aXJlZBIOCgZyZWFzb24YASABKAkSDQoFZXBvY2gYAiABKAkiCgoIQ2F1Z2h0VXAiKAoHR29vZGJ5ZRIdCgVlcnJvchgBIAEoCzIOLmNoYXQudjEuRXJyb3IiYQoFRXJyb3ISIAoEY29kZRgBIAEoDjISLmNoYXQudjEuRXJyb3JDb2RlEg8KB21lc3NhZ2UYAiABKAkSFgoOcmV0cnlfYWZ0ZXJfbXMYAyABKAQSDQoFbGltaXQYBCABKAkqUAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASEQoNUk9MRV9BRFZPQ0FURRABEg8KC1JPTEVfQ0xJRU5UEAISDgoKUk9MRV9BRE1JThADKqwBChBDb252ZXJzYXRpb25LaW5kEiEKHUNPTlZFUlNBVElPTl9LSU5EX1VOU1BFQ0lGSUVEEAASHQoZQ09OVkVSU0FUSU9OX0tJTkRfUFJJVkFURRABEhsKF0NPTlZFUlNBVElPTl9LSU5EX0dST1VQEAISGgoWQ09OVkVSU0FUSU9OX0tJTkRfQ0FTRRADEh0KGUNPTlZFUlNBVElPTl9LSU5EX1NVUFBPUlQQBCpzCgpNZW1iZXJSb2xlEhsKF01FTUJFUl9ST0xFX1VOU1BFQ0lGSUVEEAASFgoSTUVNQkVSX1JPTEVfTUVNQkVSEAESGQoVTUVNQkVSX1JPTEVfTU9ERVJBVE9SEAISFQoRTUVNQkVSX1JPTEVfQURNSU4QAypkCgxTdXBwb3J0U3RhdGUSHQoZU1VQUE9SVF9TVEFURV9VTlNQRUNJRklFRBAAEhkKFVNVUFBPUlRfU1RBVEVfV0FJVElORxABEhoKFlNVUFBPUlRfU1RBVEVfQVNTSUdORUQQAipbCgtNZXNzYWdlS2luZBIcChhNRVNTQUdFX0tJTkRfVU5TUEVDSUZJRUQQABIVChFNRVNTQUdFX0tJTkRfVVNFUhABEhcKE01FU1NBR0VfS0lORF9TWVNURU0QAipeCgtSZWNlaXB0S2luZBIcChhSRUNFSVBUX0tJTkRfVU5TUEVDSUZJRUQQABIaChZSRUNFSVBUX0tJTkRfREVMSVZFUkVEEAESFQoRUkVDRUlQVF9LSU5EX1JFQUQQAirHAQoQTWVtYmVyc2hpcENoYW5nZRIhCh1NRU1CRVJTSElQX0NIQU5HRV9VTlNQRUNJRklFRBAAEhsKF01FTUJFUlNISVBfQ0hBTkdFX0FEREVEEAESHQoZTUVNQkVSU0hJUF9DSEFOR0VfUkVNT1ZFRBACEhoKFk1FTUJFUlNISVBfQ0hBTkdFX0xFRlQQAxIcChhNRU1CRVJTSElQX0NIQU5HRV9KT0lORUQQBBIaChZNRU1CRVJTSElQX0NIQU5HRV9ST0xFEAUqjQYKCUVycm9yQ29kZRIaChZFUlJPUl9DT0RFX1VOU1BFQ0lGSUVEEAASHAoXRVJST1JfQ09ERV9SQVRFX0xJTUlURUQQ6AcSGgoVRVJST1JfQ09ERV9PVkVSTE9BREVEEOkHEhsKFkVSUk9SX0NPREVfVU5BVkFJTEFCTEUQ6gcSFwoSRVJST1JfQ09ERV9USU1FT1VUEOsHEhkKFEVSUk9SX0NPREVfTUFMRk9STUVEENAPEh8KGkVSUk9SX0NPREVfVU5LTk9XTl9DT01NQU5EENEPEiAKG0VSUk9SX0NPREVfSU5WQUxJRF9BUkdVTUVOVBDSDxIdChhFUlJPUl9DT0RFX1RFWFRfVE9PX0xPTkcQ0w8SHwoaRVJST1JfQ09ERV9GUkFNRV9UT09fTEFSR0UQ1A8SGQoURVJST1JfQ09ERV9OT1RfRk9VTkQQ1Q8SGgoVRVJST1JfQ09ERV9OT1RfTUVNQkVSENYPEhkKFEVSUk9SX0NPREVfRk9SQklEREVOENcPEhgKE0VSUk9SX0NPREVfQ09ORkxJQ1QQ2A8SGAoTRVJST1JfQ09ERV9BUkNISVZFRBDZDxIgChtFUlJPUl9DT0RFX1RPT19NQU5ZX01FTUJFUlMQ2g8SGwoWRVJST1JfQ09ERV9VTlNVUFBPUlRFRBDbDxIdChhFUlJPUl9DT0RFX1NIVVRUSU5HX0RPV04QuBcSHQoYRVJST1JfQ09ERV9TTE9XX0NPTlNVTUVSELkXEiIKHUVSUk9SX0NPREVfUFJPVE9DT0xfVklPTEFUSU9OELoXEiEKHEVSUk9SX0NPREVfSEFORFNIQUtFX1RJTUVPVVQQuxcSJwoiRVJST1JfQ09ERV9DT05ORUNUSU9OX1JBVEVfTElNSVRFRBC8FxIfChpFUlJPUl9DT0RFX1VOQVVUSEVOVElDQVRFRBCgHxIdChhFUlJPUl9DT0RFX1RPS0VOX0VYUElSRUQQoR8SIwoeRVJST1JfQ09ERV9VTlNVUFBPUlRFRF9WRVJTSU9OEKIfYgZwcm90bzM");
+  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEiWwoLQ2xpZW50RnJhbWUSHwoFaGVsbG8YASABKAsyDi5jaGF0LnYxLkhlbGxvSAASIwoHY29tbWFuZBgCIAEoCzIQLmNoYXQudjEuQ29tbWFuZEgAQgYKBGtpbmQiegoLU2VydmVyRnJhbWUSIwoHd2VsY29tZRgBIAEoCzIQLmNoYXQudjEuV2VsY29tZUgAEh8KBXJlcGx5GAIgASgLMg4uY2hhdC52MS5SZXBseUgAEh0KBHB1c2gYAyABKAsyDS5jaGF0LnYxLlB1c2hIAEIGCgRraW5kIpkICgdDb21tYW5kEgoKAmlkGAEgASgEEiwKDHNlbmRfbWVzc2FnZRgKIAEoCzIULmNoYXQudjEuU2VuZE1lc3NhZ2VIABIqCgtnZXRfaGlzdG9yeRgLIAEoCzITLmNoYXQudjEuR2V0SGlzdG9yeUgAEjoKE2NyZWF0ZV9jb252ZXJzYXRpb24YDCABKAsyGy5jaGF0LnYxLkNyZWF0ZUNvbnZlcnNhdGlvbkgAEjgKEmxpc3RfY29udmVyc2F0aW9ucxgNIAEoCzIaLmNoYXQudjEuTGlzdENvbnZlcnNhdGlvbnNIABI0ChBnZXRfY29udmVyc2F0aW9uGA4gASgLMhguY2hhdC52MS5HZXRDb252ZXJzYXRpb25IABIqCgtnZXRfbWVtYmVycxgPIAEoCzITLmNoYXQudjEuR2V0TWVtYmVyc0gAEjYKEWpvaW5fY29udmVyc2F0aW9uGBAgASgLMhkuY2hhdC52MS5Kb2luQ29udmVyc2F0aW9uSAASOAoSbGVhdmVfY29udmVyc2F0aW9uGBEgASgLMhouY2hhdC52MS5MZWF2ZUNvbnZlcnNhdGlvbkgAEioKC2FkZF9tZW1iZXJzGBIgASgLMhMuY2hhdC52MS5BZGRNZW1iZXJzSAASLgoNcmVtb3ZlX21lbWJlchgTIAEoCzIVLmNoYXQudjEuUmVtb3ZlTWVtYmVySAASPAoUYXJjaGl2ZV9jb252ZXJzYXRpb24YFCABKAsyHC5jaGF0LnYxLkFyY2hpdmVDb252ZXJzYXRpb25IABImCgltYXJrX3JlYWQYFSABKAsyES5jaGF0LnYxLk1hcmtSZWFkSAASMAoObWFya19kZWxpdmVyZWQYFiABKAsyFi5jaGF0LnYxLk1hcmtEZWxpdmVyZWRIABIoCgpzZXRfdHlwaW5nGBcgASgLMhIuY2hhdC52MS5TZXRUeXBpbmdIABIdCgRwaW5nGBggASgLMg0uY2hhdC52MS5QaW5nSAASNwoSbGlzdF9zdXBwb3J0X3F1ZXVlGBkgASgLMhkuY2hhdC52MS5MaXN0U3VwcG9ydFF1ZXVlSAASMQoPc2V0X21lbWJlcl9yb2xlGBogASgLMhYuY2hhdC52MS5TZXRNZW1iZXJSb2xlSAASLAoMZ2V0X3ByZXNlbmNlGBsgASgLMhQuY2hhdC52MS5HZXRQcmVzZW5jZUgAEiwKDGVkaXRfbWVzc2FnZRgoIAEoCzIULmNoYXQudjEuRWRpdE1lc3NhZ2VIABIwCg5kZWxldGVfbWVzc2FnZRgpIAEoCzIWLmNoYXQudjEuRGVsZXRlTWVzc2FnZUgAEh8KBXJlYWN0GCogASgLMg4uY2hhdC52MS5SZWFjdEgAQgYKBGJvZHkihQMKBVJlcGx5EgoKAmlkGAEgASgEEh8KBWVycm9yGAIgASgLMg4uY2hhdC52MS5FcnJvckgAEi4KDHNlbmRfbWVzc2FnZRgKIAEoCzIWLmNoYXQudjEuU2VuZE1lc3NhZ2VPa0gAEiMKB2hpc3RvcnkYCyABKAsyEC5jaGF0LnYxLkhpc3RvcnlIABIvCgxjb252ZXJzYXRpb24YDCABKAsyFy5jaGF0LnYxLkNvbnZlcnNhdGlvbk9rSAASMgoNY29udmVyc2F0aW9ucxgNIAEoCzIZLmNoYXQudjEuQ29udmVyc2F0aW9uTGlzdEgAEiMKB21lbWJlcnMYDyABKAsyEC5jaGF0LnYxLk1lbWJlcnNIABIcCgJvaxgQIAEoCzIOLmNoYXQudjEuRW1wdHlIABIdCgRwb25nGBggASgLMg0uY2hhdC52MS5Qb25nSAASKQoIcHJlc2VuY2UYGyABKAsyFS5jaGF0LnYxLlByZXNlbmNlTGlzdEgAQggKBnJlc3VsdCK+AwoEUHVzaBIoCgdtZXNzYWdlGAEgASgLMhUuY2hhdC52MS5NZXNzYWdlRXZlbnRIABIoCgdyZWNlaXB0GAIgASgLMhUuY2hhdC52MS5SZWNlaXB0RXZlbnRIABImCgZ0eXBpbmcYAyABKAsyFC5jaGF0LnYxLlR5cGluZ0V2ZW50SAASKgoIcHJlc2VuY2UYBCABKAsyFi5jaGF0LnYxLlByZXNlbmNlRXZlbnRIABIuCgptZW1iZXJzaGlwGAUgASgLMhguY2hhdC52MS5NZW1iZXJzaGlwRXZlbnRIABIyCgxjb252ZXJzYXRpb24YBiABKAsyGi5jaGF0LnYxLkNvbnZlcnNhdGlvbkV2ZW50SAASKQoGcmVzeW5jGAcgASgLMhcuY2hhdC52MS5SZXN5bmNSZXF1aXJlZEgAEiYKCWNhdWdodF91cBgIIAEoCzIRLmNoYXQudjEuQ2F1Z2h0VXBIABIjCgdnb29kYnllGAkgASgLMhAuY2hhdC52MS5Hb29kYnllSAASKQoIcmVjZWlwdHMYCiABKAsyFS5jaGF0LnYxLlJlY2VpcHRCYXRjaEgAQgcKBWV2ZW50IgcKBUVtcHR5IoEBCgVIZWxsbxINCgV0b2tlbhgBIAEoCRIOCgZjbGllbnQYAiABKAkSDQoFZXBvY2gYAyABKAkSIAoHY3Vyc29ycxgEIAMoCzIPLmNoYXQudjEuQ3Vyc29yEg4KBnJlc3VtZRgFIAEoCBIYChBwcm90b2NvbF92ZXJzaW9uGAYgASgNIi4KBkN1cnNvchIXCg9jb252ZXJzYXRpb25faWQYASABKAQSCwoDc2VxGAIgASgEIrABCgdXZWxjb21lEhsKBHVzZXIYASABKAsyDS5jaGF0LnYxLlVzZXISDQoFZXBvY2gYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoBBIeCgVoZWFkcxgEIAMoCzIPLmNoYXQudjEuQ3Vyc29yEh8KBmxpbWl0cxgFIAEoCzIPLmNoYXQudjEuTGltaXRzEhYKDnNlcnZlcl90aW1lX21zGAYgASgEEgwKBG5vZGUYByABKAkihgEKBkxpbWl0cxIWCg5tYXhfdGV4dF9ieXRlcxgBIAEoDRIXCg9tYXhfZnJhbWVfYnl0ZXMYAiABKA0SGwoTbWVzc2FnZXNfcGVyX21pbnV0ZRgDIAEoDRIZChF0eXBpbmdfdGltZW91dF9tcxgEIAEoDRITCgttYXhfbWVtYmVycxgFIAEoDSJFCgRVc2VyEgoKAmlkGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRIbCgRyb2xlGAMgASgOMg0uY2hhdC52MS5Sb2xlIrUCCgxDb252ZXJzYXRpb24SCgoCaWQYASABKAQSJwoEa2luZBgCIAEoDjIZLmNoYXQudjEuQ29udmVyc2F0aW9uS2luZBINCgV0aXRsZRgDIAEoCRIPCgdjYXNlX2lkGAQgASgJEhIKCmNyZWF0ZWRfYnkYBSABKAkSFQoNY3JlYXRlZF9hdF9tcxgGIAEoBBIWCg5hcmNoaXZlZF9hdF9tcxgHIAEoBBIsCg1zdXBwb3J0X3N0YXRlGAggASgOMhUuY2hhdC52MS5TdXBwb3J0U3RhdGUSEAoIbGFzdF9zZXEYCSABKAQSFAoMbWVtYmVyX2NvdW50GAogASgNEgsKA2UyZRgLIAEoCBIWCg5yZXRlbnRpb25fZGF5cxgMIAEoDRISCgpsZWdhbF9ob2xkGA0gASgIIrgBChNDb252ZXJzYXRpb25TdW1tYXJ5EisKDGNvbnZlcnNhdGlvbhgBIAEoCzIVLmNoYXQudjEuQ29udmVyc2F0aW9uEiYKDGxhc3RfbWVzc2FnZRgCIAEoCzIQLmNoYXQudjEuTWVzc2FnZRIUCgx1bnJlYWRfY291bnQYAyABKAQSEAoIcmVhZF9zZXEYBCABKAQSJAoHbXlfcm9sZRgFIAEoDjITLmNoYXQudjEuTWVtYmVyUm9sZSKzAQoGTWVtYmVyEg8KB3VzZXJfaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEiEKBHJvbGUYAyABKA4yEy5jaGF0LnYxLk1lbWJlclJvbGUSFAoMam9pbmVkX2F0X21zGAQgASgEEhUKDWRlbGl2ZXJlZF9zZXEYBSABKAQSEAoIcmVhZF9zZXEYBiABKAQSIAoJdXNlcl9yb2xlGAcgASgOMg0uY2hhdC52MS5Sb2xlIm4KEkNyZWF0ZUNvbnZlcnNhdGlvbhInCgRraW5kGAEgASgOMhkuY2hhdC52MS5Db252ZXJzYXRpb25LaW5kEg0KBXRpdGxlGAIgASgJEg8KB2Nhc2VfaWQYAyABKAkSDwoHbWVtYmVycxgEIAMoCSKEAQoRTGlzdENvbnZlcnNhdGlvbnMSDwoHY2FzZV9pZBgBIAEoCRIYChBpbmNsdWRlX2FyY2hpdmVkGAIgASgIEg0KBWxpbWl0GAMgASgNEgwKBHBhZ2UYBCABKAkSJwoEa2luZBgFIAEoDjIZLmNoYXQudjEuQ29udmVyc2F0aW9uS2luZCJRCg5Db252ZXJzYXRpb25PaxItCgdzdW1tYXJ5GAEgASgLMhwuY2hhdC52MS5Db252ZXJzYXRpb25TdW1tYXJ5EhAKCGV4aXN0aW5nGAIgASgIIlUKEENvbnZlcnNhdGlvbkxpc3QSMwoNY29udmVyc2F0aW9ucxgBIAMoCzIcLmNoYXQudjEuQ29udmVyc2F0aW9uU3VtbWFyeRIMCgRuZXh0GAIgASgJIioKD0dldENvbnZlcnNhdGlvbhIXCg9jb252ZXJzYXRpb25faWQYASABKAQiJQoKR2V0TWVtYmVycxIXCg9jb252ZXJzYXRpb25faWQYASABKAQiRAoHTWVtYmVycxIXCg9jb252ZXJzYXRpb25faWQYASABKAQSIAoHbWVtYmVycxgCIAMoCzIPLmNoYXQudjEuTWVtYmVyIisKEEpvaW5Db252ZXJzYXRpb24SFwoPY29udmVyc2F0aW9uX2lkGAEgASgEIiwKEUxlYXZlQ29udmVyc2F0aW9uEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBCI3CgpBZGRNZW1iZXJzEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBIQCgh1c2VyX2lkcxgCIAMoCSI4CgxSZW1vdmVNZW1iZXISFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEg8KB3VzZXJfaWQYAiABKAkiXAoNU2V0TWVtYmVyUm9sZRIXCg9jb252ZXJzYXRpb25faWQYASABKAQSDwoHdXNlcl9pZBgCIAEoCRIhCgRyb2xlGAMgASgOMhMuY2hhdC52MS5NZW1iZXJSb2xlIkEKE0FyY2hpdmVDb252ZXJzYXRpb24SFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEhEKCXVuYXJjaGl2ZRgCIAEoCCIvChBMaXN0U3VwcG9ydFF1ZXVlEg0KBWxpbWl0GAEgASgNEgwKBHBhZ2UYAiABKAkiRAoLTWVzc2FnZUJvZHkSDgoEdGV4dBgBIAEoCUgAEhQKCmNpcGhlcnRleHQYAiABKAxIAEIJCgdjb250ZW50SgQIAxAVIvECCgdNZXNzYWdlEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBILCgNzZXEYAiABKAQSEQoJc2VuZGVyX2lkGAMgASgJEhUKDWNsaWVudF9tc2dfaWQYBCABKAkSIgoEYm9keRgFIAEoCzIULmNoYXQudjEuTWVzc2FnZUJvZHkSFgoOc2VydmVyX3RpbWVfbXMYBiABKAQSEAoIcmVwbHlfdG8YByABKAQSIgoEa2luZBgIIAEoDjIULmNoYXQudjEuTWVzc2FnZUtpbmQSFAoMZWRpdGVkX2F0X21zGAkgASgEEg8KB2RlbGV0ZWQYCiABKAgSEgoKZGVsZXRlZF9ieRgLIAEoCRIkCglyZWFjdGlvbnMYDCADKAsyES5jaGF0LnYxLlJlYWN0aW9uEhIKCnRhcmdldF9zZXEYDSABKAQSKQoIcmVhY3Rpb24YDiABKAsyFy5jaGF0LnYxLlJlYWN0aW9uQ2hhbmdlSgQIDxAfIisKCFJlYWN0aW9uEg0KBWVtb2ppGAEgASgJEhAKCHVzZXJfaWRzGAIgAygJIisKDlJlYWN0aW9uQ2hhbmdlEg0KBWVtb2ppGAEgASgJEgoKAm9uGAIgASgIInMKC1NlbmRNZXNzYWdlEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBIVCg1jbGllbnRfbXNnX2lkGAIgASgJEiIKBGJvZHkYAyABKAsyFC5jaGF0LnYxLk1lc3NhZ2VCb2R5EhAKCHJlcGx5X3RvGAQgASgEIm4KC0VkaXRNZXNzYWdlEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBILCgNzZXEYAiABKAQSIgoEYm9keRgDIAEoCzIULmNoYXQudjEuTWVzc2FnZUJvZHkSFQoNY2xpZW50X21zZ19pZBgEIAEoCSJMCg1EZWxldGVNZXNzYWdlEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBILCgNzZXEYAiABKAQSFQoNY2xpZW50X21zZ19pZBgDIAEoCSJfCgVSZWFjdBIXCg9jb252ZXJzYXRpb25faWQYASABKAQSCwoDc2VxGAIgASgEEg0KBWVtb2ppGAMgASgJEgoKAm9uGAQgASgIEhUKDWNsaWVudF9tc2dfaWQYBSABKAkiYAoNU2VuZE1lc3NhZ2VPaxIXCg9jb252ZXJzYXRpb25faWQYASABKAQSCwoDc2VxGAIgASgEEhYKDnNlcnZlcl90aW1lX21zGAMgASgEEhEKCWR1cGxpY2F0ZRgEIAEoCCJbCgpHZXRIaXN0b3J5EhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBISCgpiZWZvcmVfc2VxGAIgASgEEhEKCWFmdGVyX3NlcRgDIAEoBBINCgVsaW1pdBgEIAEoDSJYCgdIaXN0b3J5EhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBIiCghtZXNzYWdlcxgCIAMoCzIQLmNoYXQudjEuTWVzc2FnZRIQCghoYXNfbW9yZRgDIAEoCCIwCghNYXJrUmVhZBIXCg9jb252ZXJzYXRpb25faWQYASABKAQSCwoDc2VxGAIgASgEIlQKDU1hcmtEZWxpdmVyZWQSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEgsKA3NlcRgCIAEoBBIdCgRtb3JlGAMgAygLMg8uY2hhdC52MS5DdXJzb3IiNAoJU2V0VHlwaW5nEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBIOCgZ0eXBpbmcYAiABKAgiHwoLR2V0UHJlc2VuY2USEAoIdXNlcl9pZHMYASADKAkiNQoMUHJlc2VuY2VMaXN0EiUKBXVzZXJzGAEgAygLMhYuY2hhdC52MS5QcmVzZW5jZUV2ZW50IgYKBFBpbmciHgoEUG9uZxIWCg5zZXJ2ZXJfdGltZV9tcxgBIAEoBCIxCgxNZXNzYWdlRXZlbnQSIQoHbWVzc2FnZRgBIAEoCzIQLmNoYXQudjEuTWVzc2FnZSJpCgxSZWNlaXB0RXZlbnQSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEg8KB3VzZXJfaWQYAiABKAkSIgoEa2luZBgDIAEoDjIULmNoYXQudjEuUmVjZWlwdEtpbmQSCwoDc2VxGAQgASgEIlAKDFJlY2VpcHRCYXRjaBIXCg9jb252ZXJzYXRpb25faWQYASABKAQSJwoIcmVjZWlwdHMYAiADKAsyFS5jaGF0LnYxLlJlY2VpcHRFdmVudCJHCgtUeXBpbmdFdmVudBIXCg9jb252ZXJzYXRpb25faWQYASABKAQSDwoHdXNlcl9pZBgCIAEoCRIOCgZ0eXBpbmcYAyABKAgiQQoNUHJlc2VuY2VFdmVudBIPCgd1c2VyX2lkGAEgASgJEg4KBm9ubGluZRgCIAEoCBIPCgdkZXZpY2VzGAMgASgNIpUBCg9NZW1iZXJzaGlwRXZlbnQSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEg8KB3VzZXJfaWQYAiABKAkSKQoGY2hhbmdlGAMgASgOMhkuY2hhdC52MS5NZW1iZXJzaGlwQ2hhbmdlEgoKAmJ5GAQgASgJEiEKBHJvbGUYBSABKA4yEy5jaGF0LnYxLk1lbWJlclJvbGUiQgoRQ29udmVyc2F0aW9uRXZlbnQSLQoHc3VtbWFyeRgBIAEoCzIcLmNoYXQudjEuQ29udmVyc2F0aW9uU3VtbWFyeSIvCg5SZXN5bmNSZXF1aXJlZBIOCgZyZWFzb24YASABKAkSDQoFZXBvY2gYAiABKAkiCgoIQ2F1Z2h0VXAiKAoHR29vZGJ5ZRIdCgVlcnJvchgBIAEoCzIOLmNoYXQudjEuRXJyb3IiYQoFRXJyb3ISIAoEY29kZRgBIAEoDjISLmNoYXQudjEuRXJyb3JDb2RlEg8KB21lc3NhZ2UYAiABKAkSFgoOcmV0cnlfYWZ0ZXJfbXMYAyABKAQSDQoFbGltaXQYBCABKAkqUAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASEQoNUk9MRV9BRFZPQ0FURRABEg8KC1JPTEVfQ0xJRU5UEAISDgoKUk9MRV9BRE1JThADKqwBChBDb252ZXJzYXRpb25LaW5kEiEKHUNPTlZFUlNBVElPTl9LSU5EX1VOU1BFQ0lGSUVEEAASHQoZQ09OVkVSU0FUSU9OX0tJTkRfUFJJVkFURRABEhsKF0NPTlZFUlNBVElPTl9LSU5EX0dST1VQEAISGgoWQ09OVkVSU0FUSU9OX0tJTkRfQ0FTRRADEh0KGUNPTlZFUlNBVElPTl9LSU5EX1NVUFBPUlQQBCpzCgpNZW1iZXJSb2xlEhsKF01FTUJFUl9ST0xFX1VOU1BFQ0lGSUVEEAASFgoSTUVNQkVSX1JPTEVfTUVNQkVSEAESGQoVTUVNQkVSX1JPTEVfTU9ERVJBVE9SEAISFQoRTUVNQkVSX1JPTEVfQURNSU4QAypkCgxTdXBwb3J0U3RhdGUSHQoZU1VQUE9SVF9TVEFURV9VTlNQRUNJRklFRBAAEhkKFVNVUFBPUlRfU1RBVEVfV0FJVElORxABEhoKFlNVUFBPUlRfU1RBVEVfQVNTSUdORUQQAiqmAQoLTWVzc2FnZUtpbmQSHAoYTUVTU0FHRV9LSU5EX1VOU1BFQ0lGSUVEEAASFQoRTUVTU0FHRV9LSU5EX1VTRVIQARIXChNNRVNTQUdFX0tJTkRfU1lTVEVNEAISFQoRTUVTU0FHRV9LSU5EX0VESVQQAxIXChNNRVNTQUdFX0tJTkRfREVMRVRFEAQSGQoVTUVTU0FHRV9LSU5EX1JFQUNUSU9OEAUqXgoLUmVjZWlwdEtpbmQSHAoYUkVDRUlQVF9LSU5EX1VOU1BFQ0lGSUVEEAASGgoWUkVDRUlQVF9LSU5EX0RFTElWRVJFRBABEhUKEVJFQ0VJUFRfS0lORF9SRUFEEAIqxwEKEE1lbWJlcnNoaXBDaGFuZ2USIQodTUVNQkVSU0hJUF9DSEFOR0VfVU5TUEVDSUZJRUQQABIbChdNRU1CRVJTSElQX0NIQU5HRV9BRERFRBABEh0KGU1FTUJFUlNISVBfQ0hBTkdFX1JFTU9WRUQQAhIaChZNRU1CRVJTSElQX0NIQU5HRV9MRUZUEAMSHAoYTUVNQkVSU0hJUF9DSEFOR0VfSk9JTkVEEAQSGgoWTUVNQkVSU0hJUF9DSEFOR0VfUk9MRRAFKtUHCglFcnJvckNvZGUSGgoWRVJST1JfQ09ERV9VTlNQRUNJRklFRBAAEhwKF0VSUk9SX0NPREVfUkFURV9MSU1JVEVEEOgHEhoKFUVSUk9SX0NPREVfT1ZFUkxPQURFRBDpBxIbChZFUlJPUl9DT0RFX1VOQVZBSUxBQkxFEOoHEhcKEkVSUk9SX0NPREVfVElNRU9VVBDrBxIZChRFUlJPUl9DT0RFX01BTEZPUk1FRBDQDxIfChpFUlJPUl9DT0RFX1VOS05PV05fQ09NTUFORBDRDxIgChtFUlJPUl9DT0RFX0lOVkFMSURfQVJHVU1FTlQQ0g8SHQoYRVJST1JfQ09ERV9URVhUX1RPT19MT05HENMPEh8KGkVSUk9SX0NPREVfRlJBTUVfVE9PX0xBUkdFENQPEhkKFEVSUk9SX0NPREVfTk9UX0ZPVU5EENUPEhoKFUVSUk9SX0NPREVfTk9UX01FTUJFUhDWDxIZChRFUlJPUl9DT0RFX0ZPUkJJRERFThDXDxIYChNFUlJPUl9DT0RFX0NPTkZMSUNUENgPEhgKE0VSUk9SX0NPREVfQVJDSElWRUQQ2Q8SIAobRVJST1JfQ09ERV9UT09fTUFOWV9NRU1CRVJTENoPEhsKFkVSUk9SX0NPREVfVU5TVVBQT1JURUQQ2w8SIAobRVJST1JfQ09ERV9OT1RfWU9VUl9NRVNTQUdFENwPEiIKHUVSUk9SX0NPREVfRURJVF9XSU5ET1dfQ0xPU0VEEN0PEh8KGkVSUk9SX0NPREVfTUVTU0FHRV9ERUxFVEVEEN4PEhwKF0VSUk9SX0NPREVfTk9UX0VESVRBQkxFEN8PEiIKHUVSUk9SX0NPREVfVE9PX01BTllfUkVBQ1RJT05TEOAPEh0KGEVSUk9SX0NPREVfSU5WQUxJRF9FTU9KSRDhDxIdChhFUlJPUl9DT0RFX1NIVVRUSU5HX0RPV04QuBcSHQoYRVJST1JfQ09ERV9TTE9XX0NPTlNVTUVSELkXEiIKHUVSUk9SX0NPREVfUFJPVE9DT0xfVklPTEFUSU9OELoXEiEKHEVSUk9SX0NPREVfSEFORFNIQUtFX1RJTUVPVVQQuxcSJwoiRVJST1JfQ09ERV9DT05ORUNUSU9OX1JBVEVfTElNSVRFRBC8FxIfChpFUlJPUl9DT0RFX1VOQVVUSEVOVElDQVRFRBCgHxIdChhFUlJPUl9DT0RFX1RPS0VOX0VYUElSRUQQoR8SIwoeRVJST1JfQ09ERV9VTlNVUFBPUlRFRF9WRVJTSU9OEKIfYgZwcm90bzM");
 
 /**
  * Everything a client sends on the control stream.
@@ -225,13 +225,34 @@ export type Command = Message$1<"chat.v1.Command"> & {
     case: "setMemberRole";
   } | {
     /**
-     * Numbers 40-99 are kept for: edit, delete, react, attachments, search,
-     * templates, retention, legal hold, export, audit, E2E key packages.
-     *
      * @generated from field: chat.v1.GetPresence get_presence = 27;
      */
     value: GetPresence;
     case: "getPresence";
+  } | {
+    /**
+     * Edit, delete, react: each is answered with `SendMessageOk` (the seq of
+     * the event it appended; see `MessageKind`).
+     *
+     * @generated from field: chat.v1.EditMessage edit_message = 40;
+     */
+    value: EditMessage;
+    case: "editMessage";
+  } | {
+    /**
+     * @generated from field: chat.v1.DeleteMessage delete_message = 41;
+     */
+    value: DeleteMessage;
+    case: "deleteMessage";
+  } | {
+    /**
+     * Numbers 43-99 are kept for: attachments, search, templates, retention,
+     * legal hold, export, audit, E2E key packages.
+     *
+     * @generated from field: chat.v1.React react = 42;
+     */
+    value: React;
+    case: "react";
   } | { case: undefined; value?: undefined };
 };
 
@@ -1258,12 +1279,60 @@ export type Message = Message$1<"chat.v1.Message"> & {
   replyTo: bigint;
 
   /**
-   * What kind of entry this is: a user's message, or a system line (member
-   * joined, left, conversation archived...).
+   * What kind of entry this is: a user's message, a system line (member
+   * joined, left, conversation archived...), or an event that changes an
+   * earlier message (edit, delete, reaction; see `target_seq`).
    *
    * @generated from field: chat.v1.MessageKind kind = 8;
    */
   kind: MessageKind;
+
+  /**
+   * Latest state (USER messages). A history read returns each message as it
+   * is now; the events that changed it are entries of their own, at their
+   * own seq, delivered live, on resume and in history like any message.
+   *
+   * When it was last edited (0: never); `body` is then the edited text.
+   *
+   * @generated from field: uint64 edited_at_ms = 9;
+   */
+  editedAtMs: bigint;
+
+  /**
+   * Deleted: `body` is gone (empty), `deleted_by` says who deleted it.
+   *
+   * @generated from field: bool deleted = 10;
+   */
+  deleted: boolean;
+
+  /**
+   * @generated from field: string deleted_by = 11;
+   */
+  deletedBy: string;
+
+  /**
+   * Reactions now on it, by emoji (in order of the first reaction).
+   *
+   * @generated from field: repeated chat.v1.Reaction reactions = 12;
+   */
+  reactions: Reaction[];
+
+  /**
+   * Events (kinds EDIT, DELETE, REACTION): the seq of the message they
+   * change, in the same conversation. `sender_id` is who did it and
+   * `server_time_ms` when; an EDIT carries the new `body`, a REACTION its
+   * `reaction`, a DELETE nothing more. A client that does not know these
+   * kinds may ignore them: the target in a later history read shows the
+   * result.
+   *
+   * @generated from field: uint64 target_seq = 13;
+   */
+  targetSeq: bigint;
+
+  /**
+   * @generated from field: chat.v1.ReactionChange reaction = 14;
+   */
+  reaction?: ReactionChange | undefined;
 };
 
 /**
@@ -1272,6 +1341,56 @@ export type Message = Message$1<"chat.v1.Message"> & {
  */
 export const MessageSchema: GenMessage<Message> = /*@__PURE__*/
   messageDesc(file_chat_v1_chat, 29);
+
+/**
+ * One emoji on a message and who put it there.
+ *
+ * @generated from message chat.v1.Reaction
+ */
+export type Reaction = Message$1<"chat.v1.Reaction"> & {
+  /**
+   * @generated from field: string emoji = 1;
+   */
+  emoji: string;
+
+  /**
+   * In the order they reacted.
+   *
+   * @generated from field: repeated string user_ids = 2;
+   */
+  userIds: string[];
+};
+
+/**
+ * Describes the message chat.v1.Reaction.
+ * Use `create(ReactionSchema)` to create a new message.
+ */
+export const ReactionSchema: GenMessage<Reaction> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 30);
+
+/**
+ * A REACTION event: `emoji` added (`on`) or taken away by the event's sender.
+ *
+ * @generated from message chat.v1.ReactionChange
+ */
+export type ReactionChange = Message$1<"chat.v1.ReactionChange"> & {
+  /**
+   * @generated from field: string emoji = 1;
+   */
+  emoji: string;
+
+  /**
+   * @generated from field: bool on = 2;
+   */
+  on: boolean;
+};
+
+/**
+ * Describes the message chat.v1.ReactionChange.
+ * Use `create(ReactionChangeSchema)` to create a new message.
+ */
+export const ReactionChangeSchema: GenMessage<ReactionChange> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 31);
 
 /**
  * Send a message. Idempotent on (conversation, sender, client_msg_id): a retry
@@ -1308,7 +1427,114 @@ export type SendMessage = Message$1<"chat.v1.SendMessage"> & {
  * Use `create(SendMessageSchema)` to create a new message.
  */
 export const SendMessageSchema: GenMessage<SendMessage> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 30);
+  messageDesc(file_chat_v1_chat, 32);
+
+/**
+ * Replace the text of one's own USER message at `seq` (within the edit
+ * window). Idempotent on (conversation, sender, client_msg_id) like a send.
+ *
+ * @generated from message chat.v1.EditMessage
+ */
+export type EditMessage = Message$1<"chat.v1.EditMessage"> & {
+  /**
+   * @generated from field: uint64 conversation_id = 1;
+   */
+  conversationId: bigint;
+
+  /**
+   * @generated from field: uint64 seq = 2;
+   */
+  seq: bigint;
+
+  /**
+   * @generated from field: chat.v1.MessageBody body = 3;
+   */
+  body?: MessageBody | undefined;
+
+  /**
+   * @generated from field: string client_msg_id = 4;
+   */
+  clientMsgId: string;
+};
+
+/**
+ * Describes the message chat.v1.EditMessage.
+ * Use `create(EditMessageSchema)` to create a new message.
+ */
+export const EditMessageSchema: GenMessage<EditMessage> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 33);
+
+/**
+ * Delete the USER message at `seq`: one's own, or (conversation admins and
+ * moderators, when the server allows it) anyone's. Idempotent like a send.
+ *
+ * @generated from message chat.v1.DeleteMessage
+ */
+export type DeleteMessage = Message$1<"chat.v1.DeleteMessage"> & {
+  /**
+   * @generated from field: uint64 conversation_id = 1;
+   */
+  conversationId: bigint;
+
+  /**
+   * @generated from field: uint64 seq = 2;
+   */
+  seq: bigint;
+
+  /**
+   * @generated from field: string client_msg_id = 3;
+   */
+  clientMsgId: string;
+};
+
+/**
+ * Describes the message chat.v1.DeleteMessage.
+ * Use `create(DeleteMessageSchema)` to create a new message.
+ */
+export const DeleteMessageSchema: GenMessage<DeleteMessage> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 34);
+
+/**
+ * Add (`on`) or take away one's reaction `emoji` (a single emoji) on the
+ * USER message at `seq`. Idempotent like a send; a change that changes
+ * nothing (adding a reaction one has) stores nothing and is answered with
+ * `duplicate` set and seq 0.
+ *
+ * @generated from message chat.v1.React
+ */
+export type React = Message$1<"chat.v1.React"> & {
+  /**
+   * @generated from field: uint64 conversation_id = 1;
+   */
+  conversationId: bigint;
+
+  /**
+   * @generated from field: uint64 seq = 2;
+   */
+  seq: bigint;
+
+  /**
+   * @generated from field: string emoji = 3;
+   */
+  emoji: string;
+
+  /**
+   * @generated from field: bool on = 4;
+   */
+  on: boolean;
+
+  /**
+   * @generated from field: string client_msg_id = 5;
+   */
+  clientMsgId: string;
+};
+
+/**
+ * Describes the message chat.v1.React.
+ * Use `create(ReactSchema)` to create a new message.
+ */
+export const ReactSchema: GenMessage<React> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 35);
 
 /**
  * The stored-ack: the message is durable.
@@ -1344,7 +1570,7 @@ export type SendMessageOk = Message$1<"chat.v1.SendMessageOk"> & {
  * Use `create(SendMessageOkSchema)` to create a new message.
  */
 export const SendMessageOkSchema: GenMessage<SendMessageOk> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 31);
+  messageDesc(file_chat_v1_chat, 36);
 
 /**
  * Read a conversation's history.
@@ -1381,7 +1607,7 @@ export type GetHistory = Message$1<"chat.v1.GetHistory"> & {
  * Use `create(GetHistorySchema)` to create a new message.
  */
 export const GetHistorySchema: GenMessage<GetHistory> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 32);
+  messageDesc(file_chat_v1_chat, 37);
 
 /**
  * A page of messages, always in ascending seq order.
@@ -1412,7 +1638,7 @@ export type History = Message$1<"chat.v1.History"> & {
  * Use `create(HistorySchema)` to create a new message.
  */
 export const HistorySchema: GenMessage<History> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 33);
+  messageDesc(file_chat_v1_chat, 38);
 
 /**
  * Move the caller's read watermark forward (never back).
@@ -1436,7 +1662,7 @@ export type MarkRead = Message$1<"chat.v1.MarkRead"> & {
  * Use `create(MarkReadSchema)` to create a new message.
  */
 export const MarkReadSchema: GenMessage<MarkRead> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 34);
+  messageDesc(file_chat_v1_chat, 39);
 
 /**
  * Tell the server a device received messages up to `seq` (and, in `more`,
@@ -1466,7 +1692,7 @@ export type MarkDelivered = Message$1<"chat.v1.MarkDelivered"> & {
  * Use `create(MarkDeliveredSchema)` to create a new message.
  */
 export const MarkDeliveredSchema: GenMessage<MarkDelivered> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 35);
+  messageDesc(file_chat_v1_chat, 40);
 
 /**
  * Typing start (true) or stop (false). The server stops it after the typing
@@ -1491,7 +1717,7 @@ export type SetTyping = Message$1<"chat.v1.SetTyping"> & {
  * Use `create(SetTypingSchema)` to create a new message.
  */
 export const SetTypingSchema: GenMessage<SetTyping> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 36);
+  messageDesc(file_chat_v1_chat, 41);
 
 /**
  * Ask for the presence of users who share a conversation with the caller.
@@ -1510,7 +1736,7 @@ export type GetPresence = Message$1<"chat.v1.GetPresence"> & {
  * Use `create(GetPresenceSchema)` to create a new message.
  */
 export const GetPresenceSchema: GenMessage<GetPresence> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 37);
+  messageDesc(file_chat_v1_chat, 42);
 
 /**
  * Presence of several users.
@@ -1529,7 +1755,7 @@ export type PresenceList = Message$1<"chat.v1.PresenceList"> & {
  * Use `create(PresenceListSchema)` to create a new message.
  */
 export const PresenceListSchema: GenMessage<PresenceList> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 38);
+  messageDesc(file_chat_v1_chat, 43);
 
 /**
  * Liveness probe; answered with the server time.
@@ -1544,7 +1770,7 @@ export type Ping = Message$1<"chat.v1.Ping"> & {
  * Use `create(PingSchema)` to create a new message.
  */
 export const PingSchema: GenMessage<Ping> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 39);
+  messageDesc(file_chat_v1_chat, 44);
 
 /**
  * The answer to `Ping`.
@@ -1563,7 +1789,7 @@ export type Pong = Message$1<"chat.v1.Pong"> & {
  * Use `create(PongSchema)` to create a new message.
  */
 export const PongSchema: GenMessage<Pong> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 40);
+  messageDesc(file_chat_v1_chat, 45);
 
 /**
  * A new message in a conversation the user belongs to.
@@ -1582,7 +1808,7 @@ export type MessageEvent = Message$1<"chat.v1.MessageEvent"> & {
  * Use `create(MessageEventSchema)` to create a new message.
  */
 export const MessageEventSchema: GenMessage<MessageEvent> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 41);
+  messageDesc(file_chat_v1_chat, 46);
 
 /**
  * A member's delivered or read watermark moved.
@@ -1616,7 +1842,7 @@ export type ReceiptEvent = Message$1<"chat.v1.ReceiptEvent"> & {
  * Use `create(ReceiptEventSchema)` to create a new message.
  */
 export const ReceiptEventSchema: GenMessage<ReceiptEvent> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 42);
+  messageDesc(file_chat_v1_chat, 47);
 
 /**
  * Receipts of one conversation, coalesced.
@@ -1640,7 +1866,7 @@ export type ReceiptBatch = Message$1<"chat.v1.ReceiptBatch"> & {
  * Use `create(ReceiptBatchSchema)` to create a new message.
  */
 export const ReceiptBatchSchema: GenMessage<ReceiptBatch> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 43);
+  messageDesc(file_chat_v1_chat, 48);
 
 /**
  * Someone started or stopped typing.
@@ -1669,7 +1895,7 @@ export type TypingEvent = Message$1<"chat.v1.TypingEvent"> & {
  * Use `create(TypingEventSchema)` to create a new message.
  */
 export const TypingEventSchema: GenMessage<TypingEvent> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 44);
+  messageDesc(file_chat_v1_chat, 49);
 
 /**
  * A user went online or offline.
@@ -1700,7 +1926,7 @@ export type PresenceEvent = Message$1<"chat.v1.PresenceEvent"> & {
  * Use `create(PresenceEventSchema)` to create a new message.
  */
 export const PresenceEventSchema: GenMessage<PresenceEvent> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 45);
+  messageDesc(file_chat_v1_chat, 50);
 
 /**
  * A conversation's membership changed.
@@ -1739,7 +1965,7 @@ export type MembershipEvent = Message$1<"chat.v1.MembershipEvent"> & {
  * Use `create(MembershipEventSchema)` to create a new message.
  */
 export const MembershipEventSchema: GenMessage<MembershipEvent> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 46);
+  messageDesc(file_chat_v1_chat, 51);
 
 /**
  * A conversation appeared for the user, or its metadata changed (archive, support pick-up).
@@ -1758,7 +1984,7 @@ export type ConversationEvent = Message$1<"chat.v1.ConversationEvent"> & {
  * Use `create(ConversationEventSchema)` to create a new message.
  */
 export const ConversationEventSchema: GenMessage<ConversationEvent> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 47);
+  messageDesc(file_chat_v1_chat, 52);
 
 /**
  * The server cannot resume: cursors are of another epoch. The SDK drops them
@@ -1783,7 +2009,7 @@ export type ResyncRequired = Message$1<"chat.v1.ResyncRequired"> & {
  * Use `create(ResyncRequiredSchema)` to create a new message.
  */
 export const ResyncRequiredSchema: GenMessage<ResyncRequired> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 48);
+  messageDesc(file_chat_v1_chat, 53);
 
 /**
  * The resume replay is complete.
@@ -1798,7 +2024,7 @@ export type CaughtUp = Message$1<"chat.v1.CaughtUp"> & {
  * Use `create(CaughtUpSchema)` to create a new message.
  */
 export const CaughtUpSchema: GenMessage<CaughtUp> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 49);
+  messageDesc(file_chat_v1_chat, 54);
 
 /**
  * The server closes the connection on purpose; `error` says why and whether to reconnect.
@@ -1817,7 +2043,7 @@ export type Goodbye = Message$1<"chat.v1.Goodbye"> & {
  * Use `create(GoodbyeSchema)` to create a new message.
  */
 export const GoodbyeSchema: GenMessage<Goodbye> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 50);
+  messageDesc(file_chat_v1_chat, 55);
 
 /**
  * A precise error.
@@ -1857,7 +2083,7 @@ export type Error = Message$1<"chat.v1.Error"> & {
  * Use `create(ErrorSchema)` to create a new message.
  */
 export const ErrorSchema: GenMessage<Error> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 51);
+  messageDesc(file_chat_v1_chat, 56);
 
 /**
  * A role from the token; it governs what a user may do across the system.
@@ -1996,7 +2222,7 @@ export const SupportStateSchema: GenEnum<SupportState> = /*@__PURE__*/
   enumDesc(file_chat_v1_chat, 3);
 
 /**
- * Whether a message is a user's message or a system line.
+ * What kind of entry a message is.
  *
  * @generated from enum chat.v1.MessageKind
  */
@@ -2015,6 +2241,23 @@ export enum MessageKind {
    * @generated from enum value: MESSAGE_KIND_SYSTEM = 2;
    */
   SYSTEM = 2,
+
+  /**
+   * Events: they change the message at `target_seq`.
+   *
+   * @generated from enum value: MESSAGE_KIND_EDIT = 3;
+   */
+  EDIT = 3,
+
+  /**
+   * @generated from enum value: MESSAGE_KIND_DELETE = 4;
+   */
+  DELETE = 4,
+
+  /**
+   * @generated from enum value: MESSAGE_KIND_REACTION = 5;
+   */
+  REACTION = 5,
 }
 
 /**
@@ -2191,6 +2434,50 @@ export enum ErrorCode {
    * @generated from enum value: ERROR_CODE_UNSUPPORTED = 2011;
    */
   UNSUPPORTED = 2011,
+
+  /**
+   * Edit or delete of another member's message (without the right to).
+   *
+   * @generated from enum value: ERROR_CODE_NOT_YOUR_MESSAGE = 2012;
+   */
+  NOT_YOUR_MESSAGE = 2012,
+
+  /**
+   * The edit window (`messages.edit_window_secs`) has passed.
+   *
+   * @generated from enum value: ERROR_CODE_EDIT_WINDOW_CLOSED = 2013;
+   */
+  EDIT_WINDOW_CLOSED = 2013,
+
+  /**
+   * The target message is deleted: no edit, delete or reaction.
+   *
+   * @generated from enum value: ERROR_CODE_MESSAGE_DELETED = 2014;
+   */
+  MESSAGE_DELETED = 2014,
+
+  /**
+   * The target is not a USER message (a system line or an event), or an
+   * edit of a message that is not text.
+   *
+   * @generated from enum value: ERROR_CODE_NOT_EDITABLE = 2015;
+   */
+  NOT_EDITABLE = 2015,
+
+  /**
+   * A reaction limit (`limit` says which: "max_reaction_emoji" or
+   * "max_reactions_per_user").
+   *
+   * @generated from enum value: ERROR_CODE_TOO_MANY_REACTIONS = 2016;
+   */
+  TOO_MANY_REACTIONS = 2016,
+
+  /**
+   * A reaction that is not one emoji.
+   *
+   * @generated from enum value: ERROR_CODE_INVALID_EMOJI = 2017;
+   */
+  INVALID_EMOJI = 2017,
 
   /**
    * @generated from enum value: ERROR_CODE_SHUTTING_DOWN = 3000;

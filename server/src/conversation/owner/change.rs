@@ -1,0 +1,109 @@
+//! Edits, deletes and reactions at the owner: a change is checked against the
+//! latest state of the message it names (the rules are in
+//! `crate::conversation::events`), and its event is sequenced like a send,
+//! carrying the target's new state and the version it replaces to the store
+//! in the same append. The owner keeps the latest state of the messages it
+//! changed lately, so that changes in flight build on each other; the driver
+//! reads any other target from the store before handing the change in.
+
+use super::{Effect, Handles, Owner, Pending, unavailable};
+use crate::conversation::events;
+use crate::shard::Change;
+use chat_protocol::WireError;
+use chat_protocol::v1::{self, ErrorCode, MemberRole};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Changed messages remembered at most while nothing is in flight (beyond
+/// it the owner forgets them all and the store answers).
+pub(super) const TARGETS: usize = 1024;
+
+/// A message an event changes, before and after.
+#[derive(Debug)]
+pub(super) struct Changed {
+    /// As it was (kept as a version for the audit trail).
+    pub(super) prior: v1::Message,
+    /// As it is after the event.
+    pub(super) latest: v1::Message,
+}
+
+impl<R: Handles> Owner<R> {
+    /// The latest state of the message at `seq` if this owner changed it
+    /// lately (stored or on its way); None: the store has it.
+    pub fn cached_target(&self, seq: u64) -> Option<&v1::Message> {
+        self.targets.get(&seq)
+    }
+
+    /// An edit, delete or reaction from `sender` (`origin` gets no echo).
+    /// `stored` is the target as the store holds it, read by the driver when
+    /// [`cached_target`](Self::cached_target) had none. Answered once the
+    /// event is durable, refused, or (a reaction that changes nothing) at
+    /// once with seq 0 as a duplicate.
+    pub fn handle_change(
+        &mut self,
+        now: Instant,
+        sender: Arc<str>,
+        origin: u64,
+        change: Change,
+        stored: Option<v1::Message>,
+        reply: R::Send,
+    ) {
+        let cmid = change.client_msg_id().to_string();
+        if let Some((sender, cmid, reply)) = self.admit(now, sender, cmid, reply) {
+            let answer = self.check_change(now, &sender, &change, stored);
+            match answer {
+                Err(e) => self.effects.push_back(Effect::Sent(reply, Err(e))),
+                Ok(None) => self.effects.push_back(Effect::Sent(reply, Ok(self.ok(0, true, now)))),
+                Ok(Some((mut msg, changed))) => {
+                    msg.client_msg_id = cmid;
+                    self.targets.insert(changed.latest.seq, changed.latest.clone());
+                    let (retries, change) = (Vec::new(), Some(Box::new(changed)));
+                    self.pending.push_back(Pending { msg, sender, reply, retries, origin, resequenced: 0, change });
+                }
+            }
+        }
+        self.settle(now);
+    }
+
+    /// The event a change appends and what it does to its target, by the
+    /// rules; None: it changes nothing.
+    fn check_change(
+        &self,
+        now: Instant,
+        sender: &Arc<str>,
+        change: &Change,
+        stored: Option<v1::Message>,
+    ) -> Result<Option<(v1::Message, Changed)>, WireError> {
+        if let Some(e) = self.refusal(sender, 0) {
+            return Err(e);
+        }
+        let seq = change.target_seq();
+        let target = match self.targets.get(&seq).cloned().or(stored) {
+            Some(t) if seq != 0 && seq <= self.committed && t.seq == seq => t,
+            _ => {
+                return Err(WireError::new(
+                    ErrorCode::NotFound,
+                    format!("message {seq} not found in this conversation"),
+                ));
+            }
+        };
+        let role = self.members.get(sender).and_then(|m| MemberRole::try_from(m.role).ok());
+        let role = role.unwrap_or(MemberRole::Member);
+        let applied = events::apply(&self.cfg.rules, &target, sender, role, change, self.unix_ms(now))?;
+        Ok(applied.map(|a| (a.event, Changed { prior: target, latest: a.latest })))
+    }
+
+    /// A batch did not go through as sequenced: what the owner believes of
+    /// changed messages may be wrong, so it forgets it, and every change not
+    /// yet stored is refused (retryable: the SDK sends it again and it is
+    /// checked against what is stored then).
+    pub(super) fn abandon_changes(&mut self) {
+        self.targets.clear();
+        for p in std::mem::take(&mut self.pending) {
+            match p.change {
+                Some(_) => self.drop_message(p, unavailable()),
+                None => self.pending.push_back(p),
+            }
+        }
+    }
+}
