@@ -4,7 +4,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { addMembers } from "../actions.js";
 import { describeError, splitIds } from "../format.js";
-import { closeDialog } from "./Dialogs.js";
+import { DialogForm } from "./DialogForm.js";
 
 /** The add-members dialog for conversation `conv`. */
 export function AddMembersDialog({ conv }: { conv: string }) {
@@ -21,8 +21,7 @@ export function AddMembersDialog({ conv }: { conv: string }) {
     }
   };
   return (
-    <form class="dialog" onSubmit={submit}>
-      <h2>Add members</h2>
+    <DialogForm title="Add members" submitLabel="Add" error={error} onSubmit={submit}>
       <input
         id="add-members"
         ref={input}
@@ -31,17 +30,6 @@ export function AddMembersDialog({ conv }: { conv: string }) {
         value={ids}
         onInput={(e) => setIds(e.currentTarget.value)}
       />
-      <p class="error" role="alert">
-        {error}
-      </p>
-      <div class="row">
-        <button type="button" onClick={closeDialog}>
-          Cancel
-        </button>
-        <button type="submit" class="primary">
-          Add
-        </button>
-      </div>
-    </form>
+    </DialogForm>
   );
 }

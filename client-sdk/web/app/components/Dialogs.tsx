@@ -1,14 +1,8 @@
 // The dialog on top of the chat, if any: new conversation or add members.
 
-import { changed, store } from "../state.js";
+import { store } from "../state.js";
 import { AddMembersDialog } from "./AddMembersDialog.js";
 import { NewConversationDialog } from "./NewConversationDialog.js";
-
-/** Closes the open dialog. */
-export function closeDialog(): void {
-  store.dialog = undefined;
-  changed();
-}
 
 /** The open dialog in its overlay. */
 export function Dialogs() {

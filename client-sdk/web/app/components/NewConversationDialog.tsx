@@ -6,7 +6,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { ConversationKind } from "../../src/sdk/index.js";
 import { createConversation } from "../actions.js";
 import { describeError, splitIds } from "../format.js";
-import { closeDialog } from "./Dialogs.js";
+import { DialogForm } from "./DialogForm.js";
 
 type Kind = "private" | "group" | "case" | "support";
 
@@ -27,27 +27,12 @@ export function NewConversationDialog() {
   const select = useRef<HTMLSelectElement>(null);
   useEffect(() => select.current?.focus(), []);
 
-  const titleField = (
-    <input id="new-title" placeholder="Title" autocomplete="off" value={title} onInput={(e) => setTitle(e.currentTarget.value)} />
+  const field = (id: string, placeholder: string, value: string, set: (v: string) => void) => (
+    <input id={id} placeholder={placeholder} autocomplete="off" value={value} onInput={(e) => set(e.currentTarget.value)} />
   );
-  const membersField = (
-    <input
-      id="new-members"
-      placeholder="User id (or ids, comma separated)"
-      autocomplete="off"
-      value={members}
-      onInput={(e) => setMembers(e.currentTarget.value)}
-    />
-  );
-  const caseField = (
-    <input
-      id="new-case"
-      placeholder="Case id (e.g. 2024-CV-0113)"
-      autocomplete="off"
-      value={caseId}
-      onInput={(e) => setCaseId(e.currentTarget.value)}
-    />
-  );
+  const titleField = field("new-title", "Title", title, setTitle);
+  const membersField = field("new-members", "User id (or ids, comma separated)", members, setMembers);
+  const caseField = field("new-case", "Case id (e.g. 2024-CV-0113)", caseId, setCaseId);
   const submit = async (ev: Event) => {
     ev.preventDefault();
     try {
@@ -61,8 +46,7 @@ export function NewConversationDialog() {
     }
   };
   return (
-    <form class="dialog" id="new-dialog" onSubmit={submit}>
-      <h2>New conversation</h2>
+    <DialogForm title="New conversation" id="new-dialog" submitLabel="Create" submitId="create" error={error} onSubmit={submit}>
       <label>
         Kind
         <select id="new-kind" aria-label="Kind" ref={select} value={kind} onChange={(e) => setKind(e.currentTarget.value as Kind)}>
@@ -89,17 +73,6 @@ export function NewConversationDialog() {
         )}
         {kind === "support" && <label>Subject{titleField}</label>}
       </div>
-      <p class="error" role="alert">
-        {error}
-      </p>
-      <div class="row">
-        <button type="button" onClick={closeDialog}>
-          Cancel
-        </button>
-        <button type="submit" class="primary" id="create">
-          Create
-        </button>
-      </div>
-    </form>
+    </DialogForm>
   );
 }
