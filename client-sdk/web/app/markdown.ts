@@ -1,11 +1,14 @@
 // The rich-text subset of chat messages: Markdown without raw HTML. A tiny
-// parser turns text into a tree; the renderer builds DOM nodes from it with
-// createElement and text nodes only. Nothing a user types is ever parsed as
+// parser turns text into a tree; the renderer turns it into Preact virtual
+// nodes of a few fixed elements whose only content is strings, which Preact
+// writes as text nodes. Nothing a user types is ever parsed as
 // HTML: `<b>` stays the four characters `<b>`. Links are kept only for
 // http(s) URLs and open with rel="noopener noreferrer".
 //
 // Supported: **bold**, *italic* / _italic_, `inline code`, fenced code blocks
 // (```), [links](https://...), bare https:// URLs, "- " / "* " and "1. " lists.
+
+import { type ComponentChild, Fragment, h, type VNode } from "preact";
 
 export type Inline =
   | { t: "text"; text: string }
@@ -151,71 +154,34 @@ export function parse(text: string): Block[] {
   return blocks;
 }
 
-function renderInline(doc: Document, nodes: Inline[], parent: Node): void {
-  for (const n of nodes) {
+function renderInline(nodes: Inline[]): ComponentChild[] {
+  return nodes.map((n): ComponentChild => {
     switch (n.t) {
       case "text":
-        parent.appendChild(doc.createTextNode(n.text));
-        break;
+        return n.text;
       case "br":
-        parent.appendChild(doc.createElement("br"));
-        break;
-      case "code": {
-        const el = doc.createElement("code");
-        el.textContent = n.text;
-        parent.appendChild(el);
-        break;
-      }
+        return h("br", null);
+      case "code":
+        return h("code", null, n.text);
       case "strong":
-      case "em": {
-        const el = doc.createElement(n.t);
-        renderInline(doc, n.children, el);
-        parent.appendChild(el);
-        break;
-      }
+      case "em":
+        return h(n.t, null, ...renderInline(n.children));
       case "link": {
         const href = safeHref(n.href);
-        if (href === undefined) {
-          renderInline(doc, n.children, parent);
-          break;
-        }
-        const a = doc.createElement("a");
-        a.setAttribute("href", href);
-        a.setAttribute("rel", "noopener noreferrer nofollow");
-        a.setAttribute("target", "_blank");
-        renderInline(doc, n.children, a);
-        parent.appendChild(a);
-        break;
+        if (href === undefined) return h(Fragment, null, ...renderInline(n.children));
+        return h("a", { href, rel: "noopener noreferrer nofollow", target: "_blank" }, ...renderInline(n.children));
       }
     }
-  }
+  });
 }
 
-/** Renders `text` as DOM nodes (never through an HTML parser). */
-export function renderMarkdown(doc: Document, text: string): DocumentFragment {
-  const frag = doc.createDocumentFragment();
-  for (const b of parse(text)) {
-    if (b.t === "p") {
-      const p = doc.createElement("p");
-      renderInline(doc, b.children, p);
-      frag.appendChild(p);
-    } else if (b.t === "pre") {
-      const pre = doc.createElement("pre");
-      const code = doc.createElement("code");
-      code.textContent = b.text;
-      pre.appendChild(code);
-      frag.appendChild(pre);
-    } else {
-      const list = doc.createElement(b.t);
-      for (const item of b.items) {
-        const li = doc.createElement("li");
-        renderInline(doc, item, li);
-        list.appendChild(li);
-      }
-      frag.appendChild(list);
-    }
-  }
-  return frag;
+/** Renders `text` as virtual nodes: elements of the subset and strings (text nodes), never HTML. */
+export function renderMarkdown(text: string): VNode[] {
+  return parse(text).map((b) => {
+    if (b.t === "p") return h("p", null, ...renderInline(b.children));
+    if (b.t === "pre") return h("pre", null, h("code", null, b.text));
+    return h(b.t, null, ...b.items.map((item) => h("li", null, ...renderInline(item))));
+  });
 }
 
 function inlineText(nodes: Inline[]): string {

@@ -12,7 +12,9 @@ rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist, { recursive: true });
 
 await build({
-  entryPoints: [join(here, "app/main.ts")],
+  entryPoints: [join(here, "app/main.tsx")],
+  jsx: "automatic",
+  jsxImportSource: "preact",
   outfile: join(dist, "app.js"),
   bundle: true,
   format: "esm",

@@ -1,7 +1,8 @@
+import type { ComponentChildren, VNode } from "preact";
 import { describe, expect, it } from "vitest";
 import { type Inline, parse, plainText, renderMarkdown, safeHref } from "../app/markdown.js";
 
-/** A minimal DOM that records what the renderer builds; it has no HTML parser at all. */
+/** A minimal DOM tree built from the renderer's virtual nodes; it has no HTML parser at all. */
 class FakeNode {
   children: FakeNode[] = [];
   attrs: Record<string, string> = {};
@@ -26,12 +27,32 @@ class FakeNode {
     return [...(this.tag === tag ? [this] : []), ...this.children.flatMap((c) => c.find(tag))];
   }
 }
-const doc = {
-  createElement: (t: string) => new FakeNode(t),
-  createTextNode: (t: string) => new FakeNode("#text", t),
-  createDocumentFragment: () => new FakeNode("#fragment"),
-} as unknown as Document;
-const render = (s: string) => renderMarkdown(doc, s) as unknown as FakeNode;
+/** Builds what Preact would: strings become text nodes, props become attributes, fragments vanish. */
+function build(c: ComponentChildren, parent: FakeNode): void {
+  if (c === null || c === undefined || typeof c === "boolean") return;
+  if (Array.isArray(c)) {
+    for (const x of c) build(x, parent);
+    return;
+  }
+  if (typeof c === "string" || typeof c === "number" || typeof c === "bigint") {
+    parent.appendChild(new FakeNode("#text", String(c)));
+    return;
+  }
+  const v = c as VNode<Record<string, unknown>>;
+  if (typeof v.type !== "string") {
+    build(v.props.children as ComponentChildren, parent);
+    return;
+  }
+  const el = new FakeNode(v.type);
+  for (const [k, val] of Object.entries(v.props)) if (k !== "children") el.setAttribute(k, String(val));
+  build(v.props.children as ComponentChildren, el);
+  parent.appendChild(el);
+}
+const render = (s: string) => {
+  const frag = new FakeNode("#fragment");
+  build(renderMarkdown(s), frag);
+  return frag;
+};
 const ALLOWED = new Set(["#fragment", "#text", "p", "br", "strong", "em", "code", "pre", "a", "ul", "ol", "li"]);
 const tags = (n: FakeNode): string[] => [n.tag, ...n.children.flatMap(tags)];
 
@@ -122,11 +143,11 @@ describe("no HTML sinks in the app or the SDK", () => {
   const files = (dir: string): string[] =>
     readdirSync(dir).flatMap((f) => {
       const p = join(dir, f);
-      return statSync(p).isDirectory() ? files(p) : p.endsWith(".ts") ? [p] : [];
+      return statSync(p).isDirectory() ? files(p) : /\.tsx?$/.test(p) ? [p] : [];
     });
   it.each([...files("app"), ...files("src/sdk")])("%s", (file) => {
     const src = readFileSync(file, "utf8");
-    for (const sink of ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "srcdoc", "createContextualFragment"]) {
+    for (const sink of ["dangerouslySetInnerHTML", "innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "srcdoc", "createContextualFragment"]) {
       expect(src.includes(sink), `${file} uses ${sink}`).toBe(false);
     }
   });

@@ -21,8 +21,6 @@
 
 import { create } from "@bufbuild/protobuf";
 import {
-  AddMembersSchema,
-  ArchiveConversationSchema,
   type ClientFrame,
   ClientFrameSchema,
   type Command,
@@ -30,64 +28,44 @@ import {
   ConversationKind,
   type ConversationList,
   type ConversationOk,
-  type ConversationSummary,
-  CreateConversationSchema,
-  CursorSchema,
   type Error as WireErrorProto,
-  GetConversationSchema,
-  GetHistorySchema,
-  GetMembersSchema,
-  GetPresenceSchema,
   HelloSchema,
   type History,
-  JoinConversationSchema,
-  LeaveConversationSchema,
   type ListConversations,
-  ListConversationsSchema,
   type ListSupportQueue,
-  ListSupportQueueSchema,
-  MarkDeliveredSchema,
-  MarkReadSchema,
   type MemberRole,
   type Members,
-  type MembershipEvent,
-  type Message,
-  MessageBodySchema,
-  MessageKind,
-  MessageSchema,
-  PingSchema,
   type Pong,
   type PresenceEvent,
   type Push,
-  type ReceiptEvent,
-  RemoveMemberSchema,
   type Reply,
   type SendMessage,
   type SendMessageOk,
-  SendMessageSchema,
   type ServerFrame,
-  SetMemberRoleSchema,
-  SetTypingSchema,
-  type TypingEvent,
   type User,
   type Welcome,
 } from "../gen/chat/v1/chat_pb.js";
-import { type BackoffConfig, backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
+import { backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
 import { Delivery, type Fetch, type ResumeState, type Step } from "./delivery.js";
-import { ClientError, errorClass, type WireError, wireError } from "./errors.js";
+import { ClientError, type WireError, wireError } from "./errors.js";
 import { Outbox } from "./outbox.js";
+import * as req from "./requests.js";
 import {
-  hasWebTransport,
-  hexToBytes,
-  type Link,
-  type Lost,
-  openWebSocket,
-  openWebTransport,
-  type TransportKind,
-} from "./transport.js";
+  type Deferred,
+  deliveredBody,
+  isFatal,
+  lostToError,
+  openLink,
+  ownMessage,
+  type Pending,
+  type ReplyResult,
+  type Waiter,
+  want,
+} from "./client-internals.js";
+import { type ChatEvent, type ClientConfig, type ConnectionState, type Listener, PROTOCOL_VERSION, SDK_VERSION } from "./client-types.js";
+import type { Link, Lost, TransportKind } from "./transport.js";
 
-export const PROTOCOL_VERSION = 1;
-export const SDK_VERSION = "0.1.0";
+export * from "./client-types.js";
 
 /** How often delivered receipts are flushed and deadlines checked, ms. */
 const TICK_MS = 100;
@@ -101,104 +79,6 @@ const GAP_PAGE = 200;
  * Rust SDK uses QUIC keep-alives for the same; browsers give no such knob).
  */
 const KEEPALIVE_MS = 10_000;
-
-export interface ClientConfig {
-  /** The JWT sent in Hello. */
-  token: string;
-  /** e.g. "https://localhost:4433/chat". */
-  webtransportUrl?: string;
-  /** e.g. "ws://localhost:8080/ws". */
-  websocketUrl?: string;
-  /** SHA-256 digests (hex) of the certificates WebTransport accepts (dev certificates). */
-  certHashes?: string[];
-  /** "auto" (default): WebTransport, falling back to WebSocket. */
-  transport?: "auto" | TransportKind;
-  /** How long WebTransport may take to open before the fallback, ms (default 4000). */
-  webtransportTimeoutMs?: number;
-  backoff?: BackoffConfig;
-  /** How long a request (other than a send) waits for its reply, connection included (default 10 s). */
-  requestTimeoutMs?: number;
-  /** Most sends waiting for their ack (default 1024). */
-  outboxCapacity?: number;
-  /** Most requests waiting for a connection (default 256). */
-  maxDeferred?: number;
-  /** Persisted state to resume from on the first connection. */
-  resume?: ResumeState;
-  /** Free-form client name for the server's logs. */
-  clientName?: string;
-  /**
-   * Replaces the built-in transports: opens a connection, says `hello` and
-   * resolves with the handshaken link, or rejects with a `Lost`. For tests
-   * and custom transports.
-   */
-  openLink?: (hello: ClientFrame) => Promise<Link>;
-}
-
-export type ConnectionState = "connecting" | "online" | "offline" | "closed";
-
-/** Something that happened on the connection or in a conversation. */
-export type ChatEvent =
-  | { type: "connected"; sessionId: bigint; node: string; resumed: boolean; transport: TransportKind; user: User | undefined }
-  | { type: "disconnected"; reason: string; error?: WireError; willRetry: boolean }
-  | { type: "state"; state: ConnectionState }
-  | { type: "message"; message: Message }
-  | { type: "receipt"; receipt: ReceiptEvent }
-  | { type: "typing"; typing: TypingEvent }
-  | { type: "presence"; presence: PresenceEvent }
-  | { type: "membership"; membership: MembershipEvent }
-  | { type: "conversation"; summary: ConversationSummary }
-  | { type: "caught_up" }
-  | { type: "resync"; reason: string }
-  | { type: "goodbye"; error?: WireError };
-
-export type Listener = (e: ChatEvent) => void;
-
-type ReplyResult = Reply["result"];
-
-interface Pending<T> {
-  resolve(v: T): void;
-  reject(e: ClientError): void;
-}
-
-type Waiter =
-  | { kind: "user"; p: Pending<ReplyResult>; deadline: number }
-  | { kind: "send"; key: number; deadline: number }
-  | { kind: "fetch"; conv: bigint; deadline: number };
-
-interface Deferred {
-  body: Command["body"];
-  p: Pending<ReplyResult>;
-  deadline: number;
-}
-
-/** The stored form of a message this client sent, from the send and its ack. */
-function ownMessage(userId: string, sent: SendMessage, ok: SendMessageOk): Message {
-  return create(MessageSchema, {
-    conversationId: ok.conversationId,
-    seq: ok.seq,
-    senderId: userId,
-    clientMsgId: sent.clientMsgId,
-    body: sent.body,
-    serverTimeMs: ok.serverTimeMs,
-    replyTo: sent.replyTo,
-    kind: MessageKind.USER,
-  });
-}
-
-function lostToError(l: Lost): ClientError {
-  return l.error ? ClientError.server(l.error) : new ClientError("connect", l.reason);
-}
-
-function isFatal(l: Lost): boolean {
-  return l.error !== undefined && errorClass(l.error.code) === "fatal";
-}
-
-type ResultOf<K> = Extract<ReplyResult, { case: K }> extends { value: infer V } ? V : never;
-
-function want<K extends NonNullable<ReplyResult["case"]>>(r: ReplyResult, k: K): ResultOf<K> {
-  if (r.case !== k) throw new ClientError("protocol", `reply is not a ${k}`);
-  return r.value as ResultOf<K>;
-}
 
 export class Client {
   private readonly cfg: Required<Omit<ClientConfig, "resume" | "webtransportUrl" | "websocketUrl" | "openLink">> &
@@ -254,7 +134,7 @@ export class Client {
     const hello = c.hello();
     let link: Link;
     try {
-      link = await c.open(hello.frame);
+      link = await openLink(c.cfg, c.chosen, hello.frame);
     } catch (e) {
       throw lostToError(e as Lost);
     }
@@ -304,13 +184,7 @@ export class Client {
    * reconnects; no timeout.
    */
   send(msg: { conversationId: bigint; clientMsgId?: string; text: string; replyTo?: bigint }): Promise<SendMessageOk> {
-    const m = create(SendMessageSchema, {
-      conversationId: msg.conversationId,
-      clientMsgId: msg.clientMsgId ?? "",
-      body: create(MessageBodySchema, { content: { case: "text", value: msg.text } }),
-      replyTo: msg.replyTo ?? 0n,
-    });
-    return this.sendRaw(m);
+    return this.sendRaw(req.textMessage(msg));
   }
 
   sendRaw(m: SendMessage): Promise<SendMessageOk> {
@@ -331,103 +205,76 @@ export class Client {
 
   /** History: before `beforeSeq` (backward), after `afterSeq` (forward), newest when both are 0. */
   async history(conversationId: bigint, opts: { beforeSeq?: bigint; afterSeq?: bigint; limit?: number } = {}): Promise<History> {
-    const r = await this.request({
-      case: "getHistory",
-      value: create(GetHistorySchema, {
-        conversationId,
-        beforeSeq: opts.beforeSeq ?? 0n,
-        afterSeq: opts.afterSeq ?? 0n,
-        limit: opts.limit ?? 50,
-      }),
-    });
-    return want(r, "history");
+    return want(await this.request(req.history(conversationId, opts)), "history");
   }
 
   async createConversation(
     kind: ConversationKind,
     opts: { title?: string; caseId?: string; members?: string[] } = {},
   ): Promise<ConversationOk> {
-    const r = await this.request({
-      case: "createConversation",
-      value: create(CreateConversationSchema, {
-        kind,
-        title: opts.title ?? "",
-        caseId: opts.caseId ?? "",
-        members: opts.members ?? [],
-      }),
-    });
-    return want(r, "conversation");
+    return want(await this.request(req.createConversation(kind, opts)), "conversation");
   }
 
   async listConversations(query: Partial<Omit<ListConversations, "$typeName">> = {}): Promise<ConversationList> {
-    const r = await this.request({ case: "listConversations", value: create(ListConversationsSchema, query) });
-    return want(r, "conversations");
+    return want(await this.request(req.listConversations(query)), "conversations");
   }
 
   async getConversation(conversationId: bigint): Promise<ConversationOk> {
-    const r = await this.request({ case: "getConversation", value: create(GetConversationSchema, { conversationId }) });
-    return want(r, "conversation");
+    return want(await this.request(req.getConversation(conversationId)), "conversation");
   }
 
   async getMembers(conversationId: bigint): Promise<Members> {
-    const r = await this.request({ case: "getMembers", value: create(GetMembersSchema, { conversationId }) });
-    return want(r, "members");
+    return want(await this.request(req.getMembers(conversationId)), "members");
   }
 
   join(conversationId: bigint): Promise<ConversationOk | undefined> {
-    return this.mutation({ case: "joinConversation", value: create(JoinConversationSchema, { conversationId }) });
+    return this.mutation(req.join(conversationId));
   }
 
   leave(conversationId: bigint): Promise<ConversationOk | undefined> {
-    return this.mutation({ case: "leaveConversation", value: create(LeaveConversationSchema, { conversationId }) });
+    return this.mutation(req.leave(conversationId));
   }
 
   addMembers(conversationId: bigint, userIds: string[]): Promise<ConversationOk | undefined> {
-    return this.mutation({ case: "addMembers", value: create(AddMembersSchema, { conversationId, userIds }) });
+    return this.mutation(req.addMembers(conversationId, userIds));
   }
 
   removeMember(conversationId: bigint, userId: string): Promise<ConversationOk | undefined> {
-    return this.mutation({ case: "removeMember", value: create(RemoveMemberSchema, { conversationId, userId }) });
+    return this.mutation(req.removeMember(conversationId, userId));
   }
 
   setMemberRole(conversationId: bigint, userId: string, role: MemberRole): Promise<ConversationOk | undefined> {
-    return this.mutation({ case: "setMemberRole", value: create(SetMemberRoleSchema, { conversationId, userId, role }) });
+    return this.mutation(req.setMemberRole(conversationId, userId, role));
   }
 
   archive(conversationId: bigint, unarchive = false): Promise<ConversationOk | undefined> {
-    return this.mutation({
-      case: "archiveConversation",
-      value: create(ArchiveConversationSchema, { conversationId, unarchive }),
-    });
+    return this.mutation(req.archive(conversationId, unarchive));
   }
 
   async markRead(conversationId: bigint, seq: bigint): Promise<void> {
-    await this.request({ case: "markRead", value: create(MarkReadSchema, { conversationId, seq }) });
+    await this.request(req.markRead(conversationId, seq));
   }
 
   /** Tells the server this device received messages up to `seq` (the SDK already does it for what it surfaces). */
   async markDelivered(conversationId: bigint, seq: bigint): Promise<void> {
-    await this.request({ case: "markDelivered", value: create(MarkDeliveredSchema, { conversationId, seq }) });
+    await this.request(req.markDelivered(conversationId, seq));
   }
 
   async setTyping(conversationId: bigint, typing: boolean): Promise<void> {
-    await this.request({ case: "setTyping", value: create(SetTypingSchema, { conversationId, typing }) });
+    await this.request(req.setTyping(conversationId, typing));
   }
 
   /** A page of the support conversations waiting for staff, oldest first (system admins; `next` names the next page). */
   async supportQueue(query: Partial<Omit<ListSupportQueue, "$typeName">> = {}): Promise<ConversationList> {
-    const r = await this.request({ case: "listSupportQueue", value: create(ListSupportQueueSchema, query) });
-    return want(r, "conversations");
+    return want(await this.request(req.supportQueue(query)), "conversations");
   }
 
   async getPresence(userIds: string[]): Promise<PresenceEvent[]> {
-    const r = await this.request({ case: "getPresence", value: create(GetPresenceSchema, { userIds }) });
-    return want(r, "presence").users;
+    return want(await this.request(req.getPresence(userIds)), "presence").users;
   }
 
   async ping(): Promise<Pong> {
-    const r = await this.request({ case: "ping", value: create(PingSchema, {}) });
-    return want(r, "pong");
+    return want(await this.request(req.ping()), "pong");
   }
 
   /** A change whose reply is either the changed conversation or a plain ok. */
@@ -460,7 +307,7 @@ export class Client {
     const link = this.link;
     if (link) {
       const receipts = this.delivery.takeReceipts();
-      if (receipts.length > 0) this.write(0n, this.deliveredBody(receipts));
+      if (receipts.length > 0) this.write(0n, deliveredBody(receipts));
       link.close(0, "client closed");
     }
     this.link = undefined;
@@ -507,40 +354,6 @@ export class Client {
       },
     });
     return { frame, epoch: h.epoch, resume: h.resume };
-  }
-
-  /** Opens a link with the transport policy: WebTransport first, WebSocket as the fallback. */
-  private async open(hello: ClientFrame): Promise<Link> {
-    if (this.cfg.openLink) return this.cfg.openLink(hello);
-    const certHashes = this.cfg.certHashes.map(hexToBytes);
-    const timeoutMs = this.cfg.requestTimeoutMs;
-    const ws = async (): Promise<Link> => {
-      if (!this.cfg.websocketUrl) throw { reason: "no WebSocket URL configured", unreachable: true } satisfies Lost;
-      return openWebSocket({ url: this.cfg.websocketUrl, certHashes, hello, timeoutMs });
-    };
-    const wt = (t: number): Promise<Link> => {
-      if (!this.cfg.webtransportUrl) throw { reason: "no WebTransport URL configured", unreachable: true } satisfies Lost;
-      return openWebTransport({ url: this.cfg.webtransportUrl, certHashes, hello, timeoutMs: t });
-    };
-    // A fallback to WebSocket is kept for the client's life; after a working
-    // WebTransport each reconnection tries it first again, then WebSocket
-    // (a network that starts dropping UDP must not strand the client).
-    let kind: TransportKind | undefined =
-      this.cfg.transport !== "auto" ? this.cfg.transport : this.chosen === "websocket" ? "websocket" : undefined;
-    if (kind === undefined && (!hasWebTransport() || !this.cfg.webtransportUrl)) kind = "websocket";
-    if (kind === "websocket") return ws();
-    if (kind === "webtransport") return wt(timeoutMs);
-    // Auto, nothing chosen yet: WebTransport within its timeout, else WebSocket.
-    // A server's answer (e.g. a refused token) is final; only an unreachable
-    // WebTransport falls back.
-    try {
-      return await wt(this.cfg.webtransportTimeoutMs);
-    } catch (e) {
-      const l = e as Lost;
-      if (l.error || !this.cfg.websocketUrl) throw l;
-      console.info(`WebTransport failed (${l.reason}); falling back to WebSocket`);
-      return ws();
-    }
   }
 
   private startSession(link: Link, sentEpoch: string, sentResume: boolean): void {
@@ -603,18 +416,6 @@ export class Client {
     }
   }
 
-  private deliveredBody(receipts: [bigint, bigint][]): Command["body"] {
-    const [first, ...rest] = receipts;
-    return {
-      case: "markDelivered",
-      value: create(MarkDeliveredSchema, {
-        conversationId: first![0],
-        seq: first![1],
-        more: rest.map(([conversationId, seq]) => create(CursorSchema, { conversationId, seq })),
-      }),
-    };
-  }
-
   private onTick(): void {
     const now = Date.now();
     for (const [id, w] of this.inflight) {
@@ -637,18 +438,15 @@ export class Client {
     if (this.ticks % RECEIPT_TICKS === 0) {
       const receipts = this.delivery.takeReceipts();
       // Id 0: no reply wanted; a refused receipt changes nothing for the app.
-      if (receipts.length > 0) this.write(0n, this.deliveredBody(receipts));
+      if (receipts.length > 0) this.write(0n, deliveredBody(receipts));
     }
-    if (now - this.lastWriteAt > KEEPALIVE_MS) this.write(0n, { case: "ping", value: create(PingSchema, {}) });
+    if (now - this.lastWriteAt > KEEPALIVE_MS) this.write(0n, req.ping());
   }
 
   private fetch(f: Fetch): void {
     const id = this.newId();
     this.inflight.set(id, { kind: "fetch", conv: f.conv, deadline: Date.now() + this.cfg.requestTimeoutMs });
-    this.write(id, {
-      case: "getHistory",
-      value: create(GetHistorySchema, { conversationId: f.conv, beforeSeq: 0n, afterSeq: f.afterSeq, limit: f.limit }),
-    });
+    this.write(id, req.history(f.conv, { afterSeq: f.afterSeq, limit: f.limit }));
   }
 
   private apply(step: Step): void {
@@ -812,7 +610,7 @@ export class Client {
     this.setState("connecting");
     const hello = this.hello();
     try {
-      const link = await this.open(hello.frame);
+      const link = await openLink(this.cfg, this.chosen, hello.frame);
       if ((this._state as ConnectionState) === "closed") {
         link.close(0, "client closed");
         return;

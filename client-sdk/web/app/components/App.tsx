@@ -1,0 +1,19 @@
+// The root component: the sign-in screen, a splash while connecting, or the
+// chat shell; re-rendered on every change of the store.
+
+import { useStore } from "../state.js";
+import { Shell } from "./Shell.js";
+import { SignIn } from "./SignIn.js";
+
+/** The whole app. */
+export function App() {
+  const s = useStore();
+  switch (s.screen.kind) {
+    case "signin":
+      return <SignIn error={s.screen.error} />;
+    case "connecting":
+      return <div class="splash">Connecting…</div>;
+    case "shell":
+      return <Shell />;
+  }
+}

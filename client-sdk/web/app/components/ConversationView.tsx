@@ -1,0 +1,95 @@
+// The open conversation: its header (title, kind, members with presence,
+// Add), the message list, who is typing, and the composer.
+
+import { closeConversation } from "../actions.js";
+import { convTitle, kindLabel, nameOf, othersOf, presenceOf, presenceTitle } from "../format.js";
+import { ConversationKind, pb } from "../../src/sdk/index.js";
+import { changed, type ConvView, currentView, store } from "../state.js";
+import { Composer } from "./Composer.js";
+import { MessageList } from "./MessageList.js";
+
+const SHOWN_MEMBERS = 8;
+
+/** The members other than me, with presence dots (the first few, then a count). */
+function Members({ v }: { v: ConvView }) {
+  const members = othersOf(v);
+  return (
+    <>
+      {members.slice(0, SHOWN_MEMBERS).map((m) => (
+        <span class="member" key={m.userId}>
+          <span class={`dot ${presenceOf(m.userId)}`} data-presence={m.userId} title={presenceTitle(m.userId)} />
+          {m.displayName || m.userId}
+        </span>
+      ))}
+      {members.length > SHOWN_MEMBERS && <span>{` +${members.length - SHOWN_MEMBERS}`}</span>}
+    </>
+  );
+}
+
+function openAdd(v: ConvView): void {
+  if (store.dialog || !v.summary.conversation) return;
+  store.dialog = { kind: "add", conv: v.summary.conversation.id.toString() };
+  changed();
+}
+
+function Header({ v }: { v: ConvView | undefined }) {
+  if (!v?.summary.conversation) {
+    return (
+      <header class="chat-header" id="chat-header">
+        <div class="chat-title muted">Select a conversation</div>
+      </header>
+    );
+  }
+  const c = v.summary.conversation;
+  return (
+    <header class="chat-header" id="chat-header">
+      <button type="button" class="back" aria-label="Back to conversations" onClick={closeConversation}>
+        ‹
+      </button>
+      <div class="chat-title">
+        <strong id="chat-title">{convTitle(v)}</strong>
+        <div class="chat-sub">
+          <span class="kind-label">{kindLabel(c.kind)}</span>
+          {c.kind === ConversationKind.SUPPORT && (
+            <span>{c.supportState === pb.SupportState.ASSIGNED ? " · assigned" : " · waiting for staff"}</span>
+          )}
+          {c.archivedAtMs > 0n && <span> · archived</span>}
+          <Members v={v} />
+        </div>
+      </div>
+      {v.summary.myRole === pb.MemberRole.ADMIN && c.kind !== ConversationKind.PRIVATE && (
+        <button type="button" class="small" onClick={() => openAdd(v)}>
+          Add
+        </button>
+      )}
+    </header>
+  );
+}
+
+function Typing({ v }: { v: ConvView | undefined }) {
+  const who = v ? [...v.typing.keys()].map(nameOf) : [];
+  const text =
+    who.length === 0
+      ? ""
+      : who.length === 1
+        ? `${who[0]} is typing…`
+        : `${who.slice(0, -1).join(", ")} and ${who.at(-1)} are typing…`;
+  return (
+    <div class="typing" id="typing" aria-live="polite">
+      {text}
+    </div>
+  );
+}
+
+/** The right-hand pane (the whole screen on a phone once a conversation is open). */
+export function ConversationView() {
+  const v = currentView();
+  return (
+    <main class="chat" id="chat">
+      <Header v={v} />
+      <MessageList v={v} />
+      <Typing v={v} />
+      <Composer />
+    </main>
+  );
+}

@@ -1,0 +1,113 @@
+// The messages of the open conversation in seq order, then the pending
+// sends: Markdown bodies, sender names, times, and the sending / stored /
+// delivered / read / failed marks on my own. Keeps the view at the newest
+// message when it was there, and in place when an older page arrives; asks
+// for the older page when scrolled near the top.
+
+import { useLayoutEffect, useRef } from "preact/hooks";
+import { pb } from "../../src/sdk/index.js";
+import { loadOlder } from "../actions.js";
+import { markOf, nameOf, timeOf } from "../format.js";
+import { renderMarkdown } from "../markdown.js";
+import { type ConvView, store } from "../state.js";
+
+const MARKS = { sending: "🕓", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "!" } as const;
+const MARK_TITLES = { sending: "Sending", sent: "Stored", delivered: "Delivered", read: "Read", failed: "Not sent" } as const;
+type Mark = keyof typeof MARKS;
+
+/** Within this many px of the end counts as "at the newest message". */
+const AT_BOTTOM_PX = 40;
+/** Within this many px of the top, the older page is loaded. */
+const NEAR_TOP_PX = 60;
+
+function MarkSign({ mark }: { mark: Mark }) {
+  return (
+    <span class={`mark mark-${mark}`} title={MARK_TITLES[mark]}>
+      {MARKS[mark]}
+    </span>
+  );
+}
+
+function Stored({ v, m, showSender }: { v: ConvView; m: pb.Message; showSender: boolean }) {
+  const seq = m.seq.toString();
+  if (m.kind === pb.MessageKind.SYSTEM) {
+    return (
+      <div class="system" data-seq={seq}>
+        {m.body?.content.case === "text" ? m.body.content.value : ""}
+      </div>
+    );
+  }
+  const mine = m.senderId === store.me?.id;
+  const text = m.body?.content.case === "text" ? m.body.content.value : "Encrypted message";
+  const mark = mine ? markOf(v, m.seq) : undefined;
+  return (
+    <div class={`msg${mine ? " mine" : ""}`} data-seq={seq} data-sender={m.senderId} data-mark={mark}>
+      {showSender && !mine && <div class="sender">{nameOf(m.senderId)}</div>}
+      <div class="body">{renderMarkdown(text)}</div>
+      <div class="meta">
+        <time>{timeOf(m.serverTimeMs)}</time>
+        {mark && <MarkSign mark={mark} />}
+      </div>
+    </div>
+  );
+}
+
+/** The message list of `v` (or a hint when no conversation is open). */
+export function MessageList({ v }: { v: ConvView | undefined }) {
+  const ref = useRef<HTMLDivElement>(null);
+  // Measured before this render changes the list.
+  const el = ref.current;
+  const atBottom = el ? el.scrollHeight - el.scrollTop - el.clientHeight < AT_BOTTOM_PX : true;
+  useLayoutEffect(() => {
+    const list = ref.current;
+    if (!list) return;
+    if (store.keepFromBottom !== undefined) {
+      list.scrollTop = list.scrollHeight - store.keepFromBottom;
+      store.keepFromBottom = undefined;
+    } else if (store.stickBottom || atBottom) {
+      list.scrollTop = list.scrollHeight;
+    }
+    store.stickBottom = false;
+  });
+  const onScroll = () => {
+    const list = ref.current;
+    if (list && v && list.scrollTop < NEAR_TOP_PX && v.hasOlder && !v.loadingOlder) {
+      void loadOlder(v, list.scrollHeight - list.scrollTop);
+    }
+  };
+  let body;
+  if (!v) {
+    body = <div class="empty muted">Your conversations are on the left.</div>;
+  } else {
+    const seqs = [...v.messages.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    let prevSender = "";
+    body = (
+      <>
+        {v.hasOlder && v.loaded && <div class="older muted">{v.loadingOlder ? "Loading…" : "Scroll up for older messages"}</div>}
+        {seqs.map((s) => {
+          const m = v.messages.get(s)!;
+          const showSender = prevSender !== m.senderId;
+          prevSender = m.kind === pb.MessageKind.SYSTEM ? "" : m.senderId;
+          return <Stored key={s.toString()} v={v} m={m} showSender={showSender} />;
+        })}
+        {v.pending.map((p) => {
+          const state: Mark = p.error ? "failed" : "sending";
+          return (
+            <div class="msg mine pending" key={p.clientMsgId} data-mark={state} data-client-msg-id={p.clientMsgId}>
+              <div class="body">{renderMarkdown(p.text)}</div>
+              <div class="meta">
+                {p.error && <span class="error">{p.error}</span>}
+                <MarkSign mark={state} />
+              </div>
+            </div>
+          );
+        })}
+      </>
+    );
+  }
+  return (
+    <div class="messages" id="messages" ref={ref} onScroll={onScroll}>
+      {body}
+    </div>
+  );
+}

@@ -1,0 +1,115 @@
+// How conversations, people, times and marks are named on screen: pure
+// functions of the state, shared by the components.
+
+import { ClientError, ConversationKind, pb } from "../src/sdk/index.js";
+import { plainText } from "./markdown.js";
+import { type ConvView, store } from "./state.js";
+
+/** Whether the signed-in user is staff. */
+export function isAdmin(): boolean {
+  return store.me?.role === pb.Role.ADMIN;
+}
+
+/** A one-line description of a failure, with the server's error name when there is one. */
+export function describeError(e: unknown): string {
+  if (e instanceof ClientError) return e.wire ? `${e.wire.name}: ${e.wire.message}` : e.message;
+  return String((e as Error)?.message ?? e);
+}
+
+/** The members of `v` other than me. */
+export function othersOf(v: ConvView): pb.Member[] {
+  return (v.members ?? []).filter((m) => m.userId !== store.me?.id);
+}
+
+/** The title a conversation is listed under. */
+export function convTitle(v: ConvView): string {
+  const c = v.summary.conversation!;
+  const others = othersOf(v);
+  switch (c.kind) {
+    case ConversationKind.PRIVATE:
+      return others[0] ? others[0].displayName || others[0].userId : c.title || "Private conversation";
+    case ConversationKind.CASE:
+      return c.title ? `${c.title} · ${c.caseId}` : `Case ${c.caseId}`;
+    case ConversationKind.SUPPORT:
+      return c.title || `Support · ${store.names.get(c.createdBy) ?? c.createdBy}`;
+    default:
+      return c.title || others.map((m) => m.displayName || m.userId).join(", ") || "Group";
+  }
+}
+
+const KIND_LABELS: Record<number, string> = {
+  [ConversationKind.PRIVATE]: "Private",
+  [ConversationKind.GROUP]: "Group",
+  [ConversationKind.CASE]: "Case",
+  [ConversationKind.SUPPORT]: "Support",
+};
+
+/** The name of a conversation kind. */
+export function kindLabel(k: ConversationKind): string {
+  return KIND_LABELS[k] ?? "";
+}
+
+/** The other person of a private conversation. */
+export function peerOf(v: ConvView): string | undefined {
+  if (v.summary.conversation?.kind !== ConversationKind.PRIVATE) return undefined;
+  return othersOf(v)[0]?.userId;
+}
+
+/** A user's display name, or their id. */
+export function nameOf(id: string): string {
+  return store.names.get(id) ?? id;
+}
+
+/** A message time: the hour today, the day otherwise. */
+export function timeOf(ms: bigint): string {
+  const d = new Date(Number(ms));
+  const sameDay = d.toDateString() === new Date().toDateString();
+  return sameDay
+    ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+    : d.toLocaleDateString([], { month: "short", day: "numeric" });
+}
+
+/** The list's one-line preview of a last message, markup removed. */
+export function preview(m: pb.Message | undefined): string {
+  if (!m || m.body?.content.case !== "text") return m?.body?.content.case === "ciphertext" ? "Encrypted message" : "";
+  const t = plainText(m.body.content.value);
+  const who = m.kind === pb.MessageKind.SYSTEM ? "" : m.senderId === store.me?.id ? "You: " : `${nameOf(m.senderId)}: `;
+  return who + (t.length > 80 ? `${t.slice(0, 80)}…` : t);
+}
+
+/** A person's presence as this app knows it: unknown while the app itself is not connected. */
+export function presenceOf(user: string): "online" | "offline" | "unknown" {
+  if (store.connState !== "online") return "unknown";
+  return store.presence.get(user) ? "online" : "offline";
+}
+
+/** The tooltip of a presence dot. */
+export function presenceTitle(user: string): string {
+  const p = presenceOf(user);
+  return p === "unknown" ? "unknown while reconnecting" : p;
+}
+
+/** Delivered/read state of one of my messages. */
+export function markOf(v: ConvView, seq: bigint): "sent" | "delivered" | "read" {
+  const others = othersOf(v);
+  if (others.length === 0) return "sent";
+  if (others.every((m) => (v.read.get(m.userId) ?? 0n) >= seq)) return "read";
+  if (others.every((m) => (v.delivered.get(m.userId) ?? 0n) >= seq)) return "delivered";
+  return "sent";
+}
+
+/** User ids typed into a field, split at commas and spaces. */
+export function splitIds(s: string): string[] {
+  return s
+    .split(/[\s,]+/)
+    .map((x) => x.trim())
+    .filter((x) => x !== "");
+}
+
+/** Conversations newest first (by last message, else creation). */
+export function sortedConvs(): ConvView[] {
+  const at = (v: ConvView) => v.summary.lastMessage?.serverTimeMs ?? v.summary.conversation?.createdAtMs ?? 0n;
+  return [...store.convs.values()]
+    .filter((v) => v.summary.conversation)
+    .sort((a, b) => (at(a) < at(b) ? 1 : at(a) > at(b) ? -1 : 0));
+}

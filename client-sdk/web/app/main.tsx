@@ -1,0 +1,38 @@
+// The chat web app: served by `chatd serve`, talks to the server through the
+// TypeScript SDK (WebTransport, or WebSocket as the fallback). Preact
+// components (components/) render one store (state.ts); actions.ts and
+// events.ts change it. Everything users type is rendered as text nodes (see
+// markdown.ts); no HTML sink is used anywhere (test/markdown.test.ts).
+
+import { render } from "preact";
+import { markReadIfVisible } from "./actions.js";
+import { App } from "./components/App.js";
+import { readTokenFromFragment, savedToken, start } from "./session.js";
+import { changed, currentView, store } from "./state.js";
+
+document.addEventListener("visibilitychange", () => {
+  const v = currentView();
+  if (!v) return;
+  markReadIfVisible(v);
+  changed();
+});
+
+const token = readTokenFromFragment() ?? savedToken();
+if (token) store.screen = { kind: "connecting" };
+const root = document.getElementById("app") as HTMLElement;
+root.textContent = "";
+render(<App />, root);
+if (token) void start(token);
+
+// For tests and debugging in the console: the app's state, read-only.
+(globalThis as { chatApp?: unknown }).chatApp = {
+  get client() {
+    return store.client;
+  },
+  get conversations() {
+    return store.convs;
+  },
+  get current() {
+    return store.current;
+  },
+};

@@ -1,0 +1,115 @@
+// Signing in and out: the token (from the address's fragment, the tab's
+// storage or the sign-in form), the server's /config.json, the SDK client
+// with its transport choice, and the staff's support-queue polling.
+
+import { Client } from "../src/sdk/index.js";
+import { refreshSupportQueue, reloadAll } from "./actions.js";
+import { onEvent, TOKEN_KEY } from "./events.js";
+import { describeError, isAdmin } from "./format.js";
+import { changed, store } from "./state.js";
+
+/** The transport a fallback chose, kept for this tab's session. */
+const TRANSPORT_KEY = "chatd.transport";
+/** Staff: the server pushes nothing when a support request waits, so the queue is polled. */
+const QUEUE_POLL_MS = 5000;
+
+interface ServerConfig {
+  webtransport_url?: string;
+  websocket_url?: string;
+  cert_hashes?: string[];
+  version?: string;
+}
+
+/** The token of a sign-in link (`#token=...`), removed from the address bar and the history. */
+export function readTokenFromFragment(): string | undefined {
+  const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  if (!m) return undefined;
+  const token = decodeURIComponent(m[1]!);
+  history.replaceState(null, "", location.pathname + location.search);
+  return token;
+}
+
+/** The token this tab signed in with before, if any. */
+export function savedToken(): string | undefined {
+  return sessionStorage.getItem(TOKEN_KEY) ?? undefined;
+}
+
+async function loadConfig(): Promise<ServerConfig> {
+  const r = await fetch("/config.json", { cache: "no-store" });
+  if (!r.ok) throw new Error(`config.json: HTTP ${r.status}`);
+  return (await r.json()) as ServerConfig;
+}
+
+function signInScreen(error?: string): void {
+  store.screen = error === undefined ? { kind: "signin" } : { kind: "signin", error };
+  changed();
+}
+
+/** Connects with `token` and shows the conversations, or the sign-in screen with the reason. */
+export async function start(token: string): Promise<void> {
+  store.screen = { kind: "connecting" };
+  changed();
+  let cfg: ServerConfig;
+  try {
+    cfg = await loadConfig();
+  } catch (e) {
+    signInScreen(`Cannot load the server configuration: ${describeError(e)}`);
+    return;
+  }
+  const params = new URLSearchParams(location.search);
+  const forced = params.get("transport") ?? sessionStorage.getItem(TRANSPORT_KEY);
+  let client: Client;
+  try {
+    client = await Client.connect(
+      {
+        token,
+        webtransportUrl: cfg.webtransport_url,
+        websocketUrl: cfg.websocket_url,
+        certHashes: cfg.cert_hashes ?? [],
+        transport: forced === "websocket" || forced === "webtransport" ? forced : "auto",
+        clientName: `chat-web/${cfg.version ?? "dev"}`,
+      },
+      onEvent,
+    );
+  } catch (e) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    signInScreen(`Sign-in failed: ${describeError(e)}`);
+    return;
+  }
+  store.client = client;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  // WebTransport failed and WebSocket worked: skip the wait on reloads in this tab.
+  if (client.transport === "websocket" && cfg.webtransport_url && !params.get("transport")) {
+    sessionStorage.setItem(TRANSPORT_KEY, "websocket");
+  }
+  store.me = client.user;
+  if (store.me) store.names.set(store.me.id, store.me.displayName || store.me.id);
+  store.transport = client.transport ?? "";
+  store.connState = client.state;
+  store.screen = { kind: "shell" };
+  changed();
+  await reloadAll();
+  if (isAdmin()) startQueuePolling();
+}
+
+let queueTimer: ReturnType<typeof setInterval> | undefined;
+function startQueuePolling(): void {
+  if (queueTimer) clearInterval(queueTimer);
+  queueTimer = setInterval(() => {
+    if (store.client?.state !== "online") return;
+    void refreshSupportQueue().then(changed);
+  }, QUEUE_POLL_MS);
+}
+
+/** Closes the connection, forgets the token and shows the sign-in screen. */
+export function signOut(): void {
+  sessionStorage.removeItem(TOKEN_KEY);
+  if (queueTimer) clearInterval(queueTimer);
+  queueTimer = undefined;
+  store.client?.close();
+  store.client = undefined;
+  store.convs.clear();
+  store.current = undefined;
+  store.dialog = undefined;
+  signInScreen();
+}

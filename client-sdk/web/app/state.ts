@@ -1,0 +1,121 @@
+// The app's state, in one place: who is signed in, the conversations and
+// their messages, presence, the connection, the open screen and dialog.
+// Actions and the event handler mutate it and call `changed()`; the root
+// component re-renders on every change (see useStore).
+
+import { useEffect, useState } from "preact/hooks";
+import type { Client, ConnectionState, pb } from "../src/sdk/index.js";
+
+/** A message written here and not yet stored by the server. */
+export interface Pending {
+  clientMsgId: string;
+  text: string;
+  error?: string;
+}
+
+/** One conversation as the app shows it. */
+export interface ConvView {
+  summary: pb.ConversationSummary;
+  messages: Map<bigint, pb.Message>;
+  /** Whether the newest page was loaded. */
+  loaded: boolean;
+  loadingOlder: boolean;
+  hasOlder: boolean;
+  members: pb.Member[] | undefined;
+  /** Watermarks per member. */
+  delivered: Map<string, bigint>;
+  read: Map<string, bigint>;
+  typing: Map<string, ReturnType<typeof setTimeout>>;
+  pending: Pending[];
+  unread: bigint;
+}
+
+/** What fills the window. */
+export type Screen = { kind: "signin"; error?: string } | { kind: "connecting" } | { kind: "shell" };
+
+/** The dialog on top, if any. */
+export type Dialog = { kind: "new" } | { kind: "add"; conv: string } | undefined;
+
+/** The whole app state (one instance, `store`). */
+export interface Store {
+  screen: Screen;
+  client: Client | undefined;
+  me: pb.User | undefined;
+  convs: Map<string, ConvView>;
+  presence: Map<string, boolean>;
+  names: Map<string, string>;
+  current: string | undefined;
+  connState: ConnectionState;
+  transport: string;
+  banner: string;
+  supportQueue: pb.ConversationSummary[];
+  /** More support requests wait than the first page shows. */
+  supportQueueMore: boolean;
+  dialog: Dialog;
+  /** The message list scrolls to its end on its next render. */
+  stickBottom: boolean;
+  /** The message list keeps this distance from its end on its next render (older page loaded). */
+  keepFromBottom: number | undefined;
+}
+
+/** The app state. */
+export const store: Store = {
+  screen: { kind: "signin" },
+  client: undefined,
+  me: undefined,
+  convs: new Map(),
+  presence: new Map(),
+  names: new Map(),
+  current: undefined,
+  connState: "connecting",
+  transport: "",
+  banner: "",
+  supportQueue: [],
+  supportQueueMore: false,
+  dialog: undefined,
+  stickBottom: false,
+  keepFromBottom: undefined,
+};
+
+const listeners = new Set<() => void>();
+
+/** Tells the components that the state changed (they re-render once per task). */
+export function changed(): void {
+  for (const l of listeners) l();
+}
+
+/** Re-renders the calling component whenever the state changes. */
+export function useStore(): Store {
+  const [, setVersion] = useState(0);
+  useEffect(() => {
+    const l = () => setVersion((n) => n + 1);
+    listeners.add(l);
+    return () => void listeners.delete(l);
+  }, []);
+  return store;
+}
+
+/** A conversation's key in `store.convs`. */
+export const key = (id: bigint): string => id.toString();
+
+/** The open conversation, if any. */
+export function currentView(): ConvView | undefined {
+  return store.current ? store.convs.get(store.current) : undefined;
+}
+
+/** A fresh view of a conversation summary. */
+export function newView(s: pb.ConversationSummary): ConvView {
+  return {
+    summary: s,
+    messages: new Map(),
+    loaded: false,
+    loadingOlder: false,
+    hasOlder: true,
+    members: undefined,
+    delivered: new Map(),
+    read: new Map(),
+    typing: new Map(),
+    pending: [],
+    unread: s.unreadCount,
+  };
+}
