@@ -1,0 +1,47 @@
+//! Attachment storage: the [`BlobStore`] contract for content-addressed
+//! blobs (SHA-256, stored once however often uploaded), its backends, and the
+//! sans-IO checks an upload goes through.
+//!
+//! A blob is written through a [`BlobWriter`]: [`BlobStore::begin`], then
+//! chunks, then [`BlobWriter::commit`], which makes it durable and returns
+//! its hash and size. Until the commit nothing is visible; an abort, a drop,
+//! a size cap exceeded mid-stream or a crash leaves nothing behind (what a
+//! crash left is swept when the store opens). Reads are by byte range
+//! ([`BlobStore::read_range`], for resumable downloads), bounded per call.
+//!
+//! Backends: [`fs`] (the default, files under `data_dir/blobs`), chosen by
+//! `blobs.backend` through [`Blobs`]; a backend a cluster can share (chunks
+//! in ScyllaDB) is still to come. [`conformance`] holds the cases every
+//! backend passes. [`content`] checks
+//! an upload's type by its bytes against the allow-list, and [`thumbnail`]
+//! makes image previews. This module does not know who may read a blob
+//! (access goes by conversation and attachment id, decided above it) nor the
+//! transfer protocol.
+
+pub mod conformance;
+pub mod content;
+mod contract;
+pub mod fs;
+pub mod thumbnail;
+
+pub use contract::{
+    BlobError, BlobHash, BlobMeta, BlobResult, BlobStore, BlobWriter, Hasher, MAX_READ_BYTES, clamp_range,
+};
+
+use crate::config::{BlobBackend, Config};
+
+/// The blob store the server runs on, chosen by `blobs.backend`.
+pub enum Blobs {
+    /// Files under `data_dir/blobs`.
+    Fs(fs::FsBlobStore),
+}
+
+impl Blobs {
+    /// Opens the configured backend (sweeping what a crash left). Blocking:
+    /// call it outside an async context.
+    pub fn open(cfg: &Config) -> BlobResult<Self> {
+        match cfg.blobs.backend {
+            BlobBackend::Filesystem => Ok(Blobs::Fs(fs::FsBlobStore::open(&cfg.data_dir.join("blobs"))?)),
+        }
+    }
+}
