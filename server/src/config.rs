@@ -326,7 +326,9 @@ impl Config {
         if self.store.backend == StoreBackend::Scylla {
             self.store.scylla.check().map_err(|e| ConfigError::Inconsistent(format!("store.scylla: {e}")))?;
         }
-        self.blobs.check().map_err(|e| ConfigError::Inconsistent(format!("blobs: {e}")))?;
+        self.blobs
+            .check(self.store.backend.is_shared())
+            .map_err(|e| ConfigError::Inconsistent(format!("blobs: {e}")))?;
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::Inconsistent("tls.cert and tls.key go together".into()));
         }

@@ -9,10 +9,10 @@
 //! crash left is swept when the store opens). Reads are by byte range
 //! ([`BlobStore::read_range`], for resumable downloads), bounded per call.
 //!
-//! Backends: [`fs`] (the default, files under `data_dir/blobs`), chosen by
-//! `blobs.backend` through [`Blobs`]; a backend a cluster can share (chunks
-//! in ScyllaDB) is still to come. [`conformance`] holds the cases every
-//! backend passes. [`content`] checks
+//! Backends: [`fs`] (the default, files under `data_dir/blobs`) and
+//! [`scylla`] (256 KiB chunks in the message store's ScyllaDB keyspace,
+//! which a cluster shares), chosen by `blobs.backend` through [`Blobs`];
+//! [`conformance`] holds the cases every backend passes. [`content`] checks
 //! an upload's type by its bytes against the allow-list, and [`thumbnail`]
 //! makes image previews. This module does not know who may read a blob
 //! (access goes by conversation and attachment id, decided above it) nor the
@@ -22,6 +22,7 @@ pub mod conformance;
 pub mod content;
 mod contract;
 pub mod fs;
+pub mod scylla;
 pub mod thumbnail;
 
 pub use contract::{
@@ -34,14 +35,41 @@ use crate::config::{BlobBackend, Config};
 pub enum Blobs {
     /// Files under `data_dir/blobs`.
     Fs(fs::FsBlobStore),
+    /// Chunks in the ScyllaDB keyspace of `[store.scylla]`.
+    Scylla(scylla::ScyllaBlobStore),
 }
 
 impl Blobs {
-    /// Opens the configured backend (sweeping what a crash left). Blocking:
-    /// call it outside an async context.
+    /// Opens the configured backend (sweeping what a crash left). The
+    /// ScyllaDB one needs the tables `chatd migrate` makes. Blocking: call it
+    /// outside an async context.
     pub fn open(cfg: &Config) -> BlobResult<Self> {
         match cfg.blobs.backend {
             BlobBackend::Filesystem => Ok(Blobs::Fs(fs::FsBlobStore::open(&cfg.data_dir.join("blobs"))?)),
+            BlobBackend::Scylla => Ok(Blobs::Scylla(scylla::ScyllaBlobStore::open(&scylla_settings(cfg)?)?)),
+        }
+    }
+}
+
+fn scylla_settings(cfg: &Config) -> BlobResult<crate::store::scylla::ScyllaSettings> {
+    crate::store::scylla::ScyllaSettings::from_config(&cfg.store.scylla)
+        .map_err(|e| BlobError::backend("open", std::io::Error::other(format!("store.scylla: {e}"))))
+}
+
+/// `chatd migrate`'s part for blobs: makes the ScyllaDB backend's tables
+/// (after the message store's migration made the keyspace); what it did.
+/// Blocking: call it outside an async context.
+pub fn migrate(cfg: &Config) -> BlobResult<Vec<String>> {
+    match cfg.blobs.backend {
+        BlobBackend::Filesystem => {
+            Ok(vec!["blobs.backend = \"filesystem\": nothing to migrate (data_dir/blobs is made when opened)".into()])
+        }
+        BlobBackend::Scylla => {
+            let s = scylla_settings(cfg)?;
+            let rt = crate::store::scylla::driver_runtime(&s).map_err(|e| BlobError::backend("migrate", e))?;
+            let out = crate::store::scylla::block_on(&rt, scylla::migrate_with(&s));
+            rt.shutdown_background();
+            out
         }
     }
 }

@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BlobsConfig {
-    /// Backend: "filesystem" (default and, for now, the only one: files
-    /// under `data_dir/blobs`, one node's own).
+    /// Backend: "filesystem" (default, files under `data_dir/blobs`, one
+    /// node's own) or "scylla" (256 KiB chunks in the keyspace of
+    /// `[store.scylla]`, which a cluster shares; needs `store.backend =
+    /// "scylla"`; its tables are made by `chatd migrate`).
     pub backend: BlobBackend,
     /// Largest file one upload may be, bytes; a larger one is refused while
     /// it streams and nothing of it is kept. Default 52428800 (50 MiB).
@@ -37,8 +39,13 @@ impl Default for BlobsConfig {
 }
 
 impl BlobsConfig {
-    /// Checks the limits; the error names the key (below `blobs`).
-    pub fn check(&self) -> Result<(), String> {
+    /// Checks the limits and that blobs in ScyllaDB have its keyspace
+    /// (`store_shared`: the message store is ScyllaDB); the error names the
+    /// key (below `blobs`).
+    pub fn check(&self, store_shared: bool) -> Result<(), String> {
+        if self.backend == BlobBackend::Scylla && !store_shared {
+            return Err("backend = \"scylla\" keeps blobs in the keyspace of [store.scylla]: set store.backend = \"scylla\" too".into());
+        }
         if self.max_file_bytes == 0 {
             return Err("max_file_bytes must be at least 1".into());
         }
@@ -55,13 +62,15 @@ impl BlobsConfig {
     }
 }
 
-/// The attachment storage backend, `blobs.backend`: `"filesystem"`.
+/// The attachment storage backend, `blobs.backend`: `"filesystem"` or `"scylla"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", try_from = "String")]
 pub enum BlobBackend {
     /// Files under `data_dir/blobs` (one node only).
     #[default]
     Filesystem,
+    /// Chunks in the ScyllaDB keyspace of `[store.scylla]`.
+    Scylla,
 }
 
 impl BlobBackend {
@@ -69,6 +78,7 @@ impl BlobBackend {
     pub fn name(self) -> &'static str {
         match self {
             BlobBackend::Filesystem => "filesystem",
+            BlobBackend::Scylla => "scylla",
         }
     }
 }
@@ -79,7 +89,8 @@ impl TryFrom<String> for BlobBackend {
     fn try_from(name: String) -> Result<Self, String> {
         match name.as_str() {
             "filesystem" => Ok(BlobBackend::Filesystem),
-            other => Err(format!("blobs.backend = {other:?}: use \"filesystem\" (the only backend so far)")),
+            "scylla" => Ok(BlobBackend::Scylla),
+            other => Err(format!("blobs.backend = {other:?}: use \"filesystem\" or \"scylla\"")),
         }
     }
 }
@@ -105,7 +116,10 @@ mod tests {
             let e = load(&format!("[blobs]\n{text}\n")).unwrap_err();
             assert!(e.contains(what), "{text}: {e}");
         };
-        refused("backend = \"s3\"", "blobs.backend = \"s3\": use \"filesystem\"");
+        refused("backend = \"s3\"", "blobs.backend = \"s3\": use \"filesystem\" or \"scylla\"");
+        refused("backend = \"scylla\"", "set store.backend = \"scylla\" too");
+        let cfg = load("[store]\nbackend = \"scylla\"\n[blobs]\nbackend = \"scylla\"\n").unwrap();
+        assert_eq!(cfg.blobs.backend.name(), "scylla");
         refused("max_file_bytes = 0", "blobs: max_file_bytes must be at least 1");
         refused("thumbnail_max_px = 5000", "thumbnail_max_px = 5000");
         refused("thumbnail_max_source_px = 100", "thumbnail_max_source_px");

@@ -24,7 +24,7 @@ mod lists;
 mod messages;
 mod records;
 
-pub use harness::{ConformanceFactory, report_skip};
+pub use harness::{ConformanceFactory, TestKeyspaces, report_skip};
 pub use idempotency::*;
 pub use lists::*;
 pub use messages::*;
