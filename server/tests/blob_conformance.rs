@@ -3,34 +3,49 @@
 use chat_server::blob::conformance::BlobFactory;
 use std::time::Duration;
 
-use chat_server::blob::fs::FsBlobStore;
+use chat_server::blob::Blobs;
 use chat_server::blob::scylla::ScyllaBlobStore;
 use chat_server::store::conformance::TestKeyspaces;
 
-/// Filesystem stores, each in a temporary directory of its own.
+/// Filesystem stores as `chatd` opens them ([`Blobs::open`] with the
+/// default `[blobs]` section: `data_dir/blobs`), each in a temporary data
+/// directory of its own; so the suite also runs through the [`Blobs`] dispatch.
 #[derive(Default)]
 struct FsFactory {
     dirs: Vec<tempfile::TempDir>,
 }
 
-impl BlobFactory for FsFactory {
-    type Store = FsBlobStore;
+fn fs_root(store: &Blobs) -> &std::path::Path {
+    match store {
+        Blobs::Fs(s) => s.root(),
+        _ => panic!("the default blobs.backend is the filesystem"),
+    }
+}
 
-    async fn fresh(&mut self) -> FsBlobStore {
+fn open_in(data_dir: &std::path::Path) -> Blobs {
+    let cfg = chat_server::Config { data_dir: data_dir.to_owned(), ..chat_server::Config::default() };
+    Blobs::open(&cfg).expect("open blob store")
+}
+
+impl BlobFactory for FsFactory {
+    type Store = Blobs;
+
+    async fn fresh(&mut self) -> Blobs {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = FsBlobStore::open(&dir.path().join("blobs")).expect("open blob store");
+        let store = open_in(dir.path());
+        assert_eq!(fs_root(&store), dir.path().join("blobs"));
         self.dirs.push(dir);
         store
     }
 
-    async fn reopen(&mut self, store: FsBlobStore) -> FsBlobStore {
-        let root = store.root().to_owned();
+    async fn reopen(&mut self, store: Blobs) -> Blobs {
+        let data_dir = fs_root(&store).parent().expect("data dir").to_owned();
         drop(store);
-        FsBlobStore::open(&root).expect("reopen blob store")
+        open_in(&data_dir)
     }
 
-    async fn leftovers(&mut self, store: &FsBlobStore) -> usize {
-        std::fs::read_dir(store.root().join("tmp")).expect("tmp dir").count()
+    async fn leftovers(&mut self, store: &Blobs) -> usize {
+        std::fs::read_dir(fs_root(store).join("tmp")).expect("tmp dir").count()
     }
 }
 

@@ -29,6 +29,8 @@ pub use contract::{
     BlobError, BlobHash, BlobMeta, BlobResult, BlobStore, BlobWriter, Hasher, MAX_READ_BYTES, clamp_range,
 };
 
+use bytes::Bytes;
+
 use crate::config::{BlobBackend, Config};
 
 /// The blob store the server runs on, chosen by `blobs.backend`.
@@ -48,6 +50,66 @@ impl Blobs {
             BlobBackend::Filesystem => Ok(Blobs::Fs(fs::FsBlobStore::open(&cfg.data_dir.join("blobs"))?)),
             BlobBackend::Scylla => Ok(Blobs::Scylla(scylla::ScyllaBlobStore::open(&scylla_settings(cfg)?)?)),
         }
+    }
+}
+
+/// Runs `$body` with `$s` bound to whichever backend `$v` (a [`Blobs`] or a
+/// [`BlobsWriter`]) is.
+macro_rules! delegate {
+    ($t:ident, $v:expr, $s:ident => $body:expr) => {
+        match $v {
+            $t::Fs($s) => $body,
+            $t::Scylla($s) => $body,
+        }
+    };
+}
+
+/// The writer of whichever backend [`Blobs`] is.
+pub enum BlobsWriter {
+    /// A filesystem upload.
+    Fs(fs::FsBlobWriter),
+    /// A ScyllaDB upload.
+    Scylla(scylla::ScyllaBlobWriter),
+}
+
+impl BlobWriter for BlobsWriter {
+    async fn write(&mut self, chunk: &[u8]) -> BlobResult<()> {
+        delegate!(BlobsWriter, self, w => w.write(chunk).await)
+    }
+
+    fn written(&self) -> u64 {
+        delegate!(BlobsWriter, self, w => w.written())
+    }
+
+    async fn commit(self) -> BlobResult<BlobMeta> {
+        delegate!(BlobsWriter, self, w => w.commit().await)
+    }
+
+    async fn abort(self) -> BlobResult<()> {
+        delegate!(BlobsWriter, self, w => w.abort().await)
+    }
+}
+
+impl BlobStore for Blobs {
+    type Writer = BlobsWriter;
+
+    async fn begin(&self, max_bytes: u64) -> BlobResult<BlobsWriter> {
+        match self {
+            Blobs::Fs(s) => s.begin(max_bytes).await.map(BlobsWriter::Fs),
+            Blobs::Scylla(s) => s.begin(max_bytes).await.map(BlobsWriter::Scylla),
+        }
+    }
+
+    async fn stat(&self, hash: &BlobHash) -> BlobResult<Option<BlobMeta>> {
+        delegate!(Blobs, self, s => s.stat(hash).await)
+    }
+
+    async fn read_range(&self, hash: &BlobHash, start: u64, len: u64) -> BlobResult<Bytes> {
+        delegate!(Blobs, self, s => s.read_range(hash, start, len).await)
+    }
+
+    async fn delete(&self, hash: &BlobHash) -> BlobResult<bool> {
+        delegate!(Blobs, self, s => s.delete(hash).await)
     }
 }
 
