@@ -7,12 +7,14 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+mod blobs;
 mod cluster;
 mod error;
 mod messages;
 mod metrics;
 mod store;
 
+pub use blobs::{BlobBackend, BlobsConfig};
 pub use cluster::ClusterConfig;
 pub use error::ConfigError;
 pub use messages::MessagesConfig;
@@ -43,6 +45,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Storage backend.
     pub store: StoreConfig,
+    /// Attachment storage and upload limits.
+    pub blobs: BlobsConfig,
     /// Session tuning.
     pub session: SessionConfig,
     /// The web endpoint: the browser app, its configuration and WebSocket sessions.
@@ -66,6 +70,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
             store: StoreConfig::default(),
+            blobs: BlobsConfig::default(),
             session: SessionConfig::default(),
             web: WebConfig::default(),
             cluster: ClusterConfig::default(),
@@ -326,6 +331,9 @@ impl Config {
         if self.store.backend == StoreBackend::Scylla {
             self.store.scylla.check().map_err(|e| ConfigError::Inconsistent(format!("store.scylla: {e}")))?;
         }
+        self.blobs
+            .check(self.store.backend.is_shared())
+            .map_err(|e| ConfigError::Inconsistent(format!("blobs: {e}")))?;
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::Inconsistent("tls.cert and tls.key go together".into()));
         }

@@ -21,6 +21,7 @@
 //! behaviour (that is `chat-client`). Start a server with [`start`].
 
 pub mod auth;
+pub mod blob;
 pub mod cluster;
 pub mod command;
 pub mod config;

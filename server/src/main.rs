@@ -137,6 +137,9 @@ fn main() -> anyhow::Result<()> {
             for line in chat_server::store::migrate(&cfg)? {
                 println!("{line}");
             }
+            for line in chat_server::blob::migrate(&cfg)? {
+                println!("{line}");
+            }
             Ok(())
         }
         Cmd::Config => {

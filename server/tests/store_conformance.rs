@@ -1,6 +1,6 @@
 //! The store conformance suite, run against each backend.
 
-use chat_server::store::conformance::ConformanceFactory;
+use chat_server::store::conformance::{ConformanceFactory, TestKeyspaces};
 use chat_server::store::embedded::{EmbeddedConfig, EmbeddedStore};
 use chat_server::store::scylla::{self, ScyllaSettings, ScyllaStore};
 
@@ -31,25 +31,20 @@ mod embedded {
     chat_server::conformance_tests!(super::EmbeddedFactory::default());
 }
 
-/// ScyllaDB stores against the node(s) in `CHAT_SCYLLA_NODES` (`host:port`,
-/// comma-separated), each in a fresh keyspace `chat_test_<random>` with
-/// SimpleStrategy replication factor 1, made as `chatd migrate` makes it.
+/// ScyllaDB stores against the node(s) in `CHAT_SCYLLA_NODES`, each in a
+/// fresh keyspace made as `chatd migrate` makes it ([`TestKeyspaces`]).
 /// Without the variable every case says "skipped" on stderr and passes.
 /// `CHAT_SCYLLA_TABLETS=true|false` sets the keyspaces' tablets option
 /// (unset: as `chatd migrate` does, off on a ScyllaDB that has tablets).
-struct ScyllaFactory {
-    nodes: Option<String>,
-    /// The keyspaces made, dropped by `cleanup`.
-    made: Vec<String>,
-}
+struct ScyllaFactory(TestKeyspaces);
 
 impl ScyllaFactory {
     fn from_env() -> Self {
-        Self { nodes: std::env::var("CHAT_SCYLLA_NODES").ok().filter(|n| !n.trim().is_empty()), made: Vec::new() }
+        Self(TestKeyspaces::from_env())
     }
 
     fn settings(&self, keyspace: &str) -> ScyllaSettings {
-        ScyllaSettings::for_tests(keyspace).expect("CHAT_SCYLLA_NODES is set")
+        TestKeyspaces::settings(keyspace)
     }
 }
 
@@ -57,28 +52,18 @@ impl ConformanceFactory for ScyllaFactory {
     type Store = ScyllaStore;
 
     fn skip(&self) -> Option<String> {
-        self.nodes.is_none().then(|| "CHAT_SCYLLA_NODES not set".to_string())
+        self.0.skip()
     }
 
     async fn fresh(&mut self) -> ScyllaStore {
-        let keyspace = format!("chat_test_{:016x}", rand::random::<u64>());
-        self.made.push(keyspace.clone());
-        let settings = self.settings(&keyspace);
+        let settings = self.0.fresh();
         let report = scylla::migrate_with(&settings).await.expect("migrate");
         assert!(report.iter().any(|l| l.contains("recorded")), "a new schema: {report:?}");
         ScyllaStore::connect(&settings).await.expect("open store")
     }
 
     async fn cleanup(&mut self) {
-        let Some(nodes) = &self.nodes else { return };
-        let session = ::scylla::client::session_builder::SessionBuilder::new()
-            .known_nodes(nodes.split(',').map(str::trim))
-            .build()
-            .await
-            .expect("session for cleanup");
-        for ks in self.made.drain(..) {
-            session.query_unpaged(format!("DROP KEYSPACE IF EXISTS {ks}"), ()).await.expect("drop the test keyspace");
-        }
+        self.0.drop_all().await;
     }
 
     async fn reopen(&mut self, store: ScyllaStore) -> ScyllaStore {

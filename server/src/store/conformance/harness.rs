@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use chat_protocol::v1::{ConversationKind, MemberRole, SupportState};
 
+use crate::store::scylla::ScyllaSettings;
 use crate::store::{ConversationRecord, Direction, MemberRecord, MessageStore, NewMessage, Range};
 
 /// Makes stores for the suite.
@@ -34,6 +35,48 @@ pub fn report_skip(case: &str, why: &str) {
     use std::io::Write;
     // Written to the stream directly: libtest captures only `print!`-family output.
     let _ = writeln!(std::io::stderr(), "{case}: skipped: {why}");
+}
+
+/// Fresh keyspaces on the node(s) of `CHAT_SCYLLA_NODES` (`host:port`,
+/// comma-separated), for the ScyllaDB runs of the conformance suites (the
+/// message store's and the blob store's): each `chat_test_<random>`, with
+/// SimpleStrategy replication factor 1 ([`ScyllaSettings::for_tests`]),
+/// dropped by [`drop_all`](Self::drop_all).
+#[derive(Debug)]
+pub struct TestKeyspaces {
+    nodes: Option<String>,
+    made: Vec<String>,
+}
+
+impl TestKeyspaces {
+    /// From the environment; none when `CHAT_SCYLLA_NODES` is unset or empty.
+    pub fn from_env() -> Self {
+        Self { nodes: std::env::var("CHAT_SCYLLA_NODES").ok().filter(|n| !n.trim().is_empty()), made: Vec::new() }
+    }
+
+    /// Why the ScyllaDB runs cannot happen here, if they cannot.
+    pub fn skip(&self) -> Option<String> {
+        self.nodes.is_none().then(|| "CHAT_SCYLLA_NODES not set".to_string())
+    }
+
+    /// The settings of a new keyspace name (not made yet), remembered to drop.
+    pub fn fresh(&mut self) -> ScyllaSettings {
+        let keyspace = format!("chat_test_{:016x}", rand::random::<u64>());
+        self.made.push(keyspace.clone());
+        Self::settings(&keyspace)
+    }
+
+    /// The settings of `keyspace` on the test nodes.
+    pub fn settings(keyspace: &str) -> ScyllaSettings {
+        ScyllaSettings::for_tests(keyspace).expect("CHAT_SCYLLA_NODES is set")
+    }
+
+    /// Drops every keyspace handed out.
+    pub async fn drop_all(&mut self) {
+        for ks in self.made.drain(..) {
+            crate::store::scylla::drop_keyspace(&Self::settings(&ks)).await.expect("drop the test keyspace");
+        }
+    }
 }
 
 // ---------------------------------------------------------------- helpers

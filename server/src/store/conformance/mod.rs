@@ -26,7 +26,7 @@ mod messages;
 mod records;
 mod versions;
 
-pub use harness::{ConformanceFactory, report_skip};
+pub use harness::{ConformanceFactory, TestKeyspaces, report_skip};
 pub use idempotency::*;
 pub use lists::*;
 pub use messages::*;

@@ -57,7 +57,7 @@ pub use settings::{
     ScyllaSettings, check_serial_for_datacenters, parse_consistency, parse_serial_consistency, replicated_datacenters,
     replication_cql,
 };
-pub use statements::{CqlError, STATEMENTS};
+pub use statements::{CqlError, STATEMENTS, applied};
 
 use super::{
     ConversationRecord, Created, ListKey, MemberRecord, MessageStore, MessageVersion, NewMessage, Range, StoreError,
@@ -91,7 +91,8 @@ pub struct ScyllaStore {
     metrics: std::sync::OnceLock<crate::metrics::StoreMetrics>,
 }
 
-fn driver_runtime(s: &ScyllaSettings) -> StoreResult<tokio::runtime::Runtime> {
+/// The small runtime the driver runs on (its own threads, so any shard can await a call).
+pub fn driver_runtime(s: &ScyllaSettings) -> StoreResult<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(s.driver_threads)
         .thread_name("scylla-driver")
@@ -100,7 +101,8 @@ fn driver_runtime(s: &ScyllaSettings) -> StoreResult<tokio::runtime::Runtime> {
         .map_err(|e| StoreError::Open { path: s.target(), source: Box::new(e) })
 }
 
-async fn connect(s: &ScyllaSettings) -> StoreResult<Session> {
+/// A session to the cluster with the configured consistency, timeouts and credentials.
+pub async fn connect(s: &ScyllaSettings) -> StoreResult<Session> {
     let mut policy = DefaultPolicy::builder().token_aware(true);
     if let Some(dc) = &s.local_dc {
         policy = policy.prefer_datacenter(dc.clone());
@@ -358,7 +360,7 @@ impl MessageStore for ScyllaStore {
 
 /// Runs `fut` to completion on `rt`, from a plain thread or (on a helper
 /// thread, since a runtime cannot block inside another) from async code.
-fn block_on<T: Send>(rt: &tokio::runtime::Runtime, fut: impl Future<Output = T> + Send) -> T {
+pub fn block_on<T: Send>(rt: &tokio::runtime::Runtime, fut: impl Future<Output = T> + Send) -> T {
     if tokio::runtime::Handle::try_current().is_err() {
         return rt.block_on(fut);
     }

@@ -210,7 +210,7 @@ pub(super) async fn prepare(session: &Session, s: &ScyllaSettings, name: &'stati
 }
 
 /// The `[applied]` column of a lightweight transaction's result.
-pub(super) fn applied(result: QueryResult) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+pub fn applied(result: QueryResult) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
     let rows = result.into_rows_result()?;
     let (i, _) = rows.column_specs().get_by_name("[applied]").ok_or("no [applied] column in the result")?;
     let first = rows.rows::<Row>()?.next().ok_or("empty result")??;

@@ -1,0 +1,216 @@
+//! The filesystem [`BlobStore`]: the embedded default, one file per blob
+//! under `data_dir/blobs/<first two hex digits>/<hash>`.
+//!
+//! An upload streams into `tmp/<random>.part` beside them (never held whole
+//! in memory), hashed as it goes; the commit fsyncs the file, renames it to
+//! its hash (keeping an existing blob of that hash instead) and fsyncs the
+//! directory, so a committed blob survives a power cut and a half-written
+//! one is never visible under a hash. `tmp/` is emptied when the store
+//! opens: whatever is there was cut off by a crash. It owns that directory
+//! and nothing else.
+
+use std::io::{ErrorKind, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use super::contract::{BlobError, BlobHash, BlobMeta, BlobResult, BlobStore, BlobWriter, Hasher, clamp_range};
+
+/// Files under one directory; see the module docs.
+pub struct FsBlobStore {
+    root: PathBuf,
+}
+
+impl FsBlobStore {
+    /// Opens (making it, private) the store at `root` and removes what
+    /// uploads cut off by a crash left in `root/tmp`. Blocking.
+    pub fn open(root: &Path) -> BlobResult<Self> {
+        let tmp = root.join("tmp");
+        crate::files::private_dir(&tmp).map_err(|e| BlobError::backend("open", e))?;
+        let mut swept = 0usize;
+        for entry in std::fs::read_dir(&tmp).map_err(|e| BlobError::backend("open", e))? {
+            let path = entry.map_err(|e| BlobError::backend("open", e))?.path();
+            std::fs::remove_file(&path).map_err(|e| BlobError::backend("open", e))?;
+            swept += 1;
+        }
+        if swept > 0 {
+            tracing::info!(swept, dir = %tmp.display(), "removed uploads cut off by a crash");
+        }
+        Ok(Self { root: root.to_owned() })
+    }
+
+    /// The directory it keeps blobs in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path_of(&self, hash: &BlobHash) -> PathBuf {
+        let hex = hash.to_hex();
+        self.root.join(&hex[..2]).join(hex)
+    }
+}
+
+impl BlobStore for FsBlobStore {
+    type Writer = FsBlobWriter;
+
+    async fn begin(&self, max_bytes: u64) -> BlobResult<FsBlobWriter> {
+        let path = self.root.join("tmp").join(format!("{:032x}.part", rand::random::<u128>()));
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await
+            .map_err(|e| BlobError::backend("begin", e))?;
+        Ok(FsBlobWriter {
+            root: self.root.clone(),
+            state: Some(Open { file, path, hasher: Hasher::new() }),
+            written: 0,
+            max_bytes,
+        })
+    }
+
+    async fn stat(&self, hash: &BlobHash) -> BlobResult<Option<BlobMeta>> {
+        match tokio::fs::metadata(self.path_of(hash)).await {
+            Ok(m) => Ok(Some(BlobMeta { hash: *hash, size: m.len() })),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(BlobError::backend("stat", e)),
+        }
+    }
+
+    async fn read_range(&self, hash: &BlobHash, start: u64, len: u64) -> BlobResult<Bytes> {
+        let mut file = match tokio::fs::File::open(self.path_of(hash)).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(BlobError::NotFound { hash: *hash }),
+            Err(e) => return Err(BlobError::backend("read_range", e)),
+        };
+        let size = file.metadata().await.map_err(|e| BlobError::backend("read_range", e))?.len();
+        let n = clamp_range(size, start, len)?;
+        file.seek(SeekFrom::Start(start)).await.map_err(|e| BlobError::backend("read_range", e))?;
+        let mut buf = vec![0u8; n as usize];
+        match file.read_exact(&mut buf).await {
+            Ok(_) => Ok(Bytes::from(buf)),
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                Err(BlobError::Corrupt { hash: *hash, detail: format!("shorter than its {size} bytes") })
+            }
+            Err(e) => Err(BlobError::backend("read_range", e)),
+        }
+    }
+
+    async fn delete(&self, hash: &BlobHash) -> BlobResult<bool> {
+        match tokio::fs::remove_file(self.path_of(hash)).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(BlobError::backend("delete", e)),
+        }
+    }
+}
+
+/// An upload in progress.
+struct Open {
+    file: tokio::fs::File,
+    path: PathBuf,
+    hasher: Hasher,
+}
+
+/// Streams one upload to a file in `tmp/`; see [`FsBlobStore`].
+pub struct FsBlobWriter {
+    root: PathBuf,
+    /// None once committed, aborted or failed (the temporary file is gone).
+    state: Option<Open>,
+    written: u64,
+    max_bytes: u64,
+}
+
+impl FsBlobWriter {
+    /// Removes the temporary file and ends the writer.
+    async fn discard(&mut self) -> BlobResult<()> {
+        let Some(open) = self.state.take() else { return Ok(()) };
+        drop(open.file);
+        match tokio::fs::remove_file(&open.path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(BlobError::backend("abort", e)),
+        }
+    }
+}
+
+impl BlobWriter for FsBlobWriter {
+    async fn write(&mut self, chunk: &[u8]) -> BlobResult<()> {
+        if self.state.is_none() {
+            return Err(BlobError::WriterFinished);
+        }
+        if self.written + chunk.len() as u64 > self.max_bytes {
+            self.discard().await?;
+            return Err(BlobError::TooLarge { limit: self.max_bytes });
+        }
+        let open = self.state.as_mut().ok_or(BlobError::WriterFinished)?;
+        if let Err(e) = open.file.write_all(chunk).await {
+            self.discard().await?;
+            return Err(BlobError::backend("write", e));
+        }
+        open.hasher.update(chunk);
+        self.written += chunk.len() as u64;
+        Ok(())
+    }
+
+    fn written(&self) -> u64 {
+        self.written
+    }
+
+    async fn commit(mut self) -> BlobResult<BlobMeta> {
+        let Some(mut open) = self.state.take() else { return Err(BlobError::WriterFinished) };
+        let synced = async {
+            open.file.flush().await?;
+            open.file.sync_all().await
+        };
+        if let Err(e) = synced.await {
+            let _ = tokio::fs::remove_file(&open.path).await;
+            return Err(BlobError::backend("commit", e));
+        }
+        drop(open.file);
+        let hash = open.hasher.finish();
+        let meta = BlobMeta { hash, size: self.written };
+        let hex = hash.to_hex();
+        let dir = self.root.join(&hex[..2]);
+        let target = dir.join(&hex);
+        let placed = async {
+            if tokio::fs::try_exists(&target).await? {
+                // Deduplicated: the stored copy has the same bytes.
+                tokio::fs::remove_file(&open.path).await?;
+                return Ok(());
+            }
+            tokio::fs::create_dir_all(&dir).await?;
+            tokio::fs::rename(&open.path, &target).await?;
+            sync_dir(dir).await
+        };
+        if let Err(e) = placed.await {
+            let _ = tokio::fs::remove_file(&open.path).await;
+            return Err(BlobError::backend("commit", e));
+        }
+        Ok(meta)
+    }
+
+    async fn abort(mut self) -> BlobResult<()> {
+        self.discard().await
+    }
+}
+
+impl Drop for FsBlobWriter {
+    fn drop(&mut self) {
+        if let Some(open) = self.state.take() {
+            drop(open.file);
+            // One unlink; cheap enough to do in place.
+            if let Err(e) = std::fs::remove_file(&open.path)
+                && e.kind() != ErrorKind::NotFound
+            {
+                tracing::warn!(path = %open.path.display(), error = %e, "could not remove an abandoned upload");
+            }
+        }
+    }
+}
+
+/// fsyncs a directory, so that a rename in it is durable.
+async fn sync_dir(dir: PathBuf) -> std::io::Result<()> {
+    tokio::task::spawn_blocking(move || std::fs::File::open(&dir)?.sync_all()).await.map_err(std::io::Error::other)?
+}

@@ -1,0 +1,129 @@
+//! The `[blobs]` section: where attachments are stored ([`BlobBackend`])
+//! and the limits of one upload and its thumbnail, checked before anything
+//! opens. It does not open a blob store (the `blob` module does).
+
+use serde::{Deserialize, Serialize};
+
+/// Attachment storage and its limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlobsConfig {
+    /// Backend: "filesystem" (default, files under `data_dir/blobs`, one
+    /// node's own) or "scylla" (256 KiB chunks in the keyspace of
+    /// `[store.scylla]`, which a cluster shares; needs `store.backend =
+    /// "scylla"`; its tables are made by `chatd migrate`).
+    pub backend: BlobBackend,
+    /// Largest file one upload may be, bytes; a larger one is refused while
+    /// it streams and nothing of it is kept. Default 52428800 (50 MiB).
+    pub max_file_bytes: u64,
+    /// Longest side of a server-made image thumbnail, pixels. Default 320.
+    pub thumbnail_max_px: u32,
+    /// Images wider or taller than this are not decoded for a thumbnail
+    /// (they are stored, without one). Default 16384.
+    pub thumbnail_max_source_px: u32,
+    /// Most memory one thumbnail's decoding may take, bytes (a decompression
+    /// bomb is refused before it allocates). Default 268435456 (256 MiB).
+    pub thumbnail_max_decode_bytes: u64,
+}
+
+impl Default for BlobsConfig {
+    fn default() -> Self {
+        Self {
+            backend: BlobBackend::Filesystem,
+            max_file_bytes: 50 * 1024 * 1024,
+            thumbnail_max_px: 320,
+            thumbnail_max_source_px: 16_384,
+            thumbnail_max_decode_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+impl BlobsConfig {
+    /// Checks the limits and that blobs in ScyllaDB have its keyspace
+    /// (`store_shared`: the message store is ScyllaDB); the error names the
+    /// key (below `blobs`).
+    pub fn check(&self, store_shared: bool) -> Result<(), String> {
+        if self.backend == BlobBackend::Scylla && !store_shared {
+            return Err("backend = \"scylla\" keeps blobs in the keyspace of [store.scylla]: set store.backend = \"scylla\" too".into());
+        }
+        if self.max_file_bytes == 0 {
+            return Err("max_file_bytes must be at least 1".into());
+        }
+        if !(16..=2048).contains(&self.thumbnail_max_px) {
+            return Err(format!("thumbnail_max_px = {} must be between 16 and 2048", self.thumbnail_max_px));
+        }
+        if self.thumbnail_max_source_px < self.thumbnail_max_px {
+            return Err("thumbnail_max_source_px must be at least thumbnail_max_px".into());
+        }
+        if self.thumbnail_max_decode_bytes < 1024 * 1024 {
+            return Err("thumbnail_max_decode_bytes must be at least 1048576 (1 MiB)".into());
+        }
+        Ok(())
+    }
+}
+
+/// The attachment storage backend, `blobs.backend`: `"filesystem"` or `"scylla"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum BlobBackend {
+    /// Files under `data_dir/blobs` (one node only).
+    #[default]
+    Filesystem,
+    /// Chunks in the ScyllaDB keyspace of `[store.scylla]`.
+    Scylla,
+}
+
+impl BlobBackend {
+    /// The name, as in `blobs.backend`.
+    pub fn name(self) -> &'static str {
+        match self {
+            BlobBackend::Filesystem => "filesystem",
+            BlobBackend::Scylla => "scylla",
+        }
+    }
+}
+
+impl TryFrom<String> for BlobBackend {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        match name.as_str() {
+            "filesystem" => Ok(BlobBackend::Filesystem),
+            "scylla" => Ok(BlobBackend::Scylla),
+            other => Err(format!("blobs.backend = {other:?}: use \"filesystem\" or \"scylla\"")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn blobs_section_loads_and_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("chatd.toml");
+        let load = |text: &str| {
+            std::fs::write(&f, text).unwrap();
+            Config::load(Some(&f)).map_err(|e| e.to_string())
+        };
+        let cfg = load("").unwrap();
+        assert_eq!(cfg.blobs.max_file_bytes, 50 * 1024 * 1024, "50 MiB by default");
+        assert_eq!(cfg.blobs.backend.name(), "filesystem");
+        let cfg = load("[blobs]\nmax_file_bytes = 1000\nthumbnail_max_px = 200\n").unwrap();
+        assert_eq!((cfg.blobs.max_file_bytes, cfg.blobs.thumbnail_max_px), (1000, 200));
+        let refused = |text: &str, what: &str| {
+            let e = load(&format!("[blobs]\n{text}\n")).unwrap_err();
+            assert!(e.contains(what), "{text}: {e}");
+        };
+        refused("backend = \"s3\"", "blobs.backend = \"s3\": use \"filesystem\" or \"scylla\"");
+        refused("backend = \"scylla\"", "set store.backend = \"scylla\" too");
+        let cfg = load("[store]\nbackend = \"scylla\"\n[blobs]\nbackend = \"scylla\"\n").unwrap();
+        assert_eq!(cfg.blobs.backend.name(), "scylla");
+        refused("max_file_bytes = 0", "blobs: max_file_bytes must be at least 1");
+        refused("thumbnail_max_px = 5000", "thumbnail_max_px = 5000");
+        refused("thumbnail_max_source_px = 100", "thumbnail_max_source_px");
+        refused("thumbnail_max_decode_bytes = 10", "thumbnail_max_decode_bytes");
+        refused("max_bytes = 10", "max_bytes");
+    }
+}
