@@ -12,6 +12,7 @@
 //! - users (id, display name, role) as last seen in a token;
 //! - the support queue (support conversations waiting for staff), ordered by
 //!   `(created_at_ms, conversation_id)`;
+//! - templates by `(scope, owner, id)` ([`templates`]);
 //! - an epoch: a random id made when the store is created. Resume cursors are
 //!   valid only within one epoch.
 //!
@@ -28,6 +29,7 @@
 pub mod conformance;
 pub mod embedded;
 pub mod scylla;
+pub mod templates;
 
 use bytes::Bytes;
 

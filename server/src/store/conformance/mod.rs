@@ -15,20 +15,23 @@
 //! (as tests do) when the backend breaks the contract. The cases live by
 //! subject: `messages` (appends, reads, seqs, concurrency), `idempotency`
 //! (client message ids, lookups and duplicates refused by the append),
-//! `records` (conversations, members, watermarks, users, epoch, reopening)
-//! and `lists` (users' conversations by activity, the support queue, paged).
+//! `records` (conversations, members, watermarks, users, epoch, reopening),
+//! `lists` (users' conversations by activity, the support queue, paged) and
+//! `templates` (the [`TemplateStore`](crate::store::templates::TemplateStore) part).
 
 mod harness;
 mod idempotency;
 mod lists;
 mod messages;
 mod records;
+mod templates;
 
 pub use harness::{ConformanceFactory, report_skip};
 pub use idempotency::*;
 pub use lists::*;
 pub use messages::*;
 pub use records::*;
+pub use templates::*;
 
 /// Expands to one `#[tokio::test]` per conformance case, each run against a
 /// store made by the given factory expression (a [`ConformanceFactory`]).
@@ -63,6 +66,9 @@ macro_rules! conformance_tests {
             users_upsert_and_get,
             epoch_per_store,
             reopen_keeps_everything,
+            templates_put_is_compare_and_set,
+            templates_list_by_scope_and_owner,
+            concurrent_template_updates_one_wins,
         );
     };
     (@cases $factory:expr; $($case:ident),+ $(,)?) => {

@@ -23,10 +23,11 @@ pub(super) enum Ks {
     Meta,
     Activity,
     UserActivity,
+    Templates,
 }
 
 impl Ks {
-    const ALL: [Ks; 10] = [
+    const ALL: [Ks; 11] = [
         Ks::Messages,
         Ks::Idempotency,
         Ks::Conversations,
@@ -37,6 +38,7 @@ impl Ks {
         Ks::Meta,
         Ks::Activity,
         Ks::UserActivity,
+        Ks::Templates,
     ];
 
     /// The keyspace's name, also the table named in [`StoreError::Corrupt`].
@@ -52,6 +54,7 @@ impl Ks {
             Ks::Meta => "meta",
             Ks::Activity => "activity",
             Ks::UserActivity => "user_activity",
+            Ks::Templates => "templates",
         }
     }
 
@@ -64,7 +67,7 @@ impl Ks {
 /// fjall's default is 64 MiB per keyspace, with no total: chatd's RSS grew
 /// ~1.3 KB per message to ~480 MiB before the memtables flushed, which hid
 /// every other memory bound (the `hoard` runs in bench/RESULTS.md); at 8 MiB
-/// the ten keyspaces hold 80 MiB at most, and the writer's CPU per message did
+/// the ten keyspaces (eleven since templates) hold 80 MiB at most, and the writer's CPU per message did
 /// not change (`spec`, 5,000 msg/s). fjall keeps a keyspace's size from its
 /// creation: a store made before this change keeps 64 MiB.
 const MEMTABLE: u64 = 8 << 20;
@@ -82,6 +85,7 @@ pub(super) struct Db {
     meta: Keyspace,
     activity: Keyspace,
     user_activity: Keyspace,
+    templates: Keyspace,
 }
 
 impl Db {
@@ -99,6 +103,8 @@ impl Db {
             meta: open(Ks::Meta)?,
             activity: open(Ks::Activity)?,
             user_activity: open(Ks::UserActivity)?,
+            // Made empty when an older store is opened: nothing to upgrade.
+            templates: open(Ks::Templates)?,
             db,
         })
     }
@@ -115,6 +121,7 @@ impl Db {
             Ks::Meta => &self.meta,
             Ks::Activity => &self.activity,
             Ks::UserActivity => &self.user_activity,
+            Ks::Templates => &self.templates,
         }
     }
 }

@@ -28,6 +28,7 @@ mod rows;
 mod schema;
 mod settings;
 mod statements;
+mod templates;
 #[cfg(test)]
 mod tests;
 

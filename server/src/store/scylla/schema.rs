@@ -16,7 +16,7 @@ use super::{Inner, StoreError, StoreResult, block_on, connect, driver_runtime};
 use crate::config::ScyllaConfig;
 
 /// The schema version this binary writes and runs on.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// The `schema_version` row of this store.
 const COMPONENT: &str = "chat";
@@ -30,10 +30,10 @@ pub fn keyspace_ddl(s: &ScyllaSettings) -> String {
     )
 }
 
-/// The tables of schema version 2: `(table, CREATE TABLE IF NOT EXISTS ...)`
-/// (version 1 had all but the last two).
+/// The tables of schema version 3: `(table, CREATE TABLE IF NOT EXISTS ...)`
+/// (version 1 had all but the last three, version 2 all but `templates`).
 pub fn schema_ddl(ks: &str) -> Vec<(&'static str, String)> {
-    let tables: [(&str, &str); 12] = [
+    let tables: [(&str, &str); 13] = [
         ("schema_version", "(component text PRIMARY KEY, version int, migrated_at_ms bigint, migrated_by text)"),
         ("meta", "(name text PRIMARY KEY, value text)"),
         (
@@ -74,6 +74,11 @@ pub fn schema_ddl(ks: &str) -> Vec<(&'static str, String)> {
             "(user_id text, activity_ms bigint, conversation_id bigint, \
              PRIMARY KEY ((user_id), activity_ms, conversation_id)) \
              WITH CLUSTERING ORDER BY (activity_ms DESC, conversation_id DESC)",
+        ),
+        (
+            "templates",
+            "(scope int, owner text, id bigint, name text, body text, updated_at_ms bigint, updated_by text, \
+             PRIMARY KEY ((scope, owner), id))",
         ),
     ];
     tables.iter().map(|(t, cols)| (*t, format!("CREATE TABLE IF NOT EXISTS {ks}.{t} {cols}"))).collect()
