@@ -3,13 +3,9 @@
 //! render in a conversation. The rules are the server's; see `PutTemplate`
 //! and `Template` in `schemas/chat/v1/chat.proto` for the placeholders.
 
-use crate::client::Client;
+use crate::client::{Client, want};
 use crate::error::ClientError;
 use chat_protocol::v1::{self, command::Body, reply};
-
-fn want<T>(r: reply::Result, name: &str, pick: impl FnOnce(reply::Result) -> Option<T>) -> Result<T, ClientError> {
-    pick(r).ok_or_else(|| ClientError::Protocol(format!("reply is not a {name}")))
-}
 
 impl Client {
     /// Creates a template (`id` 0) or updates one (`id` set; with

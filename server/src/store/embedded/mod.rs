@@ -62,7 +62,8 @@
 //! writer, snapshot reads); `db` the keyspaces and their handles; `layout`
 //! the layout version, epoch and upgrades on open; `key` the key encodings;
 //! `writer` the writer thread and group commit; `txn` one request applied
-//! within a group (seq and client-id checks included); `reads` the
+//! within a group (seq and client-id checks included); `templates` the
+//! templates keyspace (keys, reads, conditional writes); `reads` the
 //! [`MessageStore`](super::MessageStore) impl. It does not own sequencing (the
 //! owner's) nor the
 //! configuration (`crate::config`).
