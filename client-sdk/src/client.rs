@@ -33,7 +33,12 @@ impl std::fmt::Debug for Cmd {
     }
 }
 
-fn want<T>(r: reply::Result, name: &str, pick: impl FnOnce(reply::Result) -> Option<T>) -> Result<T, ClientError> {
+/// The reply's result `pick` finds, or a protocol error naming what was expected.
+pub(crate) fn want<T>(
+    r: reply::Result,
+    name: &str,
+    pick: impl FnOnce(reply::Result) -> Option<T>,
+) -> Result<T, ClientError> {
     pick(r).ok_or_else(|| ClientError::Protocol(format!("reply is not a {name}")))
 }
 

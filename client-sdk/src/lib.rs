@@ -45,6 +45,7 @@ mod error;
 mod events;
 mod outbox;
 mod requests;
+mod templates;
 mod tls;
 mod transport;
 mod view;

@@ -173,6 +173,12 @@ pub struct LimitsConfig {
     pub receipt_ids_per_minute: u32,
     /// Users asked about by `GetPresence` per minute per connection. Default 6000.
     pub presence_ids_per_minute: u32,
+    /// Personal templates one user may keep. Default 200.
+    pub templates_per_user: usize,
+    /// Firm-wide templates (managed by admins). Default 500.
+    pub firm_templates: usize,
+    /// Longest template name (the word after `/`), in bytes. Default 64.
+    pub template_name_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -191,6 +197,9 @@ impl Default for LimitsConfig {
             typing_per_minute: 120,
             receipt_ids_per_minute: 6000,
             presence_ids_per_minute: 6000,
+            templates_per_user: 200,
+            firm_templates: 500,
+            template_name_bytes: 64,
         }
     }
 }

@@ -43,6 +43,18 @@ impl ScyllaFactory {
         Self(TestKeyspaces::from_env())
     }
 
+    /// The factory, or None (having said so) when the suite cannot run here.
+    fn unless_skipped(test: &str) -> Option<Self> {
+        let factory = Self::from_env();
+        match factory.skip() {
+            Some(why) => {
+                chat_server::store::conformance::report_skip(test, &why);
+                None
+            }
+            None => Some(factory),
+        }
+    }
+
     fn settings(&self, keyspace: &str) -> ScyllaSettings {
         TestKeyspaces::settings(keyspace)
     }
@@ -85,11 +97,9 @@ mod scylla_cluster {
 async fn scylla_migrate_from_version_1_makes_the_lists() {
     use chat_server::store::{ConversationRecord, MemberRecord, MessageStore, NewMessage};
     use prost::Message as _;
-    let mut factory = ScyllaFactory::from_env();
-    if let Some(why) = factory.skip() {
-        chat_server::store::conformance::report_skip("scylla_migrate_from_version_1_makes_the_lists", &why);
+    let Some(mut factory) = ScyllaFactory::unless_skipped("scylla_migrate_from_version_1_makes_the_lists") else {
         return;
-    }
+    };
     let store = factory.fresh().await;
     for (id, created) in [(1u64, 1_000u64), (2, 2_000), (3, 3_000)] {
         let rec = ConversationRecord { id, created_at_ms: created, kind: 2, ..Default::default() };
@@ -106,30 +116,76 @@ async fn scylla_migrate_from_version_1_makes_the_lists() {
         target: None,
     };
     store.append(vec![msg]).await.unwrap();
-    let keyspace = store.keyspace().to_string();
-    let settings = factory.settings(&keyspace);
-    store.close();
-    drop(store);
     // Back to version 1: no activities, no lists.
-    let session = ::scylla::client::session_builder::SessionBuilder::new()
-        .known_nodes(settings.nodes.clone())
-        .build()
-        .await
-        .expect("session");
-    for cql in [
-        format!("TRUNCATE {keyspace}.conversation_activity"),
-        format!("TRUNCATE {keyspace}.conversations_by_activity"),
-        format!("UPDATE {keyspace}.schema_version SET version = 1 WHERE component = 'chat'"),
-    ] {
-        session.query_unpaged(cql, ()).await.expect("back to version 1");
-    }
+    let settings = make_older(
+        &factory,
+        store,
+        &[
+            "TRUNCATE {ks}.conversation_activity",
+            "TRUNCATE {ks}.conversations_by_activity",
+            "UPDATE {ks}.schema_version SET version = 1 WHERE component = 'chat'",
+        ],
+    )
+    .await;
     let refused = ScyllaStore::connect(&settings).await.err().expect("version 1 is refused").to_string();
     assert!(refused.contains("run `chatd migrate`"), "{refused}");
     let report = scylla::migrate_with(&settings).await.expect("migrate");
-    assert!(report.iter().any(|l| l.contains("1 -> 2")), "{report:?}");
+    assert!(report.iter().any(|l| l.contains("schema version 1 -> 4")), "{report:?}");
     let store = ScyllaStore::connect(&settings).await.expect("open");
     let list = store.user_conversations_page("ann", None, 10).await.unwrap();
     assert_eq!(list, [(9_000, 1), (3_000, 3), (2_000, 2)]);
     store.close();
     factory.cleanup().await;
+}
+
+/// `chatd migrate` from schema version 3 (before templates) makes the
+/// `templates` table and keeps everything else, on the real CQL node; until
+/// then `chatd serve` refuses the keyspace with what to run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scylla_migrate_from_version_3_makes_templates() {
+    use chat_server::store::templates::{TemplateRecord, TemplateStore};
+    use chat_server::store::{ConversationRecord, MessageStore};
+    let Some(mut factory) = ScyllaFactory::unless_skipped("scylla_migrate_from_version_3_makes_templates") else {
+        return;
+    };
+    let store = factory.fresh().await;
+    let rec = ConversationRecord { id: 4, created_at_ms: 1_000, kind: 2, title: "kept".into(), ..Default::default() };
+    store.create_conversation(&rec, &[]).await.unwrap();
+    // Back to version 3: no templates table.
+    let settings = make_older(
+        &factory,
+        store,
+        &["DROP TABLE {ks}.templates", "UPDATE {ks}.schema_version SET version = 3 WHERE component = 'chat'"],
+    )
+    .await;
+    let refused = ScyllaStore::connect(&settings).await.err().expect("version 3 is refused").to_string();
+    assert!(refused.contains("schema version 3 is older") && refused.contains("run `chatd migrate`"), "{refused}");
+    let report = scylla::migrate_with(&settings).await.expect("migrate");
+    assert!(report.iter().any(|l| l.contains("schema version 3 -> 4")), "{report:?}");
+    assert!(report.iter().any(|l| l.ends_with(".templates: present")), "{report:?}");
+    let store = ScyllaStore::connect(&settings).await.expect("open");
+    assert_eq!(store.get_conversation(4).await.unwrap(), Some(rec), "kept");
+    let t = TemplateRecord { id: 1, scope: 2, name: "intake".into(), body: "Hi".into(), ..Default::default() };
+    assert!(store.put_template(&t, None).await.unwrap());
+    assert_eq!(store.templates(2, "").await.unwrap(), [t]);
+    store.close();
+    factory.cleanup().await;
+}
+
+/// Closes `store` and runs `statements` on its keyspace (`{ks}`) to give it
+/// an older schema; returns the settings to open it again.
+async fn make_older(factory: &ScyllaFactory, store: ScyllaStore, statements: &[&str]) -> ScyllaSettings {
+    let keyspace = store.keyspace().to_string();
+    let settings = factory.settings(&keyspace);
+    store.close();
+    drop(store);
+    let session = ::scylla::client::session_builder::SessionBuilder::new()
+        .known_nodes(settings.nodes.clone())
+        .build()
+        .await
+        .expect("session");
+    for cql in statements.iter().map(|c| c.replace("{ks}", &keyspace)) {
+        session.query_unpaged(cql.clone(), ()).await.unwrap_or_else(|e| panic!("{cql}: {e}"));
+    }
+    settings
 }

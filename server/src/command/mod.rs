@@ -8,7 +8,9 @@
 //!   sends and typing are ordered by the session ([`message`], [`typing`]),
 //!   edits, deletes and reactions are checked by the owner ([`change`]),
 //!   membership and receipts are answered by the owner ([`membership`],
-//!   [`receipts`]).
+//!   [`receipts`]);
+//! - templates ([`templates`]) run here too: they are the caller's and the
+//!   firm's, not a conversation's.
 //!
 //! A command arrives either from a session ([`execute`], after the session
 //! has taken sends and typing in order) or forwarded from another node
@@ -25,6 +27,7 @@ pub mod owner;
 pub mod presence;
 pub mod receipts;
 pub mod request;
+pub mod templates;
 pub mod typing;
 
 pub use request::Requester;
@@ -79,6 +82,10 @@ async fn execute_here(
         B::ListSupportQueue(q) => conversations::support_queue(req, q).await,
         B::MarkDelivered(m) => receipts::mark_delivered(req, m).await,
         B::GetPresence(g) => presence::get(req, contacts, g).await,
+        B::PutTemplate(p) => templates::put(req, p).await,
+        B::DeleteTemplate(d) => templates::delete(req, d).await,
+        B::ListTemplates(l) => templates::list(req, l).await,
+        B::RenderTemplate(r) => templates::render(req, r).await,
         B::Ping(_) => {
             Ok(reply::Result::Pong(v1::Pong { server_time_ms: chat_protocol::unix_ms(std::time::SystemTime::now()) }))
         }

@@ -36,6 +36,7 @@ fn is_heavy(body: &cmd::Body) -> bool {
             | B::ListSupportQueue(_)
             | B::GetMembers(_)
             | B::GetPresence(_)
+            | B::ListTemplates(_)
     )
 }
 

@@ -17,6 +17,7 @@
 //!   and the version it replaces is kept apart ([`MessageVersion`], keyed by
 //!   `(conversation_id, target_seq, event_seq)`) for the audit trail, never
 //!   read by members;
+//! - templates by `(scope, owner, id)` ([`templates`]);
 //! - an epoch: a random id made when the store is created. Resume cursors are
 //!   valid only within one epoch.
 //!
@@ -33,6 +34,7 @@
 pub mod conformance;
 pub mod embedded;
 pub mod scylla;
+pub mod templates;
 
 use bytes::Bytes;
 

@@ -16,8 +16,9 @@
 //! subject: `messages` (appends, reads, seqs, concurrency), `idempotency`
 //! (client message ids, lookups and duplicates refused by the append),
 //! `records` (conversations, members, watermarks, users, epoch, reopening),
-//! `lists` (users' conversations by activity, the support queue, paged) and
-//! `versions` (events rewriting their target, the versions kept).
+//! `lists` (users' conversations by activity, the support queue, paged),
+//! `versions` (events rewriting their target, the versions kept) and
+//! `templates` (the [`TemplateStore`](crate::store::templates::TemplateStore) part).
 
 mod harness;
 mod idempotency;
@@ -25,6 +26,7 @@ mod lists;
 mod messages;
 mod records;
 mod versions;
+mod templates;
 
 pub use harness::{ConformanceFactory, TestKeyspaces, report_skip};
 pub use idempotency::*;
@@ -32,6 +34,7 @@ pub use lists::*;
 pub use messages::*;
 pub use records::*;
 pub use versions::*;
+pub use templates::*;
 
 /// Expands to one `#[tokio::test]` per conformance case, each run against a
 /// store made by the given factory expression (a [`ConformanceFactory`]).
@@ -69,6 +72,9 @@ macro_rules! conformance_tests {
             events_rewrite_their_target_and_keep_versions,
             events_in_one_append_apply_in_order,
             a_refused_event_changes_nothing,
+            templates_put_is_compare_and_set,
+            templates_list_by_scope_and_owner,
+            concurrent_template_updates_one_wins,
         );
     };
     (@cases $factory:expr; $($case:ident),+ $(,)?) => {

@@ -24,10 +24,11 @@ pub(super) enum Ks {
     Activity,
     UserActivity,
     Versions,
+    Templates,
 }
 
 impl Ks {
-    const ALL: [Ks; 11] = [
+    const ALL: [Ks; 12] = [
         Ks::Messages,
         Ks::Idempotency,
         Ks::Conversations,
@@ -39,6 +40,7 @@ impl Ks {
         Ks::Activity,
         Ks::UserActivity,
         Ks::Versions,
+        Ks::Templates,
     ];
 
     /// The keyspace's name, also the table named in [`StoreError::Corrupt`].
@@ -55,6 +57,7 @@ impl Ks {
             Ks::Activity => "activity",
             Ks::UserActivity => "user_activity",
             Ks::Versions => "message_versions",
+            Ks::Templates => "templates",
         }
     }
 
@@ -67,7 +70,7 @@ impl Ks {
 /// fjall's default is 64 MiB per keyspace, with no total: chatd's RSS grew
 /// ~1.3 KB per message to ~480 MiB before the memtables flushed, which hid
 /// every other memory bound (the `hoard` runs in bench/RESULTS.md); at 8 MiB
-/// the ten keyspaces (eleven since message versions) hold 80 MiB at most, and the writer's CPU per message did
+/// the twelve keyspaces hold 96 MiB at most, and the writer's CPU per message did
 /// not change (`spec`, 5,000 msg/s). fjall keeps a keyspace's size from its
 /// creation: a store made before this change keeps 64 MiB.
 const MEMTABLE: u64 = 8 << 20;
@@ -86,6 +89,7 @@ pub(super) struct Db {
     activity: Keyspace,
     user_activity: Keyspace,
     versions: Keyspace,
+    templates: Keyspace,
 }
 
 impl Db {
@@ -104,6 +108,8 @@ impl Db {
             activity: open(Ks::Activity)?,
             user_activity: open(Ks::UserActivity)?,
             versions: open(Ks::Versions)?,
+            // Made empty when an older store is opened: nothing to upgrade.
+            templates: open(Ks::Templates)?,
             db,
         })
     }
@@ -121,6 +127,7 @@ impl Db {
             Ks::Activity => &self.activity,
             Ks::UserActivity => &self.user_activity,
             Ks::Versions => &self.versions,
+            Ks::Templates => &self.templates,
         }
     }
 }

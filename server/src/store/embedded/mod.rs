@@ -49,6 +49,9 @@
 //! - `user_activity`: `len(user)(2) | user | activity_ms(8) | conversation(8)`
 //!   -> empty, each user's list (read backwards: most recent first), moved by
 //!   `touch_conversation` for every member at once;
+//! - `templates`: `scope(1) | len(owner)(2) | owner | id(8)` -> JSON
+//!   TemplateRecord (a new keyspace: a store made before it opens with it
+//!   empty, the layout version unchanged);
 //! - `meta`: `name` -> value (the epoch and the layout version; a `fjall-1`
 //!   layout gets its activities made from the last messages on open).
 //!
@@ -59,7 +62,8 @@
 //! writer, snapshot reads); `db` the keyspaces and their handles; `layout`
 //! the layout version, epoch and upgrades on open; `key` the key encodings;
 //! `writer` the writer thread and group commit; `txn` one request applied
-//! within a group (seq and client-id checks included); `reads` the
+//! within a group (seq and client-id checks included); `templates` the
+//! templates keyspace (keys, reads, conditional writes); `reads` the
 //! [`MessageStore`](super::MessageStore) impl. It does not own sequencing (the
 //! owner's) nor the
 //! configuration (`crate::config`).
@@ -69,6 +73,7 @@ mod key;
 mod layout;
 mod ops;
 mod reads;
+mod templates;
 #[cfg(test)]
 mod tests;
 mod txn;

@@ -10,6 +10,7 @@ use fjall::Slice;
 use tokio::sync::oneshot;
 
 use super::db::Ks;
+use crate::store::templates::TemplateRecord;
 use crate::store::{ConversationRecord, Created, MemberRecord, NewMessage, StoreResult, UserRecord};
 
 /// A write, as queued for the writer.
@@ -18,10 +19,28 @@ pub(super) enum Op {
     CreateConversation(ConversationRecord, Vec<MemberRecord>),
     UpdateConversation(ConversationRecord),
     PutMember(MemberRecord),
-    RemoveMember { conversation_id: u64, user_id: String },
-    AdvanceWatermarks { conversation_id: u64, user_id: String, delivered: u64, read: u64 },
-    TouchConversation { conversation_id: u64, at_ms: u64 },
+    RemoveMember {
+        conversation_id: u64,
+        user_id: String,
+    },
+    AdvanceWatermarks {
+        conversation_id: u64,
+        user_id: String,
+        delivered: u64,
+        read: u64,
+    },
+    TouchConversation {
+        conversation_id: u64,
+        at_ms: u64,
+    },
     UpsertUser(UserRecord),
+    /// A template written if the stored one's `updated_at_ms` is the given one (None: absent).
+    PutTemplate(TemplateRecord, Option<u64>),
+    DeleteTemplate {
+        scope: i32,
+        owner: String,
+        id: u64,
+    },
 }
 
 impl Op {
@@ -35,6 +54,8 @@ impl Op {
             Op::AdvanceWatermarks { .. } => "advance_watermarks",
             Op::TouchConversation { .. } => "touch_conversation",
             Op::UpsertUser(_) => "upsert_user",
+            Op::PutTemplate(..) => "put_template",
+            Op::DeleteTemplate { .. } => "delete_template",
         }
     }
 }
@@ -43,6 +64,8 @@ impl Op {
 pub(super) enum Done {
     Unit,
     Created(Created),
+    /// Whether a conditional write applied.
+    Applied(bool),
 }
 
 pub(super) type Reply = oneshot::Sender<StoreResult<Done>>;

@@ -301,3 +301,48 @@ async fn a_first_layout_store_gets_its_lists_on_open() {
     assert_eq!(list, [(9_000, 1), (3_000, 3), (2_000, 2)]);
     assert_eq!(store.conversation_activity(2).await.unwrap(), Some(2_000));
 }
+
+/// A store made before templates existed (no `templates` keyspace) opens as
+/// it was, its data intact, and takes templates from then on.
+#[tokio::test]
+async fn a_store_made_before_templates_opens_and_takes_them() {
+    use crate::store::ConversationRecord;
+    use crate::store::templates::{TemplateRecord, TemplateStore};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // The keyspaces of the layout before templates, written by fjall alone.
+        let db = fjall::Database::builder(dir.path().join(DB_NAME)).open().unwrap();
+        let old = [
+            "messages",
+            "idempotency",
+            "conversations",
+            "members",
+            "user_convs",
+            "support_queue",
+            "users",
+            "meta",
+            "activity",
+            "user_activity",
+        ];
+        for name in old {
+            db.keyspace(name, fjall::KeyspaceCreateOptions::default).unwrap();
+        }
+        let meta = db.keyspace("meta", fjall::KeyspaceCreateOptions::default).unwrap();
+        meta.insert("layout", "fjall-2").unwrap();
+        meta.insert("epoch", "0123456789abcdef0123456789abcdef").unwrap();
+        let conv = ConversationRecord { id: 5, kind: 2, title: "old".into(), ..Default::default() };
+        let convs = db.keyspace("conversations", fjall::KeyspaceCreateOptions::default).unwrap();
+        convs.insert(5u64.to_be_bytes(), serde_json::to_vec(&conv).unwrap()).unwrap();
+        db.persist(fjall::PersistMode::SyncAll).unwrap();
+        assert!(!db.list_keyspace_names().iter().any(|n| &**n == "templates"), "made without templates");
+    }
+    let store = open(dir.path());
+    assert_eq!(store.epoch(), "0123456789abcdef0123456789abcdef", "the epoch is kept");
+    assert_eq!(store.get_conversation(5).await.unwrap().map(|c| c.title), Some("old".to_string()));
+    assert_eq!(store.templates(1, "ann").await.unwrap(), vec![]);
+    let t = TemplateRecord { id: 9, scope: 1, owner: "ann".into(), name: "hi".into(), ..Default::default() };
+    assert!(store.put_template(&t, None).await.unwrap());
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.templates(1, "ann").await.unwrap(), vec![t]);
+}

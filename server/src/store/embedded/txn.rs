@@ -42,7 +42,7 @@ impl<'a> Txn<'a> {
         (self.local, self.new_heads)
     }
 
-    fn get(&self, ks: Ks, key: &[u8]) -> StoreResult<Option<Slice>> {
+    pub(super) fn get(&self, ks: Ks, key: &[u8]) -> StoreResult<Option<Slice>> {
         let staged = staged_key(ks, key);
         if let Some(value) = self.local.get(&staged).or_else(|| self.group.get(&staged)) {
             return Ok(value.clone());
@@ -60,11 +60,11 @@ impl<'a> Txn<'a> {
         }
     }
 
-    fn put(&mut self, ks: Ks, key: &[u8], value: Slice) {
+    pub(super) fn put(&mut self, ks: Ks, key: &[u8], value: Slice) {
         self.local.insert(staged_key(ks, key), Some(value));
     }
 
-    fn remove(&mut self, ks: Ks, key: &[u8]) {
+    pub(super) fn remove(&mut self, ks: Ks, key: &[u8]) {
         self.local.insert(staged_key(ks, key), None);
     }
 
@@ -89,6 +89,8 @@ impl<'a> Txn<'a> {
                 self.put(Ks::Users, &key, value);
                 Ok(Done::Unit)
             }
+            Op::PutTemplate(rec, expected) => self.put_template(rec, *expected),
+            Op::DeleteTemplate { scope, owner, id } => self.delete_template(*scope, owner, *id),
         }
     }
 

@@ -17,8 +17,8 @@
 //! `statements` (prepared statements and the binder), `rows` (row <-> record
 //! mapping), `append` (conditional batches, fencing, unknown outcomes),
 //! `reads` (history and client-id lookups), `records` (conversations,
-//! members, watermarks, users) and `lists` (activity, users' lists and the
-//! support queue, paged).
+//! members, watermarks, users), `lists` (activity, users' lists and the
+//! support queue, paged) and `templates` (the `TemplateStore` impl).
 
 mod append;
 mod lists;
@@ -28,6 +28,7 @@ mod rows;
 mod schema;
 mod settings;
 mod statements;
+mod templates;
 #[cfg(test)]
 mod tests;
 mod versions;

@@ -16,7 +16,7 @@ use super::{Inner, StoreError, StoreResult, block_on, connect, driver_runtime};
 use crate::config::ScyllaConfig;
 
 /// The schema version this binary writes and runs on.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// The `schema_version` row of this store.
 const COMPONENT: &str = "chat";
@@ -30,10 +30,11 @@ pub fn keyspace_ddl(s: &ScyllaSettings) -> String {
     )
 }
 
-/// The tables of schema version 3: `(table, CREATE TABLE IF NOT EXISTS ...)`
-/// (version 1 had all but the last three, version 2 all but the last).
+/// The tables of schema version 4: `(table, CREATE TABLE IF NOT EXISTS ...)`
+/// (version 1 had all but the last four, version 2 all but the last two,
+/// version 3 all but `templates`).
 pub fn schema_ddl(ks: &str) -> Vec<(&'static str, String)> {
-    let tables: [(&str, &str); 13] = [
+    let tables: [(&str, &str); 14] = [
         ("schema_version", "(component text PRIMARY KEY, version int, migrated_at_ms bigint, migrated_by text)"),
         ("meta", "(name text PRIMARY KEY, value text)"),
         (
@@ -80,6 +81,11 @@ pub fn schema_ddl(ks: &str) -> Vec<(&'static str, String)> {
             "(conversation_id bigint, target_seq bigint, event_seq bigint, changed_by text, changed_at_ms bigint, \
              kind int, prior blob, writer bigint, PRIMARY KEY ((conversation_id, target_seq), event_seq)) \
              WITH CLUSTERING ORDER BY (event_seq ASC)",
+        ),
+        (
+            "templates",
+            "(scope int, owner text, id bigint, name text, body text, updated_at_ms bigint, updated_by text, \
+             PRIMARY KEY ((scope, owner), id))",
         ),
     ];
     tables.iter().map(|(t, cols)| (*t, format!("CREATE TABLE IF NOT EXISTS {ks}.{t} {cols}"))).collect()

@@ -188,6 +188,15 @@ statements! {
     select_user: "SELECT id, display_name, role FROM {ks}.users WHERE id = ?",
     select_meta: "SELECT value FROM {ks}.meta WHERE name = ?",
     insert_meta_if_absent: "INSERT INTO {ks}.meta (name, value) VALUES (?, ?) IF NOT EXISTS",
+    insert_template_if_absent: "INSERT INTO {ks}.templates (scope, owner, id, name, body, updated_at_ms, \
+        updated_by) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS",
+    update_template_if_unchanged: "UPDATE {ks}.templates SET name = ?, body = ?, updated_at_ms = ?, \
+        updated_by = ? WHERE scope = ? AND owner = ? AND id = ? IF updated_at_ms = ?",
+    delete_template_if_exists: "DELETE FROM {ks}.templates WHERE scope = ? AND owner = ? AND id = ? IF EXISTS",
+    select_templates: "SELECT id, scope, owner, name, body, updated_at_ms, updated_by FROM {ks}.templates \
+        WHERE scope = ? AND owner = ?",
+    select_template: "SELECT id, scope, owner, name, body, updated_at_ms, updated_by FROM {ks}.templates \
+        WHERE scope = ? AND owner = ? AND id = ?",
 }
 
 /// Whether a statement of ours is a lightweight transaction.

@@ -299,7 +299,7 @@ fn schema_versions_are_checked_with_what_to_do() {
     assert!(check_schema_version("chat", Some(SCHEMA_VERSION)).is_ok());
     let msg = |v| check_schema_version("chat", v).unwrap_err().to_string();
     assert_eq!(msg(None), "store schema in keyspace chat: no schema version is recorded; run `chatd migrate`");
-    assert!(msg(Some(SCHEMA_VERSION - 1)).contains("is older than this binary's 3; run `chatd migrate`"));
+    assert!(msg(Some(SCHEMA_VERSION - 1)).contains("is older than this binary's 4; run `chatd migrate`"));
     assert!(msg(Some(SCHEMA_VERSION + 1)).contains("is newer than this binary's"));
 }
 

@@ -35,7 +35,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file chat/v1/chat.proto.
  */
 export const file_chat_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEiWwoLQ2xpZW50RnJhbWUSHwoFaGVsbG8YASABKAsyDi5jaGF0LnYxLkhlbGxvSAASIwoHY29tbWFuZBgCIAEoCzIQLmNoYXQudjEuQ29tbWFuZEgAQgYKBGtpbmQiegoLU2VydmVyRnJhbWUSIwoHd2VsY29tZRgBIAEoCzIQLmNoYXQudjEuV2VsY29tZUgAEh8KBXJlcGx5GAIgASgLMg4uY2hhdC52MS5SZXBseUgAEh0KBHB1c2gYAyABKAsyDS5jaGF0LnYxLlB1c2hIAEIGCgRraW5kIpkICgdDb21tYW5kEgoKAmlkGAEgASgEEiwKDHNlbmRfbWVzc2FnZRgKIAEoCzIULmNoYXQudjEuU2VuZE1lc3NhZ2VIABIqCgtnZXRfaGlzdG9yeRgLIAEoCzITLmNoYXQudjEuR2V0SGlzdG9yeUgAEjoKE2NyZWF0ZV9jb252ZXJzYXRpb24YDCABKAsyGy5jaGF0LnYxLkNyZWF0ZUNvbnZlcnNhdGlvbkgAEjgKEmxpc3RfY29udmVyc2F0aW9ucxgNIAEoCzIaLmNoYXQudjEuTGlzdENvbnZlcnNhdGlvbnNIABI0ChBnZXRfY29udmVyc2F0aW9uGA4gASgLMhguY2hhdC52MS5HZXRDb252ZXJzYXRpb25IABIqCgtnZXRfbWVtYmVycxgPIAEoCzITLmNoYXQudjEuR2V0TWVtYmVyc0gAEjYKEWpvaW5fY29udmVyc2F0aW9uGBAgASgLMhkuY2hhdC52MS5Kb2luQ29udmVyc2F0aW9uSAASOAoSbGVhdmVfY29udmVyc2F0aW9uGBEgASgLMhouY2hhdC52MS5MZWF2ZUNvbnZlcnNhdGlvbkgAEioKC2FkZF9tZW1iZXJzGBIgASgLMhMuY2hhdC52MS5BZGRNZW1iZXJzSAASLgoNcmVtb3ZlX21lbWJlchgTIAEoCzIVLmNoYXQudjEuUmVtb3ZlTWVtYmVySAASPAoUYXJjaGl2ZV9jb252ZXJzYXRpb24YFCABKAsyHC5jaGF0LnYxLkFyY2hpdmVDb252ZXJzYXRpb25IABImCgltYXJrX3JlYWQYFSABKAsyES5jaGF0LnYxLk1hcmtSZWFkSAASMAoObWFya19kZWxpdmVyZWQYFiABKAsyFi5jaGF0LnYxLk1hcmtEZWxpdmVyZWRIABIoCgpzZXRfdHlwaW5nGBcgASgLMhIuY2hhdC52MS5TZXRUeXBpbmdIABIdCgRwaW5nGBggASgLMg0uY2hhdC52MS5QaW5nSAASNwoSbGlzdF9zdXBwb3J0X3F1ZXVlGBkgASgLMhkuY2hhdC52MS5MaXN0U3VwcG9ydFF1ZXVlSAASMQoPc2V0X21lbWJlcl9yb2xlGBogASgLMhYuY2hhdC52MS5TZXRNZW1iZXJSb2xlSAASLAoMZ2V0X3ByZXNlbmNlGBsgASgLMhQuY2hhdC52MS5HZXRQcmVzZW5jZUgAEiwKDGVkaXRfbWVzc2FnZRgoIAEoCzIULmNoYXQudjEuRWRpdE1lc3NhZ2VIABIwCg5kZWxldGVfbWVzc2FnZRgpIAEoCzIWLmNoYXQudjEuRGVsZXRlTWVzc2FnZUgAEh8KBXJlYWN0GCogASgLMg4uY2hhdC52MS5SZWFjdEgAQgYKBGJvZHkihQMKBVJlcGx5EgoKAmlkGAEgASgEEh8KBWVycm9yGAIgASgLMg4uY2hhdC52MS5FcnJvckgAEi4KDHNlbmRfbWVzc2FnZRgKIAEoCzIWLmNoYXQudjEuU2VuZE1lc3NhZ2VPa0gAEiMKB2hpc3RvcnkYCyABKAsyEC5jaGF0LnYxLkhpc3RvcnlIABIvCgxjb252ZXJzYXRpb24YDCABKAsyFy5jaGF0LnYxLkNvbnZlcnNhdGlvbk9rSAASMgoNY29udmVyc2F0aW9ucxgNIAEoCzIZLmNoYXQudjEuQ29udmVyc2F0aW9uTGlzdEgAEiMKB21lbWJlcnMYDyABKAsyEC5jaGF0LnYxLk1lbWJlcnNIABIcCgJvaxgQIAEoCzIOLmNoYXQudjEuRW1wdHlIABIdCgRwb25nGBggASgLMg0uY2hhdC52MS5Qb25nSAASKQoIcHJlc2VuY2UYGyABKAsyFS5jaGF0LnYxLlByZXNlbmNlTGlzdEgAQggKBnJlc3VsdCK+AwoEUHVzaBIoCgdtZXNzYWdlGAEgASgLMhUuY2hhdC52MS5NZXNzYWdlRXZlbnRIABIoCgdyZWNlaXB0GAIgASgLMhUuY2hhdC52MS5SZWNlaXB0RXZlbnRIABImCgZ0eXBpbmcYAyABKAsyFC5jaGF0LnYxLlR5cGluZ0V2ZW50SAASKgoIcHJlc2VuY2UYBCABKAsyFi5jaGF0LnYxLlByZXNlbmNlRXZlbnRIABIuCgptZW1iZXJzaGlwGAUgASgLMhguY2hhdC52MS5NZW1iZXJzaGlwRXZlbnRIABIyCgxjb252ZXJzYXRpb24YBiABKAsyGi5jaGF0LnYxLkNvbnZlcnNhdGlvbkV2ZW50SAASKQoGcmVzeW5jGAcgASgLMhcuY2hhdC52MS5SZXN5bmNSZXF1aXJlZEgAEiYKCWNhdWdodF91cBgIIAEoCzIRLmNoYXQudjEuQ2F1Z2h0VXBIABIjCgdnb29kYnllGAkgASgLMhAuY2hhdC52MS5Hb29kYnllSAASKQoIcmVjZWlwdHMYCiABKAsyFS5jaGF0LnYxLlJlY2VpcHRCYXRjaEgAQgcKBWV2ZW50IgcKBUVtcHR5IoEBCgVIZWxsbxINCgV0b2tlbhgBIAEoCRIOCgZjbGllbnQYAiABKAkSDQoFZXBvY2gYAyABKAkSIAoHY3Vyc29ycxgEIAMoCzIPLmNoYXQudjEuQ3Vyc29yEg4KBnJlc3VtZRgFIAEoCBIYChBwcm90b2NvbF92ZXJzaW9uGAYgASgNIi4KBkN1cnNvchIXCg9jb252ZXJzYXRpb25faWQYASABKAQSCwoDc2VxGAIgASgEIrABCgdXZWxjb21lEhsKBHVzZXIYASABKAsyDS5jaGF0LnYxLlVzZXISDQoFZXBvY2gYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoBBIeCgVoZWFkcxgEIAMoCzIPLmNoYXQudjEuQ3Vyc29yEh8KBmxpbWl0cxgFIAEoCzIPLmNoYXQudjEuTGltaXRzEhYKDnNlcnZlcl90aW1lX21zGAYgASgEEgwKBG5vZGUYByABKAkihgEKBkxpbWl0cxIWCg5tYXhfdGV4dF9ieXRlcxgBIAEoDRIXCg9tYXhfZnJhbWVfYnl0ZXMYAiABKA0SGwoTbWVzc2FnZXNfcGVyX21pbnV0ZRgDIAEoDRIZChF0eXBpbmdfdGltZW91dF9tcxgEIAEoDRITCgttYXhfbWVtYmVycxgFIAEoDSJFCgRVc2VyEgoKAmlkGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRIbCgRyb2xlGAMgASgOMg0uY2hhdC52MS5Sb2xlIrUCCgxDb252ZXJzYXRpb24SCgoCaWQYASABKAQSJwoEa2luZBgCIAEoDjIZLmNoYXQudjEuQ29udmVyc2F0aW9uS2luZBINCgV0aXRsZRgDIAEoCRIPCgdjYXNlX2lkGAQgASgJEhIKCmNyZWF0ZWRfYnkYBSABKAkSFQoNY3JlYXRlZF9hdF9tcxgGIAEoBBIWCg5hcmNoaXZlZF9hdF9tcxgHIAEoBBIsCg1zdXBwb3J0X3N0YXRlGAggASgOMhUuY2hhdC52MS5TdXBwb3J0U3RhdGUSEAoIbGFzdF9zZXEYCSABKAQSFAoMbWVtYmVyX2NvdW50GAogASgNEgsKA2UyZRgLIAEoCBIWCg5yZXRlbnRpb25fZGF5cxgMIAEoDRISCgpsZWdhbF9ob2xkGA0gASgIIrgBChNDb252ZXJzYXRpb25TdW1tYXJ5EisKDGNvbnZlcnNhdGlvbhgBIAEoCzIVLmNoYXQudjEuQ29udmVyc2F0aW9uEiYKDGxhc3RfbWVzc2FnZRgCIAEoCzIQLmNoYXQudjEuTWVzc2FnZRIUCgx1bnJlYWRfY291bnQYAyABKAQSEAoIcmVhZF9zZXEYBCABKAQSJAoHbXlfcm9sZRgFIAEoDjITLmNoYXQudjEuTWVtYmVyUm9sZSKzAQoGTWVtYmVyEg8KB3VzZXJfaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEiEKBHJvbGUYAyABKA4yEy5jaGF0LnYxLk1lbWJlclJvbGUSFAoMam9pbmVkX2F0X21zGAQgASgEEhUKDWRlbGl2ZXJlZF9zZXEYBSABKAQSEAoIcmVhZF9zZXEYBiABKAQSIAoJdXNlcl9yb2xlGAcgASgOMg0uY2hhdC52MS5Sb2xlIm4KEkNyZWF0ZUNvbnZlcnNhdGlvbhInCgRraW5kGAEgASgOMhkuY2hhdC52MS5Db252ZXJzYXRpb25LaW5kEg0KBXRpdGxlGAIgASgJEg8KB2Nhc2VfaWQYAyABKAkSDwoHbWVtYmVycxgEIAMoCSKEAQoRTGlzdENvbnZlcnNhdGlvbnMSDwoHY2FzZV9pZBgBIAEoCRIYChBpbmNsdWRlX2FyY2hpdmVkGAIgASgIEg0KBWxpbWl0GAMgASgNEgwKBHBhZ2UYBCABKAkSJwoEa2luZBgFIAEoDjIZLmNoYXQudjEuQ29udmVyc2F0aW9uS2luZCJRCg5Db252ZXJzYXRpb25PaxItCgdzdW1tYXJ5GAEgASgLMhwuY2hhdC52MS5Db252ZXJzYXRpb25TdW1tYXJ5EhAKCGV4aXN0aW5nGAIgASgIIlUKEENvbnZlcnNhdGlvbkxpc3QSMwoNY29udmVyc2F0aW9ucxgBIAMoCzIcLmNoYXQudjEuQ29udmVyc2F0aW9uU3VtbWFyeRIMCgRuZXh0GAIgASgJIioKD0dldENvbnZlcnNhdGlvbhIXCg9jb252ZXJzYXRpb25faWQYASABKAQiJQoKR2V0TWVtYmVycxIXCg9jb252ZXJzYXRpb25faWQYASABKAQiRAoHTWVtYmVycxIXCg9jb252ZXJzYXRpb25faWQYASABKAQSIAoHbWVtYmVycxgCIAMoCzIPLmNoYXQudjEuTWVtYmVyIisKEEpvaW5Db252ZXJzYXRpb24SFwoPY29udmVyc2F0aW9uX2lkGAEgASgEIiwKEUxlYXZlQ29udmVyc2F0aW9uEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBCI3CgpBZGRNZW1iZXJzEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBIQCgh1c2VyX2lkcxgCIAMoCSI4CgxSZW1vdmVNZW1iZXISFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEg8KB3VzZXJfaWQYAiABKAkiXAoNU2V0TWVtYmVyUm9sZRIXCg9jb252ZXJzYXRpb25faWQYASABKAQSDwoHdXNlcl9pZBgCIAEoCRIhCgRyb2xlGAMgASgOMhMuY2hhdC52MS5NZW1iZXJSb2xlIkEKE0FyY2hpdmVDb252ZXJzYXRpb24SFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEhEKCXVuYXJjaGl2ZRgCIAEoCCIvChBMaXN0U3VwcG9ydFF1ZXVlEg0KBWxpbWl0GAEgASgNEgwKBHBhZ2UYAiABKAkiRAoLTWVzc2FnZUJvZHkSDgoEdGV4dBgBIAEoCUgAEhQKCmNpcGhlcnRleHQYAiABKAxIAEIJCgdjb250ZW50SgQIAxAVIvECCgdNZXNzYWdlEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBILCgNzZXEYAiABKAQSEQoJc2VuZGVyX2lkGAMgASgJEhUKDWNsaWVudF9tc2dfaWQYBCABKAkSIgoEYm9keRgFIAEoCzIULmNoYXQudjEuTWVzc2FnZUJvZHkSFgoOc2VydmVyX3RpbWVfbXMYBiABKAQSEAoIcmVwbHlfdG8YByABKAQSIgoEa2luZBgIIAEoDjIULmNoYXQudjEuTWVzc2FnZUtpbmQSFAoMZWRpdGVkX2F0X21zGAkgASgEEg8KB2RlbGV0ZWQYCiABKAgSEgoKZGVsZXRlZF9ieRgLIAEoCRIkCglyZWFjdGlvbnMYDCADKAsyES5jaGF0LnYxLlJlYWN0aW9uEhIKCnRhcmdldF9zZXEYDSABKAQSKQoIcmVhY3Rpb24YDiABKAsyFy5jaGF0LnYxLlJlYWN0aW9uQ2hhbmdlSgQIDxAfIisKCFJlYWN0aW9uEg0KBWVtb2ppGAEgASgJEhAKCHVzZXJfaWRzGAIgAygJIisKDlJlYWN0aW9uQ2hhbmdlEg0KBWVtb2ppGAEgASgJEgoKAm9uGAIgASgIInMKC1NlbmRNZXNzYWdlEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBIVCg1jbGllbnRfbXNnX2lkGAIgASgJEiIKBGJvZHkYAyABKAsyFC5jaGF0LnYxLk1lc3NhZ2VCb2R5EhAKCHJlcGx5X3RvGAQgASgEIm4KC0VkaXRNZXNzYWdlEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBILCgNzZXEYAiABKAQSIgoEYm9keRgDIAEoCzIULmNoYXQudjEuTWVzc2FnZUJvZHkSFQoNY2xpZW50X21zZ19pZBgEIAEoCSJMCg1EZWxldGVNZXNzYWdlEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBILCgNzZXEYAiABKAQSFQoNY2xpZW50X21zZ19pZBgDIAEoCSJfCgVSZWFjdBIXCg9jb252ZXJzYXRpb25faWQYASABKAQSCwoDc2VxGAIgASgEEg0KBWVtb2ppGAMgASgJEgoKAm9uGAQgASgIEhUKDWNsaWVudF9tc2dfaWQYBSABKAkiYAoNU2VuZE1lc3NhZ2VPaxIXCg9jb252ZXJzYXRpb25faWQYASABKAQSCwoDc2VxGAIgASgEEhYKDnNlcnZlcl90aW1lX21zGAMgASgEEhEKCWR1cGxpY2F0ZRgEIAEoCCJbCgpHZXRIaXN0b3J5EhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBISCgpiZWZvcmVfc2VxGAIgASgEEhEKCWFmdGVyX3NlcRgDIAEoBBINCgVsaW1pdBgEIAEoDSJYCgdIaXN0b3J5EhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBIiCghtZXNzYWdlcxgCIAMoCzIQLmNoYXQudjEuTWVzc2FnZRIQCghoYXNfbW9yZRgDIAEoCCIwCghNYXJrUmVhZBIXCg9jb252ZXJzYXRpb25faWQYASABKAQSCwoDc2VxGAIgASgEIlQKDU1hcmtEZWxpdmVyZWQSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEgsKA3NlcRgCIAEoBBIdCgRtb3JlGAMgAygLMg8uY2hhdC52MS5DdXJzb3IiNAoJU2V0VHlwaW5nEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBIOCgZ0eXBpbmcYAiABKAgiHwoLR2V0UHJlc2VuY2USEAoIdXNlcl9pZHMYASADKAkiNQoMUHJlc2VuY2VMaXN0EiUKBXVzZXJzGAEgAygLMhYuY2hhdC52MS5QcmVzZW5jZUV2ZW50IgYKBFBpbmciHgoEUG9uZxIWCg5zZXJ2ZXJfdGltZV9tcxgBIAEoBCIxCgxNZXNzYWdlRXZlbnQSIQoHbWVzc2FnZRgBIAEoCzIQLmNoYXQudjEuTWVzc2FnZSJpCgxSZWNlaXB0RXZlbnQSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEg8KB3VzZXJfaWQYAiABKAkSIgoEa2luZBgDIAEoDjIULmNoYXQudjEuUmVjZWlwdEtpbmQSCwoDc2VxGAQgASgEIlAKDFJlY2VpcHRCYXRjaBIXCg9jb252ZXJzYXRpb25faWQYASABKAQSJwoIcmVjZWlwdHMYAiADKAsyFS5jaGF0LnYxLlJlY2VpcHRFdmVudCJHCgtUeXBpbmdFdmVudBIXCg9jb252ZXJzYXRpb25faWQYASABKAQSDwoHdXNlcl9pZBgCIAEoCRIOCgZ0eXBpbmcYAyABKAgiQQoNUHJlc2VuY2VFdmVudBIPCgd1c2VyX2lkGAEgASgJEg4KBm9ubGluZRgCIAEoCBIPCgdkZXZpY2VzGAMgASgNIpUBCg9NZW1iZXJzaGlwRXZlbnQSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEg8KB3VzZXJfaWQYAiABKAkSKQoGY2hhbmdlGAMgASgOMhkuY2hhdC52MS5NZW1iZXJzaGlwQ2hhbmdlEgoKAmJ5GAQgASgJEiEKBHJvbGUYBSABKA4yEy5jaGF0LnYxLk1lbWJlclJvbGUiQgoRQ29udmVyc2F0aW9uRXZlbnQSLQoHc3VtbWFyeRgBIAEoCzIcLmNoYXQudjEuQ29udmVyc2F0aW9uU3VtbWFyeSIvCg5SZXN5bmNSZXF1aXJlZBIOCgZyZWFzb24YASABKAkSDQoFZXBvY2gYAiABKAkiCgoIQ2F1Z2h0VXAiKAoHR29vZGJ5ZRIdCgVlcnJvchgBIAEoCzIOLmNoYXQudjEuRXJyb3IiYQoFRXJyb3ISIAoEY29kZRgBIAEoDjISLmNoYXQudjEuRXJyb3JDb2RlEg8KB21lc3NhZ2UYAiABKAkSFgoOcmV0cnlfYWZ0ZXJfbXMYAyABKAQSDQoFbGltaXQYBCABKAkqUAoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASEQoNUk9MRV9BRFZPQ0FURRABEg8KC1JPTEVfQ0xJRU5UEAISDgoKUk9MRV9BRE1JThADKqwBChBDb252ZXJzYXRpb25LaW5kEiEKHUNPTlZFUlNBVElPTl9LSU5EX1VOU1BFQ0lGSUVEEAASHQoZQ09OVkVSU0FUSU9OX0tJTkRfUFJJVkFURRABEhsKF0NPTlZFUlNBVElPTl9LSU5EX0dST1VQEAISGgoWQ09OVkVSU0FUSU9OX0tJTkRfQ0FTRRADEh0KGUNPTlZFUlNBVElPTl9LSU5EX1NVUFBPUlQQBCpzCgpNZW1iZXJSb2xlEhsKF01FTUJFUl9ST0xFX1VOU1BFQ0lGSUVEEAASFgoSTUVNQkVSX1JPTEVfTUVNQkVSEAESGQoVTUVNQkVSX1JPTEVfTU9ERVJBVE9SEAISFQoRTUVNQkVSX1JPTEVfQURNSU4QAypkCgxTdXBwb3J0U3RhdGUSHQoZU1VQUE9SVF9TVEFURV9VTlNQRUNJRklFRBAAEhkKFVNVUFBPUlRfU1RBVEVfV0FJVElORxABEhoKFlNVUFBPUlRfU1RBVEVfQVNTSUdORUQQAiqmAQoLTWVzc2FnZUtpbmQSHAoYTUVTU0FHRV9LSU5EX1VOU1BFQ0lGSUVEEAASFQoRTUVTU0FHRV9LSU5EX1VTRVIQARIXChNNRVNTQUdFX0tJTkRfU1lTVEVNEAISFQoRTUVTU0FHRV9LSU5EX0VESVQQAxIXChNNRVNTQUdFX0tJTkRfREVMRVRFEAQSGQoVTUVTU0FHRV9LSU5EX1JFQUNUSU9OEAUqXgoLUmVjZWlwdEtpbmQSHAoYUkVDRUlQVF9LSU5EX1VOU1BFQ0lGSUVEEAASGgoWUkVDRUlQVF9LSU5EX0RFTElWRVJFRBABEhUKEVJFQ0VJUFRfS0lORF9SRUFEEAIqxwEKEE1lbWJlcnNoaXBDaGFuZ2USIQodTUVNQkVSU0hJUF9DSEFOR0VfVU5TUEVDSUZJRUQQABIbChdNRU1CRVJTSElQX0NIQU5HRV9BRERFRBABEh0KGU1FTUJFUlNISVBfQ0hBTkdFX1JFTU9WRUQQAhIaChZNRU1CRVJTSElQX0NIQU5HRV9MRUZUEAMSHAoYTUVNQkVSU0hJUF9DSEFOR0VfSk9JTkVEEAQSGgoWTUVNQkVSU0hJUF9DSEFOR0VfUk9MRRAFKtUHCglFcnJvckNvZGUSGgoWRVJST1JfQ09ERV9VTlNQRUNJRklFRBAAEhwKF0VSUk9SX0NPREVfUkFURV9MSU1JVEVEEOgHEhoKFUVSUk9SX0NPREVfT1ZFUkxPQURFRBDpBxIbChZFUlJPUl9DT0RFX1VOQVZBSUxBQkxFEOoHEhcKEkVSUk9SX0NPREVfVElNRU9VVBDrBxIZChRFUlJPUl9DT0RFX01BTEZPUk1FRBDQDxIfChpFUlJPUl9DT0RFX1VOS05PV05fQ09NTUFORBDRDxIgChtFUlJPUl9DT0RFX0lOVkFMSURfQVJHVU1FTlQQ0g8SHQoYRVJST1JfQ09ERV9URVhUX1RPT19MT05HENMPEh8KGkVSUk9SX0NPREVfRlJBTUVfVE9PX0xBUkdFENQPEhkKFEVSUk9SX0NPREVfTk9UX0ZPVU5EENUPEhoKFUVSUk9SX0NPREVfTk9UX01FTUJFUhDWDxIZChRFUlJPUl9DT0RFX0ZPUkJJRERFThDXDxIYChNFUlJPUl9DT0RFX0NPTkZMSUNUENgPEhgKE0VSUk9SX0NPREVfQVJDSElWRUQQ2Q8SIAobRVJST1JfQ09ERV9UT09fTUFOWV9NRU1CRVJTENoPEhsKFkVSUk9SX0NPREVfVU5TVVBQT1JURUQQ2w8SIAobRVJST1JfQ09ERV9OT1RfWU9VUl9NRVNTQUdFENwPEiIKHUVSUk9SX0NPREVfRURJVF9XSU5ET1dfQ0xPU0VEEN0PEh8KGkVSUk9SX0NPREVfTUVTU0FHRV9ERUxFVEVEEN4PEhwKF0VSUk9SX0NPREVfTk9UX0VESVRBQkxFEN8PEiIKHUVSUk9SX0NPREVfVE9PX01BTllfUkVBQ1RJT05TEOAPEh0KGEVSUk9SX0NPREVfSU5WQUxJRF9FTU9KSRDhDxIdChhFUlJPUl9DT0RFX1NIVVRUSU5HX0RPV04QuBcSHQoYRVJST1JfQ09ERV9TTE9XX0NPTlNVTUVSELkXEiIKHUVSUk9SX0NPREVfUFJPVE9DT0xfVklPTEFUSU9OELoXEiEKHEVSUk9SX0NPREVfSEFORFNIQUtFX1RJTUVPVVQQuxcSJwoiRVJST1JfQ09ERV9DT05ORUNUSU9OX1JBVEVfTElNSVRFRBC8FxIfChpFUlJPUl9DT0RFX1VOQVVUSEVOVElDQVRFRBCgHxIdChhFUlJPUl9DT0RFX1RPS0VOX0VYUElSRUQQoR8SIwoeRVJST1JfQ09ERV9VTlNVUFBPUlRFRF9WRVJTSU9OEKIfYgZwcm90bzM");
+  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEiWwoLQ2xpZW50RnJhbWUSHwoFaGVsbG8YASABKAsyDi5jaGF0LnYxLkhlbGxvSAASIwoHY29tbWFuZBgCIAEoCzIQLmNoYXQudjEuQ29tbWFuZEgAQgYKBGtpbmQiegoLU2VydmVyRnJhbWUSIwoHd2VsY29tZRgBIAEoCzIQLmNoYXQudjEuV2VsY29tZUgAEh8KBXJlcGx5GAIgASgLMg4uY2hhdC52MS5SZXBseUgAEh0KBHB1c2gYAyABKAsyDS5jaGF0LnYxLlB1c2hIAEIGCgRraW5kIuEJCgdDb21tYW5kEgoKAmlkGAEgASgEEiwKDHNlbmRfbWVzc2FnZRgKIAEoCzIULmNoYXQudjEuU2VuZE1lc3NhZ2VIABIqCgtnZXRfaGlzdG9yeRgLIAEoCzITLmNoYXQudjEuR2V0SGlzdG9yeUgAEjoKE2NyZWF0ZV9jb252ZXJzYXRpb24YDCABKAsyGy5jaGF0LnYxLkNyZWF0ZUNvbnZlcnNhdGlvbkgAEjgKEmxpc3RfY29udmVyc2F0aW9ucxgNIAEoCzIaLmNoYXQudjEuTGlzdENvbnZlcnNhdGlvbnNIABI0ChBnZXRfY29udmVyc2F0aW9uGA4gASgLMhguY2hhdC52MS5HZXRDb252ZXJzYXRpb25IABIqCgtnZXRfbWVtYmVycxgPIAEoCzITLmNoYXQudjEuR2V0TWVtYmVyc0gAEjYKEWpvaW5fY29udmVyc2F0aW9uGBAgASgLMhkuY2hhdC52MS5Kb2luQ29udmVyc2F0aW9uSAASOAoSbGVhdmVfY29udmVyc2F0aW9uGBEgASgLMhouY2hhdC52MS5MZWF2ZUNvbnZlcnNhdGlvbkgAEioKC2FkZF9tZW1iZXJzGBIgASgLMhMuY2hhdC52MS5BZGRNZW1iZXJzSAASLgoNcmVtb3ZlX21lbWJlchgTIAEoCzIVLmNoYXQudjEuUmVtb3ZlTWVtYmVySAASPAoUYXJjaGl2ZV9jb252ZXJzYXRpb24YFCABKAsyHC5jaGF0LnYxLkFyY2hpdmVDb252ZXJzYXRpb25IABImCgltYXJrX3JlYWQYFSABKAsyES5jaGF0LnYxLk1hcmtSZWFkSAASMAoObWFya19kZWxpdmVyZWQYFiABKAsyFi5jaGF0LnYxLk1hcmtEZWxpdmVyZWRIABIoCgpzZXRfdHlwaW5nGBcgASgLMhIuY2hhdC52MS5TZXRUeXBpbmdIABIdCgRwaW5nGBggASgLMg0uY2hhdC52MS5QaW5nSAASNwoSbGlzdF9zdXBwb3J0X3F1ZXVlGBkgASgLMhkuY2hhdC52MS5MaXN0U3VwcG9ydFF1ZXVlSAASMQoPc2V0X21lbWJlcl9yb2xlGBogASgLMhYuY2hhdC52MS5TZXRNZW1iZXJSb2xlSAASLAoMZ2V0X3ByZXNlbmNlGBsgASgLMhQuY2hhdC52MS5HZXRQcmVzZW5jZUgAEiwKDGVkaXRfbWVzc2FnZRgoIAEoCzIULmNoYXQudjEuRWRpdE1lc3NhZ2VIABIwCg5kZWxldGVfbWVzc2FnZRgpIAEoCzIWLmNoYXQudjEuRGVsZXRlTWVzc2FnZUgAEh8KBXJlYWN0GCogASgLMg4uY2hhdC52MS5SZWFjdEgAEiwKDHB1dF90ZW1wbGF0ZRhGIAEoCzIULmNoYXQudjEuUHV0VGVtcGxhdGVIABIyCg9kZWxldGVfdGVtcGxhdGUYRyABKAsyFy5jaGF0LnYxLkRlbGV0ZVRlbXBsYXRlSAASMAoObGlzdF90ZW1wbGF0ZXMYSCABKAsyFi5jaGF0LnYxLkxpc3RUZW1wbGF0ZXNIABIyCg9yZW5kZXJfdGVtcGxhdGUYSSABKAsyFy5jaGF0LnYxLlJlbmRlclRlbXBsYXRlSABCBgoEYm9keSKJBAoFUmVwbHkSCgoCaWQYASABKAQSHwoFZXJyb3IYAiABKAsyDi5jaGF0LnYxLkVycm9ySAASLgoMc2VuZF9tZXNzYWdlGAogASgLMhYuY2hhdC52MS5TZW5kTWVzc2FnZU9rSAASIwoHaGlzdG9yeRgLIAEoCzIQLmNoYXQudjEuSGlzdG9yeUgAEi8KDGNvbnZlcnNhdGlvbhgMIAEoCzIXLmNoYXQudjEuQ29udmVyc2F0aW9uT2tIABIyCg1jb252ZXJzYXRpb25zGA0gASgLMhkuY2hhdC52MS5Db252ZXJzYXRpb25MaXN0SAASIwoHbWVtYmVycxgPIAEoCzIQLmNoYXQudjEuTWVtYmVyc0gAEhwKAm9rGBAgASgLMg4uY2hhdC52MS5FbXB0eUgAEh0KBHBvbmcYGCABKAsyDS5jaGF0LnYxLlBvbmdIABIpCghwcmVzZW5jZRgbIAEoCzIVLmNoYXQudjEuUHJlc2VuY2VMaXN0SAASJwoIdGVtcGxhdGUYRiABKAsyEy5jaGF0LnYxLlRlbXBsYXRlT2tIABIqCgl0ZW1wbGF0ZXMYSCABKAsyFS5jaGF0LnYxLlRlbXBsYXRlTGlzdEgAEi0KCHJlbmRlcmVkGEkgASgLMhkuY2hhdC52MS5SZW5kZXJlZFRlbXBsYXRlSABCCAoGcmVzdWx0Ir4DCgRQdXNoEigKB21lc3NhZ2UYASABKAsyFS5jaGF0LnYxLk1lc3NhZ2VFdmVudEgAEigKB3JlY2VpcHQYAiABKAsyFS5jaGF0LnYxLlJlY2VpcHRFdmVudEgAEiYKBnR5cGluZxgDIAEoCzIULmNoYXQudjEuVHlwaW5nRXZlbnRIABIqCghwcmVzZW5jZRgEIAEoCzIWLmNoYXQudjEuUHJlc2VuY2VFdmVudEgAEi4KCm1lbWJlcnNoaXAYBSABKAsyGC5jaGF0LnYxLk1lbWJlcnNoaXBFdmVudEgAEjIKDGNvbnZlcnNhdGlvbhgGIAEoCzIaLmNoYXQudjEuQ29udmVyc2F0aW9uRXZlbnRIABIpCgZyZXN5bmMYByABKAsyFy5jaGF0LnYxLlJlc3luY1JlcXVpcmVkSAASJgoJY2F1Z2h0X3VwGAggASgLMhEuY2hhdC52MS5DYXVnaHRVcEgAEiMKB2dvb2RieWUYCSABKAsyEC5jaGF0LnYxLkdvb2RieWVIABIpCghyZWNlaXB0cxgKIAEoCzIVLmNoYXQudjEuUmVjZWlwdEJhdGNoSABCBwoFZXZlbnQiBwoFRW1wdHkigQEKBUhlbGxvEg0KBXRva2VuGAEgASgJEg4KBmNsaWVudBgCIAEoCRINCgVlcG9jaBgDIAEoCRIgCgdjdXJzb3JzGAQgAygLMg8uY2hhdC52MS5DdXJzb3ISDgoGcmVzdW1lGAUgASgIEhgKEHByb3RvY29sX3ZlcnNpb24YBiABKA0iLgoGQ3Vyc29yEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBILCgNzZXEYAiABKAQisAEKB1dlbGNvbWUSGwoEdXNlchgBIAEoCzINLmNoYXQudjEuVXNlchINCgVlcG9jaBgCIAEoCRISCgpzZXNzaW9uX2lkGAMgASgEEh4KBWhlYWRzGAQgAygLMg8uY2hhdC52MS5DdXJzb3ISHwoGbGltaXRzGAUgASgLMg8uY2hhdC52MS5MaW1pdHMSFgoOc2VydmVyX3RpbWVfbXMYBiABKAQSDAoEbm9kZRgHIAEoCSKGAQoGTGltaXRzEhYKDm1heF90ZXh0X2J5dGVzGAEgASgNEhcKD21heF9mcmFtZV9ieXRlcxgCIAEoDRIbChNtZXNzYWdlc19wZXJfbWludXRlGAMgASgNEhkKEXR5cGluZ190aW1lb3V0X21zGAQgASgNEhMKC21heF9tZW1iZXJzGAUgASgNIkUKBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEhsKBHJvbGUYAyABKA4yDS5jaGF0LnYxLlJvbGUitQIKDENvbnZlcnNhdGlvbhIKCgJpZBgBIAEoBBInCgRraW5kGAIgASgOMhkuY2hhdC52MS5Db252ZXJzYXRpb25LaW5kEg0KBXRpdGxlGAMgASgJEg8KB2Nhc2VfaWQYBCABKAkSEgoKY3JlYXRlZF9ieRgFIAEoCRIVCg1jcmVhdGVkX2F0X21zGAYgASgEEhYKDmFyY2hpdmVkX2F0X21zGAcgASgEEiwKDXN1cHBvcnRfc3RhdGUYCCABKA4yFS5jaGF0LnYxLlN1cHBvcnRTdGF0ZRIQCghsYXN0X3NlcRgJIAEoBBIUCgxtZW1iZXJfY291bnQYCiABKA0SCwoDZTJlGAsgASgIEhYKDnJldGVudGlvbl9kYXlzGAwgASgNEhIKCmxlZ2FsX2hvbGQYDSABKAgiuAEKE0NvbnZlcnNhdGlvblN1bW1hcnkSKwoMY29udmVyc2F0aW9uGAEgASgLMhUuY2hhdC52MS5Db252ZXJzYXRpb24SJgoMbGFzdF9tZXNzYWdlGAIgASgLMhAuY2hhdC52MS5NZXNzYWdlEhQKDHVucmVhZF9jb3VudBgDIAEoBBIQCghyZWFkX3NlcRgEIAEoBBIkCgdteV9yb2xlGAUgASgOMhMuY2hhdC52MS5NZW1iZXJSb2xlIrMBCgZNZW1iZXISDwoHdXNlcl9pZBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSIQoEcm9sZRgDIAEoDjITLmNoYXQudjEuTWVtYmVyUm9sZRIUCgxqb2luZWRfYXRfbXMYBCABKAQSFQoNZGVsaXZlcmVkX3NlcRgFIAEoBBIQCghyZWFkX3NlcRgGIAEoBBIgCgl1c2VyX3JvbGUYByABKA4yDS5jaGF0LnYxLlJvbGUibgoSQ3JlYXRlQ29udmVyc2F0aW9uEicKBGtpbmQYASABKA4yGS5jaGF0LnYxLkNvbnZlcnNhdGlvbktpbmQSDQoFdGl0bGUYAiABKAkSDwoHY2FzZV9pZBgDIAEoCRIPCgdtZW1iZXJzGAQgAygJIoQBChFMaXN0Q29udmVyc2F0aW9ucxIPCgdjYXNlX2lkGAEgASgJEhgKEGluY2x1ZGVfYXJjaGl2ZWQYAiABKAgSDQoFbGltaXQYAyABKA0SDAoEcGFnZRgEIAEoCRInCgRraW5kGAUgASgOMhkuY2hhdC52MS5Db252ZXJzYXRpb25LaW5kIlEKDkNvbnZlcnNhdGlvbk9rEi0KB3N1bW1hcnkYASABKAsyHC5jaGF0LnYxLkNvbnZlcnNhdGlvblN1bW1hcnkSEAoIZXhpc3RpbmcYAiABKAgiVQoQQ29udmVyc2F0aW9uTGlzdBIzCg1jb252ZXJzYXRpb25zGAEgAygLMhwuY2hhdC52MS5Db252ZXJzYXRpb25TdW1tYXJ5EgwKBG5leHQYAiABKAkiKgoPR2V0Q29udmVyc2F0aW9uEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBCIlCgpHZXRNZW1iZXJzEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBCJECgdNZW1iZXJzEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBIgCgdtZW1iZXJzGAIgAygLMg8uY2hhdC52MS5NZW1iZXIiKwoQSm9pbkNvbnZlcnNhdGlvbhIXCg9jb252ZXJzYXRpb25faWQYASABKAQiLAoRTGVhdmVDb252ZXJzYXRpb24SFwoPY29udmVyc2F0aW9uX2lkGAEgASgEIjcKCkFkZE1lbWJlcnMSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEhAKCHVzZXJfaWRzGAIgAygJIjgKDFJlbW92ZU1lbWJlchIXCg9jb252ZXJzYXRpb25faWQYASABKAQSDwoHdXNlcl9pZBgCIAEoCSJcCg1TZXRNZW1iZXJSb2xlEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBIPCgd1c2VyX2lkGAIgASgJEiEKBHJvbGUYAyABKA4yEy5jaGF0LnYxLk1lbWJlclJvbGUiQQoTQXJjaGl2ZUNvbnZlcnNhdGlvbhIXCg9jb252ZXJzYXRpb25faWQYASABKAQSEQoJdW5hcmNoaXZlGAIgASgIIi8KEExpc3RTdXBwb3J0UXVldWUSDQoFbGltaXQYASABKA0SDAoEcGFnZRgCIAEoCSJECgtNZXNzYWdlQm9keRIOCgR0ZXh0GAEgASgJSAASFAoKY2lwaGVydGV4dBgCIAEoDEgAQgkKB2NvbnRlbnRKBAgDEBUi8QIKB01lc3NhZ2USFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEgsKA3NlcRgCIAEoBBIRCglzZW5kZXJfaWQYAyABKAkSFQoNY2xpZW50X21zZ19pZBgEIAEoCRIiCgRib2R5GAUgASgLMhQuY2hhdC52MS5NZXNzYWdlQm9keRIWCg5zZXJ2ZXJfdGltZV9tcxgGIAEoBBIQCghyZXBseV90bxgHIAEoBBIiCgRraW5kGAggASgOMhQuY2hhdC52MS5NZXNzYWdlS2luZBIUCgxlZGl0ZWRfYXRfbXMYCSABKAQSDwoHZGVsZXRlZBgKIAEoCBISCgpkZWxldGVkX2J5GAsgASgJEiQKCXJlYWN0aW9ucxgMIAMoCzIRLmNoYXQudjEuUmVhY3Rpb24SEgoKdGFyZ2V0X3NlcRgNIAEoBBIpCghyZWFjdGlvbhgOIAEoCzIXLmNoYXQudjEuUmVhY3Rpb25DaGFuZ2VKBAgPEB8iKwoIUmVhY3Rpb24SDQoFZW1vamkYASABKAkSEAoIdXNlcl9pZHMYAiADKAkiKwoOUmVhY3Rpb25DaGFuZ2USDQoFZW1vamkYASABKAkSCgoCb24YAiABKAgicwoLU2VuZE1lc3NhZ2USFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEhUKDWNsaWVudF9tc2dfaWQYAiABKAkSIgoEYm9keRgDIAEoCzIULmNoYXQudjEuTWVzc2FnZUJvZHkSEAoIcmVwbHlfdG8YBCABKAQibgoLRWRpdE1lc3NhZ2USFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEgsKA3NlcRgCIAEoBBIiCgRib2R5GAMgASgLMhQuY2hhdC52MS5NZXNzYWdlQm9keRIVCg1jbGllbnRfbXNnX2lkGAQgASgJIkwKDURlbGV0ZU1lc3NhZ2USFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEgsKA3NlcRgCIAEoBBIVCg1jbGllbnRfbXNnX2lkGAMgASgJIl8KBVJlYWN0EhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBILCgNzZXEYAiABKAQSDQoFZW1vamkYAyABKAkSCgoCb24YBCABKAgSFQoNY2xpZW50X21zZ19pZBgFIAEoCSJgCg1TZW5kTWVzc2FnZU9rEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBILCgNzZXEYAiABKAQSFgoOc2VydmVyX3RpbWVfbXMYAyABKAQSEQoJZHVwbGljYXRlGAQgASgIIlsKCkdldEhpc3RvcnkSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEhIKCmJlZm9yZV9zZXEYAiABKAQSEQoJYWZ0ZXJfc2VxGAMgASgEEg0KBWxpbWl0GAQgASgNIlgKB0hpc3RvcnkSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEiIKCG1lc3NhZ2VzGAIgAygLMhAuY2hhdC52MS5NZXNzYWdlEhAKCGhhc19tb3JlGAMgASgIIjAKCE1hcmtSZWFkEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBILCgNzZXEYAiABKAQiVAoNTWFya0RlbGl2ZXJlZBIXCg9jb252ZXJzYXRpb25faWQYASABKAQSCwoDc2VxGAIgASgEEh0KBG1vcmUYAyADKAsyDy5jaGF0LnYxLkN1cnNvciI0CglTZXRUeXBpbmcSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEg4KBnR5cGluZxgCIAEoCCIfCgtHZXRQcmVzZW5jZRIQCgh1c2VyX2lkcxgBIAMoCSI1CgxQcmVzZW5jZUxpc3QSJQoFdXNlcnMYASADKAsyFi5jaGF0LnYxLlByZXNlbmNlRXZlbnQiBgoEUGluZyIeCgRQb25nEhYKDnNlcnZlcl90aW1lX21zGAEgASgEIpMBCghUZW1wbGF0ZRIKCgJpZBgBIAEoBBIlCgVzY29wZRgCIAEoDjIWLmNoYXQudjEuVGVtcGxhdGVTY29wZRINCgVvd25lchgDIAEoCRIMCgRuYW1lGAQgASgJEgwKBGJvZHkYBSABKAkSFQoNdXBkYXRlZF9hdF9tcxgGIAEoBBISCgp1cGRhdGVkX2J5GAcgASgJInwKC1B1dFRlbXBsYXRlEgoKAmlkGAEgASgEEiUKBXNjb3BlGAIgASgOMhYuY2hhdC52MS5UZW1wbGF0ZVNjb3BlEgwKBG5hbWUYAyABKAkSDAoEYm9keRgEIAEoCRIeChZleHBlY3RlZF91cGRhdGVkX2F0X21zGAUgASgEIhwKDkRlbGV0ZVRlbXBsYXRlEgoKAmlkGAEgASgEIh0KDUxpc3RUZW1wbGF0ZXMSDAoEcGFnZRgBIAEoCSIxCgpUZW1wbGF0ZU9rEiMKCHRlbXBsYXRlGAEgASgLMhEuY2hhdC52MS5UZW1wbGF0ZSJCCgxUZW1wbGF0ZUxpc3QSJAoJdGVtcGxhdGVzGAEgAygLMhEuY2hhdC52MS5UZW1wbGF0ZRIMCgRuZXh0GAIgASgJIj4KDlJlbmRlclRlbXBsYXRlEhMKC3RlbXBsYXRlX2lkGAEgASgEEhcKD2NvbnZlcnNhdGlvbl9pZBgCIAEoBCJfChBSZW5kZXJlZFRlbXBsYXRlEhMKC3RlbXBsYXRlX2lkGAEgASgEEhcKD2NvbnZlcnNhdGlvbl9pZBgCIAEoBBIMCgR0ZXh0GAMgASgJEg8KB21pc3NpbmcYBCADKAkiMQoMTWVzc2FnZUV2ZW50EiEKB21lc3NhZ2UYASABKAsyEC5jaGF0LnYxLk1lc3NhZ2UiaQoMUmVjZWlwdEV2ZW50EhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBIPCgd1c2VyX2lkGAIgASgJEiIKBGtpbmQYAyABKA4yFC5jaGF0LnYxLlJlY2VpcHRLaW5kEgsKA3NlcRgEIAEoBCJQCgxSZWNlaXB0QmF0Y2gSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEicKCHJlY2VpcHRzGAIgAygLMhUuY2hhdC52MS5SZWNlaXB0RXZlbnQiRwoLVHlwaW5nRXZlbnQSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEg8KB3VzZXJfaWQYAiABKAkSDgoGdHlwaW5nGAMgASgIIkEKDVByZXNlbmNlRXZlbnQSDwoHdXNlcl9pZBgBIAEoCRIOCgZvbmxpbmUYAiABKAgSDwoHZGV2aWNlcxgDIAEoDSKVAQoPTWVtYmVyc2hpcEV2ZW50EhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBIPCgd1c2VyX2lkGAIgASgJEikKBmNoYW5nZRgDIAEoDjIZLmNoYXQudjEuTWVtYmVyc2hpcENoYW5nZRIKCgJieRgEIAEoCRIhCgRyb2xlGAUgASgOMhMuY2hhdC52MS5NZW1iZXJSb2xlIkIKEUNvbnZlcnNhdGlvbkV2ZW50Ei0KB3N1bW1hcnkYASABKAsyHC5jaGF0LnYxLkNvbnZlcnNhdGlvblN1bW1hcnkiLwoOUmVzeW5jUmVxdWlyZWQSDgoGcmVhc29uGAEgASgJEg0KBWVwb2NoGAIgASgJIgoKCENhdWdodFVwIigKB0dvb2RieWUSHQoFZXJyb3IYASABKAsyDi5jaGF0LnYxLkVycm9yImEKBUVycm9yEiAKBGNvZGUYASABKA4yEi5jaGF0LnYxLkVycm9yQ29kZRIPCgdtZXNzYWdlGAIgASgJEhYKDnJldHJ5X2FmdGVyX21zGAMgASgEEg0KBWxpbWl0GAQgASgJKlAKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhEKDVJPTEVfQURWT0NBVEUQARIPCgtST0xFX0NMSUVOVBACEg4KClJPTEVfQURNSU4QAyqsAQoQQ29udmVyc2F0aW9uS2luZBIhCh1DT05WRVJTQVRJT05fS0lORF9VTlNQRUNJRklFRBAAEh0KGUNPTlZFUlNBVElPTl9LSU5EX1BSSVZBVEUQARIbChdDT05WRVJTQVRJT05fS0lORF9HUk9VUBACEhoKFkNPTlZFUlNBVElPTl9LSU5EX0NBU0UQAxIdChlDT05WRVJTQVRJT05fS0lORF9TVVBQT1JUEAQqcwoKTWVtYmVyUm9sZRIbChdNRU1CRVJfUk9MRV9VTlNQRUNJRklFRBAAEhYKEk1FTUJFUl9ST0xFX01FTUJFUhABEhkKFU1FTUJFUl9ST0xFX01PREVSQVRPUhACEhUKEU1FTUJFUl9ST0xFX0FETUlOEAMqZAoMU3VwcG9ydFN0YXRlEh0KGVNVUFBPUlRfU1RBVEVfVU5TUEVDSUZJRUQQABIZChVTVVBQT1JUX1NUQVRFX1dBSVRJTkcQARIaChZTVVBQT1JUX1NUQVRFX0FTU0lHTkVEEAIqpgEKC01lc3NhZ2VLaW5kEhwKGE1FU1NBR0VfS0lORF9VTlNQRUNJRklFRBAAEhUKEU1FU1NBR0VfS0lORF9VU0VSEAESFwoTTUVTU0FHRV9LSU5EX1NZU1RFTRACEhUKEU1FU1NBR0VfS0lORF9FRElUEAMSFwoTTUVTU0FHRV9LSU5EX0RFTEVURRAEEhkKFU1FU1NBR0VfS0lORF9SRUFDVElPThAFKmUKDVRlbXBsYXRlU2NvcGUSHgoaVEVNUExBVEVfU0NPUEVfVU5TUEVDSUZJRUQQABIbChdURU1QTEFURV9TQ09QRV9QRVJTT05BTBABEhcKE1RFTVBMQVRFX1NDT1BFX0ZJUk0QAipeCgtSZWNlaXB0S2luZBIcChhSRUNFSVBUX0tJTkRfVU5TUEVDSUZJRUQQABIaChZSRUNFSVBUX0tJTkRfREVMSVZFUkVEEAESFQoRUkVDRUlQVF9LSU5EX1JFQUQQAirHAQoQTWVtYmVyc2hpcENoYW5nZRIhCh1NRU1CRVJTSElQX0NIQU5HRV9VTlNQRUNJRklFRBAAEhsKF01FTUJFUlNISVBfQ0hBTkdFX0FEREVEEAESHQoZTUVNQkVSU0hJUF9DSEFOR0VfUkVNT1ZFRBACEhoKFk1FTUJFUlNISVBfQ0hBTkdFX0xFRlQQAxIcChhNRU1CRVJTSElQX0NIQU5HRV9KT0lORUQQBBIaChZNRU1CRVJTSElQX0NIQU5HRV9ST0xFEAUq1QcKCUVycm9yQ29kZRIaChZFUlJPUl9DT0RFX1VOU1BFQ0lGSUVEEAASHAoXRVJST1JfQ09ERV9SQVRFX0xJTUlURUQQ6AcSGgoVRVJST1JfQ09ERV9PVkVSTE9BREVEEOkHEhsKFkVSUk9SX0NPREVfVU5BVkFJTEFCTEUQ6gcSFwoSRVJST1JfQ09ERV9USU1FT1VUEOsHEhkKFEVSUk9SX0NPREVfTUFMRk9STUVEENAPEh8KGkVSUk9SX0NPREVfVU5LTk9XTl9DT01NQU5EENEPEiAKG0VSUk9SX0NPREVfSU5WQUxJRF9BUkdVTUVOVBDSDxIdChhFUlJPUl9DT0RFX1RFWFRfVE9PX0xPTkcQ0w8SHwoaRVJST1JfQ09ERV9GUkFNRV9UT09fTEFSR0UQ1A8SGQoURVJST1JfQ09ERV9OT1RfRk9VTkQQ1Q8SGgoVRVJST1JfQ09ERV9OT1RfTUVNQkVSENYPEhkKFEVSUk9SX0NPREVfRk9SQklEREVOENcPEhgKE0VSUk9SX0NPREVfQ09ORkxJQ1QQ2A8SGAoTRVJST1JfQ09ERV9BUkNISVZFRBDZDxIgChtFUlJPUl9DT0RFX1RPT19NQU5ZX01FTUJFUlMQ2g8SGwoWRVJST1JfQ09ERV9VTlNVUFBPUlRFRBDbDxIgChtFUlJPUl9DT0RFX05PVF9ZT1VSX01FU1NBR0UQ3A8SIgodRVJST1JfQ09ERV9FRElUX1dJTkRPV19DTE9TRUQQ3Q8SHwoaRVJST1JfQ09ERV9NRVNTQUdFX0RFTEVURUQQ3g8SHAoXRVJST1JfQ09ERV9OT1RfRURJVEFCTEUQ3w8SIgodRVJST1JfQ09ERV9UT09fTUFOWV9SRUFDVElPTlMQ4A8SHQoYRVJST1JfQ09ERV9JTlZBTElEX0VNT0pJEOEPEh0KGEVSUk9SX0NPREVfU0hVVFRJTkdfRE9XThC4FxIdChhFUlJPUl9DT0RFX1NMT1dfQ09OU1VNRVIQuRcSIgodRVJST1JfQ09ERV9QUk9UT0NPTF9WSU9MQVRJT04QuhcSIQocRVJST1JfQ09ERV9IQU5EU0hBS0VfVElNRU9VVBC7FxInCiJFUlJPUl9DT0RFX0NPTk5FQ1RJT05fUkFURV9MSU1JVEVEELwXEh8KGkVSUk9SX0NPREVfVU5BVVRIRU5USUNBVEVEEKAfEh0KGEVSUk9SX0NPREVfVE9LRU5fRVhQSVJFRBChHxIjCh5FUlJPUl9DT0RFX1VOU1VQUE9SVEVEX1ZFUlNJT04Qoh9iBnByb3RvMw");
 
 /**
  * Everything a client sends on the control stream.
@@ -246,13 +246,39 @@ export type Command = Message$1<"chat.v1.Command"> & {
     case: "deleteMessage";
   } | {
     /**
-     * Numbers 43-99 are kept for: attachments, search, templates, retention,
-     * legal hold, export, audit, E2E key packages.
-     *
      * @generated from field: chat.v1.React react = 42;
      */
     value: React;
     case: "react";
+  } | {
+    /**
+     * Templates and quick replies (70-79).
+     *
+     * @generated from field: chat.v1.PutTemplate put_template = 70;
+     */
+    value: PutTemplate;
+    case: "putTemplate";
+  } | {
+    /**
+     * @generated from field: chat.v1.DeleteTemplate delete_template = 71;
+     */
+    value: DeleteTemplate;
+    case: "deleteTemplate";
+  } | {
+    /**
+     * @generated from field: chat.v1.ListTemplates list_templates = 72;
+     */
+    value: ListTemplates;
+    case: "listTemplates";
+  } | {
+    /**
+     * Numbers 43-69 and 74-99 are kept for: attachments, search, retention,
+     * legal hold, export, audit, E2E key packages.
+     *
+     * @generated from field: chat.v1.RenderTemplate render_template = 73;
+     */
+    value: RenderTemplate;
+    case: "renderTemplate";
   } | { case: undefined; value?: undefined };
 };
 
@@ -327,12 +353,33 @@ export type Reply = Message$1<"chat.v1.Reply"> & {
     case: "pong";
   } | {
     /**
-     * Numbers 40-99 are kept for the results of the later commands.
-     *
      * @generated from field: chat.v1.PresenceList presence = 27;
      */
     value: PresenceList;
     case: "presence";
+  } | {
+    /**
+     * Templates (70-79): a saved template, the caller's list, a rendered one.
+     * `DeleteTemplate` is answered with `ok`.
+     *
+     * @generated from field: chat.v1.TemplateOk template = 70;
+     */
+    value: TemplateOk;
+    case: "template";
+  } | {
+    /**
+     * @generated from field: chat.v1.TemplateList templates = 72;
+     */
+    value: TemplateList;
+    case: "templates";
+  } | {
+    /**
+     * Numbers 40-99 are kept for the results of the later commands.
+     *
+     * @generated from field: chat.v1.RenderedTemplate rendered = 73;
+     */
+    value: RenderedTemplate;
+    case: "rendered";
   } | { case: undefined; value?: undefined };
 };
 
@@ -1792,6 +1839,265 @@ export const PongSchema: GenMessage<Pong> = /*@__PURE__*/
   messageDesc(file_chat_v1_chat, 45);
 
 /**
+ * A saved text with placeholders, inserted by name after `/` in a composer.
+ *
+ * Placeholders (the fixed set; any other `{word}` is refused when saved):
+ *   {client_name}         display names of the conversation's members whose
+ *                         system role is client, joined by ", "
+ *   {case_id}             the conversation's case id
+ *   {conversation_title}  the conversation's title
+ *   {my_name}             the caller's display name
+ *   {date}                the server's current UTC day, ISO 8601 (2026-12-03)
+ * A placeholder is `{` + letters, digits or `_` + `}`; other braces are text.
+ *
+ * @generated from message chat.v1.Template
+ */
+export type Template = Message$1<"chat.v1.Template"> & {
+  /**
+   * Made by the server on create.
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * @generated from field: chat.v1.TemplateScope scope = 2;
+   */
+  scope: TemplateScope;
+
+  /**
+   * The user a PERSONAL template belongs to (empty for FIRM).
+   *
+   * @generated from field: string owner = 3;
+   */
+  owner: string;
+
+  /**
+   * Short name used after `/`: 1-64 bytes (`limits.template_name_bytes`) of
+   * [a-z0-9_-], unique within its scope and owner.
+   *
+   * @generated from field: string name = 4;
+   */
+  name: string;
+
+  /**
+   * The text with placeholders, at most `max_text_bytes`.
+   *
+   * @generated from field: string body = 5;
+   */
+  body: string;
+
+  /**
+   * @generated from field: uint64 updated_at_ms = 6;
+   */
+  updatedAtMs: bigint;
+
+  /**
+   * Who saved it last.
+   *
+   * @generated from field: string updated_by = 7;
+   */
+  updatedBy: string;
+};
+
+/**
+ * Describes the message chat.v1.Template.
+ * Use `create(TemplateSchema)` to create a new message.
+ */
+export const TemplateSchema: GenMessage<Template> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 46);
+
+/**
+ * Create (id 0) or update (id set) a template. An update is optimistic:
+ * with `expected_updated_at_ms` set, it applies only if the stored template
+ * still has that `updated_at_ms` (else CONFLICT). The scope of an update
+ * must be the template's own.
+ *
+ * @generated from message chat.v1.PutTemplate
+ */
+export type PutTemplate = Message$1<"chat.v1.PutTemplate"> & {
+  /**
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * @generated from field: chat.v1.TemplateScope scope = 2;
+   */
+  scope: TemplateScope;
+
+  /**
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string body = 4;
+   */
+  body: string;
+
+  /**
+   * @generated from field: uint64 expected_updated_at_ms = 5;
+   */
+  expectedUpdatedAtMs: bigint;
+};
+
+/**
+ * Describes the message chat.v1.PutTemplate.
+ * Use `create(PutTemplateSchema)` to create a new message.
+ */
+export const PutTemplateSchema: GenMessage<PutTemplate> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 47);
+
+/**
+ * Delete one of the caller's personal templates, or (admins) a firm one.
+ *
+ * @generated from message chat.v1.DeleteTemplate
+ */
+export type DeleteTemplate = Message$1<"chat.v1.DeleteTemplate"> & {
+  /**
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+};
+
+/**
+ * Describes the message chat.v1.DeleteTemplate.
+ * Use `create(DeleteTemplateSchema)` to create a new message.
+ */
+export const DeleteTemplateSchema: GenMessage<DeleteTemplate> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 48);
+
+/**
+ * The caller's personal templates and the firm's, personal first, each by
+ * name, in pages of at most 1 MiB.
+ *
+ * @generated from message chat.v1.ListTemplates
+ */
+export type ListTemplates = Message$1<"chat.v1.ListTemplates"> & {
+  /**
+   * Opaque cursor from a previous `TemplateList.next` (empty: the first page).
+   *
+   * @generated from field: string page = 1;
+   */
+  page: string;
+};
+
+/**
+ * Describes the message chat.v1.ListTemplates.
+ * Use `create(ListTemplatesSchema)` to create a new message.
+ */
+export const ListTemplatesSchema: GenMessage<ListTemplates> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 49);
+
+/**
+ * A template as saved.
+ *
+ * @generated from message chat.v1.TemplateOk
+ */
+export type TemplateOk = Message$1<"chat.v1.TemplateOk"> & {
+  /**
+   * @generated from field: chat.v1.Template template = 1;
+   */
+  template?: Template | undefined;
+};
+
+/**
+ * Describes the message chat.v1.TemplateOk.
+ * Use `create(TemplateOkSchema)` to create a new message.
+ */
+export const TemplateOkSchema: GenMessage<TemplateOk> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 50);
+
+/**
+ * A page of the templates the caller may use.
+ *
+ * @generated from message chat.v1.TemplateList
+ */
+export type TemplateList = Message$1<"chat.v1.TemplateList"> & {
+  /**
+   * @generated from field: repeated chat.v1.Template templates = 1;
+   */
+  templates: Template[];
+
+  /**
+   * Empty when there is no more.
+   *
+   * @generated from field: string next = 2;
+   */
+  next: string;
+};
+
+/**
+ * Describes the message chat.v1.TemplateList.
+ * Use `create(TemplateListSchema)` to create a new message.
+ */
+export const TemplateListSchema: GenMessage<TemplateList> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 51);
+
+/**
+ * Fill a template's placeholders from a conversation the caller belongs to
+ * (anyone else gets NOT_FOUND, as for every conversation).
+ *
+ * @generated from message chat.v1.RenderTemplate
+ */
+export type RenderTemplate = Message$1<"chat.v1.RenderTemplate"> & {
+  /**
+   * @generated from field: uint64 template_id = 1;
+   */
+  templateId: bigint;
+
+  /**
+   * @generated from field: uint64 conversation_id = 2;
+   */
+  conversationId: bigint;
+};
+
+/**
+ * Describes the message chat.v1.RenderTemplate.
+ * Use `create(RenderTemplateSchema)` to create a new message.
+ */
+export const RenderTemplateSchema: GenMessage<RenderTemplate> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 52);
+
+/**
+ * The filled text, ready for the composer.
+ *
+ * @generated from message chat.v1.RenderedTemplate
+ */
+export type RenderedTemplate = Message$1<"chat.v1.RenderedTemplate"> & {
+  /**
+   * @generated from field: uint64 template_id = 1;
+   */
+  templateId: bigint;
+
+  /**
+   * @generated from field: uint64 conversation_id = 2;
+   */
+  conversationId: bigint;
+
+  /**
+   * @generated from field: string text = 3;
+   */
+  text: string;
+
+  /**
+   * Placeholders with no value in this conversation (e.g. `case_id` in a
+   * group without one), without braces; they are left as written in `text`.
+   *
+   * @generated from field: repeated string missing = 4;
+   */
+  missing: string[];
+};
+
+/**
+ * Describes the message chat.v1.RenderedTemplate.
+ * Use `create(RenderedTemplateSchema)` to create a new message.
+ */
+export const RenderedTemplateSchema: GenMessage<RenderedTemplate> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 53);
+
+/**
  * A new message in a conversation the user belongs to.
  *
  * @generated from message chat.v1.MessageEvent
@@ -1808,7 +2114,7 @@ export type MessageEvent = Message$1<"chat.v1.MessageEvent"> & {
  * Use `create(MessageEventSchema)` to create a new message.
  */
 export const MessageEventSchema: GenMessage<MessageEvent> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 46);
+  messageDesc(file_chat_v1_chat, 54);
 
 /**
  * A member's delivered or read watermark moved.
@@ -1842,7 +2148,7 @@ export type ReceiptEvent = Message$1<"chat.v1.ReceiptEvent"> & {
  * Use `create(ReceiptEventSchema)` to create a new message.
  */
 export const ReceiptEventSchema: GenMessage<ReceiptEvent> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 47);
+  messageDesc(file_chat_v1_chat, 55);
 
 /**
  * Receipts of one conversation, coalesced.
@@ -1866,7 +2172,7 @@ export type ReceiptBatch = Message$1<"chat.v1.ReceiptBatch"> & {
  * Use `create(ReceiptBatchSchema)` to create a new message.
  */
 export const ReceiptBatchSchema: GenMessage<ReceiptBatch> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 48);
+  messageDesc(file_chat_v1_chat, 56);
 
 /**
  * Someone started or stopped typing.
@@ -1895,7 +2201,7 @@ export type TypingEvent = Message$1<"chat.v1.TypingEvent"> & {
  * Use `create(TypingEventSchema)` to create a new message.
  */
 export const TypingEventSchema: GenMessage<TypingEvent> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 49);
+  messageDesc(file_chat_v1_chat, 57);
 
 /**
  * A user went online or offline.
@@ -1926,7 +2232,7 @@ export type PresenceEvent = Message$1<"chat.v1.PresenceEvent"> & {
  * Use `create(PresenceEventSchema)` to create a new message.
  */
 export const PresenceEventSchema: GenMessage<PresenceEvent> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 50);
+  messageDesc(file_chat_v1_chat, 58);
 
 /**
  * A conversation's membership changed.
@@ -1965,7 +2271,7 @@ export type MembershipEvent = Message$1<"chat.v1.MembershipEvent"> & {
  * Use `create(MembershipEventSchema)` to create a new message.
  */
 export const MembershipEventSchema: GenMessage<MembershipEvent> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 51);
+  messageDesc(file_chat_v1_chat, 59);
 
 /**
  * A conversation appeared for the user, or its metadata changed (archive, support pick-up).
@@ -1984,7 +2290,7 @@ export type ConversationEvent = Message$1<"chat.v1.ConversationEvent"> & {
  * Use `create(ConversationEventSchema)` to create a new message.
  */
 export const ConversationEventSchema: GenMessage<ConversationEvent> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 52);
+  messageDesc(file_chat_v1_chat, 60);
 
 /**
  * The server cannot resume: cursors are of another epoch. The SDK drops them
@@ -2009,7 +2315,7 @@ export type ResyncRequired = Message$1<"chat.v1.ResyncRequired"> & {
  * Use `create(ResyncRequiredSchema)` to create a new message.
  */
 export const ResyncRequiredSchema: GenMessage<ResyncRequired> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 53);
+  messageDesc(file_chat_v1_chat, 61);
 
 /**
  * The resume replay is complete.
@@ -2024,7 +2330,7 @@ export type CaughtUp = Message$1<"chat.v1.CaughtUp"> & {
  * Use `create(CaughtUpSchema)` to create a new message.
  */
 export const CaughtUpSchema: GenMessage<CaughtUp> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 54);
+  messageDesc(file_chat_v1_chat, 62);
 
 /**
  * The server closes the connection on purpose; `error` says why and whether to reconnect.
@@ -2043,7 +2349,7 @@ export type Goodbye = Message$1<"chat.v1.Goodbye"> & {
  * Use `create(GoodbyeSchema)` to create a new message.
  */
 export const GoodbyeSchema: GenMessage<Goodbye> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 55);
+  messageDesc(file_chat_v1_chat, 63);
 
 /**
  * A precise error.
@@ -2083,7 +2389,7 @@ export type Error = Message$1<"chat.v1.Error"> & {
  * Use `create(ErrorSchema)` to create a new message.
  */
 export const ErrorSchema: GenMessage<Error> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 56);
+  messageDesc(file_chat_v1_chat, 64);
 
 /**
  * A role from the token; it governs what a user may do across the system.
@@ -2267,6 +2573,38 @@ export const MessageKindSchema: GenEnum<MessageKind> = /*@__PURE__*/
   enumDesc(file_chat_v1_chat, 4);
 
 /**
+ * Who a template belongs to.
+ *
+ * @generated from enum chat.v1.TemplateScope
+ */
+export enum TemplateScope {
+  /**
+   * @generated from enum value: TEMPLATE_SCOPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * One user's own; only they see and manage it.
+   *
+   * @generated from enum value: TEMPLATE_SCOPE_PERSONAL = 1;
+   */
+  PERSONAL = 1,
+
+  /**
+   * The firm's; everyone sees it, system admins manage it.
+   *
+   * @generated from enum value: TEMPLATE_SCOPE_FIRM = 2;
+   */
+  FIRM = 2,
+}
+
+/**
+ * Describes the enum chat.v1.TemplateScope.
+ */
+export const TemplateScopeSchema: GenEnum<TemplateScope> = /*@__PURE__*/
+  enumDesc(file_chat_v1_chat, 5);
+
+/**
  * Which watermark a receipt moves.
  *
  * @generated from enum chat.v1.ReceiptKind
@@ -2292,7 +2630,7 @@ export enum ReceiptKind {
  * Describes the enum chat.v1.ReceiptKind.
  */
 export const ReceiptKindSchema: GenEnum<ReceiptKind> = /*@__PURE__*/
-  enumDesc(file_chat_v1_chat, 5);
+  enumDesc(file_chat_v1_chat, 6);
 
 /**
  * What happened to a conversation's membership.
@@ -2335,7 +2673,7 @@ export enum MembershipChange {
  * Describes the enum chat.v1.MembershipChange.
  */
 export const MembershipChangeSchema: GenEnum<MembershipChange> = /*@__PURE__*/
-  enumDesc(file_chat_v1_chat, 6);
+  enumDesc(file_chat_v1_chat, 7);
 
 /**
  * Wire error codes. Ranges say what a client should do:
@@ -2524,5 +2862,5 @@ export enum ErrorCode {
  * Describes the enum chat.v1.ErrorCode.
  */
 export const ErrorCodeSchema: GenEnum<ErrorCode> = /*@__PURE__*/
-  enumDesc(file_chat_v1_chat, 7);
+  enumDesc(file_chat_v1_chat, 8);
 
