@@ -41,7 +41,8 @@ while True:
   cql_data=$(mktemp -d)
   trap '"$cql_dir/stop.sh" "$cql_data" >/dev/null 2>&1 || true; rm -rf "$cql_data"' EXIT
   "$cql_dir/start.sh" "$cql_port" "$cql_data"
-  CHAT_SCYLLA_NODES="127.0.0.1:$cql_port" cargo test -p chat-server --test store_conformance --test cluster --test cluster_fanout
+  CHAT_SCYLLA_NODES="127.0.0.1:$cql_port" cargo test -p chat-server --test store_conformance --test blob_conformance \
+    --test cluster --test cluster_fanout --test cluster_events
   # chatd migrate + serve on the node, chatd and the node restarted (the node is up again after it).
   CHAT_SCYLLA_NODES="127.0.0.1:$cql_port" CQL_NODE_DIR="$cql_dir" CQL_NODE_DATA="$cql_data" \
     cargo test -p chat-server --test binary migrate_then_serve_on_the_cql_node
