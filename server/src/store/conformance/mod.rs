@@ -25,16 +25,16 @@ mod idempotency;
 mod lists;
 mod messages;
 mod records;
-mod versions;
 mod templates;
+mod versions;
 
 pub use harness::{ConformanceFactory, TestKeyspaces, report_skip};
 pub use idempotency::*;
 pub use lists::*;
 pub use messages::*;
 pub use records::*;
-pub use versions::*;
 pub use templates::*;
+pub use versions::*;
 
 /// Expands to one `#[tokio::test]` per conformance case, each run against a
 /// store made by the given factory expression (a [`ConformanceFactory`]).
