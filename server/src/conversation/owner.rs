@@ -581,6 +581,7 @@ impl<R: Handles> Owner<R> {
                 seq: p.msg.seq,
                 frame: frames::message_push(&encoded),
                 origin: p.origin,
+                // Set again at the commit (see `handle_committed`).
                 committed: now,
             });
             let target = p.change.as_ref().map(|c| {
@@ -641,10 +642,12 @@ impl<R: Handles> Owner<R> {
                     self.answer(p, Ok(ok));
                 }
                 self.last_commit = Some(now);
-                if let Some(frames) = frames {
+                if let Some(mut frames) = frames {
                     // Delivery latency is measured from here, the commit.
-                    let frames = frames.into_iter().map(|p| Pushed { committed: now, ..p }).collect();
-                    self.fanout(Fanout::Messages(frames));
+                    for p in &mut frames {
+                        p.committed = now;
+                    }
+                    self.fanout(Fanout::Messages(frames.into()));
                 }
             }
             Err(StoreError::SeqTaken { seq, .. }) => {
