@@ -17,6 +17,8 @@ use crate::shard::{AdminOp, ConvMsg, Reply};
 use crate::store::{Direction, MessageStore, Range, Store, StoreResult};
 use chat_protocol::WireError;
 use chat_protocol::v1::{self, ErrorCode};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -52,7 +54,9 @@ pub fn spawn(ctx: Rc<ShardCtx>, conv: ConvId) -> mpsc::Sender<ConvMsg> {
         match loaded {
             Ok(Some((rec, members, last))) => {
                 let owner = Owner::new(owner_config(&ctx), rec, members, last, now(), unix_ms_now());
-                Driver { ctx: ctx.clone(), store, owner, io: None, flush: None }.run(rx, &me).await;
+                Driver { ctx: ctx.clone(), store, owner, io: None, flush: None, reads: FuturesUnordered::new() }
+                    .run(rx, &me)
+                    .await;
             }
             Ok(None) => {
                 // The same answer as for a conversation the caller is not in.
@@ -138,6 +142,8 @@ struct Driver {
     io: Option<Pending<Io>>,
     /// The watermark flush in flight.
     flush: Option<Pending<StoreResult<()>>>,
+    /// Reads of changes' targets in flight (bounded by the owner's parking).
+    reads: FuturesUnordered<Pending<(u64, StoreResult<Option<v1::Message>>)>>,
 }
 
 impl Driver {
@@ -149,7 +155,7 @@ impl Driver {
             let stop = self.perform();
             // No await between the emptiness check and leaving the map: the
             // mailbox runs on this thread, so nothing slips in between.
-            if stop && rx.is_empty() && self.io.is_none() && self.flush.is_none() {
+            if stop && rx.is_empty() && self.io.is_none() && self.flush.is_none() && self.reads.is_empty() {
                 remove_own_entry(&self.ctx, self.owner.id(), me);
                 return;
             }
@@ -170,6 +176,7 @@ impl Driver {
                     self.flush = None;
                     self.owner.handle_flushed(now(), res);
                 }
+                Some((seq, res)) = self.reads.next(), if !self.reads.is_empty() => self.read_done(seq, res),
                 m = rx.recv() => match m {
                     Some(m) => self.handle(m).await,
                     None => break,
@@ -192,6 +199,19 @@ impl Driver {
             self.owner.handle_flushed(now(), res);
             self.perform();
         }
+        while let Some((seq, res)) = self.reads.next().await {
+            self.read_done(seq, res);
+            self.perform();
+        }
+    }
+
+    fn read_done(&mut self, seq: u64, res: StoreResult<Option<v1::Message>>) {
+        if let Err(e) = &res {
+            tracing::warn!(conv = self.owner.id(), seq, error = %e, "cannot read the message to change");
+        }
+        let now = now();
+        self.owner.handle_wall_clock(now, unix_ms_now());
+        self.owner.handle_target(now, seq, res);
     }
 
     fn finish_io(&mut self, res: Io) {
@@ -251,6 +271,10 @@ impl Driver {
                         result
                     }));
                 }
+                Effect::ReadTarget(seq) => {
+                    let store = self.store.clone();
+                    self.reads.push(Box::pin(async move { (seq, read_message(&store, conv, seq).await) }));
+                }
                 Effect::Sent(reply, res) => drop(reply.send(res)),
                 Effect::Receipted(reply, res) => drop(reply.send(res)),
                 Effect::ToShard(shard, msg) => {
@@ -283,22 +307,8 @@ impl Driver {
                 self.owner.handle_send(now, caller.user, origin, *msg, reply);
             }
             ConvMsg::Change { caller, origin, change, reply } => {
-                let seq = change.target_seq();
-                let known = self.owner.cached_target(seq).is_some() || seq == 0 || seq > self.owner.committed();
-                let stored = match known {
-                    true => None,
-                    false => match read_message(&self.store, self.owner.id(), seq).await {
-                        Ok(m) => m,
-                        Err(e) => {
-                            tracing::warn!(conv = self.owner.id(), seq, error = %e, "cannot read the message to change");
-                            let _ = reply.send(Err(unavailable()));
-                            return;
-                        }
-                    },
-                };
-                let at = self::now();
-                self.owner.handle_wall_clock(at, unix_ms_now());
-                self.owner.handle_change(at, caller.user, origin, *change, stored, reply);
+                self.owner.handle_wall_clock(now, unix_ms_now());
+                self.owner.handle_change(now, caller.user, origin, *change, reply);
             }
             ConvMsg::Attach { shard, user, reply } => drop(reply.send(self.owner.handle_attach(now, shard, &user))),
             ConvMsg::Detach { shard } => self.owner.handle_detach(now, shard),

@@ -151,6 +151,9 @@ pub enum Effect<R: Handles> {
     /// for the first time): the others may now see whether they are online
     /// (`crate::presence::accepted`); show them where it stands now.
     Accepted(Arc<str>),
+    /// Read the stored message at this seq (the target of parked changes);
+    /// then call [`Owner::handle_target`]. Several may be out at once.
+    ReadTarget(u64),
     /// Nothing to do for [`IDLE_AFTER`]: stop, unless a message is queued.
     Stop,
 }
@@ -264,6 +267,8 @@ pub struct Owner<R: Handles> {
     /// The latest state of messages changed lately by events, stored or on
     /// their way (see [`Owner::cached_target`]).
     targets: HashMap<u64, v1::Message>,
+    /// Changes waiting for the store's copy of their target, in arrival order.
+    parked: VecDeque<change::Parked<R>>,
     /// Periodic work runs on a grid from here.
     born: Instant,
     /// Wall-clock anchor: `(instant, unix ms)` at the same moment.
@@ -333,6 +338,7 @@ impl<R: Handles> Owner<R> {
             head_nudge_due: None,
             quiet_since: None,
             targets: HashMap::new(),
+            parked: VecDeque::new(),
             born: now,
             wall: (now, unix_ms),
             effects: VecDeque::new(),

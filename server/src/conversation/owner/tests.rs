@@ -38,6 +38,8 @@ struct Out {
     published: Vec<Fanout>,
     published_users: Vec<(Arc<str>, UserEvent)>,
     accepted: Vec<Arc<str>>,
+    /// Seqs of targets the owner asked the store for.
+    target_reads: Vec<u64>,
     stop: bool,
 }
 
@@ -177,6 +179,7 @@ impl Harness {
                 Effect::Publish(f) => out.published.push(f),
                 Effect::PublishUser(u, ev) => out.published_users.push((u, ev)),
                 Effect::Accepted(u) => out.accepted.push(u),
+                Effect::ReadTarget(seq) => out.target_reads.push(seq),
                 Effect::Stop => out.stop = true,
             }
         }
