@@ -81,6 +81,11 @@ impl Client {
     /// with 128 random bits in hex) and waits for its stored-ack, across
     /// reconnects; no timeout (wrap it in one if needed; the send still goes out).
     pub async fn send(&self, msg: v1::SendMessage) -> Result<v1::SendMessageOk, ClientError> {
+        self.outbox(Body::SendMessage(msg)).await
+    }
+
+    /// Puts a send or change in the outbox and waits for its stored-ack.
+    async fn outbox(&self, msg: Body) -> Result<v1::SendMessageOk, ClientError> {
         let (tx, rx) = oneshot::channel();
         self.cmds.send(Cmd::Send { msg, reply: tx }).await.map_err(|_| ClientError::Closed)?;
         rx.await.map_err(|_| ClientError::Closed)?
@@ -102,7 +107,8 @@ impl Client {
     }
 
     /// Replaces the text of one's own message at `seq`; answered with the
-    /// edit's own seq once durable.
+    /// edit's own seq once durable. Like a send it goes through the outbox
+    /// and waits across reconnects (so do `delete` and `react`).
     pub async fn edit(
         &self,
         conversation_id: u64,
@@ -111,14 +117,14 @@ impl Client {
     ) -> Result<v1::SendMessageOk, ClientError> {
         let body = Some(v1::MessageBody { content: Some(Content::Text(text.into())) });
         let client_msg_id = crate::new_client_msg_id();
-        self.change(Body::EditMessage(v1::EditMessage { conversation_id, seq, body, client_msg_id })).await
+        self.outbox(Body::EditMessage(v1::EditMessage { conversation_id, seq, body, client_msg_id })).await
     }
 
     /// Deletes the message at `seq` (one's own, or as a conversation admin or
     /// moderator anyone's); answered with the delete's own seq once durable.
     pub async fn delete(&self, conversation_id: u64, seq: u64) -> Result<v1::SendMessageOk, ClientError> {
         let client_msg_id = crate::new_client_msg_id();
-        self.change(Body::DeleteMessage(v1::DeleteMessage { conversation_id, seq, client_msg_id })).await
+        self.outbox(Body::DeleteMessage(v1::DeleteMessage { conversation_id, seq, client_msg_id })).await
     }
 
     /// Adds (`on`) or takes away one's reaction `emoji` on the message at
@@ -132,14 +138,7 @@ impl Client {
         on: bool,
     ) -> Result<v1::SendMessageOk, ClientError> {
         let client_msg_id = crate::new_client_msg_id();
-        self.change(Body::React(v1::React { conversation_id, seq, emoji: emoji.into(), on, client_msg_id })).await
-    }
-
-    async fn change(&self, body: Body) -> Result<v1::SendMessageOk, ClientError> {
-        want(self.request(body).await?, "stored-ack", |r| match r {
-            reply::Result::SendMessage(ok) => Some(ok),
-            _ => None,
-        })
+        self.outbox(Body::React(v1::React { conversation_id, seq, emoji: emoji.into(), on, client_msg_id })).await
     }
 
     /// Reads history: before `before_seq` (backward), after `after_seq`

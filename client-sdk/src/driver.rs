@@ -21,6 +21,19 @@ const TICK: Duration = Duration::from_millis(100);
 const RECEIPT_TICKS: u32 = 5;
 
 /// The stored form of a message this client sent, from the send and its ack.
+/// What this client's acknowledged send or change adds to the sequence, as
+/// others see it (None: a change that changed nothing).
+fn own_entry(user_id: &str, sent: &command::Body, ok: &v1::SendMessageOk) -> Option<v1::Message> {
+    match sent {
+        command::Body::SendMessage(m) => Some(own_message(user_id, m, ok)),
+        change if ok.seq != 0 => crate::view::own_event(change, user_id).map(|mut m| {
+            (m.seq, m.server_time_ms) = (ok.seq, ok.server_time_ms);
+            *m
+        }),
+        _ => None,
+    }
+}
+
 fn own_message(user_id: &str, sent: &v1::SendMessage, ok: &v1::SendMessageOk) -> v1::Message {
     v1::Message {
         conversation_id: ok.conversation_id,
@@ -56,8 +69,8 @@ pub(crate) type AckTx = oneshot::Sender<Result<v1::SendMessageOk, ClientError>>;
 pub(crate) enum Cmd {
     /// Any command but a send.
     Request { body: command::Body, reply: ReplyTx },
-    /// A send, through the outbox.
-    Send { msg: v1::SendMessage, reply: AckTx },
+    /// A send, edit, delete or reaction, through the outbox.
+    Send { msg: command::Body, reply: AckTx },
     /// Stop: close the connection, fail what waits.
     Close { done: oneshot::Sender<()> },
 }
@@ -71,11 +84,11 @@ pub(crate) struct Shared {
 
 /// Who waits for the reply to a request in flight.
 enum Waiter {
-    /// An application's request; for an edit, delete or reaction, its event
-    /// as this client knows it (the server does not echo it to this
-    /// connection: the ack completes it).
-    User(ReplyTx, Option<Box<v1::Message>>),
+    /// An application's request.
+    User(ReplyTx),
+    /// The outbox entry with this key.
     Send(u64),
+    /// A page of this conversation's history, to fill a hole.
     Fetch(u64),
 }
 
@@ -227,7 +240,7 @@ impl Driver {
     /// Fails everything that waits with `err` (the client stops).
     fn shutdown(&mut self, err: &ClientError) {
         for w in self.inflight.drain() {
-            if let Waiter::User(tx, _) = w {
+            if let Waiter::User(tx) = w {
                 let _ = tx.send(Err(err.clone()));
             }
         }
@@ -248,7 +261,7 @@ impl Driver {
             "failing requests in flight"
         );
         for w in self.inflight.drain() {
-            if let Waiter::User(tx, _) = w {
+            if let Waiter::User(tx) = w {
                 let _ = tx.send(Err(ClientError::Disconnected));
             }
         }
@@ -437,8 +450,7 @@ impl Driver {
                 continue;
             }
             let id = self.inflight.next_id();
-            let own = crate::view::own_event(&body, &s.user_id);
-            self.inflight.insert(id, Waiter::User(reply, own), deadline);
+            self.inflight.insert(id, Waiter::User(reply), deadline);
             self.write(s, id, body).await?;
         }
         Ok(())
@@ -450,7 +462,7 @@ impl Driver {
             // A send waits for its ack across reconnects: no deadline.
             self.inflight.insert(id, Waiter::Send(key), far_future());
             self.outbox.mark_sent(key, id);
-            self.write(s, id, command::Body::SendMessage(msg)).await?;
+            self.write(s, id, msg).await?;
         }
         Ok(())
     }
@@ -459,8 +471,7 @@ impl Driver {
         match cmd {
             Cmd::Request { body, reply } => {
                 let id = self.inflight.next_id();
-                let own = crate::view::own_event(&body, &s.user_id);
-                self.inflight.insert(id, Waiter::User(reply, own), Instant::now() + self.cfg.request_timeout);
+                self.inflight.insert(id, Waiter::User(reply), Instant::now() + self.cfg.request_timeout);
                 self.write(s, id, body).await
             }
             Cmd::Send { msg, reply } => match self.outbox.push(msg, reply) {
@@ -482,7 +493,7 @@ impl Driver {
         let now = Instant::now();
         for w in self.inflight.expired(now) {
             match w {
-                Waiter::User(tx, _) => {
+                Waiter::User(tx) => {
                     let _ = tx.send(Err(ClientError::Timeout));
                 }
                 Waiter::Fetch(conv) => self.delivery.on_fetch_failed(conv),
@@ -534,21 +545,7 @@ impl Driver {
             return Ok(());
         };
         match waiter {
-            Waiter::User(tx, own) => {
-                let own = own.and_then(|mut m| match &r.result {
-                    Some(reply::Result::SendMessage(ok)) if ok.seq != 0 => {
-                        (m.seq, m.server_time_ms) = (ok.seq, ok.server_time_ms);
-                        Some(m)
-                    }
-                    _ => None,
-                });
-                let _ = tx.send(reply_result(r.result));
-                // Like an own message: the event takes its place in order.
-                if let Some(m) = own {
-                    let step = self.delivery.on_message(*m);
-                    self.apply(s, step).await?;
-                }
-            }
+            Waiter::User(tx) => drop(tx.send(reply_result(r.result))),
             Waiter::Send(key) => {
                 if let Some(reply::Result::Error(e)) = &r.result
                     && e.code == v1::ErrorCode::Timeout as i32
@@ -565,10 +562,10 @@ impl Driver {
                         Some(reply::Result::SendMessage(ok)) => Ok(ok),
                         other => Err(reply_result(other).err().unwrap_or_else(|| unexpected("send_message"))),
                     };
-                    // The server does not echo a message to the connection that
-                    // sent it: the ack carries all it adds to what we sent, so
-                    // the message takes its place in order from here.
-                    let own = result.as_ref().ok().map(|ok| own_message(&s.user_id, &entry.msg, ok));
+                    // The server does not echo a message or change to the
+                    // connection that sent it: the ack carries all it adds to
+                    // what we sent, so it takes its place in order from here.
+                    let own = result.as_ref().ok().and_then(|ok| own_entry(&s.user_id, &entry.msg, ok));
                     let _ = entry.waiter.send(result);
                     if let Some(m) = own {
                         let step = self.delivery.on_message(m);
