@@ -145,8 +145,13 @@ impl Default for AuthConfig {
 pub struct LimitsConfig {
     /// Messages per minute per user. Default 100.
     pub messages_per_minute: u32,
-    /// New connections per minute per IP address. Default 5.
+    /// New connections per minute per IP address (IPv6 by /64), counted
+    /// before TLS. Default 60: an office behind one public address opens
+    /// many; the per-user rate below is the tight one.
     pub connections_per_minute_per_ip: u32,
+    /// New connections per minute per user (counted once the token is
+    /// verified, at the user's home shard; in a cluster across nodes). Default 5.
+    pub connections_per_minute_per_user: u32,
     /// Longest message text in bytes. Default 10240.
     pub max_text_bytes: usize,
     /// Longest client frame in bytes. Default 65536.
@@ -185,7 +190,8 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             messages_per_minute: 100,
-            connections_per_minute_per_ip: 5,
+            connections_per_minute_per_ip: 60,
+            connections_per_minute_per_user: 5,
             max_text_bytes: chat_protocol::limits::DEFAULT_MAX_TEXT_BYTES,
             max_frame_bytes: 64 * 1024,
             max_members: 10_000,
@@ -354,6 +360,7 @@ impl Config {
         }
         if self.limits.messages_per_minute == 0
             || self.limits.connections_per_minute_per_ip == 0
+            || self.limits.connections_per_minute_per_user == 0
             || self.limits.max_connections_per_user == 0
             || self.limits.conversations_per_hour == 0
             || self.limits.typing_per_minute == 0
@@ -478,7 +485,7 @@ mod tests {
         std::fs::write(&f, "shards = 3\n[limits]\nmessages_per_minute = 500\n").unwrap();
         let cfg = Config::load(Some(&f)).unwrap();
         assert_eq!((cfg.shards, cfg.limits.messages_per_minute), (3, 500));
-        assert_eq!(cfg.limits.connections_per_minute_per_ip, 5, "untouched keys keep their defaults");
+        assert_eq!(cfg.limits.connections_per_minute_per_ip, 60, "untouched keys keep their defaults");
         std::fs::write(&f, "[limits]\nmesages_per_minute = 500\n").unwrap();
         let e = Config::load(Some(&f)).unwrap_err().to_string();
         assert!(e.contains("mesages_per_minute"), "a typo is reported, not ignored: {e}");

@@ -22,8 +22,8 @@ use crate::frames;
 use crate::ids::Caller;
 use crate::metrics::Refusal;
 use crate::presence;
-use crate::shard::ShardCtx;
 use crate::shard::sessions::{SessionHandle, SessionMsg};
+use crate::shard::{ShardCtx, UserRate};
 use crate::store::{MessageStore, UserRecord};
 use crate::transport::{Conn, ReadError, RecvStream, SendStream};
 use bytes::BytesMut;
@@ -174,8 +174,14 @@ async fn handshake(
         );
         return Err(Some((e, tx)));
     }
-    match ctx.shared.verifier.verify(&hello.token) {
-        Ok(ident) => Ok((tx, rx, dec, buf, hello, ident)),
+    let ident = match ctx.shared.verifier.verify(&hello.token) {
+        Ok(ident) => ident,
+        Err(e) => return Err(Some((e, tx))),
+    };
+    // After the address's rate (before TLS), the user's own: an office
+    // behind one address connects freely, one user's loop does not.
+    match ctx.check_user_rate(UserRate::Connections, &Arc::from(ident.user_id.as_str())).await {
+        Ok(()) => Ok((tx, rx, dec, buf, hello, ident)),
         Err(e) => Err(Some((e, tx))),
     }
 }
