@@ -28,6 +28,7 @@ impl std::fmt::Debug for Cmd {
         f.write_str(match self {
             Cmd::Request { .. } => "Request",
             Cmd::Send { .. } => "Send",
+            Cmd::RefreshToken { .. } => "RefreshToken",
             Cmd::Close { .. } => "Close",
         })
     }
@@ -58,11 +59,41 @@ impl Client {
             transport::connect(cfg.clone(), hello.frame, cfg.request_timeout).await.map_err(driver::lost_to_error)?;
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMANDS);
         let (ev_tx, ev_rx) = mpsc::channel(cfg.event_buffer.max(1));
-        let shared = Arc::new(Mutex::new(Shared::default()));
+        // What the Welcome says is readable as soon as `connect` returns.
+        let shared = Shared {
+            welcome: Some(est.welcome.clone()),
+            token_expires_at_ms: est.welcome.token_expires_at_ms,
+            ..Shared::default()
+        };
+        let shared = Arc::new(Mutex::new(shared));
         let request_timeout = cfg.request_timeout;
+        if let Some(source) = cfg.token_source.clone() {
+            tokio::spawn(crate::token::refresher(source, cmd_tx.downgrade(), shared.clone()));
+        }
         let d = Driver::new(cfg, cmd_rx, ev_tx, shared.clone(), delivery);
         tokio::spawn(d.run(est, hello.epoch, hello.resume));
         Ok((Client { cmds: cmd_tx, shared, request_timeout }, Events::new(ev_rx)))
+    }
+
+    /// Hands the session a fresh token (same user and role) before its own
+    /// lapses, and keeps it for reconnections; answered with the new lapse
+    /// time in ms (0 while disconnected: the next handshake checks it).
+    /// With [`ClientConfig::token_source`] set the SDK does this itself.
+    pub async fn refresh_token(&self, token: impl Into<String>) -> Result<u64, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        let cmd = Cmd::RefreshToken { token: token.into(), reply: tx };
+        self.cmds.send(cmd).await.map_err(|_| ClientError::Closed)?;
+        let r = rx.await.map_err(|_| ClientError::Closed)??;
+        want(r, "token_refreshed", |r| match r {
+            reply::Result::TokenRefreshed(t) => Some(t.expires_at_ms),
+            _ => None,
+        })
+    }
+
+    /// When the session's token lapses (ms since the Unix epoch; 0 before
+    /// the first handshake).
+    pub fn token_expires_at_ms(&self) -> u64 {
+        self.shared.lock().map(|s| s.token_expires_at_ms).unwrap_or(0)
     }
 
     /// Sends one command and waits for its reply (up to the request timeout,

@@ -71,6 +71,8 @@ pub(crate) enum Cmd {
     Request { body: command::Body, reply: ReplyTx },
     /// A send, edit, delete or reaction, through the outbox.
     Send { msg: command::Body, reply: AckTx },
+    /// A fresh token for the live session and the next handshakes.
+    RefreshToken { token: String, reply: ReplyTx },
     /// Stop: close the connection, fail what waits.
     Close { done: oneshot::Sender<()> },
 }
@@ -80,12 +82,16 @@ pub(crate) enum Cmd {
 pub(crate) struct Shared {
     pub welcome: Option<v1::Welcome>,
     pub resume: ResumeState,
+    /// When the session's token lapses (ms since the Unix epoch; 0: unknown).
+    pub token_expires_at_ms: u64,
 }
 
 /// Who waits for the reply to a request in flight.
 enum Waiter {
     /// An application's request.
     User(ReplyTx),
+    /// A `RefreshToken` with its token, kept for reconnections once accepted.
+    Refresh(ReplyTx, String),
     /// The outbox entry with this key.
     Send(u64),
     /// A page of this conversation's history, to fill a hole.
@@ -240,7 +246,7 @@ impl Driver {
     /// Fails everything that waits with `err` (the client stops).
     fn shutdown(&mut self, err: &ClientError) {
         for w in self.inflight.drain() {
-            if let Waiter::User(tx) = w {
+            if let Waiter::User(tx) | Waiter::Refresh(tx, _) = w {
                 let _ = tx.send(Err(err.clone()));
             }
         }
@@ -261,7 +267,7 @@ impl Driver {
             "failing requests in flight"
         );
         for w in self.inflight.drain() {
-            if let Waiter::User(tx) = w {
+            if let Waiter::User(tx) | Waiter::Refresh(tx, _) = w {
                 let _ = tx.send(Err(ClientError::Disconnected));
             }
         }
@@ -347,6 +353,12 @@ impl Driver {
                 self.deferred.push((body, reply), Instant::now() + self.cfg.request_timeout);
                 true
             }
+            Some(Cmd::RefreshToken { token, reply }) => {
+                // No session to check it: the next handshake does.
+                Arc::make_mut(&mut self.cfg).token = token;
+                let _ = reply.send(Ok(reply::Result::TokenRefreshed(v1::TokenRefreshed { expires_at_ms: 0 })));
+                true
+            }
             Some(Cmd::Send { msg, reply }) => {
                 if let Err((_, reply)) = self.outbox.push(msg, reply) {
                     let _ = reply.send(Err(ClientError::OutboxFull));
@@ -370,6 +382,7 @@ impl Driver {
         self.attempt = 0;
         if let Ok(mut s) = self.shared.lock() {
             s.welcome = Some(welcome.clone());
+            s.token_expires_at_ms = welcome.token_expires_at_ms;
         }
         self.sync_shared();
         tracing::info!(session = welcome.session_id, node = %welcome.node, resumed, "connected");
@@ -474,6 +487,12 @@ impl Driver {
                 self.inflight.insert(id, Waiter::User(reply), Instant::now() + self.cfg.request_timeout);
                 self.write(s, id, body).await
             }
+            Cmd::RefreshToken { token, reply } => {
+                let id = self.inflight.next_id();
+                let body = command::Body::RefreshToken(v1::RefreshToken { token: token.clone() });
+                self.inflight.insert(id, Waiter::Refresh(reply, token), Instant::now() + self.cfg.request_timeout);
+                self.write(s, id, body).await
+            }
             Cmd::Send { msg, reply } => match self.outbox.push(msg, reply) {
                 Ok(_) => self.flush_outbox(s).await,
                 Err((_, reply)) => {
@@ -493,7 +512,7 @@ impl Driver {
         let now = Instant::now();
         for w in self.inflight.expired(now) {
             match w {
-                Waiter::User(tx) => {
+                Waiter::User(tx) | Waiter::Refresh(tx, _) => {
                     let _ = tx.send(Err(ClientError::Timeout));
                 }
                 Waiter::Fetch(conv) => self.delivery.on_fetch_failed(conv),
@@ -546,6 +565,15 @@ impl Driver {
         };
         match waiter {
             Waiter::User(tx) => drop(tx.send(reply_result(r.result))),
+            Waiter::Refresh(tx, token) => {
+                if let Some(reply::Result::TokenRefreshed(t)) = &r.result {
+                    Arc::make_mut(&mut self.cfg).token = token;
+                    if let Ok(mut s) = self.shared.lock() {
+                        s.token_expires_at_ms = t.expires_at_ms;
+                    }
+                }
+                let _ = tx.send(reply_result(r.result));
+            }
             Waiter::Send(key) => {
                 if let Some(reply::Result::Error(e)) = &r.result
                     && e.code == v1::ErrorCode::Timeout as i32

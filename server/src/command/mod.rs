@@ -89,8 +89,8 @@ async fn execute_here(
         B::Ping(_) => {
             Ok(reply::Result::Pong(v1::Pong { server_time_ms: chat_protocol::unix_ms(std::time::SystemTime::now()) }))
         }
-        B::SendMessage(_) | B::SetTyping(_) => {
-            Err(WireError::new(ErrorCode::UnknownCommand, "sends and typing are taken in order by the session"))
+        B::SendMessage(_) | B::SetTyping(_) | B::RefreshToken(_) => {
+            Err(WireError::new(ErrorCode::UnknownCommand, "sends, typing and token refreshes are taken by the session"))
         }
         // Routed to the owner above (listed so that a new command must be placed).
         B::GetMembers(_)

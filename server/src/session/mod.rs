@@ -73,6 +73,7 @@ pub async fn run(ctx: Rc<ShardCtx>, conn: Conn, conn_limited: Option<Duration>) 
         req: Requester { ctx: ctx.clone(), caller, session: id },
         conn: conn.clone(),
         handle: handle.clone(),
+        expires_at: Cell::new(ident.expires_at),
         ident,
         contacts: RefCell::new(HashSet::new()),
         announced: Cell::new(false),
@@ -236,6 +237,7 @@ impl Session {
             }),
             server_time_ms: chat_protocol::unix_ms(std::time::SystemTime::now()),
             node: self.ctx().shared.cfg.node_name.clone(),
+            token_expires_at_ms: self.expires_at.get().saturating_mul(1000),
         };
         let f = v1::ServerFrame { kind: Some(v1::server_frame::Kind::Welcome(welcome)) };
         ctl_tx.write_all(&f.encode_length_delimited_to_vec()).await?;
