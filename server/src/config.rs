@@ -12,6 +12,7 @@ mod cluster;
 mod error;
 mod messages;
 mod metrics;
+mod notify;
 mod store;
 
 pub use blobs::{BlobBackend, BlobsConfig};
@@ -19,6 +20,7 @@ pub use cluster::ClusterConfig;
 pub use error::ConfigError;
 pub use messages::MessagesConfig;
 pub use metrics::MetricsConfig;
+pub use notify::NotifyConfig;
 
 pub use store::{
     ConsistencyLevel, ReplicationConfig, ScyllaConfig, SerialLevel, StoreBackend, StoreConfig,
@@ -57,6 +59,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Edits, deletes and reactions: who may, until when, how many.
     pub messages: MessagesConfig,
+    /// The offline-notification webhook (off unless `notify.webhook_url` is set).
+    pub notify: NotifyConfig,
 }
 
 impl Default for Config {
@@ -76,6 +80,7 @@ impl Default for Config {
             cluster: ClusterConfig::default(),
             metrics: MetricsConfig::default(),
             messages: MessagesConfig::default(),
+            notify: NotifyConfig::default(),
         }
     }
 }
@@ -349,6 +354,7 @@ impl Config {
         self.blobs
             .check(self.store.backend.is_shared())
             .map_err(|e| ConfigError::Inconsistent(format!("blobs: {e}")))?;
+        self.notify.check().map_err(|e| ConfigError::Inconsistent(format!("notify: {e}")))?;
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::Inconsistent("tls.cert and tls.key go together".into()));
         }
@@ -470,6 +476,10 @@ impl Config {
         if !c.cluster.redis_password.is_empty() {
             c.cluster.redis_password = REDACTED.into();
         }
+        if !c.notify.secret.is_empty() {
+            c.notify.secret = REDACTED.into();
+        }
+        c.notify.webhook_url = redact_url(&c.notify.webhook_url);
         c
     }
 }
@@ -648,9 +658,11 @@ mod tests {
         cfg.cluster.redis_url = "redis://chatd:redis-nobody-may-see@10.0.0.9:6379".into();
         cfg.cluster.secret = "cluster-secret-nobody-may-see".into();
         cfg.cluster.redis_password = "redis-password-nobody-may-see".into();
+        cfg.notify.secret = "webhook-secret-nobody-may-see".into();
+        cfg.notify.webhook_url = "https://hooks:token-nobody-may-see@push.example/chat".into();
         let shown = cfg.redacted().to_toml();
         assert!(!shown.contains("nobody-may-see"), "{shown}");
-        assert_eq!(shown.matches(REDACTED).count(), 5, "{shown}");
+        assert_eq!(shown.matches(REDACTED).count(), 7, "{shown}");
         assert!(shown.contains("redis://<redacted>@10.0.0.9:6379"), "{shown}");
         assert_eq!(redact_url("redis://10.0.0.9:6379"), "redis://10.0.0.9:6379");
         assert!(!Config::default().redacted().to_toml().contains(REDACTED), "nothing to hide, nothing hidden");

@@ -7,7 +7,7 @@
 //! of its own: every rule is in the owner or in `membership`.
 
 use super::membership::{self, Write};
-use super::owner::{Effect, Handles, Owner, OwnerConfig, RECENT_IDS, Reloaded, unavailable};
+use super::owner::{Effect, Handles, Notice, NoticeRules, Owner, OwnerConfig, RECENT_IDS, Reloaded, unavailable};
 use super::summary;
 use crate::ids::Caller;
 use crate::ids::ConvId;
@@ -85,6 +85,11 @@ fn owner_config(ctx: &ShardCtx) -> OwnerConfig {
         recent_ids: RECENT_IDS,
         run_limit: Rc::new(move |next| store.append_run_limit(next)),
         rules: (&cfg.messages).into(),
+        notice: ctx.shared.notifier.as_ref().map(|_| NoticeRules {
+            debounce: Duration::from_secs(cfg.notify.debounce_secs),
+            max_members: cfg.notify.max_members,
+            include_content: cfg.notify.include_content,
+        }),
     }
 }
 
@@ -293,6 +298,7 @@ impl Driver {
                     }
                 }
                 Effect::Accepted(user) => show_presence(&self.ctx, conv, user),
+                Effect::Notify(notice) => notify_offline(&self.ctx, *notice),
                 Effect::Stop => stop = true,
             }
         }
@@ -393,5 +399,52 @@ fn show_presence(ctx: &Rc<ShardCtx>, conv: ConvId, user: Arc<str>) {
                 let _ = ctx.shared.mesh.to_owner(conv, ConvMsg::Presence { user, online: true, version }).await;
             }
         }
+    });
+}
+
+/// Notice lookups (presence, the sender's name) in flight on this shard at
+/// most; beyond, notices are dropped and counted.
+const NOTICE_LOOKUPS: usize = 256;
+
+thread_local! {
+    static LOOKUPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Queues a webhook notification for each recipient of `notice` with no
+/// connected device (presence is asked at their home shards).
+fn notify_offline(ctx: &Rc<ShardCtx>, notice: Notice) {
+    let Some(notifier) = ctx.shared.notifier.clone() else { return };
+    if LOOKUPS.get() >= NOTICE_LOOKUPS {
+        ctx.shared.metrics.notify.dropped.increment(notice.recipients.len() as u64);
+        return;
+    }
+    LOOKUPS.set(LOOKUPS.get() + 1);
+    let ctx = ctx.clone();
+    tokio::task::spawn_local(async move {
+        let users = notice.recipients.iter().map(|(u, _)| u.clone()).collect();
+        let online: std::collections::HashSet<Arc<str>> = crate::presence::query(&ctx, users)
+            .await
+            .into_iter()
+            .filter(|(_, devices, _)| *devices > 0)
+            .map(|(u, _, _)| u)
+            .collect();
+        if notice.recipients.iter().any(|(u, _)| !online.contains(u)) {
+            let sender = ctx.shared.store.get_users(&[notice.sender.to_string()]).await.ok();
+            let sender_name = sender.and_then(|s| s.into_iter().next()).map(|u| u.display_name).unwrap_or_default();
+            for (user, unread) in notice.recipients.iter().filter(|(u, _)| !online.contains(u)) {
+                notifier.enqueue(crate::notify::Job {
+                    event: "message",
+                    recipient_id: user.to_string(),
+                    conversation_id: notice.conversation_id,
+                    seq: notice.seq,
+                    sender_id: notice.sender.to_string(),
+                    sender_name: sender_name.clone(),
+                    sent_at_ms: notice.sent_at_ms,
+                    unread: *unread,
+                    text: notice.text.clone(),
+                });
+            }
+        }
+        LOOKUPS.set(LOOKUPS.get() - 1);
     });
 }

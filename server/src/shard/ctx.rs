@@ -61,6 +61,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// When (unix ms) the store last answered the health probe (see `crate::health`).
     pub store_last_ok_ms: AtomicU64,
+    /// The offline-notification webhook (None: off).
+    pub notifier: Option<crate::notify::Notifier>,
 }
 
 impl Shared {
