@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
+import { after, before } from "node:test";
 import { chromium } from "playwright-core";
 
 export const WEB_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -278,4 +279,25 @@ export function artifactPath(name) {
 
 export function writeArtifact(name, text) {
   writeFileSync(artifactPath(name), text);
+}
+
+/** An init script that makes the page a browser without WebTransport (the app then falls back to WebSocket). */
+export const NO_WEBTRANSPORT = () => {
+  delete globalThis.WebTransport;
+};
+
+/**
+ * One chatd for the test file (started before its tests, disposed after
+ * them) and the browser users to close at the end: `ctx.chatd`, `ctx.users`.
+ */
+export function chatdForFile() {
+  const ctx = { chatd: undefined, users: [] };
+  before(async () => {
+    ctx.chatd = await new Chatd().start();
+  });
+  after(async () => {
+    for (const u of ctx.users) await u.close();
+    await ctx.chatd?.dispose();
+  });
+  return ctx;
 }

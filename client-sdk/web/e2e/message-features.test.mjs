@@ -6,25 +6,10 @@
 // deleted"), and A fills the composer from a template through `/` and a
 // quick-reply button, with the placeholders filled in, and sends it.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { artifactPath, BrowserUser, Chatd, until } from "./harness.mjs";
+import { test } from "node:test";
+import { artifactPath, BrowserUser, chatdForFile, NO_WEBTRANSPORT, until } from "./harness.mjs";
 
-let chatd;
-const users = [];
-
-before(async () => {
-  chatd = await new Chatd().start();
-});
-
-after(async () => {
-  for (const u of users) await u.close();
-  await chatd?.dispose();
-});
-
-const NO_WEBTRANSPORT = () => {
-  // As in a browser without WebTransport: the app falls back to WebSocket.
-  delete globalThis.WebTransport;
-};
+const ctx = chatdForFile();
 
 const ORIGINAL = "The hearing is on Monday at 10:00 in room 4.";
 const EDITED = "The hearing is on Tuesday at 10:00 in room 4.";
@@ -41,6 +26,7 @@ async function inView(page, locator) {
 for (const transport of ["webtransport", "websocket"]) {
   test(`reply, edit, react, delete and templates between two browsers (${transport})`, { timeout: 180_000 }, async () => {
     const opts = transport === "websocket" ? { initScript: NO_WEBTRANSPORT } : {};
+    const { chatd, users } = ctx;
     const a = await BrowserUser.open(`ann-${transport}`, opts);
     const b = await BrowserUser.open(`ben-${transport}`, opts);
     users.push(a, b);
