@@ -65,7 +65,9 @@ export async function until(fn, what, timeoutMs = 15_000) {
 
 /** A chatd process on loopback with its own data directory. */
 export class Chatd {
-  constructor() {
+  /** `extraEnv`: more configuration (e.g. `CHAT_MESSAGES__EDIT_WINDOW_SECS`). */
+  constructor(extraEnv = {}) {
+    this.extraEnv = extraEnv;
     this.dataDir = mkdtempSync(join(tmpdir(), "chatd-e2e-"));
     this.log = [];
     this.proc = undefined;
@@ -80,6 +82,7 @@ export class Chatd {
       CHAT_WEB__LISTEN: `127.0.0.1:${this.webPort}`,
       // `chatd token` mints with this data directory's own dev secret, as `serve` verifies.
       CHAT_DATA_DIR: this.dataDir,
+      ...this.extraEnv,
     };
   }
 
@@ -288,12 +291,13 @@ export const NO_WEBTRANSPORT = () => {
 
 /**
  * One chatd for the test file (started before its tests, disposed after
- * them) and the browser users to close at the end: `ctx.chatd`, `ctx.users`.
+ * them) with `extraEnv` configuration, and the browser users to close at the
+ * end: `ctx.chatd`, `ctx.users`.
  */
-export function chatdForFile() {
+export function chatdForFile(extraEnv = {}) {
   const ctx = { chatd: undefined, users: [] };
   before(async () => {
-    ctx.chatd = await new Chatd().start();
+    ctx.chatd = await new Chatd(extraEnv).start();
   });
   after(async () => {
     for (const u of ctx.users) await u.close();
