@@ -64,10 +64,19 @@ for (const transport of ["webtransport", "websocket"]) {
     await a.page.locator(".msg.highlight", { hasText: ORIGINAL }).waitFor();
     await until(() => inView(a.page, aOriginal), "the original scrolled into view");
 
-    // A edits it (inline: Enter saves); B sees the new text, "(edited)", and the quote follows.
+    // Esc leaves the editor without saving.
     await aOriginal.hover();
     await aOriginal.getByRole("button", { name: "Edit" }).click();
     const editor = a.page.getByRole("textbox", { name: "Edit message" });
+    await editor.fill("Not this");
+    await editor.press("Escape");
+    await editor.waitFor({ state: "detached" });
+    await aOriginal.locator(".body", { hasText: ORIGINAL }).waitFor();
+
+    // A edits it (inline: Enter saves); B sees the new text, "(edited)", and the quote follows.
+    // Keyboard only: the Edit button is reached by focus, and Enter presses it.
+    await aOriginal.getByRole("button", { name: "Edit" }).focus();
+    await a.page.keyboard.press("Enter");
     await editor.fill(EDITED);
     await editor.press("Enter");
     await msgWith(a, EDITED).locator(".edited", { hasText: "(edited)" }).waitFor();
