@@ -72,6 +72,8 @@ test("a group admin deletes another member's message where the server allows it"
     await deleteAsAdmin(ada, "Posted in the wrong group");
     await kim.page.locator(".msg.deleted", { hasText: "message deleted by Ada Admin" }).waitFor();
     await ada.page.locator(".msg.deleted", { hasText: "message deleted by Ada Admin" }).waitFor();
+    // The conversation list's preview of the last message says so too.
+    await kim.page.locator('.conv[data-title="moderation"] .conv-last', { hasText: "You: message deleted" }).waitFor();
     // Kim, a plain member, is offered no delete of Ada's messages.
     await ada.send("Please repost it in the case conversation");
     const adas = msgWith(kim, "Please repost");
