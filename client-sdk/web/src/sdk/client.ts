@@ -48,7 +48,7 @@ import {
 import { backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
 import { Delivery, type Fetch, type ResumeState, type Step } from "./delivery.js";
 import { ClientError, type WireError, wireError } from "./errors.js";
-import { Outbox } from "./outbox.js";
+import { newClientMsgId, Outbox } from "./outbox.js";
 import * as req from "./requests.js";
 import {
   type Deferred,
@@ -56,6 +56,7 @@ import {
   isFatal,
   lostToError,
   openLink,
+  ownChange,
   ownMessage,
   type Pending,
   type ReplyResult,
@@ -203,6 +204,21 @@ export class Client {
     return this.send({ conversationId, text });
   }
 
+  /** Replaces the text of one's own message at `seq`; resolves with the edit's own seq once durable. */
+  async edit(conversationId: bigint, seq: bigint, text: string): Promise<SendMessageOk> {
+    return want(await this.request(req.editMessage(conversationId, seq, text, newClientMsgId())), "sendMessage");
+  }
+
+  /** Deletes the message at `seq` (one's own, or as a conversation admin or moderator anyone's). */
+  async deleteMessage(conversationId: bigint, seq: bigint): Promise<SendMessageOk> {
+    return want(await this.request(req.deleteMessage(conversationId, seq, newClientMsgId())), "sendMessage");
+  }
+
+  /** Adds (`on`) or takes away one's reaction `emoji` on the message at `seq` (seq 0 in the ack: nothing changed). */
+  async react(conversationId: bigint, seq: bigint, emoji: string, on: boolean): Promise<SendMessageOk> {
+    return want(await this.request(req.react(conversationId, seq, emoji, on, newClientMsgId())), "sendMessage");
+  }
+
   /** History: before `beforeSeq` (backward), after `afterSeq` (forward), newest when both are 0. */
   async history(conversationId: bigint, opts: { beforeSeq?: bigint; afterSeq?: bigint; limit?: number } = {}): Promise<History> {
     return want(await this.request(req.history(conversationId, opts)), "history");
@@ -291,7 +307,7 @@ export class Client {
       const deadline = Date.now() + this.cfg.requestTimeoutMs;
       if (this.link) {
         const id = this.newId();
-        this.inflight.set(id, { kind: "user", p, deadline });
+        this.inflight.set(id, { kind: "user", p, deadline, body });
         this.write(id, body);
       } else if (this.deferred.length >= this.cfg.maxDeferred) {
         reject(new ClientError("timeout", "too many requests wait for a connection"));
@@ -411,7 +427,7 @@ export class Client {
     this.deferred = [];
     for (const d of waiting) {
       const id = this.newId();
-      this.inflight.set(id, { kind: "user", p: d.p, deadline: d.deadline });
+      this.inflight.set(id, { kind: "user", p: d.p, deadline: d.deadline, body: d.body });
       this.write(id, d.body);
     }
   }
@@ -482,6 +498,9 @@ export class Client {
       if (r.result.case === "error") w.p.reject(err(r.result.value));
       else if (r.result.case === undefined) w.p.reject(new ClientError("protocol", "reply without a result"));
       else w.p.resolve(r.result);
+      // An own edit, delete or reaction takes its place in order, like an own message.
+      const own = r.result.case === "sendMessage" ? ownChange(this._welcome?.user?.id ?? "", w.body, r.result.value) : undefined;
+      if (own) this.apply(this.delivery.onMessage(own));
       return;
     }
     if (w.kind === "send") {

@@ -9,3 +9,4 @@ export { Delivery, type ResumeState } from "./delivery.js";
 export { type Link, type LinkHandlers, type Lost, type TransportKind, hasWebTransport, hexToBytes } from "./transport.js";
 export * as pb from "../gen/chat/v1/chat_pb.js";
 export { Templates, type TemplateSave, TemplateScope, matchTemplates } from "./templates.js";
+export { MessageView, applyEntries, isChange, toggle, type Applied } from "./view.js";

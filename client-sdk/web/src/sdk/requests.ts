@@ -8,6 +8,8 @@ import {
   type Command,
   type ConversationKind,
   CreateConversationSchema,
+  DeleteMessageSchema,
+  EditMessageSchema,
   GetConversationSchema,
   GetHistorySchema,
   GetMembersSchema,
@@ -23,6 +25,7 @@ import {
   type MemberRole,
   MessageBodySchema,
   PingSchema,
+  ReactSchema,
   RemoveMemberSchema,
   type SendMessage,
   SendMessageSchema,
@@ -41,6 +44,22 @@ export function textMessage(msg: { conversationId: bigint; clientMsgId?: string;
     body: create(MessageBodySchema, { content: { case: "text", value: msg.text } }),
     replyTo: msg.replyTo ?? 0n,
   });
+}
+
+/** EditMessage: the new text of one's own message at `seq`. */
+export function editMessage(conversationId: bigint, seq: bigint, text: string, clientMsgId: string): Body {
+  const body = create(MessageBodySchema, { content: { case: "text", value: text } });
+  return { case: "editMessage", value: create(EditMessageSchema, { conversationId, seq, body, clientMsgId }) };
+}
+
+/** DeleteMessage: the message at `seq`. */
+export function deleteMessage(conversationId: bigint, seq: bigint, clientMsgId: string): Body {
+  return { case: "deleteMessage", value: create(DeleteMessageSchema, { conversationId, seq, clientMsgId }) };
+}
+
+/** React: add (`on`) or take away one's `emoji` on the message at `seq`. */
+export function react(conversationId: bigint, seq: bigint, emoji: string, on: boolean, clientMsgId: string): Body {
+  return { case: "react", value: create(ReactSchema, { conversationId, seq, emoji, on, clientMsgId }) };
 }
 
 /** GetHistory: before `beforeSeq` (backward), after `afterSeq` (forward), newest when both are 0. */
