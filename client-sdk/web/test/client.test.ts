@@ -156,6 +156,26 @@ describe("Client", () => {
     client.close();
   });
 
+  it("carries edits, deletes and reactions across a reconnect with their client_msg_id, like sends", async () => {
+    const server = new FakeServer();
+    server.heads = [[1n, 1n]];
+    const { client } = await connect(server);
+    const edit = client.edit(1n, 1n, "fixed");
+    const react = client.react(1n, 1n, "👍", true);
+    const first = server.link.commands();
+    const ids = first.map((x) => (x.body.value as { clientMsgId: string }).clientMsgId);
+    server.link.drop();
+    await vi.waitFor(() => expect(server.links.length).toBe(2));
+    const again = server.link.commands();
+    expect(again.map((x) => x.body.case)).toEqual(["editMessage", "react"]);
+    expect(again.map((x) => (x.body.value as { clientMsgId: string }).clientMsgId)).toEqual(ids);
+    server.link.reply(again[0]!.id, sendAck(1n, 2n));
+    server.link.reply(again[1]!.id, sendAck(1n, 3n));
+    await expect(edit).resolves.toMatchObject({ seq: 2n });
+    await expect(react).resolves.toMatchObject({ seq: 3n });
+    client.close();
+  });
+
   it("fails requests in flight on a drop and holds requests made while offline", async () => {
     const server = new FakeServer();
     const { client } = await connect(server, { backoff: { initialMs: 200, maxMs: 200, multiplier: 1 } });

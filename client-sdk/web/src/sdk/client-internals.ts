@@ -30,7 +30,7 @@ export interface Pending<T> {
 
 /** What a request in flight waits for: a user call, a send's ack, or a hole-filling history page. */
 export type Waiter =
-  | { kind: "user"; p: Pending<ReplyResult>; deadline: number; body: Command["body"] }
+  | { kind: "user"; p: Pending<ReplyResult>; deadline: number }
   | { kind: "send"; key: number; deadline: number }
   | { kind: "fetch"; conv: bigint; deadline: number };
 

@@ -48,7 +48,7 @@ import {
 import { backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
 import { Delivery, type Fetch, type ResumeState, type Step } from "./delivery.js";
 import { ClientError, type WireError, wireError } from "./errors.js";
-import { newClientMsgId, Outbox } from "./outbox.js";
+import { newClientMsgId, Outbox, type Outgoing } from "./outbox.js";
 import * as req from "./requests.js";
 import {
   type Deferred,
@@ -189,6 +189,11 @@ export class Client {
   }
 
   sendRaw(m: SendMessage): Promise<SendMessageOk> {
+    return this.enqueue({ case: "sendMessage", value: m });
+  }
+
+  /** Puts a send or change in the outbox; resolves with its stored-ack, across reconnects. */
+  private enqueue(m: Outgoing): Promise<SendMessageOk> {
     if (this._state === "closed") return Promise.reject(new ClientError("closed", "the client is closed"));
     return new Promise<SendMessageOk>((resolve, reject) => {
       const key = this.outbox.push(m, { resolve, reject });
@@ -204,19 +209,23 @@ export class Client {
     return this.send({ conversationId, text });
   }
 
-  /** Replaces the text of one's own message at `seq`; resolves with the edit's own seq once durable. */
-  async edit(conversationId: bigint, seq: bigint, text: string): Promise<SendMessageOk> {
-    return want(await this.request(req.editMessage(conversationId, seq, text, newClientMsgId())), "sendMessage");
+  /**
+   * Replaces the text of one's own message at `seq`; resolves with the edit's
+   * own seq once durable. Like a send it goes through the outbox and waits
+   * across reconnects (so do `deleteMessage` and `react`).
+   */
+  edit(conversationId: bigint, seq: bigint, text: string): Promise<SendMessageOk> {
+    return this.enqueue(req.editMessage(conversationId, seq, text, newClientMsgId()));
   }
 
   /** Deletes the message at `seq` (one's own, or as a conversation admin or moderator anyone's). */
-  async deleteMessage(conversationId: bigint, seq: bigint): Promise<SendMessageOk> {
-    return want(await this.request(req.deleteMessage(conversationId, seq, newClientMsgId())), "sendMessage");
+  deleteMessage(conversationId: bigint, seq: bigint): Promise<SendMessageOk> {
+    return this.enqueue(req.deleteMessage(conversationId, seq, newClientMsgId()));
   }
 
   /** Adds (`on`) or takes away one's reaction `emoji` on the message at `seq` (seq 0 in the ack: nothing changed). */
-  async react(conversationId: bigint, seq: bigint, emoji: string, on: boolean): Promise<SendMessageOk> {
-    return want(await this.request(req.react(conversationId, seq, emoji, on, newClientMsgId())), "sendMessage");
+  react(conversationId: bigint, seq: bigint, emoji: string, on: boolean): Promise<SendMessageOk> {
+    return this.enqueue(req.react(conversationId, seq, emoji, on, newClientMsgId()));
   }
 
   /** History: before `beforeSeq` (backward), after `afterSeq` (forward), newest when both are 0. */
@@ -307,7 +316,7 @@ export class Client {
       const deadline = Date.now() + this.cfg.requestTimeoutMs;
       if (this.link) {
         const id = this.newId();
-        this.inflight.set(id, { kind: "user", p, deadline, body });
+        this.inflight.set(id, { kind: "user", p, deadline });
         this.write(id, body);
       } else if (this.deferred.length >= this.cfg.maxDeferred) {
         reject(new ClientError("timeout", "too many requests wait for a connection"));
@@ -416,7 +425,7 @@ export class Client {
       // A send waits for its ack across reconnects: no deadline.
       this.inflight.set(id, { kind: "send", key: e.key, deadline: Number.POSITIVE_INFINITY });
       this.outbox.markSent(e.key, id);
-      this.write(id, { case: "sendMessage", value: e.msg });
+      this.write(id, e.msg);
     }
   }
 
@@ -427,7 +436,7 @@ export class Client {
     this.deferred = [];
     for (const d of waiting) {
       const id = this.newId();
-      this.inflight.set(id, { kind: "user", p: d.p, deadline: d.deadline, body: d.body });
+      this.inflight.set(id, { kind: "user", p: d.p, deadline: d.deadline });
       this.write(id, d.body);
     }
   }
@@ -498,9 +507,6 @@ export class Client {
       if (r.result.case === "error") w.p.reject(err(r.result.value));
       else if (r.result.case === undefined) w.p.reject(new ClientError("protocol", "reply without a result"));
       else w.p.resolve(r.result);
-      // An own edit, delete or reaction takes its place in order, like an own message.
-      const own = r.result.case === "sendMessage" ? ownChange(this._welcome?.user?.id ?? "", w.body, r.result.value) : undefined;
-      if (own) this.apply(this.delivery.onMessage(own));
       return;
     }
     if (w.kind === "send") {
@@ -509,10 +515,11 @@ export class Client {
       if (r.result.case === "sendMessage") {
         const ok = r.result.value;
         entry.waiter.resolve(ok);
-        // The server does not echo a message to the connection that sent it:
-        // the ack carries all it adds, so the message takes its place in order here.
-        const own = ownMessage(this._welcome?.user?.id ?? "", entry.msg, ok);
-        this.apply(this.delivery.onMessage(own));
+        // The server does not echo a message or change to the connection that
+        // sent it: the ack carries all it adds, so it takes its place in order here.
+        const me = this._welcome?.user?.id ?? "";
+        const own = entry.msg.case === "sendMessage" ? ownMessage(me, entry.msg.value, ok) : ownChange(me, entry.msg, ok);
+        if (own) this.apply(this.delivery.onMessage(own));
       } else if (r.result.case === "error") {
         entry.waiter.reject(err(r.result.value));
       } else {

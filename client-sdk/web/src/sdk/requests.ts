@@ -32,6 +32,7 @@ import {
   SetMemberRoleSchema,
   SetTypingSchema,
 } from "../gen/chat/v1/chat_pb.js";
+import type { Outgoing } from "./outbox.js";
 
 /** A command's body (its oneof). */
 export type Body = Command["body"];
@@ -47,18 +48,18 @@ export function textMessage(msg: { conversationId: bigint; clientMsgId?: string;
 }
 
 /** EditMessage: the new text of one's own message at `seq`. */
-export function editMessage(conversationId: bigint, seq: bigint, text: string, clientMsgId: string): Body {
+export function editMessage(conversationId: bigint, seq: bigint, text: string, clientMsgId: string): Outgoing {
   const body = create(MessageBodySchema, { content: { case: "text", value: text } });
   return { case: "editMessage", value: create(EditMessageSchema, { conversationId, seq, body, clientMsgId }) };
 }
 
 /** DeleteMessage: the message at `seq`. */
-export function deleteMessage(conversationId: bigint, seq: bigint, clientMsgId: string): Body {
+export function deleteMessage(conversationId: bigint, seq: bigint, clientMsgId: string): Outgoing {
   return { case: "deleteMessage", value: create(DeleteMessageSchema, { conversationId, seq, clientMsgId }) };
 }
 
 /** React: add (`on`) or take away one's `emoji` on the message at `seq`. */
-export function react(conversationId: bigint, seq: bigint, emoji: string, on: boolean, clientMsgId: string): Body {
+export function react(conversationId: bigint, seq: bigint, emoji: string, on: boolean, clientMsgId: string): Outgoing {
   return { case: "react", value: create(ReactSchema, { conversationId, seq, emoji, on, clientMsgId }) };
 }
 
