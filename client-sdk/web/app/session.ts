@@ -2,7 +2,7 @@
 // storage or the sign-in form), the server's /config.json, the SDK client
 // with its transport choice, and the staff's support-queue polling.
 
-import { Client } from "../src/sdk/index.js";
+import { Client, ClientError, pb } from "../src/sdk/index.js";
 import { refreshSupportQueue, reloadAll } from "./actions.js";
 import { onEvent, TOKEN_KEY } from "./events.js";
 import { describeError, isAdmin } from "./format.js";
@@ -45,9 +45,35 @@ function signInScreen(error?: string): void {
   changed();
 }
 
+/** Whether a failed first connection was a refusal of the token itself
+ * (UNAUTHENTICATED, TOKEN_EXPIRED): only then is it forgotten. */
+export function tokenRefused(e: unknown): boolean {
+  const code = e instanceof ClientError ? e.wire?.code : undefined;
+  return code === pb.ErrorCode.UNAUTHENTICATED || code === pb.ErrorCode.TOKEN_EXPIRED;
+}
+
+/** How long before the next try: what the server asked, else 2 s doubling up to 30 s. */
+export function retryDelayMs(e: unknown, attempt: number): number {
+  const asked = e instanceof ClientError ? e.wire?.retryAfterMs : undefined;
+  return Math.max(asked ?? 0, Math.min(30_000, 2_000 * 2 ** attempt));
+}
+
+let retryTimer: ReturnType<typeof setTimeout> | undefined;
+
+/** Shows why the connection failed and tries again, keeping the token. */
+function retryLater(token: string, e: unknown, attempt: number): void {
+  const wait = retryDelayMs(e, attempt);
+  const problem = `${describeError(e)}; trying again in ${Math.ceil(wait / 1000)} s`;
+  store.screen = { kind: "connecting", problem, retryAt: Date.now() + wait };
+  changed();
+  retryTimer = setTimeout(() => void start(token, attempt + 1), wait);
+}
+
 /** Connects with `token` and shows the conversations, or the sign-in screen with the reason. */
-export async function start(token: string): Promise<void> {
-  store.screen = { kind: "connecting" };
+export async function start(token: string, attempt = 0): Promise<void> {
+  if (retryTimer) clearTimeout(retryTimer);
+  retryTimer = undefined;
+  if (store.screen.kind !== "connecting") store.screen = { kind: "connecting" };
   changed();
   let cfg: ServerConfig;
   try {
@@ -72,6 +98,12 @@ export async function start(token: string): Promise<void> {
       onEvent,
     );
   } catch (e) {
+    if (!tokenRefused(e)) {
+      // A limit, the network, a server restarting: the token is still good.
+      sessionStorage.setItem(TOKEN_KEY, token);
+      retryLater(token, e, attempt);
+      return;
+    }
     sessionStorage.removeItem(TOKEN_KEY);
     signInScreen(`Sign-in failed: ${describeError(e)}`);
     return;
@@ -104,6 +136,8 @@ function startQueuePolling(): void {
 /** Closes the connection, forgets the token and shows the sign-in screen. */
 export function signOut(): void {
   sessionStorage.removeItem(TOKEN_KEY);
+  if (retryTimer) clearTimeout(retryTimer);
+  retryTimer = undefined;
   if (queueTimer) clearInterval(queueTimer);
   queueTimer = undefined;
   store.client?.close();

@@ -36,7 +36,10 @@ export interface ConvView {
 }
 
 /** What fills the window. */
-export type Screen = { kind: "signin"; error?: string } | { kind: "connecting" } | { kind: "shell" };
+export type Screen =
+  | { kind: "signin"; error?: string }
+  | { kind: "connecting"; problem?: string; retryAt?: number }
+  | { kind: "shell" };
 
 /** The dialog on top, if any. */
 export type Dialog = { kind: "new" } | { kind: "add"; conv: string } | undefined;

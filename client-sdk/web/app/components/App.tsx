@@ -12,7 +12,12 @@ export function App() {
     case "signin":
       return <SignIn error={s.screen.error} />;
     case "connecting":
-      return <div class="splash">Connecting…</div>;
+      return (
+        <div class="splash" role="status">
+          <p>Connecting…</p>
+          {s.screen.problem && <p class="splash-problem">{s.screen.problem}</p>}
+        </div>
+      );
     case "shell":
       return <Shell />;
   }
