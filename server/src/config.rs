@@ -341,7 +341,7 @@ impl Config {
             self.store.scylla.check().map_err(|e| ConfigError::Inconsistent(format!("store.scylla: {e}")))?;
         }
         self.blobs
-            .check(self.store.backend.is_shared())
+            .check(self.store.backend.is_shared(), self.cluster.enabled())
             .map_err(|e| ConfigError::Inconsistent(format!("blobs: {e}")))?;
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::Inconsistent("tls.cert and tls.key go together".into()));

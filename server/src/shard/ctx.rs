@@ -14,6 +14,7 @@ use crate::shard::msg::{ConvMsg, PresenceMsg, ShardMsg, UserRate};
 use crate::shard::placement::{owner_node, user_shard};
 use crate::shard::presence::PresenceTable;
 use crate::shard::sessions::LocalSessions;
+use crate::shard::upload_rate::UploadRate;
 use crate::shard::window::ClusterWindows;
 use crate::store::Store;
 use crate::transport::admission::{ConnLimiter, Origins, rate_key};
@@ -61,6 +62,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// When (unix ms) the store last answered the health probe (see `crate::health`).
     pub store_last_ok_ms: AtomicU64,
+    /// Where attachments' bytes live (`[blobs]`).
+    pub blobs: Arc<crate::blob::Blobs>,
 }
 
 impl Shared {
@@ -103,14 +106,17 @@ pub struct UserLimits {
     /// Cluster: the messages of the users homed here across all nodes.
     cluster_messages: Option<RefCell<ClusterWindows<Arc<str>>>>,
     conversations: KeyedLimiter<Arc<str>>,
+    /// Uploads, in a sliding hour (a sans-IO rule fed the wall clock).
+    uploads: RefCell<UploadRate>,
     /// The configured rates, for the refusals.
     per_minute: u32,
     per_hour: u32,
+    uploads_per_hour: u32,
 }
 
 impl UserLimits {
-    /// Limits from the configuration; `clustered`: also counted across nodes.
-    pub fn new(limits: &LimitsConfig, clustered: bool) -> Self {
+    /// Limits from the configuration; `clustered`: messages also counted across nodes.
+    pub fn new(limits: &LimitsConfig, uploads_per_hour: u32, clustered: bool) -> Self {
         let n = |v: u32| NonZeroU32::new(v.max(1)).expect("non-zero");
         Self {
             messages: RateLimiter::keyed(Quota::per_minute(n(limits.messages_per_minute))),
@@ -118,6 +124,8 @@ impl UserLimits {
             conversations: RateLimiter::keyed(Quota::per_hour(n(limits.conversations_per_hour))),
             per_minute: limits.messages_per_minute,
             per_hour: limits.conversations_per_hour,
+            uploads: RefCell::new(UploadRate::new(uploads_per_hour)),
+            uploads_per_hour,
         }
     }
 
@@ -127,6 +135,7 @@ impl UserLimits {
     /// `broker` for the others to learn.
     pub fn check(&self, kind: UserRate, user: &Arc<str>, broker: Option<&dyn Broker>) -> Result<(), WireError> {
         let (limiter, limit, what) = match kind {
+            UserRate::Uploads => return self.check_upload(user),
             UserRate::Messages => {
                 (&self.messages, "messages_per_minute", format!("more than {} messages per minute", self.per_minute))
             }
@@ -149,6 +158,19 @@ impl UserLimits {
         Ok(())
     }
 
+    /// Counts one upload of `user` (per node: uploads are rare and large, a
+    /// cluster-wide count would add a Redis round trip for little).
+    fn check_upload(&self, user: &Arc<str>) -> Result<(), WireError> {
+        self.uploads.borrow_mut().admit(user, unix_now_ms()).map_err(|wait| {
+            WireError::limited(
+                ErrorCode::UploadRateExceeded,
+                "uploads_per_hour",
+                format!("more than {} uploads per hour", self.uploads_per_hour),
+                Some(wait),
+            )
+        })
+    }
+
     /// Cluster: what the other nodes counted of `user`'s messages in `window`.
     pub fn learn(&self, user: &Arc<str>, window: u64, others: u64) {
         if let Some(cluster) = &self.cluster_messages {
@@ -160,6 +182,7 @@ impl UserLimits {
     pub fn retain_recent(&self) {
         self.messages.retain_recent();
         self.conversations.retain_recent();
+        self.uploads.borrow_mut().retain_recent(unix_now_ms());
         if let Some(cluster) = &self.cluster_messages {
             cluster.borrow_mut().retain_recent(unix_now_ms());
         }

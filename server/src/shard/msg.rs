@@ -132,6 +132,8 @@ pub enum UserRate {
     Messages,
     /// Conversations created (`limits.conversations_per_hour`).
     Conversations,
+    /// Attachments uploaded (`blobs.uploads_per_hour`).
+    Uploads,
 }
 
 /// The outcome of a connect or disconnect at the home shard.
@@ -199,6 +201,8 @@ pub enum ConvMsg {
         origin: u64,
         /// The validated request (boxed: it is most of the size of every mesh slot otherwise).
         msg: Box<v1::SendMessage>,
+        /// The attachments it names, resolved (see `SendMessage.attachment_ids`).
+        attachments: Vec<v1::Attachment>,
         /// Answered once the message is durable.
         reply: Reply<v1::SendMessageOk>,
     },

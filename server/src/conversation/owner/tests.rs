@@ -210,7 +210,7 @@ impl Harness {
             body: Some(v1::MessageBody { content: Some(v1::message_body::Content::Text(format!("from {user}"))) }),
             reply_to,
         };
-        self.owner.handle_send(self.now, user.into(), 100, msg, self.next);
+        self.owner.handle_send(self.now, user.into(), 100, msg, Vec::new(), self.next);
         self.next
     }
 
