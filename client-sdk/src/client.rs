@@ -58,7 +58,8 @@ impl Client {
             transport::connect(cfg.clone(), hello.frame, cfg.request_timeout).await.map_err(driver::lost_to_error)?;
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMANDS);
         let (ev_tx, ev_rx) = mpsc::channel(cfg.event_buffer.max(1));
-        let shared = Arc::new(Mutex::new(Shared::default()));
+        // Transfers may start at once: the connection is known before the driver runs.
+        let shared = Arc::new(Mutex::new(Shared { conn: Some(est.conn.clone()), ..Shared::default() }));
         let request_timeout = cfg.request_timeout;
         let d = Driver::new(cfg, cmd_rx, ev_tx, shared.clone(), delivery);
         tokio::spawn(d.run(est, hello.epoch, hello.resume));
@@ -97,6 +98,7 @@ impl Client {
             client_msg_id: String::new(),
             body: Some(v1::MessageBody { content: Some(Content::Text(text.into())) }),
             reply_to: 0,
+            attachment_ids: Vec::new(),
         })
         .await
     }
@@ -287,6 +289,11 @@ impl Client {
     /// The last Welcome.
     pub fn welcome(&self) -> Option<v1::Welcome> {
         self.shared.lock().ok().and_then(|s| s.welcome.clone())
+    }
+
+    /// The connection of the latest session (transfers open streams on it).
+    pub(crate) fn shared_conn(&self) -> Option<transport::Conn> {
+        self.shared.lock().ok().and_then(|s| s.conn.clone())
     }
 
     /// The user of the token, as the server knows them.

@@ -67,6 +67,8 @@ pub(crate) enum Cmd {
 pub(crate) struct Shared {
     pub welcome: Option<v1::Welcome>,
     pub resume: ResumeState,
+    /// The connection of the latest session (transfers open their streams on it).
+    pub conn: Option<Conn>,
 }
 
 /// Who waits for the reply to a request in flight.
@@ -357,6 +359,7 @@ impl Driver {
         self.attempt = 0;
         if let Ok(mut s) = self.shared.lock() {
             s.welcome = Some(welcome.clone());
+            s.conn = Some(conn.clone());
         }
         self.sync_shared();
         tracing::info!(session = welcome.session_id, node = %welcome.node, resumed, "connected");
