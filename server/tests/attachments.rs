@@ -250,3 +250,28 @@ async fn a_transfer_command_on_the_control_stream_is_refused() {
     let e = alice.request(v1::command::Body::DownloadStart(start)).await.unwrap_err();
     assert_eq!(server_code(e).0, Some(ErrorCode::Unsupported));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfers_past_the_per_connection_bound_are_refused() {
+    let s = Server::start_with(|c| c.blobs.transfers_per_connection = 1);
+    let (alice, _a) = s.connect("alice", "advocate", Transport::Quic).await;
+    let conv = create(&alice, ConversationKind::Group, "Smith", "", &["bob"]).await;
+    let pdf = pdf();
+    // An upload whose source stalls halfway keeps the one transfer slot.
+    let (mut feed, source) = tokio::io::duplex(1 << 20);
+    tokio::io::AsyncWriteExt::write_all(&mut feed, &pdf[..pdf.len() / 2]).await.unwrap();
+    let a = alice.clone();
+    let size = pdf.len() as u64;
+    let stalled =
+        tokio::spawn(async move { a.upload(conv, "slow.pdf", "application/pdf", size, source, |_, _| {}).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let e = alice.upload_bytes(conv, "brief.pdf", "application/pdf", &pdf).await.unwrap_err();
+    let ClientError::Server(w) = e else { panic!("expected a server error, got {e:?}") };
+    assert_eq!((w.code(), w.limit.as_deref()), (Some(ErrorCode::Overloaded), Some("transfers_per_connection")));
+    // Chat goes on meanwhile, and once the slot is free a transfer runs.
+    alice.send_text(conv, "still here").await.expect("chat is not blocked");
+    drop(feed);
+    assert!(matches!(stalled.await.unwrap(), Err(ClientError::Transfer(_))));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    alice.upload_bytes(conv, "brief.pdf", "application/pdf", &pdf).await.expect("the slot is free again");
+}
