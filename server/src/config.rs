@@ -566,6 +566,7 @@ mod tests {
                 secret: "s".repeat(32),
                 ..ClusterConfig::default()
             },
+            blobs: BlobsConfig { backend: BlobBackend::Scylla, ..BlobsConfig::default() },
             ..Config::default()
         };
         assert!(c.check().unwrap_err().to_string().contains("every node must accept the same tokens"));
