@@ -28,6 +28,7 @@ impl std::fmt::Debug for Cmd {
         f.write_str(match self {
             Cmd::Request { .. } => "Request",
             Cmd::Send { .. } => "Send",
+            Cmd::RefreshToken { .. } => "RefreshToken",
             Cmd::Close { .. } => "Close",
         })
     }
@@ -58,12 +59,43 @@ impl Client {
             transport::connect(cfg.clone(), hello.frame, cfg.request_timeout).await.map_err(driver::lost_to_error)?;
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMANDS);
         let (ev_tx, ev_rx) = mpsc::channel(cfg.event_buffer.max(1));
-        // Transfers may start at once: the connection is known before the driver runs.
-        let shared = Arc::new(Mutex::new(Shared { conn: Some(est.conn.clone()), ..Shared::default() }));
+        // What the Welcome says is readable as soon as `connect` returns; transfers
+        // may start at once: the connection is known before the driver runs.
+        let shared = Shared {
+            welcome: Some(est.welcome.clone()),
+            token_expires_at_ms: est.welcome.token_expires_at_ms,
+            conn: Some(est.conn.clone()),
+            ..Shared::default()
+        };
+        let shared = Arc::new(Mutex::new(shared));
         let request_timeout = cfg.request_timeout;
+        if let Some(source) = cfg.token_source.clone() {
+            tokio::spawn(crate::token::refresher(source, cmd_tx.downgrade(), shared.clone()));
+        }
         let d = Driver::new(cfg, cmd_rx, ev_tx, shared.clone(), delivery);
         tokio::spawn(d.run(est, hello.epoch, hello.resume));
         Ok((Client { cmds: cmd_tx, shared, request_timeout }, Events::new(ev_rx)))
+    }
+
+    /// Hands the session a fresh token (same user and role) before its own
+    /// lapses, and keeps it for reconnections; answered with the new lapse
+    /// time in ms (0 while disconnected: the next handshake checks it).
+    /// With [`ClientConfig::token_source`] set the SDK does this itself.
+    pub async fn refresh_token(&self, token: impl Into<String>) -> Result<u64, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        let cmd = Cmd::RefreshToken { token: token.into(), reply: tx };
+        self.cmds.send(cmd).await.map_err(|_| ClientError::Closed)?;
+        let r = rx.await.map_err(|_| ClientError::Closed)??;
+        want(r, "token_refreshed", |r| match r {
+            reply::Result::TokenRefreshed(t) => Some(t.expires_at_ms),
+            _ => None,
+        })
+    }
+
+    /// When the session's token lapses (ms since the Unix epoch; 0 before
+    /// the first handshake).
+    pub fn token_expires_at_ms(&self) -> u64 {
+        self.shared.lock().map(|s| s.token_expires_at_ms).unwrap_or(0)
     }
 
     /// Sends one command and waits for its reply (up to the request timeout,
@@ -82,6 +114,11 @@ impl Client {
     /// with 128 random bits in hex) and waits for its stored-ack, across
     /// reconnects; no timeout (wrap it in one if needed; the send still goes out).
     pub async fn send(&self, msg: v1::SendMessage) -> Result<v1::SendMessageOk, ClientError> {
+        self.outbox(Body::SendMessage(msg)).await
+    }
+
+    /// Puts a send or change in the outbox and waits for its stored-ack.
+    async fn outbox(&self, msg: Body) -> Result<v1::SendMessageOk, ClientError> {
         let (tx, rx) = oneshot::channel();
         self.cmds.send(Cmd::Send { msg, reply: tx }).await.map_err(|_| ClientError::Closed)?;
         rx.await.map_err(|_| ClientError::Closed)?
@@ -104,7 +141,8 @@ impl Client {
     }
 
     /// Replaces the text of one's own message at `seq`; answered with the
-    /// edit's own seq once durable.
+    /// edit's own seq once durable. Like a send it goes through the outbox
+    /// and waits across reconnects (so do `delete` and `react`).
     pub async fn edit(
         &self,
         conversation_id: u64,
@@ -113,14 +151,14 @@ impl Client {
     ) -> Result<v1::SendMessageOk, ClientError> {
         let body = Some(v1::MessageBody { content: Some(Content::Text(text.into())) });
         let client_msg_id = crate::new_client_msg_id();
-        self.change(Body::EditMessage(v1::EditMessage { conversation_id, seq, body, client_msg_id })).await
+        self.outbox(Body::EditMessage(v1::EditMessage { conversation_id, seq, body, client_msg_id })).await
     }
 
     /// Deletes the message at `seq` (one's own, or as a conversation admin or
     /// moderator anyone's); answered with the delete's own seq once durable.
     pub async fn delete(&self, conversation_id: u64, seq: u64) -> Result<v1::SendMessageOk, ClientError> {
         let client_msg_id = crate::new_client_msg_id();
-        self.change(Body::DeleteMessage(v1::DeleteMessage { conversation_id, seq, client_msg_id })).await
+        self.outbox(Body::DeleteMessage(v1::DeleteMessage { conversation_id, seq, client_msg_id })).await
     }
 
     /// Adds (`on`) or takes away one's reaction `emoji` on the message at
@@ -134,14 +172,7 @@ impl Client {
         on: bool,
     ) -> Result<v1::SendMessageOk, ClientError> {
         let client_msg_id = crate::new_client_msg_id();
-        self.change(Body::React(v1::React { conversation_id, seq, emoji: emoji.into(), on, client_msg_id })).await
-    }
-
-    async fn change(&self, body: Body) -> Result<v1::SendMessageOk, ClientError> {
-        want(self.request(body).await?, "stored-ack", |r| match r {
-            reply::Result::SendMessage(ok) => Some(ok),
-            _ => None,
-        })
+        self.outbox(Body::React(v1::React { conversation_id, seq, emoji: emoji.into(), on, client_msg_id })).await
     }
 
     /// Reads history: before `before_seq` (backward), after `after_seq`

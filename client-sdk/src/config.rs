@@ -67,6 +67,10 @@ pub struct ClientConfig {
     pub trust: Trust,
     /// The JWT sent in `Hello`.
     pub token: String,
+    /// Where a fresh token comes from before the session's lapses (None:
+    /// the session ends with `TOKEN_EXPIRED` when its token does, unless
+    /// the application calls `Client::refresh_token`).
+    pub token_source: Option<crate::TokenSource>,
     /// Delays between reconnection attempts.
     pub backoff: Backoff,
     /// How long a request (other than a send) waits for its reply, connection included.
@@ -101,6 +105,7 @@ impl Default for ClientConfig {
             transport: Transport::Quic,
             trust: Trust::CertHashes(Vec::new()),
             token: String::new(),
+            token_source: None,
             backoff: Backoff::default(),
             request_timeout: Duration::from_secs(10),
             outbox_capacity: 1024,
@@ -152,6 +157,12 @@ impl ClientConfig {
     /// Sets how the server certificate is checked.
     pub fn trust(mut self, trust: Trust) -> Self {
         self.trust = trust;
+        self
+    }
+
+    /// Sets where fresh tokens come from (see [`ClientConfig::token_source`]).
+    pub fn token_source(mut self, source: crate::TokenSource) -> Self {
+        self.token_source = Some(source);
         self
     }
 

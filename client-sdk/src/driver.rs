@@ -21,6 +21,19 @@ const TICK: Duration = Duration::from_millis(100);
 const RECEIPT_TICKS: u32 = 5;
 
 /// The stored form of a message this client sent, from the send and its ack.
+/// What this client's acknowledged send or change adds to the sequence, as
+/// others see it (None: a change that changed nothing).
+fn own_entry(user_id: &str, sent: &command::Body, ok: &v1::SendMessageOk) -> Option<v1::Message> {
+    match sent {
+        command::Body::SendMessage(m) => Some(own_message(user_id, m, ok)),
+        change if ok.seq != 0 => crate::view::own_event(change, user_id).map(|mut m| {
+            (m.seq, m.server_time_ms) = (ok.seq, ok.server_time_ms);
+            *m
+        }),
+        _ => None,
+    }
+}
+
 fn own_message(user_id: &str, sent: &v1::SendMessage, ok: &v1::SendMessageOk) -> v1::Message {
     v1::Message {
         conversation_id: ok.conversation_id,
@@ -56,8 +69,10 @@ pub(crate) type AckTx = oneshot::Sender<Result<v1::SendMessageOk, ClientError>>;
 pub(crate) enum Cmd {
     /// Any command but a send.
     Request { body: command::Body, reply: ReplyTx },
-    /// A send, through the outbox.
-    Send { msg: v1::SendMessage, reply: AckTx },
+    /// A send, edit, delete or reaction, through the outbox.
+    Send { msg: command::Body, reply: AckTx },
+    /// A fresh token for the live session and the next handshakes.
+    RefreshToken { token: String, reply: ReplyTx },
     /// Stop: close the connection, fail what waits.
     Close { done: oneshot::Sender<()> },
 }
@@ -69,15 +84,19 @@ pub(crate) struct Shared {
     pub resume: ResumeState,
     /// The connection of the latest session (transfers open their streams on it).
     pub conn: Option<Conn>,
+    /// When the session's token lapses (ms since the Unix epoch; 0: unknown).
+    pub token_expires_at_ms: u64,
 }
 
 /// Who waits for the reply to a request in flight.
 enum Waiter {
-    /// An application's request; for an edit, delete or reaction, its event
-    /// as this client knows it (the server does not echo it to this
-    /// connection: the ack completes it).
-    User(ReplyTx, Option<Box<v1::Message>>),
+    /// An application's request.
+    User(ReplyTx),
+    /// A `RefreshToken` with its token, kept for reconnections once accepted.
+    Refresh(ReplyTx, String),
+    /// The outbox entry with this key.
     Send(u64),
+    /// A page of this conversation's history, to fill a hole.
     Fetch(u64),
 }
 
@@ -229,7 +248,7 @@ impl Driver {
     /// Fails everything that waits with `err` (the client stops).
     fn shutdown(&mut self, err: &ClientError) {
         for w in self.inflight.drain() {
-            if let Waiter::User(tx, _) = w {
+            if let Waiter::User(tx) | Waiter::Refresh(tx, _) = w {
                 let _ = tx.send(Err(err.clone()));
             }
         }
@@ -250,7 +269,7 @@ impl Driver {
             "failing requests in flight"
         );
         for w in self.inflight.drain() {
-            if let Waiter::User(tx, _) = w {
+            if let Waiter::User(tx) | Waiter::Refresh(tx, _) = w {
                 let _ = tx.send(Err(ClientError::Disconnected));
             }
         }
@@ -336,6 +355,12 @@ impl Driver {
                 self.deferred.push((body, reply), Instant::now() + self.cfg.request_timeout);
                 true
             }
+            Some(Cmd::RefreshToken { token, reply }) => {
+                // No session to check it: the next handshake does.
+                Arc::make_mut(&mut self.cfg).token = token;
+                let _ = reply.send(Ok(reply::Result::TokenRefreshed(v1::TokenRefreshed { expires_at_ms: 0 })));
+                true
+            }
             Some(Cmd::Send { msg, reply }) => {
                 if let Err((_, reply)) = self.outbox.push(msg, reply) {
                     let _ = reply.send(Err(ClientError::OutboxFull));
@@ -360,6 +385,7 @@ impl Driver {
         if let Ok(mut s) = self.shared.lock() {
             s.welcome = Some(welcome.clone());
             s.conn = Some(conn.clone());
+            s.token_expires_at_ms = welcome.token_expires_at_ms;
         }
         self.sync_shared();
         tracing::info!(session = welcome.session_id, node = %welcome.node, resumed, "connected");
@@ -440,8 +466,7 @@ impl Driver {
                 continue;
             }
             let id = self.inflight.next_id();
-            let own = crate::view::own_event(&body, &s.user_id);
-            self.inflight.insert(id, Waiter::User(reply, own), deadline);
+            self.inflight.insert(id, Waiter::User(reply), deadline);
             self.write(s, id, body).await?;
         }
         Ok(())
@@ -453,7 +478,7 @@ impl Driver {
             // A send waits for its ack across reconnects: no deadline.
             self.inflight.insert(id, Waiter::Send(key), far_future());
             self.outbox.mark_sent(key, id);
-            self.write(s, id, command::Body::SendMessage(msg)).await?;
+            self.write(s, id, msg).await?;
         }
         Ok(())
     }
@@ -462,8 +487,13 @@ impl Driver {
         match cmd {
             Cmd::Request { body, reply } => {
                 let id = self.inflight.next_id();
-                let own = crate::view::own_event(&body, &s.user_id);
-                self.inflight.insert(id, Waiter::User(reply, own), Instant::now() + self.cfg.request_timeout);
+                self.inflight.insert(id, Waiter::User(reply), Instant::now() + self.cfg.request_timeout);
+                self.write(s, id, body).await
+            }
+            Cmd::RefreshToken { token, reply } => {
+                let id = self.inflight.next_id();
+                let body = command::Body::RefreshToken(v1::RefreshToken { token: token.clone() });
+                self.inflight.insert(id, Waiter::Refresh(reply, token), Instant::now() + self.cfg.request_timeout);
                 self.write(s, id, body).await
             }
             Cmd::Send { msg, reply } => match self.outbox.push(msg, reply) {
@@ -485,7 +515,7 @@ impl Driver {
         let now = Instant::now();
         for w in self.inflight.expired(now) {
             match w {
-                Waiter::User(tx, _) => {
+                Waiter::User(tx) | Waiter::Refresh(tx, _) => {
                     let _ = tx.send(Err(ClientError::Timeout));
                 }
                 Waiter::Fetch(conv) => self.delivery.on_fetch_failed(conv),
@@ -537,20 +567,15 @@ impl Driver {
             return Ok(());
         };
         match waiter {
-            Waiter::User(tx, own) => {
-                let own = own.and_then(|mut m| match &r.result {
-                    Some(reply::Result::SendMessage(ok)) if ok.seq != 0 => {
-                        (m.seq, m.server_time_ms) = (ok.seq, ok.server_time_ms);
-                        Some(m)
+            Waiter::User(tx) => drop(tx.send(reply_result(r.result))),
+            Waiter::Refresh(tx, token) => {
+                if let Some(reply::Result::TokenRefreshed(t)) = &r.result {
+                    Arc::make_mut(&mut self.cfg).token = token;
+                    if let Ok(mut s) = self.shared.lock() {
+                        s.token_expires_at_ms = t.expires_at_ms;
                     }
-                    _ => None,
-                });
-                let _ = tx.send(reply_result(r.result));
-                // Like an own message: the event takes its place in order.
-                if let Some(m) = own {
-                    let step = self.delivery.on_message(*m);
-                    self.apply(s, step).await?;
                 }
+                let _ = tx.send(reply_result(r.result));
             }
             Waiter::Send(key) => {
                 if let Some(reply::Result::Error(e)) = &r.result
@@ -568,10 +593,10 @@ impl Driver {
                         Some(reply::Result::SendMessage(ok)) => Ok(ok),
                         other => Err(reply_result(other).err().unwrap_or_else(|| unexpected("send_message"))),
                     };
-                    // The server does not echo a message to the connection that
-                    // sent it: the ack carries all it adds to what we sent, so
-                    // the message takes its place in order from here.
-                    let own = result.as_ref().ok().map(|ok| own_message(&s.user_id, &entry.msg, ok));
+                    // The server does not echo a message or change to the
+                    // connection that sent it: the ack carries all it adds to
+                    // what we sent, so it takes its place in order from here.
+                    let own = result.as_ref().ok().and_then(|ok| own_entry(&s.user_id, &entry.msg, ok));
                     let _ = entry.waiter.send(result);
                     if let Some(m) = own {
                         let step = self.delivery.on_message(m);

@@ -48,6 +48,7 @@ mod outbox;
 mod requests;
 mod templates;
 mod tls;
+mod token;
 mod transport;
 mod view;
 
@@ -62,4 +63,5 @@ pub use events::{Event, Events};
 pub use outbox::new_client_msg_id;
 /// The rustls client configuration the SDK uses (pinning or roots, ring provider, one ALPN).
 pub use tls::client_config as rustls_client_config;
+pub use token::{TokenFuture, TokenSource};
 pub use view::MessageView;

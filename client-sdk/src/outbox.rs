@@ -1,7 +1,8 @@
-//! The outbox: sends waiting for their stored-ack, kept across reconnects and
-//! re-sent in their original order with the same `client_msg_id`.
+//! The outbox: sends, edits, deletes and reactions waiting for their
+//! stored-ack, kept across reconnects and re-sent in their original order
+//! with the same `client_msg_id` (which makes each of them idempotent).
 
-use chat_protocol::v1::SendMessage;
+use chat_protocol::v1::command::Body;
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -15,8 +16,8 @@ pub fn new_client_msg_id() -> String {
 pub(crate) struct Entry<W> {
     /// Local key, stable across reconnects.
     pub key: u64,
-    /// The message, with its client_msg_id filled.
-    pub msg: SendMessage,
+    /// The send or change, with its client_msg_id filled.
+    pub msg: Body,
     /// Who waits for the ack.
     pub waiter: W,
     /// Request id of the copy written on the current connection, if any.
@@ -34,18 +35,21 @@ pub(crate) struct Outbox<W> {
 }
 
 impl<W> Outbox<W> {
-    /// An outbox holding at most `capacity` sends.
+    /// An outbox holding at most `capacity` entries.
     pub fn new(capacity: usize) -> Self {
         Self { entries: VecDeque::new(), capacity: capacity.max(1), next_key: 1 }
     }
 
-    /// Queues a send (filling its client_msg_id when empty); gives it back when full.
-    pub fn push(&mut self, mut msg: SendMessage, waiter: W) -> Result<u64, (SendMessage, W)> {
+    /// Queues a send or change (filling its client_msg_id when empty);
+    /// gives it back when full.
+    pub fn push(&mut self, mut msg: Body, waiter: W) -> Result<u64, (Body, W)> {
         if self.entries.len() >= self.capacity {
             return Err((msg, waiter));
         }
-        if msg.client_msg_id.is_empty() {
-            msg.client_msg_id = new_client_msg_id();
+        if let Some(cmid) = client_msg_id(&mut msg)
+            && cmid.is_empty()
+        {
+            *cmid = new_client_msg_id();
         }
         let key = self.next_key;
         self.next_key += 1;
@@ -55,7 +59,7 @@ impl<W> Outbox<W> {
 
     /// The sends not yet written on the current connection, oldest first
     /// (those told to retry later only once their time has come).
-    pub fn unsent(&self) -> Vec<(u64, SendMessage)> {
+    pub fn unsent(&self) -> Vec<(u64, Body)> {
         let now = Instant::now();
         self.entries
             .iter()
@@ -105,12 +109,28 @@ impl<W> Outbox<W> {
     }
 }
 
+/// The idempotency key of what the outbox holds (None: not a send or change).
+fn client_msg_id(body: &mut Body) -> Option<&mut String> {
+    match body {
+        Body::SendMessage(m) => Some(&mut m.client_msg_id),
+        Body::EditMessage(m) => Some(&mut m.client_msg_id),
+        Body::DeleteMessage(m) => Some(&mut m.client_msg_id),
+        Body::React(m) => Some(&mut m.client_msg_id),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chat_protocol::v1::{React, SendMessage};
 
-    fn msg(conv: u64, cmid: &str) -> SendMessage {
-        SendMessage { conversation_id: conv, client_msg_id: cmid.into(), ..Default::default() }
+    fn msg(conv: u64, cmid: &str) -> Body {
+        Body::SendMessage(SendMessage { conversation_id: conv, client_msg_id: cmid.into(), ..Default::default() })
+    }
+
+    fn cmid(mut b: Body) -> String {
+        client_msg_id(&mut b).cloned().unwrap_or_default()
     }
 
     #[test]
@@ -119,11 +139,14 @@ mod tests {
         o.push(msg(1, ""), ()).expect("room");
         o.push(msg(1, ""), ()).expect("room");
         o.push(msg(1, "mine"), ()).expect("room");
-        let ids: Vec<_> = o.unsent().into_iter().map(|(_, m)| m.client_msg_id).collect();
+        let react = React { conversation_id: 1, seq: 1, emoji: "👍".into(), on: true, client_msg_id: String::new() };
+        o.push(Body::React(react), ()).expect("room");
+        let ids: Vec<_> = o.unsent().into_iter().map(|(_, m)| cmid(m)).collect();
         assert_eq!(ids[0].len(), 32);
         assert!(ids[0].bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(ids[0], ids[1]);
         assert_eq!(ids[2], "mine");
+        assert_eq!(ids[3].len(), 32, "a change gets one too");
     }
 
     #[test]
@@ -132,7 +155,7 @@ mod tests {
         assert!(o.push(msg(1, "a"), 1).is_ok());
         assert!(o.push(msg(1, "b"), 2).is_ok());
         let (m, w) = o.push(msg(1, "c"), 3).expect_err("full");
-        assert_eq!((m.client_msg_id.as_str(), w), ("c", 3));
+        assert_eq!((cmid(m).as_str(), w), ("c", 3));
         o.take(1);
         assert!(o.push(msg(1, "c"), 3).is_ok());
     }
@@ -150,7 +173,7 @@ mod tests {
         // b is acked, then the connection drops before a and c are.
         assert_eq!(o.take(b).map(|e| e.waiter), Some("wb"));
         o.on_disconnect();
-        let again: Vec<_> = o.unsent().into_iter().map(|(k, m)| (k, m.client_msg_id)).collect();
+        let again: Vec<_> = o.unsent().into_iter().map(|(k, m)| (k, cmid(m))).collect();
         assert_eq!(again, vec![(a, "a".to_string()), (c, "c".to_string())]);
         // A send made while disconnected goes after them.
         let d = o.push(msg(3, "d"), "wd").expect("room");

@@ -169,6 +169,10 @@ async fn execute(
             plan.limits.connections_per_minute_per_ip
         ),
         format!(
+            "connections_per_minute_per_user={} (clients reconnect in a loop)",
+            scenario::RAISED_CONNECTIONS_PER_MINUTE
+        ),
+        format!(
             "conversations_per_hour={} (creators set up many conversations at once)",
             scenario::RAISED_CONVERSATIONS_PER_HOUR
         ),

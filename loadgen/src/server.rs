@@ -247,6 +247,7 @@ impl Spawned {
         // The public dev secret: allowed because every listener is on loopback.
         let mut env = vec![
             format!("CHAT_LIMITS__CONNECTIONS_PER_MINUTE_PER_IP={}", limits.connections_per_minute_per_ip),
+            format!("CHAT_LIMITS__CONNECTIONS_PER_MINUTE_PER_USER={}", crate::scenario::RAISED_CONNECTIONS_PER_MINUTE),
             format!("CHAT_AUTH__HS256_SECRET={}", chat_server::config::PUBLIC_DEV_SECRET),
             format!("CHAT_LIMITS__CONVERSATIONS_PER_HOUR={}", crate::scenario::RAISED_CONVERSATIONS_PER_HOUR),
         ];
@@ -489,6 +490,7 @@ impl LocalCluster {
             cfg.web.enabled = false;
             cfg.auth.hs256_secret = chat_server::config::PUBLIC_DEV_SECRET.to_string();
             cfg.limits.connections_per_minute_per_ip = limits.connections_per_minute_per_ip;
+            cfg.limits.connections_per_minute_per_user = crate::scenario::RAISED_CONNECTIONS_PER_MINUTE;
             cfg.limits.conversations_per_hour = crate::scenario::RAISED_CONVERSATIONS_PER_HOUR;
             if let Some(m) = limits.messages_per_minute {
                 cfg.limits.messages_per_minute = m;

@@ -47,6 +47,21 @@ pub struct Identity {
     pub expires_at: u64,
 }
 
+impl Identity {
+    /// The lapse time a live session takes from `fresh`, a token it was
+    /// handed by `RefreshToken`: only one for the same user and role (a
+    /// session's permissions are fixed when it opens).
+    pub fn refreshed_by(&self, fresh: &Identity) -> Result<u64, WireError> {
+        if fresh.user_id != self.user_id {
+            return Err(WireError::new(ErrorCode::Forbidden, "the new token is for another user; connect with it"));
+        }
+        if fresh.role != self.role {
+            return Err(WireError::new(ErrorCode::Forbidden, "the new token carries another role; connect with it"));
+        }
+        Ok(fresh.expires_at)
+    }
+}
+
 /// Parses a role name.
 pub fn parse_role(s: &str) -> Option<Role> {
     match s {

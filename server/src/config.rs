@@ -12,6 +12,7 @@ mod cluster;
 mod error;
 mod messages;
 mod metrics;
+mod notify;
 mod store;
 
 pub use blobs::{BlobBackend, BlobsConfig};
@@ -19,6 +20,7 @@ pub use cluster::ClusterConfig;
 pub use error::ConfigError;
 pub use messages::MessagesConfig;
 pub use metrics::MetricsConfig;
+pub use notify::NotifyConfig;
 
 pub use store::{
     ConsistencyLevel, ReplicationConfig, ScyllaConfig, SerialLevel, StoreBackend, StoreConfig,
@@ -57,6 +59,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Edits, deletes and reactions: who may, until when, how many.
     pub messages: MessagesConfig,
+    /// The offline-notification webhook (off unless `notify.webhook_url` is set).
+    pub notify: NotifyConfig,
 }
 
 impl Default for Config {
@@ -76,6 +80,7 @@ impl Default for Config {
             cluster: ClusterConfig::default(),
             metrics: MetricsConfig::default(),
             messages: MessagesConfig::default(),
+            notify: NotifyConfig::default(),
         }
     }
 }
@@ -145,8 +150,13 @@ impl Default for AuthConfig {
 pub struct LimitsConfig {
     /// Messages per minute per user. Default 100.
     pub messages_per_minute: u32,
-    /// New connections per minute per IP address. Default 5.
+    /// New connections per minute per IP address (IPv6 by /64), counted
+    /// before TLS. Default 60: an office behind one public address opens
+    /// many; the per-user rate below is the tight one.
     pub connections_per_minute_per_ip: u32,
+    /// New connections per minute per user (counted once the token is
+    /// verified, at the user's home shard; in a cluster across nodes). Default 5.
+    pub connections_per_minute_per_user: u32,
     /// Longest message text in bytes. Default 10240.
     pub max_text_bytes: usize,
     /// Longest client frame in bytes. Default 65536.
@@ -185,7 +195,8 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             messages_per_minute: 100,
-            connections_per_minute_per_ip: 5,
+            connections_per_minute_per_ip: 60,
+            connections_per_minute_per_user: 5,
             max_text_bytes: chat_protocol::limits::DEFAULT_MAX_TEXT_BYTES,
             max_frame_bytes: 64 * 1024,
             max_members: 10_000,
@@ -343,6 +354,7 @@ impl Config {
         self.blobs
             .check(self.store.backend.is_shared(), self.cluster.enabled())
             .map_err(|e| ConfigError::Inconsistent(format!("blobs: {e}")))?;
+        self.notify.check().map_err(|e| ConfigError::Inconsistent(format!("notify: {e}")))?;
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::Inconsistent("tls.cert and tls.key go together".into()));
         }
@@ -354,6 +366,7 @@ impl Config {
         }
         if self.limits.messages_per_minute == 0
             || self.limits.connections_per_minute_per_ip == 0
+            || self.limits.connections_per_minute_per_user == 0
             || self.limits.max_connections_per_user == 0
             || self.limits.conversations_per_hour == 0
             || self.limits.typing_per_minute == 0
@@ -463,6 +476,10 @@ impl Config {
         if !c.cluster.redis_password.is_empty() {
             c.cluster.redis_password = REDACTED.into();
         }
+        if !c.notify.secret.is_empty() {
+            c.notify.secret = REDACTED.into();
+        }
+        c.notify.webhook_url = redact_url(&c.notify.webhook_url);
         c
     }
 }
@@ -478,7 +495,7 @@ mod tests {
         std::fs::write(&f, "shards = 3\n[limits]\nmessages_per_minute = 500\n").unwrap();
         let cfg = Config::load(Some(&f)).unwrap();
         assert_eq!((cfg.shards, cfg.limits.messages_per_minute), (3, 500));
-        assert_eq!(cfg.limits.connections_per_minute_per_ip, 5, "untouched keys keep their defaults");
+        assert_eq!(cfg.limits.connections_per_minute_per_ip, 60, "untouched keys keep their defaults");
         std::fs::write(&f, "[limits]\nmesages_per_minute = 500\n").unwrap();
         let e = Config::load(Some(&f)).unwrap_err().to_string();
         assert!(e.contains("mesages_per_minute"), "a typo is reported, not ignored: {e}");
@@ -642,9 +659,11 @@ mod tests {
         cfg.cluster.redis_url = "redis://chatd:redis-nobody-may-see@10.0.0.9:6379".into();
         cfg.cluster.secret = "cluster-secret-nobody-may-see".into();
         cfg.cluster.redis_password = "redis-password-nobody-may-see".into();
+        cfg.notify.secret = "webhook-secret-nobody-may-see".into();
+        cfg.notify.webhook_url = "https://hooks:token-nobody-may-see@push.example/chat".into();
         let shown = cfg.redacted().to_toml();
         assert!(!shown.contains("nobody-may-see"), "{shown}");
-        assert_eq!(shown.matches(REDACTED).count(), 5, "{shown}");
+        assert_eq!(shown.matches(REDACTED).count(), 7, "{shown}");
         assert!(shown.contains("redis://<redacted>@10.0.0.9:6379"), "{shown}");
         assert_eq!(redact_url("redis://10.0.0.9:6379"), "redis://10.0.0.9:6379");
         assert!(!Config::default().redacted().to_toml().contains(REDACTED), "nothing to hide, nothing hidden");

@@ -32,6 +32,7 @@ pub mod health;
 pub mod ids;
 pub mod metrics;
 pub mod node;
+pub mod notify;
 pub mod presence;
 #[cfg(feature = "test-support")]
 pub mod redis_server;

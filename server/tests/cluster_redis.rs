@@ -178,6 +178,27 @@ fn assert_refused(e: &ClientError, code: ErrorCode, limit: &str) {
     }
 }
 
+/// Connects `n` clients (user `who(i)`) to the two nodes in turn, a gap
+/// apart; those refused are refused for `limit`. The clients that got in.
+async fn connect_alternately(
+    c: &Cluster,
+    n: usize,
+    who: impl Fn(usize) -> String,
+    limit: &str,
+) -> Vec<(chat_client::Client, chat_client::Events)> {
+    let mut open = Vec::new();
+    for i in 0..n {
+        let mut cfg = c.client_config(&who(i), "advocate", i % 2);
+        cfg.fallback_addrs.clear();
+        match chat_client::Client::connect(cfg).await {
+            Ok(client) => open.push(client),
+            Err(e) => assert_refused(&e, ErrorCode::ConnectionRateLimited, limit),
+        }
+        tokio::time::sleep(GAP).await;
+    }
+    open
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_on_two_nodes_gets_the_message_limit_once() {
     const LIMIT: usize = 10;
@@ -209,16 +230,20 @@ async fn one_address_at_two_nodes_gets_the_connection_limit_once() {
     const LIMIT: usize = 6;
     let dir = tempfile::tempdir().unwrap();
     let c = limited_pair(dir.path(), |cfg| cfg.limits.connections_per_minute_per_ip = LIMIT as u32).await;
-    let mut open = Vec::new();
-    for i in 0..2 * LIMIT {
-        let mut cfg = c.client_config(&format!("user{i}"), "advocate", i % 2);
-        cfg.fallback_addrs.clear();
-        match chat_client::Client::connect(cfg).await {
-            Ok(client) => open.push(client),
-            Err(e) => assert_refused(&e, ErrorCode::ConnectionRateLimited, "connections_per_minute_per_ip"),
-        }
-        tokio::time::sleep(GAP).await;
-    }
-    let n = open.len();
+    let n = connect_alternately(&c, 2 * LIMIT, |i| format!("user{i}"), "connections_per_minute_per_ip").await.len();
     assert!((LIMIT..=LIMIT + SLACK).contains(&n), "{n} opened: one address's connections count once across both nodes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_user_at_two_nodes_gets_the_per_user_connection_limit_once() {
+    const LIMIT: usize = 6;
+    let dir = tempfile::tempdir().unwrap();
+    let c = limited_pair(dir.path(), |cfg| cfg.limits.connections_per_minute_per_user = LIMIT as u32).await;
+    let open = connect_alternately(&c, 2 * LIMIT, |_| "alice".into(), "connections_per_minute_per_user").await;
+    let n = open.len();
+    assert!((LIMIT..=LIMIT + SLACK).contains(&n), "{n} opened: one user's connections count once across both nodes");
+    // Another user at the same address is not held back by alice's loop.
+    let mut cfg = c.client_config("bob", "client", 0);
+    cfg.fallback_addrs.clear();
+    chat_client::Client::connect(cfg).await.expect("bob connects");
 }

@@ -404,6 +404,28 @@ async fn connection_rate_limit_per_ip() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_rate_limit_per_user_lets_an_office_behind_one_address_in() {
+    let s = Server::start_with(|c| {
+        c.limits.connections_per_minute_per_ip = 60;
+        c.limits.connections_per_minute_per_user = 2;
+    });
+    let (_a1, _) = s.connect("alice", "advocate", Transport::Quic).await;
+    let (_a2, _) = s.connect("alice", "advocate", Transport::WebTransport).await;
+    match Client::connect(s.client_config("alice", "advocate", Transport::Quic)).await {
+        Err(ClientError::Server(e)) => {
+            assert_eq!(e.code(), Some(ErrorCode::ConnectionRateLimited));
+            assert_eq!(e.limit.as_deref(), Some("connections_per_minute_per_user"));
+            assert!(e.retry_after.is_some_and(|r| r > Duration::ZERO));
+        }
+        other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
+    }
+    // Colleagues at the same address are not held back by alice's third try.
+    for user in ["bob", "carol", "dan", "erin"] {
+        Client::connect(s.client_config(user, "client", Transport::Quic)).await.expect("a colleague connects");
+    }
+}
+
 /// A raw QUIC connection, below the SDK, for frames the SDK would never send.
 mod raw {
     use super::*;

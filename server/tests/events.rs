@@ -205,3 +205,36 @@ async fn resume_delivers_edits_deletes_and_reactions_once_in_order() {
     assert_eq!((text(one), one.reactions.len()), ("one, corrected".into(), 0));
     assert!(view.get(conv, b).unwrap().deleted);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_in_flight_when_the_server_restarts_are_stored_once_in_order() {
+    let mut s = Server::start();
+    let (alice, _a_ev, bob, mut b_ev, conv) = group(&s, Transport::WebTransport).await;
+    let m = alice.send_text(conv, "draft 0").await.unwrap().seq;
+    // The edits and reactions go through the outbox, like sends: a restart
+    // in the middle neither fails nor doubles them.
+    let changer = {
+        let alice = alice.clone();
+        tokio::spawn(async move {
+            for i in 1..=20 {
+                alice.edit(conv, m, format!("draft {i}")).await.expect("edit carried over");
+                alice.react(conv, m, "👍", i % 2 == 1).await.expect("reaction carried over");
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    s.restart().await;
+    tokio::time::timeout(Duration::from_secs(30), changer).await.unwrap().unwrap();
+    let mut view = MessageView::new();
+    let mut got = Vec::new();
+    while got.len() < 41 {
+        got.push(entry(&mut b_ev, conv, &mut view).await);
+    }
+    let seqs: Vec<u64> = got.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (m..m + 41).collect::<Vec<_>>(), "each once, in order");
+    let edits: Vec<String> = got.iter().filter(|e| e.kind == MessageKind::Edit as i32).map(text).collect();
+    assert_eq!(edits, (1..=20).map(|i| format!("draft {i}")).collect::<Vec<_>>());
+    let h = bob.history(conv, 0, 0, 100).await.unwrap();
+    let latest = h.messages.iter().find(|x| x.seq == m).unwrap();
+    assert_eq!((text(latest), latest.reactions.len()), ("draft 20".into(), 0), "the last reaction took it away");
+}

@@ -35,6 +35,7 @@ impl Server {
         cfg.web.listen = "127.0.0.1:0".parse().unwrap();
         cfg.auth.hs256_secret = PUBLIC_DEV_SECRET.into();
         cfg.limits.connections_per_minute_per_ip = 10_000;
+        cfg.limits.connections_per_minute_per_user = 10_000;
         cfg.limits.messages_per_minute = 10_000;
         cfg.limits.conversations_per_hour = 10_000;
         f(&mut cfg);

@@ -3,7 +3,7 @@
 // sending, typing, creating conversations and adding members. Each action
 // updates the store and calls `changed()`; none touches the DOM.
 
-import { type ConversationKind, newClientMsgId, pb } from "../src/sdk/index.js";
+import { type ConversationKind, newClientMsgId, pb, Templates } from "../src/sdk/index.js";
 import { describeError, isAdmin } from "./format.js";
 import { type ConvView, changed, currentView, key, newView, type Pending, store } from "./state.js";
 
@@ -38,6 +38,7 @@ export async function reloadAll(): Promise<void> {
     await Promise.all([...store.convs.values()].map((v) => loadMembers(v)));
     await refreshPresence();
     if (isAdmin()) await refreshSupportQueue();
+    await loadTemplates();
     const v = currentView();
     if (v) {
       await loadNewest(v);
@@ -95,6 +96,16 @@ export async function refreshPresence(): Promise<void> {
   }
 }
 
+/** The templates this user may use; kept as they were when the server cannot be asked. */
+export async function loadTemplates(): Promise<void> {
+  if (!store.client) return;
+  try {
+    store.templates = await new Templates(store.client).list();
+  } catch {
+    // Templates are a convenience: the composer works without them.
+  }
+}
+
 /** Staff: the support requests waiting. */
 export async function refreshSupportQueue(): Promise<void> {
   if (!store.client) return;
@@ -140,23 +151,23 @@ export async function loadOlder(v: ConvView, fromBottom: number): Promise<void> 
   changed();
 }
 
-/** Adds a stored message (once per seq); it replaces its pending line. */
-/** Edits, deletes and reactions: entries this app does not show yet (history has their result). */
-function isChange(m: pb.Message): boolean {
-  return m.kind === pb.MessageKind.EDIT || m.kind === pb.MessageKind.DELETE || m.kind === pb.MessageKind.REACTION;
-}
-
+/**
+ * Takes in one entry of a conversation's sequence: a message is added once
+ * (it replaces its pending line); an edit, delete or reaction changes the
+ * message it names once. Returns whether a new message was added (changes
+ * add no bubble, no unread, no preview of their own).
+ */
 export function addMessage(v: ConvView, m: pb.Message): boolean {
-  if (isChange(m)) {
-    // They move the head only: no bubble, no unread, no preview.
-    if (v.summary.conversation && m.seq > v.summary.conversation.lastSeq) v.summary.conversation.lastSeq = m.seq;
-    return false;
+  const applied = v.view.apply(m);
+  if (v.summary.conversation && m.seq > v.summary.conversation.lastSeq) v.summary.conversation.lastSeq = m.seq;
+  if (applied === "changed") {
+    // The list's preview shows the last message as it is now.
+    const last = v.summary.lastMessage;
+    if (last && last.seq === m.targetSeq) v.summary.lastMessage = v.messages.get(m.targetSeq);
   }
-  if (v.messages.has(m.seq)) return false;
-  v.messages.set(m.seq, m);
+  if (applied !== "added") return false;
   const last = v.summary.lastMessage;
   if (!last || m.seq > last.seq) v.summary.lastMessage = m;
-  if (v.summary.conversation && m.seq > v.summary.conversation.lastSeq) v.summary.conversation.lastSeq = m.seq;
   if (m.clientMsgId !== "") v.pending = v.pending.filter((p) => p.clientMsgId !== m.clientMsgId);
   return true;
 }
@@ -178,6 +189,7 @@ export function markReadIfVisible(v: ConvView): void {
 /** Opens a conversation: its newest page, its members, read marks. */
 export async function openConversation(id: string): Promise<void> {
   stopTyping();
+  resetMessageTasks();
   store.current = id;
   store.stickBottom = true;
   const v = store.convs.get(id);
@@ -194,9 +206,17 @@ export async function openConversation(id: string): Promise<void> {
   changed();
 }
 
+/** Forgets the open conversation's edit, reply and highlight (another conversation opens). */
+function resetMessageTasks(): void {
+  store.task = undefined;
+  store.replyTo = undefined;
+  store.highlight = undefined;
+}
+
 /** Back to the list (phones). */
 export function closeConversation(): void {
   stopTyping();
+  resetMessageTasks();
   store.current = undefined;
   changed();
 }
@@ -217,12 +237,14 @@ export function sendToCurrent(text: string): boolean {
     return false;
   }
   const clientMsgId = newClientMsgId();
-  const pending: Pending = { clientMsgId, text };
+  const replyTo = store.replyTo;
+  store.replyTo = undefined;
+  const pending: Pending = { clientMsgId, text, ...(replyTo !== undefined ? { replyTo } : {}) };
   v.pending.push(pending);
   stopTyping();
   store.stickBottom = true;
   changed();
-  c.send({ conversationId: v.summary.conversation.id, clientMsgId, text }).then(
+  c.send({ conversationId: v.summary.conversation.id, clientMsgId, text, ...(replyTo !== undefined ? { replyTo } : {}) }).then(
     () => {
       // The SDK surfaces the message itself (in order); the pending line goes then.
     },

@@ -71,9 +71,11 @@ export function timeOf(ms: bigint): string {
 
 /** The list's one-line preview of a last message, markup removed. */
 export function preview(m: pb.Message | undefined): string {
-  if (!m || m.body?.content.case !== "text") return m?.body?.content.case === "ciphertext" ? "Encrypted message" : "";
-  const t = plainText(m.body.content.value);
+  if (!m) return "";
   const who = m.kind === pb.MessageKind.SYSTEM ? "" : m.senderId === store.me?.id ? "You: " : `${nameOf(m.senderId)}: `;
+  if (m.deleted) return `${who}message deleted`;
+  if (m.body?.content.case !== "text") return m.body?.content.case === "ciphertext" ? "Encrypted message" : "";
+  const t = plainText(m.body.content.value);
   return who + (t.length > 80 ? `${t.slice(0, 80)}…` : t);
 }
 

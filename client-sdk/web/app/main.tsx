@@ -5,6 +5,7 @@
 // markdown.ts); no HTML sink is used anywhere (test/markdown.test.ts).
 
 import { render } from "preact";
+import { Templates } from "../src/sdk/index.js";
 import { markReadIfVisible } from "./actions.js";
 import { App } from "./components/App.js";
 import { readTokenFromFragment, savedToken, start } from "./session.js";
@@ -34,5 +35,9 @@ if (token) void start(token);
   },
   get current() {
     return store.current;
+  },
+  /** The signed-in user's template calls (tests create templates through it). */
+  get templates() {
+    return store.client ? new Templates(store.client) : undefined;
   },
 };

@@ -4,19 +4,24 @@
 // component re-renders on every change (see useStore).
 
 import { useEffect, useState } from "preact/hooks";
-import type { Client, ConnectionState, pb } from "../src/sdk/index.js";
+import { type Client, type ConnectionState, MessageView, type pb } from "../src/sdk/index.js";
 
 /** A message written here and not yet stored by the server. */
 export interface Pending {
   clientMsgId: string;
   text: string;
+  /** The message it answers. */
+  replyTo?: bigint;
   error?: string;
 }
 
 /** One conversation as the app shows it. */
 export interface ConvView {
   summary: pb.ConversationSummary;
-  messages: Map<bigint, pb.Message>;
+  /** The messages in their latest state (edits, deletes and reactions applied once). */
+  view: MessageView;
+  /** The view's messages by seq. */
+  messages: ReadonlyMap<bigint, pb.Message>;
   /** Whether the newest page was loaded. */
   loaded: boolean;
   loadingOlder: boolean;
@@ -35,6 +40,13 @@ export type Screen = { kind: "signin"; error?: string } | { kind: "connecting" }
 
 /** The dialog on top, if any. */
 export type Dialog = { kind: "new" } | { kind: "add"; conv: string } | undefined;
+
+/** What the open conversation's message actions are doing (one at a time). */
+export type MessageTask =
+  | { kind: "edit"; seq: bigint }
+  | { kind: "confirm-delete"; seq: bigint }
+  | { kind: "react"; seq: bigint }
+  | undefined;
 
 /** The whole app state (one instance, `store`). */
 export interface Store {
@@ -56,6 +68,15 @@ export interface Store {
   stickBottom: boolean;
   /** The message list keeps this distance from its end on its next render (older page loaded). */
   keepFromBottom: number | undefined;
+  /** The message action in progress in the open conversation. */
+  task: MessageTask;
+  /** The message the composer answers (open conversation), if any. */
+  replyTo: bigint | undefined;
+  /** The message jumped to: highlighted, scrolled into view on the next render. */
+  highlight: bigint | undefined;
+  scrollToHighlight: boolean;
+  /** The templates this user may use (personal first, then the firm's). */
+  templates: pb.Template[];
 }
 
 /** The app state. */
@@ -75,6 +96,11 @@ export const store: Store = {
   dialog: undefined,
   stickBottom: false,
   keepFromBottom: undefined,
+  task: undefined,
+  replyTo: undefined,
+  highlight: undefined,
+  scrollToHighlight: false,
+  templates: [],
 };
 
 const listeners = new Set<() => void>();
@@ -105,9 +131,11 @@ export function currentView(): ConvView | undefined {
 
 /** A fresh view of a conversation summary. */
 export function newView(s: pb.ConversationSummary): ConvView {
+  const view = new MessageView();
   return {
     summary: s,
-    messages: new Map(),
+    view,
+    messages: view.messages,
     loaded: false,
     loadingOlder: false,
     hasOlder: true,

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { artifactPath, BrowserUser, Chatd, REPO, until } from "./harness.mjs";
+import { artifactPath, BrowserUser, Chatd, NO_WEBTRANSPORT, REPO, until } from "./harness.mjs";
 
 let chatd;
 const users = [];
@@ -19,11 +19,6 @@ after(async () => {
   for (const u of users) await u.close();
   await chatd?.dispose();
 });
-
-const NO_WEBTRANSPORT = () => {
-  // As in a browser without WebTransport.
-  delete globalThis.WebTransport;
-};
 
 test("without WebTransport the app falls back to WebSocket and chats both ways", { timeout: 120_000 }, async () => {
   const gina = await BrowserUser.open("gina", { initScript: NO_WEBTRANSPORT });

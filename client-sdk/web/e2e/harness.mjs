@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
+import { after, before } from "node:test";
 import { chromium } from "playwright-core";
 
 export const WEB_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -64,7 +65,9 @@ export async function until(fn, what, timeoutMs = 15_000) {
 
 /** A chatd process on loopback with its own data directory. */
 export class Chatd {
-  constructor() {
+  /** `extraEnv`: more configuration (e.g. `CHAT_MESSAGES__EDIT_WINDOW_SECS`). */
+  constructor(extraEnv = {}) {
+    this.extraEnv = extraEnv;
     this.dataDir = mkdtempSync(join(tmpdir(), "chatd-e2e-"));
     this.log = [];
     this.proc = undefined;
@@ -79,6 +82,7 @@ export class Chatd {
       CHAT_WEB__LISTEN: `127.0.0.1:${this.webPort}`,
       // `chatd token` mints with this data directory's own dev secret, as `serve` verifies.
       CHAT_DATA_DIR: this.dataDir,
+      ...this.extraEnv,
     };
   }
 
@@ -278,4 +282,26 @@ export function artifactPath(name) {
 
 export function writeArtifact(name, text) {
   writeFileSync(artifactPath(name), text);
+}
+
+/** An init script that makes the page a browser without WebTransport (the app then falls back to WebSocket). */
+export const NO_WEBTRANSPORT = () => {
+  delete globalThis.WebTransport;
+};
+
+/**
+ * One chatd for the test file (started before its tests, disposed after
+ * them) with `extraEnv` configuration, and the browser users to close at the
+ * end: `ctx.chatd`, `ctx.users`.
+ */
+export function chatdForFile(extraEnv = {}) {
+  const ctx = { chatd: undefined, users: [] };
+  before(async () => {
+    ctx.chatd = await new Chatd(extraEnv).start();
+  });
+  after(async () => {
+    for (const u of ctx.users) await u.close();
+    await ctx.chatd?.dispose();
+  });
+  return ctx;
 }

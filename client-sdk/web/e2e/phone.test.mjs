@@ -81,4 +81,16 @@ test("at 390 px a long last-message preview does not widen the list; list, dialo
   await lou.waitForMessage("docket");
   await assertFits(lou.page, "conversation");
   await lou.page.screenshot({ path: artifactPath("phone-long-conversation.png") });
+
+  // The message actions: the emoji palette and a reply being written fit too.
+  const msg = lou.page.locator(".msg", { hasText: "docket" });
+  await msg.getByRole("button", { name: "React", exact: true }).click();
+  await lou.page.getByRole("menu", { name: "React with" }).waitFor();
+  await assertFits(lou.page, "emoji palette");
+  await lou.page.getByRole("menuitem", { name: "React 👍" }).click();
+  await msg.locator('.chip[data-emoji="👍"]').waitFor();
+  await msg.getByRole("button", { name: "Reply" }).click();
+  await lou.page.locator("#replying", { hasText: "docket" }).waitFor();
+  await assertFits(lou.page, "reply in the composer");
+  await lou.page.screenshot({ path: artifactPath("phone-message-actions.png") });
 });

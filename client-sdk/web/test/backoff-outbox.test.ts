@@ -2,7 +2,8 @@ import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { SendMessageSchema } from "../src/gen/chat/v1/chat_pb.js";
 import { backoffCeiling, backoffDelay, DEFAULT_BACKOFF } from "../src/sdk/backoff.js";
-import { Outbox } from "../src/sdk/outbox.js";
+import { Outbox, type Outgoing } from "../src/sdk/outbox.js";
+import { react } from "../src/sdk/requests.js";
 
 describe("backoff", () => {
   it("grows then caps", () => {
@@ -28,7 +29,11 @@ describe("backoff", () => {
   });
 });
 
-const msg = (conv: bigint, id: string) => create(SendMessageSchema, { conversationId: conv, clientMsgId: id });
+const msg = (conv: bigint, id: string): Outgoing => ({
+  case: "sendMessage",
+  value: create(SendMessageSchema, { conversationId: conv, clientMsgId: id }),
+});
+const cmid = (m: Outgoing) => m.value.clientMsgId;
 
 describe("outbox", () => {
   it("fills fresh ids and keeps given ones", () => {
@@ -36,10 +41,13 @@ describe("outbox", () => {
     o.push(msg(1n, ""), null);
     o.push(msg(1n, ""), null);
     o.push(msg(1n, "mine"), null);
-    const ids = o.unsent().map((e) => e.msg.clientMsgId);
+    o.push(react(1n, 1n, "👍", true, ""), null);
+    const ids = o.unsent().map((e) => cmid(e.msg));
     expect(ids[0]).toMatch(/^[0-9a-f]{32}$/);
     expect(ids[0]).not.toBe(ids[1]);
     expect(ids[2]).toBe("mine");
+    expect(ids[3], "a change gets one too").toMatch(/^[0-9a-f]{32}$/);
+    expect(o.pending().length, "only messages show as sending").toBe(3);
   });
 
   it("is bounded", () => {
@@ -60,7 +68,7 @@ describe("outbox", () => {
     expect(o.unsent()).toEqual([]);
     expect(o.take(b)?.waiter).toBe("wb");
     o.onDisconnect();
-    expect(o.unsent().map((e) => [e.key, e.msg.clientMsgId])).toEqual([
+    expect(o.unsent().map((e) => [e.key, cmid(e.msg)])).toEqual([
       [a, "a"],
       [c, "c"],
     ]);

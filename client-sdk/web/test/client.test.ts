@@ -127,6 +127,55 @@ describe("Client", () => {
     client.close();
   });
 
+  it("surfaces its own edit, delete and reaction once each, in order, from their acks", async () => {
+    const server = new FakeServer();
+    server.heads = [[1n, 0n]];
+    const { client, events } = await connect(server);
+    server.link.push(pushMessage(msg(1n, 1n, "other")));
+    const edit = client.edit(1n, 1n, "fixed");
+    const react = client.react(1n, 1n, "👍", true);
+    const again = client.react(1n, 1n, "👍", true);
+    const del = client.deleteMessage(1n, 1n);
+    const [e, r, r2, d] = server.link.commands();
+    expect([e, r, r2, d].map((x) => x!.body.case)).toEqual(["editMessage", "react", "react", "deleteMessage"]);
+    server.link.reply(e!.id, sendAck(1n, 2n));
+    server.link.reply(r!.id, sendAck(1n, 3n));
+    // A reaction one already has changes nothing: seq 0, nothing surfaced.
+    server.link.reply(r2!.id, { case: "sendMessage", value: { conversationId: 1n, seq: 0n, duplicate: true } });
+    server.link.reply(d!.id, sendAck(1n, 4n));
+    await expect(Promise.all([edit, react, again, del])).resolves.toHaveLength(4);
+    // A pushed copy of an own change is a duplicate.
+    server.link.push(pushMessage(create(MessageSchema, { conversationId: 1n, seq: 3n, senderId: "me", kind: 5 })));
+    const changes = events.flatMap((x) => (x.type === "message" ? [[x.message.seq, x.message.kind, x.message.targetSeq, x.message.senderId]] : []));
+    expect(changes).toEqual([
+      [1n, 0, 0n, "other"],
+      [2n, 3, 1n, "me"],
+      [3n, 5, 1n, "me"],
+      [4n, 4, 1n, "me"],
+    ]);
+    client.close();
+  });
+
+  it("carries edits, deletes and reactions across a reconnect with their client_msg_id, like sends", async () => {
+    const server = new FakeServer();
+    server.heads = [[1n, 1n]];
+    const { client } = await connect(server);
+    const edit = client.edit(1n, 1n, "fixed");
+    const react = client.react(1n, 1n, "👍", true);
+    const first = server.link.commands();
+    const ids = first.map((x) => (x.body.value as { clientMsgId: string }).clientMsgId);
+    server.link.drop();
+    await vi.waitFor(() => expect(server.links.length).toBe(2));
+    const again = server.link.commands();
+    expect(again.map((x) => x.body.case)).toEqual(["editMessage", "react"]);
+    expect(again.map((x) => (x.body.value as { clientMsgId: string }).clientMsgId)).toEqual(ids);
+    server.link.reply(again[0]!.id, sendAck(1n, 2n));
+    server.link.reply(again[1]!.id, sendAck(1n, 3n));
+    await expect(edit).resolves.toMatchObject({ seq: 2n });
+    await expect(react).resolves.toMatchObject({ seq: 3n });
+    client.close();
+  });
+
   it("fails requests in flight on a drop and holds requests made while offline", async () => {
     const server = new FakeServer();
     const { client } = await connect(server, { backoff: { initialMs: 200, maxMs: 200, multiplier: 1 } });

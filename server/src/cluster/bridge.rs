@@ -240,7 +240,7 @@ impl Bridge {
             mesh,
             counter(),
             Arc::default(),
-            Rates::new(100, 5, conns),
+            Rates::new(&crate::config::LimitsConfig { connections_per_minute_per_ip: 5, ..Default::default() }, conns),
             counter(),
         )
     }

@@ -29,6 +29,7 @@ pub fn rate_key(key: &crate::shard::broker::RateKey, window: u64) -> String {
     match key {
         crate::shard::broker::RateKey::Messages(user) => format!("chat:rate:msg:{user}:{window}"),
         crate::shard::broker::RateKey::Connections(ip) => format!("chat:rate:conn:{ip}:{window}"),
+        crate::shard::broker::RateKey::UserConnections(user) => format!("chat:rate:uconn:{user}:{window}"),
     }
 }
 

@@ -152,7 +152,7 @@ impl Cluster {
             mesh,
             reconcile.clone(),
             counters.clone(),
-            rate::Rates::new(limits.messages_per_minute, conns_per_minute, conn_windows.clone()),
+            rate::Rates::new(limits, conn_windows.clone()),
             dropped.clone(),
         );
         let (thread, ready) = bridge.spawn(Inbox { commands, presence }, stop_rx)?;

@@ -10,6 +10,7 @@
 //! next one. The rule itself is [`crate::shard::window`]'s; the Redis
 //! effects are `rate_flush.rs`'s; nothing here waits on a shard.
 
+use crate::config::LimitsConfig;
 use crate::shard::broker::RateKey;
 use crate::shard::window::{ClusterWindows, window_of};
 use std::cell::Cell;
@@ -37,8 +38,9 @@ pub(super) struct Rates {
     own: HashMap<(RateKey, u64), u64>,
     /// Keys at half their limit or more: read at every flush.
     watched: HashSet<(RateKey, u64)>,
-    /// The limits: messages per user, connections per address (per minute).
-    limits: (u64, u64),
+    /// The limits per minute: messages per user, connections per address,
+    /// connections per user.
+    limits: (u64, u64, u64),
     /// Flushes that failed (a Redis outage, a missing ACL permission).
     pub(super) failures: Cell<u64>,
     /// This node's connection windows (what the others counted goes there).
@@ -46,14 +48,17 @@ pub(super) struct Rates {
 }
 
 impl Rates {
-    /// For these limits per minute: messages per user, connections per
-    /// address (whose windows are `conns`).
-    pub(super) fn new(messages: u32, connections: u32, conns: ConnWindows) -> Self {
+    /// For these limits (the per-address windows are `conns`).
+    pub(super) fn new(l: &LimitsConfig, conns: ConnWindows) -> Self {
         Self {
             pending: HashMap::new(),
             own: HashMap::new(),
             watched: HashSet::new(),
-            limits: (u64::from(messages), u64::from(connections)),
+            limits: (
+                u64::from(l.messages_per_minute),
+                u64::from(l.connections_per_minute_per_ip),
+                u64::from(l.connections_per_minute_per_user),
+            ),
             failures: Cell::new(0),
             conns,
         }
@@ -91,6 +96,7 @@ impl Rates {
         let limit = match key {
             RateKey::Messages(_) => self.limits.0,
             RateKey::Connections(_) => self.limits.1,
+            RateKey::UserConnections(_) => self.limits.2,
         };
         if total.saturating_mul(2) >= limit && window == now && self.watched.len() < MAX_PENDING {
             self.watched.insert((key.clone(), window));
@@ -106,7 +112,8 @@ mod tests {
 
     #[test]
     fn counts_are_summed_bounded_and_others_are_the_rest() {
-        let mut r = Rates::new(10, 5, Arc::new(Mutex::new(ClusterWindows::new(5))));
+        let l = LimitsConfig { messages_per_minute: 10, connections_per_minute_per_ip: 5, ..Default::default() };
+        let mut r = Rates::new(&l, Arc::new(Mutex::new(ClusterWindows::new(5))));
         let u = RateKey::Messages(Arc::from("u"));
         assert!(r.add(u.clone(), 7) && r.add(u.clone(), 7) && r.add(u.clone(), 8));
         let now = 7 * WINDOW_MS;

@@ -7,7 +7,7 @@ use super::bridge::Bridge;
 use super::keys::rate_key;
 use crate::shard::broker::RateKey;
 use crate::shard::window::WINDOW_MS;
-use crate::shard::{ShardMsg, user_shard};
+use crate::shard::{ShardMsg, UserRate, user_shard};
 use fred::prelude::*;
 use std::rc::Rc;
 
@@ -50,9 +50,13 @@ impl Bridge {
     /// The others' count of `key` in `window`, to whoever decides on it.
     fn learn_rate(&self, key: &RateKey, window: u64, others: u64, now_ms: u64) {
         match key {
-            RateKey::Messages(user) => {
+            RateKey::Messages(user) | RateKey::UserConnections(user) => {
+                let kind = match key {
+                    RateKey::Messages(_) => UserRate::Messages,
+                    _ => UserRate::Connections,
+                };
                 let shard = user_shard(user, self.mesh.len());
-                let _ = self.mesh.try_send(shard, ShardMsg::RateTotal { user: user.clone(), window, others });
+                let _ = self.mesh.try_send(shard, ShardMsg::RateTotal { user: user.clone(), kind, window, others });
             }
             RateKey::Connections(ip) => {
                 if let Ok(mut w) = self.rates.borrow().conns.lock() {

@@ -96,8 +96,8 @@ async fn execute_here(
             ErrorCode::Unsupported,
             "uploads and downloads go on a stream of their own (a new bidirectional stream per transfer)",
         )),
-        B::SendMessage(_) | B::SetTyping(_) => {
-            Err(WireError::new(ErrorCode::UnknownCommand, "sends and typing are taken in order by the session"))
+        B::SendMessage(_) | B::SetTyping(_) | B::RefreshToken(_) => {
+            Err(WireError::new(ErrorCode::UnknownCommand, "sends, typing and token refreshes are taken by the session"))
         }
         // Routed to the owner above (listed so that a new command must be placed).
         B::GetMembers(_)

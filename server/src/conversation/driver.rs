@@ -7,7 +7,7 @@
 //! of its own: every rule is in the owner or in `membership`.
 
 use super::membership::{self, Write};
-use super::owner::{Effect, Handles, Owner, OwnerConfig, RECENT_IDS, Reloaded, unavailable};
+use super::owner::{Effect, Handles, Notice, NoticeRules, Owner, OwnerConfig, RECENT_IDS, Reloaded, unavailable};
 use super::summary;
 use crate::ids::Caller;
 use crate::ids::ConvId;
@@ -17,6 +17,8 @@ use crate::shard::{AdminOp, ConvMsg, Reply};
 use crate::store::{Direction, MessageStore, Range, Store, StoreResult};
 use chat_protocol::WireError;
 use chat_protocol::v1::{self, ErrorCode};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -52,7 +54,9 @@ pub fn spawn(ctx: Rc<ShardCtx>, conv: ConvId) -> mpsc::Sender<ConvMsg> {
         match loaded {
             Ok(Some((rec, members, last))) => {
                 let owner = Owner::new(owner_config(&ctx), rec, members, last, now(), unix_ms_now());
-                Driver { ctx: ctx.clone(), store, owner, io: None, flush: None }.run(rx, &me).await;
+                Driver { ctx: ctx.clone(), store, owner, io: None, flush: None, reads: FuturesUnordered::new() }
+                    .run(rx, &me)
+                    .await;
             }
             Ok(None) => {
                 // The same answer as for a conversation the caller is not in.
@@ -81,6 +85,11 @@ fn owner_config(ctx: &ShardCtx) -> OwnerConfig {
         recent_ids: RECENT_IDS,
         run_limit: Rc::new(move |next| store.append_run_limit(next)),
         rules: (&cfg.messages).into(),
+        notice: ctx.shared.notifier.as_ref().map(|_| NoticeRules {
+            debounce: Duration::from_secs(cfg.notify.debounce_secs),
+            max_members: cfg.notify.max_members,
+            include_content: cfg.notify.include_content,
+        }),
     }
 }
 
@@ -138,6 +147,8 @@ struct Driver {
     io: Option<Pending<Io>>,
     /// The watermark flush in flight.
     flush: Option<Pending<StoreResult<()>>>,
+    /// Reads of changes' targets in flight (bounded by the owner's parking).
+    reads: FuturesUnordered<Pending<(u64, StoreResult<Option<v1::Message>>)>>,
 }
 
 impl Driver {
@@ -149,7 +160,7 @@ impl Driver {
             let stop = self.perform();
             // No await between the emptiness check and leaving the map: the
             // mailbox runs on this thread, so nothing slips in between.
-            if stop && rx.is_empty() && self.io.is_none() && self.flush.is_none() {
+            if stop && rx.is_empty() && self.io.is_none() && self.flush.is_none() && self.reads.is_empty() {
                 remove_own_entry(&self.ctx, self.owner.id(), me);
                 return;
             }
@@ -170,6 +181,7 @@ impl Driver {
                     self.flush = None;
                     self.owner.handle_flushed(now(), res);
                 }
+                Some((seq, res)) = self.reads.next(), if !self.reads.is_empty() => self.read_done(seq, res),
                 m = rx.recv() => match m {
                     Some(m) => self.handle(m).await,
                     None => break,
@@ -192,6 +204,19 @@ impl Driver {
             self.owner.handle_flushed(now(), res);
             self.perform();
         }
+        while let Some((seq, res)) = self.reads.next().await {
+            self.read_done(seq, res);
+            self.perform();
+        }
+    }
+
+    fn read_done(&mut self, seq: u64, res: StoreResult<Option<v1::Message>>) {
+        if let Err(e) = &res {
+            tracing::warn!(conv = self.owner.id(), seq, error = %e, "cannot read the message to change");
+        }
+        let now = now();
+        self.owner.handle_wall_clock(now, unix_ms_now());
+        self.owner.handle_target(now, seq, res);
     }
 
     fn finish_io(&mut self, res: Io) {
@@ -251,6 +276,10 @@ impl Driver {
                         result
                     }));
                 }
+                Effect::ReadTarget(seq) => {
+                    let store = self.store.clone();
+                    self.reads.push(Box::pin(async move { (seq, read_message(&store, conv, seq).await) }));
+                }
                 Effect::Sent(reply, res) => drop(reply.send(res)),
                 Effect::Receipted(reply, res) => drop(reply.send(res)),
                 Effect::ToShard(shard, msg) => {
@@ -269,6 +298,7 @@ impl Driver {
                     }
                 }
                 Effect::Accepted(user) => show_presence(&self.ctx, conv, user),
+                Effect::Notify(notice) => notify_offline(&self.ctx, *notice),
                 Effect::Stop => stop = true,
             }
         }
@@ -283,22 +313,8 @@ impl Driver {
                 self.owner.handle_send(now, caller.user, origin, *msg, attachments, reply);
             }
             ConvMsg::Change { caller, origin, change, reply } => {
-                let seq = change.target_seq();
-                let known = self.owner.cached_target(seq).is_some() || seq == 0 || seq > self.owner.committed();
-                let stored = match known {
-                    true => None,
-                    false => match read_message(&self.store, self.owner.id(), seq).await {
-                        Ok(m) => m,
-                        Err(e) => {
-                            tracing::warn!(conv = self.owner.id(), seq, error = %e, "cannot read the message to change");
-                            let _ = reply.send(Err(unavailable()));
-                            return;
-                        }
-                    },
-                };
-                let at = self::now();
-                self.owner.handle_wall_clock(at, unix_ms_now());
-                self.owner.handle_change(at, caller.user, origin, *change, stored, reply);
+                self.owner.handle_wall_clock(now, unix_ms_now());
+                self.owner.handle_change(now, caller.user, origin, *change, reply);
             }
             ConvMsg::Attach { shard, user, reply } => drop(reply.send(self.owner.handle_attach(now, shard, &user))),
             ConvMsg::Detach { shard } => self.owner.handle_detach(now, shard),
@@ -383,5 +399,52 @@ fn show_presence(ctx: &Rc<ShardCtx>, conv: ConvId, user: Arc<str>) {
                 let _ = ctx.shared.mesh.to_owner(conv, ConvMsg::Presence { user, online: true, version }).await;
             }
         }
+    });
+}
+
+/// Notice lookups (presence, the sender's name) in flight on this shard at
+/// most; beyond, notices are dropped and counted.
+const NOTICE_LOOKUPS: usize = 256;
+
+thread_local! {
+    static LOOKUPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Queues a webhook notification for each recipient of `notice` with no
+/// connected device (presence is asked at their home shards).
+fn notify_offline(ctx: &Rc<ShardCtx>, notice: Notice) {
+    let Some(notifier) = ctx.shared.notifier.clone() else { return };
+    if LOOKUPS.get() >= NOTICE_LOOKUPS {
+        ctx.shared.metrics.notify.dropped.increment(notice.recipients.len() as u64);
+        return;
+    }
+    LOOKUPS.set(LOOKUPS.get() + 1);
+    let ctx = ctx.clone();
+    tokio::task::spawn_local(async move {
+        let users = notice.recipients.iter().map(|(u, _)| u.clone()).collect();
+        let online: std::collections::HashSet<Arc<str>> = crate::presence::query(&ctx, users)
+            .await
+            .into_iter()
+            .filter(|(_, devices, _)| *devices > 0)
+            .map(|(u, _, _)| u)
+            .collect();
+        if notice.recipients.iter().any(|(u, _)| !online.contains(u)) {
+            let sender = ctx.shared.store.get_users(&[notice.sender.to_string()]).await.ok();
+            let sender_name = sender.and_then(|s| s.into_iter().next()).map(|u| u.display_name).unwrap_or_default();
+            for (user, unread) in notice.recipients.iter().filter(|(u, _)| !online.contains(u)) {
+                notifier.enqueue(crate::notify::Job {
+                    event: "message",
+                    recipient_id: user.to_string(),
+                    conversation_id: notice.conversation_id,
+                    seq: notice.seq,
+                    sender_id: notice.sender.to_string(),
+                    sender_name: sender_name.clone(),
+                    sent_at_ms: notice.sent_at_ms,
+                    unread: *unread,
+                    text: notice.text.clone(),
+                });
+            }
+        }
+        LOOKUPS.set(LOOKUPS.get() - 1);
     });
 }

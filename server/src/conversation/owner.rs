@@ -20,6 +20,8 @@
 //! beyond it the store's own check ([`StoreError::Duplicates`]).
 
 mod change;
+mod config;
+mod notice;
 mod recovery;
 mod side;
 #[cfg(test)]
@@ -34,9 +36,10 @@ use crate::store::{ConversationRecord, MemberRecord, MessageVersion, NewMessage,
 use bytes::Bytes;
 use chat_protocol::WireError;
 use chat_protocol::v1::{self, ErrorCode};
+pub use config::{OwnerConfig, RunLimit};
+pub use notice::{Notice, NoticeRules};
 use prost::Message;
 use std::collections::{HashMap, VecDeque};
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -74,48 +77,6 @@ pub const BIG_ROOM_TOUCH: Duration = Duration::from_secs(60);
 /// A user event or nudge that a full mailbox refused is retried after this long.
 pub const RETRY_AFTER: Duration = Duration::from_millis(100);
 
-/// How many messages, from a seq on, one append may carry (the store's
-/// `append_run_limit`).
-pub type RunLimit = Rc<dyn Fn(u64) -> usize>;
-
-/// What an owner needs to know about its surroundings.
-#[derive(Clone)]
-pub struct OwnerConfig {
-    /// Shards of this node (fan-out targets).
-    pub shards: usize,
-    /// Part of a cluster: every local shard gets the fan-out, which is also
-    /// published to the other nodes, and recently active heads are nudged.
-    pub cluster: bool,
-    /// A typing indicator stops after this long without a refresh.
-    pub typing_timeout: Duration,
-    /// Rooms with more members push no delivered receipts.
-    pub receipts_max_members: usize,
-    /// `limits.max_members`.
-    pub max_members: usize,
-    /// Size of the idempotency window.
-    pub recent_ids: usize,
-    /// The store's cut of an append.
-    pub run_limit: RunLimit,
-    /// Who may edit, delete and react, until when and how much.
-    pub rules: super::events::Rules,
-}
-
-impl Default for OwnerConfig {
-    /// One shard, no cluster, the default limits, no cut of appends.
-    fn default() -> Self {
-        Self {
-            shards: 1,
-            cluster: false,
-            typing_timeout: Duration::from_secs(3),
-            receipts_max_members: 100,
-            max_members: 10_000,
-            recent_ids: RECENT_IDS,
-            run_limit: Rc::new(|_| usize::MAX),
-            rules: super::events::Rules::default(),
-        }
-    }
-}
-
 /// What the owner asks its driver to do, in order.
 #[derive(Debug)]
 pub enum Effect<R: Handles> {
@@ -151,6 +112,12 @@ pub enum Effect<R: Handles> {
     /// for the first time): the others may now see whether they are online
     /// (`crate::presence::accepted`); show them where it stands now.
     Accepted(Arc<str>),
+    /// Read the stored message at this seq (the target of parked changes);
+    /// then call [`Owner::handle_target`]. Several may be out at once.
+    ReadTarget(u64),
+    /// Tell these members of a stored message if none of their devices is
+    /// connected (offline notifications).
+    Notify(Box<Notice>),
     /// Nothing to do for [`IDLE_AFTER`]: stop, unless a message is queued.
     Stop,
 }
@@ -264,6 +231,10 @@ pub struct Owner<R: Handles> {
     /// The latest state of messages changed lately by events, stored or on
     /// their way (see [`Owner::cached_target`]).
     targets: HashMap<u64, v1::Message>,
+    /// Changes waiting for the store's copy of their target, in arrival order.
+    parked: VecDeque<change::Parked<R>>,
+    /// When each member was last considered for a notification.
+    notified: HashMap<Arc<str>, Instant>,
     /// Periodic work runs on a grid from here.
     born: Instant,
     /// Wall-clock anchor: `(instant, unix ms)` at the same moment.
@@ -333,6 +304,8 @@ impl<R: Handles> Owner<R> {
             head_nudge_due: None,
             quiet_since: None,
             targets: HashMap::new(),
+            parked: VecDeque::new(),
+            notified: HashMap::new(),
             born: now,
             wall: (now, unix_ms),
             effects: VecDeque::new(),
@@ -651,6 +624,7 @@ impl<R: Handles> Owner<R> {
                         self.note_acceptance(&p.sender, was, now_read);
                     }
                     self.activity = self.activity.max(p.msg.server_time_ms);
+                    self.notice(now, &p.msg, &p.sender);
                     let ok = v1::SendMessageOk {
                         conversation_id: p.msg.conversation_id,
                         seq: p.msg.seq,

@@ -92,6 +92,24 @@ impl Refusal {
     }
 }
 
+/// What the offline-notification webhook records, by outcome.
+#[derive(Clone)]
+pub struct NotifyMetrics {
+    /// Requests the receiver accepted (2xx).
+    pub sent: Counter,
+    /// Notifications given up after their last attempt.
+    pub failed: Counter,
+    /// Notifications dropped at the full queue.
+    pub dropped: Counter,
+}
+
+impl NotifyMetrics {
+    /// Handles that record nothing.
+    pub fn noop() -> Self {
+        Self { sent: Counter::noop(), failed: Counter::noop(), dropped: Counter::noop() }
+    }
+}
+
 /// What the store records: group commits (embedded) or appends (ScyllaDB).
 #[derive(Clone)]
 pub struct StoreMetrics {
@@ -171,6 +189,8 @@ pub struct Metrics {
     pub delivery_seconds: Histogram,
     /// The store's commits and fencing.
     pub store: StoreMetrics,
+    /// The offline-notification webhook.
+    pub notify: NotifyMetrics,
     refusals: [Counter; 6],
     mailboxes: Vec<Gauge>,
     store_queue: Gauge,
@@ -212,6 +232,7 @@ impl Metrics {
             connections: std::array::from_fn(|_| Gauge::noop()),
             messages_accepted: Counter::noop(),
             deliveries: Counter::noop(),
+            notify: NotifyMetrics::noop(),
             ack_seconds: Histogram::noop(),
             delivery_seconds: Histogram::noop(),
             store: StoreMetrics::noop(),
@@ -298,6 +319,12 @@ impl Metrics {
                 none,
             ),
             deliveries: r.counter("chatd_deliveries_total", "Messages written to a recipient's connection.", none),
+            notify: {
+                let name = "chatd_notifications_total";
+                let help = "Offline notifications by outcome (sent, failed after retries, dropped at a full queue).";
+                let by = |o: &str| r.counter(name, help, &[("outcome", o.to_string())]);
+                NotifyMetrics { sent: by("sent"), failed: by("failed"), dropped: by("dropped") }
+            },
             ack_seconds: r.histogram(
                 "chatd_ack_latency_seconds",
                 "From the receipt of a SendMessage to its answer.",

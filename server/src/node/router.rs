@@ -40,7 +40,7 @@ pub(super) async fn mailbox(ctx: Rc<ShardCtx>, mut rx: mpsc::Receiver<ShardMsg>)
                 }
             }
             ShardMsg::RemotePresence { user, node, count } => remote_presence(&ctx, user, node, count),
-            ShardMsg::RateTotal { user, window, others } => ctx.user_limits.learn(&user, window, others),
+            ShardMsg::RateTotal { user, kind, window, others } => ctx.user_limits.learn(kind, &user, window, others),
             ShardMsg::Forwarded(req) => match forwarded.clone().try_acquire_owned() {
                 Ok(permit) => {
                     let ctx = ctx.clone();

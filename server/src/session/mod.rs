@@ -23,8 +23,8 @@ use crate::frames;
 use crate::ids::Caller;
 use crate::metrics::Refusal;
 use crate::presence;
-use crate::shard::ShardCtx;
 use crate::shard::sessions::{SessionHandle, SessionMsg};
+use crate::shard::{ShardCtx, UserRate};
 use crate::store::{MessageStore, UserRecord};
 use crate::transport::{Conn, ReadError, RecvStream, SendStream};
 use bytes::BytesMut;
@@ -74,6 +74,7 @@ pub async fn run(ctx: Rc<ShardCtx>, conn: Conn, conn_limited: Option<Duration>) 
         req: Requester { ctx: ctx.clone(), caller, session: id },
         conn: conn.clone(),
         handle: handle.clone(),
+        expires_at: Cell::new(ident.expires_at),
         ident,
         contacts: RefCell::new(HashSet::new()),
         announced: Cell::new(false),
@@ -175,8 +176,14 @@ async fn handshake(
         );
         return Err(Some((e, tx)));
     }
-    match ctx.shared.verifier.verify(&hello.token) {
-        Ok(ident) => Ok((tx, rx, dec, buf, hello, ident)),
+    let ident = match ctx.shared.verifier.verify(&hello.token) {
+        Ok(ident) => ident,
+        Err(e) => return Err(Some((e, tx))),
+    };
+    // After the address's rate (before TLS), the user's own: an office
+    // behind one address connects freely, one user's loop does not.
+    match ctx.check_user_rate(UserRate::Connections, &Arc::from(ident.user_id.as_str())).await {
+        Ok(()) => Ok((tx, rx, dec, buf, hello, ident)),
         Err(e) => Err(Some((e, tx))),
     }
 }
@@ -233,6 +240,7 @@ impl Session {
             }),
             server_time_ms: chat_protocol::unix_ms(std::time::SystemTime::now()),
             node: self.ctx().shared.cfg.node_name.clone(),
+            token_expires_at_ms: self.expires_at.get().saturating_mul(1000),
         };
         let f = v1::ServerFrame { kind: Some(v1::server_frame::Kind::Welcome(welcome)) };
         ctl_tx.write_all(&f.encode_length_delimited_to_vec()).await?;

@@ -82,7 +82,11 @@ impl Session {
                 };
                 match v1::ClientFrame::decode(frame.clone()) {
                     Ok(v1::ClientFrame { kind: Some(client_frame::Kind::Command(cmd)) }) => {
+                        let refresh = matches!(cmd.body, Some(cmd::Body::RefreshToken(_)));
                         inflight.push(self.dispatch(cmd).await);
+                        if refresh {
+                            expiry.as_mut().reset(self.token_deadline());
+                        }
                     }
                     Ok(v1::ClientFrame { kind }) => {
                         let what = if kind.is_some() { "Hello after the handshake" } else { "an empty frame" };
@@ -170,10 +174,19 @@ impl Session {
         Ok(())
     }
 
-    /// When the token that opened this session lapses.
+    /// Takes a fresh token for this session (see [`crate::auth::Identity::refreshed_by`]).
+    fn refresh_token(&self, token: &str) -> Result<reply::Result, WireError> {
+        let fresh = self.ctx().shared.verifier.verify(token)?;
+        let expires_at = self.ident.refreshed_by(&fresh)?;
+        self.expires_at.set(expires_at);
+        tracing::debug!(session = self.handle.id, expires_at, "token refreshed");
+        Ok(reply::Result::TokenRefreshed(v1::TokenRefreshed { expires_at_ms: expires_at.saturating_mul(1000) }))
+    }
+
+    /// When the session's token lapses.
     fn token_deadline(&self) -> tokio::time::Instant {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let left = Duration::from_secs(self.ident.expires_at).saturating_sub(now);
+        let left = Duration::from_secs(self.expires_at.get()).saturating_sub(now);
         let now = tokio::time::Instant::now();
         // (The lifetime is capped by the verifier; a far-future one just never fires.)
         now.checked_add(left).unwrap_or_else(|| now + Duration::from_secs(10 * 365 * 86400))
@@ -215,6 +228,10 @@ impl Session {
             None => {
                 let e = err(ErrorCode::UnknownCommand, "unknown or empty command");
                 Box::pin(async move { (id, Err(e)) })
+            }
+            Some(cmd::Body::RefreshToken(r)) => {
+                let r = self.refresh_token(&r.token);
+                Box::pin(async move { (id, r) })
             }
             Some(cmd::Body::SetTyping(t)) => {
                 let r = typing::from_session(&self.req, t).await;

@@ -38,6 +38,9 @@ pub(super) struct Session {
     pub(super) conn: Conn,
     pub(super) handle: Rc<SessionHandle>,
     pub(super) ident: Identity,
+    /// When the session's token lapses (seconds since the Unix epoch): the
+    /// one it opened with, then the last one `RefreshToken` brought.
+    pub(super) expires_at: Cell<u64>,
     /// Users who share a conversation with this one (presence is theirs to see).
     pub(super) contacts: RefCell<HashSet<Arc<str>>>,
     /// Whether this device was counted at the user's home shard.

@@ -28,6 +28,8 @@ pub enum RateKey {
     Messages(Arc<str>),
     /// New connections from an address (`limits.connections_per_minute_per_ip`, by its rate key).
     Connections(IpAddr),
+    /// A user's new connections (`limits.connections_per_minute_per_user`).
+    UserConnections(Arc<str>),
 }
 
 /// What shards need of the other nodes. Every method is cheap and never

@@ -64,6 +64,8 @@ pub struct Shared {
     pub store_last_ok_ms: AtomicU64,
     /// Where attachments' bytes live (`[blobs]`).
     pub blobs: Arc<crate::blob::Blobs>,
+    /// The offline-notification webhook (None: off).
+    pub notifier: Option<crate::notify::Notifier>,
 }
 
 impl Shared {
@@ -106,11 +108,15 @@ pub struct UserLimits {
     /// Cluster: the messages of the users homed here across all nodes.
     cluster_messages: Option<RefCell<ClusterWindows<Arc<str>>>>,
     conversations: KeyedLimiter<Arc<str>>,
+    connections: KeyedLimiter<Arc<str>>,
+    /// Cluster: the new connections of the users homed here across all nodes.
+    cluster_connections: Option<RefCell<ClusterWindows<Arc<str>>>>,
     /// Uploads, in a sliding hour (a sans-IO rule fed the wall clock).
     uploads: RefCell<UploadRate>,
     /// The configured rates, for the refusals.
     per_minute: u32,
     per_hour: u32,
+    connections_per_minute: u32,
     uploads_per_hour: u32,
 }
 
@@ -122,38 +128,55 @@ impl UserLimits {
             messages: RateLimiter::keyed(Quota::per_minute(n(limits.messages_per_minute))),
             cluster_messages: clustered.then(|| RefCell::new(ClusterWindows::new(limits.messages_per_minute))),
             conversations: RateLimiter::keyed(Quota::per_hour(n(limits.conversations_per_hour))),
+            connections: RateLimiter::keyed(Quota::per_minute(n(limits.connections_per_minute_per_user))),
+            cluster_connections: clustered
+                .then(|| RefCell::new(ClusterWindows::new(limits.connections_per_minute_per_user))),
             per_minute: limits.messages_per_minute,
             per_hour: limits.conversations_per_hour,
+            connections_per_minute: limits.connections_per_minute_per_user,
             uploads: RefCell::new(UploadRate::new(uploads_per_hour)),
             uploads_per_hour,
         }
     }
 
     /// Counts one action of `user`: the precise refusal past the limit. In
-    /// a cluster a message is counted on this node first, then against what
-    /// all nodes counted (as last learned: no wait on Redis), and handed to
-    /// `broker` for the others to learn.
+    /// a cluster a message or connection is counted on this node first, then
+    /// against what all nodes counted (as last learned: no wait on Redis),
+    /// and handed to `broker` for the others to learn.
     pub fn check(&self, kind: UserRate, user: &Arc<str>, broker: Option<&dyn Broker>) -> Result<(), WireError> {
-        let (limiter, limit, what) = match kind {
+        let (limiter, code, limit, what) = match kind {
             UserRate::Uploads => return self.check_upload(user),
-            UserRate::Messages => {
-                (&self.messages, "messages_per_minute", format!("more than {} messages per minute", self.per_minute))
-            }
+            UserRate::Messages => (
+                &self.messages,
+                ErrorCode::RateLimited,
+                "messages_per_minute",
+                format!("more than {} messages per minute", self.per_minute),
+            ),
             UserRate::Conversations => (
                 &self.conversations,
+                ErrorCode::RateLimited,
                 "conversations_per_hour",
                 format!("more than {} new conversations per hour", self.per_hour),
             ),
+            UserRate::Connections => (
+                &self.connections,
+                ErrorCode::ConnectionRateLimited,
+                "connections_per_minute_per_user",
+                format!("more than {} new connections per minute for this user", self.connections_per_minute),
+            ),
         };
-        let refuse = |wait: Duration| {
-            WireError::limited(ErrorCode::RateLimited, limit, what.clone(), Some(wait.max(Duration::from_millis(1))))
-        };
+        let refuse =
+            |wait: Duration| WireError::limited(code, limit, what.clone(), Some(wait.max(Duration::from_millis(1))));
         limiter
             .check_key(user)
             .map_err(|nu| refuse(nu.wait_time_from(governor::clock::DefaultClock::default().now())))?;
-        if let (UserRate::Messages, Some(cluster), Some(broker)) = (kind, &self.cluster_messages, broker) {
+        if let (Some(cluster), Some(broker)) = (self.cluster(kind), broker) {
             let window = cluster.borrow_mut().admit(user, unix_now_ms()).map_err(refuse)?;
-            broker.rate_add(RateKey::Messages(user.clone()), window);
+            let key = match kind {
+                UserRate::Messages => RateKey::Messages(user.clone()),
+                _ => RateKey::UserConnections(user.clone()),
+            };
+            broker.rate_add(key, window);
         }
         Ok(())
     }
@@ -171,9 +194,18 @@ impl UserLimits {
         })
     }
 
-    /// Cluster: what the other nodes counted of `user`'s messages in `window`.
-    pub fn learn(&self, user: &Arc<str>, window: u64, others: u64) {
-        if let Some(cluster) = &self.cluster_messages {
+    /// The cluster-wide count of `kind`, if it has one here.
+    fn cluster(&self, kind: UserRate) -> Option<&RefCell<ClusterWindows<Arc<str>>>> {
+        match kind {
+            UserRate::Messages => self.cluster_messages.as_ref(),
+            UserRate::Connections => self.cluster_connections.as_ref(),
+            UserRate::Conversations | UserRate::Uploads => None,
+        }
+    }
+
+    /// Cluster: what the other nodes counted of `user`'s `kind` in `window`.
+    pub fn learn(&self, kind: UserRate, user: &Arc<str>, window: u64, others: u64) {
+        if let Some(cluster) = self.cluster(kind) {
             cluster.borrow_mut().learn(user, window, others, unix_now_ms());
         }
     }
@@ -182,8 +214,9 @@ impl UserLimits {
     pub fn retain_recent(&self) {
         self.messages.retain_recent();
         self.conversations.retain_recent();
+        self.connections.retain_recent();
         self.uploads.borrow_mut().retain_recent(unix_now_ms());
-        if let Some(cluster) = &self.cluster_messages {
+        for cluster in [&self.cluster_messages, &self.cluster_connections].into_iter().flatten() {
             cluster.borrow_mut().retain_recent(unix_now_ms());
         }
     }

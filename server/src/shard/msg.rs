@@ -43,14 +43,16 @@ pub enum ShardMsg {
     Forwarded(Box<Forwarded>),
     /// Cluster: a node (re)joined: forget the device counts it reported before.
     ForgetNode(NodeId),
-    /// Cluster: what the other nodes counted of a user's messages in a
-    /// window, for the user's home shard.
+    /// Cluster: what the other nodes counted of a user's messages or new
+    /// connections in a window, for the user's home shard.
     RateTotal {
         /// Whose.
         user: Arc<str>,
+        /// Of what (messages or connections).
+        kind: UserRate,
         /// The window ([`crate::shard::window::window_of`]).
         window: u64,
-        /// Messages the other nodes counted in it.
+        /// What the other nodes counted in it.
         others: u64,
     },
 }
@@ -134,6 +136,8 @@ pub enum UserRate {
     Conversations,
     /// Attachments uploaded (`blobs.uploads_per_hour`).
     Uploads,
+    /// Connections opened (`limits.connections_per_minute_per_user`).
+    Connections,
 }
 
 /// The outcome of a connect or disconnect at the home shard.

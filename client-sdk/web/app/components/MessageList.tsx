@@ -1,6 +1,8 @@
 // The messages of the open conversation in seq order, then the pending
-// sends: Markdown bodies, sender names, times, and the sending / stored /
-// delivered / read / failed marks on my own. Keeps the view at the newest
+// sends: Markdown bodies (or "message deleted"), the quote a reply answers,
+// "(edited)", reactions and the message actions (MessageParts.tsx), sender
+// names, times, and the sending / stored / delivered / read / failed marks
+// on my own. A message jumped to is scrolled into view and highlighted. Keeps the view at the newest
 // message when it was there, and in place when an older page arrives; asks
 // for the older page when scrolled near the top.
 
@@ -10,6 +12,7 @@ import { loadOlder } from "../actions.js";
 import { markOf, nameOf, timeOf } from "../format.js";
 import { renderMarkdown } from "../markdown.js";
 import { type ConvView, store } from "../state.js";
+import { InlineEditor, MessageActions, Reactions, ReplyQuote, textOf } from "./MessageParts.js";
 
 const MARKS = { sending: "🕓", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "!" } as const;
 const MARK_TITLES = { sending: "Sending", sent: "Stored", delivered: "Delivered", read: "Read", failed: "Not sent" } as const;
@@ -38,16 +41,34 @@ function Stored({ v, m, showSender }: { v: ConvView; m: pb.Message; showSender: 
     );
   }
   const mine = m.senderId === store.me?.id;
-  const text = m.body?.content.case === "text" ? m.body.content.value : "Encrypted message";
   const mark = mine ? markOf(v, m.seq) : undefined;
+  const editing = store.task?.kind === "edit" && store.task.seq === m.seq;
+  const cls = `msg${mine ? " mine" : ""}${m.deleted ? " deleted" : ""}${store.highlight === m.seq ? " highlight" : ""}`;
+  let body;
+  if (m.deleted) {
+    const by = m.deletedBy && m.deletedBy !== m.senderId ? ` by ${nameOf(m.deletedBy)}` : "";
+    body = <div class="body deleted-note">{`message deleted${by}`}</div>;
+  } else if (editing) {
+    body = <InlineEditor v={v} m={m} />;
+  } else {
+    body = <div class="body">{renderMarkdown(textOf(m) ?? "Encrypted message")}</div>;
+  }
   return (
-    <div class={`msg${mine ? " mine" : ""}`} data-seq={seq} data-sender={m.senderId} data-mark={mark}>
+    <div class={cls} data-seq={seq} data-sender={m.senderId} data-mark={mark}>
       {showSender && !mine && <div class="sender">{nameOf(m.senderId)}</div>}
-      <div class="body">{renderMarkdown(text)}</div>
+      {m.replyTo !== 0n && <ReplyQuote v={v} seq={m.replyTo} />}
+      {body}
+      <Reactions v={v} m={m} />
       <div class="meta">
+        {m.editedAtMs > 0n && !m.deleted && (
+          <span class="edited" title={`Edited ${timeOf(m.editedAtMs)}`}>
+            (edited)
+          </span>
+        )}
         <time>{timeOf(m.serverTimeMs)}</time>
         {mark && <MarkSign mark={mark} />}
       </div>
+      {!editing && <MessageActions v={v} m={m} />}
     </div>
   );
 }
@@ -61,7 +82,12 @@ export function MessageList({ v }: { v: ConvView | undefined }) {
   useLayoutEffect(() => {
     const list = ref.current;
     if (!list) return;
-    if (store.keepFromBottom !== undefined) {
+    const target = store.scrollToHighlight && store.highlight !== undefined ? list.querySelector(`[data-seq="${store.highlight}"]`) : null;
+    if (target) {
+      target.scrollIntoView({ block: "center" });
+      store.scrollToHighlight = false;
+      store.keepFromBottom = undefined;
+    } else if (store.keepFromBottom !== undefined) {
       list.scrollTop = list.scrollHeight - store.keepFromBottom;
       store.keepFromBottom = undefined;
     } else if (store.stickBottom || atBottom) {
@@ -94,6 +120,7 @@ export function MessageList({ v }: { v: ConvView | undefined }) {
           const state: Mark = p.error ? "failed" : "sending";
           return (
             <div class="msg mine pending" key={p.clientMsgId} data-mark={state} data-client-msg-id={p.clientMsgId}>
+              {p.replyTo !== undefined && <ReplyQuote v={v} seq={p.replyTo} />}
               <div class="body">{renderMarkdown(p.text)}</div>
               <div class="meta">
                 {p.error && <span class="error">{p.error}</span>}

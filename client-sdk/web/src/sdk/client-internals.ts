@@ -1,5 +1,5 @@
 // The client's internals that need none of its state: the pending-request
-// records, reply unpacking, the stored form of an own message, the coalesced
+// records, reply unpacking, the stored form of an own message or change, the coalesced
 // delivered receipt, and the transport policy (WebTransport, else WebSocket).
 
 import { create } from "@bufbuild/protobuf";
@@ -11,6 +11,7 @@ import {
   type Message,
   MessageKind,
   MessageSchema,
+  ReactionChangeSchema,
   type Reply,
   type SendMessage,
   type SendMessageOk,
@@ -52,6 +53,38 @@ export function ownMessage(userId: string, sent: SendMessage, ok: SendMessageOk)
     replyTo: sent.replyTo,
     kind: MessageKind.USER,
   });
+}
+
+/**
+ * The entry an edit, delete or reaction of `userId` appends, from the command
+ * and its ack (the server does not echo it to this connection); undefined for
+ * other commands and for a change that changed nothing (seq 0).
+ */
+export function ownChange(userId: string, body: Command["body"], ok: SendMessageOk): Message | undefined {
+  if (ok.seq === 0n) return undefined;
+  const base = { conversationId: ok.conversationId, seq: ok.seq, senderId: userId, serverTimeMs: ok.serverTimeMs };
+  switch (body.case) {
+    case "editMessage":
+      return create(MessageSchema, {
+        ...base,
+        clientMsgId: body.value.clientMsgId,
+        kind: MessageKind.EDIT,
+        targetSeq: body.value.seq,
+        body: body.value.body,
+      });
+    case "deleteMessage":
+      return create(MessageSchema, { ...base, clientMsgId: body.value.clientMsgId, kind: MessageKind.DELETE, targetSeq: body.value.seq });
+    case "react":
+      return create(MessageSchema, {
+        ...base,
+        clientMsgId: body.value.clientMsgId,
+        kind: MessageKind.REACTION,
+        targetSeq: body.value.seq,
+        reaction: create(ReactionChangeSchema, { emoji: body.value.emoji, on: body.value.on }),
+      });
+    default:
+      return undefined;
+  }
 }
 
 /** The error a lost connection reports to callers. */

@@ -48,7 +48,7 @@ import {
 import { backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
 import { Delivery, type Fetch, type ResumeState, type Step } from "./delivery.js";
 import { ClientError, type WireError, wireError } from "./errors.js";
-import { Outbox } from "./outbox.js";
+import { newClientMsgId, Outbox, type Outgoing } from "./outbox.js";
 import * as req from "./requests.js";
 import {
   type Deferred,
@@ -56,6 +56,7 @@ import {
   isFatal,
   lostToError,
   openLink,
+  ownChange,
   ownMessage,
   type Pending,
   type ReplyResult,
@@ -188,6 +189,11 @@ export class Client {
   }
 
   sendRaw(m: SendMessage): Promise<SendMessageOk> {
+    return this.enqueue({ case: "sendMessage", value: m });
+  }
+
+  /** Puts a send or change in the outbox; resolves with its stored-ack, across reconnects. */
+  private enqueue(m: Outgoing): Promise<SendMessageOk> {
     if (this._state === "closed") return Promise.reject(new ClientError("closed", "the client is closed"));
     return new Promise<SendMessageOk>((resolve, reject) => {
       const key = this.outbox.push(m, { resolve, reject });
@@ -201,6 +207,25 @@ export class Client {
 
   sendText(conversationId: bigint, text: string): Promise<SendMessageOk> {
     return this.send({ conversationId, text });
+  }
+
+  /**
+   * Replaces the text of one's own message at `seq`; resolves with the edit's
+   * own seq once durable. Like a send it goes through the outbox and waits
+   * across reconnects (so do `deleteMessage` and `react`).
+   */
+  edit(conversationId: bigint, seq: bigint, text: string): Promise<SendMessageOk> {
+    return this.enqueue(req.editMessage(conversationId, seq, text, newClientMsgId()));
+  }
+
+  /** Deletes the message at `seq` (one's own, or as a conversation admin or moderator anyone's). */
+  deleteMessage(conversationId: bigint, seq: bigint): Promise<SendMessageOk> {
+    return this.enqueue(req.deleteMessage(conversationId, seq, newClientMsgId()));
+  }
+
+  /** Adds (`on`) or takes away one's reaction `emoji` on the message at `seq` (seq 0 in the ack: nothing changed). */
+  react(conversationId: bigint, seq: bigint, emoji: string, on: boolean): Promise<SendMessageOk> {
+    return this.enqueue(req.react(conversationId, seq, emoji, on, newClientMsgId()));
   }
 
   /** History: before `beforeSeq` (backward), after `afterSeq` (forward), newest when both are 0. */
@@ -408,7 +433,7 @@ export class Client {
       // A send waits for its ack across reconnects: no deadline.
       this.inflight.set(id, { kind: "send", key: e.key, deadline: Number.POSITIVE_INFINITY });
       this.outbox.markSent(e.key, id);
-      this.write(id, { case: "sendMessage", value: e.msg });
+      this.write(id, e.msg);
     }
   }
 
@@ -498,10 +523,11 @@ export class Client {
       if (r.result.case === "sendMessage") {
         const ok = r.result.value;
         entry.waiter.resolve(ok);
-        // The server does not echo a message to the connection that sent it:
-        // the ack carries all it adds, so the message takes its place in order here.
-        const own = ownMessage(this._welcome?.user?.id ?? "", entry.msg, ok);
-        this.apply(this.delivery.onMessage(own));
+        // The server does not echo a message or change to the connection that
+        // sent it: the ack carries all it adds, so it takes its place in order here.
+        const me = this._welcome?.user?.id ?? "";
+        const own = entry.msg.case === "sendMessage" ? ownMessage(me, entry.msg.value, ok) : ownChange(me, entry.msg, ok);
+        if (own) this.apply(this.delivery.onMessage(own));
       } else if (r.result.case === "error") {
         entry.waiter.reject(err(r.result.value));
       } else {

@@ -1,7 +1,11 @@
-// Sends waiting for their stored-ack, kept across reconnects and re-sent in
-// their original order with the same client_msg_id (the server deduplicates).
+// Sends, edits, deletes and reactions waiting for their stored-ack, kept
+// across reconnects and re-sent in their original order with the same
+// client_msg_id (the server answers a copy as the first).
 
-import type { SendMessage } from "../gen/chat/v1/chat_pb.js";
+import type { Command, SendMessage } from "../gen/chat/v1/chat_pb.js";
+
+/** What the outbox holds: a send or a change, each with a client_msg_id. */
+export type Outgoing = Extract<Command["body"], { case: "sendMessage" | "editMessage" | "deleteMessage" | "react" }>;
 
 /** A fresh client message id: 128 random bits in hex. */
 export function newClientMsgId(): string {
@@ -13,7 +17,7 @@ export function newClientMsgId(): string {
 export interface OutboxEntry<W> {
   /** Local key, stable across reconnects. */
   key: number;
-  msg: SendMessage;
+  msg: Outgoing;
   waiter: W;
   /** Request id of the copy written on the current connection, if any. */
   inFlight: bigint | undefined;
@@ -27,10 +31,10 @@ export class Outbox<W> {
     this.capacity = Math.max(1, capacity);
   }
 
-  /** Queues a send (filling an empty client_msg_id); `undefined` when full. */
-  push(msg: SendMessage, waiter: W): number | undefined {
+  /** Queues a send or change (filling an empty client_msg_id); `undefined` when full. */
+  push(msg: Outgoing, waiter: W): number | undefined {
     if (this.entries.length >= this.capacity) return undefined;
-    if (msg.clientMsgId === "") msg.clientMsgId = newClientMsgId();
+    if (msg.value.clientMsgId === "") msg.value.clientMsgId = newClientMsgId();
     const key = this.nextKey++;
     this.entries.push({ key, msg, waiter, inFlight: undefined });
     return key;
@@ -64,9 +68,9 @@ export class Outbox<W> {
     return all;
   }
 
-  /** Messages waiting for their ack, oldest first (for showing "sending…"). */
+  /** Messages waiting for their ack, oldest first (for showing "sending…"); changes are left out. */
   pending(): SendMessage[] {
-    return this.entries.map((e) => e.msg);
+    return this.entries.flatMap((e) => (e.msg.case === "sendMessage" ? [e.msg.value] : []));
   }
 
   get length(): number {

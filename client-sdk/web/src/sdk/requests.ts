@@ -8,6 +8,8 @@ import {
   type Command,
   type ConversationKind,
   CreateConversationSchema,
+  DeleteMessageSchema,
+  EditMessageSchema,
   GetConversationSchema,
   GetHistorySchema,
   GetMembersSchema,
@@ -23,12 +25,14 @@ import {
   type MemberRole,
   MessageBodySchema,
   PingSchema,
+  ReactSchema,
   RemoveMemberSchema,
   type SendMessage,
   SendMessageSchema,
   SetMemberRoleSchema,
   SetTypingSchema,
 } from "../gen/chat/v1/chat_pb.js";
+import type { Outgoing } from "./outbox.js";
 
 /** A command's body (its oneof). */
 export type Body = Command["body"];
@@ -51,6 +55,22 @@ export function textMessage(msg: OutgoingText): SendMessage {
     replyTo: msg.replyTo ?? 0n,
     attachmentIds: msg.attachmentIds ?? [],
   });
+}
+
+/** EditMessage: the new text of one's own message at `seq`. */
+export function editMessage(conversationId: bigint, seq: bigint, text: string, clientMsgId: string): Outgoing {
+  const body = create(MessageBodySchema, { content: { case: "text", value: text } });
+  return { case: "editMessage", value: create(EditMessageSchema, { conversationId, seq, body, clientMsgId }) };
+}
+
+/** DeleteMessage: the message at `seq`. */
+export function deleteMessage(conversationId: bigint, seq: bigint, clientMsgId: string): Outgoing {
+  return { case: "deleteMessage", value: create(DeleteMessageSchema, { conversationId, seq, clientMsgId }) };
+}
+
+/** React: add (`on`) or take away one's `emoji` on the message at `seq`. */
+export function react(conversationId: bigint, seq: bigint, emoji: string, on: boolean, clientMsgId: string): Outgoing {
+  return { case: "react", value: create(ReactSchema, { conversationId, seq, emoji, on, clientMsgId }) };
 }
 
 /** GetHistory: before `beforeSeq` (backward), after `afterSeq` (forward), newest when both are 0. */

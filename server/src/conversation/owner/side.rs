@@ -304,6 +304,7 @@ impl<R: Handles> Owner<R> {
     pub(super) fn is_quiet(&self) -> bool {
         (self.cfg.cluster || !self.subscribers.contains(&true))
             && self.pending.is_empty()
+            && self.parked.is_empty()
             && self.inflight.is_empty()
             && self.store_op == super::StoreOp::Idle
             && self.typing.is_empty()

@@ -2,16 +2,19 @@
 //! reply handles, store results fed in by hand; no runtime, no sockets. This
 //! file is the harness; `message_path` tests sequencing, group commit,
 //! idempotency, fences and failures, `changes` edits, deletes and reactions,
+//! `notices` offline notifications,
 //! `side` typing, receipts, watermarks,
 //! timers and mailbox refusals.
 
 mod changes;
 mod message_path;
+mod notices;
 mod side;
 
 use super::*;
 use crate::shard::{Fanout, ShardMsg, UserEvent};
 use chat_protocol::v1::{ConversationKind, MemberRole, ReceiptKind, push, server_frame};
+use std::rc::Rc;
 
 #[derive(Debug)]
 struct Ids;
@@ -38,6 +41,10 @@ struct Out {
     published: Vec<Fanout>,
     published_users: Vec<(Arc<str>, UserEvent)>,
     accepted: Vec<Arc<str>>,
+    /// Seqs of targets the owner asked the store for.
+    target_reads: Vec<u64>,
+    /// Offline notices asked for.
+    notices: Vec<Notice>,
     stop: bool,
 }
 
@@ -177,6 +184,8 @@ impl Harness {
                 Effect::Publish(f) => out.published.push(f),
                 Effect::PublishUser(u, ev) => out.published_users.push((u, ev)),
                 Effect::Accepted(u) => out.accepted.push(u),
+                Effect::ReadTarget(seq) => out.target_reads.push(seq),
+                Effect::Notify(n) => out.notices.push(*n),
                 Effect::Stop => out.stop = true,
             }
         }

@@ -5,11 +5,19 @@
 use super::*;
 use crate::shard::Change;
 
-fn react(h: &mut Harness, user: &str, cmid: &str, seq: u64, stored: Option<v1::Message>) -> u32 {
+/// A reaction of `user` to `seq`; returns its reply id.
+fn react(h: &mut Harness, user: &str, cmid: &str, seq: u64) -> u32 {
     h.next += 1;
     let r = v1::React { conversation_id: CONV, seq, emoji: "👍".into(), on: true, client_msg_id: cmid.into() };
-    h.owner.handle_change(h.now, user.into(), 100, Change::React(r), stored, h.next);
+    h.owner.handle_change(h.now, user.into(), 100, Change::React(r), h.next);
     h.next
+}
+
+/// The owner asked the store for `seq`, and it answers `stored`.
+fn read_answers(h: &mut Harness, seq: u64, stored: Option<v1::Message>) -> Out {
+    assert_eq!(h.out().target_reads, [seq], "the owner reads the target");
+    h.owner.handle_target(h.now, seq, Ok(stored));
+    h.out()
 }
 
 /// Message 1 of alice as the store holds it.
@@ -33,12 +41,12 @@ fn latest(m: &NewMessage) -> v1::Message {
 fn changes_in_flight_build_on_each_other_and_carry_the_version_they_replace() {
     let mut h = Harness::new(0);
     h.commit_each(&["alice"]);
-    let bob = react(&mut h, "bob", "r-bob", 1, Some(stored_first()));
-    let out = h.out();
+    let bob = react(&mut h, "bob", "r-bob", 1);
+    let out = read_answers(&mut h, 1, Some(stored_first()));
     assert_eq!(out.append(), [triple(2, "bob", "r-bob")]);
     // While bob's reaction is in flight, carol's builds on it (the owner's memory, not the store's).
     assert!(h.owner.cached_target(1).is_some());
-    let carol = react(&mut h, "carol", "r-carol", 1, None);
+    let carol = react(&mut h, "carol", "r-carol", 1);
     let first = &out.appends[0][0];
     let t = first.target.as_ref().unwrap();
     assert_eq!((t.seq, t.version.event_seq, t.version.changed_by.as_str()), (1, 2, "bob"));
@@ -55,9 +63,9 @@ fn changes_in_flight_build_on_each_other_and_carry_the_version_they_replace() {
 fn a_failed_append_forgets_changes_and_refuses_those_waiting() {
     let mut h = Harness::new(0);
     h.commit_each(&["alice"]);
-    let bob = react(&mut h, "bob", "r-bob", 1, Some(stored_first()));
-    let _ = h.out();
-    let carol = react(&mut h, "carol", "r-carol", 1, None);
+    let bob = react(&mut h, "bob", "r-bob", 1);
+    let _ = read_answers(&mut h, 1, Some(stored_first()));
+    let carol = react(&mut h, "carol", "r-carol", 1);
     let out = h.commit(Err(backend()));
     assert_eq!(out.refused(bob), ErrorCode::Unavailable);
     assert_eq!(out.refused(carol), ErrorCode::Unavailable, "it built on a change that failed");
@@ -68,9 +76,73 @@ fn a_failed_append_forgets_changes_and_refuses_those_waiting() {
 fn a_change_of_a_message_that_is_not_there_is_not_found() {
     let mut h = Harness::new(0);
     h.commit_each(&["alice"]);
-    let beyond = react(&mut h, "bob", "r1", 5, None);
-    let missing = react(&mut h, "bob", "r2", 1, None);
+    let beyond = react(&mut h, "bob", "r1", 5);
+    let missing = react(&mut h, "bob", "r2", 1);
     let out = h.out();
-    assert_eq!((out.refused(beyond), out.refused(missing)), (ErrorCode::NotFound, ErrorCode::NotFound));
+    assert_eq!(out.refused(beyond), ErrorCode::NotFound, "beyond the head: no read needed");
+    h.owner.handle_target(h.now, 1, Ok(None));
+    let out = h.out();
+    assert_eq!(out.refused(missing), ErrorCode::NotFound);
     assert!(out.appends.is_empty());
+}
+
+#[test]
+fn sends_go_on_while_a_target_is_read_and_changes_of_it_wait_in_order() {
+    let mut h = Harness::new(0);
+    h.commit_each(&["alice"]);
+    let bob = react(&mut h, "bob", "r-bob", 1);
+    let carol = react(&mut h, "carol", "r-carol", 1);
+    assert_eq!(h.out().target_reads, [1], "one read for both");
+    assert_eq!(h.owner.parked(), 2);
+    // The conversation does not wait for the read.
+    let sent = h.send("alice", "m-2");
+    let out = h.out();
+    assert_eq!(out.append(), [triple(2, "alice", "m-2")]);
+    assert_eq!(h.commit(Ok(())).acked(sent), (2, false));
+    h.owner.handle_target(h.now, 1, Ok(Some(stored_first())));
+    let out = h.out();
+    assert_eq!(out.append(), [triple(3, "bob", "r-bob"), triple(4, "carol", "r-carol")]);
+    assert_eq!(latest(&out.appends[0][1]).reactions[0].user_ids, ["bob", "carol"], "in the order they came");
+    let out = h.commit(Ok(()));
+    assert_eq!((out.acked(bob), out.acked(carol)), ((3, false), (4, false)));
+    assert_eq!(h.owner.parked(), 0);
+}
+
+#[test]
+fn a_change_sent_again_while_parked_is_stored_once() {
+    let mut h = Harness::new(0);
+    h.commit_each(&["alice"]);
+    let first = react(&mut h, "bob", "r-bob", 1);
+    let again = react(&mut h, "bob", "r-bob", 1);
+    let out = read_answers(&mut h, 1, Some(stored_first()));
+    assert_eq!(out.append(), [triple(2, "bob", "r-bob")]);
+    let out = h.commit(Ok(()));
+    assert_eq!(out.acked(first), (2, false));
+    assert_eq!(out.acked(again), (2, true));
+}
+
+#[test]
+fn a_failed_target_read_refuses_its_changes_as_retryable() {
+    let mut h = Harness::new(0);
+    h.commit_each(&["alice"]);
+    let bob = react(&mut h, "bob", "r-bob", 1);
+    let _ = h.out();
+    h.owner.handle_target(h.now, 1, Err(backend()));
+    let out = h.out();
+    assert_eq!(out.refused(bob), ErrorCode::Unavailable);
+    assert!(out.appends.is_empty());
+    assert_eq!(h.owner.parked(), 0);
+}
+
+#[test]
+fn changes_beyond_the_parking_bound_are_refused_as_overloaded() {
+    let mut h = Harness::new(0);
+    h.commit_each(&["alice"]);
+    for i in 0..super::super::change::PARKED {
+        react(&mut h, "bob", &format!("r-{i}"), 1);
+    }
+    let over = react(&mut h, "bob", "r-over", 1);
+    let out = h.out();
+    assert_eq!(out.target_reads, [1]);
+    assert_eq!(out.refused(over), ErrorCode::Overloaded);
 }

@@ -1,0 +1,82 @@
+//! One signed POST to the webhook over HTTP/1.1 (hyper's client
+//! connection), in clear or over TLS with the system's roots.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Uri;
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use tokio::net::TcpStream;
+
+/// The header with the signing time (seconds since the Unix epoch).
+pub const TIMESTAMP_HEADER: &str = "x-chatd-timestamp";
+/// The header with the signature: `v1=` and the hex HMAC-SHA256 of
+/// `"{timestamp}.{body}"` under `notify.secret`.
+pub const SIGNATURE_HEADER: &str = "x-chatd-signature";
+
+/// Where notifications go.
+pub(super) struct Target {
+    uri: Uri,
+    host: String,
+    port: u16,
+    tls: Option<tokio_rustls::TlsConnector>,
+}
+
+impl Target {
+    /// Parses `url` (`http://` or `https://`).
+    pub(super) fn parse(url: &str) -> Result<Self, String> {
+        let uri: Uri = url.parse().map_err(|e| format!("notify.webhook_url: {e}"))?;
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err("notify.webhook_url must be http:// or https://".into()),
+        };
+        let host = uri.host().ok_or("notify.webhook_url has no host")?.trim_matches(['[', ']']).to_string();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let tls = match https {
+            false => None,
+            true => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(cert);
+                }
+                let cfg = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+                Some(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
+            }
+        };
+        Ok(Self { uri, host, port, tls })
+    }
+
+    /// Posts `body` signed as `signature` at `timestamp`; the status code.
+    pub(super) async fn post(&self, body: Bytes, timestamp: u64, signature: &str) -> Result<u16, String> {
+        let authority = self.uri.authority().map(|a| a.to_string()).unwrap_or_else(|| self.host.clone());
+        let req = hyper::Request::post(self.uri.clone())
+            .header(hyper::header::HOST, authority)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::USER_AGENT, concat!("chatd/", env!("CARGO_PKG_VERSION")))
+            .header(TIMESTAMP_HEADER, timestamp.to_string())
+            .header(SIGNATURE_HEADER, signature)
+            .body(Full::new(body))
+            .map_err(|e| e.to_string())?;
+        let tcp = TcpStream::connect((self.host.as_str(), self.port)).await.map_err(|e| e.to_string())?;
+        match &self.tls {
+            None => send(TokioIo::new(tcp), req).await,
+            Some(tls) => {
+                let name = rustls::pki_types::ServerName::try_from(self.host.clone()).map_err(|e| e.to_string())?;
+                let stream = tls.connect(name, tcp).await.map_err(|e| e.to_string())?;
+                send(TokioIo::new(stream), req).await
+            }
+        }
+    }
+}
+
+async fn send<I>(io: I, req: hyper::Request<Full<Bytes>>) -> Result<u16, String>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.map_err(|e| e.to_string())?;
+    let conn = tokio::spawn(conn);
+    let status = sender.send_request(req).await.map_err(|e| e.to_string())?.status().as_u16();
+    conn.abort();
+    Ok(status)
+}
