@@ -17,6 +17,7 @@ fn send_frame(text_len: usize) -> v1::ClientFrame {
                 client_msg_id: "0190a5b2-7c1e-7000-8000-000000000001".into(),
                 body: Some(v1::MessageBody { content: Some(message_body::Content::Text("x".repeat(text_len))) }),
                 reply_to: 0,
+                attachment_ids: Vec::new(),
             })),
         })),
     }

@@ -59,10 +59,12 @@ impl Client {
             transport::connect(cfg.clone(), hello.frame, cfg.request_timeout).await.map_err(driver::lost_to_error)?;
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMANDS);
         let (ev_tx, ev_rx) = mpsc::channel(cfg.event_buffer.max(1));
-        // What the Welcome says is readable as soon as `connect` returns.
+        // What the Welcome says is readable as soon as `connect` returns; transfers
+        // may start at once: the connection is known before the driver runs.
         let shared = Shared {
             welcome: Some(est.welcome.clone()),
             token_expires_at_ms: est.welcome.token_expires_at_ms,
+            conn: Some(est.conn.clone()),
             ..Shared::default()
         };
         let shared = Arc::new(Mutex::new(shared));
@@ -133,6 +135,7 @@ impl Client {
             client_msg_id: String::new(),
             body: Some(v1::MessageBody { content: Some(Content::Text(text.into())) }),
             reply_to: 0,
+            attachment_ids: Vec::new(),
         })
         .await
     }
@@ -317,6 +320,11 @@ impl Client {
     /// The last Welcome.
     pub fn welcome(&self) -> Option<v1::Welcome> {
         self.shared.lock().ok().and_then(|s| s.welcome.clone())
+    }
+
+    /// The connection of the latest session (transfers open streams on it).
+    pub(crate) fn shared_conn(&self) -> Option<transport::Conn> {
+        self.shared.lock().ok().and_then(|s| s.conn.clone())
     }
 
     /// The user of the token, as the server knows them.

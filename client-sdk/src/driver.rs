@@ -82,6 +82,8 @@ pub(crate) enum Cmd {
 pub(crate) struct Shared {
     pub welcome: Option<v1::Welcome>,
     pub resume: ResumeState,
+    /// The connection of the latest session (transfers open their streams on it).
+    pub conn: Option<Conn>,
     /// When the session's token lapses (ms since the Unix epoch; 0: unknown).
     pub token_expires_at_ms: u64,
 }
@@ -382,6 +384,7 @@ impl Driver {
         self.attempt = 0;
         if let Ok(mut s) = self.shared.lock() {
             s.welcome = Some(welcome.clone());
+            s.conn = Some(conn.clone());
             s.token_expires_at_ms = welcome.token_expires_at_ms;
         }
         self.sync_shared();

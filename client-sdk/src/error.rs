@@ -23,6 +23,10 @@ pub enum ClientError {
     /// The client was closed (or stopped after a fatal error).
     #[error("client closed")]
     Closed,
+    /// An attachment transfer's stream failed (the connection dropped, or
+    /// the stream was cut off); start the transfer again.
+    #[error("transfer failed: {0}")]
+    Transfer(String),
     /// The server sent something the SDK does not understand.
     #[error("protocol error: {0}")]
     Protocol(String),

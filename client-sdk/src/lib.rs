@@ -36,6 +36,7 @@
 //! # Ok(()) }
 //! ```
 
+mod attachments;
 mod backoff;
 mod client;
 mod config;
@@ -51,6 +52,7 @@ mod token;
 mod transport;
 mod view;
 
+pub use attachments::Download;
 pub use backoff::Backoff;
 pub use chat_protocol::error::{ErrorClass, WireErrorOwned};
 pub use chat_protocol::v1;

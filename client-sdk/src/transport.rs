@@ -71,6 +71,15 @@ pub(crate) enum Conn {
     Wt(wtransport::Connection, Arc<wtransport::Endpoint<wtransport::endpoint::endpoint_side::Client>>),
 }
 
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Quic(..) => "Conn::Quic",
+            Self::Wt(..) => "Conn::Wt",
+        })
+    }
+}
+
 impl Conn {
     /// Closes with an application code; waits briefly for the close to leave.
     pub async fn close(&self, code: u32, reason: &str) {
@@ -101,6 +110,19 @@ impl Conn {
                 Ok(e) => wt_lost(&e),
                 Err(_) => Lost::new(fallback),
             },
+        }
+    }
+
+    /// Opens a bidirectional stream of its own (an attachment transfer).
+    pub async fn open_bi(&self) -> Result<(SendHalf, RecvHalf), String> {
+        match self {
+            Self::Quic(c, _) => {
+                c.open_bi().await.map(|(s, r)| (SendHalf::Quic(s), RecvHalf::Quic(r))).map_err(|e| e.to_string())
+            }
+            Self::Wt(c, _) => {
+                let opening = c.open_bi().await.map_err(|e| e.to_string())?;
+                opening.await.map(|(s, r)| (SendHalf::Wt(s), RecvHalf::Wt(r))).map_err(|e| e.to_string())
+            }
         }
     }
 
@@ -140,6 +162,22 @@ impl SendHalf {
     pub async fn write_frame(&mut self, frame: &ClientFrame) -> Result<(), String> {
         self.write_all(&encode_frame_to_vec(frame)).await
     }
+
+    /// Finishes the stream (all written).
+    pub fn finish(&mut self) {
+        match self {
+            Self::Quic(s) => drop(s.finish()),
+            Self::Wt(s) => drop(s.quic_stream_mut().finish()),
+        }
+    }
+
+    /// Abandons the stream: the peer sees it reset, not finished.
+    pub fn reset(&mut self) {
+        match self {
+            Self::Quic(s) => drop(s.reset(quinn::VarInt::from_u32(0))),
+            Self::Wt(s) => drop(s.quic_stream_mut().reset(quinn::VarInt::from_u32(0))),
+        }
+    }
 }
 
 /// A receiving stream.
@@ -151,7 +189,8 @@ pub(crate) enum RecvHalf {
 }
 
 impl RecvHalf {
-    async fn read(&mut self, buf: &mut [u8]) -> Result<Option<usize>, String> {
+    /// Reads into `buf`; None at the end of the stream.
+    pub async fn read(&mut self, buf: &mut [u8]) -> Result<Option<usize>, String> {
         match self {
             Self::Quic(s) => s.read(buf).await.map_err(|e| e.to_string()),
             Self::Wt(s) => s.read(buf).await.map_err(|e| e.to_string()),
@@ -161,7 +200,7 @@ impl RecvHalf {
 
 /// Why a frame could not be read.
 #[derive(Debug)]
-enum ReadFail {
+pub(crate) enum ReadFail {
     /// The stream or connection failed.
     Transport(String),
     /// Bytes that are not a frame.
@@ -177,7 +216,7 @@ pub(crate) struct FrameReader {
 }
 
 impl FrameReader {
-    fn new(rx: RecvHalf) -> Self {
+    pub(crate) fn new(rx: RecvHalf) -> Self {
         Self {
             rx,
             buf: BytesMut::new(),
@@ -187,7 +226,7 @@ impl FrameReader {
     }
 
     /// The next frame; `None` at the end of the stream.
-    async fn next(&mut self) -> Result<Option<ServerFrame>, ReadFail> {
+    pub(crate) async fn next(&mut self) -> Result<Option<ServerFrame>, ReadFail> {
         loop {
             match self.dec.decode(&mut self.buf) {
                 Ok(Some(frame)) => {
@@ -204,6 +243,13 @@ impl FrameReader {
                 None => return Err(ReadFail::Protocol("stream ended inside a frame".into())),
             }
         }
+    }
+}
+
+impl FrameReader {
+    /// The stream and the bytes read past the last frame.
+    pub(crate) fn into_parts(self) -> (RecvHalf, BytesMut) {
+        (self.rx, self.buf)
     }
 }
 

@@ -39,6 +39,7 @@ fn send_message(max_chars: usize) -> impl Strategy<Value = SendMessage> {
             client_msg_id,
             body,
             reply_to,
+            attachment_ids: Vec::new(),
         })
 }
 
@@ -279,6 +280,7 @@ fn oversize_frame(id: Option<u64>, len: usize) -> ClientFrame {
                 client_msg_id: "c".into(),
                 body: Some(MessageBody { content: Some(message_body::Content::Text(text)) }),
                 reply_to: 0,
+                attachment_ids: Vec::new(),
             })),
         ),
         None => ClientFrame { kind: Some(client_frame::Kind::Hello(Hello { token: text, ..Hello::default() })) },

@@ -23,6 +23,7 @@ fn send(id: u64, content: message_body::Content) -> ClientFrame {
             client_msg_id: format!("0190a5b2-7c1e-7000-8000-{id:012}"),
             body: Some(MessageBody { content: Some(content) }),
             reply_to: 0,
+            attachment_ids: Vec::new(),
         }),
     )
 }

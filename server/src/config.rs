@@ -352,7 +352,7 @@ impl Config {
             self.store.scylla.check().map_err(|e| ConfigError::Inconsistent(format!("store.scylla: {e}")))?;
         }
         self.blobs
-            .check(self.store.backend.is_shared())
+            .check(self.store.backend.is_shared(), self.cluster.enabled())
             .map_err(|e| ConfigError::Inconsistent(format!("blobs: {e}")))?;
         self.notify.check().map_err(|e| ConfigError::Inconsistent(format!("notify: {e}")))?;
         if self.tls.cert.is_some() != self.tls.key.is_some() {
@@ -583,6 +583,7 @@ mod tests {
                 secret: "s".repeat(32),
                 ..ClusterConfig::default()
             },
+            blobs: BlobsConfig { backend: BlobBackend::Scylla, ..BlobsConfig::default() },
             ..Config::default()
         };
         assert!(c.check().unwrap_err().to_string().contains("every node must accept the same tokens"));

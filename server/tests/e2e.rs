@@ -58,6 +58,7 @@ async fn private_is_one_per_pair_and_send_is_idempotent() {
         client_msg_id: "retry-me-1".into(),
         body: Some(v1::MessageBody { content: Some(message_body::Content::Text("once".into())) }),
         reply_to: 0,
+        attachment_ids: Vec::new(),
     };
     let a = alice.send(msg.clone()).await.unwrap();
     let b = alice.send(msg).await.unwrap();
@@ -515,13 +516,20 @@ async fn malformed_and_oversize_frames_get_precise_errors() {
         client_msg_id: "x".into(),
         body: Some(v1::MessageBody { content: Some(message_body::Content::Text("y".repeat(100_000))) }),
         reply_to: 0,
+        attachment_ids: Vec::new(),
     });
     r.send.write_all(&raw::command(9, huge)).await.unwrap();
     assert_eq!(error_of(&r.reply().await), (9, ErrorCode::FrameTooLarge));
     // Invalid UTF-8 in a string: a precise invalid-argument error with the id.
     let mut bad = raw::command(11, v1::command::Body::Ping(v1::Ping {}));
     bad.truncate(0);
-    let send = v1::SendMessage { conversation_id: 5, client_msg_id: "ab".into(), body: None, reply_to: 0 };
+    let send = v1::SendMessage {
+        conversation_id: 5,
+        client_msg_id: "ab".into(),
+        body: None,
+        reply_to: 0,
+        attachment_ids: Vec::new(),
+    };
     let mut frame = raw::command(12, v1::command::Body::SendMessage(send));
     let pos = frame.windows(2).position(|w| w == b"ab").unwrap();
     frame[pos] = 0xff;

@@ -131,6 +131,7 @@ async fn refusals_are_precise_and_change_nothing() {
         client_msg_id: format!("reply-{reply_to}"),
         body: Some(v1::MessageBody { content: Some(message_body::Content::Text("re".into())) }),
         reply_to,
+        attachment_ids: Vec::new(),
     };
     let e = bob.send(reply(500)).await.expect_err("a reply to nothing");
     let chat_client::ClientError::Server(w) = e else { panic!("{e:?}") };

@@ -386,7 +386,13 @@ async fn no_command_tells_an_existing_conversation_from_an_absent_one() {
     let commands = |c: u64| {
         let text = Some(p::MessageBody { content: Some(p::message_body::Content::Text("hi".into())) });
         vec![
-            B::SendMessage(p::SendMessage { conversation_id: c, client_msg_id: "m1".into(), body: text, reply_to: 0 }),
+            B::SendMessage(p::SendMessage {
+                conversation_id: c,
+                client_msg_id: "m1".into(),
+                body: text,
+                reply_to: 0,
+                attachment_ids: Vec::new(),
+            }),
             B::GetHistory(p::GetHistory { conversation_id: c, limit: 10, ..Default::default() }),
             B::GetConversation(p::GetConversation { conversation_id: c }),
             B::GetMembers(p::GetMembers { conversation_id: c }),

@@ -231,6 +231,7 @@ async fn websocket_and_quic_users_chat_both_ways_in_order() {
             client_msg_id: format!("ws-{i}"),
             body: text_body(&format!("from alice {i}")),
             reply_to: 0,
+            attachment_ids: Vec::new(),
         };
         alice.send_bytes(command_frame(*id, command::Body::SendMessage(m))).await;
     }
@@ -306,6 +307,7 @@ async fn bad_input_over_websocket_gets_precise_errors_and_the_connection_stays()
         client_msg_id: "big".into(),
         body: text_body(&"x".repeat(70 * 1024)),
         reply_to: 0,
+        attachment_ids: Vec::new(),
     };
     ws.send_bytes(command_frame(77, command::Body::SendMessage(big))).await;
     let e = error_of(ws.reply(77).await);

@@ -66,7 +66,8 @@ pub async fn at_owner(
     m: v1::SendMessage,
 ) -> Result<reply::Result, WireError> {
     let conv = m.conversation_id;
-    let ok = ask(ctx, conv, |reply| ConvMsg::Send { caller, origin, msg: Box::new(m), reply }).await?;
+    let attachments = attachments_of(ctx, &caller, &m).await?;
+    let ok = ask(ctx, conv, |reply| ConvMsg::Send { caller, origin, msg: Box::new(m), attachments, reply }).await?;
     Ok(reply::Result::SendMessage(ok))
 }
 
@@ -74,10 +75,24 @@ type Answer = oneshot::Receiver<Result<v1::SendMessageOk, WireError>>;
 
 async fn hand_to_owner(ctx: &ShardCtx, caller: Caller, origin: u64, m: v1::SendMessage) -> Result<Answer, WireError> {
     let conv = m.conversation_id;
+    let attachments = attachments_of(ctx, &caller, &m).await?;
     let (tx, rx) = oneshot::channel();
-    let msg = ConvMsg::Send { caller, origin, msg: Box::new(m), reply: tx };
+    let msg = ConvMsg::Send { caller, origin, msg: Box::new(m), attachments, reply: tx };
     ctx.shared.mesh.to_owner(conv, msg).await.map_err(|_| shard_unavailable())?;
     Ok(rx)
+}
+
+/// The attachments the message names, resolved where the owner is (no
+/// store read for a message without any).
+async fn attachments_of(
+    ctx: &ShardCtx,
+    caller: &Caller,
+    m: &v1::SendMessage,
+) -> Result<Vec<v1::Attachment>, WireError> {
+    if m.attachment_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    super::attachments::resolve(&ctx.shared.store, m.conversation_id, &caller.user, &m.attachment_ids).await
 }
 
 async fn answer(rx: Answer) -> Result<reply::Result, WireError> {

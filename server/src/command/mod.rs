@@ -9,6 +9,8 @@
 //!   edits, deletes and reactions are checked by the owner ([`change`]),
 //!   membership and receipts are answered by the owner ([`membership`],
 //!   [`receipts`]);
+//! - attachments ([`attachments`]) are checked here, on transfer streams
+//!   of their own that the session hands over;
 //! - templates ([`templates`]) run here too: they are the caller's and the
 //!   firm's, not a conversation's.
 //!
@@ -18,6 +20,7 @@
 //! not own connections (that is `crate::session`) nor the owner's rules (that
 //! is `crate::conversation`).
 
+pub mod attachments;
 pub mod change;
 pub mod conversations;
 pub mod history;
@@ -89,6 +92,10 @@ async fn execute_here(
         B::Ping(_) => {
             Ok(reply::Result::Pong(v1::Pong { server_time_ms: chat_protocol::unix_ms(std::time::SystemTime::now()) }))
         }
+        B::UploadStart(_) | B::DownloadStart(_) => Err(WireError::new(
+            ErrorCode::Unsupported,
+            "uploads and downloads go on a stream of their own (a new bidirectional stream per transfer)",
+        )),
         B::SendMessage(_) | B::SetTyping(_) | B::RefreshToken(_) => {
             Err(WireError::new(ErrorCode::UnknownCommand, "sends, typing and token refreshes are taken by the session"))
         }

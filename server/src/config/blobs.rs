@@ -24,6 +24,12 @@ pub struct BlobsConfig {
     /// Most memory one thumbnail's decoding may take, bytes (a decompression
     /// bomb is refused before it allocates). Default 268435456 (256 MiB).
     pub thumbnail_max_decode_bytes: u64,
+    /// Uploads one user may make per hour (a sliding hour); past it an
+    /// upload is refused with UPLOAD_RATE_EXCEEDED and when to retry. Default 10.
+    pub uploads_per_hour: u32,
+    /// Transfers (uploads and downloads) one connection may run at once;
+    /// more are refused with OVERLOADED. Default 4.
+    pub transfers_per_connection: usize,
 }
 
 impl Default for BlobsConfig {
@@ -34,15 +40,27 @@ impl Default for BlobsConfig {
             thumbnail_max_px: 320,
             thumbnail_max_source_px: 16_384,
             thumbnail_max_decode_bytes: 256 * 1024 * 1024,
+            uploads_per_hour: 10,
+            transfers_per_connection: 4,
         }
     }
 }
 
 impl BlobsConfig {
-    /// Checks the limits and that blobs in ScyllaDB have its keyspace
-    /// (`store_shared`: the message store is ScyllaDB); the error names the
-    /// key (below `blobs`).
-    pub fn check(&self, store_shared: bool) -> Result<(), String> {
+    /// Checks the limits, that blobs in ScyllaDB have its keyspace
+    /// (`store_shared`: the message store is ScyllaDB) and that a cluster
+    /// (`clustered`) keeps them where every node reads them; the error names
+    /// the key (below `blobs`).
+    pub fn check(&self, store_shared: bool, clustered: bool) -> Result<(), String> {
+        if clustered && self.backend == BlobBackend::Filesystem {
+            return Err("backend = \"filesystem\" keeps files on one node, but this is a cluster: set backend = \"scylla\" so every node reads every attachment".into());
+        }
+        if self.uploads_per_hour == 0 {
+            return Err("uploads_per_hour must be at least 1".into());
+        }
+        if self.transfers_per_connection == 0 {
+            return Err("transfers_per_connection must be at least 1".into());
+        }
         if self.backend == BlobBackend::Scylla && !store_shared {
             return Err("backend = \"scylla\" keeps blobs in the keyspace of [store.scylla]: set store.backend = \"scylla\" too".into());
         }
@@ -125,5 +143,20 @@ mod tests {
         refused("thumbnail_max_source_px = 100", "thumbnail_max_source_px");
         refused("thumbnail_max_decode_bytes = 10", "thumbnail_max_decode_bytes");
         refused("max_bytes = 10", "max_bytes");
+        refused("uploads_per_hour = 0", "blobs: uploads_per_hour must be at least 1");
+        refused("transfers_per_connection = 0", "blobs: transfers_per_connection must be at least 1");
+        let cfg = load("[blobs]\nuploads_per_hour = 3\ntransfers_per_connection = 2\n").unwrap();
+        assert_eq!((cfg.blobs.uploads_per_hour, cfg.blobs.transfers_per_connection), (3, 2));
+    }
+
+    #[test]
+    fn a_cluster_refuses_blobs_on_one_nodes_disk() {
+        let mut cfg = Config::default();
+        cfg.blobs.backend = super::BlobBackend::Filesystem;
+        assert_eq!(cfg.blobs.check(true, false), Ok(()), "one node: its own disk is fine");
+        let e = cfg.blobs.check(true, true).unwrap_err();
+        assert!(e.contains("this is a cluster: set backend = \"scylla\""), "{e}");
+        cfg.blobs.backend = super::BlobBackend::Scylla;
+        assert_eq!(cfg.blobs.check(true, true), Ok(()));
     }
 }

@@ -308,9 +308,9 @@ impl Driver {
     async fn handle(&mut self, m: ConvMsg) {
         let now = now();
         match m {
-            ConvMsg::Send { caller, origin, msg, reply } => {
+            ConvMsg::Send { caller, origin, msg, attachments, reply } => {
                 self.owner.handle_wall_clock(now, unix_ms_now());
-                self.owner.handle_send(now, caller.user, origin, *msg, reply);
+                self.owner.handle_send(now, caller.user, origin, *msg, attachments, reply);
             }
             ConvMsg::Change { caller, origin, change, reply } => {
                 self.owner.handle_wall_clock(now, unix_ms_now());

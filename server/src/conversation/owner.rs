@@ -387,12 +387,29 @@ impl<R: Handles> Owner<R> {
 
     /// A message to store and deliver, from `sender` (a session on this node
     /// or another: `origin` gets no echo). Answered once durable or refused.
-    pub fn handle_send(&mut self, now: Instant, sender: Arc<str>, origin: u64, msg: v1::SendMessage, reply: R::Send) {
-        self.send(now, sender, origin, msg, reply);
+    /// `attachments` are those it names, resolved by the caller.
+    pub fn handle_send(
+        &mut self,
+        now: Instant,
+        sender: Arc<str>,
+        origin: u64,
+        msg: v1::SendMessage,
+        attachments: Vec<v1::Attachment>,
+        reply: R::Send,
+    ) {
+        self.send(now, sender, origin, msg, attachments, reply);
         self.settle(now);
     }
 
-    fn send(&mut self, now: Instant, sender: Arc<str>, origin: u64, mut msg: v1::SendMessage, reply: R::Send) {
+    fn send(
+        &mut self,
+        now: Instant,
+        sender: Arc<str>,
+        origin: u64,
+        mut msg: v1::SendMessage,
+        attachments: Vec<v1::Attachment>,
+        reply: R::Send,
+    ) {
         let Some((sender, cmid, reply)) = self.admit(now, sender, std::mem::take(&mut msg.client_msg_id), reply) else {
             return;
         };
@@ -413,6 +430,7 @@ impl<R: Handles> Owner<R> {
             server_time_ms: 0,
             reply_to: msg.reply_to,
             kind: v1::MessageKind::User as i32,
+            attachments,
             ..Default::default()
         };
         self.pending.push_back(Pending {

@@ -212,8 +212,10 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
     // sender gets no echo): random high bits keep them apart.
     let first_session_id = if cluster.is_some() { (u64::from(rand::random::<u32>()) << 32) | 1 } else { 1 };
     let notifier = crate::notify::Notifier::start(&cfg.notify, metrics.notify.clone()).context("`notify`")?;
+    let blobs = Arc::new(crate::blob::Blobs::open(&cfg).context("opening the blob store ([blobs])")?);
     let shared = Arc::new(Shared {
         notifier,
+        blobs,
         limits: cfg.limits.protocol(),
         conn_limiter: ConnLimiter::new(cfg.limits.connections_per_minute_per_ip),
         origins: Origins::new(&cfg.web, web_addr.map(|a| a.port())),

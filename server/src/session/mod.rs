@@ -15,6 +15,7 @@ mod limits;
 mod outbound;
 mod read;
 mod state;
+mod transfer;
 
 use crate::auth::Identity;
 use crate::command::Requester;
@@ -234,6 +235,8 @@ impl Session {
                 messages_per_minute: lim.messages_per_minute,
                 typing_timeout_ms: lim.typing_timeout_ms as u32,
                 max_members: lim.max_members as u32,
+                max_file_bytes: self.ctx().shared.cfg.blobs.max_file_bytes,
+                uploads_per_hour: self.ctx().shared.cfg.blobs.uploads_per_hour,
             }),
             server_time_ms: chat_protocol::unix_ms(std::time::SystemTime::now()),
             node: self.ctx().shared.cfg.node_name.clone(),
@@ -261,8 +264,12 @@ impl Session {
         let out = Outbound::new(self.clone(), events, sent);
         let writer = tokio::task::spawn_local(out.run(inbox, initial, resync, hello.resume));
 
+        // Later bidirectional streams carry uploads and downloads (a WebSocket has none).
+        let transfers = tokio::task::spawn_local(self.clone().accept_transfers());
+
         let res = self.read_loop(ctl_tx, &mut ctl_rx, &mut dec, &mut buf).await;
         writer.abort();
+        transfers.abort();
         res
     }
 

@@ -14,6 +14,7 @@ use crate::shard::msg::{ConvMsg, PresenceMsg, ShardMsg, UserRate};
 use crate::shard::placement::{owner_node, user_shard};
 use crate::shard::presence::PresenceTable;
 use crate::shard::sessions::LocalSessions;
+use crate::shard::upload_rate::UploadRate;
 use crate::shard::window::ClusterWindows;
 use crate::store::Store;
 use crate::transport::admission::{ConnLimiter, Origins, rate_key};
@@ -61,6 +62,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// When (unix ms) the store last answered the health probe (see `crate::health`).
     pub store_last_ok_ms: AtomicU64,
+    /// Where attachments' bytes live (`[blobs]`).
+    pub blobs: Arc<crate::blob::Blobs>,
     /// The offline-notification webhook (None: off).
     pub notifier: Option<crate::notify::Notifier>,
 }
@@ -108,15 +111,18 @@ pub struct UserLimits {
     connections: KeyedLimiter<Arc<str>>,
     /// Cluster: the new connections of the users homed here across all nodes.
     cluster_connections: Option<RefCell<ClusterWindows<Arc<str>>>>,
+    /// Uploads, in a sliding hour (a sans-IO rule fed the wall clock).
+    uploads: RefCell<UploadRate>,
     /// The configured rates, for the refusals.
     per_minute: u32,
     per_hour: u32,
     connections_per_minute: u32,
+    uploads_per_hour: u32,
 }
 
 impl UserLimits {
-    /// Limits from the configuration; `clustered`: also counted across nodes.
-    pub fn new(limits: &LimitsConfig, clustered: bool) -> Self {
+    /// Limits from the configuration; `clustered`: messages also counted across nodes.
+    pub fn new(limits: &LimitsConfig, uploads_per_hour: u32, clustered: bool) -> Self {
         let n = |v: u32| NonZeroU32::new(v.max(1)).expect("non-zero");
         Self {
             messages: RateLimiter::keyed(Quota::per_minute(n(limits.messages_per_minute))),
@@ -128,6 +134,8 @@ impl UserLimits {
             per_minute: limits.messages_per_minute,
             per_hour: limits.conversations_per_hour,
             connections_per_minute: limits.connections_per_minute_per_user,
+            uploads: RefCell::new(UploadRate::new(uploads_per_hour)),
+            uploads_per_hour,
         }
     }
 
@@ -137,6 +145,7 @@ impl UserLimits {
     /// and handed to `broker` for the others to learn.
     pub fn check(&self, kind: UserRate, user: &Arc<str>, broker: Option<&dyn Broker>) -> Result<(), WireError> {
         let (limiter, code, limit, what) = match kind {
+            UserRate::Uploads => return self.check_upload(user),
             UserRate::Messages => (
                 &self.messages,
                 ErrorCode::RateLimited,
@@ -172,12 +181,25 @@ impl UserLimits {
         Ok(())
     }
 
+    /// Counts one upload of `user` (per node: uploads are rare and large, a
+    /// cluster-wide count would add a Redis round trip for little).
+    fn check_upload(&self, user: &Arc<str>) -> Result<(), WireError> {
+        self.uploads.borrow_mut().admit(user, unix_now_ms()).map_err(|wait| {
+            WireError::limited(
+                ErrorCode::UploadRateExceeded,
+                "uploads_per_hour",
+                format!("more than {} uploads per hour", self.uploads_per_hour),
+                Some(wait),
+            )
+        })
+    }
+
     /// The cluster-wide count of `kind`, if it has one here.
     fn cluster(&self, kind: UserRate) -> Option<&RefCell<ClusterWindows<Arc<str>>>> {
         match kind {
             UserRate::Messages => self.cluster_messages.as_ref(),
             UserRate::Connections => self.cluster_connections.as_ref(),
-            UserRate::Conversations => None,
+            UserRate::Conversations | UserRate::Uploads => None,
         }
     }
 
@@ -193,6 +215,7 @@ impl UserLimits {
         self.messages.retain_recent();
         self.conversations.retain_recent();
         self.connections.retain_recent();
+        self.uploads.borrow_mut().retain_recent(unix_now_ms());
         for cluster in [&self.cluster_messages, &self.cluster_connections].into_iter().flatten() {
             cluster.borrow_mut().retain_recent(unix_now_ms());
         }

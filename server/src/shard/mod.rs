@@ -22,6 +22,7 @@ pub mod msg;
 pub mod placement;
 pub mod presence;
 pub mod sessions;
+pub mod upload_rate;
 pub mod window;
 
 pub use ctx::{ShardCtx, ShardState, Shared};

@@ -134,6 +134,8 @@ pub enum UserRate {
     Messages,
     /// Conversations created (`limits.conversations_per_hour`).
     Conversations,
+    /// Attachments uploaded (`blobs.uploads_per_hour`).
+    Uploads,
     /// Connections opened (`limits.connections_per_minute_per_user`).
     Connections,
 }
@@ -203,6 +205,8 @@ pub enum ConvMsg {
         origin: u64,
         /// The validated request (boxed: it is most of the size of every mesh slot otherwise).
         msg: Box<v1::SendMessage>,
+        /// The attachments it names, resolved (see `SendMessage.attachment_ids`).
+        attachments: Vec<v1::Attachment>,
         /// Answered once the message is durable.
         reply: Reply<v1::SendMessageOk>,
     },

@@ -31,6 +31,7 @@
 //! by `store.backend` through [`Store`]. [`conformance`] holds the tests every
 //! backend must pass.
 
+pub mod attachments;
 pub mod conformance;
 pub mod embedded;
 pub mod scylla;

@@ -184,7 +184,7 @@ export class Client {
    * 128 random bits in hex) and resolves with its stored-ack, across
    * reconnects; no timeout.
    */
-  send(msg: { conversationId: bigint; clientMsgId?: string; text: string; replyTo?: bigint }): Promise<SendMessageOk> {
+  send(msg: req.OutgoingText): Promise<SendMessageOk> {
     return this.sendRaw(req.textMessage(msg));
   }
 
@@ -309,6 +309,14 @@ export class Client {
   }
 
   /** Sends one command and waits for its reply (up to the request timeout, connection included). */
+  /** A new bidirectional stream on the current connection (attachment transfers; WebTransport only). */
+  async openStream(): Promise<WebTransportBidirectionalStream> {
+    const link = this.link;
+    if (!link) throw new ClientError("disconnected", "not connected");
+    if (!link.openStream) throw new ClientError("unsupported", "files are transferred over WebTransport only, for now");
+    return link.openStream();
+  }
+
   request(body: Command["body"]): Promise<ReplyResult> {
     if (this._state === "closed") return Promise.reject(new ClientError("closed", "the client is closed"));
     return new Promise<ReplyResult>((resolve, reject) => {

@@ -41,7 +41,9 @@ export type ClientErrorKind =
   | "closed"
   | "connect"
   | "outbox_full"
-  | "protocol";
+  | "protocol"
+  | "unsupported"
+  | "transfer";
 
 export class ClientError extends Error {
   constructor(

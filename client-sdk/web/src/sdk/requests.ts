@@ -38,12 +38,22 @@ import type { Outgoing } from "./outbox.js";
 export type Body = Command["body"];
 
 /** A text message to send (an empty clientMsgId is filled in by the outbox). */
-export function textMessage(msg: { conversationId: bigint; clientMsgId?: string; text: string; replyTo?: bigint }): SendMessage {
+/** A text message to send; `attachmentIds` from uploads to the same conversation. */
+export interface OutgoingText {
+  conversationId: bigint;
+  clientMsgId?: string;
+  text: string;
+  replyTo?: bigint;
+  attachmentIds?: string[];
+}
+
+export function textMessage(msg: OutgoingText): SendMessage {
   return create(SendMessageSchema, {
     conversationId: msg.conversationId,
     clientMsgId: msg.clientMsgId ?? "",
     body: create(MessageBodySchema, { content: { case: "text", value: msg.text } }),
     replyTo: msg.replyTo ?? 0n,
+    attachmentIds: msg.attachmentIds ?? [],
   });
 }
 

@@ -44,6 +44,8 @@ export interface Link {
   /** Starts handing frames to `h` (frames that arrived since the Welcome first). */
   attach(h: LinkHandlers): void;
   close(code: number, reason: string): void;
+  /** Opens a bidirectional stream of its own (an attachment transfer); WebTransport only. */
+  openStream?(): Promise<WebTransportBidirectionalStream>;
 }
 
 export interface OpenOptions {
@@ -319,6 +321,7 @@ export async function openWebTransport(o: OpenOptions): Promise<Link> {
         /* already closed */
       }
     },
+    openStream: () => wt.createBidirectionalStream(),
   };
 }
 

@@ -218,8 +218,9 @@ impl Harness {
             client_msg_id: cmid.into(),
             body: Some(v1::MessageBody { content: Some(v1::message_body::Content::Text(format!("from {user}"))) }),
             reply_to,
+            attachment_ids: Vec::new(),
         };
-        self.owner.handle_send(self.now, user.into(), 100, msg, self.next);
+        self.owner.handle_send(self.now, user.into(), 100, msg, Vec::new(), self.next);
         self.next
     }
 

@@ -17,9 +17,11 @@
 //! (client message ids, lookups and duplicates refused by the append),
 //! `records` (conversations, members, watermarks, users, epoch, reopening),
 //! `lists` (users' conversations by activity, the support queue, paged),
-//! `versions` (events rewriting their target, the versions kept) and
-//! `templates` (the [`TemplateStore`](crate::store::templates::TemplateStore) part).
+//! `versions` (events rewriting their target, the versions kept),
+//! `templates` (the [`TemplateStore`](crate::store::templates::TemplateStore) part)
+//! and `attachments` (the [`AttachmentStore`](crate::store::attachments::AttachmentStore) part).
 
+mod attachments;
 mod harness;
 mod idempotency;
 mod lists;
@@ -28,6 +30,7 @@ mod records;
 mod templates;
 mod versions;
 
+pub use attachments::*;
 pub use harness::{ConformanceFactory, TestKeyspaces, report_skip};
 pub use idempotency::*;
 pub use lists::*;
@@ -75,6 +78,7 @@ macro_rules! conformance_tests {
             templates_put_is_compare_and_set,
             templates_list_by_scope_and_owner,
             concurrent_template_updates_one_wins,
+            attachments_by_conversation_and_id,
         );
     };
     (@cases $factory:expr; $($case:ident),+ $(,)?) => {

@@ -25,10 +25,11 @@ pub(super) enum Ks {
     UserActivity,
     Versions,
     Templates,
+    Attachments,
 }
 
 impl Ks {
-    const ALL: [Ks; 12] = [
+    const ALL: [Ks; 13] = [
         Ks::Messages,
         Ks::Idempotency,
         Ks::Conversations,
@@ -41,6 +42,7 @@ impl Ks {
         Ks::UserActivity,
         Ks::Versions,
         Ks::Templates,
+        Ks::Attachments,
     ];
 
     /// The keyspace's name, also the table named in [`StoreError::Corrupt`].
@@ -58,6 +60,7 @@ impl Ks {
             Ks::UserActivity => "user_activity",
             Ks::Versions => "message_versions",
             Ks::Templates => "templates",
+            Ks::Attachments => "attachments",
         }
     }
 
@@ -90,6 +93,7 @@ pub(super) struct Db {
     user_activity: Keyspace,
     versions: Keyspace,
     templates: Keyspace,
+    attachments: Keyspace,
 }
 
 impl Db {
@@ -110,6 +114,8 @@ impl Db {
             versions: open(Ks::Versions)?,
             // Made empty when an older store is opened: nothing to upgrade.
             templates: open(Ks::Templates)?,
+            // Likewise made empty in an older store.
+            attachments: open(Ks::Attachments)?,
             db,
         })
     }
@@ -128,6 +134,7 @@ impl Db {
             Ks::UserActivity => &self.user_activity,
             Ks::Versions => &self.versions,
             Ks::Templates => &self.templates,
+            Ks::Attachments => &self.attachments,
         }
     }
 }

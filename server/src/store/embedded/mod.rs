@@ -52,6 +52,8 @@
 //! - `templates`: `scope(1) | len(owner)(2) | owner | id(8)` -> JSON
 //!   TemplateRecord (a new keyspace: a store made before it opens with it
 //!   empty, the layout version unchanged);
+//! - `attachments`: `conversation(8) | id` -> JSON AttachmentRecord (a new
+//!   keyspace, made empty in an older store like `templates`);
 //! - `meta`: `name` -> value (the epoch and the layout version; a `fjall-1`
 //!   layout gets its activities made from the last messages on open).
 //!
@@ -68,6 +70,7 @@
 //! owner's) nor the
 //! configuration (`crate::config`).
 
+mod attachments;
 mod db;
 mod key;
 mod layout;

@@ -10,6 +10,7 @@ use fjall::Slice;
 use tokio::sync::oneshot;
 
 use super::db::Ks;
+use crate::store::attachments::AttachmentRecord;
 use crate::store::templates::TemplateRecord;
 use crate::store::{ConversationRecord, Created, MemberRecord, NewMessage, StoreResult, UserRecord};
 
@@ -36,6 +37,8 @@ pub(super) enum Op {
     UpsertUser(UserRecord),
     /// A template written if the stored one's `updated_at_ms` is the given one (None: absent).
     PutTemplate(TemplateRecord, Option<u64>),
+    /// An attachment record (boxed: it is larger than the other ops).
+    PutAttachment(Box<AttachmentRecord>),
     DeleteTemplate {
         scope: i32,
         owner: String,
@@ -56,6 +59,7 @@ impl Op {
             Op::UpsertUser(_) => "upsert_user",
             Op::PutTemplate(..) => "put_template",
             Op::DeleteTemplate { .. } => "delete_template",
+            Op::PutAttachment(_) => "put_attachment",
         }
     }
 }

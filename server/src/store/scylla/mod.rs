@@ -21,6 +21,7 @@
 //! support queue, paged) and `templates` (the `TemplateStore` impl).
 
 mod append;
+mod attachments;
 mod lists;
 mod reads;
 mod records;

@@ -16,7 +16,7 @@ use super::{Inner, StoreError, StoreResult, block_on, connect, driver_runtime};
 use crate::config::ScyllaConfig;
 
 /// The schema version this binary writes and runs on.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// The `schema_version` row of this store.
 const COMPONENT: &str = "chat";
@@ -30,11 +30,12 @@ pub fn keyspace_ddl(s: &ScyllaSettings) -> String {
     )
 }
 
-/// The tables of schema version 4: `(table, CREATE TABLE IF NOT EXISTS ...)`
-/// (version 1 had all but the last four, version 2 all but the last two,
-/// version 3 all but `templates`).
+/// The tables of schema version 5: `(table, CREATE TABLE IF NOT EXISTS ...)`
+/// (version 1 had all but the last five, version 2 all but the last three,
+/// version 3 all but `templates` and `attachments`, version 4 all but
+/// `attachments`).
 pub fn schema_ddl(ks: &str) -> Vec<(&'static str, String)> {
-    let tables: [(&str, &str); 14] = [
+    let tables: [(&str, &str); 15] = [
         ("schema_version", "(component text PRIMARY KEY, version int, migrated_at_ms bigint, migrated_by text)"),
         ("meta", "(name text PRIMARY KEY, value text)"),
         (
@@ -87,6 +88,7 @@ pub fn schema_ddl(ks: &str) -> Vec<(&'static str, String)> {
             "(scope int, owner text, id bigint, name text, body text, updated_at_ms bigint, updated_by text, \
              PRIMARY KEY ((scope, owner), id))",
         ),
+        ("attachments", "(conversation_id bigint, id text, record text, PRIMARY KEY ((conversation_id), id))"),
     ];
     tables.iter().map(|(t, cols)| (*t, format!("CREATE TABLE IF NOT EXISTS {ks}.{t} {cols}"))).collect()
 }

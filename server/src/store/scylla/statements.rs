@@ -188,6 +188,8 @@ statements! {
     select_user: "SELECT id, display_name, role FROM {ks}.users WHERE id = ?",
     select_meta: "SELECT value FROM {ks}.meta WHERE name = ?",
     insert_meta_if_absent: "INSERT INTO {ks}.meta (name, value) VALUES (?, ?) IF NOT EXISTS",
+    insert_attachment: "INSERT INTO {ks}.attachments (conversation_id, id, record) VALUES (?, ?, ?)",
+    select_attachment: "SELECT record FROM {ks}.attachments WHERE conversation_id = ? AND id = ?",
     insert_template_if_absent: "INSERT INTO {ks}.templates (scope, owner, id, name, body, updated_at_ms, \
         updated_by) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS",
     update_template_if_unchanged: "UPDATE {ks}.templates SET name = ?, body = ?, updated_at_ms = ?, \

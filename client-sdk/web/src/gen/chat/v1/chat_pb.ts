@@ -35,7 +35,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file chat/v1/chat.proto.
  */
 export const file_chat_v1_chat: GenFile = /*@__PURE__*/
-  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEiWwoLQ2xpZW50RnJhbWUSHwoFaGVsbG8YASABKAsyDi5jaGF0LnYxLkhlbGxvSAASIwoHY29tbWFuZBgCIAEoCzIQLmNoYXQudjEuQ29tbWFuZEgAQgYKBGtpbmQiegoLU2VydmVyRnJhbWUSIwoHd2VsY29tZRgBIAEoCzIQLmNoYXQudjEuV2VsY29tZUgAEh8KBXJlcGx5GAIgASgLMg4uY2hhdC52MS5SZXBseUgAEh0KBHB1c2gYAyABKAsyDS5jaGF0LnYxLlB1c2hIAEIGCgRraW5kIpEKCgdDb21tYW5kEgoKAmlkGAEgASgEEiwKDHNlbmRfbWVzc2FnZRgKIAEoCzIULmNoYXQudjEuU2VuZE1lc3NhZ2VIABIqCgtnZXRfaGlzdG9yeRgLIAEoCzITLmNoYXQudjEuR2V0SGlzdG9yeUgAEjoKE2NyZWF0ZV9jb252ZXJzYXRpb24YDCABKAsyGy5jaGF0LnYxLkNyZWF0ZUNvbnZlcnNhdGlvbkgAEjgKEmxpc3RfY29udmVyc2F0aW9ucxgNIAEoCzIaLmNoYXQudjEuTGlzdENvbnZlcnNhdGlvbnNIABI0ChBnZXRfY29udmVyc2F0aW9uGA4gASgLMhguY2hhdC52MS5HZXRDb252ZXJzYXRpb25IABIqCgtnZXRfbWVtYmVycxgPIAEoCzITLmNoYXQudjEuR2V0TWVtYmVyc0gAEjYKEWpvaW5fY29udmVyc2F0aW9uGBAgASgLMhkuY2hhdC52MS5Kb2luQ29udmVyc2F0aW9uSAASOAoSbGVhdmVfY29udmVyc2F0aW9uGBEgASgLMhouY2hhdC52MS5MZWF2ZUNvbnZlcnNhdGlvbkgAEioKC2FkZF9tZW1iZXJzGBIgASgLMhMuY2hhdC52MS5BZGRNZW1iZXJzSAASLgoNcmVtb3ZlX21lbWJlchgTIAEoCzIVLmNoYXQudjEuUmVtb3ZlTWVtYmVySAASPAoUYXJjaGl2ZV9jb252ZXJzYXRpb24YFCABKAsyHC5jaGF0LnYxLkFyY2hpdmVDb252ZXJzYXRpb25IABImCgltYXJrX3JlYWQYFSABKAsyES5jaGF0LnYxLk1hcmtSZWFkSAASMAoObWFya19kZWxpdmVyZWQYFiABKAsyFi5jaGF0LnYxLk1hcmtEZWxpdmVyZWRIABIoCgpzZXRfdHlwaW5nGBcgASgLMhIuY2hhdC52MS5TZXRUeXBpbmdIABIdCgRwaW5nGBggASgLMg0uY2hhdC52MS5QaW5nSAASNwoSbGlzdF9zdXBwb3J0X3F1ZXVlGBkgASgLMhkuY2hhdC52MS5MaXN0U3VwcG9ydFF1ZXVlSAASMQoPc2V0X21lbWJlcl9yb2xlGBogASgLMhYuY2hhdC52MS5TZXRNZW1iZXJSb2xlSAASLAoMZ2V0X3ByZXNlbmNlGBsgASgLMhQuY2hhdC52MS5HZXRQcmVzZW5jZUgAEiwKDGVkaXRfbWVzc2FnZRgoIAEoCzIULmNoYXQudjEuRWRpdE1lc3NhZ2VIABIwCg5kZWxldGVfbWVzc2FnZRgpIAEoCzIWLmNoYXQudjEuRGVsZXRlTWVzc2FnZUgAEh8KBXJlYWN0GCogASgLMg4uY2hhdC52MS5SZWFjdEgAEiwKDHB1dF90ZW1wbGF0ZRhGIAEoCzIULmNoYXQudjEuUHV0VGVtcGxhdGVIABIyCg9kZWxldGVfdGVtcGxhdGUYRyABKAsyFy5jaGF0LnYxLkRlbGV0ZVRlbXBsYXRlSAASMAoObGlzdF90ZW1wbGF0ZXMYSCABKAsyFi5jaGF0LnYxLkxpc3RUZW1wbGF0ZXNIABIyCg9yZW5kZXJfdGVtcGxhdGUYSSABKAsyFy5jaGF0LnYxLlJlbmRlclRlbXBsYXRlSAASLgoNcmVmcmVzaF90b2tlbhg8IAEoCzIVLmNoYXQudjEuUmVmcmVzaFRva2VuSABCBgoEYm9keSK9BAoFUmVwbHkSCgoCaWQYASABKAQSHwoFZXJyb3IYAiABKAsyDi5jaGF0LnYxLkVycm9ySAASLgoMc2VuZF9tZXNzYWdlGAogASgLMhYuY2hhdC52MS5TZW5kTWVzc2FnZU9rSAASIwoHaGlzdG9yeRgLIAEoCzIQLmNoYXQudjEuSGlzdG9yeUgAEi8KDGNvbnZlcnNhdGlvbhgMIAEoCzIXLmNoYXQudjEuQ29udmVyc2F0aW9uT2tIABIyCg1jb252ZXJzYXRpb25zGA0gASgLMhkuY2hhdC52MS5Db252ZXJzYXRpb25MaXN0SAASIwoHbWVtYmVycxgPIAEoCzIQLmNoYXQudjEuTWVtYmVyc0gAEhwKAm9rGBAgASgLMg4uY2hhdC52MS5FbXB0eUgAEh0KBHBvbmcYGCABKAsyDS5jaGF0LnYxLlBvbmdIABIpCghwcmVzZW5jZRgbIAEoCzIVLmNoYXQudjEuUHJlc2VuY2VMaXN0SAASJwoIdGVtcGxhdGUYRiABKAsyEy5jaGF0LnYxLlRlbXBsYXRlT2tIABIqCgl0ZW1wbGF0ZXMYSCABKAsyFS5jaGF0LnYxLlRlbXBsYXRlTGlzdEgAEi0KCHJlbmRlcmVkGEkgASgLMhkuY2hhdC52MS5SZW5kZXJlZFRlbXBsYXRlSAASMgoPdG9rZW5fcmVmcmVzaGVkGDwgASgLMhcuY2hhdC52MS5Ub2tlblJlZnJlc2hlZEgAQggKBnJlc3VsdCK+AwoEUHVzaBIoCgdtZXNzYWdlGAEgASgLMhUuY2hhdC52MS5NZXNzYWdlRXZlbnRIABIoCgdyZWNlaXB0GAIgASgLMhUuY2hhdC52MS5SZWNlaXB0RXZlbnRIABImCgZ0eXBpbmcYAyABKAsyFC5jaGF0LnYxLlR5cGluZ0V2ZW50SAASKgoIcHJlc2VuY2UYBCABKAsyFi5jaGF0LnYxLlByZXNlbmNlRXZlbnRIABIuCgptZW1iZXJzaGlwGAUgASgLMhguY2hhdC52MS5NZW1iZXJzaGlwRXZlbnRIABIyCgxjb252ZXJzYXRpb24YBiABKAsyGi5jaGF0LnYxLkNvbnZlcnNhdGlvbkV2ZW50SAASKQoGcmVzeW5jGAcgASgLMhcuY2hhdC52MS5SZXN5bmNSZXF1aXJlZEgAEiYKCWNhdWdodF91cBgIIAEoCzIRLmNoYXQudjEuQ2F1Z2h0VXBIABIjCgdnb29kYnllGAkgASgLMhAuY2hhdC52MS5Hb29kYnllSAASKQoIcmVjZWlwdHMYCiABKAsyFS5jaGF0LnYxLlJlY2VpcHRCYXRjaEgAQgcKBWV2ZW50IgcKBUVtcHR5IoEBCgVIZWxsbxINCgV0b2tlbhgBIAEoCRIOCgZjbGllbnQYAiABKAkSDQoFZXBvY2gYAyABKAkSIAoHY3Vyc29ycxgEIAMoCzIPLmNoYXQudjEuQ3Vyc29yEg4KBnJlc3VtZRgFIAEoCBIYChBwcm90b2NvbF92ZXJzaW9uGAYgASgNIi4KBkN1cnNvchIXCg9jb252ZXJzYXRpb25faWQYASABKAQSCwoDc2VxGAIgASgEIs0BCgdXZWxjb21lEhsKBHVzZXIYASABKAsyDS5jaGF0LnYxLlVzZXISDQoFZXBvY2gYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoBBIeCgVoZWFkcxgEIAMoCzIPLmNoYXQudjEuQ3Vyc29yEh8KBmxpbWl0cxgFIAEoCzIPLmNoYXQudjEuTGltaXRzEhYKDnNlcnZlcl90aW1lX21zGAYgASgEEgwKBG5vZGUYByABKAkSGwoTdG9rZW5fZXhwaXJlc19hdF9tcxgIIAEoBCKGAQoGTGltaXRzEhYKDm1heF90ZXh0X2J5dGVzGAEgASgNEhcKD21heF9mcmFtZV9ieXRlcxgCIAEoDRIbChNtZXNzYWdlc19wZXJfbWludXRlGAMgASgNEhkKEXR5cGluZ190aW1lb3V0X21zGAQgASgNEhMKC21heF9tZW1iZXJzGAUgASgNIkUKBFVzZXISCgoCaWQYASABKAkSFAoMZGlzcGxheV9uYW1lGAIgASgJEhsKBHJvbGUYAyABKA4yDS5jaGF0LnYxLlJvbGUitQIKDENvbnZlcnNhdGlvbhIKCgJpZBgBIAEoBBInCgRraW5kGAIgASgOMhkuY2hhdC52MS5Db252ZXJzYXRpb25LaW5kEg0KBXRpdGxlGAMgASgJEg8KB2Nhc2VfaWQYBCABKAkSEgoKY3JlYXRlZF9ieRgFIAEoCRIVCg1jcmVhdGVkX2F0X21zGAYgASgEEhYKDmFyY2hpdmVkX2F0X21zGAcgASgEEiwKDXN1cHBvcnRfc3RhdGUYCCABKA4yFS5jaGF0LnYxLlN1cHBvcnRTdGF0ZRIQCghsYXN0X3NlcRgJIAEoBBIUCgxtZW1iZXJfY291bnQYCiABKA0SCwoDZTJlGAsgASgIEhYKDnJldGVudGlvbl9kYXlzGAwgASgNEhIKCmxlZ2FsX2hvbGQYDSABKAgiuAEKE0NvbnZlcnNhdGlvblN1bW1hcnkSKwoMY29udmVyc2F0aW9uGAEgASgLMhUuY2hhdC52MS5Db252ZXJzYXRpb24SJgoMbGFzdF9tZXNzYWdlGAIgASgLMhAuY2hhdC52MS5NZXNzYWdlEhQKDHVucmVhZF9jb3VudBgDIAEoBBIQCghyZWFkX3NlcRgEIAEoBBIkCgdteV9yb2xlGAUgASgOMhMuY2hhdC52MS5NZW1iZXJSb2xlIrMBCgZNZW1iZXISDwoHdXNlcl9pZBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSIQoEcm9sZRgDIAEoDjITLmNoYXQudjEuTWVtYmVyUm9sZRIUCgxqb2luZWRfYXRfbXMYBCABKAQSFQoNZGVsaXZlcmVkX3NlcRgFIAEoBBIQCghyZWFkX3NlcRgGIAEoBBIgCgl1c2VyX3JvbGUYByABKA4yDS5jaGF0LnYxLlJvbGUibgoSQ3JlYXRlQ29udmVyc2F0aW9uEicKBGtpbmQYASABKA4yGS5jaGF0LnYxLkNvbnZlcnNhdGlvbktpbmQSDQoFdGl0bGUYAiABKAkSDwoHY2FzZV9pZBgDIAEoCRIPCgdtZW1iZXJzGAQgAygJIoQBChFMaXN0Q29udmVyc2F0aW9ucxIPCgdjYXNlX2lkGAEgASgJEhgKEGluY2x1ZGVfYXJjaGl2ZWQYAiABKAgSDQoFbGltaXQYAyABKA0SDAoEcGFnZRgEIAEoCRInCgRraW5kGAUgASgOMhkuY2hhdC52MS5Db252ZXJzYXRpb25LaW5kIlEKDkNvbnZlcnNhdGlvbk9rEi0KB3N1bW1hcnkYASABKAsyHC5jaGF0LnYxLkNvbnZlcnNhdGlvblN1bW1hcnkSEAoIZXhpc3RpbmcYAiABKAgiVQoQQ29udmVyc2F0aW9uTGlzdBIzCg1jb252ZXJzYXRpb25zGAEgAygLMhwuY2hhdC52MS5Db252ZXJzYXRpb25TdW1tYXJ5EgwKBG5leHQYAiABKAkiKgoPR2V0Q29udmVyc2F0aW9uEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBCIlCgpHZXRNZW1iZXJzEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBCJECgdNZW1iZXJzEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBIgCgdtZW1iZXJzGAIgAygLMg8uY2hhdC52MS5NZW1iZXIiKwoQSm9pbkNvbnZlcnNhdGlvbhIXCg9jb252ZXJzYXRpb25faWQYASABKAQiLAoRTGVhdmVDb252ZXJzYXRpb24SFwoPY29udmVyc2F0aW9uX2lkGAEgASgEIjcKCkFkZE1lbWJlcnMSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEhAKCHVzZXJfaWRzGAIgAygJIjgKDFJlbW92ZU1lbWJlchIXCg9jb252ZXJzYXRpb25faWQYASABKAQSDwoHdXNlcl9pZBgCIAEoCSJcCg1TZXRNZW1iZXJSb2xlEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBIPCgd1c2VyX2lkGAIgASgJEiEKBHJvbGUYAyABKA4yEy5jaGF0LnYxLk1lbWJlclJvbGUiQQoTQXJjaGl2ZUNvbnZlcnNhdGlvbhIXCg9jb252ZXJzYXRpb25faWQYASABKAQSEQoJdW5hcmNoaXZlGAIgASgIIi8KEExpc3RTdXBwb3J0UXVldWUSDQoFbGltaXQYASABKA0SDAoEcGFnZRgCIAEoCSJECgtNZXNzYWdlQm9keRIOCgR0ZXh0GAEgASgJSAASFAoKY2lwaGVydGV4dBgCIAEoDEgAQgkKB2NvbnRlbnRKBAgDEBUi8QIKB01lc3NhZ2USFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEgsKA3NlcRgCIAEoBBIRCglzZW5kZXJfaWQYAyABKAkSFQoNY2xpZW50X21zZ19pZBgEIAEoCRIiCgRib2R5GAUgASgLMhQuY2hhdC52MS5NZXNzYWdlQm9keRIWCg5zZXJ2ZXJfdGltZV9tcxgGIAEoBBIQCghyZXBseV90bxgHIAEoBBIiCgRraW5kGAggASgOMhQuY2hhdC52MS5NZXNzYWdlS2luZBIUCgxlZGl0ZWRfYXRfbXMYCSABKAQSDwoHZGVsZXRlZBgKIAEoCBISCgpkZWxldGVkX2J5GAsgASgJEiQKCXJlYWN0aW9ucxgMIAMoCzIRLmNoYXQudjEuUmVhY3Rpb24SEgoKdGFyZ2V0X3NlcRgNIAEoBBIpCghyZWFjdGlvbhgOIAEoCzIXLmNoYXQudjEuUmVhY3Rpb25DaGFuZ2VKBAgPEB8iKwoIUmVhY3Rpb24SDQoFZW1vamkYASABKAkSEAoIdXNlcl9pZHMYAiADKAkiKwoOUmVhY3Rpb25DaGFuZ2USDQoFZW1vamkYASABKAkSCgoCb24YAiABKAgicwoLU2VuZE1lc3NhZ2USFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEhUKDWNsaWVudF9tc2dfaWQYAiABKAkSIgoEYm9keRgDIAEoCzIULmNoYXQudjEuTWVzc2FnZUJvZHkSEAoIcmVwbHlfdG8YBCABKAQibgoLRWRpdE1lc3NhZ2USFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEgsKA3NlcRgCIAEoBBIiCgRib2R5GAMgASgLMhQuY2hhdC52MS5NZXNzYWdlQm9keRIVCg1jbGllbnRfbXNnX2lkGAQgASgJIkwKDURlbGV0ZU1lc3NhZ2USFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEgsKA3NlcRgCIAEoBBIVCg1jbGllbnRfbXNnX2lkGAMgASgJIl8KBVJlYWN0EhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBILCgNzZXEYAiABKAQSDQoFZW1vamkYAyABKAkSCgoCb24YBCABKAgSFQoNY2xpZW50X21zZ19pZBgFIAEoCSJgCg1TZW5kTWVzc2FnZU9rEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBILCgNzZXEYAiABKAQSFgoOc2VydmVyX3RpbWVfbXMYAyABKAQSEQoJZHVwbGljYXRlGAQgASgIIlsKCkdldEhpc3RvcnkSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEhIKCmJlZm9yZV9zZXEYAiABKAQSEQoJYWZ0ZXJfc2VxGAMgASgEEg0KBWxpbWl0GAQgASgNIlgKB0hpc3RvcnkSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEiIKCG1lc3NhZ2VzGAIgAygLMhAuY2hhdC52MS5NZXNzYWdlEhAKCGhhc19tb3JlGAMgASgIIjAKCE1hcmtSZWFkEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBILCgNzZXEYAiABKAQiVAoNTWFya0RlbGl2ZXJlZBIXCg9jb252ZXJzYXRpb25faWQYASABKAQSCwoDc2VxGAIgASgEEh0KBG1vcmUYAyADKAsyDy5jaGF0LnYxLkN1cnNvciI0CglTZXRUeXBpbmcSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEg4KBnR5cGluZxgCIAEoCCIfCgtHZXRQcmVzZW5jZRIQCgh1c2VyX2lkcxgBIAMoCSI1CgxQcmVzZW5jZUxpc3QSJQoFdXNlcnMYASADKAsyFi5jaGF0LnYxLlByZXNlbmNlRXZlbnQiBgoEUGluZyIeCgRQb25nEhYKDnNlcnZlcl90aW1lX21zGAEgASgEIh0KDFJlZnJlc2hUb2tlbhINCgV0b2tlbhgBIAEoCSInCg5Ub2tlblJlZnJlc2hlZBIVCg1leHBpcmVzX2F0X21zGAEgASgEIpMBCghUZW1wbGF0ZRIKCgJpZBgBIAEoBBIlCgVzY29wZRgCIAEoDjIWLmNoYXQudjEuVGVtcGxhdGVTY29wZRINCgVvd25lchgDIAEoCRIMCgRuYW1lGAQgASgJEgwKBGJvZHkYBSABKAkSFQoNdXBkYXRlZF9hdF9tcxgGIAEoBBISCgp1cGRhdGVkX2J5GAcgASgJInwKC1B1dFRlbXBsYXRlEgoKAmlkGAEgASgEEiUKBXNjb3BlGAIgASgOMhYuY2hhdC52MS5UZW1wbGF0ZVNjb3BlEgwKBG5hbWUYAyABKAkSDAoEYm9keRgEIAEoCRIeChZleHBlY3RlZF91cGRhdGVkX2F0X21zGAUgASgEIhwKDkRlbGV0ZVRlbXBsYXRlEgoKAmlkGAEgASgEIh0KDUxpc3RUZW1wbGF0ZXMSDAoEcGFnZRgBIAEoCSIxCgpUZW1wbGF0ZU9rEiMKCHRlbXBsYXRlGAEgASgLMhEuY2hhdC52MS5UZW1wbGF0ZSJCCgxUZW1wbGF0ZUxpc3QSJAoJdGVtcGxhdGVzGAEgAygLMhEuY2hhdC52MS5UZW1wbGF0ZRIMCgRuZXh0GAIgASgJIj4KDlJlbmRlclRlbXBsYXRlEhMKC3RlbXBsYXRlX2lkGAEgASgEEhcKD2NvbnZlcnNhdGlvbl9pZBgCIAEoBCJfChBSZW5kZXJlZFRlbXBsYXRlEhMKC3RlbXBsYXRlX2lkGAEgASgEEhcKD2NvbnZlcnNhdGlvbl9pZBgCIAEoBBIMCgR0ZXh0GAMgASgJEg8KB21pc3NpbmcYBCADKAkiMQoMTWVzc2FnZUV2ZW50EiEKB21lc3NhZ2UYASABKAsyEC5jaGF0LnYxLk1lc3NhZ2UiaQoMUmVjZWlwdEV2ZW50EhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBIPCgd1c2VyX2lkGAIgASgJEiIKBGtpbmQYAyABKA4yFC5jaGF0LnYxLlJlY2VpcHRLaW5kEgsKA3NlcRgEIAEoBCJQCgxSZWNlaXB0QmF0Y2gSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEicKCHJlY2VpcHRzGAIgAygLMhUuY2hhdC52MS5SZWNlaXB0RXZlbnQiRwoLVHlwaW5nRXZlbnQSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEg8KB3VzZXJfaWQYAiABKAkSDgoGdHlwaW5nGAMgASgIIkEKDVByZXNlbmNlRXZlbnQSDwoHdXNlcl9pZBgBIAEoCRIOCgZvbmxpbmUYAiABKAgSDwoHZGV2aWNlcxgDIAEoDSKVAQoPTWVtYmVyc2hpcEV2ZW50EhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBIPCgd1c2VyX2lkGAIgASgJEikKBmNoYW5nZRgDIAEoDjIZLmNoYXQudjEuTWVtYmVyc2hpcENoYW5nZRIKCgJieRgEIAEoCRIhCgRyb2xlGAUgASgOMhMuY2hhdC52MS5NZW1iZXJSb2xlIkIKEUNvbnZlcnNhdGlvbkV2ZW50Ei0KB3N1bW1hcnkYASABKAsyHC5jaGF0LnYxLkNvbnZlcnNhdGlvblN1bW1hcnkiLwoOUmVzeW5jUmVxdWlyZWQSDgoGcmVhc29uGAEgASgJEg0KBWVwb2NoGAIgASgJIgoKCENhdWdodFVwIigKB0dvb2RieWUSHQoFZXJyb3IYASABKAsyDi5jaGF0LnYxLkVycm9yImEKBUVycm9yEiAKBGNvZGUYASABKA4yEi5jaGF0LnYxLkVycm9yQ29kZRIPCgdtZXNzYWdlGAIgASgJEhYKDnJldHJ5X2FmdGVyX21zGAMgASgEEg0KBWxpbWl0GAQgASgJKlAKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhEKDVJPTEVfQURWT0NBVEUQARIPCgtST0xFX0NMSUVOVBACEg4KClJPTEVfQURNSU4QAyqsAQoQQ29udmVyc2F0aW9uS2luZBIhCh1DT05WRVJTQVRJT05fS0lORF9VTlNQRUNJRklFRBAAEh0KGUNPTlZFUlNBVElPTl9LSU5EX1BSSVZBVEUQARIbChdDT05WRVJTQVRJT05fS0lORF9HUk9VUBACEhoKFkNPTlZFUlNBVElPTl9LSU5EX0NBU0UQAxIdChlDT05WRVJTQVRJT05fS0lORF9TVVBQT1JUEAQqcwoKTWVtYmVyUm9sZRIbChdNRU1CRVJfUk9MRV9VTlNQRUNJRklFRBAAEhYKEk1FTUJFUl9ST0xFX01FTUJFUhABEhkKFU1FTUJFUl9ST0xFX01PREVSQVRPUhACEhUKEU1FTUJFUl9ST0xFX0FETUlOEAMqZAoMU3VwcG9ydFN0YXRlEh0KGVNVUFBPUlRfU1RBVEVfVU5TUEVDSUZJRUQQABIZChVTVVBQT1JUX1NUQVRFX1dBSVRJTkcQARIaChZTVVBQT1JUX1NUQVRFX0FTU0lHTkVEEAIqpgEKC01lc3NhZ2VLaW5kEhwKGE1FU1NBR0VfS0lORF9VTlNQRUNJRklFRBAAEhUKEU1FU1NBR0VfS0lORF9VU0VSEAESFwoTTUVTU0FHRV9LSU5EX1NZU1RFTRACEhUKEU1FU1NBR0VfS0lORF9FRElUEAMSFwoTTUVTU0FHRV9LSU5EX0RFTEVURRAEEhkKFU1FU1NBR0VfS0lORF9SRUFDVElPThAFKmUKDVRlbXBsYXRlU2NvcGUSHgoaVEVNUExBVEVfU0NPUEVfVU5TUEVDSUZJRUQQABIbChdURU1QTEFURV9TQ09QRV9QRVJTT05BTBABEhcKE1RFTVBMQVRFX1NDT1BFX0ZJUk0QAipeCgtSZWNlaXB0S2luZBIcChhSRUNFSVBUX0tJTkRfVU5TUEVDSUZJRUQQABIaChZSRUNFSVBUX0tJTkRfREVMSVZFUkVEEAESFQoRUkVDRUlQVF9LSU5EX1JFQUQQAirHAQoQTWVtYmVyc2hpcENoYW5nZRIhCh1NRU1CRVJTSElQX0NIQU5HRV9VTlNQRUNJRklFRBAAEhsKF01FTUJFUlNISVBfQ0hBTkdFX0FEREVEEAESHQoZTUVNQkVSU0hJUF9DSEFOR0VfUkVNT1ZFRBACEhoKFk1FTUJFUlNISVBfQ0hBTkdFX0xFRlQQAxIcChhNRU1CRVJTSElQX0NIQU5HRV9KT0lORUQQBBIaChZNRU1CRVJTSElQX0NIQU5HRV9ST0xFEAUq1QcKCUVycm9yQ29kZRIaChZFUlJPUl9DT0RFX1VOU1BFQ0lGSUVEEAASHAoXRVJST1JfQ09ERV9SQVRFX0xJTUlURUQQ6AcSGgoVRVJST1JfQ09ERV9PVkVSTE9BREVEEOkHEhsKFkVSUk9SX0NPREVfVU5BVkFJTEFCTEUQ6gcSFwoSRVJST1JfQ09ERV9USU1FT1VUEOsHEhkKFEVSUk9SX0NPREVfTUFMRk9STUVEENAPEh8KGkVSUk9SX0NPREVfVU5LTk9XTl9DT01NQU5EENEPEiAKG0VSUk9SX0NPREVfSU5WQUxJRF9BUkdVTUVOVBDSDxIdChhFUlJPUl9DT0RFX1RFWFRfVE9PX0xPTkcQ0w8SHwoaRVJST1JfQ09ERV9GUkFNRV9UT09fTEFSR0UQ1A8SGQoURVJST1JfQ09ERV9OT1RfRk9VTkQQ1Q8SGgoVRVJST1JfQ09ERV9OT1RfTUVNQkVSENYPEhkKFEVSUk9SX0NPREVfRk9SQklEREVOENcPEhgKE0VSUk9SX0NPREVfQ09ORkxJQ1QQ2A8SGAoTRVJST1JfQ09ERV9BUkNISVZFRBDZDxIgChtFUlJPUl9DT0RFX1RPT19NQU5ZX01FTUJFUlMQ2g8SGwoWRVJST1JfQ09ERV9VTlNVUFBPUlRFRBDbDxIgChtFUlJPUl9DT0RFX05PVF9ZT1VSX01FU1NBR0UQ3A8SIgodRVJST1JfQ09ERV9FRElUX1dJTkRPV19DTE9TRUQQ3Q8SHwoaRVJST1JfQ09ERV9NRVNTQUdFX0RFTEVURUQQ3g8SHAoXRVJST1JfQ09ERV9OT1RfRURJVEFCTEUQ3w8SIgodRVJST1JfQ09ERV9UT09fTUFOWV9SRUFDVElPTlMQ4A8SHQoYRVJST1JfQ09ERV9JTlZBTElEX0VNT0pJEOEPEh0KGEVSUk9SX0NPREVfU0hVVFRJTkdfRE9XThC4FxIdChhFUlJPUl9DT0RFX1NMT1dfQ09OU1VNRVIQuRcSIgodRVJST1JfQ09ERV9QUk9UT0NPTF9WSU9MQVRJT04QuhcSIQocRVJST1JfQ09ERV9IQU5EU0hBS0VfVElNRU9VVBC7FxInCiJFUlJPUl9DT0RFX0NPTk5FQ1RJT05fUkFURV9MSU1JVEVEELwXEh8KGkVSUk9SX0NPREVfVU5BVVRIRU5USUNBVEVEEKAfEh0KGEVSUk9SX0NPREVfVE9LRU5fRVhQSVJFRBChHxIjCh5FUlJPUl9DT0RFX1VOU1VQUE9SVEVEX1ZFUlNJT04Qoh9iBnByb3RvMw");
+  fileDesc("ChJjaGF0L3YxL2NoYXQucHJvdG8SB2NoYXQudjEiWwoLQ2xpZW50RnJhbWUSHwoFaGVsbG8YASABKAsyDi5jaGF0LnYxLkhlbGxvSAASIwoHY29tbWFuZBgCIAEoCzIQLmNoYXQudjEuQ29tbWFuZEgAQgYKBGtpbmQiegoLU2VydmVyRnJhbWUSIwoHd2VsY29tZRgBIAEoCzIQLmNoYXQudjEuV2VsY29tZUgAEh8KBXJlcGx5GAIgASgLMg4uY2hhdC52MS5SZXBseUgAEh0KBHB1c2gYAyABKAsyDS5jaGF0LnYxLlB1c2hIAEIGCgRraW5kIvEKCgdDb21tYW5kEgoKAmlkGAEgASgEEiwKDHNlbmRfbWVzc2FnZRgKIAEoCzIULmNoYXQudjEuU2VuZE1lc3NhZ2VIABIqCgtnZXRfaGlzdG9yeRgLIAEoCzITLmNoYXQudjEuR2V0SGlzdG9yeUgAEjoKE2NyZWF0ZV9jb252ZXJzYXRpb24YDCABKAsyGy5jaGF0LnYxLkNyZWF0ZUNvbnZlcnNhdGlvbkgAEjgKEmxpc3RfY29udmVyc2F0aW9ucxgNIAEoCzIaLmNoYXQudjEuTGlzdENvbnZlcnNhdGlvbnNIABI0ChBnZXRfY29udmVyc2F0aW9uGA4gASgLMhguY2hhdC52MS5HZXRDb252ZXJzYXRpb25IABIqCgtnZXRfbWVtYmVycxgPIAEoCzITLmNoYXQudjEuR2V0TWVtYmVyc0gAEjYKEWpvaW5fY29udmVyc2F0aW9uGBAgASgLMhkuY2hhdC52MS5Kb2luQ29udmVyc2F0aW9uSAASOAoSbGVhdmVfY29udmVyc2F0aW9uGBEgASgLMhouY2hhdC52MS5MZWF2ZUNvbnZlcnNhdGlvbkgAEioKC2FkZF9tZW1iZXJzGBIgASgLMhMuY2hhdC52MS5BZGRNZW1iZXJzSAASLgoNcmVtb3ZlX21lbWJlchgTIAEoCzIVLmNoYXQudjEuUmVtb3ZlTWVtYmVySAASPAoUYXJjaGl2ZV9jb252ZXJzYXRpb24YFCABKAsyHC5jaGF0LnYxLkFyY2hpdmVDb252ZXJzYXRpb25IABImCgltYXJrX3JlYWQYFSABKAsyES5jaGF0LnYxLk1hcmtSZWFkSAASMAoObWFya19kZWxpdmVyZWQYFiABKAsyFi5jaGF0LnYxLk1hcmtEZWxpdmVyZWRIABIoCgpzZXRfdHlwaW5nGBcgASgLMhIuY2hhdC52MS5TZXRUeXBpbmdIABIdCgRwaW5nGBggASgLMg0uY2hhdC52MS5QaW5nSAASNwoSbGlzdF9zdXBwb3J0X3F1ZXVlGBkgASgLMhkuY2hhdC52MS5MaXN0U3VwcG9ydFF1ZXVlSAASMQoPc2V0X21lbWJlcl9yb2xlGBogASgLMhYuY2hhdC52MS5TZXRNZW1iZXJSb2xlSAASLAoMZ2V0X3ByZXNlbmNlGBsgASgLMhQuY2hhdC52MS5HZXRQcmVzZW5jZUgAEiwKDGVkaXRfbWVzc2FnZRgoIAEoCzIULmNoYXQudjEuRWRpdE1lc3NhZ2VIABIwCg5kZWxldGVfbWVzc2FnZRgpIAEoCzIWLmNoYXQudjEuRGVsZXRlTWVzc2FnZUgAEh8KBXJlYWN0GCogASgLMg4uY2hhdC52MS5SZWFjdEgAEiwKDHVwbG9hZF9zdGFydBgrIAEoCzIULmNoYXQudjEuVXBsb2FkU3RhcnRIABIwCg5kb3dubG9hZF9zdGFydBgsIAEoCzIWLmNoYXQudjEuRG93bmxvYWRTdGFydEgAEiwKDHB1dF90ZW1wbGF0ZRhGIAEoCzIULmNoYXQudjEuUHV0VGVtcGxhdGVIABIyCg9kZWxldGVfdGVtcGxhdGUYRyABKAsyFy5jaGF0LnYxLkRlbGV0ZVRlbXBsYXRlSAASMAoObGlzdF90ZW1wbGF0ZXMYSCABKAsyFi5jaGF0LnYxLkxpc3RUZW1wbGF0ZXNIABIyCg9yZW5kZXJfdGVtcGxhdGUYSSABKAsyFy5jaGF0LnYxLlJlbmRlclRlbXBsYXRlSAASLgoNcmVmcmVzaF90b2tlbhg8IAEoCzIVLmNoYXQudjEuUmVmcmVzaFRva2VuSABCBgoEYm9keSKLBQoFUmVwbHkSCgoCaWQYASABKAQSHwoFZXJyb3IYAiABKAsyDi5jaGF0LnYxLkVycm9ySAASLgoMc2VuZF9tZXNzYWdlGAogASgLMhYuY2hhdC52MS5TZW5kTWVzc2FnZU9rSAASIwoHaGlzdG9yeRgLIAEoCzIQLmNoYXQudjEuSGlzdG9yeUgAEi8KDGNvbnZlcnNhdGlvbhgMIAEoCzIXLmNoYXQudjEuQ29udmVyc2F0aW9uT2tIABIyCg1jb252ZXJzYXRpb25zGA0gASgLMhkuY2hhdC52MS5Db252ZXJzYXRpb25MaXN0SAASIwoHbWVtYmVycxgPIAEoCzIQLmNoYXQudjEuTWVtYmVyc0gAEhwKAm9rGBAgASgLMg4uY2hhdC52MS5FbXB0eUgAEh0KBHBvbmcYGCABKAsyDS5jaGF0LnYxLlBvbmdIABIpCghwcmVzZW5jZRgbIAEoCzIVLmNoYXQudjEuUHJlc2VuY2VMaXN0SAASJwoIdGVtcGxhdGUYRiABKAsyEy5jaGF0LnYxLlRlbXBsYXRlT2tIABIqCgl0ZW1wbGF0ZXMYSCABKAsyFS5jaGF0LnYxLlRlbXBsYXRlTGlzdEgAEi0KCHJlbmRlcmVkGEkgASgLMhkuY2hhdC52MS5SZW5kZXJlZFRlbXBsYXRlSAASIwoGdXBsb2FkGCsgASgLMhEuY2hhdC52MS5VcGxvYWRPa0gAEicKCGRvd25sb2FkGCwgASgLMhMuY2hhdC52MS5Eb3dubG9hZE9rSAASMgoPdG9rZW5fcmVmcmVzaGVkGDwgASgLMhcuY2hhdC52MS5Ub2tlblJlZnJlc2hlZEgAQggKBnJlc3VsdCK+AwoEUHVzaBIoCgdtZXNzYWdlGAEgASgLMhUuY2hhdC52MS5NZXNzYWdlRXZlbnRIABIoCgdyZWNlaXB0GAIgASgLMhUuY2hhdC52MS5SZWNlaXB0RXZlbnRIABImCgZ0eXBpbmcYAyABKAsyFC5jaGF0LnYxLlR5cGluZ0V2ZW50SAASKgoIcHJlc2VuY2UYBCABKAsyFi5jaGF0LnYxLlByZXNlbmNlRXZlbnRIABIuCgptZW1iZXJzaGlwGAUgASgLMhguY2hhdC52MS5NZW1iZXJzaGlwRXZlbnRIABIyCgxjb252ZXJzYXRpb24YBiABKAsyGi5jaGF0LnYxLkNvbnZlcnNhdGlvbkV2ZW50SAASKQoGcmVzeW5jGAcgASgLMhcuY2hhdC52MS5SZXN5bmNSZXF1aXJlZEgAEiYKCWNhdWdodF91cBgIIAEoCzIRLmNoYXQudjEuQ2F1Z2h0VXBIABIjCgdnb29kYnllGAkgASgLMhAuY2hhdC52MS5Hb29kYnllSAASKQoIcmVjZWlwdHMYCiABKAsyFS5jaGF0LnYxLlJlY2VpcHRCYXRjaEgAQgcKBWV2ZW50IgcKBUVtcHR5IoEBCgVIZWxsbxINCgV0b2tlbhgBIAEoCRIOCgZjbGllbnQYAiABKAkSDQoFZXBvY2gYAyABKAkSIAoHY3Vyc29ycxgEIAMoCzIPLmNoYXQudjEuQ3Vyc29yEg4KBnJlc3VtZRgFIAEoCBIYChBwcm90b2NvbF92ZXJzaW9uGAYgASgNIi4KBkN1cnNvchIXCg9jb252ZXJzYXRpb25faWQYASABKAQSCwoDc2VxGAIgASgEIs0BCgdXZWxjb21lEhsKBHVzZXIYASABKAsyDS5jaGF0LnYxLlVzZXISDQoFZXBvY2gYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoBBIeCgVoZWFkcxgEIAMoCzIPLmNoYXQudjEuQ3Vyc29yEh8KBmxpbWl0cxgFIAEoCzIPLmNoYXQudjEuTGltaXRzEhYKDnNlcnZlcl90aW1lX21zGAYgASgEEgwKBG5vZGUYByABKAkSGwoTdG9rZW5fZXhwaXJlc19hdF9tcxgIIAEoBCK4AQoGTGltaXRzEhYKDm1heF90ZXh0X2J5dGVzGAEgASgNEhcKD21heF9mcmFtZV9ieXRlcxgCIAEoDRIbChNtZXNzYWdlc19wZXJfbWludXRlGAMgASgNEhkKEXR5cGluZ190aW1lb3V0X21zGAQgASgNEhMKC21heF9tZW1iZXJzGAUgASgNEhYKDm1heF9maWxlX2J5dGVzGAYgASgEEhgKEHVwbG9hZHNfcGVyX2hvdXIYByABKA0iRQoEVXNlchIKCgJpZBgBIAEoCRIUCgxkaXNwbGF5X25hbWUYAiABKAkSGwoEcm9sZRgDIAEoDjINLmNoYXQudjEuUm9sZSK1AgoMQ29udmVyc2F0aW9uEgoKAmlkGAEgASgEEicKBGtpbmQYAiABKA4yGS5jaGF0LnYxLkNvbnZlcnNhdGlvbktpbmQSDQoFdGl0bGUYAyABKAkSDwoHY2FzZV9pZBgEIAEoCRISCgpjcmVhdGVkX2J5GAUgASgJEhUKDWNyZWF0ZWRfYXRfbXMYBiABKAQSFgoOYXJjaGl2ZWRfYXRfbXMYByABKAQSLAoNc3VwcG9ydF9zdGF0ZRgIIAEoDjIVLmNoYXQudjEuU3VwcG9ydFN0YXRlEhAKCGxhc3Rfc2VxGAkgASgEEhQKDG1lbWJlcl9jb3VudBgKIAEoDRILCgNlMmUYCyABKAgSFgoOcmV0ZW50aW9uX2RheXMYDCABKA0SEgoKbGVnYWxfaG9sZBgNIAEoCCK4AQoTQ29udmVyc2F0aW9uU3VtbWFyeRIrCgxjb252ZXJzYXRpb24YASABKAsyFS5jaGF0LnYxLkNvbnZlcnNhdGlvbhImCgxsYXN0X21lc3NhZ2UYAiABKAsyEC5jaGF0LnYxLk1lc3NhZ2USFAoMdW5yZWFkX2NvdW50GAMgASgEEhAKCHJlYWRfc2VxGAQgASgEEiQKB215X3JvbGUYBSABKA4yEy5jaGF0LnYxLk1lbWJlclJvbGUiswEKBk1lbWJlchIPCgd1c2VyX2lkGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRIhCgRyb2xlGAMgASgOMhMuY2hhdC52MS5NZW1iZXJSb2xlEhQKDGpvaW5lZF9hdF9tcxgEIAEoBBIVCg1kZWxpdmVyZWRfc2VxGAUgASgEEhAKCHJlYWRfc2VxGAYgASgEEiAKCXVzZXJfcm9sZRgHIAEoDjINLmNoYXQudjEuUm9sZSJuChJDcmVhdGVDb252ZXJzYXRpb24SJwoEa2luZBgBIAEoDjIZLmNoYXQudjEuQ29udmVyc2F0aW9uS2luZBINCgV0aXRsZRgCIAEoCRIPCgdjYXNlX2lkGAMgASgJEg8KB21lbWJlcnMYBCADKAkihAEKEUxpc3RDb252ZXJzYXRpb25zEg8KB2Nhc2VfaWQYASABKAkSGAoQaW5jbHVkZV9hcmNoaXZlZBgCIAEoCBINCgVsaW1pdBgDIAEoDRIMCgRwYWdlGAQgASgJEicKBGtpbmQYBSABKA4yGS5jaGF0LnYxLkNvbnZlcnNhdGlvbktpbmQiUQoOQ29udmVyc2F0aW9uT2sSLQoHc3VtbWFyeRgBIAEoCzIcLmNoYXQudjEuQ29udmVyc2F0aW9uU3VtbWFyeRIQCghleGlzdGluZxgCIAEoCCJVChBDb252ZXJzYXRpb25MaXN0EjMKDWNvbnZlcnNhdGlvbnMYASADKAsyHC5jaGF0LnYxLkNvbnZlcnNhdGlvblN1bW1hcnkSDAoEbmV4dBgCIAEoCSIqCg9HZXRDb252ZXJzYXRpb24SFwoPY29udmVyc2F0aW9uX2lkGAEgASgEIiUKCkdldE1lbWJlcnMSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEIkQKB01lbWJlcnMSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEiAKB21lbWJlcnMYAiADKAsyDy5jaGF0LnYxLk1lbWJlciIrChBKb2luQ29udmVyc2F0aW9uEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBCIsChFMZWF2ZUNvbnZlcnNhdGlvbhIXCg9jb252ZXJzYXRpb25faWQYASABKAQiNwoKQWRkTWVtYmVycxIXCg9jb252ZXJzYXRpb25faWQYASABKAQSEAoIdXNlcl9pZHMYAiADKAkiOAoMUmVtb3ZlTWVtYmVyEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBIPCgd1c2VyX2lkGAIgASgJIlwKDVNldE1lbWJlclJvbGUSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEg8KB3VzZXJfaWQYAiABKAkSIQoEcm9sZRgDIAEoDjITLmNoYXQudjEuTWVtYmVyUm9sZSJBChNBcmNoaXZlQ29udmVyc2F0aW9uEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBIRCgl1bmFyY2hpdmUYAiABKAgiLwoQTGlzdFN1cHBvcnRRdWV1ZRINCgVsaW1pdBgBIAEoDRIMCgRwYWdlGAIgASgJIkQKC01lc3NhZ2VCb2R5Eg4KBHRleHQYASABKAlIABIUCgpjaXBoZXJ0ZXh0GAIgASgMSABCCQoHY29udGVudEoECAMQFSKbAwoHTWVzc2FnZRIXCg9jb252ZXJzYXRpb25faWQYASABKAQSCwoDc2VxGAIgASgEEhEKCXNlbmRlcl9pZBgDIAEoCRIVCg1jbGllbnRfbXNnX2lkGAQgASgJEiIKBGJvZHkYBSABKAsyFC5jaGF0LnYxLk1lc3NhZ2VCb2R5EhYKDnNlcnZlcl90aW1lX21zGAYgASgEEhAKCHJlcGx5X3RvGAcgASgEEiIKBGtpbmQYCCABKA4yFC5jaGF0LnYxLk1lc3NhZ2VLaW5kEhQKDGVkaXRlZF9hdF9tcxgJIAEoBBIPCgdkZWxldGVkGAogASgIEhIKCmRlbGV0ZWRfYnkYCyABKAkSJAoJcmVhY3Rpb25zGAwgAygLMhEuY2hhdC52MS5SZWFjdGlvbhISCgp0YXJnZXRfc2VxGA0gASgEEikKCHJlYWN0aW9uGA4gASgLMhcuY2hhdC52MS5SZWFjdGlvbkNoYW5nZRIoCgthdHRhY2htZW50cxgPIAMoCzITLmNoYXQudjEuQXR0YWNobWVudEoECBAQHyIrCghSZWFjdGlvbhINCgVlbW9qaRgBIAEoCRIQCgh1c2VyX2lkcxgCIAMoCSIrCg5SZWFjdGlvbkNoYW5nZRINCgVlbW9qaRgBIAEoCRIKCgJvbhgCIAEoCCKLAQoLU2VuZE1lc3NhZ2USFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEhUKDWNsaWVudF9tc2dfaWQYAiABKAkSIgoEYm9keRgDIAEoCzIULmNoYXQudjEuTWVzc2FnZUJvZHkSEAoIcmVwbHlfdG8YBCABKAQSFgoOYXR0YWNobWVudF9pZHMYBSADKAkibgoLRWRpdE1lc3NhZ2USFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEgsKA3NlcRgCIAEoBBIiCgRib2R5GAMgASgLMhQuY2hhdC52MS5NZXNzYWdlQm9keRIVCg1jbGllbnRfbXNnX2lkGAQgASgJIkwKDURlbGV0ZU1lc3NhZ2USFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEgsKA3NlcRgCIAEoBBIVCg1jbGllbnRfbXNnX2lkGAMgASgJIl8KBVJlYWN0EhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBILCgNzZXEYAiABKAQSDQoFZW1vamkYAyABKAkSCgoCb24YBCABKAgSFQoNY2xpZW50X21zZ19pZBgFIAEoCSJgCg1TZW5kTWVzc2FnZU9rEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBILCgNzZXEYAiABKAQSFgoOc2VydmVyX3RpbWVfbXMYAyABKAQSEQoJZHVwbGljYXRlGAQgASgIIlsKCkdldEhpc3RvcnkSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEhIKCmJlZm9yZV9zZXEYAiABKAQSEQoJYWZ0ZXJfc2VxGAMgASgEEg0KBWxpbWl0GAQgASgNIlgKB0hpc3RvcnkSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEiIKCG1lc3NhZ2VzGAIgAygLMhAuY2hhdC52MS5NZXNzYWdlEhAKCGhhc19tb3JlGAMgASgIIjAKCE1hcmtSZWFkEhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBILCgNzZXEYAiABKAQiVAoNTWFya0RlbGl2ZXJlZBIXCg9jb252ZXJzYXRpb25faWQYASABKAQSCwoDc2VxGAIgASgEEh0KBG1vcmUYAyADKAsyDy5jaGF0LnYxLkN1cnNvciI0CglTZXRUeXBpbmcSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEg4KBnR5cGluZxgCIAEoCCIfCgtHZXRQcmVzZW5jZRIQCgh1c2VyX2lkcxgBIAMoCSI1CgxQcmVzZW5jZUxpc3QSJQoFdXNlcnMYASADKAsyFi5jaGF0LnYxLlByZXNlbmNlRXZlbnQiBgoEUGluZyIeCgRQb25nEhYKDnNlcnZlcl90aW1lX21zGAEgASgEIh0KDFJlZnJlc2hUb2tlbhINCgV0b2tlbhgBIAEoCSInCg5Ub2tlblJlZnJlc2hlZBIVCg1leHBpcmVzX2F0X21zGAEgASgEIpMBCghUZW1wbGF0ZRIKCgJpZBgBIAEoBBIlCgVzY29wZRgCIAEoDjIWLmNoYXQudjEuVGVtcGxhdGVTY29wZRINCgVvd25lchgDIAEoCRIMCgRuYW1lGAQgASgJEgwKBGJvZHkYBSABKAkSFQoNdXBkYXRlZF9hdF9tcxgGIAEoBBISCgp1cGRhdGVkX2J5GAcgASgJInwKC1B1dFRlbXBsYXRlEgoKAmlkGAEgASgEEiUKBXNjb3BlGAIgASgOMhYuY2hhdC52MS5UZW1wbGF0ZVNjb3BlEgwKBG5hbWUYAyABKAkSDAoEYm9keRgEIAEoCRIeChZleHBlY3RlZF91cGRhdGVkX2F0X21zGAUgASgEIhwKDkRlbGV0ZVRlbXBsYXRlEgoKAmlkGAEgASgEIh0KDUxpc3RUZW1wbGF0ZXMSDAoEcGFnZRgBIAEoCSIxCgpUZW1wbGF0ZU9rEiMKCHRlbXBsYXRlGAEgASgLMhEuY2hhdC52MS5UZW1wbGF0ZSJCCgxUZW1wbGF0ZUxpc3QSJAoJdGVtcGxhdGVzGAEgAygLMhEuY2hhdC52MS5UZW1wbGF0ZRIMCgRuZXh0GAIgASgJIj4KDlJlbmRlclRlbXBsYXRlEhMKC3RlbXBsYXRlX2lkGAEgASgEEhcKD2NvbnZlcnNhdGlvbl9pZBgCIAEoBCJfChBSZW5kZXJlZFRlbXBsYXRlEhMKC3RlbXBsYXRlX2lkGAEgASgEEhcKD2NvbnZlcnNhdGlvbl9pZBgCIAEoBBIMCgR0ZXh0GAMgASgJEg8KB21pc3NpbmcYBCADKAki2gEKCkF0dGFjaG1lbnQSFQoNYXR0YWNobWVudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEgwKBHNpemUYAyABKAQSEgoKbWVkaWFfdHlwZRgEIAEoCRIOCgZzaGEyNTYYBSABKAkSLwoJdGh1bWJuYWlsGAYgASgLMhwuY2hhdC52MS5BdHRhY2htZW50VGh1bWJuYWlsEhcKD2NvbnZlcnNhdGlvbl9pZBgHIAEoBBITCgt1cGxvYWRlcl9pZBgIIAEoCRIWCg51cGxvYWRlZF9hdF9tcxgJIAEoBCJmChNBdHRhY2htZW50VGh1bWJuYWlsEg4KBnNoYTI1NhgBIAEoCRIMCgRzaXplGAIgASgEEg0KBXdpZHRoGAMgASgNEg4KBmhlaWdodBgEIAEoDRISCgptZWRpYV90eXBlGAUgASgJIlYKC1VwbG9hZFN0YXJ0EhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBIMCgRuYW1lGAIgASgJEhIKCm1lZGlhX3R5cGUYAyABKAkSDAoEc2l6ZRgEIAEoBCIzCghVcGxvYWRPaxInCgphdHRhY2htZW50GAEgASgLMhMuY2hhdC52MS5BdHRhY2htZW50InIKDURvd25sb2FkU3RhcnQSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEhUKDWF0dGFjaG1lbnRfaWQYAiABKAkSDgoGb2Zmc2V0GAMgASgEEg4KBmxlbmd0aBgEIAEoBBIRCgl0aHVtYm5haWwYBSABKAgiZAoKRG93bmxvYWRPaxInCgphdHRhY2htZW50GAEgASgLMhMuY2hhdC52MS5BdHRhY2htZW50Eg4KBm9mZnNldBgCIAEoBBIOCgZsZW5ndGgYAyABKAQSDQoFdG90YWwYBCABKAQiMQoMTWVzc2FnZUV2ZW50EiEKB21lc3NhZ2UYASABKAsyEC5jaGF0LnYxLk1lc3NhZ2UiaQoMUmVjZWlwdEV2ZW50EhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBIPCgd1c2VyX2lkGAIgASgJEiIKBGtpbmQYAyABKA4yFC5jaGF0LnYxLlJlY2VpcHRLaW5kEgsKA3NlcRgEIAEoBCJQCgxSZWNlaXB0QmF0Y2gSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEicKCHJlY2VpcHRzGAIgAygLMhUuY2hhdC52MS5SZWNlaXB0RXZlbnQiRwoLVHlwaW5nRXZlbnQSFwoPY29udmVyc2F0aW9uX2lkGAEgASgEEg8KB3VzZXJfaWQYAiABKAkSDgoGdHlwaW5nGAMgASgIIkEKDVByZXNlbmNlRXZlbnQSDwoHdXNlcl9pZBgBIAEoCRIOCgZvbmxpbmUYAiABKAgSDwoHZGV2aWNlcxgDIAEoDSKVAQoPTWVtYmVyc2hpcEV2ZW50EhcKD2NvbnZlcnNhdGlvbl9pZBgBIAEoBBIPCgd1c2VyX2lkGAIgASgJEikKBmNoYW5nZRgDIAEoDjIZLmNoYXQudjEuTWVtYmVyc2hpcENoYW5nZRIKCgJieRgEIAEoCRIhCgRyb2xlGAUgASgOMhMuY2hhdC52MS5NZW1iZXJSb2xlIkIKEUNvbnZlcnNhdGlvbkV2ZW50Ei0KB3N1bW1hcnkYASABKAsyHC5jaGF0LnYxLkNvbnZlcnNhdGlvblN1bW1hcnkiLwoOUmVzeW5jUmVxdWlyZWQSDgoGcmVhc29uGAEgASgJEg0KBWVwb2NoGAIgASgJIgoKCENhdWdodFVwIigKB0dvb2RieWUSHQoFZXJyb3IYASABKAsyDi5jaGF0LnYxLkVycm9yImEKBUVycm9yEiAKBGNvZGUYASABKA4yEi5jaGF0LnYxLkVycm9yQ29kZRIPCgdtZXNzYWdlGAIgASgJEhYKDnJldHJ5X2FmdGVyX21zGAMgASgEEg0KBWxpbWl0GAQgASgJKlAKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhEKDVJPTEVfQURWT0NBVEUQARIPCgtST0xFX0NMSUVOVBACEg4KClJPTEVfQURNSU4QAyqsAQoQQ29udmVyc2F0aW9uS2luZBIhCh1DT05WRVJTQVRJT05fS0lORF9VTlNQRUNJRklFRBAAEh0KGUNPTlZFUlNBVElPTl9LSU5EX1BSSVZBVEUQARIbChdDT05WRVJTQVRJT05fS0lORF9HUk9VUBACEhoKFkNPTlZFUlNBVElPTl9LSU5EX0NBU0UQAxIdChlDT05WRVJTQVRJT05fS0lORF9TVVBQT1JUEAQqcwoKTWVtYmVyUm9sZRIbChdNRU1CRVJfUk9MRV9VTlNQRUNJRklFRBAAEhYKEk1FTUJFUl9ST0xFX01FTUJFUhABEhkKFU1FTUJFUl9ST0xFX01PREVSQVRPUhACEhUKEU1FTUJFUl9ST0xFX0FETUlOEAMqZAoMU3VwcG9ydFN0YXRlEh0KGVNVUFBPUlRfU1RBVEVfVU5TUEVDSUZJRUQQABIZChVTVVBQT1JUX1NUQVRFX1dBSVRJTkcQARIaChZTVVBQT1JUX1NUQVRFX0FTU0lHTkVEEAIqpgEKC01lc3NhZ2VLaW5kEhwKGE1FU1NBR0VfS0lORF9VTlNQRUNJRklFRBAAEhUKEU1FU1NBR0VfS0lORF9VU0VSEAESFwoTTUVTU0FHRV9LSU5EX1NZU1RFTRACEhUKEU1FU1NBR0VfS0lORF9FRElUEAMSFwoTTUVTU0FHRV9LSU5EX0RFTEVURRAEEhkKFU1FU1NBR0VfS0lORF9SRUFDVElPThAFKmUKDVRlbXBsYXRlU2NvcGUSHgoaVEVNUExBVEVfU0NPUEVfVU5TUEVDSUZJRUQQABIbChdURU1QTEFURV9TQ09QRV9QRVJTT05BTBABEhcKE1RFTVBMQVRFX1NDT1BFX0ZJUk0QAipeCgtSZWNlaXB0S2luZBIcChhSRUNFSVBUX0tJTkRfVU5TUEVDSUZJRUQQABIaChZSRUNFSVBUX0tJTkRfREVMSVZFUkVEEAESFQoRUkVDRUlQVF9LSU5EX1JFQUQQAirHAQoQTWVtYmVyc2hpcENoYW5nZRIhCh1NRU1CRVJTSElQX0NIQU5HRV9VTlNQRUNJRklFRBAAEhsKF01FTUJFUlNISVBfQ0hBTkdFX0FEREVEEAESHQoZTUVNQkVSU0hJUF9DSEFOR0VfUkVNT1ZFRBACEhoKFk1FTUJFUlNISVBfQ0hBTkdFX0xFRlQQAxIcChhNRU1CRVJTSElQX0NIQU5HRV9KT0lORUQQBBIaChZNRU1CRVJTSElQX0NIQU5HRV9ST0xFEAUqowkKCUVycm9yQ29kZRIaChZFUlJPUl9DT0RFX1VOU1BFQ0lGSUVEEAASHAoXRVJST1JfQ09ERV9SQVRFX0xJTUlURUQQ6AcSGgoVRVJST1JfQ09ERV9PVkVSTE9BREVEEOkHEhsKFkVSUk9SX0NPREVfVU5BVkFJTEFCTEUQ6gcSFwoSRVJST1JfQ09ERV9USU1FT1VUEOsHEhkKFEVSUk9SX0NPREVfTUFMRk9STUVEENAPEh8KGkVSUk9SX0NPREVfVU5LTk9XTl9DT01NQU5EENEPEiAKG0VSUk9SX0NPREVfSU5WQUxJRF9BUkdVTUVOVBDSDxIdChhFUlJPUl9DT0RFX1RFWFRfVE9PX0xPTkcQ0w8SHwoaRVJST1JfQ09ERV9GUkFNRV9UT09fTEFSR0UQ1A8SGQoURVJST1JfQ09ERV9OT1RfRk9VTkQQ1Q8SGgoVRVJST1JfQ09ERV9OT1RfTUVNQkVSENYPEhkKFEVSUk9SX0NPREVfRk9SQklEREVOENcPEhgKE0VSUk9SX0NPREVfQ09ORkxJQ1QQ2A8SGAoTRVJST1JfQ09ERV9BUkNISVZFRBDZDxIgChtFUlJPUl9DT0RFX1RPT19NQU5ZX01FTUJFUlMQ2g8SGwoWRVJST1JfQ09ERV9VTlNVUFBPUlRFRBDbDxIgChtFUlJPUl9DT0RFX05PVF9ZT1VSX01FU1NBR0UQ3A8SIgodRVJST1JfQ09ERV9FRElUX1dJTkRPV19DTE9TRUQQ3Q8SHwoaRVJST1JfQ09ERV9NRVNTQUdFX0RFTEVURUQQ3g8SHAoXRVJST1JfQ09ERV9OT1RfRURJVEFCTEUQ3w8SIgodRVJST1JfQ09ERV9UT09fTUFOWV9SRUFDVElPTlMQ4A8SHQoYRVJST1JfQ09ERV9JTlZBTElEX0VNT0pJEOEPEh4KGUVSUk9SX0NPREVfRklMRV9UT09fTEFSR0UQ+A8SIAobRVJST1JfQ09ERV9UWVBFX05PVF9BTExPV0VEEPkPEh0KGEVSUk9SX0NPREVfVFlQRV9NSVNNQVRDSBD6DxIkCh9FUlJPUl9DT0RFX1VQTE9BRF9SQVRFX0VYQ0VFREVEEPsPEiIKHUVSUk9SX0NPREVfVU5LTk9XTl9BVFRBQ0hNRU5UEPwPEiEKHEVSUk9SX0NPREVfVVBMT0FEX0lOQ09NUExFVEUQ/Q8SHQoYRVJST1JfQ09ERV9TSFVUVElOR19ET1dOELgXEh0KGEVSUk9SX0NPREVfU0xPV19DT05TVU1FUhC5FxIiCh1FUlJPUl9DT0RFX1BST1RPQ09MX1ZJT0xBVElPThC6FxIhChxFUlJPUl9DT0RFX0hBTkRTSEFLRV9USU1FT1VUELsXEicKIkVSUk9SX0NPREVfQ09OTkVDVElPTl9SQVRFX0xJTUlURUQQvBcSHwoaRVJST1JfQ09ERV9VTkFVVEhFTlRJQ0FURUQQoB8SHQoYRVJST1JfQ09ERV9UT0tFTl9FWFBJUkVEEKEfEiMKHkVSUk9SX0NPREVfVU5TVVBQT1JURURfVkVSU0lPThCiH2IGcHJvdG8z");
 
 /**
  * Everything a client sends on the control stream.
@@ -252,6 +252,23 @@ export type Command = Message$1<"chat.v1.Command"> & {
     case: "react";
   } | {
     /**
+     * Attachments (43-49). `UploadStart` and `DownloadStart` open a transfer
+     * stream (QUIC and WebTransport: a new bidirectional stream each, see
+     * "Transfer streams" below); sent on the control stream they are refused
+     * with UNSUPPORTED.
+     *
+     * @generated from field: chat.v1.UploadStart upload_start = 43;
+     */
+    value: UploadStart;
+    case: "uploadStart";
+  } | {
+    /**
+     * @generated from field: chat.v1.DownloadStart download_start = 44;
+     */
+    value: DownloadStart;
+    case: "downloadStart";
+  } | {
+    /**
      * Templates and quick replies (70-79).
      *
      * @generated from field: chat.v1.PutTemplate put_template = 70;
@@ -281,7 +298,7 @@ export type Command = Message$1<"chat.v1.Command"> & {
      * Session control (60-69): a fresh token for the live session, before
      * the one it opened with lapses; answered with `token_refreshed`.
      *
-     * Numbers 43-59, 61-69 and 74-99 are kept for: attachments, search, retention,
+     * Numbers 45-59, 61-69 and 74-99 are kept for: attachments, search, retention,
      * legal hold, export, audit, E2E key packages.
      *
      * @generated from field: chat.v1.RefreshToken refresh_token = 60;
@@ -387,6 +404,20 @@ export type Reply = Message$1<"chat.v1.Reply"> & {
      */
     value: RenderedTemplate;
     case: "rendered";
+  } | {
+    /**
+     * Attachments (43-49): the answers that open a transfer stream.
+     *
+     * @generated from field: chat.v1.UploadOk upload = 43;
+     */
+    value: UploadOk;
+    case: "upload";
+  } | {
+    /**
+     * @generated from field: chat.v1.DownloadOk download = 44;
+     */
+    value: DownloadOk;
+    case: "download";
   } | {
     /**
      * Session control (60-69).
@@ -691,6 +722,20 @@ export type Limits = Message$1<"chat.v1.Limits"> & {
    * @generated from field: uint32 max_members = 5;
    */
   maxMembers: number;
+
+  /**
+   * Largest attachment, bytes (`blobs.max_file_bytes`).
+   *
+   * @generated from field: uint64 max_file_bytes = 6;
+   */
+  maxFileBytes: bigint;
+
+  /**
+   * Uploads one user may make per hour (`limits.uploads_per_hour`).
+   *
+   * @generated from field: uint32 uploads_per_hour = 7;
+   */
+  uploadsPerHour: number;
 };
 
 /**
@@ -1406,6 +1451,13 @@ export type Message = Message$1<"chat.v1.Message"> & {
    * @generated from field: chat.v1.ReactionChange reaction = 14;
    */
   reaction?: ReactionChange | undefined;
+
+  /**
+   * Files sent with the message (uploaded before, see `UploadStart`).
+   *
+   * @generated from field: repeated chat.v1.Attachment attachments = 15;
+   */
+  attachments: Attachment[];
 };
 
 /**
@@ -1493,6 +1545,14 @@ export type SendMessage = Message$1<"chat.v1.SendMessage"> & {
    * @generated from field: uint64 reply_to = 4;
    */
   replyTo: bigint;
+
+  /**
+   * Attachments to send with it: ids from `UploadOk`, uploaded by the
+   * sender to THIS conversation (else UNKNOWN_ATTACHMENT). At most 10.
+   *
+   * @generated from field: repeated string attachment_ids = 5;
+   */
+  attachmentIds: string[];
 };
 
 /**
@@ -2164,6 +2224,255 @@ export const RenderedTemplateSchema: GenMessage<RenderedTemplate> = /*@__PURE__*
   messageDesc(file_chat_v1_chat, 55);
 
 /**
+ * A stored attachment: a file uploaded to one conversation.
+ *
+ * @generated from message chat.v1.Attachment
+ */
+export type Attachment = Message$1<"chat.v1.Attachment"> & {
+  /**
+   * Server-made id (32 hex characters), unique in its conversation.
+   *
+   * @generated from field: string attachment_id = 1;
+   */
+  attachmentId: string;
+
+  /**
+   * File name as the uploader gave it (at most 255 bytes, no path).
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * @generated from field: uint64 size = 3;
+   */
+  size: bigint;
+
+  /**
+   * Media type, as checked from the bytes (e.g. "application/pdf").
+   *
+   * @generated from field: string media_type = 4;
+   */
+  mediaType: string;
+
+  /**
+   * SHA-256 of the content, lower-case hex.
+   *
+   * @generated from field: string sha256 = 5;
+   */
+  sha256: string;
+
+  /**
+   * A server-made preview (images only; unset when there is none).
+   *
+   * @generated from field: chat.v1.AttachmentThumbnail thumbnail = 6;
+   */
+  thumbnail?: AttachmentThumbnail | undefined;
+
+  /**
+   * @generated from field: uint64 conversation_id = 7;
+   */
+  conversationId: bigint;
+
+  /**
+   * @generated from field: string uploader_id = 8;
+   */
+  uploaderId: string;
+
+  /**
+   * @generated from field: uint64 uploaded_at_ms = 9;
+   */
+  uploadedAtMs: bigint;
+};
+
+/**
+ * Describes the message chat.v1.Attachment.
+ * Use `create(AttachmentSchema)` to create a new message.
+ */
+export const AttachmentSchema: GenMessage<Attachment> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 56);
+
+/**
+ * A preview image of an attachment, fetched with `DownloadStart.thumbnail`.
+ *
+ * @generated from message chat.v1.AttachmentThumbnail
+ */
+export type AttachmentThumbnail = Message$1<"chat.v1.AttachmentThumbnail"> & {
+  /**
+   * @generated from field: string sha256 = 1;
+   */
+  sha256: string;
+
+  /**
+   * @generated from field: uint64 size = 2;
+   */
+  size: bigint;
+
+  /**
+   * @generated from field: uint32 width = 3;
+   */
+  width: number;
+
+  /**
+   * @generated from field: uint32 height = 4;
+   */
+  height: number;
+
+  /**
+   * @generated from field: string media_type = 5;
+   */
+  mediaType: string;
+};
+
+/**
+ * Describes the message chat.v1.AttachmentThumbnail.
+ * Use `create(AttachmentThumbnailSchema)` to create a new message.
+ */
+export const AttachmentThumbnailSchema: GenMessage<AttachmentThumbnail> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 57);
+
+/**
+ * Opens an upload stream (see "Transfer streams").
+ *
+ * @generated from message chat.v1.UploadStart
+ */
+export type UploadStart = Message$1<"chat.v1.UploadStart"> & {
+  /**
+   * @generated from field: uint64 conversation_id = 1;
+   */
+  conversationId: bigint;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * The type the client claims; it must be allowed and match the bytes.
+   *
+   * @generated from field: string media_type = 3;
+   */
+  mediaType: string;
+
+  /**
+   * Exact size of what follows, bytes (at most `Limits.max_file_bytes`).
+   *
+   * @generated from field: uint64 size = 4;
+   */
+  size: bigint;
+};
+
+/**
+ * Describes the message chat.v1.UploadStart.
+ * Use `create(UploadStartSchema)` to create a new message.
+ */
+export const UploadStartSchema: GenMessage<UploadStart> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 58);
+
+/**
+ * The upload is stored; send `attachment.attachment_id` in `SendMessage`.
+ *
+ * @generated from message chat.v1.UploadOk
+ */
+export type UploadOk = Message$1<"chat.v1.UploadOk"> & {
+  /**
+   * @generated from field: chat.v1.Attachment attachment = 1;
+   */
+  attachment?: Attachment | undefined;
+};
+
+/**
+ * Describes the message chat.v1.UploadOk.
+ * Use `create(UploadOkSchema)` to create a new message.
+ */
+export const UploadOkSchema: GenMessage<UploadOk> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 59);
+
+/**
+ * Opens a download stream of an attachment of a conversation the caller
+ * belongs to (see "Transfer streams").
+ *
+ * @generated from message chat.v1.DownloadStart
+ */
+export type DownloadStart = Message$1<"chat.v1.DownloadStart"> & {
+  /**
+   * @generated from field: uint64 conversation_id = 1;
+   */
+  conversationId: bigint;
+
+  /**
+   * @generated from field: string attachment_id = 2;
+   */
+  attachmentId: string;
+
+  /**
+   * First byte wanted (resume); must be below the size.
+   *
+   * @generated from field: uint64 offset = 3;
+   */
+  offset: bigint;
+
+  /**
+   * Bytes wanted from `offset` (0: to the end).
+   *
+   * @generated from field: uint64 length = 4;
+   */
+  length: bigint;
+
+  /**
+   * The thumbnail instead of the file.
+   *
+   * @generated from field: bool thumbnail = 5;
+   */
+  thumbnail: boolean;
+};
+
+/**
+ * Describes the message chat.v1.DownloadStart.
+ * Use `create(DownloadStartSchema)` to create a new message.
+ */
+export const DownloadStartSchema: GenMessage<DownloadStart> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 60);
+
+/**
+ * The bytes that follow on the download stream.
+ *
+ * @generated from message chat.v1.DownloadOk
+ */
+export type DownloadOk = Message$1<"chat.v1.DownloadOk"> & {
+  /**
+   * @generated from field: chat.v1.Attachment attachment = 1;
+   */
+  attachment?: Attachment | undefined;
+
+  /**
+   * @generated from field: uint64 offset = 2;
+   */
+  offset: bigint;
+
+  /**
+   * Bytes that follow.
+   *
+   * @generated from field: uint64 length = 3;
+   */
+  length: bigint;
+
+  /**
+   * Size of the whole file (or thumbnail).
+   *
+   * @generated from field: uint64 total = 4;
+   */
+  total: bigint;
+};
+
+/**
+ * Describes the message chat.v1.DownloadOk.
+ * Use `create(DownloadOkSchema)` to create a new message.
+ */
+export const DownloadOkSchema: GenMessage<DownloadOk> = /*@__PURE__*/
+  messageDesc(file_chat_v1_chat, 61);
+
+/**
  * A new message in a conversation the user belongs to.
  *
  * @generated from message chat.v1.MessageEvent
@@ -2180,7 +2489,7 @@ export type MessageEvent = Message$1<"chat.v1.MessageEvent"> & {
  * Use `create(MessageEventSchema)` to create a new message.
  */
 export const MessageEventSchema: GenMessage<MessageEvent> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 56);
+  messageDesc(file_chat_v1_chat, 62);
 
 /**
  * A member's delivered or read watermark moved.
@@ -2214,7 +2523,7 @@ export type ReceiptEvent = Message$1<"chat.v1.ReceiptEvent"> & {
  * Use `create(ReceiptEventSchema)` to create a new message.
  */
 export const ReceiptEventSchema: GenMessage<ReceiptEvent> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 57);
+  messageDesc(file_chat_v1_chat, 63);
 
 /**
  * Receipts of one conversation, coalesced.
@@ -2238,7 +2547,7 @@ export type ReceiptBatch = Message$1<"chat.v1.ReceiptBatch"> & {
  * Use `create(ReceiptBatchSchema)` to create a new message.
  */
 export const ReceiptBatchSchema: GenMessage<ReceiptBatch> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 58);
+  messageDesc(file_chat_v1_chat, 64);
 
 /**
  * Someone started or stopped typing.
@@ -2267,7 +2576,7 @@ export type TypingEvent = Message$1<"chat.v1.TypingEvent"> & {
  * Use `create(TypingEventSchema)` to create a new message.
  */
 export const TypingEventSchema: GenMessage<TypingEvent> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 59);
+  messageDesc(file_chat_v1_chat, 65);
 
 /**
  * A user went online or offline.
@@ -2298,7 +2607,7 @@ export type PresenceEvent = Message$1<"chat.v1.PresenceEvent"> & {
  * Use `create(PresenceEventSchema)` to create a new message.
  */
 export const PresenceEventSchema: GenMessage<PresenceEvent> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 60);
+  messageDesc(file_chat_v1_chat, 66);
 
 /**
  * A conversation's membership changed.
@@ -2337,7 +2646,7 @@ export type MembershipEvent = Message$1<"chat.v1.MembershipEvent"> & {
  * Use `create(MembershipEventSchema)` to create a new message.
  */
 export const MembershipEventSchema: GenMessage<MembershipEvent> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 61);
+  messageDesc(file_chat_v1_chat, 67);
 
 /**
  * A conversation appeared for the user, or its metadata changed (archive, support pick-up).
@@ -2356,7 +2665,7 @@ export type ConversationEvent = Message$1<"chat.v1.ConversationEvent"> & {
  * Use `create(ConversationEventSchema)` to create a new message.
  */
 export const ConversationEventSchema: GenMessage<ConversationEvent> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 62);
+  messageDesc(file_chat_v1_chat, 68);
 
 /**
  * The server cannot resume: cursors are of another epoch. The SDK drops them
@@ -2381,7 +2690,7 @@ export type ResyncRequired = Message$1<"chat.v1.ResyncRequired"> & {
  * Use `create(ResyncRequiredSchema)` to create a new message.
  */
 export const ResyncRequiredSchema: GenMessage<ResyncRequired> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 63);
+  messageDesc(file_chat_v1_chat, 69);
 
 /**
  * The resume replay is complete.
@@ -2396,7 +2705,7 @@ export type CaughtUp = Message$1<"chat.v1.CaughtUp"> & {
  * Use `create(CaughtUpSchema)` to create a new message.
  */
 export const CaughtUpSchema: GenMessage<CaughtUp> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 64);
+  messageDesc(file_chat_v1_chat, 70);
 
 /**
  * The server closes the connection on purpose; `error` says why and whether to reconnect.
@@ -2415,7 +2724,7 @@ export type Goodbye = Message$1<"chat.v1.Goodbye"> & {
  * Use `create(GoodbyeSchema)` to create a new message.
  */
 export const GoodbyeSchema: GenMessage<Goodbye> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 65);
+  messageDesc(file_chat_v1_chat, 71);
 
 /**
  * A precise error.
@@ -2455,7 +2764,7 @@ export type Error = Message$1<"chat.v1.Error"> & {
  * Use `create(ErrorSchema)` to create a new message.
  */
 export const ErrorSchema: GenMessage<Error> = /*@__PURE__*/
-  messageDesc(file_chat_v1_chat, 66);
+  messageDesc(file_chat_v1_chat, 72);
 
 /**
  * A role from the token; it governs what a user may do across the system.
@@ -2882,6 +3191,48 @@ export enum ErrorCode {
    * @generated from enum value: ERROR_CODE_INVALID_EMOJI = 2017;
    */
   INVALID_EMOJI = 2017,
+
+  /**
+   * Attachments (2040-2049). A file over `blobs.max_file_bytes`.
+   *
+   * @generated from enum value: ERROR_CODE_FILE_TOO_LARGE = 2040;
+   */
+  FILE_TOO_LARGE = 2040,
+
+  /**
+   * A file type (claimed or sniffed) not on the allow-list.
+   *
+   * @generated from enum value: ERROR_CODE_TYPE_NOT_ALLOWED = 2041;
+   */
+  TYPE_NOT_ALLOWED = 2041,
+
+  /**
+   * The bytes are of another type than the one claimed.
+   *
+   * @generated from enum value: ERROR_CODE_TYPE_MISMATCH = 2042;
+   */
+  TYPE_MISMATCH = 2042,
+
+  /**
+   * More than `limits.uploads_per_hour` uploads; `retry_after_ms` says when.
+   *
+   * @generated from enum value: ERROR_CODE_UPLOAD_RATE_EXCEEDED = 2043;
+   */
+  UPLOAD_RATE_EXCEEDED = 2043,
+
+  /**
+   * No such attachment in that conversation (or not the sender's upload).
+   *
+   * @generated from enum value: ERROR_CODE_UNKNOWN_ATTACHMENT = 2044;
+   */
+  UNKNOWN_ATTACHMENT = 2044,
+
+  /**
+   * The upload ended before (or ran past) its declared size.
+   *
+   * @generated from enum value: ERROR_CODE_UPLOAD_INCOMPLETE = 2045;
+   */
+  UPLOAD_INCOMPLETE = 2045,
 
   /**
    * @generated from enum value: ERROR_CODE_SHUTTING_DOWN = 3000;

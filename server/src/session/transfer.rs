@@ -1,0 +1,154 @@
+//! Transfer streams: after the control stream, every bidirectional stream a
+//! client opens (QUIC, WebTransport) carries one upload or download, so a
+//! large file never waits behind chat lines nor they behind it. A stream
+//! opens with one `Command` frame (`UploadStart` or `DownloadStart`) and is
+//! answered with one `Reply`; then raw bytes follow (see chat.proto,
+//! "Transfer streams"). At most `blobs.transfers_per_connection` run at once
+//! per connection; the rules are `crate::command::attachments`'.
+
+use super::state::{READ_CHUNK, Session, err};
+use crate::command::attachments::{self, Download, Upload};
+use crate::frames;
+use crate::transport::{ReadError, RecvStream, SendStream};
+use bytes::BytesMut;
+use chat_protocol::v1::{self, ErrorCode, client_frame, command, reply};
+use chat_protocol::{FrameDecoder, WireError};
+use prost::Message;
+use std::rc::Rc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+/// Largest transfer header (a name of 255 bytes and a few numbers).
+const HEADER_MAX_BYTES: usize = 4096;
+
+/// How long a client may take to send a transfer's header.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Session {
+    /// Accepts the connection's transfer streams until it ends (the caller
+    /// aborts this task; the transfers in flight end with it).
+    pub(super) async fn accept_transfers(self: Rc<Self>) {
+        let slots = std::sync::Arc::new(Semaphore::new(self.ctx().shared.cfg.blobs.transfers_per_connection));
+        let mut running = JoinSet::new();
+        loop {
+            tokio::select! {
+                s = self.conn.accept_bi() => match s {
+                    Ok((tx, rx)) => {
+                        let s = self.clone();
+                        let slot = slots.clone().try_acquire_owned().ok();
+                        running.spawn_local(async move {
+                            let _slot = slot.as_ref();
+                            s.transfer(tx, rx, slot.is_some()).await;
+                        });
+                    }
+                    Err(_) => break,
+                },
+                Some(_) = running.join_next(), if !running.is_empty() => {}
+            }
+        }
+    }
+
+    /// Serves one transfer stream; `admitted`: within the per-connection bound.
+    async fn transfer(&self, mut tx: SendStream, mut rx: RecvStream, admitted: bool) {
+        let (id, body, rest) = match tokio::time::timeout(HEADER_TIMEOUT, read_header(&mut rx)).await {
+            Ok(Ok(h)) => h,
+            Ok(Err((id, e))) => return answer_err(&mut tx, id, &e).await,
+            Err(_) => return answer_err(&mut tx, 0, &err(ErrorCode::Timeout, "no transfer header in time")).await,
+        };
+        if !admitted {
+            let cap = self.ctx().shared.cfg.blobs.transfers_per_connection;
+            let e = WireError::limited(
+                ErrorCode::Overloaded,
+                "transfers_per_connection",
+                format!("{cap} transfers already run on this connection; wait for one to end"),
+                Some(Duration::from_secs(1)),
+            );
+            return answer_err(&mut tx, id, &e).await;
+        }
+        let result = match body {
+            command::Body::UploadStart(u) => self.upload(&mut tx, rx, rest, id, u).await,
+            command::Body::DownloadStart(d) => self.download(&mut tx, id, d).await,
+            _ => Err(err(
+                ErrorCode::UnknownCommand,
+                "a transfer stream starts with UploadStart or DownloadStart; other commands go on the control stream",
+            )),
+        };
+        match result {
+            Ok(()) => tx.finish(),
+            Err(e) => answer_err(&mut tx, id, &e).await,
+        }
+    }
+
+    /// `rest`: what was read past the header (the upload's first bytes).
+    async fn upload(
+        &self,
+        tx: &mut SendStream,
+        mut rx: RecvStream,
+        rest: BytesMut,
+        id: u64,
+        u: v1::UploadStart,
+    ) -> Result<(), WireError> {
+        let mut up: Upload = attachments::begin_upload(&self.req, u).await?;
+        if !rest.is_empty() {
+            up.feed(&rest).await?;
+        }
+        loop {
+            match rx.read_chunk(READ_CHUNK * 4).await {
+                Ok(Some(chunk)) => up.feed(&chunk).await?,
+                Ok(None) => break,
+                // Reset or cut off: the upload is dropped, and with it what was written.
+                Err(e) => {
+                    tracing::debug!(session = self.handle.id, error = %e, "upload cut off");
+                    return Err(err(ErrorCode::UploadIncomplete, "the upload stream was cut off"));
+                }
+            }
+        }
+        let attachment = up.finish(&self.req).await?;
+        let ok = reply::Result::Upload(v1::UploadOk { attachment: Some(attachment) });
+        tx.write_all(&frames::reply(id, ok)).await.map_err(|_| err(ErrorCode::Unavailable, "peer went away"))
+    }
+
+    async fn download(&self, tx: &mut SendStream, id: u64, d: v1::DownloadStart) -> Result<(), WireError> {
+        let mut down: Download = attachments::begin_download(&self.req, d).await?;
+        let gone = |_| err(ErrorCode::Unavailable, "peer went away");
+        tx.write_all(&frames::reply(id, reply::Result::Download(down.ok.clone()))).await.map_err(gone)?;
+        while let Some(chunk) = down.next_chunk(&self.ctx().shared.blobs).await? {
+            tx.write_all(&chunk).await.map_err(gone)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads a transfer stream's header frame: the command's id and body and
+/// the bytes read past it, or the id (0 when unknown) and why it is refused.
+async fn read_header(rx: &mut RecvStream) -> Result<(u64, command::Body, BytesMut), (u64, WireError)> {
+    let mut dec = FrameDecoder::new(HEADER_MAX_BYTES);
+    let mut buf = BytesMut::new();
+    let frame = loop {
+        match dec.decode(&mut buf) {
+            Ok(Some(f)) => break f,
+            Ok(None) => {}
+            Err(e) => return Err((0, err(ErrorCode::Malformed, format!("bad transfer header: {e}")))),
+        }
+        match rx.read_chunk(READ_CHUNK).await {
+            Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
+            Ok(None) => return Err((0, err(ErrorCode::Malformed, "the stream ended before its header"))),
+            Err(ReadError::NotFrames(why)) => return Err((0, err(ErrorCode::Malformed, why))),
+            Err(ReadError::Transport(e)) => return Err((0, err(ErrorCode::Malformed, e.to_string()))),
+        }
+    };
+    match v1::ClientFrame::decode(frame) {
+        Ok(v1::ClientFrame { kind: Some(client_frame::Kind::Command(v1::Command { id, body: Some(body) })) }) => {
+            Ok((id, body, buf))
+        }
+        Ok(_) => Err((0, err(ErrorCode::Malformed, "a transfer stream starts with a Command"))),
+        Err(e) => Err((0, err(ErrorCode::Malformed, format!("transfer header does not decode: {e}")))),
+    }
+}
+
+/// Answers a refused transfer and finishes the stream.
+async fn answer_err(tx: &mut SendStream, id: u64, e: &WireError) {
+    let _ = tx.write_all(&frames::error_reply(id, e)).await;
+    tx.finish();
+}

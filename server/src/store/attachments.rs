@@ -1,0 +1,73 @@
+//! Attachments as stored: the [`AttachmentRecord`] (a file uploaded to one
+//! conversation: who, what, its content hash and thumbnail) and the
+//! [`AttachmentStore`] contract every backend implements (embedded: the
+//! `attachments` keyspace; ScyllaDB: the `attachments` table), with
+//! [`Store`] choosing the configured one. The bytes live in the blob store;
+//! this is only the record that gives members access to them by
+//! conversation and attachment id. It does not decide who may upload.
+
+use super::{Store, StoreResult};
+
+/// An attachment's server-made preview image.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ThumbnailRecord {
+    /// SHA-256 of the preview (a blob), hex.
+    pub sha256: String,
+    /// Its size, bytes.
+    pub size: u64,
+    /// Width, pixels.
+    pub width: u32,
+    /// Height, pixels.
+    pub height: u32,
+    /// Its media type.
+    pub media_type: String,
+}
+
+/// A file uploaded to a conversation. `(conversation_id, id)` is its key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AttachmentRecord {
+    /// The conversation it was uploaded to.
+    pub conversation_id: u64,
+    /// Server-made id, unique within the conversation.
+    pub id: String,
+    /// Who uploaded it.
+    pub uploader: String,
+    /// File name as given.
+    pub name: String,
+    /// Size, bytes.
+    pub size: u64,
+    /// Media type, as checked from the bytes.
+    pub media_type: String,
+    /// SHA-256 of the content (the blob's address), hex.
+    pub sha256: String,
+    /// The preview, for images.
+    pub thumbnail: Option<ThumbnailRecord>,
+    /// When the upload completed, ms since the Unix epoch.
+    pub uploaded_at_ms: u64,
+}
+
+/// Storage of attachment records. Every write is durable on return.
+#[allow(async_fn_in_trait)]
+pub trait AttachmentStore: Send + Sync + 'static {
+    /// Records an attachment (a second put of the same key replaces it).
+    async fn put_attachment(&self, rec: &AttachmentRecord) -> StoreResult<()>;
+
+    /// The attachment `id` of conversation `conversation_id`.
+    async fn attachment(&self, conversation_id: u64, id: &str) -> StoreResult<Option<AttachmentRecord>>;
+}
+
+impl AttachmentStore for Store {
+    async fn put_attachment(&self, rec: &AttachmentRecord) -> StoreResult<()> {
+        match self {
+            Store::Embedded(s) => s.put_attachment(rec).await,
+            Store::Scylla(s) => s.put_attachment(rec).await,
+        }
+    }
+
+    async fn attachment(&self, conversation_id: u64, id: &str) -> StoreResult<Option<AttachmentRecord>> {
+        match self {
+            Store::Embedded(s) => s.attachment(conversation_id, id).await,
+            Store::Scylla(s) => s.attachment(conversation_id, id).await,
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! Attachment records in ScyllaDB: the `attachments` table (partition
+//! `conversation_id`, clustering `id`), the record itself kept as JSON in
+//! one column so that later fields need no schema change. It does not touch
+//! any other table.
+
+use super::rows::id_to_db;
+use super::{ScyllaStore, StoreResult};
+use crate::store::StoreError;
+use crate::store::attachments::{AttachmentRecord, AttachmentStore};
+
+impl AttachmentStore for ScyllaStore {
+    async fn put_attachment(&self, rec: &AttachmentRecord) -> StoreResult<()> {
+        const OP: &str = "put_attachment";
+        let json = serde_json::to_string(rec).map_err(|e| StoreError::Backend { op: OP, source: Box::new(e) })?;
+        let (conv, id) = (id_to_db(rec.conversation_id), rec.id.clone());
+        self.call(OP, true, move |i| async move {
+            i.exec(OP, &i.st.insert_attachment, (conv, id, json), None).await.map(|_| ())
+        })
+        .await
+    }
+
+    async fn attachment(&self, conversation_id: u64, id: &str) -> StoreResult<Option<AttachmentRecord>> {
+        const OP: &str = "attachment";
+        let id = id.to_owned();
+        let row: Option<(String,)> = self
+            .call(OP, false, move |i| async move {
+                i.one(OP, &i.st.select_attachment, (id_to_db(conversation_id), id), None).await
+            })
+            .await?;
+        row.map(|(json,)| {
+            serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+                table: "attachments",
+                detail: format!("a record does not decode: {e}"),
+            })
+        })
+        .transpose()
+    }
+}
