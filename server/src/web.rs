@@ -44,8 +44,9 @@ const APP_CSS: &[u8] = include_bytes!("../../client-sdk/web/dist/app.css");
 
 /// The Content-Security-Policy of every response, but for `connect-src`,
 /// which names exactly the server's own WebSocket and WebTransport origins
-/// (see [`Web::csp`]).
-pub const CSP_BASE: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+/// (see [`Web::csp`]). `img-src blob:` lets the app show attachment
+/// thumbnails it downloaded (bytes from the server, never markup).
+pub const CSP_BASE: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
                             base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// HTTP connections (not yet upgraded) open at once per shard; more are dropped at accept.

@@ -4,6 +4,7 @@
 // updates the store and calls `changed()`; none touches the DOM.
 
 import { type ConversationKind, newClientMsgId, pb, Templates } from "../src/sdk/index.js";
+import { takeReady } from "./attachments.js";
 import { describeError, isAdmin } from "./format.js";
 import { type ConvView, changed, currentView, key, newView, type Pending, store } from "./state.js";
 
@@ -230,12 +231,22 @@ export function sendToCurrent(text: string): boolean {
   const v = currentView();
   const c = store.client;
   if (!v || !c || !v.summary.conversation) return false;
-  if (text.trim() === "") return false;
+  if (text.trim() === "" && v.uploads.length === 0) return false;
   if (utf8Len(text) > MAX_TEXT_BYTES) {
     store.banner = `A message holds at most ${MAX_TEXT_BYTES / 1024} KiB of text.`;
     changed();
     return false;
   }
+  const files = takeReady(v);
+  if (files === undefined) {
+    store.banner = "The files are still uploading; send when they are done.";
+    changed();
+    return false;
+  }
+  // A message needs text: files alone are named.
+  if (text.trim() === "") text = files.map((f) => `📎 ${f.name}`).join("\n");
+  if (text === "") return false;
+  const attachmentIds = files.map((f) => f.attachmentId);
   const clientMsgId = newClientMsgId();
   const replyTo = store.replyTo;
   store.replyTo = undefined;
@@ -244,7 +255,8 @@ export function sendToCurrent(text: string): boolean {
   stopTyping();
   store.stickBottom = true;
   changed();
-  c.send({ conversationId: v.summary.conversation.id, clientMsgId, text, ...(replyTo !== undefined ? { replyTo } : {}) }).then(
+  const reply = replyTo !== undefined ? { replyTo } : {};
+  c.send({ conversationId: v.summary.conversation.id, clientMsgId, text, attachmentIds, ...reply }).then(
     () => {
       // The SDK surfaces the message itself (in order); the pending line goes then.
     },

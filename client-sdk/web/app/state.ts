@@ -15,6 +15,18 @@ export interface Pending {
   error?: string;
 }
 
+/** A file being attached to the next message of a conversation. */
+export interface Upload {
+  /** Local key. */
+  key: number;
+  name: string;
+  size: number;
+  sent: number;
+  /** Stored: goes with the next message. */
+  attachment?: pb.Attachment;
+  error?: string;
+}
+
 /** One conversation as the app shows it. */
 export interface ConvView {
   summary: pb.ConversationSummary;
@@ -32,6 +44,8 @@ export interface ConvView {
   read: Map<string, bigint>;
   typing: Map<string, ReturnType<typeof setTimeout>>;
   pending: Pending[];
+  /** Files attached to the next message. */
+  uploads: Upload[];
   unread: bigint;
 }
 
@@ -147,6 +161,7 @@ export function newView(s: pb.ConversationSummary): ConvView {
     read: new Map(),
     typing: new Map(),
     pending: [],
+    uploads: [],
     unread: s.unreadCount,
   };
 }

@@ -3,13 +3,17 @@
 // Above it: the message being answered (with Cancel), and quick-reply
 // buttons for the first templates. Typing `/` at the start opens the
 // template menu, filtered as one types; Enter or a click puts the template,
-// filled in for this conversation, in the box.
+// filled in for this conversation, in the box. Files come with the paper
+// clip button or by dropping them on the composer; they upload at once and
+// go with the next message.
 
 import { useEffect, useRef, useState } from "preact/hooks";
 import { matchTemplates, type pb } from "../../src/sdk/index.js";
 import { composerInput, loadTemplates, sendToCurrent, stopTyping } from "../actions.js";
+import { attachFiles } from "../attachments.js";
 import { renderTemplate, replyTo } from "../message-actions.js";
 import { changed, currentView, store } from "../state.js";
+import { UploadTray } from "./AttachmentParts.js";
 import { quoteText } from "./MessageParts.js";
 
 /** How many templates get a quick-reply button. */
@@ -133,8 +137,24 @@ export function Composer() {
     }
   };
   const quick = store.templates.slice(0, QUICK_REPLIES);
+  const v = currentView();
+  const [dragging, setDragging] = useState(false);
+  const onDrop = (e: DragEvent) => {
+    e.preventDefault();
+    setDragging(false);
+    if (e.dataTransfer?.files.length) attachFiles(Array.from(e.dataTransfer.files));
+  };
   return (
-    <div class="composer-wrap">
+    <div
+      class={`composer-wrap${dragging ? " dragging" : ""}`}
+      onDragOver={(e) => {
+        e.preventDefault();
+        setDragging(true);
+      }}
+      onDragLeave={() => setDragging(false)}
+      onDrop={onDrop}
+    >
+      {v && <UploadTray v={v} />}
       {store.replyTo !== undefined && <Replying seq={store.replyTo} />}
       {word !== undefined && <TemplateMenu items={items} active={active} pick={(t) => void insert(t)} />}
       {current !== undefined && quick.length > 0 && (
@@ -174,6 +194,20 @@ export function Composer() {
           onKeyDown={onKeyDown}
           onBlur={stopTyping}
         />
+        <label class="attach-button" title="Attach files" aria-label="Attach files">
+          📎
+          <input
+            type="file"
+            id="attach-input"
+            multiple
+            hidden
+            onChange={(e) => {
+              const input = e.currentTarget;
+              if (input.files?.length) attachFiles(Array.from(input.files));
+              input.value = "";
+            }}
+          />
+        </label>
         <button type="submit" class="primary" id="send">
           Send
         </button>

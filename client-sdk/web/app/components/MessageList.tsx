@@ -12,6 +12,7 @@ import { loadOlder } from "../actions.js";
 import { markOf, nameOf, timeOf } from "../format.js";
 import { renderMarkdown } from "../markdown.js";
 import { type ConvView, store } from "../state.js";
+import { MessageAttachments } from "./AttachmentParts.js";
 import { InlineEditor, MessageActions, Reactions, ReplyQuote, textOf } from "./MessageParts.js";
 
 const MARKS = { sending: "🕓", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "!" } as const;
@@ -58,6 +59,7 @@ function Stored({ v, m, showSender }: { v: ConvView; m: pb.Message; showSender: 
       {showSender && !mine && <div class="sender">{nameOf(m.senderId)}</div>}
       {m.replyTo !== 0n && <ReplyQuote v={v} seq={m.replyTo} />}
       {body}
+      <MessageAttachments m={m} />
       <Reactions v={v} m={m} />
       <div class="meta">
         {m.editedAtMs > 0n && !m.deleted && (

@@ -94,7 +94,9 @@ export class Attachments {
     const stream = await this.client.openStream();
     const writer = stream.writable.getWriter();
     await writer.write(header({ case: "downloadStart", value: start }));
-    await writer.close();
+    // The server stops reading once it has the header (STOP_SENDING): a
+    // close that loses that race changes nothing; its answer is what counts.
+    await writer.close().catch(() => {});
     const { result, reader, rest } = await readAnswer(stream.readable);
     if (result.case !== "download") throw new ClientError("protocol", "reply is not a DownloadOk");
     const ok = result.value;
