@@ -45,6 +45,7 @@ mod error;
 mod events;
 mod outbox;
 mod requests;
+mod search;
 mod templates;
 mod tls;
 mod transport;

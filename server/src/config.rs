@@ -12,6 +12,7 @@ mod cluster;
 mod error;
 mod messages;
 mod metrics;
+mod search;
 mod store;
 
 pub use blobs::{BlobBackend, BlobsConfig};
@@ -19,6 +20,7 @@ pub use cluster::ClusterConfig;
 pub use error::ConfigError;
 pub use messages::MessagesConfig;
 pub use metrics::MetricsConfig;
+pub use search::SearchConfig;
 
 pub use store::{
     ConsistencyLevel, ReplicationConfig, ScyllaConfig, SerialLevel, StoreBackend, StoreConfig,
@@ -57,6 +59,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Edits, deletes and reactions: who may, until when, how many.
     pub messages: MessagesConfig,
+    /// Full-text search: on or off, commit interval, indexer queue.
+    pub search: SearchConfig,
 }
 
 impl Default for Config {
@@ -76,6 +80,7 @@ impl Default for Config {
             cluster: ClusterConfig::default(),
             metrics: MetricsConfig::default(),
             messages: MessagesConfig::default(),
+            search: SearchConfig::default(),
         }
     }
 }
@@ -361,6 +366,11 @@ impl Config {
             || self.limits.presence_ids_per_minute == 0
         {
             return Err(ConfigError::Inconsistent("rate limits must be at least 1".into()));
+        }
+        if self.search.commit_interval_ms == 0 || self.search.queue_bound == 0 {
+            return Err(ConfigError::Inconsistent(
+                "search.commit_interval_ms and search.queue_bound must be at least 1".into(),
+            ));
         }
         self.check_web()
     }

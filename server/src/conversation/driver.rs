@@ -212,7 +212,17 @@ impl Driver {
             match effect {
                 Effect::Append(batch) => {
                     let store = self.store.clone();
-                    self.io = Some(Box::pin(async move { Io::Committed(store.append(batch).await) }));
+                    let ctx = self.ctx.clone();
+                    self.io = Some(Box::pin(async move {
+                        // What to index is read before the batch moves into
+                        // the store, and handed over only once it committed.
+                        let entries = ctx.shared.search.as_ref().map(|_| crate::search::committed_of(&batch));
+                        let r = store.append(batch).await;
+                        if let (Ok(()), Some(search), Some(entries)) = (&r, &ctx.shared.search, entries) {
+                            search.committed(entries);
+                        }
+                        Io::Committed(r)
+                    }));
                 }
                 Effect::Reload => {
                     let store = self.store.clone();

@@ -61,6 +61,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// When (unix ms) the store last answered the health probe (see `crate::health`).
     pub store_last_ok_ms: AtomicU64,
+    /// The full-text index and its indexer (None: `search.enabled = false`).
+    pub search: Option<crate::search::indexer::Search>,
 }
 
 impl Shared {

@@ -35,6 +35,19 @@ pub async fn create_if_absent<F: ConformanceFactory>(factory: &mut F) {
     assert_eq!(store.members(61).await.expect("members"), vec![]);
 }
 
+/// `conversation_ids` names every conversation once, members or not.
+pub async fn conversation_ids_lists_every_conversation<F: ConformanceFactory>(factory: &mut F) {
+    let store = factory.fresh().await;
+    assert_eq!(store.conversation_ids().await.expect("ids"), Vec::<u64>::new());
+    for conv in [90, 7, u64::MAX - 1] {
+        store.create_conversation(&group(conv), &[member(conv, "alice")]).await.expect("create");
+    }
+    store.create_conversation(&group(91), &[]).await.expect("create without members");
+    let mut ids = store.conversation_ids().await.expect("ids");
+    ids.sort_unstable();
+    assert_eq!(ids, [7, 90, 91, u64::MAX - 1]);
+}
+
 /// `update_conversation` replaces the stored record.
 pub async fn update_conversation_replaces<F: ConformanceFactory>(factory: &mut F) {
     let store = factory.fresh().await;
