@@ -154,6 +154,7 @@ async fn paging_returns_every_hit_once_newest_first() {
         let page = bob.search(v1::Search { limit: 5, cursor: cursor.clone(), ..q("memo") }).await.unwrap();
         assert!(page.hits.len() <= 5);
         got.extend(page.hits.iter().map(|h| (h.conversation_id, h.seq)));
+        assert!(got.len() <= want.len(), "more hits than messages: {got:?}");
         if page.next_cursor.is_empty() {
             break;
         }
