@@ -24,6 +24,8 @@ import {
   MessageBodySchema,
   PingSchema,
   RemoveMemberSchema,
+  type Search,
+  SearchSchema,
   type SendMessage,
   SendMessageSchema,
   SetMemberRoleSchema,
@@ -41,6 +43,12 @@ export function textMessage(msg: { conversationId: bigint; clientMsgId?: string;
     body: create(MessageBodySchema, { content: { case: "text", value: msg.text } }),
     replyTo: msg.replyTo ?? 0n,
   });
+}
+
+/** Search: `query` (words that must all occur; empty: every message that
+ * passes the filters) and any filters, cursor and limit of `Search`. */
+export function search(query: Partial<Omit<Search, "$typeName">>): Body {
+  return { case: "search", value: create(SearchSchema, query) };
 }
 
 /** GetHistory: before `beforeSeq` (backward), after `afterSeq` (forward), newest when both are 0. */
