@@ -2,7 +2,8 @@
 //! conversation, feeds the owner its mailbox, the results of the store calls
 //! it asked for and one timer (from [`Owner::poll_timeout`]), and performs
 //! the effects it asks for: store calls, mailbox sends, cluster publishes and
-//! answers on oneshot channels. Admin operations are planned by
+//! answers on oneshot channels; each committed batch also goes to the node's
+//! search indexer (after the commit, without waiting). Admin operations are planned by
 //! [`membership`], written here and applied to the owner. It decides nothing
 //! of its own: every rule is in the owner or in `membership`.
 
