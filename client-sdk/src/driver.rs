@@ -362,7 +362,7 @@ impl Driver {
                 true
             }
             Some(Cmd::Send { msg, reply }) => {
-                if let Err((_, reply)) = self.outbox.push(msg, reply) {
+                if let Err(reply) = self.outbox.push(msg, reply) {
                     let _ = reply.send(Err(ClientError::OutboxFull));
                 }
                 true
@@ -498,7 +498,7 @@ impl Driver {
             }
             Cmd::Send { msg, reply } => match self.outbox.push(msg, reply) {
                 Ok(_) => self.flush_outbox(s).await,
-                Err((_, reply)) => {
+                Err(reply) => {
                     let _ = reply.send(Err(ClientError::OutboxFull));
                     Ok(())
                 }

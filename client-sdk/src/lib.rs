@@ -46,6 +46,7 @@ mod error;
 mod events;
 mod outbox;
 mod requests;
+mod search;
 mod templates;
 mod tls;
 mod token;

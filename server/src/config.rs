@@ -13,6 +13,7 @@ mod error;
 mod messages;
 mod metrics;
 mod notify;
+mod search;
 mod store;
 
 pub use blobs::{BlobBackend, BlobsConfig};
@@ -21,6 +22,7 @@ pub use error::ConfigError;
 pub use messages::MessagesConfig;
 pub use metrics::MetricsConfig;
 pub use notify::NotifyConfig;
+pub use search::SearchConfig;
 
 pub use store::{
     ConsistencyLevel, ReplicationConfig, ScyllaConfig, SerialLevel, StoreBackend, StoreConfig,
@@ -61,6 +63,8 @@ pub struct Config {
     pub messages: MessagesConfig,
     /// The offline-notification webhook (off unless `notify.webhook_url` is set).
     pub notify: NotifyConfig,
+    /// Full-text search: on or off, commit interval, indexer queue.
+    pub search: SearchConfig,
 }
 
 impl Default for Config {
@@ -81,6 +85,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             messages: MessagesConfig::default(),
             notify: NotifyConfig::default(),
+            search: SearchConfig::default(),
         }
     }
 }
@@ -374,6 +379,11 @@ impl Config {
             || self.limits.presence_ids_per_minute == 0
         {
             return Err(ConfigError::Inconsistent("rate limits must be at least 1".into()));
+        }
+        if self.search.commit_interval_ms == 0 || self.search.queue_bound == 0 {
+            return Err(ConfigError::Inconsistent(
+                "search.commit_interval_ms and search.queue_bound must be at least 1".into(),
+            ));
         }
         self.check_web()
     }

@@ -4,6 +4,7 @@
 //! - ground floor: [`ids`], [`config`], [`files`], [`frames`], [`auth`], [`tls`],
 //!   [`store`] (the `MessageStore` trait and its backends), [`transport`]
 //!   (QUIC, WebTransport and WebSocket behind one `Conn`; admission);
+//!   [`search`] (the `SearchIndex` trait, its tantivy backend and indexer);
 //! - [`shard`]: thread-per-core — the mesh, what travels on it, each shard's
 //!   context and registries, placement, and the [`shard::broker::Broker`]
 //!   trait through which shards reach other nodes;
@@ -36,6 +37,7 @@ pub mod notify;
 pub mod presence;
 #[cfg(feature = "test-support")]
 pub mod redis_server;
+pub mod search;
 pub mod session;
 pub mod shard;
 pub mod store;

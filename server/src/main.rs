@@ -65,6 +65,9 @@ enum Cmd {
     Migrate,
     /// Print the effective configuration as TOML.
     Config,
+    /// Rebuild this node's search index (`data_dir/search`) from the store.
+    /// Run it with the node stopped (the index has one writer).
+    Reindex,
 }
 
 /// Logs to stderr, filtered by `CHAT_LOG` (default `info,quinn=warn`): text,
@@ -142,12 +145,28 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Cmd::Reindex => reindex(&cfg),
         Cmd::Config => {
             // Secrets stay out of terminals, logs and support tickets.
             print!("{}", cfg.redacted().to_toml());
             Ok(())
         }
     }
+}
+
+/// `chatd reindex`: the node's search index rebuilt from the store.
+fn reindex(cfg: &Config) -> anyhow::Result<()> {
+    anyhow::ensure!(cfg.search.enabled, "search.enabled is false: there is no index to rebuild");
+    let dir = chat_server::node::search_dir(cfg);
+    let store = chat_server::store::Store::open(cfg)?;
+    let index = chat_server::search::tantivy::TantivyIndex::open(&dir)
+        .with_context(|| format!("search index {} (is chatd running on this data directory?)", dir.display()))?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let done = rt.block_on(chat_server::search::rebuild::rebuild(&store, &index));
+    store.close();
+    let done = done?;
+    println!("reindexed {} messages in {} conversations into {}", done.messages, done.conversations, dir.display());
+    Ok(())
 }
 
 /// The web app's URL as configured (`public_url`, else the listen address;

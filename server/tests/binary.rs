@@ -469,3 +469,71 @@ async fn migrate_then_serve_on_the_cql_node_keeps_history_across_restarts() {
     let settings = chat_server::store::scylla::ScyllaSettings::for_tests(&keyspace).expect("CHAT_SCYLLA_NODES is set");
     chat_server::store::scylla::drop_keyspace(&settings).await.expect("drop keyspace");
 }
+
+/// `chatd reindex` on a stopped node rebuilds a lost search index from the
+/// store: after the index directory is wiped, search finds nothing until
+/// the rebuild; then the latest state of every message is found again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reindex_restores_a_wiped_search_index() {
+    use chat_protocol::v1;
+    let data = tempfile::tempdir().unwrap();
+    let fast = [("CHAT_SEARCH__COMMIT_INTERVAL_MS".to_string(), "50".to_string())];
+    let (child, addr, hash, _) = serve_with(data.path(), "127.0.0.1:0", "127.0.0.1:0", &fast);
+    let cfg = |addr: &str, hash: &str| {
+        ClientConfig::new(addr, token(data.path(), "alice"), Trust::cert_hash_hex(hash).unwrap())
+    };
+    let found = |c: Client, word: &'static str| async move {
+        let s = v1::Search { query: word.into(), ..Default::default() };
+        let hits = c.search(s).await.unwrap().hits;
+        (c, hits.iter().map(|h| h.seq).collect::<Vec<_>>())
+    };
+    let (alice, _events) = Client::connect(cfg(&addr, &hash)).await.unwrap();
+    let created = alice.create_conversation(ConversationKind::Group, "matter", "", vec!["bob".into()]).await.unwrap();
+    let conv = created.summary.and_then(|s| s.conversation).map(|c| c.id).unwrap();
+    let kept = alice.send_text(conv, "subpoena served").await.unwrap().seq;
+    let edited = alice.send_text(conv, "subpoena draft").await.unwrap().seq;
+    let gone = alice.send_text(conv, "subpoena withdrawn").await.unwrap().seq;
+    alice.edit(conv, edited, "affidavit draft").await.unwrap();
+    alice.delete(conv, gone).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut alice = alice;
+    loop {
+        let (a, seqs) = found(alice, "subpoena").await;
+        alice = a;
+        if seqs == [kept] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "indexed: {seqs:?}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    alice.close().await;
+    tokio::task::spawn_blocking(move || terminate(child)).await.unwrap();
+
+    std::fs::remove_dir_all(data.path().join("search")).unwrap();
+    let (child, addr, hash, _) = serve_with(data.path(), "127.0.0.1:0", "127.0.0.1:0", &fast);
+    let (alice, _events) = Client::connect(cfg(&addr, &hash)).await.unwrap();
+    let (alice, seqs) = found(alice, "subpoena").await;
+    assert_eq!(seqs, Vec::<u64>::new(), "the wiped index knows nothing");
+    alice.close().await;
+    tokio::task::spawn_blocking(move || terminate(child)).await.unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_chatd"))
+        .arg("reindex")
+        .env("CHAT_DATA_DIR", data.path())
+        .env_remove("CHAT_SCYLLA_NODES")
+        .stderr(Stdio::null())
+        .output()
+        .expect("chatd reindex");
+    assert!(out.status.success(), "chatd reindex failed: {out:?}");
+    let said = String::from_utf8(out.stdout).unwrap();
+    assert!(said.starts_with("reindexed 2 messages in 1 conversations"), "{said}");
+
+    let (child, addr, hash, _) = serve_with(data.path(), "127.0.0.1:0", "127.0.0.1:0", &fast);
+    let (alice, _events) = Client::connect(cfg(&addr, &hash)).await.unwrap();
+    let (alice, seqs) = found(alice, "subpoena").await;
+    assert_eq!(seqs, [kept], "the deleted message stays out");
+    let (alice, seqs) = found(alice, "affidavit").await;
+    assert_eq!(seqs, [edited], "the edited message is found by its new text");
+    alice.close().await;
+    tokio::task::spawn_blocking(move || terminate(child)).await.unwrap();
+}

@@ -17,7 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["ids"],
     &["config", "files", "metrics"],
     &["frames", "auth", "tls", "store", "transport", "redis_server"],
-    &["blob", "notify"],
+    &["blob", "notify", "search"],
     &["shard"],
     &["presence"],
     &["conversation"],

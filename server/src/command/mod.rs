@@ -12,7 +12,8 @@
 //! - attachments ([`attachments`]) are checked here, on transfer streams
 //!   of their own that the session hands over;
 //! - templates ([`templates`]) run here too: they are the caller's and the
-//!   firm's, not a conversation's.
+//!   firm's, not a conversation's; so does [`search`], across the caller's
+//!   conversations, against this node's index.
 //!
 //! A command arrives either from a session ([`execute`], after the session
 //! has taken sends and typing in order) or forwarded from another node
@@ -30,6 +31,7 @@ pub mod owner;
 pub mod presence;
 pub mod receipts;
 pub mod request;
+pub mod search;
 pub mod templates;
 pub mod typing;
 
@@ -89,6 +91,7 @@ async fn execute_here(
         B::DeleteTemplate(d) => templates::delete(req, d).await,
         B::ListTemplates(l) => templates::list(req, l).await,
         B::RenderTemplate(r) => templates::render(req, r).await,
+        B::Search(s) => search::search(req, s).await,
         B::Ping(_) => {
             Ok(reply::Result::Pong(v1::Pong { server_time_ms: chat_protocol::unix_ms(std::time::SystemTime::now()) }))
         }

@@ -2,7 +2,8 @@
 //! conversation, feeds the owner its mailbox, the results of the store calls
 //! it asked for and one timer (from [`Owner::poll_timeout`]), and performs
 //! the effects it asks for: store calls, mailbox sends, cluster publishes and
-//! answers on oneshot channels. Admin operations are planned by
+//! answers on oneshot channels; each committed batch also goes to the node's
+//! search indexer (after the commit, without waiting). Admin operations are planned by
 //! [`membership`], written here and applied to the owner. It decides nothing
 //! of its own: every rule is in the owner or in `membership`.
 
@@ -237,7 +238,17 @@ impl Driver {
             match effect {
                 Effect::Append(batch) => {
                     let store = self.store.clone();
-                    self.io = Some(Box::pin(async move { Io::Committed(store.append(batch).await) }));
+                    let ctx = self.ctx.clone();
+                    self.io = Some(Box::pin(async move {
+                        // What to index is read before the batch moves into
+                        // the store, and handed over only once it committed.
+                        let entries = ctx.shared.search.as_ref().map(|_| crate::search::committed_of(&batch));
+                        let r = store.append(batch).await;
+                        if let (Ok(()), Some(search), Some(entries)) = (&r, &ctx.shared.search, entries) {
+                            search.committed(entries);
+                        }
+                        Io::Committed(r)
+                    }));
                 }
                 Effect::Reload => {
                     let store = self.store.clone();

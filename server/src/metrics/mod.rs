@@ -191,6 +191,8 @@ pub struct Metrics {
     pub store: StoreMetrics,
     /// The offline-notification webhook.
     pub notify: NotifyMetrics,
+    /// Committed batches the search indexer's full queue turned away.
+    pub search_dropped: Counter,
     refusals: [Counter; 6],
     mailboxes: Vec<Gauge>,
     store_queue: Gauge,
@@ -236,6 +238,7 @@ impl Metrics {
             ack_seconds: Histogram::noop(),
             delivery_seconds: Histogram::noop(),
             store: StoreMetrics::noop(),
+            search_dropped: Counter::noop(),
             refusals: std::array::from_fn(|_| Counter::noop()),
             mailboxes: (0..shards).map(|_| Gauge::noop()).collect(),
             store_queue: Gauge::noop(),
@@ -336,6 +339,11 @@ impl Metrics {
                 none,
             ),
             store: store_metrics,
+            search_dropped: r.counter(
+                "chatd_search_dropped_total",
+                "Committed batches not indexed because the search indexer's queue was full (run `chatd reindex`).",
+                none,
+            ),
             refusals,
             mailboxes: (0..shards).map(|s| queue("shard_mailbox", Some(s))).collect(),
             store_queue: if embedded { queue("store_writer", None) } else { off.store_queue },

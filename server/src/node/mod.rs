@@ -15,6 +15,8 @@ use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::metrics::serve::{MetricsServer, Sampler};
 use crate::metrics::{Metrics, Sample};
+use crate::search::indexer::Search;
+use crate::search::tantivy::TantivyIndex;
 use crate::shard::broker::Broker;
 use crate::shard::{Mesh, Shared};
 use crate::store::{MessageStore, Store};
@@ -213,6 +215,7 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
     let first_session_id = if cluster.is_some() { (u64::from(rand::random::<u32>()) << 32) | 1 } else { 1 };
     let notifier = crate::notify::Notifier::start(&cfg.notify, metrics.notify.clone()).context("`notify`")?;
     let blobs = Arc::new(crate::blob::Blobs::open(&cfg).context("opening the blob store ([blobs])")?);
+    let search = open_search(&cfg, &metrics)?;
     let shared = Arc::new(Shared {
         notifier,
         blobs,
@@ -229,6 +232,7 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
         cert_sha256: std::sync::RwLock::new(cert_sha256.clone()),
         metrics: metrics.clone(),
         store_last_ok_ms: AtomicU64::new(chat_protocol::unix_ms(std::time::SystemTime::now())),
+        search,
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let metrics_server = match shared.cfg.metrics.listen {
@@ -277,6 +281,25 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
         cluster,
         metrics: metrics_server,
     })
+}
+
+/// The node's search index under `data_dir/search` and its indexer thread
+/// (None when `search.enabled` is off).
+fn open_search(cfg: &Config, metrics: &Metrics) -> anyhow::Result<Option<Search>> {
+    if !cfg.search.enabled {
+        return Ok(None);
+    }
+    let dir = search_dir(cfg);
+    let index = TantivyIndex::open(&dir).with_context(|| format!("search index {}", dir.display()))?;
+    let every = std::time::Duration::from_millis(cfg.search.commit_interval_ms);
+    let search = Search::start(Arc::new(index), every, cfg.search.queue_bound, metrics.search_dropped.clone())
+        .context("search indexer thread")?;
+    Ok(Some(search))
+}
+
+/// Where a node keeps its search index.
+pub fn search_dir(cfg: &Config) -> std::path::PathBuf {
+    cfg.data_dir.join("search")
 }
 
 /// What a scrape reads: queue depths, the cluster's counters and Redis health.

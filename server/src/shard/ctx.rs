@@ -66,6 +66,8 @@ pub struct Shared {
     pub blobs: Arc<crate::blob::Blobs>,
     /// The offline-notification webhook (None: off).
     pub notifier: Option<crate::notify::Notifier>,
+    /// The full-text index and its indexer (None: `search.enabled = false`).
+    pub search: Option<crate::search::indexer::Search>,
 }
 
 impl Shared {

@@ -201,6 +201,10 @@ impl MessageStore for Store {
         delegate!(self, s => s.user_conversations(user_id).await)
     }
 
+    async fn conversation_ids(&self) -> StoreResult<Vec<u64>> {
+        delegate!(self, s => s.conversation_ids().await)
+    }
+
     async fn advance_watermarks(
         &self,
         conversation_id: u64,
@@ -540,6 +544,10 @@ pub trait MessageStore: Send + Sync + 'static {
 
     /// The ids of the conversations a user belongs to.
     async fn user_conversations(&self, user_id: &str) -> StoreResult<Vec<u64>>;
+
+    /// The ids of every conversation, in no particular order (a full scan,
+    /// for maintenance such as `chatd reindex`; never on a request's path).
+    async fn conversation_ids(&self) -> StoreResult<Vec<u64>>;
 
     /// Moves a member's delivered and read watermarks forward (never back;
     /// a value of 0 leaves that watermark as it is). No-op if not a member.

@@ -39,6 +39,8 @@ import {
   type PresenceEvent,
   type Push,
   type Reply,
+  type Search,
+  type SearchResults,
   type SendMessage,
   type SendMessageOk,
   type ServerFrame,
@@ -231,6 +233,15 @@ export class Client {
   /** History: before `beforeSeq` (backward), after `afterSeq` (forward), newest when both are 0. */
   async history(conversationId: bigint, opts: { beforeSeq?: bigint; afterSeq?: bigint; limit?: number } = {}): Promise<History> {
     return want(await this.request(req.history(conversationId, opts)), "history");
+  }
+
+  /**
+   * One page of full-text search hits across the user's conversations, newest
+   * first, each with a snippet and the byte ranges of it that matched (UTF-8
+   * offsets). Pass a page's `nextCursor` back as `cursor` for the next page.
+   */
+  async search(query: Partial<Omit<Search, "$typeName">>): Promise<SearchResults> {
+    return want(await this.request(req.search(query)), "search");
   }
 
   async createConversation(

@@ -27,6 +27,8 @@ import {
   PingSchema,
   ReactSchema,
   RemoveMemberSchema,
+  type Search,
+  SearchSchema,
   type SendMessage,
   SendMessageSchema,
   SetMemberRoleSchema,
@@ -71,6 +73,12 @@ export function deleteMessage(conversationId: bigint, seq: bigint, clientMsgId: 
 /** React: add (`on`) or take away one's `emoji` on the message at `seq`. */
 export function react(conversationId: bigint, seq: bigint, emoji: string, on: boolean, clientMsgId: string): Outgoing {
   return { case: "react", value: create(ReactSchema, { conversationId, seq, emoji, on, clientMsgId }) };
+}
+
+/** Search: `query` (words that must all occur; empty: every message that
+ * passes the filters) and any filters, cursor and limit of `Search`. */
+export function search(query: Partial<Omit<Search, "$typeName">>): Body {
+  return { case: "search", value: create(SearchSchema, query) };
 }
 
 /** GetHistory: before `beforeSeq` (backward), after `afterSeq` (forward), newest when both are 0. */

@@ -62,6 +62,7 @@ macro_rules! conformance_tests {
             concurrent_appends_all_land,
             concurrent_duplicate_seq_one_wins,
             create_if_absent,
+            conversation_ids_lists_every_conversation,
             update_conversation_replaces,
             member_indexes_in_step,
             watermarks_only_move_forward,

@@ -35,6 +35,20 @@ pub async fn create_if_absent<F: ConformanceFactory>(factory: &mut F) {
     assert_eq!(store.members(61).await.expect("members"), vec![]);
 }
 
+/// `conversation_ids` names every conversation once, members or not.
+pub async fn conversation_ids_lists_every_conversation<F: ConformanceFactory>(factory: &mut F) {
+    let store = factory.fresh().await;
+    assert_eq!(store.conversation_ids().await.expect("ids"), Vec::<u64>::new());
+    // One id above i64::MAX: a backend storing signed ids must give it back as is.
+    for conv in [90, 7, (1 << 63) + 5] {
+        store.create_conversation(&group(conv), &[member(conv, "alice")]).await.expect("create");
+    }
+    store.create_conversation(&group(91), &[]).await.expect("create without members");
+    let mut ids = store.conversation_ids().await.expect("ids");
+    ids.sort_unstable();
+    assert_eq!(ids, [7, 90, 91, (1 << 63) + 5]);
+}
+
 /// `update_conversation` replaces the stored record.
 pub async fn update_conversation_replaces<F: ConformanceFactory>(factory: &mut F) {
     let store = factory.fresh().await;

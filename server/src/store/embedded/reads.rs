@@ -165,6 +165,12 @@ impl MessageStore for EmbeddedStore {
         entries.iter().map(|(key, _)| key::u64_at(Ks::UserConvs, key, prefix.len() + 8, prefix.len())).collect()
     }
 
+    async fn conversation_ids(&self) -> StoreResult<Vec<u64>> {
+        const OP: &str = "conversation_ids";
+        let entries = self.scan_prefix(OP, Ks::Conversations, &[])?;
+        entries.iter().map(|(key, _)| key::u64_at(Ks::Conversations, key, 8, 0)).collect()
+    }
+
     async fn advance_watermarks(
         &self,
         conversation_id: u64,

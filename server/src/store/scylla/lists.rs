@@ -128,6 +128,23 @@ impl Inner {
         Ok(keys(rows))
     }
 
+    /// Every conversation's id (a full scan, page by page).
+    pub(super) async fn conversation_ids(&self) -> StoreResult<Vec<u64>> {
+        use futures_util::TryStreamExt;
+        const OP: &str = "conversation_ids";
+        let scan = format!("SELECT id FROM {}.conversations", self.settings.keyspace);
+        let fail =
+            |e: Box<dyn std::error::Error + Send + Sync>| self.error(OP, "scan_conversations", "ONE".into(), None, e);
+        let pager = self.session.query_iter(scan, ()).await.map_err(|e| fail(e.into()))?;
+        let ids: Vec<(i64,)> = pager
+            .rows_stream::<(i64,)>()
+            .map_err(|e| fail(e.into()))?
+            .try_collect()
+            .await
+            .map_err(|e| fail(e.into()))?;
+        Ok(ids.into_iter().map(|(id,)| id_from_db(id)).collect())
+    }
+
     /// `chatd migrate` from schema version 1: every conversation's activity
     /// from its last message (its creation if none) and its members' lists.
     /// Returns how many conversations it did.

@@ -304,6 +304,10 @@ impl MessageStore for ScyllaStore {
         self.call("user_conversations", false, |i| async move { i.user_conversations(user).await }).await
     }
 
+    async fn conversation_ids(&self) -> StoreResult<Vec<u64>> {
+        self.call("conversation_ids", false, |i| async move { i.conversation_ids().await }).await
+    }
+
     async fn advance_watermarks(
         &self,
         conversation_id: u64,

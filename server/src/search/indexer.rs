@@ -1,0 +1,108 @@
+//! The node's search service: the index and the one indexer thread that
+//! feeds it. Owners hand it each committed batch (shared buffers, nothing
+//! decoded on their thread) after the store
+//! acknowledged it ([`Search::committed`]), through a bounded queue,
+//! without waiting: the thread applies them and commits the index every
+//! `search.commit_interval_ms` (or sooner after [`BATCH_DOCS`] changes).
+//!
+//! A full queue drops the batch rather than block: an owner runs on its
+//! shard's one thread, and waiting there for the indexer would stall every
+//! conversation and connection of that shard. A dropped batch is counted
+//! (`chatd_search_dropped_total`) and logged; `chatd reindex` rebuilds the
+//! index from the store, which holds every message.
+
+use super::{Committed, SearchIndex, SearchResult, ops_of_commit};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::time::{Duration, Instant};
+
+/// Changes after which the indexer commits without waiting for the interval.
+pub const BATCH_DOCS: usize = 10_000;
+
+/// The index and the way to its indexer.
+pub struct Search {
+    index: Arc<dyn SearchIndex>,
+    tx: SyncSender<Vec<Committed>>,
+    dropped: metrics::Counter,
+}
+
+impl Search {
+    /// Starts the indexer thread over `index` with a queue of `bound` batches.
+    pub fn start(
+        index: Arc<dyn SearchIndex>,
+        commit_every: Duration,
+        bound: usize,
+        dropped: metrics::Counter,
+    ) -> std::io::Result<Self> {
+        let (tx, rx) = sync_channel(bound);
+        let idx = index.clone();
+        std::thread::Builder::new().name("search-indexer".into()).spawn(move || run(&*idx, &rx, commit_every))?;
+        Ok(Self { index, tx, dropped })
+    }
+
+    /// The index, for queries.
+    pub fn index(&self) -> Arc<dyn SearchIndex> {
+        self.index.clone()
+    }
+
+    /// Queues a batch the store has committed; never waits.
+    pub fn committed(&self, batch: Vec<Committed>) {
+        if batch.is_empty() {
+            return;
+        }
+        match self.tx.try_send(batch) {
+            Ok(()) => {}
+            Err(TrySendError::Full(batch)) => {
+                self.dropped.increment(1);
+                tracing::warn!(
+                    messages = batch.len(),
+                    "search indexer queue full: batch not indexed (run `chatd reindex`)"
+                );
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.dropped.increment(1);
+                tracing::warn!("search indexer stopped: batch not indexed");
+            }
+        }
+    }
+}
+
+/// The indexer loop: apply what arrives, commit on the interval or a full
+/// batch, commit what is left when every sender is gone.
+fn run(index: &dyn SearchIndex, rx: &Receiver<Vec<Committed>>, every: Duration) {
+    let mut pending = 0usize;
+    let mut deadline: Option<Instant> = None;
+    loop {
+        let got = match deadline {
+            Some(d) => rx.recv_timeout(d.saturating_duration_since(Instant::now())),
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        let done = match got {
+            Ok(batch) => {
+                // Decoded here, off the owner's thread.
+                let ops = ops_of_commit(&batch);
+                pending += ops.len();
+                report(index.apply(ops));
+                deadline.get_or_insert_with(|| Instant::now() + every);
+                false
+            }
+            Err(RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Disconnected) => true,
+        };
+        let due = deadline.is_some_and(|d| Instant::now() >= d) || pending >= BATCH_DOCS;
+        if pending > 0 && (due || done) {
+            report(index.commit());
+            pending = 0;
+            deadline = None;
+        }
+        if done {
+            return;
+        }
+    }
+}
+
+fn report(r: SearchResult<()>) {
+    if let Err(e) = r {
+        tracing::error!(error = %e, "search index write failed");
+    }
+}
