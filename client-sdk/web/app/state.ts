@@ -49,6 +49,16 @@ export interface ConvView {
   unread: bigint;
 }
 
+/** A search and the pages of hits so far. */
+export interface SearchState {
+  query: string;
+  hits: pb.SearchHit[];
+  /** The cursor of the next page ("" : none). */
+  next: string;
+  busy: boolean;
+  error?: string;
+}
+
 /** What fills the window. */
 export type Screen =
   | { kind: "signin"; error?: string }
@@ -77,6 +87,8 @@ export interface Store {
   connState: ConnectionState;
   transport: string;
   banner: string;
+  /** The last search and its hits (undefined: no search open). */
+  search: SearchState | undefined;
   supportQueue: pb.ConversationSummary[];
   /** More support requests wait than the first page shows. */
   supportQueueMore: boolean;
@@ -108,6 +120,7 @@ export const store: Store = {
   connState: "connecting",
   transport: "",
   banner: "",
+  search: undefined,
   supportQueue: [],
   supportQueueMore: false,
   dialog: undefined,

@@ -1,5 +1,5 @@
-// The signed-in layout: the sidebar (me, connection status, support queue,
-// conversation list) beside the open conversation, and the dialog on top.
+// The signed-in layout: the sidebar (me, connection status, search, support
+// queue, conversation list) beside the open conversation, and the dialog on top.
 // On a phone only one of the two shows (`has-current`, see app.css).
 
 import { signOut } from "../session.js";
@@ -7,6 +7,7 @@ import { changed, store } from "../state.js";
 import { ConversationList } from "./ConversationList.js";
 import { ConversationView } from "./ConversationView.js";
 import { Dialogs } from "./Dialogs.js";
+import { SearchPanel } from "./SearchPanel.js";
 import { StatusBar } from "./StatusBar.js";
 import { SupportQueue } from "./SupportQueue.js";
 
@@ -38,6 +39,7 @@ export function Shell() {
             </div>
           </header>
           <StatusBar />
+          <SearchPanel />
           <div id="queue">
             <SupportQueue />
           </div>
