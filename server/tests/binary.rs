@@ -32,6 +32,7 @@ fn serve_with(
         // The suites' own variable, not a configuration key.
         .env_remove("CHAT_SCYLLA_NODES")
         .env("CHAT_LIMITS__CONNECTIONS_PER_MINUTE_PER_IP", "1000")
+        .env("CHAT_LIMITS__CONNECTIONS_PER_MINUTE_PER_USER", "1000")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

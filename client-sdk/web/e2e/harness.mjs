@@ -78,6 +78,7 @@ export class Chatd {
       ...process.env,
       CHAT_LOG: process.env.CHAT_LOG ?? "info,quinn=warn",
       CHAT_LIMITS__CONNECTIONS_PER_MINUTE_PER_IP: "10000",
+      CHAT_LIMITS__CONNECTIONS_PER_MINUTE_PER_USER: "10000",
       CHAT_LIMITS__MESSAGES_PER_MINUTE: "10000",
       CHAT_WEB__LISTEN: `127.0.0.1:${this.webPort}`,
       // `chatd token` mints with this data directory's own dev secret, as `serve` verifies.
