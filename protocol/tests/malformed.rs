@@ -103,9 +103,10 @@ fn invalid_utf8_in_message_text_fails_to_decode() {
 #[test]
 fn unknown_fields_are_ignored() {
     let known = command_with_send_message(&[0x08, 0x2a]); // conversation_id = 42
-    // The same with an unknown varint field 50 and an unknown length-delimited
-    // field 51 at every level.
-    let unknown = [0x90, 0x03, 0x01, 0x9a, 0x03, 0x02, 0xde, 0xad];
+    // The same with an unknown varint field 1000 and an unknown
+    // length-delimited field 1001 at every level (numbers no schema uses:
+    // 40-99 are taken by later features one by one).
+    let unknown = [0xc0, 0x3e, 0x01, 0xca, 0x3e, 0x02, 0xde, 0xad];
     let mut send = vec![0x08, 0x2a];
     send.extend_from_slice(&unknown);
     let mut cmd = vec![0x08, 0x07, 0x52, send.len() as u8];
