@@ -602,9 +602,11 @@ async fn a_websocket_session_holds_one_descriptor_on_the_server() {
     }
     // Each session: the client's socket and the server's, nothing more (the
     // server once took a second descriptor of every web connection, to be
-    // able to reset it).
+    // able to reset it: that adds N). A few more may come from the store
+    // meanwhile (40 new users' records can start a new segment file; seen
+    // once in CI: 86), never one per session.
     let added = open_descriptors() - before;
-    assert!(added <= 2 * N + 4, "{N} WebSocket sessions added {added} descriptors");
+    assert!(added <= 2 * N + N / 4, "{N} WebSocket sessions added {added} descriptors");
     for ws in &mut open {
         ws.ping().await;
     }
