@@ -48,6 +48,8 @@ pub struct ServerHandle {
     cluster: Option<Arc<Cluster>>,
     /// The `/metrics` endpoint, when `metrics.listen` is set.
     metrics: Option<MetricsServer>,
+    /// The search indexer, stopped (and its index writer released) last.
+    search: Option<Arc<Search>>,
 }
 
 impl ServerHandle {
@@ -117,6 +119,9 @@ impl ServerHandle {
         if let Some(c) = &self.cluster {
             c.stop();
         }
+        if let Some(s) = &self.search {
+            s.stop();
+        }
         if self.owns_store {
             self.store.close();
         }
@@ -142,6 +147,11 @@ impl ServerHandle {
         let _ = self.shutdown.send(true);
         if let Some(m) = self.metrics {
             m.join();
+        }
+        // A real crash releases the index's lock with the process; this one
+        // releases it too, so that the node can start again in-process.
+        if let Some(s) = &self.search {
+            s.stop();
         }
     }
 }
@@ -215,7 +225,7 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
     let first_session_id = if cluster.is_some() { (u64::from(rand::random::<u32>()) << 32) | 1 } else { 1 };
     let notifier = crate::notify::Notifier::start(&cfg.notify, metrics.notify.clone()).context("`notify`")?;
     let blobs = Arc::new(crate::blob::Blobs::open(&cfg).context("opening the blob store ([blobs])")?);
-    let search = open_search(&cfg, &metrics)?;
+    let search = open_search(&cfg, &metrics)?.map(Arc::new);
     let shared = Arc::new(Shared {
         notifier,
         blobs,
@@ -232,7 +242,7 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
         cert_sha256: std::sync::RwLock::new(cert_sha256.clone()),
         metrics: metrics.clone(),
         store_last_ok_ms: AtomicU64::new(chat_protocol::unix_ms(std::time::SystemTime::now())),
-        search,
+        search: search.clone(),
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let metrics_server = match shared.cfg.metrics.listen {
@@ -280,6 +290,7 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
         owns_store,
         cluster,
         metrics: metrics_server,
+        search,
     })
 }
 

@@ -17,6 +17,15 @@ pub fn run_all(make: Factory<'_>) {
     pages_run_newest_first_without_repeats(&*make());
     a_malformed_query_is_refused(&*make());
     clear_empties_the_index(&*make());
+    close_keeps_what_was_applied_and_refuses_writes(&*make());
+}
+
+fn close_keeps_what_was_applied_and_refuses_writes(ix: &dyn SearchIndex) {
+    ix.apply(vec![IndexOp::Upsert(doc(1, 1, "alice", 10, "closing argument"))]).expect("apply");
+    ix.close().expect("close commits");
+    assert_eq!(seqs(ix, &q("closing", &[1])), [(1, 1)], "applied before the close, searchable after it");
+    assert!(ix.apply(vec![IndexOp::Upsert(doc(1, 2, "bob", 11, "late"))]).is_err(), "no writes after a close");
+    ix.close().expect("a second close changes nothing");
 }
 
 /// A test document.

@@ -24,6 +24,8 @@ pub struct Search {
     index: Arc<dyn SearchIndex>,
     tx: SyncSender<Vec<Committed>>,
     dropped: metrics::Counter,
+    /// The indexer thread, joined by [`Search::stop`].
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl Search {
@@ -36,8 +38,23 @@ impl Search {
     ) -> std::io::Result<Self> {
         let (tx, rx) = sync_channel(bound);
         let idx = index.clone();
-        std::thread::Builder::new().name("search-indexer".into()).spawn(move || run(&*idx, &rx, commit_every))?;
-        Ok(Self { index, tx, dropped })
+        let thread =
+            std::thread::Builder::new().name("search-indexer".into()).spawn(move || run(&*idx, &rx, commit_every))?;
+        Ok(Self { index, tx, dropped, thread: std::sync::Mutex::new(Some(thread)) })
+    }
+
+    /// Commits what is queued, stops the indexer and releases the index's
+    /// writer (and its lock on the directory), so that the node can start
+    /// again on it in this process. Blocks until done; batches handed in
+    /// later are dropped (counted). Call it once the shards have stopped.
+    pub fn stop(&self) {
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = thread {
+            // An empty batch is the stop sign (`committed` never sends one).
+            let _ = self.tx.send(Vec::new());
+            let _ = thread.join();
+        }
+        report(self.index.close());
     }
 
     /// The index, for queries.
@@ -78,6 +95,7 @@ fn run(index: &dyn SearchIndex, rx: &Receiver<Vec<Committed>>, every: Duration) 
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         let done = match got {
+            Ok(batch) if batch.is_empty() => true,
             Ok(batch) => {
                 // Decoded here, off the owner's thread.
                 let ops = ops_of_commit(&batch);

@@ -148,6 +148,9 @@ pub trait SearchIndex: Send + Sync + 'static {
     fn query(&self, q: &IndexQuery) -> SearchResult<Vec<IndexHit>>;
     /// Removes everything (for a rebuild); searchable after commit.
     fn clear(&self) -> SearchResult<()>;
+    /// Commits and lets go of the writer (and the directory's lock); writes
+    /// after it fail. Queries still answer.
+    fn close(&self) -> SearchResult<()>;
 }
 
 /// The index document of a message in its latest state (None: nothing to

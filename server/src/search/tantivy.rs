@@ -70,7 +70,8 @@ fn key_of(conv: u64, seq: u64) -> String {
 /// A tantivy index of messages.
 pub struct TantivyIndex {
     fields: Fields,
-    writer: Mutex<IndexWriter>,
+    /// None once closed.
+    writer: Mutex<Option<IndexWriter>>,
     reader: IndexReader,
     parser: QueryParser,
 }
@@ -97,11 +98,16 @@ impl TantivyIndex {
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(engine)?;
         let mut parser = QueryParser::for_index(&index, vec![fields.body]);
         parser.set_conjunction_by_default();
-        Ok(Self { fields, writer: Mutex::new(writer), reader, parser })
+        Ok(Self { fields, writer: Mutex::new(Some(writer)), reader, parser })
     }
 
-    fn writer(&self) -> std::sync::MutexGuard<'_, IndexWriter> {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    /// Runs `f` with the writer; an error once the index is closed.
+    fn with_writer<T>(&self, f: impl FnOnce(&mut IndexWriter) -> SearchResult<T>) -> SearchResult<T> {
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        match w.as_mut() {
+            Some(w) => f(w),
+            None => Err(SearchError::Engine("the index is closed".into())),
+        }
     }
 
     fn document(&self, d: &IndexDoc) -> TantivyDocument {
@@ -189,23 +195,33 @@ impl TantivyIndex {
 
 impl SearchIndex for TantivyIndex {
     fn apply(&self, ops: Vec<IndexOp>) -> SearchResult<()> {
-        let w = self.writer();
-        for op in ops {
-            match op {
-                IndexOp::Upsert(d) => {
-                    w.delete_term(Term::from_field_text(self.fields.key, &key_of(d.conversation_id, d.seq)));
-                    w.add_document(self.document(&d)).map_err(engine)?;
-                }
-                IndexOp::Remove { conversation_id, seq } => {
-                    w.delete_term(Term::from_field_text(self.fields.key, &key_of(conversation_id, seq)));
+        self.with_writer(|w| {
+            for op in ops {
+                match op {
+                    IndexOp::Upsert(d) => {
+                        w.delete_term(Term::from_field_text(self.fields.key, &key_of(d.conversation_id, d.seq)));
+                        w.add_document(self.document(&d)).map_err(engine)?;
+                    }
+                    IndexOp::Remove { conversation_id, seq } => {
+                        w.delete_term(Term::from_field_text(self.fields.key, &key_of(conversation_id, seq)));
+                    }
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn commit(&self) -> SearchResult<()> {
-        self.writer().commit().map_err(engine)?;
+        self.with_writer(|w| w.commit().map(drop).map_err(engine))?;
+        self.reader.reload().map_err(engine)
+    }
+
+    fn close(&self) -> SearchResult<()> {
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(mut w) = writer else { return Ok(()) };
+        w.commit().map_err(engine)?;
+        // Dropping the writer (after its merges) releases the directory's lock.
+        w.wait_merging_threads().map_err(engine)?;
         self.reader.reload().map_err(engine)
     }
 
@@ -228,8 +244,7 @@ impl SearchIndex for TantivyIndex {
     }
 
     fn clear(&self) -> SearchResult<()> {
-        self.writer().delete_all_documents().map_err(engine)?;
-        Ok(())
+        self.with_writer(|w| w.delete_all_documents().map(drop).map_err(engine))
     }
 }
 
@@ -318,6 +333,19 @@ mod tests {
     #[test]
     fn passes_the_conformance_suite_in_memory() {
         super::super::conformance::run_all(&|| Box::new(TantivyIndex::in_memory().expect("index")));
+    }
+
+    #[test]
+    fn a_closed_index_can_be_opened_again_in_the_same_process() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let ix = TantivyIndex::open(d.path()).expect("index");
+        let doc = super::super::conformance::doc(1, 1, "alice", 10, "retainer");
+        ix.apply(vec![IndexOp::Upsert(doc)]).expect("apply");
+        assert!(TantivyIndex::open(d.path()).is_err(), "one writer per directory");
+        ix.close().expect("close");
+        let again = TantivyIndex::open(d.path()).expect("opens once the first let go");
+        let q = IndexQuery { text: "retainer".into(), conversations: vec![1], limit: 10, ..Default::default() };
+        assert_eq!(again.query(&q).expect("query").len(), 1, "what was applied before the close is there");
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub struct Shared {
     /// The offline-notification webhook (None: off).
     pub notifier: Option<crate::notify::Notifier>,
     /// The full-text index and its indexer (None: `search.enabled = false`).
-    pub search: Option<crate::search::indexer::Search>,
+    pub search: Option<Arc<crate::search::indexer::Search>>,
 }
 
 impl Shared {
