@@ -130,14 +130,7 @@ impl Client {
         conversation_id: u64,
         text: impl Into<String>,
     ) -> Result<v1::SendMessageOk, ClientError> {
-        self.send(v1::SendMessage {
-            conversation_id,
-            client_msg_id: String::new(),
-            body: Some(v1::MessageBody { content: Some(Content::Text(text.into())) }),
-            reply_to: 0,
-            attachment_ids: Vec::new(),
-        })
-        .await
+        self.send_with_attachments(conversation_id, text, Vec::new()).await
     }
 
     /// Replaces the text of one's own message at `seq`; answered with the

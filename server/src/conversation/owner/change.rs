@@ -76,12 +76,13 @@ impl<R: Handles> Owner<R> {
         }
         let seq = change.target_seq();
         let known = seq == 0 || seq > self.committed || self.targets.contains_key(&seq);
-        if known && !self.parked.iter().any(|p| p.change.target_seq() == seq) {
+        let reading = self.parked.iter().any(|p| p.change.target_seq() == seq);
+        if known && !reading {
             self.check_and_queue(now, sender, origin, change, None, reply);
         } else if self.parked.len() >= PARKED {
             self.effects.push_back(Effect::Sent(reply, Err(busy())));
         } else {
-            if !self.parked.iter().any(|p| p.change.target_seq() == seq) {
+            if !reading {
                 self.effects.push_back(Effect::ReadTarget(seq));
             }
             self.parked.push_back(Parked { sender, origin, change, reply, retries: Vec::new() });
