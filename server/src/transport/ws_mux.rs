@@ -162,7 +162,7 @@ impl Ids {
         if id == 0 {
             return Ok(Opened::Control);
         }
-        if id % 2 == 0 {
+        if id.is_multiple_of(2) {
             return Err(MuxError::EvenId(id));
         }
         if id < self.next {
