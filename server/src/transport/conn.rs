@@ -2,7 +2,8 @@
 //! sessions see of a transport.
 
 use super::error::{ReadError, TransportError, terr};
-use super::ws::{WsConn, WsOut, WsRecv};
+use super::ws::{WsConn, WsRecv};
+use super::ws_out::WsOut;
 use super::ws_streams::{MuxRecv, MuxSend};
 use bytes::Bytes;
 use std::net::SocketAddr;
@@ -53,7 +54,7 @@ impl Conn {
             Conn::Ws(c) => {
                 let rx = c.inbound.borrow_mut().take();
                 if let Some(rx) = rx {
-                    return Ok((c.control(), RecvStream::Ws(WsRecv { rx, pending: None })));
+                    return Ok((ws_control(c), RecvStream::Ws(WsRecv { rx, pending: None })));
                 }
                 let mux = c.mux.as_ref().ok_or_else(|| {
                     TransportError("a websocket without chat.mux.v1 carries one control stream".into())
@@ -68,7 +69,7 @@ impl Conn {
         match self {
             Conn::Quic(c) => c.open_uni().await.map(SendStream::Quic).map_err(terr),
             Conn::Wt(c) => c.open_uni().await.map_err(terr)?.await.map(SendStream::Wt).map_err(terr),
-            Conn::Ws(c) => Ok(c.control()),
+            Conn::Ws(c) => Ok(ws_control(c)),
         }
     }
 
@@ -179,5 +180,13 @@ impl RecvStream {
             RecvStream::Mux(r) => return r.read_chunk(max).await,
         };
         Ok(s.read_chunk(max, true).await.map_err(terr)?.map(|c| c.bytes))
+    }
+}
+
+/// The sending half of a WebSocket's control stream (and of events, on the same bytes).
+fn ws_control(c: &WsConn) -> SendStream {
+    match &c.mux {
+        Some(mux) => SendStream::Mux(mux.control()),
+        None => SendStream::Ws(c.out.clone()),
     }
 }

@@ -26,6 +26,7 @@ pub mod error;
 pub mod quic;
 pub mod ws;
 pub mod ws_mux;
+pub mod ws_out;
 pub mod ws_streams;
 
 pub use conn::{Conn, RecvStream, SendStream};

@@ -2,7 +2,8 @@
 //! the session talks to it through bounded queues; close codes map into the
 //! WebSocket application range.
 
-use super::error::{ReadError, TransportError};
+use super::error::ReadError;
+use super::ws_out::{Queued, WsOut};
 use super::ws_streams::Mux;
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
@@ -10,24 +11,13 @@ use futures_util::{SinkExt, StreamExt};
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::{Rc, Weak};
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-/// Messages queued towards one WebSocket peer; past it writers wait (and a
-/// write that waits too long makes the session close the peer as a slow consumer).
-const WS_OUT_QUEUE: usize = 64;
-/// Bytes queued towards one WebSocket peer at most, whatever the number of
-/// messages (without it 64 history pages of 2 MiB each could wait here for a
-/// peer that never reads). A larger message waits until the queue is empty.
-const WS_OUT_BYTES: usize = 1 << 20;
-/// Bytes of transfer data (multiplexed streams) queued towards one peer at
-/// most: the rest of [`WS_OUT_BYTES`] stays free for the control stream.
-const WS_OUT_BULK_BYTES: usize = WS_OUT_BYTES / 4;
 /// Binary messages read ahead from one WebSocket peer.
 const WS_IN_QUEUE: usize = 8;
 /// How long queued messages may take to go out after a close was asked for,
@@ -94,54 +84,6 @@ impl WsRecv {
     }
 }
 
-/// A message on its way out, holding its share of the byte budget (and of
-/// the transfer budget, for transfer data) until the socket has taken it.
-type Queued = (Bytes, OwnedSemaphorePermit, Option<OwnedSemaphorePermit>);
-
-/// The sending side of a WebSocket: a queue bounded in messages and in bytes.
-#[derive(Clone)]
-pub struct WsOut {
-    tx: mpsc::Sender<Queued>,
-    budget: Arc<Semaphore>,
-    /// The part of the budget transfer data may hold, so that control
-    /// frames (chat lines, pushes) always find room beside a download.
-    bulk: Arc<Semaphore>,
-}
-
-impl WsOut {
-    fn new() -> (Self, mpsc::Receiver<Queued>) {
-        let (tx, rx) = mpsc::channel(WS_OUT_QUEUE);
-        let out = Self {
-            tx,
-            budget: Arc::new(Semaphore::new(WS_OUT_BYTES)),
-            bulk: Arc::new(Semaphore::new(WS_OUT_BULK_BYTES)),
-        };
-        (out, rx)
-    }
-
-    /// Queues one binary message, waiting for room (in messages and bytes).
-    pub(super) async fn send(&self, msg: Bytes) -> Result<(), TransportError> {
-        self.queue(msg, None).await
-    }
-
-    /// Queues transfer data: as [`Self::send`], and within the transfer budget.
-    pub(super) async fn send_bulk(&self, msg: Bytes) -> Result<(), TransportError> {
-        let share = u32::try_from(msg.len().clamp(1, WS_OUT_BULK_BYTES)).unwrap_or(u32::MAX);
-        let bulk = self.bulk.clone().acquire_many_owned(share).await.map_err(|_| closed())?;
-        self.queue(msg, Some(bulk)).await
-    }
-
-    async fn queue(&self, msg: Bytes, bulk: Option<OwnedSemaphorePermit>) -> Result<(), TransportError> {
-        let share = u32::try_from(msg.len().clamp(1, WS_OUT_BYTES)).unwrap_or(u32::MAX);
-        let permit = self.budget.clone().acquire_many_owned(share).await.map_err(|_| closed())?;
-        self.tx.send((msg, permit, bulk)).await.map_err(|_| closed())
-    }
-}
-
-fn closed() -> TransportError {
-    TransportError("websocket closed".into())
-}
-
 impl WsConn {
     /// Starts the driver of an accepted WebSocket on the current `LocalSet`.
     /// `idle` closes a peer that sends nothing (not even a pong to our pings) for that long.
@@ -179,14 +121,6 @@ impl WsConn {
             done.send_replace(true);
         });
         conn
-    }
-
-    /// The sending half of the control stream (and of events, on the same bytes).
-    pub(super) fn control(&self) -> super::conn::SendStream {
-        match &self.mux {
-            Some(mux) => super::conn::SendStream::Mux(mux.control()),
-            None => super::conn::SendStream::Ws(self.out.clone()),
-        }
     }
 
     pub(super) fn close(&self, code: u32, reason: &str) {

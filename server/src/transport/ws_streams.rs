@@ -7,8 +7,8 @@
 //! at once is bounded too.
 
 use super::error::{ReadError, TransportError};
-use super::ws::WsOut;
 use super::ws_mux::{self, CHUNK, Ids, InCredit, Kind, MuxError, Opened};
+use super::ws_out::WsOut;
 use bytes::{Bytes, BytesMut};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
