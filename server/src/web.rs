@@ -421,6 +421,9 @@ impl Web {
             shared.metrics.refused(Refusal::ConnectionRate);
             return text(StatusCode::TOO_MANY_REQUESTS, "too many new connections from this address");
         }
+        // The multiplex (transfer streams) when offered; else one byte stream.
+        let mux = has_token(h, header::SEC_WEBSOCKET_PROTOCOL, crate::transport::ws_mux::SUBPROTOCOL)
+            .then(|| (shared.cfg.blobs.transfers_per_connection * 2).max(4));
         let on_upgrade = hyper::upgrade::on(&mut req);
         let ctx = self.ctx.clone();
         let refusing = self.refusing.clone();
@@ -431,7 +434,7 @@ impl Web {
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let idle = Duration::from_millis(ctx.shared.cfg.session.idle_timeout_ms.max(3));
-                    let conn = crate::transport::Conn::Ws(websocket(upgraded, &ctx, remote, idle).await);
+                    let conn = crate::transport::Conn::Ws(websocket(upgraded, &ctx, remote, idle, mux).await);
                     crate::session::run(ctx, conn, limited).await;
                 }
                 Err(e) => tracing::debug!(%remote, error = %e, "websocket upgrade failed"),
@@ -447,6 +450,9 @@ impl Web {
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         if let Ok(v) = HeaderValue::from_str(&accept) {
             h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+        }
+        if mux.is_some() {
+            h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(crate::transport::ws_mux::SUBPROTOCOL));
         }
         r
     }
@@ -472,24 +478,25 @@ async fn websocket(
     ctx: &ShardCtx,
     remote: SocketAddr,
     idle: Duration,
+    mux: Option<usize>,
 ) -> Rc<WsConn> {
     let config = Some(ws_config(ctx));
     let upgraded = match upgraded.downcast::<TokioIo<tokio::net::TcpStream>>() {
         Ok(p) => {
             let ws = WebSocketStream::from_partially_read(p.io.into_inner(), p.read_buf.to_vec(), Role::Server, config);
-            return WsConn::start(ws.await, remote, idle);
+            return WsConn::start(ws.await, remote, idle, mux);
         }
         Err(u) => u,
     };
     let upgraded = match upgraded.downcast::<TokioIo<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>>() {
         Ok(p) => {
             let ws = WebSocketStream::from_partially_read(p.io.into_inner(), p.read_buf.to_vec(), Role::Server, config);
-            return WsConn::start(ws.await, remote, idle);
+            return WsConn::start(ws.await, remote, idle, mux);
         }
         Err(u) => u,
     };
     let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, config).await;
-    WsConn::start(ws, remote, idle)
+    WsConn::start(ws, remote, idle, mux)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Transfer streams: after the control stream, every bidirectional stream a
-//! client opens (QUIC, WebTransport) carries one upload or download, so a
+//! client opens (QUIC, WebTransport, a `chat.mux.v1` WebSocket) carries one upload or download, so a
 //! large file never waits behind chat lines nor they behind it. A stream
 //! opens with one `Command` frame (`UploadStart` or `DownloadStart`) and is
 //! answered with one `Reply`; then raw bytes follow (see chat.proto,

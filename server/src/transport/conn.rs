@@ -2,7 +2,9 @@
 //! sessions see of a transport.
 
 use super::error::{ReadError, TransportError, terr};
-use super::ws::{WsConn, WsOut, WsRecv};
+use super::ws::{WsConn, WsRecv};
+use super::ws_out::WsOut;
+use super::ws_streams::{MuxRecv, MuxSend};
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -26,6 +28,8 @@ pub enum SendStream {
     Wt(wtransport::SendStream),
     /// The WebSocket's one outgoing queue (control replies and events alike).
     Ws(WsOut),
+    /// A stream of a multiplexed WebSocket (`chat.mux.v1`).
+    Mux(MuxSend),
 }
 
 /// The receiving half of a stream.
@@ -36,18 +40,26 @@ pub enum RecvStream {
     Wt(wtransport::RecvStream),
     /// The WebSocket's incoming binary messages.
     Ws(WsRecv),
+    /// A transfer stream of a multiplexed WebSocket.
+    Mux(MuxRecv),
 }
 
 impl Conn {
-    /// Waits for the client's first bidirectional stream (control).
+    /// Waits for the client's next bidirectional stream: the first is the
+    /// control stream, later ones carry transfers.
     pub async fn accept_bi(&self) -> Result<(SendStream, RecvStream), TransportError> {
         match self {
             Conn::Quic(c) => c.accept_bi().await.map(|(s, r)| (SendStream::Quic(s), RecvStream::Quic(r))).map_err(terr),
             Conn::Wt(c) => c.accept_bi().await.map(|(s, r)| (SendStream::Wt(s), RecvStream::Wt(r))).map_err(terr),
             Conn::Ws(c) => {
                 let rx = c.inbound.borrow_mut().take();
-                let rx = rx.ok_or_else(|| TransportError("a websocket carries one control stream".into()))?;
-                Ok((SendStream::Ws(c.out.clone()), RecvStream::Ws(WsRecv { rx, pending: None })))
+                if let Some(rx) = rx {
+                    return Ok((ws_control(c), RecvStream::Ws(WsRecv { rx, pending: None })));
+                }
+                let mux = c.mux.as_ref().ok_or_else(|| {
+                    TransportError("a websocket without chat.mux.v1 carries one control stream".into())
+                })?;
+                mux.accept().await.map(|(s, r)| (SendStream::Mux(s), RecvStream::Mux(r)))
             }
         }
     }
@@ -57,7 +69,7 @@ impl Conn {
         match self {
             Conn::Quic(c) => c.open_uni().await.map(SendStream::Quic).map_err(terr),
             Conn::Wt(c) => c.open_uni().await.map_err(terr)?.await.map(SendStream::Wt).map_err(terr),
-            Conn::Ws(c) => Ok(SendStream::Ws(c.out.clone())),
+            Conn::Ws(c) => Ok(ws_control(c)),
         }
     }
 
@@ -116,6 +128,7 @@ impl SendStream {
             SendStream::Quic(s) => s.write_all(buf).await.map_err(terr),
             SendStream::Wt(s) => s.write_all(buf).await.map_err(terr),
             SendStream::Ws(q) => q.send(Bytes::copy_from_slice(buf)).await,
+            SendStream::Mux(s) => s.write_all(buf).await,
         }
     }
 
@@ -140,6 +153,7 @@ impl SendStream {
                 };
                 q.send(msg).await
             }
+            SendStream::Mux(s) => s.write_chunks(bufs).await,
         }
     }
 
@@ -150,6 +164,7 @@ impl SendStream {
             SendStream::Wt(s) => drop(s.quic_stream_mut().finish()),
             // One byte stream for everything; it ends with the connection.
             SendStream::Ws(_) => {}
+            SendStream::Mux(s) => s.finish(),
         }
     }
 }
@@ -162,7 +177,16 @@ impl RecvStream {
             RecvStream::Quic(s) => s,
             RecvStream::Wt(s) => s.quic_stream_mut(),
             RecvStream::Ws(r) => return r.read_chunk(max).await,
+            RecvStream::Mux(r) => return r.read_chunk(max).await,
         };
         Ok(s.read_chunk(max, true).await.map_err(terr)?.map(|c| c.bytes))
+    }
+}
+
+/// The sending half of a WebSocket's control stream (and of events, on the same bytes).
+fn ws_control(c: &WsConn) -> SendStream {
+    match &c.mux {
+        Some(mux) => SendStream::Mux(mux.control()),
+        None => SendStream::Ws(c.out.clone()),
     }
 }

@@ -11,6 +11,11 @@
 //! the WebSocket close code `4000 + (c / 1000) * 100 + c % 1000` (4302), in the
 //! application range 4000-4999; see [`ws_close_code`].
 //!
+//! Under the subprotocol `chat.mux.v1` a WebSocket carries streams instead:
+//! each binary message names its stream; stream 0 is the bytes above and
+//! client-opened streams carry transfers with credit-based flow control, so
+//! `accept_bi` yields transfer streams as on QUIC ([`ws_mux`], [`ws_streams`]).
+//!
 //! Files: [`conn`] is what sessions see, [`quic`] accepts QUIC and
 //! WebTransport connections, [`ws`] drives a WebSocket, [`admission`] decides
 //! who may connect at all, [`error`] says what went wrong.
@@ -20,6 +25,9 @@ pub mod conn;
 pub mod error;
 pub mod quic;
 pub mod ws;
+pub mod ws_mux;
+pub mod ws_out;
+pub mod ws_streams;
 
 pub use conn::{Conn, RecvStream, SendStream};
 pub use error::{ReadError, TransportError};

@@ -2,28 +2,22 @@
 //! the session talks to it through bounded queues; close codes map into the
 //! WebSocket application range.
 
-use super::error::{ReadError, TransportError};
+use super::error::ReadError;
+use super::ws_out::{Queued, WsOut};
+use super::ws_streams::Mux;
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::cell::RefCell;
 use std::net::SocketAddr;
-use std::rc::Rc;
-use std::sync::Arc;
+use std::rc::{Rc, Weak};
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-/// Messages queued towards one WebSocket peer; past it writers wait (and a
-/// write that waits too long makes the session close the peer as a slow consumer).
-const WS_OUT_QUEUE: usize = 64;
-/// Bytes queued towards one WebSocket peer at most, whatever the number of
-/// messages (without it 64 history pages of 2 MiB each could wait here for a
-/// peer that never reads). A larger message waits until the queue is empty.
-const WS_OUT_BYTES: usize = 1 << 20;
 /// Binary messages read ahead from one WebSocket peer.
 const WS_IN_QUEUE: usize = 8;
 /// How long queued messages may take to go out after a close was asked for,
@@ -45,6 +39,8 @@ pub struct WsConn {
     /// Taken by the one `accept_bi`.
     pub(super) inbound: RefCell<Option<mpsc::Receiver<WsIn>>>,
     pub(super) out: WsOut,
+    /// The multiplex, when the client asked for it (`chat.mux.v1`).
+    pub(super) mux: Option<Rc<Mux>>,
     /// Set once by `close`: the close frame to send after the queue drains.
     close: watch::Sender<Option<(u16, String)>>,
     /// Flips to true when the socket is gone.
@@ -88,55 +84,37 @@ impl WsRecv {
     }
 }
 
-/// A message on its way out, holding its share of the byte budget until the
-/// socket has taken it.
-type Queued = (Bytes, OwnedSemaphorePermit);
-
-/// The sending side of a WebSocket: a queue bounded in messages and in bytes.
-#[derive(Clone)]
-pub struct WsOut {
-    tx: mpsc::Sender<Queued>,
-    budget: Arc<Semaphore>,
-}
-
-impl WsOut {
-    fn new() -> (Self, mpsc::Receiver<Queued>) {
-        let (tx, rx) = mpsc::channel(WS_OUT_QUEUE);
-        (Self { tx, budget: Arc::new(Semaphore::new(WS_OUT_BYTES)) }, rx)
-    }
-
-    /// Queues one binary message, waiting for room (in messages and bytes).
-    pub(super) async fn send(&self, msg: Bytes) -> Result<(), TransportError> {
-        let closed = || TransportError("websocket closed".into());
-        let share = u32::try_from(msg.len().clamp(1, WS_OUT_BYTES)).unwrap_or(u32::MAX);
-        let permit = self.budget.clone().acquire_many_owned(share).await.map_err(|_| closed())?;
-        self.tx.send((msg, permit)).await.map_err(|_| closed())
-    }
-}
-
 impl WsConn {
     /// Starts the driver of an accepted WebSocket on the current `LocalSet`.
     /// `idle` closes a peer that sends nothing (not even a pong to our pings) for that long.
     /// A peer that does not read has its TCP connection reset rather than
-    /// closed: see [`Resettable`].
-    pub fn start<S>(ws: WebSocketStream<S>, remote: SocketAddr, idle: Duration) -> Rc<Self>
+    /// closed: see [`Resettable`]. `mux`: the client negotiated `chat.mux.v1`;
+    /// at most that many transfer streams may be open at once.
+    pub fn start<S>(ws: WebSocketStream<S>, remote: SocketAddr, idle: Duration, mux: Option<usize>) -> Rc<Self>
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Resettable + Unpin + 'static,
     {
         let (in_tx, in_rx) = mpsc::channel(WS_IN_QUEUE);
         let (out_tx, out_rx) = WsOut::new();
+        let mux = mux.map(|max| Mux::new(out_tx.clone(), max));
         let conn = Rc::new(WsConn {
             remote,
             inbound: RefCell::new(Some(in_rx)),
             out: out_tx,
+            mux: mux.clone(),
             close: watch::channel(None).0,
             done: watch::channel(false).0,
         });
         let close = conn.close.subscribe();
         let done = conn.done.clone();
+        // Weak: the queue ends (and with it the writer) when the session lets go.
+        let mux = mux.as_ref().map(Rc::downgrade);
         tokio::task::spawn_local(async move {
             let (mut sink, mut stream) = ws.split();
-            let stuck = ws_drive(&mut sink, &mut stream, in_tx, out_rx, close, idle).await;
+            let stuck = ws_drive(&mut sink, &mut stream, in_tx, out_rx, close, idle, mux.as_ref()).await;
+            if let Some(mux) = mux.and_then(|m| m.upgrade()) {
+                mux.shut();
+            }
             if stuck && let Ok(ws) = sink.reunite(stream) {
                 ws.get_ref().reset_on_close();
             }
@@ -146,19 +124,23 @@ impl WsConn {
     }
 
     pub(super) fn close(&self, code: u32, reason: &str) {
-        // A close reason has at most 123 bytes.
-        let mut end = reason.len().min(123);
-        while !reason.is_char_boundary(end) {
-            end -= 1;
-        }
         self.close.send_if_modified(|c| {
             if c.is_some() {
                 return false;
             }
-            *c = Some((ws_close_code(code), reason[..end].to_string()));
+            *c = Some((ws_close_code(code), close_reason(reason)));
             true
         });
     }
+}
+
+/// A close reason has at most 123 bytes: `reason` cut to fit.
+fn close_reason(reason: &str) -> String {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_string()
 }
 
 /// A socket we closed whose peer does not read keeps its unsent bytes in the
@@ -204,20 +186,37 @@ async fn ws_drive<S>(
     mut out_rx: mpsc::Receiver<Queued>,
     mut close: watch::Receiver<Option<(u16, String)>>,
     idle: Duration,
+    mux: Option<&Weak<Mux>>,
 ) -> bool
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
 {
     let last_heard = std::cell::Cell::new(tokio::time::Instant::now());
+    // Ends with the close frame to send when the peer broke the multiplex.
     let reader = async {
         while let Some(m) = stream.next().await {
             last_heard.set(tokio::time::Instant::now());
-            let item = match m {
-                Ok(Message::Binary(b)) => WsIn::Data(b),
-                Ok(Message::Text(_)) => WsIn::Text,
-                Ok(Message::Close(_)) => return,
-                Ok(_) => continue,
-                Err(e) => return tracing::debug!(error = %e, "websocket read ended"),
+            let item = match (m, mux) {
+                (Ok(Message::Binary(b)), None) => WsIn::Data(b),
+                (Ok(Message::Binary(b)), Some(mux)) => match mux.upgrade().map_or(Ok(None), |m| m.route(b)) {
+                    Ok(Some(control)) => WsIn::Data(control),
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "websocket multiplex broken; closing");
+                        let code = ws_close_code(chat_protocol::v1::ErrorCode::ProtocolViolation as u32);
+                        return Some(CloseFrame {
+                            code: CloseCode::from(code),
+                            reason: close_reason(&e.to_string()).into(),
+                        });
+                    }
+                },
+                (Ok(Message::Text(_)), _) => WsIn::Text,
+                (Ok(Message::Close(_)), _) => return None,
+                (Ok(_), _) => continue,
+                (Err(e), _) => {
+                    tracing::debug!(error = %e, "websocket read ended");
+                    return None;
+                }
             };
             if in_tx.send(item).await.is_err() {
                 // The session stopped reading: it is ending, and its close
@@ -225,6 +224,7 @@ where
                 std::future::pending::<()>().await;
             }
         }
+        None
     };
     let mut closing = close.clone();
     let writer = async {
@@ -251,7 +251,7 @@ where
             };
             // The budget is given back once the socket took the message (a
             // peer that does not read makes `feed` wait: the queue stays full).
-            let (msg, _share) = msg;
+            let (msg, _share, _bulk) = msg;
             if sink.feed(Message::Binary(msg)).await.is_err() {
                 return;
             }
@@ -260,8 +260,12 @@ where
             }
         }
     };
+    let mut broken = None;
     let closed_by_us = tokio::select! {
-        _ = reader => false,
+        r = reader => {
+            broken = r;
+            broken.is_some()
+        }
         _ = writer => true,
         _ = async {
             let _ = close.wait_for(Option::is_some).await;
@@ -275,15 +279,17 @@ where
     }
     // Whatever was queued before the close goes out first.
     tokio::time::timeout(WS_CLOSE_GRACE, async {
-        while let Ok((m, _share)) = out_rx.try_recv() {
+        while let Ok((m, _share, _bulk)) = out_rx.try_recv() {
             if sink.feed(Message::Binary(m)).await.is_err() {
                 return;
             }
         }
-        let frame = close
-            .borrow()
-            .clone()
-            .map(|(code, reason)| CloseFrame { code: CloseCode::from(code), reason: reason.into() });
+        let frame = broken.or_else(|| {
+            close
+                .borrow()
+                .clone()
+                .map(|(code, reason)| CloseFrame { code: CloseCode::from(code), reason: reason.into() })
+        });
         let frame = frame.or(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() }));
         let _ = sink.send(Message::Close(frame)).await;
     })

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod mux;
 pub mod server;
 pub mod web;
 

@@ -1,5 +1,5 @@
-// Attachments over a connected Client: upload a file on a WebTransport stream
-// of its own (with progress) and get the stored Attachment; download one (a
+// Attachments over a connected Client: upload a file on a stream of its own
+// (WebTransport, or a chat.mux.v1 stream of the WebSocket; with progress) and get the stored Attachment; download one (a
 // byte range, to resume, or its thumbnail). The protocol is "Transfer streams"
 // in schemas/chat/v1/chat.proto: one length-prefixed Command frame
 // (UploadStart or DownloadStart), one Reply frame, raw bytes. Send the

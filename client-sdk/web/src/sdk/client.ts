@@ -66,6 +66,7 @@ import {
   want,
 } from "./client-internals.js";
 import { type ChatEvent, type ClientConfig, type ConnectionState, type Listener, PROTOCOL_VERSION, SDK_VERSION } from "./client-types.js";
+import type { DuplexStream } from "./mux.js";
 import type { Link, Lost, TransportKind } from "./transport.js";
 
 export * from "./client-types.js";
@@ -320,11 +321,11 @@ export class Client {
   }
 
   /** Sends one command and waits for its reply (up to the request timeout, connection included). */
-  /** A new bidirectional stream on the current connection (attachment transfers; WebTransport only). */
-  async openStream(): Promise<WebTransportBidirectionalStream> {
+  /** A new bidirectional stream on the current connection (attachment transfers). */
+  async openStream(): Promise<DuplexStream> {
     const link = this.link;
     if (!link) throw new ClientError("disconnected", "not connected");
-    if (!link.openStream) throw new ClientError("unsupported", "files are transferred over WebTransport only, for now");
+    if (!link.openStream) throw new ClientError("unsupported", "this server's WebSocket does not carry file transfers (no chat.mux.v1)");
     return link.openStream();
   }
 

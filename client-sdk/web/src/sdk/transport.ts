@@ -6,7 +6,9 @@
 // opens one unidirectional events stream; typing may come as datagrams, each
 // one unprefixed ServerFrame. WebSocket: every binary message carries one or
 // more whole length-delimited frames, both ways; the session is otherwise the
-// same. A close code carries the wire error code (mapped into 4000-4999 on a
+// same. The WebSocket offers the subprotocol chat.mux.v1 (./mux.ts): then each
+// message names its stream, stream 0 carries those frames, and attachment
+// transfers get streams of their own as on WebTransport. A close code carries the wire error code (mapped into 4000-4999 on a
 // WebSocket, see wsCloseError).
 
 import { create } from "@bufbuild/protobuf";
@@ -18,6 +20,7 @@ import {
 } from "../gen/chat/v1/chat_pb.js";
 import { decodeServerFrame, encodeClientFrame, ServerFrameReader } from "./codec.js";
 import { codeName, type WireError, wireError } from "./errors.js";
+import { type DuplexStream, encodeMux, MUX_PROTOCOL, Mux } from "./mux.js";
 
 export type TransportKind = "webtransport" | "websocket";
 
@@ -44,8 +47,8 @@ export interface Link {
   /** Starts handing frames to `h` (frames that arrived since the Welcome first). */
   attach(h: LinkHandlers): void;
   close(code: number, reason: string): void;
-  /** Opens a bidirectional stream of its own (an attachment transfer); WebTransport only. */
-  openStream?(): Promise<WebTransportBidirectionalStream>;
+  /** Opens a bidirectional stream of its own (an attachment transfer); absent on a WebSocket without the multiplex. */
+  openStream?(): Promise<DuplexStream>;
 }
 
 export interface OpenOptions {
@@ -331,7 +334,7 @@ export async function openWebSocket(o: OpenOptions): Promise<Link> {
   if (typeof WebSocket !== "function") throw { reason: "WebSocket is not available", unreachable: true };
   let ws: WebSocket;
   try {
-    ws = new WebSocket(o.url);
+    ws = new WebSocket(o.url, [MUX_PROTOCOL]);
   } catch (e) {
     throw { reason: `cannot open WebSocket: ${String(e)}`, unreachable: true } satisfies Lost;
   }
@@ -340,18 +343,29 @@ export async function openWebSocket(o: OpenOptions): Promise<Link> {
   const hs = new Handshake();
   const frames = new ServerFrameReader();
   let opened = false;
+  let mux: Mux | undefined;
   const lostNow = (l: Lost) => {
+    mux?.close(l.reason);
     if (!hs.done) hs.reject({ ...l, unreachable: l.unreachable ?? !opened });
     sink.lost(l);
   };
+  const control = (bytes: Uint8Array) => {
+    for (const f of frames.push(bytes)) if (!hs.take(f)) sink.frame(f);
+  };
+  /** Writes a control frame (on stream 0 under the multiplex). */
+  const sendFrame = (f: ClientFrame) => ws.send(mux ? encodeMux(0, 0, encodeClientFrame(f)) : encodeClientFrame(f));
   ws.onopen = () => {
     opened = true;
-    ws.send(encodeClientFrame(o.hello));
+    // An older server takes no subprotocol: then one byte stream, no transfers.
+    if (ws.protocol === MUX_PROTOCOL) mux = new Mux((m) => ws.send(m), control);
+    sendFrame(o.hello);
   };
   ws.onmessage = (ev: MessageEvent) => {
     if (!(ev.data instanceof ArrayBuffer)) return;
     try {
-      for (const f of frames.push(new Uint8Array(ev.data))) if (!hs.take(f)) sink.frame(f);
+      const bytes = new Uint8Array(ev.data);
+      if (mux) mux.receive(bytes);
+      else control(bytes);
     } catch (e) {
       ws.close(4000, "protocol error");
       lostNow({ reason: `protocol error: ${String((e as Error)?.message ?? e)}` });
@@ -372,7 +386,7 @@ export async function openWebSocket(o: OpenOptions): Promise<Link> {
     kind: "websocket",
     welcome,
     send: (f) => {
-      if (ws.readyState === WebSocket.OPEN) ws.send(encodeClientFrame(f));
+      if (ws.readyState === WebSocket.OPEN) sendFrame(f);
       else lostNow({ reason: "cannot write: the WebSocket is closed" });
     },
     attach: (h) => sink.attach(h),
@@ -384,6 +398,12 @@ export async function openWebSocket(o: OpenOptions): Promise<Link> {
         /* already closed */
       }
     },
+    openStream: mux
+      ? async () => {
+          if (ws.readyState !== WebSocket.OPEN) throw new Error("the WebSocket is closed");
+          return (mux as Mux).open();
+        }
+      : undefined,
   };
 }
 
