@@ -13,6 +13,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
+/// One node's answer to a search: its hits, or why it has none.
+pub(super) type NodeAnswer = Result<crate::search::merge::Answer, String>;
+
+/// The answers to wait for, one per other live node.
+pub(super) type Waits = Vec<(NodeId, oneshot::Receiver<NodeAnswer>)>;
+
 /// Requests this node sent and waits an answer of type `T` for, by request
 /// id, with the node each went to (forwarded commands: a `reply::Result`).
 pub(super) struct Pending<T = reply::Result> {

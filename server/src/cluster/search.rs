@@ -8,9 +8,9 @@
 
 use super::bridge::{Bridge, publish};
 use super::keys::node_channel;
+use super::pending::Waits;
 use super::search_wire;
 use crate::ids::NodeId;
-use crate::search::merge::Answer;
 use crate::search::{IndexQuery, SearchError};
 use chat_protocol::cluster::v1::{SearchAnswer, SearchRequest};
 use fred::prelude::Client;
@@ -20,12 +20,6 @@ use tokio::sync::oneshot;
 /// Most queries of other nodes this node runs at once; more are answered
 /// with an error at once (the asker's user retries).
 pub(super) const MAX_REMOTE_SEARCHES: usize = 8;
-
-/// One node's answer to a search: its hits, or why it has none.
-pub(super) type NodeAnswer = Result<Answer, String>;
-
-/// The answers to wait for, one per other live node.
-pub(super) type Waits = Vec<(NodeId, oneshot::Receiver<NodeAnswer>)>;
 
 impl Bridge {
     /// Sends `query` to every other live node; hands back what to wait for.
