@@ -5,18 +5,21 @@
 //! publish (handed to the shards' mailboxes, never waiting on one), the
 //! heartbeat, a subscriber that reconnected, and the stop signal; a graceful
 //! stop leaves the cluster. What the steps do is in [`super::live`],
-//! [`super::forward`], [`super::presence`] and [`super::register`]; what the bytes mean is in
-//! [`super::wire`].
+//! [`super::forward`], [`super::presence`], [`super::register`] and
+//! [`super::search`]; what the bytes mean is in [`super::wire`] and
+//! [`super::search_wire`].
 
 use super::connect;
 use super::interest::{Needs, Wanted};
 use super::keys::{ClusterError, FANOUT_CHANNEL, NODES_KEY, PRESENCE_CHANNEL, node_channel, node_id_key};
 use super::pending::Pending;
+use super::pending::{NodeAnswer, Waits};
 use super::rate::{RATE_FLUSH, Rates};
 use super::seal::{self, Seal};
 use super::wire;
 use crate::config::ClusterConfig;
 use crate::ids::{ConvId, LiveSet, NodeId};
+use crate::search::{IndexQuery, SearchIndex};
 use crate::shard::broker::{CountsByNode, RateKey};
 use crate::shard::{Fanout, Mesh, ShardMsg};
 use bytes::Bytes;
@@ -67,6 +70,8 @@ pub(super) enum BridgeCmd {
     QueryPresence { users: Vec<Arc<str>>, reply: oneshot::Sender<CountsByNode> },
     /// One action of `key` in `window`, for the cluster-wide count.
     RateAdd { key: RateKey, window: u64 },
+    /// Send `query` to every other live node; `reply` gets what to wait for.
+    Search { query: Box<IndexQuery>, reply: oneshot::Sender<Waits> },
 }
 
 /// The bridge's two queues: presence apart, so publishes never crowd it out.
@@ -95,6 +100,12 @@ pub(super) struct Bridge {
     pub(super) mesh: Mesh,
     /// Forwarded requests waiting for their answer.
     pub(super) pending: Pending,
+    /// Searches sent to other nodes waiting for their answer.
+    pub(super) searches: Pending<NodeAnswer>,
+    /// Other nodes' searches running on this node's index now.
+    pub(super) searches_running: Cell<usize>,
+    /// This node's search index (None: search is off here).
+    pub(super) search_index: Option<Arc<dyn SearchIndex>>,
     /// Device counts of this node's users (non-zero only).
     pub(super) local_presence: RefCell<HashMap<Arc<str>, u32>>,
     pub(super) live: RefCell<LiveSet>,
@@ -223,10 +234,19 @@ impl Bridge {
             republish_due: Cell::new(false),
             mesh,
             pending: Pending::new(),
+            searches: Pending::new(),
+            searches_running: Cell::new(0),
+            search_index: None,
             local_presence: RefCell::new(HashMap::new()),
             live: RefCell::new(Arc::from(Vec::new())),
             heartbeat_running: Cell::new(false),
         }
+    }
+
+    /// The same bridge, answering other nodes' searches from `index`.
+    pub(super) fn with_search(mut self, index: Option<Arc<dyn SearchIndex>>) -> Self {
+        self.search_index = index;
+        self
     }
 
     /// A bridge named "me" with the default config, for unit tests.
@@ -410,6 +430,7 @@ impl Bridge {
     /// republish presence if asked, and beat.
     fn beat(self: &Rc<Self>, client: &Client) {
         self.pending.forget_abandoned();
+        self.searches.forget_abandoned();
         if let Ok(mut w) = self.rates.borrow().conns.lock() {
             w.retain_recent(seal::now_ms());
         }
@@ -450,6 +471,7 @@ impl Bridge {
             BridgeCmd::Release { conv, shard } => self.release(conv, shard),
             BridgeCmd::Reply { to, payload } => publish(client, node_channel(&to), self.sealed(&payload)),
             BridgeCmd::Forward { owner, fwd, reply } => self.send_forward(client, &owner, fwd, reply),
+            BridgeCmd::Search { query, reply } => self.send_search(client, &query, reply),
             BridgeCmd::Presence { user, count } => self.set_presence(client, user, count),
             BridgeCmd::QueryPresence { users, reply } => self.query_presence(client, users, reply),
             BridgeCmd::RateAdd { key, window } => {
@@ -495,6 +517,8 @@ impl Bridge {
             Some(Body::Presence(p)) => self.remote_presence(from, p),
             Some(Body::Republish(_)) => self.republish_due.set(true),
             Some(Body::Interest(i)) => self.interest(client, &from, i),
+            Some(Body::Search(r)) => self.search_asked(client, from, r),
+            Some(Body::SearchAnswer(a)) => self.search_answered(&from, a),
             Some(Body::Membership(_)) | None => {}
         }
     }

@@ -107,6 +107,7 @@ impl Bridge {
         tracing::info!(nodes = ?live, "live nodes changed");
         let gained = live.iter().any(|n| !self.live.borrow().contains(n));
         let failed = self.pending.fail_gone(&live);
+        self.searches.fail_gone_with(&live, |to| Err(format!("node {to} left the cluster during the search")));
         if failed > 0 {
             tracing::info!(requests = failed, "requests forwarded to nodes that left answered for retry");
         }

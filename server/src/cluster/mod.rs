@@ -40,6 +40,11 @@
 //!   shards take add up in `chat:rate:*` windows every 100 ms; what the
 //!   other nodes counted comes back to the deciding shard (rules in
 //!   [`crate::shard::window`]), so no check waits on Redis.
+//! - Search (`search.rs`): a search asks every other live node's index for
+//!   its top hits of the same query (the caller's conversations travel in
+//!   the request), on `chat:node:<id>`; the asking shard merges them with its
+//!   own ([`crate::search::merge`]). A node that fails or does not answer
+//!   within [`SEARCH_TIMEOUT`] makes the search fail (`UNAVAILABLE`, retryable).
 //! - Fencing: the store's `(conversation, seq)` uniqueness
 //!   ([`crate::store::StoreError::SeqTaken`]). Two nodes that both think they
 //!   own a conversation can never store two messages under one seq.
@@ -62,18 +67,23 @@ mod rate;
 mod rate_flush;
 mod register;
 mod seal;
+mod search;
+mod search_wire;
 mod wire;
 
 use self::bridge::{Bridge, BridgeCmd, Counters, Inbox, Stop};
 use crate::config::{ClusterConfig, LimitsConfig};
 use crate::ids::{Caller, ConvId, NodeId};
 use crate::metrics::{ClusterCounts, RedisHealth};
+use crate::search::merge::Answer;
+use crate::search::{IndexQuery, SearchIndex};
 use crate::shard::broker::{Broker, CountsByNode, RateKey};
 use crate::shard::window::ClusterWindows;
 use crate::shard::{Fanout, Mesh, UserEvent};
 use bytes::Bytes;
+use chat_protocol::WireError;
 use chat_protocol::cluster::v1::envelope::Body;
-use chat_protocol::v1::{command, reply};
+use chat_protocol::v1::{ErrorCode, command, reply};
 use futures_util::future::LocalBoxFuture;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -94,6 +104,8 @@ const BRIDGE_QUEUE: usize = 16 * 1024;
 /// publishes never crowds out a device count (which the heartbeat keeps
 /// refreshing: a lost one would be wrong until the user's next change).
 const PRESENCE_QUEUE: usize = 64 * 1024;
+/// How long a search waits for every other node's answer.
+pub const SEARCH_TIMEOUT: Duration = Duration::from_secs(2);
 /// Heartbeats between two presence resyncs (30 s at the default 1 s beat).
 const PRESENCE_RESYNC_BEATS: u64 = 30;
 
@@ -131,8 +143,14 @@ impl std::fmt::Debug for Cluster {
 impl Cluster {
     /// Connects to Redis, announces this node, and starts the bridge. Returns
     /// once the first heartbeat is done and the live set is in the shards'
-    /// mailboxes. `limits`: the message and connection rates counted across nodes.
-    pub fn start(cfg: &ClusterConfig, limits: &LimitsConfig, mesh: Mesh) -> Result<Arc<Self>, ClusterError> {
+    /// mailboxes. `limits`: the message and connection rates counted across
+    /// nodes; `search`: this node's index, which other nodes' searches read.
+    pub fn start(
+        cfg: &ClusterConfig,
+        limits: &LimitsConfig,
+        mesh: Mesh,
+        search: Option<Arc<dyn SearchIndex>>,
+    ) -> Result<Arc<Self>, ClusterError> {
         let conns_per_minute = limits.connections_per_minute_per_ip;
         let node_id: NodeId = if cfg.node_id.is_empty() {
             Arc::from(format!("n{:016x}", rand::random::<u64>()).as_str())
@@ -154,7 +172,8 @@ impl Cluster {
             counters.clone(),
             rate::Rates::new(limits, conn_windows.clone()),
             dropped.clone(),
-        );
+        )
+        .with_search(search);
         let (thread, ready) = bridge.spawn(Inbox { commands, presence }, stop_rx)?;
         // A crashed predecessor's node-id claim may take up to `node_ttl_ms` to expire.
         let wait = Duration::from_secs(10) + Duration::from_millis(cfg.node_ttl_ms.saturating_mul(2));
@@ -389,6 +408,29 @@ impl Broker for Cluster {
         }
     }
 
+    /// Asks every other live node (through the bridge) and waits for all
+    /// their answers, each for at most [`SEARCH_TIMEOUT`].
+    fn search_others(&self, q: IndexQuery) -> LocalBoxFuture<'_, Result<Vec<Answer>, WireError>> {
+        Box::pin(async move {
+            let (tx, rx) = oneshot::channel();
+            let cmd = BridgeCmd::Search { query: Box::new(q), reply: tx };
+            let waits = match self.tx.send(cmd).await {
+                Ok(()) => rx.await.map_err(|_| search_unavailable("the cluster bridge stopped"))?,
+                Err(_) => return Err(search_unavailable("the cluster bridge stopped")),
+            };
+            let answers = futures_util::future::join_all(waits.into_iter().map(|(node, rx)| async move {
+                match tokio::time::timeout(SEARCH_TIMEOUT, rx).await {
+                    Ok(Ok(Ok(a))) => Ok(a),
+                    Ok(Ok(Err(why))) => Err(format!("node {node}: {why}")),
+                    Ok(Err(_)) => Err(format!("node {node} dropped the search")),
+                    Err(_) => Err(format!("node {node} did not answer within {} ms", SEARCH_TIMEOUT.as_millis())),
+                }
+            }))
+            .await;
+            answers.into_iter().collect::<Result<Vec<_>, _>>().map_err(|why| search_unavailable(&why))
+        })
+    }
+
     /// Answers a forwarded request.
     fn reply(&self, to: NodeId, req_id: u64, result: reply::Result) {
         if req_id == 0 {
@@ -397,4 +439,14 @@ impl Broker for Cluster {
         let payload: Bytes = wire::reply(&self.node_id, req_id, result);
         self.try_send(BridgeCmd::Reply { to, payload });
     }
+}
+
+/// A cluster-wide search that cannot be complete: retryable, and says which node and why.
+fn search_unavailable(why: &str) -> WireError {
+    let mut e = WireError::new(
+        ErrorCode::Unavailable,
+        format!("search could not reach every node of the cluster ({why}); retry"),
+    );
+    e.retry_after = Some(Duration::from_millis(500));
+    e
 }

@@ -1,7 +1,8 @@
 //! Requests this node forwarded and waits for: the pending map, request ids
 //! that never repeat across incarnations, and the answer a caller awaits (a
 //! retryable `TIMEOUT` when none comes, or at once when the node it went to
-//! leaves the live set). A leaf: no other cluster file.
+//! leaves the live set); the same map, by answer type, waits for remote
+//! search answers. A leaf: no other cluster file.
 
 use crate::ids::{LiveSet, NodeId};
 use chat_protocol::WireError;
@@ -12,13 +13,20 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-/// Requests this node forwarded and waits an answer for, by request id, with the node each went to.
-pub(super) struct Pending {
-    waiting: RefCell<HashMap<u64, (NodeId, oneshot::Sender<reply::Result>)>>,
+/// One node's answer to a search: its hits, or why it has none.
+pub(super) type NodeAnswer = Result<crate::search::merge::Answer, String>;
+
+/// The answers to wait for, one per other live node.
+pub(super) type Waits = Vec<(NodeId, oneshot::Receiver<NodeAnswer>)>;
+
+/// Requests this node sent and waits an answer of type `T` for, by request
+/// id, with the node each went to (forwarded commands: a `reply::Result`).
+pub(super) struct Pending<T = reply::Result> {
+    waiting: RefCell<HashMap<u64, (NodeId, oneshot::Sender<T>)>>,
     next: Cell<u64>,
 }
 
-impl Pending {
+impl<T> Pending<T> {
     /// An empty map whose ids start at random: a late answer to the previous
     /// incarnation's request N must not answer this one's N.
     pub(super) fn new() -> Self {
@@ -30,7 +38,7 @@ impl Pending {
     }
 
     /// Waits for `to`'s answer on `reply`; the request id to send (never 0, "no answer wanted").
-    pub(super) fn insert(&self, to: NodeId, reply: oneshot::Sender<reply::Result>) -> u64 {
+    pub(super) fn insert(&self, to: NodeId, reply: oneshot::Sender<T>) -> u64 {
         let id = self.next.get();
         self.next.set(id.checked_add(1).unwrap_or(1));
         self.waiting.borrow_mut().insert(id, (to, reply));
@@ -38,7 +46,7 @@ impl Pending {
     }
 
     /// The waiting caller of request `req_id`, if still waiting here.
-    pub(super) fn take(&self, req_id: u64) -> Option<oneshot::Sender<reply::Result>> {
+    pub(super) fn take(&self, req_id: u64) -> Option<oneshot::Sender<T>> {
         self.waiting.borrow_mut().remove(&req_id).map(|(_, tx)| tx)
     }
 
@@ -47,26 +55,35 @@ impl Pending {
         self.waiting.borrow_mut().retain(|_, (_, tx)| !tx.is_closed());
     }
 
-    /// Answers at once, retryably, every request that went to a node no
-    /// longer in `live`: that node will not answer, and the caller's retry
-    /// goes to the conversation's new owner instead of waiting out the
-    /// forward timeout. How many were answered.
-    pub(super) fn fail_gone(&self, live: &LiveSet) -> usize {
-        let gone: Vec<u64> =
+    /// Answers at once, with `gone(node)`, every request that went to a
+    /// node no longer in `live`: that node will not answer. How many were answered.
+    pub(super) fn fail_gone_with(&self, live: &LiveSet, gone: impl Fn(&NodeId) -> T) -> usize {
+        let ids: Vec<u64> =
             self.waiting.borrow().iter().filter(|(_, (to, _))| !live.contains(to)).map(|(&id, _)| id).collect();
-        for id in &gone {
+        for id in &ids {
             if let Some((to, tx)) = self.waiting.borrow_mut().remove(id) {
-                let why = format!("node {to} left the cluster");
-                let _ = tx.send(reply::Result::Error(timeout_error(&why).to_proto()));
+                let _ = tx.send(gone(&to));
             }
         }
-        gone.len()
+        ids.len()
     }
 
     /// How many are waiting.
     #[cfg(test)]
     fn len(&self) -> usize {
         self.waiting.borrow().len()
+    }
+}
+
+impl Pending {
+    /// Answers at once, retryably, every forwarded request that went to a
+    /// node no longer in `live`: the caller's retry goes to the
+    /// conversation's new owner instead of waiting out the forward timeout.
+    /// How many were answered.
+    pub(super) fn fail_gone(&self, live: &LiveSet) -> usize {
+        self.fail_gone_with(live, |to| {
+            reply::Result::Error(timeout_error(&format!("node {to} left the cluster")).to_proto())
+        })
     }
 }
 

@@ -51,6 +51,9 @@ pub(super) enum Malformed {
     /// An interest kind this build does not know.
     #[error("unknown interest kind {0}")]
     InterestKind(u32),
+    /// A search request or answer that means nothing valid, and why.
+    #[error("a malformed search message: {0}")]
+    Search(&'static str),
 }
 
 /// What a node says of the fan-outs it needs from an owner (see `interest.rs`).

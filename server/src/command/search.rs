@@ -5,9 +5,18 @@
 //! set of conversation ids the index may answer from, then asks the index
 //! (on the blocking pool: a query reads the disk) and shapes the hits. The
 //! request's rules are `crate::search::rules`.
+//!
+//! In a cluster each node's index holds what that node's owners committed,
+//! so the same query (with the same conversation set and `after` key) also
+//! goes to every other live node through the broker, and the answers are
+//! merged by the index's order (`crate::search::merge`): the page, and the
+//! cursor made from its last hit, are the same whichever node serves it. A
+//! node that fails or does not answer in time fails the search
+//! (`UNAVAILABLE`, retryable) rather than give a silently partial page.
 
 use super::request::{Requester, err, store_err};
 use crate::conversation::no_access;
+use crate::search::merge::{self, Answer};
 use crate::search::rules::{self, RequestError};
 use crate::search::{IndexHit, IndexQuery, SearchError};
 use crate::store::MessageStore;
@@ -34,9 +43,15 @@ pub async fn search(req: &Requester, s: v1::Search) -> Result<reply::Result, Wir
         limit: checked.limit,
     };
     let index = search.index();
-    let found = tokio::task::spawn_blocking(move || index.query(&q))
-        .await
-        .map_err(|_| err(ErrorCode::Unavailable, "search failed; retry"))?;
+    let (local, others) = match &req.ctx.shared.broker {
+        Some(broker) => {
+            let local_q = q.clone();
+            let local = tokio::task::spawn_blocking(move || index.query(&local_q));
+            futures_util::future::join(local, broker.search_others(q)).await
+        }
+        None => (tokio::task::spawn_blocking(move || index.query(&q)).await, Ok(Vec::new())),
+    };
+    let found = local.map_err(|_| err(ErrorCode::Unavailable, "search failed; retry"))?;
     let hits = match found {
         Ok(h) => h,
         Err(SearchError::Malformed(why)) => return Err(RequestError::QueryMalformed(why).to_wire()),
@@ -45,11 +60,14 @@ pub async fn search(req: &Requester, s: v1::Search) -> Result<reply::Result, Wir
             return Err(err(ErrorCode::Unavailable, "search is unavailable; retry"));
         }
     };
-    let next_cursor = match hits.last() {
-        Some(last) if hits.len() == checked.limit => rules::encode_cursor(last.key, checked.fingerprint),
+    let mut answers = others?;
+    answers.push(Answer::complete(hits));
+    let page = merge::merge(answers, checked.limit);
+    let next_cursor = match page.hits.last() {
+        Some(last) if page.more => rules::encode_cursor(last.key, checked.fingerprint),
         _ => String::new(),
     };
-    Ok(reply::Result::Search(v1::SearchResults { hits: hits.into_iter().map(to_wire).collect(), next_cursor }))
+    Ok(reply::Result::Search(v1::SearchResults { hits: page.hits.into_iter().map(to_wire).collect(), next_cursor }))
 }
 
 /// The conversations the caller may search now, after the

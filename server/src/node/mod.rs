@@ -210,13 +210,27 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
     let web = Arc::new(web::WebShared::new(web_addr, &identity, addr.port())?);
     let web_scheme = web.scheme();
     let mut web_listeners = web_listeners.into_iter();
-    let cluster =
-        if cfg.cluster.enabled() { Some(Cluster::start(&cfg.cluster, &cfg.limits, mesh.clone())?) } else { None };
     let metrics = Arc::new(if cfg.metrics.listen.is_some() {
-        Metrics::new(shards, store.backend(), cluster.is_some())
+        Metrics::new(shards, store.backend(), cfg.cluster.enabled())
     } else {
         Metrics::noop(shards)
     });
+    // Before the cluster: other nodes' searches read this node's index.
+    let search = open_search(&cfg, &metrics)?.map(Arc::new);
+    let cluster = if cfg.cluster.enabled() {
+        let index = search.as_ref().map(|s| s.index());
+        match Cluster::start(&cfg.cluster, &cfg.limits, mesh.clone(), index) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                if let Some(s) = &search {
+                    s.stop();
+                }
+                return Err(e.into());
+            }
+        }
+    } else {
+        None
+    };
     if metrics.enabled() {
         store.set_metrics(metrics.store.clone());
     }
@@ -225,7 +239,6 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
     let first_session_id = if cluster.is_some() { (u64::from(rand::random::<u32>()) << 32) | 1 } else { 1 };
     let notifier = crate::notify::Notifier::start(&cfg.notify, metrics.notify.clone()).context("`notify`")?;
     let blobs = Arc::new(crate::blob::Blobs::open(&cfg).context("opening the blob store ([blobs])")?);
-    let search = open_search(&cfg, &metrics)?.map(Arc::new);
     let shared = Arc::new(Shared {
         notifier,
         blobs,

@@ -3,7 +3,9 @@
 //! commit, answer a filtered, paged, newest-first query with snippets), its
 //! tantivy backend ([`tantivy`]), the indexer thread that feeds it from the
 //! owners' commits off their path ([`indexer`]), the rules of a request
-//! ([`rules`]: limits, cursors, sans-IO), the rebuild from the store
+//! ([`rules`]: limits, cursors, sans-IO), the merge of several indexes'
+//! answers into one page for a cluster-wide search ([`merge`], sans-IO),
+//! the rebuild from the store
 //! ([`rebuild`], `chatd reindex`) and the suite every backend passes
 //! ([`conformance`]). What a user may see is decided by the caller of
 //! [`SearchIndex::query`] (`crate::command::search`): the index restricts to
@@ -11,6 +13,7 @@
 
 pub mod conformance;
 pub mod indexer;
+pub mod merge;
 pub mod rebuild;
 pub mod rules;
 pub mod tantivy;

@@ -5,6 +5,8 @@
 
 use crate::ids::{Caller, ConvId, NodeId};
 use crate::metrics::RedisHealth;
+use crate::search::IndexQuery;
+use crate::search::merge::Answer;
 use crate::shard::msg::{Fanout, UserEvent};
 use chat_protocol::WireError;
 use chat_protocol::v1::{ErrorCode, command, reply};
@@ -95,6 +97,11 @@ pub trait Broker: Send + Sync + std::fmt::Debug {
     /// Cluster-wide connection rate: None if `ip` may connect now (and
     /// counts it), else how long to wait. Never waits on Redis.
     fn connection_refused_for(&self, ip: IpAddr) -> Option<Duration>;
+
+    /// The answers of every other live node's search index to `q` (each
+    /// its top `q.limit`), or a retryable `UNAVAILABLE` when one of them
+    /// failed or did not answer in time: never a silently partial result.
+    fn search_others(&self, q: IndexQuery) -> LocalBoxFuture<'_, Result<Vec<Answer>, WireError>>;
 
     /// Devices of `users` on the other live nodes, summed.
     fn remote_presence(&self, users: Vec<Arc<str>>) -> LocalBoxFuture<'_, HashMap<Arc<str>, u32>> {
