@@ -72,13 +72,16 @@ step "Load generator smoke: correctness only (latency on a shared CI machine pro
 # 2-core machine holds with the load generator beside it) and reconnect, 5 s each;
 # crash (chatd killed with SIGKILL at 40% and restarted on its data after 1 s:
 # nothing acked lost, every client caught up, every send made while it was
-# down acked) for QUIC and WebTransport clients, 6 s each.
+# down acked) for QUIC and WebTransport clients, 6 s each; attachments (4 users
+# uploading 10 MiB files in a loop beside the chat: no upload refused).
 cargo build --release -p chat-server -p loadgen --bin chatd --bin loadgen
 target/release/loadgen run spec --duration 5s --rate 5000 --check-correctness-only --plot target/loadgen-spec.svg
 target/release/loadgen run reconnect --duration 5s --check-correctness-only --plot target/loadgen-reconnect.svg
 target/release/loadgen run crash --duration 6s --check-correctness-only --plot target/loadgen-crash.svg
 target/release/loadgen run crash --duration 6s --check-correctness-only --transport webtransport \
   --plot target/loadgen-crash-webtransport.svg
+target/release/loadgen run attachments --duration 5s --rate 500 --users 100 --conversations 40 --uploaders 4 --check-correctness-only \
+  --plot target/loadgen-attachments.svg
 # Three in-process nodes and a real redis-server: a node lost for good, then Redis restarted empty.
 target/release/loadgen run cluster --rate 500 --duration 8s --check-correctness-only --disrupt node-loss \
   --plot target/loadgen-cluster-node-loss.svg

@@ -83,6 +83,9 @@ pub struct RunArgs {
     /// Fail only on lost, duplicated or reordered messages, never on latency (CI smoke).
     #[arg(long)]
     pub check_correctness_only: bool,
+    /// attachments: how many users upload 10 MiB files in a loop [default: 20].
+    #[arg(long)]
+    pub uploaders: Option<usize>,
     /// Seed of the conversation layout.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -170,6 +173,9 @@ mod tests {
         let c = Cli::try_parse_from(["loadgen", "run", "crash", "--disrupt-at", "14s"]).unwrap();
         let Cmd::Run(a) = c.cmd;
         assert_eq!((a.scenario, a.disrupt_at), (Name::Crash, Some(Duration::from_secs(14))));
+        let c = Cli::try_parse_from(["loadgen", "run", "attachments", "--uploaders", "3"]).unwrap();
+        let Cmd::Run(a) = c.cmd;
+        assert_eq!((a.scenario, a.uploaders), (Name::Attachments, Some(3)));
         let c = Cli::try_parse_from(["loadgen", "run", "hoard", "--hoarders", "0"]).unwrap();
         let Cmd::Run(a) = c.cmd;
         assert_eq!((a.scenario, a.hoarders), (Name::Hoard, Some(0)));

@@ -14,8 +14,8 @@
 //! churn), [`checker`] (lost/duplicated/reordered), [`report`] (table, JSON, plot),
 //! [`hoard`], [`hoard_report`] and [`hoarder`] (the `hoard` scenario: its phases,
 //! its verdict, its attackers), [`crash`] (the kill and restart of `crash`, the
-//! drop of `storm`, the look at missing messages) and [`recovery`] (catch-up
-//! times after them).
+//! drop of `storm`, the look at missing messages), [`recovery`] (catch-up
+//! times after them) and [`uploader`] (the file uploads of `attachments`).
 
 mod ceiling;
 mod checker;
@@ -31,6 +31,7 @@ mod recovery;
 mod report;
 mod scenario;
 mod server;
+mod uploader;
 
 use anyhow::Context;
 use clap::Parser;
@@ -99,6 +100,7 @@ async fn execute(
         conversations: args.conversations,
         rate: args.rate,
         duration: args.duration,
+        uploaders: args.uploaders,
         seed: args.seed,
     };
     let mut plan = Plan::build(args.scenario, &o)?;
@@ -180,6 +182,9 @@ async fn execute(
     if let Some(m) = plan.limits.messages_per_minute {
         limits_changed.push(format!("messages_per_minute={m} (default 100; this scenario sends faster per user)"));
     }
+    if let Some(n) = plan.limits.uploads_per_hour {
+        limits_changed.push(format!("blobs.uploads_per_hour={n} (default 10; uploaders upload in a loop)"));
+    }
     if info.mode == "external" {
         limits_changed =
             vec![format!("none by loadgen (external server); the scenario needs {}", limits_changed.join(", "))];
@@ -196,6 +201,7 @@ async fn execute(
         "disruption": plan.disruption.map(|d| serde_json::json!({"what": d, "at_s": disrupt_after(&plan, args).as_secs_f64()})),
         "steps": plan.steps,
         "ping_every_s": plan.ping_every.map(|d| d.as_secs_f64()),
+        "uploads": plan.uploads,
         "check_correctness_only": args.check_correctness_only,
         "seed": args.seed,
         "file_descriptor_limit": fd_limit(),
@@ -368,6 +374,10 @@ async fn load(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    let uploaders = match plan.uploads {
+        Some(up) => Some((up, uploader::connect(plan, up, &ids, &connector).await?)),
+        None => None,
+    };
     let mut hoard = match (plan.name, spawned) {
         (Name::Hoard, Some(s)) => {
             Some(hoard::Hoard::prepare(s, &connector, plan.users, run.clone(), args.hoarders).await?)
@@ -393,6 +403,7 @@ async fn load(
             senders.push((ci, tokio::spawn(driver::sender(s, slots.clone(), run.clone(), from, until))));
         }
     }
+    let uploading = uploaders.map(|(up, u)| uploader::spawn(u, up, run.clone(), from, until));
     let churn = plan.churn.map(|c| tokio::spawn(driver::churn(ctls.clone(), run.clone(), c.fraction, c.every, until)));
     let disrupt_at = plan.disruption.map(|d| (d, from + disrupt_after(plan, args).as_micros() as u64));
     let mut disrupted: Option<(recovery::Times, Option<f64>)> = None;
@@ -440,6 +451,10 @@ async fn load(
     if let Some(c) = churn {
         let _ = c.await;
     }
+    let uploads = match uploading {
+        Some(h) => Some(h.await.context("the uploaders failed")?),
+        None => None,
+    };
     pb.finish_and_clear();
 
     // Drain: wait for what the acked sends owe.
@@ -563,6 +578,7 @@ async fn load(
         hoard,
         recovery,
         missing,
+        uploads,
         pass: false,
         reasons: Vec::new(),
     };

@@ -60,15 +60,33 @@ impl Slot {
 impl Connector {
     /// Endpoints for `users` raw-QUIC connections; user ids start with `prefix`.
     pub fn new(target: Target, transport: Transport, users: usize, prefix: String) -> anyhow::Result<Self> {
-        let mut endpoints = Vec::new();
+        let mut c = Self { target, transport, endpoints: Vec::new(), prefix };
         if transport == Transport::Quic {
             for _ in 0..users.div_ceil(PER_ENDPOINT).max(1) {
-                let v6 = target.nodes.first().is_some_and(|n| n.addr.is_ipv6());
-                let bind: std::net::SocketAddr = if v6 { "[::1]:0".parse()? } else { "127.0.0.1:0".parse()? };
-                endpoints.push(client_endpoint(bind).context("cannot bind a client UDP socket")?);
+                let ep = c.new_endpoint()?;
+                c.endpoints.push(ep);
             }
         }
-        Ok(Self { target, transport, endpoints, prefix })
+        Ok(c)
+    }
+
+    /// A client endpoint of its own (a UDP socket on loopback, the target's address family).
+    fn new_endpoint(&self) -> anyhow::Result<quinn::Endpoint> {
+        let v6 = self.target.nodes.first().is_some_and(|n| n.addr.is_ipv6());
+        let bind: std::net::SocketAddr = if v6 { "[::1]:0".parse()? } else { "127.0.0.1:0".parse()? };
+        client_endpoint(bind).context("cannot bind a client UDP socket")
+    }
+
+    /// The SDK configuration of another connection of user `u` (another
+    /// device) on a UDP socket of its own: its traffic shares no socket
+    /// with the chat clients'.
+    pub fn own_socket_config(&self, u: usize) -> anyhow::Result<ClientConfig> {
+        let cfg = self.config(u)?;
+        match self.transport {
+            Transport::Quic => Ok(cfg.quic_endpoint(self.new_endpoint()?)),
+            // WebTransport connections have a socket each already.
+            _ => Ok(cfg),
+        }
     }
 
     /// The node user `u` connects to (its index in the target's nodes).

@@ -123,6 +123,9 @@ pub struct RunReport {
     /// Owed deliveries that never came, sorted out (when there are any).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missing: Option<crate::crash::MissingReport>,
+    /// `attachments`: the uploads beside the chat.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uploads: Option<crate::uploader::UploadReport>,
     /// Whether this run passed.
     pub pass: bool,
     /// Why not.
@@ -152,6 +155,9 @@ impl RunReport {
             if !r.disruption.closes_clients() && self.sends_cancelled > 0 {
                 self.reasons.push(format!("{} sends failed with their client closed", self.sends_cancelled));
             }
+        }
+        if let Some(u) = &self.uploads {
+            self.reasons.extend(u.reasons());
         }
         if let Some(h) = &self.hoard {
             // Its own latency rule (phase B against phase A), not the absolute target.
@@ -270,6 +276,9 @@ pub fn table(r: &Report) -> String {
         }
         if run.cost.messages > 0 {
             let _ = writeln!(s, "{}", run.cost.line());
+        }
+        if let Some(u) = &run.uploads {
+            let _ = writeln!(s, "{}", u.line());
         }
         if let Some(b) = run.bytes_per_connection {
             let _ = writeln!(s, "connections: {}, server memory per connection: {:.0} bytes", run.connections, b);

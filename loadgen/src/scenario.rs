@@ -36,6 +36,9 @@ pub enum Name {
     /// `spec`'s layout at 2,000 msg/s; at 40% of the run every client drops
     /// its connection at once and resumes (a reconnect storm, no server crash).
     Storm,
+    /// `spec`'s layout at 2,000 msg/s while 20 of its users upload 10 MiB
+    /// files in a loop, each on a connection of its own.
+    Attachments,
 }
 
 /// Private (two members) or group.
@@ -137,6 +140,18 @@ pub struct Steps {
     pub precision: f64,
 }
 
+/// Users who upload files in a loop besides chatting (`attachments`).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Uploads {
+    /// How many users upload (the first of the population, each a member of conversations).
+    pub uploaders: usize,
+    /// Size of every file, bytes.
+    pub file_bytes: u64,
+}
+
+/// Files of `attachments`: 10 MiB each.
+pub const UPLOAD_FILE_BYTES: u64 = 10 << 20;
+
 /// Server limits a scenario raises (None: the default stays).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Limits {
@@ -144,6 +159,8 @@ pub struct Limits {
     pub messages_per_minute: Option<u32>,
     /// `limits.connections_per_minute_per_ip` (always raised: all clients share 127.0.0.1).
     pub connections_per_minute_per_ip: u32,
+    /// `blobs.uploads_per_hour` (the default 10 would refuse uploads in a loop).
+    pub uploads_per_hour: Option<u32>,
 }
 
 /// `limits.conversations_per_hour` the load generator always sets: a user
@@ -178,6 +195,8 @@ pub struct Plan {
     pub steps: Option<Steps>,
     /// The crash or the storm, if any (at [`DISRUPT_AT`] of the duration).
     pub disruption: Option<Disruption>,
+    /// Uploaders besides the chat (`attachments`).
+    pub uploads: Option<Uploads>,
     /// What the layout is, for the report.
     pub layout: String,
 }
@@ -193,6 +212,8 @@ pub struct Overrides {
     pub rate: Option<f64>,
     /// `--duration` (ceiling: per step).
     pub duration: Option<Duration>,
+    /// `--uploaders` (attachments only).
+    pub uploaders: Option<usize>,
     /// RNG seed for the layout.
     pub seed: u64,
 }
@@ -203,6 +224,8 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 
 /// Raised message limit: far above anything a scenario sends.
 const RAISED_MESSAGES_PER_MINUTE: u32 = 1_000_000;
+/// Raised upload limit: far above what 10 MiB uploads in a loop reach in an hour.
+const RAISED_UPLOADS_PER_HOUR: u32 = 1_000_000;
 /// Raised connection limits: every client comes from 127.0.0.1, and
 /// clients reconnect in a loop (per address and per user).
 pub const RAISED_CONNECTIONS_PER_MINUTE: u32 = 10_000_000;
@@ -216,13 +239,22 @@ impl Plan {
         let raised = Limits {
             messages_per_minute: Some(RAISED_MESSAGES_PER_MINUTE),
             connections_per_minute_per_ip: RAISED_CONNECTIONS_PER_MINUTE,
+            uploads_per_hour: None,
         };
-        let default_limit =
-            Limits { messages_per_minute: None, connections_per_minute_per_ip: RAISED_CONNECTIONS_PER_MINUTE };
+        let default_limit = Limits { messages_per_minute: None, ..raised };
         let minute = Duration::from_secs(60);
         let not_for = |what: &str| anyhow::bail!("--{what} does not apply to `{}`", format!("{name:?}").to_lowercase());
+        if o.uploaders.is_some() && name != Name::Attachments {
+            return not_for("uploaders");
+        }
         let (users, convs, rate, duration, limits, layout) = match name {
-            Name::Spec | Name::Ceiling | Name::Reconnect | Name::Cluster | Name::Crash | Name::Storm => {
+            Name::Spec
+            | Name::Ceiling
+            | Name::Reconnect
+            | Name::Cluster
+            | Name::Crash
+            | Name::Storm
+            | Name::Attachments => {
                 let users = o.users.unwrap_or(1_000);
                 // 300 private + 100 groups of 8 by default: three privates per group.
                 let total = o.conversations.unwrap_or(400);
@@ -230,13 +262,20 @@ impl Plan {
                 let privates = total - groups;
                 let rate = o.rate.unwrap_or(match name {
                     Name::Reconnect => 5_000.0,
-                    Name::Crash | Name::Storm => 2_000.0,
+                    Name::Crash | Name::Storm | Name::Attachments => 2_000.0,
                     _ => 10_000.0,
                 });
                 let dur = o.duration.unwrap_or(if name == Name::Ceiling { Duration::from_secs(10) } else { minute });
                 let convs = mixed(users, privates, groups, SPEC_GROUP, &mut rng)?;
-                let layout = format!("{privates} private + {groups} groups of {SPEC_GROUP}, rate per member slot");
-                (users, with_rate_per_slot(convs, rate), rate, dur, raised, layout)
+                let mut layout = format!("{privates} private + {groups} groups of {SPEC_GROUP}, rate per member slot");
+                let mut limits = raised;
+                if name == Name::Attachments {
+                    let n = o.uploaders.unwrap_or(20).min(users);
+                    anyhow::ensure!(n > 0, "attachments needs at least one uploader");
+                    layout += &format!("; {n} of the users upload {} MiB files in a loop", UPLOAD_FILE_BYTES >> 20);
+                    limits.uploads_per_hour = Some(RAISED_UPLOADS_PER_HOUR);
+                }
+                (users, with_rate_per_slot(convs, rate), rate, dur, limits, layout)
             }
             Name::Crowd => {
                 if o.conversations.is_some() {
@@ -326,6 +365,8 @@ impl Plan {
                 Name::Storm => Some(Disruption::Storm),
                 _ => None,
             },
+            uploads: (name == Name::Attachments)
+                .then(|| Uploads { uploaders: o.uploaders.unwrap_or(20).min(users), file_bytes: UPLOAD_FILE_BYTES }),
             layout,
         })
     }
@@ -467,6 +508,23 @@ mod tests {
             assert!(p.limits.messages_per_minute.is_some(), "2 msg/s per user is over the default limit");
         }
         assert!(Plan::build(Name::Spec, &Overrides::default()).unwrap().disruption.is_none());
+    }
+
+    #[test]
+    fn attachments_is_spec_at_2000_with_20_uploaders_and_the_upload_limit_raised() {
+        let p = Plan::build(Name::Attachments, &Overrides::default()).unwrap();
+        assert_eq!((p.users, p.convs.len()), (1_000, 400));
+        let total: f64 = p.convs.iter().map(|c| c.rate).sum();
+        assert!((total - 2_000.0).abs() < 1e-6);
+        let u = p.uploads.expect("uploaders");
+        assert_eq!((u.uploaders, u.file_bytes), (20, 10 << 20));
+        assert!(p.limits.uploads_per_hour.is_some_and(|n| n > 10), "the default 10/hour would refuse a loop");
+        assert!(p.memberships()[..20].iter().all(|m| !m.is_empty()), "every uploader is a member somewhere");
+        let small = Overrides { users: Some(50), uploaders: Some(3), ..Default::default() };
+        assert_eq!(Plan::build(Name::Attachments, &small).unwrap().uploads.map(|u| u.uploaders), Some(3));
+        let spec = Plan::build(Name::Spec, &Overrides::default()).unwrap();
+        assert!(spec.uploads.is_none() && spec.limits.uploads_per_hour.is_none());
+        assert!(Plan::build(Name::Spec, &Overrides { uploaders: Some(2), ..Default::default() }).is_err());
     }
 
     #[test]

@@ -254,6 +254,9 @@ impl Spawned {
         if let Some(m) = limits.messages_per_minute {
             env.push(format!("CHAT_LIMITS__MESSAGES_PER_MINUTE={m}"));
         }
+        if let Some(n) = limits.uploads_per_hour {
+            env.push(format!("CHAT_BLOBS__UPLOADS_PER_HOUR={n}"));
+        }
         let mut launch = Launch {
             chatd: chatd.to_path_buf(),
             addr,
@@ -492,6 +495,9 @@ impl LocalCluster {
             cfg.limits.connections_per_minute_per_ip = limits.connections_per_minute_per_ip;
             cfg.limits.connections_per_minute_per_user = crate::scenario::RAISED_CONNECTIONS_PER_MINUTE;
             cfg.limits.conversations_per_hour = crate::scenario::RAISED_CONVERSATIONS_PER_HOUR;
+            if let Some(n) = limits.uploads_per_hour {
+                cfg.blobs.uploads_per_hour = n;
+            }
             if let Some(m) = limits.messages_per_minute {
                 cfg.limits.messages_per_minute = m;
             }

@@ -275,3 +275,88 @@ async fn transfers_past_the_per_connection_bound_are_refused() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     alice.upload_bytes(conv, "brief.pdf", "application/pdf", &pdf).await.expect("the slot is free again");
 }
+
+/// Files in the blob store: committed ones and temporary uploads.
+fn blob_files(dir: &Path) -> (usize, usize) {
+    (stored_blobs(dir), tmp_files(dir))
+}
+
+/// Idle timeout of the stalled-transfer tests, ms.
+const IDLE_MS: u64 = 1_500;
+
+async fn a_stalled_upload_times_out_and_frees_its_slot(transport: Transport) {
+    let s = Server::start_with(|c| {
+        c.blobs.transfers_per_connection = 1;
+        c.blobs.transfer_idle_timeout_ms = IDLE_MS;
+    });
+    let dir = s.cfg.data_dir.clone();
+    let (alice, _a) = s.connect("alice", "advocate", transport).await;
+    let conv = create(&alice, ConversationKind::Group, "Smith", "", &["bob"]).await;
+    let pdf = pdf();
+    // Half the file, then the source stalls (the stream stays open).
+    let (mut feed, source) = tokio::io::duplex(1 << 20);
+    tokio::io::AsyncWriteExt::write_all(&mut feed, &pdf[..pdf.len() / 2]).await.unwrap();
+    let a = alice.clone();
+    let size = pdf.len() as u64;
+    let stalled =
+        tokio::spawn(async move { a.upload(conv, "slow.pdf", "application/pdf", size, source, |_, _| {}).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let e = alice.upload_bytes(conv, "brief.pdf", "application/pdf", &pdf).await.unwrap_err();
+    assert_eq!(server_code(e).0, Some(ErrorCode::Overloaded), "while it runs, the stalled upload holds the slot");
+    // Past the idle timeout the server has ended it: nothing kept, the slot free.
+    tokio::time::sleep(Duration::from_millis(IDLE_MS + 1_000)).await;
+    assert_eq!(blob_files(&dir), (0, 0), "nothing of the stalled upload is kept");
+    let ok = alice.upload_bytes(conv, "brief.pdf", "application/pdf", &pdf).await.expect("the slot is free again");
+    assert_eq!(ok.size, size);
+    alice.send_text(conv, "still connected").await.expect("the connection stays up");
+    // When its source moves again, the stalled upload learns why it ended.
+    tokio::io::AsyncWriteExt::write_all(&mut feed, &pdf[pdf.len() / 2..]).await.unwrap();
+    let e = tokio::time::timeout(Duration::from_secs(10), stalled).await.expect("it ends").unwrap().unwrap_err();
+    let ClientError::Server(w) = e else { panic!("expected the server's error, got {e:?}") };
+    assert_eq!((w.code(), w.limit.as_deref()), (Some(ErrorCode::Timeout), Some("transfer_idle_timeout_ms")));
+    assert!(w.message.contains(&format!("no bytes of the upload arrived for {IDLE_MS} ms")), "{}", w.message);
+    assert_eq!(blob_files(&dir), (1, 0), "only the whole upload is stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upload_times_out_and_frees_its_slot_over_quic() {
+    a_stalled_upload_times_out_and_frees_its_slot(Transport::Quic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_upload_times_out_and_frees_its_slot_over_webtransport() {
+    a_stalled_upload_times_out_and_frees_its_slot(Transport::WebTransport).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_never_read_times_out_and_frees_its_slot() {
+    let s = Server::start_with(|c| {
+        c.blobs.transfers_per_connection = 1;
+        c.blobs.transfer_idle_timeout_ms = IDLE_MS;
+    });
+    let (alice, _a) = s.connect("alice", "advocate", Transport::Quic).await;
+    let (bob, _b) = s.connect("bob", "client", Transport::Quic).await;
+    let conv = create(&alice, ConversationKind::Group, "Smith", "", &["bob"]).await;
+    // Larger than the client's stream window: the server blocks once it is full.
+    let text: Vec<u8> = (0..8u32 << 20).map(|i| b"abcdefghij klmnopqrstuvwxyz\n"[(i % 28) as usize]).collect();
+    let big = alice.upload_bytes(conv, "record.txt", "text/plain", &text).await.expect("upload");
+    let small = alice.upload_bytes(conv, "note.txt", "text/plain", b"a short note").await.expect("upload");
+    let mut stalled = bob.download(conv, &big.attachment_id, 0, 0, false).await.expect("download starts");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let e = bob.download(conv, &small.attachment_id, 0, 0, false).await.err().expect("refused");
+    assert_eq!(server_code(e).0, Some(ErrorCode::Overloaded), "the unread download holds the slot");
+    tokio::time::sleep(Duration::from_millis(IDLE_MS + 1_000)).await;
+    let got = download_all(&bob, conv, &small.attachment_id, false).await.expect("the slot is free again");
+    assert_eq!(got, b"a short note");
+    // Reading the stalled one now ends in an error before its end, never in a short file.
+    let mut read = 0usize;
+    let end = loop {
+        match stalled.chunk().await {
+            Ok(Some(b)) => read += b.len(),
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    assert!(matches!(end, Err(ClientError::Transfer(_))), "{end:?} after {read} bytes");
+    assert!(read < text.len(), "the download was cut, {read} bytes");
+}

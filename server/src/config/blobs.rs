@@ -30,6 +30,10 @@ pub struct BlobsConfig {
     /// Transfers (uploads and downloads) one connection may run at once;
     /// more are refused with OVERLOADED. Default 4.
     pub transfers_per_connection: usize,
+    /// An upload or download that makes no progress for this long (no bytes
+    /// arrive, or the client reads none) is ended with TIMEOUT, frees its
+    /// transfer slot and keeps nothing, ms. Default 30000 (30 s).
+    pub transfer_idle_timeout_ms: u64,
 }
 
 impl Default for BlobsConfig {
@@ -42,6 +46,7 @@ impl Default for BlobsConfig {
             thumbnail_max_decode_bytes: 256 * 1024 * 1024,
             uploads_per_hour: 10,
             transfers_per_connection: 4,
+            transfer_idle_timeout_ms: 30_000,
         }
     }
 }
@@ -60,6 +65,9 @@ impl BlobsConfig {
         }
         if self.transfers_per_connection == 0 {
             return Err("transfers_per_connection must be at least 1".into());
+        }
+        if self.transfer_idle_timeout_ms < 100 {
+            return Err("transfer_idle_timeout_ms must be at least 100".into());
         }
         if self.backend == BlobBackend::Scylla && !store_shared {
             return Err("backend = \"scylla\" keeps blobs in the keyspace of [store.scylla]: set store.backend = \"scylla\" too".into());
@@ -145,8 +153,12 @@ mod tests {
         refused("max_bytes = 10", "max_bytes");
         refused("uploads_per_hour = 0", "blobs: uploads_per_hour must be at least 1");
         refused("transfers_per_connection = 0", "blobs: transfers_per_connection must be at least 1");
-        let cfg = load("[blobs]\nuploads_per_hour = 3\ntransfers_per_connection = 2\n").unwrap();
+        refused("transfer_idle_timeout_ms = 5", "blobs: transfer_idle_timeout_ms must be at least 100");
+        assert_eq!(load("").unwrap().blobs.transfer_idle_timeout_ms, 30_000, "30 s by default");
+        let cfg = load("[blobs]\nuploads_per_hour = 3\ntransfers_per_connection = 2\ntransfer_idle_timeout_ms = 500\n")
+            .unwrap();
         assert_eq!((cfg.blobs.uploads_per_hour, cfg.blobs.transfers_per_connection), (3, 2));
+        assert_eq!(cfg.blobs.transfer_idle_timeout_ms, 500);
     }
 
     #[test]

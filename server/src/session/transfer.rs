@@ -4,7 +4,9 @@
 //! opens with one `Command` frame (`UploadStart` or `DownloadStart`) and is
 //! answered with one `Reply`; then raw bytes follow (see chat.proto,
 //! "Transfer streams"). At most `blobs.transfers_per_connection` run at once
-//! per connection; the rules are `crate::command::attachments`'.
+//! per connection, and one that makes no progress for
+//! `blobs.transfer_idle_timeout_ms` is ended, freeing its slot; the rules are
+//! `crate::command::attachments`'.
 
 use super::state::{READ_CHUNK, Session, err};
 use crate::command::attachments::{self, Download, Upload};
@@ -51,10 +53,13 @@ impl Session {
 
     /// Serves one transfer stream; `admitted`: within the per-connection bound.
     async fn transfer(&self, mut tx: SendStream, mut rx: RecvStream, admitted: bool) {
+        let idle = Duration::from_millis(self.ctx().shared.cfg.blobs.transfer_idle_timeout_ms);
         let (id, body, rest) = match tokio::time::timeout(HEADER_TIMEOUT, read_header(&mut rx)).await {
             Ok(Ok(h)) => h,
-            Ok(Err((id, e))) => return answer_err(&mut tx, id, &e).await,
-            Err(_) => return answer_err(&mut tx, 0, &err(ErrorCode::Timeout, "no transfer header in time")).await,
+            Ok(Err((id, e))) => return answer_err(&mut tx, id, &e, idle).await,
+            Err(_) => {
+                return answer_err(&mut tx, 0, &err(ErrorCode::Timeout, "no transfer header in time"), idle).await;
+            }
         };
         if !admitted {
             let cap = self.ctx().shared.cfg.blobs.transfers_per_connection;
@@ -64,19 +69,23 @@ impl Session {
                 format!("{cap} transfers already run on this connection; wait for one to end"),
                 Some(Duration::from_secs(1)),
             );
-            return answer_err(&mut tx, id, &e).await;
+            return answer_err(&mut tx, id, &e, idle).await;
         }
         let result = match body {
-            command::Body::UploadStart(u) => self.upload(&mut tx, rx, rest, id, u).await,
-            command::Body::DownloadStart(d) => self.download(&mut tx, id, d).await,
-            _ => Err(err(
+            command::Body::UploadStart(u) => self.upload(&mut tx, rx, rest, id, u, idle).await,
+            command::Body::DownloadStart(d) => self.download(&mut tx, id, d, idle).await,
+            _ => Err(Failed::Answer(err(
                 ErrorCode::UnknownCommand,
                 "a transfer stream starts with UploadStart or DownloadStart; other commands go on the control stream",
-            )),
+            ))),
         };
         match result {
             Ok(()) => tx.finish(),
-            Err(e) => answer_err(&mut tx, id, &e).await,
+            Err(Failed::Answer(e)) => answer_err(&mut tx, id, &e, idle).await,
+            Err(Failed::Reset(e)) => {
+                tracing::debug!(session = self.handle.id, error = %e.message, "transfer stream reset");
+                tx.reset(e.code as u32);
+            }
         }
     }
 
@@ -88,36 +97,75 @@ impl Session {
         rest: BytesMut,
         id: u64,
         u: v1::UploadStart,
-    ) -> Result<(), WireError> {
+        idle: Duration,
+    ) -> Result<(), Failed> {
         let mut up: Upload = attachments::begin_upload(&self.req, u).await?;
         if !rest.is_empty() {
             up.feed(&rest).await?;
         }
         loop {
-            match rx.read_chunk(READ_CHUNK * 4).await {
+            let read = tokio::time::timeout(idle, rx.read_chunk(READ_CHUNK * 4)).await;
+            // Stalled: the upload is dropped (and with it what was written), its slot freed.
+            let read = read.map_err(|_| {
+                stalled(idle, "no bytes of the upload arrived", "it is ended and nothing of it is kept")
+            })?;
+            match read {
                 Ok(Some(chunk)) => up.feed(&chunk).await?,
                 Ok(None) => break,
                 // Reset or cut off: the upload is dropped, and with it what was written.
                 Err(e) => {
                     tracing::debug!(session = self.handle.id, error = %e, "upload cut off");
-                    return Err(err(ErrorCode::UploadIncomplete, "the upload stream was cut off"));
+                    return Err(err(ErrorCode::UploadIncomplete, "the upload stream was cut off").into());
                 }
             }
         }
         let attachment = up.finish(&self.req).await?;
         let ok = reply::Result::Upload(v1::UploadOk { attachment: Some(attachment) });
-        tx.write_all(&frames::reply(id, ok)).await.map_err(|_| err(ErrorCode::Unavailable, "peer went away"))
+        let gone = |_| Failed::Answer(err(ErrorCode::Unavailable, "peer went away"));
+        tx.write_all(&frames::reply(id, ok)).await.map_err(gone)
     }
 
-    async fn download(&self, tx: &mut SendStream, id: u64, d: v1::DownloadStart) -> Result<(), WireError> {
+    /// Once `DownloadOk` is written raw bytes follow, so a later failure
+    /// (a client that stops reading, the store) resets the stream.
+    async fn download(&self, tx: &mut SendStream, id: u64, d: v1::DownloadStart, idle: Duration) -> Result<(), Failed> {
         let mut down: Download = attachments::begin_download(&self.req, d).await?;
         let gone = |_| err(ErrorCode::Unavailable, "peer went away");
         tx.write_all(&frames::reply(id, reply::Result::Download(down.ok.clone()))).await.map_err(gone)?;
-        while let Some(chunk) = down.next_chunk(&self.ctx().shared.blobs).await? {
-            tx.write_all(&chunk).await.map_err(gone)?;
+        let reset = Failed::Reset;
+        while let Some(chunk) = down.next_chunk(&self.ctx().shared.blobs).await.map_err(reset)? {
+            match tokio::time::timeout(idle, tx.write_all(&chunk)).await {
+                Ok(written) => written.map_err(gone).map_err(reset)?,
+                Err(_) => return Err(reset(stalled(idle, "the client read no more of the download", "it is ended"))),
+            }
         }
         Ok(())
     }
+}
+
+/// How a transfer that did not succeed ends.
+enum Failed {
+    /// Before any raw bytes were sent: an error reply says why.
+    Answer(WireError),
+    /// Amid a download's raw bytes, where no frame can follow: the stream
+    /// is reset with the error's code.
+    Reset(WireError),
+}
+
+impl From<WireError> for Failed {
+    fn from(e: WireError) -> Self {
+        Failed::Answer(e)
+    }
+}
+
+/// A transfer that made no progress (`what`) for `idle`
+/// (`blobs.transfer_idle_timeout_ms`), and what became of it (`then`).
+fn stalled(idle: Duration, what: &str, then: &str) -> WireError {
+    WireError::limited(
+        ErrorCode::Timeout,
+        "transfer_idle_timeout_ms",
+        format!("{what} for {} ms; {then}", idle.as_millis()),
+        None,
+    )
 }
 
 /// Reads a transfer stream's header frame: the command's id and body and
@@ -147,8 +195,11 @@ async fn read_header(rx: &mut RecvStream) -> Result<(u64, command::Body, BytesMu
     }
 }
 
-/// Answers a refused transfer and finishes the stream.
-async fn answer_err(tx: &mut SendStream, id: u64, e: &WireError) {
-    let _ = tx.write_all(&frames::error_reply(id, e)).await;
-    tx.finish();
+/// Answers a refused transfer and finishes the stream; a client that reads
+/// nothing for `idle` gets the stream reset instead.
+async fn answer_err(tx: &mut SendStream, id: u64, e: &WireError, idle: Duration) {
+    match tokio::time::timeout(idle, tx.write_all(&frames::error_reply(id, e))).await {
+        Ok(_) => tx.finish(),
+        Err(_) => tx.reset(e.code as u32),
+    }
 }

@@ -157,6 +157,16 @@ impl SendStream {
         }
     }
 
+    /// Abandons the stream with an application error `code` (what was not
+    /// yet sent is dropped); a WebSocket has no streams to reset.
+    pub fn reset(&mut self, code: u32) {
+        match self {
+            SendStream::Quic(s) => drop(s.reset(code.into())),
+            SendStream::Wt(s) => drop(s.reset(code.into())),
+            SendStream::Ws(_) => {}
+        }
+    }
+
     /// Finishes the stream.
     pub fn finish(&mut self) {
         match self {
