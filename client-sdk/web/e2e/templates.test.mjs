@@ -138,7 +138,7 @@ for (const transport of ["webtransport", "websocket"]) {
     await ben.page.keyboard.press("Escape"); // leaves the editor
     await screen.getByRole("button", { name: "New template" }).waitFor();
     await closeScreen(ben);
-    assert.deepEqual(await slashMenu(ben, "/hours"), [firmName]);
+    assert.deepEqual(await slashMenu(ben, `/${firmName}`), [firmName]);
     await ben.page.press("#composer-input", "Enter");
     await until(async () => (await ben.page.inputValue("#composer-input")) === "Our office is open 9-17. Ben Client", "the firm template, filled in");
 
