@@ -1,12 +1,18 @@
-// The dialog on top of the chat, if any: new conversation or add members.
+// The dialog on top of the chat, if any: new conversation, add members, or
+// the Templates screen.
 
 import { store } from "../state.js";
 import { AddMembersDialog } from "./AddMembersDialog.js";
 import { NewConversationDialog } from "./NewConversationDialog.js";
+import { TemplatesScreen } from "./TemplatesScreen.js";
 
 /** The open dialog in its overlay. */
 export function Dialogs() {
   const d = store.dialog;
   if (!d) return null;
-  return <div class="overlay">{d.kind === "new" ? <NewConversationDialog /> : <AddMembersDialog conv={d.conv} />}</div>;
+  return (
+    <div class="overlay">
+      {d.kind === "new" ? <NewConversationDialog /> : d.kind === "add" ? <AddMembersDialog conv={d.conv} /> : <TemplatesScreen />}
+    </div>
+  );
 }

@@ -1,9 +1,10 @@
-// The signed-in layout: the sidebar (me, connection status, search, support
-// queue, conversation list) beside the open conversation, and the dialog on top.
+// The signed-in layout: the sidebar (me with New, Templates and Sign out,
+// connection status, search, support queue, conversation list) beside the open conversation, and the dialog on top.
 // On a phone only one of the two shows (`has-current`, see app.css).
 
 import { signOut } from "../session.js";
 import { changed, store } from "../state.js";
+import { openTemplates } from "../template-actions.js";
 import { ConversationList } from "./ConversationList.js";
 import { ConversationView } from "./ConversationView.js";
 import { Dialogs } from "./Dialogs.js";
@@ -32,6 +33,9 @@ export function Shell() {
             <div class="me-actions">
               <button type="button" id="new-conv" class="primary" onClick={openNew}>
                 New
+              </button>
+              <button type="button" id="templates-button" onClick={openTemplates}>
+                Templates
               </button>
               <button type="button" id="sign-out" onClick={signOut}>
                 Sign out
