@@ -234,3 +234,29 @@ async fn transfers_past_the_per_connection_bound_are_refused_over_websocket() {
     attachment(carol.stream_reply(slow).await);
     attachment(carol.upload(conv, "brief.pdf", "application/pdf", &file).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_given_no_credit_is_reset_with_timeout_and_frees_its_slot() {
+    let s = Server::start_with(|c| {
+        c.blobs.transfers_per_connection = 1;
+        c.blobs.transfer_idle_timeout_ms = 500;
+    });
+    let web = s.h().web_addr().unwrap();
+    let (alice, _a) = s.connect("alice", "advocate", Transport::Quic).await;
+    let conv = create(&alice, ConversationKind::Group, "Smith", "", &["carol"]).await;
+    let file = pdf(2 * WINDOW as usize);
+    let a = alice.upload_bytes(conv, "record.pdf", "application/pdf", &file).await.expect("upload");
+    let mut carol = MuxWs::connect(web, "carol").await;
+    carol.auto_credit = false;
+    let id = carol.start_download(conv, &a.attachment_id).await;
+    // The server stops at the window, waits the idle timeout, then resets the stream.
+    while carol.streams[&id].reset.is_none() {
+        carol.pump().await.expect("the socket stays open");
+    }
+    let st = &carol.streams[&id];
+    assert_eq!(st.reset, Some(ErrorCode::Timeout as u32), "reset with TIMEOUT");
+    assert!(!st.fin && st.received <= WINDOW + 64 * 1024, "cut, never a short file: {}", st.received);
+    // The slot is free again: the same file comes down whole on a new stream.
+    carol.auto_credit = true;
+    assert_eq!(carol.download(conv, &a.attachment_id).await.expect("the slot is free"), file);
+}

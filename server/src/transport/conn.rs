@@ -158,12 +158,13 @@ impl SendStream {
     }
 
     /// Abandons the stream with an application error `code` (what was not
-    /// yet sent is dropped); a WebSocket has no streams to reset.
+    /// yet sent is dropped); a plain WebSocket has no streams to reset.
     pub fn reset(&mut self, code: u32) {
         match self {
             SendStream::Quic(s) => drop(s.reset(code.into())),
             SendStream::Wt(s) => drop(s.reset(code.into())),
             SendStream::Ws(_) => {}
+            SendStream::Mux(s) => s.reset(code),
         }
     }
 

@@ -243,6 +243,12 @@ impl MuxSend {
         self.end(Kind::Fin);
     }
 
+    /// Abandons the sending half with an application error `code`; the peer's
+    /// read fails as on a QUIC reset (the control stream cannot be reset).
+    pub(super) fn reset(&mut self, code: u32) {
+        self.end(Kind::Reset(code));
+    }
+
     fn end(&mut self, kind: Kind) {
         let Some(s) = &self.s else { return };
         if s.sent_end.replace(true) {
