@@ -2,8 +2,8 @@
 //! feeds it. Owners hand it each committed batch (shared buffers, nothing
 //! decoded on their thread) after the store
 //! acknowledged it ([`Search::committed`]), through a bounded queue,
-//! without waiting: the thread applies them and commits the index every
-//! `search.commit_interval_ms` (or sooner after [`BATCH_DOCS`] changes).
+//! without waiting: the thread takes what gathered in each
+//! `search.commit_interval_ms`, applies it and commits the index once.
 //!
 //! A full queue drops the batch rather than block: an owner runs on its
 //! shard's one thread, and waiting there for the indexer would stall every
@@ -13,11 +13,8 @@
 
 use super::{Committed, SearchIndex, SearchResult, ops_of_commit};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
-use std::time::{Duration, Instant};
-
-/// Changes after which the indexer commits without waiting for the interval.
-pub const BATCH_DOCS: usize = 10_000;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::time::Duration;
 
 /// The index and the way to its indexer.
 pub struct Search {
@@ -84,34 +81,30 @@ impl Search {
     }
 }
 
-/// The indexer loop: apply what arrives, commit on the interval or a full
-/// batch, commit what is left when every sender is gone.
+/// The indexer loop: once a batch arrives, let the interval's batches
+/// gather in the queue (the thread sleeps, so owners' hand-offs wake no
+/// one), then apply them all and commit; commit what is left at the stop
+/// sign or when every sender is gone.
 fn run(index: &dyn SearchIndex, rx: &Receiver<Vec<Committed>>, every: Duration) {
-    let mut pending = 0usize;
-    let mut deadline: Option<Instant> = None;
     loop {
-        let got = match deadline {
-            Some(d) => rx.recv_timeout(d.saturating_duration_since(Instant::now())),
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-        };
-        let done = match got {
-            Ok(batch) if batch.is_empty() => true,
-            Ok(batch) => {
-                // Decoded here, off the owner's thread.
-                let ops = ops_of_commit(&batch);
-                pending += ops.len();
-                report(index.apply(ops));
-                deadline.get_or_insert_with(|| Instant::now() + every);
-                false
+        let Ok(first) = rx.recv() else { return };
+        let mut done = first.is_empty();
+        if !done {
+            std::thread::sleep(every);
+        }
+        let mut pending = 0usize;
+        for batch in std::iter::once(first).chain(rx.try_iter()) {
+            if batch.is_empty() {
+                done = true;
+                continue;
             }
-            Err(RecvTimeoutError::Timeout) => false,
-            Err(RecvTimeoutError::Disconnected) => true,
-        };
-        let due = deadline.is_some_and(|d| Instant::now() >= d) || pending >= BATCH_DOCS;
-        if pending > 0 && (due || done) {
+            // Decoded here, off the owner's thread.
+            let ops = ops_of_commit(&batch);
+            pending += ops.len();
+            report(index.apply(ops));
+        }
+        if pending > 0 {
             report(index.commit());
-            pending = 0;
-            deadline = None;
         }
         if done {
             return;
