@@ -360,3 +360,32 @@ async fn a_download_never_read_times_out_and_frees_its_slot() {
     assert!(matches!(end, Err(ClientError::Transfer(_))), "{end:?} after {read} bytes");
     assert!(read < text.len(), "the download was cut, {read} bytes");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_paces_file_bytes_and_chat_goes_on() {
+    // 1 MiB/s for the whole node: two 1 MiB uploads at once take ~1.75 s
+    // (the 256 KiB burst goes at once), however fast the link.
+    let s = Server::start_with(|c| c.blobs.transfer_bytes_per_sec = 1 << 20);
+    let (alice, _a) = s.connect("alice", "advocate", Transport::Quic).await;
+    let (bob, mut b_ev) = s.connect("bob", "client", Transport::Quic).await;
+    let conv = create(&alice, ConversationKind::Group, "Smith", "", &["bob"]).await;
+    let text: Vec<u8> = (0..1u32 << 20).map(|i| b"abcdefghij klmnopqrstuvwxyz\n"[(i % 28) as usize]).collect();
+    let started = std::time::Instant::now();
+    let (one, two, line) = tokio::join!(
+        alice.upload_bytes(conv, "one.txt", "text/plain", &text),
+        alice.upload_bytes(conv, "two.txt", "text/plain", &text),
+        async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let sent = std::time::Instant::now();
+            alice.send_text(conv, "hearing moved to 10:00").await.expect("send");
+            sent.elapsed()
+        }
+    );
+    let took = started.elapsed();
+    assert_eq!((one.expect("upload").size, two.expect("upload").size), (1 << 20, 1 << 20));
+    assert!(took >= Duration::from_millis(1_500), "2 MiB at 1 MiB/s took {took:?}");
+    assert!(line < Duration::from_millis(1_000), "the chat line waited {line:?} behind the files");
+    let m = messages(&mut b_ev, conv, 1).await.remove(0);
+    assert_eq!(m.body.and_then(|b| b.content), Some(v1::message_body::Content::Text("hearing moved to 10:00".into())));
+    drop(bob);
+}

@@ -14,7 +14,8 @@
 //! which a cluster shares), chosen by `blobs.backend` through [`Blobs`];
 //! [`conformance`] holds the cases every backend passes. [`content`] checks
 //! an upload's type by its bytes against the allow-list, and [`thumbnail`]
-//! makes image previews. This module does not know who may read a blob
+//! makes image previews; [`pace`] is the node's budget of transfer bytes
+//! per second. This module does not know who may read a blob
 //! (access goes by conversation and attachment id, decided above it) nor the
 //! transfer protocol.
 
@@ -22,6 +23,7 @@ pub mod conformance;
 pub mod content;
 mod contract;
 pub mod fs;
+pub mod pace;
 pub mod scylla;
 pub mod thumbnail;
 

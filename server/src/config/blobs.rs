@@ -34,6 +34,11 @@ pub struct BlobsConfig {
     /// arrive, or the client reads none) is ended with TIMEOUT, frees its
     /// transfer slot and keeps nothing, ms. Default 30000 (30 s).
     pub transfer_idle_timeout_ms: u64,
+    /// File bytes the node moves per second, uploads and downloads together
+    /// (one budget, so that however many users transfer at once, chat keeps
+    /// the CPU it needs); a transfer past it waits. 0: unlimited. Default
+    /// 8388608 (8 MiB/s).
+    pub transfer_bytes_per_sec: u64,
 }
 
 impl Default for BlobsConfig {
@@ -47,6 +52,7 @@ impl Default for BlobsConfig {
             uploads_per_hour: 10,
             transfers_per_connection: 4,
             transfer_idle_timeout_ms: 30_000,
+            transfer_bytes_per_sec: 8 * 1024 * 1024,
         }
     }
 }
@@ -159,6 +165,9 @@ mod tests {
             .unwrap();
         assert_eq!((cfg.blobs.uploads_per_hour, cfg.blobs.transfers_per_connection), (3, 2));
         assert_eq!(cfg.blobs.transfer_idle_timeout_ms, 500);
+        assert_eq!(load("").unwrap().blobs.transfer_bytes_per_sec, 8 << 20, "8 MiB/s by default");
+        let unlimited = load("[blobs]\ntransfer_bytes_per_sec = 0\n").unwrap();
+        assert_eq!(unlimited.blobs.transfer_bytes_per_sec, 0);
     }
 
     #[test]

@@ -241,6 +241,7 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
     let blobs = Arc::new(crate::blob::Blobs::open(&cfg).context("opening the blob store ([blobs])")?);
     let shared = Arc::new(Shared {
         notifier,
+        transfer_pace: crate::blob::pace::Pace::new(cfg.blobs.transfer_bytes_per_sec),
         blobs,
         limits: cfg.limits.protocol(),
         conn_limiter: ConnLimiter::new(cfg.limits.connections_per_minute_per_ip),

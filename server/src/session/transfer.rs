@@ -110,7 +110,11 @@ impl Session {
                 stalled(idle, "no bytes of the upload arrived", "it is ended and nothing of it is kept")
             })?;
             match read {
-                Ok(Some(chunk)) => up.feed(&chunk).await?,
+                Ok(Some(chunk)) => {
+                    // Before the next read: unread bytes hold the sender back.
+                    self.ctx().shared.transfer_pace.take(chunk.len()).await;
+                    up.feed(&chunk).await?
+                }
                 Ok(None) => break,
                 // Reset or cut off: the upload is dropped, and with it what was written.
                 Err(e) => {
@@ -133,6 +137,7 @@ impl Session {
         tx.write_all(&frames::reply(id, reply::Result::Download(down.ok.clone()))).await.map_err(gone)?;
         let reset = Failed::Reset;
         while let Some(chunk) = down.next_chunk(&self.ctx().shared.blobs).await.map_err(reset)? {
+            self.ctx().shared.transfer_pace.take(chunk.len()).await;
             match tokio::time::timeout(idle, tx.write_all(&chunk)).await {
                 Ok(written) => written.map_err(gone).map_err(reset)?,
                 Err(_) => return Err(reset(stalled(idle, "the client read no more of the download", "it is ended"))),

@@ -64,6 +64,8 @@ pub struct Shared {
     pub store_last_ok_ms: AtomicU64,
     /// Where attachments' bytes live (`[blobs]`).
     pub blobs: Arc<crate::blob::Blobs>,
+    /// The node's budget of file transfer bytes per second (`blobs.transfer_bytes_per_sec`).
+    pub transfer_pace: crate::blob::pace::Pace,
     /// The offline-notification webhook (None: off).
     pub notifier: Option<crate::notify::Notifier>,
     /// The full-text index and its indexer (None: `search.enabled = false`).
