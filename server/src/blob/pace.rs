@@ -4,7 +4,7 @@
 //! hashing, disk), so chat lines keep their latency.
 //!
 //! A `governor` rate limiter (GCRA over one atomic, no lock) counts KiB.
-//! [`Pace::check`] is sans-IO: it says how long to wait, and the transfer
+//! [`Pace::check_kib`] is sans-IO: it says how long to wait, and the transfer
 //! loop ([`Pace::take`]) sleeps. A transfer that is not read meanwhile holds
 //! back its sender through flow control (QUIC's, or `chat.mux.v1`'s credit).
 
