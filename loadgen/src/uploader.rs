@@ -11,6 +11,7 @@
 
 use crate::driver::Run;
 use crate::population::Connector;
+use crate::report::Percentiles;
 use crate::scenario::{Plan, Uploads};
 use anyhow::Context;
 use chat_client::{Client, ClientError};
@@ -50,8 +51,8 @@ struct Tally {
     bytes: u64,
     errors: BTreeMap<String, u64>,
     first_error: Option<String>,
-    /// Each completed upload's time, ms.
-    took_ms: Vec<u64>,
+    /// Each completed upload's time, µs.
+    took_us: Vec<u64>,
     /// When the last upload ended (µs of the run's clock).
     last_end_us: u64,
 }
@@ -156,11 +157,14 @@ pub fn spawn(
                 *all.errors.entry(code).or_default() += k;
             }
             all.first_error = all.first_error.or(t.first_error);
-            all.took_ms.extend(t.took_ms);
+            all.took_us.extend(t.took_us);
             all.last_end_us = all.last_end_us.max(t.last_end_us);
         }
-        all.took_ms.sort_unstable();
-        let at = |q: f64| all.took_ms.get(((all.took_ms.len() as f64 - 1.0) * q).round() as usize).copied();
+        let mut took = crate::driver::new_histogram();
+        for &us in &all.took_us {
+            took.saturating_record(us);
+        }
+        let took = Percentiles::of(&took);
         let secs = (all.last_end_us.saturating_sub(from_us) as f64 / 1e6).max(1e-3);
         UploadReport {
             uploaders: n,
@@ -168,8 +172,8 @@ pub fn spawn(
             completed: all.completed,
             bytes: all.bytes,
             mib_per_s: all.bytes as f64 / 1048576.0 / secs,
-            took_ms_p50: at(0.5).unwrap_or(0),
-            took_ms_p99: at(0.99).unwrap_or(0),
+            took_ms_p50: took.p50 / 1000,
+            took_ms_p99: took.p99 / 1000,
             errors: all.errors,
             first_error: all.first_error,
         }
@@ -193,7 +197,7 @@ async fn upload_loop(up: Uploader, size: u64, body: Arc<Vec<u8>>, run: Arc<Run>,
                 t.completed += 1;
                 t.bytes += a.size;
                 t.last_end_us = run.now_us();
-                t.took_ms.push((t.last_end_us - started) / 1000);
+                t.took_us.push(t.last_end_us - started);
             }
             Err(e) => {
                 let (code, wait) = classify(&e);
