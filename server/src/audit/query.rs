@@ -54,7 +54,7 @@ impl Filter {
     pub fn matches(&self, e: &AuditRecord) -> bool {
         (self.user.is_empty() || e.actor == self.user || e.target_user == self.user)
             && (self.conversation_id == 0 || e.conversation_id == self.conversation_id)
-            && (self.kinds.is_empty() || self.kinds.iter().any(|k| *k == e.kind))
+            && (self.kinds.is_empty() || self.kinds.contains(&e.kind))
             && e.at_ms >= self.since_ms
             && (self.until_ms == 0 || e.at_ms < self.until_ms)
     }
