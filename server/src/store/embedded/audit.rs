@@ -19,13 +19,7 @@ const CHAIN: u8 = 2;
 
 /// `tag | len(chain)(2) | chain`.
 fn prefix(op: &'static str, tag: u8, chain: &str) -> StoreResult<Vec<u8>> {
-    let len = u16::try_from(chain.len())
-        .map_err(|_| StoreError::Backend { op, source: "audit chain id over 65,535 bytes".into() })?;
-    let mut key = Vec::with_capacity(11 + chain.len());
-    key.push(tag);
-    key.extend_from_slice(&len.to_be_bytes());
-    key.extend_from_slice(chain.as_bytes());
-    Ok(key)
+    super::key::tagged(op, tag, chain)
 }
 
 /// `prefix | seq(8)`.
