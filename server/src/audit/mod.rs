@@ -42,6 +42,9 @@ use chain::{Cadence, Head};
 /// Events taken into one store write at most.
 const BATCH: usize = 256;
 
+/// Tries of one write while the node stops (it then gives up, logged).
+const CLOSING_TRIES: u32 = 3;
+
 /// The longest wait between retries of a failed write.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -190,7 +193,7 @@ impl Writer {
                     next = rx.try_recv().ok();
                 }
             }
-            self.write(&mut head, events, false).await;
+            self.write(&mut head, events, closing.is_some()).await;
             for f in flushes {
                 let _ = f.send(());
             }
@@ -203,11 +206,13 @@ impl Writer {
         }
     }
 
-    /// Appends `events` after the head with a checkpoint if one is due (or
-    /// `last`), retrying a failed write from the head as stored.
+    /// Appends `events` after the head with a checkpoint if one is due
+    /// (`last`: whatever is unsigned), retrying a failed write from the head
+    /// as stored: until it succeeds, or (`last`, the node stopping)
+    /// [`CLOSING_TRIES`] times, so that a dead store cannot hold a shutdown.
     async fn write(&self, head: &mut Head, events: Vec<(Box<AuditEvent>, u64)>, last: bool) {
         let mut backoff = Duration::from_millis(100);
-        loop {
+        for tries in 1.. {
             let mut next = head.clone();
             let entries: Vec<AuditRecord> = events.iter().map(|(ev, at)| next.append(ev, *at)).collect();
             let now = now_ms();
@@ -226,8 +231,8 @@ impl Writer {
                 Err(e) => {
                     self.metrics.write_errors.increment(1);
                     tracing::error!(chain = %self.chain, error = %e, entries = entries.len(), "audit write failed; retrying");
-                    if matches!(e, crate::store::StoreError::Closed) {
-                        tracing::error!(chain = %self.chain, entries = entries.len(), "audit entries lost: the store is closed");
+                    if matches!(e, crate::store::StoreError::Closed) || (last && tries >= CLOSING_TRIES) {
+                        tracing::error!(chain = %self.chain, entries = entries.len(), "audit entries lost: the node stops and the store does not take them");
                         return;
                     }
                     tokio::time::sleep(backoff).await;
