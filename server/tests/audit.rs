@@ -85,6 +85,36 @@ async fn an_edit_and_a_delete_are_audited_with_the_earlier_version() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_and_downloads_are_audited() {
+    let s = Server::start();
+    let (admin, _s) = s.connect("sam", "admin", Transport::Quic).await;
+    let (alice, _a) = s.connect("alice", "advocate", Transport::Quic).await;
+    let (bob, _b) = s.connect("bob", "client", Transport::WebTransport).await;
+    let conv = create(&alice, ConversationKind::Group, "Deeds", "", &["bob"]).await;
+    let mut pdf = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n".to_vec();
+    pdf.extend_from_slice(&[b'a'; 4096]);
+    pdf.extend_from_slice(b"\ntrailer << /Root 1 0 R >>\n%%EOF\n");
+    let up = alice.upload_bytes(conv, "deed.pdf", "application/pdf", &pdf).await.expect("upload");
+    let got = bob.download(conv, &up.attachment_id, 0, 0, false).await.expect("download").bytes().await.unwrap();
+    assert_eq!(got, pdf);
+
+    let files = read(|r| {
+        r.conversation_id = conv;
+        r.kinds = vec!["attachment.uploaded".into(), "attachment.downloaded".into()];
+    });
+    let got = entries_at_least(&admin, files, 2).await;
+    let who: Vec<(&str, &str)> = got.iter().map(|e| (e.kind.as_str(), e.actor.as_str())).collect();
+    assert_eq!(who, [("attachment.uploaded", "alice"), ("attachment.downloaded", "bob")]);
+    let (u, d) = (details(&got[0]), details(&got[1]));
+    assert_eq!((u["attachment_id"].as_str(), u["name"].as_str()), (Some(up.attachment_id.as_str()), Some("deed.pdf")));
+    assert_eq!(u["size"], pdf.len());
+    assert_eq!(
+        (d["attachment_id"].as_str(), d["length"].as_u64()),
+        (Some(up.attachment_id.as_str()), Some(pdf.len() as u64))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_system_admins_read_the_trail() {
     let s = Server::start();
     let (alice, _a) = s.connect("alice", "advocate", Transport::Quic).await;
