@@ -37,6 +37,7 @@
 //! ```
 
 mod attachments;
+mod audit;
 mod backoff;
 mod client;
 mod config;

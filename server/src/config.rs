@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+mod audit;
 mod blobs;
 mod cluster;
 mod error;
@@ -16,6 +17,7 @@ mod notify;
 mod search;
 mod store;
 
+pub use audit::AuditConfig;
 pub use blobs::{BlobBackend, BlobsConfig};
 pub use cluster::ClusterConfig;
 pub use error::ConfigError;
@@ -65,6 +67,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// Full-text search: on or off, commit interval, indexer queue.
     pub search: SearchConfig,
+    /// The audit trail: chain id, signing key, checkpoint cadence.
+    pub audit: AuditConfig,
 }
 
 impl Default for Config {
@@ -86,6 +90,7 @@ impl Default for Config {
             messages: MessagesConfig::default(),
             notify: NotifyConfig::default(),
             search: SearchConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -360,6 +365,7 @@ impl Config {
             .check(self.store.backend.is_shared(), self.cluster.enabled())
             .map_err(|e| ConfigError::Inconsistent(format!("blobs: {e}")))?;
         self.notify.check().map_err(|e| ConfigError::Inconsistent(format!("notify: {e}")))?;
+        self.audit.check().map_err(ConfigError::Inconsistent)?;
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::Inconsistent("tls.cert and tls.key go together".into()));
         }

@@ -5,6 +5,7 @@
 //!   [`store`] (the `MessageStore` trait and its backends), [`transport`]
 //!   (QUIC, WebTransport and WebSocket behind one `Conn`; admission);
 //!   [`search`] (the `SearchIndex` trait, its tantivy backend and indexer);
+//!   [`audit`] (the tamper-evident audit trail and its one writer per node);
 //! - [`shard`]: thread-per-core — the mesh, what travels on it, each shard's
 //!   context and registries, placement, and the [`shard::broker::Broker`]
 //!   trait through which shards reach other nodes;
@@ -21,6 +22,7 @@
 //! It does not own the wire format (that is `chat-protocol`) nor any client
 //! behaviour (that is `chat-client`). Start a server with [`start`].
 
+pub mod audit;
 pub mod auth;
 pub mod blob;
 pub mod cluster;

@@ -1,7 +1,8 @@
 //! `chatd`: the chat server binary. `chatd serve` runs it; `chatd migrate`
 //! makes or upgrades the store's schema (ScyllaDB); `chatd token` mints a
 //! development token (and, on stderr, a sign-in link to the web app with the
-//! token in the fragment); `chatd config` prints the effective configuration.
+//! token in the fragment); `chatd config` prints the effective configuration;
+//! `chatd audit verify|export` checks and exports the audit trail.
 
 use anyhow::Context;
 use chat_server::config::Config;
@@ -68,6 +69,43 @@ enum Cmd {
     /// Rebuild this node's search index (`data_dir/search`) from the store.
     /// Run it with the node stopped (the index has one writer).
     Reindex,
+    /// The tamper-evident audit trail: verify it, export it.
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Walk every chain in the store against its signed checkpoints: prints OK
+    /// with counts, or the first entry altered, removed or reordered (exit 1).
+    Verify,
+    /// Write the entries that pass the filters as JSON lines or CSV (the
+    /// export is itself audited). With the embedded store, run it with the node stopped.
+    Export {
+        /// jsonl or csv.
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        /// File to write (default: stdout).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Entries whose actor or target is this user.
+        #[arg(long)]
+        user: Option<String>,
+        /// Entries about this conversation.
+        #[arg(long)]
+        conversation: Option<u64>,
+        /// Event kinds (repeat, or comma-separated), e.g. message.edited.
+        #[arg(long, value_delimiter = ',')]
+        kind: Vec<String>,
+        /// At or after, ms since the Unix epoch.
+        #[arg(long)]
+        since_ms: Option<u64>,
+        /// Before, ms since the Unix epoch.
+        #[arg(long)]
+        until_ms: Option<u64>,
+    },
 }
 
 /// Logs to stderr, filtered by `CHAT_LOG` (default `info,quinn=warn`): text,
@@ -146,6 +184,17 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Reindex => reindex(&cfg),
+        Cmd::Audit { cmd: AuditCmd::Verify } => audit_verify(&cfg),
+        Cmd::Audit { cmd: AuditCmd::Export { format, output, user, conversation, kind, since_ms, until_ms } } => {
+            let filter = chat_server::audit::query::Filter {
+                user: user.unwrap_or_default(),
+                conversation_id: conversation.unwrap_or(0),
+                kinds: kind,
+                since_ms: since_ms.unwrap_or(0),
+                until_ms: until_ms.unwrap_or(0),
+            };
+            audit_export(&cfg, filter, &format, output)
+        }
         Cmd::Config => {
             // Secrets stay out of terminals, logs and support tickets.
             print!("{}", cfg.redacted().to_toml());
@@ -166,6 +215,86 @@ fn reindex(cfg: &Config) -> anyhow::Result<()> {
     store.close();
     let done = done?;
     println!("reindexed {} messages in {} conversations into {}", done.messages, done.conversations, dir.display());
+    Ok(())
+}
+
+/// Opens the store for an audit subcommand, saying what to check when it cannot.
+fn audit_store(cfg: &Config) -> anyhow::Result<std::sync::Arc<chat_server::store::Store>> {
+    let store = chat_server::store::Store::open(cfg)
+        .with_context(|| format!("opening the store (is chatd running on {}?)", cfg.data_dir.display()))?;
+    Ok(std::sync::Arc::new(store))
+}
+
+/// `chatd audit verify`: every chain walked; exit 1 naming the first bad entry.
+fn audit_verify(cfg: &Config) -> anyhow::Result<()> {
+    use chat_server::audit::{keys, read};
+    let store = audit_store(cfg)?;
+    // This node's own chain must be signed by this node's key (when both are here to say).
+    let key_path = keys::key_path(cfg);
+    let own = match key_path.exists() {
+        true => Some((keys::chain_id(cfg)?, keys::public_hex(&keys::signing_key(&key_path)?))),
+        false => None,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let verdict = rt.block_on(read::verify(&*store, own.as_ref().map(|(c, k)| (c.as_str(), k.as_str()))));
+    store.close();
+    match verdict? {
+        Ok(chains) => {
+            let total: u64 = chains.iter().map(|c| c.entries).sum();
+            println!("audit trail OK: {} chain(s), {total} entries", chains.len());
+            for c in chains {
+                println!(
+                    "  chain {}: {} entries, {} signed checkpoint(s), {} entries after the last",
+                    c.chain, c.entries, c.checkpoints, c.unsigned
+                );
+            }
+            Ok(())
+        }
+        Err(fault) => {
+            println!("audit trail FAILED: {fault}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// `chatd audit export`: the filtered trail as JSON lines or CSV, then an
+/// `audit.exported` entry on this node's chain.
+fn audit_export(
+    cfg: &Config,
+    filter: chat_server::audit::query::Filter,
+    format: &str,
+    output: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use chat_server::audit::{Audit, AuditEvent, EventKind, query::Format, read};
+    let format = Format::parse(format)?;
+    filter.check()?;
+    let store = audit_store(cfg)?;
+    let audit = Audit::start(cfg, store.clone(), chat_server::metrics::AuditMetrics::noop())?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let written = rt.block_on(async {
+        let count = match &output {
+            Some(path) => {
+                let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+                let mut out = std::io::BufWriter::new(file);
+                let n = read::export(&*store, &filter, format, &mut out).await?;
+                out.flush()?;
+                n
+            }
+            None => read::export(&*store, &filter, format, &mut std::io::stdout().lock()).await?,
+        };
+        let mut details = chat_server::command::audit::filter_details(&filter);
+        details["format"] = format.name().into();
+        details["count"] = count.into();
+        details["via"] = "chatd audit export".into();
+        details["output"] = output.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "stdout".into()).into();
+        audit.record(AuditEvent::new(EventKind::AuditExported, "chatd").details(details)).await?;
+        audit.flush().await?;
+        anyhow::Ok(count)
+    });
+    audit.close();
+    store.close();
+    let count = written?;
+    eprintln!("exported {count} audit entries");
     Ok(())
 }
 

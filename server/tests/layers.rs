@@ -17,7 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["ids"],
     &["config", "files", "metrics"],
     &["frames", "auth", "tls", "store", "transport", "redis_server"],
-    &["blob", "notify", "search"],
+    &["blob", "notify", "search", "audit"],
     &["shard"],
     &["presence"],
     &["conversation"],

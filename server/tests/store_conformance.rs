@@ -130,7 +130,7 @@ async fn scylla_migrate_from_version_1_makes_the_lists() {
     let refused = ScyllaStore::connect(&settings).await.err().expect("version 1 is refused").to_string();
     assert!(refused.contains("run `chatd migrate`"), "{refused}");
     let report = scylla::migrate_with(&settings).await.expect("migrate");
-    assert!(report.iter().any(|l| l.contains("schema version 1 -> 5")), "{report:?}");
+    assert!(report.iter().any(|l| l.contains("schema version 1 -> 6")), "{report:?}");
     let store = ScyllaStore::connect(&settings).await.expect("open");
     let list = store.user_conversations_page("ann", None, 10).await.unwrap();
     assert_eq!(list, [(9_000, 1), (3_000, 3), (2_000, 2)]);
@@ -161,13 +161,42 @@ async fn scylla_migrate_from_version_3_makes_templates() {
     let refused = ScyllaStore::connect(&settings).await.err().expect("version 3 is refused").to_string();
     assert!(refused.contains("schema version 3 is older") && refused.contains("run `chatd migrate`"), "{refused}");
     let report = scylla::migrate_with(&settings).await.expect("migrate");
-    assert!(report.iter().any(|l| l.contains("schema version 3 -> 5")), "{report:?}");
+    assert!(report.iter().any(|l| l.contains("schema version 3 -> 6")), "{report:?}");
     assert!(report.iter().any(|l| l.ends_with(".templates: present")), "{report:?}");
     let store = ScyllaStore::connect(&settings).await.expect("open");
     assert_eq!(store.get_conversation(4).await.unwrap(), Some(rec), "kept");
     let t = TemplateRecord { id: 1, scope: 2, name: "intake".into(), body: "Hi".into(), ..Default::default() };
     assert!(store.put_template(&t, None).await.unwrap());
     assert_eq!(store.templates(2, "").await.unwrap(), [t]);
+    store.close();
+    factory.cleanup().await;
+}
+
+/// `chatd migrate` from schema version 5 (before the audit trail) makes the
+/// `audit_` tables, on the real CQL node; the trail is written and read then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scylla_migrate_from_version_5_makes_the_audit_tables() {
+    use chat_server::store::audit::{AuditRecord, AuditStore};
+    let Some(mut factory) = ScyllaFactory::unless_skipped("scylla_migrate_from_version_5_makes_the_audit_tables")
+    else {
+        return;
+    };
+    let store = factory.fresh().await;
+    let drops = [
+        "DROP TABLE {ks}.audit_entries",
+        "DROP TABLE {ks}.audit_chains",
+        "DROP TABLE {ks}.audit_checkpoints",
+        "UPDATE {ks}.schema_version SET version = 5 WHERE component = 'chat'",
+    ];
+    let settings = make_older(&factory, store, &drops).await;
+    let refused = ScyllaStore::connect(&settings).await.err().expect("version 5 is refused").to_string();
+    assert!(refused.contains("schema version 5 is older") && refused.contains("run `chatd migrate`"), "{refused}");
+    let report = scylla::migrate_with(&settings).await.expect("migrate");
+    assert!(report.iter().any(|l| l.contains("schema version 5 -> 6")), "{report:?}");
+    let store = ScyllaStore::connect(&settings).await.expect("open");
+    let e = AuditRecord { chain: "node-a".into(), seq: 1, details: "{}".into(), ..Default::default() };
+    store.append_audit(std::slice::from_ref(&e), None).await.unwrap();
+    assert_eq!(store.audit_entries("node-a", 0, 10).await.unwrap(), [e]);
     store.close();
     factory.cleanup().await;
 }

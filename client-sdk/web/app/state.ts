@@ -66,7 +66,7 @@ export type Screen =
   | { kind: "shell" };
 
 /** The dialog on top, if any. */
-export type Dialog = { kind: "new" } | { kind: "add"; conv: string } | { kind: "templates" } | undefined;
+export type Dialog = { kind: "new" } | { kind: "add"; conv: string } | { kind: "templates" } | { kind: "audit" } | undefined;
 
 /** What the open conversation's message actions are doing (one at a time). */
 export type MessageTask =

@@ -2,7 +2,7 @@
 //! counted against the sender's message rate, and handed to the
 //! conversation's owner, which checks them against the message they name
 //! and appends their event. Answered with `SendMessageOk` (the event's seq)
-//! once durable.
+//! once durable; edits and deletes are audited then.
 
 use super::request::{ask, require_conversation};
 use crate::ids::Caller;
@@ -38,7 +38,11 @@ pub fn parse(ctx: &ShardCtx, body: command::Body) -> Result<Option<Change>, Wire
 pub async fn at_owner(ctx: &ShardCtx, caller: Caller, origin: u64, change: Change) -> Result<reply::Result, WireError> {
     ctx.check_user_rate(UserRate::Messages, &caller.user).await?;
     let conv = change.conversation_id();
+    let audited = matches!(change, Change::Edit(_) | Change::Delete(_)).then(|| (caller.clone(), change.clone()));
     let change = Box::new(change);
     let ok = ask(ctx, conv, |reply| ConvMsg::Change { caller, origin, change, reply }).await?;
+    if let Some(ev) = audited.and_then(|(caller, change)| super::audit::change_event(&caller, &change, &ok)) {
+        super::audit::record(ctx, ev).await;
+    }
     Ok(reply::Result::SendMessage(ok))
 }

@@ -6,6 +6,7 @@
 
 use super::membership;
 use super::request::{Requester, err, store_err};
+use crate::audit::{AuditEvent, EventKind};
 use crate::conversation::{no_access, summary};
 use crate::ids::ConvId;
 use crate::shard::{AdminOp, UserRate};
@@ -59,7 +60,14 @@ pub async fn create(req: &Requester, c: v1::CreateConversation) -> Result<reply:
     req.ctx.check_user_rate(UserRate::Conversations, &req.caller.user).await?;
     let id = rec.id;
     match req.store().create_conversation(&rec, &members).await.map_err(store_err)? {
-        Created::New => announce_created(req, id).await,
+        Created::New => {
+            let ids: Vec<&str> = members.iter().map(|m| m.user_id.as_str()).collect();
+            let details =
+                serde_json::json!({"kind": rec.kind, "title": rec.title, "case_id": rec.case_id, "members": ids});
+            let ev = AuditEvent::new(EventKind::ConversationCreated, &*me).conversation(id).details(details);
+            super::audit::record(&req.ctx, ev).await;
+            announce_created(req, id).await
+        }
         Created::Existing(existing) => {
             let pair_ok = existing.kind == ConversationKind::Private as i32
                 && req.store().member(id, &me).await.map_err(store_err)?.is_some();

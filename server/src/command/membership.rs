@@ -1,7 +1,8 @@
 //! Membership commands, answered by the conversation's owner: join (staff
 //! picks up a support conversation), leave, add and remove members, set a
 //! member's role, archive, and the member list. [`parse`] validates them
-//! once; the owner applies its rules (`crate::conversation`).
+//! once; the owner applies its rules (`crate::conversation`). Each
+//! operation that succeeded is audited here, at the owner.
 
 use super::request::{ask, err};
 use crate::ids::{Caller, ConvId};
@@ -39,7 +40,11 @@ pub fn parse(ctx: &ShardCtx, body: command::Body) -> Result<Option<(ConvId, Admi
 /// Runs a membership operation at the owner on this node; the answer is the
 /// conversation as the caller now sees it.
 pub async fn admin(ctx: &ShardCtx, caller: Caller, conv: ConvId, op: AdminOp) -> Result<reply::Result, WireError> {
+    let events = super::audit::membership_events(&caller, conv, &op);
     let s = ask(ctx, conv, |reply| ConvMsg::Admin { caller, op, reply }).await?;
+    for ev in events {
+        super::audit::record(ctx, ev).await;
+    }
     Ok(reply::Result::Conversation(v1::ConversationOk { summary: Some(s), existing: false }))
 }
 

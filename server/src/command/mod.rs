@@ -13,7 +13,8 @@
 //!   of their own that the session hands over;
 //! - templates ([`templates`]) run here too: they are the caller's and the
 //!   firm's, not a conversation's; so does [`search`], across the caller's
-//!   conversations, against this node's index.
+//!   conversations, against this node's index, and [`audit`] (admins read
+//!   the trail; the families record their events through it).
 //!
 //! A command arrives either from a session ([`execute`], after the session
 //! has taken sends and typing in order) or forwarded from another node
@@ -22,6 +23,7 @@
 //! is `crate::conversation`).
 
 pub mod attachments;
+pub mod audit;
 pub mod change;
 pub mod conversations;
 pub mod history;
@@ -92,6 +94,7 @@ async fn execute_here(
         B::ListTemplates(l) => templates::list(req, l).await,
         B::RenderTemplate(r) => templates::render(req, r).await,
         B::Search(s) => search::search(req, s).await,
+        B::ReadAudit(r) => audit::read_audit(req, r).await,
         B::Ping(_) => {
             Ok(reply::Result::Pong(v1::Pong { server_time_ms: chat_protocol::unix_ms(std::time::SystemTime::now()) }))
         }

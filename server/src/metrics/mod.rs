@@ -110,6 +110,22 @@ impl NotifyMetrics {
     }
 }
 
+/// What the audit writer records.
+#[derive(Clone)]
+pub struct AuditMetrics {
+    /// Entries durably appended.
+    pub entries: Counter,
+    /// Writes of the trail that failed (the writer retries them; producers wait).
+    pub write_errors: Counter,
+}
+
+impl AuditMetrics {
+    /// Handles that record nothing.
+    pub fn noop() -> Self {
+        Self { entries: Counter::noop(), write_errors: Counter::noop() }
+    }
+}
+
 /// What the store records: group commits (embedded) or appends (ScyllaDB).
 #[derive(Clone)]
 pub struct StoreMetrics {
@@ -193,6 +209,8 @@ pub struct Metrics {
     pub notify: NotifyMetrics,
     /// Committed batches the search indexer's full queue turned away.
     pub search_dropped: Counter,
+    /// Audit entries written, and failed writes of the audit trail (each retried).
+    pub audit: AuditMetrics,
     refusals: [Counter; 6],
     mailboxes: Vec<Gauge>,
     store_queue: Gauge,
@@ -239,6 +257,7 @@ impl Metrics {
             delivery_seconds: Histogram::noop(),
             store: StoreMetrics::noop(),
             search_dropped: Counter::noop(),
+            audit: AuditMetrics::noop(),
             refusals: std::array::from_fn(|_| Counter::noop()),
             mailboxes: (0..shards).map(|_| Gauge::noop()).collect(),
             store_queue: Gauge::noop(),
@@ -339,6 +358,14 @@ impl Metrics {
                 none,
             ),
             store: store_metrics,
+            audit: AuditMetrics {
+                entries: r.counter("chatd_audit_entries_total", "Audit entries durably appended.", none),
+                write_errors: r.counter(
+                    "chatd_audit_write_errors_total",
+                    "Failed writes of the audit trail (retried; producers of audit events wait meanwhile).",
+                    none,
+                ),
+            },
             search_dropped: r.counter(
                 "chatd_search_dropped_total",
                 "Committed batches not indexed because the search indexer's queue was full (run `chatd reindex`).",

@@ -10,6 +10,7 @@
 mod router;
 mod runtime;
 
+use crate::audit::{Audit, AuditEvent, EventKind};
 use crate::auth::Verifier;
 use crate::cluster::Cluster;
 use crate::config::Config;
@@ -50,6 +51,8 @@ pub struct ServerHandle {
     metrics: Option<MetricsServer>,
     /// The search indexer, stopped (and its index writer released) last.
     search: Option<Arc<Search>>,
+    /// The audit trail's writer, closed after the shards and before the store.
+    audit: Arc<Audit>,
 }
 
 impl ServerHandle {
@@ -99,6 +102,11 @@ impl ServerHandle {
         self.cluster.as_ref().map(|c| c.fanouts_received())
     }
 
+    /// This node's audit trail (its chain id and signing key).
+    pub fn audit(&self) -> &Arc<Audit> {
+        &self.audit
+    }
+
     /// Cluster: this node's id (None on a single node).
     pub fn node_id(&self) -> Option<&str> {
         self.cluster.as_ref().map(|c| &**c.node_id())
@@ -122,6 +130,7 @@ impl ServerHandle {
         if let Some(s) = &self.search {
             s.stop();
         }
+        self.audit.close();
         if self.owns_store {
             self.store.close();
         }
@@ -153,6 +162,8 @@ impl ServerHandle {
         if let Some(s) = &self.search {
             s.stop();
         }
+        // Likewise its chain: one writer at a time (what was queued is written).
+        self.audit.close();
     }
 }
 
@@ -175,6 +186,17 @@ pub fn start(mut cfg: Config) -> anyhow::Result<ServerHandle> {
 pub fn start_with_store(mut cfg: Config, store: Arc<Store>) -> anyhow::Result<ServerHandle> {
     prepare(&mut cfg, true)?;
     start_inner(cfg, store, false)
+}
+
+/// The `config.start` audit event: this binary's version and the
+/// configuration in force, secrets redacted.
+fn config_event(cfg: &Config) -> AuditEvent {
+    let config = serde_json::to_value(cfg.redacted()).unwrap_or(serde_json::Value::Null);
+    AuditEvent::new(EventKind::ConfigAtStart, "chatd").details(serde_json::json!({
+        "node": cfg.node_name,
+        "version": env!("CARGO_PKG_VERSION"),
+        "config": config,
+    }))
 }
 
 /// What both entries check and set up before anything starts: the cluster
@@ -238,6 +260,8 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
     // sender gets no echo): random high bits keep them apart.
     let first_session_id = if cluster.is_some() { (u64::from(rand::random::<u32>()) << 32) | 1 } else { 1 };
     let notifier = crate::notify::Notifier::start(&cfg.notify, metrics.notify.clone()).context("`notify`")?;
+    let audit = Arc::new(Audit::start(&cfg, store.clone(), metrics.audit.clone()).context("starting the audit trail")?);
+    audit.record_now(config_event(&cfg)).context("recording the configuration in the audit trail")?;
     let blobs = Arc::new(crate::blob::Blobs::open(&cfg).context("opening the blob store ([blobs])")?);
     let shared = Arc::new(Shared {
         notifier,
@@ -257,6 +281,7 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
         metrics: metrics.clone(),
         store_last_ok_ms: AtomicU64::new(chat_protocol::unix_ms(std::time::SystemTime::now())),
         search: search.clone(),
+        audit: audit.clone(),
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let metrics_server = match shared.cfg.metrics.listen {
@@ -305,6 +330,7 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
         cluster,
         metrics: metrics_server,
         search,
+        audit,
     })
 }
 

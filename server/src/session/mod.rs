@@ -2,7 +2,8 @@
 //! to the user's conversations, the read loop ([`read`]: frames in, commands
 //! out) and the outbound task ([`outbound`]: fan-outs to the events stream).
 //! Commands themselves are `crate::command`'s; the shard's registry of
-//! sessions is `crate::shard::sessions`.
+//! sessions is `crate::shard::sessions`. Openings and refusals are audited
+//! here.
 //!
 //! Outbound is where "nothing lost, nothing repeated, nothing reordered" is
 //! kept: per conversation the session remembers the last seq it wrote
@@ -17,6 +18,7 @@ mod read;
 mod state;
 mod transfer;
 
+use crate::audit::{AuditEvent, EventKind};
 use crate::auth::Identity;
 use crate::command::Requester;
 use crate::frames;
@@ -58,10 +60,13 @@ pub async fn run(ctx: Rc<ShardCtx>, conn: Conn, conn_limited: Option<Duration>) 
         Ok(Ok(v)) => v,
         Ok(Err(Some((e, tx)))) => {
             ctx.shared.metrics.refused_code(e.code as i32);
+            audit_session(&ctx, &conn, EventKind::SessionRefused, "", refusal(&e)).await;
             return refuse(&conn, tx, e).await;
         }
         Ok(Err(None)) => return,
         Err(_) => {
+            let e = err(ErrorCode::HandshakeTimeout, "no hello in time");
+            audit_session(&ctx, &conn, EventKind::SessionRefused, "", refusal(&e)).await;
             conn.close(ErrorCode::HandshakeTimeout as u32, "no hello in time");
             return;
         }
@@ -96,8 +101,10 @@ pub async fn run(ctx: Rc<ShardCtx>, conn: Conn, conn_limited: Option<Duration>) 
             format!("more than {cap} connections for this user; close one"),
             Some(Duration::from_secs(5)),
         );
+        audit_session(&ctx, &conn, EventKind::SessionRefused, &handle.user, refusal(&e)).await;
         return refuse(&conn, ctl_tx, e).await;
     }
+    audit_session(&ctx, &conn, EventKind::SessionOpened, &handle.user, serde_json::json!({"session": id})).await;
     ctx.state.sessions.borrow_mut().add_user(&handle);
     let _open = ctx.shared.metrics.connection(conn.kind());
     tracing::debug!(session = id, user = %handle.user, %remote, transport = conn.kind(), "connected");
@@ -107,6 +114,18 @@ pub async fn run(ctx: Rc<ShardCtx>, conn: Conn, conn_limited: Option<Duration>) 
         tracing::debug!(session = id, error = %e, "session ended");
     }
     s.cleanup().await;
+}
+
+/// The details of a refusal: its code and reason.
+fn refusal(e: &WireError) -> serde_json::Value {
+    serde_json::json!({"code": e.code.as_str_name(), "reason": e.message})
+}
+
+/// Records a session's opening or refusal, with its address and transport.
+async fn audit_session(ctx: &ShardCtx, conn: &Conn, kind: EventKind, user: &str, mut details: serde_json::Value) {
+    details["remote"] = conn.remote().to_string().into();
+    details["transport"] = conn.kind().into();
+    crate::command::audit::record(ctx, AuditEvent::new(kind, user).target(user).details(details)).await;
 }
 
 /// Answers a refused connection on its control stream with the precise

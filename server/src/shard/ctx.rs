@@ -70,6 +70,8 @@ pub struct Shared {
     pub notifier: Option<crate::notify::Notifier>,
     /// The full-text index and its indexer (None: `search.enabled = false`).
     pub search: Option<Arc<crate::search::indexer::Search>>,
+    /// The node's audit trail (`Audit::record`).
+    pub audit: Arc<crate::audit::Audit>,
 }
 
 impl Shared {

@@ -18,6 +18,7 @@
 //!   `(conversation_id, target_seq, event_seq)`) for the audit trail, never
 //!   read by members;
 //! - templates by `(scope, owner, id)` ([`templates`]);
+//! - the audit trail by `(chain, seq)`, append-only ([`audit`]);
 //! - an epoch: a random id made when the store is created. Resume cursors are
 //!   valid only within one epoch.
 //!
@@ -32,6 +33,7 @@
 //! backend must pass.
 
 pub mod attachments;
+pub mod audit;
 pub mod conformance;
 pub mod embedded;
 pub mod scylla;

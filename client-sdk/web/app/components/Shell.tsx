@@ -1,7 +1,9 @@
-// The signed-in layout: the sidebar (me with New, Templates and Sign out,
+// The signed-in layout: the sidebar (me with New, Templates, Audit for admins, and Sign out,
 // connection status, search, support queue, conversation list) beside the open conversation, and the dialog on top.
 // On a phone only one of the two shows (`has-current`, see app.css).
 
+import { openAudit } from "../audit-actions.js";
+import { isAdmin } from "../format.js";
 import { signOut } from "../session.js";
 import { changed, store } from "../state.js";
 import { openTemplates } from "../template-actions.js";
@@ -37,6 +39,11 @@ export function Shell() {
               <button type="button" id="templates-button" onClick={openTemplates}>
                 Templates
               </button>
+              {isAdmin() && (
+                <button type="button" id="audit-button" onClick={openAudit}>
+                  Audit
+                </button>
+              )}
               <button type="button" id="sign-out" onClick={signOut}>
                 Sign out
               </button>

@@ -12,6 +12,7 @@ mod record;
 pub use record::to_proto;
 
 use super::request::{Requester, err, require_conversation, store_err};
+use crate::audit::{AuditEvent, EventKind};
 use crate::blob::content::{ContentCheck, ContentError};
 use crate::blob::thumbnail::{self, ThumbnailLimits};
 use crate::blob::{BlobError, BlobHash, BlobStore, BlobWriter, Blobs, BlobsWriter, MAX_READ_BYTES};
@@ -21,6 +22,7 @@ use crate::store::{MessageStore, Store};
 use bytes::Bytes;
 use chat_protocol::WireError;
 use chat_protocol::v1::{self, ErrorCode};
+use serde_json::json;
 use std::time::Duration;
 
 /// Most attachments one message carries.
@@ -102,6 +104,9 @@ impl Upload {
             uploaded_at_ms: chat_protocol::unix_ms(std::time::SystemTime::now()),
         };
         req.store().put_attachment(&rec).await.map_err(store_err)?;
+        let details = json!({"attachment_id": rec.id, "name": rec.name, "size": rec.size, "sha256": rec.sha256});
+        let ev = AuditEvent::new(EventKind::AttachmentUploaded, &*req.caller.user).conversation(rec.conversation_id);
+        super::audit::record(&req.ctx, ev.details(details)).await;
         Ok(to_proto(rec))
     }
 }
@@ -191,6 +196,12 @@ pub async fn begin_download(req: &Requester, d: v1::DownloadStart) -> Result<Dow
     }
     let left = total - d.offset;
     let length = if d.length == 0 { left } else { d.length.min(left) };
+    if !d.thumbnail {
+        // Previews are not audited: every image in view fetches one.
+        let details = json!({"attachment_id": rec.id, "offset": d.offset, "length": length});
+        let ev = AuditEvent::new(EventKind::AttachmentDownloaded, &*req.caller.user).conversation(conv);
+        super::audit::record(&req.ctx, ev.details(details)).await;
+    }
     let ok = v1::DownloadOk { attachment: Some(to_proto(rec)), offset: d.offset, length, total };
     Ok(Download { ok, hash, pos: d.offset, end: d.offset + length })
 }

@@ -19,9 +19,11 @@
 //! `lists` (users' conversations by activity, the support queue, paged),
 //! `versions` (events rewriting their target, the versions kept),
 //! `templates` (the [`TemplateStore`](crate::store::templates::TemplateStore) part)
-//! and `attachments` (the [`AttachmentStore`](crate::store::attachments::AttachmentStore) part).
+//! `attachments` (the [`AttachmentStore`](crate::store::attachments::AttachmentStore) part)
+//! and `audit` (the [`AuditStore`](crate::store::audit::AuditStore) part).
 
 mod attachments;
+mod audit;
 mod harness;
 mod idempotency;
 mod lists;
@@ -31,6 +33,7 @@ mod templates;
 mod versions;
 
 pub use attachments::*;
+pub use audit::*;
 pub use harness::{ConformanceFactory, TestKeyspaces, report_skip};
 pub use idempotency::*;
 pub use lists::*;
@@ -80,6 +83,8 @@ macro_rules! conformance_tests {
             templates_list_by_scope_and_owner,
             concurrent_template_updates_one_wins,
             attachments_by_conversation_and_id,
+            audit_entries_append_and_scan,
+            audit_entries_read_across_buckets,
         );
     };
     (@cases $factory:expr; $($case:ident),+ $(,)?) => {

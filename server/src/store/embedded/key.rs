@@ -32,6 +32,15 @@ fn push_prefixed(op: &'static str, key: &mut Vec<u8>, s: &str) -> StoreResult<()
     Ok(())
 }
 
+/// `tag(1) | len(s)(2) | s`: the prefix of a partition named by a tag and a
+/// string (templates: scope and owner; the audit trail: record kind and chain).
+pub(super) fn tagged(op: &'static str, tag: u8, s: &str) -> StoreResult<Vec<u8>> {
+    let mut key = Vec::with_capacity(11 + s.len());
+    key.push(tag);
+    push_prefixed(op, &mut key, s)?;
+    Ok(key)
+}
+
 /// `a(8) | b(8)`: messages and the support queue.
 /// `(conversation, target seq, event seq)`: a message version's key.
 pub(super) fn triple(a: u64, b: u64, c: u64) -> [u8; 24] {

@@ -54,6 +54,8 @@
 //!   empty, the layout version unchanged);
 //! - `attachments`: `conversation(8) | id` -> JSON AttachmentRecord (a new
 //!   keyspace, made empty in an older store like `templates`);
+//! - `audit`: the audit trail, append-only (keys in `audit.rs`; a new
+//!   keyspace, made empty in an older store);
 //! - `meta`: `name` -> value (the epoch and the layout version; a `fjall-1`
 //!   layout gets its activities made from the last messages on open).
 //!
@@ -71,6 +73,7 @@
 //! configuration (`crate::config`).
 
 mod attachments;
+mod audit;
 mod db;
 mod key;
 mod layout;

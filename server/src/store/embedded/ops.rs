@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 
 use super::db::Ks;
 use crate::store::attachments::AttachmentRecord;
+use crate::store::audit::{AuditRecord, CheckpointRecord};
 use crate::store::templates::TemplateRecord;
 use crate::store::{ConversationRecord, Created, MemberRecord, NewMessage, StoreResult, UserRecord};
 
@@ -44,6 +45,8 @@ pub(super) enum Op {
         owner: String,
         id: u64,
     },
+    /// Audit entries of one chain and a checkpoint (boxed: large).
+    AppendAudit(Box<(Vec<AuditRecord>, Option<CheckpointRecord>)>),
 }
 
 impl Op {
@@ -60,6 +63,7 @@ impl Op {
             Op::PutTemplate(..) => "put_template",
             Op::DeleteTemplate { .. } => "delete_template",
             Op::PutAttachment(_) => "put_attachment",
+            Op::AppendAudit(_) => "append_audit",
         }
     }
 }

@@ -14,13 +14,7 @@ use crate::store::{StoreError, StoreResult};
 fn prefix(op: &'static str, scope: i32, owner: &str) -> StoreResult<Vec<u8>> {
     let scope = u8::try_from(scope)
         .map_err(|_| StoreError::Backend { op, source: format!("template scope {scope} is out of range").into() })?;
-    let len = u16::try_from(owner.len())
-        .map_err(|_| StoreError::Backend { op, source: "template owner over 65,535 bytes".into() })?;
-    let mut key = Vec::with_capacity(11 + owner.len());
-    key.push(scope);
-    key.extend_from_slice(&len.to_be_bytes());
-    key.extend_from_slice(owner.as_bytes());
-    Ok(key)
+    super::key::tagged(op, scope, owner)
 }
 
 /// `prefix | id(8)`.

@@ -92,6 +92,7 @@ impl<'a> Txn<'a> {
             Op::PutTemplate(rec, expected) => self.put_template(rec, *expected),
             Op::DeleteTemplate { scope, owner, id } => self.delete_template(*scope, owner, *id),
             Op::PutAttachment(rec) => self.put_attachment(rec),
+            Op::AppendAudit(a) => self.append_audit(&a.0, a.1.as_ref()),
         }
     }
 

@@ -22,6 +22,7 @@
 
 mod append;
 mod attachments;
+mod audit;
 mod lists;
 mod reads;
 mod records;

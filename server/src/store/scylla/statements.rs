@@ -190,6 +190,16 @@ statements! {
     insert_meta_if_absent: "INSERT INTO {ks}.meta (name, value) VALUES (?, ?) IF NOT EXISTS",
     insert_attachment: "INSERT INTO {ks}.attachments (conversation_id, id, record) VALUES (?, ?, ?)",
     select_attachment: "SELECT record FROM {ks}.attachments WHERE conversation_id = ? AND id = ?",
+    upsert_audit_chain: "INSERT INTO {ks}.audit_chains (chain, last_bucket) VALUES (?, ?)",
+    select_audit_chain: "SELECT last_bucket FROM {ks}.audit_chains WHERE chain = ?",
+    select_audit_chains: "SELECT chain FROM {ks}.audit_chains",
+    insert_audit_entry: "INSERT INTO {ks}.audit_entries (chain, bucket, seq, record) VALUES (?, ?, ?, ?)",
+    select_audit_entries: "SELECT record FROM {ks}.audit_entries WHERE chain = ? AND bucket = ? AND seq > ? \
+        ORDER BY seq ASC LIMIT ?",
+    select_audit_last: "SELECT record FROM {ks}.audit_entries WHERE chain = ? AND bucket = ? \
+        ORDER BY seq DESC LIMIT 1",
+    insert_audit_checkpoint: "INSERT INTO {ks}.audit_checkpoints (chain, seq, record) VALUES (?, ?, ?)",
+    select_audit_checkpoints: "SELECT record FROM {ks}.audit_checkpoints WHERE chain = ? ORDER BY seq ASC",
     insert_template_if_absent: "INSERT INTO {ks}.templates (scope, owner, id, name, body, updated_at_ms, \
         updated_by) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS",
     update_template_if_unchanged: "UPDATE {ks}.templates SET name = ?, body = ?, updated_at_ms = ?, \

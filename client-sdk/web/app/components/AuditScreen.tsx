@@ -1,0 +1,192 @@
+// The Audit screen (system admins; from the Audit button of the sidebar's
+// header): filters (user, conversation, event kind, time range), the
+// matching entries newest page by page with "Load more", and Export as JSON
+// lines or CSV. A modal dialog: focus moves to its heading when it opens,
+// Esc closes it, and focus goes back to the Audit button.
+
+import { useEffect, useRef, useState } from "preact/hooks";
+import type { pb } from "../../src/sdk/index.js";
+import { type AuditForm, EMPTY_FORM, closeAudit, exportAudit, filterOf, readAudit } from "../audit-actions.js";
+import { describeError } from "../format.js";
+
+/** The event kinds offered in the filter (the server's names). */
+const KINDS = [
+  "session.opened",
+  "session.refused",
+  "conversation.created",
+  "conversation.archived",
+  "conversation.unarchived",
+  "member.added",
+  "member.removed",
+  "member.left",
+  "member.role_changed",
+  "message.edited",
+  "message.deleted",
+  "attachment.uploaded",
+  "attachment.downloaded",
+  "audit.exported",
+  "config.start",
+];
+
+function Entry(props: { e: pb.AuditEntry }) {
+  const { e } = props;
+  return (
+    <tr class="audit-entry" data-kind={e.kind} data-seq={e.seq.toString()}>
+      <td>{new Date(Number(e.atMs)).toISOString().replace("T", " ").slice(0, 19)}</td>
+      <td>{e.kind}</td>
+      <td>{e.actor || "—"}</td>
+      <td>{e.targetUser || ""}</td>
+      <td>{e.conversationId === 0n ? "" : e.conversationId.toString()}</td>
+      <td class="audit-details">
+        <code>{e.details}</code>
+      </td>
+    </tr>
+  );
+}
+
+/** The Audit screen in its overlay. */
+export function AuditScreen() {
+  const [form, setForm] = useState<AuditForm>(EMPTY_FORM);
+  const [entries, setEntries] = useState<pb.AuditEntry[]>([]);
+  const [next, setNext] = useState("");
+  const [status, setStatus] = useState("");
+  const [error, setError] = useState("");
+  /** A request in flight: the buttons stay enabled (a disabled button drops the focus) and wait. */
+  const busy = useRef(false);
+  const heading = useRef<HTMLHeadingElement>(null);
+  useEffect(() => heading.current?.focus(), []);
+
+  const run = async (what: () => Promise<void>) => {
+    if (busy.current) return;
+    busy.current = true;
+    setError("");
+    try {
+      await what();
+    } catch (e) {
+      setError(describeError(e));
+    } finally {
+      busy.current = false;
+    }
+  };
+  const search = (cursor: string) =>
+    run(async () => {
+      const page = await readAudit(filterOf(form), cursor);
+      const shown = cursor ? [...entries, ...page.entries] : page.entries;
+      setEntries(shown);
+      setNext(page.next);
+      setStatus(`${shown.length} entr${shown.length === 1 ? "y" : "ies"}${page.next ? ", more to load" : ""}.`);
+    });
+  const exportAs = (format: "jsonl" | "csv") =>
+    run(async () => {
+      const n = await exportAudit(filterOf(form), format);
+      setStatus(`Exported ${n} entr${n === 1 ? "y" : "ies"} as ${format === "csv" ? "CSV" : "JSON lines"}.`);
+    });
+  const field = (key: keyof AuditForm) => ({
+    value: form[key],
+    onInput: (ev: Event) => setForm({ ...form, [key]: (ev.target as HTMLInputElement).value }),
+  });
+  useEffect(() => void search(""), []);
+
+  return (
+    <div
+      class="dialog audit-screen"
+      id="audit-screen"
+      role="dialog"
+      aria-modal="true"
+      aria-labelledby="audit-title"
+      onKeyDown={(e) => {
+        if (e.key === "Escape") {
+          e.preventDefault();
+          closeAudit();
+        }
+      }}
+    >
+      <div class="templates-top">
+        <h2 id="audit-title" ref={heading} tabindex={-1}>
+          Audit trail
+        </h2>
+        <button type="button" class="small" id="audit-close" aria-label="Close audit trail" onClick={closeAudit}>
+          ✕
+        </button>
+      </div>
+      <form
+        class="audit-filters"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void search("");
+        }}
+      >
+        <label>
+          User
+          <input id="audit-user" placeholder="user id (actor or target)" {...field("user")} />
+        </label>
+        <label>
+          Conversation
+          <input id="audit-conversation" inputMode="numeric" placeholder="conversation id" {...field("conversation")} />
+        </label>
+        <label>
+          Event
+          <select id="audit-kind" {...field("kind")}>
+            <option value="">any</option>
+            {KINDS.map((k) => (
+              <option key={k} value={k}>
+                {k}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          From
+          <input id="audit-since" type="datetime-local" {...field("since")} />
+        </label>
+        <label>
+          Until
+          <input id="audit-until" type="datetime-local" {...field("until")} />
+        </label>
+        <div class="row">
+          <button type="submit" class="primary" id="audit-search">
+            Search
+          </button>
+          <button type="button" id="audit-export-jsonl" onClick={() => void exportAs("jsonl")}>
+            Export JSON lines
+          </button>
+          <button type="button" id="audit-export-csv" onClick={() => void exportAs("csv")}>
+            Export CSV
+          </button>
+        </div>
+      </form>
+      <div class="status-line" role="status" id="audit-status">
+        {status}
+      </div>
+      {error && (
+        <p class="error" role="alert" id="audit-error">
+          {error}
+        </p>
+      )}
+      <div class="audit-table-wrap">
+        <table class="audit-table" id="audit-entries">
+          <thead>
+            <tr>
+              <th>Time (UTC)</th>
+              <th>Event</th>
+              <th>By</th>
+              <th>User</th>
+              <th>Conversation</th>
+              <th>Details</th>
+            </tr>
+          </thead>
+          <tbody>
+            {entries.map((e) => (
+              <Entry key={`${e.chain}/${e.seq}`} e={e} />
+            ))}
+          </tbody>
+        </table>
+      </div>
+      {next && (
+        <button type="button" id="audit-more" onClick={() => void search(next)}>
+          Load more
+        </button>
+      )}
+    </div>
+  );
+}
