@@ -13,6 +13,7 @@ import {
   reloadAll,
   upsertSummary,
 } from "./actions.js";
+import { onIncoming } from "./attention.js";
 import { isAdmin } from "./format.js";
 import { changed, key, store } from "./state.js";
 
@@ -135,6 +136,7 @@ function onMessage(m: pb.Message): void {
     if (t) clearTimeout(t);
     v.typing.delete(m.senderId);
   }
+  if (!mine && countsAsUnread(m)) onIncoming(v, m);
   if (store.current === id) {
     if (v.pending.length > 0) store.stickBottom = true;
     if (!mine) markReadIfVisible(v);

@@ -9,10 +9,17 @@ import { type Client, type ConnectionState, MessageView, type pb } from "../src/
 /** A message written here and not yet stored by the server. */
 export interface Pending {
   clientMsgId: string;
+  conversationId: bigint;
   text: string;
   /** The message it answers. */
   replyTo?: bigint;
+  attachmentIds: string[];
+  createdAtMs: number;
+  /** Why the server refused it (it then offers Retry and Discard). */
   error?: string;
+  /** When it is sent again by itself (a limit's retry_after), epoch ms. */
+  retryAt?: number;
+  retryTimer?: ReturnType<typeof setTimeout>;
 }
 
 /** A file being attached to the next message of a conversation. */
@@ -106,6 +113,8 @@ export interface Store {
   scrollToHighlight: boolean;
   /** The templates this user may use (personal first, then the firm's). */
   templates: pb.Template[];
+  /** What the polite live region says last (a new message from someone else). */
+  announcement: string;
 }
 
 /** The app state. */
@@ -131,6 +140,7 @@ export const store: Store = {
   highlight: undefined,
   scrollToHighlight: false,
   templates: [],
+  announcement: "",
 };
 
 const listeners = new Set<() => void>();

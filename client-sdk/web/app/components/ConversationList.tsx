@@ -2,8 +2,9 @@
 // title, time and a one-line preview of the last message, unread badge.
 
 import { openConversation } from "../actions.js";
-import { convTitle, kindLabel, peerOf, presenceOf, presenceTitle, preview, sortedConvs, timeOf } from "../format.js";
+import { convTitle, kindLabel, peerOf, preview, sortedConvs, timeOf } from "../format.js";
 import { type ConvView, key, store } from "../state.js";
+import { PresenceDot } from "./PresenceDot.js";
 
 function Item({ v }: { v: ConvView }) {
   const c = v.summary.conversation!;
@@ -23,7 +24,7 @@ function Item({ v }: { v: ConvView }) {
     >
       <div class="conv-top">
         {peer !== undefined ? (
-          <span class={`dot ${presenceOf(peer)}`} data-presence={peer} title={presenceTitle(peer)} />
+          <PresenceDot user={peer} />
         ) : (
           <span class={`kind kind-${c.kind}`}>{kindLabel(c.kind).slice(0, 1)}</span>
         )}

@@ -2,10 +2,11 @@
 // Add), the message list, who is typing, and the composer.
 
 import { closeConversation } from "../actions.js";
-import { convTitle, kindLabel, nameOf, othersOf, presenceOf, presenceTitle } from "../format.js";
+import { convTitle, kindLabel, nameOf, othersOf } from "../format.js";
 import { ConversationKind, pb } from "../../src/sdk/index.js";
 import { changed, type ConvView, currentView, store } from "../state.js";
 import { Composer } from "./Composer.js";
+import { PresenceDot } from "./PresenceDot.js";
 import { MessageList } from "./MessageList.js";
 
 const SHOWN_MEMBERS = 8;
@@ -17,7 +18,7 @@ function Members({ v }: { v: ConvView }) {
     <>
       {members.slice(0, SHOWN_MEMBERS).map((m) => (
         <span class="member" key={m.userId}>
-          <span class={`dot ${presenceOf(m.userId)}`} data-presence={m.userId} title={presenceTitle(m.userId)} />
+          <PresenceDot user={m.userId} />
           {m.displayName || m.userId}
         </span>
       ))}

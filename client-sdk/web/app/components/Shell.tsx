@@ -1,7 +1,12 @@
 // The signed-in layout: the sidebar (me with New, Templates and Sign out,
-// connection status, search, support queue, conversation list) beside the open conversation, and the dialog on top.
-// On a phone only one of the two shows (`has-current`, see app.css).
+// connection status, the notification setting, search, support queue,
+// conversation list) beside the open conversation, and the dialog on top.
+// On a phone only one of the two shows (`has-current`, see app.css). Keeps
+// the tab title's unread count and the live region that announces new
+// messages; focus goes to the conversation list once signed in.
 
+import { useEffect, useRef, useState } from "preact/hooks";
+import { notificationsOn, setNotifications, updateTitle } from "../attention.js";
 import { signOut } from "../session.js";
 import { changed, store } from "../state.js";
 import { openTemplates } from "../template-actions.js";
@@ -18,9 +23,36 @@ function openNew(): void {
   changed();
 }
 
+/** The background-notification setting (off until the user turns it on). */
+function NotifySetting() {
+  const [on, setOn] = useState(notificationsOn());
+  if (typeof Notification === "undefined") return null;
+  return (
+    <label class="setting">
+      <input
+        type="checkbox"
+        id="notify-toggle"
+        checked={on}
+        onChange={(e) => {
+          const want = e.currentTarget.checked;
+          void setNotifications(want).then((now) => {
+            setOn(now);
+            changed();
+          });
+        }}
+      />
+      Notify me of messages while this tab is in the background
+    </label>
+  );
+}
+
 /** The chat screen. */
 export function Shell() {
   const me = store.me;
+  const list = useRef<HTMLElement>(null);
+  // Signed in: the conversation list is where the user goes next.
+  useEffect(() => list.current?.focus(), []);
+  useEffect(updateTitle);
   return (
     <>
       <div class={`shell${store.current !== undefined ? " has-current" : ""}`} id="shell">
@@ -43,11 +75,12 @@ export function Shell() {
             </div>
           </header>
           <StatusBar />
+          <NotifySetting />
           <SearchPanel />
           <div id="queue">
             <SupportQueue />
           </div>
-          <nav id="conv-list" class="conv-list" aria-label="Conversations">
+          <nav id="conv-list" class="conv-list" aria-label="Conversations" tabindex={-1} ref={list}>
             <ConversationList />
           </nav>
         </aside>
@@ -55,6 +88,9 @@ export function Shell() {
       </div>
       <div id="dialog">
         <Dialogs />
+      </div>
+      <div class="sr-only" id="announcer" aria-live="polite">
+        {store.announcement}
       </div>
     </>
   );
