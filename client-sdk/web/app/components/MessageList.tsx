@@ -2,7 +2,7 @@
 // sends: Markdown bodies (or "message deleted"), the quote a reply answers,
 // "(edited)", reactions and the message actions (MessageParts.tsx), sender
 // names, times, and the sending / stored / delivered / read / failed marks
-// on my own. A message jumped to is scrolled into view and highlighted. Keeps the view at the newest
+// on my own; a refused send offers Retry and Discard. A message jumped to is scrolled into view and highlighted. Keeps the view at the newest
 // message when it was there, and in place when an older page arrives; asks
 // for the older page when scrolled near the top.
 
@@ -11,7 +11,8 @@ import { pb } from "../../src/sdk/index.js";
 import { loadOlder } from "../actions.js";
 import { markOf, nameOf, timeOf } from "../format.js";
 import { renderMarkdown } from "../markdown.js";
-import { type ConvView, store } from "../state.js";
+import { type ConvView, type Pending, store } from "../state.js";
+import { discardSend, retrySend } from "../unsent.js";
 import { MessageAttachments } from "./AttachmentParts.js";
 import { InlineEditor, MessageActions, Reactions, ReplyQuote, textOf } from "./MessageParts.js";
 
@@ -26,8 +27,10 @@ const NEAR_TOP_PX = 60;
 
 function MarkSign({ mark }: { mark: Mark }) {
   return (
-    <span class={`mark mark-${mark}`} title={MARK_TITLES[mark]}>
+    <span class={`mark mark-${mark}`} title={MARK_TITLES[mark]} role="img" aria-label={MARK_TITLES[mark]}>
       {MARKS[mark]}
+      {/* Read differs from delivered by more than colour. */}
+      {mark === "read" && <span class="mark-text" aria-hidden="true">Read</span>}
     </span>
   );
 }
@@ -75,6 +78,32 @@ function Stored({ v, m, showSender }: { v: ConvView; m: pb.Message; showSender: 
   );
 }
 
+/** A message not stored yet: "sending", or the server's refusal with Retry and Discard. */
+function PendingLine({ v, p }: { v: ConvView; p: Pending }) {
+  const state: Mark = p.error ? "failed" : "sending";
+  return (
+    <div class="msg mine pending" data-mark={state} data-client-msg-id={p.clientMsgId}>
+      {p.replyTo !== undefined && <ReplyQuote v={v} seq={p.replyTo} />}
+      <div class="body">{renderMarkdown(p.text)}</div>
+      <div class="meta">
+        {p.error && <span class="error">{p.error}</span>}
+        {p.retryAt !== undefined && <span class="retry-note">{`trying again at ${new Date(p.retryAt).toLocaleTimeString()}`}</span>}
+        <MarkSign mark={state} />
+      </div>
+      {p.error && (
+        <div class="row pending-actions">
+          <button type="button" class="small" onClick={() => retrySend(v, p)}>
+            Retry
+          </button>
+          <button type="button" class="small" onClick={() => discardSend(v, p)}>
+            Discard
+          </button>
+        </div>
+      )}
+    </div>
+  );
+}
+
 /** The message list of `v` (or a hint when no conversation is open). */
 export function MessageList({ v }: { v: ConvView | undefined }) {
   const ref = useRef<HTMLDivElement>(null);
@@ -118,19 +147,9 @@ export function MessageList({ v }: { v: ConvView | undefined }) {
           prevSender = m.kind === pb.MessageKind.SYSTEM ? "" : m.senderId;
           return <Stored key={s.toString()} v={v} m={m} showSender={showSender} />;
         })}
-        {v.pending.map((p) => {
-          const state: Mark = p.error ? "failed" : "sending";
-          return (
-            <div class="msg mine pending" key={p.clientMsgId} data-mark={state} data-client-msg-id={p.clientMsgId}>
-              {p.replyTo !== undefined && <ReplyQuote v={v} seq={p.replyTo} />}
-              <div class="body">{renderMarkdown(p.text)}</div>
-              <div class="meta">
-                {p.error && <span class="error">{p.error}</span>}
-                <MarkSign mark={state} />
-              </div>
-            </div>
-          );
-        })}
+        {v.pending.map((p) => (
+          <PendingLine key={p.clientMsgId} v={v} p={p} />
+        ))}
       </>
     );
   }
