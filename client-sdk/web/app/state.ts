@@ -54,6 +54,21 @@ export interface ConvView {
   /** Files attached to the next message. */
   uploads: Upload[];
   unread: bigint;
+  /** Membership changes seen live ("Ben joined"), each after the message it followed; the last NOTES_MAX. */
+  notes: Note[];
+}
+
+/** Most membership lines kept per conversation. */
+export const NOTES_MAX = 100;
+
+/** A membership change shown in the message list. */
+export interface Note {
+  /** Local key. */
+  key: number;
+  /** The newest message seq when it happened (it shows after that message). */
+  afterSeq: bigint;
+  /** The change (worded when shown: names may arrive later). */
+  event: pb.MembershipEvent;
 }
 
 /** A search and the pages of hits so far. */
@@ -73,7 +88,12 @@ export type Screen =
   | { kind: "shell" };
 
 /** The dialog on top, if any. */
-export type Dialog = { kind: "new" } | { kind: "add"; conv: string } | { kind: "templates" } | undefined;
+export type Dialog =
+  | { kind: "new" }
+  | { kind: "add"; conv: string }
+  | { kind: "manage"; conv: string }
+  | { kind: "templates" }
+  | undefined;
 
 /** What the open conversation's message actions are doing (one at a time). */
 export type MessageTask =
@@ -186,5 +206,6 @@ export function newView(s: pb.ConversationSummary): ConvView {
     pending: [],
     uploads: [],
     unread: s.unreadCount,
+    notes: [],
   };
 }

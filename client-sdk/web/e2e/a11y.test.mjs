@@ -1,6 +1,6 @@
 // Accessibility (issue 15, item 6): axe-core finds no serious or critical
 // violation on any screen (sign-in, list, conversation, New, Add members,
-// search, templates, support queue, phone); dialogs are labelled modal
+// Manage, search, templates, support queue, phone); dialogs are labelled modal
 // dialogs that keep focus inside, close on Escape and give focus back to
 // their opener; a polite live region announces messages from others; read
 // and presence have text; focus lands on the conversation list after sign-in.
@@ -93,6 +93,16 @@ test("every screen passes axe-core; dialogs trap focus, close on Escape and retu
   await ann.page.keyboard.press("Escape");
   await addDialog.waitFor({ state: "detached" });
   await ann.page.waitForFunction(() => document.activeElement?.textContent === "Add");
+
+  // Manage: the same dialog frame, its role selects labelled.
+  await ann.page.click("#manage-button");
+  const manage = ann.page.getByRole("dialog", { name: "Manage “Estate of Doe”" });
+  await manage.waitFor();
+  await manage.getByLabel("Role of Ben Client").waitFor();
+  await clean(ann, "Manage dialog");
+  await ann.page.keyboard.press("Escape");
+  await manage.waitFor({ state: "detached" });
+  await ann.page.waitForFunction(() => document.activeElement?.id === "manage-button");
 
   // Search.
   await ann.page.fill("#search-input", "hearing");

@@ -1,8 +1,9 @@
-// The dialog on top of the chat, if any: new conversation, add members, or
-// the Templates screen.
+// The dialog on top of the chat, if any: new conversation, add members,
+// manage a conversation, or the Templates screen.
 
 import { store } from "../state.js";
 import { AddMembersDialog } from "./AddMembersDialog.js";
+import { ManageDialog } from "./ManageDialog.js";
 import { NewConversationDialog } from "./NewConversationDialog.js";
 import { TemplatesScreen } from "./TemplatesScreen.js";
 
@@ -12,7 +13,15 @@ export function Dialogs() {
   if (!d) return null;
   return (
     <div class="overlay">
-      {d.kind === "new" ? <NewConversationDialog /> : d.kind === "add" ? <AddMembersDialog conv={d.conv} /> : <TemplatesScreen />}
+      {d.kind === "new" ? (
+        <NewConversationDialog />
+      ) : d.kind === "add" ? (
+        <AddMembersDialog conv={d.conv} />
+      ) : d.kind === "manage" ? (
+        <ManageDialog conv={d.conv} />
+      ) : (
+        <TemplatesScreen />
+      )}
     </div>
   );
 }
