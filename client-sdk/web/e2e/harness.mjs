@@ -1,6 +1,7 @@
 // The real parts the browser tests drive: the chatd binary (fresh data
 // directory, free ports, tokens minted by `chatd token`), headless Chromium
-// through playwright-core, and the Rust SDK through its `jsonl` example.
+// through playwright-core, and the Rust SDK through its `jsonl` example; and
+// axe-core, injected into a page to check its accessibility.
 
 import { spawn, execFileSync } from "node:child_process";
 import { createSocket } from "node:dgram";
