@@ -7,6 +7,7 @@ import { type ConversationKind, newClientMsgId, pb, Templates } from "../src/sdk
 import { takeReady } from "./attachments.js";
 import { describeError, isAdmin } from "./format.js";
 import { type ConvView, changed, currentView, key, newView, type Pending, store } from "./state.js";
+import { queueSend } from "./unsent.js";
 
 const PAGE = 50;
 const TYPING_REFRESH_MS = 2000;
@@ -247,24 +248,20 @@ export function sendToCurrent(text: string): boolean {
   if (text.trim() === "") text = files.map((f) => `📎 ${f.name}`).join("\n");
   if (text === "") return false;
   const attachmentIds = files.map((f) => f.attachmentId);
-  const clientMsgId = newClientMsgId();
   const replyTo = store.replyTo;
   store.replyTo = undefined;
-  const pending: Pending = { clientMsgId, text, ...(replyTo !== undefined ? { replyTo } : {}) };
-  v.pending.push(pending);
+  const pending: Pending = {
+    clientMsgId: newClientMsgId(),
+    conversationId: v.summary.conversation.id,
+    text,
+    ...(replyTo !== undefined ? { replyTo } : {}),
+    attachmentIds,
+    createdAtMs: Date.now(),
+  };
   stopTyping();
   store.stickBottom = true;
+  queueSend(v, pending);
   changed();
-  const reply = replyTo !== undefined ? { replyTo } : {};
-  c.send({ conversationId: v.summary.conversation.id, clientMsgId, text, attachmentIds, ...reply }).then(
-    () => {
-      // The SDK surfaces the message itself (in order); the pending line goes then.
-    },
-    (e) => {
-      pending.error = describeError(e);
-      changed();
-    },
-  );
   return true;
 }
 

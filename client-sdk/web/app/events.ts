@@ -1,5 +1,6 @@
 // The SDK's events applied to the app state: connection state, messages,
-// receipts, typing, presence, membership and conversation changes.
+// receipts, typing, presence, membership (with its "joined / left" lines)
+// and conversation changes.
 
 import { type ChatEvent, pb } from "../src/sdk/index.js";
 import {
@@ -13,8 +14,9 @@ import {
   reloadAll,
   upsertSummary,
 } from "./actions.js";
-import { isAdmin } from "./format.js";
-import { changed, key, store } from "./state.js";
+import { onIncoming } from "./attention.js";
+import { isAdmin, membershipLine } from "./format.js";
+import { changed, type ConvView, key, NOTES_MAX, store } from "./state.js";
 
 /** How long a typing indicator shows without a refresh, ms. */
 const TYPING_SHOW_MS = 4000;
@@ -86,18 +88,29 @@ export function onEvent(e: ChatEvent): void {
       const m = e.membership;
       const id = key(m.conversationId);
       const gone = m.userId === store.me?.id && (m.change === pb.MembershipChange.REMOVED || m.change === pb.MembershipChange.LEFT);
+      const v = store.convs.get(id);
+      if (v) addNote(v, m);
+      // My own role changed: what the conversation offers me follows (Add, Manage).
+      if (v && m.userId === store.me?.id && m.change === pb.MembershipChange.ROLE) v.summary.myRole = m.role;
       if (gone) {
         store.convs.delete(id);
         if (store.current === id) store.current = undefined;
-      } else {
-        const v = store.convs.get(id);
-        if (v) void loadMembers(v).then(refreshPresence).then(changed);
+      } else if (v) {
+        void loadMembers(v).then(refreshPresence).then(changed);
       }
       break;
     }
     case "conversation": {
       const s = e.summary;
       if (!s.conversation) break;
+      if (s.myRole === pb.MemberRole.UNSPECIFIED) {
+        // Told as one no longer a member (removed, or left on another device).
+        const id = key(s.conversation.id);
+        store.convs.delete(id);
+        if (store.current === id) store.current = undefined;
+        if (store.dialog && "conv" in store.dialog && store.dialog.conv === id) store.dialog = undefined;
+        break;
+      }
       const isNew = !store.convs.has(key(s.conversation.id));
       const v = upsertSummary(s, false);
       if (isNew) void loadMembers(v).then(refreshPresence).then(changed);
@@ -135,10 +148,21 @@ function onMessage(m: pb.Message): void {
     if (t) clearTimeout(t);
     v.typing.delete(m.senderId);
   }
+  if (!mine && countsAsUnread(m)) onIncoming(v, m);
   if (store.current === id) {
     if (v.pending.length > 0) store.stickBottom = true;
     if (!mine) markReadIfVisible(v);
   } else if (countsAsUnread(m)) {
     v.unread += 1n;
   }
+}
+
+let noteKey = 0;
+
+/** Adds the line of a membership change after the newest message of `v`. */
+function addNote(v: ConvView, m: pb.MembershipEvent): void {
+  if (!membershipLine(m)) return;
+  const afterSeq = v.summary.conversation?.lastSeq ?? 0n;
+  v.notes.push({ key: ++noteKey, afterSeq, event: m });
+  if (v.notes.length > NOTES_MAX) v.notes.splice(0, v.notes.length - NOTES_MAX);
 }

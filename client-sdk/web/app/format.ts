@@ -1,5 +1,5 @@
-// How conversations, people, times and marks are named on screen: pure
-// functions of the state, shared by the components.
+// How conversations, people, times, days, membership changes and marks are
+// named on screen: pure functions of the state, shared by the components.
 
 import { ClientError, ConversationKind, pb } from "../src/sdk/index.js";
 import { plainText } from "./markdown.js";
@@ -114,4 +114,45 @@ export function sortedConvs(): ConvView[] {
   return [...store.convs.values()]
     .filter((v) => v.summary.conversation)
     .sort((a, b) => (at(a) < at(b) ? 1 : at(a) > at(b) ? -1 : 0));
+}
+
+/** The local calendar day of `ms` as a key ("2026-12-04"). */
+export function dayKey(ms: bigint | number): string {
+  const d = new Date(Number(ms));
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+}
+
+/** A date separator's words: "Today", "Yesterday", else the weekday and date ("Mon, 30 Nov 2026"). */
+export function dayLabel(ms: bigint | number, now: number = Date.now()): string {
+  const day = dayKey(ms);
+  if (day === dayKey(now)) return "Today";
+  const y = new Date(now);
+  y.setDate(y.getDate() - 1);
+  if (day === dayKey(y.getTime())) return "Yesterday";
+  return new Date(Number(ms)).toLocaleDateString("en-GB", { weekday: "short", day: "numeric", month: "short", year: "numeric" });
+}
+
+/** What a membership change says in the conversation ("Ann added Ben", "Ben left"). */
+export function membershipLine(m: pb.MembershipEvent): string | undefined {
+  const who = nameOf(m.userId);
+  const by = m.by && m.by !== m.userId ? nameOf(m.by) : undefined;
+  switch (m.change) {
+    case pb.MembershipChange.ADDED:
+      return by ? `${by} added ${who}` : `${who} was added`;
+    case pb.MembershipChange.JOINED:
+      return `${who} joined`;
+    case pb.MembershipChange.LEFT:
+      return `${who} left`;
+    case pb.MembershipChange.REMOVED:
+      return by ? `${by} removed ${who}` : `${who} was removed`;
+    case pb.MembershipChange.ROLE:
+      return `${by ?? "An admin"} made ${who} ${m.role === pb.MemberRole.ADMIN ? "an" : "a"} ${roleLabel(m.role).toLowerCase()}`;
+    default:
+      return undefined;
+  }
+}
+
+/** A member role's name. */
+export function roleLabel(r: pb.MemberRole): string {
+  return r === pb.MemberRole.ADMIN ? "Admin" : r === pb.MemberRole.MODERATOR ? "Moderator" : "Member";
 }

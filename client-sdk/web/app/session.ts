@@ -6,6 +6,7 @@ import { Client, ClientError, pb } from "../src/sdk/index.js";
 import { refreshSupportQueue, reloadAll } from "./actions.js";
 import { onEvent, TOKEN_KEY } from "./events.js";
 import { describeError, isAdmin } from "./format.js";
+import { restoreUnsent } from "./unsent.js";
 import { changed, store } from "./state.js";
 
 /** The transport a fallback chose, kept for this tab's session. */
@@ -121,6 +122,7 @@ export async function start(token: string, attempt = 0): Promise<void> {
   store.screen = { kind: "shell" };
   changed();
   await reloadAll();
+  await restoreUnsent();
   if (isAdmin()) startQueuePolling();
 }
 

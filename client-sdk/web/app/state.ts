@@ -9,10 +9,17 @@ import { type Client, type ConnectionState, MessageView, type pb } from "../src/
 /** A message written here and not yet stored by the server. */
 export interface Pending {
   clientMsgId: string;
+  conversationId: bigint;
   text: string;
   /** The message it answers. */
   replyTo?: bigint;
+  attachmentIds: string[];
+  createdAtMs: number;
+  /** Why the server refused it (it then offers Retry and Discard). */
   error?: string;
+  /** When it is sent again by itself (a limit's retry_after), epoch ms. */
+  retryAt?: number;
+  retryTimer?: ReturnType<typeof setTimeout>;
 }
 
 /** A file being attached to the next message of a conversation. */
@@ -47,6 +54,21 @@ export interface ConvView {
   /** Files attached to the next message. */
   uploads: Upload[];
   unread: bigint;
+  /** Membership changes seen live ("Ben joined"), each after the message it followed; the last NOTES_MAX. */
+  notes: Note[];
+}
+
+/** Most membership lines kept per conversation. */
+export const NOTES_MAX = 100;
+
+/** A membership change shown in the message list. */
+export interface Note {
+  /** Local key. */
+  key: number;
+  /** The newest message seq when it happened (it shows after that message). */
+  afterSeq: bigint;
+  /** The change (worded when shown: names may arrive later). */
+  event: pb.MembershipEvent;
 }
 
 /** A search and the pages of hits so far. */
@@ -66,7 +88,13 @@ export type Screen =
   | { kind: "shell" };
 
 /** The dialog on top, if any. */
-export type Dialog = { kind: "new" } | { kind: "add"; conv: string } | { kind: "templates" } | { kind: "audit" } | undefined;
+export type Dialog =
+  | { kind: "new" }
+  | { kind: "add"; conv: string }
+  | { kind: "manage"; conv: string }
+  | { kind: "templates" }
+  | { kind: "audit" }
+  | undefined;
 
 /** What the open conversation's message actions are doing (one at a time). */
 export type MessageTask =
@@ -106,6 +134,8 @@ export interface Store {
   scrollToHighlight: boolean;
   /** The templates this user may use (personal first, then the firm's). */
   templates: pb.Template[];
+  /** What the polite live region says last (a new message from someone else). */
+  announcement: string;
 }
 
 /** The app state. */
@@ -131,6 +161,7 @@ export const store: Store = {
   highlight: undefined,
   scrollToHighlight: false,
   templates: [],
+  announcement: "",
 };
 
 const listeners = new Set<() => void>();
@@ -176,5 +207,6 @@ export function newView(s: pb.ConversationSummary): ConvView {
     pending: [],
     uploads: [],
     unread: s.unreadCount,
+    notes: [],
   };
 }

@@ -1,5 +1,5 @@
-// What the Templates screen does with the server: open and close the screen
-// (giving focus back to where it was), save a draft (create, or an update
+// What the Templates screen does with the server: open and close the screen,
+// save a draft (create, or an update
 // naming the version it edits), delete, and render a saved template in the
 // open conversation for the preview. Each action refreshes `store.templates`
 // (which the composer's `/` menu and quick replies read) and calls
@@ -12,27 +12,19 @@ import { convTitle } from "./format.js";
 import { changed, currentView, store } from "./state.js";
 import type { Draft } from "./template-form.js";
 
-/** The element that had focus when the screen opened, focused again when it closes. */
-let returnFocus: HTMLElement | undefined;
-
 /** Opens the Templates screen (over the chat) and lists the templates afresh. */
 export function openTemplates(): void {
   if (store.dialog) return;
-  returnFocus = document.activeElement instanceof HTMLElement ? document.activeElement : undefined;
   store.dialog = { kind: "templates" };
   changed();
   void loadTemplates().then(changed);
 }
 
-/** Closes the Templates screen; focus goes back to what opened it. */
+/** Closes the Templates screen; its dialog frame (Modal.tsx) gives focus back to what opened it. */
 export function closeTemplates(): void {
   if (store.dialog?.kind !== "templates") return;
   store.dialog = undefined;
   changed();
-  const back = returnFocus;
-  returnFocus = undefined;
-  // After the re-render: the opener is in the page again.
-  queueMicrotask(() => (back?.isConnected ? back : document.getElementById("templates-button"))?.focus());
 }
 
 function templates(): Templates {

@@ -1,10 +1,12 @@
 // The real parts the browser tests drive: the chatd binary (fresh data
 // directory, free ports, tokens minted by `chatd token`), headless Chromium
-// through playwright-core, and the Rust SDK through its `jsonl` example.
+// through playwright-core, and the Rust SDK through its `jsonl` example; and
+// axe-core, injected into a page to check its accessibility.
 
 import { spawn, execFileSync } from "node:child_process";
 import { createSocket } from "node:dgram";
-import { mkdtempSync, mkdirSync, rmSync, existsSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, existsSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -305,4 +307,22 @@ export function chatdForFile(extraEnv = {}) {
     await ctx.chatd?.dispose();
   });
   return ctx;
+}
+
+/** axe-core's source, injected into pages through the DevTools protocol (not subject to the app's CSP). */
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+/**
+ * Runs axe-core on the page as it is now; returns the serious and critical
+ * violations as one line each ("rule: target(s)").
+ */
+export async function axeViolations(page) {
+  if (!(await page.evaluate(() => typeof globalThis.axe !== "undefined"))) await page.evaluate(AXE_SOURCE);
+  const found = await page.evaluate(async () => {
+    const r = await globalThis.axe.run(document, { resultTypes: ["violations"] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, targets: v.nodes.map((n) => n.target.join(" ")) }));
+  });
+  return found
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id} (${v.impact}: ${v.help}): ${v.targets.slice(0, 5).join(", ")}`);
 }

@@ -21,7 +21,8 @@ export function AddMembersDialog({ conv }: { conv: string }) {
     }
   };
   return (
-    <DialogForm title="Add members" submitLabel="Add" error={error} onSubmit={submit}>
+    <DialogForm title="Add members" titleId="add-dialog-title" submitLabel="Add" error={error} onSubmit={submit}>
+      <label for="add-members">User ids (comma separated)</label>
       <input
         id="add-members"
         ref={input}

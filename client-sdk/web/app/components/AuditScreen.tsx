@@ -1,13 +1,14 @@
 // The Audit screen (system admins; from the Audit button of the sidebar's
 // header): filters (user, conversation, event kind, time range), the
 // matching entries newest page by page with "Load more", and Export as JSON
-// lines or CSV. A modal dialog: focus moves to its heading when it opens,
-// Esc closes it, and focus goes back to the Audit button.
+// lines or CSV. A modal dialog (Modal.tsx): focus moves to its heading when
+// it opens, stays inside, Esc closes it, and focus goes back to the Audit button.
 
 import { useEffect, useRef, useState } from "preact/hooks";
 import type { pb } from "../../src/sdk/index.js";
 import { type AuditForm, EMPTY_FORM, closeAudit, exportAudit, filterOf, readAudit } from "../audit-actions.js";
 import { describeError } from "../format.js";
+import { Modal } from "./Modal.js";
 
 /** The event kinds offered in the filter (the server's names). */
 const KINDS = [
@@ -88,19 +89,7 @@ export function AuditScreen() {
   useEffect(() => void search(""), []);
 
   return (
-    <div
-      class="dialog audit-screen"
-      id="audit-screen"
-      role="dialog"
-      aria-modal="true"
-      aria-labelledby="audit-title"
-      onKeyDown={(e) => {
-        if (e.key === "Escape") {
-          e.preventDefault();
-          closeAudit();
-        }
-      }}
-    >
+    <Modal class="dialog audit-screen" id="audit-screen" labelledBy="audit-title" onClose={closeAudit}>
       <div class="templates-top">
         <h2 id="audit-title" ref={heading} tabindex={-1}>
           Audit trail
@@ -187,6 +176,6 @@ export function AuditScreen() {
           Load more
         </button>
       )}
-    </div>
+    </Modal>
   );
 }

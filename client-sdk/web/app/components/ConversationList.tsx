@@ -1,9 +1,12 @@
 // The list of the user's conversations, newest first: presence or kind,
-// title, time and a one-line preview of the last message, unread badge.
+// title (a case's number in full), time and a one-line preview of the
+// last message, unread badge.
 
+import { ConversationKind } from "../../src/sdk/index.js";
 import { openConversation } from "../actions.js";
-import { convTitle, kindLabel, peerOf, presenceOf, presenceTitle, preview, sortedConvs, timeOf } from "../format.js";
+import { convTitle, kindLabel, peerOf, preview, sortedConvs, timeOf } from "../format.js";
 import { type ConvView, key, store } from "../state.js";
+import { PresenceDot } from "./PresenceDot.js";
 
 function Item({ v }: { v: ConvView }) {
   const c = v.summary.conversation!;
@@ -23,11 +26,19 @@ function Item({ v }: { v: ConvView }) {
     >
       <div class="conv-top">
         {peer !== undefined ? (
-          <span class={`dot ${presenceOf(peer)}`} data-presence={peer} title={presenceTitle(peer)} />
+          <PresenceDot user={peer} />
         ) : (
           <span class={`kind kind-${c.kind}`}>{kindLabel(c.kind).slice(0, 1)}</span>
         )}
-        <span class="conv-title">{title}</span>
+        {c.kind === ConversationKind.CASE ? (
+          <>
+            {/* The case number never ellipsizes; a long title does. */}
+            <span class="conv-title">{c.title || "Case"}</span>
+            <span class="conv-case">{c.caseId}</span>
+          </>
+        ) : (
+          <span class="conv-title">{title}</span>
+        )}
         {last && <span class="conv-time">{timeOf(last.serverTimeMs)}</span>}
       </div>
       <div class="conv-bottom">

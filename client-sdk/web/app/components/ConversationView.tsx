@@ -1,11 +1,12 @@
 // The open conversation: its header (title, kind, members with presence,
-// Add), the message list, who is typing, and the composer.
+// Add, Manage), the message list, who is typing, and the composer.
 
 import { closeConversation } from "../actions.js";
-import { convTitle, kindLabel, nameOf, othersOf, presenceOf, presenceTitle } from "../format.js";
+import { convTitle, kindLabel, nameOf, othersOf } from "../format.js";
 import { ConversationKind, pb } from "../../src/sdk/index.js";
 import { changed, type ConvView, currentView, store } from "../state.js";
 import { Composer } from "./Composer.js";
+import { PresenceDot } from "./PresenceDot.js";
 import { MessageList } from "./MessageList.js";
 
 const SHOWN_MEMBERS = 8;
@@ -17,7 +18,7 @@ function Members({ v }: { v: ConvView }) {
     <>
       {members.slice(0, SHOWN_MEMBERS).map((m) => (
         <span class="member" key={m.userId}>
-          <span class={`dot ${presenceOf(m.userId)}`} data-presence={m.userId} title={presenceTitle(m.userId)} />
+          <PresenceDot user={m.userId} />
           {m.displayName || m.userId}
         </span>
       ))}
@@ -26,9 +27,9 @@ function Members({ v }: { v: ConvView }) {
   );
 }
 
-function openAdd(v: ConvView): void {
+function openDialog(kind: "add" | "manage", v: ConvView): void {
   if (store.dialog || !v.summary.conversation) return;
-  store.dialog = { kind: "add", conv: v.summary.conversation.id.toString() };
+  store.dialog = { kind, conv: v.summary.conversation.id.toString() };
   changed();
 }
 
@@ -58,10 +59,13 @@ function Header({ v }: { v: ConvView | undefined }) {
         </div>
       </div>
       {v.summary.myRole === pb.MemberRole.ADMIN && c.kind !== ConversationKind.PRIVATE && (
-        <button type="button" class="small" onClick={() => openAdd(v)}>
+        <button type="button" class="small" onClick={() => openDialog("add", v)}>
           Add
         </button>
       )}
+      <button type="button" class="small" id="manage-button" onClick={() => openDialog("manage", v)}>
+        Manage
+      </button>
     </header>
   );
 }

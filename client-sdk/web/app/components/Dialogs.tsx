@@ -1,9 +1,10 @@
-// The dialog on top of the chat, if any: new conversation, add members, the
-// Templates screen, or (admins) the Audit screen.
+// The dialog on top of the chat, if any: new conversation, add members,
+// manage a conversation, the Templates screen, or (admins) the Audit screen.
 
 import { store } from "../state.js";
 import { AddMembersDialog } from "./AddMembersDialog.js";
 import { AuditScreen } from "./AuditScreen.js";
+import { ManageDialog } from "./ManageDialog.js";
 import { NewConversationDialog } from "./NewConversationDialog.js";
 import { TemplatesScreen } from "./TemplatesScreen.js";
 
@@ -19,6 +20,8 @@ export function Dialogs() {
         <AddMembersDialog conv={d.conv} />
       ) : d.kind === "audit" ? (
         <AuditScreen />
+      ) : d.kind === "manage" ? (
+        <ManageDialog conv={d.conv} />
       ) : (
         <TemplatesScreen />
       )}

@@ -1,17 +1,20 @@
-// The messages of the open conversation in seq order, then the pending
-// sends: Markdown bodies (or "message deleted"), the quote a reply answers,
+// The messages of the open conversation in seq order with a separator at
+// each new day and the "joined / left" lines where they happened, then the
+// pending sends: Markdown bodies (or "message deleted"), the quote a reply answers,
 // "(edited)", reactions and the message actions (MessageParts.tsx), sender
 // names, times, and the sending / stored / delivered / read / failed marks
-// on my own. A message jumped to is scrolled into view and highlighted. Keeps the view at the newest
+// on my own; a refused send offers Retry and Discard. A message jumped to is scrolled into view and highlighted. Keeps the view at the newest
 // message when it was there, and in place when an older page arrives; asks
 // for the older page when scrolled near the top.
 
+import { Fragment } from "preact";
 import { useLayoutEffect, useRef } from "preact/hooks";
 import { pb } from "../../src/sdk/index.js";
 import { loadOlder } from "../actions.js";
-import { markOf, nameOf, timeOf } from "../format.js";
+import { dayKey, dayLabel, markOf, membershipLine, nameOf, timeOf } from "../format.js";
 import { renderMarkdown } from "../markdown.js";
-import { type ConvView, store } from "../state.js";
+import { type ConvView, type Note, type Pending, store } from "../state.js";
+import { discardSend, retrySend } from "../unsent.js";
 import { MessageAttachments } from "./AttachmentParts.js";
 import { InlineEditor, MessageActions, Reactions, ReplyQuote, textOf } from "./MessageParts.js";
 
@@ -26,8 +29,10 @@ const NEAR_TOP_PX = 60;
 
 function MarkSign({ mark }: { mark: Mark }) {
   return (
-    <span class={`mark mark-${mark}`} title={MARK_TITLES[mark]}>
+    <span class={`mark mark-${mark}`} title={MARK_TITLES[mark]} role="img" aria-label={MARK_TITLES[mark]}>
       {MARKS[mark]}
+      {/* Read differs from delivered by more than colour. */}
+      {mark === "read" && <span class="mark-text" aria-hidden="true">Read</span>}
     </span>
   );
 }
@@ -75,6 +80,32 @@ function Stored({ v, m, showSender }: { v: ConvView; m: pb.Message; showSender: 
   );
 }
 
+/** A message not stored yet: "sending", or the server's refusal with Retry and Discard. */
+function PendingLine({ v, p }: { v: ConvView; p: Pending }) {
+  const state: Mark = p.error ? "failed" : "sending";
+  return (
+    <div class="msg mine pending" data-mark={state} data-client-msg-id={p.clientMsgId}>
+      {p.replyTo !== undefined && <ReplyQuote v={v} seq={p.replyTo} />}
+      <div class="body">{renderMarkdown(p.text)}</div>
+      <div class="meta">
+        {p.error && <span class="error">{p.error}</span>}
+        {p.retryAt !== undefined && <span class="retry-note">{`trying again at ${new Date(p.retryAt).toLocaleTimeString()}`}</span>}
+        <MarkSign mark={state} />
+      </div>
+      {p.error && (
+        <div class="row pending-actions">
+          <button type="button" class="small" onClick={() => retrySend(v, p)}>
+            Retry
+          </button>
+          <button type="button" class="small" onClick={() => discardSend(v, p)}>
+            Discard
+          </button>
+        </div>
+      )}
+    </div>
+  );
+}
+
 /** The message list of `v` (or a hint when no conversation is open). */
 export function MessageList({ v }: { v: ConvView | undefined }) {
   const ref = useRef<HTMLDivElement>(null);
@@ -108,29 +139,47 @@ export function MessageList({ v }: { v: ConvView | undefined }) {
     body = <div class="empty muted">Your conversations are on the left.</div>;
   } else {
     const seqs = [...v.messages.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    // Each line goes after the newest message it followed (changes such as reactions have seqs but no line).
+    const anchored = new Map<bigint, Note[]>();
+    for (const n of v.notes) {
+      let at = -1n;
+      for (const s of seqs) if (s <= n.afterSeq) at = s;
+      anchored.set(at, [...(anchored.get(at) ?? []), n]);
+    }
+    const notes = (at: bigint) =>
+      (anchored.get(at) ?? []).map((n) => (
+        <div class="system note" key={`note-${n.key}`} role="note">
+          {membershipLine(n.event)}
+        </div>
+      ));
     let prevSender = "";
+    let prevDay = "";
     body = (
       <>
         {v.hasOlder && v.loaded && <div class="older muted">{v.loadingOlder ? "Loading…" : "Scroll up for older messages"}</div>}
+        {(!v.hasOlder || seqs.length === 0) && notes(-1n)}
         {seqs.map((s) => {
           const m = v.messages.get(s)!;
-          const showSender = prevSender !== m.senderId;
+          const day = dayKey(m.serverTimeMs);
+          const newDay = day !== prevDay;
+          prevDay = day;
+          const showSender = newDay || prevSender !== m.senderId;
           prevSender = m.kind === pb.MessageKind.SYSTEM ? "" : m.senderId;
-          return <Stored key={s.toString()} v={v} m={m} showSender={showSender} />;
-        })}
-        {v.pending.map((p) => {
-          const state: Mark = p.error ? "failed" : "sending";
           return (
-            <div class="msg mine pending" key={p.clientMsgId} data-mark={state} data-client-msg-id={p.clientMsgId}>
-              {p.replyTo !== undefined && <ReplyQuote v={v} seq={p.replyTo} />}
-              <div class="body">{renderMarkdown(p.text)}</div>
-              <div class="meta">
-                {p.error && <span class="error">{p.error}</span>}
-                <MarkSign mark={state} />
-              </div>
-            </div>
+            <Fragment key={s.toString()}>
+              {newDay && (
+                <div class="day-separator" role="separator" aria-label={dayLabel(m.serverTimeMs)} data-day={day}>
+                  <span>{dayLabel(m.serverTimeMs)}</span>
+                </div>
+              )}
+              <Stored v={v} m={m} showSender={showSender} />
+              {notes(s)}
+            </Fragment>
           );
         })}
+        {v.pending.map((p) => (
+          <PendingLine key={p.clientMsgId} v={v} p={p} />
+        ))}
       </>
     );
   }

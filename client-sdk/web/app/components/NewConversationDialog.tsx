@@ -46,7 +46,7 @@ export function NewConversationDialog() {
     }
   };
   return (
-    <DialogForm title="New conversation" id="new-dialog" submitLabel="Create" submitId="create" error={error} onSubmit={submit}>
+    <DialogForm title="New conversation" titleId="new-dialog-title" id="new-dialog" submitLabel="Create" submitId="create" error={error} onSubmit={submit}>
       <label>
         Kind
         <select id="new-kind" aria-label="Kind" ref={select} value={kind} onChange={(e) => setKind(e.currentTarget.value as Kind)}>

@@ -1,8 +1,13 @@
-// The signed-in layout: the sidebar (me with New, Templates, Audit for admins, and Sign out,
-// connection status, search, support queue, conversation list) beside the open conversation, and the dialog on top.
-// On a phone only one of the two shows (`has-current`, see app.css).
+// The signed-in layout: the sidebar (me with New, Templates, Audit for
+// admins, and Sign out, connection status, the notification setting, search,
+// support queue, conversation list) beside the open conversation, and the
+// dialog on top. On a phone only one of the two shows (`has-current`, see
+// app.css). Keeps the tab title's unread count and the live region that
+// announces new messages; focus goes to the conversation list once signed in.
 
+import { useEffect, useRef, useState } from "preact/hooks";
 import { openAudit } from "../audit-actions.js";
+import { notificationsOn, setNotifications, updateTitle } from "../attention.js";
 import { isAdmin } from "../format.js";
 import { signOut } from "../session.js";
 import { changed, store } from "../state.js";
@@ -20,9 +25,36 @@ function openNew(): void {
   changed();
 }
 
+/** The background-notification setting (off until the user turns it on). */
+function NotifySetting() {
+  const [on, setOn] = useState(notificationsOn());
+  if (typeof Notification === "undefined") return null;
+  return (
+    <label class="setting">
+      <input
+        type="checkbox"
+        id="notify-toggle"
+        checked={on}
+        onChange={(e) => {
+          const want = e.currentTarget.checked;
+          void setNotifications(want).then((now) => {
+            setOn(now);
+            changed();
+          });
+        }}
+      />
+      Notify me of messages while this tab is in the background
+    </label>
+  );
+}
+
 /** The chat screen. */
 export function Shell() {
   const me = store.me;
+  const list = useRef<HTMLElement>(null);
+  // Signed in: the conversation list is where the user goes next.
+  useEffect(() => list.current?.focus(), []);
+  useEffect(updateTitle);
   return (
     <>
       <div class={`shell${store.current !== undefined ? " has-current" : ""}`} id="shell">
@@ -50,11 +82,12 @@ export function Shell() {
             </div>
           </header>
           <StatusBar />
+          <NotifySetting />
           <SearchPanel />
           <div id="queue">
             <SupportQueue />
           </div>
-          <nav id="conv-list" class="conv-list" aria-label="Conversations">
+          <nav id="conv-list" class="conv-list" aria-label="Conversations" tabindex={-1} ref={list}>
             <ConversationList />
           </nav>
         </aside>
@@ -62,6 +95,9 @@ export function Shell() {
       </div>
       <div id="dialog">
         <Dialogs />
+      </div>
+      <div class="sr-only" id="announcer" aria-live="polite">
+        {store.announcement}
       </div>
     </>
   );

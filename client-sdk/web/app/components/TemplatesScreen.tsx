@@ -2,8 +2,8 @@
 // the user's personal templates and the firm's, each with its name, scope
 // and the start of its text; New, Edit and Delete (after an inline
 // confirmation) for the ones the user may change, firm ones read-only for
-// everyone but admins. A modal dialog: focus moves in when it opens, Esc
-// closes it (or the open editor first), and focus goes back to the opener.
+// everyone but admins. A modal dialog (Modal.tsx): focus moves in when it
+// opens, Esc closes it (or the open editor first), and focus goes back to the opener.
 
 import { useEffect, useRef, useState } from "preact/hooks";
 import { pb } from "../../src/sdk/index.js";
@@ -11,6 +11,7 @@ import { describeError, isAdmin } from "../format.js";
 import { store } from "../state.js";
 import { closeTemplates, deleteTemplate } from "../template-actions.js";
 import { type Draft, draftOf, mayChange, newDraft, scopeLabel } from "../template-form.js";
+import { Modal } from "./Modal.js";
 import { TemplateEditor } from "./TemplateEditor.js";
 
 /** Characters of a template's text shown in the list. */
@@ -136,19 +137,7 @@ export function TemplatesScreen() {
     </section>
   );
   return (
-    <div
-      class="dialog templates-screen"
-      id="templates-screen"
-      role="dialog"
-      aria-modal="true"
-      aria-labelledby="templates-title"
-      onKeyDown={(e) => {
-        if (e.key === "Escape") {
-          e.preventDefault();
-          closeTemplates();
-        }
-      }}
-    >
+    <Modal class="dialog templates-screen" id="templates-screen" labelledBy="templates-title" onClose={closeTemplates}>
       <div class="templates-top">
         <h2 id="templates-title" ref={heading} tabindex={-1}>
           Templates
@@ -182,6 +171,6 @@ export function TemplatesScreen() {
           {list("Firm", firm, "The firm has no templates yet.")}
         </>
       )}
-    </div>
+    </Modal>
   );
 }

@@ -3,7 +3,16 @@ export * from "./client.js";
 export * from "./errors.js";
 export * from "./codec.js";
 export * from "./backoff.js";
-export { Outbox, newClientMsgId } from "./outbox.js";
+export {
+  Outbox,
+  newClientMsgId,
+  MemoryOutboxStore,
+  type OutboxStore,
+  OutboxStoreFull,
+  STORED_SENDS_MAX,
+  type StoredSend,
+} from "./outbox.js";
+export { IndexedDbOutboxStore } from "./outbox-idb.js";
 export { Sequencer, type Offer } from "./sequencer.js";
 export { Delivery, type ResumeState } from "./delivery.js";
 export { type Link, type LinkHandlers, type Lost, type TransportKind, hasWebTransport, hexToBytes } from "./transport.js";

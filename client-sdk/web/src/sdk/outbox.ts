@@ -1,6 +1,8 @@
 // Sends, edits, deletes and reactions waiting for their stored-ack, kept
 // across reconnects and re-sent in their original order with the same
-// client_msg_id (the server answers a copy as the first).
+// client_msg_id (the server answers a copy as the first); and the stores
+// that keep unsent messages between runs of an app (`OutboxStore`: in
+// memory by default, IndexedDB in outbox-idb.ts).
 
 import type { Command, SendMessage } from "../gen/chat/v1/chat_pb.js";
 
@@ -75,5 +77,68 @@ export class Outbox<W> {
 
   get length(): number {
     return this.entries.length;
+  }
+}
+
+/**
+ * A message kept until the server stored it or its writer discarded it, so
+ * that it outlives a reload; JSON-safe (ids as decimal strings).
+ */
+export interface StoredSend {
+  clientMsgId: string;
+  /** The user who wrote it (a browser may be used by several). */
+  user: string;
+  conversationId: string;
+  text: string;
+  replyTo?: string;
+  attachmentIds: string[];
+  createdAtMs: number;
+}
+
+/** Most messages an outbox store keeps per user. */
+export const STORED_SENDS_MAX = 1024;
+
+/** A store of unsent messages refused a `put` beyond its capacity. */
+export class OutboxStoreFull extends Error {
+  constructor(readonly capacity: number) {
+    super(`at most ${capacity} unsent messages are kept; send or discard some first`);
+    this.name = "OutboxStoreFull";
+  }
+}
+
+/** Where unsent messages are kept between runs of an app. */
+export interface OutboxStore {
+  /** The messages `user` left unsent, oldest first. */
+  load(user: string): Promise<StoredSend[]>;
+  /** Keeps `s` (replacing a message with its client_msg_id); rejects with `OutboxStoreFull` past the capacity. */
+  put(s: StoredSend): Promise<void>;
+  /** Forgets one message (stored by the server, or discarded). */
+  remove(clientMsgId: string): Promise<void>;
+}
+
+/** Oldest first, ties by client_msg_id (one order for every store). */
+export function sortStored(v: StoredSend[]): StoredSend[] {
+  return v.sort((a, b) => a.createdAtMs - b.createdAtMs || (a.clientMsgId < b.clientMsgId ? -1 : a.clientMsgId > b.clientMsgId ? 1 : 0));
+}
+
+/** The default store: in memory, gone with the page. */
+export class MemoryOutboxStore implements OutboxStore {
+  private readonly items = new Map<string, StoredSend>();
+
+  constructor(readonly capacity = STORED_SENDS_MAX) {}
+
+  async load(user: string): Promise<StoredSend[]> {
+    return sortStored([...this.items.values()].filter((s) => s.user === user).map((s) => ({ ...s })));
+  }
+
+  async put(s: StoredSend): Promise<void> {
+    if (!this.items.has(s.clientMsgId) && [...this.items.values()].filter((x) => x.user === s.user).length >= this.capacity) {
+      throw new OutboxStoreFull(this.capacity);
+    }
+    this.items.set(s.clientMsgId, { ...s });
+  }
+
+  async remove(clientMsgId: string): Promise<void> {
+    this.items.delete(clientMsgId);
   }
 }
