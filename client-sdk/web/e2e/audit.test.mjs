@@ -2,11 +2,12 @@
 // button; an admin opens the screen, sees the trail (the configuration at
 // start, sessions), filters it by user and event kind down to the
 // advocate's new conversation, exports it as CSV (the browser saves the
-// file, and the export is itself in the trail), and closes it with Esc.
+// file, and the export is itself in the trail), and closes it with Esc;
+// axe finds no serious or critical violation on it.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { BrowserUser, chatdForFile, until } from "./harness.mjs";
+import { axeViolations, BrowserUser, chatdForFile, until } from "./harness.mjs";
 
 const ctx = chatdForFile();
 
@@ -38,6 +39,7 @@ test("an admin filters and exports the audit trail on the Audit screen", { timeo
   await until(() => ada.page.evaluate(() => document.activeElement?.id === "audit-title"), "focus on the screen's heading");
   await until(async () => (await kinds(ada)).includes("config.start"), "the whole trail listed");
   assert.ok((await kinds(ada)).includes("session.opened"));
+  assert.deepEqual(await axeViolations(ada.page), [], "Audit screen: serious or critical accessibility violations");
 
   // By user and kind: Ann's conversation, one entry.
   await screen.getByLabel("User", { exact: true }).fill("ann-audit");
