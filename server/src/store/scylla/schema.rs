@@ -16,7 +16,7 @@ use super::{Inner, StoreError, StoreResult, block_on, connect, driver_runtime};
 use crate::config::ScyllaConfig;
 
 /// The schema version this binary writes and runs on.
-pub const SCHEMA_VERSION: i32 = 5;
+pub const SCHEMA_VERSION: i32 = 6;
 
 /// The `schema_version` row of this store.
 const COMPONENT: &str = "chat";
@@ -30,12 +30,12 @@ pub fn keyspace_ddl(s: &ScyllaSettings) -> String {
     )
 }
 
-/// The tables of schema version 5: `(table, CREATE TABLE IF NOT EXISTS ...)`
-/// (version 1 had all but the last five, version 2 all but the last three,
-/// version 3 all but `templates` and `attachments`, version 4 all but
-/// `attachments`).
+/// The tables of schema version 6: `(table, CREATE TABLE IF NOT EXISTS ...)`
+/// (version 1 had all but the last six, version 2 all but the last four,
+/// version 3 all but the last three, version 4 all but `attachments` and
+/// `user_directory`, version 5 all but `user_directory`).
 pub fn schema_ddl(ks: &str) -> Vec<(&'static str, String)> {
-    let tables: [(&str, &str); 15] = [
+    let tables: [(&str, &str); 16] = [
         ("schema_version", "(component text PRIMARY KEY, version int, migrated_at_ms bigint, migrated_by text)"),
         ("meta", "(name text PRIMARY KEY, value text)"),
         (
@@ -89,6 +89,8 @@ pub fn schema_ddl(ks: &str) -> Vec<(&'static str, String)> {
              PRIMARY KEY ((scope, owner), id))",
         ),
         ("attachments", "(conversation_id bigint, id text, record text, PRIMARY KEY ((conversation_id), id))"),
+        // The user directory: a JSON `UserRecord` per user, so later fields need no schema change.
+        ("user_directory", "(id text PRIMARY KEY, record text)"),
     ];
     tables.iter().map(|(t, cols)| (*t, format!("CREATE TABLE IF NOT EXISTS {ks}.{t} {cols}"))).collect()
 }
