@@ -27,7 +27,7 @@ async fn refused(s: &Server, user: &str, role: &str) -> Option<ErrorCode> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_user_id_is_refused_precisely() {
-    let s = Server::start();
+    let s = Server::start_empty_directory();
     let (alice, _a) = s.connect("alice", "advocate", Transport::Quic).await;
     let (_bob, _b) = s.connect("bob", "client", Transport::Quic).await;
     // A typo is not a conversation with a stranger.
@@ -72,15 +72,15 @@ async fn a_provisioned_user_is_added_before_first_sign_in_with_the_directorys_na
     // Bad input is refused precisely, and nothing is written.
     let e = admin.put_user("a b", "X", Role::Client).await.unwrap_err();
     assert_eq!(code(e), Some(ErrorCode::InvalidArgument));
-    let e = admin.put_user("eve", "Eve", Role::Unspecified).await.unwrap_err();
+    let e = admin.put_user("evelyn", "Evelyn", Role::Unspecified).await.unwrap_err();
     assert_eq!(code(e), Some(ErrorCode::InvalidArgument));
-    let e = alice.create_conversation(ConversationKind::Private, "", "", vec!["eve".into()]).await.unwrap_err();
+    let e = alice.create_conversation(ConversationKind::Private, "", "", vec!["evelyn".into()]).await.unwrap_err();
     assert_eq!(code(e), Some(ErrorCode::UnknownUser));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn people_search_finds_by_name_and_id_paged() {
-    let s = Server::start();
+    let s = Server::start_empty_directory();
     let (admin, _ad) = s.connect("root", "admin", Transport::Quic).await;
     for (id, name) in [
         ("u-alice", "Alice Advocate"),
@@ -182,4 +182,40 @@ async fn a_non_admin_is_refused_every_admin_command() {
     bob.ping().await.unwrap();
     let page = bob.search_users("x", 0, "").await.unwrap();
     assert!(page.users.is_empty(), "{page:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chatd_users_import_provisions_a_csv_or_json_file_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let import = |name: &str, text: &str| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_chatd"))
+            .args(["users", "import"])
+            .arg(&file)
+            .env("CHAT_DATA_DIR", dir.path().join("data"))
+            .env_remove("CHAT_CONFIG")
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let (ok, said) = import("firm.csv", "id,display_name,role\nann,\"Smith, Ann\",advocate\nben,Ben Client,client\n");
+    assert!(ok && said.contains("imported 2 users"), "{said}");
+    let (ok, said) = import("firm.json", r#"[{"id":"cy","display_name":"Cy Clerk","role":"admin"}]"#);
+    assert!(ok && said.contains("imported 1 users"), "{said}");
+    // A bad line refuses the whole file: "dee" on the line before it is not imported.
+    let (ok, said) = import("bad.csv", "id,display_name,role\ndee,Dee,client\nfay,Fay,king\n");
+    assert!(!ok && said.contains("line 3") && said.contains("king"), "{said}");
+
+    let mut cfg = config(&dir.path().join("data"));
+    cfg.data_dir = dir.path().join("data");
+    let handle = chat_server::start(cfg.clone()).unwrap();
+    let s = Server { handle: Some(handle), cfg, _dir: None };
+    let (alice, _a) = s.connect("alice", "advocate", Transport::Quic).await;
+    create(&alice, ConversationKind::Group, "imported", "", &["ann", "ben", "cy"]).await;
+    let e = alice.create_conversation(ConversationKind::Private, "", "", vec!["dee".into()]).await.unwrap_err();
+    assert_eq!(code(e), Some(ErrorCode::UnknownUser));
+    let page = alice.search_users("smith", 0, "").await.unwrap();
+    assert_eq!(page.users.len(), 1);
+    assert_eq!((page.users[0].id.as_str(), page.users[0].role), ("ann", Role::Advocate as i32));
 }

@@ -12,7 +12,7 @@ use super::request::{Requester, err, store_err};
 use crate::auth::Identity;
 use crate::ids::Caller;
 use crate::shard::{ShardCtx, ShardMsg, UserEvent};
-use crate::store::{MessageStore, Store, UserRecord};
+use crate::store::{MessageStore, Store, StoreError, UserRecord};
 use chat_protocol::WireError;
 use chat_protocol::v1::{self, ErrorCode, Role, reply};
 use std::sync::Arc;
@@ -118,6 +118,24 @@ pub async fn put(req: &Requester, p: v1::PutUser) -> Result<reply::Result, WireE
     req.store().upsert_user(&rec).await.map_err(store_err)?;
     audit_admin(&req.caller.user, "user_provisioned", &rec.id, "");
     Ok(reply::Result::User(rules::to_wire(&rec)))
+}
+
+/// Provisions `users` (from `chatd users import`, parsed by
+/// [`rules::parse_import`]), each keeping whether it was disabled; audited as
+/// done by `actor`. Returns how many were written.
+pub async fn import(store: &Store, users: Vec<UserRecord>, actor: &str) -> Result<usize, StoreError> {
+    let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
+    let mut disabled = std::collections::HashSet::new();
+    for chunk in ids.chunks(1_000) {
+        disabled.extend(store.get_users(chunk).await?.into_iter().filter(|u| u.disabled).map(|u| u.id));
+    }
+    let n = users.len();
+    for mut u in users {
+        u.disabled = disabled.contains(&u.id);
+        store.upsert_user(&u).await?;
+        audit_admin(actor, "user_provisioned", &u.id, "import");
+    }
+    Ok(n)
 }
 
 /// `DisableUser` / `EnableUser`: sets the flag; disabling closes every live
