@@ -193,8 +193,10 @@ fn reindex(cfg: &Config) -> anyhow::Result<()> {
 fn import_users(cfg: &Config, file: &std::path::Path) -> anyhow::Result<()> {
     use chat_server::command::users;
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let list = users::rules::parse_import(&text).with_context(|| format!("{} is refused, nothing imported", file.display()))?;
-    let store = chat_server::store::Store::open(cfg).context("cannot open the store (is chatd running on this data directory?)")?;
+    let list = users::rules::parse_import(&text)
+        .with_context(|| format!("{} is refused, nothing imported", file.display()))?;
+    let store = chat_server::store::Store::open(cfg)
+        .context("cannot open the store (is chatd running on this data directory?)")?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let done = rt.block_on(users::import(&store, list, "chatd users import"));
     store.close();

@@ -283,7 +283,8 @@ fn ddl_names_the_keyspace_and_partitions_messages_by_bucket() {
             assert!(is_transaction(cql), "{name} writes {table} outside a transaction: {cql}");
         }
     }
-    for table in ["message_buckets", "idempotency", "conversations_by_user", "support_queue", "users", "user_directory"] {
+    for table in ["message_buckets", "idempotency", "conversations_by_user", "support_queue", "users", "user_directory"]
+    {
         for (name, cql) in writes(table) {
             assert!(!is_transaction(cql), "{name}: {cql}");
         }
