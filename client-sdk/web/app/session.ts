@@ -40,10 +40,14 @@ export function savedToken(): string | undefined {
  * stores its renewed tokens there). A pasted development token has nothing
  * fresher: the session then ends when it lapses, and the app asks for a new one.
  */
-export async function fresherToken(current: string): Promise<string> {
-  const saved = savedToken();
-  if (!saved || saved === current) throw new Error("no fresher token in this tab");
-  return saved;
+export function fresherToken(first: string): () => Promise<string> {
+  let current = first;
+  return async () => {
+    const saved = savedToken();
+    if (!saved || saved === current) throw new Error("no fresher token in this tab");
+    current = saved;
+    return saved;
+  };
 }
 
 async function loadConfig(): Promise<ServerConfig> {
@@ -106,7 +110,7 @@ export async function start(token: string, attempt = 0): Promise<void> {
         certHashes: cfg.cert_hashes ?? [],
         transport: forced === "websocket" || forced === "webtransport" ? forced : "auto",
         clientName: `chat-web/${cfg.version ?? "dev"}`,
-        tokenProvider: () => fresherToken(token),
+        tokenProvider: fresherToken(token),
       },
       onEvent,
     );

@@ -22,6 +22,11 @@ describe("TokenRefresh", () => {
     r.failed(50_000);
     expect(r.start(54_999)).toBe(false);
     expect(r.start(55_000)).toBe(true);
+    r.refreshed(100_000, 55_000); // a token lapsing no later: a failure, not a loop
+    expect(r.start(55_001)).toBe(false);
+    expect(r.start(60_000)).toBe(true);
+    r.refreshed(200_000, 60_000);
+    expect(r.start(60_001)).toBe(false);
     r.lapsesAt(0); // a session without expiry
     expect(r.start(1_000_000)).toBe(false);
   });

@@ -502,7 +502,7 @@ export class Client {
       const r = await this.request({ case: "refreshToken", value: create(RefreshTokenSchema, { token }) });
       if (r.case !== "tokenRefreshed") throw new ClientError("protocol", "reply is not token_refreshed");
       this.cfg.token = token; // reconnections sign in with it
-      this.refresh.lapsesAt(Number(r.value.expiresAtMs));
+      this.refresh.refreshed(Number(r.value.expiresAtMs), Date.now());
     } catch {
       this.refresh.failed(Date.now());
     }

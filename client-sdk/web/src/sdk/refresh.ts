@@ -34,6 +34,13 @@ export class TokenRefresh {
     return true;
   }
 
+  /** The server took a token lapsing at `expiresAtMs`; one that lapses no
+   * later than the current one counts as a failure (no loop of refreshes). */
+  refreshed(expiresAtMs: number, nowMs: number): void {
+    if (expiresAtMs > this.expiresAtMs) this.lapsesAt(expiresAtMs);
+    else this.failed(nowMs);
+  }
+
   /** The attempt failed: try again after `retryMs`. */
   failed(nowMs: number): void {
     this.inFlight = false;
