@@ -52,6 +52,7 @@ mod templates;
 mod tls;
 mod token;
 mod transport;
+mod users;
 mod view;
 
 pub use attachments::Download;

@@ -74,6 +74,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: AuditCmd,
     },
+    /// The user directory.
+    Users {
+        #[command(subcommand)]
+        cmd: UsersCmd,
+    },
 }
 
 #[derive(Subcommand)]
@@ -105,6 +110,20 @@ enum AuditCmd {
         /// Before, ms since the Unix epoch.
         #[arg(long)]
         until_ms: Option<u64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCmd {
+    /// Provision users from a CSV (header `id,display_name,role`) or JSON
+    /// (`[{"id", "display_name", "role"}]`) file; all or nothing. With the
+    /// embedded store run it with the node stopped (one process opens the
+    /// store); with ScyllaDB at any time. Disabling and revoking are
+    /// commands of a running server (`DisableUser`, `RevokeSessions`): only
+    /// the server can close its live sessions.
+    Import {
+        /// The file.
+        file: PathBuf,
     },
 }
 
@@ -195,6 +214,7 @@ fn main() -> anyhow::Result<()> {
             };
             audit_export(&cfg, filter, &format, output)
         }
+        Cmd::Users { cmd: UsersCmd::Import { file } } => import_users(&cfg, &file),
         Cmd::Config => {
             // Secrets stay out of terminals, logs and support tickets.
             print!("{}", cfg.redacted().to_toml());
@@ -295,6 +315,21 @@ fn audit_export(
     store.close();
     let count = written?;
     eprintln!("exported {count} audit entries");
+    Ok(())
+}
+
+/// `chatd users import FILE`: the file's users provisioned in the directory.
+fn import_users(cfg: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    use chat_server::command::users;
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let list = users::rules::parse_import(&text)
+        .with_context(|| format!("{} is refused, nothing imported", file.display()))?;
+    let store = chat_server::store::Store::open(cfg)
+        .context("cannot open the store (is chatd running on this data directory?)")?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let done = rt.block_on(users::import(&store, list, "chatd users import"));
+    store.close();
+    println!("imported {} users from {}", done?, file.display());
     Ok(())
 }
 

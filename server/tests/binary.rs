@@ -141,6 +141,8 @@ async fn sigterm_drains_and_a_restart_keeps_history() {
     let cfg = |user: &str, addr: &str, hash: &str| {
         ClientConfig::new(addr, token(data.path(), user), Trust::cert_hash_hex(hash).unwrap())
     };
+    // Bob signs in once: then he is in the user directory and may be added.
+    Client::connect(cfg("bob", &addr, &hash)).await.unwrap().0.close().await;
     let (alice, _events) = Client::connect(cfg("alice", &addr, &hash)).await.unwrap();
     let created = alice.create_conversation(ConversationKind::Group, "matter", "", vec!["bob".into()]).await.unwrap();
     let conv = created.summary.and_then(|s| s.conversation).map(|c| c.id).unwrap();
@@ -247,10 +249,10 @@ async fn the_data_directory_is_private() {
     std::fs::create_dir(&data).unwrap();
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
     let (child, addr, hash) = serve(&data);
-    let (alice, _events) =
-        Client::connect(ClientConfig::new(addr.as_str(), token(&data, "alice"), Trust::cert_hash_hex(&hash).unwrap()))
-            .await
-            .unwrap();
+    let cfg = |user: &str| ClientConfig::new(addr.as_str(), token(&data, user), Trust::cert_hash_hex(&hash).unwrap());
+    // Bob signs in once: then he is in the user directory and may be added.
+    Client::connect(cfg("bob")).await.unwrap().0.close().await;
+    let (alice, _events) = Client::connect(cfg("alice")).await.unwrap();
     let created = alice.create_conversation(ConversationKind::Group, "privileged", "", vec!["bob".into()]).await;
     let conv = created.unwrap().summary.and_then(|s| s.conversation).map(|c| c.id).unwrap();
     alice.send_text(conv, "attorney-client privileged").await.unwrap();
@@ -483,6 +485,9 @@ async fn reindex_restores_a_wiped_search_index() {
     let cfg = |addr: &str, hash: &str| {
         ClientConfig::new(addr, token(data.path(), "alice"), Trust::cert_hash_hex(hash).unwrap())
     };
+    // Bob signs in once: then he is in the user directory and may be added.
+    let bob = ClientConfig::new(addr.as_str(), token(data.path(), "bob"), Trust::cert_hash_hex(&hash).unwrap());
+    Client::connect(bob).await.unwrap().0.close().await;
     let found = |c: Client, word: &'static str| async move {
         let s = v1::Search { query: word.into(), ..Default::default() };
         let hits = c.search(s).await.unwrap().hits;

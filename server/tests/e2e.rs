@@ -637,6 +637,7 @@ async fn owners_cut_batches_where_the_store_needs() {
     let store = std::sync::Arc::new(Store::Embedded(EmbeddedStore::open(&dir.path().join("store"), ecfg).unwrap()));
     let cfg = config(dir.path());
     let handle = chat_server::start_with_store(cfg.clone(), store.clone()).unwrap();
+    seed_directory(&store, CAST);
     let s = Server { handle: Some(handle), cfg, _dir: Some(dir) };
     let (alice, _a_ev) = s.connect("alice", "advocate", Transport::Quic).await;
     let conv = create(&alice, ConversationKind::Group, "runs", "", &["bob"]).await;

@@ -414,6 +414,8 @@ async fn the_support_queue_answers_a_page() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conversation_lists_page_in_the_store() {
     let s = Server::start_with(|c| c.limits.conversations_per_hour = 10_000);
+    let peers: Vec<String> = (0..40).map(|i| format!("peer{i}")).collect();
+    seed_directory(s.h().store(), &peers.iter().map(String::as_str).collect::<Vec<_>>());
     let (alice, _) = s.connect("alice", "advocate", Transport::Quic).await;
     let mut made = Vec::new();
     for i in 0..40 {

@@ -35,6 +35,22 @@ export function savedToken(): string | undefined {
   return sessionStorage.getItem(TOKEN_KEY) ?? undefined;
 }
 
+/**
+ * The SDK's token provider: the token this tab's sign-in stored last, if it
+ * is not the one the session runs on (a sign-in with the identity provider
+ * stores its renewed tokens there). A pasted development token has nothing
+ * fresher: the session then ends when it lapses, and the app asks for a new one.
+ */
+export function fresherToken(first: string): () => Promise<string> {
+  let current = first;
+  return async () => {
+    const saved = savedToken();
+    if (!saved || saved === current) throw new Error("no fresher token in this tab");
+    current = saved;
+    return saved;
+  };
+}
+
 async function loadConfig(): Promise<ServerConfig> {
   const r = await fetch("/config.json", { cache: "no-store" });
   if (!r.ok) throw new Error(`config.json: HTTP ${r.status}`);
@@ -95,6 +111,7 @@ export async function start(token: string, attempt = 0): Promise<void> {
         certHashes: cfg.cert_hashes ?? [],
         transport: forced === "websocket" || forced === "webtransport" ? forced : "auto",
         clientName: `chat-web/${cfg.version ?? "dev"}`,
+        tokenProvider: fresherToken(token),
       },
       onEvent,
     );

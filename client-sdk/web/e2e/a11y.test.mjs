@@ -88,7 +88,7 @@ test("every screen passes axe-core; dialogs trap focus, close on Escape and retu
   await add.click();
   const addDialog = ann.page.getByRole("dialog", { name: "Add members" });
   await addDialog.waitFor();
-  await ann.page.getByLabel("User ids (comma separated)").waitFor();
+  await ann.page.getByLabel("People (names or user ids, comma separated)").waitFor();
   await clean(ann, "Add members dialog");
   await ann.page.keyboard.press("Escape");
   await addDialog.waitFor({ state: "detached" });

@@ -115,6 +115,8 @@ test("history pages upward as the user scrolls", { timeout: 120_000 }, async () 
   closers.push(() => olga.close());
   const paul = await RustUser.start(chatd, chatd.token("paul", "advocate", "Paul Rust"));
   closers.push(() => paul.close());
+  // Olga signed in once before (so she is in the user directory), elsewhere.
+  await (await RustUser.start(chatd, chatd.token("olga", "client", "Olga"))).close();
   const { conv } = await paul.call({ cmd: "private", user: "olga" });
   const N = 130;
   for (let i = 1; i <= N; i++) await paul.call({ cmd: "send", conv, text: `line ${i}` });

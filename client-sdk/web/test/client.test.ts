@@ -58,6 +58,7 @@ class FakeServer {
   refuse: Lost[] = [];
   opened: number[] = [];
   heads: [bigint, bigint][] = [];
+  tokenExpiresAtMs = 0n;
   open = async (hello: ClientFrame): Promise<Link> => {
     this.opened.push(Date.now());
     const r = this.refuse.shift();
@@ -67,6 +68,7 @@ class FakeServer {
       epoch: "e1",
       sessionId: BigInt(this.links.length + 1),
       heads: this.heads.map(([conversationId, seq]) => create(CursorSchema, { conversationId, seq })),
+      tokenExpiresAtMs: this.tokenExpiresAtMs,
     });
     const l = new FakeLink(hello, w);
     this.links.push(l);
@@ -256,5 +258,40 @@ describe("Client", () => {
     server.refuse.push({ reason: "bad token", error: { code: 4000, name: "UNAUTHENTICATED", message: "bad signature" } });
     await expect(connect(server)).rejects.toMatchObject({ kind: "server", wire: { code: 4000 } });
     expect(server.opened.length).toBe(1);
+  });
+
+  it("refreshes the token through the app's provider before it lapses, and reconnects with the fresh one", async () => {
+    const server = new FakeServer();
+    server.tokenExpiresAtMs = BigInt(Date.now() + 30_000);
+    let asked = 0;
+    const tokenProvider = async () => `fresh-${++asked}`;
+    const { client } = await connect(server, { tokenProvider, refreshLeadMs: 60_000 });
+    const refreshes = () => server.link.commands().filter((c) => c.body.case === "refreshToken");
+    await vi.waitFor(() => expect(refreshes().length).toBe(1));
+    const cmd = refreshes()[0]!;
+    expect((cmd.body.value as { token: string }).token).toBe("fresh-1");
+    // One attempt at a time: nothing more while it is in flight.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(refreshes().length).toBe(1);
+    server.link.reply(cmd.id, { case: "tokenRefreshed", value: { expiresAtMs: BigInt(Date.now() + 3_600_000) } });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(refreshes().length).toBe(1);
+    expect(asked).toBe(1);
+    // The next connection signs in with the fresh token.
+    server.link.drop();
+    await vi.waitFor(() => expect(server.links.length).toBe(2));
+    expect((server.link.hello.kind.value as { token: string }).token).toBe("fresh-1");
+    client.close();
+  });
+
+  it("does not refresh without a provider or far from the lapse", async () => {
+    const server = new FakeServer();
+    server.tokenExpiresAtMs = BigInt(Date.now() + 3_600_000);
+    let asked = 0;
+    const { client } = await connect(server, { tokenProvider: async () => `t${++asked}` });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(asked).toBe(0);
+    expect(server.link.commands().some((c) => c.body.case === "refreshToken")).toBe(false);
+    client.close();
   });
 });

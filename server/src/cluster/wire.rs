@@ -12,7 +12,7 @@ use chat_protocol::cluster::v1::{
     Envelope, Forward, ForwardReply, Interest, MembershipChanged, PushedMsg, RemoteFanout, RemotePresence,
     RemoteUserEvent, RepublishPresence,
 };
-use chat_protocol::v1::{self, command, reply};
+use chat_protocol::v1::{self, ErrorCode, command, reply};
 use prost::Message as _;
 use std::sync::Arc;
 
@@ -159,18 +159,42 @@ pub(super) fn fanout(f: RemoteFanout) -> Result<Fanout, Malformed> {
 /// The wire form of a user event.
 pub(super) fn remote_user_event(user: &str, ev: &UserEvent) -> RemoteUserEvent {
     match ev {
-        UserEvent::Added(conv, since, frame) => {
-            RemoteUserEvent { user: user.into(), conv: *conv, added: true, since: *since, frame: frame.clone() }
-        }
-        UserEvent::Removed(conv, frame) => {
-            RemoteUserEvent { user: user.into(), conv: *conv, added: false, since: 0, frame: frame.clone() }
-        }
+        UserEvent::Added(conv, since, frame) => RemoteUserEvent {
+            user: user.into(),
+            conv: *conv,
+            added: true,
+            since: *since,
+            frame: frame.clone(),
+            ..Default::default()
+        },
+        UserEvent::Removed(conv, frame) => RemoteUserEvent {
+            user: user.into(),
+            conv: *conv,
+            added: false,
+            since: 0,
+            frame: frame.clone(),
+            ..Default::default()
+        },
+        UserEvent::Close(code, reason) => RemoteUserEvent {
+            user: user.into(),
+            close_code: *code as u32,
+            close_reason: reason.to_string(),
+            ..Default::default()
+        },
     }
 }
 
 /// A user event another node published, and whose it is.
 pub(super) fn user_event(u: RemoteUserEvent) -> (Arc<str>, UserEvent) {
-    let ev = if u.added { UserEvent::Added(u.conv, u.since, u.frame) } else { UserEvent::Removed(u.conv, u.frame) };
+    let ev = if u.close_code != 0 {
+        // A code this binary does not know still closes: as a revocation.
+        let code = i32::try_from(u.close_code).ok().and_then(|c| ErrorCode::try_from(c).ok());
+        UserEvent::Close(code.unwrap_or(ErrorCode::SessionRevoked), Arc::from(u.close_reason.as_str()))
+    } else if u.added {
+        UserEvent::Added(u.conv, u.since, u.frame)
+    } else {
+        UserEvent::Removed(u.conv, u.frame)
+    };
     (Arc::from(u.user.as_str()), ev)
 }
 

@@ -56,6 +56,8 @@ pub async fn create(req: &Requester, c: v1::CreateConversation) -> Result<reply:
     let me = req.caller.user.to_string();
     let now = chat_protocol::unix_ms(std::time::SystemTime::now());
     let (rec, members) = plan(&req.ctx.shared.limits, &me, req.caller.role, c, now)?;
+    let others: Vec<String> = members.iter().filter(|m| m.user_id != me).map(|m| m.user_id.clone()).collect();
+    super::users::require_known(req.store(), &others).await?;
     // Every new conversation costs store space and an owner: counted per user.
     req.ctx.check_user_rate(UserRate::Conversations, &req.caller.user).await?;
     let id = rec.id;

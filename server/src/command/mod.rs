@@ -13,8 +13,9 @@
 //!   of their own that the session hands over;
 //! - templates ([`templates`]) run here too: they are the caller's and the
 //!   firm's, not a conversation's; so does [`search`], across the caller's
-//!   conversations, against this node's index, and [`audit`] (admins read
-//!   the trail; the families record their events through it).
+//!   conversations, against this node's index; [`audit`] (admins read the
+//!   trail; the families record their events through it); and the user
+//!   directory and session control ([`users`]).
 //!
 //! A command arrives either from a session ([`execute`], after the session
 //! has taken sends and typing in order) or forwarded from another node
@@ -36,6 +37,7 @@ pub mod request;
 pub mod search;
 pub mod templates;
 pub mod typing;
+pub mod users;
 
 pub use request::Requester;
 
@@ -54,6 +56,11 @@ pub async fn execute(
     contacts: &RefCell<HashSet<Arc<str>>>,
     body: command::Body,
 ) -> Result<reply::Result, WireError> {
+    // Members named by an added-members command must be in the directory
+    // (checked here, where the command enters; a forwarded one was).
+    if let command::Body::AddMembers(a) = &body {
+        users::require_known(req.store(), &a.user_ids).await?;
+    }
     let result = if let Some(conv) = owner_conversation(&body) {
         match req.remote(conv) {
             Some(remote) => Ok(remote.forward(body, true).await.await),
@@ -95,6 +102,11 @@ async fn execute_here(
         B::RenderTemplate(r) => templates::render(req, r).await,
         B::Search(s) => search::search(req, s).await,
         B::ReadAudit(r) => audit::read_audit(req, r).await,
+        B::SearchUsers(q) => users::search(req, q).await,
+        B::PutUser(p) => users::put(req, p).await,
+        B::DisableUser(d) => users::set_disabled(req, &d.user_id, &d.reason, true).await,
+        B::EnableUser(e) => users::set_disabled(req, &e.user_id, &e.reason, false).await,
+        B::RevokeSessions(r) => users::revoke(req, r).await,
         B::Ping(_) => {
             Ok(reply::Result::Pong(v1::Pong { server_time_ms: chat_protocol::unix_ms(std::time::SystemTime::now()) }))
         }

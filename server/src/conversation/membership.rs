@@ -405,7 +405,12 @@ pub(super) mod tests {
         assert!(may_list_members(&r, &caller("cli", Role::Client)).is_ok());
         assert!(may_list_members(&r, &caller("staff", Role::Admin)).is_ok());
         assert_eq!(may_list_members(&r, &caller("adv", Role::Advocate)).unwrap_err().code, ErrorCode::NotFound);
-        let users = vec![UserRecord { id: "cli".into(), display_name: "Client".into(), role: Role::Client as i32 }];
+        let users = vec![UserRecord {
+            id: "cli".into(),
+            display_name: "Client".into(),
+            role: Role::Client as i32,
+            ..UserRecord::default()
+        }];
         assert_eq!(member_list(&r, users, "staff")[0].display_name, "Client");
     }
 

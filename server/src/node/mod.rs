@@ -56,6 +56,11 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
+    /// The store this node runs on (for tools and tests that seed it, e.g. the user directory).
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
     /// The bound address of the `/metrics` endpoint (None: `metrics.listen` unset).
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics.as_ref().map(|m| m.addr)

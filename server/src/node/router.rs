@@ -115,6 +115,10 @@ fn user_event(ctx: &ShardCtx, user: &str, ev: &UserEvent) {
             UserEvent::Added(conv, _, _) => {
                 s.revoked.borrow_mut().remove(conv);
             }
+            UserEvent::Close(code, reason) => {
+                s.close(*code, reason.clone());
+                continue;
+            }
         }
         s.deliver_user(ev);
     }

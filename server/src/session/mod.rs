@@ -21,6 +21,7 @@ mod transfer;
 use crate::audit::{AuditEvent, EventKind};
 use crate::auth::Identity;
 use crate::command::Requester;
+use crate::command::users;
 use crate::frames;
 use crate::ids::Caller;
 use crate::metrics::Refusal;
@@ -56,7 +57,7 @@ pub async fn run(ctx: Rc<ShardCtx>, conn: Conn, conn_limited: Option<Duration>) 
     let remote = conn.remote();
     let timeout = Duration::from_millis(ctx.shared.cfg.session.handshake_timeout_ms);
     let hs = tokio::time::timeout(timeout, handshake(&ctx, &conn, conn_limited)).await;
-    let (mut ctl_tx, ctl_rx, dec, buf, hello, ident) = match hs {
+    let (mut ctl_tx, ctl_rx, dec, buf, hello, ident, profile) = match hs {
         Ok(Ok(v)) => v,
         Ok(Err(Some((e, tx)))) => {
             ctx.shared.metrics.refused_code(e.code as i32);
@@ -74,13 +75,16 @@ pub async fn run(ctx: Rc<ShardCtx>, conn: Conn, conn_limited: Option<Duration>) 
     let id = ctx.shared.next_session_id();
     let (tx, rx) = mpsc::channel(ctx.shared.cfg.session.outbound_queue);
     let handle = Rc::new(SessionHandle::new(id, Arc::from(ident.user_id.as_str()), tx));
-    let caller = Caller { user: handle.user.clone(), role: ident.role };
+    // Name and role come from the directory (the token's own, for a user it made).
+    let role = v1::Role::try_from(profile.role).unwrap_or(ident.role);
+    let caller = Caller { user: handle.user.clone(), role };
     let s = Rc::new(Session {
         req: Requester { ctx: ctx.clone(), caller, session: id },
         conn: conn.clone(),
         handle: handle.clone(),
         expires_at: Cell::new(ident.expires_at),
         ident,
+        profile: v1::User { id: profile.id, display_name: profile.display_name, role: role as i32 },
         contacts: RefCell::new(HashSet::new()),
         announced: Cell::new(false),
         heavy: tokio::sync::Semaphore::new(state::HEAVY_IN_FLIGHT),
@@ -106,6 +110,12 @@ pub async fn run(ctx: Rc<ShardCtx>, conn: Conn, conn_limited: Option<Duration>) 
     }
     audit_session(&ctx, &conn, EventKind::SessionOpened, &handle.user, serde_json::json!({"session": id})).await;
     ctx.state.sessions.borrow_mut().add_user(&handle);
+    // Disabled between the handshake's check and now: closed at once.
+    if let Ok(Some(u)) = ctx.shared.store.get_users(std::slice::from_ref(&s.ident.user_id)).await.map(|mut v| v.pop())
+        && u.disabled
+    {
+        handle.close(ErrorCode::UserDisabled, Arc::from(users::rules::disabled_error().message.as_str()));
+    }
     let _open = ctx.shared.metrics.connection(conn.kind());
     tracing::debug!(session = id, user = %handle.user, %remote, transport = conn.kind(), "connected");
 
@@ -139,7 +149,7 @@ async fn refuse(conn: &Conn, mut tx: SendStream, e: WireError) {
     conn.close(e.code as u32, &e.message);
 }
 
-type Handshake = (SendStream, RecvStream, FrameDecoder, BytesMut, v1::Hello, Identity);
+type Handshake = (SendStream, RecvStream, FrameDecoder, BytesMut, v1::Hello, Identity, UserRecord);
 
 /// Reads `Hello` and checks the token. An error carries the control stream to answer on.
 async fn handshake(
@@ -201,8 +211,12 @@ async fn handshake(
     };
     // After the address's rate (before TLS), the user's own: an office
     // behind one address connects freely, one user's loop does not.
-    match ctx.check_user_rate(UserRate::Connections, &Arc::from(ident.user_id.as_str())).await {
-        Ok(()) => Ok((tx, rx, dec, buf, hello, ident)),
+    if let Err(e) = ctx.check_user_rate(UserRate::Connections, &Arc::from(ident.user_id.as_str())).await {
+        return Err(Some((e, tx)));
+    }
+    // The directory: a disabled user goes no further; a new one is created from the claims.
+    match users::sign_in(&ctx.shared.store, &ident).await {
+        Ok(profile) => Ok((tx, rx, dec, buf, hello, ident, profile)),
         Err(e) => Err(Some((e, tx))),
     }
 }
@@ -218,13 +232,6 @@ impl Session {
         inbox: mpsc::Receiver<SessionMsg>,
     ) -> anyhow::Result<()> {
         let user = &self.ident;
-        self.store()
-            .upsert_user(&UserRecord {
-                id: user.user_id.clone(),
-                display_name: user.display_name.clone(),
-                role: user.role as i32,
-            })
-            .await?;
         // Subscribe to every conversation first: from here on nothing is missed.
         let convs = self.store().user_conversations(&user.user_id).await?;
         let mut heads = Vec::with_capacity(convs.len());
@@ -240,11 +247,7 @@ impl Session {
         }
         let lim = &self.ctx().shared.cfg.limits;
         let welcome = v1::Welcome {
-            user: Some(v1::User {
-                id: user.user_id.clone(),
-                display_name: user.display_name.clone(),
-                role: user.role as i32,
-            }),
+            user: Some(self.profile.clone()),
             epoch: self.store().epoch().to_string(),
             session_id: self.handle.id,
             heads: heads.clone(),

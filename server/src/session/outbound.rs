@@ -253,6 +253,8 @@ impl Outbound {
                 self.write(&frame).await?;
             }
             SessionMsg::Goodbye(frame) => self.write(&frame).await?,
+            // Taken by the shard's mailbox (`SessionHandle::close`), never queued.
+            SessionMsg::User(UserEvent::Close(..)) => {}
         }
         Ok(())
     }

@@ -144,6 +144,13 @@ impl Session {
                     let e = err(ErrorCode::TokenExpired, "the session's token expired; sign in again");
                     return self.goodbye(e).await;
                 }
+                _ = self.handle.closing.notified() => {
+                    let closing = self.handle.close_with.borrow_mut().take();
+                    if let Some((code, reason)) = closing {
+                        tracing::info!(session = self.handle.id, user = %self.handle.user, ?code, "session closed by an admin");
+                        return self.goodbye(err(code, reason.to_string())).await;
+                    }
+                }
             }
         }
     }

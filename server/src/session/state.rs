@@ -41,6 +41,8 @@ pub(super) struct Session {
     /// When the session's token lapses (seconds since the Unix epoch): the
     /// one it opened with, then the last one `RefreshToken` brought.
     pub(super) expires_at: Cell<u64>,
+    /// The user as the directory has them (name and role), for the `Welcome`.
+    pub(super) profile: chat_protocol::v1::User,
     /// Users who share a conversation with this one (presence is theirs to see).
     pub(super) contacts: RefCell<HashSet<Arc<str>>>,
     /// Whether this device was counted at the user's home shard.

@@ -8,7 +8,7 @@
 use crate::ids::{Caller, ConvId, Frame, LiveSet, NodeId};
 use bytes::Bytes;
 use chat_protocol::WireError;
-use chat_protocol::v1::{self, MemberRole, ReceiptKind};
+use chat_protocol::v1::{self, ErrorCode, MemberRole, ReceiptKind};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -111,6 +111,9 @@ pub enum UserEvent {
     Added(ConvId, u64, Frame),
     /// The user no longer belongs to it: detach and push the frame.
     Removed(ConvId, Frame),
+    /// Close every session of the user at once with this `chat.v1.ErrorCode`
+    /// and reason (an admin revoked their sessions or disabled them).
+    Close(ErrorCode, Arc<str>),
 }
 
 /// Per-user requests, handled by the user's home shard.

@@ -6,6 +6,7 @@
 
 use crate::ids::{ConvId, Frame};
 use crate::shard::msg::{Fanout, UserEvent};
+use chat_protocol::v1::ErrorCode;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -43,6 +44,11 @@ pub struct SessionHandle {
     pub revoked: RefCell<HashSet<ConvId>>,
     /// Wakes the outbound task after a drop.
     pub wake: Notify,
+    /// Set when the session must end now (revoked, user disabled): the code
+    /// and reason it closes with. The read loop waits on [`Self::closing`].
+    pub close_with: RefCell<Option<(ErrorCode, Arc<str>)>>,
+    /// Wakes the read loop to close the session.
+    pub closing: Notify,
 }
 
 impl SessionHandle {
@@ -57,7 +63,15 @@ impl SessionHandle {
             lost_user_event: Cell::new(false),
             revoked: RefCell::default(),
             wake: Notify::new(),
+            close_with: RefCell::default(),
+            closing: Notify::new(),
         }
+    }
+
+    /// Ends the session at once with `code` and `reason` (the first such wins).
+    pub fn close(&self, code: ErrorCode, reason: Arc<str>) {
+        self.close_with.borrow_mut().get_or_insert((code, reason));
+        self.closing.notify_one();
     }
 
     /// Hands a fan-out to the session; stored messages are never dropped

@@ -9,7 +9,9 @@
 //! - each conversation's activity (the server time of its last message, or
 //!   its creation) and each user's conversations ordered by it, most recent
 //!   first ([`ListKey`]), so that lists page in the store;
-//! - users (id, display name, role) as last seen in a token;
+//! - the user directory: users (id, display name, role, disabled,
+//!   provisioned) by id, created from a token at first sign-in or provisioned
+//!   by admins, paged in id order ([`MessageStore::users_page`]);
 //! - the support queue (support conversations waiting for staff), ordered by
 //!   `(created_at_ms, conversation_id)`;
 //! - events (edits, deletes, reactions) are messages at their own seq; the
@@ -245,6 +247,10 @@ impl MessageStore for Store {
     async fn get_users(&self, ids: &[String]) -> StoreResult<Vec<UserRecord>> {
         delegate!(self, s => s.get_users(ids).await)
     }
+
+    async fn users_page(&self, after: Option<String>, limit: usize) -> StoreResult<Vec<UserRecord>> {
+        delegate!(self, s => s.users_page(after, limit).await)
+    }
 }
 
 /// A store failure, precise enough to act on.
@@ -406,8 +412,8 @@ pub struct MemberRecord {
     pub read_seq: u64,
 }
 
-/// A user as last seen in a token.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// A user of the directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UserRecord {
     /// Id (the token's `sub`).
     pub id: String,
@@ -415,6 +421,12 @@ pub struct UserRecord {
     pub display_name: String,
     /// `chat.v1.Role` number.
     pub role: i32,
+    /// Disabled by an admin: refused at connect.
+    #[serde(default)]
+    pub disabled: bool,
+    /// Provisioned by an admin: the directory's name and role win over a token's claims.
+    #[serde(default)]
+    pub provisioned: bool,
 }
 
 /// Which way a history read goes.
@@ -589,9 +601,14 @@ pub trait MessageStore: Send + Sync + 'static {
     /// `(created_at_ms, conversation_id)` strictly above `after`.
     async fn support_queue(&self, after: Option<ListKey>, limit: usize) -> StoreResult<Vec<ListKey>>;
 
-    /// Records a user as seen in a token.
+    /// Creates or replaces a user of the directory.
     async fn upsert_user(&self, user: &UserRecord) -> StoreResult<()>;
 
     /// Users by id (unknown ids are skipped).
     async fn get_users(&self, ids: &[String]) -> StoreResult<Vec<UserRecord>>;
+
+    /// A page of the directory: at most `limit` users after the one with id
+    /// `after` (None: from the start), in an order of the backend's that is
+    /// the same on every call (embedded: by id; ScyllaDB: by the id's token).
+    async fn users_page(&self, after: Option<String>, limit: usize) -> StoreResult<Vec<UserRecord>>;
 }

@@ -33,13 +33,18 @@ pub fn kill_subscribers(port: u16) -> usize {
 /// ScyllaDB keyspace made as `chatd migrate` makes it (every test here needs a
 /// store all nodes share; none can run on one embedded store per node).
 pub async fn shared_store(dir: &std::path::Path) -> Arc<Store> {
-    if let Some(settings) = ScyllaSettings::for_tests(&format!("chat_test_{:016x}", rand::random::<u64>())) {
+    let store = if let Some(settings) = ScyllaSettings::for_tests(&format!("chat_test_{:016x}", rand::random::<u64>()))
+    {
         scylla::migrate_with(&settings).await.expect("migrate");
-        return Arc::new(Store::Scylla(ScyllaStore::connect(&settings).await.expect("open store")));
-    }
-    Arc::new(Store::Embedded(
-        EmbeddedStore::open(&dir.join("store"), EmbeddedConfig { fsync: false, ..EmbeddedConfig::default() }).unwrap(),
-    ))
+        Arc::new(Store::Scylla(ScyllaStore::connect(&settings).await.expect("open store")))
+    } else {
+        Arc::new(Store::Embedded(
+            EmbeddedStore::open(&dir.join("store"), EmbeddedConfig { fsync: false, ..EmbeddedConfig::default() })
+                .unwrap(),
+        ))
+    };
+    super::server::seed_directory(&store, super::server::CAST);
+    store
 }
 
 /// One node of a test cluster.

@@ -11,6 +11,41 @@ use std::time::Duration;
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// The people of the tests' firm: in the user directory of every test
+/// server from the start, as if each had signed in once (so a test may put
+/// them in a conversation before they connect; their token's claims then
+/// set their name and role). Anyone else must sign in or be provisioned
+/// first: nobody can be addressed who does not exist.
+pub const CAST: &[&str] = &[
+    "alice", "bob", "carol", "dave", "dana", "eve", "erin", "frank", "mallory", "sam", "oscar", "peggy", "trent",
+    "victor",
+];
+
+/// Puts `ids` in `store`'s user directory as if each had signed in once
+/// (display name "<id> name", role client). Blocking: runs on a runtime of
+/// its own, so it may be called anywhere.
+pub fn seed_directory(store: &chat_server::store::Store, ids: &[&str]) {
+    use chat_server::store::{MessageStore, UserRecord};
+    std::thread::scope(|t| {
+        t.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                for id in ids {
+                    let u = UserRecord {
+                        id: id.to_string(),
+                        display_name: format!("{id} name"),
+                        role: v1::Role::Client as i32,
+                        ..UserRecord::default()
+                    };
+                    store.upsert_user(&u).await.unwrap();
+                }
+            })
+        })
+        .join()
+        .unwrap()
+    });
+}
+
 pub struct Server {
     /// The running server (None while it restarts).
     pub handle: Option<chat_server::ServerHandle>,
@@ -38,6 +73,15 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = config(dir.path());
         f(&mut cfg);
+        let handle = chat_server::start(cfg.clone()).unwrap();
+        seed_directory(handle.store(), CAST);
+        Server { handle: Some(handle), cfg, _dir: Some(dir) }
+    }
+
+    /// A server whose user directory starts empty (see [`CAST`]).
+    pub fn start_empty_directory() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
         let handle = chat_server::start(cfg.clone()).unwrap();
         Server { handle: Some(handle), cfg, _dir: Some(dir) }
     }

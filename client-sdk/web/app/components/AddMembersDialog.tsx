@@ -1,17 +1,17 @@
 // The "Add members" dialog of a group, case or support conversation (its
-// admins): user ids, and the server's refusal shown in the dialog.
+// admins): people picked by name (or ids typed), and the server's refusal
+// shown in the dialog.
 
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
 import { addMembers } from "../actions.js";
 import { describeError, splitIds } from "../format.js";
 import { DialogForm } from "./DialogForm.js";
+import { PeoplePicker } from "./PeoplePicker.js";
 
 /** The add-members dialog for conversation `conv`. */
 export function AddMembersDialog({ conv }: { conv: string }) {
   const [ids, setIds] = useState("");
   const [error, setError] = useState("");
-  const input = useRef<HTMLInputElement>(null);
-  useEffect(() => input.current?.focus(), []);
   const submit = async (ev: Event) => {
     ev.preventDefault();
     try {
@@ -22,15 +22,10 @@ export function AddMembersDialog({ conv }: { conv: string }) {
   };
   return (
     <DialogForm title="Add members" titleId="add-dialog-title" submitLabel="Add" error={error} onSubmit={submit}>
-      <label for="add-members">User ids (comma separated)</label>
-      <input
-        id="add-members"
-        ref={input}
-        placeholder="user ids, comma separated"
-        autocomplete="off"
-        value={ids}
-        onInput={(e) => setIds(e.currentTarget.value)}
-      />
+      <label>
+        People (names or user ids, comma separated)
+        <PeoplePicker id="add-members" placeholder="Name or user id" value={ids} onInput={setIds} autofocus />
+      </label>
     </DialogForm>
   );
 }

@@ -1,12 +1,13 @@
 // The "New conversation" dialog: private (one person), group, case (with a
-// case id) or support request; the fields follow the kind, and the server's
-// refusal is shown in the dialog.
+// case id) or support request; the fields follow the kind, people are picked
+// from the user directory by name, and the server's refusal is shown in the dialog.
 
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ConversationKind } from "../../src/sdk/index.js";
 import { createConversation } from "../actions.js";
 import { describeError, splitIds } from "../format.js";
 import { DialogForm } from "./DialogForm.js";
+import { PeoplePicker } from "./PeoplePicker.js";
 
 type Kind = "private" | "group" | "case" | "support";
 
@@ -31,7 +32,9 @@ export function NewConversationDialog() {
     <input id={id} placeholder={placeholder} autocomplete="off" value={value} onInput={(e) => set(e.currentTarget.value)} />
   );
   const titleField = field("new-title", "Title", title, setTitle);
-  const membersField = field("new-members", "User id (or ids, comma separated)", members, setMembers);
+  const membersField = (
+    <PeoplePicker id="new-members" placeholder="Name or user id (several: comma separated)" value={members} onInput={setMembers} />
+  );
   const caseField = field("new-case", "Case id (e.g. 2024-CV-0113)", caseId, setCaseId);
   const submit = async (ev: Event) => {
     ev.preventDefault();

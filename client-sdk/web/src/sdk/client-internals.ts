@@ -16,8 +16,15 @@ import {
   type SendMessage,
   type SendMessageOk,
 } from "../gen/chat/v1/chat_pb.js";
+import type { ClientConfig } from "./client-types.js";
 import { ClientError, errorClass } from "./errors.js";
 import { hasWebTransport, hexToBytes, type Link, type Lost, openWebSocket, openWebTransport, type TransportKind } from "./transport.js";
+
+/** A client's configuration with its defaults filled in. */
+export type Settings = Required<
+  Omit<ClientConfig, "resume" | "webtransportUrl" | "websocketUrl" | "openLink" | "tokenProvider" | "refreshLeadMs">
+> &
+  Pick<ClientConfig, "webtransportUrl" | "websocketUrl" | "openLink" | "tokenProvider">;
 
 /** The result of a reply (its oneof). */
 export type ReplyResult = Reply["result"];

@@ -22,6 +22,16 @@ export const SDK_VERSION = "0.1.0";
 export interface ClientConfig {
   /** The JWT sent in Hello. */
   token: string;
+  /**
+   * Gives a fresh token (e.g. from the identity provider) before the
+   * session's lapses: the client calls it `refreshLeadMs` before the
+   * Welcome's `tokenExpiresAtMs`, hands the result to the server
+   * (`RefreshToken`) and signs in with it on later reconnections. Without
+   * it the session ends with TOKEN_EXPIRED when the token lapses.
+   */
+  tokenProvider?: () => Promise<string>;
+  /** How long before the token lapses to refresh it, ms (default 60000). */
+  refreshLeadMs?: number;
   /** e.g. "https://localhost:4433/chat". */
   webtransportUrl?: string;
   /** e.g. "ws://localhost:8080/ws". */

@@ -38,6 +38,7 @@ import {
   type Pong,
   type PresenceEvent,
   type Push,
+  RefreshTokenSchema,
   type Reply,
   type Search,
   type SearchResults,
@@ -51,6 +52,7 @@ import { backoffDelay, DEFAULT_BACKOFF } from "./backoff.js";
 import { Delivery, type Fetch, type ResumeState, type Step } from "./delivery.js";
 import { ClientError, type WireError, wireError } from "./errors.js";
 import { newClientMsgId, Outbox, type Outgoing } from "./outbox.js";
+import { TokenRefresh } from "./refresh.js";
 import * as req from "./requests.js";
 import {
   type Deferred,
@@ -62,6 +64,7 @@ import {
   ownMessage,
   type Pending,
   type ReplyResult,
+  type Settings,
   type Waiter,
   want,
 } from "./client-internals.js";
@@ -85,8 +88,8 @@ const GAP_PAGE = 200;
 const KEEPALIVE_MS = 10_000;
 
 export class Client {
-  private readonly cfg: Required<Omit<ClientConfig, "resume" | "webtransportUrl" | "websocketUrl" | "openLink">> &
-    Pick<ClientConfig, "webtransportUrl" | "websocketUrl" | "openLink">;
+  private readonly cfg: Settings;
+  private readonly refresh: TokenRefresh;
   private readonly listeners = new Set<Listener>();
   private readonly delivery: Delivery;
   private readonly outbox: Outbox<Pending<SendMessageOk>>;
@@ -121,7 +124,9 @@ export class Client {
       maxDeferred: config.maxDeferred ?? 256,
       clientName: config.clientName ?? `chat-web/${SDK_VERSION}`,
       openLink: config.openLink,
+      tokenProvider: config.tokenProvider,
     };
+    this.refresh = new TokenRefresh(config.refreshLeadMs);
     this.delivery = new Delivery(config.resume, GAP_PAGE);
     this.outbox = new Outbox(this.cfg.outboxCapacity);
   }
@@ -408,6 +413,7 @@ export class Client {
     this.goodbye = undefined;
     this.attempt = 0;
     this._welcome = link.welcome;
+    this.refresh.lapsesAt(Number(link.welcome.tokenExpiresAtMs));
     const resumed = this.delivery.onWelcome(link.welcome, sentEpoch, sentResume);
     this.setState("online");
     this.emit({
@@ -486,6 +492,20 @@ export class Client {
       if (receipts.length > 0) this.write(0n, deliveredBody(receipts));
     }
     if (now - this.lastWriteAt > KEEPALIVE_MS) this.write(0n, req.ping());
+    if (this.cfg.tokenProvider && this.refresh.start(now)) void this.refreshToken(this.cfg.tokenProvider);
+  }
+
+  /** Hands the session a fresh token from the app's provider (see `TokenRefresh`). */
+  private async refreshToken(provider: () => Promise<string>): Promise<void> {
+    try {
+      const token = await provider();
+      const r = await this.request({ case: "refreshToken", value: create(RefreshTokenSchema, { token }) });
+      if (r.case !== "tokenRefreshed") throw new ClientError("protocol", "reply is not token_refreshed");
+      this.cfg.token = token; // reconnections sign in with it
+      this.refresh.refreshed(Number(r.value.expiresAtMs), Date.now());
+    } catch {
+      this.refresh.failed(Date.now());
+    }
   }
 
   private fetch(f: Fetch): void {

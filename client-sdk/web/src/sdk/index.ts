@@ -20,4 +20,6 @@ export * as pb from "../gen/chat/v1/chat_pb.js";
 export { Attachments, type DownloadRange, type Downloaded } from "./attachments.js";
 export { Audit, type AuditFilter, type AuditFormat, AUDIT_CSV_HEADER, auditCsvLine, auditJsonLine, formatAudit } from "./audit.js";
 export { Templates, type TemplateSave, TemplateScope, matchTemplates } from "./templates.js";
+export { Users } from "./users.js";
+export { TokenRefresh, REFRESH_LEAD_MS } from "./refresh.js";
 export { MessageView, applyEntries, isChange, toggle, type Applied } from "./view.js";

@@ -74,6 +74,7 @@ macro_rules! conformance_tests {
             lists_page_by_activity,
             touch_moves_every_members_list,
             users_upsert_and_get,
+            users_directory_pages,
             epoch_per_store,
             reopen_keeps_everything,
             events_rewrite_their_target_and_keep_versions,

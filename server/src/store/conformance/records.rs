@@ -177,8 +177,12 @@ pub async fn watermarks_only_move_forward<F: ConformanceFactory>(factory: &mut F
 /// Users are upserted; lookups skip unknown ids.
 pub async fn users_upsert_and_get<F: ConformanceFactory>(factory: &mut F) {
     let store = factory.fresh().await;
-    let user =
-        |id: &str, name: &str, role: Role| UserRecord { id: id.into(), display_name: name.into(), role: role as i32 };
+    let user = |id: &str, name: &str, role: Role| UserRecord {
+        id: id.into(),
+        display_name: name.into(),
+        role: role as i32,
+        ..UserRecord::default()
+    };
     let ids = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let sorted = |mut users: Vec<UserRecord>| {
         users.sort_by(|a, b| a.id.cmp(&b.id));
@@ -195,6 +199,43 @@ pub async fn users_upsert_and_get<F: ConformanceFactory>(factory: &mut F) {
     assert_eq!(store.get_users(&ids(&["alice"])).await.expect("get"), vec![user("alice", "Alice Smith", Role::Admin)]);
     assert_eq!(store.get_users(&[]).await.expect("get"), vec![]);
     assert_eq!(store.get_users(&ids(&["", "carol"])).await.expect("get"), vec![]);
+}
+
+/// The directory keeps each user's flags, and pages through every user once,
+/// in the same order on every call.
+pub async fn users_directory_pages<F: ConformanceFactory>(factory: &mut F) {
+    let store = factory.fresh().await;
+    assert_eq!(store.users_page(None, 10).await.expect("page"), vec![]);
+    let ids: Vec<String> = (0..25).map(|i| format!("user-{i:02}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let rec = UserRecord {
+            id: id.clone(),
+            display_name: format!("Name {i}"),
+            role: Role::Client as i32,
+            disabled: i % 3 == 0,
+            provisioned: i % 2 == 0,
+        };
+        store.upsert_user(&rec).await.expect("upsert");
+    }
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.users_page(after.clone(), 10).await.expect("page");
+        assert!(page.len() <= 10, "a page holds at most its limit");
+        let again = store.users_page(after.clone(), 10).await.expect("page again");
+        assert_eq!(page, again, "the same page twice");
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        seen.extend(page);
+    }
+    seen.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(seen.iter().map(|u| u.id.clone()).collect::<Vec<_>>(), ids, "every user once");
+    let u3 = &seen[3];
+    assert!(u3.disabled && !u3.provisioned, "flags kept: {u3:?}");
+    let u4 = &seen[4];
+    assert!(!u4.disabled && u4.provisioned, "flags kept: {u4:?}");
+    let got = store.get_users(&["user-03".to_string()]).await.expect("get");
+    assert_eq!(got, vec![u3.clone()]);
 }
 
 /// Every store has a non-empty epoch of its own.
@@ -214,7 +255,13 @@ pub async fn reopen_keeps_everything<F: ConformanceFactory>(factory: &mut F) {
     store.create_conversation(&waiting, &[member(301, "alice")]).await.expect("create");
     store.create_conversation(&group(300), &[member(300, "alice"), member(300, "bob")]).await.expect("create");
     store.advance_watermarks(300, "bob", 20, 7).await.expect("advance");
-    let user = UserRecord { id: "alice".into(), display_name: "Alice".into(), role: Role::Client as i32 };
+    let user = UserRecord {
+        id: "alice".into(),
+        display_name: "Alice".into(),
+        role: Role::Client as i32,
+        disabled: true,
+        provisioned: true,
+    };
     store.upsert_user(&user).await.expect("upsert");
     let m = msg(300, 12);
 

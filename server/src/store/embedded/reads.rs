@@ -259,4 +259,19 @@ impl MessageStore for EmbeddedStore {
         }
         Ok(out)
     }
+
+    async fn users_page(&self, after: Option<String>, limit: usize) -> StoreResult<Vec<UserRecord>> {
+        const OP: &str = "users_page";
+        let start = match after {
+            None => std::ops::Bound::Unbounded,
+            Some(id) => std::ops::Bound::Excluded(key::user(OP, &id)?.to_vec()),
+        };
+        let snapshot = self.snapshot();
+        let rows = snapshot.range(self.db.ks(Ks::Users), (start, std::ops::Bound::Unbounded)).take(limit);
+        rows.map(|guard| {
+            let (_, value) = guard.into_inner().map_err(backend(OP))?;
+            decode(Ks::Users, &value)
+        })
+        .collect()
+    }
 }

@@ -100,7 +100,7 @@ async fn close_flushes_then_refuses_writes() {
     store.close();
     assert!(matches!(store.append(vec![message(1, 2)]).await, Err(StoreError::Closed)));
     assert!(matches!(
-        store.upsert_user(&UserRecord { id: "u".into(), display_name: String::new(), role: 0 }).await,
+        store.upsert_user(&UserRecord { id: "u".into(), ..UserRecord::default() }).await,
         Err(StoreError::Closed)
     ));
     // Reads still work; close is idempotent.
@@ -248,7 +248,7 @@ async fn an_oversized_key_fails_alone() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(dir.path());
     let huge = "x".repeat(70_000);
-    let user = UserRecord { id: huge.clone(), display_name: String::new(), role: 0 };
+    let user = UserRecord { id: huge.clone(), ..UserRecord::default() };
     assert!(matches!(store.upsert_user(&user).await, Err(StoreError::Backend { .. })));
     let mut m = message(1, 1);
     m.sender_id = huge;

@@ -352,9 +352,11 @@ impl MessageStore for ScyllaStore {
     }
 
     async fn upsert_user(&self, user: &UserRecord) -> StoreResult<()> {
-        let values = (user.id.clone(), user.display_name.clone(), user.role);
+        let json =
+            serde_json::to_string(user).map_err(|e| StoreError::Backend { op: "upsert_user", source: Box::new(e) })?;
+        let values = (user.id.clone(), json);
         self.call("upsert_user", true, |i| async move {
-            i.exec("upsert_user", &i.st.upsert_user, values, None).await.map(|_| ())
+            i.exec("upsert_user", &i.st.upsert_directory_user, values, None).await.map(|_| ())
         })
         .await
     }
@@ -362,6 +364,10 @@ impl MessageStore for ScyllaStore {
     async fn get_users(&self, ids: &[String]) -> StoreResult<Vec<UserRecord>> {
         let ids = ids.to_vec();
         self.call("get_users", false, |i| async move { i.get_users(ids).await }).await
+    }
+
+    async fn users_page(&self, after: Option<String>, limit: usize) -> StoreResult<Vec<UserRecord>> {
+        self.call("users_page", false, move |i| async move { i.users_page(after, limit).await }).await
     }
 }
 

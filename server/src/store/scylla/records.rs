@@ -270,16 +270,39 @@ impl Inner {
         }))
     }
 
+    /// Users by id: from `user_directory`, else (a user last seen by a
+    /// schema-5 binary) from the older `users` table.
     pub(super) async fn get_users(&self, ids: Vec<String>) -> StoreResult<Vec<UserRecord>> {
+        const OP: &str = "get_users";
         let ids: Vec<String> = ids.into_iter().filter(|id| !id.is_empty()).collect();
-        let mut found: Vec<Option<(String, String, i32)>> = Vec::with_capacity(ids.len());
+        let mut found: Vec<Option<UserRecord>> = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(FAN_OUT) {
-            let mut reads = Vec::with_capacity(chunk.len());
-            for id in chunk {
-                reads.push(self.one::<(String, String, i32)>("get_users", &self.st.select_user, (id,), None));
-            }
+            let reads = chunk.iter().map(|id| async move {
+                if let Some((json,)) = self.one::<(String,)>(OP, &self.st.select_directory_user, (id,), None).await? {
+                    return decode_user(&json).map(Some);
+                }
+                let old = self.one::<(String, String, i32)>(OP, &self.st.select_user, (id,), None).await?;
+                Ok(old.map(|(id, display_name, role)| UserRecord { id, display_name, role, ..UserRecord::default() }))
+            });
             found.extend(futures_util::future::try_join_all(reads).await?);
         }
-        Ok(found.into_iter().flatten().map(|(id, display_name, role)| UserRecord { id, display_name, role }).collect())
+        Ok(found.into_iter().flatten().collect())
     }
+
+    /// A page of `user_directory` in token order after `after`'s token.
+    pub(super) async fn users_page(&self, after: Option<String>, limit: usize) -> StoreResult<Vec<UserRecord>> {
+        const OP: &str = "users_page";
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        let rows: Vec<(String,)> = match after {
+            None => self.rows(OP, &self.st.select_directory_first, (limit,), None).await?,
+            Some(id) => self.rows(OP, &self.st.select_directory_after, (id, limit), None).await?,
+        };
+        rows.iter().map(|(json,)| decode_user(json)).collect()
+    }
+}
+
+/// A `user_directory` record.
+fn decode_user(json: &str) -> StoreResult<UserRecord> {
+    serde_json::from_str(json)
+        .map_err(|e| StoreError::Corrupt { table: "user_directory", detail: format!("a record does not decode: {e}") })
 }

@@ -31,12 +31,13 @@ pub fn keyspace_ddl(s: &ScyllaSettings) -> String {
 }
 
 /// The tables of schema version 6: `(table, CREATE TABLE IF NOT EXISTS ...)`
-/// (version 1 had all but the last eight, version 2 all but the last six,
-/// version 3 all but `templates`, `attachments` and the three `audit_`
-/// tables, version 4 all but `attachments` and the `audit_` tables, version 5
-/// all but the `audit_` tables).
+/// (version 1 had all but the last nine, version 2 all but the last seven,
+/// version 3 all but `templates`, `attachments`, the three `audit_` tables
+/// and `user_directory`, version 4 all but `attachments`, the `audit_`
+/// tables and `user_directory`, version 5 all but the `audit_` tables and
+/// `user_directory`).
 pub fn schema_ddl(ks: &str) -> Vec<(&'static str, String)> {
-    let tables: [(&str, &str); 18] = [
+    let tables: [(&str, &str); 19] = [
         ("schema_version", "(component text PRIMARY KEY, version int, migrated_at_ms bigint, migrated_by text)"),
         ("meta", "(name text PRIMARY KEY, value text)"),
         (
@@ -100,6 +101,8 @@ pub fn schema_ddl(ks: &str) -> Vec<(&'static str, String)> {
             "audit_checkpoints",
             "(chain text, seq bigint, record text, PRIMARY KEY ((chain), seq)) WITH CLUSTERING ORDER BY (seq ASC)",
         ),
+        // The user directory: a JSON `UserRecord` per user, so later fields need no schema change.
+        ("user_directory", "(id text PRIMARY KEY, record text)"),
     ];
     tables.iter().map(|(t, cols)| (*t, format!("CREATE TABLE IF NOT EXISTS {ks}.{t} {cols}"))).collect()
 }

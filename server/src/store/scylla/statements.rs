@@ -184,8 +184,11 @@ statements! {
         WHERE user_id = ? AND (activity_ms, conversation_id) < (?, ?) LIMIT ?",
     select_user_conversation: "SELECT conversation_id FROM {ks}.conversations_by_user \
         WHERE user_id = ? AND conversation_id = ?",
-    upsert_user: "INSERT INTO {ks}.users (id, display_name, role) VALUES (?, ?, ?)",
     select_user: "SELECT id, display_name, role FROM {ks}.users WHERE id = ?",
+    upsert_directory_user: "INSERT INTO {ks}.user_directory (id, record) VALUES (?, ?)",
+    select_directory_user: "SELECT record FROM {ks}.user_directory WHERE id = ?",
+    select_directory_first: "SELECT record FROM {ks}.user_directory LIMIT ?",
+    select_directory_after: "SELECT record FROM {ks}.user_directory WHERE token(id) > token(?) LIMIT ?",
     select_meta: "SELECT value FROM {ks}.meta WHERE name = ?",
     insert_meta_if_absent: "INSERT INTO {ks}.meta (name, value) VALUES (?, ?) IF NOT EXISTS",
     insert_attachment: "INSERT INTO {ks}.attachments (conversation_id, id, record) VALUES (?, ?, ?)",
