@@ -18,6 +18,7 @@
 //!   `(conversation_id, target_seq, event_seq)`) for the audit trail, never
 //!   read by members;
 //! - templates by `(scope, owner, id)` ([`templates`]);
+//! - each conversation's purge mark and the legal holds ([`retention`]);
 //! - an epoch: a random id made when the store is created. Resume cursors are
 //!   valid only within one epoch.
 //!
@@ -34,6 +35,7 @@
 pub mod attachments;
 pub mod conformance;
 pub mod embedded;
+pub mod retention;
 pub mod scylla;
 pub mod templates;
 

@@ -19,7 +19,8 @@
 //! `lists` (users' conversations by activity, the support queue, paged),
 //! `versions` (events rewriting their target, the versions kept),
 //! `templates` (the [`TemplateStore`](crate::store::templates::TemplateStore) part)
-//! and `attachments` (the [`AttachmentStore`](crate::store::attachments::AttachmentStore) part).
+//! `attachments` (the [`AttachmentStore`](crate::store::attachments::AttachmentStore) part)
+//! and `retention` (the [`RetentionStore`](crate::store::retention::RetentionStore) part).
 
 mod attachments;
 mod harness;
@@ -27,6 +28,7 @@ mod idempotency;
 mod lists;
 mod messages;
 mod records;
+mod retention;
 mod templates;
 mod versions;
 
@@ -36,6 +38,7 @@ pub use idempotency::*;
 pub use lists::*;
 pub use messages::*;
 pub use records::*;
+pub use retention::*;
 pub use templates::*;
 pub use versions::*;
 
@@ -80,6 +83,9 @@ macro_rules! conformance_tests {
             templates_list_by_scope_and_owner,
             concurrent_template_updates_one_wins,
             attachments_by_conversation_and_id,
+            purge_removes_through_the_mark_only,
+            legal_holds_set_list_release,
+            attachment_records_are_deleted,
         );
     };
     (@cases $factory:expr; $($case:ident),+ $(,)?) => {

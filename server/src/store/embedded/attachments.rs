@@ -10,7 +10,7 @@ use crate::store::StoreResult;
 use crate::store::attachments::{AttachmentRecord, AttachmentStore};
 
 /// `conversation(8) | id`.
-fn key(conversation_id: u64, id: &str) -> Vec<u8> {
+pub(super) fn key(conversation_id: u64, id: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(8 + id.len());
     key.extend_from_slice(&conversation_id.to_be_bytes());
     key.extend_from_slice(id.as_bytes());

@@ -26,10 +26,12 @@ pub(super) enum Ks {
     Versions,
     Templates,
     Attachments,
+    Retention,
+    LegalHolds,
 }
 
 impl Ks {
-    const ALL: [Ks; 13] = [
+    const ALL: [Ks; 15] = [
         Ks::Messages,
         Ks::Idempotency,
         Ks::Conversations,
@@ -43,6 +45,8 @@ impl Ks {
         Ks::Versions,
         Ks::Templates,
         Ks::Attachments,
+        Ks::Retention,
+        Ks::LegalHolds,
     ];
 
     /// The keyspace's name, also the table named in [`StoreError::Corrupt`].
@@ -61,6 +65,8 @@ impl Ks {
             Ks::Versions => "message_versions",
             Ks::Templates => "templates",
             Ks::Attachments => "attachments",
+            Ks::Retention => "retention",
+            Ks::LegalHolds => "legal_holds",
         }
     }
 
@@ -94,6 +100,8 @@ pub(super) struct Db {
     versions: Keyspace,
     templates: Keyspace,
     attachments: Keyspace,
+    retention: Keyspace,
+    legal_holds: Keyspace,
 }
 
 impl Db {
@@ -116,6 +124,9 @@ impl Db {
             templates: open(Ks::Templates)?,
             // Likewise made empty in an older store.
             attachments: open(Ks::Attachments)?,
+            // Likewise (retention and legal holds).
+            retention: open(Ks::Retention)?,
+            legal_holds: open(Ks::LegalHolds)?,
             db,
         })
     }
@@ -135,6 +146,8 @@ impl Db {
             Ks::Versions => &self.versions,
             Ks::Templates => &self.templates,
             Ks::Attachments => &self.attachments,
+            Ks::Retention => &self.retention,
+            Ks::LegalHolds => &self.legal_holds,
         }
     }
 }

@@ -54,6 +54,9 @@
 //!   empty, the layout version unchanged);
 //! - `attachments`: `conversation(8) | id` -> JSON AttachmentRecord (a new
 //!   keyspace, made empty in an older store like `templates`);
+//! - `retention`: `conversation(8)` -> `purged_through(8)`, the highest seq
+//!   the retention job removed; `legal_holds`: `scope(1) | target` -> JSON
+//!   HoldRecord (new keyspaces, made empty in an older store);
 //! - `meta`: `name` -> value (the epoch and the layout version; a `fjall-1`
 //!   layout gets its activities made from the last messages on open).
 //!
@@ -76,6 +79,7 @@ mod key;
 mod layout;
 mod ops;
 mod reads;
+mod retention;
 mod templates;
 #[cfg(test)]
 mod tests;

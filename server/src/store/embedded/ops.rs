@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 
 use super::db::Ks;
 use crate::store::attachments::AttachmentRecord;
+use crate::store::retention::{HoldRecord, HoldScope};
 use crate::store::templates::TemplateRecord;
 use crate::store::{ConversationRecord, Created, MemberRecord, NewMessage, StoreResult, UserRecord};
 
@@ -44,6 +45,21 @@ pub(super) enum Op {
         owner: String,
         id: u64,
     },
+    /// Messages at or below `through` removed, the purge mark moved up.
+    Purge {
+        conversation_id: u64,
+        through: u64,
+    },
+    DeleteAttachment {
+        conversation_id: u64,
+        id: String,
+    },
+    /// A legal hold (boxed: it is larger than the other ops).
+    PutHold(Box<HoldRecord>),
+    RemoveHold {
+        scope: HoldScope,
+        target: String,
+    },
 }
 
 impl Op {
@@ -60,6 +76,10 @@ impl Op {
             Op::PutTemplate(..) => "put_template",
             Op::DeleteTemplate { .. } => "delete_template",
             Op::PutAttachment(_) => "put_attachment",
+            Op::Purge { .. } => "purge_through",
+            Op::DeleteAttachment { .. } => "delete_attachment",
+            Op::PutHold(_) => "put_hold",
+            Op::RemoveHold { .. } => "remove_hold",
         }
     }
 }

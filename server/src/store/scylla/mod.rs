@@ -25,6 +25,7 @@ mod attachments;
 mod lists;
 mod reads;
 mod records;
+mod retention;
 mod rows;
 mod schema;
 mod settings;

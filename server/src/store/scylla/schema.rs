@@ -16,7 +16,7 @@ use super::{Inner, StoreError, StoreResult, block_on, connect, driver_runtime};
 use crate::config::ScyllaConfig;
 
 /// The schema version this binary writes and runs on.
-pub const SCHEMA_VERSION: i32 = 5;
+pub const SCHEMA_VERSION: i32 = 6;
 
 /// The `schema_version` row of this store.
 const COMPONENT: &str = "chat";
@@ -30,12 +30,12 @@ pub fn keyspace_ddl(s: &ScyllaSettings) -> String {
     )
 }
 
-/// The tables of schema version 5: `(table, CREATE TABLE IF NOT EXISTS ...)`
-/// (version 1 had all but the last five, version 2 all but the last three,
-/// version 3 all but `templates` and `attachments`, version 4 all but
-/// `attachments`).
+/// The tables of schema version 6: `(table, CREATE TABLE IF NOT EXISTS ...)`
+/// (version 1 had all but the last seven, version 2 all but the last five,
+/// version 3 all but the last four, version 4 all but the last three,
+/// version 5 all but `retention` and `legal_holds`).
 pub fn schema_ddl(ks: &str) -> Vec<(&'static str, String)> {
-    let tables: [(&str, &str); 15] = [
+    let tables: [(&str, &str); 17] = [
         ("schema_version", "(component text PRIMARY KEY, version int, migrated_at_ms bigint, migrated_by text)"),
         ("meta", "(name text PRIMARY KEY, value text)"),
         (
@@ -89,6 +89,8 @@ pub fn schema_ddl(ks: &str) -> Vec<(&'static str, String)> {
              PRIMARY KEY ((scope, owner), id))",
         ),
         ("attachments", "(conversation_id bigint, id text, record text, PRIMARY KEY ((conversation_id), id))"),
+        ("retention", "(conversation_id bigint PRIMARY KEY, purged_through bigint)"),
+        ("legal_holds", "(scope int, target text, record text, PRIMARY KEY ((scope), target))"),
     ];
     tables.iter().map(|(t, cols)| (*t, format!("CREATE TABLE IF NOT EXISTS {ks}.{t} {cols}"))).collect()
 }
