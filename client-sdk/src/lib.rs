@@ -46,6 +46,7 @@ mod error;
 mod events;
 mod outbox;
 mod requests;
+mod retention;
 mod search;
 mod templates;
 mod tls;

@@ -13,6 +13,7 @@ mod error;
 mod messages;
 mod metrics;
 mod notify;
+mod retention;
 mod search;
 mod store;
 
@@ -22,6 +23,7 @@ pub use error::ConfigError;
 pub use messages::MessagesConfig;
 pub use metrics::MetricsConfig;
 pub use notify::NotifyConfig;
+pub use retention::{MAX_RETENTION_DAYS, RetentionConfig};
 pub use search::SearchConfig;
 
 pub use store::{
@@ -65,6 +67,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// Full-text search: on or off, commit interval, indexer queue.
     pub search: SearchConfig,
+    /// Retention of messages and the purge job.
+    pub retention: RetentionConfig,
 }
 
 impl Default for Config {
@@ -86,6 +90,7 @@ impl Default for Config {
             messages: MessagesConfig::default(),
             notify: NotifyConfig::default(),
             search: SearchConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -385,6 +390,7 @@ impl Config {
                 "search.commit_interval_ms and search.queue_bound must be at least 1".into(),
             ));
         }
+        self.retention.check()?;
         self.check_web()
     }
 

@@ -1,6 +1,6 @@
 //! Membership commands, answered by the conversation's owner: join (staff
 //! picks up a support conversation), leave, add and remove members, set a
-//! member's role, archive, and the member list. [`parse`] validates them
+//! member's role, archive, set the retention, and the member list. [`parse`] validates them
 //! once; the owner applies its rules (`crate::conversation`).
 
 use super::request::{ask, err};
@@ -32,6 +32,9 @@ pub fn parse(ctx: &ShardCtx, body: command::Body) -> Result<Option<(ConvId, Admi
             (r.conversation_id, AdminOp::SetRole(r.user_id, role))
         }
         B::ArchiveConversation(a) => (a.conversation_id, AdminOp::Archive(!a.unarchive)),
+        B::SetRetention(r) => {
+            (r.conversation_id, AdminOp::SetRetention(super::retention::parse_days(r.retention_days)?))
+        }
         _ => return Ok(None),
     }))
 }
@@ -39,7 +42,14 @@ pub fn parse(ctx: &ShardCtx, body: command::Body) -> Result<Option<(ConvId, Admi
 /// Runs a membership operation at the owner on this node; the answer is the
 /// conversation as the caller now sees it.
 pub async fn admin(ctx: &ShardCtx, caller: Caller, conv: ConvId, op: AdminOp) -> Result<reply::Result, WireError> {
+    let retention = match op {
+        AdminOp::SetRetention(days) => Some((caller.user.clone(), days)),
+        _ => None,
+    };
     let s = ask(ctx, conv, |reply| ConvMsg::Admin { caller, op, reply }).await?;
+    if let Some((actor, days)) = retention {
+        super::retention::audit_retention(&actor, conv, days);
+    }
     Ok(reply::Result::Conversation(v1::ConversationOk { summary: Some(s), existing: false }))
 }
 

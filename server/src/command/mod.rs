@@ -13,7 +13,8 @@
 //!   of their own that the session hands over;
 //! - templates ([`templates`]) run here too: they are the caller's and the
 //!   firm's, not a conversation's; so does [`search`], across the caller's
-//!   conversations, against this node's index.
+//!   conversations, against this node's index; legal holds ([`retention`])
+//!   go to the store from here, a conversation's retention to its owner.
 //!
 //! A command arrives either from a session ([`execute`], after the session
 //! has taken sends and typing in order) or forwarded from another node
@@ -31,6 +32,7 @@ pub mod owner;
 pub mod presence;
 pub mod receipts;
 pub mod request;
+pub mod retention;
 pub mod search;
 pub mod templates;
 pub mod typing;
@@ -92,6 +94,9 @@ async fn execute_here(
         B::ListTemplates(l) => templates::list(req, l).await,
         B::RenderTemplate(r) => templates::render(req, r).await,
         B::Search(s) => search::search(req, s).await,
+        B::SetLegalHold(s) => retention::set_hold(req, s).await,
+        B::ReleaseLegalHold(r) => retention::release_hold(req, r).await,
+        B::ListLegalHolds(_) => retention::list_holds(req).await,
         B::Ping(_) => {
             Ok(reply::Result::Pong(v1::Pong { server_time_ms: chat_protocol::unix_ms(std::time::SystemTime::now()) }))
         }
@@ -110,6 +115,7 @@ async fn execute_here(
         | B::RemoveMember(_)
         | B::SetMemberRole(_)
         | B::ArchiveConversation(_)
+        | B::SetRetention(_)
         | B::EditMessage(_)
         | B::DeleteMessage(_)
         | B::React(_)
@@ -130,6 +136,7 @@ pub fn owner_conversation(body: &command::Body) -> Option<ConvId> {
         B::RemoveMember(r) => Some(r.conversation_id),
         B::SetMemberRole(r) => Some(r.conversation_id),
         B::ArchiveConversation(a) => Some(a.conversation_id),
+        B::SetRetention(r) => Some(r.conversation_id),
         B::MarkRead(m) => Some(m.conversation_id),
         B::EditMessage(e) => Some(e.conversation_id),
         B::DeleteMessage(d) => Some(d.conversation_id),

@@ -68,6 +68,12 @@ impl<'a> Txn<'a> {
         Ok(head.max(mark))
     }
 
+    /// Whether the message an event changes is stored (or staged); a failed
+    /// read counts as stored, as before purges existed.
+    fn target_exists(&self, conv: u64, seq: u64) -> bool {
+        self.get(Ks::Messages, &key::pair(conv, seq)).map_or(true, |v| v.is_some())
+    }
+
     pub(super) fn put(&mut self, ks: Ks, key: &[u8], value: Slice) {
         self.local.insert(staged_key(ks, key), Some(value));
     }
@@ -123,7 +129,9 @@ impl<'a> Txn<'a> {
             }
             self.new_heads.push((m.conversation_id, m.seq));
             self.put(Ks::Messages, &key::pair(m.conversation_id, m.seq), Slice::from(m.encoded.clone()));
-            if let Some(t) = &m.target {
+            // A target that is gone (purged by retention) is not written back.
+            let target = m.target.as_ref().filter(|t| self.target_exists(m.conversation_id, t.seq));
+            if let Some(t) = target {
                 // The target's latest state, and the version it replaces for the audit trail.
                 self.put(Ks::Messages, &key::pair(m.conversation_id, t.seq), Slice::from(t.latest.clone()));
                 let version = encode(self.op, &t.version)?;

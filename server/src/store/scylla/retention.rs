@@ -2,13 +2,12 @@
 //! (`conversation_id` -> `purged_through`) and the `legal_holds` table
 //! (partition `scope`, clustering `target`, the record as JSON), and the
 //! purge of a conversation's messages: versions and idempotency records
-//! first, then the messages bucket by bucket, then the mark, so that a purge
+//! first, then the messages (one transaction each), then the mark, so that a purge
 //! cut off midway is finished by the next one. It touches no other table.
 
 use prost::Message as _;
 
 use super::append::bucket_of;
-use super::reads::bucket_bounds;
 use super::rows::{id_to_db, seq_to_db};
 use super::{Inner, ScyllaStore, StoreResult};
 use crate::store::retention::{HoldRecord, HoldScope, RetentionStore};
@@ -44,10 +43,11 @@ impl Inner {
                     self.exec(OP, &self.st.delete_idempotency, key, None).await?;
                 }
             }
-            for bucket in bucket_of(after + 1)..=bucket_of(last) {
-                let (lo, hi) = bucket_bounds(bucket, after + 1, last);
-                let key = (id_to_db(conv), id_to_db(bucket), seq_to_db(lo), seq_to_db(hi));
-                self.exec(OP, &self.st.delete_messages_between, key, None).await?;
+            // One transaction per message: the messages table is written by
+            // transactions only (see the schema tests).
+            for (seq, _) in &rows {
+                let key = (id_to_db(conv), id_to_db(bucket_of(*seq)), seq_to_db(*seq));
+                self.exec(OP, &self.st.delete_message_if_exists, key, None).await?;
             }
             after = last;
         }

@@ -193,8 +193,8 @@ statements! {
     delete_attachment: "DELETE FROM {ks}.attachments WHERE conversation_id = ? AND id = ?",
     select_purged: "SELECT purged_through FROM {ks}.retention WHERE conversation_id = ?",
     upsert_purged: "UPDATE {ks}.retention SET purged_through = ? WHERE conversation_id = ?",
-    delete_messages_between: "DELETE FROM {ks}.messages WHERE conversation_id = ? AND bucket = ? \
-        AND seq >= ? AND seq <= ?",
+    delete_message_if_exists: "DELETE FROM {ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq = ? \
+        IF EXISTS",
     delete_versions_of: "DELETE FROM {ks}.message_versions WHERE conversation_id = ? AND target_seq = ?",
     delete_idempotency: "DELETE FROM {ks}.idempotency WHERE conversation_id = ? AND sender_id = ? \
         AND client_msg_id = ?",
