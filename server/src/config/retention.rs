@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ConfigError;
+use super::error::ConfigError;
 
 /// The longest retention a conversation may have, days (100 years).
 pub const MAX_RETENTION_DAYS: u32 = 36_500;

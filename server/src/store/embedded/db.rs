@@ -157,6 +157,11 @@ pub(super) fn backend(op: &'static str) -> impl FnOnce(fjall::Error) -> StoreErr
     move |e| StoreError::Backend { op, source: Box::new(e) }
 }
 
+/// A stored big-endian `u64` value (a purge mark); absent or malformed: 0.
+pub(super) fn mark_of(value: Option<Slice>) -> u64 {
+    value.and_then(|v| <[u8; 8]>::try_from(&*v).ok()).map_or(0, u64::from_be_bytes)
+}
+
 pub(super) fn decode<T: DeserializeOwned>(ks: Ks, bytes: &[u8]) -> StoreResult<T> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { table: ks.name(), detail: e.to_string() })
 }

@@ -8,7 +8,7 @@ use fjall::Slice;
 use prost::Message as _;
 
 use super::EmbeddedStore;
-use super::db::{Ks, backend, decode, encode};
+use super::db::{Ks, backend, decode, encode, mark_of};
 use super::key;
 use super::ops::{Done, Op};
 use super::txn::Txn;
@@ -21,11 +21,6 @@ fn hold_key(scope: HoldScope, target: &str) -> Vec<u8> {
     key.push(scope.tag());
     key.extend_from_slice(target.as_bytes());
     key
-}
-
-/// A stored mark's value.
-pub(super) fn mark_of(value: Option<Slice>) -> u64 {
-    value.and_then(|v| <[u8; 8]>::try_from(&*v).ok()).map_or(0, u64::from_be_bytes)
 }
 
 impl EmbeddedStore {
@@ -106,7 +101,7 @@ impl Txn<'_> {
 
     /// Stages the removal of an attachment record.
     pub(super) fn delete_attachment(&mut self, conv: u64, id: &str) -> StoreResult<Done> {
-        self.remove(Ks::Attachments, &super::attachments::key(conv, id));
+        self.remove(Ks::Attachments, &key::attachment(conv, id));
         Ok(Done::Unit)
     }
 

@@ -64,7 +64,7 @@ impl<'a> Txn<'a> {
             Some(guard) => key::u64_at(Ks::Messages, &guard.key().map_err(backend(self.op))?, 16, 8)?,
         };
         // A purge never moves the head back.
-        let mark = super::retention::mark_of(self.get(Ks::Retention, &conversation_id.to_be_bytes())?);
+        let mark = super::db::mark_of(self.get(Ks::Retention, &conversation_id.to_be_bytes())?);
         Ok(head.max(mark))
     }
 
