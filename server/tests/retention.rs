@@ -132,6 +132,8 @@ async fn holds_on_a_conversation_a_user_or_a_case_keep_everything_until_released
     }
     assert!(seqs(&alice, free).await.is_empty(), "the free one is purged");
 
+    let set = summary_of(alice.set_retention(with_user, 60).await.expect("set"));
+    assert!(set.legal_hold, "the answer to a retention change shows the hold too");
     root.release_legal_hold(HoldScope::Conversation, held_conv.to_string()).await.expect("release");
     let e = root.release_legal_hold(HoldScope::Conversation, held_conv.to_string()).await.unwrap_err();
     assert_eq!(code(e), Some(ErrorCode::HoldNotFound));

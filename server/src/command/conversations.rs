@@ -46,7 +46,7 @@ pub async fn summary_of(
         None => req.store().last_seq(rec.id).await.map_err(store_err)?,
     };
     let mut s = summary(req.store(), rec, members.len(), last, me).await;
-    super::retention::show_hold(req, &mut s, members.iter().map(|m| m.user_id.as_str())).await?;
+    super::retention::show_hold(req.store(), &mut s, members.iter().map(|m| m.user_id.as_str())).await?;
     Ok(s)
 }
 

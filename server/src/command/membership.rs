@@ -3,9 +3,10 @@
 //! member's role, archive, set the retention, and the member list. [`parse`] validates them
 //! once; the owner applies its rules (`crate::conversation`).
 
-use super::request::{ask, err};
+use super::request::{ask, err, store_err};
 use crate::ids::{Caller, ConvId};
 use crate::shard::{AdminOp, ConvMsg, ShardCtx};
+use crate::store::MessageStore;
 use chat_protocol::WireError;
 use chat_protocol::v1::{self, ErrorCode, MemberRole, command, reply};
 
@@ -46,9 +47,12 @@ pub async fn admin(ctx: &ShardCtx, caller: Caller, conv: ConvId, op: AdminOp) ->
         AdminOp::SetRetention(days) => Some((caller.user.clone(), days)),
         _ => None,
     };
-    let s = ask(ctx, conv, |reply| ConvMsg::Admin { caller, op, reply }).await?;
+    let mut s = ask(ctx, conv, |reply| ConvMsg::Admin { caller, op, reply }).await?;
     if let Some((actor, days)) = retention {
         super::retention::audit_retention(&actor, conv, days);
+        // The answer shows the holds too, as a read of the conversation does.
+        let members = ctx.shared.store.members(conv).await.map_err(store_err)?;
+        super::retention::show_hold(&ctx.shared.store, &mut s, members.iter().map(|m| m.user_id.as_str())).await?;
     }
     Ok(reply::Result::Conversation(v1::ConversationOk { summary: Some(s), existing: false }))
 }

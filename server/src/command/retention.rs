@@ -6,6 +6,7 @@
 use super::request::{Requester, err, store_err};
 use crate::retention::audit::{AuditEvent, audit};
 use crate::retention::rules;
+use crate::store::Store;
 use crate::store::retention::{HoldRecord, HoldScope, RetentionStore};
 use chat_protocol::WireError;
 use chat_protocol::v1::{self, ErrorCode, Role, reply};
@@ -70,12 +71,12 @@ async fn list_reply(req: &Requester) -> Result<reply::Result, WireError> {
 /// Shows in a summary whether a legal hold covers its conversation (one
 /// on it, its case or any of `members`).
 pub async fn show_hold<'a>(
-    req: &Requester,
+    store: &Store,
     s: &mut v1::ConversationSummary,
     members: impl IntoIterator<Item = &'a str>,
 ) -> Result<(), WireError> {
     let Some(c) = s.conversation.as_mut() else { return Ok(()) };
-    let holds = req.store().holds().await.map_err(store_err)?;
+    let holds = store.holds().await.map_err(store_err)?;
     if !holds.is_empty() {
         c.legal_hold |= rules::Holds::new(&holds).covering(c.id, &c.case_id, members).is_some();
     }
