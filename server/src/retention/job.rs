@@ -142,7 +142,6 @@ async fn purge_conversation(
     }
     let members = store.members(conv).await?;
     let hold = holds.covering(conv, &rec.case_id, members.iter().map(|m| m.user_id.as_str()));
-    let (mut messages, mut attachments) = (0, 0);
     loop {
         let mark = store.purged_through(conv).await?;
         let range = Range { after: mark, before: u64::MAX, limit: BATCH, direction: Direction::Forward };
@@ -165,6 +164,7 @@ async fn purge_conversation(
             let _ = rx.await;
         }
         let gone: Vec<_> = page.iter().filter(|(s, ..)| *s <= through).collect();
+        let mut attachments = 0;
         for (_, _, ids) in &gone {
             for id in ids {
                 store.delete_attachment(conv, id).await?;
@@ -174,7 +174,8 @@ async fn purge_conversation(
         unindex(ctx, gone.iter().map(|(s, ..)| *s).collect(), conv).await?;
         store.purge_through(conv, through).await?;
         let n = gone.len() as u64;
-        messages += n;
+        report.messages += n;
+        report.attachments += attachments;
         audit(&AuditEvent::Purged { conversation_id: conv, through, messages: n, attachments });
         let rate = u64::from(ctx.shared.cfg.retention.max_purged_per_sec.max(1));
         tokio::time::sleep(Duration::from_millis(n * 1000 / rate)).await;
@@ -182,8 +183,6 @@ async fn purge_conversation(
             break;
         }
     }
-    report.messages += messages;
-    report.attachments += attachments;
     Ok(())
 }
 
