@@ -176,7 +176,8 @@ impl Delivery {
 
     /// A history page asked for by [`Fetch`] of conversation `conv`.
     pub fn on_history(&mut self, conv: u64, page: History) -> Step {
-        let mut ready = Vec::new();
+        // Seqs the server purged never come: they count as received.
+        let mut ready = self.seq.skip_to(conv, page.purged_through);
         let mut last = None;
         for m in page.messages {
             if m.conversation_id != conv {
@@ -299,7 +300,7 @@ mod tests {
     }
 
     fn page(conv: u64, range: std::ops::RangeInclusive<u64>) -> History {
-        History { conversation_id: conv, messages: range.map(|s| m(conv, s)).collect(), has_more: false }
+        History { conversation_id: conv, messages: range.map(|s| m(conv, s)).collect(), ..Default::default() }
     }
 
     #[test]
@@ -391,6 +392,26 @@ mod tests {
     }
 
     #[test]
+    fn a_hole_behind_the_purge_mark_is_skipped_not_refetched() {
+        let mut d = Delivery::new(None, 3);
+        d.on_welcome(&welcome("e", &[(1, 2)]), "", false);
+        assert_eq!(seqs(&d.on_message(m(1, 9))), Vec::<u64>::new());
+        let fetch = after_grace(&mut d);
+        assert_eq!(fetch, vec![Fetch { conv: 1, after_seq: 2, limit: 3 }]);
+        // 3..=7 were purged: the page starts at 8 and says so.
+        let step = d.on_history(1, History { purged_through: 7, ..page(1, 8..=8) });
+        assert_eq!(seqs(&step), [8, 9], "the held message follows at once");
+        assert_eq!(step.fetch, None, "nothing left to fetch");
+        assert!(after_grace(&mut d).is_empty());
+        // Everything up to the head purged: an empty page still closes the hole.
+        assert_eq!(seqs(&d.on_message(m(1, 20))), Vec::<u64>::new());
+        let _ = after_grace(&mut d);
+        let step = d.on_history(1, History { conversation_id: 1, purged_through: 19, ..Default::default() });
+        assert_eq!(seqs(&step), [20]);
+        assert_eq!(step.fetch, None);
+    }
+
+    #[test]
     fn big_gap_is_paged() {
         let mut d = Delivery::new(None, 3);
         d.on_welcome(&welcome("e", &[(1, 0)]), "", false);
@@ -445,7 +466,7 @@ mod tests {
         d.on_welcome(&welcome("e", &[(1, 0)]), "", false);
         assert_eq!(d.on_message(m(1, 5)), Step::default());
         assert_eq!(after_grace(&mut d).len(), 1);
-        let empty = History { conversation_id: 1, messages: vec![], has_more: false };
+        let empty = History { conversation_id: 1, ..Default::default() };
         assert_eq!(d.on_history(1, empty), Step::default());
     }
 }

@@ -47,6 +47,7 @@ mod error;
 mod events;
 mod outbox;
 mod requests;
+mod retention;
 mod search;
 mod templates;
 mod tls;

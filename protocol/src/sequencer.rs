@@ -54,6 +54,23 @@ impl<T> Sequencer<T> {
         }
     }
 
+    /// Seqs at or below `seq` will never come (the server purged them):
+    /// they count as surfaced. Moves forward only; drops held items at or
+    /// below it and returns the held ones that are ready now, in order.
+    pub fn skip_to(&mut self, conv: u64, seq: u64) -> Vec<T> {
+        self.set_cursor(conv, seq);
+        let Some(c) = self.convs.get_mut(&conv) else { return Vec::new() };
+        let mut ready = Vec::new();
+        while let Some(entry) = c.held.first_entry() {
+            if *entry.key() != c.delivered + 1 {
+                break;
+            }
+            c.delivered += 1;
+            ready.push(entry.remove());
+        }
+        ready
+    }
+
     /// The highest seq surfaced for a conversation (0 if none).
     pub fn cursor(&self, conv: u64) -> u64 {
         self.convs.get(&conv).map_or(0, |c| c.delivered)
@@ -122,6 +139,20 @@ mod tests {
         assert_eq!(s.offer(1, 2, "b"), Offer::Ready(vec!["b", "c"]));
         assert_eq!(s.cursor(1), 3);
         assert_eq!(s.cursor(2), 0);
+    }
+
+    #[test]
+    fn skipping_a_purged_run_releases_what_follows_it() {
+        let mut s = Sequencer::new(100);
+        s.set_cursor(1, 2);
+        assert_eq!(s.offer(1, 9, "i"), Offer::Gap { from: 3, to: 9 });
+        assert_eq!(s.offer(1, 11, "k"), Offer::Gap { from: 3, to: 9 });
+        assert_eq!(s.skip_to(1, 8), vec!["i"], "3..=8 purged: 9 is next");
+        assert_eq!(s.cursor(1), 9);
+        assert_eq!(s.skip_to(1, 4), Vec::<&str>::new(), "never back");
+        assert_eq!(s.offer(1, 10, "j"), Offer::Ready(vec!["j", "k"]));
+        assert_eq!(s.skip_to(5, 3), Vec::<&str>::new(), "an unknown conversation starts after it");
+        assert_eq!(s.cursor(5), 3);
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod error;
 mod messages;
 mod metrics;
 mod notify;
+mod retention;
 mod search;
 mod store;
 
@@ -24,6 +25,7 @@ pub use error::ConfigError;
 pub use messages::MessagesConfig;
 pub use metrics::MetricsConfig;
 pub use notify::NotifyConfig;
+pub use retention::{MAX_RETENTION_DAYS, RetentionConfig};
 pub use search::SearchConfig;
 
 pub use store::{
@@ -69,6 +71,8 @@ pub struct Config {
     pub search: SearchConfig,
     /// The audit trail: chain id, signing key, checkpoint cadence.
     pub audit: AuditConfig,
+    /// Retention of messages and the purge job.
+    pub retention: RetentionConfig,
 }
 
 impl Default for Config {
@@ -91,6 +95,7 @@ impl Default for Config {
             notify: NotifyConfig::default(),
             search: SearchConfig::default(),
             audit: AuditConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -391,6 +396,7 @@ impl Config {
                 "search.commit_interval_ms and search.queue_bound must be at least 1".into(),
             ));
         }
+        self.retention.check()?;
         self.check_web()
     }
 

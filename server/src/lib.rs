@@ -11,6 +11,8 @@
 //!   trait through which shards reach other nodes;
 //! - [`presence`] and [`conversation`] (the owner of a conversation: a sans-IO
 //!   state machine and the task that performs its effects);
+//! - [`retention`]: the rules of retention and legal hold, their audit, and
+//!   the purge job;
 //! - [`command`]: one file per command family, validated once, executed here
 //!   or at the conversation's owner;
 //! - [`session`]: one connection — handshake, read loop, outbound queue;
@@ -39,6 +41,7 @@ pub mod notify;
 pub mod presence;
 #[cfg(feature = "test-support")]
 pub mod redis_server;
+pub mod retention;
 pub mod search;
 pub mod session;
 pub mod shard;

@@ -326,8 +326,15 @@ fn import_users(cfg: &Config, file: &std::path::Path) -> anyhow::Result<()> {
         .with_context(|| format!("{} is refused, nothing imported", file.display()))?;
     let store = chat_server::store::Store::open(cfg)
         .context("cannot open the store (is chatd running on this data directory?)")?;
+    let store = std::sync::Arc::new(store);
+    let audit = chat_server::audit::Audit::start(cfg, store.clone(), chat_server::metrics::AuditMetrics::noop())?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let done = rt.block_on(users::import(&store, list, "chatd users import"));
+    let done = rt.block_on(async {
+        let n = users::import(&store, &audit, list, "chatd users import").await?;
+        audit.flush().await?;
+        anyhow::Ok(n)
+    });
+    audit.close();
     store.close();
     println!("imported {} users from {}", done?, file.display());
     Ok(())

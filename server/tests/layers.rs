@@ -21,6 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["shard"],
     &["presence"],
     &["conversation"],
+    &["retention"],
     &["command"],
     &["session"],
     &["health"],

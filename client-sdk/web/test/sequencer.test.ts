@@ -26,6 +26,17 @@ describe("sequencer", () => {
     expect(s.offer(7n, 13n, 13)).toEqual({ kind: "ready", items: [13] });
   });
 
+  it("skipTo moves past a purged run and releases what follows it", () => {
+    const s = new Sequencer<string>(100);
+    s.setCursor(1n, 2n);
+    s.offer(1n, 9n, "i");
+    s.offer(1n, 11n, "k");
+    expect(s.skipTo(1n, 8n)).toEqual(["i"]);
+    expect(s.cursor(1n)).toBe(9n);
+    expect(s.skipTo(1n, 4n)).toEqual([]);
+    expect(s.offer(1n, 10n, "j")).toEqual({ kind: "ready", items: ["j", "k"] });
+  });
+
   it("bounds held items", () => {
     const s = new Sequencer<number>(2);
     for (const n of [5n, 6n, 7n, 8n]) s.offer(1n, n, Number(n));
@@ -112,6 +123,27 @@ describe("delivery (hole filling, cursors, receipts)", () => {
     const last = d.onHistory(1n, page(1n, 7, 7));
     expect(seqs(last.ready)).toEqual([7n, 8n]);
     expect(last.fetch).toBeUndefined();
+  });
+
+  it("skips a hole behind the purge mark instead of fetching it again", () => {
+    const d = new Delivery(undefined, 3);
+    d.onWelcome(welcome("e", [[1n, 2n]]), "", false);
+    expect(d.onMessage(m(1n, 9n))).toEqual({ ready: [] });
+    d.dueFetches();
+    expect(d.dueFetches()).toEqual([{ conv: 1n, afterSeq: 2n, limit: 3 }]);
+    // 3..=7 were purged: the page starts at 8 and says so.
+    const step = d.onHistory(1n, create(HistorySchema, { ...page(1n, 8, 8), purgedThrough: 7n }));
+    expect(seqs(step.ready)).toEqual([8n, 9n]);
+    expect(step.fetch).toBeUndefined();
+    for (let i = 0; i < 3; i++) expect(d.dueFetches()).toEqual([]);
+    // Everything up to the head purged: an empty page still closes the hole.
+    d.onMessage(m(1n, 20n));
+    d.dueFetches();
+    d.dueFetches();
+    const empty = d.onHistory(1n, create(HistorySchema, { conversationId: 1n, purgedThrough: 19n }));
+    expect(seqs(empty.ready)).toEqual([20n]);
+    expect(empty.fetch).toBeUndefined();
+    expect(d.resumeState()).toEqual({ epoch: "e", cursors: { "1": "20" } });
   });
 
   it("resync drops cursors and takes the new heads", () => {

@@ -49,11 +49,15 @@ pub enum EventKind {
     AdminAction,
     /// The node started with this configuration (secrets redacted).
     ConfigAtStart,
+    /// A conversation's retention was set (details: days; 0 keeps forever).
+    RetentionSet,
+    /// A user entered the directory at their first sign-in (details: role).
+    UserCreated,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 21] = [
+    pub const ALL: [EventKind; 23] = [
         EventKind::SessionOpened,
         EventKind::SessionRefused,
         EventKind::ConversationCreated,
@@ -75,6 +79,8 @@ impl EventKind {
         EventKind::RetentionPurged,
         EventKind::AdminAction,
         EventKind::ConfigAtStart,
+        EventKind::RetentionSet,
+        EventKind::UserCreated,
     ];
 
     /// The stored name.
@@ -101,6 +107,8 @@ impl EventKind {
             EventKind::RetentionPurged => "retention.purged",
             EventKind::AdminAction => "admin.action",
             EventKind::ConfigAtStart => "config.start",
+            EventKind::RetentionSet => "retention.set",
+            EventKind::UserCreated => "user.created",
         }
     }
 

@@ -109,6 +109,7 @@ pub fn membership_events(caller: &Caller, conv: u64, op: &AdminOp) -> Vec<AuditE
         }
         AdminOp::Archive(true) => vec![ev(EventKind::ConversationArchived)],
         AdminOp::Archive(false) => vec![ev(EventKind::ConversationUnarchived)],
+        AdminOp::SetRetention(days) => vec![ev(EventKind::RetentionSet).details(json!({"days": days}))],
         AdminOp::Created => Vec::new(),
     }
 }

@@ -41,12 +41,14 @@ pub async fn summary_of(
     me: Option<&MemberRecord>,
     head: Option<u64>,
 ) -> Result<v1::ConversationSummary, WireError> {
-    let count = req.store().members(rec.id).await.map_err(store_err)?.len();
+    let members = req.store().members(rec.id).await.map_err(store_err)?;
     let last = match head {
         Some(h) => h,
         None => req.store().last_seq(rec.id).await.map_err(store_err)?,
     };
-    Ok(summary(req.store(), rec, count, last, me).await)
+    let mut s = summary(req.store(), rec, members.len(), last, me).await;
+    super::retention::show_hold(req.store(), &mut s, members.iter().map(|m| m.user_id.as_str())).await?;
+    Ok(s)
 }
 
 /// Creates a conversation, counted against the user's
@@ -55,7 +57,9 @@ pub async fn summary_of(
 pub async fn create(req: &Requester, c: v1::CreateConversation) -> Result<reply::Result, WireError> {
     let me = req.caller.user.to_string();
     let now = chat_protocol::unix_ms(std::time::SystemTime::now());
-    let (rec, members) = plan(&req.ctx.shared.limits, &me, req.caller.role, c, now)?;
+    let (mut rec, members) = plan(&req.ctx.shared.limits, &me, req.caller.role, c, now)?;
+    // A conversation keeps the retention it was made with until its admins change it.
+    rec.retention_days = req.ctx.shared.cfg.retention.default_days;
     let others: Vec<String> = members.iter().filter(|m| m.user_id != me).map(|m| m.user_id.clone()).collect();
     super::users::require_known(req.store(), &others).await?;
     // Every new conversation costs store space and an owner: counted per user.

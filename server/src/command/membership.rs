@@ -1,12 +1,13 @@
 //! Membership commands, answered by the conversation's owner: join (staff
 //! picks up a support conversation), leave, add and remove members, set a
-//! member's role, archive, and the member list. [`parse`] validates them
-//! once; the owner applies its rules (`crate::conversation`). Each
-//! operation that succeeded is audited here, at the owner.
+//! member's role, archive, set the retention, and the member list. [`parse`]
+//! validates them once; the owner applies its rules (`crate::conversation`).
+//! Each operation that succeeded is audited here, at the owner.
 
-use super::request::{ask, err};
+use super::request::{ask, err, store_err};
 use crate::ids::{Caller, ConvId};
 use crate::shard::{AdminOp, ConvMsg, ShardCtx};
+use crate::store::MessageStore;
 use chat_protocol::WireError;
 use chat_protocol::v1::{self, ErrorCode, MemberRole, command, reply};
 
@@ -33,6 +34,9 @@ pub fn parse(ctx: &ShardCtx, body: command::Body) -> Result<Option<(ConvId, Admi
             (r.conversation_id, AdminOp::SetRole(r.user_id, role))
         }
         B::ArchiveConversation(a) => (a.conversation_id, AdminOp::Archive(!a.unarchive)),
+        B::SetRetention(r) => {
+            (r.conversation_id, AdminOp::SetRetention(super::retention::parse_days(r.retention_days)?))
+        }
         _ => return Ok(None),
     }))
 }
@@ -41,9 +45,15 @@ pub fn parse(ctx: &ShardCtx, body: command::Body) -> Result<Option<(ConvId, Admi
 /// conversation as the caller now sees it.
 pub async fn admin(ctx: &ShardCtx, caller: Caller, conv: ConvId, op: AdminOp) -> Result<reply::Result, WireError> {
     let events = super::audit::membership_events(&caller, conv, &op);
-    let s = ask(ctx, conv, |reply| ConvMsg::Admin { caller, op, reply }).await?;
+    let retention = matches!(op, AdminOp::SetRetention(_));
+    let mut s = ask(ctx, conv, |reply| ConvMsg::Admin { caller, op, reply }).await?;
     for ev in events {
         super::audit::record(ctx, ev).await;
+    }
+    if retention {
+        // The answer shows the holds too, as a read of the conversation does.
+        let members = ctx.shared.store.members(conv).await.map_err(store_err)?;
+        super::retention::show_hold(&ctx.shared.store, &mut s, members.iter().map(|m| m.user_id.as_str())).await?;
     }
     Ok(reply::Result::Conversation(v1::ConversationOk { summary: Some(s), existing: false }))
 }

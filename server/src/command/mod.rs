@@ -14,8 +14,9 @@
 //! - templates ([`templates`]) run here too: they are the caller's and the
 //!   firm's, not a conversation's; so does [`search`], across the caller's
 //!   conversations, against this node's index; [`audit`] (admins read the
-//!   trail; the families record their events through it); and the user
-//!   directory and session control ([`users`]).
+//!   trail; the families record their events through it); the user
+//!   directory and session control ([`users`]); legal holds ([`retention`])
+//!   go to the store from here, a conversation's retention to its owner.
 //!
 //! A command arrives either from a session ([`execute`], after the session
 //! has taken sends and typing in order) or forwarded from another node
@@ -34,6 +35,7 @@ pub mod owner;
 pub mod presence;
 pub mod receipts;
 pub mod request;
+pub mod retention;
 pub mod search;
 pub mod templates;
 pub mod typing;
@@ -107,6 +109,9 @@ async fn execute_here(
         B::DisableUser(d) => users::set_disabled(req, &d.user_id, &d.reason, true).await,
         B::EnableUser(e) => users::set_disabled(req, &e.user_id, &e.reason, false).await,
         B::RevokeSessions(r) => users::revoke(req, r).await,
+        B::SetLegalHold(s) => retention::set_hold(req, s).await,
+        B::ReleaseLegalHold(r) => retention::release_hold(req, r).await,
+        B::ListLegalHolds(_) => retention::list_holds(req).await,
         B::Ping(_) => {
             Ok(reply::Result::Pong(v1::Pong { server_time_ms: chat_protocol::unix_ms(std::time::SystemTime::now()) }))
         }
@@ -125,6 +130,7 @@ async fn execute_here(
         | B::RemoveMember(_)
         | B::SetMemberRole(_)
         | B::ArchiveConversation(_)
+        | B::SetRetention(_)
         | B::EditMessage(_)
         | B::DeleteMessage(_)
         | B::React(_)
@@ -145,6 +151,7 @@ pub fn owner_conversation(body: &command::Body) -> Option<ConvId> {
         B::RemoveMember(r) => Some(r.conversation_id),
         B::SetMemberRole(r) => Some(r.conversation_id),
         B::ArchiveConversation(a) => Some(a.conversation_id),
+        B::SetRetention(r) => Some(r.conversation_id),
         B::MarkRead(m) => Some(m.conversation_id),
         B::EditMessage(e) => Some(e.conversation_id),
         B::DeleteMessage(d) => Some(d.conversation_id),

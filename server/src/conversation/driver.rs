@@ -125,6 +125,7 @@ async fn refuse_all(mut rx: mpsc::Receiver<ConvMsg>, err: WireError) {
             ConvMsg::Attach { reply, .. } => drop(reply.send(Err(err.clone()))),
             ConvMsg::Admin { reply, .. } => drop(reply.send(Err(err.clone()))),
             ConvMsg::Members { reply, .. } => drop(reply.send(Err(err.clone()))),
+            ConvMsg::Purged { reply, .. } => drop(reply.send(Err(err.clone()))),
             ConvMsg::Receipt { reply: Some(reply), .. } => drop(reply.send(Err(err.clone()))),
             _ => {}
         }
@@ -345,6 +346,10 @@ impl Driver {
                 let _ = reply.send(res);
             }
             ConvMsg::Members { caller, reply } => drop(reply.send(self.members(&caller).await)),
+            ConvMsg::Purged { through, reply } => {
+                self.owner.handle_purged(through);
+                drop(reply.send(Ok(())));
+            }
         }
     }
 

@@ -1,5 +1,5 @@
 //! The rules of the membership and metadata operations (join, leave, add,
-//! remove, set role, archive, created, and who may list the members): pure
+//! remove, set role, archive, set retention, created, and who may list the members): pure
 //! functions that decide, from what the owner knows, whether an operation is
 //! allowed and what it takes: a [`Plan`] of store writes and of what to tell
 //! whom afterwards. The driver performs the writes and hands each one to the
@@ -138,7 +138,9 @@ pub fn plan(r: &Roster<'_>, caller: &Caller, op: AdminOp, now_ms: u64) -> Result
     // its roles, even its existence are not theirs to learn). Only staff
     // picking up a support request come in from outside.
     let staff_pickup = matches!(op, AdminOp::Join) && kind == ConversationKind::Support && caller.role == Role::Admin;
-    if my_role.is_none() && !staff_pickup && !matches!(op, AdminOp::Created) {
+    // Firm admins set any conversation's retention (a records policy, not a membership).
+    let firm_retention = matches!(op, AdminOp::SetRetention(_)) && caller.role == Role::Admin;
+    if my_role.is_none() && !staff_pickup && !firm_retention && !matches!(op, AdminOp::Created) {
         return Err(summary::no_access(r.id()));
     }
     let plan = match op {
@@ -229,6 +231,13 @@ pub fn plan(r: &Roster<'_>, caller: &Caller, op: AdminOp, now_ms: u64) -> Result
             let rec = ConversationRecord { archived_at_ms: if archive { now_ms } else { 0 }, ..r.rec.clone() };
             Plan { writes: vec![Write::UpdateConversation(rec)], notices: vec![Notice::Metadata] }
         }
+        AdminOp::SetRetention(days) => {
+            if my_role != Some(MemberRole::Admin) && caller.role != Role::Admin {
+                return forbidden("only conversation admins and system admins set retention");
+            }
+            let rec = ConversationRecord { retention_days: days, ..r.rec.clone() };
+            Plan { writes: vec![Write::UpdateConversation(rec)], notices: vec![Notice::Metadata] }
+        }
     };
     Ok(plan)
 }
@@ -313,6 +322,22 @@ pub(super) mod tests {
     fn refusal(r: &Roster<'_>, who: &Caller, op: AdminOp) -> (ErrorCode, String) {
         let e = plan(r, who, op, 99).expect_err("refused");
         (e.code, e.message)
+    }
+
+    #[test]
+    fn retention_is_set_by_conversation_admins_and_system_admins_only() {
+        let group = rec(ConversationKind::Group);
+        let members = roster(&[("ann", MemberRole::Admin), ("mo", MemberRole::Moderator)]);
+        let r = Roster { rec: &group, members: &members, committed: 3, max_members: 7 };
+        let by_mo = refusal(&r, &caller("mo", Role::Advocate), AdminOp::SetRetention(30));
+        assert_eq!(by_mo, (ErrorCode::Forbidden, "only conversation admins and system admins set retention".into()));
+        assert_eq!(refusal(&r, &caller("zed", Role::Client), AdminOp::SetRetention(30)).0, ErrorCode::NotFound);
+        for who in [caller("ann", Role::Client), caller("root", Role::Admin)] {
+            let p = plan(&r, &who, AdminOp::SetRetention(30), 9).expect("allowed");
+            let [Write::UpdateConversation(updated)] = &p.writes[..] else { panic!("{p:?}") };
+            assert_eq!(updated.retention_days, 30);
+            assert_eq!(p.notices, [Notice::Metadata]);
+        }
     }
 
     #[test]

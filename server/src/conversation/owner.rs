@@ -231,6 +231,8 @@ pub struct Owner<R: Handles> {
     /// The latest state of messages changed lately by events, stored or on
     /// their way (see [`Owner::cached_target`]).
     targets: HashMap<u64, v1::Message>,
+    /// The highest seq the retention job purged, as told (no change reaches it).
+    purged_through: u64,
     /// Changes waiting for the store's copy of their target, in arrival order.
     parked: VecDeque<change::Parked<R>>,
     /// When each member was last considered for a notification.
@@ -304,6 +306,7 @@ impl<R: Handles> Owner<R> {
             head_nudge_due: None,
             quiet_since: None,
             targets: HashMap::new(),
+            purged_through: 0,
             parked: VecDeque::new(),
             notified: HashMap::new(),
             born: now,

@@ -53,6 +53,9 @@ pub struct ServerHandle {
     search: Option<Arc<Search>>,
     /// The audit trail's writer, closed after the shards and before the store.
     audit: Arc<Audit>,
+    /// The way to shard 0's retention job (a pass on request).
+    #[cfg_attr(not(feature = "test-support"), allow(dead_code))]
+    purge: tokio::sync::mpsc::Sender<crate::retention::job::PurgeRequest>,
 }
 
 impl ServerHandle {
@@ -115,6 +118,16 @@ impl ServerHandle {
     /// Cluster: this node's id (None on a single node).
     pub fn node_id(&self) -> Option<&str> {
         self.cluster.as_ref().map(|c| &**c.node_id())
+    }
+
+    /// For tests: runs one retention pass on this node now, as if the time
+    /// were `now_ms` (the job's clock is the caller's), and says what it did.
+    #[cfg(feature = "test-support")]
+    pub async fn purge_expired(&self, now_ms: u64) -> crate::retention::job::PassReport {
+        let (reply, done) = tokio::sync::oneshot::channel();
+        let req = crate::retention::job::PurgeRequest { now_ms, reply };
+        self.purge.send(req).await.expect("retention job running");
+        done.await.expect("retention pass answered")
     }
 
     /// Stops: sessions are told (`Goodbye`, SHUTTING_DOWN) and closed, shards
@@ -298,6 +311,9 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
     };
     let (kill_tx, kill_rx) = watch::channel(false);
     let mut threads = Vec::with_capacity(shards);
+    // Bounded: one request waits at most while a pass runs.
+    let (purge, purge_rx) = tokio::sync::mpsc::channel(1);
+    let mut purge_rx = Some(purge_rx);
     for (id, (socket, rx)) in sockets.into_iter().zip(receivers).enumerate() {
         let shared = shared.clone();
         let io = runtime::ShardIo {
@@ -309,6 +325,7 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
             rx,
             shutdown: shutdown_rx.clone(),
             kill: kill_rx.clone(),
+            purge: purge_rx.take(),
         };
         let t = std::thread::Builder::new().name(format!("shard-{id}")).spawn(move || {
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -336,6 +353,7 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
         metrics: metrics_server,
         search,
         audit,
+        purge,
     })
 }
 

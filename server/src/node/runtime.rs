@@ -1,7 +1,7 @@
 //! The shard threads: each binds its share of the UDP port into a quinn
 //! endpoint, accepts connections (with the admission rules) and hands them
 //! to sessions, serves its web listener, and runs its mailbox ([`super::router`]).
-//! Shard 0 also renews the dev certificate.
+//! Shard 0 also renews the dev certificate and runs the retention job.
 
 use super::router;
 use crate::metrics::Refusal;
@@ -43,10 +43,12 @@ pub(super) struct ShardIo {
     pub rx: mpsc::Receiver<ShardMsg>,
     pub shutdown: watch::Receiver<bool>,
     pub kill: watch::Receiver<bool>,
+    /// Shard 0: requests of a retention pass (the job runs there).
+    pub purge: Option<mpsc::Receiver<crate::retention::job::PurgeRequest>>,
 }
 
 pub(super) async fn shard_main(id: usize, shared: Arc<Shared>, io: ShardIo) {
-    let ShardIo { socket, web_listener, web, server_config, endpoint_config, rx, mut shutdown, mut kill } = io;
+    let ShardIo { socket, web_listener, web, server_config, endpoint_config, rx, mut shutdown, mut kill, purge } = io;
     let ctx = Rc::new(ShardCtx {
         shared: shared.clone(),
         state: ShardState::new(id),
@@ -65,6 +67,9 @@ pub(super) async fn shard_main(id: usize, shared: Arc<Shared>, io: ShardIo) {
     }
     if let Some(l) = web_listener {
         tokio::task::spawn_local(web::serve(ctx.clone(), web, l));
+    }
+    if let Some(purge) = purge {
+        tokio::task::spawn_local(crate::retention::job::run(ctx.clone(), purge));
     }
     if id == 0 {
         tokio::task::spawn_local(renew_dev_cert(shared.clone(), shared.dev_cert_expires));

@@ -215,7 +215,7 @@ async fn handshake(
         return Err(Some((e, tx)));
     }
     // The directory: a disabled user goes no further; a new one is created from the claims.
-    match users::sign_in(&ctx.shared.store, &ident).await {
+    match users::sign_in(&ctx.shared.store, &ctx.shared.audit, &ident).await {
         Ok(profile) => Ok((tx, rx, dec, buf, hello, ident, profile)),
         Err(e) => Err(Some((e, tx))),
     }

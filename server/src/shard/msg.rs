@@ -281,6 +281,13 @@ pub enum ConvMsg {
         /// The list.
         reply: Reply<Vec<v1::Member>>,
     },
+    /// The retention job is about to purge the messages at or below `through`.
+    Purged {
+        /// The highest purged seq.
+        through: u64,
+        /// Answered once the owner refuses changes of them.
+        reply: Reply<()>,
+    },
 }
 
 /// Membership and metadata operations.
@@ -298,6 +305,8 @@ pub enum AdminOp {
     SetRole(String, MemberRole),
     /// Archive (true) or unarchive.
     Archive(bool),
+    /// Set the retention, days (0: forever; checked by the parser).
+    SetRetention(u32),
     /// A conversation was just created: announce it to its members.
     Created,
 }

@@ -21,6 +21,7 @@
 //!   read by members;
 //! - templates by `(scope, owner, id)` ([`templates`]);
 //! - the audit trail by `(chain, seq)`, append-only ([`audit`]);
+//! - each conversation's purge mark and the legal holds ([`retention`]);
 //! - an epoch: a random id made when the store is created. Resume cursors are
 //!   valid only within one epoch.
 //!
@@ -38,6 +39,7 @@ pub mod attachments;
 pub mod audit;
 pub mod conformance;
 pub mod embedded;
+pub mod retention;
 pub mod scylla;
 pub mod templates;
 

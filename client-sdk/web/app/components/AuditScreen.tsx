@@ -26,7 +26,15 @@ const KINDS = [
   "attachment.uploaded",
   "attachment.downloaded",
   "audit.exported",
+  "user.exported",
+  "user.erased",
+  "legal_hold.set",
+  "legal_hold.released",
+  "retention.purged",
+  "admin.action",
   "config.start",
+  "retention.set",
+  "user.created",
 ];
 
 function Entry(props: { e: pb.AuditEntry }) {

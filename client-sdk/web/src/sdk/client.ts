@@ -293,6 +293,11 @@ export class Client {
     return this.mutation(req.archive(conversationId, unarchive));
   }
 
+  /** Sets how many days the conversation keeps its messages (0: forever; its admins or system admins). */
+  setRetention(conversationId: bigint, retentionDays: number): Promise<ConversationOk | undefined> {
+    return this.mutation(req.setRetention(conversationId, retentionDays));
+  }
+
   async markRead(conversationId: bigint, seq: bigint): Promise<void> {
     await this.request(req.markRead(conversationId, seq));
   }

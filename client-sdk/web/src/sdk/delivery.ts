@@ -135,7 +135,8 @@ export class Delivery {
 
   /** A history page asked for by a Fetch of conversation `conv`. */
   onHistory(conv: bigint, page: History): Step {
-    const ready: Message[] = [];
+    // Seqs the server purged never come: they count as received.
+    const ready: Message[] = this.seq.skipTo(conv, page.purgedThrough);
     let last: bigint | undefined;
     for (const m of page.messages) {
       if (m.conversationId !== conv) continue;

@@ -32,6 +32,7 @@ import {
   type SendMessage,
   SendMessageSchema,
   SetMemberRoleSchema,
+  SetRetentionSchema,
   SetTypingSchema,
 } from "../gen/chat/v1/chat_pb.js";
 import type { Outgoing } from "./outbox.js";
@@ -150,6 +151,11 @@ export function setMemberRole(conversationId: bigint, userId: string, role: Memb
 /** ArchiveConversation (or unarchive). */
 export function archive(conversationId: bigint, unarchive: boolean): Body {
   return { case: "archiveConversation", value: create(ArchiveConversationSchema, { conversationId, unarchive }) };
+}
+
+/** SetRetention: days (0 keeps forever). */
+export function setRetention(conversationId: bigint, retentionDays: number): Body {
+  return { case: "setRetention", value: create(SetRetentionSchema, { conversationId, retentionDays }) };
 }
 
 /** MarkRead. */

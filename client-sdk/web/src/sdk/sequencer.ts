@@ -60,6 +60,29 @@ export class Sequencer<T> {
     return this.convs.get(conv)?.held.size ?? 0;
   }
 
+  /**
+   * Seqs at or below `seq` will never come (the server purged them): they
+   * count as surfaced. Moves forward only; drops held items at or below it
+   * and returns the held ones that are ready now, in order.
+   */
+  skipTo(conv: bigint, seq: bigint): T[] {
+    this.setCursor(conv, seq);
+    return this.release(this.conv(conv));
+  }
+
+  /** Takes the held items that follow the cursor without a gap. */
+  private release(c: Conv<T>): T[] {
+    const items: T[] = [];
+    for (;;) {
+      const next = c.held.get(c.delivered + 1n);
+      if (next === undefined) break;
+      c.held.delete(c.delivered + 1n);
+      c.delivered += 1n;
+      items.push(next);
+    }
+    return items;
+  }
+
   offer(conv: bigint, seq: bigint, item: T): Offer<T> {
     const c = this.conv(conv);
     if (seq <= c.delivered || c.held.has(seq)) return { kind: "duplicate" };
@@ -70,15 +93,7 @@ export class Sequencer<T> {
       for (const k of c.held.keys()) if (k < to) to = k;
       return { kind: "gap", from, to };
     }
-    const items = [item];
     c.delivered = seq;
-    for (;;) {
-      const next = c.held.get(c.delivered + 1n);
-      if (next === undefined) break;
-      c.held.delete(c.delivered + 1n);
-      c.delivered += 1n;
-      items.push(next);
-    }
-    return { kind: "ready", items };
+    return { kind: "ready", items: [item, ...this.release(c)] };
   }
 }

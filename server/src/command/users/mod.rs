@@ -9,6 +9,7 @@
 pub mod rules;
 
 use super::request::{Requester, err, store_err};
+use crate::audit::{Audit, AuditEvent, EventKind};
 use crate::auth::Identity;
 use crate::ids::Caller;
 use crate::shard::{ShardCtx, ShardMsg, UserEvent};
@@ -24,23 +25,25 @@ const SCAN_CHUNK: usize = 200;
 /// Directory entries looked at per search request at most.
 const SCAN_MAX: usize = 2_000;
 
-/// The one place every admin action on users is recorded (for now a
-/// `tracing` event with target `audit`, until the audit trail takes it):
-/// who did what to whom, and why.
-pub fn audit_admin(actor: &str, action: &'static str, target: &str, reason: &str) {
-    tracing::info!(target: "audit", actor, action, target_user = target, reason, "admin action");
+/// The one place every admin action on users is recorded on the audit
+/// trail (`admin.action`, the action named in its details): who did what
+/// to whom, and why.
+pub async fn audit_admin(audit: &Audit, actor: &str, action: &'static str, target: &str, reason: &str) {
+    let ev = AuditEvent::new(EventKind::AdminAction, actor).target(target);
+    let _ = audit.record(ev.details(serde_json::json!({"action": action, "reason": reason}))).await;
 }
 
 /// The directory at sign-in: the user as the session sees them (created
 /// from the token's claims if new), or `USER_DISABLED`.
-pub async fn sign_in(store: &Store, ident: &Identity) -> Result<UserRecord, WireError> {
+pub async fn sign_in(store: &Store, audit: &Audit, ident: &Identity) -> Result<UserRecord, WireError> {
     let existing = store.get_users(std::slice::from_ref(&ident.user_id)).await.map_err(store_err)?.pop();
     let new = existing.is_none();
     let s = rules::sign_in(existing, ident)?;
     if s.write {
         store.upsert_user(&s.user).await.map_err(store_err)?;
         if new {
-            audit_admin(&s.user.id, "user_created_at_sign_in", &s.user.id, "first sign-in");
+            let ev = AuditEvent::new(EventKind::UserCreated, &*s.user.id).target(&*s.user.id);
+            let _ = audit.record(ev.details(serde_json::json!({"role": s.user.role}))).await;
         }
     }
     Ok(s.user)
@@ -116,14 +119,14 @@ pub async fn put(req: &Requester, p: v1::PutUser) -> Result<reply::Result, WireE
     let old = req.store().get_users(std::slice::from_ref(&rec.id)).await.map_err(store_err)?.pop();
     rec.disabled = old.is_some_and(|o| o.disabled);
     req.store().upsert_user(&rec).await.map_err(store_err)?;
-    audit_admin(&req.caller.user, "user_provisioned", &rec.id, "");
+    audit_admin(&req.ctx.shared.audit, &req.caller.user, "user_provisioned", &rec.id, "").await;
     Ok(reply::Result::User(rules::to_wire(&rec)))
 }
 
 /// Provisions `users` (from `chatd users import`, parsed by
 /// [`rules::parse_import`]), each keeping whether it was disabled; audited as
 /// done by `actor`. Returns how many were written.
-pub async fn import(store: &Store, users: Vec<UserRecord>, actor: &str) -> Result<usize, StoreError> {
+pub async fn import(store: &Store, audit: &Audit, users: Vec<UserRecord>, actor: &str) -> Result<usize, StoreError> {
     let ids: Vec<String> = users.iter().map(|u| u.id.clone()).collect();
     let mut disabled = std::collections::HashSet::new();
     for chunk in ids.chunks(1_000) {
@@ -133,7 +136,7 @@ pub async fn import(store: &Store, users: Vec<UserRecord>, actor: &str) -> Resul
     for mut u in users {
         u.disabled = disabled.contains(&u.id);
         store.upsert_user(&u).await?;
-        audit_admin(actor, "user_provisioned", &u.id, "import");
+        audit_admin(audit, actor, "user_provisioned", &u.id, "import").await;
     }
     Ok(n)
 }
@@ -161,7 +164,7 @@ pub async fn set_disabled(
         .ok_or_else(|| err(ErrorCode::NotFound, format!("no user {user_id:?} in the directory")))?;
     rec.disabled = disabled;
     req.store().upsert_user(&rec).await.map_err(store_err)?;
-    audit_admin(&req.caller.user, if disabled { "user_disabled" } else { "user_enabled" }, user_id, reason);
+    audit_admin(&req.ctx.shared.audit, &req.caller.user, if disabled { "user_disabled" } else { "user_enabled" }, user_id, reason).await;
     if disabled {
         close_sessions(&req.ctx, user_id, rules::disabled_error()).await;
     }
@@ -172,7 +175,7 @@ pub async fn set_disabled(
 pub async fn revoke(req: &Requester, r: v1::RevokeSessions) -> Result<reply::Result, WireError> {
     require_admin(&req.caller, "revoke sessions")?;
     rules::check_admin_target(&r.user_id, &r.reason)?;
-    audit_admin(&req.caller.user, "sessions_revoked", &r.user_id, &r.reason);
+    audit_admin(&req.ctx.shared.audit, &req.caller.user, "sessions_revoked", &r.user_id, &r.reason).await;
     close_sessions(&req.ctx, &r.user_id, rules::revoked_error()).await;
     Ok(reply::Result::Ok(v1::Empty {}))
 }

@@ -75,7 +75,7 @@ impl<R: Handles> Owner<R> {
             return;
         }
         let seq = change.target_seq();
-        let known = seq == 0 || seq > self.committed || self.targets.contains_key(&seq);
+        let known = seq == 0 || seq <= self.purged_through || seq > self.committed || self.targets.contains_key(&seq);
         let reading = self.parked.iter().any(|p| p.change.target_seq() == seq);
         if known && !reading {
             self.check_and_queue(now, sender, origin, change, None, reply);
@@ -133,6 +133,14 @@ impl<R: Handles> Owner<R> {
         }
     }
 
+    /// The retention job purges (or purged) the messages at or below
+    /// `through`: the owner forgets what it kept of them, and a change of
+    /// one is refused as a change of an unknown message from now on.
+    pub fn handle_purged(&mut self, through: u64) {
+        self.purged_through = self.purged_through.max(through);
+        self.targets.retain(|&seq, _| seq > through);
+    }
+
     /// How many changes wait for their target to be read.
     pub fn parked(&self) -> usize {
         self.parked.len()
@@ -152,7 +160,7 @@ impl<R: Handles> Owner<R> {
         }
         let seq = change.target_seq();
         let target = match self.targets.get(&seq).cloned().or(stored) {
-            Some(t) if seq != 0 && seq <= self.committed && t.seq == seq => t,
+            Some(t) if seq > self.purged_through && seq <= self.committed && t.seq == seq => t,
             _ => {
                 return Err(WireError::new(
                     ErrorCode::NotFound,

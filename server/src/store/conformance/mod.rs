@@ -21,6 +21,7 @@
 //! `templates` (the [`TemplateStore`](crate::store::templates::TemplateStore) part)
 //! `attachments` (the [`AttachmentStore`](crate::store::attachments::AttachmentStore) part)
 //! and `audit` (the [`AuditStore`](crate::store::audit::AuditStore) part).
+//! and `retention` (the [`RetentionStore`](crate::store::retention::RetentionStore) part).
 
 mod attachments;
 mod audit;
@@ -29,6 +30,7 @@ mod idempotency;
 mod lists;
 mod messages;
 mod records;
+mod retention;
 mod templates;
 mod versions;
 
@@ -39,6 +41,7 @@ pub use idempotency::*;
 pub use lists::*;
 pub use messages::*;
 pub use records::*;
+pub use retention::*;
 pub use templates::*;
 pub use versions::*;
 
@@ -86,6 +89,9 @@ macro_rules! conformance_tests {
             attachments_by_conversation_and_id,
             audit_entries_append_and_scan,
             audit_entries_read_across_buckets,
+            purge_removes_through_the_mark_only,
+            legal_holds_set_list_release,
+            attachment_records_are_deleted,
         );
     };
     (@cases $factory:expr; $($case:ident),+ $(,)?) => {

@@ -4,18 +4,11 @@
 
 use super::EmbeddedStore;
 use super::db::{Ks, decode, encode};
+use super::key;
 use super::ops::{Done, Op};
 use super::txn::Txn;
 use crate::store::StoreResult;
 use crate::store::attachments::{AttachmentRecord, AttachmentStore};
-
-/// `conversation(8) | id`.
-fn key(conversation_id: u64, id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(8 + id.len());
-    key.extend_from_slice(&conversation_id.to_be_bytes());
-    key.extend_from_slice(id.as_bytes());
-    key
-}
 
 impl AttachmentStore for EmbeddedStore {
     async fn put_attachment(&self, rec: &AttachmentRecord) -> StoreResult<()> {
@@ -24,7 +17,9 @@ impl AttachmentStore for EmbeddedStore {
 
     async fn attachment(&self, conversation_id: u64, id: &str) -> StoreResult<Option<AttachmentRecord>> {
         const OP: &str = "attachment";
-        self.get(OP, Ks::Attachments, &key(conversation_id, id))?.map(|v| decode(Ks::Attachments, &v)).transpose()
+        self.get(OP, Ks::Attachments, &key::attachment(conversation_id, id))?
+            .map(|v| decode(Ks::Attachments, &v))
+            .transpose()
     }
 }
 
@@ -32,7 +27,7 @@ impl Txn<'_> {
     /// Stages an attachment record.
     pub(super) fn put_attachment(&mut self, rec: &AttachmentRecord) -> StoreResult<Done> {
         let value = encode("put_attachment", rec)?;
-        self.put(Ks::Attachments, &key(rec.conversation_id, &rec.id), value);
+        self.put(Ks::Attachments, &key::attachment(rec.conversation_id, &rec.id), value);
         Ok(Done::Unit)
     }
 }

@@ -27,10 +27,12 @@ pub(super) enum Ks {
     Templates,
     Attachments,
     Audit,
+    Retention,
+    LegalHolds,
 }
 
 impl Ks {
-    const ALL: [Ks; 14] = [
+    const ALL: [Ks; 16] = [
         Ks::Messages,
         Ks::Idempotency,
         Ks::Conversations,
@@ -45,6 +47,8 @@ impl Ks {
         Ks::Templates,
         Ks::Attachments,
         Ks::Audit,
+        Ks::Retention,
+        Ks::LegalHolds,
     ];
 
     /// The keyspace's name, also the table named in [`StoreError::Corrupt`].
@@ -64,6 +68,8 @@ impl Ks {
             Ks::Templates => "templates",
             Ks::Attachments => "attachments",
             Ks::Audit => "audit",
+            Ks::Retention => "retention",
+            Ks::LegalHolds => "legal_holds",
         }
     }
 
@@ -98,6 +104,8 @@ pub(super) struct Db {
     templates: Keyspace,
     attachments: Keyspace,
     audit: Keyspace,
+    retention: Keyspace,
+    legal_holds: Keyspace,
 }
 
 impl Db {
@@ -122,6 +130,9 @@ impl Db {
             attachments: open(Ks::Attachments)?,
             // Likewise.
             audit: open(Ks::Audit)?,
+            // Likewise (retention and legal holds).
+            retention: open(Ks::Retention)?,
+            legal_holds: open(Ks::LegalHolds)?,
             db,
         })
     }
@@ -142,6 +153,8 @@ impl Db {
             Ks::Templates => &self.templates,
             Ks::Attachments => &self.attachments,
             Ks::Audit => &self.audit,
+            Ks::Retention => &self.retention,
+            Ks::LegalHolds => &self.legal_holds,
         }
     }
 }
@@ -149,6 +162,11 @@ impl Db {
 /// A fjall failure as a [`StoreError::Backend`] of operation `op`.
 pub(super) fn backend(op: &'static str) -> impl FnOnce(fjall::Error) -> StoreError {
     move |e| StoreError::Backend { op, source: Box::new(e) }
+}
+
+/// A stored big-endian `u64` value (a purge mark); absent or malformed: 0.
+pub(super) fn mark_of(value: Option<Slice>) -> u64 {
+    value.and_then(|v| <[u8; 8]>::try_from(&*v).ok()).map_or(0, u64::from_be_bytes)
 }
 
 pub(super) fn decode<T: DeserializeOwned>(ks: Ks, bytes: &[u8]) -> StoreResult<T> {

@@ -96,6 +96,14 @@ pub(super) fn user_activity(op: &'static str, user: &str, at_ms: u64, conv: u64)
     checked(op, key)
 }
 
+/// `conversation(8) | id`: an attachment record.
+pub(super) fn attachment(conversation_id: u64, id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + id.len());
+    key.extend_from_slice(&conversation_id.to_be_bytes());
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
 /// `id`.
 pub(super) fn user(op: &'static str, id: &str) -> StoreResult<Vec<u8>> {
     checked(op, id.as_bytes().to_vec())

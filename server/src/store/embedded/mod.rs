@@ -56,6 +56,9 @@
 //!   keyspace, made empty in an older store like `templates`);
 //! - `audit`: the audit trail, append-only (keys in `audit.rs`; a new
 //!   keyspace, made empty in an older store);
+//! - `retention`: `conversation(8)` -> `purged_through(8)`, the highest seq
+//!   the retention job removed; `legal_holds`: `scope(1) | target` -> JSON
+//!   HoldRecord (new keyspaces, made empty in an older store);
 //! - `meta`: `name` -> value (the epoch and the layout version; a `fjall-1`
 //!   layout gets its activities made from the last messages on open).
 //!
@@ -79,6 +82,7 @@ mod key;
 mod layout;
 mod ops;
 mod reads;
+mod retention;
 mod templates;
 #[cfg(test)]
 mod tests;

@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use super::db::Ks;
 use crate::store::attachments::AttachmentRecord;
 use crate::store::audit::{AuditRecord, CheckpointRecord};
+use crate::store::retention::{HoldRecord, HoldScope};
 use crate::store::templates::TemplateRecord;
 use crate::store::{ConversationRecord, Created, MemberRecord, NewMessage, StoreResult, UserRecord};
 
@@ -47,6 +48,21 @@ pub(super) enum Op {
     },
     /// Audit entries of one chain and a checkpoint (boxed: large).
     AppendAudit(Box<(Vec<AuditRecord>, Option<CheckpointRecord>)>),
+    /// Messages at or below `through` removed, the purge mark moved up.
+    Purge {
+        conversation_id: u64,
+        through: u64,
+    },
+    DeleteAttachment {
+        conversation_id: u64,
+        id: String,
+    },
+    /// A legal hold (boxed: it is larger than the other ops).
+    PutHold(Box<HoldRecord>),
+    RemoveHold {
+        scope: HoldScope,
+        target: String,
+    },
 }
 
 impl Op {
@@ -64,6 +80,10 @@ impl Op {
             Op::DeleteTemplate { .. } => "delete_template",
             Op::PutAttachment(_) => "put_attachment",
             Op::AppendAudit(_) => "append_audit",
+            Op::Purge { .. } => "purge_through",
+            Op::DeleteAttachment { .. } => "delete_attachment",
+            Op::PutHold(_) => "put_hold",
+            Op::RemoveHold { .. } => "remove_hold",
         }
     }
 }

@@ -68,10 +68,12 @@ impl MessageStore for EmbeddedStore {
         const OP: &str = "last_seq";
         let snapshot = self.snapshot();
         let range = key::pair(conversation_id, 0)..=key::pair(conversation_id, u64::MAX);
-        match snapshot.range(self.db.ks(Ks::Messages), range).next_back() {
-            None => Ok(0),
-            Some(guard) => key::u64_at(Ks::Messages, &guard.key().map_err(backend(OP))?, 16, 8),
-        }
+        let head = match snapshot.range(self.db.ks(Ks::Messages), range).next_back() {
+            None => 0,
+            Some(guard) => key::u64_at(Ks::Messages, &guard.key().map_err(backend(OP))?, 16, 8)?,
+        };
+        // Purged messages keep their seqs taken.
+        Ok(head.max(self.mark(OP, conversation_id)?))
     }
 
     async fn read_range(&self, conversation_id: u64, range: Range) -> StoreResult<Vec<(u64, Bytes)>> {

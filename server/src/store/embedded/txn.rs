@@ -42,6 +42,11 @@ impl<'a> Txn<'a> {
         (self.local, self.new_heads)
     }
 
+    /// The database, for reads of committed state only.
+    pub(super) fn db(&self) -> &Db {
+        self.db
+    }
+
     pub(super) fn get(&self, ks: Ks, key: &[u8]) -> StoreResult<Option<Slice>> {
         let staged = staged_key(ks, key);
         if let Some(value) = self.local.get(&staged).or_else(|| self.group.get(&staged)) {
@@ -54,10 +59,19 @@ impl<'a> Txn<'a> {
     /// The highest committed seq of a conversation (0 if none).
     fn stored_head(&self, conversation_id: u64) -> StoreResult<u64> {
         let range = key::pair(conversation_id, 0)..=key::pair(conversation_id, u64::MAX);
-        match self.db.ks(Ks::Messages).range(range).next_back() {
-            None => Ok(0),
-            Some(guard) => key::u64_at(Ks::Messages, &guard.key().map_err(backend(self.op))?, 16, 8),
-        }
+        let head = match self.db.ks(Ks::Messages).range(range).next_back() {
+            None => 0,
+            Some(guard) => key::u64_at(Ks::Messages, &guard.key().map_err(backend(self.op))?, 16, 8)?,
+        };
+        // A purge never moves the head back.
+        let mark = super::db::mark_of(self.get(Ks::Retention, &conversation_id.to_be_bytes())?);
+        Ok(head.max(mark))
+    }
+
+    /// Whether the message an event changes is stored (or staged); a failed
+    /// read counts as stored, as before purges existed.
+    fn target_exists(&self, conv: u64, seq: u64) -> bool {
+        self.get(Ks::Messages, &key::pair(conv, seq)).map_or(true, |v| v.is_some())
     }
 
     pub(super) fn put(&mut self, ks: Ks, key: &[u8], value: Slice) {
@@ -93,6 +107,10 @@ impl<'a> Txn<'a> {
             Op::DeleteTemplate { scope, owner, id } => self.delete_template(*scope, owner, *id),
             Op::PutAttachment(rec) => self.put_attachment(rec),
             Op::AppendAudit(a) => self.append_audit(&a.0, a.1.as_ref()),
+            Op::Purge { conversation_id, through } => self.purge(*conversation_id, *through),
+            Op::DeleteAttachment { conversation_id, id } => self.delete_attachment(*conversation_id, id),
+            Op::PutHold(hold) => self.put_hold(hold),
+            Op::RemoveHold { scope, target } => self.remove_hold(*scope, target),
         }
     }
 
@@ -112,7 +130,9 @@ impl<'a> Txn<'a> {
             }
             self.new_heads.push((m.conversation_id, m.seq));
             self.put(Ks::Messages, &key::pair(m.conversation_id, m.seq), Slice::from(m.encoded.clone()));
-            if let Some(t) = &m.target {
+            // A target that is gone (purged by retention) is not written back.
+            let target = m.target.as_ref().filter(|t| self.target_exists(m.conversation_id, t.seq));
+            if let Some(t) = target {
                 // The target's latest state, and the version it replaces for the audit trail.
                 self.put(Ks::Messages, &key::pair(m.conversation_id, t.seq), Slice::from(t.latest.clone()));
                 let version = encode(self.op, &t.version)?;

@@ -26,6 +26,7 @@ mod audit;
 mod lists;
 mod reads;
 mod records;
+mod retention;
 mod rows;
 mod schema;
 mod settings;

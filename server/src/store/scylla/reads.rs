@@ -123,10 +123,11 @@ impl Inner {
             let last: Option<(i64,)> =
                 self.one("last_seq", &self.st.select_last_seq, (id_to_db(conv), bucket), None).await?;
             if let Some((seq,)) = last {
-                return Ok(seq_from_db(seq));
+                return Ok(seq_from_db(seq).max(self.mark("last_seq", conv).await?));
             }
         }
-        Ok(0)
+        // Purged messages keep their seqs taken.
+        self.mark("last_seq", conv).await
     }
 
     pub(super) async fn read_range(&self, conv: u64, range: Range) -> StoreResult<Vec<(u64, Bytes)>> {

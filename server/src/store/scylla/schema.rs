@@ -31,13 +31,13 @@ pub fn keyspace_ddl(s: &ScyllaSettings) -> String {
 }
 
 /// The tables of schema version 6: `(table, CREATE TABLE IF NOT EXISTS ...)`
-/// (version 1 had all but the last nine, version 2 all but the last seven,
-/// version 3 all but `templates`, `attachments`, the three `audit_` tables
-/// and `user_directory`, version 4 all but `attachments`, the `audit_`
-/// tables and `user_directory`, version 5 all but the `audit_` tables and
-/// `user_directory`).
+/// (version 1 had all but the last eleven, version 2 all but the last nine,
+/// version 3 all but `templates`, `attachments` and the six tables of
+/// version 6, version 4 all but `attachments` and those six, version 5 all
+/// but the six of version 6: the three `audit_` tables, `user_directory`,
+/// `retention` and `legal_holds`).
 pub fn schema_ddl(ks: &str) -> Vec<(&'static str, String)> {
-    let tables: [(&str, &str); 19] = [
+    let tables: [(&str, &str); 21] = [
         ("schema_version", "(component text PRIMARY KEY, version int, migrated_at_ms bigint, migrated_by text)"),
         ("meta", "(name text PRIMARY KEY, value text)"),
         (
@@ -103,6 +103,8 @@ pub fn schema_ddl(ks: &str) -> Vec<(&'static str, String)> {
         ),
         // The user directory: a JSON `UserRecord` per user, so later fields need no schema change.
         ("user_directory", "(id text PRIMARY KEY, record text)"),
+        ("retention", "(conversation_id bigint PRIMARY KEY, purged_through bigint)"),
+        ("legal_holds", "(scope int, target text, record text, PRIMARY KEY ((scope), target))"),
     ];
     tables.iter().map(|(t, cols)| (*t, format!("CREATE TABLE IF NOT EXISTS {ks}.{t} {cols}"))).collect()
 }

@@ -203,6 +203,17 @@ statements! {
         ORDER BY seq DESC LIMIT 1",
     insert_audit_checkpoint: "INSERT INTO {ks}.audit_checkpoints (chain, seq, record) VALUES (?, ?, ?)",
     select_audit_checkpoints: "SELECT record FROM {ks}.audit_checkpoints WHERE chain = ? ORDER BY seq ASC",
+    delete_attachment: "DELETE FROM {ks}.attachments WHERE conversation_id = ? AND id = ?",
+    select_purged: "SELECT purged_through FROM {ks}.retention WHERE conversation_id = ?",
+    upsert_purged: "UPDATE {ks}.retention SET purged_through = ? WHERE conversation_id = ?",
+    delete_message_if_exists: "DELETE FROM {ks}.messages WHERE conversation_id = ? AND bucket = ? AND seq = ? \
+        IF EXISTS",
+    delete_versions_of: "DELETE FROM {ks}.message_versions WHERE conversation_id = ? AND target_seq = ?",
+    delete_idempotency: "DELETE FROM {ks}.idempotency WHERE conversation_id = ? AND sender_id = ? \
+        AND client_msg_id = ?",
+    insert_hold: "INSERT INTO {ks}.legal_holds (scope, target, record) VALUES (?, ?, ?)",
+    delete_hold_if_exists: "DELETE FROM {ks}.legal_holds WHERE scope = ? AND target = ? IF EXISTS",
+    select_holds_of_scope: "SELECT record FROM {ks}.legal_holds WHERE scope = ?",
     insert_template_if_absent: "INSERT INTO {ks}.templates (scope, owner, id, name, body, updated_at_ms, \
         updated_by) VALUES (?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS",
     update_template_if_unchanged: "UPDATE {ks}.templates SET name = ?, body = ?, updated_at_ms = ?, \

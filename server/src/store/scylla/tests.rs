@@ -255,7 +255,7 @@ fn ddl_names_the_keyspace_and_partitions_messages_by_bucket() {
     s.tablets = Some(false);
     assert!(keyspace_ddl(&s).ends_with(" AND tablets = {'enabled': false}"));
     let ddl = schema_ddl("chat_x");
-    assert_eq!(ddl.len(), 19);
+    assert_eq!(ddl.len(), 21);
     assert_eq!(ddl[0].0, "schema_version", "the version table comes first (migrate reads it before the rest)");
     for (table, create) in &ddl {
         assert!(create.starts_with(&format!("CREATE TABLE IF NOT EXISTS chat_x.{table} (")), "{create}");

@@ -146,3 +146,23 @@ fn changes_beyond_the_parking_bound_are_refused_as_overloaded() {
     assert_eq!(out.target_reads, [1]);
     assert_eq!(out.refused(over), ErrorCode::Overloaded);
 }
+
+#[test]
+fn a_purged_message_is_forgotten_and_its_changes_are_not_found() {
+    let mut h = Harness::new(0);
+    h.commit_each(&["alice"]);
+    let bob = react(&mut h, "bob", "r-bob", 1);
+    let _ = read_answers(&mut h, 1, Some(stored_first()));
+    assert_eq!(h.commit(Ok(())).acked(bob), (2, false));
+    assert!(h.owner.cached_target(1).is_some(), "the owner keeps what it changed");
+    h.owner.handle_purged(2);
+    assert!(h.owner.cached_target(1).is_none(), "purged: forgotten");
+    let carol = react(&mut h, "carol", "r-carol", 1);
+    let out = h.out();
+    assert!(out.target_reads.is_empty(), "no store read for a purged seq");
+    assert!(out.appends.is_empty(), "nothing appended: the message is not written back");
+    assert_eq!(out.refused(carol), ErrorCode::NotFound);
+    h.owner.handle_purged(1);
+    let again = react(&mut h, "dave", "r-dave", 2);
+    assert_eq!(h.out().refused(again), ErrorCode::NotFound, "the mark never goes back");
+}

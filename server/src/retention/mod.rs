@@ -1,0 +1,10 @@
+//! Retention and legal hold: the rules of what expires and what a hold
+//! covers ([`rules`], sans-IO), the one function every audited retention
+//! event goes through ([`audit`]), and the background purge job ([`job`])
+//! that removes expired messages with their versions, attachments and
+//! search entries, at a bounded rate, resumably and idempotently. The
+//! commands that set retention and holds are `crate::command::retention`.
+
+pub mod audit;
+pub mod job;
+pub mod rules;
