@@ -164,7 +164,14 @@ pub async fn set_disabled(
         .ok_or_else(|| err(ErrorCode::NotFound, format!("no user {user_id:?} in the directory")))?;
     rec.disabled = disabled;
     req.store().upsert_user(&rec).await.map_err(store_err)?;
-    audit_admin(&req.ctx.shared.audit, &req.caller.user, if disabled { "user_disabled" } else { "user_enabled" }, user_id, reason).await;
+    audit_admin(
+        &req.ctx.shared.audit,
+        &req.caller.user,
+        if disabled { "user_disabled" } else { "user_enabled" },
+        user_id,
+        reason,
+    )
+    .await;
     if disabled {
         close_sessions(&req.ctx, user_id, rules::disabled_error()).await;
     }
