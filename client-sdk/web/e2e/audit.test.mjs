@@ -29,7 +29,7 @@ test("an admin filters and exports the audit trail on the Audit screen", { timeo
   await ann.page.click("#new-conv");
   await ann.page.selectOption("#new-kind", "group");
   await ann.page.fill("#new-title", "Estate of Smith");
-  await ann.page.fill("#new-members", "ben-audit");
+  await ann.page.fill("#new-members", "ada-audit"); // in the directory: she signed in above
   await ann.page.click("#create");
   await ann.page.locator("#chat-title", { hasText: "Estate of Smith" }).waitFor();
 

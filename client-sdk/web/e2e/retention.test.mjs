@@ -10,8 +10,11 @@ const ctx = chatdForFile();
 test("the header shows the conversation's retention", { timeout: 120_000 }, async () => {
   const { chatd, users } = ctx;
   const a = await BrowserUser.open("ria");
-  users.push(a);
+  const sol = await BrowserUser.open("sol");
+  users.push(a, sol);
   await a.signIn(chatd, chatd.token("ria", "advocate", "Ria Advocate"));
+  // Sol is in the directory once he has signed in.
+  await sol.signIn(chatd, chatd.token("sol", "client", "Sol Client"));
   await a.createPrivate("sol");
   const retention = a.page.locator("#chat-retention");
   await retention.filter({ hasText: "kept 365 days" }).waitFor();

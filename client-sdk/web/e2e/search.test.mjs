@@ -14,7 +14,10 @@ for (const transport of ["webtransport", "websocket"]) {
     const opts = transport === "websocket" ? { initScript: NO_WEBTRANSPORT } : {};
     const ann = await BrowserUser.open(`ann-search-${transport}`, opts);
     const ben = await BrowserUser.open(`ben-search-${transport}`, opts);
-    ctx.users.push(ann, ben);
+    const carl = await BrowserUser.open(`carl-search-${transport}`, opts);
+    ctx.users.push(ann, ben, carl);
+    // Carl is in the directory once he has signed in (a conversation Ben is not in, below).
+    await carl.signIn(ctx.chatd, ctx.chatd.token(`carl-search-${transport}`, "client", "Carl Client"));
     await ann.signIn(ctx.chatd, ctx.chatd.token(`ann-search-${transport}`, "advocate", "Ann Advocate"));
     await ben.signIn(ctx.chatd, ctx.chatd.token(`ben-search-${transport}`, "client", "Ben Client"));
     assert.equal(await ann.transport(), transport);

@@ -1,7 +1,7 @@
 // The one modal dialog frame every dialog shares: `role=dialog`,
 // `aria-modal`, labelled by its heading; focus moves in when it opens, Tab
-// and Shift+Tab stay inside, Escape closes it, and focus goes back to the
-// element that opened it when it closes.
+// and Shift+Tab stay inside, Escape closes it (even with the focus lost to
+// the page), and focus goes back to the element that opened it when it closes.
 
 import type { ComponentChildren } from "preact";
 import { useEffect, useRef } from "preact/hooks";
@@ -31,6 +31,21 @@ export function Modal(props: { id?: string; class?: string; labelledBy: string; 
         if (opener?.isConnected && !document.querySelector('[aria-modal="true"]')?.contains(document.activeElement)) opener.focus();
       }, 0);
     };
+  }, []);
+  const onClose = useRef(props.onClose);
+  onClose.current = props.onClose;
+  useEffect(() => {
+    // Escape with the focus lost to the page (the focused element inside was
+    // removed, e.g. a sub-form that closed) still closes the topmost dialog.
+    const onPageKey = (e: KeyboardEvent) => {
+      const root = ref.current;
+      if (e.key !== "Escape" || e.defaultPrevented || !root || root.contains(document.activeElement)) return;
+      if ([...document.querySelectorAll('[aria-modal="true"]')].pop() !== root) return;
+      e.preventDefault();
+      onClose.current();
+    };
+    document.addEventListener("keydown", onPageKey);
+    return () => document.removeEventListener("keydown", onPageKey);
   }, []);
   const onKeyDown = (e: KeyboardEvent) => {
     const root = ref.current;

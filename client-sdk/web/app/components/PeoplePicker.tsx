@@ -69,7 +69,8 @@ export function PeoplePicker({ id, placeholder, value, onInput, autofocus }: Pro
         ref={input}
         placeholder={placeholder}
         autocomplete="off"
-        aria-controls={listId}
+        // Names the list only while it is there (a missing target is invalid ARIA).
+        aria-controls={found.length > 0 ? listId : undefined}
         value={value}
         onInput={(e) => onInput(e.currentTarget.value)}
       />
