@@ -440,10 +440,13 @@ async fn migrate_then_serve_on_the_cql_node_keeps_history_across_restarts() {
     assert!(said.contains("schema version 6 recorded"), "{said}");
 
     let (child, addr, hash, web) = serve_with(data.path(), "127.0.0.1:0", "127.0.0.1:0", &env);
-    let connect = |addr: &str, hash: &str| {
-        let cfg = ClientConfig::new(addr, token(data.path(), "alice"), Trust::cert_hash_hex(hash).unwrap());
+    let connect_as = |user: &str, addr: &str, hash: &str| {
+        let cfg = ClientConfig::new(addr, token(data.path(), user), Trust::cert_hash_hex(hash).unwrap());
         Client::connect(cfg)
     };
+    let connect = |addr: &str, hash: &str| connect_as("alice", addr, hash);
+    // Bob is in the directory once he has signed in.
+    connect_as("bob", &addr, &hash).await.unwrap().0.close().await;
     let (alice, _events) = connect(&addr, &hash).await.unwrap();
     let created = alice.create_conversation(ConversationKind::Group, "matter", "", vec!["bob".into()]).await.unwrap();
     let conv = created.summary.and_then(|s| s.conversation).map(|c| c.id).unwrap();
