@@ -330,6 +330,30 @@ async fn lost_pubsub_messages_are_filled_from_the_store() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_message_its_owner_died_before_fanning_out_still_arrives() {
+    let mut c = Cluster::start().await;
+    let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
+    let (_bob, mut b_ev) = c.connect("bob", "advocate", 1).await;
+    // Owned by alice's node: bob's copy crosses Redis.
+    let conv = c.create_owned_by(&alice, ConversationKind::Group, &["bob"], 0).await;
+    alice.send_text(conv, "m0").await.unwrap();
+    assert_eq!(text(&messages(&mut b_ev, conv, 1).await[0]), "m0");
+    // The last message is stored and acked but its fan-out never leaves
+    // (Redis refuses every PUBLISH meanwhile), and its owner dies before it
+    // nudges the head; nobody sends again, so no later message or new owner
+    // would ever reveal the gap.
+    let port = c.redis_port();
+    let acl = |rule: &str| redis_server::command(port, &["ACL", "SETUSER", "default", rule]).unwrap();
+    assert_eq!(acl("-publish").trim(), "+OK");
+    alice.send_text(conv, "m1").await.unwrap();
+    c.kill(0).await;
+    assert_eq!(acl("+publish").trim(), "+OK");
+    let got = messages(&mut b_ev, conv, 1).await;
+    assert_eq!((got[0].seq, text(&got[0])), (2, "m1".to_string()), "filled once the owner's loss is seen");
+    common::server::assert_quiet(&mut b_ev, conv, Duration::from_millis(300)).await;
+}
+
 /// Two nodes on two different Redis servers (a partition that never heals:
 /// each believes it alone is live) on one shared store.
 struct SplitPair {

@@ -8,7 +8,7 @@ use crate::conversation;
 use crate::ids::{ConvId, LiveSet, NodeId};
 use crate::presence;
 use crate::shard::broker::overloaded;
-use crate::shard::{ConvMsg, Fanout, PresenceMsg, ShardCtx, ShardMsg, UserEvent, home_shard, owner_node};
+use crate::shard::{ConvMsg, Fanout, PresenceMsg, ShardCtx, ShardMsg, UserEvent, home_shard, owner_lost, owner_node};
 use chat_protocol::v1::reply;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -175,10 +175,21 @@ fn presence_msg(ctx: &ShardCtx, p: PresenceMsg) {
 /// (they finish what they hold; the store's seq fence settles any overlap),
 /// and users whose devices were on nodes that left go offline.
 fn on_live(ctx: &Rc<ShardCtx>, live: LiveSet) {
-    *ctx.state.live.borrow_mut() = live.clone();
+    let before = std::mem::replace(&mut *ctx.state.live.borrow_mut(), live.clone());
     let Some(broker) = &ctx.shared.broker else { return };
     let me = broker.node_id();
     ctx.state.actors.borrow_mut().retain(|conv, _| owner_node(*conv, &live).is_none_or(|owner| owner == me));
+    // An owner that left may have stored commits it never fanned out (and
+    // nobody nudges a conversation nobody touches again): sessions here of
+    // its conversations read whatever is stored past what they sent.
+    let sessions = ctx.state.sessions.borrow();
+    let check = Fanout::Nudge { head: u64::MAX };
+    for conv in sessions.convs().filter(|&c| owner_lost(c, &before, &live)) {
+        for s in sessions.of_conv(conv) {
+            s.deliver(conv, &check);
+        }
+    }
+    drop(sessions);
     let flips = ctx.state.presence.borrow_mut().drop_nodes(&live);
     for (user, online, version) in flips {
         presence::fanout(ctx, user, online, version);

@@ -31,4 +31,4 @@ pub use msg::{
     AdminOp, Change, ConvMsg, Fanout, Forwarded, PresenceChange, PresenceMsg, Pushed, Reply, ShardMsg, UserEvent,
     UserRate,
 };
-pub use placement::{home_shard, owner_node, user_shard};
+pub use placement::{home_shard, owner_lost, owner_node, user_shard};

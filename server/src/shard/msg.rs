@@ -96,7 +96,8 @@ pub enum Fanout {
         version: u64,
     },
     /// The head moved but a fan-out to this shard was dropped: sessions fill
-    /// from the store up to `head`.
+    /// from the store up to `head` (`u64::MAX`: whatever is stored, when the
+    /// owner that knew the head is gone).
     Nudge {
         /// The conversation's last seq.
         head: u64,

@@ -39,6 +39,13 @@ pub fn owner_node(conv: ConvId, live: &[NodeId]) -> Option<&NodeId> {
     live.iter().max_by(|a, b| weight(conv, a).cmp(&weight(conv, b)).then_with(|| a.cmp(b)))
 }
 
+/// Whether `conv`'s owner under `before` is gone from `after`: its last
+/// commits may never have been fanned out (it died between storing and
+/// publishing), so sessions here check the store (see `Fanout::Nudge`).
+pub fn owner_lost(conv: ConvId, before: &[NodeId], after: &[NodeId]) -> bool {
+    owner_node(conv, before).is_some_and(|o| !after.contains(o))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +120,21 @@ mod tests {
                 assert_eq!(owner_node(conv, &without).unwrap(), after);
             }
         }
+    }
+
+    #[test]
+    fn only_conversations_of_a_node_that_left_lost_their_owner() {
+        let all = nodes(3);
+        let (gone, rest) = (&all[1], vec![all[0].clone(), all[2].clone()]);
+        let mut lost = 0;
+        for conv in 1..=300u64 {
+            let was = owner_node(conv, &all).unwrap();
+            assert_eq!(owner_lost(conv, &all, &rest), was == gone, "conv {conv}");
+            lost += usize::from(owner_lost(conv, &all, &rest));
+            // A node joining takes owners from nobody lost; a first live set has no owner before it.
+            assert!(!owner_lost(conv, &rest, &all));
+            assert!(!owner_lost(conv, &[], &all));
+        }
+        assert!((60..=140).contains(&lost), "{lost}");
     }
 }

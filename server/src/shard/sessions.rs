@@ -153,6 +153,11 @@ impl LocalSessions {
         self.by_conv.get(&conv).map_or(&[], |v| v.as_slice())
     }
 
+    /// The conversations some session here subscribes to.
+    pub fn convs(&self) -> impl Iterator<Item = ConvId> + '_ {
+        self.by_conv.keys().copied()
+    }
+
     /// Sessions of a user.
     pub fn of_user(&self, user: &str) -> &[Rc<SessionHandle>] {
         self.by_user.get(user).map_or(&[], |v| v.as_slice())
