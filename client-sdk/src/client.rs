@@ -4,6 +4,8 @@ use crate::config::{ClientConfig, ResumeState};
 use crate::driver::{self, Cmd, Driver, Shared};
 use crate::error::ClientError;
 use crate::events::Events;
+use crate::outbox::Outbox;
+use crate::outbox_file::OutboxFile;
 use crate::transport;
 use chat_protocol::v1::{self, command::Body, message_body::Content, reply};
 use std::sync::{Arc, Mutex};
@@ -53,6 +55,12 @@ impl Client {
     /// called within a Tokio runtime.
     pub async fn connect(config: ClientConfig) -> Result<(Client, Events), ClientError> {
         let cfg = Arc::new(config);
+        let mut outbox = Outbox::new(cfg.outbox_capacity);
+        if let Some(path) = &cfg.outbox_file {
+            let (file, restored) = OutboxFile::open(path).map_err(|e| ClientError::OutboxFile(e.to_string()))?;
+            // Nobody awaits the acks of what an earlier run left unsent.
+            outbox = outbox.with_file(file, restored, || oneshot::channel().0);
+        }
         let delivery = Driver::initial_delivery(&cfg);
         let hello = driver::hello(&cfg, &delivery);
         let est =
@@ -72,7 +80,7 @@ impl Client {
         if let Some(source) = cfg.token_source.clone() {
             tokio::spawn(crate::token::refresher(source, cmd_tx.downgrade(), shared.clone()));
         }
-        let d = Driver::new(cfg, cmd_rx, ev_tx, shared.clone(), delivery);
+        let d = Driver::new(cfg, cmd_rx, ev_tx, shared.clone(), delivery, outbox);
         tokio::spawn(d.run(est, hello.epoch, hello.resume));
         Ok((Client { cmds: cmd_tx, shared, request_timeout }, Events::new(ev_rx)))
     }

@@ -77,6 +77,11 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// Most sends waiting for their ack.
     pub outbox_capacity: usize,
+    /// A file that keeps the sends waiting for their ack across restarts of
+    /// the application (None, the default: they live in memory only). The
+    /// next client made with the same file sends what it holds first, with
+    /// the original client message ids; one client at a time per file.
+    pub outbox_file: Option<std::path::PathBuf>,
     /// Capacity of the event channel.
     pub event_buffer: usize,
     /// Persisted state to resume from on the first connection.
@@ -109,6 +114,7 @@ impl Default for ClientConfig {
             backoff: Backoff::default(),
             request_timeout: Duration::from_secs(10),
             outbox_capacity: 1024,
+            outbox_file: None,
             event_buffer: 4096,
             resume: None,
             quic_endpoint: None,
@@ -187,6 +193,12 @@ impl ClientConfig {
     /// Sets the outbox capacity.
     pub fn outbox_capacity(mut self, capacity: usize) -> Self {
         self.outbox_capacity = capacity.max(1);
+        self
+    }
+
+    /// Keeps unacked sends in `path` across restarts (see [`Self::outbox_file`]).
+    pub fn outbox_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.outbox_file = Some(path.into());
         self
     }
 

@@ -174,8 +174,8 @@ impl Driver {
         events: mpsc::Sender<Event>,
         shared: Arc<Mutex<Shared>>,
         delivery: Delivery,
+        outbox: Outbox<AckTx>,
     ) -> Self {
-        let outbox = Outbox::new(cfg.outbox_capacity);
         Self {
             cfg,
             cmds,
@@ -362,8 +362,8 @@ impl Driver {
                 true
             }
             Some(Cmd::Send { msg, reply }) => {
-                if let Err(reply) = self.outbox.push(msg, reply) {
-                    let _ = reply.send(Err(ClientError::OutboxFull));
+                if let Err((reply, e)) = self.outbox.push(msg, reply) {
+                    let _ = reply.send(Err(e));
                 }
                 true
             }
@@ -498,8 +498,8 @@ impl Driver {
             }
             Cmd::Send { msg, reply } => match self.outbox.push(msg, reply) {
                 Ok(_) => self.flush_outbox(s).await,
-                Err(reply) => {
-                    let _ = reply.send(Err(ClientError::OutboxFull));
+                Err((reply, e)) => {
+                    let _ = reply.send(Err(e));
                     Ok(())
                 }
             },

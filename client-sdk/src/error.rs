@@ -20,6 +20,10 @@ pub enum ClientError {
     /// The outbox is full: too many sends wait for their ack.
     #[error("outbox full")]
     OutboxFull,
+    /// The outbox file ([`crate::ClientConfig::outbox_file`]) cannot be
+    /// read or written (the send was not queued).
+    #[error("outbox file: {0}")]
+    OutboxFile(String),
     /// The client was closed (or stopped after a fatal error).
     #[error("client closed")]
     Closed,

@@ -46,6 +46,7 @@ mod driver;
 mod error;
 mod events;
 mod outbox;
+mod outbox_file;
 mod requests;
 mod retention;
 mod search;

@@ -1,7 +1,10 @@
 //! The outbox: sends, edits, deletes and reactions waiting for their
 //! stored-ack, kept across reconnects and re-sent in their original order
-//! with the same `client_msg_id` (which makes each of them idempotent).
+//! with the same `client_msg_id` (which makes each of them idempotent);
+//! with a file ([`crate::outbox_file`]), across restarts of the application too.
 
+use crate::ClientError;
+use crate::outbox_file::OutboxFile;
 use chat_protocol::v1::command::Body;
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -32,24 +35,44 @@ pub(crate) struct Outbox<W> {
     entries: VecDeque<Entry<W>>,
     capacity: usize,
     next_key: u64,
+    /// Where pending entries also live, if the application chose a file.
+    file: Option<OutboxFile>,
 }
 
 impl<W> Outbox<W> {
     /// An outbox holding at most `capacity` entries.
     pub fn new(capacity: usize) -> Self {
-        Self { entries: VecDeque::new(), capacity: capacity.max(1), next_key: 1 }
+        Self { entries: VecDeque::new(), capacity: capacity.max(1), next_key: 1, file: None }
     }
 
-    /// Queues a send or change (filling its client_msg_id when empty);
-    /// gives its waiter back when full.
-    pub fn push(&mut self, mut msg: Body, waiter: W) -> Result<u64, W> {
+    /// Keeps pending entries in `file` from now on, after the sends it still
+    /// held (each with a waiter from `waiter`: nobody awaits those acks).
+    pub fn with_file(mut self, file: OutboxFile, restored: Vec<Body>, waiter: impl Fn() -> W) -> Self {
+        for msg in restored {
+            let key = self.next_key;
+            self.next_key += 1;
+            self.entries.push_back(Entry { key, msg, waiter: waiter(), in_flight: None, not_before: None });
+        }
+        self.file = Some(file);
+        self
+    }
+
+    /// Queues a send or change (filling its client_msg_id when empty; on
+    /// disk first if there is a file); gives its waiter back when full or
+    /// when the file cannot take it.
+    pub fn push(&mut self, mut msg: Body, waiter: W) -> Result<u64, (W, ClientError)> {
         if self.entries.len() >= self.capacity {
-            return Err(waiter);
+            return Err((waiter, ClientError::OutboxFull));
         }
         if let Some(cmid) = client_msg_id(&mut msg)
             && cmid.is_empty()
         {
             *cmid = new_client_msg_id();
+        }
+        if let Some(f) = &mut self.file
+            && let Err(e) = f.put(&msg)
+        {
+            return Err((waiter, ClientError::OutboxFile(e.to_string())));
         }
         let key = self.next_key;
         self.next_key += 1;
@@ -84,10 +107,17 @@ impl<W> Outbox<W> {
         }
     }
 
-    /// Removes send `key` (acked or failed), handing back its waiter.
+    /// Removes send `key` (acked or refused for good), handing back its waiter.
     pub fn take(&mut self, key: u64) -> Option<Entry<W>> {
         let i = self.entries.iter().position(|e| e.key == key)?;
-        self.entries.remove(i)
+        let entry = self.entries.remove(i)?;
+        if let Some(f) = &mut self.file
+            && let Err(e) = f.done(client_msg_id_of(&entry.msg), self.entries.iter().map(|e| &e.msg))
+        {
+            // The send would only go again after a restart, with its id.
+            tracing::warn!(error = %e, "cannot record an ended send in the outbox file");
+        }
+        Some(entry)
     }
 
     /// The connection dropped: every unacked send must go out again.
@@ -98,7 +128,7 @@ impl<W> Outbox<W> {
         }
     }
 
-    /// Empties the outbox (the client is closing).
+    /// Empties the outbox (the client is closing; what a file holds stays for the next start).
     pub fn drain(&mut self) -> Vec<Entry<W>> {
         self.entries.drain(..).collect()
     }
@@ -106,6 +136,17 @@ impl<W> Outbox<W> {
     /// How many sends wait.
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+}
+
+/// The client message id of a send or change ("" for anything else).
+pub(crate) fn client_msg_id_of(body: &Body) -> &str {
+    match body {
+        Body::SendMessage(m) => &m.client_msg_id,
+        Body::EditMessage(m) => &m.client_msg_id,
+        Body::DeleteMessage(m) => &m.client_msg_id,
+        Body::React(m) => &m.client_msg_id,
+        _ => "",
     }
 }
 
@@ -154,7 +195,7 @@ mod tests {
         let mut o = Outbox::new(2);
         assert!(o.push(msg(1, "a"), 1).is_ok());
         assert!(o.push(msg(1, "b"), 2).is_ok());
-        assert_eq!(o.push(msg(1, "c"), 3).expect_err("full"), 3, "the waiter comes back");
+        assert_eq!(o.push(msg(1, "c"), 3).expect_err("full"), (3, ClientError::OutboxFull), "the waiter comes back");
         o.take(1);
         assert!(o.push(msg(1, "c"), 3).is_ok());
     }
