@@ -67,6 +67,22 @@ impl Client {
         let r = v1::RevokeSessions { user_id: user_id.into(), reason: reason.into() };
         self.request(Body::RevokeSessions(r)).await.map(|_| ())
     }
+
+    /// Admins: erases a user (GDPR; a reason is required): their messages
+    /// become erased tombstones, their attachments go, their profile is
+    /// pseudonymised and disabled, their sessions close. Answers with what
+    /// it erased and what legal holds kept.
+    pub async fn erase_user(
+        &self,
+        user_id: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Result<v1::EraseResult, ClientError> {
+        let e = v1::EraseUser { user_id: user_id.into(), reason: reason.into() };
+        want(self.request(Body::EraseUser(e)).await?, "erase result", |r| match r {
+            reply::Result::Erased(r) => Some(r),
+            _ => None,
+        })
+    }
 }
 
 /// The directory user a reply carries.

@@ -16,7 +16,8 @@
 //!   conversations, against this node's index; [`audit`] (admins read the
 //!   trail; the families record their events through it); the user
 //!   directory and session control ([`users`]); legal holds ([`retention`])
-//!   go to the store from here, a conversation's retention to its owner.
+//!   go to the store from here, a conversation's retention to its owner;
+//!   a GDPR erasure ([`gdpr`]) runs here and tombstones through the owners.
 //!
 //! A command arrives either from a session ([`execute`], after the session
 //! has taken sends and typing in order) or forwarded from another node
@@ -28,6 +29,7 @@ pub mod attachments;
 pub mod audit;
 pub mod change;
 pub mod conversations;
+pub mod gdpr;
 pub mod history;
 pub mod membership;
 pub mod message;
@@ -112,6 +114,7 @@ async fn execute_here(
         B::SetLegalHold(s) => retention::set_hold(req, s).await,
         B::ReleaseLegalHold(r) => retention::release_hold(req, r).await,
         B::ListLegalHolds(_) => retention::list_holds(req).await,
+        B::EraseUser(e) => gdpr::erase_user(req, e).await,
         B::Ping(_) => {
             Ok(reply::Result::Pong(v1::Pong { server_time_ms: chat_protocol::unix_ms(std::time::SystemTime::now()) }))
         }

@@ -39,7 +39,8 @@ fn parse_key(scope: i32, target: &str) -> Result<HoldScope, WireError> {
     Ok(scope)
 }
 
-fn scope_proto(scope: HoldScope) -> v1::HoldScope {
+/// A hold's scope as the wire names it.
+pub(super) fn scope_proto(scope: HoldScope) -> v1::HoldScope {
     match scope {
         HoldScope::Conversation => v1::HoldScope::Conversation,
         HoldScope::User => v1::HoldScope::User,

@@ -108,6 +108,8 @@ pub fn apply(
             latest.deleted = true;
             latest.deleted_by = actor.to_string();
             latest.reactions.clear();
+            // The files' names and hashes go with the text.
+            latest.attachments.clear();
         }
         Change::React(r) => {
             if !react(rules, &mut latest.reactions, actor, &r.emoji, r.on)? {

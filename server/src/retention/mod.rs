@@ -3,8 +3,11 @@
 //! event goes through ([`audit`]), and the background purge job ([`job`])
 //! that removes expired messages with their versions, attachments and
 //! search entries, at a bounded rate, resumably and idempotently. The
-//! commands that set retention and holds are `crate::command::retention`.
+//! commands that set retention and holds are `crate::command::retention`;
+//! the GDPR erasure's rules (what of a user goes, what a hold keeps) are
+//! [`erase`], performed by `crate::command::gdpr`.
 
 pub mod audit;
+pub mod erase;
 pub mod job;
 pub mod rules;

@@ -43,13 +43,24 @@ impl Holds {
         case_id: &str,
         members: impl IntoIterator<Item = &'a str>,
     ) -> Option<HoldScope> {
+        self.holder(conv, case_id, members).map(|(scope, _)| scope)
+    }
+
+    /// As [`covering`](Self::covering), with the hold's target (the
+    /// conversation id, the case id or the first held member).
+    pub fn holder<'a>(
+        &self,
+        conv: u64,
+        case_id: &str,
+        members: impl IntoIterator<Item = &'a str>,
+    ) -> Option<(HoldScope, String)> {
         if self.conversations.contains(&conv) {
-            return Some(HoldScope::Conversation);
+            return Some((HoldScope::Conversation, conv.to_string()));
         }
         if !case_id.is_empty() && self.cases.contains(case_id) {
-            return Some(HoldScope::Case);
+            return Some((HoldScope::Case, case_id.to_string()));
         }
-        members.into_iter().any(|u| self.users.contains(u)).then_some(HoldScope::User)
+        members.into_iter().find(|u| self.users.contains(*u)).map(|u| (HoldScope::User, u.to_string()))
     }
 }
 

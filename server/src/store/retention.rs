@@ -68,6 +68,10 @@ pub trait RetentionStore: Send + Sync + 'static {
     /// conversation's last seq never goes down (it is at least the mark).
     async fn purge_through(&self, conversation_id: u64, through: u64) -> StoreResult<()>;
 
+    /// Removes the kept versions of message `seq` (an erased message keeps
+    /// no earlier body); none: not an error.
+    async fn forget_versions(&self, conversation_id: u64, seq: u64) -> StoreResult<()>;
+
     /// Removes an attachment record (absent: not an error).
     async fn delete_attachment(&self, conversation_id: u64, id: &str) -> StoreResult<()>;
 
@@ -97,6 +101,10 @@ impl RetentionStore for Store {
 
     async fn purge_through(&self, conversation_id: u64, through: u64) -> StoreResult<()> {
         delegate!(self, s => s.purge_through(conversation_id, through).await)
+    }
+
+    async fn forget_versions(&self, conversation_id: u64, seq: u64) -> StoreResult<()> {
+        delegate!(self, s => s.forget_versions(conversation_id, seq).await)
     }
 
     async fn delete_attachment(&self, conversation_id: u64, id: &str) -> StoreResult<()> {

@@ -1,7 +1,7 @@
 // The user directory and session control over a connected Client: search
 // people by name or id (everyone: the New conversation dialog's people
 // picker), provision users, disable and enable them, revoke their sessions
-// (admins). A revoked or disabled user's client stops with a `disconnected`
+// (admins), erase them (GDPR, admins, a reason required). A revoked or disabled user's client stops with a `disconnected`
 // event carrying SESSION_REVOKED or USER_DISABLED and `willRetry: false`.
 // See `SearchUsers` and `PutUser` in schemas/chat/v1/chat.proto.
 import { create } from "@bufbuild/protobuf";
@@ -9,6 +9,8 @@ import {
   DisableUserSchema,
   type DirectoryUser,
   EnableUserSchema,
+  EraseUserSchema,
+  type EraseResult,
   PutUserSchema,
   RevokeSessionsSchema,
   type Role,
@@ -48,6 +50,17 @@ export class Users {
   /** Admins: closes every live session of a user (they may sign in again). */
   async revoke(userId: string, reason = ""): Promise<void> {
     await this.client.request({ case: "revokeSessions", value: create(RevokeSessionsSchema, { userId, reason }) });
+  }
+
+  /**
+   * Admins: erases a user (GDPR): their messages become erased tombstones,
+   * their attachments go, their profile is pseudonymised and disabled, their
+   * sessions close. What a legal hold keeps is listed in the result.
+   */
+  async eraseUser(userId: string, reason: string): Promise<EraseResult> {
+    const r = await this.client.request({ case: "eraseUser", value: create(EraseUserSchema, { userId, reason }) });
+    if (r.case !== "erased") throw new ClientError("protocol", "reply is not an erase result");
+    return r.value;
   }
 
   private async user(body: Parameters<Client["request"]>[0]): Promise<DirectoryUser> {

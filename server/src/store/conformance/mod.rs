@@ -92,6 +92,7 @@ macro_rules! conformance_tests {
             purge_removes_through_the_mark_only,
             legal_holds_set_list_release,
             attachment_records_are_deleted,
+            versions_of_one_message_are_forgotten,
         );
     };
     (@cases $factory:expr; $($case:ident),+ $(,)?) => {

@@ -84,6 +84,26 @@ where
     assert_eq!(seqs(&store.read_range(conv, all()).await.expect("read")), [7]);
 }
 
+/// Forgetting one message's versions removes exactly those; the message
+/// and other messages' versions stay; a repeat or an unknown one is fine.
+pub async fn versions_of_one_message_are_forgotten<F: ConformanceFactory>(f: &mut F)
+where
+    F::Store: RetentionStore,
+{
+    let store = f.fresh().await;
+    let conv = 83;
+    store.append(vec![real(conv, 1), real(conv, 2)]).await.expect("real messages");
+    store.append(vec![edit(conv, 3, 1), edit(conv, 4, 2)]).await.expect("edits");
+    store.forget_versions(conv, 1).await.expect("forget");
+    assert!(store.message_versions(conv, 1).await.expect("versions").is_empty(), "its versions go");
+    assert_eq!(store.message_versions(conv, 2).await.expect("versions").len(), 1, "another's stay");
+    assert_eq!(seqs(&store.read_range(conv, all()).await.expect("read")), [1, 2, 3, 4], "messages stay");
+    store.forget_versions(conv, 1).await.expect("again");
+    store.forget_versions(conv, 99).await.expect("unknown");
+    let store = f.reopen(store).await;
+    assert!(store.message_versions(conv, 1).await.expect("versions").is_empty(), "gone across a reopen");
+}
+
 fn hold(scope: HoldScope, target: &str, reason: &str) -> HoldRecord {
     HoldRecord {
         scope,

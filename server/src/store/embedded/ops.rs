@@ -57,6 +57,11 @@ pub(super) enum Op {
         conversation_id: u64,
         id: String,
     },
+    /// The kept versions of one message removed.
+    ForgetVersions {
+        conversation_id: u64,
+        seq: u64,
+    },
     /// A legal hold (boxed: it is larger than the other ops).
     PutHold(Box<HoldRecord>),
     RemoveHold {
@@ -82,6 +87,7 @@ impl Op {
             Op::AppendAudit(_) => "append_audit",
             Op::Purge { .. } => "purge_through",
             Op::DeleteAttachment { .. } => "delete_attachment",
+            Op::ForgetVersions { .. } => "forget_versions",
             Op::PutHold(_) => "put_hold",
             Op::RemoveHold { .. } => "remove_hold",
         }

@@ -39,6 +39,10 @@ impl RetentionStore for EmbeddedStore {
         self.submit_unit(Op::Purge { conversation_id, through }).await
     }
 
+    async fn forget_versions(&self, conversation_id: u64, seq: u64) -> StoreResult<()> {
+        self.submit_unit(Op::ForgetVersions { conversation_id, seq }).await
+    }
+
     async fn delete_attachment(&self, conversation_id: u64, id: &str) -> StoreResult<()> {
         self.submit_unit(Op::DeleteAttachment { conversation_id, id: id.to_owned() }).await
     }
@@ -85,17 +89,29 @@ impl Txn<'_> {
             {
                 self.remove(Ks::Idempotency, &key::idempotency(OP, conv, &m.sender_id, &m.client_msg_id)?);
             }
-            let versions: Vec<Slice> = self
-                .db()
-                .ks(Ks::Versions)
-                .prefix(key::pair(conv, seq))
-                .map(|g| g.key().map_err(backend(OP)))
-                .collect::<Result<_, _>>()?;
-            for v in versions {
-                self.remove(Ks::Versions, &v);
-            }
+            self.remove_versions(OP, conv, seq)?;
         }
         self.put(Ks::Retention, &conv.to_be_bytes(), Slice::from(&through.to_be_bytes()[..]));
+        Ok(Done::Unit)
+    }
+
+    /// Stages the removal of message `seq`'s kept versions.
+    fn remove_versions(&mut self, op: &'static str, conv: u64, seq: u64) -> StoreResult<()> {
+        let versions: Vec<Slice> = self
+            .db()
+            .ks(Ks::Versions)
+            .prefix(key::pair(conv, seq))
+            .map(|g| g.key().map_err(backend(op)))
+            .collect::<Result<_, _>>()?;
+        for v in versions {
+            self.remove(Ks::Versions, &v);
+        }
+        Ok(())
+    }
+
+    /// Stages the removal of one message's kept versions.
+    pub(super) fn forget_versions(&mut self, conv: u64, seq: u64) -> StoreResult<Done> {
+        self.remove_versions("forget_versions", conv, seq)?;
         Ok(Done::Unit)
     }
 

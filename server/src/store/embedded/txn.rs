@@ -109,6 +109,7 @@ impl<'a> Txn<'a> {
             Op::AppendAudit(a) => self.append_audit(&a.0, a.1.as_ref()),
             Op::Purge { conversation_id, through } => self.purge(*conversation_id, *through),
             Op::DeleteAttachment { conversation_id, id } => self.delete_attachment(*conversation_id, id),
+            Op::ForgetVersions { conversation_id, seq } => self.forget_versions(*conversation_id, *seq),
             Op::PutHold(hold) => self.put_hold(hold),
             Op::RemoveHold { scope, target } => self.remove_hold(*scope, target),
         }

@@ -69,6 +69,15 @@ impl RetentionStore for ScyllaStore {
         self.call("purge_through", true, move |i| async move { i.purge(conversation_id, through).await }).await
     }
 
+    async fn forget_versions(&self, conversation_id: u64, seq: u64) -> StoreResult<()> {
+        const OP: &str = "forget_versions";
+        self.call(OP, true, move |i| async move {
+            let key = (id_to_db(conversation_id), seq_to_db(seq));
+            i.exec(OP, &i.st.delete_versions_of, key, None).await.map(|_| ())
+        })
+        .await
+    }
+
     async fn delete_attachment(&self, conversation_id: u64, id: &str) -> StoreResult<()> {
         const OP: &str = "delete_attachment";
         let id = id.to_owned();

@@ -1,0 +1,121 @@
+//! GDPR erasure end to end: the real server on loopback (port 0, fresh
+//! data directory, its real blob store), real QUIC and WebTransport, the
+//! real Rust SDK. An admin erases a user: their messages become tombstones
+//! other members see live and in history, their files go, their profile is
+//! pseudonymised, their sessions close and they cannot sign in again; what
+//! a legal hold covers stays, and the result and the audit trail say so.
+
+mod common;
+use chat_client::{Event, Events, Transport};
+use chat_protocol::v1::{self, ConversationKind, ErrorCode, HoldScope, MessageKind};
+use common::server::*;
+use common::text;
+
+fn pdf() -> Vec<u8> {
+    let mut v = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n".to_vec();
+    v.extend((0..2_000u32).map(|i| b'a' + (i % 26) as u8));
+    v.extend_from_slice(b"\ntrailer << /Root 1 0 R >>\n%%EOF\n");
+    v
+}
+
+/// The next delete event of `conv` another member receives: its target seq.
+async fn tombstone_seen(ev: &mut Events, conv: u64) -> u64 {
+    next_where(ev, |e| match e {
+        Event::Changed(m) if m.conversation_id == conv && m.kind == MessageKind::Delete as i32 => Some(m.target_seq),
+        _ => None,
+    })
+    .await
+}
+
+/// The error a client's connection ended with.
+async fn disconnected(ev: &mut Events) -> Option<i32> {
+    next_where(ev, |e| match e {
+        Event::Disconnected { error, .. } => Some(error.map(|e| e.code)),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_tombstones_live_and_in_history_removes_files_and_signs_the_user_out_keeping_what_is_held() {
+    let s = Server::start();
+    let (root, _r) = s.connect("root", "admin", Transport::Quic).await;
+    let (alice, mut a_ev) = s.connect("alice", "advocate", Transport::WebTransport).await;
+    let (bob, mut b_ev) = s.connect("bob", "client", Transport::Quic).await;
+    let free = create(&alice, ConversationKind::Group, "Smith", "", &["bob"]).await;
+    let held = create(&alice, ConversationKind::Case, "Jones", "AZ-9", &["bob"]).await;
+    let file = bob.upload_bytes(free, "id-card.pdf", "application/pdf", &pdf()).await.expect("upload");
+    let with_file = bob.send_with_attachments(free, "my id", vec![file.attachment_id.clone()]).await.expect("send");
+    let plain = bob.send_text(free, "my address is 1 Main St").await.expect("send");
+    let hers = alice.send_text(free, "thanks").await.expect("send");
+    let kept = bob.send_text(held, "the contract terms").await.expect("send");
+    root.set_legal_hold(HoldScope::Case, "AZ-9", "court order 12/26").await.expect("hold");
+    alice.download(free, &file.attachment_id, 0, 0, false).await.expect("downloadable before");
+
+    // Refusals first: nothing changes.
+    let e = alice.erase_user("bob", "please").await.unwrap_err();
+    assert_eq!(code(e), Some(ErrorCode::Forbidden), "only admins erase");
+    let e = root.erase_user("nobody", "art. 17").await.unwrap_err();
+    assert_eq!(code(e), Some(ErrorCode::UnknownUser));
+    let e = root.erase_user("bob", "").await.unwrap_err();
+    assert_eq!(code(e), Some(ErrorCode::EraseReasonRequired));
+    let e = root.erase_user("bob", "r".repeat(501)).await.unwrap_err();
+    assert_eq!(code(e), Some(ErrorCode::InvalidArgument));
+    assert_eq!(alice.history(free, 0, 0, 50).await.expect("history").messages.iter().filter(|m| m.deleted).count(), 0);
+
+    let result = root.erase_user("bob", "art. 17 request of 3 Dec").await.expect("erase");
+    assert_eq!((result.messages_erased, result.attachments_erased, result.messages_failed), (2, 1, 0), "{result:?}");
+    assert_eq!(result.kept.len(), 1, "{result:?}");
+    let k = &result.kept[0];
+    assert_eq!((k.conversation_id, k.scope, k.target.as_str(), k.messages), (held, HoldScope::Case as i32, "AZ-9", 1));
+    assert!(result.pseudonym.starts_with("Erased user "), "{}", result.pseudonym);
+
+    // Live: the other member sees both tombstones; bob's session is closed.
+    let mut seen = vec![tombstone_seen(&mut a_ev, free).await, tombstone_seen(&mut a_ev, free).await];
+    seen.sort();
+    assert_eq!(seen, [with_file.seq, plain.seq]);
+    assert_eq!(disconnected(&mut b_ev).await, Some(ErrorCode::UserDisabled as i32));
+    match chat_client::Client::connect(s.client_config("bob", "client", Transport::Quic)).await {
+        Ok(_) => panic!("an erased user signed in"),
+        Err(e) => assert_eq!(code(e), Some(ErrorCode::UserDisabled)),
+    }
+
+    // History: bob's messages erased (no body), alice's intact; the held one kept.
+    let h = alice.history(free, 0, 0, 50).await.expect("history");
+    for seq in [with_file.seq, plain.seq] {
+        let m = h.messages.iter().find(|m| m.seq == seq).expect("the tombstone stays in place");
+        assert!(m.deleted && m.body.is_none() && m.attachments.is_empty(), "{m:?}");
+    }
+    let mine = h.messages.iter().find(|m| m.seq == hers.seq).expect("hers");
+    assert_eq!(text(mine), "thanks");
+    let h = alice.history(held, 0, 0, 50).await.expect("history");
+    let m = h.messages.iter().find(|m| m.seq == kept.seq).expect("held");
+    assert_eq!(text(m), "the contract terms", "a legal hold keeps it");
+    let e = alice.download(free, &file.attachment_id, 0, 0, false).await.err().expect("the file is gone");
+    assert_eq!(code(e), Some(ErrorCode::UnknownAttachment));
+
+    // The profile: pseudonymised (members see the pseudonym), the id kept.
+    let members = alice.get_members(free).await.expect("members");
+    let m = members.members.iter().find(|m| m.user_id == "bob").expect("bob stays a member, by id");
+    assert_eq!(m.display_name, result.pseudonym);
+    assert!(!root.search_users("bob", 50, "").await.expect("search").users.iter().any(|u| u.id == "bob"));
+
+    // Audited once per erasure, with counts; erasing again finds nothing more.
+    let again = root.erase_user("bob", "re-run").await.expect("again");
+    assert_eq!((again.messages_erased, again.attachments_erased, again.kept.len()), (0, 0, 1), "{again:?}");
+    let read = v1::ReadAudit { kinds: vec!["gdpr.erased".into()], ..Default::default() };
+    let deadline = std::time::Instant::now() + WAIT;
+    let entries = loop {
+        let entries = root.read_audit_all(read.clone()).await.expect("audit");
+        if entries.len() >= 2 || std::time::Instant::now() > deadline {
+            break entries;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    };
+    assert_eq!(entries.len(), 2, "one entry per erasure: {entries:?}");
+    assert_eq!((entries[0].actor.as_str(), entries[0].target_user.as_str()), ("root", "bob"));
+    let details: serde_json::Value = serde_json::from_str(&entries[0].details).expect("json");
+    assert_eq!(details["messages_erased"], 2);
+    assert_eq!(details["kept"][0]["target"], "AZ-9");
+    assert!(!entries[0].details.contains("Main St"), "counts, never content");
+}
