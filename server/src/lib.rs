@@ -26,6 +26,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod blob;
 pub mod cluster;
 pub mod command;
