@@ -181,6 +181,9 @@ impl<W: Write> RecordWriter<W> {
     }
 }
 
+/// One key/value record.
+pub type Record = (Vec<u8>, Vec<u8>);
+
 /// Reads one partition file's records back, checking its structure.
 pub struct RecordReader<R> {
     r: R,
@@ -239,7 +242,7 @@ impl<R: Read> RecordReader<R> {
     }
 
     /// The next record; None after the end record (checked: count, nothing after).
-    pub fn next_record(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>, FormatError> {
+    pub fn next_record(&mut self) -> Result<Option<Record>, FormatError> {
         if self.done {
             return Ok(None);
         }
@@ -398,7 +401,7 @@ mod tests {
         w.finish().unwrap().0
     }
 
-    fn decode(bytes: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, FormatError> {
+    fn decode(bytes: &[u8]) -> Result<Vec<Record>, FormatError> {
         let mut r = RecordReader::new(bytes, "p.bin")?;
         let mut out = Vec::new();
         while let Some(rec) = r.next_record()? {
