@@ -10,7 +10,7 @@ mod chatd;
 
 use chat_client::{Client, ClientConfig, Event, Events, Trust};
 use chat_protocol::v1::ConversationKind;
-use chatd::{serve, terminate, token};
+use chatd::{serve, serve_with, terminate, token};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,7 +52,9 @@ async fn a_backup_under_load_restores_every_acknowledged_message_and_clients_res
     let (data, backup, restored) =
         (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let backup_dir = backup.path().join("b");
-    let (child, addr, hash) = serve(data.path());
+    // The load is over the default 100 messages a minute.
+    let raised = [("CHAT_LIMITS__MESSAGES_PER_MINUTE".to_string(), "100000".to_string())];
+    let (child, addr, hash, _) = serve_with(data.path(), "127.0.0.1:0", "127.0.0.1:0", &raised);
     assert!(data.path().join("control.sock").exists(), "the control socket is made at start");
     Client::connect(client(&addr, &hash, data.path(), "bob")).await.unwrap().0.close().await;
     let (alice, _a_ev) = Client::connect(client(&addr, &hash, data.path(), "alice")).await.unwrap();
