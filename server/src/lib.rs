@@ -6,6 +6,7 @@
 //!   (QUIC, WebTransport and WebSocket behind one `Conn`; admission);
 //!   [`search`] (the `SearchIndex` trait, its tantivy backend and indexer);
 //!   [`audit`] (the tamper-evident audit trail and its one writer per node);
+//!   [`backup`] (online backup and restore of the embedded store);
 //! - [`shard`]: thread-per-core — the mesh, what travels on it, each shard's
 //!   context and registries, placement, and the [`shard::broker::Broker`]
 //!   trait through which shards reach other nodes;
@@ -26,6 +27,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod blob;
 pub mod cluster;
 pub mod command;

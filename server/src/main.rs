@@ -2,7 +2,11 @@
 //! makes or upgrades the store's schema (ScyllaDB); `chatd token` mints a
 //! development token (and, on stderr, a sign-in link to the web app with the
 //! token in the fragment); `chatd config` prints the effective configuration;
-//! `chatd audit verify|export` checks and exports the audit trail.
+//! `chatd audit verify|export` checks and exports the audit trail; `chatd
+//! backup|restore` take an online backup of the embedded store and restore it
+//! (`backup_cli`).
+
+mod backup_cli;
 
 use anyhow::Context;
 use chat_server::config::Config;
@@ -73,6 +77,33 @@ enum Cmd {
     Audit {
         #[command(subcommand)]
         cmd: AuditCmd,
+    },
+    /// Take a consistent backup of the embedded store, attachments and audit
+    /// trail into DIR (empty or absent), while the server serves: asked of the
+    /// running chatd over `data_dir/control.sock`; when no chatd runs on the
+    /// data directory, taken by opening the store directly. Keys are not
+    /// included (README, "Backup and restore").
+    Backup {
+        /// The backup directory (empty or absent).
+        #[arg(long)]
+        to: PathBuf,
+        /// Data directory of the server to back up.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Pace of the backup's reads and writes, MiB/s (0: no limit).
+        #[arg(long, default_value_t = 64)]
+        max_mib_per_sec: u64,
+    },
+    /// Restore a backup into an empty data directory: every checksum and the
+    /// manifest are verified before anything is written; the store gets a new
+    /// epoch (connected clients resync). Copy the keys back separately.
+    Restore {
+        /// The backup directory (holding manifest.json).
+        #[arg(long)]
+        from: PathBuf,
+        /// The data directory to fill (empty or absent).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// The user directory.
     Users {
@@ -162,6 +193,9 @@ fn main() -> anyhow::Result<()> {
                 cfg.web.listen = *w;
             }
         }
+        if let Cmd::Backup { data_dir: Some(d), .. } | Cmd::Restore { data_dir: Some(d), .. } = &cli.cmd {
+            cfg.data_dir = d.clone();
+        }
     };
     let mut cfg = Config::load_with(cli.config.as_deref(), flags)?;
     match cli.cmd {
@@ -215,6 +249,8 @@ fn main() -> anyhow::Result<()> {
             audit_export(&cfg, filter, &format, output)
         }
         Cmd::Users { cmd: UsersCmd::Import { file } } => import_users(&cfg, &file),
+        Cmd::Backup { to, max_mib_per_sec, .. } => backup_cli::backup(&cfg, &to, max_mib_per_sec << 20),
+        Cmd::Restore { from, .. } => backup_cli::restore(&cfg, &from),
         Cmd::Config => {
             // Secrets stay out of terminals, logs and support tickets.
             print!("{}", cfg.redacted().to_toml());

@@ -17,7 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["ids"],
     &["config", "files", "metrics"],
     &["frames", "auth", "tls", "store", "transport", "redis_server"],
-    &["blob", "notify", "search", "audit"],
+    &["blob", "notify", "search", "audit", "backup"],
     &["shard"],
     &["presence"],
     &["conversation"],

@@ -56,6 +56,8 @@ pub struct ServerHandle {
     /// The way to shard 0's retention job (a pass on request).
     #[cfg_attr(not(feature = "test-support"), allow(dead_code))]
     purge: tokio::sync::mpsc::Sender<crate::retention::job::PurgeRequest>,
+    /// `data_dir/control.sock` (`chatd backup`), when it could be bound.
+    control: Option<crate::backup::control::ControlSocket>,
 }
 
 impl ServerHandle {
@@ -135,6 +137,9 @@ impl ServerHandle {
     /// presence keys, the store flushes (unless it was handed in by
     /// [`start_with_store`]: its owner closes it). Blocks until done.
     pub fn shutdown(self) {
+        if let Some(c) = self.control {
+            c.stop();
+        }
         let _ = self.shutdown.send(true);
         for t in self.threads {
             let _ = t.join();
@@ -167,6 +172,9 @@ impl ServerHandle {
             c.kill();
         }
         let _ = self.kill.send(true);
+        if let Some(c) = self.control {
+            c.stop();
+        }
         for t in self.threads {
             let _ = t.join();
         }
@@ -337,7 +345,9 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
         })?;
         threads.push(t);
     }
+    let control = control_socket(&shared.cfg, &store);
     Ok(ServerHandle {
+        control,
         addr,
         web_addr,
         web_scheme,
@@ -355,6 +365,22 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
         audit,
         purge,
     })
+}
+
+/// The control socket for `chatd backup`, on the embedded store only (a
+/// cluster's store is backed up by ScyllaDB's tools). Not binding it is
+/// logged, not fatal: serving matters more than an online backup.
+fn control_socket(cfg: &Config, store: &Arc<Store>) -> Option<crate::backup::control::ControlSocket> {
+    if !matches!(**store, Store::Embedded(_)) {
+        return None;
+    }
+    match crate::backup::control::ControlSocket::start(&cfg.data_dir, store.clone()) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "no control socket: `chatd backup` cannot reach this server");
+            None
+        }
+    }
 }
 
 /// The node's search index under `data_dir/search` and its indexer thread

@@ -32,7 +32,7 @@ pub(super) enum Ks {
 }
 
 impl Ks {
-    const ALL: [Ks; 16] = [
+    pub(super) const ALL: [Ks; 16] = [
         Ks::Messages,
         Ks::Idempotency,
         Ks::Conversations,
@@ -71,6 +71,11 @@ impl Ks {
             Ks::Retention => "retention",
             Ks::LegalHolds => "legal_holds",
         }
+    }
+
+    /// The keyspace named `name` (see [`Ks::name`]).
+    pub(super) fn by_name(name: &str) -> Option<Ks> {
+        Ks::ALL.iter().copied().find(|ks| ks.name() == name)
     }
 
     pub(super) fn from_tag(tag: u8) -> Option<Ks> {

@@ -68,7 +68,8 @@
 //! Files: this one holds [`EmbeddedStore`] (open, close, the queue to the
 //! writer, snapshot reads); `db` the keyspaces and their handles; `layout`
 //! the layout version, epoch and upgrades on open; `key` the key encodings;
-//! `writer` the writer thread and group commit; `txn` one request applied
+//! `writer` the writer thread and group commit; `dump` the
+//! snapshot read and the loading of a backup; `txn` one request applied
 //! within a group (seq and client-id checks included); `templates` the
 //! templates keyspace (keys, reads, conditional writes); `reads` the
 //! [`MessageStore`](super::MessageStore) impl. It does not own sequencing (the
@@ -78,6 +79,7 @@
 mod attachments;
 mod audit;
 mod db;
+mod dump;
 mod key;
 mod layout;
 mod ops;
@@ -99,6 +101,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{StoreError, StoreResult};
 use db::{Db, Ks, backend};
+pub use dump::{BackupView, Loader};
 use layout::init;
 use ops::{Done, Op, Request, Shared};
 use writer::Writer;
