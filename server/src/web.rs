@@ -1,5 +1,6 @@
 //! The web endpoint (TCP, HTTP/1.1): the browser app embedded at compile time
-//! from `client-sdk/web/dist/` (`/`, `/app.js`, `/app.css`), what the app
+//! from `client-sdk/web/dist/` (`/`, `/app.js`, `/app.css`, the web app
+//! manifest and its icons, and the service worker `/sw.js` at the root scope), what the app
 //! needs to connect (`/config.json`), liveness and readiness (`/livez`,
 //! `/healthz`, answered by [`crate::health`]) and
 //! WebSocket sessions (`/ws`) for browsers without WebTransport.
@@ -38,15 +39,30 @@ use std::time::Duration;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
-const INDEX_HTML: &[u8] = include_bytes!("../../client-sdk/web/dist/index.html");
-const APP_JS: &[u8] = include_bytes!("../../client-sdk/web/dist/app.js");
-const APP_CSS: &[u8] = include_bytes!("../../client-sdk/web/dist/app.css");
+/// The app's files by path: content type and bytes (`client-sdk/web/dist/`).
+const ASSETS: &[(&str, &str, &[u8])] = &[
+    ("/", "text/html; charset=utf-8", include_bytes!("../../client-sdk/web/dist/index.html")),
+    ("/app.js", "text/javascript; charset=utf-8", include_bytes!("../../client-sdk/web/dist/app.js")),
+    ("/app.css", "text/css; charset=utf-8", include_bytes!("../../client-sdk/web/dist/app.css")),
+    ("/sw.js", "text/javascript; charset=utf-8", include_bytes!("../../client-sdk/web/dist/sw.js")),
+    (
+        "/manifest.webmanifest",
+        "application/manifest+json",
+        include_bytes!("../../client-sdk/web/dist/manifest.webmanifest"),
+    ),
+    ("/icon-192.png", "image/png", include_bytes!("../../client-sdk/web/dist/icon-192.png")),
+    ("/icon-512.png", "image/png", include_bytes!("../../client-sdk/web/dist/icon-512.png")),
+    ("/icon-maskable.png", "image/png", include_bytes!("../../client-sdk/web/dist/icon-maskable.png")),
+];
 
 /// The Content-Security-Policy of every response, but for `connect-src`,
 /// which names exactly the server's own WebSocket and WebTransport origins
 /// (see [`Web::csp`]). `img-src blob:` lets the app show attachment
-/// thumbnails it downloaded (bytes from the server, never markup).
+/// thumbnails it downloaded (bytes from the server, never markup);
+/// `manifest-src` and `worker-src` let it install as an app (its manifest and
+/// its service worker, both from this server).
 pub const CSP_BASE: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+                            manifest-src 'self'; worker-src 'self'; \
                             base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// HTTP connections (not yet upgraded) open at once per shard; more are dropped at accept.
@@ -337,10 +353,10 @@ impl Web {
             r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return r;
         }
+        if let Some((_, content_type, bytes)) = ASSETS.iter().find(|(p, _, _)| *p == path) {
+            return respond(StatusCode::OK, content_type, *bytes);
+        }
         match path {
-            "/" => respond(StatusCode::OK, "text/html; charset=utf-8", INDEX_HTML),
-            "/app.js" => respond(StatusCode::OK, "text/javascript; charset=utf-8", APP_JS),
-            "/app.css" => respond(StatusCode::OK, "text/css; charset=utf-8", APP_CSS),
             "/config.json" => self.config_json(req.headers()),
             "/livez" => text(StatusCode::OK, "ok"),
             "/healthz" => match crate::health::check(&self.ctx.shared) {
@@ -513,5 +529,17 @@ mod tests {
         assert_eq!(host_without_port("evil\"host"), None);
         assert_eq!(host_without_port("::1"), None, "a bare IPv6 address is ambiguous");
         assert_eq!(host_without_port(""), None);
+    }
+
+    #[test]
+    fn the_app_installs_from_its_own_files() {
+        let ty = |path: &str| ASSETS.iter().find(|(p, _, _)| *p == path).map(|(_, t, _)| *t);
+        assert_eq!(ty("/sw.js"), Some("text/javascript; charset=utf-8"), "a worker needs a JavaScript type");
+        assert_eq!(ty("/manifest.webmanifest"), Some("application/manifest+json"));
+        for icon in ["/icon-192.png", "/icon-512.png", "/icon-maskable.png"] {
+            let (_, t, bytes) = ASSETS.iter().find(|(p, _, _)| *p == icon).unwrap();
+            assert_eq!((*t, &bytes[..8]), ("image/png", &b"\x89PNG\r\n\x1a\n"[..]), "{icon}");
+        }
+        assert!(CSP_BASE.contains("manifest-src 'self'") && CSP_BASE.contains("worker-src 'self'"));
     }
 }

@@ -8,6 +8,7 @@ import { render } from "preact";
 import { Templates } from "../src/sdk/index.js";
 import { markReadIfVisible } from "./actions.js";
 import { App } from "./components/App.js";
+import { registerServiceWorker } from "./pwa/register.js";
 import { readTokenFromFragment, savedToken, start } from "./session.js";
 import { changed, currentView, store } from "./state.js";
 
@@ -24,6 +25,7 @@ const root = document.getElementById("app") as HTMLElement;
 root.textContent = "";
 render(<App />, root);
 if (token) void start(token);
+registerServiceWorker();
 
 // For tests and debugging in the console: the app's state, read-only.
 (globalThis as { chatApp?: unknown }).chatApp = {

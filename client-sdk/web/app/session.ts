@@ -6,6 +6,7 @@ import { Client, ClientError, pb } from "../src/sdk/index.js";
 import { refreshSupportQueue, reloadAll } from "./actions.js";
 import { onEvent, TOKEN_KEY } from "./events.js";
 import { describeError, isAdmin } from "./format.js";
+import { connectedAs, forgetSaved, showSaved } from "./pwa/offline.js";
 import { restoreUnsent } from "./unsent.js";
 import { changed, store } from "./state.js";
 
@@ -77,11 +78,11 @@ export function retryDelayMs(e: unknown, attempt: number): number {
 
 let retryTimer: ReturnType<typeof setTimeout> | undefined;
 
-/** Shows why the connection failed and tries again, keeping the token. */
-function retryLater(token: string, e: unknown, attempt: number): void {
+/** Shows why the connection failed (or the saved history) and tries again, keeping the token. */
+async function retryLater(token: string, e: unknown, attempt: number): Promise<void> {
   const wait = retryDelayMs(e, attempt);
   const problem = `${describeError(e)}; trying again in ${Math.ceil(wait / 1000)} s`;
-  store.screen = { kind: "connecting", problem, retryAt: Date.now() + wait };
+  if (!(await showSaved())) store.screen = { kind: "connecting", problem, retryAt: Date.now() + wait };
   changed();
   retryTimer = setTimeout(() => void start(token, attempt + 1), wait);
 }
@@ -90,12 +91,14 @@ function retryLater(token: string, e: unknown, attempt: number): void {
 export async function start(token: string, attempt = 0): Promise<void> {
   if (retryTimer) clearTimeout(retryTimer);
   retryTimer = undefined;
-  if (store.screen.kind !== "connecting") store.screen = { kind: "connecting" };
+  if (store.screen.kind !== "connecting" && !store.offline) store.screen = { kind: "connecting" };
   changed();
   let cfg: ServerConfig;
   try {
     cfg = await loadConfig();
   } catch (e) {
+    // Unreachable with a saved history: shown offline while the app tries again.
+    if (await showSaved()) return retryLater(token, e, attempt);
     signInScreen(`Cannot load the server configuration: ${describeError(e)}`);
     return;
   }
@@ -119,7 +122,7 @@ export async function start(token: string, attempt = 0): Promise<void> {
     if (!tokenRefused(e)) {
       // A limit, the network, a server restarting: the token is still good.
       sessionStorage.setItem(TOKEN_KEY, token);
-      retryLater(token, e, attempt);
+      await retryLater(token, e, attempt);
       return;
     }
     sessionStorage.removeItem(TOKEN_KEY);
@@ -128,6 +131,7 @@ export async function start(token: string, attempt = 0): Promise<void> {
   }
   store.client = client;
   sessionStorage.setItem(TOKEN_KEY, token);
+  if (client.user) connectedAs(client.user.id);
   // WebTransport failed and WebSocket worked: skip the wait on reloads in this tab.
   if (client.transport === "websocket" && cfg.webtransport_url && !params.get("transport")) {
     sessionStorage.setItem(TRANSPORT_KEY, "websocket");
@@ -155,6 +159,7 @@ function startQueuePolling(): void {
 /** Closes the connection, forgets the token and shows the sign-in screen. */
 export function signOut(): void {
   sessionStorage.removeItem(TOKEN_KEY);
+  void forgetSaved();
   if (retryTimer) clearTimeout(retryTimer);
   retryTimer = undefined;
   if (queueTimer) clearInterval(queueTimer);

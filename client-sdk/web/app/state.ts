@@ -136,6 +136,10 @@ export interface Store {
   templates: pb.Template[];
   /** What the polite live region says last (a new message from someone else). */
   announcement: string;
+  /** The server cannot be reached: the saved history shows, read-only (see pwa/offline.ts). */
+  offline: boolean;
+  /** A new version of the app waits: the app offers to reload (see pwa/register.ts). */
+  updateReady: boolean;
 }
 
 /** The app state. */
@@ -162,6 +166,8 @@ export const store: Store = {
   scrollToHighlight: false,
   templates: [],
   announcement: "",
+  offline: false,
+  updateReady: false,
 };
 
 const listeners = new Set<() => void>();
@@ -169,6 +175,12 @@ const listeners = new Set<() => void>();
 /** Tells the components that the state changed (they re-render once per task). */
 export function changed(): void {
   for (const l of listeners) l();
+}
+
+/** Calls `l` after every change (until the returned function is called). */
+export function onChanged(l: () => void): () => void {
+  listeners.add(l);
+  return () => void listeners.delete(l);
 }
 
 /** Re-renders the calling component whenever the state changes. */

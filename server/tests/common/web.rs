@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 pub const WAIT: Duration = Duration::from_secs(10);
 /// Every response's Content-Security-Policy up to its `connect-src` origins.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+                       manifest-src 'self'; worker-src 'self'; \
                        base-uri 'none'; form-action 'none'; frame-ancestors 'none'; connect-src 'self' ";
 
 /// A token for `user` (an advocate), signed with the public dev secret.

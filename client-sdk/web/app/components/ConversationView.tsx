@@ -97,7 +97,13 @@ export function ConversationView() {
       <Header v={v} />
       <MessageList v={v} />
       <Typing v={v} />
-      <Composer />
+      {store.offline ? (
+        <p class="offline-note" id="offline-note">
+          Saved messages, read-only: writing needs the connection.
+        </p>
+      ) : (
+        <Composer />
+      )}
     </main>
   );
 }

@@ -9,6 +9,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { openAudit } from "../audit-actions.js";
 import { notificationsOn, setNotifications, updateTitle } from "../attention.js";
 import { isAdmin } from "../format.js";
+import { AppNotices } from "./AppNotices.js";
 import { signOut } from "../session.js";
 import { changed, store } from "../state.js";
 import { openTemplates } from "../template-actions.js";
@@ -57,6 +58,7 @@ export function Shell() {
   useEffect(updateTitle);
   return (
     <>
+      <AppNotices />
       <div class={`shell${store.current !== undefined ? " has-current" : ""}`} id="shell">
         <aside class="sidebar">
           <header class="me">

@@ -13,6 +13,7 @@ export {
   type StoredSend,
 } from "./outbox.js";
 export { IndexedDbOutboxStore } from "./outbox-idb.js";
+export { idbCommitted, idbDone, idbOpen } from "./idb.js";
 export { Sequencer, type Offer } from "./sequencer.js";
 export { Delivery, type ResumeState } from "./delivery.js";
 export { type Link, type LinkHandlers, type Lost, type TransportKind, hasWebTransport, hexToBytes } from "./transport.js";

@@ -3,25 +3,11 @@
 // user), so they outlive a reload or a closed tab and go out once, with
 // their client_msg_id, when the app comes back.
 
+import { idbCommitted as committed, idbDone as done, idbOpen } from "./idb.js";
 import { type OutboxStore, OutboxStoreFull, STORED_SENDS_MAX, sortStored, type StoredSend } from "./outbox.js";
 
 const DB = "chatd-outbox";
 const STORE = "sends";
-
-function done<T>(r: IDBRequest<T>): Promise<T> {
-  return new Promise((resolve, reject) => {
-    r.onsuccess = () => resolve(r.result);
-    r.onerror = () => reject(r.error ?? new Error("IndexedDB request failed"));
-  });
-}
-
-function committed(tx: IDBTransaction): Promise<void> {
-  return new Promise((resolve, reject) => {
-    tx.oncomplete = () => resolve();
-    tx.onerror = () => reject(tx.error ?? new Error("IndexedDB transaction failed"));
-    tx.onabort = () => reject(tx.error ?? new Error("IndexedDB transaction aborted"));
-  });
-}
 
 /** Unsent messages in this browser's IndexedDB. */
 export class IndexedDbOutboxStore implements OutboxStore {
@@ -33,12 +19,7 @@ export class IndexedDbOutboxStore implements OutboxStore {
   ) {}
 
   private open(): Promise<IDBDatabase> {
-    this.db ??= new Promise((resolve, reject) => {
-      const r = this.factory.open(DB, 1);
-      r.onupgradeneeded = () => r.result.createObjectStore(STORE, { keyPath: "clientMsgId" }).createIndex("user", "user");
-      r.onsuccess = () => resolve(r.result);
-      r.onerror = () => reject(r.error ?? new Error("cannot open IndexedDB"));
-    });
+    this.db ??= idbOpen(this.factory, DB, 1, (db) => db.createObjectStore(STORE, { keyPath: "clientMsgId" }).createIndex("user", "user"));
     return this.db;
   }
 
