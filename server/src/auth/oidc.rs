@@ -196,6 +196,25 @@ impl RefetchGate {
     }
 }
 
+/// The public JWK (`OKP`, `Ed25519`, for signing) of a raw Ed25519 public
+/// key: what a provider's JWKS lists (tests serve keys with it).
+pub fn ed25519_jwk(kid: &str, public_raw: &[u8]) -> Value {
+    serde_json::json!({"kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA", "kid": kid, "x": base64url(public_raw)})
+}
+
+/// Unpadded base64url.
+pub fn base64url(bytes: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 #[path = "oidc_tests.rs"]
 mod tests;

@@ -27,8 +27,7 @@ impl Key {
         Self { kid: kid.into(), pair: rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap() }
     }
     fn jwk(&self) -> Value {
-        let raw = self.pair.public_key_raw();
-        json!({"kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA", "kid": self.kid, "x": b64(raw)})
+        ed25519_jwk(&self.kid, self.pair.public_key_raw())
     }
     fn sign(&self, claims: &Value) -> String {
         let mut h = Header::new(Algorithm::EdDSA);
@@ -38,15 +37,7 @@ impl Key {
 }
 
 fn b64(bytes: &[u8]) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
+    base64url(bytes)
 }
 
 fn set(keys: &[&Key]) -> KeySet {
