@@ -187,7 +187,9 @@ async fn get_inner(url: &str) -> Result<Bytes, String> {
     let host = uri.host().ok_or("no host")?.trim_matches(['[', ']']).to_string();
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     let authority = uri.authority().map(|a| a.to_string()).unwrap_or_else(|| host.clone());
-    let req = hyper::Request::get(uri.clone())
+    // Origin-form (`/path?query`), as servers expect from a client that is not a proxy.
+    let target = uri.path_and_query().map_or("/", |p| p.as_str());
+    let req = hyper::Request::get(target)
         .header(hyper::header::HOST, authority)
         .header(hyper::header::ACCEPT, "application/json")
         .header(hyper::header::USER_AGENT, concat!("chatd/", env!("CARGO_PKG_VERSION")))
