@@ -14,7 +14,7 @@ fn auth(c: &mut Criterion) {
     let verifier = Verifier::new(&auth).expect("HS256 auth config");
     let valid =
         mint_hs256(PUBLIC_DEV_SECRET, "alice.smith@firm-1", "Alice Smith", "advocate", Duration::from_secs(3600));
-    assert!(verifier.verify(&valid).is_ok());
+    assert!(verifier.verify_static(&valid).is_ok());
     let expired = mint_claims(
         PUBLIC_DEV_SECRET,
         &Claims {
@@ -27,13 +27,13 @@ fn auth(c: &mut Criterion) {
             aud: None,
         },
     );
-    assert_eq!(verifier.verify(&expired).unwrap_err().code, ErrorCode::TokenExpired);
+    assert_eq!(verifier.verify_static(&expired).unwrap_err().code, ErrorCode::TokenExpired);
 
     let mut g = c.benchmark_group("auth");
     g.warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(2));
     g.throughput(Throughput::Elements(1));
-    g.bench_function("verify_hs256_valid", |b| b.iter(|| verifier.verify(black_box(&valid))));
-    g.bench_function("verify_hs256_expired", |b| b.iter(|| verifier.verify(black_box(&expired))));
+    g.bench_function("verify_hs256_valid", |b| b.iter(|| verifier.verify_static(black_box(&valid))));
+    g.bench_function("verify_hs256_expired", |b| b.iter(|| verifier.verify_static(black_box(&expired))));
     g.finish();
 }
 

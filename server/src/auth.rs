@@ -1,7 +1,11 @@
 //! Token verification (and minting of dev tokens): a JWT in `Hello.token`
 //! with the user id (`sub`), display name (`name`) and role (`role`:
 //! `advocate`, `client` or `admin`). HS256 with a shared secret in development,
-//! RS256 or EdDSA with a public key in production.
+//! RS256 or EdDSA with a public key in production, or the keys of the
+//! firm's OpenID Connect provider (`oidc`, `oidc_keys`).
+
+pub mod oidc;
+pub mod oidc_keys;
 
 use crate::config::{AuthConfig, Config};
 use chat_protocol::WireError;
@@ -78,6 +82,10 @@ pub struct Verifier {
     validation: Validation,
     /// Longest remaining lifetime accepted, seconds (plus the leeway).
     max_lifetime: u64,
+    /// The identity provider's keys, with `[auth.oidc]`.
+    oidc: Option<oidc_keys::OidcKeys>,
+    /// Whether HS256 development tokens are accepted beside the provider's.
+    dev_tokens: bool,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -100,6 +108,9 @@ pub enum AuthSetupError {
     /// The key or algorithm is not usable.
     #[error("bad auth key: {0}")]
     Key(String),
+    /// The identity provider's discovery document or keys could not be fetched.
+    #[error("identity provider (auth.oidc): {0}")]
+    Oidc(String),
 }
 
 impl Verifier {
@@ -151,11 +162,41 @@ impl Verifier {
         if let Some(iss) = &cfg.issuer {
             validation.set_issuer(&[iss]);
         }
-        Ok(Self { key, validation, max_lifetime: cfg.max_token_lifetime_secs.saturating_add(cfg.leeway_secs) })
+        let oidc = match cfg.oidc.enabled() {
+            true => Some(oidc_keys::OidcKeys::start(&cfg.oidc).map_err(AuthSetupError::Oidc)?),
+            false => None,
+        };
+        let dev_tokens = oidc.is_none() || cfg.oidc.allow_dev_tokens;
+        let max_lifetime = cfg.max_token_lifetime_secs.saturating_add(cfg.leeway_secs);
+        Ok(Self { key, validation, max_lifetime, oidc, dev_tokens })
+    }
+
+    /// The identity provider's keys and discovery document, with `[auth.oidc]`.
+    pub fn oidc(&self) -> Option<&oidc_keys::OidcKeys> {
+        self.oidc.as_ref()
+    }
+
+    /// Whether development tokens are accepted.
+    pub fn dev_tokens(&self) -> bool {
+        self.dev_tokens
     }
 
     /// Verifies a token: the identity, or the precise reason it is refused.
-    pub fn verify(&self, token: &str) -> Result<Identity, WireError> {
+    /// A provider's token with an unknown key id waits briefly for its keys.
+    pub async fn verify(&self, token: &str) -> Result<Identity, WireError> {
+        let Some(o) = &self.oidc else { return self.verify_static(token) };
+        let hs256 = jsonwebtoken::decode_header(token).is_ok_and(|h| h.alg == Algorithm::HS256);
+        if hs256 && self.dev_tokens {
+            return self.verify_static(token);
+        }
+        if token.is_empty() {
+            return Err(WireError::new(ErrorCode::Unauthenticated, "missing token"));
+        }
+        o.verify(token, self.validation.leeway, self.max_lifetime).await
+    }
+
+    /// Verifies a token against the configured secret or public key.
+    pub fn verify_static(&self, token: &str) -> Result<Identity, WireError> {
         if token.is_empty() {
             return Err(WireError::new(ErrorCode::Unauthenticated, "missing token"));
         }
@@ -279,7 +320,7 @@ mod tests {
         // A token signed with the public secret is refused by a default install.
         let v = Verifier::new(&ca.auth).unwrap();
         let forged = mint_hs256(crate::config::PUBLIC_DEV_SECRET, "mallory", "", "admin", Duration::from_secs(60));
-        assert_eq!(v.verify(&forged).unwrap_err().code, ErrorCode::Unauthenticated);
+        assert_eq!(v.verify_static(&forged).unwrap_err().code, ErrorCode::Unauthenticated);
         // A configured secret is left alone.
         let mut set = cfg_in(&a);
         set.auth.hs256_secret = "a-configured-secret-0123".into();
@@ -290,7 +331,7 @@ mod tests {
     #[test]
     fn good_token() {
         let t = mint_hs256(crate::config::PUBLIC_DEV_SECRET, "alice", "Alice A.", "advocate", Duration::from_secs(60));
-        let id = verifier().verify(&t).unwrap();
+        let id = verifier().verify_static(&t).unwrap();
         assert_eq!((id.user_id.as_str(), id.display_name.as_str(), id.role), ("alice", "Alice A.", Role::Advocate));
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
         assert!((now + 59..=now + 61).contains(&id.expires_at), "the session ends with the token");
@@ -325,29 +366,29 @@ mod tests {
             jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), c, &EncodingKey::from_ed_der(&key.serialize_der()))
                 .unwrap()
         };
-        assert_eq!(v.verify(&sign(&claims)).unwrap().role, Role::Client);
+        assert_eq!(v.verify_static(&sign(&claims)).unwrap().role, Role::Client);
         // Made for another application, by another issuer, or with neither: refused.
         let other_app = Claims { aud: Some("payroll".into()), ..claims.clone() };
-        assert!(v.verify(&sign(&other_app)).unwrap_err().message.contains("audience"));
+        assert!(v.verify_static(&sign(&other_app)).unwrap_err().message.contains("audience"));
         let other_iss = Claims { iss: Some("https://evil.example".into()), ..claims.clone() };
-        assert!(v.verify(&sign(&other_iss)).unwrap_err().message.contains("issuer"));
+        assert!(v.verify_static(&sign(&other_iss)).unwrap_err().message.contains("issuer"));
         let bare = Claims { aud: None, iss: None, ..claims.clone() };
-        assert!(v.verify(&sign(&bare)).unwrap_err().message.contains("lacks"));
+        assert!(v.verify_static(&sign(&bare)).unwrap_err().message.contains("lacks"));
         // And no public-key verifier without an issuer and audience to require.
         let lax = AuthConfig { public_key: Some(pub_path), public_key_alg: "EdDSA".into(), ..AuthConfig::default() };
         assert!(Verifier::new(&lax).is_err());
         // An HS256 token signed with the dev secret is not accepted by a public-key verifier.
         let hs = mint_hs256(crate::config::PUBLIC_DEV_SECRET, "carol", "", "admin", Duration::from_secs(60));
-        assert_eq!(v.verify(&hs).unwrap_err().code, ErrorCode::Unauthenticated);
+        assert_eq!(v.verify_static(&hs).unwrap_err().code, ErrorCode::Unauthenticated);
     }
 
     #[test]
     fn refusals_are_precise() {
         let v = verifier();
-        assert_eq!(v.verify("").unwrap_err().code, ErrorCode::Unauthenticated);
-        assert_eq!(v.verify("not.a.jwt").unwrap_err().code, ErrorCode::Unauthenticated);
+        assert_eq!(v.verify_static("").unwrap_err().code, ErrorCode::Unauthenticated);
+        assert_eq!(v.verify_static("not.a.jwt").unwrap_err().code, ErrorCode::Unauthenticated);
         let forged = mint_hs256("another-secret-of-16+", "alice", "", "admin", Duration::from_secs(60));
-        assert!(v.verify(&forged).unwrap_err().message.contains("signature"));
+        assert!(v.verify_static(&forged).unwrap_err().message.contains("signature"));
         let old = Claims {
             sub: "alice".into(),
             name: String::new(),
@@ -358,11 +399,11 @@ mod tests {
             aud: None,
         };
         assert_eq!(
-            v.verify(&mint_claims(crate::config::PUBLIC_DEV_SECRET, &old)).unwrap_err().code,
+            v.verify_static(&mint_claims(crate::config::PUBLIC_DEV_SECRET, &old)).unwrap_err().code,
             ErrorCode::TokenExpired
         );
         let bad_role = mint_hs256(crate::config::PUBLIC_DEV_SECRET, "alice", "", "judge", Duration::from_secs(60));
-        assert!(v.verify(&bad_role).unwrap_err().message.contains("judge"));
+        assert!(v.verify_static(&bad_role).unwrap_err().message.contains("judge"));
     }
 
     #[test]
@@ -376,10 +417,10 @@ mod tests {
             "admin",
             Duration::from_secs(8_000 * 365 * 86400),
         );
-        let e = v.verify(&forever).unwrap_err();
+        let e = v.verify_static(&forever).unwrap_err();
         assert!(e.message.contains("max_token_lifetime_secs"), "an exp in year 9999 is refused: {e:?}");
         let week = mint_hs256(crate::config::PUBLIC_DEV_SECRET, "alice", "", "admin", Duration::from_secs(7 * 86400));
-        v.verify(&week).expect("the default maximum is a week");
+        v.verify_static(&week).expect("the default maximum is a week");
         // nbf in the future (beyond the leeway) is refused, in the past accepted.
         #[derive(Serialize)]
         struct WithNbf<'a> {
@@ -397,12 +438,12 @@ mod tests {
             )
             .unwrap()
         };
-        assert!(v.verify(&nbf(now + 300)).unwrap_err().message.contains("not valid yet"));
-        v.verify(&nbf(now - 10)).unwrap();
+        assert!(v.verify_static(&nbf(now + 300)).unwrap_err().message.contains("not valid yet"));
+        v.verify_static(&nbf(now - 10)).unwrap();
         // Names are one line of plain text.
         for bad in ["Eve\u{202e}gnp.exe", "Eve\nAdmin: approved", "Eve\u{0}"] {
             let t = mint_hs256(crate::config::PUBLIC_DEV_SECRET, "eve", bad, "client", Duration::from_secs(60));
-            assert!(v.verify(&t).unwrap_err().message.contains("token name"), "{bad:?}");
+            assert!(v.verify_static(&t).unwrap_err().message.contains("token name"), "{bad:?}");
         }
     }
 }

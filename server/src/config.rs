@@ -14,6 +14,7 @@ mod error;
 mod messages;
 mod metrics;
 mod notify;
+mod oidc;
 mod retention;
 mod search;
 mod store;
@@ -25,6 +26,7 @@ pub use error::ConfigError;
 pub use messages::MessagesConfig;
 pub use metrics::MetricsConfig;
 pub use notify::NotifyConfig;
+pub use oidc::{OidcConfig, is_loopback_http};
 pub use retention::{MAX_RETENTION_DAYS, RetentionConfig};
 pub use search::SearchConfig;
 
@@ -138,6 +140,8 @@ pub struct AuthConfig {
     /// Longest a token may still be valid when presented (`exp` minus now),
     /// seconds; longer-lived tokens are refused. Default 604800 (7 days).
     pub max_token_lifetime_secs: u64,
+    /// Sign-in with the firm's OpenID Connect provider (`[auth.oidc]`).
+    pub oidc: OidcConfig,
 }
 
 /// A public HS256 secret (it is in the source), for tests and load runs on
@@ -155,6 +159,7 @@ impl Default for AuthConfig {
             audience: None,
             leeway_secs: 30,
             max_token_lifetime_secs: 7 * 24 * 3600,
+            oidc: OidcConfig::default(),
         }
     }
 }
@@ -407,6 +412,7 @@ impl Config {
                 "auth.max_token_lifetime_secs must be between 1 and 31622400 (a year)".into(),
             ));
         }
+        self.auth.oidc.check(self.auth.public_key.is_some())?;
         if self.auth.public_key.is_some() {
             if self.auth.issuer.as_deref().is_none_or(str::is_empty)
                 || self.auth.audience.as_deref().is_none_or(str::is_empty)

@@ -143,6 +143,17 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     opts.open(path)?.write_all(data)
 }
 
+/// A TLS client trusting the system's root certificates (outgoing HTTPS:
+/// the notification webhook, the identity provider).
+pub fn client_connector() -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    let cfg = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+}
+
 /// The crypto provider every TLS config of the process uses.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())

@@ -313,6 +313,13 @@ fn host_without_port(host: &str) -> Option<&str> {
     }
 }
 
+/// `scheme://host[:port]` of an http(s) URL, for the CSP.
+fn origin_of(url: &str) -> Option<String> {
+    let uri: hyper::Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str().filter(|s| *s == "https" || *s == "http")?;
+    Some(format!("{scheme}://{}", uri.authority()?))
+}
+
 impl Web {
     fn handle(self: &Rc<Self>, req: Request<Incoming>, remote: SocketAddr) -> Resp {
         let csp = self.csp(req.headers());
@@ -337,8 +344,13 @@ impl Web {
         };
         let host = host_without_port(&host_port).unwrap_or("localhost");
         let ws = self.shared.ws_scheme();
-        let policy =
+        let mut policy =
             format!("{CSP_BASE}; connect-src 'self' {ws}://{host_port} https://{host}:{}", self.shared.quic_port);
+        // Sign-in with the identity provider: the app exchanges the code there.
+        if let Some(origin) = self.ctx.shared.verifier.oidc().and_then(|o| origin_of(&o.discovery().token_endpoint)) {
+            policy.push(' ');
+            policy.push_str(&origin);
+        }
         HeaderValue::from_str(&policy).unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"))
     }
 
@@ -386,6 +398,19 @@ impl Web {
             "websocket_url": format!("{ws}://{host_port}/ws"),
             "cert_hashes": hashes,
             "version": env!("CARGO_PKG_VERSION"),
+            "dev_tokens": shared.verifier.dev_tokens(),
+            "oidc": shared.verifier.oidc().map(|o| {
+                let (c, d) = (o.config(), o.discovery());
+                serde_json::json!({
+                    "issuer": c.issuer,
+                    "client_id": c.client_id,
+                    "scopes": c.scopes,
+                    "display_name": c.display_name,
+                    "authorization_endpoint": d.authorization_endpoint,
+                    "token_endpoint": d.token_endpoint,
+                    "end_session_endpoint": d.end_session_endpoint,
+                })
+            }),
         });
         respond(StatusCode::OK, "application/json", body.to_string())
     }

@@ -9,6 +9,7 @@ import { Templates } from "../src/sdk/index.js";
 import { markReadIfVisible } from "./actions.js";
 import { App } from "./components/App.js";
 import { registerServiceWorker } from "./pwa/register.js";
+import { finishProviderSignIn, returningFromProvider } from "./oidc-signin.js";
 import { readTokenFromFragment, savedToken, start } from "./session.js";
 import { changed, currentView, store } from "./state.js";
 
@@ -19,12 +20,14 @@ document.addEventListener("visibilitychange", () => {
   changed();
 });
 
-const token = readTokenFromFragment() ?? savedToken();
-if (token) store.screen = { kind: "connecting" };
+const back = returningFromProvider();
+const token = back ? undefined : (readTokenFromFragment() ?? savedToken());
+if (token || back) store.screen = { kind: "connecting" };
 const root = document.getElementById("app") as HTMLElement;
 root.textContent = "";
 render(<App />, root);
-if (token) void start(token);
+if (back) void finishProviderSignIn();
+else if (token) void start(token);
 registerServiceWorker();
 
 // For tests and debugging in the console: the app's state, read-only.

@@ -7,6 +7,7 @@ import { refreshSupportQueue, reloadAll } from "./actions.js";
 import { onEvent, TOKEN_KEY } from "./events.js";
 import { describeError, isAdmin } from "./format.js";
 import { connectedAs, forgetSaved, showSaved } from "./pwa/offline.js";
+import { type OidcSettings, refreshingProvider, signOutAtProvider } from "./oidc.js";
 import { restoreUnsent } from "./unsent.js";
 import { changed, store } from "./state.js";
 
@@ -15,12 +16,20 @@ const TRANSPORT_KEY = "chatd.transport";
 /** Staff: the server pushes nothing when a support request waits, so the queue is polled. */
 const QUEUE_POLL_MS = 5000;
 
-interface ServerConfig {
+/** What /config.json says. */
+export interface ServerConfig {
   webtransport_url?: string;
   websocket_url?: string;
   cert_hashes?: string[];
   version?: string;
+  /** Whether development tokens are accepted. */
+  dev_tokens?: boolean;
+  /** The identity provider, if sign-in with one is configured. */
+  oidc?: OidcSettings | null;
 }
+
+/** The provider of the last configuration read (for signing out there). */
+let provider: OidcSettings | undefined;
 
 /** The token of a sign-in link (`#token=...`), removed from the address bar and the history. */
 export function readTokenFromFragment(): string | undefined {
@@ -52,10 +61,13 @@ export function fresherToken(first: string): () => Promise<string> {
   };
 }
 
-async function loadConfig(): Promise<ServerConfig> {
+/** The server's /config.json. */
+export async function loadConfig(): Promise<ServerConfig> {
   const r = await fetch("/config.json", { cache: "no-store" });
   if (!r.ok) throw new Error(`config.json: HTTP ${r.status}`);
-  return (await r.json()) as ServerConfig;
+  const cfg = (await r.json()) as ServerConfig;
+  provider = cfg.oidc ?? undefined;
+  return cfg;
 }
 
 function signInScreen(error?: string): void {
@@ -114,7 +126,7 @@ export async function start(token: string, attempt = 0): Promise<void> {
         certHashes: cfg.cert_hashes ?? [],
         transport: forced === "websocket" || forced === "webtransport" ? forced : "auto",
         clientName: `chat-web/${cfg.version ?? "dev"}`,
-        tokenProvider: fresherToken(token),
+        tokenProvider: (cfg.oidc && refreshingProvider(cfg.oidc)) || fresherToken(token),
       },
       onEvent,
     );
@@ -158,6 +170,7 @@ function startQueuePolling(): void {
 
 /** Closes the connection, forgets the token and shows the sign-in screen. */
 export function signOut(): void {
+  const token = savedToken();
   sessionStorage.removeItem(TOKEN_KEY);
   void forgetSaved();
   if (retryTimer) clearTimeout(retryTimer);
@@ -170,4 +183,5 @@ export function signOut(): void {
   store.current = undefined;
   store.dialog = undefined;
   signInScreen();
+  signOutAtProvider(provider, token);
 }

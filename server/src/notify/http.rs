@@ -5,7 +5,6 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Uri;
 use hyper_util::rt::TokioIo;
-use std::sync::Arc;
 use tokio::net::TcpStream;
 
 /// The header with the signing time (seconds since the Unix epoch).
@@ -35,14 +34,7 @@ impl Target {
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         let tls = match https {
             false => None,
-            true => {
-                let mut roots = rustls::RootCertStore::empty();
-                for cert in rustls_native_certs::load_native_certs().certs {
-                    let _ = roots.add(cert);
-                }
-                let cfg = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-                Some(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
-            }
+            true => Some(crate::tls::client_connector()),
         };
         Ok(Self { uri, host, port, tls })
     }

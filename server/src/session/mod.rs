@@ -205,7 +205,7 @@ async fn handshake(
         );
         return Err(Some((e, tx)));
     }
-    let ident = match ctx.shared.verifier.verify(&hello.token) {
+    let ident = match ctx.shared.verifier.verify(&hello.token).await {
         Ok(ident) => ident,
         Err(e) => return Err(Some((e, tx))),
     };

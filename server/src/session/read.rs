@@ -182,8 +182,8 @@ impl Session {
     }
 
     /// Takes a fresh token for this session (see [`crate::auth::Identity::refreshed_by`]).
-    fn refresh_token(&self, token: &str) -> Result<reply::Result, WireError> {
-        let fresh = self.ctx().shared.verifier.verify(token)?;
+    async fn refresh_token(&self, token: &str) -> Result<reply::Result, WireError> {
+        let fresh = self.ctx().shared.verifier.verify(token).await?;
         let expires_at = self.ident.refreshed_by(&fresh)?;
         self.expires_at.set(expires_at);
         tracing::debug!(session = self.handle.id, expires_at, "token refreshed");
@@ -237,8 +237,8 @@ impl Session {
                 Box::pin(async move { (id, Err(e)) })
             }
             Some(cmd::Body::RefreshToken(r)) => {
-                let r = self.refresh_token(&r.token);
-                Box::pin(async move { (id, r) })
+                let me = self.clone();
+                Box::pin(async move { (id, me.refresh_token(&r.token).await) })
             }
             Some(cmd::Body::SetTyping(t)) => {
                 let r = typing::from_session(&self.req, t).await;
