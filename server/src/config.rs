@@ -18,6 +18,7 @@ mod oidc;
 mod retention;
 mod search;
 mod store;
+mod tls;
 
 pub use audit::AuditConfig;
 pub use blobs::{BlobBackend, BlobsConfig};
@@ -29,6 +30,7 @@ pub use notify::NotifyConfig;
 pub use oidc::{OidcConfig, is_loopback_http};
 pub use retention::{MAX_RETENTION_DAYS, RetentionConfig};
 pub use search::SearchConfig;
+pub use tls::TlsConfig;
 
 pub use store::{
     ConsistencyLevel, ReplicationConfig, ScyllaConfig, SerialLevel, StoreBackend, StoreConfig,
@@ -100,19 +102,6 @@ impl Default for Config {
             retention: RetentionConfig::default(),
         }
     }
-}
-
-/// Where the certificate comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsConfig {
-    /// PEM certificate chain. Empty (default): a self-signed dev certificate
-    /// (ECDSA P-256, 14 days, renewed when near expiry) under `data_dir/tls/`.
-    pub cert: Option<PathBuf>,
-    /// PEM private key (with `cert`).
-    pub key: Option<PathBuf>,
-    /// Extra host names for the dev certificate (always: localhost, 127.0.0.1, ::1).
-    pub dev_names: Vec<String>,
 }
 
 /// How tokens are verified.
