@@ -4,12 +4,15 @@
 //! RS256 or EdDSA with a public key in production, or the keys of the
 //! firm's OpenID Connect provider (`oidc`, `oidc_keys`).
 
+mod identity;
 pub mod oidc;
 pub mod oidc_keys;
 
+pub use identity::{Identity, parse_role};
+
 use crate::config::{AuthConfig, Config};
 use chat_protocol::WireError;
-use chat_protocol::v1::{ErrorCode, Role};
+use chat_protocol::v1::ErrorCode;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime};
@@ -35,45 +38,6 @@ pub struct Claims {
     /// Audience.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aud: Option<String>,
-}
-
-/// Who a verified token says the user is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    /// User id.
-    pub user_id: String,
-    /// Display name.
-    pub display_name: String,
-    /// Role.
-    pub role: Role,
-    /// When the token lapses (`exp`, seconds since the Unix epoch): a session
-    /// opened with it ends then.
-    pub expires_at: u64,
-}
-
-impl Identity {
-    /// The lapse time a live session takes from `fresh`, a token it was
-    /// handed by `RefreshToken`: only one for the same user and role (a
-    /// session's permissions are fixed when it opens).
-    pub fn refreshed_by(&self, fresh: &Identity) -> Result<u64, WireError> {
-        if fresh.user_id != self.user_id {
-            return Err(WireError::new(ErrorCode::Forbidden, "the new token is for another user; connect with it"));
-        }
-        if fresh.role != self.role {
-            return Err(WireError::new(ErrorCode::Forbidden, "the new token carries another role; connect with it"));
-        }
-        Ok(fresh.expires_at)
-    }
-}
-
-/// Parses a role name.
-pub fn parse_role(s: &str) -> Option<Role> {
-    match s {
-        "advocate" => Some(Role::Advocate),
-        "client" => Some(Role::Client),
-        "admin" => Some(Role::Admin),
-        _ => None,
-    }
 }
 
 /// Verifies tokens against the configured key.
@@ -295,6 +259,7 @@ pub fn mint_claims(secret: &str, claims: &Claims) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chat_protocol::v1::Role;
 
     fn verifier() -> Verifier {
         Verifier::new(&AuthConfig { hs256_secret: crate::config::PUBLIC_DEV_SECRET.into(), ..AuthConfig::default() })

@@ -1,7 +1,7 @@
 //! `chat-server` owns the server side of the chat service. Its modules form
 //! layers, each importing only the layers below it (`docs/ARCHITECTURE.md`):
 //!
-//! - ground floor: [`ids`], [`config`], [`files`], [`frames`], [`auth`], [`tls`],
+//! - ground floor: [`ids`], [`config`], [`files`], then [`tls`], then [`frames`], [`auth`],
 //!   [`store`] (the `MessageStore` trait and its backends), [`transport`]
 //!   (QUIC, WebTransport and WebSocket behind one `Conn`; admission);
 //!   [`search`] (the `SearchIndex` trait, its tantivy backend and indexer);

@@ -16,7 +16,8 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &["ids"],
     &["config", "files", "metrics"],
-    &["frames", "auth", "tls", "store", "transport", "redis_server"],
+    &["tls"],
+    &["frames", "auth", "store", "transport", "redis_server"],
     &["blob", "notify", "search", "audit", "backup"],
     &["shard"],
     &["presence"],

@@ -4,7 +4,7 @@
 //! and when an unknown `kid` may fetch the keys again. The fetching itself
 //! is in `oidc_keys`.
 
-use super::{Identity, parse_role};
+use super::identity::{Identity, parse_role};
 use crate::config::OidcConfig;
 use chat_protocol::WireError;
 use chat_protocol::v1::{ErrorCode, Role};

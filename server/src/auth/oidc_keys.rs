@@ -4,7 +4,7 @@
 //! (rate-limited by [`RefetchGate`]). Sessions read the cached key set and,
 //! for an unknown `kid`, wait briefly for one fetch; nothing here runs on a shard.
 
-use super::Identity;
+use super::identity::Identity;
 use super::oidc::{KeySet, RefetchGate, Refusal, check, unknown_kid_error};
 use crate::config::OidcConfig;
 use bytes::Bytes;

@@ -3,6 +3,7 @@
 //! the claims that carry the display name and role, and how often its keys
 //! are fetched again.
 
+use super::error::ConfigError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -64,13 +65,13 @@ impl OidcConfig {
     }
 
     /// Refuses an unusable section, or one beside `auth.public_key`.
-    pub fn check(&self, public_key: bool) -> Result<(), super::ConfigError> {
+    pub fn check(&self, public_key: bool) -> Result<(), ConfigError> {
         if public_key && self.enabled() {
-            return Err(super::ConfigError::Inconsistent(
+            return Err(ConfigError::Inconsistent(
                 "set auth.public_key or auth.oidc.issuer, not both (the provider's keys come from its JWKS)".into(),
             ));
         }
-        self.problem().map_or(Ok(()), |p| Err(super::ConfigError::Inconsistent(p)))
+        self.problem().map_or(Ok(()), |p| Err(ConfigError::Inconsistent(p)))
     }
 
     /// Why this section cannot be used, if it cannot.
