@@ -82,11 +82,7 @@ impl Session {
                 };
                 match v1::ClientFrame::decode(frame.clone()) {
                     Ok(v1::ClientFrame { kind: Some(client_frame::Kind::Command(cmd)) }) => {
-                        let refresh = matches!(cmd.body, Some(cmd::Body::RefreshToken(_)));
                         inflight.push(self.dispatch(cmd).await);
-                        if refresh {
-                            expiry.as_mut().reset(self.token_deadline());
-                        }
                     }
                     Ok(v1::ClientFrame { kind }) => {
                         let what = if kind.is_some() { "Hello after the handshake" } else { "an empty frame" };
@@ -124,6 +120,11 @@ impl Session {
                     Err(ReadError::Transport(e)) => return Err(e.into()),
                 },
                 Some((id, res)) = inflight.next(), if !inflight.is_empty() => {
+                    // A refresh is verified in its future (an identity
+                    // provider's key may be fetched): the lapse moves once it is done.
+                    if matches!(res, Ok(reply::Result::TokenRefreshed(_))) {
+                        expiry.as_mut().reset(self.token_deadline());
+                    }
                     if id == 0 {
                         // The client asked for no reply.
                         continue;
