@@ -9,20 +9,22 @@ import { axeViolations, BrowserUser, chatdForFile, until } from "./harness.mjs";
 
 const ctx = chatdForFile();
 
-/** The records of the saved-history database, read in the page. */
-const savedRecords = (page) =>
+/** What the saved history of `user` holds: messages per conversation and the names (undefined: nothing saved). */
+const savedView = (page, user) =>
   page.evaluate(
-    () =>
+    (user) =>
       new Promise((resolve, reject) => {
         const r = indexedDB.open("chatd-history", 1);
         r.onupgradeneeded = () => r.result.createObjectStore("snapshots", { keyPath: "user" });
         r.onerror = () => reject(r.error);
         r.onsuccess = () => {
-          const get = r.result.transaction("snapshots").objectStore("snapshots").getAll();
-          get.onsuccess = () => resolve(get.result.map((s) => ({ user: s.user, messages: s.convs.reduce((n, c) => n + c.messages.length, 0) })));
+          const get = r.result.transaction("snapshots").objectStore("snapshots").get(user);
+          get.onsuccess = () =>
+            resolve(get.result && { messages: get.result.convs.map((c) => c.messages.length), names: get.result.names.map(([, n]) => n) });
           get.onerror = () => reject(get.error);
         };
       }),
+    user,
   );
 
 test("the manifest is served and names the app, its icons and how it opens", async () => {
@@ -52,10 +54,7 @@ test("the manifest is served and names the app, its icons and how it opens", asy
   assert.match(csp, /worker-src 'self'/);
 });
 
-// UNFINISHED (stop 28): after the OIDC and offline branches merged, the offline
-// reload shows the saved user but no conversations (the saved copy's list is
-// empty by then; cause not found yet). Skipped, visibly, until it is fixed.
-test("offline, a reload shows the saved conversation read-only; back online, live messages flow", { timeout: 180_000, skip: "offline reload shows no saved conversations since the OIDC merge: under investigation" }, async () => {
+test("offline, a reload shows the saved conversation read-only; back online, live messages flow", { timeout: 180_000 }, async () => {
   const { chatd } = ctx;
   const ann = await BrowserUser.open("ann-offline");
   const ben = await BrowserUser.open("ben-offline");
@@ -73,28 +72,13 @@ test("offline, a reload shows the saved conversation read-only; back online, liv
   await ben.page.locator(".conv").first().click();
   await ben.send("Understood, I will bring the documents");
   await ann.waitForMessage("Understood, I will bring the documents");
-  // Saved a second after the change.
-  await ann.page.waitForFunction(
-    () =>
-      new Promise((resolve) => {
-        const r = indexedDB.open("chatd-history");
-        r.onsuccess = () => {
-          const db = r.result;
-          if (!db.objectStoreNames.contains("snapshots")) return resolve(false);
-          const g = db.transaction("snapshots").objectStore("snapshots").get("ann");
-          // Both messages, and Ben's name (the conversation's title) once the directory answered.
-          g.onsuccess = () =>
-            resolve(
-              (g.result?.convs ?? []).some((c) => c.messages.length >= 2) &&
-                (g.result?.names ?? []).some(([, name]) => name === "Ben Client"),
-            );
-          g.onerror = () => resolve(false);
-        };
-        r.onerror = () => resolve(false);
-      }),
-    null,
-    { timeout: 15_000, polling: 250 },
-  );
+  // Saved a second after the change: both messages, and Ben's name (the
+  // conversation's title) once the directory answered. (Read with `until`:
+  // a `waitForFunction` predicate returning a promise counts as true at once.)
+  await until(async () => {
+    const s = await savedView(ann.page, "ann");
+    return s && s.messages.some((n) => n >= 2) && s.names.includes("Ben Client");
+  }, "ann's history saved with both messages and Ben's name");
 
   await chatd.stop();
   await ann.page.reload();
@@ -121,7 +105,7 @@ test("offline, a reload shows the saved conversation read-only; back online, liv
   // Signing out deletes the saved history: offline, nothing of it shows.
   await ann.page.click("#sign-out");
   await ann.page.locator("#token").or(ann.page.locator(".signin")).first().waitFor();
-  await until(async () => (await savedRecords(ann.page)).length === 0, "no saved history after sign-out");
+  await until(async () => (await savedView(ann.page, "ann")) === undefined, "no saved history after sign-out");
   await chatd.stop();
   await ann.page.reload();
   await ann.page.locator(".signin").waitFor({ timeout: 20_000 });
