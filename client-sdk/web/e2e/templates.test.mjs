@@ -134,6 +134,7 @@ for (const transport of ["webtransport", "websocket"]) {
     assert.match(await benRow.textContent(), /Firm.*read-only.*Our office is open 9-17/);
     assert.equal(await benRow.getByRole("button").count(), 0, "no Edit or Delete for a firm template");
     await screen.getByRole("button", { name: "New template" }).click();
+    await screen.getByLabel("Name (typed after /)").waitFor();
     assert.equal(await screen.getByLabel("Scope").count(), 0, "no scope to choose: personal only");
     await ben.page.keyboard.press("Escape"); // leaves the editor
     await screen.getByRole("button", { name: "New template" }).waitFor();

@@ -137,7 +137,7 @@ export function TemplatesScreen() {
     </section>
   );
   return (
-    <Modal class="dialog templates-screen" id="templates-screen" labelledBy="templates-title" onClose={closeTemplates}>
+    <Modal class="dialog templates-screen" id="templates-screen" labelledBy="templates-title" onClose={editing ? () => done(undefined) : closeTemplates}>
       <div class="templates-top">
         <h2 id="templates-title" ref={heading} tabindex={-1}>
           Templates
