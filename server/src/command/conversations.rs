@@ -5,7 +5,7 @@
 //! members through its owner.
 
 use super::membership;
-use super::request::{Requester, err, store_err};
+use super::request::{Requester, answered, err, store_err};
 use crate::audit::{AuditEvent, EventKind};
 use crate::conversation::{no_access, summary};
 use crate::ids::ConvId;
@@ -185,12 +185,7 @@ async fn announce_created(req: &Requester, conv: ConvId) -> Result<reply::Result
     if let Some(owner) = req.ctx.remote_owner(conv)
         && let Some(broker) = &req.ctx.shared.broker
     {
-        return match broker.forward(owner, conv, &req.caller, req.session, None, true).await.await {
-            reply::Result::Error(e) => {
-                Err(WireError::new(ErrorCode::try_from(e.code).unwrap_or(ErrorCode::Unavailable), e.message))
-            }
-            r => Ok(r),
-        };
+        return answered(broker.forward(owner, conv, &req.caller, req.session, None, true).await.await);
     }
     membership::admin(&req.ctx, req.caller.clone(), conv, AdminOp::Created).await
 }

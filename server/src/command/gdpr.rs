@@ -10,7 +10,7 @@
 //! Every step is idempotent, so an erasure cut off midway is finished by
 //! running it again.
 
-use super::request::{Requester, err, store_err};
+use super::request::{Requester, answered, err, store_err};
 use super::retention::scope_proto;
 use super::users::{close_sessions, rules as user_rules};
 use crate::audit::{AuditEvent, EventKind};
@@ -156,15 +156,7 @@ async fn tombstone(as_them: &Requester, conv: u64, seq: u64) -> Result<(), WireE
             client_msg_id: erase::tombstone_id(seq),
         });
         let answer = match as_them.remote(conv) {
-            Some(remote) => match remote.forward(body, true).await.await {
-                reply::Result::Error(e) => Err(WireError {
-                    code: ErrorCode::try_from(e.code).unwrap_or(ErrorCode::Unavailable),
-                    message: e.message,
-                    retry_after: (e.retry_after_ms > 0).then(|| std::time::Duration::from_millis(e.retry_after_ms)),
-                    limit: None,
-                }),
-                ok => Ok(ok),
-            },
+            Some(remote) => answered(remote.forward(body, true).await.await),
             None => super::owner::execute(&as_them.ctx, as_them.caller.clone(), 0, body).await,
         };
         match answer {

@@ -58,6 +58,20 @@ impl Remote<'_> {
     }
 }
 
+/// A forwarded command's answer as a result: the owner's refusal (its code,
+/// message and `retry_after`) or its reply.
+pub fn answered(r: reply::Result) -> Result<reply::Result, WireError> {
+    match r {
+        reply::Result::Error(e) => Err(WireError {
+            code: ErrorCode::try_from(e.code).unwrap_or(ErrorCode::Unavailable),
+            message: e.message,
+            retry_after: (e.retry_after_ms > 0).then(|| Duration::from_millis(e.retry_after_ms)),
+            limit: None,
+        }),
+        ok => Ok(ok),
+    }
+}
+
 /// Asks the owner's actor of `conv` on this node and waits for its answer.
 pub async fn ask<T>(
     ctx: &ShardCtx,
