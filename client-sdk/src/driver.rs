@@ -44,6 +44,7 @@ fn own_message(user_id: &str, sent: &v1::SendMessage, ok: &v1::SendMessageOk) ->
         server_time_ms: ok.server_time_ms,
         reply_to: sent.reply_to,
         kind: v1::MessageKind::User as i32,
+        attachments: ok.attachments.clone(),
         ..Default::default()
     }
 }

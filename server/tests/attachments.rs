@@ -55,7 +55,7 @@ async fn download_all(c: &Client, conv: u64, id: &str, thumbnail: bool) -> Resul
 
 async fn pdf_and_png_reach_the_other_member(transport: Transport) {
     let s = Server::start();
-    let (alice, _a) = s.connect("alice", "advocate", transport).await;
+    let (alice, mut a_ev) = s.connect("alice", "advocate", transport).await;
     let (bob, mut b_ev) = s.connect("bob", "client", transport).await;
     let conv = create(&alice, ConversationKind::Group, "Smith", "", &["bob"]).await;
     // Bob holds a cursor of the conversation: he resumes from it below.
@@ -83,7 +83,15 @@ async fn pdf_and_png_reach_the_other_member(transport: Transport) {
         "the brief and a photo",
         vec![p.attachment_id.clone(), i.attachment_id.clone()],
     );
-    let seq = ok.await.expect("send").seq;
+    let ok = ok.await.expect("send");
+    let seq = ok.seq;
+    assert_eq!(ok.attachments, [p.clone(), i.clone()], "the ack carries both");
+    let own = next_where(&mut a_ev, |e| match e {
+        Event::Message(m) if m.conversation_id == conv && m.seq == seq => Some(m),
+        _ => None,
+    })
+    .await;
+    assert_eq!(own.attachments, [p.clone(), i.clone()], "the sender's own copy shows both without a reload");
     let live = next_where(&mut b_ev, |e| match e {
         Event::Message(m) if m.conversation_id == conv && m.seq == seq => Some(m),
         _ => None,

@@ -78,6 +78,9 @@ async function pdfAndImage(suffix, initScript, transport) {
   await ann.send("The signed letter and a photo of the site");
   await ann.waitForMessage("The signed letter");
   assert.equal(await ann.page.locator(".upload").count(), 0, "the tray empties when they are sent");
+  // The sender sees what she sent at once, without a reload.
+  await ann.page.locator(".file-chip[data-name='engagement-letter.pdf']").waitFor({ timeout: 5_000 });
+  await ann.page.locator(".attachment.image img[alt='site-photo.png']").waitFor({ timeout: 5_000 });
 
   await ben.waitForMessage("The signed letter");
   const chip = ben.page.locator(".file-chip[data-name='engagement-letter.pdf']");

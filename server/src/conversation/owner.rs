@@ -372,7 +372,13 @@ impl<R: Handles> Owner<R> {
     }
 
     fn ok(&self, seq: u64, duplicate: bool, now: Instant) -> v1::SendMessageOk {
-        v1::SendMessageOk { conversation_id: self.id(), seq, server_time_ms: self.unix_ms(now), duplicate }
+        v1::SendMessageOk {
+            conversation_id: self.id(),
+            seq,
+            server_time_ms: self.unix_ms(now),
+            duplicate,
+            attachments: Vec::new(),
+        }
     }
 
     /// A member's read watermark moved from `was` to `now`: the first time in
@@ -633,6 +639,7 @@ impl<R: Handles> Owner<R> {
                         seq: p.msg.seq,
                         server_time_ms: p.msg.server_time_ms,
                         duplicate: false,
+                        attachments: p.msg.attachments.clone(),
                     };
                     self.answer(p, Ok(ok));
                 }

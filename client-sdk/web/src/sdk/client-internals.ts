@@ -59,6 +59,7 @@ export function ownMessage(userId: string, sent: SendMessage, ok: SendMessageOk)
     serverTimeMs: ok.serverTimeMs,
     replyTo: sent.replyTo,
     kind: MessageKind.USER,
+    attachments: ok.attachments,
   });
 }
 
