@@ -6,7 +6,7 @@
 // rules of its own.
 
 import { Audit, type AuditFilter, type AuditFormat, formatAudit, type pb } from "../src/sdk/index.js";
-import { changed, store } from "./state.js";
+import { closeScreen, openScreen, store } from "./state.js";
 
 /** The Audit screen's fields, as typed. */
 export type AuditForm = { user: string; conversation: string; kind: string; since: string; until: string };
@@ -38,19 +38,10 @@ export function filterOf(f: AuditForm): AuditFilter {
 }
 
 /** Opens the Audit screen over the chat. */
-export function openAudit(): void {
-  if (store.dialog) return;
-  store.dialog = { kind: "audit" };
-  changed();
-}
+export const openAudit = (): void => openScreen("audit");
 
 /** Closes the Audit screen; focus goes back to the Audit button. */
-export function closeAudit(): void {
-  if (store.dialog?.kind !== "audit") return;
-  store.dialog = undefined;
-  changed();
-  queueMicrotask(() => document.getElementById("audit-button")?.focus());
-}
+export const closeAudit = (): void => closeScreen("audit");
 
 function audit(): Audit {
   if (!store.client) throw new Error("not connected");

@@ -92,8 +92,7 @@ export type Dialog =
   | { kind: "new" }
   | { kind: "add"; conv: string }
   | { kind: "manage"; conv: string }
-  | { kind: "templates" }
-  | { kind: "audit" }
+  | { kind: ScreenKind }
   | undefined;
 
 /** What the open conversation's message actions are doing (one at a time). */
@@ -173,6 +172,23 @@ export const store: Store = {
 const listeners = new Set<() => void>();
 
 /** Tells the components that the state changed (they re-render once per task). */
+/** The full screens opened from the sidebar's header. */
+export type ScreenKind = "templates" | "audit" | "compliance";
+
+/** Opens a full screen over the chat (not while another dialog is open). */
+export function openScreen(kind: ScreenKind): void {
+  if (store.dialog) return;
+  store.dialog = { kind };
+  changed();
+}
+
+/** Closes the full screen `kind` if it is open; its dialog frame (Modal.tsx) gives focus back to what opened it. */
+export function closeScreen(kind: ScreenKind): void {
+  if (store.dialog?.kind !== kind) return;
+  store.dialog = undefined;
+  changed();
+}
+
 export function changed(): void {
   for (const l of listeners) l();
 }

@@ -9,23 +9,17 @@
 import { type pb, Templates } from "../src/sdk/index.js";
 import { loadTemplates } from "./actions.js";
 import { convTitle } from "./format.js";
-import { changed, currentView, store } from "./state.js";
+import { changed, closeScreen, currentView, openScreen, store } from "./state.js";
 import type { Draft } from "./template-form.js";
 
 /** Opens the Templates screen (over the chat) and lists the templates afresh. */
 export function openTemplates(): void {
-  if (store.dialog) return;
-  store.dialog = { kind: "templates" };
-  changed();
+  openScreen("templates");
   void loadTemplates().then(changed);
 }
 
 /** Closes the Templates screen; its dialog frame (Modal.tsx) gives focus back to what opened it. */
-export function closeTemplates(): void {
-  if (store.dialog?.kind !== "templates") return;
-  store.dialog = undefined;
-  changed();
-}
+export const closeTemplates = (): void => closeScreen("templates");
 
 function templates(): Templates {
   if (!store.client) throw new Error("not connected");

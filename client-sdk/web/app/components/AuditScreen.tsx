@@ -4,11 +4,11 @@
 // lines or CSV. A modal dialog (Modal.tsx): focus moves to its heading when
 // it opens, stays inside, Esc closes it, and focus goes back to the Audit button.
 
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import type { pb } from "../../src/sdk/index.js";
 import { type AuditForm, EMPTY_FORM, closeAudit, exportAudit, filterOf, readAudit } from "../audit-actions.js";
-import { describeError } from "../format.js";
 import { Modal } from "./Modal.js";
+import { ScreenTop, useRun } from "./ScreenParts.js";
 
 /** The event kinds offered in the filter (the server's names). */
 const KINDS = [
@@ -60,23 +60,7 @@ export function AuditScreen() {
   const [next, setNext] = useState("");
   const [status, setStatus] = useState("");
   const [error, setError] = useState("");
-  /** A request in flight: the buttons stay enabled (a disabled button drops the focus) and wait. */
-  const busy = useRef(false);
-  const heading = useRef<HTMLHeadingElement>(null);
-  useEffect(() => heading.current?.focus(), []);
-
-  const run = async (what: () => Promise<void>) => {
-    if (busy.current) return;
-    busy.current = true;
-    setError("");
-    try {
-      await what();
-    } catch (e) {
-      setError(describeError(e));
-    } finally {
-      busy.current = false;
-    }
-  };
+  const run = useRun(setError);
   const search = (cursor: string) =>
     run(async () => {
       const page = await readAudit(filterOf(form), cursor);
@@ -98,14 +82,7 @@ export function AuditScreen() {
 
   return (
     <Modal class="dialog audit-screen" id="audit-screen" labelledBy="audit-title" onClose={closeAudit}>
-      <div class="templates-top">
-        <h2 id="audit-title" ref={heading} tabindex={-1}>
-          Audit trail
-        </h2>
-        <button type="button" class="small" id="audit-close" aria-label="Close audit trail" onClick={closeAudit}>
-          ✕
-        </button>
-      </div>
+      <ScreenTop id="audit" title="Audit trail" closeLabel="Close audit trail" onClose={closeAudit} />
       <form
         class="audit-filters"
         onSubmit={(e) => {

@@ -1,9 +1,11 @@
 // The dialog on top of the chat, if any: new conversation, add members,
-// manage a conversation, the Templates screen, or (admins) the Audit screen.
+// manage a conversation, the Templates screen, or (admins) the Audit and
+// Compliance screens.
 
 import { store } from "../state.js";
 import { AddMembersDialog } from "./AddMembersDialog.js";
 import { AuditScreen } from "./AuditScreen.js";
+import { ComplianceScreen } from "./ComplianceScreen.js";
 import { ManageDialog } from "./ManageDialog.js";
 import { NewConversationDialog } from "./NewConversationDialog.js";
 import { TemplatesScreen } from "./TemplatesScreen.js";
@@ -20,6 +22,8 @@ export function Dialogs() {
         <AddMembersDialog conv={d.conv} />
       ) : d.kind === "audit" ? (
         <AuditScreen />
+      ) : d.kind === "compliance" ? (
+        <ComplianceScreen />
       ) : d.kind === "manage" ? (
         <ManageDialog conv={d.conv} />
       ) : (

@@ -1,4 +1,4 @@
-// The signed-in layout: the sidebar (me with New, Templates, Audit for
+// The signed-in layout: the sidebar (me with New, Templates, Audit and Compliance for
 // admins, and Sign out, connection status, the notification setting, search,
 // support queue, conversation list) beside the open conversation, and the
 // dialog on top. On a phone only one of the two shows (`has-current`, see
@@ -7,6 +7,7 @@
 
 import { useEffect, useRef, useState } from "preact/hooks";
 import { openAudit } from "../audit-actions.js";
+import { openCompliance } from "../compliance-actions.js";
 import { notificationsOn, setNotifications, updateTitle } from "../attention.js";
 import { isAdmin } from "../format.js";
 import { AppNotices } from "./AppNotices.js";
@@ -74,9 +75,14 @@ export function Shell() {
                 Templates
               </button>
               {isAdmin() && (
-                <button type="button" id="audit-button" onClick={openAudit}>
-                  Audit
-                </button>
+                <>
+                  <button type="button" id="audit-button" onClick={openAudit}>
+                    Audit
+                  </button>
+                  <button type="button" id="compliance-button" onClick={openCompliance}>
+                    Compliance
+                  </button>
+                </>
               )}
               <button type="button" id="sign-out" onClick={signOut}>
                 Sign out

@@ -5,13 +5,14 @@
 // everyone but admins. A modal dialog (Modal.tsx): focus moves in when it
 // opens, Esc closes it (or the open editor first), and focus goes back to the opener.
 
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useRef, useState } from "preact/hooks";
 import { pb } from "../../src/sdk/index.js";
 import { describeError, isAdmin } from "../format.js";
 import { store } from "../state.js";
 import { closeTemplates, deleteTemplate } from "../template-actions.js";
 import { type Draft, draftOf, mayChange, newDraft, scopeLabel } from "../template-form.js";
 import { Modal } from "./Modal.js";
+import { ScreenTop } from "./ScreenParts.js";
 import { TemplateEditor } from "./TemplateEditor.js";
 
 /** Characters of a template's text shown in the list. */
@@ -74,10 +75,8 @@ export function TemplatesScreen() {
   const [error, setError] = useState("");
   /** What gets focus once the editor closes (the button that opened it). */
   const back = useRef("templates-new");
-  const heading = useRef<HTMLHeadingElement>(null);
-  useEffect(() => heading.current?.focus(), []);
 
-  const focusLater = (id: string) => setTimeout(() => (document.getElementById(id) ?? heading.current)?.focus(), 0);
+  const focusLater = (id: string) => setTimeout(() => (document.getElementById(id) ?? document.getElementById("templates-title"))?.focus(), 0);
   const startEdit = (d: Draft, opener: string) => {
     back.current = opener;
     setConfirming(undefined);
@@ -138,14 +137,7 @@ export function TemplatesScreen() {
   );
   return (
     <Modal class="dialog templates-screen" id="templates-screen" labelledBy="templates-title" onClose={editing ? () => done(undefined) : closeTemplates}>
-      <div class="templates-top">
-        <h2 id="templates-title" ref={heading} tabindex={-1}>
-          Templates
-        </h2>
-        <button type="button" class="small" id="templates-close" aria-label="Close templates" onClick={closeTemplates}>
-          ✕
-        </button>
-      </div>
+      <ScreenTop id="templates" title="Templates" closeLabel="Close templates" onClose={closeTemplates} />
       <p class="muted">
         Type / and a name in a message to use one; the first three are also quick replies.
         {admin ? " As an admin you also manage the firm's templates." : " The firm's templates are managed by admins."}

@@ -22,5 +22,6 @@ export { Attachments, type DownloadRange, type Downloaded } from "./attachments.
 export { Audit, type AuditFilter, type AuditFormat, AUDIT_CSV_HEADER, auditCsvLine, auditJsonLine, formatAudit } from "./audit.js";
 export { Templates, type TemplateSave, TemplateScope, matchTemplates } from "./templates.js";
 export { Users } from "./users.js";
+export { LegalHolds } from "./holds.js";
 export { TokenRefresh, REFRESH_LEAD_MS } from "./refresh.js";
 export { MessageView, applyEntries, isChange, toggle, type Applied } from "./view.js";

@@ -1,0 +1,218 @@
+// The Compliance screen (system admins; from the Compliance button of the
+// sidebar's header): the legal holds in force with Release (after a
+// confirmation), a form to set a hold on a case, a user or a conversation,
+// and the GDPR erasure of a user (a reason and an explicit confirmation
+// required), whose result says what was erased and what holds kept. The
+// server's refusals show as they come. A modal dialog (Modal.tsx): focus
+// moves to its heading when it opens, Esc closes it, and focus goes back to
+// the Compliance button.
+
+import { useEffect, useState } from "preact/hooks";
+import type { pb } from "../../src/sdk/index.js";
+import {
+  closeCompliance,
+  describeErasure,
+  eraseUser,
+  HOLD_SCOPES,
+  listHolds,
+  releaseHold,
+  scopeLabel,
+  setHold,
+} from "../compliance-actions.js";
+import { Modal } from "./Modal.js";
+import { ScreenTop, useRun } from "./ScreenParts.js";
+
+const holdKey = (h: pb.LegalHold) => `${h.scope}/${h.target}`;
+
+function HoldRow(props: { h: pb.LegalHold; confirming: boolean; ask: () => void; cancel: () => void; release: () => void }) {
+  const { h } = props;
+  const label = `${scopeLabel(h.scope)} ${h.target}`;
+  return (
+    <tr class="hold-row" data-scope={scopeLabel(h.scope).toLowerCase()} data-target={h.target}>
+      <td>{scopeLabel(h.scope)}</td>
+      <td>{h.target}</td>
+      <td>{h.reason}</td>
+      <td>{h.setBy}</td>
+      <td>{new Date(Number(h.setAtMs)).toISOString().replace("T", " ").slice(0, 16)}</td>
+      <td>
+        {props.confirming ? (
+          <span class="row">
+            <button type="button" class="danger confirm-release" onClick={props.release}>
+              Release hold on {label}
+            </button>
+            <button type="button" onClick={props.cancel}>
+              Keep it
+            </button>
+          </span>
+        ) : (
+          <button type="button" aria-label={`Release the hold on ${label}`} onClick={props.ask}>
+            Release
+          </button>
+        )}
+      </td>
+    </tr>
+  );
+}
+
+/** The Compliance screen in its overlay. */
+export function ComplianceScreen() {
+  const [holds, setHolds] = useState<pb.LegalHold[]>([]);
+  const [confirming, setConfirming] = useState<string | undefined>(undefined);
+  const [hold, setHoldForm] = useState({ scope: HOLD_SCOPES[0]!.scope, target: "", reason: "" });
+  const [erase, setErase] = useState({ user: "", reason: "", sure: false });
+  const [erased, setErased] = useState<pb.EraseResult | undefined>(undefined);
+  const [status, setStatus] = useState("");
+  const [error, setError] = useState("");
+  const run = useRun(setError);
+  useEffect(() => void run(async () => setHolds(await listHolds())), []);
+  const scope = HOLD_SCOPES.find((s) => s.scope === hold.scope) ?? HOLD_SCOPES[0]!;
+
+  return (
+    <Modal class="dialog audit-screen compliance-screen" id="compliance-screen" labelledBy="compliance-title" onClose={closeCompliance}>
+      <ScreenTop id="compliance" title="Compliance" closeLabel="Close compliance" onClose={closeCompliance} />
+      <div class="status-line" role="status" id="compliance-status">
+        {status}
+      </div>
+      {error && (
+        <p class="error" role="alert" id="compliance-error">
+          {error}
+        </p>
+      )}
+      <section aria-labelledby="holds-title">
+        <h3 id="holds-title">Legal holds</h3>
+        <p class="muted">While a hold is in force, nothing under it is purged by retention or erased.</p>
+        {holds.length === 0 ? (
+          <p class="muted" id="holds-empty">
+            No legal hold is in force.
+          </p>
+        ) : (
+          <div class="audit-table-wrap">
+            <table class="audit-table" id="holds">
+              <thead>
+                <tr>
+                  <th>Scope</th>
+                  <th>Target</th>
+                  <th>Reason</th>
+                  <th>Set by</th>
+                  <th>Since (UTC)</th>
+                  <th>
+                    <span class="sr-only">Actions</span>
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {holds.map((h) => (
+                  <HoldRow
+                    key={holdKey(h)}
+                    h={h}
+                    confirming={confirming === holdKey(h)}
+                    ask={() => setConfirming(holdKey(h))}
+                    cancel={() => setConfirming(undefined)}
+                    release={() =>
+                      void run(async () => {
+                        await releaseHold(h);
+                        setConfirming(undefined);
+                        setHolds(await listHolds());
+                        setStatus(`Released the hold on ${scopeLabel(h.scope)} ${h.target}.`);
+                      })
+                    }
+                  />
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+        <form
+          class="audit-filters"
+          id="hold-form"
+          onSubmit={(e) => {
+            e.preventDefault();
+            void run(async () => {
+              setHolds(await setHold(hold.scope, hold.target, hold.reason));
+              setStatus(`Hold set on ${scope.label} ${hold.target.trim()}.`);
+              setHoldForm({ ...hold, target: "", reason: "" });
+            });
+          }}
+        >
+          <label>
+            Hold on
+            <select
+              id="hold-scope"
+              value={String(hold.scope)}
+              onChange={(e) => setHoldForm({ ...hold, scope: Number(e.currentTarget.value) as pb.HoldScope })}
+            >
+              {HOLD_SCOPES.map((s) => (
+                <option key={s.scope} value={String(s.scope)}>
+                  {s.label}
+                </option>
+              ))}
+            </select>
+          </label>
+          <label>
+            Target
+            <input id="hold-target" placeholder={scope.target} value={hold.target} onInput={(e) => setHoldForm({ ...hold, target: e.currentTarget.value })} />
+          </label>
+          <label>
+            Reason
+            <input id="hold-reason" placeholder="the matter or order" value={hold.reason} onInput={(e) => setHoldForm({ ...hold, reason: e.currentTarget.value })} />
+          </label>
+          <div class="row">
+            <button type="submit" class="primary" id="hold-set">
+              Set hold
+            </button>
+          </div>
+        </form>
+      </section>
+      <section aria-labelledby="erase-title">
+        <h3 id="erase-title">Erase a user (GDPR)</h3>
+        <p class="muted">
+          Their messages become erased tombstones, their attachments go, their profile is pseudonymised and their sessions close. What a legal hold covers is kept.
+        </p>
+        <form
+          class="audit-filters"
+          id="erase-form"
+          onSubmit={(e) => {
+            e.preventDefault();
+            if (!erase.sure) {
+              setError("Tick the confirmation first: an erasure cannot be undone.");
+              return;
+            }
+            void run(async () => {
+              const r = await eraseUser(erase.user, erase.reason);
+              setErased(r);
+              setStatus(describeErasure(r));
+              setErase({ user: "", reason: "", sure: false });
+            });
+          }}
+        >
+          <label>
+            User
+            <input id="erase-user" placeholder="user id" value={erase.user} onInput={(e) => setErase({ ...erase, user: e.currentTarget.value })} />
+          </label>
+          <label>
+            Reason
+            <input id="erase-reason" placeholder="the request, for the audit trail" value={erase.reason} onInput={(e) => setErase({ ...erase, reason: e.currentTarget.value })} />
+          </label>
+          <label class="check">
+            <input id="erase-sure" type="checkbox" checked={erase.sure} onChange={(e) => setErase({ ...erase, sure: e.currentTarget.checked })} />
+            I understand an erasure cannot be undone
+          </label>
+          <div class="row">
+            <button type="submit" class="danger" id="erase-run">
+              Erase user
+            </button>
+          </div>
+        </form>
+        {erased && erased.kept.length > 0 && (
+          <ul id="erase-kept" aria-label="Kept under legal hold">
+            {erased.kept.map((k) => (
+              <li key={k.conversationId.toString()} data-conversation={k.conversationId.toString()}>
+                Conversation {k.conversationId.toString()}: {k.messages.toString()} message{k.messages === 1n ? "" : "s"} kept by the hold on {scopeLabel(k.scope)} {k.target}
+              </li>
+            ))}
+          </ul>
+        )}
+      </section>
+    </Modal>
+  );
+}
