@@ -47,6 +47,12 @@ function overflow(page) {
   });
 }
 
+/** A dialog's content fits its width: it does not scroll sideways inside. */
+async function assertNoSideScroll(page, selector, where) {
+  const [scroll, client] = await page.$eval(selector, (el) => [el.scrollWidth, el.clientWidth]);
+  assert.ok(scroll <= client, `${where}: the dialog scrolls sideways (${scroll} px of content in ${client} px)`);
+}
+
 async function assertFits(page, where) {
   const o = await overflow(page);
   assert.equal(o.vw, 390, "the viewport is a phone's");
@@ -93,4 +99,28 @@ test("at 390 px a long last-message preview does not widen the list; list, dialo
   await lou.page.locator("#replying", { hasText: "docket" }).waitFor();
   await assertFits(lou.page, "reply in the composer");
   await lou.page.screenshot({ path: artifactPath("phone-message-actions.png") });
+});
+
+test("at 390 px an admin's header, Audit screen and Compliance screen fit", { timeout: 120_000 }, async () => {
+  const ida = await BrowserUser.open("ida", { viewport: { width: 390, height: 780 } });
+  users.push(ida);
+  await ida.signIn(chatd, chatd.token("ida", "admin", "Ida Admin"));
+  await ida.page.locator("#compliance-button").waitFor();
+  await assertFits(ida.page, "an admin's conversation list");
+
+  await ida.page.click("#audit-button");
+  await ida.page.locator(".audit-entry").first().waitFor();
+  await assertFits(ida.page, "Audit screen");
+  await assertNoSideScroll(ida.page, "#audit-screen", "Audit screen");
+  await ida.page.keyboard.press("Escape");
+  await ida.page.locator("#audit-screen").waitFor({ state: "detached" });
+
+  await ida.page.click("#compliance-button");
+  await ida.page.locator("#hold-target").fill("CASE-2026-CV-0113-PHONE");
+  await ida.page.locator("#hold-reason").fill("Litigation hold for the mediation with opposing counsel and the insurer");
+  await ida.page.getByRole("button", { name: "Set hold" }).click();
+  await ida.page.locator('.hold-row[data-target="CASE-2026-CV-0113-PHONE"]').waitFor();
+  await assertFits(ida.page, "Compliance screen");
+  await assertNoSideScroll(ida.page, "#compliance-screen", "Compliance screen");
+  await ida.page.screenshot({ path: artifactPath("phone-compliance.png") });
 });
