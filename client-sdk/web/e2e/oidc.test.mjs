@@ -4,7 +4,9 @@
 // configured with its issuer. In headless Chromium two people click "Sign
 // in with…", fill the provider's login and consent forms, come back signed
 // in, find each other in the directory by the provider's names and talk; a
-// tampered token is refused; the sign-in screen is axe clean.
+// tampered token is refused; the sign-in screen is axe clean. A session
+// outlives its first ID token: the app renews it with the refresh token and
+// the server takes the new one without the connection ever dropping.
 import assert from "node:assert/strict";
 import { generateKeyPairSync, randomUUID } from "node:crypto";
 import { createServer } from "node:http";
@@ -19,6 +21,8 @@ const PEOPLE = {
 };
 
 const ctx = { chatd: undefined, idp: undefined, users: [] };
+/** Lifetime of the provider's ID tokens, s. */
+const ID_TOKEN_TTL_S = 70;
 
 async function freePort() {
   return new Promise((res) => {
@@ -50,6 +54,9 @@ before(async () => {
     jwks: { keys: [{ ...privateKey.export({ format: "jwk" }), kid: randomUUID(), use: "sig", alg: "RS256" }] },
     claims: { openid: ["sub"], profile: ["name", "role"] },
     conformIdTokenClaims: false,
+    // Short-lived ID tokens (the app asks for a new one a minute before one
+    // lapses): every session here is renewed through the refresh token.
+    ttl: { IdToken: ID_TOKEN_TTL_S },
     pkce: { required: () => true },
     features: { devInteractions: { enabled: true } },
     async findAccount(_ctx, id) {
@@ -126,4 +133,31 @@ test("people sign in with the firm's identity provider and talk", { timeout: 180
   ctx.users.push(mallory);
   await mallory.page.goto(`${ctx.chatd.webUrl}/#token=${encodeURIComponent(tampered)}`);
   await mallory.page.locator("form.signin .error", { hasText: "signature" }).waitFor({ timeout: 20_000 });
+});
+
+test("a session outlives its first ID token: renewed through the refresh token, never dropped", { timeout: 180_000 }, async () => {
+  const rae = await BrowserUser.open("rae-oidc");
+  ctx.users.push(rae);
+  await signInWithProvider(rae, "ann-idp");
+  const first = await rae.page.evaluate(() => sessionStorage.getItem("chatd.token"));
+  const exp = JSON.parse(Buffer.from(first.split(".")[1], "base64url").toString()).exp * 1000;
+  // Every change of the connection's state from here on, seen in the page.
+  await rae.page.evaluate(() => {
+    globalThis.stateChanges = [];
+    const status = document.getElementById("status");
+    new MutationObserver(() => globalThis.stateChanges.push(status.dataset.state)).observe(status, { attributes: true, attributeFilter: ["data-state"] });
+  });
+  // A renewed token arrives before the first lapses...
+  await rae.page.waitForFunction((t) => sessionStorage.getItem("chatd.token") !== t, first, { timeout: 30_000, polling: 500 });
+  const renewed = await rae.page.evaluate(() => sessionStorage.getItem("chatd.token"));
+  const claims = JSON.parse(Buffer.from(renewed.split(".")[1], "base64url").toString());
+  assert.equal(claims.sub, "ann-idp", "the same user");
+  assert.ok(claims.exp * 1000 > exp, "a later expiry");
+  // ...and the session goes on past the first token's expiry on the same connection.
+  const wait = exp - Date.now() + 3_000;
+  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  assert.equal(await rae.page.locator("#status").getAttribute("data-state"), "online");
+  assert.deepEqual(await rae.page.evaluate(() => globalThis.stateChanges), [], "the connection never dropped");
+  const refused = rae.console.filter((l) => /refus|TOKEN_EXPIRED|FORBIDDEN/.test(l));
+  assert.deepEqual(refused, [], "no refresh was refused");
 });
