@@ -7,6 +7,7 @@
 //! (`backup_cli`).
 
 mod backup_cli;
+mod gdpr_cli;
 
 use anyhow::Context;
 use chat_server::config::Config;
@@ -109,6 +110,30 @@ enum Cmd {
     Users {
         #[command(subcommand)]
         cmd: UsersCmd,
+    },
+    /// GDPR requests about one user.
+    Gdpr {
+        #[command(subcommand)]
+        cmd: GdprCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum GdprCmd {
+    /// Export everything of one user (profile, memberships with receipts,
+    /// the entries they sent with earlier versions, the files they
+    /// uploaded, the audit entries about them) into DIR (empty or absent),
+    /// with a manifest of SHA-256s; the export is audited. With the
+    /// embedded store run it with the node stopped (one process opens the
+    /// store); with ScyllaDB at any time. Erasure is the `EraseUser`
+    /// command of a running server (only it can close live sessions).
+    Export {
+        /// The user id.
+        #[arg(long)]
+        user: String,
+        /// The export directory (empty or absent).
+        #[arg(long)]
+        to: PathBuf,
     },
 }
 
@@ -249,6 +274,7 @@ fn main() -> anyhow::Result<()> {
             audit_export(&cfg, filter, &format, output)
         }
         Cmd::Users { cmd: UsersCmd::Import { file } } => import_users(&cfg, &file),
+        Cmd::Gdpr { cmd: GdprCmd::Export { user, to } } => gdpr_cli::export(&cfg, &user, &to),
         Cmd::Backup { to, max_mib_per_sec, .. } => backup_cli::backup(&cfg, &to, max_mib_per_sec << 20),
         Cmd::Restore { from, .. } => backup_cli::restore(&cfg, &from),
         Cmd::Config => {

@@ -10,27 +10,11 @@ mod chatd;
 
 use chat_client::{Client, ClientConfig, Event, Events, Trust};
 use chat_protocol::v1::ConversationKind;
-use chatd::{serve, serve_with, terminate, token};
+use chatd::{run, serve, serve_with, terminate, text, token};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Runs `chatd ARGS` with the data directory `data`.
-fn chatd(args: &[&str], data: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_chatd"))
-        .args(args)
-        .env("CHAT_DATA_DIR", data)
-        .env_remove("CHAT_SCYLLA_NODES")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run chatd")
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
 
 fn client(addr: &str, hash: &str, data: &Path, user: &str) -> ClientConfig {
     ClientConfig::new(addr, token(data, user), Trust::cert_hash_hex(hash).unwrap())
@@ -84,7 +68,7 @@ async fn a_backup_under_load_restores_every_acknowledged_message_and_clients_res
     tokio::time::sleep(Duration::from_millis(500)).await;
     let began = Instant::now();
     let (to, d) = (backup_dir.clone(), data.path().to_owned());
-    let out = tokio::task::spawn_blocking(move || chatd(&["backup", "--to", to.to_str().unwrap()], &d)).await.unwrap();
+    let out = tokio::task::spawn_blocking(move || run(&["backup", "--to", to.to_str().unwrap()], &d)).await.unwrap();
     assert!(out.status.success(), "chatd backup: {}", text(&out));
     assert!(!text(&out).contains("from the store directly"), "asked the running server: {}", text(&out));
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -106,13 +90,13 @@ async fn a_backup_under_load_restores_every_acknowledged_message_and_clients_res
     assert!(!data.path().join("control.sock").exists(), "the control socket is removed at stop");
 
     let target = restored.path().join("d");
-    let out = chatd(&["restore", "--from", backup_dir.to_str().unwrap()], &target);
+    let out = run(&["restore", "--from", backup_dir.to_str().unwrap()], &target);
     assert!(out.status.success(), "chatd restore: {}", text(&out));
     assert!(text(&out).contains("audit signing key"), "restore warns that the key is not there: {}", text(&out));
     // The documented separate step: the audit key comes back from the key backup.
     std::fs::create_dir_all(target.join("audit")).unwrap();
     std::fs::copy(data.path().join("audit/signing_key.pk8"), target.join("audit/signing_key.pk8")).unwrap();
-    let out = chatd(&["audit", "verify"], &target);
+    let out = run(&["audit", "verify"], &target);
     assert!(out.status.success() && text(&out).contains("audit trail OK"), "audit verify: {}", text(&out));
 
     let (child, addr, hash) = serve(&target);
@@ -172,16 +156,16 @@ fn a_bad_target_or_a_damaged_backup_is_refused_naming_why() {
     let (data, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let b = work.path().join("b");
     // No server on the data directory: the backup opens the store itself.
-    let out = chatd(&["backup", "--to", b.to_str().unwrap()], data.path());
+    let out = run(&["backup", "--to", b.to_str().unwrap()], data.path());
     assert!(out.status.success() && text(&out).contains("from the store directly"), "{}", text(&out));
-    let out = chatd(&["backup", "--to", b.to_str().unwrap()], data.path());
+    let out = run(&["backup", "--to", b.to_str().unwrap()], data.path());
     assert!(!out.status.success() && text(&out).contains("is not empty"), "a used backup dir: {}", text(&out));
 
     // A non-empty target data directory.
     let full = work.path().join("full");
     std::fs::create_dir_all(&full).unwrap();
     std::fs::write(full.join("keep.txt"), "mine").unwrap();
-    let out = chatd(&["restore", "--from", b.to_str().unwrap()], &full);
+    let out = run(&["restore", "--from", b.to_str().unwrap()], &full);
     assert!(!out.status.success(), "restore into a non-empty directory succeeded");
     assert!(text(&out).contains("is not empty (it holds keep.txt)"), "{}", text(&out));
     assert_eq!(std::fs::read_dir(&full).unwrap().count(), 1, "nothing written");
@@ -192,7 +176,7 @@ fn a_bad_target_or_a_damaged_backup_is_refused_naming_why() {
     bytes[10] ^= 1;
     std::fs::write(&file, &bytes).unwrap();
     let target = work.path().join("t1");
-    let out = chatd(&["restore", "--from", b.to_str().unwrap()], &target);
+    let out = run(&["restore", "--from", b.to_str().unwrap()], &target);
     assert!(!out.status.success());
     assert!(text(&out).contains("partitions/meta.bin: checksum mismatch"), "{}", text(&out));
     assert!(!target.exists(), "nothing written");
@@ -200,7 +184,7 @@ fn a_bad_target_or_a_damaged_backup_is_refused_naming_why() {
 
     // A truncated file is refused too (its size), and a missing manifest.
     std::fs::write(&file, &bytes[..bytes.len() - 3]).unwrap();
-    let out = chatd(&["restore", "--from", b.to_str().unwrap()], &target);
+    let out = run(&["restore", "--from", b.to_str().unwrap()], &target);
     assert!(
         text(&out).contains("partitions/meta.bin:") && text(&out).contains("bytes, the manifest says"),
         "{}",
@@ -208,14 +192,14 @@ fn a_bad_target_or_a_damaged_backup_is_refused_naming_why() {
     );
     std::fs::write(&file, &bytes).unwrap();
     std::fs::rename(b.join("manifest.json"), work.path().join("m.json")).unwrap();
-    let out = chatd(&["restore", "--from", b.to_str().unwrap()], &target);
+    let out = run(&["restore", "--from", b.to_str().unwrap()], &target);
     assert!(text(&out).contains("manifest.json is missing: the backup is incomplete"), "{}", text(&out));
     assert!(!target.exists(), "nothing written");
 
     // Whole again: it restores, and the restored store opens.
     std::fs::rename(work.path().join("m.json"), b.join("manifest.json")).unwrap();
-    let out = chatd(&["restore", "--from", b.to_str().unwrap()], &target);
+    let out = run(&["restore", "--from", b.to_str().unwrap()], &target);
     assert!(out.status.success(), "{}", text(&out));
-    let out = chatd(&["audit", "verify"], &target);
+    let out = run(&["audit", "verify"], &target);
     assert!(out.status.success(), "{}", text(&out));
 }

@@ -5,9 +5,11 @@
 //! search entries, at a bounded rate, resumably and idempotently. The
 //! commands that set retention and holds are `crate::command::retention`;
 //! the GDPR erasure's rules (what of a user goes, what a hold keeps) are
-//! [`erase`], performed by `crate::command::gdpr`.
+//! [`erase`], performed by `crate::command::gdpr`; the GDPR export of one
+//! user's data into a directory is [`export`].
 
 pub mod audit;
 pub mod erase;
+pub mod export;
 pub mod job;
 pub mod rules;

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Starts `chatd serve` on free ports; returns it with its address and certificate hash.
@@ -68,6 +68,22 @@ pub fn token(data: &std::path::Path, user: &str) -> String {
         .expect("chatd token");
     assert!(out.status.success(), "chatd token failed: {out:?}");
     String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Runs `chatd ARGS` with the data directory `data` (a CLI command, not `serve`).
+pub fn run(args: &[&str], data: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_chatd"))
+        .args(args)
+        .env("CHAT_DATA_DIR", data)
+        .env_remove("CHAT_SCYLLA_NODES")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run chatd")
+}
+
+/// What a command printed, stdout then stderr.
+pub fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 /// Sends SIGTERM and waits for a clean exit.

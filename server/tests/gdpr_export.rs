@@ -1,0 +1,118 @@
+//! `chatd gdpr export` on the real binary: after alice and bob talk (alice
+//! edits a message and sends a PDF), the export of alice holds her profile,
+//! her membership with its receipts, exactly her entries (the edited one
+//! with its earlier text, never bob's), the PDF byte for byte, the audit
+//! entries about her, and a manifest whose SHA-256s match the files; the
+//! export itself is then on the audit trail. Refusals: a non-empty target,
+//! an unknown user, a store a running chatd holds.
+
+#[path = "common/chatd.rs"]
+mod chatd;
+
+use chat_client::{Client, ClientConfig, Trust};
+use chat_protocol::v1::ConversationKind;
+use chatd::{run, serve, terminate, text, token};
+use serde_json::Value;
+use std::path::Path;
+
+fn pdf() -> Vec<u8> {
+    let mut v = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n".to_vec();
+    v.extend((0..300_000u32).map(|i| b'a' + (i % 26) as u8));
+    v.extend_from_slice(b"\ntrailer << /Root 1 0 R >>\n%%EOF\n");
+    v
+}
+
+fn json_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_holds_exactly_the_users_data_with_a_manifest_that_matches() {
+    let data = tempfile::tempdir().unwrap();
+    let (child, addr, hash) = serve(data.path());
+    let connect =
+        |user: &str| ClientConfig::new(addr.clone(), token(data.path(), user), Trust::cert_hash_hex(&hash).unwrap());
+    let (alice, _a) = Client::connect(connect("alice")).await.expect("alice");
+    let (bob, _b) = Client::connect(connect("bob")).await.expect("bob");
+    let conv = alice
+        .create_conversation(ConversationKind::Group, "Lease", "", vec!["bob".into()])
+        .await
+        .expect("create")
+        .summary
+        .unwrap()
+        .conversation
+        .unwrap()
+        .id;
+    let first = alice.send_text(conv, "the first draft").await.expect("send").seq;
+    alice.edit(conv, first, "the second draft").await.expect("edit");
+    bob.send_text(conv, "bob's own words").await.expect("bob sends");
+    let doc = pdf();
+    let up = alice.upload_bytes(conv, "lease.pdf", "application/pdf", &doc).await.expect("upload");
+    alice.send_with_attachments(conv, "the lease", vec![up.attachment_id.clone()]).await.expect("send pdf");
+    alice.mark_read(conv, first).await.expect("read");
+    drop((alice, bob));
+    terminate(child);
+
+    let out_dir = tempfile::tempdir().unwrap();
+    let to = out_dir.path().join("alice");
+    let out = run(&["gdpr", "export", "--user", "alice", "--to", to.to_str().unwrap()], data.path());
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("exported alice"), "{}", text(&out));
+
+    let profile: Value = serde_json::from_slice(&std::fs::read(to.join("profile.json")).unwrap()).unwrap();
+    assert_eq!(profile["id"], "alice");
+    let convs: Value = serde_json::from_slice(&std::fs::read(to.join("conversations.json")).unwrap()).unwrap();
+    assert_eq!(convs.as_array().unwrap().len(), 1);
+    assert_eq!(convs[0]["title"], "Lease");
+    assert!(convs[0]["read_seq"].as_u64().unwrap() >= first, "her read receipt: {convs}");
+
+    let msgs = json_lines(&to.join("messages.jsonl"));
+    assert!(msgs.iter().all(|m| m["conversation_id"] == conv), "{msgs:?}");
+    assert!(!msgs.iter().any(|m| m["body"]["text"] == "bob's own words"), "never another's words");
+    let edited = msgs.iter().find(|m| m["seq"] == first).expect("the edited message");
+    assert_eq!(edited["body"]["text"], "the second draft");
+    assert_eq!(edited["earlier_versions"][0]["body"]["text"], "the first draft");
+    assert!(msgs.iter().any(|m| m["kind"] == "MESSAGE_KIND_EDIT"), "the edit entry is hers too");
+    let with_file = msgs.iter().find(|m| m["body"]["text"] == "the lease").expect("the PDF's message");
+    let file = with_file["attachments"][0]["file"].as_str().unwrap();
+    assert_eq!(std::fs::read(to.join(file)).unwrap(), doc, "the PDF byte for byte");
+
+    let audit = json_lines(&to.join("audit.jsonl"));
+    assert!(audit.iter().any(|e| e["kind"] == "session.opened" && e["actor"] == "alice"), "{audit:?}");
+
+    let manifest: Value = serde_json::from_slice(&std::fs::read(to.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["user_id"], "alice");
+    assert_eq!(manifest["attachments"], 1);
+    for f in manifest["files"].as_array().unwrap() {
+        let bytes = std::fs::read(to.join(f["path"].as_str().unwrap())).unwrap();
+        assert_eq!(f["bytes"].as_u64().unwrap(), bytes.len() as u64, "{f}");
+        assert_eq!(f["sha256"], hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes)), "{f}");
+    }
+    assert_eq!(manifest["files"].as_array().unwrap().len(), 5, "profile, messages, conversations, the PDF, audit");
+
+    // The export is on the trail.
+    let trail = run(&["audit", "export", "--kind", "gdpr.exported"], data.path());
+    assert!(trail.status.success(), "{}", text(&trail));
+    let line = String::from_utf8_lossy(&trail.stdout);
+    assert!(line.contains("\"target_user\":\"alice\"") && line.contains("chatd gdpr export"), "{line}");
+
+    // Refusals, naming why.
+    let again = run(&["gdpr", "export", "--user", "alice", "--to", to.to_str().unwrap()], data.path());
+    assert!(!again.status.success());
+    assert!(text(&again).contains("is not empty"), "{}", text(&again));
+    let nobody =
+        run(&["gdpr", "export", "--user", "nobody", "--to", out_dir.path().join("n").to_str().unwrap()], data.path());
+    assert!(!nobody.status.success());
+    assert!(text(&nobody).contains("no user \"nobody\""), "{}", text(&nobody));
+}
+
+#[test]
+fn a_store_held_by_a_running_chatd_is_refused_naming_why() {
+    let data = tempfile::tempdir().unwrap();
+    let (child, _addr, _hash) = serve(data.path());
+    let to = data.path().join("export");
+    let out = run(&["gdpr", "export", "--user", "alice", "--to", to.to_str().unwrap()], data.path());
+    terminate(child);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("stop chatd first"), "{}", text(&out));
+}
