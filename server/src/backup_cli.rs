@@ -2,8 +2,8 @@
 //! `chat_server::backup` (which server to ask, what to print, what to warn).
 
 use anyhow::Context;
-use chat_server::backup::control::{self, Reply, Request};
 use chat_server::config::Config;
+use chat_server::node::control::{self, Reply, Request};
 use std::path::Path;
 
 /// `chatd backup --to DIR`: asks the running server, else opens the store itself.
@@ -19,6 +19,7 @@ pub fn backup(cfg: &Config, to: &Path, bytes_per_sec: u64) -> anyhow::Result<()>
     {
         Some(Reply::Backup(m)) => *m,
         Some(Reply::Error(e)) => anyhow::bail!("backup refused or failed: {e}"),
+        Some(Reply::GdprExport(_)) => anyhow::bail!("the chatd on {} answered with an export", cfg.data_dir.display()),
         None => {
             eprintln!("no chatd answers on {}: taking the backup from the store directly", cfg.data_dir.display());
             let store = chat_server::store::Store::open(cfg).with_context(|| {

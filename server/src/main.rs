@@ -123,10 +123,10 @@ enum GdprCmd {
     /// Export everything of one user (profile, memberships with receipts,
     /// the entries they sent with earlier versions, the files they
     /// uploaded, the audit entries about them) into DIR (empty or absent),
-    /// with a manifest of SHA-256s; the export is audited. With the
-    /// embedded store run it with the node stopped (one process opens the
-    /// store); with ScyllaDB at any time. Erasure is the `EraseUser`
-    /// command of a running server (only it can close live sessions).
+    /// with a manifest of SHA-256s; the export is audited. Asked of the
+    /// running chatd over `data_dir/control.sock`; when none runs there,
+    /// taken from the store directly. Erasure is the `EraseUser` command of
+    /// a running server (only it can close live sessions).
     Export {
         /// The user id.
         #[arg(long)]

@@ -6,7 +6,6 @@
 //! server's local socket `data_dir/control.sock` through which `chatd backup`
 //! asks for one). Keys are never in a backup (README, "Backup and restore").
 
-pub mod control;
 pub mod format;
 pub mod restore;
 pub mod take;

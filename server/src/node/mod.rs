@@ -2,11 +2,12 @@
 //! all shards (`SO_REUSEPORT`) and likewise one TCP port for the web endpoint,
 //! starts one thread per shard ([`runtime`]), whose mailbox the [`router`]
 //! serves, and wires the mesh, the store, the verifier and (in a cluster) the
-//! Redis bridge. The library takes a [`Config`] and returns a
+//! Redis bridge, and the local [`control`] socket. The library takes a [`Config`] and returns a
 //! [`ServerHandle`]; it reads no flags or environment of its own, so tests can
 //! start as many servers as they like on port 0. This is the top layer: it
 //! imports every other, and nothing imports it.
 
+pub mod control;
 mod router;
 mod runtime;
 
@@ -57,7 +58,7 @@ pub struct ServerHandle {
     #[cfg_attr(not(feature = "test-support"), allow(dead_code))]
     purge: tokio::sync::mpsc::Sender<crate::retention::job::PurgeRequest>,
     /// `data_dir/control.sock` (`chatd backup`), when it could be bound.
-    control: Option<crate::backup::control::ControlSocket>,
+    control: Option<control::ControlSocket>,
 }
 
 impl ServerHandle {
@@ -345,7 +346,7 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
         })?;
         threads.push(t);
     }
-    let control = control_socket(&shared.cfg, &store);
+    let control = control_socket(&shared.cfg, &store, &shared.blobs, &audit);
     Ok(ServerHandle {
         control,
         addr,
@@ -367,14 +368,20 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
     })
 }
 
-/// The control socket for `chatd backup`, on the embedded store only (a
-/// cluster's store is backed up by ScyllaDB's tools). Not binding it is
-/// logged, not fatal: serving matters more than an online backup.
-fn control_socket(cfg: &Config, store: &Arc<Store>) -> Option<crate::backup::control::ControlSocket> {
+/// The control socket for `chatd backup` and `chatd gdpr export`, on the
+/// embedded store only (with ScyllaDB both tools reach the store
+/// themselves). Not binding it is logged, not fatal: serving matters more.
+fn control_socket(
+    cfg: &Config,
+    store: &Arc<Store>,
+    blobs: &Arc<crate::blob::Blobs>,
+    audit: &Arc<Audit>,
+) -> Option<control::ControlSocket> {
     if !matches!(**store, Store::Embedded(_)) {
         return None;
     }
-    match crate::backup::control::ControlSocket::start(&cfg.data_dir, store.clone()) {
+    let with = control::Served { store: store.clone(), blobs: blobs.clone(), audit: audit.clone() };
+    match control::ControlSocket::start(&cfg.data_dir, with) {
         Ok(c) => Some(c),
         Err(e) => {
             tracing::warn!(error = %e, "no control socket: `chatd backup` cannot reach this server");

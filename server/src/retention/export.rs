@@ -18,7 +18,7 @@ use crate::store::{
 };
 use chat_protocol::v1::{self, message_body::Content};
 use prost::Message as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -58,7 +58,7 @@ pub enum ExportError {
 }
 
 /// One file of an export, in the manifest.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ExportFile {
     /// Relative to the export directory.
     pub path: String,
@@ -69,7 +69,7 @@ pub struct ExportFile {
 }
 
 /// What an export holds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExportManifest {
     /// Whose data it is.
     pub user_id: String,

@@ -1,9 +1,10 @@
 //! The running server's control socket, `data_dir/control.sock` (a Unix
 //! domain socket, mode 0600 inside the 0700 data directory: only the local
-//! user who runs chatd can use it), and the client `chatd backup` uses. One
-//! request per connection, one JSON line each way; requests are served one
-//! at a time on the socket's own thread, so a backup never runs on a shard.
-//! The socket is made at start and removed at stop.
+//! user who runs chatd can use it), and the client `chatd backup` and
+//! `chatd gdpr export` use. One request per connection, one JSON line each
+//! way; requests are served one at a time on the socket's own thread, so a
+//! backup or an export never runs on a shard. The socket is made at start
+//! and removed at stop.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -15,7 +16,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::format::Manifest;
+use crate::audit::{Audit, AuditEvent, EventKind};
+use crate::backup::format::Manifest;
+use crate::blob::Blobs;
+use crate::retention::export::{ExportManifest, export_user};
 use crate::store::Store;
 
 /// The socket's file name in the data directory.
@@ -34,6 +38,13 @@ pub enum Request {
         /// The pace (0: no limit).
         bytes_per_sec: u64,
     },
+    /// Export everything of `user` into `to` (an absolute, empty or absent directory).
+    GdprExport {
+        /// The user id.
+        user: String,
+        /// The export directory.
+        to: PathBuf,
+    },
 }
 
 /// The answer to a [`Request`].
@@ -42,8 +53,20 @@ pub enum Request {
 pub enum Reply {
     /// The backup is complete; its manifest.
     Backup(Box<Manifest>),
+    /// The export is complete; its manifest.
+    GdprExport(Box<ExportManifest>),
     /// Refused or failed, why.
     Error(String),
+}
+
+/// What the socket's requests work on: the node's store, blob store and audit trail.
+pub struct Served {
+    /// The store.
+    pub store: Arc<Store>,
+    /// The attachments' bytes.
+    pub blobs: Arc<Blobs>,
+    /// Where exports are recorded.
+    pub audit: Arc<Audit>,
 }
 
 /// The control socket's listener thread.
@@ -56,7 +79,7 @@ pub struct ControlSocket {
 impl ControlSocket {
     /// Binds `data_dir/control.sock` (0600) and serves it on a thread. A stale
     /// socket (nobody answers) is replaced; a live one is an error.
-    pub fn start(data_dir: &Path, store: Arc<Store>) -> std::io::Result<Self> {
+    pub fn start(data_dir: &Path, with: Served) -> std::io::Result<Self> {
         let path = data_dir.join(SOCKET);
         if path.exists() {
             if UnixStream::connect(&path).is_ok() {
@@ -73,7 +96,7 @@ impl ControlSocket {
         let stop = Arc::new(AtomicBool::new(false));
         let (flag, dir) = (stop.clone(), data_dir.to_owned());
         let thread =
-            std::thread::Builder::new().name("control".into()).spawn(move || serve(listener, &dir, &store, &flag))?;
+            std::thread::Builder::new().name("control".into()).spawn(move || serve(listener, &dir, &with, &flag))?;
         Ok(Self { path, stop, thread: Some(thread) })
     }
 
@@ -87,11 +110,11 @@ impl ControlSocket {
     }
 }
 
-fn serve(listener: UnixListener, data_dir: &Path, store: &Store, stop: &AtomicBool) {
+fn serve(listener: UnixListener, data_dir: &Path, with: &Served, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((conn, _)) => {
-                if let Err(e) = answer(conn, data_dir, store, stop) {
+                if let Err(e) = answer(conn, data_dir, with, stop) {
                     tracing::warn!(error = %e, "control socket: request failed");
                 }
             }
@@ -104,28 +127,66 @@ fn serve(listener: UnixListener, data_dir: &Path, store: &Store, stop: &AtomicBo
     }
 }
 
-fn answer(conn: UnixStream, data_dir: &Path, store: &Store, stop: &AtomicBool) -> std::io::Result<()> {
+fn answer(conn: UnixStream, data_dir: &Path, with: &Served, stop: &AtomicBool) -> std::io::Result<()> {
     conn.set_nonblocking(false)?;
     conn.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut line = String::new();
     BufReader::new(std::io::Read::take(&conn, MAX_REQUEST)).read_line(&mut line)?;
     let reply = match serde_json::from_str::<Request>(&line) {
         Err(e) => Reply::Error(format!("bad request: {e}")),
-        Ok(Request::Backup { to, bytes_per_sec }) => match (store, to.is_absolute()) {
+        Ok(Request::GdprExport { user, to }) => gdpr_export(with, &user, &to),
+        Ok(Request::Backup { to, bytes_per_sec }) => match (&*with.store, to.is_absolute()) {
             (_, false) => Reply::Error(format!("{}: the backup directory must be an absolute path", to.display())),
             (Store::Embedded(s), true) => {
                 tracing::info!(to = %to.display(), "backup requested on the control socket");
-                match super::take::take(s, data_dir, &to, bytes_per_sec, stop) {
+                match crate::backup::take::take(s, data_dir, &to, bytes_per_sec, stop) {
                     Ok(m) => Reply::Backup(Box::new(m)),
                     Err(e) => Reply::Error(e.to_string()),
                 }
             }
-            (_, true) => Reply::Error(super::BackupError::NotEmbedded.to_string()),
+            (_, true) => Reply::Error(crate::backup::BackupError::NotEmbedded.to_string()),
         },
     };
     let mut text = serde_json::to_string(&reply).map_err(std::io::Error::other)?;
     text.push('\n');
     (&conn).write_all(text.as_bytes())
+}
+
+/// Runs a GDPR export on this thread (its own small runtime) and records it.
+fn gdpr_export(with: &Served, user: &str, to: &Path) -> Reply {
+    if !to.is_absolute() {
+        return Reply::Error(format!("{}: the export directory must be an absolute path", to.display()));
+    }
+    tracing::info!(to = %to.display(), "GDPR export requested on the control socket");
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return Reply::Error(format!("no runtime for the export: {e}")),
+    };
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    match rt.block_on(export_user(&with.store, &*with.blobs, user, to, now_ms)) {
+        Ok(m) => {
+            let details = export_details(&m, to, "chatd gdpr export (control socket)");
+            if let Err(e) =
+                with.audit.record_now(AuditEvent::new(EventKind::UserExported, "chatd").target(user).details(details))
+            {
+                tracing::error!(error = %e, "GDPR export not recorded on the audit trail");
+            }
+            Reply::GdprExport(Box::new(m))
+        }
+        Err(e) => Reply::Error(e.to_string()),
+    }
+}
+
+/// The `gdpr.exported` entry's details: where, how, and the counts.
+pub fn export_details(m: &ExportManifest, to: &Path, via: &str) -> serde_json::Value {
+    serde_json::json!({
+        "via": via,
+        "to": to.display().to_string(),
+        "conversations": m.conversations,
+        "messages": m.messages,
+        "attachments": m.attachments,
+        "audit_entries": m.audit_entries,
+    })
 }
 
 /// Asks the server on `data_dir` over its socket; None when no server
