@@ -20,6 +20,9 @@ pub enum RedisServerError {
     /// It started but did not answer PING.
     #[error("redis-server on port {0} did not answer PING within 5 s")]
     NoAnswer(u16),
+    /// Another process's redis-server answers on the port (ours could not bind it).
+    #[error("port {0} is answered by another redis-server than the one started")]
+    NotOurs(u16),
     /// The test certificates could not be made or written.
     #[error("cannot make the test certificates: {0}")]
     Pki(String),
@@ -37,8 +40,18 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts one on a free port and waits until it answers.
     pub fn start() -> Result<Self, RedisServerError> {
-        let port = free_port();
-        Ok(Self { child: spawn(port, false, &[])?, port, args: Vec::new(), tls: false })
+        // A port found free can be taken before redis-server binds it (by
+        // another test's server): then ours exits and the other answers, so
+        // try another port.
+        let mut tries = 0;
+        loop {
+            let port = free_port();
+            match spawn(port, false, &[]) {
+                Ok(child) => return Ok(Self { child, port, args: Vec::new(), tls: false }),
+                Err(RedisServerError::NotOurs(_)) if tries < 5 => tries += 1,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Starts one that speaks only TLS (`--port 0 --tls-port N`, on 127.0.0.1
@@ -112,22 +125,35 @@ fn spawn(port: u16, tls: bool, extra: &[String]) -> Result<Child, RedisServerErr
     } else {
         &["--port", &port_s, "--bind", "127.0.0.1"]
     };
+    // A name only this server has (it never saves: `--save ""`), to know it answers.
+    let tag = format!("chatd-test-{:016x}.rdb", rand::random::<u64>());
     let mut child = Command::new("redis-server")
         .args(listen)
-        .args(["--save", "", "--appendonly", "no"])
+        .args(["--save", "", "--appendonly", "no", "--dbfilename", &tag])
         .args(extra)
         .stdout(Stdio::null())
         .spawn()
         .map_err(RedisServerError::Spawn)?;
     for _ in 0..100 {
         // A TLS-only server is up once it accepts connections (PING would need TLS and a user).
-        let up = if tls {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        } else {
-            command(port, &["PING"]).map(|s| s.contains("PONG")).unwrap_or(false)
-        };
-        if up {
-            return Ok(child);
+        // One that could not bind the port exits ("Address already in use").
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return Err(RedisServerError::NotOurs(port));
+        }
+        if tls {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(child);
+            }
+        } else if let Ok(got) = command(port, &["CONFIG", "GET", "dbfilename"]) {
+            // The server that answers must be ours: its tag says so.
+            if got.contains(&tag) {
+                return Ok(child);
+            }
+            if got.contains("dbfilename") {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(RedisServerError::NotOurs(port));
+            }
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -208,5 +234,18 @@ impl TestPki {
             leaf(vec!["127.0.0.1".into(), "localhost".into()], ExtendedKeyUsagePurpose::ServerAuth, "server")?;
         let (client_cert, client_key) = leaf(vec!["chatd".into()], ExtendedKeyUsagePurpose::ClientAuth, "client")?;
         Ok(Self { ca, server_cert, server_key, client_cert, client_key })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_that_cannot_bind_a_taken_port_is_not_taken_for_the_one_that_answers() {
+        let first = RedisServer::start().expect("redis-server");
+        let e = spawn(first.port(), false, &[]).expect_err("the port is taken");
+        assert!(matches!(e, RedisServerError::NotOurs(p) if p == first.port()), "{e}");
+        assert!(first.command(&["PING"]).unwrap().contains("PONG"), "the first one is untouched");
     }
 }
