@@ -5,10 +5,10 @@
 //! itself and records the export there. It prints the summary.
 
 use anyhow::Context;
-use chat_server::audit::{Audit, AuditEvent, EventKind};
+use chat_server::audit::Audit;
 use chat_server::config::Config;
 use chat_server::node::control::{self, Reply, Request};
-use chat_server::retention::export::ExportManifest;
+use chat_server::retention::export::{self, ExportManifest};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -45,12 +45,11 @@ fn export_directly(cfg: &Config, user: &str, to: &Path) -> anyhow::Result<Export
     let store = Arc::new(store);
     let blobs = chat_server::blob::Blobs::open(cfg).context("opening the attachment store")?;
     let audit = Audit::start(cfg, store.clone(), chat_server::metrics::AuditMetrics::noop())?;
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64)?;
+    let now_ms = chat_protocol::unix_ms(std::time::SystemTime::now());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let done = rt.block_on(async {
-        let m = chat_server::retention::export::export_user(&store, &blobs, user, to, now_ms).await?;
-        let details = control::export_details(&m, to, "chatd gdpr export");
-        audit.record(AuditEvent::new(EventKind::UserExported, "chatd").target(user).details(details)).await?;
+        let m = export::export_user(&store, &blobs, user, to, now_ms).await?;
+        audit.record(export::exported_event(&m, to, "chatd gdpr export")).await?;
         audit.flush().await?;
         anyhow::Ok(m)
     });

@@ -16,10 +16,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{Audit, AuditEvent, EventKind};
+use crate::audit::Audit;
 use crate::backup::format::Manifest;
 use crate::blob::Blobs;
-use crate::retention::export::{ExportManifest, export_user};
+use crate::retention::export::{ExportManifest, export_user, exported_event};
 use crate::store::Store;
 
 /// The socket's file name in the data directory.
@@ -162,31 +162,16 @@ fn gdpr_export(with: &Served, user: &str, to: &Path) -> Reply {
         Ok(rt) => rt,
         Err(e) => return Reply::Error(format!("no runtime for the export: {e}")),
     };
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let now_ms = chat_protocol::unix_ms(std::time::SystemTime::now());
     match rt.block_on(export_user(&with.store, &*with.blobs, user, to, now_ms)) {
         Ok(m) => {
-            let details = export_details(&m, to, "chatd gdpr export (control socket)");
-            if let Err(e) =
-                with.audit.record_now(AuditEvent::new(EventKind::UserExported, "chatd").target(user).details(details))
-            {
+            if let Err(e) = with.audit.record_now(exported_event(&m, to, "chatd gdpr export (control socket)")) {
                 tracing::error!(error = %e, "GDPR export not recorded on the audit trail");
             }
             Reply::GdprExport(Box::new(m))
         }
         Err(e) => Reply::Error(e.to_string()),
     }
-}
-
-/// The `gdpr.exported` entry's details: where, how, and the counts.
-pub fn export_details(m: &ExportManifest, to: &Path, via: &str) -> serde_json::Value {
-    serde_json::json!({
-        "via": via,
-        "to": to.display().to_string(),
-        "conversations": m.conversations,
-        "messages": m.messages,
-        "attachments": m.attachments,
-        "audit_entries": m.audit_entries,
-    })
 }
 
 /// Asks the server on `data_dir` over its socket; None when no server

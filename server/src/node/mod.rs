@@ -2,10 +2,11 @@
 //! all shards (`SO_REUSEPORT`) and likewise one TCP port for the web endpoint,
 //! starts one thread per shard ([`runtime`]), whose mailbox the [`router`]
 //! serves, and wires the mesh, the store, the verifier and (in a cluster) the
-//! Redis bridge, and the local [`control`] socket. The library takes a [`Config`] and returns a
-//! [`ServerHandle`]; it reads no flags or environment of its own, so tests can
-//! start as many servers as they like on port 0. This is the top layer: it
-//! imports every other, and nothing imports it.
+//! Redis bridge, and the local [`control`] socket. The library takes a
+//! [`Config`] and returns a [`ServerHandle`]; it reads no flags or
+//! environment of its own, so tests can start as many servers as they like on
+//! port 0. This is the top layer: it imports every other, and nothing imports
+//! it.
 
 pub mod control;
 mod router;
@@ -57,7 +58,7 @@ pub struct ServerHandle {
     /// The way to shard 0's retention job (a pass on request).
     #[cfg_attr(not(feature = "test-support"), allow(dead_code))]
     purge: tokio::sync::mpsc::Sender<crate::retention::job::PurgeRequest>,
-    /// `data_dir/control.sock` (`chatd backup`), when it could be bound.
+    /// `data_dir/control.sock` (`chatd backup`, `chatd gdpr export`), when it could be bound.
     control: Option<control::ControlSocket>,
 }
 
@@ -384,7 +385,7 @@ fn control_socket(
     match control::ControlSocket::start(&cfg.data_dir, with) {
         Ok(c) => Some(c),
         Err(e) => {
-            tracing::warn!(error = %e, "no control socket: `chatd backup` cannot reach this server");
+            tracing::warn!(error = %e, "no control socket: `chatd backup` and `chatd gdpr export` cannot reach this server");
             None
         }
     }

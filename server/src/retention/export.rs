@@ -8,8 +8,8 @@
 //! SHA-256 (written by rename: an export without it is incomplete). Files
 //! stream in bounded pieces; nothing is held whole in memory.
 
-use crate::audit::AuditError;
 use crate::audit::query::{Filter, Format};
+use crate::audit::{AuditError, AuditEvent, EventKind};
 use crate::blob::{BlobError, BlobHash, BlobStore, MAX_READ_BYTES};
 use crate::store::attachments::{AttachmentRecord, AttachmentStore};
 use crate::store::retention::RetentionStore;
@@ -165,6 +165,20 @@ pub fn message_json(m: &v1::Message, versions: &[MessageVersion]) -> Value {
     })
 }
 
+/// The `gdpr.exported` audit entry of the export `m` into `to`, made through
+/// `via`: actor `chatd`, the user as target, where, how, and the counts.
+pub fn exported_event(m: &ExportManifest, to: &Path, via: &str) -> AuditEvent {
+    let details = json!({
+        "via": via,
+        "to": to.display().to_string(),
+        "conversations": m.conversations,
+        "messages": m.messages,
+        "attachments": m.attachments,
+        "audit_entries": m.audit_entries,
+    });
+    AuditEvent::new(EventKind::UserExported, "chatd").target(&m.user_id).details(details)
+}
+
 /// A file being written: its bytes go through SHA-256 as they are written.
 struct Out {
     rel: String,
@@ -264,7 +278,9 @@ pub async fn export_user(
                 messages.line(&message_json(&m, &versions))?;
                 sent += 1;
                 for a in &m.attachments {
-                    if let Some(rec) = store.attachment(conv, &a.attachment_id).await? {
+                    if let Some(rec) = store.attachment(conv, &a.attachment_id).await?
+                        && rec.uploader == user_id
+                    {
                         uploaded.push(rec);
                     }
                 }
@@ -280,7 +296,7 @@ pub async fn export_user(
     files.push(list.finish()?);
 
     let mut attachments = 0;
-    for rec in uploaded.iter().filter(|r| r.uploader == user_id) {
+    for rec in &uploaded {
         let hash = BlobHash::from_hex(&rec.sha256)?;
         let mut out = Out::create(to, &attachment_path(rec.conversation_id, &rec.id))?;
         let mut at = 0;
