@@ -54,6 +54,20 @@ async fn all_pages(c: &Client, query: &str, limit: u32) -> Vec<Page> {
     }
 }
 
+/// Waits until `c`'s search for "deposition" finds `n` hits.
+async fn wait_for_hits(c: &Client, n: usize) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (hits, _) = page(c, q("deposition", 100, "")).await;
+        if hits.len() == n {
+            return;
+        }
+        let convs: HashSet<u64> = hits.iter().map(|h| h.0).collect();
+        assert!(Instant::now() < deadline, "found {} of {n} hits, in {convs:?}", hits.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_node_finds_every_nodes_messages_with_the_same_pages() {
     let c = start().await;
@@ -76,17 +90,10 @@ async fn every_node_finds_every_nodes_messages_with_the_same_pages() {
         bob.send_text(not_mine, &format!("deposition secret {k}")).await.unwrap();
     }
     let total = mine.len() * per_conv;
-    // Each node's index commits on its own interval: wait until all are in.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (hits, _) = page(&alice[0], q("deposition", 100, "")).await;
-        if hits.len() == total {
-            break;
-        }
-        let convs: HashSet<u64> = hits.iter().map(|h| h.0).collect();
-        assert!(Instant::now() < deadline, "node A found {} of {total} hits, in {convs:?} of {mine:?}", hits.len());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Each node's index commits on its own interval: wait until all are in,
+    // bob's conversation with carol included (its last message is the last sent).
+    wait_for_hits(&alice[0], total).await;
+    wait_for_hits(&bob, total + per_conv).await;
     let pages: Vec<Vec<Page>> = {
         let mut v = Vec::new();
         for a in &alice {
