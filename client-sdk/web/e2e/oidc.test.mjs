@@ -7,6 +7,8 @@
 // tampered token is refused; the sign-in screen is axe clean. A session
 // outlives its first ID token: the app renews it with the refresh token and
 // the server takes the new one without the connection ever dropping.
+// Signing out ends the provider's session too (its logout page), so the next
+// sign-in asks for the login again.
 import assert from "node:assert/strict";
 import { generateKeyPairSync, randomUUID } from "node:crypto";
 import { createServer } from "node:http";
@@ -117,6 +119,28 @@ test("people sign in with the firm's identity provider and talk", { timeout: 180
   await ann.page.click("#create");
   await ann.page.locator("#chat-title").waitFor();
   await ann.send("Hello from the firm's sign-in");
+  await cleo.page.locator(".conv").first().click();
+  await cleo.waitForMessage("Hello from the firm's sign-in");
+
+  // Signing out ends the session at the provider too: its logout page, then
+  // back to the sign-in screen with nothing kept, and the next sign-in asks
+  // for the login again rather than riding the provider's session.
+  await cleo.page.click("#sign-out");
+  await cleo.page.getByRole("button", { name: "Yes, sign me out" }).click();
+  await cleo.page.getByRole("button", { name: "Sign in with Firm ID" }).waitFor({ timeout: 20_000 });
+  assert.equal(new URL(cleo.page.url()).origin, new URL(ctx.chatd.webUrl).origin, "back on the app");
+  const kept = await cleo.page.evaluate(() => [sessionStorage.getItem("chatd.token"), sessionStorage.getItem("chatd.oidc.refresh")]);
+  assert.deepEqual(kept, [null, null], "no ID token or refresh token left in the tab");
+  await cleo.page.getByRole("button", { name: "Sign in with Firm ID" }).click();
+  await cleo.page.locator('input[name="login"]').waitFor({ timeout: 20_000 });
+  await cleo.page.locator('input[name="login"]').fill("cli-idp");
+  await cleo.page.locator('input[name="password"]').fill("any password");
+  await cleo.page.locator('button[type="submit"]', { hasText: "Sign-in" }).click();
+  await cleo.page.locator('button[type="submit"]', { hasText: "Continue" }).or(cleo.page.locator('#status[data-state="online"]')).first().waitFor();
+  if (await cleo.page.locator('button[type="submit"]', { hasText: "Continue" }).count()) {
+    await cleo.page.locator('button[type="submit"]', { hasText: "Continue" }).click();
+  }
+  await cleo.page.locator('#status[data-state="online"]').waitFor({ timeout: 20_000 });
   await cleo.page.locator(".conv").first().click();
   await cleo.waitForMessage("Hello from the firm's sign-in");
 
