@@ -1,7 +1,8 @@
 //! Attachments on [`Client`]: [`Client::upload`] streams a file on a
 //! stream of its own (with progress) and returns the stored
 //! [`v1::Attachment`]; [`Client::download`] opens a (resumable, ranged)
-//! [`Download`] of an attachment or its thumbnail; [`Client::send_with_attachments`]
+//! [`Download`] of an attachment or its thumbnail; [`Client::export_user_data`]
+//! a GDPR [`Export`] archive; [`Client::send_with_attachments`]
 //! sends a message carrying uploaded attachments. The protocol is in
 //! `schemas/chat/v1/chat.proto`, "Transfer streams".
 
@@ -11,22 +12,27 @@ use crate::transport::{FrameReader, RecvHalf, SendHalf};
 use bytes::{Bytes, BytesMut};
 use chat_protocol::error::WireError;
 use chat_protocol::v1::{self, command::Body, message_body::Content, reply, server_frame};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Bytes written to an upload stream at once.
 const UPLOAD_CHUNK: usize = 64 * 1024;
 
-/// An attachment download in progress: its header, then its bytes.
-pub struct Download {
-    /// What follows (the attachment, the range, the whole size).
-    pub ok: v1::DownloadOk,
+/// A download on a transfer stream: its header reply `ok`, then its bytes.
+pub struct Transfer<H> {
+    /// What follows (for an attachment: the attachment, the range, the whole size).
+    pub ok: H,
     rx: RecvHalf,
     first: Option<Bytes>,
     left: u64,
 }
 
-impl Download {
-    /// The next bytes of the range; None once all of it arrived.
+/// An attachment download in progress.
+pub type Download = Transfer<v1::DownloadOk>;
+/// A GDPR export in progress: its counts, then the tar archive.
+pub type Export = Transfer<v1::ExportOk>;
+
+impl<H> Transfer<H> {
+    /// The next bytes; None once all of them arrived.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, ClientError> {
         if self.left == 0 {
             return Ok(None);
@@ -51,13 +57,24 @@ impl Download {
         Ok(Some(b))
     }
 
-    /// All the remaining bytes of the range, in memory.
+    /// All the remaining bytes, in memory.
     pub async fn bytes(mut self) -> Result<Vec<u8>, ClientError> {
         let mut out = Vec::with_capacity(self.left as usize);
         while let Some(b) = self.chunk().await? {
             out.extend_from_slice(&b);
         }
         Ok(out)
+    }
+
+    /// Writes the remaining bytes to `out`; how many.
+    pub async fn write_to<W: AsyncWrite + Unpin>(mut self, out: &mut W) -> Result<u64, ClientError> {
+        let mut n = 0;
+        while let Some(b) = self.chunk().await? {
+            out.write_all(&b).await.map_err(|e| ClientError::Transfer(format!("writing: {e}")))?;
+            n += b.len() as u64;
+        }
+        out.flush().await.map_err(|e| ClientError::Transfer(format!("writing: {e}")))?;
+        Ok(n)
     }
 }
 
@@ -141,15 +158,41 @@ impl Client {
     ) -> Result<Download, ClientError> {
         let start =
             v1::DownloadStart { conversation_id, attachment_id: attachment_id.into(), offset, length, thumbnail };
-        let (mut tx, mut rx) = self.open_transfer(Body::DownloadStart(start)).await?;
+        self.fetch(Body::DownloadStart(start), "DownloadOk", |r| match r {
+            reply::Result::Download(ok) => Some((ok.length, ok)),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Starts a GDPR export of `user_id`'s data (empty: the caller's own;
+    /// another user's: system admins only) as a tar archive: `profile.json`,
+    /// `conversations.json`, `messages.jsonl`, `attachments/...`,
+    /// `audit.jsonl` and `manifest.json` (sizes and SHA-256s).
+    pub async fn export_user_data(&self, user_id: &str) -> Result<Export, ClientError> {
+        let start = v1::ExportUserData { user_id: user_id.into() };
+        self.fetch(Body::ExportUserData(start), "ExportOk", |r| match r {
+            reply::Result::Exported(ok) => Some((ok.length, ok)),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Opens a transfer stream that only receives: `body`, then the header
+    /// reply (`pick` takes it and the length of what follows; else not `what`).
+    async fn fetch<H>(
+        &self,
+        body: Body,
+        what: &str,
+        pick: impl FnOnce(reply::Result) -> Option<(u64, H)>,
+    ) -> Result<Transfer<H>, ClientError> {
+        let (mut tx, mut rx) = self.open_transfer(body).await?;
         tx.finish();
-        let ok = match answer(&mut rx).await? {
-            reply::Result::Download(ok) => ok,
-            _ => return Err(ClientError::Protocol("reply is not a DownloadOk".into())),
-        };
+        let (length, ok) = pick(answer(&mut rx).await?)
+            .ok_or_else(|| ClientError::Protocol(format!("reply is not the {what} expected")))?;
         let (rx, rest) = rx.into_parts();
         let first = (!rest.is_empty()).then(|| BytesMut::freeze(rest));
-        Ok(Download { left: ok.length, ok, rx, first })
+        Ok(Transfer { ok, rx, first, left: length })
     }
 
     /// Sends a text message carrying attachments uploaded to that conversation.

@@ -57,7 +57,7 @@ mod transport;
 mod users;
 mod view;
 
-pub use attachments::Download;
+pub use attachments::{Download, Export, Transfer};
 pub use backoff::Backoff;
 pub use chat_protocol::error::{ErrorClass, WireErrorOwned};
 pub use chat_protocol::v1;

@@ -49,7 +49,7 @@ fn export_directly(cfg: &Config, user: &str, to: &Path) -> anyhow::Result<Export
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let done = rt.block_on(async {
         let m = export::export_user(&store, &blobs, user, to, now_ms).await?;
-        audit.record(export::exported_event(&m, to, "chatd gdpr export")).await?;
+        audit.record(export::exported_event(&m, "chatd", &to.display().to_string(), "chatd gdpr export")).await?;
         audit.flush().await?;
         anyhow::Ok(m)
     });

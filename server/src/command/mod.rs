@@ -30,6 +30,7 @@ pub mod audit;
 pub mod change;
 pub mod conversations;
 pub mod gdpr;
+pub mod gdpr_export;
 pub mod history;
 pub mod membership;
 pub mod message;
@@ -118,9 +119,9 @@ async fn execute_here(
         B::Ping(_) => {
             Ok(reply::Result::Pong(v1::Pong { server_time_ms: chat_protocol::unix_ms(std::time::SystemTime::now()) }))
         }
-        B::UploadStart(_) | B::DownloadStart(_) => Err(WireError::new(
+        B::UploadStart(_) | B::DownloadStart(_) | B::ExportUserData(_) => Err(WireError::new(
             ErrorCode::Unsupported,
-            "uploads and downloads go on a stream of their own (a new bidirectional stream per transfer)",
+            "uploads, downloads and exports go on a stream of their own (a new bidirectional stream per transfer)",
         )),
         B::SendMessage(_) | B::SetTyping(_) | B::RefreshToken(_) => {
             Err(WireError::new(ErrorCode::UnknownCommand, "sends, typing and token refreshes are taken by the session"))

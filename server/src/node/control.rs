@@ -165,7 +165,12 @@ fn gdpr_export(with: &Served, user: &str, to: &Path) -> Reply {
     let now_ms = chat_protocol::unix_ms(std::time::SystemTime::now());
     match rt.block_on(export_user(&with.store, &*with.blobs, user, to, now_ms)) {
         Ok(m) => {
-            if let Err(e) = with.audit.record_now(exported_event(&m, to, "chatd gdpr export (control socket)")) {
+            if let Err(e) = with.audit.record_now(exported_event(
+                &m,
+                "chatd",
+                &to.display().to_string(),
+                "chatd gdpr export (control socket)",
+            )) {
                 tracing::error!(error = %e, "GDPR export not recorded on the audit trail");
             }
             Reply::GdprExport(Box::new(m))

@@ -291,6 +291,7 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
     let audit = Arc::new(Audit::start(&cfg, store.clone(), metrics.audit.clone()).context("starting the audit trail")?);
     audit.record_now(config_event(&cfg)).context("recording the configuration in the audit trail")?;
     let blobs = Arc::new(crate::blob::Blobs::open(&cfg).context("opening the blob store ([blobs])")?);
+    crate::command::gdpr_export::clear_scratch(&cfg.data_dir);
     let shared = Arc::new(Shared {
         notifier,
         transfer_pace: crate::blob::pace::Pace::new(cfg.blobs.transfer_bytes_per_sec),
@@ -310,6 +311,7 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
         store_last_ok_ms: AtomicU64::new(chat_protocol::unix_ms(std::time::SystemTime::now())),
         search: search.clone(),
         audit: audit.clone(),
+        exports: Arc::new(tokio::sync::Semaphore::new(1)),
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let metrics_server = match shared.cfg.metrics.listen {

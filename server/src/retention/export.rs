@@ -165,18 +165,18 @@ pub fn message_json(m: &v1::Message, versions: &[MessageVersion]) -> Value {
     })
 }
 
-/// The `gdpr.exported` audit entry of the export `m` into `to`, made through
-/// `via`: actor `chatd`, the user as target, where, how, and the counts.
-pub fn exported_event(m: &ExportManifest, to: &Path, via: &str) -> AuditEvent {
+/// The `gdpr.exported` audit entry of the export `m` into `to`, made by
+/// `actor` through `via`: the user as target, where, how, and the counts.
+pub fn exported_event(m: &ExportManifest, actor: &str, to: &str, via: &str) -> AuditEvent {
     let details = json!({
         "via": via,
-        "to": to.display().to_string(),
+        "to": to,
         "conversations": m.conversations,
         "messages": m.messages,
         "attachments": m.attachments,
         "audit_entries": m.audit_entries,
     });
-    AuditEvent::new(EventKind::UserExported, "chatd").target(&m.user_id).details(details)
+    AuditEvent::new(EventKind::UserExported, actor).target(&m.user_id).details(details)
 }
 
 /// A file being written: its bytes go through SHA-256 as they are written.

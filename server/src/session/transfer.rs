@@ -1,7 +1,8 @@
 //! Transfer streams: after the control stream, every bidirectional stream a
 //! client opens (QUIC, WebTransport, a `chat.mux.v1` WebSocket) carries one upload or download, so a
 //! large file never waits behind chat lines nor they behind it. A stream
-//! opens with one `Command` frame (`UploadStart` or `DownloadStart`) and is
+//! opens with one `Command` frame (`UploadStart`, `DownloadStart` or a
+//! GDPR `ExportUserData`) and is
 //! answered with one `Reply`; then raw bytes follow (see chat.proto,
 //! "Transfer streams"). At most `blobs.transfers_per_connection` run at once
 //! per connection, and one that makes no progress for
@@ -10,9 +11,11 @@
 
 use super::state::{READ_CHUNK, Session, err};
 use crate::command::attachments::{self, Download, Upload};
+use crate::command::gdpr_export::{self, Export};
 use crate::frames;
+use crate::shard::ctx::Shared;
 use crate::transport::{ReadError, RecvStream, SendStream};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use chat_protocol::v1::{self, ErrorCode, client_frame, command, reply};
 use chat_protocol::{FrameDecoder, WireError};
 use prost::Message;
@@ -74,9 +77,10 @@ impl Session {
         let result = match body {
             command::Body::UploadStart(u) => self.upload(&mut tx, rx, rest, id, u, idle).await,
             command::Body::DownloadStart(d) => self.download(&mut tx, id, d, idle).await,
+            command::Body::ExportUserData(e) => self.export(&mut tx, id, e, idle).await,
             _ => Err(Failed::Answer(err(
                 ErrorCode::UnknownCommand,
-                "a transfer stream starts with UploadStart or DownloadStart; other commands go on the control stream",
+                "a transfer stream starts with UploadStart, DownloadStart or ExportUserData; other commands go on the control stream",
             ))),
         };
         match result {
@@ -133,17 +137,60 @@ impl Session {
     /// (a client that stops reading, the store) resets the stream.
     async fn download(&self, tx: &mut SendStream, id: u64, d: v1::DownloadStart, idle: Duration) -> Result<(), Failed> {
         let mut down: Download = attachments::begin_download(&self.req, d).await?;
+        let header = reply::Result::Download(down.ok.clone());
+        self.send_raw(tx, id, header, idle, "download", &mut down).await
+    }
+
+    /// A GDPR export: `ExportOk`, then the archive's bytes (as a download's).
+    async fn export(&self, tx: &mut SendStream, id: u64, e: v1::ExportUserData, idle: Duration) -> Result<(), Failed> {
+        let mut export: Export = gdpr_export::begin(&self.req, e).await?;
+        let header = reply::Result::Exported(export.ok.clone());
+        self.send_raw(tx, id, header, idle, "export", &mut export).await
+    }
+
+    /// Writes the `header` reply, then the pieces of `raw` until None,
+    /// paced by the node's transfer budget.
+    async fn send_raw(
+        &self,
+        tx: &mut SendStream,
+        id: u64,
+        header: reply::Result,
+        idle: Duration,
+        what: &str,
+        raw: &mut impl RawBytes,
+    ) -> Result<(), Failed> {
         let gone = |_| err(ErrorCode::Unavailable, "peer went away");
-        tx.write_all(&frames::reply(id, reply::Result::Download(down.ok.clone()))).await.map_err(gone)?;
+        tx.write_all(&frames::reply(id, header)).await.map_err(gone)?;
         let reset = Failed::Reset;
-        while let Some(chunk) = down.next_chunk(&self.ctx().shared.blobs).await.map_err(reset)? {
+        while let Some(chunk) = raw.next_piece(&self.ctx().shared).await.map_err(reset)? {
             self.ctx().shared.transfer_pace.take(chunk.len()).await;
             match tokio::time::timeout(idle, tx.write_all(&chunk)).await {
                 Ok(written) => written.map_err(gone).map_err(reset)?,
-                Err(_) => return Err(reset(stalled(idle, "the client read no more of the download", "it is ended"))),
+                Err(_) => {
+                    let why = format!("the client read no more of the {what}");
+                    return Err(reset(stalled(idle, &why, "it is ended")));
+                }
             }
         }
         Ok(())
+    }
+}
+
+/// What a transfer stream sends after its header reply, piece by piece.
+trait RawBytes {
+    /// The next piece; None at the end.
+    async fn next_piece(&mut self, shared: &Shared) -> Result<Option<Bytes>, WireError>;
+}
+
+impl RawBytes for Download {
+    async fn next_piece(&mut self, shared: &Shared) -> Result<Option<Bytes>, WireError> {
+        self.next_chunk(&shared.blobs).await
+    }
+}
+
+impl RawBytes for Export {
+    async fn next_piece(&mut self, _: &Shared) -> Result<Option<Bytes>, WireError> {
+        self.next_chunk().await
     }
 }
 

@@ -72,6 +72,8 @@ pub struct Shared {
     pub search: Option<Arc<crate::search::indexer::Search>>,
     /// The node's audit trail (`Audit::record`).
     pub audit: Arc<crate::audit::Audit>,
+    /// The node's one slot for a GDPR export (`crate::command::gdpr_export`).
+    pub exports: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {
