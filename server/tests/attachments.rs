@@ -7,7 +7,7 @@ use chat_client::{Client, ClientError, Event, Transport};
 use chat_protocol::v1::{self, ConversationKind, ErrorCode};
 use common::server::*;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A small but real PDF.
 fn pdf() -> Vec<u8> {
@@ -272,7 +272,7 @@ async fn transfers_past_the_per_connection_bound_are_refused() {
     let size = pdf.len() as u64;
     let stalled =
         tokio::spawn(async move { a.upload(conv, "slow.pdf", "application/pdf", size, source, |_, _| {}).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    upload_started(&s.cfg.data_dir).await;
     let e = alice.upload_bytes(conv, "brief.pdf", "application/pdf", &pdf).await.unwrap_err();
     let ClientError::Server(w) = e else { panic!("expected a server error, got {e:?}") };
     assert_eq!((w.code(), w.limit.as_deref()), (Some(ErrorCode::Overloaded), Some("transfers_per_connection")));
@@ -287,6 +287,30 @@ async fn transfers_past_the_per_connection_bound_are_refused() {
 /// Files in the blob store: committed ones and temporary uploads.
 fn blob_files(dir: &Path) -> (usize, usize) {
     (stored_blobs(dir), tmp_files(dir))
+}
+
+/// Waits until an upload has begun on the server (its temporary file exists).
+async fn upload_started(data_dir: &Path) {
+    let deadline = Instant::now() + WAIT;
+    while tmp_files(data_dir) == 0 {
+        assert!(Instant::now() < deadline, "the upload never began");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// `f`'s result once it is not refused for a busy transfer slot (within `WAIT`).
+async fn once_free<T, F: std::future::Future<Output = Result<T, ClientError>>>(
+    mut f: impl FnMut() -> F,
+) -> Result<T, ClientError> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match f().await {
+            Err(ClientError::Server(w)) if w.code() == Some(ErrorCode::Overloaded) && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Idle timeout of the stalled-transfer tests, ms.
@@ -308,13 +332,18 @@ async fn a_stalled_upload_times_out_and_frees_its_slot(transport: Transport) {
     let size = pdf.len() as u64;
     let stalled =
         tokio::spawn(async move { a.upload(conv, "slow.pdf", "application/pdf", size, source, |_, _| {}).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    upload_started(&dir).await;
     let e = alice.upload_bytes(conv, "brief.pdf", "application/pdf", &pdf).await.unwrap_err();
     assert_eq!(server_code(e).0, Some(ErrorCode::Overloaded), "while it runs, the stalled upload holds the slot");
     // Past the idle timeout the server has ended it: nothing kept, the slot free.
-    tokio::time::sleep(Duration::from_millis(IDLE_MS + 1_000)).await;
-    assert_eq!(blob_files(&dir), (0, 0), "nothing of the stalled upload is kept");
-    let ok = alice.upload_bytes(conv, "brief.pdf", "application/pdf", &pdf).await.expect("the slot is free again");
+    tokio::time::sleep(Duration::from_millis(IDLE_MS)).await;
+    let deadline = Instant::now() + WAIT;
+    while blob_files(&dir) != (0, 0) {
+        assert!(Instant::now() < deadline, "something of the stalled upload is kept: {:?}", blob_files(&dir));
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let ok = once_free(|| alice.upload_bytes(conv, "brief.pdf", "application/pdf", &pdf)).await;
+    let ok = ok.expect("the slot is free again");
     assert_eq!(ok.size, size);
     alice.send_text(conv, "still connected").await.expect("the connection stays up");
     // When its source moves again, the stalled upload learns why it ended.
@@ -353,8 +382,9 @@ async fn a_download_never_read_times_out_and_frees_its_slot() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let e = bob.download(conv, &small.attachment_id, 0, 0, false).await.err().expect("refused");
     assert_eq!(server_code(e).0, Some(ErrorCode::Overloaded), "the unread download holds the slot");
-    tokio::time::sleep(Duration::from_millis(IDLE_MS + 1_000)).await;
-    let got = download_all(&bob, conv, &small.attachment_id, false).await.expect("the slot is free again");
+    tokio::time::sleep(Duration::from_millis(IDLE_MS)).await;
+    let got = once_free(|| download_all(&bob, conv, &small.attachment_id, false)).await;
+    let got = got.expect("the slot is free again");
     assert_eq!(got, b"a short note");
     // Reading the stalled one now ends in an error before its end, never in a short file.
     let mut read = 0usize;

@@ -65,13 +65,23 @@ async fn a_backup_under_load_restores_every_acknowledged_message_and_clients_res
             }
         })
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Load before the backup: some acknowledged sends (however slow the machine).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while acks.lock().unwrap().len() <= 20 {
+        assert!(Instant::now() < deadline, "sends are acknowledged");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let began = Instant::now();
     let (to, d) = (backup_dir.clone(), data.path().to_owned());
     let out = tokio::task::spawn_blocking(move || run(&["backup", "--to", to.to_str().unwrap()], &d)).await.unwrap();
     assert!(out.status.success(), "chatd backup: {}", text(&out));
     assert!(!text(&out).contains("from the store directly"), "asked the running server: {}", text(&out));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // And load after it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !acks.lock().unwrap().iter().any(|(_, _, at)| *at > began + Duration::from_millis(100)) {
+        assert!(Instant::now() < deadline, "sends go on after the backup");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     stop.store(true, Ordering::Relaxed);
     sender.await.unwrap();
     let acks = acks.lock().unwrap().clone();

@@ -132,7 +132,10 @@ async fn every_node_finds_every_nodes_messages_with_the_same_pages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_does_not_answer_fails_the_search_retryably() {
     let mut c = start().await;
-    let (alice, _) = c.connect("alice", "advocate", 0).await;
+    // A request timeout well past the search's own 2 s, so that a slow
+    // machine still sees the server's answer rather than its own timeout.
+    let cfg = c.client_config("alice", "advocate", 0).request_timeout(Duration::from_secs(10));
+    let (alice, _) = chat_client::Client::connect(cfg).await.unwrap();
     let conv = c.create_owned_by(&alice, ConversationKind::Group, &["bob"], 0).await;
     alice.send_text(conv, "retainer agreement").await.unwrap();
     let deadline = Instant::now() + WAIT;
@@ -153,7 +156,7 @@ async fn a_node_that_does_not_answer_fails_the_search_retryably() {
     assert_eq!(w.code(), Some(ErrorCode::Unavailable), "{w:?}");
     assert!(w.message.contains("node-c"), "says which node: {}", w.message);
     assert!(w.retry_after.is_some(), "retryable");
-    assert!(took >= Duration::from_millis(1_900) && took < Duration::from_secs(3), "after the 2 s timeout: {took:?}");
+    assert!(took >= Duration::from_millis(1_900) && took < Duration::from_secs(5), "after the 2 s timeout: {took:?}");
     // Once the node is out of the live set, the others answer again.
     redis_server::command(port, &["ZREM", NODES_KEY, NODE_IDS[2]]).unwrap();
     let deadline = Instant::now() + WAIT;

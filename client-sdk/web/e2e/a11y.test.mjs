@@ -32,8 +32,8 @@ test("every screen passes axe-core; dialogs trap focus, close on Escape and retu
   await ann.page.getByRole("button", { name: "Sign in" }).click();
   await ann.page.locator('#status[data-state="online"]').waitFor();
   await ben.signIn(chatd, chatd.token("ben", "client", "Ben Client"));
-  // Focus moves from the body to the conversation list.
-  assert.equal(await focused(ann.page), "conv-list");
+  // Focus moves from the body to the conversation list (in an effect after paint).
+  await ann.page.waitForFunction(() => document.activeElement?.id === "conv-list", null, { timeout: 5_000 });
   await clean(ann, "empty conversation list");
 
   // The New dialog: a labelled modal dialog, focus inside.
@@ -41,7 +41,7 @@ test("every screen passes axe-core; dialogs trap focus, close on Escape and retu
   const dialog = ann.page.getByRole("dialog", { name: "New conversation" });
   await dialog.waitFor();
   assert.equal(await dialog.getAttribute("aria-modal"), "true");
-  assert.equal(await focused(ann.page), "new-kind");
+  await ann.page.waitForFunction(() => document.activeElement?.id === "new-kind", null, { timeout: 5_000 });
   await clean(ann, "New dialog");
   // Tab from the last control wraps to the first; Shift+Tab from the first to the last.
   await ann.page.focus("#create");

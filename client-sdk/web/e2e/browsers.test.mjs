@@ -71,6 +71,7 @@ test("two browser users chat both ways, with typing, presence, badges and read m
     "Please bring the signed engagement letter.",
     "I will be there",
   ]);
+  await bob.waitForMessage("I will be there"); // his own copy, once acknowledged
   assert.deepEqual(await bob.messages(), await alice.messages(), "both see the same conversation");
 
   await alice.page.screenshot({ path: artifactPath("two-users-alice.png") });

@@ -44,6 +44,7 @@ test("without WebTransport the app falls back to WebSocket and chats both ways",
   await hank.page.press("#composer-input", "Enter");
   await gina.waitForMessage("typing over websocket");
   assert.deepEqual(await gina.messages(), ["Over WebSocket: works", "typing over websocket"]);
+  await hank.waitForMessage("typing over websocket"); // his own copy, once acknowledged
   assert.deepEqual(await hank.messages(), await gina.messages());
 });
 

@@ -104,6 +104,7 @@ test("a server restart mid-conversation reconnects and loses nothing", { timeout
   await until(async () => (await erin.page.locator(".msg.pending").count()) === 0, "the outbox to drain");
   // Both see every message exactly once, in one order.
   assert.deepEqual(await erin.messages(), expected);
+  await frank.waitForMessage("after restart 3"); // his own copy, once acknowledged
   assert.deepEqual(await frank.messages(), expected);
   const seqs = await frank.page.$$eval(".msg[data-seq]", (els) => els.map((e) => Number(e.getAttribute("data-seq"))));
   assert.deepEqual(seqs, expected.map((_, i) => i + 1));
