@@ -7,6 +7,7 @@
 import { Attachments, ClientError, type pb } from "../src/sdk/index.js";
 import { describeError } from "./format.js";
 import { type ConvView, changed, currentView, store, type Upload } from "./state.js";
+import { saveFile } from "./save-file.js";
 
 let nextKey = 1;
 
@@ -99,15 +100,7 @@ export async function downloadFile(conv: bigint, a: pb.Attachment): Promise<void
   if (!c) return;
   try {
     const d = await new Attachments(c).download(conv, a.attachmentId);
-    const url = URL.createObjectURL(new Blob([d.bytes], { type: a.mediaType }));
-    const link = document.createElement("a");
-    link.href = url;
-    link.download = a.name;
-    link.rel = "noopener";
-    document.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    saveFile(new Blob([d.bytes], { type: a.mediaType }), a.name);
   } catch (e) {
     store.banner = `Download failed: ${describeError(e)}`;
     changed();

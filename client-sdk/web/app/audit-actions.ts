@@ -7,6 +7,7 @@
 
 import { Audit, type AuditFilter, type AuditFormat, formatAudit, type pb } from "../src/sdk/index.js";
 import { closeScreen, openScreen, store } from "./state.js";
+import { saveFile } from "./save-file.js";
 
 /** The Audit screen's fields, as typed. */
 export type AuditForm = { user: string; conversation: string; kind: string; since: string; until: string };
@@ -59,13 +60,6 @@ export async function exportAudit(filter: AuditFilter, format: AuditFormat): Pro
   const entries = await a.readAll({ ...filter, limit: 500 }, format);
   const text = formatAudit(entries, format);
   const type = format === "csv" ? "text/csv" : "application/x-ndjson";
-  const url = URL.createObjectURL(new Blob([text], { type }));
-  const link = document.createElement("a");
-  link.href = url;
-  link.download = `audit-${new Date().toISOString().slice(0, 19).replaceAll(":", "")}.${format}`;
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  saveFile(new Blob([text], { type }), `audit-${new Date().toISOString().slice(0, 19).replaceAll(":", "")}.${format}`);
   return entries.length;
 }

@@ -1,7 +1,7 @@
 // The Compliance screen (system admins; from the Compliance button of the
 // sidebar's header): the legal holds in force with Release (after a
 // confirmation), a form to set a hold on a case, a user or a conversation,
-// and the GDPR erasure of a user (a reason and an explicit confirmation
+// the GDPR export of a user's data (saved as a file), and the GDPR erasure of a user (a reason and an explicit confirmation
 // required), whose result says what was erased and what holds kept. The
 // server's refusals show as they come. A modal dialog (Modal.tsx): focus
 // moves to its heading when it opens, Esc closes it, and focus goes back to
@@ -19,6 +19,7 @@ import {
   scopeLabel,
   setHold,
 } from "../compliance-actions.js";
+import { describeExport, exportUserData } from "../export-actions.js";
 import { Modal } from "./Modal.js";
 import { ScreenTop, useRun } from "./ScreenParts.js";
 
@@ -61,6 +62,7 @@ export function ComplianceScreen() {
   const [hold, setHoldForm] = useState({ scope: HOLD_SCOPES[0]!.scope, target: "", reason: "" });
   const [erase, setErase] = useState({ user: "", reason: "", sure: false });
   const [erased, setErased] = useState<pb.EraseResult | undefined>(undefined);
+  const [exportUser, setExportUser] = useState("");
   const [status, setStatus] = useState("");
   const [error, setError] = useState("");
   const run = useRun(setError);
@@ -159,6 +161,31 @@ export function ComplianceScreen() {
           <div class="row">
             <button type="submit" class="primary" id="hold-set">
               Set hold
+            </button>
+          </div>
+        </form>
+      </section>
+      <section aria-labelledby="export-title">
+        <h3 id="export-title">Export a user's data (GDPR)</h3>
+        <p class="muted">One archive of everything of theirs: profile, conversations and receipts, the messages they sent with earlier versions, their files and the audit entries about them.</p>
+        <form
+          class="audit-filters"
+          id="export-form"
+          onSubmit={(e) => {
+            e.preventDefault();
+            void run(async () => {
+              setStatus(`Preparing the data of ${exportUser.trim()}…`);
+              setStatus(describeExport(await exportUserData(exportUser)));
+            });
+          }}
+        >
+          <label>
+            User
+            <input id="export-user" placeholder="user id" value={exportUser} onInput={(e) => setExportUser(e.currentTarget.value)} />
+          </label>
+          <div class="row">
+            <button type="submit" class="primary" id="export-run">
+              Export
             </button>
           </div>
         </form>

@@ -1,5 +1,6 @@
 // The signed-in layout: the sidebar (me with New, Templates, Audit and Compliance for
-// admins, and Sign out, connection status, the notification setting, search,
+// admins, and Sign out, connection status, the notification setting,
+// "Download my data", search,
 // support queue, conversation list) beside the open conversation, and the
 // dialog on top. On a phone only one of the two shows (`has-current`, see
 // app.css). Keeps the tab title's unread count and the live region that
@@ -17,6 +18,7 @@ import { openTemplates } from "../template-actions.js";
 import { ConversationList } from "./ConversationList.js";
 import { ConversationView } from "./ConversationView.js";
 import { Dialogs } from "./Dialogs.js";
+import { MyData } from "./MyData.js";
 import { SearchPanel } from "./SearchPanel.js";
 import { StatusBar } from "./StatusBar.js";
 import { SupportQueue } from "./SupportQueue.js";
@@ -91,6 +93,7 @@ export function Shell() {
           </header>
           <StatusBar />
           <NotifySetting />
+          <MyData />
           <SearchPanel />
           <div id="queue">
             <SupportQueue />

@@ -1,8 +1,9 @@
 // Attachments over a connected Client: upload a file on a stream of its own
 // (WebTransport, or a chat.mux.v1 stream of the WebSocket; with progress) and get the stored Attachment; download one (a
-// byte range, to resume, or its thumbnail). The protocol is "Transfer streams"
-// in schemas/chat/v1/chat.proto: one length-prefixed Command frame
-// (UploadStart or DownloadStart), one Reply frame, raw bytes. Send the
+// byte range, to resume, or its thumbnail); export a user's data (GDPR, one
+// tar archive). The protocol is "Transfer streams" in
+// schemas/chat/v1/chat.proto: one length-prefixed Command frame (UploadStart,
+// DownloadStart or ExportUserData), one Reply frame, raw bytes. Send the
 // attachment ids with a message in `SendMessage.attachmentIds`.
 import { create } from "@bufbuild/protobuf";
 import {
@@ -12,6 +13,8 @@ import {
   CommandSchema,
   type DownloadOk,
   DownloadStartSchema,
+  type ExportOk,
+  ExportUserDataSchema,
   UploadStartSchema,
 } from "../gen/chat/v1/chat_pb.js";
 import type { Client } from "./client.js";
@@ -34,6 +37,12 @@ export interface DownloadRange {
 /** A finished download: its header and its bytes. */
 export interface Downloaded {
   ok: DownloadOk;
+  bytes: Uint8Array<ArrayBuffer>;
+}
+
+/** A finished GDPR export: its counts and the tar archive. */
+export interface Exported {
+  ok: ExportOk;
   bytes: Uint8Array<ArrayBuffer>;
 }
 
@@ -91,20 +100,42 @@ export class Attachments {
       length: range.length ?? 0n,
       thumbnail: range.thumbnail ?? false,
     });
+    const { ok, bytes } = await this.fetch({ case: "downloadStart", value: start }, (r) =>
+      r.case === "download" ? r.value : undefined,
+    );
+    return { ok, bytes };
+  }
+
+  /**
+   * The GDPR export of `userId`'s data (empty: the caller's own; another
+   * user's: system admins only) as one tar archive: profile.json,
+   * conversations.json, messages.jsonl, attachments/…, audit.jsonl and
+   * manifest.json (each file's size and SHA-256).
+   */
+  async exportUserData(userId = ""): Promise<Exported> {
+    const start = create(ExportUserDataSchema, { userId });
+    return this.fetch({ case: "exportUserData", value: start }, (r) => (r.case === "exported" ? r.value : undefined));
+  }
+
+  /** Opens a transfer stream that only receives: `body`, the header reply (`pick`), then its `length` bytes. */
+  private async fetch<H extends { length: bigint }>(
+    body: Command["body"],
+    pick: (r: Result) => H | undefined,
+  ): Promise<{ ok: H; bytes: Uint8Array<ArrayBuffer> }> {
     const stream = await this.client.openStream();
     const writer = stream.writable.getWriter();
-    await writer.write(header({ case: "downloadStart", value: start }));
+    await writer.write(header(body));
     // The server stops reading once it has the header (STOP_SENDING): a
     // close that loses that race changes nothing; its answer is what counts.
     await writer.close().catch(() => {});
     const { result, reader, rest } = await readAnswer(stream.readable);
-    if (result.case !== "download") throw new ClientError("protocol", "reply is not a DownloadOk");
-    const ok = result.value;
+    const ok = pick(result);
+    if (!ok) throw new ClientError("protocol", `unexpected reply ${result.case ?? ""} on a ${body.case ?? ""} stream`);
     const parts: Uint8Array[] = rest.length ? [rest] : [];
     let got = rest.length;
     while (got < Number(ok.length)) {
       const { value, done } = await reader.read();
-      if (done) throw new ClientError("transfer", `the download ended ${Number(ok.length) - got} bytes early`);
+      if (done) throw new ClientError("transfer", `the transfer ended ${Number(ok.length) - got} bytes early`);
       parts.push(value);
       got += value.length;
     }

@@ -18,7 +18,7 @@ export { Sequencer, type Offer } from "./sequencer.js";
 export { Delivery, type ResumeState } from "./delivery.js";
 export { type Link, type LinkHandlers, type Lost, type TransportKind, hasWebTransport, hexToBytes } from "./transport.js";
 export * as pb from "../gen/chat/v1/chat_pb.js";
-export { Attachments, type DownloadRange, type Downloaded } from "./attachments.js";
+export { Attachments, type DownloadRange, type Downloaded, type Exported } from "./attachments.js";
 export { Audit, type AuditFilter, type AuditFormat, AUDIT_CSV_HEADER, auditCsvLine, auditJsonLine, formatAudit } from "./audit.js";
 export { Templates, type TemplateSave, TemplateScope, matchTemplates } from "./templates.js";
 export { Users } from "./users.js";
