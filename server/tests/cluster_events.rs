@@ -2,7 +2,10 @@
 //! sharing one store (ScyllaDB with `CHAT_SCYLLA_NODES`, else one embedded
 //! handle) and a real `redis-server`, clients through the real SDK over QUIC.
 //! A change made on a node that does not own the conversation is forwarded
-//! to the owner, and reaches members on the other nodes in order.
+//! to the owner, and reaches members on the other nodes in order. A user's
+//! GDPR export, asked on any node, holds their entries of conversations
+//! homed on every node, edited ones with their earlier text (on the CQL
+//! node too: this file runs there in `scripts/test.sh`).
 
 mod common;
 use chat_client::{ClientError, Event, MessageView};
@@ -54,4 +57,46 @@ async fn changes_forwarded_to_the_owner_reach_other_nodes_and_the_store() {
     );
     let original = chat_protocol::v1::Message::decode(&versions[0].prior[..]).unwrap();
     assert_eq!(text(&original), "helo", "the original text is kept for the audit trail");
+}
+
+/// The files of a tar archive: path → bytes.
+fn untar(archive: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
+    use std::io::Read;
+    let mut out = std::collections::BTreeMap::new();
+    for entry in tar::Archive::new(archive).entries().expect("a tar archive") {
+        let mut entry = entry.expect("an entry");
+        let path = entry.path().expect("a path").to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).expect("its bytes");
+        out.insert(path, bytes);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_from_any_node_holds_the_users_entries_of_every_nodes_conversations() {
+    let c = Cluster::start().await;
+    let (alice, _a_ev) = c.connect("alice", "advocate", 0).await;
+    let (bob, _b_ev) = c.connect("bob", "client", 2).await;
+    let mut convs = Vec::new();
+    for owner in 0..3 {
+        let conv = c.create_owned_by(&alice, ConversationKind::Group, &["bob"], owner).await;
+        let m = bob.send_text(conv, &format!("draft {owner}")).await.unwrap().seq;
+        bob.edit(conv, m, &format!("final {owner}")).await.unwrap();
+        alice.send_text(conv, "alice's words").await.unwrap();
+        convs.push((conv, m));
+    }
+    let export = bob.export_user_data("").await.expect("bob's export on node C");
+    // (create_owned_by makes conversations until one is homed on the node asked for.)
+    assert!(export.ok.conversations >= 3, "{:?}", export.ok);
+    assert_eq!(export.ok.messages, 6, "3 messages and 3 edits: {:?}", export.ok);
+    let files = untar(&export.bytes().await.expect("the archive"));
+    let msgs: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&files["messages.jsonl"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for (owner, (conv, m)) in convs.iter().enumerate() {
+        let edited = msgs.iter().find(|x| x["conversation_id"] == *conv && x["seq"] == *m).expect("his message");
+        assert_eq!(edited["body"]["text"], format!("final {owner}"), "owner {}", c.owner_of(*conv));
+        assert_eq!(edited["earlier_versions"][0]["body"]["text"], format!("draft {owner}"));
+    }
+    assert!(!msgs.iter().any(|x| x["body"]["text"] == "alice's words"), "never another's words");
 }
