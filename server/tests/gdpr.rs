@@ -1,13 +1,14 @@
 //! GDPR erasure end to end: the real server on loopback (port 0, fresh
 //! data directory, its real blob store), real QUIC and WebTransport, the
 //! real Rust SDK. An admin erases a user: their messages become tombstones
-//! other members see live and in history, their files go, their profile is
+//! other members see live and in history, their files go (sent or not), their profile is
 //! pseudonymised, their sessions close and they cannot sign in again; what
 //! a legal hold covers stays, and the result and the audit trail say so.
 
 mod common;
 use chat_client::{Event, Events, Transport};
 use chat_protocol::v1::{self, ConversationKind, ErrorCode, HoldScope, MessageKind};
+use chat_server::store::attachments::AttachmentStore;
 use common::server::*;
 use common::text;
 
@@ -46,6 +47,8 @@ async fn erasure_tombstones_live_and_in_history_removes_files_and_signs_the_user
     let held = create(&alice, ConversationKind::Case, "Jones", "AZ-9", &["bob"]).await;
     let file = bob.upload_bytes(free, "id-card.pdf", "application/pdf", &pdf()).await.expect("upload");
     let with_file = bob.send_with_attachments(free, "my id", vec![file.attachment_id.clone()]).await.expect("send");
+    // An upload he never sent.
+    let unsent = bob.upload_bytes(free, "draft.pdf", "application/pdf", &pdf()).await.expect("upload");
     let plain = bob.send_text(free, "my address is 1 Main St").await.expect("send");
     let hers = alice.send_text(free, "thanks").await.expect("send");
     let kept = bob.send_text(held, "the contract terms").await.expect("send");
@@ -64,7 +67,7 @@ async fn erasure_tombstones_live_and_in_history_removes_files_and_signs_the_user
     assert_eq!(alice.history(free, 0, 0, 50).await.expect("history").messages.iter().filter(|m| m.deleted).count(), 0);
 
     let result = root.erase_user("bob", "art. 17 request of 3 Dec").await.expect("erase");
-    assert_eq!((result.messages_erased, result.attachments_erased, result.messages_failed), (2, 1, 0), "{result:?}");
+    assert_eq!((result.messages_erased, result.attachments_erased, result.messages_failed), (2, 2, 0), "{result:?}");
     assert_eq!(result.kept.len(), 1, "{result:?}");
     let k = &result.kept[0];
     assert_eq!((k.conversation_id, k.scope, k.target.as_str(), k.messages), (held, HoldScope::Case as i32, "AZ-9", 1));
@@ -93,6 +96,8 @@ async fn erasure_tombstones_live_and_in_history_removes_files_and_signs_the_user
     assert_eq!(text(m), "the contract terms", "a legal hold keeps it");
     let e = alice.download(free, &file.attachment_id, 0, 0, false).await.err().expect("the file is gone");
     assert_eq!(code(e), Some(ErrorCode::UnknownAttachment));
+    let left = s.h().store().attachment(free, &unsent.attachment_id).await.expect("store");
+    assert_eq!(left, None, "the record of the upload he never sent is gone too");
 
     // The profile: pseudonymised (members see the pseudonym), the id kept.
     let members = alice.get_members(free).await.expect("members");

@@ -2,7 +2,7 @@
 //! data directory, its real blob store), real QUIC and WebTransport, the
 //! real Rust SDK. A client exports their own data from the app: one tar
 //! archive with their profile, membership, exactly their entries, their
-//! upload byte for byte, the audit entries about them and a manifest whose
+//! uploads (sent or not) byte for byte, the audit entries about them and a manifest whose
 //! SHA-256s match; an admin exports another user's (an edited message with
 //! its earlier text); a client asking for someone else's, an unknown user
 //! and the command sent on the control stream are refused precisely; both
@@ -69,6 +69,7 @@ async fn users_export_their_own_data_admins_anyones_as_one_archive() {
     let file = bob.upload_bytes(conv, "id-card.pdf", "application/pdf", &doc).await.expect("upload");
     bob.send_with_attachments(conv, "my id", vec![file.attachment_id.clone()]).await.expect("send");
     bob.send_text(conv, "my address is 1 Main St").await.expect("send");
+    let unsent = bob.upload_bytes(conv, "draft.pdf", "application/pdf", &doc[..5_000]).await.expect("upload");
     bob.mark_read(conv, first).await.expect("read");
 
     // Bob, from his app, exports his own data.
@@ -76,19 +77,31 @@ async fn users_export_their_own_data_admins_anyones_as_one_archive() {
     let ok = export.ok.clone();
     let archive = export.bytes().await.expect("the archive");
     assert_eq!(archive.len() as u64, ok.length);
-    assert_eq!((ok.user_id.as_str(), ok.conversations, ok.messages, ok.attachments), ("bob", 1, 2, 1), "{ok:?}");
+    assert_eq!((ok.user_id.as_str(), ok.conversations, ok.messages, ok.attachments), ("bob", 1, 2, 2), "{ok:?}");
     assert!(ok.audit_entries >= 1, "{ok:?}");
     let entries = untar(&archive);
     let names: Vec<&str> = entries.iter().map(|(p, _)| p.as_str()).collect();
     let upload = format!("attachments/{conv}/{}", file.attachment_id);
+    let draft = format!("attachments/{conv}/{}", unsent.attachment_id);
+    let mut uploads = [upload.as_str(), draft.as_str()];
+    uploads.sort();
     assert_eq!(
         names,
-        ["profile.json", "messages.jsonl", "conversations.json", upload.as_str(), "audit.jsonl", "manifest.json"],
-        "the manifest last"
+        [
+            "profile.json",
+            "messages.jsonl",
+            "conversations.json",
+            uploads[0],
+            uploads[1],
+            "audit.jsonl",
+            "manifest.json"
+        ],
+        "his uploads, sent or not, in id order; the manifest last"
     );
     let files: BTreeMap<String, Vec<u8>> = entries.into_iter().collect();
     check_manifest(&files, "bob");
     assert_eq!(files[&upload], doc, "his upload byte for byte");
+    assert_eq!(files[&draft], doc[..5_000], "and the one he never sent");
     let profile: Value = serde_json::from_slice(&files["profile.json"]).unwrap();
     assert_eq!(profile["id"], "bob");
     let convs: Value = serde_json::from_slice(&files["conversations.json"]).unwrap();

@@ -5,7 +5,8 @@
 //! each of their conversations no legal hold covers, every message they
 //! sent becomes a tombstone through the conversation's owner (here or on
 //! its node, as a delete of theirs, so live members see it), its kept
-//! versions are forgotten and its attachments' records removed. What a
+//! versions are forgotten and its attachments' records removed, and so are
+//! the records of files they uploaded there but never sent. What a
 //! hold keeps is listed in the result; the erasure is audited with counts.
 //! Every step is idempotent, so an erasure cut off midway is finished by
 //! running it again.
@@ -76,6 +77,9 @@ pub async fn erase_user(req: &Requester, e: v1::EraseUser) -> Result<reply::Resu
         let t = walk(&as_them, conv, erasing).await?;
         result.messages_erased += t.erased;
         result.attachments_erased += t.attachments;
+        if erasing {
+            result.attachments_erased += forget_uploads(store, conv, &e.user_id).await?;
+        }
         failed += t.failed;
         if let Decision::Keep(scope, target) = decision {
             let scope = scope_proto(scope) as i32;
@@ -141,6 +145,26 @@ async fn walk(as_them: &Requester, conv: u64, erasing: bool) -> Result<Tally, Wi
         }
         if !full {
             return Ok(t);
+        }
+    }
+}
+
+/// Removes the records of `user`'s uploads to `conv` that no message of
+/// theirs named (uploaded, never sent); how many.
+async fn forget_uploads(store: &crate::store::Store, conv: u64, user: &str) -> Result<u64, WireError> {
+    let (mut after, mut forgot) = (String::new(), 0);
+    loop {
+        let page = store.attachments_page(conv, &after, PAGE).await.map_err(store_err)?;
+        let full = page.len() == PAGE;
+        for rec in page {
+            if rec.uploader == user {
+                store.delete_attachment(conv, &rec.id).await.map_err(store_err)?;
+                forgot += 1;
+            }
+            after = rec.id;
+        }
+        if !full {
+            return Ok(forgot);
         }
     }
 }

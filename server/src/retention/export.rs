@@ -277,14 +277,18 @@ pub async fn export_user(
                 };
                 messages.line(&message_json(&m, &versions))?;
                 sent += 1;
-                for a in &m.attachments {
-                    if let Some(rec) = store.attachment(conv, &a.attachment_id).await?
-                        && rec.uploader == user_id
-                    {
-                        uploaded.push(rec);
-                    }
-                }
             }
+            if !full {
+                break;
+            }
+        }
+        // Their uploads there, sent in a message or not.
+        let mut after = String::new();
+        loop {
+            let page = store.attachments_page(conv, &after, PAGE).await?;
+            let full = page.len() == PAGE;
+            after = page.last().map(|r| r.id.clone()).unwrap_or_default();
+            uploaded.extend(page.into_iter().filter(|r| r.uploader == user_id));
             if !full {
                 break;
             }

@@ -54,6 +54,16 @@ pub trait AttachmentStore: Send + Sync + 'static {
 
     /// The attachment `id` of conversation `conversation_id`.
     async fn attachment(&self, conversation_id: u64, id: &str) -> StoreResult<Option<AttachmentRecord>>;
+
+    /// Up to `limit` records of `conversation_id` with ids after `after`
+    /// ("": from the first), in id order: a page of all its uploads, sent
+    /// in a message or not.
+    async fn attachments_page(
+        &self,
+        conversation_id: u64,
+        after: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<AttachmentRecord>>;
 }
 
 impl AttachmentStore for Store {
@@ -68,6 +78,18 @@ impl AttachmentStore for Store {
         match self {
             Store::Embedded(s) => s.attachment(conversation_id, id).await,
             Store::Scylla(s) => s.attachment(conversation_id, id).await,
+        }
+    }
+
+    async fn attachments_page(
+        &self,
+        conversation_id: u64,
+        after: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<AttachmentRecord>> {
+        match self {
+            Store::Embedded(s) => s.attachments_page(conversation_id, after, limit).await,
+            Store::Scylla(s) => s.attachments_page(conversation_id, after, limit).await,
         }
     }
 }

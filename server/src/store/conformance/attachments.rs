@@ -1,6 +1,7 @@
 //! Conformance cases of attachment records: a record reads back whole (with
 //! and without a thumbnail) under its conversation and id only, a second put
-//! of a key replaces it, and everything is kept across a reopen.
+//! of a key replaces it, and everything is kept across a reopen; a
+//! conversation's records page in id order, never another's.
 
 use super::harness::ConformanceFactory;
 use crate::store::attachments::{AttachmentRecord, AttachmentStore, ThumbnailRecord};
@@ -47,4 +48,32 @@ where
     let store = factory.reopen(store).await;
     assert_eq!(store.attachment(7, &pdf.id).await.expect("get"), Some(renamed), "kept across a reopen");
     assert_eq!(store.attachment(7, &png.id).await.expect("get"), Some(png));
+}
+
+/// A conversation's records page in id order from "" and after a given id,
+/// never reaching into the next conversation (nor the one before).
+pub async fn attachments_page_by_conversation<F: ConformanceFactory>(factory: &mut F)
+where
+    F::Store: AttachmentStore,
+{
+    let store = factory.fresh().await;
+    let ids: Vec<String> = (0..5).map(|k| format!("{k:x}{}", "0".repeat(31))).collect();
+    for id in ids.iter().rev() {
+        store.put_attachment(&record(9, id, false)).await.expect("put");
+    }
+    store.put_attachment(&record(8, &"f".repeat(32), false)).await.expect("put the one before");
+    store.put_attachment(&record(10, &"0".repeat(32), false)).await.expect("put the one after");
+    let page = |after: String, limit| {
+        let store = &store;
+        async move {
+            let got = store.attachments_page(9, &after, limit).await.expect("page");
+            got.into_iter().map(|r| (r.conversation_id, r.id)).collect::<Vec<_>>()
+        }
+    };
+    let all: Vec<_> = ids.iter().map(|id| (9, id.clone())).collect();
+    assert_eq!(page(String::new(), 100).await, all, "all of them, in id order, only conversation 9's");
+    assert_eq!(page(String::new(), 2).await, all[..2]);
+    assert_eq!(page(ids[1].clone(), 2).await, all[2..4], "after an id, that id excluded");
+    assert_eq!(page(ids[4].clone(), 2).await, [], "past the last");
+    assert_eq!(store.attachments_page(11, "", 10).await.expect("page"), [], "a conversation without any");
 }

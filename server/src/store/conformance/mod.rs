@@ -87,6 +87,7 @@ macro_rules! conformance_tests {
             templates_list_by_scope_and_owner,
             concurrent_template_updates_one_wins,
             attachments_by_conversation_and_id,
+            attachments_page_by_conversation,
             audit_entries_append_and_scan,
             audit_entries_read_across_buckets,
             purge_removes_through_the_mark_only,

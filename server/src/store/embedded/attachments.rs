@@ -1,14 +1,17 @@
 //! Attachment records in the embedded store: the `attachments` keyspace's
-//! keys (`conversation(8) | id`) and the [`AttachmentStore`] impl (reads on
-//! a snapshot, writes queued to the writer like every other write).
+//! keys (`conversation(8) | id`, so one conversation's records are one
+//! range in id order) and the [`AttachmentStore`] impl (reads on a
+//! snapshot, writes queued to the writer like every other write).
 
 use super::EmbeddedStore;
-use super::db::{Ks, decode, encode};
+use super::db::{Ks, backend, decode, encode};
 use super::key;
 use super::ops::{Done, Op};
 use super::txn::Txn;
 use crate::store::StoreResult;
 use crate::store::attachments::{AttachmentRecord, AttachmentStore};
+use fjall::Readable;
+use std::ops::Bound;
 
 impl AttachmentStore for EmbeddedStore {
     async fn put_attachment(&self, rec: &AttachmentRecord) -> StoreResult<()> {
@@ -20,6 +23,28 @@ impl AttachmentStore for EmbeddedStore {
         self.get(OP, Ks::Attachments, &key::attachment(conversation_id, id))?
             .map(|v| decode(Ks::Attachments, &v))
             .transpose()
+    }
+
+    async fn attachments_page(
+        &self,
+        conversation_id: u64,
+        after: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<AttachmentRecord>> {
+        const OP: &str = "attachments_page";
+        let first = key::attachment(conversation_id, after);
+        let start = if after.is_empty() { Bound::Included(first) } else { Bound::Excluded(first) };
+        let end = match conversation_id.checked_add(1) {
+            Some(next) => Bound::Excluded(next.to_be_bytes().to_vec()),
+            None => Bound::Unbounded,
+        };
+        let snapshot = self.snapshot();
+        let rows = snapshot.range(self.db.ks(Ks::Attachments), (start, end)).take(limit);
+        rows.map(|guard| {
+            let (_, value) = guard.into_inner().map_err(backend(OP))?;
+            decode(Ks::Attachments, &value)
+        })
+        .collect()
     }
 }
 

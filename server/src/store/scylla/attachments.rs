@@ -27,12 +27,28 @@ impl AttachmentStore for ScyllaStore {
                 i.one(OP, &i.st.select_attachment, (id_to_db(conversation_id), id), None).await
             })
             .await?;
-        row.map(|(json,)| {
-            serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
-                table: "attachments",
-                detail: format!("a record does not decode: {e}"),
-            })
-        })
-        .transpose()
+        row.map(|(json,)| decode(&json)).transpose()
     }
+
+    async fn attachments_page(
+        &self,
+        conversation_id: u64,
+        after: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<AttachmentRecord>> {
+        const OP: &str = "attachments_page";
+        let (after, limit) = (after.to_owned(), i32::try_from(limit).unwrap_or(i32::MAX));
+        let rows: Vec<(String,)> = self
+            .call(OP, false, move |i| async move {
+                i.rows(OP, &i.st.select_attachments_after, (id_to_db(conversation_id), after, limit), None).await
+            })
+            .await?;
+        rows.iter().map(|(json,)| decode(json)).collect()
+    }
+}
+
+/// A record's JSON.
+fn decode(json: &str) -> StoreResult<AttachmentRecord> {
+    serde_json::from_str(json)
+        .map_err(|e| StoreError::Corrupt { table: "attachments", detail: format!("a record does not decode: {e}") })
 }

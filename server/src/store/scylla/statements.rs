@@ -193,6 +193,8 @@ statements! {
     insert_meta_if_absent: "INSERT INTO {ks}.meta (name, value) VALUES (?, ?) IF NOT EXISTS",
     insert_attachment: "INSERT INTO {ks}.attachments (conversation_id, id, record) VALUES (?, ?, ?)",
     select_attachment: "SELECT record FROM {ks}.attachments WHERE conversation_id = ? AND id = ?",
+    select_attachments_after: "SELECT record FROM {ks}.attachments WHERE conversation_id = ? AND id > ? \
+        ORDER BY id ASC LIMIT ?",
     upsert_audit_chain: "INSERT INTO {ks}.audit_chains (chain, last_bucket) VALUES (?, ?)",
     select_audit_chain: "SELECT last_bucket FROM {ks}.audit_chains WHERE chain = ?",
     select_audit_chains: "SELECT chain FROM {ks}.audit_chains",
