@@ -164,18 +164,6 @@ async fn typing_starts_stops_and_expires() {
     assert!(started.elapsed() >= Duration::from_millis(300), "stopped too early: {:?}", started.elapsed());
 }
 
-/// Alice's presence as `c` sees it, once `want` holds (or as it is after 10 s).
-async fn presence_settles(c: &Client, want: impl Fn(&v1::PresenceEvent) -> bool) -> v1::PresenceEvent {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let p = c.get_presence(vec!["alice".into()]).await.unwrap().remove(0);
-        if want(&p) || std::time::Instant::now() > deadline {
-            return p;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_counts_devices() {
     let s = Server::start();
@@ -183,10 +171,10 @@ async fn presence_counts_devices() {
     let (alice1, _e1) = s.connect("alice", "advocate", Transport::Quic).await;
     create(&alice1, ConversationKind::Private, "", "", &["bob"]).await;
     let (alice2, _e2) = s.connect("alice", "advocate", Transport::WebTransport).await;
-    let p = presence_settles(&bob, |p| p.devices == 2).await;
+    let p = presence_settles(&bob, "alice", |p| p.devices == 2).await;
     assert_eq!(p.devices, 2, "{p:?}");
     alice1.close().await;
-    let p = presence_settles(&bob, |p| p.devices == 1).await;
+    let p = presence_settles(&bob, "alice", |p| p.devices == 1).await;
     assert!(p.online && p.devices == 1, "still online with one device: {p:?}");
     alice2.close().await;
     let off = next_where(&mut b_ev, |e| match e {

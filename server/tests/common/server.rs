@@ -171,3 +171,15 @@ pub fn code(e: ClientError) -> Option<ErrorCode> {
         other => panic!("expected a server error, got {other:?}"),
     }
 }
+
+/// `user`'s presence as `c` sees it, once `want` holds (or as it is after 10 s).
+pub async fn presence_settles(c: &Client, user: &str, want: impl Fn(&v1::PresenceEvent) -> bool) -> v1::PresenceEvent {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let p = c.get_presence(vec![user.into()]).await.unwrap().remove(0);
+        if want(&p) || std::time::Instant::now() > deadline {
+            return p;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
