@@ -11,6 +11,7 @@ mod common;
 use chat_client::{ClientError, Event, MessageView};
 use chat_protocol::v1::{ConversationKind, ErrorCode, MessageKind};
 use chat_server::store::MessageStore;
+use common::archive::{json_lines, untar};
 use common::cluster::*;
 use common::text;
 use prost::Message as _;
@@ -59,20 +60,6 @@ async fn changes_forwarded_to_the_owner_reach_other_nodes_and_the_store() {
     assert_eq!(text(&original), "helo", "the original text is kept for the audit trail");
 }
 
-/// The files of a tar archive: path → bytes.
-fn untar(archive: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
-    use std::io::Read;
-    let mut out = std::collections::BTreeMap::new();
-    for entry in tar::Archive::new(archive).entries().expect("a tar archive") {
-        let mut entry = entry.expect("an entry");
-        let path = entry.path().expect("a path").to_string_lossy().into_owned();
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).expect("its bytes");
-        out.insert(path, bytes);
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_export_from_any_node_holds_the_users_entries_of_every_nodes_conversations() {
     let c = Cluster::start().await;
@@ -90,9 +77,9 @@ async fn an_export_from_any_node_holds_the_users_entries_of_every_nodes_conversa
     // (create_owned_by makes conversations until one is homed on the node asked for.)
     assert!(export.ok.conversations >= 3, "{:?}", export.ok);
     assert_eq!(export.ok.messages, 6, "3 messages and 3 edits: {:?}", export.ok);
-    let files = untar(&export.bytes().await.expect("the archive"));
-    let msgs: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&files["messages.jsonl"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let files: std::collections::BTreeMap<_, _> =
+        untar(&export.bytes().await.expect("the archive")).into_iter().collect();
+    let msgs = json_lines(&files["messages.jsonl"]);
     for (owner, (conv, m)) in convs.iter().enumerate() {
         let edited = msgs.iter().find(|x| x["conversation_id"] == *conv && x["seq"] == *m).expect("his message");
         assert_eq!(edited["body"]["text"], format!("final {owner}"), "owner {}", c.owner_of(*conv));

@@ -8,6 +8,9 @@
 //! directly) holds the same entries. Refusals, running or not: a non-empty
 //! target, an unknown user.
 
+#[path = "common/archive.rs"]
+#[allow(dead_code)]
+mod archive;
 #[path = "common/chatd.rs"]
 mod chatd;
 
@@ -25,7 +28,7 @@ fn pdf() -> Vec<u8> {
 }
 
 fn json_lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    archive::json_lines(&std::fs::read(path).unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

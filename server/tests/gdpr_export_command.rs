@@ -12,10 +12,10 @@
 mod common;
 use chat_client::{ClientError, Transport};
 use chat_protocol::v1::{self, ConversationKind, ErrorCode, command::Body};
+use common::archive::{json_lines, untar};
 use common::server::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 fn pdf() -> Vec<u8> {
@@ -23,23 +23,6 @@ fn pdf() -> Vec<u8> {
     v.extend((0..200_000u32).map(|i| b'a' + (i % 26) as u8));
     v.extend_from_slice(b"\ntrailer << /Root 1 0 R >>\n%%EOF\n");
     v
-}
-
-/// The archive's files in order: (path, bytes).
-fn untar(archive: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    for entry in tar::Archive::new(archive).entries().expect("a tar archive") {
-        let mut entry = entry.expect("an entry");
-        let path = entry.path().expect("a path").to_string_lossy().into_owned();
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).expect("its bytes");
-        out.push((path, bytes));
-    }
-    out
-}
-
-fn json_lines(bytes: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(bytes).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 /// The archive's manifest checks out: every other file listed once, with its size and SHA-256.

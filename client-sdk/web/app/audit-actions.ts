@@ -6,7 +6,7 @@
 // rules of its own.
 
 import { Audit, type AuditFilter, type AuditFormat, formatAudit, type pb } from "../src/sdk/index.js";
-import { closeScreen, openScreen, store } from "./state.js";
+import { closeScreen, connectedClient, openScreen } from "./state.js";
 import { saveFile } from "./save-file.js";
 
 /** The Audit screen's fields, as typed. */
@@ -45,8 +45,7 @@ export const openAudit = (): void => openScreen("audit");
 export const closeAudit = (): void => closeScreen("audit");
 
 function audit(): Audit {
-  if (!store.client) throw new Error("not connected");
-  return new Audit(store.client);
+  return new Audit(connectedClient());
 }
 
 /** One page of entries the filter passes, after `cursor`. */

@@ -4,7 +4,8 @@
 // become calls here, so the screen holds no protocol code.
 
 import { LegalHolds, pb, Users } from "../src/sdk/index.js";
-import { closeScreen, openScreen, store } from "./state.js";
+import { counted } from "./format.js";
+import { closeScreen, connectedClient, openScreen } from "./state.js";
 
 /** The scopes a hold can take, as the screen names them. */
 export const HOLD_SCOPES: { scope: pb.HoldScope; label: string; target: string }[] = [
@@ -24,36 +25,30 @@ export const openCompliance = (): void => openScreen("compliance");
 /** Closes the Compliance screen. */
 export const closeCompliance = (): void => closeScreen("compliance");
 
-function client() {
-  if (!store.client) throw new Error("not connected");
-  return store.client;
-}
-
 /** Every legal hold in force. */
 export function listHolds(): Promise<pb.LegalHold[]> {
-  return new LegalHolds(client()).list();
+  return new LegalHolds(connectedClient()).list();
 }
 
 /** Sets (or renews) a hold; every hold in force after it. */
 export function setHold(scope: pb.HoldScope, target: string, reason: string): Promise<pb.LegalHold[]> {
-  return new LegalHolds(client()).set(scope, target.trim(), reason.trim());
+  return new LegalHolds(connectedClient()).set(scope, target.trim(), reason.trim());
 }
 
 /** Releases a hold. */
 export function releaseHold(h: pb.LegalHold): Promise<void> {
-  return new LegalHolds(client()).release(h.scope, h.target);
+  return new LegalHolds(connectedClient()).release(h.scope, h.target);
 }
 
 /** Erases a user (GDPR); what it did and what holds kept. */
 export function eraseUser(userId: string, reason: string): Promise<pb.EraseResult> {
-  return new Users(client()).eraseUser(userId.trim(), reason.trim());
+  return new Users(connectedClient()).eraseUser(userId.trim(), reason.trim());
 }
 
 /** One sentence saying what an erasure did. */
 export function describeErasure(r: pb.EraseResult): string {
-  const n = (k: bigint, one: string) => `${k} ${one}${k === 1n ? "" : "s"}`;
-  let s = `Erased ${r.userId} (now shown as ${r.pseudonym}): ${n(r.messagesErased, "message")} and ${n(r.attachmentsErased, "attachment")} erased.`;
-  if (r.messagesFailed > 0n) s += ` ${n(r.messagesFailed, "message")} could not be erased; run the erasure again.`;
-  if (r.kept.length > 0) s += ` Kept under legal hold in ${r.kept.length} conversation${r.kept.length === 1 ? "" : "s"}.`;
+  let s = `Erased ${r.userId} (now shown as ${r.pseudonym}): ${counted(r.messagesErased, "message")} and ${counted(r.attachmentsErased, "attachment")} erased.`;
+  if (r.messagesFailed > 0n) s += ` ${counted(r.messagesFailed, "message")} could not be erased; run the erasure again.`;
+  if (r.kept.length > 0) s += ` Kept under legal hold in ${counted(r.kept.length, "conversation")}.`;
   return s;
 }

@@ -5,12 +5,7 @@
 
 import { pb } from "../src/sdk/index.js";
 import { closeConversation, loadMembers, reloadAll, upsertSummary } from "./actions.js";
-import { changed, type ConvView, store } from "./state.js";
-
-function client() {
-  if (!store.client) throw new Error("not connected");
-  return store.client;
-}
+import { changed, connectedClient, type ConvView, store } from "./state.js";
 
 function idOf(v: ConvView): bigint {
   if (!v.summary.conversation) throw new Error("no such conversation");
@@ -25,12 +20,12 @@ async function afterChange(v: ConvView, ok: pb.ConversationOk | undefined): Prom
 
 /** Archives `v` (or brings it back); its members keep reading it. */
 export async function setArchived(v: ConvView, archived: boolean): Promise<void> {
-  await afterChange(v, await client().archive(idOf(v), !archived));
+  await afterChange(v, await connectedClient().archive(idOf(v), !archived));
 }
 
 /** Leaves `v`: it goes from the list, the dialog closes. */
 export async function leaveConversation(v: ConvView): Promise<void> {
-  await client().leave(idOf(v));
+  await connectedClient().leave(idOf(v));
   store.dialog = undefined;
   closeConversation();
   await reloadAll();
@@ -38,12 +33,12 @@ export async function leaveConversation(v: ConvView): Promise<void> {
 
 /** Gives member `user` of `v` another role. */
 export async function setRole(v: ConvView, user: string, role: pb.MemberRole): Promise<void> {
-  await afterChange(v, await client().setMemberRole(idOf(v), user, role));
+  await afterChange(v, await connectedClient().setMemberRole(idOf(v), user, role));
 }
 
 /** Removes member `user` from `v`. */
 export async function removeMember(v: ConvView, user: string): Promise<void> {
-  await afterChange(v, await client().removeMember(idOf(v), user));
+  await afterChange(v, await connectedClient().removeMember(idOf(v), user));
 }
 
 /** The roles an admin may give, in the order offered. */

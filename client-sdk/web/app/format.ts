@@ -79,6 +79,11 @@ export function preview(m: pb.Message | undefined): string {
   return who + (t.length > 80 ? `${t.slice(0, 80)}…` : t);
 }
 
+/** `k` and the noun for it: "1 message", "2 messages" (`many` when not just an added s). */
+export function counted(k: bigint | number, one: string, many = `${one}s`): string {
+  return `${k} ${k === 1n || k === 1 ? one : many}`;
+}
+
 /** A person's presence as this app knows it: unknown while the app itself is not connected. */
 export function presenceOf(user: string): "online" | "offline" | "unknown" {
   if (store.connState !== "online") return "unknown";

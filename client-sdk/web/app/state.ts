@@ -171,7 +171,6 @@ export const store: Store = {
 
 const listeners = new Set<() => void>();
 
-/** Tells the components that the state changed (they re-render once per task). */
 /** The full screens opened from the sidebar's header. */
 export type ScreenKind = "templates" | "audit" | "compliance";
 
@@ -189,6 +188,13 @@ export function closeScreen(kind: ScreenKind): void {
   changed();
 }
 
+/** The signed-in client, for a request; throws while there is none. */
+export function connectedClient(): Client {
+  if (!store.client) throw new Error("not connected");
+  return store.client;
+}
+
+/** Tells the components that the state changed (they re-render once per task). */
 export function changed(): void {
   for (const l of listeners) l();
 }

@@ -9,7 +9,7 @@
 import { type pb, Templates } from "../src/sdk/index.js";
 import { loadTemplates } from "./actions.js";
 import { convTitle } from "./format.js";
-import { changed, closeScreen, currentView, openScreen, store } from "./state.js";
+import { changed, closeScreen, connectedClient, currentView, openScreen } from "./state.js";
 import type { Draft } from "./template-form.js";
 
 /** Opens the Templates screen (over the chat) and lists the templates afresh. */
@@ -22,8 +22,7 @@ export function openTemplates(): void {
 export const closeTemplates = (): void => closeScreen("templates");
 
 function templates(): Templates {
-  if (!store.client) throw new Error("not connected");
-  return new Templates(store.client);
+  return new Templates(connectedClient());
 }
 
 /** Saves `d` (a create, or an update of the version it was opened at); resolves with the template as saved. */

@@ -18,7 +18,7 @@ use crate::audit::{AuditEvent, EventKind};
 use crate::ids::Caller;
 use crate::retention::erase::{self, Decision};
 use crate::retention::rules::Holds;
-use crate::store::attachments::AttachmentStore;
+use crate::store::attachments::{AttachmentStore, uploads_of};
 use crate::store::retention::RetentionStore;
 use crate::store::{Direction, MessageStore, Range};
 use chat_protocol::WireError;
@@ -152,21 +152,11 @@ async fn walk(as_them: &Requester, conv: u64, erasing: bool) -> Result<Tally, Wi
 /// Removes the records of `user`'s uploads to `conv` that no message of
 /// theirs named (uploaded, never sent); how many.
 async fn forget_uploads(store: &crate::store::Store, conv: u64, user: &str) -> Result<u64, WireError> {
-    let (mut after, mut forgot) = (String::new(), 0);
-    loop {
-        let page = store.attachments_page(conv, &after, PAGE).await.map_err(store_err)?;
-        let full = page.len() == PAGE;
-        for rec in page {
-            if rec.uploader == user {
-                store.delete_attachment(conv, &rec.id).await.map_err(store_err)?;
-                forgot += 1;
-            }
-            after = rec.id;
-        }
-        if !full {
-            return Ok(forgot);
-        }
+    let unsent = uploads_of(store, conv, user).await.map_err(store_err)?;
+    for rec in &unsent {
+        store.delete_attachment(conv, &rec.id).await.map_err(store_err)?;
     }
+    Ok(unsent.len() as u64)
 }
 
 /// Deletes `seq` as its sender through the conversation's owner (here or

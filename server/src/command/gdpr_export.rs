@@ -10,7 +10,7 @@
 
 use super::request::{Requester, err};
 use super::users::rules as user_rules;
-use crate::retention::export::{ExportError, ExportManifest, MANIFEST, export_user, exported_event};
+use crate::retention::export::{ExportError, ExportManifest, MANIFEST, export_user_blocking, exported_event};
 use bytes::Bytes;
 use chat_protocol::WireError;
 use chat_protocol::v1::{self, ErrorCode, Role};
@@ -68,13 +68,9 @@ pub async fn begin(req: &Requester, e: v1::ExportUserData) -> Result<Export, Wir
     // The thread owns the scratch and the slot until it answers: a requester
     // gone meanwhile leaves it to clean up once the export stops.
     let spawned = std::thread::Builder::new().name("gdpr-export".into()).spawn(move || {
-        let dir = scratch.dir.clone();
-        let made = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| ExportError::Io { path: dir.clone(), source: e })
-            .and_then(|rt| rt.block_on(export_user(&store, &*blobs, &who, &dir.join("files"), now_ms)))
-            .and_then(|m| pack(&dir, &m).map(|()| m));
+        let dir = &scratch.dir;
+        let made = export_user_blocking(&store, &*blobs, &who, &dir.join("files"), now_ms)
+            .and_then(|m| pack(dir, &m).map(|()| m));
         let _ = tx.send((made, scratch, slot));
     });
     spawned.map_err(|e| unavailable(&format!("no thread for the export: {e}")))?;

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::Audit;
 use crate::backup::format::Manifest;
 use crate::blob::Blobs;
-use crate::retention::export::{ExportManifest, export_user, exported_event};
+use crate::retention::export::{ExportManifest, export_user_blocking, exported_event};
 use crate::store::Store;
 
 /// The socket's file name in the data directory.
@@ -158,12 +158,8 @@ fn gdpr_export(with: &Served, user: &str, to: &Path) -> Reply {
         return Reply::Error(format!("{}: the export directory must be an absolute path", to.display()));
     }
     tracing::info!(to = %to.display(), "GDPR export requested on the control socket");
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => return Reply::Error(format!("no runtime for the export: {e}")),
-    };
     let now_ms = chat_protocol::unix_ms(std::time::SystemTime::now());
-    match rt.block_on(export_user(&with.store, &*with.blobs, user, to, now_ms)) {
+    match export_user_blocking(&with.store, &*with.blobs, user, to, now_ms) {
         Ok(m) => {
             if let Err(e) = with.audit.record_now(exported_event(
                 &m,

@@ -11,7 +11,7 @@
 use crate::audit::query::{Filter, Format};
 use crate::audit::{AuditError, AuditEvent, EventKind};
 use crate::blob::{BlobError, BlobHash, BlobStore, MAX_READ_BYTES};
-use crate::store::attachments::{AttachmentRecord, AttachmentStore};
+use crate::store::attachments::{AttachmentRecord, uploads_of};
 use crate::store::retention::RetentionStore;
 use crate::store::{
     ConversationRecord, Direction, MemberRecord, MessageStore, MessageVersion, Range, Store, StoreError, UserRecord,
@@ -230,6 +230,22 @@ impl Write for OutWriter<'_> {
     }
 }
 
+/// [`export_user`] run to its end on the calling thread, in a small runtime
+/// of its own (the control socket's thread, the export command's thread).
+pub fn export_user_blocking(
+    store: &Store,
+    blobs: &impl BlobStore,
+    user_id: &str,
+    to: &Path,
+    now_ms: u64,
+) -> Result<ExportManifest, ExportError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| ExportError::Io { path: to.to_path_buf(), source })?;
+    rt.block_on(export_user(store, blobs, user_id, to, now_ms))
+}
+
 /// Exports everything of `user_id` into `to` (empty or absent); its manifest.
 pub async fn export_user(
     store: &Store,
@@ -283,16 +299,7 @@ pub async fn export_user(
             }
         }
         // Their uploads there, sent in a message or not.
-        let mut after = String::new();
-        loop {
-            let page = store.attachments_page(conv, &after, PAGE).await?;
-            let full = page.len() == PAGE;
-            after = page.last().map(|r| r.id.clone()).unwrap_or_default();
-            uploaded.extend(page.into_iter().filter(|r| r.uploader == user_id));
-            if !full {
-                break;
-            }
-        }
+        uploaded.extend(uploads_of(store, conv, user_id).await?);
     }
     files.push(messages.finish()?);
     let mut list = Out::create(to, "conversations.json")?;

@@ -93,3 +93,25 @@ impl AttachmentStore for Store {
         }
     }
 }
+
+/// Records read per page by [`uploads_of`].
+const UPLOADS_PAGE: usize = 256;
+
+/// Every record of `user`'s uploads to `conversation_id`, sent in a message
+/// or not (paging through the conversation's records).
+pub async fn uploads_of(
+    store: &impl AttachmentStore,
+    conversation_id: u64,
+    user: &str,
+) -> StoreResult<Vec<AttachmentRecord>> {
+    let (mut after, mut theirs) = (String::new(), Vec::new());
+    loop {
+        let page = store.attachments_page(conversation_id, &after, UPLOADS_PAGE).await?;
+        let full = page.len() == UPLOADS_PAGE;
+        after = page.last().map(|r| r.id.clone()).unwrap_or_default();
+        theirs.extend(page.into_iter().filter(|r| r.uploader == user));
+        if !full {
+            return Ok(theirs);
+        }
+    }
+}

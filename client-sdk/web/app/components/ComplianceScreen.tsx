@@ -20,6 +20,7 @@ import {
   setHold,
 } from "../compliance-actions.js";
 import { describeExport, exportUserData } from "../export-actions.js";
+import { counted } from "../format.js";
 import { Modal } from "./Modal.js";
 import { ScreenTop, useRun } from "./ScreenParts.js";
 
@@ -234,7 +235,7 @@ export function ComplianceScreen() {
           <ul id="erase-kept" aria-label="Kept under legal hold">
             {erased.kept.map((k) => (
               <li key={k.conversationId.toString()} data-conversation={k.conversationId.toString()}>
-                Conversation {k.conversationId.toString()}: {k.messages.toString()} message{k.messages === 1n ? "" : "s"} kept by the hold on {scopeLabel(k.scope)} {k.target}
+                Conversation {k.conversationId.toString()}: {counted(k.messages, "message")} kept by the hold on {scopeLabel(k.scope)} {k.target}
               </li>
             ))}
           </ul>

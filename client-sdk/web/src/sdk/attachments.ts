@@ -100,10 +100,7 @@ export class Attachments {
       length: range.length ?? 0n,
       thumbnail: range.thumbnail ?? false,
     });
-    const { ok, bytes } = await this.fetch({ case: "downloadStart", value: start }, (r) =>
-      r.case === "download" ? r.value : undefined,
-    );
-    return { ok, bytes };
+    return this.fetch({ case: "downloadStart", value: start }, (r) => (r.case === "download" ? r.value : undefined));
   }
 
   /**
