@@ -313,18 +313,23 @@ export async function pickUp(s: pb.ConversationSummary): Promise<void> {
   }
 }
 
-/** Creates a conversation and opens it; rejects with the server's refusal. */
+/** Creates a conversation and opens it, then closes the New dialog; rejects with the server's refusal (the dialog stays). */
 export async function createConversation(kind: ConversationKind, opts: { title: string; caseId: string; members: string[] }): Promise<void> {
   const client = store.client;
   if (!client) return;
   const ok = await client.createConversation(kind, opts);
-  store.dialog = undefined;
-  changed();
-  if (ok.summary?.conversation) {
-    const v = upsertSummary(ok.summary, true);
-    await loadMembers(v);
-    await refreshPresence();
-    await openConversation(key(ok.summary.conversation.id));
+  try {
+    if (ok.summary?.conversation) {
+      const v = upsertSummary(ok.summary, true);
+      await loadMembers(v);
+      await refreshPresence();
+      await openConversation(key(ok.summary.conversation.id));
+    }
+  } finally {
+    // Closed once the new conversation is open (or failed to open), never
+    // before: what is typed next must not go to the one open until now.
+    store.dialog = undefined;
+    changed();
   }
 }
 

@@ -207,6 +207,9 @@ export class BrowserUser {
     await this.page.selectOption("#new-kind", "private");
     await this.page.fill("#new-members", userId);
     await this.page.click("#create");
+    // The dialog closes once the new conversation is open: until then a
+    // conversation open before would still take what is typed.
+    await this.page.locator("#create").waitFor({ state: "detached" });
     await this.page.locator("#chat-title").waitFor();
   }
 
