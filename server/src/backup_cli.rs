@@ -19,7 +19,7 @@ pub fn backup(cfg: &Config, to: &Path, bytes_per_sec: u64) -> anyhow::Result<()>
     {
         Some(Reply::Backup(m)) => *m,
         Some(Reply::Error(e)) => anyhow::bail!("backup refused or failed: {e}"),
-        Some(Reply::GdprExport(_)) => anyhow::bail!("the chatd on {} answered with an export", cfg.data_dir.display()),
+        Some(other) => anyhow::bail!("the chatd on {} answered {other:?}", cfg.data_dir.display()),
         None => {
             eprintln!("no chatd answers on {}: taking the backup from the store directly", cfg.data_dir.display());
             let store = chat_server::store::Store::open(cfg).with_context(|| {

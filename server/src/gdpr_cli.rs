@@ -1,8 +1,10 @@
-//! `chatd gdpr export`: the command-line edge of
-//! `chat_server::retention::export`. It asks the running chatd over its
-//! control socket (which records the export on its audit trail); when no
-//! chatd runs on the data directory it opens the store and the blob store
-//! itself and records the export there. It prints the summary.
+//! `chatd gdpr export` and `chatd gdpr erase`: the command-line edges of
+//! `chat_server::retention::export` and of the `EraseUser` command. Both ask
+//! the running chatd over its control socket (which records them on its
+//! audit trail). When no chatd runs on the data directory an export opens
+//! the store and the blob store itself and records the export there; an
+//! erasure is refused, naming why (it needs the owners and live sessions).
+//! Each prints its summary.
 
 use anyhow::Context;
 use chat_server::audit::Audit;
@@ -22,7 +24,7 @@ pub fn export(cfg: &Config, user: &str, to: &Path) -> anyhow::Result<()> {
     let m = match asked {
         Some(Reply::GdprExport(m)) => *m,
         Some(Reply::Error(e)) => anyhow::bail!("exporting {user} into {}: {e}", to.display()),
-        Some(Reply::Backup(_)) => anyhow::bail!("the chatd on {} answered with a backup", cfg.data_dir.display()),
+        Some(other) => anyhow::bail!("the chatd on {} answered {other:?}", cfg.data_dir.display()),
         None => export_directly(cfg, user, &to)
             .with_context(|| format!("exporting {user} into {}: incomplete (no manifest.json)", to.display()))?,
     };
@@ -35,6 +37,37 @@ pub fn export(cfg: &Config, user: &str, to: &Path) -> anyhow::Result<()> {
         m.audit_entries,
         m.files.len()
     );
+    Ok(())
+}
+
+/// `chatd gdpr erase --user ID --reason TEXT`: the erasure by the running
+/// chatd; prints what it erased and what legal holds kept.
+pub fn erase(cfg: &Config, user: &str, reason: &str) -> anyhow::Result<()> {
+    let req = Request::GdprErase { user: user.into(), reason: reason.into() };
+    let asked = control::request(&cfg.data_dir, &req)
+        .with_context(|| format!("asking the chatd on {}", cfg.data_dir.display()))?;
+    let e = match asked {
+        Some(Reply::GdprErase(e)) => e,
+        Some(Reply::Error(e)) => anyhow::bail!("erasing {user}: {e}"),
+        Some(other) => anyhow::bail!("the chatd on {} answered {other:?}", cfg.data_dir.display()),
+        None => anyhow::bail!(
+            "erasing {user}: no chatd serves {}; an erasure goes through the conversations' owners and closes \
+             live sessions, so start `chatd serve` there first (or erase from an admin client or the web app's \
+             Compliance screen)",
+            cfg.data_dir.display()
+        ),
+    };
+    println!(
+        "erased {user} (now \"{}\"): {} messages, {} attachment records; {} tombstones failed{}",
+        e.pseudonym,
+        e.messages_erased,
+        e.attachments_erased,
+        e.messages_failed,
+        if e.messages_failed > 0 { " (run it again once the cause is gone)" } else { "" }
+    );
+    for (conv, scope, target, messages) in &e.kept {
+        println!("kept conversation {conv}: {messages} of their messages, under the legal hold {scope} {target}");
+    }
     Ok(())
 }
 

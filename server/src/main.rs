@@ -125,8 +125,7 @@ enum GdprCmd {
     /// uploaded, the audit entries about them) into DIR (empty or absent),
     /// with a manifest of SHA-256s; the export is audited. Asked of the
     /// running chatd over `data_dir/control.sock`; when none runs there,
-    /// taken from the store directly. Erasure is the `EraseUser` command of
-    /// a running server (only it can close live sessions).
+    /// taken from the store directly.
     Export {
         /// The user id.
         #[arg(long)]
@@ -134,6 +133,21 @@ enum GdprCmd {
         /// The export directory (empty or absent).
         #[arg(long)]
         to: PathBuf,
+    },
+    /// Erase one user (as the `EraseUser` command of a system admin): their
+    /// messages become tombstones, their files' records go, their profile is
+    /// pseudonymised and their sessions closed; what a legal hold covers is
+    /// kept and listed. Audited with the reason. Asked of the running chatd
+    /// over `data_dir/control.sock` (only it reaches the conversations'
+    /// owners and live sessions); idempotent, so run it again to finish one
+    /// that was cut off.
+    Erase {
+        /// The user id.
+        #[arg(long)]
+        user: String,
+        /// Why (required, at most 500 bytes; on the audit trail).
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -275,6 +289,7 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Users { cmd: UsersCmd::Import { file } } => import_users(&cfg, &file),
         Cmd::Gdpr { cmd: GdprCmd::Export { user, to } } => gdpr_cli::export(&cfg, &user, &to),
+        Cmd::Gdpr { cmd: GdprCmd::Erase { user, reason } } => gdpr_cli::erase(&cfg, &user, &reason),
         Cmd::Backup { to, max_mib_per_sec, .. } => backup_cli::backup(&cfg, &to, max_mib_per_sec << 20),
         Cmd::Restore { from, .. } => backup_cli::restore(&cfg, &from),
         Cmd::Config => {

@@ -6,7 +6,11 @@
 //! about her, and a manifest whose SHA-256s match the files; the export is
 //! on the audit trail; with chatd stopped the export (from the store
 //! directly) holds the same entries. Refusals, running or not: a non-empty
-//! target, an unknown user.
+//! target, an unknown user. `chatd gdpr erase` asks the running server too:
+//! the user's messages become tombstones others read in history, their
+//! session ends, a legal hold keeps what it covers and the summary names it,
+//! the erasure is on the trail with its reason; with no chatd running it is
+//! refused, naming why.
 
 #[path = "common/archive.rs"]
 #[allow(dead_code)]
@@ -15,7 +19,7 @@ mod archive;
 mod chatd;
 
 use chat_client::{Client, ClientConfig, Trust};
-use chat_protocol::v1::ConversationKind;
+use chat_protocol::v1::{ConversationKind, HoldScope};
 use chatd::{run, serve, terminate, text, token};
 use serde_json::Value;
 use std::path::Path;
@@ -125,4 +129,70 @@ async fn an_export_holds_exactly_the_users_data_with_a_manifest_that_matches() {
     let nobody = run(&["gdpr", "export", "--user", "nobody", "--to", nobody_to.to_str().unwrap()], data.path());
     assert!(!nobody.status.success());
     assert!(text(&nobody).contains("no user \"nobody\""), "{}", text(&nobody));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chatd_gdpr_erase_erases_through_the_running_server_and_keeps_what_a_hold_covers() {
+    let data = tempfile::tempdir().unwrap();
+    let (child, addr, hash) = serve(data.path());
+    let trust = || Trust::cert_hash_hex(&hash).unwrap();
+    let connect = |user: &str| ClientConfig::new(addr.clone(), token(data.path(), user), trust());
+    let root_token = run(&["token", "--user", "root", "--role", "admin"], data.path());
+    assert!(root_token.status.success(), "{}", text(&root_token));
+    let root_token = String::from_utf8(root_token.stdout).unwrap().trim().to_string();
+    let (root, _r) = Client::connect(ClientConfig::new(addr.clone(), root_token, trust())).await.expect("root");
+    let (alice, _a) = Client::connect(connect("alice")).await.expect("alice");
+    let (bob, _b) = Client::connect(connect("bob")).await.expect("bob");
+    let create = |kind, title: &'static str, case: &'static str| {
+        let alice = alice.clone();
+        async move {
+            let ok = alice.create_conversation(kind, title, case, vec!["bob".into()]).await.expect("create");
+            ok.summary.unwrap().conversation.unwrap().id
+        }
+    };
+    let free = create(ConversationKind::Group, "Smith", "").await;
+    let held = create(ConversationKind::Case, "Jones", "AZ-1").await;
+    let gone = bob.send_text(free, "my address is 1 Main St").await.expect("send").seq;
+    alice.send_text(free, "thanks").await.expect("send");
+    bob.send_text(held, "the contract terms").await.expect("send");
+    root.set_legal_hold(HoldScope::Case, "AZ-1", "court order").await.expect("hold");
+
+    let erase = |user: &str, reason: &str| {
+        let (d, args) =
+            (data.path().to_owned(), ["gdpr", "erase", "--user", user, "--reason", reason].map(String::from));
+        tokio::task::spawn_blocking(move || run(&args.each_ref().map(String::as_str), &d))
+    };
+    let e = erase("bob", "").await.unwrap();
+    assert!(!e.status.success() && text(&e).contains("EraseReasonRequired"), "{}", text(&e));
+    let e = erase("nobody", "art. 17").await.unwrap();
+    assert!(!e.status.success() && text(&e).contains("UnknownUser"), "{}", text(&e));
+
+    let out = erase("bob", "art. 17 request of 5 Dec").await.unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("erased bob (now \"Erased user ") && said.contains("): 1 messages,"), "{said}");
+    assert!(
+        said.contains(&format!(
+            "kept conversation {held}: 1 of their messages, under the legal hold HOLD_SCOPE_CASE AZ-1"
+        )),
+        "{said}"
+    );
+    let history = alice.history(free, 0, 0, 50).await.expect("history").messages;
+    let m = history.iter().find(|m| m.seq == gone).expect("bob's message");
+    assert!(m.deleted, "a tombstone: {m:?}");
+    assert!(!format!("{history:?}").contains("1 Main St"), "the words are gone: {history:?}");
+    let kept = alice.history(held, 0, 0, 50).await.expect("history").messages;
+    assert!(kept.iter().any(|m| !m.deleted && format!("{m:?}").contains("the contract terms")), "{kept:?}");
+    assert!(bob.send_text(free, "still here?").await.is_err(), "his session is closed");
+    let again = erase("bob", "art. 17 request of 5 Dec").await.unwrap();
+    assert!(text(&again).contains("): 0 messages,"), "idempotent: {}", text(&again));
+
+    drop((root, alice, bob));
+    terminate(child);
+    let trail = run(&["audit", "export", "--kind", "gdpr.erased"], data.path());
+    let line = String::from_utf8_lossy(&trail.stdout);
+    assert!(line.contains("\"actor\":\"chatd\"") && line.contains("art. 17 request of 5 Dec"), "{line}");
+    let stopped = run(&["gdpr", "erase", "--user", "alice", "--reason", "art. 17"], data.path());
+    assert!(!stopped.status.success(), "{}", text(&stopped));
+    assert!(text(&stopped).contains("no chatd serves"), "{}", text(&stopped));
 }

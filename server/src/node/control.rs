@@ -1,10 +1,13 @@
 //! The running server's control socket, `data_dir/control.sock` (a Unix
 //! domain socket, mode 0600 inside the 0700 data directory: only the local
-//! user who runs chatd can use it), and the client `chatd backup` and
-//! `chatd gdpr export` use. One request per connection, one JSON line each
-//! way; requests are served one at a time on the socket's own thread, so a
-//! backup or an export never runs on a shard. The socket is made at start
-//! and removed at stop.
+//! user who runs chatd can use it), and the client `chatd backup`,
+//! `chatd gdpr export` and `chatd gdpr erase` use. One request per
+//! connection, one JSON line each way; requests are served one at a time on
+//! the socket's own thread, so a backup or an export never runs on a shard.
+//! An erasure is the `EraseUser` command, run on shard 0 as the node itself
+//! (a system admin named `chatd`), because only the running node reaches the
+//! conversations' owners and the user's live sessions. The socket is made
+//! at start and removed at stop.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -19,8 +22,11 @@ use serde::{Deserialize, Serialize};
 use crate::audit::Audit;
 use crate::backup::format::Manifest;
 use crate::blob::Blobs;
+use crate::ids::Caller;
 use crate::retention::export::{ExportManifest, export_user_blocking, exported_event};
+use crate::shard::{LocalCommand, Mesh, ShardMsg};
 use crate::store::Store;
+use chat_protocol::v1::{self, Role, command, reply};
 
 /// The socket's file name in the data directory.
 pub const SOCKET: &str = "control.sock";
@@ -45,6 +51,28 @@ pub enum Request {
         /// The export directory.
         to: PathBuf,
     },
+    /// Erase `user` (GDPR) for `reason`, as the `EraseUser` command does.
+    GdprErase {
+        /// The user id.
+        user: String,
+        /// Why (required; on the audit trail).
+        reason: String,
+    },
+}
+
+/// What an erasure did (`chat.v1.EraseResult` for the operator).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Erased {
+    /// Their pseudonym in the directory now.
+    pub pseudonym: String,
+    /// Messages made tombstones.
+    pub messages_erased: u64,
+    /// Attachment records removed.
+    pub attachments_erased: u64,
+    /// Tombstones that could not be made (erase again after the cause is gone).
+    pub messages_failed: u64,
+    /// Conversations a legal hold kept: id, the hold's scope and target, their messages there.
+    pub kept: Vec<(u64, String, String, u64)>,
 }
 
 /// The answer to a [`Request`].
@@ -55,11 +83,14 @@ pub enum Reply {
     Backup(Box<Manifest>),
     /// The export is complete; its manifest.
     GdprExport(Box<ExportManifest>),
+    /// The erasure is done; what it did.
+    GdprErase(Erased),
     /// Refused or failed, why.
     Error(String),
 }
 
-/// What the socket's requests work on: the node's store, blob store and audit trail.
+/// What the socket's requests work on: the node's store, blob store, audit
+/// trail and shards.
 pub struct Served {
     /// The store.
     pub store: Arc<Store>,
@@ -67,6 +98,8 @@ pub struct Served {
     pub blobs: Arc<Blobs>,
     /// Where exports are recorded.
     pub audit: Arc<Audit>,
+    /// The shards' mailboxes (an erasure runs on shard 0).
+    pub mesh: Mesh,
 }
 
 /// The control socket's listener thread.
@@ -135,6 +168,7 @@ fn answer(conn: UnixStream, data_dir: &Path, with: &Served, stop: &AtomicBool) -
     let reply = match serde_json::from_str::<Request>(&line) {
         Err(e) => Reply::Error(format!("bad request: {e}")),
         Ok(Request::GdprExport { user, to }) => gdpr_export(with, &user, &to),
+        Ok(Request::GdprErase { user, reason }) => gdpr_erase(&with.mesh, user, reason),
         Ok(Request::Backup { to, bytes_per_sec }) => match (&*with.store, to.is_absolute()) {
             (_, false) => Reply::Error(format!("{}: the backup directory must be an absolute path", to.display())),
             (Store::Embedded(s), true) => {
@@ -172,6 +206,39 @@ fn gdpr_export(with: &Served, user: &str, to: &Path) -> Reply {
             Reply::GdprExport(Box::new(m))
         }
         Err(e) => Reply::Error(e.to_string()),
+    }
+}
+
+/// Runs `EraseUser` on shard 0 as the node itself and waits for its answer.
+fn gdpr_erase(mesh: &Mesh, user: String, reason: String) -> Reply {
+    tracing::info!(user, "GDPR erasure requested on the control socket");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let run = LocalCommand {
+        caller: Caller { user: Arc::from("chatd"), role: Role::Admin },
+        body: command::Body::EraseUser(v1::EraseUser { user_id: user, reason }),
+        reply: tx,
+    };
+    if mesh.blocking_send(0, ShardMsg::Local(Box::new(run))).is_err() {
+        return Reply::Error("the node is stopping".into());
+    }
+    match rx.blocking_recv() {
+        Ok(Ok(reply::Result::Erased(r))) => Reply::GdprErase(Erased {
+            pseudonym: r.pseudonym,
+            messages_erased: r.messages_erased,
+            attachments_erased: r.attachments_erased,
+            messages_failed: r.messages_failed,
+            kept: r
+                .kept
+                .into_iter()
+                .map(|k| {
+                    let scope = v1::HoldScope::try_from(k.scope).map_or("HOLD_SCOPE_UNSPECIFIED", |s| s.as_str_name());
+                    (k.conversation_id, scope.to_owned(), k.target, k.messages)
+                })
+                .collect(),
+        }),
+        Ok(Ok(other)) => Reply::Error(format!("unexpected answer {other:?}")),
+        Ok(Err(e)) => Reply::Error(e.to_string()),
+        Err(_) => Reply::Error("the node stopped before the erasure finished; run it again to finish it".into()),
     }
 }
 

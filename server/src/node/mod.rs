@@ -349,7 +349,7 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
         })?;
         threads.push(t);
     }
-    let control = control_socket(&shared.cfg, &store, &shared.blobs, &audit);
+    let control = control_socket(&shared, &audit);
     Ok(ServerHandle {
         control,
         addr,
@@ -371,23 +371,20 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
     })
 }
 
-/// The control socket for `chatd backup` and `chatd gdpr export`, on the
-/// embedded store only (with ScyllaDB both tools reach the store
-/// themselves). Not binding it is logged, not fatal: serving matters more.
-fn control_socket(
-    cfg: &Config,
-    store: &Arc<Store>,
-    blobs: &Arc<crate::blob::Blobs>,
-    audit: &Arc<Audit>,
-) -> Option<control::ControlSocket> {
-    if !matches!(**store, Store::Embedded(_)) {
-        return None;
-    }
-    let with = control::Served { store: store.clone(), blobs: blobs.clone(), audit: audit.clone() };
-    match control::ControlSocket::start(&cfg.data_dir, with) {
+/// The control socket for `chatd backup` and `chatd gdpr export` and
+/// `erase`, on either store (a backup refuses ScyllaDB with its reason).
+/// Not binding it is logged, not fatal: serving matters more.
+fn control_socket(shared: &Shared, audit: &Arc<Audit>) -> Option<control::ControlSocket> {
+    let with = control::Served {
+        store: shared.store.clone(),
+        blobs: shared.blobs.clone(),
+        audit: audit.clone(),
+        mesh: shared.mesh.clone(),
+    };
+    match control::ControlSocket::start(&shared.cfg.data_dir, with) {
         Ok(c) => Some(c),
         Err(e) => {
-            tracing::warn!(error = %e, "no control socket: `chatd backup` and `chatd gdpr export` cannot reach this server");
+            tracing::warn!(error = %e, "no control socket: `chatd backup` and `chatd gdpr` cannot reach this server");
             None
         }
     }

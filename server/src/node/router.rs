@@ -1,15 +1,18 @@
 //! The router of a shard's mailbox: every [`ShardMsg`] goes to the one place
 //! that handles it — a conversation's owner, the subscribed sessions, the
-//! user's sessions, the presence table, or (cluster) the owner-side executor
-//! of a forwarded request.
+//! user's sessions, the presence table, (cluster) the owner-side executor
+//! of a forwarded request, or the command an operator tool asked for.
 
 use crate::command;
 use crate::conversation;
 use crate::ids::{ConvId, LiveSet, NodeId};
 use crate::presence;
 use crate::shard::broker::overloaded;
-use crate::shard::{ConvMsg, Fanout, PresenceMsg, ShardCtx, ShardMsg, UserEvent, home_shard, owner_lost, owner_node};
+use crate::shard::{
+    ConvMsg, Fanout, LocalCommand, PresenceMsg, ShardCtx, ShardMsg, UserEvent, home_shard, owner_lost, owner_node,
+};
 use chat_protocol::v1::reply;
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -55,6 +58,14 @@ pub(super) async fn mailbox(ctx: Rc<ShardCtx>, mut rx: mpsc::Receiver<ShardMsg>)
                     }
                 }
             },
+            ShardMsg::Local(run) => {
+                let ctx = ctx.clone();
+                tokio::task::spawn_local(async move {
+                    let LocalCommand { caller, body, reply } = *run;
+                    let req = command::Requester { ctx, caller, session: 0 };
+                    let _ = reply.send(command::execute(&req, &RefCell::default(), body).await);
+                });
+            }
             ShardMsg::Tls(cfg) => {
                 if let Some(ep) = ctx.state.endpoint.borrow().as_ref() {
                     ep.set_server_config(Some(*cfg));

@@ -46,6 +46,12 @@ impl Mesh {
         self.senders[shard].send(msg).await.map_err(|e| MailboxFull(e.0))
     }
 
+    /// Sends from a thread outside every runtime (the control socket's),
+    /// blocking it until there is room.
+    pub fn blocking_send(&self, shard: usize, msg: ShardMsg) -> Result<(), MailboxFull> {
+        self.senders[shard].blocking_send(msg).map_err(|e| MailboxFull(e.0))
+    }
+
     /// Sends without waiting; a full mailbox hands the message back.
     pub fn try_send(&self, shard: usize, msg: ShardMsg) -> Result<(), MailboxFull> {
         self.senders[shard].try_send(msg).map_err(|e| match e {

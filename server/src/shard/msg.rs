@@ -2,8 +2,9 @@
 //! one message type of the mesh, [`ShardMsg`], and what it carries — requests
 //! to a conversation's owner ([`ConvMsg`]), fan-outs to subscribed sessions
 //! ([`Fanout`]), events for one user's sessions ([`UserEvent`]), per-user
-//! bookkeeping ([`PresenceMsg`]) and requests forwarded by another node
-//! ([`Forwarded`]). Data only: who handles them lives above.
+//! bookkeeping ([`PresenceMsg`]), requests forwarded by another node
+//! ([`Forwarded`]) and commands the node's operator tools run on a shard
+//! ([`LocalCommand`]). Data only: who handles them lives above.
 
 use crate::ids::{Caller, ConvId, Frame, LiveSet, NodeId};
 use bytes::Bytes;
@@ -41,6 +42,9 @@ pub enum ShardMsg {
     },
     /// Cluster: a request another node forwarded to this one, the owner.
     Forwarded(Box<Forwarded>),
+    /// A command an operator tool on this machine asked for (the control
+    /// socket: `chatd gdpr erase`), run on the receiving shard.
+    Local(Box<LocalCommand>),
     /// Cluster: a node (re)joined: forget the device counts it reported before.
     ForgetNode(NodeId),
     /// Cluster: what the other nodes counted of a user's messages or new
@@ -55,6 +59,18 @@ pub enum ShardMsg {
         /// What the other nodes counted in it.
         others: u64,
     },
+}
+
+/// A command the node runs on one of its shards for an operator tool, as
+/// `caller`, answered on `reply`.
+#[derive(Debug)]
+pub struct LocalCommand {
+    /// On whose behalf (the node itself, as a system admin).
+    pub caller: Caller,
+    /// The command.
+    pub body: v1::command::Body,
+    /// Where its answer goes.
+    pub reply: oneshot::Sender<Result<v1::reply::Result, WireError>>,
 }
 
 /// One stored message on its way to sessions.
