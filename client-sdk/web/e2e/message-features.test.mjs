@@ -14,6 +14,9 @@ const ctx = chatdForFile();
 const ORIGINAL = "The hearing is on Monday at 10:00 in room 4.";
 const EDITED = "The hearing is on Tuesday at 10:00 in room 4.";
 
+/** A user's message list as "seq: body HTML" lines (pending lines without a seq). */
+const shown = (u) =>
+  u.page.$$eval(".msg", (els) => els.map((e) => `${e.getAttribute("data-seq") ?? "pending"}: ${e.querySelector(".body")?.innerHTML ?? ""}`).join("\n"));
 /** The stored message whose text contains `text`. */
 const msgWith = (u, text) => u.page.locator(".msg:not(.pending)", { has: u.page.locator(".body", { hasText: text }) }).first();
 
@@ -82,7 +85,9 @@ for (const transport of ["webtransport", "websocket"]) {
     await msgWith(a, EDITED).locator(".edited", { hasText: "(edited)" }).waitFor();
     const bEdited = msgWith(b, EDITED);
     await bEdited.locator(".edited", { hasText: "(edited)" }).waitFor();
-    assert.equal(await b.page.locator(".msg .body", { hasText: ORIGINAL }).count(), 0, "the old text is gone");
+    const stale = await b.page.locator(".msg .body", { hasText: ORIGINAL }).count();
+    // On failure, what Ben sees (once the edit itself held both texts: the editor moved its caret after the test selected all).
+    assert.equal(stale, 0, `the old text is gone; Ben's list:\n${stale ? await shown(b) : ""}`);
     await msgWith(b, "Noted, I will be there.").locator(".quote", { hasText: EDITED }).waitFor();
     // An edit of his own message is not offered to B for A's.
     await bEdited.hover();

@@ -3,7 +3,7 @@
 // the emoji palette, the delete confirmation and the action toolbar (shown on
 // hover and keyboard focus, always on touch screens).
 
-import { useEffect, useRef } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef } from "preact/hooks";
 import type { pb } from "../../src/sdk/index.js";
 import { nameOf } from "../format.js";
 import { plainText } from "../markdown.js";
@@ -47,7 +47,10 @@ export function ReplyQuote({ v, seq }: { v: ConvView; seq: bigint }) {
 /** The inline editor of my message: Enter saves, Shift+Enter is a new line, Esc cancels. */
 export function InlineEditor({ v, m }: { v: ConvView; m: pb.Message }) {
   const ref = useRef<HTMLTextAreaElement>(null);
-  useEffect(() => {
+  // Before the editor is painted: once it shows, it has the focus and the
+  // caret at the end, so nothing typed or pasted into it meanwhile (a test's
+  // select-all-and-type, a fast user) lands elsewhere or gets moved.
+  useLayoutEffect(() => {
     const el = ref.current;
     if (!el) return;
     el.focus();
