@@ -457,7 +457,7 @@ impl LocalCluster {
         let (store, scylla, store_info) = match store {
             ClusterStore::Embedded => {
                 let s = EmbeddedStore::open(&data.path().join("store"), EmbeddedConfig::default())?;
-                (chat_server::store::Store::Embedded(s), None, "one shared embedded store".to_string())
+                (chat_server::store::Store::from(s), None, "one shared embedded store".to_string())
             }
             ClusterStore::Scylla(nodes) => {
                 let keyspace = format!("loadgen_{:016x}", rand::random::<u64>());
@@ -474,7 +474,7 @@ impl LocalCluster {
                     .with_context(|| format!("migrating keyspace {keyspace} on {nodes}"))?;
                 let s = ScyllaStore::connect(&settings).await.with_context(|| format!("connecting to {nodes}"))?;
                 let info = format!("ScyllaDB/CQL at {nodes}, keyspace {keyspace} (replication 1, dropped at the end)");
-                (chat_server::store::Store::Scylla(s), Some(settings), info)
+                (chat_server::store::Store::from(s), Some(settings), info)
             }
         };
         let store = std::sync::Arc::new(store);

@@ -25,7 +25,7 @@ pub fn backup(cfg: &Config, to: &Path, bytes_per_sec: u64) -> anyhow::Result<()>
             let store = chat_server::store::Store::open(cfg).with_context(|| {
                 format!("opening the store in {} (is a chatd starting there?)", cfg.data_dir.display())
             })?;
-            let chat_server::store::Store::Embedded(s) = &store else { unreachable!("checked above") };
+            let chat_server::store::Backend::Embedded(s) = store.backend() else { unreachable!("checked above") };
             let stop = std::sync::atomic::AtomicBool::new(false);
             let taken = chat_server::backup::take::take(s, &cfg.data_dir, &to, bytes_per_sec, &stop);
             store.close();

@@ -10,11 +10,13 @@ use std::path::PathBuf;
 mod audit;
 mod blobs;
 mod cluster;
+mod encryption;
 mod error;
 mod messages;
 mod metrics;
 mod notify;
 mod oidc;
+mod redact;
 mod retention;
 mod search;
 mod store;
@@ -23,11 +25,13 @@ mod tls;
 pub use audit::AuditConfig;
 pub use blobs::{BlobBackend, BlobsConfig};
 pub use cluster::ClusterConfig;
+pub use encryption::EncryptionConfig;
 pub use error::ConfigError;
 pub use messages::MessagesConfig;
 pub use metrics::MetricsConfig;
 pub use notify::NotifyConfig;
 pub use oidc::{OidcConfig, is_loopback_http};
+pub use redact::{REDACTED, redact_url};
 pub use retention::{MAX_RETENTION_DAYS, RetentionConfig};
 pub use search::SearchConfig;
 pub use tls::TlsConfig;
@@ -77,6 +81,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Retention of messages and the purge job.
     pub retention: RetentionConfig,
+    /// Encryption at rest: the master key (off unless one is given).
+    pub encryption: EncryptionConfig,
 }
 
 impl Default for Config {
@@ -100,6 +106,7 @@ impl Default for Config {
             search: SearchConfig::default(),
             audit: AuditConfig::default(),
             retention: RetentionConfig::default(),
+            encryption: EncryptionConfig::default(),
         }
     }
 }
@@ -321,17 +328,6 @@ pub fn check_origin(s: &str) -> Result<(), String> {
 /// to read).
 const ENV_NOT_CONFIG: &[&str] = &["log", "log_format", "config"];
 
-/// What [`Config::redacted`] shows in place of a secret.
-pub const REDACTED: &str = "<redacted>";
-
-/// A URL with its credentials (`user:password@`) replaced by [`REDACTED`].
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}{REDACTED}{}", &url[..scheme + 3], &url[at..]),
-        _ => url.to_string(),
-    }
-}
-
 impl Config {
     /// Defaults, then the TOML file (if given), then `CHAT_*` variables.
     pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
@@ -365,6 +361,7 @@ impl Config {
             .map_err(|e| ConfigError::Inconsistent(format!("blobs: {e}")))?;
         self.notify.check().map_err(|e| ConfigError::Inconsistent(format!("notify: {e}")))?;
         self.audit.check().map_err(ConfigError::Inconsistent)?;
+        self.encryption.check().map_err(ConfigError::Inconsistent)?;
         if self.tls.cert.is_some() != self.tls.key.is_some() {
             return Err(ConfigError::Inconsistent("tls.cert and tls.key go together".into()));
         }
@@ -440,6 +437,33 @@ impl Config {
         Ok(())
     }
 
+    /// The configuration with its secrets replaced by [`REDACTED`], to show
+    /// (`chatd config`) or log.
+    pub fn redacted(&self) -> Self {
+        let mut c = self.clone();
+        if !c.auth.hs256_secret.is_empty() {
+            c.auth.hs256_secret = REDACTED.into();
+        }
+        if c.store.scylla.password.is_some() {
+            c.store.scylla.password = Some(REDACTED.into());
+        }
+        c.cluster.redis_url = redact_url(&c.cluster.redis_url);
+        if !c.cluster.secret.is_empty() {
+            c.cluster.secret = REDACTED.into();
+        }
+        if !c.cluster.redis_password.is_empty() {
+            c.cluster.redis_password = REDACTED.into();
+        }
+        if !c.notify.secret.is_empty() {
+            c.notify.secret = REDACTED.into();
+        }
+        c.notify.webhook_url = redact_url(&c.notify.webhook_url);
+        if !c.encryption.master_key.is_empty() {
+            c.encryption.master_key = REDACTED.into();
+        }
+        c
+    }
+
     fn check_web(&self) -> Result<(), ConfigError> {
         let web = &self.web;
         if !web.enabled {
@@ -474,30 +498,6 @@ impl Config {
     /// The effective configuration as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))
-    }
-
-    /// The configuration with its secrets replaced by [`REDACTED`], to show
-    /// (`chatd config`) or log.
-    pub fn redacted(&self) -> Self {
-        let mut c = self.clone();
-        if !c.auth.hs256_secret.is_empty() {
-            c.auth.hs256_secret = REDACTED.into();
-        }
-        if c.store.scylla.password.is_some() {
-            c.store.scylla.password = Some(REDACTED.into());
-        }
-        c.cluster.redis_url = redact_url(&c.cluster.redis_url);
-        if !c.cluster.secret.is_empty() {
-            c.cluster.secret = REDACTED.into();
-        }
-        if !c.cluster.redis_password.is_empty() {
-            c.cluster.redis_password = REDACTED.into();
-        }
-        if !c.notify.secret.is_empty() {
-            c.notify.secret = REDACTED.into();
-        }
-        c.notify.webhook_url = redact_url(&c.notify.webhook_url);
-        c
     }
 }
 
@@ -678,9 +678,12 @@ mod tests {
         cfg.cluster.redis_password = "redis-password-nobody-may-see".into();
         cfg.notify.secret = "webhook-secret-nobody-may-see".into();
         cfg.notify.webhook_url = "https://hooks:token-nobody-may-see@push.example/chat".into();
+        cfg.encryption.master_key = "nobody-may-see".repeat(4);
         let shown = cfg.redacted().to_toml();
         assert!(!shown.contains("nobody-may-see"), "{shown}");
-        assert_eq!(shown.matches(REDACTED).count(), 7, "{shown}");
+        assert_eq!(shown.matches(REDACTED).count(), 8, "{shown}");
+        cfg.encryption.master_key_file = Some("/etc/chatd/master.key".into());
+        assert!(cfg.encryption.check().unwrap_err().contains("give one, not both"));
         assert!(shown.contains("redis://<redacted>@10.0.0.9:6379"), "{shown}");
         assert_eq!(redact_url("redis://10.0.0.9:6379"), "redis://10.0.0.9:6379");
         assert!(!Config::default().redacted().to_toml().contains(REDACTED), "nothing to hide, nothing hidden");

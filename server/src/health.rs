@@ -49,7 +49,7 @@ pub fn check(shared: &Shared) -> Result<(), String> {
     if store_age > STORE_DOWN_AFTER {
         bad.push(format!(
             "store ({}) not answering for {:.1} s (last answer at unix ms {store_ok})",
-            shared.store.backend(),
+            shared.store.backend_name(),
             store_age.as_secs_f64()
         ));
     }

@@ -8,6 +8,7 @@
 
 mod backup_cli;
 mod gdpr_cli;
+mod keys_cli;
 
 use anyhow::Context;
 use chat_server::config::Config;
@@ -115,6 +116,29 @@ enum Cmd {
     Gdpr {
         #[command(subcommand)]
         cmd: GdprCmd,
+    },
+    /// Master keys of encryption at rest (README, "Encryption at rest").
+    Keys {
+        #[command(subcommand)]
+        cmd: KeysCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Write a new random master key (64 hex digits, mode 0600) to a new file.
+    Generate {
+        /// The file to create.
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Make the key in FILE the master key and re-wrap every data key under
+    /// it. Asked of the running chatd (no downtime); when none runs, done on
+    /// the store directly. Then point encryption.master_key_file at FILE.
+    Rotate {
+        /// The new master key's file.
+        #[arg(long)]
+        new_key_file: PathBuf,
     },
 }
 
@@ -290,6 +314,8 @@ fn main() -> anyhow::Result<()> {
         Cmd::Users { cmd: UsersCmd::Import { file } } => import_users(&cfg, &file),
         Cmd::Gdpr { cmd: GdprCmd::Export { user, to } } => gdpr_cli::export(&cfg, &user, &to),
         Cmd::Gdpr { cmd: GdprCmd::Erase { user, reason } } => gdpr_cli::erase(&cfg, &user, &reason),
+        Cmd::Keys { cmd: KeysCmd::Generate { to } } => keys_cli::generate(&to),
+        Cmd::Keys { cmd: KeysCmd::Rotate { new_key_file } } => keys_cli::rotate(&cfg, &new_key_file),
         Cmd::Backup { to, max_mib_per_sec, .. } => backup_cli::backup(&cfg, &to, max_mib_per_sec << 20),
         Cmd::Restore { from, .. } => backup_cli::restore(&cfg, &from),
         Cmd::Config => {

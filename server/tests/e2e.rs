@@ -632,7 +632,7 @@ async fn owners_cut_batches_where_the_store_needs() {
     // cut at each edge, every one stored once.
     let dir = tempfile::tempdir().unwrap();
     let ecfg = EmbeddedConfig { fsync: false, append_run: Some(5), ..EmbeddedConfig::default() };
-    let store = std::sync::Arc::new(Store::Embedded(EmbeddedStore::open(&dir.path().join("store"), ecfg).unwrap()));
+    let store = std::sync::Arc::new(Store::from(EmbeddedStore::open(&dir.path().join("store"), ecfg).unwrap()));
     let cfg = config(dir.path());
     let handle = chat_server::start_with_store(cfg.clone(), store.clone()).unwrap();
     seed_directory(&store, CAST);

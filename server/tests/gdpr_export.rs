@@ -20,7 +20,7 @@ mod chatd;
 
 use chat_client::{Client, ClientConfig, Trust};
 use chat_protocol::v1::{ConversationKind, HoldScope};
-use chatd::{run, serve, terminate, text, token};
+use chatd::{run, serve, terminate, text, token, token_as};
 use serde_json::Value;
 use std::path::Path;
 
@@ -137,9 +137,7 @@ async fn chatd_gdpr_erase_erases_through_the_running_server_and_keeps_what_a_hol
     let (child, addr, hash) = serve(data.path());
     let trust = || Trust::cert_hash_hex(&hash).unwrap();
     let connect = |user: &str| ClientConfig::new(addr.clone(), token(data.path(), user), trust());
-    let root_token = run(&["token", "--user", "root", "--role", "admin"], data.path());
-    assert!(root_token.status.success(), "{}", text(&root_token));
-    let root_token = String::from_utf8(root_token.stdout).unwrap().trim().to_string();
+    let root_token = token_as(data.path(), "root", "admin");
     let (root, _r) = Client::connect(ClientConfig::new(addr.clone(), root_token, trust())).await.expect("root");
     let (alice, _a) = Client::connect(connect("alice")).await.expect("alice");
     let (bob, _b) = Client::connect(connect("bob")).await.expect("bob");

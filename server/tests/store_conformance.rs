@@ -130,7 +130,7 @@ async fn scylla_migrate_from_version_1_makes_the_lists() {
     let refused = ScyllaStore::connect(&settings).await.err().expect("version 1 is refused").to_string();
     assert!(refused.contains("run `chatd migrate`"), "{refused}");
     let report = scylla::migrate_with(&settings).await.expect("migrate");
-    assert!(report.iter().any(|l| l.contains("schema version 1 -> 6")), "{report:?}");
+    assert!(report.iter().any(|l| l.contains("schema version 1 -> 7")), "{report:?}");
     let store = ScyllaStore::connect(&settings).await.expect("open");
     let list = store.user_conversations_page("ann", None, 10).await.unwrap();
     assert_eq!(list, [(9_000, 1), (3_000, 3), (2_000, 2)]);
@@ -161,7 +161,7 @@ async fn scylla_migrate_from_version_3_makes_templates() {
     let refused = ScyllaStore::connect(&settings).await.err().expect("version 3 is refused").to_string();
     assert!(refused.contains("schema version 3 is older") && refused.contains("run `chatd migrate`"), "{refused}");
     let report = scylla::migrate_with(&settings).await.expect("migrate");
-    assert!(report.iter().any(|l| l.contains("schema version 3 -> 6")), "{report:?}");
+    assert!(report.iter().any(|l| l.contains("schema version 3 -> 7")), "{report:?}");
     assert!(report.iter().any(|l| l.ends_with(".templates: present")), "{report:?}");
     let store = ScyllaStore::connect(&settings).await.expect("open");
     assert_eq!(store.get_conversation(4).await.unwrap(), Some(rec), "kept");
@@ -192,7 +192,7 @@ async fn scylla_migrate_from_version_5_makes_the_audit_tables() {
     let refused = ScyllaStore::connect(&settings).await.err().expect("version 5 is refused").to_string();
     assert!(refused.contains("schema version 5 is older") && refused.contains("run `chatd migrate`"), "{refused}");
     let report = scylla::migrate_with(&settings).await.expect("migrate");
-    assert!(report.iter().any(|l| l.contains("schema version 5 -> 6")), "{report:?}");
+    assert!(report.iter().any(|l| l.contains("schema version 5 -> 7")), "{report:?}");
     let store = ScyllaStore::connect(&settings).await.expect("open");
     let e = AuditRecord { chain: "node-a".into(), seq: 1, details: "{}".into(), ..Default::default() };
     store.append_audit(std::slice::from_ref(&e), None).await.unwrap();

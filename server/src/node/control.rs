@@ -20,12 +20,15 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::Audit;
+use crate::audit::{AuditEvent, EventKind};
 use crate::backup::format::Manifest;
 use crate::blob::Blobs;
 use crate::ids::Caller;
 use crate::retention::export::{ExportManifest, export_user_blocking, exported_event};
 use crate::shard::{LocalCommand, Mesh, ShardMsg};
-use crate::store::Store;
+use crate::store::at_rest::Rotated;
+use crate::store::at_rest::master::LocalMasterKey;
+use crate::store::{Backend, Store, StoreError};
 use chat_protocol::v1::{self, Role, command, reply};
 
 /// The socket's file name in the data directory.
@@ -58,6 +61,11 @@ pub enum Request {
         /// Why (required; on the audit trail).
         reason: String,
     },
+    /// Make the master key in `new_key_file` current and re-wrap every data key under it.
+    KeysRotate {
+        /// The new master key's file (64 hex digits).
+        new_key_file: PathBuf,
+    },
 }
 
 /// What an erasure did (`chat.v1.EraseResult` for the operator).
@@ -85,6 +93,8 @@ pub enum Reply {
     GdprExport(Box<ExportManifest>),
     /// The erasure is done; what it did.
     GdprErase(Erased),
+    /// The rotation is complete.
+    KeysRotate(Rotated),
     /// Refused or failed, why.
     Error(String),
 }
@@ -169,9 +179,10 @@ fn answer(conn: UnixStream, data_dir: &Path, with: &Served, stop: &AtomicBool) -
         Err(e) => Reply::Error(format!("bad request: {e}")),
         Ok(Request::GdprExport { user, to }) => gdpr_export(with, &user, &to),
         Ok(Request::GdprErase { user, reason }) => gdpr_erase(&with.mesh, user, reason),
-        Ok(Request::Backup { to, bytes_per_sec }) => match (&*with.store, to.is_absolute()) {
+        Ok(Request::KeysRotate { new_key_file }) => keys_rotate(with, &new_key_file),
+        Ok(Request::Backup { to, bytes_per_sec }) => match (with.store.backend(), to.is_absolute()) {
             (_, false) => Reply::Error(format!("{}: the backup directory must be an absolute path", to.display())),
-            (Store::Embedded(s), true) => {
+            (Backend::Embedded(s), true) => {
                 tracing::info!(to = %to.display(), "backup requested on the control socket");
                 match crate::backup::take::take(s, data_dir, &to, bytes_per_sec, stop) {
                     Ok(m) => Reply::Backup(Box::new(m)),
@@ -204,6 +215,32 @@ fn gdpr_export(with: &Served, user: &str, to: &Path) -> Reply {
                 tracing::error!(error = %e, "GDPR export not recorded on the audit trail");
             }
             Reply::GdprExport(Box::new(m))
+        }
+        Err(e) => Reply::Error(e.to_string()),
+    }
+}
+
+/// Rotates the master key of the running node's store (on this thread, its
+/// own small runtime) and records it on the audit trail.
+fn keys_rotate(with: &Served, new_key_file: &Path) -> Reply {
+    tracing::info!(file = %new_key_file.display(), "master key rotation requested on the control socket");
+    let rotated = LocalMasterKey::from_file(new_key_file).map_err(StoreError::from).and_then(|key| {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        rt.map_err(|e| StoreError::Backend { op: "rotate", source: e.into() })?
+            .block_on(with.store.rotate_master_key(Arc::new(key)))
+    });
+    match rotated {
+        Ok(r) => {
+            let details = serde_json::json!({
+                "action": "keys.rotate",
+                "master_key": r.master_key,
+                "rewrapped": r.rewrapped,
+                "already": r.already,
+            });
+            if let Err(e) = with.audit.record_now(AuditEvent::new(EventKind::AdminAction, "chatd").details(details)) {
+                tracing::error!(error = %e, "master key rotation not recorded on the audit trail");
+            }
+            Reply::KeysRotate(r)
         }
         Err(e) => Reply::Error(e.to_string()),
     }

@@ -261,7 +261,7 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
     let web_scheme = web.scheme();
     let mut web_listeners = web_listeners.into_iter();
     let metrics = Arc::new(if cfg.metrics.listen.is_some() {
-        Metrics::new(shards, store.backend(), cfg.cluster.enabled())
+        Metrics::new(shards, store.backend_name(), cfg.cluster.enabled())
     } else {
         Metrics::noop(shards)
     });

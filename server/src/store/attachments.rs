@@ -68,17 +68,11 @@ pub trait AttachmentStore: Send + Sync + 'static {
 
 impl AttachmentStore for Store {
     async fn put_attachment(&self, rec: &AttachmentRecord) -> StoreResult<()> {
-        match self {
-            Store::Embedded(s) => s.put_attachment(rec).await,
-            Store::Scylla(s) => s.put_attachment(rec).await,
-        }
+        super::delegate!(self, s => s.put_attachment(rec).await)
     }
 
     async fn attachment(&self, conversation_id: u64, id: &str) -> StoreResult<Option<AttachmentRecord>> {
-        match self {
-            Store::Embedded(s) => s.attachment(conversation_id, id).await,
-            Store::Scylla(s) => s.attachment(conversation_id, id).await,
-        }
+        super::delegate!(self, s => s.attachment(conversation_id, id).await)
     }
 
     async fn attachments_page(
@@ -87,10 +81,7 @@ impl AttachmentStore for Store {
         after: &str,
         limit: usize,
     ) -> StoreResult<Vec<AttachmentRecord>> {
-        match self {
-            Store::Embedded(s) => s.attachments_page(conversation_id, after, limit).await,
-            Store::Scylla(s) => s.attachments_page(conversation_id, after, limit).await,
-        }
+        super::delegate!(self, s => s.attachments_page(conversation_id, after, limit).await)
     }
 }
 

@@ -74,37 +74,22 @@ pub trait AuditStore: Send + Sync + 'static {
 
 impl AuditStore for Store {
     async fn append_audit(&self, entries: &[AuditRecord], checkpoint: Option<&CheckpointRecord>) -> StoreResult<()> {
-        match self {
-            Store::Embedded(s) => s.append_audit(entries, checkpoint).await,
-            Store::Scylla(s) => s.append_audit(entries, checkpoint).await,
-        }
+        super::delegate!(self, s => s.append_audit(entries, checkpoint).await)
     }
 
     async fn audit_entries(&self, chain: &str, after: u64, limit: usize) -> StoreResult<Vec<AuditRecord>> {
-        match self {
-            Store::Embedded(s) => s.audit_entries(chain, after, limit).await,
-            Store::Scylla(s) => s.audit_entries(chain, after, limit).await,
-        }
+        super::delegate!(self, s => s.audit_entries(chain, after, limit).await)
     }
 
     async fn audit_last(&self, chain: &str) -> StoreResult<Option<AuditRecord>> {
-        match self {
-            Store::Embedded(s) => s.audit_last(chain).await,
-            Store::Scylla(s) => s.audit_last(chain).await,
-        }
+        super::delegate!(self, s => s.audit_last(chain).await)
     }
 
     async fn audit_chains(&self) -> StoreResult<Vec<String>> {
-        match self {
-            Store::Embedded(s) => s.audit_chains().await,
-            Store::Scylla(s) => s.audit_chains().await,
-        }
+        super::delegate!(self, s => s.audit_chains().await)
     }
 
     async fn audit_checkpoints(&self, chain: &str) -> StoreResult<Vec<CheckpointRecord>> {
-        match self {
-            Store::Embedded(s) => s.audit_checkpoints(chain).await,
-            Store::Scylla(s) => s.audit_checkpoints(chain).await,
-        }
+        super::delegate!(self, s => s.audit_checkpoints(chain).await)
     }
 }

@@ -22,6 +22,8 @@
 //! - templates by `(scope, owner, id)` ([`templates`]);
 //! - the audit trail by `(chain, seq)`, append-only ([`audit`]);
 //! - each conversation's purge mark and the legal holds ([`retention`]);
+//! - each conversation's data key, wrapped by the master key, when content
+//!   is encrypted at rest ([`data_keys`], [`at_rest`]);
 //! - an epoch: a random id made when the store is created. Resume cursors are
 //!   valid only within one epoch.
 //!
@@ -35,37 +37,74 @@
 //! by `store.backend` through [`Store`]. [`conformance`] holds the tests every
 //! backend must pass.
 
+pub mod at_rest;
 pub mod attachments;
 pub mod audit;
 pub mod conformance;
+pub mod data_keys;
 pub mod embedded;
+mod error;
+mod records;
 pub mod retention;
 pub mod scylla;
 pub mod templates;
 
 use bytes::Bytes;
 
+pub use error::{StoreError, StoreResult};
+pub use records::*;
+
 use crate::config::{Config, StoreBackend};
 
-/// The store the server runs on, chosen by `store.backend`.
-pub enum Store {
+/// The backend a [`Store`] runs on, chosen by `store.backend`.
+pub enum Backend {
     /// The local fjall database under `data_dir/store`.
     Embedded(embedded::EmbeddedStore),
     /// A ScyllaDB or Cassandra cluster.
     Scylla(scylla::ScyllaStore),
 }
 
-/// Runs `$body` with `$s` bound to whichever backend `$store` is.
+/// The store the server runs on: a [`Backend`], and the encryption at rest
+/// of message content over it when a master key is configured ([`at_rest`]).
+pub struct Store {
+    backend: Backend,
+    at_rest: Option<at_rest::AtRest>,
+}
+
+/// Runs `$body` with `$s` bound to whichever backend `$store` (a [`Store`]) runs on.
 macro_rules! delegate {
     ($store:expr, $s:ident => $body:expr) => {
-        match $store {
-            Store::Embedded($s) => $body,
-            Store::Scylla($s) => $body,
+        match &$store.backend {
+            $crate::store::Backend::Embedded($s) => $body,
+            $crate::store::Backend::Scylla($s) => $body,
         }
     };
 }
+pub(crate) use delegate;
+
+impl From<embedded::EmbeddedStore> for Store {
+    fn from(s: embedded::EmbeddedStore) -> Self {
+        Store::from_backend(Backend::Embedded(s))
+    }
+}
+
+impl From<scylla::ScyllaStore> for Store {
+    fn from(s: scylla::ScyllaStore) -> Self {
+        Store::from_backend(Backend::Scylla(s))
+    }
+}
 
 impl Store {
+    /// Over `backend`, encryption at rest off (see [`Store::encrypt_with`]).
+    pub fn from_backend(backend: Backend) -> Self {
+        Store { backend, at_rest: None }
+    }
+
+    /// The backend, without the store's encryption.
+    pub fn into_backend(self) -> Backend {
+        self.backend
+    }
+
     /// Opens the configured backend: the embedded store in `data_dir/store`, or
     /// a connection to the ScyllaDB cluster (whose schema must have been made
     /// by `chatd migrate`). Blocking: call it outside an async context.
@@ -75,37 +114,97 @@ impl Store {
                 let settings = scylla::ScyllaSettings::from_config(&cfg.store.scylla).map_err(|e| {
                     StoreError::Open { path: "scylla".into(), source: format!("store.scylla: {e}").into() }
                 })?;
-                Ok(Store::Scylla(scylla::ScyllaStore::open(&settings)?))
+                Store::from(scylla::ScyllaStore::open(&settings)?).encrypted(&cfg.encryption)
             }
             StoreBackend::Embedded => {
                 let ecfg = embedded::EmbeddedConfig { fsync: cfg.store.fsync, ..embedded::EmbeddedConfig::default() };
-                Ok(Store::Embedded(embedded::EmbeddedStore::open(&cfg.data_dir.join("store"), ecfg)?))
+                Store::from(embedded::EmbeddedStore::open(&cfg.data_dir.join("store"), ecfg)?)
+                    .encrypted(&cfg.encryption)
             }
         }
     }
 
     /// The backend's name, as in `store.backend`.
-    pub fn backend(&self) -> &'static str {
-        match self {
-            Store::Embedded(_) => StoreBackend::Embedded.name(),
-            Store::Scylla(_) => StoreBackend::Scylla.name(),
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Embedded(_) => StoreBackend::Embedded.name(),
+            Backend::Scylla(_) => StoreBackend::Scylla.name(),
         }
+    }
+
+    /// The backend it runs on (what it stores is sealed when encryption is on).
+    pub fn backend(&self) -> &Backend {
+        &self.backend
     }
 
     /// Records commits and fencing into `m` from now on (the first call wins:
     /// nodes sharing one store handle in tests record into the first's).
     pub fn set_metrics(&self, m: crate::metrics::StoreMetrics) {
-        match self {
-            Store::Embedded(s) => s.set_metrics(m),
-            Store::Scylla(s) => s.set_metrics(m),
-        }
+        delegate!(self, s => s.set_metrics(m))
     }
 
     /// Write requests waiting for the embedded store's writer (None: ScyllaDB, which has no queue of its own).
     pub fn queue_depth(&self) -> Option<usize> {
-        match self {
-            Store::Embedded(s) => Some(s.queue_depth()),
-            Store::Scylla(_) => None,
+        match &self.backend {
+            Backend::Embedded(s) => Some(s.queue_depth()),
+            Backend::Scylla(_) => None,
+        }
+    }
+
+    /// Turns on encryption at rest as `cfg` says, after checking that its
+    /// master key opens the store's keys (off: that the store holds no
+    /// encrypted content). Blocking: call it outside an async context.
+    fn encrypted(mut self, cfg: &crate::config::EncryptionConfig) -> StoreResult<Self> {
+        let at_rest = at_rest::AtRest::from_config(cfg)?;
+        let backend = &self.backend;
+        let check = async {
+            match &at_rest {
+                Some(a) => a.check(backend).await,
+                None => at_rest::refuse_if_encrypted(backend).await,
+            }
+        };
+        // On a thread of its own: the caller may be inside a runtime.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                rt.map_err(|e| StoreError::Backend { op: "encryption_check", source: e.into() })?.block_on(check)
+            })
+            .join()
+            .unwrap_or_else(|_| Err(StoreError::Closed))
+        })?;
+        self.at_rest = at_rest;
+        Ok(self)
+    }
+
+    /// Turns on encryption at rest with `at_rest`, after its check (the
+    /// async form, for a store opened by hand).
+    pub async fn encrypt_with(&mut self, at_rest: at_rest::AtRest) -> StoreResult<()> {
+        at_rest.check(&self.backend).await?;
+        self.at_rest = Some(at_rest);
+        Ok(())
+    }
+
+    /// Whether content is encrypted at rest, and under which master key.
+    pub fn master_key_id(&self) -> Option<String> {
+        self.at_rest.as_ref().map(|a| a.ring().current.id().to_owned())
+    }
+
+    /// `chatd keys rotate`: makes `new` the master key and re-wraps every
+    /// data key under it while the store serves.
+    pub async fn rotate_master_key(
+        &self,
+        new: std::sync::Arc<dyn at_rest::master::KeyWrap>,
+    ) -> StoreResult<at_rest::Rotated> {
+        let a = self.at_rest.as_ref().ok_or(at_rest::AtRestError::Off)?;
+        a.rotate(&self.backend, new).await
+    }
+
+    /// Destroys a conversation's data key (crypto-shredding): its content can
+    /// never be read again. Whether it had one (false too when encryption is off).
+    pub async fn shred_conversation(&self, conversation_id: u64) -> StoreResult<bool> {
+        match &self.at_rest {
+            Some(a) => a.shred(&self.backend, conversation_id).await,
+            None => Ok(false),
         }
     }
 
@@ -132,18 +231,18 @@ impl MessageStore for Store {
         delegate!(self, s => s.epoch())
     }
 
-    async fn append(&self, msgs: Vec<NewMessage>) -> StoreResult<()> {
+    async fn append(&self, mut msgs: Vec<NewMessage>) -> StoreResult<()> {
+        if let Some(a) = &self.at_rest {
+            a.seal_append(&self.backend, &mut msgs).await?;
+        }
         let (n, started) = (msgs.len(), std::time::Instant::now());
         let r = delegate!(self, s => s.append(msgs).await);
-        let metrics = match self {
-            Store::Embedded(s) => s.metrics(),
-            Store::Scylla(s) => s.metrics(),
-        };
+        let metrics = delegate!(self, s => s.metrics());
         if let Some(m) = metrics {
             match &r {
                 Err(StoreError::SeqTaken { .. }) => m.fencing.increment(1),
                 // The embedded writer records its group commits itself.
-                Ok(()) if matches!(self, Store::Scylla(_)) => m.commit(n, started.elapsed()),
+                Ok(()) if matches!(self.backend, Backend::Scylla(_)) => m.commit(n, started.elapsed()),
                 _ => {}
             }
         }
@@ -168,11 +267,19 @@ impl MessageStore for Store {
     }
 
     async fn read_range(&self, conversation_id: u64, range: Range) -> StoreResult<Vec<(u64, Bytes)>> {
-        delegate!(self, s => s.read_range(conversation_id, range).await)
+        let mut rows = delegate!(self, s => s.read_range(conversation_id, range).await)?;
+        if let Some(a) = &self.at_rest {
+            a.open_rows(&self.backend, conversation_id, &mut rows).await?;
+        }
+        Ok(rows)
     }
 
     async fn message_versions(&self, conversation_id: u64, seq: u64) -> StoreResult<Vec<MessageVersion>> {
-        delegate!(self, s => s.message_versions(conversation_id, seq).await)
+        let mut versions = delegate!(self, s => s.message_versions(conversation_id, seq).await)?;
+        if let Some(a) = &self.at_rest {
+            a.open_versions(&self.backend, conversation_id, &mut versions).await?;
+        }
+        Ok(versions)
     }
 
     async fn create_conversation(&self, conv: &ConversationRecord, members: &[MemberRecord]) -> StoreResult<Created> {
@@ -254,219 +361,6 @@ impl MessageStore for Store {
         delegate!(self, s => s.users_page(after, limit).await)
     }
 }
-
-/// A store failure, precise enough to act on.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// The database could not be opened or created.
-    #[error("cannot open store at {path}: {source}")]
-    Open {
-        /// Where.
-        path: String,
-        /// Why.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    /// A read or write failed in the backend.
-    #[error("store {op} failed: {source}")]
-    Backend {
-        /// The operation ("append", "read_range"...).
-        op: &'static str,
-        /// Why.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    /// A stored value does not decode (corruption or a newer format).
-    #[error("corrupt record in {table}: {detail}")]
-    Corrupt {
-        /// Which table.
-        table: &'static str,
-        /// What is wrong.
-        detail: String,
-    },
-    /// The backend's schema is missing, older or newer than this binary's
-    /// (the detail says which, and what to run).
-    #[error("store schema in keyspace {keyspace}: {detail}")]
-    Schema {
-        /// Which keyspace.
-        keyspace: String,
-        /// What is wrong and what to do.
-        detail: String,
-    },
-    /// An append would overwrite an existing `(conversation, seq)`.
-    #[error("seq {seq} of conversation {conversation_id} is already stored")]
-    SeqTaken {
-        /// The conversation.
-        conversation_id: u64,
-        /// The seq.
-        seq: u64,
-    },
-    /// Some messages of an append are already stored under their client
-    /// message ids (retries the owner's memory no longer knew): nothing of the
-    /// call was written. Each pair is (the seq the call gave the message, the
-    /// seq it is stored at); the owner answers those as duplicates and
-    /// sequences the rest again.
-    #[error("{} message(s) of the append are already stored under their client ids", .0.len())]
-    Duplicates(Vec<(u64, u64)>),
-    /// The store is shutting down and takes no more writes.
-    #[error("store is closed")]
-    Closed,
-}
-
-/// Result of a store operation.
-pub type StoreResult<T> = Result<T, StoreError>;
-
-/// A message to append: already sequenced by the conversation's owner.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewMessage {
-    /// Conversation.
-    pub conversation_id: u64,
-    /// Its seq, the conversation's previous last seq + 1.
-    pub seq: u64,
-    /// Sender's user id (for the idempotency record).
-    pub sender_id: String,
-    /// Client message id (for the idempotency record; empty for system lines).
-    pub client_msg_id: String,
-    /// The encoded `chat.v1.Message`.
-    pub encoded: Bytes,
-    /// An event's change of an earlier message, written with it (None: a
-    /// plain message).
-    pub target: Option<Box<TargetWrite>>,
-}
-
-/// What an event (edit, delete, reaction) does to the message it names, in
-/// the same commit as the event.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TargetWrite {
-    /// The changed message's seq (already stored, below the event's).
-    pub seq: u64,
-    /// Its new latest state, an encoded `chat.v1.Message`, replacing the stored one.
-    pub latest: Bytes,
-    /// The version it replaces, kept for the audit trail.
-    pub version: MessageVersion,
-}
-
-/// One earlier version of a message: what it was before an event changed it,
-/// who changed it and when. Members never read these; the audit trail does.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct MessageVersion {
-    /// Conversation.
-    pub conversation_id: u64,
-    /// The changed message's seq.
-    pub target_seq: u64,
-    /// The seq of the event that changed it.
-    pub event_seq: u64,
-    /// Who changed it (the event's sender).
-    pub changed_by: String,
-    /// When, ms since the Unix epoch (the event's server time).
-    pub changed_at_ms: u64,
-    /// The event's `chat.v1.MessageKind` number (EDIT, DELETE, REACTION).
-    pub kind: i32,
-    /// The message as it was before, an encoded `chat.v1.Message`.
-    pub prior: Vec<u8>,
-}
-
-/// Conversation kinds, as stored (the wire enum's numbers).
-pub type Kind = i32;
-
-/// A conversation's metadata, as stored.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ConversationRecord {
-    /// Id.
-    pub id: u64,
-    /// `chat.v1.ConversationKind` number.
-    pub kind: Kind,
-    /// Title (may be empty).
-    pub title: String,
-    /// Case id (kind CASE).
-    pub case_id: String,
-    /// Creator's user id.
-    pub created_by: String,
-    /// Creation time, ms since the Unix epoch.
-    pub created_at_ms: u64,
-    /// Archive time (0: active).
-    pub archived_at_ms: u64,
-    /// `chat.v1.SupportState` number (kind SUPPORT).
-    pub support_state: i32,
-    /// End-to-end encrypted conversation (reserved).
-    pub e2e: bool,
-    /// Retention in days (0: the server default).
-    pub retention_days: u32,
-    /// Legal hold: nothing is deleted while set.
-    pub legal_hold: bool,
-}
-
-/// One membership, as stored.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct MemberRecord {
-    /// Conversation.
-    pub conversation_id: u64,
-    /// Member's user id.
-    pub user_id: String,
-    /// `chat.v1.MemberRole` number.
-    pub role: i32,
-    /// When they joined, ms since the Unix epoch.
-    pub joined_at_ms: u64,
-    /// Highest seq delivered to any of their devices.
-    pub delivered_seq: u64,
-    /// Highest seq they have read.
-    pub read_seq: u64,
-}
-
-/// A user of the directory.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct UserRecord {
-    /// Id (the token's `sub`).
-    pub id: String,
-    /// Display name.
-    pub display_name: String,
-    /// `chat.v1.Role` number.
-    pub role: i32,
-    /// Disabled by an admin: refused at connect.
-    #[serde(default)]
-    pub disabled: bool,
-    /// Provisioned by an admin: the directory's name and role win over a token's claims.
-    #[serde(default)]
-    pub provisioned: bool,
-}
-
-/// Which way a history read goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// Oldest first, from just after `after`.
-    Forward,
-    /// Newest first from just before `before` (the result is still returned
-    /// in ascending seq order).
-    Backward,
-}
-
-/// A read of a conversation's messages with `after < seq < before`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Range {
-    /// Exclusive lower bound (0: from the start).
-    pub after: u64,
-    /// Exclusive upper bound (`u64::MAX`: to the end).
-    pub before: u64,
-    /// Most messages to return.
-    pub limit: usize,
-    /// Which end the `limit` counts from.
-    pub direction: Direction,
-}
-
-/// What a create-if-absent did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Created {
-    /// The conversation is new.
-    New,
-    /// A conversation with this id existed; nothing was written.
-    Existing(ConversationRecord),
-}
-
-/// A place in an ordered list of conversations: `(time in unix ms,
-/// conversation_id)` (a user's list: the activity; the support queue: the
-/// creation).
-pub type ListKey = (u64, u64);
 
 /// The storage contract. Every method is durable on return when it writes.
 ///
@@ -613,4 +507,35 @@ pub trait MessageStore: Send + Sync + 'static {
     /// `after` (None: from the start), in an order of the backend's that is
     /// the same on every call (embedded: by id; ScyllaDB: by the id's token).
     async fn users_page(&self, after: Option<String>, limit: usize) -> StoreResult<Vec<UserRecord>>;
+}
+
+macro_rules! on_backend {
+    ($b:expr, $s:ident => $body:expr) => {
+        match $b {
+            Backend::Embedded($s) => $body,
+            Backend::Scylla($s) => $body,
+        }
+    };
+}
+
+impl data_keys::DataKeyStore for Backend {
+    async fn data_key(&self, conversation_id: u64) -> StoreResult<Option<Vec<u8>>> {
+        on_backend!(self, s => s.data_key(conversation_id).await)
+    }
+
+    async fn insert_data_key(&self, conversation_id: u64, wrapped: &[u8]) -> StoreResult<Vec<u8>> {
+        on_backend!(self, s => s.insert_data_key(conversation_id, wrapped).await)
+    }
+
+    async fn replace_data_key(&self, conversation_id: u64, old: &[u8], new: &[u8]) -> StoreResult<bool> {
+        on_backend!(self, s => s.replace_data_key(conversation_id, old, new).await)
+    }
+
+    async fn delete_data_key(&self, conversation_id: u64) -> StoreResult<bool> {
+        on_backend!(self, s => s.delete_data_key(conversation_id).await)
+    }
+
+    async fn data_keys_page(&self, after: Option<u64>, limit: usize) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+        on_backend!(self, s => s.data_keys_page(after, limit).await)
+    }
 }

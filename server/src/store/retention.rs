@@ -5,7 +5,7 @@
 //! ScyllaDB: tables of the same names) and [`Store`] choosing the configured
 //! one. It decides nothing about what expires (`crate::retention` does).
 
-use super::{Store, StoreResult};
+use super::{Store, StoreResult, delegate};
 
 /// What a legal hold covers, as stored (the wire enum's numbers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -83,15 +83,6 @@ pub trait RetentionStore: Send + Sync + 'static {
 
     /// Every hold, by scope then target.
     async fn holds(&self) -> StoreResult<Vec<HoldRecord>>;
-}
-
-macro_rules! delegate {
-    ($store:expr, $s:ident => $body:expr) => {
-        match $store {
-            Store::Embedded($s) => $body,
-            Store::Scylla($s) => $body,
-        }
-    };
 }
 
 impl RetentionStore for Store {

@@ -47,30 +47,18 @@ pub trait TemplateStore: Send + Sync + 'static {
 
 impl TemplateStore for Store {
     async fn templates(&self, scope: i32, owner: &str) -> StoreResult<Vec<TemplateRecord>> {
-        match self {
-            Store::Embedded(s) => s.templates(scope, owner).await,
-            Store::Scylla(s) => s.templates(scope, owner).await,
-        }
+        super::delegate!(self, s => s.templates(scope, owner).await)
     }
 
     async fn get_template(&self, scope: i32, owner: &str, id: u64) -> StoreResult<Option<TemplateRecord>> {
-        match self {
-            Store::Embedded(s) => s.get_template(scope, owner, id).await,
-            Store::Scylla(s) => s.get_template(scope, owner, id).await,
-        }
+        super::delegate!(self, s => s.get_template(scope, owner, id).await)
     }
 
     async fn put_template(&self, rec: &TemplateRecord, expected: Option<u64>) -> StoreResult<bool> {
-        match self {
-            Store::Embedded(s) => s.put_template(rec, expected).await,
-            Store::Scylla(s) => s.put_template(rec, expected).await,
-        }
+        super::delegate!(self, s => s.put_template(rec, expected).await)
     }
 
     async fn delete_template(&self, scope: i32, owner: &str, id: u64) -> StoreResult<bool> {
-        match self {
-            Store::Embedded(s) => s.delete_template(scope, owner, id).await,
-            Store::Scylla(s) => s.delete_template(scope, owner, id).await,
-        }
+        super::delegate!(self, s => s.delete_template(scope, owner, id).await)
     }
 }

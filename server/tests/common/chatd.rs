@@ -59,8 +59,13 @@ pub fn serve_with(
 /// A token from `chatd token` on the same data directory as the server:
 /// the directory's own development secret, which `chatd serve` made.
 pub fn token(data: &std::path::Path, user: &str) -> String {
+    token_as(data, user, "advocate")
+}
+
+/// [`token`] for a user of another system role ("admin", "client", "staff").
+pub fn token_as(data: &std::path::Path, user: &str, role: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_chatd"))
-        .args(["token", "--user", user, "--role", "advocate"])
+        .args(["token", "--user", user, "--role", role])
         .env("CHAT_DATA_DIR", data)
         .env_remove("CHAT_SCYLLA_NODES")
         .stderr(Stdio::null())
@@ -72,8 +77,14 @@ pub fn token(data: &std::path::Path, user: &str) -> String {
 
 /// Runs `chatd ARGS` with the data directory `data` (a CLI command, not `serve`).
 pub fn run(args: &[&str], data: &std::path::Path) -> Output {
+    run_with(args, data, &[])
+}
+
+/// [`run`] with more environment (configuration).
+pub fn run_with(args: &[&str], data: &std::path::Path, env: &[(String, String)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_chatd"))
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("CHAT_DATA_DIR", data)
         .env_remove("CHAT_SCYLLA_NODES")
         .stdin(Stdio::null())

@@ -36,9 +36,9 @@ pub async fn shared_store(dir: &std::path::Path) -> Arc<Store> {
     let store = if let Some(settings) = ScyllaSettings::for_tests(&format!("chat_test_{:016x}", rand::random::<u64>()))
     {
         scylla::migrate_with(&settings).await.expect("migrate");
-        Arc::new(Store::Scylla(ScyllaStore::connect(&settings).await.expect("open store")))
+        Arc::new(Store::from(ScyllaStore::connect(&settings).await.expect("open store")))
     } else {
-        Arc::new(Store::Embedded(
+        Arc::new(Store::from(
             EmbeddedStore::open(&dir.join("store"), EmbeddedConfig { fsync: false, ..EmbeddedConfig::default() })
                 .unwrap(),
         ))

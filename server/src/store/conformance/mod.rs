@@ -21,8 +21,11 @@
 //! `templates` (the [`TemplateStore`](crate::store::templates::TemplateStore) part)
 //! `attachments` (the [`AttachmentStore`](crate::store::attachments::AttachmentStore) part)
 //! and `audit` (the [`AuditStore`](crate::store::audit::AuditStore) part).
-//! and `retention` (the [`RetentionStore`](crate::store::retention::RetentionStore) part).
+//! `retention` (the [`RetentionStore`](crate::store::retention::RetentionStore) part)
+//! and `at_rest` (the [`DataKeyStore`](crate::store::data_keys::DataKeyStore) part and
+//! encryption at rest over the backend).
 
+mod at_rest;
 mod attachments;
 mod audit;
 mod harness;
@@ -34,6 +37,7 @@ mod retention;
 mod templates;
 mod versions;
 
+pub use at_rest::*;
 pub use attachments::*;
 pub use audit::*;
 pub use harness::{ConformanceFactory, TestKeyspaces, report_skip};
@@ -94,6 +98,8 @@ macro_rules! conformance_tests {
             legal_holds_set_list_release,
             attachment_records_are_deleted,
             versions_of_one_message_are_forgotten,
+            data_keys_insert_replace_delete_page,
+            content_is_sealed_at_rest,
         );
     };
     (@cases $factory:expr; $($case:ident),+ $(,)?) => {

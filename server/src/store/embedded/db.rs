@@ -29,10 +29,11 @@ pub(super) enum Ks {
     Audit,
     Retention,
     LegalHolds,
+    DataKeys,
 }
 
 impl Ks {
-    pub(super) const ALL: [Ks; 16] = [
+    pub(super) const ALL: [Ks; 17] = [
         Ks::Messages,
         Ks::Idempotency,
         Ks::Conversations,
@@ -49,6 +50,7 @@ impl Ks {
         Ks::Audit,
         Ks::Retention,
         Ks::LegalHolds,
+        Ks::DataKeys,
     ];
 
     /// The keyspace's name, also the table named in [`StoreError::Corrupt`].
@@ -70,6 +72,7 @@ impl Ks {
             Ks::Audit => "audit",
             Ks::Retention => "retention",
             Ks::LegalHolds => "legal_holds",
+            Ks::DataKeys => "data_keys",
         }
     }
 
@@ -111,6 +114,7 @@ pub(super) struct Db {
     audit: Keyspace,
     retention: Keyspace,
     legal_holds: Keyspace,
+    data_keys: Keyspace,
 }
 
 impl Db {
@@ -138,6 +142,8 @@ impl Db {
             // Likewise (retention and legal holds).
             retention: open(Ks::Retention)?,
             legal_holds: open(Ks::LegalHolds)?,
+            // Likewise (encryption at rest).
+            data_keys: open(Ks::DataKeys)?,
             db,
         })
     }
@@ -160,6 +166,7 @@ impl Db {
             Ks::Audit => &self.audit,
             Ks::Retention => &self.retention,
             Ks::LegalHolds => &self.legal_holds,
+            Ks::DataKeys => &self.data_keys,
         }
     }
 }

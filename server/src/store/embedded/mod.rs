@@ -78,6 +78,7 @@
 
 mod attachments;
 mod audit;
+mod data_keys;
 mod db;
 mod dump;
 mod key;

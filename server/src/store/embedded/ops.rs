@@ -68,6 +68,20 @@ pub(super) enum Op {
         scope: HoldScope,
         target: String,
     },
+    /// A data key stored unless one is (answers the stored one).
+    InsertDataKey {
+        conversation_id: u64,
+        wrapped: Vec<u8>,
+    },
+    /// A data key replaced if it is still `old`.
+    ReplaceDataKey {
+        conversation_id: u64,
+        old: Vec<u8>,
+        new: Vec<u8>,
+    },
+    DeleteDataKey {
+        conversation_id: u64,
+    },
 }
 
 impl Op {
@@ -90,6 +104,9 @@ impl Op {
             Op::ForgetVersions { .. } => "forget_versions",
             Op::PutHold(_) => "put_hold",
             Op::RemoveHold { .. } => "remove_hold",
+            Op::InsertDataKey { .. } => "insert_data_key",
+            Op::ReplaceDataKey { .. } => "replace_data_key",
+            Op::DeleteDataKey { .. } => "delete_data_key",
         }
     }
 }
@@ -100,6 +117,8 @@ pub(super) enum Done {
     Created(Created),
     /// Whether a conditional write applied.
     Applied(bool),
+    /// The value stored (a create-if-absent's answer).
+    Value(Vec<u8>),
 }
 
 pub(super) type Reply = oneshot::Sender<StoreResult<Done>>;

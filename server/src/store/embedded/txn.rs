@@ -112,6 +112,9 @@ impl<'a> Txn<'a> {
             Op::ForgetVersions { conversation_id, seq } => self.forget_versions(*conversation_id, *seq),
             Op::PutHold(hold) => self.put_hold(hold),
             Op::RemoveHold { scope, target } => self.remove_hold(*scope, target),
+            Op::InsertDataKey { conversation_id, wrapped } => self.insert_data_key(*conversation_id, wrapped),
+            Op::ReplaceDataKey { conversation_id, old, new } => self.replace_data_key(*conversation_id, old, new),
+            Op::DeleteDataKey { conversation_id } => self.delete_data_key(*conversation_id),
         }
     }
 

@@ -23,6 +23,7 @@
 mod append;
 mod attachments;
 mod audit;
+mod data_keys;
 mod lists;
 mod reads;
 mod records;

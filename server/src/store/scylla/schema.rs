@@ -16,7 +16,7 @@ use super::{Inner, StoreError, StoreResult, block_on, connect, driver_runtime};
 use crate::config::ScyllaConfig;
 
 /// The schema version this binary writes and runs on.
-pub const SCHEMA_VERSION: i32 = 6;
+pub const SCHEMA_VERSION: i32 = 7;
 
 /// The `schema_version` row of this store.
 const COMPONENT: &str = "chat";
@@ -30,14 +30,15 @@ pub fn keyspace_ddl(s: &ScyllaSettings) -> String {
     )
 }
 
-/// The tables of schema version 6: `(table, CREATE TABLE IF NOT EXISTS ...)`
-/// (version 1 had all but the last eleven, version 2 all but the last nine,
-/// version 3 all but `templates`, `attachments` and the six tables of
-/// version 6, version 4 all but `attachments` and those six, version 5 all
-/// but the six of version 6: the three `audit_` tables, `user_directory`,
-/// `retention` and `legal_holds`).
+/// The tables of schema version 7: `(table, CREATE TABLE IF NOT EXISTS ...)`
+/// (version 1 had all but the last twelve, version 2 all but the last ten,
+/// version 3 all but `templates`, `attachments` and the seven tables of
+/// versions 6 and 7, version 4 all but `attachments` and those seven,
+/// version 5 all but those seven, version 6 all but `data_keys`; version 6
+/// added the three `audit_` tables, `user_directory`, `retention` and
+/// `legal_holds`).
 pub fn schema_ddl(ks: &str) -> Vec<(&'static str, String)> {
-    let tables: [(&str, &str); 21] = [
+    let tables: [(&str, &str); 22] = [
         ("schema_version", "(component text PRIMARY KEY, version int, migrated_at_ms bigint, migrated_by text)"),
         ("meta", "(name text PRIMARY KEY, value text)"),
         (
@@ -105,6 +106,8 @@ pub fn schema_ddl(ks: &str) -> Vec<(&'static str, String)> {
         ("user_directory", "(id text PRIMARY KEY, record text)"),
         ("retention", "(conversation_id bigint PRIMARY KEY, purged_through bigint)"),
         ("legal_holds", "(scope int, target text, record text, PRIMARY KEY ((scope), target))"),
+        // Each conversation's data key, wrapped by the master key (id 0: the check key).
+        ("data_keys", "(conversation_id bigint PRIMARY KEY, wrapped blob)"),
     ];
     tables.iter().map(|(t, cols)| (*t, format!("CREATE TABLE IF NOT EXISTS {ks}.{t} {cols}"))).collect()
 }

@@ -225,6 +225,13 @@ statements! {
         WHERE scope = ? AND owner = ?",
     select_template: "SELECT id, scope, owner, name, body, updated_at_ms, updated_by FROM {ks}.templates \
         WHERE scope = ? AND owner = ? AND id = ?",
+    select_data_key: "SELECT wrapped FROM {ks}.data_keys WHERE conversation_id = ?",
+    insert_data_key_if_absent: "INSERT INTO {ks}.data_keys (conversation_id, wrapped) VALUES (?, ?) IF NOT EXISTS",
+    update_data_key_if_unchanged: "UPDATE {ks}.data_keys SET wrapped = ? WHERE conversation_id = ? IF wrapped = ?",
+    delete_data_key_if_exists: "DELETE FROM {ks}.data_keys WHERE conversation_id = ? IF EXISTS",
+    select_data_keys_first: "SELECT conversation_id, wrapped FROM {ks}.data_keys LIMIT ?",
+    select_data_keys_after: "SELECT conversation_id, wrapped FROM {ks}.data_keys \
+        WHERE token(conversation_id) > token(?) LIMIT ?",
 }
 
 /// Whether a statement of ours is a lightweight transaction.
