@@ -76,7 +76,8 @@ fn export_directly(cfg: &Config, user: &str, to: &Path) -> anyhow::Result<Export
     let store = chat_server::store::Store::open(cfg)
         .with_context(|| format!("opening the store in {} (is a chatd starting there?)", cfg.data_dir.display()))?;
     let store = Arc::new(store);
-    let blobs = chat_server::blob::Blobs::open(cfg).context("opening the attachment store")?;
+    let blob_key = store.blob_key_blocking().context("the attachments' key (encryption at rest)")?;
+    let blobs = chat_server::blob::Blobs::open(cfg).context("opening the attachment store")?.sealed_with(blob_key);
     let audit = Audit::start(cfg, store.clone(), chat_server::metrics::AuditMetrics::noop())?;
     let now_ms = chat_protocol::unix_ms(std::time::SystemTime::now());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

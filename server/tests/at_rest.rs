@@ -15,6 +15,16 @@ use std::process::{Command, Stdio};
 
 const SECRET: &str = "Settlement authority 2.4 million, do not disclose";
 
+/// A PDF of three sealed chunks whose text says what it is.
+fn exhibit() -> Vec<u8> {
+    let mut v = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n".to_vec();
+    for i in 0..5_000 {
+        v.extend_from_slice(format!("Privileged exhibit line {i:05}\n").as_bytes());
+    }
+    v.extend_from_slice(b"\ntrailer << /Root 1 0 R >>\n%%EOF\n");
+    v
+}
+
 fn key_env(file: &Path) -> Vec<(String, String)> {
     vec![("CHAT_ENCRYPTION__MASTER_KEY_FILE".into(), file.display().to_string())]
 }
@@ -72,6 +82,13 @@ async fn content_is_encrypted_at_rest_and_the_master_key_rotates_online() {
     let conv = conv.summary.unwrap().conversation.unwrap().id;
     let seq = alice.send_text(conv, SECRET).await.expect("send").seq;
     alice.edit(conv, seq, format!("{SECRET} (revised)")).await.expect("edit");
+    let file = exhibit();
+    let att = alice.upload_bytes(conv, "exhibit.pdf", "application/pdf", &file).await.expect("upload");
+    alice.send_with_attachments(conv, "the exhibit", vec![att.attachment_id.clone()]).await.expect("send");
+    let got = alice.download(conv, &att.attachment_id, 0, 0, false).await.unwrap().bytes().await.unwrap();
+    assert!(got == file, "the file reads back whole");
+    let part = alice.download(conv, &att.attachment_id, 70_000, 1_000, false).await.unwrap().bytes().await.unwrap();
+    assert_eq!(&part[..], &file[70_000..71_000], "and by range, across a sealed chunk's edge");
 
     let rotate = |env: Vec<(String, String)>| {
         let (d, n) = (data.path().to_owned(), new.display().to_string());
@@ -80,8 +97,8 @@ async fn content_is_encrypted_at_rest_and_the_master_key_rotates_online() {
     let out = rotate(key_env(&old)).await.unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        text(&out).contains("re-wrapped 2 data keys under master key"),
-        "online, the check key too: {}",
+        text(&out).contains("re-wrapped 3 data keys under master key"),
+        "online: the check key, the conversation's, the files': {}",
         text(&out)
     );
     let history = alice.history(conv, 0, 0, 50).await.expect("history after the rotation").messages;
@@ -94,6 +111,8 @@ async fn content_is_encrypted_at_rest_and_the_master_key_rotates_online() {
     let store = data.path().join("store");
     assert_eq!(files_holding(&store, "Settlement authority"), Vec::<String>::new(), "no plaintext on disk");
     assert_eq!(files_holding(&store, "revised"), Vec::<String>::new(), "nor of the edit");
+    let blobs = data.path().join("blobs");
+    assert_eq!(files_holding(&blobs, "Privileged exhibit"), Vec::<String>::new(), "nor of the attachment");
     assert!(!files_holding(&store, "alice").is_empty(), "metadata is stored in the clear (the test can fail)");
     let elsewhere = files_holding(data.path(), "Settlement authority");
     let search = data.path().join("search").display().to_string();
@@ -111,6 +130,8 @@ async fn content_is_encrypted_at_rest_and_the_master_key_rotates_online() {
     let (alice, _a) = Client::connect(ClientConfig::new(addr, token(data.path(), "alice"), trust)).await.unwrap();
     let history = alice.history(conv, 0, 0, 50).await.expect("history").messages;
     assert!(format!("{history:?}").contains(&format!("{SECRET} (revised)")), "{history:?}");
+    let got = alice.download(conv, &att.attachment_id, 0, 0, false).await.unwrap().bytes().await.unwrap();
+    assert!(got == file, "the attachment's key was re-wrapped by the rotation too");
     drop(alice);
     terminate(child);
 }

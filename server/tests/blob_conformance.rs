@@ -3,9 +3,11 @@
 use chat_server::blob::conformance::BlobFactory;
 use std::time::Duration;
 
-use chat_server::blob::Blobs;
 use chat_server::blob::scylla::ScyllaBlobStore;
+use chat_server::blob::{Backend, Blobs};
 use chat_server::store::conformance::TestKeyspaces;
+use ring::aead::LessSafeKey;
+use std::sync::Arc;
 
 /// Filesystem stores as `chatd` opens them ([`Blobs::open`] with the
 /// default `[blobs]` section: `data_dir/blobs`), each in a temporary data
@@ -16,8 +18,8 @@ struct FsFactory {
 }
 
 fn fs_root(store: &Blobs) -> &std::path::Path {
-    match store {
-        Blobs::Fs(s) => s.root(),
+    match store.backend() {
+        Backend::Fs(s) => s.root(),
         _ => panic!("the default blobs.backend is the filesystem"),
     }
 }
@@ -92,4 +94,77 @@ impl BlobFactory for ScyllaFactory {
 
 mod scylla_cluster {
     chat_server::blob_conformance_tests!(super::ScyllaFactory(super::TestKeyspaces::from_env()));
+}
+
+/// A key-encryption key for the sealed factories, kept across a reopen.
+fn kek() -> Arc<LessSafeKey> {
+    Arc::new(chat_server::store::at_rest::seal::new_key().1)
+}
+
+/// The filesystem stores sealed at rest (encryption on): the whole suite
+/// through the sealing layer.
+struct SealedFsFactory(FsFactory, Arc<LessSafeKey>);
+
+impl BlobFactory for SealedFsFactory {
+    type Store = Blobs;
+
+    async fn fresh(&mut self) -> Blobs {
+        self.0.fresh().await.sealed_with(Some(self.1.clone()))
+    }
+
+    async fn reopen(&mut self, store: Blobs) -> Blobs {
+        self.0.reopen(store).await.sealed_with(Some(self.1.clone()))
+    }
+
+    async fn leftovers(&mut self, store: &Blobs) -> usize {
+        self.0.leftovers(store).await
+    }
+}
+
+mod filesystem_sealed {
+    chat_server::blob_conformance_tests!(super::SealedFsFactory(super::FsFactory::default(), super::kek()));
+}
+
+/// The ScyllaDB stores sealed at rest.
+struct SealedScyllaFactory(ScyllaFactory, Arc<LessSafeKey>);
+
+fn scylla_of(store: &Blobs) -> &ScyllaBlobStore {
+    match store.backend() {
+        Backend::Scylla(s) => s,
+        Backend::Fs(_) => panic!("a ScyllaDB factory's store"),
+    }
+}
+
+impl BlobFactory for SealedScyllaFactory {
+    type Store = Blobs;
+
+    fn skip(&self) -> Option<String> {
+        self.0.skip()
+    }
+
+    async fn fresh(&mut self) -> Blobs {
+        Blobs::from_backend(Backend::Scylla(self.0.fresh().await)).sealed_with(Some(self.1.clone()))
+    }
+
+    async fn reopen(&mut self, store: Blobs) -> Blobs {
+        let settings = TestKeyspaces::settings(scylla_of(&store).keyspace());
+        drop(store);
+        let reopened = ScyllaBlobStore::connect(&settings, Duration::ZERO).await.expect("reopen blob store");
+        Blobs::from_backend(Backend::Scylla(reopened)).sealed_with(Some(self.1.clone()))
+    }
+
+    async fn leftovers(&mut self, store: &Blobs) -> usize {
+        scylla_of(store).uncommitted_pieces().await.expect("scan the blob tables")
+    }
+
+    async fn cleanup(&mut self) {
+        self.0.cleanup().await;
+    }
+}
+
+mod scylla_cluster_sealed {
+    chat_server::blob_conformance_tests!(super::SealedScyllaFactory(
+        super::ScyllaFactory(super::TestKeyspaces::from_env()),
+        super::kek()
+    ));
 }

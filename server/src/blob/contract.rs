@@ -159,9 +159,19 @@ pub trait BlobWriter: Send {
     /// Bytes written so far.
     fn written(&self) -> u64;
 
-    /// Makes the blob durable and visible under its hash and returns it. A
-    /// blob already stored with that hash is kept as it is (deduplication).
-    async fn commit(self) -> BlobResult<BlobMeta>;
+    /// Makes the blob durable and visible under `hash` (None: the hash of
+    /// the bytes written) and returns it. A blob already stored with that
+    /// hash is kept as it is (deduplication). A layer that seals the bytes it
+    /// writes names the blob by the SHA-256 of its plaintext.
+    async fn commit_named(self, hash: Option<BlobHash>) -> BlobResult<BlobMeta>;
+
+    /// Makes the blob durable and visible under its hash and returns it.
+    async fn commit(self) -> BlobResult<BlobMeta>
+    where
+        Self: Sized,
+    {
+        self.commit_named(None).await
+    }
 
     /// Drops what was written, now (a drop does the same, in the background
     /// where the backend needs to).

@@ -158,7 +158,11 @@ impl BlobWriter for FsBlobWriter {
         self.written
     }
 
-    async fn commit(mut self) -> BlobResult<BlobMeta> {
+    async fn abort(mut self) -> BlobResult<()> {
+        self.discard().await
+    }
+
+    async fn commit_named(mut self, given: Option<BlobHash>) -> BlobResult<BlobMeta> {
         let Some(mut open) = self.state.take() else { return Err(BlobError::WriterFinished) };
         let synced = async {
             open.file.flush().await?;
@@ -169,7 +173,7 @@ impl BlobWriter for FsBlobWriter {
             return Err(BlobError::backend("commit", e));
         }
         drop(open.file);
-        let hash = open.hasher.finish();
+        let hash = given.unwrap_or_else(|| open.hasher.finish());
         let meta = BlobMeta { hash, size: self.written };
         let hex = hash.to_hex();
         let dir = self.root.join(&hex[..2]);
@@ -189,10 +193,6 @@ impl BlobWriter for FsBlobWriter {
             return Err(BlobError::backend("commit", e));
         }
         Ok(meta)
-    }
-
-    async fn abort(mut self) -> BlobResult<()> {
-        self.discard().await
     }
 }
 

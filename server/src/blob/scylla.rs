@@ -458,7 +458,11 @@ impl BlobWriter for ScyllaBlobWriter {
         self.written
     }
 
-    async fn commit(mut self) -> BlobResult<BlobMeta> {
+    async fn abort(mut self) -> BlobResult<()> {
+        self.discard().await
+    }
+
+    async fn commit_named(mut self, given: Option<BlobHash>) -> BlobResult<BlobMeta> {
         let Some(hasher) = self.hasher.take() else { return Err(BlobError::WriterFinished) };
         // Put back: until the blob row may exist, a failure removes the chunks.
         self.hasher = Some(Hasher::new());
@@ -468,7 +472,7 @@ impl BlobWriter for ScyllaBlobWriter {
                 return self.fail(e).await;
             }
         }
-        let meta = BlobMeta { hash: hasher.finish(), size: self.written };
+        let meta = BlobMeta { hash: given.unwrap_or_else(|| hasher.finish()), size: self.written };
         let (inner, upload, chunks) = (self.inner.clone(), self.upload, self.chunks);
         let marking = inner.clone();
         let marked = self
@@ -502,10 +506,6 @@ impl BlobWriter for ScyllaBlobWriter {
             })
             .await
             .map_err(|e| BlobError::backend("commit", e))?
-    }
-
-    async fn abort(mut self) -> BlobResult<()> {
-        self.discard().await
     }
 }
 

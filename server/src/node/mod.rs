@@ -290,7 +290,9 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
     let notifier = crate::notify::Notifier::start(&cfg.notify, metrics.notify.clone()).context("`notify`")?;
     let audit = Arc::new(Audit::start(&cfg, store.clone(), metrics.audit.clone()).context("starting the audit trail")?);
     audit.record_now(config_event(&cfg)).context("recording the configuration in the audit trail")?;
-    let blobs = Arc::new(crate::blob::Blobs::open(&cfg).context("opening the blob store ([blobs])")?);
+    let blob_key = store.blob_key_blocking().context("the attachments' key (encryption at rest)")?;
+    let blobs = crate::blob::Blobs::open(&cfg).context("opening the blob store ([blobs])")?;
+    let blobs = Arc::new(blobs.sealed_with(blob_key));
     crate::command::gdpr_export::clear_scratch(&cfg.data_dir);
     let shared = Arc::new(Shared {
         notifier,

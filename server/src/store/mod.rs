@@ -163,17 +163,18 @@ impl Store {
                 None => at_rest::refuse_if_encrypted(backend).await,
             }
         };
-        // On a thread of its own: the caller may be inside a runtime.
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
-                rt.map_err(|e| StoreError::Backend { op: "encryption_check", source: e.into() })?.block_on(check)
-            })
-            .join()
-            .unwrap_or_else(|_| Err(StoreError::Closed))
-        })?;
+        block_on_own_thread(check)?;
         self.at_rest = at_rest;
         Ok(self)
+    }
+
+    /// The key that seals attachments at rest (None: encryption is off).
+    /// Blocking: call it outside an async context (as the node's start does).
+    pub fn blob_key_blocking(&self) -> StoreResult<Option<std::sync::Arc<ring::aead::LessSafeKey>>> {
+        match &self.at_rest {
+            None => Ok(None),
+            Some(a) => block_on_own_thread(a.blob_key(&self.backend)).map(Some),
+        }
     }
 
     /// Turns on encryption at rest with `at_rest`, after its check (the
@@ -212,6 +213,19 @@ impl Store {
     pub fn close(&self) {
         delegate!(self, s => s.close())
     }
+}
+
+/// Runs `fut` to completion on a thread of its own with a small runtime (the
+/// caller may be inside a runtime, where blocking on one is not allowed).
+fn block_on_own_thread<T: Send>(fut: impl std::future::Future<Output = StoreResult<T>> + Send) -> StoreResult<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            rt.map_err(|e| StoreError::Backend { op: "block_on", source: e.into() })?.block_on(fut)
+        })
+        .join()
+        .unwrap_or(Err(StoreError::Closed))
+    })
 }
 
 /// `chatd migrate`: makes or upgrades the configured backend's schema and says

@@ -32,6 +32,9 @@ use crate::config::EncryptionConfig;
 /// The id of the check key (no conversation has id 0).
 const CHECK_ID: u64 = 0;
 
+/// The id of the blob key-encryption key (conversation ids stay below 2^53).
+const BLOBS_ID: u64 = u64::MAX;
+
 /// Unwrapped data keys kept in memory at most.
 const CACHED_KEYS: usize = 100_000;
 
@@ -116,6 +119,12 @@ impl AtRest {
         let key = Arc::new(key_of(&ring.unwrap(&owner(conv), &wrapped)?));
         self.keys.insert(conv, key.clone());
         Ok(Some(key))
+    }
+
+    /// The key that wraps each sealed attachment's own key (made on first
+    /// use; a master key rotation re-wraps it with the conversations' keys).
+    pub async fn blob_key(&self, store: &impl DataKeyStore) -> StoreResult<Arc<LessSafeKey>> {
+        Ok(self.key(store, BLOBS_ID, true).await?.expect("made when absent"))
     }
 
     /// Seals the content of an append's messages (and of an event's target
