@@ -38,3 +38,30 @@ async fn revoke_and_disable_close_sessions_on_the_other_nodes() {
         other => panic!("bob was not refused: {:?}", other.map(|_| ())),
     }
 }
+
+/// A GDPR erasure asked on one node tombstones the user's messages in
+/// conversations other nodes own: one the user left and one archived (the
+/// erasure travels to the owner as an erasure, not a client's delete).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_reaches_conversations_other_nodes_own_the_user_left_or_archived() {
+    use chat_protocol::v1::ConversationKind;
+    let c = Cluster::start().await;
+    let (admin, _ad) = c.connect("root", "admin", 0).await;
+    let (alice, _a) = c.connect("alice", "advocate", 0).await;
+    let (bob, _b) = c.connect("bob", "client", 0).await;
+    let left = c.create_owned_by(&alice, ConversationKind::Group, &["bob"], 1).await;
+    let archived = c.create_owned_by(&alice, ConversationKind::Group, &["bob"], 2).await;
+    let mut seqs = Vec::new();
+    for conv in [left, archived] {
+        seqs.push((conv, bob.send_text(conv, "bob's private words").await.expect("send").seq));
+    }
+    bob.leave(left).await.expect("leave");
+    alice.archive(archived, false).await.expect("archive");
+    let result = admin.erase_user("bob", "art. 17").await.expect("erase");
+    assert_eq!((result.messages_erased, result.messages_failed), (2, 0), "{result:?}");
+    for (conv, seq) in seqs {
+        let history = alice.history(conv, 0, 0, 50).await.expect("history").messages;
+        let m = history.iter().find(|m| m.seq == seq).expect("a tombstone");
+        assert!(m.deleted && m.body.is_none(), "{m:?}");
+    }
+}

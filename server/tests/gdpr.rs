@@ -124,3 +124,44 @@ async fn erasure_tombstones_live_and_in_history_removes_files_and_signs_the_user
     assert_eq!(details["kept"][0]["target"], "AZ-9");
     assert!(!entries[0].details.contains("Main St"), "counts, never content");
 }
+
+/// An erasure also reaches conversations the user left or was removed
+/// from (found on the audit trail) and archived ones: every message of
+/// theirs there becomes a tombstone the remaining members read in history.
+/// A hold on the user keeps theirs in a conversation they left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_reaches_conversations_the_user_left_was_removed_from_or_that_are_archived() {
+    let s = Server::start();
+    let (root, _r) = s.connect("root", "admin", Transport::Quic).await;
+    let (alice, _a) = s.connect("alice", "advocate", Transport::WebTransport).await;
+    let (bob, _b) = s.connect("bob", "client", Transport::Quic).await;
+    let (carol, _c) = s.connect("carol", "client", Transport::Quic).await;
+    let left = create(&alice, ConversationKind::Group, "Left", "", &["bob"]).await;
+    let removed = create(&alice, ConversationKind::Group, "Removed", "", &["bob"]).await;
+    let archived = create(&alice, ConversationKind::Group, "Archived", "", &["bob"]).await;
+    let held = create(&alice, ConversationKind::Group, "Held", "", &["carol"]).await;
+    let mut theirs = Vec::new();
+    for conv in [left, removed, archived] {
+        theirs.push((conv, bob.send_text(conv, format!("bob's secret in {conv}")).await.expect("send").seq));
+    }
+    let carols = carol.send_text(held, "carol's words").await.expect("send").seq;
+    bob.leave(left).await.expect("leave");
+    alice.remove_member(removed, "bob").await.expect("remove");
+    alice.archive(archived, false).await.expect("archive");
+    carol.leave(held).await.expect("leave");
+    root.set_legal_hold(HoldScope::User, "carol", "her matter").await.expect("hold");
+
+    let result = root.erase_user("bob", "art. 17").await.expect("erase");
+    assert_eq!((result.messages_erased, result.messages_failed), (3, 0), "{result:?}");
+    for (conv, seq) in theirs {
+        let history = alice.history(conv, 0, 0, 50).await.expect("history").messages;
+        let m = history.iter().find(|m| m.seq == seq).expect("the message stays, as a tombstone");
+        assert!(m.deleted && m.body.is_none(), "erased in {conv}: {m:?}");
+        assert!(!format!("{history:?}").contains("bob's secret"), "{history:?}");
+    }
+    let kept = root.erase_user("carol", "art. 17").await.expect("erase carol");
+    assert_eq!(kept.messages_erased, 0, "the hold on her keeps her words where she left: {kept:?}");
+    assert!(kept.kept.iter().any(|k| k.conversation_id == held && k.messages == 1), "{kept:?}");
+    let history = alice.history(held, 0, 0, 50).await.expect("history").messages;
+    assert!(history.iter().any(|m| m.seq == carols && !m.deleted), "{history:?}");
+}

@@ -77,13 +77,14 @@ use crate::ids::{Caller, ConvId, NodeId};
 use crate::metrics::{ClusterCounts, RedisHealth};
 use crate::search::merge::Answer;
 use crate::search::{IndexQuery, SearchIndex};
+use crate::shard::Ask;
 use crate::shard::broker::{Broker, CountsByNode, RateKey};
 use crate::shard::window::ClusterWindows;
 use crate::shard::{Fanout, Mesh, UserEvent};
 use bytes::Bytes;
 use chat_protocol::WireError;
 use chat_protocol::cluster::v1::envelope::Body;
-use chat_protocol::v1::{ErrorCode, command, reply};
+use chat_protocol::v1::{ErrorCode, reply};
 use futures_util::future::LocalBoxFuture;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -373,11 +374,11 @@ impl Broker for Cluster {
         conv: ConvId,
         caller: &Caller,
         origin: u64,
-        command: Option<command::Body>,
+        ask: Ask,
         want_reply: bool,
     ) -> LocalBoxFuture<'_, LocalBoxFuture<'static, reply::Result>> {
         self.forwards.fetch_add(1, Ordering::Relaxed);
-        let fwd = wire::forward(conv, caller, origin, command);
+        let fwd = wire::forward(conv, caller, origin, ask);
         // The outer future waits for room in the bridge's queue (that keeps the
         // order of calls); the inner one is the answer.
         #[allow(clippy::async_yields_async)]

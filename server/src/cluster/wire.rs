@@ -5,7 +5,7 @@
 //! hands nothing to shards (that is the bridge's job).
 
 use crate::ids::{Caller, ConvId, NodeId};
-use crate::shard::{Fanout, Forwarded, Pushed, UserEvent};
+use crate::shard::{Ask, Fanout, Forwarded, Pushed, UserEvent};
 use bytes::Bytes;
 use chat_protocol::cluster::v1::envelope::Body;
 use chat_protocol::cluster::v1::{
@@ -198,29 +198,35 @@ pub(super) fn user_event(u: RemoteUserEvent) -> (Arc<str>, UserEvent) {
     (Arc::from(u.user.as_str()), ev)
 }
 
-/// A request for the owner of `conv` (its `req_id` set by the bridge);
-/// `command` None announces the creation of `conv`.
-pub(super) fn forward(conv: ConvId, caller: &Caller, origin: u64, command: Option<command::Body>) -> Forward {
-    let created = command.is_none();
+/// A request for the owner of `conv` (its `req_id` set by the bridge).
+pub(super) fn forward(conv: ConvId, caller: &Caller, origin: u64, ask: Ask) -> Forward {
+    let (created, erase) = (ask == Ask::Created, matches!(ask, Ask::Erase(_)));
+    let body = match ask {
+        Ask::Created => None,
+        Ask::Command(body) => Some(body),
+        Ask::Erase(d) => Some(command::Body::DeleteMessage(d)),
+    };
     let command =
-        command.map(|body| Bytes::from(v1::Command { id: 0, body: Some(body) }.encode_to_vec())).unwrap_or_default();
-    Forward { req_id: 0, conv, user: caller.user.to_string(), role: caller.role as i32, origin, command, created }
+        body.map(|body| Bytes::from(v1::Command { id: 0, body: Some(body) }.encode_to_vec())).unwrap_or_default();
+    let role = caller.role as i32;
+    Forward { req_id: 0, conv, user: caller.user.to_string(), role, origin, command, created, erase }
 }
 
 /// A request `from` forwarded here, for the conversation's home shard. An
 /// unknown role is taken as the least privileged one.
 pub(super) fn forwarded(from: NodeId, f: Forward) -> Result<Forwarded, Malformed> {
-    let command = if f.created {
-        None
+    let ask = if f.created {
+        Ask::Created
     } else {
-        match v1::Command::decode(f.command) {
-            Ok(v1::Command { body: Some(body), .. }) => Some(body),
+        match (v1::Command::decode(f.command), f.erase) {
+            (Ok(v1::Command { body: Some(command::Body::DeleteMessage(d)), .. }), true) => Ask::Erase(d),
+            (Ok(v1::Command { body: Some(body), .. }), false) => Ask::Command(body),
             _ => return Err(Malformed::Command),
         }
     };
     let role = v1::Role::try_from(f.role).unwrap_or(v1::Role::Client);
     let caller = Caller { user: Arc::from(f.user.as_str()), role };
-    Ok(Forwarded { from, req_id: f.req_id, conv: f.conv, caller, origin: f.origin, command })
+    Ok(Forwarded { from, req_id: f.req_id, conv: f.conv, caller, origin: f.origin, ask })
 }
 
 /// The answer to request `req_id`, from `from`.
@@ -329,7 +335,7 @@ mod tests {
         assert_eq!(forwarded(Arc::from("node-a"), f).unwrap_err(), Malformed::Command);
         let Body::Forward(f) = body("forward_created") else { panic!("not a forward") };
         let req = forwarded(Arc::from("node-a"), f).unwrap();
-        assert!(req.command.is_none() && req.conv == u64::MAX && req.req_id == 0);
+        assert!(req.ask == Ask::Created && req.conv == u64::MAX && req.req_id == 0);
 
         let Body::Fanout(f) = body("fanout_messages") else { panic!("not a fan-out") };
         assert_eq!(f.conv, 42);
@@ -364,9 +370,25 @@ mod tests {
     }
 
     #[test]
+    fn an_erasure_travels_as_a_delete_with_its_flag_and_nothing_else_carries_it() {
+        let caller = Caller { user: Arc::from("bob"), role: Role::Client };
+        let d = v1::DeleteMessage { conversation_id: 42, seq: 7, client_msg_id: "gdpr-erase-7".into() };
+        let f = forward(42, &caller, 1, Ask::Erase(d.clone()));
+        assert!(f.erase && !f.created);
+        assert_eq!(forwarded(Arc::from("node-a"), f).unwrap().ask, Ask::Erase(d.clone()));
+        let delete = Ask::Command(command::Body::DeleteMessage(d));
+        let f = forward(42, &caller, 1, delete.clone());
+        assert_eq!(forwarded(Arc::from("node-a"), f).unwrap().ask, delete, "a client's delete stays one");
+        let read = v1::MarkRead { conversation_id: 42, seq: 7 };
+        let mut f = forward(42, &caller, 1, Ask::Command(command::Body::MarkRead(read)));
+        f.erase = true;
+        assert_eq!(forwarded(Arc::from("node-a"), f).unwrap_err(), Malformed::Command, "only a delete erases");
+    }
+
+    #[test]
     fn todays_encoders_produce_the_golden_bytes() {
         let caller = Caller { user: Arc::from("alice"), role: Role::try_from(2).unwrap() };
-        let mut fwd = forward(42, &caller, (7 << 32) | 1, None);
+        let mut fwd = forward(42, &caller, (7 << 32) | 1, Ask::Created);
         (fwd.req_id, fwd.created, fwd.command) = (300, false, Bytes::from_static(b"\x12\x03abc"));
         assert_eq!(encode("node-a", Body::Forward(fwd)), golden("forward"));
         let list = [(1, "one", 5), (2, "two", 0)].map(|(seq, f, origin)| Pushed {

@@ -120,7 +120,7 @@ pub fn membership_events(caller: &Caller, conv: u64, op: &AdminOp) -> Vec<AuditE
 pub fn change_event(caller: &Caller, change: &Change, ok: &v1::SendMessageOk) -> Option<AuditEvent> {
     let kind = match change {
         Change::Edit(_) => EventKind::MessageEdited,
-        Change::Delete(_) => EventKind::MessageDeleted,
+        Change::Delete(_) | Change::Erase(_) => EventKind::MessageDeleted,
         Change::React(_) => return None,
     };
     let details = json!({"target_seq": change.target_seq(), "event_seq": ok.seq, "duplicate": ok.duplicate});

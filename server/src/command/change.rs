@@ -38,7 +38,7 @@ pub fn parse(ctx: &ShardCtx, body: command::Body) -> Result<Option<Change>, Wire
 pub async fn at_owner(ctx: &ShardCtx, caller: Caller, origin: u64, change: Change) -> Result<reply::Result, WireError> {
     ctx.check_user_rate(UserRate::Messages, &caller.user).await?;
     let conv = change.conversation_id();
-    let audited = matches!(change, Change::Edit(_) | Change::Delete(_)).then(|| (caller.clone(), change.clone()));
+    let audited = (!matches!(change, Change::React(_))).then(|| (caller.clone(), change.clone()));
     let change = Box::new(change);
     let ok = ask(ctx, conv, |reply| ConvMsg::Change { caller, origin, change, reply }).await?;
     if let Some(ev) = audited.and_then(|(caller, change)| super::audit::change_event(&caller, &change, &ok)) {

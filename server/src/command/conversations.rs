@@ -9,6 +9,7 @@ use super::request::{Requester, answered, err, store_err};
 use crate::audit::{AuditEvent, EventKind};
 use crate::conversation::{no_access, summary};
 use crate::ids::ConvId;
+use crate::shard::Ask;
 use crate::shard::{AdminOp, UserRate};
 use crate::store::{ConversationRecord, Created, ListKey, MemberRecord, MessageStore};
 use chat_protocol::WireError;
@@ -185,7 +186,7 @@ async fn announce_created(req: &Requester, conv: ConvId) -> Result<reply::Result
     if let Some(owner) = req.ctx.remote_owner(conv)
         && let Some(broker) = &req.ctx.shared.broker
     {
-        return answered(broker.forward(owner, conv, &req.caller, req.session, None, true).await.await);
+        return answered(broker.forward(owner, conv, &req.caller, req.session, Ask::Created, true).await.await);
     }
     membership::admin(&req.ctx, req.caller.clone(), conv, AdminOp::Created).await
 }

@@ -2,9 +2,11 @@
 //! `crate::retention::erase` decides. The user is disabled and
 //! pseudonymised and their sessions closed first (so nothing new of theirs
 //! arrives meanwhile, through the same path as `RevokeSessions`); then, in
-//! each of their conversations no legal hold covers, every message they
-//! sent becomes a tombstone through the conversation's owner (here or on
-//! its node, as a delete of theirs, so live members see it), its kept
+//! each of their conversations no legal hold covers (those they are in, and
+//! those the audit trail says they left or were removed from), every
+//! message they sent becomes a tombstone through the conversation's owner
+//! (here or on its node, as an erasure of theirs, so live members see it;
+//! archived conversations included), its kept
 //! versions are forgotten and its attachments' records removed, and so are
 //! the records of files they uploaded there but never sent. What a
 //! hold keeps is listed in the result; the erasure is audited with counts.
@@ -14,15 +16,17 @@
 use super::request::{Requester, answered, err, store_err};
 use super::retention::scope_proto;
 use super::users::{close_sessions, rules as user_rules};
+use crate::audit::query::Filter;
 use crate::audit::{AuditEvent, EventKind};
 use crate::ids::Caller;
 use crate::retention::erase::{self, Decision};
 use crate::retention::rules::Holds;
+use crate::shard::Change;
 use crate::store::attachments::{AttachmentStore, uploads_of};
 use crate::store::retention::RetentionStore;
 use crate::store::{Direction, MessageStore, Range};
 use chat_protocol::WireError;
-use chat_protocol::v1::{self, ErrorCode, Role, command, reply};
+use chat_protocol::v1::{self, ErrorCode, Role, reply};
 use prost::Message as _;
 use serde_json::json;
 use std::sync::Arc;
@@ -69,10 +73,16 @@ pub async fn erase_user(req: &Requester, e: v1::EraseUser) -> Result<reply::Resu
     let mut result =
         v1::EraseResult { user_id: e.user_id.clone(), pseudonym: pseudo.display_name, ..Default::default() };
     let mut failed = 0;
-    for conv in store.user_conversations(&e.user_id).await.map_err(store_err)? {
+    let mut convs = store.user_conversations(&e.user_id).await.map_err(store_err)?;
+    convs.extend(former_conversations(store, &e.user_id).await.map_err(store_err)?);
+    convs.sort_unstable();
+    convs.dedup();
+    for conv in convs {
         let Some(c) = store.get_conversation(conv).await.map_err(store_err)? else { continue };
         let members = store.members(conv).await.map_err(store_err)?;
-        let decision = erase::decide(&holds, conv, &c.case_id, members.iter().map(|m| m.user_id.as_str()));
+        // A hold on the user keeps their messages where they are no longer a member too.
+        let members = members.iter().map(|m| m.user_id.as_str()).chain([e.user_id.as_str()]);
+        let decision = erase::decide(&holds, conv, &c.case_id, members);
         let erasing = decision == Decision::Erase;
         let t = walk(&as_them, conv, erasing).await?;
         result.messages_erased += t.erased;
@@ -102,6 +112,22 @@ pub async fn erase_user(req: &Requester, e: v1::EraseUser) -> Result<reply::Resu
     let ev = AuditEvent::new(EventKind::UserErased, &*req.caller.user).target(&e.user_id).details(details);
     super::audit::record(&req.ctx, ev).await;
     Ok(reply::Result::Erased(result))
+}
+
+/// The conversations `user` left or was removed from, by the audit trail
+/// (every node's chain: an erasure is rare, and the trail is the record).
+async fn former_conversations(store: &crate::store::Store, user: &str) -> Result<Vec<u64>, crate::store::StoreError> {
+    let kinds = [EventKind::MemberLeft, EventKind::MemberRemoved].map(|k| k.as_str().to_owned()).to_vec();
+    let filter = Filter { user: user.to_owned(), kinds, ..Filter::default() };
+    let (mut out, mut cursor) = (Vec::new(), None);
+    loop {
+        let (page, next) = crate::audit::read::page(store, &filter, cursor, 1000, 100_000).await?;
+        out.extend(page.iter().filter(|e| e.target_user == user || e.actor == user).map(|e| e.conversation_id));
+        match next {
+            Some(c) => cursor = Some(c),
+            None => return Ok(out),
+        }
+    }
 }
 
 /// Walks one conversation's messages: counts the user's and, if
@@ -164,14 +190,10 @@ async fn forget_uploads(store: &crate::store::Store, conv: u64, user: &str) -> R
 async fn tombstone(as_them: &Requester, conv: u64, seq: u64) -> Result<(), WireError> {
     let mut attempt = 0;
     loop {
-        let body = command::Body::DeleteMessage(v1::DeleteMessage {
-            conversation_id: conv,
-            seq,
-            client_msg_id: erase::tombstone_id(seq),
-        });
+        let d = v1::DeleteMessage { conversation_id: conv, seq, client_msg_id: erase::tombstone_id(seq) };
         let answer = match as_them.remote(conv) {
-            Some(remote) => answered(remote.forward(body, true).await.await),
-            None => super::owner::execute(&as_them.ctx, as_them.caller.clone(), 0, body).await,
+            Some(remote) => answered(remote.erase(d).await.await),
+            None => super::change::at_owner(&as_them.ctx, as_them.caller.clone(), 0, Change::Erase(d)).await,
         };
         match answer {
             Ok(_) => return Ok(()),

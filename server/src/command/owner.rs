@@ -6,7 +6,7 @@
 use super::request::err;
 use super::{change, membership, message, receipts, typing};
 use crate::ids::Caller;
-use crate::shard::{AdminOp, Forwarded, ShardCtx};
+use crate::shard::{AdminOp, Ask, Change, Forwarded, ShardCtx};
 use chat_protocol::WireError;
 use chat_protocol::v1::{ErrorCode, command, reply};
 use std::rc::Rc;
@@ -41,9 +41,10 @@ pub async fn execute(
 /// Cluster: runs a request another node forwarded here and answers it.
 pub async fn serve_forwarded(ctx: Rc<ShardCtx>, req: Forwarded) {
     let Some(broker) = ctx.shared.broker.clone() else { return };
-    let result = match req.command {
-        None => membership::admin(&ctx, req.caller, req.conv, AdminOp::Created).await,
-        Some(body) => execute(&ctx, req.caller, req.origin, body).await,
+    let result = match req.ask {
+        Ask::Created => membership::admin(&ctx, req.caller, req.conv, AdminOp::Created).await,
+        Ask::Command(body) => execute(&ctx, req.caller, req.origin, body).await,
+        Ask::Erase(d) => change::at_owner(&ctx, req.caller, req.origin, Change::Erase(d)).await,
     };
     let r = result.unwrap_or_else(|e| reply::Result::Error(e.to_proto()));
     broker.reply(req.from, req.req_id, r);

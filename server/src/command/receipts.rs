@@ -5,6 +5,7 @@
 
 use super::request::{Requester, ask, err};
 use crate::ids::{Caller, ConvId, NodeId};
+use crate::shard::Ask;
 use crate::shard::{ConvMsg, ShardCtx};
 use chat_protocol::WireError;
 use chat_protocol::v1::{self, ErrorCode, ReceiptKind, command, reply};
@@ -36,7 +37,7 @@ pub async fn mark_delivered(req: &Requester, m: v1::MarkDelivered) -> Result<rep
         for (node, cursors) in remote {
             let Some(m) = one_command(cursors) else { continue };
             let conv = m.conversation_id;
-            let body = Some(command::Body::MarkDelivered(m));
+            let body = Ask::Command(command::Body::MarkDelivered(m));
             drop(broker.forward(node, conv, &req.caller, req.session, body, false).await);
         }
     }

@@ -3,6 +3,7 @@
 //! through the broker, [`Requester::forward`]) and the common refusals.
 
 use crate::ids::{Caller, ConvId, NodeId};
+use crate::shard::Ask;
 use crate::shard::broker::Broker;
 use crate::shard::{ConvMsg, ShardCtx};
 use crate::store::{Store, StoreError};
@@ -54,7 +55,13 @@ impl Remote<'_> {
     /// `TIMEOUT` when it was lost).
     pub async fn forward(self, body: command::Body, want_reply: bool) -> LocalBoxFuture<'static, reply::Result> {
         let req = self.req;
-        self.broker.forward(self.owner, self.conv, &req.caller, req.session, Some(body), want_reply).await
+        self.broker.forward(self.owner, self.conv, &req.caller, req.session, Ask::Command(body), want_reply).await
+    }
+
+    /// Sends a GDPR erasure's tombstone there and returns its answer to await.
+    pub async fn erase(self, d: chat_protocol::v1::DeleteMessage) -> LocalBoxFuture<'static, reply::Result> {
+        let req = self.req;
+        self.broker.forward(self.owner, self.conv, &req.caller, req.session, Ask::Erase(d), true).await
     }
 }
 

@@ -98,9 +98,13 @@ pub fn apply(
             latest.body = e.body.clone();
             latest.edited_at_ms = now_ms;
         }
-        Change::Delete(_) => {
+        Change::Delete(_) | Change::Erase(_) => {
             let moderator = matches!(role, MemberRole::Admin | MemberRole::Moderator);
-            if target.sender_id != actor && !(rules.moderators_delete && moderator) {
+            let allowed = match change {
+                Change::Erase(_) => target.sender_id == actor,
+                _ => target.sender_id == actor || (rules.moderators_delete && moderator),
+            };
+            if !allowed {
                 return Err(not_yours("delete", target.seq));
             }
             event.kind = MessageKind::Delete as i32;

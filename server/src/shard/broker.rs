@@ -7,9 +7,10 @@ use crate::ids::{Caller, ConvId, NodeId};
 use crate::metrics::RedisHealth;
 use crate::search::IndexQuery;
 use crate::search::merge::Answer;
+use crate::shard::msg::Ask;
 use crate::shard::msg::{Fanout, UserEvent};
 use chat_protocol::WireError;
-use chat_protocol::v1::{ErrorCode, command, reply};
+use chat_protocol::v1::{ErrorCode, reply};
 use futures_util::future::LocalBoxFuture;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -71,15 +72,14 @@ pub trait Broker: Send + Sync + std::fmt::Debug {
     fn presence_resync_every(&self) -> Duration;
 
     /// Sends a command to `owner`, the node that owns `conv` (in call order);
-    /// the returned future is its answer, or a retryable `TIMEOUT`. `command`
-    /// None means "announce the creation of `conv`".
+    /// the returned future is its answer, or a retryable `TIMEOUT`.
     fn forward(
         &self,
         owner: NodeId,
         conv: ConvId,
         caller: &Caller,
         origin: u64,
-        command: Option<command::Body>,
+        ask: Ask,
         want_reply: bool,
     ) -> LocalBoxFuture<'_, LocalBoxFuture<'static, reply::Result>>;
 

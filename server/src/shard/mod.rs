@@ -28,7 +28,7 @@ pub mod window;
 pub use ctx::{ShardCtx, ShardState, Shared};
 pub use mesh::{MailboxFull, Mesh};
 pub use msg::{
-    AdminOp, Change, ConvMsg, Fanout, Forwarded, LocalCommand, PresenceChange, PresenceMsg, Pushed, Reply, ShardMsg,
-    UserEvent, UserRate,
+    AdminOp, Ask, Change, ConvMsg, Fanout, Forwarded, LocalCommand, PresenceChange, PresenceMsg, Pushed, Reply,
+    ShardMsg, UserEvent, UserRate,
 };
 pub use placement::{home_shard, owner_lost, owner_node, user_shard};

@@ -180,6 +180,11 @@ pub enum Change {
     Delete(v1::DeleteMessage),
     /// A reaction added or taken away.
     React(v1::React),
+    /// A message made an erased tombstone by a GDPR erasure of its sender
+    /// (made by the server, never from a client's command): a delete of the
+    /// sender's own message that holds for a former member and in an
+    /// archived conversation too.
+    Erase(v1::DeleteMessage),
 }
 
 impl Change {
@@ -187,7 +192,7 @@ impl Change {
     pub fn target_seq(&self) -> u64 {
         match self {
             Change::Edit(e) => e.seq,
-            Change::Delete(d) => d.seq,
+            Change::Delete(d) | Change::Erase(d) => d.seq,
             Change::React(r) => r.seq,
         }
     }
@@ -196,7 +201,7 @@ impl Change {
     pub fn conversation_id(&self) -> u64 {
         match self {
             Change::Edit(e) => e.conversation_id,
-            Change::Delete(d) => d.conversation_id,
+            Change::Delete(d) | Change::Erase(d) => d.conversation_id,
             Change::React(r) => r.conversation_id,
         }
     }
@@ -205,7 +210,7 @@ impl Change {
     pub fn client_msg_id(&self) -> &str {
         match self {
             Change::Edit(e) => &e.client_msg_id,
-            Change::Delete(d) => &d.client_msg_id,
+            Change::Delete(d) | Change::Erase(d) => &d.client_msg_id,
             Change::React(r) => &r.client_msg_id,
         }
     }
@@ -328,6 +333,17 @@ pub enum AdminOp {
     Created,
 }
 
+/// What a request forwarded to a conversation's owner node asks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ask {
+    /// Announce the creation of the conversation to its members.
+    Created,
+    /// A client's command.
+    Command(v1::command::Body),
+    /// A GDPR erasure's tombstone ([`Change::Erase`]).
+    Erase(v1::DeleteMessage),
+}
+
 /// A request that another node forwarded to this one, the owner.
 #[derive(Debug)]
 pub struct Forwarded {
@@ -341,6 +357,6 @@ pub struct Forwarded {
     pub caller: Caller,
     /// The sending session (cluster-unique).
     pub origin: u64,
-    /// The command, or None for "announce the creation of `conv`".
-    pub command: Option<v1::command::Body>,
+    /// What it asks.
+    pub ask: Ask,
 }

@@ -41,6 +41,9 @@ const CACHED_KEYS: usize = 100_000;
 /// Data keys read or re-wrapped per page by a rotation.
 const ROTATE_PAGE: usize = 500;
 
+/// Passes a rotation makes at most (the last finds nothing left to re-wrap).
+const ROTATE_PASSES: usize = 5;
+
 /// The associated data of a wrapped data key: its conversation.
 fn owner(conversation_id: u64) -> [u8; 23] {
     let mut out = [0u8; 23];
@@ -191,7 +194,8 @@ impl AtRest {
     /// Makes `new` the current master key (the old ones stay accepted) and
     /// re-wraps every data key under it, while the store serves: each key is
     /// replaced only if unchanged since read (a concurrent rotation or
-    /// shredding wins). Idempotent: a repeat re-wraps nothing.
+    /// shredding wins), in passes until one finds every key under `new`.
+    /// Idempotent: a repeat re-wraps nothing.
     pub async fn rotate(&self, store: &impl DataKeyStore, new: Arc<dyn KeyWrap>) -> StoreResult<Rotated> {
         let ring = {
             let mut guard = self.ring.write().unwrap_or_else(|p| p.into_inner());
@@ -202,23 +206,46 @@ impl AtRest {
             guard.clone()
         };
         let mut done = Rotated { master_key: new.id().to_owned(), ..Rotated::default() };
-        let mut after = None;
+        // A key made with the old master key while the first pass ran may
+        // sit behind its page: passes go on until one re-wraps nothing.
+        for pass in 0..ROTATE_PASSES {
+            let (rewrapped, already) = self.rewrap_pass(store, &ring, new.as_ref()).await?;
+            done.rewrapped += rewrapped;
+            if pass == 0 {
+                done.already = already;
+            }
+            if rewrapped == 0 {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
+    /// One pass over every data key: re-wraps those not under `new`; what it
+    /// re-wrapped, and how many were under it already.
+    async fn rewrap_pass(
+        &self,
+        store: &impl DataKeyStore,
+        ring: &Keyring,
+        new: &dyn KeyWrap,
+    ) -> StoreResult<(u64, u64)> {
+        let (mut rewrapped, mut already, mut after) = (0, 0, None);
         loop {
             let page = store.data_keys_page(after, ROTATE_PAGE).await?;
             let Some(&(last, _)) = page.last() else { break };
             for (conv, wrapped) in page {
                 if wrapped_parts(&wrapped)?.0 == new.id() {
-                    done.already += 1;
+                    already += 1;
                     continue;
                 }
-                let rewrapped = new.wrap(&owner(conv), &ring.unwrap(&owner(conv), &wrapped)?)?;
-                if store.replace_data_key(conv, &wrapped, &rewrapped).await? {
-                    done.rewrapped += 1;
+                let fresh = new.wrap(&owner(conv), &ring.unwrap(&owner(conv), &wrapped)?)?;
+                if store.replace_data_key(conv, &wrapped, &fresh).await? {
+                    rewrapped += 1;
                 }
             }
             after = Some(last);
         }
-        Ok(done)
+        Ok((rewrapped, already))
     }
 
     /// Destroys a conversation's data key: its sealed content can never be
