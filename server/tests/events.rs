@@ -76,6 +76,29 @@ async fn edits_and_deletes_are_seen_live_and_history_shows_the_latest_state() {
     }
 }
 
+/// Deleting an edited message takes the text of its EDIT events with it:
+/// history keeps the events (at their seqs, with who and when) but none of
+/// the words, and a view made from history alone shows the message deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_messages_edits_keep_no_text() {
+    let s = Server::start();
+    let (alice, _a_ev, bob, _b_ev, conv) = group(&s, Transport::Quic).await;
+    let seq = alice.send_text(conv, "the figure is 2.4").await.unwrap().seq;
+    let first = alice.edit(conv, seq, "the figure is 2.5").await.unwrap().seq;
+    let second = alice.edit(conv, seq, "the figure is 2.6").await.unwrap().seq;
+    let before = bob.history(conv, 0, 0, 50).await.unwrap();
+    assert!(format!("{before:?}").contains("2.5"), "the edits carry their text until the delete");
+    alice.delete(conv, seq).await.unwrap();
+    let h = bob.history(conv, 0, 0, 50).await.unwrap();
+    assert!(!format!("{h:?}").contains("the figure"), "no word of it is left: {h:?}");
+    let edits: Vec<_> = h.messages.iter().filter(|m| m.kind == MessageKind::Edit as i32).collect();
+    assert_eq!(edits.iter().map(|m| m.seq).collect::<Vec<_>>(), [first, second], "the events stay");
+    assert!(edits.iter().all(|m| m.body.is_none() && m.sender_id == "alice" && m.target_seq == seq));
+    let mut fresh = MessageView::new();
+    fresh.apply_history(&h);
+    assert!(fresh.get(conv, seq).unwrap().deleted);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reactions_toggle_with_counts_and_who() {
     let s = Server::start_with(|c| c.messages.max_reactions_per_user = 2);

@@ -144,6 +144,8 @@ async fn erasure_reaches_conversations_the_user_left_was_removed_from_or_that_ar
     for conv in [left, removed, archived] {
         theirs.push((conv, bob.send_text(conv, format!("bob's secret in {conv}")).await.expect("send").seq));
     }
+    // An edit carries the text it edited to: the erasure takes it too.
+    bob.edit(left, theirs[0].1, "bob's secret, edited").await.expect("edit");
     let carols = carol.send_text(held, "carol's words").await.expect("send").seq;
     bob.leave(left).await.expect("leave");
     alice.remove_member(removed, "bob").await.expect("remove");

@@ -144,6 +144,10 @@ async fn walk(as_them: &Requester, conv: u64, erasing: bool) -> Result<Tally, Wi
         for (seq, bytes) in page {
             after = seq;
             let Ok(m) = v1::Message::decode(bytes.as_ref()) else { continue };
+            if erasing && erase::is_their_edit(&m, user) && m.body.is_some() {
+                store.strip_message(conv, seq).await.map_err(store_err)?;
+                continue;
+            }
             if !erase::is_theirs(&m, user) {
                 continue;
             }

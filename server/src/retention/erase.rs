@@ -52,6 +52,12 @@ pub fn is_theirs(m: &v1::Message, user: &str) -> bool {
     m.kind == MessageKind::User as i32 && m.sender_id == user
 }
 
+/// Whether a stored entry is an EDIT event of `user`'s (it carries the text
+/// they edited to, which an erasure strips).
+pub fn is_their_edit(m: &v1::Message, user: &str) -> bool {
+    m.kind == MessageKind::Edit as i32 && m.sender_id == user
+}
+
 /// Whether a message of theirs still needs its tombstone (an erasure cut
 /// off midway, or run again, skips the ones it already made).
 pub fn needs_tombstone(m: &v1::Message) -> bool {

@@ -72,6 +72,11 @@ pub trait RetentionStore: Send + Sync + 'static {
     /// no earlier body); none: not an error.
     async fn forget_versions(&self, conversation_id: u64, seq: u64) -> StoreResult<()>;
 
+    /// Removes the content of stored message `seq` (body, attachment list;
+    /// sealed or not), keeping its metadata: what a deleted message's EDIT
+    /// events keep. Whether the message is stored.
+    async fn strip_message(&self, conversation_id: u64, seq: u64) -> StoreResult<bool>;
+
     /// Removes an attachment record (absent: not an error).
     async fn delete_attachment(&self, conversation_id: u64, id: &str) -> StoreResult<()>;
 
@@ -96,6 +101,10 @@ impl RetentionStore for Store {
 
     async fn forget_versions(&self, conversation_id: u64, seq: u64) -> StoreResult<()> {
         delegate!(self, s => s.forget_versions(conversation_id, seq).await)
+    }
+
+    async fn strip_message(&self, conversation_id: u64, seq: u64) -> StoreResult<bool> {
+        delegate!(self, s => s.strip_message(conversation_id, seq).await)
     }
 
     async fn delete_attachment(&self, conversation_id: u64, id: &str) -> StoreResult<()> {

@@ -217,6 +217,16 @@ pub fn strip(stored: &[u8]) -> Result<Vec<u8>, AtRestError> {
     Ok(out)
 }
 
+/// A stored message without its content, sealed or not (the content
+/// fields and the sealed field gone): what is left is its metadata.
+pub fn without_content(stored: &[u8]) -> Result<Vec<u8>, AtRestError> {
+    let mut out = Vec::with_capacity(stored.len());
+    for f in fields(stored)?.iter().filter(|f| f.number != SEALED_FIELD && !CONTENT_FIELDS.contains(&f.number)) {
+        out.extend_from_slice(f.raw);
+    }
+    Ok(out)
+}
+
 /// A random AES-256-GCM key and its bytes.
 pub fn new_key() -> ([u8; 32], LessSafeKey) {
     let bytes = rand::random::<[u8; 32]>();
@@ -309,6 +319,11 @@ mod tests {
         let stored = seal(&key, 7, Slot::Message(3), Writer::Append(3), &message().encode_to_vec()).unwrap().unwrap();
         let left = Message::decode(&*strip(&stored).unwrap()).unwrap();
         assert_eq!((left.sender_id.as_str(), left.body), ("ann", None));
+        for bytes in [stored.clone(), message().encode_to_vec()] {
+            let bare = Message::decode(&*without_content(&bytes).unwrap()).unwrap();
+            assert_eq!((bare.sender_id.as_str(), bare.body, bare.attachments.len()), ("ann", None, 0));
+            assert_eq!(bare.reactions, message().reactions, "metadata stays, sealed or not");
+        }
         assert!(matches!(is_sealed(&[0x2a, 0x05, 1]), Err(AtRestError::Corrupt(_))), "a length past the end");
         assert!(matches!(is_sealed(&[0x0b]), Err(AtRestError::Corrupt(_))), "a group wire type");
         let sealed_twice = seal(&key, 7, Slot::Message(3), Writer::Append(3), &stored);

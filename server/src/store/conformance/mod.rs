@@ -98,6 +98,7 @@ macro_rules! conformance_tests {
             legal_holds_set_list_release,
             attachment_records_are_deleted,
             versions_of_one_message_are_forgotten,
+            a_stripped_message_keeps_its_metadata_only,
             data_keys_insert_replace_delete_page,
             content_is_sealed_at_rest,
         );

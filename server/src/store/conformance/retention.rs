@@ -153,3 +153,26 @@ where
     assert_eq!(store.attachment(9, &rec.id).await.expect("get"), None);
     assert_eq!(store.attachment(9, &other.id).await.expect("get"), Some(other), "the other stays");
 }
+
+/// Stripping a message removes its content (body, attachment list) and
+/// keeps the rest; an absent message is not stripped; kept across a reopen.
+pub async fn a_stripped_message_keeps_its_metadata_only<F: ConformanceFactory>(f: &mut F)
+where
+    F::Store: RetentionStore,
+{
+    use chat_protocol::v1::{Attachment, Message, MessageBody, message_body::Content};
+    let store = f.fresh().await;
+    let conv = 93;
+    let body = Some(MessageBody { content: Some(Content::Text("the edited figure".into())) });
+    let attachments = vec![Attachment { name: "offer.pdf".into(), ..Default::default() }];
+    let m = Message { body, attachments, ..Message::decode(real(conv, 1).encoded).unwrap() };
+    store.append(vec![NewMessage { encoded: m.encode_to_vec().into(), ..real(conv, 1) }]).await.expect("append");
+    store.append(vec![real(conv, 2)]).await.expect("append");
+    assert!(store.strip_message(conv, 1).await.expect("strip"));
+    assert!(!store.strip_message(conv, 9).await.expect("strip absent"), "nothing stored there");
+    let store = f.reopen(store).await;
+    let read = store.read_range(conv, all()).await.expect("read");
+    let stripped = Message::decode(read[0].1.clone()).unwrap();
+    assert_eq!(stripped, Message { body: None, attachments: Vec::new(), ..m }, "only the content went");
+    assert_eq!(read[1].1, real(conv, 2).encoded, "the others are untouched");
+}

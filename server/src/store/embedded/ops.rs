@@ -62,6 +62,11 @@ pub(super) enum Op {
         conversation_id: u64,
         seq: u64,
     },
+    /// A message's content removed, its metadata kept.
+    StripMessage {
+        conversation_id: u64,
+        seq: u64,
+    },
     /// A legal hold (boxed: it is larger than the other ops).
     PutHold(Box<HoldRecord>),
     RemoveHold {
@@ -102,6 +107,7 @@ impl Op {
             Op::Purge { .. } => "purge_through",
             Op::DeleteAttachment { .. } => "delete_attachment",
             Op::ForgetVersions { .. } => "forget_versions",
+            Op::StripMessage { .. } => "strip_message",
             Op::PutHold(_) => "put_hold",
             Op::RemoveHold { .. } => "remove_hold",
             Op::InsertDataKey { .. } => "insert_data_key",

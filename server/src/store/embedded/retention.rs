@@ -43,6 +43,10 @@ impl RetentionStore for EmbeddedStore {
         self.submit_unit(Op::ForgetVersions { conversation_id, seq }).await
     }
 
+    async fn strip_message(&self, conversation_id: u64, seq: u64) -> StoreResult<bool> {
+        Ok(matches!(self.submit(Op::StripMessage { conversation_id, seq }).await?, Done::Applied(true)))
+    }
+
     async fn delete_attachment(&self, conversation_id: u64, id: &str) -> StoreResult<()> {
         self.submit_unit(Op::DeleteAttachment { conversation_id, id: id.to_owned() }).await
     }
@@ -113,6 +117,15 @@ impl Txn<'_> {
     pub(super) fn forget_versions(&mut self, conv: u64, seq: u64) -> StoreResult<Done> {
         self.remove_versions("forget_versions", conv, seq)?;
         Ok(Done::Unit)
+    }
+
+    /// Stages message `seq` without its content.
+    pub(super) fn strip_message(&mut self, conv: u64, seq: u64) -> StoreResult<Done> {
+        let key = key::pair(conv, seq);
+        let Some(stored) = self.get(Ks::Messages, &key)? else { return Ok(Done::Applied(false)) };
+        let bare = crate::store::at_rest::seal::without_content(&stored)?;
+        self.put(Ks::Messages, &key, Slice::from(bare));
+        Ok(Done::Applied(true))
     }
 
     /// Stages the removal of an attachment record.

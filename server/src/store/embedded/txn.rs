@@ -110,6 +110,7 @@ impl<'a> Txn<'a> {
             Op::Purge { conversation_id, through } => self.purge(*conversation_id, *through),
             Op::DeleteAttachment { conversation_id, id } => self.delete_attachment(*conversation_id, id),
             Op::ForgetVersions { conversation_id, seq } => self.forget_versions(*conversation_id, *seq),
+            Op::StripMessage { conversation_id, seq } => self.strip_message(*conversation_id, *seq),
             Op::PutHold(hold) => self.put_hold(hold),
             Op::RemoveHold { scope, target } => self.remove_hold(*scope, target),
             Op::InsertDataKey { conversation_id, wrapped } => self.insert_data_key(*conversation_id, wrapped),

@@ -11,7 +11,7 @@ use super::append::bucket_of;
 use super::rows::{id_to_db, seq_to_db};
 use super::{Inner, ScyllaStore, StoreResult};
 use crate::store::retention::{HoldRecord, HoldScope, RetentionStore};
-use crate::store::{Direction, Range, StoreError};
+use crate::store::{Direction, MessageStore, Range, StoreError};
 
 /// Messages read per step of a purge.
 const PURGE_PAGE: usize = 500;
@@ -74,6 +74,20 @@ impl RetentionStore for ScyllaStore {
         self.call(OP, true, move |i| async move {
             let key = (id_to_db(conversation_id), seq_to_db(seq));
             i.exec(OP, &i.st.delete_versions_of, key, None).await.map(|_| ())
+        })
+        .await
+    }
+
+    async fn strip_message(&self, conversation_id: u64, seq: u64) -> StoreResult<bool> {
+        const OP: &str = "strip_message";
+        let range = Range { after: seq.saturating_sub(1), before: seq + 1, limit: 1, direction: Direction::Forward };
+        let Some((_, stored)) = self.read_range(conversation_id, range).await?.pop() else { return Ok(false) };
+        let bare = crate::store::at_rest::seal::without_content(&stored)?;
+        self.call(OP, true, move |i| async move {
+            let stmt = &i.st.update_message_body;
+            let key = (bare, id_to_db(conversation_id), id_to_db(bucket_of(seq)), seq_to_db(seq));
+            let result = i.exec(OP, stmt, key, None).await?;
+            i.applied(OP, stmt, result)
         })
         .await
     }
