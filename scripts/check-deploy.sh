@@ -9,6 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 chatd="${CHATD_BIN:-target/debug/chatd}"
 venv="${DEPLOY_CHECK_VENV:-target/deploy-check-venv}"
+# A venv made elsewhere (a target folder moved or copied) has dead paths: make it anew.
+if [ -d "$venv" ] && ! "$venv/bin/check-jsonschema" --version >/dev/null 2>&1; then
+  rm -rf "$venv"
+fi
 if [ ! -x "$venv/bin/kubernetes-validate" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check check-jsonschema==0.33.* kubernetes-validate==1.37.* pyyaml
