@@ -97,17 +97,27 @@ impl Blobs {
         &self.backend
     }
 
-    /// A sealed blob's plaintext size and key (None: stored as uploaded, or absent).
-    async fn opened(&self, kek: &LessSafeKey, hash: &BlobHash) -> BlobResult<Option<(u64, LessSafeKey)>> {
-        let Some(meta) = delegate!(Backend, &self.backend, s => s.stat(hash).await)? else { return Ok(None) };
-        let Some(plain) = sealed::plain_size(meta.size) else { return Ok(None) };
+    /// How a blob is stored: absent, as uploaded (encryption off, or stored
+    /// before it was on), or sealed (its plaintext size and key).
+    async fn stored(&self, hash: &BlobHash) -> BlobResult<Stored> {
+        let Some(meta) = delegate!(Backend, &self.backend, s => s.stat(hash).await)? else { return Ok(Stored::Absent) };
+        let (Some(kek), Some(plain)) = (&self.kek, sealed::plain_size(meta.size)) else {
+            return Ok(Stored::Plain(meta));
+        };
         let header = delegate!(Backend, &self.backend, s => s.read_range(hash, 0, sealed::HEADER).await)?;
         if !sealed::is_sealed(&header) {
-            return Ok(None);
+            return Ok(Stored::Plain(meta));
         }
         let corrupt = || BlobError::Corrupt { hash: *hash, detail: "its sealed key does not open".into() };
-        Ok(Some((plain, sealed::open_header(kek, &header).ok_or_else(corrupt)?)))
+        Ok(Stored::Sealed { plain, key: Box::new(sealed::open_header(kek, &header).ok_or_else(corrupt)?) })
     }
+}
+
+/// How a blob is stored (see [`Blobs::stored`]).
+enum Stored {
+    Absent,
+    Plain(BlobMeta),
+    Sealed { plain: u64, key: Box<LessSafeKey> },
 }
 
 /// The writer of whichever backend [`Blobs`] runs on.
@@ -232,20 +242,21 @@ impl BlobStore for Blobs {
     }
 
     async fn stat(&self, hash: &BlobHash) -> BlobResult<Option<BlobMeta>> {
-        if let Some(kek) = &self.kek
-            && let Some((size, _)) = self.opened(kek, hash).await?
-        {
-            return Ok(Some(BlobMeta { hash: *hash, size }));
-        }
-        delegate!(Backend, &self.backend, s => s.stat(hash).await)
+        Ok(match self.stored(hash).await? {
+            Stored::Absent => None,
+            Stored::Plain(meta) => Some(meta),
+            Stored::Sealed { plain, .. } => Some(BlobMeta { hash: *hash, size: plain }),
+        })
     }
 
     async fn read_range(&self, hash: &BlobHash, start: u64, len: u64) -> BlobResult<Bytes> {
-        let Some(kek) = &self.kek else {
+        if self.kek.is_none() {
             return delegate!(Backend, &self.backend, s => s.read_range(hash, start, len).await);
-        };
-        let Some((plain, key)) = self.opened(kek, hash).await? else {
-            return delegate!(Backend, &self.backend, s => s.read_range(hash, start, len).await);
+        }
+        let (plain, key) = match self.stored(hash).await? {
+            Stored::Sealed { plain, key } => (plain, key),
+            Stored::Absent => return Err(BlobError::NotFound { hash: *hash }),
+            Stored::Plain(_) => return delegate!(Backend, &self.backend, s => s.read_range(hash, start, len).await),
         };
         let n = clamp_range(plain, start, len)?;
         let (offset, stored_len, first) = sealed::span(plain, start, n);

@@ -71,13 +71,21 @@ pub struct Store {
     at_rest: Option<at_rest::AtRest>,
 }
 
-/// Runs `$body` with `$s` bound to whichever backend `$store` (a [`Store`]) runs on.
-macro_rules! delegate {
-    ($store:expr, $s:ident => $body:expr) => {
-        match &$store.backend {
+/// Runs `$body` with `$s` bound to whichever store `$backend` (a [`Backend`]) is.
+macro_rules! on_backend {
+    ($backend:expr, $s:ident => $body:expr) => {
+        match $backend {
             $crate::store::Backend::Embedded($s) => $body,
             $crate::store::Backend::Scylla($s) => $body,
         }
+    };
+}
+pub(crate) use on_backend;
+
+/// Runs `$body` with `$s` bound to whichever backend `$store` (a [`Store`]) runs on.
+macro_rules! delegate {
+    ($store:expr, $s:ident => $body:expr) => {
+        $crate::store::on_backend!(&$store.backend, $s => $body)
     };
 }
 pub(crate) use delegate;
@@ -183,11 +191,6 @@ impl Store {
         at_rest.check(&self.backend).await?;
         self.at_rest = Some(at_rest);
         Ok(())
-    }
-
-    /// Whether content is encrypted at rest, and under which master key.
-    pub fn master_key_id(&self) -> Option<String> {
-        self.at_rest.as_ref().map(|a| a.ring().current.id().to_owned())
     }
 
     /// `chatd keys rotate`: makes `new` the master key and re-wraps every
@@ -521,15 +524,6 @@ pub trait MessageStore: Send + Sync + 'static {
     /// `after` (None: from the start), in an order of the backend's that is
     /// the same on every call (embedded: by id; ScyllaDB: by the id's token).
     async fn users_page(&self, after: Option<String>, limit: usize) -> StoreResult<Vec<UserRecord>>;
-}
-
-macro_rules! on_backend {
-    ($b:expr, $s:ident => $body:expr) => {
-        match $b {
-            Backend::Embedded($s) => $body,
-            Backend::Scylla($s) => $body,
-        }
-    };
 }
 
 impl data_keys::DataKeyStore for Backend {

@@ -99,13 +99,7 @@ impl AtRest {
     /// current master key on first use): a wrong or missing master key is
     /// refused here, at start, not at the first read.
     pub async fn check(&self, store: &impl DataKeyStore) -> StoreResult<()> {
-        let ring = self.ring();
-        let wrapped = match store.data_key(CHECK_ID).await? {
-            Some(w) => w,
-            None => store.insert_data_key(CHECK_ID, &ring.current.wrap(&owner(CHECK_ID), &new_key().0)?).await?,
-        };
-        ring.unwrap(&owner(CHECK_ID), &wrapped)?;
-        Ok(())
+        self.key(store, CHECK_ID, true).await.map(drop)
     }
 
     /// A conversation's data key; made and stored if it has none and `make`.
@@ -155,18 +149,11 @@ impl AtRest {
     /// Opens read messages in place. A conversation whose key was shredded
     /// reads as its messages' metadata, without content.
     pub async fn open_rows(&self, store: &impl DataKeyStore, conv: u64, rows: &mut [(u64, Bytes)]) -> StoreResult<()> {
-        let mut key: Option<Option<Arc<LessSafeKey>>> = None;
+        let mut key = None;
         for (seq, body) in rows {
-            if !seal::is_sealed(body)? {
-                continue;
+            if let Some(opened) = self.open_one(store, conv, Slot::Message(*seq), body, &mut key).await? {
+                *body = Bytes::from(opened);
             }
-            if key.is_none() {
-                key = Some(self.key(store, conv, false).await?);
-            }
-            *body = Bytes::from(match key.as_ref().and_then(Option::as_ref) {
-                Some(k) => seal::open(k, conv, Slot::Message(*seq), body)?,
-                None => seal::strip(body)?,
-            });
         }
         Ok(())
     }
@@ -178,17 +165,36 @@ impl AtRest {
         conv: u64,
         versions: &mut [MessageVersion],
     ) -> StoreResult<()> {
+        let mut key = None;
         for v in versions {
-            if !seal::is_sealed(&v.prior)? {
-                continue;
-            }
             let slot = Slot::Version { target: v.target_seq, event: v.event_seq };
-            v.prior = match self.key(store, conv, false).await? {
-                Some(k) => seal::open(&k, conv, slot, &v.prior)?,
-                None => seal::strip(&v.prior)?,
-            };
+            if let Some(opened) = self.open_one(store, conv, slot, &v.prior, &mut key).await? {
+                v.prior = opened;
+            }
         }
         Ok(())
+    }
+
+    /// `stored` opened for `slot` of `conv` (a shredded key: its metadata
+    /// only); None: not sealed. `key` holds the conversation's key once looked up.
+    async fn open_one(
+        &self,
+        store: &impl DataKeyStore,
+        conv: u64,
+        slot: Slot,
+        stored: &[u8],
+        key: &mut Option<Option<Arc<LessSafeKey>>>,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        if !seal::is_sealed(stored)? {
+            return Ok(None);
+        }
+        if key.is_none() {
+            *key = Some(self.key(store, conv, false).await?);
+        }
+        Ok(Some(match key.as_ref().and_then(Option::as_ref) {
+            Some(k) => seal::open(k, conv, slot, stored)?,
+            None => seal::strip(stored)?,
+        }))
     }
 
     /// Makes `new` the current master key (the old ones stay accepted) and
