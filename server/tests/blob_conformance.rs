@@ -168,3 +168,65 @@ mod scylla_cluster_sealed {
         super::kek()
     ));
 }
+
+/// A deployment made by blob schema version 1 (no `blobs.touched_ms`):
+/// `chatd migrate` adds the column, and its old rows age by the write time
+/// of their size, so a sweep can remove them and a new upload still touches
+/// them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_1_blob_rows_are_migrated_and_age_by_write_time() {
+    use chat_server::blob::{BlobHash, BlobStore, BlobWriter};
+    let mut keyspaces = TestKeyspaces::from_env();
+    if let Some(why) = keyspaces.skip() {
+        chat_server::blob::conformance::report_skip("version_1_blob_rows_are_migrated", &why);
+        return;
+    }
+    let settings = keyspaces.fresh();
+    chat_server::store::scylla::migrate_with(&settings).await.expect("migrate the store");
+    let session = chat_server::store::scylla::connect(&settings).await.expect("connect");
+    let ks = &settings.keyspace;
+    let now = || chat_protocol::unix_ms(std::time::SystemTime::now());
+    // The tables as version 1 made them, with two committed blobs of one chunk each.
+    let (old, again) = (BlobHash::of(b"old"), BlobHash::of(b"again"));
+    let before = now();
+    for cql in [
+        format!("CREATE TABLE {ks}.blobs (hash blob PRIMARY KEY, size bigint, upload bigint, chunk_bytes int)"),
+        format!("CREATE TABLE {ks}.blob_chunks (upload bigint, idx int, data blob, PRIMARY KEY ((upload, idx)))"),
+        format!("INSERT INTO {ks}.schema_version (component, version) VALUES ('blobs', 1)"),
+    ] {
+        session.query_unpaged(cql, ()).await.expect("version 1 schema");
+    }
+    for (upload, hash, bytes) in [(7i64, old, b"old".as_slice()), (8, again, b"again")] {
+        let insert = format!("INSERT INTO {ks}.blobs (hash, size, upload, chunk_bytes) VALUES (?, ?, ?, 262144)");
+        session.query_unpaged(insert, (hash.0.as_slice(), bytes.len() as i64, upload)).await.expect("a row");
+        let insert = format!("INSERT INTO {ks}.blob_chunks (upload, idx, data) VALUES (?, 0, ?)");
+        session.query_unpaged(insert, (upload, bytes)).await.expect("its chunk");
+    }
+
+    let e = ScyllaBlobStore::connect(&settings, Duration::from_secs(3600)).await.err().expect("version 1 is refused");
+    assert!(e.to_string().contains("chatd migrate"), "{e}");
+    let report = chat_server::blob::scylla::migrate_with(&settings).await.expect("migrate");
+    assert!(report.iter().any(|l| l.contains("touched_ms added")), "{report:?}");
+    let twice = chat_server::blob::scylla::migrate_with(&settings).await.expect("migrate again");
+    assert!(!twice.iter().any(|l| l.contains("touched_ms added")), "a second migration adds nothing: {twice:?}");
+
+    let store = ScyllaBlobStore::connect(&settings, Duration::from_secs(3600)).await.expect("open");
+    let listed = store.list_page(None, 10).await.expect("list");
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|l| l.touched_ms + 50 >= before), "aged by their write time: {listed:?} vs {before}");
+    assert!(!store.delete_untouched(&old, before - 60_000).await.unwrap(), "younger than the cutoff");
+    // Uploaded again: touched, so a sweep with a cutoff before that spares it.
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let cutoff = now();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let mut w = store.begin(5).await.unwrap();
+    w.write(b"again").await.unwrap();
+    w.commit().await.unwrap();
+    assert!(!store.delete_untouched(&again, cutoff).await.unwrap(), "touched by the upload");
+    assert!(store.delete_untouched(&old, cutoff).await.unwrap(), "never touched: removed");
+    assert!(!store.exists(&old).await.unwrap());
+    assert_eq!(&store.read_range(&again, 0, 10).await.unwrap()[..], b"again");
+    assert_eq!(store.uncommitted_pieces().await.unwrap(), 0, "the removed blob's chunk went with it");
+    drop(store);
+    keyspaces.drop_all().await;
+}

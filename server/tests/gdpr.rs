@@ -98,6 +98,16 @@ async fn erasure_tombstones_live_and_in_history_removes_files_and_signs_the_user
     assert_eq!(code(e), Some(ErrorCode::UnknownAttachment));
     let left = s.h().store().attachment(free, &unsent.attachment_id).await.expect("store");
     assert_eq!(left, None, "the record of the upload he never sent is gone too");
+    // The bytes of both (one blob: the same file twice) go with the purge
+    // job's sweep once nobody touched them for the grace (a day).
+    let blob = s.blob_file(&file.sha256);
+    assert!(blob.exists(), "kept until the sweep");
+    let now = chat_protocol::unix_ms(std::time::SystemTime::now());
+    let soon = s.h().purge_expired(now + 60_000).await;
+    assert_eq!((soon.blobs, soon.failed), (0, 0), "within the grace: {soon:?}");
+    let later = s.h().purge_expired(now + 2 * 86_400_000).await;
+    assert_eq!((later.blobs, later.failed), (1, 0), "{later:?}");
+    assert!(!blob.exists(), "the file is gone from the disk");
 
     // The profile: pseudonymised (members see the pseudonym), the id kept.
     let members = alice.get_members(free).await.expect("members");

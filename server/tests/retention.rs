@@ -80,6 +80,8 @@ async fn expired_messages_leave_history_search_and_their_attachments() {
     let report = s.h().purge_expired(in_days(31)).await;
     assert_eq!(report.messages, edit.seq, "every message of the conversation expired: {report:?}");
     assert_eq!(report.attachments, 1);
+    assert_eq!(report.blobs, 1, "its bytes, untouched for more than the grace, went too");
+    assert!(!s.blob_file(&file.sha256).exists());
     let h = bob.history(conv, 0, 0, 100).await.expect("history");
     assert!(h.messages.is_empty(), "history is empty: {:?}", h.messages);
     assert_eq!(h.purged_through, edit.seq, "the page says where the purge stopped");
@@ -101,6 +103,28 @@ async fn expired_messages_leave_history_search_and_their_attachments() {
     let next = alice.send_text(conv, "after the purge").await.expect("send");
     assert_eq!(next.seq, edit.seq + 1);
     assert_eq!(seqs(&bob, conv).await, [next.seq]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_shared_with_a_kept_attachment_stay() {
+    let s = start();
+    let (alice, _a) = s.connect("alice", "advocate", Transport::Quic).await;
+    let (bob, _b) = s.connect("bob", "client", Transport::Quic).await;
+    let short = create(&alice, ConversationKind::Group, "short", "", &["bob"]).await;
+    let other = create(&alice, ConversationKind::Group, "other", "", &["bob"]).await;
+    let sent = alice.upload_bytes(short, "brief.pdf", "application/pdf", &pdf()).await.expect("upload");
+    alice.send_with_attachments(short, "the brief", vec![sent.attachment_id.clone()]).await.expect("send");
+    // The same file, uploaded to another conversation and not sent: its record stays.
+    let kept = alice.upload_bytes(other, "copy.pdf", "application/pdf", &pdf()).await.expect("upload");
+    assert_eq!(kept.sha256, sent.sha256, "one blob");
+
+    let report = s.h().purge_expired(in_days(31)).await;
+    assert_eq!((report.messages, report.attachments, report.blobs, report.failed), (1, 1, 0, 0), "{report:?}");
+    assert!(s.blob_file(&sent.sha256).exists(), "another attachment names the bytes");
+    let e = bob.download(short, &sent.attachment_id, 0, 0, false).await.err().expect("the purged one is gone");
+    assert_eq!(code(e), Some(ErrorCode::UnknownAttachment));
+    let got = bob.download(other, &kept.attachment_id, 0, 0, false).await.expect("the kept one downloads");
+    assert_eq!(got.bytes().await.expect("its bytes"), pdf(), "whole");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

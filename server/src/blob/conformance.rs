@@ -59,6 +59,8 @@ macro_rules! blob_conformance_tests {
             blob_empty_blob,
             blob_concurrent_uploads_of_one_content,
             blob_reopen_keeps_committed,
+            blob_listing_walks_every_blob_once,
+            blob_sweep_spares_a_blob_touched_since,
         );
     };
     (@cases $factory:expr; $($case:ident),+ $(,)?) => {
@@ -281,4 +283,67 @@ pub async fn blob_reopen_keeps_committed<F: BlobFactory>(f: &mut F) {
         assert_eq!(store.stat(&m.hash).await.unwrap(), Some(*m));
         assert!(read_all(&store, &m.hash).await == data(seed, m.size as usize));
     }
+}
+
+fn now_ms() -> u64 {
+    chat_protocol::unix_ms(std::time::SystemTime::now())
+}
+
+/// A walk of pages lists every stored blob once, with when it was written.
+pub async fn blob_listing_walks_every_blob_once<F: BlobFactory>(f: &mut F) {
+    let store = f.fresh().await;
+    assert!(store.list_page(None, 10).await.unwrap().is_empty(), "an empty store lists nothing");
+    let before = now_ms();
+    let mut stored = std::collections::BTreeSet::new();
+    for seed in 0..7u8 {
+        stored.insert(put(&store, &data(20 + seed, 1000 + seed as usize), 500).await.hash);
+    }
+    let after = now_ms();
+    let (mut walked, mut cursor) = (Vec::new(), None);
+    loop {
+        let page = store.list_page(cursor, 3).await.expect("list_page");
+        assert!(page.len() <= 3, "a page holds at most its limit");
+        cursor = page.last().map(|l| l.hash);
+        let last = page.len() < 3;
+        walked.extend(page);
+        if last {
+            break;
+        }
+    }
+    let hashes: Vec<BlobHash> = walked.iter().map(|l| l.hash).collect();
+    assert_eq!(hashes.iter().copied().collect::<std::collections::BTreeSet<_>>(), stored, "every blob is listed");
+    assert_eq!(hashes.len(), stored.len(), "and none twice: {hashes:?}");
+    for l in &walked {
+        // File times may be a few ms coarser than the clock read around them.
+        assert!(l.touched_ms + 50 >= before && l.touched_ms <= after + 50, "{l:?} not in {before}..{after}");
+    }
+}
+
+/// A sweep removes a blob only if nothing touched it since its cutoff: a
+/// deduplicated upload of the same bytes touches it.
+pub async fn blob_sweep_spares_a_blob_touched_since<F: BlobFactory>(f: &mut F) {
+    let store = f.fresh().await;
+    let bytes = data(30, 300_000);
+    let other = put(&store, &data(31, 10), 10).await;
+    let first = put(&store, &bytes, 65_536).await;
+    assert!(!store.delete_untouched(&first.hash, now_ms() - 60_000).await.unwrap(), "written after the cutoff");
+    assert!(store.exists(&first.hash).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let cutoff = now_ms();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(put(&store, &bytes, 1_000).await, first, "uploaded again: deduplicated");
+    assert!(!store.delete_untouched(&first.hash, cutoff).await.unwrap(), "the second upload touched it");
+    assert!(read_all(&store, &first.hash).await == bytes, "and it is whole");
+    assert_no_leftovers(f, &store, "after a deduplicated commit").await;
+
+    assert!(store.delete_untouched(&first.hash, now_ms() + 1_000).await.unwrap(), "untouched since: removed");
+    assert!(!store.exists(&first.hash).await.unwrap());
+    assert!(!store.delete_untouched(&first.hash, now_ms() + 1_000).await.unwrap(), "a second sweep finds nothing");
+    let listed: Vec<BlobHash> = store.list_page(None, 10).await.unwrap().iter().map(|l| l.hash).collect();
+    assert_eq!(listed, vec![other.hash], "only the other blob is left");
+    assert_eq!(read_all(&store, &other.hash).await, data(31, 10));
+    // Its bytes went with it: the same content uploaded again is whole.
+    assert_eq!(put(&store, &bytes, 4_096).await, first);
+    assert!(read_all(&store, &first.hash).await == bytes);
+    assert_no_leftovers(f, &store, "after a sweep").await;
 }

@@ -85,6 +85,16 @@ pub struct BlobMeta {
     pub size: u64,
 }
 
+/// A stored blob as a sweep sees it ([`BlobStore::list_page`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listed {
+    /// Its SHA-256.
+    pub hash: BlobHash,
+    /// When it was last committed (written, or uploaded again and
+    /// deduplicated), ms since the Unix epoch.
+    pub touched_ms: u64,
+}
+
 /// A blob failure, precise enough to answer a client with.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -161,7 +171,10 @@ pub trait BlobWriter: Send {
 
     /// Makes the blob durable and visible under `hash` (None: the hash of
     /// the bytes written) and returns it. A blob already stored with that
-    /// hash is kept as it is (deduplication). A layer that seals the bytes it
+    /// hash is kept as it is (deduplication), and touched: its
+    /// [`Listed::touched_ms`] becomes now, atomically with respect to
+    /// [`BlobStore::delete_untouched`] (a sweep racing this commit either
+    /// leaves the blob, or this commit stores its own bytes again). A layer that seals the bytes it
     /// writes names the blob by the SHA-256 of its plaintext.
     async fn commit_named(self, hash: Option<BlobHash>) -> BlobResult<BlobMeta>;
 
@@ -204,6 +217,17 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Removes the blob; whether it was there. Readers that already started
     /// may see it vanish between calls.
     async fn delete(&self, hash: &BlobHash) -> BlobResult<bool>;
+
+    /// Up to `limit` stored blobs after `after` (None: from the first), in
+    /// the backend's own order; every blob stored throughout a walk of
+    /// pages is listed once, and a page shorter than `limit` is the last.
+    async fn list_page(&self, after: Option<BlobHash>, limit: usize) -> BlobResult<Vec<Listed>>;
+
+    /// Removes the blob only if it was last touched before `cutoff_ms`;
+    /// whether it removed it. A commit of the same content touches it, and
+    /// the two are atomic with respect to each other (see
+    /// [`BlobWriter::commit_named`]).
+    async fn delete_untouched(&self, hash: &BlobHash, cutoff_ms: u64) -> BlobResult<bool>;
 }
 
 /// How many bytes a read of `start..start + len` returns from a blob of

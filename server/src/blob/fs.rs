@@ -8,6 +8,13 @@
 //! one is never visible under a hash. `tmp/` is emptied when the store
 //! opens: whatever is there was cut off by a crash. It owns that directory
 //! and nothing else.
+//!
+//! A blob's modification time is when it was last touched: written, or
+//! uploaded again (deduplicated; the commit sets it to now through an open
+//! file and then checks that the name still leads to that file). A sweep
+//! ([`BlobStore::delete_untouched`]) first renames the blob into `tmp/`,
+//! so no commit can reach it, then reads its time again: touched in
+//! between, it is linked back; otherwise it is unlinked.
 
 use std::io::{ErrorKind, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -15,7 +22,10 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use super::contract::{BlobError, BlobHash, BlobMeta, BlobResult, BlobStore, BlobWriter, Hasher, clamp_range};
+use std::os::unix::fs::MetadataExt;
+use std::time::SystemTime;
+
+use super::contract::{BlobError, BlobHash, BlobMeta, BlobResult, BlobStore, BlobWriter, Hasher, Listed, clamp_range};
 
 /// Files under one directory; see the module docs.
 pub struct FsBlobStore {
@@ -46,9 +56,104 @@ impl FsBlobStore {
     }
 
     fn path_of(&self, hash: &BlobHash) -> PathBuf {
-        let hex = hash.to_hex();
-        self.root.join(&hex[..2]).join(hex)
+        path_of(&self.root, hash)
     }
+}
+
+fn path_of(root: &Path, hash: &BlobHash) -> PathBuf {
+    let hex = hash.to_hex();
+    root.join(&hex[..2]).join(hex)
+}
+
+/// When a file was last touched, ms since the Unix epoch.
+fn touched_ms(meta: &std::fs::Metadata) -> u64 {
+    meta.modified().map(chat_protocol::unix_ms).unwrap_or(0)
+}
+
+/// Up to `limit` blobs after `after`, in hex order (blocking).
+fn list_blocking(root: &Path, after: Option<BlobHash>, limit: usize) -> std::io::Result<Vec<Listed>> {
+    let after_hex = after.map(|h| h.to_hex()).unwrap_or_default();
+    let first_dir = after.map_or(0, |h| h.0[0] as usize);
+    let mut out = Vec::new();
+    for dir in first_dir..=0xff {
+        let entries = match std::fs::read_dir(root.join(format!("{dir:02x}"))) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        let mut found = Vec::new();
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Ok(hash) = BlobHash::from_hex(&name) else { continue };
+            if name.as_str() > after_hex.as_str() {
+                found.push((hash, entry));
+            }
+        }
+        found.sort_by_key(|(h, _)| *h);
+        for (hash, entry) in found {
+            match entry.metadata() {
+                Ok(m) => out.push(Listed { hash, touched_ms: touched_ms(&m) }),
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+            if out.len() == limit {
+                return Ok(out);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Removes the blob at `path` unless touched at or after `cutoff_ms`; see
+/// the module docs (blocking).
+fn delete_untouched_blocking(root: &Path, hash: &BlobHash, cutoff_ms: u64) -> std::io::Result<bool> {
+    let path = path_of(root, hash);
+    match std::fs::metadata(&path) {
+        Ok(m) if touched_ms(&m) < cutoff_ms => {}
+        Ok(_) => return Ok(false),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    let aside = root.join("tmp").join(format!("{}.swept", hash.to_hex()));
+    match std::fs::rename(&path, &aside) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    if touched_ms(&std::fs::metadata(&aside)?) >= cutoff_ms {
+        // A commit touched it just before it was moved: it stays.
+        match std::fs::hard_link(&aside, &path) {
+            Ok(()) => {}
+            // That commit stored the bytes again.
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        std::fs::remove_file(&aside)?;
+        return Ok(false);
+    }
+    std::fs::remove_file(&aside)?;
+    Ok(true)
+}
+
+/// Touches the stored blob at `target` (its time becomes now); whether it
+/// is still there under that name afterwards (false: store the bytes again).
+async fn touch(target: PathBuf) -> std::io::Result<bool> {
+    tokio::task::spawn_blocking(move || {
+        let file = match std::fs::File::open(&target) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        file.set_modified(SystemTime::now())?;
+        match std::fs::metadata(&target) {
+            Ok(m) => Ok(m.ino() == file.metadata()?.ino() && m.dev() == file.metadata()?.dev()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 impl BlobStore for FsBlobStore {
@@ -103,6 +208,19 @@ impl BlobStore for FsBlobStore {
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
             Err(e) => Err(BlobError::backend("delete", e)),
         }
+    }
+
+    async fn list_page(&self, after: Option<BlobHash>, limit: usize) -> BlobResult<Vec<Listed>> {
+        let root = self.root.clone();
+        let listed = tokio::task::spawn_blocking(move || list_blocking(&root, after, limit)).await;
+        listed.map_err(|e| BlobError::backend("list_page", e))?.map_err(|e| BlobError::backend("list_page", e))
+    }
+
+    async fn delete_untouched(&self, hash: &BlobHash, cutoff_ms: u64) -> BlobResult<bool> {
+        let (root, hash) = (self.root.clone(), *hash);
+        let done = tokio::task::spawn_blocking(move || delete_untouched_blocking(&root, &hash, cutoff_ms)).await;
+        done.map_err(|e| BlobError::backend("delete_untouched", e))?
+            .map_err(|e| BlobError::backend("delete_untouched", e))
     }
 }
 
@@ -179,7 +297,7 @@ impl BlobWriter for FsBlobWriter {
         let dir = self.root.join(&hex[..2]);
         let target = dir.join(&hex);
         let placed = async {
-            if tokio::fs::try_exists(&target).await? {
+            if touch(target.clone()).await? {
                 // Deduplicated: the stored copy has the same bytes.
                 tokio::fs::remove_file(&open.path).await?;
                 return Ok(());

@@ -29,7 +29,7 @@ pub mod sealed;
 pub mod thumbnail;
 
 pub use contract::{
-    BlobError, BlobHash, BlobMeta, BlobResult, BlobStore, BlobWriter, Hasher, MAX_READ_BYTES, clamp_range,
+    BlobError, BlobHash, BlobMeta, BlobResult, BlobStore, BlobWriter, Hasher, Listed, MAX_READ_BYTES, clamp_range,
 };
 
 use std::sync::Arc;
@@ -276,6 +276,14 @@ impl BlobStore for Blobs {
 
     async fn delete(&self, hash: &BlobHash) -> BlobResult<bool> {
         delegate!(Backend, &self.backend, s => s.delete(hash).await)
+    }
+
+    async fn list_page(&self, after: Option<BlobHash>, limit: usize) -> BlobResult<Vec<Listed>> {
+        delegate!(Backend, &self.backend, s => s.list_page(after, limit).await)
+    }
+
+    async fn delete_untouched(&self, hash: &BlobHash, cutoff_ms: u64) -> BlobResult<bool> {
+        delegate!(Backend, &self.backend, s => s.delete_untouched(hash, cutoff_ms).await)
     }
 }
 

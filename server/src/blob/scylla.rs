@@ -4,11 +4,16 @@
 //! Tables (made by `chatd migrate`, recorded as component `blobs` in
 //! `schema_version`): `blob_uploads (upload, started_ms, chunks, hash)`
 //! lists uploads in progress (the hash set just before the commit, so a
-//! sweep can tell an upload whose commit was cut short from a lost one); `blob_chunks ((upload, idx), data)` holds each chunk
-//! in a partition of its own (spread over the cluster); `blobs (hash, size,
-//! upload, chunk_bytes)` is written last, `IF NOT EXISTS`, and makes a blob
-//! exist: a second upload of the same content loses that race and removes
-//! its own chunks (deduplication). An upload holds at most one chunk in
+//! sweep can tell an upload whose commit was cut short from a lost one);
+//! `blob_chunks ((upload, idx), data)` holds each chunk in a partition of
+//! its own (spread over the cluster); `blobs (hash, size, upload,
+//! chunk_bytes, touched_ms)` is written last, `IF NOT EXISTS`, and makes a
+//! blob exist: a second upload of the same content loses that race, touches
+//! the blob (`IF EXISTS`; lost to a sweep, it tries its insert again) and
+//! removes its own chunks (deduplication). A sweep removes a blob's row
+//! only `IF touched_ms` is still what it read, so a touch and a sweep never
+//! both win. Rows written by version 1 have no `touched_ms`; their age is
+//! the write time of `size`. An upload holds at most one chunk in
 //! memory. Its record counts its chunks before each is written, so an abort
 //! or drop removes exactly those, and what a crashed node left is removed
 //! by the sweep each store does when it opens (uploads older than
@@ -23,14 +28,14 @@ use futures_util::TryStreamExt;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 
-use super::contract::{BlobError, BlobHash, BlobMeta, BlobResult, BlobStore, BlobWriter, Hasher, clamp_range};
+use super::contract::{BlobError, BlobHash, BlobMeta, BlobResult, BlobStore, BlobWriter, Hasher, Listed, clamp_range};
 use crate::store::scylla::{ScyllaSettings, applied, block_on, connect, driver_runtime};
 
 /// Bytes per chunk row.
 pub const CHUNK_BYTES: usize = 256 * 1024;
 
 /// The version of the blob tables this binary writes and reads.
-pub const BLOB_SCHEMA_VERSION: i32 = 1;
+pub const BLOB_SCHEMA_VERSION: i32 = 2;
 
 /// How old an upload in progress must be before a store opening sweeps it.
 pub const STALE_AFTER: Duration = Duration::from_secs(3600);
@@ -40,7 +45,7 @@ pub fn blob_ddl(ks: &str) -> Vec<(&'static str, String)> {
     [
         ("blob_uploads", "(upload bigint PRIMARY KEY, started_ms bigint, chunks int, hash blob)"),
         ("blob_chunks", "(upload bigint, idx int, data blob, PRIMARY KEY ((upload, idx)))"),
-        ("blobs", "(hash blob PRIMARY KEY, size bigint, upload bigint, chunk_bytes int)"),
+        ("blobs", "(hash blob PRIMARY KEY, size bigint, upload bigint, chunk_bytes int, touched_ms bigint)"),
     ]
     .iter()
     .map(|(t, cols)| (*t, format!("CREATE TABLE IF NOT EXISTS {ks}.{t} {cols}")))
@@ -63,6 +68,21 @@ pub async fn migrate_with(s: &ScyllaSettings) -> BlobResult<Vec<String>> {
         session.query_unpaged(st, ()).await.map_err(|e| cql("migrate", "create_table", e))?;
         report.push(format!("table {}.{table}: present", s.keyspace));
     }
+    // Version 2 added `blobs.touched_ms` (a table made by version 1 lacks it).
+    let columns = "SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = 'blobs'";
+    let r = session.query_unpaged(columns, (&s.keyspace,)).await.map_err(|e| cql("migrate", "columns", e))?;
+    let names: Vec<(String,)> = r
+        .into_rows_result()
+        .map_err(|e| cql("migrate", "columns", e))?
+        .rows::<(String,)>()
+        .map_err(|e| cql("migrate", "columns", e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| cql("migrate", "columns", e))?;
+    if !names.iter().any(|(n,)| n == "touched_ms") {
+        let alter = format!("ALTER TABLE {}.blobs ADD touched_ms bigint", s.keyspace);
+        session.query_unpaged(alter, ()).await.map_err(|e| cql("migrate", "add_touched_ms", e))?;
+        report.push(format!("table {}.blobs: column touched_ms added", s.keyspace));
+    }
     let insert = format!("INSERT INTO {}.schema_version (component, version) VALUES ('blobs', ?)", s.keyspace);
     session.query_unpaged(insert, (BLOB_SCHEMA_VERSION,)).await.map_err(|e| cql("migrate", "schema_version", e))?;
     report.push(format!("blob tables version {BLOB_SCHEMA_VERSION} recorded"));
@@ -81,6 +101,11 @@ struct Statements {
     insert_blob: PreparedStatement,
     select_blob: PreparedStatement,
     delete_blob: PreparedStatement,
+    touch_blob: PreparedStatement,
+    select_blob_age: PreparedStatement,
+    delete_blob_if_untouched: PreparedStatement,
+    list_first: PreparedStatement,
+    list_after: PreparedStatement,
 }
 
 impl Statements {
@@ -100,11 +125,24 @@ impl Statements {
             select_chunk: p(format!("SELECT data FROM {ks}.blob_chunks WHERE upload = ? AND idx = ?")).await?,
             delete_chunk: p(format!("DELETE FROM {ks}.blob_chunks WHERE upload = ? AND idx = ?")).await?,
             insert_blob: p(format!(
-                "INSERT INTO {ks}.blobs (hash, size, upload, chunk_bytes) VALUES (?, ?, ?, ?) IF NOT EXISTS"
+                "INSERT INTO {ks}.blobs (hash, size, upload, chunk_bytes, touched_ms) VALUES (?, ?, ?, ?, ?) \
+                 IF NOT EXISTS"
             ))
             .await?,
             select_blob: p(format!("SELECT size, upload, chunk_bytes FROM {ks}.blobs WHERE hash = ?")).await?,
             delete_blob: p(format!("DELETE FROM {ks}.blobs WHERE hash = ?")).await?,
+            touch_blob: p(format!("UPDATE {ks}.blobs SET touched_ms = ? WHERE hash = ? IF EXISTS")).await?,
+            select_blob_age: p(format!(
+                "SELECT size, upload, chunk_bytes, touched_ms, writetime(size) FROM {ks}.blobs \
+                 WHERE hash = ?"
+            ))
+            .await?,
+            delete_blob_if_untouched: p(format!("DELETE FROM {ks}.blobs WHERE hash = ? IF touched_ms = ?")).await?,
+            list_first: p(format!("SELECT hash, touched_ms, writetime(size) FROM {ks}.blobs LIMIT ?")).await?,
+            list_after: p(format!(
+                "SELECT hash, touched_ms, writetime(size) FROM {ks}.blobs WHERE token(hash) > token(?) LIMIT ?"
+            ))
+            .await?,
         })
     }
 }
@@ -131,6 +169,13 @@ struct Row {
     chunk_bytes: u64,
 }
 
+impl Row {
+    /// How many chunk rows it has.
+    fn chunks(&self) -> i32 {
+        self.size.div_ceil(self.chunk_bytes) as i32
+    }
+}
+
 impl Inner {
     async fn blob(&self, hash: &BlobHash) -> BlobResult<Option<Row>> {
         let r = self.session.execute_unpaged(&self.st.select_blob, (hash.0.as_slice(),)).await;
@@ -143,12 +188,18 @@ impl Inner {
         Ok(row.map(|(size, upload, chunk)| Row { size: size as u64, upload, chunk_bytes: chunk.max(1) as u64 }))
     }
 
-    /// Removes an upload's chunks `0..chunks` and then its record.
-    async fn remove_upload(&self, upload: i64, chunks: i32) -> BlobResult<()> {
+    /// Removes the chunks `0..chunks` of a blob's upload.
+    async fn remove_chunks(&self, upload: i64, chunks: i32, op: &'static str) -> BlobResult<()> {
         for idx in 0..chunks {
             let r = self.session.execute_unpaged(&self.st.delete_chunk, (upload, idx)).await;
-            r.map_err(|e| cql("abort", "delete_chunk", e))?;
+            r.map_err(|e| cql(op, "delete_chunk", e))?;
         }
+        Ok(())
+    }
+
+    /// Removes an upload's chunks `0..chunks` and then its record.
+    async fn remove_upload(&self, upload: i64, chunks: i32) -> BlobResult<()> {
+        self.remove_chunks(upload, chunks, "abort").await?;
         let r = self.session.execute_unpaged(&self.st.delete_upload, (upload,)).await;
         r.map_err(|e| cql("abort", "delete_upload", e))?;
         Ok(())
@@ -368,15 +419,67 @@ impl BlobStore for ScyllaBlobStore {
             let Some(row) = inner.blob(&hash).await? else { return Ok(false) };
             let r = inner.session.execute_unpaged(&inner.st.delete_blob, (hash.0.as_slice(),)).await;
             r.map_err(|e| cql("delete", "delete_blob", e))?;
-            let chunks = row.size.div_ceil(row.chunk_bytes) as i32;
-            for idx in 0..chunks {
-                let r = inner.session.execute_unpaged(&inner.st.delete_chunk, (row.upload, idx)).await;
-                r.map_err(|e| cql("delete", "delete_chunk", e))?;
-            }
+            inner.remove_chunks(row.upload, row.chunks(), "delete").await?;
             Ok(true)
         })
         .await
     }
+
+    async fn list_page(&self, after: Option<BlobHash>, limit: usize) -> BlobResult<Vec<Listed>> {
+        let inner = self.inner.clone();
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        self.run(async move {
+            let r = match after {
+                None => inner.session.execute_unpaged(&inner.st.list_first, (limit,)).await,
+                Some(h) => inner.session.execute_unpaged(&inner.st.list_after, (h.0.as_slice(), limit)).await,
+            };
+            let fail = |e: &dyn std::fmt::Display| cql("list_page", "list_blobs", e);
+            let rows = r.map_err(|e| fail(&e))?.into_rows_result().map_err(|e| fail(&e))?;
+            let mut out = Vec::new();
+            for row in rows.rows::<(Vec<u8>, Option<i64>, Option<i64>)>().map_err(|e| fail(&e))? {
+                let (hash, touched, written) = row.map_err(|e| fail(&e))?;
+                let Ok(hash) = <[u8; 32]>::try_from(hash) else { continue };
+                out.push(Listed { hash: BlobHash(hash), touched_ms: age_ms(touched, written) });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete_untouched(&self, hash: &BlobHash, cutoff_ms: u64) -> BlobResult<bool> {
+        let (inner, hash) = (self.inner.clone(), *hash);
+        self.run(async move {
+            let fail = |e: &dyn std::fmt::Display| cql("delete_untouched", "select_blob_age", e);
+            let r = inner.session.execute_unpaged(&inner.st.select_blob_age, (hash.0.as_slice(),)).await;
+            let age = r
+                .map_err(|e| fail(&e))?
+                .into_rows_result()
+                .map_err(|e| fail(&e))?
+                .maybe_first_row::<(i64, i64, i32, Option<i64>, Option<i64>)>()
+                .map_err(|e| fail(&e))?;
+            let Some((size, upload, chunk_bytes, touched, written)) = age else { return Ok(false) };
+            let row = Row { size: size as u64, upload, chunk_bytes: chunk_bytes.max(1) as u64 };
+            if age_ms(touched, written) >= cutoff_ms {
+                return Ok(false);
+            }
+            // Only if no commit touched it since it was read.
+            let values = (hash.0.as_slice(), touched);
+            let r = inner.session.execute_unpaged(&inner.st.delete_blob_if_untouched, values).await;
+            let r = r.map_err(|e| cql("delete_untouched", "delete_blob_if_untouched", e))?;
+            if !applied(r).map_err(|e| cql("delete_untouched", "delete_blob_if_untouched", e))? {
+                return Ok(false);
+            }
+            inner.remove_chunks(row.upload, row.chunks(), "delete_untouched").await?;
+            Ok(true)
+        })
+        .await
+    }
+}
+
+/// A blob row's age: its `touched_ms`, or for a row of version 1 the write
+/// time of its `size` (µs).
+fn age_ms(touched_ms: Option<i64>, size_written_us: Option<i64>) -> u64 {
+    touched_ms.or(size_written_us.map(|us| us / 1000)).unwrap_or(0).max(0) as u64
 }
 
 /// Streams one upload into chunk rows; see [`ScyllaBlobStore`].
@@ -490,19 +593,29 @@ impl BlobWriter for ScyllaBlobWriter {
         // From here the blob row may exist whatever the answer: a failure
         // leaves the upload to the sweep, which keeps a committed blob's chunks.
         self.hasher = None;
-        let values = (meta.hash.0.to_vec(), meta.size as i64, upload, CHUNK_BYTES as i32);
         self.handle
             .spawn(async move {
-                let r = inner.session.execute_unpaged(&inner.st.insert_blob, values).await;
-                let r = r.map_err(|e| cql("commit", "insert_blob", e))?;
-                if applied(r).map_err(|e| cql("commit", "insert_blob", e))? {
-                    let r = inner.session.execute_unpaged(&inner.st.delete_upload, (upload,)).await;
-                    r.map_err(|e| cql("commit", "delete_upload", e))?;
-                } else {
-                    // Deduplicated: the stored blob has the same bytes.
-                    inner.remove_upload(upload, chunks).await?;
+                // A sweep may remove the stored copy between the two LWTs; a
+                // few rounds settle it (each is won by one of them).
+                for _ in 0..4 {
+                    let values = (meta.hash.0.to_vec(), meta.size as i64, upload, CHUNK_BYTES as i32, now_ms());
+                    let r = inner.session.execute_unpaged(&inner.st.insert_blob, values).await;
+                    let r = r.map_err(|e| cql("commit", "insert_blob", e))?;
+                    if applied(r).map_err(|e| cql("commit", "insert_blob", e))? {
+                        let r = inner.session.execute_unpaged(&inner.st.delete_upload, (upload,)).await;
+                        r.map_err(|e| cql("commit", "delete_upload", e))?;
+                        return Ok(meta);
+                    }
+                    let r =
+                        inner.session.execute_unpaged(&inner.st.touch_blob, (now_ms(), meta.hash.0.as_slice())).await;
+                    let r = r.map_err(|e| cql("commit", "touch_blob", e))?;
+                    if applied(r).map_err(|e| cql("commit", "touch_blob", e))? {
+                        // Deduplicated: the stored blob has the same bytes.
+                        inner.remove_upload(upload, chunks).await?;
+                        return Ok(meta);
+                    }
                 }
-                Ok(meta)
+                Err(cql("commit", "insert_blob", "the blob row kept appearing and vanishing"))
             })
             .await
             .map_err(|e| BlobError::backend("commit", e))?

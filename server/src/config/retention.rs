@@ -1,6 +1,7 @@
 //! The `[retention]` section: how long a new conversation keeps its
-//! messages unless its admins say otherwise, and how often and how fast the
-//! purge job removes what expired.
+//! messages unless its admins say otherwise, how often and how fast the
+//! purge job removes what expired, and how long unreferenced attachment
+//! bytes wait before its sweep removes them.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,11 +24,16 @@ pub struct RetentionConfig {
     /// Messages the purge job removes per second at most, over the node.
     /// Default 200.
     pub max_purged_per_sec: u32,
+    /// After each pass the job removes attachment bytes that no attachment
+    /// record names and that nobody uploaded again for this long, seconds
+    /// (at least 600: an upload's record is written just after its bytes).
+    /// Default 86400 (a day).
+    pub orphan_blob_grace_secs: u64,
 }
 
 impl Default for RetentionConfig {
     fn default() -> Self {
-        Self { default_days: 365, purge_interval_secs: 3600, max_purged_per_sec: 200 }
+        Self { default_days: 365, purge_interval_secs: 3600, max_purged_per_sec: 200, orphan_blob_grace_secs: 86_400 }
     }
 }
 
@@ -41,6 +47,9 @@ impl RetentionConfig {
         }
         if self.max_purged_per_sec == 0 {
             return Err(ConfigError::Inconsistent("retention.max_purged_per_sec must be at least 1".into()));
+        }
+        if self.orphan_blob_grace_secs < 600 {
+            return Err(ConfigError::Inconsistent("retention.orphan_blob_grace_secs must be at least 600".into()));
         }
         Ok(())
     }

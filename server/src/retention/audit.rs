@@ -1,6 +1,6 @@
 //! The audit events of retention, built in one place: legal holds set and
-//! released ([`hold`]) and the purge counts per conversation ([`purged`];
-//! counts, never content). A conversation's retention change is audited
+//! released ([`hold`]), the purge counts per conversation ([`purged`];
+//! counts, never content) and of the blob sweep ([`swept`]). A conversation's retention change is audited
 //! with the other admin operations at its owner (`command::audit`).
 
 use crate::audit::{AuditEvent, EventKind};
@@ -31,6 +31,11 @@ pub fn purged(conversation_id: u64, through: u64, messages: u64, attachments: u6
     AuditEvent::new(EventKind::RetentionPurged, "chatd")
         .conversation(conversation_id)
         .details(json!({"through": through, "messages": messages, "attachments": attachments}))
+}
+
+/// The blob sweep removed `blobs` attachment files no record named any more.
+pub fn swept(blobs: u64) -> AuditEvent {
+    AuditEvent::new(EventKind::RetentionPurged, "chatd").details(json!({"orphaned_files": blobs}))
 }
 
 #[cfg(test)]

@@ -15,8 +15,10 @@
 //!
 //! Attachment bytes (blobs) are content-addressed and may be shared by
 //! other attachments, of this or other conversations: the job removes the
-//! records (so nobody can fetch them through the purged message) and leaves
-//! the bytes.
+//! records (so nobody can fetch them through the purged message), and
+//! after the pass the [`sweep`](super::sweep) removes bytes no record
+//! names any more (in a cluster every node sweeps the shared blobs; the
+//! removals are conditional, so that is redundant work, never a conflict).
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -65,8 +67,10 @@ pub struct PassReport {
     pub attachments: u64,
     /// Conversations with expired messages kept by a legal hold.
     pub held: u64,
-    /// Conversations whose purge failed (retried next pass).
+    /// Conversations whose purge failed (retried next pass), and a failed sweep.
     pub failed: u64,
+    /// Attachment files removed by the sweep: named by no record any more.
+    pub blobs: u64,
 }
 
 /// Runs the job until shutdown: a pass every interval (none if it is 0), and
@@ -112,6 +116,19 @@ pub async fn pass(ctx: &ShardCtx, now_ms: u64) -> PassReport {
         report.conversations += 1;
         if let Err(e) = purge_conversation(ctx, conv, now_ms, &holds, &mut report).await {
             tracing::warn!(conversation_id = conv, error = %e, "retention purge failed; retried next pass");
+            report.failed += 1;
+        }
+    }
+    let grace = ctx.shared.cfg.retention.orphan_blob_grace_secs;
+    match super::sweep::sweep(&**store, &*ctx.shared.blobs, now_ms, grace).await {
+        Ok(swept) => {
+            report.blobs = swept.removed;
+            if swept.removed > 0 {
+                let _ = ctx.shared.audit.record(audit::swept(swept.removed)).await;
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "blob sweep failed; retried next pass");
             report.failed += 1;
         }
     }

@@ -6,10 +6,13 @@
 //! commands that set retention and holds are `crate::command::retention`;
 //! the GDPR erasure's rules (what of a user goes, what a hold keeps) are
 //! [`erase`], performed by `crate::command::gdpr`; the GDPR export of one
-//! user's data into a directory is [`export`].
+//! user's data into a directory is [`export`]. Attachment bytes that no
+//! record names any more are removed by the [`sweep`] the job runs after
+//! each pass.
 
 pub mod audit;
 pub mod erase;
 pub mod export;
 pub mod job;
 pub mod rules;
+pub mod sweep;

@@ -64,6 +64,16 @@ pub trait AttachmentStore: Send + Sync + 'static {
         after: &str,
         limit: usize,
     ) -> StoreResult<Vec<AttachmentRecord>>;
+
+    /// Up to `limit` records of every conversation after the record keyed
+    /// `after` (None: from the first), in the backend's own order; a walk
+    /// of pages sees every record stored throughout it once, and a page
+    /// shorter than `limit` is the last. For sweeps, not the message path.
+    async fn all_attachments_page(
+        &self,
+        after: Option<(u64, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<AttachmentRecord>>;
 }
 
 impl AttachmentStore for Store {
@@ -82,6 +92,14 @@ impl AttachmentStore for Store {
         limit: usize,
     ) -> StoreResult<Vec<AttachmentRecord>> {
         super::delegate!(self, s => s.attachments_page(conversation_id, after, limit).await)
+    }
+
+    async fn all_attachments_page(
+        &self,
+        after: Option<(u64, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<AttachmentRecord>> {
+        super::delegate!(self, s => s.all_attachments_page(after, limit).await)
     }
 }
 

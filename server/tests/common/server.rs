@@ -94,6 +94,12 @@ impl Server {
         self.handle.as_ref().unwrap()
     }
 
+    /// Where the filesystem blob store keeps the file of SHA-256 `hex`.
+    #[allow(dead_code)]
+    pub fn blob_file(&self, hex: &str) -> std::path::PathBuf {
+        self.cfg.data_dir.join("blobs").join(&hex[..2]).join(hex)
+    }
+
     /// Stops and starts again on the same port and data directory.
     pub async fn restart(&mut self) {
         let h = self.handle.take().unwrap();

@@ -77,3 +77,36 @@ where
     assert_eq!(page(ids[4].clone(), 2).await, [], "past the last");
     assert_eq!(store.attachments_page(11, "", 10).await.expect("page"), [], "a conversation without any");
 }
+
+/// A walk of [`AttachmentStore::all_attachments_page`] sees every record of
+/// every conversation once, whatever the page size.
+pub async fn attachments_walk_of_every_conversation<F: ConformanceFactory>(factory: &mut F)
+where
+    F::Store: AttachmentStore,
+{
+    let store = factory.fresh().await;
+    assert_eq!(store.all_attachments_page(None, 10).await.expect("page"), [], "none stored");
+    let mut stored = std::collections::BTreeSet::new();
+    for conv in [3u64, 40, 41, u64::MAX >> 1] {
+        for k in 0..(conv % 4 + 1) {
+            let id = format!("{k:x}{}", "a".repeat(31));
+            store.put_attachment(&record(conv, &id, k % 2 == 0)).await.expect("put");
+            stored.insert((conv, id));
+        }
+    }
+    for limit in [1, 2, 3, 100] {
+        let (mut walked, mut after) = (Vec::new(), None);
+        loop {
+            let page = store.all_attachments_page(after.clone(), limit).await.expect("page");
+            assert!(page.len() <= limit);
+            let last = page.len() < limit;
+            after = page.last().map(|r| (r.conversation_id, r.id.clone()));
+            walked.extend(page.into_iter().map(|r| (r.conversation_id, r.id)));
+            if last {
+                break;
+            }
+        }
+        assert_eq!(walked.len(), stored.len(), "pages of {limit}: each record once: {walked:?}");
+        assert_eq!(walked.into_iter().collect::<std::collections::BTreeSet<_>>(), stored, "pages of {limit}");
+    }
+}

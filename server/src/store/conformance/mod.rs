@@ -92,6 +92,7 @@ macro_rules! conformance_tests {
             concurrent_template_updates_one_wins,
             attachments_by_conversation_and_id,
             attachments_page_by_conversation,
+            attachments_walk_of_every_conversation,
             audit_entries_append_and_scan,
             audit_entries_read_across_buckets,
             purge_removes_through_the_mark_only,

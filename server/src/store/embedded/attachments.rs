@@ -38,10 +38,34 @@ impl AttachmentStore for EmbeddedStore {
             Some(next) => Bound::Excluded(next.to_be_bytes().to_vec()),
             None => Bound::Unbounded,
         };
+        self.attachments_in(OP, (start, end), limit)
+    }
+
+    async fn all_attachments_page(
+        &self,
+        after: Option<(u64, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<AttachmentRecord>> {
+        let start = match after {
+            None => Bound::Unbounded,
+            Some((conv, id)) => Bound::Excluded(key::attachment(conv, &id)),
+        };
+        self.attachments_in("all_attachments_page", (start, Bound::Unbounded), limit)
+    }
+}
+
+impl EmbeddedStore {
+    /// Up to `limit` records with keys in `range`, in key order.
+    fn attachments_in(
+        &self,
+        op: &'static str,
+        range: (Bound<Vec<u8>>, Bound<Vec<u8>>),
+        limit: usize,
+    ) -> StoreResult<Vec<AttachmentRecord>> {
         let snapshot = self.snapshot();
-        let rows = snapshot.range(self.db.ks(Ks::Attachments), (start, end)).take(limit);
+        let rows = snapshot.range(self.db.ks(Ks::Attachments), range).take(limit);
         rows.map(|guard| {
-            let (_, value) = guard.into_inner().map_err(backend(OP))?;
+            let (_, value) = guard.into_inner().map_err(backend(op))?;
             decode(Ks::Attachments, &value)
         })
         .collect()

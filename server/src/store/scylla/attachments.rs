@@ -45,6 +45,32 @@ impl AttachmentStore for ScyllaStore {
             .await?;
         rows.iter().map(|(json,)| decode(json)).collect()
     }
+
+    async fn all_attachments_page(
+        &self,
+        after: Option<(u64, String)>,
+        limit: usize,
+    ) -> StoreResult<Vec<AttachmentRecord>> {
+        const OP: &str = "all_attachments_page";
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        let rows: Vec<(String,)> = self
+            .call(OP, false, move |i| async move {
+                let Some((conv, id)) = after else {
+                    return i.rows(OP, &i.st.select_attachments_first, (limit,), None).await;
+                };
+                // The rest of `after`'s partition, then the partitions after it by token.
+                let conv = id_to_db(conv);
+                let mut rows: Vec<(String,)> =
+                    i.rows(OP, &i.st.select_attachments_after, (conv, id, limit), None).await?;
+                let rest = limit - rows.len() as i32;
+                if rest > 0 {
+                    rows.extend(i.rows(OP, &i.st.select_attachments_token_after, (conv, rest), None).await?);
+                }
+                Ok(rows)
+            })
+            .await?;
+        rows.iter().map(|(json,)| decode(json)).collect()
+    }
 }
 
 /// A record's JSON.

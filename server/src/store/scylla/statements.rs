@@ -195,6 +195,9 @@ statements! {
     select_attachment: "SELECT record FROM {ks}.attachments WHERE conversation_id = ? AND id = ?",
     select_attachments_after: "SELECT record FROM {ks}.attachments WHERE conversation_id = ? AND id > ? \
         ORDER BY id ASC LIMIT ?",
+    select_attachments_first: "SELECT record FROM {ks}.attachments LIMIT ?",
+    select_attachments_token_after: "SELECT record FROM {ks}.attachments \
+        WHERE token(conversation_id) > token(?) LIMIT ?",
     upsert_audit_chain: "INSERT INTO {ks}.audit_chains (chain, last_bucket) VALUES (?, ?)",
     select_audit_chain: "SELECT last_bucket FROM {ks}.audit_chains WHERE chain = ?",
     select_audit_chains: "SELECT chain FROM {ks}.audit_chains",
