@@ -1,6 +1,6 @@
 //! Retention and legal hold on [`Client`]: set a conversation's retention
-//! (its admins, or system admins), and set, release and list legal holds
-//! (system admins). The rules are the server's; see `SetRetention` and
+//! (its admins, or system admins), set, release and list legal holds, and
+//! erase a whole conversation (system admins). The rules are the server's; see `SetRetention` and
 //! `LegalHold` in `schemas/chat/v1/chat.proto`.
 
 use crate::client::{Client, want};
@@ -37,6 +37,21 @@ impl Client {
     pub async fn release_legal_hold(&self, scope: v1::HoldScope, target: impl Into<String>) -> Result<(), ClientError> {
         let release = v1::ReleaseLegalHold { scope: scope as i32, target: target.into() };
         self.request(Body::ReleaseLegalHold(release)).await.map(|_| ())
+    }
+
+    /// Erases a whole conversation (system admins): archived for good, every
+    /// message, attachment and search entry gone, its data key destroyed.
+    /// Refused with UNDER_LEGAL_HOLD while a hold covers it.
+    pub async fn erase_conversation(
+        &self,
+        conversation_id: u64,
+        reason: impl Into<String>,
+    ) -> Result<v1::ConversationErased, ClientError> {
+        let e = v1::EraseConversation { conversation_id, reason: reason.into() };
+        want(self.request(Body::EraseConversation(e)).await?, "conversation_erased", |r| match r {
+            reply::Result::ConversationErased(r) => Some(r),
+            _ => None,
+        })
     }
 
     /// Every legal hold in force.

@@ -1,10 +1,11 @@
-//! `chatd gdpr export` and `chatd gdpr erase`: the command-line edges of
-//! `chat_server::retention::export` and of the `EraseUser` command. Both ask
-//! the running chatd over its control socket (which records them on its
-//! audit trail). When no chatd runs on the data directory an export opens
-//! the store and the blob store itself and records the export there; an
-//! erasure is refused, naming why (it needs the owners and live sessions).
-//! Each prints its summary.
+//! `chatd gdpr export`, `chatd gdpr erase` and `chatd conversations erase`:
+//! the command-line edges of `chat_server::retention::export` and of the
+//! `EraseUser` and `EraseConversation` commands. All ask the running chatd
+//! over its control socket (which records them on its audit trail). When
+//! no chatd runs on the data directory an export opens the store and the
+//! blob store itself and records the export there; an erasure is refused,
+//! naming why (it needs the owners and live sessions). Each prints its
+//! summary.
 
 use anyhow::Context;
 use chat_server::audit::Audit;
@@ -69,6 +70,28 @@ pub fn erase(cfg: &Config, user: &str, reason: &str) -> anyhow::Result<()> {
         println!("kept conversation {conv}: {messages} of their messages, under the legal hold {scope} {target}");
     }
     Ok(())
+}
+
+/// `chatd conversations erase --id N --reason TEXT`: the erasure of a whole
+/// conversation by the running chatd; prints what it removed.
+pub fn erase_conversation(cfg: &Config, id: u64, reason: &str) -> anyhow::Result<()> {
+    let req = Request::EraseConversation { conversation_id: id, reason: reason.into() };
+    let asked = control::request(&cfg.data_dir, &req)
+        .with_context(|| format!("asking the chatd on {}", cfg.data_dir.display()))?;
+    match asked {
+        Some(Reply::EraseConversation { messages, attachments, key_destroyed }) => {
+            let key = if key_destroyed { "; its data key is destroyed" } else { "" };
+            println!("erased conversation {id}: {messages} messages, {attachments} attachment records{key}");
+            Ok(())
+        }
+        Some(Reply::Error(e)) => anyhow::bail!("erasing conversation {id}: {e}"),
+        Some(other) => anyhow::bail!("the chatd on {} answered {other:?}", cfg.data_dir.display()),
+        None => anyhow::bail!(
+            "erasing conversation {id}: no chatd serves {}; an erasure goes through the conversation's owner, so \
+             start `chatd serve` there first (or erase from an admin client or the web app's Compliance screen)",
+            cfg.data_dir.display()
+        ),
+    }
 }
 
 /// No chatd answers: the export from the store and blob store opened here.

@@ -117,6 +117,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: GdprCmd,
     },
+    /// Whole conversations: records management by the firm.
+    Conversations {
+        #[command(subcommand)]
+        cmd: ConversationsCmd,
+    },
     /// Master keys of encryption at rest (README, "Encryption at rest").
     Keys {
         #[command(subcommand)]
@@ -139,6 +144,25 @@ enum KeysCmd {
         /// The new master key's file.
         #[arg(long)]
         new_key_file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConversationsCmd {
+    /// Erase one conversation (as the `EraseConversation` command of a
+    /// system admin): archived for good, every message with its versions,
+    /// search entries and attachment records removed, its data key for
+    /// encryption at rest destroyed; refused while a legal hold covers it.
+    /// Audited with the reason. Asked of the running chatd over
+    /// `data_dir/control.sock`; idempotent, so run it again to finish one
+    /// that was cut off.
+    Erase {
+        /// The conversation id.
+        #[arg(long)]
+        id: u64,
+        /// Why (required, at most 500 bytes; on the audit trail).
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -314,6 +338,9 @@ fn main() -> anyhow::Result<()> {
         Cmd::Users { cmd: UsersCmd::Import { file } } => import_users(&cfg, &file),
         Cmd::Gdpr { cmd: GdprCmd::Export { user, to } } => gdpr_cli::export(&cfg, &user, &to),
         Cmd::Gdpr { cmd: GdprCmd::Erase { user, reason } } => gdpr_cli::erase(&cfg, &user, &reason),
+        Cmd::Conversations { cmd: ConversationsCmd::Erase { id, reason } } => {
+            gdpr_cli::erase_conversation(&cfg, id, &reason)
+        }
         Cmd::Keys { cmd: KeysCmd::Generate { to } } => keys_cli::generate(&to),
         Cmd::Keys { cmd: KeysCmd::Rotate { new_key_file } } => keys_cli::rotate(&cfg, &new_key_file),
         Cmd::Backup { to, max_mib_per_sec, .. } => backup_cli::backup(&cfg, &to, max_mib_per_sec << 20),

@@ -2,6 +2,7 @@
 //! store and a real `redis-server`, clients through the real SDK over QUIC.
 //! An admin on one node revokes or disables a user whose sessions live on
 //! the other nodes: they are closed there at once, with the precise code.
+//! Erasures asked on one node reach conversations other nodes own.
 
 mod common;
 use chat_client::{Client, Event, Events};
@@ -63,5 +64,26 @@ async fn an_erasure_reaches_conversations_other_nodes_own_the_user_left_or_archi
         let history = alice.history(conv, 0, 0, 50).await.expect("history").messages;
         let m = history.iter().find(|m| m.seq == seq).expect("a tombstone");
         assert!(m.deleted && m.body.is_none(), "{m:?}");
+    }
+}
+
+/// A conversation's erasure asked on one node runs at the node that owns
+/// the conversation: emptied and archived there, and its members on a
+/// third node see it archived and empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversations_erasure_runs_at_the_node_that_owns_it() {
+    use chat_protocol::v1::ConversationKind;
+    let c = Cluster::start().await;
+    let (admin, _ad) = c.connect("root", "admin", 0).await;
+    let (alice, _a) = c.connect("alice", "advocate", 2).await;
+    let conv = c.create_owned_by(&alice, ConversationKind::Group, &["bob"], 1).await;
+    let last = alice.send_text(conv, "the settlement figure").await.expect("send").seq;
+    let done = admin.erase_conversation(conv, "matter closed").await.expect("erase");
+    assert_eq!((done.conversation_id, done.messages), (conv, last), "{done:?}");
+    let h = alice.history(conv, 0, 0, 50).await.expect("history");
+    assert!(h.messages.is_empty() && h.purged_through == last, "{h:?}");
+    match alice.send_text(conv, "still there?").await {
+        Err(chat_client::ClientError::Server(w)) => assert_eq!(w.code(), Some(ErrorCode::Archived)),
+        other => panic!("a send to an erased conversation: {:?}", other.map(|ok| ok.seq)),
     }
 }

@@ -10,7 +10,8 @@
 //! the user's messages become tombstones others read in history, their
 //! session ends, a legal hold keeps what it covers and the summary names it,
 //! the erasure is on the trail with its reason; with no chatd running it is
-//! refused, naming why.
+//! refused, naming why. So is `chatd conversations erase`, which a legal
+//! hold refuses and which empties the conversation otherwise.
 
 #[path = "common/archive.rs"]
 #[allow(dead_code)]
@@ -185,8 +186,26 @@ async fn chatd_gdpr_erase_erases_through_the_running_server_and_keeps_what_a_hol
     let again = erase("bob", "art. 17 request of 5 Dec").await.unwrap();
     assert!(text(&again).contains("): 0 messages,"), "idempotent: {}", text(&again));
 
+    // `chatd conversations erase`: refused under the hold, done on the other.
+    let erase_conv = |id: u64| {
+        let d = data.path().to_owned();
+        let args = ["conversations", "erase", "--id", &id.to_string(), "--reason", "matter closed"].map(String::from);
+        tokio::task::spawn_blocking(move || run(&args.each_ref().map(String::as_str), &d))
+    };
+    let e = erase_conv(held).await.unwrap();
+    assert!(!e.status.success() && text(&e).contains("UnderLegalHold") && text(&e).contains("AZ-1"), "{}", text(&e));
+    let out = erase_conv(free).await.unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains(&format!("erased conversation {free}: ")), "{}", text(&out));
+    assert!(alice.history(free, 0, 0, 50).await.expect("history").messages.is_empty(), "emptied");
+
     drop((root, alice, bob));
     terminate(child);
+    let trail = run(&["audit", "export", "--kind", "conversation.erased"], data.path());
+    let line = String::from_utf8_lossy(&trail.stdout);
+    assert!(line.contains("\"actor\":\"chatd\"") && line.contains("matter closed"), "{line}");
+    let stopped = run(&["conversations", "erase", "--id", &free.to_string(), "--reason", "x"], data.path());
+    assert!(!stopped.status.success() && text(&stopped).contains("no chatd serves"), "{}", text(&stopped));
     let trail = run(&["audit", "export", "--kind", "gdpr.erased"], data.path());
     let line = String::from_utf8_lossy(&trail.stdout);
     assert!(line.contains("\"actor\":\"chatd\"") && line.contains("art. 17 request of 5 Dec"), "{line}");

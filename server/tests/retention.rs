@@ -10,7 +10,7 @@ use chat_protocol::v1::{self, ConversationKind, ErrorCode, HoldScope};
 use chat_server::retention::job::PassReport;
 use common::server::*;
 use common::text;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 const DAY_MS: u64 = 86_400_000;
 
@@ -31,31 +31,6 @@ fn in_days(days: u64) -> u64 {
     now_ms() + days * DAY_MS
 }
 
-fn pdf() -> Vec<u8> {
-    let mut v = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n".to_vec();
-    v.extend((0..2_000u32).map(|i| b'a' + (i % 26) as u8));
-    v.extend_from_slice(b"\ntrailer << /Root 1 0 R >>\n%%EOF\n");
-    v
-}
-
-async fn seqs(c: &Client, conv: u64) -> Vec<u64> {
-    c.history(conv, 0, 0, 100).await.expect("history").messages.iter().map(|m| m.seq).collect()
-}
-
-/// Seqs of the hits of `query`, waiting (the index commits on an interval) until `want`.
-async fn search_until(c: &Client, query: &str, want: &[u64]) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let page = c.search(v1::Search { query: query.into(), ..Default::default() }).await.expect("search");
-        let got: Vec<u64> = page.hits.iter().map(|h| h.seq).collect();
-        if got == want {
-            return;
-        }
-        assert!(Instant::now() < deadline, "search {query:?}: got {got:?}, want {want:?}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
 fn summary_of(ok: v1::ConversationOk) -> v1::Conversation {
     ok.summary.and_then(|s| s.conversation).expect("a conversation")
 }
@@ -66,7 +41,7 @@ async fn expired_messages_leave_history_search_and_their_attachments() {
     let (alice, _a) = s.connect("alice", "advocate", Transport::Quic).await;
     let (bob, _b) = s.connect("bob", "client", Transport::WebTransport).await;
     let conv = create(&alice, ConversationKind::Group, "Smith", "", &["bob"]).await;
-    let file = alice.upload_bytes(conv, "brief.pdf", "application/pdf", &pdf()).await.expect("upload");
+    let file = alice.upload_bytes(conv, "brief.pdf", "application/pdf", &pdf_of(2_000)).await.expect("upload");
     alice.send_with_attachments(conv, "the brief", vec![file.attachment_id.clone()]).await.expect("send");
     let memo = alice.send_text(conv, "deposition memo").await.expect("send");
     let edit = alice.edit(conv, memo.seq, "deposition memo, revised").await.expect("edit");
@@ -112,10 +87,10 @@ async fn bytes_shared_with_a_kept_attachment_stay() {
     let (bob, _b) = s.connect("bob", "client", Transport::Quic).await;
     let short = create(&alice, ConversationKind::Group, "short", "", &["bob"]).await;
     let other = create(&alice, ConversationKind::Group, "other", "", &["bob"]).await;
-    let sent = alice.upload_bytes(short, "brief.pdf", "application/pdf", &pdf()).await.expect("upload");
+    let sent = alice.upload_bytes(short, "brief.pdf", "application/pdf", &pdf_of(2_000)).await.expect("upload");
     alice.send_with_attachments(short, "the brief", vec![sent.attachment_id.clone()]).await.expect("send");
     // The same file, uploaded to another conversation and not sent: its record stays.
-    let kept = alice.upload_bytes(other, "copy.pdf", "application/pdf", &pdf()).await.expect("upload");
+    let kept = alice.upload_bytes(other, "copy.pdf", "application/pdf", &pdf_of(2_000)).await.expect("upload");
     assert_eq!(kept.sha256, sent.sha256, "one blob");
 
     let report = s.h().purge_expired(in_days(31)).await;
@@ -124,7 +99,7 @@ async fn bytes_shared_with_a_kept_attachment_stay() {
     let e = bob.download(short, &sent.attachment_id, 0, 0, false).await.err().expect("the purged one is gone");
     assert_eq!(code(e), Some(ErrorCode::UnknownAttachment));
     let got = bob.download(other, &kept.attachment_id, 0, 0, false).await.expect("the kept one downloads");
-    assert_eq!(got.bytes().await.expect("its bytes"), pdf(), "whole");
+    assert_eq!(got.bytes().await.expect("its bytes"), pdf_of(2_000), "whole");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

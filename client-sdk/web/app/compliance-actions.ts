@@ -1,6 +1,6 @@
 // What the Compliance screen (system admins only) does with the server:
 // open and close the screen, list, set
-// and release legal holds, and erase a user (GDPR). The screen's fields
+// and release legal holds, erase a user (GDPR) and erase a conversation. The screen's fields
 // become calls here, so the screen holds no protocol code.
 
 import { LegalHolds, pb, Users } from "../src/sdk/index.js";
@@ -51,4 +51,17 @@ export function describeErasure(r: pb.EraseResult): string {
   if (r.messagesFailed > 0n) s += ` ${counted(r.messagesFailed, "message")} could not be erased; run the erasure again.`;
   if (r.kept.length > 0) s += ` Kept under legal hold in ${counted(r.kept.length, "conversation")}.`;
   return s;
+}
+
+/** Erases a whole conversation by its id; what it did. */
+export function eraseConversation(id: string, reason: string): Promise<pb.ConversationErased> {
+  const trimmed = id.trim();
+  if (!/^[0-9]{1,19}$/.test(trimmed)) return Promise.reject(new Error("The conversation id is a number (its header shows it after #)."));
+  return new LegalHolds(connectedClient()).eraseConversation(BigInt(trimmed), reason.trim());
+}
+
+/** One sentence saying what a conversation's erasure did. */
+export function describeConversationErasure(r: pb.ConversationErased): string {
+  const key = r.keyDestroyed ? " Its encryption key is destroyed." : "";
+  return `Erased conversation ${r.conversationId}: ${counted(r.messages, "message")} and ${counted(r.attachments, "attachment")} removed; it stays archived.${key}`;
 }

@@ -3,13 +3,16 @@
 // client then keeps his message in that case (the result names the hold)
 // while it is in force; a bad target is refused with the server's reason;
 // once the hold is released (after a confirmation) the erasure finishes:
-// the advocate sees the client's message become a deleted tombstone, live.
+// the advocate sees the client's message become a deleted tombstone, live;
+// then the admin erases the whole conversation by the id its header shows,
+// and the advocate sees it archived (a second erasure finds nothing).
 // axe finds no serious or critical violation on it.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { axeViolations, BrowserUser, chatdForFile, until } from "./harness.mjs";
 
-const ctx = chatdForFile();
+// Encryption at rest on, so the conversation's erasure destroys a key.
+const ctx = chatdForFile({ CHAT_ENCRYPTION__MASTER_KEY: "5a".repeat(32) });
 
 test("an admin holds a case, erases a user (the hold keeps his messages), then releases it and the erasure finishes", { timeout: 180_000 }, async () => {
   const { chatd, users } = ctx;
@@ -86,6 +89,22 @@ test("an admin holds a case, erases a user (the hold keeps his messages), then r
   // Ann sees the tombstone, live, and the number is gone from her screen.
   await ann.page.locator(".msg.deleted .body", { hasText: "message deleted" }).waitFor({ timeout: 15_000 });
   assert.ok(!(await ann.messages()).some((t) => t.includes("12345678")), "the erased text is gone");
+
+  // The whole conversation is erased by its id (its header shows it): Ann sees it archived.
+  const convId = await ann.page.locator(".conv.active").getAttribute("data-conv");
+  assert.match(await ann.page.locator("#chat-conv-id").textContent(), new RegExp(`#${convId}$`));
+  await screen.locator("#erase-conv-id").fill(convId);
+  await screen.locator("#erase-conv-reason").fill("Matter closed; client's instruction");
+  await screen.getByLabel("I understand erasing a conversation cannot be undone").check();
+  await screen.getByRole("button", { name: "Erase conversation" }).click();
+  await screen.locator("#compliance-status", { hasText: `Erased conversation ${convId}:` }).waitFor({ timeout: 30_000 });
+  assert.match(await screen.locator("#compliance-status").textContent(), /\d+ messages? and 0 attachments removed; it stays archived\. Its encryption key is destroyed\./);
+  await ann.page.locator("#chat-header", { hasText: "archived" }).waitFor({ timeout: 15_000 });
+  await screen.locator("#erase-conv-id").fill(convId);
+  await screen.locator("#erase-conv-reason").fill("again");
+  await screen.getByLabel("I understand erasing a conversation cannot be undone").check();
+  await screen.getByRole("button", { name: "Erase conversation" }).click();
+  await screen.locator("#compliance-status", { hasText: "0 messages and 0 attachments removed" }).waitFor({ timeout: 30_000 });
 
   await ada.page.keyboard.press("Escape");
   await ada.page.locator("#compliance-screen").waitFor({ state: "detached" });

@@ -53,11 +53,13 @@ pub enum EventKind {
     RetentionSet,
     /// A user entered the directory at their first sign-in (details: role).
     UserCreated,
+    /// A whole conversation was erased (details: reason, counts, whether its key was destroyed).
+    ConversationErased,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 23] = [
+    pub const ALL: [EventKind; 24] = [
         EventKind::SessionOpened,
         EventKind::SessionRefused,
         EventKind::ConversationCreated,
@@ -81,6 +83,7 @@ impl EventKind {
         EventKind::ConfigAtStart,
         EventKind::RetentionSet,
         EventKind::UserCreated,
+        EventKind::ConversationErased,
     ];
 
     /// The stored name.
@@ -109,6 +112,7 @@ impl EventKind {
             EventKind::ConfigAtStart => "config.start",
             EventKind::RetentionSet => "retention.set",
             EventKind::UserCreated => "user.created",
+            EventKind::ConversationErased => "conversation.erased",
         }
     }
 

@@ -110,7 +110,8 @@ pub fn membership_events(caller: &Caller, conv: u64, op: &AdminOp) -> Vec<AuditE
         AdminOp::Archive(true) => vec![ev(EventKind::ConversationArchived)],
         AdminOp::Archive(false) => vec![ev(EventKind::ConversationUnarchived)],
         AdminOp::SetRetention(days) => vec![ev(EventKind::RetentionSet).details(json!({"days": days}))],
-        AdminOp::Created => Vec::new(),
+        // A conversation's erasure records its own event, with counts, once done.
+        AdminOp::Created | AdminOp::Erase => Vec::new(),
     }
 }
 

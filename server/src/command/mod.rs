@@ -17,7 +17,8 @@
 //!   trail; the families record their events through it); the user
 //!   directory and session control ([`users`]); legal holds ([`retention`])
 //!   go to the store from here, a conversation's retention to its owner;
-//!   a GDPR erasure ([`gdpr`]) runs here and tombstones through the owners.
+//!   a GDPR erasure ([`gdpr`]) runs here and tombstones through the owners;
+//!   a conversation's erasure ([`erase_conversation`]) runs at its owner.
 //!
 //! A command arrives either from a session ([`execute`], after the session
 //! has taken sends and typing in order) or forwarded from another node
@@ -29,6 +30,7 @@ pub mod attachments;
 pub mod audit;
 pub mod change;
 pub mod conversations;
+pub mod erase_conversation;
 pub mod gdpr;
 pub mod gdpr_export;
 pub mod history;
@@ -135,6 +137,7 @@ async fn execute_here(
         | B::SetMemberRole(_)
         | B::ArchiveConversation(_)
         | B::SetRetention(_)
+        | B::EraseConversation(_)
         | B::EditMessage(_)
         | B::DeleteMessage(_)
         | B::React(_)
@@ -156,6 +159,7 @@ pub fn owner_conversation(body: &command::Body) -> Option<ConvId> {
         B::SetMemberRole(r) => Some(r.conversation_id),
         B::ArchiveConversation(a) => Some(a.conversation_id),
         B::SetRetention(r) => Some(r.conversation_id),
+        B::EraseConversation(e) => Some(e.conversation_id),
         B::MarkRead(m) => Some(m.conversation_id),
         B::EditMessage(e) => Some(e.conversation_id),
         B::DeleteMessage(d) => Some(d.conversation_id),

@@ -4,7 +4,7 @@
 //! by other nodes arrive at [`serve_forwarded`].
 
 use super::request::err;
-use super::{change, membership, message, receipts, typing};
+use super::{change, erase_conversation, membership, message, receipts, typing};
 use crate::ids::Caller;
 use crate::shard::{AdminOp, Ask, Change, Forwarded, ShardCtx};
 use chat_protocol::WireError;
@@ -27,6 +27,7 @@ pub async fn execute(
         B::MarkRead(m) => receipts::mark_read(ctx, caller, m).await,
         B::MarkDelivered(m) => receipts::delivered_at_owner(ctx, caller, m).await,
         B::GetMembers(g) => membership::members(ctx, caller, g.conversation_id).await,
+        B::EraseConversation(e) => erase_conversation::at_owner(ctx, caller, e).await,
         body @ (B::EditMessage(_) | B::DeleteMessage(_) | B::React(_)) => match change::parse(ctx, body)? {
             Some(c) => change::at_owner(ctx, caller, origin, c).await,
             None => Err(err(ErrorCode::UnknownCommand, "not a change of a message")),

@@ -138,8 +138,9 @@ pub fn plan(r: &Roster<'_>, caller: &Caller, op: AdminOp, now_ms: u64) -> Result
     // its roles, even its existence are not theirs to learn). Only staff
     // picking up a support request come in from outside.
     let staff_pickup = matches!(op, AdminOp::Join) && kind == ConversationKind::Support && caller.role == Role::Admin;
-    // Firm admins set any conversation's retention (a records policy, not a membership).
-    let firm_retention = matches!(op, AdminOp::SetRetention(_)) && caller.role == Role::Admin;
+    // Firm admins set any conversation's retention and erase any conversation
+    // (records policy, not membership).
+    let firm_retention = matches!(op, AdminOp::SetRetention(_) | AdminOp::Erase) && caller.role == Role::Admin;
     if my_role.is_none() && !staff_pickup && !firm_retention && !matches!(op, AdminOp::Created) {
         return Err(summary::no_access(r.id()));
     }
@@ -229,6 +230,14 @@ pub fn plan(r: &Roster<'_>, caller: &Caller, op: AdminOp, now_ms: u64) -> Result
                 return forbidden("only conversation admins archive");
             }
             let rec = ConversationRecord { archived_at_ms: if archive { now_ms } else { 0 }, ..r.rec.clone() };
+            Plan { writes: vec![Write::UpdateConversation(rec)], notices: vec![Notice::Metadata] }
+        }
+        AdminOp::Erase => {
+            if caller.role != Role::Admin {
+                return forbidden("only system admins erase conversations");
+            }
+            let archived_at_ms = if r.rec.archived_at_ms == 0 { now_ms } else { r.rec.archived_at_ms };
+            let rec = ConversationRecord { archived_at_ms, ..r.rec.clone() };
             Plan { writes: vec![Write::UpdateConversation(rec)], notices: vec![Notice::Metadata] }
         }
         AdminOp::SetRetention(days) => {
@@ -389,6 +398,11 @@ pub(super) mod tests {
         assert_eq!(refusal(&r, &caller("bo", Role::Client), AdminOp::Archive(true)).0, ErrorCode::Forbidden);
         let archive = plan(&r, &caller("cli", Role::Client), AdminOp::Archive(true), 42).unwrap();
         assert!(matches!(&archive.writes[..], [Write::UpdateConversation(c)] if c.archived_at_ms == 42));
+        // Only system admins erase, members or not; the conversation is archived for good.
+        assert_eq!(refusal(&r, &caller("cli", Role::Advocate), AdminOp::Erase).0, ErrorCode::Forbidden);
+        let erase = plan(&r, &caller("root", Role::Admin), AdminOp::Erase, 43).unwrap();
+        assert!(matches!(&erase.writes[..], [Write::UpdateConversation(c)] if c.archived_at_ms == 43));
+        assert_eq!(erase.notices, [Notice::Metadata], "members see it archived");
         // Either member of a private conversation archives it, and nobody leaves it.
         let private = rec(ConversationKind::Private);
         let r = Roster { rec: &private, ..r };

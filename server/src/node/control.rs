@@ -1,11 +1,12 @@
 //! The running server's control socket, `data_dir/control.sock` (a Unix
 //! domain socket, mode 0600 inside the 0700 data directory: only the local
 //! user who runs chatd can use it), and the client `chatd backup`,
-//! `chatd gdpr export` and `chatd gdpr erase` use. One request per
-//! connection, one JSON line each way; requests are served one at a time on
-//! the socket's own thread, so a backup or an export never runs on a shard.
-//! An erasure is the `EraseUser` command, run on shard 0 as the node itself
-//! (a system admin named `chatd`), because only the running node reaches the
+//! `chatd gdpr export`, `chatd gdpr erase` and `chatd conversations erase`
+//! use. One request per connection, one JSON line each way; requests are
+//! served one at a time on the socket's own thread, so a backup or an export
+//! never runs on a shard. An erasure is the `EraseUser` or
+//! `EraseConversation` command, run on shard 0 as the node itself (a system
+//! admin named `chatd`), because only the running node reaches the
 //! conversations' owners and the user's live sessions. The socket is made
 //! at start and removed at stop.
 
@@ -61,6 +62,13 @@ pub enum Request {
         /// Why (required; on the audit trail).
         reason: String,
     },
+    /// Erase conversation `conversation_id` for `reason`, as the `EraseConversation` command does.
+    EraseConversation {
+        /// The conversation.
+        conversation_id: u64,
+        /// Why (required; on the audit trail).
+        reason: String,
+    },
     /// Make the master key in `new_key_file` current and re-wrap every data key under it.
     KeysRotate {
         /// The new master key's file (64 hex digits).
@@ -93,6 +101,16 @@ pub enum Reply {
     GdprExport(Box<ExportManifest>),
     /// The erasure is done; what it did.
     GdprErase(Erased),
+    /// The conversation's erasure is done; what it did: messages and
+    /// attachment records removed, whether its data key was destroyed.
+    EraseConversation {
+        /// Messages removed.
+        messages: u64,
+        /// Attachment records removed.
+        attachments: u64,
+        /// Whether a data key was destroyed.
+        key_destroyed: bool,
+    },
     /// The rotation is complete.
     KeysRotate(Rotated),
     /// Refused or failed, why.
@@ -179,6 +197,19 @@ fn answer(conn: UnixStream, data_dir: &Path, with: &Served, stop: &AtomicBool) -
         Err(e) => Reply::Error(format!("bad request: {e}")),
         Ok(Request::GdprExport { user, to }) => gdpr_export(with, &user, &to),
         Ok(Request::GdprErase { user, reason }) => gdpr_erase(&with.mesh, user, reason),
+        Ok(Request::EraseConversation { conversation_id, reason }) => {
+            tracing::info!(conversation_id, "conversation erasure requested on the control socket");
+            let e = v1::EraseConversation { conversation_id, reason };
+            match run_as_node(&with.mesh, command::Body::EraseConversation(e)) {
+                Ok(reply::Result::ConversationErased(r)) => Reply::EraseConversation {
+                    messages: r.messages,
+                    attachments: r.attachments,
+                    key_destroyed: r.key_destroyed,
+                },
+                Ok(other) => Reply::Error(format!("unexpected answer {other:?}")),
+                Err(e) => Reply::Error(e),
+            }
+        }
         Ok(Request::KeysRotate { new_key_file }) => keys_rotate(with, &new_key_file),
         Ok(Request::Backup { to, bytes_per_sec }) => match (with.store.backend(), to.is_absolute()) {
             (_, false) => Reply::Error(format!("{}: the backup directory must be an absolute path", to.display())),
@@ -247,19 +278,24 @@ fn keys_rotate(with: &Served, new_key_file: &Path) -> Reply {
 }
 
 /// Runs `EraseUser` on shard 0 as the node itself and waits for its answer.
-fn gdpr_erase(mesh: &Mesh, user: String, reason: String) -> Reply {
-    tracing::info!(user, "GDPR erasure requested on the control socket");
+/// Runs `body` on shard 0 as the node itself (a system admin named
+/// `chatd`) and waits for its answer; the refusal or failure as text.
+fn run_as_node(mesh: &Mesh, body: command::Body) -> Result<reply::Result, String> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let run = LocalCommand {
-        caller: Caller { user: Arc::from("chatd"), role: Role::Admin },
-        body: command::Body::EraseUser(v1::EraseUser { user_id: user, reason }),
-        reply: tx,
-    };
+    let run = LocalCommand { caller: Caller { user: Arc::from("chatd"), role: Role::Admin }, body, reply: tx };
     if mesh.blocking_send(0, ShardMsg::Local(Box::new(run))).is_err() {
-        return Reply::Error("the node is stopping".into());
+        return Err("the node is stopping".into());
     }
     match rx.blocking_recv() {
-        Ok(Ok(reply::Result::Erased(r))) => Reply::GdprErase(Erased {
+        Ok(answer) => answer.map_err(|e| e.to_string()),
+        Err(_) => Err("the node stopped before the erasure finished; run it again to finish it".into()),
+    }
+}
+
+fn gdpr_erase(mesh: &Mesh, user: String, reason: String) -> Reply {
+    tracing::info!(user, "GDPR erasure requested on the control socket");
+    match run_as_node(mesh, command::Body::EraseUser(v1::EraseUser { user_id: user, reason })) {
+        Ok(reply::Result::Erased(r)) => Reply::GdprErase(Erased {
             pseudonym: r.pseudonym,
             messages_erased: r.messages_erased,
             attachments_erased: r.attachments_erased,
@@ -273,9 +309,8 @@ fn gdpr_erase(mesh: &Mesh, user: String, reason: String) -> Reply {
                 })
                 .collect(),
         }),
-        Ok(Ok(other)) => Reply::Error(format!("unexpected answer {other:?}")),
-        Ok(Err(e)) => Reply::Error(e.to_string()),
-        Err(_) => Reply::Error("the node stopped before the erasure finished; run it again to finish it".into()),
+        Ok(other) => Reply::Error(format!("unexpected answer {other:?}")),
+        Err(e) => Reply::Error(e),
     }
 }
 

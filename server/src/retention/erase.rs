@@ -28,6 +28,11 @@ pub enum Decision {
 /// (ERASE_REASON_REQUIRED) and not too long.
 pub fn check_request(user_id: &str, reason: &str) -> Result<(), WireError> {
     chat_protocol::limits::check_user_id(user_id).map_err(|e| e.to_wire())?;
+    check_reason(reason)
+}
+
+/// An erasure's reason: present (ERASE_REASON_REQUIRED) and not too long.
+pub fn check_reason(reason: &str) -> Result<(), WireError> {
     if reason.trim().is_empty() {
         return Err(WireError::new(ErrorCode::EraseReasonRequired, "an erasure needs a reason (for the audit trail)"));
     }

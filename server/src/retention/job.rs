@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::audit;
 use super::rules::{self, Holds, Step};
 use crate::shard::{ConvMsg, ShardCtx};
+use crate::store::attachments::AttachmentStore;
 use crate::store::retention::RetentionStore;
 use crate::store::{Direction, MessageStore, Range, StoreError};
 use chat_protocol::v1;
@@ -144,6 +145,13 @@ fn entry(seq: u64, encoded: &[u8]) -> (u64, u64, Vec<String>) {
     }
 }
 
+/// The next [`BATCH`] messages after the purge mark, as the job sees them.
+async fn next_batch(store: &crate::store::Store, conv: u64) -> Result<Vec<(u64, u64, Vec<String>)>, StoreError> {
+    let mark = store.purged_through(conv).await?;
+    let range = Range { after: mark, before: u64::MAX, limit: BATCH, direction: Direction::Forward };
+    Ok(store.read_range(conv, range).await?.iter().map(|(s, b)| entry(*s, b)).collect())
+}
+
 /// Purges what expired in one conversation, batch by batch.
 async fn purge_conversation(
     ctx: &ShardCtx,
@@ -160,9 +168,7 @@ async fn purge_conversation(
     let members = store.members(conv).await?;
     let hold = holds.covering(conv, &rec.case_id, members.iter().map(|m| m.user_id.as_str()));
     loop {
-        let mark = store.purged_through(conv).await?;
-        let range = Range { after: mark, before: u64::MAX, limit: BATCH, direction: Direction::Forward };
-        let page: Vec<_> = store.read_range(conv, range).await?.iter().map(|(s, b)| entry(*s, b)).collect();
+        let page = next_batch(store, conv).await?;
         let times: Vec<(u64, u64)> = page.iter().map(|(s, t, _)| (*s, *t)).collect();
         let (through, more) = match rules::plan(now_ms, rec.retention_days, hold, &times, page.len() == BATCH) {
             Step::Purge { through, more } => (through, more),
@@ -174,23 +180,7 @@ async fn purge_conversation(
             }
             Step::Keep(rules::Keep::Forever) | Step::Nothing => break,
         };
-        // The owner refuses changes of these from now on (an owner that is
-        // gone has nothing of them in memory).
-        let (tx, rx) = oneshot::channel();
-        if ctx.shared.mesh.to_owner(conv, ConvMsg::Purged { through, reply: tx }).await.is_ok() {
-            let _ = rx.await;
-        }
-        let gone: Vec<_> = page.iter().filter(|(s, ..)| *s <= through).collect();
-        let mut attachments = 0;
-        for (_, _, ids) in &gone {
-            for id in ids {
-                store.delete_attachment(conv, id).await?;
-                attachments += 1;
-            }
-        }
-        unindex(ctx, gone.iter().map(|(s, ..)| *s).collect(), conv).await?;
-        store.purge_through(conv, through).await?;
-        let n = gone.len() as u64;
+        let (n, attachments) = purge_batch(ctx, conv, &page, through).await?;
         report.messages += n;
         report.attachments += attachments;
         let _ = ctx.shared.audit.record(audit::purged(conv, through, n, attachments)).await;
@@ -201,6 +191,60 @@ async fn purge_conversation(
         }
     }
     Ok(())
+}
+
+/// Removes the messages of `page` up to `through` (the owner told first,
+/// so it refuses changes of them from now on), their attachment records
+/// and search entries, then moves the purge mark; how many messages and
+/// attachment records went.
+async fn purge_batch(
+    ctx: &ShardCtx,
+    conv: u64,
+    page: &[(u64, u64, Vec<String>)],
+    through: u64,
+) -> Result<(u64, u64), PurgeError> {
+    let store = &ctx.shared.store;
+    // An owner that is gone has nothing of them in memory.
+    let (tx, rx) = oneshot::channel();
+    if ctx.shared.mesh.to_owner(conv, ConvMsg::Purged { through, reply: tx }).await.is_ok() {
+        let _ = rx.await;
+    }
+    let gone: Vec<_> = page.iter().filter(|(s, ..)| *s <= through).collect();
+    let mut attachments = 0;
+    for (_, _, ids) in &gone {
+        for id in ids {
+            store.delete_attachment(conv, id).await?;
+            attachments += 1;
+        }
+    }
+    unindex(ctx, gone.iter().map(|(s, ..)| *s).collect(), conv).await?;
+    store.purge_through(conv, through).await?;
+    Ok((gone.len() as u64, attachments))
+}
+
+/// Purges every message of a conversation, whatever its retention (its
+/// erasure, on the node that owns it), and every attachment record of it,
+/// sent or not; how many messages and records went. Idempotent.
+pub async fn purge_all(ctx: &ShardCtx, conv: u64) -> Result<(u64, u64), PurgeError> {
+    let store = &ctx.shared.store;
+    let (mut messages, mut attachments) = (0, 0);
+    loop {
+        let page = next_batch(store, conv).await?;
+        let Some(&(through, ..)) = page.last() else { break };
+        let (n, a) = purge_batch(ctx, conv, &page, through).await?;
+        messages += n;
+        attachments += a;
+    }
+    loop {
+        let unsent = store.attachments_page(conv, "", BATCH).await?;
+        if unsent.is_empty() {
+            return Ok((messages, attachments));
+        }
+        for rec in &unsent {
+            store.delete_attachment(conv, &rec.id).await?;
+            attachments += 1;
+        }
+    }
 }
 
 /// Takes the purged seqs out of this node's search index (if it has one)

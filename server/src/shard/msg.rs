@@ -329,6 +329,9 @@ pub enum AdminOp {
     Archive(bool),
     /// Set the retention, days (0: forever; checked by the parser).
     SetRetention(u32),
+    /// Archive for good, the first step of a conversation's erasure (system
+    /// admins, members or not).
+    Erase,
     /// A conversation was just created: announce it to its members.
     Created,
 }

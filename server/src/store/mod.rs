@@ -203,13 +203,23 @@ impl Store {
         a.rotate(&self.backend, new).await
     }
 
-    /// Destroys a conversation's data key (crypto-shredding): its content can
-    /// never be read again. Whether it had one (false too when encryption is off).
+    /// Destroys a conversation's data key (crypto-shredding): its sealed
+    /// content can never be read again, and no new content is taken for it.
+    /// Whether a key was destroyed (false: none was ever made, or it was
+    /// destroyed before; the conversation is marked all the same).
     pub async fn shred_conversation(&self, conversation_id: u64) -> StoreResult<bool> {
-        match &self.at_rest {
-            Some(a) => a.shred(&self.backend, conversation_id).await,
-            None => Ok(false),
+        let destroyed = at_rest::destroy_key(&self.backend, conversation_id).await?;
+        if let Some(a) = &self.at_rest {
+            a.evict(conversation_id);
         }
+        Ok(destroyed)
+    }
+
+    /// Whether the conversation was shredded ([`Store::shred_conversation`]).
+    pub async fn is_shredded(&self, conversation_id: u64) -> StoreResult<bool> {
+        Ok(data_keys::DataKeyStore::data_key(&self.backend, conversation_id)
+            .await?
+            .is_some_and(|w| w == at_rest::DESTROYED))
     }
 
     /// Stops taking writes and finishes (embedded: commits) what is queued.

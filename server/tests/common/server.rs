@@ -95,7 +95,6 @@ impl Server {
     }
 
     /// Where the filesystem blob store keeps the file of SHA-256 `hex`.
-    #[allow(dead_code)]
     pub fn blob_file(&self, hex: &str) -> std::path::PathBuf {
         self.cfg.data_dir.join("blobs").join(&hex[..2]).join(hex)
     }
@@ -186,6 +185,33 @@ pub async fn presence_settles(c: &Client, user: &str, want: impl Fn(&v1::Presenc
         if want(&p) || std::time::Instant::now() > deadline {
             return p;
         }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A small valid-looking PDF (the content check accepts it), `n` filler bytes long.
+pub fn pdf_of(n: u32) -> Vec<u8> {
+    let mut v = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n".to_vec();
+    v.extend((0..n).map(|i| b'a' + (i % 26) as u8));
+    v.extend_from_slice(b"\ntrailer << /Root 1 0 R >>\n%%EOF\n");
+    v
+}
+
+/// The seqs of the latest page of `conv`'s history as `c` reads it.
+pub async fn seqs(c: &Client, conv: u64) -> Vec<u64> {
+    c.history(conv, 0, 0, 100).await.expect("history").messages.iter().map(|m| m.seq).collect()
+}
+
+/// Seqs of the hits of `query`, waiting (the index commits on an interval) until `want`.
+pub async fn search_until(c: &Client, query: &str, want: &[u64]) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let page = c.search(v1::Search { query: query.into(), ..Default::default() }).await.expect("search");
+        let got: Vec<u64> = page.hits.iter().map(|h| h.seq).collect();
+        if got == want {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "search {query:?}: got {got:?}, want {want:?}");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }

@@ -26,8 +26,8 @@ const KINDS = [
   "attachment.uploaded",
   "attachment.downloaded",
   "audit.exported",
-  "user.exported",
-  "user.erased",
+  "gdpr.exported",
+  "gdpr.erased",
   "legal_hold.set",
   "legal_hold.released",
   "retention.purged",
@@ -35,6 +35,7 @@ const KINDS = [
   "config.start",
   "retention.set",
   "user.created",
+  "conversation.erased",
 ];
 
 function Entry(props: { e: pb.AuditEntry }) {

@@ -1,8 +1,10 @@
 // The Compliance screen (system admins; from the Compliance button of the
 // sidebar's header): the legal holds in force with Release (after a
 // confirmation), a form to set a hold on a case, a user or a conversation,
-// the GDPR export of a user's data (saved as a file), and the GDPR erasure of a user (a reason and an explicit confirmation
-// required), whose result says what was erased and what holds kept. The
+// the GDPR export of a user's data (saved as a file), the GDPR erasure of a
+// user and the erasure of a whole conversation (EraseForm: a reason and an
+// explicit confirmation required), whose results say what was erased and
+// what holds kept. The
 // server's refusals show as they come. A modal dialog (Modal.tsx): focus
 // moves to its heading when it opens, Esc closes it, and focus goes back to
 // the Compliance button.
@@ -11,7 +13,9 @@ import { useEffect, useState } from "preact/hooks";
 import type { pb } from "../../src/sdk/index.js";
 import {
   closeCompliance,
+  describeConversationErasure,
   describeErasure,
+  eraseConversation,
   eraseUser,
   HOLD_SCOPES,
   listHolds,
@@ -21,6 +25,7 @@ import {
 } from "../compliance-actions.js";
 import { describeExport, exportUserData } from "../export-actions.js";
 import { counted } from "../format.js";
+import { EraseForm } from "./EraseForm.js";
 import { Modal } from "./Modal.js";
 import { ScreenTop, useRun } from "./ScreenParts.js";
 
@@ -61,7 +66,6 @@ export function ComplianceScreen() {
   const [holds, setHolds] = useState<pb.LegalHold[]>([]);
   const [confirming, setConfirming] = useState<string | undefined>(undefined);
   const [hold, setHoldForm] = useState({ scope: HOLD_SCOPES[0]!.scope, target: "", reason: "" });
-  const [erase, setErase] = useState({ user: "", reason: "", sure: false });
   const [erased, setErased] = useState<pb.EraseResult | undefined>(undefined);
   const [exportUser, setExportUser] = useState("");
   const [status, setStatus] = useState("");
@@ -191,56 +195,45 @@ export function ComplianceScreen() {
           </div>
         </form>
       </section>
-      <section aria-labelledby="erase-title">
-        <h3 id="erase-title">Erase a user (GDPR)</h3>
-        <p class="muted">
-          Their messages become erased tombstones, their attachments go, their profile is pseudonymised and their sessions close. What a legal hold covers is kept.
-        </p>
-        <form
-          class="audit-filters"
-          id="erase-form"
-          onSubmit={(e) => {
-            e.preventDefault();
-            if (!erase.sure) {
-              setError("Tick the confirmation first: an erasure cannot be undone.");
-              return;
-            }
-            void run(async () => {
-              const r = await eraseUser(erase.user, erase.reason);
-              setErased(r);
-              setStatus(describeErasure(r));
-              setErase({ user: "", reason: "", sure: false });
-            });
-          }}
-        >
-          <label>
-            User
-            <input id="erase-user" placeholder="user id" value={erase.user} onInput={(e) => setErase({ ...erase, user: e.currentTarget.value })} />
-          </label>
-          <label>
-            Reason
-            <input id="erase-reason" placeholder="the request, for the audit trail" value={erase.reason} onInput={(e) => setErase({ ...erase, reason: e.currentTarget.value })} />
-          </label>
-          <label class="check">
-            <input id="erase-sure" type="checkbox" checked={erase.sure} onChange={(e) => setErase({ ...erase, sure: e.currentTarget.checked })} />
-            I understand an erasure cannot be undone
-          </label>
-          <div class="row">
-            <button type="submit" class="danger" id="erase-run">
-              Erase user
-            </button>
-          </div>
-        </form>
-        {erased && erased.kept.length > 0 && (
-          <ul id="erase-kept" aria-label="Kept under legal hold">
-            {erased.kept.map((k) => (
-              <li key={k.conversationId.toString()} data-conversation={k.conversationId.toString()}>
-                Conversation {k.conversationId.toString()}: {counted(k.messages, "message")} kept by the hold on {scopeLabel(k.scope)} {k.target}
-              </li>
-            ))}
-          </ul>
-        )}
-      </section>
+      <EraseForm
+        prefix="erase"
+        targetId="erase-user"
+        title="Erase a user (GDPR)"
+        about="Their messages become erased tombstones, their attachments go, their profile is pseudonymised and their sessions close. What a legal hold covers is kept."
+        targetLabel="User"
+        placeholder="user id"
+        confirm="I understand an erasure cannot be undone"
+        button="Erase user"
+        setError={setError}
+        run={run}
+        erase={async (user, reason) => {
+          const r = await eraseUser(user, reason);
+          setErased(r);
+          setStatus(describeErasure(r));
+        }}
+      />
+      {erased && erased.kept.length > 0 && (
+        <ul id="erase-kept" aria-label="Kept under legal hold">
+          {erased.kept.map((k) => (
+            <li key={k.conversationId.toString()} data-conversation={k.conversationId.toString()}>
+              Conversation {k.conversationId.toString()}: {counted(k.messages, "message")} kept by the hold on {scopeLabel(k.scope)} {k.target}
+            </li>
+          ))}
+        </ul>
+      )}
+      <EraseForm
+        prefix="erase-conv"
+        targetId="erase-conv-id"
+        title="Erase a conversation"
+        about="Every message, file and search entry of it goes and its encryption key is destroyed; it stays archived, with its members and audit trail. Refused while a legal hold covers it."
+        targetLabel="Conversation"
+        placeholder="conversation id (its header shows it after #)"
+        confirm="I understand erasing a conversation cannot be undone"
+        button="Erase conversation"
+        setError={setError}
+        run={run}
+        erase={async (id, reason) => setStatus(describeConversationErasure(await eraseConversation(id, reason)))}
+      />
     </Modal>
   );
 }

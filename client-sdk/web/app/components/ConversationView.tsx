@@ -55,6 +55,7 @@ function Header({ v }: { v: ConvView | undefined }) {
             <span>{c.supportState === pb.SupportState.ASSIGNED ? " · assigned" : " · waiting for staff"}</span>
           )}
           {c.archivedAtMs > 0n && <span> · archived</span>}
+          <span id="chat-conv-id" title="The conversation's id (for legal holds and erasure)">{` · #${c.id}`}</span>
           <span id="chat-retention">
             {c.retentionDays > 0 ? ` · kept ${c.retentionDays} days` : " · kept forever"}
             {c.legalHold && " · legal hold"}

@@ -47,6 +47,13 @@ pub enum AtRestError {
         /// The master key that wrapped the store's check key.
         id: String,
     },
+    /// Content for a conversation whose data key was destroyed (it was
+    /// erased): nothing new is sealed for it.
+    #[error("conversation {conversation_id} was erased: its data key is destroyed and it takes no new content")]
+    Erased {
+        /// The conversation.
+        conversation_id: u64,
+    },
     /// The store is not encrypted (a rotation asked of a plaintext store).
     #[error("encryption at rest is off: no master key is configured")]
     Off,

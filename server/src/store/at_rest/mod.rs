@@ -35,6 +35,12 @@ const CHECK_ID: u64 = 0;
 /// The id of the blob key-encryption key (conversation ids stay below 2^53).
 const BLOBS_ID: u64 = u64::MAX;
 
+/// What a destroyed data key is replaced by (crypto-shredding): not a
+/// wrapped key, so nothing opens with it and no new key is made in its
+/// place. Written whether or not encryption is on, so an erased
+/// conversation stays erased if encryption is turned on later.
+pub const DESTROYED: &[u8] = b"destroyed";
+
 /// Unwrapped data keys kept in memory at most.
 const CACHED_KEYS: usize = 100_000;
 
@@ -113,15 +119,24 @@ impl AtRest {
             None if make => store.insert_data_key(conv, &ring.current.wrap(&owner(conv), &new_key().0)?).await?,
             None => return Ok(None),
         };
+        if wrapped == DESTROYED {
+            return if make { Err(AtRestError::Erased { conversation_id: conv }.into()) } else { Ok(None) };
+        }
         let key = Arc::new(key_of(&ring.unwrap(&owner(conv), &wrapped)?));
         self.keys.insert(conv, key.clone());
         Ok(Some(key))
     }
 
+    /// A conversation's data key, made if it has none (refused when destroyed).
+    async fn made_key(&self, store: &impl DataKeyStore, conv: u64) -> StoreResult<Arc<LessSafeKey>> {
+        let key = self.key(store, conv, true).await?;
+        key.ok_or_else(|| AtRestError::Erased { conversation_id: conv }.into())
+    }
+
     /// The key that wraps each sealed attachment's own key (made on first
     /// use; a master key rotation re-wraps it with the conversations' keys).
     pub async fn blob_key(&self, store: &impl DataKeyStore) -> StoreResult<Arc<LessSafeKey>> {
-        Ok(self.key(store, BLOBS_ID, true).await?.expect("made when absent"))
+        self.made_key(store, BLOBS_ID).await
     }
 
     /// Seals the content of an append's messages (and of an event's target
@@ -129,7 +144,7 @@ impl AtRest {
     pub async fn seal_append(&self, store: &impl DataKeyStore, msgs: &mut [NewMessage]) -> StoreResult<()> {
         for m in msgs {
             let conv = m.conversation_id;
-            let key = self.key(store, conv, true).await?.expect("made when absent");
+            let key = self.made_key(store, conv).await?;
             if let Some(s) = seal::seal(&key, conv, Slot::Message(m.seq), Writer::Append(m.seq), &m.encoded)? {
                 m.encoded = Bytes::from(s);
             }
@@ -240,6 +255,9 @@ impl AtRest {
             let page = store.data_keys_page(after, ROTATE_PAGE).await?;
             let Some(&(last, _)) = page.last() else { break };
             for (conv, wrapped) in page {
+                if wrapped == DESTROYED {
+                    continue;
+                }
                 if wrapped_parts(&wrapped)?.0 == new.id() {
                     already += 1;
                     continue;
@@ -254,12 +272,32 @@ impl AtRest {
         Ok((rewrapped, already))
     }
 
-    /// Destroys a conversation's data key: its sealed content can never be
-    /// read again (crypto-shredding). Whether it had one.
-    pub async fn shred(&self, store: &impl DataKeyStore, conv: u64) -> StoreResult<bool> {
-        let had = store.delete_data_key(conv).await?;
+    /// Forgets a conversation's cached key (after [`destroy_key`]).
+    pub fn evict(&self, conv: u64) {
         self.keys.remove(&conv);
-        Ok(had)
+    }
+}
+
+/// Replaces a conversation's data key by [`DESTROYED`] (crypto-shredding;
+/// a conversation without one gets the marker all the same, so none is made
+/// later): its sealed content can never be read again. Whether a key was
+/// destroyed (false: there was none, or it was destroyed before).
+/// Compare-and-set, so a key made meanwhile is destroyed too.
+pub async fn destroy_key(store: &impl DataKeyStore, conv: u64) -> StoreResult<bool> {
+    loop {
+        match store.data_key(conv).await? {
+            Some(w) if w == DESTROYED => return Ok(false),
+            Some(w) => {
+                if store.replace_data_key(conv, &w, DESTROYED).await? {
+                    return Ok(true);
+                }
+            }
+            None => {
+                if store.insert_data_key(conv, DESTROYED).await? == DESTROYED {
+                    return Ok(false);
+                }
+            }
+        }
     }
 }
 

@@ -160,4 +160,16 @@ where
     assert_eq!(shredded.len(), 3, "the messages stay, as metadata");
     let first = Message::decode(&*shredded[0].1).unwrap();
     assert_eq!((first.sender_id.as_str(), first.body), ("ann", None), "no content is left to read");
+    assert!(store.is_shredded(conv).await.unwrap());
+    match store.append(vec![new_message(conv, 4, "after the erasure")]).await {
+        Err(StoreError::AtRest(AtRestError::Erased { conversation_id })) => assert_eq!(conversation_id, conv),
+        other => panic!("content for a shredded conversation: {other:?}"),
+    }
+    assert_eq!(store.read_range(conv, all()).await.unwrap().len(), 3, "no key was made in its place");
+    assert!(!store.shred_conversation(conv).await.unwrap(), "a second shredding finds it destroyed");
+    let rotated = store.rotate_master_key(Arc::new(LocalMasterKey::generate().0)).await.unwrap();
+    assert_eq!(rotated.rewrapped, 1, "a rotation passes the destroyed key by (the check key only)");
+    // A conversation that never had a key is marked all the same.
+    assert!(!store.shred_conversation(conv + 1).await.unwrap());
+    assert!(store.is_shredded(conv + 1).await.unwrap() && !store.is_shredded(conv + 2).await.unwrap());
 }
