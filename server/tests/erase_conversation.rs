@@ -6,7 +6,7 @@
 //! destroyed, it stays archived, and another conversation is untouched.
 
 mod common;
-use chat_client::{Client, Transport};
+use chat_client::{Client, Event, Transport};
 use chat_protocol::v1::{self, ConversationKind, ErrorCode, HoldScope};
 use common::server::*;
 use std::time::{Duration, Instant, SystemTime};
@@ -32,7 +32,7 @@ async fn an_admin_erases_a_whole_conversation_and_destroys_its_key() {
     });
     let (root, _r) = s.connect("root", "admin", Transport::Quic).await;
     let (alice, _a) = s.connect("alice", "advocate", Transport::Quic).await;
-    let (bob, _b) = s.connect("bob", "client", Transport::WebTransport).await;
+    let (bob, mut b_ev) = s.connect("bob", "client", Transport::WebTransport).await;
     let conv = create(&alice, ConversationKind::Case, "Doe v. Roe", "CV-77", &["bob"]).await;
     let other = create(&alice, ConversationKind::Group, "Other matter", "", &["bob"]).await;
     let file = alice.upload_bytes(conv, "brief.pdf", "application/pdf", &pdf_of(3_000)).await.expect("upload");
@@ -60,6 +60,14 @@ async fn an_admin_erases_a_whole_conversation_and_destroys_its_key() {
     assert_eq!((done.conversation_id, done.messages, done.attachments), (conv, edit.seq, 1), "{done:?}");
     assert!(done.key_destroyed, "its data key is destroyed");
     assert!(s.h().store().is_shredded(conv).await.unwrap());
+    // Live: members are told how far it was purged, so their apps drop what they hold.
+    let told = next_where(&mut b_ev, |e| match e {
+        Event::Conversation(s) if s.purged_through > 0 => Some(s),
+        _ => None,
+    })
+    .await;
+    assert_eq!(told.purged_through, edit.seq, "{told:?}");
+    assert!(told.conversation.is_some_and(|c| c.id == conv && c.archived_at_ms > 0));
 
     // Members see it emptied and archived for good.
     let h = bob.history(conv, 0, 0, 100).await.expect("history");

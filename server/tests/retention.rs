@@ -89,7 +89,8 @@ async fn bytes_shared_with_a_kept_attachment_stay() {
     let other = create(&alice, ConversationKind::Group, "other", "", &["bob"]).await;
     let sent = alice.upload_bytes(short, "brief.pdf", "application/pdf", &pdf_of(2_000)).await.expect("upload");
     alice.send_with_attachments(short, "the brief", vec![sent.attachment_id.clone()]).await.expect("send");
-    // The same file, uploaded to another conversation and not sent: its record stays.
+    // The same file, uploaded to a conversation kept forever and not sent: its record stays.
+    alice.set_retention(other, 0).await.expect("keep forever");
     let kept = alice.upload_bytes(other, "copy.pdf", "application/pdf", &pdf_of(2_000)).await.expect("upload");
     assert_eq!(kept.sha256, sent.sha256, "one blob");
 
@@ -100,6 +101,23 @@ async fn bytes_shared_with_a_kept_attachment_stay() {
     assert_eq!(code(e), Some(ErrorCode::UnknownAttachment));
     let got = bob.download(other, &kept.attachment_id, 0, 0, false).await.expect("the kept one downloads");
     assert_eq!(got.bytes().await.expect("its bytes"), pdf_of(2_000), "whole");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_never_sent_expires_with_the_retention() {
+    let s = start();
+    let (alice, _a) = s.connect("alice", "advocate", Transport::Quic).await;
+    let conv = create(&alice, ConversationKind::Group, "drafts", "", &["bob"]).await;
+    let draft = alice.upload_bytes(conv, "draft.pdf", "application/pdf", &pdf_of(2_500)).await.expect("upload");
+    // It could still be sent for a day (blobs.send_within_secs), and a message
+    // sent then lives 30 days: the record stays until both have passed.
+    let early = s.h().purge_expired(in_days(30)).await;
+    assert_eq!((early.attachments, early.blobs), (0, 0), "{early:?}");
+    let report = s.h().purge_expired(in_days(32)).await;
+    assert_eq!((report.messages, report.attachments, report.blobs, report.failed), (0, 1, 1, 0), "{report:?}");
+    let e = alice.send_with_attachments(conv, "late", vec![draft.attachment_id.clone()]).await.unwrap_err();
+    assert_eq!(code(e), Some(ErrorCode::UnknownAttachment));
+    assert!(!s.blob_file(&draft.sha256).exists(), "its bytes went with the sweep");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

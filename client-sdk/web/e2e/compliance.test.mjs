@@ -5,7 +5,8 @@
 // once the hold is released (after a confirmation) the erasure finishes:
 // the advocate sees the client's message become a deleted tombstone, live;
 // then the admin erases the whole conversation by the id its header shows,
-// and the advocate sees it archived (a second erasure finds nothing).
+// and the advocate sees it archived and emptied, live (a second erasure
+// finds nothing).
 // axe finds no serious or critical violation on it.
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -100,6 +101,7 @@ test("an admin holds a case, erases a user (the hold keeps his messages), then r
   await screen.locator("#compliance-status", { hasText: `Erased conversation ${convId}:` }).waitFor({ timeout: 30_000 });
   assert.match(await screen.locator("#compliance-status").textContent(), /\d+ messages? and 0 attachments removed; it stays archived\. Its encryption key is destroyed\./);
   await ann.page.locator("#chat-header", { hasText: "archived" }).waitFor({ timeout: 15_000 });
+  await until(async () => (await ann.messages()).length === 0, "Ann's open view drops the erased messages, live");
   await screen.locator("#erase-conv-id").fill(convId);
   await screen.locator("#erase-conv-reason").fill("again");
   await screen.getByLabel("I understand erasing a conversation cannot be undone").check();

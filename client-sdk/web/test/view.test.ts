@@ -88,3 +88,15 @@ describe("MessageView", () => {
     expect(textOf(v.messages.get(3n)!)).toBe("y");
   });
 });
+
+describe("MessageView.forgetThrough", () => {
+  it("drops the messages the server purged and nothing after them", () => {
+    const v = new MessageView();
+    v.applyAll([msg(1n, "ann", "one"), msg(2n, "bob", "two"), edit(3n, 1n, "ann", "one, edited"), msg(4n, "ann", "four")]);
+    expect(v.forgetThrough(3n)).toBe(true);
+    expect(v.ordered().map((m) => m.seq)).toEqual([4n]);
+    expect(v.forgetThrough(3n)).toBe(false);
+    // An edit of a forgotten message arriving late changes nothing.
+    expect(v.apply(edit(5n, 1n, "ann", "again"))).toBe("ignored");
+  });
+});

@@ -92,7 +92,8 @@ async fn attachments_of(
     if m.attachment_ids.is_empty() {
         return Ok(Vec::new());
     }
-    super::attachments::resolve(&ctx.shared.store, m.conversation_id, &caller.user, &m.attachment_ids).await
+    let within = ctx.shared.cfg.blobs.send_within_secs;
+    super::attachments::resolve(&ctx.shared.store, m.conversation_id, &caller.user, &m.attachment_ids, within).await
 }
 
 async fn answer(rx: Answer) -> Result<reply::Result, WireError> {

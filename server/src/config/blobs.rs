@@ -39,6 +39,11 @@ pub struct BlobsConfig {
     /// the CPU it needs); a transfer past it waits. 0: unlimited. Default
     /// 8388608 (8 MiB/s).
     pub transfer_bytes_per_sec: u64,
+    /// An upload must be sent in a message within this many seconds, else
+    /// it is refused (UNKNOWN_ATTACHMENT) and its record expires with the
+    /// conversation's retention like a message's. At least 60. Default
+    /// 86400 (a day).
+    pub send_within_secs: u64,
 }
 
 impl Default for BlobsConfig {
@@ -53,6 +58,7 @@ impl Default for BlobsConfig {
             transfers_per_connection: 4,
             transfer_idle_timeout_ms: 30_000,
             transfer_bytes_per_sec: 8 * 1024 * 1024,
+            send_within_secs: 86_400,
         }
     }
 }
@@ -77,6 +83,9 @@ impl BlobsConfig {
         }
         if self.backend == BlobBackend::Scylla && !store_shared {
             return Err("backend = \"scylla\" keeps blobs in the keyspace of [store.scylla]: set store.backend = \"scylla\" too".into());
+        }
+        if self.send_within_secs < 60 {
+            return Err("send_within_secs must be at least 60".into());
         }
         if self.max_file_bytes == 0 {
             return Err("max_file_bytes must be at least 1".into());

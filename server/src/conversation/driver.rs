@@ -346,8 +346,13 @@ impl Driver {
                 let _ = reply.send(res);
             }
             ConvMsg::Members { caller, reply } => drop(reply.send(self.members(&caller).await)),
-            ConvMsg::Purged { through, reply } => {
+            ConvMsg::Purged { through, done, reply } => {
                 self.owner.handle_purged(through);
+                if done {
+                    let last = summary::last_message(&self.store, self.owner.id(), self.owner.committed()).await;
+                    self.owner.handle_announce(now, vec![membership::Notice::Metadata], last.as_ref());
+                    let _ = self.perform();
+                }
                 drop(reply.send(Ok(())));
             }
         }

@@ -59,6 +59,7 @@ pub fn build(
         unread_count: last_seq.saturating_sub(read_seq),
         read_seq,
         my_role: me.map_or(0, |m| m.role),
+        purged_through: 0,
     }
 }
 

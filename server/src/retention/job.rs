@@ -15,8 +15,10 @@
 //!
 //! Attachment bytes (blobs) are content-addressed and may be shared by
 //! other attachments, of this or other conversations: the job removes the
-//! records (so nobody can fetch them through the purged message), and
-//! after the pass the [`sweep`](super::sweep) removes bytes no record
+//! records (so nobody can fetch them through the purged message), and the
+//! records of uploads whose every possible message has expired (an upload
+//! is sent within `blobs.send_within_secs` or never, so never-sent ones go
+//! too); after the pass the [`sweep`](super::sweep) removes bytes no record
 //! names any more (in a cluster every node sweeps the shared blobs; the
 //! removals are conditional, so that is redundant work, never a conflict).
 
@@ -190,7 +192,36 @@ async fn purge_conversation(
             break;
         }
     }
+    if hold.is_none() {
+        let expired = expire_uploads(ctx, conv, now_ms, rec.retention_days).await?;
+        report.attachments += expired;
+        if expired > 0 {
+            let mark = store.purged_through(conv).await?;
+            let _ = ctx.shared.audit.record(audit::purged(conv, mark, 0, expired)).await;
+        }
+    }
     Ok(())
+}
+
+/// Removes the records of uploads whose every possible message has expired
+/// (sent or never sent: `rules::upload_expired`); how many.
+async fn expire_uploads(ctx: &ShardCtx, conv: u64, now_ms: u64, days: u32) -> Result<u64, PurgeError> {
+    let store = &ctx.shared.store;
+    let within = ctx.shared.cfg.blobs.send_within_secs;
+    let (mut after, mut removed) = (String::new(), 0);
+    loop {
+        let page = store.attachments_page(conv, &after, BATCH).await?;
+        for rec in &page {
+            if rules::upload_expired(rec.uploaded_at_ms, now_ms, days, within) {
+                store.delete_attachment(conv, &rec.id).await?;
+                removed += 1;
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() == BATCH => after = last.id.clone(),
+            _ => return Ok(removed),
+        }
+    }
 }
 
 /// Removes the messages of `page` up to `through` (the owner told first,
@@ -204,11 +235,7 @@ async fn purge_batch(
     through: u64,
 ) -> Result<(u64, u64), PurgeError> {
     let store = &ctx.shared.store;
-    // An owner that is gone has nothing of them in memory.
-    let (tx, rx) = oneshot::channel();
-    if ctx.shared.mesh.to_owner(conv, ConvMsg::Purged { through, reply: tx }).await.is_ok() {
-        let _ = rx.await;
-    }
+    tell_owner(ctx, conv, through, false).await;
     let gone: Vec<_> = page.iter().filter(|(s, ..)| *s <= through).collect();
     let mut attachments = 0;
     for (_, _, ids) in &gone {
@@ -219,7 +246,18 @@ async fn purge_batch(
     }
     unindex(ctx, gone.iter().map(|(s, ..)| *s).collect(), conv).await?;
     store.purge_through(conv, through).await?;
+    tell_owner(ctx, conv, through, true).await;
     Ok((gone.len() as u64, attachments))
+}
+
+/// Tells the owner the messages up to `through` are being purged (it
+/// refuses changes of them from then on) or, `done`, are gone (it tells
+/// the members). An owner that is gone has nothing of them in memory.
+async fn tell_owner(ctx: &ShardCtx, conv: u64, through: u64, done: bool) {
+    let (tx, rx) = oneshot::channel();
+    if ctx.shared.mesh.to_owner(conv, ConvMsg::Purged { through, done, reply: tx }).await.is_ok() {
+        let _ = rx.await;
+    }
 }
 
 /// Purges every message of a conversation, whatever its retention (its

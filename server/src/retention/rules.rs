@@ -1,7 +1,8 @@
 //! The rules of retention, sans-IO: which legal hold (if any) covers a
 //! conversation (a hold on it, on its case id, or on any of its members),
 //! how far its messages have expired given `now` and its retention days,
-//! and the checks of what an admin asks for (days in range, a hold's
+//! when an upload may still be sent and when its record expires, and the
+//! checks of what an admin asks for (days in range, a hold's
 //! target well-formed). Time is always given (`now_ms`), never read here,
 //! so the tests drive it by hand.
 
@@ -96,6 +97,23 @@ pub fn cutoff_ms(now_ms: u64, days: u32) -> Option<u64> {
     (days > 0).then(|| now_ms.saturating_sub(u64::from(days) * DAY_MS))
 }
 
+/// Whether an upload made at `uploaded_at_ms` may still be sent in a
+/// message at `now_ms`: within `send_within_secs` of its upload
+/// (`blobs.send_within_secs`), so that its record can expire (see
+/// [`upload_expired`]).
+pub fn upload_sendable(uploaded_at_ms: u64, now_ms: u64, send_within_secs: u64) -> bool {
+    now_ms <= uploaded_at_ms.saturating_add(send_within_secs.saturating_mul(1000))
+}
+
+/// Whether the purge job removes the record of an upload made at
+/// `uploaded_at_ms`, sent or not: every message that could name it was
+/// sent within `send_within_secs` of the upload and has expired by now
+/// (retention `days`; 0 keeps forever).
+pub fn upload_expired(uploaded_at_ms: u64, now_ms: u64, days: u32, send_within_secs: u64) -> bool {
+    let last_send = uploaded_at_ms.saturating_add(send_within_secs.saturating_mul(1000));
+    cutoff_ms(now_ms, days).is_some_and(|cutoff| last_send < cutoff)
+}
+
 /// The step for a page of a conversation's oldest messages (`(seq,
 /// server_time_ms)`, ascending, all above its purge mark; `full`: the page
 /// is as long as asked). A message expires when it is older than the
@@ -137,6 +155,17 @@ pub fn check_target(scope: HoldScope, target: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_upload_is_sent_within_its_window_and_its_record_expires_after_the_last_message_could() {
+        let (day0, hour) = (Clock::at_day(0).now(), 3_600_000);
+        assert!(upload_sendable(day0, day0 + 24 * hour, 86_400));
+        assert!(!upload_sendable(day0, day0 + 24 * hour + 1, 86_400), "past the window");
+        // Sent at the last moment, its message lives 30 days more: the record outlives it.
+        assert!(!upload_expired(day0, Clock::at_day(31).now(), 30, 86_400));
+        assert!(upload_expired(day0, Clock::at_day(31).now() + 1, 30, 86_400));
+        assert!(!upload_expired(day0, Clock::at_day(9_999).now(), 0, 86_400), "0 keeps forever");
+    }
 
     /// A hand-driven clock: days from an epoch.
     struct Clock(u64);

@@ -307,6 +307,9 @@ pub enum ConvMsg {
     Purged {
         /// The highest purged seq.
         through: u64,
+        /// Sent again once the rows are gone: the owner then tells the
+        /// members, whose clients drop what they hold of them.
+        done: bool,
         /// Answered once the owner refuses changes of them.
         reply: Reply<()>,
     },

@@ -57,6 +57,19 @@ export class MessageView {
     return any;
   }
 
+  /** Drops every message at or below `through` (the server purged them); whether any was held. */
+  forgetThrough(through: bigint): boolean {
+    let any = false;
+    for (const seq of [...this.messages.keys()]) {
+      if (seq <= through) {
+        this.messages.delete(seq);
+        this.asOf.delete(seq);
+        any = true;
+      }
+    }
+    return any;
+  }
+
   /** The messages in seq order. */
   ordered(): Message[] {
     return [...this.messages.values()].sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0));

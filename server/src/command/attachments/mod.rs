@@ -16,6 +16,7 @@ use crate::audit::{AuditEvent, EventKind};
 use crate::blob::content::{ContentCheck, ContentError};
 use crate::blob::thumbnail::{self, ThumbnailLimits};
 use crate::blob::{BlobError, BlobHash, BlobStore, BlobWriter, Blobs, BlobsWriter, MAX_READ_BYTES};
+use crate::retention::rules::upload_sendable;
 use crate::shard::UserRate;
 use crate::store::attachments::{AttachmentRecord, AttachmentStore, ThumbnailRecord};
 use crate::store::{MessageStore, Store};
@@ -222,8 +223,16 @@ impl Download {
 }
 
 /// The attachments a message of `sender` in `conv` names: each must be an
-/// upload of the sender to that conversation.
-pub async fn resolve(store: &Store, conv: u64, sender: &str, ids: &[String]) -> Result<Vec<v1::Attachment>, WireError> {
+/// upload of the sender to that conversation, made within
+/// `send_within_secs` (`blobs.send_within_secs`).
+pub async fn resolve(
+    store: &Store,
+    conv: u64,
+    sender: &str,
+    ids: &[String],
+    send_within_secs: u64,
+) -> Result<Vec<v1::Attachment>, WireError> {
+    let now_ms = chat_protocol::unix_ms(std::time::SystemTime::now());
     if ids.len() > MAX_PER_MESSAGE {
         return Err(WireError::limited(
             ErrorCode::InvalidArgument,
@@ -238,7 +247,17 @@ pub async fn resolve(store: &Store, conv: u64, sender: &str, ids: &[String]) -> 
             return Err(err(ErrorCode::InvalidArgument, format!("attachment {id:?} is named twice")));
         }
         match store.attachment(conv, id).await.map_err(store_err)? {
-            Some(rec) if rec.uploader == sender => out.push(to_proto(rec)),
+            Some(rec) if rec.uploader == sender => {
+                if !upload_sendable(rec.uploaded_at_ms, now_ms, send_within_secs) {
+                    return Err(err(
+                        ErrorCode::UnknownAttachment,
+                        format!(
+                            "attachment {id:?} was uploaded more than {send_within_secs} s ago and never sent; upload it again"
+                        ),
+                    ));
+                }
+                out.push(to_proto(rec))
+            }
             _ => return Err(unknown(id)),
         }
     }

@@ -355,7 +355,9 @@ impl<R: Handles> Owner<R> {
     /// The conversation as `user` sees it, given the message at the head.
     pub fn summary_for(&self, user: &str, last_message: Option<&v1::Message>) -> v1::ConversationSummary {
         let me = self.members.get(user);
-        summary::build(&self.rec, self.members.len(), self.committed, me, last_message.cloned())
+        let mut s = summary::build(&self.rec, self.members.len(), self.committed, me, last_message.cloned());
+        s.purged_through = self.purged_through;
+        s
     }
 
     /// Pushes a membership change to the subscribers (members see who came and went).
