@@ -2,6 +2,8 @@
 //! arrive, with each edit, delete and reaction applied to the message it
 //! names. Applying is idempotent (a history page already shows a message in
 //! its latest state, and the events that led there may arrive as well).
+//! Messages the server purged (retention, a conversation's erasure) are
+//! dropped when an event or a history page says how far it purged.
 
 use std::collections::BTreeMap;
 
@@ -57,16 +59,26 @@ impl MessageView {
     }
 
     /// Takes in an event of the SDK: a message is added, a change applied to
-    /// its target (if the view holds it). Other events are ignored.
+    /// its target (if the view holds it), a purge told in a conversation's
+    /// summary drops what it removed. Other events are ignored.
     pub fn apply_event(&mut self, e: &Event) {
         match e {
             Event::Message(m) | Event::Changed(m) => self.apply(m),
+            Event::Conversation(s) if s.purged_through > 0 => {
+                if let Some(c) = &s.conversation {
+                    self.forget_through(c.id, s.purged_through);
+                }
+            }
             _ => {}
         }
     }
 
-    /// Takes in a history page (messages in their latest state, and events).
+    /// Takes in a history page (messages in their latest state, and events;
+    /// what the server purged meanwhile is dropped first).
     pub fn apply_history(&mut self, h: &v1::History) {
+        if h.purged_through > 0 {
+            self.forget_through(h.conversation_id, h.purged_through);
+        }
         for m in &h.messages {
             self.apply(m);
         }
@@ -97,6 +109,17 @@ impl MessageView {
             }
             _ => {}
         }
+    }
+
+    /// Drops a conversation's messages at or below `through` (the server
+    /// purged them); how many it held.
+    pub fn forget_through(&mut self, conversation_id: u64, through: u64) -> usize {
+        let gone: Vec<_> =
+            self.messages.range((conversation_id, 0)..=(conversation_id, through)).map(|(k, _)| *k).collect();
+        for k in &gone {
+            self.messages.remove(k);
+        }
+        gone.len()
     }
 
     /// The message at `seq` of a conversation, in its latest state.
@@ -163,5 +186,24 @@ mod tests {
         assert!(m.deleted && m.body.is_none() && m.reactions.is_empty());
         assert_eq!(v.messages(1).count(), 1, "events are not messages");
         assert!(matches!(event_of(entry(5, MessageKind::Delete, 1, "ann")), Event::Changed(_)));
+    }
+
+    #[test]
+    fn purged_messages_are_dropped_when_an_event_or_a_page_says_so() {
+        let mut v = MessageView::new();
+        for seq in 1..=4 {
+            v.apply(&entry(seq, MessageKind::User, 0, "ann"));
+        }
+        v.apply(&v1::Message { conversation_id: 2, seq: 1, ..Default::default() });
+        let summary = v1::ConversationSummary {
+            conversation: Some(v1::Conversation { id: 1, ..Default::default() }),
+            purged_through: 2,
+            ..Default::default()
+        };
+        v.apply_event(&Event::Conversation(summary));
+        assert_eq!(v.messages(1).map(|m| m.seq).collect::<Vec<_>>(), [3, 4]);
+        v.apply_history(&v1::History { conversation_id: 1, purged_through: 3, ..Default::default() });
+        assert_eq!(v.messages(1).map(|m| m.seq).collect::<Vec<_>>(), [4]);
+        assert_eq!(v.messages(2).count(), 1, "other conversations keep theirs");
     }
 }
