@@ -45,13 +45,11 @@ pub fn parse(ctx: &ShardCtx, body: command::Body) -> Result<Option<(ConvId, Admi
 /// conversation as the caller now sees it.
 pub async fn admin(ctx: &ShardCtx, caller: Caller, conv: ConvId, op: AdminOp) -> Result<reply::Result, WireError> {
     let events = super::audit::membership_events(&caller, conv, &op);
-    // An erased conversation stays archived and as it is, so nothing new
-    // (a membership line included) is ever written under its destroyed key
-    // (`super::erase_conversation`); only its erasure may run again.
-    if !matches!(op, AdminOp::Erase | AdminOp::Created)
-        && ctx.shared.store.is_shredded(conv).await.map_err(store_err)?
-    {
-        return Err(err(ErrorCode::Archived, format!("conversation {conv} was erased; it stays archived as it is")));
+    // An erased conversation stays archived, so no message is ever written
+    // under its destroyed key (`super::erase_conversation`). Membership
+    // changes write no message: its members may still leave it.
+    if matches!(op, AdminOp::Archive(false)) && ctx.shared.store.is_shredded(conv).await.map_err(store_err)? {
+        return Err(err(ErrorCode::Archived, format!("conversation {conv} was erased; it stays archived")));
     }
     let retention = matches!(op, AdminOp::SetRetention(_));
     let mut s = ask(ctx, conv, |reply| ConvMsg::Admin { caller, op, reply }).await?;
