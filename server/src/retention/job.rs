@@ -19,8 +19,10 @@
 //! records of uploads whose every possible message has expired (an upload
 //! is sent within `blobs.send_within_secs` or never, so never-sent ones go
 //! too); after the pass the [`sweep`](super::sweep) removes bytes no record
-//! names any more (in a cluster every node sweeps the shared blobs; the
-//! removals are conditional, so that is redundant work, never a conflict).
+//! names any more (in a cluster one node sweeps the shared blobs: the one
+//! that would own conversation [`SWEEPER`]; should two sweep at once while
+//! ownership moves, the removals are conditional, so that is redundant work,
+//! never a conflict).
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -35,6 +37,10 @@ use crate::store::attachments::AttachmentStore;
 use crate::store::retention::RetentionStore;
 use crate::store::{Direction, MessageStore, Range, StoreError};
 use chat_protocol::v1;
+
+/// The conversation id whose owner node sweeps the blobs (any id would do:
+/// ownership spreads ids over the live nodes, and this picks one node).
+pub const SWEEPER: u64 = 1;
 
 /// Messages looked at (and purged) per step at most.
 pub const BATCH: usize = 256;
@@ -121,6 +127,9 @@ pub async fn pass(ctx: &ShardCtx, now_ms: u64) -> PassReport {
             tracing::warn!(conversation_id = conv, error = %e, "retention purge failed; retried next pass");
             report.failed += 1;
         }
+    }
+    if ctx.remote_owner(SWEEPER).is_some() {
+        return report;
     }
     let grace = ctx.shared.cfg.retention.orphan_blob_grace_secs;
     match super::sweep::sweep(&**store, &*ctx.shared.blobs, now_ms, grace).await {
