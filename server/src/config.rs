@@ -324,9 +324,9 @@ pub fn check_origin(s: &str) -> Result<(), String> {
 }
 
 /// `CHAT_*` variables that are not configuration keys: `CHAT_LOG` (the log
-/// filter), `CHAT_LOG_FORMAT` (`text` or `json`) and `CHAT_CONFIG` (the file
-/// to read).
-const ENV_NOT_CONFIG: &[&str] = &["log", "log_format", "config"];
+/// filter), `CHAT_LOG_FORMAT` (`text` or `json`), `CHAT_CONFIG` (the file
+/// to read) and `CHAT_SCYLLA_NODES` (the test suites' CQL nodes).
+const ENV_NOT_CONFIG: &[&str] = &["log", "log_format", "config", "scylla_nodes"];
 
 impl Config {
     /// Defaults, then the TOML file (if given), then `CHAT_*` variables.
