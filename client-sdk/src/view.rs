@@ -64,10 +64,8 @@ impl MessageView {
     pub fn apply_event(&mut self, e: &Event) {
         match e {
             Event::Message(m) | Event::Changed(m) => self.apply(m),
-            Event::Conversation(s) if s.purged_through > 0 => {
-                if let Some(c) = &s.conversation {
-                    self.forget_through(c.id, s.purged_through);
-                }
+            Event::Conversation(v1::ConversationSummary { conversation: Some(c), purged_through, .. }) => {
+                self.forget_through(c.id, *purged_through);
             }
             _ => {}
         }
@@ -76,9 +74,7 @@ impl MessageView {
     /// Takes in a history page (messages in their latest state, and events;
     /// what the server purged meanwhile is dropped first).
     pub fn apply_history(&mut self, h: &v1::History) {
-        if h.purged_through > 0 {
-            self.forget_through(h.conversation_id, h.purged_through);
-        }
+        self.forget_through(h.conversation_id, h.purged_through);
         for m in &h.messages {
             self.apply(m);
         }
@@ -112,7 +108,7 @@ impl MessageView {
     }
 
     /// Drops a conversation's messages at or below `through` (the server
-    /// purged them); how many it held.
+    /// purged them; 0: nothing, as no message has seq 0); how many it held.
     pub fn forget_through(&mut self, conversation_id: u64, through: u64) -> usize {
         let gone: Vec<_> =
             self.messages.range((conversation_id, 0)..=(conversation_id, through)).map(|(k, _)| *k).collect();

@@ -65,7 +65,7 @@ export function upsertSummary(s: pb.ConversationSummary, fromList: boolean): Con
     const purged = keepLast !== undefined && keepLast.seq <= s.purgedThrough;
     if (!purged && (!s.lastMessage || (keepLast && keepLast.seq > s.lastMessage.seq))) v.summary.lastMessage = keepLast;
     // The server purged these (retention, or the conversation's erasure): nothing of them stays here.
-    if (s.purgedThrough > 0n) v.view.forgetThrough(s.purgedThrough);
+    v.view.forgetThrough(s.purgedThrough);
     if (fromList) v.unread = s.unreadCount;
   }
   if (s.lastMessage && !store.names.has(s.lastMessage.senderId)) store.names.set(s.lastMessage.senderId, s.lastMessage.senderId);
@@ -128,7 +128,7 @@ async function loadNewest(v: ConvView): Promise<void> {
   if (!store.client || !v.summary.conversation) return;
   const page = await store.client.history(v.summary.conversation.id, { limit: PAGE });
   // Purged while this app was away (what a saved copy restored included).
-  if (page.purgedThrough > 0n) v.view.forgetThrough(page.purgedThrough);
+  v.view.forgetThrough(page.purgedThrough);
   for (const m of page.messages) addMessage(v, m);
   v.loaded = true;
   v.hasOlder = page.hasMore;
@@ -147,7 +147,7 @@ export async function loadOlder(v: ConvView, fromBottom: number): Promise<void> 
   changed();
   try {
     const page = await store.client.history(v.summary.conversation.id, { beforeSeq: oldest, limit: PAGE });
-    if (page.purgedThrough > 0n) v.view.forgetThrough(page.purgedThrough);
+    v.view.forgetThrough(page.purgedThrough);
     for (const m of page.messages) addMessage(v, m);
     v.hasOlder = page.hasMore;
   } catch (e) {

@@ -17,13 +17,12 @@
 //! between, it is linked back; otherwise it is unlinked.
 
 use std::io::{ErrorKind, SeekFrom};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
-
-use std::os::unix::fs::MetadataExt;
-use std::time::SystemTime;
 
 use super::contract::{BlobError, BlobHash, BlobMeta, BlobResult, BlobStore, BlobWriter, Hasher, Listed, clamp_range};
 
@@ -136,6 +135,17 @@ fn delete_untouched_blocking(root: &Path, hash: &BlobHash, cutoff_ms: u64) -> st
     Ok(true)
 }
 
+/// Runs blocking file work `f` off the async runtime; its failure as `op`'s.
+async fn blocking<T: Send + 'static>(
+    op: &'static str,
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> BlobResult<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(done) => done.map_err(|e| BlobError::backend(op, e)),
+        Err(e) => Err(BlobError::backend(op, e)),
+    }
+}
+
 /// Touches the stored blob at `target` (its time becomes now); whether it
 /// is still there under that name afterwards (false: store the bytes again).
 async fn touch(target: PathBuf) -> std::io::Result<bool> {
@@ -146,8 +156,9 @@ async fn touch(target: PathBuf) -> std::io::Result<bool> {
             Err(e) => return Err(e),
         };
         file.set_modified(SystemTime::now())?;
+        let touched = file.metadata()?;
         match std::fs::metadata(&target) {
-            Ok(m) => Ok(m.ino() == file.metadata()?.ino() && m.dev() == file.metadata()?.dev()),
+            Ok(m) => Ok(m.ino() == touched.ino() && m.dev() == touched.dev()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e),
         }
@@ -212,15 +223,12 @@ impl BlobStore for FsBlobStore {
 
     async fn list_page(&self, after: Option<BlobHash>, limit: usize) -> BlobResult<Vec<Listed>> {
         let root = self.root.clone();
-        let listed = tokio::task::spawn_blocking(move || list_blocking(&root, after, limit)).await;
-        listed.map_err(|e| BlobError::backend("list_page", e))?.map_err(|e| BlobError::backend("list_page", e))
+        blocking("list_page", move || list_blocking(&root, after, limit)).await
     }
 
     async fn delete_untouched(&self, hash: &BlobHash, cutoff_ms: u64) -> BlobResult<bool> {
         let (root, hash) = (self.root.clone(), *hash);
-        let done = tokio::task::spawn_blocking(move || delete_untouched_blocking(&root, &hash, cutoff_ms)).await;
-        done.map_err(|e| BlobError::backend("delete_untouched", e))?
-            .map_err(|e| BlobError::backend("delete_untouched", e))
+        blocking("delete_untouched", move || delete_untouched_blocking(&root, &hash, cutoff_ms)).await
     }
 }
 

@@ -102,7 +102,6 @@ struct Statements {
     select_blob: PreparedStatement,
     delete_blob: PreparedStatement,
     touch_blob: PreparedStatement,
-    select_blob_age: PreparedStatement,
     delete_blob_if_untouched: PreparedStatement,
     list_first: PreparedStatement,
     list_after: PreparedStatement,
@@ -129,14 +128,12 @@ impl Statements {
                  IF NOT EXISTS"
             ))
             .await?,
-            select_blob: p(format!("SELECT size, upload, chunk_bytes FROM {ks}.blobs WHERE hash = ?")).await?,
-            delete_blob: p(format!("DELETE FROM {ks}.blobs WHERE hash = ?")).await?,
-            touch_blob: p(format!("UPDATE {ks}.blobs SET touched_ms = ? WHERE hash = ? IF EXISTS")).await?,
-            select_blob_age: p(format!(
-                "SELECT size, upload, chunk_bytes, touched_ms, writetime(size) FROM {ks}.blobs \
-                 WHERE hash = ?"
+            select_blob: p(format!(
+                "SELECT size, upload, chunk_bytes, touched_ms, writetime(size) FROM {ks}.blobs WHERE hash = ?"
             ))
             .await?,
+            delete_blob: p(format!("DELETE FROM {ks}.blobs WHERE hash = ?")).await?,
+            touch_blob: p(format!("UPDATE {ks}.blobs SET touched_ms = ? WHERE hash = ? IF EXISTS")).await?,
             delete_blob_if_untouched: p(format!("DELETE FROM {ks}.blobs WHERE hash = ? IF touched_ms = ?")).await?,
             list_first: p(format!("SELECT hash, touched_ms, writetime(size) FROM {ks}.blobs LIMIT ?")).await?,
             list_after: p(format!(
@@ -167,6 +164,10 @@ struct Row {
     size: u64,
     upload: i64,
     chunk_bytes: u64,
+    /// `touched_ms` as stored (None: a row of version 1).
+    touched: Option<i64>,
+    /// When it was last touched ([`age_ms`]).
+    age_ms: u64,
 }
 
 impl Row {
@@ -183,9 +184,27 @@ impl Inner {
         let row = r
             .into_rows_result()
             .map_err(|e| cql("stat", "select_blob", e))?
-            .maybe_first_row::<(i64, i64, i32)>()
+            .maybe_first_row::<(i64, i64, i32, Option<i64>, Option<i64>)>()
             .map_err(|e| cql("stat", "select_blob", e))?;
-        Ok(row.map(|(size, upload, chunk)| Row { size: size as u64, upload, chunk_bytes: chunk.max(1) as u64 }))
+        Ok(row.map(|(size, upload, chunk, touched, written)| Row {
+            size: size as u64,
+            upload,
+            chunk_bytes: chunk.max(1) as u64,
+            touched,
+            age_ms: age_ms(touched, written),
+        }))
+    }
+
+    /// Runs the lightweight transaction `st` (of `op`); whether it applied.
+    async fn lwt(
+        &self,
+        op: &'static str,
+        name: &'static str,
+        st: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+    ) -> BlobResult<bool> {
+        let r = self.session.execute_unpaged(st, values).await.map_err(|e| cql(op, name, e))?;
+        applied(r).map_err(|e| cql(op, name, e))
     }
 
     /// Removes the chunks `0..chunks` of a blob's upload.
@@ -449,24 +468,14 @@ impl BlobStore for ScyllaBlobStore {
     async fn delete_untouched(&self, hash: &BlobHash, cutoff_ms: u64) -> BlobResult<bool> {
         let (inner, hash) = (self.inner.clone(), *hash);
         self.run(async move {
-            let fail = |e: &dyn std::fmt::Display| cql("delete_untouched", "select_blob_age", e);
-            let r = inner.session.execute_unpaged(&inner.st.select_blob_age, (hash.0.as_slice(),)).await;
-            let age = r
-                .map_err(|e| fail(&e))?
-                .into_rows_result()
-                .map_err(|e| fail(&e))?
-                .maybe_first_row::<(i64, i64, i32, Option<i64>, Option<i64>)>()
-                .map_err(|e| fail(&e))?;
-            let Some((size, upload, chunk_bytes, touched, written)) = age else { return Ok(false) };
-            let row = Row { size: size as u64, upload, chunk_bytes: chunk_bytes.max(1) as u64 };
-            if age_ms(touched, written) >= cutoff_ms {
+            let Some(row) = inner.blob(&hash).await? else { return Ok(false) };
+            if row.age_ms >= cutoff_ms {
                 return Ok(false);
             }
             // Only if no commit touched it since it was read.
-            let values = (hash.0.as_slice(), touched);
-            let r = inner.session.execute_unpaged(&inner.st.delete_blob_if_untouched, values).await;
-            let r = r.map_err(|e| cql("delete_untouched", "delete_blob_if_untouched", e))?;
-            if !applied(r).map_err(|e| cql("delete_untouched", "delete_blob_if_untouched", e))? {
+            let values = (hash.0.as_slice(), row.touched);
+            let st = &inner.st.delete_blob_if_untouched;
+            if !inner.lwt("delete_untouched", "delete_blob_if_untouched", st, values).await? {
                 return Ok(false);
             }
             inner.remove_chunks(row.upload, row.chunks(), "delete_untouched").await?;
@@ -599,17 +608,13 @@ impl BlobWriter for ScyllaBlobWriter {
                 // few rounds settle it (each is won by one of them).
                 for _ in 0..4 {
                     let values = (meta.hash.0.to_vec(), meta.size as i64, upload, CHUNK_BYTES as i32, now_ms());
-                    let r = inner.session.execute_unpaged(&inner.st.insert_blob, values).await;
-                    let r = r.map_err(|e| cql("commit", "insert_blob", e))?;
-                    if applied(r).map_err(|e| cql("commit", "insert_blob", e))? {
+                    if inner.lwt("commit", "insert_blob", &inner.st.insert_blob, values).await? {
                         let r = inner.session.execute_unpaged(&inner.st.delete_upload, (upload,)).await;
                         r.map_err(|e| cql("commit", "delete_upload", e))?;
                         return Ok(meta);
                     }
-                    let r =
-                        inner.session.execute_unpaged(&inner.st.touch_blob, (now_ms(), meta.hash.0.as_slice())).await;
-                    let r = r.map_err(|e| cql("commit", "touch_blob", e))?;
-                    if applied(r).map_err(|e| cql("commit", "touch_blob", e))? {
+                    let touch = (now_ms(), meta.hash.0.as_slice());
+                    if inner.lwt("commit", "touch_blob", &inner.st.touch_blob, touch).await? {
                         // Deduplicated: the stored blob has the same bytes.
                         inner.remove_upload(upload, chunks).await?;
                         return Ok(meta);

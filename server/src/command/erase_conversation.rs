@@ -40,7 +40,7 @@ pub async fn at_owner(ctx: &ShardCtx, caller: Caller, e: v1::EraseConversation) 
     let members = store.members(conv).await.map_err(store_err)?;
     let holds = Holds::new(&store.holds().await.map_err(store_err)?);
     if let Some((scope, target)) = holds.holder(conv, &c.case_id, members.iter().map(|m| m.user_id.as_str())) {
-        let scope = format!("{scope:?}").to_lowercase();
+        let scope = scope.name();
         return Err(err(
             ErrorCode::UnderLegalHold,
             format!("a legal hold on {scope} {target} covers conversation {conv}: release it before erasing"),

@@ -198,17 +198,7 @@ fn answer(conn: UnixStream, data_dir: &Path, with: &Served, stop: &AtomicBool) -
         Ok(Request::GdprExport { user, to }) => gdpr_export(with, &user, &to),
         Ok(Request::GdprErase { user, reason }) => gdpr_erase(&with.mesh, user, reason),
         Ok(Request::EraseConversation { conversation_id, reason }) => {
-            tracing::info!(conversation_id, "conversation erasure requested on the control socket");
-            let e = v1::EraseConversation { conversation_id, reason };
-            match run_as_node(&with.mesh, command::Body::EraseConversation(e)) {
-                Ok(reply::Result::ConversationErased(r)) => Reply::EraseConversation {
-                    messages: r.messages,
-                    attachments: r.attachments,
-                    key_destroyed: r.key_destroyed,
-                },
-                Ok(other) => Reply::Error(format!("unexpected answer {other:?}")),
-                Err(e) => Reply::Error(e),
-            }
+            erase_conversation(&with.mesh, conversation_id, reason)
         }
         Ok(Request::KeysRotate { new_key_file }) => keys_rotate(with, &new_key_file),
         Ok(Request::Backup { to, bytes_per_sec }) => match (with.store.backend(), to.is_absolute()) {
@@ -289,6 +279,20 @@ fn run_as_node(mesh: &Mesh, body: command::Body) -> Result<reply::Result, String
     match rx.blocking_recv() {
         Ok(answer) => answer.map_err(|e| e.to_string()),
         Err(_) => Err("the node stopped before the erasure finished; run it again to finish it".into()),
+    }
+}
+
+fn erase_conversation(mesh: &Mesh, conversation_id: u64, reason: String) -> Reply {
+    tracing::info!(conversation_id, "conversation erasure requested on the control socket");
+    let e = v1::EraseConversation { conversation_id, reason };
+    match run_as_node(mesh, command::Body::EraseConversation(e)) {
+        Ok(reply::Result::ConversationErased(r)) => Reply::EraseConversation {
+            messages: r.messages,
+            attachments: r.attachments,
+            key_destroyed: r.key_destroyed,
+        },
+        Ok(other) => Reply::Error(format!("unexpected answer {other:?}")),
+        Err(e) => Reply::Error(e),
     }
 }
 

@@ -18,7 +18,7 @@ pub fn hold(actor: &str, scope: HoldScope, target: &str, reason: Option<&str>) -
         HoldScope::User => ev = ev.target(target),
         HoldScope::Case => {}
     }
-    let mut details = json!({"scope": format!("{scope:?}").to_lowercase(), "target": target});
+    let mut details = json!({"scope": scope.name(), "target": target});
     if let Some(reason) = reason {
         details["reason"] = reason.into();
     }

@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::audit;
 use super::rules::{self, Holds, Step};
 use crate::shard::{ConvMsg, ShardCtx};
-use crate::store::attachments::AttachmentStore;
+use crate::store::attachments::{AttachmentRecord, AttachmentStore};
 use crate::store::retention::RetentionStore;
 use crate::store::{Direction, MessageStore, Range, StoreError};
 use chat_protocol::v1;
@@ -134,6 +134,7 @@ pub async fn pass(ctx: &ShardCtx, now_ms: u64) -> PassReport {
     let grace = ctx.shared.cfg.retention.orphan_blob_grace_secs;
     match super::sweep::sweep(&**store, &*ctx.shared.blobs, now_ms, grace).await {
         Ok(swept) => {
+            tracing::debug!(listed = swept.listed, removed = swept.removed, "blob sweep");
             report.blobs = swept.removed;
             if swept.removed > 0 {
                 let _ = ctx.shared.audit.record(audit::swept(swept.removed)).await;
@@ -215,16 +216,22 @@ async fn purge_conversation(
 /// Removes the records of uploads whose every possible message has expired
 /// (sent or never sent: `rules::upload_expired`); how many.
 async fn expire_uploads(ctx: &ShardCtx, conv: u64, now_ms: u64, days: u32) -> Result<u64, PurgeError> {
-    let store = &ctx.shared.store;
     let within = ctx.shared.cfg.blobs.send_within_secs;
+    remove_records(&ctx.shared.store, conv, |rec| rules::upload_expired(rec.uploaded_at_ms, now_ms, days, within)).await
+}
+
+/// Removes the attachment records of `conv` that `gone` picks; how many.
+async fn remove_records(
+    store: &crate::store::Store,
+    conv: u64,
+    gone: impl Fn(&AttachmentRecord) -> bool,
+) -> Result<u64, PurgeError> {
     let (mut after, mut removed) = (String::new(), 0);
     loop {
         let page = store.attachments_page(conv, &after, BATCH).await?;
-        for rec in &page {
-            if rules::upload_expired(rec.uploaded_at_ms, now_ms, days, within) {
-                store.delete_attachment(conv, &rec.id).await?;
-                removed += 1;
-            }
+        for rec in page.iter().filter(|r| gone(r)) {
+            store.delete_attachment(conv, &rec.id).await?;
+            removed += 1;
         }
         match page.last() {
             Some(last) if page.len() == BATCH => after = last.id.clone(),
@@ -282,16 +289,8 @@ pub async fn purge_all(ctx: &ShardCtx, conv: u64) -> Result<(u64, u64), PurgeErr
         messages += n;
         attachments += a;
     }
-    loop {
-        let unsent = store.attachments_page(conv, "", BATCH).await?;
-        if unsent.is_empty() {
-            return Ok((messages, attachments));
-        }
-        for rec in &unsent {
-            store.delete_attachment(conv, &rec.id).await?;
-            attachments += 1;
-        }
-    }
+    attachments += remove_records(store, conv, |_| true).await?;
+    Ok((messages, attachments))
 }
 
 /// Takes the purged seqs out of this node's search index (if it has one)

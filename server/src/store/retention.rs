@@ -19,6 +19,15 @@ pub enum HoldScope {
 }
 
 impl HoldScope {
+    /// The scope's name for people and the audit trail ("conversation", "user", "case").
+    pub fn name(self) -> &'static str {
+        match self {
+            HoldScope::Conversation => "conversation",
+            HoldScope::User => "user",
+            HoldScope::Case => "case",
+        }
+    }
+
     /// The scope's tag in keys.
     pub fn tag(self) -> u8 {
         match self {

@@ -57,8 +57,9 @@ export class MessageView {
     return any;
   }
 
-  /** Drops every message at or below `through` (the server purged them); whether any was held. */
+  /** Drops every message at or below `through` (the server purged them; 0: nothing); whether any was held. */
   forgetThrough(through: bigint): boolean {
+    if (through <= 0n) return false;
     let any = false;
     for (const seq of [...this.messages.keys()]) {
       if (seq <= through) {
