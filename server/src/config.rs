@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+mod api;
 mod audit;
 mod blobs;
 mod cluster;
@@ -22,6 +23,7 @@ mod search;
 mod store;
 mod tls;
 
+pub use api::ApiConfig;
 pub use audit::AuditConfig;
 pub use blobs::{BlobBackend, BlobsConfig};
 pub use cluster::ClusterConfig;
@@ -83,6 +85,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// Encryption at rest: the master key (off unless one is given).
     pub encryption: EncryptionConfig,
+    /// The server API for the firm's systems (`/api/v1`) and case links.
+    pub api: ApiConfig,
 }
 
 impl Default for Config {
@@ -107,6 +111,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             retention: RetentionConfig::default(),
             encryption: EncryptionConfig::default(),
+            api: ApiConfig::default(),
         }
     }
 }
@@ -360,6 +365,7 @@ impl Config {
             .check(self.store.backend.is_shared(), self.cluster.enabled())
             .map_err(|e| ConfigError::Inconsistent(format!("blobs: {e}")))?;
         self.notify.check().map_err(|e| ConfigError::Inconsistent(format!("notify: {e}")))?;
+        self.api.check().map_err(|e| ConfigError::Inconsistent(format!("api: {e}")))?;
         self.audit.check().map_err(ConfigError::Inconsistent)?;
         self.encryption.check().map_err(ConfigError::Inconsistent)?;
         if self.tls.cert.is_some() != self.tls.key.is_some() {

@@ -25,6 +25,7 @@
 //! It does not own the wire format (that is `chat-protocol`) nor any client
 //! behaviour (that is `chat-client`). Start a server with [`start`].
 
+pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod backup;

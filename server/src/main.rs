@@ -6,11 +6,13 @@
 //! backup|restore` take an online backup of the embedded store and restore it
 //! (`backup_cli`).
 
+mod accounts_cli;
 mod backup_cli;
 mod gdpr_cli;
 mod keys_cli;
 
 use anyhow::Context;
+use chat_server::api::accounts::Op;
 use chat_server::config::Config;
 use clap::{Parser, Subcommand};
 use std::io::Write;
@@ -127,6 +129,41 @@ enum Cmd {
         #[command(subcommand)]
         cmd: KeysCmd,
     },
+    /// Service accounts of the server API (README, "Integrate").
+    ServiceAccounts {
+        #[command(subcommand)]
+        cmd: AccountsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountsCmd {
+    /// Make a service account; prints its credential once.
+    Create {
+        /// Its id: 1-32 of a-z, 0-9 and '-' (it acts as the user `svc:<id>`).
+        #[arg(long)]
+        id: String,
+        /// The name shown with its system messages.
+        #[arg(long)]
+        name: String,
+        /// What it may do, comma-separated: read, write, admin.
+        #[arg(long, default_value = "read,write")]
+        scopes: String,
+    },
+    /// Give a service account a new credential (the old one stops at once); prints it once.
+    Rotate {
+        /// The account.
+        #[arg(long)]
+        id: String,
+    },
+    /// Revoke a service account for good (its calls are refused at once).
+    Revoke {
+        /// The account.
+        #[arg(long)]
+        id: String,
+    },
+    /// List the service accounts, revoked ones included.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -340,6 +377,17 @@ fn main() -> anyhow::Result<()> {
         Cmd::Gdpr { cmd: GdprCmd::Erase { user, reason } } => gdpr_cli::erase(&cfg, &user, &reason),
         Cmd::Conversations { cmd: ConversationsCmd::Erase { id, reason } } => {
             gdpr_cli::erase_conversation(&cfg, id, &reason)
+        }
+        Cmd::ServiceAccounts { cmd } => {
+            let op = match cmd {
+                AccountsCmd::Create { id, name, scopes } => {
+                    Op::Create { id, display_name: name, scopes: accounts_cli::parse_scopes(&scopes)? }
+                }
+                AccountsCmd::Rotate { id } => Op::Rotate { id },
+                AccountsCmd::Revoke { id } => Op::Revoke { id },
+                AccountsCmd::List => Op::List,
+            };
+            accounts_cli::run(&cfg, op)
         }
         Cmd::Keys { cmd: KeysCmd::Generate { to } } => keys_cli::generate(&to),
         Cmd::Keys { cmd: KeysCmd::Rotate { new_key_file } } => keys_cli::rotate(&cfg, &new_key_file),

@@ -2,7 +2,8 @@
 //! from `client-sdk/web/dist/` (`/`, `/app.js`, `/app.css`, the web app
 //! manifest and its icons, and the service worker `/sw.js` at the root scope), what the app
 //! needs to connect (`/config.json`), liveness and readiness (`/livez`,
-//! `/healthz`, answered by [`crate::health`]) and
+//! `/healthz`, answered by [`crate::health`]), the server API (`/api/v1`,
+//! answered by [`crate::api`]) and
 //! WebSocket sessions (`/ws`) for browsers without WebTransport.
 //!
 //! It owns: the per-shard TCP listeners (one port, `SO_REUSEPORT`, each shard
@@ -244,7 +245,7 @@ async fn connection(web: Rc<Web>, tcp: tokio::net::TcpStream, remote: SocketAddr
     let w = web.clone();
     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
         let w = w.clone();
-        async move { Ok::<_, Infallible>(w.handle(req, remote)) }
+        async move { Ok::<_, Infallible>(w.handle(req, remote).await) }
     });
     let r = match &web.shared.tls {
         Some(acceptor) => {
@@ -266,14 +267,7 @@ type Resp = Response<Full<Bytes>>;
 
 /// A response with the headers every response carries.
 fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Resp {
-    let mut r = Response::new(Full::new(body.into()));
-    *r.status_mut() = status;
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    r
+    crate::api::respond_with(status, content_type, "no-cache", body)
 }
 
 const TEXT: &str = "text/plain; charset=utf-8";
@@ -321,9 +315,13 @@ fn origin_of(url: &str) -> Option<String> {
 }
 
 impl Web {
-    fn handle(self: &Rc<Self>, req: Request<Incoming>, remote: SocketAddr) -> Resp {
+    async fn handle(self: &Rc<Self>, req: Request<Incoming>, remote: SocketAddr) -> Resp {
         let csp = self.csp(req.headers());
-        let mut r = self.route(req, remote);
+        let mut r = if req.uri().path().starts_with("/api/") {
+            crate::api::serve(self.ctx.clone(), req).await
+        } else {
+            self.route(req, remote)
+        };
         let h = r.headers_mut();
         h.insert(header::CONTENT_SECURITY_POLICY, csp);
         if self.shared.tls.is_some() {
@@ -399,6 +397,7 @@ impl Web {
             "cert_hashes": hashes,
             "version": env!("CARGO_PKG_VERSION"),
             "dev_tokens": shared.verifier.dev_tokens(),
+            "case_link": shared.cfg.api.case_link,
             "oidc": shared.verifier.oidc().map(|o| {
                 let (c, d) = (o.config(), o.discovery());
                 serde_json::json!({

@@ -362,7 +362,7 @@ async fn migrate_then_serve_on_the_cql_node_keeps_history_across_restarts() {
         .expect("chatd migrate");
     let said = String::from_utf8_lossy(&migrate.stdout).to_string() + &String::from_utf8_lossy(&migrate.stderr);
     assert!(migrate.status.success(), "chatd migrate failed: {said}");
-    assert!(said.contains("schema version 7 recorded"), "{said}");
+    assert!(said.contains("schema version 8 recorded"), "{said}");
 
     let (child, addr, hash, web) = serve_with(data.path(), "127.0.0.1:0", "127.0.0.1:0", &env);
     let connect_as = |user: &str, addr: &str, hash: &str| {
@@ -470,4 +470,30 @@ async fn reindex_restores_a_wiped_search_index() {
     assert_eq!(seqs, [edited], "the edited message is found by its new text");
     alice.close().await;
     tokio::task::spawn_blocking(move || terminate(child)).await.unwrap();
+}
+
+/// `chatd service-accounts` with no chatd running works on the store
+/// directly: create prints the credential once, list shows the account
+/// without it, revoke marks it, a bad scope or a taken id is refused.
+#[test]
+fn service_accounts_are_managed_on_the_store_when_no_chatd_runs() {
+    let data = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| chatd::run(args, data.path());
+    let made = run(&["service-accounts", "create", "--id", "cms", "--name", "Case system", "--scopes", "read,admin"]);
+    assert!(made.status.success(), "{}", chatd::text(&made));
+    let out = chatd::text(&made);
+    let credential = out.lines().find(|l| l.starts_with("chatd_sa_cms_")).expect("the credential");
+    assert_eq!(credential.len(), "chatd_sa_cms_".len() + 64);
+    let listed = chatd::text(&run(&["service-accounts", "list"]));
+    assert!(listed.contains("cms (\"Case system\") scopes read,admin") && listed.contains("active"), "{listed}");
+    assert!(!listed.contains(&credential["chatd_sa_cms_".len()..]), "the secret is never shown again");
+    let again = run(&["service-accounts", "create", "--id", "cms", "--name", "x"]);
+    assert!(!again.status.success() && chatd::text(&again).contains("exists already"), "{}", chatd::text(&again));
+    let bad = run(&["service-accounts", "create", "--id", "dms", "--name", "x", "--scopes", "read,root"]);
+    assert!(!bad.status.success() && chatd::text(&bad).contains("unknown scope \"root\""), "{}", chatd::text(&bad));
+    assert!(run(&["service-accounts", "revoke", "--id", "cms"]).status.success());
+    let listed = chatd::text(&run(&["service-accounts", "list"]));
+    assert!(listed.contains("revoked at") && listed.contains("by chatd"), "{listed}");
+    let rotate = run(&["service-accounts", "rotate", "--id", "cms"]);
+    assert!(chatd::text(&rotate).contains("is revoked"), "{}", chatd::text(&rotate));
 }

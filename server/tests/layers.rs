@@ -24,7 +24,7 @@ const LAYERS: &[&[&str]] = &[
     &["conversation"],
     &["retention"],
     &["command"],
-    &["session"],
+    &["session", "api"],
     &["health"],
     &["web", "cluster"],
     &["node"],

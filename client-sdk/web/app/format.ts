@@ -60,6 +60,17 @@ export function nameOf(id: string): string {
   return store.names.get(id) ?? id;
 }
 
+/** The case-management system's page of `caseId`, if the server names one (http(s) only). */
+export function caseUrl(caseId: string): string | undefined {
+  if (!caseId || !/^https?:\/\//.test(store.caseLink)) return undefined;
+  return store.caseLink.replace("{case_id}", encodeURIComponent(caseId));
+}
+
+/** Who posted a system message: the integration's name (`svc:<id>` → `<id>`). */
+export function systemSender(id: string): string {
+  return id.startsWith("svc:") ? id.slice(4) : nameOf(id);
+}
+
 /** A message time: the hour today, the day otherwise. */
 export function timeOf(ms: bigint): string {
   const d = new Date(Number(ms));

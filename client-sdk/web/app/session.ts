@@ -26,6 +26,8 @@ export interface ServerConfig {
   dev_tokens?: boolean;
   /** The identity provider, if sign-in with one is configured. */
   oidc?: OidcSettings | null;
+  /** The case-management system's page of a case, `{case_id}` replaced (empty: none). */
+  case_link?: string;
 }
 
 /** The provider of the last configuration read (for signing out there). */
@@ -114,6 +116,7 @@ export async function start(token: string, attempt = 0): Promise<void> {
     signInScreen(`Cannot load the server configuration: ${describeError(e)}`);
     return;
   }
+  store.caseLink = cfg.case_link ?? "";
   const params = new URLSearchParams(location.search);
   const forced = params.get("transport") ?? sessionStorage.getItem(TRANSPORT_KEY);
   let client: Client;

@@ -139,6 +139,8 @@ export interface Store {
   offline: boolean;
   /** A new version of the app waits: the app offers to reload (see pwa/register.ts). */
   updateReady: boolean;
+  /** The case-management system's page of a case (`{case_id}` in it), from /config.json; empty: none. */
+  caseLink: string;
 }
 
 /** The app state. */
@@ -167,6 +169,7 @@ export const store: Store = {
   announcement: "",
   offline: false,
   updateReady: false,
+  caseLink: "",
 };
 
 const listeners = new Set<() => void>();

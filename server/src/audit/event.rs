@@ -55,11 +55,19 @@ pub enum EventKind {
     UserCreated,
     /// A whole conversation was erased (details: reason, counts, whether its key was destroyed).
     ConversationErased,
+    /// A service account called the server API (details: method, path, status, error code).
+    ApiCall,
+    /// A service account was created (details: scopes).
+    ServiceAccountCreated,
+    /// A service account's secret was replaced.
+    ServiceAccountRotated,
+    /// A service account was revoked.
+    ServiceAccountRevoked,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 24] = [
+    pub const ALL: [EventKind; 28] = [
         EventKind::SessionOpened,
         EventKind::SessionRefused,
         EventKind::ConversationCreated,
@@ -84,6 +92,10 @@ impl EventKind {
         EventKind::RetentionSet,
         EventKind::UserCreated,
         EventKind::ConversationErased,
+        EventKind::ApiCall,
+        EventKind::ServiceAccountCreated,
+        EventKind::ServiceAccountRotated,
+        EventKind::ServiceAccountRevoked,
     ];
 
     /// The stored name.
@@ -113,6 +125,10 @@ impl EventKind {
             EventKind::RetentionSet => "retention.set",
             EventKind::UserCreated => "user.created",
             EventKind::ConversationErased => "conversation.erased",
+            EventKind::ApiCall => "api.call",
+            EventKind::ServiceAccountCreated => "service_account.created",
+            EventKind::ServiceAccountRotated => "service_account.rotated",
+            EventKind::ServiceAccountRevoked => "service_account.revoked",
         }
     }
 
@@ -166,5 +182,19 @@ impl AuditEvent {
     pub fn details(mut self, details: Value) -> Self {
         self.details = details;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_the_web_apps_filter_offers_every_kind() {
+        let screen = include_str!("../../../client-sdk/web/app/components/AuditScreen.tsx");
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::parse(kind.as_str()), Some(kind));
+            assert!(screen.contains(&format!("\"{}\"", kind.as_str())), "the audit screen lacks {}", kind.as_str());
+        }
     }
 }

@@ -63,8 +63,11 @@ pub async fn create(req: &Requester, c: v1::CreateConversation) -> Result<reply:
     rec.retention_days = req.ctx.shared.cfg.retention.default_days;
     let others: Vec<String> = members.iter().filter(|m| m.user_id != me).map(|m| m.user_id.clone()).collect();
     super::users::require_known(req.store(), &others).await?;
-    // Every new conversation costs store space and an owner: counted per user.
-    req.ctx.check_user_rate(UserRate::Conversations, &req.caller.user).await?;
+    // Every new conversation costs store space and an owner: counted per
+    // user (a service account's calls are counted by the server API).
+    if req.caller.role != Role::Service {
+        req.ctx.check_user_rate(UserRate::Conversations, &req.caller.user).await?;
+    }
     let id = rec.id;
     match req.store().create_conversation(&rec, &members).await.map_err(store_err)? {
         Created::New => {

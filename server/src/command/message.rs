@@ -48,6 +48,13 @@ pub async fn from_session(
         blocked_until.set(e.retry_after.map(|d| now + d));
         return Err(e);
     }
+    hand_over(req, m).await
+}
+
+/// Hands a validated send ([`parse`]) to the owner, here or on its node,
+/// uncounted (a session counts it first; the server API counts its calls).
+/// Returns what to await for the answer.
+pub async fn hand_over(req: &Requester, m: v1::SendMessage) -> Result<Pending, WireError> {
     if let Some(remote) = req.remote(m.conversation_id) {
         // A lost request comes back as a retryable TIMEOUT; the SDK sends it
         // again. Sends made meanwhile may overtake it (see deploy/CLUSTER.md).

@@ -322,7 +322,7 @@ impl Driver {
         match m {
             ConvMsg::Send { caller, origin, msg, attachments, reply } => {
                 self.owner.handle_wall_clock(now, unix_ms_now());
-                self.owner.handle_send(now, caller.user, origin, *msg, attachments, reply);
+                self.owner.handle_send(now, caller, origin, *msg, attachments, reply);
             }
             ConvMsg::Change { caller, origin, change, reply } => {
                 self.owner.handle_wall_clock(now, unix_ms_now());

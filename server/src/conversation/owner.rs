@@ -30,12 +30,12 @@ mod tests;
 use super::membership::Roster;
 use super::summary;
 use crate::frames;
-use crate::ids::ConvId;
+use crate::ids::{Caller, ConvId};
 use crate::shard::{Fanout, Pushed, ShardMsg, UserEvent};
 use crate::store::{ConversationRecord, MemberRecord, MessageVersion, NewMessage, StoreError, TargetWrite};
 use bytes::Bytes;
 use chat_protocol::WireError;
-use chat_protocol::v1::{self, ErrorCode};
+use chat_protocol::v1::{self, ErrorCode, Role};
 pub use config::{OwnerConfig, RunLimit};
 pub use notice::{Notice, NoticeRules};
 use prost::Message;
@@ -400,7 +400,7 @@ impl<R: Handles> Owner<R> {
     pub fn handle_send(
         &mut self,
         now: Instant,
-        sender: Arc<str>,
+        sender: Caller,
         origin: u64,
         msg: v1::SendMessage,
         attachments: Vec<v1::Attachment>,
@@ -413,13 +413,16 @@ impl<R: Handles> Owner<R> {
     fn send(
         &mut self,
         now: Instant,
-        sender: Arc<str>,
+        caller: Caller,
         origin: u64,
         mut msg: v1::SendMessage,
         attachments: Vec<v1::Attachment>,
         reply: R::Send,
     ) {
-        let Some((sender, cmid, reply)) = self.admit(now, sender, std::mem::take(&mut msg.client_msg_id), reply) else {
+        // A service account's message (the server API's) is a system message.
+        let kind = if caller.role == Role::Service { v1::MessageKind::System } else { v1::MessageKind::User };
+        let cmid = std::mem::take(&mut msg.client_msg_id);
+        let Some((sender, cmid, reply)) = self.admit(now, caller.user, cmid, reply) else {
             return;
         };
         if let Some(e) = self.refusal(&sender, msg.reply_to) {
@@ -438,7 +441,7 @@ impl<R: Handles> Owner<R> {
             body: msg.body,
             server_time_ms: 0,
             reply_to: msg.reply_to,
-            kind: v1::MessageKind::User as i32,
+            kind: kind as i32,
             attachments,
             ..Default::default()
         };
@@ -504,10 +507,11 @@ impl<R: Handles> Owner<R> {
     }
 
     /// Why a message already accepted may not be stored (any more): the
-    /// sender is no longer a member, or the conversation is archived. System
-    /// lines pass.
+    /// sender is no longer a member, or the conversation is archived.
+    /// Events pass (the change was checked when it was accepted).
     fn unpostable(&self, p: &Pending<R>) -> Option<WireError> {
-        if p.msg.kind != v1::MessageKind::User as i32 {
+        let posted = [v1::MessageKind::User as i32, v1::MessageKind::System as i32];
+        if !posted.contains(&p.msg.kind) {
             return None;
         }
         if !self.is_member(&p.sender) {

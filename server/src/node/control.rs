@@ -1,8 +1,8 @@
 //! The running server's control socket, `data_dir/control.sock` (a Unix
 //! domain socket, mode 0600 inside the 0700 data directory: only the local
 //! user who runs chatd can use it), and the client `chatd backup`,
-//! `chatd gdpr export`, `chatd gdpr erase` and `chatd conversations erase`
-//! use. One request per connection, one JSON line each way; requests are
+//! `chatd gdpr export`, `chatd gdpr erase`, `chatd conversations erase`
+//! and `chatd service-accounts` use. One request per connection, one JSON line each way; requests are
 //! served one at a time on the socket's own thread, so a backup or an export
 //! never runs on a shard. An erasure is the `EraseUser` or
 //! `EraseConversation` command, run on shard 0 as the node itself (a system
@@ -74,6 +74,8 @@ pub enum Request {
         /// The new master key's file (64 hex digits).
         new_key_file: PathBuf,
     },
+    /// Create, rotate, revoke or list service accounts of the server API.
+    ServiceAccounts(crate::api::accounts::Op),
 }
 
 /// What an erasure did (`chat.v1.EraseResult` for the operator).
@@ -113,6 +115,8 @@ pub enum Reply {
     },
     /// The rotation is complete.
     KeysRotate(Rotated),
+    /// The service-account operation is done.
+    ServiceAccounts(crate::api::accounts::Done),
     /// Refused or failed, why.
     Error(String),
 }
@@ -201,6 +205,7 @@ fn answer(conn: UnixStream, data_dir: &Path, with: &Served, stop: &AtomicBool) -
             erase_conversation(&with.mesh, conversation_id, reason)
         }
         Ok(Request::KeysRotate { new_key_file }) => keys_rotate(with, &new_key_file),
+        Ok(Request::ServiceAccounts(op)) => service_accounts(with, op),
         Ok(Request::Backup { to, bytes_per_sec }) => match (with.store.backend(), to.is_absolute()) {
             (_, false) => Reply::Error(format!("{}: the backup directory must be an absolute path", to.display())),
             (Backend::Embedded(s), true) => {
@@ -267,7 +272,21 @@ fn keys_rotate(with: &Served, new_key_file: &Path) -> Reply {
     }
 }
 
-/// Runs `EraseUser` on shard 0 as the node itself and waits for its answer.
+/// Runs a service-account operation (on this thread, its own small runtime)
+/// as the node's operator.
+fn service_accounts(with: &Served, op: crate::api::accounts::Op) -> Reply {
+    let now_ms = chat_protocol::unix_ms(std::time::SystemTime::now());
+    let done =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string()).and_then(|rt| {
+            rt.block_on(crate::api::accounts::apply(&with.store, &with.audit, "chatd", op, now_ms))
+                .map_err(|e| e.to_string())
+        });
+    match done {
+        Ok(d) => Reply::ServiceAccounts(d),
+        Err(e) => Reply::Error(e),
+    }
+}
+
 /// Runs `body` on shard 0 as the node itself (a system admin named
 /// `chatd`) and waits for its answer; the refusal or failure as text.
 fn run_as_node(mesh: &Mesh, body: command::Body) -> Result<reply::Result, String> {

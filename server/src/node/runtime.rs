@@ -53,7 +53,12 @@ pub(super) async fn shard_main(id: usize, shared: Arc<Shared>, io: ShardIo) {
         shared: shared.clone(),
         state: ShardState::new(id),
         shutdown: shutdown.clone(),
-        user_limits: UserLimits::new(&shared.cfg.limits, shared.cfg.blobs.uploads_per_hour, shared.broker.is_some()),
+        user_limits: UserLimits::new(
+            &shared.cfg.limits,
+            shared.cfg.blobs.uploads_per_hour,
+            shared.cfg.api.requests_per_minute,
+            shared.broker.is_some(),
+        ),
     });
     let endpoint =
         match quinn::Endpoint::new(endpoint_config, Some(server_config), socket, Arc::new(quinn::TokioRuntime)) {

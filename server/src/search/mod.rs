@@ -157,9 +157,9 @@ pub trait SearchIndex: Send + Sync + 'static {
 }
 
 /// The index document of a message in its latest state (None: nothing to
-/// index: not a user message, deleted, or end-to-end encrypted).
+/// index: not a user or system message, deleted, or end-to-end encrypted).
 pub fn doc_of(msg: &v1::Message, encoded: &[u8]) -> Option<IndexDoc> {
-    if msg.kind != MessageKind::User as i32 || msg.deleted {
+    if !is_posted(msg.kind) || msg.deleted {
         return None;
     }
     let text = match msg.body.as_ref().and_then(|b| b.content.as_ref()) {
@@ -184,7 +184,7 @@ pub fn op_of_latest(conversation_id: u64, seq: u64, encoded: &[u8]) -> Option<In
     let msg = v1::Message::decode(encoded).ok()?;
     match doc_of(&msg, encoded) {
         Some(doc) => Some(IndexOp::Upsert(doc)),
-        None if msg.kind == MessageKind::User as i32 => Some(IndexOp::Remove { conversation_id, seq }),
+        None if is_posted(msg.kind) => Some(IndexOp::Remove { conversation_id, seq }),
         None => None,
     }
 }
@@ -213,16 +213,22 @@ pub fn committed_of(batch: &[NewMessage]) -> Vec<Committed> {
         .collect()
 }
 
-/// The index changes of committed entries: each new user message is
+/// Whether a message kind is a posted message (a user's or a service's
+/// system message), not an event.
+fn is_posted(kind: i32) -> bool {
+    kind == MessageKind::User as i32 || kind == MessageKind::System as i32
+}
+
+/// The index changes of committed entries: each new user or system message is
 /// indexed; an edit re-indexes its target with the new text and a delete
 /// removes it (from the target's latest state written with the event);
-/// reactions and system lines change nothing searchable.
+/// reactions change nothing searchable.
 pub fn ops_of_commit(batch: &[Committed]) -> Vec<IndexOp> {
     let mut ops = Vec::new();
     for m in batch {
         let Ok(msg) = v1::Message::decode(m.encoded.as_ref()) else { continue };
         match MessageKind::try_from(msg.kind) {
-            Ok(MessageKind::User) => ops.extend(doc_of(&msg, &m.encoded).map(IndexOp::Upsert)),
+            Ok(MessageKind::User | MessageKind::System) => ops.extend(doc_of(&msg, &m.encoded).map(IndexOp::Upsert)),
             Ok(MessageKind::Edit | MessageKind::Delete) => {
                 if let Some((seq, latest)) = &m.target {
                     ops.extend(op_of_latest(m.conversation_id, *seq, latest));

@@ -121,8 +121,11 @@ pub struct UserLimits {
     cluster_connections: Option<RefCell<ClusterWindows<Arc<str>>>>,
     /// Uploads, in a sliding hour (a sans-IO rule fed the wall clock).
     uploads: RefCell<UploadRate>,
+    /// Service accounts' API requests (per node).
+    api: KeyedLimiter<Arc<str>>,
     /// The configured rates, for the refusals.
     per_minute: u32,
+    api_per_minute: u32,
     per_hour: u32,
     connections_per_minute: u32,
     uploads_per_hour: u32,
@@ -130,7 +133,7 @@ pub struct UserLimits {
 
 impl UserLimits {
     /// Limits from the configuration; `clustered`: messages also counted across nodes.
-    pub fn new(limits: &LimitsConfig, uploads_per_hour: u32, clustered: bool) -> Self {
+    pub fn new(limits: &LimitsConfig, uploads_per_hour: u32, api_per_minute: u32, clustered: bool) -> Self {
         let n = |v: u32| NonZeroU32::new(v.max(1)).expect("non-zero");
         Self {
             messages: RateLimiter::keyed(Quota::per_minute(n(limits.messages_per_minute))),
@@ -144,6 +147,8 @@ impl UserLimits {
             connections_per_minute: limits.connections_per_minute_per_user,
             uploads: RefCell::new(UploadRate::new(uploads_per_hour)),
             uploads_per_hour,
+            api: RateLimiter::keyed(Quota::per_minute(n(api_per_minute))),
+            api_per_minute,
         }
     }
 
@@ -171,6 +176,12 @@ impl UserLimits {
                 ErrorCode::ConnectionRateLimited,
                 "connections_per_minute_per_user",
                 format!("more than {} new connections per minute for this user", self.connections_per_minute),
+            ),
+            UserRate::Api => (
+                &self.api,
+                ErrorCode::RateLimited,
+                "requests_per_minute",
+                format!("more than {} API requests per minute for this service account", self.api_per_minute),
             ),
         };
         let refuse =
@@ -207,7 +218,7 @@ impl UserLimits {
         match kind {
             UserRate::Messages => self.cluster_messages.as_ref(),
             UserRate::Connections => self.cluster_connections.as_ref(),
-            UserRate::Conversations | UserRate::Uploads => None,
+            UserRate::Conversations | UserRate::Uploads | UserRate::Api => None,
         }
     }
 
@@ -223,6 +234,7 @@ impl UserLimits {
         self.messages.retain_recent();
         self.conversations.retain_recent();
         self.connections.retain_recent();
+        self.api.retain_recent();
         self.uploads.borrow_mut().retain_recent(unix_now_ms());
         for cluster in [&self.cluster_messages, &self.cluster_connections].into_iter().flatten() {
             cluster.borrow_mut().retain_recent(unix_now_ms());

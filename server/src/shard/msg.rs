@@ -158,6 +158,8 @@ pub enum UserRate {
     Uploads,
     /// Connections opened (`limits.connections_per_minute_per_user`).
     Connections,
+    /// A service account's API requests (`api.requests_per_minute`, per node).
+    Api,
 }
 
 /// The outcome of a connect or disconnect at the home shard.

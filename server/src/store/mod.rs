@@ -47,6 +47,7 @@ mod error;
 mod records;
 pub mod retention;
 pub mod scylla;
+pub mod service_accounts;
 pub mod templates;
 
 use bytes::Bytes;

@@ -1,6 +1,7 @@
 //! Helpers the end-to-end, hardening and cluster tests share.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod archive;
 pub mod cluster;
 pub mod mux;

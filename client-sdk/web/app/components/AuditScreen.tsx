@@ -36,6 +36,10 @@ const KINDS = [
   "retention.set",
   "user.created",
   "conversation.erased",
+  "api.call",
+  "service_account.created",
+  "service_account.rotated",
+  "service_account.revoked",
 ];
 
 function Entry(props: { e: pb.AuditEntry }) {

@@ -2,7 +2,7 @@
 // Add, Manage), the message list, who is typing, and the composer.
 
 import { closeConversation } from "../actions.js";
-import { convTitle, kindLabel, nameOf, othersOf } from "../format.js";
+import { caseUrl, convTitle, kindLabel, nameOf, othersOf } from "../format.js";
 import { ConversationKind, pb } from "../../src/sdk/index.js";
 import { changed, type ConvView, currentView, store } from "../state.js";
 import { Composer } from "./Composer.js";
@@ -51,6 +51,7 @@ function Header({ v }: { v: ConvView | undefined }) {
         <strong id="chat-title">{convTitle(v)}</strong>
         <div class="chat-sub">
           <span class="kind-label">{kindLabel(c.kind)}</span>
+          {c.caseId && <CaseId caseId={c.caseId} />}
           {c.kind === ConversationKind.SUPPORT && (
             <span>{c.supportState === pb.SupportState.ASSIGNED ? " · assigned" : " · waiting for staff"}</span>
           )}
@@ -87,6 +88,23 @@ function Typing({ v }: { v: ConvView | undefined }) {
     <div class="typing" id="typing" aria-live="polite">
       {text}
     </div>
+  );
+}
+
+/** A case conversation's case id: a link to the case-management system when the server names one. */
+function CaseId({ caseId }: { caseId: string }) {
+  const url = caseUrl(caseId);
+  return (
+    <span id="chat-case">
+      {" · case "}
+      {url ? (
+        <a href={url} target="_blank" rel="noopener noreferrer" title="Open the case in the case-management system">
+          {caseId}
+        </a>
+      ) : (
+        caseId
+      )}
+    </span>
   );
 }
 

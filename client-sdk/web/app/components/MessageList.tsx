@@ -11,7 +11,7 @@ import { Fragment } from "preact";
 import { useLayoutEffect, useRef } from "preact/hooks";
 import { pb } from "../../src/sdk/index.js";
 import { loadOlder } from "../actions.js";
-import { dayKey, dayLabel, markOf, membershipLine, nameOf, timeOf } from "../format.js";
+import { dayKey, dayLabel, markOf, membershipLine, nameOf, systemSender, timeOf } from "../format.js";
 import { renderMarkdown } from "../markdown.js";
 import { type ConvView, type Note, type Pending, store } from "../state.js";
 import { discardSend, retrySend } from "../unsent.js";
@@ -40,9 +40,12 @@ function MarkSign({ mark }: { mark: Mark }) {
 function Stored({ v, m, showSender }: { v: ConvView; m: pb.Message; showSender: boolean }) {
   const seq = m.seq.toString();
   if (m.kind === pb.MessageKind.SYSTEM) {
+    // Posted by the firm's systems through the server API: shown apart, as plain text.
     return (
-      <div class="system" data-seq={seq}>
-        {m.body?.content.case === "text" ? m.body.content.value : ""}
+      <div class="system" data-seq={seq} role="note">
+        <span class="system-from">{systemSender(m.senderId)}</span>
+        <span class="system-text">{m.body?.content.case === "text" ? m.body.content.value : ""}</span>
+        <time class="system-time">{timeOf(m.serverTimeMs)}</time>
       </div>
     );
   }

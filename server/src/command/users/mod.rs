@@ -104,9 +104,10 @@ pub async fn search(req: &Requester, q: v1::SearchUsers) -> Result<reply::Result
     Ok(reply::Result::Users(v1::UserList { users, next }))
 }
 
-/// Refuses a caller who is not an admin.
+/// Refuses a caller who is not an admin (a service account reaches these
+/// only through the server API, with its admin scope).
 fn require_admin(caller: &Caller, what: &str) -> Result<(), WireError> {
-    if caller.role != Role::Admin {
+    if !matches!(caller.role, Role::Admin | Role::Service) {
         return Err(err(ErrorCode::Forbidden, format!("only admins may {what}")));
     }
     Ok(())

@@ -86,7 +86,7 @@ pub fn check_put(p: &v1::PutUser) -> Result<UserRecord, WireError> {
     chat_protocol::limits::check_user_id(&p.id).map_err(|e| e.to_wire())?;
     check_display_name(&p.display_name)?;
     let role = Role::try_from(p.role).unwrap_or(Role::Unspecified);
-    if role == Role::Unspecified {
+    if matches!(role, Role::Unspecified | Role::Service) {
         return Err(WireError::new(ErrorCode::InvalidArgument, "role: advocate, client or admin is required"));
     }
     Ok(UserRecord {

@@ -12,6 +12,7 @@ mod notices;
 mod side;
 
 use super::*;
+use crate::ids::Caller;
 use crate::shard::{Fanout, ShardMsg, UserEvent};
 use chat_protocol::v1::{ConversationKind, MemberRole, ReceiptKind, push, server_frame};
 use std::rc::Rc;
@@ -220,7 +221,8 @@ impl Harness {
             reply_to,
             attachment_ids: Vec::new(),
         };
-        self.owner.handle_send(self.now, user.into(), 100, msg, Vec::new(), self.next);
+        let caller = Caller { user: user.into(), role: Role::Advocate };
+        self.owner.handle_send(self.now, caller, 100, msg, Vec::new(), self.next);
         self.next
     }
 

@@ -22,8 +22,9 @@
 //! `attachments` (the [`AttachmentStore`](crate::store::attachments::AttachmentStore) part)
 //! and `audit` (the [`AuditStore`](crate::store::audit::AuditStore) part).
 //! `retention` (the [`RetentionStore`](crate::store::retention::RetentionStore) part)
-//! and `at_rest` (the [`DataKeyStore`](crate::store::data_keys::DataKeyStore) part and
-//! encryption at rest over the backend).
+//! `at_rest` (the [`DataKeyStore`](crate::store::data_keys::DataKeyStore) part and
+//! encryption at rest over the backend) and `service_accounts` (the
+//! [`ServiceAccountStore`](crate::store::service_accounts::ServiceAccountStore) part).
 
 mod at_rest;
 mod attachments;
@@ -34,6 +35,7 @@ mod lists;
 mod messages;
 mod records;
 mod retention;
+mod service_accounts;
 mod templates;
 mod versions;
 
@@ -46,6 +48,7 @@ pub use lists::*;
 pub use messages::*;
 pub use records::*;
 pub use retention::*;
+pub use service_accounts::*;
 pub use templates::*;
 pub use versions::*;
 
@@ -102,6 +105,7 @@ macro_rules! conformance_tests {
             a_stripped_message_keeps_its_metadata_only,
             data_keys_insert_replace_delete_page,
             content_is_sealed_at_rest,
+            service_accounts_put_is_compare_and_set,
         );
     };
     (@cases $factory:expr; $($case:ident),+ $(,)?) => {

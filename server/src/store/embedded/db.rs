@@ -30,10 +30,11 @@ pub(super) enum Ks {
     Retention,
     LegalHolds,
     DataKeys,
+    ServiceAccounts,
 }
 
 impl Ks {
-    pub(super) const ALL: [Ks; 17] = [
+    pub(super) const ALL: [Ks; 18] = [
         Ks::Messages,
         Ks::Idempotency,
         Ks::Conversations,
@@ -51,6 +52,7 @@ impl Ks {
         Ks::Retention,
         Ks::LegalHolds,
         Ks::DataKeys,
+        Ks::ServiceAccounts,
     ];
 
     /// The keyspace's name, also the table named in [`StoreError::Corrupt`].
@@ -73,6 +75,7 @@ impl Ks {
             Ks::Retention => "retention",
             Ks::LegalHolds => "legal_holds",
             Ks::DataKeys => "data_keys",
+            Ks::ServiceAccounts => "service_accounts",
         }
     }
 
@@ -115,6 +118,7 @@ pub(super) struct Db {
     retention: Keyspace,
     legal_holds: Keyspace,
     data_keys: Keyspace,
+    service_accounts: Keyspace,
 }
 
 impl Db {
@@ -144,6 +148,8 @@ impl Db {
             legal_holds: open(Ks::LegalHolds)?,
             // Likewise (encryption at rest).
             data_keys: open(Ks::DataKeys)?,
+            // Likewise (the API's service accounts).
+            service_accounts: open(Ks::ServiceAccounts)?,
             db,
         })
     }
@@ -167,6 +173,7 @@ impl Db {
             Ks::Retention => &self.retention,
             Ks::LegalHolds => &self.legal_holds,
             Ks::DataKeys => &self.data_keys,
+            Ks::ServiceAccounts => &self.service_accounts,
         }
     }
 }

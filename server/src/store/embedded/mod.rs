@@ -59,6 +59,8 @@
 //! - `retention`: `conversation(8)` -> `purged_through(8)`, the highest seq
 //!   the retention job removed; `legal_holds`: `scope(1) | target` -> JSON
 //!   HoldRecord (new keyspaces, made empty in an older store);
+//! - `service_accounts`: `id` -> JSON ServiceAccountRecord (a new keyspace,
+//!   made empty in an older store);
 //! - `meta`: `name` -> value (the epoch and the layout version; a `fjall-1`
 //!   layout gets its activities made from the last messages on open).
 //!
@@ -86,6 +88,7 @@ mod layout;
 mod ops;
 mod reads;
 mod retention;
+mod service_accounts;
 mod templates;
 #[cfg(test)]
 mod tests;

@@ -13,6 +13,7 @@ use super::db::Ks;
 use crate::store::attachments::AttachmentRecord;
 use crate::store::audit::{AuditRecord, CheckpointRecord};
 use crate::store::retention::{HoldRecord, HoldScope};
+use crate::store::service_accounts::ServiceAccountRecord;
 use crate::store::templates::TemplateRecord;
 use crate::store::{ConversationRecord, Created, MemberRecord, NewMessage, StoreResult, UserRecord};
 
@@ -87,6 +88,8 @@ pub(super) enum Op {
     DeleteDataKey {
         conversation_id: u64,
     },
+    /// A service account written if the stored one's `updated_at_ms` is the given one (None: absent).
+    PutServiceAccount(Box<ServiceAccountRecord>, Option<u64>),
 }
 
 impl Op {
@@ -113,6 +116,7 @@ impl Op {
             Op::InsertDataKey { .. } => "insert_data_key",
             Op::ReplaceDataKey { .. } => "replace_data_key",
             Op::DeleteDataKey { .. } => "delete_data_key",
+            Op::PutServiceAccount(..) => "put_service_account",
         }
     }
 }

@@ -116,6 +116,7 @@ impl<'a> Txn<'a> {
             Op::InsertDataKey { conversation_id, wrapped } => self.insert_data_key(*conversation_id, wrapped),
             Op::ReplaceDataKey { conversation_id, old, new } => self.replace_data_key(*conversation_id, old, new),
             Op::DeleteDataKey { conversation_id } => self.delete_data_key(*conversation_id),
+            Op::PutServiceAccount(rec, expected) => self.put_service_account(rec, *expected),
         }
     }
 

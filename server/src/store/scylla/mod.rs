@@ -30,6 +30,7 @@ mod records;
 mod retention;
 mod rows;
 mod schema;
+mod service_accounts;
 mod settings;
 mod statements;
 mod templates;

@@ -16,7 +16,7 @@ use super::{Inner, StoreError, StoreResult, block_on, connect, driver_runtime};
 use crate::config::ScyllaConfig;
 
 /// The schema version this binary writes and runs on.
-pub const SCHEMA_VERSION: i32 = 7;
+pub const SCHEMA_VERSION: i32 = 8;
 
 /// The `schema_version` row of this store.
 const COMPONENT: &str = "chat";
@@ -30,15 +30,16 @@ pub fn keyspace_ddl(s: &ScyllaSettings) -> String {
     )
 }
 
-/// The tables of schema version 7: `(table, CREATE TABLE IF NOT EXISTS ...)`
-/// (version 1 had all but the last twelve, version 2 all but the last ten,
+/// The tables of schema version 8: `(table, CREATE TABLE IF NOT EXISTS ...)`
+/// (version 7 had all but `service_accounts`;
+/// version 1 had all but the last thirteen, version 2 all but the last eleven,
 /// version 3 all but `templates`, `attachments` and the seven tables of
 /// versions 6 and 7, version 4 all but `attachments` and those seven,
 /// version 5 all but those seven, version 6 all but `data_keys`; version 6
 /// added the three `audit_` tables, `user_directory`, `retention` and
 /// `legal_holds`).
 pub fn schema_ddl(ks: &str) -> Vec<(&'static str, String)> {
-    let tables: [(&str, &str); 22] = [
+    let tables: [(&str, &str); 23] = [
         ("schema_version", "(component text PRIMARY KEY, version int, migrated_at_ms bigint, migrated_by text)"),
         ("meta", "(name text PRIMARY KEY, value text)"),
         (
@@ -108,6 +109,8 @@ pub fn schema_ddl(ks: &str) -> Vec<(&'static str, String)> {
         ("legal_holds", "(scope int, target text, record text, PRIMARY KEY ((scope), target))"),
         // Each conversation's data key, wrapped by the master key (id 0: the check key).
         ("data_keys", "(conversation_id bigint PRIMARY KEY, wrapped blob)"),
+        // The API's service accounts: a JSON `ServiceAccountRecord` and its compare-and-set token.
+        ("service_accounts", "(id text PRIMARY KEY, updated_at_ms bigint, record text)"),
     ];
     tables.iter().map(|(t, cols)| (*t, format!("CREATE TABLE IF NOT EXISTS {ks}.{t} {cols}"))).collect()
 }

@@ -235,6 +235,12 @@ statements! {
     select_data_keys_first: "SELECT conversation_id, wrapped FROM {ks}.data_keys LIMIT ?",
     select_data_keys_after: "SELECT conversation_id, wrapped FROM {ks}.data_keys \
         WHERE token(conversation_id) > token(?) LIMIT ?",
+    select_service_accounts: "SELECT record FROM {ks}.service_accounts",
+    select_service_account: "SELECT record FROM {ks}.service_accounts WHERE id = ?",
+    insert_service_account_if_absent: "INSERT INTO {ks}.service_accounts (id, updated_at_ms, record) \
+        VALUES (?, ?, ?) IF NOT EXISTS",
+    update_service_account_if_unchanged: "UPDATE {ks}.service_accounts SET updated_at_ms = ?, record = ? \
+        WHERE id = ? IF updated_at_ms = ?",
 }
 
 /// Whether a statement of ours is a lightweight transaction.

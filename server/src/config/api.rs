@@ -1,0 +1,60 @@
+//! The `[api]` section: the server-to-server API under `/api/v1` on the web
+//! endpoint (service accounts' requests per minute, body size) and the link
+//! from a case conversation to the firm's case-management system.
+
+use serde::{Deserialize, Serialize};
+
+/// The server API and the case links the apps show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Requests per minute per service account (per node). Default 600.
+    pub requests_per_minute: u32,
+    /// Largest request body, bytes. Default 1 MiB.
+    pub max_body_bytes: usize,
+    /// The case-management system's page of a case, `{case_id}` replaced by
+    /// the (URL-encoded) case id, e.g. `https://cms.example/matters/{case_id}`;
+    /// the apps link a case conversation's case id there. Empty (default): no link.
+    pub case_link: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self { requests_per_minute: 600, max_body_bytes: 1 << 20, case_link: String::new() }
+    }
+}
+
+impl ApiConfig {
+    /// Why this section cannot run, if it cannot.
+    pub fn check(&self) -> Result<(), String> {
+        if self.requests_per_minute == 0 {
+            return Err("requests_per_minute must be at least 1".into());
+        }
+        if !(1024..=16 << 20).contains(&self.max_body_bytes) {
+            return Err("max_body_bytes must be between 1 KiB and 16 MiB".into());
+        }
+        let link = &self.case_link;
+        if !link.is_empty()
+            && (!link.starts_with("https://") && !link.starts_with("http://") || !link.contains("{case_id}"))
+        {
+            return Err(format!("case_link must be an http(s) URL with {{case_id}} in it, not {link:?}"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_links_and_limits_are_checked() {
+        assert!(ApiConfig::default().check().is_ok());
+        let link = |l: &str| ApiConfig { case_link: l.into(), ..Default::default() }.check();
+        assert!(link("https://cms.example/matters/{case_id}").is_ok());
+        assert!(link("https://cms.example/matters/").unwrap_err().contains("{case_id}"));
+        assert!(link("javascript:alert({case_id})").unwrap_err().contains("http(s)"));
+        assert!(ApiConfig { requests_per_minute: 0, ..Default::default() }.check().is_err());
+        assert!(ApiConfig { max_body_bytes: 10, ..Default::default() }.check().is_err());
+    }
+}
