@@ -80,8 +80,10 @@ pub enum AccountError {
     Store(#[from] StoreError),
 }
 
-fn shown(mut a: ServiceAccountRecord) -> ServiceAccountRecord {
+/// An account as shown: no secret hash, no webhook keys.
+pub fn shown(mut a: ServiceAccountRecord) -> ServiceAccountRecord {
     a.secret_sha256.clear();
+    a.webhooks.iter_mut().for_each(|h| h.secret.clear());
     a
 }
 
@@ -115,6 +117,7 @@ pub async fn apply(store: &Store, audit: &Audit, actor: &str, op: Op, now_ms: u6
                 revoked_at_ms: 0,
                 revoked_by: String::new(),
                 updated_at_ms: now_ms,
+                webhooks: Vec::new(),
             };
             if !store.put_service_account(&rec, None).await? {
                 return Err(AccountError::Exists(id));
@@ -144,7 +147,7 @@ pub async fn apply(store: &Store, audit: &Audit, actor: &str, op: Op, now_ms: u6
 
 /// Changes the active account `id` with `change` (given the write time, after
 /// the stored one: the compare-and-set token must change) over the version read.
-async fn update(
+pub async fn update(
     store: &Store,
     id: &str,
     now_ms: u64,

@@ -10,8 +10,11 @@
 //! conversation's admin) of what it manages.
 
 use super::json::{self, CreateCase, PostMessage, ProvisionUser, Reason, SetMembers};
+use super::problem::Answer;
 use super::route::{OPENAPI, Route, query};
+use super::webhooks;
 use crate::command::{self, Requester, message};
+use crate::store::service_accounts::ServiceAccountRecord;
 use chat_protocol::WireError;
 use chat_protocol::v1::{self, ConversationKind, ErrorCode, command as cmd, reply};
 use hyper::StatusCode;
@@ -20,14 +23,17 @@ use serde_json::json;
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashSet};
 
-/// What a handler answers: a status and a JSON document, or an error.
-pub(super) type Answer = Result<(StatusCode, serde_json::Value), WireError>;
-
 /// Pages of a case's conversations read at most (500 each).
 const CASE_PAGES: usize = 20;
 
 /// Runs `route` (authenticated and in scope) with its query and body.
-pub(super) async fn run(call: &Requester, route: &Route, q: Option<&str>, body: &[u8]) -> Answer {
+pub(super) async fn run(
+    call: &Requester,
+    account: &ServiceAccountRecord,
+    route: &Route,
+    q: Option<&str>,
+    body: &[u8],
+) -> Answer {
     match route {
         Route::OpenApi => Ok((StatusCode::OK, serde_json::from_str(OPENAPI).unwrap_or_default())),
         Route::ProvisionUser => provision(call, parse(body)?).await,
@@ -47,6 +53,9 @@ pub(super) async fn run(call: &Requester, route: &Route, q: Option<&str>, body: 
         Route::Conversation(id) => conversation(call, *id).await,
         Route::History(id) => history(call, *id, q).await,
         Route::PostMessage(id) => post(call, *id, parse(body)?).await,
+        Route::Webhooks => webhooks::list(account),
+        Route::CreateWebhook => webhooks::create(call, account, parse(body)?).await,
+        Route::DeleteWebhook(id) => webhooks::delete(call, account, id).await,
     }
 }
 

@@ -58,6 +58,22 @@ pub struct PostMessage {
     pub text: String,
 }
 
+/// `POST /webhooks`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    /// The receiver (`http://` or `https://`).
+    pub url: String,
+    /// The events it is told of.
+    pub events: Vec<crate::store::service_accounts::HookKind>,
+    /// Only these cases (empty: every conversation of the account).
+    #[serde(default)]
+    pub case_ids: Vec<String>,
+    /// Whether a posted message's text goes along. Default false.
+    #[serde(default)]
+    pub include_content: bool,
+}
+
 /// A role's name in the API.
 pub fn role_name(role: i32) -> &'static str {
     match Role::try_from(role) {

@@ -21,6 +21,7 @@ mod handlers;
 mod json;
 pub mod problem;
 pub mod route;
+mod webhooks;
 
 use crate::audit::{AuditEvent, EventKind};
 use crate::command::Requester;
@@ -30,11 +31,11 @@ use crate::store::service_accounts::{ServiceAccountRecord, ServiceAccountStore};
 use bytes::Bytes;
 use chat_protocol::WireError;
 use chat_protocol::v1::{ErrorCode, Role};
-use handlers::Answer;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
+use problem::Answer;
 use route::{NoRoute, OPENAPI, Route};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -92,7 +93,7 @@ async fn run(
     call.ctx.check_user_rate(UserRate::Api, &call.caller.user).await?;
     let query = req.uri().query().map(str::to_owned);
     let body = if route.has_body() { read_body(&call.ctx, req).await? } else { Bytes::new() };
-    handlers::run(call, route, query.as_deref(), &body).await
+    handlers::run(call, account, route, query.as_deref(), &body).await
 }
 
 /// The service account of the request's credential, active and with this secret.

@@ -7,6 +7,10 @@ use chat_protocol::WireError;
 use chat_protocol::v1::ErrorCode;
 use hyper::StatusCode;
 
+/// What an operation answers: a status and a JSON document, or an error
+/// (answered as a problem).
+pub type Answer = Result<(StatusCode, serde_json::Value), WireError>;
+
 /// The HTTP status of a wire error code.
 pub fn status_of(code: ErrorCode) -> StatusCode {
     use ErrorCode as E;

@@ -37,6 +37,12 @@ pub enum Route {
     History(u64),
     /// `POST /conversations/{id}/messages`.
     PostMessage(u64),
+    /// `GET /webhooks`: this account's event webhooks.
+    Webhooks,
+    /// `POST /webhooks`: subscribe.
+    CreateWebhook,
+    /// `DELETE /webhooks/{id}`.
+    DeleteWebhook(String),
 }
 
 /// Why a request line names no route.
@@ -59,6 +65,8 @@ pub const PATHS: &[(&str, &[&str])] = &[
     ("/cases/{case_id}/archive", &["post"]),
     ("/conversations/{id}", &["get"]),
     ("/conversations/{id}/messages", &["get", "post"]),
+    ("/webhooks", &["get", "post"]),
+    ("/webhooks/{id}", &["delete"]),
 ];
 
 impl Route {
@@ -92,6 +100,8 @@ impl Route {
                 let id = conv(id)?;
                 pick("GET, POST", &[("GET", Route::History(id)), ("POST", Route::PostMessage(id))])
             }
+            ["webhooks"] => pick("GET, POST", &[("GET", Route::Webhooks), ("POST", Route::CreateWebhook)]),
+            ["webhooks", id] => pick("DELETE", &[("DELETE", Route::DeleteWebhook(text(id)?))]),
             _ => Err(not_found()),
         }
     }
@@ -102,6 +112,8 @@ impl Route {
             Route::OpenApi => None,
             Route::ProvisionUser | Route::DeactivateUser(_) | Route::ReactivateUser(_) => Some(Scope::Admin),
             Route::CaseConversations(_) | Route::Conversation(_) | Route::History(_) => Some(Scope::Read),
+            // An account is told only what it may read anyway.
+            Route::Webhooks | Route::CreateWebhook | Route::DeleteWebhook(_) => Some(Scope::Read),
             Route::CreateCaseConversation(_)
             | Route::SetCaseMembers(_)
             | Route::ArchiveCase(_)
@@ -119,6 +131,7 @@ impl Route {
                 | Route::CreateCaseConversation(_)
                 | Route::SetCaseMembers(_)
                 | Route::PostMessage(_)
+                | Route::CreateWebhook
         )
     }
 

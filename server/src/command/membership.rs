@@ -6,8 +6,10 @@
 
 use super::request::{ask, err, store_err};
 use crate::ids::{Caller, ConvId};
+use crate::notify::hooks::HookEvent;
 use crate::shard::{AdminOp, ConvMsg, ShardCtx};
 use crate::store::MessageStore;
+use crate::store::service_accounts::HookKind;
 use chat_protocol::WireError;
 use chat_protocol::v1::{self, ErrorCode, MemberRole, command, reply};
 
@@ -52,9 +54,14 @@ pub async fn admin(ctx: &ShardCtx, caller: Caller, conv: ConvId, op: AdminOp) ->
         return Err(err(ErrorCode::Archived, format!("conversation {conv} was erased; it stays archived")));
     }
     let retention = matches!(op, AdminOp::SetRetention(_));
+    let hooks = hook_events(&caller, conv, &op);
     let mut s = ask(ctx, conv, |reply| ConvMsg::Admin { caller, op, reply }).await?;
     for ev in events {
         super::audit::record(ctx, ev).await;
+    }
+    // The service accounts among the members are matched off the shard.
+    for ev in hooks {
+        ctx.shared.hooks.emit(ev);
     }
     if retention {
         // The answer shows the holds too, as a read of the conversation does.
@@ -62,6 +69,22 @@ pub async fn admin(ctx: &ShardCtx, caller: Caller, conv: ConvId, op: AdminOp) ->
         super::retention::show_hold(&ctx.shared.store, &mut s, members.iter().map(|m| m.user_id.as_str())).await?;
     }
     Ok(reply::Result::Conversation(v1::ConversationOk { summary: Some(s), existing: false }))
+}
+
+/// What the webhooks of service accounts are told of a membership
+/// operation once it succeeded: who joined or left, an archive.
+fn hook_events(caller: &Caller, conv: ConvId, op: &AdminOp) -> Vec<HookEvent> {
+    let at_ms = chat_protocol::unix_ms(std::time::SystemTime::now());
+    let ev = |kind, details| HookEvent { conversation_id: conv, kind, actor: caller.user.to_string(), at_ms, details };
+    let member = |kind, user: &str, via: &str| ev(kind, serde_json::json!({"user_id": user, "via": via}));
+    match op {
+        AdminOp::Join => vec![member(HookKind::MemberAdded, &caller.user, "join")],
+        AdminOp::Leave => vec![member(HookKind::MemberRemoved, &caller.user, "leave")],
+        AdminOp::Add(users) => users.iter().map(|u| member(HookKind::MemberAdded, u, "added")).collect(),
+        AdminOp::Remove(u) => vec![member(HookKind::MemberRemoved, u, "removed")],
+        AdminOp::Archive(true) => vec![ev(HookKind::ConversationArchived, serde_json::json!({}))],
+        _ => Vec::new(),
+    }
 }
 
 /// The members with their watermarks, from the owner on this node.

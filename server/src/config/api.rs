@@ -1,6 +1,7 @@
 //! The `[api]` section: the server-to-server API under `/api/v1` on the web
-//! endpoint (service accounts' requests per minute, body size) and the link
-//! from a case conversation to the firm's case-management system.
+//! endpoint (service accounts' requests per minute, body size), the
+//! delivery of their event webhooks, and the link from a case conversation
+//! to the firm's case-management system.
 
 use serde::{Deserialize, Serialize};
 
@@ -16,11 +17,26 @@ pub struct ApiConfig {
     /// the (URL-encoded) case id, e.g. `https://cms.example/matters/{case_id}`;
     /// the apps link a case conversation's case id there. Empty (default): no link.
     pub case_link: String,
+    /// Webhook events waiting to be matched on one node; beyond, dropped
+    /// and counted. Default 4096.
+    pub webhook_queue: usize,
+    /// Attempts per webhook event (exponential backoff from 1 s, capped at
+    /// 60 s). Default 6.
+    pub webhook_attempts: u32,
+    /// How long one webhook request may take, ms. Default 5000.
+    pub webhook_timeout_ms: u64,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { requests_per_minute: 600, max_body_bytes: 1 << 20, case_link: String::new() }
+        Self {
+            requests_per_minute: 600,
+            max_body_bytes: 1 << 20,
+            case_link: String::new(),
+            webhook_queue: 4096,
+            webhook_attempts: 6,
+            webhook_timeout_ms: 5_000,
+        }
     }
 }
 
@@ -29,6 +45,9 @@ impl ApiConfig {
     pub fn check(&self) -> Result<(), String> {
         if self.requests_per_minute == 0 {
             return Err("requests_per_minute must be at least 1".into());
+        }
+        if self.webhook_attempts == 0 || self.webhook_timeout_ms == 0 {
+            return Err("webhook_attempts and webhook_timeout_ms must be at least 1".into());
         }
         if !(1024..=16 << 20).contains(&self.max_body_bytes) {
             return Err("max_body_bytes must be between 1 KiB and 16 MiB".into());

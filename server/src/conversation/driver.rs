@@ -12,6 +12,7 @@ use super::owner::{Effect, Handles, Notice, NoticeRules, Owner, OwnerConfig, REC
 use super::summary;
 use crate::ids::Caller;
 use crate::ids::ConvId;
+use crate::notify::hooks::HookEvent;
 use crate::shard::MailboxFull;
 use crate::shard::ShardCtx;
 use crate::shard::{AdminOp, ConvMsg, Reply};
@@ -311,6 +312,7 @@ impl Driver {
                 }
                 Effect::Accepted(user) => show_presence(&self.ctx, conv, user),
                 Effect::Notify(notice) => notify_offline(&self.ctx, *notice),
+                Effect::Hook(msg) => self.ctx.shared.hooks.emit(HookEvent::posted(&msg)),
                 Effect::Stop => stop = true,
             }
         }

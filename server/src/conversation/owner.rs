@@ -118,6 +118,8 @@ pub enum Effect<R: Handles> {
     /// Tell these members of a stored message if none of their devices is
     /// connected (offline notifications).
     Notify(Box<Notice>),
+    /// A stored message for the webhooks of the service accounts among the members.
+    Hook(Box<v1::Message>),
     /// Nothing to do for [`IDLE_AFTER`]: stop, unless a message is queued.
     Stop,
 }
@@ -638,6 +640,7 @@ impl<R: Handles> Owner<R> {
                     }
                     self.activity = self.activity.max(p.msg.server_time_ms);
                     self.notice(now, &p.msg, &p.sender);
+                    self.hook(&p.msg);
                     let ok = v1::SendMessageOk {
                         conversation_id: p.msg.conversation_id,
                         seq: p.msg.seq,

@@ -207,6 +207,8 @@ pub struct Metrics {
     pub store: StoreMetrics,
     /// The offline-notification webhook.
     pub notify: NotifyMetrics,
+    /// Service accounts' webhook events by outcome.
+    pub hooks: NotifyMetrics,
     /// Committed batches the search indexer's full queue turned away.
     pub search_dropped: Counter,
     /// Audit entries written, and failed writes of the audit trail (each retried).
@@ -253,6 +255,7 @@ impl Metrics {
             messages_accepted: Counter::noop(),
             deliveries: Counter::noop(),
             notify: NotifyMetrics::noop(),
+            hooks: NotifyMetrics::noop(),
             ack_seconds: Histogram::noop(),
             delivery_seconds: Histogram::noop(),
             store: StoreMetrics::noop(),
@@ -344,6 +347,12 @@ impl Metrics {
             notify: {
                 let name = "chatd_notifications_total";
                 let help = "Offline notifications by outcome (sent, failed after retries, dropped at a full queue).";
+                let by = |o: &str| r.counter(name, help, &[("outcome", o.to_string())]);
+                NotifyMetrics { sent: by("sent"), failed: by("failed"), dropped: by("dropped") }
+            },
+            hooks: {
+                let name = "chatd_webhook_events_total";
+                let help = "Service accounts' webhook events by outcome (sent, failed after retries, dropped at a full queue).";
                 let by = |o: &str| r.counter(name, help, &[("outcome", o.to_string())]);
                 NotifyMetrics { sent: by("sent"), failed: by("failed"), dropped: by("dropped") }
             },

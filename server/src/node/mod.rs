@@ -288,6 +288,8 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
     // sender gets no echo): random high bits keep them apart.
     let first_session_id = if cluster.is_some() { (u64::from(rand::random::<u32>()) << 32) | 1 } else { 1 };
     let notifier = crate::notify::Notifier::start(&cfg.notify, metrics.notify.clone()).context("`notify`")?;
+    let hooks = crate::notify::hooks::Hooks::start(&cfg.api, store.clone(), metrics.hooks.clone())
+        .context("starting the webhook sender")?;
     let audit = Arc::new(Audit::start(&cfg, store.clone(), metrics.audit.clone()).context("starting the audit trail")?);
     audit.record_now(config_event(&cfg)).context("recording the configuration in the audit trail")?;
     let blob_key = store.blob_key_blocking().context("the attachments' key (encryption at rest)")?;
@@ -296,6 +298,7 @@ fn start_inner(cfg: Config, store: Arc<Store>, owns_store: bool) -> anyhow::Resu
     crate::command::gdpr_export::clear_scratch(&cfg.data_dir);
     let shared = Arc::new(Shared {
         notifier,
+        hooks,
         transfer_pace: crate::blob::pace::Pace::new(cfg.blobs.transfer_bytes_per_sec),
         blobs,
         limits: cfg.limits.protocol(),

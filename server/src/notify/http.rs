@@ -13,6 +13,9 @@ pub const TIMESTAMP_HEADER: &str = "x-chatd-timestamp";
 /// `"{timestamp}.{body}"` under `notify.secret`.
 pub const SIGNATURE_HEADER: &str = "x-chatd-signature";
 
+/// The header with the event's kind (event webhooks only).
+pub const EVENT_HEADER: &str = "x-chatd-event";
+
 /// Where notifications go.
 pub(super) struct Target {
     uri: Uri,
@@ -24,13 +27,17 @@ pub(super) struct Target {
 impl Target {
     /// Parses `url` (`http://` or `https://`).
     pub(super) fn parse(url: &str) -> Result<Self, String> {
-        let uri: Uri = url.parse().map_err(|e| format!("notify.webhook_url: {e}"))?;
+        let uri: Uri = url.parse().map_err(|e| format!("the webhook URL {url:?}: {e}"))?;
         let https = match uri.scheme_str() {
             Some("http") => false,
             Some("https") => true,
-            _ => return Err("notify.webhook_url must be http:// or https://".into()),
+            _ => return Err(format!("the webhook URL {url:?} must be http:// or https://")),
         };
-        let host = uri.host().ok_or("notify.webhook_url has no host")?.trim_matches(['[', ']']).to_string();
+        let host = uri
+            .host()
+            .ok_or_else(|| format!("the webhook URL {url:?} has no host"))?
+            .trim_matches(['[', ']'])
+            .to_string();
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         let tls = match https {
             false => None,
@@ -40,9 +47,19 @@ impl Target {
     }
 
     /// Posts `body` signed as `signature` at `timestamp`; the status code.
-    pub(super) async fn post(&self, body: Bytes, timestamp: u64, signature: &str) -> Result<u16, String> {
+    pub(super) async fn post(
+        &self,
+        body: Bytes,
+        timestamp: u64,
+        signature: &str,
+        event: Option<&str>,
+    ) -> Result<u16, String> {
         let authority = self.uri.authority().map(|a| a.to_string()).unwrap_or_else(|| self.host.clone());
-        let req = hyper::Request::post(self.uri.clone())
+        let mut req = hyper::Request::post(self.uri.clone());
+        if let Some(event) = event {
+            req = req.header(EVENT_HEADER, event);
+        }
+        let req = req
             .header(hyper::header::HOST, authority)
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .header(hyper::header::USER_AGENT, concat!("chatd/", env!("CARGO_PKG_VERSION")))

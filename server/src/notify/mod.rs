@@ -5,8 +5,10 @@
 //! up to `notify.max_attempts`; what fails or finds the queue full is logged
 //! and counted. It runs on a thread of its own, so a slow receiver never
 //! touches a shard. Who is notified is decided above it (the conversation
-//! owner's debounce, then presence).
+//! owner's debounce, then presence). The service accounts' event webhooks
+//! ([`hooks`]) are posted the same way.
 
+pub mod hooks;
 mod http;
 
 use crate::config::NotifyConfig;
@@ -21,7 +23,7 @@ use tokio::sync::{Semaphore, mpsc};
 /// Requests in flight at once per node.
 const CONCURRENCY: usize = 16;
 
-pub use http::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
+pub use http::{EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
 /// One notification: the JSON body posted to the webhook.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -120,21 +122,9 @@ async fn run(mut rx: mpsc::Receiver<Job>, cfg: Arc<NotifyConfig>, target: Arc<ht
 async fn deliver(cfg: &NotifyConfig, target: &http::Target, m: &NotifyMetrics, job: Job) {
     let body = Bytes::from(serde_json::to_vec(&job).unwrap_or_default());
     let timeout = Duration::from_millis(cfg.timeout_ms);
-    for attempt in 0..cfg.max_attempts {
-        if attempt > 0 {
-            tokio::time::sleep(retry_delay(attempt)).await;
-        }
-        let ts = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let sig = sign(cfg.secret.as_bytes(), ts, &body);
-        match tokio::time::timeout(timeout, target.post(body.clone(), ts, &sig)).await {
-            Ok(Ok(status)) if (200..300).contains(&status) => {
-                m.sent.increment(1);
-                return;
-            }
-            Ok(Ok(status)) => tracing::debug!(status, attempt, "notification refused by the receiver"),
-            Ok(Err(e)) => tracing::debug!(error = %e, attempt, "notification not delivered"),
-            Err(_) => tracing::debug!(attempt, "notification timed out"),
-        }
+    if post_signed(target, cfg.secret.as_bytes(), body, None, timeout, cfg.max_attempts).await {
+        m.sent.increment(1);
+        return;
     }
     m.failed.increment(1);
     tracing::warn!(
@@ -144,6 +134,33 @@ async fn deliver(cfg: &NotifyConfig, target: &http::Target, m: &NotifyMetrics, j
         attempts = cfg.max_attempts,
         "notification given up"
     );
+}
+
+/// Posts `body` signed with `secret` (and its `event` header, if any) until
+/// the receiver answers 2xx or `attempts` run out, backing off between
+/// them; whether it was taken.
+async fn post_signed(
+    target: &http::Target,
+    secret: &[u8],
+    body: Bytes,
+    event: Option<&str>,
+    timeout: Duration,
+    attempts: u32,
+) -> bool {
+    for attempt in 0..attempts {
+        if attempt > 0 {
+            tokio::time::sleep(retry_delay(attempt)).await;
+        }
+        let ts = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let sig = sign(secret, ts, &body);
+        match tokio::time::timeout(timeout, target.post(body.clone(), ts, &sig, event)).await {
+            Ok(Ok(status)) if (200..300).contains(&status) => return true,
+            Ok(Ok(status)) => tracing::debug!(status, attempt, "webhook request refused by the receiver"),
+            Ok(Err(e)) => tracing::debug!(error = %e, attempt, "webhook request not delivered"),
+            Err(_) => tracing::debug!(attempt, "webhook request timed out"),
+        }
+    }
+    false
 }
 
 #[cfg(test)]

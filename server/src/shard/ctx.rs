@@ -68,6 +68,8 @@ pub struct Shared {
     pub transfer_pace: crate::blob::pace::Pace,
     /// The offline-notification webhook (None: off).
     pub notifier: Option<crate::notify::Notifier>,
+    /// The service accounts' event webhooks.
+    pub hooks: crate::notify::hooks::Hooks,
     /// The full-text index and its indexer (None: `search.enabled = false`).
     pub search: Option<Arc<crate::search::indexer::Search>>,
     /// The node's audit trail (`Audit::record`).

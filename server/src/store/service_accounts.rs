@@ -40,6 +40,68 @@ impl Scope {
     }
 }
 
+/// What an event webhook is told of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub enum HookKind {
+    /// A message (a person's or a system message) was stored.
+    #[serde(rename = "message.posted")]
+    MessagePosted,
+    /// Someone was added to a conversation.
+    #[serde(rename = "member.added")]
+    MemberAdded,
+    /// Someone was removed from (or left) a conversation.
+    #[serde(rename = "member.removed")]
+    MemberRemoved,
+    /// A conversation was archived.
+    #[serde(rename = "conversation.archived")]
+    ConversationArchived,
+    /// A file was uploaded into a conversation.
+    #[serde(rename = "attachment.uploaded")]
+    AttachmentUploaded,
+}
+
+impl HookKind {
+    /// Every kind.
+    pub const ALL: [HookKind; 5] = [
+        HookKind::MessagePosted,
+        HookKind::MemberAdded,
+        HookKind::MemberRemoved,
+        HookKind::ConversationArchived,
+        HookKind::AttachmentUploaded,
+    ];
+
+    /// Its name in payloads and subscriptions.
+    pub fn name(self) -> &'static str {
+        match self {
+            HookKind::MessagePosted => "message.posted",
+            HookKind::MemberAdded => "member.added",
+            HookKind::MemberRemoved => "member.removed",
+            HookKind::ConversationArchived => "conversation.archived",
+            HookKind::AttachmentUploaded => "attachment.uploaded",
+        }
+    }
+}
+
+/// An event webhook of a service account: where its events go, signed with
+/// `secret` (HMAC-SHA256, as offline notifications are).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Webhook {
+    /// Server-made id (16 hex), unique within the account.
+    pub id: String,
+    /// The receiver (`http://` or `https://`).
+    pub url: String,
+    /// The events it is told of.
+    pub events: Vec<HookKind>,
+    /// Only conversations of these cases (empty: every conversation of the account).
+    pub case_ids: Vec<String>,
+    /// Whether a posted message's text goes along.
+    pub include_content: bool,
+    /// The signing key (hex), shown once at creation.
+    pub secret: String,
+    /// Creation, ms since the Unix epoch.
+    pub created_at_ms: u64,
+}
+
 /// A service account. Its user id in conversations is `svc:<id>`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceAccountRecord {
@@ -61,6 +123,9 @@ pub struct ServiceAccountRecord {
     pub revoked_by: String,
     /// Last write, ms since the Unix epoch (the compare-and-set token).
     pub updated_at_ms: u64,
+    /// Its event webhooks.
+    #[serde(default)]
+    pub webhooks: Vec<Webhook>,
 }
 
 impl ServiceAccountRecord {

@@ -108,7 +108,9 @@ impl Upload {
         let details = json!({"attachment_id": rec.id, "name": rec.name, "size": rec.size, "sha256": rec.sha256});
         let ev = AuditEvent::new(EventKind::AttachmentUploaded, &*req.caller.user).conversation(rec.conversation_id);
         super::audit::record(&req.ctx, ev.details(details)).await;
-        Ok(to_proto(rec))
+        let att = to_proto(rec);
+        req.ctx.shared.hooks.emit(crate::notify::hooks::HookEvent::uploaded(&att));
+        Ok(att)
     }
 }
 

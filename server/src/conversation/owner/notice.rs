@@ -3,10 +3,12 @@
 //! to `notify.max_members`, each at most once per `notify.debounce_secs`
 //! per conversation) and how many messages each has not read. Whether they
 //! have a connected device is asked afterwards by the driver (presence);
-//! only those with none are notified.
+//! only those with none are notified. Messages of case conversations a
+//! service account is in are handed to its webhooks ([`Owner::hook`]).
 
 use super::{Effect, Handles, Owner};
-use chat_protocol::v1::{self, MessageKind};
+use crate::notify::hooks::SERVICE_PREFIX;
+use chat_protocol::v1::{self, ConversationKind, MessageKind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,7 +52,8 @@ impl<R: Handles> Owner<R> {
         let (debounce, content) = (rules.debounce, rules.include_content);
         let mut recipients = Vec::new();
         for (user, m) in &self.members {
-            if user == sender {
+            // A service account has no devices: its webhooks tell it ([`Owner::hook`]).
+            if user == sender || user.starts_with(SERVICE_PREFIX) {
                 continue;
             }
             let due = self.notified.get(user).is_none_or(|at| now >= *at + debounce);
@@ -80,5 +83,18 @@ impl<R: Handles> Owner<R> {
             text,
             recipients,
         })));
+    }
+
+    /// A message is stored in a case conversation a service account is a
+    /// member of: its webhooks may be told (the driver queues it; who is
+    /// subscribed is matched off the shard).
+    pub(super) fn hook(&mut self, msg: &v1::Message) {
+        let posted = msg.kind == MessageKind::User as i32 || msg.kind == MessageKind::System as i32;
+        if !posted || self.rec.kind != ConversationKind::Case as i32 {
+            return;
+        }
+        if self.members.keys().any(|u| u.starts_with(SERVICE_PREFIX)) {
+            self.effects.push_back(Effect::Hook(Box::new(msg.clone())));
+        }
     }
 }

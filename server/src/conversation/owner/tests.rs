@@ -46,6 +46,8 @@ struct Out {
     target_reads: Vec<u64>,
     /// Offline notices asked for.
     notices: Vec<Notice>,
+    /// Messages handed to the webhooks.
+    hooks: Vec<v1::Message>,
     stop: bool,
 }
 
@@ -187,6 +189,7 @@ impl Harness {
                 Effect::Accepted(u) => out.accepted.push(u),
                 Effect::ReadTarget(seq) => out.target_reads.push(seq),
                 Effect::Notify(n) => out.notices.push(*n),
+                Effect::Hook(m) => out.hooks.push(*m),
                 Effect::Stop => out.stop = true,
             }
         }
@@ -221,7 +224,9 @@ impl Harness {
             reply_to,
             attachment_ids: Vec::new(),
         };
-        let caller = Caller { user: user.into(), role: Role::Advocate };
+        // A service account's user id is `svc:<id>`: it sends as one.
+        let role = if user.starts_with("svc:") { Role::Service } else { Role::Advocate };
+        let caller = Caller { user: user.into(), role };
         self.owner.handle_send(self.now, caller, 100, msg, Vec::new(), self.next);
         self.next
     }

@@ -3,7 +3,7 @@
 //! list by id, and everything kept across a reopen.
 
 use super::harness::ConformanceFactory;
-use crate::store::service_accounts::{Scope, ServiceAccountRecord, ServiceAccountStore};
+use crate::store::service_accounts::{HookKind, Scope, ServiceAccountRecord, ServiceAccountStore, Webhook};
 
 fn account(id: &str, at: u64) -> ServiceAccountRecord {
     ServiceAccountRecord {
@@ -16,6 +16,15 @@ fn account(id: &str, at: u64) -> ServiceAccountRecord {
         revoked_at_ms: 0,
         revoked_by: String::new(),
         updated_at_ms: at,
+        webhooks: vec![Webhook {
+            id: "0123456789abcdef".into(),
+            url: "https://cms.example/hooks".into(),
+            events: vec![HookKind::MessagePosted, HookKind::MemberRemoved],
+            case_ids: vec!["M/17".into()],
+            include_content: true,
+            secret: "cd".repeat(32),
+            created_at_ms: at,
+        }],
     }
 }
 

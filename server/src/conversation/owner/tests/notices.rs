@@ -1,5 +1,7 @@
 //! Offline notices: everyone but the sender, once per debounce per member,
 //! with unread counts; none in big rooms; the text only when configured.
+//! Webhooks: messages of case conversations a service account is in, its
+//! own as system messages; never an offline notice to a service account.
 
 use super::*;
 
@@ -49,4 +51,24 @@ fn big_rooms_notice_nobody_and_content_goes_only_when_configured() {
     assert_eq!(out.notices[0].text.as_deref(), Some("from alice"));
     let mut h = Harness::new(0);
     assert!(stored(&mut h, "alice", "a1").notices.is_empty(), "off unless configured");
+}
+
+#[test]
+fn case_conversations_with_a_service_account_hand_messages_to_its_webhooks() {
+    let with = |kind, users: &[&str]| {
+        let members = members(users, 0);
+        let h = Owner::new(rules(false, 50), record(kind), members, 0, Instant::now(), WALL);
+        Harness { owner: h, t0: Instant::now(), now: Instant::now(), next: 0 }
+    };
+    let mut h = with(ConversationKind::Case, &["alice", "bob", "svc:cms"]);
+    let out = stored(&mut h, "alice", "a1");
+    assert_eq!(out.hooks.len(), 1);
+    assert_eq!((out.hooks[0].seq, out.hooks[0].kind), (1, v1::MessageKind::User as i32));
+    assert_eq!(recipients(&out.notices[0]), [("bob".into(), 1)], "no offline notice to a service account");
+    let out = stored(&mut h, "svc:cms", "s1");
+    assert_eq!(out.hooks[0].kind, v1::MessageKind::System as i32, "a service account's message is a system message");
+    assert_eq!((out.hooks[0].seq, out.hooks[0].sender_id.as_str()), (2, "svc:cms"));
+    assert!(stored(&mut with(ConversationKind::Case, &["alice", "bob"]), "alice", "a").hooks.is_empty(), "no service");
+    let group = &mut with(ConversationKind::Group, &["alice", "svc:cms"]);
+    assert!(stored(group, "alice", "a").hooks.is_empty(), "not a case conversation");
 }
