@@ -50,6 +50,7 @@ pub mod session;
 pub mod shard;
 pub mod store;
 pub mod tls;
+pub mod transcript;
 pub mod transport;
 pub mod web;
 

@@ -22,7 +22,7 @@ const LAYERS: &[&[&str]] = &[
     &["shard"],
     &["presence"],
     &["conversation"],
-    &["retention"],
+    &["retention", "transcript"],
     &["command"],
     &["session", "api"],
     &["health"],

@@ -9,8 +9,9 @@
 //! completed by the next one. The service account stays a member (the
 //! conversation's admin) of what it manages.
 
+use super::exports;
 use super::json::{self, CreateCase, PostMessage, ProvisionUser, Reason, SetMembers};
-use super::problem::Answer;
+use super::problem::{Answer, Out, json};
 use super::route::{OPENAPI, Route, query};
 use super::webhooks;
 use crate::command::{self, Requester, message};
@@ -33,9 +34,35 @@ pub(super) async fn run(
     route: &Route,
     q: Option<&str>,
     body: &[u8],
+) -> Result<Out, WireError> {
+    match route {
+        Route::Transcript(id) => exports::conversation(call, *id, q).await,
+        Route::CaseTranscript(case) => {
+            let mut convs: Vec<(u64, u64)> = case_conversations(call, case, true)
+                .await?
+                .iter()
+                .filter_map(|s| s.conversation.as_ref().map(|c| (c.created_at_ms, c.id)))
+                .collect();
+            convs.sort();
+            exports::case(call, convs.into_iter().map(|(_, id)| id).collect(), case, q).await
+        }
+        Route::Attachment(id, att) => exports::attachment(call, *id, att).await,
+        _ => json(run_json(call, account, route, q, body).await),
+    }
+}
+
+/// The routes answered with JSON.
+async fn run_json(
+    call: &Requester,
+    account: &ServiceAccountRecord,
+    route: &Route,
+    q: Option<&str>,
+    body: &[u8],
 ) -> Answer {
     match route {
-        Route::OpenApi => Ok((StatusCode::OK, serde_json::from_str(OPENAPI).unwrap_or_default())),
+        Route::OpenApi | Route::Transcript(_) | Route::CaseTranscript(_) | Route::Attachment(..) => {
+            Ok((StatusCode::OK, serde_json::from_str(OPENAPI).unwrap_or_default()))
+        }
         Route::ProvisionUser => provision(call, parse(body)?).await,
         Route::DeactivateUser(id) => set_disabled(call, id, parse(body)?, true).await,
         Route::ReactivateUser(id) => set_disabled(call, id, parse(body)?, false).await,

@@ -3,7 +3,7 @@
 //! refused, like the configuration). Ids are strings (a 64-bit id does not
 //! fit a JavaScript number); times are ms since the Unix epoch.
 
-use chat_protocol::v1::{self, ConversationKind, MemberRole, MessageKind, Role, message_body};
+use chat_protocol::v1::{self, MessageKind, Role, message_body};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -74,39 +74,11 @@ pub struct CreateWebhook {
     pub include_content: bool,
 }
 
-/// A role's name in the API.
-pub fn role_name(role: i32) -> &'static str {
-    match Role::try_from(role) {
-        Ok(Role::Advocate) => "advocate",
-        Ok(Role::Client) => "client",
-        Ok(Role::Admin) => "admin",
-        Ok(Role::Service) => "service",
-        _ => "unspecified",
-    }
-}
+pub use crate::transcript::model::{kind_name, member_role_name as member_role, role_name};
 
 /// The role called `name` (people's roles only).
 pub fn parse_role(name: &str) -> Option<Role> {
     [Role::Advocate, Role::Client, Role::Admin].into_iter().find(|r| role_name(*r as i32) == name)
-}
-
-fn member_role(role: i32) -> &'static str {
-    match MemberRole::try_from(role) {
-        Ok(MemberRole::Admin) => "admin",
-        Ok(MemberRole::Moderator) => "moderator",
-        Ok(MemberRole::Member) => "member",
-        _ => "unspecified",
-    }
-}
-
-fn kind_name(kind: i32) -> &'static str {
-    match ConversationKind::try_from(kind) {
-        Ok(ConversationKind::Private) => "private",
-        Ok(ConversationKind::Group) => "group",
-        Ok(ConversationKind::Case) => "case",
-        Ok(ConversationKind::Support) => "support",
-        _ => "unspecified",
-    }
 }
 
 /// A conversation (from a summary).

@@ -17,6 +17,7 @@
 
 pub mod accounts;
 pub mod credential;
+mod exports;
 mod handlers;
 mod json;
 pub mod problem;
@@ -35,7 +36,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use problem::Answer;
+use problem::Out;
 use route::{NoRoute, OPENAPI, Route};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -63,9 +64,10 @@ pub async fn serve(ctx: Rc<ShardCtx>, req: Request<Incoming>) -> Resp {
     };
     let caller = Caller { user: Arc::from(credential::user_id(&account.id)), role: Role::Service };
     let call = Requester { session: ctx.shared.next_session_id(), ctx, caller };
-    let answer = run(&call, &account, scope, &route, req).await;
+    let answer = run_checked(&call, &account, scope, &route, req).await;
     let (status, code) = match &answer {
-        Ok((s, _)) => (*s, ""),
+        Ok(Out::Json(s, _)) => (*s, ""),
+        Ok(Out::File { .. }) => (StatusCode::OK, ""),
         Err(e) => (problem::status_of(e.code), e.code.as_str_name()),
     };
     let details = serde_json::json!({"method": method.as_str(), "path": path, "status": status.as_u16(), "code": code});
@@ -73,19 +75,32 @@ pub async fn serve(ctx: Rc<ShardCtx>, req: Request<Incoming>) -> Resp {
         AuditEvent::new(EventKind::ApiCall, &*call.caller.user).conversation(route.conversation()).details(details);
     crate::command::audit::record(&call.ctx, ev).await;
     match answer {
-        Ok((status, doc)) => respond(status, "application/json", doc.to_string()),
+        Ok(Out::Json(status, doc)) => respond(status, "application/json", doc.to_string()),
+        Ok(Out::File { media_type, name, bytes }) => file(media_type, &name, bytes),
         Err(e) => problem(&e),
     }
 }
 
+/// A file to save: its type, and its name with anything but safe
+/// characters replaced (`Content-Disposition: attachment`).
+fn file(media_type: &'static str, name: &str, bytes: Vec<u8>) -> Resp {
+    let safe: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
+    let mut r = respond(StatusCode::OK, media_type, bytes);
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{safe}\"")) {
+        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
+}
+
 /// The checks after authentication (scope, rate, body), then the handler.
-async fn run(
+async fn run_checked(
     call: &Requester,
     account: &ServiceAccountRecord,
     scope: crate::store::service_accounts::Scope,
     route: &Route,
     req: Request<Incoming>,
-) -> Answer {
+) -> Result<Out, WireError> {
     if !account.scopes.contains(&scope) {
         let msg = format!("this service account lacks the {} scope this call needs", scope.name());
         return Err(WireError::new(ErrorCode::Forbidden, msg));

@@ -11,6 +11,27 @@ use hyper::StatusCode;
 /// (answered as a problem).
 pub type Answer = Result<(StatusCode, serde_json::Value), WireError>;
 
+/// What a request is answered with.
+#[derive(Debug)]
+pub enum Out {
+    /// A JSON document.
+    Json(StatusCode, serde_json::Value),
+    /// A file to save.
+    File {
+        /// Its media type.
+        media_type: &'static str,
+        /// Its name (sent as `Content-Disposition: attachment`).
+        name: String,
+        /// Its bytes.
+        bytes: Vec<u8>,
+    },
+}
+
+/// A JSON answer as an [`Out`].
+pub fn json(a: Answer) -> Result<Out, WireError> {
+    a.map(|(status, doc)| Out::Json(status, doc))
+}
+
 /// The HTTP status of a wire error code.
 pub fn status_of(code: ErrorCode) -> StatusCode {
     use ErrorCode as E;

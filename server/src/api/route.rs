@@ -37,6 +37,12 @@ pub enum Route {
     History(u64),
     /// `POST /conversations/{id}/messages`.
     PostMessage(u64),
+    /// `GET /conversations/{id}/transcript`.
+    Transcript(u64),
+    /// `GET /cases/{case_id}/transcript`: every conversation of the case.
+    CaseTranscript(String),
+    /// `GET /conversations/{id}/attachments/{attachment_id}`: a file's bytes.
+    Attachment(u64, String),
     /// `GET /webhooks`: this account's event webhooks.
     Webhooks,
     /// `POST /webhooks`: subscribe.
@@ -65,6 +71,9 @@ pub const PATHS: &[(&str, &[&str])] = &[
     ("/cases/{case_id}/archive", &["post"]),
     ("/conversations/{id}", &["get"]),
     ("/conversations/{id}/messages", &["get", "post"]),
+    ("/conversations/{id}/transcript", &["get"]),
+    ("/conversations/{id}/attachments/{attachment_id}", &["get"]),
+    ("/cases/{case_id}/transcript", &["get"]),
     ("/webhooks", &["get", "post"]),
     ("/webhooks/{id}", &["delete"]),
 ];
@@ -95,6 +104,11 @@ impl Route {
             }
             ["cases", case, "members"] => pick("PUT", &[("PUT", Route::SetCaseMembers(text(case)?))]),
             ["cases", case, "archive"] => pick("POST", &[("POST", Route::ArchiveCase(text(case)?))]),
+            ["cases", case, "transcript"] => pick("GET", &[("GET", Route::CaseTranscript(text(case)?))]),
+            ["conversations", id, "transcript"] => pick("GET", &[("GET", Route::Transcript(conv(id)?))]),
+            ["conversations", id, "attachments", att] => {
+                pick("GET", &[("GET", Route::Attachment(conv(id)?, text(att)?))])
+            }
             ["conversations", id] => pick("GET", &[("GET", Route::Conversation(conv(id)?))]),
             ["conversations", id, "messages"] => {
                 let id = conv(id)?;
@@ -111,7 +125,12 @@ impl Route {
         match self {
             Route::OpenApi => None,
             Route::ProvisionUser | Route::DeactivateUser(_) | Route::ReactivateUser(_) => Some(Scope::Admin),
-            Route::CaseConversations(_) | Route::Conversation(_) | Route::History(_) => Some(Scope::Read),
+            Route::CaseConversations(_)
+            | Route::Conversation(_)
+            | Route::History(_)
+            | Route::Transcript(_)
+            | Route::CaseTranscript(_)
+            | Route::Attachment(..) => Some(Scope::Read),
             // An account is told only what it may read anyway.
             Route::Webhooks | Route::CreateWebhook | Route::DeleteWebhook(_) => Some(Scope::Read),
             Route::CreateCaseConversation(_)
@@ -138,7 +157,11 @@ impl Route {
     /// The conversation it is about, if one (for the audit trail).
     pub fn conversation(&self) -> u64 {
         match self {
-            Route::Conversation(c) | Route::History(c) | Route::PostMessage(c) => *c,
+            Route::Conversation(c)
+            | Route::History(c)
+            | Route::PostMessage(c)
+            | Route::Transcript(c)
+            | Route::Attachment(c, _) => *c,
             _ => 0,
         }
     }

@@ -63,11 +63,13 @@ pub enum EventKind {
     ServiceAccountRotated,
     /// A service account was revoked.
     ServiceAccountRevoked,
+    /// A transcript was exported (details: format, conversations, messages, the document's SHA-256).
+    TranscriptExported,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 28] = [
+    pub const ALL: [EventKind; 29] = [
         EventKind::SessionOpened,
         EventKind::SessionRefused,
         EventKind::ConversationCreated,
@@ -96,6 +98,7 @@ impl EventKind {
         EventKind::ServiceAccountCreated,
         EventKind::ServiceAccountRotated,
         EventKind::ServiceAccountRevoked,
+        EventKind::TranscriptExported,
     ];
 
     /// The stored name.
@@ -129,6 +132,7 @@ impl EventKind {
             EventKind::ServiceAccountCreated => "service_account.created",
             EventKind::ServiceAccountRotated => "service_account.rotated",
             EventKind::ServiceAccountRevoked => "service_account.revoked",
+            EventKind::TranscriptExported => "transcript.exported",
         }
     }
 

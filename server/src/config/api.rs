@@ -1,7 +1,7 @@
 //! The `[api]` section: the server-to-server API under `/api/v1` on the web
 //! endpoint (service accounts' requests per minute, body size), the
-//! delivery of their event webhooks, and the link from a case conversation
-//! to the firm's case-management system.
+//! delivery of their event webhooks, the firm's time zone for transcripts,
+//! and the link from a case conversation to the firm's case-management system.
 
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +25,9 @@ pub struct ApiConfig {
     pub webhook_attempts: u32,
     /// How long one webhook request may take, ms. Default 5000.
     pub webhook_timeout_ms: u64,
+    /// The firm's time zone (IANA name, e.g. `Europe/Berlin`): the times
+    /// of transcripts. Default `UTC`.
+    pub time_zone: String,
 }
 
 impl Default for ApiConfig {
@@ -36,16 +39,24 @@ impl Default for ApiConfig {
             webhook_queue: 4096,
             webhook_attempts: 6,
             webhook_timeout_ms: 5_000,
+            time_zone: "UTC".into(),
         }
     }
 }
 
 impl ApiConfig {
+    /// The firm's time zone.
+    pub fn tz(&self) -> Result<jiff::tz::TimeZone, String> {
+        jiff::tz::TimeZone::get(&self.time_zone)
+            .map_err(|e| format!("time_zone {:?} is not a time zone name (e.g. Europe/Berlin): {e}", self.time_zone))
+    }
+
     /// Why this section cannot run, if it cannot.
     pub fn check(&self) -> Result<(), String> {
         if self.requests_per_minute == 0 {
             return Err("requests_per_minute must be at least 1".into());
         }
+        self.tz()?;
         if self.webhook_attempts == 0 || self.webhook_timeout_ms == 0 {
             return Err("webhook_attempts and webhook_timeout_ms must be at least 1".into());
         }
@@ -75,5 +86,8 @@ mod tests {
         assert!(link("javascript:alert({case_id})").unwrap_err().contains("http(s)"));
         assert!(ApiConfig { requests_per_minute: 0, ..Default::default() }.check().is_err());
         assert!(ApiConfig { max_body_bytes: 10, ..Default::default() }.check().is_err());
+        assert!(ApiConfig { time_zone: "Europe/Berlin".into(), ..Default::default() }.check().is_ok());
+        let bad = ApiConfig { time_zone: "Mars/Olympus".into(), ..Default::default() }.check();
+        assert!(bad.unwrap_err().contains("Mars/Olympus"));
     }
 }

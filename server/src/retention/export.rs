@@ -13,9 +13,8 @@ use crate::audit::{AuditError, AuditEvent, EventKind};
 use crate::blob::{BlobError, BlobHash, BlobStore, MAX_READ_BYTES};
 use crate::store::attachments::{AttachmentRecord, uploads_of};
 use crate::store::retention::RetentionStore;
-use crate::store::{
-    ConversationRecord, Direction, MemberRecord, MessageStore, MessageVersion, Range, Store, StoreError, UserRecord,
-};
+use crate::store::walk::Pages;
+use crate::store::{ConversationRecord, MemberRecord, MessageStore, MessageVersion, Store, StoreError, UserRecord};
 use chat_protocol::v1::{self, message_body::Content};
 use prost::Message as _;
 use serde::{Deserialize, Serialize};
@@ -26,8 +25,6 @@ use std::path::{Path, PathBuf};
 
 /// The manifest's file name.
 pub const MANIFEST: &str = "manifest.json";
-/// Messages read per page while walking a conversation.
-const PAGE: usize = 512;
 
 /// Why an export stopped (what it wrote so far has no manifest).
 #[derive(Debug, thiserror::Error)]
@@ -274,14 +271,9 @@ pub async fn export_user(
     for &conv in &convs {
         let Some(c) = store.get_conversation(conv).await? else { continue };
         memberships.push(membership_json(&c, store.member(conv, user_id).await?.as_ref()));
-        let mut after = store.purged_through(conv).await?;
-        loop {
-            let page = store
-                .read_range(conv, Range { after, before: u64::MAX, limit: PAGE, direction: Direction::Forward })
-                .await?;
-            let full = page.len() == PAGE;
+        let mut pages = Pages::new(conv, store.purged_through(conv).await?);
+        while let Some(page) = pages.next(store).await? {
             for (seq, bytes) in page {
-                after = seq;
                 let Ok(m) = v1::Message::decode(bytes.as_ref()) else { continue };
                 if m.sender_id != user_id {
                     continue;
@@ -293,9 +285,6 @@ pub async fn export_user(
                 };
                 messages.line(&message_json(&m, &versions))?;
                 sent += 1;
-            }
-            if !full {
-                break;
             }
         }
         // Their uploads there, sent in a message or not.

@@ -49,6 +49,7 @@ pub mod retention;
 pub mod scylla;
 pub mod service_accounts;
 pub mod templates;
+pub mod walk;
 
 use bytes::Bytes;
 

@@ -40,6 +40,7 @@ const KINDS = [
   "service_account.created",
   "service_account.rotated",
   "service_account.revoked",
+  "transcript.exported",
 ];
 
 function Entry(props: { e: pb.AuditEntry }) {

@@ -1,0 +1,204 @@
+//! Court-ready transcripts of conversations: read from the store in their
+//! latest state ([`gather`]), headed with the export's time, who asked and
+//! the audit chain's head ([`header`]), and rendered as PDF ([`pdf`]) or
+//! JSON ([`json`]) from one model ([`model`]); the export itself is then
+//! recorded on the audit trail with the document's SHA-256
+//! ([`exported_event`]), so anyone holding the file can show it is the one
+//! the server made. A transcript is built in memory, bounded by
+//! [`MAX_ENTRIES`] messages, and streamed out by its caller.
+
+pub mod layout;
+pub mod model;
+pub mod pdf;
+
+use crate::audit::{Audit, AuditEvent, EventKind};
+use crate::store::audit::AuditStore;
+use crate::store::retention::RetentionStore;
+use crate::store::service_accounts::ServiceAccountStore;
+use crate::store::walk::Pages;
+use crate::store::{MessageStore, Store, StoreError};
+use chat_protocol::v1;
+use jiff::tz::TimeZone;
+use model::{Header, Participant, Transcript};
+use prost::Message as _;
+use std::collections::HashMap;
+
+/// Messages in one export at most (a case's conversations together).
+pub const MAX_ENTRIES: usize = 50_000;
+
+/// Why a transcript could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TranscriptError {
+    /// No such conversation.
+    #[error("conversation {0} does not exist")]
+    NotFound(u64),
+    /// Over [`MAX_ENTRIES`].
+    #[error("more than {MAX_ENTRIES} messages: too long for one transcript")]
+    TooLong,
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The PDF could not be made.
+    #[error(transparent)]
+    Pdf(#[from] pdf::PdfError),
+}
+
+/// The document formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// A PDF for people and courts.
+    Pdf,
+    /// JSON for systems.
+    Json,
+}
+
+impl Format {
+    /// The format called `name` (`pdf`, `json`).
+    pub fn parse(name: &str) -> Option<Format> {
+        match name {
+            "pdf" => Some(Format::Pdf),
+            "json" => Some(Format::Json),
+            _ => None,
+        }
+    }
+
+    /// Its media type.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Format::Pdf => "application/pdf",
+            Format::Json => "application/json",
+        }
+    }
+}
+
+/// Display names by user id, read once each (a service account's from its record).
+struct Names<'a> {
+    store: &'a Store,
+    known: HashMap<String, String>,
+}
+
+impl Names<'_> {
+    async fn of(&mut self, id: &str) -> Result<String, StoreError> {
+        if let Some(n) = self.known.get(id) {
+            return Ok(n.clone());
+        }
+        let name = match id.strip_prefix("svc:") {
+            Some(svc) => self.store.get_service_account(svc).await?.map(|a| a.display_name),
+            None => self.store.get_users(&[id.to_string()]).await?.pop().map(|u| u.display_name),
+        }
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| id.to_string());
+        self.known.insert(id.to_string(), name.clone());
+        Ok(name)
+    }
+}
+
+/// Reads conversation `conv` into a transcript; `budget` is what is left of [`MAX_ENTRIES`].
+pub async fn gather(
+    store: &Store,
+    conv: u64,
+    tz: &TimeZone,
+    budget: &mut usize,
+) -> Result<Transcript, TranscriptError> {
+    let rec = store.get_conversation(conv).await?.ok_or(TranscriptError::NotFound(conv))?;
+    let mut names = Names { store, known: HashMap::new() };
+    let mut participants = Vec::new();
+    let mut roles = HashMap::new();
+    for u in store.get_users(&store.members(conv).await?.iter().map(|m| m.user_id.clone()).collect::<Vec<_>>()).await? {
+        roles.insert(u.id.clone(), u.role);
+    }
+    for m in store.members(conv).await? {
+        let role = if m.user_id.starts_with("svc:") {
+            v1::Role::Service as i32
+        } else {
+            roles.get(&m.user_id).copied().unwrap_or(0)
+        };
+        participants.push(Participant {
+            name: names.of(&m.user_id).await?,
+            user_id: m.user_id,
+            role: model::role_name(role),
+            conversation_role: model::member_role_name(m.role),
+        });
+    }
+    let purged_through = store.purged_through(conv).await?;
+    let mut entries = Vec::new();
+    let mut pages = Pages::new(conv, purged_through);
+    while let Some(page) = pages.next(store).await? {
+        for (_, bytes) in page {
+            let Ok(m) = v1::Message::decode(bytes.as_ref()) else { continue };
+            let name = names.of(&m.sender_id).await?;
+            if let Some(e) = model::entry(&m, |_| name.clone(), tz) {
+                *budget = budget.checked_sub(1).ok_or(TranscriptError::TooLong)?;
+                entries.push(e);
+            }
+        }
+    }
+    Ok(Transcript {
+        conversation_id: conv,
+        title: rec.title,
+        kind: model::kind_name(rec.kind),
+        case_id: rec.case_id,
+        created_at: model::stamp(rec.created_at_ms, tz),
+        archived_at: (rec.archived_at_ms != 0).then(|| model::stamp(rec.archived_at_ms, tz)),
+        purged_through,
+        participants,
+        entries,
+    })
+}
+
+/// The header of an export made now by `by`: the audit trail is flushed
+/// first, so its head covers everything recorded before.
+pub async fn header(store: &Store, audit: &Audit, by: &str, tz: &TimeZone, tz_name: &str, now_ms: u64) -> Header {
+    if let Err(e) = audit.flush().await {
+        tracing::warn!(error = %e, "the audit trail did not flush before a transcript");
+    }
+    let last = store.audit_last(audit.chain()).await.ok().flatten();
+    Header {
+        exported_at: model::stamp(now_ms, tz),
+        exported_by: by.to_string(),
+        time_zone: tz_name.to_string(),
+        audit_chain: audit.chain().to_string(),
+        audit_head_seq: last.as_ref().map_or(0, |l| l.seq),
+        audit_head_hash: last.map(|l| l.hash).unwrap_or_default(),
+    }
+}
+
+/// The JSON document of `transcripts` under `header`.
+pub fn json(transcripts: &[Transcript], header: &Header) -> Vec<u8> {
+    serde_json::to_vec_pretty(&serde_json::json!({"header": header, "conversations": transcripts})).unwrap_or_default()
+}
+
+/// The document of `transcripts` in `format`.
+pub fn render(
+    transcripts: &[Transcript],
+    header: &Header,
+    format: Format,
+    title: &str,
+) -> Result<Vec<u8>, TranscriptError> {
+    Ok(match format {
+        Format::Pdf => pdf::render(transcripts, header, title)?,
+        Format::Json => json(transcripts, header),
+    })
+}
+
+/// The audit entry of an export: which conversations, how many messages,
+/// the format, the header's chain head and the document's SHA-256.
+pub fn exported_event(by: &str, transcripts: &[Transcript], header: &Header, format: Format, doc: &[u8]) -> AuditEvent {
+    let ids: Vec<String> = transcripts.iter().map(|t| t.conversation_id.to_string()).collect();
+    let messages: usize = transcripts.iter().map(|t| t.entries.len()).sum();
+    let sha256 = hex::encode(ring::digest::digest(&ring::digest::SHA256, doc));
+    let details = serde_json::json!({
+        "format": format,
+        "conversations": ids,
+        "messages": messages,
+        "bytes": doc.len(),
+        "sha256": sha256,
+        "audit_head_seq": header.audit_head_seq,
+    });
+    let ev = AuditEvent::new(EventKind::TranscriptExported, by).details(details);
+    match transcripts {
+        [one] => ev.conversation(one.conversation_id),
+        _ => ev,
+    }
+}
