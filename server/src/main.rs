@@ -201,6 +201,25 @@ enum ConversationsCmd {
         #[arg(long)]
         reason: String,
     },
+    /// Write the court-ready transcript of one conversation (--id) or of
+    /// every conversation of a case (--case) into a new file, as PDF or
+    /// JSON, times in `api.time_zone`; recorded on the audit trail with the
+    /// file's SHA-256. Asked of the running chatd; when none runs, made from
+    /// the store directly.
+    Transcript {
+        /// The conversation id.
+        #[arg(long, default_value_t = 0)]
+        id: u64,
+        /// The case id.
+        #[arg(long, default_value = "")]
+        case: String,
+        /// pdf or json.
+        #[arg(long, default_value = "pdf")]
+        format: String,
+        /// The file to write (never overwritten).
+        #[arg(long)]
+        to: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -377,6 +396,9 @@ fn main() -> anyhow::Result<()> {
         Cmd::Gdpr { cmd: GdprCmd::Erase { user, reason } } => gdpr_cli::erase(&cfg, &user, &reason),
         Cmd::Conversations { cmd: ConversationsCmd::Erase { id, reason } } => {
             gdpr_cli::erase_conversation(&cfg, id, &reason)
+        }
+        Cmd::Conversations { cmd: ConversationsCmd::Transcript { id, case, format, to } } => {
+            accounts_cli::transcript(&cfg, id, &case, &format, &to)
         }
         Cmd::ServiceAccounts { cmd } => {
             let op = match cmd {

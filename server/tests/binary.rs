@@ -497,3 +497,46 @@ fn service_accounts_are_managed_on_the_store_when_no_chatd_runs() {
     let rotate = run(&["service-accounts", "rotate", "--id", "cms"]);
     assert!(chatd::text(&rotate).contains("is revoked"), "{}", chatd::text(&rotate));
 }
+
+/// `chatd conversations transcript` asks the running chatd, then (stopped)
+/// works on the store directly: a PDF and a JSON transcript of a case with
+/// its messages, never overwriting a file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transcripts_are_written_by_the_cli() {
+    let data = tempfile::tempdir().unwrap();
+    let (child, addr, hash) = serve(data.path());
+    let cfg = |user: &str| ClientConfig::new(&addr, token(data.path(), user), Trust::cert_hash_hex(&hash).unwrap());
+    Client::connect(cfg("bob")).await.unwrap().0.close().await;
+    let (alice, _events) = Client::connect(cfg("alice")).await.unwrap();
+    let created = alice.create_conversation(ConversationKind::Case, "Adler", "M-1", vec!["bob".into()]).await.unwrap();
+    let conv = created.summary.and_then(|s| s.conversation).map(|c| c.id).unwrap();
+    alice.send_text(conv, "Settlement offer received").await.unwrap();
+    alice.close().await;
+    let pdf = data.path().join("t.pdf");
+    let id = conv.to_string();
+    let run = |args: Vec<String>| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        chatd::run(&args, data.path())
+    };
+    let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let out = run(s(&["conversations", "transcript", "--id", &id, "--to", pdf.to_str().unwrap()]));
+    assert!(out.status.success(), "{}", chatd::text(&out));
+    assert!(chatd::text(&out).contains("1 conversation"), "{}", chatd::text(&out));
+    let text = std::process::Command::new("pdftotext").arg(&pdf).arg("-").output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    assert!(text.contains("Settlement offer received") && text.contains("by chatd"), "{text}");
+    let again = run(s(&["conversations", "transcript", "--id", &id, "--to", pdf.to_str().unwrap()]));
+    assert!(!again.status.success() && chatd::text(&again).contains("never overwritten"), "{}", chatd::text(&again));
+    tokio::task::spawn_blocking(move || terminate(child)).await.unwrap();
+
+    // No chatd: from the store, by case, as JSON.
+    let json = data.path().join("case.json");
+    let out =
+        run(s(&["conversations", "transcript", "--case", "M-1", "--format", "json", "--to", json.to_str().unwrap()]));
+    assert!(out.status.success(), "{}", chatd::text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(doc["conversations"][0]["entries"][0]["text"], "Settlement offer received");
+    assert_eq!(doc["header"]["exported_by"], "chatd");
+    let bad = run(s(&["conversations", "transcript", "--case", "NONE", "--to", "/tmp/never.pdf"]));
+    assert!(chatd::text(&bad).contains("has no conversation"), "{}", chatd::text(&bad));
+}

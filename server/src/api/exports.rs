@@ -8,7 +8,7 @@ use super::problem::Out;
 use super::route::query;
 use crate::command::Requester;
 use crate::command::attachments;
-use crate::transcript::{self, Format, MAX_ENTRIES, TranscriptError};
+use crate::transcript::{self, Export, Format, MAX_ENTRIES, TranscriptError};
 use chat_protocol::WireError;
 use chat_protocol::v1::{self, ErrorCode};
 
@@ -42,32 +42,19 @@ async fn document(
     convs: &[u64],
     q: Option<&str>,
     name: &str,
-    title: Option<&str>,
+    title: Option<String>,
 ) -> Result<Out, WireError> {
     let format = format(q)?;
     let shared = &call.ctx.shared;
     let tz = shared.cfg.api.tz().map_err(|e| WireError::new(ErrorCode::Unavailable, e))?;
-    let now_ms = chat_protocol::unix_ms(std::time::SystemTime::now());
-    let by = call.caller.user.to_string();
-    let header = transcript::header(&shared.store, &shared.audit, &by, &tz, &shared.cfg.api.time_zone, now_ms).await;
-    let mut budget = MAX_ENTRIES;
-    let mut ts = Vec::new();
     for &conv in convs {
         crate::command::conversations::readable(call, conv).await?;
-        ts.push(transcript::gather(&shared.store, conv, &tz, &mut budget).await.map_err(transcript_err)?);
     }
-    let title = match (title, ts.first()) {
-        (Some(t), _) => t.to_string(),
-        (None, Some(t)) if !t.title.is_empty() => format!("Transcript of {} (#{})", t.title, t.conversation_id),
-        (None, _) => format!("Transcript of conversation {}", convs.first().copied().unwrap_or(0)),
-    };
-    let doc = transcript::render(&ts, &header, format, &title).map_err(transcript_err)?;
-    crate::command::audit::record(&call.ctx, transcript::exported_event(&by, &ts, &header, format, &doc)).await;
-    let ext = match format {
-        Format::Pdf => "pdf",
-        Format::Json => "json",
-    };
-    Ok(Out::File { media_type: format.media_type(), name: format!("{name}.{ext}"), bytes: doc })
+    let now_ms = chat_protocol::unix_ms(std::time::SystemTime::now());
+    let by = call.caller.user.to_string();
+    let e = Export { conversations: convs, format, title, by: &by, tz: (&tz, &shared.cfg.api.time_zone) };
+    let doc = transcript::export(&shared.store, &shared.audit, e, now_ms).await.map_err(transcript_err)?;
+    Ok(Out::File { media_type: format.media_type(), name: format!("{name}.{}", format.extension()), bytes: doc })
 }
 
 /// `GET /conversations/{id}/transcript`.
@@ -84,7 +71,7 @@ pub async fn case(call: &Requester, convs: Vec<u64>, case: &str, q: Option<&str>
         ));
     }
     let safe: String = case.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
-    document(call, &convs, q, &format!("case-{safe}"), Some(&format!("Transcript of case {case}"))).await
+    document(call, &convs, q, &format!("case-{safe}"), Some(format!("Transcript of case {case}"))).await
 }
 
 /// `GET /conversations/{id}/attachments/{attachment_id}`.

@@ -76,6 +76,17 @@ pub enum Request {
     },
     /// Create, rotate, revoke or list service accounts of the server API.
     ServiceAccounts(crate::api::accounts::Op),
+    /// Write the transcript of a conversation (or of every conversation of a case) into `to`.
+    Transcript {
+        /// The conversation (0: the case's).
+        conversation_id: u64,
+        /// The case (empty: the conversation's).
+        case_id: String,
+        /// PDF or JSON.
+        format: crate::transcript::Format,
+        /// The file to write (absolute; never overwritten).
+        to: PathBuf,
+    },
 }
 
 /// What an erasure did (`chat.v1.EraseResult` for the operator).
@@ -117,6 +128,13 @@ pub enum Reply {
     KeysRotate(Rotated),
     /// The service-account operation is done.
     ServiceAccounts(crate::api::accounts::Done),
+    /// The transcript is written: its conversations and size.
+    Transcript {
+        /// The conversations in it.
+        conversations: usize,
+        /// Its bytes.
+        bytes: usize,
+    },
     /// Refused or failed, why.
     Error(String),
 }
@@ -132,6 +150,8 @@ pub struct Served {
     pub audit: Arc<Audit>,
     /// The shards' mailboxes (an erasure runs on shard 0).
     pub mesh: Mesh,
+    /// The `[api]` section (the firm's time zone for transcripts).
+    pub api: crate::config::ApiConfig,
 }
 
 /// The control socket's listener thread.
@@ -206,6 +226,18 @@ fn answer(conn: UnixStream, data_dir: &Path, with: &Served, stop: &AtomicBool) -
         }
         Ok(Request::KeysRotate { new_key_file }) => keys_rotate(with, &new_key_file),
         Ok(Request::ServiceAccounts(op)) => service_accounts(with, op),
+        Ok(Request::Transcript { conversation_id, case_id, format, to }) => {
+            let cfg = &with.api;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let target = crate::transcript::Target { conversation_id, case_id: &case_id, format, to: &to };
+            match rt.map_err(|e| e.to_string()) {
+                Ok(rt) => match rt.block_on(crate::transcript::to_file(&with.store, &with.audit, cfg, target)) {
+                    Ok((conversations, bytes)) => Reply::Transcript { conversations, bytes },
+                    Err(e) => Reply::Error(e),
+                },
+                Err(e) => Reply::Error(e),
+            }
+        }
         Ok(Request::Backup { to, bytes_per_sec }) => match (with.store.backend(), to.is_absolute()) {
             (_, false) => Reply::Error(format!("{}: the backup directory must be an absolute path", to.display())),
             (Backend::Embedded(s), true) => {

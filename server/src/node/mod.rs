@@ -385,6 +385,7 @@ fn control_socket(shared: &Shared, audit: &Arc<Audit>) -> Option<control::Contro
         blobs: shared.blobs.clone(),
         audit: audit.clone(),
         mesh: shared.mesh.clone(),
+        api: shared.cfg.api.clone(),
     };
     match control::ControlSocket::start(&shared.cfg.data_dir, with) {
         Ok(c) => Some(c),

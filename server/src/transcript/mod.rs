@@ -63,6 +63,14 @@ impl Format {
         }
     }
 
+    /// Its file name extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Pdf => "pdf",
+            Format::Json => "json",
+        }
+    }
+
     /// Its media type.
     pub fn media_type(self) -> &'static str {
         match self {
@@ -180,6 +188,103 @@ pub fn render(
         Format::Pdf => pdf::render(transcripts, header, title)?,
         Format::Json => json(transcripts, header),
     })
+}
+
+/// What an export is made of and for.
+pub struct Export<'a> {
+    /// The conversations, in order.
+    pub conversations: &'a [u64],
+    /// The format.
+    pub format: Format,
+    /// The document's title (None: the one conversation's).
+    pub title: Option<String>,
+    /// Who asks.
+    pub by: &'a str,
+    /// The firm's time zone and its name.
+    pub tz: (&'a TimeZone, &'a str),
+}
+
+/// Makes the document of `e` and records it on `audit`; the document.
+pub async fn export(store: &Store, audit: &Audit, e: Export<'_>, now_ms: u64) -> Result<Vec<u8>, TranscriptError> {
+    let (tz, tz_name) = e.tz;
+    let header = header(store, audit, e.by, tz, tz_name, now_ms).await;
+    let mut budget = MAX_ENTRIES;
+    let mut ts = Vec::new();
+    for &conv in e.conversations {
+        ts.push(gather(store, conv, tz, &mut budget).await?);
+    }
+    let title = match (e.title, ts.first()) {
+        (Some(t), _) => t,
+        (None, Some(t)) if !t.title.is_empty() => format!("Transcript of {} (#{})", t.title, t.conversation_id),
+        (None, _) => format!("Transcript of conversation {}", e.conversations.first().copied().unwrap_or(0)),
+    };
+    let doc = render(&ts, &header, e.format, &title)?;
+    if let Err(err) = audit.record(exported_event(e.by, &ts, &header, e.format, &doc)).await {
+        tracing::error!(error = %err, "a transcript export was not recorded on the audit trail");
+    }
+    Ok(doc)
+}
+
+/// The conversations of case `case_id`, oldest first (every conversation
+/// is read: for an operator's export, not for a request path).
+pub async fn case_conversations(store: &Store, case_id: &str) -> Result<Vec<u64>, StoreError> {
+    let mut found = Vec::new();
+    for id in store.conversation_ids().await? {
+        if let Some(c) = store.get_conversation(id).await?
+            && c.case_id == case_id
+        {
+            found.push((c.created_at_ms, id));
+        }
+    }
+    found.sort();
+    Ok(found.into_iter().map(|(_, id)| id).collect())
+}
+
+/// What an operator's export writes.
+pub struct Target<'a> {
+    /// The conversation (0: the case's).
+    pub conversation_id: u64,
+    /// The case (empty: the conversation's).
+    pub case_id: &'a str,
+    /// PDF or JSON.
+    pub format: Format,
+    /// The file to create (never overwritten).
+    pub to: &'a std::path::Path,
+}
+
+/// An operator's export (`chatd conversations transcript`), as the node
+/// `chatd`: the document written to a new file; its conversations and bytes.
+pub async fn to_file(
+    store: &Store,
+    audit: &Audit,
+    api: &crate::config::ApiConfig,
+    t: Target<'_>,
+) -> Result<(usize, usize), String> {
+    let tz = api.tz()?;
+    let (convs, title) = match (t.conversation_id, t.case_id) {
+        (0, "") => return Err("name a conversation (--id) or a case (--case)".into()),
+        (0, case) => (
+            case_conversations(store, case).await.map_err(|e| e.to_string())?,
+            Some(format!("Transcript of case {case}")),
+        ),
+        (id, "") => (vec![id], None),
+        _ => return Err("name a conversation (--id) or a case (--case), not both".into()),
+    };
+    if convs.is_empty() {
+        return Err(format!("case {:?} has no conversation", t.case_id));
+    }
+    let now_ms = chat_protocol::unix_ms(std::time::SystemTime::now());
+    let e = Export { conversations: &convs, format: t.format, title, by: "chatd", tz: (&tz, &api.time_zone) };
+    let doc = export(store, audit, e, now_ms).await.map_err(|e| e.to_string())?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(t.to)
+        .map_err(|e| format!("{}: {e} (an existing file is never overwritten)", t.to.display()))?;
+    std::io::Write::write_all(&mut file, &doc)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("{}: {e}", t.to.display()))?;
+    Ok((convs.len(), doc.len()))
 }
 
 /// The audit entry of an export: which conversations, how many messages,
