@@ -7,16 +7,19 @@
 //!   [`search`] (the `SearchIndex` trait, its tantivy backend and indexer);
 //!   [`audit`] (the tamper-evident audit trail and its one writer per node);
 //!   [`backup`] (online backup and restore of the embedded store);
+//!   [`notify`] (offline notifications and the event webhooks' sender);
 //! - [`shard`]: thread-per-core — the mesh, what travels on it, each shard's
 //!   context and registries, placement, and the [`shard::broker::Broker`]
 //!   trait through which shards reach other nodes;
 //! - [`presence`] and [`conversation`] (the owner of a conversation: a sans-IO
 //!   state machine and the task that performs its effects);
 //! - [`retention`]: the rules of retention and legal hold, their audit, and
-//!   the purge job;
+//!   the purge job; [`transcript`]: court-ready transcripts (PDF, JSON);
 //! - [`command`]: one file per command family, validated once, executed here
 //!   or at the conversation's owner;
 //! - [`session`]: one connection — handshake, read loop, outbound queue;
+//!   [`api`]: the server API for the firm's systems (service accounts,
+//!   `/api/v1`, event webhooks' subscriptions);
 //! - [`web`]: the HTTP endpoint and WebSocket upgrades; [`cluster`]: the Redis
 //!   bridge implementing the broker;
 //! - [`node`]: start and stop, the shard threads and the router of each
