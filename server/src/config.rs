@@ -443,33 +443,6 @@ impl Config {
         Ok(())
     }
 
-    /// The configuration with its secrets replaced by [`REDACTED`], to show
-    /// (`chatd config`) or log.
-    pub fn redacted(&self) -> Self {
-        let mut c = self.clone();
-        if !c.auth.hs256_secret.is_empty() {
-            c.auth.hs256_secret = REDACTED.into();
-        }
-        if c.store.scylla.password.is_some() {
-            c.store.scylla.password = Some(REDACTED.into());
-        }
-        c.cluster.redis_url = redact_url(&c.cluster.redis_url);
-        if !c.cluster.secret.is_empty() {
-            c.cluster.secret = REDACTED.into();
-        }
-        if !c.cluster.redis_password.is_empty() {
-            c.cluster.redis_password = REDACTED.into();
-        }
-        if !c.notify.secret.is_empty() {
-            c.notify.secret = REDACTED.into();
-        }
-        c.notify.webhook_url = redact_url(&c.notify.webhook_url);
-        if !c.encryption.master_key.is_empty() {
-            c.encryption.master_key = REDACTED.into();
-        }
-        c
-    }
-
     fn check_web(&self) -> Result<(), ConfigError> {
         let web = &self.web;
         if !web.enabled {
