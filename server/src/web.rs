@@ -25,10 +25,9 @@ use crate::transport::WsConn;
 use crate::transport::admission::{MAX_REFUSALS_IN_FLIGHT, rate_key};
 use anyhow::Context;
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -263,7 +262,7 @@ async fn connection(web: Rc<Web>, tcp: tokio::net::TcpStream, remote: SocketAddr
     }
 }
 
-type Resp = Response<Full<Bytes>>;
+type Resp = crate::api::Resp;
 
 /// A response with the headers every response carries.
 fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Resp {

@@ -153,6 +153,21 @@ async fn transcripts_are_court_ready_and_audited() {
         "oldest first"
     );
 
+    // The bundle: both documents, the files, and the manifest last, streamed.
+    let (status, headers, tar) = raw_get(web, &cms, &format!("/conversations/{conv}/transcript?format=bundle")).await;
+    assert_eq!((status, headers.get("content-type").unwrap().to_str().unwrap()), (200, "application/x-tar"));
+    let members = common::archive::untar(&tar);
+    let names: Vec<&str> = members.iter().map(|(n, _)| n.as_str()).collect();
+    let file = format!("files/{conv}/{}-brief.pdf", att.attachment_id);
+    assert_eq!(names, ["transcript.pdf", "transcript.json", file.as_str(), "manifest.json"]);
+    assert_eq!(members[2].1, b"%PDF-1.4\n%%EOF\n", "the file's bytes");
+    assert!(pdf_text(&members[0].1).contains("Hearing moved to 14 May"));
+    let manifest: Value = serde_json::from_slice(&members[3].1).unwrap();
+    for (i, listed) in manifest["files"].as_array().unwrap().iter().enumerate() {
+        let sha = hex::encode(ring::digest::digest(&ring::digest::SHA256, &members[i].1));
+        assert_eq!((listed["path"].as_str(), listed["sha256"].as_str()), (Some(names[i]), Some(sha.as_str())));
+    }
+
     // The file itself, and bad asks.
     let (status, headers, file) =
         raw_get(web, &cms, &format!("/conversations/{conv}/attachments/{}", att.attachment_id)).await;

@@ -4,6 +4,7 @@
 //! downloads are). Both only for conversations the service account is a
 //! member of.
 
+use super::bundle::Bundle;
 use super::problem::Out;
 use super::route::query;
 use crate::command::Requester;
@@ -12,12 +13,19 @@ use crate::transcript::{self, Export, Format, MAX_ENTRIES, TranscriptError};
 use chat_protocol::WireError;
 use chat_protocol::v1::{self, ErrorCode};
 
-fn format(q: Option<&str>) -> Result<Format, WireError> {
+/// What is asked for: one document, or the bundle of both with the files.
+enum Want {
+    Doc(Format),
+    Bundle,
+}
+
+fn want(q: Option<&str>) -> Result<Want, WireError> {
+    let bad = |f: &str| WireError::new(ErrorCode::InvalidArgument, format!("format {f:?}: pdf, json or bundle"));
     match query(q, "format") {
-        None => Ok(Format::Pdf),
-        Some(Ok(f)) => Format::parse(&f)
-            .ok_or_else(|| WireError::new(ErrorCode::InvalidArgument, format!("format {f:?}: pdf or json"))),
-        Some(Err(f)) => Err(WireError::new(ErrorCode::InvalidArgument, format!("format {f:?}: pdf or json"))),
+        None => Ok(Want::Doc(Format::Pdf)),
+        Some(Ok(f)) if f == "bundle" => Ok(Want::Bundle),
+        Some(Ok(f)) => Format::parse(&f).map(Want::Doc).ok_or_else(|| bad(&f)),
+        Some(Err(f)) => Err(bad(f)),
     }
 }
 
@@ -44,7 +52,7 @@ async fn document(
     name: &str,
     title: Option<String>,
 ) -> Result<Out, WireError> {
-    let format = format(q)?;
+    let want = want(q)?;
     let shared = &call.ctx.shared;
     let tz = shared.cfg.api.tz().map_err(|e| WireError::new(ErrorCode::Unavailable, e))?;
     for &conv in convs {
@@ -52,9 +60,30 @@ async fn document(
     }
     let now_ms = chat_protocol::unix_ms(std::time::SystemTime::now());
     let by = call.caller.user.to_string();
+    let format = match want {
+        Want::Doc(f) => f,
+        Want::Bundle => Format::Pdf,
+    };
     let e = Export { conversations: convs, format, title, by: &by, tz: (&tz, &shared.cfg.api.time_zone) };
-    let doc = transcript::export(&shared.store, &shared.audit, e, now_ms).await.map_err(transcript_err)?;
-    Ok(Out::File { media_type: format.media_type(), name: format!("{name}.{}", format.extension()), bytes: doc })
+    if let Want::Doc(format) = want {
+        let doc = transcript::export(&shared.store, &shared.audit, e, now_ms).await.map_err(transcript_err)?;
+        return Ok(Out::File {
+            media_type: format.media_type(),
+            name: format!("{name}.{}", format.extension()),
+            bytes: doc,
+        });
+    }
+    let g = transcript::gather_all(&shared.store, &shared.audit, &e, now_ms).await.map_err(transcript_err)?;
+    let pdf = transcript::render(&g.transcripts, &g.header, Format::Pdf, &g.title).map_err(transcript_err)?;
+    let json = transcript::json(&g.transcripts, &g.header);
+    let bundle = Bundle::new(&g.transcripts, &g.header, pdf, json, now_ms);
+    let ev = transcript::exported_event(&by, &g.transcripts, &g.header, "bundle", bundle.manifest());
+    transcript::record(&shared.audit, ev).await;
+    Ok(Out::Stream {
+        media_type: "application/x-tar",
+        name: format!("{name}.tar"),
+        rx: bundle.stream(shared.blobs.clone()),
+    })
 }
 
 /// `GET /conversations/{id}/transcript`.

@@ -16,6 +16,7 @@
 //! [`accounts`]. It does not own HTTP serving (that is `crate::web`).
 
 pub mod accounts;
+mod bundle;
 pub mod credential;
 mod exports;
 mod handlers;
@@ -32,7 +33,9 @@ use crate::store::service_accounts::{ServiceAccountRecord, ServiceAccountStore};
 use bytes::Bytes;
 use chat_protocol::WireError;
 use chat_protocol::v1::{ErrorCode, Role};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
@@ -40,9 +43,27 @@ use problem::Out;
 use route::{NoRoute, OPENAPI, Route};
 use std::rc::Rc;
 use std::sync::Arc;
+use tokio::sync::mpsc;
 
-/// An API response.
-pub type Resp = Response<Full<Bytes>>;
+/// A response body: whole, or streamed from a producer (an export).
+pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+/// A response of the web endpoint.
+pub type Resp = Response<Body>;
+
+/// A body of these bytes.
+fn whole(bytes: Bytes) -> Body {
+    Full::new(bytes).map_err(|never| match never {}).boxed_unsync()
+}
+
+/// A body of what `rx` yields until it closes; an error aborts the response.
+fn streamed(rx: mpsc::Receiver<Result<Bytes, std::io::Error>>) -> Body {
+    let frames =
+        futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|item| (item.map(Frame::data), rx)) },
+        );
+    StreamBody::new(frames).boxed_unsync()
+}
 
 /// Serves one request under `/api/v1`.
 pub async fn serve(ctx: Rc<ShardCtx>, req: Request<Incoming>) -> Resp {
@@ -67,7 +88,7 @@ pub async fn serve(ctx: Rc<ShardCtx>, req: Request<Incoming>) -> Resp {
     let answer = run_checked(&call, &account, scope, &route, req).await;
     let (status, code) = match &answer {
         Ok(Out::Json(s, _)) => (*s, ""),
-        Ok(Out::File { .. }) => (StatusCode::OK, ""),
+        Ok(Out::File { .. } | Out::Stream { .. }) => (StatusCode::OK, ""),
         Err(e) => (problem::status_of(e.code), e.code.as_str_name()),
     };
     let details = serde_json::json!({"method": method.as_str(), "path": path, "status": status.as_u16(), "code": code});
@@ -76,17 +97,19 @@ pub async fn serve(ctx: Rc<ShardCtx>, req: Request<Incoming>) -> Resp {
     crate::command::audit::record(&call.ctx, ev).await;
     match answer {
         Ok(Out::Json(status, doc)) => respond(status, "application/json", doc.to_string()),
-        Ok(Out::File { media_type, name, bytes }) => file(media_type, &name, bytes),
+        Ok(Out::File { media_type, name, bytes }) => file(media_type, &name, whole(Bytes::from(bytes))),
+        Ok(Out::Stream { media_type, name, rx }) => file(media_type, &name, streamed(rx)),
         Err(e) => problem(&e),
     }
 }
 
 /// A file to save: its type, and its name with anything but safe
 /// characters replaced (`Content-Disposition: attachment`).
-fn file(media_type: &'static str, name: &str, bytes: Vec<u8>) -> Resp {
+fn file(media_type: &'static str, name: &str, body: Body) -> Resp {
     let safe: String =
         name.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
-    let mut r = respond(StatusCode::OK, media_type, bytes);
+    let mut r = respond(StatusCode::OK, media_type, Bytes::new());
+    *r.body_mut() = body;
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{safe}\"")) {
         r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
@@ -162,7 +185,7 @@ pub fn respond_with(
     cache: &'static str,
     body: impl Into<Bytes>,
 ) -> Resp {
-    let mut r = Response::new(Full::new(body.into()));
+    let mut r = Response::new(whole(body.into()));
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

@@ -25,6 +25,15 @@ pub enum Out {
         /// Its bytes.
         bytes: Vec<u8>,
     },
+    /// A file streamed as it is made (an error aborts it).
+    Stream {
+        /// Its media type.
+        media_type: &'static str,
+        /// Its name.
+        name: String,
+        /// Its bytes, piece by piece.
+        rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
+    },
 }
 
 /// A JSON answer as an [`Out`].

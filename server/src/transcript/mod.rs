@@ -204,25 +204,51 @@ pub struct Export<'a> {
     pub tz: (&'a TimeZone, &'a str),
 }
 
-/// Makes the document of `e` and records it on `audit`; the document.
-pub async fn export(store: &Store, audit: &Audit, e: Export<'_>, now_ms: u64) -> Result<Vec<u8>, TranscriptError> {
+/// Transcripts read for an export, with their header and title.
+pub struct Gathered {
+    /// One per conversation, in order.
+    pub transcripts: Vec<Transcript>,
+    /// The export's header.
+    pub header: Header,
+    /// The document's title.
+    pub title: String,
+}
+
+/// Reads what `e` asks for, under a header made now.
+pub async fn gather_all(
+    store: &Store,
+    audit: &Audit,
+    e: &Export<'_>,
+    now_ms: u64,
+) -> Result<Gathered, TranscriptError> {
     let (tz, tz_name) = e.tz;
     let header = header(store, audit, e.by, tz, tz_name, now_ms).await;
     let mut budget = MAX_ENTRIES;
-    let mut ts = Vec::new();
+    let mut transcripts = Vec::new();
     for &conv in e.conversations {
-        ts.push(gather(store, conv, tz, &mut budget).await?);
+        transcripts.push(gather(store, conv, tz, &mut budget).await?);
     }
-    let title = match (e.title, ts.first()) {
-        (Some(t), _) => t,
+    let title = match (&e.title, transcripts.first()) {
+        (Some(t), _) => t.clone(),
         (None, Some(t)) if !t.title.is_empty() => format!("Transcript of {} (#{})", t.title, t.conversation_id),
         (None, _) => format!("Transcript of conversation {}", e.conversations.first().copied().unwrap_or(0)),
     };
-    let doc = render(&ts, &header, e.format, &title)?;
-    if let Err(err) = audit.record(exported_event(e.by, &ts, &header, e.format, &doc)).await {
+    Ok(Gathered { transcripts, header, title })
+}
+
+/// Makes the document of `e` and records it on `audit`; the document.
+pub async fn export(store: &Store, audit: &Audit, e: Export<'_>, now_ms: u64) -> Result<Vec<u8>, TranscriptError> {
+    let g = gather_all(store, audit, &e, now_ms).await?;
+    let doc = render(&g.transcripts, &g.header, e.format, &g.title)?;
+    record(audit, exported_event(e.by, &g.transcripts, &g.header, e.format.extension(), &doc)).await;
+    Ok(doc)
+}
+
+/// Records an export on the audit trail (a failure is logged: the document is made).
+pub async fn record(audit: &Audit, ev: AuditEvent) {
+    if let Err(err) = audit.record(ev).await {
         tracing::error!(error = %err, "a transcript export was not recorded on the audit trail");
     }
-    Ok(doc)
 }
 
 /// The conversations of case `case_id`, oldest first (every conversation
@@ -289,7 +315,8 @@ pub async fn to_file(
 
 /// The audit entry of an export: which conversations, how many messages,
 /// the format, the header's chain head and the document's SHA-256.
-pub fn exported_event(by: &str, transcripts: &[Transcript], header: &Header, format: Format, doc: &[u8]) -> AuditEvent {
+/// `format`: `pdf`, `json` or `bundle` (then `doc` is the bundle's manifest).
+pub fn exported_event(by: &str, transcripts: &[Transcript], header: &Header, format: &str, doc: &[u8]) -> AuditEvent {
     let ids: Vec<String> = transcripts.iter().map(|t| t.conversation_id.to_string()).collect();
     let messages: usize = transcripts.iter().map(|t| t.entries.len()).sum();
     let sha256 = hex::encode(ring::digest::digest(&ring::digest::SHA256, doc));
