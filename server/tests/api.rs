@@ -304,3 +304,57 @@ async fn the_openapi_document_matches_the_routes() {
         }
     }
 }
+
+/// System admins manage service accounts from the apps (the same operations
+/// as `chatd service-accounts`); others are refused, bad asks precisely.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_manage_service_accounts_from_the_apps() {
+    use chat_protocol::v1::{command::Body, reply};
+    let s = Server::start();
+    let web = s.h().web_addr().unwrap();
+    let (admin, _a) = s.connect("ida", "admin", Transport::Quic).await;
+    let (alice, _b) = s.connect("alice", "advocate", Transport::Quic).await;
+    let create = |id: &str, scopes: &[&str]| {
+        Body::CreateServiceAccount(v1::CreateServiceAccount {
+            id: id.into(),
+            display_name: "Case system".into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        })
+    };
+    let e = alice.request(create("cms", &["read"])).await.unwrap_err();
+    assert_eq!(common::server::code(e), Some(v1::ErrorCode::Forbidden));
+    let made = match admin.request(create("cms", &["read", "write"])).await.unwrap() {
+        reply::Result::ServiceAccountCredential(c) => c,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(made.account.as_ref().unwrap().scopes, ["read", "write"]);
+    assert_eq!(call(web, Some(&made.credential), "GET", "/cases/C/conversations", None).await.status, 200);
+    let e = admin.request(create("cms", &["read"])).await.unwrap_err();
+    assert_eq!(common::server::code(e), Some(v1::ErrorCode::Conflict));
+    let e = admin.request(create("dms", &["root"])).await.unwrap_err();
+    assert_eq!(common::server::code(e), Some(v1::ErrorCode::InvalidArgument));
+    let rotated = match admin.request(Body::RotateServiceAccount(v1::RotateServiceAccount { id: "cms".into() })).await {
+        Ok(reply::Result::ServiceAccountCredential(c)) => c.credential,
+        other => panic!("{other:?}"),
+    };
+    call(web, Some(&made.credential), "GET", "/cases/C/conversations", None)
+        .await
+        .assert_problem(401, "ERROR_CODE_UNAUTHENTICATED");
+    assert_eq!(call(web, Some(&rotated), "GET", "/cases/C/conversations", None).await.status, 200);
+    match admin.request(Body::RevokeServiceAccount(v1::RevokeServiceAccount { id: "cms".into() })).await.unwrap() {
+        reply::Result::ServiceAccounts(l) => {
+            assert!(l.accounts[0].revoked_at_ms > 0 && l.accounts[0].revoked_by == "ida")
+        }
+        other => panic!("{other:?}"),
+    }
+    call(web, Some(&rotated), "GET", "/cases/C/conversations", None)
+        .await
+        .assert_problem(401, "ERROR_CODE_UNAUTHENTICATED");
+    let e =
+        admin.request(Body::RotateServiceAccount(v1::RotateServiceAccount { id: "nobody".into() })).await.unwrap_err();
+    assert_eq!(common::server::code(e), Some(v1::ErrorCode::NotFound));
+    match admin.request(Body::ListServiceAccounts(v1::ListServiceAccounts {})).await.unwrap() {
+        reply::Result::ServiceAccounts(l) => assert_eq!((l.accounts.len(), l.accounts[0].id.as_str()), (1, "cms")),
+        other => panic!("{other:?}"),
+    }
+}

@@ -175,7 +175,7 @@ export const store: Store = {
 const listeners = new Set<() => void>();
 
 /** The full screens opened from the sidebar's header. */
-export type ScreenKind = "templates" | "audit" | "compliance";
+export type ScreenKind = "templates" | "audit" | "compliance" | "integrations";
 
 /** Opens a full screen over the chat (not while another dialog is open). */
 export function openScreen(kind: ScreenKind): void {

@@ -51,3 +51,47 @@ test("a case conversation made through the API, with a system message and a case
   await ria.send("Noted, I will tell the client");
   await ria.waitForMessage("Noted, I will tell the client");
 });
+
+test("an admin creates, rotates and revokes a service account on the Integrations screen", { timeout: 120_000 }, async () => {
+  const { chatd, users } = ctx;
+  const ida = await BrowserUser.open("ida-integrations");
+  const ria = await BrowserUser.open("ria-integrations");
+  users.push(ida, ria);
+  await ria.signIn(chatd, chatd.token("ria-integrations", "advocate", "Ria Advocate"));
+  assert.equal(await ria.page.locator("#integrations-button").count(), 0, "not for people who are not admins");
+  await ida.signIn(chatd, chatd.token("ida-integrations", "admin", "Ida Admin"));
+  const page = ida.page;
+  await page.click("#integrations-button");
+  await page.locator("#integrations-title").waitFor();
+  await page.fill("#account-id", "dms");
+  await page.fill("#account-name", "Document system");
+  await page.uncheck("#scope-write");
+  await page.click("#account-create");
+  const field = page.locator("#credential");
+  await field.waitFor();
+  const first = await field.inputValue();
+  assert.match(first, /^chatd_sa_dms_[0-9a-f]{64}$/);
+  const row = page.locator('.account-row[data-id="dms"]');
+  assert.match(await row.textContent(), /Document system.*read.*active/);
+  const get = async (cred) =>
+    (await fetch(`${chatd.webUrl}/api/v1/cases/C-1/conversations`, { headers: { authorization: `Bearer ${cred}` } })).status;
+  assert.equal(await get(first), 200);
+
+  await row.getByRole("button", { name: "Rotate the credential of dms" }).click();
+  await page.click(".confirm-account");
+  await page.locator("#integrations-status", { hasText: "no longer works" }).waitFor();
+  const second = await field.inputValue();
+  assert.notEqual(second, first);
+  assert.equal(await get(first), 401, "the old credential stops at once");
+  assert.equal(await get(second), 200);
+
+  await row.getByRole("button", { name: "Revoke dms" }).click();
+  await page.click(".confirm-account");
+  await page.locator('.account-row[data-id="dms"][data-state="revoked"]').waitFor();
+  assert.equal(await get(second), 401, "revoked");
+  // A taken id is refused, and says so.
+  await page.fill("#account-id", "dms");
+  await page.fill("#account-name", "Again");
+  await page.click("#account-create");
+  await page.locator("#integrations-error", { hasText: "exists already" }).waitFor();
+});

@@ -13,11 +13,11 @@
 //! account (`svc:<id>`, [`Role::Service`]): it sees and changes only the
 //! conversations it created or was given, and its messages are system
 //! messages. Service accounts themselves are made and revoked by
-//! [`accounts`]. It does not own HTTP serving (that is `crate::web`).
+//! [`accounts`] (in `crate::command::service_accounts`, with their credentials). It does not own HTTP serving (that is `crate::web`).
 
-pub mod accounts;
+pub use crate::command::service_accounts::{accounts, credential};
+
 mod bundle;
-pub mod credential;
 mod exports;
 mod handlers;
 mod json;

@@ -2,10 +2,10 @@
 //! signing secret is answered once), list, unsubscribe. Delivery is
 //! `crate::notify::hooks`.
 
-use super::accounts::{self, AccountError};
 use super::json::CreateWebhook;
 use super::problem::Answer;
 use crate::command::Requester;
+use crate::command::service_accounts::accounts::{self, AccountError};
 use crate::notify::hooks::check_url;
 use crate::store::service_accounts::{ServiceAccountRecord, Webhook};
 use chat_protocol::WireError;

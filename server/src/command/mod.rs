@@ -18,7 +18,8 @@
 //!   directory and session control ([`users`]); legal holds ([`retention`])
 //!   go to the store from here, a conversation's retention to its owner;
 //!   a GDPR erasure ([`gdpr`]) runs here and tombstones through the owners;
-//!   a conversation's erasure ([`erase_conversation`]) runs at its owner.
+//!   a conversation's erasure ([`erase_conversation`]) runs at its owner;
+//!   [`service_accounts`] lets system admins manage the server API's accounts.
 //!
 //! A command arrives either from a session ([`execute`], after the session
 //! has taken sends and typing in order) or forwarded from another node
@@ -42,6 +43,7 @@ pub mod receipts;
 pub mod request;
 pub mod retention;
 pub mod search;
+pub mod service_accounts;
 pub mod templates;
 pub mod typing;
 pub mod users;
@@ -118,6 +120,10 @@ async fn execute_here(
         B::ReleaseLegalHold(r) => retention::release_hold(req, r).await,
         B::ListLegalHolds(_) => retention::list_holds(req).await,
         B::EraseUser(e) => gdpr::erase_user(req, e).await,
+        b @ (B::ListServiceAccounts(_)
+        | B::CreateServiceAccount(_)
+        | B::RotateServiceAccount(_)
+        | B::RevokeServiceAccount(_)) => service_accounts::run(req, b).await,
         B::Ping(_) => {
             Ok(reply::Result::Pong(v1::Pong { server_time_ms: chat_protocol::unix_ms(std::time::SystemTime::now()) }))
         }

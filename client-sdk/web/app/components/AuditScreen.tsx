@@ -8,7 +8,7 @@ import { useEffect, useState } from "preact/hooks";
 import type { pb } from "../../src/sdk/index.js";
 import { type AuditForm, EMPTY_FORM, closeAudit, exportAudit, filterOf, readAudit } from "../audit-actions.js";
 import { Modal } from "./Modal.js";
-import { ScreenTop, useRun } from "./ScreenParts.js";
+import { ScreenStatus, ScreenTop, useRun } from "./ScreenParts.js";
 
 /** The event kinds offered in the filter (the server's names). */
 const KINDS = [
@@ -135,14 +135,7 @@ export function AuditScreen() {
           </button>
         </div>
       </form>
-      <div class="status-line" role="status" id="audit-status">
-        {status}
-      </div>
-      {error && (
-        <p class="error" role="alert" id="audit-error">
-          {error}
-        </p>
-      )}
+      <ScreenStatus id="audit" status={status} error={error} />
       <div class="audit-table-wrap">
         <table class="audit-table" id="audit-entries">
           <thead>

@@ -27,7 +27,7 @@ import { describeExport, exportUserData } from "../export-actions.js";
 import { counted } from "../format.js";
 import { EraseForm } from "./EraseForm.js";
 import { Modal } from "./Modal.js";
-import { ScreenTop, useRun } from "./ScreenParts.js";
+import { ScreenStatus, ScreenTable, ScreenTop, useRun } from "./ScreenParts.js";
 
 const holdKey = (h: pb.LegalHold) => `${h.scope}/${h.target}`;
 
@@ -77,58 +77,29 @@ export function ComplianceScreen() {
   return (
     <Modal class="dialog audit-screen compliance-screen" id="compliance-screen" labelledBy="compliance-title" onClose={closeCompliance}>
       <ScreenTop id="compliance" title="Compliance" closeLabel="Close compliance" onClose={closeCompliance} />
-      <div class="status-line" role="status" id="compliance-status">
-        {status}
-      </div>
-      {error && (
-        <p class="error" role="alert" id="compliance-error">
-          {error}
-        </p>
-      )}
+      <ScreenStatus id="compliance" status={status} error={error} />
       <section aria-labelledby="holds-title">
         <h3 id="holds-title">Legal holds</h3>
         <p class="muted">While a hold is in force, nothing under it is purged by retention or erased.</p>
-        {holds.length === 0 ? (
-          <p class="muted" id="holds-empty">
-            No legal hold is in force.
-          </p>
-        ) : (
-          <div class="audit-table-wrap">
-            <table class="audit-table" id="holds">
-              <thead>
-                <tr>
-                  <th>Scope</th>
-                  <th>Target</th>
-                  <th>Reason</th>
-                  <th>Set by</th>
-                  <th>Since (UTC)</th>
-                  <th>
-                    <span class="sr-only">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {holds.map((h) => (
-                  <HoldRow
-                    key={holdKey(h)}
-                    h={h}
-                    confirming={confirming === holdKey(h)}
-                    ask={() => setConfirming(holdKey(h))}
-                    cancel={() => setConfirming(undefined)}
-                    release={() =>
-                      void run(async () => {
-                        await releaseHold(h);
-                        setConfirming(undefined);
-                        setHolds(await listHolds());
-                        setStatus(`Released the hold on ${scopeLabel(h.scope)} ${h.target}.`);
-                      })
-                    }
-                  />
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+        <ScreenTable id="holds" rows={holds.length} empty="No legal hold is in force." headers={["Scope", "Target", "Reason", "Set by", "Since (UTC)"]}>
+          {holds.map((h) => (
+            <HoldRow
+              key={holdKey(h)}
+              h={h}
+              confirming={confirming === holdKey(h)}
+              ask={() => setConfirming(holdKey(h))}
+              cancel={() => setConfirming(undefined)}
+              release={() =>
+                void run(async () => {
+                  await releaseHold(h);
+                  setConfirming(undefined);
+                  setHolds(await listHolds());
+                  setStatus(`Released the hold on ${scopeLabel(h.scope)} ${h.target}.`);
+                })
+              }
+            />
+          ))}
+        </ScreenTable>
         <form
           class="audit-filters"
           id="hold-form"

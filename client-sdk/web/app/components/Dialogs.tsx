@@ -6,6 +6,7 @@ import { store } from "../state.js";
 import { AddMembersDialog } from "./AddMembersDialog.js";
 import { AuditScreen } from "./AuditScreen.js";
 import { ComplianceScreen } from "./ComplianceScreen.js";
+import { IntegrationsScreen } from "./IntegrationsScreen.js";
 import { ManageDialog } from "./ManageDialog.js";
 import { NewConversationDialog } from "./NewConversationDialog.js";
 import { TemplatesScreen } from "./TemplatesScreen.js";
@@ -24,6 +25,8 @@ export function Dialogs() {
         <AuditScreen />
       ) : d.kind === "compliance" ? (
         <ComplianceScreen />
+      ) : d.kind === "integrations" ? (
+        <IntegrationsScreen />
       ) : d.kind === "manage" ? (
         <ManageDialog conv={d.conv} />
       ) : (

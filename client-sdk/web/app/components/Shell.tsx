@@ -9,6 +9,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { openAudit } from "../audit-actions.js";
 import { openCompliance } from "../compliance-actions.js";
+import { openIntegrations } from "../integration-actions.js";
 import { notificationsOn, setNotifications, updateTitle } from "../attention.js";
 import { isAdmin } from "../format.js";
 import { AppNotices } from "./AppNotices.js";
@@ -83,6 +84,9 @@ export function Shell() {
                   </button>
                   <button type="button" id="compliance-button" onClick={openCompliance}>
                     Compliance
+                  </button>
+                  <button type="button" id="integrations-button" onClick={openIntegrations}>
+                    Integrations
                   </button>
                 </>
               )}

@@ -23,5 +23,6 @@ export { Audit, type AuditFilter, type AuditFormat, AUDIT_CSV_HEADER, auditCsvLi
 export { Templates, type TemplateSave, TemplateScope, matchTemplates } from "./templates.js";
 export { Users } from "./users.js";
 export { LegalHolds } from "./holds.js";
+export { SCOPES, ServiceAccounts } from "./service-accounts.js";
 export { TokenRefresh, REFRESH_LEAD_MS } from "./refresh.js";
 export { MessageView, applyEntries, isChange, toggle, type Applied } from "./view.js";
