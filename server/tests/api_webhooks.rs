@@ -72,7 +72,8 @@ async fn next(rx: &mut mpsc::Receiver<Got>) -> Got {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_get_signed_events_of_their_cases() {
-    let s = Server::start();
+    // The receiver listens on plain http on loopback.
+    let s = Server::start_with(|c| c.api.webhook_allow_http = true);
     let web = s.h().web_addr().unwrap();
     let cms = create_account(&s.cfg.data_dir, "cms", &[Scope::Read, Scope::Write]).await;
     let (url, mut got) = receiver().await;

@@ -81,10 +81,16 @@ impl Bundle {
         &self.manifest
     }
 
-    /// Streams the archive on this thread's task set; the receiving end.
-    pub fn stream(self, blobs: Arc<Blobs>) -> mpsc::Receiver<Result<Bytes, std::io::Error>> {
+    /// Streams the archive on this thread's task set, holding `slot` (the
+    /// node's export slot) until it ends; the receiving end.
+    pub fn stream(
+        self,
+        blobs: Arc<Blobs>,
+        slot: tokio::sync::OwnedSemaphorePermit,
+    ) -> mpsc::Receiver<Result<Bytes, std::io::Error>> {
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::task::spawn_local(async move {
+            let _slot = slot;
             if let Err(e) = self.write(&blobs, &tx).await {
                 tracing::warn!(error = %e, "a transcript bundle was cut off");
                 let _ = tx.send(Err(e)).await;

@@ -54,6 +54,12 @@ async fn document(
 ) -> Result<Out, WireError> {
     let want = want(q)?;
     let shared = &call.ctx.shared;
+    // One export at a time per node (transcripts and GDPR exports alike):
+    // each holds a transcript in memory and a core while it renders.
+    let slot = shared.exports.clone().try_acquire_owned().map_err(|_| {
+        let msg = "another export runs on this node; one runs at a time";
+        WireError::limited(ErrorCode::Overloaded, "exports_per_node", msg, Some(std::time::Duration::from_secs(5)))
+    })?;
     let tz = shared.cfg.api.tz().map_err(|e| WireError::new(ErrorCode::Unavailable, e))?;
     for &conv in convs {
         crate::command::conversations::readable(call, conv).await?;
@@ -74,15 +80,15 @@ async fn document(
         });
     }
     let g = transcript::gather_all(&shared.store, &shared.audit, &e, now_ms).await.map_err(transcript_err)?;
-    let pdf = transcript::render(&g.transcripts, &g.header, Format::Pdf, &g.title).map_err(transcript_err)?;
-    let json = transcript::json(&g.transcripts, &g.header);
+    let (g, pdf) = transcript::render_off_thread(g, Format::Pdf).await.map_err(transcript_err)?;
+    let (g, json) = transcript::render_off_thread(g, Format::Json).await.map_err(transcript_err)?;
     let bundle = Bundle::new(&g.transcripts, &g.header, pdf, json, now_ms);
     let ev = transcript::exported_event(&by, &g.transcripts, &g.header, "bundle", bundle.manifest());
     transcript::record(&shared.audit, ev).await;
     Ok(Out::Stream {
         media_type: "application/x-tar",
         name: format!("{name}.tar"),
-        rx: bundle.stream(shared.blobs.clone()),
+        rx: bundle.stream(shared.blobs.clone(), slot),
     })
 }
 
@@ -103,14 +109,25 @@ pub async fn case(call: &Requester, convs: Vec<u64>, case: &str, q: Option<&str>
     document(call, &convs, q, &format!("case-{safe}"), Some(format!("Transcript of case {case}"))).await
 }
 
-/// `GET /conversations/{id}/attachments/{attachment_id}`.
+/// `GET /conversations/{id}/attachments/{attachment_id}`: streamed a piece at a time.
 pub async fn attachment(call: &Requester, conv: u64, id: &str) -> Result<Out, WireError> {
     let start = v1::DownloadStart { conversation_id: conv, attachment_id: id.to_string(), ..Default::default() };
     let mut d = attachments::begin_download(call, start).await?;
-    let a = d.ok.attachment.clone().unwrap_or_default();
-    let mut bytes = Vec::with_capacity(usize::try_from(a.size).unwrap_or(0));
-    while let Some(chunk) = d.next_chunk(&call.ctx.shared.blobs).await? {
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(Out::File { media_type: "application/octet-stream", name: a.name, bytes })
+    let name = d.ok.attachment.as_ref().map(|a| a.name.clone()).unwrap_or_default();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let blobs = call.ctx.shared.blobs.clone();
+    tokio::task::spawn_local(async move {
+        loop {
+            let piece = match d.next_chunk(&blobs).await {
+                Ok(Some(b)) => Ok(b),
+                Ok(None) => return,
+                Err(e) => Err(std::io::Error::other(e.message)),
+            };
+            let failed = piece.is_err();
+            if tx.send(piece).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    Ok(Out::Stream { media_type: "application/octet-stream", name, rx })
 }

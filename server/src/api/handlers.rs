@@ -155,8 +155,13 @@ async fn case_conversations(
 ) -> Result<Vec<v1::ConversationSummary>, WireError> {
     chat_protocol::limits::check_case_id(case).map_err(|e| e.to_wire())?;
     let mut out = Vec::new();
+    let mut seen = HashSet::new();
     let mut page = String::new();
-    for _ in 0..CASE_PAGES {
+    for round in 0.. {
+        if round == CASE_PAGES {
+            let msg = format!("this service account has too many conversations to find those of case {case:?}");
+            return Err(WireError::limited(ErrorCode::Overloaded, "case_pages", msg, None));
+        }
         let l = v1::ListConversations {
             case_id: case.to_owned(),
             include_archived,
@@ -166,7 +171,12 @@ async fn case_conversations(
         };
         match exec(call, cmd::Body::ListConversations(l)).await? {
             reply::Result::Conversations(list) => {
-                out.extend(list.conversations);
+                for s in list.conversations {
+                    // A conversation moving up while read may come twice.
+                    if seen.insert(s.conversation.as_ref().map_or(0, |c| c.id)) {
+                        out.push(s);
+                    }
+                }
                 if list.next.is_empty() {
                     break;
                 }
@@ -246,12 +256,13 @@ async fn set_case_members(call: &Requester, case: &str, s: SetMembers) -> Answer
             };
         let added: Vec<String> = team.difference(&current).cloned().collect();
         let removed: Vec<String> = current.difference(&team).cloned().collect();
-        if !added.is_empty() {
-            exec(call, cmd::Body::AddMembers(v1::AddMembers { conversation_id: conv, user_ids: added.clone() }))
-                .await?;
-        }
+        // Removals first: a new team as large as the old one still fits under max_members.
         for user_id in &removed {
             exec(call, cmd::Body::RemoveMember(v1::RemoveMember { conversation_id: conv, user_id: user_id.clone() }))
+                .await?;
+        }
+        if !added.is_empty() {
+            exec(call, cmd::Body::AddMembers(v1::AddMembers { conversation_id: conv, user_ids: added.clone() }))
                 .await?;
         }
         done.push(json!({"id": conv.to_string(), "added": added, "removed": removed}));

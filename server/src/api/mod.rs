@@ -91,10 +91,17 @@ pub async fn serve(ctx: Rc<ShardCtx>, req: Request<Incoming>) -> Resp {
         Ok(Out::File { .. } | Out::Stream { .. }) => (StatusCode::OK, ""),
         Err(e) => (problem::status_of(e.code), e.code.as_str_name()),
     };
-    let details = serde_json::json!({"method": method.as_str(), "path": path, "status": status.as_u16(), "code": code});
-    let ev =
-        AuditEvent::new(EventKind::ApiCall, &*call.caller.user).conversation(route.conversation()).details(details);
-    crate::command::audit::record(&call.ctx, ev).await;
+    // Calls past the rate are not recorded one by one: a flood of them
+    // must not become a flood of audit writes (they are logged).
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        tracing::debug!(account = %call.caller.user, %path, "API call over the rate");
+    } else {
+        let details =
+            serde_json::json!({"method": method.as_str(), "path": path, "status": status.as_u16(), "code": code});
+        let ev =
+            AuditEvent::new(EventKind::ApiCall, &*call.caller.user).conversation(route.conversation()).details(details);
+        crate::command::audit::record(&call.ctx, ev).await;
+    }
     match answer {
         Ok(Out::Json(status, doc)) => respond(status, "application/json", doc.to_string()),
         Ok(Out::File { media_type, name, bytes }) => file(media_type, &name, whole(Bytes::from(bytes))),

@@ -15,6 +15,10 @@ use serde_json::{Value, json};
 
 /// Webhooks per service account at most.
 pub const MAX_WEBHOOKS: usize = 10;
+/// Case ids one webhook may name at most.
+const MAX_CASES: usize = 100;
+/// A webhook URL's bytes at most.
+const MAX_URL: usize = 2048;
 
 fn view(h: &Webhook) -> Value {
     let events: Vec<&str> = h.events.iter().map(|k| k.name()).collect();
@@ -47,17 +51,24 @@ pub fn list(account: &ServiceAccountRecord) -> Answer {
 pub async fn create(call: &Requester, account: &ServiceAccountRecord, c: CreateWebhook) -> Answer {
     let bad = |m: String| WireError::new(ErrorCode::InvalidArgument, m);
     check_url(&c.url).map_err(bad)?;
+    if c.url.len() > MAX_URL {
+        return Err(bad(format!("url: at most {MAX_URL} bytes")));
+    }
+    if !c.url.starts_with("https://") && !call.ctx.shared.cfg.api.webhook_allow_http {
+        return Err(bad(
+            "url: webhooks go over https:// (api.webhook_allow_http allows http:// for a test receiver)".into()
+        ));
+    }
     if c.events.is_empty() {
         return Err(bad("events: at least one of message.posted, member.added, member.removed, \
                         conversation.archived, attachment.uploaded"
             .into()));
     }
+    if c.case_ids.len() > MAX_CASES {
+        return Err(bad(format!("case_ids: at most {MAX_CASES}")));
+    }
     for case in &c.case_ids {
         chat_protocol::limits::check_case_id(case).map_err(|e| e.to_wire())?;
-    }
-    if account.webhooks.len() >= MAX_WEBHOOKS {
-        let msg = format!("at most {MAX_WEBHOOKS} webhooks per service account");
-        return Err(WireError::limited(ErrorCode::InvalidArgument, "webhooks", msg, None));
     }
     let now_ms = chat_protocol::unix_ms(std::time::SystemTime::now());
     let mut events = c.events;
@@ -73,9 +84,17 @@ pub async fn create(call: &Requester, account: &ServiceAccountRecord, c: CreateW
         created_at_ms: now_ms,
     };
     let added = hook.clone();
-    accounts::update(call.store(), &account.id, now_ms, move |rec, _| rec.webhooks.push(added))
-        .await
-        .map_err(account_err)?;
+    // The bound is checked on the record being written (compare-and-set).
+    let too_many = AccountError::Invalid(format!("at most {MAX_WEBHOOKS} webhooks per service account"));
+    accounts::update(call.store(), &account.id, now_ms, move |rec, _| {
+        if rec.webhooks.len() >= MAX_WEBHOOKS {
+            return Err(too_many);
+        }
+        rec.webhooks.push(added);
+        Ok(())
+    })
+    .await
+    .map_err(account_err)?;
     let mut doc = view(&hook);
     doc["secret"] = hook.secret.into();
     Ok((StatusCode::CREATED, doc))
@@ -87,8 +106,11 @@ pub async fn delete(call: &Requester, account: &ServiceAccountRecord, id: &str) 
         return Err(WireError::new(ErrorCode::NotFound, format!("no webhook {id:?} of this service account")));
     }
     let now_ms = chat_protocol::unix_ms(std::time::SystemTime::now());
-    accounts::update(call.store(), &account.id, now_ms, |rec, _| rec.webhooks.retain(|h| h.id != id))
-        .await
-        .map_err(account_err)?;
+    accounts::update(call.store(), &account.id, now_ms, |rec, _| {
+        rec.webhooks.retain(|h| h.id != id);
+        Ok(())
+    })
+    .await
+    .map_err(account_err)?;
     Ok((StatusCode::OK, json!({"deleted": id})))
 }

@@ -234,7 +234,7 @@ pub async fn list(req: &Requester, l: v1::ListConversations) -> Result<reply::Re
     let mut scanned = 0;
     let mut exhausted = false;
     while out.len() < limit && scanned < LIST_SCAN && !exhausted {
-        let want = (limit - out.len()).clamp(16, LIST_SCAN - scanned);
+        let want = read_size(limit - out.len(), scanned);
         let keys = req.store().user_conversations_page(&req.caller.user, after, want).await.map_err(store_err)?;
         exhausted = keys.len() < want;
         for (i, key) in keys.iter().enumerate() {
@@ -280,6 +280,12 @@ async fn listed(
     Ok(Some(summary_of(req, &rec, Some(&me), None).await?))
 }
 
+/// Entries to read next: what the page still needs, at least 16 a read,
+/// never past [`LIST_SCAN`] (a `clamp` panicked once fewer than 16 were left).
+fn read_size(needed: usize, scanned: usize) -> usize {
+    needed.max(16).min(LIST_SCAN - scanned)
+}
+
 /// A page cursor as given to the client: `"<ms>.<id>"`, opaque to it.
 fn next_cursor(&(at, id): &ListKey) -> String {
     format!("{at}.{id}")
@@ -313,4 +319,17 @@ pub fn private_id(a: &str, b: &str) -> u64 {
 /// A fresh random conversation id (53 bits, never 0).
 pub fn random_id() -> u64 {
     (rand::random::<u64>() & ((1 << 53) - 1)).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_stay_within_the_scan() {
+        assert_eq!(read_size(500, 0), 500);
+        assert_eq!(read_size(3, 0), 16);
+        assert_eq!(read_size(10, 996), 4, "the end of the scan");
+        assert_eq!(read_size(500, 600), 400);
+    }
 }

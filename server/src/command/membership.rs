@@ -80,7 +80,13 @@ fn hook_events(caller: &Caller, conv: ConvId, op: &AdminOp) -> Vec<HookEvent> {
     match op {
         AdminOp::Join => vec![member(HookKind::MemberAdded, &caller.user, "join")],
         AdminOp::Leave => vec![member(HookKind::MemberRemoved, &caller.user, "leave")],
-        AdminOp::Add(users) => users.iter().map(|u| member(HookKind::MemberAdded, u, "added")).collect(),
+        // Each once, however often the request names them.
+        AdminOp::Add(users) => users
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .map(|u| member(HookKind::MemberAdded, u, "added"))
+            .collect(),
         AdminOp::Remove(u) => vec![member(HookKind::MemberRemoved, u, "removed")],
         AdminOp::Archive(true) => vec![ev(HookKind::ConversationArchived, serde_json::json!({}))],
         _ => Vec::new(),

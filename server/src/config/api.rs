@@ -25,6 +25,9 @@ pub struct ApiConfig {
     pub webhook_attempts: u32,
     /// How long one webhook request may take, ms. Default 5000.
     pub webhook_timeout_ms: u64,
+    /// Accept `http://` webhook URLs (a test receiver); else only
+    /// `https://` (events may carry privileged metadata). Default false.
+    pub webhook_allow_http: bool,
     /// The firm's time zone (IANA name, e.g. `Europe/Berlin`): the times
     /// of transcripts. Default `UTC`.
     pub time_zone: String,
@@ -39,6 +42,7 @@ impl Default for ApiConfig {
             webhook_queue: 4096,
             webhook_attempts: 6,
             webhook_timeout_ms: 5_000,
+            webhook_allow_http: false,
             time_zone: "UTC".into(),
         }
     }

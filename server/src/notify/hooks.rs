@@ -3,7 +3,8 @@
 //! drops it, counted), and on a thread of its own each event is matched to
 //! the webhooks of the service accounts that are members of the
 //! conversation (active, with the read scope; by kind and case id) and
-//! posted to each, signed and retried as offline notifications are. A
+//! posted to each, signed and retried as offline notifications are; a
+//! webhook that failed every attempt is skipped for a minute. A
 //! service account is never told of its own doings. Payloads carry ids and
 //! metadata; a message's text only for a webhook that asks for it.
 
@@ -15,12 +16,15 @@ use crate::store::{MessageStore, Store};
 use bytes::Bytes;
 use chat_protocol::v1;
 use serde_json::{Value, json};
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc};
 
 /// Requests in flight at once per node.
 const CONCURRENCY: usize = 16;
+/// How long a webhook whose event was given up is skipped (its events dropped, counted).
+const DOWN_FOR: Duration = Duration::from_secs(60);
 /// The user ids of service accounts start with this.
 pub const SERVICE_PREFIX: &str = "svc:";
 
@@ -113,6 +117,7 @@ pub fn check_url(url: &str) -> Result<(), String> {
 
 async fn run(mut rx: mpsc::Receiver<HookEvent>, cfg: Arc<ApiConfig>, store: Arc<Store>, m: NotifyMetrics) {
     let slots = Arc::new(Semaphore::new(CONCURRENCY));
+    let down: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     while let Some(ev) = rx.recv().await {
         let targets = match matching(&store, &ev).await {
             Ok(t) => t,
@@ -123,11 +128,22 @@ async fn run(mut rx: mpsc::Receiver<HookEvent>, cfg: Arc<ApiConfig>, store: Arc<
             }
         };
         for (account, case_id, hook) in targets {
+            // A receiver that just failed every attempt is skipped for a
+            // while, so one dead receiver cannot hold every slot.
+            if down.lock().is_ok_and(|d| d.get(&hook.id).is_some_and(|until| *until > Instant::now())) {
+                m.failed.increment(1);
+                continue;
+            }
             let Ok(slot) = slots.clone().acquire_owned().await else { return };
             let body = Bytes::from(payload(&ev, &account, &case_id, &hook).to_string());
-            let (cfg, m, event) = (cfg.clone(), m.clone(), ev.kind.name());
+            let (cfg, m, event, down) = (cfg.clone(), m.clone(), ev.kind.name(), down.clone());
             tokio::spawn(async move {
-                deliver(&cfg, &m, &hook, body, event).await;
+                if !deliver(&cfg, &m, &hook, body, event).await
+                    && let Ok(mut d) = down.lock()
+                {
+                    d.retain(|_, until| *until > Instant::now());
+                    d.insert(hook.id.clone(), Instant::now() + DOWN_FOR);
+                }
                 drop(slot);
             });
         }
@@ -190,18 +206,19 @@ pub fn payload(ev: &HookEvent, account: &str, case_id: &str, hook: &Webhook) -> 
     })
 }
 
-async fn deliver(cfg: &ApiConfig, m: &NotifyMetrics, hook: &Webhook, body: Bytes, event: &str) {
+async fn deliver(cfg: &ApiConfig, m: &NotifyMetrics, hook: &Webhook, body: Bytes, event: &str) -> bool {
     let Ok(target) = http::Target::parse(&hook.url) else {
         m.failed.increment(1);
-        return;
+        return false;
     };
     let timeout = Duration::from_millis(cfg.webhook_timeout_ms);
     if post_signed(&target, hook.secret.as_bytes(), body, Some(event), timeout, cfg.webhook_attempts).await {
         m.sent.increment(1);
-    } else {
-        m.failed.increment(1);
-        tracing::warn!(webhook = %hook.id, url = %crate::config::redact_url(&hook.url), event, "webhook event given up");
+        return true;
     }
+    m.failed.increment(1);
+    tracing::warn!(webhook = %hook.id, url = %crate::config::redact_url(&hook.url), event, "webhook event given up; the webhook is skipped for a minute");
+    false
 }
 
 #[cfg(test)]

@@ -27,15 +27,17 @@ pub(super) struct Target {
 impl Target {
     /// Parses `url` (`http://` or `https://`).
     pub(super) fn parse(url: &str) -> Result<Self, String> {
-        let uri: Uri = url.parse().map_err(|e| format!("the webhook URL {url:?}: {e}"))?;
+        // Messages name the URL without its credentials (they reach logs).
+        let shown = crate::config::redact_url(url);
+        let uri: Uri = url.parse().map_err(|e| format!("the webhook URL {shown:?}: {e}"))?;
         let https = match uri.scheme_str() {
             Some("http") => false,
             Some("https") => true,
-            _ => return Err(format!("the webhook URL {url:?} must be http:// or https://")),
+            _ => return Err(format!("the webhook URL {shown:?} must be http:// or https://")),
         };
         let host = uri
             .host()
-            .ok_or_else(|| format!("the webhook URL {url:?} has no host"))?
+            .ok_or_else(|| format!("the webhook URL {shown:?} has no host"))?
             .trim_matches(['[', ']'])
             .to_string();
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });

@@ -74,7 +74,7 @@ pub struct Shared {
     pub search: Option<Arc<crate::search::indexer::Search>>,
     /// The node's audit trail (`Audit::record`).
     pub audit: Arc<crate::audit::Audit>,
-    /// The node's one slot for a GDPR export (`crate::command::gdpr_export`).
+    /// The node's one slot for an export: a GDPR export (`crate::command::gdpr_export`) or a transcript (`crate::api`).
     pub exports: Arc<tokio::sync::Semaphore>,
 }
 

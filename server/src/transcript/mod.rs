@@ -239,9 +239,20 @@ pub async fn gather_all(
 /// Makes the document of `e` and records it on `audit`; the document.
 pub async fn export(store: &Store, audit: &Audit, e: Export<'_>, now_ms: u64) -> Result<Vec<u8>, TranscriptError> {
     let g = gather_all(store, audit, &e, now_ms).await?;
-    let doc = render(&g.transcripts, &g.header, e.format, &g.title)?;
+    let (g, doc) = render_off_thread(g, e.format).await?;
     record(audit, exported_event(e.by, &g.transcripts, &g.header, e.format.extension(), &doc)).await;
     Ok(doc)
+}
+
+/// Renders `g` in `format` on a blocking thread (a long transcript takes
+/// seconds of CPU: never on a shard); `g` comes back with the document.
+pub async fn render_off_thread(g: Gathered, format: Format) -> Result<(Gathered, Vec<u8>), TranscriptError> {
+    let done = tokio::task::spawn_blocking(move || {
+        let doc = render(&g.transcripts, &g.header, format, &g.title);
+        doc.map(|d| (g, d))
+    })
+    .await;
+    done.map_err(|e| TranscriptError::Pdf(pdf::PdfError::new(format!("the rendering thread failed: {e}"))))?
 }
 
 /// Records an export on the audit trail (a failure is logged: the document is made).

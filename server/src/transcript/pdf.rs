@@ -29,6 +29,13 @@ const INDENT: f32 = 14.0;
 #[error("the PDF could not be made: {0}")]
 pub struct PdfError(String);
 
+impl PdfError {
+    /// Why.
+    pub fn new(why: String) -> Self {
+        PdfError(why)
+    }
+}
+
 /// The fonts' advances, for wrapping.
 struct Metrics {
     regular: ttf_parser::Face<'static>,

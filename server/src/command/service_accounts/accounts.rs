@@ -129,7 +129,11 @@ pub async fn apply(store: &Store, audit: &Audit, actor: &str, op: Op, now_ms: u6
         }
         Op::Rotate { id } => {
             let (credential, secret_sha256) = credential::make(&id, rand::random());
-            let rec = update(store, &id, now_ms, |rec, _| rec.secret_sha256 = secret_sha256).await?;
+            let rec = update(store, &id, now_ms, |rec, _| {
+                rec.secret_sha256 = secret_sha256;
+                Ok(())
+            })
+            .await?;
             record(audit, actor, EventKind::ServiceAccountRotated, &id, serde_json::json!({})).await;
             Ok(Done::Credential { account: shown(rec), credential })
         }
@@ -137,6 +141,7 @@ pub async fn apply(store: &Store, audit: &Audit, actor: &str, op: Op, now_ms: u6
             let rec = update(store, &id, now_ms, |rec, at| {
                 rec.revoked_at_ms = at;
                 rec.revoked_by = actor.into();
+                Ok(())
             })
             .await?;
             record(audit, actor, EventKind::ServiceAccountRevoked, &id, serde_json::json!({})).await;
@@ -151,12 +156,12 @@ pub async fn update(
     store: &Store,
     id: &str,
     now_ms: u64,
-    change: impl FnOnce(&mut ServiceAccountRecord, u64),
+    change: impl FnOnce(&mut ServiceAccountRecord, u64) -> Result<(), AccountError>,
 ) -> Result<ServiceAccountRecord, AccountError> {
     let old = current(store, id).await?;
     let at = now_ms.max(old.updated_at_ms + 1);
     let mut rec = ServiceAccountRecord { updated_at_ms: at, ..old.clone() };
-    change(&mut rec, at);
+    change(&mut rec, at)?;
     if !store.put_service_account(&rec, Some(old.updated_at_ms)).await? {
         return Err(AccountError::Conflict(id.into()));
     }
