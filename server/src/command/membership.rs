@@ -59,9 +59,12 @@ pub async fn admin(ctx: &ShardCtx, caller: Caller, conv: ConvId, op: AdminOp) ->
     for ev in events {
         super::audit::record(ctx, ev).await;
     }
-    // The service accounts among the members are matched off the shard.
-    for ev in hooks {
-        ctx.shared.hooks.emit(ev);
+    // Service accounts are only ever in case conversations; those among
+    // the members are matched off the shard.
+    if s.conversation.as_ref().is_some_and(|c| c.kind == v1::ConversationKind::Case as i32) {
+        for ev in hooks {
+            ctx.shared.hooks.emit(ev);
+        }
     }
     if retention {
         // The answer shows the holds too, as a read of the conversation does.

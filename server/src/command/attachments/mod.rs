@@ -109,7 +109,12 @@ impl Upload {
         let ev = AuditEvent::new(EventKind::AttachmentUploaded, &*req.caller.user).conversation(rec.conversation_id);
         super::audit::record(&req.ctx, ev.details(details)).await;
         let att = to_proto(rec);
-        req.ctx.shared.hooks.emit(crate::notify::hooks::HookEvent::uploaded(&att));
+        // Service accounts are only ever in case conversations (a failed
+        // read here loses the event, not the upload).
+        let conv = req.store().get_conversation(att.conversation_id).await.ok().flatten();
+        if conv.is_some_and(|c| c.kind == v1::ConversationKind::Case as i32) {
+            req.ctx.shared.hooks.emit(crate::notify::hooks::HookEvent::uploaded(&att));
+        }
         Ok(att)
     }
 }
