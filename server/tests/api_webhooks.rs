@@ -73,7 +73,10 @@ async fn next(rx: &mut mpsc::Receiver<Got>) -> Got {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_get_signed_events_of_their_cases() {
     // The receiver listens on plain http on loopback.
-    let s = Server::start_with(|c| c.api.webhook_allow_http = true);
+    let s = Server::start_with(|c| {
+        c.api.webhook_allow_http = true;
+        c.api.webhook_allow_private = true;
+    });
     let web = s.h().web_addr().unwrap();
     let cms = create_account(&s.cfg.data_dir, "cms", &[Scope::Read, Scope::Write]).await;
     let (url, mut got) = receiver().await;
@@ -183,4 +186,29 @@ async fn bad_subscriptions_are_refused() {
     let r = bad(json!({"url": "https://x/y", "events": ["member.added"]})).await;
     r.assert_problem(400, "ERROR_CODE_INVALID_ARGUMENT");
     assert!(r.json["detail"].as_str().unwrap().contains("at most 10"));
+}
+
+/// A receiver whose name resolves inside the network gets nothing unless
+/// `api.webhook_allow_private` is set: the name is resolved at delivery and
+/// every address checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_that_resolves_inside_the_network_is_not_posted_to() {
+    let s = Server::start_with(|c| c.api.webhook_allow_http = true);
+    let web = s.h().web_addr().unwrap();
+    let cms = create_account(&s.cfg.data_dir, "cms", &[Scope::Read, Scope::Write]).await;
+    let (url, mut got) = receiver().await;
+    let by_name = url.replace("127.0.0.1", "localhost");
+    let r =
+        call(web, Some(&cms), "POST", "/cases/C-1/conversations", Some(json!({"title": "t", "members": ["alice"]})))
+            .await;
+    let conv: u64 = r.json["conversation"]["id"].as_str().unwrap().parse().unwrap();
+    let r =
+        call(web, Some(&cms), "POST", "/webhooks", Some(json!({"url": by_name, "events": ["message.posted"]}))).await;
+    assert_eq!(r.status, 201, "a name is checked when it is resolved: {}", r.json);
+    let (alice, _ev) = s.connect("alice", "advocate", Transport::Quic).await;
+    alice.send_text(conv, "privileged").await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1_500), got.recv()).await.is_err(),
+        "nothing posted to localhost"
+    );
 }

@@ -50,7 +50,7 @@ pub fn list(account: &ServiceAccountRecord) -> Answer {
 /// `POST /webhooks`.
 pub async fn create(call: &Requester, account: &ServiceAccountRecord, c: CreateWebhook) -> Answer {
     let bad = |m: String| WireError::new(ErrorCode::InvalidArgument, m);
-    check_url(&c.url).map_err(bad)?;
+    check_url(&c.url, call.ctx.shared.cfg.api.webhook_allow_private).map_err(bad)?;
     if c.url.len() > MAX_URL {
         return Err(bad(format!("url: at most {MAX_URL} bytes")));
     }

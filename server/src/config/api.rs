@@ -28,6 +28,10 @@ pub struct ApiConfig {
     /// Accept `http://` webhook URLs (a test receiver); else only
     /// `https://` (events may carry privileged metadata). Default false.
     pub webhook_allow_http: bool,
+    /// Accept webhook receivers inside the network (loopback, private,
+    /// link-local addresses; checked again at each delivery, after the
+    /// name is resolved); else only public ones. Default false.
+    pub webhook_allow_private: bool,
     /// The firm's time zone (IANA name, e.g. `Europe/Berlin`): the times
     /// of transcripts. Default `UTC`.
     pub time_zone: String,
@@ -43,6 +47,7 @@ impl Default for ApiConfig {
             webhook_attempts: 6,
             webhook_timeout_ms: 5_000,
             webhook_allow_http: false,
+            webhook_allow_private: false,
             time_zone: "UTC".into(),
         }
     }

@@ -17,6 +17,7 @@ use bytes::Bytes;
 use chat_protocol::v1;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc};
@@ -110,9 +111,67 @@ impl Hooks {
     }
 }
 
-/// Why `url` cannot be a webhook's, if it cannot.
-pub fn check_url(url: &str) -> Result<(), String> {
-    http::Target::parse(url).map(|_| ())
+/// Why `url` cannot be a webhook's, if it cannot: not http(s), or (unless
+/// `allow_private`) an IP address inside the network.
+pub fn check_url(url: &str, allow_private: bool) -> Result<(), String> {
+    let t = http::Target::parse(url)?;
+    match t.host_port().0.parse::<IpAddr>() {
+        Ok(ip) if !allow_private && !is_public(ip) => Err(private(url)),
+        _ => Ok(()),
+    }
+}
+
+fn private(url: &str) -> String {
+    format!(
+        "the webhook URL {:?} leads inside the network (loopback, private or link-local); \
+         api.webhook_allow_private allows it",
+        crate::config::redact_url(url)
+    )
+}
+
+/// Whether `ip` is on the public internet (not loopback, private, link-local,
+/// shared, documentation, multicast or unspecified).
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || (a == 100 && (64..128).contains(&b))
+                || a == 0)
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80)
+            }
+        },
+    }
+}
+
+/// The webhook's target, its host resolved now and every address checked
+/// (unless `allow_private`), pinned to the first so no later lookup can
+/// send the request elsewhere.
+async fn resolve(url: &str, allow_private: bool) -> Result<http::Target, String> {
+    let t = http::Target::parse(url)?;
+    let (host, port) = t.host_port();
+    let addrs: Vec<SocketAddr> =
+        tokio::net::lookup_host((host, port)).await.map_err(|e| format!("{host}: {e}"))?.collect();
+    if !allow_private && addrs.iter().any(|a| !is_public(a.ip())) {
+        return Err(private(url));
+    }
+    let first = addrs.first().copied().ok_or_else(|| format!("{host} has no address"))?;
+    Ok(t.pin(first))
 }
 
 async fn run(mut rx: mpsc::Receiver<HookEvent>, cfg: Arc<ApiConfig>, store: Arc<Store>, m: NotifyMetrics) {
@@ -207,9 +266,13 @@ pub fn payload(ev: &HookEvent, account: &str, case_id: &str, hook: &Webhook) -> 
 }
 
 async fn deliver(cfg: &ApiConfig, m: &NotifyMetrics, hook: &Webhook, body: Bytes, event: &str) -> bool {
-    let Ok(target) = http::Target::parse(&hook.url) else {
-        m.failed.increment(1);
-        return false;
+    let target = match resolve(&hook.url, cfg.webhook_allow_private).await {
+        Ok(t) => t,
+        Err(why) => {
+            m.failed.increment(1);
+            tracing::warn!(webhook = %hook.id, why, "webhook event not sent");
+            return false;
+        }
     };
     let timeout = Duration::from_millis(cfg.webhook_timeout_ms);
     if post_signed(&target, hook.secret.as_bytes(), body, Some(event), timeout, cfg.webhook_attempts).await {
@@ -254,10 +317,43 @@ mod tests {
     }
 
     #[test]
-    fn only_http_urls_are_webhooks() {
-        assert!(check_url("https://cms.example/hooks").is_ok());
-        assert!(check_url("http://127.0.0.1:9/h").is_ok());
-        assert!(check_url("ftp://cms.example/h").unwrap_err().contains("http"));
-        assert!(check_url("not a url").is_err());
+    fn only_http_urls_are_webhooks_and_not_inside_the_network() {
+        assert!(check_url("https://cms.example/hooks", false).is_ok());
+        assert!(check_url("http://127.0.0.1:9/h", true).is_ok());
+        assert!(check_url("ftp://cms.example/h", false).unwrap_err().contains("http"));
+        assert!(check_url("not a url", false).is_err());
+        for inside in [
+            "https://127.0.0.1/h",
+            "https://10.1.2.3/h",
+            "https://169.254.169.254/latest",
+            "https://[::1]/h",
+            "https://[fd00::1]/h",
+        ] {
+            assert!(check_url(inside, false).unwrap_err().contains("inside the network"), "{inside}");
+        }
+        assert!(check_url("https://93.184.216.34/h", false).is_ok());
+    }
+
+    #[test]
+    fn public_addresses_are_told_from_the_network_s_own() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for inside in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.1.1",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fc00::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_public(ip(inside)), "{inside}");
+        }
+        for outside in ["93.184.216.34", "2606:2800:220:1::1", "::ffff:93.184.216.34"] {
+            assert!(is_public(ip(outside)), "{outside}");
+        }
     }
 }

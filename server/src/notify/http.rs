@@ -22,6 +22,8 @@ pub(super) struct Target {
     host: String,
     port: u16,
     tls: Option<tokio_rustls::TlsConnector>,
+    /// The address to connect to, resolved and checked beforehand (None: the host's).
+    pinned: Option<std::net::SocketAddr>,
 }
 
 impl Target {
@@ -45,7 +47,19 @@ impl Target {
             false => None,
             true => Some(crate::tls::client_connector()),
         };
-        Ok(Self { uri, host, port, tls })
+        Ok(Self { uri, host, port, tls, pinned: None })
+    }
+
+    /// The host and port to resolve.
+    pub(super) fn host_port(&self) -> (&str, u16) {
+        (&self.host, self.port)
+    }
+
+    /// Connects to `addr` from now on (resolved and checked by the caller:
+    /// no second lookup can send the request elsewhere).
+    pub(super) fn pin(mut self, addr: std::net::SocketAddr) -> Self {
+        self.pinned = Some(addr);
+        self
     }
 
     /// Posts `body` signed as `signature` at `timestamp`; the status code.
@@ -69,7 +83,11 @@ impl Target {
             .header(SIGNATURE_HEADER, signature)
             .body(Full::new(body))
             .map_err(|e| e.to_string())?;
-        let tcp = TcpStream::connect((self.host.as_str(), self.port)).await.map_err(|e| e.to_string())?;
+        let tcp = match self.pinned {
+            Some(addr) => TcpStream::connect(addr).await,
+            None => TcpStream::connect((self.host.as_str(), self.port)).await,
+        }
+        .map_err(|e| e.to_string())?;
         match &self.tls {
             None => send(TokioIo::new(tcp), req).await,
             Some(tls) => {
