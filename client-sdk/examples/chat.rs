@@ -59,7 +59,7 @@ struct State {
 fn text(m: &v1::Message) -> String {
     match m.body.as_ref().and_then(|b| b.content.as_ref()) {
         Some(Content::Text(t)) => t.clone(),
-        Some(Content::Ciphertext(c)) => format!("<{} encrypted bytes>", c.len()),
+        Some(Content::Ciphertext(c)) => format!("<{} encrypted bytes>", c.mls.len()),
         None => String::new(),
     }
 }

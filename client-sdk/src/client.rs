@@ -201,13 +201,19 @@ impl Client {
         case_id: impl Into<String>,
         members: Vec<String>,
     ) -> Result<v1::ConversationOk, ClientError> {
-        let body = Body::CreateConversation(v1::CreateConversation {
+        self.create(v1::CreateConversation {
             kind: kind as i32,
             title: title.into(),
             case_id: case_id.into(),
             members,
-        });
-        self.conversation_ok(body).await
+            e2e: false,
+        })
+        .await
+    }
+
+    /// Creates the conversation `c` describes.
+    pub(crate) async fn create(&self, c: v1::CreateConversation) -> Result<v1::ConversationOk, ClientError> {
+        self.conversation_ok(Body::CreateConversation(c)).await
     }
 
     /// Lists the caller's conversations.

@@ -43,6 +43,7 @@ mod client;
 mod config;
 mod delivery;
 mod driver;
+mod e2e;
 mod error;
 mod events;
 mod outbox;

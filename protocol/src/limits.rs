@@ -104,16 +104,30 @@ impl Limits {
         match body.and_then(|b| b.content.as_ref()) {
             None => Err(ValidationError::EmptyBody),
             Some(Content::Text(t)) => self.check_text(t),
-            Some(Content::Ciphertext(c)) => {
-                if c.is_empty() {
-                    Err(ValidationError::EmptyBody)
-                } else if c.len() > self.max_text_bytes + 1024 {
-                    Err(ValidationError::TextTooLong { len: c.len(), max: self.max_text_bytes + 1024 })
-                } else {
-                    Ok(())
-                }
-            }
+            Some(Content::Ciphertext(c)) => self.check_ciphertext(c),
         }
+    }
+
+    /// Checks an E2E message's shape (the server cannot read it): an MLS
+    /// message is there; an application message is at most the text limit
+    /// plus 1 KiB of MLS framing and carries no Welcome; a commit (with its
+    /// Welcome) is bounded by the frame.
+    pub fn check_ciphertext(&self, c: &v1::E2eCiphertext) -> Result<(), ValidationError> {
+        if c.mls.is_empty() {
+            return Err(ValidationError::EmptyBody);
+        }
+        if !c.commit && !c.welcome.is_empty() {
+            return Err(ValidationError::Invalid {
+                what: "ciphertext",
+                why: "a Welcome comes only with a commit".into(),
+            });
+        }
+        let max = if c.commit { self.max_client_frame } else { self.max_text_bytes + 1024 };
+        let len = c.mls.len() + c.welcome.len();
+        if len > max {
+            return Err(ValidationError::TextTooLong { len, max });
+        }
+        Ok(())
     }
 
     /// Checks message text.
@@ -184,6 +198,11 @@ pub fn check_display_name(name: &str) -> Result<(), ValidationError> {
 /// Checks a user id: 1-64 bytes of `[A-Za-z0-9._@+-]`.
 pub fn check_user_id(id: &str) -> Result<(), ValidationError> {
     check_token_chars(id, "user id", 64, |b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b))
+}
+
+/// Checks an E2E device id: 1-64 bytes of `[A-Za-z0-9_-]`.
+pub fn check_device_id(id: &str) -> Result<(), ValidationError> {
+    check_token_chars(id, "device id", 64, |b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
 }
 
 /// Checks a client message id: 1-64 bytes of printable ASCII.

@@ -3,8 +3,8 @@
 
 use bytes::{Bytes, BytesMut};
 use chat_protocol::v1::{
-    self, ClientFrame, Command, Hello, MessageBody, MessageEvent, Push, SendMessage, ServerFrame, client_frame,
-    command, message_body, push, server_frame,
+    self, ClientFrame, Command, E2eCiphertext, Hello, MessageBody, MessageEvent, Push, SendMessage, ServerFrame,
+    client_frame, command, message_body, push, server_frame,
 };
 use chat_protocol::{FrameDecoder, FrameError, encode_frame, encode_frame_to_vec, peek_command_id};
 use proptest::collection::vec;
@@ -22,7 +22,14 @@ fn text(max: usize) -> impl Strategy<Value = String> {
 fn message_body() -> impl Strategy<Value = MessageBody> {
     let content = prop_oneof![
         text(200).prop_map(message_body::Content::Text),
-        vec(any::<u8>(), 0..200).prop_map(|b| message_body::Content::Ciphertext(Bytes::from(b))),
+        (any::<u64>(), vec(any::<u8>(), 0..200), any::<bool>()).prop_map(|(epoch, b, commit)| {
+            message_body::Content::Ciphertext(E2eCiphertext {
+                epoch,
+                mls: Bytes::from(b),
+                commit,
+                ..Default::default()
+            })
+        }),
     ];
     option::of(content).prop_map(|content| MessageBody { content })
 }

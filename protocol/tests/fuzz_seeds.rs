@@ -5,8 +5,8 @@
 
 use bytes::Bytes;
 use chat_protocol::v1::{
-    ClientFrame, Command, Cursor, GetHistory, Hello, MessageBody, Ping, SendMessage, client_frame, command,
-    message_body,
+    ClientFrame, Command, Cursor, E2eCiphertext, GetHistory, Hello, MessageBody, Ping, SendMessage, client_frame,
+    command, message_body,
 };
 use chat_protocol::{encode_frame_to_vec, fuzz};
 use std::path::PathBuf;
@@ -49,7 +49,14 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         })),
     };
     let text = send(1, message_body::Content::Text("hello, **world** ✓".into()));
-    let cipher = send(2, message_body::Content::Ciphertext(Bytes::from_static(&[0, 1, 2, 0xff])));
+    let cipher = send(
+        2,
+        message_body::Content::Ciphertext(E2eCiphertext {
+            epoch: 3,
+            mls: Bytes::from_static(&[0, 1, 2, 0xff]),
+            ..E2eCiphertext::default()
+        }),
+    );
     let history = command(
         3,
         command::Body::GetHistory(GetHistory { conversation_id: 42, before_seq: 100, ..GetHistory::default() }),

@@ -212,6 +212,10 @@ pub struct LimitsConfig {
     pub firm_templates: usize,
     /// Longest template name (the word after `/`), in bytes. Default 64.
     pub template_name_bytes: usize,
+    /// E2E KeyPackage claims (each names up to 50 users) one user may make
+    /// per hour, counted at the user's home shard: every claim uses up other
+    /// people's KeyPackages. Default 120.
+    pub key_claims_per_hour: u32,
 }
 
 impl Default for LimitsConfig {
@@ -234,6 +238,7 @@ impl Default for LimitsConfig {
             templates_per_user: 200,
             firm_templates: 500,
             template_name_bytes: 64,
+            key_claims_per_hour: 120,
         }
     }
 }
@@ -336,6 +341,7 @@ impl Config {
             || self.limits.connections_per_minute_per_user == 0
             || self.limits.max_connections_per_user == 0
             || self.limits.conversations_per_hour == 0
+            || self.limits.key_claims_per_hour == 0
             || self.limits.typing_per_minute == 0
             || self.limits.receipt_ids_per_minute == 0
             || self.limits.presence_ids_per_minute == 0

@@ -4,20 +4,13 @@
 //! with stored entries altered, removed and reordered behind its back.
 
 mod common;
-use chat_client::{ClientConfig, ClientError, Transport, Trust};
+use chat_client::{ClientConfig, Transport, Trust};
 use chat_protocol::v1::{self, ConversationKind, ErrorCode, MemberRole};
 use chat_server::store::{MessageStore, Store};
 use common::server::*;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn server_error(e: ClientError) -> chat_client::WireErrorOwned {
-    match e {
-        ClientError::Server(w) => w,
-        other => panic!("expected a server error, got {other:?}"),
-    }
-}
 
 fn read(f: impl FnOnce(&mut v1::ReadAudit)) -> v1::ReadAudit {
     let mut r = v1::ReadAudit::default();

@@ -298,14 +298,17 @@ async fn members_only_and_role_rules() {
     // "does not exist": nobody learns who talks privately with whom.
     let pair = create(&alice, ConversationKind::Private, "", "", &["bob"]).await;
     let existing = mallory.get_conversation(pair).await.unwrap_err();
-    let missing =
-        mallory.get_conversation(chat_server::command::conversations::private_id("alice", "zed")).await.unwrap_err();
+    let missing = mallory
+        .get_conversation(chat_server::command::conversations::private_id("alice", "zed", false))
+        .await
+        .unwrap_err();
     match (existing, missing) {
         (ClientError::Server(a), ClientError::Server(b)) => {
             assert_eq!(a.code, b.code);
             assert_eq!(
                 a.message.replace(&pair.to_string(), "N"),
-                b.message.replace(&chat_server::command::conversations::private_id("alice", "zed").to_string(), "N")
+                b.message
+                    .replace(&chat_server::command::conversations::private_id("alice", "zed", false).to_string(), "N")
             );
         }
         other => panic!("{other:?}"),

@@ -322,7 +322,7 @@ async fn no_command_tells_an_existing_conversation_from_an_absent_one() {
     let (alice, _) = s.connect("alice", "advocate", Transport::Quic).await;
     let pair = create(&alice, ConversationKind::Private, "", "", &["bob"]).await;
     alice.send_text(pair, "privileged").await.unwrap();
-    let absent = chat_server::command::conversations::private_id("alice", "zed");
+    let absent = chat_server::command::conversations::private_id("alice", "zed", false);
     let web = s.h().web_addr().unwrap();
     let (mut eve, _) = common::web::Ws::connect(web, "eve").await;
     let commands = |c: u64| {

@@ -2,7 +2,7 @@
 
 use chat_server::store::conformance::{ConformanceFactory, TestKeyspaces};
 use chat_server::store::embedded::{EmbeddedConfig, EmbeddedStore};
-use chat_server::store::scylla::{self, ScyllaSettings, ScyllaStore};
+use chat_server::store::scylla::{self, SCHEMA_VERSION, ScyllaSettings, ScyllaStore};
 
 /// Embedded stores, each in a temporary directory of its own.
 #[derive(Default)]
@@ -130,7 +130,7 @@ async fn scylla_migrate_from_version_1_makes_the_lists() {
     let refused = ScyllaStore::connect(&settings).await.err().expect("version 1 is refused").to_string();
     assert!(refused.contains("run `chatd migrate`"), "{refused}");
     let report = scylla::migrate_with(&settings).await.expect("migrate");
-    assert!(report.iter().any(|l| l.contains("schema version 1 -> 8")), "{report:?}");
+    assert!(report.iter().any(|l| l.contains(&format!("schema version 1 -> {SCHEMA_VERSION}"))), "{report:?}");
     let store = ScyllaStore::connect(&settings).await.expect("open");
     let list = store.user_conversations_page("ann", None, 10).await.unwrap();
     assert_eq!(list, [(9_000, 1), (3_000, 3), (2_000, 2)]);
@@ -161,7 +161,7 @@ async fn scylla_migrate_from_version_3_makes_templates() {
     let refused = ScyllaStore::connect(&settings).await.err().expect("version 3 is refused").to_string();
     assert!(refused.contains("schema version 3 is older") && refused.contains("run `chatd migrate`"), "{refused}");
     let report = scylla::migrate_with(&settings).await.expect("migrate");
-    assert!(report.iter().any(|l| l.contains("schema version 3 -> 8")), "{report:?}");
+    assert!(report.iter().any(|l| l.contains(&format!("schema version 3 -> {SCHEMA_VERSION}"))), "{report:?}");
     assert!(report.iter().any(|l| l.ends_with(".templates: present")), "{report:?}");
     let store = ScyllaStore::connect(&settings).await.expect("open");
     assert_eq!(store.get_conversation(4).await.unwrap(), Some(rec), "kept");
@@ -192,7 +192,7 @@ async fn scylla_migrate_from_version_5_makes_the_audit_tables() {
     let refused = ScyllaStore::connect(&settings).await.err().expect("version 5 is refused").to_string();
     assert!(refused.contains("schema version 5 is older") && refused.contains("run `chatd migrate`"), "{refused}");
     let report = scylla::migrate_with(&settings).await.expect("migrate");
-    assert!(report.iter().any(|l| l.contains("schema version 5 -> 8")), "{report:?}");
+    assert!(report.iter().any(|l| l.contains(&format!("schema version 5 -> {SCHEMA_VERSION}"))), "{report:?}");
     let store = ScyllaStore::connect(&settings).await.expect("open");
     let e = AuditRecord { chain: "node-a".into(), seq: 1, details: "{}".into(), ..Default::default() };
     store.append_audit(std::slice::from_ref(&e), None).await.unwrap();
@@ -219,27 +219,25 @@ async fn make_older(factory: &ScyllaFactory, store: ScyllaStore, statements: &[&
     settings
 }
 
-/// `chatd migrate` from schema version 7 (before the server API) makes the
-/// `service_accounts` table, on the real CQL node; accounts are kept then.
+/// `chatd migrate` from schema version 8 (before end-to-end encryption)
+/// makes the `key_packages` table, on the real CQL node; KeyPackages are
+/// kept then.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scylla_migrate_from_version_7_makes_service_accounts() {
-    use chat_server::store::service_accounts::{ServiceAccountRecord, ServiceAccountStore};
-    let Some(mut factory) = ScyllaFactory::unless_skipped("scylla_migrate_from_version_7_makes_service_accounts")
-    else {
+async fn scylla_migrate_from_version_8_makes_key_packages() {
+    use chat_server::store::key_packages::{KeyPackageStore, Published};
+    let Some(mut factory) = ScyllaFactory::unless_skipped("scylla_migrate_from_version_8_makes_key_packages") else {
         return;
     };
     let store = factory.fresh().await;
-    let drops =
-        ["DROP TABLE {ks}.service_accounts", "UPDATE {ks}.schema_version SET version = 7 WHERE component = 'chat'"];
+    let drops = ["DROP TABLE {ks}.key_packages", "UPDATE {ks}.schema_version SET version = 8 WHERE component = 'chat'"];
     let settings = make_older(&factory, store, &drops).await;
-    let refused = ScyllaStore::connect(&settings).await.err().expect("version 7 is refused").to_string();
-    assert!(refused.contains("schema version 7 is older") && refused.contains("run `chatd migrate`"), "{refused}");
+    let refused = ScyllaStore::connect(&settings).await.err().expect("version 8 is refused").to_string();
+    assert!(refused.contains("schema version 8 is older") && refused.contains("run `chatd migrate`"), "{refused}");
     let report = scylla::migrate_with(&settings).await.expect("migrate");
-    assert!(report.iter().any(|l| l.contains("schema version 7 -> 8")), "{report:?}");
+    assert!(report.iter().any(|l| l.contains("schema version 8 -> 9")), "{report:?}");
     let store = ScyllaStore::connect(&settings).await.expect("open");
-    let a = ServiceAccountRecord { id: "cms".into(), updated_at_ms: 1, ..Default::default() };
-    assert!(store.put_service_account(&a, None).await.unwrap());
-    assert_eq!(store.service_accounts().await.unwrap(), [a]);
+    assert_eq!(store.publish_key_packages("ann", "phone", &[vec![1, 2, 3]]).await.unwrap(), Published::Held(1));
+    assert_eq!(store.key_package_count("ann", "phone").await.unwrap(), 1);
     store.close();
     factory.cleanup().await;
 }

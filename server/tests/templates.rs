@@ -2,16 +2,9 @@
 //! 0, fresh data directory), real QUIC and WebTransport, the real Rust SDK.
 
 mod common;
-use chat_client::{ClientError, Transport};
+use chat_client::Transport;
 use chat_protocol::v1::{self, ConversationKind, ErrorCode, TemplateScope};
 use common::server::*;
-
-fn server_error(e: ClientError) -> chat_client::WireErrorOwned {
-    match e {
-        ClientError::Server(w) => w,
-        other => panic!("expected a server error, got {other:?}"),
-    }
-}
 
 fn today() -> String {
     let secs = chat_protocol::unix_ms(std::time::SystemTime::now()) / 1000;

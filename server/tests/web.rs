@@ -221,7 +221,7 @@ async fn websocket_and_quic_users_chat_both_ways_in_order() {
         reply::Result::Conversation(ok) => ok.summary.unwrap().conversation.unwrap().id,
         other => panic!("expected a conversation, got {other:?}"),
     };
-    assert_eq!(conv, chat_server::command::conversations::private_id("alice", "bob"));
+    assert_eq!(conv, chat_server::command::conversations::private_id("alice", "bob", false));
     const N: u64 = 20;
     // Alice (WebSocket) → Bob (QUIC): pipelined sends, acks in order.
     let ids: Vec<u64> = (0..N).map(|i| 100 + i).collect();

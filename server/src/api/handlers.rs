@@ -214,6 +214,8 @@ async fn create_case(call: &Requester, case: &str, c: CreateCase) -> Answer {
         title: c.title,
         case_id: case.to_owned(),
         members: c.members,
+        // The API posts plaintext system messages: its conversations are plain.
+        e2e: false,
     };
     match exec(call, cmd::Body::CreateConversation(create)).await? {
         reply::Result::Conversation(ok) => {

@@ -52,7 +52,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         E::NotFound | E::NotMember | E::UnknownAttachment | E::HoldNotFound | E::UnknownCommand => {
             StatusCode::NOT_FOUND
         }
-        E::UnknownUser => StatusCode::UNPROCESSABLE_ENTITY,
+        E::UnknownUser | E::E2eRequired | E::NotE2e => StatusCode::UNPROCESSABLE_ENTITY,
         E::Forbidden | E::NotYourMessage | E::UserDisabled => StatusCode::FORBIDDEN,
         E::Conflict
         | E::Archived
@@ -61,7 +61,10 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | E::MessageDeleted
         | E::NotEditable
         | E::TooManyReactions
-        | E::UnderLegalHold => StatusCode::CONFLICT,
+        | E::UnderLegalHold
+        | E::StaleEpoch
+        | E::NoKeyPackages
+        | E::TooManyKeyPackages => StatusCode::CONFLICT,
         E::Unauthenticated | E::TokenExpired | E::SessionRevoked => StatusCode::UNAUTHORIZED,
         E::Unsupported | E::SearchDisabled | E::UnsupportedVersion => StatusCode::NOT_IMPLEMENTED,
         E::Malformed

@@ -117,7 +117,13 @@ pub fn plan(
             None,
         ));
     }
-    let id = kind_id(kind, me, role, &others, &c.case_id)?;
+    if c.e2e && kind == ConversationKind::Support {
+        return Err(err(
+            ErrorCode::InvalidArgument,
+            "a support conversation cannot be end-to-end encrypted: staff join it later, unknown to its group",
+        ));
+    }
+    let id = kind_id(kind, me, role, &others, &c.case_id, c.e2e)?;
     let rec = ConversationRecord {
         id,
         kind: kind as i32,
@@ -127,7 +133,7 @@ pub fn plan(
         created_at_ms: now,
         archived_at_ms: 0,
         support_state: if kind == ConversationKind::Support { v1::SupportState::Waiting as i32 } else { 0 },
-        e2e: false,
+        e2e: c.e2e,
         retention_days: 0,
         legal_hold: false,
     };
@@ -156,6 +162,7 @@ fn kind_id(
     role: Role,
     others: &[String],
     case_id: &str,
+    e2e: bool,
 ) -> Result<ConvId, WireError> {
     let forbidden = |why: &str| Err(err(ErrorCode::Forbidden, why.to_string()));
     match kind {
@@ -163,7 +170,7 @@ fn kind_id(
             if others.len() != 1 {
                 return Err(err(ErrorCode::InvalidArgument, "a private conversation has exactly one other member"));
             }
-            Ok(private_id(me, &others[0]))
+            Ok(private_id(me, &others[0], e2e))
         }
         ConversationKind::Group if role == Role::Client => {
             forbidden("clients cannot create group conversations; ask your advocate")
@@ -301,11 +308,13 @@ fn cursor(page: &str) -> Result<Option<ListKey>, WireError> {
     Ok(Some((at.parse().map_err(|_| bad())?, id.parse().map_err(|_| bad())?)))
 }
 
-/// A private conversation's id: derived from the pair, so there is one per pair.
-pub fn private_id(a: &str, b: &str) -> u64 {
+/// A private conversation's id: derived from the pair, so there is one per
+/// pair (and one end-to-end encrypted one).
+pub fn private_id(a: &str, b: &str, e2e: bool) -> u64 {
     let (x, y) = if a <= b { (a, b) } else { (b, a) };
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(b"chat/private/");
+    // A pair has one plain and one end-to-end encrypted private conversation.
+    ctx.update(if e2e { b"chat/private-e2e/" } else { b"chat/private/" });
     ctx.update(x.as_bytes());
     ctx.update(b"\0");
     ctx.update(y.as_bytes());

@@ -19,7 +19,9 @@
 //!   go to the store from here, a conversation's retention to its owner;
 //!   a GDPR erasure ([`gdpr`]) runs here and tombstones through the owners;
 //!   a conversation's erasure ([`erase_conversation`]) runs at its owner;
-//!   [`service_accounts`] lets system admins manage the server API's accounts.
+//!   [`service_accounts`] lets system admins manage the server API's accounts;
+//!   [`key_packages`] is the MLS KeyPackage directory of end-to-end
+//!   encrypted conversations.
 //!
 //! A command arrives either from a session ([`execute`], after the session
 //! has taken sends and typing in order) or forwarded from another node
@@ -35,6 +37,7 @@ pub mod erase_conversation;
 pub mod gdpr;
 pub mod gdpr_export;
 pub mod history;
+pub mod key_packages;
 pub mod membership;
 pub mod message;
 pub mod owner;
@@ -112,6 +115,9 @@ async fn execute_here(
         B::Search(s) => search::search(req, s).await,
         B::ReadAudit(r) => audit::read_audit(req, r).await,
         B::SearchUsers(q) => users::search(req, q).await,
+        B::PublishKeyPackages(p) => key_packages::publish(req, p).await,
+        B::CountKeyPackages(c) => key_packages::count_left(req, c).await,
+        B::ClaimKeyPackages(c) => key_packages::claim(req, c).await,
         B::PutUser(p) => users::put(req, p).await,
         B::DisableUser(d) => users::set_disabled(req, &d.user_id, &d.reason, true).await,
         B::EnableUser(e) => users::set_disabled(req, &e.user_id, &e.reason, false).await,

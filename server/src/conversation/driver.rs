@@ -8,7 +8,9 @@
 //! of its own: every rule is in the owner or in `membership`.
 
 use super::membership::{self, Write};
-use super::owner::{Effect, Handles, Notice, NoticeRules, Owner, OwnerConfig, RECENT_IDS, Reloaded, unavailable};
+use super::owner::{
+    Effect, Handles, Notice, NoticeRules, Owner, OwnerConfig, RECENT_IDS, Reloaded, epoch_at_head, unavailable,
+};
 use super::summary;
 use crate::ids::Caller;
 use crate::ids::ConvId;
@@ -49,13 +51,13 @@ pub fn spawn(ctx: Rc<ShardCtx>, conv: ConvId) -> mpsc::Sender<ConvMsg> {
         let loaded = async {
             let Some(rec) = store.get_conversation(conv).await? else { return Ok(None) };
             let members = store.members(conv).await?;
-            let last = store.last_seq(conv).await?;
-            Ok::<_, crate::store::StoreError>(Some((rec, members, last)))
+            let head = head(&store, conv, rec.e2e).await?;
+            Ok::<_, crate::store::StoreError>(Some((rec, members, head)))
         }
         .await;
         match loaded {
-            Ok(Some((rec, members, last))) => {
-                let owner = Owner::new(owner_config(&ctx), rec, members, last, now(), unix_ms_now());
+            Ok(Some((rec, members, head))) => {
+                let owner = Owner::new(owner_config(&ctx), rec, members, head, now(), unix_ms_now());
                 Driver { ctx: ctx.clone(), store, owner, io: None, flush: None, reads: FuturesUnordered::new() }
                     .run(rx, &me)
                     .await;
@@ -254,12 +256,13 @@ impl Driver {
                 }
                 Effect::Reload => {
                     let store = self.store.clone();
+                    let e2e = self.owner.is_e2e();
                     self.io = Some(Box::pin(async move {
                         let reloaded = async {
-                            let last = store.last_seq(conv).await?;
+                            let (last, mls_epoch) = head(&store, conv, e2e).await?;
                             let members = store.members(conv).await?;
                             let rec = store.get_conversation(conv).await?;
-                            Ok(Reloaded { last, members, rec })
+                            Ok(Reloaded { last, members, rec, mls_epoch })
                         };
                         Io::Reloaded(reloaded.await)
                     }));
@@ -397,6 +400,14 @@ impl Driver {
         let users = self.store.get_users(&ids).await.unwrap_or_default();
         Ok(membership::member_list(&self.owner.roster(), users, &caller.user))
     }
+}
+
+/// The highest stored seq and, in an E2E conversation, the group's epoch
+/// after it (read from the head message's stamp).
+async fn head(store: &Store, conv: ConvId, e2e: bool) -> StoreResult<(u64, Option<u64>)> {
+    let last = store.last_seq(conv).await?;
+    let message = if e2e && last > 0 { read_message(store, conv, last).await? } else { None };
+    Ok((last, epoch_at_head(e2e, last, message.as_ref())))
 }
 
 /// The stored message at `seq` (None: none there).

@@ -21,11 +21,13 @@
 
 mod change;
 mod config;
+mod e2e;
 mod notice;
 mod recovery;
 mod side;
 #[cfg(test)]
 mod tests;
+mod window;
 
 use super::membership::Roster;
 use super::summary;
@@ -37,11 +39,13 @@ use bytes::Bytes;
 use chat_protocol::WireError;
 use chat_protocol::v1::{self, ErrorCode, Role};
 pub use config::{OwnerConfig, RunLimit};
+pub use e2e::epoch_at_head;
 pub use notice::{Notice, NoticeRules};
 use prost::Message;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use window::Window;
 
 /// The reply handles an owner holds until it can answer (oneshot senders in
 /// the driver, plain ids in tests).
@@ -133,6 +137,8 @@ pub struct Reloaded {
     pub members: Vec<MemberRecord>,
     /// The record (None: gone; the one in memory is kept).
     pub rec: Option<ConversationRecord>,
+    /// E2E: the group's epoch after the head ([`epoch_at_head`]).
+    pub mls_epoch: Option<u64>,
 }
 
 /// A message waiting to be sequenced and stored.
@@ -157,32 +163,6 @@ enum StoreOp {
     Appending,
     Reloading,
     ReadingHead,
-}
-
-/// Recent `(sender, client_msg_id) -> seq`, the oldest forgotten first.
-struct Window {
-    map: HashMap<(Arc<str>, String), u64>,
-    order: VecDeque<(Arc<str>, String)>,
-    cap: usize,
-}
-
-impl Window {
-    fn remember(&mut self, key: (Arc<str>, String), seq: u64) {
-        if self.map.insert(key.clone(), seq).is_none() {
-            self.order.push_back(key);
-            if self.order.len() > self.cap
-                && let Some(old) = self.order.pop_front()
-            {
-                self.map.remove(&old);
-            }
-        }
-    }
-
-    fn forget(&mut self, sender: &Arc<str>, cmid: &mut String) {
-        let key = (sender.clone(), std::mem::take(cmid));
-        self.map.remove(&key);
-        *cmid = key.1;
-    }
 }
 
 /// The owner of one conversation.
@@ -235,6 +215,8 @@ pub struct Owner<R: Handles> {
     targets: HashMap<u64, v1::Message>,
     /// The highest seq the retention job purged, as told (no change reaches it).
     purged_through: u64,
+    /// E2E: the group's epoch after the stored messages (see [`e2e`]).
+    mls_epoch: Option<u64>,
     /// Changes waiting for the store's copy of their target, in arrival order.
     parked: VecDeque<change::Parked<R>>,
     /// When each member was last considered for a notification.
@@ -261,12 +243,13 @@ fn archived() -> WireError {
 }
 
 impl<R: Handles> Owner<R> {
-    /// The owner of `rec` with its members and head, as loaded; `unix_ms` is the wall clock at `now`.
+    /// The owner of `rec` with its members and head (its seq and, E2E, the
+    /// epoch after it), as loaded; `unix_ms` is the wall clock at `now`.
     pub fn new(
         cfg: OwnerConfig,
         rec: ConversationRecord,
         members: Vec<MemberRecord>,
-        last: u64,
+        (last, mls_epoch): (u64, Option<u64>),
         now: Instant,
         unix_ms: u64,
     ) -> Self {
@@ -284,7 +267,7 @@ impl<R: Handles> Owner<R> {
             inflight: Vec::new(),
             inflight_frames: None,
             store_op: StoreOp::Idle,
-            recent: Window { map: HashMap::new(), order: VecDeque::new(), cap },
+            recent: Window::new(cap),
             subscribers: vec![everyone; shards],
             nudge: vec![false; shards],
             typing: HashMap::new(),
@@ -309,6 +292,7 @@ impl<R: Handles> Owner<R> {
             quiet_since: None,
             targets: HashMap::new(),
             purged_through: 0,
+            mls_epoch,
             parked: VecDeque::new(),
             notified: HashMap::new(),
             born: now,
@@ -322,6 +306,11 @@ impl<R: Handles> Owner<R> {
     /// The conversation's id.
     pub fn id(&self) -> ConvId {
         self.rec.id
+    }
+
+    /// Whether it is end-to-end encrypted (fixed at creation).
+    pub fn is_e2e(&self) -> bool {
+        self.rec.e2e
     }
 
     /// The highest durable seq.
@@ -427,7 +416,17 @@ impl<R: Handles> Owner<R> {
         let Some((sender, cmid, reply)) = self.admit(now, caller.user, cmid, reply) else {
             return;
         };
-        if let Some(e) = self.refusal(&sender, msg.reply_to) {
+        let m = v1::Message {
+            conversation_id: self.id(),
+            sender_id: sender.to_string(),
+            client_msg_id: cmid,
+            body: msg.body,
+            reply_to: msg.reply_to,
+            kind: kind as i32,
+            attachments,
+            ..Default::default()
+        };
+        if let Some(e) = self.refusal(&sender, msg.reply_to).or_else(|| self.body_refusal(&m)) {
             self.effects.push_back(Effect::Sent(reply, Err(e)));
             return;
         }
@@ -435,18 +434,6 @@ impl<R: Handles> Owner<R> {
         if self.typing.remove(&sender).is_some() {
             self.push_typing(&sender, false);
         }
-        let m = v1::Message {
-            conversation_id: self.id(),
-            seq: 0,
-            sender_id: sender.to_string(),
-            client_msg_id: cmid,
-            body: msg.body,
-            server_time_ms: 0,
-            reply_to: msg.reply_to,
-            kind: kind as i32,
-            attachments,
-            ..Default::default()
-        };
         self.pending.push_back(Pending {
             msg: m,
             sender,
@@ -472,7 +459,7 @@ impl<R: Handles> Owner<R> {
         reply: R::Send,
     ) -> Option<(Arc<str>, String, R::Send)> {
         let key = (sender, cmid);
-        if let Some(&seq) = self.recent.map.get(&key) {
+        if let Some(&seq) = self.recent.get(&key) {
             match self.inflight.iter_mut().find(|p| p.msg.seq == seq) {
                 Some(p) if seq > self.committed => p.retries.push(reply),
                 _ => self.effects.push_back(Effect::Sent(reply, Ok(self.ok(seq, true, now)))),
@@ -575,7 +562,17 @@ impl<R: Handles> Owner<R> {
         // that an append is all-or-nothing); the rest goes with the next append.
         let limit = (self.cfg.run_limit)(self.committed + 1).max(1);
         let n = self.pending.len().min(MAX_BATCH).min(limit);
-        self.inflight.extend(self.pending.drain(..n));
+        let mut epoch = self.mls_epoch;
+        while self.inflight.len() < n {
+            let Some(mut p) = self.pending.pop_front() else { break };
+            match e2e::stamp_epoch(self.rec.e2e, &mut p.msg, &mut epoch) {
+                Ok(()) => self.inflight.push(p),
+                Err(e) => self.answer(p, Err(e)),
+            }
+        }
+        if self.inflight.is_empty() {
+            return;
+        }
         let time = self.unix_ms(now);
         let mut batch = Vec::with_capacity(n);
         let mut pushed = Vec::with_capacity(n);
@@ -629,6 +626,9 @@ impl<R: Handles> Owner<R> {
             Ok(()) => {
                 let batch = std::mem::take(&mut self.inflight);
                 self.committed += batch.len() as u64;
+                if let Some(last) = batch.last().filter(|_| self.rec.e2e) {
+                    self.mls_epoch = Some(last.msg.mls_epoch);
+                }
                 for p in batch {
                     // Writing is reading (the store moved it in the append too).
                     if let Some(m) = self.members.get_mut(&p.sender) {

@@ -120,7 +120,7 @@ pub fn attachment_path(conversation_id: u64, attachment_id: &str) -> String {
 fn body_json(body: Option<&v1::MessageBody>) -> Value {
     match body.and_then(|b| b.content.as_ref()) {
         Some(Content::Text(t)) => json!({ "text": t }),
-        Some(Content::Ciphertext(c)) => json!({ "ciphertext_bytes": c.len() }),
+        Some(Content::Ciphertext(c)) => json!({ "ciphertext_bytes": c.mls.len() + c.welcome.len() }),
         None => Value::Null,
     }
 }
@@ -375,7 +375,8 @@ mod tests {
 
     #[test]
     fn ciphertext_is_exported_as_its_size_only() {
-        let b = v1::MessageBody { content: Some(Content::Ciphertext(vec![0u8; 12].into())) };
+        let ct = v1::E2eCiphertext { mls: vec![0u8; 12].into(), ..Default::default() };
+        let b = v1::MessageBody { content: Some(Content::Ciphertext(ct)) };
         assert_eq!(body_json(Some(&b)), json!({ "ciphertext_bytes": 12 }));
     }
 }

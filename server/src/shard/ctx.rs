@@ -118,6 +118,7 @@ pub struct UserLimits {
     /// Cluster: the messages of the users homed here across all nodes.
     cluster_messages: Option<RefCell<ClusterWindows<Arc<str>>>>,
     conversations: KeyedLimiter<Arc<str>>,
+    key_claims: KeyedLimiter<Arc<str>>,
     connections: KeyedLimiter<Arc<str>>,
     /// Cluster: the new connections of the users homed here across all nodes.
     cluster_connections: Option<RefCell<ClusterWindows<Arc<str>>>>,
@@ -129,6 +130,7 @@ pub struct UserLimits {
     per_minute: u32,
     api_per_minute: u32,
     per_hour: u32,
+    key_claims_per_hour: u32,
     connections_per_minute: u32,
     uploads_per_hour: u32,
 }
@@ -141,6 +143,8 @@ impl UserLimits {
             messages: RateLimiter::keyed(Quota::per_minute(n(limits.messages_per_minute))),
             cluster_messages: clustered.then(|| RefCell::new(ClusterWindows::new(limits.messages_per_minute))),
             conversations: RateLimiter::keyed(Quota::per_hour(n(limits.conversations_per_hour))),
+            key_claims: RateLimiter::keyed(Quota::per_hour(n(limits.key_claims_per_hour))),
+            key_claims_per_hour: limits.key_claims_per_hour,
             connections: RateLimiter::keyed(Quota::per_minute(n(limits.connections_per_minute_per_user))),
             cluster_connections: clustered
                 .then(|| RefCell::new(ClusterWindows::new(limits.connections_per_minute_per_user))),
@@ -172,6 +176,12 @@ impl UserLimits {
                 ErrorCode::RateLimited,
                 "conversations_per_hour",
                 format!("more than {} new conversations per hour", self.per_hour),
+            ),
+            UserRate::KeyClaims => (
+                &self.key_claims,
+                ErrorCode::RateLimited,
+                "key_claims_per_hour",
+                format!("more than {} KeyPackage claims per hour", self.key_claims_per_hour),
             ),
             UserRate::Connections => (
                 &self.connections,
@@ -220,7 +230,7 @@ impl UserLimits {
         match kind {
             UserRate::Messages => self.cluster_messages.as_ref(),
             UserRate::Connections => self.cluster_connections.as_ref(),
-            UserRate::Conversations | UserRate::Uploads | UserRate::Api => None,
+            UserRate::Conversations | UserRate::Uploads | UserRate::Api | UserRate::KeyClaims => None,
         }
     }
 
@@ -235,6 +245,7 @@ impl UserLimits {
     pub fn retain_recent(&self) {
         self.messages.retain_recent();
         self.conversations.retain_recent();
+        self.key_claims.retain_recent();
         self.connections.retain_recent();
         self.api.retain_recent();
         self.uploads.borrow_mut().retain_recent(unix_now_ms());

@@ -160,6 +160,8 @@ pub enum UserRate {
     Connections,
     /// A service account's API requests (`api.requests_per_minute`, per node).
     Api,
+    /// E2E KeyPackage claims (`limits.key_claims_per_hour`).
+    KeyClaims,
 }
 
 /// The outcome of a connect or disconnect at the home shard.

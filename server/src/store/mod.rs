@@ -44,6 +44,7 @@ pub mod conformance;
 pub mod data_keys;
 pub mod embedded;
 mod error;
+pub mod key_packages;
 mod records;
 pub mod retention;
 pub mod scylla;

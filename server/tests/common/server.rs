@@ -170,6 +170,14 @@ pub async fn create(c: &Client, kind: ConversationKind, title: &str, case: &str,
     ok.summary.unwrap().conversation.unwrap().id
 }
 
+/// The server's refusal in `e` (a test failure if it is another error).
+pub fn server_error(e: ClientError) -> chat_client::WireErrorOwned {
+    match e {
+        ClientError::Server(w) => w,
+        other => panic!("expected a server error, got {other:?}"),
+    }
+}
+
 pub fn code(e: ClientError) -> Option<ErrorCode> {
     match e {
         ClientError::Server(w) => w.code(),

@@ -81,7 +81,8 @@ fn system_lines_events_and_ciphertext_are_not_edited() {
     ev.kind = MessageKind::Reaction as i32;
     assert_eq!(code(apply(&Rules::default(), &ev, "ann", M, &delete(3), T0)), ErrorCode::NotEditable);
     let mut sealed = msg(3, "ann");
-    sealed.body = Some(v1::MessageBody { content: Some(v1::message_body::Content::Ciphertext(vec![1].into())) });
+    let ct = v1::E2eCiphertext { mls: vec![1].into(), ..Default::default() };
+    sealed.body = Some(v1::MessageBody { content: Some(v1::message_body::Content::Ciphertext(ct)) });
     assert_eq!(code(apply(&Rules::default(), &sealed, "ann", M, &edit(3, "x"), T0)), ErrorCode::NotEditable);
 }
 

@@ -87,6 +87,7 @@ impl<R: Handles> Owner<R> {
             }
         };
         self.committed = r.last;
+        self.mls_epoch = r.mls_epoch;
         self.members = r.members.into_iter().map(|m| (Arc::from(m.user_id.as_str()), m)).collect();
         if let Some(rec) = r.rec {
             self.rec = rec;

@@ -7,6 +7,7 @@
 //! timers and mailbox refusals.
 
 mod changes;
+mod e2e;
 mod message_path;
 mod notices;
 mod side;
@@ -159,14 +160,14 @@ impl Harness {
     fn private() -> Self {
         let t0 = Instant::now();
         let rec = record(ConversationKind::Private);
-        let owner = Owner::new(OwnerConfig::default(), rec, members(&["ann", "bob"], 0), 0, t0, WALL);
+        let owner = Owner::new(OwnerConfig::default(), rec, members(&["ann", "bob"], 0), (0, None), t0, WALL);
         Self { owner, t0, now: t0, next: 0 }
     }
 
     fn with(cfg: OwnerConfig, last: u64) -> Self {
         let t0 = Instant::now();
         let members = members(&["alice", "bob", "carol"], last);
-        let owner = Owner::new(cfg, record(ConversationKind::Group), members, last, t0, WALL);
+        let owner = Owner::new(cfg, record(ConversationKind::Group), members, (last, None), t0, WALL);
         Self { owner, t0, now: t0, next: 0 }
     }
 
@@ -216,11 +217,16 @@ impl Harness {
     }
 
     fn send_reply_to(&mut self, user: &str, cmid: &str, reply_to: u64) -> u32 {
+        let text = v1::message_body::Content::Text(format!("from {user}"));
+        self.send_body(user, cmid, reply_to, text)
+    }
+
+    fn send_body(&mut self, user: &str, cmid: &str, reply_to: u64, content: v1::message_body::Content) -> u32 {
         self.next += 1;
         let msg = v1::SendMessage {
             conversation_id: CONV,
             client_msg_id: cmid.into(),
-            body: Some(v1::MessageBody { content: Some(v1::message_body::Content::Text(format!("from {user}"))) }),
+            body: Some(v1::MessageBody { content: Some(content) }),
             reply_to,
             attachment_ids: Vec::new(),
         };

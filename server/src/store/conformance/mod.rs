@@ -23,14 +23,17 @@
 //! and `audit` (the [`AuditStore`](crate::store::audit::AuditStore) part).
 //! `retention` (the [`RetentionStore`](crate::store::retention::RetentionStore) part)
 //! `at_rest` (the [`DataKeyStore`](crate::store::data_keys::DataKeyStore) part and
-//! encryption at rest over the backend) and `service_accounts` (the
-//! [`ServiceAccountStore`](crate::store::service_accounts::ServiceAccountStore) part).
+//! encryption at rest over the backend), `service_accounts` (the
+//! [`ServiceAccountStore`](crate::store::service_accounts::ServiceAccountStore) part)
+//! and `key_packages` (the
+//! [`KeyPackageStore`](crate::store::key_packages::KeyPackageStore) part).
 
 mod at_rest;
 mod attachments;
 mod audit;
 mod harness;
 mod idempotency;
+mod key_packages;
 mod lists;
 mod messages;
 mod records;
@@ -44,6 +47,7 @@ pub use attachments::*;
 pub use audit::*;
 pub use harness::{ConformanceFactory, TestKeyspaces, report_skip};
 pub use idempotency::*;
+pub use key_packages::*;
 pub use lists::*;
 pub use messages::*;
 pub use records::*;
@@ -106,6 +110,7 @@ macro_rules! conformance_tests {
             data_keys_insert_replace_delete_page,
             content_is_sealed_at_rest,
             service_accounts_put_is_compare_and_set,
+            key_packages_are_claimed_once,
         );
     };
     (@cases $factory:expr; $($case:ident),+ $(,)?) => {

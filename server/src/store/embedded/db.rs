@@ -31,10 +31,11 @@ pub(super) enum Ks {
     LegalHolds,
     DataKeys,
     ServiceAccounts,
+    KeyPackages,
 }
 
 impl Ks {
-    pub(super) const ALL: [Ks; 18] = [
+    pub(super) const ALL: [Ks; 19] = [
         Ks::Messages,
         Ks::Idempotency,
         Ks::Conversations,
@@ -53,6 +54,7 @@ impl Ks {
         Ks::LegalHolds,
         Ks::DataKeys,
         Ks::ServiceAccounts,
+        Ks::KeyPackages,
     ];
 
     /// The keyspace's name, also the table named in [`StoreError::Corrupt`].
@@ -76,6 +78,7 @@ impl Ks {
             Ks::LegalHolds => "legal_holds",
             Ks::DataKeys => "data_keys",
             Ks::ServiceAccounts => "service_accounts",
+            Ks::KeyPackages => "key_packages",
         }
     }
 
@@ -119,6 +122,7 @@ pub(super) struct Db {
     legal_holds: Keyspace,
     data_keys: Keyspace,
     service_accounts: Keyspace,
+    key_packages: Keyspace,
 }
 
 impl Db {
@@ -150,6 +154,8 @@ impl Db {
             data_keys: open(Ks::DataKeys)?,
             // Likewise (the API's service accounts).
             service_accounts: open(Ks::ServiceAccounts)?,
+            // Likewise (the E2E KeyPackage directory).
+            key_packages: open(Ks::KeyPackages)?,
             db,
         })
     }
@@ -174,6 +180,7 @@ impl Db {
             Ks::LegalHolds => &self.legal_holds,
             Ks::DataKeys => &self.data_keys,
             Ks::ServiceAccounts => &self.service_accounts,
+            Ks::KeyPackages => &self.key_packages,
         }
     }
 }

@@ -61,6 +61,8 @@
 //!   HoldRecord (new keyspaces, made empty in an older store);
 //! - `service_accounts`: `id` -> JSON ServiceAccountRecord (a new keyspace,
 //!   made empty in an older store);
+//! - `key_packages`: `len(user)(2) | user | device | 0x00 | reference(16)` ->
+//!   an MLS KeyPackage (a new keyspace, made empty in an older store);
 //! - `meta`: `name` -> value (the epoch and the layout version; a `fjall-1`
 //!   layout gets its activities made from the last messages on open).
 //!
@@ -84,6 +86,7 @@ mod data_keys;
 mod db;
 mod dump;
 mod key;
+mod key_packages;
 mod layout;
 mod ops;
 mod reads;

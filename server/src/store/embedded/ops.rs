@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use super::db::Ks;
 use crate::store::attachments::AttachmentRecord;
 use crate::store::audit::{AuditRecord, CheckpointRecord};
+use crate::store::key_packages::{Claimed, Published};
 use crate::store::retention::{HoldRecord, HoldScope};
 use crate::store::service_accounts::ServiceAccountRecord;
 use crate::store::templates::TemplateRecord;
@@ -90,6 +91,16 @@ pub(super) enum Op {
     },
     /// A service account written if the stored one's `updated_at_ms` is the given one (None: absent).
     PutServiceAccount(Box<ServiceAccountRecord>, Option<u64>),
+    /// KeyPackages of one device, within the caps.
+    PublishKeyPackages {
+        user: String,
+        device: String,
+        packages: Vec<Vec<u8>>,
+    },
+    /// One KeyPackage of each device of a user, taken.
+    ClaimKeyPackages {
+        user: String,
+    },
 }
 
 impl Op {
@@ -117,6 +128,8 @@ impl Op {
             Op::ReplaceDataKey { .. } => "replace_data_key",
             Op::DeleteDataKey { .. } => "delete_data_key",
             Op::PutServiceAccount(..) => "put_service_account",
+            Op::PublishKeyPackages { .. } => "publish_key_packages",
+            Op::ClaimKeyPackages { .. } => "claim_key_packages",
         }
     }
 }
@@ -124,6 +137,10 @@ impl Op {
 /// What a write produced.
 pub(super) enum Done {
     Unit,
+    /// What a KeyPackage publish did.
+    Published(Published),
+    /// The KeyPackages a claim took.
+    Claimed(Vec<Claimed>),
     Created(Created),
     /// Whether a conditional write applied.
     Applied(bool),

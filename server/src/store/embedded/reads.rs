@@ -126,7 +126,7 @@ impl MessageStore for EmbeddedStore {
     async fn create_conversation(&self, conv: &ConversationRecord, members: &[MemberRecord]) -> StoreResult<Created> {
         match self.submit(Op::CreateConversation(conv.clone(), members.to_vec())).await? {
             Done::Created(created) => Ok(created),
-            Done::Unit | Done::Applied(_) | Done::Value(_) => Ok(Created::New),
+            _ => Ok(Created::New),
         }
     }
 

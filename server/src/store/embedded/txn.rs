@@ -117,6 +117,8 @@ impl<'a> Txn<'a> {
             Op::ReplaceDataKey { conversation_id, old, new } => self.replace_data_key(*conversation_id, old, new),
             Op::DeleteDataKey { conversation_id } => self.delete_data_key(*conversation_id),
             Op::PutServiceAccount(rec, expected) => self.put_service_account(rec, *expected),
+            Op::PublishKeyPackages { user, device, packages } => self.publish_key_packages(user, device, packages),
+            Op::ClaimKeyPackages { user } => self.claim_key_packages(user),
         }
     }
 

@@ -24,6 +24,7 @@ mod append;
 mod attachments;
 mod audit;
 mod data_keys;
+mod key_packages;
 mod lists;
 mod reads;
 mod records;

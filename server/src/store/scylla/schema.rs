@@ -16,7 +16,7 @@ use super::{Inner, StoreError, StoreResult, block_on, connect, driver_runtime};
 use crate::config::ScyllaConfig;
 
 /// The schema version this binary writes and runs on.
-pub const SCHEMA_VERSION: i32 = 8;
+pub const SCHEMA_VERSION: i32 = 9;
 
 /// The `schema_version` row of this store.
 const COMPONENT: &str = "chat";
@@ -30,16 +30,17 @@ pub fn keyspace_ddl(s: &ScyllaSettings) -> String {
     )
 }
 
-/// The tables of schema version 8: `(table, CREATE TABLE IF NOT EXISTS ...)`
-/// (version 7 had all but `service_accounts`;
-/// version 1 had all but the last thirteen, version 2 all but the last eleven,
+/// The tables of schema version 9: `(table, CREATE TABLE IF NOT EXISTS ...)`
+/// (version 8 had all but `key_packages`, version 7 all but `service_accounts`
+/// and `key_packages`;
+/// version 1 had all but the last fourteen, version 2 all but the last twelve,
 /// version 3 all but `templates`, `attachments` and the seven tables of
 /// versions 6 and 7, version 4 all but `attachments` and those seven,
 /// version 5 all but those seven, version 6 all but `data_keys`; version 6
 /// added the three `audit_` tables, `user_directory`, `retention` and
 /// `legal_holds`).
 pub fn schema_ddl(ks: &str) -> Vec<(&'static str, String)> {
-    let tables: [(&str, &str); 23] = [
+    let tables: [(&str, &str); 24] = [
         ("schema_version", "(component text PRIMARY KEY, version int, migrated_at_ms bigint, migrated_by text)"),
         ("meta", "(name text PRIMARY KEY, value text)"),
         (
@@ -111,6 +112,11 @@ pub fn schema_ddl(ks: &str) -> Vec<(&'static str, String)> {
         ("data_keys", "(conversation_id bigint PRIMARY KEY, wrapped blob)"),
         // The API's service accounts: a JSON `ServiceAccountRecord` and its compare-and-set token.
         ("service_accounts", "(id text PRIMARY KEY, updated_at_ms bigint, record text)"),
+        // The E2E KeyPackage directory: one partition per user, a row per KeyPackage.
+        (
+            "key_packages",
+            "(user_id text, device_id text, ref blob, package blob, PRIMARY KEY ((user_id), device_id, ref))",
+        ),
     ];
     tables.iter().map(|(t, cols)| (*t, format!("CREATE TABLE IF NOT EXISTS {ks}.{t} {cols}"))).collect()
 }

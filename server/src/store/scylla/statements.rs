@@ -241,6 +241,11 @@ statements! {
         VALUES (?, ?, ?) IF NOT EXISTS",
     update_service_account_if_unchanged: "UPDATE {ks}.service_accounts SET updated_at_ms = ?, record = ? \
         WHERE id = ? IF updated_at_ms = ?",
+    select_key_packages: "SELECT device_id, ref, package FROM {ks}.key_packages WHERE user_id = ?",
+    select_key_package_refs: "SELECT ref FROM {ks}.key_packages WHERE user_id = ? AND device_id = ?",
+    insert_key_package: "INSERT INTO {ks}.key_packages (user_id, device_id, ref, package) VALUES (?, ?, ?, ?)",
+    delete_key_package_if_exists: "DELETE FROM {ks}.key_packages WHERE user_id = ? AND device_id = ? AND ref = ? \
+        IF EXISTS",
 }
 
 /// Whether a statement of ours is a lightweight transaction.

@@ -255,7 +255,7 @@ fn ddl_names_the_keyspace_and_partitions_messages_by_bucket() {
     s.tablets = Some(false);
     assert!(keyspace_ddl(&s).ends_with(" AND tablets = {'enabled': false}"));
     let ddl = schema_ddl("chat_x");
-    assert_eq!(ddl.len(), 23);
+    assert_eq!(ddl.len(), 24);
     assert_eq!(ddl[0].0, "schema_version", "the version table comes first (migrate reads it before the rest)");
     for (table, create) in &ddl {
         assert!(create.starts_with(&format!("CREATE TABLE IF NOT EXISTS chat_x.{table} (")), "{create}");
@@ -300,7 +300,7 @@ fn schema_versions_are_checked_with_what_to_do() {
     assert!(check_schema_version("chat", Some(SCHEMA_VERSION)).is_ok());
     let msg = |v| check_schema_version("chat", v).unwrap_err().to_string();
     assert_eq!(msg(None), "store schema in keyspace chat: no schema version is recorded; run `chatd migrate`");
-    assert!(msg(Some(SCHEMA_VERSION - 1)).contains("is older than this binary's 8; run `chatd migrate`"));
+    assert!(msg(Some(SCHEMA_VERSION - 1)).contains("is older than this binary's 9; run `chatd migrate`"));
     assert!(msg(Some(SCHEMA_VERSION + 1)).contains("is newer than this binary's"));
 }
 

@@ -153,7 +153,7 @@ fn a_fence_reloads_and_sequences_again_after_the_new_head() {
     let a_again = h.send("alice", "a1");
     let b = h.send("bob", "b1");
     assert!(h.out().appends.is_empty(), "nothing is appended during a reload");
-    let reloaded = Reloaded { last: 30, members: members(&["alice", "bob", "carol"], 0), rec: None };
+    let reloaded = Reloaded { last: 30, members: members(&["alice", "bob", "carol"], 0), rec: None, mls_epoch: None };
     h.owner.handle_reloaded(h.now, Ok(reloaded));
     let out = h.out();
     assert_eq!(out.append(), vec![triple(31, "alice", "a1"), triple(32, "bob", "b1")]);
@@ -168,7 +168,8 @@ fn a_fence_gives_up_after_three_resequences_with_a_retryable_timeout() {
     let mut appends = h.out().appends.len();
     for round in 1..=MAX_RESEQUENCE + 1 {
         let _ = h.commit(Err(seq_taken(round as u64)));
-        let reloaded = Reloaded { last: round as u64, members: members(&["alice", "bob"], 0), rec: None };
+        let reloaded =
+            Reloaded { last: round as u64, members: members(&["alice", "bob"], 0), rec: None, mls_epoch: None };
         h.owner.handle_reloaded(h.now, Ok(reloaded));
         let out = h.out();
         appends += out.appends.len();
@@ -192,14 +193,14 @@ fn a_fence_refuses_senders_removed_and_conversations_archived_meanwhile() {
     let _ = h.commit(Err(seq_taken(1)));
     let b = h.send("bob", "b1");
     let c = h.send("alice", "a2");
-    let reloaded = Reloaded { last: 1, members: members(&["bob", "carol"], 0), rec: None };
+    let reloaded = Reloaded { last: 1, members: members(&["bob", "carol"], 0), rec: None, mls_epoch: None };
     h.owner.handle_reloaded(h.now, Ok(reloaded));
     let out = h.out();
     assert_eq!((out.refused(a), out.refused(c)), (ErrorCode::NotFound, ErrorCode::NotFound));
     assert_eq!(out.append(), vec![triple(2, "bob", "b1")]);
     let _ = h.commit(Err(seq_taken(2)));
     let archived = ConversationRecord { archived_at_ms: 5, ..record(ConversationKind::Group) };
-    let reloaded = Reloaded { last: 2, members: members(&["bob", "carol"], 0), rec: Some(archived) };
+    let reloaded = Reloaded { last: 2, members: members(&["bob", "carol"], 0), rec: Some(archived), mls_epoch: None };
     h.owner.handle_reloaded(h.now, Ok(reloaded));
     let out = h.out();
     assert_eq!(out.refused(b), ErrorCode::Archived);

@@ -57,7 +57,7 @@ fn big_rooms_notice_nobody_and_content_goes_only_when_configured() {
 fn case_conversations_with_a_service_account_hand_messages_to_its_webhooks() {
     let with = |kind, users: &[&str]| {
         let members = members(users, 0);
-        let h = Owner::new(rules(false, 50), record(kind), members, 0, Instant::now(), WALL);
+        let h = Owner::new(rules(false, 50), record(kind), members, (0, None), Instant::now(), WALL);
         Harness { owner: h, t0: Instant::now(), now: Instant::now(), next: 0 }
     };
     let mut h = with(ConversationKind::Case, &["alice", "bob", "svc:cms"]);
