@@ -46,6 +46,8 @@ mod driver;
 mod e2e;
 mod error;
 mod events;
+#[cfg(feature = "mls")]
+pub mod mls;
 mod outbox;
 mod outbox_file;
 mod requests;

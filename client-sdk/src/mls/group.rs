@@ -1,0 +1,224 @@
+//! The operations of a [`Device`] that talk to the server: publish
+//! KeyPackages, create an E2E conversation and its group, add and remove
+//! members, update this device's keys, send a message, and catch up on what
+//! the device has not applied. Every message is made in the group's current
+//! epoch; when the server answers `STALE_EPOCH` (another member's commit was
+//! sequenced first) the device applies what it missed and makes it again.
+
+use chat_protocol::v1::{self, ErrorCode};
+use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::*;
+use openmls::treesync::LeafNodeParameters;
+use prost::Message as _;
+
+use super::{CIPHERSUITE, Device, MlsError, Received, group_id, identity, mls, parse_identity};
+use crate::{Client, ClientError};
+
+/// Times a message or commit is made again after `STALE_EPOCH`.
+const REBASES: usize = 5;
+/// History read per page when catching up.
+const PAGE: u32 = 200;
+
+fn is_stale(e: &ClientError) -> bool {
+    matches!(e, ClientError::Server(w) if w.code() == Some(ErrorCode::StaleEpoch))
+}
+
+fn bytes(m: &MlsMessageOut) -> Result<Vec<u8>, MlsError> {
+    m.tls_serialize_detached().map_err(mls)
+}
+
+impl Device {
+    /// Publishes KeyPackages until this device holds `target` in the directory; returns how many it holds.
+    pub async fn replenish(&mut self, client: &Client, target: u32) -> Result<u32, MlsError> {
+        let held = client.count_key_packages(self.device.clone()).await?;
+        if held >= target {
+            return Ok(held);
+        }
+        let packages = self.new_key_packages((target - held) as usize)?;
+        Ok(client.publish_key_packages(self.device.clone(), packages).await?)
+    }
+
+    /// Creates an E2E conversation with `members` and its group, and adds
+    /// their devices (and this user's other devices) with the first commit.
+    pub async fn create_conversation(
+        &mut self,
+        client: &Client,
+        kind: v1::ConversationKind,
+        title: &str,
+        case_id: &str,
+        members: &[&str],
+    ) -> Result<u64, MlsError> {
+        let names = members.iter().map(|s| s.to_string()).collect();
+        let ok = client.create_e2e_conversation(kind, title, case_id, names).await?;
+        let conv = ok.summary.and_then(|s| s.conversation).map(|c| c.id).ok_or_else(|| mls("no conversation"))?;
+        if self.group(conv).is_err() {
+            MlsGroup::builder()
+                .with_group_id(group_id(conv))
+                .ciphersuite(CIPHERSUITE)
+                .use_ratchet_tree_extension(true)
+                .build(&self.provider, &self.signer, self.credential())
+                .map_err(mls)?;
+            self.save()?;
+        }
+        let me = self.user.clone();
+        let mut users: Vec<&str> = members.to_vec();
+        users.push(&me);
+        self.add_devices(client, conv, &users).await?;
+        Ok(conv)
+    }
+
+    /// Adds `users` to the conversation (on the server, then every device
+    /// of theirs to the group).
+    pub async fn add_members(&mut self, client: &Client, conv: u64, users: &[&str]) -> Result<(), MlsError> {
+        client.add_members(conv, users.iter().map(|s| s.to_string()).collect()).await?;
+        self.add_devices(client, conv, users).await
+    }
+
+    /// Claims a KeyPackage of each device of `users` (this device's own left
+    /// out), checks each names the user it was claimed for, and commits them
+    /// into the group.
+    async fn add_devices(&mut self, client: &Client, conv: u64, users: &[&str]) -> Result<(), MlsError> {
+        let claimed = client.claim_key_packages(users.iter().map(|s| s.to_string()).collect()).await;
+        let claimed = match claimed {
+            Ok(c) => c,
+            // Nobody of them has a device ready (this user alone, say).
+            Err(ClientError::Server(w)) if w.code() == Some(ErrorCode::NoKeyPackages) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut packages = Vec::new();
+        for c in claimed.key_packages {
+            let kp = KeyPackageIn::tls_deserialize_exact(c.key_package.as_ref())
+                .map_err(mls)?
+                .validate(self.provider.crypto(), ProtocolVersion::Mls10)
+                .map_err(mls)?;
+            let named = parse_identity(kp.leaf_node().credential());
+            if named.as_ref() != Some(&(c.user_id.clone(), c.device_id.clone())) {
+                return Err(MlsError::Identity(format!(
+                    "a KeyPackage claimed for {}/{} names {named:?}",
+                    c.user_id, c.device_id
+                )));
+            }
+            if (c.user_id.as_str(), c.device_id.as_str()) != (self.user.as_str(), self.device.as_str()) {
+                packages.push(kp);
+            }
+        }
+        if packages.is_empty() {
+            return Ok(());
+        }
+        self.commit(client, conv, |d, g| {
+            let (commit, welcome, _) = g.add_members(&d.provider, &d.signer, &packages).map_err(mls)?;
+            Ok((bytes(&commit)?, bytes(&welcome)?))
+        })
+        .await
+    }
+
+    /// Removes `user` from the conversation (on the server) and every
+    /// device of theirs from the group, so nothing sent after it can be
+    /// read by them.
+    pub async fn remove_member(&mut self, client: &Client, conv: u64, user: &str) -> Result<(), MlsError> {
+        client.remove_member(conv, user.to_string()).await?;
+        self.commit(client, conv, |d, g| {
+            let leaves: Vec<LeafNodeIndex> = g
+                .members()
+                .filter(|m| parse_identity(&m.credential).is_some_and(|(u, _)| u == user))
+                .map(|m| m.index)
+                .collect();
+            if leaves.is_empty() {
+                return Ok((Vec::new(), Vec::new()));
+            }
+            let (commit, _, _) = g.remove_members(&d.provider, &d.signer, &leaves).map_err(mls)?;
+            Ok((bytes(&commit)?, Vec::new()))
+        })
+        .await
+    }
+
+    /// Renews this device's leaf keys (post-compromise security).
+    pub async fn update(&mut self, client: &Client, conv: u64) -> Result<(), MlsError> {
+        self.commit(client, conv, |d, g| {
+            let bundle = g.self_update(&d.provider, &d.signer, LeafNodeParameters::default()).map_err(mls)?;
+            let (commit, _, _) = bundle.into_messages();
+            Ok((bytes(&commit)?, Vec::new()))
+        })
+        .await
+    }
+
+    /// Makes a commit with `make` (its bytes and Welcome; empty: nothing to
+    /// commit), sends it for the group's epoch and merges it once stored;
+    /// after `STALE_EPOCH` drops it, catches up and makes it again.
+    async fn commit(
+        &mut self,
+        client: &Client,
+        conv: u64,
+        make: impl Fn(&Device, &mut MlsGroup) -> Result<(Vec<u8>, Vec<u8>), MlsError>,
+    ) -> Result<(), MlsError> {
+        for _ in 0..REBASES {
+            let mut g = self.group(conv)?;
+            let epoch = g.epoch().as_u64();
+            let (commit, welcome) = make(self, &mut g)?;
+            if commit.is_empty() {
+                return Ok(());
+            }
+            let ct = v1::E2eCiphertext { epoch, mls: commit.into(), commit: true, welcome: welcome.into() };
+            match client.send_ciphertext(conv, ct).await {
+                Ok(ok) => {
+                    g.merge_pending_commit(&self.provider).map_err(mls)?;
+                    self.applied.insert(conv, ok.seq);
+                    return self.save();
+                }
+                Err(e) if is_stale(&e) => {
+                    g.clear_pending_commit(self.provider.storage()).map_err(mls)?;
+                    self.catch_up(client, conv).await?;
+                }
+                Err(e) => {
+                    g.clear_pending_commit(self.provider.storage()).map_err(mls)?;
+                    self.save()?;
+                    return Err(e.into());
+                }
+            }
+        }
+        Err(mls(format!("conversation {conv}: still stale after {REBASES} tries")))
+    }
+
+    /// Encrypts `text` for the group and sends it; after `STALE_EPOCH`
+    /// catches up and encrypts it again in the new epoch.
+    pub async fn send_text(&mut self, client: &Client, conv: u64, text: &str) -> Result<v1::SendMessageOk, MlsError> {
+        let content = v1::E2eContent { text: text.to_owned() }.encode_to_vec();
+        for _ in 0..REBASES {
+            let mut g = self.group(conv)?;
+            let epoch = g.epoch().as_u64();
+            let message = g.create_message(&self.provider, &self.signer, &content).map_err(mls)?;
+            self.save()?;
+            let ct = v1::E2eCiphertext { epoch, mls: bytes(&message)?.into(), ..Default::default() };
+            match client.send_ciphertext(conv, ct).await {
+                Ok(ok) => return Ok(ok),
+                Err(e) if is_stale(&e) => {
+                    self.catch_up(client, conv).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(mls(format!("conversation {conv}: still stale after {REBASES} tries")))
+    }
+
+    /// Reads the conversation's history past what this device applied and
+    /// applies it, in order; returns what each entry was.
+    pub async fn catch_up(&mut self, client: &Client, conv: u64) -> Result<Vec<Received>, MlsError> {
+        let mut out = Vec::new();
+        loop {
+            let after = self.applied.get(&conv).copied().unwrap_or(0);
+            let page = client.history(conv, 0, after, PAGE).await?;
+            let Some(last) = page.messages.last().map(|m| m.seq) else { return Ok(out) };
+            for m in &page.messages {
+                out.push(self.receive(m)?);
+            }
+            // A page from before this device joined applies nothing: move past it.
+            let applied = self.applied.entry(conv).or_insert(0);
+            *applied = (*applied).max(last);
+        }
+    }
+
+    /// This device's identity as a leaf (`user/device`).
+    pub fn leaf_identity(&self) -> Vec<u8> {
+        identity(&self.user, &self.device)
+    }
+}
