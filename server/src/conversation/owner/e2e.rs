@@ -20,6 +20,11 @@ fn ciphertext(msg: &v1::Message) -> Option<&v1::E2eCiphertext> {
     }
 }
 
+/// Whether `msg` is an MLS commit (group bookkeeping, not something people read).
+pub fn is_commit(msg: &v1::Message) -> bool {
+    ciphertext(msg).is_some_and(|c| c.commit)
+}
+
 /// The epoch after `msg`, given the epoch before it (None: not known).
 fn epoch_after(before: Option<u64>, msg: &v1::Message) -> Option<u64> {
     match ciphertext(msg) {

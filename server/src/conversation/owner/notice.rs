@@ -46,7 +46,9 @@ impl<R: Handles> Owner<R> {
     /// whose debounce allows one.
     pub(super) fn notice(&mut self, now: Instant, msg: &v1::Message, sender: &Arc<str>) {
         let Some(rules) = &self.cfg.notice else { return };
-        if msg.kind != MessageKind::User as i32 || self.members.len() > rules.max_members {
+        // An MLS commit changes the group's keys: nobody is told of it.
+        if msg.kind != MessageKind::User as i32 || self.members.len() > rules.max_members || super::e2e::is_commit(msg)
+        {
             return;
         }
         let (debounce, content) = (rules.debounce, rules.include_content);

@@ -5,9 +5,12 @@ use super::*;
 
 /// An E2E group of alice, bob and carol, empty (the group at epoch 0).
 fn e2e() -> Harness {
+    e2e_with(OwnerConfig { shards: 2, ..OwnerConfig::default() })
+}
+
+fn e2e_with(cfg: OwnerConfig) -> Harness {
     let t0 = Instant::now();
     let rec = ConversationRecord { e2e: true, ..record(ConversationKind::Group) };
-    let cfg = OwnerConfig { shards: 2, ..OwnerConfig::default() };
     let owner = Owner::new(cfg, rec, members(&["alice", "bob", "carol"], 0), (0, Some(0)), t0, WALL);
     Harness { owner, t0, now: t0, next: 0 }
 }
@@ -78,4 +81,18 @@ fn after_a_fence_the_reloaded_epoch_decides() {
     assert_eq!(h.out().refused(a), ErrorCode::StaleEpoch, "made for the epoch before the commit");
     h.send_body("alice", "m1", 0, ct(1, false));
     assert_eq!(stamps(&h.out()), [(2, 1)]);
+}
+
+#[test]
+fn a_commit_tells_nobody_offline_and_a_message_is_told_without_content() {
+    let notice = NoticeRules { debounce: Duration::ZERO, max_members: 50, include_content: true };
+    let mut h = e2e_with(OwnerConfig { shards: 2, notice: Some(notice), ..OwnerConfig::default() });
+    h.send_body("alice", "c0", 0, ct(0, true));
+    h.out();
+    assert!(h.commit(Ok(())).notices.is_empty(), "group bookkeeping is nobody's news");
+    h.send_body("alice", "m1", 0, ct(1, false));
+    h.out();
+    let out = h.commit(Ok(()));
+    assert_eq!(out.notices.len(), 1);
+    assert_eq!(out.notices[0].text, None, "the server cannot read it, and says nothing of it");
 }
