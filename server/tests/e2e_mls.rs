@@ -60,12 +60,12 @@ fn texts(got: &[Received]) -> Vec<&str> {
 }
 
 /// Every file under `dir`, read whole.
-fn files(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         let p = e.path();
         if p.is_dir() {
-            out.extend(files(&p));
+            out.extend(files_under(&p));
         } else if let Ok(bytes) = std::fs::read(&p) {
             out.push((p, bytes));
         }
@@ -157,7 +157,7 @@ async fn three_devices_talk_end_to_end_and_a_removed_one_reads_nothing_after() {
     let plain = create(&alice, ConversationKind::Group, "plain", "", &["carol"]).await;
     let marker = "plaintext marker of a plain conversation";
     alice.send_text(plain, marker).await.unwrap();
-    let stored = files(&s.cfg.data_dir);
+    let stored = files_under(&s.cfg.data_dir);
     let seen = |needle: &str| stored.iter().any(|(_, b)| b.windows(needle.len()).any(|w| w == needle.as_bytes()));
     assert!(seen(marker), "the scan sees a plaintext that is stored");
     assert!(stored.len() > 5, "the data directory holds the store: {}", stored.len());
@@ -166,5 +166,43 @@ async fn three_devices_talk_end_to_end_and_a_removed_one_reads_nothing_after() {
             let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
             assert!(!found, "{} holds the plaintext {secret:?}", path.display());
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_of_an_e2e_conversation_is_encrypted_on_the_device() {
+    let s = Server::start();
+    let keys = tempfile::tempdir().unwrap();
+    let (alice, _a_ev) = s.connect("alice", "advocate", Transport::WebTransport).await;
+    let (bob, mut b_ev) = s.connect("bob", "client", Transport::Quic).await;
+    let mut ad = Device::create(keys.path().join("alice.mls"), "alice", "laptop").unwrap();
+    let mut bd = Device::create(keys.path().join("bob.mls"), "bob", "phone").unwrap();
+    bd.replenish(&bob, 2).await.unwrap();
+    let conv = ad.create_conversation(&alice, ConversationKind::Private, "", "", &["bob"]).await.unwrap();
+    pump(&mut bd, &mut b_ev, conv, |r| matches!(r, Received::Joined { .. })).await;
+
+    let secret = b"%PDF-1.7\n% the privileged settlement memo, page 1 of 3\n".repeat(50);
+    ad.send_file(&alice, conv, "the memo", ("memo.pdf", "application/pdf", &secret)).await.unwrap();
+    let got = pump(&mut bd, &mut b_ev, conv, |r| matches!(r, Received::Text { .. })).await;
+    let (m, Received::Text { text, files, .. }) = got.last().unwrap() else { unreachable!() };
+    assert_eq!((text.as_str(), files.len()), ("the memo", 1));
+    assert_eq!((files[0].name.as_str(), files[0].media_type.as_str()), ("memo.pdf", "application/pdf"));
+    // The server knows a ciphertext of that id, not its name or type.
+    assert_eq!(m.attachments.len(), 1);
+    assert_eq!(m.attachments[0].attachment_id, files[0].attachment_id);
+    assert_eq!(m.attachments[0].media_type, "application/vnd.chatd.e2e-encrypted");
+    assert_ne!(m.attachments[0].name, "memo.pdf");
+    assert_eq!(bd.download_file(&bob, conv, &files[0]).await.unwrap(), secret);
+
+    // A file in the clear is refused here; an encrypted one in a plain conversation too.
+    let e = alice.upload_bytes(conv, "memo.pdf", "application/pdf", &secret).await.unwrap_err();
+    assert_eq!(code(e), Some(v1::ErrorCode::E2eRequired));
+    let plain = create(&alice, ConversationKind::Group, "plain", "", &["bob"]).await;
+    let e = alice.upload_bytes(plain, "x.bin", "application/vnd.chatd.e2e-encrypted", b"x").await.unwrap_err();
+    assert_eq!(code(e), Some(v1::ErrorCode::NotE2e));
+
+    let needle: &[u8] = b"privileged settlement memo";
+    for (path, bytes) in files_under(&s.cfg.data_dir) {
+        assert!(!bytes.windows(needle.len()).any(|w| w == needle), "{} holds the file's plaintext", path.display());
     }
 }

@@ -182,14 +182,33 @@ impl Device {
     /// Encrypts `text` for the group and sends it; after `STALE_EPOCH`
     /// catches up and encrypts it again in the new epoch.
     pub async fn send_text(&mut self, client: &Client, conv: u64, text: &str) -> Result<v1::SendMessageOk, MlsError> {
-        let content = v1::E2eContent { text: text.to_owned() }.encode_to_vec();
+        self.send_content(client, conv, v1::E2eContent { text: text.to_owned(), files: Vec::new() }).await
+    }
+
+    /// Encrypts `content` for the group and sends it (with the attachment
+    /// ids of its files); after `STALE_EPOCH` catches up and encrypts it
+    /// again in the new epoch.
+    pub(super) async fn send_content(
+        &mut self,
+        client: &Client,
+        conv: u64,
+        content: v1::E2eContent,
+    ) -> Result<v1::SendMessageOk, MlsError> {
+        let attachment_ids = content.files.iter().map(|f| f.attachment_id.clone()).collect::<Vec<_>>();
+        let content = content.encode_to_vec();
         for _ in 0..REBASES {
             let mut g = self.group(conv)?;
             let epoch = g.epoch().as_u64();
             let message = g.create_message(&self.provider, &self.signer, &content).map_err(mls)?;
             self.save()?;
             let ct = v1::E2eCiphertext { epoch, mls: bytes(&message)?.into(), ..Default::default() };
-            match client.send_ciphertext(conv, ct).await {
+            let send = v1::SendMessage {
+                conversation_id: conv,
+                body: Some(v1::MessageBody { content: Some(v1::message_body::Content::Ciphertext(ct)) }),
+                attachment_ids: attachment_ids.clone(),
+                ..Default::default()
+            };
+            match client.send(send).await {
                 Ok(ok) => return Ok(ok),
                 Err(e) if is_stale(&e) => {
                     self.catch_up(client, conv).await?;

@@ -11,8 +11,11 @@
 //!
 //! This file owns the device and what arrives ([`Device::receive`], in the
 //! conversation's seq order); `group` the operations that talk to the
-//! server (create, add, remove, update, send, catch up).
+//! server (create, add, remove, update, send, catch up); `files` the files
+//! of E2E messages (encrypted here with a key per file that travels inside
+//! the MLS message); `state_file` the device file.
 
+mod files;
 mod group;
 mod state_file;
 
@@ -71,6 +74,8 @@ pub enum Received {
         device: String,
         /// The text.
         text: String,
+        /// Files sent with it (open them with [`Device::download_file`]).
+        files: Vec<v1::E2eFile>,
     },
     /// This device joined the group from the Welcome of the commit at `seq`.
     Joined {
@@ -294,7 +299,7 @@ impl Device {
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(a) => {
                 let content = v1::E2eContent::decode(a.into_bytes().as_slice()).map_err(mls)?;
-                Ok(Received::Text { seq: m.seq, sender, device, text: content.text })
+                Ok(Received::Text { seq: m.seq, sender, device, text: content.text, files: content.files })
             }
             ProcessedMessageContent::StagedCommitMessage(staged) => {
                 g.merge_staged_commit(&self.provider, *staged).map_err(mls)?;

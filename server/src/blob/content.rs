@@ -46,7 +46,13 @@ pub enum FileKind {
     Txt,
     /// An e-mail message (RFC 5322).
     Eml,
+    /// A file of an end-to-end encrypted conversation, encrypted on the
+    /// device (only there; not in [`ALLOWED`]): the server cannot look inside.
+    E2eEncrypted,
 }
+
+/// The media type of a file encrypted on the device for an E2E conversation.
+pub const E2E_MIME: &str = "application/vnd.chatd.e2e-encrypted";
 
 /// Every allowed kind, for listing and tests.
 pub const ALLOWED: [FileKind; 13] = [
@@ -82,6 +88,7 @@ impl FileKind {
             FileKind::Rtf => "application/rtf",
             FileKind::Txt => "text/plain",
             FileKind::Eml => "message/rfc822",
+            FileKind::E2eEncrypted => E2E_MIME,
         }
     }
 
@@ -317,6 +324,13 @@ impl ContentCheck {
         let claimed = FileKind::from_mime(claimed_mime)
             .ok_or_else(|| ContentError::ClaimedNotAllowed { claimed: claimed_mime.chars().take(100).collect() })?;
         Ok(Self { claimed, head: Vec::new(), kind: None, text: None, seen: 0 })
+    }
+
+    /// The check of a file encrypted on the device (an E2E conversation's):
+    /// any bytes, kept as [`FileKind::E2eEncrypted`].
+    pub fn opaque() -> Self {
+        let kind = FileKind::E2eEncrypted;
+        Self { claimed: kind, head: Vec::new(), kind: Some(kind), text: None, seen: 0 }
     }
 
     /// The kind, once decided.

@@ -13,7 +13,7 @@ pub use record::to_proto;
 
 use super::request::{Requester, err, require_conversation, store_err};
 use crate::audit::{AuditEvent, EventKind};
-use crate::blob::content::{ContentCheck, ContentError};
+use crate::blob::content::{ContentCheck, ContentError, E2E_MIME};
 use crate::blob::thumbnail::{self, ThumbnailLimits};
 use crate::blob::{BlobError, BlobHash, BlobStore, BlobWriter, Blobs, BlobsWriter, MAX_READ_BYTES};
 use crate::retention::rules::upload_sendable;
@@ -58,8 +58,7 @@ pub async fn begin_upload(req: &Requester, start: v1::UploadStart) -> Result<Upl
     if start.size > cap {
         return Err(too_large(cap, start.size));
     }
-    let check = ContentCheck::new(&start.media_type).map_err(content_err)?;
-    require_member(req, conv).await?;
+    let check = upload_check(req, conv, &start.media_type).await?;
     req.ctx.check_user_rate(UserRate::Uploads, &req.caller.user).await?;
     let writer = req.ctx.shared.blobs.begin(cap).await.map_err(blob_err)?;
     Ok(Upload { start, uploader: req.caller.user.to_string(), check, writer, received: 0 })
@@ -272,6 +271,30 @@ pub async fn resolve(
 }
 
 /// A file name: 1-255 bytes, no path, no control characters.
+/// The content check of an upload: by type in a plain conversation (a
+/// type not allowed refused before anything else); in an E2E one, where
+/// files are encrypted on the device, none, and only the E2E media type.
+async fn upload_check(req: &Requester, conv: u64, media_type: &str) -> Result<ContentCheck, WireError> {
+    let claimed_e2e = media_type.eq_ignore_ascii_case(E2E_MIME);
+    let check =
+        if claimed_e2e { ContentCheck::opaque() } else { ContentCheck::new(media_type).map_err(content_err)? };
+    require_member(req, conv).await?;
+    let e2e = req.store().get_conversation(conv).await.map_err(store_err)?.is_some_and(|c| c.e2e);
+    match (e2e, claimed_e2e) {
+        (true, false) => Err(err(
+            ErrorCode::E2eRequired,
+            format!(
+                "this conversation is end-to-end encrypted: encrypt the file on the device and upload it as {E2E_MIME}"
+            ),
+        )),
+        (false, true) => Err(err(
+            ErrorCode::NotE2e,
+            format!("{E2E_MIME} is for end-to-end encrypted conversations; this one is not"),
+        )),
+        _ => Ok(check),
+    }
+}
+
 fn check_name(name: &str) -> Result<(), WireError> {
     let bad = |why: &str| Err(err(ErrorCode::InvalidArgument, format!("file name {why}")));
     if name.is_empty() {
