@@ -7,6 +7,7 @@
 //! `{"id":1,"cmd":"private","user":"bob"}`, `{"id":2,"cmd":"send","conv":1,"text":"hi"}`,
 //! `{"cmd":"typing","conv":1,"on":true}`, `{"cmd":"read","conv":1,"seq":3}`,
 //! `{"cmd":"list"}`, `{"cmd":"history","conv":1,"limit":50}`, `{"cmd":"members","conv":1}`,
+//! `{"id":3,"cmd":"e2e-group","title":"t","users":["bob"]}` (an end-to-end encrypted group),
 //! `{"cmd":"quit"}`. Commands run concurrently: wait for a reply before sending a
 //! command that must come after it.
 //! Output: `{"event":"connected",...}`, `{"event":"message","conv":1,"seq":2,"sender":"bob","text":"..."}`,
@@ -110,6 +111,10 @@ async fn run(client: &Client, cmd: &Value) -> Result<Value, chat_client::ClientE
         }
         "group" => {
             json!({"conv": conv_id(&client.create_conversation(ConversationKind::Group, s("title"), "", users()).await?)})
+        }
+        "e2e-group" => {
+            let ok = client.create_e2e_conversation(ConversationKind::Group, s("title"), "", users()).await?;
+            json!({"conv": conv_id(&ok)})
         }
         "send" => {
             let ok = client.send_text(conv, s("text")).await?;

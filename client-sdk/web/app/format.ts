@@ -80,12 +80,18 @@ export function timeOf(ms: bigint): string {
     : d.toLocaleDateString([], { month: "short", day: "numeric" });
 }
 
+/** Whether `m` is an MLS commit of an E2E conversation (group bookkeeping, not shown as a message). */
+export function isCommit(m: pb.Message): boolean {
+  return m.body?.content.case === "ciphertext" && m.body.content.value.commit;
+}
+
 /** The list's one-line preview of a last message, markup removed. */
 export function preview(m: pb.Message | undefined): string {
   if (!m) return "";
   const who = m.kind === pb.MessageKind.SYSTEM ? "" : m.senderId === store.me?.id ? "You: " : `${nameOf(m.senderId)}: `;
   if (m.deleted) return `${who}message deleted`;
-  if (m.body?.content.case !== "text") return m.body?.content.case === "ciphertext" ? "Encrypted message" : "";
+  if (m.body?.content.case === "ciphertext") return isCommit(m) ? "Encryption keys changed" : "Encrypted message";
+  if (m.body?.content.case !== "text") return "";
   const t = plainText(m.body.content.value);
   return who + (t.length > 80 ? `${t.slice(0, 80)}…` : t);
 }

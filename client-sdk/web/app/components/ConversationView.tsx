@@ -56,6 +56,11 @@ function Header({ v }: { v: ConvView | undefined }) {
             <span>{c.supportState === pb.SupportState.ASSIGNED ? " · assigned" : " · waiting for staff"}</span>
           )}
           {c.archivedAtMs > 0n && <span> · archived</span>}
+          {c.e2e && (
+            <span id="chat-e2e" class="e2e-badge" title="Only the members' devices can read it; the server stores ciphertext">
+              {" · end-to-end encrypted"}
+            </span>
+          )}
           <span id="chat-conv-id" title="The conversation's id (for legal holds and erasure)">{` · #${c.id}`}</span>
           <span id="chat-retention">
             {c.retentionDays > 0 ? ` · kept ${c.retentionDays} days` : " · kept forever"}
@@ -116,7 +121,12 @@ export function ConversationView() {
       <Header v={v} />
       <MessageList v={v} />
       <Typing v={v} />
-      {store.offline ? (
+      {v?.summary.conversation?.e2e ? (
+        <p class="offline-note" id="e2e-note">
+          End-to-end encrypted: only the members' devices hold its keys, and this web app cannot read or write
+          here yet. Use an app built on the chatd Rust SDK.
+        </p>
+      ) : store.offline ? (
         <p class="offline-note" id="offline-note">
           Saved messages, read-only: writing needs the connection.
         </p>

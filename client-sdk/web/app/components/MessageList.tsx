@@ -11,7 +11,7 @@ import { Fragment } from "preact";
 import { useLayoutEffect, useRef } from "preact/hooks";
 import { pb } from "../../src/sdk/index.js";
 import { loadOlder } from "../actions.js";
-import { dayKey, dayLabel, markOf, membershipLine, nameOf, systemSender, timeOf } from "../format.js";
+import { dayKey, dayLabel, isCommit, markOf, membershipLine, nameOf, systemSender, timeOf } from "../format.js";
 import { renderMarkdown } from "../markdown.js";
 import { type ConvView, type Note, type Pending, store } from "../state.js";
 import { discardSend, retrySend } from "../unsent.js";
@@ -141,7 +141,8 @@ export function MessageList({ v }: { v: ConvView | undefined }) {
   if (!v) {
     body = <div class="empty muted">Your conversations are on the left.</div>;
   } else {
-    const seqs = [...v.messages.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    // E2E commits change the group's keys: no line of their own.
+    const seqs = [...v.messages.keys()].filter((s) => !isCommit(v.messages.get(s)!)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     // Each line goes after the newest message it followed (changes such as reactions have seqs but no line).
     const anchored = new Map<bigint, Note[]>();
     for (const n of v.notes) {
