@@ -305,7 +305,14 @@ impl Device {
                 g.merge_staged_commit(&self.provider, *staged).map_err(mls)?;
                 Ok(Received::Committed { epoch: g.epoch().as_u64(), removed: !g.is_active() })
             }
-            _ => Ok(Received::Skipped),
+            // This device's own message or commit (read back from history): it knows them.
+            ProcessedMessageContent::OwnPrivateMessage | ProcessedMessageContent::OwnPendingCommit => {
+                Ok(Received::Skipped)
+            }
+            // Standalone proposals are not used: members commit directly.
+            ProcessedMessageContent::ProposalMessage(_) | ProcessedMessageContent::ExternalJoinProposalMessage(_) => {
+                Ok(Received::Skipped)
+            }
         }
     }
 }

@@ -72,8 +72,7 @@ pub async fn create(req: &Requester, c: v1::CreateConversation) -> Result<reply:
     match req.store().create_conversation(&rec, &members).await.map_err(store_err)? {
         Created::New => {
             let ids: Vec<&str> = members.iter().map(|m| m.user_id.as_str()).collect();
-            let details =
-                serde_json::json!({"kind": rec.kind, "title": rec.title, "case_id": rec.case_id, "members": ids});
+            let details = serde_json::json!({"kind": rec.kind, "title": rec.title, "case_id": rec.case_id, "members": ids, "e2e": rec.e2e});
             let ev = AuditEvent::new(EventKind::ConversationCreated, &*me).conversation(id).details(details);
             super::audit::record(&req.ctx, ev).await;
             announce_created(req, id).await

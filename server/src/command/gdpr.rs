@@ -23,6 +23,7 @@ use crate::retention::erase::{self, Decision};
 use crate::retention::rules::Holds;
 use crate::shard::Change;
 use crate::store::attachments::{AttachmentStore, uploads_of};
+use crate::store::key_packages::KeyPackageStore;
 use crate::store::retention::RetentionStore;
 use crate::store::{Direction, MessageStore, Range};
 use chat_protocol::WireError;
@@ -63,6 +64,8 @@ pub async fn erase_user(req: &Requester, e: v1::EraseUser) -> Result<reply::Resu
     let pseudo = erase::pseudonymise(&rec);
     store.upsert_user(&pseudo).await.map_err(store_err)?;
     close_sessions(&req.ctx, &e.user_id, user_rules::disabled_error()).await;
+    // Their devices' KeyPackages name them: nobody adds them to a group again.
+    store.forget_key_packages(&e.user_id).await.map_err(store_err)?;
 
     let holds = Holds::new(&store.holds().await.map_err(store_err)?);
     let as_them = Requester {

@@ -59,6 +59,9 @@ pub trait KeyPackageStore: Send + Sync + 'static {
     /// Takes one KeyPackage of each of `user`'s devices that holds any, by
     /// device id; each taken one is removed, so two claims never get the same.
     async fn claim_key_packages(&self, user: &str) -> StoreResult<Vec<Claimed>>;
+
+    /// Removes every KeyPackage of every device of `user` (a GDPR erasure).
+    async fn forget_key_packages(&self, user: &str) -> StoreResult<()>;
 }
 
 impl KeyPackageStore for Store {
@@ -72,5 +75,9 @@ impl KeyPackageStore for Store {
 
     async fn claim_key_packages(&self, user: &str) -> StoreResult<Vec<Claimed>> {
         super::delegate!(self, s => s.claim_key_packages(user).await)
+    }
+
+    async fn forget_key_packages(&self, user: &str) -> StoreResult<()> {
+        super::delegate!(self, s => s.forget_key_packages(user).await)
     }
 }

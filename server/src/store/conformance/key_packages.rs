@@ -65,4 +65,11 @@ where
     let store = factory.reopen(store).await;
     assert_eq!(store.key_package_count("cy", "d0").await.expect("after reopen"), 3);
     assert_eq!(store.claim_key_packages("ann").await.expect("after reopen"), vec![]);
+
+    // An erasure forgets every device's, and nobody else's.
+    store.publish_key_packages("dee", "d", &packages("dee", 1)).await.expect("dee");
+    store.forget_key_packages("cy").await.expect("forget");
+    assert_eq!(store.key_package_count("cy", "d0").await.expect("count"), 0);
+    assert_eq!(store.claim_key_packages("cy").await.expect("claim"), vec![]);
+    assert_eq!(store.key_package_count("dee", "d").await.expect("others kept"), 1);
 }

@@ -47,6 +47,10 @@ impl KeyPackageStore for EmbeddedStore {
             _ => Err(StoreError::Corrupt { table: "key_packages", detail: "claim answered otherwise".into() }),
         }
     }
+
+    async fn forget_key_packages(&self, user: &str) -> StoreResult<()> {
+        self.submit(Op::ForgetKeyPackages { user: user.into() }).await.map(|_| ())
+    }
 }
 
 impl Txn<'_> {
@@ -95,6 +99,14 @@ impl Txn<'_> {
             self.put(Ks::KeyPackages, &k, Slice::from(p.as_slice()));
         }
         Ok(Done::Published(Published::Held(total)))
+    }
+
+    /// Removes every KeyPackage of `user`.
+    pub(super) fn forget_key_packages(&mut self, user: &str) -> StoreResult<Done> {
+        for k in self.held_key_packages("forget_key_packages", user)?.into_values().flatten() {
+            self.remove(Ks::KeyPackages, &k);
+        }
+        Ok(Done::Unit)
     }
 
     /// Removes and returns one KeyPackage of each of `user`'s devices.

@@ -101,6 +101,10 @@ pub(super) enum Op {
     ClaimKeyPackages {
         user: String,
     },
+    /// Every KeyPackage of a user, removed.
+    ForgetKeyPackages {
+        user: String,
+    },
 }
 
 impl Op {
@@ -130,6 +134,7 @@ impl Op {
             Op::PutServiceAccount(..) => "put_service_account",
             Op::PublishKeyPackages { .. } => "publish_key_packages",
             Op::ClaimKeyPackages { .. } => "claim_key_packages",
+            Op::ForgetKeyPackages { .. } => "forget_key_packages",
         }
     }
 }

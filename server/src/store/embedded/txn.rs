@@ -119,6 +119,7 @@ impl<'a> Txn<'a> {
             Op::PutServiceAccount(rec, expected) => self.put_service_account(rec, *expected),
             Op::PublishKeyPackages { user, device, packages } => self.publish_key_packages(user, device, packages),
             Op::ClaimKeyPackages { user } => self.claim_key_packages(user),
+            Op::ForgetKeyPackages { user } => self.forget_key_packages(user),
         }
     }
 

@@ -95,4 +95,13 @@ impl KeyPackageStore for ScyllaStore {
         })
         .await
     }
+
+    async fn forget_key_packages(&self, user: &str) -> StoreResult<()> {
+        const OP: &str = "forget_key_packages";
+        let user = user.to_owned();
+        self.call(OP, true, move |i| async move {
+            i.exec(OP, &i.st.delete_key_packages_of_user, (user,), None).await.map(|_| ())
+        })
+        .await
+    }
 }

@@ -244,6 +244,7 @@ statements! {
     select_key_packages: "SELECT device_id, ref, package FROM {ks}.key_packages WHERE user_id = ?",
     select_key_package_refs: "SELECT ref FROM {ks}.key_packages WHERE user_id = ? AND device_id = ?",
     insert_key_package: "INSERT INTO {ks}.key_packages (user_id, device_id, ref, package) VALUES (?, ?, ?, ?)",
+    delete_key_packages_of_user: "DELETE FROM {ks}.key_packages WHERE user_id = ?",
     delete_key_package_if_exists: "DELETE FROM {ks}.key_packages WHERE user_id = ? AND device_id = ? AND ref = ? \
         IF EXISTS",
 }
