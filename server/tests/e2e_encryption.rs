@@ -175,3 +175,16 @@ async fn key_packages_are_published_counted_and_claimed_once() {
     let w = server_error(e);
     assert_eq!((w.code(), w.limit.as_deref()), (Some(ErrorCode::RateLimited), Some("key_claims_per_hour")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_user_leaves_no_key_packages() {
+    let s = Server::start();
+    let (root, _r) = s.connect("trent", "admin", Transport::Quic).await;
+    let (bob, _b) = s.connect("bob", "client", Transport::Quic).await;
+    let (alice, _a) = s.connect("alice", "advocate", Transport::Quic).await;
+    assert_eq!(bob.publish_key_packages("phone", vec![b"kp 1".to_vec(), b"kp 2".to_vec()]).await.unwrap(), 2);
+    drop(bob);
+    root.erase_user("bob", "art. 17 request").await.expect("erase");
+    let e = alice.claim_key_packages(vec!["bob".into()]).await.unwrap_err();
+    assert_eq!(code(e), Some(ErrorCode::NoKeyPackages), "nobody can add an erased user's devices");
+}
