@@ -91,6 +91,20 @@ async fn three_devices_talk_end_to_end_and_a_removed_one_reads_nothing_after() {
     let conv = ad.create_conversation(&alice, ConversationKind::Group, "Privileged", "", &["bob"]).await.unwrap();
     assert_eq!(bob.count_key_packages("phone").await.unwrap(), 4, "one of bob's was claimed");
     pump(&mut bd, &mut b_ev, conv, |r| matches!(r, Received::Joined { .. })).await;
+    // Garbage ciphertext (bytes that are no MLS message, or one of another
+    // group) is the sender's fault: the server stores what it cannot read,
+    // the device refuses it precisely and its group is unharmed.
+    let garbage = v1::E2eCiphertext { epoch: 1, mls: b"not an MLS message".to_vec().into(), ..Default::default() };
+    alice.send_ciphertext(conv, garbage).await.expect("stored: the server cannot tell");
+    let m = next_where(&mut b_ev, |e| match e {
+        Event::Message(m) if m.conversation_id == conv => Some(m),
+        _ => None,
+    })
+    .await;
+    match bd.receive(&m).unwrap() {
+        Received::Refused { seq, why } => assert!(seq == m.seq && why.starts_with("mls: "), "{why}"),
+        other => panic!("garbage taken as {other:?}"),
+    }
     ad.send_text(&alice, conv, SECRETS[0]).await.unwrap();
     let got = pump(&mut bd, &mut b_ev, conv, text(SECRETS[0])).await;
     let Received::Text { sender, device, .. } = &got.last().unwrap().1 else { unreachable!() };
@@ -98,6 +112,7 @@ async fn three_devices_talk_end_to_end_and_a_removed_one_reads_nothing_after() {
     bd.send_text(&bob, conv, SECRETS[1]).await.unwrap();
     let got = ad.catch_up(&alice, conv).await.unwrap();
     assert_eq!(texts(&got), [SECRETS[1]]);
+    assert!(matches!(got[0], Received::Refused { .. }), "the garbage, passed over: {got:?}");
 
     // Carol is added later: she reads from then on, not before.
     ad.add_members(&alice, conv, &["carol"]).await.unwrap();

@@ -91,6 +91,14 @@ pub enum Received {
     },
     /// Nothing for this device: not E2E, already applied, or from before it joined.
     Skipped,
+    /// An entry that cannot be applied (not an MLS message of this group, a
+    /// forged sender, a commit that does not verify): passed over, `why`.
+    Refused {
+        /// Its seq.
+        seq: u64,
+        /// Why.
+        why: String,
+    },
 }
 
 /// The MLS group id of a conversation.
@@ -237,7 +245,9 @@ impl Device {
 
     /// Applies one stored entry of an E2E conversation, in seq order: joins
     /// from a Welcome meant for this device, applies others' commits,
-    /// decrypts messages. An entry already applied is skipped.
+    /// decrypts messages. An entry already applied is skipped; one that
+    /// cannot be applied is [`Received::Refused`] and passed over. Errors
+    /// are this device's own (its file, its storage).
     pub fn receive(&mut self, m: &v1::Message) -> Result<Received, MlsError> {
         let Some(Content::Ciphertext(ct)) = m.body.as_ref().and_then(|b| b.content.as_ref()) else {
             return Ok(Received::Skipped);
@@ -246,11 +256,19 @@ impl Device {
         if self.applied.get(&conv).is_some_and(|&s| m.seq <= s) {
             return Ok(Received::Skipped);
         }
-        let out = match self.group(conv) {
-            Err(MlsError::NotInGroup(_)) if ct.commit && !ct.welcome.is_empty() => self.join(m.seq, ct)?,
-            Err(MlsError::NotInGroup(_)) => Received::Skipped,
+        let applied = match self.group(conv) {
+            Err(MlsError::NotInGroup(_)) if ct.commit && !ct.welcome.is_empty() => self.join(m.seq, ct),
+            Err(MlsError::NotInGroup(_)) => Ok(Received::Skipped),
             Err(e) => return Err(e),
-            Ok(mut g) => self.apply(&mut g, m, ct)?,
+            Ok(mut g) => self.apply(&mut g, m, ct),
+        };
+        // What another member sent wrong must not wedge this device: it is
+        // passed over (a commit nobody can apply leaves the group behind the
+        // server's epoch; docs/E2E.md).
+        let out = match applied {
+            Ok(r) => r,
+            Err(e @ (MlsError::Mls(_) | MlsError::Identity(_))) => Received::Refused { seq: m.seq, why: e.to_string() },
+            Err(e) => return Err(e),
         };
         if out != Received::Skipped || self.applied.contains_key(&conv) {
             self.applied.insert(conv, m.seq);
