@@ -1,17 +1,14 @@
 //! The operations of a [`Device`] that talk to the server: publish
 //! KeyPackages, create an E2E conversation and its group, add and remove
 //! members, update this device's keys, send a message, and catch up on what
-//! the device has not applied. Every message is made in the group's current
-//! epoch; when the server answers `STALE_EPOCH` (another member's commit was
+//! the device has not applied. Each makes its MLS part with `ops` and sends
+//! it; when the server answers `STALE_EPOCH` (another member's commit was
 //! sequenced first) the device applies what it missed and makes it again.
 
 use chat_protocol::v1::{self, ErrorCode};
-use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
-use openmls::prelude::*;
-use openmls::treesync::LeafNodeParameters;
-use prost::Message as _;
 
-use super::{CIPHERSUITE, Device, MlsError, Received, group_id, identity, mls, parse_identity};
+use super::ops::Change;
+use super::{Device, MlsError, Received, identity, mls};
 use crate::{Client, ClientError};
 
 /// Times a message or commit is made again after `STALE_EPOCH`.
@@ -21,10 +18,6 @@ const PAGE: u32 = 200;
 
 fn is_stale(e: &ClientError) -> bool {
     matches!(e, ClientError::Server(w) if w.code() == Some(ErrorCode::StaleEpoch))
-}
-
-fn bytes(m: &MlsMessageOut) -> Result<Vec<u8>, MlsError> {
-    m.tls_serialize_detached().map_err(mls)
 }
 
 impl Device {
@@ -51,15 +44,7 @@ impl Device {
         let names = members.iter().map(|s| s.to_string()).collect();
         let ok = client.create_e2e_conversation(kind, title, case_id, names).await?;
         let conv = ok.summary.and_then(|s| s.conversation).map(|c| c.id).ok_or_else(|| mls("no conversation"))?;
-        if self.group(conv).is_err() {
-            MlsGroup::builder()
-                .with_group_id(group_id(conv))
-                .ciphersuite(CIPHERSUITE)
-                .use_ratchet_tree_extension(true)
-                .build(&self.provider, &self.signer, self.credential())
-                .map_err(mls)?;
-            self.save()?;
-        }
+        self.start_group(conv)?;
         let me = self.user.clone();
         let mut users: Vec<&str> = members.to_vec();
         users.push(&me);
@@ -74,42 +59,15 @@ impl Device {
         self.add_devices(client, conv, users).await
     }
 
-    /// Claims a KeyPackage of each device of `users` (this device's own left
-    /// out), checks each names the user it was claimed for, and commits them
-    /// into the group.
+    /// Claims a KeyPackage of each device of `users` and commits them into the group.
     async fn add_devices(&mut self, client: &Client, conv: u64, users: &[&str]) -> Result<(), MlsError> {
-        let claimed = client.claim_key_packages(users.iter().map(|s| s.to_string()).collect()).await;
-        let claimed = match claimed {
+        let claimed = match client.claim_key_packages(users.iter().map(|s| s.to_string()).collect()).await {
             Ok(c) => c,
             // Nobody of them has a device ready (this user alone, say).
             Err(ClientError::Server(w)) if w.code() == Some(ErrorCode::NoKeyPackages) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        let mut packages = Vec::new();
-        for c in claimed.key_packages {
-            let kp = KeyPackageIn::tls_deserialize_exact(c.key_package.as_ref())
-                .map_err(mls)?
-                .validate(self.provider.crypto(), ProtocolVersion::Mls10)
-                .map_err(mls)?;
-            let named = parse_identity(kp.leaf_node().credential());
-            if named.as_ref() != Some(&(c.user_id.clone(), c.device_id.clone())) {
-                return Err(MlsError::Identity(format!(
-                    "a KeyPackage claimed for {}/{} names {named:?}",
-                    c.user_id, c.device_id
-                )));
-            }
-            if (c.user_id.as_str(), c.device_id.as_str()) != (self.user.as_str(), self.device.as_str()) {
-                packages.push(kp);
-            }
-        }
-        if packages.is_empty() {
-            return Ok(());
-        }
-        self.commit(client, conv, |d, g| {
-            let (commit, welcome, _) = g.add_members(&d.provider, &d.signer, &packages).map_err(mls)?;
-            Ok((bytes(&commit)?, bytes(&welcome)?))
-        })
-        .await
+        self.commit(client, conv, Change::Add(claimed)).await
     }
 
     /// Removes `user` from the conversation (on the server) and every
@@ -117,61 +75,28 @@ impl Device {
     /// read by them.
     pub async fn remove_member(&mut self, client: &Client, conv: u64, user: &str) -> Result<(), MlsError> {
         client.remove_member(conv, user.to_string()).await?;
-        self.commit(client, conv, |d, g| {
-            let leaves: Vec<LeafNodeIndex> = g
-                .members()
-                .filter(|m| parse_identity(&m.credential).is_some_and(|(u, _)| u == user))
-                .map(|m| m.index)
-                .collect();
-            if leaves.is_empty() {
-                return Ok((Vec::new(), Vec::new()));
-            }
-            let (commit, _, _) = g.remove_members(&d.provider, &d.signer, &leaves).map_err(mls)?;
-            Ok((bytes(&commit)?, Vec::new()))
-        })
-        .await
+        self.commit(client, conv, Change::Remove(user.to_owned())).await
     }
 
     /// Renews this device's leaf keys (post-compromise security).
     pub async fn update(&mut self, client: &Client, conv: u64) -> Result<(), MlsError> {
-        self.commit(client, conv, |d, g| {
-            let bundle = g.self_update(&d.provider, &d.signer, LeafNodeParameters::default()).map_err(mls)?;
-            let (commit, _, _) = bundle.into_messages();
-            Ok((bytes(&commit)?, Vec::new()))
-        })
-        .await
+        self.commit(client, conv, Change::Update).await
     }
 
-    /// Makes a commit with `make` (its bytes and Welcome; empty: nothing to
-    /// commit), sends it for the group's epoch and merges it once stored;
-    /// after `STALE_EPOCH` drops it, catches up and makes it again.
-    async fn commit(
-        &mut self,
-        client: &Client,
-        conv: u64,
-        make: impl Fn(&Device, &mut MlsGroup) -> Result<(Vec<u8>, Vec<u8>), MlsError>,
-    ) -> Result<(), MlsError> {
+    /// Makes the commit of `change`, sends it for the group's epoch and
+    /// merges it once stored; after `STALE_EPOCH` drops it, catches up and
+    /// makes it again.
+    async fn commit(&mut self, client: &Client, conv: u64, change: Change) -> Result<(), MlsError> {
         for _ in 0..REBASES {
-            let mut g = self.group(conv)?;
-            let epoch = g.epoch().as_u64();
-            let (commit, welcome) = make(self, &mut g)?;
-            if commit.is_empty() {
-                return Ok(());
-            }
-            let ct = v1::E2eCiphertext { epoch, mls: commit.into(), commit: true, welcome: welcome.into() };
+            let Some(ct) = self.prepare(conv, &change)? else { return Ok(()) };
             match client.send_ciphertext(conv, ct).await {
-                Ok(ok) => {
-                    g.merge_pending_commit(&self.provider).map_err(mls)?;
-                    self.applied.insert(conv, ok.seq);
-                    return self.save();
-                }
+                Ok(ok) => return self.confirm(conv, ok.seq),
                 Err(e) if is_stale(&e) => {
-                    g.clear_pending_commit(self.provider.storage()).map_err(mls)?;
+                    self.discard(conv)?;
                     self.catch_up(client, conv).await?;
                 }
                 Err(e) => {
-                    g.clear_pending_commit(self.provider.storage()).map_err(mls)?;
-                    self.save()?;
+                    self.discard(conv)?;
                     return Err(e.into());
                 }
             }
@@ -195,13 +120,8 @@ impl Device {
         content: v1::E2eContent,
     ) -> Result<v1::SendMessageOk, MlsError> {
         let attachment_ids = content.files.iter().map(|f| f.attachment_id.clone()).collect::<Vec<_>>();
-        let content = content.encode_to_vec();
         for _ in 0..REBASES {
-            let mut g = self.group(conv)?;
-            let epoch = g.epoch().as_u64();
-            let message = g.create_message(&self.provider, &self.signer, &content).map_err(mls)?;
-            self.save()?;
-            let ct = v1::E2eCiphertext { epoch, mls: bytes(&message)?.into(), ..Default::default() };
+            let ct = self.encrypt(conv, &content)?;
             let send = v1::SendMessage {
                 conversation_id: conv,
                 body: Some(v1::MessageBody { content: Some(v1::message_body::Content::Ciphertext(ct)) }),

@@ -11,12 +11,14 @@
 //!
 //! This file owns the device and what arrives ([`Device::receive`], in the
 //! conversation's seq order); `group` the operations that talk to the
-//! server (create, add, remove, update, send, catch up); `files` the files
+//! server (create, add, remove, update, send, catch up), making their MLS
+//! parts with `ops` (no I/O: usable by a caller with its own); `files` the files
 //! of E2E messages (encrypted here with a key per file that travels inside
 //! the MLS message); `state_file` the device file.
 
 mod files;
 mod group;
+mod ops;
 mod state_file;
 
 use std::collections::BTreeMap;
@@ -28,6 +30,8 @@ use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_rust_crypto::OpenMlsRustCrypto;
 use prost::Message as _;
+
+pub use ops::Change;
 
 /// The ciphersuite of every E2E group.
 pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
@@ -146,7 +150,8 @@ pub struct Device {
     signer: SignatureKeyPair,
     /// Per conversation of this device's groups: the highest seq applied.
     applied: BTreeMap<u64, u64>,
-    path: PathBuf,
+    /// Where it is saved (None: kept in memory only).
+    path: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Device {
@@ -163,13 +168,23 @@ impl Device {
         if path.exists() {
             return Err(MlsError::File { path, why: "exists already; open it instead".into() });
         }
+        let d = Self::new(user, device, Some(path))?;
+        d.save()?;
+        Ok(d)
+    }
+
+    /// A device kept in memory only (its keys are lost with it): for tools
+    /// and load tests, never for a person's device.
+    pub fn in_memory(user: &str, device: &str) -> Result<Device, MlsError> {
+        Self::new(user, device, None)
+    }
+
+    fn new(user: &str, device: &str, path: Option<PathBuf>) -> Result<Device, MlsError> {
         chat_protocol::limits::check_device_id(device).map_err(mls)?;
         let provider = OpenMlsRustCrypto::default();
         let signer = SignatureKeyPair::new(CIPHERSUITE.signature_algorithm()).map_err(mls)?;
         signer.store(provider.storage()).map_err(mls)?;
-        let d = Device { user: user.into(), device: device.into(), provider, signer, applied: BTreeMap::new(), path };
-        d.save()?;
-        Ok(d)
+        Ok(Device { user: user.into(), device: device.into(), provider, signer, applied: BTreeMap::new(), path })
     }
 
     /// The device saved at `path`.
@@ -177,9 +192,12 @@ impl Device {
         state_file::load(path.as_ref())
     }
 
-    /// Writes the device's state to its file.
+    /// Writes the device's state to its file (if it has one).
     pub fn save(&self) -> Result<(), MlsError> {
-        state_file::save(self)
+        match &self.path {
+            Some(path) => state_file::save(self, path),
+            None => Ok(()),
+        }
     }
 
     /// The user this device belongs to.

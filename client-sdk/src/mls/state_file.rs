@@ -45,9 +45,9 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Writes `d` to its file.
-pub(super) fn save(d: &Device) -> Result<(), MlsError> {
-    let fail = |why: String| MlsError::File { path: d.path.clone(), why };
+/// Writes `d` to `path`.
+pub(super) fn save(d: &Device, path: &Path) -> Result<(), MlsError> {
+    let fail = |why: String| MlsError::File { path: path.to_path_buf(), why };
     let mut out = MAGIC.to_vec();
     put(&mut out, d.user.as_bytes());
     put(&mut out, d.device.as_bytes());
@@ -64,14 +64,14 @@ pub(super) fn save(d: &Device) -> Result<(), MlsError> {
         put(&mut out, v);
     }
     drop(values);
-    let tmp = d.path.with_extension("tmp");
+    let tmp = path.with_extension("tmp");
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
     let mut f = opts.open(&tmp).map_err(|e| fail(e.to_string()))?;
     f.write_all(&out).and_then(|()| f.sync_all()).map_err(|e| fail(e.to_string()))?;
-    std::fs::rename(&tmp, &d.path).map_err(|e| fail(e.to_string()))
+    std::fs::rename(&tmp, path).map_err(|e| fail(e.to_string()))
 }
 
 /// Reads the device saved at `path`.
@@ -99,7 +99,7 @@ pub(super) fn load(path: &Path) -> Result<Device, MlsError> {
     }
     let signer = SignatureKeyPair::read(provider.storage(), &public, CIPHERSUITE.signature_algorithm())
         .ok_or_else(|| fail("the signing key is missing"))?;
-    Ok(Device { user, device, provider, signer, applied, path: path.to_path_buf() })
+    Ok(Device { user, device, provider, signer, applied, path: Some(path.to_path_buf()) })
 }
 
 #[cfg(test)]

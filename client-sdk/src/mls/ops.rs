@@ -1,0 +1,125 @@
+//! The group operations of a [`Device`] that touch no network: start a
+//! group, make a commit (add claimed devices, remove a user's devices,
+//! renew this device's keys) and keep it pending until the server has
+//! stored it (then [`Device::confirm`]) or refused it ([`Device::discard`]),
+//! and encrypt a message. The async operations in `group` send what these
+//! make; a caller with its own I/O (the load generator) may use them
+//! directly.
+
+use chat_protocol::v1;
+use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::*;
+use openmls::treesync::LeafNodeParameters;
+use prost::Message as _;
+
+use super::{CIPHERSUITE, Device, MlsError, group_id, mls, parse_identity};
+
+/// A change to a group's members or keys.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Add the devices whose KeyPackages were claimed (this device's own left out).
+    Add(v1::ClaimedKeyPackages),
+    /// Remove every device of a user.
+    Remove(String),
+    /// Renew this device's leaf keys.
+    Update,
+}
+
+fn bytes(m: &MlsMessageOut) -> Result<Vec<u8>, MlsError> {
+    m.tls_serialize_detached().map_err(mls)
+}
+
+impl Device {
+    /// Makes the group of `conv` with this device alone (epoch 0), unless it has one.
+    pub fn start_group(&mut self, conv: u64) -> Result<(), MlsError> {
+        if self.group(conv).is_ok() {
+            return Ok(());
+        }
+        MlsGroup::builder()
+            .with_group_id(group_id(conv))
+            .ciphersuite(CIPHERSUITE)
+            .use_ratchet_tree_extension(true)
+            .build(&self.provider, &self.signer, self.credential())
+            .map_err(mls)?;
+        self.save()
+    }
+
+    /// The claimed KeyPackages, each checked to name the user and device it
+    /// was claimed for (this device's own left out).
+    fn accept_claimed(&self, claimed: &v1::ClaimedKeyPackages) -> Result<Vec<KeyPackage>, MlsError> {
+        let mut packages = Vec::new();
+        for c in &claimed.key_packages {
+            let kp = KeyPackageIn::tls_deserialize_exact(c.key_package.as_ref())
+                .map_err(mls)?
+                .validate(self.provider.crypto(), ProtocolVersion::Mls10)
+                .map_err(mls)?;
+            let named = parse_identity(kp.leaf_node().credential());
+            if named.as_ref() != Some(&(c.user_id.clone(), c.device_id.clone())) {
+                return Err(MlsError::Identity(format!(
+                    "a KeyPackage claimed for {}/{} names {named:?}",
+                    c.user_id, c.device_id
+                )));
+            }
+            if (c.user_id.as_str(), c.device_id.as_str()) != (self.user.as_str(), self.device.as_str()) {
+                packages.push(kp);
+            }
+        }
+        Ok(packages)
+    }
+
+    /// Makes the commit of `change` for the group's epoch and keeps it
+    /// pending; None when there is nothing to commit.
+    pub fn prepare(&mut self, conv: u64, change: &Change) -> Result<Option<v1::E2eCiphertext>, MlsError> {
+        let mut g = self.group(conv)?;
+        let epoch = g.epoch().as_u64();
+        let (commit, welcome) = match change {
+            Change::Add(claimed) => {
+                let packages = self.accept_claimed(claimed)?;
+                if packages.is_empty() {
+                    return Ok(None);
+                }
+                let (commit, welcome, _) = g.add_members(&self.provider, &self.signer, &packages).map_err(mls)?;
+                (bytes(&commit)?, bytes(&welcome)?)
+            }
+            Change::Remove(user) => {
+                let leaves: Vec<LeafNodeIndex> = g
+                    .members()
+                    .filter(|m| parse_identity(&m.credential).is_some_and(|(u, _)| u == *user))
+                    .map(|m| m.index)
+                    .collect();
+                if leaves.is_empty() {
+                    return Ok(None);
+                }
+                (bytes(&g.remove_members(&self.provider, &self.signer, &leaves).map_err(mls)?.0)?, Vec::new())
+            }
+            Change::Update => {
+                let bundle = g.self_update(&self.provider, &self.signer, LeafNodeParameters::default()).map_err(mls)?;
+                (bytes(&bundle.into_messages().0)?, Vec::new())
+            }
+        };
+        self.save()?;
+        Ok(Some(v1::E2eCiphertext { epoch, mls: commit.into(), commit: true, welcome: welcome.into() }))
+    }
+
+    /// The pending commit was stored at `seq`: the group moves to the next epoch.
+    pub fn confirm(&mut self, conv: u64, seq: u64) -> Result<(), MlsError> {
+        self.group(conv)?.merge_pending_commit(&self.provider).map_err(mls)?;
+        self.applied.insert(conv, seq);
+        self.save()
+    }
+
+    /// The pending commit was refused: the group stays where it was.
+    pub fn discard(&mut self, conv: u64) -> Result<(), MlsError> {
+        self.group(conv)?.clear_pending_commit(self.provider.storage()).map_err(mls)?;
+        self.save()
+    }
+
+    /// Encrypts `content` for the group in its current epoch.
+    pub fn encrypt(&mut self, conv: u64, content: &v1::E2eContent) -> Result<v1::E2eCiphertext, MlsError> {
+        let mut g = self.group(conv)?;
+        let epoch = g.epoch().as_u64();
+        let message = g.create_message(&self.provider, &self.signer, &content.encode_to_vec()).map_err(mls)?;
+        self.save()?;
+        Ok(v1::E2eCiphertext { epoch, mls: bytes(&message)?.into(), ..Default::default() })
+    }
+}
