@@ -77,6 +77,7 @@ step "Load generator smoke: correctness only (latency on a shared CI machine pro
 cargo build --release -p chat-server -p loadgen --bin chatd --bin loadgen
 target/release/loadgen run spec --duration 5s --rate 5000 --check-correctness-only --plot target/loadgen-spec.svg
 target/release/loadgen run reconnect --duration 5s --check-correctness-only --plot target/loadgen-reconnect.svg
+target/release/loadgen run spec --e2e --duration 5s --rate 1000 --check-correctness-only --plot target/loadgen-spec-e2e.svg
 target/release/loadgen run crash --duration 6s --check-correctness-only --plot target/loadgen-crash.svg
 target/release/loadgen run crash --duration 6s --check-correctness-only --transport webtransport \
   --plot target/loadgen-crash-webtransport.svg

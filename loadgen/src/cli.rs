@@ -52,6 +52,10 @@ pub struct RunArgs {
     /// Shards of the spawned server (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub shards: usize,
+    /// spec: every conversation end-to-end encrypted with MLS (in-memory
+    /// devices; senders encrypt, receivers decrypt before checking).
+    #[arg(long)]
+    pub e2e: bool,
     /// Transport of the clients.
     #[arg(long, value_enum, default_value = "quic")]
     pub transport: TransportArg,

@@ -207,6 +207,8 @@ pub struct Run {
     pub disrupted_us: AtomicU64,
     /// The slowest ack of a send intended at or after `disrupted_us`, µs.
     pub slowest_ack_after_us: AtomicU64,
+    /// `--e2e`: each user's MLS device (senders encrypt, receivers decrypt).
+    pub e2e: Option<crate::e2e::Devices>,
 }
 
 impl Run {
@@ -236,7 +238,13 @@ impl Run {
             down_until_us: AtomicU64::new(u64::MAX),
             disrupted_us: AtomicU64::new(u64::MAX),
             slowest_ack_after_us: AtomicU64::new(0),
+            e2e: None,
         }
+    }
+
+    /// The same run with every conversation end-to-end encrypted by `devices`.
+    pub fn with_e2e(self, devices: crate::e2e::Devices) -> Self {
+        Self { e2e: Some(devices), ..self }
     }
 
     /// Whether the server is down now (killed, not yet listening again).
@@ -356,7 +364,22 @@ pub async fn sender(s: Stream, slots: Arc<Vec<Arc<Slot>>>, run: Arc<Run>, from_u
                     if outage {
                         run.n.outage_sent.fetch_add(1, Relaxed);
                     }
-                    pending.push(async move { (intended, u, outage, client.send_text(conv, text).await) });
+                    use chat_client::v1::{MessageBody, SendMessage, message_body::Content};
+                    let content = match run.e2e.as_ref() {
+                        None => Ok(Content::Text(text)),
+                        Some(devices) => crate::e2e::seal(&devices[u], conv, text).map(Content::Ciphertext),
+                    };
+                    match content {
+                        Ok(content) => {
+                            let body = Some(MessageBody { content: Some(content) });
+                            let m = SendMessage { conversation_id: conv, body, ..Default::default() };
+                            pending.push(async move { (intended, u, outage, client.send(m).await) });
+                        }
+                        Err(e) => {
+                            run.n.send_errors.fetch_add(1, Relaxed);
+                            run.note_error(format!("encrypting in conversation {}: {e}", s.conv_id));
+                        }
+                    }
                 }
             }
             Some(done) = pending.next(), if !pending.is_empty() => record(&mut acked, done),
@@ -403,8 +426,21 @@ impl Receiver {
             Event::Message(m) => {
                 let now = self.run.now_us();
                 log.deliver_at(m.conversation_id, m.seq, now);
-                let text = match m.body.and_then(|b| b.content) {
-                    Some(chat_client::v1::message_body::Content::Text(t)) => t,
+                let text = match (&self.run.e2e, m.body.as_ref().and_then(|b| b.content.as_ref())) {
+                    // Its own message comes back from its ack, as ciphertext
+                    // its device wrote: delivered, and no latency sample.
+                    (Some(_), Some(chat_client::v1::message_body::Content::Ciphertext(c)))
+                        if m.sender_id == self.me && !c.commit =>
+                    {
+                        self.run.n.delivered.fetch_add(1, Relaxed);
+                        self.run.node(self.u).delivered.fetch_add(1, Relaxed);
+                        return;
+                    }
+                    (Some(devices), _) => match crate::e2e::open(&devices[self.u], &m) {
+                        Some(t) => t,
+                        None => return,
+                    },
+                    (None, Some(chat_client::v1::message_body::Content::Text(t))) => t.clone(),
                     _ => return,
                 };
                 if let Some((_msgno, t_us)) = parse(&text) {

@@ -23,6 +23,7 @@ mod cli;
 mod cost;
 mod crash;
 mod driver;
+mod e2e;
 mod hoard;
 mod hoard_report;
 mod hoarder;
@@ -117,6 +118,7 @@ async fn execute(
         "--store applies to the in-process cluster of `cluster` only"
     );
     anyhow::ensure!(args.hoarders.is_none() || plan.name == Name::Hoard, "--hoarders applies to `hoard` only");
+    anyhow::ensure!(!args.e2e || plan.name == Name::Spec, "--e2e applies to `spec` only");
     anyhow::ensure!(
         args.disrupt_at.is_none() || plan.disruption.is_some(),
         "--disrupt-at applies to `crash`, `storm` and `cluster --disrupt` only"
@@ -333,7 +335,8 @@ async fn load(
     let prefix = format!("lg{:06x}-", rand::rng().random_range(0..0x100_0000u32));
     let target_addrs: Vec<String> = target.nodes.iter().map(|n| n.addr.to_string()).collect();
     let connector = Connector::new(target, transport, plan.users, prefix)?;
-    let run = Arc::new(Run::new(plan.users, connector.nodes()));
+    let run = Run::new(plan.users, connector.nodes());
+    let run = Arc::new(if args.e2e { run.with_e2e(e2e::devices(&connector, plan.users)?) } else { run });
 
     let pb = bar(plan.users as u64, "connect");
     let (slots, events) = connector.connect_all(plan.users, || pb.inc(1)).await?;
@@ -357,7 +360,19 @@ async fn load(
     }
 
     let pb = bar(plan.convs.len() as u64, "create");
-    let ids = population::create_conversations(plan, &slots, &connector, || pb.inc(1)).await?;
+    let ids = match &run.e2e {
+        None => population::create_conversations(plan, &slots, &connector, || pb.inc(1)).await?,
+        Some(devices) => {
+            e2e::publish(plan, &slots, devices).await?;
+            let ids = e2e::create_conversations(plan, &slots, devices, &connector, || pb.inc(1)).await?;
+            let missing = e2e::wait_joined(plan, &ids, devices, ANNOUNCE_WAIT).await;
+            anyhow::ensure!(
+                missing == 0,
+                "{missing} memberships did not join their MLS group within {ANNOUNCE_WAIT:?}"
+            );
+            ids
+        }
+    };
     pb.finish_and_clear();
     let memberships = plan.memberships();
     let announced = Instant::now() + ANNOUNCE_WAIT;
