@@ -21,7 +21,7 @@ mod group;
 mod ops;
 mod state_file;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use chat_protocol::v1::{self, message_body::Content};
@@ -152,6 +152,9 @@ pub struct Device {
     applied: BTreeMap<u64, u64>,
     /// Where it is saved (None: kept in memory only).
     path: Option<PathBuf>,
+    /// The groups in use, as loaded (openmls writes every change through to
+    /// the storage, so this cache never holds anything the file does not).
+    groups: HashMap<u64, MlsGroup>,
 }
 
 impl std::fmt::Debug for Device {
@@ -184,7 +187,8 @@ impl Device {
         let provider = OpenMlsRustCrypto::default();
         let signer = SignatureKeyPair::new(CIPHERSUITE.signature_algorithm()).map_err(mls)?;
         signer.store(provider.storage()).map_err(mls)?;
-        Ok(Device { user: user.into(), device: device.into(), provider, signer, applied: BTreeMap::new(), path })
+        let (user, device, applied, groups) = (user.into(), device.into(), BTreeMap::new(), HashMap::new());
+        Ok(Device { user, device, provider, signer, applied, path, groups })
     }
 
     /// The device saved at `path`.
@@ -230,35 +234,58 @@ impl Device {
         Ok(out)
     }
 
-    /// The group of `conv`, if this device is in it.
-    fn group(&self, conv: u64) -> Result<MlsGroup, MlsError> {
-        match MlsGroup::load(self.provider.storage(), &group_id(conv)).map_err(mls)? {
-            Some(g) if g.is_active() => Ok(g),
-            _ => Err(MlsError::NotInGroup(conv)),
-        }
+    /// Takes the group of `conv` out of the cache (or the storage) to work
+    /// on it; [`Device::put`] gives it back. Err if this device is not in it.
+    fn take(&mut self, conv: u64) -> Result<MlsGroup, MlsError> {
+        let g = match self.groups.remove(&conv) {
+            Some(g) => g,
+            None => MlsGroup::load(self.provider.storage(), &group_id(conv))
+                .map_err(mls)?
+                .ok_or(MlsError::NotInGroup(conv))?,
+        };
+        if g.is_active() { Ok(g) } else { Err(MlsError::NotInGroup(conv)) }
+    }
+
+    /// Gives back a group taken with [`Device::take`].
+    fn put(&mut self, conv: u64, g: MlsGroup) {
+        self.groups.insert(conv, g);
+    }
+
+    /// `f` of the group of `conv`, if this device is in it.
+    fn peek<T>(&self, conv: u64, f: impl FnOnce(&MlsGroup) -> T) -> Result<T, MlsError> {
+        let loaded;
+        let g = match self.groups.get(&conv) {
+            Some(g) => g,
+            None => {
+                loaded = MlsGroup::load(self.provider.storage(), &group_id(conv)).map_err(mls)?;
+                loaded.as_ref().ok_or(MlsError::NotInGroup(conv))?
+            }
+        };
+        if g.is_active() { Ok(f(g)) } else { Err(MlsError::NotInGroup(conv)) }
     }
 
     /// The group's epoch in `conv` (None: not in it).
     pub fn epoch(&self, conv: u64) -> Option<u64> {
-        self.group(conv).ok().map(|g| g.epoch().as_u64())
+        self.peek(conv, |g| g.epoch().as_u64()).ok()
     }
 
     /// The users and devices of the group of `conv`, by leaf.
     pub fn members(&self, conv: u64) -> Result<Vec<(String, String)>, MlsError> {
-        Ok(self.group(conv)?.members().filter_map(|m| parse_identity(&m.credential)).collect())
+        self.peek(conv, |g| g.members().filter_map(|m| parse_identity(&m.credential)).collect())
     }
 
     /// The safety number of each device in the group of `conv`: digits of
     /// the SHA-256 of its identity and signing key, to compare out of band
     /// (the same on every member's screen, and changed if a key is swapped).
     pub fn safety_numbers(&self, conv: u64) -> Result<Vec<(String, String, String)>, MlsError> {
-        let g = self.group(conv)?;
-        let mut out = Vec::new();
-        for m in g.members() {
-            let Some((user, device)) = parse_identity(&m.credential) else { continue };
-            out.push((user.clone(), device.clone(), safety_number(&identity(&user, &device), &m.signature_key)));
-        }
-        Ok(out)
+        self.peek(conv, |g| {
+            let mut out = Vec::new();
+            for m in g.members() {
+                let Some((user, device)) = parse_identity(&m.credential) else { continue };
+                out.push((user.clone(), device.clone(), safety_number(&identity(&user, &device), &m.signature_key)));
+            }
+            out
+        })
     }
 
     /// Applies one stored entry of an E2E conversation, in seq order: joins
@@ -274,11 +301,15 @@ impl Device {
         if self.applied.get(&conv).is_some_and(|&s| m.seq <= s) {
             return Ok(Received::Skipped);
         }
-        let applied = match self.group(conv) {
-            Err(MlsError::NotInGroup(_)) if ct.commit && !ct.welcome.is_empty() => self.join(m.seq, ct),
+        let applied = match self.take(conv) {
+            Err(MlsError::NotInGroup(_)) if ct.commit && !ct.welcome.is_empty() => self.join(conv, m.seq, ct),
             Err(MlsError::NotInGroup(_)) => Ok(Received::Skipped),
             Err(e) => return Err(e),
-            Ok(mut g) => self.apply(&mut g, m, ct),
+            Ok(mut g) => {
+                let r = self.apply(&mut g, m, ct);
+                self.put(conv, g);
+                r
+            }
         };
         // What another member sent wrong must not wedge this device: it is
         // passed over (a commit nobody can apply leaves the group behind the
@@ -296,7 +327,7 @@ impl Device {
     }
 
     /// Joins from a Welcome, if it is for this device.
-    fn join(&mut self, seq: u64, ct: &v1::E2eCiphertext) -> Result<Received, MlsError> {
+    fn join(&mut self, conv: u64, seq: u64, ct: &v1::E2eCiphertext) -> Result<Received, MlsError> {
         let welcome = match MlsMessageIn::tls_deserialize_exact(ct.welcome.as_ref()).map_err(mls)?.extract() {
             MlsMessageBodyIn::Welcome(w) => w,
             _ => return Err(MlsError::Mls("the welcome field holds no Welcome".into())),
@@ -304,7 +335,8 @@ impl Device {
         let config = MlsGroupJoinConfig::builder().use_ratchet_tree_extension(true).build();
         match StagedWelcome::new_from_welcome(&self.provider, &config, welcome, None) {
             Ok(staged) => {
-                staged.into_group(&self.provider).map_err(mls)?;
+                let g = staged.into_group(&self.provider).map_err(mls)?;
+                self.put(conv, g);
                 Ok(Received::Joined { seq })
             }
             // Someone else was added.

@@ -25,6 +25,9 @@ pub enum Change {
     Update,
 }
 
+/// A commit's bytes and its Welcome's (empty: none).
+type Made = (Vec<u8>, Vec<u8>);
+
 fn bytes(m: &MlsMessageOut) -> Result<Vec<u8>, MlsError> {
     m.tls_serialize_detached().map_err(mls)
 }
@@ -32,15 +35,16 @@ fn bytes(m: &MlsMessageOut) -> Result<Vec<u8>, MlsError> {
 impl Device {
     /// Makes the group of `conv` with this device alone (epoch 0), unless it has one.
     pub fn start_group(&mut self, conv: u64) -> Result<(), MlsError> {
-        if self.group(conv).is_ok() {
+        if self.peek(conv, |_| ()).is_ok() {
             return Ok(());
         }
-        MlsGroup::builder()
+        let g = MlsGroup::builder()
             .with_group_id(group_id(conv))
             .ciphersuite(CIPHERSUITE)
             .use_ratchet_tree_extension(true)
             .build(&self.provider, &self.signer, self.credential())
             .map_err(mls)?;
+        self.put(conv, g);
         self.save()
     }
 
@@ -70,9 +74,18 @@ impl Device {
     /// Makes the commit of `change` for the group's epoch and keeps it
     /// pending; None when there is nothing to commit.
     pub fn prepare(&mut self, conv: u64, change: &Change) -> Result<Option<v1::E2eCiphertext>, MlsError> {
-        let mut g = self.group(conv)?;
+        let mut g = self.take(conv)?;
         let epoch = g.epoch().as_u64();
-        let (commit, welcome) = match change {
+        let made = self.make(&mut g, change);
+        self.put(conv, g);
+        let Some((commit, welcome)) = made? else { return Ok(None) };
+        self.save()?;
+        Ok(Some(v1::E2eCiphertext { epoch, mls: commit.into(), commit: true, welcome: welcome.into() }))
+    }
+
+    /// The commit of `change` in `g` and its Welcome (None: nothing to commit).
+    fn make(&self, g: &mut MlsGroup, change: &Change) -> Result<Option<Made>, MlsError> {
+        Ok(Some(match change {
             Change::Add(claimed) => {
                 let packages = self.accept_claimed(claimed)?;
                 if packages.is_empty() {
@@ -96,29 +109,35 @@ impl Device {
                 let bundle = g.self_update(&self.provider, &self.signer, LeafNodeParameters::default()).map_err(mls)?;
                 (bytes(&bundle.into_messages().0)?, Vec::new())
             }
-        };
-        self.save()?;
-        Ok(Some(v1::E2eCiphertext { epoch, mls: commit.into(), commit: true, welcome: welcome.into() }))
+        }))
     }
 
     /// The pending commit was stored at `seq`: the group moves to the next epoch.
     pub fn confirm(&mut self, conv: u64, seq: u64) -> Result<(), MlsError> {
-        self.group(conv)?.merge_pending_commit(&self.provider).map_err(mls)?;
+        let mut g = self.take(conv)?;
+        let merged = g.merge_pending_commit(&self.provider).map_err(mls);
+        self.put(conv, g);
+        merged?;
         self.applied.insert(conv, seq);
         self.save()
     }
 
     /// The pending commit was refused: the group stays where it was.
     pub fn discard(&mut self, conv: u64) -> Result<(), MlsError> {
-        self.group(conv)?.clear_pending_commit(self.provider.storage()).map_err(mls)?;
+        let mut g = self.take(conv)?;
+        let cleared = g.clear_pending_commit(self.provider.storage()).map_err(mls);
+        self.put(conv, g);
+        cleared?;
         self.save()
     }
 
     /// Encrypts `content` for the group in its current epoch.
     pub fn encrypt(&mut self, conv: u64, content: &v1::E2eContent) -> Result<v1::E2eCiphertext, MlsError> {
-        let mut g = self.group(conv)?;
+        let mut g = self.take(conv)?;
         let epoch = g.epoch().as_u64();
-        let message = g.create_message(&self.provider, &self.signer, &content.encode_to_vec()).map_err(mls)?;
+        let message = g.create_message(&self.provider, &self.signer, &content.encode_to_vec()).map_err(mls);
+        self.put(conv, g);
+        let message = message?;
         self.save()?;
         Ok(v1::E2eCiphertext { epoch, mls: bytes(&message)?.into(), ..Default::default() })
     }

@@ -99,7 +99,8 @@ pub(super) fn load(path: &Path) -> Result<Device, MlsError> {
     }
     let signer = SignatureKeyPair::read(provider.storage(), &public, CIPHERSUITE.signature_algorithm())
         .ok_or_else(|| fail("the signing key is missing"))?;
-    Ok(Device { user, device, provider, signer, applied, path: Some(path.to_path_buf()) })
+    let groups = std::collections::HashMap::new();
+    Ok(Device { user, device, provider, signer, applied, path: Some(path.to_path_buf()), groups })
 }
 
 #[cfg(test)]
