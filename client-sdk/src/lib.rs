@@ -23,6 +23,10 @@
 //!   holds (history pages come in their latest state already).
 //! - Certificate pinning accepts exactly the pinned end-entity SHA-256, on both
 //!   transports, without the browser's 14-day / P-256 constraints.
+//! - End-to-end encrypted conversations: the calls the server knows
+//!   (`create_e2e_conversation`, `send_ciphertext`, the KeyPackage directory)
+//!   are always there; MLS itself (openmls) is the `mls` feature's
+//!   `mls::Device`, one device's keys and groups.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), chat_client::ClientError> {
