@@ -128,6 +128,20 @@ async fn three_devices_talk_end_to_end_and_a_removed_one_reads_nothing_after() {
     assert_eq!(numbers, bd.safety_numbers(conv).unwrap(), "everyone sees the same keys");
     assert_eq!(numbers, cd.safety_numbers(conv).unwrap());
 
+    // Carol's second device, set up after she joined, is added by a member
+    // and reads from then on.
+    let (carol_phone, mut cp_ev) = s.connect("carol", "advocate", Transport::WebTransport).await;
+    let mut cp = Device::create(keys.path().join("carol-phone.mls"), "carol", "phone").unwrap();
+    cp.replenish(&carol_phone, 2).await.unwrap();
+    assert_eq!(ad.add_new_devices(&alice, conv).await.unwrap(), 1, "only the new device");
+    pump(&mut cp, &mut cp_ev, conv, |r| matches!(r, Received::Joined { .. })).await;
+    bd.catch_up(&bob, conv).await.unwrap();
+    cd.catch_up(&carol, conv).await.unwrap();
+    ad.send_text(&alice, conv, "to every device").await.unwrap();
+    pump(&mut cp, &mut cp_ev, conv, text("to every device")).await;
+    assert_eq!(texts(&cd.catch_up(&carol, conv).await.unwrap()), ["to every device"]);
+    drop(carol_phone);
+
     // Bob and carol commit at once: one is sequenced first, the other is
     // refused as stale, catches up and commits again.
     let epoch = ad.epoch(conv).unwrap();

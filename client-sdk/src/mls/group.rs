@@ -15,6 +15,8 @@ use crate::{Client, ClientError};
 const REBASES: usize = 5;
 /// History read per page when catching up.
 const PAGE: u32 = 200;
+/// Users named per KeyPackage claim (the server's cap).
+const CLAIM_USERS: usize = 50;
 
 fn is_stale(e: &ClientError) -> bool {
     matches!(e, ClientError::Server(w) if w.code() == Some(ErrorCode::StaleEpoch))
@@ -68,6 +70,31 @@ impl Device {
             Err(e) => return Err(e.into()),
         };
         self.commit(client, conv, Change::Add(claimed)).await
+    }
+
+    /// Adds the devices of the conversation's members that are not in the
+    /// group yet: a member's new device, or one that had no KeyPackage left
+    /// when its user was added. Returns how many were added. (Claims take a
+    /// KeyPackage of every device of the members, in the group or not: the
+    /// directory cannot tell which are.)
+    pub async fn add_new_devices(&mut self, client: &Client, conv: u64) -> Result<usize, MlsError> {
+        let roster: Vec<String> = client.get_members(conv).await?.members.into_iter().map(|m| m.user_id).collect();
+        let have: std::collections::HashSet<(String, String)> = self.members(conv)?.into_iter().collect();
+        let mut fresh = v1::ClaimedKeyPackages::default();
+        for users in roster.chunks(CLAIM_USERS) {
+            match client.claim_key_packages(users.to_vec()).await {
+                Ok(c) => fresh.key_packages.extend(
+                    c.key_packages.into_iter().filter(|k| !have.contains(&(k.user_id.clone(), k.device_id.clone()))),
+                ),
+                Err(ClientError::Server(w)) if w.code() == Some(ErrorCode::NoKeyPackages) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let n = fresh.key_packages.len();
+        if n > 0 {
+            self.commit(client, conv, Change::Add(fresh)).await?;
+        }
+        Ok(n)
     }
 
     /// Removes `user` from the conversation (on the server) and every
