@@ -9,6 +9,7 @@
 
 use crate::checker::MemberLog;
 use crate::population::{Connector, Slot};
+use chat_client::v1::{MessageBody, SendMessage, message_body::Content};
 use chat_client::{ClientError, Event, Events};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -364,7 +365,6 @@ pub async fn sender(s: Stream, slots: Arc<Vec<Arc<Slot>>>, run: Arc<Run>, from_u
                     if outage {
                         run.n.outage_sent.fetch_add(1, Relaxed);
                     }
-                    use chat_client::v1::{MessageBody, SendMessage, message_body::Content};
                     let content = match run.e2e.as_ref() {
                         None => Ok(Content::Text(text)),
                         Some(devices) => crate::e2e::seal(&devices[u], conv, text).map(Content::Ciphertext),

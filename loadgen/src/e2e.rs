@@ -17,7 +17,7 @@ use chat_client::v1;
 use futures_util::StreamExt;
 
 use crate::population::{Connector, Slot};
-use crate::scenario::{Kind, Plan};
+use crate::scenario::Plan;
 
 /// Each user's device, by user index.
 pub type Devices = Vec<Mutex<Device>>;
@@ -53,46 +53,38 @@ pub async fn publish(plan: &Plan, slots: &[std::sync::Arc<Slot>], devices: &Devi
     Ok(())
 }
 
-/// Creates the plan's conversations end-to-end encrypted (each by its first
-/// member, who makes the group and adds the others); their ids in plan order.
-pub async fn create_conversations(
+/// Makes the group of each of the plan's conversations (`ids`, created
+/// end-to-end encrypted) at its creator's device, which adds the others.
+pub async fn start_groups(
     plan: &Plan,
     slots: &[std::sync::Arc<Slot>],
     devices: &Devices,
     connector: &Connector,
-    on_progress: impl Fn(),
-) -> anyhow::Result<Vec<u64>> {
-    let mut ids = vec![0u64; plan.convs.len()];
-    let mut creates = futures_util::stream::iter(plan.convs.iter().enumerate())
-        .map(|(i, c)| async move {
+    ids: &[u64],
+) -> anyhow::Result<()> {
+    let mut starts = futures_util::stream::iter(plan.convs.iter().zip(ids))
+        .map(|(c, &conv)| async move {
             let creator = slots[c.members[0]].get();
             let device = &devices[c.members[0]];
             let others: Vec<String> = c.members[1..].iter().map(|&u| connector.user_id(u)).collect();
-            let (kind, title) = match c.kind {
-                Kind::Private => (v1::ConversationKind::Private, String::new()),
-                Kind::Group => (v1::ConversationKind::Group, format!("load group {i}")),
-            };
-            let ok = creator.create_e2e_conversation(kind, title, "", others.clone()).await?;
-            let conv = ok.summary.and_then(|s| s.conversation).map(|c| c.id).context("creation reply without an id")?;
-            let claimed = creator.claim_key_packages(others).await.with_context(|| format!("claims for {i}"))?;
+            let claimed = creator.claim_key_packages(others).await.with_context(|| format!("claims for {conv}"))?;
             let ct = {
                 let mut d = lock(device);
                 d.start_group(conv)?;
                 d.prepare(conv, &Change::Add(claimed))?
             };
             if let Some(ct) = ct {
-                let stored = creator.send_ciphertext(conv, ct).await.with_context(|| format!("the commit of {i}"))?;
+                let stored =
+                    creator.send_ciphertext(conv, ct).await.with_context(|| format!("the commit of {conv}"))?;
                 lock(device).confirm(conv, stored.seq)?;
             }
-            anyhow::Ok((i, conv))
+            anyhow::Ok(())
         })
         .buffer_unordered(CONCURRENCY);
-    while let Some(r) = creates.next().await {
-        let (i, id) = r?;
-        ids[i] = id;
-        on_progress();
+    while let Some(r) = starts.next().await {
+        r?;
     }
-    Ok(ids)
+    Ok(())
 }
 
 /// Waits (at most `within`) until every member's device is in the group of

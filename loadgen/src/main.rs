@@ -360,19 +360,13 @@ async fn load(
     }
 
     let pb = bar(plan.convs.len() as u64, "create");
-    let ids = match &run.e2e {
-        None => population::create_conversations(plan, &slots, &connector, || pb.inc(1)).await?,
-        Some(devices) => {
-            e2e::publish(plan, &slots, devices).await?;
-            let ids = e2e::create_conversations(plan, &slots, devices, &connector, || pb.inc(1)).await?;
-            let missing = e2e::wait_joined(plan, &ids, devices, ANNOUNCE_WAIT).await;
-            anyhow::ensure!(
-                missing == 0,
-                "{missing} memberships did not join their MLS group within {ANNOUNCE_WAIT:?}"
-            );
-            ids
-        }
-    };
+    let ids = population::create_conversations(plan, &slots, &connector, run.e2e.is_some(), || pb.inc(1)).await?;
+    if let Some(devices) = &run.e2e {
+        e2e::publish(plan, &slots, devices).await?;
+        e2e::start_groups(plan, &slots, devices, &connector, &ids).await?;
+        let missing = e2e::wait_joined(plan, &ids, devices, ANNOUNCE_WAIT).await;
+        anyhow::ensure!(missing == 0, "{missing} memberships did not join their MLS group within {ANNOUNCE_WAIT:?}");
+    }
     pb.finish_and_clear();
     let memberships = plan.memberships();
     let announced = Instant::now() + ANNOUNCE_WAIT;

@@ -179,11 +179,13 @@ impl Connector {
     }
 }
 
-/// Creates the plan's conversations (each by its first member); their ids in plan order.
+/// Creates the plan's conversations (each by its first member; `e2e`: end-to-end
+/// encrypted, their groups made by `crate::e2e::start_groups`); their ids in plan order.
 pub async fn create_conversations(
     plan: &Plan,
     slots: &[Arc<Slot>],
     connector: &Connector,
+    e2e: bool,
     on_progress: impl Fn(),
 ) -> anyhow::Result<Vec<u64>> {
     let mut ids = vec![0u64; plan.convs.len()];
@@ -198,7 +200,11 @@ pub async fn create_conversations(
             // A retryable refusal (a busy owner node in a cluster) is retried a few times.
             let mut attempt = 0;
             let ok = loop {
-                match creator.create_conversation(kind, title.clone(), "", others.clone()).await {
+                let created = match e2e {
+                    false => creator.create_conversation(kind, title.clone(), "", others.clone()).await,
+                    true => creator.create_e2e_conversation(kind, title.clone(), "", others.clone()).await,
+                };
+                match created {
                     Err(e)
                         if attempt < CONNECT_ATTEMPTS
                             && e.wire().is_some_and(|w| w.class() == chat_client::ErrorClass::Temporary) =>

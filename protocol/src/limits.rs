@@ -9,6 +9,10 @@
 use crate::WireError;
 use crate::v1::{self, ErrorCode};
 
+/// The media type of a file encrypted on the device for an end-to-end
+/// encrypted conversation (the only one such a conversation takes).
+pub const E2E_MEDIA_TYPE: &str = "application/vnd.chatd.e2e-encrypted";
+
 /// Default cap on a message's text, in bytes of UTF-8 (10 KiB).
 pub const DEFAULT_MAX_TEXT_BYTES: usize = 10 * 1024;
 

@@ -12,8 +12,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use super::{Device, MlsError, mls};
 use crate::Client;
 
-/// The media type of an encrypted file on the server.
-pub const E2E_MIME: &str = "application/vnd.chatd.e2e-encrypted";
+use chat_protocol::limits::E2E_MEDIA_TYPE as E2E_MIME;
 /// The name the server sees.
 const NEUTRAL_NAME: &str = "encrypted.bin";
 

@@ -52,7 +52,7 @@ pub enum FileKind {
 }
 
 /// The media type of a file encrypted on the device for an E2E conversation.
-pub const E2E_MIME: &str = "application/vnd.chatd.e2e-encrypted";
+pub use chat_protocol::limits::E2E_MEDIA_TYPE as E2E_MIME;
 
 /// Every allowed kind, for listing and tests.
 pub const ALLOWED: [FileKind; 13] = [

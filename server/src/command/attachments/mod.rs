@@ -270,7 +270,6 @@ pub async fn resolve(
     Ok(out)
 }
 
-/// A file name: 1-255 bytes, no path, no control characters.
 /// The content check of an upload: by type in a plain conversation (a
 /// type not allowed refused before anything else); in an E2E one, where
 /// files are encrypted on the device, none, and only the E2E media type.
@@ -295,6 +294,7 @@ async fn upload_check(req: &Requester, conv: u64, media_type: &str) -> Result<Co
     }
 }
 
+/// A file name: 1-255 bytes, no path, no control characters.
 fn check_name(name: &str) -> Result<(), WireError> {
     let bad = |why: &str| Err(err(ErrorCode::InvalidArgument, format!("file name {why}")));
     if name.is_empty() {
