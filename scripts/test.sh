@@ -64,7 +64,7 @@ step "TypeScript SDK and web app: type check, generated code and built app fresh
 
 step "Browsers: headless Chromium against chatd serve (WebTransport and WebSocket)"
 # The Rust SDK user of the browser tests (cargo test builds examples only under hashed names).
-cargo build -p chat-client --example jsonl
+cargo build -p chat-client --features mls --example jsonl
 (cd client-sdk/web && CHATD_BIN="$PWD/../../target/debug/chatd" npm run e2e)
 
 step "Load generator smoke: correctness only (latency on a shared CI machine proves nothing)"

@@ -241,7 +241,7 @@ export class BrowserUser {
 /** A Rust SDK user, driven through `client-sdk/examples/jsonl.rs`. */
 export class RustUser {
   static async start(chatd, token, { webtransport = false } = {}) {
-    if (!existsSync(JSONL_BIN)) throw new Error(`no jsonl example at ${JSONL_BIN}; build it (cargo build -p chat-client --example jsonl) or set CHAT_JSONL_BIN`);
+    if (!existsSync(JSONL_BIN)) throw new Error(`no jsonl example at ${JSONL_BIN}; build it (cargo build -p chat-client --features mls --example jsonl) or set CHAT_JSONL_BIN`);
     const u = new RustUser();
     u.events = [];
     u.nextId = 1;

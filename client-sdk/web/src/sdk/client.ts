@@ -250,9 +250,10 @@ export class Client {
     return want(await this.request(req.search(query)), "search");
   }
 
+  /** Creates a conversation (`e2e`: end-to-end encrypted, fixed at creation; see `E2e`). */
   async createConversation(
     kind: ConversationKind,
-    opts: { title?: string; caseId?: string; members?: string[] } = {},
+    opts: { title?: string; caseId?: string; members?: string[]; e2e?: boolean } = {},
   ): Promise<ConversationOk> {
     return want(await this.request(req.createConversation(kind, opts)), "conversation");
   }

@@ -26,3 +26,7 @@ export { LegalHolds } from "./holds.js";
 export { SCOPES, ServiceAccounts } from "./service-accounts.js";
 export { TokenRefresh, REFRESH_LEAD_MS } from "./refresh.js";
 export { MessageView, applyEntries, isChange, toggle, type Applied } from "./view.js";
+export { CIPHERSUITE, type Change, type Decrypted, MlsDevice, MlsRefusal, type Pending, type Received, groupId } from "./mls/device.js";
+export { E2e } from "./mls/e2e.js";
+export { IndexedDbKeyValue, type KeyValue, MemoryKeyValue } from "./mls/store.js";
+export { safetyNumber } from "./mls/encoding.js";

@@ -96,7 +96,7 @@ export function history(conversationId: bigint, opts: { beforeSeq?: bigint; afte
 }
 
 /** CreateConversation. */
-export function createConversation(kind: ConversationKind, opts: { title?: string; caseId?: string; members?: string[] }): Body {
+export function createConversation(kind: ConversationKind, opts: { title?: string; caseId?: string; members?: string[]; e2e?: boolean }): Body {
   return {
     case: "createConversation",
     value: create(CreateConversationSchema, {
@@ -104,6 +104,7 @@ export function createConversation(kind: ConversationKind, opts: { title?: strin
       title: opts.title ?? "",
       caseId: opts.caseId ?? "",
       members: opts.members ?? [],
+      e2e: opts.e2e ?? false,
     }),
   };
 }

@@ -1,18 +1,21 @@
 //! A non-interactive client on the SDK for tools and tests: JSON-lines
 //! commands on stdin, JSON-lines events and replies on stdout.
 //!
-//! `cargo run -p chat-client --example jsonl -- --addr 127.0.0.1:4433 --cert-hash <hex> --token <jwt> [--webtransport]`
+//! `cargo run -p chat-client --features mls --example jsonl -- --addr 127.0.0.1:4433 --cert-hash <hex> --token <jwt> [--webtransport] [--mls-device rs] [--mls-state FILE]`
 //!
 //! Commands (one JSON object per line; `id` is echoed in the reply):
 //! `{"id":1,"cmd":"private","user":"bob"}`, `{"id":2,"cmd":"send","conv":1,"text":"hi"}`,
 //! `{"cmd":"typing","conv":1,"on":true}`, `{"cmd":"read","conv":1,"seq":3}`,
 //! `{"cmd":"list"}`, `{"cmd":"history","conv":1,"limit":50}`, `{"cmd":"members","conv":1}`,
 //! `{"id":3,"cmd":"e2e-group","title":"t","users":["bob"]}` (an end-to-end encrypted group),
+//! the end-to-end encrypted `e2e-*` commands of one MLS device (see `e2e.rs`),
 //! `{"cmd":"quit"}`. Commands run concurrently: wait for a reply before sending a
 //! command that must come after it.
 //! Output: `{"event":"connected",...}`, `{"event":"message","conv":1,"seq":2,"sender":"bob","text":"..."}`,
 //! `{"event":"receipt",...}`, `{"event":"typing",...}`, `{"event":"presence",...}`,
 //! `{"event":"reply","id":1,"ok":true,...}` or `{"event":"reply","id":1,"ok":false,"error":"..."}`.
+
+mod e2e;
 
 use chat_client::v1::{self, ConversationKind, message_body::Content};
 use chat_client::{Client, ClientConfig, Event, Transport, Trust};
@@ -36,6 +39,12 @@ struct Args {
     /// Use WebTransport instead of raw QUIC.
     #[arg(long)]
     webtransport: bool,
+    /// This client's MLS device id (for the `e2e-*` commands).
+    #[arg(long, default_value = "rs")]
+    mls_device: String,
+    /// The file of the MLS device (made if missing; default: kept in memory).
+    #[arg(long)]
+    mls_state: Option<String>,
 }
 
 fn text(m: &v1::Message) -> String {
@@ -95,7 +104,15 @@ fn conv_id(ok: &v1::ConversationOk) -> u64 {
     ok.summary.as_ref().and_then(|s| s.conversation.as_ref()).map_or(0, |c| c.id)
 }
 
-async fn run(client: &Client, cmd: &Value) -> Result<Value, chat_client::ClientError> {
+async fn run(client: &Client, device: &e2e::Shared, cmd: &Value) -> Result<Value, String> {
+    let name = cmd["cmd"].as_str().unwrap_or("");
+    if let Some(r) = e2e::run(client, device, name, cmd).await {
+        return r.map_err(|e| e.to_string());
+    }
+    plain(client, cmd).await.map_err(|e| e.to_string())
+}
+
+async fn plain(client: &Client, cmd: &Value) -> Result<Value, chat_client::ClientError> {
     let conv = cmd["conv"].as_u64().unwrap_or(0);
     let users = || -> Vec<String> {
         cmd["users"]
@@ -171,11 +188,17 @@ async fn main() -> anyhow::Result<()> {
     let (client, mut events) = Client::connect(cfg).await?;
     let out = std::sync::Arc::new(tokio::sync::Mutex::new(tokio::io::stdout()));
     let user = client.user().map(|u| u.id).unwrap_or_default();
+    let device = e2e::open(&client, &user, &args.mls_device, args.mls_state.as_deref()).await?;
     emit(&out, json!({"event": "ready", "user": user})).await;
-    let ev_out = out.clone();
+    let (ev_out, ev_device) = (out.clone(), device.clone());
     tokio::spawn(async move {
         while let Some(e) = events.next().await {
             emit(&ev_out, event_json(&e)).await;
+            if let Event::Message(m) = &e
+                && let Some(v) = e2e::on_message(&ev_device, m).await
+            {
+                emit(&ev_out, v).await;
+            }
         }
     });
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
@@ -192,15 +215,15 @@ async fn main() -> anyhow::Result<()> {
         }
         // Each command runs by itself, so a send waiting for its ack across a
         // reconnect does not block the next line.
-        let (client, out) = (client.clone(), out.clone());
+        let (client, out, device) = (client.clone(), out.clone(), device.clone());
         tokio::spawn(async move {
             let id = cmd["id"].clone();
-            let reply = match run(&client, &cmd).await {
+            let reply = match run(&client, &device, &cmd).await {
                 Ok(mut v) => {
                     v["ok"] = json!(true);
                     v
                 }
-                Err(e) => json!({"ok": false, "error": e.to_string()}),
+                Err(e) => json!({"ok": false, "error": e}),
             };
             let mut v = reply;
             v["event"] = json!("reply");

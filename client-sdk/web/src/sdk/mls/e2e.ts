@@ -1,0 +1,209 @@
+// End-to-end encrypted conversations over a connected Client, with one
+// `MlsDevice`: the KeyPackage directory (publish, count, claim, replenish),
+// creating an E2E conversation and its group, adding and removing members,
+// adding members' new devices, sending, and catching up. Each makes its MLS
+// part with the device and sends it; when the server answers `STALE_EPOCH`
+// (another member's commit was sequenced first) it applies what it missed and
+// makes it again, as the Rust SDK's `Device` does.
+
+import { create } from "@bufbuild/protobuf";
+import {
+  ClaimKeyPackagesSchema,
+  type ClaimedKeyPackages,
+  ConversationKind,
+  CountKeyPackagesSchema,
+  type E2eCiphertext,
+  type E2eContent,
+  E2eContentSchema,
+  ErrorCode,
+  MessageBodySchema,
+  PublishKeyPackagesSchema,
+  type SendMessageOk,
+  SendMessageSchema,
+} from "../../gen/chat/v1/chat_pb.js";
+import type { Client } from "../client.js";
+import { ClientError } from "../errors.js";
+import { type Change, type MlsDevice, type Received } from "./device.js";
+
+/** Times a message or commit is made again after `STALE_EPOCH`. */
+const REBASES = 5;
+/** History read per page when catching up. */
+const PAGE = 200;
+/** Users named per KeyPackage claim (the server's cap). */
+const CLAIM_USERS = 50;
+
+const isCode = (e: unknown, code: ErrorCode) => e instanceof ClientError && e.wire?.code === code;
+
+/** The E2E calls of one client and its device. */
+export class E2e {
+  constructor(
+    readonly client: Client,
+    readonly device: MlsDevice,
+  ) {}
+
+  /** How many KeyPackages this device holds in the directory. */
+  async countKeyPackages(): Promise<number> {
+    const r = await this.client.request({ case: "countKeyPackages", value: create(CountKeyPackagesSchema, { deviceId: this.device.deviceId }) });
+    if (r.case !== "keyPackageCount") throw new ClientError("protocol", "reply is not a key_package_count");
+    return r.value.available;
+  }
+
+  /** Publishes KeyPackages until this device holds `target`; returns how many it holds. */
+  replenish(target = 20): Promise<number> {
+    return this.device.serialized(async () => {
+      const held = await this.countKeyPackages();
+      if (held >= target) return held;
+      const keyPackages = await this.device.newKeyPackages(target - held);
+      const r = await this.client.request({
+        case: "publishKeyPackages",
+        value: create(PublishKeyPackagesSchema, { deviceId: this.device.deviceId, keyPackages }),
+      });
+      if (r.case !== "keyPackageCount") throw new ClientError("protocol", "reply is not a key_package_count");
+      return r.value.available;
+    });
+  }
+
+  /** Claims one KeyPackage of each device of `userIds` (each handed out once). */
+  async claim(userIds: string[]): Promise<ClaimedKeyPackages> {
+    const r = await this.client.request({ case: "claimKeyPackages", value: create(ClaimKeyPackagesSchema, { userIds }) });
+    if (r.case !== "keyPackages") throw new ClientError("protocol", "reply is not key_packages");
+    return r.value;
+  }
+
+  /** Creates an E2E conversation with `members` and its group, and adds their devices (and this user's others). */
+  createConversation(kind: ConversationKind, opts: { title?: string; caseId?: string; members: string[] }): Promise<bigint> {
+    return this.device.serialized(async () => {
+      const ok = await this.client.createConversation(kind, { ...opts, e2e: true });
+      const conv = ok.summary?.conversation?.id;
+      if (conv === undefined) throw new ClientError("protocol", "no conversation in the reply");
+      await this.device.startGroup(conv);
+      await this.addDevices(conv, [...opts.members, this.device.user]);
+      return conv;
+    });
+  }
+
+  /** Adds `userIds` to the conversation (on the server, then every device of theirs to the group). */
+  addMembers(conv: bigint, userIds: string[]): Promise<void> {
+    return this.device.serialized(async () => {
+      await this.client.addMembers(conv, userIds);
+      await this.addDevices(conv, userIds);
+    });
+  }
+
+  private async addDevices(conv: bigint, userIds: string[]): Promise<void> {
+    let claimed: ClaimedKeyPackages;
+    try {
+      claimed = await this.claim(userIds);
+    } catch (e) {
+      // Nobody of them has a device ready (this user alone, say).
+      if (isCode(e, ErrorCode.NO_KEY_PACKAGES)) return;
+      throw e;
+    }
+    await this.commit(conv, { add: claimed });
+  }
+
+  /**
+   * Adds the devices of the conversation's members that are not in the
+   * group yet (a member's new device, or one that had no KeyPackage when its
+   * user was added); returns how many.
+   */
+  addNewDevices(conv: bigint): Promise<number> {
+    return this.device.serialized(async () => {
+      const roster = (await this.client.getMembers(conv)).members.map((m) => m.userId);
+      const have = new Set((await this.device.members(conv)).map((m) => `${m.user}/${m.device}`));
+      const fresh = { keyPackages: [] as ClaimedKeyPackages["keyPackages"] } as ClaimedKeyPackages;
+      for (let i = 0; i < roster.length; i += CLAIM_USERS) {
+        try {
+          const c = await this.claim(roster.slice(i, i + CLAIM_USERS));
+          fresh.keyPackages.push(...c.keyPackages.filter((k) => !have.has(`${k.userId}/${k.deviceId}`)));
+        } catch (e) {
+          if (!isCode(e, ErrorCode.NO_KEY_PACKAGES)) throw e;
+        }
+      }
+      if (fresh.keyPackages.length > 0) await this.commit(conv, { add: fresh });
+      return fresh.keyPackages.length;
+    });
+  }
+
+  /** Removes `userId` from the conversation (on the server) and every device of theirs from the group. */
+  removeMember(conv: bigint, userId: string): Promise<void> {
+    return this.device.serialized(async () => {
+      await this.client.removeMember(conv, userId);
+      await this.commit(conv, { remove: userId });
+    });
+  }
+
+  /** Renews this device's leaf keys (post-compromise security). */
+  update(conv: bigint): Promise<void> {
+    return this.device.serialized(() => this.commit(conv, { update: true }));
+  }
+
+  private sendCiphertext(conv: bigint, ciphertext: E2eCiphertext, attachmentIds: string[] = []): Promise<SendMessageOk> {
+    const body = create(MessageBodySchema, { content: { case: "ciphertext", value: ciphertext } });
+    return this.client.sendRaw(create(SendMessageSchema, { conversationId: conv, body, attachmentIds }));
+  }
+
+  /** Sends the commit of `change` for the group's epoch and moves the group once stored; rebases after `STALE_EPOCH`. */
+  private async commit(conv: bigint, change: Change): Promise<void> {
+    for (let i = 0; i < REBASES; i++) {
+      const pending = await this.device.prepare(conv, change);
+      if (!pending) return;
+      try {
+        const ok = await this.sendCiphertext(conv, pending.ciphertext);
+        await this.device.confirm(conv, ok.seq, pending);
+        return;
+      } catch (e) {
+        if (!isCode(e, ErrorCode.STALE_EPOCH)) throw e;
+        await this.catchUpLocked(conv);
+      }
+    }
+    throw new ClientError("protocol", `conversation ${conv}: still stale after ${REBASES} tries`);
+  }
+
+  /** Encrypts `text` for the group and sends it; after `STALE_EPOCH` catches up and encrypts it again. */
+  sendText(conv: bigint, text: string): Promise<SendMessageOk> {
+    return this.sendContent(conv, create(E2eContentSchema, { text }));
+  }
+
+  /** Encrypts `content` (text and file keys) and sends it with its files' attachment ids. */
+  sendContent(conv: bigint, content: E2eContent): Promise<SendMessageOk> {
+    return this.device.serialized(async () => {
+      const ids = content.files.map((f) => f.attachmentId);
+      for (let i = 0; i < REBASES; i++) {
+        const ct = await this.device.encrypt(conv, content);
+        try {
+          const ok = await this.sendCiphertext(conv, ct, ids);
+          await this.device.sent(conv, ok.seq, content);
+          return ok;
+        } catch (e) {
+          if (!isCode(e, ErrorCode.STALE_EPOCH)) throw e;
+          await this.catchUpLocked(conv);
+        }
+      }
+      throw new ClientError("protocol", `conversation ${conv}: still stale after ${REBASES} tries`);
+    });
+  }
+
+  /** Applies one entry from the events stream (in seq order). */
+  receive(m: Parameters<MlsDevice["receive"]>[0]): Promise<Received> {
+    return this.device.serialized(() => this.device.receive(m));
+  }
+
+  /** Reads the conversation's history past what this device applied and applies it, in order. */
+  catchUp(conv: bigint): Promise<Received[]> {
+    return this.device.serialized(() => this.catchUpLocked(conv));
+  }
+
+  private async catchUpLocked(conv: bigint): Promise<Received[]> {
+    const out: Received[] = [];
+    let after = await this.device.applied(conv);
+    for (;;) {
+      const page = await this.client.history(conv, { afterSeq: after, limit: PAGE });
+      const last = page.messages.at(-1)?.seq;
+      if (last === undefined) return out;
+      for (const m of page.messages) out.push(await this.device.receive(m));
+      // A page from before this device joined applies nothing: move past it.
+      after = last;
+    }
+  }
+}
