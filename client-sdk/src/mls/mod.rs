@@ -36,6 +36,10 @@ pub use ops::Change;
 /// The ciphersuite of every E2E group.
 pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
 
+/// Epochs whose message secrets a group keeps, so a message sequenced just
+/// before a commit still opens after it (ts-mls keeps as many).
+pub const PAST_EPOCHS: usize = 4;
+
 /// What went wrong with end-to-end encryption.
 #[derive(Debug, thiserror::Error)]
 pub enum MlsError {
@@ -332,7 +336,8 @@ impl Device {
             MlsMessageBodyIn::Welcome(w) => w,
             _ => return Err(MlsError::Mls("the welcome field holds no Welcome".into())),
         };
-        let config = MlsGroupJoinConfig::builder().use_ratchet_tree_extension(true).build();
+        let config =
+            MlsGroupJoinConfig::builder().use_ratchet_tree_extension(true).max_past_epochs(PAST_EPOCHS).build();
         match StagedWelcome::new_from_welcome(&self.provider, &config, welcome, None) {
             Ok(staged) => {
                 let g = staged.into_group(&self.provider).map_err(mls)?;
@@ -347,15 +352,22 @@ impl Device {
 
     /// Applies a commit or decrypts a message of a group this device is in.
     fn apply(&mut self, g: &mut MlsGroup, m: &v1::Message, ct: &v1::E2eCiphertext) -> Result<Received, MlsError> {
-        let epoch = g.epoch().as_u64();
-        if ct.epoch < epoch {
-            // Made before this device's group got here: its own commit, or
-            // from before it joined.
+        // Made before this device's group got here: its own commit, or one
+        // from before it joined.
+        let past = ct.epoch < g.epoch().as_u64();
+        if past && ct.commit {
             return Ok(Received::Skipped);
         }
         let msg = MlsMessageIn::tls_deserialize_exact(ct.mls.as_ref()).map_err(mls)?;
         let protocol = msg.try_into_protocol_message().map_err(mls)?;
-        let processed = g.process_message(&self.provider, protocol).map_err(mls)?;
+        let processed = match g.process_message(&self.provider, protocol) {
+            Ok(p) => p,
+            // A message of an earlier epoch opens with that epoch's kept
+            // secrets (it was sequenced before a commit this device made or
+            // applied); from before this device joined, or too old, it is skipped.
+            Err(_) if past => return Ok(Received::Skipped),
+            Err(e) => return Err(mls(e)),
+        };
         let (sender, device) = parse_identity(processed.credential())
             .ok_or_else(|| MlsError::Identity("a sender without a user/device identity".into()))?;
         if sender != m.sender_id {

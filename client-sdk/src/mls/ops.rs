@@ -12,7 +12,7 @@ use openmls::prelude::*;
 use openmls::treesync::LeafNodeParameters;
 use prost::Message as _;
 
-use super::{CIPHERSUITE, Device, MlsError, group_id, mls, parse_identity};
+use super::{CIPHERSUITE, Device, MlsError, PAST_EPOCHS, group_id, mls, parse_identity};
 
 /// A change to a group's members or keys.
 #[derive(Debug, Clone)]
@@ -42,6 +42,7 @@ impl Device {
             .with_group_id(group_id(conv))
             .ciphersuite(CIPHERSUITE)
             .use_ratchet_tree_extension(true)
+            .max_past_epochs(PAST_EPOCHS)
             .build(&self.provider, &self.signer, self.credential())
             .map_err(mls)?;
         self.put(conv, g);
@@ -112,13 +113,18 @@ impl Device {
         }))
     }
 
-    /// The pending commit was stored at `seq`: the group moves to the next epoch.
+    /// The pending commit was stored at `seq`: the group moves to the next
+    /// epoch. What was applied stays where it was (but a group's first
+    /// commit marks it and what came before as read: nobody else could
+    /// write in the group before it): messages of the old epoch
+    /// sequenced before the commit may still be on their way, and open with
+    /// that epoch's kept secrets; the commit is skipped when read back.
     pub fn confirm(&mut self, conv: u64, seq: u64) -> Result<(), MlsError> {
         let mut g = self.take(conv)?;
         let merged = g.merge_pending_commit(&self.provider).map_err(mls);
         self.put(conv, g);
         merged?;
-        self.applied.insert(conv, seq);
+        self.applied.entry(conv).or_insert(seq);
         self.save()
     }
 
@@ -140,5 +146,57 @@ impl Device {
         let message = message?;
         self.save()?;
         Ok(v1::E2eCiphertext { epoch, mls: bytes(&message)?.into(), ..Default::default() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mls::Received;
+
+    const CONV: u64 = 7;
+
+    fn entry(seq: u64, sender: &str, ct: v1::E2eCiphertext) -> v1::Message {
+        let body = v1::MessageBody { content: Some(v1::message_body::Content::Ciphertext(ct)) };
+        v1::Message { conversation_id: CONV, seq, sender_id: sender.into(), body: Some(body), ..Default::default() }
+    }
+
+    fn text(t: &str) -> v1::E2eContent {
+        v1::E2eContent { text: t.into(), files: Vec::new() }
+    }
+
+    #[test]
+    fn a_message_of_the_old_epoch_sequenced_before_a_commit_still_opens() {
+        let mut alice = Device::in_memory("alice", "a").unwrap();
+        let mut bob = Device::in_memory("bob", "b").unwrap();
+        alice.start_group(CONV).unwrap();
+        let kp = bob.new_key_packages(1).unwrap().remove(0);
+        let claimed = v1::ClaimedKeyPackages {
+            key_packages: vec![v1::ClaimedKeyPackage {
+                user_id: "bob".into(),
+                device_id: "b".into(),
+                key_package: kp.into(),
+            }],
+            ..Default::default()
+        };
+        let add = alice.prepare(CONV, &Change::Add(claimed)).unwrap().unwrap();
+        alice.confirm(CONV, 1).unwrap();
+        assert_eq!(bob.receive(&entry(1, "alice", add)).unwrap(), Received::Joined { seq: 1 });
+
+        // bob writes in epoch 1 (stored at seq 2) while alice's update is made and stored at seq 3.
+        let early = bob.encrypt(CONV, &text("sent while you committed")).unwrap();
+        let update = alice.prepare(CONV, &Change::Update).unwrap().unwrap();
+        alice.confirm(CONV, 3).unwrap();
+        assert_eq!(alice.epoch(CONV), Some(2));
+        match alice.receive(&entry(2, "bob", early)).unwrap() {
+            Received::Text { text, .. } => assert_eq!(text, "sent while you committed"),
+            other => panic!("alice could not read bob's message of epoch 1: {other:?}"),
+        }
+        assert_eq!(alice.receive(&entry(3, "alice", update.clone())).unwrap(), Received::Skipped);
+        assert_eq!(bob.receive(&entry(3, "alice", update)).unwrap(), Received::Committed { epoch: 2, removed: false });
+        let after = alice.encrypt(CONV, &text("epoch 2")).unwrap();
+        assert!(
+            matches!(bob.receive(&entry(4, "alice", after)).unwrap(), Received::Text { text, .. } if text == "epoch 2")
+        );
     }
 }

@@ -5,6 +5,7 @@
 
 import { type ConversationKind, newClientMsgId, pb, Templates } from "../src/sdk/index.js";
 import { takeReady } from "./attachments.js";
+import { createE2e } from "./e2e-actions.js";
 import { describeError, isAdmin } from "./format.js";
 import { type ConvView, changed, currentView, key, newView, type Pending, store } from "./state.js";
 import { queueSend } from "./unsent.js";
@@ -320,10 +321,14 @@ export async function pickUp(s: pb.ConversationSummary): Promise<void> {
 }
 
 /** Creates a conversation and opens it, then closes the New dialog; rejects with the server's refusal (the dialog stays). */
-export async function createConversation(kind: ConversationKind, opts: { title: string; caseId: string; members: string[] }): Promise<void> {
+export async function createConversation(
+  kind: ConversationKind,
+  opts: { title: string; caseId: string; members: string[]; e2e?: boolean },
+): Promise<void> {
   const client = store.client;
   if (!client) return;
-  const ok = await client.createConversation(kind, opts);
+  // End-to-end encrypted: made with its MLS group by this device (e2e-actions.ts).
+  const ok = opts.e2e ? await client.getConversation(await createE2e(kind, opts)) : await client.createConversation(kind, opts);
   try {
     if (ok.summary?.conversation) {
       const v = upsertSummary(ok.summary, true);
@@ -343,7 +348,10 @@ export async function createConversation(kind: ConversationKind, opts: { title: 
 export async function addMembers(conv: string, userIds: string[]): Promise<void> {
   const v = store.convs.get(conv);
   if (!store.client || !v?.summary.conversation) return;
-  await store.client.addMembers(v.summary.conversation.id, userIds);
+  const c = v.summary.conversation;
+  // In an E2E conversation their devices join the group with the same commit.
+  if (c.e2e && store.e2e) await store.e2e.addMembers(c.id, userIds);
+  else await store.client.addMembers(c.id, userIds);
   await loadMembers(v);
   store.dialog = undefined;
   changed();

@@ -38,6 +38,12 @@ export async function setRole(v: ConvView, user: string, role: pb.MemberRole): P
 
 /** Removes member `user` from `v`. */
 export async function removeMember(v: ConvView, user: string): Promise<void> {
+  // In an E2E conversation every device of theirs also leaves the group, so nothing sent after can be read by them.
+  if (v.summary.conversation?.e2e && store.e2e) {
+    await store.e2e.removeMember(idOf(v), user);
+    await afterChange(v, undefined);
+    return;
+  }
   await afterChange(v, await connectedClient().removeMember(idOf(v), user));
 }
 

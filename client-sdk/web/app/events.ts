@@ -15,6 +15,7 @@ import {
   upsertSummary,
 } from "./actions.js";
 import { onIncoming } from "./attention.js";
+import { catchUpAll, receiveE2e } from "./e2e-actions.js";
 import { isAdmin, membershipLine } from "./format.js";
 import { changed, type ConvView, key, NOTES_MAX, store } from "./state.js";
 
@@ -35,7 +36,8 @@ export function onEvent(e: ChatEvent): void {
     case "connected":
       store.transport = e.transport;
       store.banner = "";
-      if (store.me) void reloadAll();
+      // Back online: what the E2E groups missed is read from history.
+      if (store.me) void reloadAll().then(catchUpAll);
       break;
     case "disconnected":
       store.banner = e.willRetry
@@ -128,6 +130,8 @@ export function onEvent(e: ChatEvent): void {
 }
 
 function onMessage(m: pb.Message): void {
+  // An E2E entry goes to this device's group first, in the order it came.
+  receiveE2e(m);
   const id = key(m.conversationId);
   const v = store.convs.get(id);
   if (!v) {

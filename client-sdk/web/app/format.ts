@@ -3,7 +3,7 @@
 
 import { ClientError, ConversationKind, pb } from "../src/sdk/index.js";
 import { plainText } from "./markdown.js";
-import { type ConvView, store } from "./state.js";
+import { type ConvView, key, store } from "./state.js";
 
 /** Whether the signed-in user is staff. */
 export function isAdmin(): boolean {
@@ -90,10 +90,27 @@ export function preview(m: pb.Message | undefined): string {
   if (!m) return "";
   const who = m.kind === pb.MessageKind.SYSTEM ? "" : m.senderId === store.me?.id ? "You: " : `${nameOf(m.senderId)}: `;
   if (m.deleted) return `${who}message deleted`;
-  if (m.body?.content.case === "ciphertext") return isCommit(m) ? "Encryption keys changed" : "Encrypted message";
+  if (m.body?.content.case === "ciphertext") {
+    if (isCommit(m)) return "Encryption keys changed";
+    const t = decryptedText(m);
+    return t === undefined ? "Encrypted message" : who + clip(plainText(t));
+  }
   if (m.body?.content.case !== "text") return "";
-  const t = plainText(m.body.content.value);
-  return who + (t.length > 80 ? `${t.slice(0, 80)}…` : t);
+  return who + clip(plainText(m.body.content.value));
+}
+
+function clip(t: string): string {
+  return t.length > 80 ? `${t.slice(0, 80)}…` : t;
+}
+
+/** The text of an E2E message as this device decrypted it (undefined: it could not). */
+export function decryptedText(m: pb.Message): string | undefined {
+  return store.decrypted.get(key(m.conversationId))?.get(m.seq)?.text;
+}
+
+/** The files of an E2E message as this device decrypted it. */
+export function decryptedFiles(m: pb.Message): pb.E2eFile[] {
+  return store.decrypted.get(key(m.conversationId))?.get(m.seq)?.files ?? [];
 }
 
 /** `k` and the noun for it: "1 message", "2 messages" (`many` when not just an added s). */

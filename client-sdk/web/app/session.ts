@@ -4,6 +4,7 @@
 
 import { Client, ClientError, pb } from "../src/sdk/index.js";
 import { refreshSupportQueue, reloadAll } from "./actions.js";
+import { forgetE2e, startE2e } from "./e2e-actions.js";
 import { onEvent, TOKEN_KEY } from "./events.js";
 import { describeError, isAdmin } from "./format.js";
 import { connectedAs, forgetSaved, showSaved } from "./pwa/offline.js";
@@ -159,6 +160,7 @@ export async function start(token: string, attempt = 0): Promise<void> {
   changed();
   await reloadAll();
   await restoreUnsent();
+  await startE2e(client);
   if (isAdmin()) startQueuePolling();
 }
 
@@ -182,6 +184,7 @@ export function signOut(): void {
   queueTimer = undefined;
   store.client?.close();
   store.client = undefined;
+  forgetE2e();
   store.convs.clear();
   store.current = undefined;
   store.dialog = undefined;

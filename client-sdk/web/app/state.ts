@@ -4,7 +4,7 @@
 // component re-renders on every change (see useStore).
 
 import { useEffect, useState } from "preact/hooks";
-import { type Client, type ConnectionState, MessageView, type pb } from "../src/sdk/index.js";
+import { type Client, type ConnectionState, type E2e, MessageView, type pb } from "../src/sdk/index.js";
 
 /** A message written here and not yet stored by the server. */
 export interface Pending {
@@ -92,6 +92,7 @@ export type Dialog =
   | { kind: "new" }
   | { kind: "add"; conv: string }
   | { kind: "manage"; conv: string }
+  | { kind: "safety"; conv: string }
   | { kind: ScreenKind }
   | undefined;
 
@@ -141,6 +142,12 @@ export interface Store {
   updateReady: boolean;
   /** The case-management system's page of a case (`{case_id}` in it), from /config.json; empty: none. */
   caseLink: string;
+  /** This browser's MLS device and its calls, once started (see e2e-actions.ts). */
+  e2e: E2e | undefined;
+  /** Why end-to-end encryption does not run on this device (empty: it does). */
+  e2eProblem: string;
+  /** What this device decrypted (or sent) in E2E conversations, by conversation and seq. */
+  decrypted: Map<string, Map<bigint, pb.E2eContent>>;
 }
 
 /** The app state. */
@@ -170,6 +177,9 @@ export const store: Store = {
   offline: false,
   updateReady: false,
   caseLink: "",
+  e2e: undefined,
+  e2eProblem: "",
+  decrypted: new Map(),
 };
 
 const listeners = new Set<() => void>();

@@ -109,6 +109,23 @@ describe("MlsDevice", () => {
     await expect(bob.encrypt(CONV, text("x"))).rejects.toThrow(/not in the group/);
   });
 
+  it("reads a message of the old epoch that was sequenced before its own commit", async () => {
+    const { alice, bob } = await pair();
+    // bob writes in epoch 1 (stored at seq 2) while alice's update commit is made and stored at seq 3.
+    const early = await bob.encrypt(CONV, text("sent while you committed"));
+    const update = (await alice.prepare(CONV, { update: true }))!;
+    await alice.confirm(CONV, 3n, update);
+    expect(await alice.epoch(CONV)).toBe(2n);
+    const r = await alice.receive(entry(2n, "bob", early));
+    expect(r.kind === "text" && r.content.text).toBe("sent while you committed");
+    expect(await alice.receive(entry(3n, "alice", update.ciphertext))).toEqual({ kind: "skipped" });
+    expect(await bob.receive(entry(2n, "bob", early))).toEqual({ kind: "skipped" });
+    expect(await bob.receive(entry(3n, "alice", update.ciphertext))).toMatchObject({ kind: "committed", epoch: 2n, removed: false });
+    const after = await alice.encrypt(CONV, text("epoch 2"));
+    const r4 = await bob.receive(entry(4n, "alice", after));
+    expect(r4.kind === "text" && r4.content.text).toBe("epoch 2");
+  });
+
   it("refuses a KeyPackage that names someone else than it was claimed for", async () => {
     const alice = await MlsDevice.open(new MemoryKeyValue(), "alice", "web-a");
     const eve = await MlsDevice.open(new MemoryKeyValue(), "eve", "web-e");

@@ -1,10 +1,13 @@
 // Attachments on screen: the files of a stored message (an image's
 // thumbnail, a document's chip with name, size and type; a click downloads)
+// (an E2E message's, as decrypted, opened with their keys on download)
 // and the composer's tray of files going with the next message (a progress
 // bar while they upload, the server's refusal if one is refused).
 
 import type { pb } from "../../src/sdk/index.js";
 import { downloadFile, humanSize, removeUpload, thumbnailUrl, typeLabel } from "../attachments.js";
+import { downloadE2eFile } from "../e2e-actions.js";
+import { decryptedFiles } from "../format.js";
 import type { ConvView } from "../state.js";
 
 function Preview({ conv, a }: { conv: bigint; a: pb.Attachment }) {
@@ -21,14 +24,15 @@ function Preview({ conv, a }: { conv: bigint; a: pb.Attachment }) {
   );
 }
 
-function Chip({ conv, a }: { conv: bigint; a: pb.Attachment }) {
+/** A file's chip: its type, name and size; a click downloads it. */
+function Chip({ a, download }: { a: { name: string; mediaType: string; size: bigint }; download: () => void }) {
   return (
     <button
       type="button"
       class="attachment file-chip"
       data-name={a.name}
       aria-label={`Download ${a.name}, ${typeLabel(a.mediaType, a.name)}, ${humanSize(a.size)}`}
-      onClick={() => void downloadFile(conv, a)}
+      onClick={download}
     >
       <span class="file-type">{typeLabel(a.mediaType, a.name)}</span>
       <span class="file-name">{a.name}</span>
@@ -39,6 +43,7 @@ function Chip({ conv, a }: { conv: bigint; a: pb.Attachment }) {
 
 /** The attachments of a stored message. */
 export function MessageAttachments({ m }: { m: pb.Message }) {
+  if (m.body?.content.case === "ciphertext") return <E2eAttachments m={m} />;
   if (m.deleted || m.attachments.length === 0) return null;
   return (
     <div class="attachments">
@@ -46,9 +51,22 @@ export function MessageAttachments({ m }: { m: pb.Message }) {
         a.thumbnail ? (
           <Preview key={a.attachmentId} conv={m.conversationId} a={a} />
         ) : (
-          <Chip key={a.attachmentId} conv={m.conversationId} a={a} />
+          <Chip key={a.attachmentId} a={a} download={() => void downloadFile(m.conversationId, a)} />
         ),
       )}
+    </div>
+  );
+}
+
+/** The files of an E2E message as this device decrypted it (real names; each opened with its key on download). */
+function E2eAttachments({ m }: { m: pb.Message }) {
+  const files = decryptedFiles(m);
+  if (m.deleted || files.length === 0) return null;
+  return (
+    <div class="attachments">
+      {files.map((f) => (
+        <Chip key={f.attachmentId} a={f} download={() => void downloadE2eFile(m.conversationId, f)} />
+      ))}
     </div>
   );
 }

@@ -5,12 +5,14 @@
 // template menu, filtered as one types; Enter or a click puts the template,
 // filled in for this conversation, in the box. Files come with the paper
 // clip button or by dropping them on the composer; they upload at once and
-// go with the next message.
+// go with the next message (in an E2E conversation: sealed on this device
+// and sent at once).
 
 import { useEffect, useRef, useState } from "preact/hooks";
 import { matchTemplates, type pb } from "../../src/sdk/index.js";
 import { composerInput, loadTemplates, sendToCurrent, stopTyping } from "../actions.js";
 import { attachFiles } from "../attachments.js";
+import { sendE2e, sendE2eFiles } from "../e2e-actions.js";
 import { renderTemplate, replyTo } from "../message-actions.js";
 import { changed, currentView, store } from "../state.js";
 import { UploadTray } from "./AttachmentParts.js";
@@ -83,9 +85,23 @@ export function Composer() {
     if (current !== undefined) input.current?.focus();
   }, [current]);
   const items = word === undefined ? [] : matchTemplates(store.templates, word).slice(0, MENU_ITEMS);
+  const v = currentView();
+  const e2e = v?.summary.conversation?.e2e === true;
+  // In an E2E conversation files are sealed here and sent at once, each message with its files.
+  const attach = (files: File[]) => (e2e && v ? void sendE2eFiles(v, files) : attachFiles(files));
   const send = () => {
     const el = input.current;
-    if (el && sendToCurrent(el.value)) el.value = "";
+    if (!el) return;
+    if (e2e && v) {
+      // Encrypted on this device; the box empties once the server stored it.
+      const text = el.value;
+      stopTyping();
+      void sendE2e(v, text).then((ok) => {
+        if (ok && el.value === text) el.value = "";
+      });
+      return;
+    }
+    if (sendToCurrent(el.value)) el.value = "";
   };
   const insert = async (t: pb.Template) => {
     setWord(undefined);
@@ -137,12 +153,11 @@ export function Composer() {
     }
   };
   const quick = store.templates.slice(0, QUICK_REPLIES);
-  const v = currentView();
   const [dragging, setDragging] = useState(false);
   const onDrop = (e: DragEvent) => {
     e.preventDefault();
     setDragging(false);
-    if (e.dataTransfer?.files.length) attachFiles(Array.from(e.dataTransfer.files));
+    if (e.dataTransfer?.files.length) attach(Array.from(e.dataTransfer.files));
   };
   return (
     <div
@@ -154,7 +169,7 @@ export function Composer() {
       onDragLeave={() => setDragging(false)}
       onDrop={onDrop}
     >
-      {v && <UploadTray v={v} />}
+      {v && !e2e && <UploadTray v={v} />}
       {store.replyTo !== undefined && <Replying seq={store.replyTo} />}
       {word !== undefined && <TemplateMenu items={items} active={active} pick={(t) => void insert(t)} />}
       {current !== undefined && quick.length > 0 && (
@@ -203,7 +218,7 @@ export function Composer() {
             hidden
             onChange={(e) => {
               const input = e.currentTarget;
-              if (input.files?.length) attachFiles(Array.from(input.files));
+              if (input.files?.length) attach(Array.from(input.files));
               input.value = "";
             }}
           />

@@ -2,6 +2,7 @@
 // Add, Manage), the message list, who is typing, and the composer.
 
 import { closeConversation } from "../actions.js";
+import { canWrite } from "../e2e-actions.js";
 import { caseUrl, convTitle, kindLabel, nameOf, othersOf } from "../format.js";
 import { ConversationKind, pb } from "../../src/sdk/index.js";
 import { changed, type ConvView, currentView, store } from "../state.js";
@@ -27,7 +28,7 @@ function Members({ v }: { v: ConvView }) {
   );
 }
 
-function openDialog(kind: "add" | "manage", v: ConvView): void {
+function openDialog(kind: "add" | "manage" | "safety", v: ConvView): void {
   if (store.dialog || !v.summary.conversation) return;
   store.dialog = { kind, conv: v.summary.conversation.id.toString() };
   changed();
@@ -74,6 +75,11 @@ function Header({ v }: { v: ConvView | undefined }) {
           Add
         </button>
       )}
+      {c.e2e && (
+        <button type="button" class="small" id="safety-button" title="Compare the devices' safety numbers" onClick={() => openDialog("safety", v)}>
+          Verify
+        </button>
+      )}
       <button type="button" class="small" id="manage-button" onClick={() => openDialog("manage", v)}>
         Manage
       </button>
@@ -113,6 +119,22 @@ function CaseId({ caseId }: { caseId: string }) {
   );
 }
 
+/** Why this device cannot write in an E2E conversation now. */
+function E2eNote({ v }: { v: ConvView }) {
+  const why = store.e2eProblem
+    ? store.e2eProblem
+    : !store.e2e
+      ? "End-to-end encryption is starting on this device…"
+      : store.connState !== "online"
+        ? "End-to-end encrypted: writing needs the connection."
+        : "End-to-end encrypted, and this device is not in the conversation's group yet: a member adds it (Add, or their app adds new devices).";
+  return (
+    <p class="offline-note" id="e2e-note" data-conv={v.summary.conversation?.id.toString()}>
+      {why}
+    </p>
+  );
+}
+
 /** The right-hand pane (the whole screen on a phone once a conversation is open). */
 export function ConversationView() {
   const v = currentView();
@@ -121,11 +143,8 @@ export function ConversationView() {
       <Header v={v} />
       <MessageList v={v} />
       <Typing v={v} />
-      {v?.summary.conversation?.e2e ? (
-        <p class="offline-note" id="e2e-note">
-          End-to-end encrypted: only the members' devices hold its keys, and this web app cannot read or write
-          here yet. Use an app built on the chatd Rust SDK.
-        </p>
+      {v?.summary.conversation?.e2e && !(canWrite(v) && store.connState === "online") ? (
+        <E2eNote v={v} />
       ) : store.offline ? (
         <p class="offline-note" id="offline-note">
           Saved messages, read-only: writing needs the connection.

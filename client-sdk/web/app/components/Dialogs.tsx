@@ -1,5 +1,5 @@
 // The dialog on top of the chat, if any: new conversation, add members,
-// manage a conversation, the Templates screen, or (admins) the Audit and
+// manage a conversation, an E2E conversation's safety numbers, the Templates screen, or (admins) the Audit and
 // Compliance screens.
 
 import { store } from "../state.js";
@@ -9,6 +9,7 @@ import { ComplianceScreen } from "./ComplianceScreen.js";
 import { IntegrationsScreen } from "./IntegrationsScreen.js";
 import { ManageDialog } from "./ManageDialog.js";
 import { NewConversationDialog } from "./NewConversationDialog.js";
+import { SafetyDialog } from "./SafetyDialog.js";
 import { TemplatesScreen } from "./TemplatesScreen.js";
 
 /** The open dialog in its overlay. */
@@ -29,6 +30,8 @@ export function Dialogs() {
         <IntegrationsScreen />
       ) : d.kind === "manage" ? (
         <ManageDialog conv={d.conv} />
+      ) : d.kind === "safety" ? (
+        <SafetyDialog conv={d.conv} />
       ) : (
         <TemplatesScreen />
       )}

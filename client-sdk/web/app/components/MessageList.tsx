@@ -16,7 +16,7 @@ import { renderMarkdown } from "../markdown.js";
 import { type ConvView, type Note, type Pending, store } from "../state.js";
 import { discardSend, retrySend } from "../unsent.js";
 import { MessageAttachments } from "./AttachmentParts.js";
-import { InlineEditor, MessageActions, Reactions, ReplyQuote, textOf } from "./MessageParts.js";
+import { InlineEditor, MessageActions, Reactions, ReplyQuote, shownText } from "./MessageParts.js";
 
 const MARKS = { sending: "🕓", sent: "✓", delivered: "✓✓", read: "✓✓", failed: "!" } as const;
 const MARK_TITLES = { sending: "Sending", sent: "Stored", delivered: "Delivered", read: "Read", failed: "Not sent" } as const;
@@ -60,7 +60,7 @@ function Stored({ v, m, showSender }: { v: ConvView; m: pb.Message; showSender: 
   } else if (editing) {
     body = <InlineEditor v={v} m={m} />;
   } else {
-    body = <div class="body">{renderMarkdown(textOf(m) ?? "Encrypted message")}</div>;
+    body = <div class="body">{renderMarkdown(shownText(m))}</div>;
   }
   return (
     <div class={cls} data-seq={seq} data-sender={m.senderId} data-mark={mark}>

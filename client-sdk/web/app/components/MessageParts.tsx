@@ -5,7 +5,7 @@
 
 import { useEffect, useLayoutEffect, useRef } from "preact/hooks";
 import type { pb } from "../../src/sdk/index.js";
-import { nameOf } from "../format.js";
+import { decryptedText, nameOf } from "../format.js";
 import { plainText } from "../markdown.js";
 import { deleteMessage, jumpTo, mayDelete, PALETTE, replyTo, saveEdit, setTask, toggleReaction } from "../message-actions.js";
 import { type ConvView, store } from "../state.js";
@@ -18,12 +18,17 @@ export function textOf(m: pb.Message): string | undefined {
   return m.body?.content.case === "text" ? m.body.content.value : undefined;
 }
 
+/** What a message shows: its text, an E2E message's as this device decrypted it, else "Encrypted message". */
+export function shownText(m: pb.Message): string {
+  return textOf(m) ?? decryptedText(m) ?? "Encrypted message";
+}
+
 /** A one-line preview of the message at `seq` for a quote. */
 export function quoteText(v: ConvView, seq: bigint): { who: string; text: string } {
   const m = v.messages.get(seq);
   if (!m) return { who: "", text: "Original message not loaded" };
   if (m.deleted) return { who: nameOf(m.senderId), text: "message deleted" };
-  const t = plainText(textOf(m) ?? "Encrypted message");
+  const t = plainText(shownText(m));
   return { who: nameOf(m.senderId), text: t.length > QUOTE_CHARS ? `${t.slice(0, QUOTE_CHARS)}…` : t };
 }
 
@@ -171,9 +176,11 @@ export function MessageActions({ v, m }: { v: ConvView; m: pb.Message }) {
   return (
     <>
       <div class="actions" role="toolbar" aria-label="Message actions">
-        <button type="button" class="act act-reply" aria-label="Reply" title="Reply" onClick={() => replyTo(m.seq)}>
-          ↩
-        </button>
+        {!v.summary.conversation?.e2e && (
+          <button type="button" class="act act-reply" aria-label="Reply" title="Reply" onClick={() => replyTo(m.seq)}>
+            ↩
+          </button>
+        )}
         <button
           type="button"
           class="act act-react"

@@ -1,5 +1,6 @@
 // The "New conversation" dialog: private (one person), group, case (with a
-// case id) or support request; the fields follow the kind, people are picked
+// case id) or support request, end-to-end encrypted or not (not support
+// requests: staff join those later); the fields follow the kind, people are picked
 // from the user directory by name, and the server's refusal is shown in the dialog.
 
 import { useEffect, useRef, useState } from "preact/hooks";
@@ -24,6 +25,7 @@ export function NewConversationDialog() {
   const [title, setTitle] = useState("");
   const [caseId, setCaseId] = useState("");
   const [members, setMembers] = useState("");
+  const [e2e, setE2e] = useState(false);
   const [error, setError] = useState("");
   const select = useRef<HTMLSelectElement>(null);
   useEffect(() => select.current?.focus(), []);
@@ -43,6 +45,7 @@ export function NewConversationDialog() {
         title: title.trim(),
         caseId: caseId.trim(),
         members: kind === "support" ? [] : splitIds(members),
+        e2e: e2e && kind !== "support",
       });
     } catch (e) {
       setError(describeError(e));
@@ -76,6 +79,13 @@ export function NewConversationDialog() {
         )}
         {kind === "support" && <label>Subject{titleField}</label>}
       </div>
+      {kind !== "support" && (
+        <label class="check">
+          <input type="checkbox" id="new-e2e" checked={e2e} onChange={(e) => setE2e(e.currentTarget.checked)} />
+          End-to-end encrypted: only the members' devices can read it. The server cannot search it, and devices added later
+          do not see what came before.
+        </label>
+      )}
     </DialogForm>
   );
 }

@@ -6,6 +6,8 @@ import { store } from "../state.js";
 /** Connection state and banner. */
 export function StatusBar() {
   const { connState, transport, banner } = store;
+  // Whether this device's end-to-end encryption runs (tests wait for "ready").
+  const e2e = store.e2eProblem ? "unavailable" : store.e2e ? "ready" : "starting";
   const label =
     connState === "online"
       ? `Connected · ${transport === "websocket" ? "WebSocket" : "WebTransport"}`
@@ -13,7 +15,7 @@ export function StatusBar() {
         ? "Disconnected"
         : "Reconnecting…";
   return (
-    <div id="status" class="status" role="status" data-state={connState} data-transport={transport}>
+    <div id="status" class="status" role="status" data-state={connState} data-transport={transport} data-e2e={e2e}>
       <span>{label}</span>
       {banner && <div class="banner">{banner}</div>}
     </div>

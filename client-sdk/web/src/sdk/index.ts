@@ -30,3 +30,4 @@ export { CIPHERSUITE, type Change, type Decrypted, MlsDevice, MlsRefusal, type P
 export { E2e } from "./mls/e2e.js";
 export { IndexedDbKeyValue, type KeyValue, MemoryKeyValue } from "./mls/store.js";
 export { safetyNumber } from "./mls/encoding.js";
+export { E2E_MEDIA_TYPE, openFile, sealFile } from "./mls/files.js";

@@ -195,6 +195,12 @@ export class MlsDevice {
     return (await this.group(conv))?.applied ?? 0n;
   }
 
+  /** Everything of `conv` up to `seq` was read (entries that are no MLS message move nothing else). */
+  async passed(conv: bigint, seq: bigint): Promise<void> {
+    const g = await this.group(conv);
+    if (g && seq > g.applied) await this.save(conv, { ...g, applied: seq });
+  }
+
   /** Makes the group of `conv` with this device alone (epoch 0), unless it has one. */
   async startGroup(conv: bigint): Promise<void> {
     if (await this.group(conv)) return;
@@ -252,10 +258,17 @@ export class MlsDevice {
     return { ciphertext, next: made.newState };
   }
 
-  /** The pending commit was stored at `seq`: the group moves to the next epoch. */
+  /**
+   * The pending commit was stored at `seq`: the group moves to the next epoch. What
+   * was applied stays where it was: messages of the old epoch sequenced
+   * before the commit may still be on their way, and decrypt with the
+   * epoch's kept secrets; the commit itself is skipped when read back.
+   */
   async confirm(conv: bigint, seq: bigint, pending: Pending): Promise<void> {
     const g = await this.active(conv);
-    await this.save(conv, { state: pending.next, applied: seq > g.applied ? seq : g.applied });
+    // A group's first commit marks it and what came before as read (nobody else could write in the group before it).
+    const first = g.state.groupContext.epoch === 0n;
+    await this.save(conv, { state: pending.next, applied: first && seq > g.applied ? seq : g.applied });
   }
 
   /** Encrypts `content` for the group in its current epoch (the sending key is used up: the state moves). */
@@ -336,23 +349,26 @@ export class MlsDevice {
   /** Applies a commit or decrypts a message of a group this device is in. */
   private async apply(conv: bigint, g: Group, m: Message, ct: E2eCiphertext): Promise<Received> {
     const epoch = g.state.groupContext.epoch;
-    // Made before this device's group got here: its own commit, or from before it joined.
-    if (ct.epoch < epoch) {
+    const skip = async (): Promise<Received> => {
       await this.save(conv, { ...g, applied: m.seq });
       return { kind: "skipped" };
-    }
+    };
+    // A commit made before this device's group got here: its own, or from before it joined.
+    if (ct.commit && ct.epoch < epoch) return skip();
     const msg = decodeMlsMessage(ct.mls, 0)?.[0];
     if (!msg || msg.wireformat !== "mls_private_message") throw new MlsRefusal("not an MLS private message");
     const pm = msg.privateMessage;
-    if (pm.epoch !== epoch) throw new MlsRefusal(`a message of epoch ${pm.epoch} in epoch ${epoch}`);
-    const senderData = await decryptSenderData(pm, g.state.keySchedule.senderDataSecret, this.cs);
-    const leaf = leaves(g.state.ratchetTree).find((l) => l.leafIndex === senderData?.leafIndex);
+    if (pm.epoch > epoch) throw new MlsRefusal(`a message of epoch ${pm.epoch} in epoch ${epoch}`);
+    // A message of an earlier epoch (sequenced before a commit this device
+    // made or applied) opens with that epoch's kept secrets; from before
+    // this device joined, or too old, it is skipped.
+    const at = pm.epoch === epoch ? { senderDataSecret: g.state.keySchedule.senderDataSecret, ratchetTree: g.state.ratchetTree } : g.state.historicalReceiverData.get(pm.epoch);
+    if (!at) return skip();
+    const senderData = await decryptSenderData(pm, at.senderDataSecret, this.cs);
+    const leaf = leaves(at.ratchetTree).find((l) => l.leafIndex === senderData?.leafIndex);
     if (!leaf) throw new MlsRefusal("a sender that is no leaf of the group");
-    if (leaf.user === this.user && leaf.device === this.deviceId) {
-      // This device's own message, read back: it knows it.
-      await this.save(conv, { ...g, applied: m.seq });
-      return { kind: "skipped" };
-    }
+    // This device's own message, read back: it knows it.
+    if (leaf.user === this.user && leaf.device === this.deviceId) return skip();
     if (leaf.user !== m.senderId) throw new MlsRefusal(`MLS sender ${leaf.user} in a message the server says ${m.senderId} sent`);
     const r = await processPrivateMessage(g.state, pm, emptyPskIndex, this.cs);
     r.consumed.forEach(zeroOutUint8Array);

@@ -15,15 +15,19 @@ import {
   type E2eCiphertext,
   type E2eContent,
   E2eContentSchema,
+  type E2eFile,
+  type Message,
   ErrorCode,
   MessageBodySchema,
   PublishKeyPackagesSchema,
   type SendMessageOk,
   SendMessageSchema,
 } from "../../gen/chat/v1/chat_pb.js";
+import { Attachments } from "../attachments.js";
 import type { Client } from "../client.js";
 import { ClientError } from "../errors.js";
 import { type Change, type MlsDevice, type Received } from "./device.js";
+import { E2E_MEDIA_TYPE, NEUTRAL_NAME, openFile, sealFile } from "./files.js";
 
 /** Times a message or commit is made again after `STALE_EPOCH`. */
 const REBASES = 5;
@@ -184,9 +188,40 @@ export class E2e {
     });
   }
 
-  /** Applies one entry from the events stream (in seq order). */
-  receive(m: Parameters<MlsDevice["receive"]>[0]): Promise<Received> {
+  /** Seals each file under its own key, uploads the ciphertexts and sends them with `text` in one encrypted message. */
+  async sendFiles(conv: bigint, text: string, files: { name: string; mediaType: string; bytes: Uint8Array }[]): Promise<SendMessageOk> {
+    const content = create(E2eContentSchema, { text });
+    for (const f of files) {
+      const { sealed, file } = await sealFile(f.name, f.mediaType, f.bytes);
+      const stored = await new Attachments(this.client).upload(conv, NEUTRAL_NAME, E2E_MEDIA_TYPE, sealed);
+      file.attachmentId = stored.attachmentId;
+      content.files.push(file);
+    }
+    return this.sendContent(conv, content);
+  }
+
+  /** Downloads a file of an E2E message and opens it (checked against its SHA-256). */
+  async downloadFile(conv: bigint, file: E2eFile): Promise<Uint8Array<ArrayBuffer>> {
+    const d = await new Attachments(this.client).download(conv, file.attachmentId);
+    return openFile(file, d.bytes);
+  }
+
+  /** Applies one entry (in seq order). */
+  receive(m: Message): Promise<Received> {
     return this.device.serialized(() => this.device.receive(m));
+  }
+
+  /**
+   * Applies a live entry from the events stream: when entries before it
+   * were not applied yet (this device was offline, or the app started
+   * meanwhile), reads them from history first, so none is passed over.
+   */
+  receiveLive(m: Message): Promise<Received[]> {
+    return this.device.serialized(async () => {
+      const inGroup = (await this.device.epoch(m.conversationId)) !== undefined;
+      if (inGroup && m.seq > (await this.device.applied(m.conversationId)) + 1n) return this.catchUpLocked(m.conversationId);
+      return [await this.device.receive(m)];
+    });
   }
 
   /** Reads the conversation's history past what this device applied and applies it, in order. */
@@ -204,6 +239,7 @@ export class E2e {
       for (const m of page.messages) out.push(await this.device.receive(m));
       // A page from before this device joined applies nothing: move past it.
       after = last;
+      await this.device.passed(conv, last);
     }
   }
 }

@@ -1,0 +1,180 @@
+// End-to-end encrypted conversations in the app: this browser's MLS device
+// for the signed-in user (its keys in IndexedDB, sealed; see the SDK's
+// `mls/`), its KeyPackages kept published, every E2E conversation's entries
+// applied in order (live from the events, and caught up from history after
+// a start or a reconnect), what it decrypted shown in place of "Encrypted
+// message", sending, and the safety numbers to compare out of band.
+
+import { create } from "@bufbuild/protobuf";
+import { type Client, E2e, IndexedDbKeyValue, MlsDevice, pb } from "../src/sdk/index.js";
+import { saveFile } from "./save-file.js";
+import { describeError } from "./format.js";
+import { changed, type ConvView, key, store } from "./state.js";
+
+/** KeyPackages this device keeps in the directory (others claim one to add it). */
+const KEY_PACKAGES = 20;
+/** Below this many left, more are published. */
+const REPLENISH_BELOW = 5;
+
+/** The E2E conversations whose group this device is in. */
+const joined = new Set<string>();
+
+/** Forgets what this device showed (signing out). */
+export function forgetE2e(): void {
+  store.decrypted.clear();
+  joined.clear();
+  store.e2e = undefined;
+  store.e2eProblem = "";
+}
+
+/** Whether this device can read and write in E2E conversation `v` (it is in its group). */
+export function canWrite(v: ConvView): boolean {
+  return joined.has(key(v.summary.conversation?.id ?? 0n));
+}
+
+async function noteMembership(conv: bigint): Promise<void> {
+  if ((await store.e2e?.device.epoch(conv)) !== undefined) joined.add(key(conv));
+  else joined.delete(key(conv));
+}
+
+function remember(conv: bigint, seq: bigint, content: pb.E2eContent): void {
+  let m = store.decrypted.get(key(conv));
+  if (!m) store.decrypted.set(key(conv), (m = new Map()));
+  m.set(seq, content);
+}
+
+function isE2e(v: ConvView | undefined): boolean {
+  return v?.summary.conversation?.e2e === true;
+}
+
+/** Opens this browser's device for the signed-in user, publishes KeyPackages and catches up every E2E conversation. */
+export async function startE2e(client: Client): Promise<void> {
+  const user = client.user?.id;
+  if (!user || store.e2e?.client === client) return;
+  try {
+    const device = await MlsDevice.open(new IndexedDbKeyValue(user), user);
+    const e2e = new E2e(client, device);
+    await e2e.replenish(KEY_PACKAGES);
+    // Ready: others can add this device now (StatusBar's data-e2e says so).
+    store.e2e = e2e;
+    store.e2eProblem = "";
+    await catchUpAll();
+  } catch (e) {
+    store.e2eProblem = `End-to-end encryption is unavailable on this device: ${describeError(e)}`;
+  }
+  changed();
+}
+
+/** Applies what every E2E conversation holds past what this device applied (after a start or a reconnect). */
+export async function catchUpAll(): Promise<void> {
+  for (const v of [...store.convs.values()]) if (isE2e(v)) await catchUp(v);
+}
+
+/** Applies one E2E conversation's entries past what this device applied, and loads what it decrypted before. */
+export async function catchUp(v: ConvView): Promise<void> {
+  const e2e = store.e2e;
+  const conv = v.summary.conversation?.id;
+  if (!e2e || conv === undefined) return;
+  try {
+    await e2e.catchUp(conv);
+    await noteMembership(conv);
+    for (const d of await e2e.device.decrypted(conv)) remember(conv, d.seq, d.content);
+    await replenishIfLow();
+  } catch (e) {
+    store.banner = `Could not read the encrypted conversation: ${describeError(e)}`;
+  }
+  changed();
+}
+
+/** Applies one live entry of an E2E conversation (called in seq order). */
+export function receiveE2e(m: pb.Message): void {
+  const e2e = store.e2e;
+  if (!e2e || m.body?.content.case !== "ciphertext") return;
+  void e2e
+    .receiveLive(m)
+    .then(async (all) => {
+      for (const r of all) if (r.kind === "text") remember(m.conversationId, r.seq, r.content);
+      if (all.some((r) => r.kind === "joined" || r.kind === "committed")) await noteMembership(m.conversationId);
+      if (all.some((r) => r.kind === "joined")) await replenishIfLow();
+      changed();
+    })
+    .catch((e) => {
+      store.banner = `Could not read an encrypted message: ${describeError(e)}`;
+      changed();
+    });
+}
+
+async function replenishIfLow(): Promise<void> {
+  const e2e = store.e2e;
+  if (e2e && (await e2e.countKeyPackages()) < REPLENISH_BELOW) await e2e.replenish(KEY_PACKAGES);
+}
+
+/** Encrypts `text` for the open E2E conversation and sends it; false if nothing was sent (the reason in the banner). */
+export async function sendE2e(v: ConvView, text: string): Promise<boolean> {
+  const e2e = store.e2e;
+  const conv = v.summary.conversation?.id;
+  if (conv === undefined || text.trim() === "") return false;
+  if (!e2e) {
+    store.banner = store.e2eProblem || "End-to-end encryption is still starting on this device.";
+    changed();
+    return false;
+  }
+  try {
+    const content = create(pb.E2eContentSchema, { text });
+    const ok = await e2e.sendContent(conv, content);
+    remember(conv, ok.seq, content);
+    store.stickBottom = true;
+    return true;
+  } catch (e) {
+    store.banner = `Not sent: ${describeError(e)}`;
+    return false;
+  } finally {
+    changed();
+  }
+}
+
+/** Seals `files` on this device, uploads them and sends them in one encrypted message (the reason in the banner if not). */
+export async function sendE2eFiles(v: ConvView, files: File[]): Promise<void> {
+  const e2e = store.e2e;
+  const conv = v.summary.conversation?.id;
+  if (!e2e || conv === undefined || files.length === 0) return;
+  try {
+    const parts = await Promise.all(
+      files.map(async (f) => ({ name: f.name, mediaType: f.type || "application/octet-stream", bytes: new Uint8Array(await f.arrayBuffer()) })),
+    );
+    const ok = await e2e.sendFiles(conv, "", parts);
+    const content = (await e2e.device.decrypted(conv)).find((d) => d.seq === ok.seq)?.content;
+    if (content) remember(conv, ok.seq, content);
+    store.stickBottom = true;
+  } catch (e) {
+    store.banner = `Files not sent: ${describeError(e)}`;
+  }
+  changed();
+}
+
+/** Downloads a file of an E2E message, opens it with its key and hands it to the browser. */
+export async function downloadE2eFile(conv: bigint, f: pb.E2eFile): Promise<void> {
+  try {
+    if (!store.e2e) throw new Error("end-to-end encryption is not running on this device");
+    const bytes = await store.e2e.downloadFile(conv, f);
+    saveFile(new Blob([bytes], { type: f.mediaType }), f.name);
+  } catch (e) {
+    store.banner = `Download failed: ${describeError(e)}`;
+    changed();
+  }
+}
+
+/** Creates an E2E conversation with its group (this device and every device of `members`); its id. */
+export async function createE2e(kind: pb.ConversationKind, opts: { title: string; caseId: string; members: string[] }): Promise<bigint> {
+  if (!store.e2e) throw new Error(store.e2eProblem || "end-to-end encryption is still starting on this device");
+  const conv = await store.e2e.createConversation(kind, opts);
+  await noteMembership(conv);
+  return conv;
+}
+
+/** The safety number of every device in the group of `v`. */
+export async function safetyNumbers(v: ConvView): Promise<{ user: string; device: string; number: string }[]> {
+  const conv = v.summary.conversation?.id;
+  if (!store.e2e || conv === undefined) throw new Error("end-to-end encryption is not running on this device");
+  return store.e2e.device.safetyNumbers(conv);
+}
