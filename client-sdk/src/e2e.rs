@@ -57,7 +57,17 @@ impl Client {
     /// Claims one KeyPackage of each device of each of `user_ids` (each
     /// handed out once); users with none left are named in `unavailable`.
     pub async fn claim_key_packages(&self, user_ids: Vec<String>) -> Result<v1::ClaimedKeyPackages, ClientError> {
-        let r = self.request(Body::ClaimKeyPackages(v1::ClaimKeyPackages { user_ids })).await?;
+        self.claim_key_packages_skipping(user_ids, Vec::new()).await
+    }
+
+    /// Like [`Client::claim_key_packages`], leaving out `skip_devices`
+    /// (`user/device`: those the caller's group already has).
+    pub async fn claim_key_packages_skipping(
+        &self,
+        user_ids: Vec<String>,
+        skip_devices: Vec<String>,
+    ) -> Result<v1::ClaimedKeyPackages, ClientError> {
+        let r = self.request(Body::ClaimKeyPackages(v1::ClaimKeyPackages { user_ids, skip_devices })).await?;
         want(r, "key_packages", |r| match r {
             reply::Result::KeyPackages(k) => Some(k),
             _ => None,

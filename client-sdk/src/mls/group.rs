@@ -74,18 +74,17 @@ impl Device {
 
     /// Adds the devices of the conversation's members that are not in the
     /// group yet: a member's new device, or one that had no KeyPackage left
-    /// when its user was added. Returns how many were added. (Claims take a
-    /// KeyPackage of every device of the members, in the group or not: the
-    /// directory cannot tell which are.)
+    /// when its user was added. Returns how many were added. The claim
+    /// skips the devices the group has, so it takes nothing of theirs: apps
+    /// may call this on every membership change and now and then.
     pub async fn add_new_devices(&mut self, client: &Client, conv: u64) -> Result<usize, MlsError> {
         let roster: Vec<String> = client.get_members(conv).await?.members.into_iter().map(|m| m.user_id).collect();
-        let have: std::collections::HashSet<(String, String)> = self.members(conv)?.into_iter().collect();
+        let leaves = self.members(conv)?;
         let mut fresh = v1::ClaimedKeyPackages::default();
         for users in roster.chunks(CLAIM_USERS) {
-            match client.claim_key_packages(users.to_vec()).await {
-                Ok(c) => fresh.key_packages.extend(
-                    c.key_packages.into_iter().filter(|k| !have.contains(&(k.user_id.clone(), k.device_id.clone()))),
-                ),
+            let skip = leaves.iter().filter(|(u, _)| users.contains(u)).map(|(u, d)| format!("{u}/{d}")).collect();
+            match client.claim_key_packages_skipping(users.to_vec(), skip).await {
+                Ok(c) => fresh.key_packages.extend(c.key_packages),
                 Err(ClientError::Server(w)) if w.code() == Some(ErrorCode::NoKeyPackages) => {}
                 Err(e) => return Err(e.into()),
             }

@@ -50,8 +50,11 @@ impl Device {
     }
 
     /// The claimed KeyPackages, each checked to name the user and device it
-    /// was claimed for (this device's own left out).
-    fn accept_claimed(&self, claimed: &v1::ClaimedKeyPackages) -> Result<Vec<KeyPackage>, MlsError> {
+    /// was claimed for (this device's own, and devices `g` has already, left
+    /// out: another member may have added them first).
+    fn accept_claimed(&self, g: &MlsGroup, claimed: &v1::ClaimedKeyPackages) -> Result<Vec<KeyPackage>, MlsError> {
+        let have: std::collections::HashSet<(String, String)> =
+            g.members().filter_map(|m| parse_identity(&m.credential)).collect();
         let mut packages = Vec::new();
         for c in &claimed.key_packages {
             let kp = KeyPackageIn::tls_deserialize_exact(c.key_package.as_ref())
@@ -65,7 +68,8 @@ impl Device {
                     c.user_id, c.device_id
                 )));
             }
-            if (c.user_id.as_str(), c.device_id.as_str()) != (self.user.as_str(), self.device.as_str()) {
+            let mine = (c.user_id.as_str(), c.device_id.as_str()) == (self.user.as_str(), self.device.as_str());
+            if !mine && !have.contains(&(c.user_id.clone(), c.device_id.clone())) {
                 packages.push(kp);
             }
         }
@@ -88,7 +92,7 @@ impl Device {
     fn make(&self, g: &mut MlsGroup, change: &Change) -> Result<Option<Made>, MlsError> {
         Ok(Some(match change {
             Change::Add(claimed) => {
-                let packages = self.accept_claimed(claimed)?;
+                let packages = self.accept_claimed(g, claimed)?;
                 if packages.is_empty() {
                     return Ok(None);
                 }

@@ -5,7 +5,7 @@
 
 import { type ConversationKind, newClientMsgId, pb, Templates } from "../src/sdk/index.js";
 import { takeReady } from "./attachments.js";
-import { createE2e } from "./e2e-actions.js";
+import { addNewDevicesOf, createE2e } from "./e2e-actions.js";
 import { describeError, isAdmin } from "./format.js";
 import { type ConvView, changed, currentView, key, newView, type Pending, store } from "./state.js";
 import { queueSend } from "./unsent.js";
@@ -213,6 +213,7 @@ export async function openConversation(id: string): Promise<void> {
   markReadIfVisible(v);
   store.stickBottom = true;
   changed();
+  if (v.summary.conversation?.e2e) void addNewDevicesOf(v);
 }
 
 /** Forgets the open conversation's edit, reply and highlight (another conversation opens). */

@@ -9,12 +9,17 @@ import { create } from "@bufbuild/protobuf";
 import { type Client, E2e, IndexedDbKeyValue, MlsDevice, pb } from "../src/sdk/index.js";
 import { saveFile } from "./save-file.js";
 import { describeError } from "./format.js";
-import { changed, type ConvView, key, store } from "./state.js";
+import { changed, type ConvView, currentView, key, store } from "./state.js";
 
 /** KeyPackages this device keeps in the directory (others claim one to add it). */
 const KEY_PACKAGES = 20;
 /** Below this many left, more are published. */
 const REPLENISH_BELOW = 5;
+
+/** How often at most this app looks for members' new devices in one conversation, ms. */
+const NEW_DEVICES_EVERY_MS = 10 * 60_000;
+/** When it last looked, by conversation. */
+const lookedForDevices = new Map<string, number>();
 
 /** The E2E conversations whose group this device is in. */
 const joined = new Set<string>();
@@ -23,6 +28,7 @@ const joined = new Set<string>();
 export function forgetE2e(): void {
   store.decrypted.clear();
   joined.clear();
+  lookedForDevices.clear();
   store.e2e = undefined;
   store.e2eProblem = "";
 }
@@ -59,6 +65,8 @@ export async function startE2e(client: Client): Promise<void> {
     store.e2e = e2e;
     store.e2eProblem = "";
     await catchUpAll();
+    const open = currentView();
+    if (open) await addNewDevicesOf(open);
   } catch (e) {
     store.e2eProblem = `End-to-end encryption is unavailable on this device: ${describeError(e)}`;
   }
@@ -84,6 +92,27 @@ export async function catchUp(v: ConvView): Promise<void> {
     store.banner = `Could not read the encrypted conversation: ${describeError(e)}`;
   }
   changed();
+}
+
+/**
+ * Adds the devices of `v`'s members that its group lacks (a member's new
+ * browser or phone, or a member added before any device of theirs was
+ * ready): when the conversation opens, at most every 10 minutes. The claim
+ * skips the devices the group has, so it costs them nothing; a refusal (the
+ * claim rate) waits for the next time.
+ */
+export async function addNewDevicesOf(v: ConvView): Promise<void> {
+  const e2e = store.e2e;
+  const conv = v.summary.conversation?.id;
+  if (!e2e || conv === undefined || !canWrite(v)) return;
+  const last = lookedForDevices.get(key(conv)) ?? 0;
+  if (Date.now() - last < NEW_DEVICES_EVERY_MS) return;
+  lookedForDevices.set(key(conv), Date.now());
+  try {
+    await e2e.addNewDevices(conv);
+  } catch {
+    // Nothing to show: the devices wait for the next look (or a member's app).
+  }
 }
 
 /** Applies one live entry of an E2E conversation (called in seq order). */

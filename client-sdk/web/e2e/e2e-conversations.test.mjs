@@ -144,7 +144,7 @@ test("the same over the WebSocket fallback, with a Rust user on WebTransport", {
   await sameSafetyNumbers(gina, omar, conv);
 });
 
-test("a user's new device joins as its own leaf and reads from then on", { timeout: 90_000 }, async () => {
+test("a user's new device joins as its own leaf, added by their other device, and reads from then on", { timeout: 90_000 }, async () => {
   const rita = await RustUser.start(ctx.chatd, ctx.chatd.token("rita", "advocate", "Rita Rust"));
   ctx.users.push(rita);
   const hugo = await signInE2e("hugo", "Hugo Web");
@@ -160,8 +160,11 @@ test("a user's new device joins as its own leaf and reads from then on", { timeo
   assert.equal(await laptop.page.locator("#composer-input").count(), 0, "no composer: the server would refuse plaintext");
   assert.equal(await laptop.page.locator(".msg .body", { hasText: "Encrypted message" }).count(), 1, "history from before it joined stays sealed");
 
-  // rita's app adds the devices the group lacks: the laptop joins and writes.
-  assert.equal((await rita.call({ cmd: "e2e-new-devices", conv })).added, 1);
+  // hugo's first browser, opening the conversation again (after a reload),
+  // adds the device the group lacks by itself: the laptop joins and writes.
+  await hugo.page.reload();
+  await hugo.page.locator('#status[data-e2e="ready"]').waitFor({ timeout: 30_000 });
+  await hugo.open("Hugo's matter");
   await laptop.page.locator("#composer-input").waitFor();
   await laptop.send("From my second device");
   const got = await until(() => decrypted(rita, conv).find((e) => e.text === "From my second device"), "rita to read hugo's laptop");
@@ -170,4 +173,12 @@ test("a user's new device joins as its own leaf and reads from then on", { timeo
   await rita.call({ cmd: "e2e-send", conv, text: "Both of hugo's devices read this" });
   await hugo.waitForMessage("Both of hugo's devices read this");
   await laptop.waitForMessage("Both of hugo's devices read this");
+  // Looking again finds nothing to add, and the claim took nothing of the devices in the group.
+  assert.equal((await rita.call({ cmd: "e2e-new-devices", conv })).added, 0);
+  const { conv: second } = await rita.call({ cmd: "e2e-create", title: "Hugo's second matter", users: ["hugo"] });
+  await rita.call({ cmd: "e2e-send", conv: second, text: "Both devices were added at once" });
+  await laptop.open("Hugo's second matter");
+  await laptop.waitForMessage("Both devices were added at once");
+  await hugo.open("Hugo's second matter");
+  await hugo.waitForMessage("Both devices were added at once");
 });

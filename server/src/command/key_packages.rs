@@ -103,6 +103,29 @@ pub fn claim_users(c: &v1::ClaimKeyPackages) -> Result<Vec<String>, WireError> {
     Ok(users)
 }
 
+/// Most devices a claim may skip (a group's leaves: 50 users × 10 devices).
+const MAX_SKIP_DEVICES: usize = MAX_CLAIM_USERS * MAX_DEVICES_PER_USER;
+
+/// The devices a claim leaves out, as (user, device), each checked.
+fn skip_devices(c: &v1::ClaimKeyPackages) -> Result<Vec<(String, String)>, WireError> {
+    if c.skip_devices.len() > MAX_SKIP_DEVICES {
+        return Err(err(
+            ErrorCode::InvalidArgument,
+            format!("skip_devices: at most {MAX_SKIP_DEVICES}, not {}", c.skip_devices.len()),
+        ));
+    }
+    c.skip_devices
+        .iter()
+        .map(|s| {
+            let bad = || err(ErrorCode::InvalidArgument, format!("skip_devices: {s:?} is not user/device"));
+            let (user, device) = s.rsplit_once('/').ok_or_else(bad)?;
+            chat_protocol::limits::check_user_id(user).map_err(|_| bad())?;
+            chat_protocol::limits::check_device_id(device).map_err(|_| bad())?;
+            Ok((user.to_owned(), device.to_owned()))
+        })
+        .collect()
+}
+
 /// One KeyPackage of each device of each user named (users of the
 /// directory; counted against `limits.key_claims_per_hour`). Users whose
 /// devices have none left are named in `unavailable`; if that is all of
@@ -112,9 +135,11 @@ pub async fn claim(req: &Requester, c: v1::ClaimKeyPackages) -> Result<reply::Re
     let users = claim_users(&c)?;
     super::users::require_known(req.store(), &users).await?;
     req.ctx.check_user_rate(UserRate::KeyClaims, &req.caller.user).await?;
+    let skip = skip_devices(&c)?;
     let mut out = v1::ClaimedKeyPackages::default();
     for user in users {
-        let claimed = req.store().claim_key_packages(&user).await.map_err(store_err)?;
+        let skipped: Vec<String> = skip.iter().filter(|(u, _)| *u == user).map(|(_, d)| d.clone()).collect();
+        let claimed = req.store().claim_key_packages(&user, &skipped).await.map_err(store_err)?;
         if claimed.is_empty() {
             out.unavailable.push(user);
             continue;
@@ -143,6 +168,23 @@ mod tests {
     }
 
     #[test]
+    fn skipped_devices_are_user_slash_device() {
+        let claim = |skip: &[&str]| v1::ClaimKeyPackages {
+            user_ids: vec!["ann".into()],
+            skip_devices: skip.iter().map(|s| s.to_string()).collect(),
+        };
+        assert_eq!(skip_devices(&claim(&["ann/phone-1", "bob/web-0a"])).unwrap().len(), 2);
+        for bad in ["ann", "ann/", "/phone", "ann/bad device"] {
+            let e = skip_devices(&claim(&[bad])).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidArgument, "{bad}");
+            assert!(e.message.contains("is not user/device"), "{}", e.message);
+        }
+        let many: Vec<String> = (0..=MAX_SKIP_DEVICES).map(|i| format!("ann/d{i}")).collect();
+        let c = v1::ClaimKeyPackages { user_ids: vec!["ann".into()], skip_devices: many };
+        assert!(skip_devices(&c).unwrap_err().message.contains("at most 500"));
+    }
+
+    #[test]
     fn a_publish_is_checked_whole() {
         assert!(check_publish(&publish(1, 300)).is_ok());
         assert!(check_publish(&publish(100, MAX_KEY_PACKAGE_BYTES)).is_ok());
@@ -160,7 +202,10 @@ mod tests {
 
     #[test]
     fn a_claim_names_each_user_once_within_the_cap() {
-        let c = |ids: &[&str]| v1::ClaimKeyPackages { user_ids: ids.iter().map(|s| s.to_string()).collect() };
+        let c = |ids: &[&str]| v1::ClaimKeyPackages {
+            user_ids: ids.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
         assert_eq!(claim_users(&c(&["bob", "ann", "bob"])).unwrap(), ["bob", "ann"]);
         assert_eq!(claim_users(&c(&[])).unwrap_err().code, ErrorCode::InvalidArgument);
         assert_eq!(claim_users(&c(&["bad id"])).unwrap_err().code, ErrorCode::InvalidArgument);

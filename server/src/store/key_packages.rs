@@ -56,9 +56,10 @@ pub trait KeyPackageStore: Send + Sync + 'static {
     /// How many KeyPackages `user`'s `device` holds.
     async fn key_package_count(&self, user: &str, device: &str) -> StoreResult<u32>;
 
-    /// Takes one KeyPackage of each of `user`'s devices that holds any, by
-    /// device id; each taken one is removed, so two claims never get the same.
-    async fn claim_key_packages(&self, user: &str) -> StoreResult<Vec<Claimed>>;
+    /// Takes one KeyPackage of each of `user`'s devices that holds any
+    /// (those in `skip` left out), by device id; each taken one is removed,
+    /// so two claims never get the same.
+    async fn claim_key_packages(&self, user: &str, skip: &[String]) -> StoreResult<Vec<Claimed>>;
 
     /// Removes every KeyPackage of every device of `user` (a GDPR erasure).
     async fn forget_key_packages(&self, user: &str) -> StoreResult<()>;
@@ -73,8 +74,8 @@ impl KeyPackageStore for Store {
         super::delegate!(self, s => s.key_package_count(user, device).await)
     }
 
-    async fn claim_key_packages(&self, user: &str) -> StoreResult<Vec<Claimed>> {
-        super::delegate!(self, s => s.claim_key_packages(user).await)
+    async fn claim_key_packages(&self, user: &str, skip: &[String]) -> StoreResult<Vec<Claimed>> {
+        super::delegate!(self, s => s.claim_key_packages(user, skip).await)
     }
 
     async fn forget_key_packages(&self, user: &str) -> StoreResult<()> {

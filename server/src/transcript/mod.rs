@@ -113,10 +113,12 @@ pub async fn gather(
     let mut names = Names { store, known: HashMap::new() };
     let mut participants = Vec::new();
     let mut roles = HashMap::new();
-    for u in store.get_users(&store.members(conv).await?.iter().map(|m| m.user_id.clone()).collect::<Vec<_>>()).await? {
+    let members = store.members(conv).await?;
+    let ids: Vec<String> = members.iter().map(|m| m.user_id.clone()).collect();
+    for u in store.get_users(&ids).await? {
         roles.insert(u.id.clone(), u.role);
     }
-    for m in store.members(conv).await? {
+    for m in members {
         let role = if m.user_id.starts_with("svc:") {
             v1::Role::Service as i32
         } else {

@@ -20,7 +20,7 @@ where
 {
     let store = factory.fresh().await;
     assert_eq!(store.key_package_count("ann", "phone").await.expect("count"), 0);
-    assert_eq!(store.claim_key_packages("ann").await.expect("claim none"), vec![]);
+    assert_eq!(store.claim_key_packages("ann", &[]).await.expect("claim none"), vec![]);
     let phone = packages("phone", 3);
     assert_eq!(store.publish_key_packages("ann", "phone", &phone).await.expect("publish"), Published::Held(3));
     // Published again (a retry): kept once.
@@ -36,17 +36,22 @@ where
     assert_eq!(store.key_package_count("ann", "phone").await.expect("count"), 3);
 
     // One per device, by device id, each handed out once.
-    let first = store.claim_key_packages("ann").await.expect("claim");
+    let first = store.claim_key_packages("ann", &[]).await.expect("claim");
     assert_eq!(first.iter().map(|c| c.device_id.as_str()).collect::<Vec<_>>(), ["laptop", "phone"]);
     assert_eq!(first[0], Claimed { device_id: "laptop".into(), package: laptop[0].clone() });
     assert!(phone.contains(&first[1].package));
-    let second = store.claim_key_packages("ann").await.expect("claim again");
+    let second = store.claim_key_packages("ann", &[]).await.expect("claim again");
     assert_eq!(second.len(), 1, "the laptop has none left: {second:?}");
     assert_ne!(second[0].package, first[1].package, "never the same KeyPackage twice");
     assert_eq!(store.key_package_count("ann", "phone").await.expect("count"), 1);
 
+    // A claim may leave out devices (the claimer's group has them already).
+    let skipped = store.claim_key_packages("ann", &["phone".to_owned()]).await.expect("claim skipping");
+    assert_eq!(skipped, vec![], "the phone is skipped and the laptop has none left");
+    assert_eq!(store.key_package_count("ann", "phone").await.expect("count"), 1, "nothing taken from the phone");
+
     // Racing claims: the last phone KeyPackage goes to one of them.
-    let (a, b) = tokio::join!(store.claim_key_packages("ann"), store.claim_key_packages("ann"));
+    let (a, b) = tokio::join!(store.claim_key_packages("ann", &[]), store.claim_key_packages("ann", &[]));
     let (a, b) = (a.expect("claim a"), b.expect("claim b"));
     assert_eq!(a.len() + b.len(), 1, "{a:?} {b:?}");
     assert_eq!(store.key_package_count("ann", "phone").await.expect("count"), 0);
@@ -64,12 +69,12 @@ where
 
     let store = factory.reopen(store).await;
     assert_eq!(store.key_package_count("cy", "d0").await.expect("after reopen"), 3);
-    assert_eq!(store.claim_key_packages("ann").await.expect("after reopen"), vec![]);
+    assert_eq!(store.claim_key_packages("ann", &[]).await.expect("after reopen"), vec![]);
 
     // An erasure forgets every device's, and nobody else's.
     store.publish_key_packages("dee", "d", &packages("dee", 1)).await.expect("dee");
     store.forget_key_packages("cy").await.expect("forget");
     assert_eq!(store.key_package_count("cy", "d0").await.expect("count"), 0);
-    assert_eq!(store.claim_key_packages("cy").await.expect("claim"), vec![]);
+    assert_eq!(store.claim_key_packages("cy", &[]).await.expect("claim"), vec![]);
     assert_eq!(store.key_package_count("dee", "d").await.expect("others kept"), 1);
 }

@@ -41,8 +41,8 @@ impl KeyPackageStore for EmbeddedStore {
         Ok(u32::try_from(held).unwrap_or(u32::MAX))
     }
 
-    async fn claim_key_packages(&self, user: &str) -> StoreResult<Vec<Claimed>> {
-        match self.submit(Op::ClaimKeyPackages { user: user.into() }).await? {
+    async fn claim_key_packages(&self, user: &str, skip: &[String]) -> StoreResult<Vec<Claimed>> {
+        match self.submit(Op::ClaimKeyPackages { user: user.into(), skip: skip.to_vec() }).await? {
             Done::Claimed(c) => Ok(c),
             _ => Err(StoreError::Corrupt { table: "key_packages", detail: "claim answered otherwise".into() }),
         }
@@ -109,11 +109,14 @@ impl Txn<'_> {
         Ok(Done::Unit)
     }
 
-    /// Removes and returns one KeyPackage of each of `user`'s devices.
-    pub(super) fn claim_key_packages(&mut self, user: &str) -> StoreResult<Done> {
+    /// Removes and returns one KeyPackage of each of `user`'s devices but those in `skip`.
+    pub(super) fn claim_key_packages(&mut self, user: &str, skip: &[String]) -> StoreResult<Done> {
         const OP: &str = "claim_key_packages";
         let mut claimed = Vec::new();
         for (device_id, keys) in self.held_key_packages(OP, user)? {
+            if skip.contains(&device_id) {
+                continue;
+            }
             let Some(k) = keys.into_iter().next() else { continue };
             let Some(package) = self.get(Ks::KeyPackages, &k)? else { continue };
             self.remove(Ks::KeyPackages, &k);

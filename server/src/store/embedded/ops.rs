@@ -97,9 +97,10 @@ pub(super) enum Op {
         device: String,
         packages: Vec<Vec<u8>>,
     },
-    /// One KeyPackage of each device of a user, taken.
+    /// One KeyPackage of each device of a user (but those skipped), taken.
     ClaimKeyPackages {
         user: String,
+        skip: Vec<String>,
     },
     /// Every KeyPackage of a user, removed.
     ForgetKeyPackages {

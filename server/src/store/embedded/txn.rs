@@ -118,7 +118,7 @@ impl<'a> Txn<'a> {
             Op::DeleteDataKey { conversation_id } => self.delete_data_key(*conversation_id),
             Op::PutServiceAccount(rec, expected) => self.put_service_account(rec, *expected),
             Op::PublishKeyPackages { user, device, packages } => self.publish_key_packages(user, device, packages),
-            Op::ClaimKeyPackages { user } => self.claim_key_packages(user),
+            Op::ClaimKeyPackages { user, skip } => self.claim_key_packages(user, skip),
             Op::ForgetKeyPackages { user } => self.forget_key_packages(user),
         }
     }

@@ -75,9 +75,10 @@ impl KeyPackageStore for ScyllaStore {
         .await
     }
 
-    async fn claim_key_packages(&self, user: &str) -> StoreResult<Vec<Claimed>> {
+    async fn claim_key_packages(&self, user: &str, skip: &[String]) -> StoreResult<Vec<Claimed>> {
         const OP: &str = "claim_key_packages";
-        let held = self.held_key_packages(OP, user).await?;
+        let mut held = self.held_key_packages(OP, user).await?;
+        held.retain(|device, _| !skip.contains(device));
         let user = user.to_owned();
         self.call(OP, true, move |i| async move {
             let mut claimed = Vec::new();

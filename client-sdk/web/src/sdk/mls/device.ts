@@ -223,8 +223,13 @@ export class MlsDevice {
     return out;
   }
 
-  /** The claimed KeyPackages, each checked to name the user and device it was claimed for (this device's own left out). */
-  private acceptClaimed(claimed: ClaimedKeyPackages): KeyPackage[] {
+  /**
+   * The claimed KeyPackages, each checked to name the user and device it was
+   * claimed for (this device's own, and devices the group has already, left
+   * out: another member may have added them first).
+   */
+  private acceptClaimed(g: Group, claimed: ClaimedKeyPackages): KeyPackage[] {
+    const have = new Set(leaves(g.state.ratchetTree).map((l) => `${l.user}/${l.device}`));
     const out: KeyPackage[] = [];
     for (const c of claimed.keyPackages) {
       const kp = decodeKeyPackage(c.keyPackage, 0)?.[0];
@@ -232,7 +237,8 @@ export class MlsDevice {
       const cred = kp.leafNode.credential;
       const named = cred.credentialType === "basic" ? new TextDecoder().decode(cred.identity) : "";
       if (named !== `${c.userId}/${c.deviceId}`) throw new MlsRefusal(`a KeyPackage claimed for ${c.userId}/${c.deviceId} names ${named}`);
-      if (c.userId !== this.user || c.deviceId !== this.deviceId) out.push(kp);
+      const mine = c.userId === this.user && c.deviceId === this.deviceId;
+      if (!mine && !have.has(named)) out.push(kp);
     }
     return out;
   }
@@ -242,7 +248,7 @@ export class MlsDevice {
     const g = await this.active(conv);
     let proposals: Proposal[] = [];
     if ("add" in change) {
-      proposals = this.acceptClaimed(change.add).map((keyPackage) => ({ proposalType: "add", add: { keyPackage } }));
+      proposals = this.acceptClaimed(g, change.add).map((keyPackage) => ({ proposalType: "add", add: { keyPackage } }));
       if (proposals.length === 0) return undefined;
     } else if ("remove" in change) {
       proposals = leaves(g.state.ratchetTree)

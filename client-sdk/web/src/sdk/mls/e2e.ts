@@ -67,9 +67,9 @@ export class E2e {
     });
   }
 
-  /** Claims one KeyPackage of each device of `userIds` (each handed out once). */
-  async claim(userIds: string[]): Promise<ClaimedKeyPackages> {
-    const r = await this.client.request({ case: "claimKeyPackages", value: create(ClaimKeyPackagesSchema, { userIds }) });
+  /** Claims one KeyPackage of each device of `userIds` (each handed out once), but of `skipDevices` ("user/device"). */
+  async claim(userIds: string[], skipDevices: string[] = []): Promise<ClaimedKeyPackages> {
+    const r = await this.client.request({ case: "claimKeyPackages", value: create(ClaimKeyPackagesSchema, { userIds, skipDevices }) });
     if (r.case !== "keyPackages") throw new ClientError("protocol", "reply is not key_packages");
     return r.value;
   }
@@ -109,17 +109,20 @@ export class E2e {
   /**
    * Adds the devices of the conversation's members that are not in the
    * group yet (a member's new device, or one that had no KeyPackage when its
-   * user was added); returns how many.
+   * user was added); returns how many. The claim skips the devices the
+   * group has, so it takes nothing of theirs.
    */
   addNewDevices(conv: bigint): Promise<number> {
     return this.device.serialized(async () => {
       const roster = (await this.client.getMembers(conv)).members.map((m) => m.userId);
-      const have = new Set((await this.device.members(conv)).map((m) => `${m.user}/${m.device}`));
+      const leaves = await this.device.members(conv);
       const fresh = { keyPackages: [] as ClaimedKeyPackages["keyPackages"] } as ClaimedKeyPackages;
       for (let i = 0; i < roster.length; i += CLAIM_USERS) {
+        const users = roster.slice(i, i + CLAIM_USERS);
+        const skip = leaves.filter((l) => users.includes(l.user)).map((l) => `${l.user}/${l.device}`);
         try {
-          const c = await this.claim(roster.slice(i, i + CLAIM_USERS));
-          fresh.keyPackages.push(...c.keyPackages.filter((k) => !have.has(`${k.userId}/${k.deviceId}`)));
+          const c = await this.claim(users, skip);
+          fresh.keyPackages.push(...c.keyPackages);
         } catch (e) {
           if (!isCode(e, ErrorCode.NO_KEY_PACKAGES)) throw e;
         }
