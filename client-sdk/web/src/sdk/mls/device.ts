@@ -106,6 +106,8 @@ export class MlsDevice {
     private readonly kv: KeyValue,
     private readonly cs: CiphersuiteImpl,
     private readonly sign: { signKey: Uint8Array; publicKey: Uint8Array },
+    /** When the device was made (ms since the epoch; 0: not recorded): no Welcome for it is older. */
+    readonly createdMs: number,
   ) {}
 
   /** The device kept in `kv` (made there, called `deviceId` or `web-<random>`, if none is). */
@@ -115,14 +117,15 @@ export class MlsDevice {
     if (saved) {
       const d = JSON.parse(new TextDecoder().decode(saved));
       if (d.user !== user) throw new Error(`this store holds the device of ${d.user}, not ${user}`);
-      return new MlsDevice(d.user, d.device, kv, cs, { signKey: fromB64(d.signKey), publicKey: fromB64(d.publicKey) });
+      return new MlsDevice(d.user, d.device, kv, cs, { signKey: fromB64(d.signKey), publicKey: fromB64(d.publicKey) }, d.created ?? 0);
     }
     const id = deviceId ?? `web-${hex(crypto.getRandomValues(new Uint8Array(6)))}`;
     if (!validDeviceId(id)) throw new Error(`bad device id ${JSON.stringify(id)}`);
     const sign = await cs.signature.keygen();
-    const record = { user, device: id, signKey: b64(sign.signKey), publicKey: b64(sign.publicKey) };
+    const created = Date.now();
+    const record = { user, device: id, signKey: b64(sign.signKey), publicKey: b64(sign.publicKey), created };
     await kv.write([["device", new TextEncoder().encode(JSON.stringify(record))]]);
-    return new MlsDevice(user, id, kv, cs, sign);
+    return new MlsDevice(user, id, kv, cs, sign, created);
   }
 
   /** Runs `f` after every call before it (the device's state is one at a time). */
@@ -190,15 +193,19 @@ export class MlsDevice {
     return g?.state.groupActiveState.kind === "active" ? g.state.groupContext.epoch : undefined;
   }
 
-  /** The highest seq of `conv` this device applied (0n: none). */
+  /** The highest seq of `conv` this device applied, or read while in no group there (0n: none). */
   async applied(conv: bigint): Promise<bigint> {
-    return (await this.group(conv))?.applied ?? 0n;
+    const g = await this.group(conv);
+    if (g) return g.applied;
+    const read = await this.kv.get(`read/${conv}`);
+    return read ? BigInt(new TextDecoder().decode(read)) : 0n;
   }
 
   /** Everything of `conv` up to `seq` was read (entries that are no MLS message move nothing else). */
   async passed(conv: bigint, seq: bigint): Promise<void> {
     const g = await this.group(conv);
     if (g && seq > g.applied) await this.save(conv, { ...g, applied: seq });
+    else if (!g && seq > (await this.applied(conv))) await this.kv.write([[`read/${conv}`, new TextEncoder().encode(seq.toString())]]);
   }
 
   /** Makes the group of `conv` with this device alone (epoch 0), unless it has one. */

@@ -33,6 +33,8 @@ import { E2E_MEDIA_TYPE, NEUTRAL_NAME, openFile, sealFile } from "./files.js";
 const REBASES = 5;
 /** History read per page when catching up. */
 const PAGE = 200;
+/** How far the server's clock may be ahead of this device's, ms. */
+const CLOCK_SLACK_MS = 24 * 3600_000;
 /** Users named per KeyPackage claim (the server's cap). */
 const CLAIM_USERS = 50;
 
@@ -227,6 +229,19 @@ export class E2e {
     });
   }
 
+  /** The entries of `conv` from the last one before `sinceMs` (server time) to the newest, in seq order. */
+  private async since(conv: bigint, sinceMs: number): Promise<Message[]> {
+    const pages: Message[][] = [];
+    let before = 0n;
+    for (;;) {
+      const page = await this.client.history(conv, { beforeSeq: before, limit: PAGE });
+      pages.unshift(page.messages);
+      const first = page.messages[0];
+      if (!first || !page.hasMore || Number(first.serverTimeMs) < sinceMs) return pages.flat();
+      before = first.seq;
+    }
+  }
+
   /** Reads the conversation's history past what this device applied and applies it, in order. */
   catchUp(conv: bigint): Promise<Received[]> {
     return this.device.serialized(() => this.catchUpLocked(conv));
@@ -235,6 +250,16 @@ export class E2e {
   private async catchUpLocked(conv: bigint): Promise<Received[]> {
     const out: Received[] = [];
     let after = await this.device.applied(conv);
+    if (after === 0n) {
+      // Nothing read here yet: a Welcome for this device is no older than
+      // the device, so walk back to then and apply forward from there.
+      const back = await this.since(conv, this.device.createdMs - CLOCK_SLACK_MS);
+      for (const m of back) out.push(await this.device.receive(m));
+      const last = back.at(-1)?.seq;
+      if (last === undefined) return out;
+      await this.device.passed(conv, last);
+      after = last;
+    }
     for (;;) {
       const page = await this.client.history(conv, { afterSeq: after, limit: PAGE });
       const last = page.messages.at(-1)?.seq;
