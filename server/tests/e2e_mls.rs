@@ -235,3 +235,26 @@ async fn a_file_of_an_e2e_conversation_is_encrypted_on_the_device() {
         assert!(!bytes.windows(needle.len()).any(|w| w == needle), "{} holds the file's plaintext", path.display());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_added_while_away_finds_its_welcome_far_back() {
+    let s = Server::start();
+    let (alice, _a_ev) = s.connect("alice", "advocate", Transport::Quic).await;
+    let (dave, _d_ev) = s.connect("dave", "client", Transport::Quic).await;
+    let mut ad = Device::in_memory("alice", "laptop").unwrap();
+    let mut dd = Device::in_memory("dave", "phone").unwrap();
+    dd.replenish(&dave, 2).await.unwrap();
+    // dave is added, then 250 messages pass before his device catches up:
+    // more than a history page, so the Welcome is not on the newest one.
+    let conv = ad.create_conversation(&alice, ConversationKind::Group, "away", "", &["dave"]).await.unwrap();
+    for i in 0..250 {
+        ad.send_text(&alice, conv, &format!("entry {i}")).await.unwrap();
+    }
+    let got = dd.catch_up(&dave, conv).await.unwrap();
+    assert!(matches!(got.first(), Some(Received::Joined { .. })), "{:?}", got.first());
+    let read = texts(&got);
+    assert_eq!((read.len(), read.last().copied()), (250, Some("entry 249")));
+    // Next time only what is new is read.
+    ad.send_text(&alice, conv, "one more").await.unwrap();
+    assert_eq!(texts(&dd.catch_up(&dave, conv).await.unwrap()), ["one more"]);
+}

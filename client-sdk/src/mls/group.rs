@@ -15,6 +15,8 @@ use crate::{Client, ClientError};
 const REBASES: usize = 5;
 /// History read per page when catching up.
 const PAGE: u32 = 200;
+/// How far the server's clock may be ahead of the device's, ms.
+const CLOCK_SLACK_MS: u64 = 24 * 3600 * 1000;
 /// Users named per KeyPackage claim (the server's cap).
 const CLAIM_USERS: usize = 50;
 
@@ -166,9 +168,20 @@ impl Device {
     }
 
     /// Reads the conversation's history past what this device applied and
-    /// applies it, in order; returns what each entry was.
+    /// applies it, in order; returns what each entry was. In a conversation
+    /// it has read nothing of, it starts from when the device was made (a
+    /// Welcome for it is no older), however far back that is.
     pub async fn catch_up(&mut self, client: &Client, conv: u64) -> Result<Vec<Received>, MlsError> {
         let mut out = Vec::new();
+        if !self.applied.contains_key(&conv) {
+            let back = since(client, conv, self.created_ms.saturating_sub(CLOCK_SLACK_MS)).await?;
+            for m in &back {
+                out.push(self.receive(m)?);
+            }
+            let Some(last) = back.last().map(|m| m.seq) else { return Ok(out) };
+            let applied = self.applied.entry(conv).or_insert(0);
+            *applied = (*applied).max(last);
+        }
         loop {
             let after = self.applied.get(&conv).copied().unwrap_or(0);
             let page = client.history(conv, 0, after, PAGE).await?;
@@ -185,5 +198,21 @@ impl Device {
     /// This device's identity as a leaf (`user/device`).
     pub fn leaf_identity(&self) -> Vec<u8> {
         identity(&self.user, &self.device)
+    }
+}
+
+/// The entries of `conv` from the last one before `since_ms` (server time)
+/// to the newest, in seq order: pages read backward from the newest.
+async fn since(client: &Client, conv: u64, since_ms: u64) -> Result<Vec<v1::Message>, MlsError> {
+    let mut pages = Vec::new();
+    let mut before = 0;
+    loop {
+        let page = client.history(conv, before, 0, PAGE).await?;
+        let first = page.messages.first().map(|m| (m.seq, m.server_time_ms));
+        pages.push(page.messages);
+        match first {
+            Some((seq, at)) if page.has_more && at >= since_ms => before = seq,
+            _ => return Ok(pages.into_iter().rev().flatten().collect()),
+        }
     }
 }

@@ -152,8 +152,11 @@ pub struct Device {
     device: String,
     provider: OpenMlsRustCrypto,
     signer: SignatureKeyPair,
-    /// Per conversation of this device's groups: the highest seq applied.
+    /// Per conversation: the highest seq applied (or read while in no group there).
     applied: BTreeMap<u64, u64>,
+    /// When the device was made (ms since the Unix epoch; 0: not recorded):
+    /// no Welcome for it is older.
+    created_ms: u64,
     /// Where it is saved (None: kept in memory only).
     path: Option<PathBuf>,
     /// The groups in use, as loaded (openmls writes every change through to
@@ -192,7 +195,10 @@ impl Device {
         let signer = SignatureKeyPair::new(CIPHERSUITE.signature_algorithm()).map_err(mls)?;
         signer.store(provider.storage()).map_err(mls)?;
         let (user, device, applied, groups) = (user.into(), device.into(), BTreeMap::new(), HashMap::new());
-        Ok(Device { user, device, provider, signer, applied, path, groups })
+        let created_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Ok(Device { user, device, provider, signer, applied, created_ms, path, groups })
     }
 
     /// The device saved at `path`.

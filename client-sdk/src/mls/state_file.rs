@@ -1,5 +1,6 @@
 //! The device file: the user and device ids, the signing key's public half
-//! (the pair itself is in the MLS storage), the seq applied per conversation
+//! (the pair itself is in the MLS storage), when the device was made, the
+//! seq applied per conversation
 //! and openmls's storage (every key and group state) as length-prefixed
 //! records. Written to a temporary file (0600) and renamed over the old one,
 //! so a crash leaves the old state or the new, never half of one.
@@ -14,7 +15,9 @@ use openmls_rust_crypto::OpenMlsRustCrypto;
 
 use super::{CIPHERSUITE, Device, MlsError};
 
-const MAGIC: &[u8] = b"chatd-mls-device-1\n";
+/// Version 2 adds when the device was made; version 1 files read as made at 0.
+const MAGIC: &[u8] = b"chatd-mls-device-2\n";
+const MAGIC_1: &[u8] = b"chatd-mls-device-1\n";
 
 fn put(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
@@ -52,6 +55,7 @@ pub(super) fn save(d: &Device, path: &Path) -> Result<(), MlsError> {
     put(&mut out, d.user.as_bytes());
     put(&mut out, d.device.as_bytes());
     put(&mut out, &d.signer.to_public_vec());
+    out.extend_from_slice(&d.created_ms.to_be_bytes());
     out.extend_from_slice(&(d.applied.len() as u64).to_be_bytes());
     for (conv, seq) in &d.applied {
         out.extend_from_slice(&conv.to_be_bytes());
@@ -78,12 +82,17 @@ pub(super) fn save(d: &Device, path: &Path) -> Result<(), MlsError> {
 pub(super) fn load(path: &Path) -> Result<Device, MlsError> {
     let fail = |why: &str| MlsError::File { path: path.to_path_buf(), why: why.into() };
     let bytes = std::fs::read(path).map_err(|e| fail(&e.to_string()))?;
-    let body = bytes.strip_prefix(MAGIC).ok_or_else(|| fail("not a chatd MLS device file"))?;
+    let (body, v2) = match (bytes.strip_prefix(MAGIC), bytes.strip_prefix(MAGIC_1)) {
+        (Some(b), _) => (b, true),
+        (None, Some(b)) => (b, false),
+        (None, None) => return Err(fail("not a chatd MLS device file")),
+    };
     let mut r = Reader(body);
     let truncated = || fail("truncated");
     let user = r.string().ok_or_else(truncated)?;
     let device = r.string().ok_or_else(truncated)?;
     let public = r.bytes().ok_or_else(truncated)?.to_vec();
+    let created_ms = if v2 { r.u64().ok_or_else(truncated)? } else { 0 };
     let mut applied = BTreeMap::new();
     for _ in 0..r.u64().ok_or_else(truncated)? {
         let conv = r.u64().ok_or_else(truncated)?;
@@ -100,7 +109,7 @@ pub(super) fn load(path: &Path) -> Result<Device, MlsError> {
     let signer = SignatureKeyPair::read(provider.storage(), &public, CIPHERSUITE.signature_algorithm())
         .ok_or_else(|| fail("the signing key is missing"))?;
     let groups = std::collections::HashMap::new();
-    Ok(Device { user, device, provider, signer, applied, path: Some(path.to_path_buf()), groups })
+    Ok(Device { user, device, provider, signer, applied, created_ms, path: Some(path.to_path_buf()), groups })
 }
 
 #[cfg(test)]
@@ -128,7 +137,18 @@ mod tests {
         assert_eq!(again.applied.get(&7), Some(&42));
         assert!(Device::create(&path, "alice", "laptop").is_err(), "never overwritten");
 
+        assert_eq!(again.created_ms, d.created_ms);
+        assert!(again.created_ms > 0);
+
+        // A version-1 file (no creation time) still opens, as made at 0.
         let bytes = std::fs::read(&path).unwrap();
+        let at = MAGIC.len() + 8 + "alice".len() + 8 + "laptop".len() + 8 + d.signer.to_public_vec().len();
+        let v1 = [MAGIC_1, &bytes[MAGIC.len()..at], &bytes[at + 8..]].concat();
+        std::fs::write(&path, &v1).unwrap();
+        let old = Device::open(&path).unwrap();
+        assert_eq!((old.created_ms, old.applied.get(&7)), (0, Some(&42)));
+        std::fs::write(&path, &bytes).unwrap();
+
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
         let e = Device::open(&path).unwrap_err().to_string();
         assert!(e.contains("truncated"), "{e}");
