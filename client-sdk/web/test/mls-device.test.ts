@@ -126,6 +126,24 @@ describe("MlsDevice", () => {
     expect(r4.kind === "text" && r4.content.text).toBe("epoch 2");
   });
 
+  it("takes its own commit back after a reload that lost the server's answer", async () => {
+    const { alice, bob, aliceKv } = await pair();
+    // alice commits; the page goes away before the answer; the outbox sends the commit again after the reload.
+    const update = (await alice.prepare(CONV, { update: true }))!;
+    const reloaded = await MlsDevice.open(aliceKv, "alice");
+    expect(await reloaded.epoch(CONV)).toBe(1n);
+    expect(await reloaded.receive(entry(2n, "alice", update.ciphertext))).toEqual({ kind: "committed", epoch: 2n, removed: false });
+    expect(await bob.receive(entry(2n, "alice", update.ciphertext))).toMatchObject({ kind: "committed", epoch: 2n });
+    const m = await reloaded.encrypt(CONV, text("after the reload"));
+    const r = await bob.receive(entry(3n, "alice", m));
+    expect(r.kind === "text" && r.content.text).toBe("after the reload");
+    // Refused (stale), a kept commit is dropped: its echo would not be taken.
+    const other = (await reloaded.prepare(CONV, { update: true }))!;
+    await reloaded.discard(CONV);
+    expect(await reloaded.receive(entry(4n, "alice", other.ciphertext))).toEqual({ kind: "skipped" });
+    expect(await reloaded.epoch(CONV)).toBe(2n);
+  });
+
   it("refuses a KeyPackage that names someone else than it was claimed for", async () => {
     const alice = await MlsDevice.open(new MemoryKeyValue(), "alice", "web-a");
     const eve = await MlsDevice.open(new MemoryKeyValue(), "eve", "web-e");

@@ -250,7 +250,14 @@ export class MlsDevice {
     return out;
   }
 
-  /** Makes the commit of `change` for the group's epoch (undefined: nothing to commit); the group moves only at `confirm`. */
+  /**
+   * Makes the commit of `change` for the group's epoch (undefined: nothing
+   * to commit); the group moves only at `confirm`. The commit and the group
+   * after it are kept in the store until then (`pending/<conv>`): if the
+   * page goes away before the server's answer and the outbox sends the
+   * commit again after a reload, the device takes the kept group when it
+   * reads its own commit back.
+   */
   async prepare(conv: bigint, change: Change): Promise<Pending | undefined> {
     const g = await this.active(conv);
     let proposals: Proposal[] = [];
@@ -268,7 +275,24 @@ export class MlsDevice {
     made.consumed.forEach(zeroOutUint8Array);
     const welcome = made.welcome ? encodeMlsMessage({ version: "mls10", wireformat: "mls_welcome", welcome: made.welcome }) : new Uint8Array();
     const ciphertext = create(E2eCiphertextSchema, { epoch, mls: encodeMlsMessage(made.commit), commit: true, welcome });
+    const kept = { mls: b64(ciphertext.mls), next: b64(encodeGroupState(made.newState)) };
+    await this.kv.write([[`pending/${conv}`, new TextEncoder().encode(JSON.stringify(kept))]]);
     return { ciphertext, next: made.newState };
+  }
+
+  /** The pending commit was refused: the group stays where it was. */
+  async discard(conv: bigint): Promise<void> {
+    await this.kv.write([], [`pending/${conv}`]);
+  }
+
+  /** The group after this device's own commit `mls`, if it made it and kept it (undefined: not kept). */
+  private async keptCommit(conv: bigint, mls: Uint8Array): Promise<ClientState | undefined> {
+    const saved = await this.kv.get(`pending/${conv}`);
+    if (!saved) return undefined;
+    const r = JSON.parse(new TextDecoder().decode(saved));
+    if (r.mls !== b64(mls)) return undefined;
+    const decoded = decodeGroupState(fromB64(r.next), 0);
+    return decoded ? { ...decoded[0], clientConfig: defaultClientConfig } : undefined;
   }
 
   /**
@@ -281,7 +305,7 @@ export class MlsDevice {
     const g = await this.active(conv);
     // A group's first commit marks it and what came before as read (nobody else could write in the group before it).
     const first = g.state.groupContext.epoch === 0n;
-    await this.save(conv, { state: pending.next, applied: first && seq > g.applied ? seq : g.applied });
+    await this.save(conv, { state: pending.next, applied: first && seq > g.applied ? seq : g.applied }, [], [`pending/${conv}`]);
   }
 
   /** Encrypts `content` for the group in its current epoch (the sending key is used up: the state moves). */
@@ -380,8 +404,16 @@ export class MlsDevice {
     const senderData = await decryptSenderData(pm, at.senderDataSecret, this.cs);
     const leaf = leaves(at.ratchetTree).find((l) => l.leafIndex === senderData?.leafIndex);
     if (!leaf) throw new MlsRefusal("a sender that is no leaf of the group");
-    // This device's own message, read back: it knows it.
-    if (leaf.user === this.user && leaf.device === this.deviceId) return skip();
+    if (leaf.user === this.user && leaf.device === this.deviceId) {
+      // This device's own commit, stored while the page was away: the group it kept.
+      const kept = ct.commit ? await this.keptCommit(conv, ct.mls) : undefined;
+      if (kept) {
+        await this.save(conv, { state: kept, applied: m.seq }, [], [`pending/${conv}`]);
+        return { kind: "committed", epoch: kept.groupContext.epoch, removed: false };
+      }
+      // Its own message, read back: it knows it.
+      return skip();
+    }
     if (leaf.user !== m.senderId) throw new MlsRefusal(`MLS sender ${leaf.user} in a message the server says ${m.senderId} sent`);
     const r = await processPrivateMessage(g.state, pm, emptyPskIndex, this.cs);
     r.consumed.forEach(zeroOutUint8Array);

@@ -162,6 +162,7 @@ export class E2e {
         await this.device.confirm(conv, ok.seq, pending);
         return;
       } catch (e) {
+        await this.device.discard(conv);
         if (!isCode(e, ErrorCode.STALE_EPOCH)) throw e;
         await this.catchUpLocked(conv);
       }
