@@ -2,13 +2,15 @@
 // browser) and the Rust SDK (openmls, through the jsonl example's MLS
 // device), over WebTransport and over the WebSocket fallback: each creates a
 // group with the other, both ways of messages decrypt, the safety numbers
-// agree on both sides, files go both ways sealed, the browser's device survives a reload (keys and
-// decrypted history in IndexedDB), a member the web app removes reads
-// nothing sent after, and a device added later joins from then on. A plain conversation beside it stays plain.
+// agree on both sides, files go both ways sealed, the browser's device
+// survives a reload (keys and decrypted history in IndexedDB), a member the
+// web app removes reads nothing sent after, a device added later joins from
+// then on, and offline the saved history shows what the browser decrypted.
+// A plain conversation beside it stays plain.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { axeViolations, BrowserUser, chatdForFile, NO_WEBTRANSPORT, RustUser, until } from "./harness.mjs";
+import { axeViolations, BrowserUser, chatdForFile, NO_WEBTRANSPORT, RustUser, savedView, until } from "./harness.mjs";
 
 const ctx = chatdForFile();
 
@@ -142,6 +144,21 @@ test("the same over the WebSocket fallback, with a Rust user on WebTransport", {
   const got = await until(() => decrypted(omar, conv).find((e) => e.text === "Answered over WebSocket"), "omar to decrypt gina's answer");
   assert.equal(got.sender, "gina");
   await sameSafetyNumbers(gina, omar, conv);
+
+  // Offline (chatd stopped), the saved history shows what this browser decrypted, read-only.
+  await gina.page.waitForFunction(() => navigator.serviceWorker.controller?.scriptURL.endsWith("/sw.js"), null, { timeout: 20_000 });
+  await until(async () => (await savedView(gina.page, "gina"))?.messages.some((n) => n >= 3), "gina's history saved");
+  await ctx.chatd.stop();
+  try {
+    await gina.page.reload();
+    await gina.page.locator("#offline-banner").waitFor({ timeout: 20_000 });
+    await gina.open("Fallback matter");
+    await gina.waitForMessage("Encrypted over the fallback");
+    await gina.waitForMessage("Answered over WebSocket");
+    assert.match(await gina.page.locator("#e2e-note").textContent(), /writing needs the connection/);
+  } finally {
+    await ctx.chatd.start();
+  }
 });
 
 test("a user's new device joins as its own leaf, added by their other device, and reads from then on", { timeout: 90_000 }, async () => {

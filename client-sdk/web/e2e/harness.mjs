@@ -329,3 +329,21 @@ export async function axeViolations(page) {
     .filter((v) => v.impact === "serious" || v.impact === "critical")
     .map((v) => `${v.id} (${v.impact}: ${v.help}): ${v.targets.slice(0, 5).join(", ")}`);
 }
+
+/** What the app's saved history (PWA) of `user` holds: messages per conversation and the names (undefined: nothing saved). */
+export const savedView = (page, user) =>
+  page.evaluate(
+    (user) =>
+      new Promise((resolve, reject) => {
+        const r = indexedDB.open("chatd-history", 1);
+        r.onupgradeneeded = () => r.result.createObjectStore("snapshots", { keyPath: "user" });
+        r.onerror = () => reject(r.error);
+        r.onsuccess = () => {
+          const get = r.result.transaction("snapshots").objectStore("snapshots").get(user);
+          get.onsuccess = () =>
+            resolve(get.result && { messages: get.result.convs.map((c) => c.messages.length), names: get.result.names.map(([, n]) => n) });
+          get.onerror = () => reject(get.error);
+        };
+      }),
+    user,
+  );

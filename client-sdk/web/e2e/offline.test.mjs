@@ -5,27 +5,9 @@
 // messages flow; signing out deletes the saved history.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { axeViolations, BrowserUser, chatdForFile, until } from "./harness.mjs";
+import { axeViolations, BrowserUser, chatdForFile, savedView, until } from "./harness.mjs";
 
 const ctx = chatdForFile();
-
-/** What the saved history of `user` holds: messages per conversation and the names (undefined: nothing saved). */
-const savedView = (page, user) =>
-  page.evaluate(
-    (user) =>
-      new Promise((resolve, reject) => {
-        const r = indexedDB.open("chatd-history", 1);
-        r.onupgradeneeded = () => r.result.createObjectStore("snapshots", { keyPath: "user" });
-        r.onerror = () => reject(r.error);
-        r.onsuccess = () => {
-          const get = r.result.transaction("snapshots").objectStore("snapshots").get(user);
-          get.onsuccess = () =>
-            resolve(get.result && { messages: get.result.convs.map((c) => c.messages.length), names: get.result.names.map(([, n]) => n) });
-          get.onerror = () => reject(get.error);
-        };
-      }),
-    user,
-  );
 
 test("the manifest is served and names the app, its icons and how it opens", async () => {
   const { chatd } = ctx;

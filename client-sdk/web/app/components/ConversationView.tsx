@@ -121,13 +121,14 @@ function CaseId({ caseId }: { caseId: string }) {
 
 /** Why this device cannot write in an E2E conversation now. */
 function E2eNote({ v }: { v: ConvView }) {
-  const why = store.e2eProblem
-    ? store.e2eProblem
-    : !store.e2e
-      ? "End-to-end encryption is starting on this device…"
-      : store.connState !== "online"
-        ? "End-to-end encrypted: writing needs the connection."
-        : "End-to-end encrypted, and this device is not in the conversation's group yet: a member adds it (Add, or their app adds new devices).";
+  const why =
+    store.offline || store.connState !== "online"
+      ? "End-to-end encrypted: writing needs the connection."
+      : store.e2eProblem
+        ? store.e2eProblem
+        : !store.e2e
+          ? "End-to-end encryption is starting on this device…"
+          : "End-to-end encrypted, and this device is not in the conversation's group yet: a member adds it (Add, or their app adds new devices).";
   return (
     <p class="offline-note" id="e2e-note" data-conv={v.summary.conversation?.id.toString()}>
       {why}

@@ -5,6 +5,7 @@
 //! not linger in the browser. Which user's history this tab shows is kept in
 //! the tab's storage beside its token.
 
+import { showDecryptedOffline } from "../e2e-actions.js";
 import { describeError } from "../format.js";
 import { changed, key, newView, onChanged, store } from "../state.js";
 import { restoreSnapshot, SavedHistory, snapshotOf } from "./history-cache.js";
@@ -76,6 +77,7 @@ export async function showSaved(): Promise<boolean> {
   store.offline = true;
   store.screen = { kind: "shell" };
   changed();
+  void showDecryptedOffline(user);
   return true;
 }
 
