@@ -65,13 +65,11 @@ impl Device {
 
     /// Claims a KeyPackage of each device of `users` and commits them into the group.
     async fn add_devices(&mut self, client: &Client, conv: u64, users: &[&str]) -> Result<(), MlsError> {
-        let claimed = match client.claim_key_packages(users.iter().map(|s| s.to_string()).collect()).await {
-            Ok(c) => c,
-            // Nobody of them has a device ready (this user alone, say).
-            Err(ClientError::Server(w)) if w.code() == Some(ErrorCode::NoKeyPackages) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
-        self.commit(client, conv, Change::Add(claimed)).await
+        let key_packages = claim_ready(client, users.iter().map(|s| s.to_string()).collect(), Vec::new()).await?;
+        if key_packages.is_empty() {
+            return Ok(());
+        }
+        self.commit(client, conv, Change::Add(v1::ClaimedKeyPackages { key_packages, ..Default::default() })).await
     }
 
     /// Adds the devices of the conversation's members that are not in the
@@ -85,11 +83,7 @@ impl Device {
         let mut fresh = v1::ClaimedKeyPackages::default();
         for users in roster.chunks(CLAIM_USERS) {
             let skip = leaves.iter().filter(|(u, _)| users.contains(u)).map(|(u, d)| format!("{u}/{d}")).collect();
-            match client.claim_key_packages_skipping(users.to_vec(), skip).await {
-                Ok(c) => fresh.key_packages.extend(c.key_packages),
-                Err(ClientError::Server(w)) if w.code() == Some(ErrorCode::NoKeyPackages) => {}
-                Err(e) => return Err(e.into()),
-            }
+            fresh.key_packages.extend(claim_ready(client, users.to_vec(), skip).await?);
         }
         let n = fresh.key_packages.len();
         if n > 0 {
@@ -198,6 +192,20 @@ impl Device {
     /// This device's identity as a leaf (`user/device`).
     pub fn leaf_identity(&self) -> Vec<u8> {
         identity(&self.user, &self.device)
+    }
+}
+
+/// What a claim took; none when no device of theirs has one ready
+/// (`NO_KEY_PACKAGES`: this user alone, say).
+async fn claim_ready(
+    client: &Client,
+    users: Vec<String>,
+    skip: Vec<String>,
+) -> Result<Vec<v1::ClaimedKeyPackage>, MlsError> {
+    match client.claim_key_packages_skipping(users, skip).await {
+        Ok(c) => Ok(c.key_packages),
+        Err(ClientError::Server(w)) if w.code() == Some(ErrorCode::NoKeyPackages) => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
     }
 }
 

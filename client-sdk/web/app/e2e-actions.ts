@@ -6,7 +6,7 @@
 // message", sending, and the safety numbers to compare out of band.
 
 import { create } from "@bufbuild/protobuf";
-import { type Client, E2e, IndexedDbKeyValue, MlsDevice, pb } from "../src/sdk/index.js";
+import { type Client, E2e, IndexedDbKeyValue, MlsDevice, pb, type Received } from "../src/sdk/index.js";
 import { saveFile } from "./save-file.js";
 import { describeError } from "./format.js";
 import { changed, type ConvView, currentView, key, store } from "./state.js";
@@ -28,6 +28,7 @@ const joined = new Set<string>();
 export function forgetE2e(): void {
   store.decrypted.clear();
   joined.clear();
+  loaded.clear();
   lookedForDevices.clear();
   store.e2e = undefined;
   store.e2eProblem = "";
@@ -51,6 +52,21 @@ function remember(conv: bigint, seq: bigint, content: pb.E2eContent): void {
 
 function isE2e(v: ConvView | undefined): boolean {
   return v?.summary.conversation?.e2e === true;
+}
+
+/** Shows the texts among `received` (applied in `conv`). */
+function rememberTexts(conv: bigint, received: Received[]): void {
+  for (const r of received) if (r.kind === "text") remember(conv, r.seq, r.content);
+}
+
+/** The E2E conversations whose kept texts were read from the device's store (once each). */
+const loaded = new Set<string>();
+
+/** Shows what `device` decrypted (or sent) before in `conv`, the first time it is asked. */
+async function loadDecrypted(device: MlsDevice, conv: bigint): Promise<void> {
+  if (loaded.has(key(conv))) return;
+  for (const d of await device.decrypted(conv)) remember(conv, d.seq, d.content);
+  loaded.add(key(conv));
 }
 
 /** Opens this browser's device for the signed-in user, publishes KeyPackages and catches up every E2E conversation. */
@@ -85,8 +101,7 @@ export async function showDecryptedOffline(user: string): Promise<void> {
     const device = await MlsDevice.open(kv, user);
     for (const v of store.convs.values()) {
       const conv = v.summary.conversation;
-      if (!conv?.e2e) continue;
-      for (const d of await device.decrypted(conv.id)) remember(conv.id, d.seq, d.content);
+      if (conv?.e2e) await loadDecrypted(device, conv.id);
     }
   } catch {
     // Unreadable here: the messages show as "Encrypted message", as before.
@@ -99,15 +114,15 @@ export async function catchUpAll(): Promise<void> {
   for (const v of [...store.convs.values()]) if (isE2e(v)) await catchUp(v);
 }
 
-/** Applies one E2E conversation's entries past what this device applied, and loads what it decrypted before. */
+/** Applies one E2E conversation's entries past what this device applied. */
 export async function catchUp(v: ConvView): Promise<void> {
   const e2e = store.e2e;
   const conv = v.summary.conversation?.id;
   if (!e2e || conv === undefined) return;
   try {
-    await e2e.catchUp(conv);
+    await loadDecrypted(e2e.device, conv);
+    rememberTexts(conv, await e2e.catchUp(conv));
     await noteMembership(conv);
-    for (const d of await e2e.device.decrypted(conv)) remember(conv, d.seq, d.content);
     await replenishIfLow();
   } catch (e) {
     store.banner = `Could not read the encrypted conversation: ${describeError(e)}`;
@@ -143,7 +158,7 @@ export function receiveE2e(m: pb.Message): void {
   void e2e
     .receiveLive(m)
     .then(async (all) => {
-      for (const r of all) if (r.kind === "text") remember(m.conversationId, r.seq, r.content);
+      rememberTexts(m.conversationId, all);
       if (all.some((r) => r.kind === "joined" || r.kind === "committed")) await noteMembership(m.conversationId);
       if (all.some((r) => r.kind === "joined")) await replenishIfLow();
       changed();
@@ -192,9 +207,9 @@ export async function sendE2eFiles(v: ConvView, files: File[]): Promise<void> {
     const parts = await Promise.all(
       files.map(async (f) => ({ name: f.name, mediaType: f.type || "application/octet-stream", bytes: new Uint8Array(await f.arrayBuffer()) })),
     );
-    const ok = await e2e.sendFiles(conv, "", parts);
-    const content = (await e2e.device.decrypted(conv)).find((d) => d.seq === ok.seq)?.content;
-    if (content) remember(conv, ok.seq, content);
+    const content = await e2e.uploadFiles(conv, "", parts);
+    const ok = await e2e.sendContent(conv, content);
+    remember(conv, ok.seq, content);
     store.stickBottom = true;
   } catch (e) {
     store.banner = `Files not sent: ${describeError(e)}`;

@@ -133,9 +133,9 @@ fn skip_devices(c: &v1::ClaimKeyPackages) -> Result<Vec<(String, String)>, WireE
 pub async fn claim(req: &Requester, c: v1::ClaimKeyPackages) -> Result<reply::Result, WireError> {
     no_service(req)?;
     let users = claim_users(&c)?;
+    let skip = skip_devices(&c)?;
     super::users::require_known(req.store(), &users).await?;
     req.ctx.check_user_rate(UserRate::KeyClaims, &req.caller.user).await?;
-    let skip = skip_devices(&c)?;
     let mut out = v1::ClaimedKeyPackages::default();
     for user in users {
         let skipped: Vec<String> = skip.iter().filter(|(u, _)| *u == user).map(|(_, d)| d.clone()).collect();

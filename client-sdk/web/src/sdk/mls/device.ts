@@ -39,7 +39,7 @@ import { decodeKeyPackage, encodeKeyPackage, makeKeyPackageRef } from "ts-mls/ke
 import { MlsError } from "ts-mls/mlsError.js";
 import { decryptSenderData } from "ts-mls/privateMessage.js";
 import { type ClaimedKeyPackages, type E2eCiphertext, E2eCiphertextSchema, type E2eContent, E2eContentSchema, type Message } from "../../gen/chat/v1/chat_pb.js";
-import { b64, fromB64, hex, leaves, safetyNumber } from "./encoding.js";
+import { b64, fromB64, fromJson, hex, leaves, safetyNumber, toJson } from "./encoding.js";
 import type { KeyValue } from "./store.js";
 
 /** The ciphersuite of every E2E group (the Rust SDK's `CIPHERSUITE`). */
@@ -115,7 +115,7 @@ export class MlsDevice {
     const cs = await getCiphersuiteImpl(getCiphersuiteFromName(CIPHERSUITE));
     const saved = await kv.get("device");
     if (saved) {
-      const d = JSON.parse(new TextDecoder().decode(saved));
+      const d = fromJson(saved);
       if (d.user !== user) throw new Error(`this store holds the device of ${d.user}, not ${user}`);
       return new MlsDevice(d.user, d.device, kv, cs, { signKey: fromB64(d.signKey), publicKey: fromB64(d.publicKey) }, d.created ?? 0);
     }
@@ -124,7 +124,7 @@ export class MlsDevice {
     const sign = await cs.signature.keygen();
     const created = Date.now();
     const record = { user, device: id, signKey: b64(sign.signKey), publicKey: b64(sign.publicKey), created };
-    await kv.write([["device", new TextEncoder().encode(JSON.stringify(record))]]);
+    await kv.write([["device", toJson(record)]]);
     return new MlsDevice(user, id, kv, cs, sign, created);
   }
 
@@ -153,7 +153,7 @@ export class MlsDevice {
       const bytes = encodeKeyPackage(kp.publicPackage);
       const ref = await makeKeyPackageRef(kp.publicPackage, this.cs.hash);
       const priv = Object.fromEntries(Object.entries(kp.privatePackage).map(([k, v]) => [k, b64(v as Uint8Array)]));
-      puts.push([`kp/${hex(ref)}`, new TextEncoder().encode(JSON.stringify({ pub: b64(bytes), priv }))]);
+      puts.push([`kp/${hex(ref)}`, toJson({ pub: b64(bytes), priv })]);
       out.push(bytes);
     }
     await this.kv.write(puts);
@@ -165,7 +165,7 @@ export class MlsDevice {
     if (!g) {
       const saved = await this.kv.get(`group/${conv}`);
       if (!saved) return undefined;
-      const r = JSON.parse(new TextDecoder().decode(saved));
+      const r = fromJson(saved);
       const decoded = decodeGroupState(fromB64(r.state), 0);
       if (!decoded) throw new Error(`the saved group of conversation ${conv} does not decode`);
       g = { state: { ...decoded[0], clientConfig: defaultClientConfig }, applied: BigInt(r.applied) };
@@ -183,7 +183,7 @@ export class MlsDevice {
   /** Keeps `g` as the group of `conv` (with `extra` written in the same transaction). */
   private async save(conv: bigint, g: Group, extra: [string, Uint8Array][] = [], deletes: string[] = []): Promise<void> {
     const record = { applied: g.applied.toString(), state: b64(encodeGroupState(g.state)) };
-    await this.kv.write([[`group/${conv}`, new TextEncoder().encode(JSON.stringify(record))], ...extra], deletes);
+    await this.kv.write([[`group/${conv}`, toJson(record)], ...extra], deletes);
     this.groups.set(conv, g);
   }
 
@@ -198,14 +198,14 @@ export class MlsDevice {
     const g = await this.group(conv);
     if (g) return g.applied;
     const read = await this.kv.get(`read/${conv}`);
-    return read ? BigInt(new TextDecoder().decode(read)) : 0n;
+    return read ? BigInt(fromJson(read)) : 0n;
   }
 
   /** Everything of `conv` up to `seq` was read (entries that are no MLS message move nothing else). */
   async passed(conv: bigint, seq: bigint): Promise<void> {
     const g = await this.group(conv);
     if (g && seq > g.applied) await this.save(conv, { ...g, applied: seq });
-    else if (!g && seq > (await this.applied(conv))) await this.kv.write([[`read/${conv}`, new TextEncoder().encode(seq.toString())]]);
+    else if (!g && seq > (await this.applied(conv))) await this.kv.write([[`read/${conv}`, toJson(seq.toString())]]);
   }
 
   /** Makes the group of `conv` with this device alone (epoch 0), unless it has one. */
@@ -276,7 +276,7 @@ export class MlsDevice {
     const welcome = made.welcome ? encodeMlsMessage({ version: "mls10", wireformat: "mls_welcome", welcome: made.welcome }) : new Uint8Array();
     const ciphertext = create(E2eCiphertextSchema, { epoch, mls: encodeMlsMessage(made.commit), commit: true, welcome });
     const kept = { mls: b64(ciphertext.mls), next: b64(encodeGroupState(made.newState)) };
-    await this.kv.write([[`pending/${conv}`, new TextEncoder().encode(JSON.stringify(kept))]]);
+    await this.kv.write([[`pending/${conv}`, toJson(kept)]]);
     return { ciphertext, next: made.newState };
   }
 
@@ -289,7 +289,7 @@ export class MlsDevice {
   private async keptCommit(conv: bigint, mls: Uint8Array): Promise<ClientState | undefined> {
     const saved = await this.kv.get(`pending/${conv}`);
     if (!saved) return undefined;
-    const r = JSON.parse(new TextDecoder().decode(saved));
+    const r = fromJson(saved);
     if (r.mls !== b64(mls)) return undefined;
     const decoded = decodeGroupState(fromB64(r.next), 0);
     return decoded ? { ...decoded[0], clientConfig: defaultClientConfig } : undefined;
@@ -372,7 +372,7 @@ export class MlsDevice {
       const key = `kp/${hex(s.newMember)}`;
       const saved = await this.kv.get(key);
       if (!saved) continue;
-      const r = JSON.parse(new TextDecoder().decode(saved));
+      const r = fromJson(saved);
       const pub = decodeKeyPackage(fromB64(r.pub), 0)![0];
       const priv = Object.fromEntries(Object.entries(r.priv).map(([k, v]) => [k, fromB64(v as string)])) as unknown as PrivateKeyPackage;
       const state = await joinGroup(msg.welcome, pub, priv, emptyPskIndex, this.cs);
@@ -441,10 +441,10 @@ function isRefusal(e: unknown): boolean {
 
 function encodeDecrypted(d: Decrypted): Uint8Array {
   const r = { seq: d.seq.toString(), sender: d.sender, device: d.device, content: b64(toBinary(E2eContentSchema, d.content)) };
-  return new TextEncoder().encode(JSON.stringify(r));
+  return toJson(r);
 }
 
 function decodeDecrypted(v: Uint8Array): Decrypted {
-  const r = JSON.parse(new TextDecoder().decode(v));
+  const r = fromJson(v);
   return { seq: BigInt(r.seq), sender: r.sender, device: r.device, content: fromBinary(E2eContentSchema, fromB64(r.content)) };
 }

@@ -10,6 +10,7 @@ import { create } from "@bufbuild/protobuf";
 import {
   ClaimKeyPackagesSchema,
   type ClaimedKeyPackages,
+  ClaimedKeyPackagesSchema,
   ConversationKind,
   CountKeyPackagesSchema,
   type E2eCiphertext,
@@ -96,16 +97,20 @@ export class E2e {
     });
   }
 
-  private async addDevices(conv: bigint, userIds: string[]): Promise<void> {
-    let claimed: ClaimedKeyPackages;
+  /** What a claim took; none when no device of theirs has one ready (`NO_KEY_PACKAGES`). */
+  private async claimReady(userIds: string[], skipDevices: string[] = []): Promise<ClaimedKeyPackages["keyPackages"]> {
     try {
-      claimed = await this.claim(userIds);
+      return (await this.claim(userIds, skipDevices)).keyPackages;
     } catch (e) {
-      // Nobody of them has a device ready (this user alone, say).
-      if (isCode(e, ErrorCode.NO_KEY_PACKAGES)) return;
+      if (isCode(e, ErrorCode.NO_KEY_PACKAGES)) return [];
       throw e;
     }
-    await this.commit(conv, { add: claimed });
+  }
+
+  /** Claims a KeyPackage of each device of `userIds` and commits them into the group (nothing if none is ready). */
+  private async addDevices(conv: bigint, userIds: string[]): Promise<void> {
+    const keyPackages = await this.claimReady(userIds);
+    if (keyPackages.length > 0) await this.commit(conv, { add: create(ClaimedKeyPackagesSchema, { keyPackages }) });
   }
 
   /**
@@ -118,16 +123,11 @@ export class E2e {
     return this.device.serialized(async () => {
       const roster = (await this.client.getMembers(conv)).members.map((m) => m.userId);
       const leaves = await this.device.members(conv);
-      const fresh = { keyPackages: [] as ClaimedKeyPackages["keyPackages"] } as ClaimedKeyPackages;
+      const fresh = create(ClaimedKeyPackagesSchema);
       for (let i = 0; i < roster.length; i += CLAIM_USERS) {
         const users = roster.slice(i, i + CLAIM_USERS);
         const skip = leaves.filter((l) => users.includes(l.user)).map((l) => `${l.user}/${l.device}`);
-        try {
-          const c = await this.claim(users, skip);
-          fresh.keyPackages.push(...c.keyPackages);
-        } catch (e) {
-          if (!isCode(e, ErrorCode.NO_KEY_PACKAGES)) throw e;
-        }
+        fresh.keyPackages.push(...(await this.claimReady(users, skip)));
       }
       if (fresh.keyPackages.length > 0) await this.commit(conv, { add: fresh });
       return fresh.keyPackages.length;
@@ -152,22 +152,32 @@ export class E2e {
     return this.client.sendRaw(create(SendMessageSchema, { conversationId: conv, body, attachmentIds }));
   }
 
-  /** Sends the commit of `change` for the group's epoch and moves the group once stored; rebases after `STALE_EPOCH`. */
-  private async commit(conv: bigint, change: Change): Promise<void> {
+  /** Runs `attempt` (made for the group's epoch and sent); after `STALE_EPOCH` applies what it missed and runs it again. */
+  private async rebasing<T>(conv: bigint, attempt: () => Promise<T>): Promise<T> {
     for (let i = 0; i < REBASES; i++) {
-      const pending = await this.device.prepare(conv, change);
-      if (!pending) return;
       try {
-        const ok = await this.sendCiphertext(conv, pending.ciphertext);
-        await this.device.confirm(conv, ok.seq, pending);
-        return;
+        return await attempt();
       } catch (e) {
-        await this.device.discard(conv);
         if (!isCode(e, ErrorCode.STALE_EPOCH)) throw e;
         await this.catchUpLocked(conv);
       }
     }
     throw new ClientError("protocol", `conversation ${conv}: still stale after ${REBASES} tries`);
+  }
+
+  /** Sends the commit of `change` for the group's epoch and moves the group once stored; rebases after `STALE_EPOCH`. */
+  private commit(conv: bigint, change: Change): Promise<void> {
+    return this.rebasing(conv, async () => {
+      const pending = await this.device.prepare(conv, change);
+      if (!pending) return;
+      try {
+        const ok = await this.sendCiphertext(conv, pending.ciphertext);
+        await this.device.confirm(conv, ok.seq, pending);
+      } catch (e) {
+        await this.device.discard(conv);
+        throw e;
+      }
+    });
   }
 
   /** Encrypts `text` for the group and sends it; after `STALE_EPOCH` catches up and encrypts it again. */
@@ -177,25 +187,18 @@ export class E2e {
 
   /** Encrypts `content` (text and file keys) and sends it with its files' attachment ids. */
   sendContent(conv: bigint, content: E2eContent): Promise<SendMessageOk> {
-    return this.device.serialized(async () => {
-      const ids = content.files.map((f) => f.attachmentId);
-      for (let i = 0; i < REBASES; i++) {
-        const ct = await this.device.encrypt(conv, content);
-        try {
-          const ok = await this.sendCiphertext(conv, ct, ids);
-          await this.device.sent(conv, ok.seq, content);
-          return ok;
-        } catch (e) {
-          if (!isCode(e, ErrorCode.STALE_EPOCH)) throw e;
-          await this.catchUpLocked(conv);
-        }
-      }
-      throw new ClientError("protocol", `conversation ${conv}: still stale after ${REBASES} tries`);
-    });
+    const ids = content.files.map((f) => f.attachmentId);
+    return this.device.serialized(() =>
+      this.rebasing(conv, async () => {
+        const ok = await this.sendCiphertext(conv, await this.device.encrypt(conv, content), ids);
+        await this.device.sent(conv, ok.seq, content);
+        return ok;
+      }),
+    );
   }
 
-  /** Seals each file under its own key, uploads the ciphertexts and sends them with `text` in one encrypted message. */
-  async sendFiles(conv: bigint, text: string, files: { name: string; mediaType: string; bytes: Uint8Array }[]): Promise<SendMessageOk> {
+  /** Seals each file under its own key and uploads the ciphertexts: the content (`text` and the files' keys) to send. */
+  async uploadFiles(conv: bigint, text: string, files: { name: string; mediaType: string; bytes: Uint8Array }[]): Promise<E2eContent> {
     const content = create(E2eContentSchema, { text });
     for (const f of files) {
       const { sealed, file } = await sealFile(f.name, f.mediaType, f.bytes);
@@ -203,7 +206,12 @@ export class E2e {
       file.attachmentId = stored.attachmentId;
       content.files.push(file);
     }
-    return this.sendContent(conv, content);
+    return content;
+  }
+
+  /** Seals and uploads `files` and sends them with `text` in one encrypted message. */
+  async sendFiles(conv: bigint, text: string, files: { name: string; mediaType: string; bytes: Uint8Array }[]): Promise<SendMessageOk> {
+    return this.sendContent(conv, await this.uploadFiles(conv, text, files));
   }
 
   /** Downloads a file of an E2E message and opens it (checked against its SHA-256). */

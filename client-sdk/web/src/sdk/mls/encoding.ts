@@ -1,4 +1,4 @@
-// Small encodings of the MLS device: bytes as base64 and hex, a group's
+// Small encodings of the MLS device: records as JSON bytes, bytes as base64 and hex, a group's
 // leaves as `user/device` identities, and the safety number of a device (the
 // Rust SDK's `safety_number`, digit for digit).
 
@@ -17,6 +17,16 @@ export function fromB64(s: string): Uint8Array {
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
   return out;
+}
+
+/** A record as the bytes the device's store keeps (JSON). */
+export function toJson(v: unknown): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(v));
+}
+
+/** A record the device's store kept (its reader knows the record's shape). */
+export function fromJson(bytes: Uint8Array): any {
+  return JSON.parse(new TextDecoder().decode(bytes));
 }
 
 /** Bytes as lowercase hex. */
